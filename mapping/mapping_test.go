@@ -1,0 +1,124 @@
+package mapping
+
+import (
+	"math/big"
+	"testing"
+	"time"
+)
+
+func TestNRICCheckLetter(t *testing.T) {
+	// Worked values from sg-employer-notice/v1 §4.2 and the examples.
+	for _, id := range []string{"S1234567D", "T1234567J", "F1234567N", "G1234567X", "M1234567K",
+		"G5123456T", "M2345678P", "M4102337J", "S8012345J"} {
+		t.Run("ok/"+id, func(t *testing.T) {
+			if !ValidNRIC(id) {
+				t.Fatalf("ValidNRIC(%s) = false", id)
+			}
+		})
+	}
+	for _, id := range []string{"S1234567A", "M4102337M", "G5123456X", "A1234567D", "S123456"} {
+		t.Run("fail/"+id, func(t *testing.T) {
+			if ValidNRIC(id) {
+				t.Fatalf("ValidNRIC(%s) = true", id)
+			}
+		})
+	}
+}
+
+func TestMyKadBirthDate(t *testing.T) {
+	acc := Date{2026, time.March, 3}
+	tests := []struct {
+		name, yymmdd string
+		want         string
+	}{
+		{"ok/1999", "990815", "1999-08-15"},
+		{"ok/2001", "010815", "2001-08-15"},
+		{"ok/1990", "900215", "1990-02-15"},
+		{"fail/too-young-or-old", "120101", ""},
+		{"fail/not-a-date", "991332", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, ok := MyKadBirthDate(MyKadBirthCandidates(tc.yymmdd), acc)
+			got := ""
+			if ok {
+				got = d.String()
+			}
+			if got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if c := MyKadBirthCandidates("000229"); len(c) != 1 || c[0].String() != "2000-02-29" {
+		t.Fatalf("000229 candidates = %v, want only 2000-02-29", c)
+	}
+}
+
+func TestToMYR(t *testing.T) {
+	// Worked values from canonical §4.
+	tests := []struct{ amount, cur, want string }{
+		{"2450.00", "SGD", "7990.68"},
+		{"2150.00", "SGD", "7012.23"},
+		{"2030.00", "SGD", "6620.85"},
+		{"3800.00", "SGD", "12393.70"},
+		{"2100.00", "SGD", "6849.15"},
+		{"420.00", "THB", "54.52"},
+		{"1500000.00", "IDR", "381.00"},
+		{"1000.00", "BND", "3261.50"},
+		{"0.01", "THB", "0.00"},
+	}
+	for _, tc := range tests {
+		t.Run("ok/"+tc.cur+tc.amount, func(t *testing.T) {
+			m, err := ExampleRates.ToMYR(tc.amount, tc.cur)
+			if err != nil || m.MYRAmount != tc.want {
+				t.Fatalf("ToMYR(%s %s) = %q, %v; want %q", tc.amount, tc.cur, m.MYRAmount, err, tc.want)
+			}
+		})
+	}
+	t.Run("fail/unknown-currency", func(t *testing.T) {
+		if _, err := ExampleRates.ToMYR("1.00", "XXX"); err == nil {
+			t.Fatal("want error")
+		}
+	})
+	if got := RoundHalfAway(big.NewRat(-6620845, 1000), 2); got != "-6620.85" {
+		t.Fatalf("negative half rounds to %s", got)
+	}
+}
+
+func TestDeadlines(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"2024-02-29", "2025-02-28"},
+		{"2026-03-03", "2027-03-03"},
+		{"2026-01-31", "2027-01-31"},
+	}
+	for _, tc := range tests {
+		var d Date
+		tm, _ := time.Parse(time.DateOnly, tc.in)
+		d = DateOf(tm)
+		if got := PerkesoClaimLimit(d).String(); got != tc.want {
+			t.Errorf("PerkesoClaimLimit(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+	if got := AddMonthsClamped(Date{2026, 1, 31}, 1).String(); got != "2026-02-28" {
+		t.Errorf("Jan 31 + 1 month = %s", got)
+	}
+	if got := SGWICAFatalReportDue(Date{2026, 5, 20}).String(); got != "2026-05-30" {
+		t.Errorf("fatal report due = %s", got)
+	}
+}
+
+func TestCountryAssigned(t *testing.T) {
+	if len(countries) != 249 {
+		t.Fatalf("%d country codes, want 249", len(countries))
+	}
+	for _, c := range []string{"MY", "SG", "TH", "BN"} {
+		if !CountryAssigned(c) {
+			t.Errorf("%s not assigned", c)
+		}
+	}
+	for _, c := range []string{"XK", "ZZ", "UK", "EU"} {
+		if CountryAssigned(c) {
+			t.Errorf("%s assigned", c)
+		}
+	}
+}

@@ -1,0 +1,95 @@
+package schema
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+//go:embed *.schema.json openapi.yaml
+var files embed.FS
+
+// Files exposes the embedded schema documents (for serving and tests).
+func Files() embed.FS { return files }
+
+// File names of the embedded JSON Schemas.
+const (
+	CanonicalSchemaFile        = "perkeso-injury-notification-v1.schema.json"
+	SGEmployerNoticeSchemaFile = "sg-employer-notice-v1.schema.json"
+)
+
+var (
+	compileOnce sync.Once
+	compiled    map[string]*jsonschema.Schema
+	compileErr  error
+)
+
+func compileAll() {
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	compiled = map[string]*jsonschema.Schema{}
+	names := []string{CanonicalSchemaFile, SGEmployerNoticeSchemaFile}
+	for _, n := range names {
+		b, err := files.ReadFile(n)
+		if err != nil {
+			compileErr = err
+			return
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			compileErr = fmt.Errorf("schema %s: %w", n, err)
+			return
+		}
+		if err := c.AddResource(n, doc); err != nil {
+			compileErr = fmt.Errorf("schema %s: %w", n, err)
+			return
+		}
+	}
+	for _, n := range names {
+		s, err := c.Compile(n)
+		if err != nil {
+			compileErr = fmt.Errorf("schema %s: %w", n, err)
+			return
+		}
+		compiled[n] = s
+	}
+}
+
+// Validator returns the compiled JSON Schema of an embedded file.
+func Validator(name string) (*jsonschema.Schema, error) {
+	compileOnce.Do(compileAll)
+	if compileErr != nil {
+		return nil, compileErr
+	}
+	s, ok := compiled[name]
+	if !ok {
+		return nil, fmt.Errorf("schema: no schema %q", name)
+	}
+	return s, nil
+}
+
+// ValidateJSON validates a JSON document against an embedded schema.
+func ValidateJSON(name string, doc []byte) error {
+	s, err := Validator(name)
+	if err != nil {
+		return err
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
+	if err != nil {
+		return err
+	}
+	return s.Validate(v)
+}
+
+// ValidateRecord validates a canonical record against its schema.
+func ValidateRecord(r *Record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return ValidateJSON(CanonicalSchemaFile, b)
+}
