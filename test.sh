@@ -1,6 +1,0 @@
-#!/usr/bin/env bash
-# The project's test command: vet, then every test (race detector on).
-set -euo pipefail
-cd "$(dirname "$0")"
-go vet ./...
-go test -race -count=1 -timeout 30m ./...
