@@ -1,0 +1,244 @@
+// Package certs issues and loads the X.509 material of the gateway: a
+// development CA with server and partner client certificates, PEM files on
+// disk, and the identity of a partner read from its TLS client certificate.
+//
+// Production deployments bring their own certificates; only dev mode and the
+// tests issue any.
+package certs
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"time"
+)
+
+// CA is a certificate authority that can issue certificates.
+type CA struct {
+	Cert *x509.Certificate
+	Key  crypto.Signer
+}
+
+// Issued is a certificate with its private key.
+type Issued struct {
+	Cert *x509.Certificate
+	Key  crypto.Signer
+}
+
+// now is the clock seam of the package.
+var now = time.Now
+
+func serial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
+// NewCA creates a self-signed ECDSA P-256 root valid for ten years.
+func NewCA(commonName string) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: commonName, Organization: []string{"Jambatan development"}},
+		NotBefore:             now().Add(-time.Hour),
+		NotAfter:              now().AddDate(10, 0, 0),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{Cert: cert, Key: key}, nil
+}
+
+// IssueServer issues a TLS server certificate for the given names and IPs.
+func (ca *CA) IssueServer(commonName string, dnsNames []string, ips []net.IP) (*Issued, error) {
+	return ca.issue(commonName, dnsNames, ips, x509.ExtKeyUsageServerAuth, nil)
+}
+
+// IssueClient issues a TLS client certificate (ECDSA P-256) whose subject CN
+// and DNS SAN name the partner.
+func (ca *CA) IssueClient(commonName string) (*Issued, error) {
+	return ca.issue(commonName, []string{commonName}, nil, x509.ExtKeyUsageClientAuth, nil)
+}
+
+// IssueSigning issues a certificate for signing documents (e.g. WS-Security)
+// with the given key; a nil key means a new ECDSA P-256 key.
+func (ca *CA) IssueSigning(commonName string, key crypto.Signer) (*Issued, error) {
+	return ca.issue(commonName, nil, nil, 0, key)
+}
+
+func (ca *CA) issue(cn string, dns []string, ips []net.IP, eku x509.ExtKeyUsage, key crypto.Signer) (*Issued, error) {
+	if key == nil {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		key = k
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    now().Add(-time.Hour),
+		NotAfter:     now().AddDate(2, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		DNSNames:     dns,
+		IPAddresses:  ips,
+	}
+	if eku != 0 {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{eku}
+	}
+	if _, ok := key.(*rsa.PrivateKey); ok {
+		tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &Issued{Cert: cert, Key: key}, nil
+}
+
+// Fingerprint is the lower-case hex SHA-256 of a certificate's DER encoding.
+func Fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// CertPEM encodes a certificate.
+func CertPEM(c *x509.Certificate) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+}
+
+// KeyPEM encodes a private key as PKCS #8.
+func KeyPEM(k crypto.Signer) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// WriteFiles writes a certificate (0644) and its key (0600) as PEM.
+func WriteFiles(certPath, keyPath string, c *x509.Certificate, k crypto.Signer) error {
+	if err := os.WriteFile(certPath, CertPEM(c), 0o644); err != nil {
+		return err
+	}
+	kp, err := KeyPEM(k)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(keyPath, kp, 0o600)
+}
+
+// LoadCertificates reads every certificate of a PEM file.
+func LoadCertificates(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no PEM certificate", path)
+	}
+	return out, nil
+}
+
+// LoadPool reads a PEM bundle into a certificate pool.
+func LoadPool(path string) (*x509.CertPool, error) {
+	cs, err := LoadCertificates(path)
+	if err != nil {
+		return nil, err
+	}
+	p := x509.NewCertPool()
+	for _, c := range cs {
+		p.AddCert(c)
+	}
+	return p, nil
+}
+
+// LoadKey reads a PEM private key (PKCS #8, PKCS #1 or SEC 1).
+func LoadKey(path string) (crypto.Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("%s: no PEM block", path)
+	}
+	var k any
+	switch blk.Type {
+	case "PRIVATE KEY":
+		k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
+	case "RSA PRIVATE KEY":
+		k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
+	case "EC PRIVATE KEY":
+		k, err = x509.ParseECPrivateKey(blk.Bytes)
+	default:
+		return nil, fmt.Errorf("%s: unsupported PEM type %q", path, blk.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, errors.New(path + ": key cannot sign")
+	}
+	return s, nil
+}
+
+// LoadCA reads a CA certificate and key written by WriteFiles.
+func LoadCA(certPath, keyPath string) (*CA, error) {
+	cs, err := LoadCertificates(certPath)
+	if err != nil {
+		return nil, err
+	}
+	k, err := LoadKey(keyPath)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{Cert: cs[0], Key: k}, nil
+}

@@ -1,0 +1,323 @@
+// Package config reads the gateway's configuration file: listener, TLS,
+// store, receipt key, limits and the partner registry. Relative paths are
+// resolved against the file's directory. Every error names the file, the
+// partner and the field, so an operator can fix it without reading code.
+package config
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/perkeso/jambatan/adapters"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+)
+
+// File is the configuration file as written (JSON).
+type File struct {
+	Listen         string          `json:"listen"`
+	Instance       string          `json:"instance"`
+	TLS            TLS             `json:"tls"`
+	Store          string          `json:"store"`
+	ReceiptKeyFile string          `json:"receipt_key_file"`
+	Limits         Limits          `json:"limits"`
+	Partners       []PartnerConfig `json:"partners"`
+}
+
+// TLS names the server certificate and the CA that issues partner client certificates.
+type TLS struct {
+	CertFile     string `json:"cert_file"`
+	KeyFile      string `json:"key_file"`
+	ClientCAFile string `json:"client_ca_file"`
+}
+
+// Limits bound what one request may cost.
+type Limits struct {
+	MaxBodyBytes      int64    `json:"max_body_bytes"`
+	ReadHeaderTimeout Duration `json:"read_header_timeout"`
+	ReadTimeout       Duration `json:"read_timeout"`
+	WriteTimeout      Duration `json:"write_timeout"`
+	IdleTimeout       Duration `json:"idle_timeout"`
+}
+
+// PartnerConfig declares one partner.
+type PartnerConfig struct {
+	ID           string          `json:"id"`
+	Kind         string          `json:"kind"`
+	Country      string          `json:"country"`
+	Formats      []string        `json:"formats"`
+	TLSIdentity  TLSIdentity     `json:"tls_identity"`
+	JWKSFile     string          `json:"jwks_file,omitempty"`
+	JWKS         json.RawMessage `json:"jwks,omitempty"`
+	UENs         []string        `json:"uens,omitempty"`
+	AgentForUENs []string        `json:"agent_for_uens,omitempty"`
+}
+
+// TLSIdentity binds a client certificate to the partner.
+type TLSIdentity struct {
+	SubjectCN string `json:"subject_cn,omitempty"`
+	DNSSAN    string `json:"dns_san,omitempty"`
+	SHA256    string `json:"sha256,omitempty"`
+}
+
+// Duration is a time.Duration written as "30s".
+type Duration time.Duration
+
+// UnmarshalJSON reads a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return errors.New(`must be a duration string such as "30s"`)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("%q is not a positive duration", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// Defaults.
+const (
+	DefaultListen       = "127.0.0.1:8443"
+	DefaultMaxBodyBytes = 1 << 20
+)
+
+// Config is a loaded, checked configuration.
+type Config struct {
+	Path           string
+	File           File
+	Partners       *partner.Registry
+	CertFile       string
+	KeyFile        string
+	ClientCAFile   string
+	StorePath      string
+	ReceiptKeyFile string
+}
+
+// Error is a configuration error located in the file.
+type Error struct {
+	File    string
+	Partner string // partner id, or "partners[i]" when it has none
+	Field   string
+	Msg     string
+}
+
+func (e *Error) Error() string {
+	s := "config " + e.File
+	if e.Partner != "" {
+		s += ": partner " + e.Partner
+	}
+	if e.Field != "" {
+		s += ": field " + e.Field
+	}
+	return s + ": " + e.Msg
+}
+
+var (
+	reID      = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	reCountry = regexp.MustCompile(`^[A-Z]{2}$`)
+	reSHA256  = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	reUEN     = regexp.MustCompile(`^([0-9]{8}[A-Z]|(18|19|20)[0-9]{2}[0-9]{5}[A-Z]|[RST][0-9]{2}[A-Z]{2}[0-9]{4}[A-Z])$`)
+)
+
+// Load reads and checks a configuration file.
+func Load(path string) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(abs)
+	if err != nil {
+		return nil, &Error{File: abs, Msg: err.Error()}
+	}
+	var f File
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, &Error{File: abs, Msg: err.Error()}
+	}
+	dir := filepath.Dir(abs)
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	c := &Config{Path: abs, File: f}
+	if c.File.Listen == "" {
+		c.File.Listen = DefaultListen
+	}
+	if c.File.Instance == "" {
+		h, _ := os.Hostname()
+		c.File.Instance = "jambatan@" + h
+	}
+	if c.File.Limits.MaxBodyBytes == 0 {
+		c.File.Limits.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.File.Limits.MaxBodyBytes < 0 {
+		return nil, &Error{File: abs, Field: "limits.max_body_bytes", Msg: "must be positive"}
+	}
+	for name, d := range map[string]*Duration{"read_header_timeout": &c.File.Limits.ReadHeaderTimeout, "read_timeout": &c.File.Limits.ReadTimeout, "write_timeout": &c.File.Limits.WriteTimeout, "idle_timeout": &c.File.Limits.IdleTimeout} {
+		if *d == 0 {
+			*d = Duration(map[string]time.Duration{"read_header_timeout": 5 * time.Second, "read_timeout": 30 * time.Second, "write_timeout": 30 * time.Second, "idle_timeout": 120 * time.Second}[name])
+		}
+	}
+	for field, p := range map[string]string{"tls.cert_file": f.TLS.CertFile, "tls.key_file": f.TLS.KeyFile, "tls.client_ca_file": f.TLS.ClientCAFile, "receipt_key_file": f.ReceiptKeyFile, "store": f.Store} {
+		if p == "" {
+			return nil, &Error{File: abs, Field: field, Msg: "is required"}
+		}
+	}
+	c.CertFile, c.KeyFile, c.ClientCAFile = rel(f.TLS.CertFile), rel(f.TLS.KeyFile), rel(f.TLS.ClientCAFile)
+	c.StorePath, c.ReceiptKeyFile = rel(f.Store), rel(f.ReceiptKeyFile)
+
+	var ps []*partner.Partner
+	seen := map[string]bool{}
+	for i, pc := range f.Partners {
+		who := pc.ID
+		if who == "" {
+			who = fmt.Sprintf("partners[%d]", i)
+		}
+		fail := func(field, format string, args ...any) error {
+			return &Error{File: abs, Partner: who, Field: field, Msg: fmt.Sprintf(format, args...)}
+		}
+		if !reID.MatchString(pc.ID) {
+			return nil, fail("id", "must be 1-64 of a-z 0-9 . _ -, starting with a letter or digit")
+		}
+		if seen[pc.ID] {
+			return nil, fail("id", "is declared twice")
+		}
+		seen[pc.ID] = true
+		switch pc.Kind {
+		case partner.KindEmployer, partner.KindInsurer, partner.KindAgency:
+		default:
+			return nil, fail("kind", "must be employer, insurer or agency, not %q", pc.Kind)
+		}
+		if !reCountry.MatchString(pc.Country) {
+			return nil, fail("country", "must be an ISO 3166-1 alpha-2 code")
+		}
+		if len(pc.Formats) == 0 {
+			return nil, fail("formats", "must list at least one format")
+		}
+		for _, fm := range pc.Formats {
+			if _, ok := adapters.Lookup(fm); !ok {
+				return nil, fail("formats", "unknown format %q (this build reads %v)", fm, adapters.Formats())
+			}
+		}
+		id := pc.TLSIdentity
+		if id.SubjectCN == "" && id.DNSSAN == "" && id.SHA256 == "" {
+			return nil, fail("tls_identity", "must set subject_cn, dns_san or sha256")
+		}
+		if id.SHA256 != "" && !reSHA256.MatchString(id.SHA256) {
+			return nil, fail("tls_identity.sha256", "must be 64 hex digits")
+		}
+		var keys jwk.Set
+		switch {
+		case pc.JWKSFile != "" && len(pc.JWKS) > 0:
+			return nil, fail("jwks", "set jwks or jwks_file, not both")
+		case pc.JWKSFile != "":
+			kb, err := os.ReadFile(rel(pc.JWKSFile))
+			if err != nil {
+				return nil, fail("jwks_file", "%v", err)
+			}
+			if keys, err = ParsePublicJWKS(kb); err != nil {
+				return nil, fail("jwks_file", "%v", err)
+			}
+		case len(pc.JWKS) > 0:
+			var err error
+			if keys, err = ParsePublicJWKS(pc.JWKS); err != nil {
+				return nil, fail("jwks", "%v", err)
+			}
+		default:
+			return nil, fail("jwks", "is required (or jwks_file)")
+		}
+		p := &partner.Partner{ID: pc.ID, Kind: pc.Kind, Country: pc.Country, Formats: pc.Formats,
+			Identity: partner.Identity{SubjectCN: id.SubjectCN, DNSSAN: id.DNSSAN, SHA256: id.SHA256},
+			Keys:     keys, UENs: map[string]bool{}}
+		for field, list := range map[string][]string{"uens": pc.UENs, "agent_for_uens": pc.AgentForUENs} {
+			for _, u := range list {
+				switch {
+				case u == "*" && field == "agent_for_uens":
+					p.AnyUEN = true
+				case reUEN.MatchString(u):
+					p.UENs[u] = true
+				default:
+					return nil, fail(field, "%q is not a UEN", u)
+				}
+			}
+		}
+		ps = append(ps, p)
+	}
+	c.Partners = partner.NewRegistry(ps)
+	return c, nil
+}
+
+// ParsePublicJWKS reads a partner's JWKS: public keys only, each with a
+// unique kid, of a type the intake accepts (EC P-256/P-384, Ed25519, RSA of
+// at least 2048 bits).
+func ParsePublicJWKS(b []byte) (jwk.Set, error) {
+	set, err := jwk.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("not a JWKS: %w", err)
+	}
+	if set.Len() == 0 {
+		return nil, errors.New("JWKS has no keys")
+	}
+	kids := map[string]bool{}
+	for i := range set.Len() {
+		k, _ := set.Key(i)
+		kid, ok := k.KeyID()
+		if !ok || kid == "" {
+			return nil, fmt.Errorf("key %d has no kid", i)
+		}
+		if kids[kid] {
+			return nil, fmt.Errorf("kid %q appears twice", kid)
+		}
+		kids[kid] = true
+		if _, err := jwk.PublicRawKeyOf(k); err != nil {
+			return nil, fmt.Errorf("key %q: %w", kid, err)
+		}
+		if isPrivate(k) {
+			return nil, fmt.Errorf("key %q is a private key; register only public keys", kid)
+		}
+		var raw any
+		if err := jwk.Export(k, &raw); err != nil {
+			return nil, fmt.Errorf("key %q: %w", kid, err)
+		}
+		switch rk := raw.(type) {
+		case *rsa.PublicKey:
+			if rk.N.BitLen() < 2048 {
+				return nil, fmt.Errorf("key %q: RSA key of %d bits; at least 2048 required", kid, rk.N.BitLen())
+			}
+		case *ecdsa.PublicKey:
+			if n := rk.Curve.Params().Name; n != "P-256" && n != "P-384" {
+				return nil, fmt.Errorf("key %q: curve %s not accepted", kid, n)
+			}
+		case ed25519.PublicKey:
+		default:
+			return nil, fmt.Errorf("key %q: key type %T not accepted", kid, raw)
+		}
+	}
+	return set, nil
+}
+
+func isPrivate(k jwk.Key) bool {
+	switch k.(type) {
+	case jwk.RSAPrivateKey, jwk.ECDSAPrivateKey, jwk.OKPPrivateKey, jwk.SymmetricKey:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,243 @@
+// Package jwsin verifies the JWS that carries a partner's JSON document
+// (RFC 7515), in the two agreed forms: a compact JWS as the request body, or
+// a detached compact JWS over the body (RFC 7515 appendix F), base64url or
+// unencoded (RFC 7797, "b64": false with "crit": ["b64"]).
+//
+// The checks are deliberately narrower than the RFCs allow: exactly one
+// signature in compact form, an algorithm allowlist bound to the key type,
+// RSA of at least 2048 bits, a required kid resolved only in the
+// authenticated partner's JWKS. Header parameters that could carry a key
+// (jwk, jku, x5u, x5c) are never consulted.
+package jwsin
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"encoding/base64"
+	"fmt"
+	"strings"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/perkeso/jambatan/adapters/jsondoc"
+)
+
+// Allowed algorithms (sg-employer-notice/v1 transport rules).
+var allowed = map[string]jwa.SignatureAlgorithm{
+	"ES256": jwa.ES256(),
+	"ES384": jwa.ES384(),
+	"EdDSA": jwa.EdDSA(),
+	"PS256": jwa.PS256(),
+	"RS256": jwa.RS256(),
+}
+
+// MinRSABits is the smallest RSA modulus accepted.
+const MinRSABits = 2048
+
+// maxHeaderBytes bounds the decoded protected header.
+const maxHeaderBytes = 4096
+
+// Form is how the signature travelled.
+type Form string
+
+// The two agreed forms.
+const (
+	FormCompact  Form = "compact"
+	FormDetached Form = "detached"
+)
+
+// Message is the signed request as received.
+type Message struct {
+	Form Form
+	// Compact: the body. Detached: the X-JWS-Signature header value.
+	JWS string
+	// Detached only: the body, which is the payload.
+	Body []byte
+}
+
+// Verified is a message whose signature checked out.
+type Verified struct {
+	Payload []byte
+	Alg     string
+	Kid     string
+	B64     bool
+}
+
+// Error explains why a signature is refused. Reason is safe to show the sender.
+type Error struct{ Reason string }
+
+func (e *Error) Error() string { return "jws: " + e.Reason }
+
+func fail(format string, args ...any) error { return &Error{Reason: fmt.Sprintf(format, args...)} }
+
+// Verify checks a message against the partner's keys and returns the payload.
+func Verify(m Message, keys jwk.Set) (*Verified, error) {
+	s := m.JWS
+	if s == "" {
+		return nil, fail("no JWS")
+	}
+	if strings.HasPrefix(strings.TrimSpace(s), "{") {
+		return nil, fail("JWS JSON serialization is not accepted; send exactly one signature in compact form")
+	}
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return nil, fail("a compact JWS has three parts separated by '.'")
+	}
+	hdr, err := b64(parts[0])
+	if err != nil || len(parts[0]) == 0 {
+		return nil, fail("protected header is not base64url")
+	}
+	if len(hdr) > maxHeaderBytes {
+		return nil, fail("protected header is over %d bytes", maxHeaderBytes)
+	}
+	h, err := parseHeader(hdr)
+	if err != nil {
+		return nil, err
+	}
+	if m.Form == FormDetached {
+		if parts[1] != "" {
+			return nil, fail("a detached JWS has an empty payload part")
+		}
+	} else if !h.b64 {
+		return nil, fail(`"b64": false is accepted only with a detached signature`)
+	}
+	if _, err := b64(parts[2]); err != nil || parts[2] == "" {
+		return nil, fail("signature is not base64url")
+	}
+
+	key, ok := keys.LookupKeyID(h.kid)
+	if !ok {
+		return nil, fail("unknown kid %q", h.kid)
+	}
+	alg := allowed[h.alg]
+	if err := keyFitsAlg(key, h.alg); err != nil {
+		return nil, err
+	}
+
+	var payload []byte
+	opts := []jws.VerifyOption{jws.WithKey(alg, key)}
+	if m.Form == FormDetached {
+		// The library builds the signing input from the body as the header's
+		// b64 says: base64url(body), or the body bytes themselves.
+		opts = append(opts, jws.WithDetachedPayload(m.Body))
+		payload = m.Body
+	}
+	got, err := jws.Verify([]byte(s), opts...)
+	if err != nil {
+		return nil, fail("signature does not verify with key %q", h.kid)
+	}
+	if m.Form == FormCompact {
+		payload = got
+	} else if !bytes.Equal(got, m.Body) {
+		return nil, fail("signature does not cover the body")
+	}
+	return &Verified{Payload: payload, Alg: h.alg, Kid: h.kid, B64: h.b64}, nil
+}
+
+func b64(s string) ([]byte, error) { return base64.RawURLEncoding.Strict().DecodeString(s) }
+
+type header struct {
+	alg, kid string
+	b64      bool
+}
+
+// parseHeader reads the protected header strictly: one JSON object without
+// duplicate names, alg allowed, kid present, crit only ["b64"] with b64.
+func parseHeader(b []byte) (*header, error) {
+	v, err := jsondoc.Parse(b, 4)
+	if err != nil || v.Kind != jsondoc.Object {
+		return nil, fail("protected header is not one JSON object")
+	}
+	h := &header{b64: true}
+	str := func(name string) (string, bool, error) {
+		m, ok := v.Get(name)
+		if !ok {
+			return "", false, nil
+		}
+		if m.Kind != jsondoc.String {
+			return "", true, fail("header %q must be a string", name)
+		}
+		return m.Str, true, nil
+	}
+	alg, ok, err := str("alg")
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fail("header has no alg")
+	}
+	if _, allowedAlg := allowed[alg]; !allowedAlg {
+		return nil, fail("alg %q is not accepted (ES256, ES384, EdDSA, PS256, RS256)", alg)
+	}
+	h.alg = alg
+	kid, ok, err := str("kid")
+	if err != nil {
+		return nil, err
+	}
+	if !ok || kid == "" {
+		return nil, fail("header has no kid")
+	}
+	h.kid = kid
+	if typ, ok, err := str("typ"); err != nil {
+		return nil, err
+	} else if ok && !strings.EqualFold(typ, "JOSE") && !strings.EqualFold(typ, "application/jose") {
+		return nil, fail(`typ %q is not accepted; omit it or send "JOSE"`, typ)
+	}
+	if cty, ok, err := str("cty"); err != nil {
+		return nil, err
+	} else if ok && !strings.EqualFold(cty, "json") && !strings.EqualFold(cty, "application/json") {
+		return nil, fail(`cty %q is not accepted; omit it or send "json"`, cty)
+	}
+	if bv, ok := v.Get("b64"); ok {
+		if bv.Kind != jsondoc.Bool {
+			return nil, fail(`header "b64" must be a boolean`)
+		}
+		h.b64 = bv.Bool
+	}
+	if cv, ok := v.Get("crit"); ok {
+		if cv.Kind != jsondoc.Array || len(cv.Items) != 1 || cv.Items[0].Kind != jsondoc.String || cv.Items[0].Str != "b64" {
+			return nil, fail(`crit must be exactly ["b64"]`)
+		}
+		if _, ok := v.Get("b64"); !ok {
+			return nil, fail(`crit names "b64" but the header has no b64`)
+		}
+	} else if !h.b64 {
+		return nil, fail(`"b64": false requires "crit": ["b64"]`)
+	}
+	return h, nil
+}
+
+// keyFitsAlg binds the algorithm to the key type (and size).
+func keyFitsAlg(k jwk.Key, alg string) error {
+	if ka, ok := k.Algorithm(); ok && ka.String() != "" && ka.String() != alg {
+		return fail("key %q is registered for %s, not %s", mustKid(k), ka, alg)
+	}
+	var raw any
+	if err := jwk.Export(k, &raw); err != nil {
+		return fail("key %q is unusable", mustKid(k))
+	}
+	switch rk := raw.(type) {
+	case *ecdsa.PublicKey:
+		if (alg == "ES256" && rk.Curve.Params().Name == "P-256") || (alg == "ES384" && rk.Curve.Params().Name == "P-384") {
+			return nil
+		}
+	case ed25519.PublicKey:
+		if alg == "EdDSA" {
+			return nil
+		}
+	case *rsa.PublicKey:
+		if alg == "PS256" || alg == "RS256" {
+			if rk.N.BitLen() < MinRSABits {
+				return fail("RSA key %q has fewer than %d bits", mustKid(k), MinRSABits)
+			}
+			return nil
+		}
+	}
+	return fail("alg %s does not fit key %q", alg, mustKid(k))
+}
+
+func mustKid(k jwk.Key) string { s, _ := k.KeyID(); return s }

@@ -1,0 +1,224 @@
+package jwsin
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+)
+
+var payload = []byte(`{"format":"sg-employer-notice/v1","noticeId":"X-1"}`)
+
+type signer struct {
+	priv jwk.Key
+	kid  string
+	alg  jwa.SignatureAlgorithm
+}
+
+func newSigner(t testing.TB, kid string, raw any, alg jwa.SignatureAlgorithm) signer {
+	t.Helper()
+	k, err := jwk.Import(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = k.Set(jwk.KeyIDKey, kid)
+	return signer{k, kid, alg}
+}
+
+func (s signer) public(t testing.TB) jwk.Key {
+	p, err := jwk.PublicKeyOf(s.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (s signer) sign(t testing.TB, body []byte, extra map[string]any, detached bool) string {
+	t.Helper()
+	h := jws.NewHeaders()
+	_ = h.Set(jws.KeyIDKey, s.kid)
+	for k, v := range extra {
+		if err := h.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := []jws.SignOption{jws.WithKey(s.alg, s.priv, jws.WithProtectedHeaders(h))}
+	if detached {
+		opts = append(opts, jws.WithDetachedPayload(body))
+	}
+	out, err := jws.Sign(func() []byte {
+		if detached {
+			return nil
+		}
+		return body
+	}(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// handmade builds a compact JWS from a raw header, for headers a library
+// refuses to produce.
+func handmade(hdr string, body []byte, sig []byte) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(hdr)) + "." + enc(body) + "." + enc(sig)
+}
+
+func TestVerify(t *testing.T) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ec384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	rs, _ := rsa.GenerateKey(rand.Reader, 2048)
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+
+	a := newSigner(t, "a-es256", ec, jwa.ES256())
+	a384 := newSigner(t, "a-es384", ec384, jwa.ES384())
+	aed := newSigner(t, "a-ed", ed, jwa.EdDSA())
+	aps := newSigner(t, "a-ps", rs, jwa.PS256())
+	ars := newSigner(t, "a-rs", rs, jwa.RS256())
+	attacker := newSigner(t, "a-es256", other, jwa.ES256()) // same kid, other key
+	b := newSigner(t, "b-es256", other, jwa.ES256())
+
+	keys := jwk.NewSet()
+	for _, s := range []signer{a, a384, aed, aps, ars} {
+		_ = keys.AddKey(s.public(t))
+	}
+	_ = keys.AddKey(newSigner(t, "a-rs-pub", rs, jwa.RS256()).public(t))
+
+	attackerJWK, _ := json.Marshal(attacker.public(t))
+	var attackerMap map[string]any
+	_ = json.Unmarshal(attackerJWK, &attackerMap)
+
+	validHdr := `{"alg":"ES256","kid":"a-es256"}`
+	validSig := strings.Split(a.sign(t, payload, nil, false), ".")[2]
+	sigBytes, _ := base64.RawURLEncoding.DecodeString(validSig)
+
+	tests := []struct {
+		name string
+		msg  Message
+		ok   bool
+	}{
+		{"ok/compact-es256", Message{Form: FormCompact, JWS: a.sign(t, payload, nil, false)}, true},
+		{"ok/compact-es384", Message{Form: FormCompact, JWS: a384.sign(t, payload, nil, false)}, true},
+		{"ok/compact-eddsa", Message{Form: FormCompact, JWS: aed.sign(t, payload, nil, false)}, true},
+		{"ok/compact-ps256", Message{Form: FormCompact, JWS: aps.sign(t, payload, nil, false)}, true},
+		{"ok/compact-rs256", Message{Form: FormCompact, JWS: ars.sign(t, payload, nil, false)}, true},
+		{"ok/compact-typ-cty", Message{Form: FormCompact, JWS: a.sign(t, payload, map[string]any{"typ": "JOSE", "cty": "json"}, false)}, true},
+		{"ok/detached", Message{Form: FormDetached, JWS: a.sign(t, payload, nil, true), Body: payload}, true},
+		{"ok/detached-unencoded", Message{Form: FormDetached, JWS: a.sign(t, payload, map[string]any{"b64": false, "crit": []string{"b64"}}, true), Body: payload}, true},
+		{"ok/embedded-jwk-ignored", Message{Form: FormCompact, JWS: a.sign(t, payload, map[string]any{"jku": "https://attacker.example/jwks"}, false)}, true},
+		{"fail/empty", Message{Form: FormCompact}, false},
+		{"fail/alg-none", Message{Form: FormCompact, JWS: handmade(`{"alg":"none","kid":"a-es256"}`, payload, nil) + ""}, false},
+		{"fail/alg-none-no-sig", Message{Form: FormCompact, JWS: strings.TrimSuffix(handmade(`{"alg":"none","kid":"a-es256"}`, payload, nil), "")}, false},
+		{"fail/hs256-with-public-key", Message{Form: FormCompact, JWS: hs256WithPublicKey(t, a.public(t), payload)}, false},
+		{"fail/other-partner-key", Message{Form: FormCompact, JWS: b.sign(t, payload, nil, false)}, false},
+		{"fail/tampered", Message{Form: FormCompact, JWS: tamper(a.sign(t, payload, nil, false))}, false},
+		{"fail/unknown-kid", Message{Form: FormCompact, JWS: newSigner(t, "nope", ec, jwa.ES256()).sign(t, payload, nil, false)}, false},
+		{"fail/embedded-jwk-attacker", Message{Form: FormCompact, JWS: attacker.sign(t, payload, map[string]any{"jwk": attacker.public(t)}, false)}, false},
+		{"fail/json-two-signatures", Message{Form: FormCompact, JWS: twoSignatures(t, a, b)}, false},
+		{"fail/unknown-crit", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES256","kid":"a-es256","crit":["exp"],"exp":1}`, payload, sigBytes)}, false},
+		{"fail/crit-b64-without-b64", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES256","kid":"a-es256","crit":["b64"]}`, payload, sigBytes)}, false},
+		{"fail/b64-false-compact", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES256","kid":"a-es256","b64":false,"crit":["b64"]}`, payload, sigBytes)}, false},
+		{"fail/b64-false-without-crit", Message{Form: FormDetached, JWS: strings.Replace(handmade(`{"alg":"ES256","kid":"a-es256","b64":false}`, nil, sigBytes), "..", "..", 1), Body: payload}, false},
+		{"fail/duplicate-header-member", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES256","alg":"none","kid":"a-es256"}`, payload, sigBytes)}, false},
+		{"fail/typ", Message{Form: FormCompact, JWS: a.sign(t, payload, map[string]any{"typ": "JWT"}, false)}, false},
+		{"fail/no-kid", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES256"}`, payload, sigBytes)}, false},
+		{"fail/alg-key-mismatch", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES384","kid":"a-es256"}`, payload, sigBytes)}, false},
+		{"fail/detached-other-body", Message{Form: FormDetached, JWS: a.sign(t, payload, nil, true), Body: append([]byte(" "), payload...)}, false},
+		{"fail/detached-with-payload", Message{Form: FormDetached, JWS: a.sign(t, payload, nil, false), Body: payload}, false},
+		{"fail/not-base64", Message{Form: FormCompact, JWS: "e30.e30.!!!"}, false},
+		{"fail/valid-header-trailing-junk", Message{Form: FormCompact, JWS: handmade(validHdr, payload, sigBytes) + ".x"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := Verify(tc.msg, keys)
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				if string(v.Payload) != string(payload) {
+					t.Fatalf("payload = %q", v.Payload)
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("Verify = %v, %v; want *Error", v, err)
+			}
+		})
+	}
+}
+
+func tamper(compact string) string {
+	p := strings.Split(compact, ".")
+	body, _ := base64.RawURLEncoding.DecodeString(p[1])
+	body = []byte(strings.Replace(string(body), "X-1", "X-2", 1))
+	p[1] = base64.RawURLEncoding.EncodeToString(body)
+	return strings.Join(p, ".")
+}
+
+func hs256WithPublicKey(t *testing.T, pub jwk.Key, body []byte) string {
+	b, _ := json.Marshal(pub)
+	k, err := jwk.Import(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = k
+	h := jws.NewHeaders()
+	_ = h.Set(jws.KeyIDKey, "a-es256")
+	out, err := jws.Sign(body, jws.WithKey(jwa.HS256(), b, jws.WithProtectedHeaders(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+func twoSignatures(t *testing.T, a, b signer) string {
+	ha, hb := jws.NewHeaders(), jws.NewHeaders()
+	_ = ha.Set(jws.KeyIDKey, a.kid)
+	_ = hb.Set(jws.KeyIDKey, b.kid)
+	out, err := jws.Sign(payload, jws.WithJSON(),
+		jws.WithKey(a.alg, a.priv, jws.WithProtectedHeaders(ha)),
+		jws.WithKey(b.alg, b.priv, jws.WithProtectedHeaders(hb)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+func FuzzVerify(f *testing.F) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s := newSigner(f, "k", ec, jwa.ES256())
+	keys := jwk.NewSet()
+	_ = keys.AddKey(s.public(f))
+	f.Add(s.sign(f, payload, nil, false), []byte(nil), false)
+	f.Add(s.sign(f, payload, map[string]any{"b64": false, "crit": []string{"b64"}}, true), payload, true)
+	f.Add("e30..e30", payload, true)
+	f.Fuzz(func(t *testing.T, compact string, body []byte, detached bool) {
+		m := Message{Form: FormCompact, JWS: compact}
+		if detached {
+			m = Message{Form: FormDetached, JWS: compact, Body: body}
+		}
+		v, err := Verify(m, keys)
+		if err == nil && v.Kid != "k" {
+			t.Fatalf("verified with kid %q", v.Kid)
+		}
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("error of type %T", err)
+			}
+		}
+	})
+}

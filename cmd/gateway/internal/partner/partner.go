@@ -1,0 +1,123 @@
+// Package partner is the registry of the partners the gateway accepts: who
+// they are, which TLS client certificate authenticates them, which keys sign
+// their messages and which employers they may report for. Anything not in the
+// registry is refused.
+package partner
+
+import (
+	"crypto/x509"
+	"strings"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/perkeso/jambatan/certs"
+)
+
+// Kinds of partner.
+const (
+	KindEmployer = "employer"
+	KindInsurer  = "insurer"
+	KindAgency   = "agency"
+)
+
+// Identity is how a TLS client certificate (already verified against the
+// configured client CA) is bound to a partner. Every non-empty field must
+// match; at least one is set.
+type Identity struct {
+	SubjectCN string // certificate subject common name
+	DNSSAN    string // a DNS subject alternative name
+	SHA256    string // hex SHA-256 fingerprint of the certificate (pinning)
+}
+
+// Matches reports whether the certificate carries this identity.
+func (id Identity) Matches(c *x509.Certificate) bool {
+	if id.SubjectCN == "" && id.DNSSAN == "" && id.SHA256 == "" {
+		return false
+	}
+	if id.SubjectCN != "" && c.Subject.CommonName != id.SubjectCN {
+		return false
+	}
+	if id.DNSSAN != "" {
+		found := false
+		for _, n := range c.DNSNames {
+			if n == id.DNSSAN {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	if id.SHA256 != "" && !strings.EqualFold(certs.Fingerprint(c), id.SHA256) {
+		return false
+	}
+	return true
+}
+
+// Partner is one registered sender.
+type Partner struct {
+	ID       string
+	Kind     string
+	Country  string
+	Formats  []string
+	Identity Identity
+	// Keys is the partner's public signing keys; several for rotation. A
+	// message's kid selects among them and nothing else supplies a key.
+	Keys jwk.Set
+	// UENs the partner may report for, as employer or submitting agent.
+	UENs   map[string]bool
+	AnyUEN bool // a submitting agent authorised for every UEN (dev mode)
+}
+
+// Accepts reports whether the partner is registered for a format.
+func (p *Partner) Accepts(format string) bool {
+	for _, f := range p.Formats {
+		if f == format {
+			return true
+		}
+	}
+	return false
+}
+
+// AuthorisedFor reports whether the partner may report for an employer UEN.
+func (p *Partner) AuthorisedFor(uen string) bool { return p.AnyUEN || p.UENs[uen] }
+
+// Registry finds partners by their TLS certificate.
+type Registry struct {
+	partners []*Partner
+	byID     map[string]*Partner
+}
+
+// NewRegistry builds a registry; ids must be unique (the config loader checks).
+func NewRegistry(ps []*Partner) *Registry {
+	r := &Registry{partners: ps, byID: map[string]*Partner{}}
+	for _, p := range ps {
+		r.byID[p.ID] = p
+	}
+	return r
+}
+
+// ByCertificate returns the partner whose identity the certificate carries.
+// A certificate that matches no partner, or more than one, gives false.
+func (r *Registry) ByCertificate(c *x509.Certificate) (*Partner, bool) {
+	var found *Partner
+	for _, p := range r.partners {
+		if p.Identity.Matches(c) {
+			if found != nil {
+				return nil, false
+			}
+			found = p
+		}
+	}
+	return found, found != nil
+}
+
+// ByID returns a partner by id.
+func (r *Registry) ByID(id string) (*Partner, bool) {
+	p, ok := r.byID[id]
+	return p, ok
+}
+
+// All lists the partners in configuration order.
+func (r *Registry) All() []*Partner { return r.partners }
