@@ -1,0 +1,147 @@
+// Package receipt issues Perkeso's signed acknowledgements: a compact JWS
+// (ES256) by the gateway's receipt key, whose public half is published at
+// /.well-known/jwks.json so a sender can verify what it was given.
+package receipt
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+)
+
+// Type is the typ header of every receipt.
+const Type = "perkeso-receipt+jws"
+
+// Receipt is the signed payload.
+type Receipt struct {
+	Issuer        string `json:"iss"`
+	Status        string `json:"status"` // ACCEPTED
+	RecordID      string `json:"recordId"`
+	PartnerID     string `json:"partnerId"`
+	Format        string `json:"format"`
+	SourceKey     string `json:"sourceKey"`
+	NoticeID      string `json:"noticeId"`
+	PayloadSHA256 string `json:"payloadSha256"`
+	ReceivedAt    string `json:"receivedAt"`
+	CorrelationID string `json:"correlationId"`
+}
+
+// Issuer identifies Perkeso's gateway in receipts.
+const Issuer = "urn:my:perkeso:jambatan"
+
+// Signer signs receipts with the gateway key.
+type Signer struct {
+	key    jwk.Key
+	kid    string
+	public jwk.Set
+}
+
+// GenerateKeyFile writes a new ES256 private JWK with the given kid (0600).
+func GenerateKeyFile(path, kid string) error {
+	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	k, err := jwk.Import(raw)
+	if err != nil {
+		return err
+	}
+	_ = k.Set(jwk.KeyIDKey, kid)
+	_ = k.Set(jwk.AlgorithmKey, jwa.ES256())
+	_ = k.Set(jwk.KeyUsageKey, "sig")
+	b, err := json.MarshalIndent(k, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+// LoadSigner reads a private EC P-256 JWK with a kid.
+func LoadSigner(path string) (*Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := jwk.ParseKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if _, ok := k.(jwk.ECDSAPrivateKey); !ok {
+		return nil, fmt.Errorf("%s: receipt key must be a private EC P-256 JWK", path)
+	}
+	kid, ok := k.KeyID()
+	if !ok || kid == "" {
+		return nil, fmt.Errorf("%s: receipt key has no kid", path)
+	}
+	pub, err := jwk.PublicKeyOf(k)
+	if err != nil {
+		return nil, err
+	}
+	_ = pub.Set(jwk.AlgorithmKey, jwa.ES256())
+	_ = pub.Set(jwk.KeyUsageKey, "sig")
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	return &Signer{key: k, kid: kid, public: set}, nil
+}
+
+// KeyID is the kid of the receipt key.
+func (s *Signer) KeyID() string { return s.kid }
+
+// JWKS is the public key set to publish.
+func (s *Signer) JWKS() jwk.Set { return s.public }
+
+// Sign returns the compact JWS of any JSON-encodable payload.
+func (s *Signer) Sign(v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	h := jws.NewHeaders()
+	_ = h.Set(jws.KeyIDKey, s.kid)
+	_ = h.Set(jws.TypeKey, Type)
+	out, err := jws.Sign(b, jws.WithKey(jwa.ES256(), s.key, jws.WithProtectedHeaders(h)))
+	if err != nil {
+		return "", err
+	}
+	return string(out), nil
+}
+
+// Verify checks a receipt against a published JWKS and returns its payload.
+// The key is chosen by kid, only from the given set.
+func Verify(compact string, set jwk.Set) (*Receipt, error) {
+	compact = strings.TrimSpace(compact)
+	msg, err := jws.Parse([]byte(compact), jws.WithCompact())
+	if err != nil {
+		return nil, fmt.Errorf("receipt is not a compact JWS: %w", err)
+	}
+	if len(msg.Signatures()) != 1 {
+		return nil, errors.New("receipt must carry exactly one signature")
+	}
+	h := msg.Signatures()[0].ProtectedHeaders()
+	kid, _ := h.KeyID()
+	key, ok := set.LookupKeyID(kid)
+	if !ok {
+		return nil, fmt.Errorf("no key %q in the JWKS", kid)
+	}
+	if alg, _ := h.Algorithm(); alg != jwa.ES256() {
+		return nil, fmt.Errorf("receipt alg %s, want ES256", alg)
+	}
+	payload, err := jws.Verify([]byte(compact), jws.WithKey(jwa.ES256(), key))
+	if err != nil {
+		return nil, fmt.Errorf("receipt signature does not verify: %w", err)
+	}
+	var r Receipt
+	if err := json.Unmarshal(payload, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
