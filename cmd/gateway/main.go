@@ -1,15 +1,100 @@
 // Command gateway is Jambatan, Perkeso's cross-border employment-injury data
-// gateway. Run "gateway help" for its subcommands.
+// gateway: one binary whose subcommands run the server (dev, serve), help a
+// partner's engineer (sign, submit, receipt verify) and check the message log
+// (log verify). Run "gateway help" for the list.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"syscall"
 
 	_ "github.com/perkeso/jambatan/adapters/sgemployer" // sg-employer-notice/v1
 )
 
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
+}
+
+var commands = []command{
+	{"dev", "run the gateway on embedded defaults (generates a dev PKI, config and demo partners)", runDev},
+	{"serve", "run the gateway from a configuration file (production)", runServe},
+	{"sign", "sign a partner document with a private JWK (compact or detached JWS)", runSign},
+	{"submit", "sign and submit a document to a dev gateway over mutual TLS", runSubmit},
+	{"receipt", "receipt verify: verify a Perkeso receipt against a JWKS", runReceipt},
+	{"log", "log verify: recompute the message log's hash chain", runLog},
+}
+
+// errUsage marks an error already explained by a usage message.
+var errUsage = errors.New("usage")
+
 func main() {
-	fmt.Fprintln(os.Stderr, "usage: gateway <command> [flags]")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			err := c.run(ctx, args[1:], stdin, stdout, stderr)
+			switch {
+			case err == nil:
+				return 0
+			case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+				return 2
+			default:
+				fmt.Fprintf(stderr, "gateway %s: %v\n", c.name, err)
+				return 1
+			}
+		}
+	}
+	fmt.Fprintf(stderr, "gateway: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: gateway <command> [flags]\n\nCommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun \"gateway <command> -h\" for a command's flags.")
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("gateway "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parse parses flags that may stand before or after the positional arguments
+// ("submit FILE --form detached" as well as "submit --form detached FILE").
+func parse(fs *flag.FlagSet, args []string) error {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	return fs.Parse(append([]string{"--"}, positional...))
 }

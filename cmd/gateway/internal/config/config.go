@@ -43,11 +43,11 @@ type TLS struct {
 
 // Limits bound what one request may cost.
 type Limits struct {
-	MaxBodyBytes      int64    `json:"max_body_bytes"`
-	ReadHeaderTimeout Duration `json:"read_header_timeout"`
-	ReadTimeout       Duration `json:"read_timeout"`
-	WriteTimeout      Duration `json:"write_timeout"`
-	IdleTimeout       Duration `json:"idle_timeout"`
+	MaxBodyBytes      int64    `json:"max_body_bytes,omitempty"`
+	ReadHeaderTimeout Duration `json:"read_header_timeout,omitempty"`
+	ReadTimeout       Duration `json:"read_timeout,omitempty"`
+	WriteTimeout      Duration `json:"write_timeout,omitempty"`
+	IdleTimeout       Duration `json:"idle_timeout,omitempty"`
 }
 
 // PartnerConfig declares one partner.

@@ -1,0 +1,267 @@
+// Package devmode creates, on first run, everything a local gateway needs:
+// a development PKI (root CA, server certificate for localhost and
+// 127.0.0.1, receipt-signing key), a configuration file, and one demo
+// partner per shipped format with its onboarding kit. Later runs reuse it.
+// It also writes dev.json, the machine-readable map of a running dev gateway.
+package devmode
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+)
+
+// Defaults of "gateway dev".
+const (
+	DefaultDir  = ".gateway-dev"
+	DefaultAddr = "127.0.0.1:8443"
+)
+
+// DemoPartner describes a demo partner generated for a shipped format.
+type DemoPartner struct {
+	ID      string
+	Kind    string
+	Country string
+	Format  string
+	Kid     string
+}
+
+// Demos are the demo partners, one per shipped format.
+var Demos = []DemoPartner{
+	{ID: "demo-employer", Kind: "employer", Country: "SG", Format: "sg-employer-notice/v1", Kid: "demo-employer-2026-1"},
+}
+
+// Layout is where dev mode keeps its files (absolute paths).
+type Layout struct {
+	Dir, CACert, CAKey, ServerCert, ServerKey, ReceiptKey, Config, Store, DevJSON string
+}
+
+// PartnerKit is a demo partner's onboarding kit.
+type PartnerKit struct {
+	Dir, ClientCert, ClientKey, SigningJWK, PublicJWKS string
+}
+
+// LayoutOf returns the layout of a dev directory.
+func LayoutOf(dir string) (Layout, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Layout{}, err
+	}
+	j := func(p ...string) string { return filepath.Join(append([]string{abs}, p...)...) }
+	return Layout{Dir: abs, CACert: j("pki", "ca.pem"), CAKey: j("pki", "ca.key"), ServerCert: j("pki", "server.pem"),
+		ServerKey: j("pki", "server.key"), ReceiptKey: j("pki", "receipt-signing.jwk.json"), Config: j("gateway.json"),
+		Store: j("gateway.db"), DevJSON: j("dev.json")}, nil
+}
+
+// Kit returns the kit paths of a demo partner.
+func (l Layout) Kit(id string) PartnerKit {
+	d := filepath.Join(l.Dir, "partners", id)
+	return PartnerKit{Dir: d, ClientCert: filepath.Join(d, "client.pem"), ClientKey: filepath.Join(d, "client.key"),
+		SigningJWK: filepath.Join(d, "signing.jwk.json"), PublicJWKS: filepath.Join(d, "jwks.json")}
+}
+
+// Ensure creates whatever of the dev directory is missing and returns its
+// layout. created is true when the PKI was generated in this call.
+func Ensure(dir string) (l Layout, created bool, err error) {
+	if l, err = LayoutOf(dir); err != nil {
+		return l, false, err
+	}
+	if err := os.MkdirAll(filepath.Join(l.Dir, "pki"), 0o700); err != nil {
+		return l, false, err
+	}
+	var ca *certs.CA
+	if exists(l.CACert) {
+		if ca, err = certs.LoadCA(l.CACert, l.CAKey); err != nil {
+			return l, false, fmt.Errorf("dev CA: %w", err)
+		}
+	} else {
+		created = true
+		if ca, err = certs.NewCA("Jambatan dev root CA"); err != nil {
+			return l, false, err
+		}
+		if err := certs.WriteFiles(l.CACert, l.CAKey, ca.Cert, ca.Key); err != nil {
+			return l, false, err
+		}
+	}
+	if !exists(l.ServerCert) {
+		srv, err := ca.IssueServer("localhost", []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1"), net.IPv6loopback})
+		if err != nil {
+			return l, false, err
+		}
+		if err := certs.WriteFiles(l.ServerCert, l.ServerKey, srv.Cert, srv.Key); err != nil {
+			return l, false, err
+		}
+	}
+	if !exists(l.ReceiptKey) {
+		if err := receipt.GenerateKeyFile(l.ReceiptKey, "perkeso-receipt-dev-1"); err != nil {
+			return l, false, err
+		}
+	}
+	for _, d := range Demos {
+		if err := ensureKit(ca, l.Kit(d.ID), d); err != nil {
+			return l, false, fmt.Errorf("demo partner %s: %w", d.ID, err)
+		}
+	}
+	if !exists(l.Config) {
+		if err := writeConfig(l); err != nil {
+			return l, false, err
+		}
+	}
+	return l, created, nil
+}
+
+func ensureKit(ca *certs.CA, k PartnerKit, d DemoPartner) error {
+	if err := os.MkdirAll(k.Dir, 0o700); err != nil {
+		return err
+	}
+	if !exists(k.ClientCert) {
+		c, err := ca.IssueClient(d.ID)
+		if err != nil {
+			return err
+		}
+		if err := certs.WriteFiles(k.ClientCert, k.ClientKey, c.Cert, c.Key); err != nil {
+			return err
+		}
+	}
+	if !exists(k.SigningJWK) {
+		raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return err
+		}
+		priv, err := jwk.Import(raw)
+		if err != nil {
+			return err
+		}
+		_ = priv.Set(jwk.KeyIDKey, d.Kid)
+		_ = priv.Set(jwk.AlgorithmKey, jwa.ES256())
+		pub, err := jwk.PublicKeyOf(priv)
+		if err != nil {
+			return err
+		}
+		set := jwk.NewSet()
+		_ = set.AddKey(pub)
+		if err := writeJSON(k.SigningJWK, priv, 0o600); err != nil {
+			return err
+		}
+		if err := writeJSON(k.PublicJWKS, set, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeConfig(l Layout) error {
+	f := config.File{
+		Listen:         DefaultAddr,
+		Instance:       "jambatan-dev",
+		TLS:            config.TLS{CertFile: "pki/server.pem", KeyFile: "pki/server.key", ClientCAFile: "pki/ca.pem"},
+		Store:          "gateway.db",
+		ReceiptKeyFile: "pki/receipt-signing.jwk.json",
+		Limits:         config.Limits{MaxBodyBytes: config.DefaultMaxBodyBytes},
+	}
+	for _, d := range Demos {
+		pc := config.PartnerConfig{ID: d.ID, Kind: d.Kind, Country: d.Country, Formats: []string{d.Format},
+			TLSIdentity: config.TLSIdentity{SubjectCN: d.ID}, JWKSFile: filepath.Join("partners", d.ID, "jwks.json")}
+		if d.Kind == "employer" {
+			pc.AgentForUENs = []string{"*"} // dev only: a submitting agent for any UEN
+		}
+		f.Partners = append(f.Partners, pc)
+	}
+	return writeJSON(l.Config, f, 0o644)
+}
+
+// DevJSON is the machine-readable description of a running dev gateway.
+type DevJSON struct {
+	GatewayURL string           `json:"gateway_url"`
+	CACert     string           `json:"ca_cert"`
+	JWKSURL    string           `json:"jwks_url"`
+	Config     string           `json:"config"`
+	Store      string           `json:"store"`
+	Partners   []DevJSONPartner `json:"partners"`
+}
+
+// DevJSONPartner is one demo partner in dev.json.
+type DevJSONPartner struct {
+	ID         string `json:"id"`
+	Kind       string `json:"kind"`
+	Format     string `json:"format"`
+	ClientCert string `json:"client_cert"`
+	ClientKey  string `json:"client_key"`
+	SigningJWK string `json:"signing_jwk"`
+	Kid        string `json:"kid"`
+}
+
+// Describe builds dev.json for a gateway listening at addr.
+func (l Layout) Describe(addr string) DevJSON {
+	url := "https://" + addr
+	d := DevJSON{GatewayURL: url, CACert: l.CACert, JWKSURL: url + "/.well-known/jwks.json", Config: l.Config, Store: l.Store}
+	for _, p := range Demos {
+		k := l.Kit(p.ID)
+		d.Partners = append(d.Partners, DevJSONPartner{ID: p.ID, Kind: p.Kind, Format: p.Format, ClientCert: k.ClientCert,
+			ClientKey: k.ClientKey, SigningJWK: k.SigningJWK, Kid: p.Kid})
+	}
+	return d
+}
+
+// WriteDevJSON writes dev.json atomically (rename), so a reader never sees half of it.
+func (l Layout) WriteDevJSON(d DevJSON) error {
+	tmp := l.DevJSON + ".tmp"
+	if err := writeJSON(tmp, d, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, l.DevJSON)
+}
+
+// ReadDevJSON reads dev.json from a dev directory.
+func ReadDevJSON(dir string) (*DevJSON, error) {
+	l, err := LayoutOf(dir)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(l.DevJSON)
+	if err != nil {
+		return nil, fmt.Errorf("%w (is \"gateway dev --dir %s\" running?)", err, dir)
+	}
+	var d DevJSON
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("%s: %w", l.DevJSON, err)
+	}
+	return &d, nil
+}
+
+// Partner finds a partner in dev.json.
+func (d *DevJSON) Partner(id string) (*DevJSONPartner, error) {
+	for i := range d.Partners {
+		if d.Partners[i].ID == id {
+			return &d.Partners[i], nil
+		}
+	}
+	return nil, fmt.Errorf("dev.json has no partner %q", id)
+}
+
+func writeJSON(path string, v any, mode os.FileMode) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), mode)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return !errors.Is(err, fs.ErrNotExist)
+}

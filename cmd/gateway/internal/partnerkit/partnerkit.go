@@ -1,0 +1,203 @@
+// Package partnerkit is what a partner's engineer needs on their side:
+// signing a document with their private JWK, posting it to the gateway over
+// mutual TLS, and verifying the receipt that comes back. "gateway sign",
+// "gateway submit" and "gateway receipt verify" are thin wrappers over it.
+package partnerkit
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-resty/resty/v2"
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+)
+
+// Form is how a document is signed for transport.
+type Form int
+
+// The agreed forms.
+const (
+	Compact           Form = iota // body = compact JWS (application/jose)
+	Detached                      // body = document, X-JWS-Signature = detached JWS
+	DetachedUnencoded             // as Detached, with "b64": false (RFC 7797)
+)
+
+// LoadSigningKey reads a private JWK; it must carry a kid and an alg.
+func LoadSigningKey(path string) (jwk.Key, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := jwk.ParseKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if kid, ok := k.KeyID(); !ok || kid == "" {
+		return nil, fmt.Errorf("%s: the JWK has no kid", path)
+	}
+	return k, nil
+}
+
+func algOf(k jwk.Key) (jwa.SignatureAlgorithm, error) {
+	if a, ok := k.Algorithm(); ok {
+		if sa, ok := jwa.LookupSignatureAlgorithm(a.String()); ok {
+			return sa, nil
+		}
+	}
+	switch k.(type) {
+	case jwk.ECDSAPrivateKey:
+		return jwa.ES256(), nil
+	case jwk.OKPPrivateKey:
+		return jwa.EdDSA(), nil
+	case jwk.RSAPrivateKey:
+		return jwa.PS256(), nil
+	}
+	return jwa.SignatureAlgorithm{}, fmt.Errorf("cannot sign with a %T", k)
+}
+
+// Sign signs a document. For Compact it returns the JWS; for the detached
+// forms the JWS with an empty payload part, to send in X-JWS-Signature.
+func Sign(doc []byte, key jwk.Key, form Form) (string, error) {
+	alg, err := algOf(key)
+	if err != nil {
+		return "", err
+	}
+	kid, _ := key.KeyID()
+	h := jws.NewHeaders()
+	_ = h.Set(jws.KeyIDKey, kid)
+	_ = h.Set(jws.TypeKey, "JOSE")
+	if form == DetachedUnencoded {
+		_ = h.Set("b64", false)
+		_ = h.Set(jws.CriticalKey, []string{"b64"})
+	}
+	opts := []jws.SignOption{jws.WithKey(alg, key, jws.WithProtectedHeaders(h))}
+	payload := doc
+	if form != Compact {
+		opts = append(opts, jws.WithDetachedPayload(doc))
+		payload = nil
+	}
+	out, err := jws.Sign(payload, opts...)
+	if err != nil {
+		return "", err
+	}
+	return string(out), nil
+}
+
+// Client posts to a gateway over mutual TLS.
+type Client struct {
+	BaseURL string
+	r       *resty.Client
+}
+
+// NewClient builds a client that trusts caCert and presents the partner's certificate.
+func NewClient(baseURL, caCertFile, clientCertFile, clientKeyFile string) (*Client, error) {
+	caPEM, err := os.ReadFile(caCertFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("%s: no certificate", caCertFile)
+	}
+	cert, err := tls.LoadX509KeyPair(clientCertFile, clientKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	r := resty.New().
+		SetBaseURL(strings.TrimSuffix(baseURL, "/")).
+		SetTimeout(30 * time.Second).
+		SetTLSClientConfig(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, Certificates: []tls.Certificate{cert}})
+	return &Client{BaseURL: baseURL, r: r}, nil
+}
+
+// Response is the gateway's answer.
+type Response struct {
+	Status        int
+	ContentType   string
+	CorrelationID string
+	Body          []byte
+}
+
+// Submit signs doc with key in the given form and posts it to path.
+func (c *Client) Submit(path string, doc []byte, key jwk.Key, form Form) (*Response, error) {
+	sig, err := Sign(doc, key, form)
+	if err != nil {
+		return nil, err
+	}
+	req := c.r.R()
+	if form == Compact {
+		req.SetHeader("Content-Type", "application/jose").SetBody([]byte(sig))
+	} else {
+		req.SetHeader("Content-Type", "application/json").SetHeader("X-JWS-Signature", sig).SetBody(doc)
+	}
+	return do(req, http.MethodPost, path)
+}
+
+// Raw posts a body with the given headers as they are (for tests and tooling).
+func (c *Client) Raw(method, path string, headers map[string]string, body []byte) (*Response, error) {
+	req := c.r.R().SetHeaders(headers)
+	if body != nil {
+		req.SetBody(body)
+	}
+	return do(req, method, path)
+}
+
+func do(req *resty.Request, method, path string) (*Response, error) {
+	resp, err := req.Execute(method, path)
+	if err != nil {
+		return nil, err
+	}
+	return &Response{Status: resp.StatusCode(), ContentType: resp.Header().Get("Content-Type"),
+		CorrelationID: resp.Header().Get("X-Correlation-ID"), Body: resp.Body()}, nil
+}
+
+// FetchJWKS reads a JWKS from a file or an https URL (with the client's TLS).
+func (c *Client) FetchJWKS(url string) (jwk.Set, error) {
+	resp, err := c.r.R().Get(url)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode() != 200 {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status())
+	}
+	return jwk.Parse(resp.Body())
+}
+
+// ReadJWKS reads a JWKS file.
+func ReadJWKS(path string) (jwk.Set, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	return jwk.Parse(b)
+}
+
+// Accepted is the success body of a submission.
+type Accepted struct {
+	Status   string `json:"status"`
+	RecordID string `json:"recordId"`
+	Receipt  string `json:"receipt"`
+}
+
+// DecodeAccepted reads a 200/202 body.
+func DecodeAccepted(b []byte) (*Accepted, error) {
+	var a Accepted
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}

@@ -1,0 +1,122 @@
+// Package problem is the gateway's one error type. An error has a closed
+// Kind, a detail safe to show the sender, the specification's problem list,
+// and a cause that is logged but never sent. Transports render it: HTTP as an
+// RFC 9457 application/problem+json document, SOAP as a Fault.
+package problem
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/perkeso/jambatan/adapters"
+)
+
+// Kind is the closed set of refusals.
+type Kind int
+
+// Kinds, each with a stable type URI, title and HTTP status.
+const (
+	BadRequest Kind = iota + 1
+	Signature
+	NotAuthorised
+	NotFound
+	MethodNotAllowed
+	Conflict
+	TooLarge
+	UnsupportedMediaType
+	Invalid
+	Internal
+	Unavailable
+)
+
+type kindInfo struct {
+	slug   string
+	title  string
+	status int
+}
+
+var kinds = map[Kind]kindInfo{
+	BadRequest:           {"bad-request", "Bad request", http.StatusBadRequest},
+	Signature:            {"signature", "Signature not accepted", http.StatusUnauthorized},
+	NotAuthorised:        {"not-authorised", "Sender not authorised", http.StatusForbidden},
+	NotFound:             {"not-found", "Not found", http.StatusNotFound},
+	MethodNotAllowed:     {"method-not-allowed", "Method not allowed", http.StatusMethodNotAllowed},
+	Conflict:             {"duplicate-conflict", "Different content under an accepted id", http.StatusConflict},
+	TooLarge:             {"too-large", "Payload too large", http.StatusRequestEntityTooLarge},
+	UnsupportedMediaType: {"unsupported-media-type", "Unsupported media type", http.StatusUnsupportedMediaType},
+	Invalid:              {"invalid-document", "Document breaks the format's rules", http.StatusUnprocessableEntity},
+	Internal:             {"internal", "Internal error", http.StatusInternalServerError},
+	Unavailable:          {"unavailable", "Service unavailable", http.StatusServiceUnavailable},
+}
+
+// TypeBase prefixes every problem type URI.
+const TypeBase = "urn:my:perkeso:jambatan:problem:"
+
+// TypeURI is the stable type URI of a kind.
+func (k Kind) TypeURI() string { return TypeBase + kinds[k].slug }
+
+// Status is the HTTP status of a kind.
+func (k Kind) Status() int { return kinds[k].status }
+
+// Title is the short human title of a kind.
+func (k Kind) Title() string { return kinds[k].title }
+
+// AllKinds lists every kind, for documentation and tests.
+func AllKinds() []Kind {
+	return []Kind{BadRequest, Signature, NotAuthorised, NotFound, MethodNotAllowed, Conflict, TooLarge, UnsupportedMediaType, Invalid, Internal, Unavailable}
+}
+
+// Error is a refusal.
+type Error struct {
+	Kind     Kind
+	Detail   string             // shown to the sender
+	Problems []adapters.Problem // the specification's problem list
+	Cause    error              // logged, never shown
+}
+
+func (e *Error) Error() string {
+	s := e.Kind.Title() + ": " + e.Detail
+	if e.Cause != nil {
+		s += ": " + e.Cause.Error()
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Cause }
+
+// New returns an error of a kind.
+func New(k Kind, detail string, problems ...adapters.Problem) *Error {
+	return &Error{Kind: k, Detail: detail, Problems: problems}
+}
+
+// Wrap returns an error of a kind with a cause that is logged only.
+func Wrap(k Kind, detail string, cause error) *Error {
+	return &Error{Kind: k, Detail: detail, Cause: cause}
+}
+
+// Document is the RFC 9457 body.
+type Document struct {
+	Type     string             `json:"type"`
+	Title    string             `json:"title"`
+	Status   int                `json:"status"`
+	Detail   string             `json:"detail"`
+	Instance string             `json:"instance"`
+	Problems []adapters.Problem `json:"problems"`
+}
+
+// Doc builds the problem document for a correlation id.
+func (e *Error) Doc(correlationID string) Document {
+	ps := e.Problems
+	if ps == nil {
+		ps = []adapters.Problem{}
+	}
+	return Document{Type: e.Kind.TypeURI(), Title: e.Kind.Title(), Status: e.Kind.Status(), Detail: e.Detail, Instance: correlationID, Problems: ps}
+}
+
+// WriteHTTP renders the error as application/problem+json.
+func (e *Error) WriteHTTP(w http.ResponseWriter, correlationID string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(e.Kind.Status())
+	_ = json.NewEncoder(w).Encode(e.Doc(correlationID))
+}

@@ -1,0 +1,276 @@
+// Package server is the gateway's HTTPS listener: mutual TLS that resolves
+// the partner from its client certificate, the HTTP routes, correlation ids
+// and limits. The work of a route is done by the intake pipeline.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/perkeso/jambatan/adapters"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+)
+
+// CorrelationHeader carries the correlation id on every response.
+const CorrelationHeader = "X-Correlation-ID"
+
+// DetachedSignatureHeader carries a detached JWS over an application/json body.
+const DetachedSignatureHeader = "X-JWS-Signature"
+
+// Limits bound one request.
+type Limits struct {
+	MaxBodyBytes      int64
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+}
+
+// Server serves the gateway's routes.
+type Server struct {
+	Partners *partner.Registry
+	Pipeline *intake.Pipeline
+	Store    *store.SQLite
+	Receipts *receipt.Signer
+	Limits   Limits
+	Log      *slog.Logger
+}
+
+// Routes lists every served route, method and pattern; the OpenAPI test
+// checks each is documented.
+var Routes = []struct{ Method, Path string }{
+	{"POST", "/v1/injury-notices"},
+	{"GET", "/v1/injury-notices/{recordId}"},
+	{"GET", "/.well-known/jwks.json"},
+	{"GET", "/healthz"},
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/injury-notices", s.withPartner(s.postNotice))
+	mux.HandleFunc("GET /v1/injury-notices/{recordId}", s.withPartner(s.getNotice))
+	mux.HandleFunc("GET /.well-known/jwks.json", s.jwks)
+	mux.HandleFunc("GET /healthz", s.health)
+	return s.correlate(mux)
+}
+
+type ctxKey int
+
+const correlationKey ctxKey = 0
+
+// CorrelationID returns the request's correlation id.
+func CorrelationID(r *http.Request) string {
+	id, _ := r.Context().Value(correlationKey).(string)
+	return id
+}
+
+func newCorrelationID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// correlate gives every request a correlation id (never taken from the
+// client) and renders unknown routes as problems.
+func (s *Server) correlate(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := newCorrelationID()
+		w.Header().Set(CorrelationHeader, id)
+		r = r.WithContext(context.WithValue(r.Context(), correlationKey, id))
+		if _, pattern := mux.Handler(r); pattern == "" {
+			kind := problem.NotFound
+			for _, rt := range Routes {
+				if matchPath(rt.Path, r.URL.Path) {
+					kind = problem.MethodNotAllowed
+				}
+			}
+			problem.New(kind, "no such route: "+r.Method+" "+r.URL.Path).WriteHTTP(w, id)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+var reParam = regexp.MustCompile(`\{[^}]+\}`)
+
+func matchPath(pattern, path string) bool {
+	re := regexp.MustCompile("^" + reParam.ReplaceAllString(regexp.QuoteMeta(pattern), "[^/]+") + "$")
+	return re.MatchString(path)
+}
+
+type partnerKey struct{}
+
+// withPartner resolves the partner from the verified client certificate.
+// The TLS handshake already refused unknown certificates; this is the
+// second lock on the same door.
+func (s *Server) withPartner(h func(http.ResponseWriter, *http.Request, *partner.Partner)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			problem.New(problem.Signature, "a client certificate is required").WriteHTTP(w, CorrelationID(r))
+			return
+		}
+		p, ok := s.Partners.ByCertificate(r.TLS.PeerCertificates[0])
+		if !ok {
+			problem.New(problem.NotAuthorised, "unknown partner certificate").WriteHTTP(w, CorrelationID(r))
+			return
+		}
+		h(w, r, p)
+	}
+}
+
+func (s *Server) postNotice(w http.ResponseWriter, r *http.Request, p *partner.Partner) {
+	id := CorrelationID(r)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.Limits.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		perr := problem.New(problem.BadRequest, "the request body could not be read")
+		if errors.As(err, &mbe) {
+			perr = problem.New(problem.TooLarge, "the request body is over the limit",
+				adapters.Problem{Pointer: "", Code: adapters.CodeRange, Message: "body over the limit"})
+		}
+		s.logRefusal(r, p, perr, nil)
+		perr.WriteHTTP(w, id)
+		return
+	}
+	res, perr := s.Pipeline.Submit(r.Context(), intake.Submission{
+		Partner: p, Format: "sg-employer-notice/v1", Route: "POST /v1/injury-notices",
+		ContentType: r.Header.Get("Content-Type"), Body: body, DetachedJWS: r.Header.Get(DetachedSignatureHeader), CorrelationID: id,
+	})
+	if perr != nil {
+		perr.WriteHTTP(w, id)
+		return
+	}
+	if res.Status == http.StatusAccepted {
+		w.Header().Set("Location", "/v1/injury-notices/"+res.RecordID)
+	}
+	writeJSON(w, res.Status, res)
+}
+
+// logRefusal logs a request refused before the pipeline (body unreadable or
+// over the limit): the body is not kept, as it was not read whole.
+func (s *Server) logRefusal(r *http.Request, p *partner.Partner, perr *problem.Error, body []byte) {
+	e := &store.Entry{CorrelationID: CorrelationID(r), PartnerID: p.ID, ReceivedAt: time.Now().UTC(), Route: r.Method + " " + r.URL.Path,
+		ContentType: r.Header.Get("Content-Type"), Body: body, Signature: r.Header.Get(DetachedSignatureHeader), Verification: "not checked",
+		Status: perr.Kind.Status(), Outcome: store.OutcomeRejected, ProblemType: perr.Kind.TypeURI()}
+	if err := s.Store.Log(r.Context(), e); err != nil {
+		s.Log.Error("message log write failed", "correlation_id", e.CorrelationID, "err", err)
+	}
+	s.Log.Warn("submission refused", "correlation_id", e.CorrelationID, "partner", p.ID, "status", e.Status, "problem", e.ProblemType)
+}
+
+var reUUID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+func (s *Server) getNotice(w http.ResponseWriter, r *http.Request, p *partner.Partner) {
+	id := CorrelationID(r)
+	rid := r.PathValue("recordId")
+	if !reUUID.MatchString(rid) {
+		problem.New(problem.BadRequest, "recordId must be a lower-case UUID").WriteHTTP(w, id)
+		return
+	}
+	rec, err := s.Store.RecordByID(r.Context(), rid)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && rec.PartnerID != p.ID) {
+		// Another partner's record is indistinguishable from no record.
+		problem.New(problem.NotFound, "no record "+rid+" from this partner").WriteHTTP(w, id)
+		return
+	}
+	if err != nil {
+		s.Log.Error("record lookup failed", "correlation_id", id, "err", err)
+		problem.New(problem.Unavailable, "the message log is unavailable").WriteHTTP(w, id)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": store.OutcomeAccepted, "recordId": rec.RecordID,
+		"receipt": rec.Receipt, "acceptedAt": rec.AcceptedAt.UTC().Format(time.RFC3339)})
+}
+
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	_ = json.NewEncoder(w).Encode(s.Receipts.JWKS())
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	n, err := s.Store.Entries(r.Context())
+	if err != nil {
+		problem.Wrap(problem.Unavailable, "message log unavailable", err).WriteHTTP(w, CorrelationID(r))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "messageLogEntries": n})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// TLSConfig is the mutual-TLS configuration: TLS 1.2 at least (1.3
+// preferred by Go's negotiation), a client certificate required and verified
+// against the client CA, and refused in the handshake unless it names
+// exactly one registered partner.
+func TLSConfig(cert tls.Certificate, clientCAs *x509.CertPool, partners *partner.Registry) *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    clientCAs,
+		CipherSuites: []uint16{ // TLS 1.2 only; TLS 1.3 suites are not configurable
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("client certificate required")
+			}
+			if _, ok := partners.ByCertificate(cs.PeerCertificates[0]); !ok {
+				return errors.New("client certificate does not belong to a registered partner")
+			}
+			return nil
+		},
+	}
+}
+
+// HTTPServer builds the net/http server with the limits applied.
+func (s *Server) HTTPServer(tlsConf *tls.Config) *http.Server {
+	return &http.Server{
+		Handler:           s.Handler(),
+		TLSConfig:         tlsConf,
+		ReadHeaderTimeout: s.Limits.ReadHeaderTimeout,
+		ReadTimeout:       s.Limits.ReadTimeout,
+		WriteTimeout:      s.Limits.WriteTimeout,
+		IdleTimeout:       s.Limits.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Serve serves TLS on ln until ctx is done, then shuts down gracefully.
+func Serve(ctx context.Context, hs *http.Server, ln net.Listener) error {
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(tls.NewListener(ln, hs.TLSConfig)) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return hs.Shutdown(sctx)
+	}
+}

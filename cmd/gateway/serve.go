@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/app"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+)
+
+func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	cfgPath := fs.String("config", "", "configuration file (required)")
+	addr := fs.String("addr", "", "listen address, overriding the file's \"listen\"")
+	if err := parse(fs, args); err != nil {
+		return errUsage
+	}
+	if *cfgPath == "" {
+		fmt.Fprintln(stderr, "gateway serve: --config is required")
+		fs.Usage()
+		return errUsage
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	g, err := app.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := g.Listen(*addr)
+	if err != nil {
+		return err
+	}
+	log.Info("gateway listening", "addr", ln.Addr().String(), "partners", len(cfg.Partners.All()), "config", cfg.Path)
+	return g.Serve(ctx, ln)
+}
+
+func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("dev", stderr)
+	dir := fs.String("dir", devmode.DefaultDir, "dev directory (created on first run, reused afterwards)")
+	addr := fs.String("addr", devmode.DefaultAddr, "listen address (port 0 picks a free port)")
+	if err := parse(fs, args); err != nil {
+		return errUsage
+	}
+	l, created, err := devmode.Ensure(*dir)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(l.Config)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	g, err := app.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := g.Listen(*addr)
+	if err != nil {
+		return err
+	}
+	d := l.Describe(ln.Addr().String())
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- g.Serve(ctx, ln) }()
+	// dev.json is written once the listener accepts connections.
+	if err := l.WriteDevJSON(d); err != nil {
+		return err
+	}
+	defer os.Remove(l.DevJSON)
+	state := "reusing"
+	if created {
+		state = "created"
+	}
+	fmt.Fprintf(stdout, "Jambatan dev gateway (%s %s)\n", state, l.Dir)
+	fmt.Fprintf(stdout, "  gateway   %s\n  jwks      %s\n  ca cert   %s\n  config    %s\n  store     %s\n  dev.json  %s\n",
+		d.GatewayURL, d.JWKSURL, d.CACert, d.Config, d.Store, l.DevJSON)
+	for _, p := range d.Partners {
+		fmt.Fprintf(stdout, "  partner   %s (%s, %s): kit in %s\n", p.ID, p.Kind, p.Format, l.Kit(p.ID).Dir)
+	}
+	fmt.Fprintf(stdout, "Try: go run ./cmd/gateway submit --dev %s --partner %s NOTICE.json\nCtrl-C stops.\n", *dir, d.Partners[0].ID)
+	err = <-serveErr
+	fmt.Fprintln(stdout, "stopped")
+	return err
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+)
+
+// maxDocument bounds what the partner tools read from a file or stdin.
+const maxDocument = 4 << 20
+
+func readDoc(r io.Reader) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, maxDocument+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxDocument {
+		return nil, fmt.Errorf("document over %d bytes", maxDocument)
+	}
+	return b, nil
+}
+
+func formOf(detached, unencoded bool, name string) (partnerkit.Form, error) {
+	switch {
+	case name == "compact" || (name == "" && !detached && !unencoded):
+		return partnerkit.Compact, nil
+	case name == "detached" || (name == "" && detached && !unencoded):
+		return partnerkit.Detached, nil
+	case name == "unencoded" || (name == "" && unencoded):
+		return partnerkit.DetachedUnencoded, nil
+	}
+	return 0, fmt.Errorf("unknown form %q (compact, detached, unencoded)", name)
+}
+
+func runSign(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("sign", stderr)
+	jwkPath := fs.String("jwk", "", "private signing JWK (required)")
+	detached := fs.Bool("detached", false, "print a detached JWS for the X-JWS-Signature header")
+	unencoded := fs.Bool("unencoded", false, `with --detached: unencoded payload ("b64": false, RFC 7797)`)
+	if err := parse(fs, args); err != nil {
+		return errUsage
+	}
+	if *jwkPath == "" {
+		fmt.Fprintln(stderr, "gateway sign: --jwk is required; the document is read from stdin")
+		return errUsage
+	}
+	key, err := partnerkit.LoadSigningKey(*jwkPath)
+	if err != nil {
+		return err
+	}
+	doc, err := readDoc(stdin)
+	if err != nil {
+		return err
+	}
+	form, _ := formOf(*detached, *unencoded, "")
+	sig, err := partnerkit.Sign(doc, key, form)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, sig)
+	return nil
+}
+
+func runSubmit(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("submit", stderr)
+	dir := fs.String("dev", devmode.DefaultDir, "dev directory of a running \"gateway dev\"")
+	partnerID := fs.String("partner", "", "partner id in dev.json (default: the first)")
+	formName := fs.String("form", "compact", "signature form: compact, detached or unencoded")
+	if err := parse(fs, args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "gateway submit: give one document file (- for stdin)")
+		return errUsage
+	}
+	form, err := formOf(false, false, *formName)
+	if err != nil {
+		return err
+	}
+	d, err := devmode.ReadDevJSON(*dir)
+	if err != nil {
+		return err
+	}
+	id := *partnerID
+	if id == "" && len(d.Partners) > 0 {
+		id = d.Partners[0].ID
+	}
+	p, err := d.Partner(id)
+	if err != nil {
+		return err
+	}
+	var doc []byte
+	if fs.Arg(0) == "-" {
+		doc, err = readDoc(stdin)
+	} else {
+		var f *os.File
+		if f, err = os.Open(fs.Arg(0)); err == nil {
+			doc, err = readDoc(f)
+			f.Close()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	key, err := partnerkit.LoadSigningKey(p.SigningJWK)
+	if err != nil {
+		return err
+	}
+	c, err := partnerkit.NewClient(d.GatewayURL, d.CACert, p.ClientCert, p.ClientKey)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Submit("/v1/injury-notices", doc, key, form)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "HTTP %d (correlation id %s)\n", resp.Status, resp.CorrelationID)
+	stdout.Write(resp.Body)
+	if resp.Status != 200 && resp.Status != 202 {
+		return fmt.Errorf("refused with HTTP %d", resp.Status)
+	}
+	a, err := partnerkit.DecodeAccepted(resp.Body)
+	if err != nil {
+		return err
+	}
+	set, err := c.FetchJWKS(d.JWKSURL)
+	if err != nil {
+		return fmt.Errorf("fetching the receipt keys: %w", err)
+	}
+	if _, err := receipt.Verify(a.Receipt, set); err != nil {
+		return fmt.Errorf("the receipt does not verify: %w", err)
+	}
+	fmt.Fprintf(stderr, "receipt verified against %s\n", d.JWKSURL)
+	return nil
+}
+
+func runReceipt(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "verify" {
+		fmt.Fprintln(stderr, "usage: gateway receipt verify --jwks URL|FILE [--dev DIR] RECEIPT|-")
+		return errUsage
+	}
+	fs := newFlags("receipt verify", stderr)
+	jwksFlag := fs.String("jwks", "", "Perkeso's JWKS: a file, or an https URL (fetched over mutual TLS with a dev kit)")
+	dir := fs.String("dev", devmode.DefaultDir, "dev directory whose first partner kit is used to fetch an https JWKS")
+	if err := parse(fs, args[1:]); err != nil {
+		return errUsage
+	}
+	if *jwksFlag == "" || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: gateway receipt verify --jwks URL|FILE [--dev DIR] RECEIPT|-")
+		return errUsage
+	}
+	rc := fs.Arg(0)
+	if rc == "-" {
+		b, err := readDoc(stdin)
+		if err != nil {
+			return err
+		}
+		rc = string(b)
+	}
+	var set jwk.Set
+	var err error
+	if strings.HasPrefix(*jwksFlag, "https://") {
+		d, derr := devmode.ReadDevJSON(*dir)
+		if derr != nil {
+			return derr
+		}
+		p := d.Partners[0]
+		c, cerr := partnerkit.NewClient(d.GatewayURL, d.CACert, p.ClientCert, p.ClientKey)
+		if cerr != nil {
+			return cerr
+		}
+		set, err = c.FetchJWKS(*jwksFlag)
+	} else {
+		set, err = partnerkit.ReadJWKS(*jwksFlag)
+	}
+	if err != nil {
+		return err
+	}
+	r, err := receipt.Verify(rc, set)
+	if err != nil {
+		return err
+	}
+	out, _ := json.MarshalIndent(r, "", "  ")
+	fmt.Fprintf(stdout, "%s\n", out)
+	fmt.Fprintln(stderr, "receipt verified")
+	return nil
+}
+
+func runLog(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "verify" {
+		fmt.Fprintln(stderr, "usage: gateway log verify (--config FILE | --dev DIR | --store PATH)")
+		return errUsage
+	}
+	fs := newFlags("log verify", stderr)
+	cfgPath := fs.String("config", "", "configuration file naming the store")
+	dir := fs.String("dev", "", "dev directory")
+	path := fs.String("store", "", "SQLite store file")
+	if err := parse(fs, args[1:]); err != nil {
+		return errUsage
+	}
+	switch {
+	case *path != "":
+	case *cfgPath != "":
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		*path = cfg.StorePath
+	default:
+		if *dir == "" {
+			*dir = devmode.DefaultDir
+		}
+		l, err := devmode.LayoutOf(*dir)
+		if err != nil {
+			return err
+		}
+		*path = l.Store
+	}
+	if _, err := os.Stat(*path); err != nil {
+		return err
+	}
+	s, err := store.OpenSQLite(*path)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	rep, err := s.Verify(ctx, func(n int64) { fmt.Fprintf(stderr, "  %d entries checked\n", n) })
+	if err != nil {
+		return err
+	}
+	if rep.BrokenSeq != 0 {
+		fmt.Fprintf(stdout, "BROKEN at entry %d: %s (%d entries read)\n", rep.BrokenSeq, rep.Reason, rep.Entries)
+		return fmt.Errorf("hash chain broken at entry %d", rep.BrokenSeq)
+	}
+	fmt.Fprintf(stdout, "OK: %d entries, hash chain intact\n", rep.Entries)
+	return nil
+}
