@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/perkeso/jambatan/adapters"
+	"github.com/perkeso/jambatan/adapters/sgemployer"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
@@ -149,7 +150,7 @@ func (s *Server) postNotice(w http.ResponseWriter, r *http.Request, p *partner.P
 		return
 	}
 	res, perr := s.Pipeline.Submit(r.Context(), intake.Submission{
-		Partner: p, Format: "sg-employer-notice/v1", Route: "POST /v1/injury-notices",
+		Partner: p, Format: sgemployer.Format, Route: "POST /v1/injury-notices",
 		ContentType: r.Header.Get("Content-Type"), Body: body, DetachedJWS: r.Header.Get(DetachedSignatureHeader), CorrelationID: id,
 	})
 	if perr != nil {

@@ -1,0 +1,172 @@
+// Package gatewaytest starts a real gateway for tests: an in-memory CA, a
+// server certificate, registered partners with their TLS and signing keys, a
+// SQLite store in a temporary directory, and the real handler behind
+// httptest's TLS server configured with the gateway's own mutual-TLS config.
+package gatewaytest
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/server"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+	"github.com/perkeso/jambatan/mapping"
+)
+
+// Partner is a test partner with its private material.
+type Partner struct {
+	*partner.Partner
+	TLS        tls.Certificate
+	SigningKey jwk.Key // private, with kid and alg
+}
+
+// Env is a running gateway.
+type Env struct {
+	Server   *httptest.Server
+	CA       *certs.CA
+	Store    *store.SQLite
+	Receipts *receipt.Signer
+	Partners map[string]*Partner
+	Dir      string
+}
+
+// Options adjust an Env.
+type Options struct {
+	MaxBodyBytes int64
+}
+
+// Start starts a gateway with partners "employer-a" (UEN 201912345K and
+// 53412345B, 199801234D) and "employer-b" (UEN 200000001A).
+func Start(t testing.TB, opts Options) *Env {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := certs.NewCA("test root")
+	must(t, err)
+	srvCert, err := ca.IssueServer("localhost", []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+	must(t, err)
+	keyPath := filepath.Join(dir, "receipt.jwk.json")
+	must(t, receipt.GenerateKeyFile(keyPath, "test-receipt-1"))
+	signer, err := receipt.LoadSigner(keyPath)
+	must(t, err)
+	st, err := store.OpenSQLite(filepath.Join(dir, "gateway.db"))
+	must(t, err)
+	t.Cleanup(func() { st.Close() })
+
+	env := &Env{CA: ca, Store: st, Receipts: signer, Partners: map[string]*Partner{}, Dir: dir}
+	var reg []*partner.Partner
+	for id, uens := range map[string][]string{
+		"employer-a": {"201912345K", "53412345B", "199801234D"},
+		"employer-b": {"200000001A"},
+	} {
+		p := NewPartner(t, ca, id, uens)
+		env.Partners[id] = p
+		reg = append(reg, p.Partner)
+	}
+	registry := partner.NewRegistry(reg)
+	max := opts.MaxBodyBytes
+	if max == 0 {
+		max = 1 << 20
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("GATEWAYTEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	srv := &server.Server{
+		Partners: registry, Store: st, Receipts: signer, Log: log,
+		Pipeline: &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log},
+		Limits:   server.Limits{MaxBodyBytes: max, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute},
+	}
+	hs := httptest.NewUnstartedServer(srv.Handler())
+	hs.TLS = server.TLSConfig(tls.Certificate{Certificate: [][]byte{srvCert.Cert.Raw}, PrivateKey: srvCert.Key, Leaf: srvCert.Cert}, pool(ca.Cert), registry)
+	hs.Config.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	hs.StartTLS()
+	t.Cleanup(hs.Close)
+	env.Server = hs
+	return env
+}
+
+// NewPartner issues a client certificate and an ES256 signing key.
+func NewPartner(t testing.TB, ca *certs.CA, id string, uens []string) *Partner {
+	t.Helper()
+	cc, err := ca.IssueClient(id)
+	must(t, err)
+	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	must(t, err)
+	priv, err := jwk.Import(raw)
+	must(t, err)
+	_ = priv.Set(jwk.KeyIDKey, id+"-key-1")
+	_ = priv.Set(jwk.AlgorithmKey, jwa.ES256())
+	pub, err := jwk.PublicKeyOf(priv)
+	must(t, err)
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	p := &partner.Partner{ID: id, Kind: partner.KindEmployer, Country: "SG", Formats: []string{"sg-employer-notice/v1"},
+		Identity: partner.Identity{SubjectCN: id}, Keys: set, UENs: map[string]bool{}}
+	for _, u := range uens {
+		p.UENs[u] = true
+	}
+	return &Partner{Partner: p, TLS: tls.Certificate{Certificate: [][]byte{cc.Cert.Raw}, PrivateKey: cc.Key, Leaf: cc.Cert}, SigningKey: priv}
+}
+
+func pool(cs ...*x509.Certificate) *x509.CertPool {
+	p := x509.NewCertPool()
+	for _, c := range cs {
+		p.AddCert(c)
+	}
+	return p
+}
+
+// Client returns an HTTP client presenting cert (nil: no client certificate)
+// and trusting the test CA.
+func (e *Env) Client(cert *tls.Certificate) *http.Client {
+	conf := &tls.Config{RootCAs: pool(e.CA.Cert), MinVersion: tls.VersionTLS12}
+	if cert != nil {
+		conf.Certificates = []tls.Certificate{*cert}
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: conf}}
+}
+
+// WriteFiles writes the CA certificate and a partner's kit as files, for
+// tools outside the process (node, kcat, the gateway binary).
+func (e *Env) WriteFiles(t testing.TB, id string) (caFile, certFile, keyFile, jwkFile string) {
+	t.Helper()
+	d := filepath.Join(e.Dir, "kit-"+id)
+	must(t, os.MkdirAll(d, 0o700))
+	caFile, certFile, keyFile, jwkFile = filepath.Join(d, "ca.pem"), filepath.Join(d, "client.pem"), filepath.Join(d, "client.key"), filepath.Join(d, "signing.jwk.json")
+	must(t, os.WriteFile(caFile, certs.CertPEM(e.CA.Cert), 0o644))
+	p := e.Partners[id]
+	must(t, certs.WriteFiles(certFile, keyFile, p.TLS.Leaf, p.TLS.PrivateKey.(*ecdsa.PrivateKey)))
+	b, err := jsonMarshal(p.SigningKey)
+	must(t, err)
+	must(t, os.WriteFile(jwkFile, b, 0o600))
+	return
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
