@@ -1,0 +1,110 @@
+package interop
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
+)
+
+// need skips (or, in CI, fails) when a tool is missing.
+func need(t *testing.T, tool string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		if os.Getenv("JAMBATAN_REQUIRE_INTEROP") != "" {
+			t.Fatalf("%s is required (JAMBATAN_REQUIRE_INTEROP is set): %v", tool, err)
+		}
+		t.Skipf("%s not installed", tool)
+	}
+	return p
+}
+
+// nodeModules installs the pinned npm packages once (npm ci).
+func nodeModules(t *testing.T) string {
+	t.Helper()
+	need(t, "node")
+	dir, _ := filepath.Abs(filepath.Join("testdata", "node"))
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "jose")); err == nil {
+		return dir
+	}
+	npm := need(t, "npm")
+	cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		if os.Getenv("JAMBATAN_REQUIRE_INTEROP") != "" {
+			t.Fatalf("npm ci: %v\n%s", err, out)
+		}
+		t.Skipf("npm ci failed: %v\n%s", err, out)
+	}
+	return dir
+}
+
+func examples(t *testing.T, names ...string) []string {
+	var out []string
+	for _, n := range names {
+		p, err := filepath.Abs(filepath.Join("..", "..", "..", "..", "adapters", "sgemployer", "testdata", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// TestJoseClient: notices signed by npm jose in all three forms are accepted,
+// and each receipt verifies with jose against /.well-known/jwks.json.
+func TestJoseClient(t *testing.T) {
+	dir := nodeModules(t)
+	env := gatewaytest.Start(t, gatewaytest.Options{})
+	ca, cert, key, jwkFile := env.WriteFiles(t, "employer-a")
+	notices, _ := json.Marshal(examples(t, "example-a.in.json", "example-b.in.json", "example-c.in.json"))
+
+	cmd := exec.Command("node", "jose-client.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GATEWAY_URL="+env.Server.URL, "CA_CERT="+ca, "CLIENT_CERT="+cert, "CLIENT_KEY="+key,
+		"SIGNING_JWK="+jwkFile, "NOTICES="+string(notices))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, stderr.String())
+	}
+	type result struct {
+		Form, Outcome, RecordID, ReceiptKid, Body string
+		Status                                    int
+		ReceiptVerified                           bool
+	}
+	var got []result
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		var r result
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("%v: %s", err, sc.Text())
+		}
+		got = append(got, r)
+	}
+	want := []struct {
+		form, outcome, recordID string
+		status                  int
+	}{
+		{"compact", "ACCEPTED", "b0867b30-be3c-5595-a939-c4d47c281950", 202},
+		{"detached", "ACCEPTED", "49608558-04ae-5d7c-a934-d2dd79fe3682", 202},
+		{"unencoded", "ACCEPTED", "1dbebe23-7e2a-5f97-93b8-aa32c700f991", 202},
+		{"compact", "DUPLICATE", "b0867b30-be3c-5595-a939-c4d47c281950", 200},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d results, want %d:\n%s", len(got), len(want), out)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Form != w.form || g.Status != w.status || g.Outcome != w.outcome || g.RecordID != w.recordID || !g.ReceiptVerified || g.ReceiptKid != env.Receipts.KeyID() {
+			t.Errorf("submission %d: %+v, want %+v", i, g, w)
+		}
+	}
+}
