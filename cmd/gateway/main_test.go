@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+)
+
+var gatewayBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "gateway-bin")
+	if err != nil {
+		panic(err)
+	}
+	gatewayBin = filepath.Join(dir, "gateway")
+	if out, err := exec.Command("go", "build", "-o", gatewayBin, ".").CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func example(name string) string {
+	p, _ := filepath.Abs(filepath.Join("..", "..", "adapters", "sgemployer", "testdata", name))
+	return p
+}
+
+// startDev runs "gateway dev" and waits for dev.json.
+func startDev(t *testing.T, dir string) (*exec.Cmd, *bytes.Buffer, *devmode.DevJSON) {
+	t.Helper()
+	cmd := exec.Command(gatewayBin, "dev", "--dir", dir, "--addr", "127.0.0.1:0")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if d, err := devmode.ReadDevJSON(dir); err == nil {
+			return cmd, &out, d
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("dev.json never appeared:\n%s", out.String())
+	return nil, nil, nil
+}
+
+func gateway(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	cmd := exec.Command(gatewayBin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+func stop(t *testing.T, cmd *exec.Cmd, out *bytes.Buffer) {
+	t.Helper()
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("gateway dev exited with %v:\n%s", err, out)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("gateway dev did not stop on SIGINT:\n%s", out)
+	}
+	if !strings.Contains(out.String(), "stopped") {
+		t.Fatalf("no clean stop:\n%s", out)
+	}
+}
+
+// TestDevMode is the operator's path: one command, the spec's examples
+// through "gateway submit", receipts verified, the log verified, a clean
+// stop, and a restart that reuses everything.
+func TestDevMode(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	cmd, out, d := startDev(t, dir)
+	if len(d.Partners) == 0 || d.Partners[0].Kind != "employer" || !filepath.IsAbs(d.CACert) || !strings.HasPrefix(d.GatewayURL, "https://127.0.0.1:") {
+		t.Fatalf("dev.json: %+v", d)
+	}
+	for _, p := range []string{d.CACert, d.Partners[0].ClientCert, d.Partners[0].ClientKey, d.Partners[0].SigningJWK} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("dev.json names a missing file: %v", err)
+		}
+	}
+	var receipt string
+	for i, tc := range []struct{ file, form, recordID string }{
+		{"example-a.in.json", "compact", "b0867b30-be3c-5595-a939-c4d47c281950"},
+		{"example-b.in.json", "detached", "49608558-04ae-5d7c-a934-d2dd79fe3682"},
+		{"example-c.in.json", "unencoded", "1dbebe23-7e2a-5f97-93b8-aa32c700f991"},
+	} {
+		stdout, stderr, err := gateway(t, "submit", "--dev", dir, "--partner", "demo-employer", "--form", tc.form, example(tc.file))
+		if err != nil || !strings.Contains(stderr, "HTTP 202") || !strings.Contains(stderr, "receipt verified") {
+			t.Fatalf("submit %s: %v\n%s\n%s", tc.file, err, stdout, stderr)
+		}
+		var acc struct{ Status, RecordID, Receipt string }
+		if err := json.Unmarshal([]byte(stdout), &acc); err != nil || acc.RecordID != tc.recordID {
+			t.Fatalf("submit %s: %s", tc.file, stdout)
+		}
+		if i == 0 {
+			receipt = acc.Receipt
+		}
+	}
+	// A refused submission exits non-zero and prints the problem.
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	b, _ := os.ReadFile(example("example-a.in.json"))
+	_ = os.WriteFile(bad, bytes.Replace(b, []byte(`"G5123456T"`), []byte(`"G5123456X"`), 1), 0o644)
+	if stdout, _, err := gateway(t, "submit", "--dev", dir, bad); err == nil || !strings.Contains(stdout, `"code":"CHECKSUM"`) {
+		t.Fatalf("bad notice: %v %s", err, stdout)
+	}
+
+	if stdout, stderr, err := gateway(t, "receipt", "verify", "--dev", dir, "--jwks", d.JWKSURL, receipt); err != nil || !strings.Contains(stdout, "b0867b30") {
+		t.Fatalf("receipt verify: %v\n%s%s", err, stdout, stderr)
+	}
+	if stdout, _, err := gateway(t, "log", "verify", "--dev", dir); err != nil || !strings.Contains(stdout, "OK: 4 entries") {
+		t.Fatalf("log verify: %v %s", err, stdout)
+	}
+	stop(t, cmd, out)
+	if _, err := os.Stat(filepath.Join(dir, "dev.json")); !os.IsNotExist(err) {
+		t.Fatalf("dev.json left behind after stop: %v", err)
+	}
+
+	// Second run: reuses the PKI and the store; the same notice is a duplicate.
+	caBefore, _ := os.ReadFile(d.CACert)
+	cmd, out, d2 := startDev(t, dir)
+	caAfter, _ := os.ReadFile(d2.CACert)
+	if !bytes.Equal(caBefore, caAfter) || !strings.Contains(out.String(), "reusing") {
+		t.Fatalf("second run did not reuse the dev directory:\n%s", out)
+	}
+	if _, stderr, err := gateway(t, "submit", "--dev", dir, example("example-a.in.json")); err != nil || !strings.Contains(stderr, "HTTP 200") {
+		t.Fatalf("resubmit: %v %s", err, stderr)
+	}
+	stop(t, cmd, out)
+
+	// Tampering with the log is found and named.
+	if _, _, err := gateway(t, "log", "verify", "--dev", dir); err != nil {
+		t.Fatal(err)
+	}
+	sqlite3Tamper(t, filepath.Join(dir, "gateway.db"))
+	if stdout, _, err := gateway(t, "log", "verify", "--dev", dir); err == nil || !strings.Contains(stdout, "BROKEN at entry 2") {
+		t.Fatalf("tampered log: %v %s", err, stdout)
+	}
+}
+
+func TestSignCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	if _, _, err := devmode.Ensure(dir); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := devmode.LayoutOf(dir)
+	jwkPath := l.Kit("demo-employer").SigningJWK
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		parts func([]string) bool
+	}{
+		{"ok/compact", nil, func(p []string) bool { return len(p) == 3 && p[1] != "" }},
+		{"ok/detached", []string{"--detached"}, func(p []string) bool { return len(p) == 3 && p[1] == "" }},
+		{"ok/unencoded", []string{"--detached", "--unencoded"}, func(p []string) bool { return len(p) == 3 && p[1] == "" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(gatewayBin, append([]string{"sign", "--jwk", jwkPath}, tc.args...)...)
+			cmd.Stdin = strings.NewReader(`{"a":1}`)
+			out, err := cmd.Output()
+			if err != nil || !tc.parts(strings.Split(strings.TrimSpace(string(out)), ".")) {
+				t.Fatalf("sign: %v %s", err, out)
+			}
+		})
+	}
+	t.Run("fail/no-jwk", func(t *testing.T) {
+		if _, _, err := gateway(t, "sign"); err == nil {
+			t.Fatal("sign without --jwk succeeded")
+		}
+	})
+}
+
+func TestServeConfigErrors(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	l, _, err := devmode.Ensure(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := os.ReadFile(l.Config)
+	tests := []struct{ name, old, new, want string }{
+		{"fail/kind", `"kind": "employer"`, `"kind": "bank"`, `partner demo-employer: field kind`},
+		{"fail/format", `"sg-employer-notice/v1"`, `"sg-employer-notice/v9"`, `partner demo-employer: field formats`},
+		{"fail/uen", `"*"`, `"NOT-A-UEN"`, `partner demo-employer: field agent_for_uens`},
+		{"fail/identity", `"subject_cn": "demo-employer"`, `"subject_cn": ""`, `partner demo-employer: field tls_identity`},
+		{"fail/unknown-field", `"instance"`, `"instanse"`, `unknown field`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tc.name, "/", "-")+".json")
+			if !bytes.Contains(cfg, []byte(tc.old)) {
+				t.Fatalf("config has no %s", tc.old)
+			}
+			_ = os.WriteFile(p, bytes.Replace(cfg, []byte(tc.old), []byte(tc.new), 1), 0o644)
+			_, stderr, err := gateway(t, "serve", "--config", p)
+			if err == nil || !strings.Contains(stderr, p) || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("serve: %v\n%s", err, stderr)
+			}
+		})
+	}
+}
+
+// sqlite3Tamper edits one logged entry behind the gateway's back.
+func sqlite3Tamper(t *testing.T, path string) {
+	t.Helper()
+	s, err := store.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.DB().Exec(`UPDATE message_log SET status = 299 WHERE seq = 2`); err != nil {
+		t.Fatal(err)
+	}
+}
