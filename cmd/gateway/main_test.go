@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,11 +38,24 @@ func example(name string) string {
 }
 
 // startDev runs "gateway dev" and waits for dev.json.
-func startDev(t *testing.T, dir string) (*exec.Cmd, *bytes.Buffer, *devmode.DevJSON) {
+// syncBuffer is a bytes.Buffer safe for the child's output goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func startDev(t *testing.T, dir string) (*exec.Cmd, *syncBuffer, *devmode.DevJSON) {
 	t.Helper()
 	cmd := exec.Command(gatewayBin, "dev", "--dir", dir, "--addr", "127.0.0.1:0")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +63,7 @@ func startDev(t *testing.T, dir string) (*exec.Cmd, *bytes.Buffer, *devmode.DevJ
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if d, err := devmode.ReadDevJSON(dir); err == nil {
-			return cmd, &out, d
+			return cmd, out, d
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -66,7 +80,7 @@ func gateway(t *testing.T, args ...string) (string, string, error) {
 	return stdout.String(), stderr.String(), err
 }
 
-func stop(t *testing.T, cmd *exec.Cmd, out *bytes.Buffer) {
+func stop(t *testing.T, cmd *exec.Cmd, out *syncBuffer) {
 	t.Helper()
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)
