@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/app"
@@ -24,16 +25,8 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		fs.Usage()
 		return errUsage
 	}
-	cfg, err := config.Load(*cfgPath)
-	if err != nil {
-		return err
-	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	g, err := app.New(cfg, log)
-	if err != nil {
-		return err
-	}
-	ln, err := g.Listen(*addr)
+	cfg, g, ln, err := start(*cfgPath, *addr, log)
 	if err != nil {
 		return err
 	}
@@ -52,16 +45,7 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(l.Config)
-	if err != nil {
-		return err
-	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	g, err := app.New(cfg, log)
-	if err != nil {
-		return err
-	}
-	ln, err := g.Listen(*addr)
+	_, g, ln, err := start(l.Config, *addr, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		return err
 	}
@@ -87,4 +71,22 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	err = <-serveErr
 	fmt.Fprintln(stdout, "stopped")
 	return err
+}
+
+// start loads a configuration, assembles the gateway and binds its listener.
+func start(cfgPath, addr string, log *slog.Logger) (*config.Config, *app.Gateway, net.Listener, error) {
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	g, err := app.New(cfg, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ln, err := g.Listen(addr)
+	if err != nil {
+		g.Store.Close()
+		return nil, nil, nil, err
+	}
+	return cfg, g, ln, nil
 }

@@ -6,9 +6,6 @@
 package devmode
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/perkeso/jambatan/certs"
@@ -138,16 +134,10 @@ func ensureKit(ca *certs.CA, k PartnerKit, d DemoPartner) error {
 		}
 	}
 	if !exists(k.SigningJWK) {
-		raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		priv, err := receipt.NewES256Key(d.Kid)
 		if err != nil {
 			return err
 		}
-		priv, err := jwk.Import(raw)
-		if err != nil {
-			return err
-		}
-		_ = priv.Set(jwk.KeyIDKey, d.Kid)
-		_ = priv.Set(jwk.AlgorithmKey, jwa.ES256())
 		pub, err := jwk.PublicKeyOf(priv)
 		if err != nil {
 			return err

@@ -6,8 +6,6 @@ package gatewaytest
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -21,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/perkeso/jambatan/certs"
@@ -110,12 +107,8 @@ func NewPartner(t testing.TB, ca *certs.CA, id string, uens []string) *Partner {
 	t.Helper()
 	cc, err := ca.IssueClient(id)
 	must(t, err)
-	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	priv, err := receipt.NewES256Key(id + "-key-1")
 	must(t, err)
-	priv, err := jwk.Import(raw)
-	must(t, err)
-	_ = priv.Set(jwk.KeyIDKey, id+"-key-1")
-	_ = priv.Set(jwk.AlgorithmKey, jwa.ES256())
 	pub, err := jwk.PublicKeyOf(priv)
 	must(t, err)
 	set := jwk.NewSet()

@@ -45,18 +45,28 @@ type Signer struct {
 	public jwk.Set
 }
 
-// GenerateKeyFile writes a new ES256 private JWK with the given kid (0600).
-func GenerateKeyFile(path, kid string) error {
+// NewES256Key generates a private EC P-256 JWK carrying kid and alg ES256:
+// the key type of receipts and of the dev kits' signing keys.
+func NewES256Key(kid string) (jwk.Key, error) {
 	raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	k, err := jwk.Import(raw)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	_ = k.Set(jwk.KeyIDKey, kid)
 	_ = k.Set(jwk.AlgorithmKey, jwa.ES256())
+	return k, nil
+}
+
+// GenerateKeyFile writes a new ES256 private JWK with the given kid (0600).
+func GenerateKeyFile(path, kid string) error {
+	k, err := NewES256Key(kid)
+	if err != nil {
+		return err
+	}
 	_ = k.Set(jwk.KeyUsageKey, "sig")
 	b, err := json.MarshalIndent(k, "", "  ")
 	if err != nil {
