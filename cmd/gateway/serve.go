@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/app"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 )
@@ -25,19 +26,25 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		fs.Usage()
 		return errUsage
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
-	cfg, g, ln, err := start(*cfgPath, *addr, log)
+	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
 	}
-	log.Info("gateway listening", "addr", ln.Addr().String(), "partners", len(cfg.Partners.All()), "config", cfg.Path)
-	return g.Serve(ctx, ln)
+	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	g, ln, ops, err := start(cfg, *addr, log)
+	if err != nil {
+		return err
+	}
+	log.Info("gateway listening", "addr", ln.Addr().String(), "partners", len(cfg.Partners.All()), "config", cfg.Path,
+		"kafka", cfg.File.Kafka.Brokers)
+	return g.Serve(ctx, ln, ops)
 }
 
 func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("dev", stderr)
 	dir := fs.String("dir", devmode.DefaultDir, "dev directory (created on first run, reused afterwards)")
 	addr := fs.String("addr", devmode.DefaultAddr, "listen address (port 0 picks a free port)")
+	kafkaPort := fs.Int("kafka-port", 0, "port of the embedded Kafka-protocol broker on 127.0.0.1 (0: any free port)")
 	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
@@ -45,13 +52,28 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	_, g, ln, err := start(l.Config, *addr, slog.New(slog.NewTextHandler(stderr, nil)))
+	cfg, err := config.Load(l.Config)
+	if err != nil {
+		return err
+	}
+	topics := app.Topics(cfg.File.Kafka)
+	kafka, err := broker.Start(l.KafkaDir, *kafkaPort, topics.Verified, topics.Rejected)
+	if err != nil {
+		return err
+	}
+	defer kafka.Close()
+	cfg.File.Kafka.Brokers = []string{kafka.Addr}
+	if cfg.File.OpsListen == "" {
+		cfg.File.OpsListen = "127.0.0.1:0"
+	}
+	g, ln, ops, err := start(cfg, *addr, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
 		return err
 	}
 	d := l.Describe(ln.Addr().String())
+	d.KafkaBootstrap, d.Topics, d.MetricsURL = kafka.Addr, topics, "http://"+ops.Addr().String()+"/metrics"
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- g.Serve(ctx, ln) }()
+	go func() { serveErr <- g.Serve(ctx, ln, ops) }()
 	// dev.json is written once the listener accepts connections.
 	if err := l.WriteDevJSON(d); err != nil {
 		return err
@@ -62,8 +84,8 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		state = "created"
 	}
 	fmt.Fprintf(stdout, "Jambatan dev gateway (%s %s)\n", state, l.Dir)
-	fmt.Fprintf(stdout, "  gateway   %s\n  jwks      %s\n  ca cert   %s\n  config    %s\n  store     %s\n  dev.json  %s\n",
-		d.GatewayURL, d.JWKSURL, d.CACert, d.Config, d.Store, l.DevJSON)
+	fmt.Fprintf(stdout, "  gateway   %s\n  jwks      %s\n  ca cert   %s\n  config    %s\n  store     %s\n  kafka     %s (embedded; topics %s, %s)\n  metrics   %s\n  dev.json  %s\n",
+		d.GatewayURL, d.JWKSURL, d.CACert, d.Config, d.Store, d.KafkaBootstrap, topics.Verified, topics.Rejected, d.MetricsURL, l.DevJSON)
 	for _, p := range d.Partners {
 		fmt.Fprintf(stdout, "  partner   %s (%s, %s): kit in %s\n", p.ID, p.Kind, p.Format, l.Kit(p.ID).Dir)
 	}
@@ -73,12 +95,8 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	return err
 }
 
-// start loads a configuration, assembles the gateway and binds its listener.
-func start(cfgPath, addr string, log *slog.Logger) (*config.Config, *app.Gateway, net.Listener, error) {
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		return nil, nil, nil, err
-	}
+// start assembles the gateway and binds its listeners.
+func start(cfg *config.Config, addr string, log *slog.Logger) (*app.Gateway, net.Listener, net.Listener, error) {
 	g, err := app.New(cfg, log)
 	if err != nil {
 		return nil, nil, nil, err
@@ -88,5 +106,13 @@ func start(cfgPath, addr string, log *slog.Logger) (*config.Config, *app.Gateway
 		g.Store.Close()
 		return nil, nil, nil, err
 	}
-	return cfg, g, ln, nil
+	var ops net.Listener
+	if cfg.File.OpsListen != "" {
+		if ops, err = net.Listen("tcp", cfg.File.OpsListen); err != nil {
+			ln.Close()
+			g.Store.Close()
+			return nil, nil, nil, fmt.Errorf("ops listener: %w", err)
+		}
+	}
+	return g, ln, ops, nil
 }

@@ -1,21 +1,32 @@
 // Package app assembles a running gateway from a loaded configuration: store,
-// receipt key, pipeline, mutual-TLS listener. Both "gateway serve" and
-// "gateway dev" run through it, so dev mode is the production server with
-// generated inputs.
+// receipt key, pipeline, outbox relay, mutual-TLS listener and the ops
+// listener. Both "gateway serve" and "gateway dev" run through it, so dev mode
+// is the production server with generated inputs.
 package app
 
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/relay"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/server"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/mapping"
@@ -23,11 +34,27 @@ import (
 
 // Gateway is an assembled, not yet listening gateway.
 type Gateway struct {
-	Config *config.Config
-	Store  *store.SQLite
-	Server *server.Server
-	TLS    *tls.Config
-	Log    *slog.Logger
+	Config   *config.Config
+	Store    *store.SQLite
+	Server   *server.Server
+	Relay    *relay.Relay // nil without Kafka brokers
+	TLS      *tls.Config
+	Log      *slog.Logger
+	Metrics  *prometheus.Registry
+	Topics   events.Topics
+	producer interface{ Close() error }
+}
+
+// Topics returns the configured topic names with defaults filled in.
+func Topics(k config.Kafka) events.Topics {
+	t := events.DefaultTopics
+	if k.Topics.Verified != "" {
+		t.Verified = k.Topics.Verified
+	}
+	if k.Topics.Rejected != "" {
+		t.Rejected = k.Topics.Rejected
+	}
+	return t
 }
 
 // New opens the store, loads keys and certificates, and builds the server.
@@ -48,17 +75,34 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	lim := cfg.File.Limits
-	srv := &server.Server{
-		Partners: cfg.Partners,
-		Store:    st,
-		Receipts: signer,
-		Log:      log,
-		Pipeline: &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log},
-		Limits: server.Limits{MaxBodyBytes: lim.MaxBodyBytes, ReadHeaderTimeout: dur(lim.ReadHeaderTimeout), ReadTimeout: dur(lim.ReadTimeout),
-			WriteTimeout: dur(lim.WriteTimeout), IdleTimeout: dur(lim.IdleTimeout)},
+	g := &Gateway{Config: cfg, Store: st, Log: log, Metrics: prometheus.NewRegistry(), Topics: Topics(cfg.File.Kafka)}
+	g.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	relay.Register(g.Metrics)
+
+	pipe := &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log,
+		Events: &events.Builder{Topics: g.Topics, Source: "urn:my:perkeso:jambatan:" + cfg.File.Instance}}
+	if len(cfg.File.Kafka.Brokers) > 0 {
+		kc, err := kafkaclient.New(cfg.File.Kafka)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		w := kc.Writer(500)
+		g.producer = w
+		g.Relay = &relay.Relay{Outbox: st, Producer: w, Batch: 500, Log: log}
+		pipe.Published = g.Relay.Wake
+	} else {
+		log.Warn("no kafka brokers configured: accepted notices wait in the outbox")
 	}
-	return &Gateway{Config: cfg, Store: st, Server: srv, TLS: server.TLSConfig(cert, pool, cfg.Partners), Log: log}, nil
+	lim := cfg.File.Limits
+	g.Server = &server.Server{
+		Partners: cfg.Partners, Store: st, Receipts: signer, Log: log, Pipeline: pipe,
+		Limits: server.Limits{MaxBodyBytes: lim.MaxBodyBytes, ReadHeaderTimeout: time.Duration(lim.ReadHeaderTimeout),
+			ReadTimeout: time.Duration(lim.ReadTimeout), WriteTimeout: time.Duration(lim.WriteTimeout), IdleTimeout: time.Duration(lim.IdleTimeout)},
+	}
+	g.Server.Health = g.Health
+	g.TLS = server.TLSConfig(cert, pool, cfg.Partners)
+	return g, nil
 }
 
 // Listen binds the configured address (or addr when not empty).
@@ -69,11 +113,69 @@ func (g *Gateway) Listen(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
-// Serve serves on ln until ctx is done, then closes the store.
-func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
-	defer g.Store.Close()
-	hs := g.Server.HTTPServer(g.TLS)
-	return server.Serve(ctx, hs, ln)
+// Health is the ops view of the gateway.
+func (g *Gateway) Health(ctx context.Context) (map[string]any, bool) {
+	h := map[string]any{"status": "ok"}
+	n, err := g.Store.Entries(ctx)
+	if err != nil {
+		h["status"], h["store"] = "unavailable", err.Error()
+		return h, false
+	}
+	h["messageLogEntries"] = n
+	if g.Relay != nil {
+		h["outbox"] = g.Relay.Status(ctx)
+	} else if b, err := g.Store.OutboxBacklog(ctx); err == nil {
+		h["outbox"] = relay.Status{Backlog: b, LastError: "no kafka brokers configured"}
+	}
+	return h, true
 }
 
-func dur(d config.Duration) time.Duration { return time.Duration(d) }
+// OpsHandler serves /metrics (Prometheus) and /healthz without client
+// certificates; bind it to a management network or loopback only.
+func (g *Gateway) OpsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.Metrics, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		h, ok := g.Health(r.Context())
+		w.Header().Set("Content-Type", "application/json")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(h)
+	})
+	return mux
+}
+
+// Serve serves on ln (and the ops listener, if given) and runs the relay
+// until ctx is done, then stops them and closes the store.
+func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	if g.Relay != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = g.Relay.Run(ctx) }()
+	}
+	var opsSrv *http.Server
+	if ops != nil {
+		opsSrv = &http.Server{Handler: g.OpsHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = opsSrv.Serve(ops) }()
+	}
+	hs := g.Server.HTTPServer(g.TLS)
+	err := server.Serve(ctx, hs, ln)
+	cancel()
+	if opsSrv != nil {
+		_ = opsSrv.Close()
+	}
+	wg.Wait()
+	if g.producer != nil {
+		_ = g.producer.Close()
+	}
+	if cerr := g.Store.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}

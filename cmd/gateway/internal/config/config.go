@@ -31,7 +31,37 @@ type File struct {
 	Store          string          `json:"store"`
 	ReceiptKeyFile string          `json:"receipt_key_file"`
 	Limits         Limits          `json:"limits"`
+	Kafka          Kafka           `json:"kafka"`
+	OpsListen      string          `json:"ops_listen,omitempty"`
 	Partners       []PartnerConfig `json:"partners"`
+}
+
+// Kafka is the cluster the outbox relay publishes to.
+type Kafka struct {
+	Brokers []string   `json:"brokers"`
+	Topics  KafkaTopic `json:"topics"`
+	TLS     *KafkaTLS  `json:"tls,omitempty"`
+	SASL    *KafkaSASL `json:"sasl,omitempty"`
+}
+
+// KafkaTopic names the topics (defaults in package events).
+type KafkaTopic struct {
+	Verified string `json:"verified,omitempty"`
+	Rejected string `json:"rejected,omitempty"`
+}
+
+// KafkaTLS enables TLS to the brokers, with a client certificate if given.
+type KafkaTLS struct {
+	CAFile   string `json:"ca_file"`
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
+}
+
+// KafkaSASL enables SASL/SCRAM authentication.
+type KafkaSASL struct {
+	Mechanism    string `json:"mechanism"` // SCRAM-SHA-256 or SCRAM-SHA-512
+	Username     string `json:"username"`
+	PasswordFile string `json:"password_file"`
 }
 
 // TLS names the server certificate and the CA that issues partner client certificates.
@@ -183,6 +213,24 @@ func Load(path string) (*Config, error) {
 	}
 	c.CertFile, c.KeyFile, c.ClientCAFile = rel(f.TLS.CertFile), rel(f.TLS.KeyFile), rel(f.TLS.ClientCAFile)
 	c.StorePath, c.ReceiptKeyFile = rel(f.Store), rel(f.ReceiptKeyFile)
+	if k := c.File.Kafka.TLS; k != nil {
+		if k.CAFile == "" {
+			return nil, &Error{File: abs, Field: "kafka.tls.ca_file", Msg: "is required with kafka.tls"}
+		}
+		if (k.CertFile == "") != (k.KeyFile == "") {
+			return nil, &Error{File: abs, Field: "kafka.tls.cert_file", Msg: "cert_file and key_file go together"}
+		}
+		k.CAFile, k.CertFile, k.KeyFile = rel(k.CAFile), rel(k.CertFile), rel(k.KeyFile)
+	}
+	if sa := c.File.Kafka.SASL; sa != nil {
+		if sa.Mechanism != "SCRAM-SHA-256" && sa.Mechanism != "SCRAM-SHA-512" {
+			return nil, &Error{File: abs, Field: "kafka.sasl.mechanism", Msg: "must be SCRAM-SHA-256 or SCRAM-SHA-512"}
+		}
+		if sa.Username == "" || sa.PasswordFile == "" {
+			return nil, &Error{File: abs, Field: "kafka.sasl", Msg: "username and password_file are required"}
+		}
+		sa.PasswordFile = rel(sa.PasswordFile)
+	}
 
 	var ps []*partner.Partner
 	seen := map[string]bool{}

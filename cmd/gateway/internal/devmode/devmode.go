@@ -18,6 +18,7 @@ import (
 
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 )
 
@@ -43,7 +44,7 @@ var Demos = []DemoPartner{
 
 // Layout is where dev mode keeps its files (absolute paths).
 type Layout struct {
-	Dir, CACert, CAKey, ServerCert, ServerKey, ReceiptKey, Config, Store, DevJSON string
+	Dir, CACert, CAKey, ServerCert, ServerKey, ReceiptKey, GatewayJWKS, Config, Store, DevJSON, KafkaDir string
 }
 
 // PartnerKit is a demo partner's onboarding kit.
@@ -59,8 +60,8 @@ func LayoutOf(dir string) (Layout, error) {
 	}
 	j := func(p ...string) string { return filepath.Join(append([]string{abs}, p...)...) }
 	return Layout{Dir: abs, CACert: j("pki", "ca.pem"), CAKey: j("pki", "ca.key"), ServerCert: j("pki", "server.pem"),
-		ServerKey: j("pki", "server.key"), ReceiptKey: j("pki", "receipt-signing.jwk.json"), Config: j("gateway.json"),
-		Store: j("gateway.db"), DevJSON: j("dev.json")}, nil
+		ServerKey: j("pki", "server.key"), ReceiptKey: j("pki", "receipt-signing.jwk.json"), GatewayJWKS: j("pki", "gateway-jwks.json"),
+		Config: j("gateway.json"), Store: j("gateway.db"), DevJSON: j("dev.json"), KafkaDir: j("kafka")}, nil
 }
 
 // Kit returns the kit paths of a demo partner.
@@ -104,6 +105,15 @@ func Ensure(dir string) (l Layout, created bool, err error) {
 	}
 	if !exists(l.ReceiptKey) {
 		if err := receipt.GenerateKeyFile(l.ReceiptKey, "perkeso-receipt-dev-1"); err != nil {
+			return l, false, err
+		}
+	}
+	if !exists(l.GatewayJWKS) {
+		s, err := receipt.LoadSigner(l.ReceiptKey)
+		if err != nil {
+			return l, false, err
+		}
+		if err := writeJSON(l.GatewayJWKS, s.JWKS(), 0o644); err != nil {
 			return l, false, err
 		}
 	}
@@ -176,12 +186,17 @@ func writeConfig(l Layout) error {
 
 // DevJSON is the machine-readable description of a running dev gateway.
 type DevJSON struct {
-	GatewayURL string           `json:"gateway_url"`
-	CACert     string           `json:"ca_cert"`
-	JWKSURL    string           `json:"jwks_url"`
-	Config     string           `json:"config"`
-	Store      string           `json:"store"`
-	Partners   []DevJSONPartner `json:"partners"`
+	GatewayURL string `json:"gateway_url"`
+	CACert     string `json:"ca_cert"`
+	JWKSURL    string `json:"jwks_url"`
+	// GatewayJWKS is the public half of the receipt/attestation key as a file.
+	GatewayJWKS    string           `json:"gateway_jwks"`
+	Config         string           `json:"config"`
+	Store          string           `json:"store"`
+	KafkaBootstrap string           `json:"kafka_bootstrap"`
+	Topics         events.Topics    `json:"topics"`
+	MetricsURL     string           `json:"metrics_url"`
+	Partners       []DevJSONPartner `json:"partners"`
 }
 
 // DevJSONPartner is one demo partner in dev.json.
@@ -198,7 +213,7 @@ type DevJSONPartner struct {
 // Describe builds dev.json for a gateway listening at addr.
 func (l Layout) Describe(addr string) DevJSON {
 	url := "https://" + addr
-	d := DevJSON{GatewayURL: url, CACert: l.CACert, JWKSURL: url + "/.well-known/jwks.json", Config: l.Config, Store: l.Store}
+	d := DevJSON{GatewayURL: url, CACert: l.CACert, JWKSURL: url + "/.well-known/jwks.json", GatewayJWKS: l.GatewayJWKS, Config: l.Config, Store: l.Store}
 	for _, p := range Demos {
 		k := l.Kit(p.ID)
 		d.Partners = append(d.Partners, DevJSONPartner{ID: p.ID, Kind: p.Kind, Format: p.Format, ClientCert: k.ClientCert,

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/perkeso/jambatan/adapters"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
@@ -35,6 +36,11 @@ type Pipeline struct {
 	Rates    mapping.RateTable
 	Log      *slog.Logger
 	Now      func() time.Time
+	// Events builds the outbox messages; nil publishes nothing.
+	Events *events.Builder
+	// Published, when set, is called after a commit that added outbox
+	// messages, to wake the relay.
+	Published func()
 }
 
 // Submission is one request as received over mutual TLS.
@@ -88,12 +94,36 @@ func (p *Pipeline) Submit(ctx context.Context, sub Submission) (*Result, *proble
 		p.logOutcome(s, perr.Kind.Status(), "ERROR", perr)
 	default:
 		s.entry.Status, s.entry.Outcome, s.entry.ProblemType = perr.Kind.Status(), store.OutcomeRejected, perr.Kind.TypeURI()
+		if err := p.AddRejected(s.entry, sub.Format, perr); err != nil {
+			return nil, problem.Wrap(problem.Internal, "could not record the refusal", err)
+		}
 		if err := p.Store.Log(ctx, s.entry); err != nil {
 			perr = problem.Wrap(problem.Unavailable, "the message log is unavailable; try again", fmt.Errorf("%w: %w", errStore, err))
 		}
 		p.logOutcome(s, perr.Kind.Status(), store.OutcomeRejected, perr)
+		p.wake(s.entry)
 	}
 	return nil, perr
+}
+
+// AddRejected appends the rejected-topic event of a refusal to its entry.
+func (p *Pipeline) AddRejected(e *store.Entry, format string, perr *problem.Error) error {
+	if p.Events == nil {
+		return nil
+	}
+	m, err := p.Events.RejectedMessage(events.Rejected{ProblemType: perr.Kind.TypeURI(), Status: perr.Kind.Status(), Problems: perr.Problems,
+		CorrelationID: e.CorrelationID, Partner: e.PartnerID, Format: format, ReceivedAt: e.ReceivedAt.UTC().Format(time.RFC3339)}, e.ReceivedAt)
+	if err != nil {
+		return err
+	}
+	e.Outbox = append(e.Outbox, m)
+	return nil
+}
+
+func (p *Pipeline) wake(e *store.Entry) {
+	if p.Published != nil && len(e.Outbox) > 0 {
+		p.Published()
+	}
 }
 
 var errStore = errors.New("store")
@@ -246,9 +276,24 @@ func (p *Pipeline) accept(ctx context.Context, s *step) (*Result, *problem.Error
 		return nil, problem.Wrap(problem.Internal, "could not issue a receipt", err)
 	}
 	s.entry.Receipt, s.entry.Status = rc, 202
+	if p.Events != nil {
+		att, err := p.Receipts.Attest(s.entry.Canonical)
+		if err != nil {
+			return nil, problem.Wrap(problem.Internal, "could not attest the record", err)
+		}
+		m, err := p.Events.VerifiedMessage(s.record.RecordID, s.sub.Partner.ID, s.receivedAt, events.Verified{
+			Record: s.entry.Canonical, Receipt: rc, Attestation: att, JWS: s.originalJWS()})
+		if err != nil {
+			return nil, problem.Wrap(problem.Internal, "could not build the event", err)
+		}
+		s.entry.Outbox = []store.Message{m}
+	}
+	conflictErr := problem.New(problem.Conflict, "a different notice was already accepted under this noticeId",
+		adapters.Problem{Pointer: "/noticeId", Code: adapters.CodeDuplicate, Message: "already accepted with different content"})
 	var conflict bool
+	var buildErr error
 	res, err := p.Store.Accept(ctx, s.entry, func(e *store.Entry, first *store.Record) {
-		e.Receipt = first.Receipt
+		e.Receipt, e.Outbox = first.Receipt, nil // a duplicate was published the first time
 		if first.PayloadSHA256 == e.PayloadSHA256 {
 			e.Status, e.Outcome = 200, store.OutcomeDuplicate
 			return
@@ -256,14 +301,18 @@ func (p *Pipeline) accept(ctx context.Context, s *step) (*Result, *problem.Error
 		conflict = true
 		e.Receipt, e.Canonical = "", nil
 		e.Status, e.Outcome, e.ProblemType = problem.Conflict.Status(), store.OutcomeRejected, problem.Conflict.TypeURI()
+		buildErr = p.AddRejected(e, s.sub.Format, conflictErr)
 	})
+	if err == nil && buildErr != nil {
+		err = buildErr
+	}
 	if err != nil {
 		return nil, problem.Wrap(problem.Unavailable, "the message log is unavailable; nothing was accepted, try again", fmt.Errorf("%w: %w", errStore, err))
 	}
+	p.wake(s.entry)
 	if conflict {
 		// Already logged inside the transaction.
-		perr := problem.New(problem.Conflict, "a different notice was already accepted under this noticeId",
-			adapters.Problem{Pointer: "/noticeId", Code: adapters.CodeDuplicate, Message: "already accepted with different content"})
+		perr := conflictErr
 		perr.Cause = errLogged
 		p.logOutcome(s, perr.Kind.Status(), store.OutcomeRejected, perr)
 		return nil, perr
@@ -273,6 +322,14 @@ func (p *Pipeline) accept(ctx context.Context, s *step) (*Result, *problem.Error
 		status = 200
 	}
 	return &Result{Status: status, Outcome: res.Outcome, RecordID: res.Record.RecordID, Receipt: res.Record.Receipt}, nil
+}
+
+// originalJWS is the partner's JWS as a flattened JSON serialization.
+func (s *step) originalJWS() events.Signed {
+	if s.sub.DetachedJWS != "" {
+		return events.SignedFrom(s.sub.DetachedJWS, s.sub.Body, s.verified.B64)
+	}
+	return events.SignedFrom(string(s.sub.Body), nil, true)
 }
 
 // errLogged marks a refusal whose entry the store already wrote.

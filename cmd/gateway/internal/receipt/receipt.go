@@ -155,3 +155,42 @@ func Verify(compact string, set jwk.Set) (*Receipt, error) {
 	}
 	return &r, nil
 }
+
+// AttestationType is the typ header of an attestation.
+const AttestationType = "perkeso-attestation+jws"
+
+// Attest signs a canonical record's bytes: the gateway's statement that it
+// verified the source message and produced exactly this record.
+func (s *Signer) Attest(record []byte) (string, error) {
+	h := jws.NewHeaders()
+	_ = h.Set(jws.KeyIDKey, s.kid)
+	_ = h.Set(jws.TypeKey, AttestationType)
+	out, err := jws.Sign(record, jws.WithKey(jwa.ES256(), s.key, jws.WithProtectedHeaders(h)))
+	if err != nil {
+		return "", err
+	}
+	return string(out), nil
+}
+
+// VerifyAttestation checks an attestation against the gateway's JWKS and
+// returns the attested record bytes.
+func VerifyAttestation(compact string, set jwk.Set) ([]byte, error) {
+	msg, err := jws.Parse([]byte(compact), jws.WithCompact())
+	if err != nil {
+		return nil, fmt.Errorf("attestation is not a compact JWS: %w", err)
+	}
+	h := msg.Signatures()[0].ProtectedHeaders()
+	if typ, _ := h.Type(); typ != AttestationType {
+		return nil, fmt.Errorf("attestation typ %q", typ)
+	}
+	kid, _ := h.KeyID()
+	key, ok := set.LookupKeyID(kid)
+	if !ok {
+		return nil, fmt.Errorf("no key %q in the gateway JWKS", kid)
+	}
+	payload, err := jws.Verify([]byte(compact), jws.WithKey(jwa.ES256(), key))
+	if err != nil {
+		return nil, fmt.Errorf("attestation signature does not verify: %w", err)
+	}
+	return payload, nil
+}

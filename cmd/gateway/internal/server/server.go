@@ -50,6 +50,8 @@ type Server struct {
 	Receipts *receipt.Signer
 	Limits   Limits
 	Log      *slog.Logger
+	// Health, when set, gives the /healthz detail (outbox backlog and relay).
+	Health func(ctx context.Context) (map[string]any, bool)
 }
 
 // Routes lists every served route, method and pattern; the OpenAPI test
@@ -169,7 +171,11 @@ func (s *Server) logRefusal(r *http.Request, p *partner.Partner, perr *problem.E
 	e := &store.Entry{CorrelationID: CorrelationID(r), PartnerID: p.ID, ReceivedAt: time.Now().UTC(), Route: r.Method + " " + r.URL.Path,
 		ContentType: r.Header.Get("Content-Type"), Body: body, Signature: r.Header.Get(DetachedSignatureHeader), Verification: "not checked",
 		Status: perr.Kind.Status(), Outcome: store.OutcomeRejected, ProblemType: perr.Kind.TypeURI()}
-	if err := s.Store.Log(r.Context(), e); err != nil {
+	err := s.Pipeline.AddRejected(e, sgemployer.Format, perr)
+	if err == nil {
+		err = s.Store.Log(r.Context(), e)
+	}
+	if err != nil {
 		s.Log.Error("message log write failed", "correlation_id", e.CorrelationID, "err", err)
 	}
 	s.Log.Warn("submission refused", "correlation_id", e.CorrelationID, "partner", p.ID, "status", e.Status, "problem", e.ProblemType)
@@ -206,6 +212,15 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	if s.Health != nil {
+		h, ok := s.Health(r.Context())
+		status := http.StatusOK
+		if !ok {
+			status = http.StatusServiceUnavailable
+		}
+		writeJSON(w, status, h)
+		return
+	}
 	n, err := s.Store.Entries(r.Context())
 	if err != nil {
 		problem.Wrap(problem.Unavailable, "message log unavailable", err).WriteHTTP(w, CorrelationID(r))

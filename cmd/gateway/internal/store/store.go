@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -50,6 +51,26 @@ type Entry struct {
 	Receipt       string
 	PrevHash      string
 	Hash          string
+	// Outbox holds messages to publish; they are written in the same
+	// transaction as the entry, so an accepted notice is never without its
+	// event and an event never without its accepted notice.
+	Outbox []Message
+}
+
+// Message is one outbox message: what the relay will produce to Kafka.
+type Message struct {
+	ID        int64
+	Topic     string
+	Key       []byte
+	Headers   []Header
+	Value     []byte
+	CreatedAt time.Time
+}
+
+// Header is a Kafka record header.
+type Header struct {
+	Key   string `json:"k"`
+	Value string `json:"v"`
 }
 
 // Record is an accepted submission, found by record id or source key.
@@ -94,6 +115,16 @@ CREATE TABLE IF NOT EXISTS message_log (
   prev_hash      TEXT NOT NULL,
   hash           TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outbox (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  topic        TEXT NOT NULL,
+  msg_key      BLOB NOT NULL,
+  headers      TEXT NOT NULL,
+  value        BLOB NOT NULL,
+  created_at   TEXT NOT NULL,
+  published_at TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(id) WHERE published_at IS NULL;
 CREATE TABLE IF NOT EXISTS records (
   record_id      TEXT PRIMARY KEY,
   source_key     TEXT NOT NULL UNIQUE,
@@ -171,7 +202,76 @@ func appendEntry(ctx context.Context, tx *sql.Tx, e *Entry) error {
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		e.Seq, e.CorrelationID, e.PartnerID, e.ReceivedAt.UTC().Format(time.RFC3339Nano), e.Route, e.ContentType, nonNil(e.Body),
 		e.Signature, e.Verification, e.Status, e.Outcome, e.ProblemType, e.SourceKey, e.RecordID, e.PayloadSHA256, e.Canonical, e.Receipt, e.PrevHash, e.Hash)
-	return err
+	if err != nil {
+		return err
+	}
+	for _, m := range e.Outbox {
+		hdr, err := json.Marshal(m.Headers)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (topic, msg_key, headers, value, created_at) VALUES (?,?,?,?,?)`,
+			m.Topic, nonNil(m.Key), string(hdr), nonNil(m.Value), e.ReceivedAt.UTC().Format(time.RFC3339Nano)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// PendingOutbox returns up to limit unpublished messages, oldest first.
+func (s *SQLite) PendingOutbox(ctx context.Context, limit int) ([]Message, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, topic, msg_key, headers, value, created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Message
+	for rows.Next() {
+		var m Message
+		var hdr, at string
+		if err := rows.Scan(&m.ID, &m.Topic, &m.Key, &hdr, &m.Value, &at); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(hdr), &m.Headers); err != nil {
+			return nil, fmt.Errorf("outbox %d: headers: %w", m.ID, err)
+		}
+		m.CreatedAt, _ = time.Parse(time.RFC3339Nano, at)
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// MarkPublished records that the broker acknowledged these messages.
+func (s *SQLite) MarkPublished(ctx context.Context, ids []int64, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	stmt, err := tx.PrepareContext(ctx, `UPDATE outbox SET published_at = ? WHERE id = ? AND published_at IS NULL`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	ts := at.UTC().Format(time.RFC3339Nano)
+	for _, id := range ids {
+		if _, err := stmt.ExecContext(ctx, ts, id); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// OutboxBacklog counts unpublished messages.
+func (s *SQLite) OutboxBacklog(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
+	return n, err
 }
 
 func nonNil(b []byte) []byte {

@@ -1,0 +1,122 @@
+// Package events shapes what the gateway publishes to Kafka: CloudEvents 1.0
+// in binary mode (attributes as ce_* headers, the data as the record value).
+// Events are built inside the accept transaction and land in the outbox; the
+// relay publishes them.
+package events
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/perkeso/jambatan/adapters"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+)
+
+// Topics names the Kafka topics.
+type Topics struct {
+	Verified string `json:"verified"`
+	Rejected string `json:"rejected"`
+}
+
+// DefaultTopics are the topic names unless configured otherwise.
+var DefaultTopics = Topics{
+	Verified: "perkeso.injury-notices.verified.v1",
+	Rejected: "perkeso.injury-notices.rejected.v1",
+}
+
+// CloudEvents types.
+const (
+	TypeVerified = "my.perkeso.injury-notice.verified.v1"
+	TypeRejected = "my.perkeso.injury-notice.rejected.v1"
+)
+
+// Signed is the partner's original JWS in flattened JSON serialization
+// (RFC 7515 §7.2.2), whatever form it arrived in, so any JOSE library can
+// re-verify it. With "b64": false the payload is the document itself.
+type Signed struct {
+	Protected string `json:"protected"`
+	Payload   string `json:"payload"`
+	Signature string `json:"signature"`
+}
+
+// SignedFrom rebuilds the flattened JWS from a compact one, or from a
+// detached one and the body it signs.
+func SignedFrom(compactOrDetached string, body []byte, b64 bool) Signed {
+	p := strings.SplitN(compactOrDetached, ".", 3)
+	for len(p) < 3 {
+		p = append(p, "")
+	}
+	s := Signed{Protected: p[0], Payload: p[1], Signature: p[2]}
+	if s.Payload == "" && body != nil {
+		if b64 {
+			s.Payload = base64.RawURLEncoding.EncodeToString(body)
+		} else {
+			s.Payload = string(body)
+		}
+	}
+	return s
+}
+
+// Verified is the value of a verified-topic record.
+type Verified struct {
+	Record      json.RawMessage `json:"record"`
+	Receipt     string          `json:"receipt"`
+	JWS         Signed          `json:"jws"`
+	Attestation string          `json:"attestation"`
+}
+
+// Rejected is the value of a rejected-topic record. It carries problem
+// types, pointers and codes only: never the document or its text.
+type Rejected struct {
+	ProblemType   string             `json:"problemType"`
+	Status        int                `json:"status"`
+	Problems      []adapters.Problem `json:"problems"`
+	CorrelationID string             `json:"correlationId"`
+	Partner       string             `json:"partner"`
+	Format        string             `json:"format,omitempty"`
+	ReceivedAt    string             `json:"receivedAt"`
+}
+
+// Builder makes outbox messages for one gateway instance.
+type Builder struct {
+	Topics Topics
+	Source string // ce_source: the gateway instance
+}
+
+func (b *Builder) headers(id, typ, subject string, at time.Time) []store.Header {
+	return []store.Header{
+		{Key: "ce_specversion", Value: "1.0"},
+		{Key: "ce_id", Value: id},
+		{Key: "ce_source", Value: b.Source},
+		{Key: "ce_type", Value: typ},
+		{Key: "ce_time", Value: at.UTC().Format(time.RFC3339Nano)},
+		{Key: "ce_subject", Value: subject},
+		{Key: "content-type", Value: "application/json"},
+	}
+}
+
+// VerifiedMessage is the event of an accepted notice, keyed by its case key
+// (the record id) so one case's records stay in order.
+func (b *Builder) VerifiedMessage(recordID, partnerID string, at time.Time, v Verified) (store.Message, error) {
+	val, err := json.Marshal(v)
+	if err != nil {
+		return store.Message{}, err
+	}
+	return store.Message{Topic: b.Topics.Verified, Key: []byte(recordID), Headers: b.headers(recordID, TypeVerified, partnerID, at), Value: val}, nil
+}
+
+// RejectedMessage is the event of a refused submission, keyed by partner.
+func (b *Builder) RejectedMessage(r Rejected, at time.Time) (store.Message, error) {
+	ps := make([]adapters.Problem, 0, len(r.Problems))
+	for _, p := range r.Problems {
+		ps = append(ps, adapters.Problem{Pointer: p.Pointer, Code: p.Code}) // messages stay out
+	}
+	r.Problems = ps
+	val, err := json.Marshal(r)
+	if err != nil {
+		return store.Message{}, err
+	}
+	return store.Message{Topic: b.Topics.Rejected, Key: []byte(r.Partner), Headers: b.headers(r.CorrelationID, TypeRejected, r.Partner, at), Value: val}, nil
+}

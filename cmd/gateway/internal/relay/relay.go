@@ -1,0 +1,194 @@
+// Package relay publishes the outbox to Kafka: it reads unpublished messages
+// in commit order, produces them with kafka-go (acks from all in-sync
+// replicas), and marks them published only after the broker acknowledged
+// them. Delivery is at least once; consumers de-duplicate by ce_id.
+//
+// While the broker is away the outbox grows and intake goes on; the relay
+// retries with backoff and drains the backlog, in order, when it returns.
+package relay
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+)
+
+// Outbox is what the relay needs of the store.
+type Outbox interface {
+	PendingOutbox(ctx context.Context, limit int) ([]store.Message, error)
+	MarkPublished(ctx context.Context, ids []int64, at time.Time) error
+	OutboxBacklog(ctx context.Context) (int64, error)
+}
+
+// Producer is the part of kafka.Writer the relay uses.
+type Producer interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Relay moves outbox messages to Kafka.
+type Relay struct {
+	Outbox   Outbox
+	Producer Producer
+	Batch    int           // messages per produce call (default 500)
+	Poll     time.Duration // how often to look without a wake-up (default 250ms)
+	Log      *slog.Logger
+
+	wake chan struct{}
+	once sync.Once
+
+	mu        sync.Mutex
+	lastErr   string
+	lastOK    time.Time
+	published int64
+}
+
+// Metrics of every relay in the process.
+var (
+	backlogGauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "jambatan_outbox_backlog",
+		Help: "Outbox messages not yet acknowledged by Kafka."})
+	publishedTotal = prometheus.NewCounter(prometheus.CounterOpts{Name: "jambatan_outbox_published_total",
+		Help: "Outbox messages acknowledged by Kafka."})
+	errorsTotal = prometheus.NewCounter(prometheus.CounterOpts{Name: "jambatan_relay_errors_total",
+		Help: "Failed produce attempts."})
+)
+
+// Register adds the relay's metrics to a registry.
+func Register(r prometheus.Registerer) {
+	r.MustRegister(backlogGauge, publishedTotal, errorsTotal)
+}
+
+func (r *Relay) init() {
+	r.once.Do(func() {
+		r.wake = make(chan struct{}, 1)
+		if r.Batch <= 0 {
+			r.Batch = 500
+		}
+		if r.Poll <= 0 {
+			r.Poll = 250 * time.Millisecond
+		}
+		if r.Log == nil {
+			r.Log = slog.Default()
+		}
+	})
+}
+
+// Wake tells the relay that new messages were committed.
+func (r *Relay) Wake() {
+	r.init()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Status is the relay's health detail.
+type Status struct {
+	Backlog       int64  `json:"backlog"`
+	Published     int64  `json:"published"`
+	LastError     string `json:"lastError,omitempty"`
+	LastPublished string `json:"lastPublished,omitempty"`
+}
+
+// Status reports the backlog and the last outcome.
+func (r *Relay) Status(ctx context.Context) Status {
+	n, _ := r.Outbox.OutboxBacklog(ctx)
+	backlogGauge.Set(float64(n))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := Status{Backlog: n, Published: r.published, LastError: r.lastErr}
+	if !r.lastOK.IsZero() {
+		s.LastPublished = r.lastOK.UTC().Format(time.RFC3339)
+	}
+	return s
+}
+
+// Run publishes until ctx is done.
+func (r *Relay) Run(ctx context.Context) error {
+	r.init()
+	backoff := 100 * time.Millisecond
+	for {
+		n, err := r.Once(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			errorsTotal.Inc()
+			r.mu.Lock()
+			first := r.lastErr == ""
+			r.lastErr = err.Error()
+			r.mu.Unlock()
+			if first {
+				r.Log.Warn("kafka unavailable; outbox is growing", "err", err)
+			}
+			if !sleep(ctx, backoff, nil) {
+				return nil
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		case n == r.Batch:
+			continue // more waiting
+		}
+		backoff = 100 * time.Millisecond
+		if !sleep(ctx, r.Poll, r.wake) {
+			return nil
+		}
+	}
+}
+
+// Once publishes one batch and returns how many messages it published.
+func (r *Relay) Once(ctx context.Context) (int, error) {
+	r.init()
+	msgs, err := r.Outbox.PendingOutbox(ctx, r.Batch)
+	if err != nil || len(msgs) == 0 {
+		if err == nil {
+			backlogGauge.Set(0)
+		}
+		return 0, err
+	}
+	km := make([]kafka.Message, len(msgs))
+	ids := make([]int64, len(msgs))
+	for i, m := range msgs {
+		hs := make([]protocol.Header, len(m.Headers))
+		for j, h := range m.Headers {
+			hs[j] = protocol.Header{Key: h.Key, Value: []byte(h.Value)}
+		}
+		km[i] = kafka.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Headers: hs, Time: m.CreatedAt}
+		ids[i] = m.ID
+	}
+	if err := r.Producer.WriteMessages(ctx, km...); err != nil {
+		return 0, err
+	}
+	// Acknowledged by the broker: only now is the message published. A crash
+	// here re-sends the batch after restart (at least once).
+	if err := r.Outbox.MarkPublished(ctx, ids, time.Now()); err != nil {
+		return 0, err
+	}
+	publishedTotal.Add(float64(len(ids)))
+	r.mu.Lock()
+	if r.lastErr != "" {
+		r.Log.Info("kafka reachable again; draining the outbox")
+	}
+	r.lastErr, r.lastOK = "", time.Now()
+	r.published += int64(len(ids))
+	r.mu.Unlock()
+	return len(ids), nil
+}
+
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-wake:
+	}
+	return true
+}
