@@ -197,7 +197,12 @@ type DevJSON struct {
 	Topics         events.Topics    `json:"topics"`
 	MetricsURL     string           `json:"metrics_url"`
 	Partners       []DevJSONPartner `json:"partners"`
+
+	path string
 }
+
+// DevJSONPath is where this dev.json was read from.
+func (d *DevJSON) DevJSONPath() string { return d.path }
 
 // DevJSONPartner is one demo partner in dev.json.
 type DevJSONPartner struct {
@@ -241,7 +246,7 @@ func ReadDevJSON(dir string) (*DevJSON, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w (is \"gateway dev --dir %s\" running?)", err, dir)
 	}
-	var d DevJSON
+	d := DevJSON{path: l.DevJSON}
 	if err := json.Unmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("%s: %w", l.DevJSON, err)
 	}

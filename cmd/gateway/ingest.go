@@ -1,0 +1,101 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/app"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+)
+
+func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("ingest", stderr)
+	dir := fs.String("dev", "", "dev directory of a running \"gateway dev\" (brokers, topic and JWKS from dev.json)")
+	cfgPath := fs.String("config", "", "gateway configuration file (its kafka section: brokers, TLS, SASL, topics)")
+	brokers := fs.String("brokers", "", "comma-separated bootstrap brokers (instead of --dev/--config)")
+	topic := fs.String("topic", "", "verified topic (default from dev.json or the configuration)")
+	group := fs.String("group", "perkeso-backoffice", "consumer group id")
+	jwksPath := fs.String("jwks", "", "gateway JWKS file used to verify attestations")
+	db := fs.String("db", "", "back-office database: SQLite path (default DIR/backoffice.db) or postgres:// DSN")
+	until := fs.Bool("until-caught-up", false, "exit once the lag is 0 and nothing arrived for --idle")
+	idle := fs.Duration("idle", 2*time.Second, "with --until-caught-up: quiet time before exiting")
+	batch := fs.Int("batch", 500, "records per database transaction")
+	if err := parse(fs, args); err != nil {
+		return errUsage
+	}
+	kcfg := config.Kafka{}
+	switch {
+	case *cfgPath != "":
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		kcfg = cfg.File.Kafka
+		if *topic == "" {
+			*topic = app.Topics(kcfg).Verified
+		}
+	case *brokers != "":
+		kcfg.Brokers = strings.Split(*brokers, ",")
+	default:
+		if *dir == "" {
+			*dir = devmode.DefaultDir
+		}
+		d, err := devmode.ReadDevJSON(*dir)
+		if err != nil {
+			return err
+		}
+		kcfg.Brokers = []string{d.KafkaBootstrap}
+		if *topic == "" {
+			*topic = d.Topics.Verified
+		}
+		if *jwksPath == "" {
+			*jwksPath = d.GatewayJWKS
+		}
+		if *db == "" {
+			*db = filepath.Join(filepath.Dir(d.DevJSONPath()), "backoffice.db")
+		}
+	}
+	if *topic == "" || *jwksPath == "" || *db == "" {
+		fmt.Fprintln(stderr, "gateway ingest: --topic, --jwks and --db are required without --dev")
+		return errUsage
+	}
+	set, err := partnerkit.ReadJWKS(*jwksPath)
+	if err != nil {
+		return fmt.Errorf("gateway JWKS: %w", err)
+	}
+	kc, err := kafkaclient.New(kcfg)
+	if err != nil {
+		return err
+	}
+	sink, err := ingest.OpenSink(*db)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	reader := kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, GroupID: *group, Topic: *topic, Dialer: kc.Dialer(),
+		StartOffset: kafka.FirstOffset, CommitInterval: 0, MaxWait: 250 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20})
+	defer reader.Close()
+	last := time.Now()
+	c := &ingest.Consumer{Reader: reader, Sink: sink, JWKS: set, Batch: *batch, Log: slog.New(slog.NewTextHandler(stderr, nil)),
+		OnBatch: func(p ingest.Progress) {
+			if time.Since(last) >= time.Second {
+				last = time.Now()
+				fmt.Fprintf(stderr, "ingest: %d consumed (%d ingested, %d quarantined), %.0f/s, lag %d\n", p.Consumed, p.Ingested, p.Quarantined, p.Rate(), p.Lag)
+			}
+		}}
+	fmt.Fprintf(stderr, "ingest: group %s on %s at %v into %s\n", *group, *topic, kc.Brokers, *db)
+	p, err := c.Run(ctx, *until, *idle)
+	fmt.Fprintf(stdout, "ingest: %d consumed, %d ingested, %d quarantined, lag %d, %.0f records/s\n", p.Consumed, p.Ingested, p.Quarantined, p.Lag, p.Rate())
+	return err
+}

@@ -1,0 +1,194 @@
+// Package ingest is Perkeso's back-office side of the verified topic: a
+// consumer group that re-verifies each record's attestation against the
+// gateway's JWKS, upserts it by record id, and commits offsets only after the
+// database transaction committed. Records that fail verification go to a
+// quarantine table with the reason; nothing unverified reaches the records
+// table.
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/schema"
+)
+
+// Consumer ingests the verified topic.
+type Consumer struct {
+	Reader  *kafka.Reader
+	Sink    *Sink
+	JWKS    jwk.Set
+	Batch   int           // messages per transaction (default 500)
+	Linger  time.Duration // how long to wait to fill a batch (default 20ms)
+	Log     *slog.Logger
+	OnBatch func(Progress) // called after each committed batch
+}
+
+// Progress counts what the consumer did.
+type Progress struct {
+	Consumed    int64
+	Ingested    int64
+	Quarantined int64
+	Lag         int64 // messages behind the high-water marks of the partitions seen
+	Started     time.Time
+}
+
+// Rate is records per second since start.
+func (p Progress) Rate() float64 {
+	s := time.Since(p.Started).Seconds()
+	if s <= 0 {
+		return 0
+	}
+	return float64(p.Consumed) / s
+}
+
+// Run consumes until ctx is done or, with untilCaughtUp, until the lag is 0
+// and no message arrived for idle.
+func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Duration) (Progress, error) {
+	if c.Batch <= 0 {
+		c.Batch = 500
+	}
+	if c.Linger <= 0 {
+		c.Linger = 20 * time.Millisecond
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	p := Progress{Started: time.Now()}
+	lag := map[int]int64{}
+	lastMsg := time.Now()
+	for {
+		msgs, err := c.fetch(ctx, untilCaughtUp)
+		if err != nil {
+			if ctx.Err() != nil {
+				return p, nil
+			}
+			return p, err
+		}
+		if len(msgs) == 0 {
+			if untilCaughtUp && p.Lag == 0 && time.Since(lastMsg) >= idle {
+				return p, nil
+			}
+			continue
+		}
+		lastMsg = time.Now()
+		var rows []Row
+		var q []Quarantined
+		for _, m := range msgs {
+			row, reason := Verify(m, c.JWKS)
+			if reason != "" {
+				q = append(q, Quarantined{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Reason: reason, Value: m.Value})
+				c.Log.Warn("record quarantined", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "reason", reason)
+				continue
+			}
+			rows = append(rows, row)
+		}
+		if err := c.Sink.Write(ctx, rows, q); err != nil {
+			return p, fmt.Errorf("back-office write: %w", err)
+		}
+		// Offsets are committed only once the rows are durable: a crash in
+		// between re-delivers, and the upsert absorbs the repeat.
+		if err := c.Reader.CommitMessages(ctx, msgs...); err != nil {
+			return p, fmt.Errorf("commit offsets: %w", err)
+		}
+		for _, m := range msgs {
+			lag[m.Partition] = m.HighWaterMark - m.Offset - 1
+		}
+		p.Lag = 0
+		for _, l := range lag {
+			p.Lag += l
+		}
+		p.Consumed += int64(len(msgs))
+		p.Ingested += int64(len(rows))
+		p.Quarantined += int64(len(q))
+		if c.OnBatch != nil {
+			c.OnBatch(p)
+		}
+	}
+}
+
+// fetch gathers up to Batch messages, waiting at most Linger after the first.
+func (c *Consumer) fetch(ctx context.Context, short bool) ([]kafka.Message, error) {
+	var msgs []kafka.Message
+	wait := time.Second
+	if short {
+		wait = 250 * time.Millisecond
+	}
+	deadline := time.Now().Add(wait)
+	for len(msgs) < c.Batch {
+		fctx, cancel := context.WithDeadline(ctx, deadline)
+		m, err := c.Reader.FetchMessage(fctx)
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				return msgs, nil
+			}
+			return msgs, err
+		}
+		msgs = append(msgs, m)
+		if len(msgs) == 1 {
+			deadline = time.Now().Add(c.Linger)
+		}
+	}
+	return msgs, nil
+}
+
+// Verify checks one verified-topic message: the envelope, the CloudEvents
+// id, the gateway's attestation over the exact record bytes, and the record's
+// schema. It returns the row to upsert, or the reason to quarantine.
+func Verify(m kafka.Message, set jwk.Set) (Row, string) {
+	var env events.Verified
+	dec := json.NewDecoder(bytes.NewReader(m.Value))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&env); err != nil {
+		return Row{}, "envelope is not the verified-event JSON: " + err.Error()
+	}
+	if len(env.Record) == 0 || env.Attestation == "" || env.Receipt == "" {
+		return Row{}, "envelope lacks record, receipt or attestation"
+	}
+	attested, err := receipt.VerifyAttestation(env.Attestation, set)
+	if err != nil {
+		return Row{}, err.Error()
+	}
+	var a, b bytes.Buffer
+	if json.Compact(&a, attested) != nil || json.Compact(&b, env.Record) != nil || !bytes.Equal(a.Bytes(), b.Bytes()) {
+		return Row{}, "record differs from the attested record"
+	}
+	var rec schema.Record
+	if err := json.Unmarshal(attested, &rec); err != nil {
+		return Row{}, "attested record is not a canonical record"
+	}
+	if err := schema.ValidateJSON(schema.CanonicalSchemaFile, attested); err != nil {
+		return Row{}, "attested record fails the canonical schema"
+	}
+	ceID := ""
+	for _, h := range m.Headers {
+		if h.Key == "ce_id" {
+			ceID = string(h.Value)
+		}
+	}
+	if ceID != rec.RecordID || string(m.Key) != rec.RecordID {
+		return Row{}, "ce_id or key does not match the record id"
+	}
+	if _, err := receipt.Verify(env.Receipt, set); err != nil {
+		return Row{}, "receipt: " + err.Error()
+	}
+	partner := ""
+	for _, h := range m.Headers {
+		if h.Key == "ce_subject" {
+			partner = string(h.Value)
+		}
+	}
+	return Row{RecordID: rec.RecordID, SourceKey: rec.SourceKey, Partner: partner, Record: attested, Receipt: env.Receipt,
+		Attestation: env.Attestation, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, ""
+}
