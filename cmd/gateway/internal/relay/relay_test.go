@@ -1,0 +1,246 @@
+package relay_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkatest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/relay"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+)
+
+const topic = "t.verified"
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// enqueue logs n entries, each with one outbox message; keys cycle over
+// `keys` case keys so that several messages share a key.
+func enqueue(t testing.TB, st *store.SQLite, from, n, keys int) {
+	t.Helper()
+	for i := from; i < from+n; i++ {
+		key := "case-" + strconv.Itoa(i%keys)
+		e := &store.Entry{CorrelationID: "c", PartnerID: "p", ReceivedAt: time.Now(), Status: 202, Outcome: store.OutcomeAccepted,
+			Outbox: []store.Message{{Topic: topic, Key: []byte(key), Value: []byte(strconv.Itoa(i)), Headers: []store.Header{{Key: "ce_id", Value: strconv.Itoa(i)}}}}}
+		if err := st.Log(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func newRelay(t testing.TB, st *store.SQLite, addr string) (*relay.Relay, *kafka.Writer) {
+	kc, err := kafkaclient.New(config.Kafka{Brokers: []string{addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := kc.Writer(200)
+	w.MaxAttempts = 1
+	w.WriteTimeout = 2 * time.Second
+	w.Transport.(*kafka.Transport).DialTimeout = time.Second
+	return &relay.Relay{Outbox: st, Producer: w, Batch: 200, Poll: 20 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, w
+}
+
+// checkOrder asserts every value 0..n-1 arrived and that, per key, first
+// deliveries come in increasing order (duplicates allowed: at least once).
+func checkOrder(t testing.TB, msgs []kafka.Message, n int) {
+	t.Helper()
+	seen := map[int]bool{}
+	last := map[string]int{}
+	for _, m := range msgs {
+		v, _ := strconv.Atoi(string(m.Value))
+		if seen[v] {
+			continue
+		}
+		seen[v] = true
+		k := string(m.Key)
+		if prev, ok := last[k]; ok && v < prev {
+			t.Fatalf("key %s: %d first delivered after %d", k, v, prev)
+		}
+		last[k] = v
+	}
+	for i := 0; i < n; i++ {
+		if !seen[i] {
+			t.Fatalf("message %d lost (%d messages read)", i, len(msgs))
+		}
+	}
+}
+
+func TestRelayPublishes(t *testing.T) {
+	b, err := broker.Start("", 0, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	st, _ := store.OpenSQLite(filepath.Join(t.TempDir(), "g.db"))
+	defer st.Close()
+	enqueue(t, st, 0, 1000, 37)
+	r, w := newRelay(t, st, b.Addr)
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	msgs := kafkatest.ReadAll(t, b.Addr, topic, 1000, 30*time.Second)
+	cancel()
+	<-done
+	if len(msgs) != 1000 {
+		t.Fatalf("%d messages on the topic, want 1000", len(msgs))
+	}
+	checkOrder(t, msgs, 1000)
+	// Same key, same partition: per-key order is partition order.
+	part := map[string]int{}
+	for _, m := range msgs {
+		if p, ok := part[string(m.Key)]; ok && p != m.Partition {
+			t.Fatalf("key %s on partitions %d and %d", m.Key, p, m.Partition)
+		}
+		part[string(m.Key)] = m.Partition
+		if kafkatest.Header(m, "ce_id") != string(m.Value) {
+			t.Fatalf("ce_id header %q for %s", kafkatest.Header(m, "ce_id"), m.Value)
+		}
+	}
+	if n, _ := st.OutboxBacklog(context.Background()); n != 0 {
+		t.Fatalf("backlog %d after publishing", n)
+	}
+}
+
+// TestBrokerOutage stops the broker mid-stream: intake goes on (the outbox
+// grows, the status says so), and when the broker returns on the same port
+// with its data the backlog drains with nothing lost and per-key order kept.
+func TestBrokerOutage(t *testing.T) {
+	port := freePort(t)
+	dataDir := t.TempDir()
+	b, err := broker.Start(dataDir, port, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := store.OpenSQLite(filepath.Join(t.TempDir(), "g.db"))
+	defer st.Close()
+	r, w := newRelay(t, st, b.Addr)
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	enqueue(t, st, 0, 500, 11)
+	waitFor(t, "first half published", func() bool { n, _ := st.OutboxBacklog(ctx); return n == 0 })
+	b.Close()
+
+	enqueue(t, st, 500, 500, 11) // intake keeps accepting while the broker is away
+	waitFor(t, "relay to notice the outage", func() bool { return r.Status(ctx).LastError != "" })
+	if s := r.Status(ctx); s.Backlog != 500 {
+		t.Fatalf("backlog during outage %d, want 500", s.Backlog)
+	}
+
+	b2, err := broker.Start(dataDir, port, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	r.Wake()
+	waitFor(t, "backlog drained", func() bool { n, _ := st.OutboxBacklog(ctx); return n == 0 })
+	msgs := kafkatest.ReadAll(t, b2.Addr, topic, 1000, 30*time.Second)
+	checkOrder(t, msgs, 1000)
+	if r.Status(ctx).LastError != "" {
+		t.Fatalf("status still reports an error: %+v", r.Status(ctx))
+	}
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// BenchmarkRelay measures records/s from the outbox to the broker
+// (acks=all, batches of 500, kfake with fsync).
+func BenchmarkRelay(b *testing.B) {
+	br, err := broker.Start(b.TempDir(), 0, topic)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close()
+	st, _ := store.OpenSQLite(filepath.Join(b.TempDir(), "g.db"))
+	defer st.Close()
+	const n = 5000
+	r, w := newRelay(b, st, br.Addr)
+	w.BatchSize, r.Batch = 500, 500
+	defer w.Close()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		enqueue(b, st, i*n, n, 1000)
+		b.StartTimer()
+		for {
+			k, err := r.Once(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if k == 0 {
+				break
+			}
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkDrain100k measures the time to drain a 100,000-message backlog.
+func BenchmarkDrain100k(b *testing.B) {
+	br, err := broker.Start(b.TempDir(), 0, topic)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer br.Close()
+	st, _ := store.OpenSQLite(filepath.Join(b.TempDir(), "g.db"))
+	defer st.Close()
+	r, w := newRelay(b, st, br.Addr)
+	w.BatchSize, r.Batch = 500, 500
+	defer w.Close()
+	const n = 100000
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		tx, _ := st.DB().Begin()
+		for j := 0; j < n; j++ {
+			if _, err := tx.Exec(`INSERT INTO outbox (topic, msg_key, headers, value, created_at) VALUES (?,?,?,?,?)`,
+				topic, []byte("case-"+strconv.Itoa(j%5000)), `[{"k":"ce_id","v":"x"}]`, make([]byte, 2048), time.Now().Format(time.RFC3339Nano)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		for {
+			k, err := r.Once(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if k == 0 {
+				break
+			}
+		}
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/100k")
+}
