@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -84,8 +86,9 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 		lastMsg = time.Now()
 		var rows []Row
 		var q []Quarantined
-		for _, m := range msgs {
-			row, reason := Verify(m, c.JWKS)
+		results := c.verifyAll(msgs)
+		for i, m := range msgs {
+			row, reason := results[i].row, results[i].reason
 			if reason != "" {
 				q = append(q, Quarantined{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Reason: reason, Value: m.Value})
 				c.Log.Warn("record quarantined", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "reason", reason)
@@ -115,6 +118,29 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 			c.OnBatch(p)
 		}
 	}
+}
+
+type verified struct {
+	row    Row
+	reason string
+}
+
+// verifyAll verifies a batch on every core; signature checks dominate.
+func (c *Consumer) verifyAll(msgs []kafka.Message) []verified {
+	out := make([]verified, len(msgs))
+	workers := min(runtime.GOMAXPROCS(0), len(msgs))
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < len(msgs); i += workers {
+				out[i].row, out[i].reason = Verify(msgs[i], c.JWKS)
+			}
+		}(w)
+	}
+	wg.Wait()
+	return out
 }
 
 // fetch gathers up to Batch messages, waiting at most Linger after the first.

@@ -1,0 +1,266 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+
+	"github.com/perkeso/jambatan/adapters"
+	"github.com/perkeso/jambatan/adapters/sgemployer"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/mapping"
+)
+
+const topic = "t.verified"
+
+// PostgresDSN returns the test database DSN, with a fresh schema; "" skips.
+func postgresDSN(t testing.TB) string {
+	t.Helper()
+	base := os.Getenv("JAMBATAN_TEST_POSTGRES")
+	if base == "" {
+		if os.Getenv("JAMBATAN_REQUIRE_INTEROP") != "" {
+			t.Fatal("JAMBATAN_TEST_POSTGRES is required in CI")
+		}
+		t.Skip("JAMBATAN_TEST_POSTGRES not set")
+	}
+	db, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	name := fmt.Sprintf("t_%d", time.Now().UnixNano())
+	if _, err := db.Exec(`CREATE SCHEMA ` + name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		db, _ := sql.Open("pgx", base)
+		_, _ = db.Exec(`DROP SCHEMA ` + name + ` CASCADE`)
+		db.Close()
+	})
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + "search_path=" + name
+}
+
+type fixture struct {
+	signer *receipt.Signer
+	other  *receipt.Signer // a key the back office does not trust, same kid
+	b      *events.Builder
+	doc    []byte
+}
+
+func newFixture(t testing.TB) *fixture {
+	dir := t.TempDir()
+	_ = receipt.GenerateKeyFile(filepath.Join(dir, "k.json"), "gw-1")
+	_ = receipt.GenerateKeyFile(filepath.Join(dir, "o.json"), "gw-1")
+	s, _ := receipt.LoadSigner(filepath.Join(dir, "k.json"))
+	o, _ := receipt.LoadSigner(filepath.Join(dir, "o.json"))
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "sgemployer", "testdata", "example-a.in.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{signer: s, other: o, b: &events.Builder{Topics: events.Topics{Verified: topic}, Source: "test"}, doc: doc}
+}
+
+// message builds the verified event of notice i; forge selects a defect.
+func (f *fixture) message(t testing.TB, i int, forge string) kafka.Message {
+	t.Helper()
+	d := bytes.Replace(f.doc, []byte("TPE-2026-0042"), []byte(fmt.Sprintf("N-%06d", i)), 1)
+	doc, err := sgemployer.Adapter{}.Read(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := doc.Canonical(adapters.Meta{ReceivedAt: time.Now(), Rates: mapping.ExampleRates})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := json.Marshal(rec)
+	att, _ := f.signer.Attest(rb)
+	switch forge {
+	case "other-key":
+		att, _ = f.other.Attest(rb)
+	case "record-changed":
+		rb = bytes.Replace(rb, []byte(`"mcDays":21`), []byte(`"mcDays":2`), 1)
+	}
+	rc, _ := f.signer.Sign(receipt.Receipt{RecordID: rec.RecordID})
+	m, err := f.b.VerifiedMessage(rec.RecordID, "p", time.Now(), events.Verified{Record: rb, Receipt: rc, Attestation: att})
+	if err != nil {
+		t.Fatal(err)
+	}
+	km := kafka.Message{Topic: m.Topic, Key: m.Key, Value: m.Value}
+	for _, h := range m.Headers {
+		km.Headers = append(km.Headers, protocol.Header{Key: h.Key, Value: []byte(h.Value)})
+	}
+	return km
+}
+
+func produce(t testing.TB, addr string, msgs []kafka.Message) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(addr), Balancer: &kafka.Murmur2Balancer{}, RequiredAcks: kafka.RequireAll, BatchSize: 500, BatchTimeout: 2 * time.Millisecond}
+	defer w.Close()
+	for len(msgs) > 0 {
+		n := min(500, len(msgs))
+		if err := w.WriteMessages(context.Background(), msgs[:n]...); err != nil {
+			t.Fatal(err)
+		}
+		msgs = msgs[n:]
+	}
+}
+
+func consumer(addr, group string, sink *ingest.Sink, f *fixture) *ingest.Consumer {
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: group, Topic: topic, StartOffset: kafka.FirstOffset,
+		MaxWait: 100 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20, HeartbeatInterval: 500 * time.Millisecond, SessionTimeout: 6 * time.Second,
+		RebalanceTimeout: 6 * time.Second, JoinGroupBackoff: 200 * time.Millisecond})
+	return &ingest.Consumer{Reader: r, Sink: sink, JWKS: f.signer.JWKS(), Batch: 100, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+}
+
+func sinks(t *testing.T) map[string]func(t *testing.T) string {
+	return map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return filepath.Join(t.TempDir(), "bo.db") },
+		"postgres": func(t *testing.T) string { return postgresDSN(t) },
+	}
+}
+
+// TestExactlyOnceEffect: records re-delivered (published twice, consumers
+// restarted, a rebalance between two consumers) are in the table once each;
+// forged ones are quarantined with the reason.
+func TestExactlyOnceEffect(t *testing.T) {
+	for name, target := range sinks(t) {
+		t.Run("ok/"+name, func(t *testing.T) {
+			b, err := broker.Start("", 0, topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			f := newFixture(t)
+			sink, err := ingest.OpenSink(target(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sink.Close()
+			const n = 600
+			var msgs []kafka.Message
+			for i := 0; i < n; i++ {
+				msgs = append(msgs, f.message(t, i, ""))
+			}
+			msgs = append(msgs, f.message(t, n, "other-key"), f.message(t, n+1, "record-changed"))
+			produce(t, b.Addr, msgs)
+
+			// First consumer: stops after a few batches (a restart).
+			ctx, cancel := context.WithCancel(context.Background())
+			c1 := consumer(b.Addr, "bo", sink, f)
+			c1.OnBatch = func(p ingest.Progress) {
+				if p.Consumed >= 200 {
+					cancel()
+				}
+			}
+			if _, err := c1.Run(ctx, false, 0); err != nil {
+				t.Fatal(err)
+			}
+			c1.Reader.Close()
+
+			// At least once: the first 300 are published again.
+			produce(t, b.Addr, msgs[:300])
+
+			// Two consumers in the group at once (a rebalance), until caught up.
+			var wg sync.WaitGroup
+			for i := 0; i < 2; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := consumer(b.Addr, "bo", sink, f)
+					defer c.Reader.Close()
+					if _, err := c.Run(context.Background(), true, 4*time.Second); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+
+			recs, quar, err := sink.Counts(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if recs != n || quar != 2 {
+				t.Fatalf("%d records and %d quarantined, want %d and 2", recs, quar, n)
+			}
+			var redelivered int
+			_ = sink.DB().QueryRow(`SELECT count(*) FROM backoffice_records WHERE deliveries > 1`).Scan(&redelivered)
+			if redelivered < 300 {
+				t.Fatalf("only %d records were delivered more than once; the test did not exercise re-delivery", redelivered)
+			}
+			rows, _ := sink.DB().Query(`SELECT reason FROM backoffice_quarantine ORDER BY koffset`)
+			defer rows.Close()
+			var reasons []string
+			for rows.Next() {
+				var r string
+				_ = rows.Scan(&r)
+				reasons = append(reasons, r)
+			}
+			joined := strings.Join(reasons, "|")
+			if !strings.Contains(joined, "attestation signature does not verify") || !strings.Contains(joined, "record differs from the attested record") {
+				t.Fatalf("quarantine reasons %q", reasons)
+			}
+		})
+	}
+}
+
+// BenchmarkIngest measures records/s from the topic into the back-office table.
+func BenchmarkIngest(b *testing.B) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			var target string
+			if name == "sqlite" {
+				target = filepath.Join(b.TempDir(), "bo.db")
+			} else {
+				target = postgresDSN(b)
+			}
+			br, err := broker.Start("", 0, topic)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer br.Close()
+			f := newFixture(b)
+			const n = 20000
+			var msgs []kafka.Message
+			for i := 0; i < n; i++ {
+				msgs = append(msgs, f.message(b, i, ""))
+			}
+			produce(b, br.Addr, msgs)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				sink, err := ingest.OpenSink(target)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c := consumer(br.Addr, fmt.Sprintf("bench-%d", i), sink, f)
+				c.Batch = 500
+				p, err := c.Run(context.Background(), true, 500*time.Millisecond)
+				if err != nil || p.Consumed != n {
+					b.Fatalf("%v: consumed %d", err, p.Consumed)
+				}
+				c.Reader.Close()
+				sink.Close()
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "records/s")
+		})
+	}
+}
