@@ -13,11 +13,11 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkatest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/relay"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
-	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 )
 
 const topic = "t.verified"
