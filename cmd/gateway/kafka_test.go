@@ -1,0 +1,278 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkatest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/loadgen"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+)
+
+func kit(t *testing.T, d *devmode.DevJSON) loadgen.Config {
+	t.Helper()
+	p := d.Partners[0]
+	key, err := partnerkit.LoadSigningKey(p.SigningJWK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := partnerkit.NewClient(d.GatewayURL, d.CACert, p.ClientCert, p.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loadgen.Config{Client: c, Key: key, Template: exampleNotice, TemplateID: exampleNoticeID, Concurrency: 8}
+}
+
+func needTool(t *testing.T, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("JAMBATAN_REQUIRE_INTEROP") != "" {
+			t.Fatalf("%s is required (JAMBATAN_REQUIRE_INTEROP is set)", name)
+		}
+		t.Skipf("%s not installed", name)
+	}
+}
+
+// kcatJSON consumes a whole topic with kcat, an independent Kafka client.
+func kcatJSON(t *testing.T, bootstrap, topic string) []map[string]any {
+	t.Helper()
+	out, err := exec.Command("kcat", "-b", bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-J").Output()
+	if err != nil {
+		t.Fatalf("kcat: %v", err)
+	}
+	var msgs []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("kcat line: %v", err)
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs
+}
+
+func headers(m map[string]any) map[string]string {
+	h := map[string]string{}
+	arr, _ := m["headers"].([]any)
+	for i := 0; i+1 < len(arr); i += 2 {
+		h[arr[i].(string)], _ = arr[i+1].(string)
+	}
+	return h
+}
+
+// TestKcatEndToEnd: N signed notices through dev mode become N records on
+// the verified topic, read by kcat with their CloudEvents headers; refused
+// submissions are on the rejected topic, without the document's text.
+func TestKcatEndToEnd(t *testing.T) {
+	needTool(t, "kcat")
+	dir := filepath.Join(t.TempDir(), "dev")
+	cmd, out, d := startDev(t, dir)
+	defer stop(t, cmd, out)
+	cfg := kit(t, d)
+	cfg.Prefix, cfg.Start, cfg.N = "KCAT-", 1, 25
+	st, res := loadgen.Run(context.Background(), cfg)
+	if st.Accepted != 25 {
+		t.Fatalf("load: %s", st)
+	}
+	bad := bytes.Replace(exampleNotice, []byte(`"G5123456T"`), []byte(`"G5123456X"`), 1)
+	for i := 0; i < 3; i++ {
+		if r, err := cfg.Client.Submit("/v1/injury-notices", bytes.Replace(bad, []byte(exampleNoticeID), []byte("BAD-"+string(rune('A'+i))), 1), cfg.Key, partnerkit.Compact); err != nil || r.Status != 422 {
+			t.Fatalf("bad notice: %v %+v", err, r)
+		}
+	}
+	waitBacklog(t, d)
+
+	want := map[string]bool{}
+	for _, r := range res {
+		want[r.RecordID] = true
+	}
+	msgs := kcatJSON(t, d.KafkaBootstrap, d.Topics.Verified)
+	if len(msgs) != 25 {
+		t.Fatalf("%d records on %s, want 25", len(msgs), d.Topics.Verified)
+	}
+	for _, m := range msgs {
+		h := headers(m)
+		key, _ := m["key"].(string)
+		if !want[key] || h["ce_id"] != key || h["ce_specversion"] != "1.0" || h["ce_type"] != "my.perkeso.injury-notice.verified.v1" ||
+			h["ce_subject"] != "demo-employer" || h["content-type"] != "application/json" || h["ce_source"] == "" || h["ce_time"] == "" {
+			t.Fatalf("record %v", m)
+		}
+		var env struct {
+			Record struct {
+				RecordID string `json:"recordId"`
+			} `json:"record"`
+			Receipt, Attestation string
+			JWS                  struct{ Protected, Payload, Signature string }
+		}
+		if err := json.Unmarshal([]byte(m["payload"].(string)), &env); err != nil || env.Record.RecordID != key || env.Receipt == "" || env.Attestation == "" || env.JWS.Signature == "" {
+			t.Fatalf("envelope %v: %v", m["payload"], err)
+		}
+	}
+	rej := kcatJSON(t, d.KafkaBootstrap, d.Topics.Rejected)
+	if len(rej) != 3 {
+		t.Fatalf("%d records on %s, want 3", len(rej), d.Topics.Rejected)
+	}
+	for _, m := range rej {
+		p := m["payload"].(string)
+		if !strings.Contains(p, `"code":"CHECKSUM"`) || strings.Contains(p, "Hafiz") || strings.Contains(p, "forklift") || headers(m)["ce_type"] != "my.perkeso.injury-notice.rejected.v1" {
+			t.Fatalf("rejected record %s", p)
+		}
+	}
+}
+
+func waitBacklog(t *testing.T, d *devmode.DevJSON) {
+	t.Helper()
+	url := strings.TrimSuffix(d.MetricsURL, "/metrics") + "/healthz"
+	deadline := time.Now().Add(120 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			var h struct{ Outbox struct{ Backlog int64 } }
+			_ = json.NewDecoder(resp.Body).Decode(&h)
+			resp.Body.Close()
+			if h.Outbox.Backlog == 0 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("outbox never drained")
+}
+
+// TestKill9LosesNothing kills the gateway (and its embedded broker) with
+// SIGKILL in the middle of a load of 10,000 notices, restarts it, lets the
+// clients retry what got no answer, and checks that the set of record ids
+// on the topic equals the set of receipts issued, and that the back-office
+// table holds each exactly once.
+func TestKill9LosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	const n = 10000
+	dir := filepath.Join(t.TempDir(), "dev")
+	cmd, _, d := startDev(t, dir)
+	cfg := kit(t, d)
+	cfg.Prefix, cfg.Start, cfg.N = "K9-", 1, n
+	killed := make(chan struct{})
+	cfg.Progress = func(s loadgen.Stats) {
+		if s.Accepted >= 2500 {
+			select {
+			case <-killed:
+			default:
+				_ = cmd.Process.Kill() // SIGKILL: no shutdown of gateway or broker
+				close(killed)
+			}
+		}
+	}
+	_, first := loadgen.Run(context.Background(), cfg)
+	select {
+	case <-killed:
+	default:
+		t.Fatal("the load finished before the kill; raise n")
+	}
+	_, _ = cmd.Process.Wait()
+	answered := map[int]string{}
+	for _, r := range first {
+		if r.Status == 202 || r.Status == 200 {
+			answered[r.Seq] = r.RecordID
+		}
+	}
+	t.Logf("before the kill: %d answered of %d", len(answered), n)
+
+	os.Remove(filepath.Join(dir, "dev.json")) // left behind by SIGKILL
+	cmd, out, d := startDev(t, dir)
+	defer stop(t, cmd, out)
+	cfg = kit(t, d)
+	cfg.Prefix, cfg.Concurrency = "K9-", 8
+	// Clients retry every notice that got no answer.
+	for seq := 1; seq <= n; seq++ {
+		if _, ok := answered[seq]; ok {
+			continue
+		}
+		cfg.Start, cfg.N = seq, 1
+		for end := seq; end <= n; end++ {
+			if _, ok := answered[end]; ok {
+				break
+			}
+			cfg.N = end - seq + 1
+		}
+		st, res := loadgen.Run(context.Background(), cfg)
+		if st.Errors > 0 || st.Refused > 0 {
+			t.Fatalf("retry: %s", st)
+		}
+		for _, r := range res {
+			answered[r.Seq] = r.RecordID
+		}
+		seq += cfg.N - 1
+	}
+	if len(answered) != n {
+		t.Fatalf("%d of %d notices have receipts", len(answered), n)
+	}
+	waitBacklog(t, d)
+
+	// Receipts issued = records committed in the store.
+	st, err := store.OpenSQLite(d.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued := map[string]bool{}
+	rows, err := st.DB().Query(`SELECT record_id FROM records`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		_ = rows.Scan(&id)
+		issued[id] = true
+	}
+	rows.Close()
+	st.Close()
+	for _, id := range answered {
+		if !issued[id] {
+			t.Fatalf("client holds a receipt for %s, which the store does not", id)
+		}
+	}
+	onTopic := map[string]bool{}
+	msgs := kafkatest.ReadAll(t, d.KafkaBootstrap, d.Topics.Verified, len(issued), 120*time.Second)
+	for _, m := range msgs {
+		onTopic[string(m.Key)] = true
+	}
+	if len(onTopic) != len(issued) || len(issued) != n {
+		t.Fatalf("%d distinct records on the topic (%d messages), %d receipts issued, want %d", len(onTopic), len(msgs), len(issued), n)
+	}
+	for id := range issued {
+		if !onTopic[id] {
+			t.Fatalf("accepted record %s is not on the topic", id)
+		}
+	}
+	t.Logf("%d messages on the topic for %d records (%d re-sent after the crash)", len(msgs), n, len(msgs)-n)
+
+	stdout, stderr, err := gateway(t, "ingest", "--dev", dir, "--until-caught-up")
+	if err != nil || !strings.Contains(stdout, "0 quarantined") {
+		t.Fatalf("ingest: %v\n%s\n%s", err, stdout, stderr)
+	}
+	bo, err := ingest.OpenSink(filepath.Join(dir, "backoffice.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bo.Close()
+	var rowsN, distinct int
+	_ = bo.DB().QueryRow(`SELECT count(*), count(DISTINCT record_id) FROM backoffice_records`).Scan(&rowsN, &distinct)
+	if rowsN != n || distinct != n {
+		t.Fatalf("back office holds %d rows (%d distinct), want %d", rowsN, distinct, n)
+	}
+}
