@@ -12,12 +12,14 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
 func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	cfgPath := fs.String("config", "", "configuration file (required)")
 	addr := fs.String("addr", "", "listen address, overriding the file's \"listen\"")
+	storeFlag := fs.String("store", "", "store, overriding the file's \"store\": a SQLite path or a postgres:// DSN")
 	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
@@ -29,6 +31,9 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
+	}
+	if *storeFlag != "" {
+		cfg.StorePath = *storeFlag
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 	g, ln, ops, err := start(cfg, *addr, log)
@@ -45,6 +50,7 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	dir := fs.String("dir", devmode.DefaultDir, "dev directory (created on first run, reused afterwards)")
 	addr := fs.String("addr", devmode.DefaultAddr, "listen address (port 0 picks a free port)")
 	kafkaPort := fs.Int("kafka-port", 0, "port of the embedded Kafka-protocol broker on 127.0.0.1 (0: any free port)")
+	storeFlag := fs.String("store", "", "store instead of DIR/gateway.db: a SQLite path or a postgres:// DSN")
 	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
@@ -55,6 +61,9 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	cfg, err := config.Load(l.Config)
 	if err != nil {
 		return err
+	}
+	if *storeFlag != "" {
+		cfg.StorePath = *storeFlag
 	}
 	topics := app.Topics(cfg.File.Kafka)
 	kafka, err := broker.Start(l.KafkaDir, *kafkaPort, topics.Verified, topics.Rejected)
@@ -71,6 +80,11 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		return err
 	}
 	d := l.Describe(ln.Addr().String())
+	if store.IsPostgres(cfg.StorePath) {
+		d.Store = "postgres" // the DSN may hold a password; dev.json does not repeat it
+	} else {
+		d.Store = cfg.StorePath
+	}
 	d.KafkaBootstrap, d.Topics, d.MetricsURL = kafka.Addr, topics, "http://"+ops.Addr().String()+"/metrics"
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- g.Serve(ctx, ln, ops) }()

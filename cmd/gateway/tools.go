@@ -199,13 +199,13 @@ func runReceipt(_ context.Context, args []string, stdin io.Reader, stdout, stder
 
 func runLog(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprintln(stderr, "usage: gateway log verify (--config FILE | --dev DIR | --store PATH)")
+		fmt.Fprintln(stderr, "usage: gateway log verify (--config FILE | --dev DIR | --store PATH|DSN)")
 		return errUsage
 	}
 	fs := newFlags("log verify", stderr)
 	cfgPath := fs.String("config", "", "configuration file naming the store")
 	dir := fs.String("dev", "", "dev directory")
-	path := fs.String("store", "", "SQLite store file")
+	path := fs.String("store", "", "store: SQLite file or postgres:// DSN")
 	if err := parse(fs, args[1:]); err != nil {
 		return errUsage
 	}
@@ -227,10 +227,12 @@ func runLog(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		}
 		*path = l.Store
 	}
-	if _, err := os.Stat(*path); err != nil {
-		return err
+	if !store.IsPostgres(*path) {
+		if _, err := os.Stat(*path); err != nil {
+			return err
+		}
 	}
-	s, err := store.OpenSQLite(*path)
+	s, err := store.Open(*path)
 	if err != nil {
 		return err
 	}

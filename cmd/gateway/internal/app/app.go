@@ -35,7 +35,7 @@ import (
 // Gateway is an assembled, not yet listening gateway.
 type Gateway struct {
 	Config   *config.Config
-	Store    *store.SQLite
+	Store    *store.DB
 	Server   *server.Server
 	Relay    *relay.Relay // nil without Kafka brokers
 	TLS      *tls.Config
@@ -71,7 +71,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("receipt key: %w", err)
 	}
-	st, err := store.OpenSQLite(cfg.StorePath)
+	st, err := store.Open(cfg.StorePath)
 	if err != nil {
 		return nil, err
 	}

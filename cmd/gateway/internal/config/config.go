@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -212,7 +213,10 @@ func Load(path string) (*Config, error) {
 		}
 	}
 	c.CertFile, c.KeyFile, c.ClientCAFile = rel(f.TLS.CertFile), rel(f.TLS.KeyFile), rel(f.TLS.ClientCAFile)
-	c.StorePath, c.ReceiptKeyFile = rel(f.Store), rel(f.ReceiptKeyFile)
+	c.StorePath, c.ReceiptKeyFile = f.Store, rel(f.ReceiptKeyFile)
+	if !strings.HasPrefix(f.Store, "postgres://") && !strings.HasPrefix(f.Store, "postgresql://") {
+		c.StorePath = rel(f.Store)
+	}
 	if k := c.File.Kafka.TLS; k != nil {
 		if k.CAFile == "" {
 			return nil, &Error{File: abs, Field: "kafka.tls.ca_file", Msg: "is required with kafka.tls"}

@@ -41,7 +41,7 @@ type Partner struct {
 type Env struct {
 	Server   *httptest.Server
 	CA       *certs.CA
-	Store    *store.SQLite
+	Store    *store.DB
 	Receipts *receipt.Signer
 	Partners map[string]*Partner
 	Dir      string

@@ -3,7 +3,6 @@ package ingest_test
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,42 +22,12 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/pgtest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/mapping"
 )
 
 const topic = "t.verified"
-
-// PostgresDSN returns the test database DSN, with a fresh schema; "" skips.
-func postgresDSN(t testing.TB) string {
-	t.Helper()
-	base := os.Getenv("JAMBATAN_TEST_POSTGRES")
-	if base == "" {
-		if os.Getenv("JAMBATAN_REQUIRE_INTEROP") != "" {
-			t.Fatal("JAMBATAN_TEST_POSTGRES is required in CI")
-		}
-		t.Skip("JAMBATAN_TEST_POSTGRES not set")
-	}
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	name := fmt.Sprintf("t_%d", time.Now().UnixNano())
-	if _, err := db.Exec(`CREATE SCHEMA ` + name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		db, _ := sql.Open("pgx", base)
-		_, _ = db.Exec(`DROP SCHEMA ` + name + ` CASCADE`)
-		db.Close()
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + name
-}
 
 type fixture struct {
 	signer *receipt.Signer
@@ -132,12 +101,7 @@ func consumer(addr, group string, sink *ingest.Sink, f *fixture) *ingest.Consume
 	return &ingest.Consumer{Reader: r, Sink: sink, JWKS: f.signer.JWKS(), Batch: 100, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
-func sinks(t *testing.T) map[string]func(t *testing.T) string {
-	return map[string]func(t *testing.T) string{
-		"sqlite":   func(t *testing.T) string { return filepath.Join(t.TempDir(), "bo.db") },
-		"postgres": func(t *testing.T) string { return postgresDSN(t) },
-	}
-}
+func sinks(t *testing.T) map[string]func(t testing.TB) string { return pgtest.Targets(t) }
 
 // TestExactlyOnceEffect: records re-delivered (published twice, consumers
 // restarted, a rebalance between two consumers) are in the table once each;
@@ -231,7 +195,7 @@ func BenchmarkIngest(b *testing.B) {
 			if name == "sqlite" {
 				target = filepath.Join(b.TempDir(), "bo.db")
 			} else {
-				target = postgresDSN(b)
+				target = pgtest.DSN(b)
 			}
 			br, err := broker.Start("", 0, topic)
 			if err != nil {

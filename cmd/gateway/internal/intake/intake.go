@@ -31,7 +31,7 @@ import (
 
 // Pipeline holds what every submission needs.
 type Pipeline struct {
-	Store    *store.SQLite
+	Store    *store.DB
 	Receipts *receipt.Signer
 	Rates    mapping.RateTable
 	Log      *slog.Logger

@@ -22,8 +22,7 @@ import (
 
 // Outbox is what the relay needs of the store.
 type Outbox interface {
-	PendingOutbox(ctx context.Context, limit int) ([]store.Message, error)
-	MarkPublished(ctx context.Context, ids []int64, at time.Time) error
+	ClaimOutbox(ctx context.Context, limit int) (*store.Claim, error)
 	OutboxBacklog(ctx context.Context) (int64, error)
 }
 
@@ -145,12 +144,13 @@ func (r *Relay) Run(ctx context.Context) error {
 // Once publishes one batch and returns how many messages it published.
 func (r *Relay) Once(ctx context.Context) (int, error) {
 	r.init()
-	msgs, err := r.Outbox.PendingOutbox(ctx, r.Batch)
-	if err != nil || len(msgs) == 0 {
-		if err == nil {
-			backlogGauge.Set(0)
-		}
+	claim, err := r.Outbox.ClaimOutbox(ctx, r.Batch)
+	if err != nil {
 		return 0, err
+	}
+	msgs := claim.Messages
+	if len(msgs) == 0 {
+		return 0, nil
 	}
 	km := make([]kafka.Message, len(msgs))
 	ids := make([]int64, len(msgs))
@@ -163,11 +163,12 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 		ids[i] = m.ID
 	}
 	if err := r.Producer.WriteMessages(ctx, km...); err != nil {
+		claim.Release()
 		return 0, err
 	}
 	// Acknowledged by the broker: only now is the message published. A crash
 	// here re-sends the batch after restart (at least once).
-	if err := r.Outbox.MarkPublished(ctx, ids, time.Now()); err != nil {
+	if err := claim.Done(ctx, time.Now()); err != nil {
 		return 0, err
 	}
 	publishedTotal.Add(float64(len(ids)))

@@ -33,7 +33,7 @@ func freePort(t testing.TB) int {
 
 // enqueue logs n entries, each with one outbox message; keys cycle over
 // `keys` case keys so that several messages share a key.
-func enqueue(t testing.TB, st *store.SQLite, from, n, keys int) {
+func enqueue(t testing.TB, st *store.DB, from, n, keys int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
 		key := "case-" + strconv.Itoa(i%keys)
@@ -45,7 +45,7 @@ func enqueue(t testing.TB, st *store.SQLite, from, n, keys int) {
 	}
 }
 
-func newRelay(t testing.TB, st *store.SQLite, addr string) (*relay.Relay, *kafka.Writer) {
+func newRelay(t testing.TB, st *store.DB, addr string) (*relay.Relay, *kafka.Writer) {
 	kc, err := kafkaclient.New(config.Kafka{Brokers: []string{addr}})
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ type Limits struct {
 type Server struct {
 	Partners *partner.Registry
 	Pipeline *intake.Pipeline
-	Store    *store.SQLite
+	Store    *store.DB
 	Receipts *receipt.Signer
 	Limits   Limits
 	Log      *slog.Logger

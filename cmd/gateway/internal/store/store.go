@@ -1,11 +1,18 @@
-// Package store is the gateway's durable message log and idempotency table.
+// Package store is the gateway's durable message log, idempotency table and
+// outbox, on SQLite (embedded, the default) or PostgreSQL.
 //
 // Every request that passed mutual TLS is logged, accepted or not, with its
 // raw body, signature, verification outcome and correlation id. Entries are
 // hash-chained: each stores the hash of the previous entry, so an edit or a
 // deletion anywhere is found by Verify. A submission counts as accepted only
-// once the transaction that logs it and records its source key has committed
-// (SQLite in WAL mode with synchronous=FULL).
+// once the transaction that logs it, records its source key and queues its
+// events has committed.
+//
+// Writes go through one writer goroutine that commits whatever requests are
+// waiting in a single transaction (group commit): one fsync serves many
+// requests, and the hash chain is extended in one place. On PostgreSQL the
+// writer also takes a transaction-scoped advisory lock, so several gateway
+// instances on one database extend one chain and never double-accept.
 package store
 
 import (
@@ -17,10 +24,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // database/sql driver "sqlite"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
 )
 
 // Outcomes of a logged request.
@@ -87,72 +97,211 @@ type Record struct {
 // ErrNotFound is returned for an unknown record.
 var ErrNotFound = errors.New("store: not found")
 
-// SQLite is the embedded store.
-type SQLite struct {
-	db *sql.DB
-	mu sync.Mutex // serialises writers: the hash chain is a sequence
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("store: closed")
+
+// DB is the store.
+type DB struct {
+	db       *sql.DB
+	postgres bool
+
+	reqs      chan *writeReq
+	closeOnce sync.Once
+	closing   chan struct{}
+	writerWG  sync.WaitGroup
 }
 
-const schemaSQL = `
-CREATE TABLE IF NOT EXISTS message_log (
-  seq            INTEGER PRIMARY KEY,
-  correlation_id TEXT NOT NULL,
-  partner_id     TEXT NOT NULL,
-  received_at    TEXT NOT NULL,
-  route          TEXT NOT NULL,
-  content_type   TEXT NOT NULL,
-  body           BLOB NOT NULL,
-  signature      TEXT NOT NULL,
-  verification   TEXT NOT NULL,
-  status         INTEGER NOT NULL,
-  outcome        TEXT NOT NULL,
-  problem_type   TEXT NOT NULL,
-  source_key     TEXT NOT NULL,
-  record_id      TEXT NOT NULL,
-  payload_sha256 TEXT NOT NULL,
-  canonical      BLOB,
-  receipt        TEXT NOT NULL,
-  prev_hash      TEXT NOT NULL,
-  hash           TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outbox (
-  id           INTEGER PRIMARY KEY AUTOINCREMENT,
-  topic        TEXT NOT NULL,
-  msg_key      BLOB NOT NULL,
-  headers      TEXT NOT NULL,
-  value        BLOB NOT NULL,
-  created_at   TEXT NOT NULL,
-  published_at TEXT
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(id) WHERE published_at IS NULL;
-CREATE TABLE IF NOT EXISTS records (
-  record_id      TEXT PRIMARY KEY,
-  source_key     TEXT NOT NULL UNIQUE,
-  partner_id     TEXT NOT NULL,
-  payload_sha256 TEXT NOT NULL,
-  receipt        TEXT NOT NULL,
-  accepted_at    TEXT NOT NULL,
-  seq            INTEGER NOT NULL REFERENCES message_log(seq)
-);
-`
+// Advisory lock keys (PostgreSQL).
+const (
+	lockWriter = 0x4a616d62 // "Jamb": one writer at a time extends the chain
+	lockRelay  = 0x52656c61 // "Rela": one relay at a time publishes, in order
+)
 
-// OpenSQLite opens (creating if needed) the store at path.
-func OpenSQLite(path string) (*SQLite, error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
+var schemaSQLite = []string{
+	`CREATE TABLE IF NOT EXISTS message_log (
+  seq INTEGER PRIMARY KEY, correlation_id TEXT NOT NULL, partner_id TEXT NOT NULL, received_at TEXT NOT NULL,
+  route TEXT NOT NULL, content_type TEXT NOT NULL, body BLOB NOT NULL, signature TEXT NOT NULL, verification TEXT NOT NULL,
+  status INTEGER NOT NULL, outcome TEXT NOT NULL, problem_type TEXT NOT NULL, source_key TEXT NOT NULL, record_id TEXT NOT NULL,
+  payload_sha256 TEXT NOT NULL, canonical BLOB, receipt TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS outbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, msg_key BLOB NOT NULL, headers TEXT NOT NULL,
+  value BLOB NOT NULL, created_at TEXT NOT NULL, published_at TEXT)`,
+	`CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(id) WHERE published_at IS NULL`,
+	`CREATE TABLE IF NOT EXISTS records (
+  record_id TEXT PRIMARY KEY, source_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL,
+  receipt TEXT NOT NULL, accepted_at TEXT NOT NULL, seq INTEGER NOT NULL REFERENCES message_log(seq))`,
+}
+
+var schemaPostgres = []string{
+	`CREATE TABLE IF NOT EXISTS message_log (
+  seq BIGINT PRIMARY KEY, correlation_id TEXT NOT NULL, partner_id TEXT NOT NULL, received_at TEXT NOT NULL,
+  route TEXT NOT NULL, content_type TEXT NOT NULL, body BYTEA NOT NULL, signature TEXT NOT NULL, verification TEXT NOT NULL,
+  status INTEGER NOT NULL, outcome TEXT NOT NULL, problem_type TEXT NOT NULL, source_key TEXT NOT NULL, record_id TEXT NOT NULL,
+  payload_sha256 TEXT NOT NULL, canonical BYTEA, receipt TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS outbox (
+  id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, msg_key BYTEA NOT NULL, headers TEXT NOT NULL,
+  value BYTEA NOT NULL, created_at TEXT NOT NULL, published_at TEXT)`,
+	`CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(id) WHERE published_at IS NULL`,
+	`CREATE TABLE IF NOT EXISTS records (
+  record_id TEXT PRIMARY KEY, source_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL,
+  receipt TEXT NOT NULL, accepted_at TEXT NOT NULL, seq BIGINT NOT NULL REFERENCES message_log(seq))`,
+}
+
+// IsPostgres reports whether a store target is a PostgreSQL DSN.
+func IsPostgres(target string) bool {
+	return strings.HasPrefix(target, "postgres://") || strings.HasPrefix(target, "postgresql://")
+}
+
+// Open opens the store: a postgres:// DSN, or a SQLite file path (created if
+// needed; WAL, synchronous=FULL).
+func Open(target string) (*DB, error) {
+	s := &DB{postgres: IsPostgres(target), reqs: make(chan *writeReq, 1024), closing: make(chan struct{})}
+	var err error
+	ddl := schemaSQLite
+	if s.postgres {
+		s.db, err = sql.Open("pgx", target)
+		ddl = schemaPostgres
+		if err == nil {
+			s.db.SetMaxOpenConns(16)
+		}
+	} else {
+		s.db, err = sql.Open("sqlite", "file:"+target+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate")
+		if err == nil {
+			s.db.SetMaxOpenConns(4)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
-	db.SetMaxOpenConns(4)
-	if _, err := db.Exec(schemaSQL); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: %s: %w", path, err)
+	for _, q := range ddl {
+		if _, err := s.db.Exec(q); err != nil {
+			s.db.Close()
+			return nil, fmt.Errorf("store: schema: %w", err)
+		}
 	}
-	return &SQLite{db: db}, nil
+	s.writerWG.Add(1)
+	go s.writer()
+	return s, nil
 }
 
-// Close closes the database.
-func (s *SQLite) Close() error { return s.db.Close() }
+// OpenSQLite opens a SQLite store.
+func OpenSQLite(path string) (*DB, error) { return Open(path) }
+
+// Close stops the writer (after the waiting writes) and closes the database.
+func (s *DB) Close() error {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.writerWG.Wait()
+	return s.db.Close()
+}
+
+// Postgres reports the dialect.
+func (s *DB) Postgres() bool { return s.postgres }
+
+// q adapts a query written with ? placeholders to the dialect.
+func (s *DB) q(query string) string {
+	if !s.postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// writeReq is one write waiting for the group commit.
+type writeReq struct {
+	ctx  context.Context
+	fn   func(tx *sql.Tx) error
+	done chan error
+}
+
+// maxGroup bounds how many writes share one transaction.
+const maxGroup = 256
+
+// writer runs waiting writes in one transaction per round. If the round
+// fails, each write is retried alone so one bad write cannot fail others.
+func (s *DB) writer() {
+	defer s.writerWG.Done()
+	for {
+		var first *writeReq
+		select {
+		case first = <-s.reqs:
+		case <-s.closing:
+			for {
+				select {
+				case r := <-s.reqs:
+					r.done <- ErrClosed
+				default:
+					return
+				}
+			}
+		}
+		batch := []*writeReq{first}
+	drain:
+		for len(batch) < maxGroup {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		err := s.commit(batch)
+		if err != nil && len(batch) > 1 {
+			for _, r := range batch {
+				r.done <- s.commit([]*writeReq{r})
+			}
+			continue
+		}
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+}
+
+func (s *DB) commit(batch []*writeReq) error {
+	ctx := context.Background()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if s.postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, lockWriter); err != nil {
+			return err
+		}
+	}
+	for _, r := range batch {
+		// A write whose caller has gone is made all the same: it may be an
+		// accepted notice, and idempotency answers the sender's retry.
+		if err := r.fn(tx); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// write queues fn for the next group commit and waits until it is durable.
+func (s *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case s.reqs <- r:
+	case <-s.closing:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, wait for the outcome even if ctx ends: the write may
+	// already be in a committing transaction.
+	return <-r.done
+}
 
 // ChainHash is the hash of an entry given its predecessor's hash: SHA-256
 // over the previous hash and every logged field, each length-prefixed so no
@@ -167,7 +316,7 @@ func ChainHash(e *Entry) string {
 	}
 	puts := func(s string) { put([]byte(s)) }
 	puts(e.PrevHash)
-	puts(fmt.Sprint(e.Seq))
+	puts(strconv.FormatInt(e.Seq, 10))
 	puts(e.CorrelationID)
 	puts(e.PartnerID)
 	puts(e.ReceivedAt.UTC().Format(time.RFC3339Nano))
@@ -176,7 +325,7 @@ func ChainHash(e *Entry) string {
 	put(e.Body)
 	puts(e.Signature)
 	puts(e.Verification)
-	puts(fmt.Sprint(e.Status))
+	puts(strconv.Itoa(e.Status))
 	puts(e.Outcome)
 	puts(e.ProblemType)
 	puts(e.SourceKey)
@@ -187,8 +336,8 @@ func ChainHash(e *Entry) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// appendEntry chains and inserts e inside tx.
-func appendEntry(ctx context.Context, tx *sql.Tx, e *Entry) error {
+// appendEntry chains and inserts e, and its outbox messages, inside tx.
+func (s *DB) appendEntry(ctx context.Context, tx *sql.Tx, e *Entry) error {
 	var prev string
 	var last int64
 	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM message_log ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
@@ -197,9 +346,9 @@ func appendEntry(ctx context.Context, tx *sql.Tx, e *Entry) error {
 	}
 	e.Seq, e.PrevHash = last+1, prev
 	e.Hash = ChainHash(e)
-	_, err = tx.ExecContext(ctx, `INSERT INTO message_log (seq, correlation_id, partner_id, received_at, route, content_type, body,
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO message_log (seq, correlation_id, partner_id, received_at, route, content_type, body,
 		signature, verification, status, outcome, problem_type, source_key, record_id, payload_sha256, canonical, receipt, prev_hash, hash)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`),
 		e.Seq, e.CorrelationID, e.PartnerID, e.ReceivedAt.UTC().Format(time.RFC3339Nano), e.Route, e.ContentType, nonNil(e.Body),
 		e.Signature, e.Verification, e.Status, e.Outcome, e.ProblemType, e.SourceKey, e.RecordID, e.PayloadSHA256, e.Canonical, e.Receipt, e.PrevHash, e.Hash)
 	if err != nil {
@@ -210,68 +359,12 @@ func appendEntry(ctx context.Context, tx *sql.Tx, e *Entry) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (topic, msg_key, headers, value, created_at) VALUES (?,?,?,?,?)`,
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO outbox (topic, msg_key, headers, value, created_at) VALUES (?,?,?,?,?)`),
 			m.Topic, nonNil(m.Key), string(hdr), nonNil(m.Value), e.ReceivedAt.UTC().Format(time.RFC3339Nano)); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// PendingOutbox returns up to limit unpublished messages, oldest first.
-func (s *SQLite) PendingOutbox(ctx context.Context, limit int) ([]Message, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, topic, msg_key, headers, value, created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT ?`, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Message
-	for rows.Next() {
-		var m Message
-		var hdr, at string
-		if err := rows.Scan(&m.ID, &m.Topic, &m.Key, &hdr, &m.Value, &at); err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal([]byte(hdr), &m.Headers); err != nil {
-			return nil, fmt.Errorf("outbox %d: headers: %w", m.ID, err)
-		}
-		m.CreatedAt, _ = time.Parse(time.RFC3339Nano, at)
-		out = append(out, m)
-	}
-	return out, rows.Err()
-}
-
-// MarkPublished records that the broker acknowledged these messages.
-func (s *SQLite) MarkPublished(ctx context.Context, ids []int64, at time.Time) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx, `UPDATE outbox SET published_at = ? WHERE id = ? AND published_at IS NULL`)
-	if err != nil {
-		return err
-	}
-	defer stmt.Close()
-	ts := at.UTC().Format(time.RFC3339Nano)
-	for _, id := range ids {
-		if _, err := stmt.ExecContext(ctx, ts, id); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
-}
-
-// OutboxBacklog counts unpublished messages.
-func (s *SQLite) OutboxBacklog(ctx context.Context) (int64, error) {
-	var n int64
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
-	return n, err
 }
 
 func nonNil(b []byte) []byte {
@@ -281,19 +374,9 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// Log appends a rejected (or otherwise final) entry.
-func (s *SQLite) Log(ctx context.Context, e *Entry) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := appendEntry(ctx, tx, e); err != nil {
-		return err
-	}
-	return tx.Commit()
+// Log appends an entry (and its outbox messages); durable on return.
+func (s *DB) Log(ctx context.Context, e *Entry) error {
+	return s.write(ctx, func(tx *sql.Tx) error { return s.appendEntry(ctx, tx, e) })
 }
 
 // AcceptResult tells what Accept did.
@@ -303,58 +386,45 @@ type AcceptResult struct {
 }
 
 // Accept logs an accepted submission and records its source key, atomically.
-// When the source key is already recorded, it logs the request as a
-// DUPLICATE (same payload hash; the first receipt is returned) or as a
-// conflict (different payload; outcome REJECTED, status 409), using the
-// fields set by onExisting. The entry is durable when Accept returns.
-func (s *SQLite) Accept(ctx context.Context, e *Entry, onExisting func(e *Entry, first *Record)) (AcceptResult, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return AcceptResult{}, err
-	}
-	defer tx.Rollback()
-
-	first, err := recordBy(ctx, tx, "source_key", e.SourceKey)
-	switch {
-	case err == nil:
-		onExisting(e, first)
-		if err := appendEntry(ctx, tx, e); err != nil {
-			return AcceptResult{}, err
+// When the source key is already recorded, onExisting adjusts the entry
+// (DUPLICATE with the first receipt, or a conflict) before it is logged.
+// The entry is durable when Accept returns.
+func (s *DB) Accept(ctx context.Context, e *Entry, onExisting func(e *Entry, first *Record)) (AcceptResult, error) {
+	var res AcceptResult
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		first, err := s.recordBy(ctx, tx, "source_key", e.SourceKey)
+		switch {
+		case err == nil:
+			onExisting(e, first)
+			res = AcceptResult{Outcome: e.Outcome, Record: first}
+			return s.appendEntry(ctx, tx, e)
+		case !errors.Is(err, ErrNotFound):
+			return err
 		}
-		if err := tx.Commit(); err != nil {
-			return AcceptResult{}, err
+		e.Outcome = OutcomeAccepted
+		if err := s.appendEntry(ctx, tx, e); err != nil {
+			return err
 		}
-		return AcceptResult{Outcome: e.Outcome, Record: first}, nil
-	case !errors.Is(err, ErrNotFound):
-		return AcceptResult{}, err
-	}
-
-	e.Outcome = OutcomeAccepted
-	if err := appendEntry(ctx, tx, e); err != nil {
-		return AcceptResult{}, err
-	}
-	rec := &Record{RecordID: e.RecordID, SourceKey: e.SourceKey, PartnerID: e.PartnerID, PayloadSHA256: e.PayloadSHA256,
-		Receipt: e.Receipt, AcceptedAt: e.ReceivedAt, Seq: e.Seq}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO records (record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq) VALUES (?,?,?,?,?,?,?)`,
-		rec.RecordID, rec.SourceKey, rec.PartnerID, rec.PayloadSHA256, rec.Receipt, rec.AcceptedAt.UTC().Format(time.RFC3339Nano), rec.Seq); err != nil {
-		return AcceptResult{}, err
-	}
-	if err := tx.Commit(); err != nil {
-		return AcceptResult{}, err
-	}
-	return AcceptResult{Outcome: OutcomeAccepted, Record: rec}, nil
+		rec := &Record{RecordID: e.RecordID, SourceKey: e.SourceKey, PartnerID: e.PartnerID, PayloadSHA256: e.PayloadSHA256,
+			Receipt: e.Receipt, AcceptedAt: e.ReceivedAt, Seq: e.Seq}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO records (record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq) VALUES (?,?,?,?,?,?,?)`),
+			rec.RecordID, rec.SourceKey, rec.PartnerID, rec.PayloadSHA256, rec.Receipt, rec.AcceptedAt.UTC().Format(time.RFC3339Nano), rec.Seq); err != nil {
+			return err
+		}
+		res = AcceptResult{Outcome: OutcomeAccepted, Record: rec}
+		return nil
+	})
+	return res, err
 }
 
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func recordBy(ctx context.Context, q querier, col, v string) (*Record, error) {
+func (s *DB) recordBy(ctx context.Context, q querier, col, v string) (*Record, error) {
 	var r Record
 	var at string
-	err := q.QueryRowContext(ctx, `SELECT record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq FROM records WHERE `+col+` = ?`, v).
+	err := q.QueryRowContext(ctx, s.q(`SELECT record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq FROM records WHERE `+col+` = ?`), v).
 		Scan(&r.RecordID, &r.SourceKey, &r.PartnerID, &r.PayloadSHA256, &r.Receipt, &at, &r.Seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -367,8 +437,116 @@ func recordBy(ctx context.Context, q querier, col, v string) (*Record, error) {
 }
 
 // RecordByID returns an accepted record.
-func (s *SQLite) RecordByID(ctx context.Context, recordID string) (*Record, error) {
-	return recordBy(ctx, s.db, "record_id", recordID)
+func (s *DB) RecordByID(ctx context.Context, recordID string) (*Record, error) {
+	return s.recordBy(ctx, s.db, "record_id", recordID)
+}
+
+// Claim is a batch of outbox messages held by one relay until Done or Release.
+type Claim struct {
+	Messages []Message
+	s        *DB
+	tx       *sql.Tx // PostgreSQL: holds the row locks and the relay lock
+}
+
+// ClaimOutbox takes up to limit unpublished messages, oldest first. On
+// PostgreSQL the rows are locked (FOR UPDATE SKIP LOCKED) under a relay
+// advisory lock, so of several gateway instances one relays at a time, in
+// order, and none publishes a row another holds. An empty claim means
+// nothing to do (or another instance is relaying).
+func (s *DB) ClaimOutbox(ctx context.Context, limit int) (*Claim, error) {
+	c := &Claim{s: s}
+	var q querier = s.db
+	if s.postgres {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		var got bool
+		if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1)`, lockRelay).Scan(&got); err != nil || !got {
+			tx.Rollback()
+			return c, err
+		}
+		c.tx, q = tx, tx
+	}
+	lock := ""
+	if s.postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	rows, err := q.(interface {
+		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	}).QueryContext(ctx, s.q(`SELECT id, topic, msg_key, headers, value, created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT ?`+lock), limit)
+	if err != nil {
+		c.Release()
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var m Message
+		var hdr, at string
+		if err := rows.Scan(&m.ID, &m.Topic, &m.Key, &hdr, &m.Value, &at); err != nil {
+			c.Release()
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(hdr), &m.Headers); err != nil {
+			c.Release()
+			return nil, fmt.Errorf("outbox %d: headers: %w", m.ID, err)
+		}
+		m.CreatedAt, _ = time.Parse(time.RFC3339Nano, at)
+		c.Messages = append(c.Messages, m)
+	}
+	if err := rows.Err(); err != nil {
+		c.Release()
+		return nil, err
+	}
+	if len(c.Messages) == 0 {
+		c.Release()
+	}
+	return c, nil
+}
+
+// Done marks the claimed messages published (the broker acknowledged them).
+func (c *Claim) Done(ctx context.Context, at time.Time) error {
+	if len(c.Messages) == 0 {
+		return nil
+	}
+	ts := at.UTC().Format(time.RFC3339Nano)
+	mark := func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, c.s.q(`UPDATE outbox SET published_at = ? WHERE id = ? AND published_at IS NULL`))
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, m := range c.Messages {
+			if _, err := stmt.ExecContext(ctx, ts, m.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if c.tx != nil {
+		defer func() { c.tx = nil }()
+		if err := mark(c.tx); err != nil {
+			c.tx.Rollback()
+			return err
+		}
+		return c.tx.Commit()
+	}
+	return c.s.write(ctx, mark)
+}
+
+// Release gives the claim up without marking anything.
+func (c *Claim) Release() {
+	if c.tx != nil {
+		c.tx.Rollback()
+		c.tx = nil
+	}
+}
+
+// OutboxBacklog counts unpublished messages.
+func (s *DB) OutboxBacklog(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
+	return n, err
 }
 
 // ChainReport is the result of Verify.
@@ -379,7 +557,7 @@ type ChainReport struct {
 }
 
 // Verify recomputes the hash chain and names the first broken entry.
-func (s *SQLite) Verify(ctx context.Context, progress func(done int64)) (ChainReport, error) {
+func (s *DB) Verify(ctx context.Context, progress func(done int64)) (ChainReport, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT seq, correlation_id, partner_id, received_at, route, content_type, body, signature, verification,
 		status, outcome, problem_type, source_key, record_id, payload_sha256, canonical, receipt, prev_hash, hash FROM message_log ORDER BY seq`)
 	if err != nil {
@@ -416,11 +594,11 @@ func (s *SQLite) Verify(ctx context.Context, progress func(done int64)) (ChainRe
 }
 
 // Entries returns the number of logged entries.
-func (s *SQLite) Entries(ctx context.Context) (int64, error) {
+func (s *DB) Entries(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM message_log`).Scan(&n)
 	return n, err
 }
 
-// DB exposes the database for tests that tamper with the log.
-func (s *SQLite) DB() *sql.DB { return s.db }
+// DB exposes the database for reports and for tests that tamper with the log.
+func (s *DB) DB() *sql.DB { return s.db }

@@ -1,15 +1,26 @@
-package store
+package store_test
 
 import (
 	"context"
-	"path/filepath"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/pgtest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
-func open(t *testing.T) *SQLite {
+// backends runs a test against SQLite and PostgreSQL: the same suite.
+func backends(t *testing.T, f func(t *testing.T, target string)) {
+	for name, target := range pgtest.Targets(t) {
+		t.Run(name, func(t *testing.T) { f(t, target(t)) })
+	}
+}
+
+func open(t testing.TB, target string) *store.DB {
 	t.Helper()
-	s, err := OpenSQLite(filepath.Join(t.TempDir(), "gateway.db"))
+	s, err := store.Open(target)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -17,101 +28,219 @@ func open(t *testing.T) *SQLite {
 	return s
 }
 
-func entry(key, sha string) *Entry {
-	return &Entry{CorrelationID: "c-" + key + sha, PartnerID: "p", ReceivedAt: time.Now(), Route: "POST /v1/injury-notices",
+func entry(key, sha string) *store.Entry {
+	return &store.Entry{CorrelationID: "c-" + key + sha, PartnerID: "p", ReceivedAt: time.Now(), Route: "POST /v1/injury-notices",
 		ContentType: "application/jose", Body: []byte("body-" + sha), Verification: "verified", Status: 202,
-		SourceKey: key, RecordID: "rid-" + key, PayloadSHA256: sha, Receipt: "receipt-" + key + sha}
+		SourceKey: key, RecordID: "rid-" + key, PayloadSHA256: sha, Receipt: "receipt-" + key + sha,
+		Outbox: []store.Message{{Topic: "t", Key: []byte(key), Value: []byte(sha)}}}
+}
+
+func onExisting(e *store.Entry, first *store.Record) {
+	e.Outbox = nil
+	if first.PayloadSHA256 == e.PayloadSHA256 {
+		e.Outcome, e.Status = store.OutcomeDuplicate, 200
+	} else {
+		e.Outcome, e.Status = store.OutcomeRejected, 409
+	}
 }
 
 func TestAccept(t *testing.T) {
-	ctx := context.Background()
-	s := open(t)
-	onExisting := func(e *Entry, first *Record) {
-		if first.PayloadSHA256 == e.PayloadSHA256 {
-			e.Outcome, e.Status = OutcomeDuplicate, 200
-		} else {
-			e.Outcome, e.Status = OutcomeRejected, 409
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		r, err := s.Accept(ctx, entry("k1", "aa"), onExisting)
+		if err != nil || r.Outcome != store.OutcomeAccepted {
+			t.Fatalf("first = %+v, %v", r, err)
 		}
-	}
-	r, err := s.Accept(ctx, entry("k1", "aa"), onExisting)
-	if err != nil || r.Outcome != OutcomeAccepted {
-		t.Fatalf("first = %+v, %v", r, err)
-	}
-	r, err = s.Accept(ctx, entry("k1", "aa"), onExisting)
-	if err != nil || r.Outcome != OutcomeDuplicate || r.Record.Receipt != "receipt-k1aa" {
-		t.Fatalf("duplicate = %+v, %v", r, err)
-	}
-	r, err = s.Accept(ctx, entry("k1", "bb"), onExisting)
-	if err != nil || r.Outcome != OutcomeRejected {
-		t.Fatalf("conflict = %+v, %v", r, err)
-	}
-	if err := s.Log(ctx, &Entry{CorrelationID: "c-x", PartnerID: "p", ReceivedAt: time.Now(), Status: 401, Outcome: OutcomeRejected}); err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := s.Entries(ctx); n != 4 {
-		t.Fatalf("entries = %d, want 4", n)
-	}
-	rec, err := s.RecordByID(ctx, "rid-k1")
-	if err != nil || rec.Seq != 1 {
-		t.Fatalf("RecordByID = %+v, %v", rec, err)
-	}
-	if _, err := s.RecordByID(ctx, "nope"); err != ErrNotFound {
-		t.Fatalf("unknown record: %v", err)
-	}
+		r, err = s.Accept(ctx, entry("k1", "aa"), onExisting)
+		if err != nil || r.Outcome != store.OutcomeDuplicate || r.Record.Receipt != "receipt-k1aa" {
+			t.Fatalf("duplicate = %+v, %v", r, err)
+		}
+		r, err = s.Accept(ctx, entry("k1", "bb"), onExisting)
+		if err != nil || r.Outcome != store.OutcomeRejected {
+			t.Fatalf("conflict = %+v, %v", r, err)
+		}
+		if err := s.Log(ctx, &store.Entry{CorrelationID: "c-x", PartnerID: "p", ReceivedAt: time.Now(), Status: 401, Outcome: store.OutcomeRejected}); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := s.Entries(ctx); n != 4 {
+			t.Fatalf("entries = %d, want 4", n)
+		}
+		rec, err := s.RecordByID(ctx, "rid-k1")
+		if err != nil || rec.Seq != 1 {
+			t.Fatalf("RecordByID = %+v, %v", rec, err)
+		}
+		if _, err := s.RecordByID(ctx, "nope"); err != store.ErrNotFound {
+			t.Fatalf("unknown record: %v", err)
+		}
+		if n, _ := s.OutboxBacklog(ctx); n != 1 {
+			t.Fatalf("outbox backlog %d, want 1 (duplicates and conflicts add none)", n)
+		}
+	})
 }
 
 func TestVerifyChain(t *testing.T) {
-	ctx := context.Background()
 	tests := []struct {
 		name   string
 		tamper string
 		broken int64
 	}{
 		{"ok/intact", "", 0},
-		{"fail/edited-body", `UPDATE message_log SET body = x'00' WHERE seq = 3`, 3},
+		{"fail/edited-body", `UPDATE message_log SET body = 'x' WHERE seq = 3`, 3},
 		{"fail/edited-status", `UPDATE message_log SET status = 500 WHERE seq = 2`, 2},
 		{"fail/deleted", `DELETE FROM message_log WHERE seq = 4`, 4},
 		{"fail/rehashed-but-next-broken", `UPDATE message_log SET verification = 'x', hash = 'f00' WHERE seq = 2`, 2},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := open(t)
-			for i := 0; i < 5; i++ {
-				if err := s.Log(ctx, entry("k", string(rune('a'+i)))); err != nil {
+	backends(t, func(t *testing.T, target string) {
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx := context.Background()
+				s := open(t, target)
+				if _, err := s.DB().Exec(`DELETE FROM records`); err != nil {
 					t.Fatal(err)
 				}
-			}
-			if tc.tamper != "" {
-				if _, err := s.DB().Exec(`PRAGMA foreign_keys=OFF; ` + tc.tamper); err != nil {
+				if _, err := s.DB().Exec(`DELETE FROM message_log`); err != nil {
 					t.Fatal(err)
 				}
-			}
-			rep, err := s.Verify(ctx, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rep.BrokenSeq != tc.broken {
-				t.Fatalf("broken = %d (%s), want %d", rep.BrokenSeq, rep.Reason, tc.broken)
-			}
-		})
-	}
+				for i := 0; i < 5; i++ {
+					if err := s.Log(ctx, entry("k", string(rune('a'+i)))); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if tc.tamper != "" {
+					if _, err := s.DB().Exec(tc.tamper); err != nil {
+						t.Fatal(err)
+					}
+				}
+				rep, err := s.Verify(ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rep.BrokenSeq != tc.broken {
+					t.Fatalf("broken = %d (%s), want %d", rep.BrokenSeq, rep.Reason, tc.broken)
+				}
+			})
+		}
+	})
 }
 
-func BenchmarkAccept(b *testing.B) {
-	s, err := OpenSQLite(filepath.Join(b.TempDir(), "gateway.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	b.ReportAllocs()
-	i := 0
-	for b.Loop() {
-		i++
-		e := entry(time.Now().String()+string(rune(i)), "aa")
-		e.RecordID = e.SourceKey
-		if _, err := s.Accept(ctx, e, func(*Entry, *Record) {}); err != nil {
-			b.Fatal(err)
+// TestConcurrentInstances: several store handles on one database (several
+// gateway instances on one PostgreSQL, or concurrent requests on one SQLite
+// store) accepting the same notices at once never double-accept, keep one
+// intact chain, and their relays never claim the same message twice.
+func TestConcurrentInstances(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		instances := []*store.DB{open(t, target)}
+		if store.IsPostgres(target) {
+			instances = append(instances, open(t, target), open(t, target))
 		}
+		const keys, senders = 60, 6
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		accepted := map[string]int{}
+		for i := 0; i < senders; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				s := instances[i%len(instances)]
+				for k := 0; k < keys; k++ {
+					r, err := s.Accept(ctx, entry(fmt.Sprintf("key-%d", k), "same"), onExisting)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if r.Outcome == store.OutcomeAccepted {
+						mu.Lock()
+						accepted[fmt.Sprintf("key-%d", k)]++
+						mu.Unlock()
+					}
+				}
+			}(i)
+		}
+		wg.Wait()
+		for k := 0; k < keys; k++ {
+			if n := accepted[fmt.Sprintf("key-%d", k)]; n != 1 {
+				t.Fatalf("key-%d accepted %d times", k, n)
+			}
+		}
+		rep, err := instances[0].Verify(ctx, nil)
+		if err != nil || rep.BrokenSeq != 0 || rep.Entries != keys*senders {
+			t.Fatalf("chain %+v %v, want %d entries intact", rep, err, keys*senders)
+		}
+
+		// Relays of every instance drain the outbox concurrently.
+		claimed := map[int64]int{}
+		for i, s := range instances {
+			wg.Add(1)
+			go func(i int, s *store.DB) {
+				defer wg.Done()
+				for idle := 0; idle < 20; {
+					c, err := s.ClaimOutbox(ctx, 7)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(c.Messages) == 0 {
+						idle++
+						time.Sleep(5 * time.Millisecond)
+						continue
+					}
+					mu.Lock()
+					for _, m := range c.Messages {
+						claimed[m.ID]++
+					}
+					mu.Unlock()
+					time.Sleep(2 * time.Millisecond) // producing
+					if err := c.Done(ctx, time.Now()); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}(i, s)
+		}
+		wg.Wait()
+		if len(claimed) != keys {
+			t.Fatalf("%d messages published, want %d", len(claimed), keys)
+		}
+		for id, n := range claimed {
+			if n != 1 {
+				t.Fatalf("message %d published %d times", id, n)
+			}
+		}
+		if n, _ := instances[0].OutboxBacklog(ctx); n != 0 {
+			t.Fatalf("backlog %d", n)
+		}
+	})
+}
+
+// BenchmarkAccept measures durable accepts by concurrent callers (group commit).
+func BenchmarkAccept(b *testing.B) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			var target string
+			if name == "sqlite" {
+				target = b.TempDir() + "/g.db"
+			} else {
+				target = pgtest.DSN(b)
+			}
+			s := open(b, target)
+			ctx := context.Background()
+			var n sync.Mutex
+			i := 0
+			b.SetParallelism(16)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					n.Lock()
+					i++
+					k := fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i)
+					n.Unlock()
+					if _, err := s.Accept(ctx, entry(k, "aa"), onExisting); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
 	}
 }
