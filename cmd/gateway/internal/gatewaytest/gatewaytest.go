@@ -50,6 +50,7 @@ type Env struct {
 // Options adjust an Env.
 type Options struct {
 	MaxBodyBytes int64
+	Store        string // SQLite path or postgres:// DSN; default a SQLite file in a temp dir
 }
 
 // Start starts a gateway with partners "employer-a" (UEN 201912345K and
@@ -65,7 +66,11 @@ func Start(t testing.TB, opts Options) *Env {
 	must(t, receipt.GenerateKeyFile(keyPath, "test-receipt-1"))
 	signer, err := receipt.LoadSigner(keyPath)
 	must(t, err)
-	st, err := store.OpenSQLite(filepath.Join(dir, "gateway.db"))
+	target := opts.Store
+	if target == "" {
+		target = filepath.Join(dir, "gateway.db")
+	}
+	st, err := store.Open(target)
 	must(t, err)
 	t.Cleanup(func() { st.Close() })
 

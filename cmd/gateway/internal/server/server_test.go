@@ -23,6 +23,7 @@ import (
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/pgtest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/server"
@@ -78,7 +79,13 @@ func count(t testing.TB, env *gatewaytest.Env, q string) int {
 }
 
 func TestAcceptExamples(t *testing.T) {
-	env := gatewaytest.Start(t, gatewaytest.Options{})
+	for name, target := range pgtest.Targets(t) {
+		t.Run(name, func(t *testing.T) { testAcceptExamples(t, target(t)) })
+	}
+}
+
+func testAcceptExamples(t *testing.T, storeTarget string) {
+	env := gatewaytest.Start(t, gatewaytest.Options{Store: storeTarget})
 	a := env.Partners["employer-a"]
 	c := env.Client(&a.TLS)
 	tests := []struct {
@@ -153,7 +160,13 @@ func TestAcceptExamples(t *testing.T) {
 }
 
 func TestConflict(t *testing.T) {
-	env := gatewaytest.Start(t, gatewaytest.Options{})
+	for name, target := range pgtest.Targets(t) {
+		t.Run(name, func(t *testing.T) { testConflict(t, target(t)) })
+	}
+}
+
+func testConflict(t *testing.T, storeTarget string) {
+	env := gatewaytest.Start(t, gatewaytest.Options{Store: storeTarget})
 	a := env.Partners["employer-a"]
 	c := env.Client(&a.TLS)
 	doc := example(t, "example-a.in.json")
