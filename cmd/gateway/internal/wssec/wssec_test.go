@@ -1,0 +1,263 @@
+package wssec_test
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
+)
+
+const plain = `<?xml version="1.0" encoding="UTF-8"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xb="urn:xb-injury:exchange:v1">
+  <soap:Body>
+    <xb:NotifyInjury><xb:Header><xb:MessageId>urn:uuid:1</xb:MessageId><xb:Sender>TH:SSO</xb:Sender></xb:Header><xb:Notification><xb:Name>สมชาย</xb:Name></xb:Notification></xb:NotifyInjury>
+  </soap:Body>
+</soap:Envelope>`
+
+var now = time.Now().UTC().Truncate(time.Second)
+
+type keys struct {
+	ca       *certs.CA
+	rsa      *certs.Issued
+	ec       *certs.Issued
+	other    *certs.Issued // same CA, another institution
+	outsider *certs.Issued
+}
+
+func newKeys(t testing.TB) keys {
+	ca, _ := certs.NewCA("agency CA")
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	r, _ := ca.IssueSigning("TH:SSO", rk)
+	e, _ := ca.IssueSigning("TH:SSO", nil)
+	o, _ := ca.IssueSigning("XX:OTHER", nil)
+	oca, _ := certs.NewCA("another CA")
+	out, _ := oca.IssueSigning("TH:SSO", nil)
+	return keys{ca, r, e, o, out}
+}
+
+func signed(t testing.TB, iss *certs.Issued, xml string) *etree.Document {
+	t.Helper()
+	doc := etree.NewDocument()
+	if err := doc.ReadFromString(xml); err != nil {
+		t.Fatal(err)
+	}
+	s := &wssec.Signer{Cert: iss.Cert, Key: iss.Key, Now: func() time.Time { return now }}
+	if err := s.Sign(doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func verifier(k keys) *wssec.Verifier {
+	pool := x509.NewCertPool()
+	pool.AddCert(k.ca.Cert)
+	return &wssec.Verifier{Now: func() time.Time { return now }, Trust: func(c *x509.Certificate) error {
+		if _, err := c.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			return err
+		}
+		if c.Subject.CommonName != "TH:SSO" {
+			return errors.New("certificate is not registered for this partner")
+		}
+		return nil
+	}}
+}
+
+// reparse serializes and parses again, as a receiver would.
+func reparse(t testing.TB, doc *etree.Document) *etree.Document {
+	t.Helper()
+	b, err := doc.WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := wssec.Parse(b, wssec.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func find(doc *etree.Document, path string) *etree.Element { return doc.FindElement(path) }
+
+func TestVerify(t *testing.T) {
+	k := newKeys(t)
+	v := verifier(k)
+	mutate := func(f func(d *etree.Document)) *etree.Document {
+		d := reparse(t, signed(t, k.rsa, plain))
+		f(d)
+		return reparse(t, d)
+	}
+	tests := []struct {
+		name string
+		doc  *etree.Document
+		code string
+	}{
+		{"ok/rsa", reparse(t, signed(t, k.rsa, plain)), ""},
+		{"ok/ecdsa", reparse(t, signed(t, k.ec, plain)), ""},
+		{"fail/body-tampered", mutate(func(d *etree.Document) { find(d, "//Name").SetText("Somchai") }), wssec.CodeSignature},
+		{"fail/timestamp-tampered", mutate(func(d *etree.Document) { find(d, "//Expires").SetText(now.Add(200 * time.Second).Format("2006-01-02T15:04:05Z")) }), wssec.CodeSignature},
+		{"fail/extra-body-child", mutate(func(d *etree.Document) { find(d, "//Body").CreateElement("xb:Extra") }), wssec.CodeSchema},
+		{"fail/wrapping-moved-body", mutate(func(d *etree.Document) {
+			// The signed Body goes into a header wrapper; a new Body with the
+			// same id carries the attacker's content.
+			body := find(d, "//Body")
+			id := body.SelectAttrValue("wsu:Id", "")
+			env := d.Root()
+			env.RemoveChild(body)
+			w := find(d, "//Header").CreateElement("Wrapper")
+			w.AddChild(body)
+			nb := env.CreateElement("soap:Body")
+			nb.CreateAttr("wsu:Id", id)
+			nb.CreateElement("xb:NotifyInjury").CreateElement("xb:Evil")
+		}), wssec.CodeSignature},
+		{"fail/wrapping-decoy-reference", mutate(func(d *etree.Document) {
+			// The real Body loses its id; a decoy in the header takes it.
+			body := find(d, "//Body")
+			id := body.SelectAttrValue("wsu:Id", "")
+			body.RemoveAttr("wsu:Id")
+			body.CreateAttr("wsu:Id", "OTHER")
+			decoy := find(d, "//Header").CreateElement("soap:Body")
+			decoy.CreateAttr("wsu:Id", id)
+		}), wssec.CodeSignature},
+		{"fail/duplicate-ids", mutate(func(d *etree.Document) {
+			id := find(d, "//Body").SelectAttrValue("wsu:Id", "")
+			find(d, "//Notification").CreateAttr("wsu:Id", id)
+		}), wssec.CodeSignature},
+		{"fail/timestamp-not-referenced", mutate(func(d *etree.Document) {
+			si := find(d, "//SignedInfo")
+			si.RemoveChild(si.SelectElements("Reference")[0])
+		}), wssec.CodeSignature},
+		{"fail/unknown-transform", mutate(func(d *etree.Document) {
+			find(d, "//Transform").SelectAttr("Algorithm").Value = "http://www.w3.org/TR/1999/REC-xpath-19991116"
+		}), wssec.CodeSignature},
+		{"fail/no-security", mutate(func(d *etree.Document) { h := find(d, "//Header"); h.RemoveChild(h.SelectElement("Security")) }), wssec.CodeMissing},
+		{"fail/no-timestamp", mutate(func(d *etree.Document) { s := find(d, "//Security"); s.RemoveChild(s.SelectElement("Timestamp")) }), wssec.CodeMissing},
+		{"fail/unknown-must-understand", mutate(func(d *etree.Document) {
+			x := find(d, "//Header").CreateElement("x:Routing")
+			x.CreateAttr("xmlns:x", "urn:x")
+			x.CreateAttr("soap:mustUnderstand", "1")
+		}), wssec.CodeMustUnderstand},
+		{"fail/other-partner-certificate", reparse(t, signed(t, k.other, plain)), wssec.CodeUntrusted},
+		{"fail/certificate-from-another-ca", reparse(t, signed(t, k.outsider, plain)), wssec.CodeUntrusted},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := v.Verify(tc.doc)
+			if tc.code == "" {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				if res.BodyChild.Tag != "NotifyInjury" {
+					t.Fatalf("body child %s", res.BodyChild.Tag)
+				}
+				return
+			}
+			if err == nil || err.Code != tc.code {
+				t.Fatalf("Verify = %v, want %s", err, tc.code)
+			}
+		})
+	}
+}
+
+func TestTimestampWindow(t *testing.T) {
+	k := newKeys(t)
+	doc := reparse(t, signed(t, k.ec, plain))
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+		ok   bool
+	}{
+		{"ok/now", now, true},
+		{"ok/skew-before-created", now.Add(-110 * time.Second), true},
+		{"ok/skew-after-expiry", now.Add(300*time.Second + 110*time.Second), true},
+		{"fail/future", now.Add(-130 * time.Second), false},
+		{"fail/expired", now.Add(300*time.Second + 130*time.Second), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := verifier(k)
+			at := tc.at
+			v.Now = func() time.Time { return at }
+			v.Trust = nil
+			_, err := v.Verify(doc)
+			if tc.ok != (err == nil) || (err != nil && err.Code != wssec.CodeTimestamp) {
+				t.Fatalf("Verify at %s = %v", at, err)
+			}
+		})
+	}
+}
+
+func TestParseRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name, xml string
+		lim       wssec.Limits
+	}{
+		{"fail/dtd", `<!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>`, wssec.Limits{}},
+		{"fail/billion-laughs", `<?xml version="1.0"?><!DOCTYPE l [<!ENTITY l0 "ha"><!ENTITY l1 "&l0;&l0;&l0;&l0;">]><l>&l1;</l>`, wssec.Limits{}},
+		{"fail/external-entity", `<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>`, wssec.Limits{}},
+		{"fail/deep", strings.Repeat("<a>", 10000) + strings.Repeat("</a>", 10000), wssec.Limits{}},
+		{"fail/oversize", "<a>" + strings.Repeat("x", 2<<20) + "</a>", wssec.Limits{}},
+		{"fail/not-well-formed", "<a><b></a>", wssec.Limits{}},
+		{"fail/processing-instruction", `<?xml-stylesheet href="x"?><a/>`, wssec.Limits{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := wssec.Parse([]byte(tc.xml), tc.lim); err == nil {
+				t.Fatal("parsed")
+			}
+		})
+	}
+}
+
+func FuzzVerify(f *testing.F) {
+	k := newKeys(f)
+	b, _ := reparse(f, signed(f, k.ec, plain)).WriteToBytes()
+	f.Add(b)
+	f.Add([]byte(plain))
+	v := verifier(k)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		doc, err := wssec.Parse(raw, wssec.Limits{MaxBytes: 64 << 10})
+		if err != nil {
+			return
+		}
+		res, verr := v.Verify(doc)
+		if verr == nil && res.Cert == nil {
+			t.Fatal("verified without a certificate")
+		}
+	})
+}
+
+func BenchmarkSign(b *testing.B) {
+	k := newKeys(b)
+	for _, c := range []struct {
+		name string
+		iss  *certs.Issued
+	}{{"rsa2048", k.rsa}, {"ecdsa-p256", k.ec}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				signed(b, c.iss, plain)
+			}
+		})
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	k := newKeys(b)
+	raw, _ := signed(b, k.rsa, plain).WriteToBytes()
+	v := verifier(k)
+	b.ReportAllocs()
+	for b.Loop() {
+		doc, err := wssec.Parse(raw, wssec.Limits{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, verr := v.Verify(doc); verr != nil {
+			b.Fatal(verr)
+		}
+	}
+}
