@@ -1,0 +1,66 @@
+package kafkaclient_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
+)
+
+// TestTLSAndSCRAM: the relay's writer reaches a broker that requires TLS
+// with client certificates and SASL/SCRAM-SHA-512, configured as
+// "gateway serve" reads it; wrong credentials are refused.
+func TestTLSAndSCRAM(t *testing.T) {
+	dir := t.TempDir()
+	ca, _ := certs.NewCA("kafka CA")
+	srv, _ := ca.IssueServer("localhost", []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+	cli, _ := ca.IssueClient("jambatan")
+	caFile, certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "c.pem"), filepath.Join(dir, "c.key")
+	_ = os.WriteFile(caFile, certs.CertPEM(ca.Cert), 0o644)
+	_ = certs.WriteFiles(certFile, keyFile, cli.Cert, cli.Key)
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"),
+		kfake.TLS(&tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}},
+			ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool, MinVersion: tls.VersionTLS12}),
+		kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-512", "jambatan", "s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tc := range []struct {
+		name, password string
+		ok             bool
+	}{{"ok/scram-sha-512", "s3cret", true}, {"fail/wrong-password", "guess", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			pw := filepath.Join(dir, "pw-"+tc.password)
+			_ = os.WriteFile(pw, []byte(tc.password+"\n"), 0o600)
+			kc, err := kafkaclient.New(config.Kafka{Brokers: c.ListenAddrs(),
+				TLS:  &config.KafkaTLS{CAFile: caFile, CertFile: certFile, KeyFile: keyFile},
+				SASL: &config.KafkaSASL{Mechanism: "SCRAM-SHA-512", Username: "jambatan", PasswordFile: pw}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := kc.Writer(10)
+			w.MaxAttempts = 1
+			defer w.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err = w.WriteMessages(ctx, kafka.Message{Topic: "t", Key: []byte("k"), Value: []byte("v")})
+			if tc.ok != (err == nil) {
+				t.Fatalf("write: %v", err)
+			}
+		})
+	}
+}
