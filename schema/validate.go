@@ -8,9 +8,11 @@ import (
 	"sync"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/perkeso/jambatan/schema/xsdlite"
 )
 
-//go:embed *.schema.json openapi.yaml
+//go:embed *.schema.json openapi.yaml agency-soap-v1.xsd agency-soap-v1.wsdl
 var files embed.FS
 
 // Files exposes the embedded schema documents (for serving and tests).
@@ -57,6 +59,25 @@ func compileAll() {
 		}
 		compiled[n] = s
 	}
+}
+
+var (
+	agencyOnce sync.Once
+	agency     *xsdlite.Schema
+	agencyErr  error
+)
+
+// AgencySOAP returns the agency-soap/v1 XML Schema (agency-soap-v1.xsd).
+func AgencySOAP() (*xsdlite.Schema, error) {
+	agencyOnce.Do(func() {
+		b, err := files.ReadFile("agency-soap-v1.xsd")
+		if err != nil {
+			agencyErr = err
+			return
+		}
+		agency, agencyErr = xsdlite.Load(b)
+	})
+	return agency, agencyErr
 }
 
 // Validator returns the compiled JSON Schema of an embedded file.
