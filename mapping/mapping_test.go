@@ -122,3 +122,36 @@ func TestCountryAssigned(t *testing.T) {
 		}
 	}
 }
+
+func TestThai(t *testing.T) {
+	for _, id := range []string{"6900100123458", "3901000456711", "6900200788109"} {
+		if !ValidThaiPID(id) {
+			t.Errorf("ValidThaiPID(%s) = false", id)
+		}
+	}
+	for _, id := range []string{"6900100123457", "3901000456710", "690010012345"} {
+		if ValidThaiPID(id) {
+			t.Errorf("ValidThaiPID(%s) = true", id)
+		}
+	}
+	for _, tc := range []struct {
+		lex, cal, want string
+	}{
+		{"2567-02-29", "BE", "2024-02-29"},
+		{"2568-02-29", "BE", ""},
+		{"2569-03-02", "BE", "2026-03-02"},
+		{"2026-03-02", "CE", "2026-03-02"},
+		{"1899-12-31", "CE", ""},
+		{"2026-13-01", "CE", ""},
+		{"2026-03-02", "XX", ""},
+	} {
+		d, ok := CalDate(tc.lex, tc.cal)
+		got := ""
+		if ok {
+			got = d.String()
+		}
+		if got != tc.want {
+			t.Errorf("CalDate(%s, %s) = %q, want %q", tc.lex, tc.cal, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,137 @@
+package agencysoap
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/perkeso/jambatan/mapping"
+	"github.com/perkeso/jambatan/schema"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// body returns the Body child of an envelope (the example's security header
+// holds placeholders; signatures are tested in wssec and the server).
+func body(t testing.TB, xml string) *etree.Element {
+	t.Helper()
+	d := etree.NewDocument()
+	if err := d.ReadFromString(xml); err != nil {
+		t.Fatal(err)
+	}
+	b := d.FindElement("//Body")
+	if b == nil {
+		t.Fatal("no Body")
+	}
+	c := b.ChildElements()[0]
+	xs, err := schema.AgencySOAP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := xs.Validate(c, "xb"); err != nil {
+		t.Fatalf("schema: %v", err)
+	}
+	return c
+}
+
+func example(t testing.TB) string {
+	b, err := os.ReadFile(filepath.Join("testdata", "example-10.1.request.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestExample maps §10.1 to exactly the record of §10.3, then to the golden file.
+func TestExample(t *testing.T) {
+	n := ReadNotifyInjury(body(t, example(t)))
+	if p := n.First(); p != nil {
+		t.Fatalf("problem: %+v", p)
+	}
+	rec, err := n.Canonical(time.Date(2026, 3, 4, 2, 40, 12, 0, time.UTC), "MY:PERKESO:XB-2026-000731", mapping.ExampleRates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.ValidateRecord(rec); err != nil {
+		t.Fatalf("canonical schema: %v", err)
+	}
+	got, _ := json.MarshalIndent(rec, "", "  ")
+	got = append(got, '\n')
+	var want, have any
+	wb, _ := os.ReadFile(filepath.Join("testdata", "example-10.3.expect.json"))
+	_ = json.Unmarshal(wb, &want)
+	_ = json.Unmarshal(got, &have)
+	if !reflect.DeepEqual(want, have) {
+		t.Fatalf("record differs from §10.3:\n%s", got)
+	}
+	golden := filepath.Join("testdata", "example-10.1.golden.json")
+	if *update {
+		_ = os.WriteFile(golden, got, 0o644)
+	}
+	g, err := os.ReadFile(golden)
+	if err != nil || !bytes.Equal(g, got) {
+		t.Fatalf("golden %s differs (run -update after review): %v", golden, err)
+	}
+}
+
+func TestContentRules(t *testing.T) {
+	ex := example(t)
+	tests := []struct {
+		name, old, new, loc string
+	}{
+		{"ok/example", "", "", ""},
+		{"fail/C2-th-pid", "6900100123458", "6900100123457", "/xb:NotifyInjury/xb:Notification/xb:Person/xb:PersonalId"},
+		{"fail/C2-mykad-birth", "910716025347", "910717025347", "/xb:NotifyInjury/xb:Notification/xb:Person/xb:ForeignId[1]"},
+		{"fail/C2-country", `scheme="TH_PID" country="TH"`, `scheme="TH_PID" country="MY"`, "/xb:NotifyInjury/xb:Notification/xb:Person/xb:PersonalId"},
+		{"fail/C3-no-mykad-or-passport", `<xb:ForeignId scheme="MY_NRIC" country="MY">910716025347</xb:ForeignId>`, "", "/xb:NotifyInjury/xb:Notification/xb:Person"},
+		{"fail/C1-leap-year-BE", `<xb:Date cal="BE">2569-03-02</xb:Date>`, `<xb:Date cal="BE">2568-02-29</xb:Date>`, "/xb:NotifyInjury/xb:Notification/xb:Accident/xb:Date"},
+		{"fail/C4-age", `<xb:BirthDate cal="BE">2534-07-16</xb:BirthDate>`, `<xb:BirthDate cal="BE">2558-07-16</xb:BirthDate>`, "/xb:NotifyInjury/xb:Notification/xb:Person/xb:ForeignId[1]"},
+		{"fail/C5-zone", "<xb:Zone>Asia/Bangkok</xb:Zone>", "<xb:Zone>Asia/Nowhere</xb:Zone>", "/xb:NotifyInjury/xb:Notification/xb:Accident/xb:Zone"},
+		{"fail/C6-future", "<xb:Time>08:40</xb:Time>", "<xb:Time>23:40</xb:Time>", ""},
+		{"fail/C7-commuting-without-leg", "<xb:Category>WORK</xb:Category>", "<xb:Category>COMMUTING</xb:Category>", "/xb:NotifyInjury/xb:Notification/xb:Accident/xb:Category"},
+		{"fail/C8-code", `<xb:Nature list="TH_SSO">203</xb:Nature>`, `<xb:Nature list="TH_SSO">142</xb:Nature>`, "/xb:NotifyInjury/xb:Notification/xb:Injury[1]/xb:Nature"},
+		{"fail/C9-fatal-without-date", "<xb:Fatal>false</xb:Fatal>", "<xb:Fatal>true</xb:Fatal>", "/xb:NotifyInjury/xb:Notification/xb:Outcome/xb:Fatal"},
+		{"fail/C10-before-accident", `<xb:From cal="BE">2569-03-02</xb:From>`, `<xb:From cal="BE">2569-03-01</xb:From>`, "/xb:NotifyInjury/xb:Notification/xb:Outcome/xb:SickLeave[1]"},
+		{"fail/C11-employer", ">9000123456<", ">900012345<", "/xb:NotifyInjury/xb:Notification/xb:Employer/xb:RegistrationId"},
+		{"fail/C12-status-date", `<xb:StatusDate cal="BE">2569-03-03</xb:StatusDate>`, `<xb:StatusDate cal="BE">2569-03-01</xb:StatusDate>`, "/xb:NotifyInjury/xb:Notification/xb:LocalClaim/xb:StatusDate"},
+		{"fail/H1-case-id", "<xb:Sender>TH:SSO</xb:Sender>", "<xb:CaseId>MY:PERKESO:X-1</xb:CaseId><xb:Sender>TH:SSO</xb:Sender>", "/xb:NotifyInjury/xb:Header/xb:CaseId"},
+		{"fail/first-in-document-order", "<xb:Zone>Asia/Bangkok</xb:Zone>", "<xb:Zone>Asia/Nowhere</xb:Zone>", "/xb:NotifyInjury/xb:Notification/xb:Accident/xb:Zone"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			x := ex
+			if tc.old != "" {
+				if !strings.Contains(x, tc.old) {
+					t.Fatalf("example has no %q", tc.old)
+				}
+				x = strings.Replace(x, tc.old, tc.new, 1)
+			}
+			if tc.name == "fail/first-in-document-order" {
+				x = strings.Replace(x, "6900100123458", "6900100123457", 1) // an earlier element breaks C2 too
+				tc.loc = "/xb:NotifyInjury/xb:Notification/xb:Person/xb:PersonalId"
+			}
+			if tc.name == "fail/C6-future" {
+				x = strings.Replace(x, "2569-03-02</xb:Date>", "2569-03-04</xb:Date>", 1)
+				tc.loc = "/xb:NotifyInjury/xb:Notification/xb:Accident/xb:Date"
+			}
+			p := ReadNotifyInjury(body(t, x)).First()
+			if tc.loc == "" {
+				if p != nil {
+					t.Fatalf("problem %+v", p)
+				}
+				return
+			}
+			if p == nil || p.Location != tc.loc || p.Code != CodeContent {
+				t.Fatalf("problem %+v, want %s", p, tc.loc)
+			}
+		})
+	}
+}
