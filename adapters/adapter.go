@@ -119,12 +119,36 @@ func Lookup(format string) (Adapter, bool) {
 	return a, ok
 }
 
+var otherFormats = map[string]bool{}
+
+// RegisterFormat makes a format id known that is read by its own transport
+// rather than through Adapter (the SOAP exchange). It panics on a duplicate.
+func RegisterFormat(id string) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := registry[id]; dup || otherFormats[id] || id == "" {
+		panic("adapters: RegisterFormat: empty or duplicate " + id)
+	}
+	otherFormats[id] = true
+}
+
+// Known reports whether a format id is registered either way.
+func Known(format string) bool {
+	mu.RLock()
+	defer mu.RUnlock()
+	_, ok := registry[format]
+	return ok || otherFormats[format]
+}
+
 // Formats lists the registered format ids, sorted.
 func Formats() []string {
 	mu.RLock()
 	defer mu.RUnlock()
-	out := make([]string, 0, len(registry))
+	out := make([]string, 0, len(registry)+len(otherFormats))
 	for id := range registry {
+		out = append(out, id)
+	}
+	for id := range otherFormats {
 		out = append(out, id)
 	}
 	sort.Strings(out)

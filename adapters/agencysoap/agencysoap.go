@@ -19,12 +19,15 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/perkeso/jambatan/adapters"
 	"github.com/perkeso/jambatan/mapping"
 	"github.com/perkeso/jambatan/schema"
 )
 
 // Format is the format id.
 const Format = "agency-soap/v1"
+
+func init() { adapters.RegisterFormat(Format) }
 
 // Fault detail codes decided here.
 const (

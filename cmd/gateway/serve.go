@@ -66,7 +66,7 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		cfg.StorePath = *storeFlag
 	}
 	topics := app.Topics(cfg.File.Kafka)
-	kafka, err := broker.Start(l.KafkaDir, *kafkaPort, topics.Verified, topics.Rejected)
+	kafka, err := broker.Start(l.KafkaDir, *kafkaPort, topics.Verified, topics.Rejected, topics.CaseMessages)
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,7 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	for _, p := range d.Partners {
 		fmt.Fprintf(stdout, "  partner   %s (%s, %s): kit in %s\n", p.ID, p.Kind, p.Format, l.Kit(p.ID).Dir)
 	}
-	fmt.Fprintf(stdout, "Try: go run ./cmd/gateway submit --dev %s --partner %s NOTICE.json\nCtrl-C stops.\n", *dir, d.Partners[0].ID)
+	fmt.Fprintf(stdout, "Try: go run ./cmd/gateway submit --dev %s --partner %s NOTICE.json\n     go run ./cmd/gateway soap --dev %s ENVELOPE.xml\nCtrl-C stops.\n", *dir, d.Partners[0].ID, *dir)
 	err = <-serveErr
 	fmt.Fprintln(stdout, "stopped")
 	return err

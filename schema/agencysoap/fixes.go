@@ -1,5 +1,7 @@
 package agencysoap
 
+import "encoding/xml"
+
 // The thin layer over what gowsdl v0.5.0 gets wrong; the generated file is
 // never edited by hand.
 //
@@ -19,3 +21,22 @@ const (
 	ActionNotifyDecision     = "urn:xb-injury:exchange:v1#NotifyDecision"
 	Namespace                = "urn:xb-injury:exchange:v1"
 )
+
+// gowsdl v0.5.0 generates a single pointer for an element whose maxOccurs
+// is a number greater than one (Notification/Injury, Outcome/SickLeave,
+// Person/ForeignId, Request/Item, Reply/Item, ...): a second occurrence would
+// be lost in decoding. The gateway therefore reads requests as trees
+// (adapters/agencysoap) and uses these corrected types where it writes a
+// repeated element.
+
+// InformationReplyMsg is xb:InformationReply with a repeatable Reply/Item.
+type InformationReplyMsg struct {
+	XMLName xml.Name       `xml:"urn:xb-injury:exchange:v1 InformationReply"`
+	Header  *MessageHeader `xml:"Header"`
+	Reply   *ReplyItems    `xml:"Reply"`
+}
+
+// ReplyItems is xb:Reply with its 1..10 items.
+type ReplyItems struct {
+	Item []*ReplyItem `xml:"Item"`
+}

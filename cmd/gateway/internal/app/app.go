@@ -28,7 +28,9 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/relay"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/server"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/soapsrv"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 	"github.com/perkeso/jambatan/mapping"
 )
 
@@ -53,6 +55,9 @@ func Topics(k config.Kafka) events.Topics {
 	}
 	if k.Topics.Rejected != "" {
 		t.Rejected = k.Topics.Rejected
+	}
+	if k.Topics.CaseMessages != "" {
+		t.CaseMessages = k.Topics.CaseMessages
 	}
 	return t
 }
@@ -101,6 +106,21 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 			ReadTimeout: time.Duration(lim.ReadTimeout), WriteTimeout: time.Duration(lim.WriteTimeout), IdleTimeout: time.Duration(lim.IdleTimeout)},
 	}
 	g.Server.Health = g.Health
+	if sc := cfg.File.SOAP; sc.SigningCertFile != "" {
+		cs, err := certs.LoadCertificates(sc.SigningCertFile)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("soap signing certificate: %w", err)
+		}
+		key, err := certs.LoadKey(sc.SigningKeyFile)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("soap signing key: %w", err)
+		}
+		g.Server.SOAP = &soapsrv.Handler{Store: st, Receipts: signer, Events: pipe.Events, Signer: &wssec.Signer{Cert: cs[0], Key: key},
+			Institution: sc.Institution, Skew: time.Duration(sc.TimestampSkew), MaxTTL: time.Duration(sc.TimestampMaxTTL),
+			Rates: mapping.ExampleRates, MaxBytes: int(lim.MaxBodyBytes), Log: log, Published: pipe.Published}
+	}
 	g.TLS = server.TLSConfig(cert, pool, cfg.Partners)
 	return g, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/perkeso/jambatan/adapters"
+	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 )
 
@@ -34,7 +35,17 @@ type File struct {
 	Limits         Limits          `json:"limits"`
 	Kafka          Kafka           `json:"kafka"`
 	OpsListen      string          `json:"ops_listen,omitempty"`
+	SOAP           SOAP            `json:"soap"`
 	Partners       []PartnerConfig `json:"partners"`
+}
+
+// SOAP configures the agency exchange (agency-soap/v1).
+type SOAP struct {
+	Institution     string   `json:"institution,omitempty"` // default MY:PERKESO
+	SigningCertFile string   `json:"signing_cert_file,omitempty"`
+	SigningKeyFile  string   `json:"signing_key_file,omitempty"`
+	TimestampSkew   Duration `json:"timestamp_skew,omitempty"`    // default 120s
+	TimestampMaxTTL Duration `json:"timestamp_max_ttl,omitempty"` // default 300s
 }
 
 // Kafka is the cluster the outbox relay publishes to.
@@ -47,8 +58,9 @@ type Kafka struct {
 
 // KafkaTopic names the topics (defaults in package events).
 type KafkaTopic struct {
-	Verified string `json:"verified,omitempty"`
-	Rejected string `json:"rejected,omitempty"`
+	Verified     string `json:"verified,omitempty"`
+	Rejected     string `json:"rejected,omitempty"`
+	CaseMessages string `json:"case_messages,omitempty"`
 }
 
 // KafkaTLS enables TLS to the brokers, with a client certificate if given.
@@ -92,6 +104,11 @@ type PartnerConfig struct {
 	JWKS         json.RawMessage `json:"jwks,omitempty"`
 	UENs         []string        `json:"uens,omitempty"`
 	AgentForUENs []string        `json:"agent_for_uens,omitempty"`
+	// Agencies: institution id, the CA of their WS-Security signing
+	// certificates, and optionally the certificates' SHA-256 fingerprints.
+	Institution       string   `json:"institution,omitempty"`
+	SigningCAFile     string   `json:"signing_ca_file,omitempty"`
+	SigningCertSHA256 []string `json:"signing_cert_sha256,omitempty"`
 }
 
 // TLSIdentity binds a client certificate to the partner.
@@ -159,10 +176,11 @@ func (e *Error) Error() string {
 }
 
 var (
-	reID      = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-	reCountry = regexp.MustCompile(`^[A-Z]{2}$`)
-	reSHA256  = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
-	reUEN     = regexp.MustCompile(`^([0-9]{8}[A-Z]|(18|19|20)[0-9]{2}[0-9]{5}[A-Z]|[RST][0-9]{2}[A-Z]{2}[0-9]{4}[A-Z])$`)
+	reID          = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+	reCountry     = regexp.MustCompile(`^[A-Z]{2}$`)
+	reSHA256      = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	reInstitution = regexp.MustCompile(`^[A-Z]{2}:[A-Z0-9_]{2,20}$`)
+	reUEN         = regexp.MustCompile(`^([0-9]{8}[A-Z]|(18|19|20)[0-9]{2}[0-9]{5}[A-Z]|[RST][0-9]{2}[A-Z]{2}[0-9]{4}[A-Z])$`)
 )
 
 // Load reads and checks a configuration file.
@@ -217,6 +235,10 @@ func Load(path string) (*Config, error) {
 	if !strings.HasPrefix(f.Store, "postgres://") && !strings.HasPrefix(f.Store, "postgresql://") {
 		c.StorePath = rel(f.Store)
 	}
+	if c.File.SOAP.Institution == "" {
+		c.File.SOAP.Institution = "MY:PERKESO"
+	}
+	c.File.SOAP.SigningCertFile, c.File.SOAP.SigningKeyFile = rel(c.File.SOAP.SigningCertFile), rel(c.File.SOAP.SigningKeyFile)
 	if k := c.File.Kafka.TLS; k != nil {
 		if k.CAFile == "" {
 			return nil, &Error{File: abs, Field: "kafka.tls.ca_file", Msg: "is required with kafka.tls"}
@@ -265,7 +287,7 @@ func Load(path string) (*Config, error) {
 			return nil, fail("formats", "must list at least one format")
 		}
 		for _, fm := range pc.Formats {
-			if _, ok := adapters.Lookup(fm); !ok {
+			if !adapters.Known(fm) {
 				return nil, fail("formats", "unknown format %q (this build reads %v)", fm, adapters.Formats())
 			}
 		}
@@ -293,8 +315,10 @@ func Load(path string) (*Config, error) {
 			if keys, err = ParsePublicJWKS(pc.JWKS); err != nil {
 				return nil, fail("jwks", "%v", err)
 			}
-		default:
+		case pc.Kind != partner.KindAgency:
 			return nil, fail("jwks", "is required (or jwks_file)")
+		default:
+			keys = jwk.NewSet() // agencies sign with X.509 (WS-Security), not JWS
 		}
 		p := &partner.Partner{ID: pc.ID, Kind: pc.Kind, Country: pc.Country, Formats: pc.Formats,
 			Identity: partner.Identity{SubjectCN: id.SubjectCN, DNSSAN: id.DNSSAN, SHA256: id.SHA256},
@@ -309,6 +333,26 @@ func Load(path string) (*Config, error) {
 				default:
 					return nil, fail(field, "%q is not a UEN", u)
 				}
+			}
+		}
+		if pc.Kind == partner.KindAgency {
+			if !reInstitution.MatchString(pc.Institution) {
+				return nil, fail("institution", "an agency needs an institution id such as TH:SSO")
+			}
+			if pc.SigningCAFile == "" {
+				return nil, fail("signing_ca_file", "an agency needs the CA of its WS-Security signing certificates")
+			}
+			pool, err := certs.LoadPool(rel(pc.SigningCAFile))
+			if err != nil {
+				return nil, fail("signing_ca_file", "%v", err)
+			}
+			p.Institution, p.SigningCAs = pc.Institution, pool
+			p.SigningPins = map[string]bool{}
+			for _, f := range pc.SigningCertSHA256 {
+				if !reSHA256.MatchString(f) {
+					return nil, fail("signing_cert_sha256", "%q is not 64 hex digits", f)
+				}
+				p.SigningPins[strings.ToLower(f)] = true
 			}
 		}
 		ps = append(ps, p)

@@ -6,6 +6,8 @@
 package devmode
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,26 +32,28 @@ const (
 
 // DemoPartner describes a demo partner generated for a shipped format.
 type DemoPartner struct {
-	ID      string
-	Kind    string
-	Country string
-	Format  string
-	Kid     string
+	ID          string
+	Kind        string
+	Country     string
+	Format      string
+	Kid         string // JSON partners: signing key id
+	Institution string // agencies
 }
 
 // Demos are the demo partners, one per shipped format.
 var Demos = []DemoPartner{
 	{ID: "demo-employer", Kind: "employer", Country: "SG", Format: "sg-employer-notice/v1", Kid: "demo-employer-2026-1"},
+	{ID: "demo-agency", Kind: "agency", Country: "TH", Format: "agency-soap/v1", Institution: "TH:SSO"},
 }
 
 // Layout is where dev mode keeps its files (absolute paths).
 type Layout struct {
-	Dir, CACert, CAKey, ServerCert, ServerKey, ReceiptKey, GatewayJWKS, Config, Store, DevJSON, KafkaDir string
+	Dir, CACert, CAKey, ServerCert, ServerKey, ReceiptKey, GatewayJWKS, SOAPCert, SOAPKey, Config, Store, DevJSON, KafkaDir string
 }
 
 // PartnerKit is a demo partner's onboarding kit.
 type PartnerKit struct {
-	Dir, ClientCert, ClientKey, SigningJWK, PublicJWKS string
+	Dir, ClientCert, ClientKey, SigningJWK, PublicJWKS, SigningCert, SigningKey string
 }
 
 // LayoutOf returns the layout of a dev directory.
@@ -61,6 +65,7 @@ func LayoutOf(dir string) (Layout, error) {
 	j := func(p ...string) string { return filepath.Join(append([]string{abs}, p...)...) }
 	return Layout{Dir: abs, CACert: j("pki", "ca.pem"), CAKey: j("pki", "ca.key"), ServerCert: j("pki", "server.pem"),
 		ServerKey: j("pki", "server.key"), ReceiptKey: j("pki", "receipt-signing.jwk.json"), GatewayJWKS: j("pki", "gateway-jwks.json"),
+		SOAPCert: j("pki", "soap-signing.pem"), SOAPKey: j("pki", "soap-signing.key"),
 		Config: j("gateway.json"), Store: j("gateway.db"), DevJSON: j("dev.json"), KafkaDir: j("kafka")}, nil
 }
 
@@ -68,7 +73,8 @@ func LayoutOf(dir string) (Layout, error) {
 func (l Layout) Kit(id string) PartnerKit {
 	d := filepath.Join(l.Dir, "partners", id)
 	return PartnerKit{Dir: d, ClientCert: filepath.Join(d, "client.pem"), ClientKey: filepath.Join(d, "client.key"),
-		SigningJWK: filepath.Join(d, "signing.jwk.json"), PublicJWKS: filepath.Join(d, "jwks.json")}
+		SigningJWK: filepath.Join(d, "signing.jwk.json"), PublicJWKS: filepath.Join(d, "jwks.json"),
+		SigningCert: filepath.Join(d, "ws-signing.pem"), SigningKey: filepath.Join(d, "ws-signing.key")}
 }
 
 // Ensure creates whatever of the dev directory is missing and returns its
@@ -117,6 +123,11 @@ func Ensure(dir string) (l Layout, created bool, err error) {
 			return l, false, err
 		}
 	}
+	if !exists(l.SOAPCert) {
+		if err := issueRSASigning(ca, "MY:PERKESO", l.SOAPCert, l.SOAPKey); err != nil {
+			return l, false, err
+		}
+	}
 	for _, d := range Demos {
 		if err := ensureKit(ca, l.Kit(d.ID), d); err != nil {
 			return l, false, fmt.Errorf("demo partner %s: %w", d.ID, err)
@@ -143,6 +154,12 @@ func ensureKit(ca *certs.CA, k PartnerKit, d DemoPartner) error {
 			return err
 		}
 	}
+	if d.Kind == "agency" {
+		if !exists(k.SigningCert) {
+			return issueRSASigning(ca, d.Institution, k.SigningCert, k.SigningKey)
+		}
+		return nil
+	}
 	if !exists(k.SigningJWK) {
 		priv, err := receipt.NewES256Key(d.Kid)
 		if err != nil {
@@ -164,6 +181,20 @@ func ensureKit(ca *certs.CA, k PartnerKit, d DemoPartner) error {
 	return nil
 }
 
+// issueRSASigning issues a WS-Security signing certificate with an RSA 2048
+// key, as agencies' PKIs commonly issue.
+func issueRSASigning(ca *certs.CA, cn, certPath, keyPath string) error {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	c, err := ca.IssueSigning(cn, k)
+	if err != nil {
+		return err
+	}
+	return certs.WriteFiles(certPath, keyPath, c.Cert, c.Key)
+}
+
 func writeConfig(l Layout) error {
 	f := config.File{
 		Listen:         DefaultAddr,
@@ -172,12 +203,17 @@ func writeConfig(l Layout) error {
 		Store:          "gateway.db",
 		ReceiptKeyFile: "pki/receipt-signing.jwk.json",
 		Limits:         config.Limits{MaxBodyBytes: config.DefaultMaxBodyBytes},
+		SOAP:           config.SOAP{Institution: "MY:PERKESO", SigningCertFile: "pki/soap-signing.pem", SigningKeyFile: "pki/soap-signing.key"},
 	}
 	for _, d := range Demos {
 		pc := config.PartnerConfig{ID: d.ID, Kind: d.Kind, Country: d.Country, Formats: []string{d.Format},
-			TLSIdentity: config.TLSIdentity{SubjectCN: d.ID}, JWKSFile: filepath.Join("partners", d.ID, "jwks.json")}
-		if d.Kind == "employer" {
+			TLSIdentity: config.TLSIdentity{SubjectCN: d.ID}}
+		switch d.Kind {
+		case "employer":
+			pc.JWKSFile = filepath.Join("partners", d.ID, "jwks.json")
 			pc.AgentForUENs = []string{"*"} // dev only: a submitting agent for any UEN
+		case "agency":
+			pc.Institution, pc.SigningCAFile = d.Institution, "pki/ca.pem"
 		}
 		f.Partners = append(f.Partners, pc)
 	}
@@ -206,13 +242,17 @@ func (d *DevJSON) DevJSONPath() string { return d.path }
 
 // DevJSONPartner is one demo partner in dev.json.
 type DevJSONPartner struct {
-	ID         string `json:"id"`
-	Kind       string `json:"kind"`
-	Format     string `json:"format"`
-	ClientCert string `json:"client_cert"`
-	ClientKey  string `json:"client_key"`
-	SigningJWK string `json:"signing_jwk"`
-	Kid        string `json:"kid"`
+	ID          string `json:"id"`
+	Kind        string `json:"kind"`
+	Format      string `json:"format"`
+	ClientCert  string `json:"client_cert"`
+	ClientKey   string `json:"client_key"`
+	SigningJWK  string `json:"signing_jwk,omitempty"`
+	Kid         string `json:"kid,omitempty"`
+	Institution string `json:"institution,omitempty"`
+	SigningCert string `json:"signing_cert,omitempty"`
+	SigningKey  string `json:"signing_key,omitempty"`
+	SOAPURL     string `json:"soap_url,omitempty"`
 }
 
 // Describe builds dev.json for a gateway listening at addr.
@@ -221,8 +261,13 @@ func (l Layout) Describe(addr string) DevJSON {
 	d := DevJSON{GatewayURL: url, CACert: l.CACert, JWKSURL: url + "/.well-known/jwks.json", GatewayJWKS: l.GatewayJWKS, Config: l.Config, Store: l.Store}
 	for _, p := range Demos {
 		k := l.Kit(p.ID)
-		d.Partners = append(d.Partners, DevJSONPartner{ID: p.ID, Kind: p.Kind, Format: p.Format, ClientCert: k.ClientCert,
-			ClientKey: k.ClientKey, SigningJWK: k.SigningJWK, Kid: p.Kid})
+		dp := DevJSONPartner{ID: p.ID, Kind: p.Kind, Format: p.Format, ClientCert: k.ClientCert, ClientKey: k.ClientKey}
+		if p.Kind == "agency" {
+			dp.Institution, dp.SigningCert, dp.SigningKey, dp.SOAPURL = p.Institution, k.SigningCert, k.SigningKey, url+"/soap/v1/exchange"
+		} else {
+			dp.SigningJWK, dp.Kid = k.SigningJWK, p.Kid
+		}
+		d.Partners = append(d.Partners, dp)
 	}
 	return d
 }

@@ -16,21 +16,45 @@ import (
 
 // Topics names the Kafka topics.
 type Topics struct {
-	Verified string `json:"verified"`
-	Rejected string `json:"rejected"`
+	Verified     string `json:"verified"`
+	Rejected     string `json:"rejected"`
+	CaseMessages string `json:"case_messages"`
 }
 
 // DefaultTopics are the topic names unless configured otherwise.
 var DefaultTopics = Topics{
-	Verified: "perkeso.injury-notices.verified.v1",
-	Rejected: "perkeso.injury-notices.rejected.v1",
+	Verified:     "perkeso.injury-notices.verified.v1",
+	Rejected:     "perkeso.injury-notices.rejected.v1",
+	CaseMessages: "perkeso.case-messages.v1",
 }
 
 // CloudEvents types.
 const (
 	TypeVerified = "my.perkeso.injury-notice.verified.v1"
 	TypeRejected = "my.perkeso.injury-notice.rejected.v1"
+	TypeCase     = "my.perkeso.case-message.received.v1"
 )
+
+// CaseMessage is the value of a case-messages record: an agency's
+// RequestInformation or NotifyDecision for the back office.
+type CaseMessage struct {
+	Operation  string `json:"operation"`
+	CaseID     string `json:"caseId"`
+	Sender     string `json:"sender"`
+	MessageID  string `json:"messageId"`
+	ReceivedAt string `json:"receivedAt"`
+	Body       string `json:"body"` // the Body child, exclusive canonical XML, as signed by the sender
+}
+
+// CaseMessageMessage is the event of a case message, keyed by case id.
+func (b *Builder) CaseMessageMessage(partnerID string, at time.Time, c CaseMessage) (store.Message, error) {
+	val, err := json.Marshal(c)
+	if err != nil {
+		return store.Message{}, err
+	}
+	id := "agency-soap/v1|" + c.Sender + "|" + c.MessageID
+	return store.Message{Topic: b.Topics.CaseMessages, Key: []byte(c.CaseID), Headers: b.headers(id, TypeCase, partnerID, at), Value: val}, nil
+}
 
 // Signed is the partner's original JWS in flattened JSON serialization
 // (RFC 7515 §7.2.2), whatever form it arrived in, so any JOSE library can
@@ -63,7 +87,8 @@ func SignedFrom(compactOrDetached string, body []byte, b64 bool) Signed {
 type Verified struct {
 	Record      json.RawMessage `json:"record"`
 	Receipt     string          `json:"receipt"`
-	JWS         Signed          `json:"jws"`
+	JWS         *Signed         `json:"jws,omitempty"`
+	SOAP        string          `json:"soap,omitempty"` // the signed SOAP envelope as received (agency notifications)
 	Attestation string          `json:"attestation"`
 }
 

@@ -6,6 +6,8 @@ package gatewaytest
 
 import (
 	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -26,7 +28,9 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/server"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/soapsrv"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 	"github.com/perkeso/jambatan/mapping"
 )
 
@@ -34,7 +38,8 @@ import (
 type Partner struct {
 	*partner.Partner
 	TLS        tls.Certificate
-	SigningKey jwk.Key // private, with kid and alg
+	SigningKey jwk.Key       // private, with kid and alg
+	WSSigning  *certs.Issued // agencies: WS-Security signing certificate
 }
 
 // Env is a running gateway.
@@ -45,6 +50,8 @@ type Env struct {
 	Receipts *receipt.Signer
 	Partners map[string]*Partner
 	Dir      string
+	// SOAPSigning is the gateway's WS-Security certificate.
+	SOAPSigning *certs.Issued
 }
 
 // Options adjust an Env.
@@ -84,6 +91,19 @@ func Start(t testing.TB, opts Options) *Env {
 		env.Partners[id] = p
 		reg = append(reg, p.Partner)
 	}
+	// An agency (TH:SSO) whose WS-Security certificates the test CA issues.
+	ag := NewPartner(t, ca, "agency-th", nil)
+	ag.Kind, ag.Formats, ag.Institution = partner.KindAgency, []string{"agency-soap/v1"}, "TH:SSO"
+	ag.SigningCAs = pool(ca.Cert)
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	must(t, err)
+	ag.WSSigning, err = ca.IssueSigning("TH:SSO", rk)
+	must(t, err)
+	env.Partners[ag.ID] = ag
+	reg = append(reg, ag.Partner)
+	env.SOAPSigning, err = ca.IssueSigning("MY:PERKESO", nil)
+	must(t, err)
+
 	registry := partner.NewRegistry(reg)
 	max := opts.MaxBodyBytes
 	if max == 0 {
@@ -98,6 +118,8 @@ func Start(t testing.TB, opts Options) *Env {
 		Pipeline: &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log},
 		Limits:   server.Limits{MaxBodyBytes: max, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute},
 	}
+	srv.SOAP = &soapsrv.Handler{Store: st, Receipts: signer, Events: srv.Pipeline.Events, Signer: &wssec.Signer{Cert: env.SOAPSigning.Cert, Key: env.SOAPSigning.Key},
+		Institution: "MY:PERKESO", Rates: mapping.ExampleRates, Log: log}
 	hs := httptest.NewUnstartedServer(srv.Handler())
 	hs.TLS = server.TLSConfig(tls.Certificate{Certificate: [][]byte{srvCert.Cert.Raw}, PrivateKey: srvCert.Key, Leaf: srvCert.Cert}, pool(ca.Cert), registry)
 	hs.Config.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)

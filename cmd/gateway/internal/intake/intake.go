@@ -325,11 +325,14 @@ func (p *Pipeline) accept(ctx context.Context, s *step) (*Result, *problem.Error
 }
 
 // originalJWS is the partner's JWS as a flattened JSON serialization.
-func (s *step) originalJWS() events.Signed {
+func (s *step) originalJWS() *events.Signed {
+	var sg events.Signed
 	if s.sub.DetachedJWS != "" {
-		return events.SignedFrom(s.sub.DetachedJWS, s.sub.Body, s.verified.B64)
+		sg = events.SignedFrom(s.sub.DetachedJWS, s.sub.Body, s.verified.B64)
+	} else {
+		sg = events.SignedFrom(string(s.sub.Body), nil, true)
 	}
-	return events.SignedFrom(string(s.sub.Body), nil, true)
+	return &sg
 }
 
 // errLogged marks a refusal whose entry the store already wrote.

@@ -6,7 +6,10 @@ package partner
 
 import (
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
@@ -68,6 +71,34 @@ type Partner struct {
 	// UENs the partner may report for, as employer or submitting agent.
 	UENs   map[string]bool
 	AnyUEN bool // a submitting agent authorised for every UEN (dev mode)
+
+	// Agencies: the institution id, the CAs of its WS-Security signing
+	// certificates and, optionally, pinned certificate fingerprints.
+	Institution string
+	SigningCAs  *x509.CertPool
+	SigningPins map[string]bool
+}
+
+// TrustSigningCert decides whether a WS-Security signing certificate belongs
+// to this agency: it chains to the agency's signing CA, is within its
+// validity, and either is pinned or names the institution as subject CN.
+func (p *Partner) TrustSigningCert(c *x509.Certificate, now time.Time) error {
+	if p.SigningCAs == nil {
+		return errors.New("partner has no signing CA registered")
+	}
+	if _, err := c.Verify(x509.VerifyOptions{Roots: p.SigningCAs, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		return fmt.Errorf("signing certificate does not chain to the registered CA: %w", err)
+	}
+	if len(p.SigningPins) > 0 {
+		if !p.SigningPins[certs.Fingerprint(c)] {
+			return errors.New("signing certificate is not one of the registered fingerprints")
+		}
+		return nil
+	}
+	if c.Subject.CommonName != p.Institution {
+		return fmt.Errorf("signing certificate is not issued to %s", p.Institution)
+	}
+	return nil
 }
 
 // Accepts reports whether the partner is registered for a format.

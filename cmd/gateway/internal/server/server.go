@@ -24,7 +24,9 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/soapsrv"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+	"github.com/perkeso/jambatan/schema"
 )
 
 // CorrelationHeader carries the correlation id on every response.
@@ -52,6 +54,8 @@ type Server struct {
 	Log      *slog.Logger
 	// Health, when set, gives the /healthz detail (outbox backlog and relay).
 	Health func(ctx context.Context) (map[string]any, bool)
+	// SOAP serves the agency exchange; nil answers it with a server fault.
+	SOAP *soapsrv.Handler
 }
 
 // Routes lists every served route, method and pattern; the OpenAPI test
@@ -61,6 +65,9 @@ var Routes = []struct{ Method, Path string }{
 	{"GET", "/v1/injury-notices/{recordId}"},
 	{"GET", "/.well-known/jwks.json"},
 	{"GET", "/healthz"},
+	{"POST", "/soap/v1/exchange"},
+	{"GET", "/soap/v1/exchange"},
+	{"GET", "/soap/v1/agency-soap-v1.xsd"},
 }
 
 // Handler returns the HTTP handler.
@@ -70,6 +77,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/injury-notices/{recordId}", s.withPartner(s.getNotice))
 	mux.HandleFunc("GET /.well-known/jwks.json", s.jwks)
 	mux.HandleFunc("GET /healthz", s.health)
+	mux.HandleFunc("POST "+soapsrv.Route, s.withPartner(s.soap))
+	mux.HandleFunc("GET "+soapsrv.Route, s.withPartner(s.wsdl))
+	mux.HandleFunc("GET /soap/v1/agency-soap-v1.xsd", s.withPartner(s.xsd))
 	return s.correlate(mux)
 }
 
@@ -203,6 +213,37 @@ func (s *Server) getNotice(w http.ResponseWriter, r *http.Request, p *partner.Pa
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": store.OutcomeAccepted, "recordId": rec.RecordID,
 		"receipt": rec.Receipt, "acceptedAt": rec.AcceptedAt.UTC().Format(time.RFC3339)})
+}
+
+func (s *Server) soap(w http.ResponseWriter, r *http.Request, p *partner.Partner) {
+	if s.SOAP == nil {
+		problem.New(problem.Unavailable, "the agency exchange is not configured on this gateway").WriteHTTP(w, CorrelationID(r))
+		return
+	}
+	s.SOAP.Serve(w, r, p, CorrelationID(r))
+}
+
+// wsdl serves the WSDL at ?wsdl (its schemaLocation names the XSD route).
+func (s *Server) wsdl(w http.ResponseWriter, r *http.Request, _ *partner.Partner) {
+	if _, ok := r.URL.Query()["wsdl"]; !ok {
+		problem.New(problem.BadRequest, "GET "+soapsrv.Route+"?wsdl serves the WSDL; the exchange itself is POST").WriteHTTP(w, CorrelationID(r))
+		return
+	}
+	serveFile(w, "agency-soap-v1.wsdl")
+}
+
+func (s *Server) xsd(w http.ResponseWriter, r *http.Request, _ *partner.Partner) {
+	serveFile(w, "agency-soap-v1.xsd")
+}
+
+func serveFile(w http.ResponseWriter, name string) {
+	b, err := schema.Files().ReadFile(name)
+	if err != nil {
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+	_, _ = w.Write(b)
 }
 
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {

@@ -65,6 +65,17 @@ type Entry struct {
 	// transaction as the entry, so an accepted notice is never without its
 	// event and an event never without its accepted notice.
 	Outbox []Message
+	// Exchange, for a SOAP request, records (Sender, MessageId) with the
+	// response given, in the same transaction (agency-soap/v1 §8.3).
+	Exchange *Exchange
+}
+
+// Exchange is a SOAP message received from an institution and the response
+// Body child given to it.
+type Exchange struct {
+	Sender, MessageID, BodySHA256, Operation, CaseID string
+	Response                                         []byte // response Body child, canonical XML
+	NewCase                                          bool   // CaseID was assigned by this message
 }
 
 // Message is one outbox message: what the relay will produce to Kafka.
@@ -130,6 +141,7 @@ var schemaSQLite = []string{
 	`CREATE TABLE IF NOT EXISTS records (
   record_id TEXT PRIMARY KEY, source_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL,
   receipt TEXT NOT NULL, accepted_at TEXT NOT NULL, seq INTEGER NOT NULL REFERENCES message_log(seq))`,
+	exchangesDDL("BLOB", "INTEGER"), casesDDL,
 }
 
 var schemaPostgres = []string{
@@ -145,7 +157,16 @@ var schemaPostgres = []string{
 	`CREATE TABLE IF NOT EXISTS records (
   record_id TEXT PRIMARY KEY, source_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL,
   receipt TEXT NOT NULL, accepted_at TEXT NOT NULL, seq BIGINT NOT NULL REFERENCES message_log(seq))`,
+	exchangesDDL("BYTEA", "BIGINT"), casesDDL,
 }
+
+func exchangesDDL(blob, bigint string) string {
+	return `CREATE TABLE IF NOT EXISTS soap_exchanges (
+  sender TEXT NOT NULL, message_id TEXT NOT NULL, body_sha256 TEXT NOT NULL, operation TEXT NOT NULL,
+  case_id TEXT NOT NULL, response ` + blob + ` NOT NULL, seq ` + bigint + ` NOT NULL, PRIMARY KEY (sender, message_id))`
+}
+
+const casesDDL = `CREATE TABLE IF NOT EXISTS soap_cases (case_id TEXT PRIMARY KEY, institution TEXT NOT NULL, opened_at TEXT NOT NULL)`
 
 // IsPostgres reports whether a store target is a PostgreSQL DSN.
 func IsPostgres(target string) bool {
@@ -354,6 +375,18 @@ func (s *DB) appendEntry(ctx context.Context, tx *sql.Tx, e *Entry) error {
 	if err != nil {
 		return err
 	}
+	if x := e.Exchange; x != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO soap_exchanges (sender, message_id, body_sha256, operation, case_id, response, seq) VALUES (?,?,?,?,?,?,?)`),
+			x.Sender, x.MessageID, x.BodySHA256, x.Operation, x.CaseID, nonNil(x.Response), e.Seq); err != nil {
+			return err
+		}
+		if x.NewCase {
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO soap_cases (case_id, institution, opened_at) VALUES (?,?,?)`),
+				x.CaseID, x.Sender, e.ReceivedAt.UTC().Format(time.RFC3339Nano)); err != nil {
+				return err
+			}
+		}
+	}
 	for _, m := range e.Outbox {
 		hdr, err := json.Marshal(m.Headers)
 		if err != nil {
@@ -547,6 +580,27 @@ func (s *DB) OutboxBacklog(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
 	return n, err
+}
+
+// ExchangeByMessage returns the first reception of (sender, messageID).
+func (s *DB) ExchangeByMessage(ctx context.Context, sender, messageID string) (*Exchange, error) {
+	x := &Exchange{Sender: sender, MessageID: messageID}
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT body_sha256, operation, case_id, response FROM soap_exchanges WHERE sender = ? AND message_id = ?`),
+		sender, messageID).Scan(&x.BodySHA256, &x.Operation, &x.CaseID, &x.Response)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return x, err
+}
+
+// CaseInstitution returns the institution a case is shared with.
+func (s *DB) CaseInstitution(ctx context.Context, caseID string) (string, error) {
+	var inst string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT institution FROM soap_cases WHERE case_id = ?`), caseID).Scan(&inst)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return inst, err
 }
 
 // ChainReport is the result of Verify.

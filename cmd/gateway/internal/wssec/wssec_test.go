@@ -102,7 +102,9 @@ func TestVerify(t *testing.T) {
 		{"ok/rsa", reparse(t, signed(t, k.rsa, plain)), ""},
 		{"ok/ecdsa", reparse(t, signed(t, k.ec, plain)), ""},
 		{"fail/body-tampered", mutate(func(d *etree.Document) { find(d, "//Name").SetText("Somchai") }), wssec.CodeSignature},
-		{"fail/timestamp-tampered", mutate(func(d *etree.Document) { find(d, "//Expires").SetText(now.Add(200 * time.Second).Format("2006-01-02T15:04:05Z")) }), wssec.CodeSignature},
+		{"fail/timestamp-tampered", mutate(func(d *etree.Document) {
+			find(d, "//Expires").SetText(now.Add(200 * time.Second).Format("2006-01-02T15:04:05Z"))
+		}), wssec.CodeSignature},
 		{"fail/extra-body-child", mutate(func(d *etree.Document) { find(d, "//Body").CreateElement("xb:Extra") }), wssec.CodeSchema},
 		{"fail/wrapping-moved-body", mutate(func(d *etree.Document) {
 			// The signed Body goes into a header wrapper; a new Body with the

@@ -1,0 +1,208 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/soapclient"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
+)
+
+func soapExample(t testing.TB) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "agencysoap", "testdata", "example-10.1.request.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The example's header holds placeholders: the client signs afresh.
+	s := string(b)
+	i, j := strings.Index(s, "<soap:Header>"), strings.Index(s, "</soap:Header>")
+	return s[:i] + s[j+len("</soap:Header>"):]
+}
+
+func unsigned(t testing.TB, xml string) *etree.Document {
+	t.Helper()
+	d := etree.NewDocument()
+	if err := d.ReadFromString(xml); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// agencyClient is TH:SSO's side: its mTLS certificate and signing key, and
+// trust in the gateway's signing certificate (MY:PERKESO under the test CA).
+func agencyClient(t testing.TB, env *gatewaytest.Env, id string) *soapclient.Client {
+	p := env.Partners[id]
+	roots := x509.NewCertPool()
+	roots.AddCert(env.CA.Cert)
+	signing := p.WSSigning
+	if signing == nil {
+		signing = env.Partners["agency-th"].WSSigning
+	}
+	return &soapclient.Client{
+		URL:    env.Server.URL + "/soap/v1/exchange",
+		HTTP:   soapclient.NewHTTP(roots, p.TLS, 10*time.Second),
+		Signer: &wssec.Signer{Cert: signing.Cert, Key: signing.Key},
+		Verifier: &wssec.Verifier{Trust: func(c *x509.Certificate) error {
+			if _, err := c.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+				return err
+			}
+			if c.Subject.CommonName != "MY:PERKESO" {
+				return errors.New("not Perkeso's signing certificate")
+			}
+			return nil
+		}},
+	}
+}
+
+func TestSOAPNotifyInjury(t *testing.T) {
+	env := gatewaytest.Start(t, gatewaytest.Options{})
+	c := agencyClient(t, env, "agency-th")
+	ctx := context.Background()
+	ex := soapExample(t)
+	resp, err := c.Call(ctx, "urn:xb-injury:exchange:v1#NotifyInjury", unsigned(t, ex))
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	if resp.Fault != nil || resp.Body.Tag != "InjuryAcknowledgement" {
+		t.Fatalf("response %+v\n%s", resp.Fault, resp.Raw)
+	}
+	caseID := resp.Body.FindElement("./Header/CaseId").Text()
+	if !strings.HasPrefix(caseID, "MY:PERKESO:XB-") || resp.Body.FindElement("./Header/InReplyTo").Text() != "urn:uuid:5f0c6b1e-8d2a-4c3b-9e7f-1a2b3c4d5e6f" {
+		t.Fatalf("acknowledgement %s", resp.Raw)
+	}
+	if n := count(t, env, `SELECT count(*) FROM records WHERE record_id = 'b91d27ba-49ff-55db-a189-f17540653051'`); n != 1 {
+		t.Fatalf("record not accepted (%d)", n)
+	}
+
+	// The same message again: the same acknowledgement (same case id), freshly signed.
+	again, err := c.Call(ctx, "urn:xb-injury:exchange:v1#NotifyInjury", unsigned(t, ex))
+	if err != nil || again.Fault != nil || again.Body.FindElement("./Header/CaseId").Text() != caseID {
+		t.Fatalf("duplicate: %v %s", err, again.Raw)
+	}
+	// Same MessageId, different Body: client.duplicate.
+	changed, err := c.Call(ctx, "urn:xb-injury:exchange:v1#NotifyInjury", unsigned(t, strings.Replace(ex, "<xb:HospitalisedHours>26", "<xb:HospitalisedHours>27", 1)))
+	if err != nil || changed.Fault == nil || changed.Fault.Code != "client.duplicate" || changed.Status != 500 {
+		t.Fatalf("changed duplicate: %v %+v", err, changed)
+	}
+
+	// A request for information on that case, and a decision.
+	ri := `<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xb="urn:xb-injury:exchange:v1"><soap:Body><xb:RequestInformation><xb:Header><xb:MessageId>urn:uuid:ri-1</xb:MessageId><xb:CaseId>` + caseID +
+		`</xb:CaseId><xb:Sender>TH:SSO</xb:Sender><xb:Receiver>MY:PERKESO</xb:Receiver><xb:SentAt>2026-03-10T02:00:00Z</xb:SentAt></xb:Header><xb:Request><xb:Item><xb:Code>WAGES_6M</xb:Code></xb:Item><xb:Item><xb:Code>MEDICAL_REPORT</xb:Code></xb:Item></xb:Request></xb:RequestInformation></soap:Body></soap:Envelope>`
+	rr, err := c.Call(ctx, "urn:xb-injury:exchange:v1#RequestInformation", unsigned(t, ri))
+	if err != nil || rr.Fault != nil || rr.Body.Tag != "InformationReply" || len(rr.Body.FindElements("./Reply/Item")) != 2 {
+		t.Fatalf("request information: %v %s", err, rr.Raw)
+	}
+	unknown := strings.Replace(strings.Replace(ri, caseID, "MY:PERKESO:XB-0000-NOPE", 1), "ri-1", "ri-2", 1)
+	ru, err := c.Call(ctx, "urn:xb-injury:exchange:v1#RequestInformation", unsigned(t, unknown))
+	if err != nil || ru.Fault == nil || ru.Fault.Code != "client.case.unknown" {
+		t.Fatalf("unknown case: %v %s", err, ru.Raw)
+	}
+}
+
+func TestSOAPFaults(t *testing.T) {
+	env := gatewaytest.Start(t, gatewaytest.Options{})
+	ex := soapExample(t)
+	signedBy := func(id string) []byte {
+		c := agencyClient(t, env, id)
+		d := unsigned(t, ex)
+		if err := c.Signer.Sign(d); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := d.WriteToBytes()
+		return b
+	}
+	good := signedBy("agency-th")
+	other := env.Partners["employer-a"] // a registered partner, but not an agency
+	otherSigner, _ := env.CA.IssueSigning("XX:OTHER", nil)
+
+	tests := []struct {
+		name, partner, action string
+		body                  []byte
+		code                  string
+	}{
+		{"fail/unsigned", "agency-th", "NotifyInjury", []byte(ex), "client.security.missing"},
+		{"fail/tampered", "agency-th", "NotifyInjury", bytes.Replace(good, []byte("Ahmad Zaki"), []byte("Ahmad Zakk"), 1), "client.signature.invalid"},
+		{"fail/wrong-action", "agency-th", "NotifyDecision", good, "client.schema.invalid"},
+		{"fail/not-an-agency", "employer-a", "NotifyInjury", good, "client.certificate.untrusted"},
+		{"fail/dtd", "agency-th", "NotifyInjury", append([]byte(`<!DOCTYPE x [<!ENTITY a "b">]>`), good[bytes.Index(good, []byte("<soap:Envelope")):]...), "client.schema.invalid"},
+		{"fail/deep", "agency-th", "NotifyInjury", []byte(strings.Repeat("<a>", 10000) + strings.Repeat("</a>", 10000)), "client.schema.invalid"},
+		{"fail/oversize", "agency-th", "NotifyInjury", []byte("<a>" + strings.Repeat("x", 1<<20) + "</a>"), "client.schema.invalid"},
+		{"fail/other-institution-certificate", "agency-th", "NotifyInjury", func() []byte {
+			d := unsigned(t, ex)
+			_ = (&wssec.Signer{Cert: otherSigner.Cert, Key: otherSigner.Key}).Sign(d)
+			b, _ := d.WriteToBytes()
+			return b
+		}(), "client.certificate.untrusted"},
+		{"fail/content", "agency-th", "NotifyInjury", func() []byte {
+			d := unsigned(t, strings.Replace(ex, "6900100123458", "6900100123457", 1))
+			_ = agencyClient(t, env, "agency-th").Signer.Sign(d)
+			b, _ := d.WriteToBytes()
+			return b
+		}(), "client.content.invalid"},
+		{"fail/sender-mismatch", "agency-th", "NotifyInjury", func() []byte {
+			d := unsigned(t, strings.Replace(ex, "<xb:Sender>TH:SSO</xb:Sender>", "<xb:Sender>TH:OTHER</xb:Sender>", 1))
+			_ = agencyClient(t, env, "agency-th").Signer.Sign(d)
+			b, _ := d.WriteToBytes()
+			return b
+		}(), "client.sender.mismatch"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := env.Partners[tc.partner]
+			if tc.partner == "employer-a" {
+				p = other
+			}
+			cl := env.Client(&p.TLS)
+			req, _ := http.NewRequest("POST", env.Server.URL+"/soap/v1/exchange", bytes.NewReader(tc.body))
+			req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+			req.Header.Set("SOAPAction", `"urn:xb-injury:exchange:v1#`+tc.action+`"`)
+			resp, err := cl.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 500 {
+				t.Fatalf("HTTP %d\n%s", resp.StatusCode, raw)
+			}
+			d, err := wssec.Parse(raw, wssec.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Faults are signed too.
+			if _, verr := (&wssec.Verifier{}).Verify(d); verr != nil {
+				t.Fatalf("fault not signed: %v", verr)
+			}
+			if code := d.FindElement("//FaultDetail/Code"); code == nil || code.Text() != tc.code {
+				t.Fatalf("fault %s, want %s", raw, tc.code)
+			}
+			if n := count(t, env, `SELECT count(*) FROM records`); n != 0 {
+				t.Fatalf("%d records accepted", n)
+			}
+		})
+	}
+	t.Run("ok/wsdl", func(t *testing.T) {
+		resp, err := env.Client(&env.Partners["agency-th"].TLS).Get(env.Server.URL + "/soap/v1/exchange?wsdl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Contains(b, []byte("wsdl:definitions")) {
+			t.Fatalf("wsdl: %d %s", resp.StatusCode, b[:min(200, len(b))])
+		}
+	})
+}

@@ -1,0 +1,448 @@
+// Package soapsrv serves the agency-soap/v1 exchange on the gateway's mTLS
+// listener: POST /soap/v1/exchange (SOAP 1.1, and SOAP 1.2), the WSDL at
+// ?wsdl. It applies the checks of §8.1 in their order, runs NotifyInjury
+// through the same durable path as JSON notices (message log, idempotency,
+// receipt, outbox to the verified topic), logs and publishes
+// RequestInformation and NotifyDecision on the case-messages topic, and signs
+// every response, faults included.
+package soapsrv
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/google/uuid"
+
+	"github.com/perkeso/jambatan/adapters/agencysoap"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
+	"github.com/perkeso/jambatan/mapping"
+	"github.com/perkeso/jambatan/schema"
+	gen "github.com/perkeso/jambatan/schema/agencysoap"
+)
+
+const nsXB = gen.Namespace
+
+// Route is the exchange endpoint.
+const Route = "/soap/v1/exchange"
+
+// Handler serves the exchange.
+type Handler struct {
+	Store       *store.DB
+	Receipts    *receipt.Signer
+	Events      *events.Builder
+	Signer      *wssec.Signer // the gateway's WS-Security signing certificate
+	Institution string        // this side, e.g. MY:PERKESO
+	Skew        time.Duration
+	MaxTTL      time.Duration
+	Rates       mapping.RateTable
+	MaxBytes    int
+	Log         *slog.Logger
+	Published   func()
+	Now         func() time.Time
+}
+
+var actions = map[string]string{
+	gen.ActionNotifyInjury:       "NotifyInjury",
+	gen.ActionRequestInformation: "RequestInformation",
+	gen.ActionNotifyDecision:     "NotifyDecision",
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now()
+	}
+	return time.Now()
+}
+
+// request is one exchange in progress.
+type request struct {
+	p          *partner.Partner
+	cid        string
+	raw        []byte
+	soapNS     string
+	receivedAt time.Time
+	entry      *store.Entry
+	msgID      string
+}
+
+// Serve handles POST /soap/v1/exchange for an authenticated partner.
+func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, p *partner.Partner, cid string) {
+	rq := &request{p: p, cid: cid, soapNS: wssec.NSSoap11, receivedAt: h.now().UTC()}
+	max := h.MaxBytes
+	if max <= 0 {
+		max = 1 << 20
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(max)))
+	rq.raw = raw
+	rq.entry = &store.Entry{CorrelationID: cid, PartnerID: p.ID, ReceivedAt: rq.receivedAt, Route: "POST " + Route,
+		ContentType: r.Header.Get("Content-Type"), Body: raw, Verification: "not checked"}
+	if err != nil {
+		rq.entry.Body = nil
+		h.fault(w, r, rq, &Fault{Code: wssec.CodeSchema, Reason: "the request body is over the size limit or unreadable"})
+		return
+	}
+	resp, f := h.handle(r.Context(), r, rq)
+	if f != nil {
+		h.fault(w, r, rq, f)
+		return
+	}
+	h.respond(w, rq, resp, http.StatusOK)
+}
+
+func (h *Handler) handle(ctx context.Context, r *http.Request, rq *request) (*etree.Element, *Fault) {
+	if rq.p.Kind != partner.KindAgency {
+		return nil, &Fault{Code: wssec.CodeUntrusted, Reason: "the caller is not registered as an agency"}
+	}
+	// SOAP version and action.
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	action := strings.Trim(r.Header.Get("SOAPAction"), `"`)
+	switch mt {
+	case "text/xml":
+	case "application/soap+xml":
+		rq.soapNS = wssec.NSSoap12
+		action = strings.Trim(params["action"], `"`)
+	default:
+		return nil, &Fault{Code: wssec.CodeSchema, Reason: "Content-Type must be text/xml (SOAP 1.1) or application/soap+xml (SOAP 1.2)"}
+	}
+	// 1. Well-formed envelope, Body child matching the action.
+	doc, err := wssec.Parse(rq.raw, wssec.Limits{MaxBytes: len(rq.raw) + 1})
+	if err != nil {
+		return nil, &Fault{Code: wssec.CodeSchema, Reason: strings.TrimPrefix(err.Error(), "wssec: ")}
+	}
+	env, ferr := wssec.Inspect(doc)
+	if ferr != nil {
+		return nil, faultFrom(ferr)
+	}
+	if env.SOAP != rq.soapNS {
+		return nil, &Fault{Code: wssec.CodeSchema, Reason: "envelope namespace does not match the Content-Type"}
+	}
+	op, ok := actions[action]
+	if !ok || env.BodyChild.Tag != op || env.BodyChild.NamespaceURI() != nsXB {
+		return nil, &Fault{Code: wssec.CodeSchema, Reason: "the Body child is unknown or does not match SOAPAction"}
+	}
+	if mid := env.BodyChild.FindElement("./Header/MessageId"); mid != nil {
+		rq.msgID = mid.Text()
+	}
+	// 2-5. WS-Security: presence, timestamp, certificate, signature.
+	v := &wssec.Verifier{Now: h.now, Skew: h.Skew, MaxTTL: h.MaxTTL,
+		Trust: func(c *x509Cert) error { return rq.p.TrustSigningCert(c, h.now()) }}
+	res, verr := v.Verify(doc)
+	if verr != nil {
+		rq.entry.Verification = "refused: " + verr.Reason
+		return nil, faultFrom(verr)
+	}
+	rq.entry.Verification = fmt.Sprintf("verified ws-security signer=%q", res.Cert.Subject.CommonName)
+	// 6. Schema.
+	xs, err := schema.AgencySOAP()
+	if err != nil {
+		return nil, &Fault{Code: "server.internal", Reason: "schema unavailable", Server: true}
+	}
+	if serr := xs.Validate(env.BodyChild, "xb"); serr != nil {
+		return nil, &Fault{Code: wssec.CodeSchema, Reason: serr.Reason, Location: serr.Path}
+	}
+	hdr := agencysoap.ReadHeader(env.BodyChild)
+	// 7-8. Sender and receiver.
+	if hdr.Sender != rq.p.Institution {
+		return nil, &Fault{Code: "client.sender.mismatch", Reason: "Header/Sender is not the institution of the certificate", Location: "/xb:" + op + "/xb:Header/xb:Sender"}
+	}
+	if hdr.Receiver != h.Institution {
+		return nil, &Fault{Code: "client.receiver.unknown", Reason: "Header/Receiver is not " + h.Institution, Location: "/xb:" + op + "/xb:Header/xb:Receiver"}
+	}
+	// 9. Duplicates: the same (Sender, MessageId) with the same Body child
+	// gets the first response again.
+	c14n, err := canonicalBody(env.BodyChild)
+	if err != nil {
+		return nil, &Fault{Code: "server.internal", Reason: "canonicalization failed", Server: true}
+	}
+	sum := sha256.Sum256(c14n)
+	bodyHash := hex.EncodeToString(sum[:])
+	rq.entry.PayloadSHA256 = bodyHash
+	if first, err := h.Store.ExchangeByMessage(ctx, hdr.Sender, hdr.MessageID); err == nil {
+		if first.BodySHA256 != bodyHash {
+			return nil, &Fault{Code: "client.duplicate", Reason: "MessageId already received with a different Body", Location: "/xb:" + op + "/xb:Header/xb:MessageId"}
+		}
+		return h.duplicate(ctx, rq, first)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, &Fault{Code: "server.unavailable", Reason: "message log unavailable", Server: true, Retry: 5}
+	}
+	switch op {
+	case "NotifyInjury":
+		return h.notifyInjury(ctx, rq, env, hdr, bodyHash)
+	default:
+		return h.caseMessage(ctx, rq, env, hdr, op, bodyHash, c14n)
+	}
+}
+
+type x509Cert = x509Certificate
+
+func canonicalBody(el *etree.Element) ([]byte, error) {
+	d := etree.NewDocument()
+	d.SetRoot(el.Copy())
+	// Namespaces in scope at the Body child are declared on the copy.
+	for _, a := range scopeNS(el) {
+		if d.Root().SelectAttr(a.FullKey()) == nil {
+			d.Root().CreateAttr(a.FullKey(), a.Value)
+		}
+	}
+	d.WriteSettings.CanonicalEndTags = true
+	d.WriteSettings.CanonicalText = true
+	d.WriteSettings.CanonicalAttrVal = true
+	return d.WriteToBytes()
+}
+
+func scopeNS(el *etree.Element) []etree.Attr {
+	var out []etree.Attr
+	for e := el.Parent(); e != nil; e = e.Parent() {
+		for _, a := range e.Attr {
+			if a.Space == "xmlns" || (a.Space == "" && a.Key == "xmlns") {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+func header(op string, replyTo agencysoap.Header, caseID, self string, at time.Time) *gen.MessageHeader {
+	mid := gen.MessageId("urn:uuid:" + uuid.NewString())
+	irt := gen.MessageId(replyTo.MessageID)
+	sender := gen.InstitutionId(self)
+	recv := gen.InstitutionId(replyTo.Sender)
+	sent := gen.UtcDateTime(at.UTC().Format("2006-01-02T15:04:05Z"))
+	h := &gen.MessageHeader{MessageId: &mid, InReplyTo: &irt, Sender: &sender, Receiver: &recv, SentAt: &sent}
+	if caseID != "" {
+		c := gen.CaseId(caseID)
+		h.CaseId = &c
+	}
+	return h
+}
+
+// marshal turns a generated type into an element.
+func marshal(v any) ([]byte, error) { return xml.Marshal(v) }
+
+func toElement(b []byte) (*etree.Element, error) {
+	d := etree.NewDocument()
+	if err := d.ReadFromBytes(b); err != nil {
+		return nil, err
+	}
+	return d.Root(), nil
+}
+
+// CaseIDFor derives the case id of a notification from its record id: the
+// same notification always gets the same case id.
+func CaseIDFor(institution, recordID string, at time.Time) string {
+	return fmt.Sprintf("%s:XB-%d-%s", institution, at.Year(), strings.ToUpper(strings.ReplaceAll(recordID, "-", "")[:12]))
+}
+
+func (h *Handler) notifyInjury(ctx context.Context, rq *request, env *wssec.Envelope, hdr agencysoap.Header, bodyHash string) (*etree.Element, *Fault) {
+	n := agencysoap.ReadNotifyInjury(env.BodyChild)
+	if p := n.First(); p != nil {
+		return nil, &Fault{Code: p.Code, Reason: p.Reason, Location: p.Location}
+	}
+	recordID := schema.RecordID(n.SourceKey())
+	caseID := CaseIDFor(h.Institution, recordID, rq.receivedAt)
+	rec, err := n.Canonical(rq.receivedAt, caseID, h.Rates)
+	if err == nil {
+		err = schema.ValidateRecord(rec)
+	}
+	if err != nil {
+		h.Log.Error("agency notification could not be mapped", "correlation_id", rq.cid, "err", err)
+		return nil, &Fault{Code: "server.internal", Reason: "the notification could not be mapped", Server: true}
+	}
+	ack := gen.InjuryAcknowledgement{Header: header("InjuryAcknowledgement", hdr, caseID, h.Institution, h.now())}
+	ra := gen.UtcDateTime(rq.receivedAt.Format("2006-01-02T15:04:05Z"))
+	ack.ReceivedAt = &ra
+	respBytes, err := marshal(ack)
+	if err != nil {
+		return nil, &Fault{Code: "server.internal", Reason: "response could not be built", Server: true}
+	}
+	recJSON, _ := jsonMarshal(rec)
+	rc, err := h.Receipts.Sign(receipt.Receipt{Issuer: receipt.Issuer, Status: store.OutcomeAccepted, RecordID: rec.RecordID,
+		PartnerID: rq.p.ID, Format: agencysoap.Format, SourceKey: rec.SourceKey, NoticeID: hdr.MessageID, PayloadSHA256: bodyHash,
+		ReceivedAt: rq.receivedAt.Format(time.RFC3339), CorrelationID: rq.cid})
+	if err != nil {
+		return nil, &Fault{Code: "server.internal", Reason: "receipt could not be issued", Server: true}
+	}
+	e := rq.entry
+	e.Status, e.SourceKey, e.RecordID, e.Canonical, e.Receipt = http.StatusOK, rec.SourceKey, rec.RecordID, recJSON, rc
+	e.Exchange = &store.Exchange{Sender: hdr.Sender, MessageID: hdr.MessageID, BodySHA256: bodyHash, Operation: "NotifyInjury",
+		CaseID: caseID, Response: respBytes, NewCase: true}
+	if h.Events != nil {
+		att, err := h.Receipts.Attest(recJSON)
+		if err != nil {
+			return nil, &Fault{Code: "server.internal", Reason: "attestation failed", Server: true}
+		}
+		m, err := h.Events.VerifiedMessage(rec.RecordID, rq.p.ID, rq.receivedAt, events.Verified{Record: recJSON, Receipt: rc,
+			SOAP: string(rq.raw), Attestation: att})
+		if err != nil {
+			return nil, &Fault{Code: "server.internal", Reason: "event failed", Server: true}
+		}
+		e.Outbox = []store.Message{m}
+	}
+	res, err := h.Store.Accept(ctx, e, func(e *store.Entry, first *store.Record) {
+		// A concurrent copy of the same message got there first.
+		e.Outbox, e.Exchange, e.Status, e.Outcome, e.Receipt = nil, nil, http.StatusOK, store.OutcomeDuplicate, first.Receipt
+	})
+	if err != nil {
+		return nil, &Fault{Code: "server.unavailable", Reason: "message log unavailable; nothing was accepted", Server: true, Retry: 5}
+	}
+	h.wake(e)
+	if res.Outcome == store.OutcomeDuplicate {
+		first, err := h.Store.ExchangeByMessage(ctx, hdr.Sender, hdr.MessageID)
+		if err != nil {
+			return nil, &Fault{Code: "server.unavailable", Reason: "message log unavailable", Server: true, Retry: 5}
+		}
+		respBytes = first.Response
+	}
+	h.Log.Info("agency notification", "correlation_id", rq.cid, "partner", rq.p.ID, "outcome", res.Outcome, "record_id", rec.RecordID, "case_id", caseID)
+	el, err := toElement(respBytes)
+	if err != nil {
+		return nil, &Fault{Code: "server.internal", Reason: "response could not be built", Server: true}
+	}
+	return el, nil
+}
+
+func (h *Handler) caseMessage(ctx context.Context, rq *request, env *wssec.Envelope, hdr agencysoap.Header, op, bodyHash string, c14n []byte) (*etree.Element, *Fault) {
+	loc := "/xb:" + op + "/xb:Header"
+	if !hdr.HasCaseID {
+		return nil, &Fault{Code: agencysoap.CodeContent, Reason: op + " needs a CaseId", Location: loc}
+	}
+	inst, err := h.Store.CaseInstitution(ctx, hdr.CaseID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && inst != hdr.Sender) {
+		return nil, &Fault{Code: "client.case.unknown", Reason: "CaseId unknown or not shared with the sender", Location: loc + "/xb:CaseId"}
+	}
+	if err != nil {
+		return nil, &Fault{Code: "server.unavailable", Reason: "message log unavailable", Server: true, Retry: 5}
+	}
+	if hdr.HasInReplyTo {
+		return nil, &Fault{Code: agencysoap.CodeContent, Reason: "a request has no InReplyTo", Location: loc + "/xb:InReplyTo"}
+	}
+	var resp any
+	switch op {
+	case "NotifyDecision":
+		ack := gen.Acknowledgement{Header: header("Acknowledgement", hdr, hdr.CaseID, h.Institution, h.now())}
+		ra := gen.UtcDateTime(rq.receivedAt.Format("2006-01-02T15:04:05Z"))
+		ack.ReceivedAt = &ra
+		resp = ack
+	default:
+		// The back office answers from the case-messages topic; the
+		// synchronous reply says every item is to follow within 14 days.
+		rep := gen.InformationReplyMsg{Header: header("InformationReply", hdr, hdr.CaseID, h.Institution, h.now()), Reply: &gen.ReplyItems{}}
+		by := gen.DateLexical(rq.receivedAt.AddDate(0, 0, 14).Format("2006-01-02"))
+		ce := gen.Calendar("CE")
+		for _, it := range env.BodyChild.FindElements("./Request/Item") {
+			code := gen.ItemCode(it.FindElement("./Code").Text())
+			rep.Reply.Item = append(rep.Reply.Item, &gen.ReplyItem{Code: &code, Outcome: "TO_FOLLOW", ExpectedBy: &gen.CalDate{Value: &by, Cal: &ce}})
+		}
+		resp = rep
+	}
+	respBytes, err := marshal(resp)
+	if err != nil {
+		return nil, &Fault{Code: "server.internal", Reason: "response could not be built", Server: true}
+	}
+	e := rq.entry
+	e.Status, e.Outcome, e.SourceKey = http.StatusOK, store.OutcomeAccepted, agencysoap.Format+"|"+hdr.Sender+"|"+hdr.MessageID
+	e.Exchange = &store.Exchange{Sender: hdr.Sender, MessageID: hdr.MessageID, BodySHA256: bodyHash, Operation: op, CaseID: hdr.CaseID, Response: respBytes}
+	if h.Events != nil {
+		m, err := h.Events.CaseMessageMessage(rq.p.ID, rq.receivedAt, events.CaseMessage{Operation: op, CaseID: hdr.CaseID, Sender: hdr.Sender,
+			MessageID: hdr.MessageID, ReceivedAt: rq.receivedAt.Format(time.RFC3339), Body: string(c14n)})
+		if err != nil {
+			return nil, &Fault{Code: "server.internal", Reason: "event failed", Server: true}
+		}
+		e.Outbox = []store.Message{m}
+	}
+	if err := h.Store.Log(ctx, e); err != nil {
+		return nil, &Fault{Code: "server.unavailable", Reason: "message log unavailable; nothing was accepted", Server: true, Retry: 5}
+	}
+	h.wake(e)
+	h.Log.Info("agency case message", "correlation_id", rq.cid, "partner", rq.p.ID, "operation", op, "case_id", hdr.CaseID)
+	el, err := toElement(respBytes)
+	if err != nil {
+		return nil, &Fault{Code: "server.internal", Reason: "response could not be built", Server: true}
+	}
+	return el, nil
+}
+
+// duplicate answers a repeated message with the first response (re-signed:
+// a fresh Timestamp, the same Body content) and logs the repeat.
+func (h *Handler) duplicate(ctx context.Context, rq *request, first *store.Exchange) (*etree.Element, *Fault) {
+	e := rq.entry
+	e.Status, e.Outcome = http.StatusOK, store.OutcomeDuplicate
+	if err := h.Store.Log(ctx, e); err != nil {
+		return nil, &Fault{Code: "server.unavailable", Reason: "message log unavailable", Server: true, Retry: 5}
+	}
+	el, err := toElement(first.Response)
+	if err != nil {
+		return nil, &Fault{Code: "server.internal", Reason: "stored response unreadable", Server: true}
+	}
+	return el, nil
+}
+
+func (h *Handler) wake(e *store.Entry) {
+	if h.Published != nil && len(e.Outbox) > 0 {
+		h.Published()
+	}
+}
+
+// respond signs and writes a response envelope.
+func (h *Handler) respond(w http.ResponseWriter, rq *request, child *etree.Element, status int) {
+	doc := envelope(rq.soapNS, child)
+	if err := h.Signer.Sign(doc); err != nil {
+		h.Log.Error("signing the response failed", "correlation_id", rq.cid, "err", err)
+		status = http.StatusInternalServerError
+	}
+	b, _ := doc.WriteToBytes()
+	ct := "text/xml; charset=utf-8"
+	if rq.soapNS == wssec.NSSoap12 {
+		ct = "application/soap+xml; charset=utf-8"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// fault logs a refused request (with its rejected-topic event) and answers
+// with a signed Fault, HTTP 500 as SOAP 1.1 requires.
+func (h *Handler) fault(w http.ResponseWriter, r *http.Request, rq *request, f *Fault) {
+	if f.MessageID == "" {
+		f.MessageID = rq.msgID
+	}
+	e := rq.entry
+	if e.Outcome == "" || e.Outcome == store.OutcomeAccepted {
+		e.Outcome = store.OutcomeRejected
+	}
+	e.Status, e.ProblemType, e.Exchange, e.Outbox = http.StatusInternalServerError, "urn:my:perkeso:jambatan:soap-fault:"+f.Code, nil, nil
+	if h.Events != nil && !f.Server {
+		if m, err := h.Events.RejectedMessage(events.Rejected{ProblemType: e.ProblemType, Status: e.Status,
+			Problems: []adaptersProblem{{Pointer: f.Location, Code: f.Code}}, CorrelationID: rq.cid, Partner: rq.p.ID,
+			Format: agencysoap.Format, ReceivedAt: rq.receivedAt.Format(time.RFC3339)}, rq.receivedAt); err == nil {
+			e.Outbox = []store.Message{m}
+		}
+	}
+	if err := h.Store.Log(r.Context(), e); err != nil {
+		h.Log.Error("message log write failed", "correlation_id", rq.cid, "err", err)
+		f = &Fault{Code: "server.unavailable", Reason: "message log unavailable", Server: true, Retry: 5, MessageID: f.MessageID}
+	} else {
+		h.wake(e)
+	}
+	h.Log.Warn("agency request refused", "correlation_id", rq.cid, "partner", rq.p.ID, "code", f.Code, "location", f.Location)
+	status := http.StatusInternalServerError
+	if f.Server && f.Retry > 0 {
+		w.Header().Set("Retry-After", itoa(f.Retry))
+	}
+	h.respond(w, rq, faultElement(rq.soapNS, f), status)
+}
