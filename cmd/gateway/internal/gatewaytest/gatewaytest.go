@@ -58,6 +58,7 @@ type Env struct {
 type Options struct {
 	MaxBodyBytes int64
 	Store        string // SQLite path or postgres:// DSN; default a SQLite file in a temp dir
+	SOAPMaxTTL   time.Duration
 }
 
 // Start starts a gateway with partners "employer-a" (UEN 201912345K and
@@ -119,7 +120,7 @@ func Start(t testing.TB, opts Options) *Env {
 		Limits:   server.Limits{MaxBodyBytes: max, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute},
 	}
 	srv.SOAP = &soapsrv.Handler{Store: st, Receipts: signer, Events: srv.Pipeline.Events, Signer: &wssec.Signer{Cert: env.SOAPSigning.Cert, Key: env.SOAPSigning.Key},
-		Institution: "MY:PERKESO", Rates: mapping.ExampleRates, Log: log}
+		Institution: "MY:PERKESO", Rates: mapping.ExampleRates, Log: log, MaxTTL: opts.SOAPMaxTTL}
 	hs := httptest.NewUnstartedServer(srv.Handler())
 	hs.TLS = server.TLSConfig(tls.Certificate{Certificate: [][]byte{srvCert.Cert.Raw}, PrivateKey: srvCert.Key, Leaf: srvCert.Cert}, pool(ca.Cert), registry)
 	hs.Config.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)

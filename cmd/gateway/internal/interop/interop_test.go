@@ -3,11 +3,18 @@ package interop
 import (
 	"bufio"
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 )
@@ -30,7 +37,7 @@ func nodeModules(t *testing.T) string {
 	t.Helper()
 	need(t, "node")
 	dir, _ := filepath.Abs(filepath.Join("testdata", "node"))
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "jose")); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "soap")); err == nil {
 		return dir
 	}
 	npm := need(t, "npm")
@@ -106,5 +113,70 @@ func TestJoseClient(t *testing.T) {
 		if g.Form != w.form || g.Status != w.status || g.Outcome != w.outcome || g.RecordID != w.recordID || !g.ReceiptVerified || g.ReceiptKid != env.Receipts.KeyID() {
 			t.Errorf("submission %d: %+v, want %+v", i, g, w)
 		}
+	}
+}
+
+// TestSoapClient: an agency client written with npm soap (WSSecurityCert)
+// calls NotifyInjury through the gateway's WSDL and gets a signed
+// acknowledgement, which the test verifies.
+func TestSoapClient(t *testing.T) {
+	dir := nodeModules(t)
+	// npm soap's WSSecurityCert writes a Timestamp valid for 10 minutes; the
+	// exchange profile allows 5, so this gateway is configured to accept 10.
+	env := gatewaytest.Start(t, gatewaytest.Options{SOAPMaxTTL: 11 * time.Minute})
+	ca, cert, key, _ := env.WriteFiles(t, "agency-th")
+	ag := env.Partners["agency-th"]
+	signCert, signKey := filepath.Join(env.Dir, "ws.pem"), filepath.Join(env.Dir, "ws.key")
+	if err := certs.WriteFiles(signCert, signKey, ag.WSSigning.Cert, ag.WSSigning.Key); err != nil {
+		t.Fatal(err)
+	}
+	ex, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "agencysoap", "testdata", "example-10.1.request.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(ex)
+	body := s[strings.Index(s, "<xb:NotifyInjury>"):strings.Index(s, "</soap:Body>")]
+	body = strings.Replace(body, "<xb:NotifyInjury>", `<xb:NotifyInjury xmlns:xb="urn:xb-injury:exchange:v1">`, 1)
+	bodyFile := filepath.Join(env.Dir, "body.xml")
+	_ = os.WriteFile(bodyFile, []byte(body), 0o644)
+	wsdl, _ := filepath.Abs(filepath.Join("..", "..", "..", "..", "schema", "agency-soap-v1.wsdl"))
+
+	cmd := exec.Command("node", "soap-client.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "WSDL="+wsdl, "ENDPOINT="+env.Server.URL+"/soap/v1/exchange", "CA_CERT="+ca, "CLIENT_CERT="+cert,
+		"CLIENT_KEY="+key, "SIGNING_CERT="+signCert, "SIGNING_KEY="+signKey, "BODY="+bodyFile)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, stderr.String())
+	}
+	var res struct {
+		OK       bool
+		Error    string
+		Response string
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !res.OK {
+		t.Fatalf("npm soap call failed: %s\n%s", res.Error, res.Response)
+	}
+	doc, err := wssec.Parse([]byte(res.Response), wssec.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &wssec.Verifier{Trust: func(c *x509.Certificate) error {
+		if !c.Equal(env.SOAPSigning.Cert) {
+			return errors.New("not the gateway's signing certificate")
+		}
+		return nil
+	}}
+	r, verr := v.Verify(doc)
+	if verr != nil {
+		t.Fatalf("the acknowledgement does not verify: %v\n%s", verr, res.Response)
+	}
+	if r.BodyChild.Tag != "InjuryAcknowledgement" || !strings.HasPrefix(r.BodyChild.FindElement("./Header/CaseId").Text(), "MY:PERKESO:XB-") {
+		t.Fatalf("response %s", res.Response)
 	}
 }
