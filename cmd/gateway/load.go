@@ -9,7 +9,6 @@ import (
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/loadgen"
-	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 )
 
 func runLoad(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -25,23 +24,7 @@ func runLoad(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
-	d, err := devmode.ReadDevJSON(*dir)
-	if err != nil {
-		return err
-	}
-	id := *partnerID
-	if id == "" {
-		id = d.Partners[0].ID
-	}
-	p, err := d.Partner(id)
-	if err != nil {
-		return err
-	}
-	key, err := partnerkit.LoadSigningKey(p.SigningJWK)
-	if err != nil {
-		return err
-	}
-	c, err := partnerkit.NewClient(d.GatewayURL, d.CACert, p.ClientCert, p.ClientKey)
+	d, key, c, err := jsonKit(*dir, *partnerID)
 	if err != nil {
 		return err
 	}

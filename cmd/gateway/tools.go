@@ -88,15 +88,7 @@ func runSubmit(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
-	d, err := devmode.ReadDevJSON(*dir)
-	if err != nil {
-		return err
-	}
-	id := *partnerID
-	if id == "" && len(d.Partners) > 0 {
-		id = d.Partners[0].ID
-	}
-	p, err := d.Partner(id)
+	d, key, c, err := jsonKit(*dir, *partnerID)
 	if err != nil {
 		return err
 	}
@@ -110,14 +102,6 @@ func runSubmit(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 			f.Close()
 		}
 	}
-	if err != nil {
-		return err
-	}
-	key, err := partnerkit.LoadSigningKey(p.SigningJWK)
-	if err != nil {
-		return err
-	}
-	c, err := partnerkit.NewClient(d.GatewayURL, d.CACert, p.ClientCert, p.ClientKey)
 	if err != nil {
 		return err
 	}
@@ -247,4 +231,37 @@ func runLog(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	}
 	fmt.Fprintf(stdout, "OK: %d entries, hash chain intact\n", rep.Entries)
 	return nil
+}
+
+// jsonKit loads a JSON partner's kit from dev.json (the first employer
+// when id is empty): its signing key and an mTLS client to the gateway.
+func jsonKit(dir, id string) (*devmode.DevJSON, jwk.Key, *partnerkit.Client, error) {
+	d, err := devmode.ReadDevJSON(dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if id == "" {
+		for _, p := range d.Partners {
+			if p.SigningJWK != "" {
+				id = p.ID
+				break
+			}
+		}
+	}
+	p, err := d.Partner(id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if p.SigningJWK == "" {
+		return nil, nil, nil, fmt.Errorf("partner %s signs with WS-Security, not JWS; use gateway soap", id)
+	}
+	key, err := partnerkit.LoadSigningKey(p.SigningJWK)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := partnerkit.NewClient(d.GatewayURL, d.CACert, p.ClientCert, p.ClientKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return d, key, c, nil
 }

@@ -4,12 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 )
 
 // Sink is the back-office database: SQLite by default, PostgreSQL by DSN.
@@ -69,7 +69,7 @@ var sinkSchema = []string{
 func OpenSink(target string) (*Sink, error) {
 	s := &Sink{}
 	var err error
-	if strings.HasPrefix(target, "postgres://") || strings.HasPrefix(target, "postgresql://") {
+	if sqldialect.IsPostgres(target) {
 		s.postgres = true
 		s.db, err = sql.Open("pgx", target)
 	} else {
@@ -93,23 +93,7 @@ func (s *Sink) Close() error { return s.db.Close() }
 // DB exposes the database (tests, reports).
 func (s *Sink) DB() *sql.DB { return s.db }
 
-// rebind turns ? placeholders into $n for PostgreSQL.
-func (s *Sink) rebind(q string) string {
-	if !s.postgres {
-		return q
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range q {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+func (s *Sink) rebind(q string) string { return sqldialect.Rebind(q, s.postgres) }
 
 // Write upserts records and quarantines messages in one transaction. The
 // upsert by record id makes a re-delivered record a no-op apart from its

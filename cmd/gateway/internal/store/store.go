@@ -25,12 +25,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
-	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
+	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 )
 
 // Outcomes of a logged request.
@@ -169,9 +170,7 @@ func exchangesDDL(blob, bigint string) string {
 const casesDDL = `CREATE TABLE IF NOT EXISTS soap_cases (case_id TEXT PRIMARY KEY, institution TEXT NOT NULL, opened_at TEXT NOT NULL)`
 
 // IsPostgres reports whether a store target is a PostgreSQL DSN.
-func IsPostgres(target string) bool {
-	return strings.HasPrefix(target, "postgres://") || strings.HasPrefix(target, "postgresql://")
-}
+func IsPostgres(target string) bool { return sqldialect.IsPostgres(target) }
 
 // Open opens the store: a postgres:// DSN, or a SQLite file path (created if
 // needed; WAL, synchronous=FULL).
@@ -219,22 +218,7 @@ func (s *DB) Close() error {
 func (s *DB) Postgres() bool { return s.postgres }
 
 // q adapts a query written with ? placeholders to the dialect.
-func (s *DB) q(query string) string {
-	if !s.postgres {
-		return query
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range query {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+func (s *DB) q(query string) string { return sqldialect.Rebind(query, s.postgres) }
 
 // writeReq is one write waiting for the group commit.
 type writeReq struct {
