@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,12 +16,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beevik/etree"
+
+	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkatest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/loadgen"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/soapclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 )
 
 func kit(t *testing.T, d *devmode.DevJSON) loadgen.Config {
@@ -274,5 +282,71 @@ func TestKill9LosesNothing(t *testing.T) {
 	_ = bo.DB().QueryRow(`SELECT count(*), count(DISTINCT record_id) FROM backoffice_records`).Scan(&rowsN, &distinct)
 	if rowsN != n || distinct != n {
 		t.Fatalf("back office holds %d rows (%d distinct), want %d", rowsN, distinct, n)
+	}
+}
+
+// TestSOAPThroughDevMode: the demo agency (TH:SSO) of dev.json sends the
+// spec's NotifyInjury and then a RequestInformation on the case it got; the
+// record reaches the verified topic with the signed envelope, the request
+// the case-messages topic (read by kcat).
+func TestSOAPThroughDevMode(t *testing.T) {
+	needTool(t, "kcat")
+	dir := filepath.Join(t.TempDir(), "dev")
+	cmd, out, d := startDev(t, dir)
+	defer stop(t, cmd, out)
+	p, err := d.Partner("demo-agency")
+	if err != nil || p.Kind != "agency" || p.Institution != "TH:SSO" || p.SOAPURL != d.GatewayURL+"/soap/v1/exchange" {
+		t.Fatalf("dev.json agency: %+v %v", p, err)
+	}
+	ca, _ := certs.LoadPool(d.CACert)
+	tlsCert, err := tls.LoadX509KeyPair(p.ClientCert, p.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := certs.LoadCertificates(p.SigningCert)
+	sk, err := certs.LoadKey(p.SigningKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &soapclient.Client{URL: p.SOAPURL, HTTP: soapclient.NewHTTP(ca, tlsCert, 10*time.Second),
+		Signer: &wssec.Signer{Cert: sc[0], Key: sk},
+		Verifier: &wssec.Verifier{Trust: func(c *x509.Certificate) error {
+			if _, err := c.Verify(x509.VerifyOptions{Roots: ca, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+				return err
+			}
+			if c.Subject.CommonName != "MY:PERKESO" {
+				return errors.New("not Perkeso's signing certificate")
+			}
+			return nil
+		}}}
+	raw, err := os.ReadFile(filepath.Join("..", "..", "adapters", "agencysoap", "testdata", "example-10.1.request.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(raw)
+	s = s[:strings.Index(s, "<soap:Header>")] + s[strings.Index(s, "</soap:Header>")+len("</soap:Header>"):]
+	doc := etree.NewDocument()
+	_ = doc.ReadFromString(s)
+	resp, err := c.Call(context.Background(), "urn:xb-injury:exchange:v1#NotifyInjury", doc)
+	if err != nil || resp.Fault != nil {
+		t.Fatalf("NotifyInjury: %v %+v", err, resp)
+	}
+	caseID := resp.Body.FindElement("./Header/CaseId").Text()
+	ri := `<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xb="urn:xb-injury:exchange:v1"><soap:Body><xb:RequestInformation><xb:Header><xb:MessageId>urn:uuid:dev-ri-1</xb:MessageId><xb:CaseId>` + caseID +
+		`</xb:CaseId><xb:Sender>TH:SSO</xb:Sender><xb:Receiver>MY:PERKESO</xb:Receiver><xb:SentAt>2026-03-10T02:00:00Z</xb:SentAt></xb:Header><xb:Request><xb:Item><xb:Code>WAGES_6M</xb:Code></xb:Item></xb:Request></xb:RequestInformation></soap:Body></soap:Envelope>`
+	doc = etree.NewDocument()
+	_ = doc.ReadFromString(ri)
+	if resp, err := c.Call(context.Background(), "urn:xb-injury:exchange:v1#RequestInformation", doc); err != nil || resp.Fault != nil {
+		t.Fatalf("RequestInformation: %v %+v", err, resp)
+	}
+	waitBacklog(t, d)
+	ver := kcatJSON(t, d.KafkaBootstrap, d.Topics.Verified)
+	if len(ver) != 1 || ver[0]["key"] != "b91d27ba-49ff-55db-a189-f17540653051" || !strings.Contains(ver[0]["payload"].(string), `"soap":"`) {
+		t.Fatalf("verified topic: %v", ver)
+	}
+	cm := kcatJSON(t, d.KafkaBootstrap, d.Topics.CaseMessages)
+	if len(cm) != 1 || cm[0]["key"] != caseID || headers(cm[0])["ce_type"] != "my.perkeso.case-message.received.v1" ||
+		!strings.Contains(cm[0]["payload"].(string), `"operation":"RequestInformation"`) {
+		t.Fatalf("case-messages topic: %v", cm)
 	}
 }
