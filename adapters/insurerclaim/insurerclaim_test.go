@@ -1,0 +1,231 @@
+package insurerclaim
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/perkeso/jambatan/adapters"
+	"github.com/perkeso/jambatan/mapping"
+	"github.com/perkeso/jambatan/schema"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+var receivedAt = time.Date(2026, 3, 10, 10, 2, 31, 0, time.UTC)
+
+func example(t testing.TB) []byte {
+	b, err := os.ReadFile(filepath.Join("testdata", "example-batch.in.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func read(t testing.TB, payload []byte) *Batch {
+	t.Helper()
+	b, err := Read(payload)
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	return b
+}
+
+// TestExample: the batch of §8 has no problems; claim 0 maps to exactly the
+// record of §8.2, and the three records are in the golden file.
+func TestExample(t *testing.T) {
+	b := read(t, example(t))
+	if len(b.Problems) != 0 {
+		t.Fatalf("batch problems %+v", b.Problems)
+	}
+	var recs []*schema.Record
+	for _, cl := range b.Claims {
+		if len(cl.Problems) != 0 {
+			t.Fatalf("claim %d problems %+v", cl.Index, cl.Problems)
+		}
+		r, err := b.Canonical(cl, receivedAt, mapping.ExampleRates)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := schema.ValidateRecord(r); err != nil {
+			t.Fatalf("claim %d: canonical schema: %v", cl.Index, err)
+		}
+		recs = append(recs, r)
+	}
+	got, _ := json.MarshalIndent(recs[0], "", "  ")
+	var want, have any
+	wb, _ := os.ReadFile(filepath.Join("testdata", "example-claim0.expect.json"))
+	_ = json.Unmarshal(wb, &want)
+	_ = json.Unmarshal(got, &have)
+	if !reflect.DeepEqual(want, have) {
+		t.Fatalf("claim 0 differs from §8.2:\n%s", got)
+	}
+	ids := []string{"20d6ffb6-2415-5925-8ac3-1df538e887c7", "7938a770-f4d2-5ccf-b1a8-3cf7d240804c", "60c452ba-a5f0-56c6-b0a1-d87cf950abec"}
+	for i, r := range recs {
+		if r.RecordID != ids[i] {
+			t.Errorf("claim %d recordId %s, want %s (§1)", i, r.RecordID, ids[i])
+		}
+	}
+	if recs[1].Accident.OccurredAt != "" || recs[1].Person.PrimaryID.Scheme != "PASSPORT" || len(recs[1].Provenance.Unmapped) != 1 ||
+		recs[1].Injuries[0].NatureESAW != "000" || recs[1].OtherCover[0].MedicalExpenses.MYRAmount != "860.00" {
+		t.Errorf("claim 1: %+v", recs[1])
+	}
+	if recs[2].Accident.OccurredAt != "2026-03-02T14:15:00Z" || recs[2].Person.Sex != "M" || recs[2].OtherCover[0].Status != "DENIED" {
+		t.Errorf("claim 2: %+v", recs[2])
+	}
+	all, _ := json.MarshalIndent(recs, "", "  ")
+	all = append(all, '\n')
+	golden := filepath.Join("testdata", "example-batch.golden.json")
+	if *update {
+		_ = os.WriteFile(golden, all, 0o644)
+	}
+	if g, err := os.ReadFile(golden); err != nil || !bytes.Equal(g, all) {
+		t.Fatalf("golden %s differs (go test -update after review)", golden)
+	}
+}
+
+func edit(t testing.TB, f func(m map[string]any)) []byte {
+	var m map[string]any
+	_ = json.Unmarshal(example(t), &m)
+	f(m)
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func claim(m map[string]any, i int) map[string]any { return m["claims"].([]any)[i].(map[string]any) }
+
+func TestProblems(t *testing.T) {
+	type P = adapters.Problem
+	tests := []struct {
+		name  string
+		in    []byte
+		batch []P
+		claim int
+		probs []P
+	}{
+		{"fail/batch-insurer-code", edit(t, func(m map[string]any) { m["insurerCode"] = "wic" }), []P{{Pointer: "/insurerCode", Code: "FORMAT"}}, -1, nil},
+		{"fail/batch-tz", edit(t, func(m map[string]any) { m["tz"] = "Asia/Johor" }), []P{{Pointer: "/tz", Code: "CODE"}}, -1, nil},
+		{"fail/batch-R1", edit(t, func(m map[string]any) { claim(m, 2)["claimNo"] = "WC2600123" }), []P{{Pointer: "/claims/2/claimNo", Code: "CONSISTENCY"}}, -1, nil},
+		{"fail/batch-unknown", edit(t, func(m map[string]any) { m["extra"] = 1 }), []P{{Pointer: "/extra", Code: "UNKNOWN_MEMBER"}}, -1, nil},
+		{"fail/claim-checksum", edit(t, func(m map[string]any) {
+			claim(m, 1)["claimant"].(map[string]any)["altIds"].([]any)[0].(map[string]any)["idNo"] = "F7654321A"
+		}),
+			nil, 1, []P{{Pointer: "/claims/1/claimant/altIds/0/idNo", Code: "CHECKSUM"}}},
+		{"fail/claim-R6-missing-country", edit(t, func(m map[string]any) { delete(claim(m, 1)["claimant"].(map[string]any), "idCountry") }),
+			nil, 1, []P{{Pointer: "/claims/1/claimant/idCountry", Code: "MISSING"}}},
+		{"fail/claim-R8-both", edit(t, func(m map[string]any) { claim(m, 0)["employer"].(map[string]any)["registrationId"] = "X1" }),
+			nil, 0, []P{{Pointer: "/claims/0/employer/registrationId", Code: "CONSISTENCY"}}},
+		{"fail/claim-R9-only-external", edit(t, func(m map[string]any) { claim(m, 1)["icd10"] = []string{"Y96"} }),
+			nil, 1, []P{{Pointer: "/claims/1/icd10", Code: "CONSISTENCY"}}},
+		{"fail/claim-R3", edit(t, func(m map[string]any) { claim(m, 2)["statusDate"] = "20260311" }),
+			nil, 2, []P{{Pointer: "/claims/2/statusDate", Code: "CONSISTENCY"}}},
+		{"fail/claim-mykad-dob", edit(t, func(m map[string]any) { claim(m, 0)["claimant"].(map[string]any)["dob"] = "19900216" }),
+			nil, 0, []P{{Pointer: "/claims/0/claimant/altIds/0/idNo", Code: "CONSISTENCY"}}},
+		{"fail/claim-integer", edit(t, func(m map[string]any) { claim(m, 0)["revision"] = "2" }),
+			nil, 0, []P{{Pointer: "/claims/0/revision", Code: "TYPE"}}},
+		{"fail/claim-not-object", edit(t, func(m map[string]any) { m["claims"].([]any)[1] = 7 }),
+			nil, 1, []P{{Pointer: "/claims/1", Code: "TYPE"}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := read(t, tc.in)
+			strip := func(ps []P) []P {
+				out := []P{}
+				for _, p := range ps {
+					out = append(out, P{Pointer: p.Pointer, Code: p.Code})
+				}
+				return out
+			}
+			if tc.batch != nil {
+				if !reflect.DeepEqual(strip(b.Problems), tc.batch) {
+					t.Fatalf("batch problems %+v, want %+v", b.Problems, tc.batch)
+				}
+				return
+			}
+			if len(b.Problems) != 0 {
+				t.Fatalf("batch problems %+v", b.Problems)
+			}
+			for _, cl := range b.Claims {
+				want := []P{}
+				if cl.Index == tc.claim {
+					want = tc.probs
+				}
+				if !reflect.DeepEqual(strip(cl.Problems), want) {
+					t.Fatalf("claim %d problems %+v, want %+v", cl.Index, cl.Problems, want)
+				}
+			}
+		})
+	}
+}
+
+// Large builds a batch of n distinct claims from claim 0 (for the server
+// tests and benchmarks); bad lists indexes given a wrong check letter.
+func Large(t testing.TB, n int, bad ...int) []byte {
+	var m map[string]any
+	_ = json.Unmarshal(example(t), &m)
+	c0 := claim(m, 0)
+	var claims []any
+	for i := 0; i < n; i++ {
+		var c map[string]any
+		b, _ := json.Marshal(c0)
+		_ = json.Unmarshal(b, &c)
+		c["claimNo"] = fmt.Sprintf("WC%07d", i)
+		for _, k := range bad {
+			if k == i {
+				c["claimant"].(map[string]any)["idNo"] = "G5123456X"
+			}
+		}
+		claims = append(claims, c)
+	}
+	m["claims"] = claims
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func TestLarge(t *testing.T) {
+	b := read(t, Large(t, 500, 3, 250, 499))
+	rejected := 0
+	for _, cl := range b.Claims {
+		if len(cl.Problems) > 0 {
+			rejected++
+			if !strings.HasSuffix(cl.Problems[0].Pointer, "/claimant/idNo") {
+				t.Fatalf("pointer %s", cl.Problems[0].Pointer)
+			}
+		}
+	}
+	if len(b.Problems) != 0 || rejected != 3 {
+		t.Fatalf("%d batch problems, %d rejected claims", len(b.Problems), rejected)
+	}
+}
+
+func FuzzRead(f *testing.F) {
+	f.Add(example(f))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		b, err := Read(payload)
+		if err != nil {
+			return
+		}
+		if len(b.Problems) > 0 {
+			return
+		}
+		for _, cl := range b.Claims {
+			if len(cl.Problems) > 0 {
+				continue
+			}
+			r, err := b.Canonical(cl, receivedAt, mapping.ExampleRates)
+			if err != nil {
+				t.Fatalf("valid claim does not map: %v", err)
+			}
+			if err := schema.ValidateRecord(r); err != nil {
+				t.Fatalf("record fails the canonical schema: %v", err)
+			}
+		}
+	})
+}
