@@ -105,7 +105,11 @@ func runSubmit(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
-	resp, err := c.Submit("/v1/injury-notices", doc, key, form)
+	route := "/v1/injury-notices"
+	if pt, _ := d.Partner(*partnerID); pt != nil && pt.Kind == "insurer" {
+		route = "/v1/insurer-claims"
+	}
+	resp, err := c.Submit(route, doc, key, form)
 	if err != nil {
 		return err
 	}

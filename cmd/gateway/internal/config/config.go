@@ -104,6 +104,8 @@ type PartnerConfig struct {
 	JWKS         json.RawMessage `json:"jwks,omitempty"`
 	UENs         []string        `json:"uens,omitempty"`
 	AgentForUENs []string        `json:"agent_for_uens,omitempty"`
+	// Insurers: the insurer codes they send for ("*": any, dev mode).
+	InsurerCodes []string `json:"insurer_codes,omitempty"`
 	// Agencies: institution id, the CA of their WS-Security signing
 	// certificates, and optionally the certificates' SHA-256 fingerprints.
 	Institution       string   `json:"institution,omitempty"`
@@ -179,6 +181,7 @@ var (
 	reID          = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 	reCountry     = regexp.MustCompile(`^[A-Z]{2}$`)
 	reSHA256      = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	reInsurerCode = regexp.MustCompile(`^[A-Z0-9]{3,12}$`)
 	reInstitution = regexp.MustCompile(`^[A-Z]{2}:[A-Z0-9_]{2,20}$`)
 	reUEN         = regexp.MustCompile(`^([0-9]{8}[A-Z]|(18|19|20)[0-9]{2}[0-9]{5}[A-Z]|[RST][0-9]{2}[A-Z]{2}[0-9]{4}[A-Z])$`)
 )
@@ -333,6 +336,17 @@ func Load(path string) (*Config, error) {
 				default:
 					return nil, fail(field, "%q is not a UEN", u)
 				}
+			}
+		}
+		p.InsurerCodes = map[string]bool{}
+		for _, code := range pc.InsurerCodes {
+			switch {
+			case code == "*":
+				p.AnyInsurer = true
+			case reInsurerCode.MatchString(code):
+				p.InsurerCodes[code] = true
+			default:
+				return nil, fail("insurer_codes", "%q is not an insurer code", code)
 			}
 		}
 		if pc.Kind == partner.KindAgency {

@@ -43,6 +43,7 @@ type DemoPartner struct {
 // Demos are the demo partners, one per shipped format.
 var Demos = []DemoPartner{
 	{ID: "demo-employer", Kind: "employer", Country: "SG", Format: "sg-employer-notice/v1", Kid: "demo-employer-2026-1"},
+	{ID: "demo-insurer", Kind: "insurer", Country: "SG", Format: "insurer-claim/v1", Kid: "demo-insurer-2026-1"},
 	{ID: "demo-agency", Kind: "agency", Country: "TH", Format: "agency-soap/v1", Institution: "TH:SSO"},
 }
 
@@ -212,6 +213,9 @@ func writeConfig(l Layout) error {
 		case "employer":
 			pc.JWKSFile = filepath.Join("partners", d.ID, "jwks.json")
 			pc.AgentForUENs = []string{"*"} // dev only: a submitting agent for any UEN
+		case "insurer":
+			pc.JWKSFile = filepath.Join("partners", d.ID, "jwks.json")
+			pc.InsurerCodes = []string{"*"} // dev only: any insurer code
 		case "agency":
 			pc.Institution, pc.SigningCAFile = d.Institution, "pki/ca.pem"
 		}

@@ -92,6 +92,12 @@ func Start(t testing.TB, opts Options) *Env {
 		env.Partners[id] = p
 		reg = append(reg, p.Partner)
 	}
+	// An insurer registered for WIC017.
+	ins := NewPartner(t, ca, "insurer-wic", nil)
+	ins.Kind, ins.Formats, ins.InsurerCodes = partner.KindInsurer, []string{"insurer-claim/v1"}, map[string]bool{"WIC017": true}
+	env.Partners[ins.ID] = ins
+	reg = append(reg, ins.Partner)
+
 	// An agency (TH:SSO) whose WS-Security certificates the test CA issues.
 	ag := NewPartner(t, ca, "agency-th", nil)
 	ag.Kind, ag.Formats, ag.Institution = partner.KindAgency, []string{"agency-soap/v1"}, "TH:SSO"

@@ -72,6 +72,10 @@ type Partner struct {
 	UENs   map[string]bool
 	AnyUEN bool // a submitting agent authorised for every UEN (dev mode)
 
+	// Insurers: the insurer codes the partner's keys are registered for.
+	InsurerCodes map[string]bool
+	AnyInsurer   bool // dev mode
+
 	// Agencies: the institution id, the CAs of its WS-Security signing
 	// certificates and, optionally, pinned certificate fingerprints.
 	Institution string
@@ -113,6 +117,9 @@ func (p *Partner) Accepts(format string) bool {
 
 // AuthorisedFor reports whether the partner may report for an employer UEN.
 func (p *Partner) AuthorisedFor(uen string) bool { return p.AnyUEN || p.UENs[uen] }
+
+// AuthorisedForInsurer reports whether the partner may send for an insurer code.
+func (p *Partner) AuthorisedForInsurer(code string) bool { return p.AnyInsurer || p.InsurerCodes[code] }
 
 // Registry finds partners by their TLS certificate.
 type Registry struct {

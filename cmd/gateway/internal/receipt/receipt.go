@@ -194,3 +194,26 @@ func VerifyAttestation(compact string, set jwk.Set) ([]byte, error) {
 	}
 	return payload, nil
 }
+
+// ClaimResult is one claim's result in a batch receipt and response.
+type ClaimResult struct {
+	Index    int                 `json:"index"`
+	ClaimNo  string              `json:"claimNo,omitempty"`
+	Revision int                 `json:"revision,omitempty"`
+	Status   string              `json:"status"` // ACCEPTED, DUPLICATE, REJECTED
+	RecordID string              `json:"recordId,omitempty"`
+	Problems []map[string]string `json:"problems,omitempty"`
+}
+
+// BatchReceipt is the signed acknowledgement of an insurer batch.
+type BatchReceipt struct {
+	Issuer        string        `json:"iss"`
+	Status        string        `json:"status"` // PROCESSED
+	BatchID       string        `json:"batchId"`
+	PartnerID     string        `json:"partnerId"`
+	Format        string        `json:"format"`
+	PayloadSHA256 string        `json:"payloadSha256"`
+	ReceivedAt    string        `json:"receivedAt"`
+	CorrelationID string        `json:"correlationId"`
+	Results       []ClaimResult `json:"results"`
+}

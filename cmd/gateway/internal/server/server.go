@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/perkeso/jambatan/adapters"
+	"github.com/perkeso/jambatan/adapters/insurerclaim"
 	"github.com/perkeso/jambatan/adapters/sgemployer"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
@@ -65,6 +66,7 @@ var Routes = []struct{ Method, Path string }{
 	{"GET", "/v1/injury-notices/{recordId}"},
 	{"GET", "/.well-known/jwks.json"},
 	{"GET", "/healthz"},
+	{"POST", "/v1/insurer-claims"},
 	{"POST", "/soap/v1/exchange"},
 	{"GET", "/soap/v1/exchange"},
 	{"GET", "/soap/v1/agency-soap-v1.xsd"},
@@ -77,6 +79,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/injury-notices/{recordId}", s.withPartner(s.getNotice))
 	mux.HandleFunc("GET /.well-known/jwks.json", s.jwks)
 	mux.HandleFunc("GET /healthz", s.health)
+	mux.HandleFunc("POST /v1/insurer-claims", s.withPartner(s.postClaims))
 	mux.HandleFunc("POST "+soapsrv.Route, s.withPartner(s.soap))
 	mux.HandleFunc("GET "+soapsrv.Route, s.withPartner(s.wsdl))
 	mux.HandleFunc("GET /soap/v1/agency-soap-v1.xsd", s.withPartner(s.xsd))
@@ -173,6 +176,35 @@ func (s *Server) postNotice(w http.ResponseWriter, r *http.Request, p *partner.P
 		w.Header().Set("Location", "/v1/injury-notices/"+res.RecordID)
 	}
 	writeJSON(w, res.Status, res)
+}
+
+// batchBodyLimit is the request body limit of the insurer route: the 4 MiB
+// payload limit of insurer-claim/v1 as a base64url JWS, with headroom.
+const batchBodyLimit = 6 << 20
+
+func (s *Server) postClaims(w http.ResponseWriter, r *http.Request, p *partner.Partner) {
+	id := CorrelationID(r)
+	limit := max(s.Limits.MaxBodyBytes, batchBodyLimit)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		perr := problem.New(problem.TooLarge, "the request body is over the limit",
+			adapters.Problem{Pointer: "", Code: adapters.CodeRange, Message: "body over the limit"})
+		s.logRefusal(r, p, perr, nil)
+		perr.WriteHTTP(w, id)
+		return
+	}
+	res, perr := s.Pipeline.SubmitBatch(r.Context(), intake.Submission{
+		Partner: p, Format: insurerclaim.Format, Route: "POST /v1/insurer-claims",
+		ContentType: r.Header.Get("Content-Type"), Body: body, DetachedJWS: r.Header.Get(DetachedSignatureHeader), CorrelationID: id,
+	})
+	if perr != nil {
+		perr.WriteHTTP(w, id)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(res)
 }
 
 // logRefusal logs a request refused before the pipeline (body unreadable or

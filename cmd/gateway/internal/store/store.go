@@ -142,7 +142,7 @@ var schemaSQLite = []string{
 	`CREATE TABLE IF NOT EXISTS records (
   record_id TEXT PRIMARY KEY, source_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL,
   receipt TEXT NOT NULL, accepted_at TEXT NOT NULL, seq INTEGER NOT NULL REFERENCES message_log(seq))`,
-	exchangesDDL("BLOB", "INTEGER"), casesDDL,
+	exchangesDDL("BLOB", "INTEGER"), casesDDL, batchesDDL("BLOB", "INTEGER"),
 }
 
 var schemaPostgres = []string{
@@ -158,7 +158,13 @@ var schemaPostgres = []string{
 	`CREATE TABLE IF NOT EXISTS records (
   record_id TEXT PRIMARY KEY, source_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL,
   receipt TEXT NOT NULL, accepted_at TEXT NOT NULL, seq BIGINT NOT NULL REFERENCES message_log(seq))`,
-	exchangesDDL("BYTEA", "BIGINT"), casesDDL,
+	exchangesDDL("BYTEA", "BIGINT"), casesDDL, batchesDDL("BYTEA", "BIGINT"),
+}
+
+func batchesDDL(blob, bigint string) string {
+	return `CREATE TABLE IF NOT EXISTS batches (
+  sender TEXT NOT NULL, batch_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL, response ` + blob + ` NOT NULL,
+  seq ` + bigint + ` NOT NULL, PRIMARY KEY (sender, batch_id))`
 }
 
 func exchangesDDL(blob, bigint string) string {
@@ -564,6 +570,87 @@ func (s *DB) OutboxBacklog(ctx context.Context) (int64, error) {
 	var n int64
 	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
 	return n, err
+}
+
+// ClaimKey identifies one claim version of a batch.
+type ClaimKey struct {
+	SourceKey, RecordID, Hash string
+}
+
+// Claim states found by AcceptBatch.
+const (
+	ClaimNew       = "NEW"
+	ClaimDuplicate = "DUPLICATE" // same version, same values: already accepted
+	ClaimConflict  = "CONFLICT"  // same version, other values
+)
+
+// BatchOutcome is what AcceptBatch found before writing.
+type BatchOutcome struct {
+	// ExistingHash and ExistingResponse are set when the batch id was seen.
+	ExistingHash     string
+	ExistingResponse []byte
+	Existing         bool
+	States           []string // per claim key, when the batch is new
+}
+
+// BatchWrite is what the caller decided to write.
+type BatchWrite struct {
+	Response []byte // the response body to keep for a repeated batch
+	Receipt  string
+	Accept   []int // indexes into the claim keys to record as accepted
+}
+
+// AcceptBatch logs a batch, records its new claims, and keeps its response,
+// in one transaction. decide sees what already exists (the whole batch, or
+// per claim) and says what to write; it may set e's outbox and status.
+func (s *DB) AcceptBatch(ctx context.Context, e *Entry, sender, batchID string, claims []ClaimKey, decide func(e *Entry, o BatchOutcome) (BatchWrite, error)) (BatchOutcome, BatchWrite, error) {
+	var out BatchOutcome
+	var w BatchWrite
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		out, w = BatchOutcome{}, BatchWrite{}
+		err := tx.QueryRowContext(ctx, s.q(`SELECT payload_sha256, response FROM batches WHERE sender = ? AND batch_id = ?`), sender, batchID).
+			Scan(&out.ExistingHash, &out.ExistingResponse)
+		switch {
+		case err == nil:
+			out.Existing = true
+		case !errors.Is(err, sql.ErrNoRows):
+			return err
+		default:
+			for _, c := range claims {
+				first, err := s.recordBy(ctx, tx, "source_key", c.SourceKey)
+				switch {
+				case errors.Is(err, ErrNotFound):
+					out.States = append(out.States, ClaimNew)
+				case err != nil:
+					return err
+				case first.PayloadSHA256 == c.Hash:
+					out.States = append(out.States, ClaimDuplicate)
+				default:
+					out.States = append(out.States, ClaimConflict)
+				}
+			}
+		}
+		if w, err = decide(e, out); err != nil {
+			return err
+		}
+		if err := s.appendEntry(ctx, tx, e); err != nil {
+			return err
+		}
+		if out.Existing {
+			return nil
+		}
+		for _, i := range w.Accept {
+			c := claims[i]
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO records (record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq) VALUES (?,?,?,?,?,?,?)`),
+				c.RecordID, c.SourceKey, e.PartnerID, c.Hash, w.Receipt, e.ReceivedAt.UTC().Format(time.RFC3339Nano), e.Seq); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO batches (sender, batch_id, payload_sha256, response, seq) VALUES (?,?,?,?,?)`),
+			sender, batchID, e.PayloadSHA256, w.Response, e.Seq)
+		return err
+	})
+	return out, w, err
 }
 
 // ExchangeByMessage returns the first reception of (sender, messageID).

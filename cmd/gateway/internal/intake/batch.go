@@ -1,0 +1,191 @@
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/perkeso/jambatan/adapters"
+	"github.com/perkeso/jambatan/adapters/insurerclaim"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+	"github.com/perkeso/jambatan/schema"
+)
+
+// BatchResult is the 200 body of an insurer batch.
+type BatchResult struct {
+	Status  string                `json:"status"` // PROCESSED
+	BatchID string                `json:"batchId"`
+	Receipt string                `json:"receipt"`
+	Results []receipt.ClaimResult `json:"results"`
+}
+
+// SubmitBatch runs an insurer-claim/v1 batch: verify -> read -> authorise
+// the insurer code -> batch rules -> per-claim rules and mapping -> one
+// durable transaction (log entry, accepted claims, their events, the batch's
+// response for repeats) -> signed batch receipt. It returns the response body.
+func (p *Pipeline) SubmitBatch(ctx context.Context, sub Submission) ([]byte, *problem.Error) {
+	now := time.Now
+	if p.Now != nil {
+		now = p.Now
+	}
+	s := &step{sub: sub, receivedAt: now().UTC()}
+	s.entry = &store.Entry{CorrelationID: sub.CorrelationID, PartnerID: sub.Partner.ID, ReceivedAt: s.receivedAt, Route: sub.Route,
+		ContentType: sub.ContentType, Body: sub.Body, Signature: sub.DetachedJWS}
+	body, perr := p.runBatch(ctx, s)
+	if perr == nil {
+		p.logOutcome(s, 200, "PROCESSED", nil)
+		return body, nil
+	}
+	switch {
+	case errors.Is(perr.Cause, errLogged):
+	case errors.Is(perr.Cause, errStore):
+		p.logOutcome(s, perr.Kind.Status(), "ERROR", perr)
+	default:
+		s.entry.Status, s.entry.Outcome, s.entry.ProblemType = perr.Kind.Status(), store.OutcomeRejected, perr.Kind.TypeURI()
+		if err := p.AddRejected(s.entry, sub.Format, perr); err != nil {
+			return nil, problem.Wrap(problem.Internal, "could not record the refusal", err)
+		}
+		if err := p.Store.Log(ctx, s.entry); err != nil {
+			perr = problem.Wrap(problem.Unavailable, "the message log is unavailable; try again", fmt.Errorf("%w: %w", errStore, err))
+		}
+		p.logOutcome(s, perr.Kind.Status(), store.OutcomeRejected, perr)
+		p.wake(s.entry)
+	}
+	return nil, perr
+}
+
+func (p *Pipeline) runBatch(ctx context.Context, s *step) ([]byte, *problem.Error) {
+	form, perr := mediaType(s.sub)
+	if perr != nil {
+		return nil, perr
+	}
+	if perr := p.verify(s, form); perr != nil {
+		return nil, perr
+	}
+	if !s.sub.Partner.Accepts(insurerclaim.Format) {
+		return nil, problem.New(problem.NotAuthorised, "partner is not registered for "+insurerclaim.Format,
+			adapters.Problem{Pointer: "", Code: adapters.CodeNotAuthorised, Message: "not registered for this format"})
+	}
+	b, err := insurerclaim.Read(s.verified.Payload)
+	if err != nil {
+		var ie *adapters.InvalidError
+		if errors.As(err, &ie) && ie.Problems[0].Code == adapters.CodeRange {
+			return nil, &problem.Error{Kind: problem.TooLarge, Detail: ie.Problems[0].Message, Problems: ie.Problems}
+		}
+		if errors.As(err, &ie) {
+			return nil, &problem.Error{Kind: problem.Invalid, Detail: "the payload is not one readable JSON document", Problems: ie.Problems}
+		}
+		return nil, problem.Wrap(problem.Internal, "could not read the batch", err)
+	}
+	if b.InsurerOK && !s.sub.Partner.AuthorisedForInsurer(b.InsurerCode) {
+		return nil, problem.New(problem.NotAuthorised, "the signing key is not registered for this insurer code",
+			adapters.Problem{Pointer: "/insurerCode", Code: adapters.CodeNotAuthorised, Message: "not authorised for this insurer code"})
+	}
+	if len(b.Problems) > 0 {
+		return nil, &problem.Error{Kind: problem.Invalid, Detail: fmt.Sprintf("%d batch-level problem(s); the batch is rejected", len(b.Problems)), Problems: b.Problems}
+	}
+	// Per claim: rules, mapping, canonical schema.
+	results := make([]receipt.ClaimResult, len(b.Claims))
+	var keys []store.ClaimKey
+	var keyIdx []int
+	recs := map[int]*schema.Record{}
+	for i, cl := range b.Claims {
+		results[i] = receipt.ClaimResult{Index: i, ClaimNo: cl.ClaimNo, Revision: cl.Revision}
+		if len(cl.Problems) > 0 {
+			results[i].Status = "REJECTED"
+			results[i].Problems = problemsOf(cl.Problems)
+			continue
+		}
+		rec, err := b.Canonical(cl, s.receivedAt, p.Rates)
+		if err == nil {
+			err = schema.ValidateRecord(rec)
+		}
+		if err != nil {
+			return nil, problem.Wrap(problem.Internal, "a claim could not be mapped", err)
+		}
+		recs[i] = rec
+		keys = append(keys, store.ClaimKey{SourceKey: rec.SourceKey, RecordID: rec.RecordID, Hash: cl.Hash})
+		keyIdx = append(keyIdx, i)
+	}
+	var conflict bool
+	var body []byte
+	_, _, err = p.Store.AcceptBatch(ctx, s.entry, b.InsurerCode, b.BatchID, keys, func(e *store.Entry, o store.BatchOutcome) (store.BatchWrite, error) {
+		e.Outbox = nil
+		if o.Existing {
+			if o.ExistingHash == e.PayloadSHA256 {
+				e.Status, e.Outcome = 200, store.OutcomeDuplicate
+				body = o.ExistingResponse
+				return store.BatchWrite{Response: o.ExistingResponse}, nil
+			}
+			conflict = true
+			e.Status, e.Outcome, e.ProblemType = problem.Conflict.Status(), store.OutcomeRejected, problem.Conflict.TypeURI()
+			return store.BatchWrite{}, nil
+		}
+		w := store.BatchWrite{}
+		rs := append([]receipt.ClaimResult(nil), results...)
+		for k, st := range o.States {
+			i := keyIdx[k]
+			rs[i].RecordID = keys[k].RecordID
+			switch st {
+			case store.ClaimNew:
+				rs[i].Status = "ACCEPTED"
+				w.Accept = append(w.Accept, k)
+			case store.ClaimDuplicate:
+				rs[i].Status = "DUPLICATE"
+			default:
+				rs[i].Status, rs[i].RecordID = "REJECTED", ""
+				rs[i].Problems = []map[string]string{{"pointer": fmt.Sprintf("/claims/%d/revision", i), "code": adapters.CodeDuplicate,
+					"message": "this claim version was accepted with other values"}}
+			}
+		}
+		rc, err := p.Receipts.Sign(receipt.BatchReceipt{Issuer: receipt.Issuer, Status: "PROCESSED", BatchID: b.BatchID, PartnerID: s.sub.Partner.ID,
+			Format: insurerclaim.Format, PayloadSHA256: e.PayloadSHA256, ReceivedAt: s.receivedAt.Format(time.RFC3339), CorrelationID: e.CorrelationID, Results: rs})
+		if err != nil {
+			return w, err
+		}
+		w.Receipt = rc
+		if body, err = json.Marshal(BatchResult{Status: "PROCESSED", BatchID: b.BatchID, Receipt: rc, Results: rs}); err != nil {
+			return w, err
+		}
+		w.Response = body
+		if p.Events != nil {
+			for _, k := range w.Accept {
+				rec := recs[keyIdx[k]]
+				rb, _ := json.Marshal(rec)
+				att, err := p.Receipts.Attest(rb)
+				if err != nil {
+					return w, err
+				}
+				m, err := p.Events.VerifiedMessage(rec.RecordID, s.sub.Partner.ID, s.receivedAt, events.Verified{Record: rb, Receipt: rc, Attestation: att, JWS: s.originalJWS()})
+				if err != nil {
+					return w, err
+				}
+				e.Outbox = append(e.Outbox, m)
+			}
+		}
+		e.Status, e.Outcome, e.Receipt = 200, store.OutcomeAccepted, rc
+		return w, nil
+	})
+	if err != nil {
+		return nil, problem.Wrap(problem.Unavailable, "the message log is unavailable; nothing was accepted, try again", fmt.Errorf("%w: %w", errStore, err))
+	}
+	p.wake(s.entry)
+	if conflict {
+		return nil, &problem.Error{Kind: problem.Conflict, Detail: "a different batch was already processed under this batchId", Cause: errLogged,
+			Problems: []adapters.Problem{{Pointer: "/batchId", Code: adapters.CodeDuplicate, Message: "already processed with different content"}}}
+	}
+	return body, nil
+}
+
+func problemsOf(ps []adapters.Problem) []map[string]string {
+	out := make([]map[string]string, len(ps))
+	for i, p := range ps {
+		out[i] = map[string]string{"pointer": p.Pointer, "code": p.Code, "message": p.Message}
+	}
+	return out
+}

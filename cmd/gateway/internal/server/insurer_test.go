@@ -1,0 +1,186 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+)
+
+func insurerBatch(t testing.TB) []byte {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "insurerclaim", "testdata", "example-batch.in.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// largeBatch makes n distinct claims from claim 0 of the example; the
+// claims at the bad indexes get a wrong check letter.
+func largeBatch(t testing.TB, batchID string, n int, bad ...int) []byte {
+	var m map[string]any
+	_ = json.Unmarshal(insurerBatch(t), &m)
+	m["batchId"] = batchID
+	c0, _ := json.Marshal(m["claims"].([]any)[0])
+	var claims []any
+	for i := 0; i < n; i++ {
+		var c map[string]any
+		_ = json.Unmarshal(c0, &c)
+		c["claimNo"] = fmt.Sprintf("WC%s-%d", strings.TrimPrefix(batchID, "WIC017-"), i)
+		for _, k := range bad {
+			if k == i {
+				c["claimant"].(map[string]any)["idNo"] = "G5123456X"
+			}
+		}
+		claims = append(claims, c)
+	}
+	m["claims"] = claims
+	b, _ := json.Marshal(m)
+	return b
+}
+
+func postClaims(t testing.TB, env *gatewaytest.Env, id string, doc []byte, key jwk.Key) response {
+	t.Helper()
+	p := env.Partners[id]
+	if key == nil {
+		key = p.SigningKey
+	}
+	c := env.Client(&p.TLS)
+	req := []byte(sign(t, doc, key, partnerkit.Compact))
+	r, err := c.Post(env.Server.URL+"/v1/insurer-claims", "application/jose", bytes.NewReader(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(r.Body)
+	return response{r.StatusCode, r.Header, buf.Bytes()}
+}
+
+func TestInsurerClaims(t *testing.T) {
+	env := gatewaytest.Start(t, gatewaytest.Options{})
+	doc := insurerBatch(t)
+	r := postClaims(t, env, "insurer-wic", doc, nil)
+	if r.status != 200 {
+		t.Fatalf("HTTP %d: %s", r.status, r.body)
+	}
+	var res intake.BatchResult
+	_ = json.Unmarshal(r.body, &res)
+	want := []string{"20d6ffb6-2415-5925-8ac3-1df538e887c7", "7938a770-f4d2-5ccf-b1a8-3cf7d240804c", "60c452ba-a5f0-56c6-b0a1-d87cf950abec"}
+	if res.Status != "PROCESSED" || res.BatchID != "WIC017-20260310-01" || len(res.Results) != 3 {
+		t.Fatalf("response %s", r.body)
+	}
+	for i, cr := range res.Results {
+		if cr.Status != "ACCEPTED" || cr.RecordID != want[i] || cr.Index != i {
+			t.Fatalf("result %d: %+v", i, cr)
+		}
+	}
+	rc, err := receipt.Verify(res.Receipt, env.Receipts.JWKS())
+	if err != nil || rc.RecordID != "" {
+		t.Fatalf("receipt: %v", err)
+	}
+
+	// The same batch again: the same results and receipt.
+	again := postClaims(t, env, "insurer-wic", doc, nil)
+	if again.status != 200 || !bytes.Equal(again.body, r.body) {
+		t.Fatalf("repeat: %d %s", again.status, again.body)
+	}
+	// The same batch id with other content: 409.
+	changed := bytes.Replace(doc, []byte(`"permanentIncapacityPct": 3`), []byte(`"permanentIncapacityPct": 4`), 1)
+	assertProblem(t, postClaims(t, env, "insurer-wic", changed, nil), problem.Conflict, `[{"pointer":"/batchId","code":"DUPLICATE"}]`)
+	// A claim version repeated in another batch: DUPLICATE; with other values: REJECTED.
+	var m map[string]any
+	_ = json.Unmarshal(changed, &m)
+	m["batchId"] = "WIC017-20260311-01"
+	b2, _ := json.Marshal(m)
+	r2 := postClaims(t, env, "insurer-wic", b2, nil)
+	var res2 intake.BatchResult
+	_ = json.Unmarshal(r2.body, &res2)
+	if r2.status != 200 || res2.Results[0].Status != "REJECTED" || res2.Results[0].Problems[0]["pointer"] != "/claims/0/revision" ||
+		res2.Results[1].Status != "DUPLICATE" || res2.Results[1].RecordID != want[1] {
+		t.Fatalf("second batch: %d %s", r2.status, r2.body)
+	}
+	if n := count(t, env, `SELECT count(*) FROM records`); n != 3 {
+		t.Fatalf("%d records, want 3", n)
+	}
+}
+
+func TestInsurerLargeBatch(t *testing.T) {
+	env := gatewaytest.Start(t, gatewaytest.Options{})
+	r := postClaims(t, env, "insurer-wic", largeBatch(t, "WIC017-LARGE-01", 500, 7, 250, 499), nil)
+	if r.status != 200 {
+		t.Fatalf("HTTP %d: %.300s", r.status, r.body)
+	}
+	var res intake.BatchResult
+	_ = json.Unmarshal(r.body, &res)
+	accepted, rejected := 0, 0
+	for _, cr := range res.Results {
+		switch cr.Status {
+		case "ACCEPTED":
+			accepted++
+		case "REJECTED":
+			rejected++
+			if p := cr.Problems[0]["pointer"]; p != fmt.Sprintf("/claims/%d/claimant/idNo", cr.Index) || cr.Problems[0]["code"] != "CHECKSUM" {
+				t.Fatalf("rejected claim %d: %+v", cr.Index, cr.Problems)
+			}
+		}
+	}
+	if accepted != 497 || rejected != 3 {
+		t.Fatalf("%d accepted, %d rejected", accepted, rejected)
+	}
+	if n := count(t, env, `SELECT count(*) FROM records`); n != 497 {
+		t.Fatalf("%d records", n)
+	}
+}
+
+func TestInsurerRefusals(t *testing.T) {
+	env := gatewaytest.Start(t, gatewaytest.Options{})
+	doc := insurerBatch(t)
+	otherCode := bytes.Replace(doc, []byte(`"insurerCode": "WIC017"`), []byte(`"insurerCode": "WIC099"`), 1)
+	badTZ := bytes.Replace(doc, []byte(`"tz": "Asia/Singapore"`), []byte(`"tz": "Asia/Johor"`), 1)
+	for _, tc := range []struct {
+		name, partner string
+		doc           []byte
+		kind          problem.Kind
+		problems      string
+	}{
+		{"fail/employer-on-insurer-route", "employer-a", doc, problem.NotAuthorised, `[{"pointer":"","code":"NOT_AUTHORISED"}]`},
+		{"fail/insurer-code-not-registered", "insurer-wic", otherCode, problem.NotAuthorised, `[{"pointer":"/insurerCode","code":"NOT_AUTHORISED"}]`},
+		{"fail/batch-level", "insurer-wic", badTZ, problem.Invalid, `[{"pointer":"/tz","code":"CODE"}]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			assertProblem(t, postClaims(t, env, tc.partner, tc.doc, nil), tc.kind, tc.problems)
+			if n := count(t, env, `SELECT count(*) FROM records`); n != 0 {
+				t.Fatalf("%d records", n)
+			}
+		})
+	}
+}
+
+// BenchmarkInsurerBatch measures claims/s through the whole batch intake
+// (verify, rules, mapping, one durable transaction, receipt) with 500-claim batches.
+func BenchmarkInsurerBatch(b *testing.B) {
+	env := gatewaytest.Start(b, gatewaytest.Options{})
+	docs := make([][]byte, b.N)
+	for i := range docs {
+		docs[i] = largeBatch(b, fmt.Sprintf("WIC017-BENCH-%06d-%02d", i, i%100), 500)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if r := postClaims(b, env, "insurer-wic", docs[i], nil); r.status != 200 {
+			b.Fatalf("HTTP %d %.200s", r.status, r.body)
+		}
+	}
+	b.ReportMetric(float64(500*b.N)/b.Elapsed().Seconds(), "claims/s")
+}
