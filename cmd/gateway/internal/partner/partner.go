@@ -72,6 +72,10 @@ type Partner struct {
 	UENs   map[string]bool
 	AnyUEN bool // a submitting agent authorised for every UEN (dev mode)
 
+	// Endpoint is where Perkeso delivers outbound messages to this partner
+	// (agencies and insurers); nil when it receives none.
+	Endpoint *Endpoint
+
 	// Insurers: the insurer codes the partner's keys are registered for.
 	InsurerCodes map[string]bool
 	AnyInsurer   bool // dev mode
@@ -117,6 +121,46 @@ func (p *Partner) Accepts(format string) bool {
 
 // AuthorisedFor reports whether the partner may report for an employer UEN.
 func (p *Partner) AuthorisedFor(uen string) bool { return p.AnyUEN || p.UENs[uen] }
+
+// Endpoint is a partner's receiving endpoint and its delivery policy.
+type Endpoint struct {
+	URL             string
+	Protocol        string // json or soap
+	RootCAs         *x509.CertPool
+	Timeout         time.Duration
+	MaxAttempts     int
+	BaseBackoff     time.Duration
+	MaxBackoff      time.Duration
+	Concurrency     int
+	BreakerFailures int
+	BreakerCooldown time.Duration
+}
+
+// WithDefaults fills in the delivery policy's defaults.
+func (e Endpoint) WithDefaults() Endpoint {
+	if e.Timeout <= 0 {
+		e.Timeout = 10 * time.Second
+	}
+	if e.MaxAttempts <= 0 {
+		e.MaxAttempts = 8
+	}
+	if e.BaseBackoff <= 0 {
+		e.BaseBackoff = time.Second
+	}
+	if e.MaxBackoff <= 0 {
+		e.MaxBackoff = 5 * time.Minute
+	}
+	if e.Concurrency <= 0 {
+		e.Concurrency = 2
+	}
+	if e.BreakerFailures <= 0 {
+		e.BreakerFailures = 5
+	}
+	if e.BreakerCooldown <= 0 {
+		e.BreakerCooldown = 30 * time.Second
+	}
+	return e
+}
 
 // AuthorisedForInsurer reports whether the partner may send for an insurer code.
 func (p *Partner) AuthorisedForInsurer(code string) bool { return p.AnyInsurer || p.InsurerCodes[code] }

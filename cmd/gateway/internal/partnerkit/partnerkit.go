@@ -201,3 +201,22 @@ func DecodeAccepted(b []byte) (*Accepted, error) {
 	}
 	return &a, nil
 }
+
+// VerifyWith verifies a compact JWS with a key chosen by kid from set only.
+func VerifyWith(compact string, set jwk.Set) ([]byte, error) {
+	msg, err := jws.Parse([]byte(compact), jws.WithCompact())
+	if err != nil {
+		return nil, err
+	}
+	h := msg.Signatures()[0].ProtectedHeaders()
+	kid, _ := h.KeyID()
+	key, ok := set.LookupKeyID(kid)
+	if !ok {
+		return nil, fmt.Errorf("no key %q", kid)
+	}
+	alg, _ := h.Algorithm()
+	if alg.String() == "none" || strings.HasPrefix(alg.String(), "HS") {
+		return nil, fmt.Errorf("alg %s not accepted", alg)
+	}
+	return jws.Verify([]byte(compact), jws.WithKey(alg, key))
+}

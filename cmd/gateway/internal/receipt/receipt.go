@@ -217,3 +217,16 @@ type BatchReceipt struct {
 	CorrelationID string        `json:"correlationId"`
 	Results       []ClaimResult `json:"results"`
 }
+
+// SignDetached returns a detached compact JWS (RFC 7515 appendix F) over a
+// body, for outbound JSON: the partner verifies it with Perkeso's JWKS.
+func (s *Signer) SignDetached(body []byte) (string, error) {
+	h := jws.NewHeaders()
+	_ = h.Set(jws.KeyIDKey, s.kid)
+	_ = h.Set(jws.TypeKey, "JOSE")
+	out, err := jws.Sign(nil, jws.WithKey(jwa.ES256(), s.key, jws.WithProtectedHeaders(h)), jws.WithDetachedPayload(body))
+	if err != nil {
+		return "", err
+	}
+	return string(out), nil
+}

@@ -143,6 +143,7 @@ var schemaSQLite = []string{
   record_id TEXT PRIMARY KEY, source_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL,
   receipt TEXT NOT NULL, accepted_at TEXT NOT NULL, seq INTEGER NOT NULL REFERENCES message_log(seq))`,
 	exchangesDDL("BLOB", "INTEGER"), casesDDL, batchesDDL("BLOB", "INTEGER"),
+	deliveriesDDL("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
 }
 
 var schemaPostgres = []string{
@@ -159,6 +160,14 @@ var schemaPostgres = []string{
   record_id TEXT PRIMARY KEY, source_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL,
   receipt TEXT NOT NULL, accepted_at TEXT NOT NULL, seq BIGINT NOT NULL REFERENCES message_log(seq))`,
 	exchangesDDL("BYTEA", "BIGINT"), casesDDL, batchesDDL("BYTEA", "BIGINT"),
+	deliveriesDDL("BIGSERIAL PRIMARY KEY", "BYTEA"),
+}
+
+func deliveriesDDL(idCol, blob string) string {
+	return `CREATE TABLE IF NOT EXISTS deliveries (
+  id ` + idCol + `, delivery_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, message_type TEXT NOT NULL,
+  case_id TEXT NOT NULL, payload ` + blob + ` NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
+  next_at TEXT NOT NULL, last_error TEXT NOT NULL, response ` + blob + `, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`
 }
 
 func batchesDDL(blob, bigint string) string {

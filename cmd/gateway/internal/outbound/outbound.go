@@ -1,0 +1,318 @@
+// Package outbound delivers Perkeso's messages to partners reliably: a
+// durable queue in the store, exponential backoff with jitter, a maximum of
+// attempts then the dead letter, a circuit breaker and a concurrency limit
+// per partner, and status events. It survives restarts: everything it knows
+// is in the store.
+package outbound
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+)
+
+// StatusTopic is the default topic of delivery status events.
+const StatusTopic = "perkeso.delivery-status.v1"
+
+// Error classifies a failed attempt.
+type Error struct {
+	Retry      bool          // worth trying again
+	RetryAfter time.Duration // the partner's Retry-After, if any
+	Status     int           // HTTP status, when there was one
+	Msg        string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Sender delivers one message to one partner.
+type Sender interface {
+	Send(ctx context.Context, d *store.Delivery) (response []byte, status int, err error)
+}
+
+// Deliverer works the queue.
+type Deliverer struct {
+	Store    *store.DB
+	Partners *partner.Registry
+	// SenderFor builds the sender of a partner (called once per partner).
+	SenderFor func(p *partner.Partner) (Sender, error)
+	// Status, when set, turns a status change into an outbox message.
+	Status func(d *store.Delivery, state string, attempts int, errText string, at time.Time) (store.Message, error)
+	Log    *slog.Logger
+	Now    func() time.Time
+	Poll   time.Duration // default 200ms
+
+	mu       sync.Mutex
+	senders  map[string]Sender
+	breakers map[string]*breaker
+	sems     map[string]chan struct{}
+	wg       sync.WaitGroup
+}
+
+func (dl *Deliverer) now() time.Time {
+	if dl.Now != nil {
+		return dl.Now()
+	}
+	return time.Now()
+}
+
+// breaker is a per-partner circuit breaker: it opens after consecutive
+// failures, lets one probe through after the cooldown (half-open), and
+// closes on a success.
+type breaker struct {
+	failures  int
+	openUntil time.Time
+	probing   bool
+}
+
+func (b *breaker) allow(now time.Time, ep partner.Endpoint) bool {
+	if b.failures < ep.BreakerFailures {
+		return true
+	}
+	if now.Before(b.openUntil) || b.probing {
+		return false
+	}
+	b.probing = true // half-open: one probe
+	return true
+}
+
+func (b *breaker) result(ok bool, now time.Time, ep partner.Endpoint) {
+	b.probing = false
+	if ok {
+		b.failures = 0
+		return
+	}
+	b.failures++
+	if b.failures >= ep.BreakerFailures {
+		b.openUntil = now.Add(ep.BreakerCooldown)
+	}
+}
+
+// BreakerOpen reports whether a partner's breaker is open (for health and tests).
+func (dl *Deliverer) BreakerOpen(partnerID string) bool {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	b := dl.breakers[partnerID]
+	p, ok := dl.Partners.ByID(partnerID)
+	if b == nil || !ok || p.Endpoint == nil {
+		return false
+	}
+	return b.failures >= p.Endpoint.WithDefaults().BreakerFailures && dl.now().Before(b.openUntil)
+}
+
+func (dl *Deliverer) init() {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	if dl.senders == nil {
+		dl.senders, dl.breakers, dl.sems = map[string]Sender{}, map[string]*breaker{}, map[string]chan struct{}{}
+	}
+	if dl.Log == nil {
+		dl.Log = slog.Default()
+	}
+}
+
+// Run delivers until ctx is done, then waits for attempts in flight.
+func (dl *Deliverer) Run(ctx context.Context) error {
+	dl.init()
+	poll := dl.Poll
+	if poll <= 0 {
+		poll = 200 * time.Millisecond
+	}
+	defer dl.wg.Wait()
+	for {
+		if err := dl.Round(ctx); err != nil && ctx.Err() == nil {
+			dl.Log.Warn("delivery round failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(poll):
+		}
+	}
+}
+
+// Round claims due deliveries and starts those their partner's breaker and
+// concurrency limit allow.
+func (dl *Deliverer) Round(ctx context.Context) error {
+	dl.init()
+	now := dl.now()
+	due, err := dl.Store.ClaimDue(ctx, now, 30*time.Second, 64)
+	if err != nil {
+		return err
+	}
+	for _, d := range due {
+		p, ok := dl.Partners.ByID(d.PartnerID)
+		if !ok || p.Endpoint == nil {
+			dl.finish(ctx, d, nil, 0, &Error{Msg: "partner " + d.PartnerID + " has no endpoint registered"})
+			continue
+		}
+		ep := p.Endpoint.WithDefaults()
+		dl.mu.Lock()
+		b := dl.breakers[p.ID]
+		if b == nil {
+			b = &breaker{}
+			dl.breakers[p.ID] = b
+		}
+		allowed := b.allow(now, ep)
+		reopen := b.openUntil
+		sem := dl.sems[p.ID]
+		if sem == nil {
+			sem = make(chan struct{}, ep.Concurrency)
+			dl.sems[p.ID] = sem
+		}
+		dl.mu.Unlock()
+		if !allowed {
+			// The breaker is open: come back when it half-opens.
+			_ = dl.Store.Reschedule(ctx, d.ID, maxTime(reopen, now.Add(10*time.Millisecond)))
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			dl.mu.Lock()
+			b.probing = false
+			dl.mu.Unlock()
+			_ = dl.Store.Reschedule(ctx, d.ID, now.Add(20*time.Millisecond)) // at the partner's concurrency limit
+			continue
+		}
+		dl.wg.Add(1)
+		go func(d *store.Delivery, p *partner.Partner, ep partner.Endpoint) {
+			defer dl.wg.Done()
+			defer func() { <-sem }()
+			dl.attempt(ctx, d, p, ep)
+		}(d, p, ep)
+	}
+	return nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func (dl *Deliverer) sender(p *partner.Partner) (Sender, error) {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	if s, ok := dl.senders[p.ID]; ok {
+		return s, nil
+	}
+	s, err := dl.SenderFor(p)
+	if err == nil {
+		dl.senders[p.ID] = s
+	}
+	return s, err
+}
+
+func (dl *Deliverer) attempt(ctx context.Context, d *store.Delivery, p *partner.Partner, ep partner.Endpoint) {
+	s, err := dl.sender(p)
+	if err != nil {
+		dl.finish(ctx, d, nil, 0, &Error{Msg: err.Error()})
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, ep.Timeout)
+	resp, status, err := s.Send(actx, d)
+	cancel()
+	var oe *Error
+	if err != nil && !errors.As(err, &oe) {
+		oe = &Error{Retry: true, Msg: err.Error()}
+	}
+	// A refused message (4xx, client fault) is the message's fault, not the
+	// partner's: it does not count against the breaker.
+	dl.mu.Lock()
+	dl.breakers[p.ID].result(err == nil || !oe.Retry, dl.now(), ep)
+	dl.mu.Unlock()
+	dl.finishWith(ctx, d, resp, status, oe, ep)
+}
+
+func (dl *Deliverer) finish(ctx context.Context, d *store.Delivery, resp []byte, status int, oe *Error) {
+	dl.finishWith(ctx, d, resp, status, oe, partner.Endpoint{}.WithDefaults())
+}
+
+// Backoff is the delay before attempt n+1 (n >= 1): exponential from base,
+// capped, with full jitter over its upper half.
+func Backoff(n int, ep partner.Endpoint) time.Duration {
+	d := ep.BaseBackoff << min(n-1, 30)
+	if d <= 0 || d > ep.MaxBackoff {
+		d = ep.MaxBackoff
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func (dl *Deliverer) finishWith(ctx context.Context, d *store.Delivery, resp []byte, status int, oe *Error, ep partner.Endpoint) {
+	now := dl.now()
+	attempts := d.Attempts + 1
+	a := store.Attempt{Response: resp}
+	state := "delivered"
+	switch {
+	case oe == nil:
+		a.State = store.DeliveryDelivered
+	case !oe.Retry || attempts >= ep.MaxAttempts:
+		a.State, a.Error, state = store.DeliveryDead, oe.Msg, "dead-lettered"
+	default:
+		a.State, a.Error, state = store.DeliveryPending, oe.Msg, "retrying"
+		wait := Backoff(attempts, ep)
+		if oe.RetryAfter > wait {
+			wait = oe.RetryAfter
+		}
+		a.NextAt = now.Add(wait)
+	}
+	e := &store.Entry{CorrelationID: fmt.Sprintf("delivery-%d-%d", d.ID, attempts), PartnerID: d.PartnerID, ReceivedAt: now,
+		Route: "OUTBOUND " + d.MessageType, ContentType: "application/json", Body: d.Payload, Verification: "outbound",
+		Status: status, Outcome: map[string]string{"delivered": "DELIVERED", "retrying": "RETRYING", "dead-lettered": "DEAD_LETTERED"}[state],
+		SourceKey: d.Key, Receipt: string(resp)}
+	if oe != nil {
+		e.Verification = "outbound: " + oe.Msg
+	}
+	if dl.Status != nil {
+		if m, err := dl.Status(d, state, attempts, a.Error, now); err == nil {
+			e.Outbox = []store.Message{m}
+		}
+	}
+	if err := dl.Store.RecordAttempt(ctx, d, a, e); err != nil {
+		dl.Log.Error("recording a delivery attempt failed; it will be retried after its lease", "delivery", d.ID, "err", err)
+		return
+	}
+	dl.Log.Info("delivery attempt", "delivery", d.ID, "partner", d.PartnerID, "type", d.MessageType, "state", state, "attempts", attempts, "status", status)
+}
+
+// Request is an outbound request as the back office writes it to
+// perkeso.outbound.v1 (or posts it to the operator endpoint).
+type Request struct {
+	ID          string          `json:"id"` // idempotency key; the record's ce_id when absent
+	Partner     string          `json:"partner"`
+	MessageType string          `json:"messageType"`
+	CaseID      string          `json:"caseId"`
+	Payload     json.RawMessage `json:"payload"`
+}
+
+// Message types the deliverer knows (agency-soap/v1 catalogue, and JSON).
+var MessageTypes = map[string]bool{"RequestInformation": true, "NotifyDecision": true, "JSON": true}
+
+// Validate checks a request before it is queued.
+func (r *Request) Validate(reg *partner.Registry) error {
+	p, ok := reg.ByID(r.Partner)
+	switch {
+	case r.ID == "":
+		return errors.New("id is required")
+	case !ok:
+		return fmt.Errorf("unknown partner %q", r.Partner)
+	case p.Endpoint == nil:
+		return fmt.Errorf("partner %q has no endpoint registered", r.Partner)
+	case !MessageTypes[r.MessageType]:
+		return fmt.Errorf("unknown messageType %q", r.MessageType)
+	case len(r.Payload) == 0 || !json.Valid(r.Payload):
+		return errors.New("payload must be JSON")
+	case p.Endpoint.Protocol == "soap" && r.CaseID == "":
+		return errors.New("caseId is required for an agency")
+	}
+	return nil
+}

@@ -1,0 +1,347 @@
+package outbound_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
+)
+
+type world struct {
+	ca      *certs.CA
+	client  tls.Certificate // the gateway's outbound client certificate
+	signer  *receipt.Signer // the gateway's JWS key
+	soapKey *certs.Issued   // the gateway's WS-Security certificate
+	st      *store.DB
+}
+
+func newWorld(t testing.TB) *world {
+	ca, _ := certs.NewCA("test CA")
+	cc, _ := ca.IssueClient("jambatan-gateway")
+	dir := t.TempDir()
+	_ = receipt.GenerateKeyFile(filepath.Join(dir, "k.json"), "gw-1")
+	sg, _ := receipt.LoadSigner(filepath.Join(dir, "k.json"))
+	sk, _ := ca.IssueSigning("MY:PERKESO", nil)
+	st, err := store.Open(filepath.Join(dir, "g.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &world{ca: ca, client: tls.Certificate{Certificate: [][]byte{cc.Cert.Raw}, PrivateKey: cc.Key}, signer: sg, soapKey: sk, st: st}
+}
+
+// server starts a partner endpoint with mutual TLS (it requires the
+// gateway's client certificate).
+func (w *world) server(t testing.TB, h http.HandlerFunc) *httptest.Server {
+	srv, _ := w.ca.IssueServer("localhost", []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+	pool := x509.NewCertPool()
+	pool.AddCert(w.ca.Cert)
+	s := httptest.NewUnstartedServer(h)
+	s.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool, MinVersion: tls.VersionTLS12}
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (w *world) partner(url, protocol string, ep partner.Endpoint) *partner.Partner {
+	pool := x509.NewCertPool()
+	pool.AddCert(w.ca.Cert)
+	ep.URL, ep.Protocol, ep.RootCAs = url, protocol, pool
+	if ep.BaseBackoff == 0 {
+		ep.BaseBackoff = 10 * time.Millisecond
+	}
+	if ep.MaxBackoff == 0 {
+		ep.MaxBackoff = 40 * time.Millisecond
+	}
+	p := &partner.Partner{ID: "p1", Kind: partner.KindInsurer, Endpoint: &ep, Keys: jwk.NewSet(), Institution: "TH:SSO"}
+	p.SigningCAs = pool
+	return p
+}
+
+func (w *world) deliverer(p *partner.Partner) *outbound.Deliverer {
+	return &outbound.Deliverer{Store: w.st, Partners: partner.NewRegistry([]*partner.Partner{p}), Poll: 5 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		SenderFor: func(p *partner.Partner) (outbound.Sender, error) {
+			if p.Endpoint.Protocol == "soap" {
+				return outbound.NewSOAPSender(p, w.client, &wssec.Signer{Cert: w.soapKey.Cert, Key: w.soapKey.Key}, "MY:PERKESO"), nil
+			}
+			return outbound.NewJSONSender(p, w.client, w.signer), nil
+		}}
+}
+
+func (w *world) enqueue(t *testing.T, key, typ string, payload string) {
+	if _, err := w.st.Enqueue(context.Background(), &store.Delivery{Key: key, PartnerID: "p1", MessageType: typ, CaseID: "MY:PERKESO:XB-2026-ABC", Payload: []byte(payload)}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// run runs the deliverer until cond holds (or the deadline).
+func run(t *testing.T, dl *outbound.Deliverer, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = dl.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (w *world) state(t *testing.T) *store.Delivery {
+	ds, err := w.st.Deliveries(context.Background(), "", 10)
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("deliveries %v %v", ds, err)
+	}
+	return ds[0]
+}
+
+func TestPartnerDownThenUp(t *testing.T) {
+	w := newWorld(t)
+	var n atomic.Int32
+	var keys sync.Map
+	var ok200 atomic.Int32
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		keys.Store(r.Header.Get("Idempotency-Key"), true)
+		// The body is signed by Perkeso: verify the detached JWS.
+		if _, err := jwsin.Verify(jwsin.Message{Form: jwsin.FormDetached, JWS: r.Header.Get("X-JWS-Signature"), Body: body}, w.signer.JWKS()); err != nil {
+			http.Error(rw, "bad signature", 400)
+			return
+		}
+		if n.Add(1) <= 2 {
+			rw.Header().Set("Retry-After", "0")
+			http.Error(rw, "down", 503)
+			return
+		}
+		ok200.Add(1)
+		_, _ = rw.Write([]byte(`{"status":"RECEIVED"}`))
+	})
+	w.enqueue(t, "req-1", "JSON", `{"hello":"insurer"}`)
+	run(t, w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{})), func() bool { return w.state(t).State == store.DeliveryDelivered })
+	d := w.state(t)
+	count := 0
+	keys.Range(func(k, _ any) bool { count++; return k == "req-1" })
+	if d.Attempts != 3 || ok200.Load() != 1 || count != 1 {
+		t.Fatalf("attempts %d, successes %d, keys %d", d.Attempts, ok200.Load(), count)
+	}
+}
+
+func TestSlowPartnerTimesOutThenDelivers(t *testing.T) {
+	w := newWorld(t)
+	var n atomic.Int32
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			time.Sleep(600 * time.Millisecond)
+		}
+		_, _ = rw.Write([]byte(`{}`))
+	})
+	w.enqueue(t, "req-slow", "JSON", `{}`)
+	run(t, w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{Timeout: 200 * time.Millisecond})), func() bool { return w.state(t).State == store.DeliveryDelivered })
+	if d := w.state(t); d.Attempts != 2 {
+		t.Fatalf("attempts %d, want 2 (timeout, then success)", d.Attempts)
+	}
+}
+
+func TestClientErrorDeadLetters(t *testing.T) {
+	w := newWorld(t)
+	var n atomic.Int32
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		http.Error(rw, `{"error":"unknown case"}`, 422)
+	})
+	w.enqueue(t, "req-4xx", "JSON", `{}`)
+	run(t, w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{})), func() bool { return w.state(t).State == store.DeliveryDead })
+	time.Sleep(50 * time.Millisecond)
+	if d := w.state(t); d.Attempts != 1 || n.Load() != 1 || !strings.Contains(d.LastError, "422") {
+		t.Fatalf("attempts %d, requests %d, error %q", d.Attempts, n.Load(), d.LastError)
+	}
+	// The operator retries it: back in the queue, delivered once the partner accepts.
+	if err := w.st.RetryDelivery(context.Background(), w.state(t).ID, time.Now()); err != nil || w.state(t).State != store.DeliveryPending {
+		t.Fatalf("retry: %v", err)
+	}
+}
+
+func TestBreakerOpensAndRecovers(t *testing.T) {
+	w := newWorld(t)
+	var n atomic.Int32
+	var healthy atomic.Bool
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		if !healthy.Load() {
+			http.Error(rw, "down", 503)
+			return
+		}
+		_, _ = rw.Write([]byte(`{}`))
+	})
+	p := w.partner(srv.URL, "json", partner.Endpoint{MaxAttempts: 50, BreakerFailures: 3, BreakerCooldown: 700 * time.Millisecond})
+	dl := w.deliverer(p)
+	w.enqueue(t, "req-breaker", "JSON", `{}`)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = dl.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !dl.BreakerOpen("p1") {
+		if time.Now().After(deadline) {
+			t.Fatal("breaker never opened")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	opened := n.Load()
+	time.Sleep(300 * time.Millisecond)
+	if n.Load() != opened || opened != 3 {
+		t.Fatalf("%d requests while open (opened after %d), want none after 3", n.Load()-opened, opened)
+	}
+	healthy.Store(true)
+	for w.state(t).State != store.DeliveryDelivered {
+		if time.Now().After(deadline) {
+			t.Fatal("never delivered after the breaker's cooldown")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if dl.BreakerOpen("p1") {
+		t.Fatal("breaker still open after a successful probe")
+	}
+}
+
+func TestRestartMidRetries(t *testing.T) {
+	w := newWorld(t)
+	var n atomic.Int32
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		if n.Add(1) <= 2 {
+			http.Error(rw, "down", 503)
+			return
+		}
+		_, _ = rw.Write([]byte(`{}`))
+	})
+	p := w.partner(srv.URL, "json", partner.Endpoint{})
+	w.enqueue(t, "req-restart", "JSON", `{}`)
+	run(t, w.deliverer(p), func() bool { return w.state(t).Attempts >= 2 })
+	if w.state(t).State != store.DeliveryPending {
+		t.Fatal("delivered before the restart")
+	}
+	// A new deliverer (the gateway restarted) continues from the store.
+	run(t, w.deliverer(p), func() bool { return w.state(t).State == store.DeliveryDelivered })
+	if d := w.state(t); d.Attempts != 3 {
+		t.Fatalf("attempts %d", d.Attempts)
+	}
+}
+
+// TestSOAPDelivery: a NotifyDecision to an agency endpoint that first answers
+// server.unavailable, then a signed Acknowledgement; the request is signed
+// by Perkeso and keeps one MessageId across attempts.
+func TestSOAPDelivery(t *testing.T) {
+	w := newWorld(t)
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	agencyKey, _ := w.ca.IssueSigning("TH:SSO", rk)
+	var n atomic.Int32
+	var ids sync.Map
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		doc, err := wssec.Parse(raw, wssec.Limits{})
+		if err != nil {
+			http.Error(rw, err.Error(), 400)
+			return
+		}
+		res, verr := (&wssec.Verifier{Trust: func(c *x509.Certificate) error {
+			if !c.Equal(w.soapKey.Cert) {
+				return io.EOF
+			}
+			return nil
+		}}).Verify(doc)
+		if verr != nil || res.BodyChild.Tag != "NotifyDecision" {
+			http.Error(rw, "not verified", 400)
+			return
+		}
+		mid := res.BodyChild.FindElement("./Header/MessageId").Text()
+		ids.Store(mid, true)
+		out := etree.NewDocument()
+		env := out.CreateElement("soap:Envelope")
+		env.CreateAttr("xmlns:soap", wssec.NSSoap11)
+		body := env.CreateElement("soap:Body")
+		status := 200
+		if n.Add(1) == 1 {
+			f := body.CreateElement("soap:Fault")
+			f.CreateElement("faultcode").SetText("soap:Server")
+			f.CreateElement("faultstring").SetText("busy")
+			d := f.CreateElement("detail").CreateElement("xb:FaultDetail")
+			d.CreateAttr("xmlns:xb", "urn:xb-injury:exchange:v1")
+			d.CreateElement("xb:Code").SetText("server.unavailable")
+			status = 500
+		} else {
+			a := body.CreateElement("xb:Acknowledgement")
+			a.CreateAttr("xmlns:xb", "urn:xb-injury:exchange:v1")
+			a.CreateElement("xb:ReceivedAt").SetText(time.Now().UTC().Format(time.RFC3339))
+		}
+		_ = (&wssec.Signer{Cert: agencyKey.Cert, Key: agencyKey.Key}).Sign(out)
+		b, _ := out.WriteToBytes()
+		rw.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		rw.WriteHeader(status)
+		_, _ = rw.Write(b)
+	})
+	p := w.partner(srv.URL, "soap", partner.Endpoint{})
+	p.Kind = partner.KindAgency
+	payload, _ := json.Marshal(map[string]any{"subject": "WORK_RELATEDNESS", "outcome": "ACCEPTED", "decisionDate": "2026-03-20", "legalBasis": "Act 4, s. 24"})
+	w.enqueue(t, "dec-1", "NotifyDecision", string(payload))
+	run(t, w.deliverer(p), func() bool { return w.state(t).State == store.DeliveryDelivered })
+	count := 0
+	ids.Range(func(_, _ any) bool { count++; return true })
+	if d := w.state(t); d.Attempts != 2 || count != 1 || !strings.Contains(string(d.Response), "Acknowledgement") {
+		t.Fatalf("attempts %d, message ids %d, response %s", d.Attempts, count, d.Response)
+	}
+}
+
+// BenchmarkDelivery measures deliveries/s to a local JSON partner over mTLS.
+func BenchmarkDelivery(b *testing.B) {
+	w := newWorld(b)
+	srv := w.server(b, func(rw http.ResponseWriter, r *http.Request) { _, _ = rw.Write([]byte(`{}`)) })
+	p := w.partner(srv.URL, "json", partner.Endpoint{Concurrency: 8})
+	dl := w.deliverer(p)
+	for i := 0; i < b.N; i++ {
+		_, _ = w.st.Enqueue(context.Background(), &store.Delivery{Key: "bench-" + strconv.Itoa(i), PartnerID: "p1", MessageType: "JSON", Payload: []byte(`{"n":1}`)}, time.Now())
+	}
+	b.ResetTimer()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = dl.Run(ctx); close(done) }()
+	for {
+		c, _ := w.st.DeliveryCounts(context.Background())
+		if c[store.DeliveryDelivered] >= int64(b.N) {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+}

@@ -1,0 +1,204 @@
+package outbound
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/beevik/etree"
+	"github.com/go-resty/resty/v2"
+	"github.com/google/uuid"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/soapclient"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
+)
+
+// JSONSender posts JWS-signed JSON with resty over mutual TLS.
+type JSONSender struct {
+	URL      string
+	Client   *resty.Client
+	Sign     func(payload []byte) (string, error) // detached JWS over the body
+	Receipts func(compact string) error           // verifies a receipt in the response, if any
+}
+
+// NewJSONSender builds a keep-alive mTLS client for a partner endpoint.
+func NewJSONSender(p *partner.Partner, clientCert tls.Certificate, signer *receipt.Signer) *JSONSender {
+	ep := p.Endpoint.WithDefaults()
+	c := resty.New().SetTimeout(ep.Timeout).SetTLSClientConfig(&tls.Config{MinVersion: tls.VersionTLS12,
+		RootCAs: ep.RootCAs, Certificates: []tls.Certificate{clientCert}})
+	return &JSONSender{URL: ep.URL, Client: c,
+		Sign: func(b []byte) (string, error) { return signer.SignDetached(b) },
+		Receipts: func(compact string) error {
+			_, err := partnerkit.VerifyWith(compact, p.Keys)
+			return err
+		}}
+}
+
+// Send implements Sender: 2xx delivered (a "receipt" in the response must
+// verify with the partner's keys); 429, 5xx and transport errors retried
+// (Retry-After honoured); other 4xx not.
+func (s *JSONSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, error) {
+	sig, err := s.Sign(d.Payload)
+	if err != nil {
+		return nil, 0, &Error{Msg: "signing: " + err.Error()}
+	}
+	resp, err := s.Client.R().SetContext(ctx).SetHeader("Content-Type", "application/json").SetHeader("X-JWS-Signature", sig).
+		SetHeader("Idempotency-Key", d.Key).SetBody(d.Payload).Post(s.URL)
+	if err != nil {
+		return nil, 0, &Error{Retry: true, Msg: "transport: " + err.Error()}
+	}
+	code := resp.StatusCode()
+	body := resp.Body()
+	switch {
+	case code >= 200 && code < 300:
+		var r struct {
+			Receipt string `json:"receipt"`
+		}
+		if json.Unmarshal(body, &r) == nil && r.Receipt != "" && s.Receipts != nil {
+			if err := s.Receipts(r.Receipt); err != nil {
+				return body, code, &Error{Status: code, Msg: "the partner's receipt does not verify: " + err.Error()}
+			}
+		}
+		return body, code, nil
+	case code == http.StatusTooManyRequests || code >= 500:
+		return body, code, &Error{Retry: true, Status: code, RetryAfter: retryAfter(resp.Header().Get("Retry-After")), Msg: fmt.Sprintf("HTTP %d", code)}
+	default:
+		return body, code, &Error{Status: code, Msg: fmt.Sprintf("HTTP %d: refused by the partner", code)}
+	}
+}
+
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return time.Until(t)
+	}
+	return 0
+}
+
+// SOAPSender calls an agency's exchange endpoint with the SOAP client.
+type SOAPSender struct {
+	Client      *soapclient.Client
+	Institution string // this side, MY:PERKESO
+	Receiver    string // the agency's institution
+}
+
+// NewSOAPSender builds the SOAP client of an agency endpoint.
+func NewSOAPSender(p *partner.Partner, clientCert tls.Certificate, signer *wssec.Signer, institution string) *SOAPSender {
+	ep := p.Endpoint.WithDefaults()
+	return &SOAPSender{Institution: institution, Receiver: p.Institution, Client: &soapclient.Client{
+		URL: ep.URL, HTTP: soapclient.NewHTTP(ep.RootCAs, clientCert, ep.Timeout), Signer: signer,
+		Verifier: &wssec.Verifier{Trust: func(c *x509Certificate) error { return p.TrustSigningCert(c, time.Now()) }}}}
+}
+
+// messageID is stable across retries, so the agency's duplicate rule
+// (agency-soap/v1 §8.3) makes a re-sent message harmless.
+func messageID(key string) string {
+	return "urn:uuid:" + uuid.NewSHA1(uuid.NameSpaceURL, []byte("jambatan-delivery:"+key)).String()
+}
+
+// Send implements Sender for RequestInformation and NotifyDecision.
+func (s *SOAPSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, error) {
+	doc, action, err := s.envelope(d)
+	if err != nil {
+		return nil, 0, &Error{Msg: err.Error()}
+	}
+	resp, err := s.Client.Call(ctx, action, doc)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.Status
+		}
+		return nil, status, &Error{Retry: true, Status: status, Msg: err.Error()}
+	}
+	if f := resp.Fault; f != nil {
+		if strings.HasPrefix(f.Code, "server.") {
+			return resp.Raw, resp.Status, &Error{Retry: true, Status: resp.Status, Msg: f.Error()}
+		}
+		return resp.Raw, resp.Status, &Error{Status: resp.Status, Msg: f.Error()}
+	}
+	return resp.Raw, resp.Status, nil
+}
+
+func (s *SOAPSender) envelope(d *store.Delivery) (*etree.Document, string, error) {
+	doc := etree.NewDocument()
+	env := doc.CreateElement("soap:Envelope")
+	env.CreateAttr("xmlns:soap", wssec.NSSoap11)
+	env.CreateAttr("xmlns:xb", "urn:xb-injury:exchange:v1")
+	op := env.CreateElement("soap:Body").CreateElement("xb:" + d.MessageType)
+	h := op.CreateElement("xb:Header")
+	h.CreateElement("xb:MessageId").SetText(messageID(d.Key))
+	h.CreateElement("xb:CaseId").SetText(d.CaseID)
+	h.CreateElement("xb:Sender").SetText(s.Institution)
+	h.CreateElement("xb:Receiver").SetText(s.Receiver)
+	h.CreateElement("xb:SentAt").SetText(time.Now().UTC().Format("2006-01-02T15:04:05Z"))
+	switch d.MessageType {
+	case "RequestInformation":
+		var p struct {
+			Items []struct {
+				Code string `json:"code"`
+				Note string `json:"note"`
+			} `json:"items"`
+			ReplyBy string `json:"replyBy"`
+		}
+		if err := json.Unmarshal(d.Payload, &p); err != nil || len(p.Items) == 0 {
+			return nil, "", errors.New("RequestInformation payload needs items")
+		}
+		req := op.CreateElement("xb:Request")
+		for _, it := range p.Items {
+			i := req.CreateElement("xb:Item")
+			i.CreateElement("xb:Code").SetText(it.Code)
+			if it.Note != "" {
+				i.CreateElement("xb:Note").SetText(it.Note)
+			}
+		}
+		if p.ReplyBy != "" {
+			r := req.CreateElement("xb:ReplyBy")
+			r.CreateAttr("cal", "CE")
+			r.SetText(p.ReplyBy)
+		}
+	case "NotifyDecision":
+		var p struct {
+			Subject, Outcome, DecisionDate, LegalBasis, Reason, AppealBy string
+			PermanentIncapacityPct                                       *int
+		}
+		if err := json.Unmarshal(d.Payload, &p); err != nil || p.Subject == "" {
+			return nil, "", errors.New("NotifyDecision payload needs subject, outcome, decisionDate and legalBasis")
+		}
+		dec := op.CreateElement("xb:Decision")
+		dec.CreateElement("xb:Subject").SetText(p.Subject)
+		dec.CreateElement("xb:Outcome").SetText(p.Outcome)
+		dd := dec.CreateElement("xb:DecisionDate")
+		dd.CreateAttr("cal", "CE")
+		dd.SetText(p.DecisionDate)
+		dec.CreateElement("xb:LegalBasis").SetText(p.LegalBasis)
+		if p.Reason != "" {
+			dec.CreateElement("xb:Reason").SetText(p.Reason)
+		}
+		if p.PermanentIncapacityPct != nil {
+			dec.CreateElement("xb:PermanentIncapacityPct").SetText(strconv.Itoa(*p.PermanentIncapacityPct))
+		}
+		if p.AppealBy != "" {
+			a := dec.CreateElement("xb:AppealBy")
+			a.CreateAttr("cal", "CE")
+			a.SetText(p.AppealBy)
+		}
+	default:
+		return nil, "", fmt.Errorf("message type %s cannot go to an agency", d.MessageType)
+	}
+	return doc, "urn:xb-injury:exchange:v1#" + d.MessageType, nil
+}

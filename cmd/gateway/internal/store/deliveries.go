@@ -1,0 +1,201 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+)
+
+// Delivery states.
+const (
+	DeliveryPending   = "pending"
+	DeliveryDelivered = "delivered"
+	DeliveryDead      = "dead"
+)
+
+// Delivery is one outbound message to a partner, durable until delivered or
+// dead-lettered.
+type Delivery struct {
+	ID          int64
+	Key         string // idempotency key: sent as Idempotency-Key, unique
+	PartnerID   string
+	MessageType string
+	CaseID      string
+	Payload     []byte
+	State       string
+	Attempts    int
+	NextAt      time.Time
+	LastError   string
+	Response    []byte
+	CreatedAt   time.Time
+}
+
+func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// Enqueue adds a delivery; the same key again is ignored (created false).
+func (s *DB) Enqueue(ctx context.Context, d *Delivery, at time.Time) (created bool, err error) {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO deliveries (delivery_key, partner_id, message_type, case_id, payload, state, attempts,
+			next_at, last_error, created_at, updated_at) VALUES (?,?,?,?,?,?,0,?,'',?,?) ON CONFLICT (delivery_key) DO NOTHING`),
+			d.Key, d.PartnerID, d.MessageType, d.CaseID, nonNil(d.Payload), DeliveryPending, ts(at), ts(at), ts(at))
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		created = n == 1
+		return nil
+	})
+	return created, err
+}
+
+const deliveryCols = `id, delivery_key, partner_id, message_type, case_id, payload, state, attempts, next_at, last_error, response, created_at`
+
+func scanDelivery(sc interface{ Scan(...any) error }) (*Delivery, error) {
+	var d Delivery
+	var next, created string
+	if err := sc.Scan(&d.ID, &d.Key, &d.PartnerID, &d.MessageType, &d.CaseID, &d.Payload, &d.State, &d.Attempts, &next, &d.LastError, &d.Response, &created); err != nil {
+		return nil, err
+	}
+	d.NextAt, _ = time.Parse(time.RFC3339Nano, next)
+	d.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
+	return &d, nil
+}
+
+// ClaimDue leases up to limit pending deliveries whose time has come: each is
+// moved lease into the future with a compare-and-set, so two deliverers
+// (two instances) never work on the same delivery at once.
+func (s *DB) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*Delivery, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+deliveryCols+` FROM deliveries WHERE state = ? AND next_at <= ? ORDER BY next_at, id LIMIT ?`),
+		DeliveryPending, ts(now), limit)
+	if err != nil {
+		return nil, err
+	}
+	var due []*Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		due = append(due, d)
+	}
+	rows.Close()
+	var out []*Delivery
+	for _, d := range due {
+		var won bool
+		err := s.write(ctx, func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ?, updated_at = ? WHERE id = ? AND next_at = ? AND state = ?`),
+				ts(now.Add(lease)), ts(now), d.ID, ts(d.NextAt), DeliveryPending)
+			if err != nil {
+				return err
+			}
+			n, _ := res.RowsAffected()
+			won = n == 1
+			return nil
+		})
+		if err != nil {
+			return out, err
+		}
+		if won {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// Attempt is the outcome of one delivery attempt.
+type Attempt struct {
+	State    string    // pending (retry), delivered or dead
+	NextAt   time.Time // retry time
+	Error    string
+	Response []byte
+}
+
+// RecordAttempt stores an attempt's outcome with its log entry (which keeps
+// the partner's response) and status events, in one transaction.
+func (s *DB) RecordAttempt(ctx context.Context, d *Delivery, a Attempt, e *Entry) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		next := a.NextAt
+		if next.IsZero() {
+			next = e.ReceivedAt
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = ?, last_error = ?, response = ?, updated_at = ? WHERE id = ?`),
+			a.State, ts(next), a.Error, a.Response, ts(e.ReceivedAt), d.ID); err != nil {
+			return err
+		}
+		return s.appendEntry(ctx, tx, e)
+	})
+}
+
+// Deliveries lists deliveries in a state ("" for all), oldest first.
+func (s *DB) Deliveries(ctx context.Context, state string, limit int) ([]*Delivery, error) {
+	q := `SELECT ` + deliveryCols + ` FROM deliveries`
+	args := []any{}
+	if state != "" {
+		q += ` WHERE state = ?`
+		args = append(args, state)
+	}
+	q += ` ORDER BY id LIMIT ?`
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, s.q(q), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// RetryDelivery puts a dead (or pending) delivery back in the queue now.
+func (s *DB) RetryDelivery(ctx context.Context, id int64, now time.Time) error {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET state = ?, attempts = 0, next_at = ?, last_error = '', updated_at = ? WHERE id = ? AND state <> ?`),
+			DeliveryPending, ts(now), ts(now), id, DeliveryDelivered)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	if err == nil && n == 0 {
+		return errors.New("store: no such undelivered delivery")
+	}
+	return err
+}
+
+// DeliveryCounts counts deliveries by state.
+func (s *DB) DeliveryCounts(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT state, count(*) FROM deliveries GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var st string
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[st] = n
+	}
+	return out, rows.Err()
+}
+
+// Reschedule moves a leased, still pending delivery to at (a delivery skipped
+// for its partner's breaker or concurrency limit), without counting an attempt.
+func (s *DB) Reschedule(ctx context.Context, id int64, at time.Time) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ? WHERE id = ? AND state = ?`), ts(at), id, DeliveryPending)
+		return err
+	})
+}
