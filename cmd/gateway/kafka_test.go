@@ -350,3 +350,50 @@ func TestSOAPThroughDevMode(t *testing.T) {
 		t.Fatalf("case-messages topic: %v", cm)
 	}
 }
+
+// TestOutboundRoundTrip: the back office writes two outbound requests to
+// perkeso.outbound.v1 with kcat; the NotifyDecision reaches the demo agency
+// (signed, verified, acknowledged) and its status "delivered" is on the
+// delivery-status topic; the request for an unknown partner is dead-lettered,
+// listed by "gateway outbound list --state dead" and queued again by retry.
+func TestOutboundRoundTrip(t *testing.T) {
+	needTool(t, "kcat")
+	dir := filepath.Join(t.TempDir(), "dev")
+	cmd, out, d := startDev(t, dir, "--with-demo-agency")
+	defer stop(t, cmd, out)
+	if d.DemoAgencyURL == "" || d.Topics.Outbound != "perkeso.outbound.v1" {
+		t.Fatalf("dev.json: %+v", d)
+	}
+	reqs := `{"id":"dec-001","partner":"demo-agency","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-2026-000731","payload":{"subject":"WORK_RELATEDNESS","outcome":"ACCEPTED","decisionDate":"2026-03-20","legalBasis":"Employees' Social Security Act 1969, s. 24"}}
+{"id":"bad-001","partner":"nobody","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-1","payload":{}}
+`
+	p := exec.Command("kcat", "-b", d.KafkaBootstrap, "-P", "-t", d.Topics.Outbound)
+	p.Stdin = strings.NewReader(reqs)
+	if o, err := p.CombinedOutput(); err != nil {
+		t.Fatalf("kcat -P: %v %s", err, o)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		o, _, _ := gateway(t, "outbound", "list", "--dev", dir)
+		if strings.Contains(o, "delivered") && strings.Contains(o, "dead") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries never settled:\n%s\n%s", o, out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	waitBacklog(t, d)
+	st := kcatJSON(t, d.KafkaBootstrap, d.Topics.DeliveryStatus)
+	if len(st) != 1 || !strings.Contains(st[0]["payload"].(string), `"state":"delivered"`) || st[0]["key"] != "dec-001" {
+		t.Fatalf("delivery-status topic: %v", st)
+	}
+	dead, _, err := gateway(t, "outbound", "list", "--dev", dir, "--state", "dead")
+	if err != nil || !strings.Contains(dead, "nobody") {
+		t.Fatalf("dead letters: %v %s", err, dead)
+	}
+	id := strings.Fields(strings.Split(strings.TrimSpace(dead), "\n")[1])[0]
+	if o, _, err := gateway(t, "outbound", "retry", "--dev", dir, id); err != nil || !strings.Contains(o, "queued again") {
+		t.Fatalf("retry: %v %s", err, o)
+	}
+}

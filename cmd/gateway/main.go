@@ -27,6 +27,7 @@ var commands = []command{
 	{"dev", "run the gateway on embedded defaults (generates a dev PKI, config and demo partners)", runDev},
 	{"serve", "run the gateway from a configuration file (production)", runServe},
 	{"ingest", "back office: consume verified notices, verify attestations, upsert into SQLite or PostgreSQL", runIngest},
+	{"outbound", "outbound list|retry: the delivery queue to partners (dead letters, retries)", runOutbound},
 	{"load", "load generator: submit many distinct notices to a dev gateway on loopback", runLoad},
 	{"sign", "sign a partner document with a private JWK (compact or detached JWS)", runSign},
 	{"submit", "sign and submit a document to a dev gateway over mutual TLS", runSubmit},

@@ -51,9 +51,9 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-func startDev(t *testing.T, dir string) (*exec.Cmd, *syncBuffer, *devmode.DevJSON) {
+func startDev(t *testing.T, dir string, extra ...string) (*exec.Cmd, *syncBuffer, *devmode.DevJSON) {
 	t.Helper()
-	cmd := exec.Command(gatewayBin, "dev", "--dir", dir, "--addr", "127.0.0.1:0")
+	cmd := exec.Command(gatewayBin, append([]string{"dev", "--dir", dir, "--addr", "127.0.0.1:0"}, extra...)...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {

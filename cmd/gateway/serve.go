@@ -2,17 +2,23 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"time"
 
+	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/app"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/demoagency"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 )
 
 func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
@@ -51,6 +57,7 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	addr := fs.String("addr", devmode.DefaultAddr, "listen address (port 0 picks a free port)")
 	kafkaPort := fs.Int("kafka-port", 0, "port of the embedded Kafka-protocol broker on 127.0.0.1 (0: any free port)")
 	storeFlag := fs.String("store", "", "store instead of DIR/gateway.db: a SQLite path or a postgres:// DSN")
+	withAgency := fs.Bool("with-demo-agency", false, "also start a demo TH:SSO endpoint on loopback and deliver demo-agency's outbound messages to it")
 	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
@@ -65,8 +72,12 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if *storeFlag != "" {
 		cfg.StorePath = *storeFlag
 	}
+	if cfg.File.Outbound.ClientCertFile == "" { // a dev directory from before outbound delivery
+		cfg.File.Outbound.ClientCertFile, cfg.File.Outbound.ClientKeyFile = l.OutboundCert, l.OutboundKey
+	}
 	topics := app.Topics(cfg.File.Kafka)
-	kafka, err := broker.Start(l.KafkaDir, *kafkaPort, topics.Verified, topics.Rejected, topics.CaseMessages)
+	topics.Outbound, topics.DeliveryStatus = cfg.File.Outbound.Topic, cfg.File.Outbound.StatusTopic
+	kafka, err := broker.Start(l.KafkaDir, *kafkaPort, topics.Verified, topics.Rejected, topics.CaseMessages, topics.Outbound, topics.DeliveryStatus)
 	if err != nil {
 		return err
 	}
@@ -74,6 +85,15 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	cfg.File.Kafka.Brokers = []string{kafka.Addr}
 	if cfg.File.OpsListen == "" {
 		cfg.File.OpsListen = "127.0.0.1:0"
+	}
+	var demoURL string
+	if *withAgency {
+		ag, err := startDemoAgency(l, cfg)
+		if err != nil {
+			return err
+		}
+		defer ag.Close()
+		demoURL = ag.URL
 	}
 	g, ln, ops, err := start(cfg, *addr, slog.New(slog.NewTextHandler(stderr, nil)))
 	if err != nil {
@@ -85,7 +105,7 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	} else {
 		d.Store = cfg.StorePath
 	}
-	d.KafkaBootstrap, d.Topics, d.MetricsURL = kafka.Addr, topics, "http://"+ops.Addr().String()+"/metrics"
+	d.KafkaBootstrap, d.Topics, d.MetricsURL, d.DemoAgencyURL = kafka.Addr, topics, "http://"+ops.Addr().String()+"/metrics", demoURL
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- g.Serve(ctx, ln, ops) }()
 	// dev.json is written once the listener accepts connections.
@@ -129,4 +149,38 @@ func start(cfg *config.Config, addr string, log *slog.Logger) (*app.Gateway, net
 		}
 	}
 	return g, ln, ops, nil
+}
+
+// startDemoAgency starts the stand-in TH:SSO endpoint and points
+// demo-agency's outbound deliveries at it.
+func startDemoAgency(l devmode.Layout, cfg *config.Config) (*demoagency.Agency, error) {
+	serverCert, err := tls.LoadX509KeyPair(l.ServerCert, l.ServerKey)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := certs.LoadPool(l.CACert)
+	if err != nil {
+		return nil, err
+	}
+	kit := l.Kit("demo-agency")
+	sc, err := certs.LoadCertificates(kit.SigningCert)
+	if err != nil {
+		return nil, err
+	}
+	sk, err := certs.LoadKey(kit.SigningKey)
+	if err != nil {
+		return nil, err
+	}
+	perkeso, err := certs.LoadCertificates(l.SOAPCert)
+	if err != nil {
+		return nil, err
+	}
+	ag, err := demoagency.Start(serverCert, pool, &wssec.Signer{Cert: sc[0], Key: sk}, perkeso[0], slog.Default())
+	if err != nil {
+		return nil, err
+	}
+	if p, ok := cfg.Partners.ByID("demo-agency"); ok {
+		p.Endpoint = &partner.Endpoint{URL: ag.URL, Protocol: "soap", RootCAs: pool, BaseBackoff: 500 * time.Millisecond, MaxBackoff: 10 * time.Second}
+	}
+	return ag, nil
 }

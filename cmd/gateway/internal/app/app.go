@@ -19,12 +19,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/relay"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/server"
@@ -45,6 +48,10 @@ type Gateway struct {
 	Metrics  *prometheus.Registry
 	Topics   events.Topics
 	producer interface{ Close() error }
+	// Deliverer delivers outbound messages (nil without an outbound client certificate).
+	Deliverer *outbound.Deliverer
+	// OutboundConsumer reads perkeso.outbound.v1 (nil without Kafka or a deliverer).
+	OutboundConsumer *outbound.Consumer
 }
 
 // Topics returns the configured topic names with defaults filled in.
@@ -121,6 +128,42 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 			Institution: sc.Institution, Skew: time.Duration(sc.TimestampSkew), MaxTTL: time.Duration(sc.TimestampMaxTTL),
 			Rates: mapping.ExampleRates, MaxBytes: int(lim.MaxBodyBytes), Log: log, Published: pipe.Published}
 	}
+	if oc := cfg.File.Outbound; oc.ClientCertFile != "" {
+		clientCert, err := tls.LoadX509KeyPair(oc.ClientCertFile, oc.ClientKeyFile)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("outbound client certificate: %w", err)
+		}
+		var soapSigner *wssec.Signer
+		if g.Server.SOAP != nil {
+			soapSigner = g.Server.SOAP.Signer
+		}
+		builder := pipe.Events
+		g.Deliverer = &outbound.Deliverer{Store: st, Partners: cfg.Partners, Log: log,
+			SenderFor: func(p *partner.Partner) (outbound.Sender, error) {
+				if p.Endpoint.Protocol == "soap" {
+					if soapSigner == nil {
+						return nil, errors.New("soap delivery needs the soap signing certificate")
+					}
+					return outbound.NewSOAPSender(p, clientCert, soapSigner, cfg.File.SOAP.Institution), nil
+				}
+				return outbound.NewJSONSender(p, clientCert, signer), nil
+			},
+			Status: func(d *store.Delivery, state string, attempts int, errText string, at time.Time) (store.Message, error) {
+				return builder.DeliveryStatusMessage(oc.StatusTopic, events.DeliveryStatus{DeliveryID: d.ID, Key: d.Key, Partner: d.PartnerID,
+					MessageType: d.MessageType, CaseID: d.CaseID, State: state, Attempts: attempts, Error: errText, At: at.UTC().Format(time.RFC3339)}, at)
+			}}
+		if len(cfg.File.Kafka.Brokers) > 0 {
+			kc, err := kafkaclient.New(cfg.File.Kafka)
+			if err != nil {
+				st.Close()
+				return nil, err
+			}
+			g.OutboundConsumer = &outbound.Consumer{Store: st, Partners: cfg.Partners, Log: log,
+				Reader: kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, GroupID: "jambatan-outbound", Topic: oc.Topic, Dialer: kc.Dialer(),
+					StartOffset: kafka.FirstOffset, MaxWait: 500 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20})}
+		}
+	}
 	g.TLS = server.TLSConfig(cert, pool, cfg.Partners)
 	return g, nil
 }
@@ -142,6 +185,11 @@ func (g *Gateway) Health(ctx context.Context) (map[string]any, bool) {
 		return h, false
 	}
 	h["messageLogEntries"] = n
+	if g.Deliverer != nil {
+		if c, err := g.Store.DeliveryCounts(ctx); err == nil {
+			h["deliveries"] = c
+		}
+	}
 	if g.Relay != nil {
 		h["outbox"] = g.Relay.Status(ctx)
 	} else if b, err := g.Store.OutboxBacklog(ctx); err == nil {
@@ -175,6 +223,23 @@ func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 	if g.Relay != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = g.Relay.Run(ctx) }()
+	}
+	if g.Deliverer != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = g.Deliverer.Run(ctx) }()
+	}
+	if g.OutboundConsumer != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer g.OutboundConsumer.Reader.Close()
+			for ctx.Err() == nil {
+				if err := g.OutboundConsumer.Run(ctx); err != nil && ctx.Err() == nil {
+					g.Log.Warn("outbound consumer stopped; restarting", "err", err)
+					time.Sleep(time.Second)
+				}
+			}
+		}()
 	}
 	var opsSrv *http.Server
 	if ops != nil {

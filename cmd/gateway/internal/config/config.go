@@ -36,6 +36,7 @@ type File struct {
 	Kafka          Kafka           `json:"kafka"`
 	OpsListen      string          `json:"ops_listen,omitempty"`
 	SOAP           SOAP            `json:"soap"`
+	Outbound       Outbound        `json:"outbound"`
 	Partners       []PartnerConfig `json:"partners"`
 }
 
@@ -46,6 +47,28 @@ type SOAP struct {
 	SigningKeyFile  string   `json:"signing_key_file,omitempty"`
 	TimestampSkew   Duration `json:"timestamp_skew,omitempty"`    // default 120s
 	TimestampMaxTTL Duration `json:"timestamp_max_ttl,omitempty"` // default 300s
+}
+
+// Outbound configures delivery to partners.
+type Outbound struct {
+	ClientCertFile string `json:"client_cert_file,omitempty"` // the gateway's TLS client certificate towards partners
+	ClientKeyFile  string `json:"client_key_file,omitempty"`
+	Topic          string `json:"topic,omitempty"`        // default perkeso.outbound.v1
+	StatusTopic    string `json:"status_topic,omitempty"` // default perkeso.delivery-status.v1
+}
+
+// EndpointConfig is a partner's receiving endpoint and delivery policy.
+type EndpointConfig struct {
+	URL             string   `json:"url"`
+	Protocol        string   `json:"protocol"`          // json or soap
+	CAFile          string   `json:"ca_file,omitempty"` // CA of the endpoint's server certificate
+	Timeout         Duration `json:"timeout,omitempty"`
+	MaxAttempts     int      `json:"max_attempts,omitempty"`
+	BaseBackoff     Duration `json:"base_backoff,omitempty"`
+	MaxBackoff      Duration `json:"max_backoff,omitempty"`
+	Concurrency     int      `json:"concurrency,omitempty"`
+	BreakerFailures int      `json:"breaker_failures,omitempty"`
+	BreakerCooldown Duration `json:"breaker_cooldown,omitempty"`
 }
 
 // Kafka is the cluster the outbox relay publishes to.
@@ -108,9 +131,10 @@ type PartnerConfig struct {
 	InsurerCodes []string `json:"insurer_codes,omitempty"`
 	// Agencies: institution id, the CA of their WS-Security signing
 	// certificates, and optionally the certificates' SHA-256 fingerprints.
-	Institution       string   `json:"institution,omitempty"`
-	SigningCAFile     string   `json:"signing_ca_file,omitempty"`
-	SigningCertSHA256 []string `json:"signing_cert_sha256,omitempty"`
+	Institution       string          `json:"institution,omitempty"`
+	Endpoint          *EndpointConfig `json:"endpoint,omitempty"`
+	SigningCAFile     string          `json:"signing_ca_file,omitempty"`
+	SigningCertSHA256 []string        `json:"signing_cert_sha256,omitempty"`
 }
 
 // TLSIdentity binds a client certificate to the partner.
@@ -242,6 +266,13 @@ func Load(path string) (*Config, error) {
 		c.File.SOAP.Institution = "MY:PERKESO"
 	}
 	c.File.SOAP.SigningCertFile, c.File.SOAP.SigningKeyFile = rel(c.File.SOAP.SigningCertFile), rel(c.File.SOAP.SigningKeyFile)
+	c.File.Outbound.ClientCertFile, c.File.Outbound.ClientKeyFile = rel(c.File.Outbound.ClientCertFile), rel(c.File.Outbound.ClientKeyFile)
+	if c.File.Outbound.Topic == "" {
+		c.File.Outbound.Topic = "perkeso.outbound.v1"
+	}
+	if c.File.Outbound.StatusTopic == "" {
+		c.File.Outbound.StatusTopic = "perkeso.delivery-status.v1"
+	}
 	if k := c.File.Kafka.TLS; k != nil {
 		if k.CAFile == "" {
 			return nil, &Error{File: abs, Field: "kafka.tls.ca_file", Msg: "is required with kafka.tls"}
@@ -348,6 +379,28 @@ func Load(path string) (*Config, error) {
 			default:
 				return nil, fail("insurer_codes", "%q is not an insurer code", code)
 			}
+		}
+		if e := pc.Endpoint; e != nil {
+			if !strings.HasPrefix(e.URL, "https://") {
+				return nil, fail("endpoint.url", "must be an https URL")
+			}
+			if e.Protocol != "json" && e.Protocol != "soap" {
+				return nil, fail("endpoint.protocol", "must be json or soap")
+			}
+			if e.Protocol == "soap" && pc.Kind != partner.KindAgency {
+				return nil, fail("endpoint.protocol", "soap is for agencies")
+			}
+			ep := partner.Endpoint{URL: e.URL, Protocol: e.Protocol, Timeout: time.Duration(e.Timeout), MaxAttempts: e.MaxAttempts,
+				BaseBackoff: time.Duration(e.BaseBackoff), MaxBackoff: time.Duration(e.MaxBackoff), Concurrency: e.Concurrency,
+				BreakerFailures: e.BreakerFailures, BreakerCooldown: time.Duration(e.BreakerCooldown)}
+			if e.CAFile != "" {
+				pool, err := certs.LoadPool(rel(e.CAFile))
+				if err != nil {
+					return nil, fail("endpoint.ca_file", "%v", err)
+				}
+				ep.RootCAs = pool
+			}
+			p.Endpoint = &ep
 		}
 		if pc.Kind == partner.KindAgency {
 			if !reInstitution.MatchString(pc.Institution) {

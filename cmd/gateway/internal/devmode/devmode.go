@@ -49,7 +49,7 @@ var Demos = []DemoPartner{
 
 // Layout is where dev mode keeps its files (absolute paths).
 type Layout struct {
-	Dir, CACert, CAKey, ServerCert, ServerKey, ReceiptKey, GatewayJWKS, SOAPCert, SOAPKey, Config, Store, DevJSON, KafkaDir string
+	Dir, CACert, CAKey, ServerCert, ServerKey, ReceiptKey, GatewayJWKS, SOAPCert, SOAPKey, OutboundCert, OutboundKey, Config, Store, DevJSON, KafkaDir string
 }
 
 // PartnerKit is a demo partner's onboarding kit.
@@ -67,6 +67,7 @@ func LayoutOf(dir string) (Layout, error) {
 	return Layout{Dir: abs, CACert: j("pki", "ca.pem"), CAKey: j("pki", "ca.key"), ServerCert: j("pki", "server.pem"),
 		ServerKey: j("pki", "server.key"), ReceiptKey: j("pki", "receipt-signing.jwk.json"), GatewayJWKS: j("pki", "gateway-jwks.json"),
 		SOAPCert: j("pki", "soap-signing.pem"), SOAPKey: j("pki", "soap-signing.key"),
+		OutboundCert: j("pki", "outbound-client.pem"), OutboundKey: j("pki", "outbound-client.key"),
 		Config: j("gateway.json"), Store: j("gateway.db"), DevJSON: j("dev.json"), KafkaDir: j("kafka")}, nil
 }
 
@@ -126,6 +127,15 @@ func Ensure(dir string) (l Layout, created bool, err error) {
 	}
 	if !exists(l.SOAPCert) {
 		if err := issueRSASigning(ca, "MY:PERKESO", l.SOAPCert, l.SOAPKey); err != nil {
+			return l, false, err
+		}
+	}
+	if !exists(l.OutboundCert) {
+		c, err := ca.IssueClient("jambatan-gateway")
+		if err != nil {
+			return l, false, err
+		}
+		if err := certs.WriteFiles(l.OutboundCert, l.OutboundKey, c.Cert, c.Key); err != nil {
 			return l, false, err
 		}
 	}
@@ -205,6 +215,7 @@ func writeConfig(l Layout) error {
 		ReceiptKeyFile: "pki/receipt-signing.jwk.json",
 		Limits:         config.Limits{MaxBodyBytes: config.DefaultMaxBodyBytes},
 		SOAP:           config.SOAP{Institution: "MY:PERKESO", SigningCertFile: "pki/soap-signing.pem", SigningKeyFile: "pki/soap-signing.key"},
+		Outbound:       config.Outbound{ClientCertFile: "pki/outbound-client.pem", ClientKeyFile: "pki/outbound-client.key"},
 	}
 	for _, d := range Demos {
 		pc := config.PartnerConfig{ID: d.ID, Kind: d.Kind, Country: d.Country, Formats: []string{d.Format},
@@ -230,13 +241,15 @@ type DevJSON struct {
 	CACert     string `json:"ca_cert"`
 	JWKSURL    string `json:"jwks_url"`
 	// GatewayJWKS is the public half of the receipt/attestation key as a file.
-	GatewayJWKS    string           `json:"gateway_jwks"`
-	Config         string           `json:"config"`
-	Store          string           `json:"store"`
-	KafkaBootstrap string           `json:"kafka_bootstrap"`
-	Topics         events.Topics    `json:"topics"`
-	MetricsURL     string           `json:"metrics_url"`
-	Partners       []DevJSONPartner `json:"partners"`
+	GatewayJWKS    string `json:"gateway_jwks"`
+	Config         string `json:"config"`
+	Store          string `json:"store"`
+	KafkaBootstrap string `json:"kafka_bootstrap"`
+	// DemoAgencyURL is set with --with-demo-agency: where outbound messages to demo-agency go.
+	DemoAgencyURL string           `json:"demo_agency_url,omitempty"`
+	Topics        events.Topics    `json:"topics"`
+	MetricsURL    string           `json:"metrics_url"`
+	Partners      []DevJSONPartner `json:"partners"`
 
 	path string
 }

@@ -7,6 +7,7 @@ package events
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -19,6 +20,9 @@ type Topics struct {
 	Verified     string `json:"verified"`
 	Rejected     string `json:"rejected"`
 	CaseMessages string `json:"case_messages"`
+	// Outbound delivery: requests in, status out (named in dev.json).
+	Outbound       string `json:"outbound,omitempty"`
+	DeliveryStatus string `json:"delivery_status,omitempty"`
 }
 
 // DefaultTopics are the topic names unless configured otherwise.
@@ -144,4 +148,30 @@ func (b *Builder) RejectedMessage(r Rejected, at time.Time) (store.Message, erro
 		return store.Message{}, err
 	}
 	return store.Message{Topic: b.Topics.Rejected, Key: []byte(r.Partner), Headers: b.headers(r.CorrelationID, TypeRejected, r.Partner, at), Value: val}, nil
+}
+
+// DeliveryStatus is the value of a delivery-status record.
+type DeliveryStatus struct {
+	DeliveryID  int64  `json:"deliveryId"`
+	Key         string `json:"key"`
+	Partner     string `json:"partner"`
+	MessageType string `json:"messageType"`
+	CaseID      string `json:"caseId,omitempty"`
+	State       string `json:"state"` // delivered, retrying, dead-lettered
+	Attempts    int    `json:"attempts"`
+	Error       string `json:"error,omitempty"`
+	At          string `json:"at"`
+}
+
+// TypeDeliveryStatus is the CloudEvents type of delivery status events.
+const TypeDeliveryStatus = "my.perkeso.delivery.status.v1"
+
+// DeliveryStatusMessage is a status event on topic, keyed by delivery key.
+func (b *Builder) DeliveryStatusMessage(topic string, st DeliveryStatus, at time.Time) (store.Message, error) {
+	val, err := json.Marshal(st)
+	if err != nil {
+		return store.Message{}, err
+	}
+	id := fmt.Sprintf("%s#%d", st.Key, st.Attempts)
+	return store.Message{Topic: topic, Key: []byte(st.Key), Headers: b.headers(id, TypeDeliveryStatus, st.Partner, at), Value: val}, nil
 }

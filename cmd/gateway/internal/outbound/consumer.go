@@ -1,0 +1,82 @@
+package outbound
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+)
+
+// Consumer queues the outbound requests of perkeso.outbound.v1: each is
+// validated and put in the durable queue, and its offset committed only then.
+// A request that cannot be delivered (unknown partner, bad payload) is logged
+// and dead-lettered at once so the operator sees it.
+type Consumer struct {
+	Reader   *kafka.Reader
+	Store    *store.DB
+	Partners *partner.Registry
+	Log      *slog.Logger
+}
+
+// Run consumes until ctx is done.
+func (c *Consumer) Run(ctx context.Context) error {
+	for {
+		m, err := c.Reader.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if err := c.Queue(ctx, m); err != nil {
+			return err
+		}
+		if err := c.Reader.CommitMessages(ctx, m); err != nil {
+			return err
+		}
+	}
+}
+
+// Queue turns one record into a delivery.
+func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
+	var r Request
+	if err := json.Unmarshal(m.Value, &r); err != nil {
+		r = Request{}
+	}
+	if r.ID == "" {
+		for _, h := range m.Headers {
+			if h.Key == "ce_id" {
+				r.ID = string(h.Value)
+			}
+		}
+	}
+	if r.ID == "" {
+		r.ID = fmt.Sprintf("kafka:%s:%d:%d", m.Topic, m.Partition, m.Offset)
+	}
+	d := &store.Delivery{Key: r.ID, PartnerID: r.Partner, MessageType: r.MessageType, CaseID: r.CaseID, Payload: r.Payload}
+	now := time.Now()
+	if _, err := c.Store.Enqueue(ctx, d, now); err != nil {
+		return err
+	}
+	if verr := r.Validate(c.Partners); verr != nil {
+		c.Log.Warn("outbound request refused; dead-lettered", "key", r.ID, "err", verr)
+		ds, err := c.Store.Deliveries(ctx, store.DeliveryPending, 1<<20)
+		if err != nil {
+			return err
+		}
+		for _, q := range ds {
+			if q.Key == r.ID {
+				e := &store.Entry{CorrelationID: "outbound-" + r.ID, PartnerID: r.Partner, ReceivedAt: now, Route: "OUTBOUND " + r.MessageType,
+					Verification: "refused: " + verr.Error(), Outcome: "DEAD_LETTERED", SourceKey: r.ID, Body: m.Value}
+				return c.Store.RecordAttempt(ctx, q, store.Attempt{State: store.DeliveryDead, Error: verr.Error()}, e)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+)
+
+// runOutbound is "gateway outbound list|retry": the operator's view of the
+// delivery queue.
+func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	usage := "usage: gateway outbound list [--state pending|delivered|dead] | retry ID   (--dev DIR | --config FILE | --store PATH|DSN)"
+	if len(args) == 0 || (args[0] != "list" && args[0] != "retry") {
+		fmt.Fprintln(stderr, usage)
+		return errUsage
+	}
+	fs := newFlags("outbound "+args[0], stderr)
+	state := fs.String("state", "", "only deliveries in this state")
+	dir := fs.String("dev", "", "dev directory")
+	cfgPath := fs.String("config", "", "configuration file naming the store")
+	target := fs.String("store", "", "store: SQLite file or postgres:// DSN")
+	if err := parse(fs, args[1:]); err != nil {
+		return errUsage
+	}
+	switch {
+	case *target != "":
+	case *cfgPath != "":
+		cfg, err := config.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		*target = cfg.StorePath
+	default:
+		if *dir == "" {
+			*dir = devmode.DefaultDir
+		}
+		l, err := devmode.LayoutOf(*dir)
+		if err != nil {
+			return err
+		}
+		*target = l.Store
+	}
+	st, err := store.Open(*target)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if args[0] == "retry" {
+		if fs.NArg() != 1 {
+			fmt.Fprintln(stderr, usage)
+			return errUsage
+		}
+		id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+		if err != nil {
+			return fmt.Errorf("delivery id %q is not a number", fs.Arg(0))
+		}
+		if err := st.RetryDelivery(ctx, id, time.Now()); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "delivery %d queued again\n", id)
+		return nil
+	}
+	ds, err := st.Deliveries(ctx, *state, 10000)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%-6s %-10s %-14s %-20s %-8s %-25s %s\n", "ID", "STATE", "PARTNER", "TYPE", "ATTEMPTS", "NEXT/LAST", "ERROR")
+	for _, d := range ds {
+		fmt.Fprintf(stdout, "%-6d %-10s %-14s %-20s %-8d %-25s %s\n", d.ID, d.State, d.PartnerID, d.MessageType, d.Attempts, d.NextAt.UTC().Format(time.RFC3339), d.LastError)
+	}
+	fmt.Fprintf(stderr, "%d deliveries\n", len(ds))
+	return nil
+}
