@@ -396,4 +396,28 @@ func TestOutboundRoundTrip(t *testing.T) {
 	if o, _, err := gateway(t, "outbound", "retry", "--dev", dir, id); err != nil || !strings.Contains(o, "queued again") {
 		t.Fatalf("retry: %v %s", err, o)
 	}
+
+	// Without Kafka: the operator listener takes the request (operator certificate from dev.json).
+	ca, _ := certs.LoadPool(d.CACert)
+	opCert, err := tls.LoadX509KeyPair(d.OperatorCert, d.OperatorKey)
+	if err != nil || d.OperatorURL == "" {
+		t.Fatalf("operator kit: %v %+v", err, d)
+	}
+	oc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca, Certificates: []tls.Certificate{opCert}}}}
+	body := `{"id":"ri-001","partner":"demo-agency","messageType":"RequestInformation","caseId":"MY:PERKESO:XB-2026-000731","payload":{"items":[{"code":"WAGES_6M"}]}}`
+	resp, err := oc.Post(d.OperatorURL+"/v1/outbound", "application/json", strings.NewReader(body))
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("operator post: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	for {
+		o, _, _ := gateway(t, "outbound", "list", "--dev", dir, "--state", "delivered")
+		if strings.Contains(o, "RequestInformation") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("operator request never delivered:\n%s", o)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -75,6 +75,9 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if cfg.File.Outbound.ClientCertFile == "" { // a dev directory from before outbound delivery
 		cfg.File.Outbound.ClientCertFile, cfg.File.Outbound.ClientKeyFile = l.OutboundCert, l.OutboundKey
 	}
+	if cfg.File.Operator.Listen == "" {
+		cfg.File.Operator = config.Operator{Listen: "127.0.0.1:0", ClientCAFile: l.CACert, AllowedCNs: []string{"operator"}}
+	}
 	topics := app.Topics(cfg.File.Kafka)
 	topics.Outbound, topics.DeliveryStatus = cfg.File.Outbound.Topic, cfg.File.Outbound.StatusTopic
 	kafka, err := broker.Start(l.KafkaDir, *kafkaPort, topics.Verified, topics.Rejected, topics.CaseMessages, topics.Outbound, topics.DeliveryStatus)
@@ -106,6 +109,9 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		d.Store = cfg.StorePath
 	}
 	d.KafkaBootstrap, d.Topics, d.MetricsURL, d.DemoAgencyURL = kafka.Addr, topics, "http://"+ops.Addr().String()+"/metrics", demoURL
+	if g.OperatorLn != nil {
+		d.OperatorURL, d.OperatorCert, d.OperatorKey = "https://"+g.OperatorLn.Addr().String(), l.OperatorCert, l.OperatorKey
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- g.Serve(ctx, ln, ops) }()
 	// dev.json is written once the listener accepts connections.
@@ -139,6 +145,13 @@ func start(cfg *config.Config, addr string, log *slog.Logger) (*app.Gateway, net
 	if err != nil {
 		g.Store.Close()
 		return nil, nil, nil, err
+	}
+	if g.OperatorTLS != nil {
+		if g.OperatorLn, err = net.Listen("tcp", cfg.File.Operator.Listen); err != nil {
+			ln.Close()
+			g.Store.Close()
+			return nil, nil, nil, fmt.Errorf("operator listener: %w", err)
+		}
 	}
 	var ops net.Listener
 	if cfg.File.OpsListen != "" {

@@ -26,6 +26,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/operator"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
@@ -50,6 +51,10 @@ type Gateway struct {
 	producer interface{ Close() error }
 	// Deliverer delivers outbound messages (nil without an outbound client certificate).
 	Deliverer *outbound.Deliverer
+	// Operator is the operator API's TLS config (nil when not configured).
+	OperatorTLS *tls.Config
+	// OperatorLn is the operator listener, bound by the caller when configured.
+	OperatorLn net.Listener
 	// OutboundConsumer reads perkeso.outbound.v1 (nil without Kafka or a deliverer).
 	OutboundConsumer *outbound.Consumer
 }
@@ -164,6 +169,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 					StartOffset: kafka.FirstOffset, MaxWait: 500 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20})}
 		}
 	}
+	if oc := cfg.File.Operator; oc.Listen != "" {
+		opPool, err := certs.LoadPool(oc.ClientCAFile)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("operator client CA: %w", err)
+		}
+		g.OperatorTLS = operator.TLSConfig(cert, opPool, oc.AllowedCNs)
+	}
 	g.TLS = server.TLSConfig(cert, pool, cfg.Partners)
 	return g, nil
 }
@@ -214,6 +227,13 @@ func (g *Gateway) OpsHandler() http.Handler {
 	return mux
 }
 
+// ServeOperator serves the operator API on ln (mutual TLS) until ctx is done.
+func (g *Gateway) ServeOperator(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: (&operator.API{Store: g.Store, Partners: g.Config.Partners}).Handler(), TLSConfig: g.OperatorTLS,
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
+	return server.Serve(ctx, hs, ln)
+}
+
 // Serve serves on ln (and the ops listener, if given) and runs the relay
 // until ctx is done, then stops them and closes the store.
 func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
@@ -227,6 +247,10 @@ func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 	if g.Deliverer != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = g.Deliverer.Run(ctx) }()
+	}
+	if g.OperatorLn != nil && g.OperatorTLS != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = g.ServeOperator(ctx, g.OperatorLn) }()
 	}
 	if g.OutboundConsumer != nil {
 		wg.Add(1)

@@ -37,6 +37,7 @@ type File struct {
 	OpsListen      string          `json:"ops_listen,omitempty"`
 	SOAP           SOAP            `json:"soap"`
 	Outbound       Outbound        `json:"outbound"`
+	Operator       Operator        `json:"operator"`
 	Partners       []PartnerConfig `json:"partners"`
 }
 
@@ -55,6 +56,14 @@ type Outbound struct {
 	ClientKeyFile  string `json:"client_key_file,omitempty"`
 	Topic          string `json:"topic,omitempty"`        // default perkeso.outbound.v1
 	StatusTopic    string `json:"status_topic,omitempty"` // default perkeso.delivery-status.v1
+}
+
+// Operator configures the operator listener (outbound requests without
+// Kafka, the delivery queue): mutual TLS against the operators' CA.
+type Operator struct {
+	Listen       string   `json:"listen,omitempty"`
+	ClientCAFile string   `json:"client_ca_file,omitempty"`
+	AllowedCNs   []string `json:"allowed_cns,omitempty"`
 }
 
 // EndpointConfig is a partner's receiving endpoint and delivery policy.
@@ -267,6 +276,10 @@ func Load(path string) (*Config, error) {
 	}
 	c.File.SOAP.SigningCertFile, c.File.SOAP.SigningKeyFile = rel(c.File.SOAP.SigningCertFile), rel(c.File.SOAP.SigningKeyFile)
 	c.File.Outbound.ClientCertFile, c.File.Outbound.ClientKeyFile = rel(c.File.Outbound.ClientCertFile), rel(c.File.Outbound.ClientKeyFile)
+	c.File.Operator.ClientCAFile = rel(c.File.Operator.ClientCAFile)
+	if c.File.Operator.Listen != "" && (c.File.Operator.ClientCAFile == "" || len(c.File.Operator.AllowedCNs) == 0) {
+		return nil, &Error{File: abs, Field: "operator", Msg: "client_ca_file and allowed_cns are required with listen"}
+	}
 	if c.File.Outbound.Topic == "" {
 		c.File.Outbound.Topic = "perkeso.outbound.v1"
 	}

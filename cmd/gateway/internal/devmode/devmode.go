@@ -49,7 +49,7 @@ var Demos = []DemoPartner{
 
 // Layout is where dev mode keeps its files (absolute paths).
 type Layout struct {
-	Dir, CACert, CAKey, ServerCert, ServerKey, ReceiptKey, GatewayJWKS, SOAPCert, SOAPKey, OutboundCert, OutboundKey, Config, Store, DevJSON, KafkaDir string
+	Dir, CACert, CAKey, ServerCert, ServerKey, ReceiptKey, GatewayJWKS, SOAPCert, SOAPKey, OutboundCert, OutboundKey, OperatorCert, OperatorKey, Config, Store, DevJSON, KafkaDir string
 }
 
 // PartnerKit is a demo partner's onboarding kit.
@@ -68,6 +68,7 @@ func LayoutOf(dir string) (Layout, error) {
 		ServerKey: j("pki", "server.key"), ReceiptKey: j("pki", "receipt-signing.jwk.json"), GatewayJWKS: j("pki", "gateway-jwks.json"),
 		SOAPCert: j("pki", "soap-signing.pem"), SOAPKey: j("pki", "soap-signing.key"),
 		OutboundCert: j("pki", "outbound-client.pem"), OutboundKey: j("pki", "outbound-client.key"),
+		OperatorCert: j("pki", "operator.pem"), OperatorKey: j("pki", "operator.key"),
 		Config: j("gateway.json"), Store: j("gateway.db"), DevJSON: j("dev.json"), KafkaDir: j("kafka")}, nil
 }
 
@@ -136,6 +137,15 @@ func Ensure(dir string) (l Layout, created bool, err error) {
 			return l, false, err
 		}
 		if err := certs.WriteFiles(l.OutboundCert, l.OutboundKey, c.Cert, c.Key); err != nil {
+			return l, false, err
+		}
+	}
+	if !exists(l.OperatorCert) {
+		c, err := ca.IssueClient("operator")
+		if err != nil {
+			return l, false, err
+		}
+		if err := certs.WriteFiles(l.OperatorCert, l.OperatorKey, c.Cert, c.Key); err != nil {
 			return l, false, err
 		}
 	}
@@ -216,6 +226,7 @@ func writeConfig(l Layout) error {
 		Limits:         config.Limits{MaxBodyBytes: config.DefaultMaxBodyBytes},
 		SOAP:           config.SOAP{Institution: "MY:PERKESO", SigningCertFile: "pki/soap-signing.pem", SigningKeyFile: "pki/soap-signing.key"},
 		Outbound:       config.Outbound{ClientCertFile: "pki/outbound-client.pem", ClientKeyFile: "pki/outbound-client.key"},
+		Operator:       config.Operator{Listen: "127.0.0.1:0", ClientCAFile: "pki/ca.pem", AllowedCNs: []string{"operator"}},
 	}
 	for _, d := range Demos {
 		pc := config.PartnerConfig{ID: d.ID, Kind: d.Kind, Country: d.Country, Formats: []string{d.Format},
@@ -246,10 +257,14 @@ type DevJSON struct {
 	Store          string `json:"store"`
 	KafkaBootstrap string `json:"kafka_bootstrap"`
 	// DemoAgencyURL is set with --with-demo-agency: where outbound messages to demo-agency go.
-	DemoAgencyURL string           `json:"demo_agency_url,omitempty"`
-	Topics        events.Topics    `json:"topics"`
-	MetricsURL    string           `json:"metrics_url"`
-	Partners      []DevJSONPartner `json:"partners"`
+	DemoAgencyURL string `json:"demo_agency_url,omitempty"`
+	// The operator listener (outbound requests without Kafka) and a dev operator's certificate.
+	OperatorURL  string           `json:"operator_url,omitempty"`
+	OperatorCert string           `json:"operator_cert,omitempty"`
+	OperatorKey  string           `json:"operator_key,omitempty"`
+	Topics       events.Topics    `json:"topics"`
+	MetricsURL   string           `json:"metrics_url"`
+	Partners     []DevJSONPartner `json:"partners"`
 
 	path string
 }
