@@ -22,6 +22,8 @@ type Consumer struct {
 	Store    *store.DB
 	Partners *partner.Registry
 	Log      *slog.Logger
+	// Status, when set, publishes the dead-lettered status of a refused request.
+	Status func(d *store.Delivery, state string, attempts int, errText string, at time.Time) (store.Message, error)
 }
 
 // Run consumes until ctx is done.
@@ -74,6 +76,11 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 			if q.Key == r.ID {
 				e := &store.Entry{CorrelationID: "outbound-" + r.ID, PartnerID: r.Partner, ReceivedAt: now, Route: "OUTBOUND " + r.MessageType,
 					Verification: "refused: " + verr.Error(), Outcome: "DEAD_LETTERED", SourceKey: r.ID, Body: m.Value}
+				if c.Status != nil {
+					if sm, err := c.Status(q, "dead-lettered", 1, verr.Error(), now); err == nil {
+						e.Outbox = []store.Message{sm}
+					}
+				}
 				return c.Store.RecordAttempt(ctx, q, store.Attempt{State: store.DeliveryDead, Error: verr.Error()}, e)
 			}
 		}

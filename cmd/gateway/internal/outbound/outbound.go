@@ -295,7 +295,7 @@ type Request struct {
 }
 
 // Message types the deliverer knows (agency-soap/v1 catalogue, and JSON).
-var MessageTypes = map[string]bool{"RequestInformation": true, "NotifyDecision": true, "JSON": true}
+var MessageTypes = map[string]bool{"NotifyInjury": true, "RequestInformation": true, "NotifyDecision": true, "JSON": true}
 
 // Validate checks a request before it is queued.
 func (r *Request) Validate(reg *partner.Registry) error {
@@ -311,8 +311,10 @@ func (r *Request) Validate(reg *partner.Registry) error {
 		return fmt.Errorf("unknown messageType %q", r.MessageType)
 	case len(r.Payload) == 0 || !json.Valid(r.Payload):
 		return errors.New("payload must be JSON")
-	case p.Endpoint.Protocol == "soap" && r.CaseID == "":
+	case p.Endpoint.Protocol == "soap" && r.CaseID == "" && r.MessageType != "NotifyInjury":
 		return errors.New("caseId is required for an agency")
+	case p.Endpoint.Protocol == "soap" && r.MessageType == "JSON", p.Endpoint.Protocol == "json" && r.MessageType != "JSON":
+		return fmt.Errorf("messageType %s does not fit the partner's protocol %s", r.MessageType, p.Endpoint.Protocol)
 	}
 	return nil
 }

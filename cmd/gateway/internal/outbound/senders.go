@@ -21,6 +21,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/soapclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
+	"github.com/perkeso/jambatan/schema"
 )
 
 // JSONSender posts JWS-signed JSON with resty over mutual TLS.
@@ -142,11 +143,17 @@ func (s *SOAPSender) envelope(d *store.Delivery) (*etree.Document, string, error
 	op := env.CreateElement("soap:Body").CreateElement("xb:" + d.MessageType)
 	h := op.CreateElement("xb:Header")
 	h.CreateElement("xb:MessageId").SetText(messageID(d.Key))
-	h.CreateElement("xb:CaseId").SetText(d.CaseID)
+	if d.MessageType != "NotifyInjury" { // the receiver assigns the case id of a notification
+		h.CreateElement("xb:CaseId").SetText(d.CaseID)
+	}
 	h.CreateElement("xb:Sender").SetText(s.Institution)
 	h.CreateElement("xb:Receiver").SetText(s.Receiver)
 	h.CreateElement("xb:SentAt").SetText(time.Now().UTC().Format("2006-01-02T15:04:05Z"))
 	switch d.MessageType {
+	case "NotifyInjury":
+		if err := notifyInjury(op, d.Payload); err != nil {
+			return nil, "", err
+		}
 	case "RequestInformation":
 		var p struct {
 			Items []struct {
@@ -199,6 +206,14 @@ func (s *SOAPSender) envelope(d *store.Delivery) (*etree.Document, string, error
 		}
 	default:
 		return nil, "", fmt.Errorf("message type %s cannot go to an agency", d.MessageType)
+	}
+	// What goes out must be what the agency's schema accepts.
+	xs, err := schema.AgencySOAP()
+	if err != nil {
+		return nil, "", err
+	}
+	if verr := xs.Validate(op, "xb"); verr != nil {
+		return nil, "", fmt.Errorf("the %s built from the payload breaks the schema: %v", d.MessageType, verr)
 	}
 	return doc, "urn:xb-injury:exchange:v1#" + d.MessageType, nil
 }

@@ -1,0 +1,59 @@
+package outbound
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/perkeso/jambatan/adapters/agencysoap"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+	"github.com/perkeso/jambatan/mapping"
+	"github.com/perkeso/jambatan/schema"
+)
+
+// TestNotifyInjuryRoundTrip maps the canonical record of agency-soap/v1
+// §10.3 to an outgoing NotifyInjury, which must be schema-valid, break no
+// content rule, and read back to the same person, accident, injuries and wage.
+func TestNotifyInjuryRoundTrip(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "agencysoap", "testdata", "example-10.3.expect.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec schema.Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	payload, _ := json.Marshal(NotifyInjuryPayload{Record: rec, SenderCaseRef: "PERKESO-JB-2026-0042"})
+	s := &SOAPSender{Institution: "MY:PERKESO", Receiver: "TH:SSO"}
+	doc, action, err := s.envelope(&store.Delivery{Key: "ni-1", MessageType: "NotifyInjury", Payload: payload})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if action != "urn:xb-injury:exchange:v1#NotifyInjury" {
+		t.Fatal(action)
+	}
+	body := doc.FindElement("//Body").ChildElements()[0]
+	n := agencysoap.ReadNotifyInjury(body)
+	if p := n.First(); p != nil {
+		t.Fatalf("the outgoing message breaks %s at %s: %s", p.Code, p.Location, p.Reason)
+	}
+	back, err := n.Canonical(time.Now(), "TH:SSO:CASE-1", mapping.ExampleRates)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Person.PrimaryID != rec.Person.PrimaryID || back.Person.DateOfBirth != rec.Person.DateOfBirth || back.Accident.OccurredAt != rec.Accident.OccurredAt ||
+		back.Injuries[0].NatureESAW != rec.Injuries[0].NatureESAW || back.Injuries[0].BodyPartESAW != rec.Injuries[0].BodyPartESAW ||
+		back.Wages[0].MYRAmount != rec.Wages[0].MYRAmount || *back.Outcome.MCDays != *rec.Outcome.MCDays {
+		t.Fatalf("round trip differs:\n%+v\n%+v", back, rec)
+	}
+	t.Run("fail/record-without-wage", func(t *testing.T) {
+		r := rec
+		r.Wages = nil
+		p, _ := json.Marshal(NotifyInjuryPayload{Record: r})
+		if _, _, err := s.envelope(&store.Delivery{Key: "ni-2", MessageType: "NotifyInjury", Payload: p}); err == nil {
+			t.Fatal("a record without a wage became a NotifyInjury")
+		}
+	})
+}
