@@ -59,6 +59,7 @@ type Options struct {
 	MaxBodyBytes int64
 	Store        string // SQLite path or postgres:// DSN; default a SQLite file in a temp dir
 	SOAPMaxTTL   time.Duration
+	Log          *slog.Logger // default: discard (GATEWAYTEST_LOG=1: stderr)
 }
 
 // Start starts a gateway with partners "employer-a" (UEN 201912345K and
@@ -119,6 +120,9 @@ func Start(t testing.TB, opts Options) *Env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("GATEWAYTEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if opts.Log != nil {
+		log = opts.Log
 	}
 	srv := &server.Server{
 		Partners: registry, Store: st, Receipts: signer, Log: log,
