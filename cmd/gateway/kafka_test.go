@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -129,6 +130,31 @@ func TestKcatEndToEnd(t *testing.T) {
 		if err := json.Unmarshal([]byte(m["payload"].(string)), &env); err != nil || env.Record.RecordID != key || env.Receipt == "" || env.Attestation == "" || env.JWS.Signature == "" {
 			t.Fatalf("envelope %v: %v", m["payload"], err)
 		}
+	}
+	// Metrics and readiness on the ops listener.
+	ops := strings.TrimSuffix(d.MetricsURL, "/metrics")
+	resp, err := http.Get(d.MetricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`jambatan_requests_total{outcome="202",partner="demo-employer",route="POST /v1/injury-notices"} 25`,
+		`jambatan_requests_total{outcome="422",partner="demo-employer",route="POST /v1/injury-notices"} 3`,
+		`jambatan_intake_seconds_bucket{route="POST /v1/injury-notices"`, `jambatan_outbox_backlog 0`, `jambatan_outbox_oldest_age_seconds 0`,
+		`jambatan_certificate_expiry_seconds{certificate="server"}`, `jambatan_deliveries{state="dead"} 0`} {
+		if !strings.Contains(string(mb), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	resp, err = http.Get(ops + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(rb), `"store":{"ok":true}`) || !strings.Contains(string(rb), `"kafka":{"ok":true`) {
+		t.Fatalf("/readyz %d %s", resp.StatusCode, rb)
 	}
 	rej := kcatJSON(t, d.KafkaBootstrap, d.Topics.Rejected)
 	if len(rej) != 3 {

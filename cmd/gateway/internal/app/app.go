@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/metrics"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/operator"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
@@ -40,13 +42,16 @@ import (
 
 // Gateway is an assembled, not yet listening gateway.
 type Gateway struct {
-	Config   *config.Config
-	Store    *store.DB
-	Server   *server.Server
-	Relay    *relay.Relay // nil without Kafka brokers
-	TLS      *tls.Config
-	Log      *slog.Logger
-	Metrics  *prometheus.Registry
+	Config  *config.Config
+	Store   *store.DB
+	Server  *server.Server
+	Relay   *relay.Relay // nil without Kafka brokers
+	TLS     *tls.Config
+	Log     *slog.Logger
+	Metrics *prometheus.Registry
+	M       *metrics.Metrics
+	// certs are the certificates whose expiry /metrics and /readyz report.
+	certs    map[string]*x509.Certificate
 	Topics   events.Topics
 	producer interface{ Close() error }
 	// Deliverer delivers outbound messages (nil without an outbound client certificate).
@@ -95,8 +100,20 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{Config: cfg, Store: st, Log: log, Metrics: prometheus.NewRegistry(), Topics: Topics(cfg.File.Kafka)}
 	g.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	relay.Register(g.Metrics)
+	g.M = metrics.New(g.Metrics)
+	g.certs = map[string]*x509.Certificate{}
+	if cert.Leaf != nil {
+		g.certs["server"] = cert.Leaf
+	} else if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
+		g.certs["server"] = leaf
+	}
+	if cas, err := certs.LoadCertificates(cfg.ClientCAFile); err == nil {
+		for i, c := range cas {
+			g.certs[fmt.Sprintf("client-ca-%d", i)] = c
+		}
+	}
 
-	pipe := &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log,
+	pipe := &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log, Metrics: g.M,
 		Events: &events.Builder{Topics: g.Topics, Source: "urn:my:perkeso:jambatan:" + cfg.File.Instance}}
 	if len(cfg.File.Kafka.Brokers) > 0 {
 		kc, err := kafkaclient.New(cfg.File.Kafka)
@@ -118,6 +135,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 			ReadTimeout: time.Duration(lim.ReadTimeout), WriteTimeout: time.Duration(lim.WriteTimeout), IdleTimeout: time.Duration(lim.IdleTimeout)},
 	}
 	g.Server.Health = g.Health
+	g.Server.Metrics = g.M
 	if sc := cfg.File.SOAP; sc.SigningCertFile != "" {
 		cs, err := certs.LoadCertificates(sc.SigningCertFile)
 		if err != nil {
@@ -131,13 +149,17 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		}
 		g.Server.SOAP = &soapsrv.Handler{Store: st, Receipts: signer, Events: pipe.Events, Signer: &wssec.Signer{Cert: cs[0], Key: key},
 			Institution: sc.Institution, Skew: time.Duration(sc.TimestampSkew), MaxTTL: time.Duration(sc.TimestampMaxTTL),
-			Rates: mapping.ExampleRates, MaxBytes: int(lim.MaxBodyBytes), Log: log, Published: pipe.Published}
+			Rates: mapping.ExampleRates, MaxBytes: int(lim.MaxBodyBytes), Log: log, Published: pipe.Published, Metrics: g.M}
+		g.certs["soap-signing"] = cs[0]
 	}
 	if oc := cfg.File.Outbound; oc.ClientCertFile != "" {
 		clientCert, err := tls.LoadX509KeyPair(oc.ClientCertFile, oc.ClientKeyFile)
 		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("outbound client certificate: %w", err)
+		}
+		if leaf, err := x509.ParseCertificate(clientCert.Certificate[0]); err == nil {
+			g.certs["outbound-client"] = leaf
 		}
 		var soapSigner *wssec.Signer
 		if g.Server.SOAP != nil {
@@ -211,18 +233,97 @@ func (g *Gateway) Health(ctx context.Context) (map[string]any, bool) {
 	return h, true
 }
 
-// OpsHandler serves /metrics (Prometheus) and /healthz without client
-// certificates; bind it to a management network or loopback only.
+// refresh sets the gauges read from the store and the certificates.
+func (g *Gateway) refresh(ctx context.Context) {
+	now := time.Now()
+	if at, ok, err := g.Store.OutboxOldest(ctx); err == nil {
+		age := 0.0
+		if ok {
+			age = now.Sub(at).Seconds()
+		}
+		g.M.OutboxOldest.Set(age)
+	}
+	if c, err := g.Store.DeliveryCounts(ctx); err == nil {
+		for _, st := range []string{store.DeliveryPending, store.DeliveryDelivered, store.DeliveryDead} {
+			g.M.Deliveries.WithLabelValues(st).Set(float64(c[st]))
+		}
+	}
+	for name, c := range g.certs {
+		g.M.ObserveCert(name, c, now)
+	}
+	if g.Relay != nil {
+		g.Relay.Status(ctx) // sets the backlog gauge
+	}
+}
+
+// Check is one readiness check.
+type Check struct {
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// Ready runs the readiness checks: the store is writable, Kafka is reachable
+// or the outbox is within bounds, and no certificate has expired.
+func (g *Gateway) Ready(ctx context.Context) (map[string]Check, bool) {
+	checks := map[string]Check{}
+	if err := g.Store.Ping(ctx); err != nil {
+		checks["store"] = Check{Detail: err.Error()}
+	} else {
+		checks["store"] = Check{OK: true}
+	}
+	if g.Relay != nil {
+		st := g.Relay.Status(ctx)
+		switch {
+		case st.LastError == "":
+			checks["kafka"] = Check{OK: true, Detail: fmt.Sprintf("backlog %d", st.Backlog)}
+		case st.Backlog <= MaxBacklog:
+			checks["kafka"] = Check{OK: true, Detail: fmt.Sprintf("unreachable, backlog %d within %d", st.Backlog, MaxBacklog)}
+		default:
+			checks["kafka"] = Check{Detail: fmt.Sprintf("unreachable, backlog %d over %d: %s", st.Backlog, MaxBacklog, st.LastError)}
+		}
+	}
+	now := time.Now()
+	for name, c := range g.certs {
+		if now.After(c.NotAfter) || now.Before(c.NotBefore) {
+			checks["certificate:"+name] = Check{Detail: "not valid now (until " + c.NotAfter.UTC().Format(time.RFC3339) + ")"}
+		} else {
+			checks["certificate:"+name] = Check{OK: true, Detail: "valid until " + c.NotAfter.UTC().Format(time.RFC3339)}
+		}
+	}
+	ok := true
+	for _, c := range checks {
+		ok = ok && c.OK
+	}
+	return checks, ok
+}
+
+// MaxBacklog is the outbox backlog above which a gateway that cannot reach
+// Kafka stops reporting ready.
+const MaxBacklog = 100000
+
+// OpsHandler serves /metrics (Prometheus), /healthz (the process is up, with
+// detail) and /readyz (per-check readiness) without client certificates;
+// bind it to a management network or loopback only.
 func (g *Gateway) OpsHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(g.Metrics, promhttp.HandlerOpts{}))
+	prom := promhttp.HandlerFor(g.Metrics, promhttp.HandlerOpts{})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		g.refresh(r.Context())
+		prom.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		h, ok := g.Health(r.Context())
+		h, _ := g.Health(r.Context())
+		h["status"] = "up"
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(h)
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		checks, ok := g.Ready(r.Context())
 		w.Header().Set("Content-Type", "application/json")
 		if !ok {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
-		_ = json.NewEncoder(w).Encode(h)
+		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "checks": checks})
 	})
 	return mux
 }

@@ -16,11 +16,13 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
+	"strings"
 	"time"
 
 	"github.com/perkeso/jambatan/adapters"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/metrics"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
@@ -41,6 +43,21 @@ type Pipeline struct {
 	// Published, when set, is called after a commit that added outbox
 	// messages, to wake the relay.
 	Published func()
+	// Metrics, when set, counts refused signatures by kind.
+	Metrics *metrics.Metrics
+}
+
+// reasonKind classes a JWS refusal for the metric (bounded label values).
+func reasonKind(reason string) string {
+	for _, k := range []struct{ prefix, kind string }{
+		{"no JWS", "absent"}, {"JWS JSON", "json-serialization"}, {"alg", "alg"}, {"unknown kid", "kid"}, {"header has no kid", "kid"},
+		{"signature does not", "signature"}, {"crit", "crit"}, {`"b64"`, "b64"}, {"typ", "typ"}, {"cty", "cty"},
+	} {
+		if strings.HasPrefix(reason, k.prefix) {
+			return k.kind
+		}
+	}
+	return "malformed"
 }
 
 // Submission is one request as received over mutual TLS.
@@ -182,6 +199,7 @@ func (p *Pipeline) verify(s *step, form jwsin.Form) *problem.Error {
 			reason = je.Reason
 		}
 		s.entry.Verification = "refused: " + reason
+		p.Metrics.VerificationFailed(reasonKind(reason))
 		return problem.New(problem.Signature, reason, adapters.Problem{Pointer: "", Code: adapters.CodeSignature, Message: reason})
 	}
 	s.verified = v

@@ -16,12 +16,14 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/perkeso/jambatan/adapters"
 	"github.com/perkeso/jambatan/adapters/insurerclaim"
 	"github.com/perkeso/jambatan/adapters/sgemployer"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/metrics"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
@@ -57,6 +59,34 @@ type Server struct {
 	Health func(ctx context.Context) (map[string]any, bool)
 	// SOAP serves the agency exchange; nil answers it with a server fault.
 	SOAP *soapsrv.Handler
+	// Metrics, when set, counts requests by route, partner and outcome.
+	Metrics *metrics.Metrics
+}
+
+// reqInfo carries what the route learns (the partner) back to the
+// middleware that records the request.
+type reqInfo struct{ partner string }
+
+type infoKey struct{}
+
+// statusWriter remembers the status written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 // Routes lists every served route, method and pattern; the OpenAPI test
@@ -108,8 +138,23 @@ func (s *Server) correlate(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := newCorrelationID()
 		w.Header().Set(CorrelationHeader, id)
-		r = r.WithContext(context.WithValue(r.Context(), correlationKey, id))
-		if _, pattern := mux.Handler(r); pattern == "" {
+		info := &reqInfo{}
+		r = r.WithContext(context.WithValue(context.WithValue(r.Context(), correlationKey, id), infoKey{}, info))
+		_, pattern := mux.Handler(r)
+		if s.Metrics != nil {
+			start := time.Now()
+			sw := &statusWriter{ResponseWriter: w}
+			w = sw
+			defer func() {
+				route := pattern
+				if route == "" {
+					route = "unknown"
+				}
+				s.Metrics.Requests.WithLabelValues(route, info.partner, strconv.Itoa(sw.status)).Inc()
+				s.Metrics.Latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+			}()
+		}
+		if pattern == "" {
 			kind := problem.NotFound
 			for _, rt := range Routes {
 				if matchPath(rt.Path, r.URL.Path) {
@@ -145,6 +190,9 @@ func (s *Server) withPartner(h func(http.ResponseWriter, *http.Request, *partner
 		if !ok {
 			problem.New(problem.NotAuthorised, "unknown partner certificate").WriteHTTP(w, CorrelationID(r))
 			return
+		}
+		if info, _ := r.Context().Value(infoKey{}).(*reqInfo); info != nil {
+			info.partner = p.ID
 		}
 		h(w, r, p)
 	}

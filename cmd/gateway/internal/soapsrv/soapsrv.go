@@ -26,6 +26,7 @@ import (
 
 	"github.com/perkeso/jambatan/adapters/agencysoap"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/metrics"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
@@ -54,6 +55,7 @@ type Handler struct {
 	Log         *slog.Logger
 	Published   func()
 	Now         func() time.Time
+	Metrics     *metrics.Metrics
 }
 
 var actions = map[string]string{
@@ -144,6 +146,7 @@ func (h *Handler) handle(ctx context.Context, r *http.Request, rq *request) (*et
 	res, verr := v.Verify(doc)
 	if verr != nil {
 		rq.entry.Verification = "refused: " + verr.Reason
+		h.Metrics.VerificationFailed("ws-security:" + verr.Code)
 		return nil, faultFrom(verr)
 	}
 	rq.entry.Verification = fmt.Sprintf("verified ws-security signer=%q", res.Cert.Subject.CommonName)

@@ -736,3 +736,24 @@ func (s *DB) Entries(ctx context.Context) (int64, error) {
 
 // DB exposes the database for reports and for tests that tamper with the log.
 func (s *DB) DB() *sql.DB { return s.db }
+
+// Ping proves the store writable: an empty transaction through the writer.
+func (s *DB) Ping(ctx context.Context) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `SELECT 1`)
+		return err
+	})
+}
+
+// OutboxOldest is the creation time of the oldest unpublished message.
+func (s *DB) OutboxOldest(ctx context.Context) (time.Time, bool, error) {
+	var at sql.NullString
+	if err := s.db.QueryRowContext(ctx, `SELECT min(created_at) FROM outbox WHERE published_at IS NULL`).Scan(&at); err != nil {
+		return time.Time{}, false, err
+	}
+	if !at.Valid {
+		return time.Time{}, false, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, at.String)
+	return t, err == nil, err
+}
