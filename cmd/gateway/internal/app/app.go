@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -317,6 +318,11 @@ func (g *Gateway) OpsHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(h)
 	})
+	// Profiles for the operator (loopback/management network only, as the
+	// whole ops listener): go tool pprof http://OPS/debug/pprof/profile.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/heap", pprof.Index)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		checks, ok := g.Ready(r.Context())
 		w.Header().Set("Content-Type", "application/json")

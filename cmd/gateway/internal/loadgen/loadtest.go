@@ -1,0 +1,209 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+)
+
+// TestConfig describes a load test: distinct notices, pre-signed, sent by
+// Concurrency keep-alive clients, for Requests or Duration, at most Rate per
+// second (0: as fast as the gateway answers).
+type TestConfig struct {
+	URL         string // gateway base URL (loopback only)
+	TLS         *tls.Config
+	Key         jwk.Key
+	Template    []byte
+	TemplateID  string
+	Prefix      string
+	Concurrency int
+	Requests    int
+	Duration    time.Duration
+	Rate        float64
+	Progress    func(done, accepted int64, elapsed time.Duration)
+}
+
+// Summary is the JSON the load test prints.
+type Summary struct {
+	Requests        int64              `json:"requests"`
+	Accepted        int64              `json:"accepted"`
+	Duplicates      int64              `json:"duplicates"`
+	ErrorsByStatus  map[string]int64   `json:"errors_by_status"`
+	ThroughputPerS  float64            `json:"throughput_per_s"`
+	LatencyMS       map[string]float64 `json:"latency_ms"`
+	DurationS       float64            `json:"duration_s"`
+	Concurrency     int                `json:"concurrency"`
+	ClientCPUSecond float64            `json:"client_cpu_seconds"`
+	PresignSeconds  float64            `json:"presign_seconds"`
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// LoadTest runs the test and returns its summary.
+func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
+	if err := CheckLoopback(cfg.URL); err != nil {
+		return nil, err
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 32
+	}
+	n := cfg.Requests
+	if n <= 0 {
+		if cfg.Duration <= 0 {
+			cfg.Duration = 10 * time.Second
+		}
+		// Enough notices for the duration at a generous rate, signed before
+		// the clock starts (capped at 200,000).
+		n = 200000
+		if cfg.Rate > 0 {
+			n = min(n, int(cfg.Rate*cfg.Duration.Seconds())+cfg.Concurrency)
+		}
+	}
+	// Pre-sign on every core.
+	t0 := time.Now()
+	bodies := make([][]byte, n)
+	var wg sync.WaitGroup
+	var signErr atomic.Value
+	workers := 4
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				id := cfg.Prefix + strconv.Itoa(i)
+				doc := bytes.Replace(cfg.Template, []byte(`"`+cfg.TemplateID+`"`), []byte(`"`+id+`"`), 1)
+				s, err := partnerkit.Sign(doc, cfg.Key, partnerkit.Compact)
+				if err != nil {
+					signErr.Store(err)
+					return
+				}
+				bodies[i] = []byte(s)
+			}
+		}(w)
+	}
+	wg.Wait()
+	if err, _ := signErr.Load().(error); err != nil {
+		return nil, err
+	}
+	presign := time.Since(t0)
+
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg.TLS,
+		MaxIdleConnsPerHost: cfg.Concurrency, MaxConnsPerHost: cfg.Concurrency, IdleConnTimeout: time.Minute}}
+	var next, done, accepted, dups int64 = -1, 0, 0, 0
+	errs := map[string]int64{}
+	var mu sync.Mutex
+	lat := make([]time.Duration, 0, n)
+	var pace <-chan time.Time
+	if cfg.Rate > 0 {
+		tk := time.NewTicker(time.Duration(float64(time.Second) / cfg.Rate))
+		defer tk.Stop()
+		pace = tk.C
+	}
+	runCtx := ctx
+	if cfg.Requests <= 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		defer cancel()
+	}
+	cpu0 := cpuSeconds()
+	start := time.Now()
+	stop := make(chan struct{})
+	if cfg.Progress != nil {
+		go func() {
+			tk := time.NewTicker(time.Second)
+			defer tk.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tk.C:
+					cfg.Progress(atomic.LoadInt64(&done), atomic.LoadInt64(&accepted), time.Since(start))
+				}
+			}
+		}()
+	}
+	for w := 0; w < cfg.Concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for runCtx.Err() == nil {
+				if pace != nil {
+					select {
+					case <-pace:
+					case <-runCtx.Done():
+						return
+					}
+				}
+				i := atomic.AddInt64(&next, 1)
+				if i >= int64(n) {
+					return
+				}
+				req, _ := http.NewRequestWithContext(runCtx, http.MethodPost, cfg.URL+"/v1/injury-notices", bytes.NewReader(bodies[i]))
+				req.Header.Set("Content-Type", "application/jose")
+				t := time.Now()
+				resp, err := client.Do(req)
+				d := time.Since(t)
+				status := "transport"
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					status = strconv.Itoa(resp.StatusCode)
+				} else if runCtx.Err() != nil {
+					return // the duration ended mid-request: not counted
+				}
+				atomic.AddInt64(&done, 1)
+				mu.Lock()
+				switch status {
+				case "202":
+					accepted++
+					lat = append(lat, d)
+				case "200":
+					dups++
+					lat = append(lat, d)
+				default:
+					errs[status]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(stop)
+	elapsed := time.Since(start)
+	slices.Sort(lat)
+	pct := func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return float64(lat[min(len(lat)-1, int(float64(len(lat))*p))].Microseconds()) / 1000
+	}
+	s := &Summary{Requests: done, Accepted: accepted, Duplicates: dups, ErrorsByStatus: errs, Concurrency: cfg.Concurrency,
+		ThroughputPerS: float64(accepted+dups) / elapsed.Seconds(), DurationS: elapsed.Seconds(),
+		LatencyMS:       map[string]float64{"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1)},
+		ClientCPUSecond: cpuSeconds() - cpu0, PresignSeconds: presign.Seconds()}
+	return s, nil
+}
+
+// String is the progress line.
+func ProgressLine(done, accepted int64, elapsed time.Duration) string {
+	return fmt.Sprintf("loadtest: %d sent, %d accepted, %.0f/s, %s", done, accepted, float64(accepted)/elapsed.Seconds(), elapsed.Round(time.Second))
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/loadgen"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+)
+
+func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlags("loadtest", stderr)
+	dir := fs.String("dev", devmode.DefaultDir, "dev directory of a running \"gateway dev\" (loopback only)")
+	partnerID := fs.String("partner", "", "JSON partner in dev.json (default: the first employer)")
+	conc := fs.Int("concurrency", 32, "concurrent keep-alive clients")
+	dur := fs.Duration("duration", 0, "run this long (default 10s unless --requests)")
+	reqs := fs.Int("requests", 0, "send this many notices instead of running for a duration")
+	rate := fs.Float64("rate", 0, "at most this many requests per second (0: unlimited)")
+	prefix := fs.String("prefix", "", "noticeId prefix (default: LT-<unix time>-)")
+	if err := parse(fs, args); err != nil {
+		return errUsage
+	}
+	d, _, _, err := jsonKit(*dir, *partnerID)
+	if err != nil {
+		return err
+	}
+	id := *partnerID
+	if id == "" {
+		id = d.Partners[0].ID
+	}
+	p, _ := d.Partner(id)
+	key, err := partnerkit.LoadSigningKey(p.SigningJWK)
+	if err != nil {
+		return err
+	}
+	pool, err := certs.LoadPool(d.CACert)
+	if err != nil {
+		return err
+	}
+	cert, err := tls.LoadX509KeyPair(p.ClientCert, p.ClientKey)
+	if err != nil {
+		return err
+	}
+	if *prefix == "" {
+		*prefix = fmt.Sprintf("LT-%d-", time.Now().Unix())
+	}
+	s, err := loadgen.LoadTest(ctx, loadgen.TestConfig{URL: d.GatewayURL, TLS: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		Key: key, Template: exampleNotice, TemplateID: exampleNoticeID, Prefix: *prefix, Concurrency: *conc, Requests: *reqs, Duration: *dur, Rate: *rate,
+		Progress: func(done, acc int64, el time.Duration) {
+			fmt.Fprintf(stderr, "\r%s   ", loadgen.ProgressLine(done, acc, el))
+		}})
+	fmt.Fprintln(stderr)
+	if err != nil {
+		return err
+	}
+	out, _ := json.MarshalIndent(s, "", "  ")
+	fmt.Fprintf(stdout, "%s\n", out)
+	return nil
+}
