@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
@@ -243,4 +244,53 @@ func sqlite3Tamper(t *testing.T, path string) {
 	if _, err := s.DB().Exec(`UPDATE message_log SET status = 299 WHERE seq = 2`); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestReloadOnSIGHUP: a broken configuration on SIGHUP changes nothing; a
+// configuration adding a CRL that revokes the demo employer's certificate
+// makes its next handshake fail, without a restart.
+func TestReloadOnSIGHUP(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	cmd, out, d := startDev(t, dir)
+	defer stop(t, cmd, out)
+	submit := func() error {
+		_, _, err := gateway(t, "submit", "--dev", dir, example("example-a.in.json"))
+		return err
+	}
+	if err := submit(); err != nil {
+		t.Fatalf("before: %v", err)
+	}
+	l, _ := devmode.LayoutOf(dir)
+	good, _ := os.ReadFile(l.Config)
+	_ = os.WriteFile(l.Config, []byte(`{"partners": [`), 0o644)
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(300 * time.Millisecond)
+	if err := submit(); err != nil || !strings.Contains(out.String(), "reload refused") {
+		t.Fatalf("after a broken reload: %v\n%s", err, out.String())
+	}
+	ca, err := certs.LoadCA(l.CACert, l.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kit := l.Kit("demo-employer")
+	cc, _ := certs.LoadCertificates(kit.ClientCert)
+	crl, err := ca.Revoke(1, cc[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.WriteFile(filepath.Join(dir, "pki", "clients.crl"), crl, 0o644)
+	cfg := bytes.Replace(good, []byte(`"client_ca_file": "pki/ca.pem"`), []byte(`"client_ca_file": "pki/ca.pem", "crl_files": ["pki/clients.crl"]`), 1)
+	if bytes.Equal(cfg, good) {
+		t.Fatal("config layout changed")
+	}
+	_ = os.WriteFile(l.Config, cfg, 0o644)
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for submit() == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the revoked certificate is still accepted:\n%s", out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = d
 }

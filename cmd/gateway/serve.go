@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/perkeso/jambatan/certs"
@@ -48,6 +50,8 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	log.Info("gateway listening", "addr", ln.Addr().String(), "partners", len(cfg.Partners.All()), "config", cfg.Path,
 		"kafka", cfg.File.Kafka.Brokers)
+	stopHUP := reloadOnHUP(ctx, g, log)
+	defer stopHUP()
 	return g.Serve(ctx, ln, ops)
 }
 
@@ -112,6 +116,8 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if g.OperatorLn != nil {
 		d.OperatorURL, d.OperatorCert, d.OperatorKey = "https://"+g.OperatorLn.Addr().String(), l.OperatorCert, l.OperatorKey
 	}
+	stopHUP := reloadOnHUP(ctx, g, slog.Default())
+	defer stopHUP()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- g.Serve(ctx, ln, ops) }()
 	// dev.json is written once the listener accepts connections.
@@ -196,4 +202,23 @@ func startDemoAgency(l devmode.Layout, cfg *config.Config) (*demoagency.Agency, 
 		p.Endpoint = &partner.Endpoint{URL: ag.URL, Protocol: "soap", RootCAs: pool, BaseBackoff: 500 * time.Millisecond, MaxBackoff: 10 * time.Second}
 	}
 	return ag, nil
+}
+
+// reloadOnHUP reloads the configuration on SIGHUP until ctx is done.
+func reloadOnHUP(ctx context.Context, g *app.Gateway, log *slog.Logger) func() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ch:
+				if err := g.Reload(); err != nil {
+					log.Error("reload refused; the running configuration stays", "err", err)
+				}
+			}
+		}
+	}()
+	return func() { signal.Stop(ch) }
 }

@@ -48,6 +48,7 @@ type Gateway struct {
 	Server  *server.Server
 	Relay   *relay.Relay // nil without Kafka brokers
 	TLS     *tls.Config
+	tlsHold *server.TLS
 	Log     *slog.Logger
 	Metrics *prometheus.Registry
 	M       *metrics.Metrics
@@ -200,8 +201,66 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		}
 		g.OperatorTLS = operator.TLSConfig(cert, opPool, oc.AllowedCNs)
 	}
-	g.TLS = server.TLSConfig(cert, pool, cfg.Partners)
+	crls, err := loadCRLs(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	g.tlsHold = server.NewTLS(cert, pool, crls, cfg.Partners)
+	g.TLS = g.tlsHold.Config()
 	return g, nil
+}
+
+func loadCRLs(cfg *config.Config) ([]*x509.RevocationList, error) {
+	var out []*x509.RevocationList
+	if len(cfg.File.TLS.CRLFiles) == 0 {
+		return nil, nil
+	}
+	cas, err := certs.LoadCertificates(cfg.ClientCAFile)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range cfg.File.TLS.CRLFiles {
+		crl, err := certs.LoadCRL(f, cas)
+		if err != nil {
+			return nil, fmt.Errorf("crl: %w", err)
+		}
+		out = append(out, crl)
+	}
+	return out, nil
+}
+
+// Reload re-reads the configuration file and swaps in its partner registry,
+// server certificate, client CAs and CRLs. Open connections stay open; new
+// handshakes use the new material. A configuration with an error changes
+// nothing.
+func (g *Gateway) Reload() error {
+	cfg, err := config.Load(g.Config.Path)
+	if err != nil {
+		return err
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+	if err != nil {
+		return fmt.Errorf("tls certificate: %w", err)
+	}
+	pool, err := certs.LoadPool(cfg.ClientCAFile)
+	if err != nil {
+		return fmt.Errorf("client CA: %w", err)
+	}
+	crls, err := loadCRLs(cfg)
+	if err != nil {
+		return err
+	}
+	g.Config.Partners.Replace(cfg.Partners)
+	g.tlsHold.Set(cert, pool, crls)
+	if g.Deliverer != nil {
+		g.Deliverer.ResetSenders()
+	}
+	if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
+		g.certs["server"] = leaf
+	}
+	g.Log.Info("configuration reloaded", "partners", len(cfg.Partners.All()), "crls", len(crls))
+	return nil
 }
 
 // Listen binds the configured address (or addr when not empty).

@@ -114,6 +114,9 @@ type TLS struct {
 	CertFile     string `json:"cert_file"`
 	KeyFile      string `json:"key_file"`
 	ClientCAFile string `json:"client_ca_file"`
+	// CRLFiles are certificate revocation lists (PEM or DER) of the client
+	// CAs; a revoked client certificate is refused in the handshake.
+	CRLFiles []string `json:"crl_files,omitempty"`
 }
 
 // Limits bound what one request may cost.
@@ -267,6 +270,9 @@ func Load(path string) (*Config, error) {
 		}
 	}
 	c.CertFile, c.KeyFile, c.ClientCAFile = rel(f.TLS.CertFile), rel(f.TLS.KeyFile), rel(f.TLS.ClientCAFile)
+	for i := range c.File.TLS.CRLFiles {
+		c.File.TLS.CRLFiles[i] = rel(c.File.TLS.CRLFiles[i])
+	}
 	c.StorePath, c.ReceiptKeyFile = f.Store, rel(f.ReceiptKeyFile)
 	if !strings.HasPrefix(f.Store, "postgres://") && !strings.HasPrefix(f.Store, "postgresql://") {
 		c.StorePath = rel(f.Store)

@@ -199,6 +199,13 @@ func maxTime(a, b time.Time) time.Time {
 	return b
 }
 
+// ResetSenders drops the cached senders (after a registry reload).
+func (dl *Deliverer) ResetSenders() {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	dl.senders = map[string]Sender{}
+}
+
 func (dl *Deliverer) sender(p *partner.Partner) (Sender, error) {
 	dl.mu.Lock()
 	defer dl.mu.Unlock()

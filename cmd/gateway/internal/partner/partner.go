@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -165,10 +166,22 @@ func (e Endpoint) WithDefaults() Endpoint {
 // AuthorisedForInsurer reports whether the partner may send for an insurer code.
 func (p *Partner) AuthorisedForInsurer(code string) bool { return p.AnyInsurer || p.InsurerCodes[code] }
 
-// Registry finds partners by their TLS certificate.
+// Registry finds partners by their TLS certificate. Its content can be
+// replaced whole (on SIGHUP) while requests read it.
 type Registry struct {
+	mu       sync.RWMutex
 	partners []*Partner
 	byID     map[string]*Partner
+}
+
+// Replace swaps in another registry's partners, atomically for readers.
+func (r *Registry) Replace(other *Registry) {
+	other.mu.RLock()
+	ps, ids := other.partners, other.byID
+	other.mu.RUnlock()
+	r.mu.Lock()
+	r.partners, r.byID = ps, ids
+	r.mu.Unlock()
 }
 
 // NewRegistry builds a registry; ids must be unique (the config loader checks).
@@ -183,6 +196,8 @@ func NewRegistry(ps []*Partner) *Registry {
 // ByCertificate returns the partner whose identity the certificate carries.
 // A certificate that matches no partner, or more than one, gives false.
 func (r *Registry) ByCertificate(c *x509.Certificate) (*Partner, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	var found *Partner
 	for _, p := range r.partners {
 		if p.Identity.Matches(c) {
@@ -197,9 +212,15 @@ func (r *Registry) ByCertificate(c *x509.Certificate) (*Partner, bool) {
 
 // ByID returns a partner by id.
 func (r *Registry) ByID(id string) (*Partner, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	p, ok := r.byID[id]
 	return p, ok
 }
 
 // All lists the partners in configuration order.
-func (r *Registry) All() []*Partner { return r.partners }
+func (r *Registry) All() []*Partner {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.partners
+}

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -17,6 +18,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/perkeso/jambatan/adapters"
@@ -360,9 +362,30 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // TLSConfig is the mutual-TLS configuration: TLS 1.2 at least (1.3
 // preferred by Go's negotiation), a client certificate required and verified
 // against the client CA, and refused in the handshake unless it names
-// exactly one registered partner.
+// exactly one registered partner and no CRL of its issuer revokes it.
 func TLSConfig(cert tls.Certificate, clientCAs *x509.CertPool, partners *partner.Registry) *tls.Config {
-	return &tls.Config{
+	return NewTLS(cert, clientCAs, nil, partners).Config()
+}
+
+// TLS holds the listener's certificate, client CAs and CRLs so that a
+// reload (SIGHUP) swaps them for new handshakes without closing the
+// connections already open.
+type TLS struct {
+	partners *partner.Registry
+	cur      atomic.Pointer[tls.Config]
+	crls     atomic.Pointer[[]*x509.RevocationList]
+}
+
+// NewTLS builds the holder.
+func NewTLS(cert tls.Certificate, clientCAs *x509.CertPool, crls []*x509.RevocationList, partners *partner.Registry) *TLS {
+	t := &TLS{partners: partners}
+	t.Set(cert, clientCAs, crls)
+	return t
+}
+
+// Set swaps the certificate, client CAs and CRLs.
+func (t *TLS) Set(cert tls.Certificate, clientCAs *x509.CertPool, crls []*x509.RevocationList) {
+	c := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
@@ -372,16 +395,40 @@ func TLSConfig(cert tls.Certificate, clientCAs *x509.CertPool, partners *partner
 			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 		},
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("client certificate required")
-			}
-			if _, ok := partners.ByCertificate(cs.PeerCertificates[0]); !ok {
-				return errors.New("client certificate does not belong to a registered partner")
-			}
-			return nil
-		},
+		VerifyConnection: t.verify,
 	}
+	t.crls.Store(&crls)
+	t.cur.Store(c)
+}
+
+func (t *TLS) verify(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("client certificate required")
+	}
+	leaf := cs.PeerCertificates[0]
+	if crls := t.crls.Load(); crls != nil {
+		for _, crl := range *crls {
+			if !bytes.Equal(crl.RawIssuer, leaf.RawIssuer) {
+				continue
+			}
+			for _, rc := range crl.RevokedCertificateEntries {
+				if rc.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
+					return errors.New("client certificate revoked")
+				}
+			}
+		}
+	}
+	if _, ok := t.partners.ByCertificate(leaf); !ok {
+		return errors.New("client certificate does not belong to a registered partner")
+	}
+	return nil
+}
+
+// Config is the listener's tls.Config: every handshake takes the current one.
+func (t *TLS) Config() *tls.Config {
+	base := t.cur.Load().Clone()
+	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return t.cur.Load(), nil }
+	return base
 }
 
 // HTTPServer builds the net/http server with the limits applied.
