@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -293,4 +294,56 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	_ = d
+}
+
+// TestCertsCommands: an onboarding kit issued by the dev CA, the expiry
+// list, and a receipt key rotation picked up on SIGHUP: new receipts carry
+// the new kid and a receipt issued before the rotation still verifies
+// against the published JWKS.
+func TestCertsCommands(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	cmd, out, d := startDev(t, dir)
+	defer stop(t, cmd, out)
+	l, _ := devmode.LayoutOf(dir)
+	kitDir := filepath.Join(t.TempDir(), "kit")
+	if o, e, err := gateway(t, "certs", "kit", "--partner", "acme-hr", "--ca-cert", l.CACert, "--ca-key", l.CAKey, "--out", kitDir); err != nil || !strings.Contains(o, "registration") {
+		t.Fatalf("kit: %v %s %s", err, o, e)
+	}
+	pool, _ := certs.LoadPool(l.CACert)
+	kc, err := certs.LoadCertificates(filepath.Join(kitDir, "client.pem"))
+	if err != nil || kc[0].Subject.CommonName != "acme-hr" {
+		t.Fatalf("kit certificate: %v", err)
+	}
+	if _, err := kc[0].Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Fatal(err)
+	}
+	if o, _, err := gateway(t, "certs", "list", "--dev", dir); err != nil || !strings.Contains(o, "server") || !strings.Contains(o, "soap signing") {
+		t.Fatalf("list: %v %s", err, o)
+	}
+	first, _, err := gateway(t, "submit", "--dev", dir, example("example-a.in.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acc struct{ Receipt string }
+	_ = json.Unmarshal([]byte(first), &acc)
+	if o, _, err := gateway(t, "certs", "rotate-receipt-key", "--dev", dir); err != nil || !strings.Contains(o, "new receipt key") {
+		t.Fatalf("rotate: %v %s", err, o)
+	}
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "configuration reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	o, _, err := gateway(t, "submit", "--dev", dir, example("example-b.in.json"))
+	var b struct{ Receipt string }
+	_ = json.Unmarshal([]byte(o), &b)
+	if err != nil || b.Receipt == "" || strings.Split(b.Receipt, ".")[0] == strings.Split(acc.Receipt, ".")[0] {
+		t.Fatalf("receipts not signed with the new key: %v %s", err, o) // the protected header names the kid
+	}
+	if o, e, err := gateway(t, "receipt", "verify", "--dev", dir, "--jwks", d.JWKSURL, acc.Receipt); err != nil {
+		t.Fatalf("a receipt from before the rotation no longer verifies: %v %s %s", err, o, e)
+	}
 }

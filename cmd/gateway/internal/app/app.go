@@ -251,8 +251,13 @@ func (g *Gateway) Reload() error {
 	if err != nil {
 		return err
 	}
+	signer, err := receipt.LoadSigner(cfg.ReceiptKeyFile)
+	if err != nil {
+		return fmt.Errorf("receipt key: %w", err)
+	}
 	g.Config.Partners.Replace(cfg.Partners)
 	g.tlsHold.Set(cert, pool, crls)
+	g.Server.Receipts.Replace(signer)
 	if g.Deliverer != nil {
 		g.Deliverer.ResetSenders()
 	}

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -38,11 +40,29 @@ type Receipt struct {
 // Issuer identifies Perkeso's gateway in receipts.
 const Issuer = "urn:my:perkeso:jambatan"
 
-// Signer signs receipts with the gateway key.
+// Signer signs receipts with the gateway key. It can be replaced whole
+// (after a key rotation and SIGHUP) while requests use it.
 type Signer struct {
+	mu     sync.RWMutex
 	key    jwk.Key
 	kid    string
 	public jwk.Set
+}
+
+// Replace swaps in another signer's keys.
+func (s *Signer) Replace(o *Signer) {
+	o.mu.RLock()
+	k, kid, pub := o.key, o.kid, o.public
+	o.mu.RUnlock()
+	s.mu.Lock()
+	s.key, s.kid, s.public = k, kid, pub
+	s.mu.Unlock()
+}
+
+func (s *Signer) current() (jwk.Key, string) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.key, s.kid
 }
 
 // NewES256Key generates a private EC P-256 JWK carrying kid and alg ES256:
@@ -75,14 +95,23 @@ func GenerateKeyFile(path, kid string) error {
 	return os.WriteFile(path, b, 0o600)
 }
 
-// LoadSigner reads a private EC P-256 JWK with a kid.
+// LoadSigner reads a private EC P-256 JWK with a kid, or a private JWK Set
+// whose first key signs and whose other keys (retired by rotation) stay in
+// the published JWKS so that earlier receipts still verify.
 func LoadSigner(path string) (*Signer, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	k, err := jwk.ParseKey(b)
-	if err != nil {
+	var retired []jwk.Key
+	var k jwk.Key
+	if set, serr := jwk.Parse(b); serr == nil && set.Len() > 1 {
+		k, _ = set.Key(0)
+		for i := 1; i < set.Len(); i++ {
+			r, _ := set.Key(i)
+			retired = append(retired, r)
+		}
+	} else if k, err = jwk.ParseKey(b); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if _, ok := k.(jwk.ECDSAPrivateKey); !ok {
@@ -100,25 +129,76 @@ func LoadSigner(path string) (*Signer, error) {
 	_ = pub.Set(jwk.KeyUsageKey, "sig")
 	set := jwk.NewSet()
 	_ = set.AddKey(pub)
+	for _, r := range retired {
+		rp, err := jwk.PublicKeyOf(r)
+		if err != nil {
+			return nil, fmt.Errorf("%s: retired key: %w", path, err)
+		}
+		_ = rp.Set(jwk.AlgorithmKey, jwa.ES256())
+		_ = set.AddKey(rp)
+	}
 	return &Signer{key: k, kid: kid, public: set}, nil
 }
 
 // KeyID is the kid of the receipt key.
-func (s *Signer) KeyID() string { return s.kid }
+func (s *Signer) KeyID() string { _, kid := s.current(); return kid }
 
-// JWKS is the public key set to publish.
-func (s *Signer) JWKS() jwk.Set { return s.public }
+// JWKS is the public key set to publish: the current key and retired ones.
+func (s *Signer) JWKS() jwk.Set {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.public
+}
+
+// RotateKeyFile writes a new current key in front of the keys of path (a
+// JWK or JWK Set), keeping the old ones as retired; it returns the new kid.
+func RotateKeyFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	old := jwk.NewSet()
+	if set, err := jwk.Parse(b); err == nil && set.Len() > 0 {
+		old = set
+	} else if k, err := jwk.ParseKey(b); err == nil {
+		_ = old.AddKey(k)
+	} else {
+		return "", fmt.Errorf("%s: not a JWK or JWK Set", path)
+	}
+	kid := "perkeso-receipt-" + time.Now().UTC().Format("20060102T150405Z")
+	k, err := NewES256Key(kid)
+	if err != nil {
+		return "", err
+	}
+	_ = k.Set(jwk.KeyUsageKey, "sig")
+	set := jwk.NewSet()
+	_ = set.AddKey(k)
+	for i := 0; i < old.Len(); i++ {
+		ok, _ := old.Key(i)
+		_ = set.AddKey(ok)
+	}
+	out, err := json.MarshalIndent(set, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, out, 0o600); err != nil {
+		return "", err
+	}
+	return kid, os.Rename(tmp, path)
+}
 
 // Sign returns the compact JWS of any JSON-encodable payload.
 func (s *Signer) Sign(v any) (string, error) {
+	key, kid := s.current()
 	b, err := json.Marshal(v)
 	if err != nil {
 		return "", err
 	}
 	h := jws.NewHeaders()
-	_ = h.Set(jws.KeyIDKey, s.kid)
+	_ = h.Set(jws.KeyIDKey, kid)
 	_ = h.Set(jws.TypeKey, Type)
-	out, err := jws.Sign(b, jws.WithKey(jwa.ES256(), s.key, jws.WithProtectedHeaders(h)))
+	out, err := jws.Sign(b, jws.WithKey(jwa.ES256(), key, jws.WithProtectedHeaders(h)))
 	if err != nil {
 		return "", err
 	}
@@ -162,10 +242,11 @@ const AttestationType = "perkeso-attestation+jws"
 // Attest signs a canonical record's bytes: the gateway's statement that it
 // verified the source message and produced exactly this record.
 func (s *Signer) Attest(record []byte) (string, error) {
+	key, kid := s.current()
 	h := jws.NewHeaders()
-	_ = h.Set(jws.KeyIDKey, s.kid)
+	_ = h.Set(jws.KeyIDKey, kid)
 	_ = h.Set(jws.TypeKey, AttestationType)
-	out, err := jws.Sign(record, jws.WithKey(jwa.ES256(), s.key, jws.WithProtectedHeaders(h)))
+	out, err := jws.Sign(record, jws.WithKey(jwa.ES256(), key, jws.WithProtectedHeaders(h)))
 	if err != nil {
 		return "", err
 	}
@@ -221,10 +302,11 @@ type BatchReceipt struct {
 // SignDetached returns a detached compact JWS (RFC 7515 appendix F) over a
 // body, for outbound JSON: the partner verifies it with Perkeso's JWKS.
 func (s *Signer) SignDetached(body []byte) (string, error) {
+	key, kid := s.current()
 	h := jws.NewHeaders()
-	_ = h.Set(jws.KeyIDKey, s.kid)
+	_ = h.Set(jws.KeyIDKey, kid)
 	_ = h.Set(jws.TypeKey, "JOSE")
-	out, err := jws.Sign(nil, jws.WithKey(jwa.ES256(), s.key, jws.WithProtectedHeaders(h)), jws.WithDetachedPayload(body))
+	out, err := jws.Sign(nil, jws.WithKey(jwa.ES256(), key, jws.WithProtectedHeaders(h)), jws.WithDetachedPayload(body))
 	if err != nil {
 		return "", err
 	}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+)
+
+// runCerts is "gateway certs kit|rotate-receipt-key|list".
+func runCerts(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	usage := `usage: gateway certs kit --partner ID --ca-cert CA.pem --ca-key CA.key [--out DIR]
+       gateway certs rotate-receipt-key (--config FILE | --dev DIR)     then SIGHUP the gateway
+       gateway certs list (--config FILE | --dev DIR)`
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return errUsage
+	}
+	fs := newFlags("certs "+args[0], stderr)
+	partnerID := fs.String("partner", "", "partner id (the client certificate's CN)")
+	caCert := fs.String("ca-cert", "", "CA certificate that issues partner client certificates")
+	caKey := fs.String("ca-key", "", "its private key")
+	outDir := fs.String("out", "", "kit directory (default ./kit-ID)")
+	cfgPath := fs.String("config", "", "gateway configuration file")
+	dir := fs.String("dev", "", "dev directory")
+	if err := parse(fs, args[1:]); err != nil {
+		return errUsage
+	}
+	loadCfg := func() (*config.Config, error) {
+		if *cfgPath == "" {
+			if *dir == "" {
+				*dir = devmode.DefaultDir
+			}
+			l, err := devmode.LayoutOf(*dir)
+			if err != nil {
+				return nil, err
+			}
+			*cfgPath = l.Config
+		}
+		return config.Load(*cfgPath)
+	}
+	switch args[0] {
+	case "kit":
+		if *partnerID == "" || *caCert == "" || *caKey == "" {
+			fmt.Fprintln(stderr, usage)
+			return errUsage
+		}
+		ca, err := certs.LoadCA(*caCert, *caKey)
+		if err != nil {
+			return err
+		}
+		if *outDir == "" {
+			*outDir = "kit-" + *partnerID
+		}
+		if err := os.MkdirAll(*outDir, 0o700); err != nil {
+			return err
+		}
+		c, err := ca.IssueClient(*partnerID)
+		if err != nil {
+			return err
+		}
+		cp, kp := filepath.Join(*outDir, "client.pem"), filepath.Join(*outDir, "client.key")
+		if err := certs.WriteFiles(cp, kp, c.Cert, c.Key); err != nil {
+			return err
+		}
+		key, err := receipt.NewES256Key(*partnerID + "-" + time.Now().UTC().Format("2006"))
+		if err != nil {
+			return err
+		}
+		pub, _ := jwk.PublicKeyOf(key)
+		set := jwk.NewSet()
+		_ = set.AddKey(pub)
+		for name, v := range map[string]any{"signing.jwk.json": key, "jwks.json": set} {
+			b, _ := json.MarshalIndent(v, "", "  ")
+			mode := os.FileMode(0o644)
+			if name == "signing.jwk.json" {
+				mode = 0o600
+			}
+			if err := os.WriteFile(filepath.Join(*outDir, name), append(b, '\n'), mode); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(stdout, "kit for %s in %s: client.pem, client.key, signing.jwk.json (private: the partner keeps it), jwks.json (public: Perkeso registers it)\n", *partnerID, *outDir)
+		fmt.Fprintf(stdout, "registration: {\"id\": %q, \"tls_identity\": {\"subject_cn\": %q, \"sha256\": %q}, \"jwks_file\": %q, ...}\n",
+			*partnerID, *partnerID, certs.Fingerprint(c.Cert), filepath.Join(*outDir, "jwks.json"))
+		return nil
+	case "rotate-receipt-key":
+		cfg, err := loadCfg()
+		if err != nil {
+			return err
+		}
+		kid, err := receipt.RotateKeyFile(cfg.ReceiptKeyFile)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "new receipt key %s in %s; the previous keys stay in the JWKS. Send SIGHUP to the gateway to use it.\n", kid, cfg.ReceiptKeyFile)
+		return nil
+	case "list":
+		cfg, err := loadCfg()
+		if err != nil {
+			return err
+		}
+		type row struct {
+			name string
+			c    *x509.Certificate
+		}
+		var rows []row
+		add := func(name, path string) {
+			if path == "" {
+				return
+			}
+			cs, err := certs.LoadCertificates(path)
+			if err != nil {
+				fmt.Fprintf(stderr, "%s: %v\n", name, err)
+				return
+			}
+			for _, c := range cs {
+				rows = append(rows, row{name, c})
+			}
+		}
+		add("server", cfg.CertFile)
+		add("client CA", cfg.ClientCAFile)
+		add("soap signing", cfg.File.SOAP.SigningCertFile)
+		add("outbound client", cfg.File.Outbound.ClientCertFile)
+		for _, p := range cfg.File.Partners {
+			if p.SigningCAFile != "" {
+				add("signing CA of "+p.ID, filepath.Join(filepath.Dir(cfg.Path), p.SigningCAFile))
+			}
+		}
+		sort.SliceStable(rows, func(i, j int) bool { return rows[i].c.NotAfter.Before(rows[j].c.NotAfter) })
+		now := time.Now()
+		fmt.Fprintf(stdout, "%-28s %-32s %-22s %s\n", "CERTIFICATE", "SUBJECT", "NOT AFTER", "DAYS LEFT")
+		for _, r := range rows {
+			fmt.Fprintf(stdout, "%-28s %-32s %-22s %.0f\n", r.name, r.c.Subject.CommonName, r.c.NotAfter.UTC().Format(time.RFC3339), r.c.NotAfter.Sub(now).Hours()/24)
+		}
+		return nil
+	}
+	fmt.Fprintln(stderr, usage)
+	return errUsage
+}
