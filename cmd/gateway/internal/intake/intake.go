@@ -271,14 +271,15 @@ func (p *Pipeline) mapRecord(s *step) *problem.Error {
 	if err != nil {
 		return problem.Wrap(problem.Internal, "the document could not be mapped", err)
 	}
-	if err := schema.ValidateRecord(rec); err != nil {
-		return problem.Wrap(problem.Internal, "the document could not be mapped", fmt.Errorf("canonical record fails its schema: %w", err))
-	}
-	s.record = rec
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return problem.Wrap(problem.Internal, "the document could not be mapped", err)
 	}
+	// The bytes that are logged and published are the bytes validated.
+	if err := schema.ValidateJSON(schema.CanonicalSchemaFile, b); err != nil {
+		return problem.Wrap(problem.Internal, "the document could not be mapped", fmt.Errorf("canonical record fails its schema: %w", err))
+	}
+	s.record = rec
 	s.entry.Canonical = b
 	s.entry.SourceKey, s.entry.RecordID = rec.SourceKey, rec.RecordID
 	return nil
