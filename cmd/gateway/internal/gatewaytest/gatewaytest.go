@@ -187,7 +187,7 @@ func (e *Env) WriteFiles(t testing.TB, id string) (caFile, certFile, keyFile, jw
 	must(t, os.WriteFile(caFile, certs.CertPEM(e.CA.Cert), 0o644))
 	p := e.Partners[id]
 	must(t, certs.WriteFiles(certFile, keyFile, p.TLS.Leaf, p.TLS.PrivateKey.(*ecdsa.PrivateKey)))
-	b, err := jsonMarshal(p.SigningKey)
+	b, err := json.Marshal(p.SigningKey)
 	must(t, err)
 	must(t, os.WriteFile(jwkFile, b, 0o600))
 	return
@@ -199,5 +199,3 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
-
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

@@ -161,14 +161,15 @@ func TestSlowPartnerTimesOutThenDelivers(t *testing.T) {
 	var n atomic.Int32
 	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
 		if n.Add(1) == 1 {
-			time.Sleep(600 * time.Millisecond)
+			time.Sleep(2 * time.Second)
 		}
 		_, _ = rw.Write([]byte(`{}`))
 	})
 	w.enqueue(t, "req-slow", "JSON", `{}`)
-	run(t, w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{Timeout: 200 * time.Millisecond})), func() bool { return w.state(t).State == store.DeliveryDelivered })
-	if d := w.state(t); d.Attempts != 2 {
-		t.Fatalf("attempts %d, want 2 (timeout, then success)", d.Attempts)
+	run(t, w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{Timeout: 500 * time.Millisecond})), func() bool { return w.state(t).State == store.DeliveryDelivered })
+	// The first attempt timed out (the partner took 2 s); a later one delivered.
+	if d := w.state(t); d.Attempts < 2 || n.Load() < 2 {
+		t.Fatalf("attempts %d, requests %d, want a timeout then a success", d.Attempts, n.Load())
 	}
 }
 

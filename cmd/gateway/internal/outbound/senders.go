@@ -3,6 +3,7 @@ package outbound
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,7 +104,7 @@ func NewSOAPSender(p *partner.Partner, clientCert tls.Certificate, signer *wssec
 	ep := p.Endpoint.WithDefaults()
 	return &SOAPSender{Institution: institution, Receiver: p.Institution, Client: &soapclient.Client{
 		URL: ep.URL, HTTP: soapclient.NewHTTP(ep.RootCAs, clientCert, ep.Timeout), Signer: signer,
-		Verifier: &wssec.Verifier{Trust: func(c *x509Certificate) error { return p.TrustSigningCert(c, time.Now()) }}}}
+		Verifier: &wssec.Verifier{Trust: func(c *x509.Certificate) error { return p.TrustSigningCert(c, time.Now()) }}}}
 }
 
 // messageID is stable across retries, so the agency's duplicate rule

@@ -9,7 +9,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -133,6 +132,3 @@ func parseFault(f *etree.Element) *Fault {
 	out.MessageID = text(".//FaultDetail/MessageId")
 	return out
 }
-
-// ErrNoFault is returned by MustFault when the response was not a fault.
-var ErrNoFault = errors.New("soap: not a fault")

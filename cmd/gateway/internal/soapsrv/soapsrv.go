@@ -10,7 +10,9 @@ package soapsrv
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -24,6 +26,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/google/uuid"
 
+	"github.com/perkeso/jambatan/adapters"
 	"github.com/perkeso/jambatan/adapters/agencysoap"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/metrics"
@@ -142,7 +145,7 @@ func (h *Handler) handle(ctx context.Context, r *http.Request, rq *request) (*et
 	}
 	// 2-5. WS-Security: presence, timestamp, certificate, signature.
 	v := &wssec.Verifier{Now: h.now, Skew: h.Skew, MaxTTL: h.MaxTTL,
-		Trust: func(c *x509Cert) error { return rq.p.TrustSigningCert(c, h.now()) }}
+		Trust: func(c *x509.Certificate) error { return rq.p.TrustSigningCert(c, h.now()) }}
 	res, verr := v.Verify(doc)
 	if verr != nil {
 		rq.entry.Verification = "refused: " + verr.Reason
@@ -191,8 +194,6 @@ func (h *Handler) handle(ctx context.Context, r *http.Request, rq *request) (*et
 	}
 }
 
-type x509Cert = x509Certificate
-
 func canonicalBody(el *etree.Element) ([]byte, error) {
 	d := etree.NewDocument()
 	d.SetRoot(el.Copy())
@@ -220,7 +221,7 @@ func scopeNS(el *etree.Element) []etree.Attr {
 	return out
 }
 
-func header(op string, replyTo agencysoap.Header, caseID, self string, at time.Time) *gen.MessageHeader {
+func header(replyTo agencysoap.Header, caseID, self string, at time.Time) *gen.MessageHeader {
 	mid := gen.MessageId("urn:uuid:" + uuid.NewString())
 	irt := gen.MessageId(replyTo.MessageID)
 	sender := gen.InstitutionId(self)
@@ -266,14 +267,14 @@ func (h *Handler) notifyInjury(ctx context.Context, rq *request, env *wssec.Enve
 		h.Log.Error("agency notification could not be mapped", "correlation_id", rq.cid, "err", err)
 		return nil, &Fault{Code: "server.internal", Reason: "the notification could not be mapped", Server: true}
 	}
-	ack := gen.InjuryAcknowledgement{Header: header("InjuryAcknowledgement", hdr, caseID, h.Institution, h.now())}
+	ack := gen.InjuryAcknowledgement{Header: header(hdr, caseID, h.Institution, h.now())}
 	ra := gen.UtcDateTime(rq.receivedAt.Format("2006-01-02T15:04:05Z"))
 	ack.ReceivedAt = &ra
 	respBytes, err := marshal(ack)
 	if err != nil {
 		return nil, &Fault{Code: "server.internal", Reason: "response could not be built", Server: true}
 	}
-	recJSON, _ := jsonMarshal(rec)
+	recJSON, _ := json.Marshal(rec)
 	rc, err := h.Receipts.Sign(receipt.Receipt{Issuer: receipt.Issuer, Status: store.OutcomeAccepted, RecordID: rec.RecordID,
 		PartnerID: rq.p.ID, Format: agencysoap.Format, SourceKey: rec.SourceKey, NoticeID: hdr.MessageID, PayloadSHA256: bodyHash,
 		ReceivedAt: rq.receivedAt.Format(time.RFC3339), CorrelationID: rq.cid})
@@ -337,14 +338,14 @@ func (h *Handler) caseMessage(ctx context.Context, rq *request, env *wssec.Envel
 	var resp any
 	switch op {
 	case "NotifyDecision":
-		ack := gen.Acknowledgement{Header: header("Acknowledgement", hdr, hdr.CaseID, h.Institution, h.now())}
+		ack := gen.Acknowledgement{Header: header(hdr, hdr.CaseID, h.Institution, h.now())}
 		ra := gen.UtcDateTime(rq.receivedAt.Format("2006-01-02T15:04:05Z"))
 		ack.ReceivedAt = &ra
 		resp = ack
 	default:
 		// The back office answers from the case-messages topic; the
 		// synchronous reply says every item is to follow within 14 days.
-		rep := gen.InformationReplyMsg{Header: header("InformationReply", hdr, hdr.CaseID, h.Institution, h.now()), Reply: &gen.ReplyItems{}}
+		rep := gen.InformationReplyMsg{Header: header(hdr, hdr.CaseID, h.Institution, h.now()), Reply: &gen.ReplyItems{}}
 		by := gen.DateLexical(rq.receivedAt.AddDate(0, 0, 14).Format("2006-01-02"))
 		ce := gen.Calendar("CE")
 		for _, it := range env.BodyChild.FindElements("./Request/Item") {
@@ -431,7 +432,7 @@ func (h *Handler) fault(w http.ResponseWriter, r *http.Request, rq *request, f *
 	e.Status, e.ProblemType, e.Exchange, e.Outbox = http.StatusInternalServerError, "urn:my:perkeso:jambatan:soap-fault:"+f.Code, nil, nil
 	if h.Events != nil && !f.Server {
 		if m, err := h.Events.RejectedMessage(events.Rejected{ProblemType: e.ProblemType, Status: e.Status,
-			Problems: []adaptersProblem{{Pointer: f.Location, Code: f.Code}}, CorrelationID: rq.cid, Partner: rq.p.ID,
+			Problems: []adapters.Problem{{Pointer: f.Location, Code: f.Code}}, CorrelationID: rq.cid, Partner: rq.p.ID,
 			Format: agencysoap.Format, ReceivedAt: rq.receivedAt.Format(time.RFC3339)}, rq.receivedAt); err == nil {
 			e.Outbox = []store.Message{m}
 		}
