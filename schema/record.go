@@ -213,3 +213,31 @@ type Exchange struct {
 	SenderCaseRef string `json:"senderCaseRef"`
 	CaseID        string `json:"caseId"`
 }
+
+// SplitPrimary picks the primary identifier among ids, in their order: the
+// first MY_NRIC, else the first PASSPORT (canonical §3.3; agency §9, insurer
+// §7); the others keep their order. ok is false when there is neither.
+func SplitPrimary(ids []ID) (primary ID, others []ID, ok bool) {
+	pi := -1
+	for _, want := range []string{"MY_NRIC", "PASSPORT"} {
+		for i, id := range ids {
+			if id.Scheme == want {
+				pi = i
+				break
+			}
+		}
+		if pi >= 0 {
+			break
+		}
+	}
+	if pi < 0 {
+		return ID{}, nil, false
+	}
+	others = []ID{}
+	for i, id := range ids {
+		if i != pi {
+			others = append(others, id)
+		}
+	}
+	return ids[pi], others, true
+}

@@ -10,6 +10,7 @@
 package agencysoap
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -445,25 +446,11 @@ func (n *Notice) Canonical(receivedAt time.Time, caseID string, rates mapping.Ra
 	for _, id := range append(childrenOf(person, "PersonalId"), childrenOf(person, "ForeignId")...) {
 		ids = append(ids, schema.ID{Scheme: id.SelectAttrValue("scheme", ""), Value: strings.TrimSpace(id.Text()), Country: id.SelectAttrValue("country", "")})
 	}
-	pi := -1
-	for _, want := range []string{"MY_NRIC", "PASSPORT"} {
-		for i, id := range ids {
-			if id.Scheme == want {
-				pi = i
-				break
-			}
-		}
-		if pi >= 0 {
-			break
-		}
+	primary, others, ok := schema.SplitPrimary(ids)
+	if !ok {
+		return nil, errors.New("no MY_NRIC or PASSPORT identifier")
 	}
-	r.Person.PrimaryID = ids[pi]
-	r.Person.OtherIDs = []schema.ID{}
-	for i, id := range ids {
-		if i != pi {
-			r.Person.OtherIDs = append(r.Person.OtherIDs, id)
-		}
-	}
+	r.Person.PrimaryID, r.Person.OtherIDs = primary, others
 	r.Person.Name = text(child(person, "Name"))
 	r.Person.DateOfBirth = n.birth.String()
 	r.Person.Sex = text(child(person, "Sex"))

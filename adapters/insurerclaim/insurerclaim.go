@@ -581,25 +581,11 @@ func (b *Batch) Canonical(cl *Claim, receivedAt time.Time, rates mapping.RateTab
 			add(a)
 		}
 	}
-	pi := -1
-	for _, want := range []string{"MY_NRIC", "PASSPORT"} {
-		for i, id := range ids {
-			if id.Scheme == want {
-				pi = i
-				break
-			}
-		}
-		if pi >= 0 {
-			break
-		}
+	primary, others, ok := schema.SplitPrimary(ids)
+	if !ok {
+		return nil, errors.New("no MY_NRIC or PASSPORT identifier")
 	}
-	r.Person.PrimaryID = ids[pi]
-	r.Person.OtherIDs = []schema.ID{}
-	for i, id := range ids {
-		if i != pi {
-			r.Person.OtherIDs = append(r.Person.OtherIDs, id)
-		}
-	}
+	r.Person.PrimaryID, r.Person.OtherIDs = primary, others
 	r.Person.Name = str(cla, "name")
 	r.Person.DateOfBirth = d8(str(cla, "dob")).String()
 	r.Person.Sex = str(cla, "sex")

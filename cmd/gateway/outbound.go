@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
-	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
@@ -28,24 +26,11 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	if err := parse(fs, args[1:]); err != nil {
 		return errUsage
 	}
-	switch {
-	case *target != "":
-	case *cfgPath != "":
-		cfg, err := config.Load(*cfgPath)
-		if err != nil {
-			return err
-		}
-		*target = cfg.StorePath
-	default:
-		if *dir == "" {
-			*dir = devmode.DefaultDir
-		}
-		l, err := devmode.LayoutOf(*dir)
-		if err != nil {
-			return err
-		}
-		*target = l.Store
+	t, err := storeTarget(*target, *cfgPath, *dir)
+	if err != nil {
+		return err
 	}
+	*target = t
 	st, err := store.Open(*target)
 	if err != nil {
 		return err

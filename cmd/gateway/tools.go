@@ -197,24 +197,11 @@ func runLog(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if err := parse(fs, args[1:]); err != nil {
 		return errUsage
 	}
-	switch {
-	case *path != "":
-	case *cfgPath != "":
-		cfg, err := config.Load(*cfgPath)
-		if err != nil {
-			return err
-		}
-		*path = cfg.StorePath
-	default:
-		if *dir == "" {
-			*dir = devmode.DefaultDir
-		}
-		l, err := devmode.LayoutOf(*dir)
-		if err != nil {
-			return err
-		}
-		*path = l.Store
+	target, err := storeTarget(*path, *cfgPath, *dir)
+	if err != nil {
+		return err
 	}
+	*path = target
 	if !store.IsPostgres(*path) {
 		if _, err := os.Stat(*path); err != nil {
 			return err
@@ -268,4 +255,27 @@ func jsonKit(dir, id string) (*devmode.DevJSON, jwk.Key, *partnerkit.Client, err
 		return nil, nil, nil, err
 	}
 	return d, key, c, nil
+}
+
+// storeTarget resolves which store a command reads: --store as given, the
+// store of --config, or that of the dev directory (default ./.gateway-dev).
+func storeTarget(target, cfgPath, dir string) (string, error) {
+	switch {
+	case target != "":
+		return target, nil
+	case cfgPath != "":
+		cfg, err := config.Load(cfgPath)
+		if err != nil {
+			return "", err
+		}
+		return cfg.StorePath, nil
+	}
+	if dir == "" {
+		dir = devmode.DefaultDir
+	}
+	l, err := devmode.LayoutOf(dir)
+	if err != nil {
+		return "", err
+	}
+	return l.Store, nil
 }

@@ -41,22 +41,7 @@ func (p *Pipeline) SubmitBatch(ctx context.Context, sub Submission) ([]byte, *pr
 		p.logOutcome(s, 200, "PROCESSED", nil)
 		return body, nil
 	}
-	switch {
-	case errors.Is(perr.Cause, errLogged):
-	case errors.Is(perr.Cause, errStore):
-		p.logOutcome(s, perr.Kind.Status(), "ERROR", perr)
-	default:
-		s.entry.Status, s.entry.Outcome, s.entry.ProblemType = perr.Kind.Status(), store.OutcomeRejected, perr.Kind.TypeURI()
-		if err := p.AddRejected(s.entry, sub.Format, perr); err != nil {
-			return nil, problem.Wrap(problem.Internal, "could not record the refusal", err)
-		}
-		if err := p.Store.Log(ctx, s.entry); err != nil {
-			perr = problem.Wrap(problem.Unavailable, "the message log is unavailable; try again", fmt.Errorf("%w: %w", errStore, err))
-		}
-		p.logOutcome(s, perr.Kind.Status(), store.OutcomeRejected, perr)
-		p.wake(s.entry)
-	}
-	return nil, perr
+	return nil, p.refused(ctx, s, perr)
 }
 
 func (p *Pipeline) runBatch(ctx context.Context, s *step) ([]byte, *problem.Error) {

@@ -105,14 +105,20 @@ func (p *Pipeline) Submit(ctx context.Context, sub Submission) (*Result, *proble
 		p.logOutcome(s, res.Status, res.Outcome, nil)
 		return res, nil
 	}
+	return nil, p.refused(ctx, s, perr)
+}
+
+// refused logs a refusal (with its rejected-topic event) unless the store
+// already did or cannot, and returns the error to render.
+func (p *Pipeline) refused(ctx context.Context, s *step, perr *problem.Error) *problem.Error {
 	switch {
 	case errors.Is(perr.Cause, errLogged): // a conflict, logged in the accept transaction
 	case errors.Is(perr.Cause, errStore): // the log itself failed: nothing can be written
 		p.logOutcome(s, perr.Kind.Status(), "ERROR", perr)
 	default:
 		s.entry.Status, s.entry.Outcome, s.entry.ProblemType = perr.Kind.Status(), store.OutcomeRejected, perr.Kind.TypeURI()
-		if err := p.AddRejected(s.entry, sub.Format, perr); err != nil {
-			return nil, problem.Wrap(problem.Internal, "could not record the refusal", err)
+		if err := p.AddRejected(s.entry, s.sub.Format, perr); err != nil {
+			return problem.Wrap(problem.Internal, "could not record the refusal", err)
 		}
 		if err := p.Store.Log(ctx, s.entry); err != nil {
 			perr = problem.Wrap(problem.Unavailable, "the message log is unavailable; try again", fmt.Errorf("%w: %w", errStore, err))
@@ -120,7 +126,7 @@ func (p *Pipeline) Submit(ctx context.Context, sub Submission) (*Result, *proble
 		p.logOutcome(s, perr.Kind.Status(), store.OutcomeRejected, perr)
 		p.wake(s.entry)
 	}
-	return nil, perr
+	return perr
 }
 
 // AddRejected appends the rejected-topic event of a refusal to its entry.
