@@ -33,6 +33,7 @@ var commands = []command{
 	{"load", "load generator: submit many distinct notices to a dev gateway on loopback", runLoad},
 	{"sign", "sign a partner document with a private JWK (compact or detached JWS)", runSign},
 	{"submit", "sign and submit a document to a dev gateway over mutual TLS", runSubmit},
+	{"soap", "sign an envelope with a dev agency kit, call the SOAP exchange, verify the signed response", runSOAP},
 	{"receipt", "receipt verify: verify a Perkeso receipt against a JWKS", runReceipt},
 	{"log", "log verify: recompute the message log's hash chain", runLog},
 }

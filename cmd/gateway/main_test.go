@@ -143,7 +143,12 @@ func TestDevMode(t *testing.T) {
 	if stdout, stderr, err := gateway(t, "receipt", "verify", "--dev", dir, "--jwks", d.JWKSURL, receipt); err != nil || !strings.Contains(stdout, "b0867b30") {
 		t.Fatalf("receipt verify: %v\n%s%s", err, stdout, stderr)
 	}
-	if stdout, _, err := gateway(t, "log", "verify", "--dev", dir); err != nil || !strings.Contains(stdout, "OK: 4 entries") {
+	// An agency engineer's call: the spec's envelope, signed with the demo agency's kit.
+	if o, e, err := gateway(t, "soap", "--dev", dir, filepath.Join("..", "..", "adapters", "agencysoap", "testdata", "example-10.1.request.xml")); err != nil ||
+		!strings.Contains(o, "InjuryAcknowledgement") || !strings.Contains(e, "response signature verified") {
+		t.Fatalf("soap: %v\n%s\n%s", err, o, e)
+	}
+	if stdout, _, err := gateway(t, "log", "verify", "--dev", dir); err != nil || !strings.Contains(stdout, "OK: 5 entries") {
 		t.Fatalf("log verify: %v %s", err, stdout)
 	}
 	stop(t, cmd, out)
