@@ -118,9 +118,19 @@ type DB struct {
 	postgres bool
 
 	reqs      chan *writeReq
+	// head caches the chain's last (seq, hash) within the writer's current
+	// transaction, so a group commit reads it once, not once per entry.
+	head *chainHead
 	closeOnce sync.Once
 	closing   chan struct{}
 	writerWG  sync.WaitGroup
+}
+
+type chainHead struct {
+	tx    *sql.Tx
+	seq   int64
+	hash  string
+	valid bool
 }
 
 // Advisory lock keys (PostgreSQL).
@@ -293,6 +303,8 @@ func (s *DB) commit(batch []*writeReq) error {
 		return err
 	}
 	defer tx.Rollback()
+	s.head = &chainHead{tx: tx}
+	defer func() { s.head = nil }()
 	if s.postgres {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, lockWriter); err != nil {
 			return err
@@ -360,12 +372,20 @@ func ChainHash(e *Entry) string {
 func (s *DB) appendEntry(ctx context.Context, tx *sql.Tx, e *Entry) error {
 	var prev string
 	var last int64
-	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM message_log ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return err
+	if h := s.head; h != nil && h.tx == tx && h.valid {
+		last, prev = h.seq, h.hash
+	} else {
+		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM message_log ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
 	}
 	e.Seq, e.PrevHash = last+1, prev
 	e.Hash = ChainHash(e)
+	if h := s.head; h != nil && h.tx == tx {
+		h.seq, h.hash, h.valid = e.Seq, e.Hash, true
+	}
+	var err error
 	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO message_log (seq, correlation_id, partner_id, received_at, route, content_type, body,
 		signature, verification, status, outcome, problem_type, source_key, record_id, payload_sha256, canonical, receipt, prev_hash, hash)
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`),
