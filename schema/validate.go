@@ -106,6 +106,16 @@ func ValidateJSON(name string, doc []byte) error {
 	return s.Validate(v)
 }
 
+// ValidateValue validates an already-parsed document (maps, slices,
+// json.Number, strings, booleans, nil) against an embedded schema.
+func ValidateValue(name string, v any) error {
+	s, err := Validator(name)
+	if err != nil {
+		return err
+	}
+	return s.Validate(v)
+}
+
 // ValidateRecord validates a canonical record against its schema.
 func ValidateRecord(r *Record) error {
 	b, err := json.Marshal(r)

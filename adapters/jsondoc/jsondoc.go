@@ -204,3 +204,29 @@ func Pointer(base string, token string) string {
 
 // Index appends an array index to a JSON Pointer.
 func Index(base string, i int) string { return fmt.Sprintf("%s/%d", base, i) }
+
+// Any converts the tree to the generic form JSON Schema validators take
+// (maps, slices, json.Number, string, bool, nil), without parsing again.
+func (v *Value) Any() any {
+	switch v.Kind {
+	case Object:
+		m := make(map[string]any, len(v.Members))
+		for _, mem := range v.Members {
+			m[mem.Name] = mem.Value.Any()
+		}
+		return m
+	case Array:
+		a := make([]any, len(v.Items))
+		for i, it := range v.Items {
+			a[i] = it.Any()
+		}
+		return a
+	case Number:
+		return json.Number(v.Str)
+	case String:
+		return v.Str
+	case Bool:
+		return v.Bool
+	}
+	return nil
+}

@@ -35,6 +35,7 @@ type notice struct {
 	insurerPresent                   bool
 
 	problems []adapters.Problem
+	tree     *jsondoc.Value
 }
 
 type field struct {
@@ -76,7 +77,7 @@ var singapore = time.FixedZone("Asia/Singapore", 8*60*60)
 const SingaporeZone = "Asia/Singapore"
 
 func read(root *jsondoc.Value) *notice {
-	n := &notice{}
+	n := &notice{tree: root}
 	c := &checker{jsonrules.Checker{Format: Format}}
 	top := c.Object(root, "")
 	if top == nil {

@@ -59,6 +59,9 @@ func (n *notice) Subject() (adapters.Subject, bool) {
 
 func (n *notice) Problems() []adapters.Problem { return n.problems }
 
+// Tree is the parsed document, for schema validation without a second parse.
+func (n *notice) Tree() *jsondoc.Value { return n.tree }
+
 func (n *notice) MessageID() string { return n.noticeID.v }
 
 func (n *notice) SourceKey() string { return sourceKey(n.uen.v, n.noticeID.v) }

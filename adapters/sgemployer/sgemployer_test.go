@@ -347,3 +347,28 @@ func BenchmarkReadAndMap(b *testing.B) {
 		}
 	}
 }
+
+// TestSchemaOnTree: validating the parsed tree gives the JSON Schema's
+// verdict on the bytes.
+func TestSchemaOnTree(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		doc  []byte
+	}{
+		{"ok/example-a", readExample(t, "example-a.in.json")},
+		{"fail/unknown-member", edit(t, map[string]string{"/employer/extra": `1`})},
+		{"fail/pattern", edit(t, map[string]string{"/ame": `"12"`})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := Adapter{}.Read(tc.doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			onTree := schema.ValidateValue(schema.SGEmployerNoticeSchemaFile, d.(*notice).Tree().Any())
+			onBytes := schema.ValidateJSON(schema.SGEmployerNoticeSchemaFile, tc.doc)
+			if (onTree == nil) != (onBytes == nil) || (onTree == nil) != strings.HasPrefix(tc.name, "ok/") {
+				t.Fatalf("tree %v, bytes %v", onTree, onBytes)
+			}
+		})
+	}
+}

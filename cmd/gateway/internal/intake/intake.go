@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/perkeso/jambatan/adapters"
+	"github.com/perkeso/jambatan/adapters/jsondoc"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/metrics"
@@ -258,7 +259,13 @@ func (p *Pipeline) validate(s *step) *problem.Error {
 	// The structural JSON Schema of the format must agree; a document the
 	// adapter passes and the schema refuses is a defect, refused all the same.
 	// The schema error may quote the document, so it is not kept as the cause.
-	if schema.ValidateJSON(schemaFile(s.sub.Format), s.verified.Payload) != nil {
+	var serr error
+	if t, ok := s.doc.(interface{ Tree() *jsondoc.Value }); ok {
+		serr = schema.ValidateValue(schemaFile(s.sub.Format), t.Tree().Any()) // the tree the adapter read
+	} else {
+		serr = schema.ValidateJSON(schemaFile(s.sub.Format), s.verified.Payload)
+	}
+	if serr != nil {
 		return &problem.Error{Kind: problem.Invalid, Detail: "the document does not match the format's JSON Schema", Cause: errors.New("adapter passed a document its JSON Schema refuses"),
 			Problems: []adapters.Problem{{Pointer: "", Code: adapters.CodeFormat, Message: "does not match the JSON Schema"}}}
 	}

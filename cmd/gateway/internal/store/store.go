@@ -117,10 +117,10 @@ type DB struct {
 	db       *sql.DB
 	postgres bool
 
-	reqs      chan *writeReq
+	reqs chan *writeReq
 	// head caches the chain's last (seq, hash) within the writer's current
 	// transaction, so a group commit reads it once, not once per entry.
-	head *chainHead
+	head      *chainHead
 	closeOnce sync.Once
 	closing   chan struct{}
 	writerWG  sync.WaitGroup
