@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -562,18 +563,18 @@ func (c *Claim) Done(ctx context.Context, at time.Time) error {
 		return nil
 	}
 	ts := at.UTC().Format(time.RFC3339Nano)
+	// One statement per claim: the ids as a list of placeholders.
+	args := make([]any, 0, len(c.Messages)+1)
+	args = append(args, ts)
+	marks := make([]string, len(c.Messages))
+	for i, m := range c.Messages {
+		marks[i] = "?"
+		args = append(args, m.ID)
+	}
+	query := c.s.q(`UPDATE outbox SET published_at = ? WHERE published_at IS NULL AND id IN (` + strings.Join(marks, ",") + `)`)
 	mark := func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, c.s.q(`UPDATE outbox SET published_at = ? WHERE id = ? AND published_at IS NULL`))
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, m := range c.Messages {
-			if _, err := stmt.ExecContext(ctx, ts, m.ID); err != nil {
-				return err
-			}
-		}
-		return nil
+		_, err := tx.ExecContext(ctx, query, args...)
+		return err
 	}
 	if c.tx != nil {
 		defer func() { c.tx = nil }()
