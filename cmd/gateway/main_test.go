@@ -15,6 +15,7 @@ import (
 
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
@@ -350,5 +351,54 @@ func TestCertsCommands(t *testing.T) {
 	}
 	if o, e, err := gateway(t, "receipt", "verify", "--dev", dir, "--jwks", d.JWKSURL, acc.Receipt); err != nil {
 		t.Fatalf("a receipt from before the rotation no longer verifies: %v %s %s", err, o, e)
+	}
+}
+
+// TestServe runs "gateway serve" on a configuration (the dev one, which
+// names no Kafka brokers) and submits a notice to it: production start-up
+// generates nothing and accepts over mutual TLS, the outbox waiting.
+func TestServe(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	l, _, err := devmode.Ensure(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(gatewayBin, "serve", "--config", l.Config, "--addr", "127.0.0.1:0")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _, _ = cmd.Process.Wait() }()
+	var addr string
+	deadline := time.Now().Add(30 * time.Second)
+	for addr == "" {
+		for _, line := range strings.Split(out.String(), "\n") {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "gateway listening" {
+				addr = rec.Addr
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve never listened:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "no kafka brokers configured") {
+		t.Fatalf("no warning about the missing brokers:\n%s", out.String())
+	}
+	kit := l.Kit("demo-employer")
+	key, err := partnerkit.LoadSigningKey(kit.SigningJWK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := partnerkit.NewClient("https://"+addr, l.CACert, kit.ClientCert, kit.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(example("example-a.in.json"))
+	resp, err := c.Submit("/v1/injury-notices", b, key, partnerkit.Compact)
+	if err != nil || resp.Status != 202 {
+		t.Fatalf("submit: %v %+v", err, resp)
 	}
 }
