@@ -202,22 +202,11 @@ func (s *Server) withPartner(h func(http.ResponseWriter, *http.Request, *partner
 
 func (s *Server) postNotice(w http.ResponseWriter, r *http.Request, p *partner.Partner) {
 	id := CorrelationID(r)
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.Limits.MaxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		perr := problem.New(problem.BadRequest, "the request body could not be read")
-		if errors.As(err, &mbe) {
-			perr = problem.New(problem.TooLarge, "the request body is over the limit",
-				adapters.Problem{Pointer: "", Code: adapters.CodeRange, Message: "body over the limit"})
-		}
-		s.logRefusal(r, p, perr, nil)
-		perr.WriteHTTP(w, id)
+	sub, ok := s.submission(w, r, p, sgemployer.Format, s.Limits.MaxBodyBytes)
+	if !ok {
 		return
 	}
-	res, perr := s.Pipeline.Submit(r.Context(), intake.Submission{
-		Partner: p, Format: sgemployer.Format, Route: "POST /v1/injury-notices",
-		ContentType: r.Header.Get("Content-Type"), Body: body, DetachedJWS: r.Header.Get(DetachedSignatureHeader), CorrelationID: id,
-	})
+	res, perr := s.Pipeline.Submit(r.Context(), sub)
 	if perr != nil {
 		perr.WriteHTTP(w, id)
 		return
@@ -234,19 +223,11 @@ const batchBodyLimit = 6 << 20
 
 func (s *Server) postClaims(w http.ResponseWriter, r *http.Request, p *partner.Partner) {
 	id := CorrelationID(r)
-	limit := max(s.Limits.MaxBodyBytes, batchBodyLimit)
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		perr := problem.New(problem.TooLarge, "the request body is over the limit",
-			adapters.Problem{Pointer: "", Code: adapters.CodeRange, Message: "body over the limit"})
-		s.logRefusal(r, p, perr, nil)
-		perr.WriteHTTP(w, id)
+	sub, ok := s.submission(w, r, p, insurerclaim.Format, max(s.Limits.MaxBodyBytes, batchBodyLimit))
+	if !ok {
 		return
 	}
-	res, perr := s.Pipeline.SubmitBatch(r.Context(), intake.Submission{
-		Partner: p, Format: insurerclaim.Format, Route: "POST /v1/insurer-claims",
-		ContentType: r.Header.Get("Content-Type"), Body: body, DetachedJWS: r.Header.Get(DetachedSignatureHeader), CorrelationID: id,
-	})
+	res, perr := s.Pipeline.SubmitBatch(r.Context(), sub)
 	if perr != nil {
 		perr.WriteHTTP(w, id)
 		return
@@ -257,13 +238,33 @@ func (s *Server) postClaims(w http.ResponseWriter, r *http.Request, p *partner.P
 	_, _ = w.Write(res)
 }
 
+// submission reads a signed JSON submission's body within limit; a body it
+// cannot read is refused (413 or 400), logged and answered here.
+func (s *Server) submission(w http.ResponseWriter, r *http.Request, p *partner.Partner, format string, limit int64) (intake.Submission, bool) {
+	id := CorrelationID(r)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		perr := problem.New(problem.BadRequest, "the request body could not be read")
+		if errors.As(err, &mbe) {
+			perr = problem.New(problem.TooLarge, "the request body is over the limit",
+				adapters.Problem{Pointer: "", Code: adapters.CodeRange, Message: "body over the limit"})
+		}
+		s.logRefusal(r, p, perr, format)
+		perr.WriteHTTP(w, id)
+		return intake.Submission{}, false
+	}
+	return intake.Submission{Partner: p, Format: format, Route: r.Method + " " + r.URL.Path, ContentType: r.Header.Get("Content-Type"),
+		Body: body, DetachedJWS: r.Header.Get(DetachedSignatureHeader), CorrelationID: id}, true
+}
+
 // logRefusal logs a request refused before the pipeline (body unreadable or
 // over the limit): the body is not kept, as it was not read whole.
-func (s *Server) logRefusal(r *http.Request, p *partner.Partner, perr *problem.Error, body []byte) {
+func (s *Server) logRefusal(r *http.Request, p *partner.Partner, perr *problem.Error, format string) {
 	e := &store.Entry{CorrelationID: CorrelationID(r), PartnerID: p.ID, ReceivedAt: time.Now().UTC(), Route: r.Method + " " + r.URL.Path,
-		ContentType: r.Header.Get("Content-Type"), Body: body, Signature: r.Header.Get(DetachedSignatureHeader), Verification: "not checked",
+		ContentType: r.Header.Get("Content-Type"), Signature: r.Header.Get(DetachedSignatureHeader), Verification: "not checked",
 		Status: perr.Kind.Status(), Outcome: store.OutcomeRejected, ProblemType: perr.Kind.TypeURI()}
-	err := s.Pipeline.AddRejected(e, sgemployer.Format, perr)
+	err := s.Pipeline.AddRejected(e, format, perr)
 	if err == nil {
 		err = s.Store.Log(r.Context(), e)
 	}
