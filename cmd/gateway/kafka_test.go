@@ -142,7 +142,8 @@ func TestKcatEndToEnd(t *testing.T) {
 	for _, want := range []string{`jambatan_requests_total{outcome="202",partner="demo-employer",route="POST /v1/injury-notices"} 25`,
 		`jambatan_requests_total{outcome="422",partner="demo-employer",route="POST /v1/injury-notices"} 3`,
 		`jambatan_intake_seconds_bucket{route="POST /v1/injury-notices"`, `jambatan_outbox_backlog 0`, `jambatan_outbox_oldest_age_seconds 0`,
-		`jambatan_certificate_expiry_seconds{certificate="server"}`, `jambatan_deliveries{state="dead"} 0`} {
+		`jambatan_certificate_expiry_seconds{certificate="server"}`, `jambatan_certificate_expiry_seconds{certificate="partner:demo-employer"}`,
+		`jambatan_certificate_expiry_seconds{certificate="signing-ca:demo-agency:0"}`, `jambatan_deliveries{state="dead"} 0`} {
 		if !strings.Contains(string(mb), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

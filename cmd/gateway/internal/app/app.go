@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -112,6 +113,20 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if cas, err := certs.LoadCertificates(cfg.ClientCAFile); err == nil {
 		for i, c := range cas {
 			g.certs[fmt.Sprintf("client-ca-%d", i)] = c
+		}
+	}
+	for _, pc := range cfg.File.Partners {
+		if pc.SigningCAFile == "" {
+			continue
+		}
+		path := pc.SigningCAFile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(filepath.Dir(cfg.Path), path)
+		}
+		if cas, err := certs.LoadCertificates(path); err == nil {
+			for i, c := range cas {
+				g.certs[fmt.Sprintf("signing-ca:%s:%d", pc.ID, i)] = c
+			}
 		}
 	}
 

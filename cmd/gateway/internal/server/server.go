@@ -196,6 +196,8 @@ func (s *Server) withPartner(h func(http.ResponseWriter, *http.Request, *partner
 		if info, _ := r.Context().Value(infoKey{}).(*reqInfo); info != nil {
 			info.partner = p.ID
 		}
+		// Partner client certificates are known only when they are used.
+		s.Metrics.ObserveCert("partner:"+p.ID, r.TLS.PeerCertificates[0], time.Now())
 		h(w, r, p)
 	}
 }
