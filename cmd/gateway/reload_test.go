@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+)
+
+// TestReloadKeepsOpenConnections: a SIGHUP reload swaps the TLS
+// configuration for new handshakes only; a partner's keep-alive connection
+// opened before the reload carries its next notice without a new handshake,
+// and a fresh connection after the reload is accepted too.
+func TestReloadKeepsOpenConnections(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	cmd, out, d := startDev(t, dir)
+	defer stop(t, cmd, out)
+	l, _ := devmode.LayoutOf(dir)
+	kit := l.Kit("demo-employer")
+	key, err := partnerkit.LoadSigningKey(kit.SigningJWK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := func() *http.Client {
+		caPEM, _ := os.ReadFile(l.CACert)
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(caPEM)
+		cert, err := tls.LoadX509KeyPair(kit.ClientCert, kit.ClientKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, Certificates: []tls.Certificate{cert}},
+		}}
+	}
+	// post submits one signed notice and reports whether it rode an existing connection.
+	post := func(c *http.Client, name string) (reused bool) {
+		t.Helper()
+		doc, _ := os.ReadFile(example(name))
+		sig, err := partnerkit.Sign(doc, key, partnerkit.Compact)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+		ctx := httptrace.WithClientTrace(context.Background(), trace)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, d.GatewayURL+"/v1/injury-notices", strings.NewReader(sig))
+		req.Header.Set("Content-Type", "application/jose")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("%s: %d %s", name, resp.StatusCode, body)
+		}
+		return reused
+	}
+
+	open := client()
+	if post(open, "example-a.in.json") {
+		t.Fatal("the first request reused a connection")
+	}
+	cfg, _ := os.ReadFile(l.Config)
+	_ = os.WriteFile(l.Config, cfg, 0o644) // the same configuration, re-read
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "configuration reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !post(open, "example-b.in.json") {
+		t.Fatal("the connection opened before the reload was not reused")
+	}
+	if post(client(), "example-c.in.json") {
+		t.Fatal("a fresh client reused a connection")
+	}
+}
