@@ -7,6 +7,8 @@
 // Structure is checked against agency-soap-v1.xsd (schema/xsdlite); this
 // package checks the content rules of §7 and reports the one whose element
 // comes first in document order, with its Location path (§7, §8.1).
+// CheckResponse applies the same rules to an agency's answer to a message
+// Perkeso sent.
 package agencysoap
 
 import (

@@ -18,6 +18,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/google/uuid"
 
+	"github.com/perkeso/jambatan/adapters/agencysoap"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 )
 
@@ -64,9 +65,10 @@ func Start(serverCert tls.Certificate, clientCAs *x509.CertPool, own *wssec.Sign
 			env := out.CreateElement("soap:Envelope")
 			env.CreateAttr("xmlns:soap", wssec.NSSoap11)
 			env.CreateAttr("xmlns:xb", "urn:xb-injury:exchange:v1")
-			name := "Acknowledgement"
-			if op == "RequestInformation" {
-				name = "InformationReply"
+			name, ok := agencysoap.Responses[op]
+			if !ok {
+				http.Error(w, "unknown operation", http.StatusBadRequest)
+				return
 			}
 			resp := env.CreateElement("soap:Body").CreateElement("xb:" + name)
 			h := resp.CreateElement("xb:Header")
@@ -74,11 +76,13 @@ func Start(serverCert tls.Certificate, clientCAs *x509.CertPool, own *wssec.Sign
 			h.CreateElement("xb:InReplyTo").SetText(hdr.FindElement("./MessageId").Text())
 			if c := hdr.FindElement("./CaseId"); c != nil {
 				h.CreateElement("xb:CaseId").SetText(c.Text())
+			} else { // a notification: the receiver assigns the case id (§6.2)
+				h.CreateElement("xb:CaseId").SetText("TH:SSO:DEMO-" + uuid.NewString()[:8])
 			}
 			h.CreateElement("xb:Sender").SetText("TH:SSO")
 			h.CreateElement("xb:Receiver").SetText(hdr.FindElement("./Sender").Text())
 			h.CreateElement("xb:SentAt").SetText(time.Now().UTC().Format("2006-01-02T15:04:05Z"))
-			if name == "Acknowledgement" {
+			if name != "InformationReply" {
 				resp.CreateElement("xb:ReceivedAt").SetText(time.Now().UTC().Format("2006-01-02T15:04:05Z"))
 			} else {
 				rep := resp.CreateElement("xb:Reply")

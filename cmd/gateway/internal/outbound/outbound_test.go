@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/google/uuid"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/perkeso/jambatan/certs"
@@ -258,67 +259,127 @@ func TestRestartMidRetries(t *testing.T) {
 	}
 }
 
-// TestSOAPDelivery: a NotifyDecision to an agency endpoint that first answers
-// server.unavailable, then a signed Acknowledgement; the request is signed
-// by Perkeso and keeps one MessageId across attempts.
+// agencyResponse builds the envelope of an agency's answer to req: the
+// response element with a header as §6 asks, then fill adds the rest.
+func agencyResponse(req *etree.Element, name string, fill func(resp, hdr *etree.Element)) *etree.Document {
+	out := etree.NewDocument()
+	env := out.CreateElement("soap:Envelope")
+	env.CreateAttr("xmlns:soap", wssec.NSSoap11)
+	env.CreateAttr("xmlns:xb", "urn:xb-injury:exchange:v1")
+	resp := env.CreateElement("soap:Body").CreateElement("xb:" + name)
+	h := resp.CreateElement("xb:Header")
+	h.CreateElement("xb:MessageId").SetText("urn:uuid:" + uuid.NewString())
+	h.CreateElement("xb:InReplyTo").SetText(req.FindElement("./Header/MessageId").Text())
+	h.CreateElement("xb:CaseId").SetText(req.FindElement("./Header/CaseId").Text())
+	h.CreateElement("xb:Sender").SetText("TH:SSO")
+	h.CreateElement("xb:Receiver").SetText("MY:PERKESO")
+	h.CreateElement("xb:SentAt").SetText(time.Now().UTC().Format("2006-01-02T15:04:05Z"))
+	fill(resp, h)
+	return out
+}
+
+// TestSOAPDelivery: a decision is re-sent after a server fault with the same
+// MessageId and delivered on the acknowledgement; a signed answer that
+// breaks agency-soap/v1 (H1, C13) is not a delivery and goes to dead letter
+// at once, since sending again would only repeat it.
 func TestSOAPDelivery(t *testing.T) {
-	w := newWorld(t)
-	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
-	agencyKey, _ := w.ca.IssueSigning("TH:SSO", rk)
-	var n atomic.Int32
-	var ids sync.Map
-	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
-		raw, _ := io.ReadAll(r.Body)
-		doc, err := wssec.Parse(raw, wssec.Limits{})
-		if err != nil {
-			http.Error(rw, err.Error(), 400)
-			return
-		}
-		res, verr := (&wssec.Verifier{Trust: func(c *x509.Certificate) error {
-			if !c.Equal(w.soapKey.Cert) {
-				return io.EOF
+	decision, _ := json.Marshal(map[string]any{"subject": "WORK_RELATEDNESS", "outcome": "ACCEPTED", "decisionDate": "2026-03-20", "legalBasis": "Act 4, s. 24"})
+	request := `{"items":[{"code":"WAGES_6M"},{"code":"MEDICAL_REPORT"}]}`
+	receivedAt := func(resp, _ *etree.Element) {
+		resp.CreateElement("xb:ReceivedAt").SetText(time.Now().UTC().Format("2006-01-02T15:04:05Z"))
+	}
+	tests := []struct {
+		name, typ, payload string
+		// answer builds the n-th response (from 1) to req; nil: a server fault.
+		answer   func(n int32, req *etree.Element) *etree.Document
+		state    string
+		attempts int
+		lastErr  string
+	}{
+		{"ok/decision-after-a-fault", "NotifyDecision", string(decision), func(n int32, req *etree.Element) *etree.Document {
+			if n == 1 {
+				return nil
 			}
-			return nil
-		}}).Verify(doc)
-		if verr != nil || res.BodyChild.Tag != "NotifyDecision" {
-			http.Error(rw, "not verified", 400)
-			return
-		}
-		mid := res.BodyChild.FindElement("./Header/MessageId").Text()
-		ids.Store(mid, true)
-		out := etree.NewDocument()
-		env := out.CreateElement("soap:Envelope")
-		env.CreateAttr("xmlns:soap", wssec.NSSoap11)
-		body := env.CreateElement("soap:Body")
-		status := 200
-		if n.Add(1) == 1 {
-			f := body.CreateElement("soap:Fault")
-			f.CreateElement("faultcode").SetText("soap:Server")
-			f.CreateElement("faultstring").SetText("busy")
-			d := f.CreateElement("detail").CreateElement("xb:FaultDetail")
-			d.CreateAttr("xmlns:xb", "urn:xb-injury:exchange:v1")
-			d.CreateElement("xb:Code").SetText("server.unavailable")
-			status = 500
-		} else {
-			a := body.CreateElement("xb:Acknowledgement")
-			a.CreateAttr("xmlns:xb", "urn:xb-injury:exchange:v1")
-			a.CreateElement("xb:ReceivedAt").SetText(time.Now().UTC().Format(time.RFC3339))
-		}
-		_ = (&wssec.Signer{Cert: agencyKey.Cert, Key: agencyKey.Key}).Sign(out)
-		b, _ := out.WriteToBytes()
-		rw.Header().Set("Content-Type", "text/xml; charset=utf-8")
-		rw.WriteHeader(status)
-		_, _ = rw.Write(b)
-	})
-	p := w.partner(srv.URL, "soap", partner.Endpoint{})
-	p.Kind = partner.KindAgency
-	payload, _ := json.Marshal(map[string]any{"subject": "WORK_RELATEDNESS", "outcome": "ACCEPTED", "decisionDate": "2026-03-20", "legalBasis": "Act 4, s. 24"})
-	w.enqueue(t, "dec-1", "NotifyDecision", string(payload))
-	run(t, w.deliverer(p), func() bool { return w.state(t).State == store.DeliveryDelivered })
-	count := 0
-	ids.Range(func(_, _ any) bool { count++; return true })
-	if d := w.state(t); d.Attempts != 2 || count != 1 || !strings.Contains(string(d.Response), "Acknowledgement") {
-		t.Fatalf("attempts %d, message ids %d, response %s", d.Attempts, count, d.Response)
+			return agencyResponse(req, "Acknowledgement", receivedAt)
+		}, store.DeliveryDelivered, 2, ""},
+		{"ok/information-reply", "RequestInformation", request, func(_ int32, req *etree.Element) *etree.Document {
+			return agencyResponse(req, "InformationReply", func(resp, _ *etree.Element) {
+				r := resp.CreateElement("xb:Reply")
+				for _, code := range []string{"WAGES_6M", "MEDICAL_REPORT"} {
+					it := r.CreateElement("xb:Item")
+					it.CreateElement("xb:Code").SetText(code)
+					it.CreateElement("xb:Outcome").SetText("NOT_HELD")
+				}
+			})
+		}, store.DeliveryDelivered, 1, ""},
+		{"fail/reply-misses-an-item", "RequestInformation", request, func(_ int32, req *etree.Element) *etree.Document {
+			return agencyResponse(req, "InformationReply", func(resp, _ *etree.Element) {
+				it := resp.CreateElement("xb:Reply").CreateElement("xb:Item")
+				it.CreateElement("xb:Code").SetText("WAGES_6M")
+				it.CreateElement("xb:Outcome").SetText("NOT_HELD")
+			})
+		}, store.DeliveryDead, 1, "client.content.invalid at /xb:InformationReply/xb:Reply"},
+		{"fail/acknowledges-another-message", "NotifyDecision", string(decision), func(_ int32, req *etree.Element) *etree.Document {
+			return agencyResponse(req, "Acknowledgement", func(resp, hdr *etree.Element) {
+				hdr.FindElement("./InReplyTo").SetText("urn:uuid:" + uuid.NewString())
+				receivedAt(resp, hdr)
+			})
+		}, store.DeliveryDead, 1, "/xb:Acknowledgement/xb:Header/xb:InReplyTo"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+			agencyKey, _ := w.ca.IssueSigning("TH:SSO", rk)
+			var n atomic.Int32
+			var ids sync.Map
+			srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+				raw, _ := io.ReadAll(r.Body)
+				doc, err := wssec.Parse(raw, wssec.Limits{})
+				if err != nil {
+					http.Error(rw, err.Error(), 400)
+					return
+				}
+				res, verr := (&wssec.Verifier{Trust: func(c *x509.Certificate) error {
+					if !c.Equal(w.soapKey.Cert) {
+						return io.EOF
+					}
+					return nil
+				}}).Verify(doc)
+				if verr != nil || res.BodyChild.Tag != tc.typ {
+					http.Error(rw, "not verified", 400)
+					return
+				}
+				ids.Store(res.BodyChild.FindElement("./Header/MessageId").Text(), true)
+				out, status := tc.answer(n.Add(1), res.BodyChild), 200
+				if out == nil {
+					out, status = etree.NewDocument(), 500
+					env := out.CreateElement("soap:Envelope")
+					env.CreateAttr("xmlns:soap", wssec.NSSoap11)
+					f := env.CreateElement("soap:Body").CreateElement("soap:Fault")
+					f.CreateElement("faultcode").SetText("soap:Server")
+					f.CreateElement("faultstring").SetText("busy")
+					d := f.CreateElement("detail").CreateElement("xb:FaultDetail")
+					d.CreateAttr("xmlns:xb", "urn:xb-injury:exchange:v1")
+					d.CreateElement("xb:Code").SetText("server.unavailable")
+				}
+				_ = (&wssec.Signer{Cert: agencyKey.Cert, Key: agencyKey.Key}).Sign(out)
+				b, _ := out.WriteToBytes()
+				rw.Header().Set("Content-Type", "text/xml; charset=utf-8")
+				rw.WriteHeader(status)
+				_, _ = rw.Write(b)
+			})
+			p := w.partner(srv.URL, "soap", partner.Endpoint{})
+			p.Kind = partner.KindAgency
+			w.enqueue(t, "msg-1", tc.typ, tc.payload)
+			run(t, w.deliverer(p), func() bool { return w.state(t).State == tc.state })
+			count := 0
+			ids.Range(func(_, _ any) bool { count++; return true })
+			d := w.state(t)
+			if d.Attempts != tc.attempts || count != 1 || !strings.Contains(d.LastError, tc.lastErr) {
+				t.Fatalf("attempts %d, message ids %d, last error %q", d.Attempts, count, d.LastError)
+			}
+		})
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/go-resty/resty/v2"
 	"github.com/google/uuid"
 
+	"github.com/perkeso/jambatan/adapters/agencysoap"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
@@ -132,6 +133,12 @@ func (s *SOAPSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, 
 			return resp.Raw, resp.Status, &Error{Retry: true, Status: resp.Status, Msg: f.Error()}
 		}
 		return resp.Raw, resp.Status, &Error{Status: resp.Status, Msg: f.Error()}
+	}
+	// A signed answer that breaks the exchange's rules is not a delivery.
+	// Sending again would only repeat it (the agency answers a repeated
+	// MessageId with its first response, §8.3), so it goes to dead letter.
+	if p := agencysoap.CheckResponse(doc.FindElement("//Body/*"), resp.Body); p != nil {
+		return resp.Raw, resp.Status, &Error{Status: resp.Status, Msg: fmt.Sprintf("the agency's response breaks agency-soap/v1 (%s at %s): %s", p.Code, p.Location, p.Reason)}
 	}
 	return resp.Raw, resp.Status, nil
 }

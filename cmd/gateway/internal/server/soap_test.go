@@ -16,6 +16,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/perkeso/jambatan/adapters/agencysoap"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/soapclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
@@ -102,9 +103,13 @@ func TestSOAPNotifyInjury(t *testing.T) {
 	// A request for information on that case, and a decision.
 	ri := `<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xb="urn:xb-injury:exchange:v1"><soap:Body><xb:RequestInformation><xb:Header><xb:MessageId>urn:uuid:ri-1</xb:MessageId><xb:CaseId>` + caseID +
 		`</xb:CaseId><xb:Sender>TH:SSO</xb:Sender><xb:Receiver>MY:PERKESO</xb:Receiver><xb:SentAt>2026-03-10T02:00:00Z</xb:SentAt></xb:Header><xb:Request><xb:Item><xb:Code>WAGES_6M</xb:Code></xb:Item><xb:Item><xb:Code>MEDICAL_REPORT</xb:Code></xb:Item></xb:Request></xb:RequestInformation></soap:Body></soap:Envelope>`
-	rr, err := c.Call(ctx, "urn:xb-injury:exchange:v1#RequestInformation", unsigned(t, ri))
+	riDoc := unsigned(t, ri)
+	rr, err := c.Call(ctx, "urn:xb-injury:exchange:v1#RequestInformation", riDoc)
 	if err != nil || rr.Fault != nil || rr.Body.Tag != "InformationReply" || len(rr.Body.FindElements("./Reply/Item")) != 2 {
 		t.Fatalf("request information: %v %s", err, rr.Raw)
+	}
+	if p := agencysoap.CheckResponse(riDoc.FindElement("//Body/*"), rr.Body); p != nil { // what we answer, we would accept
+		t.Fatalf("our InformationReply breaks %s at %s: %s", p.Code, p.Location, p.Reason)
 	}
 	unknown := strings.Replace(strings.Replace(ri, caseID, "MY:PERKESO:XB-0000-NOPE", 1), "ri-1", "ri-2", 1)
 	ru, err := c.Call(ctx, "urn:xb-injury:exchange:v1#RequestInformation", unsigned(t, unknown))
