@@ -8,6 +8,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/perkeso/jambatan/mapping"
 	"github.com/perkeso/jambatan/schema"
 )
 
@@ -24,7 +25,8 @@ const maxDocument = 5 << 20
 // CheckResponse checks an agency's signed, non-fault answer to a request
 // Perkeso sent: the right response element, the schema, the response half
 // of H1 (InReplyTo is the request's MessageId; CaseId as in §6) and, for an
-// InformationReply, C13. It returns the first problem, or nil.
+// InformationReply, C13 and C1 on its dates. It returns the first
+// problem, or nil.
 //
 // A response that fails here is not a delivery: the gateway does not hand
 // it to the back office as an answer.
@@ -83,6 +85,9 @@ func checkReply(req, resp *etree.Element) *Problem {
 		if s := child(it, "SickLeave"); s != nil && code != "SICK_LEAVE_PERIODS" {
 			return &Problem{Code: CodeContent, Location: Location(s), Reason: "SickLeave only answers SICK_LEAVE_PERIODS"}
 		}
+		if p := replyDates(it); p != nil {
+			return p
+		}
 		toFollow := text(child(it, "Outcome")) == "TO_FOLLOW"
 		if e := child(it, "ExpectedBy"); (e != nil) != toFollow {
 			loc := Location(it) + "/xb:ExpectedBy"
@@ -117,6 +122,34 @@ func checkDocument(d *etree.Element) *Problem {
 	sum := sha256.Sum256(b)
 	if want := d.SelectAttrValue("sha256", ""); hex.EncodeToString(sum[:]) != want {
 		return &Problem{Code: CodeContent, Location: Location(d), Reason: "@sha256 is not the SHA-256 of the decoded Document"}
+	}
+	return nil
+}
+
+// replyDates is C1 for the dates of a reply item: each a real Gregorian
+// date with a CE year of 1900-2100 after conversion (§5.2), a month's
+// @period by its own @cal.
+func replyDates(it *etree.Element) *Problem {
+	bad := func(el *etree.Element, value, cal string) *Problem {
+		if _, ok := mapping.CalDate(strings.TrimSpace(value), cal); ok {
+			return nil
+		}
+		return &Problem{Code: CodeContent, Location: Location(el), Reason: "not a real date with a CE year of 1900-2100"}
+	}
+	for _, m := range childrenOf(it, "Month") {
+		if p := bad(m, m.SelectAttrValue("period", "")+"-01", m.SelectAttrValue("cal", "")); p != nil {
+			return p
+		}
+	}
+	for _, sl := range childrenOf(it, "SickLeave") {
+		for _, el := range []*etree.Element{child(sl, "From"), child(sl, "To")} {
+			if p := bad(el, text(el), el.SelectAttrValue("cal", "")); p != nil {
+				return p
+			}
+		}
+	}
+	if e := child(it, "ExpectedBy"); e != nil {
+		return bad(e, text(e), e.SelectAttrValue("cal", ""))
 	}
 	return nil
 }

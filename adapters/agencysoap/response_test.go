@@ -105,6 +105,11 @@ func TestCheckResponse(t *testing.T) {
 			CodeContent, "/xb:InformationReply/xb:Reply/xb:Item[3]/xb:ExpectedBy"},
 		{"fail/document-hash", requestInformation(t), reply(t, replace(base64.StdEncoding.EncodeToString([]byte(pdfData)),
 			base64.StdEncoding.EncodeToString([]byte(pdfData+"!")))), CodeContent, "/xb:InformationReply/xb:Reply/xb:Item[2]/xb:Document[1]"},
+		{"fail/sick-leave-not-a-date", requestInformation(t), reply(t, replace(`<xb:To cal="BE">2569-03-09`, `<xb:To cal="BE">2568-02-29`)),
+			CodeContent, "/xb:InformationReply/xb:Reply/xb:Item[2]/xb:SickLeave[1]/xb:To"},
+		{"fail/month-before-1900", requestInformation(t), reply(t, replace(`period="2569-01" cal="BE"`, `period="1899-12" cal="CE"`)),
+			CodeContent, "/xb:InformationReply/xb:Reply/xb:Item[1]/xb:Month[1]"},
+		{"ok/leap-day-by-the-ce-year", requestInformation(t), reply(t, replace(`<xb:ExpectedBy cal="CE">2026-03-24`, `<xb:ExpectedBy cal="BE">2567-02-29`)), "", ""},
 		{"fail/ack-without-case-id", notify, body(t, strings.Replace(string(b), "<xb:CaseId>MY:PERKESO:XB-2026-000731</xb:CaseId>", "", 1)),
 			CodeContent, "/xb:InjuryAcknowledgement/xb:Header/xb:CaseId"},
 	}
