@@ -122,6 +122,7 @@ type DB struct {
 	// head caches the chain's last (seq, hash) within the writer's current
 	// transaction, so a group commit reads it once, not once per entry.
 	head      *chainHead
+	stmts     map[string]*sql.Stmt // by query text; read-only after Open
 	closeOnce sync.Once
 	closing   chan struct{}
 	writerWG  sync.WaitGroup
@@ -225,6 +226,17 @@ func Open(target string) (*DB, error) {
 			return nil, fmt.Errorf("store: schema: %w", err)
 		}
 	}
+	if !s.postgres {
+		s.stmts = map[string]*sql.Stmt{}
+		for _, q := range hotStatements {
+			st, err := s.db.Prepare(q)
+			if err != nil {
+				s.db.Close()
+				return nil, fmt.Errorf("store: prepare: %w", err)
+			}
+			s.stmts[q] = st
+		}
+	}
 	s.writerWG.Add(1)
 	go s.writer()
 	return s, nil
@@ -237,11 +249,49 @@ func OpenSQLite(path string) (*DB, error) { return Open(path) }
 func (s *DB) Close() error {
 	s.closeOnce.Do(func() { close(s.closing) })
 	s.writerWG.Wait()
+	for _, st := range s.stmts {
+		_ = st.Close()
+	}
 	return s.db.Close()
 }
 
 // Postgres reports the dialect.
 func (s *DB) Postgres() bool { return s.postgres }
+
+// The statements of every accepted notice, prepared once (SQLite): a
+// group commit runs them hundreds of times a second, and the pure-Go
+// SQLite otherwise parses each one on every call. pgx caches its own.
+const (
+	qInsertLog = `INSERT INTO message_log (seq, correlation_id, partner_id, received_at, route, content_type, body,
+		signature, verification, status, outcome, problem_type, source_key, record_id, payload_sha256, canonical, receipt, prev_hash, hash)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	qInsertOutbox = `INSERT INTO outbox (topic, msg_key, headers, value, created_at) VALUES (?,?,?,?,?)`
+	qInsertRecord = `INSERT INTO records (record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq) VALUES (?,?,?,?,?,?,?)`
+	qRecordBy     = `SELECT record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq FROM records WHERE `
+)
+
+var hotStatements = []string{qInsertLog, qInsertOutbox, qInsertRecord, qRecordBy + "source_key = ?"}
+
+// execTx runs query in tx, through its prepared statement when there is one.
+func (s *DB) execTx(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	if st := s.stmts[query]; st != nil {
+		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, s.q(query), args...)
+}
+
+// txQuerier reads inside tx through the prepared statements.
+type txQuerier struct {
+	s  *DB
+	tx *sql.Tx
+}
+
+func (t txQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.s.stmts[query]; st != nil {
+		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, query, args...)
+}
 
 // q adapts a query written with ? placeholders to the dialect.
 func (s *DB) q(query string) string { return sqldialect.Rebind(query, s.postgres) }
@@ -387,9 +437,7 @@ func (s *DB) appendEntry(ctx context.Context, tx *sql.Tx, e *Entry) error {
 		h.seq, h.hash, h.valid = e.Seq, e.Hash, true
 	}
 	var err error
-	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO message_log (seq, correlation_id, partner_id, received_at, route, content_type, body,
-		signature, verification, status, outcome, problem_type, source_key, record_id, payload_sha256, canonical, receipt, prev_hash, hash)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`),
+	_, err = s.execTx(ctx, tx, qInsertLog,
 		e.Seq, e.CorrelationID, e.PartnerID, e.ReceivedAt.UTC().Format(time.RFC3339Nano), e.Route, e.ContentType, nonNil(e.Body),
 		e.Signature, e.Verification, e.Status, e.Outcome, e.ProblemType, e.SourceKey, e.RecordID, e.PayloadSHA256, e.Canonical, e.Receipt, e.PrevHash, e.Hash)
 	if err != nil {
@@ -412,7 +460,7 @@ func (s *DB) appendEntry(ctx context.Context, tx *sql.Tx, e *Entry) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO outbox (topic, msg_key, headers, value, created_at) VALUES (?,?,?,?,?)`),
+		if _, err := s.execTx(ctx, tx, qInsertOutbox,
 			m.Topic, nonNil(m.Key), string(hdr), nonNil(m.Value), e.ReceivedAt.UTC().Format(time.RFC3339Nano)); err != nil {
 			return err
 		}
@@ -445,7 +493,7 @@ type AcceptResult struct {
 func (s *DB) Accept(ctx context.Context, e *Entry, onExisting func(e *Entry, first *Record)) (AcceptResult, error) {
 	var res AcceptResult
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		first, err := s.recordBy(ctx, tx, "source_key", e.SourceKey)
+		first, err := s.recordBy(ctx, txQuerier{s, tx}, "source_key", e.SourceKey)
 		switch {
 		case err == nil:
 			onExisting(e, first)
@@ -460,7 +508,7 @@ func (s *DB) Accept(ctx context.Context, e *Entry, onExisting func(e *Entry, fir
 		}
 		rec := &Record{RecordID: e.RecordID, SourceKey: e.SourceKey, PartnerID: e.PartnerID, PayloadSHA256: e.PayloadSHA256,
 			Receipt: e.Receipt, AcceptedAt: e.ReceivedAt, Seq: e.Seq}
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO records (record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq) VALUES (?,?,?,?,?,?,?)`),
+		if _, err := s.execTx(ctx, tx, qInsertRecord,
 			rec.RecordID, rec.SourceKey, rec.PartnerID, rec.PayloadSHA256, rec.Receipt, rec.AcceptedAt.UTC().Format(time.RFC3339Nano), rec.Seq); err != nil {
 			return err
 		}
@@ -477,7 +525,7 @@ type querier interface {
 func (s *DB) recordBy(ctx context.Context, q querier, col, v string) (*Record, error) {
 	var r Record
 	var at string
-	err := q.QueryRowContext(ctx, s.q(`SELECT record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq FROM records WHERE `+col+` = ?`), v).
+	err := q.QueryRowContext(ctx, s.q(qRecordBy+col+` = ?`), v).
 		Scan(&r.RecordID, &r.SourceKey, &r.PartnerID, &r.PayloadSHA256, &r.Receipt, &at, &r.Seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
@@ -647,7 +695,7 @@ func (s *DB) AcceptBatch(ctx context.Context, e *Entry, sender, batchID string, 
 			return err
 		default:
 			for _, c := range claims {
-				first, err := s.recordBy(ctx, tx, "source_key", c.SourceKey)
+				first, err := s.recordBy(ctx, txQuerier{s, tx}, "source_key", c.SourceKey)
 				switch {
 				case errors.Is(err, ErrNotFound):
 					out.States = append(out.States, ClaimNew)
@@ -671,7 +719,7 @@ func (s *DB) AcceptBatch(ctx context.Context, e *Entry, sender, batchID string, 
 		}
 		for _, i := range w.Accept {
 			c := claims[i]
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO records (record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq) VALUES (?,?,?,?,?,?,?)`),
+			if _, err := s.execTx(ctx, tx, qInsertRecord,
 				c.RecordID, c.SourceKey, e.PartnerID, c.Hash, w.Receipt, e.ReceivedAt.UTC().Format(time.RFC3339Nano), e.Seq); err != nil {
 				return err
 			}
