@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -97,7 +98,11 @@ func (w *world) deliverer(p *partner.Partner) *outbound.Deliverer {
 }
 
 func (w *world) enqueue(t *testing.T, key, typ string, payload string) {
-	if _, err := w.st.Enqueue(context.Background(), &store.Delivery{Key: key, PartnerID: "p1", MessageType: typ, CaseID: "MY:PERKESO:XB-2026-ABC", Payload: []byte(payload)}, time.Now()); err != nil {
+	caseID := "MY:PERKESO:XB-2026-ABC"
+	if typ == "NotifyInjury" { // the receiver assigns the case
+		caseID = ""
+	}
+	if _, err := w.st.Enqueue(context.Background(), &store.Delivery{Key: key, PartnerID: "p1", MessageType: typ, CaseID: caseID, Payload: []byte(payload)}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -270,7 +275,11 @@ func agencyResponse(req *etree.Element, name string, fill func(resp, hdr *etree.
 	h := resp.CreateElement("xb:Header")
 	h.CreateElement("xb:MessageId").SetText("urn:uuid:" + uuid.NewString())
 	h.CreateElement("xb:InReplyTo").SetText(req.FindElement("./Header/MessageId").Text())
-	h.CreateElement("xb:CaseId").SetText(req.FindElement("./Header/CaseId").Text())
+	if c := req.FindElement("./Header/CaseId"); c != nil {
+		h.CreateElement("xb:CaseId").SetText(c.Text())
+	} else { // a notification: the receiver assigns the case id
+		h.CreateElement("xb:CaseId").SetText("TH:SSO:CASE-" + uuid.NewString()[:8])
+	}
 	h.CreateElement("xb:Sender").SetText("TH:SSO")
 	h.CreateElement("xb:Receiver").SetText("MY:PERKESO")
 	h.CreateElement("xb:SentAt").SetText(time.Now().UTC().Format("2006-01-02T15:04:05Z"))
@@ -285,6 +294,11 @@ func agencyResponse(req *etree.Element, name string, fill func(resp, hdr *etree.
 func TestSOAPDelivery(t *testing.T) {
 	decision, _ := json.Marshal(map[string]any{"subject": "WORK_RELATEDNESS", "outcome": "ACCEPTED", "decisionDate": "2026-03-20", "legalBasis": "Act 4, s. 24"})
 	request := `{"items":[{"code":"WAGES_6M"},{"code":"MEDICAL_REPORT"}]}`
+	rec, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "agencysoap", "testdata", "example-10.3.expect.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notification := `{"record":` + string(rec) + `}`
 	receivedAt := func(resp, _ *etree.Element) {
 		resp.CreateElement("xb:ReceivedAt").SetText(time.Now().UTC().Format("2006-01-02T15:04:05Z"))
 	}
@@ -312,6 +326,15 @@ func TestSOAPDelivery(t *testing.T) {
 				}
 			})
 		}, store.DeliveryDelivered, 1, ""},
+		{"ok/notify-injury", "NotifyInjury", notification, func(_ int32, req *etree.Element) *etree.Document {
+			return agencyResponse(req, "InjuryAcknowledgement", receivedAt)
+		}, store.DeliveryDelivered, 1, ""},
+		{"fail/injury-acknowledgement-without-case-id", "NotifyInjury", notification, func(_ int32, req *etree.Element) *etree.Document {
+			return agencyResponse(req, "InjuryAcknowledgement", func(resp, hdr *etree.Element) {
+				hdr.RemoveChild(hdr.FindElement("./CaseId"))
+				receivedAt(resp, hdr)
+			})
+		}, store.DeliveryDead, 1, "/xb:InjuryAcknowledgement/xb:Header/xb:CaseId"},
 		{"fail/reply-misses-an-item", "RequestInformation", request, func(_ int32, req *etree.Element) *etree.Document {
 			return agencyResponse(req, "InformationReply", func(resp, _ *etree.Element) {
 				it := resp.CreateElement("xb:Reply").CreateElement("xb:Item")
@@ -378,6 +401,9 @@ func TestSOAPDelivery(t *testing.T) {
 			d := w.state(t)
 			if d.Attempts != tc.attempts || count != 1 || !strings.Contains(d.LastError, tc.lastErr) {
 				t.Fatalf("attempts %d, message ids %d, last error %q", d.Attempts, count, d.LastError)
+			}
+			if assigned := strings.HasPrefix(d.CaseID, "TH:SSO:CASE-"); assigned != (tc.typ == "NotifyInjury" && tc.state == store.DeliveryDelivered) {
+				t.Fatalf("case id %q after %s", d.CaseID, tc.state)
 			}
 		})
 	}

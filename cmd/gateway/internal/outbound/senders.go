@@ -114,7 +114,9 @@ func messageID(key string) string {
 	return "urn:uuid:" + uuid.NewSHA1(uuid.NameSpaceURL, []byte("jambatan-delivery:"+key)).String()
 }
 
-// Send implements Sender for RequestInformation and NotifyDecision.
+// Send implements Sender for NotifyInjury, RequestInformation and
+// NotifyDecision. A delivered NotifyInjury gets the case id the agency
+// assigned (d.CaseID), which the status event and the queue then carry.
 func (s *SOAPSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, error) {
 	doc, action, err := s.envelope(d)
 	if err != nil {
@@ -139,6 +141,9 @@ func (s *SOAPSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, 
 	// MessageId with its first response, §8.3), so it goes to dead letter.
 	if p := agencysoap.CheckResponse(doc.FindElement("//Body/*"), resp.Body); p != nil {
 		return resp.Raw, resp.Status, &Error{Status: resp.Status, Msg: fmt.Sprintf("the agency's response breaks agency-soap/v1 (%s at %s): %s", p.Code, p.Location, p.Reason)}
+	}
+	if d.CaseID == "" { // a notification: the agency's InjuryAcknowledgement names the case from now on
+		d.CaseID = agencysoap.ReadHeader(resp.Body).CaseID
 	}
 	return resp.Raw, resp.Status, nil
 }

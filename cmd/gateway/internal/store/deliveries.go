@@ -120,8 +120,8 @@ func (s *DB) RecordAttempt(ctx context.Context, d *Delivery, a Attempt, e *Entry
 		if next.IsZero() {
 			next = e.ReceivedAt
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = ?, last_error = ?, response = ?, updated_at = ? WHERE id = ?`),
-			a.State, ts(next), a.Error, a.Response, ts(e.ReceivedAt), d.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = ?, last_error = ?, response = ?, case_id = ?, updated_at = ? WHERE id = ?`),
+			a.State, ts(next), a.Error, a.Response, d.CaseID, ts(e.ReceivedAt), d.ID); err != nil {
 			return err
 		}
 		return s.appendEntry(ctx, tx, e)
