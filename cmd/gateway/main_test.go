@@ -335,14 +335,7 @@ func TestCertsCommands(t *testing.T) {
 	if o, _, err := gateway(t, "certs", "rotate-receipt-key", "--dev", dir); err != nil || !strings.Contains(o, "new receipt key") {
 		t.Fatalf("rotate: %v %s", err, o)
 	}
-	_ = cmd.Process.Signal(syscall.SIGHUP)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), "configuration reloaded") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no reload:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	reload(t, cmd, out)
 	o, _, err := gateway(t, "submit", "--dev", dir, example("example-b.in.json"))
 	var b struct{ Receipt string }
 	_ = json.Unmarshal([]byte(o), &b)

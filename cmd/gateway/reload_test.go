@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"net/http"
 	"net/http/httptrace"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -33,16 +32,11 @@ func TestReloadKeepsOpenConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := func() *http.Client {
-		caPEM, _ := os.ReadFile(l.CACert)
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(caPEM)
-		cert, err := tls.LoadX509KeyPair(kit.ClientCert, kit.ClientKey)
+		tc, err := partnerkit.TLSConfig(l.CACert, kit.ClientCert, kit.ClientKey)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, Certificates: []tls.Certificate{cert}},
-		}}
+		return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
 	}
 	// post submits one signed notice and reports whether it rode an existing connection.
 	post := func(c *http.Client, name string) (reused bool) {
@@ -72,20 +66,26 @@ func TestReloadKeepsOpenConnections(t *testing.T) {
 	if post(open, "example-a.in.json") {
 		t.Fatal("the first request reused a connection")
 	}
-	cfg, _ := os.ReadFile(l.Config)
-	_ = os.WriteFile(l.Config, cfg, 0o644) // the same configuration, re-read
-	_ = cmd.Process.Signal(syscall.SIGHUP)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(out.String(), "configuration reloaded") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no reload:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	reload(t, cmd, out) // the same configuration, read again
 	if !post(open, "example-b.in.json") {
 		t.Fatal("the connection opened before the reload was not reused")
 	}
 	if post(client(), "example-c.in.json") {
 		t.Fatal("a fresh client reused a connection")
+	}
+}
+
+// reload sends SIGHUP and waits until the gateway logs one more successful reload.
+func reload(t *testing.T, cmd *exec.Cmd, out *syncBuffer) {
+	t.Helper()
+	const done = "configuration reloaded"
+	before := strings.Count(out.String(), done)
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(out.String(), done) == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("no reload:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -98,8 +98,9 @@ type Client struct {
 	r       *resty.Client
 }
 
-// NewClient builds a client that trusts caCert and presents the partner's certificate.
-func NewClient(baseURL, caCertFile, clientCertFile, clientKeyFile string) (*Client, error) {
+// TLSConfig is a partner's side of mutual TLS: trust caCert, present the
+// partner's certificate.
+func TLSConfig(caCertFile, clientCertFile, clientKeyFile string) (*tls.Config, error) {
 	caPEM, err := os.ReadFile(caCertFile)
 	if err != nil {
 		return nil, err
@@ -112,10 +113,19 @@ func NewClient(baseURL, caCertFile, clientCertFile, clientKeyFile string) (*Clie
 	if err != nil {
 		return nil, err
 	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, Certificates: []tls.Certificate{cert}}, nil
+}
+
+// NewClient builds a client that trusts caCert and presents the partner's certificate.
+func NewClient(baseURL, caCertFile, clientCertFile, clientKeyFile string) (*Client, error) {
+	tc, err := TLSConfig(caCertFile, clientCertFile, clientKeyFile)
+	if err != nil {
+		return nil, err
+	}
 	r := resty.New().
 		SetBaseURL(strings.TrimSuffix(baseURL, "/")).
 		SetTimeout(30 * time.Second).
-		SetTLSClientConfig(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, Certificates: []tls.Certificate{cert}})
+		SetTLSClientConfig(tc)
 	return &Client{BaseURL: baseURL, r: r}, nil
 }
 
