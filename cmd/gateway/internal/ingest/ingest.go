@@ -184,7 +184,7 @@ func Verify(m kafka.Message, set jwk.Set) (Row, string) {
 	if len(env.Record) == 0 || env.Attestation == "" || env.Receipt == "" {
 		return Row{}, "envelope lacks record, receipt or attestation"
 	}
-	attested, err := receipt.VerifyAttestation(env.Attestation, set)
+	attested, err := receipt.VerifyAttestation(env.Attestation, env.Record, set)
 	if err != nil {
 		return Row{}, err.Error()
 	}

@@ -180,7 +180,9 @@ func TestExactlyOnceEffect(t *testing.T) {
 				reasons = append(reasons, r)
 			}
 			joined := strings.Join(reasons, "|")
-			if !strings.Contains(joined, "attestation signature does not verify") || !strings.Contains(joined, "record differs from the attested record") {
+			// A detached attestation does not say which side changed: a
+			// forged signature and an altered record fail the same check.
+			if len(reasons) != 2 || strings.Count(joined, "attestation signature does not verify") != 2 {
 				t.Fatalf("quarantine reasons %q", reasons)
 			}
 		})

@@ -4,9 +4,11 @@
 package receipt
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 )
 
 // Type is the typ header of every receipt.
@@ -44,7 +47,7 @@ const Issuer = "urn:my:perkeso:jambatan"
 // (after a key rotation and SIGHUP) while requests use it.
 type Signer struct {
 	mu     sync.RWMutex
-	key    jwk.Key
+	key    *ecdsa.PrivateKey // exported from the JWK once: every accept signs with it
 	kid    string
 	public jwk.Set
 }
@@ -59,10 +62,43 @@ func (s *Signer) Replace(o *Signer) {
 	s.mu.Unlock()
 }
 
-func (s *Signer) current() (jwk.Key, string) {
+func (s *Signer) current() (*ecdsa.PrivateKey, string) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.key, s.kid
+}
+
+// compact signs payload as an ES256 compact JWS with kid and typ in the
+// protected header; detached leaves the payload segment empty (RFC 7515
+// appendix F) for a receiver that holds the bytes already. It builds the
+// serialization directly and signs through jwx's building blocks: on the
+// intake path the general jws.Sign spent a quarter of its time on header
+// maps and options, not on the signature.
+func (s *Signer) compact(typ string, payload []byte, detached bool) (string, error) {
+	key, kid := s.current()
+	hdr, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{"ES256", kid, typ})
+	if err != nil {
+		return "", err
+	}
+	enc := base64.RawURLEncoding
+	input := make([]byte, 0, enc.EncodedLen(len(hdr))+1+enc.EncodedLen(len(payload))+1+enc.EncodedLen(64))
+	input = enc.AppendEncode(input, hdr)
+	input = append(input, '.')
+	prefix := len(input)
+	input = enc.AppendEncode(input, payload)
+	sig, err := jwsbb.SignECDSA(key, input, crypto.SHA256, rand.Reader)
+	if err != nil {
+		return "", err
+	}
+	if detached {
+		input = input[:prefix]
+	}
+	input = append(input, '.')
+	return string(enc.AppendEncode(input, sig)), nil
 }
 
 // NewES256Key generates a private EC P-256 JWK carrying kid and alg ES256:
@@ -137,7 +173,11 @@ func LoadSigner(path string) (*Signer, error) {
 		_ = rp.Set(jwk.AlgorithmKey, jwa.ES256())
 		_ = set.AddKey(rp)
 	}
-	return &Signer{key: k, kid: kid, public: set}, nil
+	var raw ecdsa.PrivateKey
+	if err := jwk.Export(k, &raw); err != nil || raw.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("%s: receipt key must be a private EC P-256 JWK", path)
+	}
+	return &Signer{key: &raw, kid: kid, public: set}, nil
 }
 
 // KeyID is the kid of the receipt key.
@@ -190,19 +230,11 @@ func RotateKeyFile(path string) (string, error) {
 
 // Sign returns the compact JWS of any JSON-encodable payload.
 func (s *Signer) Sign(v any) (string, error) {
-	key, kid := s.current()
 	b, err := json.Marshal(v)
 	if err != nil {
 		return "", err
 	}
-	h := jws.NewHeaders()
-	_ = h.Set(jws.KeyIDKey, kid)
-	_ = h.Set(jws.TypeKey, Type)
-	out, err := jws.Sign(b, jws.WithKey(jwa.ES256(), key, jws.WithProtectedHeaders(h)))
-	if err != nil {
-		return "", err
-	}
-	return string(out), nil
+	return s.compact(Type, b, false)
 }
 
 // Verify checks a receipt against a published JWKS and returns its payload.
@@ -240,25 +272,25 @@ func Verify(compact string, set jwk.Set) (*Receipt, error) {
 const AttestationType = "perkeso-attestation+jws"
 
 // Attest signs a canonical record's bytes: the gateway's statement that it
-// verified the source message and produced exactly this record.
+// verified the source message and produced exactly this record. The JWS is
+// detached: the record travels next to it in the event, and carrying it a
+// second time, base64-encoded, made every verified event 2.5 KB larger in
+// the outbox and on Kafka.
 func (s *Signer) Attest(record []byte) (string, error) {
-	key, kid := s.current()
-	h := jws.NewHeaders()
-	_ = h.Set(jws.KeyIDKey, kid)
-	_ = h.Set(jws.TypeKey, AttestationType)
-	out, err := jws.Sign(record, jws.WithKey(jwa.ES256(), key, jws.WithProtectedHeaders(h)))
-	if err != nil {
-		return "", err
-	}
-	return string(out), nil
+	return s.compact(AttestationType, record, true)
 }
 
-// VerifyAttestation checks an attestation against the gateway's JWKS and
-// returns the attested record bytes.
-func VerifyAttestation(compact string, set jwk.Set) ([]byte, error) {
+// VerifyAttestation checks an attestation over record against the gateway's
+// JWKS and returns the attested record bytes: record itself for a detached
+// attestation, the embedded payload for one written before attestations
+// were detached (the caller compares it with the record it carries).
+func VerifyAttestation(compact string, record []byte, set jwk.Set) ([]byte, error) {
 	msg, err := jws.Parse([]byte(compact), jws.WithCompact())
 	if err != nil {
 		return nil, fmt.Errorf("attestation is not a compact JWS: %w", err)
+	}
+	if len(msg.Signatures()) != 1 {
+		return nil, errors.New("attestation must carry exactly one signature")
 	}
 	h := msg.Signatures()[0].ProtectedHeaders()
 	if typ, _ := h.Type(); typ != AttestationType {
@@ -269,7 +301,14 @@ func VerifyAttestation(compact string, set jwk.Set) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("no key %q in the gateway JWKS", kid)
 	}
-	payload, err := jws.Verify([]byte(compact), jws.WithKey(jwa.ES256(), key))
+	if alg, _ := h.Algorithm(); alg != jwa.ES256() {
+		return nil, fmt.Errorf("attestation alg %s, want ES256", alg)
+	}
+	opts := []jws.VerifyOption{jws.WithKey(jwa.ES256(), key)}
+	if len(msg.Payload()) == 0 {
+		opts = append(opts, jws.WithDetachedPayload(record))
+	}
+	payload, err := jws.Verify([]byte(compact), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("attestation signature does not verify: %w", err)
 	}
@@ -302,13 +341,5 @@ type BatchReceipt struct {
 // SignDetached returns a detached compact JWS (RFC 7515 appendix F) over a
 // body, for outbound JSON: the partner verifies it with Perkeso's JWKS.
 func (s *Signer) SignDetached(body []byte) (string, error) {
-	key, kid := s.current()
-	h := jws.NewHeaders()
-	_ = h.Set(jws.KeyIDKey, kid)
-	_ = h.Set(jws.TypeKey, "JOSE")
-	out, err := jws.Sign(nil, jws.WithKey(jwa.ES256(), key, jws.WithProtectedHeaders(h)), jws.WithDetachedPayload(body))
-	if err != nil {
-		return "", err
-	}
-	return string(out), nil
+	return s.compact("JOSE", body, true)
 }
