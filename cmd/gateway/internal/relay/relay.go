@@ -168,7 +168,7 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	}
 	// Acknowledged by the broker: only now is the message published. A crash
 	// here re-sends the batch after restart (at least once).
-	if err := claim.Done(ctx, time.Now()); err != nil {
+	if err := claim.Done(ctx); err != nil {
 		return 0, err
 	}
 	publishedTotal.Add(float64(len(ids)))

@@ -192,7 +192,7 @@ func TestConcurrentInstances(t *testing.T) {
 					}
 					mu.Unlock()
 					time.Sleep(2 * time.Millisecond) // producing
-					if err := c.Done(ctx, time.Now()); err != nil {
+					if err := c.Done(ctx); err != nil {
 						t.Error(err)
 						return
 					}
