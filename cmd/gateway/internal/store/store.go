@@ -267,10 +267,11 @@ const (
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
 	qInsertOutbox = `INSERT INTO outbox (topic, msg_key, headers, value, created_at) VALUES (?,?,?,?,?)`
 	qInsertRecord = `INSERT INTO records (record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq) VALUES (?,?,?,?,?,?,?)`
+	qChainHead    = `SELECT seq, hash FROM message_log ORDER BY seq DESC LIMIT 1`
 	qRecordBy     = `SELECT record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq FROM records WHERE `
 )
 
-var hotStatements = []string{qInsertLog, qInsertOutbox, qInsertRecord, qRecordBy + "source_key = ?"}
+var hotStatements = []string{qChainHead, qInsertLog, qInsertOutbox, qInsertRecord, qRecordBy + "source_key = ?"}
 
 // execTx runs query in tx, through its prepared statement when there is one.
 func (s *DB) execTx(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
@@ -426,7 +427,7 @@ func (s *DB) appendEntry(ctx context.Context, tx *sql.Tx, e *Entry) error {
 	if h := s.head; h != nil && h.tx == tx && h.valid {
 		last, prev = h.seq, h.hash
 	} else {
-		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM message_log ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev)
+		err := txQuerier{s, tx}.QueryRowContext(ctx, qChainHead).Scan(&last, &prev)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
