@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -121,14 +124,28 @@ func TestKcatEndToEnd(t *testing.T) {
 			t.Fatalf("record %v", m)
 		}
 		var env struct {
-			Record struct {
-				RecordID string `json:"recordId"`
-			} `json:"record"`
+			Record               json.RawMessage
 			Receipt, Attestation string
 			JWS                  struct{ Protected, Payload, Signature string }
 		}
-		if err := json.Unmarshal([]byte(m["payload"].(string)), &env); err != nil || env.Record.RecordID != key || env.Receipt == "" || env.Attestation == "" || env.JWS.Signature == "" {
+		var rec struct {
+			RecordID string `json:"recordId"`
+		}
+		if err := json.Unmarshal([]byte(m["payload"].(string)), &env); err != nil || json.Unmarshal(env.Record, &rec) != nil ||
+			rec.RecordID != key || env.Receipt == "" || env.Attestation != "" || env.JWS.Signature == "" {
 			t.Fatalf("envelope %v: %v", m["payload"], err)
+		}
+		// The receipt names the record's bytes as they stand in the event:
+		// it is the gateway's signed statement over the record.
+		var named struct {
+			RecordID     string `json:"recordId"`
+			RecordSHA256 string `json:"recordSha256"`
+		}
+		parts := strings.Split(env.Receipt, ".")
+		pb, _ := base64.RawURLEncoding.DecodeString(parts[1])
+		sum := sha256.Sum256(env.Record)
+		if err := json.Unmarshal(pb, &named); err != nil || named.RecordID != key || named.RecordSHA256 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("receipt payload %s does not name record %s (sha256 %x)", pb, key, sum)
 		}
 	}
 	// Metrics and readiness on the ops listener.

@@ -89,11 +89,15 @@ func SignedFrom(compactOrDetached string, body []byte, b64 bool) Signed {
 
 // Verified is the value of a verified-topic record.
 type Verified struct {
-	Record      json.RawMessage `json:"record"`
-	Receipt     string          `json:"receipt"`
-	JWS         *Signed         `json:"jws,omitempty"`
-	SOAP        string          `json:"soap,omitempty"` // the signed SOAP envelope as received (agency notifications)
-	Attestation string          `json:"attestation"`
+	Record  json.RawMessage `json:"record"`
+	Receipt string          `json:"receipt"`
+	JWS     *Signed         `json:"jws,omitempty"`
+	SOAP    string          `json:"soap,omitempty"` // the signed SOAP envelope as received (agency notifications)
+	// Attestation signs Record when Receipt does not: the receipt of a
+	// notice (JSON or SOAP) names the record's SHA-256 and stands for both;
+	// an insurer's batch receipt covers many claims, so each claim's record
+	// carries an attestation.
+	Attestation string `json:"attestation,omitempty"`
 }
 
 // Rejected is the value of a rejected-topic record. It carries problem

@@ -9,6 +9,8 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -171,9 +173,10 @@ func (c *Consumer) fetch(ctx context.Context, short bool) ([]kafka.Message, erro
 	return msgs, nil
 }
 
-// Verify checks one verified-topic message: the envelope, the CloudEvents
-// id, the gateway's attestation over the exact record bytes, and the record's
-// schema. It returns the row to upsert, or the reason to quarantine.
+// Verify checks one verified-topic message: the envelope, the gateway's
+// receipt, its signed statement over the exact record bytes (the receipt's
+// recordSha256, or an attestation), the record's schema and the CloudEvents
+// id. It returns the row to upsert, or the reason to quarantine.
 func Verify(m kafka.Message, set jwk.Set) (Row, string) {
 	var env events.Verified
 	dec := json.NewDecoder(bytes.NewReader(m.Value))
@@ -181,16 +184,26 @@ func Verify(m kafka.Message, set jwk.Set) (Row, string) {
 	if err := dec.Decode(&env); err != nil {
 		return Row{}, "envelope is not the verified-event JSON: " + err.Error()
 	}
-	if len(env.Record) == 0 || env.Attestation == "" || env.Receipt == "" {
-		return Row{}, "envelope lacks record, receipt or attestation"
+	if len(env.Record) == 0 || env.Receipt == "" {
+		return Row{}, "envelope lacks record or receipt"
 	}
-	attested, err := receipt.VerifyAttestation(env.Attestation, env.Record, set)
+	rc, err := receipt.Verify(env.Receipt, set)
 	if err != nil {
-		return Row{}, err.Error()
+		return Row{}, "receipt: " + err.Error()
 	}
-	var a, b bytes.Buffer
-	if json.Compact(&a, attested) != nil || json.Compact(&b, env.Record) != nil || !bytes.Equal(a.Bytes(), b.Bytes()) {
-		return Row{}, "record differs from the attested record"
+	attested := []byte(env.Record)
+	if env.Attestation != "" {
+		if attested, err = receipt.VerifyAttestation(env.Attestation, env.Record, set); err != nil {
+			return Row{}, err.Error()
+		}
+		var a, b bytes.Buffer
+		if json.Compact(&a, attested) != nil || json.Compact(&b, env.Record) != nil || !bytes.Equal(a.Bytes(), b.Bytes()) {
+			return Row{}, "record differs from the attested record"
+		}
+	} else if sum := sha256.Sum256(env.Record); rc.RecordSHA256 == "" {
+		return Row{}, "envelope lacks an attestation and its receipt names no record"
+	} else if rc.RecordSHA256 != hex.EncodeToString(sum[:]) {
+		return Row{}, "record differs from the record the receipt acknowledges"
 	}
 	var rec schema.Record
 	if err := json.Unmarshal(attested, &rec); err != nil {
@@ -208,8 +221,8 @@ func Verify(m kafka.Message, set jwk.Set) (Row, string) {
 	if ceID != rec.RecordID || string(m.Key) != rec.RecordID {
 		return Row{}, "ce_id or key does not match the record id"
 	}
-	if _, err := receipt.Verify(env.Receipt, set); err != nil {
-		return Row{}, "receipt: " + err.Error()
+	if env.Attestation == "" && rc.RecordID != rec.RecordID {
+		return Row{}, "the receipt acknowledges another record id"
 	}
 	partner := ""
 	for _, h := range m.Headers {

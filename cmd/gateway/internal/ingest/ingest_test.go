@@ -3,12 +3,15 @@ package ingest_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -63,13 +66,31 @@ func (f *fixture) message(t testing.TB, i int, forge string) kafka.Message {
 	}
 	rb, _ := json.Marshal(rec)
 	att, _ := f.signer.Attest(rb)
+	sum := sha256.Sum256(rb)
+	named := receipt.Receipt{RecordID: rec.RecordID, RecordSHA256: hex.EncodeToString(sum[:])} // a receipt that names the record
+	rc, _ := f.signer.Sign(receipt.Receipt{RecordID: rec.RecordID})
 	switch forge {
 	case "other-key":
 		att, _ = f.other.Attest(rb)
 	case "record-changed":
 		rb = bytes.Replace(rb, []byte(`"mcDays":21`), []byte(`"mcDays":2`), 1)
+	case "receipt-bound": // a notice's event: the receipt stands for the attestation
+		att = ""
+		rc, _ = f.signer.Sign(named)
+	case "receipt-bound-record-changed":
+		att = ""
+		rc, _ = f.signer.Sign(named)
+		rb = bytes.Replace(rb, []byte(`"mcDays":21`), []byte(`"mcDays":2`), 1)
+	case "receipt-bound-other-record":
+		att = ""
+		named.RecordID = "00000000-0000-5000-8000-000000000000"
+		rc, _ = f.signer.Sign(named)
+	case "receipt-bound-other-key":
+		att = ""
+		rc, _ = f.other.Sign(named)
+	case "no-attestation":
+		att = ""
 	}
-	rc, _ := f.signer.Sign(receipt.Receipt{RecordID: rec.RecordID})
 	m, err := f.b.VerifiedMessage(rec.RecordID, "p", time.Now(), events.Verified{Record: rb, Receipt: rc, Attestation: att})
 	if err != nil {
 		t.Fatal(err)
@@ -123,9 +144,16 @@ func TestExactlyOnceEffect(t *testing.T) {
 			const n = 600
 			var msgs []kafka.Message
 			for i := 0; i < n; i++ {
-				msgs = append(msgs, f.message(t, i, ""))
+				form := "" // half with an attestation (insurer claims), half bound by their receipt (notices)
+				if i%2 == 1 {
+					form = "receipt-bound"
+				}
+				msgs = append(msgs, f.message(t, i, form))
 			}
-			msgs = append(msgs, f.message(t, n, "other-key"), f.message(t, n+1, "record-changed"))
+			forgeries := []string{"other-key", "record-changed", "receipt-bound-record-changed", "receipt-bound-other-record", "receipt-bound-other-key", "no-attestation"}
+			for i, forge := range forgeries {
+				msgs = append(msgs, f.message(t, n+i, forge))
+			}
 			produce(t, b.Addr, msgs)
 
 			// First consumer: stops after a few batches (a restart).
@@ -163,8 +191,8 @@ func TestExactlyOnceEffect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if recs != n || quar != 2 {
-				t.Fatalf("%d records and %d quarantined, want %d and 2", recs, quar, n)
+			if recs != n || quar != int64(len(forgeries)) {
+				t.Fatalf("%d records and %d quarantined, want %d and %d", recs, quar, n, len(forgeries))
 			}
 			var redelivered int
 			_ = sink.DB().QueryRow(`SELECT count(*) FROM backoffice_records WHERE deliveries > 1`).Scan(&redelivered)
@@ -179,11 +207,21 @@ func TestExactlyOnceEffect(t *testing.T) {
 				_ = rows.Scan(&r)
 				reasons = append(reasons, r)
 			}
-			joined := strings.Join(reasons, "|")
 			// A detached attestation does not say which side changed: a
 			// forged signature and an altered record fail the same check.
-			if len(reasons) != 2 || strings.Count(joined, "attestation signature does not verify") != 2 {
+			want := []string{"attestation signature does not verify", "attestation signature does not verify",
+				"record differs from the record the receipt acknowledges", "the receipt acknowledges another record id",
+				"receipt: receipt signature does not verify", "envelope lacks an attestation and its receipt names no record"}
+			if len(reasons) != len(want) {
 				t.Fatalf("quarantine reasons %q", reasons)
+			}
+			// The forgeries spread over partitions: compare as sorted lists.
+			sort.Strings(reasons)
+			sort.Strings(want)
+			for i := range want {
+				if !strings.HasPrefix(reasons[i], want[i]) {
+					t.Fatalf("quarantine reasons %q, want %q", reasons, want)
+				}
 			}
 		})
 	}

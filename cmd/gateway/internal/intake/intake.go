@@ -299,22 +299,20 @@ func (p *Pipeline) mapRecord(s *step) *problem.Error {
 }
 
 func (p *Pipeline) accept(ctx context.Context, s *step) (*Result, *problem.Error) {
+	recordSum := sha256.Sum256(s.entry.Canonical)
 	rc, err := p.Receipts.Sign(receipt.Receipt{
 		Issuer: receipt.Issuer, Status: store.OutcomeAccepted, RecordID: s.record.RecordID, PartnerID: s.sub.Partner.ID,
 		Format: s.sub.Format, SourceKey: s.record.SourceKey, NoticeID: s.doc.MessageID(), PayloadSHA256: s.entry.PayloadSHA256,
-		ReceivedAt: s.receivedAt.Format(time.RFC3339), CorrelationID: s.sub.CorrelationID,
+		ReceivedAt: s.receivedAt.Format(time.RFC3339), CorrelationID: s.sub.CorrelationID, RecordSHA256: hex.EncodeToString(recordSum[:]),
 	})
 	if err != nil {
 		return nil, problem.Wrap(problem.Internal, "could not issue a receipt", err)
 	}
 	s.entry.Receipt, s.entry.Status = rc, 202
 	if p.Events != nil {
-		att, err := p.Receipts.Attest(s.entry.Canonical)
-		if err != nil {
-			return nil, problem.Wrap(problem.Internal, "could not attest the record", err)
-		}
+		// The receipt names the record's hash: it is the attestation too.
 		m, err := p.Events.VerifiedMessage(s.record.RecordID, s.sub.Partner.ID, s.receivedAt, events.Verified{
-			Record: s.entry.Canonical, Receipt: rc, Attestation: att, JWS: s.originalJWS()})
+			Record: s.entry.Canonical, Receipt: rc, JWS: s.originalJWS()})
 		if err != nil {
 			return nil, problem.Wrap(problem.Internal, "could not build the event", err)
 		}

@@ -38,6 +38,11 @@ type Receipt struct {
 	PayloadSHA256 string `json:"payloadSha256"`
 	ReceivedAt    string `json:"receivedAt"`
 	CorrelationID string `json:"correlationId"`
+	// RecordSHA256 is the hex SHA-256 of the canonical record's bytes as
+	// published on the verified topic. It makes the receipt the gateway's
+	// signed statement over the record as well, so the event of a notice
+	// needs no separate attestation (one signature per accept, not two).
+	RecordSHA256 string `json:"recordSha256,omitempty"`
 }
 
 // Issuer identifies Perkeso's gateway in receipts.

@@ -275,9 +275,10 @@ func (h *Handler) notifyInjury(ctx context.Context, rq *request, env *wssec.Enve
 		return nil, &Fault{Code: "server.internal", Reason: "response could not be built", Server: true}
 	}
 	recJSON, _ := json.Marshal(rec)
+	recSum := sha256.Sum256(recJSON)
 	rc, err := h.Receipts.Sign(receipt.Receipt{Issuer: receipt.Issuer, Status: store.OutcomeAccepted, RecordID: rec.RecordID,
 		PartnerID: rq.p.ID, Format: agencysoap.Format, SourceKey: rec.SourceKey, NoticeID: hdr.MessageID, PayloadSHA256: bodyHash,
-		ReceivedAt: rq.receivedAt.Format(time.RFC3339), CorrelationID: rq.cid})
+		ReceivedAt: rq.receivedAt.Format(time.RFC3339), CorrelationID: rq.cid, RecordSHA256: hex.EncodeToString(recSum[:])})
 	if err != nil {
 		return nil, &Fault{Code: "server.internal", Reason: "receipt could not be issued", Server: true}
 	}
@@ -286,12 +287,9 @@ func (h *Handler) notifyInjury(ctx context.Context, rq *request, env *wssec.Enve
 	e.Exchange = &store.Exchange{Sender: hdr.Sender, MessageID: hdr.MessageID, BodySHA256: bodyHash, Operation: "NotifyInjury",
 		CaseID: caseID, Response: respBytes, NewCase: true}
 	if h.Events != nil {
-		att, err := h.Receipts.Attest(recJSON)
-		if err != nil {
-			return nil, &Fault{Code: "server.internal", Reason: "attestation failed", Server: true}
-		}
+		// The receipt names the record's hash: it is the attestation too.
 		m, err := h.Events.VerifiedMessage(rec.RecordID, rq.p.ID, rq.receivedAt, events.Verified{Record: recJSON, Receipt: rc,
-			SOAP: string(rq.raw), Attestation: att})
+			SOAP: string(rq.raw)})
 		if err != nil {
 			return nil, &Fault{Code: "server.internal", Reason: "event failed", Server: true}
 		}
