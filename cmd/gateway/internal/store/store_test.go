@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/perkeso/jambatan/cmd/gateway/internal/pgtest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
@@ -242,5 +244,64 @@ func BenchmarkAccept(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// groups reads the group-commit histogram: how many commits, how many writes.
+func groups(t *testing.T, reg *prometheus.Registry) (commits uint64, writes float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "jambatan_store_group_commit_size" {
+			h := mf.GetMetric()[0].GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum()
+		}
+	}
+	t.Fatal("no jambatan_store_group_commit_size metric")
+	return 0, 0
+}
+
+// TestGroupCommit: a lone caller's writes are committed one by one (it never
+// waits for company), and concurrent callers' writes share commits.
+func TestGroupCommit(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	store.Register(reg)
+	s := open(t, t.TempDir()+"/g.db")
+	ctx := context.Background()
+	c0, w0 := groups(t, reg)
+	for i := range 20 {
+		if _, err := s.Accept(ctx, entry(fmt.Sprintf("lone-%d", i), "aa"), onExisting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c1, w1 := groups(t, reg)
+	if c1-c0 != 20 || w1-w0 != 20 {
+		t.Fatalf("lone caller: %d commits for %v writes, want 20 for 20", c1-c0, w1-w0)
+	}
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 25 {
+				if _, err := s.Accept(ctx, entry(fmt.Sprintf("c-%d-%d", g, i), "aa"), onExisting); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	c2, w2 := groups(t, reg)
+	if w2-w1 != 400 {
+		t.Fatalf("%v writes counted, want 400", w2-w1)
+	}
+	if mean := (w2 - w1) / float64(c2-c1); mean < 2 {
+		t.Fatalf("16 concurrent callers: %d commits for 400 writes (%.1f per commit); the writes did not share commits", c2-c1, mean)
+	}
+	if n, _ := s.Entries(ctx); n != 420 {
+		t.Fatalf("entries = %d, want 420", n)
 	}
 }
