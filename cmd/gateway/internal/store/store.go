@@ -460,26 +460,10 @@ func ChainHash(e *Entry) string {
 
 // appendEntry chains and inserts e, and its outbox messages, inside tx.
 func (s *DB) appendEntry(ctx context.Context, tx *sql.Tx, e *Entry) error {
-	var prev string
-	var last int64
-	if h := s.head; h != nil && h.tx == tx && h.valid {
-		last, prev = h.seq, h.hash
-	} else {
-		err := txQuerier{s, tx}.QueryRowContext(ctx, qChainHead).Scan(&last, &prev)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
+	if err := s.chain(ctx, tx, e); err != nil {
+		return err
 	}
-	e.Seq, e.PrevHash = last+1, prev
-	e.Hash = ChainHash(e)
-	if h := s.head; h != nil && h.tx == tx {
-		h.seq, h.hash, h.valid = e.Seq, e.Hash, true
-	}
-	var err error
-	_, err = s.execTx(ctx, tx, qInsertLog,
-		e.Seq, e.CorrelationID, e.PartnerID, e.ReceivedAt.UTC().Format(time.RFC3339Nano), e.Route, e.ContentType, nonNil(e.Body),
-		e.Signature, e.Verification, e.Status, e.Outcome, e.ProblemType, e.SourceKey, e.RecordID, e.PayloadSHA256, e.Canonical, e.Receipt, e.PrevHash, e.Hash)
-	if err != nil {
+	if _, err := s.execTx(ctx, tx, qInsertLog, logArgs(e)...); err != nil {
 		return err
 	}
 	if x := e.Exchange; x != nil {
@@ -495,16 +479,106 @@ func (s *DB) appendEntry(ctx context.Context, tx *sql.Tx, e *Entry) error {
 		}
 	}
 	for _, m := range e.Outbox {
-		hdr, err := json.Marshal(m.Headers)
+		args, err := outboxArgs(e, m)
 		if err != nil {
 			return err
 		}
-		if _, err := s.execTx(ctx, tx, qInsertOutbox,
-			m.Topic, nonNil(m.Key), string(hdr), nonNil(m.Value), e.ReceivedAt.UTC().Format(time.RFC3339Nano)); err != nil {
+		if _, err := s.execTx(ctx, tx, qInsertOutbox, args...); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// chain gives e the next sequence number, its predecessor's hash and its
+// own hash, and moves the cached chain head on.
+func (s *DB) chain(ctx context.Context, tx *sql.Tx, e *Entry) error {
+	var prev string
+	var last int64
+	if h := s.head; h != nil && h.tx == tx && h.valid {
+		last, prev = h.seq, h.hash
+	} else {
+		err := txQuerier{s, tx}.QueryRowContext(ctx, qChainHead).Scan(&last, &prev)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+	}
+	e.Seq, e.PrevHash = last+1, prev
+	e.Hash = ChainHash(e)
+	if h := s.head; h != nil && h.tx == tx {
+		h.seq, h.hash, h.valid = e.Seq, e.Hash, true
+	}
+	return nil
+}
+
+// logArgs are the values of qInsertLog for e.
+func logArgs(e *Entry) []any {
+	return []any{e.Seq, e.CorrelationID, e.PartnerID, e.ReceivedAt.UTC().Format(time.RFC3339Nano), e.Route, e.ContentType, nonNil(e.Body),
+		e.Signature, e.Verification, e.Status, e.Outcome, e.ProblemType, e.SourceKey, e.RecordID, e.PayloadSHA256, e.Canonical, e.Receipt, e.PrevHash, e.Hash}
+}
+
+// outboxArgs are the values of qInsertOutbox for m, written with e.
+func outboxArgs(e *Entry, m Message) ([]any, error) {
+	hdr, err := json.Marshal(m.Headers)
+	if err != nil {
+		return nil, err
+	}
+	return []any{m.Topic, nonNil(m.Key), string(hdr), nonNil(m.Value), e.ReceivedAt.UTC().Format(time.RFC3339Nano)}, nil
+}
+
+// recordArgs are the values of qInsertRecord for r.
+func recordArgs(r *Record) []any {
+	return []any{r.RecordID, r.SourceKey, r.PartnerID, r.PayloadSHA256, r.Receipt, r.AcceptedAt.UTC().Format(time.RFC3339Nano), r.Seq}
+}
+
+// appendAccepted logs an accepted e with its outbox messages and records
+// rec. On PostgreSQL it is one statement (the inserts as data-modifying
+// CTEs; the foreign key from records to message_log is checked at its end):
+// there every statement of a group commit is a round trip, and the
+// writer's transaction holds the chain's lock while it waits for them.
+func (s *DB) appendAccepted(ctx context.Context, tx *sql.Tx, e *Entry, rec *Record) error {
+	if !s.postgres || e.Exchange != nil {
+		if err := s.appendEntry(ctx, tx, e); err != nil {
+			return err
+		}
+		rec.Seq = e.Seq
+		_, err := s.execTx(ctx, tx, qInsertRecord, recordArgs(rec)...)
+		return err
+	}
+	if err := s.chain(ctx, tx, e); err != nil {
+		return err
+	}
+	rec.Seq = e.Seq
+	args := logArgs(e)
+	for _, m := range e.Outbox {
+		oa, err := outboxArgs(e, m)
+		if err != nil {
+			return err
+		}
+		args = append(args, oa...)
+	}
+	args = append(args, recordArgs(rec)...)
+	_, err := tx.ExecContext(ctx, acceptedSQL(len(e.Outbox)), args...)
+	return err
+}
+
+var acceptedSQLs sync.Map // outbox messages -> PostgreSQL statement
+
+// acceptedSQL is appendAccepted's statement for an entry with n outbox
+// messages, rebound to PostgreSQL placeholders once.
+func acceptedSQL(n int) string {
+	if q, ok := acceptedSQLs.Load(n); ok {
+		return q.(string)
+	}
+	var q strings.Builder
+	q.WriteString("WITH l AS (" + qInsertLog + ")")
+	for i := range n {
+		fmt.Fprintf(&q, ", o%d AS (%s)", i, qInsertOutbox)
+	}
+	q.WriteString(" " + qInsertRecord)
+	s := sqldialect.Rebind(q.String(), true)
+	acceptedSQLs.Store(n, s)
+	return s
 }
 
 func nonNil(b []byte) []byte {
@@ -542,15 +616,12 @@ func (s *DB) Accept(ctx context.Context, e *Entry, onExisting func(e *Entry, fir
 			return err
 		}
 		e.Outcome = OutcomeAccepted
-		if err := s.appendEntry(ctx, tx, e); err != nil {
-			return err
-		}
 		rec := &Record{RecordID: e.RecordID, SourceKey: e.SourceKey, PartnerID: e.PartnerID, PayloadSHA256: e.PayloadSHA256,
-			Receipt: e.Receipt, AcceptedAt: e.ReceivedAt, Seq: e.Seq}
-		if _, err := s.execTx(ctx, tx, qInsertRecord,
-			rec.RecordID, rec.SourceKey, rec.PartnerID, rec.PayloadSHA256, rec.Receipt, rec.AcceptedAt.UTC().Format(time.RFC3339Nano), rec.Seq); err != nil {
+			Receipt: e.Receipt, AcceptedAt: e.ReceivedAt}
+		if err := s.appendAccepted(ctx, tx, e, rec); err != nil {
 			return err
 		}
+		rec.Seq = e.Seq
 		res = AcceptResult{Outcome: OutcomeAccepted, Record: rec}
 		return nil
 	})
