@@ -123,6 +123,7 @@ type DB struct {
 	// head caches the chain's last (seq, hash) within the writer's current
 	// transaction, so a group commit reads it once, not once per entry.
 	head      *chainHead
+	group     *pgGroup             // the PostgreSQL group commit in progress (writer only)
 	stmts     map[string]*sql.Stmt // by query text; read-only after Open
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -300,9 +301,89 @@ func (s *DB) q(query string) string { return sqldialect.Rebind(query, s.postgres
 
 // writeReq is one write waiting for the group commit.
 type writeReq struct {
-	ctx  context.Context
-	fn   func(tx *sql.Tx) error
-	done chan error
+	ctx       context.Context
+	fn        func(tx *sql.Tx) error
+	done      chan error
+	sourceKey string // an Accept's idempotency key, looked up for the whole group at once (PostgreSQL)
+}
+
+// pgGroup is a group commit in progress on PostgreSQL, where every
+// statement is a round trip that costs 0.6-1.9 ms of wall time under load
+// while the writer holds the chain's lock. The group's idempotency lookups
+// are one query before its writes run, and its accepted entries are queued
+// and inserted by one statement before COMMIT: a group of 16 notices went
+// from 35 round trips to 5.
+type pgGroup struct {
+	tx     *sql.Tx
+	known  map[string]*Record // by source key: looked up (nil: absent) or accepted in this group
+	queued [][]any            // per accepted entry: log, outbox and record values
+	shape  []byte             // per accepted entry: its number of outbox messages
+}
+
+// prefetch looks up the group's source keys in one query.
+func (g *pgGroup) prefetch(ctx context.Context, keys []string) error {
+	for _, k := range keys {
+		g.known[k] = nil
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	rows, err := g.tx.QueryContext(ctx, `SELECT record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq FROM records WHERE source_key = ANY($1)`, keys)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r Record
+		var at string
+		if err := rows.Scan(&r.RecordID, &r.SourceKey, &r.PartnerID, &r.PayloadSHA256, &r.Receipt, &at, &r.Seq); err != nil {
+			return err
+		}
+		r.AcceptedAt, _ = time.Parse(time.RFC3339Nano, at)
+		g.known[r.SourceKey] = &r
+	}
+	return rows.Err()
+}
+
+// flush inserts the queued entries, their events and records in one
+// statement (data-modifying CTEs run to completion whether or not the
+// main query reads them; the foreign keys hold at the statement's end).
+func (g *pgGroup) flush(ctx context.Context) error {
+	if len(g.queued) == 0 {
+		return nil
+	}
+	var args []any
+	for _, a := range g.queued {
+		args = append(args, a...)
+	}
+	_, err := g.tx.ExecContext(ctx, groupSQL(g.shape), args...)
+	return err
+}
+
+var groupSQLs sync.Map // shape -> PostgreSQL statement
+
+// groupSQL is flush's statement for entries with the given numbers of
+// outbox messages, rebound to PostgreSQL placeholders once per shape.
+func groupSQL(shape []byte) string {
+	if q, ok := groupSQLs.Load(string(shape)); ok {
+		return q.(string)
+	}
+	var q strings.Builder
+	q.WriteString("WITH ")
+	for i, n := range shape {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "l%d AS (%s)", i, qInsertLog)
+		for j := range int(n) {
+			fmt.Fprintf(&q, ", o%d_%d AS (%s)", i, j, qInsertOutbox)
+		}
+		fmt.Fprintf(&q, ", r%d AS (%s)", i, qInsertRecord)
+	}
+	q.WriteString(" SELECT 1")
+	out := sqldialect.Rebind(q.String(), true)
+	groupSQLs.Store(string(shape), out)
+	return out
 }
 
 // maxGroup bounds how many writes share one transaction.
@@ -395,10 +476,23 @@ func (s *DB) commit(batch []*writeReq) error {
 	defer tx.Rollback()
 	s.head = &chainHead{tx: tx}
 	defer func() { s.head = nil }()
+	var g *pgGroup
 	if s.postgres {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, lockWriter); err != nil {
 			return err
 		}
+		g = &pgGroup{tx: tx, known: map[string]*Record{}}
+		var keys []string
+		for _, r := range batch {
+			if r.sourceKey != "" {
+				keys = append(keys, r.sourceKey)
+			}
+		}
+		if err := g.prefetch(ctx, keys); err != nil {
+			return err
+		}
+		s.group = g
+		defer func() { s.group = nil }()
 	}
 	for _, r := range batch {
 		// A write whose caller has gone is made all the same: it may be an
@@ -407,12 +501,22 @@ func (s *DB) commit(batch []*writeReq) error {
 			return err
 		}
 	}
+	if g != nil {
+		if err := g.flush(ctx); err != nil {
+			return err
+		}
+	}
 	return tx.Commit()
 }
 
 // write queues fn for the next group commit and waits until it is durable.
 func (s *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return s.writeKeyed(ctx, "", fn)
+}
+
+// writeKeyed is write for an Accept of sourceKey.
+func (s *DB) writeKeyed(ctx context.Context, sourceKey string, fn func(tx *sql.Tx) error) error {
+	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1), sourceKey: sourceKey}
 	select {
 	case s.reqs <- r:
 	case <-s.closing:
@@ -542,8 +646,13 @@ func (s *DB) appendAccepted(ctx context.Context, tx *sql.Tx, e *Entry, rec *Reco
 			return err
 		}
 		rec.Seq = e.Seq
-		_, err := s.execTx(ctx, tx, qInsertRecord, recordArgs(rec)...)
-		return err
+		if _, err := s.execTx(ctx, tx, qInsertRecord, recordArgs(rec)...); err != nil {
+			return err
+		}
+		if g := s.group; g != nil && g.tx == tx {
+			g.known[e.SourceKey] = rec
+		}
+		return nil
 	}
 	if err := s.chain(ctx, tx, e); err != nil {
 		return err
@@ -558,8 +667,30 @@ func (s *DB) appendAccepted(ctx context.Context, tx *sql.Tx, e *Entry, rec *Reco
 		args = append(args, oa...)
 	}
 	args = append(args, recordArgs(rec)...)
+	if g := s.group; g != nil && g.tx == tx && len(e.Outbox) < 256 {
+		// Inserted with the rest of the group, before COMMIT; a later
+		// submission of the same key in this group finds it here.
+		g.queued, g.shape = append(g.queued, args), append(g.shape, byte(len(e.Outbox)))
+		g.known[e.SourceKey] = rec
+		return nil
+	}
 	_, err := tx.ExecContext(ctx, acceptedSQL(len(e.Outbox)), args...)
 	return err
+}
+
+// recordBySourceKey is recordBy for the group's Accepts: on PostgreSQL the
+// answer was looked up with the group's other keys (or accepted earlier in
+// the group).
+func (s *DB) recordBySourceKey(ctx context.Context, tx *sql.Tx, key string) (*Record, error) {
+	if g := s.group; g != nil && g.tx == tx {
+		if r, ok := g.known[key]; ok {
+			if r == nil {
+				return nil, ErrNotFound
+			}
+			return r, nil
+		}
+	}
+	return s.recordBy(ctx, txQuerier{s, tx}, "source_key", key)
 }
 
 var acceptedSQLs sync.Map // outbox messages -> PostgreSQL statement
@@ -605,8 +736,8 @@ type AcceptResult struct {
 // The entry is durable when Accept returns.
 func (s *DB) Accept(ctx context.Context, e *Entry, onExisting func(e *Entry, first *Record)) (AcceptResult, error) {
 	var res AcceptResult
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		first, err := s.recordBy(ctx, txQuerier{s, tx}, "source_key", e.SourceKey)
+	err := s.writeKeyed(ctx, e.SourceKey, func(tx *sql.Tx) error {
+		first, err := s.recordBySourceKey(ctx, tx, e.SourceKey)
 		switch {
 		case err == nil:
 			onExisting(e, first)

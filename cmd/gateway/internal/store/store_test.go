@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/pgtest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
@@ -304,4 +306,72 @@ func TestGroupCommit(t *testing.T) {
 	if n, _ := s.Entries(ctx); n != 420 {
 		t.Fatalf("entries = %d, want 420", n)
 	}
+}
+
+// TestSameKeyInOneGroup: submissions of one notice that meet in one group
+// commit (PostgreSQL looks a group's keys up at once and inserts its
+// accepted entries together) are accepted once; the others are duplicates
+// or, with another payload, conflicts; the chain stays intact.
+func TestSameKeyInOneGroup(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		key := fmt.Sprintf("same-%d", time.Now().UnixNano())
+		outcomes := make(chan string, 24)
+		var wg sync.WaitGroup
+		for i := range 24 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sha := "aa"
+				if i%4 == 3 {
+					sha = "bb" // another payload under the same key
+				}
+				e := entry(key, sha)
+				e.CorrelationID = fmt.Sprintf("c-%d", i)
+				r, err := s.Accept(ctx, e, onExisting)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				outcomes <- r.Outcome + "/" + sha
+			}()
+		}
+		wg.Wait()
+		close(outcomes)
+		count := map[string]int{}
+		for o := range outcomes {
+			count[o]++
+		}
+		accepted := count[store.OutcomeAccepted+"/aa"] + count[store.OutcomeAccepted+"/bb"]
+		if accepted != 1 {
+			t.Fatalf("outcomes %v: %d accepted, want 1", count, accepted)
+		}
+		// Whichever payload won, the same payload again is a duplicate and
+		// the other a conflict.
+		winner := "aa"
+		if count[store.OutcomeAccepted+"/bb"] == 1 {
+			winner = "bb"
+		}
+		for o, n := range count {
+			var sha string
+			var outcome string
+			fmt.Sscanf(strings.Replace(o, "/", " ", 1), "%s %s", &outcome, &sha)
+			want := store.OutcomeRejected
+			if sha == winner {
+				want = store.OutcomeDuplicate
+			}
+			if outcome != store.OutcomeAccepted && outcome != want {
+				t.Fatalf("outcomes %v: %d × %s, want %s for payload %s", count, n, o, want, sha)
+			}
+		}
+		var records int
+		if err := s.DB().QueryRow(sqldialect.Rebind(`SELECT count(*) FROM records WHERE source_key = ?`, s.Postgres()), key).Scan(&records); err != nil || records != 1 {
+			t.Fatalf("%d records for the key (%v), want 1", records, err)
+		}
+		rep, err := s.Verify(ctx, nil)
+		if err != nil || rep.BrokenSeq != 0 {
+			t.Fatalf("chain: %+v, %v", rep, err)
+		}
+	})
 }
