@@ -9,8 +9,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -200,9 +198,9 @@ func Verify(m kafka.Message, set jwk.Set) (Row, string) {
 		if json.Compact(&a, attested) != nil || json.Compact(&b, env.Record) != nil || !bytes.Equal(a.Bytes(), b.Bytes()) {
 			return Row{}, "record differs from the attested record"
 		}
-	} else if sum := sha256.Sum256(env.Record); rc.RecordSHA256 == "" {
+	} else if rc.RecordSHA256 == "" {
 		return Row{}, "envelope lacks an attestation and its receipt names no record"
-	} else if rc.RecordSHA256 != hex.EncodeToString(sum[:]) {
+	} else if rc.RecordSHA256 != receipt.Digest(env.Record) {
 		return Row{}, "record differs from the record the receipt acknowledges"
 	}
 	var rec schema.Record

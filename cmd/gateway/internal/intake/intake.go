@@ -299,11 +299,10 @@ func (p *Pipeline) mapRecord(s *step) *problem.Error {
 }
 
 func (p *Pipeline) accept(ctx context.Context, s *step) (*Result, *problem.Error) {
-	recordSum := sha256.Sum256(s.entry.Canonical)
 	rc, err := p.Receipts.Sign(receipt.Receipt{
 		Issuer: receipt.Issuer, Status: store.OutcomeAccepted, RecordID: s.record.RecordID, PartnerID: s.sub.Partner.ID,
 		Format: s.sub.Format, SourceKey: s.record.SourceKey, NoticeID: s.doc.MessageID(), PayloadSHA256: s.entry.PayloadSHA256,
-		ReceivedAt: s.receivedAt.Format(time.RFC3339), CorrelationID: s.sub.CorrelationID, RecordSHA256: hex.EncodeToString(recordSum[:]),
+		ReceivedAt: s.receivedAt.Format(time.RFC3339), CorrelationID: s.sub.CorrelationID, RecordSHA256: receipt.Digest(s.entry.Canonical),
 	})
 	if err != nil {
 		return nil, problem.Wrap(problem.Internal, "could not issue a receipt", err)

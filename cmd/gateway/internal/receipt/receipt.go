@@ -8,7 +8,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +45,12 @@ type Receipt struct {
 	// signed statement over the record as well, so the event of a notice
 	// needs no separate attestation (one signature per accept, not two).
 	RecordSHA256 string `json:"recordSha256,omitempty"`
+}
+
+// Digest is the hex SHA-256 of b: the form of payloadSha256 and recordSha256.
+func Digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // Issuer identifies Perkeso's gateway in receipts.

@@ -275,10 +275,9 @@ func (h *Handler) notifyInjury(ctx context.Context, rq *request, env *wssec.Enve
 		return nil, &Fault{Code: "server.internal", Reason: "response could not be built", Server: true}
 	}
 	recJSON, _ := json.Marshal(rec)
-	recSum := sha256.Sum256(recJSON)
 	rc, err := h.Receipts.Sign(receipt.Receipt{Issuer: receipt.Issuer, Status: store.OutcomeAccepted, RecordID: rec.RecordID,
 		PartnerID: rq.p.ID, Format: agencysoap.Format, SourceKey: rec.SourceKey, NoticeID: hdr.MessageID, PayloadSHA256: bodyHash,
-		ReceivedAt: rq.receivedAt.Format(time.RFC3339), CorrelationID: rq.cid, RecordSHA256: hex.EncodeToString(recSum[:])})
+		ReceivedAt: rq.receivedAt.Format(time.RFC3339), CorrelationID: rq.cid, RecordSHA256: receipt.Digest(recJSON)})
 	if err != nil {
 		return nil, &Fault{Code: "server.internal", Reason: "receipt could not be issued", Server: true}
 	}

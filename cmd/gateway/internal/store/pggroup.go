@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 )
@@ -32,19 +31,17 @@ func (g *pgGroup) prefetch(ctx context.Context, keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	rows, err := g.tx.QueryContext(ctx, `SELECT record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq FROM records WHERE source_key = ANY($1)`, keys)
+	rows, err := g.tx.QueryContext(ctx, qRecordBy+`source_key = ANY($1)`, keys)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var r Record
-		var at string
-		if err := rows.Scan(&r.RecordID, &r.SourceKey, &r.PartnerID, &r.PayloadSHA256, &r.Receipt, &at, &r.Seq); err != nil {
+		r, err := scanRecord(rows)
+		if err != nil {
 			return err
 		}
-		r.AcceptedAt, _ = time.Parse(time.RFC3339Nano, at)
-		g.known[r.SourceKey] = &r
+		g.known[r.SourceKey] = r
 	}
 	return rows.Err()
 }

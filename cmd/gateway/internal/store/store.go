@@ -608,14 +608,18 @@ type querier interface {
 }
 
 func (s *DB) recordBy(ctx context.Context, q querier, col, v string) (*Record, error) {
-	var r Record
-	var at string
-	err := q.QueryRowContext(ctx, s.q(qRecordBy+col+` = ?`), v).
-		Scan(&r.RecordID, &r.SourceKey, &r.PartnerID, &r.PayloadSHA256, &r.Receipt, &at, &r.Seq)
+	r, err := scanRecord(q.QueryRowContext(ctx, s.q(qRecordBy+col+` = ?`), v))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
-	if err != nil {
+	return r, err
+}
+
+// scanRecord reads one row of qRecordBy's columns.
+func scanRecord(row interface{ Scan(...any) error }) (*Record, error) {
+	var r Record
+	var at string
+	if err := row.Scan(&r.RecordID, &r.SourceKey, &r.PartnerID, &r.PayloadSHA256, &r.Receipt, &at, &r.Seq); err != nil {
 		return nil, err
 	}
 	r.AcceptedAt, _ = time.Parse(time.RFC3339Nano, at)
