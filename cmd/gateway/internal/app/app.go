@@ -141,7 +141,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		}
 		w := kc.Writer(500)
 		g.producer = w
-		g.Relay = &relay.Relay{Outbox: st, Producer: w, Batch: 500, Log: log}
+		g.Relay = &relay.Relay{Outbox: st, Producer: w, Batch: 500, Log: log, Render: events.Render}
 		pipe.Published = g.Relay.Wake
 	} else {
 		log.Warn("no kafka brokers configured: accepted notices wait in the outbox")

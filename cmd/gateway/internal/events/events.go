@@ -7,6 +7,7 @@ package events
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -58,6 +59,73 @@ func (b *Builder) CaseMessageMessage(partnerID string, at time.Time, c CaseMessa
 	}
 	id := "agency-soap/v1|" + c.Sender + "|" + c.MessageID
 	return store.Message{Topic: b.Topics.CaseMessages, Key: []byte(c.CaseID), Headers: b.headers(id, TypeCase, partnerID, at), Value: val}, nil
+}
+
+// Renderers of verified events the outbox holds by reference to their log
+// entry (store.Message.Render): the entry already holds the signed
+// document, the record and the receipt, so the outbox need not hold them
+// again; the relay renders the value with Render.
+const (
+	// RenderVerifiedJWS: the entry's body is the compact JWS, or the
+	// document its detached JWS (the entry's signature) signs.
+	RenderVerifiedJWS = "verified/jws"
+	// RenderVerifiedSOAP: the entry's body is the signed SOAP envelope.
+	RenderVerifiedSOAP = "verified/soap"
+)
+
+// VerifiedRef is the event of an accepted notice, like VerifiedMessage,
+// held by reference: render is RenderVerifiedJWS or RenderVerifiedSOAP.
+func (b *Builder) VerifiedRef(recordID, partnerID string, at time.Time, render string) store.Message {
+	return store.Message{Topic: b.Topics.Verified, Key: []byte(recordID), Headers: b.headers(recordID, TypeVerified, partnerID, at), Render: render}
+}
+
+// Render builds the value of a message held by reference from its log
+// entry: byte for byte the value VerifiedMessage builds from the same parts.
+func Render(m *store.Message) error {
+	e := m.Logged
+	if e == nil {
+		return errors.New("events: no log entry to render from")
+	}
+	v := Verified{Record: e.Canonical, Receipt: e.Receipt}
+	switch m.Render {
+	case RenderVerifiedJWS:
+		sg, err := SignedOf(e.Body, e.Signature)
+		if err != nil {
+			return err
+		}
+		v.JWS = &sg
+	case RenderVerifiedSOAP:
+		v.SOAP = string(e.Body)
+	default:
+		return fmt.Errorf("events: no renderer %q", m.Render)
+	}
+	val, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	m.Value = val
+	return nil
+}
+
+// SignedOf is the flattened JWS of a notice as logged: body is the compact
+// JWS, or with a detached JWS the document it signs (unencoded when its
+// protected header says "b64": false, RFC 7797).
+func SignedOf(body []byte, detached string) (Signed, error) {
+	if detached == "" {
+		return SignedFrom(string(body), nil, true), nil
+	}
+	prot, _, _ := strings.Cut(detached, ".")
+	hb, err := base64.RawURLEncoding.DecodeString(prot)
+	if err != nil {
+		return Signed{}, fmt.Errorf("events: detached JWS header: %w", err)
+	}
+	var h struct {
+		B64 *bool `json:"b64"`
+	}
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return Signed{}, fmt.Errorf("events: detached JWS header: %w", err)
+	}
+	return SignedFrom(detached, body, h.B64 == nil || *h.B64), nil
 }
 
 // Signed is the partner's original JWS in flattened JSON serialization

@@ -310,12 +310,9 @@ func (p *Pipeline) accept(ctx context.Context, s *step) (*Result, *problem.Error
 	s.entry.Receipt, s.entry.Status = rc, 202
 	if p.Events != nil {
 		// The receipt names the record's hash: it is the attestation too.
-		m, err := p.Events.VerifiedMessage(s.record.RecordID, s.sub.Partner.ID, s.receivedAt, events.Verified{
-			Record: s.entry.Canonical, Receipt: rc, JWS: s.originalJWS()})
-		if err != nil {
-			return nil, problem.Wrap(problem.Internal, "could not build the event", err)
-		}
-		s.entry.Outbox = []store.Message{m}
+		// The entry holds the signed notice, the record and the receipt;
+		// the relay renders the event from it.
+		s.entry.Outbox = []store.Message{p.Events.VerifiedRef(s.record.RecordID, s.sub.Partner.ID, s.receivedAt, events.RenderVerifiedJWS)}
 	}
 	conflictErr := problem.New(problem.Conflict, "a different notice was already accepted under this noticeId",
 		adapters.Problem{Pointer: "/noticeId", Code: adapters.CodeDuplicate, Message: "already accepted with different content"})

@@ -9,6 +9,7 @@ package relay
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -38,6 +39,9 @@ type Relay struct {
 	Batch    int           // messages per produce call (default 500)
 	Poll     time.Duration // how often to look without a wake-up (default 250ms)
 	Log      *slog.Logger
+	// Render builds the value of a message the outbox holds by reference
+	// to its log entry (store.Message.Render); events.Render in the gateway.
+	Render func(m *store.Message) error
 
 	wake chan struct{}
 	once sync.Once
@@ -154,7 +158,14 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	}
 	km := make([]kafka.Message, len(msgs))
 	ids := make([]int64, len(msgs))
-	for i, m := range msgs {
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Render != "" {
+			if err := r.render(m); err != nil {
+				claim.Release()
+				return 0, fmt.Errorf("outbox %d: %w", m.ID, err)
+			}
+		}
 		hs := make([]protocol.Header, len(m.Headers))
 		for j, h := range m.Headers {
 			hs[j] = protocol.Header{Key: h.Key, Value: []byte(h.Value)}
@@ -180,6 +191,13 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	r.published += int64(len(ids))
 	r.mu.Unlock()
 	return len(ids), nil
+}
+
+func (r *Relay) render(m *store.Message) error {
+	if r.Render == nil {
+		return fmt.Errorf("no renderer for %q", m.Render)
+	}
+	return r.Render(m)
 }
 
 func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {

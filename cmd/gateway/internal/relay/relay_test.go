@@ -7,6 +7,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,14 +84,24 @@ func checkOrder(t testing.TB, msgs []kafka.Message, n int) {
 	}
 }
 
-func TestRelayPublishes(t *testing.T) {
+// brokerAndStore starts an embedded broker and opens a SQLite store, both
+// closed when the test ends.
+func brokerAndStore(t *testing.T) (*broker.Embedded, *store.DB) {
 	b, err := broker.Start("", 0, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	st, _ := store.OpenSQLite(filepath.Join(t.TempDir(), "g.db"))
-	defer st.Close()
+	t.Cleanup(func() { b.Close() })
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "g.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return b, st
+}
+
+func TestRelayPublishes(t *testing.T) {
+	b, st := brokerAndStore(t)
 	enqueue(t, st, 0, 1000, 37)
 	r, w := newRelay(t, st, b.Addr)
 	defer w.Close()
@@ -243,4 +254,36 @@ func BenchmarkDrain100k(b *testing.B) {
 		}
 	}
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/100k")
+}
+
+// TestRelayRenders: a message held by reference is published with the
+// value Render builds from its log entry; without a renderer the relay
+// publishes nothing and keeps the message.
+func TestRelayRenders(t *testing.T) {
+	b, st := brokerAndStore(t)
+	ctx := context.Background()
+	e := &store.Entry{CorrelationID: "c", PartnerID: "p", ReceivedAt: time.Now(), Status: 202, Outcome: store.OutcomeAccepted,
+		Body: []byte("the notice"), Outbox: []store.Message{{Topic: topic, Key: []byte("k"), Render: "upper"}}}
+	if err := st.Log(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	r, w := newRelay(t, st, b.Addr)
+	defer w.Close()
+	if n, err := r.Once(ctx); err == nil || n != 0 {
+		t.Fatalf("without a renderer: published %d, err %v", n, err)
+	}
+	if n, _ := st.OutboxBacklog(ctx); n != 1 {
+		t.Fatalf("backlog %d, want the message kept", n)
+	}
+	r.Render = func(m *store.Message) error {
+		m.Value = []byte(strings.ToUpper(string(m.Logged.Body)))
+		return nil
+	}
+	if n, err := r.Once(ctx); err != nil || n != 1 {
+		t.Fatalf("published %d, err %v", n, err)
+	}
+	msgs := kafkatest.ReadAll(t, b.Addr, topic, 1, 10*time.Second)
+	if len(msgs) != 1 || string(msgs[0].Value) != "THE NOTICE" {
+		t.Fatalf("topic holds %+v", msgs)
+	}
 }

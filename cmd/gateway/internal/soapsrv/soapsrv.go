@@ -287,12 +287,9 @@ func (h *Handler) notifyInjury(ctx context.Context, rq *request, env *wssec.Enve
 		CaseID: caseID, Response: respBytes, NewCase: true}
 	if h.Events != nil {
 		// The receipt names the record's hash: it is the attestation too.
-		m, err := h.Events.VerifiedMessage(rec.RecordID, rq.p.ID, rq.receivedAt, events.Verified{Record: recJSON, Receipt: rc,
-			SOAP: string(rq.raw)})
-		if err != nil {
-			return nil, &Fault{Code: "server.internal", Reason: "event failed", Server: true}
-		}
-		e.Outbox = []store.Message{m}
+		// The entry holds the envelope, the record and the receipt; the
+		// relay renders the event from it.
+		e.Outbox = []store.Message{h.Events.VerifiedRef(rec.RecordID, rq.p.ID, rq.receivedAt, events.RenderVerifiedSOAP)}
 	}
 	res, err := h.Store.Accept(ctx, e, func(e *store.Entry, first *store.Record) {
 		// A concurrent copy of the same message got there first.

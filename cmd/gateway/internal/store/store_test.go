@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"sync"
@@ -374,4 +375,87 @@ func TestSameKeyInOneGroup(t *testing.T) {
 			t.Fatalf("chain: %+v, %v", rep, err)
 		}
 	})
+}
+
+// TestOutboxByReference: a message written with Render holds no value; the
+// claim brings the parts of the entry it was logged with. A message with
+// its own value brings no entry.
+func TestOutboxByReference(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		byRef := entry("k1", "aa")
+		byRef.Signature, byRef.Canonical = "hdr..sig", []byte(`{"record":1}`)
+		byRef.Outbox = []store.Message{{Topic: "t", Key: []byte("k1"), Render: "verified/jws"}}
+		if _, err := s.Accept(ctx, byRef, onExisting); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Accept(ctx, entry("k2", "bb"), onExisting); err != nil {
+			t.Fatal(err)
+		}
+		c := claim(t, s, 10)
+		if len(c.Messages) != 2 {
+			t.Fatalf("claimed %d messages, want 2", len(c.Messages))
+		}
+		m := c.Messages[0]
+		l := m.Logged
+		if m.Render != "verified/jws" || len(m.Value) != 0 || l == nil {
+			t.Fatalf("by reference: render %q, value %q, logged %v", m.Render, m.Value, l)
+		}
+		if l.Seq != byRef.Seq || string(l.Body) != "body-aa" || l.Signature != "hdr..sig" ||
+			string(l.Canonical) != `{"record":1}` || l.Receipt != "receipt-k1aa" {
+			t.Fatalf("logged parts = %+v", l)
+		}
+		if m := c.Messages[1]; m.Render != "" || m.Logged != nil || string(m.Value) != "bb" {
+			t.Fatalf("by value: render %q, logged %v, value %q", m.Render, m.Logged, m.Value)
+		}
+	})
+}
+
+// TestAddedColumns opens a store whose outbox predates log_seq and render:
+// the columns are added, and its pending rows are still published by value.
+func TestAddedColumns(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		driver, blob, id := "sqlite", "BLOB", "INTEGER PRIMARY KEY AUTOINCREMENT"
+		if sqldialect.IsPostgres(target) {
+			driver, blob, id = "pgx", "BYTEA", "BIGSERIAL PRIMARY KEY"
+		}
+		old, err := sql.Open(driver, target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{
+			`CREATE TABLE outbox (id ` + id + `, topic TEXT NOT NULL, msg_key ` + blob + ` NOT NULL, headers TEXT NOT NULL,
+  value ` + blob + ` NOT NULL, created_at TEXT NOT NULL, published_at TEXT)`,
+			`INSERT INTO outbox (topic, msg_key, headers, value, created_at) VALUES ('t', 'k', '[]', 'old', '2026-01-01T00:00:00Z')`,
+		} {
+			if _, err := old.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		old.Close()
+		s := open(t, target)
+		if _, err := s.Accept(ctx, entry("k1", "aa"), onExisting); err != nil {
+			t.Fatal(err)
+		}
+		c := claim(t, s, 10)
+		if len(c.Messages) != 2 || string(c.Messages[0].Value) != "old" || c.Messages[0].Logged != nil || string(c.Messages[1].Value) != "aa" {
+			t.Fatalf("claimed %+v", c.Messages)
+		}
+		c.Release()
+		s.Close()
+		open(t, target) // a second open finds the columns there
+	})
+}
+
+// claim claims up to n outbox messages, released when the test ends.
+func claim(t *testing.T, s *store.DB, n int) *store.Claim {
+	t.Helper()
+	c, err := s.ClaimOutbox(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Release)
+	return c
 }
