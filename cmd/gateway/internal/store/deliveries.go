@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"time"
 )
@@ -35,7 +34,7 @@ func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // Enqueue adds a delivery; the same key again is ignored (created false).
 func (s *DB) Enqueue(ctx context.Context, d *Delivery, at time.Time) (created bool, err error) {
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx wtx) error {
 		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO deliveries (delivery_key, partner_id, message_type, case_id, payload, state, attempts,
 			next_at, last_error, created_at, updated_at) VALUES (?,?,?,?,?,?,0,?,'',?,?) ON CONFLICT (delivery_key) DO NOTHING`),
 			d.Key, d.PartnerID, d.MessageType, d.CaseID, nonNil(d.Payload), DeliveryPending, ts(at), ts(at), ts(at))
@@ -84,7 +83,7 @@ func (s *DB) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, l
 	var out []*Delivery
 	for _, d := range due {
 		var won bool
-		err := s.write(ctx, func(tx *sql.Tx) error {
+		err := s.write(ctx, func(tx wtx) error {
 			res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ?, updated_at = ? WHERE id = ? AND next_at = ? AND state = ?`),
 				ts(now.Add(lease)), ts(now), d.ID, ts(d.NextAt), DeliveryPending)
 			if err != nil {
@@ -115,7 +114,7 @@ type Attempt struct {
 // RecordAttempt stores an attempt's outcome with its log entry (which keeps
 // the partner's response) and status events, in one transaction.
 func (s *DB) RecordAttempt(ctx context.Context, d *Delivery, a Attempt, e *Entry) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx wtx) error {
 		next := a.NextAt
 		if next.IsZero() {
 			next = e.ReceivedAt
@@ -157,7 +156,7 @@ func (s *DB) Deliveries(ctx context.Context, state string, limit int) ([]*Delive
 // RetryDelivery puts a dead (or pending) delivery back in the queue now.
 func (s *DB) RetryDelivery(ctx context.Context, id int64, now time.Time) error {
 	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx wtx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET state = ?, attempts = 0, next_at = ?, last_error = '', updated_at = ? WHERE id = ? AND state <> ?`),
 			DeliveryPending, ts(now), ts(now), id, DeliveryDelivered)
 		if err != nil {
@@ -194,7 +193,7 @@ func (s *DB) DeliveryCounts(ctx context.Context) (map[string]int64, error) {
 // Reschedule moves a leased, still pending delivery to at (a delivery skipped
 // for its partner's breaker or concurrency limit), without counting an attempt.
 func (s *DB) Reschedule(ctx context.Context, id int64, at time.Time) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx wtx) error {
 		_, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ? WHERE id = ? AND state = ?`), ts(at), id, DeliveryPending)
 		return err
 	})

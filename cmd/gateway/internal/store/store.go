@@ -139,7 +139,7 @@ type DB struct {
 }
 
 type chainHead struct {
-	tx    *sql.Tx
+	tx    wtx
 	seq   int64
 	hash  string
 	valid bool
@@ -307,22 +307,40 @@ const (
 var hotStatements = []string{qChainHead, qInsertLog, qInsertOutbox, qInsertRecord, qRecordBy + "source_key = ?"}
 
 // execTx runs query in tx, through its prepared statement when there is one.
-func (s *DB) execTx(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
-	if st := s.stmts[query]; st != nil {
-		return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+func (s *DB) execTx(ctx context.Context, tx wtx, query string, args ...any) (sql.Result, error) {
+	if st, t := s.prepared(tx, query); st != nil {
+		return t.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
 	return tx.ExecContext(ctx, s.q(query), args...)
+}
+
+// prepared is query's prepared statement and the transaction to run it in,
+// if it has one (SQLite).
+func (s *DB) prepared(tx wtx, query string) (*sql.Stmt, *sql.Tx) {
+	t, ok := tx.(*sql.Tx)
+	if st := s.stmts[query]; st != nil && ok {
+		return st, t
+	}
+	return nil, nil
+}
+
+// wtx is the writer's transaction: a *sql.Tx on SQLite; on PostgreSQL the
+// writer's own connection, inside the transaction it began (commitPG).
+type wtx interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // txQuerier reads inside tx through the prepared statements.
 type txQuerier struct {
 	s  *DB
-	tx *sql.Tx
+	tx wtx
 }
 
 func (t txQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if st := t.s.stmts[query]; st != nil {
-		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	if st, tx := t.s.prepared(t.tx, query); st != nil {
+		return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
 	return t.tx.QueryRowContext(ctx, query, args...)
 }
@@ -333,7 +351,7 @@ func (s *DB) q(query string) string { return sqldialect.Rebind(query, s.postgres
 // writeReq is one write waiting for the group commit.
 type writeReq struct {
 	ctx       context.Context
-	fn        func(tx *sql.Tx) error
+	fn        func(tx wtx) error
 	done      chan error
 	sourceKey string // an Accept's idempotency key, looked up for the whole group at once (PostgreSQL)
 }
@@ -420,6 +438,9 @@ func (s *DB) writer() {
 }
 
 func (s *DB) commit(batch []*writeReq) error {
+	if s.postgres {
+		return s.commitPG(batch)
+	}
 	ctx := context.Background()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -428,24 +449,14 @@ func (s *DB) commit(batch []*writeReq) error {
 	defer tx.Rollback()
 	s.head = &chainHead{tx: tx}
 	defer func() { s.head = nil }()
-	var g *pgGroup
-	if s.postgres {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, lockWriter); err != nil {
-			return err
-		}
-		g = &pgGroup{tx: tx, known: map[string]*Record{}}
-		var keys []string
-		for _, r := range batch {
-			if r.sourceKey != "" {
-				keys = append(keys, r.sourceKey)
-			}
-		}
-		if err := g.prefetch(ctx, keys); err != nil {
-			return err
-		}
-		s.group = g
-		defer func() { s.group = nil }()
+	if err := run(batch, tx); err != nil {
+		return err
 	}
+	return tx.Commit()
+}
+
+// run makes the group's writes in tx.
+func run(batch []*writeReq, tx wtx) error {
 	for _, r := range batch {
 		// A write whose caller has gone is made all the same: it may be an
 		// accepted notice, and idempotency answers the sender's retry.
@@ -453,21 +464,16 @@ func (s *DB) commit(batch []*writeReq) error {
 			return err
 		}
 	}
-	if g != nil {
-		if err := g.flush(ctx); err != nil {
-			return err
-		}
-	}
-	return tx.Commit()
+	return nil
 }
 
 // write queues fn for the next group commit and waits until it is durable.
-func (s *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *DB) write(ctx context.Context, fn func(tx wtx) error) error {
 	return s.writeKeyed(ctx, "", fn)
 }
 
 // writeKeyed is write for an Accept of sourceKey.
-func (s *DB) writeKeyed(ctx context.Context, sourceKey string, fn func(tx *sql.Tx) error) error {
+func (s *DB) writeKeyed(ctx context.Context, sourceKey string, fn func(tx wtx) error) error {
 	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1), sourceKey: sourceKey}
 	select {
 	case s.reqs <- r:
@@ -515,7 +521,7 @@ func ChainHash(e *Entry) string {
 }
 
 // appendEntry chains and inserts e, and its outbox messages, inside tx.
-func (s *DB) appendEntry(ctx context.Context, tx *sql.Tx, e *Entry) error {
+func (s *DB) appendEntry(ctx context.Context, tx wtx, e *Entry) error {
 	if err := s.chain(ctx, tx, e); err != nil {
 		return err
 	}
@@ -548,7 +554,7 @@ func (s *DB) appendEntry(ctx context.Context, tx *sql.Tx, e *Entry) error {
 
 // chain gives e the next sequence number, its predecessor's hash and its
 // own hash, and moves the cached chain head on.
-func (s *DB) chain(ctx context.Context, tx *sql.Tx, e *Entry) error {
+func (s *DB) chain(ctx context.Context, tx wtx, e *Entry) error {
 	var prev string
 	var last int64
 	if h := s.head; h != nil && h.tx == tx && h.valid {
@@ -596,7 +602,7 @@ func nonNil(b []byte) []byte {
 
 // Log appends an entry (and its outbox messages); durable on return.
 func (s *DB) Log(ctx context.Context, e *Entry) error {
-	return s.write(ctx, func(tx *sql.Tx) error { return s.appendEntry(ctx, tx, e) })
+	return s.write(ctx, func(tx wtx) error { return s.appendEntry(ctx, tx, e) })
 }
 
 // AcceptResult tells what Accept did.
@@ -611,7 +617,7 @@ type AcceptResult struct {
 // The entry is durable when Accept returns.
 func (s *DB) Accept(ctx context.Context, e *Entry, onExisting func(e *Entry, first *Record)) (AcceptResult, error) {
 	var res AcceptResult
-	err := s.writeKeyed(ctx, e.SourceKey, func(tx *sql.Tx) error {
+	err := s.writeKeyed(ctx, e.SourceKey, func(tx wtx) error {
 		first, err := s.recordBySourceKey(ctx, tx, e.SourceKey)
 		switch {
 		case err == nil:
@@ -761,7 +767,7 @@ func (c *Claim) Done(ctx context.Context) error {
 		args[i] = m.ID
 	}
 	query := c.s.q(`DELETE FROM outbox WHERE id IN (` + strings.Join(marks, ",") + `)`)
-	mark := func(tx *sql.Tx) error {
+	mark := func(tx wtx) error {
 		_, err := tx.ExecContext(ctx, query, args...)
 		return err
 	}
@@ -825,7 +831,7 @@ type BatchWrite struct {
 func (s *DB) AcceptBatch(ctx context.Context, e *Entry, sender, batchID string, claims []ClaimKey, decide func(e *Entry, o BatchOutcome) (BatchWrite, error)) (BatchOutcome, BatchWrite, error) {
 	var out BatchOutcome
 	var w BatchWrite
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx wtx) error {
 		out, w = BatchOutcome{}, BatchWrite{}
 		err := tx.QueryRowContext(ctx, s.q(`SELECT payload_sha256, response FROM batches WHERE sender = ? AND batch_id = ?`), sender, batchID).
 			Scan(&out.ExistingHash, &out.ExistingResponse)
@@ -949,7 +955,7 @@ func (s *DB) DB() *sql.DB { return s.db }
 
 // Ping proves the store writable: an empty transaction through the writer.
 func (s *DB) Ping(ctx context.Context) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx wtx) error {
 		_, err := tx.ExecContext(ctx, `SELECT 1`)
 		return err
 	})

@@ -377,6 +377,55 @@ func TestSameKeyInOneGroup(t *testing.T) {
 	})
 }
 
+// TestFailedWriteInGroup: one write that breaks a constraint (a record id
+// already taken, under a new key) fails alone; the writes it shared a group
+// with are retried one by one and accepted; the store goes on writing
+// afterwards (on PostgreSQL no connection is left inside the failed
+// transaction) and the chain is intact.
+func TestFailedWriteInGroup(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		if _, err := s.Accept(ctx, entry("taken", "aa"), onExisting); err != nil {
+			t.Fatal(err)
+		}
+		for round := range 3 {
+			var wg sync.WaitGroup
+			errs := make(chan error, 16)
+			for i := range 16 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					e := entry(fmt.Sprintf("r%d-%d", round, i), "aa")
+					if i == 7 {
+						e.RecordID = "rid-taken"
+					}
+					_, err := s.Accept(ctx, e, onExisting)
+					errs <- err
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			failed := 0
+			for err := range errs {
+				if err != nil {
+					failed++
+				}
+			}
+			if failed != 1 {
+				t.Fatalf("round %d: %d writes failed, want 1", round, failed)
+			}
+		}
+		if n, _ := s.Entries(ctx); n != 1+3*15 {
+			t.Fatalf("entries = %d, want %d", n, 1+3*15)
+		}
+		rep, err := s.Verify(ctx, nil)
+		if err != nil || rep.BrokenSeq != 0 {
+			t.Fatalf("chain: %+v, %v", rep, err)
+		}
+	})
+}
+
 // TestOutboxByReference: a message written with Render holds no value; the
 // claim brings the parts of the entry it was logged with. A message with
 // its own value brings no entry.
