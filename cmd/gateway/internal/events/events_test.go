@@ -1,7 +1,11 @@
 package events_test
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,8 +20,11 @@ func hdr(json string) string { return base64.RawURLEncoding.EncodeToString([]byt
 // before events were held by reference).
 func TestRender(t *testing.T) {
 	b := &events.Builder{Topics: events.DefaultTopics, Source: "test"}
-	record, receipt := []byte(`{"recordId":"r1"}`), "eyJ.receipt.sig"
-	doc := []byte(`{"noticeId":"n1"}`)
+	// Text that encoding/json escapes: HTML characters, U+2028, non-ASCII,
+	// a control character, quotes.
+	record, _ := json.Marshal(map[string]string{"recordId": "r1", "narrative": "fell <2m> & \u2028 jatuh tangga – \"kaki\"\t"})
+	receipt := "eyJ.receipt.sig"
+	doc := []byte(`{"noticeId":"n1","narrative":"<b>&amp;</b> \u2028 é"}`)
 	compact := hdr(`{"alg":"ES256"}`) + "." + base64.RawURLEncoding.EncodeToString(doc) + ".c2ln"
 	detached := hdr(`{"alg":"ES256","kid":"k"}`) + "..c2ln"
 	unencoded := hdr(`{"alg":"ES256","b64":false,"crit":["b64"]}`) + "..c2ln"
@@ -34,8 +41,10 @@ func TestRender(t *testing.T) {
 			want: events.Verified{JWS: ptr(events.SignedFrom(detached, doc, true))}},
 		{name: "ok/detached-unencoded", render: events.RenderVerifiedJWS, logged: &store.Entry{Body: doc, Signature: unencoded},
 			want: events.Verified{JWS: ptr(events.SignedFrom(unencoded, doc, false))}},
-		{name: "ok/soap", render: events.RenderVerifiedSOAP, logged: &store.Entry{Body: []byte("<Envelope/>")},
-			want: events.Verified{SOAP: "<Envelope/>"}},
+		{name: "ok/soap", render: events.RenderVerifiedSOAP, logged: &store.Entry{Body: []byte(`<Envelope a="&amp;">é</Envelope>`)},
+			want: events.Verified{SOAP: `<Envelope a="&amp;">é</Envelope>`}},
+		{name: "ok/soap-only-html-characters", render: events.RenderVerifiedSOAP, logged: &store.Entry{Body: []byte("<Envelope/>&")},
+			want: events.Verified{SOAP: "<Envelope/>&"}},
 		{name: "fail/unknown-renderer", render: "verified/fax", logged: &store.Entry{Body: doc}, wantErr: true},
 		{name: "fail/no-entry", render: events.RenderVerifiedJWS, wantErr: true},
 		{name: "fail/header-not-base64", render: events.RenderVerifiedJWS, logged: &store.Entry{Body: doc, Signature: "!!..c2ln"}, wantErr: true},
@@ -75,3 +84,76 @@ func TestRender(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// FuzzRender holds the rendered event to json.Marshal's bytes for any record
+// text (the record as json.Marshal wrote it) and any signed document.
+func FuzzRender(f *testing.F) {
+	f.Add("fell from a ladder", []byte(`{"noticeId":"n1"}`), false)
+	f.Add("<b> & \u2028", []byte("<Envelope>\x00é</Envelope>"), true)
+	f.Add("", []byte{0xff, '"', '\\'}, false)
+	b := &events.Builder{Topics: events.DefaultTopics, Source: "fuzz"}
+	unencoded := hdr(`{"alg":"ES256","b64":false,"crit":["b64"]}`) + "..c2ln"
+	f.Fuzz(func(t *testing.T, text string, body []byte, soap bool) {
+		record, err := json.Marshal(map[string]string{"narrative": text})
+		if err != nil {
+			t.Skip()
+		}
+		m := b.VerifiedRef("r1", "p1", time.Time{}, events.RenderVerifiedJWS)
+		m.Logged = &store.Entry{Body: body, Signature: unencoded, Canonical: record, Receipt: "eyJ.r.s"}
+		want := events.Verified{Record: record, Receipt: "eyJ.r.s", JWS: ptr(events.SignedFrom(unencoded, body, false))}
+		if soap {
+			m.Render, m.Logged.Signature = events.RenderVerifiedSOAP, ""
+			want.JWS, want.SOAP = nil, string(body)
+		}
+		if err := events.Render(&m); err != nil {
+			t.Fatal(err)
+		}
+		direct, err := b.VerifiedMessage("r1", "p1", time.Time{}, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(m.Value) != string(direct.Value) {
+			t.Fatalf("rendered\n%q\nwant\n%q", m.Value, direct.Value)
+		}
+	})
+}
+
+// BenchmarkRender renders the event of example A (its golden record,
+// compacted, and a compact JWS of its notice) as the relay does, against
+// json.Marshal of the same value.
+func BenchmarkRender(b *testing.B) {
+	golden, err := os.ReadFile("../../../../adapters/sgemployer/testdata/example-a.golden.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var record bytes.Buffer
+	if err := json.Compact(&record, golden); err != nil {
+		b.Fatal(err)
+	}
+	notice, err := os.ReadFile("../../../../adapters/sgemployer/testdata/example-a.in.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	compact := hdr(`{"alg":"ES256","kid":"k"}`) + "." + base64.RawURLEncoding.EncodeToString(notice) + "." + strings.Repeat("s", 86)
+	receipt := hdr(`{"alg":"ES256","kid":"r"}`) + "." + strings.Repeat("p", 700) + "." + strings.Repeat("s", 86)
+	bd := &events.Builder{Topics: events.DefaultTopics, Source: "bench"}
+	b.Run("append", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			m := bd.VerifiedRef("r1", "p1", time.Time{}, events.RenderVerifiedJWS)
+			m.Logged = &store.Entry{Body: []byte(compact), Canonical: record.Bytes(), Receipt: receipt}
+			if err := events.Render(&m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			sg := events.SignedFrom(compact, nil, true)
+			if _, err := bd.VerifiedMessage("r1", "p1", time.Time{}, events.Verified{Record: record.Bytes(), Receipt: receipt, JWS: &sg}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
