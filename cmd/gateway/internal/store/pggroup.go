@@ -113,8 +113,11 @@ func pipeline(conn *sql.Conn, fill func(b *pgx.Batch)) error {
 
 var groupSQLs sync.Map // shape -> PostgreSQL statement
 
-// groupSQL is flush's statement for entries with the given numbers of
-// outbox messages, rebound to PostgreSQL placeholders once per shape.
+// groupSQL is the statement that inserts a group's accepted entries, their
+// events and records, for entries with the given numbers of outbox
+// messages, rebound to PostgreSQL placeholders once per shape.
+// Data-modifying CTEs run to completion whether or not the main query
+// reads them, and the foreign keys hold at the statement's end.
 func groupSQL(shape []byte) string {
 	if q, ok := groupSQLs.Load(string(shape)); ok {
 		return q.(string)
