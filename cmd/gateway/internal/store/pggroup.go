@@ -5,13 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
-	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
-
-	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 )
 
 // pgGroup is a group commit in progress on PostgreSQL, where every
@@ -23,10 +19,11 @@ import (
 // two round trips per group, where one statement per write made a group
 // of 16 cost 35.
 type pgGroup struct {
-	tx     wtx
-	known  map[string]*Record // by source key: looked up (nil: absent) or accepted in this group
-	queued [][]any            // per accepted entry: log, outbox and record values
-	shape  []byte             // per accepted entry: its number of outbox messages
+	tx    wtx
+	known map[string]*Record // by source key: looked up (nil: absent) or accepted in this group
+	// The accepted entries' rows, queued for qInsertLogRows,
+	// qInsertOutboxRows and qInsertRecordRows.
+	logRows, outboxRows, recordRows [][]any
 }
 
 // commitPG is commit on PostgreSQL: the group runs on a connection of its
@@ -54,30 +51,29 @@ func (s *DB) commitPG(batch []*writeReq) (err error) {
 			g.known[r.sourceKey] = nil
 		}
 	}
-	err = pipeline(conn, func(b *pgx.Batch) {
-		b.Queue(`BEGIN`)
-		b.Queue(`SELECT pg_advisory_xact_lock($1)`, lockWriter)
-		// Read after the lock is held: each statement of the pipeline
-		// takes its own snapshot (READ COMMITTED).
-		b.Queue(qChainHead).QueryRow(func(row pgx.Row) error {
-			err := row.Scan(&head.seq, &head.hash)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return nil
-			}
-			return err
-		})
-		b.Queue(qRecordBy+`source_key = ANY($1)`, keys).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				r, err := scanRecord(rows)
-				if err != nil {
-					return err
-				}
-				g.known[r.SourceKey] = r
-			}
-			return rows.Err()
-		})
+	begin := &pgx.Batch{}
+	begin.Queue(`BEGIN`)
+	begin.Queue(`SELECT pg_advisory_xact_lock($1)`, lockWriter)
+	// Read after the lock is held: each statement of the pipeline
+	// takes its own snapshot (READ COMMITTED).
+	begin.Queue(qChainHead).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(&head.seq, &head.hash)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		return err
 	})
-	if err != nil {
+	begin.Queue(qRecordBy+`source_key = ANY($1)`, keys).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			r, err := scanRecord(rows)
+			if err != nil {
+				return err
+			}
+			g.known[r.SourceKey] = r
+		}
+		return rows.Err()
+	})
+	if err = pipeline(conn, begin); err != nil {
 		return err
 	}
 	s.head, s.group = head, g
@@ -85,59 +81,80 @@ func (s *DB) commitPG(batch []*writeReq) (err error) {
 	if err := run(batch, conn); err != nil {
 		return err
 	}
-	return pipeline(conn, func(b *pgx.Batch) {
-		if len(g.queued) > 0 {
-			var args []any
-			for _, a := range g.queued {
-				args = append(args, a...)
-			}
-			b.Queue(groupSQL(g.shape), args...)
+	end := &pgx.Batch{}
+	for _, t := range []struct {
+		query string
+		rows  [][]any
+	}{{qInsertLogRows, g.logRows}, {qInsertOutboxRows, g.outboxRows}, {qInsertRecordRows, g.recordRows}} {
+		if len(t.rows) == 0 {
+			continue
 		}
-		b.Queue(`COMMIT`)
-	})
+		cols, err := columns(t.rows)
+		if err != nil {
+			return err
+		}
+		end.Queue(t.query, cols...)
+	}
+	end.Queue(`COMMIT`)
+	return pipeline(conn, end)
 }
 
-// pipeline sends the statements fill queues in one round trip on conn and
-// reads their results; the first error stops the rest.
-func pipeline(conn *sql.Conn, fill func(b *pgx.Batch)) error {
+// The statements that insert a group's accepted entries, their events and
+// records: one per table, each column's values as an array (unnest). Three
+// fixed statements, prepared once, whatever the group's size; they replaced
+// one statement of per-entry CTEs (a statement per group size, 33
+// parameters per entry): loadtest on PostgreSQL +8 % (median of 3
+// interleaved runs, 1,756 -> 1,891/s).
+const (
+	qInsertLogRows = `INSERT INTO message_log (seq, correlation_id, partner_id, received_at, route, content_type, body,
+		signature, verification, status, outcome, problem_type, source_key, record_id, payload_sha256, canonical, receipt, prev_hash, hash)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::text[],
+		$9::text[], $10::int[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::bytea[], $17::text[], $18::text[], $19::text[])`
+	qInsertOutboxRows = `INSERT INTO outbox (topic, msg_key, headers, value, created_at, log_seq, render)
+		SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::bytea[], $5::text[], $6::bigint[], $7::text[])`
+	qInsertRecordRows = `INSERT INTO records (record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[])`
+)
+
+// columns turns rows (logArgs, outboxArgs or recordArgs of each entry)
+// into one array per column.
+func columns(rows [][]any) ([]any, error) {
+	cols := make([]any, len(rows[0]))
+	for i := range cols {
+		switch rows[0][i].(type) {
+		case string:
+			cols[i] = column[string](rows, i)
+		case []byte:
+			cols[i] = column[[]byte](rows, i)
+		case int64:
+			cols[i] = column[int64](rows, i)
+		case int:
+			cols[i] = column[int](rows, i)
+		default:
+			return nil, fmt.Errorf("store: no array of %T", rows[0][i]) // a new column type in *Args
+		}
+	}
+	return cols, nil
+}
+
+func column[T any](rows [][]any, i int) []T {
+	a := make([]T, len(rows))
+	for r, row := range rows {
+		a[r] = row[i].(T)
+	}
+	return a
+}
+
+// pipeline sends b's statements in one round trip on conn and reads their
+// results; the first error stops the rest.
+func pipeline(conn *sql.Conn, b *pgx.Batch) error {
 	return conn.Raw(func(dc any) error {
 		c, ok := dc.(*stdlib.Conn)
 		if !ok {
 			return fmt.Errorf("store: not a pgx connection: %T", dc)
 		}
-		b := &pgx.Batch{}
-		fill(b)
 		return c.Conn().SendBatch(context.Background(), b).Close()
 	})
-}
-
-var groupSQLs sync.Map // shape -> PostgreSQL statement
-
-// groupSQL is the statement that inserts a group's accepted entries, their
-// events and records, for entries with the given numbers of outbox
-// messages, rebound to PostgreSQL placeholders once per shape.
-// Data-modifying CTEs run to completion whether or not the main query
-// reads them, and the foreign keys hold at the statement's end.
-func groupSQL(shape []byte) string {
-	if q, ok := groupSQLs.Load(string(shape)); ok {
-		return q.(string)
-	}
-	var q strings.Builder
-	q.WriteString("WITH ")
-	for i, n := range shape {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		fmt.Fprintf(&q, "l%d AS (%s)", i, qInsertLog)
-		for j := range int(n) {
-			fmt.Fprintf(&q, ", o%d_%d AS (%s)", i, j, qInsertOutbox)
-		}
-		fmt.Fprintf(&q, ", r%d AS (%s)", i, qInsertRecord)
-	}
-	q.WriteString(" SELECT 1")
-	out := sqldialect.Rebind(q.String(), true)
-	groupSQLs.Store(string(shape), out)
-	return out
 }
 
 // appendAccepted logs an accepted e with its outbox messages and records
@@ -145,7 +162,7 @@ func groupSQL(shape []byte) string {
 // one statement (see pgGroup); on SQLite they run at once.
 func (s *DB) appendAccepted(ctx context.Context, tx wtx, e *Entry, rec *Record) error {
 	g := s.group
-	if g == nil || g.tx != tx || e.Exchange != nil || len(e.Outbox) > 255 {
+	if g == nil || g.tx != tx || e.Exchange != nil {
 		if err := s.appendEntry(ctx, tx, e); err != nil {
 			return err
 		}
@@ -162,18 +179,16 @@ func (s *DB) appendAccepted(ctx context.Context, tx wtx, e *Entry, rec *Record) 
 		return err
 	}
 	rec.Seq = e.Seq
-	args := logArgs(e)
 	for _, m := range e.Outbox {
-		oa, err := outboxArgs(e, m)
+		args, err := outboxArgs(e, m)
 		if err != nil {
 			return err
 		}
-		args = append(args, oa...)
+		g.outboxRows = append(g.outboxRows, args)
 	}
-	args = append(args, recordArgs(rec)...)
 	// Inserted with the rest of the group, before COMMIT; a later
 	// submission of the same key in this group finds it here.
-	g.queued, g.shape = append(g.queued, args), append(g.shape, byte(len(e.Outbox)))
+	g.logRows, g.recordRows = append(g.logRows, logArgs(e)), append(g.recordRows, recordArgs(rec))
 	g.known[e.SourceKey] = rec
 	return nil
 }
