@@ -508,3 +508,83 @@ func claim(t *testing.T, s *store.DB, n int) *store.Claim {
 	t.Cleanup(c.Release)
 	return c
 }
+
+// TestDroppedConnections (PostgreSQL) terminates the store's server
+// connections while concurrent accepts run, as a failover or an operator's
+// pg_terminate_backend would. Every accept that returned success is in the
+// store afterwards, the store goes on accepting (no connection is reused in
+// a broken or open transaction), and the chain is intact.
+func TestDroppedConnections(t *testing.T) {
+	app := fmt.Sprintf("jambatan_drop_%d", time.Now().UnixNano())
+	dsn := pgtest.DSN(t)
+	s := open(t, dsn+"&application_name="+app) // the connections to terminate
+	ctx := context.Background()
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+
+	var mu sync.Mutex
+	var accepted []string
+	failed, retried := 0, 0
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				key := fmt.Sprintf("w%d-%d", w, i)
+				r, err := s.Accept(ctx, entry(key, "aa"), onExisting)
+				mu.Lock()
+				switch {
+				case err != nil:
+					failed++
+				case r.Outcome == store.OutcomeAccepted:
+					accepted = append(accepted, key)
+				default:
+					retried++ // a group whose COMMIT was cut off, retried write by write, found it committed
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	killed := 0
+	for range 40 {
+		time.Sleep(25 * time.Millisecond)
+		var n int
+		if err := admin.QueryRow(`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, app).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		killed += n
+	}
+	time.Sleep(150 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if killed == 0 {
+		t.Fatal("no connection was terminated; the test proved nothing")
+	}
+	// The store goes on accepting on fresh connections.
+	for i := range 10 {
+		if _, err := s.Accept(ctx, entry(fmt.Sprintf("after-%d", i), "aa"), onExisting); err != nil {
+			t.Fatalf("accept after the terminations: %v", err)
+		}
+	}
+	for _, key := range accepted {
+		var n int
+		if err := admin.QueryRow(`SELECT count(*) FROM records WHERE source_key = $1`, key).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("accepted %s is not in the store (%d rows, %v)", key, n, err)
+		}
+	}
+	rep, err := s.Verify(ctx, nil)
+	if err != nil || rep.BrokenSeq != 0 {
+		t.Fatalf("chain: %+v, %v", rep, err)
+	}
+	t.Logf("%d connections terminated; %d accepted, %d duplicates of themselves, %d failed; every accepted one durable", killed, len(accepted), retried, failed)
+}
