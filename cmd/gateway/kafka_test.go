@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -469,5 +470,69 @@ func TestOutboundRoundTrip(t *testing.T) {
 			t.Fatalf("operator request never delivered:\n%s", o)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestLargeInsurerBatchThroughDevMode sends one insurer batch of 500 claims
+// (the spec's maximum) through dev mode: every claim reaches the verified
+// topic and the back office. Each claim's event carries the batch's JWS
+// without its payload, so events stay small whatever the batch's size;
+// embedding the batch made 500 events of 700 KB that the broker refused,
+// which stopped all publishing.
+func TestLargeInsurerBatchThroughDevMode(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	cmd, out, d := startDev(t, dir)
+	defer stop(t, cmd, out)
+	var batch map[string]any
+	in, err := os.ReadFile("../../adapters/insurerclaim/testdata/example-batch.in.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(in, &batch); err != nil {
+		t.Fatal(err)
+	}
+	c0, _ := json.Marshal(batch["claims"].([]any)[0])
+	var claims []any
+	for i := range 500 {
+		var c map[string]any
+		_ = json.Unmarshal(c0, &c)
+		c["claimNo"] = fmt.Sprintf("WC26LARGE%04d", i)
+		claims = append(claims, c)
+	}
+	batch["claims"], batch["batchId"] = claims, "WIC017-LARGE-0001"
+	doc, _ := json.Marshal(batch)
+	file := filepath.Join(t.TempDir(), "batch.json")
+	if err := os.WriteFile(file, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := gateway(t, "submit", "--dev", dir, "--partner", "demo-insurer", file)
+	if err != nil || !strings.Contains(stdout, `"status":"PROCESSED"`) || strings.Count(stdout, `"status":"ACCEPTED"`) != 500 {
+		t.Fatalf("submit: %v\n%.500s\n%s", err, stdout, stderr)
+	}
+	waitBacklog(t, d)
+
+	msgs := kafkatest.ReadAll(t, d.KafkaBootstrap, d.Topics.Verified, 500, 60*time.Second)
+	if len(msgs) != 500 {
+		t.Fatalf("%d records on the verified topic, want 500", len(msgs))
+	}
+	for _, m := range msgs {
+		var env struct {
+			Record               json.RawMessage
+			Receipt, Attestation string
+			JWS                  map[string]string
+		}
+		if err := json.Unmarshal(m.Value, &env); err != nil || env.Attestation == "" || env.Receipt == "" {
+			t.Fatalf("envelope %.300s: %v", m.Value, err)
+		}
+		if _, has := env.JWS["payload"]; has || env.JWS["protected"] == "" || env.JWS["signature"] == "" {
+			t.Fatalf("jws %v: want the batch's protected header and signature, no payload", env.JWS)
+		}
+		if len(m.Value) > 256<<10 {
+			t.Fatalf("event of %d bytes", len(m.Value))
+		}
+	}
+	stdout, stderr, err = gateway(t, "ingest", "--dev", dir, "--until-caught-up")
+	if err != nil || !strings.Contains(stdout+stderr, "500 ingested, 0 quarantined") {
+		t.Fatalf("ingest: %v\n%s\n%s", err, stdout, stderr)
 	}
 }

@@ -119,7 +119,9 @@ func (v *Verified) appendJSON(b []byte) []byte {
 	if v.JWS != nil {
 		b = append(b, `,"jws":{`...)
 		b = appendString(append(b, `"protected":`...), v.JWS.Protected)
-		b = appendMember(b, "payload", v.JWS.Payload)
+		if v.JWS.Payload != "" {
+			b = appendMember(b, "payload", v.JWS.Payload)
+		}
 		b = appendMember(b, "signature", v.JWS.Signature)
 		b = append(b, '}')
 	}
@@ -185,9 +187,13 @@ func SignedOf(body []byte, detached string) (Signed, error) {
 // Signed is the partner's original JWS in flattened JSON serialization
 // (RFC 7515 §7.2.2), whatever form it arrived in, so any JOSE library can
 // re-verify it. With "b64": false the payload is the document itself.
+//
+// An insurer claim's event carries its batch's JWS with the payload left
+// out (detached, RFC 7515 appendix F): the batch is signed as a whole and
+// may be megabytes; the receipt's payloadSha256 names it.
 type Signed struct {
 	Protected string `json:"protected"`
-	Payload   string `json:"payload"`
+	Payload   string `json:"payload,omitempty"`
 	Signature string `json:"signature"`
 }
 

@@ -45,6 +45,9 @@ func TestRender(t *testing.T) {
 			want: events.Verified{SOAP: `<Envelope a="&amp;">é</Envelope>`}},
 		{name: "ok/soap-only-html-characters", render: events.RenderVerifiedSOAP, logged: &store.Entry{Body: []byte("<Envelope/>&")},
 			want: events.Verified{SOAP: "<Envelope/>&"}},
+		// No payload member at all, as in an insurer claim's event (its batch's JWS, detached).
+		{name: "ok/empty-payload-omitted", render: events.RenderVerifiedJWS, logged: &store.Entry{Body: []byte{}, Signature: detached},
+			want: events.Verified{JWS: &events.Signed{Protected: hdr(`{"alg":"ES256","kid":"k"}`), Signature: "c2ln"}}},
 		{name: "fail/unknown-renderer", render: "verified/fax", logged: &store.Entry{Body: doc}, wantErr: true},
 		{name: "fail/no-entry", render: events.RenderVerifiedJWS, wantErr: true},
 		{name: "fail/header-not-base64", render: events.RenderVerifiedJWS, logged: &store.Entry{Body: doc, Signature: "!!..c2ln"}, wantErr: true},

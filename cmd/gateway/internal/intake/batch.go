@@ -139,6 +139,7 @@ func (p *Pipeline) runBatch(ctx context.Context, s *step) ([]byte, *problem.Erro
 		}
 		w.Response = body
 		if p.Events != nil {
+			jws := s.batchJWS()
 			for _, k := range w.Accept {
 				rec := recs[keyIdx[k]]
 				rb, _ := json.Marshal(rec)
@@ -146,7 +147,7 @@ func (p *Pipeline) runBatch(ctx context.Context, s *step) ([]byte, *problem.Erro
 				if err != nil {
 					return w, err
 				}
-				m, err := p.Events.VerifiedMessage(rec.RecordID, s.sub.Partner.ID, s.receivedAt, events.Verified{Record: rb, Receipt: rc, Attestation: att, JWS: s.originalJWS()})
+				m, err := p.Events.VerifiedMessage(rec.RecordID, s.sub.Partner.ID, s.receivedAt, events.Verified{Record: rb, Receipt: rc, Attestation: att, JWS: jws})
 				if err != nil {
 					return w, err
 				}

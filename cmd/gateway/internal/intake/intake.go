@@ -8,6 +8,7 @@
 package intake
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -350,15 +351,21 @@ func (p *Pipeline) accept(ctx context.Context, s *step) (*Result, *problem.Error
 	return &Result{Status: status, Outcome: res.Outcome, RecordID: res.Record.RecordID, Receipt: res.Record.Receipt}, nil
 }
 
-// originalJWS is the partner's JWS as a flattened JSON serialization.
-func (s *step) originalJWS() *events.Signed {
-	var sg events.Signed
+// batchJWS is the insurer's JWS over the whole batch as a flattened JSON
+// serialization with its payload detached (RFC 7515 appendix F): protected
+// header and signature only. Every accepted claim's event carries it, and
+// a batch may be 4 MiB: with the payload in each event, a batch of 500
+// claims (395 KB) wrote 350 MB of outbox, took the gateway to 722 MB of
+// memory and produced events the broker refused as too large. The receipt
+// names the batch (payloadSha256); the message log keeps it.
+func (s *step) batchJWS() *events.Signed {
+	compact := s.sub.Body
 	if s.sub.DetachedJWS != "" {
-		sg = events.SignedFrom(s.sub.DetachedJWS, s.sub.Body, s.verified.B64)
-	} else {
-		sg = events.SignedFrom(string(s.sub.Body), nil, true)
+		compact = []byte(s.sub.DetachedJWS)
 	}
-	return &sg
+	protected, rest, _ := bytes.Cut(compact, []byte("."))
+	_, signature, _ := bytes.Cut(rest, []byte("."))
+	return &events.Signed{Protected: string(protected), Signature: string(signature)}
 }
 
 // errLogged marks a refusal whose entry the store already wrote.

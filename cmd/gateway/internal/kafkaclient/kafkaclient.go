@@ -66,6 +66,13 @@ func New(k config.Kafka) (*Client, error) {
 	return c, nil
 }
 
+// MaxBatchBytes bounds a record batch the relay produces to one partition:
+// Kafka's default message.max.bytes (1 MiB and 12 bytes), which the
+// embedded broker shares. A broker refuses a larger batch outright, and
+// the relay, publishing in order, would retry it forever: with 64 MiB here
+// one 500-claim insurer batch (500 events of 83 KB) stopped all publishing.
+const MaxBatchBytes = 1 << 20
+
 // Writer is a producer for the outbox relay: acks from all in-sync
 // replicas, records partitioned by key (murmur2, as Java clients do), and a
 // short batch timeout since the relay hands over whole batches at once.
@@ -75,7 +82,7 @@ func (c *Client) Writer(batch int) *kafka.Writer {
 		Balancer:     &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
 		BatchSize:    batch,
-		BatchBytes:   64 << 20,
+		BatchBytes:   MaxBatchBytes,
 		BatchTimeout: 2 * time.Millisecond,
 		MaxAttempts:  3,
 		WriteTimeout: 10 * time.Second,

@@ -9,6 +9,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -123,12 +124,13 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		case err != nil:
 			errorsTotal.Inc()
+			msg := brief(err)
 			r.mu.Lock()
 			first := r.lastErr == ""
-			r.lastErr = err.Error()
+			r.lastErr = msg
 			r.mu.Unlock()
 			if first {
-				r.Log.Warn("kafka unavailable; outbox is growing", "err", err)
+				r.Log.Warn("kafka unavailable; outbox is growing", "err", msg)
 			}
 			if !sleep(ctx, backoff, nil) {
 				return nil
@@ -191,6 +193,21 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	r.published += int64(len(ids))
 	r.mu.Unlock()
 	return len(ids), nil
+}
+
+// brief shortens kafka-go's WriteErrors, one error per message of the
+// batch (500 copies of "Message Size Too Large" in one log line), to a count
+// and the first.
+func brief(err error) string {
+	var we kafka.WriteErrors
+	if errors.As(err, &we) {
+		for _, e := range we {
+			if e != nil {
+				return fmt.Sprintf("%d of %d messages not written; first: %v", we.Count(), len(we), e)
+			}
+		}
+	}
+	return err.Error()
 }
 
 func (r *Relay) render(m *store.Message) error {

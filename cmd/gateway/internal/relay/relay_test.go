@@ -287,3 +287,38 @@ func TestRelayRenders(t *testing.T) {
 		t.Fatalf("topic holds %+v", msgs)
 	}
 }
+
+// TestRelayRefusedBatch: a record batch larger than the broker's limit
+// (here with the writer's batch bound raised past it, as it once was) is
+// refused as a whole; nothing is published or dropped, and the relay's
+// status gives one short line, not one error per message.
+func TestRelayRefusedBatch(t *testing.T) {
+	b, st := brokerAndStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := range 3 {
+		e := &store.Entry{CorrelationID: "c", PartnerID: "p", ReceivedAt: time.Now(), Status: 202, Outcome: store.OutcomeAccepted,
+			Outbox: []store.Message{{Topic: topic, Key: []byte("one-case"), Value: []byte(strings.Repeat(strconv.Itoa(i), 600<<10))}}}
+		if err := st.Log(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, w := newRelay(t, st, b.Addr)
+	defer w.Close()
+	w.BatchBytes = 64 << 20
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	var s relay.Status
+	for s = r.Status(ctx); s.LastError == "" && time.Now().Before(deadline); s = r.Status(ctx) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if !strings.HasPrefix(s.LastError, "3 of 3 messages not written; first: ") || len(s.LastError) > 400 {
+		t.Fatalf("last error %q", s.LastError)
+	}
+	if s.Backlog != 3 || s.Published != 0 {
+		t.Fatalf("status %+v: want the 3 messages kept, none published", s)
+	}
+}
