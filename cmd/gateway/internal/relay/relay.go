@@ -130,7 +130,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			r.lastErr = msg
 			r.mu.Unlock()
 			if first {
-				r.Log.Warn("kafka unavailable; outbox is growing", "err", msg)
+				r.Log.Warn("cannot publish to kafka; outbox is growing", "err", msg)
 			}
 			if !sleep(ctx, backoff, nil) {
 				return nil
@@ -187,7 +187,7 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	publishedTotal.Add(float64(len(ids)))
 	r.mu.Lock()
 	if r.lastErr != "" {
-		r.Log.Info("kafka reachable again; draining the outbox")
+		r.Log.Info("publishing to kafka again; draining the outbox")
 	}
 	r.lastErr, r.lastOK = "", time.Now()
 	r.published += int64(len(ids))
