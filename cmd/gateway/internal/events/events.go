@@ -244,6 +244,45 @@ type Rejected struct {
 type Builder struct {
 	Topics Topics
 	Source string // ce_source: the gateway instance
+	// MaxValue is the largest event value Check lets through (default
+	// MaxValueBytes; tests lower it).
+	MaxValue int
+}
+
+// MaxValueBytes is the largest event value the relay can publish: Kafka's
+// default message.max.bytes (1 MiB and 12 bytes, the embedded broker's
+// too) less room for the key, the headers and the record's framing. The
+// broker refuses a larger record, and the relay, publishing in order,
+// would stop there for every event behind it.
+const MaxValueBytes = 1<<20 - 8<<10
+
+// ErrTooLarge is Check's verdict on an event over the limit.
+var ErrTooLarge = errors.New("events: the event is larger than a broker accepts")
+
+// Check tells whether the event m, written with entry e, can be published:
+// a value is measured; a message held by reference is rendered from e
+// when its parts could exceed the limit (each byte of the document becomes
+// at most six in the event, so a small document cannot).
+func (b *Builder) Check(m store.Message, e *store.Entry) error {
+	limit := b.MaxValue
+	if limit <= 0 {
+		limit = MaxValueBytes
+	}
+	n := len(m.Value)
+	if m.Render != "" {
+		if 6*(len(e.Body)+len(e.Signature))+len(e.Canonical)+len(e.Receipt)+256 <= limit {
+			return nil
+		}
+		m.Logged = e
+		if err := Render(&m); err != nil {
+			return err
+		}
+		n = len(m.Value)
+	}
+	if n > limit {
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, n, limit)
+	}
+	return nil
 }
 
 func (b *Builder) headers(id, typ, subject string, at time.Time) []store.Header {

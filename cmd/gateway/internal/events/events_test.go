@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -159,4 +160,35 @@ func BenchmarkRender(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestCheck: an event over the builder's bound is refused; a document
+// small enough that its event cannot exceed the bound is not rendered to
+// find out.
+func TestCheck(t *testing.T) {
+	b := &events.Builder{Topics: events.DefaultTopics, Source: "test", MaxValue: 3000}
+	compact := hdr(`{"alg":"ES256"}`) + "." + strings.Repeat("A", 1000) + ".c2ln"
+	tests := []struct {
+		name   string
+		m      store.Message
+		e      *store.Entry
+		tooBig bool
+	}{
+		{name: "ok/value-under", m: store.Message{Value: bytes.Repeat([]byte("x"), 3000)}},
+		{name: "fail/value-over", m: store.Message{Value: bytes.Repeat([]byte("x"), 3001)}, tooBig: true},
+		// 6 × 60 + 256 < 3000: not rendered (the unknown renderer is never asked).
+		{name: "ok/small-document-not-rendered", m: store.Message{Render: "verified/unknown"}, e: &store.Entry{Body: bytes.Repeat([]byte("<"), 60)}},
+		// 6 × 1,020 > 3000, so rendered: about 1,100 bytes.
+		{name: "ok/rendered-fits", m: store.Message{Render: events.RenderVerifiedJWS}, e: &store.Entry{Body: []byte(compact), Canonical: []byte(`{}`)}},
+		// 500 '<' become 3,000 bytes of \u003c.
+		{name: "fail/rendered-over", m: store.Message{Render: events.RenderVerifiedSOAP}, e: &store.Entry{Body: bytes.Repeat([]byte("<"), 500), Canonical: []byte(`{}`)}, tooBig: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := b.Check(tt.m, tt.e)
+			if tt.tooBig != errors.Is(err, events.ErrTooLarge) || (!tt.tooBig && err != nil) {
+				t.Fatalf("Check = %v, want too large: %t", err, tt.tooBig)
+			}
+		})
+	}
 }

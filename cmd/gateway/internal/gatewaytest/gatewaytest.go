@@ -24,6 +24,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
@@ -60,6 +61,9 @@ type Options struct {
 	Store        string // SQLite path or postgres:// DSN; default a SQLite file in a temp dir
 	SOAPMaxTTL   time.Duration
 	Log          *slog.Logger // default: discard (GATEWAYTEST_LOG=1: stderr)
+	// EventLimit, when set, makes accepted submissions write events to the
+	// outbox, with this bound on an event's size (events.Builder.MaxValue).
+	EventLimit int
 }
 
 // Start starts a gateway with partners "employer-a" (UEN 201912345K and
@@ -128,6 +132,9 @@ func Start(t testing.TB, opts Options) *Env {
 		Partners: registry, Store: st, Receipts: signer, Log: log,
 		Pipeline: &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log},
 		Limits:   server.Limits{MaxBodyBytes: max, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute},
+	}
+	if opts.EventLimit > 0 {
+		srv.Pipeline.Events = &events.Builder{Topics: events.DefaultTopics, Source: "urn:test", MaxValue: opts.EventLimit}
 	}
 	srv.SOAP = &soapsrv.Handler{Store: st, Receipts: signer, Events: srv.Pipeline.Events, Signer: &wssec.Signer{Cert: env.SOAPSigning.Cert, Key: env.SOAPSigning.Key},
 		Institution: "MY:PERKESO", Rates: mapping.ExampleRates, Log: log, MaxTTL: opts.SOAPMaxTTL}

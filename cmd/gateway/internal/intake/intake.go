@@ -313,7 +313,12 @@ func (p *Pipeline) accept(ctx context.Context, s *step) (*Result, *problem.Error
 		// The receipt names the record's hash: it is the attestation too.
 		// The entry holds the signed notice, the record and the receipt;
 		// the relay renders the event from it.
-		s.entry.Outbox = []store.Message{p.Events.VerifiedRef(s.record.RecordID, s.sub.Partner.ID, s.receivedAt, events.RenderVerifiedJWS)}
+		m := p.Events.VerifiedRef(s.record.RecordID, s.sub.Partner.ID, s.receivedAt, events.RenderVerifiedJWS)
+		if err := p.Events.Check(m, s.entry); err != nil {
+			s.entry.Receipt = ""
+			return nil, problem.Wrap(problem.TooLarge, "the notice is too large to publish to the back office", err)
+		}
+		s.entry.Outbox = []store.Message{m}
 	}
 	conflictErr := problem.New(problem.Conflict, "a different notice was already accepted under this noticeId",
 		adapters.Problem{Pointer: "/noticeId", Code: adapters.CodeDuplicate, Message: "already accepted with different content"})

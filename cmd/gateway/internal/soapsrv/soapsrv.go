@@ -289,7 +289,11 @@ func (h *Handler) notifyInjury(ctx context.Context, rq *request, env *wssec.Enve
 		// The receipt names the record's hash: it is the attestation too.
 		// The entry holds the envelope, the record and the receipt; the
 		// relay renders the event from it.
-		e.Outbox = []store.Message{h.Events.VerifiedRef(rec.RecordID, rq.p.ID, rq.receivedAt, events.RenderVerifiedSOAP)}
+		m := h.Events.VerifiedRef(rec.RecordID, rq.p.ID, rq.receivedAt, events.RenderVerifiedSOAP)
+		if err := h.Events.Check(m, e); err != nil {
+			return nil, h.tooLarge(rq, e, err)
+		}
+		e.Outbox = []store.Message{m}
 	}
 	res, err := h.Store.Accept(ctx, e, func(e *store.Entry, first *store.Record) {
 		// A concurrent copy of the same message got there first.
@@ -361,6 +365,9 @@ func (h *Handler) caseMessage(ctx context.Context, rq *request, env *wssec.Envel
 		if err != nil {
 			return nil, &Fault{Code: "server.internal", Reason: "event failed", Server: true}
 		}
+		if err := h.Events.Check(m, e); err != nil {
+			return nil, h.tooLarge(rq, e, err)
+		}
 		e.Outbox = []store.Message{m}
 	}
 	if err := h.Store.Log(ctx, e); err != nil {
@@ -415,6 +422,14 @@ func (h *Handler) respond(w http.ResponseWriter, rq *request, child *etree.Eleme
 
 // fault logs a refused request (with its rejected-topic event) and answers
 // with a signed Fault, HTTP 500 as SOAP 1.1 requires.
+// tooLarge refuses a message whose event a broker would not take (see
+// events.Check): accepted, it would stop the relay for every event behind it.
+func (h *Handler) tooLarge(rq *request, e *store.Entry, err error) *Fault {
+	h.Log.Warn("agency message too large to publish", "correlation_id", rq.cid, "err", err)
+	e.Receipt, e.Exchange = "", nil
+	return &Fault{Code: wssec.CodeSchema, Reason: "the message is too large to publish to the back office"}
+}
+
 func (h *Handler) fault(w http.ResponseWriter, r *http.Request, rq *request, f *Fault) {
 	if f.MessageID == "" {
 		f.MessageID = rq.msgID

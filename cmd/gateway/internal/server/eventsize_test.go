@@ -1,0 +1,80 @@
+package server_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
+)
+
+// TestEventSizeBound: a submission whose event would be larger than a
+// broker accepts is refused (413, or a SOAP fault) and nothing is accepted,
+// so one event can never stop the relay. The bound is lowered here to what
+// example A's event (about 6 KB) exceeds; at the default it is accepted.
+func TestEventSizeBound(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		limit int
+		fits  bool
+	}{
+		{"ok/default-bound", 1 << 20, true},
+		{"fail/over-the-bound", 4 << 10, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := gatewaytest.Start(t, gatewaytest.Options{EventLimit: tc.limit})
+			a := env.Partners["employer-a"]
+			r := post(t, env.Client(&a.TLS), env.Server.URL, "application/jose", []byte(sign(t, example(t, "example-a.in.json"), a.SigningKey, partnerkit.Compact)), nil)
+			if tc.fits {
+				if r.status != 202 {
+					t.Fatalf("status %d: %s", r.status, r.body)
+				}
+			} else {
+				assertProblem(t, r, problem.TooLarge, "")
+			}
+
+			c := agencyClient(t, env, "agency-th")
+			d := unsigned(t, soapExample(t))
+			if err := c.Signer.Sign(d); err != nil {
+				t.Fatal(err)
+			}
+			body, _ := d.WriteToBytes()
+			req, _ := http.NewRequest("POST", env.Server.URL+"/soap/v1/exchange", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+			req.Header.Set("SOAPAction", `"urn:xb-injury:exchange:v1#NotifyInjury"`)
+			resp, err := env.Client(&env.Partners["agency-th"].TLS).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if tc.fits != (resp.StatusCode == 200) {
+				t.Fatalf("SOAP HTTP %d\n%.500s", resp.StatusCode, raw)
+			}
+			if !tc.fits {
+				f, err := wssec.Parse(raw, wssec.Limits{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if code := f.FindElement("//FaultDetail/Code"); code == nil || code.Text() != wssec.CodeSchema {
+					t.Fatalf("fault %s, want %s", raw, wssec.CodeSchema)
+				}
+			}
+
+			want := map[bool]int{true: 2, false: 0}[tc.fits]
+			if n := count(t, env, `SELECT count(*) FROM records`); n != want {
+				t.Fatalf("%d records, want %d", n, want)
+			}
+			if n := count(t, env, `SELECT count(*) FROM outbox WHERE render <> ''`); n != want {
+				t.Fatalf("%d verified events, want %d", n, want)
+			}
+			if n := count(t, env, `SELECT count(*) FROM message_log WHERE receipt <> ''`); n != want {
+				t.Fatalf("%d logged receipts, want %d", n, want)
+			}
+		})
+	}
+}
