@@ -676,7 +676,14 @@ type Claim struct {
 	tx       *sql.Tx // PostgreSQL: holds the row locks and the relay lock
 }
 
-// ClaimOutbox takes up to limit unpublished messages, oldest first. On
+// ClaimBytes bounds what one claim reads (values, and the log entries of
+// events rendered from them): the relay holds a claim and its events in
+// memory while it produces them, and 500 events near a broker's 1 MiB
+// limit would be 500 MB. A claim stops at the message that reaches it.
+const ClaimBytes = 16 << 20
+
+// ClaimOutbox takes up to limit unpublished messages, oldest first, and no
+// more than about ClaimBytes of them. On
 // PostgreSQL the rows are locked (FOR UPDATE SKIP LOCKED) under a relay
 // advisory lock, so of several gateway instances one relays at a time, in
 // order, and none publishes a row another holds. An empty claim means
@@ -708,7 +715,7 @@ func (s *DB) ClaimOutbox(ctx context.Context, limit int) (*Claim, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	for rows.Next() {
+	for size := 0; size < ClaimBytes && rows.Next(); {
 		var m Message
 		var hdr, at string
 		var seq sql.NullInt64
@@ -732,6 +739,7 @@ func (s *DB) ClaimOutbox(ctx context.Context, limit int) (*Claim, error) {
 		}
 		m.CreatedAt, _ = time.Parse(time.RFC3339Nano, at)
 		c.Messages = append(c.Messages, m)
+		size += len(m.Value) + len(l.Body) + len(l.Canonical) + len(l.Receipt) + len(hdr)
 	}
 	if err := rows.Err(); err != nil {
 		c.Release()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -587,4 +588,33 @@ func TestDroppedConnections(t *testing.T) {
 		t.Fatalf("chain: %+v, %v", rep, err)
 	}
 	t.Logf("%d connections terminated; %d accepted, %d duplicates of themselves, %d failed; every accepted one durable", killed, len(accepted), retried, failed)
+}
+
+// TestClaimBytes: a claim stops once it holds ClaimBytes, whatever its
+// limit in messages; the next claim takes the rest, in order.
+func TestClaimBytes(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		const n, size = 20, 1 << 20
+		for i := range n {
+			e := entry(fmt.Sprintf("big-%02d", i), "aa")
+			e.Outbox[0].Value = []byte(strings.Repeat(strconv.Itoa(i%10), size))
+			if err := s.Log(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		first := store.ClaimBytes / size
+		c := claim(t, s, 500)
+		if len(c.Messages) != first {
+			t.Fatalf("first claim holds %d messages of 1 MiB, want %d", len(c.Messages), first)
+		}
+		if err := c.Done(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c = claim(t, s, 500)
+		if len(c.Messages) != n-first || c.Messages[0].Value[0] != byte('0'+first%10) {
+			t.Fatalf("second claim holds %d messages, want the remaining %d in order", len(c.Messages), n-first)
+		}
+	})
 }
