@@ -371,10 +371,7 @@ func TestSameKeyInOneGroup(t *testing.T) {
 		if err := s.DB().QueryRow(sqldialect.Rebind(`SELECT count(*) FROM records WHERE source_key = ?`, s.Postgres()), key).Scan(&records); err != nil || records != 1 {
 			t.Fatalf("%d records for the key (%v), want 1", records, err)
 		}
-		rep, err := s.Verify(ctx, nil)
-		if err != nil || rep.BrokenSeq != 0 {
-			t.Fatalf("chain: %+v, %v", rep, err)
-		}
+		intactChain(t, s)
 	})
 }
 
@@ -420,10 +417,7 @@ func TestFailedWriteInGroup(t *testing.T) {
 		if n, _ := s.Entries(ctx); n != 1+3*15 {
 			t.Fatalf("entries = %d, want %d", n, 1+3*15)
 		}
-		rep, err := s.Verify(ctx, nil)
-		if err != nil || rep.BrokenSeq != 0 {
-			t.Fatalf("chain: %+v, %v", rep, err)
-		}
+		intactChain(t, s)
 	})
 }
 
@@ -583,10 +577,7 @@ func TestDroppedConnections(t *testing.T) {
 			t.Fatalf("accepted %s is not in the store (%d rows, %v)", key, n, err)
 		}
 	}
-	rep, err := s.Verify(ctx, nil)
-	if err != nil || rep.BrokenSeq != 0 {
-		t.Fatalf("chain: %+v, %v", rep, err)
-	}
+	intactChain(t, s)
 	t.Logf("%d connections terminated; %d accepted, %d duplicates of themselves, %d failed; every accepted one durable", killed, len(accepted), retried, failed)
 }
 
@@ -617,4 +608,13 @@ func TestClaimBytes(t *testing.T) {
 			t.Fatalf("second claim holds %d messages, want the remaining %d in order", len(c.Messages), n-first)
 		}
 	})
+}
+
+// intactChain fails the test unless s's hash chain verifies.
+func intactChain(t *testing.T, s *store.DB) {
+	t.Helper()
+	rep, err := s.Verify(context.Background(), nil)
+	if err != nil || rep.BrokenSeq != 0 {
+		t.Fatalf("chain: %+v, %v", rep, err)
+	}
 }
