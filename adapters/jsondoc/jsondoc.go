@@ -67,6 +67,21 @@ type SyntaxError struct{ Reason string }
 
 func (e *SyntaxError) Error() string { return "jsondoc: " + e.Reason }
 
+// precheck refuses what no parser should start on (a byte-order mark,
+// invalid UTF-8) and returns the depth bound to use.
+func precheck(payload []byte, maxDepth int) (int, error) {
+	if bytes.HasPrefix(payload, []byte{0xEF, 0xBB, 0xBF}) {
+		return 0, &SyntaxError{"byte-order mark before the document"}
+	}
+	if !utf8.Valid(payload) {
+		return 0, &SyntaxError{"not valid UTF-8"}
+	}
+	if maxDepth <= 0 {
+		maxDepth = DefaultMaxDepth
+	}
+	return maxDepth, nil
+}
+
 // Parse reads exactly one JSON value from payload.
 //
 // It scans the bytes itself rather than through encoding/json's Decoder:
@@ -75,14 +90,9 @@ func (e *SyntaxError) Error() string { return "jsondoc: " + e.Reason }
 // The grammar is RFC 8259's, exactly what encoding/json accepts (a
 // differential fuzz test holds the two to the same verdicts and trees).
 func Parse(payload []byte, maxDepth int) (*Value, error) {
-	if bytes.HasPrefix(payload, []byte{0xEF, 0xBB, 0xBF}) {
-		return nil, &SyntaxError{"byte-order mark before the document"}
-	}
-	if !utf8.Valid(payload) {
-		return nil, &SyntaxError{"not valid UTF-8"}
-	}
-	if maxDepth <= 0 {
-		maxDepth = DefaultMaxDepth
+	maxDepth, err := precheck(payload, maxDepth)
+	if err != nil {
+		return nil, err
 	}
 	p := parser{b: payload, maxDepth: maxDepth}
 	p.space()
@@ -382,17 +392,12 @@ func (p *parser) object(depth int) (*Value, error) {
 			return nil, err
 		}
 		v.Members = append(v.Members, Member{name, mv})
-		p.space()
-		if p.i < len(p.b) && p.b[p.i] == ',' {
-			p.i++
-			p.space()
-			continue
-		}
-		if p.i < len(p.b) && p.b[p.i] == '}' {
-			p.i++
+		if more, err := p.next('}'); !more {
+			if err != nil {
+				return nil, err
+			}
 			return v, nil
 		}
-		return nil, p.unexpected()
 	}
 }
 
@@ -422,18 +427,29 @@ func (p *parser) array(depth int) (*Value, error) {
 			return nil, err
 		}
 		v.Items = append(v.Items, iv)
-		p.space()
-		if p.i < len(p.b) && p.b[p.i] == ',' {
-			p.i++
-			p.space()
-			continue
-		}
-		if p.i < len(p.b) && p.b[p.i] == ']' {
-			p.i++
+		if more, err := p.next(']'); !more {
+			if err != nil {
+				return nil, err
+			}
 			return v, nil
 		}
-		return nil, p.unexpected()
 	}
+}
+
+// next reads what follows a member or an item: a comma (more to come) or
+// the closing bracket of its container.
+func (p *parser) next(closing byte) (more bool, err error) {
+	p.space()
+	if p.i < len(p.b) && p.b[p.i] == ',' {
+		p.i++
+		p.space()
+		return true, nil
+	}
+	if p.i < len(p.b) && p.b[p.i] == closing {
+		p.i++
+		return false, nil
+	}
+	return false, p.unexpected()
 }
 
 func truncate(s string) string {

@@ -6,20 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"unicode/utf8"
 )
 
 // referenceParse is the parser Parse replaced, built on encoding/json's
 // Decoder.Token: the differential tests hold Parse to its verdicts and trees.
 func referenceParse(payload []byte, maxDepth int) (*Value, error) {
-	if bytes.HasPrefix(payload, []byte{0xEF, 0xBB, 0xBF}) {
-		return nil, &SyntaxError{"byte-order mark before the document"}
-	}
-	if !utf8.Valid(payload) {
-		return nil, &SyntaxError{"not valid UTF-8"}
-	}
-	if maxDepth <= 0 {
-		maxDepth = DefaultMaxDepth
+	maxDepth, err := precheck(payload, maxDepth)
+	if err != nil {
+		return nil, err
 	}
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
