@@ -222,3 +222,36 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestReplacedKey: a key replaced under the same kid (a SIGHUP reload of the
+// registry) is verified with the new key, never with the old key's cached
+// export.
+func TestReplacedKey(t *testing.T) {
+	keyOf := func() signer {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return newSigner(t, "k1", k, jwa.ES256())
+	}
+	setOf := func(s signer) jwk.Set {
+		set := jwk.NewSet()
+		if err := set.AddKey(s.public(t)); err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	old, current := keyOf(), keyOf()
+	byOld := Message{Form: FormCompact, JWS: old.sign(t, payload, nil, false)}
+	byCurrent := Message{Form: FormCompact, JWS: current.sign(t, payload, nil, false)}
+	if _, err := Verify(byOld, setOf(old)); err != nil {
+		t.Fatalf("before the reload: %v", err)
+	}
+	reloaded := setOf(current)
+	if _, err := Verify(byOld, reloaded); err == nil {
+		t.Fatal("after the reload, a message signed with the replaced key verified")
+	}
+	if _, err := Verify(byCurrent, reloaded); err != nil {
+		t.Fatalf("after the reload: %v", err)
+	}
+}
