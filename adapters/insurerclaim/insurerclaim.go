@@ -179,7 +179,7 @@ type ident struct {
 func (b *Batch) readClaim(i int, v *jsondoc.Value) *Claim {
 	cl := &Claim{Index: i, v: v}
 	ptr := fmt.Sprintf("/claims/%d", i)
-	c := &jsonrules.Checker{Format: Format}
+	c := &jsonrules.Checker{Format: Format, Root: ptr}
 	if v.Kind != jsondoc.Object {
 		c.Add(ptr, adapters.CodeType, "must be an object")
 		cl.Problems = c.Problems

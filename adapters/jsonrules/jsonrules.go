@@ -24,7 +24,19 @@ type Checker struct {
 	failed   map[string]bool
 	// Format names the format in messages (e.g. "sg-employer-notice/v1").
 	Format string
+	// Root is the pointer of what the Checker reads: "" for a document,
+	// "/claims/3" for one claim of a batch. A list cut at MaxProblems ends
+	// with a problem there.
+	Root string
 }
+
+// MaxProblems bounds the problems one Checker lists. The specifications
+// ask for every problem, but a document can be made of little else: an
+// unknown member costs its sender about 10 bytes and its problem about
+// 100, so a 4 MiB insurer batch of them made a 94 MB response. Past the
+// bound, one RANGE problem at Root says the list stops there; the checks
+// still run, so cross-member rules see every member's verdict.
+const MaxProblems = 100
 
 // Add records a problem unless its pointer already has one.
 func (c *Checker) Add(ptr, code, msg string) {
@@ -35,7 +47,13 @@ func (c *Checker) Add(ptr, code, msg string) {
 		return
 	}
 	c.failed[ptr] = true
-	c.Problems = append(c.Problems, adapters.Problem{Pointer: ptr, Code: code, Message: msg})
+	switch {
+	case len(c.Problems) < MaxProblems:
+		c.Problems = append(c.Problems, adapters.Problem{Pointer: ptr, Code: code, Message: msg})
+	case len(c.Problems) == MaxProblems:
+		c.Problems = append(c.Problems, adapters.Problem{Pointer: c.Root, Code: adapters.CodeRange,
+			Message: fmt.Sprintf("more than %d problems; the first %d are listed", MaxProblems, MaxProblems)})
+	}
 }
 
 // Object checks that v is an object and reports members it does not define.

@@ -129,7 +129,7 @@ func (p *Pipeline) runBatch(ctx context.Context, s *step) ([]byte, *problem.Erro
 			}
 		}
 		rc, err := p.Receipts.Sign(receipt.BatchReceipt{Issuer: receipt.Issuer, Status: "PROCESSED", BatchID: b.BatchID, PartnerID: s.sub.Partner.ID,
-			Format: insurerclaim.Format, PayloadSHA256: e.PayloadSHA256, ReceivedAt: s.receivedAt.Format(time.RFC3339), CorrelationID: e.CorrelationID, Results: rs})
+			Format: insurerclaim.Format, PayloadSHA256: e.PayloadSHA256, ReceivedAt: s.receivedAt.Format(time.RFC3339), CorrelationID: e.CorrelationID, Results: acknowledged(rs)})
 		if err != nil {
 			return w, err
 		}
@@ -151,12 +151,18 @@ func (p *Pipeline) runBatch(ctx context.Context, s *step) ([]byte, *problem.Erro
 				if err != nil {
 					return w, err
 				}
+				if err := p.Events.Check(m, nil); err != nil {
+					return w, err
+				}
 				e.Outbox = append(e.Outbox, m)
 			}
 		}
 		e.Status, e.Outcome, e.Receipt = 200, store.OutcomeAccepted, rc
 		return w, nil
 	})
+	if errors.Is(err, events.ErrTooLarge) {
+		return nil, problem.Wrap(problem.TooLarge, "a claim's event would be too large to publish to the back office; nothing was accepted", err)
+	}
 	if err != nil {
 		return nil, problem.Wrap(problem.Unavailable, "the message log is unavailable; nothing was accepted, try again", fmt.Errorf("%w: %w", errStore, err))
 	}
@@ -166,6 +172,22 @@ func (p *Pipeline) runBatch(ctx context.Context, s *step) ([]byte, *problem.Erro
 			Problems: []adapters.Problem{{Pointer: "/batchId", Code: adapters.CodeDuplicate, Message: "already processed with different content"}}}
 	}
 	return body, nil
+}
+
+// acknowledged is the batch receipt's view of the results: each claim's
+// index, claim number, revision, status and record id, which is what
+// insurer-claim/v1 §1 asks the receipt to hold; the problems stay in the
+// response. The receipt travels in every accepted claim's event, so it
+// must stay small: with the problems, a batch of one good claim and 499
+// made of unknown members gave a 60 MB receipt, an event the broker
+// refused, and a relay stuck behind it.
+func acknowledged(rs []receipt.ClaimResult) []receipt.ClaimResult {
+	out := make([]receipt.ClaimResult, len(rs))
+	for i, r := range rs {
+		r.Problems = nil
+		out[i] = r
+	}
+	return out
 }
 
 func problemsOf(ps []adapters.Problem) []map[string]string {

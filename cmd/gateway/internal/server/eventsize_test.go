@@ -14,8 +14,10 @@ import (
 
 // TestEventSizeBound: a submission whose event would be larger than a
 // broker accepts is refused (413, or a SOAP fault) and nothing is accepted,
-// so one event can never stop the relay. The bound is lowered here to what
-// example A's event (about 6 KB) exceeds; at the default it is accepted.
+// so one event can never stop the relay: a notice, an agency message and
+// an insurer batch (refused whole). The bound is lowered here to what
+// example A's event (about 6 KB) and each claim's (about 3 KB) exceed; at
+// the default they are accepted.
 func TestEventSizeBound(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -23,7 +25,7 @@ func TestEventSizeBound(t *testing.T) {
 		fits  bool
 	}{
 		{"ok/default-bound", 1 << 20, true},
-		{"fail/over-the-bound", 4 << 10, false},
+		{"fail/over-the-bound", 2 << 10, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := gatewaytest.Start(t, gatewaytest.Options{EventLimit: tc.limit})
@@ -65,15 +67,25 @@ func TestEventSizeBound(t *testing.T) {
 				}
 			}
 
-			want := map[bool]int{true: 2, false: 0}[tc.fits]
+			// An insurer batch: its three claims' events are refused whole.
+			r = postClaims(t, env, "insurer-wic", insurerBatch(t), nil)
+			if tc.fits {
+				if r.status != 200 {
+					t.Fatalf("batch: status %d: %s", r.status, r.body)
+				}
+			} else {
+				assertProblem(t, r, problem.TooLarge, "")
+			}
+
+			want := map[bool]int{true: 2 + 3, false: 0}[tc.fits]
 			if n := count(t, env, `SELECT count(*) FROM records`); n != want {
 				t.Fatalf("%d records, want %d", n, want)
 			}
-			if n := count(t, env, `SELECT count(*) FROM outbox WHERE render <> ''`); n != want {
+			if n := count(t, env, `SELECT count(*) FROM outbox WHERE topic = 'perkeso.injury-notices.verified.v1'`); n != want {
 				t.Fatalf("%d verified events, want %d", n, want)
 			}
-			if n := count(t, env, `SELECT count(*) FROM message_log WHERE receipt <> ''`); n != want {
-				t.Fatalf("%d logged receipts, want %d", n, want)
+			if n := count(t, env, `SELECT count(*) FROM message_log WHERE receipt <> ''`); n != map[bool]int{true: 3, false: 0}[tc.fits] {
+				t.Fatalf("%d logged receipts", n)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/perkeso/jambatan/adapters/jsonrules"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
@@ -183,4 +185,53 @@ func BenchmarkInsurerBatch(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(500*b.N)/b.Elapsed().Seconds(), "claims/s")
+}
+
+// TestInsurerManyProblems: a claim made mostly of unknown members lists
+// jsonrules.MaxProblems problems and one RANGE problem at the claim, is
+// rejected alone (the batch is processed), and the batch receipt, which
+// every accepted claim's event carries, holds statuses without problems.
+func TestInsurerManyProblems(t *testing.T) {
+	env := gatewaytest.Start(t, gatewaytest.Options{})
+	var m map[string]any
+	_ = json.Unmarshal(insurerBatch(t), &m)
+	c1 := m["claims"].([]any)[1].(map[string]any)
+	for i := range 3 * jsonrules.MaxProblems {
+		c1[fmt.Sprintf("x%04d", i)] = 0
+	}
+	doc, _ := json.Marshal(m)
+	r := postClaims(t, env, "insurer-wic", doc, nil)
+	if r.status != 200 {
+		t.Fatalf("HTTP %d: %.300s", r.status, r.body)
+	}
+	var res intake.BatchResult
+	_ = json.Unmarshal(r.body, &res)
+	got := res.Results[1]
+	if got.Status != "REJECTED" || len(got.Problems) != jsonrules.MaxProblems+1 {
+		t.Fatalf("claim 1: %s, %d problems", got.Status, len(got.Problems))
+	}
+	if p := got.Problems[0]; p["pointer"] != "/claims/1/x0000" || p["code"] != "UNKNOWN_MEMBER" {
+		t.Fatalf("first problem %v", p)
+	}
+	if p := got.Problems[jsonrules.MaxProblems]; p["pointer"] != "/claims/1" || p["code"] != "RANGE" {
+		t.Fatalf("last problem %v", p)
+	}
+	if res.Results[0].Status != "ACCEPTED" || res.Results[2].Status != "ACCEPTED" {
+		t.Fatalf("results %+v", res.Results)
+	}
+	if _, err := receipt.Verify(res.Receipt, env.Receipts.JWKS()); err != nil {
+		t.Fatal(err)
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(res.Receipt, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rc receipt.BatchReceipt
+	_ = json.Unmarshal(payload, &rc)
+	if len(rc.Results) != 3 || rc.Results[1].Status != "REJECTED" || rc.Results[1].Problems != nil || bytes.Contains(payload, []byte("problems")) {
+		t.Fatalf("receipt %s", payload)
+	}
+	if n := count(t, env, `SELECT count(*) FROM records`); n != 2 {
+		t.Fatalf("%d records, want 2", n)
+	}
 }

@@ -1,0 +1,52 @@
+package jsonrules
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/perkeso/jambatan/adapters"
+	"github.com/perkeso/jambatan/adapters/jsondoc"
+)
+
+// TestMaxProblems: a Checker lists at most MaxProblems problems and then one
+// RANGE problem at its Root; every member is still checked (Failed).
+func TestMaxProblems(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		unknown int
+		root    string
+		listed  int
+	}{
+		{"ok/under-the-bound", MaxProblems - 1, "", MaxProblems - 1},
+		{"ok/at-the-bound", MaxProblems, "", MaxProblems},
+		{"fail/over-the-bound", MaxProblems + 1, "", MaxProblems + 1},
+		{"fail/far-over-the-bound-in-a-claim", 30 * MaxProblems, "/claims/7", MaxProblems + 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := []byte("{")
+			for i := range tc.unknown {
+				if i > 0 {
+					doc = append(doc, ',')
+				}
+				doc = fmt.Appendf(doc, `"u%d":0`, i)
+			}
+			doc = append(doc, '}')
+			v, err := jsondoc.Parse(doc, jsondoc.DefaultMaxDepth)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &Checker{Format: "test/v1", Root: tc.root}
+			c.Unknown(c.Object(v, tc.root), tc.root)
+			if len(c.Problems) != tc.listed {
+				t.Fatalf("%d problems, want %d", len(c.Problems), tc.listed)
+			}
+			last := c.Problems[len(c.Problems)-1]
+			if cut := tc.unknown > MaxProblems; cut != (last.Code == adapters.CodeRange) || (cut && last.Pointer != tc.root) {
+				t.Fatalf("last problem %+v (cut: %v)", last, cut)
+			}
+			if p := jsondoc.Pointer(tc.root, fmt.Sprintf("u%d", tc.unknown-1)); !c.Failed(p) {
+				t.Fatalf("%s not marked as failed", p)
+			}
+		})
+	}
+}
