@@ -77,7 +77,7 @@ type Claim struct {
 	Revision int
 	Problems []adapters.Problem
 	// Hash identifies the claim's member values, whatever their order and
-	// white space (§6).
+	// white space (§6); set only for a claim without problems.
 	Hash string
 
 	v *jsondoc.Value
@@ -185,7 +185,6 @@ func (b *Batch) readClaim(i int, v *jsondoc.Value) *Claim {
 		cl.Problems = c.Problems
 		return cl
 	}
-	cl.Hash = valueHash(v)
 	if s, p, ok := c.Str(v, ptr, "claimNo", true); ok {
 		if n := len([]rune(s)); n < 1 || n > 30 {
 			c.Add(p, adapters.CodeRange, "must be 1 to 30 characters")
@@ -415,6 +414,9 @@ func (b *Batch) readClaim(i int, v *jsondoc.Value) *Claim {
 		c.Add(cp+"/dob", adapters.CodeConsistency, "age on lossDate must be 15-99")
 	}
 	cl.Problems = c.Problems
+	if len(cl.Problems) == 0 {
+		cl.Hash = valueHash(v) // only a valid claim is compared with earlier versions
+	}
 	return cl
 }
 

@@ -73,6 +73,9 @@ func (c *Checker) Unknown(obj *jsondoc.Value, ptr string, known ...string) {
 		return
 	}
 	for _, m := range obj.Members {
+		if len(c.Problems) > MaxProblems {
+			return // the list is cut, and no rule reads an unknown member
+		}
 		ok := false
 		for _, k := range known {
 			if m.Name == k {
