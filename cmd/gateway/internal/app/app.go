@@ -25,6 +25,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/budget"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
@@ -104,6 +105,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	relay.Register(g.Metrics)
 	store.Register(g.Metrics)
+	budget.Register(g.Metrics)
 	g.M = metrics.New(g.Metrics)
 	g.certs = map[string]*x509.Certificate{}
 	if cert.Leaf != nil {
@@ -149,7 +151,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	lim := cfg.File.Limits
 	g.Server = &server.Server{
 		Partners: cfg.Partners, Store: st, Receipts: signer, Log: log, Pipeline: pipe,
-		Limits: server.Limits{MaxBodyBytes: lim.MaxBodyBytes, ReadHeaderTimeout: time.Duration(lim.ReadHeaderTimeout),
+		Limits: server.Limits{MaxBodyBytes: lim.MaxBodyBytes, MaxInflightBytes: lim.MaxInflightBytes, ReadHeaderTimeout: time.Duration(lim.ReadHeaderTimeout),
 			ReadTimeout: time.Duration(lim.ReadTimeout), WriteTimeout: time.Duration(lim.WriteTimeout), IdleTimeout: time.Duration(lim.IdleTimeout)},
 	}
 	g.Server.Health = g.Health

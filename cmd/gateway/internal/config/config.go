@@ -122,6 +122,7 @@ type TLS struct {
 // Limits bound what one request may cost.
 type Limits struct {
 	MaxBodyBytes      int64    `json:"max_body_bytes,omitempty"`
+	MaxInflightBytes  int64    `json:"max_inflight_bytes,omitempty"`
 	ReadHeaderTimeout Duration `json:"read_header_timeout,omitempty"`
 	ReadTimeout       Duration `json:"read_timeout,omitempty"`
 	WriteTimeout      Duration `json:"write_timeout,omitempty"`
@@ -180,6 +181,9 @@ func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Durat
 const (
 	DefaultListen       = "127.0.0.1:8443"
 	DefaultMaxBodyBytes = 1 << 20
+	// DefaultMaxInflightBytes: one of the largest insurer batches (6 MiB)
+	// and hundreds of notices (3-5 KB each) at once; see budget.
+	DefaultMaxInflightBytes = 8 << 20
 )
 
 // Config is a loaded, checked configuration.
@@ -258,6 +262,12 @@ func Load(path string) (*Config, error) {
 	}
 	if c.File.Limits.MaxBodyBytes < 0 {
 		return nil, &Error{File: abs, Field: "limits.max_body_bytes", Msg: "must be positive"}
+	}
+	if c.File.Limits.MaxInflightBytes == 0 {
+		c.File.Limits.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	if c.File.Limits.MaxInflightBytes < 0 {
+		return nil, &Error{File: abs, Field: "limits.max_inflight_bytes", Msg: "must be positive"}
 	}
 	for name, d := range map[string]*Duration{"read_header_timeout": &c.File.Limits.ReadHeaderTimeout, "read_timeout": &c.File.Limits.ReadTimeout, "write_timeout": &c.File.Limits.WriteTimeout, "idle_timeout": &c.File.Limits.IdleTimeout} {
 		if *d == 0 {

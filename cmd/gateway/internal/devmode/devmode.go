@@ -223,7 +223,7 @@ func writeConfig(l Layout) error {
 		TLS:            config.TLS{CertFile: "pki/server.pem", KeyFile: "pki/server.key", ClientCAFile: "pki/ca.pem"},
 		Store:          "gateway.db",
 		ReceiptKeyFile: "pki/receipt-signing.jwk.json",
-		Limits:         config.Limits{MaxBodyBytes: config.DefaultMaxBodyBytes},
+		Limits:         config.Limits{MaxBodyBytes: config.DefaultMaxBodyBytes, MaxInflightBytes: config.DefaultMaxInflightBytes},
 		SOAP:           config.SOAP{Institution: "MY:PERKESO", SigningCertFile: "pki/soap-signing.pem", SigningKeyFile: "pki/soap-signing.key"},
 		Outbound:       config.Outbound{ClientCertFile: "pki/outbound-client.pem", ClientKeyFile: "pki/outbound-client.key"},
 		Operator:       config.Operator{Listen: "127.0.0.1:0", ClientCAFile: "pki/ca.pem", AllowedCNs: []string{"operator"}},

@@ -58,9 +58,11 @@ type Env struct {
 // Options adjust an Env.
 type Options struct {
 	MaxBodyBytes int64
-	Store        string // SQLite path or postgres:// DSN; default a SQLite file in a temp dir
-	SOAPMaxTTL   time.Duration
-	Log          *slog.Logger // default: discard (GATEWAYTEST_LOG=1: stderr)
+	// MaxInflightBytes bounds the request bytes served at once (0: unbounded).
+	MaxInflightBytes int64
+	Store            string // SQLite path or postgres:// DSN; default a SQLite file in a temp dir
+	SOAPMaxTTL       time.Duration
+	Log              *slog.Logger // default: discard (GATEWAYTEST_LOG=1: stderr)
 	// EventLimit, when set, makes accepted submissions write events to the
 	// outbox, with this bound on an event's size (events.Builder.MaxValue).
 	EventLimit int
@@ -131,7 +133,7 @@ func Start(t testing.TB, opts Options) *Env {
 	srv := &server.Server{
 		Partners: registry, Store: st, Receipts: signer, Log: log,
 		Pipeline: &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log},
-		Limits:   server.Limits{MaxBodyBytes: max, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute},
+		Limits:   server.Limits{MaxBodyBytes: max, MaxInflightBytes: opts.MaxInflightBytes, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute},
 	}
 	if opts.EventLimit > 0 {
 		srv.Pipeline.Events = &events.Builder{Topics: events.DefaultTopics, Source: "urn:test", MaxValue: opts.EventLimit}

@@ -39,32 +39,12 @@ func TestEventSizeBound(t *testing.T) {
 				assertProblem(t, r, problem.TooLarge, "")
 			}
 
-			c := agencyClient(t, env, "agency-th")
-			d := unsigned(t, soapExample(t))
-			if err := c.Signer.Sign(d); err != nil {
-				t.Fatal(err)
-			}
-			body, _ := d.WriteToBytes()
-			req, _ := http.NewRequest("POST", env.Server.URL+"/soap/v1/exchange", bytes.NewReader(body))
-			req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-			req.Header.Set("SOAPAction", `"urn:xb-injury:exchange:v1#NotifyInjury"`)
-			resp, err := env.Client(&env.Partners["agency-th"].TLS).Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if tc.fits != (resp.StatusCode == 200) {
-				t.Fatalf("SOAP HTTP %d\n%.500s", resp.StatusCode, raw)
+			status, raw := postSOAP(t, env, "agency-th")
+			if tc.fits != (status == 200) {
+				t.Fatalf("SOAP HTTP %d\n%.500s", status, raw)
 			}
 			if !tc.fits {
-				f, err := wssec.Parse(raw, wssec.Limits{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if code := f.FindElement("//FaultDetail/Code"); code == nil || code.Text() != wssec.CodeSchema {
-					t.Fatalf("fault %s, want %s", raw, wssec.CodeSchema)
-				}
+				assertFault(t, raw, wssec.CodeSchema)
 			}
 
 			// An insurer batch: its three claims' events are refused whole.
@@ -88,5 +68,38 @@ func TestEventSizeBound(t *testing.T) {
 				t.Fatalf("%d logged receipts", n)
 			}
 		})
+	}
+}
+
+// postSOAP sends the signed NotifyInjury example as the agency and returns
+// the HTTP status and body.
+func postSOAP(t *testing.T, env *gatewaytest.Env, agency string) (int, []byte) {
+	t.Helper()
+	d := unsigned(t, soapExample(t))
+	if err := agencyClient(t, env, agency).Signer.Sign(d); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := d.WriteToBytes()
+	req, _ := http.NewRequest("POST", env.Server.URL+"/soap/v1/exchange", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	req.Header.Set("SOAPAction", `"urn:xb-injury:exchange:v1#NotifyInjury"`)
+	resp, err := env.Client(&env.Partners[agency].TLS).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw
+}
+
+// assertFault checks that raw is a SOAP fault with the sub-code code.
+func assertFault(t *testing.T, raw []byte, code string) {
+	t.Helper()
+	f, err := wssec.Parse(raw, wssec.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := f.FindElement("//FaultDetail/Code"); c == nil || c.Text() != code {
+		t.Fatalf("fault %s, want %s", raw, code)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/perkeso/jambatan/adapters"
 	"github.com/perkeso/jambatan/adapters/insurerclaim"
 	"github.com/perkeso/jambatan/adapters/sgemployer"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/budget"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/metrics"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
@@ -42,7 +43,10 @@ const DetachedSignatureHeader = "X-JWS-Signature"
 
 // Limits bound one request.
 type Limits struct {
-	MaxBodyBytes      int64
+	MaxBodyBytes int64
+	// MaxInflightBytes bounds the body bytes of all requests being served
+	// (budget.Budget); 0 is unbounded.
+	MaxInflightBytes  int64
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
@@ -63,6 +67,8 @@ type Server struct {
 	SOAP *soapsrv.Handler
 	// Metrics, when set, counts requests by route, partner and outcome.
 	Metrics *metrics.Metrics
+
+	budget *budget.Budget // Limits.MaxInflightBytes, made by Handler
 }
 
 // reqInfo carries what the route learns (the partner) back to the
@@ -106,6 +112,7 @@ var Routes = []struct{ Method, Path string }{
 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler {
+	s.budget = budget.New(s.Limits.MaxInflightBytes)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/injury-notices", s.withPartner(s.postNotice))
 	mux.HandleFunc("GET /v1/injury-notices/{recordId}", s.withPartner(s.getNotice))
@@ -204,10 +211,11 @@ func (s *Server) withPartner(h func(http.ResponseWriter, *http.Request, *partner
 
 func (s *Server) postNotice(w http.ResponseWriter, r *http.Request, p *partner.Partner) {
 	id := CorrelationID(r)
-	sub, ok := s.submission(w, r, p, sgemployer.Format, s.Limits.MaxBodyBytes)
+	sub, release, ok := s.submission(w, r, p, sgemployer.Format, s.Limits.MaxBodyBytes)
 	if !ok {
 		return
 	}
+	defer release()
 	res, perr := s.Pipeline.Submit(r.Context(), sub)
 	if perr != nil {
 		perr.WriteHTTP(w, id)
@@ -225,10 +233,11 @@ const batchBodyLimit = 6 << 20
 
 func (s *Server) postClaims(w http.ResponseWriter, r *http.Request, p *partner.Partner) {
 	id := CorrelationID(r)
-	sub, ok := s.submission(w, r, p, insurerclaim.Format, max(s.Limits.MaxBodyBytes, batchBodyLimit))
+	sub, release, ok := s.submission(w, r, p, insurerclaim.Format, max(s.Limits.MaxBodyBytes, batchBodyLimit))
 	if !ok {
 		return
 	}
+	defer release()
 	res, perr := s.Pipeline.SubmitBatch(r.Context(), sub)
 	if perr != nil {
 		perr.WriteHTTP(w, id)
@@ -240,12 +249,22 @@ func (s *Server) postClaims(w http.ResponseWriter, r *http.Request, p *partner.P
 	_, _ = w.Write(res)
 }
 
-// submission reads a signed JSON submission's body within limit; a body it
-// cannot read is refused (413 or 400), logged and answered here.
-func (s *Server) submission(w http.ResponseWriter, r *http.Request, p *partner.Partner, format string, limit int64) (intake.Submission, bool) {
+// submission reads a signed JSON submission's body within limit, once the
+// in-flight budget has room for it (release gives the room back); a body it
+// cannot take or read is refused (503, 413 or 400), logged and answered here.
+func (s *Server) submission(w http.ResponseWriter, r *http.Request, p *partner.Partner, format string, limit int64) (sub intake.Submission, release func(), ok bool) {
 	id := CorrelationID(r)
+	release, ok = s.budget.Reserve(r, limit)
+	if !ok {
+		perr := problem.New(problem.Unavailable, busy)
+		s.logRefusal(r, p, perr, format)
+		shed(w)
+		perr.WriteHTTP(w, id)
+		return intake.Submission{}, nil, false
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
+		release()
 		var mbe *http.MaxBytesError
 		perr := problem.New(problem.BadRequest, "the request body could not be read")
 		if errors.As(err, &mbe) {
@@ -254,11 +273,23 @@ func (s *Server) submission(w http.ResponseWriter, r *http.Request, p *partner.P
 		}
 		s.logRefusal(r, p, perr, format)
 		perr.WriteHTTP(w, id)
-		return intake.Submission{}, false
+		return intake.Submission{}, nil, false
 	}
 	return intake.Submission{Partner: p, Format: format, Route: r.Method + " " + r.URL.Path, ContentType: r.Header.Get("Content-Type"),
-		Body: body, DetachedJWS: r.Header.Get(DetachedSignatureHeader), CorrelationID: id}, true
+		Body: body, DetachedJWS: r.Header.Get(DetachedSignatureHeader), CorrelationID: id}, release, true
 }
+
+// shed marks the answer to a request refused unread: retry in a second,
+// and on a new connection, since this one still carries the unread body
+// (closing it spares the server reading the body only to drop it).
+func shed(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	w.Header().Set("Connection", "close")
+}
+
+// busy is the detail of a request refused because the in-flight budget
+// (limits.max_inflight_bytes) is spent: nothing was read or accepted.
+const busy = "the gateway is serving as many request bytes as it may; nothing was accepted, retry in a second"
 
 // logRefusal logs a request refused before the pipeline (body unreadable or
 // over the limit): the body is not kept, as it was not read whole.
@@ -305,6 +336,13 @@ func (s *Server) soap(w http.ResponseWriter, r *http.Request, p *partner.Partner
 		problem.New(problem.Unavailable, "the agency exchange is not configured on this gateway").WriteHTTP(w, CorrelationID(r))
 		return
 	}
+	release, ok := s.budget.Reserve(r, s.SOAP.BodyLimit())
+	if !ok {
+		shed(w)
+		s.SOAP.Busy(w, r, p, CorrelationID(r), busy)
+		return
+	}
+	defer release()
 	s.SOAP.Serve(w, r, p, CorrelationID(r))
 }
 

@@ -87,26 +87,42 @@ type request struct {
 
 // Serve handles POST /soap/v1/exchange for an authenticated partner.
 func (h *Handler) Serve(w http.ResponseWriter, r *http.Request, p *partner.Partner, cid string) {
-	rq := &request{p: p, cid: cid, soapNS: wssec.NSSoap11, receivedAt: h.now().UTC()}
-	max := h.MaxBytes
-	if max <= 0 {
-		max = 1 << 20
-	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(max)))
-	rq.raw = raw
-	rq.entry = &store.Entry{CorrelationID: cid, PartnerID: p.ID, ReceivedAt: rq.receivedAt, Route: "POST " + Route,
-		ContentType: r.Header.Get("Content-Type"), Body: raw, Verification: "not checked"}
+	rq := h.newRequest(r, p, cid)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.BodyLimit()))
 	if err != nil {
-		rq.entry.Body = nil
 		h.fault(w, r, rq, &Fault{Code: wssec.CodeSchema, Reason: "the request body is over the size limit or unreadable"})
 		return
 	}
+	rq.raw, rq.entry.Body = raw, raw
 	resp, f := h.handle(r.Context(), r, rq)
 	if f != nil {
 		h.fault(w, r, rq, f)
 		return
 	}
 	h.respond(w, rq, resp, http.StatusOK)
+}
+
+// BodyLimit is the largest request body Serve reads (MaxBytes, or 1 MiB).
+func (h *Handler) BodyLimit() int64 {
+	if h.MaxBytes <= 0 {
+		return 1 << 20
+	}
+	return int64(h.MaxBytes)
+}
+
+// Busy answers a request the gateway will not read now (its in-flight
+// budget is spent) with a retryable server fault, logged like any other.
+func (h *Handler) Busy(w http.ResponseWriter, r *http.Request, p *partner.Partner, cid, reason string) {
+	h.fault(w, r, h.newRequest(r, p, cid), &Fault{Code: "server.unavailable", Reason: reason, Server: true, Retry: 1})
+}
+
+// newRequest starts a request's state and its log entry (without the body,
+// which Serve adds once it has read it whole).
+func (h *Handler) newRequest(r *http.Request, p *partner.Partner, cid string) *request {
+	rq := &request{p: p, cid: cid, soapNS: wssec.NSSoap11, receivedAt: h.now().UTC()}
+	rq.entry = &store.Entry{CorrelationID: cid, PartnerID: p.ID, ReceivedAt: rq.receivedAt, Route: "POST " + Route,
+		ContentType: r.Header.Get("Content-Type"), Verification: "not checked"}
+	return rq
 }
 
 func (h *Handler) handle(ctx context.Context, r *http.Request, rq *request) (*etree.Element, *Fault) {
