@@ -179,7 +179,7 @@ func (p *Pipeline) runBatch(ctx context.Context, s *step) ([]byte, *problem.Erro
 // insurer-claim/v1 §1 asks the receipt to hold; the problems stay in the
 // response. The receipt travels in every accepted claim's event, so it
 // must stay small: with the problems, a batch of one good claim and 499
-// made of unknown members gave a 60 MB receipt, an event the broker
+// made of unknown members gave a 54 MB receipt, an event the broker
 // refused, and a relay stuck behind it.
 func acknowledged(rs []receipt.ClaimResult) []receipt.ClaimResult {
 	out := make([]receipt.ClaimResult, len(rs))
