@@ -52,8 +52,16 @@ func (a *API) now() time.Time {
 
 func cid(r *http.Request) string { return r.Header.Get("X-Request-ID") }
 
+// maxRequestBytes bounds an outbound request's body. (A longer body was
+// once cut here and then failed as JSON; now it is refused as too large.)
+const maxRequestBytes = 4 << 20
+
 func (a *API) post(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		problem.New(problem.TooLarge, "an outbound request is at most 4 MiB").WriteHTTP(w, cid(r))
+		return
+	}
 	var req outbound.Request
 	if err == nil {
 		err = json.Unmarshal(body, &req)

@@ -50,6 +50,7 @@ func TestOperatorAPI(t *testing.T) {
 		{"ok/same-id-again", req, 200},
 		{"fail/unknown-partner", bytes.Replace(req, []byte("th-sso"), []byte("nobody"), 1), 422},
 		{"fail/not-json", []byte("nope"), 400},
+		{"fail/too-large", append(bytes.Repeat([]byte(" "), 4<<20), req...), 413},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := client(op).Post(hs.URL+"/v1/outbound", "application/json", bytes.NewReader(tc.body))
