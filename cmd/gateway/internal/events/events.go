@@ -221,10 +221,10 @@ type Verified struct {
 	Receipt string          `json:"receipt"`
 	JWS     *Signed         `json:"jws,omitempty"`
 	SOAP    string          `json:"soap,omitempty"` // the signed SOAP envelope as received (agency notifications)
-	// Attestation signs Record when Receipt does not: the receipt of a
-	// notice (JSON or SOAP) names the record's SHA-256 and stands for both;
-	// an insurer's batch receipt covers many claims, so each claim's record
-	// carries an attestation.
+	// Attestation signs Record when Receipt does not. Every receipt in an
+	// event now names its record's SHA-256 and stands for both (an
+	// insurer's claim has a receipt of its own, besides the batch's); events
+	// written by earlier builds carry attestations, which ingestion checks.
 	Attestation string `json:"attestation,omitempty"`
 }
 

@@ -133,29 +133,34 @@ func (p *Pipeline) runBatch(ctx context.Context, s *step) ([]byte, *problem.Erro
 		if err != nil {
 			return w, err
 		}
-		w.Receipt = rc
 		if body, err = json.Marshal(BatchResult{Status: "PROCESSED", BatchID: b.BatchID, Receipt: rc, Results: rs}); err != nil {
 			return w, err
 		}
 		w.Response = body
-		if p.Events != nil {
-			jws := s.batchJWS()
-			for _, k := range w.Accept {
-				rec := recs[keyIdx[k]]
-				rb, _ := json.Marshal(rec)
-				att, err := p.Receipts.Attest(rb)
-				if err != nil {
-					return w, err
-				}
-				m, err := p.Events.VerifiedMessage(rec.RecordID, s.sub.Partner.ID, s.receivedAt, events.Verified{Record: rb, Receipt: rc, Attestation: att, JWS: jws})
-				if err != nil {
-					return w, err
-				}
-				if err := p.Events.Check(m, nil); err != nil {
-					return w, err
-				}
-				e.Outbox = append(e.Outbox, m)
+		jws := s.batchJWS()
+		for _, k := range w.Accept {
+			i := keyIdx[k]
+			rec := recs[i]
+			rb, _ := json.Marshal(rec)
+			crc, err := p.Receipts.Sign(receipt.Receipt{Issuer: receipt.Issuer, Status: store.OutcomeAccepted, RecordID: rec.RecordID,
+				PartnerID: s.sub.Partner.ID, Format: insurerclaim.Format, SourceKey: rec.SourceKey, NoticeID: b.Claims[i].ClaimNo,
+				BatchID: b.BatchID, PayloadSHA256: e.PayloadSHA256, ReceivedAt: s.receivedAt.Format(time.RFC3339),
+				CorrelationID: e.CorrelationID, RecordSHA256: receipt.Digest(rb)})
+			if err != nil {
+				return w, err
 			}
+			w.Receipts = append(w.Receipts, crc)
+			if p.Events == nil {
+				continue
+			}
+			m, err := p.Events.VerifiedMessage(rec.RecordID, s.sub.Partner.ID, s.receivedAt, events.Verified{Record: rb, Receipt: crc, JWS: jws})
+			if err != nil {
+				return w, err
+			}
+			if err := p.Events.Check(m, nil); err != nil {
+				return w, err
+			}
+			e.Outbox = append(e.Outbox, m)
 		}
 		e.Status, e.Outcome, e.Receipt = 200, store.OutcomeAccepted, rc
 		return w, nil

@@ -30,13 +30,16 @@ const Type = "perkeso-receipt+jws"
 
 // Receipt is the signed payload.
 type Receipt struct {
-	Issuer        string `json:"iss"`
-	Status        string `json:"status"` // ACCEPTED
-	RecordID      string `json:"recordId"`
-	PartnerID     string `json:"partnerId"`
-	Format        string `json:"format"`
-	SourceKey     string `json:"sourceKey"`
-	NoticeID      string `json:"noticeId"`
+	Issuer    string `json:"iss"`
+	Status    string `json:"status"` // ACCEPTED
+	RecordID  string `json:"recordId"`
+	PartnerID string `json:"partnerId"`
+	Format    string `json:"format"`
+	SourceKey string `json:"sourceKey"`
+	NoticeID  string `json:"noticeId"` // an insurer's claim: its claimNo
+	// BatchID: the insurer batch an accepted claim came in (whose payload
+	// PayloadSHA256 then names).
+	BatchID       string `json:"batchId,omitempty"`
 	PayloadSHA256 string `json:"payloadSha256"`
 	ReceivedAt    string `json:"receivedAt"`
 	CorrelationID string `json:"correlationId"`
@@ -285,7 +288,9 @@ func Verify(compact string, set jwk.Set) (*Receipt, error) {
 const AttestationType = "perkeso-attestation+jws"
 
 // Attest signs a canonical record's bytes: the gateway's statement that it
-// verified the source message and produced exactly this record. The JWS is
+// verified the source message and produced exactly this record. Receipts
+// now name their record (RecordSHA256) and stand for it; Attest remains to
+// make the attestations of earlier builds' events in tests. The JWS is
 // detached: the record travels next to it in the event, and carrying it a
 // second time, base64-encoded, made every verified event 2.5 KB larger in
 // the outbox and on Kafka.

@@ -92,6 +92,20 @@ func TestInsurerClaims(t *testing.T) {
 	if err != nil || rc.RecordID != "" {
 		t.Fatalf("receipt: %v", err)
 	}
+	// Each accepted claim has a receipt of its own, naming its record.
+	rows, err := env.Store.DB().Query(`SELECT record_id, receipt FROM records`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id, compact string
+		_ = rows.Scan(&id, &compact)
+		crc, err := receipt.Verify(compact, env.Receipts.JWKS())
+		if err != nil || crc.RecordID != id || crc.BatchID != res.BatchID || crc.RecordSHA256 == "" || crc.Format != "insurer-claim/v1" {
+			t.Fatalf("claim receipt %+v: %v", crc, err)
+		}
+	}
+	rows.Close()
 
 	// The same batch again: the same results and receipt.
 	again := postClaims(t, env, "insurer-wic", doc, nil)

@@ -829,9 +829,9 @@ type BatchOutcome struct {
 
 // BatchWrite is what the caller decided to write.
 type BatchWrite struct {
-	Response []byte // the response body to keep for a repeated batch
-	Receipt  string
-	Accept   []int // indexes into the claim keys to record as accepted
+	Response []byte   // the response body to keep for a repeated batch
+	Accept   []int    // indexes into the claim keys to record as accepted
+	Receipts []string // each accepted claim's own receipt, in Accept's order
 }
 
 // AcceptBatch logs a batch, records its new claims, and keeps its response,
@@ -873,10 +873,10 @@ func (s *DB) AcceptBatch(ctx context.Context, e *Entry, sender, batchID string, 
 		if out.Existing {
 			return nil
 		}
-		for _, i := range w.Accept {
+		for k, i := range w.Accept {
 			c := claims[i]
 			if _, err := s.execTx(ctx, tx, qInsertRecord,
-				c.RecordID, c.SourceKey, e.PartnerID, c.Hash, w.Receipt, e.ReceivedAt.UTC().Format(time.RFC3339Nano), e.Seq); err != nil {
+				c.RecordID, c.SourceKey, e.PartnerID, c.Hash, w.Receipts[k], e.ReceivedAt.UTC().Format(time.RFC3339Nano), e.Seq); err != nil {
 				return err
 			}
 		}
