@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -125,8 +126,32 @@ func NewClient(baseURL, caCertFile, clientCertFile, clientKeyFile string) (*Clie
 	r := resty.New().
 		SetBaseURL(strings.TrimSuffix(baseURL, "/")).
 		SetTimeout(30 * time.Second).
-		SetTLSClientConfig(tc)
+		SetTLSClientConfig(tc).
+		// A 503 (the gateway busy, or its message log unavailable) accepted
+		// nothing: send again after the Retry-After the gateway gives, up to
+		// Retries times. Nothing else is retried, not even a lost
+		// connection, so a caller sees every other outcome as it was.
+		SetRetryCount(Retries).
+		SetRetryWaitTime(time.Second).
+		SetRetryMaxWaitTime(10 * time.Second).
+		AddRetryCondition(func(resp *resty.Response, err error) bool {
+			return err == nil && resp.StatusCode() == http.StatusServiceUnavailable
+		}).
+		SetRetryAfter(retryAfter)
 	return &Client{BaseURL: baseURL, r: r}, nil
+}
+
+// Retries is how many times a request answered 503 is sent again.
+const Retries = 3
+
+// retryAfter reads a Retry-After of whole seconds (what the gateway sends);
+// 0 leaves the wait to the client's backoff.
+func retryAfter(_ *resty.Client, resp *resty.Response) (time.Duration, error) {
+	n, err := strconv.Atoi(resp.Header().Get("Retry-After"))
+	if err != nil || n < 0 {
+		return 0, nil
+	}
+	return time.Duration(n) * time.Second, nil
 }
 
 // Response is the gateway's answer.

@@ -1,8 +1,6 @@
 package server_test
 
 import (
-	"bytes"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -22,45 +20,11 @@ func TestInflightBudget(t *testing.T) {
 	c := env.Client(&a.TLS)
 	notice := []byte(sign(t, example(t, "example-a.in.json"), a.SigningKey, partnerkit.Compact))
 
-	// slow starts a sender that declares 63 KiB and sends 8 KiB of them
-	// (more than the client transport buffers, so the server has the
-	// request); finish ends it, and done is closed once it has its answer.
-	slow := func() (finish func(), done chan struct{}) {
-		pr, pw := io.Pipe()
-		req, _ := http.NewRequest("POST", env.Server.URL+"/v1/injury-notices", pr)
-		req.ContentLength = 63 << 10
-		req.Header.Set("Content-Type", "application/jose")
-		done = make(chan struct{})
-		go func() {
-			defer close(done)
-			if resp, err := c.Do(req); err == nil {
-				resp.Body.Close()
-			}
-		}()
-		go func() { _, _ = pw.Write(bytes.Repeat([]byte("e"), 8<<10)) }()
-		return func() { pw.CloseWithError(io.ErrUnexpectedEOF) }, done
-	}
-
-	// Post the notice until it is refused. The slow request is itself
-	// refused when it arrives while a notice holds its bytes (and then its
-	// connection waits for the rest of its body); so, after half a second
-	// without a refusal, it is ended and started again.
-	var (
-		r            response
-		finish, done = slow()
-	)
-	for i := 1; r.status != http.StatusServiceUnavailable; i++ {
-		if i%50 == 0 {
-			if i == 500 {
-				t.Fatal("no notice refused in 10 tries")
-			}
-			finish()
-			<-done
-			finish, done = slow()
-		}
-		time.Sleep(10 * time.Millisecond)
+	var r response
+	finish := env.HoldBudget(t, "employer-a", 63<<10, func() int {
 		r = post(t, c, env.Server.URL, "application/jose", notice, nil)
-	}
+		return r.status
+	})
 	assertProblem(t, r, problem.Unavailable, "")
 	if r.header.Get("Retry-After") != "1" {
 		t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
@@ -75,7 +39,6 @@ func TestInflightBudget(t *testing.T) {
 	}
 
 	finish()
-	<-done
 	for i := 0; ; i++ { // the server gives the bytes back once it has answered
 		r = post(t, c, env.Server.URL, "application/jose", notice, nil)
 		if r.status != http.StatusServiceUnavailable {
