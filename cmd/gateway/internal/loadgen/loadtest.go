@@ -1,14 +1,17 @@
 package loadgen
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,6 +37,10 @@ type TestConfig struct {
 	Duration    time.Duration
 	Rate        float64
 	Progress    func(done, accepted int64, elapsed time.Duration)
+	// GatewayCPU, when set, reads the gateway process's CPU seconds
+	// (ProcessCPU), so the summary can give its CPU cost per notice: the
+	// figure that decides throughput on a machine the load generator shares.
+	GatewayCPU func() (float64, error)
 }
 
 // Summary is the JSON the load test prints.
@@ -48,6 +55,10 @@ type Summary struct {
 	Concurrency     int                `json:"concurrency"`
 	ClientCPUSecond float64            `json:"client_cpu_seconds"`
 	PresignSeconds  float64            `json:"presign_seconds"`
+	// The gateway process's CPU during the run (with GatewayCPU): in dev
+	// mode that process also runs the relay and the embedded broker.
+	GatewayCPUSeconds      float64 `json:"gateway_cpu_seconds,omitempty"`
+	GatewayCPUMicrosPerReq float64 `json:"gateway_cpu_us_per_notice,omitempty"`
 }
 
 func cpuSeconds() float64 {
@@ -124,6 +135,7 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
+	gw0, gwErr := gatewayCPU(cfg.GatewayCPU)
 	cpu0 := cpuSeconds()
 	start := time.Now()
 	stop := make(chan struct{})
@@ -200,7 +212,41 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 		ThroughputPerS: float64(accepted+dups) / elapsed.Seconds(), DurationS: elapsed.Seconds(),
 		LatencyMS:       map[string]float64{"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1)},
 		ClientCPUSecond: cpuSeconds() - cpu0, PresignSeconds: presign.Seconds()}
+	if gw1, err := gatewayCPU(cfg.GatewayCPU); err == nil && gwErr == nil && cfg.GatewayCPU != nil {
+		s.GatewayCPUSeconds = gw1 - gw0
+		if n := accepted + dups; n > 0 {
+			s.GatewayCPUMicrosPerReq = math.Round(s.GatewayCPUSeconds / float64(n) * 1e6)
+		}
+	}
 	return s, nil
+}
+
+func gatewayCPU(read func() (float64, error)) (float64, error) {
+	if read == nil {
+		return 0, nil
+	}
+	return read()
+}
+
+// ProcessCPU reads process_cpu_seconds_total from a Prometheus endpoint
+// (the gateway's operator listener, /metrics).
+func ProcessCPU(metricsURL string) func() (float64, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	return func() (float64, error) {
+		resp, err := c.Get(metricsURL)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "process_cpu_seconds_total "); ok {
+				return strconv.ParseFloat(strings.TrimSpace(v), 64)
+			}
+		}
+		return 0, fmt.Errorf("loadgen: %s has no process_cpu_seconds_total", metricsURL)
+	}
 }
 
 // String is the progress line.

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/loadgen"
+)
+
+// TestLoadTestSummary runs "gateway loadtest" against "gateway dev" and
+// checks its JSON summary: counts, latency order, client and gateway CPU,
+// and the rate limit.
+func TestLoadTestSummary(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	cmd, out, _ := startDev(t, dir)
+	defer stop(t, cmd, out)
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		min, max int64 // accepted notices
+		progress bool
+	}{
+		{"ok/requests", []string{"--requests", "300", "--concurrency", "8", "--prefix", "LT-REQ-"}, 300, 300, false},
+		{"ok/rate", []string{"--duration", "2s", "--rate", "50", "--concurrency", "4", "--prefix", "LT-RATE-"}, 40, 105, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr, err := gateway(t, append([]string{"loadtest", "--dev", dir}, tc.args...)...)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, stderr)
+			}
+			var s loadgen.Summary
+			if err := json.Unmarshal([]byte(stdout), &s); err != nil {
+				t.Fatalf("summary %q: %v", stdout, err)
+			}
+			if s.Accepted < tc.min || s.Accepted > tc.max || s.Requests != s.Accepted || len(s.ErrorsByStatus) != 0 || s.Duplicates != 0 {
+				t.Fatalf("counts: %+v", s)
+			}
+			l := s.LatencyMS
+			if s.ThroughputPerS <= 0 || !(0 < l["p50"] && l["p50"] <= l["p90"] && l["p90"] <= l["p99"] && l["p99"] <= l["max"]) {
+				t.Fatalf("throughput and latency: %+v", s)
+			}
+			if s.ClientCPUSecond <= 0 || s.GatewayCPUSeconds <= 0 || s.GatewayCPUMicrosPerReq <= 0 {
+				t.Fatalf("CPU: %+v", s)
+			}
+			if tc.progress && !strings.Contains(stderr, "loadtest: ") {
+				t.Fatalf("no progress line in %q", stderr)
+			}
+		})
+	}
+	t.Run("fail/no-dev-directory", func(t *testing.T) {
+		if _, stderr, err := gateway(t, "loadtest", "--dev", filepath.Join(t.TempDir(), "none"), "--requests", "1"); err == nil || !strings.Contains(stderr, "dev.json") {
+			t.Fatalf("err %v, stderr %q", err, stderr)
+		}
+	})
+}
