@@ -135,7 +135,10 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
-	gw0, gwErr := gatewayCPU(cfg.GatewayCPU)
+	gw0, gwErr := 0.0, error(nil)
+	if cfg.GatewayCPU != nil {
+		gw0, gwErr = cfg.GatewayCPU()
+	}
 	cpu0 := cpuSeconds()
 	start := time.Now()
 	stop := make(chan struct{})
@@ -212,20 +215,15 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 		ThroughputPerS: float64(accepted+dups) / elapsed.Seconds(), DurationS: elapsed.Seconds(),
 		LatencyMS:       map[string]float64{"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1)},
 		ClientCPUSecond: cpuSeconds() - cpu0, PresignSeconds: presign.Seconds()}
-	if gw1, err := gatewayCPU(cfg.GatewayCPU); err == nil && gwErr == nil && cfg.GatewayCPU != nil {
-		s.GatewayCPUSeconds = gw1 - gw0
-		if n := accepted + dups; n > 0 {
-			s.GatewayCPUMicrosPerReq = math.Round(s.GatewayCPUSeconds / float64(n) * 1e6)
+	if cfg.GatewayCPU != nil && gwErr == nil {
+		if gw1, err := cfg.GatewayCPU(); err == nil {
+			s.GatewayCPUSeconds = gw1 - gw0
+			if n := accepted + dups; n > 0 {
+				s.GatewayCPUMicrosPerReq = math.Round(s.GatewayCPUSeconds / float64(n) * 1e6)
+			}
 		}
 	}
 	return s, nil
-}
-
-func gatewayCPU(read func() (float64, error)) (float64, error) {
-	if read == nil {
-		return 0, nil
-	}
-	return read()
 }
 
 // ProcessCPU reads process_cpu_seconds_total from a Prometheus endpoint
