@@ -224,6 +224,8 @@ func TestServeConfigErrors(t *testing.T) {
 		{"fail/uen", `"*"`, `"NOT-A-UEN"`, `partner demo-employer: field agent_for_uens`},
 		{"fail/identity", `"subject_cn": "demo-employer"`, `"subject_cn": ""`, `partner demo-employer: field tls_identity`},
 		{"fail/unknown-field", `"instance"`, `"instanse"`, `unknown field`},
+		{"fail/kafka-max-message-bytes", `"topics": {}`, `"topics": {}, "max_message_bytes": 1000`, `kafka.max_message_bytes`},
+		{"fail/max-inflight-bytes", `"max_inflight_bytes": 8388608`, `"max_inflight_bytes": -1`, `limits.max_inflight_bytes`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

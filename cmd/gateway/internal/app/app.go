@@ -134,7 +134,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 
 	pipe := &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log, Metrics: g.M,
-		Events: &events.Builder{Topics: g.Topics, Source: "urn:my:perkeso:jambatan:" + cfg.File.Instance}}
+		Events: eventBuilder(cfg, g.Topics)}
 	if len(cfg.File.Kafka.Brokers) > 0 {
 		kc, err := kafkaclient.New(cfg.File.Kafka)
 		if err != nil {
@@ -337,6 +337,14 @@ func (g *Gateway) refresh(ctx context.Context) {
 	if g.Relay != nil {
 		g.Relay.Status(ctx) // sets the backlog gauge
 	}
+}
+
+// eventBuilder shapes the gateway's events, bounded by what the cluster
+// accepts (kafka.max_message_bytes), so the intake refuses a submission
+// whose event the broker would refuse.
+func eventBuilder(cfg *config.Config, topics events.Topics) *events.Builder {
+	return &events.Builder{Topics: topics, Source: "urn:my:perkeso:jambatan:" + cfg.File.Instance,
+		MaxValue: cfg.File.Kafka.MaxMessageBytes - events.RecordOverhead}
 }
 
 // Check is one readiness check.

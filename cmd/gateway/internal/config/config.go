@@ -86,7 +86,20 @@ type Kafka struct {
 	Topics  KafkaTopic `json:"topics"`
 	TLS     *KafkaTLS  `json:"tls,omitempty"`
 	SASL    *KafkaSASL `json:"sasl,omitempty"`
+	// MaxMessageBytes is the cluster's message.max.bytes (or the topics'
+	// max.message.bytes), default Kafka's 1 MiB: the relay's record
+	// batches stay within it, and the intake refuses a submission whose
+	// event would not fit, since one the broker refused would stop the
+	// relay for every event behind it.
+	MaxMessageBytes int `json:"max_message_bytes,omitempty"`
 }
+
+// DefaultKafkaMaxMessageBytes is Kafka's default message.max.bytes (less
+// its 12 bytes of framing), which the embedded broker shares.
+const DefaultKafkaMaxMessageBytes = 1 << 20
+
+// MinKafkaMaxMessageBytes: below this even ordinary events would not fit.
+const MinKafkaMaxMessageBytes = 64 << 10
 
 // KafkaTopic names the topics (defaults in package events).
 type KafkaTopic struct {
@@ -262,6 +275,12 @@ func Load(path string) (*Config, error) {
 	}
 	if c.File.Limits.MaxBodyBytes < 0 {
 		return nil, &Error{File: abs, Field: "limits.max_body_bytes", Msg: "must be positive"}
+	}
+	if c.File.Kafka.MaxMessageBytes == 0 {
+		c.File.Kafka.MaxMessageBytes = DefaultKafkaMaxMessageBytes
+	}
+	if c.File.Kafka.MaxMessageBytes < MinKafkaMaxMessageBytes {
+		return nil, &Error{File: abs, Field: "kafka.max_message_bytes", Msg: fmt.Sprintf("must be at least %d", MinKafkaMaxMessageBytes)}
 	}
 	if c.File.Limits.MaxInflightBytes == 0 {
 		c.File.Limits.MaxInflightBytes = DefaultMaxInflightBytes

@@ -254,7 +254,11 @@ type Builder struct {
 // too) less room for the key, the headers and the record's framing. The
 // broker refuses a larger record, and the relay, publishing in order,
 // would stop there for every event behind it.
-const MaxValueBytes = 1<<20 - 8<<10
+const MaxValueBytes = 1<<20 - RecordOverhead
+
+// RecordOverhead is the room a record needs beyond its value: its key,
+// headers and framing. A cluster's message size less this bounds a value.
+const RecordOverhead = 8 << 10
 
 // ErrTooLarge is Check's verdict on an event over the limit.
 var ErrTooLarge = errors.New("events: the event is larger than a broker accepts")

@@ -4,6 +4,7 @@
 package kafkaclient
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -24,6 +25,9 @@ type Client struct {
 	Brokers []string
 	TLS     *tls.Config
 	SASL    sasl.Mechanism
+	// MaxBatchBytes bounds a record batch the relay produces to one
+	// partition (kafka.max_message_bytes; default MaxBatchBytes).
+	MaxBatchBytes int
 }
 
 // New reads certificates and the SASL password named by the configuration.
@@ -31,7 +35,7 @@ func New(k config.Kafka) (*Client, error) {
 	if len(k.Brokers) == 0 {
 		return nil, errors.New("kafka: no brokers configured")
 	}
-	c := &Client{Brokers: k.Brokers}
+	c := &Client{Brokers: k.Brokers, MaxBatchBytes: k.MaxMessageBytes}
 	if k.TLS != nil {
 		ca, err := os.ReadFile(k.TLS.CAFile)
 		if err != nil {
@@ -66,9 +70,9 @@ func New(k config.Kafka) (*Client, error) {
 	return c, nil
 }
 
-// MaxBatchBytes bounds a record batch the relay produces to one partition:
-// Kafka's default message.max.bytes (1 MiB and 12 bytes), which the
-// embedded broker shares. A broker refuses a larger batch outright, and
+// MaxBatchBytes bounds a record batch the relay produces to one partition
+// unless configured: Kafka's default message.max.bytes (1 MiB and 12
+// bytes), which the embedded broker shares. A broker refuses a larger batch outright, and
 // the relay, publishing in order, would retry it forever: with 64 MiB here
 // one 500-claim insurer batch (500 events of 83 KB) stopped all publishing.
 const MaxBatchBytes = 1 << 20
@@ -82,7 +86,7 @@ func (c *Client) Writer(batch int) *kafka.Writer {
 		Balancer:     &kafka.Murmur2Balancer{},
 		RequiredAcks: kafka.RequireAll,
 		BatchSize:    batch,
-		BatchBytes:   MaxBatchBytes,
+		BatchBytes:   int64(cmp.Or(c.MaxBatchBytes, MaxBatchBytes)),
 		BatchTimeout: 2 * time.Millisecond,
 		MaxAttempts:  3,
 		WriteTimeout: 10 * time.Second,

@@ -64,3 +64,26 @@ func TestTLSAndSCRAM(t *testing.T) {
 		})
 	}
 }
+
+// TestBatchBytes: the relay's record batches stay within the cluster's
+// message size (kafka.max_message_bytes), Kafka's default when not set.
+func TestBatchBytes(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cluster int
+		want    int64
+	}{
+		{"ok/default", 0, kafkaclient.MaxBatchBytes},
+		{"ok/configured", 512 << 10, 512 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kc, err := kafkaclient.New(config.Kafka{Brokers: []string{"127.0.0.1:9"}, MaxMessageBytes: tc.cluster})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := kc.Writer(10).BatchBytes; got != tc.want {
+				t.Fatalf("BatchBytes %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
