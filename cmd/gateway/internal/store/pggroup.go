@@ -46,9 +46,9 @@ func (s *DB) commitPG(batch []*writeReq) (err error) {
 	head := &chainHead{tx: conn, valid: true}
 	keys := []string{}
 	for _, r := range batch {
-		if r.sourceKey != "" {
-			keys = append(keys, r.sourceKey)
-			g.known[r.sourceKey] = nil
+		if r.recordID != "" {
+			keys = append(keys, r.recordID)
+			g.known[r.recordID] = nil
 		}
 	}
 	begin := &pgx.Batch{}
@@ -63,13 +63,13 @@ func (s *DB) commitPG(batch []*writeReq) (err error) {
 		}
 		return err
 	})
-	begin.Queue(qRecordBy+`source_key = ANY($1)`, keys).Query(func(rows pgx.Rows) error {
+	begin.Queue(qRecordBy+`record_id = ANY($1)`, keys).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			r, err := scanRecord(rows)
 			if err != nil {
 				return err
 			}
-			g.known[r.SourceKey] = r
+			g.known[r.RecordID] = r
 		}
 		return rows.Err()
 	})
@@ -171,7 +171,7 @@ func (s *DB) appendAccepted(ctx context.Context, tx wtx, e *Entry, rec *Record) 
 			return err
 		}
 		if g != nil && g.tx == tx {
-			g.known[e.SourceKey] = rec
+			g.known[e.RecordID] = rec
 		}
 		return nil
 	}
@@ -189,21 +189,21 @@ func (s *DB) appendAccepted(ctx context.Context, tx wtx, e *Entry, rec *Record) 
 	// Inserted with the rest of the group, before COMMIT; a later
 	// submission of the same key in this group finds it here.
 	g.logRows, g.recordRows = append(g.logRows, logArgs(e)), append(g.recordRows, recordArgs(rec))
-	g.known[e.SourceKey] = rec
+	g.known[e.RecordID] = rec
 	return nil
 }
 
-// recordBySourceKey is recordBy for the group's Accepts: on PostgreSQL the
-// answer was looked up with the group's other keys (or accepted earlier in
-// the group).
-func (s *DB) recordBySourceKey(ctx context.Context, tx wtx, key string) (*Record, error) {
+// recordByID is recordBy for the group's Accepts: on PostgreSQL the
+// answer was looked up with the group's other record ids (or accepted
+// earlier in the group).
+func (s *DB) recordByID(ctx context.Context, tx wtx, id string) (*Record, error) {
 	if g := s.group; g != nil && g.tx == tx {
-		if r, ok := g.known[key]; ok {
+		if r, ok := g.known[id]; ok {
 			if r == nil {
 				return nil, ErrNotFound
 			}
 			return r, nil
 		}
 	}
-	return s.recordBy(ctx, txQuerier{s, tx}, "source_key", key)
+	return s.recordBy(ctx, txQuerier{s, tx}, "record_id", id)
 }

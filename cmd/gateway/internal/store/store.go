@@ -152,6 +152,11 @@ const (
 	lockRelay  = 0x52656c61 // "Rela": one relay at a time publishes, in order
 )
 
+// The records table is indexed by record id alone. Since a record id is
+// derived from its source key, a unique index on source_key (which stores
+// from earlier builds keep) repeated the primary key's and cost each notice
+// one more B-tree page at a random place, written to the WAL and again at
+// the checkpoint.
 var schemaSQLite = []string{
 	`CREATE TABLE IF NOT EXISTS message_log (
   seq INTEGER PRIMARY KEY, correlation_id TEXT NOT NULL, partner_id TEXT NOT NULL, received_at TEXT NOT NULL,
@@ -163,7 +168,7 @@ var schemaSQLite = []string{
   value BLOB NOT NULL, created_at TEXT NOT NULL, published_at TEXT, log_seq INTEGER, render TEXT NOT NULL DEFAULT '')`,
 	`CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(id) WHERE published_at IS NULL`,
 	`CREATE TABLE IF NOT EXISTS records (
-  record_id TEXT PRIMARY KEY, source_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL,
+  record_id TEXT PRIMARY KEY, source_key TEXT NOT NULL, partner_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL,
   receipt TEXT NOT NULL, accepted_at TEXT NOT NULL, seq INTEGER NOT NULL REFERENCES message_log(seq))`,
 	exchangesDDL("BLOB", "INTEGER"), casesDDL, batchesDDL("BLOB", "INTEGER"),
 	deliveriesDDL("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
@@ -180,7 +185,7 @@ var schemaPostgres = []string{
   value BYTEA NOT NULL, created_at TEXT NOT NULL, published_at TEXT, log_seq BIGINT, render TEXT NOT NULL DEFAULT '')`,
 	`CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(id) WHERE published_at IS NULL`,
 	`CREATE TABLE IF NOT EXISTS records (
-  record_id TEXT PRIMARY KEY, source_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL,
+  record_id TEXT PRIMARY KEY, source_key TEXT NOT NULL, partner_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL,
   receipt TEXT NOT NULL, accepted_at TEXT NOT NULL, seq BIGINT NOT NULL REFERENCES message_log(seq))`,
 	exchangesDDL("BYTEA", "BIGINT"), casesDDL, batchesDDL("BYTEA", "BIGINT"),
 	deliveriesDDL("BIGSERIAL PRIMARY KEY", "BYTEA"),
@@ -305,7 +310,7 @@ const (
 	qRecordBy     = `SELECT record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq FROM records WHERE `
 )
 
-var hotStatements = []string{qChainHead, qInsertLog, qInsertOutbox, qInsertRecord, qRecordBy + "source_key = ?"}
+var hotStatements = []string{qChainHead, qInsertLog, qInsertOutbox, qInsertRecord, qRecordBy + "record_id = ?"}
 
 // execTx runs query in tx, through its prepared statement when there is one.
 func (s *DB) execTx(ctx context.Context, tx wtx, query string, args ...any) (sql.Result, error) {
@@ -351,10 +356,10 @@ func (s *DB) q(query string) string { return sqldialect.Rebind(query, s.postgres
 
 // writeReq is one write waiting for the group commit.
 type writeReq struct {
-	ctx       context.Context
-	fn        func(tx wtx) error
-	done      chan error
-	sourceKey string // an Accept's idempotency key, looked up for the whole group at once (PostgreSQL)
+	ctx      context.Context
+	fn       func(tx wtx) error
+	done     chan error
+	recordID string // an Accept's record id (its idempotency key), looked up for the whole group at once (PostgreSQL)
 }
 
 // maxGroup bounds how many writes share one transaction.
@@ -473,9 +478,9 @@ func (s *DB) write(ctx context.Context, fn func(tx wtx) error) error {
 	return s.writeKeyed(ctx, "", fn)
 }
 
-// writeKeyed is write for an Accept of sourceKey.
-func (s *DB) writeKeyed(ctx context.Context, sourceKey string, fn func(tx wtx) error) error {
-	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1), sourceKey: sourceKey}
+// writeKeyed is write for an Accept of the record recordID.
+func (s *DB) writeKeyed(ctx context.Context, recordID string, fn func(tx wtx) error) error {
+	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1), recordID: recordID}
 	select {
 	case s.reqs <- r:
 	case <-s.closing:
@@ -612,14 +617,16 @@ type AcceptResult struct {
 	Record  *Record // the accepted record (the first one, for a duplicate)
 }
 
-// Accept logs an accepted submission and records its source key, atomically.
+// Accept logs an accepted submission and records it, atomically, under its
+// record id: the UUIDv5 of its source key (canonical-record-v1), so the
+// record id stands for the source key, and records are looked up by it.
 // When the source key is already recorded, onExisting adjusts the entry
 // (DUPLICATE with the first receipt, or a conflict) before it is logged.
 // The entry is durable when Accept returns.
 func (s *DB) Accept(ctx context.Context, e *Entry, onExisting func(e *Entry, first *Record)) (AcceptResult, error) {
 	var res AcceptResult
-	err := s.writeKeyed(ctx, e.SourceKey, func(tx wtx) error {
-		first, err := s.recordBySourceKey(ctx, tx, e.SourceKey)
+	err := s.writeKeyed(ctx, e.RecordID, func(tx wtx) error {
+		first, err := s.recordByID(ctx, tx, e.RecordID)
 		switch {
 		case err == nil:
 			onExisting(e, first)
@@ -851,7 +858,7 @@ func (s *DB) AcceptBatch(ctx context.Context, e *Entry, sender, batchID string, 
 			return err
 		default:
 			for _, c := range claims {
-				first, err := s.recordBy(ctx, txQuerier{s, tx}, "source_key", c.SourceKey)
+				first, err := s.recordBy(ctx, txQuerier{s, tx}, "record_id", c.RecordID)
 				switch {
 				case errors.Is(err, ErrNotFound):
 					out.States = append(out.States, ClaimNew)
