@@ -157,60 +157,41 @@ const (
 // from earlier builds keep) repeated the primary key's and cost each notice
 // one more B-tree page at a random place, written to the WAL and again at
 // the checkpoint.
-var schemaSQLite = []string{
-	`CREATE TABLE IF NOT EXISTS message_log (
-  seq INTEGER PRIMARY KEY, correlation_id TEXT NOT NULL, partner_id TEXT NOT NULL, received_at TEXT NOT NULL,
-  route TEXT NOT NULL, content_type TEXT NOT NULL, body BLOB NOT NULL, signature TEXT NOT NULL, verification TEXT NOT NULL,
+var (
+	schemaSQLite   = schema(columnTypes{blob: "BLOB", bigint: "INTEGER", serial: "INTEGER PRIMARY KEY AUTOINCREMENT"})
+	schemaPostgres = schema(columnTypes{blob: "BYTEA", bigint: "BIGINT", serial: "BIGSERIAL PRIMARY KEY"})
+)
+
+// columnTypes are the column types the two databases spell differently.
+type columnTypes struct{ blob, bigint, serial string }
+
+func schema(t columnTypes) []string {
+	return []string{
+		`CREATE TABLE IF NOT EXISTS message_log (
+  seq ` + t.bigint + ` PRIMARY KEY, correlation_id TEXT NOT NULL, partner_id TEXT NOT NULL, received_at TEXT NOT NULL,
+  route TEXT NOT NULL, content_type TEXT NOT NULL, body ` + t.blob + ` NOT NULL, signature TEXT NOT NULL, verification TEXT NOT NULL,
   status INTEGER NOT NULL, outcome TEXT NOT NULL, problem_type TEXT NOT NULL, source_key TEXT NOT NULL, record_id TEXT NOT NULL,
-  payload_sha256 TEXT NOT NULL, canonical BLOB, receipt TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)`,
-	`CREATE TABLE IF NOT EXISTS outbox (
-  id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, msg_key BLOB NOT NULL, headers TEXT NOT NULL,
-  value BLOB NOT NULL, created_at TEXT NOT NULL, published_at TEXT, log_seq INTEGER, render TEXT NOT NULL DEFAULT '')`,
-	`CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(id) WHERE published_at IS NULL`,
-	`CREATE TABLE IF NOT EXISTS records (
+  payload_sha256 TEXT NOT NULL, canonical ` + t.blob + `, receipt TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS outbox (
+  id ` + t.serial + `, topic TEXT NOT NULL, msg_key ` + t.blob + ` NOT NULL, headers TEXT NOT NULL,
+  value ` + t.blob + ` NOT NULL, created_at TEXT NOT NULL, published_at TEXT, log_seq ` + t.bigint + `, render TEXT NOT NULL DEFAULT '')`,
+		`CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(id) WHERE published_at IS NULL`,
+		`CREATE TABLE IF NOT EXISTS records (
   record_id TEXT PRIMARY KEY, source_key TEXT NOT NULL, partner_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL,
-  receipt TEXT NOT NULL, accepted_at TEXT NOT NULL, seq INTEGER NOT NULL REFERENCES message_log(seq))`,
-	exchangesDDL("BLOB", "INTEGER"), casesDDL, batchesDDL("BLOB", "INTEGER"),
-	deliveriesDDL("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
-}
-
-var schemaPostgres = []string{
-	`CREATE TABLE IF NOT EXISTS message_log (
-  seq BIGINT PRIMARY KEY, correlation_id TEXT NOT NULL, partner_id TEXT NOT NULL, received_at TEXT NOT NULL,
-  route TEXT NOT NULL, content_type TEXT NOT NULL, body BYTEA NOT NULL, signature TEXT NOT NULL, verification TEXT NOT NULL,
-  status INTEGER NOT NULL, outcome TEXT NOT NULL, problem_type TEXT NOT NULL, source_key TEXT NOT NULL, record_id TEXT NOT NULL,
-  payload_sha256 TEXT NOT NULL, canonical BYTEA, receipt TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)`,
-	`CREATE TABLE IF NOT EXISTS outbox (
-  id BIGSERIAL PRIMARY KEY, topic TEXT NOT NULL, msg_key BYTEA NOT NULL, headers TEXT NOT NULL,
-  value BYTEA NOT NULL, created_at TEXT NOT NULL, published_at TEXT, log_seq BIGINT, render TEXT NOT NULL DEFAULT '')`,
-	`CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(id) WHERE published_at IS NULL`,
-	`CREATE TABLE IF NOT EXISTS records (
-  record_id TEXT PRIMARY KEY, source_key TEXT NOT NULL, partner_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL,
-  receipt TEXT NOT NULL, accepted_at TEXT NOT NULL, seq BIGINT NOT NULL REFERENCES message_log(seq))`,
-	exchangesDDL("BYTEA", "BIGINT"), casesDDL, batchesDDL("BYTEA", "BIGINT"),
-	deliveriesDDL("BIGSERIAL PRIMARY KEY", "BYTEA"),
-}
-
-func deliveriesDDL(idCol, blob string) string {
-	return `CREATE TABLE IF NOT EXISTS deliveries (
-  id ` + idCol + `, delivery_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, message_type TEXT NOT NULL,
-  case_id TEXT NOT NULL, payload ` + blob + ` NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
-  next_at TEXT NOT NULL, last_error TEXT NOT NULL, response ` + blob + `, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`
-}
-
-func batchesDDL(blob, bigint string) string {
-	return `CREATE TABLE IF NOT EXISTS batches (
-  sender TEXT NOT NULL, batch_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL, response ` + blob + ` NOT NULL,
-  seq ` + bigint + ` NOT NULL, PRIMARY KEY (sender, batch_id))`
-}
-
-func exchangesDDL(blob, bigint string) string {
-	return `CREATE TABLE IF NOT EXISTS soap_exchanges (
+  receipt TEXT NOT NULL, accepted_at TEXT NOT NULL, seq ` + t.bigint + ` NOT NULL REFERENCES message_log(seq))`,
+		`CREATE TABLE IF NOT EXISTS soap_exchanges (
   sender TEXT NOT NULL, message_id TEXT NOT NULL, body_sha256 TEXT NOT NULL, operation TEXT NOT NULL,
-  case_id TEXT NOT NULL, response ` + blob + ` NOT NULL, seq ` + bigint + ` NOT NULL, PRIMARY KEY (sender, message_id))`
+  case_id TEXT NOT NULL, response ` + t.blob + ` NOT NULL, seq ` + t.bigint + ` NOT NULL, PRIMARY KEY (sender, message_id))`,
+		`CREATE TABLE IF NOT EXISTS soap_cases (case_id TEXT PRIMARY KEY, institution TEXT NOT NULL, opened_at TEXT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS batches (
+  sender TEXT NOT NULL, batch_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL, response ` + t.blob + ` NOT NULL,
+  seq ` + t.bigint + ` NOT NULL, PRIMARY KEY (sender, batch_id))`,
+		`CREATE TABLE IF NOT EXISTS deliveries (
+  id ` + t.serial + `, delivery_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, message_type TEXT NOT NULL,
+  case_id TEXT NOT NULL, payload ` + t.blob + ` NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
+  next_at TEXT NOT NULL, last_error TEXT NOT NULL, response ` + t.blob + `, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`,
+	}
 }
-
-const casesDDL = `CREATE TABLE IF NOT EXISTS soap_cases (case_id TEXT PRIMARY KEY, institution TEXT NOT NULL, opened_at TEXT NOT NULL)`
 
 // IsPostgres reports whether a store target is a PostgreSQL DSN.
 func IsPostgres(target string) bool { return sqldialect.IsPostgres(target) }
