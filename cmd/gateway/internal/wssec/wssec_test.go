@@ -204,6 +204,8 @@ func TestParseRefuses(t *testing.T) {
 		{"fail/billion-laughs", `<?xml version="1.0"?><!DOCTYPE l [<!ENTITY l0 "ha"><!ENTITY l1 "&l0;&l0;&l0;&l0;">]><l>&l1;</l>`, wssec.Limits{}},
 		{"fail/external-entity", `<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>`, wssec.Limits{}},
 		{"fail/deep", strings.Repeat("<a>", 10000) + strings.Repeat("</a>", 10000), wssec.Limits{}},
+		{"fail/too-many-elements", "<a>" + strings.Repeat("<b/>", 5000) + "</a>", wssec.Limits{}},
+		{"fail/too-many-elements-lowered", "<a><b/><b/></a>", wssec.Limits{MaxElements: 2}},
 		{"fail/oversize", "<a>" + strings.Repeat("x", 2<<20) + "</a>", wssec.Limits{}},
 		{"fail/not-well-formed", "<a><b></a>", wssec.Limits{}},
 		{"fail/processing-instruction", `<?xml-stylesheet href="x"?><a/>`, wssec.Limits{}},
@@ -214,6 +216,11 @@ func TestParseRefuses(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ok/elements-at-the-bound", func(t *testing.T) {
+		if _, err := wssec.Parse([]byte("<a>"+strings.Repeat("<b/>", 4999)+"</a>"), wssec.Limits{}); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func FuzzVerify(f *testing.F) {
