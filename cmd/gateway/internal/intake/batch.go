@@ -137,30 +137,12 @@ func (p *Pipeline) runBatch(ctx context.Context, s *step) ([]byte, *problem.Erro
 			return w, err
 		}
 		w.Response = body
-		jws := s.batchJWS()
-		for _, k := range w.Accept {
-			i := keyIdx[k]
-			rec := recs[i]
-			rb, _ := json.Marshal(rec)
-			crc, err := p.Receipts.Sign(receipt.Receipt{Issuer: receipt.Issuer, Status: store.OutcomeAccepted, RecordID: rec.RecordID,
-				PartnerID: s.sub.Partner.ID, Format: insurerclaim.Format, SourceKey: rec.SourceKey, NoticeID: b.Claims[i].ClaimNo,
-				BatchID: b.BatchID, PayloadSHA256: e.PayloadSHA256, ReceivedAt: s.receivedAt.Format(time.RFC3339),
-				CorrelationID: e.CorrelationID, RecordSHA256: receipt.Digest(rb)})
-			if err != nil {
-				return w, err
-			}
-			w.Receipts = append(w.Receipts, crc)
-			if p.Events == nil {
-				continue
-			}
-			m, err := p.Events.VerifiedMessage(rec.RecordID, s.sub.Partner.ID, s.receivedAt, events.Verified{Record: rb, Receipt: crc, JWS: jws})
-			if err != nil {
-				return w, err
-			}
-			if err := p.Events.Check(m, nil); err != nil {
-				return w, err
-			}
-			e.Outbox = append(e.Outbox, m)
+		accepted := make([]int, len(w.Accept))
+		for n, k := range w.Accept {
+			accepted[n] = keyIdx[k]
+		}
+		if w.Receipts, e.Outbox, err = p.claimReceipts(s, b, e, accepted, recs); err != nil {
+			return w, err
 		}
 		e.Status, e.Outcome, e.Receipt = 200, store.OutcomeAccepted, rc
 		return w, nil
@@ -179,13 +161,49 @@ func (p *Pipeline) runBatch(ctx context.Context, s *step) ([]byte, *problem.Erro
 	return body, nil
 }
 
+// claimReceipts signs a receipt for each accepted claim (by its index in
+// the batch) naming its record, and builds its event, which carries that
+// receipt and the batch's detached JWS.
+func (p *Pipeline) claimReceipts(s *step, b *insurerclaim.Batch, e *store.Entry, accepted []int, recs map[int]*schema.Record) ([]string, []store.Message, error) {
+	var receipts []string
+	var outbox []store.Message
+	jws := s.batchJWS()
+	for _, i := range accepted {
+		rec := recs[i]
+		rb, err := json.Marshal(rec)
+		if err != nil {
+			return nil, nil, err
+		}
+		rc, err := p.Receipts.Sign(receipt.Receipt{Issuer: receipt.Issuer, Status: store.OutcomeAccepted, RecordID: rec.RecordID,
+			PartnerID: s.sub.Partner.ID, Format: insurerclaim.Format, SourceKey: rec.SourceKey, NoticeID: b.Claims[i].ClaimNo,
+			BatchID: b.BatchID, PayloadSHA256: e.PayloadSHA256, ReceivedAt: s.receivedAt.Format(time.RFC3339),
+			CorrelationID: e.CorrelationID, RecordSHA256: receipt.Digest(rb)})
+		if err != nil {
+			return nil, nil, err
+		}
+		receipts = append(receipts, rc)
+		if p.Events == nil {
+			continue
+		}
+		m, err := p.Events.VerifiedMessage(rec.RecordID, s.sub.Partner.ID, s.receivedAt, events.Verified{Record: rb, Receipt: rc, JWS: jws})
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := p.Events.Check(m, nil); err != nil {
+			return nil, nil, err
+		}
+		outbox = append(outbox, m)
+	}
+	return receipts, outbox, nil
+}
+
 // acknowledged is the batch receipt's view of the results: each claim's
 // index, claim number, revision, status and record id, which is what
 // insurer-claim/v1 §1 asks the receipt to hold; the problems stay in the
-// response. The receipt travels in every accepted claim's event, so it
-// must stay small: with the problems, a batch of one good claim and 499
-// made of unknown members gave a 54 MB receipt, an event the broker
-// refused, and a relay stuck behind it.
+// response, so the receipt stays small whatever the rejected claims hold:
+// with the problems, one good claim and 499 made of unknown members gave a
+// 54 MB receipt (which the good claim's event then carried; the broker
+// refused it and the relay was stuck behind it).
 func acknowledged(rs []receipt.ClaimResult) []receipt.ClaimResult {
 	out := make([]receipt.ClaimResult, len(rs))
 	for i, r := range rs {
