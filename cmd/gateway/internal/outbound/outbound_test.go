@@ -1,6 +1,7 @@
 package outbound_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -432,4 +433,21 @@ func BenchmarkDelivery(b *testing.B) {
 	cancel()
 	<-done
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+// TestOversizedResponseDeadLetters: a partner answering with more than
+// 1 MiB is not read further, not retried, and the delivery waits for an
+// operator with the reason.
+func TestOversizedResponseDeadLetters(t *testing.T) {
+	w := newWorld(t)
+	var n atomic.Int32
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		_, _ = rw.Write(bytes.Repeat([]byte(" "), 2<<20))
+	})
+	w.enqueue(t, "req-big", "JSON", `{}`)
+	run(t, w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{})), func() bool { return w.state(t).State == store.DeliveryDead })
+	if d := w.state(t); d.Attempts != 1 || n.Load() != 1 || !strings.Contains(d.LastError, "response over 1048576 bytes") {
+		t.Fatalf("attempts %d, requests %d, error %q", d.Attempts, n.Load(), d.LastError)
+	}
 }

@@ -26,6 +26,11 @@ import (
 	"github.com/perkeso/jambatan/schema"
 )
 
+// maxResponseBytes bounds a partner's answer to a JSON delivery (a status
+// and perhaps a receipt); without it a partner's endpoint could make the
+// gateway hold any amount of memory.
+const maxResponseBytes = 1 << 20
+
 // JSONSender posts JWS-signed JSON with resty over mutual TLS.
 type JSONSender struct {
 	URL      string
@@ -38,7 +43,8 @@ type JSONSender struct {
 func NewJSONSender(p *partner.Partner, clientCert tls.Certificate, signer *receipt.Signer) *JSONSender {
 	ep := p.Endpoint.WithDefaults()
 	c := resty.New().SetTimeout(ep.Timeout).SetTLSClientConfig(&tls.Config{MinVersion: tls.VersionTLS12,
-		RootCAs: ep.RootCAs, Certificates: []tls.Certificate{clientCert}})
+		RootCAs: ep.RootCAs, Certificates: []tls.Certificate{clientCert}}).
+		SetResponseBodyLimit(maxResponseBytes)
 	return &JSONSender{URL: ep.URL, Client: c,
 		Sign: func(b []byte) (string, error) { return signer.SignDetached(b) },
 		Receipts: func(compact string) error {
@@ -57,6 +63,10 @@ func (s *JSONSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, 
 	}
 	resp, err := s.Client.R().SetContext(ctx).SetHeader("Content-Type", "application/json").SetHeader("X-JWS-Signature", sig).
 		SetHeader("Idempotency-Key", d.Key).SetBody(d.Payload).Post(s.URL)
+	if errors.Is(err, resty.ErrResponseBodyTooLarge) {
+		// Sending again would not make the answer shorter: an operator looks.
+		return nil, resp.StatusCode(), &Error{Status: resp.StatusCode(), Msg: fmt.Sprintf("HTTP %d with a response over %d bytes", resp.StatusCode(), maxResponseBytes)}
+	}
 	if err != nil {
 		return nil, 0, &Error{Retry: true, Msg: "transport: " + err.Error()}
 	}
