@@ -28,6 +28,14 @@ const Format = "insurer-claim/v1"
 // MaxPayloadBytes is the payload limit of §1.
 const MaxPayloadBytes = 4194304
 
+// MaxValues bounds the JSON values of a batch (objects, arrays, strings,
+// numbers, literals). A claim holds at most about 60 (30 members, 10
+// diagnoses, 3 further identifiers; the example's hold 33-37), so 500 stay
+// near 30,000; a 4 MiB payload of small unknown members holds 420,000,
+// and its parse tree took about 100 MB.
+// Past the bound the batch is refused (413, RANGE at "").
+const MaxValues = 100_000
+
 func init() { adapters.RegisterFormat(Format) }
 
 var (
@@ -89,7 +97,10 @@ func Read(payload []byte) (*Batch, error) {
 	if len(payload) > MaxPayloadBytes {
 		return nil, &adapters.InvalidError{Problems: []adapters.Problem{{Pointer: "", Code: adapters.CodeRange, Message: "payload over 4194304 bytes"}}}
 	}
-	root, err := jsondoc.Parse(payload, jsondoc.DefaultMaxDepth)
+	root, err := jsondoc.ParseBounded(payload, jsondoc.DefaultMaxDepth, MaxValues)
+	if errors.Is(err, jsondoc.ErrTooManyValues) {
+		return nil, &adapters.InvalidError{Problems: []adapters.Problem{{Pointer: "", Code: adapters.CodeRange, Message: fmt.Sprintf("more than %d JSON values", MaxValues)}}}
+	}
 	if err != nil || root.Kind != jsondoc.Object {
 		msg := "the payload must be one JSON object"
 		var se *jsondoc.SyntaxError

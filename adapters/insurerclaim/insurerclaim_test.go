@@ -3,6 +3,7 @@ package insurerclaim
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -228,4 +229,23 @@ func FuzzRead(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReadValueBound: a batch of more than MaxValues JSON values is refused
+// before it is checked (RANGE at ""); 500 full claims stay far below it.
+func TestReadValueBound(t *testing.T) {
+	over := edit(t, func(m map[string]any) {
+		c := claim(m, 1)
+		for i := range MaxValues {
+			c[fmt.Sprintf("u%d", i)] = 0
+		}
+	})
+	_, err := Read(over)
+	var ie *adapters.InvalidError
+	if !errors.As(err, &ie) || len(ie.Problems) != 1 || ie.Problems[0].Pointer != "" || ie.Problems[0].Code != adapters.CodeRange {
+		t.Fatalf("over the bound: %v", err)
+	}
+	if _, err := Read(Large(t, 500)); err != nil {
+		t.Fatalf("500 claims: %v", err)
+	}
 }

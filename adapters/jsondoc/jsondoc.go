@@ -8,6 +8,7 @@ package jsondoc
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf16"
@@ -90,11 +91,23 @@ func precheck(payload []byte, maxDepth int) (int, error) {
 // The grammar is RFC 8259's, exactly what encoding/json accepts (a
 // differential fuzz test holds the two to the same verdicts and trees).
 func Parse(payload []byte, maxDepth int) (*Value, error) {
+	return ParseBounded(payload, maxDepth, 0)
+}
+
+// ErrTooManyValues is ParseBounded's refusal of a document with more
+// values than its bound.
+var ErrTooManyValues = errors.New("jsondoc: more values than the document may hold")
+
+// ParseBounded is Parse that stops at the (maxValues+1)th value (objects,
+// arrays, strings, numbers, literals; 0 is unbounded). The tree costs
+// about 25 bytes of memory per byte of a document made of small values,
+// so a large payload's bound on values is what bounds its tree.
+func ParseBounded(payload []byte, maxDepth, maxValues int) (*Value, error) {
 	maxDepth, err := precheck(payload, maxDepth)
 	if err != nil {
 		return nil, err
 	}
-	p := parser{b: payload, maxDepth: maxDepth}
+	p := parser{b: payload, maxDepth: maxDepth, maxValues: maxValues}
 	p.space()
 	v, err := p.value(0)
 	if err != nil {
@@ -108,10 +121,12 @@ func Parse(payload []byte, maxDepth int) (*Value, error) {
 }
 
 type parser struct {
-	b        []byte
-	i        int
-	maxDepth int
-	slab     []Value // values are handed out from here, a few allocations per document
+	b         []byte
+	i         int
+	maxDepth  int
+	maxValues int // 0: unbounded
+	values    int
+	slab      []Value // values are handed out from here, a few allocations per document
 }
 
 func (p *parser) node(k Kind) *Value {
@@ -147,6 +162,9 @@ func (p *parser) unexpected() error {
 func (p *parser) value(depth int) (*Value, error) {
 	if p.i >= len(p.b) {
 		return nil, p.unexpected()
+	}
+	if p.values++; p.maxValues > 0 && p.values > p.maxValues {
+		return nil, ErrTooManyValues
 	}
 	switch c := p.b[p.i]; {
 	case c == '{' || c == '[':

@@ -161,3 +161,25 @@ func BenchmarkParse(b *testing.B) {
 }
 
 type jsonNumber = json.Number
+
+// TestParseBounded: the values bound counts every value (objects, arrays,
+// strings, numbers, literals; not member names) and refuses the first past it.
+func TestParseBounded(t *testing.T) {
+	doc := []byte(`{"a":[1,"x",true,null],"b":{"c":2.5}}`) // 8 values
+	for _, tc := range []struct {
+		name string
+		max  int
+		ok   bool
+	}{
+		{"ok/unbounded", 0, true},
+		{"ok/at-the-bound", 8, true},
+		{"fail/one-over", 7, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := ParseBounded(doc, DefaultMaxDepth, tc.max)
+			if tc.ok != (err == nil) || (!tc.ok && !errors.Is(err, ErrTooManyValues)) || (tc.ok && len(v.Members) != 2) {
+				t.Fatalf("max %d: %v", tc.max, err)
+			}
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/perkeso/jambatan/adapters/insurerclaim"
 	"github.com/perkeso/jambatan/adapters/jsonrules"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
@@ -174,6 +175,7 @@ func TestInsurerRefusals(t *testing.T) {
 		{"fail/employer-on-insurer-route", "employer-a", doc, problem.NotAuthorised, `[{"pointer":"","code":"NOT_AUTHORISED"}]`},
 		{"fail/insurer-code-not-registered", "insurer-wic", otherCode, problem.NotAuthorised, `[{"pointer":"/insurerCode","code":"NOT_AUTHORISED"}]`},
 		{"fail/batch-level", "insurer-wic", badTZ, problem.Invalid, `[{"pointer":"/tz","code":"CODE"}]`},
+		{"fail/too-many-values", "insurer-wic", tooManyValues(t, doc), problem.TooLarge, `[{"pointer":"","code":"RANGE"}]`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			assertProblem(t, postClaims(t, env, tc.partner, tc.doc, nil), tc.kind, tc.problems)
@@ -248,4 +250,18 @@ func TestInsurerManyProblems(t *testing.T) {
 	if n := count(t, env, `SELECT count(*) FROM records`); n != 2 {
 		t.Fatalf("%d records, want 2", n)
 	}
+}
+
+// tooManyValues pads claim 0 with unknown members past insurerclaim.MaxValues.
+func tooManyValues(t *testing.T, doc []byte) []byte {
+	var m map[string]any
+	if err := json.Unmarshal(doc, &m); err != nil {
+		t.Fatal(err)
+	}
+	c0 := m["claims"].([]any)[0].(map[string]any)
+	for i := range insurerclaim.MaxValues {
+		c0[fmt.Sprintf("u%d", i)] = 0
+	}
+	b, _ := json.Marshal(m)
+	return b
 }
