@@ -92,6 +92,9 @@ func runSubmit(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
+	c.OnRetry = func(status, attempt int) {
+		fmt.Fprintf(stderr, "gateway submit: HTTP %d, nothing accepted; sending again after the Retry-After (%d of %d)\n", status, attempt, partnerkit.Retries)
+	}
 	var doc []byte
 	if fs.Arg(0) == "-" {
 		doc, err = readDoc(stdin)

@@ -96,6 +96,9 @@ func Sign(doc []byte, key jwk.Key, form Form) (string, error) {
 // Client posts to a gateway over mutual TLS.
 type Client struct {
 	BaseURL string
+	// OnRetry, when set, hears of each request about to be sent again
+	// (status 503; attempt counts the sends so far).
+	OnRetry func(status, attempt int)
 	r       *resty.Client
 }
 
@@ -138,7 +141,14 @@ func NewClient(baseURL, caCertFile, clientCertFile, clientKeyFile string) (*Clie
 			return err == nil && resp.StatusCode() == http.StatusServiceUnavailable
 		}).
 		SetRetryAfter(retryAfter)
-	return &Client{BaseURL: baseURL, r: r}, nil
+	c := &Client{BaseURL: baseURL, r: r}
+	r.AddRetryHook(func(resp *resty.Response, _ error) {
+		// resty calls the hooks after the last send too, with no send to follow.
+		if c.OnRetry != nil && resp != nil && resp.Request.Attempt <= Retries {
+			c.OnRetry(resp.StatusCode(), resp.Request.Attempt)
+		}
+	})
+	return c, nil
 }
 
 // Retries is how many times a request answered 503 is sent again.

@@ -37,6 +37,8 @@ func TestSubmitRetriesBusy(t *testing.T) {
 		r.Body.Close()
 		return r.StatusCode
 	})
+	var retried []int
+	c.OnRetry = func(status, attempt int) { retried = append(retried, status, attempt) }
 	go func() {
 		time.Sleep(1500 * time.Millisecond)
 		finish()
@@ -51,6 +53,9 @@ func TestSubmitRetriesBusy(t *testing.T) {
 	}
 	if waited := time.Since(start); waited < time.Second {
 		t.Fatalf("accepted after %v: the budget was not held", waited)
+	}
+	if len(retried) < 2 || retried[0] != http.StatusServiceUnavailable || retried[1] != 1 {
+		t.Fatalf("OnRetry heard %v, want 503 after the first send", retried)
 	}
 
 	// An answer other than 503 is not retried: the same notice again is a
