@@ -20,7 +20,7 @@ import (
 // of 16 cost 35.
 type pgGroup struct {
 	tx    wtx
-	known map[string]*Record // by source key: looked up (nil: absent) or accepted in this group
+	known map[string]*Record // by record id: looked up (nil: absent) or accepted in this group
 	// The accepted entries' rows, queued for qInsertLogRows,
 	// qInsertOutboxRows and qInsertRecordRows.
 	logRows, outboxRows, recordRows [][]any

@@ -106,7 +106,7 @@ type Header struct {
 	Value string `json:"v"`
 }
 
-// Record is an accepted submission, found by record id or source key.
+// Record is an accepted submission, found by record id (which stands for its source key).
 type Record struct {
 	RecordID      string
 	SourceKey     string
