@@ -25,7 +25,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/perkeso/jambatan/certs"
-	"github.com/perkeso/jambatan/cmd/gateway/internal/budget"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
@@ -105,7 +104,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	relay.Register(g.Metrics)
 	store.Register(g.Metrics)
-	budget.Register(g.Metrics)
 	g.M = metrics.New(g.Metrics)
 	g.certs = map[string]*x509.Certificate{}
 	if cert.Leaf != nil {

@@ -15,26 +15,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-var inFlight = prometheus.NewGauge(prometheus.GaugeOpts{Name: "jambatan_request_bytes_in_flight",
-	Help: "Request body bytes reserved by requests being served (limits.max_inflight_bytes bounds it)."})
-
-// Register adds the package's metrics to a registry.
-func Register(r prometheus.Registerer) { r.MustRegister(inFlight) }
-
 // Budget counts the bytes that requests reserve while they are served. A
 // nil Budget, or one of New(0), admits everything.
 type Budget struct {
-	max  int64
-	mu   sync.Mutex
-	used int64
+	max   int64
+	gauge prometheus.Gauge // the bytes reserved, when set
+	mu    sync.Mutex
+	used  int64
 }
 
-// New returns a budget of max bytes; max <= 0 is unbounded.
-func New(max int64) *Budget {
+// New returns a budget of max bytes (max <= 0: unbounded) that shows the
+// bytes reserved in gauge, if not nil.
+func New(max int64, gauge prometheus.Gauge) *Budget {
 	if max <= 0 {
 		return nil
 	}
-	return &Budget{max: max}
+	return &Budget{max: max, gauge: gauge}
 }
 
 // Reserve takes the bytes r may bring: its Content-Length, or limit (the
@@ -57,11 +53,18 @@ func (b *Budget) Reserve(r *http.Request, limit int64) (release func(), ok bool)
 		return nil, false
 	}
 	b.used += n
-	inFlight.Add(float64(n))
+	b.show()
 	return func() {
 		b.mu.Lock()
+		defer b.mu.Unlock()
 		b.used -= n
-		b.mu.Unlock()
-		inFlight.Sub(float64(n))
+		b.show()
 	}, true
+}
+
+// show sets the gauge to the bytes reserved; the caller holds mu.
+func (b *Budget) show() {
+	if b.gauge != nil {
+		b.gauge.Set(float64(b.used))
+	}
 }

@@ -3,6 +3,9 @@ package budget
 import (
 	"net/http"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func request(contentLength int64) *http.Request {
@@ -29,7 +32,8 @@ func TestReserve(t *testing.T) {
 		{"fail/bigger-than-the-budget-waits-for-room", []int64{1}, 6 << 20, 6 << 20, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := New(64 << 10)
+			gauge := prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"})
+			b := New(64<<10, gauge)
 			for _, n := range tc.held {
 				if _, ok := b.Reserve(request(n), 1<<20); !ok {
 					t.Fatalf("held request of %d refused", n)
@@ -41,8 +45,8 @@ func TestReserve(t *testing.T) {
 			}
 			if ok {
 				release()
-				if want := sum(tc.held, b.max); b.used != want {
-					t.Fatalf("after release: %d used, want %d", b.used, want)
+				if want := sum(tc.held, b.max); b.used != want || value(gauge) != float64(want) {
+					t.Fatalf("after release: %d used, gauge %v, want %d", b.used, value(gauge), want)
 				}
 			}
 		})
@@ -59,7 +63,7 @@ func sum(ns []int64, max int64) int64 {
 
 // TestUnbounded: New(0) (and a nil Budget) admits everything.
 func TestUnbounded(t *testing.T) {
-	b := New(0)
+	b := New(0, nil)
 	for range 3 {
 		release, ok := b.Reserve(request(1<<30), 1<<30)
 		if !ok {
@@ -67,4 +71,10 @@ func TestUnbounded(t *testing.T) {
 		}
 		defer release()
 	}
+}
+
+func value(g prometheus.Gauge) float64 {
+	var m dto.Metric
+	_ = g.Write(&m)
+	return m.GetGauge().GetValue()
 }

@@ -18,6 +18,9 @@ type Metrics struct {
 	OutboxOldest prometheus.Gauge
 	Deliveries   *prometheus.GaugeVec
 	CertExpiry   *prometheus.GaugeVec
+	// InFlightBytes shows the request bytes reserved under
+	// limits.max_inflight_bytes (package budget).
+	InFlightBytes prometheus.Gauge
 }
 
 // New registers the collectors with r.
@@ -35,8 +38,10 @@ func New(r prometheus.Registerer) *Metrics {
 			Help: "Outbound deliveries by state."}, []string{"state"}),
 		CertExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jambatan_certificate_expiry_seconds",
 			Help: "Seconds until a certificate expires (negative: expired)."}, []string{"certificate"}),
+		InFlightBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "jambatan_request_bytes_in_flight",
+			Help: "Request body bytes reserved by requests being served (limits.max_inflight_bytes bounds it)."}),
 	}
-	r.MustRegister(m.Requests, m.Verification, m.Latency, m.OutboxOldest, m.Deliveries, m.CertExpiry)
+	r.MustRegister(m.Requests, m.Verification, m.Latency, m.OutboxOldest, m.Deliveries, m.CertExpiry, m.InFlightBytes)
 	return m
 }
 

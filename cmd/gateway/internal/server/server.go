@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/perkeso/jambatan/adapters"
 	"github.com/perkeso/jambatan/adapters/insurerclaim"
 	"github.com/perkeso/jambatan/adapters/sgemployer"
@@ -112,7 +114,11 @@ var Routes = []struct{ Method, Path string }{
 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler {
-	s.budget = budget.New(s.Limits.MaxInflightBytes)
+	var gauge prometheus.Gauge
+	if s.Metrics != nil {
+		gauge = s.Metrics.InFlightBytes
+	}
+	s.budget = budget.New(s.Limits.MaxInflightBytes, gauge)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/injury-notices", s.withPartner(s.postNotice))
 	mux.HandleFunc("GET /v1/injury-notices/{recordId}", s.withPartner(s.getNotice))
