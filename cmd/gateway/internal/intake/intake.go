@@ -8,7 +8,6 @@
 package intake
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -354,23 +353,6 @@ func (p *Pipeline) accept(ctx context.Context, s *step) (*Result, *problem.Error
 		status = 200
 	}
 	return &Result{Status: status, Outcome: res.Outcome, RecordID: res.Record.RecordID, Receipt: res.Record.Receipt}, nil
-}
-
-// batchJWS is the insurer's JWS over the whole batch as a flattened JSON
-// serialization with its payload detached (RFC 7515 appendix F): protected
-// header and signature only. Every accepted claim's event carries it, and
-// a batch may be 4 MiB: with the payload in each event, a batch of 500
-// claims (395 KB) wrote 350 MB of outbox, took the gateway to 722 MB of
-// memory and produced events the broker refused as too large. The receipt
-// names the batch (payloadSha256); the message log keeps it.
-func (s *step) batchJWS() *events.Signed {
-	compact := s.sub.Body
-	if s.sub.DetachedJWS != "" {
-		compact = []byte(s.sub.DetachedJWS)
-	}
-	protected, rest, _ := bytes.Cut(compact, []byte("."))
-	_, signature, _ := bytes.Cut(rest, []byte("."))
-	return &events.Signed{Protected: string(protected), Signature: string(signature)}
 }
 
 // errLogged marks a refusal whose entry the store already wrote.

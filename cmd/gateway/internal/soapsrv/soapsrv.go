@@ -436,8 +436,6 @@ func (h *Handler) respond(w http.ResponseWriter, rq *request, child *etree.Eleme
 	_, _ = w.Write(b)
 }
 
-// fault logs a refused request (with its rejected-topic event) and answers
-// with a signed Fault, HTTP 500 as SOAP 1.1 requires.
 // tooLarge refuses a message whose event a broker would not take (see
 // events.Check): accepted, it would stop the relay for every event behind it.
 func (h *Handler) tooLarge(rq *request, e *store.Entry, err error) *Fault {
@@ -446,6 +444,8 @@ func (h *Handler) tooLarge(rq *request, e *store.Entry, err error) *Fault {
 	return &Fault{Code: wssec.CodeSchema, Reason: "the message is too large to publish to the back office"}
 }
 
+// fault logs a refused request (with its rejected-topic event) and answers
+// with a signed Fault, HTTP 500 as SOAP 1.1 requires.
 func (h *Handler) fault(w http.ResponseWriter, r *http.Request, rq *request, f *Fault) {
 	if f.MessageID == "" {
 		f.MessageID = rq.msgID

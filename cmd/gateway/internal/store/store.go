@@ -863,8 +863,9 @@ func (s *DB) AcceptBatch(ctx context.Context, e *Entry, sender, batchID string, 
 		}
 		for k, i := range w.Accept {
 			c := claims[i]
-			if _, err := s.execTx(ctx, tx, qInsertRecord,
-				c.RecordID, c.SourceKey, e.PartnerID, c.Hash, w.Receipts[k], e.ReceivedAt.UTC().Format(time.RFC3339Nano), e.Seq); err != nil {
+			rec := &Record{RecordID: c.RecordID, SourceKey: c.SourceKey, PartnerID: e.PartnerID, PayloadSHA256: c.Hash,
+				Receipt: w.Receipts[k], AcceptedAt: e.ReceivedAt, Seq: e.Seq}
+			if _, err := s.execTx(ctx, tx, qInsertRecord, recordArgs(rec)...); err != nil {
 				return err
 			}
 		}
