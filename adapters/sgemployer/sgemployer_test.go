@@ -364,7 +364,7 @@ func TestSchemaOnTree(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			onTree := schema.ValidateValue(schema.SGEmployerNoticeSchemaFile, d.(*notice).Tree().Any())
+			onTree := schema.ValidateTree(schema.SGEmployerNoticeSchemaFile, d.(*notice).Tree())
 			onBytes := schema.ValidateJSON(schema.SGEmployerNoticeSchemaFile, tc.doc)
 			if (onTree == nil) != (onBytes == nil) || (onTree == nil) != strings.HasPrefix(tc.name, "ok/") {
 				t.Fatalf("tree %v, bytes %v", onTree, onBytes)

@@ -261,7 +261,7 @@ func (p *Pipeline) validate(s *step) *problem.Error {
 	// The schema error may quote the document, so it is not kept as the cause.
 	var serr error
 	if t, ok := s.doc.(interface{ Tree() *jsondoc.Value }); ok {
-		serr = schema.ValidateValue(schemaFile(s.sub.Format), t.Tree().Any()) // the tree the adapter read
+		serr = schema.ValidateTree(schemaFile(s.sub.Format), t.Tree()) // the tree the adapter read
 	} else {
 		serr = schema.ValidateJSON(schemaFile(s.sub.Format), s.verified.Payload)
 	}

@@ -1,0 +1,361 @@
+package schema
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/perkeso/jambatan/adapters/jsondoc"
+)
+
+// TestQuickTakesOurSchemas: both embedded schemas have a quick form, or
+// every notice would pay for the library's validator again.
+func TestQuickTakesOurSchemas(t *testing.T) {
+	for _, name := range []string{CanonicalSchemaFile, SGEmployerNoticeSchemaFile} {
+		s, err := Validator(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := compileQuick(s); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if quicks[name] == nil {
+			t.Errorf("%s: no quick form in use", name)
+		}
+	}
+}
+
+// compileText compiles one schema document with the library, as compileAll
+// does.
+func compileText(t testing.TB, text string) *jsonschema.Schema {
+	t.Helper()
+	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource("s.json", doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile("s.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestQuick: each keyword quick implements, on values either side of it;
+// quick and the library must both give the expected verdict.
+func TestQuick(t *testing.T) {
+	for _, tc := range []struct {
+		name, schema, doc string
+	}{
+		{"ok/integer-with-zero-fraction", `{"type":"integer"}`, `1.0`},
+		{"fail/integer-with-fraction", `{"type":"integer"}`, `1.5`},
+		{"ok/integer-with-exponent", `{"type":"integer"}`, `-1E2`},
+		{"fail/integer-with-negative-exponent", `{"type":"integer"}`, `1e-1`},
+		{"ok/number-or-null", `{"type":["number","null"]}`, `null`},
+		{"fail/string-for-number", `{"type":"number"}`, `"1"`},
+		{"ok/const-number-by-value", `{"const":10}`, `1e1`},
+		{"fail/const-string-for-number", `{"const":1}`, `"1"`},
+		{"ok/enum-null", `{"enum":["A",null,true]}`, `null`},
+		{"fail/enum", `{"enum":["A","B"]}`, `"C"`},
+		{"ok/min-length-counts-characters", `{"minLength":2,"maxLength":2}`, `"ÄÄ"`},
+		{"fail/max-length", `{"maxLength":1}`, `"ÄÄ"`},
+		{"ok/pattern-not-anchored", `{"pattern":"[0-9]{2}"}`, `"a12b"`},
+		{"fail/pattern", `{"pattern":"^[A-Z]{2}$"}`, `"MYS"`},
+		{"ok/pattern-ignores-numbers", `{"pattern":"^x$"}`, `12`},
+		{"ok/format-date", `{"format":"date"}`, `"2028-02-29"`},
+		{"fail/format-date", `{"format":"date"}`, `"2026-02-29"`},
+		{"fail/format-date-time", `{"format":"date-time"}`, `"2026-02-28T24:00:00Z"`},
+		{"fail/format-email", `{"format":"email"}`, `"a@"`},
+		{"ok/minimum", `{"minimum":0,"maximum":100}`, `100`},
+		{"fail/maximum", `{"minimum":0,"maximum":100}`, `100.5`},
+		{"fail/minimum", `{"minimum":0}`, `-1e-9`},
+		{"fail/exclusive-minimum", `{"exclusiveMinimum":0}`, `0`},
+		{"fail/exclusive-maximum", `{"exclusiveMaximum":1}`, `1.0`},
+		{"ok/required", `{"required":["a"]}`, `{"a":null}`},
+		{"fail/required", `{"required":["a"]}`, `{"b":1}`},
+		{"ok/required-ignores-arrays", `{"required":["a"]}`, `[]`},
+		{"fail/additional-false", `{"properties":{"a":true},"additionalProperties":false}`, `{"a":1,"b":1}`},
+		{"fail/additional-schema", `{"additionalProperties":{"type":"string"}}`, `{"b":1}`},
+		{"ok/additional-schema", `{"additionalProperties":{"type":"string"}}`, `{"b":"1"}`},
+		{"fail/property", `{"properties":{"a":{"type":"string"}}}`, `{"a":1}`},
+		{"fail/min-properties", `{"minProperties":1}`, `{}`},
+		{"fail/max-properties", `{"maxProperties":1}`, `{"a":1,"b":2}`},
+		{"ok/items", `{"items":{"type":"string"},"minItems":1,"maxItems":2}`, `["a","b"]`},
+		{"fail/items", `{"items":{"type":"string"}}`, `["a",1]`},
+		{"fail/min-items", `{"minItems":1}`, `[]`},
+		{"fail/max-items", `{"maxItems":1}`, `[1,2]`},
+		{"ok/ref", `{"$ref":"#/$defs/d","$defs":{"d":{"type":"string"}}}`, `"a"`},
+		{"fail/ref-with-sibling", `{"$ref":"#/$defs/d","minLength":2,"$defs":{"d":{"type":"string"}}}`, `"a"`},
+		{"fail/not", `{"not":{"required":["a"]}}`, `{"a":1}`},
+		{"ok/all-of", `{"allOf":[{"type":"string"},{"minLength":1}]}`, `"a"`},
+		{"fail/all-of", `{"allOf":[{"type":"string"},{"minLength":2}]}`, `"a"`},
+		{"ok/any-of", `{"anyOf":[{"type":"string"},{"type":"null"}]}`, `null`},
+		{"fail/any-of", `{"anyOf":[{"type":"string"},{"type":"null"}]}`, `1`},
+		{"ok/one-of", `{"oneOf":[{"type":"string"},{"minLength":3}]}`, `"ab"`},
+		{"fail/one-of-both", `{"oneOf":[{"type":"string"},{"minLength":1}]}`, `"ab"`},
+		{"ok/if-then", `{"if":{"required":["a"]},"then":{"required":["b"]}}`, `{"a":1,"b":1}`},
+		{"fail/if-then", `{"if":{"required":["a"]},"then":{"required":["b"]}}`, `{"a":1}`},
+		{"fail/if-else", `{"if":{"required":["a"]},"else":{"required":["b"]}}`, `{"c":1}`},
+		{"ok/if-alone", `{"if":{"required":["a"]}}`, `{"c":1}`},
+		{"fail/false-schema", `{"properties":{"a":false}}`, `{"a":1}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := compileText(t, tc.schema)
+			q, err := compileQuick(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := jsondoc.Parse([]byte(tc.doc), jsondoc.DefaultMaxDepth)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := strings.HasPrefix(tc.name, "ok/")
+			if got := s.Validate(v.Any()) == nil; got != want {
+				t.Fatalf("the library says valid=%v; the case is wrong", got)
+			}
+			if got := q.valid(v); got != want {
+				t.Errorf("quick says valid=%v", got)
+			}
+		})
+	}
+}
+
+// TestQuickRefuses: a schema with a keyword quick does not implement, or
+// one referring to itself, is left to the library.
+func TestQuickRefuses(t *testing.T) {
+	for _, tc := range []struct{ name, schema string }{
+		{"fail/unevaluated", `{"properties":{"a":true},"unevaluatedProperties":false}`},
+		{"fail/pattern-properties", `{"patternProperties":{"^a":true}}`},
+		{"fail/unique-items", `{"uniqueItems":true}`},
+		{"fail/prefix-items", `{"prefixItems":[true]}`},
+		{"fail/multiple-of", `{"multipleOf":2}`},
+		{"fail/dependent-required", `{"dependentRequired":{"a":["b"]}}`},
+		{"fail/enum-of-objects", `{"enum":[{"a":1}]}`},
+		{"fail/recursive", `{"properties":{"next":{"$ref":"#"}}}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if q, err := compileQuick(compileText(t, tc.schema)); err == nil {
+				t.Fatalf("compiled: %+v", q)
+			}
+		})
+	}
+}
+
+// examples are the documents TestQuickAgrees and FuzzQuick mutate: the
+// adapters' example notices and the canonical records made from them.
+func examples(t testing.TB) map[string][]*jsondoc.Value {
+	t.Helper()
+	docs := map[string][]*jsondoc.Value{}
+	add := func(schemaName, pattern string) {
+		files, err := filepath.Glob(filepath.Join("..", "adapters", pattern))
+		if err != nil || len(files) == 0 {
+			t.Fatalf("no examples %s: %v", pattern, err)
+		}
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := jsondoc.Parse(b, jsondoc.DefaultMaxDepth)
+			if err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			if v.Kind == jsondoc.Array { // a batch's records
+				docs[schemaName] = append(docs[schemaName], v.Items...)
+				continue
+			}
+			docs[schemaName] = append(docs[schemaName], v)
+		}
+	}
+	add(CanonicalSchemaFile, "*/testdata/*.golden.json")
+	add(SGEmployerNoticeSchemaFile, "sgemployer/testdata/*.in.json")
+	return docs
+}
+
+// TestQuickAgrees compares quick with the library on every example and on
+// every mutation of it: each value replaced by values of every type, by
+// every string the schema names where it holds one of them, each member
+// removed, a member added, each array emptied, shortened and lengthened.
+func TestQuickAgrees(t *testing.T) {
+	for name, docs := range examples(t) {
+		s, err := Validator(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := quicks[name]
+		consts := schemaStrings(t, name)
+		var valid, invalid int
+		for i, doc := range docs {
+			agree := func(path string) {
+				got, want := q.valid(doc), s.Validate(doc.Any()) == nil
+				if got != want {
+					b, _ := json.Marshal(doc.Any())
+					t.Fatalf("%s example %d, %s: quick says valid=%v, the library %v\n%s", name, i, path, got, want, b)
+				}
+				if want {
+					valid++
+				} else {
+					invalid++
+				}
+			}
+			agree("as is")
+			mutate(doc, "", consts, agree)
+		}
+		t.Logf("%s: %d valid and %d invalid variants agree", name, valid, invalid)
+		if valid < 10 || invalid < 1000 {
+			t.Errorf("%s: too few variants (%d valid, %d invalid) to mean anything", name, valid, invalid)
+		}
+	}
+}
+
+// replacements stand in for any value: one or more of every type.
+var replacements = []string{`null`, `true`, `false`, `0`, `1`, `1.0`, `-1`, `1.5`, `101`, `""`, `"x"`, `"ÄÄ"`,
+	`"MY"`, `"MYR"`, `"2026-02-28"`, `"2026-02-30"`, `"2026-02-28T10:00:00Z"`, `"2026-02-28T10:00:00+08:00"`,
+	`"b0867b30-be3c-5595-a939-c4d47c281950"`, `"12.50"`, `{}`, `[]`, `[1]`}
+
+// mutate calls agree once per variant of the tree at v, restoring v after
+// each.
+func mutate(v *jsondoc.Value, path string, consts map[string]bool, agree func(path string)) {
+	orig := *v
+	for _, r := range replacements {
+		rv, err := jsondoc.Parse([]byte(r), 4)
+		if err != nil {
+			panic(err)
+		}
+		*v = *rv
+		agree(path + " = " + r)
+	}
+	if orig.Kind == jsondoc.String && consts[orig.Str] {
+		for c := range consts {
+			*v = jsondoc.Value{Kind: jsondoc.String, Str: c}
+			agree(path + " = " + c)
+		}
+	}
+	*v = orig
+	switch v.Kind {
+	case jsondoc.Object:
+		for i, m := range orig.Members {
+			v.Members = append(append([]jsondoc.Member{}, orig.Members[:i]...), orig.Members[i+1:]...)
+			agree(path + " without " + m.Name)
+		}
+		v.Members = append(append([]jsondoc.Member{}, orig.Members...), jsondoc.Member{Name: "zz", Value: &jsondoc.Value{Kind: jsondoc.Number, Str: "1"}})
+		agree(path + " with zz")
+		v.Members = orig.Members
+		for _, m := range orig.Members {
+			mutate(m.Value, jsondoc.Pointer(path, m.Name), consts, agree)
+		}
+	case jsondoc.Array:
+		if len(orig.Items) > 0 {
+			for _, items := range [][]*jsondoc.Value{nil, orig.Items[1:], append(append([]*jsondoc.Value{}, orig.Items...), orig.Items[0])} {
+				v.Items = items
+				agree(path + " resized")
+			}
+		}
+		v.Items = orig.Items
+		for i, it := range orig.Items {
+			mutate(it, jsondoc.Index(path, i), consts, agree)
+		}
+	}
+}
+
+// schemaStrings collects every string value of a schema document's enum and
+// const keywords.
+func schemaStrings(t testing.TB, name string) map[string]bool {
+	t.Helper()
+	b, err := files.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]bool{}
+	var walk func(any)
+	walk = func(x any) {
+		switch x := x.(type) {
+		case map[string]any:
+			for k, v := range x {
+				if k == "enum" || k == "const" {
+					for _, s := range append([]any{v}, asSlice(v)...) {
+						if s, ok := s.(string); ok {
+							out[s] = true
+						}
+					}
+				}
+				walk(v)
+			}
+		case []any:
+			for _, v := range x {
+				walk(v)
+			}
+		}
+	}
+	var doc any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	walk(doc)
+	return out
+}
+
+func asSlice(v any) []any {
+	s, _ := v.([]any)
+	return s
+}
+
+// FuzzQuick: on any document jsondoc reads, quick and the library agree,
+// for both schemas.
+func FuzzQuick(f *testing.F) {
+	for _, docs := range examples(f) {
+		for _, d := range docs {
+			b, err := json.Marshal(d.Any())
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := jsondoc.Parse(b, jsondoc.DefaultMaxDepth)
+		if err != nil {
+			return
+		}
+		for _, name := range []string{CanonicalSchemaFile, SGEmployerNoticeSchemaFile} {
+			s, _ := Validator(name)
+			if got, want := quicks[name].valid(v), s.Validate(v.Any()) == nil; got != want {
+				t.Fatalf("%s: quick says valid=%v, the library %v", name, got, want)
+			}
+		}
+	})
+}
+
+// BenchmarkValidateRecord: a canonical record through ValidateTree (quick)
+// and through the library alone.
+func BenchmarkValidateRecord(b *testing.B) {
+	rec := examples(b)[CanonicalSchemaFile][0]
+	s, err := Validator(CanonicalSchemaFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("quick", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := ValidateTree(CanonicalSchemaFile, rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("library", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := s.Validate(rec.Any()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
