@@ -1,10 +1,12 @@
 package schema
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -273,15 +275,33 @@ func (q *quick) string(str string) bool {
 }
 
 func (q *quick) number(lit string) bool {
-	if q.minimum == nil && q.maximum == nil && q.xmin == nil && q.xmax == nil {
+	return within(lit, q.minimum, 0, 1) && within(lit, q.maximum, -1, 0) &&
+		within(lit, q.xmin, 1, 1) && within(lit, q.xmax, -1, -1)
+}
+
+// within reports whether a number literal compares with bound as lo..hi
+// (-1 less, 0 equal, 1 greater); a nil bound holds.
+func within(lit string, bound *big.Rat, lo, hi int) bool {
+	if bound == nil {
 		return true
+	}
+	c, ok := compare(lit, bound)
+	return ok && lo <= c && c <= hi
+}
+
+// compare compares a number literal with a bound: a plain integer with an
+// integer bound, the usual case, without allocating.
+func compare(lit string, bound *big.Rat) (int, bool) {
+	if bound.IsInt() && bound.Num().IsInt64() && !strings.ContainsAny(lit, ".eE") {
+		if n, err := strconv.ParseInt(lit, 10, 64); err == nil {
+			return cmp.Compare(n, bound.Num().Int64()), true
+		}
 	}
 	n, ok := new(big.Rat).SetString(lit)
 	if !ok {
-		return false
+		return 0, false
 	}
-	return (q.minimum == nil || n.Cmp(q.minimum) >= 0) && (q.maximum == nil || n.Cmp(q.maximum) <= 0) &&
-		(q.xmin == nil || n.Cmp(q.xmin) > 0) && (q.xmax == nil || n.Cmp(q.xmax) < 0)
+	return n.Cmp(bound), true
 }
 
 // isType reports whether v is of the JSON Schema type t; an integer is a
