@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -107,7 +108,7 @@ func ParseBounded(payload []byte, maxDepth, maxValues int) (*Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := parser{b: payload, maxDepth: maxDepth, maxValues: maxValues}
+	p := parser{b: payload, s: string(payload), maxDepth: maxDepth, maxValues: maxValues}
 	p.space()
 	v, err := p.value(0)
 	if err != nil {
@@ -122,11 +123,14 @@ func ParseBounded(payload []byte, maxDepth, maxValues int) (*Value, error) {
 
 type parser struct {
 	b         []byte
+	s         string // b as a string: names and values without escapes are slices of it, not allocations
 	i         int
 	maxDepth  int
 	maxValues int // 0: unbounded
 	values    int
 	slab      []Value // values are handed out from here, a few allocations per document
+	members   []Member
+	items     []*Value // the members and items of the open containers; each is copied out once, at its size
 }
 
 func (p *parser) node(k Kind) *Value {
@@ -257,7 +261,7 @@ func (p *parser) str() (string, error) {
 		c := p.b[p.i]
 		switch {
 		case c == '"':
-			s := string(p.b[start:p.i])
+			s := p.s[start:p.i]
 			p.i++
 			return s, nil
 		case c == '\\':
@@ -379,6 +383,8 @@ func (p *parser) object(depth int) (*Value, error) {
 		return v, nil
 	}
 	var seen map[string]bool // past a few members; before that a scan is cheaper
+	base := len(p.members)
+	defer func() { p.members = p.members[:base] }()
 	for {
 		if p.i >= len(p.b) || p.b[p.i] != '"' {
 			return nil, p.unexpected()
@@ -387,12 +393,13 @@ func (p *parser) object(depth int) (*Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		if p.has(v, seen, name) {
+		open := p.members[base:]
+		if p.has(open, seen, name) {
 			return nil, &SyntaxError{fmt.Sprintf("duplicate member name %q", truncate(name))}
 		}
-		if len(v.Members) == 16 {
+		if len(open) == 16 {
 			seen = make(map[string]bool, 32)
-			for _, m := range v.Members {
+			for _, m := range open {
 				seen[m.Name] = true
 			}
 		}
@@ -409,21 +416,22 @@ func (p *parser) object(depth int) (*Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		v.Members = append(v.Members, Member{name, mv})
+		p.members = append(p.members, Member{name, mv})
 		if more, err := p.next('}'); !more {
 			if err != nil {
 				return nil, err
 			}
+			v.Members = slices.Clone(p.members[base:])
 			return v, nil
 		}
 	}
 }
 
-func (p *parser) has(v *Value, seen map[string]bool, name string) bool {
+func (p *parser) has(members []Member, seen map[string]bool, name string) bool {
 	if seen != nil {
 		return seen[name]
 	}
-	for _, m := range v.Members {
+	for _, m := range members {
 		if m.Name == name {
 			return true
 		}
@@ -439,16 +447,19 @@ func (p *parser) array(depth int) (*Value, error) {
 		p.i++
 		return v, nil
 	}
+	base := len(p.items)
+	defer func() { p.items = p.items[:base] }()
 	for {
 		iv, err := p.value(depth)
 		if err != nil {
 			return nil, err
 		}
-		v.Items = append(v.Items, iv)
+		p.items = append(p.items, iv)
 		if more, err := p.next(']'); !more {
 			if err != nil {
 				return nil, err
 			}
+			v.Items = slices.Clone(p.items[base:])
 			return v, nil
 		}
 	}
