@@ -30,7 +30,10 @@ import (
 // know, or referring to itself, is not recompiled: the library validates it.
 type quick struct {
 	s                *jsonschema.Schema
-	types            []string // allowed types, "integer" included
+	typed            bool            // the schema has "type"
+	kinds            uint8           // bit k set: "type" allows jsondoc.Kind k
+	integer          bool            // "type" allows integers but not all numbers
+	strs             map[string]bool // the enum, when it holds only strings
 	ref, not         *quick
 	ifs, then, els   *quick
 	allOf, anyOf     []*quick
@@ -77,7 +80,26 @@ func (c *quickCompiler) compile(s *jsonschema.Schema) (*quick, error) {
 	defer delete(c.open, s)
 	q := &quick{s: s, minimum: s.Minimum, maximum: s.Maximum, xmin: s.ExclusiveMinimum, xmax: s.ExclusiveMaximum}
 	if s.Types != nil && !s.Types.IsEmpty() {
-		q.types = s.Types.ToStrings()
+		q.typed = true
+		for _, t := range s.Types.ToStrings() {
+			k, ok := kindOf[t]
+			if !ok {
+				return nil, fmt.Errorf("%s: type %q", s.Location, t)
+			}
+			q.integer = q.integer || t == "integer"
+			q.kinds |= 1 << k
+		}
+		if q.kinds&(1<<jsondoc.Number) != 0 && !slices.Contains(s.Types.ToStrings(), "number") {
+			q.kinds &^= 1 << jsondoc.Number // numbers only if integers
+		} else {
+			q.integer = false
+		}
+	}
+	if s.Enum != nil && !slices.ContainsFunc(s.Enum.Values, func(v any) bool { _, ok := v.(string); return !ok }) {
+		q.strs = map[string]bool{}
+		for _, v := range s.Enum.Values {
+			q.strs[v.(string)] = true
+		}
 	}
 	var err error
 	one := func(dst **quick, sub *jsonschema.Schema) {
@@ -168,13 +190,17 @@ func (q *quick) valid(v *jsondoc.Value) bool {
 	if s.Bool != nil {
 		return *s.Bool
 	}
-	if q.types != nil && !slices.ContainsFunc(q.types, func(t string) bool { return isType(v, t) }) {
+	if q.typed && q.kinds&(1<<v.Kind) == 0 && !(q.integer && isInteger(v)) {
 		return false
 	}
 	if s.Const != nil && !equal(v, *s.Const) {
 		return false
 	}
-	if s.Enum != nil && !slices.ContainsFunc(s.Enum.Values, func(w any) bool { return equal(v, w) }) {
+	if q.strs != nil {
+		if v.Kind != jsondoc.String || !q.strs[v.Str] {
+			return false
+		}
+	} else if s.Enum != nil && !slices.ContainsFunc(s.Enum.Values, func(w any) bool { return equal(v, w) }) {
 		return false
 	}
 	if s.Format != nil && s.Format.Validate(v.Any()) != nil {
@@ -304,23 +330,22 @@ func compare(lit string, bound *big.Rat) (int, bool) {
 	return n.Cmp(bound), true
 }
 
-// isType reports whether v is of the JSON Schema type t; an integer is a
-// number without a fraction ("1.0" is one), as the library decides.
-func isType(v *jsondoc.Value, t string) bool {
-	switch t {
-	case "integer":
-		if v.Kind != jsondoc.Number {
-			return false
-		}
-		if !strings.ContainsAny(v.Str, ".eE") {
-			return true // jsondoc read it: digits with an optional minus
-		}
-		n, ok := new(big.Rat).SetString(v.Str)
-		return ok && n.IsInt()
-	case "number":
-		return v.Kind == jsondoc.Number
+// kindOf maps JSON Schema's types to jsondoc's kinds; "integer" is a number
+// that isInteger must confirm.
+var kindOf = map[string]jsondoc.Kind{"null": jsondoc.Null, "boolean": jsondoc.Bool, "number": jsondoc.Number,
+	"integer": jsondoc.Number, "string": jsondoc.String, "array": jsondoc.Array, "object": jsondoc.Object}
+
+// isInteger reports whether v is a number without a fraction ("1.0" and
+// "1e2" are integers), as the library decides.
+func isInteger(v *jsondoc.Value) bool {
+	if v.Kind != jsondoc.Number {
+		return false
 	}
-	return v.Kind.String() == t
+	if !strings.ContainsAny(v.Str, ".eE") {
+		return true // jsondoc read it: digits with an optional minus
+	}
+	n, ok := new(big.Rat).SetString(v.Str)
+	return ok && n.IsInt()
 }
 
 // equal compares v with a scalar of the schema (compileQuick admits no

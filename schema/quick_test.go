@@ -59,12 +59,15 @@ func TestQuick(t *testing.T) {
 		{"fail/integer-with-fraction", `{"type":"integer"}`, `1.5`},
 		{"ok/integer-with-exponent", `{"type":"integer"}`, `-1E2`},
 		{"fail/integer-with-negative-exponent", `{"type":"integer"}`, `1e-1`},
+		{"fail/null-for-integer", `{"type":"integer"}`, `null`},
 		{"ok/number-or-null", `{"type":["number","null"]}`, `null`},
 		{"fail/string-for-number", `{"type":"number"}`, `"1"`},
 		{"ok/const-number-by-value", `{"const":10}`, `1e1`},
 		{"fail/const-string-for-number", `{"const":1}`, `"1"`},
 		{"ok/enum-null", `{"enum":["A",null,true]}`, `null`},
 		{"fail/enum", `{"enum":["A","B"]}`, `"C"`},
+		{"fail/enum-of-strings", `{"enum":["1"]}`, `1`},
+		{"ok/enum-mixed", `{"enum":["A",1]}`, `1.0`},
 		{"ok/min-length-counts-characters", `{"minLength":2,"maxLength":2}`, `"ÄÄ"`},
 		{"fail/max-length", `{"maxLength":1}`, `"ÄÄ"`},
 		{"ok/pattern-not-anchored", `{"pattern":"[0-9]{2}"}`, `"a12b"`},
@@ -337,28 +340,32 @@ func FuzzQuick(f *testing.F) {
 	})
 }
 
-// BenchmarkValidateRecord: a canonical record through ValidateTree (quick)
-// and through the library alone.
-func BenchmarkValidateRecord(b *testing.B) {
-	rec := examples(b)[CanonicalSchemaFile][0]
-	s, err := Validator(CanonicalSchemaFile)
-	if err != nil {
-		b.Fatal(err)
+// BenchmarkValidate: an example of each schema through ValidateTree (its
+// quick form) and through the library alone.
+func BenchmarkValidate(b *testing.B) {
+	docs := examples(b)
+	for _, name := range []string{CanonicalSchemaFile, SGEmployerNoticeSchemaFile} {
+		doc := docs[name][0]
+		s, err := Validator(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		short := strings.SplitN(name, "-", 2)[0]
+		b.Run(short+"/quick", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := ValidateTree(name, doc); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(short+"/library", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.Validate(doc.Any()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
-	b.Run("quick", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := ValidateTree(CanonicalSchemaFile, rec); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("library", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if err := s.Validate(rec.Any()); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
 }
