@@ -53,6 +53,14 @@ func (m *Metrics) ObserveCert(name string, c *x509.Certificate, now time.Time) {
 	m.CertExpiry.WithLabelValues(name).Set(c.NotAfter.Sub(now).Seconds())
 }
 
+// InFlight is the gauge of request bytes in flight, nil without metrics.
+func (m *Metrics) InFlight() prometheus.Gauge {
+	if m == nil {
+		return nil
+	}
+	return m.InFlightBytes
+}
+
 // VerificationFailed counts a refused signature.
 func (m *Metrics) VerificationFailed(kind string) {
 	if m != nil {

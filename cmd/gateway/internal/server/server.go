@@ -21,8 +21,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/perkeso/jambatan/adapters"
 	"github.com/perkeso/jambatan/adapters/insurerclaim"
 	"github.com/perkeso/jambatan/adapters/sgemployer"
@@ -114,11 +112,7 @@ var Routes = []struct{ Method, Path string }{
 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler {
-	var gauge prometheus.Gauge
-	if s.Metrics != nil {
-		gauge = s.Metrics.InFlightBytes
-	}
-	s.budget = budget.New(s.Limits.MaxInflightBytes, gauge)
+	s.budget = budget.New(s.Limits.MaxInflightBytes, s.Metrics.InFlight())
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/injury-notices", s.withPartner(s.postNotice))
 	mux.HandleFunc("GET /v1/injury-notices/{recordId}", s.withPartner(s.getNotice))
