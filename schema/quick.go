@@ -17,9 +17,9 @@ import (
 
 // A quick is a schema the JSON Schema library compiled, recompiled to answer
 // one question fast: is this document valid? It walks the jsondoc tree
-// directly, with the library's own patterns and formats, and allocates
-// next to nothing for a valid document. The library's validator builds a context, a
-// map of unevaluated properties and a generic copy of the tree for every
+// directly, with the library's own patterns and formats, and allocates next
+// to nothing for a valid document. The library's validator builds a context,
+// a map of unevaluated properties and a generic copy of the tree for every
 // value; on every accepted notice it cost more than the ES256 verification.
 //
 // A quick only says yes or no. When it says no, the library validates again
@@ -32,7 +32,7 @@ type quick struct {
 	s                *jsonschema.Schema
 	typed            bool            // the schema has "type"
 	kinds            uint8           // bit k set: "type" allows jsondoc.Kind k
-	integer          bool            // "type" allows integers but not all numbers
+	integer          bool            // "type" allows a number only if it is an integer
 	strs             map[string]bool // the enum, when it holds only strings
 	ref, not         *quick
 	ifs, then, els   *quick
@@ -80,20 +80,16 @@ func (c *quickCompiler) compile(s *jsonschema.Schema) (*quick, error) {
 	defer delete(c.open, s)
 	q := &quick{s: s, minimum: s.Minimum, maximum: s.Maximum, xmin: s.ExclusiveMinimum, xmax: s.ExclusiveMaximum}
 	if s.Types != nil && !s.Types.IsEmpty() {
-		q.typed = true
-		for _, t := range s.Types.ToStrings() {
+		types := s.Types.ToStrings()
+		for _, t := range types {
 			k, ok := kindOf[t]
 			if !ok {
 				return nil, fmt.Errorf("%s: type %q", s.Location, t)
 			}
-			q.integer = q.integer || t == "integer"
 			q.kinds |= 1 << k
 		}
-		if q.kinds&(1<<jsondoc.Number) != 0 && !slices.Contains(s.Types.ToStrings(), "number") {
-			q.kinds &^= 1 << jsondoc.Number // numbers only if integers
-		} else {
-			q.integer = false
-		}
+		q.typed = true
+		q.integer = slices.Contains(types, "integer") && !slices.Contains(types, "number")
 	}
 	if s.Enum != nil && !slices.ContainsFunc(s.Enum.Values, func(v any) bool { _, ok := v.(string); return !ok }) {
 		q.strs = map[string]bool{}
@@ -190,7 +186,7 @@ func (q *quick) valid(v *jsondoc.Value) bool {
 	if s.Bool != nil {
 		return *s.Bool
 	}
-	if q.typed && q.kinds&(1<<v.Kind) == 0 && !(q.integer && isInteger(v)) {
+	if q.typed && (q.kinds&(1<<v.Kind) == 0 || (q.integer && v.Kind == jsondoc.Number && !isInteger(v))) {
 		return false
 	}
 	if s.Const != nil && !equal(v, *s.Const) {
