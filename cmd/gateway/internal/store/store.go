@@ -32,6 +32,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/perkeso/jambatan/adapters/jsondoc"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 )
@@ -575,6 +576,33 @@ func outboxArgs(e *Entry, m Message) ([]any, error) {
 	return []any{m.Topic, nonNil(m.Key), string(hdr), nonNil(m.Value), e.ReceivedAt.UTC().Format(time.RFC3339Nano), e.Seq, m.Render}, nil
 }
 
+// decodeHeaders reads an outbox row's headers as outboxArgs wrote them
+// ([{"k":…,"v":…},…]). The relay reads them for every message it
+// publishes, and through encoding/json's reflection that was 1.7 % of the
+// gateway's CPU under loadtest.
+func decodeHeaders(s string) ([]Header, error) {
+	v, err := jsondoc.Parse([]byte(s), 3)
+	if err != nil {
+		return nil, err
+	}
+	if v.Kind == jsondoc.Null {
+		return nil, nil
+	}
+	if v.Kind != jsondoc.Array {
+		return nil, errors.New("not an array")
+	}
+	hs := make([]Header, len(v.Items))
+	for i, it := range v.Items {
+		k, kok := it.Get("k")
+		val, vok := it.Get("v")
+		if !kok || !vok || k.Kind != jsondoc.String || val.Kind != jsondoc.String || len(it.Members) != 2 {
+			return nil, fmt.Errorf("header %d is not {\"k\":…,\"v\":…}", i)
+		}
+		hs[i] = Header{Key: k.Str, Value: val.Str}
+	}
+	return hs, nil
+}
+
 // recordArgs are the values of qInsertRecord for r.
 func recordArgs(r *Record) []any {
 	return []any{r.RecordID, r.SourceKey, r.PartnerID, r.PayloadSHA256, r.Receipt, r.AcceptedAt.UTC().Format(time.RFC3339Nano), r.Seq}
@@ -721,7 +749,7 @@ func (s *DB) ClaimOutbox(ctx context.Context, limit int) (*Claim, error) {
 			l.Seq, l.Signature, l.Receipt = seq.Int64, sig.String, receipt.String
 			m.Logged = &l
 		}
-		if err := json.Unmarshal([]byte(hdr), &m.Headers); err != nil {
+		if m.Headers, err = decodeHeaders(hdr); err != nil {
 			c.Release()
 			return nil, fmt.Errorf("outbox %d: headers: %w", m.ID, err)
 		}
