@@ -157,7 +157,10 @@ const (
 // derived from its source key, a unique index on source_key (which stores
 // from earlier builds keep) repeated the primary key's and cost each notice
 // one more B-tree page at a random place, written to the WAL and again at
-// the checkpoint.
+// the checkpoint. Likewise the outbox has no index of pending rows: since
+// published rows are deleted, every row is pending and the table's own id
+// order is that index. Stores from builds that stamped published_at keep
+// their outbox_pending index, which skips the stamped rows.
 var (
 	schemaSQLite   = schema(columnTypes{blob: "BLOB", bigint: "INTEGER", serial: "INTEGER PRIMARY KEY AUTOINCREMENT"})
 	schemaPostgres = schema(columnTypes{blob: "BYTEA", bigint: "BIGINT", serial: "BIGSERIAL PRIMARY KEY"})
@@ -176,7 +179,6 @@ func schema(t columnTypes) []string {
 		`CREATE TABLE IF NOT EXISTS outbox (
   id ` + t.serial + `, topic TEXT NOT NULL, msg_key ` + t.blob + ` NOT NULL, headers TEXT NOT NULL,
   value ` + t.blob + ` NOT NULL, created_at TEXT NOT NULL, published_at TEXT, log_seq ` + t.bigint + `, render TEXT NOT NULL DEFAULT '')`,
-		`CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(id) WHERE published_at IS NULL`,
 		`CREATE TABLE IF NOT EXISTS records (
   record_id TEXT PRIMARY KEY, source_key TEXT NOT NULL, partner_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL,
   receipt TEXT NOT NULL, accepted_at TEXT NOT NULL, seq ` + t.bigint + ` NOT NULL REFERENCES message_log(seq))`,
@@ -779,7 +781,8 @@ const qClaimOutbox = `SELECT o.id, o.topic, o.msg_key, o.headers, o.value, o.cre
 // rather than stamping a published_at matters for speed: SQLite rewrites a
 // whole row (the event, kilobytes of overflow pages) when a column changes
 // size, so the stamp wrote every event a second time. (Rows of stores from
-// before this carry published_at and are skipped by the pending index.)
+// before this carry published_at and are skipped by their outbox_pending
+// index.)
 func (c *Claim) Done(ctx context.Context) error {
 	if len(c.Messages) == 0 {
 		return nil

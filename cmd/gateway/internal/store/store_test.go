@@ -477,6 +477,9 @@ func TestAddedColumns(t *testing.T) {
 			`CREATE TABLE outbox (id ` + id + `, topic TEXT NOT NULL, msg_key ` + blob + ` NOT NULL, headers TEXT NOT NULL,
   value ` + blob + ` NOT NULL, created_at TEXT NOT NULL, published_at TEXT)`,
 			`INSERT INTO outbox (topic, msg_key, headers, value, created_at) VALUES ('t', 'k', '[]', 'old', '2026-01-01T00:00:00Z')`,
+			// A row an earlier build published and stamped, and its index of pending rows.
+			`INSERT INTO outbox (topic, msg_key, headers, value, created_at, published_at) VALUES ('t', 'k', '[]', 'stamped', '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z')`,
+			`CREATE INDEX outbox_pending ON outbox(id) WHERE published_at IS NULL`,
 		} {
 			if _, err := old.Exec(q); err != nil {
 				t.Fatal(err)
@@ -494,6 +497,34 @@ func TestAddedColumns(t *testing.T) {
 		c.Release()
 		s.Close()
 		open(t, target) // a second open finds the columns there
+	})
+}
+
+// TestNewStoreIndexes: a new store indexes its outbox and records by their
+// keys alone; each further index costs every accepted notice a page write
+// (see the comment on schemaSQLite).
+func TestNewStoreIndexes(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		s := open(t, target)
+		q := `SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('outbox', 'records') AND sql IS NOT NULL`
+		if sqldialect.IsPostgres(target) {
+			q = `SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename IN ('outbox', 'records') AND indexname NOT LIKE '%_pkey'`
+		}
+		rows, err := s.DB().Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				t.Fatal(err)
+			}
+			t.Errorf("index %s", name)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 
