@@ -331,12 +331,9 @@ func compare(lit string, bound *big.Rat) (int, bool) {
 var kindOf = map[string]jsondoc.Kind{"null": jsondoc.Null, "boolean": jsondoc.Bool, "number": jsondoc.Number,
 	"integer": jsondoc.Number, "string": jsondoc.String, "array": jsondoc.Array, "object": jsondoc.Object}
 
-// isInteger reports whether v is a number without a fraction ("1.0" and
+// isInteger reports whether a number is without a fraction ("1.0" and
 // "1e2" are integers), as the library decides.
 func isInteger(v *jsondoc.Value) bool {
-	if v.Kind != jsondoc.Number {
-		return false
-	}
 	if !strings.ContainsAny(v.Str, ".eE") {
 		return true // jsondoc read it: digits with an optional minus
 	}

@@ -394,7 +394,7 @@ func (p *parser) object(depth int) (*Value, error) {
 			return nil, err
 		}
 		open := p.members[base:]
-		if p.has(open, seen, name) {
+		if has(open, seen, name) {
 			return nil, &SyntaxError{fmt.Sprintf("duplicate member name %q", truncate(name))}
 		}
 		if len(open) == 16 {
@@ -427,7 +427,8 @@ func (p *parser) object(depth int) (*Value, error) {
 	}
 }
 
-func (p *parser) has(members []Member, seen map[string]bool, name string) bool {
+// has reports whether an open object already has a member named name.
+func has(members []Member, seen map[string]bool, name string) bool {
 	if seen != nil {
 		return seen[name]
 	}

@@ -33,7 +33,7 @@ func TestDecodeHeaders(t *testing.T) {
 				}
 				in = string(b)
 			}
-			got, err := decodeHeaders(in)
+			got, err := decodeHeaders([]byte(in))
 			if strings.HasPrefix(tc.name, "fail/") {
 				if err == nil {
 					t.Fatalf("decoded %q as %v", in, got)
