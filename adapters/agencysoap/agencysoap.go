@@ -151,7 +151,6 @@ type Notice struct {
 
 type prob struct {
 	el     *etree.Element
-	attr   string
 	reason string
 }
 

@@ -46,7 +46,6 @@ var (
 	rePolicy  = regexp.MustCompile(`^[A-Za-z0-9/-]{1,30}$`)
 	reDate8   = regexp.MustCompile(`^[0-9]{8}$`)
 	reTime4   = regexp.MustCompile(`^[0-9]{4}$`)
-	reCountry = regexp.MustCompile(`^[A-Z]{2}$`)
 	reICD     = regexp.MustCompile(`^[A-Z][0-9]{2}(\.[0-9A-Z]{1,2})?$`)
 	reUEN     = regexp.MustCompile(`^([0-9]{8}[A-Z]|(18|19|20)[0-9]{2}[0-9]{5}[A-Z]|[RST][0-9]{2}[A-Z]{2}[0-9]{4}[A-Z])$`)
 	reRegID   = regexp.MustCompile(`^[A-Za-z0-9./-]{1,40}$`)

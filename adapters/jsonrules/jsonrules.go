@@ -199,15 +199,6 @@ func (c *Checker) Boolean(obj *jsondoc.Value, ptr, name string) (bool, string, b
 	return v.Bool, p, true
 }
 
-func isBlank(s string) bool {
-	for _, r := range s {
-		if !unicode.Is(unicode.White_Space, r) {
-			return false
-		}
-	}
-	return true
-}
-
 // Failed reports whether a pointer already carries a problem.
 func (c *Checker) Failed(ptr string) bool { return c.failed[ptr] }
 

@@ -18,8 +18,6 @@ import (
 	"github.com/beevik/etree"
 )
 
-const nsXS = "http://www.w3.org/2001/XMLSchema"
-
 // Schema is a loaded schema.
 type Schema struct {
 	TargetNS string
@@ -49,12 +47,11 @@ type complexType struct {
 }
 
 type elementDecl struct {
-	name      string
-	min, max  int
-	simple    *simpleType
-	complex   *complexType
-	typeRef   string // resolved lazily
-	resolving bool
+	name     string
+	min, max int
+	simple   *simpleType
+	complex  *complexType
+	typeRef  string // resolved lazily
 }
 
 // Load reads a schema document.

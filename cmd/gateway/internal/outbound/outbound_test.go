@@ -142,12 +142,12 @@ func TestPartnerDownThenUp(t *testing.T) {
 		keys.Store(r.Header.Get("Idempotency-Key"), true)
 		// The body is signed by Perkeso: verify the detached JWS.
 		if _, err := jwsin.Verify(jwsin.Message{Form: jwsin.FormDetached, JWS: r.Header.Get("X-JWS-Signature"), Body: body}, w.signer.JWKS()); err != nil {
-			http.Error(rw, "bad signature", 400)
+			http.Error(rw, "bad signature", http.StatusBadRequest)
 			return
 		}
 		if n.Add(1) <= 2 {
 			rw.Header().Set("Retry-After", "0")
-			http.Error(rw, "down", 503)
+			http.Error(rw, "down", http.StatusServiceUnavailable)
 			return
 		}
 		ok200.Add(1)
@@ -185,7 +185,7 @@ func TestClientErrorDeadLetters(t *testing.T) {
 	var n atomic.Int32
 	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
 		n.Add(1)
-		http.Error(rw, `{"error":"unknown case"}`, 422)
+		http.Error(rw, `{"error":"unknown case"}`, http.StatusUnprocessableEntity)
 	})
 	w.enqueue(t, "req-4xx", "JSON", `{}`)
 	run(t, w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{})), func() bool { return w.state(t).State == store.DeliveryDead })
@@ -206,7 +206,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
 		n.Add(1)
 		if !healthy.Load() {
-			http.Error(rw, "down", 503)
+			http.Error(rw, "down", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = rw.Write([]byte(`{}`))
@@ -247,7 +247,7 @@ func TestRestartMidRetries(t *testing.T) {
 	var n atomic.Int32
 	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
 		if n.Add(1) <= 2 {
-			http.Error(rw, "down", 503)
+			http.Error(rw, "down", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = rw.Write([]byte(`{}`))
@@ -361,7 +361,7 @@ func TestSOAPDelivery(t *testing.T) {
 				raw, _ := io.ReadAll(r.Body)
 				doc, err := wssec.Parse(raw, wssec.Limits{})
 				if err != nil {
-					http.Error(rw, err.Error(), 400)
+					http.Error(rw, err.Error(), http.StatusBadRequest)
 					return
 				}
 				res, verr := (&wssec.Verifier{Trust: func(c *x509.Certificate) error {
@@ -371,7 +371,7 @@ func TestSOAPDelivery(t *testing.T) {
 					return nil
 				}}).Verify(doc)
 				if verr != nil || res.BodyChild.Tag != tc.typ {
-					http.Error(rw, "not verified", 400)
+					http.Error(rw, "not verified", http.StatusBadRequest)
 					return
 				}
 				ids.Store(res.BodyChild.FindElement("./Header/MessageId").Text(), true)
