@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -177,14 +178,25 @@ func (s *Server) correlate(mux *http.ServeMux) http.Handler {
 	})
 }
 
-var reParam = regexp.MustCompile(`\{[^}]+\}`)
-
+// matchPath reports whether path fits a route pattern, segment by segment,
+// a {name} segment standing for any one non-empty segment (as ServeMux
+// reads it). It runs only for requests no route took, to tell 405 from 404.
 func matchPath(pattern, path string) bool {
-	re := regexp.MustCompile("^" + reParam.ReplaceAllString(regexp.QuoteMeta(pattern), "[^/]+") + "$")
-	return re.MatchString(path)
+	ps, qs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(qs) {
+		return false
+	}
+	for i, p := range ps {
+		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
+			if qs[i] == "" {
+				return false
+			}
+		} else if p != qs[i] {
+			return false
+		}
+	}
+	return true
 }
-
-type partnerKey struct{}
 
 // withPartner resolves the partner from the verified client certificate.
 // The TLS handshake already refused unknown certificates; this is the

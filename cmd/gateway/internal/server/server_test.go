@@ -390,6 +390,8 @@ func TestRoutes(t *testing.T) {
 	}{
 		{"fail/unknown-route", "GET", "/v2/nothing", problem.NotFound},
 		{"fail/wrong-method", "DELETE", "/v1/injury-notices", problem.MethodNotAllowed},
+		{"fail/wrong-method-on-record", "DELETE", "/v1/injury-notices/00000000-0000-5000-8000-000000000000", problem.MethodNotAllowed},
+		{"fail/unknown-route-below-record", "DELETE", "/v1/injury-notices/00000000-0000-5000-8000-000000000000/x", problem.NotFound},
 		{"fail/bad-record-id", "GET", "/v1/injury-notices/NOT-A-UUID", problem.BadRequest},
 		{"fail/unknown-record", "GET", "/v1/injury-notices/00000000-0000-5000-8000-000000000000", problem.NotFound},
 	} {
