@@ -3,9 +3,8 @@
 package agencysoap
 
 import (
-	"context"
 	"encoding/xml"
-	"github.com/hooklift/gowsdl/soap"
+
 	"time"
 )
 
@@ -433,92 +432,4 @@ type Decision struct {
 	PermanentIncapacityPct string `xml:"PermanentIncapacityPct,omitempty" json:"PermanentIncapacityPct,omitempty"`
 
 	AppealBy *CalDate `xml:"AppealBy,omitempty" json:"AppealBy,omitempty"`
-}
-
-type ExchangePortType interface {
-
-	// Error can be either of the following types:
-	//
-	//   - ExchangeFault
-
-	NotifyInjury(request *NotifyInjury) (*InjuryAcknowledgement, error)
-
-	NotifyInjuryContext(ctx context.Context, request *NotifyInjury) (*InjuryAcknowledgement, error)
-
-	// Error can be either of the following types:
-	//
-	//   - ExchangeFault
-
-	RequestInformation(request *RequestInformation) (*InformationReply, error)
-
-	RequestInformationContext(ctx context.Context, request *RequestInformation) (*InformationReply, error)
-
-	// Error can be either of the following types:
-	//
-	//   - ExchangeFault
-
-	NotifyDecision(request *NotifyDecision) (*Acknowledgement, error)
-
-	NotifyDecisionContext(ctx context.Context, request *NotifyDecision) (*Acknowledgement, error)
-}
-
-type exchangePortType struct {
-	client *soap.Client
-}
-
-func NewExchangePortType(client *soap.Client) ExchangePortType {
-	return &exchangePortType{
-		client: client,
-	}
-}
-
-func (service *exchangePortType) NotifyInjuryContext(ctx context.Context, request *NotifyInjury) (*InjuryAcknowledgement, error) {
-	response := new(InjuryAcknowledgement)
-	err := service.client.CallContext(ctx, "urn:xb-injury:exchange:v1#NotifyInjury", request, response)
-	if err != nil {
-		return nil, err
-	}
-
-	return response, nil
-}
-
-func (service *exchangePortType) NotifyInjury(request *NotifyInjury) (*InjuryAcknowledgement, error) {
-	return service.NotifyInjuryContext(
-		context.Background(),
-		request,
-	)
-}
-
-func (service *exchangePortType) RequestInformationContext(ctx context.Context, request *RequestInformation) (*InformationReply, error) {
-	response := new(InformationReply)
-	err := service.client.CallContext(ctx, "urn:xb-injury:exchange:v1#RequestInformation", request, response)
-	if err != nil {
-		return nil, err
-	}
-
-	return response, nil
-}
-
-func (service *exchangePortType) RequestInformation(request *RequestInformation) (*InformationReply, error) {
-	return service.RequestInformationContext(
-		context.Background(),
-		request,
-	)
-}
-
-func (service *exchangePortType) NotifyDecisionContext(ctx context.Context, request *NotifyDecision) (*Acknowledgement, error) {
-	response := new(Acknowledgement)
-	err := service.client.CallContext(ctx, "urn:xb-injury:exchange:v1#NotifyDecision", request, response)
-	if err != nil {
-		return nil, err
-	}
-
-	return response, nil
-}
-
-func (service *exchangePortType) NotifyDecision(request *NotifyDecision) (*Acknowledgement, error) {
-	return service.NotifyDecisionContext(
-		context.Background(),
-		request,
-	)
 }
