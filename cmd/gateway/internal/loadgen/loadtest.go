@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -117,8 +116,19 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 	}
 	presign := time.Since(t0)
 
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg.TLS,
-		MaxIdleConnsPerHost: cfg.Concurrency, MaxConnsPerHost: cfg.Concurrency, IdleConnTimeout: time.Minute}}
+	conns := make([]*leanConn, cfg.Concurrency)
+	for w := range conns {
+		c, err := newLeanConn(cfg.URL, "/v1/injury-notices", cfg.TLS, 30*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		conns[w] = c
+	}
+	defer func() {
+		for _, c := range conns {
+			c.close()
+		}
+	}()
 	var next, done, accepted, dups int64 = -1, 0, 0, 0
 	errs := map[string]int64{}
 	var mu sync.Mutex
@@ -156,7 +166,7 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 			}
 		}()
 	}
-	for w := 0; w < cfg.Concurrency; w++ {
+	for _, conn := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -172,18 +182,14 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 				if i >= int64(n) {
 					return
 				}
-				req, _ := http.NewRequestWithContext(runCtx, http.MethodPost, cfg.URL+"/v1/injury-notices", bytes.NewReader(bodies[i]))
-				req.Header.Set("Content-Type", "application/jose")
 				t := time.Now()
-				resp, err := client.Do(req)
+				code, err := conn.post(runCtx, "application/jose", bodies[i])
 				d := time.Since(t)
 				status := "transport"
 				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					status = strconv.Itoa(resp.StatusCode)
+					status = strconv.Itoa(code)
 				} else if runCtx.Err() != nil {
-					return // the duration ended mid-request: not counted
+					return // the run ended while dialling: not counted
 				}
 				atomic.AddInt64(&done, 1)
 				mu.Lock()

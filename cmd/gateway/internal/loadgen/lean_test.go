@@ -1,0 +1,119 @@
+package loadgen
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestReadResponse(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		status   int
+		keep     bool
+		rest     string // what must be left unread: the next response
+	}{
+		{"ok/accepted", "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n{...}NEXT", 202, true, "NEXT"},
+		{"ok/no-reason", "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", 200, true, ""},
+		{"ok/header-case", "HTTP/1.1 422 Unprocessable Entity\r\ncontent-length:  3 \r\n\r\nabcX", 422, true, "X"},
+		{"ok/close", "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 2\r\n\r\nab", 503, false, ""},
+		{"ok/no-content", "HTTP/1.1 204 No Content\r\n\r\nX", 204, true, "X"},
+		{"fail/empty", "", 0, false, ""},
+		{"fail/http10", "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 0, false, ""},
+		{"fail/status-letters", "HTTP/1.1 2x2 OK\r\nContent-Length: 0\r\n\r\n", 0, false, ""},
+		{"fail/status-long", "HTTP/1.1 2020 OK\r\nContent-Length: 0\r\n\r\n", 0, false, ""},
+		{"fail/chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 0, false, ""},
+		{"fail/no-length", "HTTP/1.1 200 OK\r\n\r\nbody", 0, false, ""},
+		{"fail/bad-length", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", 0, false, ""},
+		{"fail/bad-header", "HTTP/1.1 200 OK\r\nno colon\r\n\r\n", 0, false, ""},
+		{"fail/short-body", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0, false, ""},
+		{"fail/truncated-headers", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n", 0, false, ""},
+		{"fail/too-many-headers", "HTTP/1.1 200 OK\r\n" + strings.Repeat("X: y\r\n", maxHeaderLines) + "\r\n", 0, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			br := bufio.NewReader(strings.NewReader(tc.in))
+			status, keep, err := readResponse(br)
+			if strings.HasPrefix(tc.name, "fail/") {
+				if err == nil {
+					t.Fatalf("read %d, want an error", status)
+				}
+				return
+			}
+			if err != nil || status != tc.status || keep != tc.keep {
+				t.Fatalf("got %d keep=%v err=%v, want %d keep=%v", status, keep, err, tc.status, tc.keep)
+			}
+			if rest, _ := io.ReadAll(br); string(rest) != tc.rest {
+				t.Fatalf("left %q unread, want %q", rest, tc.rest)
+			}
+		})
+	}
+}
+
+// TestLeanConn posts over a real TLS server: requests arrive whole on one
+// kept-alive connection, and after the server closes it the next post dials
+// again.
+func TestLeanConn(t *testing.T) {
+	var conns, posts atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		n := posts.Add(1)
+		if r.Method != http.MethodPost || r.URL.Path != "/base/v1/injury-notices" || r.Header.Get("Content-Type") != "application/jose" || string(b) != "body" {
+			http.Error(w, "unexpected request", http.StatusBadRequest)
+			return
+		}
+		if n == 3 {
+			w.Header().Set("Connection", "close")
+		}
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte(`{"status":"ACCEPTED"}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	c, err := newLeanConn(srv.URL+"/base", "/v1/injury-notices", &tls.Config{RootCAs: pool}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	for i := 1; i <= 5; i++ {
+		status, err := c.post(context.Background(), "application/jose", []byte("body"))
+		if err != nil || status != http.StatusAccepted {
+			t.Fatalf("post %d: %d %v", i, status, err)
+		}
+	}
+	if got := conns.Load(); got != 2 {
+		t.Fatalf("%d connections for 5 posts with a close after the third, want 2", got)
+	}
+	if _, err := newLeanConn("http://127.0.0.1:1", "/", &tls.Config{}, time.Second); err == nil {
+		t.Fatal("an http:// URL was taken")
+	}
+}
+
+// FuzzReadResponse: whatever the bytes, readResponse returns (no panic, no
+// hang) and never claims a status outside 100–999.
+func FuzzReadResponse(f *testing.F) {
+	f.Add("HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}")
+	f.Add("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+	f.Add("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		status, _, err := readResponse(bufio.NewReader(strings.NewReader(in)))
+		if err == nil && (status < 100 || status > 999) {
+			t.Fatalf("status %d from %q", status, in)
+		}
+	})
+}
