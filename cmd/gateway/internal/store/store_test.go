@@ -85,6 +85,55 @@ func TestAccept(t *testing.T) {
 	})
 }
 
+// TestRecordReceipts: a notice's record does not store the receipt its log
+// entry holds, and reads it from there; a claim's own receipt is stored
+// with its record; a record from an earlier build, which stored every
+// receipt, reads its own.
+func TestRecordReceipts(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		if _, err := s.Accept(ctx, entry("k1", "aa"), onExisting); err != nil {
+			t.Fatal(err)
+		}
+		batch := entry("batch", "bb")
+		batch.RecordID, batch.SourceKey = "", ""
+		claims := []store.ClaimKey{{SourceKey: "c1", RecordID: "rid-c1", Hash: "h1"}, {SourceKey: "c2", RecordID: "rid-c2", Hash: "h2"}}
+		if _, _, err := s.AcceptBatch(ctx, batch, "insurer", "B1", claims, func(e *store.Entry, o store.BatchOutcome) (store.BatchWrite, error) {
+			return store.BatchWrite{Response: []byte("{}"), Accept: []int{0, 1}, Receipts: []string{"receipt-c1", "receipt-c2"}}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		stored := func(id string) string {
+			var r string
+			if err := s.DB().QueryRow(sqldialect.Rebind(`SELECT receipt FROM records WHERE record_id = ?`, s.Postgres()), id).Scan(&r); err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		for _, tc := range []struct{ id, stored, read string }{
+			{"rid-k1", "", "receipt-k1aa"},
+			{"rid-c1", "receipt-c1", "receipt-c1"},
+			{"rid-c2", "receipt-c2", "receipt-c2"},
+		} {
+			if got := stored(tc.id); got != tc.stored {
+				t.Errorf("%s: records.receipt %q, want %q", tc.id, got, tc.stored)
+			}
+			if rec, err := s.RecordByID(ctx, tc.id); err != nil || rec.Receipt != tc.read {
+				t.Errorf("%s: RecordByID receipt %+v, %v; want %q", tc.id, rec, err, tc.read)
+			}
+		}
+		// As an earlier build wrote it: the receipt stored with the record.
+		if _, err := s.DB().Exec(sqldialect.Rebind(`UPDATE records SET receipt = ? WHERE record_id = ?`, s.Postgres()), "receipt-old", "rid-k1"); err != nil {
+			t.Fatal(err)
+		}
+		r, err := s.Accept(ctx, entry("k1", "aa"), onExisting)
+		if err != nil || r.Outcome != store.OutcomeDuplicate || r.Record.Receipt != "receipt-old" {
+			t.Fatalf("duplicate of an earlier build's record = %+v, %v", r, err)
+		}
+	})
+}
+
 func TestVerifyChain(t *testing.T) {
 	tests := []struct {
 		name   string
