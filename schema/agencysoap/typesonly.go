@@ -85,9 +85,11 @@ func strip(name string) error {
 	return os.WriteFile(name, out, 0o644)
 }
 
-// isClient reports whether d declares the client: a type whose fields or
-// methods take a *soap.Client, the port-type interface it implements, or
-// the constructor. It adds the names of client types to client.
+// isClient reports whether d declares part of the client: a struct with a
+// field of a soap type (the port type's implementation), an interface (the
+// only ones gowsdl writes are port types), or a function taking a soap type
+// (the constructor). It adds the names of the client's types to client, so
+// their methods can go too.
 func isClient(d ast.Decl, client map[string]bool) bool {
 	switch d := d.(type) {
 	case *ast.GenDecl:
