@@ -52,7 +52,7 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	}
 	s, err := loadgen.LoadTest(ctx, loadgen.TestConfig{URL: d.GatewayURL, TLS: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 		Key: key, Template: exampleNotice, TemplateID: exampleNoticeID, Prefix: *prefix, Concurrency: *conc, Requests: *reqs, Duration: *dur, Rate: *rate,
-		GatewayCPU: loadgen.ProcessCPU(d.MetricsURL),
+		Gateway: loadgen.ProcessStats(d.MetricsURL),
 		Progress: func(done, acc int64, el time.Duration) {
 			fmt.Fprintf(stderr, "\r%s   ", loadgen.ProgressLine(done, acc, el))
 		}})

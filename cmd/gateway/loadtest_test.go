@@ -11,7 +11,7 @@ import (
 
 // TestLoadTestSummary runs "gateway loadtest" against "gateway dev" and
 // checks its JSON summary: counts, latency order, client and gateway CPU,
-// and the rate limit.
+// the gateway's peak memory, and the rate limit.
 func TestLoadTestSummary(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
 	cmd, out, _ := startDev(t, dir)
@@ -43,6 +43,9 @@ func TestLoadTestSummary(t *testing.T) {
 			}
 			if s.ClientCPUSecond <= 0 || s.GatewayCPUSeconds <= 0 || s.GatewayCPUMicrosPerReq <= 0 {
 				t.Fatalf("CPU: %+v", s)
+			}
+			if s.GatewayPeakRSSMB < 10 || s.GatewayPeakRSSMB > 1000 {
+				t.Fatalf("gateway peak RSS %v MB", s.GatewayPeakRSSMB)
 			}
 			if tc.progress && !strings.Contains(stderr, "loadtest: ") {
 				t.Fatalf("no progress line in %q", stderr)

@@ -36,10 +36,17 @@ type TestConfig struct {
 	Duration    time.Duration
 	Rate        float64
 	Progress    func(done, accepted int64, elapsed time.Duration)
-	// GatewayCPU, when set, reads the gateway process's CPU seconds
-	// (ProcessCPU), so the summary can give its CPU cost per notice: the
-	// figure that decides throughput on a machine the load generator shares.
-	GatewayCPU func() (float64, error)
+	// Gateway, when set, reads the gateway process's CPU seconds and
+	// resident memory (ProcessStats), so the summary can give its CPU cost
+	// per notice — the figure that decides throughput on a machine the load
+	// generator shares — and its peak memory.
+	Gateway func() (Process, error)
+}
+
+// Process is what the gateway's metrics say of its process.
+type Process struct {
+	CPUSeconds float64 // process_cpu_seconds_total
+	RSSBytes   float64 // process_resident_memory_bytes
 }
 
 // Summary is the JSON the load test prints.
@@ -54,11 +61,17 @@ type Summary struct {
 	Concurrency     int                `json:"concurrency"`
 	ClientCPUSecond float64            `json:"client_cpu_seconds"`
 	PresignSeconds  float64            `json:"presign_seconds"`
-	// The gateway process's CPU during the run (with GatewayCPU): in dev
+	// The gateway process's CPU during the run (with Gateway): in dev
 	// mode that process also runs the relay and the embedded broker.
 	GatewayCPUSeconds      float64 `json:"gateway_cpu_seconds,omitempty"`
 	GatewayCPUMicrosPerReq float64 `json:"gateway_cpu_us_per_notice,omitempty"`
+	// The highest resident memory among samples taken every half second
+	// during the run (a peak between samples can be missed).
+	GatewayPeakRSSMB float64 `json:"gateway_peak_rss_mb,omitempty"`
 }
+
+// rssSampleEvery is how often the gateway's memory is sampled.
+const rssSampleEvery = 500 * time.Millisecond
 
 func cpuSeconds() float64 {
 	var ru syscall.Rusage
@@ -145,13 +158,34 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
-	gw0, gwErr := 0.0, error(nil)
-	if cfg.GatewayCPU != nil {
-		gw0, gwErr = cfg.GatewayCPU()
+	var gw0 Process
+	gwErr := error(nil)
+	if cfg.Gateway != nil {
+		gw0, gwErr = cfg.Gateway()
 	}
+	peakRSS := gw0.RSSBytes
 	cpu0 := cpuSeconds()
 	start := time.Now()
 	stop := make(chan struct{})
+	var sampled chan struct{} // closed when the sampler has stopped
+	if cfg.Gateway != nil && gwErr == nil {
+		sampled = make(chan struct{})
+		go func() {
+			defer close(sampled)
+			tk := time.NewTicker(rssSampleEvery)
+			defer tk.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tk.C:
+					if p, err := cfg.Gateway(); err == nil {
+						peakRSS = max(peakRSS, p.RSSBytes)
+					}
+				}
+			}
+		}()
+	}
 	if cfg.Progress != nil {
 		go func() {
 			tk := time.NewTicker(time.Second)
@@ -210,6 +244,9 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 	wg.Wait()
 	close(stop)
 	elapsed := time.Since(start)
+	if sampled != nil {
+		<-sampled
+	}
 	slices.Sort(lat)
 	pct := func(p float64) float64 {
 		if len(lat) == 0 {
@@ -221,35 +258,50 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 		ThroughputPerS: float64(accepted+dups) / elapsed.Seconds(), DurationS: elapsed.Seconds(),
 		LatencyMS:       map[string]float64{"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1)},
 		ClientCPUSecond: cpuSeconds() - cpu0, PresignSeconds: presign.Seconds()}
-	if cfg.GatewayCPU != nil && gwErr == nil {
-		if gw1, err := cfg.GatewayCPU(); err == nil {
-			s.GatewayCPUSeconds = gw1 - gw0
+	if cfg.Gateway != nil && gwErr == nil {
+		if gw1, err := cfg.Gateway(); err == nil {
+			s.GatewayCPUSeconds = gw1.CPUSeconds - gw0.CPUSeconds
 			if n := accepted + dups; n > 0 {
 				s.GatewayCPUMicrosPerReq = math.Round(s.GatewayCPUSeconds / float64(n) * 1e6)
 			}
+			s.GatewayPeakRSSMB = math.Round(max(peakRSS, gw1.RSSBytes) / (1 << 20))
 		}
 	}
 	return s, nil
 }
 
-// ProcessCPU reads process_cpu_seconds_total from a Prometheus endpoint
-// (the gateway's operator listener, /metrics).
-func ProcessCPU(metricsURL string) func() (float64, error) {
+// ProcessStats reads process_cpu_seconds_total and
+// process_resident_memory_bytes from a Prometheus endpoint (the gateway's
+// operator listener, /metrics).
+func ProcessStats(metricsURL string) func() (Process, error) {
 	c := &http.Client{Timeout: 5 * time.Second}
-	return func() (float64, error) {
+	return func() (Process, error) {
+		var p Process
 		resp, err := c.Get(metricsURL)
 		if err != nil {
-			return 0, err
+			return p, err
 		}
 		defer resp.Body.Close()
 		sc := bufio.NewScanner(resp.Body)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "process_cpu_seconds_total "); ok {
-				return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		found := 0
+		for sc.Scan() && found < 2 {
+			for _, m := range []struct {
+				name string
+				dst  *float64
+			}{{"process_cpu_seconds_total ", &p.CPUSeconds}, {"process_resident_memory_bytes ", &p.RSSBytes}} {
+				if v, ok := strings.CutPrefix(sc.Text(), m.name); ok {
+					if *m.dst, err = strconv.ParseFloat(strings.TrimSpace(v), 64); err != nil {
+						return p, fmt.Errorf("loadgen: %s: %s: %w", metricsURL, m.name, err)
+					}
+					found++
+				}
 			}
 		}
-		return 0, fmt.Errorf("loadgen: %s has no process_cpu_seconds_total", metricsURL)
+		if found < 2 {
+			return p, fmt.Errorf("loadgen: %s lacks process_cpu_seconds_total or process_resident_memory_bytes", metricsURL)
+		}
+		return p, nil
 	}
 }
 
