@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
-	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/loadgen"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
@@ -17,7 +15,7 @@ import (
 func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("loadtest", stderr)
 	dir := fs.String("dev", devmode.DefaultDir, "dev directory of a running \"gateway dev\" (loopback only)")
-	partnerID := fs.String("partner", "", "JSON partner in dev.json (default: the first employer)")
+	partnerID := fs.String("partner", "", "sg-employer-notice/v1 partner in dev.json (default: the first JSON partner)")
 	conc := fs.Int("concurrency", 32, "concurrent keep-alive clients")
 	dur := fs.Duration("duration", 0, "run this long (default 10s unless --requests)")
 	reqs := fs.Int("requests", 0, "send this many notices instead of running for a duration")
@@ -26,31 +24,25 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
-	d, _, _, err := jsonKit(*dir, *partnerID)
+	d, p, err := jsonPartner(*dir, *partnerID)
 	if err != nil {
 		return err
 	}
-	id := *partnerID
-	if id == "" {
-		id = d.Partners[0].ID
+	if p.Format != "sg-employer-notice/v1" {
+		return fmt.Errorf("loadtest sends sg-employer-notice/v1 notices; partner %s sends %s", p.ID, p.Format)
 	}
-	p, _ := d.Partner(id)
 	key, err := partnerkit.LoadSigningKey(p.SigningJWK)
 	if err != nil {
 		return err
 	}
-	pool, err := certs.LoadPool(d.CACert)
-	if err != nil {
-		return err
-	}
-	cert, err := tls.LoadX509KeyPair(p.ClientCert, p.ClientKey)
+	tc, err := partnerkit.TLSConfig(d.CACert, p.ClientCert, p.ClientKey)
 	if err != nil {
 		return err
 	}
 	if *prefix == "" {
 		*prefix = fmt.Sprintf("LT-%d-", time.Now().Unix())
 	}
-	s, err := loadgen.LoadTest(ctx, loadgen.TestConfig{URL: d.GatewayURL, TLS: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+	s, err := loadgen.LoadTest(ctx, loadgen.TestConfig{URL: d.GatewayURL, TLS: tc,
 		Key: key, Template: exampleNotice, TemplateID: exampleNoticeID, Prefix: *prefix, Concurrency: *conc, Requests: *reqs, Duration: *dur, Rate: *rate,
 		Gateway: loadgen.ProcessStats(d.MetricsURL),
 		Progress: func(done, acc int64, el time.Duration) {

@@ -52,6 +52,17 @@ func TestLoadTestSummary(t *testing.T) {
 			}
 		})
 	}
+	for _, tc := range []struct{ name, partner, want string }{
+		{"fail/soap-partner", "demo-agency", "signs with WS-Security"},
+		{"fail/insurer", "demo-insurer", "sends insurer-claim/v1"},
+		{"fail/unknown-partner", "nobody", "nobody"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, stderr, err := gateway(t, "loadtest", "--dev", dir, "--partner", tc.partner, "--requests", "1"); err == nil || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("err %v, stderr %q; want %q", err, stderr, tc.want)
+			}
+		})
+	}
 	t.Run("fail/no-dev-directory", func(t *testing.T) {
 		if _, stderr, err := gateway(t, "loadtest", "--dev", filepath.Join(t.TempDir(), "none"), "--requests", "1"); err == nil || !strings.Contains(stderr, "dev.json") {
 			t.Fatalf("err %v, stderr %q", err, stderr)

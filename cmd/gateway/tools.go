@@ -227,12 +227,12 @@ func runLog(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	return nil
 }
 
-// jsonKit loads a JSON partner's kit from dev.json (the first employer
-// when id is empty): its signing key and an mTLS client to the gateway.
-func jsonKit(dir, id string) (*devmode.DevJSON, jwk.Key, *partnerkit.Client, error) {
+// jsonPartner finds a JSON partner in dev.json: id, or the first partner
+// that signs with JWS when id is empty.
+func jsonPartner(dir, id string) (*devmode.DevJSON, *devmode.DevJSONPartner, error) {
 	d, err := devmode.ReadDevJSON(dir)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if id == "" {
 		for _, p := range d.Partners {
@@ -244,10 +244,20 @@ func jsonKit(dir, id string) (*devmode.DevJSON, jwk.Key, *partnerkit.Client, err
 	}
 	p, err := d.Partner(id)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if p.SigningJWK == "" {
-		return nil, nil, nil, fmt.Errorf("partner %s signs with WS-Security, not JWS; use gateway soap", id)
+		return nil, nil, fmt.Errorf("partner %s signs with WS-Security, not JWS; use gateway soap", id)
+	}
+	return d, p, nil
+}
+
+// jsonKit loads a JSON partner's kit from dev.json (see jsonPartner): its
+// signing key and an mTLS client to the gateway.
+func jsonKit(dir, id string) (*devmode.DevJSON, jwk.Key, *partnerkit.Client, error) {
+	d, p, err := jsonPartner(dir, id)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	key, err := partnerkit.LoadSigningKey(p.SigningJWK)
 	if err != nil {
