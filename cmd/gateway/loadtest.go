@@ -12,10 +12,13 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 )
 
+// noticeFormat is what loadtest sends: the example notice, each with its own noticeId.
+const noticeFormat = "sg-employer-notice/v1"
+
 func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("loadtest", stderr)
 	dir := fs.String("dev", devmode.DefaultDir, "dev directory of a running \"gateway dev\" (loopback only)")
-	partnerID := fs.String("partner", "", "sg-employer-notice/v1 partner in dev.json (default: the first JSON partner)")
+	partnerID := fs.String("partner", "", "sg-employer-notice/v1 partner in dev.json (default: the first)")
 	conc := fs.Int("concurrency", 32, "concurrent keep-alive clients")
 	dur := fs.Duration("duration", 0, "run this long (default 10s unless --requests)")
 	reqs := fs.Int("requests", 0, "send this many notices instead of running for a duration")
@@ -24,12 +27,23 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
-	d, p, err := jsonPartner(*dir, *partnerID)
+	id := *partnerID
+	if id == "" {
+		if d, err := devmode.ReadDevJSON(*dir); err == nil {
+			for _, p := range d.Partners {
+				if p.Format == noticeFormat {
+					id = p.ID
+					break
+				}
+			}
+		}
+	}
+	d, p, err := jsonPartner(*dir, id)
 	if err != nil {
 		return err
 	}
-	if p.Format != "sg-employer-notice/v1" {
-		return fmt.Errorf("loadtest sends sg-employer-notice/v1 notices; partner %s sends %s", p.ID, p.Format)
+	if p.Format != noticeFormat {
+		return fmt.Errorf("loadtest sends %s notices; partner %s sends %s", noticeFormat, p.ID, p.Format)
 	}
 	key, err := partnerkit.LoadSigningKey(p.SigningJWK)
 	if err != nil {
