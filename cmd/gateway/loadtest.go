@@ -66,6 +66,9 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
+	if s.PoolExhausted {
+		fmt.Fprintf(stderr, "loadtest: every pre-signed notice was sent before %s; the run ended early (pool_exhausted)\n", *dur)
+	}
 	out, _ := json.MarshalIndent(s, "", "  ")
 	fmt.Fprintf(stdout, "%s\n", out)
 	return nil

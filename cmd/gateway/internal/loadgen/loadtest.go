@@ -36,6 +36,10 @@ type TestConfig struct {
 	Duration    time.Duration
 	Rate        float64
 	Progress    func(done, accepted int64, elapsed time.Duration)
+	// PresignRate sizes the pool of a Duration run without Rate: enough
+	// notices for the duration at this many per second (default
+	// DefaultPresignRate, at most MaxPresign).
+	PresignRate float64
 	// Gateway, when set, reads the gateway process's CPU seconds and
 	// resident memory (ProcessStats), so the summary can give its CPU cost
 	// per notice — the figure that decides throughput on a machine the load
@@ -68,7 +72,18 @@ type Summary struct {
 	// The highest resident memory among samples taken every half second
 	// during the run (a peak between samples can be missed).
 	GatewayPeakRSSMB float64 `json:"gateway_peak_rss_mb,omitempty"`
+	// PoolExhausted: a Duration run ended early because every pre-signed
+	// notice had been sent.
+	PoolExhausted bool `json:"pool_exhausted,omitempty"`
 }
+
+// A Duration run pre-signs enough notices for DefaultPresignRate per
+// second, above the target of 6,000, and at most MaxPresign (about 2.7 KB
+// each in the load generator's memory; 1.4 GB at the cap).
+const (
+	DefaultPresignRate = 8000
+	MaxPresign         = 500000
+)
 
 // rssSampleEvery is how often the gateway's memory is sampled.
 const rssSampleEvery = 500 * time.Millisecond
@@ -94,12 +109,16 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 		if cfg.Duration <= 0 {
 			cfg.Duration = 10 * time.Second
 		}
-		// Enough notices for the duration at a generous rate, signed before
-		// the clock starts (capped at 200,000).
-		n = 200000
-		if cfg.Rate > 0 {
-			n = min(n, int(cfg.Rate*cfg.Duration.Seconds())+cfg.Concurrency)
+		// Enough notices for the duration at a generous rate (or at Rate),
+		// signed before the clock starts.
+		rate := cfg.PresignRate
+		if rate <= 0 {
+			rate = DefaultPresignRate
 		}
+		if cfg.Rate > 0 {
+			rate = cfg.Rate
+		}
+		n = min(MaxPresign, int(rate*cfg.Duration.Seconds())+cfg.Concurrency)
 	}
 	// Pre-sign on every core.
 	t0 := time.Now()
@@ -143,6 +162,7 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 		}
 	}()
 	var next, done, accepted, dups int64 = -1, 0, 0, 0
+	var exhausted atomic.Bool
 	errs := map[string]int64{}
 	var mu sync.Mutex
 	lat := make([]time.Duration, 0, n)
@@ -214,6 +234,9 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 				}
 				i := atomic.AddInt64(&next, 1)
 				if i >= int64(n) {
+					if cfg.Requests <= 0 && runCtx.Err() == nil {
+						exhausted.Store(true)
+					}
 					return
 				}
 				t := time.Now()
@@ -257,7 +280,7 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 	s := &Summary{Requests: done, Accepted: accepted, Duplicates: dups, ErrorsByStatus: errs, Concurrency: cfg.Concurrency,
 		ThroughputPerS: float64(accepted+dups) / elapsed.Seconds(), DurationS: elapsed.Seconds(),
 		LatencyMS:       map[string]float64{"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1)},
-		ClientCPUSecond: cpuSeconds() - cpu0, PresignSeconds: presign.Seconds()}
+		ClientCPUSecond: cpuSeconds() - cpu0, PresignSeconds: presign.Seconds(), PoolExhausted: exhausted.Load()}
 	if cfg.Gateway != nil && gwErr == nil {
 		if gw1, err := cfg.Gateway(); err == nil {
 			s.GatewayCPUSeconds = gw1.CPUSeconds - gw0.CPUSeconds

@@ -1,0 +1,66 @@
+package loadgen
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+)
+
+// TestPoolExhausted: a duration run that sends every pre-signed notice
+// before its time is up stops and says so; one that does not, does not.
+func TestPoolExhausted(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	srv.StartTLS()
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := jwk.Import(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = key.Set(jwk.KeyIDKey, "k1")
+	_ = key.Set(jwk.AlgorithmKey, jwa.ES256())
+	for _, tc := range []struct {
+		name              string
+		dur               time.Duration
+		presignRate, rate float64
+		exhausted         bool
+	}{
+		// 2/s for 10 s: 20 + 2 notices, sent in far less than 10 s.
+		{"ok/exhausted", 10 * time.Second, 2, 0, true},
+		// Paced at 50/s for 0.4 s: 20 + 2 notices, about 20 of them sent.
+		{"ok/paced", 400 * time.Millisecond, 0, 50, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := LoadTest(context.Background(), TestConfig{URL: srv.URL, TLS: &tls.Config{RootCAs: pool}, Key: key,
+				Template: []byte(`{"noticeId":"N"}`), TemplateID: "N", Prefix: "P-", Concurrency: 2, Duration: tc.dur, PresignRate: tc.presignRate, Rate: tc.rate})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.PoolExhausted != tc.exhausted || s.Accepted == 0 {
+				t.Fatalf("pool_exhausted %v, want %v (%+v)", s.PoolExhausted, tc.exhausted, s)
+			}
+			if tc.exhausted && (s.Accepted != 22 || s.DurationS >= tc.dur.Seconds()) {
+				t.Fatalf("exhausted run: %d accepted in %.1f s, want 22 in under %v", s.Accepted, s.DurationS, tc.dur)
+			}
+		})
+	}
+}
