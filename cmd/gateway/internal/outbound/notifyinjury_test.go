@@ -27,15 +27,17 @@ func TestNotifyInjuryRoundTrip(t *testing.T) {
 	}
 	payload, _ := json.Marshal(NotifyInjuryPayload{Record: rec, SenderCaseRef: "PERKESO-JB-2026-0042"})
 	s := &SOAPSender{Institution: "MY:PERKESO", Receiver: "TH:SSO"}
-	doc, action, err := s.envelope(&store.Delivery{Key: "ni-1", MessageType: "NotifyInjury", Payload: payload})
+	doc, op, action, err := s.envelope(&store.Delivery{Key: "ni-1", MessageType: "NotifyInjury", Payload: payload})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if action != "urn:xb-injury:exchange:v1#NotifyInjury" {
 		t.Fatal(action)
 	}
-	body := doc.FindElement("//Body").ChildElements()[0]
-	n := agencysoap.ReadNotifyInjury(body)
+	if body := doc.FindElement("//Body").ChildElements()[0]; body != op {
+		t.Fatalf("envelope returned %s, not the Body's child %s", op.Tag, body.Tag)
+	}
+	n := agencysoap.ReadNotifyInjury(op)
 	if p := n.First(); p != nil {
 		t.Fatalf("the outgoing message breaks %s at %s: %s", p.Code, p.Location, p.Reason)
 	}
@@ -52,7 +54,7 @@ func TestNotifyInjuryRoundTrip(t *testing.T) {
 		r := rec
 		r.Wages = nil
 		p, _ := json.Marshal(NotifyInjuryPayload{Record: r})
-		if _, _, err := s.envelope(&store.Delivery{Key: "ni-2", MessageType: "NotifyInjury", Payload: p}); err == nil {
+		if _, _, _, err := s.envelope(&store.Delivery{Key: "ni-2", MessageType: "NotifyInjury", Payload: p}); err == nil {
 			t.Fatal("a record without a wage became a NotifyInjury")
 		}
 	})

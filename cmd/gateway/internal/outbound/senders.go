@@ -128,7 +128,7 @@ func messageID(key string) string {
 // NotifyDecision. A delivered NotifyInjury gets the case id the agency
 // assigned (d.CaseID), which the status event and the queue then carry.
 func (s *SOAPSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, error) {
-	doc, action, err := s.envelope(d)
+	doc, op, action, err := s.envelope(d)
 	if err != nil {
 		return nil, 0, &Error{Msg: err.Error()}
 	}
@@ -149,7 +149,7 @@ func (s *SOAPSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, 
 	// A signed answer that breaks the exchange's rules is not a delivery.
 	// Sending again would only repeat it (the agency answers a repeated
 	// MessageId with its first response, §8.3), so it goes to dead letter.
-	if p := agencysoap.CheckResponse(doc.FindElement("//Body/*"), resp.Body); p != nil {
+	if p := agencysoap.CheckResponse(op, resp.Body); p != nil {
 		return resp.Raw, resp.Status, &Error{Status: resp.Status, Msg: fmt.Sprintf("the agency's response breaks agency-soap/v1 (%s at %s): %s", p.Code, p.Location, p.Reason)}
 	}
 	if d.CaseID == "" { // a notification: the agency's InjuryAcknowledgement names the case from now on
@@ -158,7 +158,9 @@ func (s *SOAPSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, 
 	return resp.Raw, resp.Status, nil
 }
 
-func (s *SOAPSender) envelope(d *store.Delivery) (*etree.Document, string, error) {
+// envelope builds the request for d: the document, its operation element
+// (the Body's child, which the response is checked against) and the SOAP action.
+func (s *SOAPSender) envelope(d *store.Delivery) (*etree.Document, *etree.Element, string, error) {
 	doc := etree.NewDocument()
 	env := doc.CreateElement("soap:Envelope")
 	env.CreateAttr("xmlns:soap", wssec.NSSoap11)
@@ -175,7 +177,7 @@ func (s *SOAPSender) envelope(d *store.Delivery) (*etree.Document, string, error
 	switch d.MessageType {
 	case "NotifyInjury":
 		if err := notifyInjury(op, d.Payload); err != nil {
-			return nil, "", err
+			return nil, nil, "", err
 		}
 	case "RequestInformation":
 		var p struct {
@@ -186,7 +188,7 @@ func (s *SOAPSender) envelope(d *store.Delivery) (*etree.Document, string, error
 			ReplyBy string `json:"replyBy"`
 		}
 		if err := json.Unmarshal(d.Payload, &p); err != nil || len(p.Items) == 0 {
-			return nil, "", errors.New("RequestInformation payload needs items")
+			return nil, nil, "", errors.New("RequestInformation payload needs items")
 		}
 		req := op.CreateElement("xb:Request")
 		for _, it := range p.Items {
@@ -207,7 +209,7 @@ func (s *SOAPSender) envelope(d *store.Delivery) (*etree.Document, string, error
 			PermanentIncapacityPct                                       *int
 		}
 		if err := json.Unmarshal(d.Payload, &p); err != nil || p.Subject == "" {
-			return nil, "", errors.New("NotifyDecision payload needs subject, outcome, decisionDate and legalBasis")
+			return nil, nil, "", errors.New("NotifyDecision payload needs subject, outcome, decisionDate and legalBasis")
 		}
 		dec := op.CreateElement("xb:Decision")
 		dec.CreateElement("xb:Subject").SetText(p.Subject)
@@ -228,15 +230,15 @@ func (s *SOAPSender) envelope(d *store.Delivery) (*etree.Document, string, error
 			a.SetText(p.AppealBy)
 		}
 	default:
-		return nil, "", fmt.Errorf("message type %s cannot go to an agency", d.MessageType)
+		return nil, nil, "", fmt.Errorf("message type %s cannot go to an agency", d.MessageType)
 	}
 	// What goes out must be what the agency's schema accepts.
 	xs, err := schema.AgencySOAP()
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	if verr := xs.Validate(op, "xb"); verr != nil {
-		return nil, "", fmt.Errorf("the %s built from the payload breaks the schema: %v", d.MessageType, verr)
+		return nil, nil, "", fmt.Errorf("the %s built from the payload breaks the schema: %v", d.MessageType, verr)
 	}
-	return doc, "urn:xb-injury:exchange:v1#" + d.MessageType, nil
+	return doc, op, "urn:xb-injury:exchange:v1#" + d.MessageType, nil
 }
