@@ -60,38 +60,23 @@ func Start(serverCert tls.Certificate, clientCAs *x509.CertPool, own *wssec.Sign
 				return
 			}
 			op := res.BodyChild.Tag
-			hdr := res.BodyChild.FindElement("./Header")
-			out := etree.NewDocument()
-			env := out.CreateElement("soap:Envelope")
-			env.CreateAttr("xmlns:soap", wssec.NSSoap11)
-			env.CreateAttr("xmlns:xb", "urn:xb-injury:exchange:v1")
 			name, ok := agencysoap.Responses[op]
 			if !ok {
 				http.Error(w, "unknown operation", http.StatusBadRequest)
 				return
 			}
-			resp := env.CreateElement("soap:Body").CreateElement("xb:" + name)
-			h := resp.CreateElement("xb:Header")
-			h.CreateElement("xb:MessageId").SetText("urn:uuid:" + uuid.NewString())
-			h.CreateElement("xb:InReplyTo").SetText(hdr.FindElement("./MessageId").Text())
-			if c := hdr.FindElement("./CaseId"); c != nil {
-				h.CreateElement("xb:CaseId").SetText(c.Text())
-			} else { // a notification: the receiver assigns the case id (§6.2)
-				h.CreateElement("xb:CaseId").SetText("TH:SSO:DEMO-" + uuid.NewString()[:8])
-			}
-			h.CreateElement("xb:Sender").SetText("TH:SSO")
-			h.CreateElement("xb:Receiver").SetText(hdr.FindElement("./Sender").Text())
-			h.CreateElement("xb:SentAt").SetText(time.Now().UTC().Format("2006-01-02T15:04:05Z"))
-			if name != "InformationReply" {
-				resp.CreateElement("xb:ReceivedAt").SetText(time.Now().UTC().Format("2006-01-02T15:04:05Z"))
-			} else {
+			out := Response(res.BodyChild, name, "TH:SSO:DEMO-"+uuid.NewString()[:8], func(resp, _ *etree.Element) {
+				if name != "InformationReply" {
+					resp.CreateElement("xb:ReceivedAt").SetText(time.Now().UTC().Format("2006-01-02T15:04:05Z"))
+					return
+				}
 				rep := resp.CreateElement("xb:Reply")
 				for _, it := range res.BodyChild.FindElements("./Request/Item") {
 					ri := rep.CreateElement("xb:Item")
 					ri.CreateElement("xb:Code").SetText(it.FindElement("./Code").Text())
 					ri.CreateElement("xb:Outcome").SetText("NOT_HELD")
 				}
-			}
+			})
 			if err := own.Sign(out); err != nil {
 				http.Error(w, "signing failed", http.StatusInternalServerError)
 				return
@@ -107,6 +92,32 @@ func Start(serverCert tls.Certificate, clientCAs *x509.CertPool, own *wssec.Sign
 		})}
 	go func() { _ = a.srv.Serve(tls.NewListener(ln, a.srv.TLSConfig)) }()
 	return a, nil
+}
+
+// Response builds TH:SSO's unsigned answer name to the request operation
+// element req: the reply header (a new MessageId, InReplyTo, the request's
+// CaseId — or newCaseID for a notification, whose receiver assigns it,
+// agency-soap/v1 §6.2 — sender, receiver, SentAt), then fill adds the body
+// of the answer. Tests build broken answers with it too.
+func Response(req *etree.Element, name, newCaseID string, fill func(resp, hdr *etree.Element)) *etree.Document {
+	out := etree.NewDocument()
+	env := out.CreateElement("soap:Envelope")
+	env.CreateAttr("xmlns:soap", wssec.NSSoap11)
+	env.CreateAttr("xmlns:xb", "urn:xb-injury:exchange:v1")
+	resp := env.CreateElement("soap:Body").CreateElement("xb:" + name)
+	h := resp.CreateElement("xb:Header")
+	h.CreateElement("xb:MessageId").SetText("urn:uuid:" + uuid.NewString())
+	h.CreateElement("xb:InReplyTo").SetText(req.FindElement("./Header/MessageId").Text())
+	if c := req.FindElement("./Header/CaseId"); c != nil {
+		h.CreateElement("xb:CaseId").SetText(c.Text())
+	} else {
+		h.CreateElement("xb:CaseId").SetText(newCaseID)
+	}
+	h.CreateElement("xb:Sender").SetText("TH:SSO")
+	h.CreateElement("xb:Receiver").SetText(req.FindElement("./Header/Sender").Text())
+	h.CreateElement("xb:SentAt").SetText(time.Now().UTC().Format("2006-01-02T15:04:05Z"))
+	fill(resp, h)
+	return out
 }
 
 // Close stops the endpoint.

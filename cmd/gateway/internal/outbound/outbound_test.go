@@ -27,6 +27,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/demoagency"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
@@ -268,24 +269,7 @@ func TestRestartMidRetries(t *testing.T) {
 // agencyResponse builds the envelope of an agency's answer to req: the
 // response element with a header as §6 asks, then fill adds the rest.
 func agencyResponse(req *etree.Element, name string, fill func(resp, hdr *etree.Element)) *etree.Document {
-	out := etree.NewDocument()
-	env := out.CreateElement("soap:Envelope")
-	env.CreateAttr("xmlns:soap", wssec.NSSoap11)
-	env.CreateAttr("xmlns:xb", "urn:xb-injury:exchange:v1")
-	resp := env.CreateElement("soap:Body").CreateElement("xb:" + name)
-	h := resp.CreateElement("xb:Header")
-	h.CreateElement("xb:MessageId").SetText("urn:uuid:" + uuid.NewString())
-	h.CreateElement("xb:InReplyTo").SetText(req.FindElement("./Header/MessageId").Text())
-	if c := req.FindElement("./Header/CaseId"); c != nil {
-		h.CreateElement("xb:CaseId").SetText(c.Text())
-	} else { // a notification: the receiver assigns the case id
-		h.CreateElement("xb:CaseId").SetText("TH:SSO:CASE-" + uuid.NewString()[:8])
-	}
-	h.CreateElement("xb:Sender").SetText("TH:SSO")
-	h.CreateElement("xb:Receiver").SetText("MY:PERKESO")
-	h.CreateElement("xb:SentAt").SetText(time.Now().UTC().Format("2006-01-02T15:04:05Z"))
-	fill(resp, h)
-	return out
+	return demoagency.Response(req, name, "TH:SSO:CASE-"+uuid.NewString()[:8], fill)
 }
 
 // TestSOAPDelivery: a decision is re-sent after a server fault with the same
