@@ -187,38 +187,18 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 	cpu0 := cpuSeconds()
 	start := time.Now()
 	stop := make(chan struct{})
-	var sampled chan struct{} // closed when the sampler has stopped
+	var sampled, reported <-chan struct{} // closed when the sampler and the progress line have stopped
 	if cfg.Gateway != nil && gwErr == nil {
-		sampled = make(chan struct{})
-		go func() {
-			defer close(sampled)
-			tk := time.NewTicker(rssSampleEvery)
-			defer tk.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tk.C:
-					if p, err := cfg.Gateway(); err == nil {
-						peakRSS = max(peakRSS, p.RSSBytes)
-					}
-				}
+		sampled = every(rssSampleEvery, stop, func() {
+			if p, err := cfg.Gateway(); err == nil {
+				peakRSS = max(peakRSS, p.RSSBytes)
 			}
-		}()
+		})
 	}
 	if cfg.Progress != nil {
-		go func() {
-			tk := time.NewTicker(time.Second)
-			defer tk.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-tk.C:
-					cfg.Progress(atomic.LoadInt64(&done), atomic.LoadInt64(&accepted), time.Since(start))
-				}
-			}
-		}()
+		reported = every(time.Second, stop, func() {
+			cfg.Progress(atomic.LoadInt64(&done), atomic.LoadInt64(&accepted), time.Since(start))
+		})
 	}
 	for _, conn := range conns {
 		wg.Add(1)
@@ -267,8 +247,10 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 	wg.Wait()
 	close(stop)
 	elapsed := time.Since(start)
-	if sampled != nil {
-		<-sampled
+	for _, c := range []<-chan struct{}{sampled, reported} {
+		if c != nil {
+			<-c
+		}
 	}
 	slices.Sort(lat)
 	pct := func(p float64) float64 {
@@ -291,6 +273,26 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 		}
 	}
 	return s, nil
+}
+
+// every calls f every d until stop is closed; the channel it returns is
+// closed once it has stopped.
+func every(d time.Duration, stop <-chan struct{}, f func()) <-chan struct{} {
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tk := time.NewTicker(d)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+				f()
+			}
+		}
+	}()
+	return stopped
 }
 
 // ProcessStats reads process_cpu_seconds_total and
