@@ -27,23 +27,9 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
-	id := *partnerID
-	if id == "" {
-		if d, err := devmode.ReadDevJSON(*dir); err == nil {
-			for _, p := range d.Partners {
-				if p.Format == noticeFormat {
-					id = p.ID
-					break
-				}
-			}
-		}
-	}
-	d, p, err := jsonPartner(*dir, id)
+	d, p, err := jsonPartner(*dir, *partnerID, noticeFormat)
 	if err != nil {
 		return err
-	}
-	if p.Format != noticeFormat {
-		return fmt.Errorf("loadtest sends %s notices; partner %s sends %s", noticeFormat, p.ID, p.Format)
 	}
 	key, err := partnerkit.LoadSigningKey(p.SigningJWK)
 	if err != nil {

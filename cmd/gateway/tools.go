@@ -228,15 +228,15 @@ func runLog(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 }
 
 // jsonPartner finds a JSON partner in dev.json: id, or the first partner
-// that signs with JWS when id is empty.
-func jsonPartner(dir, id string) (*devmode.DevJSON, *devmode.DevJSONPartner, error) {
+// that signs with JWS (and sends format, when given) when id is empty.
+func jsonPartner(dir, id, format string) (*devmode.DevJSON, *devmode.DevJSONPartner, error) {
 	d, err := devmode.ReadDevJSON(dir)
 	if err != nil {
 		return nil, nil, err
 	}
 	if id == "" {
 		for _, p := range d.Partners {
-			if p.SigningJWK != "" {
+			if p.SigningJWK != "" && (format == "" || p.Format == format) {
 				id = p.ID
 				break
 			}
@@ -249,13 +249,16 @@ func jsonPartner(dir, id string) (*devmode.DevJSON, *devmode.DevJSONPartner, err
 	if p.SigningJWK == "" {
 		return nil, nil, fmt.Errorf("partner %s signs with WS-Security, not JWS; use gateway soap", id)
 	}
+	if format != "" && p.Format != format {
+		return nil, nil, fmt.Errorf("partner %s sends %s, not %s", id, p.Format, format)
+	}
 	return d, p, nil
 }
 
 // jsonKit loads a JSON partner's kit from dev.json (see jsonPartner): its
 // signing key and an mTLS client to the gateway.
 func jsonKit(dir, id string) (*devmode.DevJSON, jwk.Key, *partnerkit.Client, error) {
-	d, p, err := jsonPartner(dir, id)
+	d, p, err := jsonPartner(dir, id, "")
 	if err != nil {
 		return nil, nil, nil, err
 	}
