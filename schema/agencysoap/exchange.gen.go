@@ -4,7 +4,6 @@ package agencysoap
 
 import (
 	"encoding/xml"
-
 	"time"
 )
 

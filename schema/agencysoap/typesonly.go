@@ -202,6 +202,12 @@ func dropUnusedImports(f *ast.File) {
 				}
 			}
 			g.Specs = specs
+			// Without the removed lines, the kept imports would print
+			// with gaps where those were: give them one position, and
+			// the printer writes them one per line, with no blank lines.
+			for _, sp := range specs {
+				sp.(*ast.ImportSpec).Path.ValuePos = g.Lparen + 1
+			}
 		}
 	}
 }
