@@ -20,6 +20,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/retryafter"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/soapclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
@@ -84,23 +85,10 @@ func (s *JSONSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, 
 		}
 		return body, code, nil
 	case code == http.StatusTooManyRequests || code >= 500:
-		return body, code, &Error{Retry: true, Status: code, RetryAfter: retryAfter(resp.Header().Get("Retry-After")), Msg: fmt.Sprintf("HTTP %d", code)}
+		return body, code, &Error{Retry: true, Status: code, RetryAfter: retryafter.Parse(resp.Header().Get("Retry-After")), Msg: fmt.Sprintf("HTTP %d", code)}
 	default:
 		return body, code, &Error{Status: code, Msg: fmt.Sprintf("HTTP %d: refused by the partner", code)}
 	}
-}
-
-func retryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return time.Until(t)
-	}
-	return 0
 }
 
 // SOAPSender calls an agency's exchange endpoint with the SOAP client.

@@ -12,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -20,6 +19,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/retryafter"
 )
 
 // Form is how a document is signed for transport.
@@ -154,14 +155,10 @@ func NewClient(baseURL, caCertFile, clientCertFile, clientKeyFile string) (*Clie
 // Retries is how many times a request answered 503 is sent again.
 const Retries = 3
 
-// retryAfter reads a Retry-After of whole seconds (what the gateway sends);
-// 0 leaves the wait to the client's backoff.
+// retryAfter is the gateway's Retry-After (whole seconds, what it sends);
+// none leaves the wait to the client's backoff.
 func retryAfter(_ *resty.Client, resp *resty.Response) (time.Duration, error) {
-	n, err := strconv.Atoi(resp.Header().Get("Retry-After"))
-	if err != nil || n < 0 {
-		return 0, nil
-	}
-	return time.Duration(n) * time.Second, nil
+	return max(0, retryafter.Parse(resp.Header().Get("Retry-After"))), nil
 }
 
 // Response is the gateway's answer.
