@@ -71,11 +71,12 @@ func New(k config.Kafka) (*Client, error) {
 }
 
 // MaxBatchBytes bounds a record batch the relay produces to one partition
-// unless configured: Kafka's default message.max.bytes (1 MiB and 12
-// bytes), which the embedded broker shares. A broker refuses a larger batch outright, and
-// the relay, publishing in order, would retry it forever: with 64 MiB here
-// one 500-claim insurer batch (500 events of 83 KB) stopped all publishing.
-const MaxBatchBytes = 1 << 20
+// unless configured: Kafka's default message.max.bytes, which the embedded
+// broker shares (the configuration's default too). A broker refuses a
+// larger batch outright, and the relay, publishing in order, would retry it
+// forever: with 64 MiB here one 500-claim insurer batch (500 events of
+// 83 KB) stopped all publishing.
+const MaxBatchBytes = config.DefaultKafkaMaxMessageBytes
 
 // Writer is a producer for the outbox relay: acks from all in-sync
 // replicas, records partitioned by key (murmur2, as Java clients do), and a
