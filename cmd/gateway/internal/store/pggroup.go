@@ -205,5 +205,5 @@ func (s *DB) recordByID(ctx context.Context, tx wtx, id string) (*Record, error)
 			return r, nil
 		}
 	}
-	return s.recordBy(ctx, txQuerier{s, tx}, "record_id", id)
+	return s.recordBy(ctx, txQuerier{s, tx}, id)
 }

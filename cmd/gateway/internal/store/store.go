@@ -676,8 +676,9 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func (s *DB) recordBy(ctx context.Context, q querier, col, v string) (*Record, error) {
-	r, err := scanRecord(q.QueryRowContext(ctx, s.q(qRecordBy+col+` = ?`), v))
+// recordBy looks up the record id's record through q.
+func (s *DB) recordBy(ctx context.Context, q querier, id string) (*Record, error) {
+	r, err := scanRecord(q.QueryRowContext(ctx, s.q(qRecordBy+`record_id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -697,7 +698,7 @@ func scanRecord(row interface{ Scan(...any) error }) (*Record, error) {
 
 // RecordByID returns an accepted record.
 func (s *DB) RecordByID(ctx context.Context, recordID string) (*Record, error) {
-	return s.recordBy(ctx, s.db, "record_id", recordID)
+	return s.recordBy(ctx, s.db, recordID)
 }
 
 // Claim is a batch of outbox messages held by one relay until Done or Release.
@@ -884,7 +885,7 @@ func (s *DB) AcceptBatch(ctx context.Context, e *Entry, sender, batchID string, 
 			return err
 		default:
 			for _, c := range claims {
-				first, err := s.recordBy(ctx, txQuerier{s, tx}, "record_id", c.RecordID)
+				first, err := s.recordBy(ctx, txQuerier{s, tx}, c.RecordID)
 				switch {
 				case errors.Is(err, ErrNotFound):
 					out.States = append(out.States, ClaimNew)
