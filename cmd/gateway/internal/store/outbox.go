@@ -1,0 +1,161 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Claim is a batch of outbox messages held by one relay until Done or Release.
+type Claim struct {
+	Messages []Message
+	s        *DB
+	tx       *sql.Tx // PostgreSQL: holds the row locks and the relay lock
+}
+
+// ClaimBytes bounds what one claim reads (values, and the log entries of
+// events rendered from them): the relay holds a claim and its events in
+// memory while it produces them, and 500 events near a broker's 1 MiB
+// limit would be 500 MB. A claim stops at the message that reaches it.
+const ClaimBytes = 16 << 20
+
+// ClaimOutbox takes up to limit unpublished messages, oldest first, and no
+// more than about ClaimBytes of them. On
+// PostgreSQL the rows are locked (FOR UPDATE SKIP LOCKED) under a relay
+// advisory lock, so of several gateway instances one relays at a time, in
+// order, and none publishes a row another holds. An empty claim means
+// nothing to do (or another instance is relaying).
+func (s *DB) ClaimOutbox(ctx context.Context, limit int) (*Claim, error) {
+	c := &Claim{s: s}
+	var q querier = s.db
+	if s.postgres {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		var got bool
+		if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1)`, lockRelay).Scan(&got); err != nil || !got {
+			tx.Rollback()
+			return c, err
+		}
+		c.tx, q = tx, tx
+	}
+	lock := ""
+	if s.postgres {
+		lock = " FOR UPDATE OF o SKIP LOCKED"
+	}
+	rows, err := q.(interface {
+		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+	}).QueryContext(ctx, s.q(qClaimOutbox+lock), limit)
+	if err != nil {
+		c.Release()
+		return nil, err
+	}
+	defer rows.Close()
+	for size := 0; size < ClaimBytes && rows.Next(); {
+		var m Message
+		var hdr []byte
+		var at string
+		var seq sql.NullInt64
+		var l Entry
+		var sig, receipt sql.NullString
+		if err := rows.Scan(&m.ID, &m.Topic, &m.Key, &hdr, &m.Value, &at, &m.Render, &seq, &l.Body, &sig, &l.Canonical, &receipt); err != nil {
+			c.Release()
+			return nil, err
+		}
+		if m.Render != "" {
+			if !seq.Valid {
+				c.Release()
+				return nil, fmt.Errorf("outbox %d: its log entry is missing", m.ID)
+			}
+			l.Seq, l.Signature, l.Receipt = seq.Int64, sig.String, receipt.String
+			m.Logged = &l
+		}
+		if m.Headers, err = decodeHeaders(hdr); err != nil {
+			c.Release()
+			return nil, fmt.Errorf("outbox %d: headers: %w", m.ID, err)
+		}
+		m.CreatedAt, _ = time.Parse(time.RFC3339Nano, at)
+		c.Messages = append(c.Messages, m)
+		size += len(m.Value) + len(l.Body) + len(l.Canonical) + len(l.Receipt) + len(hdr)
+	}
+	if err := rows.Err(); err != nil {
+		c.Release()
+		return nil, err
+	}
+	if len(c.Messages) == 0 {
+		c.Release()
+	}
+	return c, nil
+}
+
+// qClaimOutbox reads pending messages with, for those rendered from their
+// log entry, the entry's parts.
+const qClaimOutbox = `SELECT o.id, o.topic, o.msg_key, o.headers, o.value, o.created_at, o.render,
+	l.seq, l.body, l.signature, l.canonical, l.receipt
+	FROM outbox o LEFT JOIN message_log l ON o.render <> '' AND l.seq = o.log_seq
+	WHERE o.published_at IS NULL ORDER BY o.id LIMIT ?`
+
+// Done removes the claimed messages: the broker acknowledged them, so they
+// live on in Kafka, and the message log keeps the audit record. Deleting
+// rather than stamping a published_at matters for speed: SQLite rewrites a
+// whole row (the event, kilobytes of overflow pages) when a column changes
+// size, so the stamp wrote every event a second time. (Rows of stores from
+// before this carry published_at and are skipped by their outbox_pending
+// index.)
+func (c *Claim) Done(ctx context.Context) error {
+	if len(c.Messages) == 0 {
+		return nil
+	}
+	// One statement per claim: the ids as a list of placeholders.
+	args := make([]any, len(c.Messages))
+	marks := make([]string, len(c.Messages))
+	for i, m := range c.Messages {
+		marks[i] = "?"
+		args[i] = m.ID
+	}
+	query := c.s.q(`DELETE FROM outbox WHERE id IN (` + strings.Join(marks, ",") + `)`)
+	mark := func(tx wtx) error {
+		_, err := tx.ExecContext(ctx, query, args...)
+		return err
+	}
+	if c.tx != nil {
+		defer func() { c.tx = nil }()
+		if err := mark(c.tx); err != nil {
+			c.tx.Rollback()
+			return err
+		}
+		return c.tx.Commit()
+	}
+	return c.s.write(ctx, mark)
+}
+
+// Release gives the claim up without marking anything.
+func (c *Claim) Release() {
+	if c.tx != nil {
+		c.tx.Rollback()
+		c.tx = nil
+	}
+}
+
+// OutboxBacklog counts unpublished messages.
+func (s *DB) OutboxBacklog(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
+	return n, err
+}
+
+// OutboxOldest is the creation time of the oldest unpublished message.
+func (s *DB) OutboxOldest(ctx context.Context) (time.Time, bool, error) {
+	var at sql.NullString
+	if err := s.db.QueryRowContext(ctx, `SELECT min(created_at) FROM outbox WHERE published_at IS NULL`).Scan(&at); err != nil {
+		return time.Time{}, false, err
+	}
+	if !at.Valid {
+		return time.Time{}, false, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, at.String)
+	return t, err == nil, err
+}

@@ -1,0 +1,147 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// writeReq is one write waiting for the group commit.
+type writeReq struct {
+	ctx      context.Context
+	fn       func(tx wtx) error
+	done     chan error
+	recordID string // an Accept's record id (its idempotency key), looked up for the whole group at once (PostgreSQL)
+}
+
+// maxGroup bounds how many writes share one transaction.
+const maxGroup = 256
+
+// groupLinger is how long the writer may wait for more writes before it
+// commits, while there is load (the previous group held more than one
+// write); it stops waiting as soon as the group is as large as the previous
+// one. Without it, concurrent callers reach the writer a few at a time: at
+// 32 concurrent callers the groups averaged 2 writes, and each commit's
+// fixed cost (BEGIN, chain head, the tail pages rewritten, the fsync) was
+// paid for every other notice. With it: loadtest 1,991 -> about 2,420
+// notices/s, p99 42 -> 32 ms; 32 callers in a loop (BenchmarkAccept) 64-69
+// -> 47-57 us per accept. A lone caller (groups of one) never waits.
+const groupLinger = time.Millisecond
+
+var groupSize = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "jambatan_store_group_commit_size",
+	Help: "Writes committed together in one transaction (group commit).", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}})
+
+// Register adds the store's metrics to a registry.
+func Register(r prometheus.Registerer) { r.MustRegister(groupSize) }
+
+// writer runs waiting writes in one transaction per round. If the round
+// fails, each write is retried alone so one bad write cannot fail others.
+func (s *DB) writer() {
+	defer s.writerWG.Done()
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	last := 1 // size of the previous group
+	for {
+		var first *writeReq
+		select {
+		case first = <-s.reqs:
+		case <-s.closing:
+			for {
+				select {
+				case r := <-s.reqs:
+					r.done <- ErrClosed
+				default:
+					return
+				}
+			}
+		}
+		batch := []*writeReq{first}
+		waiting := last > 1
+		if waiting {
+			linger.Reset(groupLinger)
+		}
+	drain:
+		for len(batch) < maxGroup {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+				continue
+			default:
+			}
+			if !waiting || len(batch) >= last {
+				break
+			}
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			case <-linger.C:
+				waiting = false
+				break drain
+			}
+		}
+		linger.Stop() // Go 1.23 timers: no stale tick is left to drain
+		last = len(batch)
+		groupSize.Observe(float64(len(batch)))
+		err := s.commit(batch)
+		if err != nil && len(batch) > 1 {
+			for _, r := range batch {
+				r.done <- s.commit([]*writeReq{r})
+			}
+			continue
+		}
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+}
+
+func (s *DB) commit(batch []*writeReq) error {
+	if s.postgres {
+		return s.commitPG(batch)
+	}
+	ctx := context.Background()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	s.head = &chainHead{tx: tx}
+	defer func() { s.head = nil }()
+	if err := run(batch, tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// run makes the group's writes in tx.
+func run(batch []*writeReq, tx wtx) error {
+	for _, r := range batch {
+		// A write whose caller has gone is made all the same: it may be an
+		// accepted notice, and idempotency answers the sender's retry.
+		if err := r.fn(tx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// write queues fn for the next group commit and waits until it is durable.
+func (s *DB) write(ctx context.Context, fn func(tx wtx) error) error {
+	return s.writeKeyed(ctx, "", fn)
+}
+
+// writeKeyed is write for an Accept of the record recordID.
+func (s *DB) writeKeyed(ctx context.Context, recordID string, fn func(tx wtx) error) error {
+	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1), recordID: recordID}
+	select {
+	case s.reqs <- r:
+	case <-s.closing:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, wait for the outcome even if ctx ends: the write may
+	// already be in a committing transaction.
+	return <-r.done
+}
