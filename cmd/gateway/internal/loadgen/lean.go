@@ -7,9 +7,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -50,7 +52,27 @@ func newLeanConn(base string, path string, cfg *tls.Config, timeout time.Duratio
 
 // post sends body with contentType and returns the answer's status code.
 // After any error the connection is closed; the next post dials again.
+//
+// A kept-alive connection the gateway closed while it was idle (its idle
+// timeout) fails the next request before any answer arrives. That request
+// is sent once more on a new connection: the gateway closes only between
+// requests, so it never saw this one, and a notice is idempotent by its
+// noticeId in any case. net/http's client retries such a request too when it
+// is marked idempotent.
 func (l *leanConn) post(ctx context.Context, contentType string, body []byte) (int, error) {
+	reused := l.conn != nil
+	status, err := l.roundTrip(ctx, contentType, body)
+	if reused && errors.Is(err, errUnanswered) {
+		status, err = l.roundTrip(ctx, contentType, body)
+	}
+	return status, err
+}
+
+// errUnanswered marks a request whose connection was closed or reset before
+// the first byte of an answer.
+var errUnanswered = errors.New("loadgen: connection closed before an answer")
+
+func (l *leanConn) roundTrip(ctx context.Context, contentType string, body []byte) (int, error) {
 	if l.conn == nil {
 		d := tls.Dialer{Config: l.tls, NetDialer: &net.Dialer{Timeout: l.timeout}}
 		c, err := d.DialContext(ctx, "tcp", l.addr)
@@ -76,8 +98,15 @@ func (l *leanConn) post(ctx context.Context, contentType string, body []byte) (i
 	r = append(r, body...)
 	l.req = r
 	_ = l.conn.SetDeadline(time.Now().Add(l.timeout))
-	if _, err := l.conn.Write(r); err != nil {
+	_, err := l.conn.Write(r)
+	if err == nil {
+		_, err = l.br.Peek(1)
+	}
+	if err != nil {
 		l.close()
+		if closedByPeer(err) {
+			err = fmt.Errorf("%w: %w", errUnanswered, err)
+		}
 		return 0, err
 	}
 	status, keep, err := readResponse(l.br)
@@ -85,6 +114,13 @@ func (l *leanConn) post(ctx context.Context, contentType string, body []byte) (i
 		l.close()
 	}
 	return status, err
+}
+
+// closedByPeer reports an error that means the other end closed or reset
+// the connection (not a timeout, which may mean the request is in progress).
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func (l *leanConn) close() {

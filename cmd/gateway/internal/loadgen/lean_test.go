@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -101,6 +102,66 @@ func TestLeanConn(t *testing.T) {
 	}
 	if _, err := newLeanConn("http://127.0.0.1:1", "/", &tls.Config{}, time.Second); err == nil {
 		t.Fatal("an http:// URL was taken")
+	}
+}
+
+// TestLeanConnRetry: a request on a kept-alive connection the server closed
+// while idle is sent again on a new one, once; a request the server took and
+// left unanswered is not sent a third time, and a fresh connection's
+// failure is not retried at all.
+func TestLeanConnRetry(t *testing.T) {
+	var conns, posts atomic.Int64
+	var hangUp atomic.Bool
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		posts.Add(1)
+		if hangUp.Load() {
+			c, _, _ := w.(http.Hijacker).Hijack()
+			c.Close()
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	srv.Config.IdleTimeout = 50 * time.Millisecond
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	c, err := newLeanConn(srv.URL, "/v1/injury-notices", &tls.Config{RootCAs: pool}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	post := func() (int, error) { return c.post(context.Background(), "application/jose", []byte("body")) }
+	for i := 1; i <= 3; i++ {
+		if status, err := post(); err != nil || status != http.StatusAccepted {
+			t.Fatalf("post %d: %d %v", i, status, err)
+		}
+		time.Sleep(200 * time.Millisecond) // the server closes the idle connection
+	}
+	if got, want := [2]int64{conns.Load(), posts.Load()}, [2]int64{3, 3}; got != want {
+		t.Fatalf("(connections, requests) = %v after 3 posts with idle closes, want %v", got, want)
+	}
+
+	if status, err := post(); err != nil || status != http.StatusAccepted { // a fresh connection, kept alive
+		t.Fatalf("post: %d %v", status, err)
+	}
+	hangUp.Store(true)
+	if _, err := post(); !errors.Is(err, errUnanswered) {
+		t.Fatalf("unanswered twice: err %v, want errUnanswered", err)
+	}
+	if got := posts.Load(); got != 6 {
+		t.Fatalf("%d requests, want 6 (the unanswered one sent twice, not more)", got)
+	}
+	if _, err := post(); !errors.Is(err, errUnanswered) {
+		t.Fatalf("unanswered on a fresh connection: err %v, want errUnanswered", err)
+	}
+	if got := posts.Load(); got != 7 {
+		t.Fatalf("%d requests, want 7 (a fresh connection's failure is not retried)", got)
 	}
 }
 
