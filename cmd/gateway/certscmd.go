@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -113,8 +112,8 @@ func runCerts(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 			return err
 		}
 		type row struct {
-			name string
-			c    *x509.Certificate
+			name, subject string
+			until         time.Time // a certificate's NotAfter, a CRL's NextUpdate
 		}
 		var rows []row
 		add := func(name, path string) {
@@ -127,7 +126,7 @@ func runCerts(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 				return
 			}
 			for _, c := range cs {
-				rows = append(rows, row{name, c})
+				rows = append(rows, row{name, c.Subject.CommonName, c.NotAfter})
 			}
 		}
 		add("server", cfg.CertFile)
@@ -135,15 +134,28 @@ func runCerts(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		add("soap signing", cfg.File.SOAP.SigningCertFile)
 		add("outbound client", cfg.File.Outbound.ClientCertFile)
 		for _, p := range cfg.File.Partners {
-			if p.SigningCAFile != "" {
-				add("signing CA of "+p.ID, filepath.Join(filepath.Dir(cfg.Path), p.SigningCAFile))
+			if path := p.SigningCAFile; path != "" {
+				if !filepath.IsAbs(path) {
+					path = filepath.Join(filepath.Dir(cfg.Path), path)
+				}
+				add("signing CA of "+p.ID, path)
 			}
 		}
-		sort.SliceStable(rows, func(i, j int) bool { return rows[i].c.NotAfter.Before(rows[j].c.NotAfter) })
+		if cas, err := certs.LoadCertificates(cfg.ClientCAFile); err == nil {
+			for _, path := range cfg.File.TLS.CRLFiles {
+				crl, err := certs.LoadCRL(path, cas)
+				if err != nil {
+					fmt.Fprintf(stderr, "crl: %v\n", err)
+					continue
+				}
+				rows = append(rows, row{"CRL " + filepath.Base(path), crl.Issuer.CommonName, crl.NextUpdate})
+			}
+		}
+		sort.SliceStable(rows, func(i, j int) bool { return rows[i].until.Before(rows[j].until) })
 		now := time.Now()
 		fmt.Fprintf(stdout, "%-28s %-32s %-22s %s\n", "CERTIFICATE", "SUBJECT", "NOT AFTER", "DAYS LEFT")
 		for _, r := range rows {
-			fmt.Fprintf(stdout, "%-28s %-32s %-22s %.0f\n", r.name, r.c.Subject.CommonName, r.c.NotAfter.UTC().Format(time.RFC3339), r.c.NotAfter.Sub(now).Hours()/24)
+			fmt.Fprintf(stdout, "%-28s %-32s %-22s %.0f\n", r.name, r.subject, r.until.UTC().Format(time.RFC3339), r.until.Sub(now).Hours()/24)
 		}
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -300,6 +301,11 @@ func TestReloadOnSIGHUP(t *testing.T) {
 			t.Fatalf("the revoked certificate is still accepted:\n%s", out.String())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// certs list shows the CRL with its next update (7 days from now).
+	o, _, err := gateway(t, "certs", "list", "--dev", dir)
+	if err != nil || !regexp.MustCompile(`(?m)^CRL clients\.crl +Jambatan dev root CA +\S+ +7$`).MatchString(o) {
+		t.Fatalf("certs list without the CRL row: %v\n%s", err, o)
 	}
 	_ = d
 }

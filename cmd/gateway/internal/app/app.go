@@ -15,8 +15,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,8 +53,8 @@ type Gateway struct {
 	Log     *slog.Logger
 	Metrics *prometheus.Registry
 	M       *metrics.Metrics
-	// certs are the certificates whose expiry /metrics and /readyz report.
-	certs    map[string]*x509.Certificate
+	// watch holds the certificates and CRLs /metrics and /readyz report on.
+	watch    atomic.Pointer[watched]
 	Topics   events.Topics
 	producer interface{ Close() error }
 	// Deliverer delivers outbound messages (nil without an outbound client certificate).
@@ -105,31 +105,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	relay.Register(g.Metrics)
 	store.Register(g.Metrics)
 	g.M = metrics.New(g.Metrics)
-	g.certs = map[string]*x509.Certificate{}
-	if cert.Leaf != nil {
-		g.certs["server"] = cert.Leaf
-	} else if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
-		g.certs["server"] = leaf
+	crls, err := loadCRLs(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
 	}
-	if cas, err := certs.LoadCertificates(cfg.ClientCAFile); err == nil {
-		for i, c := range cas {
-			g.certs[fmt.Sprintf("client-ca-%d", i)] = c
-		}
-	}
-	for _, pc := range cfg.File.Partners {
-		if pc.SigningCAFile == "" {
-			continue
-		}
-		path := pc.SigningCAFile
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(filepath.Dir(cfg.Path), path)
-		}
-		if cas, err := certs.LoadCertificates(path); err == nil {
-			for i, c := range cas {
-				g.certs[fmt.Sprintf("signing-ca:%s:%d", pc.ID, i)] = c
-			}
-		}
-	}
+	watch := newWatched(cfg, cert, crls)
 
 	pipe := &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log, Metrics: g.M,
 		Events: eventBuilder(cfg, g.Topics)}
@@ -168,7 +149,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		g.Server.SOAP = &soapsrv.Handler{Store: st, Receipts: signer, Events: pipe.Events, Signer: &wssec.Signer{Cert: cs[0], Key: key},
 			Institution: sc.Institution, Skew: time.Duration(sc.TimestampSkew), MaxTTL: time.Duration(sc.TimestampMaxTTL),
 			Rates: mapping.ExampleRates, MaxBytes: int(lim.MaxBodyBytes), Log: log, Published: pipe.Published, Metrics: g.M}
-		g.certs["soap-signing"] = cs[0]
+		watch.certs["soap-signing"] = cs[0]
 	}
 	if oc := cfg.File.Outbound; oc.ClientCertFile != "" {
 		clientCert, err := tls.LoadX509KeyPair(oc.ClientCertFile, oc.ClientKeyFile)
@@ -177,7 +158,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 			return nil, fmt.Errorf("outbound client certificate: %w", err)
 		}
 		if leaf, err := x509.ParseCertificate(clientCert.Certificate[0]); err == nil {
-			g.certs["outbound-client"] = leaf
+			watch.certs["outbound-client"] = leaf
 		}
 		var soapSigner *wssec.Signer
 		if g.Server.SOAP != nil {
@@ -217,11 +198,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		}
 		g.OperatorTLS = operator.TLSConfig(cert, opPool, oc.AllowedCNs)
 	}
-	crls, err := loadCRLs(cfg)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
+	g.watch.Store(watch)
 	g.tlsHold = server.NewTLS(cert, pool, crls, cfg.Partners)
 	g.TLS = g.tlsHold.Config()
 	return g, nil
@@ -277,12 +254,19 @@ func (g *Gateway) Reload() error {
 	if g.Deliverer != nil {
 		g.Deliverer.ResetSenders()
 	}
-	if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
-		g.certs["server"] = leaf
+	watch := newWatched(cfg, cert, crls)
+	for _, name := range notReloaded {
+		if c, ok := g.watch.Load().certs[name]; ok {
+			watch.certs[name] = c
+		}
 	}
+	g.watch.Store(watch)
 	g.Log.Info("configuration reloaded", "partners", len(cfg.Partners.All()), "crls", len(crls))
 	return nil
 }
+
+// notReloaded are the watched certificates a reload does not read again.
+var notReloaded = []string{"soap-signing", "outbound-client"}
 
 // Listen binds the configured address (or addr when not empty).
 func (g *Gateway) Listen(addr string) (net.Listener, error) {
@@ -329,8 +313,13 @@ func (g *Gateway) refresh(ctx context.Context) {
 			g.M.Deliveries.WithLabelValues(st).Set(float64(c[st]))
 		}
 	}
-	for name, c := range g.certs {
+	watch := g.watch.Load()
+	for name, c := range watch.certs {
 		g.M.ObserveCert(name, c, now)
+	}
+	g.M.CRLNext.Reset() // a CRL dropped by a reload leaves no series behind
+	for name, c := range watch.crls {
+		g.M.ObserveCRL(name, c.crl, now)
 	}
 	if g.Relay != nil {
 		g.Relay.Status(ctx) // sets the backlog gauge
@@ -352,7 +341,8 @@ type Check struct {
 }
 
 // Ready runs the readiness checks: the store is writable, Kafka is reachable
-// or the outbox is within bounds, and no certificate has expired.
+// or the outbox is within bounds, no certificate has expired and no CRL is
+// past its next update.
 func (g *Gateway) Ready(ctx context.Context) (map[string]Check, bool) {
 	checks := map[string]Check{}
 	if err := g.Store.Ping(ctx); err != nil {
@@ -372,7 +362,11 @@ func (g *Gateway) Ready(ctx context.Context) (map[string]Check, bool) {
 		}
 	}
 	now := time.Now()
-	for name, c := range g.certs {
+	watch := g.watch.Load()
+	for name, c := range watch.crls {
+		checks["crl:"+name] = checkCRL(c, now)
+	}
+	for name, c := range watch.certs {
 		if now.After(c.NotAfter) || now.Before(c.NotBefore) {
 			checks["certificate:"+name] = Check{Detail: "not valid now (until " + c.NotAfter.UTC().Format(time.RFC3339) + ")"}
 		} else {

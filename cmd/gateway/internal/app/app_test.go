@@ -1,10 +1,22 @@
 package app
 
 import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/x509"
 	"errors"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
@@ -31,5 +43,117 @@ func TestEventBuilderBound(t *testing.T) {
 				t.Fatalf("Check: %v", err)
 			}
 		})
+	}
+}
+
+// TestReadyCRL: a CRL past its next update fails /readyz and shows a
+// negative gauge; a fresh one passes; a reload swaps what is watched while
+// /readyz and the metrics refresh read it (run with -race: the watched set
+// was a map written by the reload and read by both).
+func TestReadyCRL(t *testing.T) {
+	l, _, err := devmode.Ensure(filepath.Join(t.TempDir(), "dev"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := certs.LoadCA(l.CACert, l.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeCRL := func(next time.Time) {
+		b, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(time.Now().UnixNano()),
+			ThisUpdate: next.Add(-48 * time.Hour), NextUpdate: next}, ca.Cert, ca.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(l.Dir, "pki", "clients.crl"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good, _ := os.ReadFile(l.Config)
+	withCRL := bytes.Replace(good, []byte(`"client_ca_file": "pki/ca.pem"`), []byte(`"client_ca_file": "pki/ca.pem", "crl_files": ["pki/clients.crl"]`), 1)
+	if bytes.Equal(withCRL, good) {
+		t.Fatal("config layout changed")
+	}
+	writeCRL(time.Now().Add(-time.Hour))
+	if err := os.WriteFile(l.Config, withCRL, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Store.Close()
+	ctx := context.Background()
+
+	ready := func() (Check, bool) {
+		checks, ok := g.Ready(ctx)
+		if !checks["certificate:server"].OK || !checks["certificate:soap-signing"].OK || !checks["store"].OK {
+			t.Fatalf("other checks failed: %+v", checks)
+		}
+		return checks["crl:clients.crl"], ok
+	}
+	gauge := func() (float64, bool) {
+		g.refresh(ctx)
+		mfs, err := g.Metrics.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "jambatan_crl_next_update_seconds" {
+				for _, m := range mf.GetMetric() {
+					if m.GetLabel()[0].GetValue() == "clients.crl" {
+						return m.GetGauge().GetValue(), true
+					}
+				}
+			}
+		}
+		return 0, false
+	}
+
+	c, ok := ready()
+	if ok || c.OK || !strings.Contains(c.Detail, "stale since") {
+		t.Fatalf("fail/stale: ready %v, check %+v", ok, c)
+	}
+	if v, found := gauge(); !found || v > -3000 || v < -4000 {
+		t.Fatalf("fail/stale: gauge %v (found %v), want about -3600", v, found)
+	}
+
+	writeCRL(time.Now().Add(24 * time.Hour))
+	done := make(chan struct{})
+	go func() { // readers during the reloads
+		defer close(done)
+		for i := 0; i < 50; i++ {
+			g.Ready(ctx)
+			g.refresh(ctx)
+		}
+	}()
+	for i := 0; i < 5; i++ {
+		if err := g.Reload(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	if c, ok := ready(); !ok || !c.OK || !strings.Contains(c.Detail, "next update due") {
+		t.Fatalf("ok/fresh: ready %v, check %+v", ok, c)
+	}
+	if v, found := gauge(); !found || v < 23*3600 || v > 24*3600 {
+		t.Fatalf("ok/fresh: gauge %v (found %v), want about 86400", v, found)
+	}
+
+	if err := os.WriteFile(l.Config, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := ready(); !ok || c != (Check{}) {
+		t.Fatalf("ok/no-crl: ready %v, check %+v", ok, c)
+	}
+	if _, found := gauge(); found {
+		t.Fatal("ok/no-crl: the dropped CRL's gauge is still served")
 	}
 }

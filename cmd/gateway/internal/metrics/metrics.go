@@ -18,6 +18,7 @@ type Metrics struct {
 	OutboxOldest prometheus.Gauge
 	Deliveries   *prometheus.GaugeVec
 	CertExpiry   *prometheus.GaugeVec
+	CRLNext      *prometheus.GaugeVec
 	// InFlightBytes shows the request bytes reserved under
 	// limits.max_inflight_bytes (package budget).
 	InFlightBytes prometheus.Gauge
@@ -38,10 +39,12 @@ func New(r prometheus.Registerer) *Metrics {
 			Help: "Outbound deliveries by state."}, []string{"state"}),
 		CertExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jambatan_certificate_expiry_seconds",
 			Help: "Seconds until a certificate expires (negative: expired)."}, []string{"certificate"}),
+		CRLNext: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "jambatan_crl_next_update_seconds",
+			Help: "Seconds until a CRL's next update is due (negative: stale; /readyz then fails)."}, []string{"crl"}),
 		InFlightBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "jambatan_request_bytes_in_flight",
 			Help: "Request body bytes reserved by requests being served (limits.max_inflight_bytes bounds it)."}),
 	}
-	r.MustRegister(m.Requests, m.Verification, m.Latency, m.OutboxOldest, m.Deliveries, m.CertExpiry, m.InFlightBytes)
+	r.MustRegister(m.Requests, m.Verification, m.Latency, m.OutboxOldest, m.Deliveries, m.CertExpiry, m.CRLNext, m.InFlightBytes)
 	return m
 }
 
@@ -51,6 +54,15 @@ func (m *Metrics) ObserveCert(name string, c *x509.Certificate, now time.Time) {
 		return
 	}
 	m.CertExpiry.WithLabelValues(name).Set(c.NotAfter.Sub(now).Seconds())
+}
+
+// ObserveCRL sets the next-update gauge of a named CRL (none when the CRL
+// gives no next update).
+func (m *Metrics) ObserveCRL(name string, c *x509.RevocationList, now time.Time) {
+	if m == nil || c == nil || c.NextUpdate.IsZero() {
+		return
+	}
+	m.CRLNext.WithLabelValues(name).Set(c.NextUpdate.Sub(now).Seconds())
 }
 
 // InFlight is the gauge of request bytes in flight, nil without metrics.
