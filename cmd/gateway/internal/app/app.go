@@ -418,7 +418,7 @@ func (g *Gateway) OpsHandler() http.Handler {
 
 // ServeOperator serves the operator API on ln (mutual TLS) until ctx is done.
 func (g *Gateway) ServeOperator(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: (&operator.API{Store: g.Store, Partners: g.Config.Partners}).Handler(), TLSConfig: g.OperatorTLS,
+	hs := &http.Server{Handler: (&operator.API{Store: g.Store, Partners: g.Config.Partners, Log: g.Log}).Handler(), TLSConfig: g.OperatorTLS,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
 	return server.Serve(ctx, hs, ln)
 }

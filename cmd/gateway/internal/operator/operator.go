@@ -10,10 +10,12 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
@@ -24,7 +26,11 @@ import (
 type API struct {
 	Store    *store.DB
 	Partners *partner.Registry
-	Now      func() time.Time
+	// Log receives one line per request: its correlation id, the
+	// operator's certificate name, the route and the status (never a
+	// payload, which may name a person).
+	Log *slog.Logger
+	Now func() time.Time
 }
 
 // Routes of the operator listener.
@@ -34,13 +40,27 @@ var Routes = []struct{ Method, Path string }{
 	{"POST", "/v1/outbound/{id}/retry"},
 }
 
-// Handler returns the operator API.
+// Handler returns the operator API. Every answer carries a correlation id
+// of the gateway's own (X-Correlation-ID, and a problem's instance).
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/outbound", a.post)
 	mux.HandleFunc("GET /v1/outbound", a.list)
 	mux.HandleFunc("POST /v1/outbound/{id}/retry", a.retry)
-	return mux
+	var paths []string
+	for _, rt := range Routes {
+		paths = append(paths, rt.Path)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := correlation.New()
+		w.Header().Set(correlation.Header, id)
+		r = r.WithContext(correlation.With(r.Context(), id))
+		if _, pattern := mux.Handler(r); pattern == "" {
+			a.refuse(w, r, problem.Unrouted(r.Method, r.URL.Path, paths...))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func (a *API) now() time.Time {
@@ -50,7 +70,41 @@ func (a *API) now() time.Time {
 	return time.Now()
 }
 
-func cid(r *http.Request) string { return r.Header.Get("X-Request-ID") }
+// answer logs the request and writes a successful answer: v as JSON, or
+// no body when v is nil. (The line is logged first, so that it is written
+// when the operator has the answer.)
+func (a *API) answer(w http.ResponseWriter, r *http.Request, status int, v any, attrs ...any) {
+	a.log(r, status, slog.LevelInfo, attrs...)
+	if v != nil {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(status)
+	if v != nil {
+		_ = json.NewEncoder(w).Encode(v)
+	}
+}
+
+// refuse logs the request and writes the problem.
+func (a *API) refuse(w http.ResponseWriter, r *http.Request, perr *problem.Error) {
+	attrs := []any{"problem", perr.Kind.TypeURI()}
+	if perr.Cause != nil {
+		attrs = append(attrs, "err", perr.Cause.Error())
+	}
+	a.log(r, perr.Kind.Status(), slog.LevelWarn, attrs...)
+	perr.WriteHTTP(w, correlation.From(r.Context()))
+}
+
+func (a *API) log(r *http.Request, status int, level slog.Level, attrs ...any) {
+	if a.Log == nil {
+		return
+	}
+	operator := ""
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		operator = r.TLS.PeerCertificates[0].Subject.CommonName
+	}
+	a.Log.Log(r.Context(), level, "operator request", append([]any{"correlation_id", correlation.From(r.Context()),
+		"operator", operator, "method", r.Method, "path", r.URL.Path, "status", status}, attrs...)...)
+}
 
 // maxRequestBytes bounds an outbound request's body. (A longer body was
 // once cut here and then failed as JSON; now it is refused as too large.)
@@ -59,7 +113,7 @@ const maxRequestBytes = 4 << 20
 func (a *API) post(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
 	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-		problem.New(problem.TooLarge, "an outbound request is at most 4 MiB").WriteHTTP(w, cid(r))
+		a.refuse(w, r, problem.New(problem.TooLarge, "an outbound request is at most 4 MiB"))
 		return
 	}
 	var req outbound.Request
@@ -67,32 +121,31 @@ func (a *API) post(w http.ResponseWriter, r *http.Request) {
 		err = json.Unmarshal(body, &req)
 	}
 	if err != nil {
-		problem.New(problem.BadRequest, "the body must be one outbound request (JSON)").WriteHTTP(w, cid(r))
+		a.refuse(w, r, problem.New(problem.BadRequest, "the body must be one outbound request (JSON)"))
 		return
 	}
 	if err := req.Validate(a.Partners); err != nil {
-		problem.New(problem.Invalid, err.Error()).WriteHTTP(w, cid(r))
+		a.refuse(w, r, problem.New(problem.Invalid, err.Error()))
 		return
 	}
 	created, err := a.Store.Enqueue(r.Context(), &store.Delivery{Key: req.ID, PartnerID: req.Partner, MessageType: req.MessageType,
 		CaseID: req.CaseID, Payload: req.Payload}, a.now())
 	if err != nil {
-		problem.Wrap(problem.Unavailable, "the store is unavailable; nothing was queued", err).WriteHTTP(w, cid(r))
+		a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable; nothing was queued", err))
 		return
 	}
 	status := http.StatusAccepted
 	if !created {
 		status = http.StatusOK // the same id again: already queued
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"id": req.ID, "queued": created})
+	a.answer(w, r, status, map[string]any{"id": req.ID, "queued": created},
+		"delivery_key", req.ID, "partner", req.Partner, "message_type", req.MessageType, "queued", created)
 }
 
 func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	ds, err := a.Store.Deliveries(r.Context(), r.URL.Query().Get("state"), 1000)
 	if err != nil {
-		problem.Wrap(problem.Unavailable, "the store is unavailable", err).WriteHTTP(w, cid(r))
+		a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable", err))
 		return
 	}
 	type item struct {
@@ -109,21 +162,23 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	for _, d := range ds {
 		out = append(out, item{d.ID, d.Key, d.PartnerID, d.MessageType, d.State, d.Attempts, d.NextAt.UTC().Format(time.RFC3339), d.LastError})
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(out)
+	a.answer(w, r, http.StatusOK, out, "deliveries", len(out))
 }
 
 func (a *API) retry(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
-		problem.New(problem.BadRequest, "the delivery id is a number").WriteHTTP(w, cid(r))
+		a.refuse(w, r, problem.New(problem.BadRequest, "the delivery id is a number"))
 		return
 	}
-	if err := a.Store.RetryDelivery(r.Context(), id, a.now()); err != nil {
-		problem.New(problem.NotFound, "no undelivered delivery "+r.PathValue("id")).WriteHTTP(w, cid(r))
-		return
+	switch err := a.Store.RetryDelivery(r.Context(), id, a.now()); {
+	case errors.Is(err, store.ErrNotFound):
+		a.refuse(w, r, problem.New(problem.NotFound, "no undelivered delivery "+r.PathValue("id")))
+	case err != nil:
+		a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable; nothing was changed", err))
+	default:
+		a.answer(w, r, http.StatusNoContent, nil, "delivery_id", id)
 	}
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // TLSConfig requires an operator certificate from the operators' CA whose

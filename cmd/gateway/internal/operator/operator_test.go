@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,7 +34,8 @@ func TestOperatorAPI(t *testing.T) {
 	reg := partner.NewRegistry([]*partner.Partner{{ID: "th-sso", Kind: partner.KindAgency, Endpoint: &partner.Endpoint{URL: "https://x", Protocol: "soap"}}})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
-	hs := httptest.NewUnstartedServer((&operator.API{Store: st, Partners: reg}).Handler())
+	var logs bytes.Buffer
+	hs := httptest.NewUnstartedServer((&operator.API{Store: st, Partners: reg, Log: slog.New(slog.NewJSONHandler(&logs, nil))}).Handler())
 	hs.TLS = operator.TLSConfig(tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}, pool, []string{"ops-alice"})
 	hs.StartTLS()
 	defer hs.Close()
@@ -40,26 +43,55 @@ func TestOperatorAPI(t *testing.T) {
 		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool,
 			Certificates: []tls.Certificate{{Certificate: [][]byte{c.Cert.Raw}, PrivateKey: c.Key}}}}}
 	}
-	req := []byte(`{"id":"dec-9","partner":"th-sso","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-1","payload":{"subject":"WORK_RELATEDNESS"}}`)
+	req := []byte(`{"id":"dec-9","partner":"th-sso","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-1","payload":{"subject":"WORK_RELATEDNESS","note":"Siti binti Ahmad"}}`)
 	for _, tc := range []struct {
-		name string
-		body []byte
-		want int
+		name         string
+		method, path string
+		body         []byte
+		want         int
 	}{
-		{"ok/queued", req, 202},
-		{"ok/same-id-again", req, 200},
-		{"fail/unknown-partner", bytes.Replace(req, []byte("th-sso"), []byte("nobody"), 1), 422},
-		{"fail/not-json", []byte("nope"), 400},
-		{"fail/too-large", append(bytes.Repeat([]byte(" "), 4<<20), req...), 413},
+		{"ok/queued", "POST", "/v1/outbound", req, 202},
+		{"ok/same-id-again", "POST", "/v1/outbound", req, 200},
+		{"fail/unknown-partner", "POST", "/v1/outbound", bytes.Replace(req, []byte("th-sso"), []byte("nobody"), 1), 422},
+		{"fail/not-json", "POST", "/v1/outbound", []byte("nope"), 400},
+		{"fail/too-large", "POST", "/v1/outbound", append(bytes.Repeat([]byte(" "), 4<<20), req...), 413},
+		{"fail/retry-unknown", "POST", "/v1/outbound/999/retry", nil, 404},
+		{"fail/retry-not-a-number", "POST", "/v1/outbound/x/retry", nil, 400},
+		{"fail/no-such-route", "GET", "/v1/nothing", nil, 404},
+		{"fail/wrong-method", "DELETE", "/v1/outbound", nil, 405},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := client(op).Post(hs.URL+"/v1/outbound", "application/json", bytes.NewReader(tc.body))
+			logs.Reset()
+			hr, _ := http.NewRequest(tc.method, hs.URL+tc.path, bytes.NewReader(tc.body))
+			hr.Header.Set("X-Request-ID", "from-the-client")
+			r, err := client(op).Do(hr)
 			if err != nil {
 				t.Fatal(err)
 			}
+			b, _ := io.ReadAll(r.Body)
 			r.Body.Close()
 			if r.StatusCode != tc.want {
-				t.Fatalf("HTTP %d, want %d", r.StatusCode, tc.want)
+				t.Fatalf("HTTP %d, want %d: %s", r.StatusCode, tc.want, b)
+			}
+			id := r.Header.Get("X-Correlation-ID")
+			if len(id) != 32 {
+				t.Fatalf("correlation id %q", id)
+			}
+			if r.StatusCode >= 400 {
+				var doc struct{ Type, Instance string }
+				if r.Header.Get("Content-Type") != "application/problem+json" || json.Unmarshal(b, &doc) != nil || doc.Instance != id || doc.Type == "" {
+					t.Fatalf("not a problem with the correlation id %s: %s %s", id, r.Header.Get("Content-Type"), b)
+				}
+			}
+			var rec map[string]any
+			if err := json.Unmarshal(logs.Bytes(), &rec); err != nil {
+				t.Fatalf("not one log line: %q", logs.String())
+			}
+			if rec["msg"] != "operator request" || rec["correlation_id"] != id || rec["operator"] != "ops-alice" || rec["status"] != float64(tc.want) {
+				t.Fatalf("log line %v, want correlation id %s, operator ops-alice, status %d", rec, id, tc.want)
+			}
+			if strings.Contains(logs.String(), "Siti") || strings.Contains(logs.String(), "from-the-client") {
+				t.Fatalf("the log holds the payload or the client's request id: %s", logs.String())
 			}
 		})
 	}

@@ -7,6 +7,7 @@ package problem
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/perkeso/jambatan/adapters"
 )
@@ -119,4 +120,37 @@ func (e *Error) WriteHTTP(w http.ResponseWriter, correlationID string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(e.Kind.Status())
 	_ = json.NewEncoder(w).Encode(e.Doc(correlationID))
+}
+
+// Unrouted is the problem for a request no route took: 405 when its path
+// fits one of the route patterns (so another method would have been
+// served), 404 otherwise.
+func Unrouted(method, path string, patterns ...string) *Error {
+	kind := NotFound
+	for _, p := range patterns {
+		if matchPath(p, path) {
+			kind = MethodNotAllowed
+		}
+	}
+	return New(kind, "no such route: "+method+" "+path)
+}
+
+// matchPath reports whether path fits a route pattern, segment by segment,
+// a {name} segment standing for any one non-empty segment (as ServeMux
+// reads it).
+func matchPath(pattern, path string) bool {
+	ps, qs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(ps) != len(qs) {
+		return false
+	}
+	for i, p := range ps {
+		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
+			if qs[i] == "" {
+				return false
+			}
+		} else if p != qs[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -6,10 +6,8 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -18,7 +16,6 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +23,7 @@ import (
 	"github.com/perkeso/jambatan/adapters/insurerclaim"
 	"github.com/perkeso/jambatan/adapters/sgemployer"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/budget"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/metrics"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
@@ -37,7 +35,7 @@ import (
 )
 
 // CorrelationHeader carries the correlation id on every response.
-const CorrelationHeader = "X-Correlation-ID"
+const CorrelationHeader = correlation.Header
 
 // DetachedSignatureHeader carries a detached JWS over an application/json body.
 const DetachedSignatureHeader = "X-JWS-Signature"
@@ -111,6 +109,15 @@ var Routes = []struct{ Method, Path string }{
 	{"GET", "/soap/v1/agency-soap-v1.xsd"},
 }
 
+// routePaths are the path patterns of Routes.
+var routePaths = func() []string {
+	var ps []string
+	for _, rt := range Routes {
+		ps = append(ps, rt.Path)
+	}
+	return ps
+}()
+
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler {
 	s.budget = budget.New(s.Limits.MaxInflightBytes, s.Metrics.InFlight())
@@ -126,30 +133,17 @@ func (s *Server) Handler() http.Handler {
 	return s.correlate(mux)
 }
 
-type ctxKey int
-
-const correlationKey ctxKey = 0
-
 // CorrelationID returns the request's correlation id.
-func CorrelationID(r *http.Request) string {
-	id, _ := r.Context().Value(correlationKey).(string)
-	return id
-}
-
-func newCorrelationID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func CorrelationID(r *http.Request) string { return correlation.From(r.Context()) }
 
 // correlate gives every request a correlation id (never taken from the
 // client) and renders unknown routes as problems.
 func (s *Server) correlate(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := newCorrelationID()
+		id := correlation.New()
 		w.Header().Set(CorrelationHeader, id)
 		info := &reqInfo{}
-		r = r.WithContext(context.WithValue(context.WithValue(r.Context(), correlationKey, id), infoKey{}, info))
+		r = r.WithContext(context.WithValue(correlation.With(r.Context(), id), infoKey{}, info))
 		_, pattern := mux.Handler(r)
 		if s.Metrics != nil {
 			start := time.Now()
@@ -165,37 +159,11 @@ func (s *Server) correlate(mux *http.ServeMux) http.Handler {
 			}()
 		}
 		if pattern == "" {
-			kind := problem.NotFound
-			for _, rt := range Routes {
-				if matchPath(rt.Path, r.URL.Path) {
-					kind = problem.MethodNotAllowed
-				}
-			}
-			problem.New(kind, "no such route: "+r.Method+" "+r.URL.Path).WriteHTTP(w, id)
+			problem.Unrouted(r.Method, r.URL.Path, routePaths...).WriteHTTP(w, id)
 			return
 		}
 		mux.ServeHTTP(w, r)
 	})
-}
-
-// matchPath reports whether path fits a route pattern, segment by segment,
-// a {name} segment standing for any one non-empty segment (as ServeMux
-// reads it). It runs only for requests no route took, to tell 405 from 404.
-func matchPath(pattern, path string) bool {
-	ps, qs := strings.Split(pattern, "/"), strings.Split(path, "/")
-	if len(ps) != len(qs) {
-		return false
-	}
-	for i, p := range ps {
-		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
-			if qs[i] == "" {
-				return false
-			}
-		} else if p != qs[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // withPartner resolves the partner from the verified client certificate.

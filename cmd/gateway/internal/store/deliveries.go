@@ -2,7 +2,7 @@ package store
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"time"
 )
 
@@ -166,7 +166,7 @@ func (s *DB) RetryDelivery(ctx context.Context, id int64, now time.Time) error {
 		return nil
 	})
 	if err == nil && n == 0 {
-		return errors.New("store: no such undelivered delivery")
+		return fmt.Errorf("%w: no undelivered delivery %d", ErrNotFound, id)
 	}
 	return err
 }
