@@ -26,6 +26,7 @@ import (
 
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
@@ -33,6 +34,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/operator"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/relay"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/server"
@@ -386,7 +388,8 @@ const MaxBacklog = 100000
 
 // OpsHandler serves /metrics (Prometheus), /healthz (the process is up, with
 // detail) and /readyz (per-check readiness) without client certificates;
-// bind it to a management network or loopback only.
+// bind it to a management network or loopback only. Its answers carry a
+// correlation id like every other listener's.
 func (g *Gateway) OpsHandler() http.Handler {
 	mux := http.NewServeMux()
 	prom := promhttp.HandlerFor(g.Metrics, promhttp.HandlerOpts{})
@@ -413,7 +416,15 @@ func (g *Gateway) OpsHandler() http.Handler {
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "checks": checks})
 	})
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := correlation.New()
+		w.Header().Set(correlation.Header, id)
+		if _, pattern := mux.Handler(r); pattern == "" {
+			problem.Unrouted(r.Method, r.URL.Path, "/metrics", "/healthz", "/readyz").WriteHTTP(w, id)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // ServeOperator serves the operator API on ln (mutual TLS) until ctx is done.

@@ -5,9 +5,13 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,10 +55,7 @@ func TestEventBuilderBound(t *testing.T) {
 // /readyz and the metrics refresh read it (run with -race: the watched set
 // was a map written by the reload and read by both).
 func TestReadyCRL(t *testing.T) {
-	l, _, err := devmode.Ensure(filepath.Join(t.TempDir(), "dev"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, l := devGateway(t)
 	ca, err := certs.LoadCA(l.CACert, l.CAKey)
 	if err != nil {
 		t.Fatal(err)
@@ -78,15 +79,9 @@ func TestReadyCRL(t *testing.T) {
 	if err := os.WriteFile(l.Config, withCRL, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(l.Config)
-	if err != nil {
+	if err := g.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Store.Close()
 	ctx := context.Background()
 
 	ready := func() (Check, bool) {
@@ -155,5 +150,62 @@ func TestReadyCRL(t *testing.T) {
 	}
 	if _, found := gauge(); found {
 		t.Fatal("ok/no-crl: the dropped CRL's gauge is still served")
+	}
+}
+
+// devGateway assembles a gateway (not listening) on a fresh dev directory.
+func devGateway(t *testing.T) (*Gateway, devmode.Layout) {
+	t.Helper()
+	l, _, err := devmode.Ensure(filepath.Join(t.TempDir(), "dev"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Store.Close() })
+	return g, l
+}
+
+// TestOpsHandler: the ops listener's routes answer with a correlation id,
+// and a request no route takes is a problem (404, or 405 for a route's path
+// under another method) with that id.
+func TestOpsHandler(t *testing.T) {
+	g, _ := devGateway(t)
+	srv := httptest.NewServer(g.OpsHandler())
+	defer srv.Close()
+	for _, tc := range []struct {
+		name, method, path string
+		status             int
+		contentType        string
+	}{
+		{"ok/metrics", "GET", "/metrics", 200, "text/plain"},
+		{"ok/healthz", "GET", "/healthz", 200, "application/json"},
+		{"ok/readyz", "GET", "/readyz", 200, "application/json"},
+		{"fail/no-such-route", "GET", "/nothing", 404, "application/problem+json"},
+		{"fail/wrong-method", "POST", "/readyz", 405, "application/problem+json"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
+			r, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(r.Body)
+			r.Body.Close()
+			id := r.Header.Get("X-Correlation-ID")
+			if r.StatusCode != tc.status || !strings.HasPrefix(r.Header.Get("Content-Type"), tc.contentType) || len(id) != 32 {
+				t.Fatalf("%d %q, correlation id %q: %s", r.StatusCode, r.Header.Get("Content-Type"), id, b)
+			}
+			var doc struct{ Instance string }
+			if tc.status >= 400 && (json.Unmarshal(b, &doc) != nil || doc.Instance != id) {
+				t.Fatalf("problem without its correlation id %s: %s", id, b)
+			}
+		})
 	}
 }
