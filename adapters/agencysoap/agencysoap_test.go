@@ -135,3 +135,48 @@ func TestContentRules(t *testing.T) {
 		})
 	}
 }
+
+// FuzzReadNotifyInjury feeds arbitrary NotifyInjury bodies through what the
+// SOAP endpoint does with a verified one: the agency schema's check (on any
+// XML), then, for a body the schema passes, the content rules. Neither may
+// panic, and a notification without a problem must map to a record that
+// passes the canonical schema (the endpoint would otherwise answer
+// server.internal to an agency that sent nothing wrong).
+func FuzzReadNotifyInjury(f *testing.F) {
+	ex := example(f)
+	for _, edit := range [][2]string{{}, {"<xb:Category>WORK</xb:Category>", "<xb:Category>COMMUTING</xb:Category>"},
+		{"<xb:Fatal>false</xb:Fatal>", "<xb:Fatal>true</xb:Fatal>"}, {"6900100123458", "6900100123457"}} {
+		c := body(f, strings.Replace(ex, edit[0], edit[1], 1)).Copy()
+		c.CreateAttr("xmlns:xb", NS) // declared on the envelope it was cut from
+		d := etree.NewDocument()
+		d.SetRoot(c)
+		s, _ := d.WriteToString()
+		f.Add(s)
+	}
+	xs, err := schema.AgencySOAP()
+	if err != nil {
+		f.Fatal(err)
+	}
+	at := time.Date(2026, 3, 4, 2, 40, 12, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, x string) {
+		d := etree.NewDocument()
+		d.ReadSettings.Permissive = false
+		if d.ReadFromString(x) != nil || d.Root() == nil {
+			return
+		}
+		if xs.Validate(d.Root(), "xb") != nil {
+			return
+		}
+		n := ReadNotifyInjury(d.Root())
+		if n.First() != nil {
+			return
+		}
+		rec, err := n.Canonical(at, "MY:PERKESO:XB-2026-000731", mapping.ExampleRates)
+		if err != nil {
+			t.Fatalf("a notification without a problem does not map: %v", err)
+		}
+		if err := schema.ValidateRecord(rec); err != nil {
+			t.Fatalf("record fails the canonical schema: %v", err)
+		}
+	})
+}
