@@ -113,7 +113,7 @@ func ValidateJSON(name string, doc []byte) error {
 // ValidateTree validates a document jsondoc has read against an embedded
 // schema: a valid one is passed by the schema's quick form, an invalid one
 // (or one whose schema quick cannot take) is validated by the library, whose
-// error says why.
+// verdict is returned as an *Error: where and which keyword, never a value.
 func ValidateTree(name string, v *jsondoc.Value) error {
 	s, err := Validator(name)
 	if err != nil {
@@ -122,7 +122,7 @@ func ValidateTree(name string, v *jsondoc.Value) error {
 	if q := quicks[name]; q != nil && q.valid(v) {
 		return nil
 	}
-	return s.Validate(v.Any())
+	return redact(s.Validate(v.Any()))
 }
 
 // ValidateRecord validates a canonical record against its schema.
