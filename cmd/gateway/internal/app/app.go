@@ -316,13 +316,13 @@ func (g *Gateway) refresh(ctx context.Context) {
 		}
 	}
 	watch := g.watch.Load()
-	for name, c := range watch.certs {
-		g.M.ObserveCert(name, c, now)
-	}
-	g.M.CRLNext.Reset() // a CRL dropped by a reload leaves no series behind
+	crlNext := map[string]time.Time{}
 	for name, c := range watch.crls {
-		g.M.ObserveCRL(name, c.crl, now)
+		if !c.crl.NextUpdate.IsZero() { // the CRL names none
+			crlNext[name] = c.crl.NextUpdate
+		}
 	}
+	g.M.SetCertExpiries(watch.certs, crlNext, func(id string) bool { _, ok := g.Config.Partners.ByID(id); return ok }, now)
 	if g.Relay != nil {
 		g.Relay.Status(ctx) // sets the backlog gauge
 	}

@@ -91,23 +91,7 @@ func TestReadyCRL(t *testing.T) {
 		}
 		return checks["crl:clients.crl"], ok
 	}
-	gauge := func() (float64, bool) {
-		g.refresh(ctx)
-		mfs, err := g.Metrics.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() == "jambatan_crl_next_update_seconds" {
-				for _, m := range mf.GetMetric() {
-					if m.GetLabel()[0].GetValue() == "clients.crl" {
-						return m.GetGauge().GetValue(), true
-					}
-				}
-			}
-		}
-		return 0, false
-	}
+	gauge := func() (float64, bool) { return gaugeValue(t, g, "jambatan_crl_next_update_seconds", "clients.crl") }
 
 	c, ok := ready()
 	if ok || c.OK || !strings.Contains(c.Detail, "stale since") {
@@ -207,5 +191,76 @@ func TestOpsHandler(t *testing.T) {
 				t.Fatalf("problem without its correlation id %s: %s", id, b)
 			}
 		})
+	}
+}
+
+// gaugeValue refreshes g's gauges and reads one series of a gauge by its
+// only label's value.
+func gaugeValue(t *testing.T, g *Gateway, name, label string) (float64, bool) {
+	t.Helper()
+	g.refresh(context.Background())
+	mfs, err := g.Metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				if m.GetLabel()[0].GetValue() == label {
+					return m.GetGauge().GetValue(), true
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+// TestCertExpirySeries: the expiry gauges cover what the gateway uses now:
+// a partner's client certificate once it has connected, while the partner
+// is registered, and the signing CA of a registered agency; a reload that
+// removes the agency removes its series.
+func TestCertExpirySeries(t *testing.T) {
+	g, l := devGateway(t)
+	cc, err := certs.LoadCertificates(l.Kit("demo-employer").ClientCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const metric = "jambatan_certificate_expiry_seconds"
+	g.M.ObservePartnerCert("demo-employer", cc[0], time.Now())
+	g.M.ObservePartnerCert("no-longer-registered", cc[0], time.Now())
+	for _, tc := range []struct {
+		label string
+		want  bool
+	}{{"server", true}, {"client-ca-0", true}, {"soap-signing", true}, {"partner:demo-employer", true},
+		{"signing-ca:demo-agency:0", true}, {"partner:no-longer-registered", false}} {
+		if v, found := gaugeValue(t, g, metric, tc.label); found != tc.want || (found && v < 24*3600) {
+			t.Fatalf("%s: %v (found %v), want found %v and more than a day", tc.label, v, found, tc.want)
+		}
+	}
+
+	cfg, _ := os.ReadFile(l.Config)
+	var f map[string]any
+	if err := json.Unmarshal(cfg, &f); err != nil {
+		t.Fatal(err)
+	}
+	var kept []any
+	for _, p := range f["partners"].([]any) {
+		if p.(map[string]any)["id"] != "demo-agency" {
+			kept = append(kept, p)
+		}
+	}
+	f["partners"] = kept
+	cfg, _ = json.Marshal(f)
+	if err := os.WriteFile(l.Config, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, found := gaugeValue(t, g, metric, "signing-ca:demo-agency:0"); found {
+		t.Fatal("a removed agency's signing CA still has an expiry series")
+	}
+	if _, found := gaugeValue(t, g, metric, "partner:demo-employer"); !found {
+		t.Fatal("a registered partner's series went with the reload")
 	}
 }

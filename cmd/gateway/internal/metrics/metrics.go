@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"crypto/x509"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,8 @@ type Metrics struct {
 	// InFlightBytes shows the request bytes reserved under
 	// limits.max_inflight_bytes (package budget).
 	InFlightBytes prometheus.Gauge
+
+	partnerCerts sync.Map // partner id -> the *x509.Certificate it last connected with
 }
 
 // New registers the collectors with r.
@@ -48,21 +51,39 @@ func New(r prometheus.Registerer) *Metrics {
 	return m
 }
 
-// ObserveCert sets the expiry gauge of a named certificate.
-func (m *Metrics) ObserveCert(name string, c *x509.Certificate, now time.Time) {
+// ObservePartnerCert records the client certificate a partner connected
+// with: its expiry gauge is "partner:<id>". Partner certificates are known
+// only when they are used.
+func (m *Metrics) ObservePartnerCert(id string, c *x509.Certificate, now time.Time) {
 	if m == nil || c == nil {
 		return
 	}
-	m.CertExpiry.WithLabelValues(name).Set(c.NotAfter.Sub(now).Seconds())
+	m.partnerCerts.Store(id, c)
+	m.CertExpiry.WithLabelValues("partner:" + id).Set(c.NotAfter.Sub(now).Seconds())
 }
 
-// ObserveCRL sets the next-update gauge of a named CRL (none when the CRL
-// gives no next update).
-func (m *Metrics) ObserveCRL(name string, c *x509.RevocationList, now time.Time) {
-	if m == nil || c == nil || c.NextUpdate.IsZero() {
-		return
+// SetCertExpiries sets the expiry gauges afresh: the named certificates,
+// the last client certificate of each partner still registered, and the
+// CRLs' next updates. Series of
+// anything else — a partner removed, a CA or CRL dropped by a reload — go,
+// so that an alert on expiry never fires for what the gateway no longer uses.
+func (m *Metrics) SetCertExpiries(certs map[string]*x509.Certificate, crlNextUpdates map[string]time.Time, registered func(id string) bool, now time.Time) {
+	m.CertExpiry.Reset()
+	for name, c := range certs {
+		m.CertExpiry.WithLabelValues(name).Set(c.NotAfter.Sub(now).Seconds())
 	}
-	m.CRLNext.WithLabelValues(name).Set(c.NextUpdate.Sub(now).Seconds())
+	m.partnerCerts.Range(func(id, c any) bool {
+		if registered(id.(string)) {
+			m.CertExpiry.WithLabelValues("partner:" + id.(string)).Set(c.(*x509.Certificate).NotAfter.Sub(now).Seconds())
+		} else {
+			m.partnerCerts.Delete(id)
+		}
+		return true
+	})
+	m.CRLNext.Reset()
+	for name, next := range crlNextUpdates {
+		m.CRLNext.WithLabelValues(name).Set(next.Sub(now).Seconds())
+	}
 }
 
 // InFlight is the gauge of request bytes in flight, nil without metrics.

@@ -184,7 +184,7 @@ func (s *Server) withPartner(h func(http.ResponseWriter, *http.Request, *partner
 			info.partner = p.ID
 		}
 		// Partner client certificates are known only when they are used.
-		s.Metrics.ObserveCert("partner:"+p.ID, r.TLS.PeerCertificates[0], time.Now())
+		s.Metrics.ObservePartnerCert(p.ID, r.TLS.PeerCertificates[0], time.Now())
 		h(w, r, p)
 	}
 }
