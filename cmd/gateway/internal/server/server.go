@@ -4,7 +4,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -12,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"regexp"
@@ -394,7 +394,14 @@ func TLSConfig(cert tls.Certificate, clientCAs *x509.CertPool, partners *partner
 type TLS struct {
 	partners *partner.Registry
 	cur      atomic.Pointer[tls.Config]
-	crls     atomic.Pointer[[]*x509.RevocationList]
+	revoked  atomic.Pointer[map[string]bool] // revocationKey of each certificate the CRLs list
+}
+
+// revocationKey names a certificate by its issuer and serial number, as a
+// CRL lists it: a handshake looks its client certificate up in one step,
+// however long the CRLs are.
+func revocationKey(rawIssuer []byte, serial *big.Int) string {
+	return string(rawIssuer) + "\x00" + serial.Text(16)
 }
 
 // NewTLS builds the holder.
@@ -418,7 +425,13 @@ func (t *TLS) Set(cert tls.Certificate, clientCAs *x509.CertPool, crls []*x509.R
 		},
 		VerifyConnection: t.verify,
 	}
-	t.crls.Store(&crls)
+	revoked := map[string]bool{}
+	for _, crl := range crls {
+		for _, rc := range crl.RevokedCertificateEntries {
+			revoked[revocationKey(crl.RawIssuer, rc.SerialNumber)] = true
+		}
+	}
+	t.revoked.Store(&revoked)
 	t.cur.Store(c)
 }
 
@@ -427,17 +440,8 @@ func (t *TLS) verify(cs tls.ConnectionState) error {
 		return errors.New("client certificate required")
 	}
 	leaf := cs.PeerCertificates[0]
-	if crls := t.crls.Load(); crls != nil {
-		for _, crl := range *crls {
-			if !bytes.Equal(crl.RawIssuer, leaf.RawIssuer) {
-				continue
-			}
-			for _, rc := range crl.RevokedCertificateEntries {
-				if rc.SerialNumber.Cmp(leaf.SerialNumber) == 0 {
-					return errors.New("client certificate revoked")
-				}
-			}
-		}
+	if (*t.revoked.Load())[revocationKey(leaf.RawIssuer, leaf.SerialNumber)] {
+		return errors.New("client certificate revoked")
 	}
 	if _, ok := t.partners.ByCertificate(leaf); !ok {
 		return errors.New("client certificate does not belong to a registered partner")
