@@ -58,15 +58,17 @@ func (m *Metrics) ObservePartnerCert(id string, c *x509.Certificate, now time.Ti
 	if m == nil || c == nil {
 		return
 	}
-	m.partnerCerts.Store(id, c)
+	if last, ok := m.partnerCerts.Load(id); !ok || last != c { // a new connection
+		m.partnerCerts.Store(id, c)
+	}
 	m.CertExpiry.WithLabelValues("partner:" + id).Set(c.NotAfter.Sub(now).Seconds())
 }
 
 // SetCertExpiries sets the expiry gauges afresh: the named certificates,
 // the last client certificate of each partner still registered, and the
-// CRLs' next updates. Series of
-// anything else — a partner removed, a CA or CRL dropped by a reload — go,
-// so that an alert on expiry never fires for what the gateway no longer uses.
+// CRLs' next updates. Series of anything else (a partner removed, a CA or a
+// CRL dropped by a reload) go, so that an alert on expiry never fires for
+// what the gateway no longer uses.
 func (m *Metrics) SetCertExpiries(certs map[string]*x509.Certificate, crlNextUpdates map[string]time.Time, registered func(id string) bool, now time.Time) {
 	m.CertExpiry.Reset()
 	for name, c := range certs {
