@@ -32,7 +32,9 @@ func TestRevocation(t *testing.T) {
 	server, _ := ca.IssueServer("localhost", nil, nil)
 	cert := tls.Certificate{Certificate: [][]byte{server.Cert.Raw}, PrivateKey: server.Key}
 	h := NewTLS(cert, x509.NewCertPool(), []*x509.RevocationList{crl}, reg)
-	check := func(c *x509.Certificate) error { return h.verify(tls.ConnectionState{PeerCertificates: []*x509.Certificate{c}}) }
+	check := func(c *x509.Certificate) error {
+		return h.verify(tls.ConnectionState{PeerCertificates: []*x509.Certificate{c}})
+	}
 
 	for _, tc := range []struct {
 		name    string
