@@ -77,16 +77,7 @@ func TestLeanConn(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 		_, _ = w.Write([]byte(`{"status":"ACCEPTED"}`))
 	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.StartTLS()
-	defer srv.Close()
-	pool := x509.NewCertPool()
-	pool.AddCert(srv.Certificate())
-	c, err := newLeanConn(srv.URL+"/base", "/v1/injury-notices", &tls.Config{RootCAs: pool}, 5*time.Second)
+	c, err := newLeanConn(srv.URL+"/base", "/v1/injury-notices", startTLS(t, srv, &conns), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +94,21 @@ func TestLeanConn(t *testing.T) {
 	if _, err := newLeanConn("http://127.0.0.1:1", "/", &tls.Config{}, time.Second); err == nil {
 		t.Fatal("an http:// URL was taken")
 	}
+}
+
+// startTLS starts srv, counting its new connections in conns, and returns
+// a client TLS configuration that trusts it.
+func startTLS(t *testing.T, srv *httptest.Server, conns *atomic.Int64) *tls.Config {
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	return &tls.Config{RootCAs: pool}
 }
 
 // TestLeanConnRetry: a request on a kept-alive connection the server closed
@@ -122,16 +128,7 @@ func TestLeanConnRetry(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	srv.Config.IdleTimeout = 50 * time.Millisecond
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.StartTLS()
-	defer srv.Close()
-	pool := x509.NewCertPool()
-	pool.AddCert(srv.Certificate())
-	c, err := newLeanConn(srv.URL, "/v1/injury-notices", &tls.Config{RootCAs: pool}, 5*time.Second)
+	c, err := newLeanConn(srv.URL, "/v1/injury-notices", startTLS(t, srv, &conns), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
