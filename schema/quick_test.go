@@ -2,6 +2,7 @@ package schema
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -318,7 +319,8 @@ func asSlice(v any) []any {
 }
 
 // FuzzQuick: on any document jsondoc reads, quick and the library agree,
-// for both schemas.
+// for both schemas, and ValidateTree gives the same verdict, a refusal as
+// an *Error.
 func FuzzQuick(f *testing.F) {
 	for _, docs := range examples(f) {
 		for _, d := range docs {
@@ -336,8 +338,15 @@ func FuzzQuick(f *testing.F) {
 		}
 		for _, name := range []string{CanonicalSchemaFile, SGEmployerNoticeSchemaFile} {
 			s, _ := Validator(name)
-			if got, want := quicks[name].valid(v), s.Validate(v.Any()) == nil; got != want {
+			got, want := quicks[name].valid(v), s.Validate(v.Any()) == nil
+			if got != want {
 				t.Fatalf("%s: quick says valid=%v, the library %v", name, got, want)
+			}
+			// What callers get: the verdict, and a refusal told as places and keywords.
+			err := ValidateTree(name, v)
+			var se *Error
+			if (err == nil) != want || (err != nil && (!errors.As(err, &se) || len(se.Failures) == 0)) {
+				t.Fatalf("%s: ValidateTree = %v (%T), valid %v", name, err, err, want)
 			}
 		}
 	})
