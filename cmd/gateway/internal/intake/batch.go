@@ -151,7 +151,7 @@ func (p *Pipeline) runBatch(ctx context.Context, s *step) ([]byte, *problem.Erro
 		return nil, problem.Wrap(problem.TooLarge, "a claim's event would be too large to publish to the back office; nothing was accepted", err)
 	}
 	if err != nil {
-		return nil, problem.Wrap(problem.Unavailable, "the message log is unavailable; nothing was accepted, try again", fmt.Errorf("%w: %w", errStore, err))
+		return nil, storeProblem(err)
 	}
 	p.wake(s.entry)
 	if conflict {

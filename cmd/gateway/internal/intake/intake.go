@@ -338,7 +338,7 @@ func (p *Pipeline) accept(ctx context.Context, s *step) (*Result, *problem.Error
 		err = buildErr
 	}
 	if err != nil {
-		return nil, problem.Wrap(problem.Unavailable, "the message log is unavailable; nothing was accepted, try again", fmt.Errorf("%w: %w", errStore, err))
+		return nil, storeProblem(err)
 	}
 	p.wake(s.entry)
 	if conflict {
@@ -353,6 +353,18 @@ func (p *Pipeline) accept(ctx context.Context, s *step) (*Result, *problem.Error
 		status = 200
 	}
 	return &Result{Status: status, Outcome: res.Outcome, RecordID: res.Record.RecordID, Receipt: res.Record.Receipt}, nil
+}
+
+// storeProblem is the answer when the message log could not take a
+// submission. After a commit timeout the submission may have been
+// committed after all, so the partner is not told that nothing was
+// accepted: sent again unchanged, it is answered once either way.
+func storeProblem(err error) *problem.Error {
+	detail := "the message log is unavailable; nothing was accepted, try again"
+	if errors.Is(err, store.ErrCommitTimeout) {
+		detail = "the message log did not answer in time, so this submission may or may not have been accepted: send it again unchanged (it is never accepted twice)"
+	}
+	return problem.Wrap(problem.Unavailable, detail, fmt.Errorf("%w: %w", errStore, err))
 }
 
 // errLogged marks a refusal whose entry the store already wrote.

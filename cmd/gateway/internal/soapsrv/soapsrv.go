@@ -262,6 +262,17 @@ func toElement(b []byte) (*etree.Element, error) {
 	return d.Root(), nil
 }
 
+// storeFault is the answer when the message log could not take a message.
+// After a commit timeout it may have been committed after all: sent again
+// with the same MessageId, it is answered once either way (§8.3).
+func storeFault(err error) *Fault {
+	reason := "message log unavailable; nothing was accepted"
+	if errors.Is(err, store.ErrCommitTimeout) {
+		reason = "message log did not answer in time; the message may or may not have been accepted: send it again with the same MessageId"
+	}
+	return &Fault{Code: "server.unavailable", Reason: reason, Server: true, Retry: 5}
+}
+
 // CaseIDFor derives the case id of a notification from its record id: the
 // same notification always gets the same case id.
 func CaseIDFor(institution, recordID string, at time.Time) string {
@@ -316,7 +327,7 @@ func (h *Handler) notifyInjury(ctx context.Context, rq *request, env *wssec.Enve
 		e.Outbox, e.Exchange, e.Status, e.Outcome, e.Receipt = nil, nil, http.StatusOK, store.OutcomeDuplicate, first.Receipt
 	})
 	if err != nil {
-		return nil, &Fault{Code: "server.unavailable", Reason: "message log unavailable; nothing was accepted", Server: true, Retry: 5}
+		return nil, storeFault(err)
 	}
 	h.wake(e)
 	if res.Outcome == store.OutcomeDuplicate {
@@ -387,7 +398,7 @@ func (h *Handler) caseMessage(ctx context.Context, rq *request, env *wssec.Envel
 		e.Outbox = []store.Message{m}
 	}
 	if err := h.Store.Log(ctx, e); err != nil {
-		return nil, &Fault{Code: "server.unavailable", Reason: "message log unavailable; nothing was accepted", Server: true, Retry: 5}
+		return nil, storeFault(err)
 	}
 	h.wake(e)
 	h.Log.Info("agency case message", "correlation_id", rq.cid, "partner", rq.p.ID, "operation", op, "case_id", hdr.CaseID)

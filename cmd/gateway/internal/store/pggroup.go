@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -30,15 +31,25 @@ type pgGroup struct {
 // own, in a transaction it begins and ends itself so that BEGIN and COMMIT
 // travel with the group's other statements (pgx batches). A connection
 // left inside a transaction is discarded by the driver, not reused.
+//
+// The whole commit is bounded by the commit timeout: past it, the group's
+// writes fail with ErrCommitTimeout and its connection is dropped.
 func (s *DB) commitPG(batch []*writeReq) (err error) {
-	ctx := context.Background()
+	timeout := time.Duration(s.commitTimeout.Load())
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("%w (%v): %w", ErrCommitTimeout, timeout, err)
+		}
+	}()
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
 	defer func() {
-		if err != nil {
+		if err != nil && ctx.Err() == nil {
 			_, _ = conn.ExecContext(ctx, `ROLLBACK`)
 		}
 	}()
@@ -73,7 +84,7 @@ func (s *DB) commitPG(batch []*writeReq) (err error) {
 		}
 		return rows.Err()
 	})
-	if err = pipeline(conn, begin); err != nil {
+	if err = pipeline(ctx, conn, begin); err != nil {
 		return err
 	}
 	s.head, s.group = head, g
@@ -96,7 +107,7 @@ func (s *DB) commitPG(batch []*writeReq) (err error) {
 		end.Queue(t.query, cols...)
 	}
 	end.Queue(`COMMIT`)
-	return pipeline(conn, end)
+	return pipeline(ctx, conn, end)
 }
 
 // The statements that insert a group's accepted entries, their events and
@@ -147,13 +158,13 @@ func column[T any](rows [][]any, i int) []T {
 
 // pipeline sends b's statements in one round trip on conn and reads their
 // results; the first error stops the rest.
-func pipeline(conn *sql.Conn, b *pgx.Batch) error {
+func pipeline(ctx context.Context, conn *sql.Conn, b *pgx.Batch) error {
 	return conn.Raw(func(dc any) error {
 		c, ok := dc.(*stdlib.Conn)
 		if !ok {
 			return fmt.Errorf("store: not a pgx connection: %T", dc)
 		}
-		return c.Conn().SendBatch(context.Background(), b).Close()
+		return c.Conn().SendBatch(ctx, b).Close()
 	})
 }
 

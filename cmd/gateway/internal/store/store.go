@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
@@ -116,6 +117,18 @@ var ErrNotFound = errors.New("store: not found")
 // ErrClosed is returned after Close.
 var ErrClosed = errors.New("store: closed")
 
+// ErrCommitTimeout is returned for the writes of a PostgreSQL group commit
+// that did not finish within the commit timeout (a database that stopped
+// answering, or another instance holding the writer's lock). Whether the
+// group committed is unknown; an idempotent submission sent again finds out.
+var ErrCommitTimeout = errors.New("store: the database did not answer in time")
+
+// DefaultCommitTimeout bounds a PostgreSQL group commit, from taking a
+// connection to COMMIT. A group of 256 takes tens of milliseconds; the bound
+// is for a database that stops answering, which would otherwise hold every
+// waiting request until TCP gives up, hours later.
+const DefaultCommitTimeout = 30 * time.Second
+
 // DB is the store.
 type DB struct {
 	db       *sql.DB
@@ -130,7 +143,13 @@ type DB struct {
 	closeOnce sync.Once
 	closing   chan struct{}
 	writerWG  sync.WaitGroup
+	// commitTimeout bounds a PostgreSQL group commit (nanoseconds).
+	commitTimeout atomic.Int64
 }
+
+// SetCommitTimeout changes the bound of a PostgreSQL group commit
+// (DefaultCommitTimeout when the store is opened).
+func (s *DB) SetCommitTimeout(d time.Duration) { s.commitTimeout.Store(int64(d)) }
 
 type chainHead struct {
 	tx    wtx
@@ -195,6 +214,7 @@ func IsPostgres(target string) bool { return sqldialect.IsPostgres(target) }
 // needed; WAL, synchronous=FULL).
 func Open(target string) (*DB, error) {
 	s := &DB{postgres: IsPostgres(target), reqs: make(chan *writeReq, 1024), closing: make(chan struct{})}
+	s.SetCommitTimeout(DefaultCommitTimeout)
 	var err error
 	ddl := schemaSQLite
 	if s.postgres {

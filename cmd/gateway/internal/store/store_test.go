@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -701,4 +702,57 @@ func intactChain(t *testing.T, s *store.DB) {
 	if err != nil || rep.BrokenSeq != 0 {
 		t.Fatalf("chain: %+v, %v", rep, err)
 	}
+}
+
+// TestCommitTimeout: PostgreSQL group commits that cannot finish (another
+// session holds the writer's lock) fail within the commit timeout with
+// ErrCommitTimeout, a timed-out group is not retried write by write (each
+// retry would wait the timeout out again), and the store accepts again
+// once the lock is free.
+func TestCommitTimeout(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	s := open(t, dsn)
+	s.SetCommitTimeout(time.Second)
+	ctx := context.Background()
+	holder, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	lock, err := holder.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, store.LockWriter); err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 8
+	start := time.Now()
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := s.Accept(ctx, entry(fmt.Sprintf("t%d", i), "aa"), onExisting)
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; !errors.Is(err, store.ErrCommitTimeout) {
+			t.Fatalf("a write behind a held lock: %v, want ErrCommitTimeout", err)
+		}
+	}
+	// The first write commits alone and the other seven as one group: two
+	// timeouts. Retried write by write, the seven would take seven more.
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Fatalf("%d writes failed after %v: a timed-out group was retried write by write", n, elapsed)
+	}
+
+	if _, err := lock.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, store.LockWriter); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Accept(ctx, entry("after", "aa"), onExisting); err != nil || r.Outcome != store.OutcomeAccepted {
+		t.Fatalf("accept once the lock is free: %+v, %v", r, err)
+	}
+	intactChain(t, s)
 }

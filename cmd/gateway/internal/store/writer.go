@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,7 +85,10 @@ func (s *DB) writer() {
 		last = len(batch)
 		groupSize.Observe(float64(len(batch)))
 		err := s.commit(batch)
-		if err != nil && len(batch) > 1 {
+		// A failed group is retried write by write, so that one bad write
+		// fails alone; not after a timeout, when the database is not
+		// answering and each retry would wait the timeout out again.
+		if err != nil && len(batch) > 1 && !errors.Is(err, ErrCommitTimeout) {
 			for _, r := range batch {
 				r.done <- s.commit([]*writeReq{r})
 			}

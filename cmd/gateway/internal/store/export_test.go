@@ -1,0 +1,5 @@
+package store
+
+// LockWriter is the advisory lock key of the PostgreSQL writer, for tests
+// that hold it from another session.
+const LockWriter = lockWriter
