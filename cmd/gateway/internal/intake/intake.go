@@ -356,15 +356,9 @@ func (p *Pipeline) accept(ctx context.Context, s *step) (*Result, *problem.Error
 }
 
 // storeProblem is the answer when the message log could not take a
-// submission. After a commit timeout the submission may have been
-// committed after all, so the partner is not told that nothing was
-// accepted: sent again unchanged, it is answered once either way.
+// submission (store.FailureAdvice says what it may have done).
 func storeProblem(err error) *problem.Error {
-	detail := "the message log is unavailable; nothing was accepted, try again"
-	if errors.Is(err, store.ErrCommitTimeout) {
-		detail = "the message log did not answer in time, so this submission may or may not have been accepted: send it again unchanged (it is never accepted twice)"
-	}
-	return problem.Wrap(problem.Unavailable, detail, fmt.Errorf("%w: %w", errStore, err))
+	return problem.Wrap(problem.Unavailable, store.FailureAdvice(err), fmt.Errorf("%w: %w", errStore, err))
 }
 
 // errLogged marks a refusal whose entry the store already wrote.

@@ -262,15 +262,11 @@ func toElement(b []byte) (*etree.Element, error) {
 	return d.Root(), nil
 }
 
-// storeFault is the answer when the message log could not take a message.
-// After a commit timeout it may have been committed after all: sent again
-// with the same MessageId, it is answered once either way (§8.3).
+// storeFault is the answer when the message log could not take a message
+// (store.FailureAdvice says what it may have done; sent again unchanged,
+// with its MessageId, it is answered once: §8.3).
 func storeFault(err error) *Fault {
-	reason := "message log unavailable; nothing was accepted"
-	if errors.Is(err, store.ErrCommitTimeout) {
-		reason = "message log did not answer in time; the message may or may not have been accepted: send it again with the same MessageId"
-	}
-	return &Fault{Code: "server.unavailable", Reason: reason, Server: true, Retry: 5}
+	return &Fault{Code: "server.unavailable", Reason: store.FailureAdvice(err), Server: true, Retry: 5}
 }
 
 // CaseIDFor derives the case id of a notification from its record id: the

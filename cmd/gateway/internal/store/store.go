@@ -123,6 +123,17 @@ var ErrClosed = errors.New("store: closed")
 // group committed is unknown; an idempotent submission sent again finds out.
 var ErrCommitTimeout = errors.New("store: the database did not answer in time")
 
+// FailureAdvice is what a caller may tell the sender of a submission whose
+// write failed with err, on any transport: that nothing was accepted, or,
+// after a commit timeout, that it may have been, so that it is sent again
+// unchanged (idempotency then answers it once).
+func FailureAdvice(err error) string {
+	if errors.Is(err, ErrCommitTimeout) {
+		return "the message log did not answer in time, so this submission may or may not have been accepted: send it again unchanged (it is never accepted twice)"
+	}
+	return "the message log is unavailable; nothing was accepted, try again"
+}
+
 // DefaultCommitTimeout bounds a PostgreSQL group commit, from taking a
 // connection to COMMIT. A group of 256 takes tens of milliseconds; the bound
 // is for a database that stops answering, which would otherwise hold every

@@ -756,3 +756,23 @@ func TestCommitTimeout(t *testing.T) {
 	}
 	intactChain(t, s)
 }
+
+// TestFailureAdvice: a failed write tells its sender that nothing was
+// accepted, except after a commit timeout, when it may have been and the
+// advice is to send it again unchanged.
+func TestFailureAdvice(t *testing.T) {
+	for _, tc := range []struct {
+		name, want, not string
+		err             error
+	}{
+		{"fail/unavailable", "nothing was accepted", "may or may not", errors.New("connection refused")},
+		{"fail/commit-timeout", "may or may not have been accepted: send it again unchanged", "nothing was accepted",
+			fmt.Errorf("%w (1s): context deadline exceeded", store.ErrCommitTimeout)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := store.FailureAdvice(tc.err); !strings.Contains(got, tc.want) || strings.Contains(got, tc.not) {
+				t.Fatalf("%q, want %q and not %q", got, tc.want, tc.not)
+			}
+		})
+	}
+}
