@@ -135,7 +135,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		Limits: server.Limits{MaxBodyBytes: lim.MaxBodyBytes, MaxInflightBytes: lim.MaxInflightBytes, ReadHeaderTimeout: time.Duration(lim.ReadHeaderTimeout),
 			ReadTimeout: time.Duration(lim.ReadTimeout), WriteTimeout: time.Duration(lim.WriteTimeout), IdleTimeout: time.Duration(lim.IdleTimeout)},
 	}
-	g.Server.Health = g.Health
 	g.Server.Metrics = g.M
 	if sc := cfg.File.SOAP; sc.SigningCertFile != "" {
 		cs, err := certs.LoadCertificates(sc.SigningCertFile)

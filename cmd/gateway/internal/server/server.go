@@ -60,8 +60,6 @@ type Server struct {
 	Receipts *receipt.Signer
 	Limits   Limits
 	Log      *slog.Logger
-	// Health, when set, gives the /healthz detail (outbox backlog and relay).
-	Health func(ctx context.Context) (map[string]any, bool)
 	// SOAP serves the agency exchange; nil answers it with a server fault.
 	SOAP *soapsrv.Handler
 	// Metrics, when set, counts requests by route, partner and outcome.
@@ -355,22 +353,16 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(s.Receipts.JWKS())
 }
 
+// health answers a partner's liveness check: the gateway is up and its
+// message log answers. Nothing more: the detail (volumes, the outbox, the
+// relay's last error, which can name internal hosts) is the operators',
+// on the ops listener.
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	if s.Health != nil {
-		h, ok := s.Health(r.Context())
-		status := http.StatusOK
-		if !ok {
-			status = http.StatusServiceUnavailable
-		}
-		writeJSON(w, status, h)
-		return
-	}
-	n, err := s.Store.Entries(r.Context())
-	if err != nil {
+	if _, err := s.Store.Entries(r.Context()); err != nil {
 		problem.Wrap(problem.Unavailable, "message log unavailable", err).WriteHTTP(w, CorrelationID(r))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "messageLogEntries": n})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -370,9 +370,14 @@ func TestHandshake(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.TLS.Version != tls.VersionTLS13 {
 			t.Fatalf("negotiated %x", resp.TLS.Version)
+		}
+		// A partner learns that the gateway is up, nothing about its volumes or internals.
+		if resp.StatusCode != http.StatusOK || string(body) != "{\"status\":\"ok\"}\n" {
+			t.Fatalf("/healthz for a partner: %d %s", resp.StatusCode, body)
 		}
 	})
 	if n := count(t, env, `SELECT count(*) FROM message_log`); n != 0 {

@@ -208,8 +208,13 @@ func (s *DB) Verify(ctx context.Context, progress func(done int64)) (ChainReport
 }
 
 // Entries returns the number of logged entries.
+//
+// It is the chain's last sequence number: entries are numbered from 1
+// without gaps, so the primary key answers in one lookup where count(*)
+// read the whole log (seconds on a log of a few hundred thousand entries,
+// and /healthz asks every few seconds).
 func (s *DB) Entries(ctx context.Context) (int64, error) {
 	var n int64
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM message_log`).Scan(&n)
+	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM message_log`).Scan(&n)
 	return n, err
 }
