@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -147,15 +148,20 @@ func (s *DB) OutboxBacklog(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-// OutboxOldest is the creation time of the oldest unpublished message.
+// OutboxOldest is the creation time of the oldest unpublished message: the
+// next one the relay publishes, first in id order. It is read by id, not as
+// min(created_at), which read the whole outbox on every /metrics scrape:
+// cheap while the relay keeps up, slow exactly when Kafka is away and the
+// outbox grows.
 func (s *DB) OutboxOldest(ctx context.Context) (time.Time, bool, error) {
-	var at sql.NullString
-	if err := s.db.QueryRowContext(ctx, `SELECT min(created_at) FROM outbox WHERE published_at IS NULL`).Scan(&at); err != nil {
-		return time.Time{}, false, err
-	}
-	if !at.Valid {
+	var at string
+	err := s.db.QueryRowContext(ctx, `SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1`).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, false, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, at.String)
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, at)
 	return t, err == nil, err
 }

@@ -776,3 +776,37 @@ func TestFailureAdvice(t *testing.T) {
 		})
 	}
 }
+
+// TestOutboxOldest: the age gauge's source is the oldest message the relay
+// has yet to publish: none in an empty outbox, then the first accepted,
+// then, once that is published, the next.
+func TestOutboxOldest(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		if _, ok, err := s.OutboxOldest(ctx); ok || err != nil {
+			t.Fatalf("empty outbox: ok %v, %v", ok, err)
+		}
+		first := time.Date(2026, 3, 4, 2, 40, 12, 0, time.UTC)
+		for i, key := range []string{"o1", "o2"} {
+			e := entry(key, "aa")
+			e.ReceivedAt = first.Add(time.Duration(i) * time.Minute)
+			if _, err := s.Accept(ctx, e, onExisting); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if at, ok, err := s.OutboxOldest(ctx); !ok || err != nil || !at.Equal(first) {
+			t.Fatalf("two pending: %v %v %v, want %v", at, ok, err, first)
+		}
+		c, err := s.ClaimOutbox(ctx, 1)
+		if err != nil || len(c.Messages) != 1 {
+			t.Fatalf("claim: %v", err)
+		}
+		if err := c.Done(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if at, ok, err := s.OutboxOldest(ctx); !ok || err != nil || !at.Equal(first.Add(time.Minute)) {
+			t.Fatalf("after publishing the first: %v %v %v, want %v", at, ok, err, first.Add(time.Minute))
+		}
+	})
+}
