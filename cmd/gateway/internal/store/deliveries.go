@@ -61,12 +61,17 @@ func scanDelivery(sc interface{ Scan(...any) error }) (*Delivery, error) {
 	return &d, nil
 }
 
+// qClaimDue finds the deliveries whose time has come, by the deliveries_due
+// index: the deliverer asks every 200 ms, and delivered rows stay in the
+// table, so without the index each poll read all of it (300,000 rows:
+// 127-143 ms, against 0.02-0.18 ms with it).
+const qClaimDue = `SELECT ` + deliveryCols + ` FROM deliveries WHERE state = ? AND next_at <= ? ORDER BY next_at, id LIMIT ?`
+
 // ClaimDue leases up to limit pending deliveries whose time has come: each is
 // moved lease into the future with a compare-and-set, so two deliverers
 // (two instances) never work on the same delivery at once.
 func (s *DB) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]*Delivery, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+deliveryCols+` FROM deliveries WHERE state = ? AND next_at <= ? ORDER BY next_at, id LIMIT ?`),
-		DeliveryPending, ts(now), limit)
+	rows, err := s.db.QueryContext(ctx, s.q(qClaimDue), DeliveryPending, ts(now), limit)
 	if err != nil {
 		return nil, err
 	}

@@ -3,3 +3,6 @@ package store
 // LockWriter is the advisory lock key of the PostgreSQL writer, for tests
 // that hold it from another session.
 const LockWriter = lockWriter
+
+// QClaimDue is the deliverer's polling query.
+const QClaimDue = qClaimDue

@@ -810,3 +810,40 @@ func TestOutboxOldest(t *testing.T) {
 		}
 	})
 }
+
+// TestDeliveriesDueIndex: the deliverer's polling query has its index on
+// both stores, and SQLite's plan searches it instead of reading the table
+// (which keeps every delivered row) and sorting.
+func TestDeliveriesDueIndex(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		s := open(t, target)
+		q := `SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'deliveries_due'`
+		if sqldialect.IsPostgres(target) {
+			q = `SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'deliveries_due'`
+		}
+		var n int
+		if err := s.DB().QueryRow(q).Scan(&n); err != nil || n != 1 {
+			t.Fatalf("deliveries_due: %d indexes, %v", n, err)
+		}
+		if sqldialect.IsPostgres(target) {
+			return
+		}
+		rows, err := s.DB().Query(`EXPLAIN QUERY PLAN `+store.QClaimDue, store.DeliveryPending, "2026-01-01T00:00:00Z", 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		if p := strings.Join(plan, "; "); !strings.Contains(p, "USING INDEX deliveries_due") || strings.Contains(p, "TEMP B-TREE") {
+			t.Fatalf("plan %q, want a search of deliveries_due without a sort", p)
+		}
+	})
+}
