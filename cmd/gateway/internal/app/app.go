@@ -317,7 +317,7 @@ func (g *Gateway) refresh(ctx context.Context) {
 	watch := g.watch.Load()
 	crlNext := map[string]time.Time{}
 	for name, c := range watch.crls {
-		if !c.crl.NextUpdate.IsZero() { // the CRL names none
+		if !c.crl.NextUpdate.IsZero() { // a CRL that names no next update has no gauge
 			crlNext[name] = c.crl.NextUpdate
 		}
 	}
