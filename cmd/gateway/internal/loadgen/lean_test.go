@@ -63,7 +63,8 @@ func TestReadResponse(t *testing.T) {
 // kept-alive connection, and after the server closes it the next post dials
 // again.
 func TestLeanConn(t *testing.T) {
-	var conns, posts atomic.Int64
+	var conns connCount
+	var posts atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		n := posts.Add(1)
@@ -88,7 +89,7 @@ func TestLeanConn(t *testing.T) {
 			t.Fatalf("post %d: %d %v", i, status, err)
 		}
 	}
-	if got := conns.Load(); got != 2 {
+	if got := conns.opened.Load(); got != 2 {
 		t.Fatalf("%d connections for 5 posts with a close after the third, want 2", got)
 	}
 	if _, err := newLeanConn("http://127.0.0.1:1", "/", &tls.Config{}, time.Second); err == nil {
@@ -96,12 +97,18 @@ func TestLeanConn(t *testing.T) {
 	}
 }
 
-// startTLS starts srv, counting its new connections in conns, and returns
-// a client TLS configuration that trusts it.
-func startTLS(t *testing.T, srv *httptest.Server, conns *atomic.Int64) *tls.Config {
+// connCount counts a test server's connections.
+type connCount struct{ opened, closed atomic.Int64 }
+
+// startTLS starts srv, counting its connections in n, and returns a client
+// TLS configuration that trusts it.
+func startTLS(t *testing.T, srv *httptest.Server, n *connCount) *tls.Config {
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
+		switch s {
+		case http.StateNew:
+			n.opened.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			n.closed.Add(1)
 		}
 	}
 	srv.StartTLS()
@@ -116,50 +123,70 @@ func startTLS(t *testing.T, srv *httptest.Server, conns *atomic.Int64) *tls.Conf
 // left unanswered is not sent a third time, and a fresh connection's
 // failure is not retried at all.
 func TestLeanConnRetry(t *testing.T) {
-	var conns, posts atomic.Int64
-	var hangUp atomic.Bool
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		posts.Add(1)
-		if hangUp.Load() {
-			c, _, _ := w.(http.Hijacker).Hijack()
-			c.Close()
-			return
+	post := func(c *leanConn) (int, error) { return c.post(context.Background(), "application/jose", []byte("body")) }
+	t.Run("ok/closed-while-idle", func(t *testing.T) {
+		var conns connCount
+		var posts atomic.Int64
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			posts.Add(1)
+			w.WriteHeader(http.StatusAccepted)
+		}))
+		srv.Config.IdleTimeout = 50 * time.Millisecond
+		c, err := newLeanConn(srv.URL, "/v1/injury-notices", startTLS(t, srv, &conns), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
 		}
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	srv.Config.IdleTimeout = 50 * time.Millisecond
-	c, err := newLeanConn(srv.URL, "/v1/injury-notices", startTLS(t, srv, &conns), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
-	post := func() (int, error) { return c.post(context.Background(), "application/jose", []byte("body")) }
-	for i := 1; i <= 3; i++ {
-		if status, err := post(); err != nil || status != http.StatusAccepted {
-			t.Fatalf("post %d: %d %v", i, status, err)
+		defer c.close()
+		for i := 1; i <= 3; i++ {
+			if status, err := post(c); err != nil || status != http.StatusAccepted {
+				t.Fatalf("post %d: %d %v", i, status, err)
+			}
+			// Wait until the server has closed the idle connection.
+			for deadline := time.Now().Add(5 * time.Second); conns.closed.Load() < int64(i); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the server did not close the idle connection")
+				}
+			}
 		}
-		time.Sleep(200 * time.Millisecond) // the server closes the idle connection
-	}
-	if got, want := [2]int64{conns.Load(), posts.Load()}, [2]int64{3, 3}; got != want {
-		t.Fatalf("(connections, requests) = %v after 3 posts with idle closes, want %v", got, want)
-	}
-
-	if status, err := post(); err != nil || status != http.StatusAccepted { // a fresh connection, kept alive
-		t.Fatalf("post: %d %v", status, err)
-	}
-	hangUp.Store(true)
-	if _, err := post(); !errors.Is(err, errUnanswered) {
-		t.Fatalf("unanswered twice: err %v, want errUnanswered", err)
-	}
-	if got := posts.Load(); got != 6 {
-		t.Fatalf("%d requests, want 6 (the unanswered one sent twice, not more)", got)
-	}
-	if _, err := post(); !errors.Is(err, errUnanswered) {
-		t.Fatalf("unanswered on a fresh connection: err %v, want errUnanswered", err)
-	}
-	if got := posts.Load(); got != 7 {
-		t.Fatalf("%d requests, want 7 (a fresh connection's failure is not retried)", got)
-	}
+		if got, want := [2]int64{conns.opened.Load(), posts.Load()}, [2]int64{3, 3}; got != want {
+			t.Fatalf("(connections, requests) = %v after 3 posts with idle closes, want %v", got, want)
+		}
+	})
+	t.Run("fail/unanswered", func(t *testing.T) {
+		var conns connCount
+		var posts atomic.Int64
+		var hangUp atomic.Bool
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			posts.Add(1)
+			if hangUp.Load() {
+				c, _, _ := w.(http.Hijacker).Hijack()
+				c.Close()
+				return
+			}
+			w.WriteHeader(http.StatusAccepted)
+		}))
+		c, err := newLeanConn(srv.URL, "/v1/injury-notices", startTLS(t, srv, &conns), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.close()
+		if status, err := post(c); err != nil || status != http.StatusAccepted { // a connection kept alive
+			t.Fatalf("post: %d %v", status, err)
+		}
+		hangUp.Store(true)
+		if _, err := post(c); !errors.Is(err, errUnanswered) {
+			t.Fatalf("unanswered twice: err %v, want errUnanswered", err)
+		}
+		if got := posts.Load(); got != 3 {
+			t.Fatalf("%d requests, want 3 (the unanswered one sent twice, not more)", got)
+		}
+		if _, err := post(c); !errors.Is(err, errUnanswered) {
+			t.Fatalf("unanswered on a fresh connection: err %v, want errUnanswered", err)
+		}
+		if got := posts.Load(); got != 4 {
+			t.Fatalf("%d requests, want 4 (a fresh connection's failure is not retried)", got)
+		}
+	})
 }
 
 // FuzzReadResponse: whatever the bytes, readResponse returns (no panic, no
