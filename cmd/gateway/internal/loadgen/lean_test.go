@@ -123,7 +123,9 @@ func startTLS(t *testing.T, srv *httptest.Server, n *connCount) *tls.Config {
 // left unanswered is not sent a third time, and a fresh connection's
 // failure is not retried at all.
 func TestLeanConnRetry(t *testing.T) {
-	post := func(c *leanConn) (int, error) { return c.post(context.Background(), "application/jose", []byte("body")) }
+	post := func(c *leanConn) (int, error) {
+		return c.post(context.Background(), "application/jose", []byte("body"))
+	}
 	t.Run("ok/closed-while-idle", func(t *testing.T) {
 		var conns connCount
 		var posts atomic.Int64
