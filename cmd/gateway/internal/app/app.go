@@ -429,7 +429,7 @@ func (g *Gateway) OpsHandler() http.Handler {
 // ServeOperator serves the operator API on ln (mutual TLS) until ctx is done.
 func (g *Gateway) ServeOperator(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{Handler: (&operator.API{Store: g.Store, Partners: g.Config.Partners, Log: g.Log}).Handler(), TLSConfig: g.OperatorTLS,
-		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second}
+		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	return server.Serve(ctx, hs, ln)
 }
 
@@ -466,7 +466,10 @@ func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 	}
 	var opsSrv *http.Server
 	if ops != nil {
-		opsSrv = &http.Server{Handler: g.OpsHandler(), ReadHeaderTimeout: 5 * time.Second}
+		// Bounded like the other listeners; the write bound leaves room for a
+		// CPU profile of up to two minutes (/debug/pprof/profile?seconds=N).
+		opsSrv = &http.Server{Handler: g.OpsHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+			WriteTimeout: 2*time.Minute + 10*time.Second, IdleTimeout: 2 * time.Minute}
 		go func() { _ = opsSrv.Serve(ops) }()
 	}
 	hs := g.Server.HTTPServer(g.TLS)
