@@ -466,10 +466,10 @@ func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 	}
 	var opsSrv *http.Server
 	if ops != nil {
-		// Bounded like the other listeners; the write bound leaves room for a
-		// CPU profile of up to two minutes (/debug/pprof/profile?seconds=N).
+		// Bounded like the other listeners (net/http/pprof extends the write
+		// deadline by the duration of a CPU profile it is asked for).
 		opsSrv = &http.Server{Handler: g.OpsHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-			WriteTimeout: 2*time.Minute + 10*time.Second, IdleTimeout: 2 * time.Minute}
+			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 		go func() { _ = opsSrv.Serve(ops) }()
 	}
 	hs := g.Server.HTTPServer(g.TLS)
