@@ -86,13 +86,9 @@ func Topics(k config.Kafka) events.Topics {
 
 // New opens the store, loads keys and certificates, and builds the server.
 func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
-	cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+	lt, err := loadListenerTLS(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("tls certificate: %w", err)
-	}
-	pool, err := certs.LoadPool(cfg.ClientCAFile)
-	if err != nil {
-		return nil, fmt.Errorf("client CA: %w", err)
+		return nil, err
 	}
 	signer, err := receipt.LoadSigner(cfg.ReceiptKeyFile)
 	if err != nil {
@@ -107,12 +103,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	relay.Register(g.Metrics)
 	store.Register(g.Metrics)
 	g.M = metrics.New(g.Metrics)
-	crls, err := loadCRLs(cfg)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	watch := newWatched(cfg, cert, crls)
+	watch := newWatched(cfg, lt)
 
 	pipe := &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log, Metrics: g.M,
 		Events: eventBuilder(cfg, g.Topics)}
@@ -197,31 +188,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 			st.Close()
 			return nil, fmt.Errorf("operator client CA: %w", err)
 		}
-		g.OperatorTLS = operator.TLSConfig(cert, opPool, oc.AllowedCNs)
+		g.OperatorTLS = operator.TLSConfig(lt.cert, opPool, oc.AllowedCNs)
 	}
 	g.watch.Store(watch)
-	g.tlsHold = server.NewTLS(cert, pool, crls, cfg.Partners)
+	g.tlsHold = server.NewTLS(lt.cert, lt.pool, lt.crls, cfg.Partners)
 	g.TLS = g.tlsHold.Config()
 	return g, nil
-}
-
-func loadCRLs(cfg *config.Config) ([]*x509.RevocationList, error) {
-	var out []*x509.RevocationList
-	if len(cfg.File.TLS.CRLFiles) == 0 {
-		return nil, nil
-	}
-	cas, err := certs.LoadCertificates(cfg.ClientCAFile)
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range cfg.File.TLS.CRLFiles {
-		crl, err := certs.LoadCRL(f, cas)
-		if err != nil {
-			return nil, fmt.Errorf("crl: %w", err)
-		}
-		out = append(out, crl)
-	}
-	return out, nil
 }
 
 // Reload re-reads the configuration file and swaps in its partner registry,
@@ -233,15 +205,7 @@ func (g *Gateway) Reload() error {
 	if err != nil {
 		return err
 	}
-	cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
-	if err != nil {
-		return fmt.Errorf("tls certificate: %w", err)
-	}
-	pool, err := certs.LoadPool(cfg.ClientCAFile)
-	if err != nil {
-		return fmt.Errorf("client CA: %w", err)
-	}
-	crls, err := loadCRLs(cfg)
+	lt, err := loadListenerTLS(cfg)
 	if err != nil {
 		return err
 	}
@@ -250,19 +214,19 @@ func (g *Gateway) Reload() error {
 		return fmt.Errorf("receipt key: %w", err)
 	}
 	g.Config.Partners.Replace(cfg.Partners)
-	g.tlsHold.Set(cert, pool, crls)
+	g.tlsHold.Set(lt.cert, lt.pool, lt.crls)
 	g.Server.Receipts.Replace(signer)
 	if g.Deliverer != nil {
 		g.Deliverer.ResetSenders()
 	}
-	watch := newWatched(cfg, cert, crls)
+	watch := newWatched(cfg, lt)
 	for _, name := range notReloaded {
 		if c, ok := g.watch.Load().certs[name]; ok {
 			watch.certs[name] = c
 		}
 	}
 	g.watch.Store(watch)
-	g.Log.Info("configuration reloaded", "partners", len(cfg.Partners.All()), "crls", len(crls))
+	g.Log.Info("configuration reloaded", "partners", len(cfg.Partners.All()), "crls", len(lt.crls))
 	return nil
 }
 

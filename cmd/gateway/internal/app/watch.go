@@ -26,20 +26,50 @@ type namedCRL struct {
 	crl  *x509.RevocationList
 }
 
-// newWatched names the certificates of cfg that a reload reads again (the
-// server's, the client CAs', the partners' signing CAs') and the CRLs,
-// given in the order of cfg's tls.crl_files.
-func newWatched(cfg *config.Config, cert tls.Certificate, crls []*x509.RevocationList) *watched {
+// listenerTLS is what the partner listener's TLS is made of, read from the
+// configuration by New and again by Reload: the client CA file is read once
+// for the pool, the CRLs' signatures and the expiry gauges.
+type listenerTLS struct {
+	cert tls.Certificate
+	cas  []*x509.Certificate // the client CAs
+	pool *x509.CertPool      // of cas
+	crls []*x509.RevocationList
+}
+
+func loadListenerTLS(cfg *config.Config) (*listenerTLS, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls certificate: %w", err)
+	}
+	cas, err := certs.LoadCertificates(cfg.ClientCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("client CA: %w", err)
+	}
+	l := &listenerTLS{cert: cert, cas: cas, pool: x509.NewCertPool()}
+	for _, c := range cas {
+		l.pool.AddCert(c)
+	}
+	for _, f := range cfg.File.TLS.CRLFiles {
+		crl, err := certs.LoadCRL(f, cas)
+		if err != nil {
+			return nil, fmt.Errorf("crl: %w", err)
+		}
+		l.crls = append(l.crls, crl)
+	}
+	return l, nil
+}
+
+// newWatched names the certificates that a reload reads again (the
+// server's, the client CAs', the partners' signing CAs') and the CRLs.
+func newWatched(cfg *config.Config, l *listenerTLS) *watched {
 	w := &watched{certs: map[string]*x509.Certificate{}, crls: map[string]namedCRL{}}
-	if cert.Leaf != nil {
-		w.certs["server"] = cert.Leaf
-	} else if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
+	if l.cert.Leaf != nil {
+		w.certs["server"] = l.cert.Leaf
+	} else if leaf, err := x509.ParseCertificate(l.cert.Certificate[0]); err == nil {
 		w.certs["server"] = leaf
 	}
-	if cas, err := certs.LoadCertificates(cfg.ClientCAFile); err == nil {
-		for i, c := range cas {
-			w.certs[fmt.Sprintf("client-ca-%d", i)] = c
-		}
+	for i, c := range l.cas {
+		w.certs[fmt.Sprintf("client-ca-%d", i)] = c
 	}
 	for _, pc := range cfg.File.Partners {
 		if pc.SigningCAFile == "" {
@@ -55,7 +85,7 @@ func newWatched(cfg *config.Config, cert tls.Certificate, crls []*x509.Revocatio
 			}
 		}
 	}
-	for i, crl := range crls {
+	for i, crl := range l.crls {
 		path := cfg.File.TLS.CRLFiles[i]
 		name := filepath.Base(path)
 		if _, taken := w.crls[name]; taken {
