@@ -380,8 +380,7 @@ func (g *Gateway) OpsHandler() http.Handler {
 		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "checks": checks})
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := correlation.New()
-		w.Header().Set(correlation.Header, id)
+		r, id := correlation.Start(w, r)
 		if _, pattern := mux.Handler(r); pattern == "" {
 			problem.Unrouted(r.Method, r.URL.Path, "/metrics", "/healthz", "/readyz").WriteHTTP(w, id)
 			return

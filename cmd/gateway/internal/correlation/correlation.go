@@ -8,22 +8,28 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/http"
 )
 
 // Header carries the correlation id on every response.
 const Header = "X-Correlation-ID"
 
-// New returns a fresh id: 128 random bits in hex.
-func New() string {
+// newID returns a fresh id: 128 random bits in hex.
+func newID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
 
-type key struct{}
+// Start gives a request a fresh id: on its answer's header and in the
+// context of the request it returns.
+func Start(w http.ResponseWriter, r *http.Request) (*http.Request, string) {
+	id := newID()
+	w.Header().Set(Header, id)
+	return r.WithContext(context.WithValue(r.Context(), key{}, id)), id
+}
 
-// With returns ctx carrying id.
-func With(ctx context.Context, id string) context.Context { return context.WithValue(ctx, key{}, id) }
+type key struct{}
 
 // From returns the id ctx carries, or "".
 func From(ctx context.Context) string {

@@ -52,9 +52,7 @@ func (a *API) Handler() http.Handler {
 		paths = append(paths, rt.Path)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := correlation.New()
-		w.Header().Set(correlation.Header, id)
-		r = r.WithContext(correlation.With(r.Context(), id))
+		r, _ = correlation.Start(w, r)
 		if _, pattern := mux.Handler(r); pattern == "" {
 			a.refuse(w, r, problem.Unrouted(r.Method, r.URL.Path, paths...))
 			return

@@ -138,10 +138,9 @@ func CorrelationID(r *http.Request) string { return correlation.From(r.Context()
 // client) and renders unknown routes as problems.
 func (s *Server) correlate(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := correlation.New()
-		w.Header().Set(CorrelationHeader, id)
+		r, id := correlation.Start(w, r)
 		info := &reqInfo{}
-		r = r.WithContext(context.WithValue(correlation.With(r.Context(), id), infoKey{}, info))
+		r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
 		_, pattern := mux.Handler(r)
 		if s.Metrics != nil {
 			start := time.Now()
