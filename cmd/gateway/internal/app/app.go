@@ -349,6 +349,9 @@ func (g *Gateway) Ready(ctx context.Context) (map[string]Check, bool) {
 // Kafka stops reporting ready.
 const MaxBacklog = 100000
 
+// opsRoutes are the ops listener's routes (its profiles aside).
+var opsRoutes = []problem.Route{{Method: "GET", Path: "/metrics"}, {Method: "GET", Path: "/healthz"}, {Method: "GET", Path: "/readyz"}}
+
 // OpsHandler serves /metrics (Prometheus), /healthz (the process is up, with
 // detail) and /readyz (per-check readiness) without client certificates;
 // bind it to a management network or loopback only. Its answers carry a
@@ -382,7 +385,7 @@ func (g *Gateway) OpsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r, id := correlation.Start(w, r)
 		if _, pattern := mux.Handler(r); pattern == "" {
-			problem.Unrouted(r.Method, r.URL.Path, "/metrics", "/healthz", "/readyz").WriteHTTP(w, id)
+			problem.Unrouted(r.Method, r.URL.Path, opsRoutes).WriteHTTP(w, id)
 			return
 		}
 		mux.ServeHTTP(w, r)

@@ -34,10 +34,10 @@ type API struct {
 }
 
 // Routes of the operator listener.
-var Routes = []struct{ Method, Path string }{
-	{"POST", "/v1/outbound"},
-	{"GET", "/v1/outbound"},
-	{"POST", "/v1/outbound/{id}/retry"},
+var Routes = []problem.Route{
+	{Method: "POST", Path: "/v1/outbound"},
+	{Method: "GET", Path: "/v1/outbound"},
+	{Method: "POST", Path: "/v1/outbound/{id}/retry"},
 }
 
 // Handler returns the operator API. Every answer carries a correlation id
@@ -47,14 +47,10 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/outbound", a.post)
 	mux.HandleFunc("GET /v1/outbound", a.list)
 	mux.HandleFunc("POST /v1/outbound/{id}/retry", a.retry)
-	var paths []string
-	for _, rt := range Routes {
-		paths = append(paths, rt.Path)
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r, _ = correlation.Start(w, r)
 		if _, pattern := mux.Handler(r); pattern == "" {
-			a.refuse(w, r, problem.Unrouted(r.Method, r.URL.Path, paths...))
+			a.refuse(w, r, problem.Unrouted(r.Method, r.URL.Path, Routes))
 			return
 		}
 		mux.ServeHTTP(w, r)

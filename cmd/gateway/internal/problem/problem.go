@@ -122,13 +122,16 @@ func (e *Error) WriteHTTP(w http.ResponseWriter, correlationID string) {
 	_ = json.NewEncoder(w).Encode(e.Doc(correlationID))
 }
 
+// Route is a served method and path pattern (as ServeMux reads it).
+type Route struct{ Method, Path string }
+
 // Unrouted is the problem for a request no route took: 405 when its path
-// fits one of the route patterns (so another method would have been
+// fits one of the routes' patterns (so another method would have been
 // served), 404 otherwise.
-func Unrouted(method, path string, patterns ...string) *Error {
+func Unrouted(method, path string, routes []Route) *Error {
 	kind := NotFound
-	for _, p := range patterns {
-		if matchPath(p, path) {
+	for _, rt := range routes {
+		if matchPath(rt.Path, path) {
 			kind = MethodNotAllowed
 		}
 	}

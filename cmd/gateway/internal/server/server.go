@@ -96,25 +96,16 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // Routes lists every served route, method and pattern; the OpenAPI test
 // checks each is documented.
-var Routes = []struct{ Method, Path string }{
-	{"POST", "/v1/injury-notices"},
-	{"GET", "/v1/injury-notices/{recordId}"},
-	{"GET", "/.well-known/jwks.json"},
-	{"GET", "/healthz"},
-	{"POST", "/v1/insurer-claims"},
-	{"POST", "/soap/v1/exchange"},
-	{"GET", "/soap/v1/exchange"},
-	{"GET", "/soap/v1/agency-soap-v1.xsd"},
+var Routes = []problem.Route{
+	{Method: "POST", Path: "/v1/injury-notices"},
+	{Method: "GET", Path: "/v1/injury-notices/{recordId}"},
+	{Method: "GET", Path: "/.well-known/jwks.json"},
+	{Method: "GET", Path: "/healthz"},
+	{Method: "POST", Path: "/v1/insurer-claims"},
+	{Method: "POST", Path: "/soap/v1/exchange"},
+	{Method: "GET", Path: "/soap/v1/exchange"},
+	{Method: "GET", Path: "/soap/v1/agency-soap-v1.xsd"},
 }
-
-// routePaths are the path patterns of Routes.
-var routePaths = func() []string {
-	var ps []string
-	for _, rt := range Routes {
-		ps = append(ps, rt.Path)
-	}
-	return ps
-}()
 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler {
@@ -156,7 +147,7 @@ func (s *Server) correlate(mux *http.ServeMux) http.Handler {
 			}()
 		}
 		if pattern == "" {
-			problem.Unrouted(r.Method, r.URL.Path, routePaths...).WriteHTTP(w, id)
+			problem.Unrouted(r.Method, r.URL.Path, Routes).WriteHTTP(w, id)
 			return
 		}
 		mux.ServeHTTP(w, r)
