@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 
+	"github.com/perkeso/jambatan/adapters/jsondoc"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
@@ -76,10 +77,9 @@ func leaves(ve *jsonschema.ValidationError, e *Error) {
 
 // pointer writes a location as a JSON pointer (RFC 6901).
 func pointer(loc []string) string {
-	var b strings.Builder
+	p := ""
 	for _, tok := range loc {
-		b.WriteByte('/')
-		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(tok))
+		p = jsondoc.Pointer(p, tok)
 	}
-	return b.String()
+	return p
 }
