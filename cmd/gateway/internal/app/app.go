@@ -7,7 +7,6 @@ package app
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,7 +55,10 @@ type Gateway struct {
 	Metrics *prometheus.Registry
 	M       *metrics.Metrics
 	// watch holds the certificates and CRLs /metrics and /readyz report on.
-	watch    atomic.Pointer[watched]
+	watch atomic.Pointer[watched]
+	// outboundCert is the client certificate of outbound deliveries, renewed
+	// by a reload.
+	outboundCert atomic.Pointer[tls.Certificate]
 	Topics   events.Topics
 	producer interface{ Close() error }
 	// Deliverer delivers outbound messages (nil without an outbound client certificate).
@@ -90,6 +92,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	ids, err := loadIdentities(cfg)
+	if err != nil {
+		return nil, err
+	}
 	signer, err := receipt.LoadSigner(cfg.ReceiptKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("receipt key: %w", err)
@@ -103,7 +109,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	relay.Register(g.Metrics)
 	store.Register(g.Metrics)
 	g.M = metrics.New(g.Metrics)
-	watch := newWatched(cfg, lt)
+	watch := newWatched(cfg, lt, ids)
 
 	pipe := &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log, Metrics: g.M,
 		Events: eventBuilder(cfg, g.Topics)}
@@ -127,38 +133,23 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 			ReadTimeout: time.Duration(lim.ReadTimeout), WriteTimeout: time.Duration(lim.WriteTimeout), IdleTimeout: time.Duration(lim.IdleTimeout)},
 	}
 	g.Server.Metrics = g.M
-	if sc := cfg.File.SOAP; sc.SigningCertFile != "" {
-		cs, err := certs.LoadCertificates(sc.SigningCertFile)
-		if err != nil {
-			st.Close()
-			return nil, fmt.Errorf("soap signing certificate: %w", err)
-		}
-		key, err := certs.LoadKey(sc.SigningKeyFile)
-		if err != nil {
-			st.Close()
-			return nil, fmt.Errorf("soap signing key: %w", err)
-		}
-		g.Server.SOAP = &soapsrv.Handler{Store: st, Receipts: signer, Events: pipe.Events, Signer: &wssec.Signer{Cert: cs[0], Key: key},
+	if sc := cfg.File.SOAP; ids.soap != nil {
+		g.Server.SOAP = &soapsrv.Handler{Store: st, Receipts: signer, Events: pipe.Events, Signer: &wssec.Signer{Cert: ids.soap.cert, Key: ids.soap.key},
 			Institution: sc.Institution, Skew: time.Duration(sc.TimestampSkew), MaxTTL: time.Duration(sc.TimestampMaxTTL),
 			Rates: mapping.ExampleRates, MaxBytes: int(lim.MaxBodyBytes), Log: log, Published: pipe.Published, Metrics: g.M}
-		watch.certs["soap-signing"] = cs[0]
 	}
-	if oc := cfg.File.Outbound; oc.ClientCertFile != "" {
-		clientCert, err := tls.LoadX509KeyPair(oc.ClientCertFile, oc.ClientKeyFile)
-		if err != nil {
-			st.Close()
-			return nil, fmt.Errorf("outbound client certificate: %w", err)
-		}
-		if leaf, err := x509.ParseCertificate(clientCert.Certificate[0]); err == nil {
-			watch.certs["outbound-client"] = leaf
-		}
+	if oc := cfg.File.Outbound; ids.outbound != nil {
+		g.outboundCert.Store(ids.outbound)
 		var soapSigner *wssec.Signer
 		if g.Server.SOAP != nil {
 			soapSigner = g.Server.SOAP.Signer
 		}
 		builder := pipe.Events
 		g.Deliverer = &outbound.Deliverer{Store: st, Partners: cfg.Partners, Log: log,
+			// Senders are built on first use and again after a reload
+			// (ResetSenders), each time with the client certificate then current.
 			SenderFor: func(p *partner.Partner) (outbound.Sender, error) {
+				clientCert := *g.outboundCert.Load()
 				if p.Endpoint.Protocol == "soap" {
 					if soapSigner == nil {
 						return nil, errors.New("soap delivery needs the soap signing certificate")
@@ -197,7 +188,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 }
 
 // Reload re-reads the configuration file and swaps in its partner registry,
-// server certificate, client CAs and CRLs. Open connections stay open; new
+// server certificate, client CAs, CRLs, receipt key, SOAP signing
+// certificate and outbound client certificate. Open connections stay open; new
 // handshakes use the new material. A configuration with an error changes
 // nothing.
 func (g *Gateway) Reload() error {
@@ -209,6 +201,13 @@ func (g *Gateway) Reload() error {
 	if err != nil {
 		return err
 	}
+	ids, err := loadIdentities(cfg)
+	if err != nil {
+		return err
+	}
+	if err := g.canRenew(ids); err != nil {
+		return err
+	}
 	signer, err := receipt.LoadSigner(cfg.ReceiptKeyFile)
 	if err != nil {
 		return fmt.Errorf("receipt key: %w", err)
@@ -216,22 +215,32 @@ func (g *Gateway) Reload() error {
 	g.Config.Partners.Replace(cfg.Partners)
 	g.tlsHold.Set(lt.cert, lt.pool, lt.crls)
 	g.Server.Receipts.Replace(signer)
+	if ids.soap != nil {
+		g.Server.SOAP.Signer.Replace(ids.soap.cert, ids.soap.key)
+	}
+	if ids.outbound != nil {
+		g.outboundCert.Store(ids.outbound)
+	}
 	if g.Deliverer != nil {
 		g.Deliverer.ResetSenders()
 	}
-	watch := newWatched(cfg, lt)
-	for _, name := range notReloaded {
-		if c, ok := g.watch.Load().certs[name]; ok {
-			watch.certs[name] = c
-		}
-	}
-	g.watch.Store(watch)
+	g.watch.Store(newWatched(cfg, lt, ids))
 	g.Log.Info("configuration reloaded", "partners", len(cfg.Partners.All()), "crls", len(lt.crls))
 	return nil
 }
 
-// notReloaded are the watched certificates a reload does not read again.
-var notReloaded = []string{"soap-signing", "outbound-client"}
+// canRenew refuses a reload that would switch the SOAP endpoint or outbound
+// delivery on or off: the gateway builds those once, when it starts, so
+// that takes a restart. Renewing their certificates does not.
+func (g *Gateway) canRenew(ids *identities) error {
+	if (ids.soap != nil) != (g.Server.SOAP != nil) {
+		return errors.New("soap.signing_cert_file was added or removed: that takes a restart")
+	}
+	if (ids.outbound != nil) != (g.Deliverer != nil) {
+		return errors.New("outbound.client_cert_file was added or removed: that takes a restart")
+	}
+	return nil
+}
 
 // Listen binds the configured address (or addr when not empty).
 func (g *Gateway) Listen(addr string) (net.Listener, error) {

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -59,10 +60,54 @@ func loadListenerTLS(cfg *config.Config) (*listenerTLS, error) {
 	return l, nil
 }
 
-// newWatched names the certificates that a reload reads again (the
-// server's, the client CAs', the partners' signing CAs') and the CRLs.
-func newWatched(cfg *config.Config, l *listenerTLS) *watched {
+// identities are the gateway's own certificates for what it sends: the
+// SOAP signing certificate and the outbound client certificate (each nil
+// when not configured). New and Reload read them the same way.
+type identities struct {
+	soap     *soapSigning
+	outbound *tls.Certificate
+}
+
+// soapSigning is the WS-Security signing certificate with its key.
+type soapSigning struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+func loadIdentities(cfg *config.Config) (*identities, error) {
+	ids := &identities{}
+	if sc := cfg.File.SOAP; sc.SigningCertFile != "" {
+		cs, err := certs.LoadCertificates(sc.SigningCertFile)
+		if err != nil {
+			return nil, fmt.Errorf("soap signing certificate: %w", err)
+		}
+		key, err := certs.LoadKey(sc.SigningKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("soap signing key: %w", err)
+		}
+		ids.soap = &soapSigning{cert: cs[0], key: key}
+	}
+	if oc := cfg.File.Outbound; oc.ClientCertFile != "" {
+		c, err := tls.LoadX509KeyPair(oc.ClientCertFile, oc.ClientKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("outbound client certificate: %w", err)
+		}
+		ids.outbound = &c
+	}
+	return ids, nil
+}
+
+// newWatched names the certificates in use (the server's, the client CAs',
+// the partners' signing CAs', the gateway's own for what it sends) and the
+// CRLs.
+func newWatched(cfg *config.Config, l *listenerTLS, ids *identities) *watched {
 	w := &watched{certs: map[string]*x509.Certificate{}, crls: map[string]namedCRL{}}
+	if ids.soap != nil {
+		w.certs["soap-signing"] = ids.soap.cert
+	}
+	if ids.outbound != nil {
+		w.certs["outbound-client"] = ids.outbound.Leaf
+	}
 	if l.cert.Leaf != nil {
 		w.certs["server"] = l.cert.Leaf
 	} else if leaf, err := x509.ParseCertificate(l.cert.Certificate[0]); err == nil {

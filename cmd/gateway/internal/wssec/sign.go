@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"math/big"
+	"sync/atomic"
 	"time"
 
 	"github.com/beevik/etree"
@@ -23,6 +24,32 @@ type Signer struct {
 	Key  crypto.Signer // RSA (>= 2048 bits) or ECDSA P-256
 	TTL  time.Duration // Expires - Created; default and maximum 300 s
 	Now  func() time.Time
+	// renewed is what Replace swapped in; when set it stands for Cert and
+	// Key. A running gateway shares one Signer between its SOAP endpoint and
+	// its outbound agency clients, so a reload renews both at once.
+	renewed atomic.Pointer[credential]
+}
+
+// credential is a signing certificate with its key.
+type credential struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+// Replace makes later signatures use cert and key. Signatures under way
+// finish with the certificate they started with.
+func (s *Signer) Replace(cert *x509.Certificate, key crypto.Signer) {
+	s.renewed.Store(&credential{cert: cert, key: key})
+}
+
+// Certificate is the certificate signatures are made with now.
+func (s *Signer) Certificate() *x509.Certificate { return s.current().cert }
+
+func (s *Signer) current() *credential {
+	if c := s.renewed.Load(); c != nil {
+		return c
+	}
+	return &credential{cert: s.Cert, key: s.Key}
 }
 
 func newID(prefix string) string {
@@ -31,8 +58,8 @@ func newID(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b[:])
 }
 
-func (s *Signer) method() (string, error) {
-	switch k := s.Key.Public().(type) {
+func signatureMethod(key crypto.Signer) (string, error) {
+	switch k := key.Public().(type) {
 	case *rsa.PublicKey:
 		if k.N.BitLen() < 2048 {
 			return "", errors.New("wssec: RSA key under 2048 bits")
@@ -51,7 +78,8 @@ func (s *Signer) method() (string, error) {
 // the first Header block, wsse:Security with the token, a Timestamp and the
 // Signature over Body and Timestamp.
 func (s *Signer) Sign(doc *etree.Document) error {
-	method, err := s.method()
+	cred := s.current()
+	method, err := signatureMethod(cred.key)
 	if err != nil {
 		return err
 	}
@@ -92,7 +120,7 @@ func (s *Signer) Sign(doc *etree.Document) error {
 	bst.CreateAttr("EncodingType", EncodingB64)
 	bst.CreateAttr("ValueType", ValueTypeX509)
 	bst.CreateAttr("wsu:Id", tokID)
-	bst.SetText(base64.StdEncoding.EncodeToString(s.Cert.Raw))
+	bst.SetText(base64.StdEncoding.EncodeToString(cred.cert.Raw))
 
 	tsID := newID("TS")
 	ts := sec.CreateElement("wsu:Timestamp")
@@ -126,7 +154,7 @@ func (s *Signer) Sign(doc *etree.Document) error {
 	if err != nil {
 		return err
 	}
-	value, err := s.signBytes(c)
+	value, err := signBytes(cred.key, c)
 	if err != nil {
 		return err
 	}
@@ -137,9 +165,9 @@ func (s *Signer) Sign(doc *etree.Document) error {
 	return nil
 }
 
-func (s *Signer) signBytes(data []byte) ([]byte, error) {
+func signBytes(key crypto.Signer, data []byte) ([]byte, error) {
 	sum := sha256.Sum256(data)
-	switch k := s.Key.(type) {
+	switch k := key.(type) {
 	case *ecdsa.PrivateKey:
 		// XML Signature carries ECDSA values as r || s, not DER (RFC 4050).
 		der, err := ecdsa.SignASN1(rand.Reader, k, sum[:])
@@ -155,6 +183,6 @@ func (s *Signer) signBytes(data []byte) ([]byte, error) {
 		rs.S.FillBytes(out[32:])
 		return out, nil
 	default:
-		return s.Key.Sign(rand.Reader, sum[:], crypto.SHA256)
+		return key.Sign(rand.Reader, sum[:], crypto.SHA256)
 	}
 }

@@ -1,0 +1,144 @@
+package app
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/beevik/etree"
+
+	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+)
+
+// TestReloadRenewsIdentities: a reload (SIGHUP) takes the renewed SOAP
+// signing certificate and outbound client certificate: the next SOAP
+// signature carries the new token, the next outbound handshake presents the
+// new client certificate, and the expiry gauges watch the new ones. A
+// reload that would switch the SOAP endpoint off is refused and changes
+// nothing.
+func TestReloadRenewsIdentities(t *testing.T) {
+	g, l := devGateway(t)
+	var presented atomic.Pointer[big.Int] // the serial of the client certificate the endpoint last saw
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		presented.Store(r.TLS.PeerCertificates[0].SerialNumber)
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	srv.StartTLS()
+	defer srv.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	probe := &partner.Partner{ID: "probe", Endpoint: &partner.Endpoint{URL: srv.URL, Protocol: "json", RootCAs: roots}}
+	outboundSerial := func() *big.Int {
+		t.Helper()
+		g.Deliverer.ResetSenders()
+		s, err := g.Deliverer.SenderFor(probe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.Send(context.Background(), &store.Delivery{Key: "k", Payload: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+		return presented.Load()
+	}
+	soapToken := func() *x509.Certificate {
+		t.Helper()
+		doc := etree.NewDocument()
+		if err := doc.ReadFromString(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><x/></s:Body></s:Envelope>`); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Server.SOAP.Signer.Sign(doc); err != nil {
+			t.Fatal(err)
+		}
+		der, err := base64.StdEncoding.DecodeString(doc.FindElement("//BinarySecurityToken").Text())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	oldOut, _ := certs.LoadCertificates(l.OutboundCert)
+	oldSOAP, _ := certs.LoadCertificates(l.SOAPCert)
+	if got := outboundSerial(); got.Cmp(oldOut[0].SerialNumber) != 0 {
+		t.Fatalf("before: outbound handshake presented serial %v, want %v", got, oldOut[0].SerialNumber)
+	}
+	if !soapToken().Equal(oldSOAP[0]) {
+		t.Fatal("before: the SOAP signature does not carry the configured certificate")
+	}
+
+	newOut, newSOAP := renewIdentities(t, l)
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := outboundSerial(); got.Cmp(newOut.SerialNumber) != 0 {
+		t.Fatalf("after: outbound handshake presented serial %v, want the renewed %v", got, newOut.SerialNumber)
+	}
+	if !soapToken().Equal(newSOAP) {
+		t.Fatal("after: the SOAP signature still carries the old certificate")
+	}
+	w := g.watch.Load()
+	if !w.certs["outbound-client"].Equal(newOut) || !w.certs["soap-signing"].Equal(newSOAP) {
+		t.Fatal("the expiry gauges still watch the old certificates")
+	}
+
+	cfg, _ := os.ReadFile(l.Config)
+	var f map[string]any
+	if err := json.Unmarshal(cfg, &f); err != nil {
+		t.Fatal(err)
+	}
+	delete(f, "soap")
+	cfg, _ = json.Marshal(f)
+	if err := os.WriteFile(l.Config, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(); err == nil || !strings.Contains(err.Error(), "restart") {
+		t.Fatalf("a reload without the SOAP signing certificate: %v, want refused as needing a restart", err)
+	}
+	if !soapToken().Equal(newSOAP) || g.watch.Load() != w {
+		t.Fatal("a refused reload changed what the gateway uses")
+	}
+}
+
+// renewIdentities issues, with the dev CA, a new outbound client
+// certificate and a new SOAP signing certificate in place of the old files.
+func renewIdentities(t *testing.T, l devmode.Layout) (outbound, soap *x509.Certificate) {
+	t.Helper()
+	ca, err := certs.LoadCA(l.CACert, l.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc, err := ca.IssueClient("jambatan-gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := certs.WriteFiles(l.OutboundCert, l.OutboundKey, oc.Cert, oc.Key); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	sc, err := ca.IssueSigning("MY:PERKESO", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := certs.WriteFiles(l.SOAPCert, l.SOAPKey, sc.Cert, sc.Key); err != nil {
+		t.Fatal(err)
+	}
+	return oc.Cert, sc.Cert
+}
