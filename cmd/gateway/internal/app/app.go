@@ -59,8 +59,8 @@ type Gateway struct {
 	// outboundCert is the client certificate of outbound deliveries, renewed
 	// by a reload.
 	outboundCert atomic.Pointer[tls.Certificate]
-	Topics   events.Topics
-	producer interface{ Close() error }
+	Topics       events.Topics
+	producer     interface{ Close() error }
 	// Deliverer delivers outbound messages (nil without an outbound client certificate).
 	Deliverer *outbound.Deliverer
 	// Operator is the operator API's TLS config (nil when not configured).
