@@ -266,9 +266,12 @@ func (dl *Deliverer) finishWith(ctx context.Context, d *store.Delivery, resp []b
 		a.State, a.Error, state = store.DeliveryDead, oe.Msg, "dead-lettered"
 	default:
 		a.State, a.Error, state = store.DeliveryPending, oe.Msg, "retrying"
+		// The partner's Retry-After (or an agency's RetryAfterSeconds) is
+		// honoured up to max_backoff, which bounds every wait: a partner
+		// cannot park its queue for longer than the operator allows.
 		wait := Backoff(attempts, ep)
 		if oe.RetryAfter > wait {
-			wait = oe.RetryAfter
+			wait = min(oe.RetryAfter, ep.MaxBackoff)
 		}
 		a.NextAt = now.Add(wait)
 	}

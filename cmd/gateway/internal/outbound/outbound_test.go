@@ -361,15 +361,7 @@ func TestSOAPDelivery(t *testing.T) {
 				ids.Store(res.BodyChild.FindElement("./Header/MessageId").Text(), true)
 				out, status := tc.answer(n.Add(1), res.BodyChild), 200
 				if out == nil {
-					out, status = etree.NewDocument(), 500
-					env := out.CreateElement("soap:Envelope")
-					env.CreateAttr("xmlns:soap", wssec.NSSoap11)
-					f := env.CreateElement("soap:Body").CreateElement("soap:Fault")
-					f.CreateElement("faultcode").SetText("soap:Server")
-					f.CreateElement("faultstring").SetText("busy")
-					d := f.CreateElement("detail").CreateElement("xb:FaultDetail")
-					d.CreateAttr("xmlns:xb", "urn:xb-injury:exchange:v1")
-					d.CreateElement("xb:Code").SetText("server.unavailable")
+					out, status = agencyFault(""), 500
 				}
 				_ = (&wssec.Signer{Cert: agencyKey.Cert, Key: agencyKey.Key}).Sign(out)
 				b, _ := out.WriteToBytes()
@@ -389,6 +381,73 @@ func TestSOAPDelivery(t *testing.T) {
 			}
 			if assigned := strings.HasPrefix(d.CaseID, "TH:SSO:CASE-"); assigned != (tc.typ == "NotifyInjury" && tc.state == store.DeliveryDelivered) {
 				t.Fatalf("case id %q after %s", d.CaseID, tc.state)
+			}
+		})
+	}
+}
+
+// agencyFault is an agency's server.unavailable fault (unsigned), with
+// RetryAfterSeconds when retryAfter is not empty.
+func agencyFault(retryAfter string) *etree.Document {
+	out := etree.NewDocument()
+	env := out.CreateElement("soap:Envelope")
+	env.CreateAttr("xmlns:soap", wssec.NSSoap11)
+	f := env.CreateElement("soap:Body").CreateElement("soap:Fault")
+	f.CreateElement("faultcode").SetText("soap:Server")
+	f.CreateElement("faultstring").SetText("busy")
+	d := f.CreateElement("detail").CreateElement("xb:FaultDetail")
+	d.CreateAttr("xmlns:xb", "urn:xb-injury:exchange:v1")
+	d.CreateElement("xb:Code").SetText("server.unavailable")
+	if retryAfter != "" {
+		d.CreateElement("xb:RetryAfterSeconds").SetText(retryAfter)
+	}
+	return out
+}
+
+// TestRetryAfterBounded: the wait a partner asks for (a JSON partner's
+// Retry-After, an agency fault's RetryAfterSeconds) sets the next attempt,
+// up to the endpoint's max_backoff; a wait of any length, even one that
+// would overflow a duration, parks the delivery for max_backoff at most.
+func TestRetryAfterBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name, protocol, retryAfter string
+		maxBackoff, want           time.Duration
+	}{
+		{"ok/json-retry-after", "json", "120", 10 * time.Minute, 120 * time.Second},
+		{"ok/json-retry-after-past-max-backoff", "json", "86400", 3 * time.Minute, 3 * time.Minute},
+		{"ok/json-retry-after-overflowing", "json", "99999999999999999999", 3 * time.Minute, 3 * time.Minute},
+		{"ok/soap-retry-after-seconds", "soap", "90", 10 * time.Minute, 90 * time.Second},
+		{"ok/soap-retry-after-past-max-backoff", "soap", "31536000", 3 * time.Minute, 3 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			agencyKey, _ := w.ca.IssueSigning("TH:SSO", nil)
+			srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+				if tc.protocol == "json" {
+					rw.Header().Set("Retry-After", tc.retryAfter)
+					http.Error(rw, "busy", http.StatusServiceUnavailable)
+					return
+				}
+				out := agencyFault(tc.retryAfter)
+				_ = (&wssec.Signer{Cert: agencyKey.Cert, Key: agencyKey.Key}).Sign(out)
+				b, _ := out.WriteToBytes()
+				rw.Header().Set("Content-Type", "text/xml; charset=utf-8")
+				rw.WriteHeader(http.StatusInternalServerError)
+				_, _ = rw.Write(b)
+			})
+			p := w.partner(srv.URL, tc.protocol, partner.Endpoint{MaxBackoff: tc.maxBackoff})
+			typ, payload := "JSON", `{}`
+			if tc.protocol == "soap" {
+				p.Kind = partner.KindAgency
+				typ, payload = "RequestInformation", `{"items":[{"code":"WAGES_6M"}]}`
+			}
+			w.enqueue(t, "busy-1", typ, payload)
+			before := time.Now()
+			run(t, w.deliverer(p), func() bool { return w.state(t).Attempts == 1 })
+			after := time.Now()
+			d := w.state(t)
+			if d.State != store.DeliveryPending || d.NextAt.Before(before.Add(tc.want)) || d.NextAt.After(after.Add(tc.want)) {
+				t.Fatalf("%s, next attempt in %v, want %s in %v", d.State, d.NextAt.Sub(after).Round(time.Second), store.DeliveryPending, tc.want)
 			}
 		})
 	}

@@ -130,7 +130,7 @@ func (s *SOAPSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, 
 	}
 	if f := resp.Fault; f != nil {
 		if strings.HasPrefix(f.Code, "server.") {
-			return resp.Raw, resp.Status, &Error{Retry: true, Status: resp.Status, Msg: f.Error()}
+			return resp.Raw, resp.Status, &Error{Retry: true, Status: resp.Status, RetryAfter: f.RetryAfter, Msg: f.Error()}
 		}
 		return resp.Raw, resp.Status, &Error{Status: resp.Status, Msg: f.Error()}
 	}

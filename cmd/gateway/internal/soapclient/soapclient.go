@@ -17,6 +17,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/perkeso/jambatan/cmd/gateway/internal/retryafter"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 )
 
@@ -47,6 +48,9 @@ func NewHTTP(rootCAs *x509.CertPool, cert tls.Certificate, timeout time.Duration
 // Fault is a SOAP Fault received.
 type Fault struct {
 	FaultCode, Reason, Code, Location, MessageID string
+	// RetryAfter is the detail's RetryAfterSeconds (server faults), at most
+	// retryafter.Max; 0 when absent.
+	RetryAfter time.Duration
 }
 
 func (f *Fault) Error() string {
@@ -130,5 +134,6 @@ func parseFault(f *etree.Element) *Fault {
 	out.Code = text(".//FaultDetail/Code")
 	out.Location = text(".//FaultDetail/Location")
 	out.MessageID = text(".//FaultDetail/MessageId")
+	out.RetryAfter = retryafter.Seconds(text(".//FaultDetail/RetryAfterSeconds"))
 	return out
 }
