@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"fmt"
 	"math/big"
 	"testing"
 	"time"
@@ -152,6 +153,41 @@ func TestThai(t *testing.T) {
 		}
 		if got != tc.want {
 			t.Errorf("CalDate(%s, %s) = %q, want %q", tc.lex, tc.cal, got, tc.want)
+		}
+	}
+}
+
+// TestDateString: the hand-written layout agrees with Sprintf's on every
+// date it takes, and dates outside it still print as Sprintf prints them.
+func TestDateString(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		d    Date
+		want string
+	}{
+		{"ok/ordinary", Date{2026, 3, 14}, "2026-03-14"},
+		{"ok/first", Date{0, 1, 1}, "0000-01-01"},
+		{"ok/last", Date{9999, 12, 31}, "9999-12-31"},
+		{"ok/unset", Date{}, "0000-00-00"},
+		{"fail/year-past-9999", Date{10000, 1, 1}, "10000-01-01"},
+		{"fail/negative-year", Date{-1, 1, 1}, "-001-01-01"},
+		{"fail/month-13", Date{2026, 13, 1}, "2026-13-01"},
+		{"fail/day-100", Date{2026, 1, 100}, "2026-01-100"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.d.String(); got != tc.want {
+				t.Fatalf("%#v.String() = %q, want %q", tc.d, got, tc.want)
+			}
+		})
+	}
+	for y := 0; y <= 9999; y += 7 {
+		for m := time.Month(0); m <= 12; m++ {
+			for d := 0; d <= 99; d += 3 {
+				dt := Date{y, m, d}
+				if got, want := dt.String(), fmt.Sprintf("%04d-%02d-%02d", y, m, d); got != want {
+					t.Fatalf("%#v: %q, want %q", dt, got, want)
+				}
+			}
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -498,7 +499,7 @@ func Pointer(base string, token string) string {
 }
 
 // Index appends an array index to a JSON Pointer.
-func Index(base string, i int) string { return fmt.Sprintf("%s/%d", base, i) }
+func Index(base string, i int) string { return base + "/" + strconv.Itoa(i) }
 
 // Any converts the tree to the generic form JSON Schema validators take
 // (maps, slices, json.Number, string, bool, nil), without parsing again.
