@@ -255,13 +255,7 @@ func Load(path string) (*Config, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, &Error{File: abs, Msg: err.Error()}
 	}
-	dir := filepath.Dir(abs)
-	rel := func(p string) string {
-		if p == "" || filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(dir, p)
-	}
+	rel := relativeTo(filepath.Dir(abs))
 	c := &Config{Path: abs, File: f}
 	if c.File.Listen == "" {
 		c.File.Listen = DefaultListen
@@ -293,9 +287,10 @@ func Load(path string) (*Config, error) {
 			*d = Duration(map[string]time.Duration{"read_header_timeout": 5 * time.Second, "read_timeout": 30 * time.Second, "write_timeout": 30 * time.Second, "idle_timeout": 120 * time.Second}[name])
 		}
 	}
-	for field, p := range map[string]string{"tls.cert_file": f.TLS.CertFile, "tls.key_file": f.TLS.KeyFile, "tls.client_ca_file": f.TLS.ClientCAFile, "receipt_key_file": f.ReceiptKeyFile, "store": f.Store} {
-		if p == "" {
-			return nil, &Error{File: abs, Field: field, Msg: "is required"}
+	for _, r := range []struct{ field, v string }{{"tls.cert_file", f.TLS.CertFile}, {"tls.key_file", f.TLS.KeyFile},
+		{"tls.client_ca_file", f.TLS.ClientCAFile}, {"receipt_key_file", f.ReceiptKeyFile}, {"store", f.Store}} {
+		if r.v == "" { // reported in the file's order, the first missing one
+			return nil, &Error{File: abs, Field: r.field, Msg: "is required"}
 		}
 	}
 	c.CertFile, c.KeyFile, c.ClientCAFile = rel(f.TLS.CertFile), rel(f.TLS.KeyFile), rel(f.TLS.ClientCAFile)
@@ -340,140 +335,173 @@ func Load(path string) (*Config, error) {
 		sa.PasswordFile = rel(sa.PasswordFile)
 	}
 
-	var ps []*partner.Partner
+	ps := make([]*partner.Partner, 0, len(f.Partners))
 	seen := map[string]bool{}
 	for i, pc := range f.Partners {
-		who := pc.ID
-		if who == "" {
-			who = fmt.Sprintf("partners[%d]", i)
+		p, err := loadPartner(abs, i, pc, rel)
+		if err != nil {
+			return nil, err
 		}
-		fail := func(field, format string, args ...any) error {
-			return &Error{File: abs, Partner: who, Field: field, Msg: fmt.Sprintf(format, args...)}
+		if seen[p.ID] {
+			return nil, &Error{File: abs, Partner: p.ID, Field: "id", Msg: "is declared twice"}
 		}
-		if !reID.MatchString(pc.ID) {
-			return nil, fail("id", "must be 1-64 of a-z 0-9 . _ -, starting with a letter or digit")
-		}
-		if seen[pc.ID] {
-			return nil, fail("id", "is declared twice")
-		}
-		seen[pc.ID] = true
-		switch pc.Kind {
-		case partner.KindEmployer, partner.KindInsurer, partner.KindAgency:
-		default:
-			return nil, fail("kind", "must be employer, insurer or agency, not %q", pc.Kind)
-		}
-		if !reCountry.MatchString(pc.Country) {
-			return nil, fail("country", "must be an ISO 3166-1 alpha-2 code")
-		}
-		if len(pc.Formats) == 0 {
-			return nil, fail("formats", "must list at least one format")
-		}
-		for _, fm := range pc.Formats {
-			if !adapters.Known(fm) {
-				return nil, fail("formats", "unknown format %q (this build reads %v)", fm, adapters.Formats())
-			}
-		}
-		id := pc.TLSIdentity
-		if id.SubjectCN == "" && id.DNSSAN == "" && id.SHA256 == "" {
-			return nil, fail("tls_identity", "must set subject_cn, dns_san or sha256")
-		}
-		if id.SHA256 != "" && !reSHA256.MatchString(id.SHA256) {
-			return nil, fail("tls_identity.sha256", "must be 64 hex digits")
-		}
-		var keys jwk.Set
-		switch {
-		case pc.JWKSFile != "" && len(pc.JWKS) > 0:
-			return nil, fail("jwks", "set jwks or jwks_file, not both")
-		case pc.JWKSFile != "":
-			kb, err := os.ReadFile(rel(pc.JWKSFile))
-			if err != nil {
-				return nil, fail("jwks_file", "%v", err)
-			}
-			if keys, err = ParsePublicJWKS(kb); err != nil {
-				return nil, fail("jwks_file", "%v", err)
-			}
-		case len(pc.JWKS) > 0:
-			var err error
-			if keys, err = ParsePublicJWKS(pc.JWKS); err != nil {
-				return nil, fail("jwks", "%v", err)
-			}
-		case pc.Kind != partner.KindAgency:
-			return nil, fail("jwks", "is required (or jwks_file)")
-		default:
-			keys = jwk.NewSet() // agencies sign with X.509 (WS-Security), not JWS
-		}
-		p := &partner.Partner{ID: pc.ID, Kind: pc.Kind, Country: pc.Country, Formats: pc.Formats,
-			Identity: partner.Identity{SubjectCN: id.SubjectCN, DNSSAN: id.DNSSAN, SHA256: id.SHA256},
-			Keys:     keys, UENs: map[string]bool{}}
-		for field, list := range map[string][]string{"uens": pc.UENs, "agent_for_uens": pc.AgentForUENs} {
-			for _, u := range list {
-				switch {
-				case u == "*" && field == "agent_for_uens":
-					p.AnyUEN = true
-				case reUEN.MatchString(u):
-					p.UENs[u] = true
-				default:
-					return nil, fail(field, "%q is not a UEN", u)
-				}
-			}
-		}
-		p.InsurerCodes = map[string]bool{}
-		for _, code := range pc.InsurerCodes {
-			switch {
-			case code == "*":
-				p.AnyInsurer = true
-			case reInsurerCode.MatchString(code):
-				p.InsurerCodes[code] = true
-			default:
-				return nil, fail("insurer_codes", "%q is not an insurer code", code)
-			}
-		}
-		if e := pc.Endpoint; e != nil {
-			if !strings.HasPrefix(e.URL, "https://") {
-				return nil, fail("endpoint.url", "must be an https URL")
-			}
-			if e.Protocol != "json" && e.Protocol != "soap" {
-				return nil, fail("endpoint.protocol", "must be json or soap")
-			}
-			if e.Protocol == "soap" && pc.Kind != partner.KindAgency {
-				return nil, fail("endpoint.protocol", "soap is for agencies")
-			}
-			ep := partner.Endpoint{URL: e.URL, Protocol: e.Protocol, Timeout: time.Duration(e.Timeout), MaxAttempts: e.MaxAttempts,
-				BaseBackoff: time.Duration(e.BaseBackoff), MaxBackoff: time.Duration(e.MaxBackoff), Concurrency: e.Concurrency,
-				BreakerFailures: e.BreakerFailures, BreakerCooldown: time.Duration(e.BreakerCooldown)}
-			if e.CAFile != "" {
-				pool, err := certs.LoadPool(rel(e.CAFile))
-				if err != nil {
-					return nil, fail("endpoint.ca_file", "%v", err)
-				}
-				ep.RootCAs = pool
-			}
-			p.Endpoint = &ep
-		}
-		if pc.Kind == partner.KindAgency {
-			if !reInstitution.MatchString(pc.Institution) {
-				return nil, fail("institution", "an agency needs an institution id such as TH:SSO")
-			}
-			if pc.SigningCAFile == "" {
-				return nil, fail("signing_ca_file", "an agency needs the CA of its WS-Security signing certificates")
-			}
-			pool, err := certs.LoadPool(rel(pc.SigningCAFile))
-			if err != nil {
-				return nil, fail("signing_ca_file", "%v", err)
-			}
-			p.Institution, p.SigningCAs = pc.Institution, pool
-			p.SigningPins = map[string]bool{}
-			for _, f := range pc.SigningCertSHA256 {
-				if !reSHA256.MatchString(f) {
-					return nil, fail("signing_cert_sha256", "%q is not 64 hex digits", f)
-				}
-				p.SigningPins[strings.ToLower(f)] = true
-			}
-		}
+		seen[p.ID] = true
 		ps = append(ps, p)
 	}
 	c.Partners = partner.NewRegistry(ps)
 	return c, nil
+}
+
+// relativeTo resolves the configuration's relative paths against its
+// directory, so a configuration reads the same from any working directory.
+func relativeTo(dir string) func(string) string {
+	return func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+}
+
+// loadPartner checks the i-th partner of the configuration file abs and
+// builds its registry entry: identity, keys, what it may submit for, and
+// its delivery endpoint.
+func loadPartner(abs string, i int, pc PartnerConfig, rel func(string) string) (*partner.Partner, error) {
+	who := pc.ID
+	if who == "" {
+		who = fmt.Sprintf("partners[%d]", i)
+	}
+	fail := func(field, format string, args ...any) error {
+		return &Error{File: abs, Partner: who, Field: field, Msg: fmt.Sprintf(format, args...)}
+	}
+	if !reID.MatchString(pc.ID) {
+		return nil, fail("id", "must be 1-64 of a-z 0-9 . _ -, starting with a letter or digit")
+	}
+	switch pc.Kind {
+	case partner.KindEmployer, partner.KindInsurer, partner.KindAgency:
+	default:
+		return nil, fail("kind", "must be employer, insurer or agency, not %q", pc.Kind)
+	}
+	if !reCountry.MatchString(pc.Country) {
+		return nil, fail("country", "must be an ISO 3166-1 alpha-2 code")
+	}
+	if len(pc.Formats) == 0 {
+		return nil, fail("formats", "must list at least one format")
+	}
+	for _, fm := range pc.Formats {
+		if !adapters.Known(fm) {
+			return nil, fail("formats", "unknown format %q (this build reads %v)", fm, adapters.Formats())
+		}
+	}
+	id := pc.TLSIdentity
+	if id.SubjectCN == "" && id.DNSSAN == "" && id.SHA256 == "" {
+		return nil, fail("tls_identity", "must set subject_cn, dns_san or sha256")
+	}
+	if id.SHA256 != "" && !reSHA256.MatchString(id.SHA256) {
+		return nil, fail("tls_identity.sha256", "must be 64 hex digits")
+	}
+	var keys jwk.Set
+	switch {
+	case pc.JWKSFile != "" && len(pc.JWKS) > 0:
+		return nil, fail("jwks", "set jwks or jwks_file, not both")
+	case pc.JWKSFile != "":
+		kb, err := os.ReadFile(rel(pc.JWKSFile))
+		if err != nil {
+			return nil, fail("jwks_file", "%v", err)
+		}
+		if keys, err = ParsePublicJWKS(kb); err != nil {
+			return nil, fail("jwks_file", "%v", err)
+		}
+	case len(pc.JWKS) > 0:
+		var err error
+		if keys, err = ParsePublicJWKS(pc.JWKS); err != nil {
+			return nil, fail("jwks", "%v", err)
+		}
+	case pc.Kind != partner.KindAgency:
+		return nil, fail("jwks", "is required (or jwks_file)")
+	default:
+		keys = jwk.NewSet() // agencies sign with X.509 (WS-Security), not JWS
+	}
+	p := &partner.Partner{ID: pc.ID, Kind: pc.Kind, Country: pc.Country, Formats: pc.Formats,
+		Identity: partner.Identity{SubjectCN: id.SubjectCN, DNSSAN: id.DNSSAN, SHA256: id.SHA256},
+		Keys:     keys, UENs: map[string]bool{}}
+	for field, list := range map[string][]string{"uens": pc.UENs, "agent_for_uens": pc.AgentForUENs} {
+		for _, u := range list {
+			switch {
+			case u == "*" && field == "agent_for_uens":
+				p.AnyUEN = true
+			case reUEN.MatchString(u):
+				p.UENs[u] = true
+			default:
+				return nil, fail(field, "%q is not a UEN", u)
+			}
+		}
+	}
+	p.InsurerCodes = map[string]bool{}
+	for _, code := range pc.InsurerCodes {
+		switch {
+		case code == "*":
+			p.AnyInsurer = true
+		case reInsurerCode.MatchString(code):
+			p.InsurerCodes[code] = true
+		default:
+			return nil, fail("insurer_codes", "%q is not an insurer code", code)
+		}
+	}
+	if e := pc.Endpoint; e != nil {
+		if !strings.HasPrefix(e.URL, "https://") {
+			return nil, fail("endpoint.url", "must be an https URL")
+		}
+		if e.Protocol != "json" && e.Protocol != "soap" {
+			return nil, fail("endpoint.protocol", "must be json or soap")
+		}
+		if e.Protocol == "soap" && pc.Kind != partner.KindAgency {
+			return nil, fail("endpoint.protocol", "soap is for agencies")
+		}
+		for _, n := range []struct {
+			field string
+			v     int
+		}{{"max_attempts", e.MaxAttempts}, {"concurrency", e.Concurrency}, {"breaker_failures", e.BreakerFailures}} {
+			if n.v < 0 {
+				return nil, fail("endpoint."+n.field, "must be positive (or absent for the default)")
+			}
+		}
+		if e.BaseBackoff > 0 && e.MaxBackoff > 0 && e.MaxBackoff < e.BaseBackoff {
+			return nil, fail("endpoint.max_backoff", "must not be shorter than base_backoff")
+		}
+		ep := partner.Endpoint{URL: e.URL, Protocol: e.Protocol, Timeout: time.Duration(e.Timeout), MaxAttempts: e.MaxAttempts,
+			BaseBackoff: time.Duration(e.BaseBackoff), MaxBackoff: time.Duration(e.MaxBackoff), Concurrency: e.Concurrency,
+			BreakerFailures: e.BreakerFailures, BreakerCooldown: time.Duration(e.BreakerCooldown)}
+		if e.CAFile != "" {
+			pool, err := certs.LoadPool(rel(e.CAFile))
+			if err != nil {
+				return nil, fail("endpoint.ca_file", "%v", err)
+			}
+			ep.RootCAs = pool
+		}
+		p.Endpoint = &ep
+	}
+	if pc.Kind == partner.KindAgency {
+		if !reInstitution.MatchString(pc.Institution) {
+			return nil, fail("institution", "an agency needs an institution id such as TH:SSO")
+		}
+		if pc.SigningCAFile == "" {
+			return nil, fail("signing_ca_file", "an agency needs the CA of its WS-Security signing certificates")
+		}
+		pool, err := certs.LoadPool(rel(pc.SigningCAFile))
+		if err != nil {
+			return nil, fail("signing_ca_file", "%v", err)
+		}
+		p.Institution, p.SigningCAs = pc.Institution, pool
+		p.SigningPins = map[string]bool{}
+		for _, f := range pc.SigningCertSHA256 {
+			if !reSHA256.MatchString(f) {
+				return nil, fail("signing_cert_sha256", "%q is not 64 hex digits", f)
+			}
+			p.SigningPins[strings.ToLower(f)] = true
+		}
+	}
+	return p, nil
 }
 
 // ParsePublicJWKS reads a partner's JWKS: public keys only, each with a

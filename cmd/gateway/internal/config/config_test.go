@@ -1,0 +1,194 @@
+package config
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
+	// The formats the base configuration's partners send.
+	_ "github.com/perkeso/jambatan/adapters/agencysoap"
+	_ "github.com/perkeso/jambatan/adapters/insurerclaim"
+	_ "github.com/perkeso/jambatan/adapters/sgemployer"
+	"github.com/perkeso/jambatan/certs"
+)
+
+// publicJWKS is a JWKS of one fresh P-256 public key.
+func publicJWKS(t *testing.T, kid string) json.RawMessage {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pub, err := jwk.Import(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = pub.Set(jwk.KeyIDKey, kid)
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	b, _ := json.Marshal(set)
+	return b
+}
+
+// base is a valid configuration with an employer, an insurer and an agency
+// (with a delivery endpoint), as a generic map a case can change. Paths are
+// relative to dir, where the agency's signing CA is written.
+func base(t *testing.T, dir string) map[string]any {
+	t.Helper()
+	ca, err := certs.NewCA("config test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "agency-ca.pem"), certs.CertPEM(ca.Cert), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	cfg := `{
+  "tls": {"cert_file": "pki/server.pem", "key_file": "pki/server.key", "client_ca_file": "pki/ca.pem"},
+  "store": "gateway.db", "receipt_key_file": "pki/receipt.json",
+  "partners": [
+    {"id": "acme-hr", "kind": "employer", "country": "SG", "formats": ["sg-employer-notice/v1"],
+     "tls_identity": {"subject_cn": "acme-hr"}, "jwks": ` + string(publicJWKS(t, "acme-1")) + `, "uens": ["201912345K"]},
+    {"id": "lion-ins", "kind": "insurer", "country": "SG", "formats": ["insurer-claim/v1"],
+     "tls_identity": {"subject_cn": "lion-ins"}, "jwks": ` + string(publicJWKS(t, "lion-1")) + `, "insurer_codes": ["LION01"]},
+    {"id": "th-sso", "kind": "agency", "country": "TH", "formats": ["agency-soap/v1"], "tls_identity": {"subject_cn": "th-sso"},
+     "institution": "TH:SSO", "signing_ca_file": "agency-ca.pem",
+     "endpoint": {"url": "https://sso.example.th/exchange", "protocol": "soap", "ca_file": "agency-ca.pem", "base_backoff": "2s", "max_backoff": "1m"}}
+  ]
+}`
+	if err := json.Unmarshal([]byte(cfg), &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// partnerAt is the i-th partner of a base configuration.
+func partnerAt(m map[string]any, i int) map[string]any {
+	return m["partners"].([]any)[i].(map[string]any)
+}
+
+// TestLoad: a valid configuration loads with its defaults and its paths
+// resolved against its directory; each broken rule is refused with the
+// field (and the partner) it is about, and nothing is loaded.
+func TestLoad(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		change  func(m map[string]any)
+		partner string // the Error's Partner
+		field   string // the Error's Field; "" for a valid configuration, "-" for JSON that does not decode
+	}{
+		{"ok/valid", func(map[string]any) {}, "", ""},
+		{"fail/unknown-field", func(m map[string]any) { m["listne"] = "127.0.0.1:1" }, "", "-"},
+		{"fail/not-a-duration", func(m map[string]any) { m["limits"] = map[string]any{"read_timeout": "soon"} }, "", "-"},
+		{"fail/no-store", func(m map[string]any) { delete(m, "store") }, "", "store"},
+		{"fail/no-server-certificate", func(m map[string]any) { m["tls"].(map[string]any)["cert_file"] = "" }, "", "tls.cert_file"},
+		{"fail/negative-body-limit", func(m map[string]any) { m["limits"] = map[string]any{"max_body_bytes": -1} }, "", "limits.max_body_bytes"},
+		{"fail/kafka-messages-too-small", func(m map[string]any) { m["kafka"] = map[string]any{"max_message_bytes": 1000} }, "", "kafka.max_message_bytes"},
+		{"fail/kafka-tls-without-ca", func(m map[string]any) { m["kafka"] = map[string]any{"tls": map[string]any{}} }, "", "kafka.tls.ca_file"},
+		{"fail/kafka-sasl-mechanism", func(m map[string]any) {
+			m["kafka"] = map[string]any{"sasl": map[string]any{"mechanism": "PLAIN", "username": "u", "password_file": "p"}}
+		}, "", "kafka.sasl.mechanism"},
+		{"fail/operator-without-ca", func(m map[string]any) { m["operator"] = map[string]any{"listen": "127.0.0.1:9444"} }, "", "operator"},
+		{"fail/partner-id", func(m map[string]any) { partnerAt(m, 0)["id"] = "Acme HR" }, "Acme HR", "id"},
+		{"fail/partner-without-id", func(m map[string]any) { delete(partnerAt(m, 1), "id") }, "partners[1]", "id"},
+		{"fail/partner-twice", func(m map[string]any) { partnerAt(m, 1)["id"] = "acme-hr" }, "acme-hr", "id"},
+		{"fail/partner-kind", func(m map[string]any) { partnerAt(m, 0)["kind"] = "broker" }, "acme-hr", "kind"},
+		{"fail/partner-country", func(m map[string]any) { partnerAt(m, 0)["country"] = "SGP" }, "acme-hr", "country"},
+		{"fail/partner-without-formats", func(m map[string]any) { partnerAt(m, 0)["formats"] = []any{} }, "acme-hr", "formats"},
+		{"fail/partner-unknown-format", func(m map[string]any) { partnerAt(m, 0)["formats"] = []any{"sg-employer-notice/v2"} }, "acme-hr", "formats"},
+		{"fail/partner-without-identity", func(m map[string]any) { partnerAt(m, 0)["tls_identity"] = map[string]any{} }, "acme-hr", "tls_identity"},
+		{"fail/partner-fingerprint", func(m map[string]any) { partnerAt(m, 0)["tls_identity"] = map[string]any{"sha256": "abc"} }, "acme-hr", "tls_identity.sha256"},
+		{"fail/partner-without-keys", func(m map[string]any) { delete(partnerAt(m, 0), "jwks") }, "acme-hr", "jwks"},
+		{"fail/partner-keys-twice", func(m map[string]any) { partnerAt(m, 0)["jwks_file"] = "acme.jwks" }, "acme-hr", "jwks"},
+		{"fail/partner-missing-jwks-file", func(m map[string]any) {
+			delete(partnerAt(m, 0), "jwks")
+			partnerAt(m, 0)["jwks_file"] = "absent.jwks"
+		}, "acme-hr", "jwks_file"},
+		{"fail/partner-private-key", func(m map[string]any) {
+			k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			priv, _ := jwk.Import(k)
+			_ = priv.Set(jwk.KeyIDKey, "leaked")
+			set := jwk.NewSet()
+			_ = set.AddKey(priv)
+			partnerAt(m, 0)["jwks"] = set
+		}, "acme-hr", "jwks"},
+		{"fail/partner-uen", func(m map[string]any) { partnerAt(m, 0)["uens"] = []any{"12345"} }, "acme-hr", "uens"},
+		{"fail/partner-agent-for-any-uen-as-employer-uen", func(m map[string]any) { partnerAt(m, 0)["uens"] = []any{"*"} }, "acme-hr", "uens"},
+		{"fail/insurer-code", func(m map[string]any) { partnerAt(m, 1)["insurer_codes"] = []any{"lion"} }, "lion-ins", "insurer_codes"},
+		{"fail/endpoint-not-https", func(m map[string]any) {
+			partnerAt(m, 2)["endpoint"].(map[string]any)["url"] = "http://sso.example.th/exchange"
+		}, "th-sso", "endpoint.url"},
+		{"fail/endpoint-protocol", func(m map[string]any) { partnerAt(m, 2)["endpoint"].(map[string]any)["protocol"] = "rest" }, "th-sso", "endpoint.protocol"},
+		{"fail/endpoint-soap-for-an-insurer", func(m map[string]any) {
+			partnerAt(m, 1)["endpoint"] = map[string]any{"url": "https://lion.example.sg/in", "protocol": "soap"}
+		}, "lion-ins", "endpoint.protocol"},
+		{"fail/endpoint-negative-attempts", func(m map[string]any) {
+			partnerAt(m, 2)["endpoint"].(map[string]any)["max_attempts"] = -1
+		}, "th-sso", "endpoint.max_attempts"},
+		{"fail/endpoint-max-backoff-under-base", func(m map[string]any) {
+			partnerAt(m, 2)["endpoint"].(map[string]any)["max_backoff"] = "1s"
+		}, "th-sso", "endpoint.max_backoff"},
+		{"fail/endpoint-missing-ca", func(m map[string]any) { partnerAt(m, 2)["endpoint"].(map[string]any)["ca_file"] = "absent.pem" }, "th-sso", "endpoint.ca_file"},
+		{"fail/agency-institution", func(m map[string]any) { partnerAt(m, 2)["institution"] = "SSO" }, "th-sso", "institution"},
+		{"fail/agency-without-signing-ca", func(m map[string]any) { delete(partnerAt(m, 2), "signing_ca_file") }, "th-sso", "signing_ca_file"},
+		{"fail/agency-pin", func(m map[string]any) { partnerAt(m, 2)["signing_cert_sha256"] = []any{"not-hex"} }, "th-sso", "signing_cert_sha256"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			m := base(t, dir)
+			tc.change(m)
+			b, _ := json.Marshal(m)
+			path := filepath.Join(dir, "gateway.json")
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(path)
+			if tc.field == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkLoaded(t, c, dir)
+				return
+			}
+			var ce *Error
+			if c != nil || !errors.As(err, &ce) {
+				t.Fatalf("loaded %v, error %v: want a *config.Error", c != nil, err)
+			}
+			undecoded := map[string]string{"fail/unknown-field": `unknown field "listne"`, "fail/not-a-duration": `"soon" is not a positive duration`}
+			if tc.field == "-" && (ce.Field != "" || !strings.Contains(ce.Msg, undecoded[tc.name])) {
+				t.Fatalf("error %q, want one saying %s", err, undecoded[tc.name])
+			}
+			if tc.field != "-" && (ce.Field != tc.field || ce.Partner != tc.partner) {
+				t.Fatalf("error %q names partner %q field %q, want partner %q field %q", err, ce.Partner, ce.Field, tc.partner, tc.field)
+			}
+			if !strings.HasPrefix(err.Error(), "config "+path) {
+				t.Fatalf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+// checkLoaded: defaults filled in, paths resolved against dir, the
+// registry built.
+func checkLoaded(t *testing.T, c *Config, dir string) {
+	t.Helper()
+	if c.File.Listen != DefaultListen || c.File.Limits.MaxBodyBytes != DefaultMaxBodyBytes || c.File.Kafka.MaxMessageBytes != DefaultKafkaMaxMessageBytes ||
+		c.File.SOAP.Institution != "MY:PERKESO" || c.File.Outbound.Topic != "perkeso.outbound.v1" {
+		t.Fatalf("defaults not filled in: %+v", c.File)
+	}
+	if c.CertFile != filepath.Join(dir, "pki", "server.pem") || c.StorePath != filepath.Join(dir, "gateway.db") {
+		t.Fatalf("paths not resolved against the configuration's directory: %s %s", c.CertFile, c.StorePath)
+	}
+	if len(c.Partners.All()) != 3 {
+		t.Fatalf("%d partners", len(c.Partners.All()))
+	}
+	ag, ok := c.Partners.ByID("th-sso")
+	if !ok || ag.Institution != "TH:SSO" || ag.SigningCAs == nil || ag.Endpoint == nil || ag.Endpoint.RootCAs == nil {
+		t.Fatalf("agency: %+v", ag)
+	}
+}
