@@ -120,33 +120,12 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 		}
 		n = min(MaxPresign, int(rate*cfg.Duration.Seconds())+cfg.Concurrency)
 	}
-	// Pre-sign on every core.
 	t0 := time.Now()
-	bodies := make([][]byte, n)
-	var wg sync.WaitGroup
-	var signErr atomic.Value
-	workers := 4
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				id := cfg.Prefix + strconv.Itoa(i)
-				doc := bytes.Replace(cfg.Template, []byte(`"`+cfg.TemplateID+`"`), []byte(`"`+id+`"`), 1)
-				s, err := partnerkit.Sign(doc, cfg.Key, partnerkit.Compact)
-				if err != nil {
-					signErr.Store(err)
-					return
-				}
-				bodies[i] = []byte(s)
-			}
-		}(w)
-	}
-	wg.Wait()
-	if err, _ := signErr.Load().(error); err != nil {
+	bodies, err := presign(cfg, n)
+	if err != nil {
 		return nil, err
 	}
-	presign := time.Since(t0)
+	presigned := time.Since(t0)
 
 	conns := make([]*leanConn, cfg.Concurrency)
 	for w := range conns {
@@ -161,11 +140,9 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 			c.close()
 		}
 	}()
-	var next, done, accepted, dups int64 = -1, 0, 0, 0
+	var next int64 = -1
 	var exhausted atomic.Bool
-	errs := map[string]int64{}
-	var mu sync.Mutex
-	lat := make([]time.Duration, 0, n)
+	tl := &tally{errs: map[string]int64{}, lat: make([]time.Duration, 0, n)}
 	var pace <-chan time.Time
 	if cfg.Rate > 0 {
 		tk := time.NewTicker(time.Duration(float64(time.Second) / cfg.Rate))
@@ -197,9 +174,10 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 	}
 	if cfg.Progress != nil {
 		reported = every(time.Second, stop, func() {
-			cfg.Progress(atomic.LoadInt64(&done), atomic.LoadInt64(&accepted), time.Since(start))
+			cfg.Progress(tl.done.Load(), tl.accepted.Load(), time.Since(start))
 		})
 	}
+	var wg sync.WaitGroup
 	for _, conn := range conns {
 		wg.Add(1)
 		go func() {
@@ -228,19 +206,7 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 				} else if runCtx.Err() != nil {
 					return // the run ended while dialling: not counted
 				}
-				atomic.AddInt64(&done, 1)
-				mu.Lock()
-				switch status {
-				case "202":
-					accepted++
-					lat = append(lat, d)
-				case "200":
-					dups++
-					lat = append(lat, d)
-				default:
-					errs[status]++
-				}
-				mu.Unlock()
+				tl.record(status, d)
 			}
 		}()
 	}
@@ -252,17 +218,12 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 			<-c
 		}
 	}
-	slices.Sort(lat)
-	pct := func(p float64) float64 {
-		if len(lat) == 0 {
-			return 0
-		}
-		return float64(lat[min(len(lat)-1, int(float64(len(lat))*p))].Microseconds()) / 1000
-	}
-	s := &Summary{Requests: done, Accepted: accepted, Duplicates: dups, ErrorsByStatus: errs, Concurrency: cfg.Concurrency,
+	slices.Sort(tl.lat)
+	accepted, dups := tl.accepted.Load(), tl.dups
+	s := &Summary{Requests: tl.done.Load(), Accepted: accepted, Duplicates: dups, ErrorsByStatus: tl.errs, Concurrency: cfg.Concurrency,
 		ThroughputPerS: float64(accepted+dups) / elapsed.Seconds(), DurationS: elapsed.Seconds(),
-		LatencyMS:       map[string]float64{"p50": pct(0.50), "p90": pct(0.90), "p99": pct(0.99), "max": pct(1)},
-		ClientCPUSecond: cpuSeconds() - cpu0, PresignSeconds: presign.Seconds(), PoolExhausted: exhausted.Load()}
+		LatencyMS:       map[string]float64{"p50": tl.percentile(0.50), "p90": tl.percentile(0.90), "p99": tl.percentile(0.99), "max": tl.percentile(1)},
+		ClientCPUSecond: cpuSeconds() - cpu0, PresignSeconds: presigned.Seconds(), PoolExhausted: exhausted.Load()}
 	if cfg.Gateway != nil && gwErr == nil {
 		if gw1, err := cfg.Gateway(); err == nil {
 			s.GatewayCPUSeconds = gw1.CPUSeconds - gw0.CPUSeconds
@@ -273,6 +234,69 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 		}
 	}
 	return s, nil
+}
+
+// tally counts a run's answers as the workers record them.
+type tally struct {
+	done, accepted atomic.Int64 // read by the progress line while the run goes on
+	mu             sync.Mutex
+	dups           int64
+	errs           map[string]int64 // by status, or "transport"
+	lat            []time.Duration  // of answered notices (202 and 200)
+}
+
+func (t *tally) record(status string, d time.Duration) {
+	t.done.Add(1)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch status {
+	case "202":
+		t.accepted.Add(1)
+		t.lat = append(t.lat, d)
+	case "200":
+		t.dups++
+		t.lat = append(t.lat, d)
+	default:
+		t.errs[status]++
+	}
+}
+
+// percentile is the p-th latency in ms, once the run is over and lat sorted.
+func (t *tally) percentile(p float64) float64 {
+	if len(t.lat) == 0 {
+		return 0
+	}
+	return float64(t.lat[min(len(t.lat)-1, int(float64(len(t.lat))*p))].Microseconds()) / 1000
+}
+
+// presign signs n distinct notices (noticeId cfg.Prefix+i) before the clock
+// starts, on four goroutines.
+func presign(cfg TestConfig, n int) ([][]byte, error) {
+	bodies := make([][]byte, n)
+	var wg sync.WaitGroup
+	var signErr atomic.Value
+	const workers = 4
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				id := cfg.Prefix + strconv.Itoa(i)
+				doc := bytes.Replace(cfg.Template, []byte(`"`+cfg.TemplateID+`"`), []byte(`"`+id+`"`), 1)
+				s, err := partnerkit.Sign(doc, cfg.Key, partnerkit.Compact)
+				if err != nil {
+					signErr.Store(err)
+					return
+				}
+				bodies[i] = []byte(s)
+			}
+		}(w)
+	}
+	wg.Wait()
+	if err, _ := signErr.Load().(error); err != nil {
+		return nil, err
+	}
+	return bodies, nil
 }
 
 // every calls f every d until stop is closed; the channel it returns is
