@@ -24,6 +24,14 @@ func runLoad(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
+	switch {
+	case *n < 1:
+		return fmt.Errorf("-n %d: must be at least 1", *n)
+	case *conc < 1 || *conc > maxConcurrency:
+		return fmt.Errorf("-c %d: must be 1 to %d", *conc, maxConcurrency)
+	case *start < 0:
+		return fmt.Errorf("-start %d: must not be negative", *start)
+	}
 	d, key, c, err := jsonKit(*dir, *partnerID)
 	if err != nil {
 		return err

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"time"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
@@ -26,6 +28,9 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	prefix := fs.String("prefix", "", "noticeId prefix (default: LT-<unix time>-)")
 	if err := parse(fs, args); err != nil {
 		return errUsage
+	}
+	if err := checkLoadFlags(*conc, *reqs, *dur, *rate); err != nil {
+		return err
 	}
 	d, p, err := jsonPartner(*dir, *partnerID, noticeFormat)
 	if err != nil {
@@ -57,5 +62,27 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	}
 	out, _ := json.MarshalIndent(s, "", "  ")
 	fmt.Fprintf(stdout, "%s\n", out)
+	return nil
+}
+
+// maxConcurrency bounds --concurrency: each client is a TLS connection held
+// open for the whole run.
+const maxConcurrency = 4096
+
+// checkLoadFlags refuses values the run could only misread: a negative or
+// zero count, or both a duration and a request count.
+func checkLoadFlags(conc, reqs int, dur time.Duration, rate float64) error {
+	switch {
+	case conc < 1 || conc > maxConcurrency:
+		return fmt.Errorf("--concurrency %d: must be 1 to %d", conc, maxConcurrency)
+	case reqs < 0:
+		return fmt.Errorf("--requests %d: must be positive", reqs)
+	case dur < 0:
+		return fmt.Errorf("--duration %s: must be positive", dur)
+	case reqs > 0 && dur > 0:
+		return errors.New("--duration and --requests: give one or the other")
+	case rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0):
+		return fmt.Errorf("--rate %v: must be a positive number of requests per second (or 0: unlimited)", rate)
+	}
 	return nil
 }
