@@ -19,6 +19,10 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 )
 
+// maxIngestBatch bounds --batch: a batch is held in memory and written in
+// one database transaction.
+const maxIngestBatch = 10000
+
 func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("ingest", stderr)
 	dir := fs.String("dev", "", "dev directory of a running \"gateway dev\" (brokers, topic and JWKS from dev.json)")
@@ -33,6 +37,12 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	batch := fs.Int("batch", 500, "records per database transaction")
 	if err := parse(fs, args); err != nil {
 		return errUsage
+	}
+	switch {
+	case *batch < 1 || *batch > maxIngestBatch:
+		return fmt.Errorf("--batch %d: must be 1 to %d", *batch, maxIngestBatch)
+	case *idle <= 0:
+		return fmt.Errorf("--idle %s: must be positive", *idle)
 	}
 	kcfg := config.Kafka{}
 	switch {

@@ -403,3 +403,24 @@ func TestServe(t *testing.T) {
 		t.Fatalf("submit: %v %+v", err, resp)
 	}
 }
+
+// TestFlagsRefused: flags a command could only misread are refused with
+// the flag and its bound, before the command does anything.
+func TestFlagsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"fail/ingest-batch-zero", []string{"ingest", "--batch", "0"}, "--batch 0: must be 1 to 10000"},
+		{"fail/ingest-batch-huge", []string{"ingest", "--batch", "1000000"}, "--batch 1000000"},
+		{"fail/ingest-idle-zero", []string{"ingest", "--until-caught-up", "--idle", "0s"}, "--idle 0s: must be positive"},
+		{"fail/dev-kafka-port", []string{"dev", "--dir", filepath.Join(t.TempDir(), "dev"), "--kafka-port", "70000"}, "--kafka-port 70000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, stderr, err := gateway(t, tc.args...); err == nil || !strings.Contains(stderr, tc.want) {
+				t.Fatalf("err %v, stderr %q; want %q", err, stderr, tc.want)
+			}
+		})
+	}
+}

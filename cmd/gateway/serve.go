@@ -66,6 +66,9 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
+	if *kafkaPort < 0 || *kafkaPort > 65535 {
+		return fmt.Errorf("--kafka-port %d: must be 0 (any free port) to 65535", *kafkaPort)
+	}
 	l, created, err := devmode.Ensure(*dir)
 	if err != nil {
 		return err
