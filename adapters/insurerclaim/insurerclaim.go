@@ -186,15 +186,77 @@ type ident struct {
 	ok               bool
 }
 
+// readClaim reads the i-th claim: its members in document order, then the
+// rules across them (§5). Each step adds its problems to the claim's
+// checker in that order, which the claim's problem list keeps.
 func (b *Batch) readClaim(i int, v *jsondoc.Value) *Claim {
 	cl := &Claim{Index: i, v: v}
-	ptr := fmt.Sprintf("/claims/%d", i)
+	ptr := jsondoc.Index("/claims", i)
 	c := &jsonrules.Checker{Format: Format, Root: ptr}
 	if v.Kind != jsondoc.Object {
 		c.Add(ptr, adapters.CodeType, "must be an object")
 		cl.Problems = c.Problems
 		return cl
 	}
+	r := &claimReader{b: b, c: c, v: v, ptr: ptr}
+	r.readHeader(cl)
+	emp := r.readEmployer()
+	cla := r.readClaimant()
+	loss := r.readLoss()
+	c.Unknown(v, ptr, "claimNo", "revision", "policyNo", "lossType", "employer", "claimant", "lossDate", "lossTime", "lossCountry",
+		"lossDescription", "icd10", "medicalExpenses", "wageLoss", "permanentIncapacityPct", "dateOfDeath", "status", "statusDate")
+	r.checkMyKad(cla)
+	r.checkAcross(emp, cla, loss)
+	cl.Problems = c.Problems
+	if len(cl.Problems) == 0 {
+		cl.Hash = valueHash(v) // only a valid claim is compared with earlier versions
+	}
+	return cl
+}
+
+// claimReader reads one claim object v at ptr into c's problems.
+type claimReader struct {
+	b   *Batch
+	c   *jsonrules.Checker
+	v   *jsondoc.Value
+	ptr string
+}
+
+// employerFacts is what the cross-member rules need of the employer.
+type employerFacts struct {
+	present          bool
+	uen, regID       string // "?" when present but not a string
+	country          string
+	uenOK, countryOK bool
+}
+
+// claimantFacts is what the cross-member rules need of the claimant.
+type claimantFacts struct {
+	present bool
+	ptr     string
+	ids     []ident // the main identifier, then altIds
+	dob     mapping.Date
+	dobOK   bool
+	sex     string
+	sexOK   bool
+}
+
+// lossFacts is what the cross-member rules need of the loss and the
+// claim's dates.
+type lossFacts struct {
+	date              mapping.Date
+	dateOK            bool
+	at                time.Time // with lossTime, in the batch's zone
+	hasTime           bool
+	icds              []string
+	icdOK             bool
+	death, status     mapping.Date
+	deathOK, statusOK bool
+}
+
+// readHeader reads the claim's identity: claimNo, revision, policyNo, lossType.
+func (r *claimReader) readHeader(cl *Claim) {
+	c, v, ptr := r.c, r.v, r.ptr
 	if s, p, ok := c.Str(v, ptr, "claimNo", true); ok {
 		if n := len([]rune(s)); n < 1 || n > 30 {
 			c.Add(p, adapters.CodeRange, "must be 1 to 30 characters")
@@ -211,25 +273,28 @@ func (b *Batch) readClaim(i int, v *jsondoc.Value) *Claim {
 	if s, p, ok := c.Str(v, ptr, "lossType", true); ok {
 		c.OneOf(s, p, lossTypes)
 	}
-	// employer
-	var uen, regID, empCountry string
-	var uenOK, empCountryOK, empPresent bool
+}
+
+// readEmployer reads the employer object.
+func (r *claimReader) readEmployer() employerFacts {
+	c, v, ptr := r.c, r.v, r.ptr
+	var e employerFacts
 	if emp, p, ok := c.Member(v, ptr, "employer", true); ok {
 		if emp = c.Object(emp, p); emp != nil {
-			empPresent = true
+			e.present = true
 			if s, sp, ok := c.Str(emp, p, "uen", false); ok {
-				uen, uenOK = s, c.Match(s, sp, reUEN, adapters.CodeFormat, "a UEN")
+				e.uen, e.uenOK = s, c.Match(s, sp, reUEN, adapters.CodeFormat, "a UEN")
 			} else if _, present := emp.Get("uen"); present {
-				uen = "?"
+				e.uen = "?"
 			}
 			if s, sp, ok := c.Str(emp, p, "registrationId", false); ok {
-				regID = s
+				e.regID = s
 				c.Match(s, sp, reRegID, adapters.CodeFormat, "1 to 40 of A-Z a-z 0-9 . / -")
 			} else if _, present := emp.Get("registrationId"); present {
-				regID = "?"
+				e.regID = "?"
 			}
 			if s, sp, ok := c.Str(emp, p, "country", true); ok && c.Country(s, sp) {
-				empCountry, empCountryOK = s, true
+				e.country, e.countryOK = s, true
 			}
 			if s, sp, ok := c.Str(emp, p, "name", true); ok {
 				c.Text(s, sp, 1, 120)
@@ -237,18 +302,19 @@ func (b *Batch) readClaim(i int, v *jsondoc.Value) *Claim {
 			c.Unknown(emp, p, "uen", "registrationId", "country", "name")
 		}
 	}
-	// claimant
-	var ids []ident
-	var dob mapping.Date
-	var dobOK bool
-	var sex string
-	var sexOK, claimantOK bool
-	cp := ptr + "/claimant"
+	return e
+}
+
+// readClaimant reads the claimant object with its identifiers.
+func (r *claimReader) readClaimant() claimantFacts {
+	c, v, ptr := r.c, r.v, r.ptr
+	f := claimantFacts{ptr: ptr + "/claimant"}
+	cp := f.ptr
 	if cla, _, ok := c.Member(v, ptr, "claimant", true); ok {
 		if cla = c.Object(cla, cp); cla != nil {
-			claimantOK = true
+			f.present = true
 			main := readID(c, cla, cp, "")
-			ids = append(ids, main)
+			f.ids = append(f.ids, main)
 			if alts, ap, ok := c.Member(cla, cp, "altIds", false); ok {
 				switch {
 				case alts.Kind != jsondoc.Array:
@@ -261,7 +327,7 @@ func (b *Batch) readClaim(i int, v *jsondoc.Value) *Claim {
 						if a = c.Object(a, ip); a != nil {
 							id := readID(c, a, ip, ip)
 							c.Unknown(a, ip, "idType", "idNo", "idCountry")
-							ids = append(ids, id)
+							f.ids = append(f.ids, id)
 						}
 					}
 				}
@@ -269,23 +335,29 @@ func (b *Batch) readClaim(i int, v *jsondoc.Value) *Claim {
 			if s, sp, ok := c.Str(cla, cp, "name", true); ok {
 				c.Text(s, sp, 1, 100)
 			}
-			dob, dobOK = date8(c, cla, cp, "dob", true)
+			f.dob, f.dobOK = date8(c, cla, cp, "dob", true)
 			if s, sp, ok := c.Str(cla, cp, "sex", false); ok && c.OneOf(s, sp, sexes) {
-				sex, sexOK = s, true
+				f.sex, f.sexOK = s, true
 			}
 			c.Unknown(cla, cp, "idType", "idNo", "idCountry", "altIds", "name", "dob", "sex")
 		}
 	}
-	lossDate, lossOK := date8(c, v, ptr, "lossDate", true)
-	var lossAt time.Time
-	hasTime := false
+	return f
+}
+
+// readLoss reads the loss, its diagnoses and amounts, and the claim's
+// status.
+func (r *claimReader) readLoss() lossFacts {
+	c, v, ptr := r.c, r.v, r.ptr
+	var f lossFacts
+	f.date, f.dateOK = date8(c, v, ptr, "lossDate", true)
 	if s, p, ok := c.Str(v, ptr, "lossTime", false); ok && c.Match(s, p, reTime4, adapters.CodeFormat, "HHmm") {
 		h, _ := strconv.Atoi(s[:2])
 		m, _ := strconv.Atoi(s[2:])
 		if h > 23 || m > 59 {
 			c.Add(p, adapters.CodeDate, "not a real time")
-		} else if lossOK && b.loc != nil {
-			lossAt, hasTime = time.Date(lossDate.Year, lossDate.Month, lossDate.Day, h, m, 0, 0, b.loc), true
+		} else if f.dateOK && r.b.loc != nil {
+			f.at, f.hasTime = time.Date(f.date.Year, f.date.Month, f.date.Day, h, m, 0, 0, r.b.loc), true
 		}
 	}
 	if s, p, ok := c.Str(v, ptr, "lossCountry", true); ok {
@@ -294,8 +366,6 @@ func (b *Batch) readClaim(i int, v *jsondoc.Value) *Claim {
 	if s, p, ok := c.Str(v, ptr, "lossDescription", false); ok {
 		c.Text(s, p, 1, 2000)
 	}
-	var icds []string
-	icdOK := false
 	if arr, p, ok := c.Member(v, ptr, "icd10", true); ok {
 		switch {
 		case arr.Kind != jsondoc.Array:
@@ -303,19 +373,19 @@ func (b *Batch) readClaim(i int, v *jsondoc.Value) *Claim {
 		case len(arr.Items) < 1 || len(arr.Items) > 10:
 			c.Add(p, adapters.CodeRange, "must have 1 to 10 codes")
 		default:
-			icdOK = true
+			f.icdOK = true
 			for k, it := range arr.Items {
 				ip := jsondoc.Index(p, k)
 				if it.Kind != jsondoc.String {
 					c.Add(ip, adapters.CodeType, "must be a string")
-					icdOK = false
+					f.icdOK = false
 					continue
 				}
 				if !c.Match(it.Str, ip, reICD, adapters.CodeFormat, "an ICD-10 code such as S62.3") {
-					icdOK = false
+					f.icdOK = false
 					continue
 				}
-				icds = append(icds, it.Str)
+				f.icds = append(f.icds, it.Str)
 			}
 		}
 	}
@@ -333,54 +403,59 @@ func (b *Batch) readClaim(i int, v *jsondoc.Value) *Claim {
 	if _, present := v.Get("permanentIncapacityPct"); present {
 		c.Integer(v, ptr, "permanentIncapacityPct", 0, 100)
 	}
-	var dod mapping.Date
-	var dodOK bool
 	if _, present := v.Get("dateOfDeath"); present {
-		dod, dodOK = date8(c, v, ptr, "dateOfDeath", true)
+		f.death, f.deathOK = date8(c, v, ptr, "dateOfDeath", true)
 	}
 	if s, p, ok := c.Str(v, ptr, "status", true); ok {
 		c.OneOf(s, p, statuses)
 	}
-	statusDate, statusOK := date8(c, v, ptr, "statusDate", true)
-	c.Unknown(v, ptr, "claimNo", "revision", "policyNo", "lossType", "employer", "claimant", "lossDate", "lossTime", "lossCountry",
-		"lossDescription", "icd10", "medicalExpenses", "wageLoss", "permanentIncapacityPct", "dateOfDeath", "status", "statusDate")
+	f.status, f.statusOK = date8(c, v, ptr, "statusDate", true)
+	return f
+}
 
+// checkMyKad checks a MY_NRIC identifier against dob and sex (§4).
+func (r *claimReader) checkMyKad(cla claimantFacts) {
+	c := r.c
 	// Identifier checks that read dob and sex (§4 MY_NRIC).
-	for _, id := range ids {
+	for _, id := range cla.ids {
 		if id.ok && id.typ == "MY_NRIC" {
 			p := id.ptr + "/idNo"
 			if id.ptr == "" {
-				p = cp + "/idNo"
+				p = cla.ptr + "/idNo"
 			}
-			if dobOK && fmt.Sprintf("%02d%02d%02d", dob.Year%100, int(dob.Month), dob.Day) != id.no[:6] {
+			if cla.dobOK && fmt.Sprintf("%02d%02d%02d", cla.dob.Year%100, int(cla.dob.Month), cla.dob.Day) != id.no[:6] {
 				c.Add(p, adapters.CodeConsistency, "the MyKad date differs from dob")
 			}
-			if sexOK && mapping.MyKadSex(id.no) != sex {
-				c.Add(cp+"/sex", adapters.CodeConsistency, "does not agree with the MyKad last digit")
+			if cla.sexOK && mapping.MyKadSex(id.no) != cla.sex {
+				c.Add(cla.ptr+"/sex", adapters.CodeConsistency, "does not agree with the MyKad last digit")
 			}
 		}
 	}
-	// Cross-member rules.
+}
+
+// checkAcross applies the rules across members (§5 R2-R10).
+func (r *claimReader) checkAcross(emp employerFacts, cla claimantFacts, loss lossFacts) {
+	c, ptr := r.c, r.ptr
 	genDate := mapping.Date{}
-	genOK := !b.GeneratedAt.IsZero() && b.loc != nil
+	genOK := !r.b.GeneratedAt.IsZero() && r.b.loc != nil
 	if genOK {
-		genDate = mapping.DateOf(b.GeneratedAt.In(b.loc))
+		genDate = mapping.DateOf(r.b.GeneratedAt.In(r.b.loc))
 	}
-	if lossOK && genOK { // R2
-		if (hasTime && lossAt.After(b.GeneratedAt)) || (!hasTime && genDate.Before(lossDate)) {
+	if loss.dateOK && genOK { // R2
+		if (loss.hasTime && loss.at.After(r.b.GeneratedAt)) || (!loss.hasTime && genDate.Before(loss.date)) {
 			c.Add(ptr+"/lossDate", adapters.CodeConsistency, "the loss is after generatedAt")
 		}
 	}
-	if statusOK && lossOK && genOK && (statusDate.Before(lossDate) || genDate.Before(statusDate)) { // R3
+	if loss.statusOK && loss.dateOK && genOK && (loss.status.Before(loss.date) || genDate.Before(loss.status)) { // R3
 		c.Add(ptr+"/statusDate", adapters.CodeConsistency, "must be between lossDate and the date of generatedAt")
 	}
-	if dodOK && lossOK && genOK && (dod.Before(lossDate) || genDate.Before(dod)) { // R4
+	if loss.deathOK && loss.dateOK && genOK && (loss.death.Before(loss.date) || genDate.Before(loss.death)) { // R4
 		c.Add(ptr+"/dateOfDeath", adapters.CodeConsistency, "must be between lossDate and the date of generatedAt")
 	}
-	if claimantOK { // R5, R7
+	if cla.present { // R5, R7
 		primary := false
 		types := map[string]bool{}
-		for _, id := range ids {
+		for _, id := range cla.ids {
 			if id.typ == "MY_NRIC" || id.typ == "PASSPORT" {
 				primary = true
 			}
@@ -390,24 +465,24 @@ func (b *Batch) readClaim(i int, v *jsondoc.Value) *Claim {
 			types[id.typ] = true
 		}
 		if !primary {
-			c.Add(cp, adapters.CodeMissing, "needs a MY_NRIC or PASSPORT identifier")
+			c.Add(cla.ptr, adapters.CodeMissing, "needs a MY_NRIC or PASSPORT identifier")
 		}
 	}
-	if empPresent { // R8
+	if emp.present { // R8
 		ep := ptr + "/employer"
 		switch {
-		case uen == "" && regID == "":
+		case emp.uen == "" && emp.regID == "":
 			c.Add(ep+"/uen", adapters.CodeMissing, "one of uen and registrationId is required")
-		case uen != "" && regID != "":
+		case emp.uen != "" && emp.regID != "":
 			c.Add(ep+"/registrationId", adapters.CodeConsistency, "only one of uen and registrationId")
-		case uenOK && empCountryOK && empCountry != "SG":
+		case emp.uenOK && emp.countryOK && emp.country != "SG":
 			c.Add(ep+"/country", adapters.CodeConsistency, "a uen needs country SG")
 		}
 	}
-	if icdOK { // R9
+	if loss.icdOK { // R9
 		seen := map[string]bool{}
 		nonXX := false
-		for k, code := range icds {
+		for k, code := range loss.icds {
 			if seen[code] {
 				c.Add(jsondoc.Index(ptr+"/icd10", k), adapters.CodeConsistency, "repeated code")
 			}
@@ -420,14 +495,9 @@ func (b *Batch) readClaim(i int, v *jsondoc.Value) *Claim {
 			c.Add(ptr+"/icd10", adapters.CodeConsistency, "at least one code outside chapter XX")
 		}
 	}
-	if dobOK && lossOK && !mapping.InAgeWindow(dob, lossDate) { // R10
-		c.Add(cp+"/dob", adapters.CodeConsistency, "age on lossDate must be 15-99")
+	if cla.dobOK && loss.dateOK && !mapping.InAgeWindow(cla.dob, loss.date) { // R10
+		c.Add(cla.ptr+"/dob", adapters.CodeConsistency, "age on lossDate must be 15-99")
 	}
-	cl.Problems = c.Problems
-	if len(cl.Problems) == 0 {
-		cl.Hash = valueHash(v) // only a valid claim is compared with earlier versions
-	}
-	return cl
 }
 
 // readID reads {idType, idNo, idCountry} at ptr; idPtr is the pointer
