@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,147 +19,184 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 )
 
-// runCerts is "gateway certs kit|rotate-receipt-key|list".
-func runCerts(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	usage := `usage: gateway certs kit --partner ID --ca-cert CA.pem --ca-key CA.key [--out DIR]
+const certsUsage = `usage: gateway certs kit --partner ID --ca-cert CA.pem --ca-key CA.key [--out DIR]
        gateway certs rotate-receipt-key (--config FILE | --dev DIR)     then SIGHUP the gateway
        gateway certs list (--config FILE | --dev DIR)`
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
-		return errUsage
+
+// runCerts is "gateway certs kit|rotate-receipt-key|list"; each
+// subcommand takes only its own flags.
+func runCerts(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "kit":
+			return certsKit(args[1:], stdout, stderr)
+		case "rotate-receipt-key":
+			return certsRotate(args[1:], stdout, stderr)
+		case "list":
+			return certsList(args[1:], stdout, stderr)
+		}
 	}
-	fs := newFlags("certs "+args[0], stderr)
+	fmt.Fprintln(stderr, certsUsage)
+	return errUsage
+}
+
+// configFlags adds --config and --dev to fs; the function it returns loads
+// the configuration they name (the dev one by default).
+func configFlags(fs *flag.FlagSet) func() (*config.Config, error) {
+	cfgPath := fs.String("config", "", "gateway configuration file")
+	dir := fs.String("dev", "", "dev directory (default "+devmode.DefaultDir+")")
+	return func() (*config.Config, error) {
+		path := *cfgPath
+		if path == "" {
+			d := *dir
+			if d == "" {
+				d = devmode.DefaultDir
+			}
+			l, err := devmode.LayoutOf(d)
+			if err != nil {
+				return nil, err
+			}
+			path = l.Config
+		}
+		return config.Load(path)
+	}
+}
+
+// certsKit issues a partner's onboarding kit: a client certificate from
+// the partners' CA, a signing key, and the public JWKS to register.
+func certsKit(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("certs kit", stderr)
 	partnerID := fs.String("partner", "", "partner id (the client certificate's CN)")
 	caCert := fs.String("ca-cert", "", "CA certificate that issues partner client certificates")
 	caKey := fs.String("ca-key", "", "its private key")
 	outDir := fs.String("out", "", "kit directory (default ./kit-ID)")
-	cfgPath := fs.String("config", "", "gateway configuration file")
-	dir := fs.String("dev", "", "dev directory")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
-	loadCfg := func() (*config.Config, error) {
-		if *cfgPath == "" {
-			if *dir == "" {
-				*dir = devmode.DefaultDir
-			}
-			l, err := devmode.LayoutOf(*dir)
-			if err != nil {
-				return nil, err
-			}
-			*cfgPath = l.Config
-		}
-		return config.Load(*cfgPath)
+	if *partnerID == "" || *caCert == "" || *caKey == "" {
+		fmt.Fprintln(stderr, certsUsage)
+		return errUsage
 	}
-	switch args[0] {
-	case "kit":
-		if *partnerID == "" || *caCert == "" || *caKey == "" {
-			fmt.Fprintln(stderr, usage)
-			return errUsage
-		}
-		ca, err := certs.LoadCA(*caCert, *caKey)
-		if err != nil {
-			return err
-		}
-		if *outDir == "" {
-			*outDir = "kit-" + *partnerID
-		}
-		if err := os.MkdirAll(*outDir, 0o700); err != nil {
-			return err
-		}
-		c, err := ca.IssueClient(*partnerID)
-		if err != nil {
-			return err
-		}
-		cp, kp := filepath.Join(*outDir, "client.pem"), filepath.Join(*outDir, "client.key")
-		if err := certs.WriteFiles(cp, kp, c.Cert, c.Key); err != nil {
-			return err
-		}
-		key, err := receipt.NewES256Key(*partnerID + "-" + time.Now().UTC().Format("2006"))
-		if err != nil {
-			return err
-		}
-		pub, _ := jwk.PublicKeyOf(key)
-		set := jwk.NewSet()
-		_ = set.AddKey(pub)
-		for name, v := range map[string]any{"signing.jwk.json": key, "jwks.json": set} {
-			b, _ := json.MarshalIndent(v, "", "  ")
-			mode := os.FileMode(0o644)
-			if name == "signing.jwk.json" {
-				mode = 0o600
-			}
-			if err := os.WriteFile(filepath.Join(*outDir, name), append(b, '\n'), mode); err != nil {
-				return err
-			}
-		}
-		fmt.Fprintf(stdout, "kit for %s in %s: client.pem, client.key, signing.jwk.json (private: the partner keeps it), jwks.json (public: Perkeso registers it)\n", *partnerID, *outDir)
-		fmt.Fprintf(stdout, "registration: {\"id\": %q, \"tls_identity\": {\"subject_cn\": %q, \"sha256\": %q}, \"jwks_file\": %q, ...}\n",
-			*partnerID, *partnerID, certs.Fingerprint(c.Cert), filepath.Join(*outDir, "jwks.json"))
-		return nil
-	case "rotate-receipt-key":
-		cfg, err := loadCfg()
-		if err != nil {
-			return err
-		}
-		kid, err := receipt.RotateKeyFile(cfg.ReceiptKeyFile)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "new receipt key %s in %s; the previous keys stay in the JWKS. Send SIGHUP to the gateway to use it.\n", kid, cfg.ReceiptKeyFile)
-		return nil
-	case "list":
-		cfg, err := loadCfg()
-		if err != nil {
-			return err
-		}
-		type row struct {
-			name, subject string
-			until         time.Time // a certificate's NotAfter, a CRL's NextUpdate
-		}
-		var rows []row
-		add := func(name, path string) {
-			if path == "" {
-				return
-			}
-			cs, err := certs.LoadCertificates(path)
-			if err != nil {
-				fmt.Fprintf(stderr, "%s: %v\n", name, err)
-				return
-			}
-			for _, c := range cs {
-				rows = append(rows, row{name, c.Subject.CommonName, c.NotAfter})
-			}
-		}
-		add("server", cfg.CertFile)
-		add("client CA", cfg.ClientCAFile)
-		add("soap signing", cfg.File.SOAP.SigningCertFile)
-		add("outbound client", cfg.File.Outbound.ClientCertFile)
-		for _, p := range cfg.File.Partners {
-			if path := p.SigningCAFile; path != "" {
-				if !filepath.IsAbs(path) {
-					path = filepath.Join(filepath.Dir(cfg.Path), path)
-				}
-				add("signing CA of "+p.ID, path)
-			}
-		}
-		if cas, err := certs.LoadCertificates(cfg.ClientCAFile); err == nil {
-			for _, path := range cfg.File.TLS.CRLFiles {
-				crl, err := certs.LoadCRL(path, cas)
-				if err != nil {
-					fmt.Fprintf(stderr, "crl: %v\n", err)
-					continue
-				}
-				rows = append(rows, row{"CRL " + filepath.Base(path), crl.Issuer.CommonName, crl.NextUpdate})
-			}
-		}
-		sort.SliceStable(rows, func(i, j int) bool { return rows[i].until.Before(rows[j].until) })
-		now := time.Now()
-		fmt.Fprintf(stdout, "%-28s %-32s %-22s %s\n", "CERTIFICATE", "SUBJECT", "NOT AFTER", "DAYS LEFT")
-		for _, r := range rows {
-			fmt.Fprintf(stdout, "%-28s %-32s %-22s %.0f\n", r.name, r.subject, r.until.UTC().Format(time.RFC3339), r.until.Sub(now).Hours()/24)
-		}
-		return nil
+	if !config.ValidPartnerID(*partnerID) {
+		return fmt.Errorf("--partner %q: a partner id is 1-64 of a-z 0-9 . _ -, starting with a letter or digit (as in the configuration)", *partnerID)
 	}
-	fmt.Fprintln(stderr, usage)
-	return errUsage
+	ca, err := certs.LoadCA(*caCert, *caKey)
+	if err != nil {
+		return err
+	}
+	if *outDir == "" {
+		*outDir = "kit-" + *partnerID
+	}
+	if err := os.MkdirAll(*outDir, 0o700); err != nil {
+		return err
+	}
+	c, err := ca.IssueClient(*partnerID)
+	if err != nil {
+		return err
+	}
+	cp, kp := filepath.Join(*outDir, "client.pem"), filepath.Join(*outDir, "client.key")
+	if err := certs.WriteFiles(cp, kp, c.Cert, c.Key); err != nil {
+		return err
+	}
+	key, err := receipt.NewES256Key(*partnerID + "-" + time.Now().UTC().Format("2006"))
+	if err != nil {
+		return err
+	}
+	pub, _ := jwk.PublicKeyOf(key)
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	for _, f := range []struct {
+		name string
+		v    any
+		mode os.FileMode
+	}{{"signing.jwk.json", key, 0o600}, {"jwks.json", set, 0o644}} {
+		b, _ := json.MarshalIndent(f.v, "", "  ")
+		if err := os.WriteFile(filepath.Join(*outDir, f.name), append(b, '\n'), f.mode); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "kit for %s in %s: client.pem, client.key, signing.jwk.json (private: the partner keeps it), jwks.json (public: Perkeso registers it)\n", *partnerID, *outDir)
+	fmt.Fprintf(stdout, "registration: {\"id\": %q, \"tls_identity\": {\"subject_cn\": %q, \"sha256\": %q}, \"jwks_file\": %q, ...}\n",
+		*partnerID, *partnerID, certs.Fingerprint(c.Cert), filepath.Join(*outDir, "jwks.json"))
+	return nil
+}
+
+// certsRotate puts a new receipt key in front of the receipt key file.
+func certsRotate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("certs rotate-receipt-key", stderr)
+	loadCfg := configFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return errUsage
+	}
+	cfg, err := loadCfg()
+	if err != nil {
+		return err
+	}
+	kid, err := receipt.RotateKeyFile(cfg.ReceiptKeyFile)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "new receipt key %s in %s; the previous keys stay in the JWKS. Send SIGHUP to the gateway to use it.\n", kid, cfg.ReceiptKeyFile)
+	return nil
+}
+
+// certsList prints every certificate the configuration names, and each
+// CRL's next update, soonest first.
+func certsList(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("certs list", stderr)
+	loadCfg := configFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return errUsage
+	}
+	cfg, err := loadCfg()
+	if err != nil {
+		return err
+	}
+	type row struct {
+		name, subject string
+		until         time.Time // a certificate's NotAfter, a CRL's NextUpdate
+	}
+	var rows []row
+	add := func(name, path string) {
+		if path == "" {
+			return
+		}
+		cs, err := certs.LoadCertificates(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+			return
+		}
+		for _, c := range cs {
+			rows = append(rows, row{name, c.Subject.CommonName, c.NotAfter})
+		}
+	}
+	add("server", cfg.CertFile)
+	add("client CA", cfg.ClientCAFile)
+	add("soap signing", cfg.File.SOAP.SigningCertFile)
+	add("outbound client", cfg.File.Outbound.ClientCertFile)
+	for _, p := range cfg.File.Partners {
+		if path := p.SigningCAFile; path != "" {
+			if !filepath.IsAbs(path) {
+				path = filepath.Join(filepath.Dir(cfg.Path), path)
+			}
+			add("signing CA of "+p.ID, path)
+		}
+	}
+	if cas, err := certs.LoadCertificates(cfg.ClientCAFile); err == nil {
+		for _, path := range cfg.File.TLS.CRLFiles {
+			crl, err := certs.LoadCRL(path, cas)
+			if err != nil {
+				fmt.Fprintf(stderr, "crl: %v\n", err)
+				continue
+			}
+			rows = append(rows, row{"CRL " + filepath.Base(path), crl.Issuer.CommonName, crl.NextUpdate})
+		}
+	}
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].until.Before(rows[j].until) })
+	now := time.Now()
+	fmt.Fprintf(stdout, "%-28s %-32s %-22s %s\n", "CERTIFICATE", "SUBJECT", "NOT AFTER", "DAYS LEFT")
+	for _, r := range rows {
+		fmt.Fprintf(stdout, "%-28s %-32s %-22s %.0f\n", r.name, r.subject, r.until.UTC().Format(time.RFC3339), r.until.Sub(now).Hours()/24)
+	}
+	return nil
 }

@@ -416,6 +416,10 @@ func TestFlagsRefused(t *testing.T) {
 		{"fail/ingest-batch-huge", []string{"ingest", "--batch", "1000000"}, "--batch 1000000"},
 		{"fail/ingest-idle-zero", []string{"ingest", "--until-caught-up", "--idle", "0s"}, "--idle 0s: must be positive"},
 		{"fail/dev-kafka-port", []string{"dev", "--dir", filepath.Join(t.TempDir(), "dev"), "--kafka-port", "70000"}, "--kafka-port 70000"},
+		{"fail/certs-kit-partner-id", []string{"certs", "kit", "--partner", "Acme HR", "--ca-cert", "ca.pem", "--ca-key", "ca.key"}, `--partner "Acme HR": a partner id is`},
+		{"fail/certs-kit-without-ca", []string{"certs", "kit", "--partner", "acme-hr"}, "usage: gateway certs kit"},
+		{"fail/certs-list-kit-flag", []string{"certs", "list", "--partner", "acme-hr"}, "flag provided but not defined: -partner"},
+		{"fail/certs-unknown", []string{"certs", "renew"}, "usage: gateway certs kit"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, stderr, err := gateway(t, tc.args...); err == nil || !strings.Contains(stderr, tc.want) {

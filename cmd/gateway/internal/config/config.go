@@ -239,6 +239,10 @@ var (
 	reUEN         = regexp.MustCompile(`^([0-9]{8}[A-Z]|(18|19|20)[0-9]{2}[0-9]{5}[A-Z]|[RST][0-9]{2}[A-Z]{2}[0-9]{4}[A-Z])$`)
 )
 
+// ValidPartnerID reports whether id is a partner id the configuration
+// accepts: 1-64 of a-z 0-9 . _ -, starting with a letter or digit.
+func ValidPartnerID(id string) bool { return reID.MatchString(id) }
+
 // Load reads and checks a configuration file.
 func Load(path string) (*Config, error) {
 	abs, err := filepath.Abs(path)
@@ -374,7 +378,7 @@ func loadPartner(abs string, i int, pc PartnerConfig, rel func(string) string) (
 	fail := func(field, format string, args ...any) error {
 		return &Error{File: abs, Partner: who, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
-	if !reID.MatchString(pc.ID) {
+	if !ValidPartnerID(pc.ID) {
 		return nil, fail("id", "must be 1-64 of a-z 0-9 . _ -, starting with a letter or digit")
 	}
 	switch pc.Kind {
