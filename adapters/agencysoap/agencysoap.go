@@ -224,10 +224,20 @@ func (n *Notice) check() {
 		n.add(child(h, "CaseId"), "a NotifyInjury has no CaseId; the receiver assigns it")
 	}
 	nt := child(n.Body, "Notification")
-	person := child(nt, "Person")
 	acc := child(nt, "Accident")
+	// The accident's date, time and zone first: other rules read them.
+	n.checkAccident(acc)
+	n.checkPerson(nt, acc)
+	n.checkEmployer(child(nt, "Employer"))
+	n.checkCategory(acc)
+	n.checkInjuries(nt)
+	n.checkOutcome(child(nt, "Outcome"))
+	n.checkLaterDates(nt)
+}
 
-	// Accident date, time and zone first: other rules read them.
+// checkAccident reads the accident's date, time and zone (C5 for the zone)
+// and checks it is not after SentAt (C6).
+func (n *Notice) checkAccident(acc *etree.Element) {
 	dateEl := child(acc, "Date")
 	n.accident, n.accidentOK = n.date(dateEl)
 	zoneEl := child(acc, "Zone")
@@ -250,8 +260,12 @@ func (n *Notice) check() {
 			n.add(dateEl, "the accident date is after the date of SentAt")
 		}
 	}
+}
 
-	// Person: identifiers (C2, C3), birth date (C1, C4), countries (C5).
+// checkPerson checks the person's identifiers (C2, C3), birth date (C1,
+// C4) and the notification's countries (C5).
+func (n *Notice) checkPerson(nt, acc *etree.Element) {
+	person := child(nt, "Person")
 	ids := append(childrenOf(person, "PersonalId"), childrenOf(person, "ForeignId")...)
 	schemes := map[string]bool{}
 	primary := false
@@ -290,8 +304,11 @@ func (n *Notice) check() {
 			n.add(c, "not an assigned ISO 3166-1 alpha-2 code")
 		}
 	}
-	// C11
-	if reg := child(child(nt, "Employer"), "RegistrationId"); reg != nil {
+}
+
+// checkEmployer checks the employer's registration id (C11).
+func (n *Notice) checkEmployer(emp *etree.Element) {
+	if reg := child(emp, "RegistrationId"); reg != nil {
 		switch reg.SelectAttrValue("scheme", "") {
 		case "TH_SSO_EMPLOYER":
 			if !reTHEmp.MatchString(text(reg)) {
@@ -303,14 +320,21 @@ func (n *Notice) check() {
 			}
 		}
 	}
-	// C7
+}
+
+// checkCategory checks that a CommutingLeg comes with Category COMMUTING
+// and only with it (C7).
+func (n *Notice) checkCategory(acc *etree.Element) {
 	cat := text(child(acc, "Category"))
 	if leg := child(acc, "CommutingLeg"); leg != nil && cat != "COMMUTING" {
 		n.add(leg, "CommutingLeg only with Category COMMUTING")
 	} else if leg == nil && cat == "COMMUTING" {
 		n.add(child(acc, "Category"), "Category COMMUTING needs a CommutingLeg")
 	}
-	// C8
+}
+
+// checkInjuries checks each injury's codes against their lists (C8).
+func (n *Notice) checkInjuries(nt *etree.Element) {
 	for _, inj := range childrenOf(nt, "Injury") {
 		for _, kind := range []string{"BodyPart", "Nature"} {
 			c := child(inj, kind)
@@ -331,8 +355,11 @@ func (n *Notice) check() {
 			}
 		}
 	}
-	// C9, C10
-	out := child(nt, "Outcome")
+}
+
+// checkOutcome checks the date of death (C9) and the sick-leave periods
+// (C10).
+func (n *Notice) checkOutcome(out *etree.Element) {
 	fatal := text(child(out, "Fatal")) == "true"
 	if dd := child(out, "DateOfDeath"); dd != nil {
 		if d, ok := n.date(dd); ok {
@@ -367,7 +394,11 @@ func (n *Notice) check() {
 			periods = append(periods, [2]mapping.Date{from, to})
 		}
 	}
-	// C12
+}
+
+// checkLaterDates checks the local claim's status date and
+// DecisionRequestedBy against the accident date (C12).
+func (n *Notice) checkLaterDates(nt *etree.Element) {
 	for _, el := range []*etree.Element{child(child(nt, "LocalClaim"), "StatusDate"), child(nt, "DecisionRequestedBy")} {
 		if el == nil {
 			continue
