@@ -453,37 +453,11 @@ func loadPartner(abs string, i int, pc PartnerConfig, rel func(string) string) (
 		}
 	}
 	if e := pc.Endpoint; e != nil {
-		if !strings.HasPrefix(e.URL, "https://") {
-			return nil, fail("endpoint.url", "must be an https URL")
+		ep, err := loadEndpoint(e, pc.Kind, rel, fail)
+		if err != nil {
+			return nil, err
 		}
-		if e.Protocol != "json" && e.Protocol != "soap" {
-			return nil, fail("endpoint.protocol", "must be json or soap")
-		}
-		if e.Protocol == "soap" && pc.Kind != partner.KindAgency {
-			return nil, fail("endpoint.protocol", "soap is for agencies")
-		}
-		for _, n := range []struct {
-			field string
-			v     int
-		}{{"max_attempts", e.MaxAttempts}, {"concurrency", e.Concurrency}, {"breaker_failures", e.BreakerFailures}} {
-			if n.v < 0 {
-				return nil, fail("endpoint."+n.field, "must be positive (or absent for the default)")
-			}
-		}
-		if e.BaseBackoff > 0 && e.MaxBackoff > 0 && e.MaxBackoff < e.BaseBackoff {
-			return nil, fail("endpoint.max_backoff", "must not be shorter than base_backoff")
-		}
-		ep := partner.Endpoint{URL: e.URL, Protocol: e.Protocol, Timeout: time.Duration(e.Timeout), MaxAttempts: e.MaxAttempts,
-			BaseBackoff: time.Duration(e.BaseBackoff), MaxBackoff: time.Duration(e.MaxBackoff), Concurrency: e.Concurrency,
-			BreakerFailures: e.BreakerFailures, BreakerCooldown: time.Duration(e.BreakerCooldown)}
-		if e.CAFile != "" {
-			pool, err := certs.LoadPool(rel(e.CAFile))
-			if err != nil {
-				return nil, fail("endpoint.ca_file", "%v", err)
-			}
-			ep.RootCAs = pool
-		}
-		p.Endpoint = &ep
+		p.Endpoint = ep
 	}
 	if pc.Kind == partner.KindAgency {
 		if !reInstitution.MatchString(pc.Institution) {
@@ -506,6 +480,44 @@ func loadPartner(abs string, i int, pc PartnerConfig, rel func(string) string) (
 		}
 	}
 	return p, nil
+}
+
+// loadEndpoint checks a partner's delivery endpoint and policy; fail
+// locates an error in the partner's entry.
+func loadEndpoint(e *EndpointConfig, kind string, rel func(string) string, fail func(field, format string, args ...any) error) (*partner.Endpoint, error) {
+	if !strings.HasPrefix(e.URL, "https://") {
+		return nil, fail("endpoint.url", "must be an https URL")
+	}
+	if e.Protocol != "json" && e.Protocol != "soap" {
+		return nil, fail("endpoint.protocol", "must be json or soap")
+	}
+	if e.Protocol == "soap" && kind != partner.KindAgency {
+		return nil, fail("endpoint.protocol", "soap is for agencies")
+	}
+	for _, n := range []struct {
+		field string
+		v     int
+	}{{"max_attempts", e.MaxAttempts}, {"concurrency", e.Concurrency}, {"breaker_failures", e.BreakerFailures}} {
+		if n.v < 0 {
+			return nil, fail("endpoint."+n.field, "must be positive (or absent for the default)")
+		}
+	}
+	ep := partner.Endpoint{URL: e.URL, Protocol: e.Protocol, Timeout: time.Duration(e.Timeout), MaxAttempts: e.MaxAttempts,
+		BaseBackoff: time.Duration(e.BaseBackoff), MaxBackoff: time.Duration(e.MaxBackoff), Concurrency: e.Concurrency,
+		BreakerFailures: e.BreakerFailures, BreakerCooldown: time.Duration(e.BreakerCooldown)}
+	// Compared as they will apply, defaults filled in: a base_backoff over
+	// the default max_backoff would be cut to it without a word.
+	if eff := ep.WithDefaults(); eff.MaxBackoff < eff.BaseBackoff {
+		return nil, fail("endpoint.max_backoff", "%s must not be shorter than base_backoff %s (absent: the default)", eff.MaxBackoff, eff.BaseBackoff)
+	}
+	if e.CAFile != "" {
+		pool, err := certs.LoadPool(rel(e.CAFile))
+		if err != nil {
+			return nil, fail("endpoint.ca_file", "%v", err)
+		}
+		ep.RootCAs = pool
+	}
+	return &ep, nil
 }
 
 // ParsePublicJWKS reads a partner's JWKS: public keys only, each with a

@@ -133,6 +133,11 @@ func TestLoad(t *testing.T) {
 		{"fail/endpoint-max-backoff-under-base", func(m map[string]any) {
 			partnerAt(m, 2)["endpoint"].(map[string]any)["max_backoff"] = "1s"
 		}, "th-sso", "endpoint.max_backoff"},
+		{"fail/endpoint-base-backoff-over-default-max", func(m map[string]any) {
+			ep := partnerAt(m, 2)["endpoint"].(map[string]any)
+			ep["base_backoff"] = "10m"
+			delete(ep, "max_backoff")
+		}, "th-sso", "endpoint.max_backoff"},
 		{"fail/endpoint-missing-ca", func(m map[string]any) { partnerAt(m, 2)["endpoint"].(map[string]any)["ca_file"] = "absent.pem" }, "th-sso", "endpoint.ca_file"},
 		{"fail/agency-institution", func(m map[string]any) { partnerAt(m, 2)["institution"] = "SSO" }, "th-sso", "institution"},
 		{"fail/agency-without-signing-ca", func(m map[string]any) { delete(partnerAt(m, 2), "signing_ca_file") }, "th-sso", "signing_ca_file"},
