@@ -270,3 +270,48 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// TestReplace: after Replace, signatures carry the new certificate and
+// verify with it; signing while another goroutine replaces the certificate
+// always gives a signature whose token and value agree (run under -race).
+func TestReplace(t *testing.T) {
+	k := newKeys(t)
+	s := &wssec.Signer{Cert: k.rsa.Cert, Key: k.rsa.Key, Now: func() time.Time { return now }}
+	sign := func() *wssec.Result {
+		t.Helper()
+		doc := etree.NewDocument()
+		if err := doc.ReadFromString(plain); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Sign(doc); err != nil {
+			t.Fatal(err)
+		}
+		res, verr := verifier(k).Verify(doc)
+		if verr != nil {
+			t.Fatalf("a signature made during a replacement does not verify: %v", verr)
+		}
+		return res
+	}
+	if !sign().Cert.Equal(k.rsa.Cert) || !s.Certificate().Equal(k.rsa.Cert) {
+		t.Fatal("before: not the configured certificate")
+	}
+	s.Replace(k.ec.Cert, k.ec.Key)
+	if !sign().Cert.Equal(k.ec.Cert) || !s.Certificate().Equal(k.ec.Cert) {
+		t.Fatal("after: not the replacing certificate")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 50; i++ {
+			if i%2 == 0 {
+				s.Replace(k.rsa.Cert, k.rsa.Key)
+			} else {
+				s.Replace(k.ec.Cert, k.ec.Key)
+			}
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		sign()
+	}
+	<-done
+}
