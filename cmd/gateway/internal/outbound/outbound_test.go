@@ -247,13 +247,20 @@ func TestRestartMidRetries(t *testing.T) {
 	w := newWorld(t)
 	var n atomic.Int32
 	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
-		if n.Add(1) <= 2 {
+		switch n.Add(1) {
+		case 1:
 			http.Error(rw, "down", http.StatusServiceUnavailable)
-			return
+		case 2:
+			// The third attempt is not due for a second, so the first
+			// deliverer stops between attempts, not during the third: a
+			// deliverer stopped during an attempt holds its 30 s lease.
+			rw.Header().Set("Retry-After", "1")
+			http.Error(rw, "down", http.StatusServiceUnavailable)
+		default:
+			_, _ = rw.Write([]byte(`{}`))
 		}
-		_, _ = rw.Write([]byte(`{}`))
 	})
-	p := w.partner(srv.URL, "json", partner.Endpoint{})
+	p := w.partner(srv.URL, "json", partner.Endpoint{MaxBackoff: 2 * time.Second})
 	w.enqueue(t, "req-restart", "JSON", `{}`)
 	run(t, w.deliverer(p), func() bool { return w.state(t).Attempts >= 2 })
 	if w.state(t).State != store.DeliveryPending {
