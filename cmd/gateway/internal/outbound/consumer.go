@@ -16,7 +16,8 @@ import (
 // Consumer queues the outbound requests of perkeso.outbound.v1: each is
 // validated and put in the durable queue, and its offset committed only then.
 // A request that cannot be delivered (unknown partner, bad payload) is logged
-// and dead-lettered at once so the operator sees it.
+// and stored as a dead letter at once so the operator sees it; one that
+// reuses the id of a queued delivery leaves that delivery as it is.
 type Consumer struct {
 	Reader   *kafka.Reader
 	Store    *store.DB
@@ -63,27 +64,31 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 	}
 	d := &store.Delivery{Key: r.ID, PartnerID: r.Partner, MessageType: r.MessageType, CaseID: r.CaseID, Payload: r.Payload}
 	now := time.Now()
-	if _, err := c.Store.Enqueue(ctx, d, now); err != nil {
+	verr := r.Validate(c.Partners)
+	if verr == nil {
+		_, err := c.Store.Enqueue(ctx, d, now)
 		return err
 	}
-	if verr := r.Validate(c.Partners); verr != nil {
-		c.Log.Warn("outbound request refused; dead-lettered", "key", r.ID, "err", verr)
-		ds, err := c.Store.Deliveries(ctx, store.DeliveryPending, 1<<20)
-		if err != nil {
-			return err
-		}
-		for _, q := range ds {
-			if q.Key == r.ID {
-				e := &store.Entry{CorrelationID: "outbound-" + r.ID, PartnerID: r.Partner, ReceivedAt: now, Route: "OUTBOUND " + r.MessageType,
-					Verification: "refused: " + verr.Error(), Outcome: "DEAD_LETTERED", SourceKey: r.ID, Body: m.Value}
-				if c.Status != nil {
-					if sm, err := c.Status(q, "dead-lettered", 1, verr.Error(), now); err == nil {
-						e.Outbox = []store.Message{sm}
-					}
-				}
-				return c.Store.RecordAttempt(ctx, q, store.Attempt{State: store.DeliveryDead, Error: verr.Error()}, e)
+	created, err := c.Store.EnqueueRefused(ctx, d, verr.Error(), now, func(q *store.Delivery) *store.Entry {
+		e := &store.Entry{CorrelationID: "outbound-" + r.ID, PartnerID: r.Partner, ReceivedAt: now, Route: "OUTBOUND " + r.MessageType,
+			Verification: "refused: " + verr.Error(), Outcome: "DEAD_LETTERED", SourceKey: r.ID, Body: m.Value}
+		if c.Status != nil {
+			if sm, err := c.Status(q, "dead-lettered", 1, verr.Error(), now); err == nil {
+				e.Outbox = []store.Message{sm}
 			}
 		}
+		return e
+	})
+	switch {
+	case err != nil:
+		return err
+	case created:
+		c.Log.Warn("outbound request refused; dead-lettered", "key", r.ID, "err", verr)
+	default:
+		// A request may come again (a redelivered record), but one that
+		// reuses a queued id with content that cannot be delivered must
+		// not take the queued delivery down with it.
+		c.Log.Warn("outbound request refused; a delivery with its id is queued already and is left as it is", "key", r.ID, "err", verr)
 	}
 	return nil
 }

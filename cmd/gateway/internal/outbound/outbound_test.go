@@ -25,6 +25,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/google/uuid"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/demoagency"
@@ -499,5 +500,45 @@ func TestOversizedResponseDeadLetters(t *testing.T) {
 	run(t, w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{})), func() bool { return w.state(t).State == store.DeliveryDead })
 	if d := w.state(t); d.Attempts != 1 || n.Load() != 1 || !strings.Contains(d.LastError, "response over 1048576 bytes") {
 		t.Fatalf("attempts %d, requests %d, error %q", d.Attempts, n.Load(), d.LastError)
+	}
+}
+
+// TestConsumerQueue: a request from perkeso.outbound.v1 is queued; one that
+// cannot be delivered is a dead letter at once; one that reuses a queued
+// id with content that cannot be delivered leaves the queued delivery as it
+// was (it used to dead-letter it).
+func TestConsumerQueue(t *testing.T) {
+	w := newWorld(t)
+	p := w.partner("https://partner.example/in", "json", partner.Endpoint{})
+	c := &outbound.Consumer{Store: w.st, Partners: partner.NewRegistry([]*partner.Partner{p}), Log: slog.New(slog.DiscardHandler)}
+	queue := func(value string) {
+		t.Helper()
+		if err := c.Queue(context.Background(), kafka.Message{Topic: "perkeso.outbound.v1", Value: []byte(value)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byKey := func() map[string]*store.Delivery {
+		ds, err := w.st.Deliveries(context.Background(), "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]*store.Delivery{}
+		for _, d := range ds {
+			m[d.Key] = d
+		}
+		return m
+	}
+	queue(`{"id":"req-ok","partner":"p1","messageType":"JSON","payload":{"n":1}}`)
+	queue(`{"id":"req-nobody","partner":"nobody","messageType":"JSON","payload":{"n":2}}`)
+	queue(`{"id":"req-ok","partner":"p1","messageType":"NotifyDecision","payload":{"n":3}}`)
+	ds := byKey()
+	if d := ds["req-ok"]; d == nil || d.State != store.DeliveryPending || string(d.Payload) != `{"n":1}` || d.Attempts != 0 {
+		t.Fatalf("the queued request: %+v", d)
+	}
+	if d := ds["req-nobody"]; d == nil || d.State != store.DeliveryDead || !strings.Contains(d.LastError, `unknown partner "nobody"`) {
+		t.Fatalf("the refused request: %+v", d)
+	}
+	if len(ds) != 2 {
+		t.Fatalf("%d deliveries, want 2", len(ds))
 	}
 }

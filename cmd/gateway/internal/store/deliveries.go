@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -44,6 +46,30 @@ func (s *DB) Enqueue(ctx context.Context, d *Delivery, at time.Time) (created bo
 		n, _ := res.RowsAffected()
 		created = n == 1
 		return nil
+	})
+	return created, err
+}
+
+// EnqueueRefused records a request refused before any attempt (it cannot
+// be delivered) as a dead letter, with the log entry entry builds once the
+// delivery has its id, in one write: the deliverer never sees it pending.
+// The same key again is ignored (created false): whatever is queued under
+// it is left as it is, and nothing is logged.
+func (s *DB) EnqueueRefused(ctx context.Context, d *Delivery, reason string, at time.Time, entry func(*Delivery) *Entry) (created bool, err error) {
+	err = s.write(ctx, func(tx wtx) error {
+		var id int64
+		err := tx.QueryRowContext(ctx, s.q(`INSERT INTO deliveries (delivery_key, partner_id, message_type, case_id, payload, state, attempts,
+			next_at, last_error, created_at, updated_at) VALUES (?,?,?,?,?,?,1,?,?,?,?) ON CONFLICT (delivery_key) DO NOTHING RETURNING id`),
+			d.Key, d.PartnerID, d.MessageType, d.CaseID, nonNil(d.Payload), DeliveryDead, ts(at), reason, ts(at), ts(at)).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		d.ID, d.State, d.Attempts, d.NextAt, d.LastError, d.CreatedAt = id, DeliveryDead, 1, at, reason, at
+		created = true
+		return s.appendEntry(ctx, tx, entry(d))
 	})
 	return created, err
 }

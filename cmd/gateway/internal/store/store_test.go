@@ -847,3 +847,48 @@ func TestDeliveriesDueIndex(t *testing.T) {
 		}
 	})
 }
+
+// TestEnqueueRefused: a refused request is a dead letter from the start,
+// logged with it and never claimable; the id of a queued delivery refused
+// again leaves that delivery as it was and logs nothing.
+func TestEnqueueRefused(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		at := time.Date(2026, 3, 4, 2, 40, 12, 0, time.UTC)
+		logged := func(d *store.Delivery) *store.Entry {
+			return &store.Entry{CorrelationID: "outbound-" + d.Key, PartnerID: d.PartnerID, ReceivedAt: at, Route: "OUTBOUND JSON",
+				Verification: "refused: unknown partner", Outcome: "DEAD_LETTERED", SourceKey: d.Key, Body: d.Payload}
+		}
+		refused := &store.Delivery{Key: "bad-1", PartnerID: "nobody", MessageType: "JSON", Payload: []byte(`{}`)}
+		created, err := s.EnqueueRefused(ctx, refused, "unknown partner", at, logged)
+		if err != nil || !created || refused.ID == 0 {
+			t.Fatalf("refused: created %v, id %d, %v", created, refused.ID, err)
+		}
+		if due, err := s.ClaimDue(ctx, at.Add(time.Hour), time.Minute, 10); err != nil || len(due) != 0 {
+			t.Fatalf("a refused request is claimable: %v %v", due, err)
+		}
+		dead, err := s.Deliveries(ctx, store.DeliveryDead, 10)
+		if err != nil || len(dead) != 1 || dead[0].Key != "bad-1" || dead[0].LastError != "unknown partner" || dead[0].Attempts != 1 {
+			t.Fatalf("dead letters: %+v %v", dead, err)
+		}
+		if n, err := s.Entries(ctx); err != nil || n != 1 {
+			t.Fatalf("log entries %d, %v; want the refusal's", n, err)
+		}
+
+		if _, err := s.Enqueue(ctx, &store.Delivery{Key: "good-1", PartnerID: "p1", MessageType: "JSON", Payload: []byte(`{"n":1}`)}, at); err != nil {
+			t.Fatal(err)
+		}
+		again := &store.Delivery{Key: "good-1", PartnerID: "p1", MessageType: "JSON", Payload: []byte(`not json`)}
+		if created, err := s.EnqueueRefused(ctx, again, "payload must be JSON", at, logged); err != nil || created {
+			t.Fatalf("a queued id refused again: created %v, %v", created, err)
+		}
+		pending, err := s.Deliveries(ctx, store.DeliveryPending, 10)
+		if err != nil || len(pending) != 1 || pending[0].Key != "good-1" || string(pending[0].Payload) != `{"n":1}` || pending[0].Attempts != 0 {
+			t.Fatalf("the queued delivery changed: %+v %v", pending, err)
+		}
+		if n, _ := s.Entries(ctx); n != 1 {
+			t.Fatalf("log entries %d after a refusal that changed nothing, want 1", n)
+		}
+	})
+}
