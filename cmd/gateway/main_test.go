@@ -420,6 +420,7 @@ func TestFlagsRefused(t *testing.T) {
 		{"fail/certs-kit-without-ca", []string{"certs", "kit", "--partner", "acme-hr"}, "usage: gateway certs kit"},
 		{"fail/certs-list-kit-flag", []string{"certs", "list", "--partner", "acme-hr"}, "flag provided but not defined: -partner"},
 		{"fail/certs-unknown", []string{"certs", "renew"}, "usage: gateway certs kit"},
+		{"fail/outbound-list-state", []string{"outbound", "list", "--state", "stuck"}, `--state "stuck": one of pending, delivered, dead`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, stderr, err := gateway(t, tc.args...); err == nil || !strings.Contains(stderr, tc.want) {

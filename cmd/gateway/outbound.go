@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
@@ -25,6 +27,9 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	target := fs.String("store", "", "store: SQLite file or postgres:// DSN")
 	if err := parse(fs, args[1:]); err != nil {
 		return errUsage
+	}
+	if *state != "" && !slices.Contains(store.DeliveryStates, *state) {
+		return fmt.Errorf("--state %q: one of %s", *state, strings.Join(store.DeliveryStates, ", "))
 	}
 	t, err := storeTarget(*target, *cfgPath, *dir)
 	if err != nil {

@@ -12,7 +12,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
@@ -137,7 +139,12 @@ func (a *API) post(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) list(w http.ResponseWriter, r *http.Request) {
-	ds, err := a.Store.Deliveries(r.Context(), r.URL.Query().Get("state"), 1000)
+	state := r.URL.Query().Get("state")
+	if state != "" && !slices.Contains(store.DeliveryStates, state) {
+		a.refuse(w, r, problem.New(problem.BadRequest, "state is one of "+strings.Join(store.DeliveryStates, ", ")+", or absent for all"))
+		return
+	}
+	ds, err := a.Store.Deliveries(r.Context(), state, 1000)
 	if err != nil {
 		a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable", err))
 		return

@@ -59,6 +59,7 @@ func TestOperatorAPI(t *testing.T) {
 		{"fail/retry-not-a-number", "POST", "/v1/outbound/x/retry", nil, 400},
 		{"fail/no-such-route", "GET", "/v1/nothing", nil, 404},
 		{"fail/wrong-method", "DELETE", "/v1/outbound", nil, 405},
+		{"fail/list-unknown-state", "GET", "/v1/outbound?state=stuck", nil, 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logs.Reset()

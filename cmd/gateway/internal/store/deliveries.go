@@ -15,6 +15,10 @@ const (
 	DeliveryDead      = "dead"
 )
 
+// DeliveryStates are the states a delivery can be in, for a caller to check
+// a state it was asked for: Deliveries of any other state finds nothing.
+var DeliveryStates = []string{DeliveryPending, DeliveryDelivered, DeliveryDead}
+
 // Delivery is one outbound message to a partner, durable until delivered or
 // dead-lettered.
 type Delivery struct {
