@@ -24,7 +24,9 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/google/uuid"
+	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/perkeso/jambatan/certs"
@@ -540,5 +542,58 @@ func TestConsumerQueue(t *testing.T) {
 	}
 	if len(ds) != 2 {
 		t.Fatalf("%d deliveries, want 2", len(ds))
+	}
+}
+
+// TestPartnerReceipt: a JSON partner's answer may carry a receipt; the
+// delivery counts only if it verifies with the partner's registered keys.
+// A receipt by another key, one naming its own key in the header (jwk), and
+// unsigned or HMAC receipts are refused, and the delivery is dead-lettered
+// (sending again would bring the same answer).
+func TestPartnerReceipt(t *testing.T) {
+	registered, _ := receipt.NewES256Key("partner-2026-1")
+	stranger, _ := receipt.NewES256Key("partner-2026-1") // the same kid, another key
+	sign := func(key jwk.Key, extra func(h jws.Headers)) string {
+		h := jws.NewHeaders()
+		kid, _ := key.KeyID()
+		_ = h.Set(jws.KeyIDKey, kid)
+		if extra != nil {
+			extra(h)
+		}
+		b, err := jws.Sign([]byte(`{"received":"req-r"}`), jws.WithKey(jwa.ES256(), key, jws.WithProtectedHeaders(h)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	strangerPub, _ := jwk.PublicKeyOf(stranger)
+	hmacKey, _ := jwk.Import([]byte("the partner's public key, misused as an HMAC secret"))
+	_ = hmacKey.Set(jwk.KeyIDKey, "partner-2026-1")
+	hs256, _ := jws.Sign([]byte(`{"received":"req-r"}`), jws.WithKey(jwa.HS256(), hmacKey))
+	for _, tc := range []struct {
+		name, receipt string
+		want          string // the delivery's state
+	}{
+		{"ok/registered-key", sign(registered, nil), store.DeliveryDelivered},
+		{"fail/another-key", sign(stranger, nil), store.DeliveryDead},
+		{"fail/key-in-header", sign(stranger, func(h jws.Headers) { _ = h.Set(jws.JWKKey, strangerPub) }), store.DeliveryDead},
+		{"fail/hs256", string(hs256), store.DeliveryDead},
+		{"fail/unsigned", "eyJhbGciOiJub25lIiwia2lkIjoicGFydG5lci0yMDI2LTEifQ.eyJyZWNlaXZlZCI6InJlcS1yIn0.", store.DeliveryDead},
+		{"fail/not-a-jws", "receipt", store.DeliveryDead},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+				_ = json.NewEncoder(rw).Encode(map[string]string{"status": "RECEIVED", "receipt": tc.receipt})
+			})
+			p := w.partner(srv.URL, "json", partner.Endpoint{})
+			pub, _ := jwk.PublicKeyOf(registered)
+			_ = p.Keys.AddKey(pub)
+			w.enqueue(t, "req-r", "JSON", `{}`)
+			run(t, w.deliverer(p), func() bool { s := w.state(t).State; return s == store.DeliveryDelivered || s == store.DeliveryDead })
+			if d := w.state(t); d.State != tc.want || (tc.want == store.DeliveryDead && !strings.Contains(d.LastError, "receipt does not verify")) {
+				t.Fatalf("%s (%s), want %s", d.State, d.LastError, tc.want)
+			}
+		})
 	}
 }
