@@ -84,6 +84,7 @@ func TestExample(t *testing.T) {
 
 func TestContentRules(t *testing.T) {
 	ex := example(t)
+	const mykad = `<xb:ForeignId scheme="MY_NRIC" country="MY">910716025347</xb:ForeignId>`
 	tests := []struct {
 		name, old, new, loc string
 	}{
@@ -91,6 +92,19 @@ func TestContentRules(t *testing.T) {
 		{"fail/C2-th-pid", "6900100123458", "6900100123457", "/xb:NotifyInjury/xb:Notification/xb:Person/xb:PersonalId"},
 		{"fail/C2-mykad-birth", "910716025347", "910717025347", "/xb:NotifyInjury/xb:Notification/xb:Person/xb:ForeignId[1]"},
 		{"fail/C2-country", `scheme="TH_PID" country="TH"`, `scheme="TH_PID" country="MY"`, "/xb:NotifyInjury/xb:Notification/xb:Person/xb:PersonalId"},
+		{"fail/C2-mykad-digits", "910716025347", "91071602534", "/xb:NotifyInjury/xb:Notification/xb:Person/xb:ForeignId[1]"},
+		{"fail/C2-mykad-place-of-birth", "910716025347", "910716005347", "/xb:NotifyInjury/xb:Notification/xb:Person/xb:ForeignId[1]"},
+		{"fail/C2-mykad-sex", "<xb:Sex>M</xb:Sex>", "<xb:Sex>F</xb:Sex>", "/xb:NotifyInjury/xb:Notification/xb:Person/xb:ForeignId[1]"},
+		{"ok/C2-passport", mykad, mykad + `<xb:ForeignId scheme="PASSPORT" country="MY">A12345678</xb:ForeignId>`, ""},
+		{"fail/C2-passport", mykad, mykad + `<xb:ForeignId scheme="PASSPORT" country="MY">a1234</xb:ForeignId>`, "/xb:NotifyInjury/xb:Notification/xb:Person/xb:ForeignId[2]"},
+		{"ok/C2-sg-nric", mykad, mykad + `<xb:ForeignId scheme="SG_NRIC" country="SG">S1234567D</xb:ForeignId>`, ""},
+		{"fail/C2-sg-nric", mykad, mykad + `<xb:ForeignId scheme="SG_NRIC" country="SG">S1234567A</xb:ForeignId>`, "/xb:NotifyInjury/xb:Notification/xb:Person/xb:ForeignId[2]"},
+		{"ok/C2-sg-fin", mykad, mykad + `<xb:ForeignId scheme="SG_FIN" country="SG">G5123456T</xb:ForeignId>`, ""},
+		{"fail/C2-sg-fin", mykad, mykad + `<xb:ForeignId scheme="SG_FIN" country="SG">G5123456X</xb:ForeignId>`, "/xb:NotifyInjury/xb:Notification/xb:Person/xb:ForeignId[2]"},
+		{"ok/C2-bn-ic", mykad, mykad + `<xb:ForeignId scheme="BN_IC" country="BN">01-234567</xb:ForeignId>`, ""},
+		{"fail/C2-bn-ic", mykad, mykad + `<xb:ForeignId scheme="BN_IC" country="BN">01234567</xb:ForeignId>`, "/xb:NotifyInjury/xb:Notification/xb:Person/xb:ForeignId[2]"},
+		{"fail/C2-sg-nric-country", mykad, mykad + `<xb:ForeignId scheme="SG_NRIC" country="MY">S1234567D</xb:ForeignId>`, "/xb:NotifyInjury/xb:Notification/xb:Person/xb:ForeignId[2]"},
+		{"fail/C3-scheme-twice", mykad, mykad + `<xb:ForeignId scheme="MY_NRIC" country="MY">910716025347</xb:ForeignId>`, "/xb:NotifyInjury/xb:Notification/xb:Person"},
 		{"fail/C3-no-mykad-or-passport", `<xb:ForeignId scheme="MY_NRIC" country="MY">910716025347</xb:ForeignId>`, "", "/xb:NotifyInjury/xb:Notification/xb:Person"},
 		{"fail/C1-leap-year-BE", `<xb:Date cal="BE">2569-03-02</xb:Date>`, `<xb:Date cal="BE">2568-02-29</xb:Date>`, "/xb:NotifyInjury/xb:Notification/xb:Accident/xb:Date"},
 		{"fail/C4-age", `<xb:BirthDate cal="BE">2534-07-16</xb:BirthDate>`, `<xb:BirthDate cal="BE">2558-07-16</xb:BirthDate>`, "/xb:NotifyInjury/xb:Notification/xb:Person/xb:ForeignId[1]"},
