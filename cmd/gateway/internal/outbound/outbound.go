@@ -199,11 +199,20 @@ func maxTime(a, b time.Time) time.Time {
 	return b
 }
 
-// ResetSenders drops the cached senders (after a registry reload).
+// ResetSenders drops the cached senders (after a reload, which may bring a
+// new registry or client certificate) and closes their idle kept-alive
+// connections, which would otherwise stay open, unused, until they time
+// out. An attempt under way finishes on its connection.
 func (dl *Deliverer) ResetSenders() {
 	dl.mu.Lock()
-	defer dl.mu.Unlock()
+	old := dl.senders
 	dl.senders = map[string]Sender{}
+	dl.mu.Unlock()
+	for _, s := range old {
+		if c, ok := s.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
+	}
 }
 
 func (dl *Deliverer) sender(p *partner.Partner) (Sender, error) {

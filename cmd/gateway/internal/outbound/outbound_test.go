@@ -64,13 +64,16 @@ func newWorld(t testing.TB) *world {
 
 // server starts a partner endpoint with mutual TLS (it requires the
 // gateway's client certificate).
-func (w *world) server(t testing.TB, h http.HandlerFunc) *httptest.Server {
+func (w *world) server(t testing.TB, h http.HandlerFunc, configure ...func(*httptest.Server)) *httptest.Server {
 	srv, _ := w.ca.IssueServer("localhost", []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
 	pool := x509.NewCertPool()
 	pool.AddCert(w.ca.Cert)
 	s := httptest.NewUnstartedServer(h)
 	s.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}},
 		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool, MinVersion: tls.VersionTLS12}
+	for _, c := range configure {
+		c(s)
+	}
 	s.StartTLS()
 	t.Cleanup(s.Close)
 	return s
@@ -593,6 +596,50 @@ func TestPartnerReceipt(t *testing.T) {
 			run(t, w.deliverer(p), func() bool { s := w.state(t).State; return s == store.DeliveryDelivered || s == store.DeliveryDead })
 			if d := w.state(t); d.State != tc.want || (tc.want == store.DeliveryDead && !strings.Contains(d.LastError, "receipt does not verify")) {
 				t.Fatalf("%s (%s), want %s", d.State, d.LastError, tc.want)
+			}
+		})
+	}
+}
+
+// TestResetSendersClosesIdle: a reset (a reload) closes the cached
+// senders' idle connections to partners; an answer that is not a delivery
+// leaves the SOAP connection kept alive as much as a delivered one does.
+func TestResetSendersClosesIdle(t *testing.T) {
+	for _, tc := range []struct{ protocol, typ, payload string }{
+		{"json", "JSON", `{}`},
+		{"soap", "RequestInformation", `{"items":[{"code":"WAGES_6M"}]}`},
+	} {
+		t.Run("ok/"+tc.protocol, func(t *testing.T) {
+			w := newWorld(t)
+			var opened, closed atomic.Int32
+			srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				_, _ = rw.Write([]byte(`{}`)) // for SOAP, not an envelope: a failed attempt on a kept-alive connection
+			}, func(s *httptest.Server) {
+				s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+					switch st {
+					case http.StateNew:
+						opened.Add(1)
+					case http.StateClosed:
+						closed.Add(1)
+					}
+				}
+			})
+			p := w.partner(srv.URL, tc.protocol, partner.Endpoint{MaxAttempts: 1})
+			p.Kind = partner.KindAgency
+			dl := w.deliverer(p)
+			w.enqueue(t, "k1", tc.typ, tc.payload)
+			run(t, dl, func() bool { return w.state(t).Attempts == 1 })
+			if opened.Load() != 1 || closed.Load() != 0 {
+				t.Fatalf("after an attempt: %d opened, %d closed", opened.Load(), closed.Load())
+			}
+			dl.ResetSenders()
+			deadline := time.Now().Add(5 * time.Second)
+			for closed.Load() != 1 {
+				if time.Now().After(deadline) {
+					t.Fatal("the idle connection is still open after the reset")
+				}
+				time.Sleep(5 * time.Millisecond)
 			}
 		})
 	}

@@ -91,6 +91,9 @@ func (s *JSONSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, 
 	}
 }
 
+// CloseIdleConnections closes the sender's idle kept-alive connections.
+func (s *JSONSender) CloseIdleConnections() { s.Client.GetClient().CloseIdleConnections() }
+
 // SOAPSender calls an agency's exchange endpoint with the SOAP client.
 type SOAPSender struct {
 	Client      *soapclient.Client
@@ -105,6 +108,9 @@ func NewSOAPSender(p *partner.Partner, clientCert tls.Certificate, signer *wssec
 		URL: ep.URL, HTTP: soapclient.NewHTTP(ep.RootCAs, clientCert, ep.Timeout), Signer: signer,
 		Verifier: &wssec.Verifier{Trust: func(c *x509.Certificate) error { return p.TrustSigningCert(c, time.Now()) }}}}
 }
+
+// CloseIdleConnections closes the sender's idle kept-alive connections.
+func (s *SOAPSender) CloseIdleConnections() { s.Client.HTTP.CloseIdleConnections() }
 
 // messageID is stable across retries, so the agency's duplicate rule
 // (agency-soap/v1 §8.3) makes a re-sent message harmless.
