@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -40,26 +39,24 @@ func runCerts(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	return errUsage
 }
 
-// configFlags adds --config and --dev to fs; the function it returns loads
-// the configuration they name (the dev one by default).
-func configFlags(fs *flag.FlagSet) func() (*config.Config, error) {
+// loadConfigFlags parses the flags of a subcommand that takes only
+// --config and --dev, and loads the configuration they name (the dev one by
+// default).
+func loadConfigFlags(name string, args []string, stderr io.Writer) (*config.Config, error) {
+	fs := newFlags(name, stderr)
 	cfgPath := fs.String("config", "", "gateway configuration file")
-	dir := fs.String("dev", "", "dev directory (default "+devmode.DefaultDir+")")
-	return func() (*config.Config, error) {
-		path := *cfgPath
-		if path == "" {
-			d := *dir
-			if d == "" {
-				d = devmode.DefaultDir
-			}
-			l, err := devmode.LayoutOf(d)
-			if err != nil {
-				return nil, err
-			}
-			path = l.Config
-		}
-		return config.Load(path)
+	dir := fs.String("dev", devmode.DefaultDir, "dev directory")
+	if err := parse(fs, args); err != nil {
+		return nil, errUsage
 	}
+	if *cfgPath == "" {
+		l, err := devmode.LayoutOf(*dir)
+		if err != nil {
+			return nil, err
+		}
+		*cfgPath = l.Config
+	}
+	return config.Load(*cfgPath)
 }
 
 // certsKit issues a partner's onboarding kit: a client certificate from
@@ -123,12 +120,7 @@ func certsKit(args []string, stdout, stderr io.Writer) error {
 
 // certsRotate puts a new receipt key in front of the receipt key file.
 func certsRotate(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("certs rotate-receipt-key", stderr)
-	loadCfg := configFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return errUsage
-	}
-	cfg, err := loadCfg()
+	cfg, err := loadConfigFlags("certs rotate-receipt-key", args, stderr)
 	if err != nil {
 		return err
 	}
@@ -143,12 +135,7 @@ func certsRotate(args []string, stdout, stderr io.Writer) error {
 // certsList prints every certificate the configuration names, and each
 // CRL's next update, soonest first.
 func certsList(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("certs list", stderr)
-	loadCfg := configFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return errUsage
-	}
-	cfg, err := loadCfg()
+	cfg, err := loadConfigFlags("certs list", args, stderr)
 	if err != nil {
 		return err
 	}

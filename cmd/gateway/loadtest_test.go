@@ -64,25 +64,6 @@ func TestLoadTestSummary(t *testing.T) {
 			}
 		})
 	}
-	for _, tc := range []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"fail/concurrency-zero", []string{"--concurrency", "0"}, "--concurrency 0: must be 1 to 4096"},
-		{"fail/concurrency-negative", []string{"--concurrency", "-3"}, "--concurrency -3"},
-		{"fail/requests-negative", []string{"--requests", "-1"}, "--requests -1: must be positive"},
-		{"fail/duration-negative", []string{"--duration", "-2s"}, "--duration -2s: must be positive"},
-		{"fail/duration-and-requests", []string{"--duration", "2s", "--requests", "10"}, "one or the other"},
-		{"fail/rate-negative", []string{"--rate", "-5"}, "--rate -5"},
-		{"fail/rate-nan", []string{"--rate", "NaN"}, "--rate NaN"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if _, stderr, err := gateway(t, append([]string{"loadtest", "--dev", dir}, tc.args...)...); err == nil || !strings.Contains(stderr, tc.want) {
-				t.Fatalf("err %v, stderr %q; want %q", err, stderr, tc.want)
-			}
-		})
-	}
 	t.Run("fail/no-dev-directory", func(t *testing.T) {
 		if _, stderr, err := gateway(t, "loadtest", "--dev", filepath.Join(t.TempDir(), "none"), "--requests", "1"); err == nil || !strings.Contains(stderr, "dev.json") {
 			t.Fatalf("err %v, stderr %q", err, stderr)
@@ -91,8 +72,7 @@ func TestLoadTestSummary(t *testing.T) {
 }
 
 // TestLoadCommand runs "gateway load" against "gateway dev": every notice
-// accepted, one record id per accepted notice in the receipts file, and
-// flags the run could only misread refused before anything is sent.
+// accepted, one record id per accepted notice in the receipts file.
 func TestLoadCommand(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
 	cmd, out, _ := startDev(t, dir)
@@ -105,21 +85,5 @@ func TestLoadCommand(t *testing.T) {
 	b, err := os.ReadFile(receipts)
 	if ids := strings.Fields(string(b)); err != nil || len(ids) != 20 {
 		t.Fatalf("receipts file: %v, %d record ids, want 20", err, len(ids))
-	}
-	for _, tc := range []struct {
-		name string
-		args []string
-		want string
-	}{
-		{"fail/n-zero", []string{"-n", "0"}, "-n 0: must be at least 1"},
-		{"fail/c-zero", []string{"-c", "0"}, "-c 0: must be 1 to 4096"},
-		{"fail/c-too-many", []string{"-c", "5000"}, "-c 5000"},
-		{"fail/start-negative", []string{"-start", "-1"}, "-start -1"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if _, stderr, err := gateway(t, append([]string{"load", "--dev", dir}, tc.args...)...); err == nil || !strings.Contains(stderr, tc.want) {
-				t.Fatalf("err %v, stderr %q; want %q", err, stderr, tc.want)
-			}
-		})
 	}
 }

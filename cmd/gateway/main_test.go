@@ -405,13 +405,26 @@ func TestServe(t *testing.T) {
 }
 
 // TestFlagsRefused: flags a command could only misread are refused with
-// the flag and its bound, before the command does anything.
+// the flag and its bound, before the command does anything (so before the
+// dev directory, which none of these has, is looked for).
 func TestFlagsRefused(t *testing.T) {
+	none := filepath.Join(t.TempDir(), "none") // no dev directory: the flags are refused before it is looked for
 	for _, tc := range []struct {
 		name string
 		args []string
 		want string
 	}{
+		{"fail/loadtest-concurrency-zero", []string{"loadtest", "--dev", none, "--concurrency", "0"}, "--concurrency 0: must be 1 to 4096"},
+		{"fail/loadtest-concurrency-negative", []string{"loadtest", "--dev", none, "--concurrency", "-3"}, "--concurrency -3"},
+		{"fail/loadtest-requests-negative", []string{"loadtest", "--dev", none, "--requests", "-1"}, "--requests -1: must be positive"},
+		{"fail/loadtest-duration-negative", []string{"loadtest", "--dev", none, "--duration", "-2s"}, "--duration -2s: must be positive"},
+		{"fail/loadtest-duration-and-requests", []string{"loadtest", "--dev", none, "--duration", "2s", "--requests", "10"}, "one or the other"},
+		{"fail/loadtest-rate-negative", []string{"loadtest", "--dev", none, "--rate", "-5"}, "--rate -5"},
+		{"fail/loadtest-rate-nan", []string{"loadtest", "--dev", none, "--rate", "NaN"}, "--rate NaN"},
+		{"fail/load-n-zero", []string{"load", "--dev", none, "-n", "0"}, "-n 0: must be at least 1"},
+		{"fail/load-c-zero", []string{"load", "--dev", none, "-c", "0"}, "-c 0: must be 1 to 4096"},
+		{"fail/load-c-too-many", []string{"load", "--dev", none, "-c", "5000"}, "-c 5000"},
+		{"fail/load-start-negative", []string{"load", "--dev", none, "-start", "-1"}, "-start -1"},
 		{"fail/ingest-batch-zero", []string{"ingest", "--batch", "0"}, "--batch 0: must be 1 to 10000"},
 		{"fail/ingest-batch-huge", []string{"ingest", "--batch", "1000000"}, "--batch 1000000"},
 		{"fail/ingest-idle-zero", []string{"ingest", "--until-caught-up", "--idle", "0s"}, "--idle 0s: must be positive"},
