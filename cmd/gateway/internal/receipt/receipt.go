@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -221,7 +222,16 @@ func RotateKeyFile(path string) (string, error) {
 	} else {
 		return "", fmt.Errorf("%s: not a JWK or JWK Set", path)
 	}
+	// The kid names the rotation's second; a second rotation within it
+	// takes a suffix, since two keys under one kid would leave receipts of
+	// one of them unverifiable.
 	kid := "perkeso-receipt-" + time.Now().UTC().Format("20060102T150405Z")
+	for n, base := 2, kid; ; n++ {
+		if _, taken := old.LookupKeyID(kid); !taken {
+			break
+		}
+		kid = base + "-" + strconv.Itoa(n)
+	}
 	k, err := NewES256Key(kid)
 	if err != nil {
 		return "", err

@@ -2,6 +2,7 @@ package receipt
 
 import (
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -118,6 +119,44 @@ func BenchmarkSign(b *testing.B) {
 	for b.Loop() {
 		if _, err := s.Sign(r); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestRotateKeyFile: each rotation puts a key with a kid of its own in
+// front, also three within one second; the retired keys stay in the JWKS,
+// and a receipt signed before each rotation still verifies after the last.
+func TestRotateKeyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "receipt.json")
+	if err := GenerateKeyFile(path, "perkeso-receipt-dev-1"); err != nil {
+		t.Fatal(err)
+	}
+	var receipts []string
+	kids := map[string]bool{}
+	for i := 0; i < 4; i++ {
+		s, err := LoadSigner(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kids[s.kid] = true
+		rc, err := s.Sign(Receipt{Issuer: Issuer, Status: "ACCEPTED", RecordID: "r" + strconv.Itoa(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		receipts = append(receipts, rc)
+		if i < 3 {
+			if _, err := RotateKeyFile(path); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	last, _ := LoadSigner(path)
+	if len(kids) != 4 || last.JWKS().Len() != 4 {
+		t.Fatalf("%d distinct kids over 4 keys, JWKS of %d: %v", len(kids), last.JWKS().Len(), kids)
+	}
+	for i, rc := range receipts {
+		if r, err := Verify(rc, last.JWKS()); err != nil || r.RecordID != "r"+strconv.Itoa(i) {
+			t.Fatalf("receipt %d no longer verifies after the rotations: %v", i, err)
 		}
 	}
 }
