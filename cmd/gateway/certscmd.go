@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -95,7 +97,13 @@ func certsKit(args []string, stdout, stderr io.Writer) error {
 	if err := certs.WriteFiles(cp, kp, c.Cert, c.Key); err != nil {
 		return err
 	}
-	key, err := receipt.NewES256Key(*partnerID + "-" + time.Now().UTC().Format("2006"))
+	// The kid names the day of issue and a random part: a partner rotating
+	// its key gets a second kit, and both keys are registered side by side
+	// until the old one is retired, which needs two kids (the kid of the
+	// year, as it was, repeated).
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	key, err := receipt.NewES256Key(*partnerID + "-" + time.Now().UTC().Format("20060102") + "-" + hex.EncodeToString(r[:]))
 	if err != nil {
 		return err
 	}

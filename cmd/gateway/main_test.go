@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
@@ -330,6 +331,25 @@ func TestCertsCommands(t *testing.T) {
 	}
 	if _, err := kc[0].Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		t.Fatal(err)
+	}
+	// A second kit for the same partner (its key rotation): a kid of its
+	// own, so both public keys can be registered side by side.
+	kitDir2 := filepath.Join(t.TempDir(), "kit2")
+	if o, e, err := gateway(t, "certs", "kit", "--partner", "acme-hr", "--ca-cert", l.CACert, "--ca-key", l.CAKey, "--out", kitDir2); err != nil {
+		t.Fatalf("second kit: %v %s %s", err, o, e)
+	}
+	var both struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	for _, k := range []string{kitDir, kitDir2} {
+		var set struct{ Keys []json.RawMessage }
+		b, _ := os.ReadFile(filepath.Join(k, "jwks.json"))
+		_ = json.Unmarshal(b, &set)
+		both.Keys = append(both.Keys, set.Keys...)
+	}
+	bb, _ := json.Marshal(both)
+	if _, err := config.ParsePublicJWKS(bb); err != nil || len(both.Keys) != 2 {
+		t.Fatalf("the two kits' keys cannot be registered together: %v", err)
 	}
 	if o, _, err := gateway(t, "certs", "list", "--dev", dir); err != nil || !strings.Contains(o, "server") || !strings.Contains(o, "soap signing") {
 		t.Fatalf("list: %v %s", err, o)
