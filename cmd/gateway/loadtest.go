@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,7 +27,7 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	dur := fs.Duration("duration", 0, "run this long (default 10s unless --requests)")
 	reqs := fs.Int("requests", 0, "send this many notices instead of running for a duration")
 	rate := fs.Float64("rate", 0, "at most this many requests per second (0: unlimited)")
-	prefix := fs.String("prefix", "", "noticeId prefix (default: LT-<unix time>-)")
+	prefix := fs.String("prefix", "", "noticeId prefix (default: LT-<unix time>-<6 random hex>-)")
 	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
@@ -45,7 +47,12 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		return err
 	}
 	if *prefix == "" {
-		*prefix = fmt.Sprintf("LT-%d-", time.Now().Unix())
+		// Distinct across runs, even two started in the same second (a
+		// notice sent again would be a DUPLICATE, not a new notice), and
+		// short enough for noticeId's 32 characters with a 6-digit index.
+		var r [3]byte
+		_, _ = rand.Read(r[:])
+		*prefix = fmt.Sprintf("LT-%d-%s-", time.Now().Unix(), hex.EncodeToString(r[:]))
 	}
 	s, err := loadgen.LoadTest(ctx, loadgen.TestConfig{URL: d.GatewayURL, TLS: tc,
 		Key: key, Template: exampleNotice, TemplateID: exampleNoticeID, Prefix: *prefix, Concurrency: *conc, Requests: *reqs, Duration: *dur, Rate: *rate,

@@ -53,6 +53,17 @@ func TestLoadTestSummary(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ok/default-prefix-twice", func(t *testing.T) {
+		// Two runs without --prefix, one right after the other (often in
+		// the same second): the second sends new notices, not repeats.
+		for run := 0; run < 2; run++ {
+			stdout, stderr, err := gateway(t, "loadtest", "--dev", dir, "--requests", "20", "--concurrency", "2")
+			var s loadgen.Summary
+			if err != nil || json.Unmarshal([]byte(stdout), &s) != nil || s.Accepted != 20 || s.Duplicates != 0 {
+				t.Fatalf("run %d: %v %+v\n%s", run, err, s, stderr)
+			}
+		}
+	})
 	for _, tc := range []struct{ name, partner, want string }{
 		{"fail/soap-partner", "demo-agency", "signs with WS-Security"},
 		{"fail/insurer", "demo-insurer", "sends insurer-claim/v1"},
