@@ -453,6 +453,9 @@ func TestFlagsRefused(t *testing.T) {
 		{"fail/certs-kit-without-ca", []string{"certs", "kit", "--partner", "acme-hr"}, "usage: gateway certs kit"},
 		{"fail/certs-list-kit-flag", []string{"certs", "list", "--partner", "acme-hr"}, "flag provided but not defined: -partner"},
 		{"fail/certs-unknown", []string{"certs", "renew"}, "usage: gateway certs kit"},
+		{"fail/outbound-list-no-store", []string{"outbound", "list", "--store", filepath.Join(t.TempDir(), "typo.db")}, "no such file or directory"},
+		{"fail/outbound-retry-not-a-number", []string{"outbound", "retry", "abc", "--store", filepath.Join(t.TempDir(), "typo.db")}, `delivery id "abc" is not a number`},
+		{"fail/log-verify-no-store", []string{"log", "verify", "--store", filepath.Join(t.TempDir(), "typo.db")}, "no such file or directory"},
 		{"fail/outbound-list-state", []string{"outbound", "list", "--state", "stuck"}, `--state "stuck": one of pending, delivered, dead`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

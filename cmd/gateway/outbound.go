@@ -31,25 +31,24 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	if *state != "" && !slices.Contains(store.DeliveryStates, *state) {
 		return fmt.Errorf("--state %q: one of %s", *state, strings.Join(store.DeliveryStates, ", "))
 	}
-	t, err := storeTarget(*target, *cfgPath, *dir)
-	if err != nil {
-		return err
-	}
-	*target = t
-	st, err := store.Open(*target)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	var id int64
 	if args[0] == "retry" {
 		if fs.NArg() != 1 {
 			fmt.Fprintln(stderr, usage)
 			return errUsage
 		}
-		id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+		n, err := strconv.ParseInt(fs.Arg(0), 10, 64)
 		if err != nil {
 			return fmt.Errorf("delivery id %q is not a number", fs.Arg(0))
 		}
+		id = n
+	}
+	st, err := openStore(*target, *cfgPath, *dir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if args[0] == "retry" {
 		if err := st.RetryDelivery(ctx, id, time.Now()); err != nil {
 			return err
 		}

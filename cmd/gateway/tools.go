@@ -200,17 +200,7 @@ func runLog(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if err := parse(fs, args[1:]); err != nil {
 		return errUsage
 	}
-	target, err := storeTarget(*path, *cfgPath, *dir)
-	if err != nil {
-		return err
-	}
-	*path = target
-	if !store.IsPostgres(*path) {
-		if _, err := os.Stat(*path); err != nil {
-			return err
-		}
-	}
-	s, err := store.Open(*path)
+	s, err := openStore(*path, *cfgPath, *dir)
 	if err != nil {
 		return err
 	}
@@ -275,6 +265,22 @@ func jsonKit(dir, id string) (*devmode.DevJSON, jwk.Key, *partnerkit.Client, err
 
 // storeTarget resolves which store a command reads: --store as given, the
 // store of --config, or that of the dev directory (default ./.gateway-dev).
+// openStore opens the store an operator command names (by --store,
+// --config or --dev). A SQLite file must exist: opening one creates it, and
+// a mistyped path would otherwise read as an empty store.
+func openStore(target, cfgPath, dir string) (*store.DB, error) {
+	t, err := storeTarget(target, cfgPath, dir)
+	if err != nil {
+		return nil, err
+	}
+	if !store.IsPostgres(t) {
+		if _, err := os.Stat(t); err != nil {
+			return nil, err
+		}
+	}
+	return store.Open(t)
+}
+
 func storeTarget(target, cfgPath, dir string) (string, error) {
 	switch {
 	case target != "":
