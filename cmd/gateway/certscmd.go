@@ -170,12 +170,7 @@ func certsList(args []string, stdout, stderr io.Writer) error {
 	add("soap signing", cfg.File.SOAP.SigningCertFile)
 	add("outbound client", cfg.File.Outbound.ClientCertFile)
 	for _, p := range cfg.File.Partners {
-		if path := p.SigningCAFile; path != "" {
-			if !filepath.IsAbs(path) {
-				path = filepath.Join(filepath.Dir(cfg.Path), path)
-			}
-			add("signing CA of "+p.ID, path)
-		}
+		add("signing CA of "+p.ID, p.SigningCAFile)
 	}
 	if cas, err := certs.LoadCertificates(cfg.ClientCAFile); err == nil {
 		for _, path := range cfg.File.TLS.CRLFiles {

@@ -120,11 +120,7 @@ func newWatched(cfg *config.Config, l *listenerTLS, ids *identities) *watched {
 		if pc.SigningCAFile == "" {
 			continue
 		}
-		path := pc.SigningCAFile
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(filepath.Dir(cfg.Path), path)
-		}
-		if cas, err := certs.LoadCertificates(path); err == nil {
+		if cas, err := certs.LoadCertificates(pc.SigningCAFile); err == nil {
 			for i, c := range cas {
 				w.certs[fmt.Sprintf("signing-ca:%s:%d", pc.ID, i)] = c
 			}

@@ -341,8 +341,16 @@ func Load(path string) (*Config, error) {
 
 	ps := make([]*partner.Partner, 0, len(f.Partners))
 	seen := map[string]bool{}
-	for i, pc := range f.Partners {
-		p, err := loadPartner(abs, i, pc, rel)
+	for i := range c.File.Partners {
+		// The partners' files are resolved here once, like the others, so
+		// what reads c.File (the expiry gauges, certs list) takes them as
+		// they are.
+		pc := &c.File.Partners[i]
+		pc.JWKSFile, pc.SigningCAFile = rel(pc.JWKSFile), rel(pc.SigningCAFile)
+		if pc.Endpoint != nil {
+			pc.Endpoint.CAFile = rel(pc.Endpoint.CAFile)
+		}
+		p, err := loadPartner(abs, i, *pc)
 		if err != nil {
 			return nil, err
 		}
@@ -367,10 +375,10 @@ func relativeTo(dir string) func(string) string {
 	}
 }
 
-// loadPartner checks the i-th partner of the configuration file abs and
-// builds its registry entry: identity, keys, what it may submit for, and
-// its delivery endpoint.
-func loadPartner(abs string, i int, pc PartnerConfig, rel func(string) string) (*partner.Partner, error) {
+// loadPartner checks the i-th partner of the configuration file abs (its
+// file paths resolved) and builds its registry entry: identity, keys, what
+// it may submit for, and its delivery endpoint.
+func loadPartner(abs string, i int, pc PartnerConfig) (*partner.Partner, error) {
 	who := pc.ID
 	if who == "" {
 		who = fmt.Sprintf("partners[%d]", i)
@@ -409,7 +417,7 @@ func loadPartner(abs string, i int, pc PartnerConfig, rel func(string) string) (
 	case pc.JWKSFile != "" && len(pc.JWKS) > 0:
 		return nil, fail("jwks", "set jwks or jwks_file, not both")
 	case pc.JWKSFile != "":
-		kb, err := os.ReadFile(rel(pc.JWKSFile))
+		kb, err := os.ReadFile(pc.JWKSFile)
 		if err != nil {
 			return nil, fail("jwks_file", "%v", err)
 		}
@@ -453,7 +461,7 @@ func loadPartner(abs string, i int, pc PartnerConfig, rel func(string) string) (
 		}
 	}
 	if e := pc.Endpoint; e != nil {
-		ep, err := loadEndpoint(e, pc.Kind, rel, fail)
+		ep, err := loadEndpoint(e, pc.Kind, fail)
 		if err != nil {
 			return nil, err
 		}
@@ -466,7 +474,7 @@ func loadPartner(abs string, i int, pc PartnerConfig, rel func(string) string) (
 		if pc.SigningCAFile == "" {
 			return nil, fail("signing_ca_file", "an agency needs the CA of its WS-Security signing certificates")
 		}
-		pool, err := certs.LoadPool(rel(pc.SigningCAFile))
+		pool, err := certs.LoadPool(pc.SigningCAFile)
 		if err != nil {
 			return nil, fail("signing_ca_file", "%v", err)
 		}
@@ -484,7 +492,7 @@ func loadPartner(abs string, i int, pc PartnerConfig, rel func(string) string) (
 
 // loadEndpoint checks a partner's delivery endpoint and policy; fail
 // locates an error in the partner's entry.
-func loadEndpoint(e *EndpointConfig, kind string, rel func(string) string, fail func(field, format string, args ...any) error) (*partner.Endpoint, error) {
+func loadEndpoint(e *EndpointConfig, kind string, fail func(field, format string, args ...any) error) (*partner.Endpoint, error) {
 	if !strings.HasPrefix(e.URL, "https://") {
 		return nil, fail("endpoint.url", "must be an https URL")
 	}
@@ -511,7 +519,7 @@ func loadEndpoint(e *EndpointConfig, kind string, rel func(string) string, fail 
 		return nil, fail("endpoint.max_backoff", "%s must not be shorter than base_backoff %s (absent: the default)", eff.MaxBackoff, eff.BaseBackoff)
 	}
 	if e.CAFile != "" {
-		pool, err := certs.LoadPool(rel(e.CAFile))
+		pool, err := certs.LoadPool(e.CAFile)
 		if err != nil {
 			return nil, fail("endpoint.ca_file", "%v", err)
 		}
