@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -152,35 +153,37 @@ func certsList(args []string, stdout, stderr io.Writer) error {
 		until         time.Time // a certificate's NotAfter, a CRL's NextUpdate
 	}
 	var rows []row
-	add := func(name, path string) {
+	add := func(name, path string) []*x509.Certificate {
 		if path == "" {
-			return
+			return nil
 		}
 		cs, err := certs.LoadCertificates(path)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", name, err)
-			return
+			return nil
 		}
 		for _, c := range cs {
 			rows = append(rows, row{name, c.Subject.CommonName, c.NotAfter})
 		}
+		return cs
 	}
 	add("server", cfg.CertFile)
-	add("client CA", cfg.ClientCAFile)
+	cas := add("client CA", cfg.ClientCAFile) // the CRLs' issuers too
 	add("soap signing", cfg.File.SOAP.SigningCertFile)
 	add("outbound client", cfg.File.Outbound.ClientCertFile)
 	for _, p := range cfg.File.Partners {
 		add("signing CA of "+p.ID, p.SigningCAFile)
 	}
-	if cas, err := certs.LoadCertificates(cfg.ClientCAFile); err == nil {
-		for _, path := range cfg.File.TLS.CRLFiles {
-			crl, err := certs.LoadCRL(path, cas)
-			if err != nil {
-				fmt.Fprintf(stderr, "crl: %v\n", err)
-				continue
-			}
-			rows = append(rows, row{"CRL " + filepath.Base(path), crl.Issuer.CommonName, crl.NextUpdate})
+	for _, path := range cfg.File.TLS.CRLFiles {
+		if cas == nil {
+			break // the client CA file is unreadable, and said so above
 		}
+		crl, err := certs.LoadCRL(path, cas)
+		if err != nil {
+			fmt.Fprintf(stderr, "crl: %v\n", err)
+			continue
+		}
+		rows = append(rows, row{"CRL " + filepath.Base(path), crl.Issuer.CommonName, crl.NextUpdate})
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].until.Before(rows[j].until) })
 	now := time.Now()
