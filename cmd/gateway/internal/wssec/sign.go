@@ -42,9 +42,6 @@ func (s *Signer) Replace(cert *x509.Certificate, key crypto.Signer) {
 	s.renewed.Store(&credential{cert: cert, key: key})
 }
 
-// Certificate is the certificate signatures are made with now.
-func (s *Signer) Certificate() *x509.Certificate { return s.current().cert }
-
 func (s *Signer) current() *credential {
 	if c := s.renewed.Load(); c != nil {
 		return c
