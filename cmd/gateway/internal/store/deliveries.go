@@ -41,15 +41,8 @@ func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // Enqueue adds a delivery; the same key again is ignored (created false).
 func (s *DB) Enqueue(ctx context.Context, d *Delivery, at time.Time) (created bool, err error) {
 	err = s.write(ctx, func(tx wtx) error {
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO deliveries (delivery_key, partner_id, message_type, case_id, payload, state, attempts,
-			next_at, last_error, created_at, updated_at) VALUES (?,?,?,?,?,?,0,?,'',?,?) ON CONFLICT (delivery_key) DO NOTHING`),
-			d.Key, d.PartnerID, d.MessageType, d.CaseID, nonNil(d.Payload), DeliveryPending, ts(at), ts(at), ts(at))
-		if err != nil {
-			return err
-		}
-		n, _ := res.RowsAffected()
-		created = n == 1
-		return nil
+		created, err = s.insertDelivery(ctx, tx, d, DeliveryPending, 0, "", at)
+		return err
 	})
 	return created, err
 }
@@ -61,21 +54,30 @@ func (s *DB) Enqueue(ctx context.Context, d *Delivery, at time.Time) (created bo
 // it is left as it is, and nothing is logged.
 func (s *DB) EnqueueRefused(ctx context.Context, d *Delivery, reason string, at time.Time, entry func(*Delivery) *Entry) (created bool, err error) {
 	err = s.write(ctx, func(tx wtx) error {
-		var id int64
-		err := tx.QueryRowContext(ctx, s.q(`INSERT INTO deliveries (delivery_key, partner_id, message_type, case_id, payload, state, attempts,
-			next_at, last_error, created_at, updated_at) VALUES (?,?,?,?,?,?,1,?,?,?,?) ON CONFLICT (delivery_key) DO NOTHING RETURNING id`),
-			d.Key, d.PartnerID, d.MessageType, d.CaseID, nonNil(d.Payload), DeliveryDead, ts(at), reason, ts(at), ts(at)).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
+		if created, err = s.insertDelivery(ctx, tx, d, DeliveryDead, 1, reason, at); err != nil || !created {
 			return err
 		}
-		d.ID, d.State, d.Attempts, d.NextAt, d.LastError, d.CreatedAt = id, DeliveryDead, 1, at, reason, at
-		created = true
 		return s.appendEntry(ctx, tx, entry(d))
 	})
 	return created, err
+}
+
+// insertDelivery inserts d in state with its attempts and last error, and
+// fills in what the row holds; a key already queued is left alone
+// (created false).
+func (s *DB) insertDelivery(ctx context.Context, tx wtx, d *Delivery, state string, attempts int, lastErr string, at time.Time) (created bool, err error) {
+	var id int64
+	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO deliveries (delivery_key, partner_id, message_type, case_id, payload, state, attempts,
+		next_at, last_error, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (delivery_key) DO NOTHING RETURNING id`),
+		d.Key, d.PartnerID, d.MessageType, d.CaseID, nonNil(d.Payload), state, attempts, ts(at), lastErr, ts(at), ts(at)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	d.ID, d.State, d.Attempts, d.NextAt, d.LastError, d.CreatedAt = id, state, attempts, at, lastErr, at
+	return true, nil
 }
 
 const deliveryCols = `id, delivery_key, partner_id, message_type, case_id, payload, state, attempts, next_at, last_error, response, created_at`
