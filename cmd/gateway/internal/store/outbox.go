@@ -141,12 +141,31 @@ func (c *Claim) Release() {
 	}
 }
 
-// OutboxBacklog counts unpublished messages.
+// OutboxBacklog is the number of unpublished messages.
+//
+// On SQLite it is read from their ids, the newest less the oldest plus one:
+// two lookups in the primary key, where count(*) read the whole outbox on
+// every /metrics scrape and /readyz probe (121-126 ms at 1,000,000 pending
+// messages), growing exactly while Kafka is away. The span is the count
+// because the pending ids have no gaps: the relay deletes what it publishes
+// oldest first, a claim at a time, and AUTOINCREMENT rolls back with a
+// failed insert. A PostgreSQL sequence does not roll back, so a failed
+// group commit leaves a gap of its size; there the rows are counted.
 func (s *DB) OutboxBacklog(ctx context.Context) (int64, error) {
+	q := qOutboxSpan
+	if s.postgres {
+		q = `SELECT count(*) FROM outbox WHERE published_at IS NULL`
+	}
 	var n int64
-	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
+	err := s.db.QueryRowContext(ctx, q).Scan(&n)
 	return n, err
 }
+
+// qOutboxSpan is two subqueries, not max(id) - min(id): SQLite answers a
+// lone min or max from the index but reads the table for both at once.
+const qOutboxSpan = `SELECT COALESCE(
+	(SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id DESC LIMIT 1) -
+	(SELECT id FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT 1) + 1, 0)`
 
 // OutboxOldest is the creation time of the oldest unpublished message: the
 // next one the relay publishes, first in id order. It is read by id, not as

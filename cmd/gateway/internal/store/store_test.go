@@ -472,6 +472,11 @@ func TestFailedWriteInGroup(t *testing.T) {
 			t.Fatalf("entries = %d, want %d", n, 1+3*15)
 		}
 		intactChain(t, s)
+		// On SQLite the backlog is read from the pending ids' span: the
+		// failed inserts left no gap in it.
+		if b, err := s.OutboxBacklog(ctx); err != nil || b != 1+3*15 {
+			t.Fatalf("backlog %d, %v; want %d", b, err, 1+3*15)
+		}
 	})
 }
 
@@ -772,6 +777,79 @@ func TestFailureAdvice(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := store.FailureAdvice(tc.err); !strings.Contains(got, tc.want) || strings.Contains(got, tc.not) {
 				t.Fatalf("%q, want %q and not %q", got, tc.want, tc.not)
+			}
+		})
+	}
+}
+
+// TestOutboxBacklog: the backlog counts what the relay has yet to publish:
+// nothing in an empty outbox, every pending message, none once all are
+// published, and not the rows a store from an earlier build stamped as
+// published (TestAddedColumns makes such a store).
+func TestOutboxBacklog(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		backlog := func(want int64) {
+			t.Helper()
+			if n, err := s.OutboxBacklog(ctx); n != want || err != nil {
+				t.Fatalf("backlog %d, %v; want %d", n, err, want)
+			}
+		}
+		backlog(0)
+		for i := range 5 {
+			if _, err := s.Accept(ctx, entry(fmt.Sprint("b", i), "aa"), onExisting); err != nil {
+				t.Fatal(err)
+			}
+		}
+		backlog(5)
+		c := claim(t, s, 2)
+		if err := c.Done(ctx); err != nil {
+			t.Fatal(err)
+		}
+		backlog(3)
+		if _, err := s.Accept(ctx, entry("b5", "aa"), onExisting); err != nil {
+			t.Fatal(err)
+		}
+		backlog(4)
+		if err := claim(t, s, 10).Done(ctx); err != nil {
+			t.Fatal(err)
+		}
+		backlog(0)
+		// Rows an earlier build stamped, which it published oldest first,
+		// so they lie below the pending ones.
+		for _, v := range []string{"stamped", "stamped", "pending", "pending"} {
+			q := `INSERT INTO outbox (topic, msg_key, headers, value, created_at) VALUES ('t', 'k', '[]', 'v', '2026-01-01T00:00:00Z')`
+			if v == "stamped" {
+				q = `INSERT INTO outbox (topic, msg_key, headers, value, created_at, published_at) VALUES ('t', 'k', '[]', 'v', '2026-01-01T00:00:00Z', '2026-01-01T00:00:01Z')`
+			}
+			if _, err := s.DB().Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		backlog(2)
+	})
+}
+
+// BenchmarkOutboxBacklog reads the backlog of 1,000,000 pending messages,
+// as every /metrics scrape and /readyz probe does while Kafka is away.
+func BenchmarkOutboxBacklog(b *testing.B) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			target, rows := b.TempDir()+"/g.db", `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) SELECT x FROM c`
+			if name == "postgres" {
+				target, rows = pgtest.DSN(b), `SELECT generate_series(1, 1000000)`
+			}
+			s := open(b, target)
+			if _, err := s.DB().Exec(`INSERT INTO outbox (topic, msg_key, headers, value, created_at, render)
+				SELECT 't', 'k', '[]', '', '2026-01-01T00:00:00Z', 'notice' FROM (` + rows + `) r`); err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			for b.Loop() {
+				if n, err := s.OutboxBacklog(ctx); n != 1000000 || err != nil {
+					b.Fatalf("backlog %d, %v", n, err)
+				}
 			}
 		})
 	}
