@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -969,4 +970,124 @@ func TestEnqueueRefused(t *testing.T) {
 			t.Fatalf("log entries %d after a refusal that changed nothing, want 1", n)
 		}
 	})
+}
+
+// TestDeliveryCounts: the counts by state follow deliveries through their
+// lives and agree with a count of the table, also after a key queued again
+// and a refusal of an id already queued, which add nothing.
+func TestDeliveryCounts(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		at := time.Date(2026, 3, 4, 2, 40, 12, 0, time.UTC)
+		counts := func(want map[string]int64) {
+			t.Helper()
+			got, err := s.DeliveryCounts(ctx)
+			if err != nil || !maps.Equal(got, want) {
+				t.Fatalf("counts %v, %v; want %v", got, err, want)
+			}
+			for st, n := range want {
+				var c int64
+				if err := s.DB().QueryRow(`SELECT count(*) FROM deliveries WHERE state = '` + st + `'`).Scan(&c); err != nil || c != n {
+					t.Fatalf("the table holds %d %s, %v; want %d", c, st, err, n)
+				}
+			}
+		}
+		logged := func(d *store.Delivery) *store.Entry {
+			return &store.Entry{CorrelationID: "outbound-" + d.Key, PartnerID: d.PartnerID, ReceivedAt: at, Route: "OUTBOUND JSON",
+				Outcome: "ATTEMPTED", SourceKey: d.Key, Body: d.Payload}
+		}
+		enqueue := func(key string) {
+			t.Helper()
+			if _, err := s.Enqueue(ctx, &store.Delivery{Key: key, PartnerID: "p1", MessageType: "JSON", Payload: []byte(`{}`)}, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		counts(map[string]int64{})
+		for _, k := range []string{"d1", "d2", "d3", "d1"} {
+			enqueue(k)
+		}
+		counts(map[string]int64{store.DeliveryPending: 3})
+		for _, k := range []string{"bad", "d2"} {
+			if _, err := s.EnqueueRefused(ctx, &store.Delivery{Key: k, PartnerID: "nobody", MessageType: "JSON", Payload: []byte(`{}`)}, "unknown partner", at, logged); err != nil {
+				t.Fatal(err)
+			}
+		}
+		counts(map[string]int64{store.DeliveryPending: 3, store.DeliveryDead: 1})
+		due, err := s.ClaimDue(ctx, at.Add(time.Hour), time.Minute, 2)
+		if err != nil || len(due) != 2 {
+			t.Fatalf("claimed %d, %v", len(due), err)
+		}
+		for i, a := range []store.Attempt{{State: store.DeliveryDelivered}, {State: store.DeliveryDead, Error: "HTTP 400"}} {
+			if err := s.RecordAttempt(ctx, due[i], a, logged(due[i])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		counts(map[string]int64{store.DeliveryPending: 1, store.DeliveryDelivered: 1, store.DeliveryDead: 2})
+		if err := s.RetryDelivery(ctx, due[1].ID, at); err != nil {
+			t.Fatal(err)
+		}
+		enqueue("d4")
+		counts(map[string]int64{store.DeliveryPending: 3, store.DeliveryDelivered: 1, store.DeliveryDead: 1})
+	})
+}
+
+// TestDeliveryCountsOfEarlierStore: a SQLite store made before the counts
+// were kept has its deliveries counted when it is opened, and kept count of
+// from then on.
+func TestDeliveryCountsOfEarlierStore(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/g.db"
+	s := open(t, path)
+	at := time.Date(2026, 3, 4, 2, 40, 12, 0, time.UTC)
+	enqueue := func(s *store.DB, key string) {
+		t.Helper()
+		if _, err := s.Enqueue(ctx, &store.Delivery{Key: key, PartnerID: "p1", MessageType: "JSON", Payload: []byte(`{}`)}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{"d1", "d2", "d3"} {
+		enqueue(s, k)
+	}
+	// As an earlier build left it: the deliveries without their counts.
+	for _, q := range []string{`DROP TRIGGER deliveries_inserted`, `DROP TRIGGER deliveries_moved`, `DROP TRIGGER deliveries_deleted`, `DROP TABLE delivery_counts`,
+		`UPDATE deliveries SET state = 'delivered' WHERE delivery_key = 'd2'`} {
+		if _, err := s.DB().Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	s = open(t, path)
+	if c, err := s.DeliveryCounts(ctx); err != nil || !maps.Equal(c, map[string]int64{store.DeliveryPending: 2, store.DeliveryDelivered: 1}) {
+		t.Fatalf("counts on opening %v, %v", c, err)
+	}
+	enqueue(s, "d4")
+	if c, err := s.DeliveryCounts(ctx); err != nil || !maps.Equal(c, map[string]int64{store.DeliveryPending: 3, store.DeliveryDelivered: 1}) {
+		t.Fatalf("counts after one more %v, %v", c, err)
+	}
+}
+
+// BenchmarkDeliveryCounts counts the deliveries of a store that has made
+// 1,000,000, of which 100 wait, as every /metrics scrape and /healthz does.
+func BenchmarkDeliveryCounts(b *testing.B) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			target, rows := b.TempDir()+"/g.db", `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) SELECT x FROM c`
+			if name == "postgres" {
+				target, rows = pgtest.DSN(b), `SELECT generate_series(1, 1000000) AS x`
+			}
+			s := open(b, target)
+			if _, err := s.DB().Exec(`INSERT INTO deliveries (delivery_key, partner_id, message_type, case_id, payload, state, attempts, next_at, last_error, created_at, updated_at)
+				SELECT 'k' || x, 'p', 'JSON', '', '{}', CASE WHEN x % 10000 = 0 THEN 'pending' ELSE 'delivered' END, 1, '2026-01-01T00:00:00Z', '', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'
+				FROM (` + rows + `) r`); err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			for b.Loop() {
+				if c, err := s.DeliveryCounts(ctx); c[store.DeliveryDelivered] != 999900 || err != nil {
+					b.Fatalf("counts %v, %v", c, err)
+				}
+			}
+		})
+	}
 }
