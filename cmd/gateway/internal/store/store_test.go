@@ -1057,7 +1057,26 @@ func TestDeliveryCountsOfEarlierStore(t *testing.T) {
 		}
 	}
 	s.Close()
-	s = open(t, path)
+	// Two processes open it at once (a gateway and an operator's command):
+	// one counts, and the other finds the counts made.
+	opened := make(chan *store.DB, 2)
+	for range 2 {
+		go func() {
+			s, err := store.Open(path)
+			if err != nil {
+				t.Error(err)
+			}
+			opened <- s
+		}()
+	}
+	for range 2 {
+		db := <-opened
+		if db == nil {
+			t.FailNow()
+		}
+		t.Cleanup(func() { db.Close() })
+		s = db
+	}
 	if c, err := s.DeliveryCounts(ctx); err != nil || !maps.Equal(c, map[string]int64{store.DeliveryPending: 2, store.DeliveryDelivered: 1}) {
 		t.Fatalf("counts on opening %v, %v", c, err)
 	}
