@@ -8,8 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
+
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 )
 
 // TestSubmitRetriesBusy: a submission answered 503 with Retry-After (the
@@ -66,4 +71,44 @@ func TestSubmitRetriesBusy(t *testing.T) {
 	if resp, err = c.Raw("POST", "/v1/injury-notices", map[string]string{"Content-Type": "application/jose"}, []byte("x")); err != nil || resp.Status != http.StatusUnauthorized {
 		t.Fatalf("garbage: %v %+v", err, resp)
 	}
+}
+
+// FuzzVerifyWith: a partner's receipt, in its answer to a delivery, is
+// foreign input. Whatever its bytes, VerifyWith does not panic, and what
+// verifies is what the registered key signed: no change to a signed
+// receipt (its header, its payload, its signature) verifies with another
+// payload.
+func FuzzVerifyWith(f *testing.F) {
+	key, err := receipt.NewES256Key("partner-1")
+	if err != nil {
+		f.Fatal(err)
+	}
+	pub, _ := jwk.PublicKeyOf(key)
+	set := jwk.NewSet()
+	if err := set.AddKey(pub); err != nil {
+		f.Fatal(err)
+	}
+	signed := map[string]bool{}
+	for _, payload := range []string{`{"received":"req-1","status":"RECEIVED"}`, `{}`} {
+		h := jws.NewHeaders()
+		_ = h.Set(jws.KeyIDKey, "partner-1")
+		b, err := jws.Sign([]byte(payload), jws.WithKey(jwa.ES256(), key, jws.WithProtectedHeaders(h)))
+		if err != nil {
+			f.Fatal(err)
+		}
+		if _, err := partnerkit.VerifyWith(string(b), set); err != nil {
+			f.Fatalf("a receipt the key signed: %v", err)
+		}
+		f.Add(string(b))
+		signed[payload] = true
+	}
+	f.Add("eyJhbGciOiJub25lIiwia2lkIjoicGFydG5lci0xIn0.e30.")
+	f.Add("eyJhbGciOiJIUzI1NiIsImtpZCI6InBhcnRuZXItMSJ9.e30.c2ln")
+	f.Add("a.b.c")
+	f.Fuzz(func(t *testing.T, compact string) {
+		payload, err := partnerkit.VerifyWith(compact, set)
+		if err == nil && !signed[string(payload)] {
+			t.Fatalf("%q verified with a payload the key never signed: %q", compact, payload)
+		}
+	})
 }
