@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 )
 
 // maxIngestBatch bounds --batch: a batch is held in memory and written in
@@ -96,15 +98,29 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	reader := kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, GroupID: *group, Topic: *topic, Dialer: kc.Dialer(),
 		StartOffset: kafka.FirstOffset, CommitInterval: 0, MaxWait: 250 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20})
 	defer reader.Close()
+	// Against a cluster (--config, --brokers) ingest runs as a service and
+	// logs JSON lines, progress included, as serve does; against a dev
+	// gateway it writes text for the terminal.
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	progress := func(p ingest.Progress) {
+		fmt.Fprintf(stderr, "ingest: %d consumed (%d ingested, %d quarantined), %.0f/s, lag %d\n", p.Consumed, p.Ingested, p.Quarantined, p.Rate(), p.Lag)
+	}
+	if *cfgPath != "" || *brokers != "" {
+		log = slog.New(slog.NewJSONHandler(stderr, nil))
+		progress = func(p ingest.Progress) {
+			log.Info("ingest progress", "consumed", p.Consumed, "ingested", p.Ingested, "quarantined", p.Quarantined,
+				"per_second", math.Round(p.Rate()), "lag", p.Lag)
+		}
+	}
 	last := time.Now()
-	c := &ingest.Consumer{Reader: reader, Sink: sink, JWKS: set, Batch: *batch, Log: slog.New(slog.NewTextHandler(stderr, nil)),
+	c := &ingest.Consumer{Reader: reader, Sink: sink, JWKS: set, Batch: *batch, Log: log,
 		OnBatch: func(p ingest.Progress) {
 			if time.Since(last) >= time.Second {
 				last = time.Now()
-				fmt.Fprintf(stderr, "ingest: %d consumed (%d ingested, %d quarantined), %.0f/s, lag %d\n", p.Consumed, p.Ingested, p.Quarantined, p.Rate(), p.Lag)
+				progress(p)
 			}
 		}}
-	fmt.Fprintf(stderr, "ingest: group %s on %s at %v into %s\n", *group, *topic, kc.Brokers, *db)
+	log.Info("ingest started", "group", *group, "topic", *topic, "brokers", kc.Brokers, "db", sqldialect.Redacted(*db))
 	p, err := c.Run(ctx, *until, *idle)
 	fmt.Fprintf(stdout, "ingest: %d consumed, %d ingested, %d quarantined, lag %d, %.0f records/s\n", p.Consumed, p.Ingested, p.Quarantined, p.Lag, p.Rate())
 	return err

@@ -545,8 +545,20 @@ func TestLargeInsurerBatchThroughDevMode(t *testing.T) {
 			t.Fatalf("event of %d bytes", len(m.Value))
 		}
 	}
-	stdout, stderr, err = gateway(t, "ingest", "--dev", dir, "--until-caught-up")
-	if err != nil || !strings.Contains(stdout+stderr, "500 ingested, 0 quarantined") {
+	// ingest as a service, pointed at the cluster rather than a dev
+	// gateway: the same records, and a log of JSON lines only.
+	stdout, stderr, err = gateway(t, "ingest", "--brokers", d.KafkaBootstrap, "--topic", d.Topics.Verified, "--jwks", d.GatewayJWKS,
+		"--db", filepath.Join(t.TempDir(), "backoffice.db"), "--until-caught-up")
+	if err != nil || !strings.Contains(stdout, "500 ingested, 0 quarantined") {
 		t.Fatalf("ingest: %v\n%s\n%s", err, stdout, stderr)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		var l struct{ Level, Msg string }
+		if err := json.Unmarshal([]byte(line), &l); err != nil || l.Level == "" || l.Msg == "" {
+			t.Fatalf("ingest's log holds %q, not a JSON line (%v)", line, err)
+		}
+	}
+	if !strings.Contains(stderr, `"msg":"ingest started"`) {
+		t.Fatalf("ingest's log: %s", stderr)
 	}
 }
