@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -207,4 +208,29 @@ func must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FullDisk runs f as if the disk were full: every write past the first byte
+// of a file fails. It sets the process's file-size limit (RLIMIT_FSIZE),
+// which needs no privilege, to one byte, and restores it when f returns.
+// The write fails with EFBIG where a full disk gives ENOSPC; SQLite takes
+// both for an I/O error of the write. The limit holds for the whole test
+// process, so f must not run beside tests that write files.
+func FullDisk(t testing.TB, f func()) {
+	t.Helper()
+	var room syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &room); err != nil {
+		t.Fatal(err)
+	}
+	full := room
+	full.Cur = 1
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &full); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &room); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	f()
 }

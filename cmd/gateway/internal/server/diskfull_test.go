@@ -1,0 +1,46 @@
+package server_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
+)
+
+// TestDiskFull: with the disk full, a notice is refused with 503 saying
+// nothing was accepted, and an agency message with the retryable fault
+// server.unavailable; neither gets a receipt. Once there is room again, the
+// same notice sent again is accepted (202, not a duplicate: nothing of the
+// first attempt was kept), and so is the agency message.
+func TestDiskFull(t *testing.T) {
+	env := gatewaytest.Start(t, gatewaytest.Options{})
+	a := env.Partners["employer-a"]
+	c := env.Client(&a.TLS)
+	notice := []byte(sign(t, example(t, "example-a.in.json"), a.SigningKey, partnerkit.Compact))
+
+	var r response
+	var soapStatus int
+	var soapRaw []byte
+	gatewaytest.FullDisk(t, func() {
+		r = post(t, c, env.Server.URL, "application/jose", notice, nil)
+		soapStatus, soapRaw = postSOAP(t, env, "agency-th")
+	})
+	assertProblem(t, r, problem.Unavailable, "")
+	if !strings.Contains(string(r.body), "nothing was accepted") || strings.Contains(string(r.body), "receipt") {
+		t.Fatalf("refusal on a full disk: %s", r.body)
+	}
+	if soapStatus != http.StatusInternalServerError {
+		t.Fatalf("SOAP HTTP %d: %.300s", soapStatus, soapRaw)
+	}
+	assertFault(t, soapRaw, "server.unavailable")
+
+	if r = post(t, c, env.Server.URL, "application/jose", notice, nil); r.status != http.StatusAccepted {
+		t.Fatalf("sent again with room on the disk: %d %s", r.status, r.body)
+	}
+	if status, raw := postSOAP(t, env, "agency-th"); status != http.StatusOK {
+		t.Fatalf("SOAP again with room on the disk: HTTP %d: %.300s", status, raw)
+	}
+}
