@@ -321,6 +321,8 @@ func (g *Gateway) Ready(ctx context.Context) (map[string]Check, bool) {
 	checks := map[string]Check{}
 	if err := g.Store.Ping(ctx); err != nil {
 		checks["store"] = Check{Detail: err.Error()}
+	} else if err := g.Store.WriteFailure(WriteFailureWindow); err != nil {
+		checks["store"] = Check{Detail: "writes are failing: " + err.Error()}
 	} else {
 		checks["store"] = Check{OK: true}
 	}
@@ -353,6 +355,12 @@ func (g *Gateway) Ready(ctx context.Context) (map[string]Check, bool) {
 	}
 	return checks, ok
 }
+
+// WriteFailureWindow is how long a failed write, with none committed since,
+// keeps the store check failing. Longer, and a gateway that readiness has
+// turned traffic away from, so that nothing writes, would stay unready
+// after its disk has room again; a write is the only test of that.
+const WriteFailureWindow = 30 * time.Second
 
 // MaxBacklog is the outbox backlog above which a gateway that cannot reach
 // Kafka stops reporting ready.

@@ -22,6 +22,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
@@ -262,5 +263,43 @@ func TestCertExpirySeries(t *testing.T) {
 	}
 	if _, found := gaugeValue(t, g, metric, "partner:demo-employer"); !found {
 		t.Fatal("a registered partner's series went with the reload")
+	}
+}
+
+// TestReadyStore: the store check fails while the store's writes fail
+// (here on a full disk), and still once Ping's own write commits again, as
+// it may on a disk with no room to grow; it passes again once a write has
+// committed.
+func TestReadyStore(t *testing.T) {
+	g, _ := devGateway(t)
+	ctx := context.Background()
+	check := func() Check {
+		checks, _ := g.Ready(ctx)
+		return checks["store"]
+	}
+	write := func() error {
+		return g.Store.Log(ctx, &store.Entry{CorrelationID: "c-ready", PartnerID: "demo-employer", ReceivedAt: time.Now(),
+			Route: "POST /v1/injury-notices", Status: 400, Outcome: store.OutcomeRejected})
+	}
+	if c := check(); !c.OK {
+		t.Fatalf("ok/writable: %+v", c)
+	}
+	var failed error
+	var full Check
+	gatewaytest.FullDisk(t, func() {
+		failed = write()
+		full = check()
+	})
+	if failed == nil || full.OK {
+		t.Fatalf("fail/full-disk: write %v, check %+v", failed, full)
+	}
+	if c := check(); c.OK || !strings.Contains(c.Detail, "writes are failing") {
+		t.Fatalf("fail/no-write-since: %+v", c)
+	}
+	if err := write(); err != nil {
+		t.Fatal(err)
+	}
+	if c := check(); !c.OK {
+		t.Fatalf("ok/written-again: %+v", c)
 	}
 }

@@ -156,6 +156,7 @@ type DB struct {
 	writerWG  sync.WaitGroup
 	// commitTimeout bounds a PostgreSQL group commit (nanoseconds).
 	commitTimeout atomic.Int64
+	health        writeHealth // the writer's last commits (WriteFailure)
 }
 
 // SetCommitTimeout changes the bound of a PostgreSQL group commit
@@ -215,7 +216,8 @@ func schema(t columnTypes) []string {
   id ` + t.serial + `, delivery_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, message_type TEXT NOT NULL,
   case_id TEXT NOT NULL, payload ` + t.blob + ` NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
   next_at TEXT NOT NULL, last_error TEXT NOT NULL, response ` + t.blob + `, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`,
-		`CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_at, id)`, // qClaimDue
+		`CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_at, id)`,      // qClaimDue
+		`CREATE TABLE IF NOT EXISTS store_probe (id INTEGER PRIMARY KEY, at TEXT NOT NULL)`, // Ping
 	}
 }
 
@@ -376,10 +378,14 @@ func (s *DB) q(query string) string { return sqldialect.Rebind(query, s.postgres
 // DB exposes the database for reports and for tests that tamper with the log.
 func (s *DB) DB() *sql.DB { return s.db }
 
-// Ping proves the store writable: an empty transaction through the writer.
+// Ping proves the store writable: it writes a row, through the writer.
+// An empty transaction (SELECT 1) writes nothing to disk, so it committed
+// on a full disk while every notice was refused for it, and /readyz said
+// ready.
 func (s *DB) Ping(ctx context.Context) error {
-	return s.write(ctx, func(tx wtx) error {
-		_, err := tx.ExecContext(ctx, `SELECT 1`)
+	return s.submit(&writeReq{ctx: ctx, done: make(chan error, 1), probe: true, fn: func(tx wtx) error {
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO store_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`),
+			ts(time.Now()))
 		return err
-	})
+	}})
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +15,48 @@ type writeReq struct {
 	fn       func(tx wtx) error
 	done     chan error
 	recordID string // an Accept's record id (its idempotency key), looked up for the whole group at once (PostgreSQL)
+	probe    bool   // Ping's write, which says nothing of whether the others can be made (see writeHealth)
+}
+
+// writeHealth is what the writer saw of its last commits, for readiness.
+// Ping's own write is not enough: on a full disk it rewrote its page in
+// place and committed, while every notice, which needs the files to grow,
+// failed. A store whose writes fail fails them all, so a failure that no
+// commit has followed is the sign.
+type writeHealth struct {
+	mu         sync.Mutex
+	ok, failed time.Time
+	err        error
+}
+
+func (h *writeHealth) note(batch []*writeReq, err error) {
+	for _, r := range batch {
+		if r.probe {
+			continue
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if err != nil {
+			h.failed, h.err = time.Now(), err
+		} else {
+			h.ok = time.Now()
+		}
+		return
+	}
+}
+
+// WriteFailure is the error of the last write if it failed, no write has
+// committed since, and it failed no longer than within ago. Past that it is not
+// reported: a store nobody writes to (readiness turned traffic away) may
+// have recovered, and only a write can tell.
+func (s *DB) WriteFailure(within time.Duration) error {
+	h := &s.health
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.err == nil || !h.failed.After(h.ok) || time.Since(h.failed) > within {
+		return nil
+	}
+	return h.err
 }
 
 // maxGroup bounds how many writes share one transaction.
@@ -90,10 +133,14 @@ func (s *DB) writer() {
 		// answering and each retry would wait the timeout out again.
 		if err != nil && len(batch) > 1 && !errors.Is(err, ErrCommitTimeout) {
 			for _, r := range batch {
-				r.done <- s.commit([]*writeReq{r})
+				one := []*writeReq{r}
+				err := s.commit(one)
+				s.health.note(one, err)
+				r.done <- err
 			}
 			continue
 		}
+		s.health.note(batch, err)
 		for _, r := range batch {
 			r.done <- err
 		}
@@ -137,7 +184,12 @@ func (s *DB) write(ctx context.Context, fn func(tx wtx) error) error {
 
 // writeKeyed is write for an Accept of the record recordID.
 func (s *DB) writeKeyed(ctx context.Context, recordID string, fn func(tx wtx) error) error {
-	r := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1), recordID: recordID}
+	return s.submit(&writeReq{ctx: ctx, fn: fn, done: make(chan error, 1), recordID: recordID})
+}
+
+// submit queues r and waits for its outcome.
+func (s *DB) submit(r *writeReq) error {
+	ctx := r.ctx
 	select {
 	case s.reqs <- r:
 	case <-s.closing:
