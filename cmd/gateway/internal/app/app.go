@@ -25,6 +25,7 @@ import (
 
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/connlimit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
@@ -456,6 +457,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 		go func() { _ = opsSrv.Serve(ops) }()
 	}
 	hs := g.Server.HTTPServer(g.TLS)
+	ln = connlimit.New(ln, g.Config.File.Limits.MaxConnections, g.M.Connections, g.M.ConnectionWaits)
 	err := server.Serve(ctx, hs, ln)
 	cancel()
 	if opsSrv != nil {

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -92,7 +94,7 @@ func TestReadyCRL(t *testing.T) {
 		}
 		return checks["crl:clients.crl"], ok
 	}
-	gauge := func() (float64, bool) { return gaugeValue(t, g, "jambatan_crl_next_update_seconds", "clients.crl") }
+	gauge := func() (float64, bool) { return metricValue(t, g, "jambatan_crl_next_update_seconds", "clients.crl") }
 
 	c, ok := ready()
 	if ok || c.OK || !strings.Contains(c.Detail, "stale since") {
@@ -195,9 +197,9 @@ func TestOpsHandler(t *testing.T) {
 	}
 }
 
-// gaugeValue refreshes g's gauges and reads one series of a gauge by its
-// only label's value.
-func gaugeValue(t *testing.T, g *Gateway, name, label string) (float64, bool) {
+// metricValue refreshes g's gauges and reads one series of a gauge or a
+// counter by its only label's value ("" for one without labels).
+func metricValue(t *testing.T, g *Gateway, name, label string) (float64, bool) {
 	t.Helper()
 	g.refresh(context.Background())
 	mfs, err := g.Metrics.Gather()
@@ -207,7 +209,10 @@ func gaugeValue(t *testing.T, g *Gateway, name, label string) (float64, bool) {
 	for _, mf := range mfs {
 		if mf.GetName() == name {
 			for _, m := range mf.GetMetric() {
-				if m.GetLabel()[0].GetValue() == label {
+				if l := m.GetLabel(); len(l) == 0 && label == "" || len(l) > 0 && l[0].GetValue() == label {
+					if m.Counter != nil {
+						return m.GetCounter().GetValue(), true
+					}
 					return m.GetGauge().GetValue(), true
 				}
 			}
@@ -234,7 +239,7 @@ func TestCertExpirySeries(t *testing.T) {
 		want  bool
 	}{{"server", true}, {"client-ca-0", true}, {"soap-signing", true}, {"partner:demo-employer", true},
 		{"signing-ca:demo-agency:0", true}, {"partner:no-longer-registered", false}} {
-		if v, found := gaugeValue(t, g, metric, tc.label); found != tc.want || (found && v < 24*3600) {
+		if v, found := metricValue(t, g, metric, tc.label); found != tc.want || (found && v < 24*3600) {
 			t.Fatalf("%s: %v (found %v), want found %v and more than a day", tc.label, v, found, tc.want)
 		}
 	}
@@ -258,10 +263,10 @@ func TestCertExpirySeries(t *testing.T) {
 	if err := g.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if _, found := gaugeValue(t, g, metric, "signing-ca:demo-agency:0"); found {
+	if _, found := metricValue(t, g, metric, "signing-ca:demo-agency:0"); found {
 		t.Fatal("a removed agency's signing CA still has an expiry series")
 	}
-	if _, found := gaugeValue(t, g, metric, "partner:demo-employer"); !found {
+	if _, found := metricValue(t, g, metric, "partner:demo-employer"); !found {
 		t.Fatal("a registered partner's series went with the reload")
 	}
 }
@@ -301,5 +306,76 @@ func TestReadyStore(t *testing.T) {
 	}
 	if c := check(); !c.OK {
 		t.Fatalf("ok/written-again: %+v", c)
+	}
+}
+
+// TestConnectionLimit: the partner listener holds at most
+// limits.max_connections open; past it a client's handshake waits until an
+// open connection closes, and the metrics show both.
+func TestConnectionLimit(t *testing.T) {
+	l, _, err := devmode.Ensure(filepath.Join(t.TempDir(), "dev"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.File.Limits.MaxConnections = 2
+	g, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := g.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(ctx, ln, nil) }()
+	defer func() { cancel(); <-served }()
+
+	kit := l.Kit("demo-employer")
+	cert, err := tls.LoadX509KeyPair(kit.ClientCert, kit.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	ca, _ := os.ReadFile(l.CACert)
+	roots.AppendCertsFromPEM(ca)
+	dial := func(timeout time.Duration) (*tls.Conn, error) {
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}}}
+		dctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		c, err := d.DialContext(dctx, "tcp", ln.Addr().String())
+		if err != nil {
+			return nil, err
+		}
+		return c.(*tls.Conn), nil
+	}
+	var open []*tls.Conn
+	for range 2 {
+		c, err := dial(10 * time.Second)
+		if err != nil {
+			t.Fatalf("ok/under-limit: %v", err)
+		}
+		defer c.Close()
+		open = append(open, c)
+	}
+	if c, err := dial(300 * time.Millisecond); err == nil {
+		c.Close()
+		t.Fatal("fail/at-limit: a third handshake completed with 2 connections open and a bound of 2")
+	}
+	open[0].Close()
+	third, err := dial(10 * time.Second)
+	if err != nil {
+		t.Fatalf("ok/after-close: %v", err)
+	}
+	defer third.Close()
+	if v, found := metricValue(t, g, "jambatan_connections_open", ""); !found || v != 2 {
+		t.Fatalf("jambatan_connections_open %v (found %v), want 2", v, found)
+	}
+	if v, found := metricValue(t, g, "jambatan_connection_limit_waits_total", ""); !found || v < 1 {
+		t.Fatalf("jambatan_connection_limit_waits_total %v (found %v), want at least 1", v, found)
 	}
 }

@@ -136,6 +136,7 @@ type TLS struct {
 type Limits struct {
 	MaxBodyBytes      int64    `json:"max_body_bytes,omitempty"`
 	MaxInflightBytes  int64    `json:"max_inflight_bytes,omitempty"`
+	MaxConnections    int      `json:"max_connections,omitempty"` // on the partner listener; see connlimit
 	ReadHeaderTimeout Duration `json:"read_header_timeout,omitempty"`
 	ReadTimeout       Duration `json:"read_timeout,omitempty"`
 	WriteTimeout      Duration `json:"write_timeout,omitempty"`
@@ -197,6 +198,9 @@ const (
 	// DefaultMaxInflightBytes: one of the largest insurer batches (6 MiB)
 	// and hundreds of notices (3-5 KB each) at once; see budget.
 	DefaultMaxInflightBytes = 8 << 20
+	// DefaultMaxConnections: a connection or two for each of hundreds of
+	// partners, at 37-70 KB each when idle (see connlimit).
+	DefaultMaxConnections = 1024
 )
 
 // Config is a loaded, checked configuration.
@@ -285,6 +289,12 @@ func Load(path string) (*Config, error) {
 	}
 	if c.File.Limits.MaxInflightBytes < 0 {
 		return nil, &Error{File: abs, Field: "limits.max_inflight_bytes", Msg: "must be positive"}
+	}
+	if c.File.Limits.MaxConnections == 0 {
+		c.File.Limits.MaxConnections = DefaultMaxConnections
+	}
+	if c.File.Limits.MaxConnections < 0 {
+		return nil, &Error{File: abs, Field: "limits.max_connections", Msg: "must be positive"}
 	}
 	for name, d := range map[string]*Duration{"read_header_timeout": &c.File.Limits.ReadHeaderTimeout, "read_timeout": &c.File.Limits.ReadTimeout, "write_timeout": &c.File.Limits.WriteTimeout, "idle_timeout": &c.File.Limits.IdleTimeout} {
 		if *d == 0 {

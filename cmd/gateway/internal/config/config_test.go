@@ -88,6 +88,8 @@ func TestLoad(t *testing.T) {
 		{"fail/no-store", func(m map[string]any) { delete(m, "store") }, "", "store"},
 		{"fail/no-server-certificate", func(m map[string]any) { m["tls"].(map[string]any)["cert_file"] = "" }, "", "tls.cert_file"},
 		{"fail/negative-body-limit", func(m map[string]any) { m["limits"] = map[string]any{"max_body_bytes": -1} }, "", "limits.max_body_bytes"},
+		{"fail/negative-inflight-limit", func(m map[string]any) { m["limits"] = map[string]any{"max_inflight_bytes": -1} }, "", "limits.max_inflight_bytes"},
+		{"fail/negative-connection-limit", func(m map[string]any) { m["limits"] = map[string]any{"max_connections": -1} }, "", "limits.max_connections"},
 		{"fail/kafka-messages-too-small", func(m map[string]any) { m["kafka"] = map[string]any{"max_message_bytes": 1000} }, "", "kafka.max_message_bytes"},
 		{"fail/kafka-tls-without-ca", func(m map[string]any) { m["kafka"] = map[string]any{"tls": map[string]any{}} }, "", "kafka.tls.ca_file"},
 		{"fail/kafka-sasl-mechanism", func(m map[string]any) {
@@ -183,6 +185,7 @@ func TestLoad(t *testing.T) {
 func checkLoaded(t *testing.T, c *Config, dir string) {
 	t.Helper()
 	if c.File.Listen != DefaultListen || c.File.Limits.MaxBodyBytes != DefaultMaxBodyBytes || c.File.Kafka.MaxMessageBytes != DefaultKafkaMaxMessageBytes ||
+		c.File.Limits.MaxInflightBytes != DefaultMaxInflightBytes || c.File.Limits.MaxConnections != DefaultMaxConnections ||
 		c.File.SOAP.Institution != "MY:PERKESO" || c.File.Outbound.Topic != "perkeso.outbound.v1" {
 		t.Fatalf("defaults not filled in: %+v", c.File)
 	}

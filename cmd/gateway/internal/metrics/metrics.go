@@ -23,6 +23,10 @@ type Metrics struct {
 	// InFlightBytes shows the request bytes reserved under
 	// limits.max_inflight_bytes (package budget).
 	InFlightBytes prometheus.Gauge
+	// Connections and ConnectionWaits show the partner listener's open
+	// connections under limits.max_connections (package connlimit).
+	Connections     prometheus.Gauge
+	ConnectionWaits prometheus.Counter
 
 	partnerCerts sync.Map // partner id -> the *x509.Certificate it last connected with
 }
@@ -46,8 +50,13 @@ func New(r prometheus.Registerer) *Metrics {
 			Help: "Seconds until a CRL's next update is due (negative: stale; /readyz then fails)."}, []string{"crl"}),
 		InFlightBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "jambatan_request_bytes_in_flight",
 			Help: "Request body bytes reserved by requests being served (limits.max_inflight_bytes bounds it)."}),
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "jambatan_connections_open",
+			Help: "Connections open on the partner listener (limits.max_connections bounds it)."}),
+		ConnectionWaits: prometheus.NewCounter(prometheus.CounterOpts{Name: "jambatan_connection_limit_waits_total",
+			Help: "Times the partner listener waited, at limits.max_connections, for a connection to close before accepting another."}),
 	}
-	r.MustRegister(m.Requests, m.Verification, m.Latency, m.OutboxOldest, m.Deliveries, m.CertExpiry, m.CRLNext, m.InFlightBytes)
+	r.MustRegister(m.Requests, m.Verification, m.Latency, m.OutboxOldest, m.Deliveries, m.CertExpiry, m.CRLNext, m.InFlightBytes,
+		m.Connections, m.ConnectionWaits)
 	return m
 }
 
