@@ -140,8 +140,9 @@ func TestReadyCRL(t *testing.T) {
 	}
 }
 
-// devGateway assembles a gateway (not listening) on a fresh dev directory.
-func devGateway(t *testing.T) (*Gateway, devmode.Layout) {
+// devGateway assembles a gateway (not listening) on a fresh dev directory,
+// its configuration changed by edit, if given.
+func devGateway(t *testing.T, edit ...func(*config.Config)) (*Gateway, devmode.Layout) {
 	t.Helper()
 	l, _, err := devmode.Ensure(filepath.Join(t.TempDir(), "dev"))
 	if err != nil {
@@ -150,6 +151,9 @@ func devGateway(t *testing.T) (*Gateway, devmode.Layout) {
 	cfg, err := config.Load(l.Config)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, e := range edit {
+		e(cfg)
 	}
 	g, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -313,19 +317,7 @@ func TestReadyStore(t *testing.T) {
 // limits.max_connections open; past it a client's handshake waits until an
 // open connection closes, and the metrics show both.
 func TestConnectionLimit(t *testing.T) {
-	l, _, err := devmode.Ensure(filepath.Join(t.TempDir(), "dev"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(l.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.File.Limits.MaxConnections = 2
-	g, err := New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, l := devGateway(t, func(c *config.Config) { c.File.Limits.MaxConnections = 2 })
 	ln, err := g.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

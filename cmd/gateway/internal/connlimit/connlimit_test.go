@@ -60,6 +60,17 @@ func accepted(l net.Listener) <-chan net.Conn {
 	return ch
 }
 
+// waiting fails the test if the background Accept returns within a while:
+// it should be waiting at the bound.
+func waiting(t *testing.T, accept <-chan net.Conn, name string) {
+	t.Helper()
+	select {
+	case <-accept:
+		t.Fatalf("%s: a connection accepted past the bound", name)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
 // TestLimit: up to the bound connections are accepted; past it Accept
 // waits (the connection stays in the kernel's backlog) until one of the
 // open connections is closed, and counts the wait; a connection closed
@@ -80,11 +91,7 @@ func TestLimit(t *testing.T) {
 	}
 	dial(t, l)
 	third := accepted(l)
-	select {
-	case <-third:
-		t.Fatal("fail/at-limit: a third connection accepted with 2 open and a bound of 2")
-	case <-time.After(200 * time.Millisecond):
-	}
+	waiting(t, third, "fail/at-limit")
 	conns[0].Close()
 	conns[0].Close() // twice: one slot
 	c := <-third
@@ -97,11 +104,7 @@ func TestLimit(t *testing.T) {
 	}
 	dial(t, l)
 	fourth := accepted(l)
-	select {
-	case <-fourth:
-		t.Fatal("fail/at-limit-again: accepted past the bound (a double close freed two slots?)")
-	case <-time.After(200 * time.Millisecond):
-	}
+	waiting(t, fourth, "fail/at-limit-again (a double close freed two slots?)")
 	conns[1].Close()
 	if c := <-fourth; c == nil {
 		t.Fatal("ok/after-second-close: Accept failed")
