@@ -36,6 +36,7 @@ var commands = []command{
 	{"soap", "sign an envelope with a dev agency kit, call the SOAP exchange, verify the signed response", runSOAP},
 	{"receipt", "receipt verify: verify a Perkeso receipt against a JWKS", runReceipt},
 	{"log", "log verify: recompute the message log's hash chain", runLog},
+	{"store", "store backup: a consistent copy of a SQLite store while the gateway runs, checked", runStore},
 }
 
 // errUsage marks an error already explained by a usage message.

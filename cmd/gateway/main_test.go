@@ -154,6 +154,17 @@ func TestDevMode(t *testing.T) {
 	if stdout, _, err := gateway(t, "log", "verify", "--dev", dir); err != nil || !strings.Contains(stdout, "OK: 5 entries") {
 		t.Fatalf("log verify: %v %s", err, stdout)
 	}
+	// A backup while the gateway runs, checked as it is made, and again.
+	backup := filepath.Join(t.TempDir(), "backup.db")
+	if stdout, stderr, err := gateway(t, "store", "backup", "--dev", dir, "--to", backup); err != nil || !strings.Contains(stdout, "5 entries, hash chain intact") {
+		t.Fatalf("store backup: %v\n%s%s", err, stdout, stderr)
+	}
+	if stdout, _, err := gateway(t, "log", "verify", "--store", backup); err != nil || !strings.Contains(stdout, "OK: 5 entries") {
+		t.Fatalf("log verify of the backup: %v %s", err, stdout)
+	}
+	if _, stderr, err := gateway(t, "store", "backup", "--dev", dir, "--to", backup); err == nil || !strings.Contains(stderr, "exists") {
+		t.Fatalf("a backup over an existing file: %v %s", err, stderr)
+	}
 	stop(t, cmd, out)
 	if _, err := os.Stat(filepath.Join(dir, "dev.json")); !os.IsNotExist(err) {
 		t.Fatalf("dev.json left behind after stop: %v", err)
@@ -178,6 +189,10 @@ func TestDevMode(t *testing.T) {
 	sqlite3Tamper(t, filepath.Join(dir, "gateway.db"))
 	if stdout, _, err := gateway(t, "log", "verify", "--dev", dir); err == nil || !strings.Contains(stdout, "BROKEN at entry 2") {
 		t.Fatalf("tampered log: %v %s", err, stdout)
+	}
+	// and so is a backup of it.
+	if _, stderr, err := gateway(t, "store", "backup", "--dev", dir, "--to", filepath.Join(t.TempDir(), "tampered.db")); err == nil || !strings.Contains(stderr, "broken at entry 2") {
+		t.Fatalf("backup of a tampered log: %v %s", err, stderr)
 	}
 }
 
@@ -455,6 +470,8 @@ func TestFlagsRefused(t *testing.T) {
 		{"fail/certs-unknown", []string{"certs", "renew"}, "usage: gateway certs kit"},
 		{"fail/outbound-list-no-store", []string{"outbound", "list", "--store", filepath.Join(t.TempDir(), "typo.db")}, "no such file or directory"},
 		{"fail/outbound-retry-not-a-number", []string{"outbound", "retry", "abc", "--store", filepath.Join(t.TempDir(), "typo.db")}, `delivery id "abc" is not a number`},
+		{"fail/store-no-subcommand", []string{"store", "--dev", none}, "usage: gateway store backup"},
+		{"fail/store-backup-no-file", []string{"store", "backup", "--dev", none}, "usage: gateway store backup"},
 		{"fail/log-verify-no-store", []string{"log", "verify", "--store", filepath.Join(t.TempDir(), "typo.db")}, "no such file or directory"},
 		{"fail/outbound-list-state", []string{"outbound", "list", "--state", "stuck"}, `--state "stuck": one of pending, delivered, dead`},
 	} {

@@ -1,0 +1,29 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// ErrBackupPostgres is Backup's answer for a PostgreSQL store, which the
+// database's own tools back up.
+var ErrBackupPostgres = errors.New("a PostgreSQL store is backed up with pg_dump or the cluster's own backups")
+
+// Backup writes a copy of a SQLite store to path while the gateway goes on
+// writing: VACUUM INTO reads the store in one read transaction, so the copy
+// is the store as of one commit (chain, records and outbox agreeing), and
+// compacted. path must not exist yet.
+func (s *DB) Backup(ctx context.Context, path string) error {
+	if s.postgres {
+		return ErrBackupPostgres
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("store: backup: %s exists; a backup goes to a new file", path)
+	}
+	if _, err := s.db.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	return nil
+}

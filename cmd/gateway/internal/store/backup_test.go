@@ -1,0 +1,74 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+)
+
+// TestBackup: a backup taken while accepts go on is the store as of one
+// commit: its chain is intact, every record in it has its log entry, and
+// it holds at least what was accepted before it began. A backup refuses a
+// file that exists; a PostgreSQL store refuses to back itself up.
+func TestBackup(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		dir := t.TempDir()
+		if store.IsPostgres(target) {
+			if err := s.Backup(ctx, filepath.Join(dir, "b.db")); !errors.Is(err, store.ErrBackupPostgres) {
+				t.Fatalf("fail/postgres: %v", err)
+			}
+			return
+		}
+		for i := range 200 {
+			if _, err := s.Accept(ctx, entry(fmt.Sprint("before-", i), "aa"), onExisting); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := s.Accept(ctx, entry(fmt.Sprintf("during-%d-%d", w, i), "aa"), onExisting); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		path := filepath.Join(dir, "backup.db")
+		err := s.Backup(ctx, path)
+		close(stop)
+		wg.Wait()
+		if err != nil {
+			t.Fatalf("ok/while-writing: %v", err)
+		}
+		b := open(t, path)
+		rep, err := b.Verify(ctx, nil)
+		if err != nil || rep.BrokenSeq != 0 || rep.Entries < 200 {
+			t.Fatalf("ok/while-writing: the copy's chain %+v, %v", rep, err)
+		}
+		var records, orphans int64
+		if err := b.DB().QueryRow(`SELECT count(*), count(*) FILTER (WHERE seq NOT IN (SELECT seq FROM message_log)) FROM records`).Scan(&records, &orphans); err != nil || records != rep.Entries || orphans != 0 {
+			t.Fatalf("ok/while-writing: %d records (%d without their entry) for %d entries, %v", records, orphans, rep.Entries, err)
+		}
+		t.Logf("backup of %d entries while accepts went on", rep.Entries)
+		if err := s.Backup(ctx, path); err == nil {
+			t.Fatal("fail/file-exists: a backup overwrote a file")
+		}
+	})
+}
