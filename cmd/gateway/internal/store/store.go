@@ -261,8 +261,6 @@ func Open(target string) (*DB, error) {
 			s.db.Close()
 			return nil, fmt.Errorf("store: schema: delivery counts: %w", err)
 		}
-	}
-	if !s.postgres {
 		s.stmts = map[string]*sql.Stmt{}
 		for _, q := range hotStatements {
 			st, err := s.db.Prepare(q)

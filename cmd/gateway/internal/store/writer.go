@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,19 +30,18 @@ type writeHealth struct {
 	err        error
 }
 
-func (h *writeHealth) note(batch []*writeReq, err error) {
-	for _, r := range batch {
-		if r.probe {
-			continue
-		}
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if err != nil {
-			h.failed, h.err = time.Now(), err
-		} else {
-			h.ok = time.Now()
-		}
+// note records a round's outcome: ok when a write of it committed, else
+// err. A round of Ping's write alone is not recorded.
+func (h *writeHealth) note(batch []*writeReq, ok bool, err error) {
+	if !slices.ContainsFunc(batch, func(r *writeReq) bool { return !r.probe }) {
 		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ok {
+		h.ok = time.Now()
+	} else {
+		h.failed, h.err = time.Now(), err
 	}
 }
 
@@ -131,16 +131,19 @@ func (s *DB) writer() {
 		// A failed group is retried write by write, so that one bad write
 		// fails alone; not after a timeout, when the database is not
 		// answering and each retry would wait the timeout out again.
+		// A write that fails alone while others commit failed for what it
+		// holds, not for the store: the round counts as committed.
 		if err != nil && len(batch) > 1 && !errors.Is(err, ErrCommitTimeout) {
+			committed := false
 			for _, r := range batch {
-				one := []*writeReq{r}
-				err := s.commit(one)
-				s.health.note(one, err)
+				err = s.commit([]*writeReq{r})
+				committed = committed || err == nil && !r.probe
 				r.done <- err
 			}
+			s.health.note(batch, committed, err)
 			continue
 		}
-		s.health.note(batch, err)
+		s.health.note(batch, err == nil, err)
 		for _, r := range batch {
 			r.done <- err
 		}
