@@ -75,6 +75,12 @@ func TestEventSizeBound(t *testing.T) {
 // the HTTP status and body.
 func postSOAP(t *testing.T, env *gatewaytest.Env, agency string) (int, []byte) {
 	t.Helper()
+	return postSOAPWith(t, env, agency, nil)
+}
+
+// postSOAPWith is postSOAP with more request headers.
+func postSOAPWith(t *testing.T, env *gatewaytest.Env, agency string, hdr map[string]string) (int, []byte) {
+	t.Helper()
 	d := unsigned(t, soapExample(t))
 	if err := agencyClient(t, env, agency).Signer.Sign(d); err != nil {
 		t.Fatal(err)
@@ -83,6 +89,9 @@ func postSOAP(t *testing.T, env *gatewaytest.Env, agency string) (int, []byte) {
 	req, _ := http.NewRequest("POST", env.Server.URL+"/soap/v1/exchange", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	req.Header.Set("SOAPAction", `"urn:xb-injury:exchange:v1#NotifyInjury"`)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
 	resp, err := env.Client(&env.Partners[agency].TLS).Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -222,6 +223,12 @@ func (s *Server) postClaims(w http.ResponseWriter, r *http.Request, p *partner.P
 // cannot take or read is refused (503, 413 or 400), logged and answered here.
 func (s *Server) submission(w http.ResponseWriter, r *http.Request, p *partner.Partner, format string, limit int64) (sub intake.Submission, release func(), ok bool) {
 	id := CorrelationID(r)
+	if coded(r) {
+		perr := problem.New(problem.UnsupportedMediaType, uncoded)
+		s.logRefusal(r, p, perr, format)
+		perr.WriteHTTP(w, id)
+		return intake.Submission{}, nil, false
+	}
 	release, ok = s.budget.Reserve(r, limit)
 	if !ok {
 		perr := problem.New(problem.Unavailable, busy)
@@ -246,6 +253,24 @@ func (s *Server) submission(w http.ResponseWriter, r *http.Request, p *partner.P
 	return intake.Submission{Partner: p, Format: format, Route: r.Method + " " + r.URL.Path, ContentType: r.Header.Get("Content-Type"),
 		Body: body, DetachedJWS: r.Header.Get(DetachedSignatureHeader), CorrelationID: id}, release, true
 }
+
+// coded reports whether r's body has a content coding other than identity
+// (Content-Encoding). The gateway takes a body as it is: a gzip body would
+// be read as the document, and a signature checked over bytes the sender
+// did not sign, so it is refused, unread, with a clear reason.
+func coded(r *http.Request) bool {
+	for _, v := range r.Header.Values("Content-Encoding") {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// uncoded is the reason a coded body is refused.
+const uncoded = "a Content-Encoding other than identity is not accepted: send the body uncompressed"
 
 // shed marks the answer to a request refused unread: retry in a second,
 // and on a new connection, since this one still carries the unread body
@@ -302,6 +327,10 @@ func (s *Server) getNotice(w http.ResponseWriter, r *http.Request, p *partner.Pa
 func (s *Server) soap(w http.ResponseWriter, r *http.Request, p *partner.Partner) {
 	if s.SOAP == nil {
 		problem.New(problem.Unavailable, "the agency exchange is not configured on this gateway").WriteHTTP(w, CorrelationID(r))
+		return
+	}
+	if coded(r) {
+		s.SOAP.Refuse(w, r, p, CorrelationID(r), uncoded)
 		return
 	}
 	release, ok := s.budget.Reserve(r, s.SOAP.BodyLimit())

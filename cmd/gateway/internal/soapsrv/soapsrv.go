@@ -116,6 +116,13 @@ func (h *Handler) Busy(w http.ResponseWriter, r *http.Request, p *partner.Partne
 	h.fault(w, r, h.newRequest(r, p, cid), &Fault{Code: "server.unavailable", Reason: reason, Server: true, Retry: 1})
 }
 
+// Refuse answers a request refused before its body is read for what its
+// HTTP headers say (a content coding), with the client fault
+// client.schema.invalid and reason, logged like any refusal.
+func (h *Handler) Refuse(w http.ResponseWriter, r *http.Request, p *partner.Partner, cid, reason string) {
+	h.fault(w, r, h.newRequest(r, p, cid), &Fault{Code: wssec.CodeSchema, Reason: reason})
+}
+
 // newRequest starts a request's state and its log entry (without the body,
 // which Serve adds once it has read it whole).
 func (h *Handler) newRequest(r *http.Request, p *partner.Partner, cid string) *request {
