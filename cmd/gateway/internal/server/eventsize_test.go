@@ -78,8 +78,9 @@ func postSOAP(t *testing.T, env *gatewaytest.Env, agency string) (int, []byte) {
 	return postSOAPWith(t, env, agency, nil)
 }
 
-// postSOAPWith is postSOAP with more request headers.
-func postSOAPWith(t *testing.T, env *gatewaytest.Env, agency string, hdr map[string]string) (int, []byte) {
+// postSOAPWith is postSOAP with more request headers (added: a header may
+// repeat).
+func postSOAPWith(t *testing.T, env *gatewaytest.Env, agency string, hdr http.Header) (int, []byte) {
 	t.Helper()
 	d := unsigned(t, soapExample(t))
 	if err := agencyClient(t, env, agency).Signer.Sign(d); err != nil {
@@ -89,8 +90,10 @@ func postSOAPWith(t *testing.T, env *gatewaytest.Env, agency string, hdr map[str
 	req, _ := http.NewRequest("POST", env.Server.URL+"/soap/v1/exchange", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	req.Header.Set("SOAPAction", `"urn:xb-injury:exchange:v1#NotifyInjury"`)
-	for k, v := range hdr {
-		req.Header.Set(k, v)
+	for k, vs := range hdr {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
 	}
 	resp, err := env.Client(&env.Partners[agency].TLS).Do(req)
 	if err != nil {

@@ -223,8 +223,7 @@ func (s *Server) postClaims(w http.ResponseWriter, r *http.Request, p *partner.P
 // cannot take or read is refused (503, 413 or 400), logged and answered here.
 func (s *Server) submission(w http.ResponseWriter, r *http.Request, p *partner.Partner, format string, limit int64) (sub intake.Submission, release func(), ok bool) {
 	id := CorrelationID(r)
-	if coded(r) {
-		perr := problem.New(problem.UnsupportedMediaType, uncoded)
+	if perr := s.headersRefused(r); perr != nil {
 		s.logRefusal(r, p, perr, format)
 		perr.WriteHTTP(w, id)
 		return intake.Submission{}, nil, false
@@ -252,6 +251,38 @@ func (s *Server) submission(w http.ResponseWriter, r *http.Request, p *partner.P
 	}
 	return intake.Submission{Partner: p, Format: format, Route: r.Method + " " + r.URL.Path, ContentType: r.Header.Get("Content-Type"),
 		Body: body, DetachedJWS: r.Header.Get(DetachedSignatureHeader), CorrelationID: id}, release, true
+}
+
+// headersRefused refuses, before the body is read, a JSON submission whose
+// headers the gateway could only misread: a header it reads once sent
+// twice, or a content coding.
+func (s *Server) headersRefused(r *http.Request) *problem.Error {
+	switch h := repeated(r); {
+	case h == DetachedSignatureHeader:
+		const reason = "exactly one X-JWS-Signature header: each is a signature"
+		s.Metrics.VerificationFailed("multiple")
+		return problem.New(problem.Signature, reason, adapters.Problem{Pointer: "", Code: adapters.CodeSignature, Message: reason})
+	case h != "":
+		return problem.New(problem.BadRequest, "send one "+h+" header")
+	case coded(r):
+		return problem.New(problem.UnsupportedMediaType, uncoded)
+	}
+	return nil
+}
+
+// singletons are the request headers the gateway reads once. Sent twice,
+// the one it read and the one the sender or an intermediary meant could
+// differ (two media types, two signatures), so a second is refused.
+var singletons = []string{"Content-Type", DetachedSignatureHeader, "SOAPAction"}
+
+// repeated is the first of singletons that r carries more than once, or "".
+func repeated(r *http.Request) string {
+	for _, h := range singletons {
+		if len(r.Header.Values(h)) > 1 {
+			return h
+		}
+	}
+	return ""
 }
 
 // coded reports whether r's body has a content coding other than identity
@@ -327,6 +358,10 @@ func (s *Server) getNotice(w http.ResponseWriter, r *http.Request, p *partner.Pa
 func (s *Server) soap(w http.ResponseWriter, r *http.Request, p *partner.Partner) {
 	if s.SOAP == nil {
 		problem.New(problem.Unavailable, "the agency exchange is not configured on this gateway").WriteHTTP(w, CorrelationID(r))
+		return
+	}
+	if h := repeated(r); h != "" {
+		s.SOAP.Refuse(w, r, p, CorrelationID(r), "send one "+h+" header")
 		return
 	}
 	if coded(r) {

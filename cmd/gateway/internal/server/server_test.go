@@ -46,11 +46,19 @@ type response struct {
 
 func post(t testing.TB, c *http.Client, url, contentType string, body []byte, hdr map[string]string) response {
 	t.Helper()
-	req, _ := http.NewRequest("POST", url+"/v1/injury-notices", bytes.NewReader(body))
-	req.Header.Set("Content-Type", contentType)
+	h := http.Header{"Content-Type": {contentType}}
 	for k, v := range hdr {
-		req.Header.Set(k, v)
+		h.Set(k, v)
 	}
+	return postHeader(t, c, url, body, h)
+}
+
+// postHeader posts a notice with the headers h, each value as given (a
+// header may repeat).
+func postHeader(t testing.TB, c *http.Client, url string, body []byte, h http.Header) response {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url+"/v1/injury-notices", bytes.NewReader(body))
+	req.Header = h
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("POST: %v", err)

@@ -117,7 +117,7 @@ func (h *Handler) Busy(w http.ResponseWriter, r *http.Request, p *partner.Partne
 }
 
 // Refuse answers a request refused before its body is read for what its
-// HTTP headers say (a content coding), with the client fault
+// HTTP headers say (a content coding, a header sent twice), with the client fault
 // client.schema.invalid and reason, logged like any refusal.
 func (h *Handler) Refuse(w http.ResponseWriter, r *http.Request, p *partner.Partner, cid, reason string) {
 	h.fault(w, r, h.newRequest(r, p, cid), &Fault{Code: wssec.CodeSchema, Reason: reason})
