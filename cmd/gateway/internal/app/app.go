@@ -414,8 +414,15 @@ func (g *Gateway) OpsHandler() http.Handler {
 func (g *Gateway) ServeOperator(ctx context.Context, ln net.Listener) error {
 	hs := &http.Server{Handler: (&operator.API{Store: g.Store, Partners: g.Config.Partners, Log: g.Log}).Handler(), TLSConfig: g.OperatorTLS,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
-	return server.Serve(ctx, hs, ln)
+	return server.Serve(ctx, hs, connlimit.New(ln, MaxAdminConnections, nil, nil))
 }
+
+// MaxAdminConnections bounds the connections the ops and operator listeners
+// each hold open. They serve a monitoring system and a few operators, on a
+// management network, so a handful suffice; without a bound, a client there
+// could hold the gateway's memory as limits.max_connections keeps partners
+// from doing on theirs.
+const MaxAdminConnections = 64
 
 // Serve serves on ln (and the ops listener, if given) and runs the relay
 // until ctx is done, then stops them and closes the store.
@@ -454,7 +461,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 		// deadline by the duration of a CPU profile it is asked for).
 		opsSrv = &http.Server{Handler: g.OpsHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
-		go func() { _ = opsSrv.Serve(ops) }()
+		go func() { _ = opsSrv.Serve(connlimit.New(ops, MaxAdminConnections, nil, nil)) }()
 	}
 	hs := g.Server.HTTPServer(g.TLS)
 	ln = connlimit.New(ln, g.Config.File.Limits.MaxConnections, g.M.Connections, g.M.ConnectionWaits)

@@ -315,16 +315,21 @@ func TestReadyStore(t *testing.T) {
 
 // TestConnectionLimit: the partner listener holds at most
 // limits.max_connections open; past it a client's handshake waits until an
-// open connection closes, and the metrics show both.
+// open connection closes, and the metrics show both. The ops listener holds
+// at most MaxAdminConnections.
 func TestConnectionLimit(t *testing.T) {
 	g, l := devGateway(t, func(c *config.Config) { c.File.Limits.MaxConnections = 2 })
 	ln, err := g.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	ops, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- g.Serve(ctx, ln, nil) }()
+	go func() { served <- g.Serve(ctx, ln, ops) }()
 	defer func() { cancel(); <-served }()
 
 	kit := l.Kit("demo-employer")
@@ -369,5 +374,32 @@ func TestConnectionLimit(t *testing.T) {
 	}
 	if v, found := metricValue(t, g, "jambatan_connection_limit_waits_total", ""); !found || v < 1 {
 		t.Fatalf("jambatan_connection_limit_waits_total %v (found %v), want at least 1", v, found)
+	}
+
+	// The ops listener holds MaxAdminConnections.
+	healthz := func(timeout time.Duration) error {
+		c := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := c.Get("http://" + ops.Addr().String() + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	var held []net.Conn
+	for range MaxAdminConnections {
+		c, err := net.Dial("tcp", ops.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		held = append(held, c)
+	}
+	time.Sleep(100 * time.Millisecond) // let the server accept them
+	if err := healthz(300 * time.Millisecond); err == nil {
+		t.Fatalf("fail/ops-at-limit: /healthz answered with %d connections held", MaxAdminConnections)
+	}
+	held[0].Close()
+	if err := healthz(10 * time.Second); err != nil {
+		t.Fatalf("ok/ops-after-close: %v", err)
 	}
 }
