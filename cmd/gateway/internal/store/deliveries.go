@@ -211,15 +211,11 @@ func (s *DB) RetryDelivery(ctx context.Context, id int64, now time.Time) error {
 // DeliveryCounts counts deliveries by state.
 //
 // Delivered rows are kept, so a count of them grows with every message sent:
-// a GROUP BY over the table took 123 ms at 1,000,000 deliveries on SQLite,
-// on every /metrics scrape and /healthz. A SQLite store keeps the counts in
-// delivery_counts instead (countDeliveries); PostgreSQL counts the table.
+// a GROUP BY over the table took 123 ms at 1,000,000 deliveries on SQLite
+// and 119 ms on PostgreSQL, on every /metrics scrape and /healthz. The store
+// keeps the counts in delivery_counts instead (countDeliveries).
 func (s *DB) DeliveryCounts(ctx context.Context) (map[string]int64, error) {
-	q := `SELECT state, count(*) FROM deliveries GROUP BY state`
-	if !s.postgres {
-		q = `SELECT state, n FROM delivery_counts WHERE n > 0`
-	}
-	rows, err := s.db.QueryContext(ctx, q)
+	rows, err := s.db.QueryContext(ctx, `SELECT state, n FROM delivery_counts WHERE n > 0`)
 	if err != nil {
 		return nil, err
 	}
@@ -236,17 +232,23 @@ func (s *DB) DeliveryCounts(ctx context.Context) (map[string]int64, error) {
 	return out, rows.Err()
 }
 
-// countDeliveries makes a SQLite store's delivery_counts, the number of
-// deliveries in each state, kept in step with the deliveries table by
-// triggers, in the transaction of each write to it. A store from an earlier
-// build, with deliveries already made, is counted once, when the table is
-// made; the transaction (BEGIN IMMEDIATE) keeps another process opening the
-// store from counting too, or writing a delivery in between. A store that
-// has its counts is not locked: the gateway may be writing to it.
+// countDeliveries makes delivery_counts, the number of deliveries in each
+// state, kept in step with the deliveries table by triggers, in the
+// transaction of each write to it. A store from an earlier build, with
+// deliveries already made, is counted once, when the table is made, in a
+// transaction that keeps another process opening the store from counting
+// too, or writing a delivery in between: BEGIN IMMEDIATE on SQLite, the
+// writer's advisory lock on PostgreSQL (every write to deliveries takes it,
+// so the triggers of two transactions never wait on each other's counts). A
+// store that has its counts is not locked: the gateway may be writing.
 func (s *DB) countDeliveries() error {
-	const q = `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'delivery_counts'`
-	var made int
-	if err := s.db.QueryRow(q).Scan(&made); err != nil || made > 0 {
+	made := `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'delivery_counts'`
+	ddl := countsSQLite
+	if s.postgres {
+		made, ddl = `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'delivery_counts'`, countsPostgres
+	}
+	var n int
+	if err := s.db.QueryRow(made).Scan(&n); err != nil || n > 0 {
 		return err
 	}
 	tx, err := s.db.Begin()
@@ -254,10 +256,31 @@ func (s *DB) countDeliveries() error {
 		return err
 	}
 	defer tx.Rollback()
-	if err := tx.QueryRow(q).Scan(&made); err != nil || made > 0 {
+	if s.postgres {
+		if _, err := tx.Exec(`SELECT pg_advisory_xact_lock($1)`, lockWriter); err != nil {
+			return err
+		}
+	}
+	if err := tx.QueryRow(made).Scan(&n); err != nil || n > 0 {
 		return err
 	}
-	for _, q := range []string{
+	for _, q := range ddl {
+		if _, err := tx.Exec(q); err != nil {
+			return err
+		}
+	}
+	for _, st := range DeliveryStates {
+		if _, err := tx.Exec(s.q(`INSERT INTO delivery_counts (state, n) SELECT ?, count(*) FROM deliveries WHERE state = ?`), st, st); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// The counts' table and triggers. PostgreSQL's trigger calls a function
+// of its own, in the store's schema.
+var (
+	countsSQLite = []string{
 		`CREATE TABLE delivery_counts (state TEXT PRIMARY KEY, n INTEGER NOT NULL)`,
 		`CREATE TRIGGER deliveries_inserted AFTER INSERT ON deliveries BEGIN
 			UPDATE delivery_counts SET n = n + 1 WHERE state = NEW.state; END`,
@@ -266,18 +289,26 @@ func (s *DB) countDeliveries() error {
 			UPDATE delivery_counts SET n = n + 1 WHERE state = NEW.state; END`,
 		`CREATE TRIGGER deliveries_deleted AFTER DELETE ON deliveries BEGIN
 			UPDATE delivery_counts SET n = n - 1 WHERE state = OLD.state; END`,
-	} {
-		if _, err := tx.Exec(q); err != nil {
-			return err
-		}
 	}
-	for _, st := range DeliveryStates {
-		if _, err := tx.Exec(`INSERT INTO delivery_counts (state, n) SELECT ?, count(*) FROM deliveries WHERE state = ?`, st, st); err != nil {
-			return err
-		}
+	countsPostgres = []string{
+		`CREATE TABLE delivery_counts (state TEXT PRIMARY KEY, n BIGINT NOT NULL)`,
+		`CREATE FUNCTION deliveries_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF TG_OP = 'UPDATE' AND OLD.state = NEW.state THEN
+				RETURN NULL;
+			END IF;
+			IF TG_OP <> 'INSERT' THEN
+				UPDATE delivery_counts SET n = n - 1 WHERE state = OLD.state;
+			END IF;
+			IF TG_OP <> 'DELETE' THEN
+				UPDATE delivery_counts SET n = n + 1 WHERE state = NEW.state;
+			END IF;
+			RETURN NULL;
+		END $$`,
+		`CREATE TRIGGER deliveries_counted AFTER INSERT OR DELETE OR UPDATE OF state ON deliveries
+			FOR EACH ROW EXECUTE FUNCTION deliveries_counted()`,
 	}
-	return tx.Commit()
-}
+)
 
 // Reschedule moves a leased, still pending delivery to at (a delivery skipped
 // for its partner's breaker or concurrency limit), without counting an attempt.

@@ -256,11 +256,11 @@ func Open(target string) (*DB, error) {
 		s.db.Close()
 		return nil, fmt.Errorf("store: schema: %w", err)
 	}
+	if err := s.countDeliveries(); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("store: schema: delivery counts: %w", err)
+	}
 	if !s.postgres {
-		if err := s.countDeliveries(); err != nil {
-			s.db.Close()
-			return nil, fmt.Errorf("store: schema: delivery counts: %w", err)
-		}
 		s.stmts = map[string]*sql.Stmt{}
 		for _, q := range hotStatements {
 			st, err := s.db.Prepare(q)
