@@ -253,9 +253,9 @@ func (s *Server) submission(w http.ResponseWriter, r *http.Request, p *partner.P
 		Body: body, DetachedJWS: r.Header.Get(DetachedSignatureHeader), CorrelationID: id}, release, true
 }
 
-// headersRefused refuses, before the body is read, a JSON submission whose
+// headersRefused refuses, before the body is read, a submission whose
 // headers the gateway could only misread: a header it reads once sent
-// twice, or a content coding.
+// twice, or a content coding. A SOAP caller gets its Detail in a fault.
 func (s *Server) headersRefused(r *http.Request) *problem.Error {
 	switch h := repeated(r); {
 	case h == DetachedSignatureHeader:
@@ -360,12 +360,8 @@ func (s *Server) soap(w http.ResponseWriter, r *http.Request, p *partner.Partner
 		problem.New(problem.Unavailable, "the agency exchange is not configured on this gateway").WriteHTTP(w, CorrelationID(r))
 		return
 	}
-	if h := repeated(r); h != "" {
-		s.SOAP.Refuse(w, r, p, CorrelationID(r), "send one "+h+" header")
-		return
-	}
-	if coded(r) {
-		s.SOAP.Refuse(w, r, p, CorrelationID(r), uncoded)
+	if perr := s.headersRefused(r); perr != nil {
+		s.SOAP.Refuse(w, r, p, CorrelationID(r), perr.Detail)
 		return
 	}
 	release, ok := s.budget.Reserve(r, s.SOAP.BodyLimit())
