@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
@@ -31,25 +30,13 @@ func TestBackup(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		var wg sync.WaitGroup
 		stop := make(chan struct{})
-		for w := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					if _, err := s.Accept(ctx, entry(fmt.Sprintf("during-%d-%d", w, i), "aa"), onExisting); err != nil {
-						t.Error(err)
-						return
-					}
-				}
-			}()
-		}
+		wg := acceptUntil(s, 4, "during-", stop, func(_ string, _ store.AcceptResult, err error) bool {
+			if err != nil {
+				t.Error(err)
+			}
+			return err == nil
+		})
 		path := filepath.Join(dir, "backup.db")
 		err := s.Backup(ctx, path)
 		close(stop)

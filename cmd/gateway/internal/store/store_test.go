@@ -615,32 +615,19 @@ func TestDroppedConnections(t *testing.T) {
 	var accepted []string
 	failed, retried := 0, 0
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				key := fmt.Sprintf("w%d-%d", w, i)
-				r, err := s.Accept(ctx, entry(key, "aa"), onExisting)
-				mu.Lock()
-				switch {
-				case err != nil:
-					failed++
-				case r.Outcome == store.OutcomeAccepted:
-					accepted = append(accepted, key)
-				default:
-					retried++ // a group whose COMMIT was cut off, retried write by write, found it committed
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	wg := acceptUntil(s, 16, "w", stop, func(key string, r store.AcceptResult, err error) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err != nil:
+			failed++
+		case r.Outcome == store.OutcomeAccepted:
+			accepted = append(accepted, key)
+		default:
+			retried++ // a group whose COMMIT was cut off, retried write by write, found it committed
+		}
+		return true
+	})
 	killed := 0
 	for range 40 {
 		time.Sleep(25 * time.Millisecond)
@@ -781,6 +768,31 @@ func TestFailureAdvice(t *testing.T) {
 			}
 		})
 	}
+}
+
+// acceptUntil runs n writers, each accepting distinct notices (keys
+// prefix<writer>-<i>) until stop is closed or seen returns false for an
+// outcome; wait on the group returned.
+func acceptUntil(s *store.DB, n int, prefix string, stop <-chan struct{}, seen func(key string, r store.AcceptResult, err error) bool) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				key := fmt.Sprintf("%s%d-%d", prefix, w, i)
+				if r, err := s.Accept(context.Background(), entry(key, "aa"), onExisting); !seen(key, r, err) {
+					return
+				}
+			}
+		}()
+	}
+	return &wg
 }
 
 // TestOutboxBacklog: the backlog counts what the relay has yet to publish:
