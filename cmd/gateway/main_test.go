@@ -2,8 +2,13 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -256,6 +261,48 @@ func TestServeConfigErrors(t *testing.T) {
 				t.Fatalf("serve: %v\n%s", err, stderr)
 			}
 		})
+	}
+}
+
+// TestServeCheck: serve --check reads the configuration and every file it
+// names, lists the certificate and CRL checks of /readyz, and fails on an
+// expired certificate or a file that does not load; it opens no store.
+func TestServeCheck(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	l, _, err := devmode.Ensure(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err := gateway(t, "serve", "--config", l.Config, "--check")
+	if err != nil || !strings.Contains(stdout, "ok   certificate:server") || !strings.Contains(stdout, "configuration OK") {
+		t.Fatalf("ok/dev-config: %v\n%s%s", err, stdout, stderr)
+	}
+	if _, err := os.Stat(l.Store); !os.IsNotExist(err) {
+		t.Fatalf("ok/dev-config: the check made the store (%v)", err)
+	}
+
+	// An expired server certificate (its key pair still matches).
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, _ := x509.ParseCertificate(der)
+	if err := certs.WriteFiles(l.ServerCert, l.ServerKey, expired, key); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, err = gateway(t, "serve", "--config", l.Config, "--check")
+	if err == nil || !strings.Contains(stdout, "FAIL certificate:server") || !strings.Contains(stderr, "certificate:server: not valid now") {
+		t.Fatalf("fail/expired-server-certificate: %v\n%s%s", err, stdout, stderr)
+	}
+
+	if err := os.Remove(l.ReceiptKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err = gateway(t, "serve", "--config", l.Config, "--check"); err == nil || !strings.Contains(stderr, "receipt key") {
+		t.Fatalf("fail/no-receipt-key: %v\n%s", err, stderr)
 	}
 }
 

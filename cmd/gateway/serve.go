@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"syscall"
 	"time"
 
@@ -29,6 +31,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	cfgPath := fs.String("config", "", "configuration file (required)")
 	addr := fs.String("addr", "", "listen address, overriding the file's \"listen\"")
 	storeFlag := fs.String("store", "", "store, overriding the file's \"store\": a SQLite path or a postgres:// DSN")
+	check := fs.Bool("check", false, "read the configuration and every file it names, check the certificates and CRLs, and exit (before a start or a SIGHUP)")
 	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
@@ -40,6 +43,9 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		return err
+	}
+	if *check {
+		return checkConfig(cfg, stdout)
 	}
 	if *storeFlag != "" {
 		cfg.StorePath = *storeFlag
@@ -54,6 +60,24 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	stopHUP := reloadOnHUP(ctx, g, log)
 	defer stopHUP()
 	return g.Serve(ctx, ln, ops)
+}
+
+// checkConfig is serve --check: every check in name order, then the verdict.
+func checkConfig(cfg *config.Config, stdout io.Writer) error {
+	checks, err := app.CheckConfig(cfg, time.Now())
+	for _, name := range slices.Sorted(maps.Keys(checks)) {
+		c := checks[name]
+		verdict := "ok  "
+		if !c.OK {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(stdout, "%s %-40s %s\n", verdict, name, c.Detail)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "configuration OK: %s, %d partners\n", cfg.Path, len(cfg.Partners.All()))
+	return nil
 }
 
 func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -35,7 +36,6 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
-	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/relay"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/server"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/soapsrv"
@@ -89,18 +89,11 @@ func Topics(k config.Kafka) events.Topics {
 
 // New opens the store, loads keys and certificates, and builds the server.
 func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
-	lt, err := loadListenerTLS(cfg)
+	f, err := loadFiles(cfg)
 	if err != nil {
 		return nil, err
 	}
-	ids, err := loadIdentities(cfg)
-	if err != nil {
-		return nil, err
-	}
-	signer, err := receipt.LoadSigner(cfg.ReceiptKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("receipt key: %w", err)
-	}
+	lt, ids, signer := f.lt, f.ids, f.signer
 	st, err := store.Open(cfg.StorePath)
 	if err != nil {
 		return nil, err
@@ -198,20 +191,13 @@ func (g *Gateway) Reload() error {
 	if err != nil {
 		return err
 	}
-	lt, err := loadListenerTLS(cfg)
+	f, err := loadFiles(cfg)
 	if err != nil {
 		return err
 	}
-	ids, err := loadIdentities(cfg)
-	if err != nil {
-		return err
-	}
+	lt, ids, signer := f.lt, f.ids, f.signer
 	if err := g.canRenew(ids); err != nil {
 		return err
-	}
-	signer, err := receipt.LoadSigner(cfg.ReceiptKeyFile)
-	if err != nil {
-		return fmt.Errorf("receipt key: %w", err)
 	}
 	g.Config.Partners.Replace(cfg.Partners)
 	g.tlsHold.Set(lt.cert, lt.pool, lt.crls)
@@ -338,18 +324,7 @@ func (g *Gateway) Ready(ctx context.Context) (map[string]Check, bool) {
 			checks["kafka"] = Check{Detail: fmt.Sprintf("unreachable, backlog %d over %d: %s", st.Backlog, MaxBacklog, st.LastError)}
 		}
 	}
-	now := time.Now()
-	watch := g.watch.Load()
-	for name, c := range watch.crls {
-		checks["crl:"+name] = checkCRL(c, now)
-	}
-	for name, c := range watch.certs {
-		if now.After(c.NotAfter) || now.Before(c.NotBefore) {
-			checks["certificate:"+name] = Check{Detail: "not valid now (until " + c.NotAfter.UTC().Format(time.RFC3339) + ")"}
-		} else {
-			checks["certificate:"+name] = Check{OK: true, Detail: "valid until " + c.NotAfter.UTC().Format(time.RFC3339)}
-		}
-	}
+	maps.Copy(checks, g.watch.Load().checks(time.Now()))
 	ok := true
 	for _, c := range checks {
 		ok = ok && c.OK
