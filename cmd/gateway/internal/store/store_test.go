@@ -939,6 +939,23 @@ func TestDeliveriesDueIndex(t *testing.T) {
 	})
 }
 
+// deliveryAt is when the delivery tests' deliveries are queued and tried.
+var deliveryAt = time.Date(2026, 3, 4, 2, 40, 12, 0, time.UTC)
+
+// deliveryEntry is the log entry of an attempt at, or a refusal of, d.
+func deliveryEntry(d *store.Delivery) *store.Entry {
+	return &store.Entry{CorrelationID: "outbound-" + d.Key, PartnerID: d.PartnerID, ReceivedAt: deliveryAt, Route: "OUTBOUND JSON",
+		Verification: "refused: unknown partner", Outcome: "DEAD_LETTERED", SourceKey: d.Key, Body: d.Payload}
+}
+
+// enqueue queues a JSON delivery under key at deliveryAt.
+func enqueue(t *testing.T, s *store.DB, key string) {
+	t.Helper()
+	if _, err := s.Enqueue(context.Background(), &store.Delivery{Key: key, PartnerID: "p1", MessageType: "JSON", Payload: []byte(`{}`)}, deliveryAt); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestEnqueueRefused: a refused request is a dead letter from the start,
 // logged with it and never claimable; the id of a queued delivery refused
 // again leaves that delivery as it was and logs nothing.
@@ -946,11 +963,7 @@ func TestEnqueueRefused(t *testing.T) {
 	backends(t, func(t *testing.T, target string) {
 		ctx := context.Background()
 		s := open(t, target)
-		at := time.Date(2026, 3, 4, 2, 40, 12, 0, time.UTC)
-		logged := func(d *store.Delivery) *store.Entry {
-			return &store.Entry{CorrelationID: "outbound-" + d.Key, PartnerID: d.PartnerID, ReceivedAt: at, Route: "OUTBOUND JSON",
-				Verification: "refused: unknown partner", Outcome: "DEAD_LETTERED", SourceKey: d.Key, Body: d.Payload}
-		}
+		at, logged := deliveryAt, deliveryEntry
 		refused := &store.Delivery{Key: "bad-1", PartnerID: "nobody", MessageType: "JSON", Payload: []byte(`{}`)}
 		created, err := s.EnqueueRefused(ctx, refused, "unknown partner", at, logged)
 		if err != nil || !created || refused.ID == 0 {
@@ -991,7 +1004,7 @@ func TestDeliveryCounts(t *testing.T) {
 	backends(t, func(t *testing.T, target string) {
 		ctx := context.Background()
 		s := open(t, target)
-		at := time.Date(2026, 3, 4, 2, 40, 12, 0, time.UTC)
+		at, logged := deliveryAt, deliveryEntry
 		counts := func(want map[string]int64) {
 			t.Helper()
 			got, err := s.DeliveryCounts(ctx)
@@ -1005,19 +1018,9 @@ func TestDeliveryCounts(t *testing.T) {
 				}
 			}
 		}
-		logged := func(d *store.Delivery) *store.Entry {
-			return &store.Entry{CorrelationID: "outbound-" + d.Key, PartnerID: d.PartnerID, ReceivedAt: at, Route: "OUTBOUND JSON",
-				Outcome: "ATTEMPTED", SourceKey: d.Key, Body: d.Payload}
-		}
-		enqueue := func(key string) {
-			t.Helper()
-			if _, err := s.Enqueue(ctx, &store.Delivery{Key: key, PartnerID: "p1", MessageType: "JSON", Payload: []byte(`{}`)}, at); err != nil {
-				t.Fatal(err)
-			}
-		}
 		counts(map[string]int64{})
 		for _, k := range []string{"d1", "d2", "d3", "d1"} {
-			enqueue(k)
+			enqueue(t, s, k)
 		}
 		counts(map[string]int64{store.DeliveryPending: 3})
 		for _, k := range []string{"bad", "d2"} {
@@ -1039,7 +1042,7 @@ func TestDeliveryCounts(t *testing.T) {
 		if err := s.RetryDelivery(ctx, due[1].ID, at); err != nil {
 			t.Fatal(err)
 		}
-		enqueue("d4")
+		enqueue(t, s, "d4")
 		counts(map[string]int64{store.DeliveryPending: 3, store.DeliveryDelivered: 1, store.DeliveryDead: 1})
 	})
 }
@@ -1051,15 +1054,8 @@ func TestDeliveryCountsOfEarlierStore(t *testing.T) {
 	backends(t, func(t *testing.T, path string) {
 		ctx := context.Background()
 		s := open(t, path)
-		at := time.Date(2026, 3, 4, 2, 40, 12, 0, time.UTC)
-		enqueue := func(s *store.DB, key string) {
-			t.Helper()
-			if _, err := s.Enqueue(ctx, &store.Delivery{Key: key, PartnerID: "p1", MessageType: "JSON", Payload: []byte(`{}`)}, at); err != nil {
-				t.Fatal(err)
-			}
-		}
 		for _, k := range []string{"d1", "d2", "d3"} {
-			enqueue(s, k)
+			enqueue(t, s, k)
 		}
 		// As an earlier build left it: the deliveries without their counts.
 		drop := []string{`DROP TRIGGER deliveries_inserted`, `DROP TRIGGER deliveries_moved`, `DROP TRIGGER deliveries_deleted`, `DROP TABLE delivery_counts`}
@@ -1095,7 +1091,7 @@ func TestDeliveryCountsOfEarlierStore(t *testing.T) {
 		if c, err := s.DeliveryCounts(ctx); err != nil || !maps.Equal(c, map[string]int64{store.DeliveryPending: 2, store.DeliveryDelivered: 1}) {
 			t.Fatalf("counts on opening %v, %v", c, err)
 		}
-		enqueue(s, "d4")
+		enqueue(t, s, "d4")
 		if c, err := s.DeliveryCounts(ctx); err != nil || !maps.Equal(c, map[string]int64{store.DeliveryPending: 3, store.DeliveryDelivered: 1}) {
 			t.Fatalf("counts after one more %v, %v", c, err)
 		}
