@@ -120,14 +120,9 @@ func newWatched(cfg *config.Config, l *listenerTLS, ids *identities) *watched {
 	for i, c := range l.cas {
 		w.certs[fmt.Sprintf("client-ca-%d", i)] = c
 	}
-	for _, pc := range cfg.File.Partners {
-		if pc.SigningCAFile == "" {
-			continue
-		}
-		if cas, err := certs.LoadCertificates(pc.SigningCAFile); err == nil {
-			for i, c := range cas {
-				w.certs[fmt.Sprintf("signing-ca:%s:%d", pc.ID, i)] = c
-			}
+	for _, p := range cfg.Partners.All() {
+		for i, c := range p.SigningCACerts { // read once, by config.Load
+			w.certs[fmt.Sprintf("signing-ca:%s:%d", p.ID, i)] = c
 		}
 	}
 	for i, crl := range l.crls {

@@ -9,6 +9,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -484,11 +485,14 @@ func loadPartner(abs string, i int, pc PartnerConfig) (*partner.Partner, error) 
 		if pc.SigningCAFile == "" {
 			return nil, fail("signing_ca_file", "an agency needs the CA of its WS-Security signing certificates")
 		}
-		pool, err := certs.LoadPool(pc.SigningCAFile)
+		cas, err := certs.LoadCertificates(pc.SigningCAFile)
 		if err != nil {
 			return nil, fail("signing_ca_file", "%v", err)
 		}
-		p.Institution, p.SigningCAs = pc.Institution, pool
+		p.Institution, p.SigningCAs, p.SigningCACerts = pc.Institution, x509.NewCertPool(), cas
+		for _, c := range cas {
+			p.SigningCAs.AddCert(c)
+		}
 		p.SigningPins = map[string]bool{}
 		for _, f := range pc.SigningCertSHA256 {
 			if !reSHA256.MatchString(f) {

@@ -83,9 +83,10 @@ type Partner struct {
 
 	// Agencies: the institution id, the CAs of its WS-Security signing
 	// certificates and, optionally, pinned certificate fingerprints.
-	Institution string
-	SigningCAs  *x509.CertPool
-	SigningPins map[string]bool
+	Institution    string
+	SigningCAs     *x509.CertPool
+	SigningCACerts []*x509.Certificate // SigningCAs' certificates, for their expiry gauges
+	SigningPins    map[string]bool
 }
 
 // TrustSigningCert decides whether a WS-Security signing certificate belongs
