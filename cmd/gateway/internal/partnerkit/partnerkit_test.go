@@ -2,6 +2,8 @@ package partnerkit_test
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -70,6 +72,67 @@ func TestSubmitRetriesBusy(t *testing.T) {
 	}
 	if resp, err = c.Raw("POST", "/v1/injury-notices", map[string]string{"Content-Type": "application/jose"}, []byte("x")); err != nil || resp.Status != http.StatusUnauthorized {
 		t.Fatalf("garbage: %v %+v", err, resp)
+	}
+}
+
+// TestVerifyWith: a partner's receipt is held to the rules the gateway
+// applies to what partners send it, not to what its header asks for.
+func TestVerifyWith(t *testing.T) {
+	ec, err := receipt.NewES256Key("ec-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := receipt.NewES256Key("ec-2") // not in the set
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsa2048, err := jwk.Import(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = rsa2048.Set(jwk.KeyIDKey, "rsa-1")
+	set := jwk.NewSet()
+	for _, k := range []jwk.Key{ec, rsa2048} {
+		pub, _ := jwk.PublicKeyOf(k)
+		if err := set.AddKey(pub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sign := func(alg jwa.SignatureAlgorithm, key jwk.Key, kid string) string {
+		h := jws.NewHeaders()
+		_ = h.Set(jws.KeyIDKey, kid)
+		b, err := jws.Sign([]byte(`{"status":"RECEIVED"}`), jws.WithKey(alg, key, jws.WithProtectedHeaders(h)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	tests := []struct {
+		name    string
+		compact string
+		ok      bool
+	}{
+		{"ok/ES256", sign(jwa.ES256(), ec, "ec-1"), true},
+		{"ok/RS256", sign(jwa.RS256(), rsa2048, "rsa-1"), true},
+		{"fail/alg-outside-allowlist", sign(jwa.RS512(), rsa2048, "rsa-1"), false},
+		{"fail/unknown-kid", sign(jwa.ES256(), stranger, "ec-2"), false},
+		{"fail/alg-none", "eyJhbGciOiJub25lIiwia2lkIjoiZWMtMSJ9.e30.", false},
+		{"fail/json-serialization", `{"payload":"e30","signatures":[]}`, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			payload, err := partnerkit.VerifyWith(tc.compact, set)
+			if tc.ok && (err != nil || string(payload) != `{"status":"RECEIVED"}`) {
+				t.Fatalf("VerifyWith = %q, %v; want the signed payload", payload, err)
+			}
+			if !tc.ok && err == nil {
+				t.Fatalf("VerifyWith accepted it: %q", payload)
+			}
+		})
 	}
 }
 
