@@ -6,6 +6,10 @@
 // unknown members held about 100 MB at its peak, and four at once took the
 // process to 393 MB. A Budget turns such a burst away, to be retried,
 // instead of letting it grow the process.
+//
+// The budget is shared, but not first come, first served: a partner that
+// already holds bytes may hold at most half of it, so one partner's burst
+// leaves the other half to the rest, and their notices are not shed for it.
 package budget
 
 import (
@@ -22,6 +26,7 @@ type Budget struct {
 	gauge prometheus.Gauge // the bytes reserved, when set
 	mu    sync.Mutex
 	used  int64
+	held  map[string]int64 // the bytes each partner holds, while it holds any
 }
 
 // New returns a budget of max bytes (max <= 0: unbounded) that shows the
@@ -30,15 +35,18 @@ func New(max int64, gauge prometheus.Gauge) *Budget {
 	if max <= 0 {
 		return nil
 	}
-	return &Budget{max: max, gauge: gauge}
+	return &Budget{max: max, gauge: gauge, held: map[string]int64{}}
 }
 
-// Reserve takes the bytes r may bring: its Content-Length, or limit (the
-// route's body limit) when it declares none. A request bigger than the whole
-// budget reserves all of it, so it runs, alone. ok is false when too few
-// bytes are free: the caller refuses the request. release gives the bytes
-// back; call it once the response is written.
-func (b *Budget) Reserve(r *http.Request, limit int64) (release func(), ok bool) {
+// Reserve takes the bytes r may bring for partner: its Content-Length, or
+// limit (the route's body limit) when it declares none. A request bigger
+// than the whole budget reserves all of it, so it runs, alone. ok is false
+// when too few bytes are free, or when the partner already holds bytes and
+// would hold more than half the budget: the caller refuses the request. A
+// partner's first request may take any free room, so one batch bigger than
+// half the budget still runs. release gives the bytes back; call it once
+// the response is written.
+func (b *Budget) Reserve(r *http.Request, limit int64, partner string) (release func(), ok bool) {
 	if b == nil {
 		return func() {}, true
 	}
@@ -49,15 +57,20 @@ func (b *Budget) Reserve(r *http.Request, limit int64) (release func(), ok bool)
 	n = min(max(n, 1), b.max)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.used+n > b.max {
+	held := b.held[partner]
+	if b.used+n > b.max || (held > 0 && held+n > b.max/2) {
 		return nil, false
 	}
 	b.used += n
+	b.held[partner] = held + n
 	b.show()
 	return func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		b.used -= n
+		if b.held[partner] -= n; b.held[partner] == 0 {
+			delete(b.held, partner)
+		}
 		b.show()
 	}, true
 }

@@ -13,39 +13,51 @@ func request(contentLength int64) *http.Request {
 }
 
 // TestReserve: requests reserve their declared size (or the route's limit
-// when they declare none) and are refused once the budget is spent; giving
-// back makes room again.
+// when they declare none) and are refused once the budget is spent, or once
+// their partner would hold more than half of it; giving back makes room
+// again.
 func TestReserve(t *testing.T) {
+	type held struct {
+		partner string
+		length  int64
+	}
 	for _, tc := range []struct {
 		name   string
-		held   []int64 // Content-Lengths of requests being served
-		length int64   // the new request's
+		held   []held // requests being served
+		length int64  // the new request's, from partner "a"
 		limit  int64
 		ok     bool
 	}{
 		{"ok/empty", nil, 4 << 10, 1 << 20, true},
-		{"ok/fits-beside", []int64{60 << 10}, 4 << 10, 1 << 20, true},
-		{"fail/spent", []int64{60 << 10}, 5 << 10, 1 << 20, false},
-		{"fail/undeclared-reserves-the-limit", []int64{8 << 10}, -1, 60 << 10, false},
-		{"ok/undeclared-within-the-limit", []int64{1 << 10}, -1, 60 << 10, true},
+		{"ok/fits-beside-another-partner", []held{{"b", 60 << 10}}, 4 << 10, 1 << 20, true},
+		{"fail/spent", []held{{"b", 60 << 10}}, 5 << 10, 1 << 20, false},
+		{"fail/undeclared-reserves-the-limit", []held{{"b", 8 << 10}}, -1, 60 << 10, false},
+		{"ok/undeclared-within-the-limit", []held{{"b", 1 << 10}}, -1, 60 << 10, true},
 		{"ok/bigger-than-the-budget-runs-alone", nil, 6 << 20, 6 << 20, true},
-		{"fail/bigger-than-the-budget-waits-for-room", []int64{1}, 6 << 20, 6 << 20, false},
+		{"fail/bigger-than-the-budget-waits-for-room", []held{{"b", 1}}, 6 << 20, 6 << 20, false},
+		{"ok/partner-within-half", []held{{"a", 16 << 10}}, 16 << 10, 1 << 20, true},
+		{"fail/partner-over-half", []held{{"a", 16 << 10}}, 16<<10 + 1, 1 << 20, false},
+		{"fail/partner-over-half-in-many", []held{{"a", 8 << 10}, {"a", 8 << 10}, {"a", 8 << 10}, {"a", 8 << 10}}, 1, 1 << 20, false},
+		{"ok/first-request-over-half", []held{{"b", 4 << 10}}, 48 << 10, 1 << 20, true},
+		{"fail/second-request-beside-one-over-half", []held{{"a", 40 << 10}}, 1, 1 << 20, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			gauge := prometheus.NewGauge(prometheus.GaugeOpts{Name: "g"})
 			b := New(64<<10, gauge)
-			for _, n := range tc.held {
-				if _, ok := b.Reserve(request(n), 1<<20); !ok {
-					t.Fatalf("held request of %d refused", n)
+			var want int64
+			for _, h := range tc.held {
+				if _, ok := b.Reserve(request(h.length), 1<<20, h.partner); !ok {
+					t.Fatalf("held request of %d refused", h.length)
 				}
+				want += min(h.length, b.max)
 			}
-			release, ok := b.Reserve(request(tc.length), tc.limit)
+			release, ok := b.Reserve(request(tc.length), tc.limit, "a")
 			if ok != tc.ok {
-				t.Fatalf("ok %v, want %v (used %d of %d)", ok, tc.ok, b.used, b.max)
+				t.Fatalf("ok %v, want %v (used %d of %d, held %v)", ok, tc.ok, b.used, b.max, b.held)
 			}
 			if ok {
 				release()
-				if want := sum(tc.held, b.max); b.used != want || value(gauge) != float64(want) {
+				if b.used != want || value(gauge) != float64(want) {
 					t.Fatalf("after release: %d used, gauge %v, want %d", b.used, value(gauge), want)
 				}
 			}
@@ -53,19 +65,27 @@ func TestReserve(t *testing.T) {
 	}
 }
 
-func sum(ns []int64, max int64) int64 {
-	var s int64
-	for _, n := range ns {
-		s += min(n, max)
+// TestReleaseForgetsPartner: a partner that has given back all it held is
+// forgotten, and its next request may again take any free room.
+func TestReleaseForgetsPartner(t *testing.T) {
+	b := New(64<<10, nil)
+	r1, _ := b.Reserve(request(8<<10), 1<<20, "a")
+	r2, _ := b.Reserve(request(8<<10), 1<<20, "a")
+	r1()
+	r2()
+	if len(b.held) != 0 || b.used != 0 {
+		t.Fatalf("after release: held %v, used %d", b.held, b.used)
 	}
-	return s
+	if _, ok := b.Reserve(request(48<<10), 1<<20, "a"); !ok {
+		t.Fatal("a partner holding nothing was refused free room")
+	}
 }
 
 // TestUnbounded: New(0) (and a nil Budget) admits everything.
 func TestUnbounded(t *testing.T) {
 	b := New(0, nil)
 	for range 3 {
-		release, ok := b.Reserve(request(1<<30), 1<<30)
+		release, ok := b.Reserve(request(1<<30), 1<<30, "a")
 		if !ok {
 			t.Fatal("an unbounded budget refused")
 		}

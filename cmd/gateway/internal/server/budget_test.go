@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"net/http"
 	"testing"
 	"time"
@@ -51,5 +52,28 @@ func TestInflightBudget(t *testing.T) {
 	}
 	if r.status != http.StatusAccepted && r.status != http.StatusOK {
 		t.Fatalf("after the slow request: %d %s", r.status, r.body)
+	}
+}
+
+// TestInflightBudgetPerPartner: while one partner's slow sender holds more
+// than half the budget, that partner's next notice is refused with 503,
+// and another partner's is accepted from the room left.
+func TestInflightBudgetPerPartner(t *testing.T) {
+	env := gatewaytest.Start(t, gatewaytest.Options{MaxInflightBytes: 64 << 10})
+	a, b := env.Partners["employer-a"], env.Partners["employer-b"]
+	ca, cb := env.Client(&a.TLS), env.Client(&b.TLS)
+	doc := example(t, "example-a.in.json")
+	noticeA := []byte(sign(t, doc, a.SigningKey, partnerkit.Compact))
+	noticeB := []byte(sign(t, bytes.Replace(doc, []byte("201912345K"), []byte("200000001A"), 1), b.SigningKey, partnerkit.Compact))
+
+	var r response
+	finish := env.HoldBudget(t, "employer-a", 40<<10, func() int {
+		r = post(t, ca, env.Server.URL, "application/jose", noticeA, nil)
+		return r.status
+	})
+	defer finish()
+	assertProblem(t, r, problem.Unavailable, "")
+	if r = post(t, cb, env.Server.URL, "application/jose", noticeB, nil); r.status != http.StatusAccepted {
+		t.Fatalf("employer-b beside employer-a's burst: %d %s", r.status, r.body)
 	}
 }

@@ -228,7 +228,7 @@ func (s *Server) submission(w http.ResponseWriter, r *http.Request, p *partner.P
 		perr.WriteHTTP(w, id)
 		return intake.Submission{}, nil, false
 	}
-	release, ok = s.budget.Reserve(r, limit)
+	release, ok = s.budget.Reserve(r, limit, p.ID)
 	if !ok {
 		perr := problem.New(problem.Unavailable, busy)
 		s.logRefusal(r, p, perr, format)
@@ -312,8 +312,9 @@ func shed(w http.ResponseWriter) {
 }
 
 // busy is the detail of a request refused because the in-flight budget
-// (limits.max_inflight_bytes) is spent: nothing was read or accepted.
-const busy = "the gateway is serving as many request bytes as it may; nothing was accepted, retry in a second"
+// (limits.max_inflight_bytes) is spent, or the partner's half of it: nothing
+// was read or accepted.
+const busy = "the gateway is serving as many request bytes as it may, in all or for this partner; nothing was accepted, retry in a second"
 
 // logRefusal logs a request refused before the pipeline (body unreadable or
 // over the limit): the body is not kept, as it was not read whole.
@@ -364,7 +365,7 @@ func (s *Server) soap(w http.ResponseWriter, r *http.Request, p *partner.Partner
 		s.SOAP.Refuse(w, r, p, CorrelationID(r), perr.Detail)
 		return
 	}
-	release, ok := s.budget.Reserve(r, s.SOAP.BodyLimit())
+	release, ok := s.budget.Reserve(r, s.SOAP.BodyLimit(), p.ID)
 	if !ok {
 		shed(w)
 		s.SOAP.Busy(w, r, p, CorrelationID(r), busy)
