@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"time"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
@@ -28,10 +29,15 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	reqs := fs.Int("requests", 0, "send this many notices instead of running for a duration")
 	rate := fs.Float64("rate", 0, "at most this many requests per second (0: unlimited)")
 	prefix := fs.String("prefix", "", "noticeId prefix (default: LT-<unix time>-<6 random hex>-)")
+	template := fs.String("template", "", "notice to vary, its noticeId replaced in each (default: example A of the format)")
 	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
 	if err := checkLoadFlags(*conc, *reqs, *dur, *rate); err != nil {
+		return err
+	}
+	tmpl, tmplID, err := loadTemplate(*template)
+	if err != nil {
 		return err
 	}
 	d, p, err := jsonPartner(*dir, *partnerID, noticeFormat)
@@ -55,7 +61,7 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		*prefix = fmt.Sprintf("LT-%d-%s-", time.Now().Unix(), hex.EncodeToString(r[:]))
 	}
 	s, err := loadgen.LoadTest(ctx, loadgen.TestConfig{URL: d.GatewayURL, TLS: tc,
-		Key: key, Template: exampleNotice, TemplateID: exampleNoticeID, Prefix: *prefix, Concurrency: *conc, Requests: *reqs, Duration: *dur, Rate: *rate,
+		Key: key, Template: tmpl, TemplateID: tmplID, Prefix: *prefix, Concurrency: *conc, Requests: *reqs, Duration: *dur, Rate: *rate,
 		Gateway: loadgen.ProcessStats(d.MetricsURL),
 		Progress: func(done, acc int64, el time.Duration) {
 			fmt.Fprintf(stderr, "\r%s   ", loadgen.ProgressLine(done, acc, el))
@@ -71,6 +77,36 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	fmt.Fprintf(stdout, "%s\n", out)
 	return nil
 }
+
+// loadTemplate reads the notice a load test varies: path's, or example A
+// when path is empty. Its noticeId is what each notice replaces.
+func loadTemplate(path string) (tmpl []byte, noticeID string, err error) {
+	if path == "" {
+		return exampleNotice, exampleNoticeID, nil
+	}
+	if tmpl, err = os.ReadFile(path); err != nil {
+		return nil, "", err
+	}
+	var doc struct {
+		NoticeID string `json:"noticeId"`
+	}
+	if err := json.Unmarshal(tmpl, &doc); err != nil || doc.NoticeID == "" {
+		return nil, "", fmt.Errorf("--template %s: not a notice with a noticeId", path)
+	}
+	return tmpl, doc.NoticeID, nil
+}
+
+// exampleNotice is example A of sg-employer-notice/v1 §8.1.
+var exampleNotice = []byte(`{"format":"sg-employer-notice/v1","noticeId":"TPE-2026-0042","submittedAt":"03/03/2026 16:20",
+"employer":{"uen":"201912345K","name":"Tuas Precision Engineering Pte. Ltd."},
+"reporter":{"name":"Tan Mei Ling","designation":"HR Executive","phone":"+6562345678","email":"meiling.tan@tuasprecision.example.sg"},
+"worker":{"name":"Muhammad Hafiz bin Abdullah","idType":"FIN","idNo":"G5123456T","myKadNo":"900215015573","dateOfBirth":"15/02/1990","sex":"M","nationality":"MY","occupation":{"ssoc":"83441","title":"Forklift Driver"}},
+"incident":{"type":"WORK_ACCIDENT","occurredAt":"03/03/2026 07:45","location":{"country":"SG","postalCode":"638421","address":"12 Tuas South Street 5, Warehouse B"},
+"description":"While reversing the forklift in Warehouse B, the worker's left hand was caught between the mast and the pallet racking.","descriptionLang":"en",
+"injuries":[{"bodyPart":"HAND","side":"LEFT","nature":"FRACTURE"},{"bodyPart":"FINGER","side":"LEFT","nature":"CUT"}]},
+"outcome":{"fatal":false,"hospitalisedHours":30,"mcDays":21,"lightDutyDays":14},"ame":"2450.00","insurer":{"code":"WIC017","policyNo":"WIC/26/0045127"}}`)
+
+const exampleNoticeID = "TPE-2026-0042"
 
 // maxConcurrency bounds --concurrency: each client is a TLS connection held
 // open for the whole run.

@@ -2,12 +2,12 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/loadgen"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
 // TestLoadTestSummary runs "gateway loadtest" against "gateway dev" and
@@ -82,19 +82,25 @@ func TestLoadTestSummary(t *testing.T) {
 	})
 }
 
-// TestLoadCommand runs "gateway load" against "gateway dev": every notice
-// accepted, one record id per accepted notice in the receipts file.
-func TestLoadCommand(t *testing.T) {
+// TestLoadTestTemplate: --template varies the given notice, not example A:
+// each notice sent is a record under the template's UEN.
+func TestLoadTestTemplate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
-	cmd, out, _ := startDev(t, dir)
+	cmd, out, d := startDev(t, dir)
 	defer stop(t, cmd, out)
-	receipts := filepath.Join(t.TempDir(), "receipts.txt")
-	stdout, stderr, err := gateway(t, "load", "--dev", dir, "-n", "20", "-c", "4", "--prefix", "LOADCMD-", "--receipts", receipts)
-	if err != nil || !strings.Contains(stdout, "load: ") {
-		t.Fatalf("%v\n%s\n%s", err, stdout, stderr)
+	tmpl := filepath.Join("..", "..", "adapters", "sgemployer", "testdata", "example-b.in.json") // UEN 53412345B
+	stdout, stderr, err := gateway(t, "loadtest", "--dev", dir, "--requests", "12", "--concurrency", "3", "--prefix", "LT-TPL-", "--template", tmpl)
+	var s loadgen.Summary
+	if err != nil || json.Unmarshal([]byte(stdout), &s) != nil || s.Accepted != 12 {
+		t.Fatalf("%v %+v\n%s", err, s, stderr)
 	}
-	b, err := os.ReadFile(receipts)
-	if ids := strings.Fields(string(b)); err != nil || len(ids) != 20 {
-		t.Fatalf("receipts file: %v, %d record ids, want 20", err, len(ids))
+	st, err := store.OpenSQLite(d.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var n int
+	if err := st.DB().QueryRow(`SELECT count(*) FROM records WHERE source_key LIKE 'sg-employer-notice/v1|53412345B|LT-TPL-%'`).Scan(&n); err != nil || n != 12 {
+		t.Fatalf("%d records under the template's UEN (%v), want 12", n, err)
 	}
 }

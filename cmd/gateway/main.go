@@ -30,7 +30,6 @@ var commands = []command{
 	{"outbound", "outbound list|retry: the delivery queue to partners (dead letters, retries)", runOutbound},
 	{"loadtest", "load test: pre-signed distinct notices over mTLS, progress, JSON summary (throughput, latency, client CPU)", runLoadTest},
 	{"certs", "certs kit|rotate-receipt-key|list: partner onboarding kits, receipt key rotation, expiries", runCerts},
-	{"load", "load generator: submit many distinct notices to a dev gateway on loopback", runLoad},
 	{"sign", "sign a partner document with a private JWK (compact or detached JWS)", runSign},
 	{"submit", "sign and submit a document to a dev gateway over mutual TLS", runSubmit},
 	{"soap", "sign an envelope with a dev agency kit, call the SOAP exchange, verify the signed response", runSOAP},

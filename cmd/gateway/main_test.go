@@ -491,6 +491,10 @@ func TestServe(t *testing.T) {
 // dev directory, which none of these has, is looked for).
 func TestFlagsRefused(t *testing.T) {
 	none := filepath.Join(t.TempDir(), "none") // no dev directory: the flags are refused before it is looked for
+	notANotice := filepath.Join(t.TempDir(), "batch.json")
+	if err := os.WriteFile(notANotice, []byte(`{"batchId":"B-1"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -503,10 +507,8 @@ func TestFlagsRefused(t *testing.T) {
 		{"fail/loadtest-duration-and-requests", []string{"loadtest", "--dev", none, "--duration", "2s", "--requests", "10"}, "one or the other"},
 		{"fail/loadtest-rate-negative", []string{"loadtest", "--dev", none, "--rate", "-5"}, "--rate -5"},
 		{"fail/loadtest-rate-nan", []string{"loadtest", "--dev", none, "--rate", "NaN"}, "--rate NaN"},
-		{"fail/load-n-zero", []string{"load", "--dev", none, "-n", "0"}, "-n 0: must be at least 1"},
-		{"fail/load-c-zero", []string{"load", "--dev", none, "-c", "0"}, "-c 0: must be 1 to 4096"},
-		{"fail/load-c-too-many", []string{"load", "--dev", none, "-c", "5000"}, "-c 5000"},
-		{"fail/load-start-negative", []string{"load", "--dev", none, "-start", "-1"}, "-start -1"},
+		{"fail/loadtest-template-missing", []string{"loadtest", "--dev", none, "--template", filepath.Join(none, "notice.json")}, "notice.json"},
+		{"fail/loadtest-template-not-a-notice", []string{"loadtest", "--dev", none, "--template", notANotice}, "not a notice with a noticeId"},
 		{"fail/ingest-batch-zero", []string{"ingest", "--batch", "0"}, "--batch 0: must be 1 to 10000"},
 		{"fail/ingest-batch-huge", []string{"ingest", "--batch", "1000000"}, "--batch 1000000"},
 		{"fail/ingest-idle-zero", []string{"ingest", "--until-caught-up", "--idle", "0s"}, "--idle 0s: must be positive"},
