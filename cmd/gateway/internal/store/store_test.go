@@ -481,6 +481,31 @@ func TestFailedWriteInGroup(t *testing.T) {
 	})
 }
 
+// TestContentFailureAlone: a write refused for what it holds (here a
+// unique constraint), alone in its group, fails, but does not report the
+// store as failing its writes: readiness would turn every partner away for
+// one partner's write.
+func TestContentFailureAlone(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		if _, err := s.Accept(ctx, entry("taken", "aa"), onExisting); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DB().Exec(`CREATE UNIQUE INDEX records_source_key ON records(source_key)`); err != nil {
+			t.Fatal(err)
+		}
+		e := entry("again", "aa")
+		e.SourceKey = "taken"
+		if _, err := s.Accept(ctx, e, onExisting); err == nil {
+			t.Fatal("a write against the unique index committed")
+		}
+		if err := s.WriteFailure(time.Minute); err != nil {
+			t.Fatalf("the store reported failing after a write refused for its content: %v", err)
+		}
+	})
+}
+
 // TestOutboxByReference: a message written with Render holds no value; the
 // claim brings the parts of the entry it was logged with. A message with
 // its own value brings no entry.

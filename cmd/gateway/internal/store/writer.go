@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // writeReq is one write waiting for the group commit.
@@ -31,9 +35,10 @@ type writeHealth struct {
 }
 
 // note records a round's outcome: ok when a write of it committed, else
-// err. A round of Ping's write alone is not recorded.
+// err. A round of Ping's write alone is not recorded, nor a failure for
+// what the writes held (contentFailure), which says nothing of the store.
 func (h *writeHealth) note(batch []*writeReq, ok bool, err error) {
-	if !slices.ContainsFunc(batch, func(r *writeReq) bool { return !r.probe }) {
+	if !slices.ContainsFunc(batch, func(r *writeReq) bool { return !r.probe }) || !ok && contentFailure(err) {
 		return
 	}
 	h.mu.Lock()
@@ -43,6 +48,23 @@ func (h *writeHealth) note(batch []*writeReq, ok bool, err error) {
 	} else {
 		h.failed, h.err = time.Now(), err
 	}
+}
+
+// contentFailure reports whether err refuses a write for what it holds: a
+// constraint, a value too big or of the wrong type (SQLite's primary codes,
+// PostgreSQL's SQLSTATE classes 22 and 23). Any other failure (a full disk,
+// an I/O error, a lost connection, a timeout) is the store's.
+func contentFailure(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH:
+			return true
+		}
+		return false
+	}
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23"))
 }
 
 // WriteFailure is the error of the last write if it failed, no write has
@@ -134,13 +156,16 @@ func (s *DB) writer() {
 		// A write that fails alone while others commit failed for what it
 		// holds, not for the store: the round counts as committed.
 		if err != nil && len(batch) > 1 && !errors.Is(err, ErrCommitTimeout) {
-			committed := false
+			committed, failed := false, error(nil)
 			for _, r := range batch {
-				err = s.commit([]*writeReq{r})
+				err := s.commit([]*writeReq{r})
 				committed = committed || err == nil && !r.probe
+				if err != nil && (failed == nil || contentFailure(failed)) {
+					failed = err // the store's failure, if any write had one
+				}
 				r.done <- err
 			}
-			s.health.note(batch, committed, err)
+			s.health.note(batch, committed, failed)
 			continue
 		}
 		s.health.note(batch, err == nil, err)
