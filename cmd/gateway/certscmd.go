@@ -16,6 +16,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/app"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
@@ -142,7 +143,11 @@ func certsRotate(args []string, stdout, stderr io.Writer) error {
 }
 
 // certsList prints every certificate the configuration names, and each
-// CRL's next update, soonest first.
+// CRL's next update, soonest first. Each row is named as the gateway names
+// it in jambatan_certificate_expiry_seconds, jambatan_crl_next_update_seconds
+// and /readyz (app.newWatched; TestCertsListNames holds the two lists to
+// the same names). Unlike the gateway, it reports an unreadable file and
+// goes on.
 func certsList(args []string, stdout, stderr io.Writer) error {
 	cfg, err := loadConfigFlags("certs list", args, stderr)
 	if err != nil {
@@ -153,28 +158,34 @@ func certsList(args []string, stdout, stderr io.Writer) error {
 		until         time.Time // a certificate's NotAfter, a CRL's NextUpdate
 	}
 	var rows []row
-	add := func(name, path string) []*x509.Certificate {
+	// add lists path's certificates, named by name(i); leafOnly: the first
+	// alone, as the others of a certificate file are its chain.
+	add := func(path string, leafOnly bool, name func(i int) string) []*x509.Certificate {
 		if path == "" {
 			return nil
 		}
 		cs, err := certs.LoadCertificates(path)
 		if err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+			fmt.Fprintf(stderr, "%s: %v\n", name(0), err)
 			return nil
 		}
-		for _, c := range cs {
-			rows = append(rows, row{name, c.Subject.CommonName, c.NotAfter})
+		for i, c := range cs {
+			if leafOnly && i > 0 {
+				break
+			}
+			rows = append(rows, row{name(i), c.Subject.CommonName, c.NotAfter})
 		}
 		return cs
 	}
-	add("server", cfg.CertFile)
-	cas := add("client CA", cfg.ClientCAFile) // the CRLs' issuers too
-	add("soap signing", cfg.File.SOAP.SigningCertFile)
-	add("outbound client", cfg.File.Outbound.ClientCertFile)
+	named := func(name string) func(int) string { return func(int) string { return name } }
+	add(cfg.CertFile, true, named("server"))
+	cas := add(cfg.ClientCAFile, false, func(i int) string { return fmt.Sprintf("client-ca-%d", i) }) // the CRLs' issuers too
+	add(cfg.File.SOAP.SigningCertFile, true, named("soap-signing"))
+	add(cfg.File.Outbound.ClientCertFile, true, named("outbound-client"))
 	for _, p := range cfg.File.Partners {
-		add("signing CA of "+p.ID, p.SigningCAFile)
+		add(p.SigningCAFile, false, func(i int) string { return fmt.Sprintf("signing-ca:%s:%d", p.ID, i) })
 	}
-	for _, path := range cfg.File.TLS.CRLFiles {
+	for i, path := range cfg.File.TLS.CRLFiles {
 		if cas == nil {
 			break // the client CA file is unreadable, and said so above
 		}
@@ -183,13 +194,13 @@ func certsList(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "crl: %v\n", err)
 			continue
 		}
-		rows = append(rows, row{"CRL " + filepath.Base(path), crl.Issuer.CommonName, crl.NextUpdate})
+		rows = append(rows, row{"crl:" + app.CRLName(cfg.File.TLS.CRLFiles, i), crl.Issuer.CommonName, crl.NextUpdate})
 	}
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].until.Before(rows[j].until) })
 	now := time.Now()
-	fmt.Fprintf(stdout, "%-28s %-32s %-22s %s\n", "CERTIFICATE", "SUBJECT", "NOT AFTER", "DAYS LEFT")
+	fmt.Fprintf(stdout, "%-36s %-32s %-22s %s\n", "CERTIFICATE", "SUBJECT", "NOT AFTER", "DAYS LEFT")
 	for _, r := range rows {
-		fmt.Fprintf(stdout, "%-28s %-32s %-22s %.0f\n", r.name, r.subject, r.until.UTC().Format(time.RFC3339), r.until.Sub(now).Hours()/24)
+		fmt.Fprintf(stdout, "%-36s %-32s %-22s %.0f\n", r.name, r.subject, r.until.UTC().Format(time.RFC3339), r.until.Sub(now).Hours()/24)
 	}
 	return nil
 }

@@ -8,11 +8,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"errors"
 	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -306,6 +308,77 @@ func TestServeCheck(t *testing.T) {
 	}
 }
 
+// TestCertsListNames: certs list shows the certificates and CRLs the
+// gateway watches (its expiry gauges and /readyz, as serve --check lists
+// them), under the same names: a certificate added to one list only, or
+// named apart, fails here. The configuration has a client CA bundle of two
+// certificates, a server certificate with its chain and two CRLs of one
+// base name.
+func TestCertsListNames(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	l, _, err := devmode.Ensure(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := certs.LoadCA(l.CACert, l.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _ := os.ReadFile(l.CACert)
+	serverPEM, _ := os.ReadFile(l.ServerCert)
+	bundle := filepath.Join(dir, "pki", "clients-bundle.pem")
+	if err := errors.Join(os.WriteFile(bundle, append(caPEM, caPEM...), 0o644),
+		os.WriteFile(l.ServerCert, append(serverPEM, caPEM...), 0o644)); err != nil {
+		t.Fatal(err)
+	}
+	var crls []string
+	for _, sub := range []string{"a", "b"} {
+		crl, err := ca.Revoke(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "pki", sub, "clients.crl")
+		if err := errors.Join(os.MkdirAll(filepath.Dir(path), 0o755), os.WriteFile(path, crl, 0o644)); err != nil {
+			t.Fatal(err)
+		}
+		crls = append(crls, path)
+	}
+	good, _ := os.ReadFile(l.Config)
+	crlJSON, _ := json.Marshal(crls)
+	cfg := bytes.Replace(good, []byte(`"client_ca_file": "pki/ca.pem"`), []byte(`"client_ca_file": "pki/clients-bundle.pem", "crl_files": `+string(crlJSON)), 1)
+	if bytes.Equal(cfg, good) {
+		t.Fatal("config layout changed")
+	}
+	if err := os.WriteFile(l.Config, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	check, stderr, err := gateway(t, "serve", "--config", l.Config, "--check")
+	if err != nil {
+		t.Fatalf("serve --check: %v\n%s%s", err, check, stderr)
+	}
+	var watched []string
+	for _, line := range strings.Split(check, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "ok" {
+			name := strings.TrimPrefix(f[1], "certificate:")
+			watched = append(watched, name)
+		}
+	}
+	list, stderr, err := gateway(t, "certs", "list", "--config", l.Config)
+	if err != nil || stderr != "" {
+		t.Fatalf("certs list: %v\n%s%s", err, list, stderr)
+	}
+	var listed []string
+	for _, line := range strings.Split(strings.TrimSpace(list), "\n")[1:] {
+		listed = append(listed, strings.Fields(line)[0])
+	}
+	slices.Sort(watched)
+	slices.Sort(listed)
+	if !slices.Equal(watched, listed) || !slices.Contains(listed, "client-ca-1") || !slices.Contains(listed, "crl:"+crls[1]) {
+		t.Fatalf("certs list names %q,\nthe gateway watches %q", listed, watched)
+	}
+}
+
 // sqlite3Tamper edits one logged entry behind the gateway's back.
 func sqlite3Tamper(t *testing.T, path string) {
 	t.Helper()
@@ -367,7 +440,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	// certs list shows the CRL with its next update (7 days from now).
 	o, _, err := gateway(t, "certs", "list", "--dev", dir)
-	if err != nil || !regexp.MustCompile(`(?m)^CRL clients\.crl +Jambatan dev root CA +\S+ +7$`).MatchString(o) {
+	if err != nil || !regexp.MustCompile(`(?m)^crl:clients\.crl +Jambatan dev root CA +\S+ +7$`).MatchString(o) {
 		t.Fatalf("certs list without the CRL row: %v\n%s", err, o)
 	}
 	_ = d
@@ -413,7 +486,7 @@ func TestCertsCommands(t *testing.T) {
 	if _, err := config.ParsePublicJWKS(bb); err != nil || len(both.Keys) != 2 {
 		t.Fatalf("the two kits' keys cannot be registered together: %v", err)
 	}
-	if o, _, err := gateway(t, "certs", "list", "--dev", dir); err != nil || !strings.Contains(o, "server") || !strings.Contains(o, "soap signing") {
+	if o, _, err := gateway(t, "certs", "list", "--dev", dir); err != nil || !strings.Contains(o, "server") || !strings.Contains(o, "soap-signing") {
 		t.Fatalf("list: %v %s", err, o)
 	}
 	first, _, err := gateway(t, "submit", "--dev", dir, example("example-a.in.json"))

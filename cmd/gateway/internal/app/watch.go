@@ -126,14 +126,21 @@ func newWatched(cfg *config.Config, l *listenerTLS, ids *identities) *watched {
 		}
 	}
 	for i, crl := range l.crls {
-		path := cfg.File.TLS.CRLFiles[i]
-		name := filepath.Base(path)
-		if _, taken := w.crls[name]; taken {
-			name = path
-		}
-		w.crls[name] = namedCRL{path: path, crl: crl}
+		w.crls[CRLName(cfg.File.TLS.CRLFiles, i)] = namedCRL{path: cfg.File.TLS.CRLFiles[i], crl: crl}
 	}
 	return w
+}
+
+// CRLName names the i-th of the CRL files in its gauge and readiness check:
+// its base name, or its path when an earlier file has the same base name.
+func CRLName(paths []string, i int) string {
+	name := filepath.Base(paths[i])
+	for _, p := range paths[:i] {
+		if filepath.Base(p) == name {
+			return paths[i]
+		}
+	}
+	return name
 }
 
 // checks are the readiness checks of the certificates and CRLs in use:
