@@ -321,7 +321,10 @@ func checkSimple(v string, st *simpleType, path string) *Error {
 		return nil
 	}
 	if st.base == "base64Binary" {
-		if _, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(v), "")); err != nil {
+		// XML Schema's lexical form: the alphabet, whitespace anywhere (the
+		// type collapses it), padding, and no bits set past the data
+		// (Strict: "QR==" is not base64Binary, "QQ==" is).
+		if _, err := base64.StdEncoding.Strict().DecodeString(strings.Join(strings.FieldsFunc(v, isXMLSpace), "")); err != nil {
 			return &Error{path, "not base64"}
 		}
 		return nil
@@ -373,7 +376,7 @@ func (s *Schema) checkComplex(el *etree.Element, ct *complexType, path, prefix s
 		}
 		return checkSimple(el.Text(), ct.content, path)
 	}
-	if strings.TrimSpace(directText(el)) != "" {
+	if strings.TrimFunc(directText(el), isXMLSpace) != "" {
 		return &Error{path, "text not allowed here"}
 	}
 	kids := el.ChildElements()
@@ -403,6 +406,10 @@ func (s *Schema) checkComplex(el *etree.Element, ct *complexType, path, prefix s
 	}
 	return nil
 }
+
+// isXMLSpace: XML's whitespace (S), not Unicode's; a no-break space
+// between elements is text.
+func isXMLSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }
 
 func directText(el *etree.Element) string {
 	var b strings.Builder

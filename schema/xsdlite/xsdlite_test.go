@@ -8,17 +8,24 @@ import (
 	"github.com/beevik/etree"
 )
 
-func load(t *testing.T) *Schema {
-	b, err := os.ReadFile("../agency-soap-v1.xsd")
+func mustRead(t testing.TB, path string) []byte {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := Load(b)
+	return b
+}
+
+func load(t *testing.T) *Schema {
+	s, err := Load(mustRead(t, "../agency-soap-v1.xsd"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
+
+// doc is an InformationReply with a base64Binary member (Document).
+const doc = `<xb:InformationReply xmlns:xb="urn:xb-injury:exchange:v1"><xb:Header><xb:MessageId>m-2</xb:MessageId><xb:InReplyTo>m-1</xb:InReplyTo><xb:CaseId>MY:PERKESO:XB-1</xb:CaseId><xb:Sender>TH:SSO</xb:Sender><xb:Receiver>MY:PERKESO</xb:Receiver><xb:SentAt>2026-03-04T02:40:12Z</xb:SentAt></xb:Header><xb:Reply><xb:Item><xb:Code>MEDICAL_REPORT</xb:Code><xb:Outcome>PROVIDED</xb:Outcome><xb:Document mediaType="application/pdf" sha256="6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b">QUJDRA==</xb:Document></xb:Item></xb:Reply></xb:InformationReply>`
 
 const ack = `<xb:InjuryAcknowledgement xmlns:xb="urn:xb-injury:exchange:v1"><xb:Header><xb:MessageId>m-2</xb:MessageId><xb:InReplyTo>m-1</xb:InReplyTo><xb:CaseId>MY:PERKESO:XB-1</xb:CaseId><xb:Sender>MY:PERKESO</xb:Sender><xb:Receiver>TH:SSO</xb:Receiver><xb:SentAt>2026-03-04T02:40:12Z</xb:SentAt></xb:Header><xb:ReceivedAt>2026-03-04T02:40:12Z</xb:ReceivedAt></xb:InjuryAcknowledgement>`
 
@@ -33,6 +40,13 @@ func TestValidate(t *testing.T) {
 		{"fail/unknown-child", strings.Replace(ack, "</xb:Header>", "<xb:Extra>1</xb:Extra></xb:Header>", 1), "/xb:InjuryAcknowledgement/xb:Header/xb:Extra"},
 		{"fail/order", strings.Replace(strings.Replace(ack, "<xb:InReplyTo>m-1</xb:InReplyTo>", "", 1), "<xb:MessageId>m-2</xb:MessageId>", "<xb:InReplyTo>m-1</xb:InReplyTo><xb:MessageId>m-2</xb:MessageId>", 1), "/xb:InjuryAcknowledgement/xb:Header/xb:MessageId"},
 		{"fail/unknown-root", `<xb:Nope xmlns:xb="urn:xb-injury:exchange:v1"/>`, "/xb:Nope"},
+		{"ok/xml-whitespace-between-elements", strings.Replace(ack, "<xb:Header>", "<xb:Header>\n\t \r\n", 1), ""},
+		{"fail/no-break-space-between-elements", strings.Replace(ack, "<xb:Header>", "<xb:Header>\u00a0", 1), "/xb:InjuryAcknowledgement/xb:Header"},
+		{"ok/base64", doc, ""},
+		{"ok/base64-with-whitespace", strings.Replace(doc, "QUJDRA==", "QUJD\n RA = =", 1), ""},
+		{"fail/base64-bits-past-the-data", strings.Replace(doc, "QUJDRA==", "QUJDRB==", 1), "/xb:InformationReply/xb:Reply/xb:Item[1]/xb:Document[1]"},
+		{"fail/base64-other-characters", strings.Replace(doc, "QUJDRA==", "QUJD-RA==", 1), "/xb:InformationReply/xb:Reply/xb:Item[1]/xb:Document[1]"},
+		{"fail/base64-no-break-space", strings.Replace(doc, "QUJDRA==", "QUJD\u00a0RA==", 1), "/xb:InformationReply/xb:Reply/xb:Item[1]/xb:Document[1]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := etree.NewDocument()
@@ -51,4 +65,37 @@ func TestValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzValidate: an agency's message is foreign input. Whatever the
+// document, Validate does not panic, and its verdict on a valid document
+// survives writing it out and reading it again.
+func FuzzValidate(f *testing.F) {
+	s, err := Load(mustRead(f, "../agency-soap-v1.xsd"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ack)
+	f.Add(doc)
+	f.Fuzz(func(t *testing.T, x string) {
+		d := etree.NewDocument()
+		d.ReadSettings.Permissive = false
+		if d.ReadFromString(x) != nil || d.Root() == nil {
+			return
+		}
+		if s.Validate(d.Root(), "xb") != nil {
+			return
+		}
+		out, err := d.WriteToString()
+		if err != nil {
+			t.Fatal(err)
+		}
+		again := etree.NewDocument()
+		if err := again.ReadFromString(out); err != nil {
+			t.Fatalf("a valid document written out does not read: %v\n%q", err, out)
+		}
+		if err := s.Validate(again.Root(), "xb"); err != nil {
+			t.Fatalf("valid, then invalid once written out: %v\n%q\n%q", err, x, out)
+		}
+	})
 }
