@@ -31,7 +31,8 @@ type simpleType struct {
 	patterns  []*regexp.Regexp
 	enums     map[string]bool
 	minLength int
-	maxLength int // -1: none
+	maxLength int  // -1: none
+	collapse  bool // whiteSpace="collapse": XML whitespace trimmed, runs made one space, before the facets
 }
 
 type attrDecl struct {
@@ -142,7 +143,7 @@ func builtin(name string) (*simpleType, error) {
 	case "string":
 		return &simpleType{base: "string", maxLength: -1}, nil
 	case "positiveInteger":
-		return &simpleType{base: "string", maxLength: -1, patterns: []*regexp.Regexp{regexp.MustCompile(`^\+?0*[1-9][0-9]*$`)}}, nil
+		return &simpleType{base: "string", maxLength: -1, collapse: true, patterns: []*regexp.Regexp{regexp.MustCompile(`^\+?0*[1-9][0-9]*$`)}}, nil
 	case "base64Binary":
 		return &simpleType{base: "base64Binary", maxLength: -1}, nil
 	}
@@ -328,6 +329,9 @@ func checkSimple(v string, st *simpleType, path string) *Error {
 			return &Error{path, "not base64"}
 		}
 		return nil
+	}
+	if st.collapse {
+		v = strings.Join(strings.FieldsFunc(v, isXMLSpace), " ")
 	}
 	n := utf8.RuneCountInString(v)
 	if n < st.minLength || (st.maxLength >= 0 && n > st.maxLength) {

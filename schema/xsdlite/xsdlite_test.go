@@ -46,6 +46,9 @@ func TestValidate(t *testing.T) {
 		{"ok/base64-with-whitespace", strings.Replace(doc, "QUJDRA==", "QUJD\n RA = =", 1), ""},
 		{"fail/base64-bits-past-the-data", strings.Replace(doc, "QUJDRA==", "QUJDRB==", 1), "/xb:InformationReply/xb:Reply/xb:Item[1]/xb:Document[1]"},
 		{"fail/base64-other-characters", strings.Replace(doc, "QUJDRA==", "QUJD-RA==", 1), "/xb:InformationReply/xb:Reply/xb:Item[1]/xb:Document[1]"},
+		{"ok/positive-integer-collapsed", `<xb:FaultDetail xmlns:xb="urn:xb-injury:exchange:v1"><xb:Code>server.busy</xb:Code><xb:RetryAfterSeconds>
+  30 </xb:RetryAfterSeconds></xb:FaultDetail>`, ""},
+		{"fail/positive-integer-zero", `<xb:FaultDetail xmlns:xb="urn:xb-injury:exchange:v1"><xb:Code>server.busy</xb:Code><xb:RetryAfterSeconds> 0 </xb:RetryAfterSeconds></xb:FaultDetail>`, "/xb:FaultDetail/xb:RetryAfterSeconds"},
 		{"fail/base64-no-break-space", strings.Replace(doc, "QUJDRA==", "QUJD\u00a0RA==", 1), "/xb:InformationReply/xb:Reply/xb:Item[1]/xb:Document[1]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -134,6 +134,7 @@ func bodyElements(t *testing.T) []string {
 </xb:Reply></xb:InformationReply>`,
 		`<xb:NotifyDecision ` + ns + `>` + header("urn:uuid:nd-1", "") + `<xb:Decision><xb:Subject>PERMANENT_DISABLEMENT</xb:Subject><xb:Outcome>PARTIAL</xb:Outcome><xb:DecisionDate>2026-03-20</xb:DecisionDate><xb:LegalBasis>Employees' Social Security Act 1969, s. 24</xb:LegalBasis><xb:Reason>Assessed by the medical board.</xb:Reason><xb:PermanentIncapacityPct>30</xb:PermanentIncapacityPct><xb:AppealBy>2026-04-20</xb:AppealBy></xb:Decision></xb:NotifyDecision>`,
 		`<xb:Acknowledgement ` + ns + `>` + header("urn:uuid:ack-1", "urn:uuid:nd-1") + `<xb:ReceivedAt>2026-03-20T01:00:00Z</xb:ReceivedAt></xb:Acknowledgement>`,
+		`<xb:FaultDetail ` + ns + `><xb:Code>server.unavailable</xb:Code><xb:Location>/xb:NotifyInjury</xb:Location><xb:MessageId>urn:uuid:ni-1</xb:MessageId><xb:RetryAfterSeconds>30</xb:RetryAfterSeconds></xb:FaultDetail>`,
 	}
 	for _, ex := range []struct{ file, tag string }{{"example-10.1.request.xml", "NotifyInjury"}, {"example-10.2.response.xml", "InjuryAcknowledgement"}} {
 		doc := etree.NewDocument()
@@ -161,7 +162,8 @@ func bodyElements(t *testing.T) []string {
 var values = []string{"", " ", "A", "a", "0", "00", "-1", "1.50", "12.5", "x y", "TH", "TH:SSO", "MY:PERKESO",
 	strings.Repeat("X", 41), strings.Repeat("X", 101), strings.Repeat("X", 201), strings.Repeat("X", 4001),
 	"2026-02-30", "2569-03-09", "2026-03-10T01:00:02", "2026-03-10T01:00:02+07:00", "24:00", "23:59", "Asia/Bangkok",
-	"QQ==", "QR==", "Q Q = =", "====", "QUJD", "QUJ", "\u00a0", "１２", "100", "101", "true", "TRUE"}
+	"QQ==", "QR==", "Q Q = =", "====", "QUJD", "QUJ", "\u00a0", "１２", "100", "101", "true", "TRUE",
+	"+5", "05", " 5", "5 ", "\n5\n", "5.0", "99999999999999999999"}
 
 // mutations returns the documents made from base by one change each, and
 // what each change was.
