@@ -85,26 +85,7 @@ func TestXmlsecVerifiesGateway(t *testing.T) {
 func TestGatewayVerifiesXmlsec(t *testing.T) {
 	need(t, "xmlsec1")
 	kit := rsaKit(t)
-	created := time.Now().UTC().Truncate(time.Second)
-	tmpl := strings.Replace(envelope, `<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"`,
-		`<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:wsu="`+wssec.NSWsu+`" xmlns:wsse="`+wssec.NSWsse+`" xmlns:ds="`+wssec.NSDs+`"`, 1)
-	tmpl = strings.Replace(tmpl, "<soap:Body>", `<soap:Header><wsse:Security soap:mustUnderstand="1">`+
-		`<wsse:BinarySecurityToken wsu:Id="X509-1" EncodingType="`+wssec.EncodingB64+`" ValueType="`+wssec.ValueTypeX509+`">`+
-		base64.StdEncoding.EncodeToString(kit.iss.Cert.Raw)+`</wsse:BinarySecurityToken>`+
-		`<wsu:Timestamp wsu:Id="TS-1"><wsu:Created>`+created.Format(time.RFC3339)+`</wsu:Created><wsu:Expires>`+created.Add(5*time.Minute).Format(time.RFC3339)+`</wsu:Expires></wsu:Timestamp>`+
-		`<ds:Signature><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="`+wssec.AlgExcC14N+`"/><ds:SignatureMethod Algorithm="`+wssec.AlgRSASHA256+`"/>`+
-		`<ds:Reference URI="#TS-1"><ds:Transforms><ds:Transform Algorithm="`+wssec.AlgExcC14N+`"/></ds:Transforms><ds:DigestMethod Algorithm="`+wssec.AlgSHA256+`"/><ds:DigestValue/></ds:Reference>`+
-		`<ds:Reference URI="#BODY-1"><ds:Transforms><ds:Transform Algorithm="`+wssec.AlgExcC14N+`"/></ds:Transforms><ds:DigestMethod Algorithm="`+wssec.AlgSHA256+`"/><ds:DigestValue/></ds:Reference>`+
-		`</ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><wsse:SecurityTokenReference><wsse:Reference URI="#X509-1" ValueType="`+wssec.ValueTypeX509+`"/></wsse:SecurityTokenReference></ds:KeyInfo></ds:Signature>`+
-		`</wsse:Security></soap:Header><soap:Body wsu:Id="BODY-1">`, 1)
-	in := filepath.Join(kit.dir, "template.xml")
-	out := filepath.Join(kit.dir, "signed.xml")
-	_ = os.WriteFile(in, []byte(tmpl), 0o644)
-	args := append([]string{"--sign", "--privkey-pem", kit.key + "," + kit.cert, "--output", out}, idArgs...)
-	if o, err := xmlsec(t, append(args, in)...); err != nil {
-		t.Fatalf("xmlsec1 --sign: %v\n%s", err, o)
-	}
-	signed, _ := os.ReadFile(out)
+	signed := xmlsecSign(t, kit, envelope)
 	v := &wssec.Verifier{}
 	for _, tc := range []struct {
 		name string
@@ -125,6 +106,100 @@ func TestGatewayVerifiesXmlsec(t *testing.T) {
 			}
 			if !tc.ok && (verr == nil || verr.Code != wssec.CodeSignature) {
 				t.Fatalf("gateway: %v", verr)
+			}
+		})
+	}
+}
+
+// xmlsecSign signs env with xmlsec1 from a template: a Security header with
+// the kit's certificate, a Timestamp, and references to it and to the Body.
+func xmlsecSign(t *testing.T, kit signingKit, env string) []byte {
+	t.Helper()
+	created := time.Now().UTC().Truncate(time.Second)
+	tmpl := strings.Replace(env, `<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"`,
+		`<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:wsu="`+wssec.NSWsu+`" xmlns:wsse="`+wssec.NSWsse+`" xmlns:ds="`+wssec.NSDs+`"`, 1)
+	tmpl = strings.Replace(tmpl, "<soap:Body>", `<soap:Header><wsse:Security soap:mustUnderstand="1">`+
+		`<wsse:BinarySecurityToken wsu:Id="X509-1" EncodingType="`+wssec.EncodingB64+`" ValueType="`+wssec.ValueTypeX509+`">`+
+		base64.StdEncoding.EncodeToString(kit.iss.Cert.Raw)+`</wsse:BinarySecurityToken>`+
+		`<wsu:Timestamp wsu:Id="TS-1"><wsu:Created>`+created.Format(time.RFC3339)+`</wsu:Created><wsu:Expires>`+created.Add(5*time.Minute).Format(time.RFC3339)+`</wsu:Expires></wsu:Timestamp>`+
+		`<ds:Signature><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="`+wssec.AlgExcC14N+`"/><ds:SignatureMethod Algorithm="`+wssec.AlgRSASHA256+`"/>`+
+		`<ds:Reference URI="#TS-1"><ds:Transforms><ds:Transform Algorithm="`+wssec.AlgExcC14N+`"/></ds:Transforms><ds:DigestMethod Algorithm="`+wssec.AlgSHA256+`"/><ds:DigestValue/></ds:Reference>`+
+		`<ds:Reference URI="#BODY-1"><ds:Transforms><ds:Transform Algorithm="`+wssec.AlgExcC14N+`"/></ds:Transforms><ds:DigestMethod Algorithm="`+wssec.AlgSHA256+`"/><ds:DigestValue/></ds:Reference>`+
+		`</ds:SignedInfo><ds:SignatureValue/><ds:KeyInfo><wsse:SecurityTokenReference><wsse:Reference URI="#X509-1" ValueType="`+wssec.ValueTypeX509+`"/></wsse:SecurityTokenReference></ds:KeyInfo></ds:Signature>`+
+		`</wsse:Security></soap:Header><soap:Body wsu:Id="BODY-1">`, 1)
+	in := filepath.Join(kit.dir, "template.xml")
+	out := filepath.Join(kit.dir, "signed.xml")
+	_ = os.WriteFile(in, []byte(tmpl), 0o644)
+	args := append([]string{"--sign", "--privkey-pem", kit.key + "," + kit.cert, "--output", out}, idArgs...)
+	if o, err := xmlsec(t, append(args, in)...); err != nil {
+		t.Fatalf("xmlsec1 --sign: %v\n%s", err, o)
+	}
+	signed, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed
+}
+
+// TestXmlsecCanonicalForms: the Body's canonical form is what both sides
+// sign, so the gateway and xmlsec1 (libxml2's exclusive C14N) must agree on
+// it for whatever an agency's Body holds: character references in text and
+// attributes, literal whitespace in an attribute (which XML normalizes),
+// CDATA, entities, namespaces declared, unused, redeclared, undeclared or
+// used only by an attribute, xml:lang, empty elements, comments, Thai and
+// characters past the BMP. Each Body is signed by the gateway and verified
+// by xmlsec1, and signed by xmlsec1 and verified by the gateway.
+func TestXmlsecCanonicalForms(t *testing.T) {
+	need(t, "xmlsec1")
+	kit := rsaKit(t)
+	v := &wssec.Verifier{}
+	verifyArgs := append([]string{"--verify", "--pubkey-cert-pem", kit.cert}, idArgs...)
+	for _, tc := range []struct{ name, body string }{
+		{"ok/char-refs-in-attribute", `<xb:Name note="a&#10;b&#9;c&#13;d">x</xb:Name>`},
+		{"ok/literal-whitespace-in-attribute", "<xb:Name note=\"a\tb\nc\r\nd\">x</xb:Name>"},
+		{"ok/char-ref-cr-in-text", `<xb:Name>a&#13;b&#9;c</xb:Name>`},
+		{"ok/crlf-in-text", "<xb:Name>a\r\nb\rc</xb:Name>"},
+		{"ok/cdata", `<xb:Name><![CDATA[a<b>&c]]]]><![CDATA[>]]></xb:Name>`},
+		{"ok/entities", `<xb:Name q='a"b&lt;c&gt;d&apos;'>&lt;&gt;&amp;&quot;&apos;</xb:Name>`},
+		{"ok/default-namespace", `<Name xmlns="urn:other"><Inner>x</Inner></Name>`},
+		{"ok/undeclared-default", `<Outer xmlns="urn:d"><Inner xmlns="">x</Inner></Outer>`},
+		{"ok/unused-namespace", `<xb:Name xmlns:u="urn:unused">x</xb:Name>`},
+		{"ok/namespace-for-an-attribute", `<xb:Name xmlns:p="urn:p" p:a="1">x</xb:Name>`},
+		{"ok/redeclared-namespace", `<xb:Name xmlns:xb="urn:xb-injury:exchange:v1">x</xb:Name>`},
+		{"ok/attribute-order", `<xb:Name z="1" a="2" xmlns:b="urn:b" b:c="3" xmlns:a="urn:a" a:d="4">x</xb:Name>`},
+		{"ok/xml-lang", `<xb:Name xml:lang="th">x</xb:Name>`},
+		{"ok/empty-elements", `<xb:Empty/><xb:Empty2></xb:Empty2><xb:Empty3 a=""/>`},
+		{"ok/comment", `<xb:Name>a<!-- c -->b</xb:Name>`},
+		{"ok/whitespace-in-tags", "<xb:Name   a = '1'\n\tb=\"2\"  >x</xb:Name  >"},
+		{"ok/thai-and-astral", `<xb:Place>อำเภอสะเดา จังหวัดสงขลา 𝄞 😀</xb:Place>`},
+		{"ok/char-refs-for-text", `<xb:Place>&#3629;&#x0E33; &#x1F600;</xb:Place>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := strings.Replace(envelope, "<xb:Notification>", "<xb:Notification>"+tc.body, 1)
+			if !strings.Contains(env, tc.body) {
+				t.Fatal("envelope layout changed")
+			}
+
+			doc, err := wssec.Parse([]byte(env), wssec.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := (&wssec.Signer{Cert: kit.iss.Cert, Key: kit.iss.Key}).Sign(doc); err != nil {
+				t.Fatal(err)
+			}
+			signed, _ := doc.WriteToString()
+			file := filepath.Join(t.TempDir(), "signed.xml")
+			_ = os.WriteFile(file, []byte(signed), 0o644)
+			if out, err := xmlsec(t, append(verifyArgs, file)...); err != nil {
+				t.Errorf("xmlsec1 rejects the gateway's signature: %v\n%s\n%s", err, out, signed)
+			}
+
+			doc, err = wssec.Parse(xmlsecSign(t, kit, env), wssec.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, verr := v.Verify(doc); verr != nil {
+				t.Errorf("the gateway rejects xmlsec1's signature: %v", verr)
 			}
 		})
 	}

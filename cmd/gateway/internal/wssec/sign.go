@@ -74,7 +74,16 @@ func signatureMethod(key crypto.Signer) (string, error) {
 // Sign signs the envelope in place: it gives the Body a wsu:Id and adds, as
 // the first Header block, wsse:Security with the token, a Timestamp and the
 // Signature over Body and Timestamp.
+//
+// It also sets how doc is written: a carriage return in text, and a tab,
+// line feed or carriage return in an attribute, as character references.
+// Written as they are, the receiver's parser reads them as a line feed and
+// as spaces (XML's end-of-line and attribute-value normalization), so what
+// it canonicalizes is not what was signed: a decision's Reason with CRLF
+// line ends failed its digest at xmlsec1 (TestXmlsecCanonicalForms).
 func (s *Signer) Sign(doc *etree.Document) error {
+	doc.WriteSettings.CanonicalText = true
+	doc.WriteSettings.CanonicalAttrVal = true
 	cred := s.current()
 	method, err := signatureMethod(cred.key)
 	if err != nil {
