@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -75,6 +76,23 @@ func handmade(hdr string, body []byte, sig []byte) string {
 	return enc([]byte(hdr)) + "." + enc(body) + "." + enc(sig)
 }
 
+// handSigned signs a raw header over body with an ES256 key, for headers
+// a library writes otherwise; detached leaves the payload part empty.
+func handSigned(t *testing.T, key *ecdsa.PrivateKey, hdr string, body []byte, detached bool) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	input := enc([]byte(hdr)) + "." + enc(body)
+	sum := sha256.Sum256([]byte(input))
+	r, s, err := ecdsa.Sign(rand.Reader, key, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := enc(append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...))
+	if detached {
+		return enc([]byte(hdr)) + ".." + sig
+	}
+	return input + "." + sig
+}
+
 func TestVerify(t *testing.T) {
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	ec384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
@@ -118,6 +136,8 @@ func TestVerify(t *testing.T) {
 		{"ok/detached", Message{Form: FormDetached, JWS: a.sign(t, payload, nil, true), Body: payload}, true},
 		{"ok/detached-unencoded", Message{Form: FormDetached, JWS: a.sign(t, payload, map[string]any{"b64": false, "crit": []string{"b64"}}, true), Body: payload}, true},
 		{"ok/embedded-jwk-ignored", Message{Form: FormCompact, JWS: a.sign(t, payload, map[string]any{"jku": "https://attacker.example/jwks"}, false)}, true},
+		{"ok/detached-header-with-spaces", Message{Form: FormDetached, JWS: handSigned(t, ec, ` {"alg": "ES256", "kid": "a-es256"} `, payload, true), Body: payload}, true},
+		{"ok/compact-header-with-spaces", Message{Form: FormCompact, JWS: handSigned(t, ec, ` {"alg": "ES256", "kid": "a-es256"} `, payload, false)}, true},
 		{"fail/empty", Message{Form: FormCompact}, false},
 		{"fail/alg-none", Message{Form: FormCompact, JWS: handmade(`{"alg":"none","kid":"a-es256"}`, payload, nil) + ""}, false},
 		{"fail/alg-none-no-sig", Message{Form: FormCompact, JWS: strings.TrimSuffix(handmade(`{"alg":"none","kid":"a-es256"}`, payload, nil), "")}, false},
