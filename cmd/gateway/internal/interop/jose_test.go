@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"math/big"
 	"os"
 	"os/exec"
@@ -21,6 +22,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 )
 
 // TestJoseAgreesWithJwsin: what the gateway's JWS check (jwsin) accepts,
@@ -202,10 +204,6 @@ func TestJoseAgreesWithJwsin(t *testing.T) {
 	mustVerify["header/detached "+`{"alg": "ES256", "kid": "k-ec", "b64": false, "crit": ["b64"]}`] = true
 	mustVerify["signature/high-s"] = true
 
-	type joseCase struct {
-		JWS  string  `json:"jws"`
-		Body *string `json:"body,omitempty"`
-	}
 	in := make([]joseCase, len(cases))
 	bodies := make([][]byte, len(cases))
 	for i, c := range cases {
@@ -220,29 +218,7 @@ func TestJoseAgreesWithJwsin(t *testing.T) {
 			in[i].Body = &str
 		}
 	}
-	tmp := t.TempDir()
-	casesFile, jwksFile := filepath.Join(tmp, "cases.json"), filepath.Join(tmp, "jwks.json")
-	cb, _ := json.Marshal(in)
-	jb, _ := json.Marshal(set)
-	if err := os.WriteFile(casesFile, cb, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(jwksFile, jb, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("node", "jose-verify.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CASES="+casesFile, "JWKS="+jwksFile)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, stderr.String())
-	}
-	var jose []string
-	if err := json.Unmarshal(out, &jose); err != nil || len(jose) != len(cases) {
-		t.Fatalf("jose's verdicts: %v (%d for %d cases)\n%s", err, len(jose), len(cases), out)
-	}
+	jose := joseVerify(t, dir, set, in)
 
 	both, stricter := 0, 0
 	for i, c := range cases {
@@ -268,4 +244,66 @@ func TestJoseAgreesWithJwsin(t *testing.T) {
 		}
 	}
 	t.Logf("%d cases: %d accepted by both, %d by jose alone", len(cases), both, stricter)
+}
+
+// joseCase is a JWS for jose-verify.mjs: compact, or detached with Body.
+type joseCase struct {
+	JWS  string  `json:"jws"`
+	Body *string `json:"body,omitempty"`
+}
+
+// joseVerify verifies each case with npm jose against set: "ok", or jose's
+// error code.
+func joseVerify(t *testing.T, dir string, set jwk.Set, cases []joseCase) []string {
+	t.Helper()
+	tmp := t.TempDir()
+	casesFile, jwksFile := filepath.Join(tmp, "cases.json"), filepath.Join(tmp, "jwks.json")
+	cb, _ := json.Marshal(cases)
+	jb, _ := json.Marshal(set)
+	if err := errors.Join(os.WriteFile(casesFile, cb, 0o644), os.WriteFile(jwksFile, jb, 0o644)); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("node", "jose-verify.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CASES="+casesFile, "JWKS="+jwksFile)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, stderr.String())
+	}
+	var verdicts []string
+	if err := json.Unmarshal(out, &verdicts); err != nil || len(verdicts) != len(cases) {
+		t.Fatalf("jose's verdicts: %v (%d for %d cases)\n%s", err, len(verdicts), len(cases), out)
+	}
+	return verdicts
+}
+
+// TestJoseVerifiesOutbound: the detached JWS the gateway sends with a
+// delivery to a JSON partner (X-JWS-Signature) verifies with npm jose
+// against the gateway's published JWKS, and not with another body.
+func TestJoseVerifiesOutbound(t *testing.T) {
+	dir := nodeModules(t)
+	key, err := receipt.NewES256Key("gw-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "receipt.jwk")
+	b, _ := json.Marshal(key)
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := receipt.LoadSigner(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, other := `{"messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-1"}`, `{"messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-2"}`
+	sig, err := signer.SignDetached([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := joseVerify(t, dir, signer.JWKS(), []joseCase{{sig, &body}, {sig, &other}})
+	if got[0] != "ok" || got[1] == "ok" {
+		t.Fatalf("jose: %v; want the body verified and the other refused", got)
+	}
 }
