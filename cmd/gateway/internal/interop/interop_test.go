@@ -37,7 +37,7 @@ func nodeModules(t *testing.T) string {
 	t.Helper()
 	need(t, "node")
 	dir, _ := filepath.Abs(filepath.Join("testdata", "node"))
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "soap")); err == nil {
+	if installed(dir) {
 		return dir
 	}
 	npm := need(t, "npm")
@@ -50,6 +50,22 @@ func nodeModules(t *testing.T) string {
 		t.Skipf("npm ci failed: %v\n%s", err, out)
 	}
 	return dir
+}
+
+// installed reports whether every dependency package.json names is in
+// node_modules, so a package added since the last npm ci is installed.
+func installed(dir string) bool {
+	var pkg struct{ Dependencies map[string]string }
+	b, err := os.ReadFile(filepath.Join(dir, "package.json"))
+	if err != nil || json.Unmarshal(b, &pkg) != nil {
+		return false
+	}
+	for name := range pkg.Dependencies {
+		if _, err := os.Stat(filepath.Join(dir, "node_modules", name, "package.json")); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func examples(t *testing.T, names ...string) []string {
@@ -178,5 +194,32 @@ func TestSoapClient(t *testing.T) {
 	}
 	if r.BodyChild.Tag != "InjuryAcknowledgement" || !strings.HasPrefix(r.BodyChild.FindElement("./Header/CaseId").Text(), "MY:PERKESO:XB-") {
 		t.Fatalf("response %s", res.Response)
+	}
+}
+
+// TestOpenAPIDocument: schema/openapi.yaml, which partners generate clients
+// from, is a valid OpenAPI 3.1 document with every $ref resolved, for
+// @apidevtools/swagger-parser. (It was not: its license object lacked the
+// identifier 3.1 requires.)
+func TestOpenAPIDocument(t *testing.T) {
+	dir := nodeModules(t)
+	doc, err := filepath.Abs(filepath.Join("..", "..", "..", "..", "schema", "openapi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("node", "openapi-validate.mjs", doc)
+	cmd.Dir = dir
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("swagger-parser: %v\n%s", err, stderr.String())
+	}
+	var got struct {
+		OpenAPI string
+		Paths   []string
+	}
+	if err := json.Unmarshal(out, &got); err != nil || got.OpenAPI != "3.1.0" || len(got.Paths) < 5 {
+		t.Fatalf("swagger-parser: %s (%v)", out, err)
 	}
 }
