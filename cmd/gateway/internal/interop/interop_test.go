@@ -153,28 +153,47 @@ func TestSoapClient(t *testing.T) {
 	s := string(ex)
 	body := s[strings.Index(s, "<xb:NotifyInjury>"):strings.Index(s, "</soap:Body>")]
 	body = strings.Replace(body, "<xb:NotifyInjury>", `<xb:NotifyInjury xmlns:xb="urn:xb-injury:exchange:v1">`, 1)
-	bodyFile := filepath.Join(env.Dir, "body.xml")
-	_ = os.WriteFile(bodyFile, []byte(body), 0o644)
 	wsdl, _ := filepath.Abs(filepath.Join("..", "..", "..", "..", "schema", "agency-soap-v1.wsdl"))
 
-	cmd := exec.Command("node", "soap-client.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "WSDL="+wsdl, "ENDPOINT="+env.Server.URL+"/soap/v1/exchange", "CA_CERT="+ca, "CLIENT_CERT="+cert,
-		"CLIENT_KEY="+key, "SIGNING_CERT="+signCert, "SIGNING_KEY="+signKey, "BODY="+bodyFile)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, stderr.String())
-	}
-	var res struct {
+	type result struct {
 		OK       bool
 		Error    string
 		Response string
+		Fault    map[string]any // as npm soap read it
 	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("%v: %s", err, out)
+	call := func(body string) result {
+		t.Helper()
+		bodyFile := filepath.Join(t.TempDir(), "body.xml")
+		_ = os.WriteFile(bodyFile, []byte(body), 0o644)
+		cmd := exec.Command("node", "soap-client.mjs")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "WSDL="+wsdl, "ENDPOINT="+env.Server.URL+"/soap/v1/exchange", "CA_CERT="+ca, "CLIENT_CERT="+cert,
+			"CLIENT_KEY="+key, "SIGNING_CERT="+signCert, "SIGNING_KEY="+signKey, "BODY="+bodyFile)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("node: %v\n%s", err, stderr.String())
+		}
+		var res result
+		if err := json.Unmarshal(out, &res); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return res
 	}
+
+	// A body against the schema: the fault, read by npm soap, names the
+	// dotted sub-code and the place.
+	bad := call(strings.Replace(body, "<xb:Sender>TH:SSO</xb:Sender>", "<xb:Sender>th:sso</xb:Sender>", 1))
+	if bad.OK || bad.Fault == nil {
+		t.Fatalf("a schema-invalid notification: %+v", bad)
+	}
+	fault, _ := json.Marshal(bad.Fault)
+	if !bytes.Contains(fault, []byte("client.schema.invalid")) || !bytes.Contains(fault, []byte("/xb:NotifyInjury/xb:Header/xb:Sender")) {
+		t.Fatalf("the fault as npm soap read it: %s", fault)
+	}
+
+	res := call(body)
 	if !res.OK {
 		t.Fatalf("npm soap call failed: %s\n%s", res.Error, res.Response)
 	}

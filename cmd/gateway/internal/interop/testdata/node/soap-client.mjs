@@ -2,7 +2,8 @@
 // independent of the gateway's Go code: it loads the gateway's WSDL, calls
 // NotifyInjury over mutual TLS with an X.509-signed envelope (RSA-SHA256,
 // SHA-256 digests, exclusive C14N, Body and Timestamp referenced by wsu:Id),
-// and prints the raw signed response for the test to verify.
+// and prints the raw signed response for the test to verify, or the fault
+// as npm soap read it.
 //
 // Environment: WSDL (file path), ENDPOINT, CA_CERT, CLIENT_CERT, CLIENT_KEY,
 // SIGNING_CERT, SIGNING_KEY, BODY (file holding the xb:NotifyInjury element).
@@ -30,7 +31,8 @@ try {
   const [, rawResponse] = await client.NotifyInjuryAsync({ _xml: readFileSync(env.BODY, 'utf8') }, { httpsAgent: agent });
   out = { ok: true, response: rawResponse };
 } catch (err) {
-  out = { ok: false, error: String(err && err.message), response: err && err.body };
+  // A SOAP Fault: npm soap parses it into err.root; the test checks what it read.
+  out = { ok: false, error: String(err && err.message), response: err && err.body, fault: err && err.root && err.root.Envelope && err.root.Envelope.Body && err.root.Envelope.Body.Fault };
 }
 console.log(JSON.stringify(out));
 agent.destroy();
