@@ -436,12 +436,7 @@ func TestFailedWriteInGroup(t *testing.T) {
 	backends(t, func(t *testing.T, target string) {
 		ctx := context.Background()
 		s := open(t, target)
-		if _, err := s.Accept(ctx, entry("taken", "aa"), onExisting); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.DB().Exec(`CREATE UNIQUE INDEX records_source_key ON records(source_key)`); err != nil {
-			t.Fatal(err)
-		}
+		takeSourceKey(t, s, "taken")
 		for round := range 3 {
 			var wg sync.WaitGroup
 			errs := make(chan error, 16)
@@ -481,6 +476,19 @@ func TestFailedWriteInGroup(t *testing.T) {
 	})
 }
 
+// takeSourceKey accepts a record under key and adds the unique source_key
+// index of stores from earlier builds, so that another record id under the
+// same key fails in the database, for what the write holds.
+func takeSourceKey(t *testing.T, s *store.DB, key string) {
+	t.Helper()
+	if _, err := s.Accept(context.Background(), entry(key, "aa"), onExisting); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().Exec(`CREATE UNIQUE INDEX records_source_key ON records(source_key)`); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestContentFailureAlone: a write refused for what it holds (here a
 // unique constraint), alone in its group, fails, but does not report the
 // store as failing its writes: readiness would turn every partner away for
@@ -489,12 +497,7 @@ func TestContentFailureAlone(t *testing.T) {
 	backends(t, func(t *testing.T, target string) {
 		ctx := context.Background()
 		s := open(t, target)
-		if _, err := s.Accept(ctx, entry("taken", "aa"), onExisting); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.DB().Exec(`CREATE UNIQUE INDEX records_source_key ON records(source_key)`); err != nil {
-			t.Fatal(err)
-		}
+		takeSourceKey(t, s, "taken")
 		e := entry("again", "aa")
 		e.SourceKey = "taken"
 		if _, err := s.Accept(ctx, e, onExisting); err == nil {
