@@ -94,6 +94,21 @@ func TestSOAPNotifyInjury(t *testing.T) {
 	if err != nil || again.Fault != nil || again.Body.FindElement("./Header/CaseId").Text() != caseID {
 		t.Fatalf("duplicate: %v %s", err, again.Raw)
 	}
+	// The same message as another stack writes it: a namespace the Body
+	// does not use declared on the Envelope, attributes in another order,
+	// other whitespace inside a tag. The Body child is the same after
+	// exclusive canonicalization (§8.3): the first acknowledgement again,
+	// not client.duplicate.
+	rewritten := strings.Replace(ex, `<soap:Envelope xmlns:soap=`, `<soap:Envelope xmlns:extra="urn:extra" xmlns:soap=`, 1)
+	rewritten = strings.Replace(rewritten, `<xb:PersonalId scheme="TH_PID" country="TH">`, `<xb:PersonalId  country="TH"
+	  scheme="TH_PID" >`, 1)
+	if rewritten == ex {
+		t.Fatal("example layout changed")
+	}
+	again, err = c.Call(ctx, "urn:xb-injury:exchange:v1#NotifyInjury", unsigned(t, rewritten))
+	if err != nil || again.Fault != nil || again.Body.FindElement("./Header/CaseId").Text() != caseID {
+		t.Fatalf("duplicate, written otherwise: %v %s", err, again.Raw)
+	}
 	// Same MessageId, different Body: client.duplicate.
 	changed, err := c.Call(ctx, "urn:xb-injury:exchange:v1#NotifyInjury", unsigned(t, strings.Replace(ex, "<xb:HospitalisedHours>26", "<xb:HospitalisedHours>27", 1)))
 	if err != nil || changed.Fault == nil || changed.Fault.Code != "client.duplicate" || changed.Status != 500 {

@@ -194,7 +194,7 @@ func (h *Handler) handle(ctx context.Context, r *http.Request, rq *request) (*et
 	}
 	// 9. Duplicates: the same (Sender, MessageId) with the same Body child
 	// gets the first response again.
-	c14n, err := canonicalBody(env.BodyChild)
+	c14n, err := wssec.Canonical(env.BodyChild)
 	if err != nil {
 		return nil, &Fault{Code: "server.internal", Reason: "canonicalization failed", Server: true}
 	}
@@ -215,33 +215,6 @@ func (h *Handler) handle(ctx context.Context, r *http.Request, rq *request) (*et
 	default:
 		return h.caseMessage(ctx, rq, env, hdr, op, bodyHash, c14n)
 	}
-}
-
-func canonicalBody(el *etree.Element) ([]byte, error) {
-	d := etree.NewDocument()
-	d.SetRoot(el.Copy())
-	// Namespaces in scope at the Body child are declared on the copy.
-	for _, a := range scopeNS(el) {
-		if d.Root().SelectAttr(a.FullKey()) == nil {
-			d.Root().CreateAttr(a.FullKey(), a.Value)
-		}
-	}
-	d.WriteSettings.CanonicalEndTags = true
-	d.WriteSettings.CanonicalText = true
-	d.WriteSettings.CanonicalAttrVal = true
-	return d.WriteToBytes()
-}
-
-func scopeNS(el *etree.Element) []etree.Attr {
-	var out []etree.Attr
-	for e := el.Parent(); e != nil; e = e.Parent() {
-		for _, a := range e.Attr {
-			if a.Space == "xmlns" || (a.Space == "" && a.Key == "xmlns") {
-				out = append(out, a)
-			}
-		}
-	}
-	return out
 }
 
 func header(replyTo agencysoap.Header, caseID, self string, at time.Time) *gen.MessageHeader {

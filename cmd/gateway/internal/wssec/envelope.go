@@ -66,6 +66,12 @@ func textOf(el *etree.Element) string {
 	return b.String()
 }
 
+// Canonical is el's exclusive canonical form (without comments or an
+// inclusive prefix list), with the namespaces in scope at el taken into
+// account: how agency-soap/v1 §8.3 compares the Body children of two
+// messages with one MessageId.
+func Canonical(el *etree.Element) ([]byte, error) { return canon(el, "") }
+
 // canon is the exclusive canonical form (with an optional inclusive prefix
 // list) of el, with the namespaces in scope at el taken into account.
 func canon(el *etree.Element, prefixList string) ([]byte, error) {
