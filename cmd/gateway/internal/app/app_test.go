@@ -26,6 +26,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestEventBuilderBound: the events' bound follows kafka.max_message_bytes.
@@ -401,5 +402,30 @@ func TestConnectionLimit(t *testing.T) {
 	held[0].Close()
 	if err := healthz(10 * time.Second); err != nil {
 		t.Fatalf("ok/ops-after-close: %v", err)
+	}
+}
+
+// TestMetricsLint: the gateway's metrics pass Prometheus's own linter
+// (promlint: counters end in _total, units in base units and in the name,
+// help on every metric), so dashboards and alerts can be written the usual
+// way. A family with no series yet is not gathered, so the test gives
+// each labelled one a series first.
+func TestMetricsLint(t *testing.T) {
+	g, _ := devGateway(t)
+	g.refresh(context.Background())
+	g.M.Requests.WithLabelValues("POST /v1/injury-notices", "demo-employer", "202").Inc()
+	g.M.Verification.WithLabelValues("signature").Inc()
+	g.M.Latency.WithLabelValues("POST /v1/injury-notices").Observe(0.01)
+	g.M.CRLNext.WithLabelValues("clients.crl").Set(3600)
+	families, err := g.Metrics.Gather()
+	if err != nil || len(families) < 50 {
+		t.Fatalf("%d metric families gathered (%v)", len(families), err)
+	}
+	problems, err := testutil.GatherAndLint(g.Metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
 }
