@@ -52,54 +52,17 @@ func (p *Pipeline) runBatch(ctx context.Context, s *step) ([]byte, *problem.Erro
 	if perr := p.verify(s, form); perr != nil {
 		return nil, perr
 	}
-	if !s.sub.Partner.Accepts(insurerclaim.Format) {
-		return nil, problem.New(problem.NotAuthorised, "partner is not registered for "+insurerclaim.Format,
-			adapters.Problem{Pointer: "", Code: adapters.CodeNotAuthorised, Message: "not registered for this format"})
+	b, perr := readBatch(s)
+	if perr != nil {
+		return nil, perr
 	}
-	b, err := insurerclaim.Read(s.verified.Payload)
-	if err != nil {
-		var ie *adapters.InvalidError
-		if errors.As(err, &ie) && ie.Problems[0].Code == adapters.CodeRange {
-			return nil, &problem.Error{Kind: problem.TooLarge, Detail: ie.Problems[0].Message, Problems: ie.Problems}
-		}
-		if errors.As(err, &ie) {
-			return nil, &problem.Error{Kind: problem.Invalid, Detail: "the payload is not one readable JSON document", Problems: ie.Problems}
-		}
-		return nil, problem.Wrap(problem.Internal, "could not read the batch", err)
-	}
-	if b.InsurerOK && !s.sub.Partner.AuthorisedForInsurer(b.InsurerCode) {
-		return nil, problem.New(problem.NotAuthorised, "the signing key is not registered for this insurer code",
-			adapters.Problem{Pointer: "/insurerCode", Code: adapters.CodeNotAuthorised, Message: "not authorised for this insurer code"})
-	}
-	if len(b.Problems) > 0 {
-		return nil, &problem.Error{Kind: problem.Invalid, Detail: fmt.Sprintf("%d batch-level problem(s); the batch is rejected", len(b.Problems)), Problems: b.Problems}
-	}
-	// Per claim: rules, mapping, canonical schema.
-	results := make([]receipt.ClaimResult, len(b.Claims))
-	var keys []store.ClaimKey
-	var keyIdx []int
-	recs := map[int]*schema.Record{}
-	for i, cl := range b.Claims {
-		results[i] = receipt.ClaimResult{Index: i, ClaimNo: cl.ClaimNo, Revision: cl.Revision}
-		if len(cl.Problems) > 0 {
-			results[i].Status = "REJECTED"
-			results[i].Problems = problemsOf(cl.Problems)
-			continue
-		}
-		rec, err := b.Canonical(cl, s.receivedAt, p.Rates)
-		if err == nil {
-			err = schema.ValidateRecord(rec)
-		}
-		if err != nil {
-			return nil, problem.Wrap(problem.Internal, "a claim could not be mapped", err)
-		}
-		recs[i] = rec
-		keys = append(keys, store.ClaimKey{SourceKey: rec.SourceKey, RecordID: rec.RecordID, Hash: cl.Hash})
-		keyIdx = append(keyIdx, i)
+	results, keys, keyIdx, recs, perr := p.mapClaims(s, b)
+	if perr != nil {
+		return nil, perr
 	}
 	var conflict bool
 	var body []byte
-	_, _, err = p.Store.AcceptBatch(ctx, s.entry, b.InsurerCode, b.BatchID, keys, func(e *store.Entry, o store.BatchOutcome) (store.BatchWrite, error) {
+	_, _, err := p.Store.AcceptBatch(ctx, s.entry, b.InsurerCode, b.BatchID, keys, func(e *store.Entry, o store.BatchOutcome) (store.BatchWrite, error) {
 		e.Outbox = nil
 		if o.Existing {
 			if o.ExistingHash == e.PayloadSHA256 {
@@ -159,6 +122,62 @@ func (p *Pipeline) runBatch(ctx context.Context, s *step) ([]byte, *problem.Erro
 			Problems: []adapters.Problem{{Pointer: "/batchId", Code: adapters.CodeDuplicate, Message: "already processed with different content"}}}
 	}
 	return body, nil
+}
+
+// readBatch reads a verified batch from a partner registered for the
+// format and its insurer code; a batch-level problem refuses it whole.
+func readBatch(s *step) (*insurerclaim.Batch, *problem.Error) {
+	if !s.sub.Partner.Accepts(insurerclaim.Format) {
+		return nil, problem.New(problem.NotAuthorised, "partner is not registered for "+insurerclaim.Format,
+			adapters.Problem{Pointer: "", Code: adapters.CodeNotAuthorised, Message: "not registered for this format"})
+	}
+	b, err := insurerclaim.Read(s.verified.Payload)
+	if err != nil {
+		var ie *adapters.InvalidError
+		if errors.As(err, &ie) && ie.Problems[0].Code == adapters.CodeRange {
+			return nil, &problem.Error{Kind: problem.TooLarge, Detail: ie.Problems[0].Message, Problems: ie.Problems}
+		}
+		if errors.As(err, &ie) {
+			return nil, &problem.Error{Kind: problem.Invalid, Detail: "the payload is not one readable JSON document", Problems: ie.Problems}
+		}
+		return nil, problem.Wrap(problem.Internal, "could not read the batch", err)
+	}
+	if b.InsurerOK && !s.sub.Partner.AuthorisedForInsurer(b.InsurerCode) {
+		return nil, problem.New(problem.NotAuthorised, "the signing key is not registered for this insurer code",
+			adapters.Problem{Pointer: "/insurerCode", Code: adapters.CodeNotAuthorised, Message: "not authorised for this insurer code"})
+	}
+	if len(b.Problems) > 0 {
+		return nil, &problem.Error{Kind: problem.Invalid, Detail: fmt.Sprintf("%d batch-level problem(s); the batch is rejected", len(b.Problems)), Problems: b.Problems}
+	}
+	return b, nil
+}
+
+// mapClaims checks, maps and schema-checks each claim: results holds every
+// claim's result so far (REJECTED with its problems, or to be decided by
+// the store), keys the store keys of the others, keyIdx each key's claim
+// index, recs their records by claim index.
+func (p *Pipeline) mapClaims(s *step, b *insurerclaim.Batch) (results []receipt.ClaimResult, keys []store.ClaimKey, keyIdx []int, recs map[int]*schema.Record, perr *problem.Error) {
+	results = make([]receipt.ClaimResult, len(b.Claims))
+	recs = map[int]*schema.Record{}
+	for i, cl := range b.Claims {
+		results[i] = receipt.ClaimResult{Index: i, ClaimNo: cl.ClaimNo, Revision: cl.Revision}
+		if len(cl.Problems) > 0 {
+			results[i].Status = "REJECTED"
+			results[i].Problems = problemsOf(cl.Problems)
+			continue
+		}
+		rec, err := b.Canonical(cl, s.receivedAt, p.Rates)
+		if err == nil {
+			err = schema.ValidateRecord(rec)
+		}
+		if err != nil {
+			return nil, nil, nil, nil, problem.Wrap(problem.Internal, "a claim could not be mapped", err)
+		}
+		recs[i] = rec
+		keys = append(keys, store.ClaimKey{SourceKey: rec.SourceKey, RecordID: rec.RecordID, Hash: cl.Hash})
+		keyIdx = append(keyIdx, i)
+	}
+	return results, keys, keyIdx, recs, nil
 }
 
 // batchJWS is the insurer's JWS over the whole batch as a flattened JSON
