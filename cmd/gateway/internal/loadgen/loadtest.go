@@ -96,30 +96,35 @@ func cpuSeconds() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
+// withDefaults fills in the concurrency and duration a run leaves out and
+// returns how many notices to sign: Requests, or for a Duration run enough
+// for the duration at a generous rate (or at Rate).
+func (cfg TestConfig) withDefaults() (TestConfig, int) {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 32
+	}
+	if cfg.Requests > 0 {
+		return cfg, cfg.Requests
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = 10 * time.Second
+	}
+	rate := cfg.PresignRate
+	if rate <= 0 {
+		rate = DefaultPresignRate
+	}
+	if cfg.Rate > 0 {
+		rate = cfg.Rate
+	}
+	return cfg, min(MaxPresign, int(rate*cfg.Duration.Seconds())+cfg.Concurrency)
+}
+
 // LoadTest runs the test and returns its summary.
 func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 	if err := CheckLoopback(cfg.URL); err != nil {
 		return nil, err
 	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 32
-	}
-	n := cfg.Requests
-	if n <= 0 {
-		if cfg.Duration <= 0 {
-			cfg.Duration = 10 * time.Second
-		}
-		// Enough notices for the duration at a generous rate (or at Rate),
-		// signed before the clock starts.
-		rate := cfg.PresignRate
-		if rate <= 0 {
-			rate = DefaultPresignRate
-		}
-		if cfg.Rate > 0 {
-			rate = cfg.Rate
-		}
-		n = min(MaxPresign, int(rate*cfg.Duration.Seconds())+cfg.Concurrency)
-	}
+	cfg, n := cfg.withDefaults()
 	t0 := time.Now()
 	bodies, err := presign(cfg, n)
 	if err != nil {
@@ -218,16 +223,12 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 			<-c
 		}
 	}
-	slices.Sort(tl.lat)
-	accepted, dups := tl.accepted.Load(), tl.dups
-	s := &Summary{Requests: tl.done.Load(), Accepted: accepted, Duplicates: dups, ErrorsByStatus: tl.errs, Concurrency: cfg.Concurrency,
-		ThroughputPerS: float64(accepted+dups) / elapsed.Seconds(), DurationS: elapsed.Seconds(),
-		LatencyMS:       map[string]float64{"p50": tl.percentile(0.50), "p90": tl.percentile(0.90), "p99": tl.percentile(0.99), "max": tl.percentile(1)},
-		ClientCPUSecond: cpuSeconds() - cpu0, PresignSeconds: presigned.Seconds(), PoolExhausted: exhausted.Load()}
+	s := tl.summary(elapsed)
+	s.Concurrency, s.ClientCPUSecond, s.PresignSeconds, s.PoolExhausted = cfg.Concurrency, cpuSeconds()-cpu0, presigned.Seconds(), exhausted.Load()
 	if cfg.Gateway != nil && gwErr == nil {
 		if gw1, err := cfg.Gateway(); err == nil {
 			s.GatewayCPUSeconds = gw1.CPUSeconds - gw0.CPUSeconds
-			if n := accepted + dups; n > 0 {
+			if n := s.Accepted + s.Duplicates; n > 0 {
 				s.GatewayCPUMicrosPerReq = math.Round(s.GatewayCPUSeconds / float64(n) * 1e6)
 			}
 			s.GatewayPeakRSSMB = math.Round(max(peakRSS, gw1.RSSBytes) / (1 << 20))
@@ -259,6 +260,15 @@ func (t *tally) record(status string, d time.Duration) {
 	default:
 		t.errs[status]++
 	}
+}
+
+// summary is the run's counts, rate and latencies, once it is over.
+func (t *tally) summary(elapsed time.Duration) *Summary {
+	slices.Sort(t.lat)
+	accepted := t.accepted.Load()
+	return &Summary{Requests: t.done.Load(), Accepted: accepted, Duplicates: t.dups, ErrorsByStatus: t.errs,
+		ThroughputPerS: float64(accepted+t.dups) / elapsed.Seconds(), DurationS: elapsed.Seconds(),
+		LatencyMS: map[string]float64{"p50": t.percentile(0.50), "p90": t.percentile(0.90), "p99": t.percentile(0.99), "max": t.percentile(1)}}
 }
 
 // percentile is the p-th latency in ms, once the run is over and lat sorted.
