@@ -264,115 +264,142 @@ func Load(path string) (*Config, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, &Error{File: abs, Msg: err.Error()}
 	}
-	rel := relativeTo(filepath.Dir(abs))
 	c := &Config{Path: abs, File: f}
-	if c.File.Listen == "" {
-		c.File.Listen = DefaultListen
-	}
-	if c.File.Instance == "" {
-		h, _ := os.Hostname()
-		c.File.Instance = "jambatan@" + h
-	}
-	if c.File.Limits.MaxBodyBytes == 0 {
-		c.File.Limits.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if c.File.Limits.MaxBodyBytes < 0 {
-		return nil, &Error{File: abs, Field: "limits.max_body_bytes", Msg: "must be positive"}
-	}
-	if c.File.Kafka.MaxMessageBytes == 0 {
-		c.File.Kafka.MaxMessageBytes = DefaultKafkaMaxMessageBytes
-	}
-	if c.File.Kafka.MaxMessageBytes < MinKafkaMaxMessageBytes {
-		return nil, &Error{File: abs, Field: "kafka.max_message_bytes", Msg: fmt.Sprintf("must be at least %d", MinKafkaMaxMessageBytes)}
-	}
-	if c.File.Limits.MaxInflightBytes == 0 {
-		c.File.Limits.MaxInflightBytes = DefaultMaxInflightBytes
-	}
-	if c.File.Limits.MaxInflightBytes < 0 {
-		return nil, &Error{File: abs, Field: "limits.max_inflight_bytes", Msg: "must be positive"}
-	}
-	if c.File.Limits.MaxConnections == 0 {
-		c.File.Limits.MaxConnections = DefaultMaxConnections
-	}
-	if c.File.Limits.MaxConnections < 0 {
-		return nil, &Error{File: abs, Field: "limits.max_connections", Msg: "must be positive"}
-	}
-	for name, d := range map[string]*Duration{"read_header_timeout": &c.File.Limits.ReadHeaderTimeout, "read_timeout": &c.File.Limits.ReadTimeout, "write_timeout": &c.File.Limits.WriteTimeout, "idle_timeout": &c.File.Limits.IdleTimeout} {
-		if *d == 0 {
-			*d = Duration(map[string]time.Duration{"read_header_timeout": 5 * time.Second, "read_timeout": 30 * time.Second, "write_timeout": 30 * time.Second, "idle_timeout": 120 * time.Second}[name])
+	rel := relativeTo(filepath.Dir(abs))
+	for _, step := range []func() *Error{c.File.setDefaults, func() *Error { return c.resolve(rel) }} {
+		if e := step(); e != nil {
+			e.File = abs
+			return nil, e
 		}
 	}
+	if c.Partners, err = c.loadPartners(rel); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// setDefaults fills in what the file leaves out and refuses a limit that
+// cannot be meant.
+func (f *File) setDefaults() *Error {
+	if f.Listen == "" {
+		f.Listen = DefaultListen
+	}
+	if f.Instance == "" {
+		h, _ := os.Hostname()
+		f.Instance = "jambatan@" + h
+	}
+	if f.Limits.MaxBodyBytes == 0 {
+		f.Limits.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if f.Limits.MaxBodyBytes < 0 {
+		return &Error{Field: "limits.max_body_bytes", Msg: "must be positive"}
+	}
+	if f.Kafka.MaxMessageBytes == 0 {
+		f.Kafka.MaxMessageBytes = DefaultKafkaMaxMessageBytes
+	}
+	if f.Kafka.MaxMessageBytes < MinKafkaMaxMessageBytes {
+		return &Error{Field: "kafka.max_message_bytes", Msg: fmt.Sprintf("must be at least %d", MinKafkaMaxMessageBytes)}
+	}
+	if f.Limits.MaxInflightBytes == 0 {
+		f.Limits.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	if f.Limits.MaxInflightBytes < 0 {
+		return &Error{Field: "limits.max_inflight_bytes", Msg: "must be positive"}
+	}
+	if f.Limits.MaxConnections == 0 {
+		f.Limits.MaxConnections = DefaultMaxConnections
+	}
+	if f.Limits.MaxConnections < 0 {
+		return &Error{Field: "limits.max_connections", Msg: "must be positive"}
+	}
+	for _, d := range []struct {
+		v   *Duration
+		def time.Duration
+	}{{&f.Limits.ReadHeaderTimeout, 5 * time.Second}, {&f.Limits.ReadTimeout, 30 * time.Second}, {&f.Limits.WriteTimeout, 30 * time.Second}, {&f.Limits.IdleTimeout, 120 * time.Second}} {
+		if *d.v == 0 {
+			*d.v = Duration(d.def)
+		}
+	}
+	if f.SOAP.Institution == "" {
+		f.SOAP.Institution = "MY:PERKESO"
+	}
+	if f.Outbound.Topic == "" {
+		f.Outbound.Topic = "perkeso.outbound.v1"
+	}
+	if f.Outbound.StatusTopic == "" {
+		f.Outbound.StatusTopic = "perkeso.delivery-status.v1"
+	}
+	return nil
+}
+
+// resolve checks what is required and what goes together, and resolves
+// every file the configuration names against its directory (rel).
+func (c *Config) resolve(rel func(string) string) *Error {
+	f := &c.File
 	for _, r := range []struct{ field, v string }{{"tls.cert_file", f.TLS.CertFile}, {"tls.key_file", f.TLS.KeyFile},
 		{"tls.client_ca_file", f.TLS.ClientCAFile}, {"receipt_key_file", f.ReceiptKeyFile}, {"store", f.Store}} {
 		if r.v == "" { // reported in the file's order, the first missing one
-			return nil, &Error{File: abs, Field: r.field, Msg: "is required"}
+			return &Error{Field: r.field, Msg: "is required"}
 		}
 	}
 	c.CertFile, c.KeyFile, c.ClientCAFile = rel(f.TLS.CertFile), rel(f.TLS.KeyFile), rel(f.TLS.ClientCAFile)
-	for i := range c.File.TLS.CRLFiles {
-		c.File.TLS.CRLFiles[i] = rel(c.File.TLS.CRLFiles[i])
+	for i := range f.TLS.CRLFiles {
+		f.TLS.CRLFiles[i] = rel(f.TLS.CRLFiles[i])
 	}
 	c.StorePath, c.ReceiptKeyFile = f.Store, rel(f.ReceiptKeyFile)
 	if !strings.HasPrefix(f.Store, "postgres://") && !strings.HasPrefix(f.Store, "postgresql://") {
 		c.StorePath = rel(f.Store)
 	}
-	if c.File.SOAP.Institution == "" {
-		c.File.SOAP.Institution = "MY:PERKESO"
+	f.SOAP.SigningCertFile, f.SOAP.SigningKeyFile = rel(f.SOAP.SigningCertFile), rel(f.SOAP.SigningKeyFile)
+	f.Outbound.ClientCertFile, f.Outbound.ClientKeyFile = rel(f.Outbound.ClientCertFile), rel(f.Outbound.ClientKeyFile)
+	f.Operator.ClientCAFile = rel(f.Operator.ClientCAFile)
+	if f.Operator.Listen != "" && (f.Operator.ClientCAFile == "" || len(f.Operator.AllowedCNs) == 0) {
+		return &Error{Field: "operator", Msg: "client_ca_file and allowed_cns are required with listen"}
 	}
-	c.File.SOAP.SigningCertFile, c.File.SOAP.SigningKeyFile = rel(c.File.SOAP.SigningCertFile), rel(c.File.SOAP.SigningKeyFile)
-	c.File.Outbound.ClientCertFile, c.File.Outbound.ClientKeyFile = rel(c.File.Outbound.ClientCertFile), rel(c.File.Outbound.ClientKeyFile)
-	c.File.Operator.ClientCAFile = rel(c.File.Operator.ClientCAFile)
-	if c.File.Operator.Listen != "" && (c.File.Operator.ClientCAFile == "" || len(c.File.Operator.AllowedCNs) == 0) {
-		return nil, &Error{File: abs, Field: "operator", Msg: "client_ca_file and allowed_cns are required with listen"}
-	}
-	if c.File.Outbound.Topic == "" {
-		c.File.Outbound.Topic = "perkeso.outbound.v1"
-	}
-	if c.File.Outbound.StatusTopic == "" {
-		c.File.Outbound.StatusTopic = "perkeso.delivery-status.v1"
-	}
-	if k := c.File.Kafka.TLS; k != nil {
+	if k := f.Kafka.TLS; k != nil {
 		if k.CAFile == "" {
-			return nil, &Error{File: abs, Field: "kafka.tls.ca_file", Msg: "is required with kafka.tls"}
+			return &Error{Field: "kafka.tls.ca_file", Msg: "is required with kafka.tls"}
 		}
 		if (k.CertFile == "") != (k.KeyFile == "") {
-			return nil, &Error{File: abs, Field: "kafka.tls.cert_file", Msg: "cert_file and key_file go together"}
+			return &Error{Field: "kafka.tls.cert_file", Msg: "cert_file and key_file go together"}
 		}
 		k.CAFile, k.CertFile, k.KeyFile = rel(k.CAFile), rel(k.CertFile), rel(k.KeyFile)
 	}
-	if sa := c.File.Kafka.SASL; sa != nil {
+	if sa := f.Kafka.SASL; sa != nil {
 		if sa.Mechanism != "SCRAM-SHA-256" && sa.Mechanism != "SCRAM-SHA-512" {
-			return nil, &Error{File: abs, Field: "kafka.sasl.mechanism", Msg: "must be SCRAM-SHA-256 or SCRAM-SHA-512"}
+			return &Error{Field: "kafka.sasl.mechanism", Msg: "must be SCRAM-SHA-256 or SCRAM-SHA-512"}
 		}
 		if sa.Username == "" || sa.PasswordFile == "" {
-			return nil, &Error{File: abs, Field: "kafka.sasl", Msg: "username and password_file are required"}
+			return &Error{Field: "kafka.sasl", Msg: "username and password_file are required"}
 		}
 		sa.PasswordFile = rel(sa.PasswordFile)
 	}
+	return nil
+}
 
-	ps := make([]*partner.Partner, 0, len(f.Partners))
+// loadPartners reads each partner's registration, its files resolved here
+// once, like the others, so that what reads c.File (the expiry gauges,
+// certs list) takes them as they are.
+func (c *Config) loadPartners(rel func(string) string) (*partner.Registry, error) {
+	ps := make([]*partner.Partner, 0, len(c.File.Partners))
 	seen := map[string]bool{}
 	for i := range c.File.Partners {
-		// The partners' files are resolved here once, like the others, so
-		// what reads c.File (the expiry gauges, certs list) takes them as
-		// they are.
 		pc := &c.File.Partners[i]
 		pc.JWKSFile, pc.SigningCAFile = rel(pc.JWKSFile), rel(pc.SigningCAFile)
 		if pc.Endpoint != nil {
 			pc.Endpoint.CAFile = rel(pc.Endpoint.CAFile)
 		}
-		p, err := loadPartner(abs, i, *pc)
+		p, err := loadPartner(c.Path, i, *pc)
 		if err != nil {
 			return nil, err
 		}
 		if seen[p.ID] {
-			return nil, &Error{File: abs, Partner: p.ID, Field: "id", Msg: "is declared twice"}
+			return nil, &Error{File: c.Path, Partner: p.ID, Field: "id", Msg: "is declared twice"}
 		}
 		seen[p.ID] = true
 		ps = append(ps, p)
 	}
-	c.Partners = partner.NewRegistry(ps)
-	return c, nil
+	return partner.NewRegistry(ps), nil
 }
 
 // relativeTo resolves the configuration's relative paths against its
