@@ -421,7 +421,7 @@ func loadPartner(abs string, i int, pc PartnerConfig) (*partner.Partner, error) 
 	if who == "" {
 		who = fmt.Sprintf("partners[%d]", i)
 	}
-	fail := func(field, format string, args ...any) error {
+	var fail failFunc = func(field, format string, args ...any) error {
 		return &Error{File: abs, Partner: who, Field: field, Msg: fmt.Sprintf(format, args...)}
 	}
 	if !ValidPartnerID(pc.ID) {
@@ -450,7 +450,37 @@ func loadPartner(abs string, i int, pc PartnerConfig) (*partner.Partner, error) 
 	if id.SHA256 != "" && !reSHA256.MatchString(id.SHA256) {
 		return nil, fail("tls_identity.sha256", "must be 64 hex digits")
 	}
-	var keys jwk.Set
+	keys, err := partnerKeys(pc, fail)
+	if err != nil {
+		return nil, err
+	}
+	p := &partner.Partner{ID: pc.ID, Kind: pc.Kind, Country: pc.Country, Formats: pc.Formats,
+		Identity: partner.Identity{SubjectCN: id.SubjectCN, DNSSAN: id.DNSSAN, SHA256: id.SHA256},
+		Keys:     keys, UENs: map[string]bool{}}
+	if err := scope(p, pc, fail); err != nil {
+		return nil, err
+	}
+	if e := pc.Endpoint; e != nil {
+		ep, err := loadEndpoint(e, pc.Kind, fail)
+		if err != nil {
+			return nil, err
+		}
+		p.Endpoint = ep
+	}
+	if pc.Kind == partner.KindAgency {
+		if err := agencySigning(p, pc, fail); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// failFunc reports a problem with one field of a partner's registration.
+type failFunc func(field, format string, args ...any) error
+
+// partnerKeys reads a partner's public JWS keys, given in the file or in
+// a file of their own; an agency, which signs with X.509, may have none.
+func partnerKeys(pc PartnerConfig, fail failFunc) (jwk.Set, error) {
 	switch {
 	case pc.JWKSFile != "" && len(pc.JWKS) > 0:
 		return nil, fail("jwks", "set jwks or jwks_file, not both")
@@ -459,31 +489,38 @@ func loadPartner(abs string, i int, pc PartnerConfig) (*partner.Partner, error) 
 		if err != nil {
 			return nil, fail("jwks_file", "%v", err)
 		}
-		if keys, err = ParsePublicJWKS(kb); err != nil {
+		keys, err := ParsePublicJWKS(kb)
+		if err != nil {
 			return nil, fail("jwks_file", "%v", err)
 		}
+		return keys, nil
 	case len(pc.JWKS) > 0:
-		var err error
-		if keys, err = ParsePublicJWKS(pc.JWKS); err != nil {
+		keys, err := ParsePublicJWKS(pc.JWKS)
+		if err != nil {
 			return nil, fail("jwks", "%v", err)
 		}
+		return keys, nil
 	case pc.Kind != partner.KindAgency:
 		return nil, fail("jwks", "is required (or jwks_file)")
-	default:
-		keys = jwk.NewSet() // agencies sign with X.509 (WS-Security), not JWS
 	}
-	p := &partner.Partner{ID: pc.ID, Kind: pc.Kind, Country: pc.Country, Formats: pc.Formats,
-		Identity: partner.Identity{SubjectCN: id.SubjectCN, DNSSAN: id.DNSSAN, SHA256: id.SHA256},
-		Keys:     keys, UENs: map[string]bool{}}
-	for field, list := range map[string][]string{"uens": pc.UENs, "agent_for_uens": pc.AgentForUENs} {
-		for _, u := range list {
+	return jwk.NewSet(), nil // agencies sign with X.509 (WS-Security), not JWS
+}
+
+// scope sets what a partner may report for: its UENs (and, as an agent,
+// others' or "*" for any), and its insurer codes ("*" for any).
+func scope(p *partner.Partner, pc PartnerConfig, fail failFunc) error {
+	for _, l := range []struct {
+		field string
+		uens  []string
+	}{{"uens", pc.UENs}, {"agent_for_uens", pc.AgentForUENs}} {
+		for _, u := range l.uens {
 			switch {
-			case u == "*" && field == "agent_for_uens":
+			case u == "*" && l.field == "agent_for_uens":
 				p.AnyUEN = true
 			case reUEN.MatchString(u):
 				p.UENs[u] = true
 			default:
-				return nil, fail(field, "%q is not a UEN", u)
+				return fail(l.field, "%q is not a UEN", u)
 			}
 		}
 	}
@@ -495,45 +532,42 @@ func loadPartner(abs string, i int, pc PartnerConfig) (*partner.Partner, error) 
 		case reInsurerCode.MatchString(code):
 			p.InsurerCodes[code] = true
 		default:
-			return nil, fail("insurer_codes", "%q is not an insurer code", code)
+			return fail("insurer_codes", "%q is not an insurer code", code)
 		}
 	}
-	if e := pc.Endpoint; e != nil {
-		ep, err := loadEndpoint(e, pc.Kind, fail)
-		if err != nil {
-			return nil, err
-		}
-		p.Endpoint = ep
+	return nil
+}
+
+// agencySigning sets an agency's institution and what its WS-Security
+// signatures must chain to (its signing CA file) or be pinned to.
+func agencySigning(p *partner.Partner, pc PartnerConfig, fail failFunc) error {
+	if !reInstitution.MatchString(pc.Institution) {
+		return fail("institution", "an agency needs an institution id such as TH:SSO")
 	}
-	if pc.Kind == partner.KindAgency {
-		if !reInstitution.MatchString(pc.Institution) {
-			return nil, fail("institution", "an agency needs an institution id such as TH:SSO")
-		}
-		if pc.SigningCAFile == "" {
-			return nil, fail("signing_ca_file", "an agency needs the CA of its WS-Security signing certificates")
-		}
-		cas, err := certs.LoadCertificates(pc.SigningCAFile)
-		if err != nil {
-			return nil, fail("signing_ca_file", "%v", err)
-		}
-		p.Institution, p.SigningCAs, p.SigningCACerts = pc.Institution, x509.NewCertPool(), cas
-		for _, c := range cas {
-			p.SigningCAs.AddCert(c)
-		}
-		p.SigningPins = map[string]bool{}
-		for _, f := range pc.SigningCertSHA256 {
-			if !reSHA256.MatchString(f) {
-				return nil, fail("signing_cert_sha256", "%q is not 64 hex digits", f)
-			}
-			p.SigningPins[strings.ToLower(f)] = true
-		}
+	if pc.SigningCAFile == "" {
+		return fail("signing_ca_file", "an agency needs the CA of its WS-Security signing certificates")
 	}
-	return p, nil
+	cas, err := certs.LoadCertificates(pc.SigningCAFile)
+	if err != nil {
+		return fail("signing_ca_file", "%v", err)
+	}
+	p.Institution, p.SigningCAs, p.SigningCACerts = pc.Institution, x509.NewCertPool(), cas
+	for _, c := range cas {
+		p.SigningCAs.AddCert(c)
+	}
+	p.SigningPins = map[string]bool{}
+	for _, f := range pc.SigningCertSHA256 {
+		if !reSHA256.MatchString(f) {
+			return fail("signing_cert_sha256", "%q is not 64 hex digits", f)
+		}
+		p.SigningPins[strings.ToLower(f)] = true
+	}
+	return nil
 }
 
 // loadEndpoint checks a partner's delivery endpoint and policy; fail
 // locates an error in the partner's entry.
-func loadEndpoint(e *EndpointConfig, kind string, fail func(field, format string, args ...any) error) (*partner.Endpoint, error) {
+func loadEndpoint(e *EndpointConfig, kind string, fail failFunc) (*partner.Endpoint, error) {
 	if !strings.HasPrefix(e.URL, "https://") {
 		return nil, fail("endpoint.url", "must be an https URL")
 	}
