@@ -37,7 +37,7 @@ func notifyInjury(op *etree.Element, payload []byte) error {
 	if err := json.Unmarshal(payload, &p); err != nil {
 		return fmt.Errorf("NotifyInjury payload: %w", err)
 	}
-	r := p.Record
+	r := &p.Record
 	if r.Person.DateOfBirth == "" || r.Person.Sex == "" || r.Person.Nationality == "" || r.Accident.Narrative == nil || len(r.Wages) == 0 || len(r.Injuries) == 0 {
 		return errors.New("the record lacks what NotifyInjury requires (birth date, sex, nationality, narrative, a wage, an injury)")
 	}
@@ -47,6 +47,23 @@ func notifyInjury(op *etree.Element, payload []byte) error {
 		ref = r.RecordID[:min(len(r.RecordID), 40)]
 	}
 	n.CreateElement("xb:SenderCaseRef").SetText(ref)
+	notifyPerson(n, r)
+	notifyEmployer(n, r)
+	notifyAccident(n, r)
+	notifyInjuries(n, r)
+	notifyOutcome(n, r)
+	w := r.Wages[0]
+	we := n.CreateElement("xb:Wage")
+	we.CreateAttr("basis", w.Basis)
+	we.CreateAttr("currency", w.Currency)
+	we.SetText(w.Amount)
+	return nil
+}
+
+// notifyPerson writes the Person: up to five identifiers of the agency's
+// schemes, the first as PersonalId; name, CE birth date, sex, nationality,
+// and the ISCO-08 occupation when the record has one.
+func notifyPerson(n *etree.Element, r *schema.Record) {
 	per := n.CreateElement("xb:Person")
 	ids := append([]schema.ID{r.Person.PrimaryID}, r.Person.OtherIDs...)
 	for i, id := range ids {
@@ -75,6 +92,11 @@ func notifyInjury(op *etree.Element, payload []byte) error {
 		}
 		e.SetText(text)
 	}
+}
+
+// notifyEmployer writes the Employer, its registration scheme OTHER when
+// the agency does not list the record's.
+func notifyEmployer(n *etree.Element, r *schema.Record) {
 	emp := n.CreateElement("xb:Employer")
 	reg := emp.CreateElement("xb:RegistrationId")
 	scheme := r.Employer.IDScheme
@@ -89,6 +111,11 @@ func notifyInjury(op *etree.Element, payload []byte) error {
 	}
 	emp.CreateElement("xb:Name").SetText(name)
 	emp.CreateElement("xb:Country").SetText(r.Employer.Country)
+}
+
+// notifyAccident writes the Accident: category, CE date, the local time in
+// its zone when known, place, commuting leg and narrative.
+func notifyAccident(n *etree.Element, r *schema.Record) {
 	acc := n.CreateElement("xb:Accident")
 	acc.CreateElement("xb:Category").SetText(r.Accident.Category)
 	ce(acc, "Date", r.Accident.OccurredDate)
@@ -116,6 +143,10 @@ func notifyInjury(op *etree.Element, payload []byte) error {
 	nar := acc.CreateElement("xb:Narrative")
 	nar.CreateAttr("lang", r.Accident.Narrative.Lang)
 	nar.SetText(r.Accident.Narrative.Text)
+}
+
+// notifyInjuries writes up to ten Injury elements in ESAW codes.
+func notifyInjuries(n *etree.Element, r *schema.Record) {
 	for i, inj := range r.Injuries {
 		if i >= 10 {
 			break
@@ -131,6 +162,11 @@ func notifyInjury(op *etree.Element, payload []byte) error {
 			e.CreateElement("xb:Side").SetText(inj.Side)
 		}
 	}
+}
+
+// notifyOutcome writes the Outcome: fatal, date of death, hours in
+// hospital (at most 9,999), up to ten sick-leave periods.
+func notifyOutcome(n *etree.Element, r *schema.Record) {
 	out := n.CreateElement("xb:Outcome")
 	out.CreateElement("xb:Fatal").SetText(strconv.FormatBool(r.Outcome.Fatal))
 	if r.Outcome.DateOfDeath != "" {
@@ -147,10 +183,4 @@ func notifyInjury(op *etree.Element, payload []byte) error {
 		ce(sl, "From", p.From)
 		ce(sl, "To", p.To)
 	}
-	w := r.Wages[0]
-	we := n.CreateElement("xb:Wage")
-	we.CreateAttr("basis", w.Basis)
-	we.CreateAttr("currency", w.Currency)
-	we.SetText(w.Amount)
-	return nil
 }
