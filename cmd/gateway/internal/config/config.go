@@ -288,29 +288,15 @@ func (f *File) setDefaults() *Error {
 		h, _ := os.Hostname()
 		f.Instance = "jambatan@" + h
 	}
-	if f.Limits.MaxBodyBytes == 0 {
-		f.Limits.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if f.Limits.MaxBodyBytes < 0 {
-		return &Error{Field: "limits.max_body_bytes", Msg: "must be positive"}
-	}
-	if f.Kafka.MaxMessageBytes == 0 {
-		f.Kafka.MaxMessageBytes = DefaultKafkaMaxMessageBytes
-	}
-	if f.Kafka.MaxMessageBytes < MinKafkaMaxMessageBytes {
-		return &Error{Field: "kafka.max_message_bytes", Msg: fmt.Sprintf("must be at least %d", MinKafkaMaxMessageBytes)}
-	}
-	if f.Limits.MaxInflightBytes == 0 {
-		f.Limits.MaxInflightBytes = DefaultMaxInflightBytes
-	}
-	if f.Limits.MaxInflightBytes < 0 {
-		return &Error{Field: "limits.max_inflight_bytes", Msg: "must be positive"}
-	}
-	if f.Limits.MaxConnections == 0 {
-		f.Limits.MaxConnections = DefaultMaxConnections
-	}
-	if f.Limits.MaxConnections < 0 {
-		return &Error{Field: "limits.max_connections", Msg: "must be positive"}
+	for _, e := range []*Error{ // in the file's order, the first one out of bounds
+		bound("limits.max_body_bytes", &f.Limits.MaxBodyBytes, DefaultMaxBodyBytes, 1),
+		bound("kafka.max_message_bytes", &f.Kafka.MaxMessageBytes, DefaultKafkaMaxMessageBytes, MinKafkaMaxMessageBytes),
+		bound("limits.max_inflight_bytes", &f.Limits.MaxInflightBytes, DefaultMaxInflightBytes, 1),
+		bound("limits.max_connections", &f.Limits.MaxConnections, DefaultMaxConnections, 1),
+	} {
+		if e != nil {
+			return e
+		}
 	}
 	for _, d := range []struct {
 		v   *Duration
@@ -330,6 +316,21 @@ func (f *File) setDefaults() *Error {
 		f.Outbound.StatusTopic = "perkeso.delivery-status.v1"
 	}
 	return nil
+}
+
+// bound sets *v to def when the file leaves it out (0) and refuses a value
+// under least.
+func bound[T int | int64](field string, v *T, def, least T) *Error {
+	if *v == 0 {
+		*v = def
+	}
+	if *v >= least {
+		return nil
+	}
+	if least == 1 {
+		return &Error{Field: field, Msg: "must be positive"}
+	}
+	return &Error{Field: field, Msg: fmt.Sprintf("must be at least %d", least)}
 }
 
 // resolve checks what is required and what goes together, and resolves
