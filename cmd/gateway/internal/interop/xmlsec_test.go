@@ -3,7 +3,10 @@ package interop
 import (
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -202,5 +205,115 @@ func TestXmlsecCanonicalForms(t *testing.T) {
 				t.Errorf("the gateway rejects xmlsec1's signature: %v", verr)
 			}
 		})
+	}
+}
+
+// TestXmlsecAgreesOnChanges: what the gateway's WS-Security check accepts,
+// xmlsec1 verifies too. An envelope signed by xmlsec1 is changed in one
+// way each, everywhere: each element removed, repeated, given text, a
+// comment or an attribute; each text and attribute value changed. The
+// gateway refuses more than xmlsec1 does, on purpose (one Security header,
+// exactly the Body and Timestamp referenced, exclusive C14N only, the
+// Timestamp's window); it must not accept a change xmlsec1 refuses, nor
+// accept one that changes the Body's content.
+func TestXmlsecAgreesOnChanges(t *testing.T) {
+	need(t, "xmlsec1")
+	kit := rsaKit(t)
+	signed := xmlsecSign(t, kit, envelope)
+	base := etree.NewDocument()
+	if err := base.ReadFromBytes(signed); err != nil {
+		t.Fatal(err)
+	}
+	bodyText := func(d *etree.Document) string {
+		b := d.FindElement("//Body")
+		if b == nil {
+			return ""
+		}
+		c, _ := wssec.Canonical(b)
+		return string(c)
+	}
+	want := bodyText(base)
+
+	type change struct {
+		what string
+		xml  []byte
+	}
+	var changes []change
+	edit := func(path []int, what string, f func(el *etree.Element)) {
+		d := base.Copy()
+		el := d.Root()
+		for _, i := range path {
+			el = el.ChildElements()[i]
+		}
+		where := el.GetPath()
+		f(el)
+		b, err := d.WriteToBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		changes = append(changes, change{where + " " + what, b})
+	}
+	var walk func(el *etree.Element, path []int)
+	walk = func(el *etree.Element, path []int) {
+		path = path[:len(path):len(path)]
+		if len(path) > 0 {
+			edit(path, "removed", func(el *etree.Element) { el.Parent().RemoveChild(el) })
+			edit(path, "repeated", func(el *etree.Element) { el.Parent().InsertChildAt(el.Index(), el.Copy()) })
+		}
+		edit(path, "with a comment", func(el *etree.Element) { el.InsertChildAt(0, etree.NewComment(" c ")) })
+		edit(path, "with an attribute", func(el *etree.Element) { el.CreateAttr("extra", "1") })
+		for _, a := range el.Attr {
+			key := a.FullKey()
+			edit(path, "@"+key+" changed", func(el *etree.Element) { el.CreateAttr(key, a.Value+"x") })
+			edit(path, "without @"+key, func(el *etree.Element) { el.RemoveAttr(key) })
+		}
+		kids := el.ChildElements()
+		if len(kids) == 0 {
+			edit(path, "text changed", func(el *etree.Element) { el.SetText(el.Text() + "x") })
+			edit(path, "text with a space", func(el *etree.Element) { el.SetText(" " + el.Text()) })
+			return
+		}
+		edit(path, "with text", func(el *etree.Element) { el.InsertChildAt(0, etree.NewText("\n  ")) })
+		for i, k := range kids {
+			walk(k, append(path, i))
+		}
+	}
+	walk(base.Root(), nil)
+
+	v := &wssec.Verifier{Trust: func(c *x509.Certificate) error {
+		if !c.Equal(kit.iss.Cert) {
+			return errors.New("not the signer's certificate")
+		}
+		return nil
+	}}
+	dir := t.TempDir()
+	args := append([]string{"--verify", "--pubkey-cert-pem", kit.cert}, idArgs...)
+	both, strict := 0, 0
+	for i, c := range changes {
+		doc, err := wssec.Parse(c.xml, wssec.Limits{})
+		if err != nil {
+			continue // not a well-formed envelope: neither side sees it
+		}
+		_, verr := v.Verify(doc)
+		if verr != nil {
+			strict++
+			continue
+		}
+		file := filepath.Join(dir, fmt.Sprintf("c%04d.xml", i))
+		if err := os.WriteFile(file, c.xml, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := xmlsec(t, append(args, file)...); err != nil {
+			t.Errorf("%s: the gateway accepts, xmlsec1 refuses:\n%s", c.what, out)
+			continue
+		}
+		if got := bodyText(doc); got != want {
+			t.Errorf("%s: accepted with another Body:\n%s", c.what, got)
+		}
+		both++
+	}
+	t.Logf("%d changes: %d accepted by the gateway (and xmlsec1), %d refused by the gateway", len(changes), both, strict)
+	if both == 0 || strict == 0 {
+		t.Fatal("the changes do not test both verdicts")
 	}
 }
