@@ -1,10 +1,8 @@
 package interop
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -52,15 +50,7 @@ func TestCloudEventsSDK(t *testing.T) {
 	if err := os.WriteFile(file, rb, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("node", "cloudevents-read.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "RECORDS="+file)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, stderr.String())
-	}
+	out := runNode(t, dir, []string{"RECORDS=" + file}, "cloudevents-read.mjs")
 	var got []struct {
 		OK                                                            bool
 		Error                                                         string

@@ -52,6 +52,23 @@ func nodeModules(t *testing.T) string {
 	return dir
 }
 
+// runNode runs script (and args) with node in dir, env added to the
+// environment, and returns its stdout; a failure ends the test with its
+// stderr.
+func runNode(t *testing.T, dir string, env []string, script string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command("node", append([]string{script}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node %s: %v\n%s", script, err, stderr.String())
+	}
+	return out
+}
+
 // installed reports whether every dependency package.json names is in
 // node_modules, so a package added since the last npm ci is installed.
 func installed(dir string) bool {
@@ -88,16 +105,8 @@ func TestJoseClient(t *testing.T) {
 	ca, cert, key, jwkFile := env.WriteFiles(t, "employer-a")
 	notices, _ := json.Marshal(examples(t, "example-a.in.json", "example-b.in.json", "example-c.in.json"))
 
-	cmd := exec.Command("node", "jose-client.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GATEWAY_URL="+env.Server.URL, "CA_CERT="+ca, "CLIENT_CERT="+cert, "CLIENT_KEY="+key,
-		"SIGNING_JWK="+jwkFile, "NOTICES="+string(notices))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, stderr.String())
-	}
+	out := runNode(t, dir, []string{"GATEWAY_URL=" + env.Server.URL, "CA_CERT=" + ca, "CLIENT_CERT=" + cert, "CLIENT_KEY=" + key,
+		"SIGNING_JWK=" + jwkFile, "NOTICES=" + string(notices)}, "jose-client.mjs")
 	type result struct {
 		Form, Outcome, RecordID, ReceiptKid, Body string
 		Status                                    int
@@ -165,16 +174,8 @@ func TestSoapClient(t *testing.T) {
 		t.Helper()
 		bodyFile := filepath.Join(t.TempDir(), "body.xml")
 		_ = os.WriteFile(bodyFile, []byte(body), 0o644)
-		cmd := exec.Command("node", "soap-client.mjs")
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "WSDL="+wsdl, "ENDPOINT="+env.Server.URL+"/soap/v1/exchange", "CA_CERT="+ca, "CLIENT_CERT="+cert,
-			"CLIENT_KEY="+key, "SIGNING_CERT="+signCert, "SIGNING_KEY="+signKey, "BODY="+bodyFile)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("node: %v\n%s", err, stderr.String())
-		}
+		out := runNode(t, dir, []string{"WSDL=" + wsdl, "ENDPOINT=" + env.Server.URL + "/soap/v1/exchange", "CA_CERT=" + ca, "CLIENT_CERT=" + cert,
+			"CLIENT_KEY=" + key, "SIGNING_CERT=" + signCert, "SIGNING_KEY=" + signKey, "BODY=" + bodyFile}, "soap-client.mjs")
 		var res result
 		if err := json.Unmarshal(out, &res); err != nil {
 			t.Fatalf("%v: %s", err, out)
@@ -226,14 +227,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("node", "openapi-validate.mjs", doc)
-	cmd.Dir = dir
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("swagger-parser: %v\n%s", err, stderr.String())
-	}
+	out := runNode(t, dir, nil, "openapi-validate.mjs", doc)
 	var got struct {
 		OpenAPI string
 		Paths   []string

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"math/big"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -263,15 +262,7 @@ func joseVerify(t *testing.T, dir string, set jwk.Set, cases []joseCase) []strin
 	if err := errors.Join(os.WriteFile(casesFile, cb, 0o644), os.WriteFile(jwksFile, jb, 0o644)); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("node", "jose-verify.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CASES="+casesFile, "JWKS="+jwksFile)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, stderr.String())
-	}
+	out := runNode(t, dir, []string{"CASES=" + casesFile, "JWKS=" + jwksFile}, "jose-verify.mjs")
 	var verdicts []string
 	if err := json.Unmarshal(out, &verdicts); err != nil || len(verdicts) != len(cases) {
 		t.Fatalf("jose's verdicts: %v (%d for %d cases)\n%s", err, len(verdicts), len(cases), out)

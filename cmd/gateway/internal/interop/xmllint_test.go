@@ -165,6 +165,25 @@ var values = []string{"", " ", "A", "a", "0", "00", "-1", "1.50", "12.5", "x y",
 	"QQ==", "QR==", "Q Q = =", "====", "QUJD", "QUJ", "\u00a0", "１２", "100", "101", "true", "TRUE",
 	"+5", "05", " 5", "5 ", "\n5\n", "5.0", "99999999999999999999"}
 
+// changedAt copies doc, applies f to the copy's element at path (child
+// element indexes from the root) and returns that element's path and the
+// copy written out.
+func changedAt(t *testing.T, doc *etree.Document, path []int, f func(*etree.Element)) (where string, out []byte) {
+	t.Helper()
+	c := doc.Copy()
+	el := c.Root()
+	for _, i := range path {
+		el = el.ChildElements()[i]
+	}
+	where = el.GetPath()
+	f(el)
+	out, err := c.WriteToBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return where, out
+}
+
 // mutations returns the documents made from base by one change each, and
 // what each change was.
 func mutations(t *testing.T, base string) (out, whats []string) {
@@ -175,18 +194,8 @@ func mutations(t *testing.T, base string) (out, whats []string) {
 	// edit applies f to the copy's element at path (child element
 	// indexes), which it names in what.
 	edit := func(path []int, what string, f func(el *etree.Element)) {
-		c := doc.Copy()
-		el := c.Root()
-		for _, i := range path {
-			el = el.ChildElements()[i]
-		}
-		where := el.GetPath()
-		f(el)
-		s, err := c.WriteToString()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, whats = append(out, s), append(whats, fmt.Sprintf("%s %s", where, what))
+		where, b := changedAt(t, doc, path, f)
+		out, whats = append(out, string(b)), append(whats, where+" "+what)
 	}
 	var walk func(el *etree.Element, path []int)
 	walk = func(el *etree.Element, path []int) {

@@ -240,17 +240,7 @@ func TestXmlsecAgreesOnChanges(t *testing.T) {
 	}
 	var changes []change
 	edit := func(path []int, what string, f func(el *etree.Element)) {
-		d := base.Copy()
-		el := d.Root()
-		for _, i := range path {
-			el = el.ChildElements()[i]
-		}
-		where := el.GetPath()
-		f(el)
-		b, err := d.WriteToBytes()
-		if err != nil {
-			t.Fatal(err)
-		}
+		where, b := changedAt(t, base, path, f)
 		changes = append(changes, change{where + " " + what, b})
 	}
 	var walk func(el *etree.Element, path []int)
