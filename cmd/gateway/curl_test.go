@@ -1,83 +1,95 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 )
 
-// TestCurlPartner: a partner's engineer with curl and the gateway's sign
-// command, as the README's "With curl" shows it: a compact notice is
-// accepted (202), the same again is a DUPLICATE (200), and a detached
-// notice with X-JWS-Signature is accepted. curl is a TLS and HTTP client
-// independent of the gateway's Go code.
+// TestCurlPartner runs the README's "With curl" lines as they are written
+// there, against "gateway dev": the gateway's sign command and curl, a TLS
+// and HTTP client independent of the gateway's Go code. The first run's
+// two notices (compact, detached) are accepted; the same lines again get
+// two DUPLICATEs. Only the gateway's address and how its binary is run
+// differ.
 func TestCurlPartner(t *testing.T) {
 	needTool(t, "curl")
+	script := readmeBlock(t, "**With curl**")
 	dir := filepath.Join(t.TempDir(), "dev")
 	cmd, out, d := startDev(t, dir)
 	defer stop(t, cmd, out)
-	kit := filepath.Join(dir, "partners", "demo-employer")
+	work := readmeWorkdir(t, dir)
+	script = strings.ReplaceAll(script, "https://127.0.0.1:8443", d.GatewayURL)
+	script = strings.ReplaceAll(script, "go run ./cmd/gateway", gatewayBin)
+	for _, want := range []string{"ACCEPTED", "DUPLICATE"} {
+		sh := exec.Command("bash", "-e", "-c", script)
+		sh.Dir = work
+		b, err := sh.Output()
+		if n := strings.Count(string(b), `"status":"`+want+`"`); err != nil || n != 2 {
+			t.Fatalf("the README's lines: %v; %d answers %s, want 2\n%s", err, n, want, b)
+		}
+	}
+}
+
+// readmeWorkdir is a directory where the README's lines run as from the
+// repository's root: .gateway-dev is dev, adapters the repository's.
+func readmeWorkdir(t *testing.T, dev string) string {
+	t.Helper()
 	work := t.TempDir()
-
-	curl := func(args ...string) (status int, body map[string]any) {
-		t.Helper()
-		base := []string{"-sS", "-o", filepath.Join(work, "body.json"), "-w", "%{http_code}",
-			"--cacert", d.CACert, "--cert", filepath.Join(kit, "client.pem"), "--key", filepath.Join(kit, "client.key")}
-		c := exec.Command("curl", append(base, append(args, d.GatewayURL+"/v1/injury-notices")...)...)
-		code, err := c.Output()
-		if err != nil {
-			t.Fatalf("curl: %v", err)
-		}
-		b, _ := os.ReadFile(filepath.Join(work, "body.json"))
-		if err := json.Unmarshal(b, &body); err != nil {
-			t.Fatalf("curl: %s: %v", b, err)
-		}
-		n, err := strconv.Atoi(string(code))
-		if err != nil {
-			t.Fatalf("curl's status %q", code)
-		}
-		return n, body
-	}
-	signTo := func(notice, jwsFile string, extra ...string) {
-		t.Helper()
-		c := exec.Command(gatewayBin, append([]string{"sign", "--jwk", filepath.Join(kit, "signing.jwk.json")}, extra...)...)
-		in, err := os.Open(notice)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer in.Close()
-		c.Stdin = in
-		jws, err := c.Output()
-		if err != nil {
-			t.Fatalf("sign: %v", err)
-		}
-		if err := os.WriteFile(jwsFile, jws, 0o644); err != nil {
+	adapters, _ := filepath.Abs(filepath.Join("..", "..", "adapters"))
+	for link, target := range map[string]string{".gateway-dev": dev, "adapters": adapters} {
+		if err := os.Symlink(target, filepath.Join(work, link)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return work
+}
 
-	compact := filepath.Join(work, "notice.jws")
-	signTo(example("example-a.in.json"), compact)
-	for _, want := range []struct {
-		status  int
-		outcome string
-	}{{202, "ACCEPTED"}, {200, "DUPLICATE"}} {
-		status, body := curl("-H", "Content-Type: application/jose", "--data-binary", "@"+compact)
-		if status != want.status || body["status"] != want.outcome || body["receipt"] == nil {
-			t.Fatalf("compact: HTTP %d %v, want %d %s", status, body, want.status, want.outcome)
-		}
+// TestXmlsecCurlAgency runs the README's "With xmlsec1 and curl" lines as
+// they are written there, against "gateway dev": xmlsec1 signs the
+// specification's example 10.1, curl sends it over mutual TLS, and xmlsec1
+// verifies Perkeso's signed acknowledgement. Only the gateway's address
+// differs (the test's listens on a free port).
+func TestXmlsecCurlAgency(t *testing.T) {
+	needTool(t, "xmlsec1")
+	needTool(t, "curl")
+	script := readmeBlock(t, "**With xmlsec1 and curl**")
+	dir := filepath.Join(t.TempDir(), "dev")
+	cmd, out, d := startDev(t, dir)
+	defer stop(t, cmd, out)
+	work := readmeWorkdir(t, dir)
+	script = strings.ReplaceAll(script, "https://127.0.0.1:8443", d.GatewayURL)
+	sh := exec.Command("bash", "-e", "-c", script)
+	sh.Dir = work
+	if b, err := sh.CombinedOutput(); err != nil {
+		t.Fatalf("the README's lines: %v\n%s", err, b)
 	}
+	resp, err := os.ReadFile(filepath.Join(work, "response.xml"))
+	if err != nil || !strings.Contains(string(resp), "InjuryAcknowledgement") || !strings.Contains(string(resp), "<CaseId>MY:PERKESO:XB-") {
+		t.Fatalf("response: %v\n%s", err, resp)
+	}
+}
 
-	sig := filepath.Join(work, "notice.sig")
-	signTo(example("example-b.in.json"), sig, "--detached")
-	b, _ := os.ReadFile(sig)
-	status, body := curl("-H", "Content-Type: application/json", "-H", "X-JWS-Signature: "+strings.TrimSpace(string(b)),
-		"--data-binary", "@"+example("example-b.in.json"))
-	if status != 202 || body["status"] != "ACCEPTED" {
-		t.Fatalf("detached: HTTP %d %v", status, body)
+// readmeBlock returns the first ```sh block after the line of the README
+// that begins with marker.
+func readmeBlock(t *testing.T, marker string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
 	}
+	s := string(b)
+	i := strings.Index(s, "\n"+marker)
+	if i < 0 {
+		t.Fatalf("README has no %q", marker)
+	}
+	s = s[i:]
+	start := strings.Index(s, "```sh\n")
+	end := strings.Index(s[start+6:], "```")
+	if start < 0 || end < 0 {
+		t.Fatalf("README has no sh block after %q", marker)
+	}
+	return s[start+6 : start+6+end]
 }
