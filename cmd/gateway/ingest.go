@@ -46,37 +46,9 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	case *idle <= 0:
 		return fmt.Errorf("--idle %s: must be positive", *idle)
 	}
-	kcfg := config.Kafka{}
-	switch {
-	case *cfgPath != "":
-		cfg, err := config.Load(*cfgPath)
-		if err != nil {
-			return err
-		}
-		kcfg = cfg.File.Kafka
-		if *topic == "" {
-			*topic = app.Topics(kcfg).Verified
-		}
-	case *brokers != "":
-		kcfg.Brokers = strings.Split(*brokers, ",")
-	default:
-		if *dir == "" {
-			*dir = devmode.DefaultDir
-		}
-		d, err := devmode.ReadDevJSON(*dir)
-		if err != nil {
-			return err
-		}
-		kcfg.Brokers = []string{d.KafkaBootstrap}
-		if *topic == "" {
-			*topic = d.Topics.Verified
-		}
-		if *jwksPath == "" {
-			*jwksPath = d.GatewayJWKS
-		}
-		if *db == "" {
-			*db = filepath.Join(filepath.Dir(d.DevJSONPath()), "backoffice.db")
-		}
+	kcfg, err := ingestSource(ingestFlags{dir: *dir, cfgPath: *cfgPath, brokers: *brokers, topic: topic, jwks: jwksPath, db: db})
+	if err != nil {
+		return err
 	}
 	if *topic == "" || *jwksPath == "" || *db == "" {
 		fmt.Fprintln(stderr, "gateway ingest: --topic, --jwks and --db are required without --dev")
@@ -98,20 +70,7 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	reader := kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, GroupID: *group, Topic: *topic, Dialer: kc.Dialer(),
 		StartOffset: kafka.FirstOffset, CommitInterval: 0, MaxWait: 250 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20})
 	defer reader.Close()
-	// Against a cluster (--config, --brokers) ingest runs as a service and
-	// logs JSON lines, progress included, as serve does; against a dev
-	// gateway it writes text for the terminal.
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	progress := func(p ingest.Progress) {
-		fmt.Fprintf(stderr, "ingest: %d consumed (%d ingested, %d quarantined), %.0f/s, lag %d\n", p.Consumed, p.Ingested, p.Quarantined, p.Rate(), p.Lag)
-	}
-	if *cfgPath != "" || *brokers != "" {
-		log = slog.New(slog.NewJSONHandler(stderr, nil))
-		progress = func(p ingest.Progress) {
-			log.Info("ingest progress", "consumed", p.Consumed, "ingested", p.Ingested, "quarantined", p.Quarantined,
-				"per_second", math.Round(p.Rate()), "lag", p.Lag)
-		}
-	}
+	log, progress := ingestLog(*cfgPath != "" || *brokers != "", stderr)
 	last := time.Now()
 	c := &ingest.Consumer{Reader: reader, Sink: sink, JWKS: set, Batch: *batch, Log: log,
 		OnBatch: func(p ingest.Progress) {
@@ -124,4 +83,65 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	p, err := c.Run(ctx, *until, *idle)
 	fmt.Fprintf(stdout, "ingest: %d consumed, %d ingested, %d quarantined, lag %d, %.0f records/s\n", p.Consumed, p.Ingested, p.Quarantined, p.Lag, p.Rate())
 	return err
+}
+
+// ingestFlags are where ingest finds the cluster, and the flags it fills
+// in from there when they were not given.
+type ingestFlags struct {
+	dir, cfgPath, brokers string
+	topic, jwks, db       *string
+}
+
+// ingestSource reads the cluster's settings from the configuration
+// (--config), the brokers given (--brokers) or a dev gateway's dev.json,
+// and fills in the topic, and from dev.json the JWKS and database, where
+// the flags left them out.
+func ingestSource(f ingestFlags) (config.Kafka, error) {
+	switch {
+	case f.cfgPath != "":
+		cfg, err := config.Load(f.cfgPath)
+		if err != nil {
+			return config.Kafka{}, err
+		}
+		if *f.topic == "" {
+			*f.topic = app.Topics(cfg.File.Kafka).Verified
+		}
+		return cfg.File.Kafka, nil
+	case f.brokers != "":
+		return config.Kafka{Brokers: strings.Split(f.brokers, ",")}, nil
+	}
+	dir := f.dir
+	if dir == "" {
+		dir = devmode.DefaultDir
+	}
+	d, err := devmode.ReadDevJSON(dir)
+	if err != nil {
+		return config.Kafka{}, err
+	}
+	for _, fill := range []struct {
+		flag *string
+		v    string
+	}{{f.topic, d.Topics.Verified}, {f.jwks, d.GatewayJWKS},
+		{f.db, filepath.Join(filepath.Dir(d.DevJSONPath()), "backoffice.db")}} {
+		if *fill.flag == "" {
+			*fill.flag = fill.v
+		}
+	}
+	return config.Kafka{Brokers: []string{d.KafkaBootstrap}}, nil
+}
+
+// ingestLog is how ingest reports: against a cluster it runs as a service
+// and logs JSON lines, progress included, as serve does; against a dev
+// gateway it writes text for the terminal.
+func ingestLog(service bool, stderr io.Writer) (*slog.Logger, func(ingest.Progress)) {
+	if service {
+		log := slog.New(slog.NewJSONHandler(stderr, nil))
+		return log, func(p ingest.Progress) {
+			log.Info("ingest progress", "consumed", p.Consumed, "ingested", p.Ingested, "quarantined", p.Quarantined,
+				"per_second", math.Round(p.Rate()), "lag", p.Lag)
+		}
+	}
+	return slog.New(slog.NewTextHandler(stderr, nil)), func(p ingest.Progress) {
+		fmt.Fprintf(stderr, "ingest: %d consumed (%d ingested, %d quarantined), %.0f/s, lag %d\n", p.Consumed, p.Ingested, p.Quarantined, p.Rate(), p.Lag)
+	}
 }
