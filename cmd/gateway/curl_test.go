@@ -12,58 +12,60 @@ import (
 // there, against "gateway dev": the gateway's sign command and curl, a TLS
 // and HTTP client independent of the gateway's Go code. The first run's
 // two notices (compact, detached) are accepted; the same lines again get
-// two DUPLICATEs. Only the gateway's address and how its binary is run
-// differ.
+// two DUPLICATEs.
 func TestCurlPartner(t *testing.T) {
 	needTool(t, "curl")
-	script := readmeBlock(t, "**With curl**")
-	dir := filepath.Join(t.TempDir(), "dev")
-	cmd, out, d := startDev(t, dir)
-	defer stop(t, cmd, out)
-	work := readmeWorkdir(t, dir)
-	script = strings.ReplaceAll(script, "https://127.0.0.1:8443", d.GatewayURL)
-	script = strings.ReplaceAll(script, "go run ./cmd/gateway", gatewayBin)
+	run, _ := readmeLines(t, "**With curl**")
 	for _, want := range []string{"ACCEPTED", "DUPLICATE"} {
-		sh := exec.Command("bash", "-e", "-c", script)
-		sh.Dir = work
-		b, err := sh.Output()
+		b, err := run()
 		if n := strings.Count(string(b), `"status":"`+want+`"`); err != nil || n != 2 {
 			t.Fatalf("the README's lines: %v; %d answers %s, want 2\n%s", err, n, want, b)
 		}
 	}
 }
 
-// readmeWorkdir is a directory where the README's lines run as from the
-// repository's root: .gateway-dev is dev, adapters the repository's.
-func readmeWorkdir(t *testing.T, dev string) string {
+// readmeLines starts "gateway dev" and returns a run of the README's sh
+// block after marker against it, in a directory (work) where the lines
+// find .gateway-dev and adapters as from the repository's root. Only the
+// gateway's address and how its binary is run are changed. run returns
+// the lines' stdout; their stderr goes to the test's log on failure.
+func readmeLines(t *testing.T, marker string) (run func() ([]byte, error), work string) {
 	t.Helper()
-	work := t.TempDir()
+	script := readmeBlock(t, marker)
+	dir := filepath.Join(t.TempDir(), "dev")
+	cmd, out, d := startDev(t, dir)
+	t.Cleanup(func() { stop(t, cmd, out) })
+	work = t.TempDir()
 	adapters, _ := filepath.Abs(filepath.Join("..", "..", "adapters"))
-	for link, target := range map[string]string{".gateway-dev": dev, "adapters": adapters} {
+	for link, target := range map[string]string{".gateway-dev": dir, "adapters": adapters} {
 		if err := os.Symlink(target, filepath.Join(work, link)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return work
+	script = strings.ReplaceAll(script, "https://127.0.0.1:8443", d.GatewayURL)
+	script = strings.ReplaceAll(script, "go run ./cmd/gateway", gatewayBin)
+	return func() ([]byte, error) {
+		sh := exec.Command("bash", "-e", "-c", script)
+		sh.Dir = work
+		var stderr strings.Builder
+		sh.Stderr = &stderr
+		b, err := sh.Output()
+		if err != nil {
+			t.Logf("the README's lines: %s", stderr.String())
+		}
+		return b, err
+	}, work
 }
 
 // TestXmlsecCurlAgency runs the README's "With xmlsec1 and curl" lines as
 // they are written there, against "gateway dev": xmlsec1 signs the
 // specification's example 10.1, curl sends it over mutual TLS, and xmlsec1
-// verifies Perkeso's signed acknowledgement. Only the gateway's address
-// differs (the test's listens on a free port).
+// verifies Perkeso's signed acknowledgement.
 func TestXmlsecCurlAgency(t *testing.T) {
 	needTool(t, "xmlsec1")
 	needTool(t, "curl")
-	script := readmeBlock(t, "**With xmlsec1 and curl**")
-	dir := filepath.Join(t.TempDir(), "dev")
-	cmd, out, d := startDev(t, dir)
-	defer stop(t, cmd, out)
-	work := readmeWorkdir(t, dir)
-	script = strings.ReplaceAll(script, "https://127.0.0.1:8443", d.GatewayURL)
-	sh := exec.Command("bash", "-e", "-c", script)
-	sh.Dir = work
-	if b, err := sh.CombinedOutput(); err != nil {
+	run, work := readmeLines(t, "**With xmlsec1 and curl**")
+	if b, err := run(); err != nil {
 		t.Fatalf("the README's lines: %v\n%s", err, b)
 	}
 	resp, err := os.ReadFile(filepath.Join(work, "response.xml"))
