@@ -141,20 +141,22 @@ func (c *Claim) Release() {
 	}
 }
 
-// OutboxBacklog is the number of unpublished messages.
+// OutboxBacklog is the number of unpublished messages, read on every
+// /metrics scrape and /readyz probe. count(*) read the whole outbox
+// (121-126 ms on SQLite, 67 ms on PostgreSQL, at 1,000,000 pending
+// messages), growing exactly while Kafka is away.
 //
 // On SQLite it is read from their ids, the newest less the oldest plus one:
-// two lookups in the primary key, where count(*) read the whole outbox on
-// every /metrics scrape and /readyz probe (121-126 ms at 1,000,000 pending
-// messages), growing exactly while Kafka is away. The span is the count
-// because the pending ids have no gaps: the relay deletes what it publishes
-// oldest first, a claim at a time, and AUTOINCREMENT rolls back with a
-// failed insert. A PostgreSQL sequence does not roll back, so a failed
-// group commit leaves a gap of its size; there the rows are counted.
+// two lookups in the primary key. The span is the count because the pending
+// ids have no gaps: the relay deletes what it publishes oldest first, a
+// claim at a time, and AUTOINCREMENT rolls back with a failed insert. A
+// PostgreSQL sequence does not roll back, so a failed group commit leaves a
+// gap of its size; there the backlog is the messages queued less those
+// published, kept in outbox_counts (countOutbox).
 func (s *DB) OutboxBacklog(ctx context.Context) (int64, error) {
 	q := qOutboxSpan
 	if s.postgres {
-		q = `SELECT count(*) FROM outbox WHERE published_at IS NULL`
+		q = `SELECT (SELECT n FROM outbox_counts WHERE side = 'queued') - (SELECT n FROM outbox_counts WHERE side = 'published')`
 	}
 	var n int64
 	err := s.db.QueryRowContext(ctx, q).Scan(&n)
@@ -183,4 +185,65 @@ func (s *DB) OutboxOldest(ctx context.Context) (time.Time, bool, error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, at)
 	return t, err == nil, err
+}
+
+// countOutbox (PostgreSQL) makes outbox_counts: the messages queued and
+// the messages published since, kept by statement triggers in the
+// transaction of each insert and delete. The writer's inserts add to one
+// row and the relay's deletes to the other, so the two never wait on each
+// other's counts (each already holds its advisory lock, so writers, and
+// relays, take their turns anyway). Only messages without published_at
+// count: rows an earlier build stamped are neither pending nor counted. A
+// store from an earlier build is counted once, when the table is made,
+// under both locks, so no message is queued or published in between and
+// another process opening the store does not count it too.
+func (s *DB) countOutbox() error {
+	if !s.postgres {
+		return nil
+	}
+	var n int
+	if err := s.db.QueryRow(`SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'outbox_counts'`).Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	tx, err := s.db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, lock := range []int64{lockWriter, lockRelay} {
+		if _, err := tx.Exec(`SELECT pg_advisory_xact_lock($1)`, lock); err != nil {
+			return err
+		}
+	}
+	if err := tx.QueryRow(`SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'outbox_counts'`).Scan(&n); err != nil || n > 0 {
+		return err
+	}
+	for _, q := range outboxCountsPostgres {
+		if _, err := tx.Exec(q); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// outboxCountsPostgres is outbox_counts, its triggers, and the count of
+// what an earlier build left pending.
+var outboxCountsPostgres = []string{
+	`CREATE TABLE outbox_counts (side TEXT PRIMARY KEY, n BIGINT NOT NULL)`,
+	`CREATE FUNCTION outbox_queued() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		UPDATE outbox_counts SET n = n + (SELECT count(*) FROM added WHERE published_at IS NULL) WHERE side = 'queued';
+		RETURN NULL;
+	END $$`,
+	`CREATE TRIGGER outbox_queued AFTER INSERT ON outbox REFERENCING NEW TABLE AS added
+		FOR EACH STATEMENT EXECUTE FUNCTION outbox_queued()`,
+	`CREATE FUNCTION outbox_published() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		UPDATE outbox_counts SET n = n + (SELECT count(*) FROM removed WHERE published_at IS NULL) WHERE side = 'published';
+		RETURN NULL;
+	END $$`,
+	`CREATE TRIGGER outbox_published AFTER DELETE ON outbox REFERENCING OLD TABLE AS removed
+		FOR EACH STATEMENT EXECUTE FUNCTION outbox_published()`,
+	`INSERT INTO outbox_counts (side, n) SELECT 'queued', count(*) FROM outbox WHERE published_at IS NULL`,
+	`INSERT INTO outbox_counts (side, n) VALUES ('published', 0)`,
 }

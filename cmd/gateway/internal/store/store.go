@@ -260,6 +260,10 @@ func Open(target string) (*DB, error) {
 		s.db.Close()
 		return nil, fmt.Errorf("store: schema: delivery counts: %w", err)
 	}
+	if err := s.countOutbox(); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("store: schema: outbox counts: %w", err)
+	}
 	if !s.postgres {
 		s.stmts = map[string]*sql.Stmt{}
 		for _, q := range hotStatements {

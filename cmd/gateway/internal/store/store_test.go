@@ -1084,11 +1084,17 @@ func TestDeliveryCountsOfEarlierStore(t *testing.T) {
 		s := open(t, path)
 		for _, k := range []string{"d1", "d2", "d3"} {
 			enqueue(t, s, k)
+			if _, err := s.Accept(ctx, entry("e-"+k, "aa"), onExisting); err != nil { // an event in the outbox
+				t.Fatal(err)
+			}
 		}
-		// As an earlier build left it: the deliveries without their counts.
+		// As an earlier build left it: the deliveries (and, on PostgreSQL,
+		// the outbox) without their counts.
 		drop := []string{`DROP TRIGGER deliveries_inserted`, `DROP TRIGGER deliveries_moved`, `DROP TRIGGER deliveries_deleted`, `DROP TABLE delivery_counts`}
 		if sqldialect.IsPostgres(path) {
-			drop = []string{`DROP TRIGGER deliveries_counted ON deliveries`, `DROP FUNCTION deliveries_counted`, `DROP TABLE delivery_counts`}
+			drop = []string{`DROP TRIGGER deliveries_counted ON deliveries`, `DROP FUNCTION deliveries_counted`, `DROP TABLE delivery_counts`,
+				`DROP TRIGGER outbox_queued ON outbox`, `DROP FUNCTION outbox_queued`, `DROP TRIGGER outbox_published ON outbox`,
+				`DROP FUNCTION outbox_published`, `DROP TABLE outbox_counts`}
 		}
 		for _, q := range append(drop, `UPDATE deliveries SET state = 'delivered' WHERE delivery_key = 'd2'`) {
 			if _, err := s.DB().Exec(q); err != nil {
@@ -1119,9 +1125,18 @@ func TestDeliveryCountsOfEarlierStore(t *testing.T) {
 		if c, err := s.DeliveryCounts(ctx); err != nil || !maps.Equal(c, map[string]int64{store.DeliveryPending: 2, store.DeliveryDelivered: 1}) {
 			t.Fatalf("counts on opening %v, %v", c, err)
 		}
+		if n, err := s.OutboxBacklog(ctx); err != nil || n != 3 {
+			t.Fatalf("outbox backlog on opening %d, %v; want 3", n, err)
+		}
 		enqueue(t, s, "d4")
 		if c, err := s.DeliveryCounts(ctx); err != nil || !maps.Equal(c, map[string]int64{store.DeliveryPending: 3, store.DeliveryDelivered: 1}) {
 			t.Fatalf("counts after one more %v, %v", c, err)
+		}
+		if _, err := s.Accept(ctx, entry("e-d4", "aa"), onExisting); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.OutboxBacklog(ctx); err != nil || n != 4 {
+			t.Fatalf("outbox backlog after one more %d, %v; want 4", n, err)
 		}
 	})
 }
