@@ -230,20 +230,18 @@ func (s *DB) countOutbox() error {
 // what an earlier build left pending.
 var outboxCountsPostgres = []string{
 	`CREATE TABLE outbox_counts (side TEXT PRIMARY KEY, n BIGINT NOT NULL)`,
-	`CREATE FUNCTION outbox_queued() RETURNS trigger LANGUAGE plpgsql AS $$
+	// One function for both triggers: each names its side, and its
+	// transition table "changed" (a trigger with a transition table serves
+	// one event only).
+	`CREATE FUNCTION outbox_counted() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN
-		UPDATE outbox_counts SET n = n + (SELECT count(*) FROM added WHERE published_at IS NULL) WHERE side = 'queued';
+		UPDATE outbox_counts SET n = n + (SELECT count(*) FROM changed WHERE published_at IS NULL) WHERE side = TG_ARGV[0];
 		RETURN NULL;
 	END $$`,
-	`CREATE TRIGGER outbox_queued AFTER INSERT ON outbox REFERENCING NEW TABLE AS added
-		FOR EACH STATEMENT EXECUTE FUNCTION outbox_queued()`,
-	`CREATE FUNCTION outbox_published() RETURNS trigger LANGUAGE plpgsql AS $$
-	BEGIN
-		UPDATE outbox_counts SET n = n + (SELECT count(*) FROM removed WHERE published_at IS NULL) WHERE side = 'published';
-		RETURN NULL;
-	END $$`,
-	`CREATE TRIGGER outbox_published AFTER DELETE ON outbox REFERENCING OLD TABLE AS removed
-		FOR EACH STATEMENT EXECUTE FUNCTION outbox_published()`,
+	`CREATE TRIGGER outbox_queued AFTER INSERT ON outbox REFERENCING NEW TABLE AS changed
+		FOR EACH STATEMENT EXECUTE FUNCTION outbox_counted('queued')`,
+	`CREATE TRIGGER outbox_published AFTER DELETE ON outbox REFERENCING OLD TABLE AS changed
+		FOR EACH STATEMENT EXECUTE FUNCTION outbox_counted('published')`,
 	`INSERT INTO outbox_counts (side, n) SELECT 'queued', count(*) FROM outbox WHERE published_at IS NULL`,
 	`INSERT INTO outbox_counts (side, n) VALUES ('published', 0)`,
 }

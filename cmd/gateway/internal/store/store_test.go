@@ -1093,8 +1093,8 @@ func TestDeliveryCountsOfEarlierStore(t *testing.T) {
 		drop := []string{`DROP TRIGGER deliveries_inserted`, `DROP TRIGGER deliveries_moved`, `DROP TRIGGER deliveries_deleted`, `DROP TABLE delivery_counts`}
 		if sqldialect.IsPostgres(path) {
 			drop = []string{`DROP TRIGGER deliveries_counted ON deliveries`, `DROP FUNCTION deliveries_counted`, `DROP TABLE delivery_counts`,
-				`DROP TRIGGER outbox_queued ON outbox`, `DROP FUNCTION outbox_queued`, `DROP TRIGGER outbox_published ON outbox`,
-				`DROP FUNCTION outbox_published`, `DROP TABLE outbox_counts`}
+				`DROP TRIGGER outbox_queued ON outbox`, `DROP TRIGGER outbox_published ON outbox`, `DROP FUNCTION outbox_counted`,
+				`DROP TABLE outbox_counts`}
 		}
 		for _, q := range append(drop, `UPDATE deliveries SET state = 'delivered' WHERE delivery_key = 'd2'`) {
 			if _, err := s.DB().Exec(q); err != nil {
