@@ -22,9 +22,7 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	}
 	fs := newFlags("outbound "+args[0], stderr)
 	state := fs.String("state", "", "only deliveries in this state")
-	dir := fs.String("dev", "", "dev directory")
-	cfgPath := fs.String("config", "", "configuration file naming the store")
-	target := fs.String("store", "", "store: SQLite file or postgres:// DSN")
+	open := storeFlags(fs, "store: SQLite file or postgres:// DSN")
 	if err := parse(fs, args[1:]); err != nil {
 		return errUsage
 	}
@@ -43,7 +41,7 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		}
 		id = n
 	}
-	st, err := openStore(*target, *cfgPath, *dir)
+	st, err := open()
 	if err != nil {
 		return err
 	}

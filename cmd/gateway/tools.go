@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -195,18 +196,16 @@ func runLog(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		return errUsage
 	}
 	fs := newFlags("log verify", stderr)
-	cfgPath := fs.String("config", "", "configuration file naming the store")
-	dir := fs.String("dev", "", "dev directory")
-	path := fs.String("store", "", "store: SQLite file or postgres:// DSN")
+	open := storeFlags(fs, "store: SQLite file or postgres:// DSN")
 	if err := parse(fs, args[1:]); err != nil {
 		return errUsage
 	}
-	s, err := openStore(*path, *cfgPath, *dir)
+	s, err := open()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	rep, err := s.Verify(ctx, func(n int64) { fmt.Fprintf(stderr, "  %d entries checked\n", n) })
+	rep, err := verifyChain(ctx, s, stderr)
 	if err != nil {
 		return err
 	}
@@ -226,9 +225,7 @@ func runStore(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	fs := newFlags("store backup", stderr)
 	to := fs.String("to", "", "the backup: a new SQLite file")
-	cfgPath := fs.String("config", "", "configuration file naming the store")
-	dir := fs.String("dev", "", "dev directory")
-	path := fs.String("store", "", "store: SQLite file")
+	open := storeFlags(fs, "store: SQLite file")
 	if err := parse(fs, args[1:]); err != nil {
 		return errUsage
 	}
@@ -236,7 +233,7 @@ func runStore(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		fmt.Fprintln(stderr, usage)
 		return errUsage
 	}
-	s, err := openStore(*path, *cfgPath, *dir)
+	s, err := open()
 	if err != nil {
 		return err
 	}
@@ -253,7 +250,7 @@ func runStore(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return fmt.Errorf("the backup does not open: %w", err)
 	}
 	defer b.Close()
-	rep, err := b.Verify(ctx, func(n int64) { fmt.Fprintf(stderr, "  %d entries checked\n", n) })
+	rep, err := verifyChain(ctx, b, stderr)
 	if err != nil {
 		return err
 	}
@@ -332,6 +329,22 @@ func openStore(target, cfgPath, dir string) (*store.DB, error) {
 
 // storeTarget resolves which store a command reads: --store as given, the
 // store of --config, or that of the dev directory (default ./.gateway-dev).
+// storeFlags adds to fs the three ways an operator command names a store
+// (--store, --config, --dev; storeHelp describes --store) and returns what
+// opens the one named, once fs is parsed.
+func storeFlags(fs *flag.FlagSet, storeHelp string) (open func() (*store.DB, error)) {
+	cfgPath := fs.String("config", "", "configuration file naming the store")
+	dir := fs.String("dev", "", "dev directory")
+	target := fs.String("store", "", storeHelp)
+	return func() (*store.DB, error) { return openStore(*target, *cfgPath, *dir) }
+}
+
+// verifyChain checks s's hash chain, a progress line on stderr every
+// 10,000 entries (log verify, and store backup's check of its copy).
+func verifyChain(ctx context.Context, s *store.DB, stderr io.Writer) (store.ChainReport, error) {
+	return s.Verify(ctx, func(n int64) { fmt.Fprintf(stderr, "  %d entries checked\n", n) })
+}
+
 func storeTarget(target, cfgPath, dir string) (string, error) {
 	switch {
 	case target != "":
