@@ -49,6 +49,18 @@ func example(name string) string {
 	return p
 }
 
+// devLayout makes a dev directory (PKI, configuration, kits) without
+// starting the gateway, and returns its layout and path.
+func devLayout(t *testing.T) (devmode.Layout, string) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "dev")
+	l, _, err := devmode.Ensure(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, dir
+}
+
 // startDev runs "gateway dev" and waits for dev.json.
 // syncBuffer is a bytes.Buffer safe for the child's output goroutine and the test.
 type syncBuffer struct {
@@ -204,11 +216,7 @@ func TestDevMode(t *testing.T) {
 }
 
 func TestSignCommand(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "dev")
-	if _, _, err := devmode.Ensure(dir); err != nil {
-		t.Fatal(err)
-	}
-	l, _ := devmode.LayoutOf(dir)
+	l, _ := devLayout(t)
 	jwkPath := l.Kit("demo-employer").SigningJWK
 	for _, tc := range []struct {
 		name  string
@@ -236,11 +244,7 @@ func TestSignCommand(t *testing.T) {
 }
 
 func TestServeConfigErrors(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "dev")
-	l, _, err := devmode.Ensure(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, dir := devLayout(t)
 	cfg, _ := os.ReadFile(l.Config)
 	tests := []struct{ name, old, new, want string }{
 		{"fail/kind", `"kind": "employer"`, `"kind": "bank"`, `partner demo-employer: field kind`},
@@ -270,11 +274,7 @@ func TestServeConfigErrors(t *testing.T) {
 // names, lists the certificate and CRL checks of /readyz, and fails on an
 // expired certificate or a file that does not load; it opens no store.
 func TestServeCheck(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "dev")
-	l, _, err := devmode.Ensure(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, _ := devLayout(t)
 	stdout, stderr, err := gateway(t, "serve", "--config", l.Config, "--check")
 	if err != nil || !strings.Contains(stdout, "ok   certificate:server") || !strings.Contains(stdout, "configuration OK") {
 		t.Fatalf("ok/dev-config: %v\n%s%s", err, stdout, stderr)
@@ -315,11 +315,7 @@ func TestServeCheck(t *testing.T) {
 // certificates, a server certificate with its chain and two CRLs of one
 // base name.
 func TestCertsListNames(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "dev")
-	l, _, err := devmode.Ensure(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, dir := devLayout(t)
 	ca, err := certs.LoadCA(l.CACert, l.CAKey)
 	if err != nil {
 		t.Fatal(err)
@@ -514,11 +510,7 @@ func TestCertsCommands(t *testing.T) {
 // names no Kafka brokers) and submits a notice to it: production start-up
 // generates nothing and accepts over mutual TLS, the outbox waiting.
 func TestServe(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "dev")
-	l, _, err := devmode.Ensure(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, _ := devLayout(t)
 	cmd := exec.Command(gatewayBin, "serve", "--config", l.Config, "--addr", "127.0.0.1:0")
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
