@@ -10,7 +10,9 @@ import (
 )
 
 // excC14N serializes a detached element in exclusive canonical form
-// (Exclusive XML Canonicalization 1.0, without comments).
+// (Exclusive XML Canonicalization 1.0, without comments). el is a copy
+// made for it (canon's, with the namespaces in scope declared), which it
+// changes and writes as it is, without copying it again.
 //
 // goxmldsig chooses the namespace declarations (etreeutils.TransformExcC14n),
 // but its attribute order compares two attributes of different prefixes by
@@ -25,7 +27,7 @@ func excC14N(el *etree.Element, prefixList string) ([]byte, error) {
 	}
 	sortAttrs(el, map[string]string{"xml": "http://www.w3.org/XML/1998/namespace"})
 	doc := etree.NewDocument()
-	doc.SetRoot(el.Copy())
+	doc.SetRoot(el)
 	doc.WriteSettings = etree.WriteSettings{CanonicalAttrVal: true, CanonicalEndTags: true, CanonicalText: true}
 	return doc.WriteToBytes()
 }
