@@ -1,0 +1,156 @@
+package interop
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/server"
+)
+
+// opensslCA is the configuration of `openssl ca` for a partner's CA: its
+// database, serials and CRL numbers in dir, client certificates under
+// [client], and CRLs with the extensions a CA of record writes.
+const opensslCA = `[ca]
+default_ca = partner_ca
+[partner_ca]
+dir = %s
+database = $dir/index.txt
+new_certs_dir = $dir
+certificate = $dir/ca.pem
+private_key = $dir/ca.key
+serial = $dir/serial
+crlnumber = $dir/crlnumber
+default_md = sha256
+default_days = 30
+default_crl_days = 7
+policy = any
+unique_subject = no
+[any]
+commonName = supplied
+organizationName = optional
+[client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+[crl]
+authorityKeyIdentifier = keyid:always
+`
+
+// TestOpenSSLRevocation: a partner CA run with `openssl ca` issues client
+// certificates, revokes some (each revocation reason openssl writes) and
+// publishes a CRL. For every certificate the gateway's handshake, with that
+// CA and CRL loaded as a configuration names them, agrees with `openssl
+// verify -crl_check`.
+func TestOpenSSLRevocation(t *testing.T) {
+	openssl := need(t, "openssl")
+	dir := t.TempDir()
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(openssl, args...).CombinedOutput(); err != nil {
+			t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	file := func(name string) string { return filepath.Join(dir, name) }
+	cnf := file("ca.cnf")
+	must(t, os.WriteFile(cnf, fmt.Appendf(nil, opensslCA, dir), 0o600))
+	must(t, os.WriteFile(file("index.txt"), nil, 0o600))
+	must(t, os.WriteFile(file("serial"), []byte("80F0\n"), 0o600)) // high bit set: DER adds a zero byte
+	must(t, os.WriteFile(file("crlnumber"), []byte("1000\n"), 0o600))
+	ec := []string{"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"}
+	run(append(append([]string{"req", "-x509"}, ec...), "-keyout", file("ca.key"), "-out", file("ca.pem"), "-days", "30",
+		"-subj", "/O=Kilang Contoh Sdn Bhd/CN=Partner Root", "-addext", "basicConstraints=critical,CA:TRUE",
+		"-addext", "keyUsage=critical,keyCertSign,cRLSign")...)
+
+	// Each certificate, and the reason it is revoked ("" for not revoked).
+	cases := []struct{ name, reason string }{
+		{"ok/issued", ""},
+		{"fail/key-compromise", "keyCompromise"},
+		{"ok/issued-2", ""},
+		{"fail/superseded", "superseded"},
+		{"fail/no-reason", "unspecified"},
+		{"fail/on-hold", "certificateHold"},
+		{"fail/ca-compromise", "CACompromise"},
+	}
+	for i, tc := range cases {
+		cert := file(fmt.Sprintf("c%d.pem", i))
+		run(append(append([]string{"req", "-new"}, ec...), "-keyout", file(fmt.Sprintf("c%d.key", i)), "-out", file("req.pem"),
+			"-subj", "/O=Kilang Contoh Sdn Bhd/CN=kilang-contoh")...)
+		run("ca", "-batch", "-config", cnf, "-extensions", "client", "-in", file("req.pem"), "-out", cert)
+		if tc.reason != "" {
+			args := []string{"ca", "-batch", "-config", cnf, "-revoke", cert, "-crl_reason", tc.reason}
+			if tc.reason == "certificateHold" {
+				args = append(args, "-crl_hold", "1.2.840.10040.2.2") // holdInstructionCallIssuer
+			}
+			run(args...)
+		}
+	}
+	run("ca", "-batch", "-config", cnf, "-gencrl", "-crlexts", "crl", "-out", file("crl.pem"))
+
+	// The gateway's side: the CA and CRL read as the configuration reads
+	// them, and its handshake check on a real TLS listener.
+	cas, err := certs.LoadCertificates(file("ca.pem"))
+	must(t, err)
+	crl, err := certs.LoadCRL(file("crl.pem"), cas)
+	must(t, err)
+	serverCA, err := certs.NewCA("gateway test root")
+	must(t, err)
+	srv, err := serverCA.IssueServer("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")})
+	must(t, err)
+	clientCAs := x509.NewCertPool()
+	clientCAs.AddCert(cas[0])
+	reg := partner.NewRegistry([]*partner.Partner{{ID: "kilang-contoh", Identity: partner.Identity{SubjectCN: "kilang-contoh"}}})
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	hs.TLS = server.NewTLS(tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}, clientCAs,
+		[]*x509.RevocationList{crl}, reg).Config()
+	hs.StartTLS()
+	defer hs.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(serverCA.Cert)
+
+	refused := 0
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cert := file(fmt.Sprintf("c%d.pem", i))
+			verify := exec.Command(openssl, "verify", "-crl_check", "-CAfile", file("ca.pem"), "-CRLfile", file("crl.pem"), cert)
+			out, err := verify.CombinedOutput()
+			opensslOK := err == nil
+
+			pair, err := tls.LoadX509KeyPair(cert, file(fmt.Sprintf("c%d.key", i)))
+			must(t, err)
+			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+				TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}}}
+			resp, err := c.Get(hs.URL)
+			gatewayOK := err == nil
+			if gatewayOK {
+				resp.Body.Close()
+			} else {
+				refused++
+			}
+			if gatewayOK != opensslOK || gatewayOK != strings.HasPrefix(tc.name, "ok/") {
+				t.Errorf("gateway accepts: %v (%v); openssl verify: %v (%s)", gatewayOK, err, opensslOK, strings.TrimSpace(string(out)))
+			}
+		})
+	}
+	if want := 5; refused != want {
+		t.Errorf("the gateway refused %d certificates, want %d", refused, want)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
