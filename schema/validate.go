@@ -10,6 +10,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/perkeso/jambatan/adapters/jsondoc"
+	"github.com/perkeso/jambatan/schema/ecmaregexp"
 	"github.com/perkeso/jambatan/schema/xsdlite"
 )
 
@@ -35,6 +36,7 @@ var (
 func compileAll() {
 	c := jsonschema.NewCompiler()
 	c.AssertFormat()
+	c.UseRegexpEngine(ecmaEngine)
 	compiled, quicks = map[string]*jsonschema.Schema{}, map[string]*quick{}
 	names := []string{CanonicalSchemaFile, SGEmployerNoticeSchemaFile}
 	for _, n := range names {
@@ -64,6 +66,17 @@ func compileAll() {
 			quicks[n] = q
 		}
 	}
+}
+
+// ecmaEngine compiles a schema's patterns as ECMA-262 reads them, the
+// dialect JSON Schema names, so the gateway's verdicts are a partner's
+// validator's (ajv's; TestAjvAgreesWithSchema holds them together).
+func ecmaEngine(pattern string) (jsonschema.Regexp, error) {
+	re, err := ecmaregexp.Compile(pattern)
+	if err != nil {
+		return nil, err
+	}
+	return re, nil
 }
 
 var (

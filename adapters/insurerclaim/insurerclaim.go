@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"time"
 	_ "time/tzdata" // tz names whatever the host has installed
@@ -20,6 +19,7 @@ import (
 	"github.com/perkeso/jambatan/adapters/jsonrules"
 	"github.com/perkeso/jambatan/mapping"
 	"github.com/perkeso/jambatan/schema"
+	"github.com/perkeso/jambatan/schema/ecmaregexp"
 )
 
 // Format is the format id.
@@ -39,22 +39,22 @@ const MaxValues = 100_000
 func init() { adapters.RegisterFormat(Format) }
 
 var (
-	reInsurer = regexp.MustCompile(`^[A-Z0-9]{3,12}$`)
-	reBatchID = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
-	reInstant = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$`)
-	reClaimNo = regexp.MustCompile(`^[A-Za-z0-9/-]+$`)
-	rePolicy  = regexp.MustCompile(`^[A-Za-z0-9/-]{1,30}$`)
-	reDate8   = regexp.MustCompile(`^[0-9]{8}$`)
-	reTime4   = regexp.MustCompile(`^[0-9]{4}$`)
-	reICD     = regexp.MustCompile(`^[A-Z][0-9]{2}(\.[0-9A-Z]{1,2})?$`)
-	reUEN     = regexp.MustCompile(`^([0-9]{8}[A-Z]|(18|19|20)[0-9]{2}[0-9]{5}[A-Z]|[RST][0-9]{2}[A-Z]{2}[0-9]{4}[A-Z])$`)
-	reRegID   = regexp.MustCompile(`^[A-Za-z0-9./-]{1,40}$`)
-	reMyKad   = regexp.MustCompile(`^[0-9]{12}$`)
-	reSGNRIC  = regexp.MustCompile(`^[ST][0-9]{7}[A-Z]$`)
-	reSGFIN   = regexp.MustCompile(`^[FGM][0-9]{7}[A-Z]$`)
-	reTHPID   = regexp.MustCompile(`^[0-9]{13}$`)
-	reBNIC    = regexp.MustCompile(`^[0-9]{2}-[0-9]{6}$`)
-	rePass    = regexp.MustCompile(`^[A-Z0-9]{5,20}$`)
+	reInsurer = ecmaregexp.MustCompile(`^[A-Z0-9]{3,12}$`)
+	reBatchID = ecmaregexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+	reInstant = ecmaregexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$`)
+	reClaimNo = ecmaregexp.MustCompile(`^[A-Za-z0-9/-]+$`)
+	rePolicy  = ecmaregexp.MustCompile(`^[A-Za-z0-9/-]{1,30}$`)
+	reDate8   = ecmaregexp.MustCompile(`^[0-9]{8}$`)
+	reTime4   = ecmaregexp.MustCompile(`^[0-9]{4}$`)
+	reICD     = ecmaregexp.MustCompile(`^[A-Z][0-9]{2}(\.[0-9A-Z]{1,2})?$`)
+	reUEN     = ecmaregexp.MustCompile(`^([0-9]{8}[A-Z]|(18|19|20)[0-9]{2}[0-9]{5}[A-Z]|[RST][0-9]{2}[A-Z]{2}[0-9]{4}[A-Z])$`)
+	reRegID   = ecmaregexp.MustCompile(`^[A-Za-z0-9./-]{1,40}$`)
+	reMyKad   = ecmaregexp.MustCompile(`^[0-9]{12}$`)
+	reSGNRIC  = ecmaregexp.MustCompile(`^[ST][0-9]{7}[A-Z]$`)
+	reSGFIN   = ecmaregexp.MustCompile(`^[FGM][0-9]{7}[A-Z]$`)
+	reTHPID   = ecmaregexp.MustCompile(`^[0-9]{13}$`)
+	reBNIC    = ecmaregexp.MustCompile(`^[0-9]{2}-[0-9]{6}$`)
+	rePass    = ecmaregexp.MustCompile(`^[A-Z0-9]{5,20}$`)
 
 	lossTypes  = jsonrules.Set("WORK_ACCIDENT", "COMMUTING_ACCIDENT", "OCCUPATIONAL_DISEASE")
 	statuses   = jsonrules.Set("OPEN", "ADMITTED", "DENIED", "SETTLED")

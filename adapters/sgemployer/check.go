@@ -1,34 +1,35 @@
 package sgemployer
 
 import (
-	"regexp"
-
 	"github.com/perkeso/jambatan/adapters/jsonrules"
 	"github.com/perkeso/jambatan/mapping"
+	"github.com/perkeso/jambatan/schema/ecmaregexp"
 )
 
 // checker is the member-by-member checker of this format.
 type checker struct{ jsonrules.Checker }
 
+// The specification's patterns, read as ECMA-262 reads them (the dialect of
+// JSON Schema and of a partner's validator), so its \s holds Unicode spaces.
 var (
-	reNoticeID = regexp.MustCompile(`^[A-Za-z0-9._/-]+$`)
-	reLocalDT  = regexp.MustCompile(`^[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}$`)
-	reLocalD   = regexp.MustCompile(`^[0-9]{2}/[0-9]{2}/[0-9]{4}$`)
-	reUEN      = regexp.MustCompile(`^([0-9]{8}[A-Z]|(18|19|20)[0-9]{2}[0-9]{5}[A-Z]|[RST][0-9]{2}[A-Z]{2}[0-9]{4}[A-Z])$`)
-	rePhone    = regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
-	reEmail    = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
-	reNRIC     = regexp.MustCompile(`^[ST][0-9]{7}[A-Z]$`)
-	reFIN      = regexp.MustCompile(`^[FGM][0-9]{7}[A-Z]$`)
-	reNRICAny  = regexp.MustCompile(`^[STFGM][0-9]{7}[A-Z]$`)
-	reMyKad    = regexp.MustCompile(`^[0-9]{12}$`)
-	rePassport = regexp.MustCompile(`^[A-Z0-9]{5,20}$`)
-	reSSOC     = regexp.MustCompile(`^[0-9]{5}$`)
-	reLang     = regexp.MustCompile(`^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$`)
-	rePostSG   = regexp.MustCompile(`^[0-9]{6}$`)
-	rePostMY   = regexp.MustCompile(`^[0-9]{5}$`)
-	reAME      = regexp.MustCompile(`^(0|[1-9][0-9]{0,6})\.[0-9]{2}$`)
-	reInsurer  = regexp.MustCompile(`^[A-Z0-9]{3,12}$`)
-	rePolicy   = regexp.MustCompile(`^[A-Za-z0-9/-]{1,30}$`)
+	reNoticeID = ecmaregexp.MustCompile(`^[A-Za-z0-9._/-]+$`)
+	reLocalDT  = ecmaregexp.MustCompile(`^[0-9]{2}/[0-9]{2}/[0-9]{4} [0-9]{2}:[0-9]{2}$`)
+	reLocalD   = ecmaregexp.MustCompile(`^[0-9]{2}/[0-9]{2}/[0-9]{4}$`)
+	reUEN      = ecmaregexp.MustCompile(`^([0-9]{8}[A-Z]|(18|19|20)[0-9]{2}[0-9]{5}[A-Z]|[RST][0-9]{2}[A-Z]{2}[0-9]{4}[A-Z])$`)
+	rePhone    = ecmaregexp.MustCompile(`^\+[1-9][0-9]{7,14}$`)
+	reEmail    = ecmaregexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+	reNRIC     = ecmaregexp.MustCompile(`^[ST][0-9]{7}[A-Z]$`)
+	reFIN      = ecmaregexp.MustCompile(`^[FGM][0-9]{7}[A-Z]$`)
+	reNRICAny  = ecmaregexp.MustCompile(`^[STFGM][0-9]{7}[A-Z]$`)
+	reMyKad    = ecmaregexp.MustCompile(`^[0-9]{12}$`)
+	rePassport = ecmaregexp.MustCompile(`^[A-Z0-9]{5,20}$`)
+	reSSOC     = ecmaregexp.MustCompile(`^[0-9]{5}$`)
+	reLang     = ecmaregexp.MustCompile(`^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$`)
+	rePostSG   = ecmaregexp.MustCompile(`^[0-9]{6}$`)
+	rePostMY   = ecmaregexp.MustCompile(`^[0-9]{5}$`)
+	reAME      = ecmaregexp.MustCompile(`^(0|[1-9][0-9]{0,6})\.[0-9]{2}$`)
+	reInsurer  = ecmaregexp.MustCompile(`^[A-Z0-9]{3,12}$`)
+	rePolicy   = ecmaregexp.MustCompile(`^[A-Za-z0-9/-]{1,30}$`)
 )
 
 var (

@@ -190,6 +190,7 @@ func TestProblems(t *testing.T) {
 		{"fail/submittedAt-date", edit(t, map[string]string{"/submittedAt": `"31/02/2026 16:20"`}), []P{{Pointer: "/submittedAt", Code: "DATE"}}},
 		{"fail/submittedAt-24h", edit(t, map[string]string{"/submittedAt": `"03/03/2026 24:00"`}), []P{{Pointer: "/submittedAt", Code: "DATE"}}},
 		{"fail/null", edit(t, map[string]string{"/reporter/email": `null`}), []P{{Pointer: "/reporter/email", Code: "TYPE"}}},
+		{"fail/email-no-break-space", edit(t, map[string]string{"/reporter/email": `"mei\u00a0ling@tuasprecision.example.sg"`}), []P{{Pointer: "/reporter/email", Code: "FORMAT"}}},
 		{"fail/unknown-member", edit(t, map[string]string{"/employer/extra": `1`}), []P{{Pointer: "/employer/extra", Code: "UNKNOWN_MEMBER"}}},
 		{"fail/missing", edit(t, map[string]string{"/employer/name": `-`}), []P{{Pointer: "/employer/name", Code: "MISSING"}}},
 		{"fail/blank-name", edit(t, map[string]string{"/employer/name": `"\u00a0 \u3000"`}), []P{{Pointer: "/employer/name", Code: "RANGE"}}},
