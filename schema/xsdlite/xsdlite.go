@@ -169,7 +169,7 @@ func (s *Schema) simpleType(el *etree.Element) (*simpleType, error) {
 		v := f.SelectAttrValue("value", "")
 		switch f.Tag {
 		case "pattern":
-			re, err := regexp.Compile("^(?:" + v + ")$")
+			re, err := compilePattern(v)
 			if err != nil {
 				return nil, err
 			}
@@ -188,6 +188,37 @@ func (s *Schema) simpleType(el *etree.Element) (*simpleType, error) {
 		}
 	}
 	return st, nil
+}
+
+// compilePattern compiles an XML Schema pattern, which Go's syntax reads
+// alike as long as it keeps to literals, escaped metacharacters, classes of
+// them and quantifiers: the agency schema's do. A construct XML Schema gives
+// another meaning (. refuses U+000D, \d is every Unicode digit, ^ and $ are
+// plain characters, [a-z-[aeiou]] subtracts) is refused when the schema is
+// loaded rather than matched differently.
+func compilePattern(p string) (*regexp.Regexp, error) {
+	inClass := false
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '\\' && i+1 < len(p):
+			i++
+			if strings.IndexByte("sSdDwWiIcCpP", p[i]) >= 0 {
+				return nil, fmt.Errorf("xsdlite: pattern %q: \\%c is not supported", p, p[i])
+			}
+		case c == '[' && !inClass:
+			inClass = true
+			if strings.HasPrefix(p[i+1:], "^") {
+				i++
+			}
+		case c == '[' && i > 0 && p[i-1] == '-':
+			return nil, fmt.Errorf("xsdlite: pattern %q: class subtraction is not supported", p)
+		case c == ']' && inClass:
+			inClass = false
+		case !inClass && (c == '.' || c == '^' || c == '$'):
+			return nil, fmt.Errorf("xsdlite: pattern %q: an unescaped %c is not supported", p, c)
+		}
+	}
+	return regexp.Compile("^(?:" + p + ")$")
 }
 
 func (s *Schema) complexType(el *etree.Element, pending *[]*elementDecl) (*complexType, error) {
