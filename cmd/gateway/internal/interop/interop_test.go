@@ -142,19 +142,12 @@ func TestJoseClient(t *testing.T) {
 }
 
 // TestSoapClient: an agency client written with npm soap (WSSecurityCert)
-// calls NotifyInjury through the gateway's WSDL and gets a signed
-// acknowledgement, which the test verifies.
+// calls NotifyInjury through the gateway's WSDL, in SOAP 1.1 and in SOAP 1.2,
+// and gets a signed acknowledgement in its version, which the test verifies;
+// a schema-invalid notification gets a Fault npm soap reads, with the HTTP
+// status of that version.
 func TestSoapClient(t *testing.T) {
 	dir := nodeModules(t)
-	// npm soap's WSSecurityCert writes a Timestamp valid for 10 minutes; the
-	// exchange profile allows 5, so this gateway is configured to accept 10.
-	env := gatewaytest.Start(t, gatewaytest.Options{SOAPMaxTTL: 11 * time.Minute})
-	ca, cert, key, _ := env.WriteFiles(t, "agency-th")
-	ag := env.Partners["agency-th"]
-	signCert, signKey := filepath.Join(env.Dir, "ws.pem"), filepath.Join(env.Dir, "ws.key")
-	if err := certs.WriteFiles(signCert, signKey, ag.WSSigning.Cert, ag.WSSigning.Key); err != nil {
-		t.Fatal(err)
-	}
 	ex, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "agencysoap", "testdata", "example-10.1.request.xml"))
 	if err != nil {
 		t.Fatal(err)
@@ -164,56 +157,81 @@ func TestSoapClient(t *testing.T) {
 	body = strings.Replace(body, "<xb:NotifyInjury>", `<xb:NotifyInjury xmlns:xb="urn:xb-injury:exchange:v1">`, 1)
 	wsdl, _ := filepath.Abs(filepath.Join("..", "..", "..", "..", "schema", "agency-soap-v1.wsdl"))
 
-	type result struct {
-		OK       bool
-		Error    string
-		Response string
-		Fault    map[string]any // as npm soap read it
-	}
-	call := func(body string) result {
-		t.Helper()
-		bodyFile := filepath.Join(t.TempDir(), "body.xml")
-		_ = os.WriteFile(bodyFile, []byte(body), 0o644)
-		out := runNode(t, dir, []string{"WSDL=" + wsdl, "ENDPOINT=" + env.Server.URL + "/soap/v1/exchange", "CA_CERT=" + ca, "CLIENT_CERT=" + cert,
-			"CLIENT_KEY=" + key, "SIGNING_CERT=" + signCert, "SIGNING_KEY=" + signKey, "BODY=" + bodyFile}, "soap-client.mjs")
-		var res result
-		if err := json.Unmarshal(out, &res); err != nil {
-			t.Fatalf("%v: %s", err, out)
-		}
-		return res
-	}
+	for _, tc := range []struct {
+		name, soap12, contentType string
+		faultStatus               int
+	}{
+		{"ok/soap-1.1", "0", "text/xml; charset=utf-8", 500},
+		{"ok/soap-1.2", "1", "application/soap+xml; charset=utf-8", 400}, // env:Sender (SOAP 1.2 part 2 §7.5.2.2)
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// npm soap's WSSecurityCert writes a Timestamp valid for 10 minutes; the
+			// exchange profile allows 5, so this gateway is configured to accept 10.
+			env := gatewaytest.Start(t, gatewaytest.Options{SOAPMaxTTL: 11 * time.Minute})
+			ca, cert, key, _ := env.WriteFiles(t, "agency-th")
+			ag := env.Partners["agency-th"]
+			signCert, signKey := filepath.Join(env.Dir, "ws.pem"), filepath.Join(env.Dir, "ws.key")
+			if err := certs.WriteFiles(signCert, signKey, ag.WSSigning.Cert, ag.WSSigning.Key); err != nil {
+				t.Fatal(err)
+			}
+			type result struct {
+				OK              bool
+				Error, Response string
+				Status          int
+				ContentType     string
+				Fault           map[string]any // as npm soap read it
+			}
+			call := func(body string) result {
+				t.Helper()
+				bodyFile := filepath.Join(t.TempDir(), "body.xml")
+				_ = os.WriteFile(bodyFile, []byte(body), 0o644)
+				out := runNode(t, dir, []string{"WSDL=" + wsdl, "ENDPOINT=" + env.Server.URL + "/soap/v1/exchange", "CA_CERT=" + ca,
+					"CLIENT_CERT=" + cert, "CLIENT_KEY=" + key, "SIGNING_CERT=" + signCert, "SIGNING_KEY=" + signKey,
+					"BODY=" + bodyFile, "SOAP12=" + tc.soap12}, "soap-client.mjs")
+				var res result
+				if err := json.Unmarshal(out, &res); err != nil {
+					t.Fatalf("%v: %s", err, out)
+				}
+				return res
+			}
 
-	// A body against the schema: the fault, read by npm soap, names the
-	// dotted sub-code and the place.
-	bad := call(strings.Replace(body, "<xb:Sender>TH:SSO</xb:Sender>", "<xb:Sender>th:sso</xb:Sender>", 1))
-	if bad.OK || bad.Fault == nil {
-		t.Fatalf("a schema-invalid notification: %+v", bad)
-	}
-	fault, _ := json.Marshal(bad.Fault)
-	if !bytes.Contains(fault, []byte("client.schema.invalid")) || !bytes.Contains(fault, []byte("/xb:NotifyInjury/xb:Header/xb:Sender")) {
-		t.Fatalf("the fault as npm soap read it: %s", fault)
-	}
+			// A body against the schema: the fault, read by npm soap, names the
+			// dotted sub-code and the place.
+			bad := call(strings.Replace(body, "<xb:Sender>TH:SSO</xb:Sender>", "<xb:Sender>th:sso</xb:Sender>", 1))
+			if bad.OK || bad.Fault == nil || bad.Status != tc.faultStatus || bad.ContentType != tc.contentType {
+				t.Fatalf("a schema-invalid notification: %+v", bad)
+			}
+			fault, _ := json.Marshal(bad.Fault)
+			if !bytes.Contains(fault, []byte("client.schema.invalid")) || !bytes.Contains(fault, []byte("/xb:NotifyInjury/xb:Header/xb:Sender")) {
+				t.Fatalf("the fault as npm soap read it: %s", fault)
+			}
 
-	res := call(body)
-	if !res.OK {
-		t.Fatalf("npm soap call failed: %s\n%s", res.Error, res.Response)
-	}
-	doc, err := wssec.Parse([]byte(res.Response), wssec.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := &wssec.Verifier{Trust: func(c *x509.Certificate) error {
-		if !c.Equal(env.SOAPSigning.Cert) {
-			return errors.New("not the gateway's signing certificate")
-		}
-		return nil
-	}}
-	r, verr := v.Verify(doc)
-	if verr != nil {
-		t.Fatalf("the acknowledgement does not verify: %v\n%s", verr, res.Response)
-	}
-	if r.BodyChild.Tag != "InjuryAcknowledgement" || !strings.HasPrefix(r.BodyChild.FindElement("./Header/CaseId").Text(), "MY:PERKESO:XB-") {
-		t.Fatalf("response %s", res.Response)
+			res := call(body)
+			if !res.OK || res.ContentType != tc.contentType {
+				t.Fatalf("npm soap call: %s (%s)\n%s", res.Error, res.ContentType, res.Response)
+			}
+			doc, err := wssec.Parse([]byte(res.Response), wssec.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := &wssec.Verifier{Trust: func(c *x509.Certificate) error {
+				if !c.Equal(env.SOAPSigning.Cert) {
+					return errors.New("not the gateway's signing certificate")
+				}
+				return nil
+			}}
+			r, verr := v.Verify(doc)
+			if verr != nil {
+				t.Fatalf("the acknowledgement does not verify: %v\n%s", verr, res.Response)
+			}
+			want := wssec.NSSoap11
+			if tc.soap12 == "1" {
+				want = wssec.NSSoap12
+			}
+			if r.SOAP != want || r.BodyChild.Tag != "InjuryAcknowledgement" || !strings.HasPrefix(r.BodyChild.FindElement("./Header/CaseId").Text(), "MY:PERKESO:XB-") {
+				t.Fatalf("response %s", res.Response)
+			}
+		})
 	}
 }
 

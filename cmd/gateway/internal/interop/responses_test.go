@@ -117,6 +117,19 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		t.Errorf("a batch with a bad claim: %s", mixed.Body)
 	}
 	do("fail/soap", agency, "POST", "/soap/v1/exchange", map[string]string{"Content-Type": "text/xml", "SOAPAction": `""`}, []byte("<x/>"))
+	// A SOAP 1.2 caller's refusals, of its body and of its headers, are SOAP
+	// 1.2 Sender faults: 400.
+	for _, r := range []recorded{
+		do("fail/soap-1.2", agency, "POST", "/soap/v1/exchange",
+			map[string]string{"Content-Type": `application/soap+xml; action="urn:xb-injury:exchange:v1#NotifyInjury"`}, []byte("<x/>")),
+		do("fail/soap-1.2-content-encoding", agency, "POST", "/soap/v1/exchange",
+			map[string]string{"Content-Type": "application/soap+xml", "Content-Encoding": "gzip"}, []byte("<x/>")),
+	} {
+		if r.Status != http.StatusBadRequest || !strings.HasPrefix(r.Headers["Content-Type"], "application/soap+xml") ||
+			!strings.Contains(r.Body, "<soap:Value>soap:Sender</soap:Value>") {
+			t.Errorf("%s: %d %s\n%s", r.Name, r.Status, r.Headers["Content-Type"], r.Body)
+		}
+	}
 
 	var busy recorded
 	finish := env.HoldBudget(t, "employer-a", 63<<10, func() int {

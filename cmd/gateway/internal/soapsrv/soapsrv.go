@@ -127,6 +127,9 @@ func (h *Handler) Refuse(w http.ResponseWriter, r *http.Request, p *partner.Part
 // which Serve adds once it has read it whole).
 func (h *Handler) newRequest(r *http.Request, p *partner.Partner, cid string) *request {
 	rq := &request{p: p, cid: cid, soapNS: wssec.NSSoap11, receivedAt: h.now().UTC()}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/soap+xml" {
+		rq.soapNS = wssec.NSSoap12 // every answer in the caller's SOAP version, a refusal of its headers too
+	}
 	rq.entry = &store.Entry{CorrelationID: cid, PartnerID: p.ID, ReceivedAt: rq.receivedAt, Route: "POST " + Route,
 		ContentType: r.Header.Get("Content-Type"), Verification: "not checked"}
 	return rq
@@ -142,7 +145,6 @@ func (h *Handler) handle(ctx context.Context, r *http.Request, rq *request) (*et
 	switch mt {
 	case "text/xml":
 	case "application/soap+xml":
-		rq.soapNS = wssec.NSSoap12
 		action = strings.Trim(params["action"], `"`)
 	default:
 		return nil, &Fault{Code: wssec.CodeSchema, Reason: "Content-Type must be text/xml (SOAP 1.1) or application/soap+xml (SOAP 1.2)"}
@@ -432,7 +434,7 @@ func (h *Handler) tooLarge(rq *request, e *store.Entry, err error) *Fault {
 }
 
 // fault logs a refused request (with its rejected-topic event) and answers
-// with a signed Fault, HTTP 500 as SOAP 1.1 requires.
+// with a signed Fault, with the HTTP status of its SOAP version (faultStatus).
 func (h *Handler) fault(w http.ResponseWriter, r *http.Request, rq *request, f *Fault) {
 	if f.MessageID == "" {
 		f.MessageID = rq.msgID
@@ -441,7 +443,7 @@ func (h *Handler) fault(w http.ResponseWriter, r *http.Request, rq *request, f *
 	if e.Outcome == "" || e.Outcome == store.OutcomeAccepted {
 		e.Outcome = store.OutcomeRejected
 	}
-	e.Status, e.ProblemType, e.Exchange, e.Outbox = http.StatusInternalServerError, "urn:my:perkeso:jambatan:soap-fault:"+f.Code, nil, nil
+	e.Status, e.ProblemType, e.Exchange, e.Outbox = faultStatus(rq.soapNS, f), "urn:my:perkeso:jambatan:soap-fault:"+f.Code, nil, nil
 	if h.Events != nil && !f.Server {
 		if m, err := h.Events.RejectedMessage(events.Rejected{ProblemType: e.ProblemType, Status: e.Status,
 			Problems: []adapters.Problem{{Pointer: f.Location, Code: f.Code}}, CorrelationID: rq.cid, Partner: rq.p.ID,
@@ -456,9 +458,18 @@ func (h *Handler) fault(w http.ResponseWriter, r *http.Request, rq *request, f *
 		h.wake(e)
 	}
 	h.Log.Warn("agency request refused", "correlation_id", rq.cid, "partner", rq.p.ID, "code", f.Code, "location", f.Location)
-	status := http.StatusInternalServerError
 	if f.Server && f.Retry > 0 {
 		w.Header().Set("Retry-After", itoa(f.Retry))
 	}
-	h.respond(w, rq, faultElement(rq.soapNS, f), status)
+	h.respond(w, rq, faultElement(rq.soapNS, f), faultStatus(rq.soapNS, f))
+}
+
+// faultStatus is a Fault's HTTP status: 500 for every SOAP 1.1 Fault (SOAP
+// 1.1 §6.2, the exchange profile §8); in SOAP 1.2, 400 for an env:Sender
+// fault and 500 for the others (SOAP 1.2 Part 2 §7.5.2.2).
+func faultStatus(soapNS string, f *Fault) int {
+	if soapNS == wssec.NSSoap12 && !f.Server && f.Code != "mustUnderstand" {
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
 }

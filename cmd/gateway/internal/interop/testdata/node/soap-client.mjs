@@ -6,7 +6,8 @@
 // as npm soap read it.
 //
 // Environment: WSDL (file path), ENDPOINT, CA_CERT, CLIENT_CERT, CLIENT_KEY,
-// SIGNING_CERT, SIGNING_KEY, BODY (file holding the xb:NotifyInjury element).
+// SIGNING_CERT, SIGNING_KEY, BODY (file holding the xb:NotifyInjury element),
+// SOAP12 (1: send SOAP 1.2 envelopes, application/soap+xml with an action).
 import soap from 'soap';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -18,7 +19,7 @@ const agent = new https.Agent({
   key: readFileSync(env.CLIENT_KEY),
   keepAlive: true,
 });
-const client = await soap.createClientAsync(env.WSDL, { endpoint: env.ENDPOINT });
+const client = await soap.createClientAsync(env.WSDL, { endpoint: env.ENDPOINT, forceSoap12Headers: env.SOAP12 === '1' });
 const exc = 'http://www.w3.org/2001/10/xml-exc-c14n#';
 client.setSecurity(new soap.WSSecurityCert(readFileSync(env.SIGNING_KEY), readFileSync(env.SIGNING_CERT), '', {
   signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
@@ -29,10 +30,14 @@ client.setSecurity(new soap.WSSecurityCert(readFileSync(env.SIGNING_KEY), readFi
 let out;
 try {
   const [, rawResponse] = await client.NotifyInjuryAsync({ _xml: readFileSync(env.BODY, 'utf8') }, { httpsAgent: agent });
-  out = { ok: true, response: rawResponse };
+  out = { ok: true, response: rawResponse, contentType: client.lastResponseHeaders?.['content-type'] };
 } catch (err) {
   // A SOAP Fault: npm soap parses it into err.root; the test checks what it read.
-  out = { ok: false, error: String(err && err.message), response: err && err.body, fault: err && err.root && err.root.Envelope && err.root.Envelope.Body && err.root.Envelope.Body.Fault };
+  out = {
+    ok: false, error: String(err && err.message), response: err && err.body,
+    status: err?.response?.status, contentType: err?.response?.headers?.['content-type'],
+    fault: err?.root?.Envelope?.Body?.Fault,
+  };
 }
 console.log(JSON.stringify(out));
 agent.destroy();
