@@ -228,6 +228,61 @@ func TestSOAPFaults(t *testing.T) {
 	})
 }
 
+// TestSOAP12: a SOAP 1.2 request is answered in SOAP 1.2, with or without
+// the optional action parameter (the Body child names the operation), and a
+// Sender fault is HTTP 400 (SOAP 1.2 part 2 §7.5.2.2).
+func TestSOAP12(t *testing.T) {
+	env := gatewaytest.Start(t, gatewaytest.Options{})
+	ex12 := strings.Replace(soapExample(t), `xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"`, `xmlns:soap="`+wssec.NSSoap12+`"`, 1)
+	sign := func(xml string) []byte {
+		d := unsigned(t, xml)
+		if err := agencyClient(t, env, "agency-th").Signer.Sign(d); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := d.WriteToBytes()
+		return b
+	}
+	for _, tc := range []struct {
+		name, contentType, xml string
+		status                 int
+		body                   string // the answer's Body child, or its fault's code
+	}{
+		{"ok/with-action", `application/soap+xml; charset=utf-8; action="urn:xb-injury:exchange:v1#NotifyInjury"`, ex12, 200, "InjuryAcknowledgement"},
+		{"ok/without-action", "application/soap+xml; charset=utf-8", strings.Replace(ex12, "5f0c6b1e-8d2a", "5f0c6b1e-8d2b", 1), 200, "InjuryAcknowledgement"},
+		{"fail/action-of-another-operation", `application/soap+xml; action="urn:xb-injury:exchange:v1#NotifyDecision"`, ex12, 400, "client.schema.invalid"},
+		{"fail/soap-1.1-envelope", `application/soap+xml; action="urn:xb-injury:exchange:v1#NotifyInjury"`, soapExample(t), 400, "client.schema.invalid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", env.Server.URL+"/soap/v1/exchange", bytes.NewReader(sign(tc.xml)))
+			req.Header.Set("Content-Type", tc.contentType)
+			resp, err := env.Client(&env.Partners["agency-th"].TLS).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/soap+xml") {
+				t.Fatalf("HTTP %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), raw)
+			}
+			d, err := wssec.Parse(raw, wssec.Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, verr := (&wssec.Verifier{}).Verify(d)
+			if verr != nil || r.SOAP != wssec.NSSoap12 {
+				t.Fatalf("answer: %v %s", verr, raw)
+			}
+			got := r.BodyChild.Tag
+			if code := d.FindElement("//FaultDetail/Code"); code != nil {
+				got = code.Text()
+			}
+			if got != tc.body {
+				t.Fatalf("answer %s, want %s\n%s", got, tc.body, raw)
+			}
+		})
+	}
+}
+
 // BenchmarkSOAPNotifyInjury is one agency notification end to end over mTLS:
 // parse, verify WS-Security (RSA-2048 signer), schema, content rules, map,
 // durable log with outbox, and the signed acknowledgement. Envelopes are

@@ -161,6 +161,10 @@ func (h *Handler) handle(ctx context.Context, r *http.Request, rq *request) (*et
 	if env.SOAP != rq.soapNS {
 		return nil, &Fault{Code: wssec.CodeSchema, Reason: "envelope namespace does not match the Content-Type"}
 	}
+	if action == "" && rq.soapNS == wssec.NSSoap12 {
+		// SOAP 1.2's action parameter is optional: the Body child names the operation.
+		action = nsXB + "#" + env.BodyChild.Tag
+	}
 	op, ok := actions[action]
 	if !ok || env.BodyChild.Tag != op || env.BodyChild.NamespaceURI() != nsXB {
 		return nil, &Fault{Code: wssec.CodeSchema, Reason: "the Body child is unknown or does not match SOAPAction"}
