@@ -249,8 +249,9 @@ func (n *Notice) checkAccident(acc *etree.Element) {
 	}
 	if t := child(acc, "Time"); t != nil && n.accidentOK && loc != nil {
 		hm, _ := time.Parse("15:04", text(t))
-		n.occurredAt = time.Date(n.accident.Year, n.accident.Month, n.accident.Day, hm.Hour(), hm.Minute(), 0, 0, loc)
-		n.hasTime = true
+		if n.occurredAt, n.hasTime = mapping.LocalInstant(n.accident, hm.Hour(), hm.Minute(), loc); !n.hasTime {
+			n.add(t, "not a real time on the accident date in its zone: the clocks skip it")
+		}
 	}
 	// C6
 	if n.accidentOK && loc != nil && !n.Header.SentAt.IsZero() {

@@ -357,7 +357,9 @@ func (r *claimReader) readLoss() lossFacts {
 		if h > 23 || m > 59 {
 			c.Add(p, adapters.CodeDate, "not a real time")
 		} else if f.dateOK && r.b.loc != nil {
-			f.at, f.hasTime = time.Date(f.date.Year, f.date.Month, f.date.Day, h, m, 0, 0, r.b.loc), true
+			if f.at, f.hasTime = mapping.LocalInstant(f.date, h, m, r.b.loc); !f.hasTime {
+				c.Add(p, adapters.CodeDate, "not a real time on lossDate in tz: the clocks skip it")
+			}
 		}
 	}
 	if s, p, ok := c.Str(v, ptr, "lossCountry", true); ok {
@@ -688,7 +690,8 @@ func (b *Batch) Canonical(cl *Claim, receivedAt time.Time, rates mapping.RateTab
 	if t := str(v, "lossTime"); t != "" {
 		h, _ := strconv.Atoi(t[:2])
 		m, _ := strconv.Atoi(t[2:])
-		a.OccurredAt = time.Date(loss.Year, loss.Month, loss.Day, h, m, 0, 0, b.loc).UTC().Format("2006-01-02T15:04:05Z")
+		at, _ := mapping.LocalInstant(loss, h, m, b.loc) // readLoss refused a time the clocks skip
+		a.OccurredAt = at.UTC().Format("2006-01-02T15:04:05Z")
 	}
 	a.Zone = b.TZ
 	a.Location = schema.Location{Country: str(v, "lossCountry")}

@@ -133,6 +133,11 @@ func TestProblems(t *testing.T) {
 			nil, 0, []P{{Pointer: "/claims/0/revision", Code: "TYPE"}}},
 		{"fail/claim-not-object", edit(t, func(m map[string]any) { m["claims"].([]any)[1] = 7 }),
 			nil, 1, []P{{Pointer: "/claims/1", Code: "TYPE"}}},
+		{"fail/claim-loss-time-the-clocks-skip", edit(t, func(m map[string]any) {
+			m["tz"] = "America/New_York" // 02:00 to 03:00 on 2026-03-08 is not shown there
+			claim(m, 0)["lossDate"], claim(m, 0)["lossTime"] = "20260308", "0230"
+		}),
+			nil, 0, []P{{Pointer: "/claims/0/lossTime", Code: "DATE"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,6 +168,29 @@ func TestProblems(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLossTimeShownTwice: a lossTime the zone shows twice (its clocks went
+// back) is the first of the two instants, whatever the zone.
+func TestLossTimeShownTwice(t *testing.T) {
+	for _, tc := range []struct{ zone, date, time, want string }{
+		{"America/New_York", "20251102", "0130", "2025-11-02T05:30:00Z"},
+		{"Europe/London", "20251026", "0130", "2025-10-26T00:30:00Z"}, // time.Date gave the second, 01:30Z
+		{"Australia/Sydney", "20250406", "0230", "2025-04-05T15:30:00Z"},
+	} {
+		b := read(t, edit(t, func(m map[string]any) {
+			m["tz"] = tc.zone
+			claim(m, 0)["lossDate"], claim(m, 0)["lossTime"] = tc.date, tc.time
+		}))
+		cl := b.Claims[0]
+		if len(b.Problems)+len(cl.Problems) != 0 {
+			t.Fatalf("%s: problems %+v %+v", tc.zone, b.Problems, cl.Problems)
+		}
+		r, err := b.Canonical(cl, receivedAt, mapping.ExampleRates)
+		if err != nil || r.Accident.OccurredAt != tc.want {
+			t.Errorf("%s %s %s: occurredAt %s (%v), want %s", tc.zone, tc.date, tc.time, r.Accident.OccurredAt, err, tc.want)
+		}
 	}
 }
 
