@@ -3,7 +3,6 @@ package schema
 import (
 	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/perkeso/jambatan/adapters/jsondoc"
+	"github.com/perkeso/jambatan/adapters/jsondoc/jsondoctest"
 )
 
 // TestQuickTakesOurSchemas: both embedded schemas have a quick form, or
@@ -164,29 +164,11 @@ func TestQuickRefuses(t *testing.T) {
 func examples(t testing.TB) map[string][]*jsondoc.Value {
 	t.Helper()
 	docs := map[string][]*jsondoc.Value{}
-	add := func(schemaName, pattern string) {
-		files, err := filepath.Glob(filepath.Join("..", "adapters", pattern))
-		if err != nil || len(files) == 0 {
-			t.Fatalf("no examples %s: %v", pattern, err)
-		}
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			v, err := jsondoc.Parse(b, jsondoc.DefaultMaxDepth)
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			if v.Kind == jsondoc.Array { // a batch's records
-				docs[schemaName] = append(docs[schemaName], v.Items...)
-				continue
-			}
-			docs[schemaName] = append(docs[schemaName], v)
+	for name, pattern := range map[string]string{CanonicalSchemaFile: "*/testdata/*.golden.json", SGEmployerNoticeSchemaFile: "sgemployer/testdata/*.in.json"} {
+		for _, ex := range jsondoctest.Examples(t, filepath.Join("..", "adapters", pattern)) {
+			docs[name] = append(docs[name], ex.Doc)
 		}
 	}
-	add(CanonicalSchemaFile, "*/testdata/*.golden.json")
-	add(SGEmployerNoticeSchemaFile, "sgemployer/testdata/*.in.json")
 	return docs
 }
 
@@ -217,7 +199,7 @@ func TestQuickAgrees(t *testing.T) {
 				}
 			}
 			agree("as is")
-			mutate(doc, "", consts, agree)
+			jsondoctest.EachChange(doc, "", mutations(consts), agree)
 		}
 		t.Logf("%s: %d valid and %d invalid variants agree", name, valid, invalid)
 		if valid < 10 || invalid < 1000 {
@@ -231,48 +213,26 @@ var replacements = []string{`null`, `true`, `false`, `0`, `1`, `1.0`, `-1`, `1.5
 	`"MY"`, `"MYR"`, `"2026-02-28"`, `"2026-02-30"`, `"2026-02-28T10:00:00Z"`, `"2026-02-28T10:00:00+08:00"`,
 	`"b0867b30-be3c-5595-a939-c4d47c281950"`, `"12.50"`, `{}`, `[]`, `[1]`}
 
-// mutate calls agree once per variant of the tree at v, restoring v after
-// each.
-func mutate(v *jsondoc.Value, path string, consts map[string]bool, agree func(path string)) {
-	orig := *v
+// mutations replace a value by values of every type (replacements) and, for
+// a string the schema names, by every string it names.
+func mutations(consts map[string]bool) func(orig *jsondoc.Value) []jsondoctest.Replacement {
+	var vals []jsondoctest.Replacement
 	for _, r := range replacements {
 		rv, err := jsondoc.Parse([]byte(r), 4)
 		if err != nil {
 			panic(err)
 		}
-		*v = *rv
-		agree(path + " = " + r)
+		vals = append(vals, jsondoctest.Replacement{Value: *rv, What: "= " + r})
 	}
-	if orig.Kind == jsondoc.String && consts[orig.Str] {
+	return func(orig *jsondoc.Value) []jsondoctest.Replacement {
+		if orig.Kind != jsondoc.String || !consts[orig.Str] {
+			return vals
+		}
+		out := append([]jsondoctest.Replacement{}, vals...)
 		for c := range consts {
-			*v = jsondoc.Value{Kind: jsondoc.String, Str: c}
-			agree(path + " = " + c)
+			out = append(out, jsondoctest.Replacement{Value: jsondoc.Value{Kind: jsondoc.String, Str: c}, What: "= " + c})
 		}
-	}
-	*v = orig
-	switch v.Kind {
-	case jsondoc.Object:
-		for i, m := range orig.Members {
-			v.Members = append(append([]jsondoc.Member{}, orig.Members[:i]...), orig.Members[i+1:]...)
-			agree(path + " without " + m.Name)
-		}
-		v.Members = append(append([]jsondoc.Member{}, orig.Members...), jsondoc.Member{Name: "zz", Value: &jsondoc.Value{Kind: jsondoc.Number, Str: "1"}})
-		agree(path + " with zz")
-		v.Members = orig.Members
-		for _, m := range orig.Members {
-			mutate(m.Value, jsondoc.Pointer(path, m.Name), consts, agree)
-		}
-	case jsondoc.Array:
-		if len(orig.Items) > 0 {
-			for _, items := range [][]*jsondoc.Value{nil, orig.Items[1:], append(append([]*jsondoc.Value{}, orig.Items...), orig.Items[0])} {
-				v.Items = items
-				agree(path + " resized")
-			}
-		}
-		v.Items = orig.Items
-		for i, it := range orig.Items {
-			mutate(it, jsondoc.Index(path, i), consts, agree)
-		}
+		return out
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/perkeso/jambatan/adapters/jsondoc"
+	"github.com/perkeso/jambatan/adapters/jsondoc/jsondoctest"
 	"github.com/perkeso/jambatan/schema"
 )
 
@@ -19,7 +20,7 @@ import (
 // ends (which ECMA-262's \s and . see and Go's do not), cut, lengthened in
 // astral characters, replaced by dates and instants at the edges of their
 // formats; every number replaced by integers and decimals in each notation;
-// every member removed; a member added. JSON Schema's regular expressions are
+// every member removed; a member added; every array resized. JSON Schema's regular expressions are
 // ECMA-262's, the dialect a partner validating with ajv gets.
 func TestAjvAgreesWithSchema(t *testing.T) {
 	dir := nodeModules(t)
@@ -41,27 +42,9 @@ func TestAjvAgreesWithSchema(t *testing.T) {
 		schema.SGEmployerNoticeSchemaFile: "sgemployer/testdata/*.in.json",
 		schema.CanonicalSchemaFile:        "*/testdata/*.golden.json",
 	} {
-		files, _ := filepath.Glob(filepath.Join("..", "..", "..", "..", "adapters", pattern))
-		if len(files) == 0 {
-			t.Fatalf("no examples %s", pattern)
-		}
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			v, err := jsondoc.Parse(b, jsondoc.DefaultMaxDepth)
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			docs := []*jsondoc.Value{v}
-			if v.Kind == jsondoc.Array { // a batch's records
-				docs = v.Items
-			}
-			for _, doc := range docs {
-				add(name, doc, filepath.Base(f)+" as is")
-				changeEach(doc, "", func(where string) { add(name, doc, filepath.Base(f)+" "+where) })
-			}
+		for _, ex := range jsondoctest.Examples(t, filepath.Join("..", "..", "..", "..", "adapters", pattern)) {
+			add(name, ex.Doc, ex.File+" as is")
+			jsondoctest.EachChange(ex.Doc, "", edges, func(where string) { add(name, ex.Doc, ex.File+" "+where) })
 		}
 	}
 
@@ -116,59 +99,40 @@ var stringEdges = []string{"", "2026-02-28", "2024-02-29", "2026-02-29", "2026-2
 // holds exactly, where ajv cannot judge).
 var numberEdges = []string{"0", "-0", "1", "1.0", "1e2", "1E+2", "1e-2", "0.5", "-1", "100", "101", "2147483648", "9007199254740991"}
 
-// changeEach calls check once for each variant of the tree at v, restoring v
-// after each.
-func changeEach(v *jsondoc.Value, path string, check func(where string)) {
-	orig := *v
-	set := func(nv jsondoc.Value, where string) {
-		*v = nv
-		check(path + " " + where)
-		*v = orig
+// edges are the replacements of a value: for a string, itself with each
+// space before, after and inside, the stringEdges, astral strings of many
+// lengths, itself cut, lengthened and in lower case; for a number, the
+// numberEdges and itself as a string; for any value, null.
+func edges(orig *jsondoc.Value) []jsondoctest.Replacement {
+	var out []jsondoctest.Replacement
+	add := func(kind jsondoc.Kind, s, what string) {
+		out = append(out, jsondoctest.Replacement{Value: jsondoc.Value{Kind: kind, Str: s}, What: what})
 	}
-	switch orig.Kind {
+	switch s := orig.Str; orig.Kind {
 	case jsondoc.String:
-		s := orig.Str
 		for _, sp := range spaces {
-			set(jsondoc.Value{Kind: jsondoc.String, Str: s + sp}, "+ space")
-			set(jsondoc.Value{Kind: jsondoc.String, Str: sp + s}, "space +")
+			add(jsondoc.String, s+sp, "+ space")
+			add(jsondoc.String, sp+s, "space +")
 			if n := len(s) / 2; n > 0 {
-				set(jsondoc.Value{Kind: jsondoc.String, Str: s[:n] + sp + s[n:]}, "with a space inside")
+				add(jsondoc.String, s[:n]+sp+s[n:], "with a space inside")
 			}
 		}
 		for _, e := range stringEdges {
-			set(jsondoc.Value{Kind: jsondoc.String, Str: e}, "= "+e)
+			add(jsondoc.String, e, "= "+e)
 		}
 		for _, n := range []int{1, 2, 3, 5, 12, 33, 101, 121, 255, 4001} {
-			set(jsondoc.Value{Kind: jsondoc.String, Str: strings.Repeat("𝔸", n)}, "= astral × n")
+			add(jsondoc.String, strings.Repeat("𝔸", n), "= astral × n")
 		}
 		if s != "" {
-			set(jsondoc.Value{Kind: jsondoc.String, Str: s[:len(s)-1]}, "cut")
-			set(jsondoc.Value{Kind: jsondoc.String, Str: s + s[len(s)-1:]}, "lengthened")
-			set(jsondoc.Value{Kind: jsondoc.String, Str: strings.ToLower(s)}, "lower case")
+			add(jsondoc.String, s[:len(s)-1], "cut")
+			add(jsondoc.String, s+s[len(s)-1:], "lengthened")
+			add(jsondoc.String, strings.ToLower(s), "lower case")
 		}
 	case jsondoc.Number:
 		for _, e := range numberEdges {
-			set(jsondoc.Value{Kind: jsondoc.Number, Str: e}, "= "+e)
+			add(jsondoc.Number, e, "= "+e)
 		}
-		set(jsondoc.Value{Kind: jsondoc.String, Str: orig.Str}, "as a string")
-	case jsondoc.Object:
-		for i, m := range orig.Members {
-			v.Members = append(append([]jsondoc.Member{}, orig.Members[:i]...), orig.Members[i+1:]...)
-			check(path + " without " + m.Name)
-		}
-		v.Members = append(append([]jsondoc.Member{}, orig.Members...), jsondoc.Member{Name: "zz", Value: &jsondoc.Value{Kind: jsondoc.Number, Str: "1"}})
-		check(path + " with zz")
-		v.Members = orig.Members
-		for _, m := range orig.Members {
-			changeEach(m.Value, jsondoc.Pointer(path, m.Name), check)
-		}
-	case jsondoc.Array:
-		v.Items = nil
-		check(path + " emptied")
-		v.Items = orig.Items
-		for i, it := range orig.Items {
-			changeEach(it, jsondoc.Index(path, i), check)
-		}
+		add(jsondoc.String, s, "as a string")
 	}
-	set(jsondoc.Value{Kind: jsondoc.Null}, "= null")
+	return append(out, jsondoctest.Replacement{Value: jsondoc.Value{Kind: jsondoc.Null}, What: "= null"})
 }
