@@ -28,10 +28,9 @@ func TestZoneinfoAgreesOnLocalTimes(t *testing.T) {
 		t.Fatalf("python3 %s zones: %v", script, err)
 	}
 	type local struct {
-		zone       string
-		d          mapping.Date
-		h, m       int
-		want, what string
+		zone string
+		d    mapping.Date
+		h, m int
 	}
 	var cases []local
 	var lines bytes.Buffer
