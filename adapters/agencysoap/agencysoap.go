@@ -247,14 +247,15 @@ func (n *Notice) checkAccident(acc *etree.Element) {
 		n.add(zoneEl, "not an IANA time zone name")
 		loc = nil
 	}
-	if t := child(acc, "Time"); t != nil && n.accidentOK && loc != nil {
+	t := child(acc, "Time")
+	if t != nil && n.accidentOK && loc != nil {
 		hm, _ := time.Parse("15:04", text(t))
 		if n.occurredAt, n.hasTime = mapping.LocalInstant(n.accident, hm.Hour(), hm.Minute(), loc); !n.hasTime {
 			n.add(t, "not a real time on the accident date in its zone: the clocks skip it")
 		}
 	}
-	// C6
-	if n.accidentOK && loc != nil && !n.Header.SentAt.IsZero() {
+	// C6, which reads Time when it is given: not after a Time the clocks skip.
+	if n.accidentOK && loc != nil && !n.Header.SentAt.IsZero() && (t == nil || n.hasTime) {
 		if n.hasTime && n.occurredAt.After(n.Header.SentAt) {
 			n.add(dateEl, "the accident is after SentAt")
 		} else if !n.hasTime && mapping.DateOf(n.Header.SentAt.In(loc)).Before(n.accident) {

@@ -112,6 +112,9 @@ func TestContentRules(t *testing.T) {
 		{"fail/C6-future", "<xb:Time>08:40</xb:Time>", "<xb:Time>23:40</xb:Time>", ""},
 		{"fail/C5-time-the-clocks-skip", "<xb:Date cal=\"BE\">2569-03-02</xb:Date>\n          <xb:Time>08:40</xb:Time>\n          <xb:Zone>Asia/Bangkok</xb:Zone>",
 			"<xb:Date cal=\"BE\">2568-03-09</xb:Date>\n          <xb:Time>02:30</xb:Time>\n          <xb:Zone>America/New_York</xb:Zone>", "/xb:NotifyInjury/xb:Notification/xb:Accident/xb:Time"},
+		// C6 reads Time when given: not with a Time the clocks skip, though the date is after SentAt's.
+		{"fail/C6-not-after-a-time-the-clocks-skip", "<xb:Date cal=\"BE\">2569-03-02</xb:Date>\n          <xb:Time>08:40</xb:Time>\n          <xb:Zone>Asia/Bangkok</xb:Zone>",
+			"<xb:Date cal=\"BE\">2569-03-08</xb:Date>\n          <xb:Time>02:30</xb:Time>\n          <xb:Zone>America/New_York</xb:Zone>", "/xb:NotifyInjury/xb:Notification/xb:Accident/xb:Time"},
 		{"fail/C7-commuting-without-leg", "<xb:Category>WORK</xb:Category>", "<xb:Category>COMMUTING</xb:Category>", "/xb:NotifyInjury/xb:Notification/xb:Accident/xb:Category"},
 		{"fail/C8-code", `<xb:Nature list="TH_SSO">203</xb:Nature>`, `<xb:Nature list="TH_SSO">142</xb:Nature>`, "/xb:NotifyInjury/xb:Notification/xb:Injury[1]/xb:Nature"},
 		{"fail/C9-fatal-without-date", "<xb:Fatal>false</xb:Fatal>", "<xb:Fatal>true</xb:Fatal>", "/xb:NotifyInjury/xb:Notification/xb:Outcome/xb:Fatal"},

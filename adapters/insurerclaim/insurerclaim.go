@@ -247,7 +247,8 @@ type lossFacts struct {
 	date              mapping.Date
 	dateOK            bool
 	at                time.Time // with lossTime, in the batch's zone
-	hasTime           bool
+	hasTime           bool      // at holds lossTime, which passed its checks
+	timeGiven         bool      // lossTime is present, whether it passed or not
 	icds              []string
 	icdOK             bool
 	death, status     mapping.Date
@@ -351,6 +352,7 @@ func (r *claimReader) readLoss() lossFacts {
 	c, v, ptr := r.c, r.v, r.ptr
 	var f lossFacts
 	f.date, f.dateOK = date8(c, v, ptr, "lossDate", true)
+	_, f.timeGiven = v.Get("lossTime")
 	if s, p, ok := c.Str(v, ptr, "lossTime", false); ok && c.Match(s, p, reTime4, adapters.CodeFormat, "HHmm") {
 		h, _ := strconv.Atoi(s[:2])
 		m, _ := strconv.Atoi(s[2:])
@@ -443,7 +445,9 @@ func (r *claimReader) checkAcross(emp employerFacts, cla claimantFacts, loss los
 	if genOK {
 		genDate = mapping.DateOf(r.b.GeneratedAt.In(r.b.loc))
 	}
-	if loss.dateOK && genOK { // R2
+	// R2 reads lossTime when it is given, so a lossTime that failed its own
+	// checks leaves R2 unevaluated (§2 item 10 of the employer format).
+	if loss.dateOK && genOK && (loss.hasTime || !loss.timeGiven) { // R2
 		if (loss.hasTime && loss.at.After(r.b.GeneratedAt)) || (!loss.hasTime && genDate.Before(loss.date)) {
 			c.Add(ptr+"/lossDate", adapters.CodeConsistency, "the loss is after generatedAt")
 		}

@@ -138,6 +138,17 @@ func TestProblems(t *testing.T) {
 			claim(m, 0)["lossDate"], claim(m, 0)["lossTime"] = "20260308", "0230"
 		}),
 			nil, 0, []P{{Pointer: "/claims/0/lossTime", Code: "DATE"}}},
+		// R2 and R3 both read lossDate; a loss after generatedAt's date breaks R3 at statusDate
+		// either way, and R2 at lossDate only when lossTime, if given, passed its own checks.
+		{"fail/claim-R2-not-evaluated-after-a-bad-lossTime", edit(t, func(m map[string]any) {
+			claim(m, 0)["lossDate"], claim(m, 0)["statusDate"], claim(m, 0)["lossTime"] = "20260311", "20260311", "2500"
+		}),
+			nil, 0, []P{{Pointer: "/claims/0/lossTime", Code: "DATE"}, {Pointer: "/claims/0/statusDate", Code: "CONSISTENCY"}}},
+		{"fail/claim-R2-without-lossTime", edit(t, func(m map[string]any) {
+			claim(m, 0)["lossDate"], claim(m, 0)["statusDate"] = "20260311", "20260311"
+			delete(claim(m, 0), "lossTime")
+		}),
+			nil, 0, []P{{Pointer: "/claims/0/lossDate", Code: "CONSISTENCY"}, {Pointer: "/claims/0/statusDate", Code: "CONSISTENCY"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
