@@ -195,7 +195,10 @@ func (s *DB) Verify(ctx context.Context, progress func(done int64)) (ChainReport
 			return ChainReport{Entries: rep.Entries, BrokenSeq: expectSeq, Reason: fmt.Sprintf("entry %d is missing", expectSeq)}, nil
 		case e.PrevHash != prev:
 			return ChainReport{Entries: rep.Entries, BrokenSeq: e.Seq, Reason: "prev_hash does not match the previous entry's hash"}, nil
-		case ChainHash(&e) != e.Hash:
+		case ChainHash(&e) != e.Hash || e.ReceivedAt.UTC().Format(time.RFC3339Nano) != at:
+			// The hash covers received_at as written, so the same instant
+			// written otherwise (another offset) is an edit too, as an
+			// auditor hashing the stored text finds (TestPythonVerifiesLogChain).
 			return ChainReport{Entries: rep.Entries, BrokenSeq: e.Seq, Reason: "content does not match its hash"}, nil
 		}
 		prev = e.Hash

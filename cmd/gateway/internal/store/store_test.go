@@ -147,6 +147,7 @@ func TestVerifyChain(t *testing.T) {
 		{"fail/edited-status", `UPDATE message_log SET status = 500 WHERE seq = 2`, 2},
 		{"fail/deleted", `DELETE FROM message_log WHERE seq = 4`, 4},
 		{"fail/rehashed-but-next-broken", `UPDATE message_log SET verification = 'x', hash = 'f00' WHERE seq = 2`, 2},
+		{"fail/received-at-written-otherwise", `UPDATE message_log SET received_at = replace(received_at, 'Z', '+00:00') WHERE seq = 2`, 2}, // the same instant
 	}
 	backends(t, func(t *testing.T, target string) {
 		for _, tc := range tests {
