@@ -1,11 +1,13 @@
 // An employer's system written with npm jose, independent of the gateway's Go
 // code: it signs notices in the three agreed forms, posts them over mutual TLS
-// and verifies each receipt against the gateway's published JWKS.
+// and verifies each receipt against the gateway's published JWKS, and that it
+// covers the bytes it sent (payloadSha256).
 //
 // Environment: GATEWAY_URL, CA_CERT, CLIENT_CERT, CLIENT_KEY, SIGNING_JWK,
 // NOTICES (a JSON array of file paths: compact, detached, unencoded).
 // Prints one JSON object per submission on stdout.
 import * as jose from 'jose';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 
@@ -53,7 +55,9 @@ async function submit(form, doc) {
     out.recordId = body.recordId;
     const { payload, protectedHeader } = await jose.compactVerify(body.receipt, jwks);
     const claims = JSON.parse(new TextDecoder().decode(payload));
-    out.receiptVerified = claims.recordId === body.recordId;
+    // The receipt covers what was sent: payloadSha256 is the SHA-256 of the notice's bytes as signed.
+    const sent = createHash('sha256').update(doc).digest('hex');
+    out.receiptVerified = claims.recordId === body.recordId && claims.payloadSha256 === sent;
     out.receiptKid = protectedHeader.kid;
   } else {
     out.body = res.body;
