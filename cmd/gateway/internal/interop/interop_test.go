@@ -69,6 +69,18 @@ func runNode(t *testing.T, dir string, env []string, script string, args ...stri
 	return out
 }
 
+// pythonScript returns python3 (see need) and the absolute path of a
+// script under testdata/python.
+func pythonScript(t *testing.T, name string) (python, script string) {
+	t.Helper()
+	python = need(t, "python3")
+	script, err := filepath.Abs(filepath.Join("testdata", "python", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return python, script
+}
+
 // installed reports whether every dependency package.json names is in
 // node_modules, so a package added since the last npm ci is installed.
 func installed(dir string) bool {

@@ -21,8 +21,7 @@ import (
 // skipped by both; one it shows twice must be the earlier instant (zoneinfo's
 // fold=0).
 func TestZoneinfoAgreesOnLocalTimes(t *testing.T) {
-	python := need(t, "python3")
-	script, _ := filepath.Abs(filepath.Join("testdata", "python", "localtime.py"))
+	python, script := pythonScript(t, "localtime.py")
 	zones, err := exec.Command(python, script, "zones").Output()
 	if err != nil {
 		t.Fatalf("python3 %s zones: %v", script, err)

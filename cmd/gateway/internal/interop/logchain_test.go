@@ -21,8 +21,7 @@ import (
 // with the gateway's `log verify` on a real store: the chain intact, then,
 // one edit at a time (each undone after), the same first broken entry.
 func TestPythonVerifiesLogChain(t *testing.T) {
-	python := need(t, "python3")
-	script, _ := filepath.Abs(filepath.Join("testdata", "python", "logchain.py"))
+	python, script := pythonScript(t, "logchain.py")
 	dbFile := filepath.Join(t.TempDir(), "gateway.db")
 	env := gatewaytest.Start(t, gatewaytest.Options{Store: dbFile})
 	a := env.Partners["employer-a"]
