@@ -81,6 +81,27 @@ func pythonScript(t *testing.T, name string) (python, script string) {
 	return python, script
 }
 
+// repoPath is the absolute path of a file of the repository, given from its
+// root (the tests run in cmd/gateway/internal/interop).
+func repoPath(t testing.TB, elem ...string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join(append([]string{"..", "..", "..", ".."}, elem...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// readExample reads an adapter's example document.
+func readExample(t *testing.T, adapter, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(repoPath(t, "adapters", adapter, "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // installed reports whether every dependency package.json names is in
 // node_modules, so a package added since the last npm ci is installed.
 func installed(dir string) bool {
@@ -100,11 +121,7 @@ func installed(dir string) bool {
 func examples(t *testing.T, names ...string) []string {
 	var out []string
 	for _, n := range names {
-		p, err := filepath.Abs(filepath.Join("..", "..", "..", "..", "adapters", "sgemployer", "testdata", n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, p)
+		out = append(out, repoPath(t, "adapters", "sgemployer", "testdata", n))
 	}
 	return out
 }
@@ -160,14 +177,10 @@ func TestJoseClient(t *testing.T) {
 // status of that version.
 func TestSoapClient(t *testing.T) {
 	dir := nodeModules(t)
-	ex, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "agencysoap", "testdata", "example-10.1.request.xml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(ex)
+	s := string(readExample(t, "agencysoap", "example-10.1.request.xml"))
 	body := s[strings.Index(s, "<xb:NotifyInjury>"):strings.Index(s, "</soap:Body>")]
 	body = strings.Replace(body, "<xb:NotifyInjury>", `<xb:NotifyInjury xmlns:xb="urn:xb-injury:exchange:v1">`, 1)
-	wsdl, _ := filepath.Abs(filepath.Join("..", "..", "..", "..", "schema", "agency-soap-v1.wsdl"))
+	wsdl := repoPath(t, "schema", "agency-soap-v1.wsdl")
 
 	for _, tc := range []struct {
 		name, soap12, contentType string
@@ -253,10 +266,7 @@ func TestSoapClient(t *testing.T) {
 // identifier 3.1 requires.)
 func TestOpenAPIDocument(t *testing.T) {
 	dir := nodeModules(t)
-	doc, err := filepath.Abs(filepath.Join("..", "..", "..", "..", "schema", "openapi.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := repoPath(t, "schema", "openapi.yaml")
 	out := runNode(t, dir, nil, "openapi-validate.mjs", doc)
 	var got struct {
 		OpenAPI string

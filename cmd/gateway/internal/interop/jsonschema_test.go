@@ -42,7 +42,7 @@ func TestAjvAgreesWithSchema(t *testing.T) {
 		schema.SGEmployerNoticeSchemaFile: "sgemployer/testdata/*.in.json",
 		schema.CanonicalSchemaFile:        "*/testdata/*.golden.json",
 	} {
-		for _, ex := range jsondoctest.Examples(t, filepath.Join("..", "..", "..", "..", "adapters", pattern)) {
+		for _, ex := range jsondoctest.Examples(t, repoPath(t, "adapters", pattern)) {
 			add(name, ex.Doc, ex.File+" as is")
 			jsondoctest.EachChange(ex.Doc, "", edges, func(where string) { add(name, ex.Doc, ex.File+" "+where) })
 		}
@@ -57,7 +57,7 @@ func TestAjvAgreesWithSchema(t *testing.T) {
 	if err := os.WriteFile(file, lines.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	schemaDir, _ := filepath.Abs(filepath.Join("..", "..", "..", "..", "schema"))
+	schemaDir := repoPath(t, "schema")
 	verdicts := strings.Fields(string(runNode(t, dir, nil, "jsonschema-verdicts.mjs", schemaDir, file)))
 	if len(verdicts) != len(variants) {
 		t.Fatalf("ajv gave %d verdicts for %d documents", len(verdicts), len(variants))

@@ -151,7 +151,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	if err := os.WriteFile(file, list, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	doc, _ := filepath.Abs(filepath.Join("..", "..", "..", "..", "schema", "openapi.yaml"))
+	doc := repoPath(t, "schema", "openapi.yaml")
 	out := runNode(t, dir, nil, "openapi-responses.mjs", doc, file)
 	checked := 0
 	for _, line := range bytes.Split(bytes.TrimSpace(out), []byte("\n")) {
@@ -170,16 +170,6 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	if checked != len(got) {
 		t.Fatalf("the validator checked %d responses of %d:\n%s", checked, len(got), out)
 	}
-}
-
-// readExample reads an adapter's example document.
-func readExample(t *testing.T, adapter, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", adapter, "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // withoutMember returns the JSON object doc without its member name.

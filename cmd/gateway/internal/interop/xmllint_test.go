@@ -91,10 +91,7 @@ func base64Garbage(doc *etree.Document, verr *xsdlite.Error) bool {
 // xmllintVerdicts validates files with xmllint, a few hundred at a time,
 // and returns which it found valid.
 func xmllintVerdicts(t *testing.T, files []string) map[string]bool {
-	xsd, err := filepath.Abs(filepath.Join("..", "..", "..", "..", "schema", "agency-soap-v1.xsd"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	xsd := repoPath(t, "schema", "agency-soap-v1.xsd")
 	verdict := regexp.MustCompile(`(?m)^(\S+\.xml) (validates|fails to validate)$`)
 	valid := map[string]bool{}
 	seen := 0
@@ -138,7 +135,7 @@ func bodyElements(t *testing.T) []string {
 	}
 	for _, ex := range []struct{ file, tag string }{{"example-10.1.request.xml", "NotifyInjury"}, {"example-10.2.response.xml", "InjuryAcknowledgement"}} {
 		doc := etree.NewDocument()
-		if err := doc.ReadFromFile(filepath.Join("..", "..", "..", "..", "adapters", "agencysoap", "testdata", ex.file)); err != nil {
+		if err := doc.ReadFromFile(repoPath(t, "adapters", "agencysoap", "testdata", ex.file)); err != nil {
 			t.Fatal(err)
 		}
 		el := doc.FindElement("//" + ex.tag)
