@@ -19,6 +19,13 @@ import (
 // over the previous hash and every logged field, each length-prefixed so no
 // two different entries encode alike.
 func ChainHash(e *Entry) string {
+	return chainHash(e, e.ReceivedAt.UTC().Format(time.RFC3339Nano))
+}
+
+// chainHash is ChainHash with received_at as it is written in the log: the
+// hash covers the text, so Verify hashes the stored text, and the same
+// instant written with another offset is an edit (TestPythonVerifiesLogChain).
+func chainHash(e *Entry, receivedAt string) string {
 	h := sha256.New()
 	put := func(b []byte) {
 		var n [8]byte
@@ -31,7 +38,7 @@ func ChainHash(e *Entry) string {
 	puts(strconv.FormatInt(e.Seq, 10))
 	puts(e.CorrelationID)
 	puts(e.PartnerID)
-	puts(e.ReceivedAt.UTC().Format(time.RFC3339Nano))
+	puts(receivedAt)
 	puts(e.Route)
 	puts(e.ContentType)
 	put(e.Body)
@@ -188,17 +195,13 @@ func (s *DB) Verify(ctx context.Context, progress func(done int64)) (ChainReport
 			&e.Status, &e.Outcome, &e.ProblemType, &e.SourceKey, &e.RecordID, &e.PayloadSHA256, &e.Canonical, &e.Receipt, &e.PrevHash, &e.Hash); err != nil {
 			return rep, err
 		}
-		e.ReceivedAt, _ = time.Parse(time.RFC3339Nano, at)
 		rep.Entries++
 		switch {
 		case e.Seq != expectSeq:
 			return ChainReport{Entries: rep.Entries, BrokenSeq: expectSeq, Reason: fmt.Sprintf("entry %d is missing", expectSeq)}, nil
 		case e.PrevHash != prev:
 			return ChainReport{Entries: rep.Entries, BrokenSeq: e.Seq, Reason: "prev_hash does not match the previous entry's hash"}, nil
-		case ChainHash(&e) != e.Hash || e.ReceivedAt.UTC().Format(time.RFC3339Nano) != at:
-			// The hash covers received_at as written, so the same instant
-			// written otherwise (another offset) is an edit too, as an
-			// auditor hashing the stored text finds (TestPythonVerifiesLogChain).
+		case chainHash(&e, at) != e.Hash:
 			return ChainReport{Entries: rep.Entries, BrokenSeq: e.Seq, Reason: "content does not match its hash"}, nil
 		}
 		prev = e.Hash
