@@ -80,6 +80,8 @@ type request struct {
 	cid        string
 	raw        []byte
 	soapNS     string
+	mediaType  string // of the request's Content-Type
+	action     string // SOAPAction (SOAP 1.1) or the action parameter (SOAP 1.2), unquoted
 	receivedAt time.Time
 	entry      *store.Entry
 	msgID      string
@@ -127,8 +129,11 @@ func (h *Handler) Refuse(w http.ResponseWriter, r *http.Request, p *partner.Part
 // which Serve adds once it has read it whole).
 func (h *Handler) newRequest(r *http.Request, p *partner.Partner, cid string) *request {
 	rq := &request{p: p, cid: cid, soapNS: wssec.NSSoap11, receivedAt: h.now().UTC()}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/soap+xml" {
+	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	rq.mediaType, rq.action = mt, strings.Trim(r.Header.Get("SOAPAction"), `"`)
+	if mt == "application/soap+xml" {
 		rq.soapNS = wssec.NSSoap12 // every answer in the caller's SOAP version, a refusal of its headers too
+		rq.action = strings.Trim(params["action"], `"`)
 	}
 	rq.entry = &store.Entry{CorrelationID: cid, PartnerID: p.ID, ReceivedAt: rq.receivedAt, Route: "POST " + Route,
 		ContentType: r.Header.Get("Content-Type"), Verification: "not checked"}
@@ -139,13 +144,10 @@ func (h *Handler) handle(ctx context.Context, r *http.Request, rq *request) (*et
 	if rq.p.Kind != partner.KindAgency {
 		return nil, &Fault{Code: wssec.CodeUntrusted, Reason: "the caller is not registered as an agency"}
 	}
-	// SOAP version and action.
-	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	action := strings.Trim(r.Header.Get("SOAPAction"), `"`)
-	switch mt {
-	case "text/xml":
-	case "application/soap+xml":
-		action = strings.Trim(params["action"], `"`)
+	// SOAP version and action (read by newRequest).
+	action := rq.action
+	switch rq.mediaType {
+	case "text/xml", "application/soap+xml":
 	default:
 		return nil, &Fault{Code: wssec.CodeSchema, Reason: "Content-Type must be text/xml (SOAP 1.1) or application/soap+xml (SOAP 1.2)"}
 	}
@@ -447,7 +449,8 @@ func (h *Handler) fault(w http.ResponseWriter, r *http.Request, rq *request, f *
 	if e.Outcome == "" || e.Outcome == store.OutcomeAccepted {
 		e.Outcome = store.OutcomeRejected
 	}
-	e.Status, e.ProblemType, e.Exchange, e.Outbox = faultStatus(rq.soapNS, f), "urn:my:perkeso:jambatan:soap-fault:"+f.Code, nil, nil
+	status := faultStatus(rq.soapNS, f)
+	e.Status, e.ProblemType, e.Exchange, e.Outbox = status, "urn:my:perkeso:jambatan:soap-fault:"+f.Code, nil, nil
 	if h.Events != nil && !f.Server {
 		if m, err := h.Events.RejectedMessage(events.Rejected{ProblemType: e.ProblemType, Status: e.Status,
 			Problems: []adapters.Problem{{Pointer: f.Location, Code: f.Code}}, CorrelationID: rq.cid, Partner: rq.p.ID,
@@ -465,7 +468,7 @@ func (h *Handler) fault(w http.ResponseWriter, r *http.Request, rq *request, f *
 	if f.Server && f.Retry > 0 {
 		w.Header().Set("Retry-After", itoa(f.Retry))
 	}
-	h.respond(w, rq, faultElement(rq.soapNS, f), faultStatus(rq.soapNS, f))
+	h.respond(w, rq, faultElement(rq.soapNS, f), status)
 }
 
 // faultStatus is a Fault's HTTP status: 500 for every SOAP 1.1 Fault (SOAP
