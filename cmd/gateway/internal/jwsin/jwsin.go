@@ -15,8 +15,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 
@@ -25,6 +27,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"github.com/perkeso/jambatan/adapters/jsondoc"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/es256"
 )
 
 // Allowed algorithms (sg-employer-notice/v1 transport rules).
@@ -106,8 +109,17 @@ func Verify(m Message, keys jwk.Set) (*Verified, error) {
 	} else if !h.b64 {
 		return nil, fail(`"b64": false is accepted only with a detached signature`)
 	}
-	if _, err := b64(parts[2]); err != nil || parts[2] == "" {
+	sig, err := b64(parts[2])
+	if err != nil || parts[2] == "" {
 		return nil, fail("signature is not base64url")
+	}
+	payload := m.Body
+	if m.Form == FormCompact {
+		// Strictly, as the other parts: jwx also reads padded and
+		// standard-alphabet base64, which RFC 7515 §2 rules out.
+		if payload, err = b64(parts[1]); err != nil {
+			return nil, fail("payload is not base64url")
+		}
 	}
 
 	key, ok := keys.LookupKeyID(h.kid)
@@ -120,39 +132,42 @@ func Verify(m Message, keys jwk.Set) (*Verified, error) {
 		return nil, err
 	}
 
-	// A JWS without crit or b64 takes jwx's fast path (no message object,
-	// fewer allocations); the header was already checked above. A detached
-	// one is the compact JWS with the body put back as its payload (RFC
-	// 7515 appendix F). Through jws.Verify, a detached JWS whose header
-	// JSON began with a space did not verify, though npm jose verified it
-	// (TestJoseAgreesWithJwsin).
+	// A JWS without crit or b64 is verified over its signing input (RFC
+	// 7515 §5.2) directly: ES256 with the key's table (es256), the others
+	// by jwx's fast path (no message object, fewer allocations); the
+	// header was already checked above. A detached one has the body put
+	// back as its payload part (RFC 7515 appendix F). Through jws.Verify,
+	// a detached JWS whose header JSON began with a space did not verify,
+	// though npm jose verified it (TestJoseAgreesWithJwsin).
 	if h.b64 && !h.crit {
-		compact := s
+		payloadPart := parts[1]
 		if m.Form == FormDetached {
-			compact = parts[0] + "." + base64.RawURLEncoding.EncodeToString(m.Body) + "." + parts[2]
+			payloadPart = base64.RawURLEncoding.EncodeToString(m.Body)
 		}
-		got, err := jws.VerifyCompactFast(raw, []byte(compact), alg)
-		if err != nil {
+		var verified bool
+		if pub, ok := raw.(*ecdsa.PublicKey); ok && h.alg == "ES256" {
+			verified = verifyES256(pub, parts[0], payloadPart, sig)
+		} else {
+			_, err := jws.VerifyCompactFast(raw, []byte(parts[0]+"."+payloadPart+"."+parts[2]), alg)
+			verified = err == nil
+		}
+		if !verified {
 			return nil, fail("signature does not verify with key %q", h.kid)
 		}
-		return &Verified{Payload: got, Alg: h.alg, Kid: h.kid, B64: true}, nil
+		return &Verified{Payload: payload, Alg: h.alg, Kid: h.kid, B64: true}, nil
 	}
 
-	var payload []byte
 	opts := []jws.VerifyOption{jws.WithKey(alg, key)}
 	if m.Form == FormDetached {
 		// The library builds the signing input from the body as the header's
 		// b64 says: base64url(body), or the body bytes themselves.
 		opts = append(opts, jws.WithDetachedPayload(m.Body))
-		payload = m.Body
 	}
 	got, err := jws.Verify([]byte(s), opts...)
 	if err != nil {
 		return nil, fail("signature does not verify with key %q", h.kid)
 	}
-	if m.Form == FormCompact {
-		payload = got
-	} else if !bytes.Equal(got, m.Body) {
+	if !bytes.Equal(got, payload) {
 		return nil, fail("signature does not cover the body")
 	}
 	return &Verified{Payload: payload, Alg: h.alg, Kid: h.kid, B64: h.b64}, nil
@@ -293,6 +308,56 @@ func export(k jwk.Key) (any, error) {
 	exported.m[k] = raw
 	exported.Unlock()
 	return raw, nil
+}
+
+// verifyES256 checks an ES256 signature over header "." payload, the
+// parts as sent.
+func verifyES256(pub *ecdsa.PublicKey, header, payload string, sig []byte) bool {
+	h := sha256.New()
+	io.WriteString(h, header)
+	io.WriteString(h, ".")
+	io.WriteString(h, payload)
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	k, err := tableOf(pub)
+	if err != nil {
+		return false
+	}
+	return k.Verify(&sum, sig)
+}
+
+// tables holds the es256 table of each P-256 key that verified a
+// signature, built on its first use. A table is 132 KB, so at most
+// maxTables are kept; past that the cache is emptied and refilled, as
+// exported's is.
+var tables struct {
+	sync.RWMutex
+	m map[*ecdsa.PublicKey]*es256.Key
+}
+
+const maxTables = 64
+
+func tableOf(pub *ecdsa.PublicKey) (*es256.Key, error) {
+	tables.RLock()
+	k, ok := tables.m[pub]
+	tables.RUnlock()
+	if ok {
+		return k, nil
+	}
+	tables.Lock()
+	defer tables.Unlock()
+	if k, ok := tables.m[pub]; ok { // built while this caller waited
+		return k, nil
+	}
+	k, err := es256.NewKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	if len(tables.m) >= maxTables || tables.m == nil {
+		tables.m = make(map[*ecdsa.PublicKey]*es256.Key)
+	}
+	tables.m[pub] = k
+	return k, nil
 }
 
 func mustKid(k jwk.Key) string { s, _ := k.KeyID(); return s }

@@ -80,17 +80,23 @@ func handmade(hdr string, body []byte, sig []byte) string {
 // a library writes otherwise; detached leaves the payload part empty.
 func handSigned(t *testing.T, key *ecdsa.PrivateKey, hdr string, body []byte, detached bool) string {
 	enc := base64.RawURLEncoding.EncodeToString
-	input := enc([]byte(hdr)) + "." + enc(body)
+	compact := signedAsSent(t, key, enc([]byte(hdr)), enc(body))
+	if detached {
+		return enc([]byte(hdr)) + ".." + compact[strings.LastIndexByte(compact, '.')+1:]
+	}
+	return compact
+}
+
+// signedAsSent signs the header and payload parts as they are written
+// (ES256), for parts a library would encode otherwise.
+func signedAsSent(t *testing.T, key *ecdsa.PrivateKey, hdrPart, payloadPart string) string {
+	input := hdrPart + "." + payloadPart
 	sum := sha256.Sum256([]byte(input))
 	r, s, err := ecdsa.Sign(rand.Reader, key, sum[:])
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig := enc(append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...))
-	if detached {
-		return enc([]byte(hdr)) + ".." + sig
-	}
-	return input + "." + sig
+	return input + "." + base64.RawURLEncoding.EncodeToString(append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...))
 }
 
 func TestVerify(t *testing.T) {
@@ -119,6 +125,15 @@ func TestVerify(t *testing.T) {
 	_ = json.Unmarshal(attackerJWK, &attackerMap)
 
 	validHdr := `{"alg":"ES256","kid":"a-es256"}`
+	hdrPart := base64.RawURLEncoding.EncodeToString([]byte(validHdr))
+	// Payload parts encoded otherwise than RFC 7515 §2 says, signed as
+	// written: padded, and in the standard alphabet ("???>>>" encodes
+	// with '/' and '+').
+	padded := base64.URLEncoding.EncodeToString([]byte(`{"noticeId":"X-10"}`))
+	standard := base64.RawStdEncoding.EncodeToString([]byte(`{"noticeId":"???>>>"}`))
+	if !strings.Contains(padded, "=") || !strings.ContainsAny(standard, "+/") {
+		t.Fatalf("the payload parts %q and %q are encoded as RFC 7515 says", padded, standard)
+	}
 	validSig := strings.Split(a.sign(t, payload, nil, false), ".")[2]
 	sigBytes, _ := base64.RawURLEncoding.DecodeString(validSig)
 
@@ -158,6 +173,11 @@ func TestVerify(t *testing.T) {
 		{"fail/detached-other-body", Message{Form: FormDetached, JWS: a.sign(t, payload, nil, true), Body: append([]byte(" "), payload...)}, false},
 		{"fail/detached-with-payload", Message{Form: FormDetached, JWS: a.sign(t, payload, nil, false), Body: payload}, false},
 		{"fail/not-base64", Message{Form: FormCompact, JWS: "e30.e30.!!!"}, false},
+		{"fail/payload-padded", Message{Form: FormCompact, JWS: signedAsSent(t, ec, hdrPart, padded)}, false},
+		{"fail/payload-standard-alphabet", Message{Form: FormCompact, JWS: signedAsSent(t, ec, hdrPart, standard)}, false},
+		{"fail/payload-padded-crit-b64", Message{Form: FormCompact, JWS: signedAsSent(t, ec, base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","kid":"a-es256","b64":true,"crit":["b64"]}`)), padded)}, false},
+		{"ok/crit-b64-true", Message{Form: FormCompact, JWS: handSigned(t, ec, `{"alg":"ES256","kid":"a-es256","b64":true,"crit":["b64"]}`, payload, false)}, true},
+		{"fail/payload-not-base64", Message{Form: FormCompact, JWS: signedAsSent(t, ec, hdrPart, "e30!")}, false},
 		{"fail/valid-header-trailing-junk", Message{Form: FormCompact, JWS: handmade(validHdr, payload, sigBytes) + ".x"}, false},
 	}
 	for _, tc := range tests {
