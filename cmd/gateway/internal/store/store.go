@@ -149,7 +149,7 @@ type DB struct {
 	// head caches the chain's last (seq, hash) within the writer's current
 	// transaction, so a group commit reads it once, not once per entry.
 	head      *chainHead
-	group     *pgGroup             // the PostgreSQL group commit in progress (writer only)
+	group     *group               // the group commit in progress (writer only)
 	stmts     map[string]*sql.Stmt // by query text; read-only after Open
 	closeOnce sync.Once
 	closing   chan struct{}
@@ -333,7 +333,12 @@ const (
 		FROM records r JOIN message_log l ON l.seq = r.seq WHERE r.`
 )
 
-var hotStatements = []string{qChainHead, qInsertLog, qInsertOutbox, qInsertRecord, qRecordBy + "record_id = ?"}
+// qRecordsIn finds a group's records on SQLite: their ids are one JSON
+// array, since a statement per Accept cost 4 % of the gateway's CPU under
+// load.
+const qRecordsIn = qRecordBy + `record_id IN (SELECT value FROM json_each(?))`
+
+var hotStatements = []string{qChainHead, qInsertLog, qInsertOutbox, qInsertRecord, qRecordBy + "record_id = ?", qRecordsIn}
 
 // execTx runs query in tx, through its prepared statement when there is one.
 func (s *DB) execTx(ctx context.Context, tx wtx, query string, args ...any) (sql.Result, error) {

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -186,11 +188,40 @@ func (s *DB) commit(batch []*writeReq) error {
 	}
 	defer tx.Rollback()
 	s.head = &chainHead{tx: tx}
-	defer func() { s.head = nil }()
+	defer func() { s.head, s.group = nil, nil }()
+	if s.group, err = s.lookUp(ctx, tx, batch); err != nil {
+		return err
+	}
 	if err := run(batch, tx); err != nil {
 		return err
 	}
 	return tx.Commit()
+}
+
+// lookUp is the group of batch on SQLite, its records found with one query.
+func (s *DB) lookUp(ctx context.Context, tx *sql.Tx, batch []*writeReq) (*group, error) {
+	g, keys := newGroup(tx, batch, false)
+	if len(keys) == 0 {
+		return g, nil
+	}
+	ids, err := json.Marshal(keys)
+	if err != nil {
+		return nil, err
+	}
+	st, _ := s.prepared(tx, qRecordsIn)
+	rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, string(ids))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, err
+		}
+		g.known[r.RecordID] = r
+	}
+	return g, rows.Err()
 }
 
 // run makes the group's writes in tx.
