@@ -6,3 +6,6 @@ const LockWriter = lockWriter
 
 // QClaimDue is the deliverer's polling query.
 const QClaimDue = qClaimDue
+
+// QRecordsIn is a SQLite group's record lookup.
+const QRecordsIn = qRecordsIn

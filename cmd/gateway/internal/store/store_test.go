@@ -948,24 +948,40 @@ func TestDeliveriesDueIndex(t *testing.T) {
 		if sqldialect.IsPostgres(target) {
 			return
 		}
-		rows, err := s.DB().Query(`EXPLAIN QUERY PLAN `+store.QClaimDue, store.DeliveryPending, "2026-01-01T00:00:00Z", 16)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rows.Close()
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		if p := strings.Join(plan, "; "); !strings.Contains(p, "USING INDEX deliveries_due") || strings.Contains(p, "TEMP B-TREE") {
+		if p := queryPlan(t, s, store.QClaimDue, store.DeliveryPending, "2026-01-01T00:00:00Z", 16); !strings.Contains(p, "USING INDEX deliveries_due") || strings.Contains(p, "TEMP B-TREE") {
 			t.Fatalf("plan %q, want a search of deliveries_due without a sort", p)
 		}
 	})
+}
+
+// TestGroupLookupUsesIndex: a SQLite group finds its records through the
+// records' primary key, one search per record id, not by reading the table.
+func TestGroupLookupUsesIndex(t *testing.T) {
+	s := open(t, t.TempDir()+"/g.db")
+	p := queryPlan(t, s, store.QRecordsIn, `["a","b"]`)
+	if !strings.Contains(p, "SEARCH r USING INDEX sqlite_autoindex_records_1 (record_id=?)") || strings.Contains(p, "SCAN r") {
+		t.Fatalf("plan %q, want a search of the records' primary key", p)
+	}
+}
+
+// queryPlan is SQLite's plan for query, its steps joined by "; ".
+func queryPlan(t *testing.T, s *store.DB, query string, args ...any) string {
+	t.Helper()
+	rows, err := s.DB().Query(`EXPLAIN QUERY PLAN `+query, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "; ")
 }
 
 // deliveryAt is when the delivery tests' deliveries are queued and tried.
