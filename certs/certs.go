@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/hex"
@@ -273,4 +274,13 @@ func (ca *CA) Revoke(number int64, revoked ...*x509.Certificate) ([]byte, error)
 	}
 	return x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(number), ThisUpdate: now(),
 		NextUpdate: now().Add(7 * 24 * time.Hour), RevokedCertificateEntries: entries}, ca.Cert, ca.Key)
+}
+
+// ServerSuites are the TLS 1.2 cipher suites the gateway's listeners
+// accept: ECDHE key exchange (forward secrecy) with an AEAD cipher. TLS 1.3's
+// suites, all of that kind, are not configurable in Go.
+var ServerSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
@@ -183,14 +184,16 @@ func (a *API) retry(w http.ResponseWriter, r *http.Request) {
 }
 
 // TLSConfig requires an operator certificate from the operators' CA whose
-// subject CN is in allowed.
+// subject CN is in allowed, over the partner listener's protocol versions
+// and suites (with Go's defaults it also accepted ECDHE with AES-CBC and
+// SHA-1 in TLS 1.2: TestOpenSSLAgreesOnTLSPolicy).
 func TLSConfig(cert tls.Certificate, operatorCAs *x509.CertPool, allowed []string) *tls.Config {
 	names := map[string]bool{}
 	for _, n := range allowed {
 		names[n] = true
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert,
-		ClientCAs: operatorCAs, VerifyConnection: func(cs tls.ConnectionState) error {
+	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: certs.ServerSuites, Certificates: []tls.Certificate{cert},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: operatorCAs, VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 || !names[cs.PeerCertificates[0].Subject.CommonName] {
 				return errors.New("not an operator certificate")
 			}

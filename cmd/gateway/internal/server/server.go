@@ -23,6 +23,7 @@ import (
 	"github.com/perkeso/jambatan/adapters"
 	"github.com/perkeso/jambatan/adapters/insurerclaim"
 	"github.com/perkeso/jambatan/adapters/sgemployer"
+	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/budget"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
@@ -457,15 +458,11 @@ func NewTLS(cert tls.Certificate, clientCAs *x509.CertPool, crls []*x509.Revocat
 // Set swaps the certificate, client CAs and CRLs.
 func (t *TLS) Set(cert tls.Certificate, clientCAs *x509.CertPool, crls []*x509.RevocationList) {
 	c := &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    clientCAs,
-		CipherSuites: []uint16{ // TLS 1.2 only; TLS 1.3 suites are not configurable
-			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-		},
+		MinVersion:       tls.VersionTLS12,
+		Certificates:     []tls.Certificate{cert},
+		ClientAuth:       tls.RequireAndVerifyClientCert,
+		ClientCAs:        clientCAs,
+		CipherSuites:     certs.ServerSuites,
 		VerifyConnection: t.verify,
 	}
 	revoked := map[string]bool{}
