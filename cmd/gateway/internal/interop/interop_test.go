@@ -276,3 +276,22 @@ func TestOpenAPIDocument(t *testing.T) {
 		t.Fatalf("swagger-parser: %s (%v)", out, err)
 	}
 }
+
+// ndjsonFile writes items as JSON lines to a file in t's temporary
+// directory, for a script to read one document at a time.
+func ndjsonFile[T any](t *testing.T, items []T) string {
+	t.Helper()
+	var lines bytes.Buffer
+	for _, it := range items {
+		b, err := json.Marshal(it)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines.Write(append(b, '\n'))
+	}
+	file := filepath.Join(t.TempDir(), "docs.ndjson")
+	if err := os.WriteFile(file, lines.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}

@@ -1,10 +1,7 @@
 package interop
 
 import (
-	"bytes"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -48,15 +45,7 @@ func TestAjvAgreesWithSchema(t *testing.T) {
 		}
 	}
 
-	file := filepath.Join(t.TempDir(), "docs.ndjson")
-	var lines bytes.Buffer
-	for _, v := range variants {
-		b, _ := json.Marshal(v)
-		lines.Write(append(b, '\n'))
-	}
-	if err := os.WriteFile(file, lines.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := ndjsonFile(t, variants)
 	schemaDir := repoPath(t, "schema")
 	verdicts := strings.Fields(string(runNode(t, dir, nil, "jsonschema-verdicts.mjs", schemaDir, file)))
 	if len(verdicts) != len(variants) {

@@ -1,11 +1,8 @@
 package interop
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -67,14 +64,7 @@ func TestJsonPointerResolvesProblems(t *testing.T) {
 		}
 	}
 
-	var in bytes.Buffer
-	for _, d := range docs {
-		b, _ := json.Marshal(d)
-		in.Write(append(b, '\n'))
-	}
-	file := filepath.Join(t.TempDir(), "docs.ndjson")
-	must(t, os.WriteFile(file, in.Bytes(), 0o600))
-	lines := strings.Split(strings.TrimSpace(string(runNode(t, dir, nil, "pointer-resolve.mjs", file))), "\n")
+	lines := strings.Split(strings.TrimSpace(string(runNode(t, dir, nil, "pointer-resolve.mjs", ndjsonFile(t, docs)))), "\n")
 	if len(lines) != len(docs) {
 		t.Fatalf("%d answers for %d documents", len(lines), len(docs))
 	}
