@@ -112,7 +112,10 @@ func scalar32(x *big.Int) []byte { b := make([]byte, 32); x.FillBytes(b); return
 
 func vectors(t testing.TB) []vector {
 	d := randScalar(t)
-	priv := &ecdsa.PrivateKey{PublicKey: *publicOf(t, d), D: d}
+	priv, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), scalar(d))
+	if err != nil {
+		t.Fatal(err)
+	}
 	pub := &priv.PublicKey
 	other := publicOf(t, randScalar(t))
 	h := sha256.Sum256([]byte(`{"noticeId":"X-1"}`))
