@@ -200,35 +200,43 @@ func LoadPool(path string) (*x509.CertPool, error) {
 	return p, nil
 }
 
-// LoadKey reads a PEM private key (PKCS #8, PKCS #1 or SEC 1).
+// LoadKey reads the PEM private key of a file (PKCS #8, PKCS #1 or SEC 1).
+// It passes over the other blocks OpenSSL writes beside a key, as
+// tls.X509KeyPair does: the EC PARAMETERS of `openssl ecparam -genkey`, the
+// certificate of a combined file. An encrypted key is refused by name.
 func LoadKey(path string) (crypto.Signer, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("%s: no PEM block", path)
+	for {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			return nil, fmt.Errorf("%s: no private key (a PEM block PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)", path)
+		}
+		if blk.Type == "ENCRYPTED PRIVATE KEY" || blk.Headers["Proc-Type"] == "4,ENCRYPTED" {
+			return nil, fmt.Errorf("%s: the private key is encrypted; write it unencrypted for the gateway (openssl pkey -in KEY -out PLAIN), readable by the gateway alone", path)
+		}
+		var k any
+		switch blk.Type {
+		case "PRIVATE KEY":
+			k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
+		case "RSA PRIVATE KEY":
+			k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
+		case "EC PRIVATE KEY":
+			k, err = x509.ParseECPrivateKey(blk.Bytes)
+		default:
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		s, ok := k.(crypto.Signer)
+		if !ok {
+			return nil, errors.New(path + ": key cannot sign")
+		}
+		return s, nil
 	}
-	var k any
-	switch blk.Type {
-	case "PRIVATE KEY":
-		k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-	case "RSA PRIVATE KEY":
-		k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
-	case "EC PRIVATE KEY":
-		k, err = x509.ParseECPrivateKey(blk.Bytes)
-	default:
-		return nil, fmt.Errorf("%s: unsupported PEM type %q", path, blk.Type)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	s, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, errors.New(path + ": key cannot sign")
-	}
-	return s, nil
 }
 
 // LoadCA reads a CA certificate and key written by WriteFiles.

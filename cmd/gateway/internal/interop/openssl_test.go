@@ -56,12 +56,7 @@ authorityKeyIdentifier = keyid:always
 func TestOpenSSLRevocation(t *testing.T) {
 	openssl := need(t, "openssl")
 	dir := t.TempDir()
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command(openssl, args...).CombinedOutput(); err != nil {
-			t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
+	run := opensslRun(t, openssl)
 	file := func(name string) string { return filepath.Join(dir, name) }
 	cnf := file("ca.cnf")
 	must(t, os.WriteFile(cnf, fmt.Appendf(nil, opensslCA, dir), 0o600))
@@ -152,5 +147,18 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// opensslRun returns a function that runs openssl with args and returns its
+// output, failing t with that output when it fails.
+func opensslRun(t *testing.T, openssl string) func(args ...string) []byte {
+	return func(args ...string) []byte {
+		t.Helper()
+		out, err := exec.Command(openssl, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
 	}
 }
