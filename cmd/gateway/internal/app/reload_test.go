@@ -23,6 +23,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 )
 
 // TestReloadRenewsIdentities: a reload (SIGHUP) takes the renewed SOAP
@@ -141,4 +142,42 @@ func renewIdentities(t *testing.T, l devmode.Layout) (outbound, soap *x509.Certi
 		t.Fatal(err)
 	}
 	return oc.Cert, sc.Cert
+}
+
+// TestReloadRefusesAnotherSigningKey: a SOAP signing key that is not its
+// certificate's (a certificate renewed, its key left behind) is refused at
+// reload, with what the gateway signs left as it was; it used to be loaded,
+// and every envelope signed with it failed at the receiver.
+func TestReloadRefusesAnotherSigningKey(t *testing.T) {
+	g, l := devGateway(t)
+	sign := func() error {
+		doc := etree.NewDocument()
+		if err := doc.ReadFromString(`<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><x/></s:Body></s:Envelope>`); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Server.SOAP.Signer.Sign(doc); err != nil {
+			return err
+		}
+		if _, verr := (&wssec.Verifier{}).Verify(doc); verr != nil {
+			return verr
+		}
+		return nil
+	}
+	if err := sign(); err != nil {
+		t.Fatalf("before: %v", err)
+	}
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pemKey, err := certs.KeyPEM(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(l.SOAPKey, pemKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(); err == nil || !strings.Contains(err.Error(), "soap signing key") {
+		t.Fatalf("Reload with a key that is not the certificate's: %v, want refused", err)
+	}
+	if err := sign(); err != nil {
+		t.Fatalf("after the refused reload, the gateway's envelopes do not verify: %v", err)
+	}
 }

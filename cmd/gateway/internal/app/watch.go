@@ -14,6 +14,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 )
 
 // watched is what /metrics and /readyz report on: the certificates whose
@@ -86,6 +87,9 @@ func loadIdentities(cfg *config.Config) (*identities, error) {
 			return nil, fmt.Errorf("soap signing certificate: %w", err)
 		}
 		key, err := certs.LoadKey(sc.SigningKeyFile)
+		if err == nil {
+			err = wssec.CheckCredential(cs[0], key)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("soap signing key: %w", err)
 		}

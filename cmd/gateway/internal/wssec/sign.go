@@ -71,6 +71,20 @@ func signatureMethod(key crypto.Signer) (string, error) {
 	return "", errors.New("wssec: key type not supported")
 }
 
+// CheckCredential reports whether key can sign for cert: a key of an
+// allowed kind (RSA of 2048 bits or more, ECDSA on P-256) whose public half
+// is the certificate's. A key that is not the certificate's signs envelopes
+// that no receiver verifies, so the configuration is refused instead.
+func CheckCredential(cert *x509.Certificate, key crypto.Signer) error {
+	if _, err := signatureMethod(key); err != nil {
+		return err
+	}
+	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
+		return errors.New("wssec: the key is not the certificate's")
+	}
+	return nil
+}
+
 // Sign signs the envelope in place: it gives the Body a wsu:Id and adds, as
 // the first Header block, wsse:Security with the token, a Timestamp and the
 // Signature over Body and Timestamp.

@@ -1,6 +1,10 @@
 package wssec_test
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -345,4 +349,49 @@ func TestCanonicalAttributeOrder(t *testing.T) {
 	if err != nil || string(got) != want {
 		t.Fatalf("canonical form\n got %s (%v)\nwant %s", got, err, want)
 	}
+}
+
+// TestCheckCredential: a signing key is accepted only with its own
+// certificate and of a kind the profile allows.
+func TestCheckCredential(t *testing.T) {
+	k := newKeys(t)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	issue := func(key crypto.Signer) *x509.Certificate {
+		t.Helper()
+		c, err := k.ca.IssueSigning("MY:PERKESO", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Cert
+	}
+	for _, tc := range []struct {
+		name string
+		cert *x509.Certificate
+		key  crypto.Signer
+		ok   bool
+	}{
+		{"ok/rsa", k.rsa.Cert, k.rsa.Key, true},
+		{"ok/ecdsa-p256", k.ec.Cert, k.ec.Key, true},
+		{"fail/another-certificate", k.rsa.Cert, k.ec.Key, false},
+		{"fail/another-key-of-the-kind", k.ec.Cert, issueKey(t), false},
+		{"fail/ed25519", issue(ed), ed, false},
+		{"fail/ecdsa-p384", issue(p384), p384, false},
+		{"fail/rsa-1024", issue(rsa1024), rsa1024, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := wssec.CheckCredential(tc.cert, tc.key); (err == nil) != tc.ok {
+				t.Fatalf("CheckCredential = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
+
+func issueKey(t *testing.T) crypto.Signer {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
