@@ -249,6 +249,11 @@ func LoadCA(certPath, keyPath string) (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A key that is not the certificate's issues certificates that chain
+	// to nothing: refuse it here rather than at each partner's handshake.
+	if pub, ok := k.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cs[0].PublicKey) {
+		return nil, fmt.Errorf("%s is not the key of the certificate in %s", keyPath, certPath)
+	}
 	return &CA{Cert: cs[0], Key: k}, nil
 }
 
