@@ -251,10 +251,16 @@ func LoadCA(certPath, keyPath string) (*CA, error) {
 	}
 	// A key that is not the certificate's issues certificates that chain
 	// to nothing: refuse it here rather than at each partner's handshake.
-	if pub, ok := k.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cs[0].PublicKey) {
+	if !IsKeyOf(k, cs[0]) {
 		return nil, fmt.Errorf("%s is not the key of the certificate in %s", keyPath, certPath)
 	}
 	return &CA{Cert: cs[0], Key: k}, nil
+}
+
+// IsKeyOf reports whether key is the private half of cert's public key.
+func IsKeyOf(key crypto.Signer, cert *x509.Certificate) bool {
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(cert.PublicKey)
 }
 
 // LoadCRL reads a certificate revocation list (PEM or DER) and checks it is

@@ -11,39 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
-// group is a group commit in progress. On both stores the group's Accepts
-// find their records with one query, not one each (known).
-//
-// On PostgreSQL every statement is a round trip that costs 0.6-1.9 ms of
-// wall time under load while the writer holds the chain's lock. commitPG
-// sends the group's opening statements (BEGIN, the lock, the chain head,
-// the idempotency lookups) as one pipeline, runs the writes, and sends the
-// accepted entries' inserts (queued here, one statement) with COMMIT as
-// another: two round trips per group, where one statement per write made
-// a group of 16 cost 35.
-type group struct {
-	tx    wtx
-	known map[string]*Record // by record id: looked up (nil: absent) or accepted in this group
-	// queue (PostgreSQL): the accepted entries' rows are queued for
-	// qInsertLogRows, qInsertOutboxRows and qInsertRecordRows.
-	queue                           bool
-	logRows, outboxRows, recordRows [][]any
-}
-
-// newGroup is the group of batch's writes in tx, with the record ids of its
-// Accepts, to be looked up, in known.
-func newGroup(tx wtx, batch []*writeReq, queue bool) (*group, []string) {
-	g := &group{tx: tx, known: map[string]*Record{}, queue: queue}
-	keys := []string{}
-	for _, r := range batch {
-		if r.recordID != "" {
-			keys = append(keys, r.recordID)
-			g.known[r.recordID] = nil
-		}
-	}
-	return g, keys
-}
-
 // commitPG is commit on PostgreSQL: the group runs on a connection of its
 // own, in a transaction it begins and ends itself so that BEGIN and COMMIT
 // travel with the group's other statements (pgx batches). A connection
@@ -176,54 +143,4 @@ func pipeline(ctx context.Context, conn *sql.Conn, b *pgx.Batch) error {
 		}
 		return c.Conn().SendBatch(ctx, b).Close()
 	})
-}
-
-// appendAccepted logs an accepted e with its outbox messages and records
-// rec. In a PostgreSQL group commit the inserts are queued for the group's
-// one statement (see group); on SQLite they run at once.
-func (s *DB) appendAccepted(ctx context.Context, tx wtx, e *Entry, rec *Record) error {
-	g := s.group
-	if g == nil || g.tx != tx || !g.queue || e.Exchange != nil {
-		if err := s.appendEntry(ctx, tx, e); err != nil {
-			return err
-		}
-		rec.Seq = e.Seq
-		if _, err := s.execTx(ctx, tx, qInsertRecord, recordArgs(rec, e)...); err != nil {
-			return err
-		}
-		if g != nil && g.tx == tx {
-			g.known[e.RecordID] = rec
-		}
-		return nil
-	}
-	if err := s.chain(ctx, tx, e); err != nil {
-		return err
-	}
-	rec.Seq = e.Seq
-	for _, m := range e.Outbox {
-		args, err := outboxArgs(e, m)
-		if err != nil {
-			return err
-		}
-		g.outboxRows = append(g.outboxRows, args)
-	}
-	// Inserted with the rest of the group, before COMMIT; a later
-	// submission of the same key in this group finds it here.
-	g.logRows, g.recordRows = append(g.logRows, logArgs(e)), append(g.recordRows, recordArgs(rec, e))
-	g.known[e.RecordID] = rec
-	return nil
-}
-
-// recordByID is recordBy for the group's Accepts: the answer was looked
-// up with the group's other record ids (or accepted earlier in the group).
-func (s *DB) recordByID(ctx context.Context, tx wtx, id string) (*Record, error) {
-	if g := s.group; g != nil && g.tx == tx {
-		if r, ok := g.known[id]; ok {
-			if r == nil {
-				return nil, ErrNotFound
-			}
-			return r, nil
-		}
-	}
-	return s.recordBy(ctx, txQuerier{s, tx}, id)
 }

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -196,67 +194,4 @@ func (s *DB) commit(batch []*writeReq) error {
 		return err
 	}
 	return tx.Commit()
-}
-
-// lookUp is the group of batch on SQLite, its records found with one query.
-func (s *DB) lookUp(ctx context.Context, tx *sql.Tx, batch []*writeReq) (*group, error) {
-	g, keys := newGroup(tx, batch, false)
-	if len(keys) == 0 {
-		return g, nil
-	}
-	ids, err := json.Marshal(keys)
-	if err != nil {
-		return nil, err
-	}
-	st, _ := s.prepared(tx, qRecordsIn)
-	rows, err := tx.StmtContext(ctx, st).QueryContext(ctx, string(ids))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		r, err := scanRecord(rows)
-		if err != nil {
-			return nil, err
-		}
-		g.known[r.RecordID] = r
-	}
-	return g, rows.Err()
-}
-
-// run makes the group's writes in tx.
-func run(batch []*writeReq, tx wtx) error {
-	for _, r := range batch {
-		// A write whose caller has gone is made all the same: it may be an
-		// accepted notice, and idempotency answers the sender's retry.
-		if err := r.fn(tx); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// write queues fn for the next group commit and waits until it is durable.
-func (s *DB) write(ctx context.Context, fn func(tx wtx) error) error {
-	return s.writeKeyed(ctx, "", fn)
-}
-
-// writeKeyed is write for an Accept of the record recordID.
-func (s *DB) writeKeyed(ctx context.Context, recordID string, fn func(tx wtx) error) error {
-	return s.submit(&writeReq{ctx: ctx, fn: fn, done: make(chan error, 1), recordID: recordID})
-}
-
-// submit queues r and waits for its outcome.
-func (s *DB) submit(r *writeReq) error {
-	ctx := r.ctx
-	select {
-	case s.reqs <- r:
-	case <-s.closing:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	// Once queued, wait for the outcome even if ctx ends: the write may
-	// already be in a committing transaction.
-	return <-r.done
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+	"github.com/perkeso/jambatan/certs"
 )
 
 // Signer adds a wsse:Security header to envelopes.
@@ -79,7 +80,7 @@ func CheckCredential(cert *x509.Certificate, key crypto.Signer) error {
 	if _, err := signatureMethod(key); err != nil {
 		return err
 	}
-	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
+	if !certs.IsKeyOf(key, cert) {
 		return errors.New("wssec: the key is not the certificate's")
 	}
 	return nil
