@@ -264,13 +264,25 @@ func IsKeyOf(key crypto.Signer, cert *x509.Certificate) bool {
 }
 
 // LoadCRL reads a certificate revocation list (PEM or DER) and checks it is
-// signed by one of the CAs.
+// signed by one of the CAs. A PEM file holding more than one CRL (a bundle,
+// as some servers take) is refused: only its first would have been read,
+// and the revocations in the others silently not honoured.
 func LoadCRL(path string, cas []*x509.Certificate) (*x509.RevocationList, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	if blk, _ := pem.Decode(b); blk != nil {
+	if blk, rest := pem.Decode(b); blk != nil {
+		n := 1
+		for next := rest; ; n++ {
+			var more *pem.Block
+			if more, next = pem.Decode(next); more == nil {
+				break
+			}
+		}
+		if n > 1 {
+			return nil, fmt.Errorf("%s: %d PEM blocks; give each CRL a file of its own in tls.crl_files", path, n)
+		}
 		b = blk.Bytes
 	}
 	crl, err := x509.ParseRevocationList(b)

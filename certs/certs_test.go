@@ -2,6 +2,8 @@ package certs_test
 
 import (
 	"crypto/x509"
+	"encoding/pem"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -63,5 +65,71 @@ func TestLoadCA(t *testing.T) {
 	}
 	if _, err := certs.LoadCA(file("a.pem"), file("b.key")); err == nil || !strings.Contains(err.Error(), "is not the key of the certificate") {
 		t.Fatalf("the refusal says %v", err)
+	}
+}
+
+// TestLoadCRL: a CRL loads from PEM or DER when one of the CAs signed it; a
+// file with two CRLs is refused (only the first used to be read, the
+// revocations of the second silently dropped), and so is a CRL of a CA not
+// given.
+func TestLoadCRL(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name string) string { return filepath.Join(dir, name) }
+	a, err := certs.NewCA("root a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := certs.NewCA("root b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := a.IssueClient("kilang-contoh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlA, err := a.Revoke(1, leaf.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlB, err := b.Revoke(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemOf := func(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}) }
+	for name, body := range map[string][]byte{
+		"a.crl": pemOf(crlA), "a.der": crlA, "b.crl": pemOf(crlB),
+		"a-then-b.crl": append(pemOf(crlA), pemOf(crlB)...), "b-then-a.crl": append(pemOf(crlB), pemOf(crlA)...),
+	} {
+		if err := os.WriteFile(file(name), body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	both := []*x509.Certificate{a.Cert, b.Cert}
+	for _, tc := range []struct {
+		name, file string
+		cas        []*x509.Certificate
+		refusal    string
+	}{
+		{"ok/pem", "a.crl", both, ""},
+		{"ok/der", "a.der", both, ""},
+		{"fail/two-crls-in-one-file", "a-then-b.crl", both, "2 PEM blocks"},
+		{"fail/two-crls-the-other-way", "b-then-a.crl", both, "2 PEM blocks"},
+		{"fail/issuer-not-given", "b.crl", []*x509.Certificate{a.Cert}, "not signed by a configured client CA"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			crl, err := certs.LoadCRL(file(tc.file), tc.cas)
+			if tc.refusal != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.refusal) {
+					t.Fatalf("LoadCRL = %v; want an error saying %q", err, tc.refusal)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(crl.RevokedCertificateEntries) != 1 || crl.RevokedCertificateEntries[0].SerialNumber.Cmp(leaf.Cert.SerialNumber) != 0 {
+				t.Fatalf("the CRL lists %v", crl.RevokedCertificateEntries)
+			}
+		})
 	}
 }
