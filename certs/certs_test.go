@@ -15,16 +15,7 @@ import (
 // issue certificates that chain to it; a key that is not the certificate's
 // is refused when loading, not found out at a partner's handshake.
 func TestLoadCA(t *testing.T) {
-	dir := t.TempDir()
-	file := func(name string) string { return filepath.Join(dir, name) }
-	a, err := certs.NewCA("root a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := certs.NewCA("root b")
-	if err != nil {
-		t.Fatal(err)
-	}
+	file, a, b := setUp(t)
 	for _, w := range []struct {
 		cert, key string
 		ca        *certs.CA
@@ -73,16 +64,7 @@ func TestLoadCA(t *testing.T) {
 // revocations of the second silently dropped), and so is a CRL of a CA not
 // given.
 func TestLoadCRL(t *testing.T) {
-	dir := t.TempDir()
-	file := func(name string) string { return filepath.Join(dir, name) }
-	a, err := certs.NewCA("root a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := certs.NewCA("root b")
-	if err != nil {
-		t.Fatal(err)
-	}
+	file, a, b := setUp(t)
 	leaf, err := a.IssueClient("kilang-contoh")
 	if err != nil {
 		t.Fatal(err)
@@ -132,4 +114,19 @@ func TestLoadCRL(t *testing.T) {
 			}
 		})
 	}
+}
+
+// setUp gives a test a file namer in a temporary directory and two CAs.
+func setUp(t *testing.T) (file func(string) string, a, b *certs.CA) {
+	t.Helper()
+	dir := t.TempDir()
+	file = func(name string) string { return filepath.Join(dir, name) }
+	var err error
+	if a, err = certs.NewCA("root a"); err == nil {
+		b, err = certs.NewCA("root b")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return file, a, b
 }
