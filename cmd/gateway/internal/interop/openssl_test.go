@@ -1,6 +1,8 @@
 package interop
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -160,5 +162,55 @@ func opensslRun(t *testing.T, openssl string) func(args ...string) []byte {
 			t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 		return out
+	}
+}
+
+// TestOpenSSLVerifiesIssuedCertificates: the certificates the gateway's CA
+// code issues (dev mode's PKI, `gateway certs kit`) pass `openssl verify
+// -x509_strict` for their purpose, and only for it: a partner's client
+// certificate for TLS clients, the server's for TLS servers with its name
+// and address, a WS-Security signing certificate with RSA or ECDSA keys.
+func TestOpenSSLVerifiesIssuedCertificates(t *testing.T) {
+	openssl := need(t, "openssl")
+	dir := t.TempDir()
+	file := func(name string) string { return filepath.Join(dir, name) }
+	ca, err := certs.NewCA("Jambatan test root CA")
+	must(t, err)
+	must(t, os.WriteFile(file("ca.pem"), certs.CertPEM(ca.Cert), 0o644))
+	client, err := ca.IssueClient("kilang-contoh")
+	must(t, err)
+	server, err := ca.IssueServer("localhost", []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+	must(t, err)
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	must(t, err)
+	rsaSigning, err := ca.IssueSigning("MY:PERKESO", rsaKey)
+	must(t, err)
+	ecSigning, err := ca.IssueSigning("TH:SSO", nil)
+	must(t, err)
+	for name, c := range map[string]*certs.Issued{"client": client, "server": server, "rsa-signing": rsaSigning, "ec-signing": ecSigning} {
+		must(t, os.WriteFile(file(name+".pem"), certs.CertPEM(c.Cert), 0o644))
+	}
+	for _, tc := range []struct {
+		name, cert string
+		args       []string
+		ok         bool
+	}{
+		{"ok/ca-itself", "ca.pem", []string{"-purpose", "any"}, true},
+		{"ok/client-for-tls-clients", "client.pem", []string{"-purpose", "sslclient"}, true},
+		{"fail/client-for-tls-servers", "client.pem", []string{"-purpose", "sslserver"}, false},
+		{"ok/server-for-tls-servers", "server.pem", []string{"-purpose", "sslserver", "-verify_hostname", "localhost"}, true},
+		{"ok/server-by-address", "server.pem", []string{"-purpose", "sslserver", "-verify_ip", "127.0.0.1"}, true},
+		{"fail/server-for-another-name", "server.pem", []string{"-purpose", "sslserver", "-verify_hostname", "gateway.example"}, false},
+		{"fail/server-for-tls-clients", "server.pem", []string{"-purpose", "sslclient"}, false},
+		{"ok/rsa-signing", "rsa-signing.pem", []string{"-purpose", "any"}, true},
+		{"ok/ec-signing", "ec-signing.pem", []string{"-purpose", "any"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append(append([]string{"verify", "-x509_strict", "-CAfile", file("ca.pem")}, tc.args...), file(tc.cert))
+			out, err := exec.Command(openssl, args...).CombinedOutput()
+			if (err == nil) != tc.ok {
+				t.Fatalf("openssl %s: %v, want ok %v\n%s", strings.Join(args, " "), err, tc.ok, out)
+			}
+		})
 	}
 }
