@@ -23,6 +23,7 @@ import (
 
 	"github.com/perkeso/jambatan/adapters"
 	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 )
 
@@ -631,6 +632,9 @@ func ParsePublicJWKS(b []byte) (jwk.Set, error) {
 		}
 		if isPrivate(k) {
 			return nil, fmt.Errorf("key %q is a private key; register only public keys", kid)
+		}
+		if !jwsin.ForSignatures(k) {
+			return nil, fmt.Errorf("key %q is not for verifying signatures (its use or key_ops says otherwise)", kid)
 		}
 		var raw any
 		if err := jwk.Export(k, &raw); err != nil {

@@ -35,6 +35,17 @@ func publicJWKS(t *testing.T, kid string) json.RawMessage {
 	return b
 }
 
+// withMember is the JWKS set with member name set to v in its first key.
+func withMember(t *testing.T, set json.RawMessage, name string, v any) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(set, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["keys"].([]any)[0].(map[string]any)[name] = v
+	return m
+}
+
 // base is a valid configuration with an employer, an insurer and an agency
 // (with a delivery endpoint), as a generic map a case can change. Paths are
 // relative to dir, where the agency's signing CA is written.
@@ -118,6 +129,12 @@ func TestLoad(t *testing.T) {
 			set := jwk.NewSet()
 			_ = set.AddKey(priv)
 			partnerAt(m, 0)["jwks"] = set
+		}, "acme-hr", "jwks"},
+		{"fail/partner-key-for-encryption", func(m map[string]any) {
+			partnerAt(m, 0)["jwks"] = withMember(t, publicJWKS(t, "acme-enc"), "use", "enc")
+		}, "acme-hr", "jwks"},
+		{"fail/partner-key-ops-without-verify", func(m map[string]any) {
+			partnerAt(m, 0)["jwks"] = withMember(t, publicJWKS(t, "acme-ops"), "key_ops", []string{"encrypt", "wrapKey"})
 		}, "acme-hr", "jwks"},
 		{"fail/partner-uen", func(m map[string]any) { partnerAt(m, 0)["uens"] = []any{"12345"} }, "acme-hr", "uens"},
 		{"fail/partner-agent-for-any-uen-as-employer-uen", func(m map[string]any) { partnerAt(m, 0)["uens"] = []any{"*"} }, "acme-hr", "uens"},

@@ -42,12 +42,18 @@ func TestJoseAgreesWithJwsin(t *testing.T) {
 		t.Fatal(err)
 	}
 	set := jwk.NewSet()
-	for kid, pub := range map[string]any{"k-ec": &ec.PublicKey, "k-ed": ed.Public(), "k-rsa": &rk.PublicKey} {
+	for kid, pub := range map[string]any{"k-ec": &ec.PublicKey, "k-ed": ed.Public(), "k-rsa": &rk.PublicKey, "k-ec-enc": &ec.PublicKey, "k-ec-ops": &ec.PublicKey} {
 		k, err := jwk.Import(pub)
 		if err != nil {
 			t.Fatal(err)
 		}
 		_ = k.Set(jwk.KeyIDKey, kid)
+		switch kid { // the same key registered for encryption, twice over
+		case "k-ec-enc":
+			_ = k.Set(jwk.KeyUsageKey, "enc")
+		case "k-ec-ops":
+			_ = k.Set(jwk.KeyOpsKey, []string{"encrypt"})
+		}
 		_ = set.AddKey(k)
 	}
 
@@ -125,6 +131,9 @@ func TestJoseAgreesWithJwsin(t *testing.T) {
 	} {
 		add("header/compact "+h, sign("ES256", h, false, false), false)
 		add("header/detached "+h, sign("ES256", h, true, strings.Contains(strings.ReplaceAll(h, " ", ""), `"b64":false`)), true)
+	}
+	for _, kid := range []string{"k-ec-enc", "k-ec-ops"} {
+		add("key-not-for-signatures/"+kid, sign("ES256", `{"alg":"ES256","kid":"`+kid+`"}`, false, false), false)
 	}
 	for _, h := range []string{`{"alg":"EdDSA","kid":"k-ec"}`, `{"alg":"RS256","kid":"k-ec"}`, `{"alg":"PS256","kid":"k-ed"}`} {
 		alg := h[8:13]

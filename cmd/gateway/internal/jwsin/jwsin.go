@@ -19,6 +19,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
@@ -248,9 +249,26 @@ func parseHeader(b []byte) (*header, error) {
 	return h, nil
 }
 
+// ForSignatures reports whether a JWK may verify signatures: its "use", if
+// given, is "sig", and its "key_ops", if given, include "verify" (RFC 7517
+// §4.2-4.3). A key published for encryption is not a signing key, and npm
+// jose, for one, will not verify with it.
+func ForSignatures(k jwk.Key) bool {
+	if use, ok := k.KeyUsage(); ok && use != "sig" {
+		return false
+	}
+	if ops, ok := k.KeyOps(); ok && !slices.Contains(ops, jwk.KeyOpVerify) {
+		return false
+	}
+	return true
+}
+
 // keyFitsAlg binds the algorithm to the key type (and size) and returns
 // the raw public key.
 func keyFitsAlg(k jwk.Key, alg string) (any, error) {
+	if !ForSignatures(k) {
+		return nil, fail("key %q is not for verifying signatures", mustKid(k))
+	}
 	if ka, ok := k.Algorithm(); ok && ka.String() != "" && ka.String() != alg {
 		return nil, fail("key %q is registered for %s, not %s", mustKid(k), ka, alg)
 	}

@@ -119,6 +119,17 @@ func TestVerify(t *testing.T) {
 		_ = keys.AddKey(s.public(t))
 	}
 	_ = keys.AddKey(newSigner(t, "a-rs-pub", rs, jwa.RS256()).public(t))
+	// Keys whose use or key_ops say they are not for verifying signatures,
+	// and one whose key_ops say it is.
+	enc, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	forEnc, opsEnc, opsVerify := newSigner(t, "a-enc", enc, jwa.ES256()), newSigner(t, "a-ops-enc", enc, jwa.ES256()), newSigner(t, "a-ops-verify", enc, jwa.ES256())
+	for s, member := range map[signer][2]any{forEnc: {jwk.KeyUsageKey, "enc"}, opsEnc: {jwk.KeyOpsKey, []string{"encrypt"}}, opsVerify: {jwk.KeyOpsKey, []string{"verify"}}} {
+		pub := s.public(t)
+		if err := pub.Set(member[0].(string), member[1]); err != nil {
+			t.Fatal(err)
+		}
+		_ = keys.AddKey(pub)
+	}
 
 	attackerJWK, _ := json.Marshal(attacker.public(t))
 	var attackerMap map[string]any
@@ -173,6 +184,9 @@ func TestVerify(t *testing.T) {
 		{"fail/detached-other-body", Message{Form: FormDetached, JWS: a.sign(t, payload, nil, true), Body: append([]byte(" "), payload...)}, false},
 		{"fail/detached-with-payload", Message{Form: FormDetached, JWS: a.sign(t, payload, nil, false), Body: payload}, false},
 		{"fail/not-base64", Message{Form: FormCompact, JWS: "e30.e30.!!!"}, false},
+		{"fail/key-for-encryption", Message{Form: FormCompact, JWS: forEnc.sign(t, payload, nil, false)}, false},
+		{"fail/key-ops-without-verify", Message{Form: FormCompact, JWS: opsEnc.sign(t, payload, nil, false)}, false},
+		{"ok/key-ops-verify", Message{Form: FormCompact, JWS: opsVerify.sign(t, payload, nil, false)}, true},
 		{"fail/payload-padded", Message{Form: FormCompact, JWS: signedAsSent(t, ec, hdrPart, padded)}, false},
 		{"fail/payload-standard-alphabet", Message{Form: FormCompact, JWS: signedAsSent(t, ec, hdrPart, standard)}, false},
 		{"fail/payload-padded-crit-b64", Message{Form: FormCompact, JWS: signedAsSent(t, ec, base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","kid":"a-es256","b64":true,"crit":["b64"]}`)), padded)}, false},
