@@ -3,11 +3,11 @@
 //
 // Verification computes u1·G + u2·Q. crypto/ecdsa takes u1·G from a fixed
 // table of the generator's multiples, but computes u2·Q afresh: 256
-// doublings and about 50 additions, most of the 80 µs a verification took
-// here and 13 % of the gateway's CPU under load. A partner's key Q is
+// doublings and about 50 additions, most of the 80-87 µs a verification
+// took here and 13 % of the gateway's CPU under load. A partner's key Q is
 // registered and used for thousands of notices, so a table of its
-// multiples, built once (about 0.6 ms, 132 KB), turns u2·Q into 43
-// additions and the verification into about 36 µs.
+// multiples, built once (about 0.7 ms, 132 KB), turns u2·Q into 43
+// additions and the verification into 39-40 µs (BenchmarkVerify).
 //
 // Everything a verification reads is public (the key, the hash, the
 // signature), so the table is walked in variable time; the point
