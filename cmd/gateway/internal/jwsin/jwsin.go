@@ -299,33 +299,15 @@ func keyFitsAlg(k jwk.Key, alg string) (any, error) {
 // exported caches each registered key's raw public key: exporting it on
 // every request was 1.2 % of the intake's CPU under load. Entries are keyed
 // by the key object itself (the registry never changes a key it loaded), so
-// a key replaced on reload gets a new entry and is never served stale; the
-// replaced entries stay until the cache is full and is emptied.
-var exported struct {
-	sync.RWMutex
-	m map[jwk.Key]any
-}
-
-// maxExported bounds the cache: far more keys than any registry holds.
-const maxExported = 4096
+// a key replaced on reload gets a new entry and is never served stale.
+var exported = bounded[jwk.Key, any]{max: 4096} // far more keys than any registry holds
 
 func export(k jwk.Key) (any, error) {
-	exported.RLock()
-	raw, ok := exported.m[k]
-	exported.RUnlock()
-	if ok {
-		return raw, nil
-	}
-	if err := jwk.Export(k, &raw); err != nil {
-		return nil, err
-	}
-	exported.Lock()
-	if len(exported.m) >= maxExported || exported.m == nil {
-		exported.m = make(map[jwk.Key]any)
-	}
-	exported.m[k] = raw
-	exported.Unlock()
-	return raw, nil
+	return exported.get(k, func() (any, error) {
+		var raw any
+		err := jwk.Export(k, &raw)
+		return raw, err
+	})
 }
 
 // verifyES256 checks an ES256 signature over header "." payload, the
@@ -345,37 +327,45 @@ func verifyES256(pub *ecdsa.PublicKey, header, payload string, sig []byte) bool 
 }
 
 // tables holds the es256 table of each P-256 key that verified a
-// signature, built on its first use. A table is 132 KB, so at most
-// maxTables are kept; past that the cache is emptied and refilled, as
-// exported's is.
-var tables struct {
-	sync.RWMutex
-	m map[*ecdsa.PublicKey]*es256.Key
-}
-
-const maxTables = 64
+// signature, built on its first use. A table is 132 KB, so at most 64 are
+// kept.
+var tables = bounded[*ecdsa.PublicKey, *es256.Key]{max: 64}
 
 func tableOf(pub *ecdsa.PublicKey) (*es256.Key, error) {
-	tables.RLock()
-	k, ok := tables.m[pub]
-	tables.RUnlock()
+	return tables.get(pub, func() (*es256.Key, error) { return es256.NewKey(pub) })
+}
+
+// bounded is a cache of at most max entries; when full it is emptied and
+// refilled, so entries for keys a reload replaced do not stay for good.
+type bounded[K comparable, V any] struct {
+	mu  sync.RWMutex
+	m   map[K]V
+	max int
+}
+
+// get is the entry for k, made by build on the first call for it (once:
+// other callers for k wait for it).
+func (c *bounded[K, V]) get(k K, build func() (V, error)) (V, error) {
+	c.mu.RLock()
+	v, ok := c.m[k]
+	c.mu.RUnlock()
 	if ok {
-		return k, nil
+		return v, nil
 	}
-	tables.Lock()
-	defer tables.Unlock()
-	if k, ok := tables.m[pub]; ok { // built while this caller waited
-		return k, nil
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.m[k]; ok { // made while this caller waited
+		return v, nil
 	}
-	k, err := es256.NewKey(pub)
+	v, err := build()
 	if err != nil {
-		return nil, err
+		return v, err
 	}
-	if len(tables.m) >= maxTables || tables.m == nil {
-		tables.m = make(map[*ecdsa.PublicKey]*es256.Key)
+	if len(c.m) >= c.max || c.m == nil {
+		c.m = make(map[K]V)
 	}
-	tables.m[pub] = k
-	return k, nil
+	c.m[k] = v
+	return v, nil
 }
 
 func mustKid(k jwk.Key) string { s, _ := k.KeyID(); return s }
