@@ -40,7 +40,7 @@ type BatchWrite struct {
 func (s *DB) AcceptBatch(ctx context.Context, e *Entry, sender, batchID string, claims []ClaimKey, decide func(e *Entry, o BatchOutcome) (BatchWrite, error)) (BatchOutcome, BatchWrite, error) {
 	var out BatchOutcome
 	var w BatchWrite
-	err := s.write(ctx, func(tx wtx) error {
+	err := s.write(ctx, func(ctx context.Context, tx wtx) error {
 		out, w = BatchOutcome{}, BatchWrite{}
 		err := tx.QueryRowContext(ctx, s.q(`SELECT payload_sha256, response FROM batches WHERE sender = ? AND batch_id = ?`), sender, batchID).
 			Scan(&out.ExistingHash, &out.ExistingResponse)

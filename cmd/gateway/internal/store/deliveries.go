@@ -40,7 +40,7 @@ func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 
 // Enqueue adds a delivery; the same key again is ignored (created false).
 func (s *DB) Enqueue(ctx context.Context, d *Delivery, at time.Time) (created bool, err error) {
-	err = s.write(ctx, func(tx wtx) error {
+	err = s.write(ctx, func(ctx context.Context, tx wtx) error {
 		created, err = s.insertDelivery(ctx, tx, d, DeliveryPending, 0, "", at)
 		return err
 	})
@@ -53,7 +53,7 @@ func (s *DB) Enqueue(ctx context.Context, d *Delivery, at time.Time) (created bo
 // The same key again is ignored (created false): whatever is queued under
 // it is left as it is, and nothing is logged.
 func (s *DB) EnqueueRefused(ctx context.Context, d *Delivery, reason string, at time.Time, entry func(*Delivery) *Entry) (created bool, err error) {
-	err = s.write(ctx, func(tx wtx) error {
+	err = s.write(ctx, func(ctx context.Context, tx wtx) error {
 		if created, err = s.insertDelivery(ctx, tx, d, DeliveryDead, 1, reason, at); err != nil || !created {
 			return err
 		}
@@ -120,7 +120,7 @@ func (s *DB) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, l
 	var out []*Delivery
 	for _, d := range due {
 		var won bool
-		err := s.write(ctx, func(tx wtx) error {
+		err := s.write(ctx, func(ctx context.Context, tx wtx) error {
 			res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ?, updated_at = ? WHERE id = ? AND next_at = ? AND state = ?`),
 				ts(now.Add(lease)), ts(now), d.ID, ts(d.NextAt), DeliveryPending)
 			if err != nil {
@@ -151,7 +151,7 @@ type Attempt struct {
 // RecordAttempt stores an attempt's outcome with its log entry (which keeps
 // the partner's response) and status events, in one transaction.
 func (s *DB) RecordAttempt(ctx context.Context, d *Delivery, a Attempt, e *Entry) error {
-	return s.write(ctx, func(tx wtx) error {
+	return s.write(ctx, func(ctx context.Context, tx wtx) error {
 		next := a.NextAt
 		if next.IsZero() {
 			next = e.ReceivedAt
@@ -193,7 +193,7 @@ func (s *DB) Deliveries(ctx context.Context, state string, limit int) ([]*Delive
 // RetryDelivery puts a dead (or pending) delivery back in the queue now.
 func (s *DB) RetryDelivery(ctx context.Context, id int64, now time.Time) error {
 	var n int64
-	err := s.write(ctx, func(tx wtx) error {
+	err := s.write(ctx, func(ctx context.Context, tx wtx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET state = ?, attempts = 0, next_at = ?, last_error = '', updated_at = ? WHERE id = ? AND state <> ?`),
 			DeliveryPending, ts(now), ts(now), id, DeliveryDelivered)
 		if err != nil {
@@ -313,7 +313,7 @@ var (
 // Reschedule moves a leased, still pending delivery to at (a delivery skipped
 // for its partner's breaker or concurrency limit), without counting an attempt.
 func (s *DB) Reschedule(ctx context.Context, id int64, at time.Time) error {
-	return s.write(ctx, func(tx wtx) error {
+	return s.write(ctx, func(ctx context.Context, tx wtx) error {
 		_, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ? WHERE id = ? AND state = ?`), ts(at), id, DeliveryPending)
 		return err
 	})

@@ -1,5 +1,7 @@
 package store
 
+import "context"
+
 // LockWriter is the advisory lock key of the PostgreSQL writer, for tests
 // that hold it from another session.
 const LockWriter = lockWriter
@@ -9,3 +11,19 @@ const QClaimDue = qClaimDue
 
 // QRecordsIn is a SQLite group's record lookup.
 const QRecordsIn = qRecordsIn
+
+// HoldWriter keeps the writer busy inside a write of its own until release
+// is called, so that tests can queue writes behind it.
+func (s *DB) HoldWriter() (release func()) {
+	inside, hold := make(chan struct{}), make(chan struct{})
+	go s.write(context.Background(), func(context.Context, wtx) error {
+		close(inside)
+		<-hold
+		return nil
+	})
+	<-inside
+	return func() { close(hold) }
+}
+
+// Queued is the number of writes waiting for the writer.
+func (s *DB) Queued() int { return len(s.reqs) }

@@ -65,12 +65,11 @@ func (s *DB) lookUp(ctx context.Context, tx *sql.Tx, batch []*writeReq) (*group,
 	return g, rows.Err()
 }
 
-// run makes the group's writes in tx.
-func run(batch []*writeReq, tx wtx) error {
+// run makes the group's writes in tx, their statements bounded by ctx, the
+// group's context.
+func run(ctx context.Context, batch []*writeReq, tx wtx) error {
 	for _, r := range batch {
-		// A write whose caller has gone is made all the same: it may be an
-		// accepted notice, and idempotency answers the sender's retry.
-		if err := r.fn(tx); err != nil {
+		if err := r.fn(ctx, tx); err != nil {
 			return err
 		}
 	}
@@ -78,12 +77,20 @@ func run(batch []*writeReq, tx wtx) error {
 }
 
 // write queues fn for the next group commit and waits until it is durable.
-func (s *DB) write(ctx context.Context, fn func(tx wtx) error) error {
+// ctx bounds the wait for a place in the queue only. Once queued, a write
+// whose caller has gone is made all the same: it may be an accepted notice,
+// and idempotency answers the sender's retry. So fn's statements run under
+// the context it is given, the group's (PostgreSQL: the commit timeout),
+// never the caller's: a caller's context ending mid-group failed the
+// group's statements, the group, then the write retried alone (and each
+// statement under a cancellable context cost SQLite's driver a goroutine).
+// Name fn's parameter ctx, to hide the caller's.
+func (s *DB) write(ctx context.Context, fn func(ctx context.Context, tx wtx) error) error {
 	return s.writeKeyed(ctx, "", fn)
 }
 
 // writeKeyed is write for an Accept of the record recordID.
-func (s *DB) writeKeyed(ctx context.Context, recordID string, fn func(tx wtx) error) error {
+func (s *DB) writeKeyed(ctx context.Context, recordID string, fn func(ctx context.Context, tx wtx) error) error {
 	return s.submit(&writeReq{ctx: ctx, fn: fn, done: make(chan error, 1), recordID: recordID})
 }
 

@@ -118,13 +118,13 @@ func (c *Claim) Done(ctx context.Context) error {
 		args[i] = m.ID
 	}
 	query := c.s.q(`DELETE FROM outbox WHERE id IN (` + strings.Join(marks, ",") + `)`)
-	mark := func(tx wtx) error {
+	mark := func(ctx context.Context, tx wtx) error {
 		_, err := tx.ExecContext(ctx, query, args...)
 		return err
 	}
 	if c.tx != nil {
 		defer func() { c.tx = nil }()
-		if err := mark(c.tx); err != nil {
+		if err := mark(ctx, c.tx); err != nil {
 			c.tx.Rollback()
 			return err
 		}

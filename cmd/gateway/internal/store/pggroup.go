@@ -66,7 +66,7 @@ func (s *DB) commitPG(batch []*writeReq) (err error) {
 	}
 	s.head, s.group = head, g
 	defer func() { s.head, s.group = nil, nil }()
-	if err := run(batch, conn); err != nil {
+	if err := run(ctx, batch, conn); err != nil {
 		return err
 	}
 	end := &pgx.Batch{}

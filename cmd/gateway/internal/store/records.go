@@ -9,7 +9,7 @@ import (
 
 // Log appends an entry (and its outbox messages); durable on return.
 func (s *DB) Log(ctx context.Context, e *Entry) error {
-	return s.write(ctx, func(tx wtx) error { return s.appendEntry(ctx, tx, e) })
+	return s.write(ctx, func(ctx context.Context, tx wtx) error { return s.appendEntry(ctx, tx, e) })
 }
 
 // AcceptResult tells what Accept did.
@@ -26,7 +26,7 @@ type AcceptResult struct {
 // The entry is durable when Accept returns.
 func (s *DB) Accept(ctx context.Context, e *Entry, onExisting func(e *Entry, first *Record)) (AcceptResult, error) {
 	var res AcceptResult
-	err := s.writeKeyed(ctx, e.RecordID, func(tx wtx) error {
+	err := s.writeKeyed(ctx, e.RecordID, func(ctx context.Context, tx wtx) error {
 		first, err := s.recordByID(ctx, tx, e.RecordID)
 		switch {
 		case err == nil:

@@ -390,7 +390,7 @@ func (s *DB) DB() *sql.DB { return s.db }
 // on a full disk while every notice was refused for it, and /readyz said
 // ready.
 func (s *DB) Ping(ctx context.Context) error {
-	return s.submit(&writeReq{ctx: ctx, done: make(chan error, 1), probe: true, fn: func(tx wtx) error {
+	return s.submit(&writeReq{ctx: ctx, done: make(chan error, 1), probe: true, fn: func(ctx context.Context, tx wtx) error {
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO store_probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at`),
 			ts(time.Now()))
 		return err

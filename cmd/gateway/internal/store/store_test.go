@@ -1195,3 +1195,40 @@ func BenchmarkDeliveryCounts(b *testing.B) {
 		})
 	}
 }
+
+// TestWriteOutlivesItsCaller: a write whose caller gives up once it is
+// queued is made all the same (it may be an accepted notice; idempotency
+// answers the sender's retry), and does not fail the writes grouped with
+// it. The caller's context ended the statements once, failing the group
+// and then the write alone.
+func TestWriteOutlivesItsCaller(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		s := open(t, target)
+		release := s.HoldWriter()
+		ctx, cancel := context.WithCancel(context.Background())
+		results := make(chan error, 2)
+		queue := func(ctx context.Context, key string, n int) {
+			go func() {
+				_, err := s.Accept(ctx, entry(key, key+"-sha"), onExisting)
+				results <- err
+			}()
+			for s.Queued() < n {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		queue(ctx, "gone", 1)
+		cancel()
+		queue(context.Background(), "stays", 2)
+		release()
+		for range 2 {
+			if err := <-results; err != nil {
+				t.Fatalf("a queued write failed: %v", err)
+			}
+		}
+		for _, key := range []string{"gone", "stays"} {
+			if _, err := s.RecordByID(context.Background(), "rid-"+key); err != nil {
+				t.Errorf("record of %s: %v", key, err)
+			}
+		}
+	})
+}

@@ -17,7 +17,7 @@ import (
 // writeReq is one write waiting for the group commit.
 type writeReq struct {
 	ctx      context.Context
-	fn       func(tx wtx) error
+	fn       func(ctx context.Context, tx wtx) error // given the group's context, not the caller's (see write)
 	done     chan error
 	recordID string // an Accept's record id (its idempotency key), looked up for the whole group at once (PostgreSQL)
 	probe    bool   // Ping's write, which says nothing of whether the others can be made (see writeHealth)
@@ -190,7 +190,7 @@ func (s *DB) commit(batch []*writeReq) error {
 	if s.group, err = s.lookUp(ctx, tx, batch); err != nil {
 		return err
 	}
-	if err := run(batch, tx); err != nil {
+	if err := run(ctx, batch, tx); err != nil {
 		return err
 	}
 	return tx.Commit()
