@@ -8,13 +8,13 @@ package jsonrules
 import (
 	"fmt"
 	"math/big"
-	"regexp"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/perkeso/jambatan/adapters"
 	"github.com/perkeso/jambatan/adapters/jsondoc"
 	"github.com/perkeso/jambatan/mapping"
+	"github.com/perkeso/jambatan/schema/ecmaregexp"
 )
 
 // Checker collects problems, at most one per pointer (sg-employer-notice/v1
@@ -124,7 +124,7 @@ func (c *Checker) Str(obj *jsondoc.Value, ptr, name string, required bool) (stri
 }
 
 // Match checks s against re, reporting code when it does not match.
-func (c *Checker) Match(s, p string, re *regexp.Regexp, code, what string) bool {
+func (c *Checker) Match(s, p string, re interface{ MatchString(string) bool }, code, what string) bool {
 	if !re.MatchString(s) {
 		c.Add(p, code, "must be "+what)
 		return false
@@ -213,8 +213,8 @@ func IsBlank(s string) bool {
 }
 
 var (
-	reInteger = regexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
-	reCountry = regexp.MustCompile(`^[A-Z]{2}$`)
+	reInteger = ecmaregexp.MustCompile(`^-?(0|[1-9][0-9]*)$`)
+	reCountry = ecmaregexp.MustCompile(`^[A-Z]{2}$`)
 )
 
 // Set builds a closed list.

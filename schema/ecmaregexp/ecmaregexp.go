@@ -22,18 +22,42 @@ import (
 // written for a Go character class.
 const space = `\t\n\v\f\r \x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}\x{feff}`
 
+// A Regexp is a compiled pattern: Go's regexp, and for the common shape of
+// pattern a faster matcher (seqs) that gives the same answers.
+type Regexp struct {
+	re   *regexp.Regexp
+	seqs *seqs // nil: re answers every text
+}
+
 // Compile compiles an ECMA-262 pattern (with the u flag, as JSON Schema
 // validators use it) into an equivalent Go regexp.
-func Compile(pattern string) (*regexp.Regexp, error) {
+func Compile(pattern string) (*Regexp, error) {
 	expr, err := translate(pattern)
 	if err != nil {
 		return nil, fmt.Errorf("pattern %q: %w", pattern, err)
 	}
-	return regexp.Compile(expr)
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, err
+	}
+	return &Regexp{re: re, seqs: compileSeqs(expr)}, nil
 }
 
+// MatchString reports whether s holds a match of the pattern.
+func (r *Regexp) MatchString(s string) bool {
+	if r.seqs != nil {
+		if matched, ok := r.seqs.match(s); ok {
+			return matched
+		}
+	}
+	return r.re.MatchString(s)
+}
+
+// String is the pattern in Go's syntax.
+func (r *Regexp) String() string { return r.re.String() }
+
 // MustCompile is Compile for patterns the program holds; it panics on error.
-func MustCompile(pattern string) *regexp.Regexp {
+func MustCompile(pattern string) *Regexp {
 	re, err := Compile(pattern)
 	if err != nil {
 		panic(err)
