@@ -27,3 +27,17 @@ func (s *DB) HoldWriter() (release func()) {
 
 // Queued is the number of writes waiting for the writer.
 func (s *DB) Queued() int { return len(s.reqs) }
+
+// SetFreshBytes bounds the parts the store keeps for the relay's claims.
+func (s *DB) SetFreshBytes(n int) {
+	s.fresh.mu.Lock()
+	defer s.fresh.mu.Unlock()
+	s.fresh.limit = n
+}
+
+// Fresh is the number of entries whose parts the store keeps, and their size.
+func (s *DB) Fresh() (entries, bytes int) {
+	s.fresh.mu.Lock()
+	defer s.fresh.mu.Unlock()
+	return len(s.fresh.parts), s.fresh.bytes
+}

@@ -23,6 +23,7 @@ type group struct {
 	// qInsertLogRows, qInsertOutboxRows and qInsertRecordRows.
 	queue                           bool
 	logRows, outboxRows, recordRows [][]any
+	committed                       []*Entry // entries with rendered messages, for fresh once the group commits
 }
 
 // newGroup is the group of batch's writes in tx, with the record ids of its
@@ -142,6 +143,7 @@ func (s *DB) appendAccepted(ctx context.Context, tx wtx, e *Entry, rec *Record) 
 	// submission of the same key in this group finds it here.
 	g.logRows, g.recordRows = append(g.logRows, logArgs(e)), append(g.recordRows, recordArgs(rec, e))
 	g.known[e.RecordID] = rec
+	g.rendered(e)
 	return nil
 }
 

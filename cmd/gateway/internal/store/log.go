@@ -84,6 +84,9 @@ func (s *DB) appendEntry(ctx context.Context, tx wtx, e *Entry) error {
 			return err
 		}
 	}
+	if g := s.group; g != nil && g.tx == tx {
+		g.rendered(e)
+	}
 	return nil
 }
 

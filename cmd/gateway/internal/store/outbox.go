@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -30,7 +31,7 @@ const ClaimBytes = 16 << 20
 // nothing to do (or another instance is relaying).
 func (s *DB) ClaimOutbox(ctx context.Context, limit int) (*Claim, error) {
 	c := &Claim{s: s}
-	var q querier = s.db
+	var q rowsQuerier = s.db
 	if s.postgres {
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
@@ -47,22 +48,20 @@ func (s *DB) ClaimOutbox(ctx context.Context, limit int) (*Claim, error) {
 	if s.postgres {
 		lock = " FOR UPDATE OF o SKIP LOCKED"
 	}
-	rows, err := q.(interface {
-		QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-	}).QueryContext(ctx, s.q(qClaimOutbox+lock), limit)
+	rows, err := q.QueryContext(ctx, s.q(qClaimOutbox+lock), limit)
 	if err != nil {
 		c.Release()
 		return nil, err
 	}
 	defer rows.Close()
+	var unkept []int // the messages whose entries fresh does not hold, to read from the log
 	for size := 0; size < ClaimBytes && rows.Next(); {
 		var m Message
 		var hdr []byte
 		var at string
 		var seq sql.NullInt64
-		var l Entry
-		var sig, receipt sql.NullString
-		if err := rows.Scan(&m.ID, &m.Topic, &m.Key, &hdr, &m.Value, &at, &m.Render, &seq, &l.Body, &sig, &l.Canonical, &receipt); err != nil {
+		var logged int // the size of the log entry's parts
+		if err := rows.Scan(&m.ID, &m.Topic, &m.Key, &hdr, &m.Value, &at, &m.Render, &seq, &logged); err != nil {
 			c.Release()
 			return nil, err
 		}
@@ -71,8 +70,10 @@ func (s *DB) ClaimOutbox(ctx context.Context, limit int) (*Claim, error) {
 				c.Release()
 				return nil, fmt.Errorf("outbox %d: its log entry is missing", m.ID)
 			}
-			l.Seq, l.Signature, l.Receipt = seq.Int64, sig.String, receipt.String
-			m.Logged = &l
+			if m.Logged = s.fresh.get(seq.Int64); m.Logged == nil {
+				m.Logged = &Entry{Seq: seq.Int64}
+				unkept = append(unkept, len(c.Messages))
+			}
 		}
 		if m.Headers, err = decodeHeaders(hdr); err != nil {
 			c.Release()
@@ -80,9 +81,14 @@ func (s *DB) ClaimOutbox(ctx context.Context, limit int) (*Claim, error) {
 		}
 		m.CreatedAt, _ = time.Parse(time.RFC3339Nano, at)
 		c.Messages = append(c.Messages, m)
-		size += len(m.Value) + len(l.Body) + len(l.Canonical) + len(l.Receipt) + len(hdr)
+		size += len(m.Value) + len(hdr) + logged
 	}
 	if err := rows.Err(); err != nil {
+		c.Release()
+		return nil, err
+	}
+	rows.Close()
+	if err := s.readLogged(ctx, q, c.Messages, unkept); err != nil {
 		c.Release()
 		return nil, err
 	}
@@ -92,12 +98,70 @@ func (s *DB) ClaimOutbox(ctx context.Context, limit int) (*Claim, error) {
 	return c, nil
 }
 
-// qClaimOutbox reads pending messages with, for those rendered from their
-// log entry, the entry's parts.
-const qClaimOutbox = `SELECT o.id, o.topic, o.msg_key, o.headers, o.value, o.created_at, o.render,
-	l.seq, l.body, l.signature, l.canonical, l.receipt
+// qClaimOutbox reads pending messages, oldest first, with the size of the
+// log entry parts of those rendered from them, for ClaimBytes. The parts
+// themselves are read by readLogged, if fresh does not hold them: SQLite's
+// octet_length and PostgreSQL's read a value's size without its content.
+const qClaimOutbox = `SELECT o.id, o.topic, o.msg_key, o.headers, o.value, o.created_at, o.render, o.log_seq,
+	COALESCE(octet_length(l.body) + octet_length(l.signature) + COALESCE(octet_length(l.canonical), 0) + octet_length(l.receipt), 0)
 	FROM outbox o LEFT JOIN message_log l ON o.render <> '' AND l.seq = o.log_seq
 	WHERE o.published_at IS NULL ORDER BY o.id LIMIT ?`
+
+type rowsQuerier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// readLogged reads from the log the parts of the entries of msgs[i] for
+// each i of unkept (their Logged holds only the entry's seq).
+func (s *DB) readLogged(ctx context.Context, q rowsQuerier, msgs []Message, unkept []int) error {
+	if len(unkept) == 0 {
+		return nil
+	}
+	seqs := make([]int64, len(unkept))
+	for k, i := range unkept {
+		seqs[k] = msgs[i].Logged.Seq
+	}
+	var rows *sql.Rows
+	var err error
+	if s.postgres {
+		rows, err = q.QueryContext(ctx, qLoggedAny, seqs)
+	} else {
+		ids, _ := json.Marshal(seqs)
+		rows, err = q.QueryContext(ctx, qLoggedIn, string(ids))
+	}
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	read := make(map[int64]*Entry, len(seqs))
+	for rows.Next() {
+		var l Entry
+		var sig, receipt sql.NullString
+		if err := rows.Scan(&l.Seq, &l.Body, &sig, &l.Canonical, &receipt); err != nil {
+			return err
+		}
+		l.Signature, l.Receipt = sig.String, receipt.String
+		read[l.Seq] = &l
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, i := range unkept {
+		m := &msgs[i]
+		l, ok := read[m.Logged.Seq]
+		if !ok {
+			return fmt.Errorf("outbox %d: its log entry %d is missing", m.ID, m.Logged.Seq)
+		}
+		m.Logged = l
+	}
+	return nil
+}
+
+const (
+	qLogged    = `SELECT seq, body, signature, canonical, receipt FROM message_log WHERE seq `
+	qLoggedIn  = qLogged + `IN (SELECT value FROM json_each(?))`
+	qLoggedAny = qLogged + `= ANY($1)`
+)
 
 // Done removes the claimed messages: the broker acknowledged them, so they
 // live on in Kafka, and the message log keeps the audit record. Deleting
@@ -122,15 +186,21 @@ func (c *Claim) Done(ctx context.Context) error {
 		_, err := tx.ExecContext(ctx, query, args...)
 		return err
 	}
+	var err error
 	if c.tx != nil {
 		defer func() { c.tx = nil }()
 		if err := mark(ctx, c.tx); err != nil {
 			c.tx.Rollback()
 			return err
 		}
-		return c.tx.Commit()
+		err = c.tx.Commit()
+	} else {
+		err = c.s.write(ctx, mark)
 	}
-	return c.s.write(ctx, mark)
+	if err == nil {
+		c.s.fresh.drop(c.Messages)
+	}
+	return err
 }
 
 // Release gives the claim up without marking anything.

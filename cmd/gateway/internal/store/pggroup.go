@@ -84,7 +84,11 @@ func (s *DB) commitPG(batch []*writeReq) (err error) {
 		end.Queue(t.query, cols...)
 	}
 	end.Queue(`COMMIT`)
-	return pipeline(ctx, conn, end)
+	if err := pipeline(ctx, conn, end); err != nil {
+		return err
+	}
+	s.fresh.add(g.committed)
+	return nil
 }
 
 // The statements that insert a group's accepted entries, their events and

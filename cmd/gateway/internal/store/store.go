@@ -157,6 +157,7 @@ type DB struct {
 	// commitTimeout bounds a PostgreSQL group commit (nanoseconds).
 	commitTimeout atomic.Int64
 	health        writeHealth // the writer's last commits (WriteFailure)
+	fresh         fresh       // committed entries' parts, for the relay's claims
 }
 
 // SetCommitTimeout changes the bound of a PostgreSQL group commit

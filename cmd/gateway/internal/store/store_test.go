@@ -511,36 +511,111 @@ func TestContentFailureAlone(t *testing.T) {
 }
 
 // TestOutboxByReference: a message written with Render holds no value; the
-// claim brings the parts of the entry it was logged with. A message with
-// its own value brings no entry.
+// claim brings the parts of the entry it was logged with, whether the store
+// kept them from the commit (ok/kept), read them from the log (ok/from-log:
+// another instance claims, or this one after a restart), or kept some and
+// read the others (ok/kept-until-full). A message with its own value brings
+// no entry. Once published, nothing is kept.
 func TestOutboxByReference(t *testing.T) {
 	backends(t, func(t *testing.T, target string) {
-		ctx := context.Background()
+		for _, tc := range []struct {
+			name       string
+			room       int  // entries the store has room to keep (0: the default room)
+			otherStore bool // claim through a second store on the same database
+			kept       int  // entries the writing store keeps
+		}{
+			{name: "ok/kept", kept: 3},
+			{name: "ok/from-log", otherStore: true, kept: 3},
+			{name: "ok/kept-until-full", room: 2, kept: 2},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx := context.Background()
+				s := open(t, target)
+				var byRef []*store.Entry
+				for _, k := range []string{"k1", "k2", "k3"} {
+					e := entry(tc.name+k, "aa")
+					e.Signature, e.Canonical = "hdr..sig", []byte(`{"record":"`+k+`"}`)
+					e.Outbox = []store.Message{{Topic: "t", Key: []byte(k), Render: "verified/jws"}}
+					if tc.room > 0 {
+						s.SetFreshBytes(tc.room * (len(e.Body) + len(e.Signature) + len(e.Canonical) + len(e.Receipt)))
+					}
+					if _, err := s.Accept(ctx, e, onExisting); err != nil {
+						t.Fatal(err)
+					}
+					byRef = append(byRef, e)
+				}
+				if _, err := s.Accept(ctx, entry(tc.name+"k4", "bb"), onExisting); err != nil {
+					t.Fatal(err)
+				}
+				if n, _ := s.Fresh(); n != tc.kept {
+					t.Fatalf("kept %d entries, want %d", n, tc.kept)
+				}
+				claimer := s
+				if tc.otherStore {
+					claimer = open(t, target)
+				}
+				c := claim(t, claimer, 10)
+				if len(c.Messages) != 4 {
+					t.Fatalf("claimed %d messages, want 4", len(c.Messages))
+				}
+				for i, e := range byRef {
+					m := c.Messages[i]
+					l := m.Logged
+					if m.Render != "verified/jws" || len(m.Value) != 0 || l == nil {
+						t.Fatalf("by reference: render %q, value %q, logged %v", m.Render, m.Value, l)
+					}
+					if l.Seq != e.Seq || string(l.Body) != "body-aa" || l.Signature != "hdr..sig" ||
+						string(l.Canonical) != string(e.Canonical) || l.Receipt != e.Receipt {
+						t.Fatalf("logged parts = %+v", l)
+					}
+				}
+				if m := c.Messages[3]; m.Render != "" || m.Logged != nil || string(m.Value) != "bb" {
+					t.Fatalf("by value: render %q, logged %v, value %q", m.Render, m.Logged, m.Value)
+				}
+				if err := c.Done(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if n, size := claimer.Fresh(); n != 0 || size != 0 {
+					t.Fatalf("after publishing, %d entries (%d bytes) kept", n, size)
+				}
+				if c := claim(t, claimer, 10); len(c.Messages) != 0 {
+					t.Fatalf("claimed %d messages after publishing", len(c.Messages))
+				}
+			})
+		}
+	})
+}
+
+// TestFreshOnlyCommitted: an entry whose write failed is not kept for the
+// relay (its group failed, and it failed again alone), while those grouped
+// with it, which committed, are.
+func TestFreshOnlyCommitted(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
 		s := open(t, target)
-		byRef := entry("k1", "aa")
-		byRef.Signature, byRef.Canonical = "hdr..sig", []byte(`{"record":1}`)
-		byRef.Outbox = []store.Message{{Topic: "t", Key: []byte("k1"), Render: "verified/jws"}}
-		if _, err := s.Accept(ctx, byRef, onExisting); err != nil {
-			t.Fatal(err)
+		takeSourceKey(t, s, "taken")
+		release := s.HoldWriter()
+		results := make(chan error, 3)
+		for i, key := range []string{"one", "taken", "two"} {
+			e := entry(key+"-id", "aa")
+			e.SourceKey = key
+			e.Outbox = []store.Message{{Topic: "t", Key: []byte(key), Render: "verified/jws"}}
+			go func() {
+				_, err := s.Accept(context.Background(), e, onExisting)
+				results <- err
+			}()
+			for s.Queued() < i+1 {
+				time.Sleep(time.Millisecond)
+			}
 		}
-		if _, err := s.Accept(ctx, entry("k2", "bb"), onExisting); err != nil {
-			t.Fatal(err)
+		release()
+		failed := 0
+		for range 3 {
+			if err := <-results; err != nil {
+				failed++
+			}
 		}
-		c := claim(t, s, 10)
-		if len(c.Messages) != 2 {
-			t.Fatalf("claimed %d messages, want 2", len(c.Messages))
-		}
-		m := c.Messages[0]
-		l := m.Logged
-		if m.Render != "verified/jws" || len(m.Value) != 0 || l == nil {
-			t.Fatalf("by reference: render %q, value %q, logged %v", m.Render, m.Value, l)
-		}
-		if l.Seq != byRef.Seq || string(l.Body) != "body-aa" || l.Signature != "hdr..sig" ||
-			string(l.Canonical) != `{"record":1}` || l.Receipt != "receipt-k1aa" {
-			t.Fatalf("logged parts = %+v", l)
-		}
-		if m := c.Messages[1]; m.Render != "" || m.Logged != nil || string(m.Value) != "bb" {
-			t.Fatalf("by value: render %q, logged %v, value %q", m.Render, m.Logged, m.Value)
+		if n, _ := s.Fresh(); failed != 1 || n != 2 {
+			t.Fatalf("%d writes failed, %d entries kept; want 1 and 2", failed, n)
 		}
 	})
 }
@@ -689,30 +764,58 @@ func TestDroppedConnections(t *testing.T) {
 }
 
 // TestClaimBytes: a claim stops once it holds ClaimBytes, whatever its
-// limit in messages; the next claim takes the rest, in order.
+// limit in messages; the next claim takes the rest, in order. Events held by
+// reference count their log entry's parts, whether the store kept them or
+// reads them from the log.
 func TestClaimBytes(t *testing.T) {
 	backends(t, func(t *testing.T, target string) {
-		ctx := context.Background()
-		s := open(t, target)
-		const n, size = 20, 1 << 20
-		for i := range n {
-			e := entry(fmt.Sprintf("big-%02d", i), "aa")
-			e.Outbox[0].Value = []byte(strings.Repeat(strconv.Itoa(i%10), size))
-			if err := s.Log(ctx, e); err != nil {
-				t.Fatal(err)
-			}
-		}
-		first := store.ClaimBytes / size
-		c := claim(t, s, 500)
-		if len(c.Messages) != first {
-			t.Fatalf("first claim holds %d messages of 1 MiB, want %d", len(c.Messages), first)
-		}
-		if err := c.Done(ctx); err != nil {
-			t.Fatal(err)
-		}
-		c = claim(t, s, 500)
-		if len(c.Messages) != n-first || c.Messages[0].Value[0] != byte('0'+first%10) {
-			t.Fatalf("second claim holds %d messages, want the remaining %d in order", len(c.Messages), n-first)
+		for _, tc := range []struct {
+			name         string
+			byRef, other bool // by reference; claimed through another store (from the log)
+		}{{"ok/by-value", false, false}, {"ok/by-reference-kept", true, false}, {"ok/by-reference-from-log", true, true}} {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx := context.Background()
+				s := open(t, target)
+				s.SetFreshBytes(64 << 20)
+				const n, size = 20, 1 << 20
+				for i := range n {
+					e := entry(fmt.Sprintf("big-%s-%02d", tc.name, i), "aa")
+					big := []byte(strings.Repeat(strconv.Itoa(i%10), size))
+					if tc.byRef {
+						e.Body, e.Outbox[0].Value, e.Outbox[0].Render = big, nil, "verified/jws"
+					} else {
+						e.Outbox[0].Value = big
+					}
+					if err := s.Log(ctx, e); err != nil {
+						t.Fatal(err)
+					}
+				}
+				claimer := s
+				if tc.other {
+					claimer = open(t, target)
+				}
+				first := store.ClaimBytes / size
+				c := claim(t, claimer, 500)
+				if len(c.Messages) != first {
+					t.Fatalf("first claim holds %d messages of 1 MiB, want %d", len(c.Messages), first)
+				}
+				if err := c.Done(ctx); err != nil {
+					t.Fatal(err)
+				}
+				c = claim(t, claimer, 500)
+				firstByte := func(m store.Message) byte {
+					if tc.byRef {
+						return m.Logged.Body[0]
+					}
+					return m.Value[0]
+				}
+				if len(c.Messages) != n-first || firstByte(c.Messages[0]) != byte('0'+first%10) {
+					t.Fatalf("second claim holds %d messages, want the remaining %d in order", len(c.Messages), n-first)
+				}
+				if err := c.Done(ctx); err != nil {
+					t.Fatal(err)
+				}
+			})
 		}
 	})
 }

@@ -193,5 +193,9 @@ func (s *DB) commit(batch []*writeReq) error {
 	if err := run(ctx, batch, tx); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.fresh.add(s.group.committed)
+	return nil
 }
