@@ -41,3 +41,6 @@ func (s *DB) Fresh() (entries, bytes int) {
 	defer s.fresh.mu.Unlock()
 	return len(s.fresh.parts), s.fresh.bytes
 }
+
+// KeepFresh keeps e's parts as if the writer had just committed it.
+func (s *DB) KeepFresh(e *Entry) { s.fresh.add([]*Entry{e}) }

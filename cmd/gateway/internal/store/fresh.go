@@ -59,6 +59,24 @@ func (f *fresh) get(seq int64) *Entry {
 	return f.parts[seq]
 }
 
+// forgetBefore forgets the entries before seq, the first entry a claim
+// renders from: the relay publishes in order, so theirs were published.
+// Done forgets what it published; this catches an entry kept after its
+// messages were published (on PostgreSQL, Done does not pass through the
+// writer, so a relay might publish a group's messages, from the log, in the
+// moment between its commit and add), which would otherwise take room until
+// the process ends.
+func (f *fresh) forgetBefore(seq int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for s, e := range f.parts {
+		if s < seq {
+			f.bytes -= partsSize(e)
+			delete(f.parts, s)
+		}
+	}
+}
+
 // drop forgets the entries whose messages were published.
 func (f *fresh) drop(msgs []Message) {
 	f.mu.Lock()

@@ -88,6 +88,12 @@ func (s *DB) ClaimOutbox(ctx context.Context, limit int) (*Claim, error) {
 		return nil, err
 	}
 	rows.Close()
+	for _, m := range c.Messages {
+		if m.Logged != nil {
+			s.fresh.forgetBefore(m.Logged.Seq)
+			break
+		}
+	}
 	if err := s.readLogged(ctx, q, c.Messages, unkept); err != nil {
 		c.Release()
 		return nil, err

@@ -586,6 +586,40 @@ func TestOutboxByReference(t *testing.T) {
 	})
 }
 
+// TestFreshForgetsPublished: an entry kept after its messages were
+// published (a relay on PostgreSQL can publish a group from the log in the
+// moment between its commit and the writer keeping it) is forgotten by the
+// next claim, which starts after it.
+func TestFreshForgetsPublished(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		accept := func(key string) *store.Entry {
+			e := entry(key, "aa")
+			e.Outbox = []store.Message{{Topic: "t", Key: []byte(key), Render: "verified/jws"}}
+			if _, err := s.Accept(ctx, e, onExisting); err != nil {
+				t.Fatal(err)
+			}
+			return e
+		}
+		published := accept("published")
+		if err := claim(t, s, 10).Done(ctx); err != nil {
+			t.Fatal(err)
+		}
+		s.KeepFresh(published)
+		accept("pending")
+		if n, _ := s.Fresh(); n != 2 {
+			t.Fatalf("kept %d entries, want 2", n)
+		}
+		if c := claim(t, s, 10); len(c.Messages) != 1 {
+			t.Fatalf("claimed %d messages, want 1", len(c.Messages))
+		}
+		if n, _ := s.Fresh(); n != 1 {
+			t.Fatalf("after the claim, kept %d entries, want only the pending one", n)
+		}
+	})
+}
+
 // TestFreshOnlyCommitted: an entry whose write failed is not kept for the
 // relay (its group failed, and it failed again alone), while those grouped
 // with it, which committed, are.
