@@ -48,6 +48,10 @@ func TestPoolExhausted(t *testing.T) {
 		{"ok/exhausted", 10 * time.Second, 2, 0, true},
 		// Paced at 50/s for 0.4 s: 20 + 2 notices, about 20 of them sent.
 		{"ok/paced", 400 * time.Millisecond, 0, 50, false},
+		// Paced at 2,000/s for 0.5 s, ticks under a millisecond apart:
+		// about 1,000 sent (a ticker's pace sent 492-508 here: it drops
+		// the ticks it cannot deliver in time).
+		{"ok/paced-fast", 500 * time.Millisecond, 0, 2000, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := LoadTest(context.Background(), TestConfig{URL: srv.URL, TLS: &tls.Config{RootCAs: pool}, Key: key,
@@ -60,6 +64,9 @@ func TestPoolExhausted(t *testing.T) {
 			}
 			if tc.exhausted && (s.Accepted != 22 || s.DurationS >= tc.dur.Seconds()) {
 				t.Fatalf("exhausted run: %d accepted in %.1f s, want 22 in under %v", s.Accepted, s.DurationS, tc.dur)
+			}
+			if want := tc.rate * tc.dur.Seconds(); tc.rate > 0 && (float64(s.Accepted) < 0.9*want || float64(s.Accepted) > want+2) {
+				t.Fatalf("paced at %.0f/s for %v: %d accepted, want about %.0f", tc.rate, tc.dur, s.Accepted, want)
 			}
 		})
 	}
