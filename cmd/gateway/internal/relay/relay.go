@@ -39,7 +39,19 @@ type Relay struct {
 	Producer Producer
 	Batch    int           // messages per produce call (default 500)
 	Poll     time.Duration // how often to look without a wake-up (default 250ms)
-	Log      *slog.Logger
+	// Linger is how long the relay waits after a wake-up, while there is
+	// load (its last claim published something), before it claims: the
+	// claim then takes the commits of that time, not one group commit's
+	// few messages (default DefaultLinger; negative: no wait). Every claim
+	// costs a query, a produce call (a write and an fsync at the broker)
+	// and a delete through the store's writer; claiming after every group
+	// commit (a few messages each) cost a loadtest at a steady 3,000
+	// notices/s 424-463 us of gateway CPU per notice, against 411-461 us
+	// with 10 ms (medians 449 and 420, 6 interleaved pairs). An event
+	// reaches Kafka up to Linger later; the first after a quiet spell does
+	// not wait.
+	Linger time.Duration
+	Log    *slog.Logger
 	// Render builds the value of a message the outbox holds by reference
 	// to its log entry (store.Message.Render); events.Render in the gateway.
 	Render func(m *store.Message) error
@@ -52,6 +64,9 @@ type Relay struct {
 	lastOK    time.Time
 	published int64
 }
+
+// DefaultLinger is the relay's wait for company under load (Relay.Linger).
+const DefaultLinger = 10 * time.Millisecond
 
 // Metrics of every relay in the process.
 var (
@@ -76,6 +91,9 @@ func (r *Relay) init() {
 		}
 		if r.Poll <= 0 {
 			r.Poll = 250 * time.Millisecond
+		}
+		if r.Linger == 0 {
+			r.Linger = DefaultLinger
 		}
 		if r.Log == nil {
 			r.Log = slog.Default()
@@ -142,6 +160,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		backoff = 100 * time.Millisecond
 		if !sleep(ctx, r.Poll, r.wake) {
+			return nil
+		}
+		if n > 0 && r.Linger > 0 && !sleep(ctx, r.Linger, nil) {
 			return nil
 		}
 	}

@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -129,6 +131,66 @@ func TestRelayPublishes(t *testing.T) {
 	if n, _ := st.OutboxBacklog(context.Background()); n != 0 {
 		t.Fatalf("backlog %d after publishing", n)
 	}
+}
+
+// producerCalls counts a producer's calls, and the messages of each.
+type producerCalls struct {
+	relay.Producer
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (p *producerCalls) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	p.mu.Lock()
+	p.sizes = append(p.sizes, len(msgs))
+	p.mu.Unlock()
+	return p.Producer.WriteMessages(ctx, msgs...)
+}
+
+func (p *producerCalls) calls() []int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.sizes)
+}
+
+// TestRelayLingers: under load the relay waits Linger after a wake-up, so
+// commits a few milliseconds apart are published in a few produce calls,
+// not one each; after a quiet spell the first message is published at once.
+func TestRelayLingers(t *testing.T) {
+	b, st := brokerAndStore(t)
+	r, w := newRelay(t, st, b.Addr)
+	defer w.Close()
+	calls := &producerCalls{Producer: w}
+	r.Producer, r.Linger, r.Poll = calls, 300*time.Millisecond, time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	start := time.Now()
+	enqueue(t, st, 0, 1, 1)
+	r.Wake()
+	waitFor(t, "the first message", func() bool { return len(calls.calls()) == 1 })
+	if d := time.Since(start); d > r.Linger {
+		t.Errorf("the first message after a quiet spell took %v, longer than the linger", d)
+	}
+	for i := 1; i <= 20; i++ { // 20 commits, 5 ms apart: within two lingers
+		enqueue(t, st, i, 1, 1)
+		r.Wake()
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitFor(t, "all messages", func() bool {
+		n := 0
+		for _, c := range calls.calls() {
+			n += c
+		}
+		return n == 21
+	})
+	if c := calls.calls(); len(c) > 4 {
+		t.Fatalf("21 messages in %d produce calls %v, want at most 4", len(c), c)
+	}
+	msgs := kafkatest.ReadAll(t, b.Addr, topic, 21, 30*time.Second)
+	checkOrder(t, msgs, 21)
 }
 
 // TestBrokerOutage stops the broker mid-stream: intake goes on (the outbox
