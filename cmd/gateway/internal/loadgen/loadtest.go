@@ -75,6 +75,10 @@ type Summary struct {
 	// PoolExhausted: a Duration run ended early because every pre-signed
 	// notice had been sent.
 	PoolExhausted bool `json:"pool_exhausted,omitempty"`
+	// SendLagMS (a Rate run): how late the requests were sent behind their
+	// schedule, p50, p99 and max in ms. Latencies are counted from the
+	// send, so a gateway slower than the rate shows here, not there.
+	SendLagMS map[string]float64 `json:"send_lag_ms,omitempty"`
 }
 
 // A Duration run pre-signs enough notices for DefaultPresignRate per
@@ -189,8 +193,12 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 					}
 					return
 				}
-				if cfg.Rate > 0 && !waitUntil(runCtx, start.Add(time.Duration(float64(i)/cfg.Rate*float64(time.Second)))) {
-					return
+				if cfg.Rate > 0 {
+					due := start.Add(time.Duration(float64(i) / cfg.Rate * float64(time.Second)))
+					if !waitUntil(runCtx, due) {
+						return
+					}
+					tl.sentLate(time.Since(due))
 				}
 				t := time.Now()
 				code, err := conn.post(runCtx, "application/jose", bodies[i])
@@ -258,6 +266,13 @@ type tally struct {
 	dups           int64
 	errs           map[string]int64 // by status, or "transport"
 	lat            []time.Duration  // of answered notices (202 and 200)
+	lag            []time.Duration  // a paced run's sends behind their schedule
+}
+
+func (t *tally) sentLate(d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lag = append(t.lag, d)
 }
 
 func (t *tally) record(status string, d time.Duration) {
@@ -280,17 +295,22 @@ func (t *tally) record(status string, d time.Duration) {
 func (t *tally) summary(elapsed time.Duration) *Summary {
 	slices.Sort(t.lat)
 	accepted := t.accepted.Load()
-	return &Summary{Requests: t.done.Load(), Accepted: accepted, Duplicates: t.dups, ErrorsByStatus: t.errs,
+	s := &Summary{Requests: t.done.Load(), Accepted: accepted, Duplicates: t.dups, ErrorsByStatus: t.errs,
 		ThroughputPerS: float64(accepted+t.dups) / elapsed.Seconds(), DurationS: elapsed.Seconds(),
-		LatencyMS: map[string]float64{"p50": t.percentile(0.50), "p90": t.percentile(0.90), "p99": t.percentile(0.99), "max": t.percentile(1)}}
+		LatencyMS: map[string]float64{"p50": percentile(t.lat, 0.50), "p90": percentile(t.lat, 0.90), "p99": percentile(t.lat, 0.99), "max": percentile(t.lat, 1)}}
+	if len(t.lag) > 0 {
+		slices.Sort(t.lag)
+		s.SendLagMS = map[string]float64{"p50": percentile(t.lag, 0.50), "p99": percentile(t.lag, 0.99), "max": percentile(t.lag, 1)}
+	}
+	return s
 }
 
-// percentile is the p-th latency in ms, once the run is over and lat sorted.
-func (t *tally) percentile(p float64) float64 {
-	if len(t.lat) == 0 {
+// percentile is the p-th of sorted durations, in ms.
+func percentile(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
 		return 0
 	}
-	return float64(t.lat[min(len(t.lat)-1, int(float64(len(t.lat))*p))].Microseconds()) / 1000
+	return float64(sorted[min(len(sorted)-1, int(float64(len(sorted))*p))].Microseconds()) / 1000
 }
 
 // presign signs n distinct notices (noticeId cfg.Prefix+i) before the clock
