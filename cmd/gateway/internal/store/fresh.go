@@ -69,10 +69,9 @@ func (f *fresh) get(seq int64) *Entry {
 func (f *fresh) forgetBefore(seq int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for s, e := range f.parts {
+	for s := range f.parts {
 		if s < seq {
-			f.bytes -= partsSize(e)
-			delete(f.parts, s)
+			f.forget(s)
 		}
 	}
 }
@@ -82,12 +81,17 @@ func (f *fresh) drop(msgs []Message) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, m := range msgs {
-		if l := m.Logged; l != nil {
-			if e, ok := f.parts[l.Seq]; ok {
-				f.bytes -= partsSize(e)
-				delete(f.parts, l.Seq)
-			}
+		if m.Logged != nil {
+			f.forget(m.Logged.Seq)
 		}
+	}
+}
+
+// forget forgets the entry seq, if kept; f.mu is held.
+func (f *fresh) forget(seq int64) {
+	if e, ok := f.parts[seq]; ok {
+		f.bytes -= partsSize(e)
+		delete(f.parts, seq)
 	}
 }
 
