@@ -307,11 +307,22 @@ func (ca *CA) Revoke(number int64, revoked ...*x509.Certificate) ([]byte, error)
 		NextUpdate: now().Add(7 * 24 * time.Hour), RevokedCertificateEntries: entries}, ca.Cert, ca.Key)
 }
 
-// ServerSuites are the TLS 1.2 cipher suites the gateway's listeners
-// accept: ECDHE key exchange (forward secrecy) with an AEAD cipher. TLS 1.3's
-// suites, all of that kind, are not configurable in Go.
-var ServerSuites = []uint16{
+// Suites are the TLS 1.2 cipher suites the gateway accepts on its
+// listeners and offers as a client: ECDHE key exchange (forward secrecy)
+// with an AEAD cipher. TLS 1.3's suites, all of that kind, are not
+// configurable in Go.
+var Suites = []uint16{
 	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
 	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// ClientConfig is the TLS configuration of the gateway's own clients
+// (outbound delivery, the SOAP client, Kafka) and of the partner tools: the
+// listeners' policy, TLS 1.2 at least and then only with Suites, trusting
+// roots (nil: the system's) and presenting certs. Go's default would also
+// agree to AES-CBC with SHA-1 with a partner's server that offers nothing
+// better, which the gateway refuses to its own partners.
+func ClientConfig(roots *x509.CertPool, certs ...tls.Certificate) *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: Suites, RootCAs: roots, Certificates: certs}
 }

@@ -1,12 +1,19 @@
 package certs_test
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/perkeso/jambatan/certs"
 )
@@ -129,4 +136,83 @@ func setUp(t *testing.T) (file func(string) string, a, b *certs.CA) {
 		t.Fatal(err)
 	}
 	return file, a, b
+}
+
+// TestClientConfig: the gateway's clients agree to a server's TLS only as
+// its listeners do: TLS 1.3, or TLS 1.2 with an ECDHE AEAD suite. A server
+// that offers nothing better than AES-CBC, RSA key exchange or TLS 1.1 is
+// refused in the handshake (Go's default client would take the first two).
+func TestClientConfig(t *testing.T) {
+	ca, err := certs.NewCA("client policy root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ca.IssueServer("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}},
+		ca.Cert, &rsaKey.PublicKey, ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaCert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaSrv := &certs.Issued{Cert: rsaCert, Key: rsaKey}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	for _, tc := range []struct {
+		name     string
+		server   *certs.Issued
+		min, max uint16
+		suite    uint16 // the server's only TLS 1.2 suite; 0: Go's defaults
+		ok       bool
+	}{
+		{"ok/tls13", srv, tls.VersionTLS13, tls.VersionTLS13, 0, true},
+		{"ok/tls12-ecdhe-ecdsa-aes-gcm", srv, tls.VersionTLS12, tls.VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, true},
+		{"ok/tls12-ecdhe-ecdsa-chacha20", srv, tls.VersionTLS12, tls.VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, true},
+		{"ok/tls12-ecdhe-rsa-aes-gcm", rsaSrv, tls.VersionTLS12, tls.VersionTLS12, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, true},
+		{"fail/tls12-ecdhe-ecdsa-aes-cbc-sha1", srv, tls.VersionTLS12, tls.VersionTLS12, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, false},
+		{"fail/tls12-ecdhe-rsa-aes-cbc-sha1", rsaSrv, tls.VersionTLS12, tls.VersionTLS12, tls.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA, false},
+		{"fail/tls12-rsa-key-exchange", rsaSrv, tls.VersionTLS12, tls.VersionTLS12, tls.TLS_RSA_WITH_AES_128_GCM_SHA256, false},
+		{"fail/tls11", srv, tls.VersionTLS11, tls.VersionTLS11, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conf := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{tc.server.Cert.Raw}, PrivateKey: tc.server.Key}},
+				MinVersion: tc.min, MaxVersion: tc.max}
+			if tc.suite != 0 {
+				conf.CipherSuites = []uint16{tc.suite}
+			}
+			ln, err := tls.Listen("tcp", "127.0.0.1:0", conf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					_ = c.(*tls.Conn).Handshake()
+					c.Close()
+				}
+			}()
+			c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ln.Addr().String(), certs.ClientConfig(roots))
+			if err == nil {
+				c.Close()
+			}
+			if tc.ok != (err == nil) {
+				t.Fatalf("handshake: %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
 }

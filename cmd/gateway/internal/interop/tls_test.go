@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -11,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -29,7 +31,7 @@ import (
 // completes a handshake with each of the gateway's mutual-TLS listeners
 // (partners' and operators') exactly as the README's policy says: TLS 1.3
 // with each of its suites; TLS 1.2 only with ECDHE key exchange and an
-// AEAD cipher (certs.ServerSuites) fitting the server's key, ECDSA or RSA;
+// AEAD cipher (certs.Suites) fitting the server's key, ECDSA or RSA;
 // never TLS 1.0 or 1.1. OpenSSL offers every TLS 1.2 suite it knows, the
 // weak ones too (security level 0).
 func TestOpenSSLAgreesOnTLSPolicy(t *testing.T) {
@@ -96,7 +98,7 @@ func TestOpenSSLAgreesOnTLSPolicy(t *testing.T) {
 				addr := hs.Listener.Addr().String()
 
 				var want []string
-				for _, id := range certs.ServerSuites {
+				for _, id := range certs.Suites {
 					if n := tls.CipherSuiteName(id); strings.Contains(n, "_"+keyType+"_") {
 						want = append(want, n)
 					}
@@ -128,5 +130,104 @@ func TestOpenSSLAgreesOnTLSPolicy(t *testing.T) {
 				t.Logf("%d TLS 1.2 suites offered one at a time: %d accepted %v", len(suites), len(got), got)
 			})
 		}
+	}
+}
+
+// TestOpenSSLAgreesOnClientTLSPolicy: the gateway's clients (outbound
+// delivery, the SOAP client, Kafka, the partner tools: all certs.ClientConfig)
+// hold OpenSSL's server (s_server) to the same policy as its listeners. A
+// server offering one TLS 1.2 suite at a time, of every suite OpenSSL knows,
+// completes a handshake exactly when the suite is one of certs.Suites
+// fitting the server's key, ECDSA or RSA; a server offering only TLS 1.0 or
+// 1.1 is refused, and TLS 1.3 agreed.
+func TestOpenSSLAgreesOnClientTLSPolicy(t *testing.T) {
+	openssl := need(t, "openssl")
+	dir := t.TempDir()
+	out, err := exec.Command(openssl, "ciphers", "-stdname", "-tls1_2", "ALL:COMPLEMENTOFALL:@SECLEVEL=0").Output()
+	must(t, err)
+	suites := map[string]string{} // IANA name -> OpenSSL's name
+	for line := range strings.Lines(string(out)) {
+		if f := strings.Fields(line); len(f) >= 4 && f[1] == "-" && f[3] != "TLSv1.3" {
+			suites[f[0]] = f[2]
+		}
+	}
+	if len(suites) < 40 {
+		t.Fatalf("OpenSSL knows %d TLS 1.2 suites: not what this test expects\n%s", len(suites), out)
+	}
+	for keyType, newkey := range map[string][]string{"ECDSA": {"ec", "-pkeyopt", "ec_paramgen_curve:P-256"}, "RSA": {"rsa:2048"}} {
+		t.Run(keyType, func(t *testing.T) {
+			t.Parallel()
+			cert, key := filepath.Join(dir, keyType+".pem"), filepath.Join(dir, keyType+".key")
+			args := append(append([]string{"req", "-x509", "-nodes", "-newkey"}, newkey...), "-keyout", key, "-out", cert,
+				"-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1")
+			if out, err := exec.Command(openssl, args...).CombinedOutput(); err != nil {
+				t.Fatalf("openssl req: %v\n%s", err, out)
+			}
+			pemBytes, err := os.ReadFile(cert)
+			must(t, err)
+			roots := x509.NewCertPool()
+			roots.AppendCertsFromPEM(pemBytes)
+
+			// handshake reports whether certs.ClientConfig completes a
+			// handshake with an s_server offering only what args name,
+			// and the suite agreed.
+			handshake := func(args ...string) (bool, string) {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, openssl, append([]string{"s_server", "-accept", "127.0.0.1:0", "-cert", cert, "-key", key,
+					"-naccept", "1", "-www"}, args...)...)
+				stdout, err := cmd.StdoutPipe()
+				must(t, err)
+				must(t, cmd.Start())
+				defer cmd.Wait()
+				defer cmd.Process.Kill()
+				sc := bufio.NewScanner(stdout)
+				var addr string
+				for addr == "" && sc.Scan() {
+					if a, ok := strings.CutPrefix(sc.Text(), "ACCEPT "); ok {
+						addr = a
+					}
+				}
+				if addr == "" {
+					t.Fatalf("s_server %v did not say where it listens", args)
+				}
+				go io.Copy(io.Discard, stdout)
+				c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, certs.ClientConfig(roots))
+				if err != nil {
+					return false, ""
+				}
+				defer c.Close()
+				return true, tls.CipherSuiteName(c.ConnectionState().CipherSuite)
+			}
+
+			var want, got []string
+			for _, id := range certs.Suites {
+				if n := tls.CipherSuiteName(id); strings.Contains(n, "_"+keyType+"_") {
+					want = append(want, n)
+				}
+			}
+			for iana, name := range suites {
+				if ok, agreed := handshake("-tls1_2", "-cipher", name+":@SECLEVEL=0"); ok {
+					if agreed != iana {
+						t.Errorf("offered %s alone, agreed %s", iana, agreed)
+					}
+					got = append(got, iana)
+				}
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("TLS 1.2 suites agreed: %v, want %v", got, want)
+			}
+			if ok, agreed := handshake("-tls1_3"); !ok || !strings.HasPrefix(agreed, "TLS_") {
+				t.Errorf("TLS 1.3: handshake %v, agreed %q", ok, agreed)
+			}
+			for _, v := range []string{"-tls1", "-tls1_1"} {
+				if ok, agreed := handshake(v, "-cipher", "ALL:@SECLEVEL=0"); ok {
+					t.Errorf("%s agreed (%s)", v, agreed)
+				}
+			}
+			t.Logf("%d TLS 1.2 suites offered one at a time: %d agreed %v", len(suites), len(got), got)
+		})
 	}
 }

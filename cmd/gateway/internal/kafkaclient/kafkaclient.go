@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/scram"
 
+	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 )
 
@@ -45,7 +46,7 @@ func New(k config.Kafka) (*Client, error) {
 		if !pool.AppendCertsFromPEM(ca) {
 			return nil, fmt.Errorf("kafka tls: %s has no certificate", k.TLS.CAFile)
 		}
-		c.TLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+		c.TLS = certs.ClientConfig(pool)
 		if k.TLS.CertFile != "" {
 			cert, err := tls.LoadX509KeyPair(k.TLS.CertFile, k.TLS.KeyFile)
 			if err != nil {

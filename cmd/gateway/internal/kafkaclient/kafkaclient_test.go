@@ -65,6 +65,49 @@ func TestTLSAndSCRAM(t *testing.T) {
 	}
 }
 
+// TestWeakBrokerTLSRefused: the relay's writer holds a broker to the
+// gateway's TLS policy (certs.ClientConfig): a broker offering only AES-CBC
+// with SHA-1 is refused in the handshake, the same broker with AES-GCM is
+// written to.
+func TestWeakBrokerTLSRefused(t *testing.T) {
+	dir := t.TempDir()
+	ca, _ := certs.NewCA("kafka CA")
+	srv, _ := ca.IssueServer("localhost", []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
+	caFile := filepath.Join(dir, "ca.pem")
+	_ = os.WriteFile(caFile, certs.CertPEM(ca.Cert), 0o644)
+	for _, tc := range []struct {
+		name  string
+		suite uint16 // the broker's only TLS 1.2 suite
+		ok    bool
+	}{
+		{"ok/aes-gcm", tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, true},
+		{"fail/aes-cbc-sha1", tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"),
+				kfake.TLS(&tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}},
+					MinVersion: tls.VersionTLS12, MaxVersion: tls.VersionTLS12, CipherSuites: []uint16{tc.suite}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			kc, err := kafkaclient.New(config.Kafka{Brokers: c.ListenAddrs(), TLS: &config.KafkaTLS{CAFile: caFile}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := kc.Writer(10)
+			w.MaxAttempts = 1
+			defer w.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			err = w.WriteMessages(ctx, kafka.Message{Topic: "t", Key: []byte("k"), Value: []byte("v")})
+			if tc.ok != (err == nil) {
+				t.Fatalf("write: %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
 // TestBatchBytes: the relay's record batches stay within the cluster's
 // message size (kafka.max_message_bytes), Kafka's default when not set.
 func TestBatchBytes(t *testing.T) {

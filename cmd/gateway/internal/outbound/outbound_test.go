@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -642,5 +643,49 @@ func TestResetSendersClosesIdle(t *testing.T) {
 				time.Sleep(5 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// TestWeakPartnerTLSRefused: both senders hold a partner's server to the
+// gateway's TLS policy (certs.ClientConfig). A server offering only AES-CBC
+// with SHA-1, or only TLS 1.1, is refused in the handshake and never sees
+// the request; the same server with an AEAD suite gets it.
+func TestWeakPartnerTLSRefused(t *testing.T) {
+	w := newWorld(t)
+	for _, tc := range []struct {
+		name     string
+		suite    uint16 // the server's only TLS 1.2 suite
+		max      uint16
+		received bool
+	}{
+		{"ok/tls12-aes-gcm", tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.VersionTLS12, true},
+		{"fail/tls12-aes-cbc-sha1", tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.VersionTLS12, false},
+		{"fail/tls11", tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, tls.VersionTLS11, false},
+	} {
+		for _, protocol := range []string{"json", "soap"} {
+			t.Run(tc.name+"/"+protocol, func(t *testing.T) {
+				var n atomic.Int32
+				srv := w.server(t, func(http.ResponseWriter, *http.Request) { n.Add(1) }, func(s *httptest.Server) {
+					s.TLS.CipherSuites, s.TLS.MinVersion, s.TLS.MaxVersion = []uint16{tc.suite}, tls.VersionTLS10, tc.max
+					s.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+				})
+				p := w.partner(srv.URL, protocol, partner.Endpoint{})
+				d := &store.Delivery{Key: "k-" + tc.name, PartnerID: "p1", MessageType: "JSON", Payload: []byte(`{}`)}
+				send := outbound.NewJSONSender(p, w.client, w.signer).Send
+				if protocol == "soap" {
+					d.MessageType, d.CaseID, d.Payload = "RequestInformation", "MY:PERKESO:XB-2026-ABC", []byte(`{"items":[{"code":"WAGES_6M"}]}`)
+					send = outbound.NewSOAPSender(p, w.client, &wssec.Signer{Cert: w.soapKey.Cert, Key: w.soapKey.Key}, "MY:PERKESO").Send
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_, _, err := send(ctx, d)
+				if got := n.Load() == 1; got != tc.received {
+					t.Fatalf("server received the request: %v, want %v (send: %v)", got, tc.received, err)
+				}
+				if !tc.received && (err == nil || !strings.Contains(err.Error(), "tls")) {
+					t.Fatalf("send: %v, want a TLS handshake error", err)
+				}
+			})
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/perkeso/jambatan/adapters/agencysoap"
+	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
@@ -43,8 +44,7 @@ type JSONSender struct {
 // NewJSONSender builds a keep-alive mTLS client for a partner endpoint.
 func NewJSONSender(p *partner.Partner, clientCert tls.Certificate, signer *receipt.Signer) *JSONSender {
 	ep := p.Endpoint.WithDefaults()
-	c := resty.New().SetTimeout(ep.Timeout).SetTLSClientConfig(&tls.Config{MinVersion: tls.VersionTLS12,
-		RootCAs: ep.RootCAs, Certificates: []tls.Certificate{clientCert}}).
+	c := resty.New().SetTimeout(ep.Timeout).SetTLSClientConfig(certs.ClientConfig(ep.RootCAs, clientCert)).
 		SetResponseBodyLimit(maxResponseBytes)
 	return &JSONSender{URL: ep.URL, Client: c,
 		Sign: func(b []byte) (string, error) { return signer.SignDetached(b) },

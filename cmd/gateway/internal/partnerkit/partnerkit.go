@@ -20,6 +20,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 
+	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/retryafter"
 )
@@ -119,7 +120,7 @@ func TLSConfig(caCertFile, clientCertFile, clientKeyFile string) (*tls.Config, e
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, Certificates: []tls.Certificate{cert}}, nil
+	return certs.ClientConfig(pool, cert), nil
 }
 
 // NewClient builds a client that trusts caCert and presents the partner's certificate.

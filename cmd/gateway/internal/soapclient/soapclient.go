@@ -17,6 +17,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/retryafter"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 )
@@ -36,7 +37,7 @@ func NewHTTP(rootCAs *x509.CertPool, cert tls.Certificate, timeout time.Duration
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
-			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: rootCAs, Certificates: []tls.Certificate{cert}},
+			TLSClientConfig:       certs.ClientConfig(rootCAs, cert),
 			MaxIdleConnsPerHost:   8,
 			IdleConnTimeout:       90 * time.Second,
 			TLSHandshakeTimeout:   10 * time.Second,
