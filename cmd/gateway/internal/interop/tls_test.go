@@ -53,19 +53,7 @@ func TestOpenSSLAgreesOnTLSPolicy(t *testing.T) {
 	rsaServer, err := ca.IssueSigning("localhost", rsaKey) // s_client does not check the server's usage
 	must(t, err)
 
-	// OpenSSL's TLS 1.2 suites: IANA name -> OpenSSL's name.
-	out, err := exec.Command(openssl, "ciphers", "-stdname", "-tls1_2", "ALL:COMPLEMENTOFALL:@SECLEVEL=0").Output()
-	must(t, err)
-	suites := map[string]string{}
-	for line := range strings.Lines(string(out)) {
-		f := strings.Fields(line)
-		if len(f) >= 4 && f[1] == "-" && f[3] != "TLSv1.3" {
-			suites[f[0]] = f[2]
-		}
-	}
-	if len(suites) < 40 {
-		t.Fatalf("OpenSSL knows %d TLS 1.2 suites: not what this test expects\n%s", len(suites), out)
-	}
+	suites := openSSLSuites(t, openssl)
 
 	// handshake reports whether s_client completes a handshake with addr
 	// offering only what args name, and the suite it agreed.
@@ -97,26 +85,9 @@ func TestOpenSSLAgreesOnTLSPolicy(t *testing.T) {
 				defer hs.Close()
 				addr := hs.Listener.Addr().String()
 
-				var want []string
-				for _, id := range certs.Suites {
-					if n := tls.CipherSuiteName(id); strings.Contains(n, "_"+keyType+"_") {
-						want = append(want, n)
-					}
-				}
-				var got []string
-				for iana, name := range suites {
-					if ok, agreed := handshake(addr, "-tls1_2", "-cipher", name+":@SECLEVEL=0"); ok {
-						if agreed != name {
-							t.Errorf("offered %s alone, agreed %s", name, agreed)
-						}
-						got = append(got, iana)
-					}
-				}
-				slices.Sort(got)
-				slices.Sort(want)
-				if !slices.Equal(got, want) {
-					t.Errorf("TLS 1.2 suites accepted: %v, want %v", got, want)
-				}
+				got := checkTLS12Policy(t, suites, keyType, func(name string) (bool, string) {
+					return handshake(addr, "-tls1_2", "-cipher", name+":@SECLEVEL=0")
+				})
 				for _, s := range []string{"TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"} {
 					if ok, agreed := handshake(addr, "-tls1_3", "-ciphersuites", s); !ok || agreed != s {
 						t.Errorf("TLS 1.3 with %s: handshake %v, agreed %q", s, ok, agreed)
@@ -127,7 +98,7 @@ func TestOpenSSLAgreesOnTLSPolicy(t *testing.T) {
 						t.Errorf("%s accepted (%s)", v, agreed)
 					}
 				}
-				t.Logf("%d TLS 1.2 suites offered one at a time: %d accepted %v", len(suites), len(got), got)
+				t.Logf("%d TLS 1.2 suites offered one at a time: %d agreed %v", len(suites), len(got), got)
 			})
 		}
 	}
@@ -143,17 +114,7 @@ func TestOpenSSLAgreesOnTLSPolicy(t *testing.T) {
 func TestOpenSSLAgreesOnClientTLSPolicy(t *testing.T) {
 	openssl := need(t, "openssl")
 	dir := t.TempDir()
-	out, err := exec.Command(openssl, "ciphers", "-stdname", "-tls1_2", "ALL:COMPLEMENTOFALL:@SECLEVEL=0").Output()
-	must(t, err)
-	suites := map[string]string{} // IANA name -> OpenSSL's name
-	for line := range strings.Lines(string(out)) {
-		if f := strings.Fields(line); len(f) >= 4 && f[1] == "-" && f[3] != "TLSv1.3" {
-			suites[f[0]] = f[2]
-		}
-	}
-	if len(suites) < 40 {
-		t.Fatalf("OpenSSL knows %d TLS 1.2 suites: not what this test expects\n%s", len(suites), out)
-	}
+	suites := openSSLSuites(t, openssl)
 	for keyType, newkey := range map[string][]string{"ECDSA": {"ec", "-pkeyopt", "ec_paramgen_curve:P-256"}, "RSA": {"rsa:2048"}} {
 		t.Run(keyType, func(t *testing.T) {
 			t.Parallel()
@@ -200,25 +161,9 @@ func TestOpenSSLAgreesOnClientTLSPolicy(t *testing.T) {
 				return true, tls.CipherSuiteName(c.ConnectionState().CipherSuite)
 			}
 
-			var want, got []string
-			for _, id := range certs.Suites {
-				if n := tls.CipherSuiteName(id); strings.Contains(n, "_"+keyType+"_") {
-					want = append(want, n)
-				}
-			}
-			for iana, name := range suites {
-				if ok, agreed := handshake("-tls1_2", "-cipher", name+":@SECLEVEL=0"); ok {
-					if agreed != iana {
-						t.Errorf("offered %s alone, agreed %s", iana, agreed)
-					}
-					got = append(got, iana)
-				}
-			}
-			slices.Sort(got)
-			slices.Sort(want)
-			if !slices.Equal(got, want) {
-				t.Errorf("TLS 1.2 suites agreed: %v, want %v", got, want)
-			}
+			got := checkTLS12Policy(t, suites, keyType, func(name string) (bool, string) {
+				return handshake("-tls1_2", "-cipher", name+":@SECLEVEL=0")
+			})
 			if ok, agreed := handshake("-tls1_3"); !ok || !strings.HasPrefix(agreed, "TLS_") {
 				t.Errorf("TLS 1.3: handshake %v, agreed %q", ok, agreed)
 			}
@@ -230,4 +175,48 @@ func TestOpenSSLAgreesOnClientTLSPolicy(t *testing.T) {
 			t.Logf("%d TLS 1.2 suites offered one at a time: %d agreed %v", len(suites), len(got), got)
 		})
 	}
+}
+
+// openSSLSuites are the TLS 1.2 suites OpenSSL knows, the weak ones too
+// (security level 0): IANA name -> OpenSSL's name.
+func openSSLSuites(t *testing.T, openssl string) map[string]string {
+	out, err := exec.Command(openssl, "ciphers", "-stdname", "-tls1_2", "ALL:COMPLEMENTOFALL:@SECLEVEL=0").Output()
+	must(t, err)
+	suites := map[string]string{}
+	for line := range strings.Lines(string(out)) {
+		if f := strings.Fields(line); len(f) >= 4 && f[1] == "-" && f[3] != "TLSv1.3" {
+			suites[f[0]] = f[2]
+		}
+	}
+	if len(suites) < 40 {
+		t.Fatalf("OpenSSL knows %d TLS 1.2 suites: not what this test expects\n%s", len(suites), out)
+	}
+	return suites
+}
+
+// checkTLS12Policy offers each of suites alone (offer takes OpenSSL's name
+// and reports whether a handshake completed, and the suite agreed by either
+// name) and checks that exactly the certs.Suites for keyType (ECDSA or RSA)
+// were agreed. It returns those agreed.
+func checkTLS12Policy(t *testing.T, suites map[string]string, keyType string, offer func(name string) (bool, string)) []string {
+	var want, got []string
+	for _, id := range certs.Suites {
+		if n := tls.CipherSuiteName(id); strings.Contains(n, "_"+keyType+"_") {
+			want = append(want, n)
+		}
+	}
+	for iana, name := range suites {
+		if ok, agreed := offer(name); ok {
+			if agreed != iana && agreed != name {
+				t.Errorf("offered %s alone, agreed %s", iana, agreed)
+			}
+			got = append(got, iana)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("TLS 1.2 suites agreed: %v, want %v", got, want)
+	}
+	return got
 }

@@ -52,12 +52,7 @@ func TestTLSAndSCRAM(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := kc.Writer(10)
-			w.MaxAttempts = 1
-			defer w.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			err = w.WriteMessages(ctx, kafka.Message{Topic: "t", Key: []byte("k"), Value: []byte("v")})
+			err = writeOne(kc)
 			if tc.ok != (err == nil) {
 				t.Fatalf("write: %v", err)
 			}
@@ -95,17 +90,22 @@ func TestWeakBrokerTLSRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			w := kc.Writer(10)
-			w.MaxAttempts = 1
-			defer w.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			err = w.WriteMessages(ctx, kafka.Message{Topic: "t", Key: []byte("k"), Value: []byte("v")})
+			err = writeOne(kc)
 			if tc.ok != (err == nil) {
 				t.Fatalf("write: %v, want ok=%v", err, tc.ok)
 			}
 		})
 	}
+}
+
+// writeOne writes one message to topic t, trying once.
+func writeOne(kc *kafkaclient.Client) error {
+	w := kc.Writer(10)
+	w.MaxAttempts = 1
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return w.WriteMessages(ctx, kafka.Message{Topic: "t", Key: []byte("k"), Value: []byte("v")})
 }
 
 // TestBatchBytes: the relay's record batches stay within the cluster's
