@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -25,6 +26,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -162,6 +164,24 @@ func devGateway(t *testing.T, edit ...func(*config.Config)) (*Gateway, devmode.L
 	}
 	t.Cleanup(func() { g.Store.Close() })
 	return g, l
+}
+
+// serve serves g on loopback, its partners' listener and its ops listener,
+// until the test ends.
+func serve(t *testing.T, g *Gateway) (ln, ops net.Listener) {
+	t.Helper()
+	ln, err := g.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ops, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- g.Serve(ctx, ln, ops) }()
+	t.Cleanup(func() { cancel(); <-served })
+	return ln, ops
 }
 
 // TestOpsHandler: the ops listener's routes answer with a correlation id,
@@ -320,18 +340,7 @@ func TestReadyStore(t *testing.T) {
 // at most MaxAdminConnections.
 func TestConnectionLimit(t *testing.T) {
 	g, l := devGateway(t, func(c *config.Config) { c.File.Limits.MaxConnections = 2 })
-	ln, err := g.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ops, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- g.Serve(ctx, ln, ops) }()
-	defer func() { cancel(); <-served }()
+	ln, ops := serve(t, g)
 
 	kit := l.Kit("demo-employer")
 	cert, err := tls.LoadX509KeyPair(kit.ClientCert, kit.ClientKey)
@@ -343,7 +352,7 @@ func TestConnectionLimit(t *testing.T) {
 	roots.AppendCertsFromPEM(ca)
 	dial := func(timeout time.Duration) (*tls.Conn, error) {
 		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}}}
-		dctx, cancel := context.WithTimeout(ctx, timeout)
+		dctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		c, err := d.DialContext(dctx, "tcp", ln.Addr().String())
 		if err != nil {
@@ -427,5 +436,66 @@ func TestMetricsLint(t *testing.T) {
 	}
 	for _, p := range problems {
 		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+}
+
+// TestVerificationFailureKinds: each refused signature counts once in
+// jambatan_verification_failures_total under the kind jwsin gave it, and an
+// accepted notice counts nowhere.
+func TestVerificationFailureKinds(t *testing.T) {
+	g, l := devGateway(t)
+	ln, _ := serve(t, g)
+
+	kit := l.Kit("demo-employer")
+	c, err := partnerkit.NewClient("https://"+ln.Addr().String(), l.CACert, kit.ClientCert, kit.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := partnerkit.LoadSigningKey(kit.SigningJWK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "sgemployer", "testdata", "example-a.in.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	compact, err := partnerkit.Sign(doc, key, partnerkit.Compact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(compact, ".")
+	header := func(h string) string { return base64.RawURLEncoding.EncodeToString([]byte(h)) }
+	jose := map[string]string{"Content-Type": "application/jose"}
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		kind       string // "" for accepted
+	}{
+		{"ok/accepted", compact, 202, ""},
+		{"fail/signature", parts[0] + "." + parts[1] + "." + parts[2][:10] + strings.Repeat("A", len(parts[2])-10), 401, "signature"},
+		{"fail/kid", header(`{"alg":"ES256","kid":"nobody"}`) + "." + parts[1] + "." + parts[2], 401, "kid"},
+		{"fail/alg", header(`{"alg":"HS256","kid":"demo-employer-2026-1"}`) + "." + parts[1] + "." + parts[2], 401, "alg"},
+		{"fail/typ", header(`{"alg":"ES256","kid":"demo-employer-2026-1","typ":"JWT"}`) + "." + parts[1] + "." + parts[2], 401, "typ"},
+		{"fail/malformed", parts[0] + "." + parts[1], 401, "malformed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := map[string]float64{}
+			for _, k := range []string{"signature", "kid", "alg", "typ", "malformed"} {
+				before[k], _ = metricValue(t, g, "jambatan_verification_failures_total", k)
+			}
+			resp, err := c.Raw("POST", "/v1/injury-notices", jose, []byte(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Status != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.Status, tc.status, resp.Body)
+			}
+			for k, was := range before {
+				now, _ := metricValue(t, g, "jambatan_verification_failures_total", k)
+				if want := was + map[bool]float64{true: 1}[k == tc.kind]; now != want {
+					t.Errorf("kind %s counted %v, want %v", k, now, want)
+				}
+			}
+		})
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
-	"strings"
 	"time"
 
 	"github.com/perkeso/jambatan/adapters"
@@ -46,19 +45,6 @@ type Pipeline struct {
 	Published func()
 	// Metrics, when set, counts refused signatures by kind.
 	Metrics *metrics.Metrics
-}
-
-// reasonKind classes a JWS refusal for the metric (bounded label values).
-func reasonKind(reason string) string {
-	for _, k := range []struct{ prefix, kind string }{
-		{"no JWS", "absent"}, {"JWS JSON", "json-serialization"}, {"alg", "alg"}, {"unknown kid", "kid"}, {"header has no kid", "kid"},
-		{"signature does not", "signature"}, {"crit", "crit"}, {`"b64"`, "b64"}, {"typ", "typ"}, {"cty", "cty"},
-	} {
-		if strings.HasPrefix(reason, k.prefix) {
-			return k.kind
-		}
-	}
-	return "malformed"
 }
 
 // Submission is one request as received over mutual TLS.
@@ -200,13 +186,13 @@ func (p *Pipeline) verify(s *step, form jwsin.Form) *problem.Error {
 	}
 	v, err := jwsin.Verify(msg, s.sub.Partner.Keys)
 	if err != nil {
-		reason := "signature not accepted"
+		reason, kind := "signature not accepted", jwsin.KindMalformed
 		var je *jwsin.Error
 		if errors.As(err, &je) {
-			reason = je.Reason
+			reason, kind = je.Reason, je.Kind
 		}
 		s.entry.Verification = "refused: " + reason
-		p.Metrics.VerificationFailed(reasonKind(reason))
+		p.Metrics.VerificationFailed(string(kind))
 		return problem.New(problem.Signature, reason, adapters.Problem{Pointer: "", Code: adapters.CodeSignature, Message: reason})
 	}
 	s.verified = v

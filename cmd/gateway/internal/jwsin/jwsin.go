@@ -72,32 +72,57 @@ type Verified struct {
 	B64     bool
 }
 
-// Error explains why a signature is refused. Reason is safe to show the sender.
-type Error struct{ Reason string }
+// Error explains why a signature is refused. Reason is safe to show the
+// sender; Kind classes it for the operators' metrics.
+type Error struct {
+	Kind   Kind
+	Reason string
+}
 
 func (e *Error) Error() string { return "jws: " + e.Reason }
 
-func fail(format string, args ...any) error { return &Error{Reason: fmt.Sprintf(format, args...)} }
+// Kind is the class of a refusal: a small, fixed set of values, the label
+// of jambatan_verification_failures_total.
+type Kind string
+
+// The kinds of refusal.
+const (
+	KindAbsent            Kind = "absent"             // no JWS at all
+	KindJSONSerialization Kind = "json-serialization" // JWS JSON serialization instead of compact
+	KindMalformed         Kind = "malformed"          // not three base64url parts, or a header that is not a JSON object of strings
+	KindAlg               Kind = "alg"                // alg absent, not accepted, or not the key's
+	KindKid               Kind = "kid"                // kid absent or not registered for the partner
+	KindKey               Kind = "key"                // the registered key may not verify this (use, key_ops, its alg, its size)
+	KindTyp               Kind = "typ"                // typ other than JOSE
+	KindCty               Kind = "cty"                // cty other than json
+	KindB64               Kind = "b64"                // b64 not a boolean, or false where it may not be
+	KindCrit              Kind = "crit"               // crit other than ["b64"] with b64
+	KindSignature         Kind = "signature"          // the signature does not verify, or does not cover the body
+)
+
+func fail(kind Kind, format string, args ...any) error {
+	return &Error{Kind: kind, Reason: fmt.Sprintf(format, args...)}
+}
 
 // Verify checks a message against the partner's keys and returns the payload.
 func Verify(m Message, keys jwk.Set) (*Verified, error) {
 	s := m.JWS
 	if s == "" {
-		return nil, fail("no JWS")
+		return nil, fail(KindAbsent, "no JWS")
 	}
 	if strings.HasPrefix(strings.TrimSpace(s), "{") {
-		return nil, fail("JWS JSON serialization is not accepted; send exactly one signature in compact form")
+		return nil, fail(KindJSONSerialization, "JWS JSON serialization is not accepted; send exactly one signature in compact form")
 	}
 	parts := strings.Split(s, ".")
 	if len(parts) != 3 {
-		return nil, fail("a compact JWS has three parts separated by '.'")
+		return nil, fail(KindMalformed, "a compact JWS has three parts separated by '.'")
 	}
 	hdr, err := b64(parts[0])
 	if err != nil || len(parts[0]) == 0 {
-		return nil, fail("protected header is not base64url")
+		return nil, fail(KindMalformed, "protected header is not base64url")
 	}
 	if len(hdr) > maxHeaderBytes {
-		return nil, fail("protected header is over %d bytes", maxHeaderBytes)
+		return nil, fail(KindMalformed, "protected header is over %d bytes", maxHeaderBytes)
 	}
 	h, err := parseHeader(hdr)
 	if err != nil {
@@ -105,27 +130,27 @@ func Verify(m Message, keys jwk.Set) (*Verified, error) {
 	}
 	if m.Form == FormDetached {
 		if parts[1] != "" {
-			return nil, fail("a detached JWS has an empty payload part")
+			return nil, fail(KindMalformed, "a detached JWS has an empty payload part")
 		}
 	} else if !h.b64 {
-		return nil, fail(`"b64": false is accepted only with a detached signature`)
+		return nil, fail(KindB64, `"b64": false is accepted only with a detached signature`)
 	}
 	sig, err := b64(parts[2])
 	if err != nil || parts[2] == "" {
-		return nil, fail("signature is not base64url")
+		return nil, fail(KindMalformed, "signature is not base64url")
 	}
 	payload := m.Body
 	if m.Form == FormCompact {
 		// Strictly, as the other parts: jwx also reads padded and
 		// standard-alphabet base64, which RFC 7515 §2 rules out.
 		if payload, err = b64(parts[1]); err != nil {
-			return nil, fail("payload is not base64url")
+			return nil, fail(KindMalformed, "payload is not base64url")
 		}
 	}
 
 	key, ok := keys.LookupKeyID(h.kid)
 	if !ok {
-		return nil, fail("unknown kid %q", h.kid)
+		return nil, fail(KindKid, "unknown kid %q", h.kid)
 	}
 	alg := allowed[h.alg]
 	raw, err := keyFitsAlg(key, h.alg)
@@ -153,7 +178,7 @@ func Verify(m Message, keys jwk.Set) (*Verified, error) {
 			verified = err == nil
 		}
 		if !verified {
-			return nil, fail("signature does not verify with key %q", h.kid)
+			return nil, fail(KindSignature, "signature does not verify with key %q", h.kid)
 		}
 		return &Verified{Payload: payload, Alg: h.alg, Kid: h.kid, B64: true}, nil
 	}
@@ -166,10 +191,10 @@ func Verify(m Message, keys jwk.Set) (*Verified, error) {
 	}
 	got, err := jws.Verify([]byte(s), opts...)
 	if err != nil {
-		return nil, fail("signature does not verify with key %q", h.kid)
+		return nil, fail(KindSignature, "signature does not verify with key %q", h.kid)
 	}
 	if !bytes.Equal(got, payload) {
-		return nil, fail("signature does not cover the body")
+		return nil, fail(KindSignature, "signature does not cover the body")
 	}
 	return &Verified{Payload: payload, Alg: h.alg, Kid: h.kid, B64: h.b64}, nil
 }
@@ -187,7 +212,7 @@ type header struct {
 func parseHeader(b []byte) (*header, error) {
 	v, err := jsondoc.Parse(b, 4)
 	if err != nil || v.Kind != jsondoc.Object {
-		return nil, fail("protected header is not one JSON object")
+		return nil, fail(KindMalformed, "protected header is not one JSON object")
 	}
 	h := &header{b64: true}
 	str := func(name string) (string, bool, error) {
@@ -196,7 +221,7 @@ func parseHeader(b []byte) (*header, error) {
 			return "", false, nil
 		}
 		if m.Kind != jsondoc.String {
-			return "", true, fail("header %q must be a string", name)
+			return "", true, fail(KindMalformed, "header %q must be a string", name)
 		}
 		return m.Str, true, nil
 	}
@@ -205,10 +230,10 @@ func parseHeader(b []byte) (*header, error) {
 		return nil, err
 	}
 	if !ok {
-		return nil, fail("header has no alg")
+		return nil, fail(KindAlg, "header has no alg")
 	}
 	if _, allowedAlg := allowed[alg]; !allowedAlg {
-		return nil, fail("alg %q is not accepted (ES256, ES384, EdDSA, PS256, RS256)", alg)
+		return nil, fail(KindAlg, "alg %q is not accepted (ES256, ES384, EdDSA, PS256, RS256)", alg)
 	}
 	h.alg = alg
 	kid, ok, err := str("kid")
@@ -216,35 +241,35 @@ func parseHeader(b []byte) (*header, error) {
 		return nil, err
 	}
 	if !ok || kid == "" {
-		return nil, fail("header has no kid")
+		return nil, fail(KindKid, "header has no kid")
 	}
 	h.kid = kid
 	if typ, ok, err := str("typ"); err != nil {
 		return nil, err
 	} else if ok && !strings.EqualFold(typ, "JOSE") && !strings.EqualFold(typ, "application/jose") {
-		return nil, fail(`typ %q is not accepted; omit it or send "JOSE"`, typ)
+		return nil, fail(KindTyp, `typ %q is not accepted; omit it or send "JOSE"`, typ)
 	}
 	if cty, ok, err := str("cty"); err != nil {
 		return nil, err
 	} else if ok && !strings.EqualFold(cty, "json") && !strings.EqualFold(cty, "application/json") {
-		return nil, fail(`cty %q is not accepted; omit it or send "json"`, cty)
+		return nil, fail(KindCty, `cty %q is not accepted; omit it or send "json"`, cty)
 	}
 	if bv, ok := v.Get("b64"); ok {
 		if bv.Kind != jsondoc.Bool {
-			return nil, fail(`header "b64" must be a boolean`)
+			return nil, fail(KindB64, `header "b64" must be a boolean`)
 		}
 		h.b64 = bv.Bool
 	}
 	if cv, ok := v.Get("crit"); ok {
 		h.crit = true
 		if cv.Kind != jsondoc.Array || len(cv.Items) != 1 || cv.Items[0].Kind != jsondoc.String || cv.Items[0].Str != "b64" {
-			return nil, fail(`crit must be exactly ["b64"]`)
+			return nil, fail(KindCrit, `crit must be exactly ["b64"]`)
 		}
 		if _, ok := v.Get("b64"); !ok {
-			return nil, fail(`crit names "b64" but the header has no b64`)
+			return nil, fail(KindCrit, `crit names "b64" but the header has no b64`)
 		}
 	} else if !h.b64 {
-		return nil, fail(`"b64": false requires "crit": ["b64"]`)
+		return nil, fail(KindB64, `"b64": false requires "crit": ["b64"]`)
 	}
 	return h, nil
 }
@@ -267,14 +292,14 @@ func ForSignatures(k jwk.Key) bool {
 // the raw public key.
 func keyFitsAlg(k jwk.Key, alg string) (any, error) {
 	if !ForSignatures(k) {
-		return nil, fail("key %q is not for verifying signatures", mustKid(k))
+		return nil, fail(KindKey, "key %q is not for verifying signatures", mustKid(k))
 	}
 	if ka, ok := k.Algorithm(); ok && ka.String() != "" && ka.String() != alg {
-		return nil, fail("key %q is registered for %s, not %s", mustKid(k), ka, alg)
+		return nil, fail(KindKey, "key %q is registered for %s, not %s", mustKid(k), ka, alg)
 	}
 	raw, err := export(k)
 	if err != nil {
-		return nil, fail("key %q is unusable", mustKid(k))
+		return nil, fail(KindKey, "key %q is unusable", mustKid(k))
 	}
 	switch rk := raw.(type) {
 	case *ecdsa.PublicKey:
@@ -288,12 +313,12 @@ func keyFitsAlg(k jwk.Key, alg string) (any, error) {
 	case *rsa.PublicKey:
 		if alg == "PS256" || alg == "RS256" {
 			if rk.N.BitLen() < MinRSABits {
-				return nil, fail("RSA key %q has fewer than %d bits", mustKid(k), MinRSABits)
+				return nil, fail(KindKey, "RSA key %q has fewer than %d bits", mustKid(k), MinRSABits)
 			}
 			return raw, nil
 		}
 	}
-	return nil, fail("alg %s does not fit key %q", alg, mustKid(k))
+	return nil, fail(KindAlg, "alg %s does not fit key %q", alg, mustKid(k))
 }
 
 // exported caches each registered key's raw public key: exporting it on

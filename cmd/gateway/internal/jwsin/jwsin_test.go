@@ -151,53 +151,53 @@ func TestVerify(t *testing.T) {
 	tests := []struct {
 		name string
 		msg  Message
-		ok   bool
+		kind Kind // the refusal's; "" for a signature accepted
 	}{
-		{"ok/compact-es256", Message{Form: FormCompact, JWS: a.sign(t, payload, nil, false)}, true},
-		{"ok/compact-es384", Message{Form: FormCompact, JWS: a384.sign(t, payload, nil, false)}, true},
-		{"ok/compact-eddsa", Message{Form: FormCompact, JWS: aed.sign(t, payload, nil, false)}, true},
-		{"ok/compact-ps256", Message{Form: FormCompact, JWS: aps.sign(t, payload, nil, false)}, true},
-		{"ok/compact-rs256", Message{Form: FormCompact, JWS: ars.sign(t, payload, nil, false)}, true},
-		{"ok/compact-typ-cty", Message{Form: FormCompact, JWS: a.sign(t, payload, map[string]any{"typ": "JOSE", "cty": "json"}, false)}, true},
-		{"ok/detached", Message{Form: FormDetached, JWS: a.sign(t, payload, nil, true), Body: payload}, true},
-		{"ok/detached-unencoded", Message{Form: FormDetached, JWS: a.sign(t, payload, map[string]any{"b64": false, "crit": []string{"b64"}}, true), Body: payload}, true},
-		{"ok/embedded-jwk-ignored", Message{Form: FormCompact, JWS: a.sign(t, payload, map[string]any{"jku": "https://attacker.example/jwks"}, false)}, true},
-		{"ok/detached-header-with-spaces", Message{Form: FormDetached, JWS: handSigned(t, ec, ` {"alg": "ES256", "kid": "a-es256"} `, payload, true), Body: payload}, true},
-		{"ok/compact-header-with-spaces", Message{Form: FormCompact, JWS: handSigned(t, ec, ` {"alg": "ES256", "kid": "a-es256"} `, payload, false)}, true},
-		{"fail/empty", Message{Form: FormCompact}, false},
-		{"fail/alg-none", Message{Form: FormCompact, JWS: handmade(`{"alg":"none","kid":"a-es256"}`, payload, nil) + ""}, false},
-		{"fail/alg-none-no-sig", Message{Form: FormCompact, JWS: strings.TrimSuffix(handmade(`{"alg":"none","kid":"a-es256"}`, payload, nil), "")}, false},
-		{"fail/hs256-with-public-key", Message{Form: FormCompact, JWS: hs256WithPublicKey(t, a.public(t), payload)}, false},
-		{"fail/other-partner-key", Message{Form: FormCompact, JWS: b.sign(t, payload, nil, false)}, false},
-		{"fail/tampered", Message{Form: FormCompact, JWS: tamper(a.sign(t, payload, nil, false))}, false},
-		{"fail/unknown-kid", Message{Form: FormCompact, JWS: newSigner(t, "nope", ec, jwa.ES256()).sign(t, payload, nil, false)}, false},
-		{"fail/embedded-jwk-attacker", Message{Form: FormCompact, JWS: attacker.sign(t, payload, map[string]any{"jwk": attacker.public(t)}, false)}, false},
-		{"fail/json-two-signatures", Message{Form: FormCompact, JWS: twoSignatures(t, a, b)}, false},
-		{"fail/unknown-crit", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES256","kid":"a-es256","crit":["exp"],"exp":1}`, payload, sigBytes)}, false},
-		{"fail/crit-b64-without-b64", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES256","kid":"a-es256","crit":["b64"]}`, payload, sigBytes)}, false},
-		{"fail/b64-false-compact", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES256","kid":"a-es256","b64":false,"crit":["b64"]}`, payload, sigBytes)}, false},
-		{"fail/b64-false-without-crit", Message{Form: FormDetached, JWS: strings.Replace(handmade(`{"alg":"ES256","kid":"a-es256","b64":false}`, nil, sigBytes), "..", "..", 1), Body: payload}, false},
-		{"fail/duplicate-header-member", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES256","alg":"none","kid":"a-es256"}`, payload, sigBytes)}, false},
-		{"fail/typ", Message{Form: FormCompact, JWS: a.sign(t, payload, map[string]any{"typ": "JWT"}, false)}, false},
-		{"fail/no-kid", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES256"}`, payload, sigBytes)}, false},
-		{"fail/alg-key-mismatch", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES384","kid":"a-es256"}`, payload, sigBytes)}, false},
-		{"fail/detached-other-body", Message{Form: FormDetached, JWS: a.sign(t, payload, nil, true), Body: append([]byte(" "), payload...)}, false},
-		{"fail/detached-with-payload", Message{Form: FormDetached, JWS: a.sign(t, payload, nil, false), Body: payload}, false},
-		{"fail/not-base64", Message{Form: FormCompact, JWS: "e30.e30.!!!"}, false},
-		{"fail/key-for-encryption", Message{Form: FormCompact, JWS: forEnc.sign(t, payload, nil, false)}, false},
-		{"fail/key-ops-without-verify", Message{Form: FormCompact, JWS: opsEnc.sign(t, payload, nil, false)}, false},
-		{"ok/key-ops-verify", Message{Form: FormCompact, JWS: opsVerify.sign(t, payload, nil, false)}, true},
-		{"fail/payload-padded", Message{Form: FormCompact, JWS: signedAsSent(t, ec, hdrPart, padded)}, false},
-		{"fail/payload-standard-alphabet", Message{Form: FormCompact, JWS: signedAsSent(t, ec, hdrPart, standard)}, false},
-		{"fail/payload-padded-crit-b64", Message{Form: FormCompact, JWS: signedAsSent(t, ec, base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","kid":"a-es256","b64":true,"crit":["b64"]}`)), padded)}, false},
-		{"ok/crit-b64-true", Message{Form: FormCompact, JWS: handSigned(t, ec, `{"alg":"ES256","kid":"a-es256","b64":true,"crit":["b64"]}`, payload, false)}, true},
-		{"fail/payload-not-base64", Message{Form: FormCompact, JWS: signedAsSent(t, ec, hdrPart, "e30!")}, false},
-		{"fail/valid-header-trailing-junk", Message{Form: FormCompact, JWS: handmade(validHdr, payload, sigBytes) + ".x"}, false},
+		{"ok/compact-es256", Message{Form: FormCompact, JWS: a.sign(t, payload, nil, false)}, ""},
+		{"ok/compact-es384", Message{Form: FormCompact, JWS: a384.sign(t, payload, nil, false)}, ""},
+		{"ok/compact-eddsa", Message{Form: FormCompact, JWS: aed.sign(t, payload, nil, false)}, ""},
+		{"ok/compact-ps256", Message{Form: FormCompact, JWS: aps.sign(t, payload, nil, false)}, ""},
+		{"ok/compact-rs256", Message{Form: FormCompact, JWS: ars.sign(t, payload, nil, false)}, ""},
+		{"ok/compact-typ-cty", Message{Form: FormCompact, JWS: a.sign(t, payload, map[string]any{"typ": "JOSE", "cty": "json"}, false)}, ""},
+		{"ok/detached", Message{Form: FormDetached, JWS: a.sign(t, payload, nil, true), Body: payload}, ""},
+		{"ok/detached-unencoded", Message{Form: FormDetached, JWS: a.sign(t, payload, map[string]any{"b64": false, "crit": []string{"b64"}}, true), Body: payload}, ""},
+		{"ok/embedded-jwk-ignored", Message{Form: FormCompact, JWS: a.sign(t, payload, map[string]any{"jku": "https://attacker.example/jwks"}, false)}, ""},
+		{"ok/detached-header-with-spaces", Message{Form: FormDetached, JWS: handSigned(t, ec, ` {"alg": "ES256", "kid": "a-es256"} `, payload, true), Body: payload}, ""},
+		{"ok/compact-header-with-spaces", Message{Form: FormCompact, JWS: handSigned(t, ec, ` {"alg": "ES256", "kid": "a-es256"} `, payload, false)}, ""},
+		{"fail/empty", Message{Form: FormCompact}, KindAbsent},
+		{"fail/alg-none", Message{Form: FormCompact, JWS: handmade(`{"alg":"none","kid":"a-es256"}`, payload, nil) + ""}, KindAlg},
+		{"fail/alg-none-no-sig", Message{Form: FormCompact, JWS: strings.TrimSuffix(handmade(`{"alg":"none","kid":"a-es256"}`, payload, nil), "")}, KindAlg},
+		{"fail/hs256-with-public-key", Message{Form: FormCompact, JWS: hs256WithPublicKey(t, a.public(t), payload)}, KindAlg},
+		{"fail/other-partner-key", Message{Form: FormCompact, JWS: b.sign(t, payload, nil, false)}, KindKid},
+		{"fail/tampered", Message{Form: FormCompact, JWS: tamper(a.sign(t, payload, nil, false))}, KindSignature},
+		{"fail/unknown-kid", Message{Form: FormCompact, JWS: newSigner(t, "nope", ec, jwa.ES256()).sign(t, payload, nil, false)}, KindKid},
+		{"fail/embedded-jwk-attacker", Message{Form: FormCompact, JWS: attacker.sign(t, payload, map[string]any{"jwk": attacker.public(t)}, false)}, KindSignature},
+		{"fail/json-two-signatures", Message{Form: FormCompact, JWS: twoSignatures(t, a, b)}, KindJSONSerialization},
+		{"fail/unknown-crit", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES256","kid":"a-es256","crit":["exp"],"exp":1}`, payload, sigBytes)}, KindCrit},
+		{"fail/crit-b64-without-b64", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES256","kid":"a-es256","crit":["b64"]}`, payload, sigBytes)}, KindCrit},
+		{"fail/b64-false-compact", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES256","kid":"a-es256","b64":false,"crit":["b64"]}`, payload, sigBytes)}, KindB64},
+		{"fail/b64-false-without-crit", Message{Form: FormDetached, JWS: strings.Replace(handmade(`{"alg":"ES256","kid":"a-es256","b64":false}`, nil, sigBytes), "..", "..", 1), Body: payload}, KindB64},
+		{"fail/duplicate-header-member", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES256","alg":"none","kid":"a-es256"}`, payload, sigBytes)}, KindMalformed},
+		{"fail/typ", Message{Form: FormCompact, JWS: a.sign(t, payload, map[string]any{"typ": "JWT"}, false)}, KindTyp},
+		{"fail/no-kid", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES256"}`, payload, sigBytes)}, KindKid},
+		{"fail/alg-key-mismatch", Message{Form: FormCompact, JWS: handmade(`{"alg":"ES384","kid":"a-es256"}`, payload, sigBytes)}, KindAlg},
+		{"fail/detached-other-body", Message{Form: FormDetached, JWS: a.sign(t, payload, nil, true), Body: append([]byte(" "), payload...)}, KindSignature},
+		{"fail/detached-with-payload", Message{Form: FormDetached, JWS: a.sign(t, payload, nil, false), Body: payload}, KindMalformed},
+		{"fail/not-base64", Message{Form: FormCompact, JWS: "e30.e30.!!!"}, KindAlg},
+		{"fail/key-for-encryption", Message{Form: FormCompact, JWS: forEnc.sign(t, payload, nil, false)}, KindKey},
+		{"fail/key-ops-without-verify", Message{Form: FormCompact, JWS: opsEnc.sign(t, payload, nil, false)}, KindKey},
+		{"ok/key-ops-verify", Message{Form: FormCompact, JWS: opsVerify.sign(t, payload, nil, false)}, ""},
+		{"fail/payload-padded", Message{Form: FormCompact, JWS: signedAsSent(t, ec, hdrPart, padded)}, KindMalformed},
+		{"fail/payload-standard-alphabet", Message{Form: FormCompact, JWS: signedAsSent(t, ec, hdrPart, standard)}, KindMalformed},
+		{"fail/payload-padded-crit-b64", Message{Form: FormCompact, JWS: signedAsSent(t, ec, base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","kid":"a-es256","b64":true,"crit":["b64"]}`)), padded)}, KindMalformed},
+		{"ok/crit-b64-true", Message{Form: FormCompact, JWS: handSigned(t, ec, `{"alg":"ES256","kid":"a-es256","b64":true,"crit":["b64"]}`, payload, false)}, ""},
+		{"fail/payload-not-base64", Message{Form: FormCompact, JWS: signedAsSent(t, ec, hdrPart, "e30!")}, KindMalformed},
+		{"fail/valid-header-trailing-junk", Message{Form: FormCompact, JWS: handmade(validHdr, payload, sigBytes) + ".x"}, KindMalformed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			v, err := Verify(tc.msg, keys)
-			if tc.ok {
+			if tc.kind == "" {
 				if err != nil {
 					t.Fatalf("Verify: %v", err)
 				}
@@ -209,6 +209,9 @@ func TestVerify(t *testing.T) {
 			var e *Error
 			if !errors.As(err, &e) {
 				t.Fatalf("Verify = %v, %v; want *Error", v, err)
+			}
+			if e.Kind != tc.kind {
+				t.Fatalf("refused as %s (%s), want %s", e.Kind, e.Reason, tc.kind)
 			}
 		})
 	}
