@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -276,9 +277,15 @@ func FuzzVerify(f *testing.F) {
 			if !errors.As(err, &e) {
 				t.Fatalf("error of type %T", err)
 			}
+			if !slices.Contains(kinds, e.Kind) {
+				t.Fatalf("refused as %q (%s), not one of the kinds", e.Kind, e.Reason)
+			}
 		}
 	})
 }
+
+// kinds are the refusals' kinds the README lists.
+var kinds = []Kind{KindAbsent, KindJSONSerialization, KindMalformed, KindAlg, KindKid, KindKey, KindTyp, KindCty, KindB64, KindCrit, KindSignature}
 
 // TestReplacedKey: a key replaced under the same kid (a SIGHUP reload of the
 // registry) is verified with the new key, never with the old key's cached
