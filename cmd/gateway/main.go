@@ -1,7 +1,8 @@
 // Command gateway is Jambatan, Perkeso's cross-border employment-injury data
-// gateway: one binary whose subcommands run the server (dev, serve), help a
-// partner's engineer (sign, submit, receipt verify) and check the message log
-// (log verify). Run "gateway help" for the list.
+// gateway: one binary whose subcommands run the server (dev, serve), the back
+// office's side (ingest), operate it (outbound, certs, store backup, log
+// verify, loadtest) and help a partner's engineer (sign, submit, soap,
+// receipt verify). Run "gateway help" for the list.
 package main
 
 import (
