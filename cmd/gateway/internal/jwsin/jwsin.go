@@ -98,6 +98,7 @@ const (
 	KindB64               Kind = "b64"                // b64 not a boolean, or false where it may not be
 	KindCrit              Kind = "crit"               // crit other than ["b64"] with b64
 	KindSignature         Kind = "signature"          // the signature does not verify, or does not cover the body
+	KindMultiple          Kind = "multiple"           // more than one signature (X-JWS-Signature sent twice; the server refuses it before Verify)
 )
 
 func fail(kind Kind, format string, args ...any) error {

@@ -27,6 +27,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/budget"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/metrics"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
@@ -261,7 +262,7 @@ func (s *Server) headersRefused(r *http.Request) *problem.Error {
 	switch h := repeated(r); {
 	case h == DetachedSignatureHeader:
 		const reason = "exactly one X-JWS-Signature header: each is a signature"
-		s.Metrics.VerificationFailed("multiple")
+		s.Metrics.VerificationFailed(string(jwsin.KindMultiple))
 		return problem.New(problem.Signature, reason, adapters.Problem{Pointer: "", Code: adapters.CodeSignature, Message: reason})
 	case h != "":
 		return problem.New(problem.BadRequest, "send one "+h+" header")
