@@ -11,12 +11,15 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +32,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // TestEventBuilderBound: the events' bound follows kafka.max_message_bytes.
@@ -421,6 +425,20 @@ func TestConnectionLimit(t *testing.T) {
 // each labelled one a series first.
 func TestMetricsLint(t *testing.T) {
 	g, _ := devGateway(t)
+	gatherAll(t, g)
+	problems, err := testutil.GatherAndLint(g.Metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+}
+
+// gatherAll gathers every metric family of g, giving each labelled one a
+// series first (a family with none is not gathered).
+func gatherAll(t *testing.T, g *Gateway) []*dto.MetricFamily {
+	t.Helper()
 	g.refresh(context.Background())
 	g.M.Requests.WithLabelValues("POST /v1/injury-notices", "demo-employer", "202").Inc()
 	g.M.Verification.WithLabelValues("signature").Inc()
@@ -430,12 +448,59 @@ func TestMetricsLint(t *testing.T) {
 	if err != nil || len(families) < 50 {
 		t.Fatalf("%d metric families gathered (%v)", len(families), err)
 	}
-	problems, err := testutil.GatherAndLint(g.Metrics)
+	return families
+}
+
+// TestAlertMetricsExist: each metric the README's alert table names is one
+// the gateway exports, with the labels the rules select or group by, so
+// the table cannot drift from the code.
+func TestAlertMetricsExist(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range problems {
-		t.Errorf("%s: %s", p.Metric, p.Text)
+	_, table, ok := strings.Cut(string(readme), "**What to alert on**")
+	if table, _, _ = strings.Cut(table, "\n\n**"); !ok {
+		t.Fatal("the README has no alert table")
+	}
+	g, _ := devGateway(t)
+	labels := map[string]map[string]bool{} // family -> its label names
+	for _, f := range gatherAll(t, g) {
+		labels[f.GetName()] = map[string]bool{}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				labels[f.GetName()][l.GetName()] = true
+			}
+		}
+		if f.GetType() == dto.MetricType_HISTOGRAM {
+			labels[f.GetName()+"_bucket"] = maps.Clone(labels[f.GetName()])
+			labels[f.GetName()+"_bucket"]["le"] = true
+		}
+	}
+	metric := regexp.MustCompile(`jambatan_[a-z_]+`)
+	label := regexp.MustCompile(`\{([a-z_]+)=|by \(([a-z_]+)\)`)
+	rules := 0
+	for line := range strings.Lines(table) {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		rule, _, _ := strings.Cut(line[1:], "|")
+		rules++
+		for _, n := range metric.FindAllString(line, -1) { // the rule's, and those its row names
+			if labels[n] == nil {
+				t.Errorf("%s: the gateway exports no %s", strings.TrimSpace(rule), n)
+			}
+		}
+		names := metric.FindAllString(rule, -1)
+		for _, m := range label.FindAllStringSubmatch(rule, -1) {
+			l := m[1] + m[2]
+			if !slices.ContainsFunc(names, func(n string) bool { return labels[n][l] }) {
+				t.Errorf("%s: no metric of the rule has the label %q", strings.TrimSpace(rule), l)
+			}
+		}
+	}
+	if rules < 5 {
+		t.Fatalf("read %d rules from the README's alert table", rules)
 	}
 }
 
