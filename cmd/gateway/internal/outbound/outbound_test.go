@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -36,6 +37,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/soapclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 )
@@ -496,16 +498,27 @@ func BenchmarkDelivery(b *testing.B) {
 // 1 MiB is not read further, not retried, and the delivery waits for an
 // operator with the reason.
 func TestOversizedResponseDeadLetters(t *testing.T) {
-	w := newWorld(t)
-	var n atomic.Int32
-	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
-		n.Add(1)
-		_, _ = rw.Write(bytes.Repeat([]byte(" "), 2<<20))
-	})
-	w.enqueue(t, "req-big", "JSON", `{}`)
-	run(t, w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{})), func() bool { return w.state(t).State == store.DeliveryDead })
-	if d := w.state(t); d.Attempts != 1 || n.Load() != 1 || !strings.Contains(d.LastError, "response over 1048576 bytes") {
-		t.Fatalf("attempts %d, requests %d, error %q", d.Attempts, n.Load(), d.LastError)
+	for _, tc := range []struct {
+		protocol, typ, payload, contentType string
+		limit                               int
+	}{
+		{"json", "JSON", `{}`, "application/json", 1 << 20},
+		{"soap", "RequestInformation", `{"items":[{"code":"WAGES_6M"}]}`, "text/xml; charset=utf-8", soapclient.MaxResponseBytes},
+	} {
+		t.Run("fail/"+tc.protocol, func(t *testing.T) {
+			w := newWorld(t)
+			var n atomic.Int32
+			srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+				n.Add(1)
+				rw.Header().Set("Content-Type", tc.contentType)
+				_, _ = rw.Write(bytes.Repeat([]byte(" "), tc.limit+1))
+			})
+			w.enqueue(t, "req-big", tc.typ, tc.payload)
+			run(t, w.deliverer(w.partner(srv.URL, tc.protocol, partner.Endpoint{})), func() bool { return w.state(t).State == store.DeliveryDead })
+			if d := w.state(t); d.Attempts != 1 || n.Load() != 1 || !strings.Contains(d.LastError, fmt.Sprintf("response over %d bytes", tc.limit)) {
+				t.Fatalf("attempts %d, requests %d, error %q", d.Attempts, n.Load(), d.LastError)
+			}
+		})
 	}
 }
 

@@ -132,7 +132,9 @@ func (s *SOAPSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, 
 		if resp != nil {
 			status = resp.Status
 		}
-		return nil, status, &Error{Retry: true, Status: status, Msg: err.Error()}
+		// Sending again would not make the answer shorter: an operator looks.
+		retry := !errors.Is(err, soapclient.ErrResponseTooLarge)
+		return nil, status, &Error{Retry: retry, Status: status, Msg: err.Error()}
 	}
 	if f := resp.Fault; f != nil {
 		if strings.HasPrefix(f.Code, "server.") {

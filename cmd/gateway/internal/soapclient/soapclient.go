@@ -32,6 +32,14 @@ type Client struct {
 	Verifier *wssec.Verifier
 }
 
+// MaxResponseBytes bounds an agency's answer. The client reads one byte
+// more, no further, so an endpoint cannot make the gateway hold more.
+const MaxResponseBytes = 8 << 20
+
+// ErrResponseTooLarge is Call's error for an answer over MaxResponseBytes.
+// Sending again would not make it shorter.
+var ErrResponseTooLarge = fmt.Errorf("response over %d bytes", MaxResponseBytes)
+
 // NewHTTP returns a keep-alive mTLS client with the given overall timeout.
 func NewHTTP(rootCAs *x509.CertPool, cert tls.Certificate, timeout time.Duration) *http.Client {
 	return &http.Client{
@@ -91,15 +99,18 @@ func (c *Client) Call(ctx context.Context, action string, doc *etree.Document) (
 		return nil, err
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
 	if err != nil {
 		return nil, err
+	}
+	if len(raw) > MaxResponseBytes {
+		return &Response{Status: resp.StatusCode}, fmt.Errorf("soap: HTTP %d: %w", resp.StatusCode, ErrResponseTooLarge)
 	}
 	out := &Response{Status: resp.StatusCode, Raw: raw}
 	if !strings.Contains(resp.Header.Get("Content-Type"), "xml") {
 		return out, fmt.Errorf("soap: HTTP %d without an XML envelope", resp.StatusCode)
 	}
-	rdoc, err := wssec.Parse(raw, wssec.Limits{MaxBytes: 8 << 20})
+	rdoc, err := wssec.Parse(raw, wssec.Limits{MaxBytes: MaxResponseBytes})
 	if err != nil {
 		return out, err
 	}
