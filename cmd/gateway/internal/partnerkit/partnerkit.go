@@ -133,6 +133,7 @@ func NewClient(baseURL, caCertFile, clientCertFile, clientKeyFile string) (*Clie
 		SetBaseURL(strings.TrimSuffix(baseURL, "/")).
 		SetTimeout(30 * time.Second).
 		SetTLSClientConfig(tc).
+		SetResponseBodyLimit(maxAnswerBytes).
 		// A 503 (the gateway busy, or its message log unavailable) accepted
 		// nothing: send again after the Retry-After the gateway gives, up to
 		// Retries times. Nothing else is retried, not even a lost
@@ -153,6 +154,10 @@ func NewClient(baseURL, caCertFile, clientCertFile, clientKeyFile string) (*Clie
 	})
 	return c, nil
 }
+
+// maxAnswerBytes bounds what the partner tools read: an answer of the
+// gateway (a receipt, at most 100 problems), a JWKS.
+const maxAnswerBytes = 1 << 20
 
 // Retries is how many times a request answered 503 is sent again.
 const Retries = 3
@@ -223,9 +228,12 @@ func ReadJWKS(path string) (jwk.Set, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(f, maxAnswerBytes+1))
 	if err != nil {
 		return nil, err
+	}
+	if len(b) > maxAnswerBytes {
+		return nil, fmt.Errorf("%s: a JWKS over %d bytes", path, maxAnswerBytes)
 	}
 	return jwk.Parse(b)
 }

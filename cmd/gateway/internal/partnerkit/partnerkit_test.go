@@ -2,14 +2,23 @@ package partnerkit_test
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-resty/resty/v2"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
@@ -174,4 +183,80 @@ func FuzzVerifyWith(f *testing.F) {
 			t.Fatalf("%q verified with a payload the key never signed: %q", compact, payload)
 		}
 	})
+}
+
+// TestReadJWKS: a JWKS file loads; one over 1 MiB is refused by its size,
+// not read to its end or reported as broken JSON where the read stopped.
+func TestReadJWKS(t *testing.T) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k, err := jwk.Import(&ec.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = k.Set(jwk.KeyIDKey, "k1")
+	set := jwk.NewSet()
+	_ = set.AddKey(k)
+	valid, _ := json.Marshal(set)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name    string
+		content []byte
+		err     string // "" for a set of one key
+	}{
+		{"ok/one-key", valid, ""},
+		{"ok/just-under-the-bound", append(bytes.Repeat([]byte(" "), 1<<20-len(valid)), valid...), ""},
+		{"fail/over-1-mib", append(bytes.Repeat([]byte(" "), 1<<20), valid...), "a JWKS over 1048576 bytes"},
+		{"fail/not-json", []byte("keys"), "failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, "/", "-"))
+			if err := os.WriteFile(path, tc.content, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			got, err := partnerkit.ReadJWKS(path)
+			if tc.err == "" {
+				if err != nil || got.Len() != 1 {
+					t.Fatalf("ReadJWKS: %v (%v)", got, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("ReadJWKS: %v, want an error with %q", err, tc.err)
+			}
+		})
+	}
+}
+
+// TestAnswerBound: the partner tools read at most 1 MiB of an answer; a
+// JWKS URL that answers more is refused by its size.
+func TestAnswerBound(t *testing.T) {
+	env := gatewaytest.Start(t, gatewaytest.Options{})
+	caFile, certFile, keyFile, _ := env.WriteFiles(t, "employer-a")
+	srvCert, err := env.CA.IssueServer("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		size int
+		ok   bool
+	}{{"ok/small", 100, true}, {"fail/over-1-mib", 1<<20 + 1, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			big := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				_, _ = w.Write([]byte(`{"keys":[]}`))
+				_, _ = w.Write(bytes.Repeat([]byte(" "), tc.size))
+			}))
+			big.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{srvCert.Cert.Raw}, PrivateKey: srvCert.Key}}}
+			big.StartTLS()
+			defer big.Close()
+			c, err := partnerkit.NewClient(big.URL, caFile, certFile, keyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.FetchJWKS(big.URL + "/.well-known/jwks.json")
+			if tc.ok != (err == nil) || !tc.ok && !errors.Is(err, resty.ErrResponseBodyTooLarge) {
+				t.Fatalf("FetchJWKS: %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
 }
