@@ -702,3 +702,43 @@ func TestWeakPartnerTLSRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestSOAPHTTPStatus: an agency's answer that is not a SOAP envelope is
+// tried again when its status says the agency is busy or failing (429,
+// 503), and is a dead letter at once when it would only repeat (404, 403),
+// as a JSON partner's is.
+func TestSOAPHTTPStatus(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+		retry  bool
+	}{
+		{"ok/retried-503", http.StatusServiceUnavailable, true},
+		{"ok/retried-429", http.StatusTooManyRequests, true},
+		{"fail/dead-404", http.StatusNotFound, false},
+		{"fail/dead-403", http.StatusForbidden, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			var n atomic.Int32
+			srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+				n.Add(1)
+				rw.Header().Set("Content-Type", "text/html")
+				rw.WriteHeader(tc.status)
+				_, _ = rw.Write([]byte("<html>not here</html>"))
+			})
+			w.enqueue(t, "req-status", "RequestInformation", `{"items":[{"code":"WAGES_6M"}]}`)
+			run(t, w.deliverer(w.partner(srv.URL, "soap", partner.Endpoint{})), func() bool {
+				d := w.state(t)
+				return d.State == store.DeliveryDead || d.Attempts >= 2
+			})
+			d := w.state(t)
+			if tc.retry != (d.Attempts >= 2) || !tc.retry && (d.State != store.DeliveryDead || n.Load() != 1) {
+				t.Fatalf("state %s after %d attempts (%d requests): %s", d.State, d.Attempts, n.Load(), d.LastError)
+			}
+			if want := fmt.Sprintf("HTTP %d", tc.status); !strings.Contains(d.LastError, want) {
+				t.Fatalf("last error %q, want it to name %s", d.LastError, want)
+			}
+		})
+	}
+}

@@ -84,11 +84,17 @@ func (s *JSONSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, 
 			}
 		}
 		return body, code, nil
-	case code == http.StatusTooManyRequests || code >= 500:
+	case retryable(code):
 		return body, code, &Error{Retry: true, Status: code, RetryAfter: retryafter.Parse(resp.Header().Get("Retry-After")), Msg: fmt.Sprintf("HTTP %d", code)}
 	default:
 		return body, code, &Error{Status: code, Msg: fmt.Sprintf("HTTP %d: refused by the partner", code)}
 	}
+}
+
+// retryable reports whether an HTTP status may be worth sending again for:
+// no answer at all (0), the partner busy (429) or failing (5xx).
+func retryable(status int) bool {
+	return status == 0 || status == http.StatusTooManyRequests || status >= 500
 }
 
 // CloseIdleConnections closes the sender's idle kept-alive connections.
@@ -132,8 +138,11 @@ func (s *SOAPSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, 
 		if resp != nil {
 			status = resp.Status
 		}
-		// Sending again would not make the answer shorter: an operator looks.
-		retry := !errors.Is(err, soapclient.ErrResponseTooLarge)
+		// No answer, a busy or failing agency (429, 5xx, or a 2xx it could
+		// not sign as it should) is tried again. A 3xx or 4xx that is not a
+		// Fault (a wrong URL, a refused certificate at a proxy) would only
+		// repeat, and neither would an answer too large: an operator looks.
+		retry := !errors.Is(err, soapclient.ErrResponseTooLarge) && (retryable(status) || status/100 == 2)
 		return nil, status, &Error{Retry: retry, Status: status, Msg: err.Error()}
 	}
 	if f := resp.Fault; f != nil {
