@@ -91,8 +91,9 @@ func (s *JSONSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, 
 	}
 }
 
-// retryable reports whether an HTTP status may be worth sending again for:
-// no answer at all (0), the partner busy (429) or failing (5xx).
+// retryable reports whether a delivery answered with this HTTP status may
+// succeed if sent again: no answer at all (0), the partner busy (429) or
+// failing (5xx).
 func retryable(status int) bool {
 	return status == 0 || status == http.StatusTooManyRequests || status >= 500
 }
