@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"math/big"
@@ -236,11 +237,41 @@ func TestSignCommand(t *testing.T) {
 			}
 		})
 	}
-	t.Run("fail/no-jwk", func(t *testing.T) {
-		if _, _, err := gateway(t, "sign"); err == nil {
-			t.Fatal("sign without --jwk succeeded")
+	t.Run("ok/file", func(t *testing.T) {
+		doc := filepath.Join(t.TempDir(), "notice.json")
+		os.WriteFile(doc, []byte(`{"a":1}`), 0o600)
+		cmd := exec.Command(gatewayBin, "sign", "--jwk", jwkPath, doc)
+		cmd.Stdin = strings.NewReader(`{"from":"stdin"}`)
+		out, err := cmd.Output()
+		p := strings.Split(strings.TrimSpace(string(out)), ".")
+		if err != nil || len(p) != 3 {
+			t.Fatalf("sign FILE: %v %s", err, out)
+		}
+		if payload, _ := base64.RawURLEncoding.DecodeString(p[1]); string(payload) != `{"a":1}` {
+			t.Fatalf("sign FILE signed %q, not the file", payload)
 		}
 	})
+	for _, tc := range []struct {
+		name, stdin, want string
+		args              []string
+	}{
+		{"fail/no-jwk", `{"a":1}`, "give --jwk", nil},
+		{"fail/empty-stdin", "", "stdin: the document is empty", []string{"--jwk", jwkPath}},
+		{"fail/empty-file", `{"a":1}`, "the document is empty", []string{"--jwk", jwkPath, os.DevNull}},
+		{"fail/two-files", `{"a":1}`, "at most one document", []string{"--jwk", jwkPath, os.DevNull, os.DevNull}},
+		{"fail/no-such-file", `{"a":1}`, "no such file", []string{"--jwk", jwkPath, filepath.Join(t.TempDir(), "absent.json")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(gatewayBin, append([]string{"sign"}, tc.args...)...)
+			cmd.Stdin = strings.NewReader(tc.stdin)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err == nil || len(out) != 0 || !strings.Contains(stderr.String(), tc.want) {
+				t.Fatalf("sign %v: %v, stdout %q, stderr %q; want an error naming %q", tc.args, err, out, stderr.String(), tc.want)
+			}
+		})
+	}
 }
 
 func TestServeConfigErrors(t *testing.T) {

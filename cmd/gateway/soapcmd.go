@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/beevik/etree"
@@ -43,12 +42,7 @@ func runSOAP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if p.Kind != "agency" {
 		return fmt.Errorf("partner %s is not an agency", *partnerID)
 	}
-	var raw []byte
-	if fs.Arg(0) == "-" {
-		raw, err = readDoc(stdin)
-	} else {
-		raw, err = os.ReadFile(fs.Arg(0))
-	}
+	raw, err := readDoc(fs.Arg(0), stdin)
 	if err != nil {
 		return err
 	}

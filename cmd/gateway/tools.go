@@ -22,13 +22,30 @@ import (
 // maxDocument bounds what the partner tools read from a file or stdin.
 const maxDocument = 4 << 20
 
-func readDoc(r io.Reader) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, maxDocument+1))
-	if err != nil {
-		return nil, err
+// readDoc reads the document named on the command line: a file, or stdin
+// for "-". An empty document is refused: signing or sending nothing is
+// always a mistake (a file name given where stdin was read, or an empty
+// pipe), and it would otherwise come back only as the gateway's SYNTAX.
+func readDoc(name string, stdin io.Reader) ([]byte, error) {
+	r := stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	} else {
+		name = "stdin"
 	}
-	if len(b) > maxDocument {
-		return nil, fmt.Errorf("document over %d bytes", maxDocument)
+	b, err := io.ReadAll(io.LimitReader(r, maxDocument+1))
+	switch {
+	case err != nil:
+		return nil, err
+	case len(b) > maxDocument:
+		return nil, fmt.Errorf("%s: document over %d bytes", name, maxDocument)
+	case len(b) == 0:
+		return nil, fmt.Errorf("%s: the document is empty", name)
 	}
 	return b, nil
 }
@@ -53,15 +70,19 @@ func runSign(_ context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
-	if *jwkPath == "" {
-		fmt.Fprintln(stderr, "gateway sign: --jwk is required; the document is read from stdin")
+	if *jwkPath == "" || fs.NArg() > 1 {
+		fmt.Fprintln(stderr, "gateway sign: give --jwk and at most one document file (default or -: stdin)")
 		return errUsage
 	}
 	key, err := partnerkit.LoadSigningKey(*jwkPath)
 	if err != nil {
 		return err
 	}
-	doc, err := readDoc(stdin)
+	name := "-"
+	if fs.NArg() == 1 {
+		name = fs.Arg(0)
+	}
+	doc, err := readDoc(name, stdin)
 	if err != nil {
 		return err
 	}
@@ -97,16 +118,7 @@ func runSubmit(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 	c.OnRetry = func(status, attempt int) {
 		fmt.Fprintf(stderr, "gateway submit: HTTP %d, nothing accepted; sending again after the Retry-After (%d of %d)\n", status, attempt, partnerkit.Retries)
 	}
-	var doc []byte
-	if fs.Arg(0) == "-" {
-		doc, err = readDoc(stdin)
-	} else {
-		var f *os.File
-		if f, err = os.Open(fs.Arg(0)); err == nil {
-			doc, err = readDoc(f)
-			f.Close()
-		}
-	}
+	doc, err := readDoc(fs.Arg(0), stdin)
 	if err != nil {
 		return err
 	}
@@ -155,7 +167,7 @@ func runReceipt(_ context.Context, args []string, stdin io.Reader, stdout, stder
 	}
 	rc := fs.Arg(0)
 	if rc == "-" {
-		b, err := readDoc(stdin)
+		b, err := readDoc("-", stdin)
 		if err != nil {
 			return err
 		}
