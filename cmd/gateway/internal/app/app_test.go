@@ -198,13 +198,13 @@ func TestOpsHandler(t *testing.T) {
 	for _, tc := range []struct {
 		name, method, path string
 		status             int
-		contentType        string
+		contentType, allow string
 	}{
-		{"ok/metrics", "GET", "/metrics", 200, "text/plain"},
-		{"ok/healthz", "GET", "/healthz", 200, "application/json"},
-		{"ok/readyz", "GET", "/readyz", 200, "application/json"},
-		{"fail/no-such-route", "GET", "/nothing", 404, "application/problem+json"},
-		{"fail/wrong-method", "POST", "/readyz", 405, "application/problem+json"},
+		{"ok/metrics", "GET", "/metrics", 200, "text/plain", ""},
+		{"ok/healthz", "GET", "/healthz", 200, "application/json", ""},
+		{"ok/readyz", "GET", "/readyz", 200, "application/json", ""},
+		{"fail/no-such-route", "GET", "/nothing", 404, "application/problem+json", ""},
+		{"fail/wrong-method", "POST", "/readyz", 405, "application/problem+json", "GET, HEAD"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, srv.URL+tc.path, nil)
@@ -215,8 +215,8 @@ func TestOpsHandler(t *testing.T) {
 			b, _ := io.ReadAll(r.Body)
 			r.Body.Close()
 			id := r.Header.Get("X-Correlation-ID")
-			if r.StatusCode != tc.status || !strings.HasPrefix(r.Header.Get("Content-Type"), tc.contentType) || len(id) != 32 {
-				t.Fatalf("%d %q, correlation id %q: %s", r.StatusCode, r.Header.Get("Content-Type"), id, b)
+			if r.StatusCode != tc.status || !strings.HasPrefix(r.Header.Get("Content-Type"), tc.contentType) || len(id) != 32 || r.Header.Get("Allow") != tc.allow {
+				t.Fatalf("%d %q, Allow %q, correlation id %q: %s", r.StatusCode, r.Header.Get("Content-Type"), r.Header.Get("Allow"), id, b)
 			}
 			var doc struct{ Instance string }
 			if tc.status >= 400 && (json.Unmarshal(b, &doc) != nil || doc.Instance != id) {

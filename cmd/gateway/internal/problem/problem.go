@@ -7,6 +7,7 @@ package problem
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/perkeso/jambatan/adapters"
@@ -73,6 +74,9 @@ type Error struct {
 	Detail   string             // shown to the sender
 	Problems []adapters.Problem // the specification's problem list
 	Cause    error              // logged, never shown
+	// Allow lists the methods the path is served with, for a 405's Allow
+	// header (RFC 9110 §15.5.6 requires one).
+	Allow []string
 }
 
 func (e *Error) Error() string {
@@ -118,6 +122,9 @@ func (e *Error) Doc(correlationID string) Document {
 func (e *Error) WriteHTTP(w http.ResponseWriter, correlationID string) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
+	if len(e.Allow) > 0 {
+		w.Header().Set("Allow", strings.Join(e.Allow, ", "))
+	}
 	w.WriteHeader(e.Kind.Status())
 	_ = json.NewEncoder(w).Encode(e.Doc(correlationID))
 }
@@ -127,15 +134,25 @@ type Route struct{ Method, Path string }
 
 // Unrouted is the problem for a request no route took: 405 when its path
 // fits one of the routes' patterns (so another method would have been
-// served), 404 otherwise.
+// served), with the methods that would have been in Allow; 404 otherwise.
+// A GET route serves HEAD too, as ServeMux does.
 func Unrouted(method, path string, routes []Route) *Error {
-	kind := NotFound
+	var allow []string
 	for _, rt := range routes {
 		if matchPath(rt.Path, path) {
-			kind = MethodNotAllowed
+			allow = append(allow, rt.Method)
+			if rt.Method == http.MethodGet {
+				allow = append(allow, http.MethodHead)
+			}
 		}
 	}
-	return New(kind, "no such route: "+method+" "+path)
+	if len(allow) == 0 {
+		return New(NotFound, "no such route: "+method+" "+path)
+	}
+	slices.Sort(allow)
+	e := New(MethodNotAllowed, "no such route: "+method+" "+path)
+	e.Allow = slices.Compact(allow)
+	return e
 }
 
 // matchPath reports whether path fits a route pattern, segment by segment,
