@@ -163,7 +163,10 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 		allowed := b.allow(now, ep)
 		reopen := b.openUntil
 		sem := dl.sems[p.ID]
-		if sem == nil {
+		// A reload may change the partner's concurrency. Attempts under
+		// way release the semaphore they took, so for one attempt's time
+		// the old and new limits may overlap.
+		if sem == nil || cap(sem) != ep.Concurrency {
 			sem = make(chan struct{}, ep.Concurrency)
 			dl.sems[p.ID] = sem
 		}
@@ -231,6 +234,11 @@ func (dl *Deliverer) sender(p *partner.Partner) (Sender, error) {
 func (dl *Deliverer) attempt(ctx context.Context, d *store.Delivery, p *partner.Partner, ep partner.Endpoint) {
 	s, err := dl.sender(p)
 	if err != nil {
+		// Nothing reached the partner, so the breaker learns nothing, but
+		// if this was its half-open probe, the next delivery may probe.
+		dl.mu.Lock()
+		dl.breakers[p.ID].probing = false
+		dl.mu.Unlock()
 		dl.finish(ctx, d, nil, 0, &Error{Msg: err.Error()})
 		return
 	}

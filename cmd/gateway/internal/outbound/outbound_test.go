@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -249,6 +250,96 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	}
 	if dl.BreakerOpen("p1") {
 		t.Fatal("breaker still open after a successful probe")
+	}
+}
+
+// TestProbeThatCannotStartFreesTheBreaker: a half-open breaker's probe
+// whose sender cannot be built (a configuration fault, dead-lettered at
+// once) does not leave the breaker waiting for that probe for good: the
+// next delivery to the partner is tried.
+func TestProbeThatCannotStartFreesTheBreaker(t *testing.T) {
+	w := newWorld(t)
+	var healthy atomic.Bool
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		if !healthy.Load() {
+			http.Error(rw, "down", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = rw.Write([]byte(`{}`))
+	})
+	p := w.partner(srv.URL, "json", partner.Endpoint{MaxAttempts: 50, BreakerFailures: 3, BreakerCooldown: 200 * time.Millisecond})
+	dl := w.deliverer(p)
+	var brokenSender atomic.Bool
+	build := dl.SenderFor
+	dl.SenderFor = func(p *partner.Partner) (outbound.Sender, error) {
+		if brokenSender.CompareAndSwap(true, false) {
+			return nil, errors.New("no sender for this partner")
+		}
+		return build(p)
+	}
+	w.enqueue(t, "req-first", "JSON", `{}`)
+	state := func(key string) string {
+		ds, err := w.st.Deliveries(context.Background(), "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range ds {
+			if d.Key == key {
+				return d.State
+			}
+		}
+		return ""
+	}
+	run(t, dl, func() bool {
+		if dl.BreakerOpen("p1") && !brokenSender.Load() && state("req-first") == store.DeliveryPending {
+			// The next sender (the probe's, after the cooldown) cannot be built.
+			brokenSender.Store(true)
+			dl.ResetSenders()
+		}
+		return state("req-first") == store.DeliveryDead
+	})
+	healthy.Store(true)
+	w.enqueue(t, "req-second", "JSON", `{}`)
+	run(t, dl, func() bool { return state("req-second") == store.DeliveryDelivered })
+}
+
+// TestReloadedConcurrency: a partner's concurrency, changed by a reload
+// of the registry, bounds the next deliveries to it.
+func TestReloadedConcurrency(t *testing.T) {
+	w := newWorld(t)
+	var inflight, most atomic.Int32
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		n := inflight.Add(1)
+		defer inflight.Add(-1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(100 * time.Millisecond)
+		_, _ = rw.Write([]byte(`{}`))
+	})
+	dl := w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{Concurrency: 1}))
+	delivered := func(n int) func() bool {
+		return func() bool {
+			ds, err := w.st.Deliveries(context.Background(), store.DeliveryDelivered, 10)
+			return err == nil && len(ds) == n
+		}
+	}
+	for _, tc := range []struct {
+		concurrency int
+		keys        []string
+	}{
+		{1, []string{"a1", "a2", "a3"}},
+		{3, []string{"b1", "b2", "b3"}},
+	} {
+		dl.Partners.Replace(partner.NewRegistry([]*partner.Partner{w.partner(srv.URL, "json", partner.Endpoint{Concurrency: tc.concurrency})}))
+		most.Store(0)
+		for _, k := range tc.keys {
+			w.enqueue(t, k, "JSON", `{}`)
+		}
+		done, _ := w.st.Deliveries(context.Background(), store.DeliveryDelivered, 10)
+		run(t, dl, delivered(len(done)+len(tc.keys)))
+		if got := most.Load(); got != int32(tc.concurrency) {
+			t.Errorf("concurrency %d: the partner saw %d requests at once", tc.concurrency, got)
+		}
 	}
 }
 
