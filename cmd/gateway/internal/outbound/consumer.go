@@ -20,14 +20,23 @@ import (
 // reuses the id of a queued delivery leaves that delivery as it is.
 type Consumer struct {
 	Reader   *kafka.Reader
-	Store    *store.DB
+	Store    DeliveryQueue
 	Partners *partner.Registry
 	Log      *slog.Logger
 	// Status, when set, publishes the dead-lettered status of a refused request.
 	Status func(d *store.Delivery, state string, attempts int, errText string, at time.Time) (store.Message, error)
 }
 
-// Run consumes until ctx is done.
+// DeliveryQueue is the durable queue the consumer writes to: the store.
+type DeliveryQueue interface {
+	Enqueue(ctx context.Context, d *store.Delivery, at time.Time) (created bool, err error)
+	EnqueueRefused(ctx context.Context, d *store.Delivery, reason string, at time.Time, entry func(*store.Delivery) *store.Entry) (created bool, err error)
+}
+
+// Run consumes until ctx is done. A record the store cannot take is tried
+// again, with a growing pause, until it can: the reader's position has
+// moved past it, and committing a later record's offset would commit past
+// it too, so moving on would lose it.
 func (c *Consumer) Run(ctx context.Context) error {
 	for {
 		m, err := c.Reader.FetchMessage(ctx)
@@ -37,8 +46,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		if err := c.Queue(ctx, m); err != nil {
-			return err
+		for pause := 100 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
+			err := c.Queue(ctx, m)
+			if err == nil {
+				break
+			}
+			c.Log.Error("outbound request not queued; trying again", "partition", m.Partition, "offset", m.Offset, "err", err, "pause", pause)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(pause):
+			}
 		}
 		if err := c.Reader.CommitMessages(ctx, m); err != nil {
 			return err

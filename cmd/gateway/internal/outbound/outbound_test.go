@@ -33,6 +33,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/demoagency"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
@@ -650,6 +651,80 @@ func TestConsumerQueue(t *testing.T) {
 	}
 	if len(ds) != 2 {
 		t.Fatalf("%d deliveries, want 2", len(ds))
+	}
+}
+
+// failingQueue is the store, but for the first failures writes of the
+// delivery key, which fail as a full disk would.
+type failingQueue struct {
+	outbound.DeliveryQueue
+	key      string
+	failures atomic.Int32
+}
+
+func (q *failingQueue) Enqueue(ctx context.Context, d *store.Delivery, at time.Time) (bool, error) {
+	if d.Key == q.key && q.failures.Add(-1) >= 0 {
+		return false, errors.New("database or disk is full")
+	}
+	return q.DeliveryQueue.Enqueue(ctx, d, at)
+}
+
+// TestConsumerRetriesWhatTheStoreRefused: a request the store cannot take
+// for a while is queued once it can, not skipped: the reader has moved
+// past it, and the next record's commit would have committed it as done.
+// The consumer runs against the embedded Kafka-protocol broker, restarted
+// on an error as the gateway restarts it.
+func TestConsumerRetriesWhatTheStoreRefused(t *testing.T) {
+	const topic = "perkeso.outbound.v1"
+	b, err := broker.Start("", 0, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	wr := &kafka.Writer{Addr: kafka.TCP(b.Addr), Topic: topic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll}
+	for i := 1; i <= 3; i++ { // one key: one partition, in this order
+		v := fmt.Sprintf(`{"id":"req-%d","partner":"p1","messageType":"JSON","payload":{"n":%d}}`, i, i)
+		if err := wr.WriteMessages(context.Background(), kafka.Message{Key: []byte("case-1"), Value: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wr.Close()
+
+	w := newWorld(t)
+	q := &failingQueue{DeliveryQueue: w.st, key: "req-2"}
+	q.failures.Store(2)
+	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.Addr}, GroupID: "jambatan-outbound", Topic: topic,
+		StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
+	t.Cleanup(func() { rd.Close() })
+	c := &outbound.Consumer{Reader: rd, Store: q, Log: slog.New(slog.DiscardHandler),
+		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			if err := c.Run(ctx); err != nil {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ds, err := w.st.Deliveries(context.Background(), store.DeliveryPending, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 3 requests queued (the store refused req-2 twice, then took it)", len(ds))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := q.failures.Load(); n >= 0 {
+		t.Fatalf("req-2 was refused %d times, not 2", 2-n)
 	}
 }
 
