@@ -9,10 +9,12 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -179,5 +181,42 @@ func TestReloadRefusesAnotherSigningKey(t *testing.T) {
 	}
 	if err := sign(); err != nil {
 		t.Fatalf("after the refused reload, the gateway's envelopes do not verify: %v", err)
+	}
+}
+
+// TestReloadNamesRestartOnlySettings: a reload applies what it can and
+// warns, by name, of each changed setting that takes a restart.
+func TestReloadNamesRestartOnlySettings(t *testing.T) {
+	g, l := devGateway(t)
+	var logged strings.Builder
+	g.Log = slog.New(slog.NewJSONHandler(&logged, nil))
+	b, err := os.ReadFile(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f map[string]any
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	f["limits"].(map[string]any)["max_connections"] = 17
+	f["instance"] = "gw-renamed"
+	b, _ = json.Marshal(f)
+	if err := os.WriteFile(l.Config, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	var warned struct {
+		Level    string   `json:"level"`
+		Settings []string `json:"settings"`
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logged.String()), "\n") {
+		if strings.Contains(line, "take a restart") {
+			_ = json.Unmarshal([]byte(line), &warned)
+		}
+	}
+	if warned.Level != "WARN" || !slices.Equal(warned.Settings, []string{"instance", "limits.max_connections"}) {
+		t.Fatalf("want a warning naming instance and limits.max_connections; logged:\n%s", logged.String())
 	}
 }

@@ -1,0 +1,67 @@
+package config
+
+import (
+	"encoding/json"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+)
+
+// Reloadable are the settings a reload (SIGHUP) applies, as dotted paths of
+// the file's JSON names: the partner registry, the server's TLS material,
+// the receipt key, and the SOAP signing and outbound client certificates.
+// The gateway builds everything else once, when it starts.
+var Reloadable = []string{
+	"tls", "receipt_key_file", "partners",
+	"soap.signing_cert_file", "soap.signing_key_file",
+	"outbound.client_cert_file", "outbound.client_key_file",
+}
+
+// RestartOnly names the settings, as dotted paths ("limits.max_connections",
+// "kafka.brokers"), that differ between the running file and the next one
+// and that a reload does not apply: an operator who changed one and sent
+// SIGHUP would otherwise believe it in force.
+func RestartOnly(running, next File) []string {
+	var changed []string
+	diff("", tree(running), tree(next), &changed)
+	return slices.DeleteFunc(changed, func(path string) bool {
+		return slices.ContainsFunc(Reloadable, func(r string) bool { return path == r || strings.HasPrefix(path, r+".") })
+	})
+}
+
+// tree is f as encoding/json's generic form, so that settings compare by
+// their names in the file.
+func tree(f File) map[string]any {
+	b, _ := json.Marshal(f)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return m
+}
+
+// diff appends the paths under prefix where a and b differ: objects member
+// by member, anything else (arrays included) as a whole.
+func diff(prefix string, a, b any, out *[]string) {
+	am, aok := a.(map[string]any)
+	bm, bok := b.(map[string]any)
+	if !aok || !bok {
+		if !reflect.DeepEqual(a, b) {
+			*out = append(*out, prefix)
+		}
+		return
+	}
+	keys := map[string]bool{}
+	for k := range am {
+		keys[k] = true
+	}
+	for k := range bm {
+		keys[k] = true
+	}
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		path := k
+		if prefix != "" {
+			path = prefix + "." + k
+		}
+		diff(path, am[k], bm[k], out)
+	}
+}
