@@ -133,7 +133,18 @@ func (a *API) post(w http.ResponseWriter, r *http.Request) {
 	}
 	status := http.StatusAccepted
 	if !created {
-		status = http.StatusOK // the same id again: already queued
+		// The same id again: a repeat is answered as queued already; other
+		// content under the id would be lost without a word.
+		queued, err := a.Store.DeliveryByKey(r.Context(), req.ID)
+		if err != nil {
+			a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable", err))
+			return
+		}
+		if !req.Repeats(queued) {
+			a.refuse(w, r, problem.New(problem.Conflict, "a delivery with id "+strconv.Quote(req.ID)+" is queued already with another partner, type, case or payload; nothing was queued: give this request an id of its own"))
+			return
+		}
+		status = http.StatusOK
 	}
 	a.answer(w, r, status, map[string]any{"id": req.ID, "queued": created},
 		"delivery_key", req.ID, "partner", req.Partner, "message_type", req.MessageType, "queued", created)

@@ -2,6 +2,7 @@ package operator_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -52,6 +53,9 @@ func TestOperatorAPI(t *testing.T) {
 	}{
 		{"ok/queued", "POST", "/v1/outbound", req, 202},
 		{"ok/same-id-again", "POST", "/v1/outbound", req, 200},
+		{"ok/same-id-again-spaced", "POST", "/v1/outbound", bytes.Replace(req, []byte(`{"subject"`), []byte(`{ "subject"`), 1), 200},
+		{"fail/same-id-other-payload", "POST", "/v1/outbound", bytes.Replace(req, []byte("WORK_RELATEDNESS"), []byte("DISABLEMENT"), 1), 409},
+		{"fail/same-id-other-case", "POST", "/v1/outbound", bytes.Replace(req, []byte("XB-1"), []byte("XB-2"), 1), 409},
 		{"fail/unknown-partner", "POST", "/v1/outbound", bytes.Replace(req, []byte("th-sso"), []byte("nobody"), 1), 422},
 		{"fail/not-json", "POST", "/v1/outbound", []byte("nope"), 400},
 		{"fail/too-large", "POST", "/v1/outbound", append(bytes.Repeat([]byte(" "), 4<<20), req...), 413},
@@ -105,6 +109,9 @@ func TestOperatorAPI(t *testing.T) {
 	var list []map[string]any
 	if json.Unmarshal(b, &list) != nil || len(list) != 1 || list[0]["key"] != "dec-9" {
 		t.Fatalf("list: %s", b)
+	}
+	if d, err := st.DeliveryByKey(context.Background(), "dec-9"); err != nil || !bytes.Contains(d.Payload, []byte("WORK_RELATEDNESS")) || d.CaseID != "MY:PERKESO:XB-1" {
+		t.Fatalf("the queued delivery changed under a reused id: %+v %v", d, err)
 	}
 	t.Run("fail/not-an-operator", func(t *testing.T) {
 		if r, err := client(stranger).Get(hs.URL + "/v1/outbound"); err == nil {

@@ -29,6 +29,7 @@ type Consumer struct {
 
 // DeliveryQueue is the durable queue the consumer writes to: the store.
 type DeliveryQueue interface {
+	DeliveryByKey(ctx context.Context, key string) (*store.Delivery, error)
 	Enqueue(ctx context.Context, d *store.Delivery, at time.Time) (created bool, err error)
 	EnqueueRefused(ctx context.Context, d *store.Delivery, reason string, at time.Time, entry func(*store.Delivery) *store.Entry) (created bool, err error)
 }
@@ -84,8 +85,17 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 	now := time.Now()
 	verr := r.Validate(c.Partners)
 	if verr == nil {
-		_, err := c.Store.Enqueue(ctx, d, now)
-		return err
+		created, err := c.Store.Enqueue(ctx, d, now)
+		if err != nil || created {
+			return err
+		}
+		if queued, err := c.Store.DeliveryByKey(ctx, r.ID); err != nil {
+			return err
+		} else if !r.Repeats(queued) {
+			c.Log.Warn("outbound request not queued: a delivery with its id is queued already with another partner, type, case or payload", "key", r.ID,
+				"partition", m.Partition, "offset", m.Offset)
+		}
+		return nil
 	}
 	created, err := c.Store.EnqueueRefused(ctx, d, verr.Error(), now, func(q *store.Delivery) *store.Entry {
 		e := &store.Entry{CorrelationID: "outbound-" + r.ID, PartnerID: r.Partner, ReceivedAt: now, Route: "OUTBOUND " + r.MessageType,

@@ -6,6 +6,7 @@
 package outbound
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -319,6 +320,18 @@ type Request struct {
 	MessageType string          `json:"messageType"`
 	CaseID      string          `json:"caseId"`
 	Payload     json.RawMessage `json:"payload"`
+}
+
+// Repeats reports whether a request whose id is queued already as d asks
+// for the same delivery: the same partner, type, case and payload (as JSON,
+// whatever its spacing). A repeat is answered as queued; anything else is
+// another request that reused the id, and is not queued.
+func (r *Request) Repeats(d *store.Delivery) bool {
+	if r.Partner != d.PartnerID || r.MessageType != d.MessageType || r.CaseID != d.CaseID {
+		return false
+	}
+	var a, b bytes.Buffer
+	return json.Compact(&a, r.Payload) == nil && json.Compact(&b, d.Payload) == nil && bytes.Equal(a.Bytes(), b.Bytes())
 }
 
 // Message types the deliverer knows (agency-soap/v1 catalogue, and JSON).

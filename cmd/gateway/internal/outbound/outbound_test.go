@@ -621,9 +621,11 @@ func TestOversizedResponseDeadLetters(t *testing.T) {
 func TestConsumerQueue(t *testing.T) {
 	w := newWorld(t)
 	p := w.partner("https://partner.example/in", "json", partner.Endpoint{})
-	c := &outbound.Consumer{Store: w.st, Partners: partner.NewRegistry([]*partner.Partner{p}), Log: slog.New(slog.DiscardHandler)}
+	var logged strings.Builder
+	c := &outbound.Consumer{Store: w.st, Partners: partner.NewRegistry([]*partner.Partner{p}), Log: slog.New(slog.NewTextHandler(&logged, nil))}
 	queue := func(value string) {
 		t.Helper()
+		logged.Reset()
 		if err := c.Queue(context.Background(), kafka.Message{Topic: "perkeso.outbound.v1", Value: []byte(value)}); err != nil {
 			t.Fatal(err)
 		}
@@ -642,6 +644,14 @@ func TestConsumerQueue(t *testing.T) {
 	queue(`{"id":"req-ok","partner":"p1","messageType":"JSON","payload":{"n":1}}`)
 	queue(`{"id":"req-nobody","partner":"nobody","messageType":"JSON","payload":{"n":2}}`)
 	queue(`{"id":"req-ok","partner":"p1","messageType":"NotifyDecision","payload":{"n":3}}`)
+	queue(`{"id":"req-ok","partner":"p1","messageType":"JSON","payload":{ "n": 1 }}`) // a repeat, spaced otherwise
+	if logged.Len() != 0 {
+		t.Fatalf("a repeat logged %s", logged.String())
+	}
+	queue(`{"id":"req-ok","partner":"p1","messageType":"JSON","payload":{"n":4}}`) // deliverable, but the id is taken
+	if !strings.Contains(logged.String(), "level=WARN") || !strings.Contains(logged.String(), "queued already with another partner, type, case or payload") {
+		t.Fatalf("a reused id with other content logged %q", logged.String())
+	}
 	ds := byKey()
 	if d := ds["req-ok"]; d == nil || d.State != store.DeliveryPending || string(d.Payload) != `{"n":1}` || d.Attempts != 0 {
 		t.Fatalf("the queued request: %+v", d)

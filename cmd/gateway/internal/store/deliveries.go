@@ -164,6 +164,15 @@ func (s *DB) RecordAttempt(ctx context.Context, d *Delivery, a Attempt, e *Entry
 	})
 }
 
+// DeliveryByKey is the delivery with an idempotency key, or ErrNotFound.
+func (s *DB) DeliveryByKey(ctx context.Context, key string) (*Delivery, error) {
+	d, err := scanDelivery(s.db.QueryRowContext(ctx, s.q(`SELECT `+deliveryCols+` FROM deliveries WHERE delivery_key = ?`), key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return d, err
+}
+
 // Deliveries lists deliveries in a state ("" for all), oldest first.
 func (s *DB) Deliveries(ctx context.Context, state string, limit int) ([]*Delivery, error) {
 	q := `SELECT ` + deliveryCols + ` FROM deliveries`

@@ -1176,6 +1176,12 @@ func TestEnqueueRefused(t *testing.T) {
 		if n, _ := s.Entries(ctx); n != 1 {
 			t.Fatalf("log entries %d after a refusal that changed nothing, want 1", n)
 		}
+		if d, err := s.DeliveryByKey(ctx, "good-1"); err != nil || d.PartnerID != "p1" || string(d.Payload) != `{"n":1}` {
+			t.Fatalf("DeliveryByKey: %+v %v", d, err)
+		}
+		if _, err := s.DeliveryByKey(ctx, "never-queued"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("DeliveryByKey of an unknown key: %v, want ErrNotFound", err)
+		}
 	})
 }
 
