@@ -177,6 +177,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.watch.Store(watch)
 	g.tlsHold = server.NewTLS(lt.cert, lt.pool, lt.crls, cfg.Partners)
+	g.Server.TLS = g.tlsHold
 	g.TLS = g.tlsHold.Config()
 	return g, nil
 }

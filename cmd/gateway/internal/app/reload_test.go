@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -24,6 +26,7 @@ import (
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 )
@@ -218,5 +221,55 @@ func TestReloadNamesRestartOnlySettings(t *testing.T) {
 	}
 	if warned.Level != "WARN" || !slices.Equal(warned.Settings, []string{"instance", "limits.max_connections"}) {
 		t.Fatalf("want a warning naming instance and limits.max_connections; logged:\n%s", logged.String())
+	}
+}
+
+// TestReloadRevokesOpenConnections: a CRL a reload brings refuses the
+// revoked partner on the connection it already holds, not only in its next
+// handshake: the gateway checks each request against the listener's
+// current CRLs.
+func TestReloadRevokesOpenConnections(t *testing.T) {
+	g, l := devGateway(t)
+	ln, _ := serve(t, g)
+	kit := l.Kit("demo-employer")
+	c, err := partnerkit.NewClient("https://"+ln.Addr().String(), l.CACert, kit.ClientCert, kit.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() (*partnerkit.Response, error) {
+		return c.Raw("GET", "/v1/injury-notices/00000000-0000-5000-8000-000000000000", nil, nil)
+	}
+	if r, err := get(); err != nil || r.Status != 404 {
+		t.Fatalf("before the revocation: %v %v", r, err)
+	}
+	ca, err := certs.LoadCA(l.CACert, l.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := certs.LoadCertificates(kit.ClientCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := ca.Revoke(1, leaf[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(l.Dir, "pki", "clients.crl"), der, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := os.ReadFile(l.Config)
+	withCRL := bytes.Replace(cfg, []byte(`"client_ca_file": "pki/ca.pem"`), []byte(`"client_ca_file": "pki/ca.pem", "crl_files": ["pki/clients.crl"]`), 1)
+	if err := os.WriteFile(l.Config, withCRL, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := get() // on the connection opened before the reload
+	if err != nil {
+		t.Fatalf("after the revocation: %v; want 403 on the open connection", err)
+	}
+	if r.Status != 403 || !strings.Contains(string(r.Body), "client certificate revoked") {
+		t.Fatalf("after the revocation: %d %s; want 403 on the open connection", r.Status, r.Body)
 	}
 }

@@ -54,6 +54,15 @@ type Env struct {
 	Dir      string
 	// SOAPSigning is the gateway's WS-Security certificate.
 	SOAPSigning *certs.Issued
+
+	tls        *server.TLS
+	serverCert tls.Certificate
+}
+
+// Revoke swaps in CRLs, as a reload does: new handshakes and the requests
+// of open connections are checked against them.
+func (e *Env) Revoke(crls ...*x509.RevocationList) {
+	e.tls.Set(e.serverCert, pool(e.CA.Cert), crls)
 }
 
 // Options adjust an Env.
@@ -141,8 +150,11 @@ func Start(t testing.TB, opts Options) *Env {
 	}
 	srv.SOAP = &soapsrv.Handler{Store: st, Receipts: signer, Events: srv.Pipeline.Events, Signer: &wssec.Signer{Cert: env.SOAPSigning.Cert, Key: env.SOAPSigning.Key},
 		Institution: "MY:PERKESO", Rates: mapping.ExampleRates, Log: log, MaxTTL: opts.SOAPMaxTTL}
+	env.serverCert = tls.Certificate{Certificate: [][]byte{srvCert.Cert.Raw}, PrivateKey: srvCert.Key, Leaf: srvCert.Cert}
+	env.tls = server.NewTLS(env.serverCert, pool(ca.Cert), nil, registry)
+	srv.TLS = env.tls
 	hs := httptest.NewUnstartedServer(srv.Handler())
-	hs.TLS = server.TLSConfig(tls.Certificate{Certificate: [][]byte{srvCert.Cert.Raw}, PrivateKey: srvCert.Key, Leaf: srvCert.Cert}, pool(ca.Cert), registry)
+	hs.TLS = env.tls.Config()
 	hs.Config.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	hs.StartTLS()
 	t.Cleanup(hs.Close)

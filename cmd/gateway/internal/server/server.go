@@ -67,6 +67,12 @@ type Server struct {
 	SOAP *soapsrv.Handler
 	// Metrics, when set, counts requests by route, partner and outcome.
 	Metrics *metrics.Metrics
+	// TLS, when set, is the listener's TLS holder. Each request's client
+	// certificate is checked again against its current CRLs and partners:
+	// a kept-alive connection opened before a reload would otherwise go on
+	// serving a certificate the reload revoked, for as long as its client
+	// kept it busy.
+	TLS *TLS
 
 	budget *budget.Budget // Limits.MaxInflightBytes, made by Handler
 }
@@ -166,8 +172,18 @@ func (s *Server) withPartner(h func(http.ResponseWriter, *http.Request, *partner
 			problem.New(problem.Signature, "a client certificate is required").WriteHTTP(w, CorrelationID(r))
 			return
 		}
-		p, ok := s.Partners.ByCertificate(r.TLS.PeerCertificates[0])
+		leaf := r.TLS.PeerCertificates[0]
+		if s.TLS != nil {
+			if err := s.TLS.Check(leaf); err != nil {
+				// The connection predates a reload that refused its certificate.
+				w.Header().Set("Connection", "close")
+				problem.New(problem.NotAuthorised, err.Error()).WriteHTTP(w, CorrelationID(r))
+				return
+			}
+		}
+		p, ok := s.Partners.ByCertificate(leaf)
 		if !ok {
+			w.Header().Set("Connection", "close")
 			problem.New(problem.NotAuthorised, "unknown partner certificate").WriteHTTP(w, CorrelationID(r))
 			return
 		}
@@ -175,7 +191,7 @@ func (s *Server) withPartner(h func(http.ResponseWriter, *http.Request, *partner
 			info.partner = p.ID
 		}
 		// Partner client certificates are known only when they are used.
-		s.Metrics.ObservePartnerCert(p.ID, r.TLS.PeerCertificates[0], time.Now())
+		s.Metrics.ObservePartnerCert(p.ID, leaf, time.Now())
 		h(w, r, p)
 	}
 }
@@ -425,17 +441,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// TLSConfig is the mutual-TLS configuration: TLS 1.2 at least (1.3
+// TLS holds the listener's mutual-TLS configuration: TLS 1.2 at least (1.3
 // preferred by Go's negotiation), a client certificate required and verified
 // against the client CA, and refused in the handshake unless it names
-// exactly one registered partner and no CRL of its issuer revokes it.
-func TLSConfig(cert tls.Certificate, clientCAs *x509.CertPool, partners *partner.Registry) *tls.Config {
-	return NewTLS(cert, clientCAs, nil, partners).Config()
-}
-
-// TLS holds the listener's certificate, client CAs and CRLs so that a
-// reload (SIGHUP) swaps them for new handshakes without closing the
-// connections already open.
+// exactly one registered partner and no CRL of its issuer revokes it. A
+// reload (SIGHUP) swaps the certificate, client CAs and CRLs for new
+// handshakes without closing the connections already open.
 type TLS struct {
 	partners *partner.Registry
 	cur      atomic.Pointer[tls.Config]
@@ -480,7 +491,12 @@ func (t *TLS) verify(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("client certificate required")
 	}
-	leaf := cs.PeerCertificates[0]
+	return t.Check(cs.PeerCertificates[0])
+}
+
+// Check refuses a client certificate the current CRLs revoke or that names
+// no registered partner: the handshake's check, which requests repeat.
+func (t *TLS) Check(leaf *x509.Certificate) error {
 	if (*t.revoked.Load())[revocationKey(leaf.RawIssuer, leaf.SerialNumber)] {
 		return errors.New("client certificate revoked")
 	}

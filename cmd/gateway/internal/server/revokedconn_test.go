@@ -1,0 +1,69 @@
+package server_test
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"testing"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
+)
+
+// TestRevocationReachesOpenConnections: a CRL swapped in by a reload
+// refuses the revoked certificate's next request on a connection opened
+// before it (403, and the connection closed), and then its handshakes; a
+// partner it does not list goes on.
+func TestRevocationReachesOpenConnections(t *testing.T) {
+	env := gatewaytest.Start(t, gatewaytest.Options{})
+	get := func(c *http.Client) (status int, reused, closed bool, detail string, err error) {
+		req, _ := http.NewRequest("GET", env.Server.URL+"/v1/injury-notices/00000000-0000-5000-8000-000000000000", nil)
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+		}))
+		r, err := c.Do(req)
+		if err != nil {
+			return 0, reused, false, "", err
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		var doc struct{ Detail string }
+		_ = json.Unmarshal(b, &doc)
+		return r.StatusCode, reused, r.Close, doc.Detail, nil
+	}
+	a, b := env.Partners["employer-a"], env.Partners["employer-b"]
+	ca, cb := env.Client(&a.TLS), env.Client(&b.TLS)
+	for _, c := range []*http.Client{ca, cb} {
+		if status, _, _, _, err := get(c); err != nil || status != http.StatusNotFound {
+			t.Fatalf("before the revocation: %d %v", status, err)
+		}
+	}
+
+	der, err := env.CA.Revoke(1, a.TLS.Leaf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Revoke(crl)
+
+	t.Run("fail/revoked-on-its-open-connection", func(t *testing.T) {
+		status, reused, closed, detail, err := get(ca)
+		if err != nil || !reused || status != http.StatusForbidden || !closed || detail != "client certificate revoked" {
+			t.Fatalf("HTTP %d (connection reused %v, closed %v, %q), %v; want 403 on the open connection, then closed", status, reused, closed, detail, err)
+		}
+	})
+	t.Run("fail/revoked-handshake", func(t *testing.T) {
+		if status, _, _, _, err := get(ca); err == nil {
+			t.Fatalf("a new handshake with the revoked certificate got HTTP %d", status)
+		}
+	})
+	t.Run("ok/not-listed", func(t *testing.T) {
+		if status, reused, _, _, err := get(cb); err != nil || status != http.StatusNotFound || !reused {
+			t.Fatalf("HTTP %d (reused %v), %v", status, reused, err)
+		}
+	})
+}
