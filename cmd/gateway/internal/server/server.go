@@ -173,18 +173,11 @@ func (s *Server) withPartner(h func(http.ResponseWriter, *http.Request, *partner
 			return
 		}
 		leaf := r.TLS.PeerCertificates[0]
-		if s.TLS != nil {
-			if err := s.TLS.Check(leaf); err != nil {
-				// The connection predates a reload that refused its certificate.
-				w.Header().Set("Connection", "close")
-				problem.New(problem.NotAuthorised, err.Error()).WriteHTTP(w, CorrelationID(r))
-				return
-			}
-		}
-		p, ok := s.Partners.ByCertificate(leaf)
-		if !ok {
+		p, err := s.partnerOf(leaf)
+		if err != nil {
+			// The connection predates a reload that refused its certificate.
 			w.Header().Set("Connection", "close")
-			problem.New(problem.NotAuthorised, "unknown partner certificate").WriteHTTP(w, CorrelationID(r))
+			problem.New(problem.NotAuthorised, err.Error()).WriteHTTP(w, CorrelationID(r))
 			return
 		}
 		if info, _ := r.Context().Value(infoKey{}).(*reqInfo); info != nil {
@@ -194,6 +187,18 @@ func (s *Server) withPartner(h func(http.ResponseWriter, *http.Request, *partner
 		s.Metrics.ObservePartnerCert(p.ID, leaf, time.Now())
 		h(w, r, p)
 	}
+}
+
+// partnerOf is the partner a client certificate names, checked again
+// against the listener's current CRLs when the server has its TLS holder.
+func (s *Server) partnerOf(leaf *x509.Certificate) (*partner.Partner, error) {
+	if s.TLS != nil {
+		return s.TLS.Check(leaf)
+	}
+	if p, ok := s.Partners.ByCertificate(leaf); ok {
+		return p, nil
+	}
+	return nil, errors.New("unknown partner certificate")
 }
 
 func (s *Server) postNotice(w http.ResponseWriter, r *http.Request, p *partner.Partner) {
@@ -491,19 +496,22 @@ func (t *TLS) verify(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("client certificate required")
 	}
-	return t.Check(cs.PeerCertificates[0])
+	_, err := t.Check(cs.PeerCertificates[0])
+	return err
 }
 
-// Check refuses a client certificate the current CRLs revoke or that names
-// no registered partner: the handshake's check, which requests repeat.
-func (t *TLS) Check(leaf *x509.Certificate) error {
+// Check is the partner a client certificate names, refused if the current
+// CRLs revoke it or it names no registered partner: the handshake's check,
+// which requests repeat.
+func (t *TLS) Check(leaf *x509.Certificate) (*partner.Partner, error) {
 	if (*t.revoked.Load())[revocationKey(leaf.RawIssuer, leaf.SerialNumber)] {
-		return errors.New("client certificate revoked")
+		return nil, errors.New("client certificate revoked")
 	}
-	if _, ok := t.partners.ByCertificate(leaf); !ok {
-		return errors.New("client certificate does not belong to a registered partner")
+	p, ok := t.partners.ByCertificate(leaf)
+	if !ok {
+		return nil, errors.New("client certificate does not belong to a registered partner")
 	}
-	return nil
+	return p, nil
 }
 
 // Config is the listener's tls.Config: every handshake takes the current one.
