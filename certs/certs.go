@@ -23,6 +23,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -310,8 +311,11 @@ func (ca *CA) Revoke(number int64, revoked ...*x509.Certificate) ([]byte, error)
 // Suites are the TLS 1.2 cipher suites the gateway accepts on its
 // listeners and offers as a client: ECDHE key exchange (forward secrecy)
 // with an AEAD cipher. TLS 1.3's suites, all of that kind, are not
-// configurable in Go.
-var Suites = []uint16{
+// configurable in Go. Each call returns a copy of its own, so that nothing
+// can change the policy of every TLS configuration at once.
+func Suites() []uint16 { return slices.Clone(suites) }
+
+var suites = []uint16{
 	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
 	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
@@ -324,5 +328,5 @@ var Suites = []uint16{
 // agree to AES-CBC with SHA-1 with a partner's server that offers nothing
 // better, which the gateway refuses to its own partners.
 func ClientConfig(roots *x509.CertPool, certs ...tls.Certificate) *tls.Config {
-	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: Suites, RootCAs: roots, Certificates: certs}
+	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: Suites(), RootCAs: roots, Certificates: certs}
 }

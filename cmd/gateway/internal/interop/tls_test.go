@@ -200,7 +200,7 @@ func openSSLSuites(t *testing.T, openssl string) map[string]string {
 // were agreed. It returns those agreed.
 func checkTLS12Policy(t *testing.T, suites map[string]string, keyType string, offer func(name string) (bool, string)) []string {
 	var want, got []string
-	for _, id := range certs.Suites {
+	for _, id := range certs.Suites() {
 		if n := tls.CipherSuiteName(id); strings.Contains(n, "_"+keyType+"_") {
 			want = append(want, n)
 		}

@@ -203,7 +203,7 @@ func TLSConfig(cert tls.Certificate, operatorCAs *x509.CertPool, allowed []strin
 	for _, n := range allowed {
 		names[n] = true
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: certs.Suites, Certificates: []tls.Certificate{cert},
+	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: certs.Suites(), Certificates: []tls.Certificate{cert},
 		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: operatorCAs, VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 || !names[cs.PeerCertificates[0].Subject.CommonName] {
 				return errors.New("not an operator certificate")

@@ -479,7 +479,7 @@ func (t *TLS) Set(cert tls.Certificate, clientCAs *x509.CertPool, crls []*x509.R
 		Certificates:     []tls.Certificate{cert},
 		ClientAuth:       tls.RequireAndVerifyClientCert,
 		ClientCAs:        clientCAs,
-		CipherSuites:     certs.Suites,
+		CipherSuites:     certs.Suites(),
 		VerifyConnection: t.verify,
 	}
 	revoked := map[string]bool{}
