@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -213,6 +215,27 @@ func TestDevMode(t *testing.T) {
 	// and so is a backup of it.
 	if _, stderr, err := gateway(t, "store", "backup", "--dev", dir, "--to", filepath.Join(t.TempDir(), "tampered.db")); err == nil || !strings.Contains(stderr, "broken at entry 2") {
 		t.Fatalf("backup of a tampered log: %v %s", err, stderr)
+	}
+}
+
+// TestDevDirectoryLocked: a second "gateway dev" on a running one's
+// directory stops at once, naming it, before it opens anything there (it
+// used to start a second embedded broker on the first one's files); the
+// first goes on serving.
+func TestDevDirectoryLocked(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	cmd, out, _ := startDev(t, dir)
+	defer stop(t, cmd, out)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	second := exec.CommandContext(ctx, gatewayBin, "dev", "--dir", dir, "--addr", "127.0.0.1:0")
+	var stderr strings.Builder
+	second.Stderr = &stderr
+	if err := second.Run(); err == nil || ctx.Err() != nil || !strings.Contains(stderr.String(), "in use by another gateway dev (pid "+strconv.Itoa(cmd.Process.Pid)+")") {
+		t.Fatalf("second gateway dev on the same directory: %v (timed out: %v) %s", err, ctx.Err() != nil, stderr.String())
+	}
+	if _, stderr, err := gateway(t, "submit", "--dev", dir, example("example-a.in.json")); err != nil || !strings.Contains(stderr, "HTTP 202") {
+		t.Fatalf("the first gateway after the refused second: %v %s", err, stderr)
 	}
 }
 

@@ -93,6 +93,11 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if *kafkaPort < 0 || *kafkaPort > 65535 {
 		return fmt.Errorf("--kafka-port %d: must be 0 (any free port) to 65535", *kafkaPort)
 	}
+	unlock, err := devmode.Lock(*dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	l, created, err := devmode.Ensure(*dir)
 	if err != nil {
 		return err

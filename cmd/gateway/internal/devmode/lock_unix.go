@@ -1,0 +1,14 @@
+//go:build unix
+
+package devmode
+
+import (
+	"os"
+	"syscall"
+)
+
+// lockFile takes f's exclusive advisory lock, failing at once when another
+// process holds it. The kernel drops it when the process ends, however.
+func lockFile(f *os.File) error {
+	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+}
