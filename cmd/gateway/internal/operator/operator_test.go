@@ -58,6 +58,7 @@ func TestOperatorAPI(t *testing.T) {
 		{"fail/same-id-other-case", "POST", "/v1/outbound", bytes.Replace(req, []byte("XB-1"), []byte("XB-2"), 1), 409},
 		{"fail/unknown-partner", "POST", "/v1/outbound", bytes.Replace(req, []byte("th-sso"), []byte("nobody"), 1), 422},
 		{"fail/not-json", "POST", "/v1/outbound", []byte("nope"), 400},
+		{"fail/id-too-long", "POST", "/v1/outbound", bytes.Replace(req, []byte(`"dec-9"`), []byte(`"`+strings.Repeat("d", 257)+`"`), 1), 422},
 		{"fail/too-large", "POST", "/v1/outbound", append(bytes.Repeat([]byte(" "), 4<<20), req...), 413},
 		{"fail/retry-unknown", "POST", "/v1/outbound/999/retry", nil, 404},
 		{"fail/retry-not-a-number", "POST", "/v1/outbound/x/retry", nil, 400},

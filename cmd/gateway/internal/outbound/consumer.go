@@ -78,8 +78,11 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 			}
 		}
 	}
+	// The record's place names a request without an id, and a refused one
+	// whose id is too long to be a key.
+	place := fmt.Sprintf("kafka:%s:%d:%d", m.Topic, m.Partition, m.Offset)
 	if r.ID == "" {
-		r.ID = fmt.Sprintf("kafka:%s:%d:%d", m.Topic, m.Partition, m.Offset)
+		r.ID = place
 	}
 	d := &store.Delivery{Key: r.ID, PartnerID: r.Partner, MessageType: r.MessageType, CaseID: r.CaseID, Payload: r.Payload}
 	now := time.Now()
@@ -97,11 +100,19 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 		}
 		return nil
 	}
-	created, err := c.Store.EnqueueRefused(ctx, d, verr.Error(), now, func(q *store.Delivery) *store.Entry {
-		e := &store.Entry{CorrelationID: "outbound-" + r.ID, PartnerID: r.Partner, ReceivedAt: now, Route: "OUTBOUND " + r.MessageType,
-			Verification: "refused: " + verr.Error(), Outcome: "DEAD_LETTERED", SourceKey: r.ID, Body: m.Value}
+	// The dead letter and its status event hold the request's fields, cut
+	// to a bound (the whole record is in the message log), and the reason,
+	// which may quote them.
+	if len(d.Key) > MaxField {
+		d.Key = place
+	}
+	d.PartnerID, d.MessageType, d.CaseID = clip(d.PartnerID, MaxField), clip(d.MessageType, MaxField), clip(d.CaseID, MaxField)
+	reason := ErrorText(verr.Error())
+	created, err := c.Store.EnqueueRefused(ctx, d, reason, now, func(q *store.Delivery) *store.Entry {
+		e := &store.Entry{CorrelationID: "outbound-" + d.Key, PartnerID: d.PartnerID, ReceivedAt: now, Route: "OUTBOUND " + d.MessageType,
+			Verification: "refused: " + reason, Outcome: "DEAD_LETTERED", SourceKey: d.Key, Body: m.Value}
 		if c.Status != nil {
-			if sm, err := c.Status(q, "dead-lettered", 1, verr.Error(), now); err == nil {
+			if sm, err := c.Status(q, "dead-lettered", 1, reason, now); err == nil {
 				e.Outbox = []store.Message{sm}
 			}
 		}
@@ -111,12 +122,12 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 	case err != nil:
 		return err
 	case created:
-		c.Log.Warn("outbound request refused; dead-lettered", "key", r.ID, "err", verr)
+		c.Log.Warn("outbound request refused; dead-lettered", "key", d.Key, "err", reason)
 	default:
 		// A request may come again (a redelivered record), but one that
 		// reuses a queued id with content that cannot be delivered must
 		// not take the queued delivery down with it.
-		c.Log.Warn("outbound request refused; a delivery with its id is queued already and is left as it is", "key", r.ID, "err", verr)
+		c.Log.Warn("outbound request refused; a delivery with its id is queued already and is left as it is", "key", d.Key, "err", reason)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
@@ -272,7 +273,36 @@ func Backoff(n int, ep partner.Endpoint) time.Duration {
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
+// maxErrorText bounds the text of a failed attempt wherever it goes: the
+// delivery's last_error, the message log, the delivery-status event and
+// the log line. It can quote the partner (an agency's fault reason, a kid
+// in its receipt), up to the size of its answer, and an event over Kafka's
+// message size would stop the relay for every event behind it.
+const maxErrorText = 1024
+
+// ErrorText is s, cut to maxErrorText bytes with a note of its full length.
+func ErrorText(s string) string {
+	if len(s) <= maxErrorText {
+		return s
+	}
+	return fmt.Sprintf("%s… (cut: %d bytes in all)", clip(s, maxErrorText), len(s))
+}
+
+// clip is s cut to at most n bytes, at a character's start.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 func (dl *Deliverer) finishWith(ctx context.Context, d *store.Delivery, resp []byte, status int, oe *Error, ep partner.Endpoint) {
+	if oe != nil {
+		oe.Msg = ErrorText(oe.Msg)
+	}
 	now := dl.now()
 	attempts := d.Attempts + 1
 	a := store.Attempt{Response: resp}
@@ -337,12 +367,20 @@ func (r *Request) Repeats(d *store.Delivery) bool {
 // Message types the deliverer knows (agency-soap/v1 catalogue, and JSON).
 var MessageTypes = map[string]bool{"NotifyInjury": true, "RequestInformation": true, "NotifyDecision": true, "JSON": true}
 
+// MaxField bounds a request's id and caseId, which every status event of
+// its delivery repeats (the id twice, as the record's key and in its value).
+const MaxField = 256
+
 // Validate checks a request before it is queued.
 func (r *Request) Validate(reg *partner.Registry) error {
 	p, ok := reg.ByID(r.Partner)
 	switch {
 	case r.ID == "":
 		return errors.New("id is required")
+	case len(r.ID) > MaxField:
+		return fmt.Errorf("id is over %d bytes", MaxField)
+	case len(r.CaseID) > MaxField:
+		return fmt.Errorf("caseId is over %d bytes", MaxField)
 	case !ok:
 		return fmt.Errorf("unknown partner %q", r.Partner)
 	case p.Endpoint == nil:

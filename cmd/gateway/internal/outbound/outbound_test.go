@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/beevik/etree"
 	"github.com/google/uuid"
@@ -561,6 +562,44 @@ func TestRetryAfterBounded(t *testing.T) {
 	}
 }
 
+// TestForeignErrorTextBounded: an agency's fault whose reason runs to
+// megabytes is dead-lettered with the reason cut to a bound, in the queue
+// and in the delivery-status event, which would otherwise outgrow Kafka's
+// message size and stop the relay for every event behind it.
+func TestForeignErrorTextBounded(t *testing.T) {
+	w := newWorld(t)
+	agencyKey, _ := w.ca.IssueSigning("TH:SSO", nil)
+	reason := strings.Repeat("ข", 1<<20) // 3 MiB of Thai
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		out := agencyFault("")
+		out.FindElement("//faultcode").SetText("soap:Client")
+		out.FindElement("//faultstring").SetText(reason)
+		out.FindElement("//Code").SetText("client.schema.invalid")
+		_ = (&wssec.Signer{Cert: agencyKey.Cert, Key: agencyKey.Key}).Sign(out)
+		b, _ := out.WriteToBytes()
+		rw.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		rw.WriteHeader(http.StatusInternalServerError)
+		_, _ = rw.Write(b)
+	})
+	p := w.partner(srv.URL, "soap", partner.Endpoint{})
+	p.Kind = partner.KindAgency
+	dl := w.deliverer(p)
+	var evented atomic.Value
+	dl.Status = func(d *store.Delivery, state string, attempts int, errText string, at time.Time) (store.Message, error) {
+		evented.Store(errText)
+		return store.Message{Topic: "perkeso.delivery-status.v1", Key: []byte(d.Key), Value: []byte(`{}`)}, nil
+	}
+	w.enqueue(t, "req-long-fault", "RequestInformation", `{"items":[{"code":"WAGES_6M"}]}`)
+	run(t, dl, func() bool { return w.state(t).State == store.DeliveryDead })
+	d := w.state(t)
+	ev, _ := evented.Load().(string)
+	for where, text := range map[string]string{"last_error": d.LastError, "status event": ev} {
+		if len(text) > 1100 || !utf8.ValidString(text) || !strings.Contains(text, "client.schema.invalid") || !strings.Contains(text, "bytes in all)") {
+			t.Errorf("%s: %d bytes, %.60q…", where, len(text), text)
+		}
+	}
+}
+
 // BenchmarkDelivery measures deliveries/s to a local JSON partner over mTLS.
 func BenchmarkDelivery(b *testing.B) {
 	w := newWorld(b)
@@ -661,6 +700,22 @@ func TestConsumerQueue(t *testing.T) {
 	}
 	if len(ds) != 2 {
 		t.Fatalf("%d deliveries, want 2", len(ds))
+	}
+
+	// Fields too long to repeat in every status event: a request with a
+	// long id is kept under its record's place, one naming a long partner
+	// with the name cut, each reason bounded.
+	long := strings.Repeat("é", 60_000)
+	queue(`{"id":"` + strings.Repeat("x", outbound.MaxField+1) + `","partner":"p1","messageType":"JSON","payload":{}}`)
+	queue(`{"id":"req-long-partner","partner":"` + long + `","messageType":"JSON","payload":{}}`)
+	ds = byKey()
+	if d := ds["kafka:perkeso.outbound.v1:0:0"]; d == nil || d.State != store.DeliveryDead || d.LastError != "id is over 256 bytes" {
+		t.Fatalf("the request with a long id: %+v", d)
+	}
+	d := ds["req-long-partner"]
+	if d == nil || d.State != store.DeliveryDead || len(d.PartnerID) > outbound.MaxField || !utf8.ValidString(d.PartnerID) ||
+		len(d.LastError) > 1100 || !strings.HasSuffix(d.LastError, fmt.Sprintf("(cut: %d bytes in all)", len(`unknown partner ""`)+len(long))) {
+		t.Fatalf("the request naming a long partner: partner %d bytes, last error %d bytes: %.80q…%q", len(d.PartnerID), len(d.LastError), d.LastError, d.LastError[max(0, len(d.LastError)-40):])
 	}
 }
 
