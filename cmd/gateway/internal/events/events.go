@@ -311,11 +311,34 @@ func (b *Builder) VerifiedMessage(recordID, partnerID string, at time.Time, v Ve
 	return store.Message{Topic: b.Topics.Verified, Key: []byte(recordID), Headers: b.headers(recordID, TypeVerified, partnerID, at), Value: val}, nil
 }
 
+// MaxPointer bounds a problem's place in a rejected event. A pointer is
+// made of the refused document's member names, as long as the partner
+// made them: an insurer batch of 100 unknown members with names of 30 KB
+// made a 3 MB event, which a broker refuses, stopping the relay for every
+// event behind it. With at most 101 problems listed (jsonrules.MaxProblems
+// and the one that ends a cut list), the problems take 26 KB at most.
+const MaxPointer = 256
+
+// Within is pointer, or its longest ancestor of at most n bytes, which
+// still holds the problem: "/claims/3/<a long name>" becomes "/claims/3",
+// a long top-level name "" (the document). A place without a slash that is
+// too long becomes "" too.
+func Within(pointer string, n int) string {
+	for len(pointer) > n {
+		i := strings.LastIndexByte(pointer, '/')
+		if i < 0 {
+			return ""
+		}
+		pointer = pointer[:i]
+	}
+	return pointer
+}
+
 // RejectedMessage is the event of a refused submission, keyed by partner.
 func (b *Builder) RejectedMessage(r Rejected, at time.Time) (store.Message, error) {
 	ps := make([]adapters.Problem, 0, len(r.Problems))
 	for _, p := range r.Problems {
-		ps = append(ps, adapters.Problem{Pointer: p.Pointer, Code: p.Code}) // messages stay out
+		ps = append(ps, adapters.Problem{Pointer: Within(p.Pointer, MaxPointer), Code: p.Code}) // messages stay out
 	}
 	r.Problems = ps
 	val, err := json.Marshal(r)

@@ -192,3 +192,25 @@ func TestCheck(t *testing.T) {
 		})
 	}
 }
+
+// TestWithin: a pointer too long for a rejected event becomes its longest
+// ancestor that fits, which still holds the problem.
+func TestWithin(t *testing.T) {
+	long := strings.Repeat("n", 300)
+	for _, tc := range []struct{ name, pointer, want string }{
+		{"ok/short", "/claims/3/claimant/idNo", "/claims/3/claimant/idNo"},
+		{"ok/root", "", ""},
+		{"ok/exactly-the-bound", "/" + long[:255], "/" + long[:255]},
+		{"fail/long-member-in-a-claim", "/claims/3/" + long, "/claims/3"},
+		{"fail/long-top-level-member", "/" + long, ""},
+		{"fail/long-member-then-more", "/claims/3/" + long + "/x", "/claims/3"},
+		{"fail/no-slash", long, ""},
+		{"fail/soap-location", "/xb:NotifyInjury/xb:" + long, "/xb:NotifyInjury"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := events.Within(tc.pointer, events.MaxPointer); got != tc.want {
+				t.Fatalf("Within(%.40q…) = %.60q, want %q", tc.pointer, got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,33 @@
+package server_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
+)
+
+// TestRejectedEventBounded: the rejected-topic event of a refused insurer
+// batch names every problem's place, but a batch of members with names
+// running to megabytes does not make it larger than a broker accepts,
+// which would stop the relay for every event behind it.
+func TestRejectedEventBounded(t *testing.T) {
+	env := gatewaytest.Start(t, gatewaytest.Options{EventLimit: events.MaxValueBytes})
+	var m map[string]any
+	_ = json.Unmarshal(insurerBatch(t), &m)
+	for i := 0; i < 100; i++ {
+		m[strings.Repeat(string(rune('a'+i%26)), 30_000)+string(rune('A'+i/26))] = 1 // 100 unknown members, 3 MB of names
+	}
+	doc, _ := json.Marshal(m)
+	r := postClaims(t, env, "insurer-wic", doc, nil)
+	if r.status != 422 {
+		t.Fatalf("status %d: %.300s", r.status, r.body)
+	}
+	n := count(t, env, `SELECT count(*) FROM outbox WHERE topic = 'perkeso.injury-notices.rejected.v1'`)
+	size := count(t, env, `SELECT coalesce(max(length(value)), 0) FROM outbox WHERE topic = 'perkeso.injury-notices.rejected.v1'`)
+	if n != 1 || size > events.MaxValueBytes {
+		t.Fatalf("%d rejected events, the largest %d bytes (at most %d)", n, size, events.MaxValueBytes)
+	}
+}
