@@ -464,7 +464,7 @@ func (h *Handler) fault(w http.ResponseWriter, r *http.Request, rq *request, f *
 	} else {
 		h.wake(e)
 	}
-	h.Log.Warn("agency request refused", "correlation_id", rq.cid, "partner", rq.p.ID, "code", f.Code, "location", f.Location)
+	h.Log.Warn("agency request refused", "correlation_id", rq.cid, "partner", rq.p.ID, "code", f.Code, "location", events.Within(f.Location, events.MaxPointer))
 	if f.Server && f.Retry > 0 {
 		w.Header().Set("Retry-After", itoa(f.Retry))
 	}
