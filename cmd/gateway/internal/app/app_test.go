@@ -76,19 +76,10 @@ func TestReadyCRL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(l.Dir, "pki", "clients.crl"), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		useCRL(t, l, b)
 	}
 	good, _ := os.ReadFile(l.Config)
-	withCRL := bytes.Replace(good, []byte(`"client_ca_file": "pki/ca.pem"`), []byte(`"client_ca_file": "pki/ca.pem", "crl_files": ["pki/clients.crl"]`), 1)
-	if bytes.Equal(withCRL, good) {
-		t.Fatal("config layout changed")
-	}
 	writeCRL(time.Now().Add(-time.Hour))
-	if err := os.WriteFile(l.Config, withCRL, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	if err := g.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +135,38 @@ func TestReadyCRL(t *testing.T) {
 	}
 	if _, found := gauge(); found {
 		t.Fatal("ok/no-crl: the dropped CRL's gauge is still served")
+	}
+}
+
+// employerClient serves g and is the demo employer's client of it.
+func employerClient(t *testing.T, g *Gateway, l devmode.Layout) *partnerkit.Client {
+	t.Helper()
+	ln, _ := serve(t, g)
+	kit := l.Kit("demo-employer")
+	c, err := partnerkit.NewClient("https://"+ln.Addr().String(), l.CACert, kit.ClientCert, kit.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// useCRL writes der as the dev directory's pki/clients.crl and names that
+// file in the configuration's tls.crl_files, for the next Reload.
+func useCRL(t *testing.T, l devmode.Layout, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(l.Dir, "pki", "clients.crl"), der, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := os.ReadFile(l.Config)
+	if bytes.Contains(cfg, []byte(`"crl_files"`)) {
+		return
+	}
+	withCRL := bytes.Replace(cfg, []byte(`"client_ca_file": "pki/ca.pem"`), []byte(`"client_ca_file": "pki/ca.pem", "crl_files": ["pki/clients.crl"]`), 1)
+	if bytes.Equal(withCRL, cfg) {
+		t.Fatal("config layout changed")
+	}
+	if err := os.WriteFile(l.Config, withCRL, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -509,14 +532,8 @@ func TestAlertMetricsExist(t *testing.T) {
 // accepted notice counts nowhere.
 func TestVerificationFailureKinds(t *testing.T) {
 	g, l := devGateway(t)
-	ln, _ := serve(t, g)
-
-	kit := l.Kit("demo-employer")
-	c, err := partnerkit.NewClient("https://"+ln.Addr().String(), l.CACert, kit.ClientCert, kit.ClientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := partnerkit.LoadSigningKey(kit.SigningJWK)
+	c := employerClient(t, g, l)
+	key, err := partnerkit.LoadSigningKey(l.Kit("demo-employer").SigningJWK)
 	if err != nil {
 		t.Fatal(err)
 	}

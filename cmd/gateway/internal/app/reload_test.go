@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -15,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -230,12 +228,8 @@ func TestReloadNamesRestartOnlySettings(t *testing.T) {
 // current CRLs.
 func TestReloadRevokesOpenConnections(t *testing.T) {
 	g, l := devGateway(t)
-	ln, _ := serve(t, g)
+	c := employerClient(t, g, l)
 	kit := l.Kit("demo-employer")
-	c, err := partnerkit.NewClient("https://"+ln.Addr().String(), l.CACert, kit.ClientCert, kit.ClientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	get := func() (*partnerkit.Response, error) {
 		return c.Raw("GET", "/v1/injury-notices/00000000-0000-5000-8000-000000000000", nil, nil)
 	}
@@ -254,14 +248,7 @@ func TestReloadRevokesOpenConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(l.Dir, "pki", "clients.crl"), der, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, _ := os.ReadFile(l.Config)
-	withCRL := bytes.Replace(cfg, []byte(`"client_ca_file": "pki/ca.pem"`), []byte(`"client_ca_file": "pki/ca.pem", "crl_files": ["pki/clients.crl"]`), 1)
-	if err := os.WriteFile(l.Config, withCRL, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	useCRL(t, l, der)
 	if err := g.Reload(); err != nil {
 		t.Fatal(err)
 	}

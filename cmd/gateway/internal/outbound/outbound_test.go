@@ -85,6 +85,19 @@ func (w *world) server(t testing.TB, h http.HandlerFunc, configure ...func(*http
 	return s
 }
 
+// downUntil is a JSON partner that answers 503 until healthy is set, then
+// 200; n counts the requests it saw.
+func (w *world) downUntil(t testing.TB, healthy *atomic.Bool, n *atomic.Int32) *httptest.Server {
+	return w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		if !healthy.Load() {
+			http.Error(rw, "down", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = rw.Write([]byte(`{}`))
+	})
+}
+
 func (w *world) partner(url, protocol string, ep partner.Endpoint) *partner.Partner {
 	pool := x509.NewCertPool()
 	pool.AddCert(w.ca.Cert)
@@ -216,14 +229,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	w := newWorld(t)
 	var n atomic.Int32
 	var healthy atomic.Bool
-	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
-		n.Add(1)
-		if !healthy.Load() {
-			http.Error(rw, "down", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = rw.Write([]byte(`{}`))
-	})
+	srv := w.downUntil(t, &healthy, &n)
 	p := w.partner(srv.URL, "json", partner.Endpoint{MaxAttempts: 50, BreakerFailures: 3, BreakerCooldown: 700 * time.Millisecond})
 	dl := w.deliverer(p)
 	w.enqueue(t, "req-breaker", "JSON", `{}`)
@@ -262,13 +268,7 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 func TestProbeThatCannotStartFreesTheBreaker(t *testing.T) {
 	w := newWorld(t)
 	var healthy atomic.Bool
-	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
-		if !healthy.Load() {
-			http.Error(rw, "down", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = rw.Write([]byte(`{}`))
-	})
+	srv := w.downUntil(t, &healthy, new(atomic.Int32))
 	p := w.partner(srv.URL, "json", partner.Endpoint{MaxAttempts: 50, BreakerFailures: 3, BreakerCooldown: 200 * time.Millisecond})
 	dl := w.deliverer(p)
 	var brokenSender atomic.Bool
