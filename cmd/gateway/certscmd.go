@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -23,7 +24,7 @@ import (
 )
 
 const certsUsage = `usage: gateway certs kit --partner ID --ca-cert CA.pem --ca-key CA.key [--out DIR]
-       gateway certs rotate-receipt-key (--config FILE | --dev DIR)     then SIGHUP the gateway
+       gateway certs rotate-receipt-key (--config FILE [--public-jwks FILE] | --dev DIR)     then SIGHUP the gateway
        gateway certs list (--config FILE | --dev DIR)`
 
 // runCerts is "gateway certs kit|rotate-receipt-key|list"; each
@@ -43,24 +44,29 @@ func runCerts(_ context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	return errUsage
 }
 
-// loadConfigFlags parses the flags of a subcommand that takes only
-// --config and --dev, and loads the configuration they name (the dev one by
-// default).
-func loadConfigFlags(name string, args []string, stderr io.Writer) (*config.Config, error) {
+// loadConfigFlags parses the flags of a subcommand that takes --config and
+// --dev (and those more adds), and loads the configuration they name (the
+// dev one by default). dev is the dev directory's layout when the
+// configuration is the dev one.
+func loadConfigFlags(name string, args []string, stderr io.Writer, more ...func(*flag.FlagSet)) (cfg *config.Config, dev *devmode.Layout, err error) {
 	fs := newFlags(name, stderr)
 	cfgPath := fs.String("config", "", "gateway configuration file")
 	dir := fs.String("dev", devmode.DefaultDir, "dev directory")
+	for _, m := range more {
+		m(fs)
+	}
 	if err := parse(fs, args); err != nil {
-		return nil, errUsage
+		return nil, nil, errUsage
 	}
 	if *cfgPath == "" {
 		l, err := devmode.LayoutOf(*dir)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		*cfgPath = l.Config
+		*cfgPath, dev = l.Config, &l
 	}
-	return config.Load(*cfgPath)
+	cfg, err = config.Load(*cfgPath)
+	return cfg, dev, err
 }
 
 // certsKit issues a partner's onboarding kit: a client certificate from
@@ -128,17 +134,34 @@ func certsKit(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// certsRotate puts a new receipt key in front of the receipt key file.
+// certsRotate puts a new receipt key in front of the receipt key file, and
+// writes the public keys, new and old, where the back office's ingest reads
+// them (--public-jwks; a dev directory's gateway-jwks.json): ingest takes a
+// receipt by a key its copy lacks as a reason to read its copy again.
 func certsRotate(args []string, stdout, stderr io.Writer) error {
-	cfg, err := loadConfigFlags("certs rotate-receipt-key", args, stderr)
+	var public *string
+	cfg, dev, err := loadConfigFlags("certs rotate-receipt-key", args, stderr, func(fs *flag.FlagSet) {
+		public = fs.String("public-jwks", "", "also write the public keys (new and old) to this file, for gateway ingest --jwks")
+	})
 	if err != nil {
 		return err
+	}
+	if *public == "" && dev != nil {
+		*public = dev.GatewayJWKS
 	}
 	kid, err := receipt.RotateKeyFile(cfg.ReceiptKeyFile)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "new receipt key %s in %s; the previous keys stay in the JWKS. Send SIGHUP to the gateway to use it.\n", kid, cfg.ReceiptKeyFile)
+	if *public == "" {
+		fmt.Fprintln(stdout, "gateway ingest verifies receipts with its --jwks file: put the new public key there (--public-jwks writes it; /.well-known/jwks.json serves it).")
+		return nil
+	}
+	if err := receipt.WritePublicJWKS(cfg.ReceiptKeyFile, *public); err != nil {
+		return fmt.Errorf("the new key is in place, but the public JWKS was not written: %w", err)
+	}
+	fmt.Fprintf(stdout, "public keys (new and old) in %s, for gateway ingest --jwks\n", *public)
 	return nil
 }
 
@@ -149,7 +172,7 @@ func certsRotate(args []string, stdout, stderr io.Writer) error {
 // the same names). Unlike the gateway, it reports an unreadable file and
 // goes on.
 func certsList(args []string, stdout, stderr io.Writer) error {
-	cfg, err := loadConfigFlags("certs list", args, stderr)
+	cfg, _, err := loadConfigFlags("certs list", args, stderr)
 	if err != nil {
 		return err
 	}

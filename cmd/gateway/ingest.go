@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/app"
@@ -73,6 +74,7 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	log, progress := ingestLog(*cfgPath != "" || *brokers != "", stderr)
 	last := time.Now()
 	c := &ingest.Consumer{Reader: reader, Sink: sink, JWKS: set, Batch: *batch, Log: log,
+		ReloadJWKS: func() (jwk.Set, error) { return partnerkit.ReadJWKS(*jwksPath) },
 		OnBatch: func(p ingest.Progress) {
 			if time.Since(last) >= time.Second {
 				last = time.Now()

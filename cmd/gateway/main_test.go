@@ -558,6 +558,14 @@ func TestCertsCommands(t *testing.T) {
 	if o, e, err := gateway(t, "receipt", "verify", "--dev", dir, "--jwks", d.JWKSURL, acc.Receipt); err != nil {
 		t.Fatalf("a receipt from before the rotation no longer verifies: %v %s %s", err, o, e)
 	}
+	// The rotation wrote the public keys where ingest reads them: both
+	// records are ingested, none quarantined for its key.
+	if o, e, err := gateway(t, "receipt", "verify", "--jwks", l.GatewayJWKS, b.Receipt); err != nil {
+		t.Fatalf("the new receipt does not verify with %s: %v %s %s", l.GatewayJWKS, err, o, e)
+	}
+	if o, e, err := gateway(t, "ingest", "--dev", dir, "--until-caught-up", "--idle", "1s"); err != nil || !strings.Contains(o, "2 ingested, 0 quarantined") {
+		t.Fatalf("ingest after the rotation: %v %s %s", err, o, e)
+	}
 }
 
 // TestServe runs "gateway serve" on a configuration (the dev one, which

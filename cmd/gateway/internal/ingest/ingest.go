@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,13 +28,16 @@ import (
 
 // Consumer ingests the verified topic.
 type Consumer struct {
-	Reader  *kafka.Reader
-	Sink    *Sink
-	JWKS    jwk.Set
-	Batch   int           // messages per transaction (default 500)
-	Linger  time.Duration // how long to wait to fill a batch (default 20ms)
-	Log     *slog.Logger
-	OnBatch func(Progress) // called after each committed batch
+	Reader *kafka.Reader
+	Sink   *Sink
+	JWKS   jwk.Set
+	// ReloadJWKS, when set, reads the gateway's JWKS again: called when a
+	// batch holds a receipt by a key JWKS lacks, before any is quarantined.
+	ReloadJWKS func() (jwk.Set, error)
+	Batch      int           // messages per transaction (default 500)
+	Linger     time.Duration // how long to wait to fill a batch (default 20ms)
+	Log        *slog.Logger
+	OnBatch    func(Progress) // called after each committed batch
 }
 
 // Progress counts what the consumer did.
@@ -123,12 +127,31 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 }
 
 type verified struct {
-	row    Row
-	reason string
+	row        Row
+	reason     string
+	unknownKey bool
 }
 
-// verifyAll verifies a batch on every core; signature checks dominate.
+// verifyAll verifies a batch on every core; signature checks dominate. A
+// receipt by a key the JWKS lacks makes it read the JWKS again
+// (ReloadJWKS) and verify the batch once more: after a rotation of the
+// gateway's receipt key, the records it signs would otherwise all be
+// quarantined until a restart.
 func (c *Consumer) verifyAll(msgs []kafka.Message) []verified {
+	out := c.verifyWith(msgs, c.JWKS)
+	if c.ReloadJWKS == nil || !slices.ContainsFunc(out, func(v verified) bool { return v.unknownKey }) {
+		return out
+	}
+	set, err := c.ReloadJWKS()
+	if err != nil {
+		c.Log.Warn("a receipt names a key the gateway JWKS lacks, and reading it again failed", "err", err)
+		return out
+	}
+	c.JWKS = set
+	return c.verifyWith(msgs, set)
+}
+
+func (c *Consumer) verifyWith(msgs []kafka.Message, set jwk.Set) []verified {
 	out := make([]verified, len(msgs))
 	workers := min(runtime.GOMAXPROCS(0), len(msgs))
 	var wg sync.WaitGroup
@@ -137,7 +160,7 @@ func (c *Consumer) verifyAll(msgs []kafka.Message) []verified {
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < len(msgs); i += workers {
-				out[i].row, out[i].reason = Verify(msgs[i], c.JWKS)
+				out[i].row, out[i].reason = check(msgs[i], set, &out[i].unknownKey)
 			}
 		}(w)
 	}
@@ -176,6 +199,13 @@ func (c *Consumer) fetch(ctx context.Context, short bool) ([]kafka.Message, erro
 // recordSha256, or an attestation), the record's schema and the CloudEvents
 // id. It returns the row to upsert, or the reason to quarantine.
 func Verify(m kafka.Message, set jwk.Set) (Row, string) {
+	var unknownKey bool
+	return check(m, set, &unknownKey)
+}
+
+// check is Verify; it sets *unknownKey when a signature is by a key set
+// lacks (see Consumer.ReloadJWKS).
+func check(m kafka.Message, set jwk.Set, unknownKey *bool) (Row, string) {
 	var env events.Verified
 	dec := json.NewDecoder(bytes.NewReader(m.Value))
 	dec.DisallowUnknownFields()
@@ -185,13 +215,16 @@ func Verify(m kafka.Message, set jwk.Set) (Row, string) {
 	if len(env.Record) == 0 || env.Receipt == "" {
 		return Row{}, "envelope lacks record or receipt"
 	}
+	var uk *receipt.UnknownKeyError
 	rc, err := receipt.Verify(env.Receipt, set)
 	if err != nil {
+		*unknownKey = errors.As(err, &uk)
 		return Row{}, "receipt: " + err.Error()
 	}
 	attested := []byte(env.Record)
 	if env.Attestation != "" {
 		if attested, err = receipt.VerifyAttestation(env.Attestation, env.Record, set); err != nil {
+			*unknownKey = errors.As(err, &uk)
 			return Row{}, err.Error()
 		}
 		var a, b bytes.Buffer

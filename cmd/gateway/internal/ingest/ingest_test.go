@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 
@@ -301,4 +302,71 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("let through a record the gateway did not sign: %s", row.Record)
 		}
 	})
+}
+
+// TestRotatedKeyIngested: a consumer started before the gateway's receipt
+// key was rotated reads its JWKS file again on meeting the new key, and
+// ingests the records signed with it (they were all quarantined until a
+// restart); a receipt by a key the file never held is still quarantined.
+func TestRotatedKeyIngested(t *testing.T) {
+	b, err := broker.Start("", 0, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	dir := t.TempDir()
+	keyFile, public := filepath.Join(dir, "receipt.jwk.json"), filepath.Join(dir, "gateway-jwks.json")
+	if err := receipt.GenerateKeyFile(keyFile, "gw-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := receipt.WritePublicJWKS(keyFile, public); err != nil {
+		t.Fatal(err)
+	}
+	readPublic := func() (jwk.Set, error) {
+		b, err := os.ReadFile(public)
+		if err != nil {
+			return nil, err
+		}
+		return jwk.Parse(b)
+	}
+	before, err := readPublic() // what the consumer holds: the key before the rotation
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	f.signer, _ = receipt.LoadSigner(keyFile)
+	msgs := []kafka.Message{f.message(t, 0, "receipt-bound")}
+	if _, err := receipt.RotateKeyFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := receipt.WritePublicJWKS(keyFile, public); err != nil { // as certs rotate-receipt-key does
+		t.Fatal(err)
+	}
+	f.signer, _ = receipt.LoadSigner(keyFile)
+	msgs = append(msgs, f.message(t, 1, "receipt-bound"))
+	_ = receipt.GenerateKeyFile(filepath.Join(dir, "stranger.json"), "gw-stranger")
+	f.signer, _ = receipt.LoadSigner(filepath.Join(dir, "stranger.json"))
+	msgs = append(msgs, f.message(t, 2, "receipt-bound"))
+	produce(t, b.Addr, msgs)
+
+	sink, err := ingest.OpenSink(filepath.Join(dir, "backoffice.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	c := consumer(b.Addr, "bo", sink, f)
+	defer c.Reader.Close()
+	c.JWKS, c.ReloadJWKS = before, readPublic
+	if _, err := c.Run(context.Background(), true, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	recs, quar, err := sink.Counts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reason string
+	_ = sink.DB().QueryRow(`SELECT reason FROM backoffice_quarantine`).Scan(&reason)
+	if recs != 2 || quar != 1 || !strings.Contains(reason, `no key "gw-stranger"`) {
+		t.Fatalf("%d records and %d quarantined (%q), want 2 and the stranger's", recs, quar, reason)
+	}
 }

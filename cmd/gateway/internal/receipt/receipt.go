@@ -254,6 +254,25 @@ func RotateKeyFile(path string) (string, error) {
 	return kid, os.Rename(tmp, path)
 }
 
+// WritePublicJWKS writes the public keys of the receipt key file keyFile,
+// current and retired, to path (replaced whole, never half written): the
+// JWKS /.well-known/jwks.json serves, as a file for gateway ingest.
+func WritePublicJWKS(keyFile, path string) error {
+	s, err := LoadSigner(keyFile)
+	if err != nil {
+		return err
+	}
+	out, err := json.MarshalIndent(s.JWKS(), "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(out, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
 // Sign returns the compact JWS of any JSON-encodable payload.
 func (s *Signer) Sign(v any) (string, error) {
 	b, err := json.Marshal(v)
@@ -262,6 +281,12 @@ func (s *Signer) Sign(v any) (string, error) {
 	}
 	return s.compact(Type, b, false)
 }
+
+// UnknownKeyError is a signature by a key the JWKS at hand does not hold:
+// a forgery, or, after a rotation, a key a copy of the JWKS lacks yet.
+type UnknownKeyError struct{ Kid, Set string }
+
+func (e *UnknownKeyError) Error() string { return fmt.Sprintf("no key %q in the %s", e.Kid, e.Set) }
 
 // Verify checks a receipt against a published JWKS and returns its payload.
 // The key is chosen by kid, only from the given set.
@@ -278,7 +303,7 @@ func Verify(compact string, set jwk.Set) (*Receipt, error) {
 	kid, _ := h.KeyID()
 	key, ok := set.LookupKeyID(kid)
 	if !ok {
-		return nil, fmt.Errorf("no key %q in the JWKS", kid)
+		return nil, &UnknownKeyError{Kid: kid, Set: "JWKS"}
 	}
 	if alg, _ := h.Algorithm(); alg != jwa.ES256() {
 		return nil, fmt.Errorf("receipt alg %s, want ES256", alg)
@@ -327,7 +352,7 @@ func VerifyAttestation(compact string, record []byte, set jwk.Set) ([]byte, erro
 	kid, _ := h.KeyID()
 	key, ok := set.LookupKeyID(kid)
 	if !ok {
-		return nil, fmt.Errorf("no key %q in the gateway JWKS", kid)
+		return nil, &UnknownKeyError{Kid: kid, Set: "gateway JWKS"}
 	}
 	if alg, _ := h.Algorithm(); alg != jwa.ES256() {
 		return nil, fmt.Errorf("attestation alg %s, want ES256", alg)
