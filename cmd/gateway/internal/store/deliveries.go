@@ -117,25 +117,28 @@ func (s *DB) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, l
 		due = append(due, d)
 	}
 	rows.Close()
+	if len(due) == 0 {
+		return nil, nil
+	}
+	// One write for the whole claim: a write per delivery waited for a
+	// commit (and its fsync) each, one after another.
 	var out []*Delivery
-	for _, d := range due {
-		var won bool
-		err := s.write(ctx, func(ctx context.Context, tx wtx) error {
+	err = s.write(ctx, func(ctx context.Context, tx wtx) error {
+		out = out[:0] // a failed group runs its writes again, alone
+		for _, d := range due {
 			res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ?, updated_at = ? WHERE id = ? AND next_at = ? AND state = ?`),
 				ts(now.Add(lease)), ts(now), d.ID, ts(d.NextAt), DeliveryPending)
 			if err != nil {
 				return err
 			}
-			n, _ := res.RowsAffected()
-			won = n == 1
-			return nil
-		})
-		if err != nil {
-			return out, err
+			if n, _ := res.RowsAffected(); n == 1 {
+				out = append(out, d)
+			}
 		}
-		if won {
-			out = append(out, d)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -1375,3 +1375,52 @@ func TestWriteOutlivesItsCaller(t *testing.T) {
 		}
 	})
 }
+
+// TestClaimDueExclusive: two instances claiming the same queue at once
+// (each claim one transaction) claim every due delivery exactly once.
+func TestClaimDueExclusive(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		a, b := open(t, target), open(t, target)
+		const n = 200
+		for i := 0; i < n; i++ {
+			d := &store.Delivery{Key: fmt.Sprintf("claim-%03d", i), PartnerID: "p1", MessageType: "JSON", Payload: []byte(`{}`)}
+			if _, err := a.Enqueue(ctx, d, deliveryAt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var mu sync.Mutex
+		claimed := map[int64]int{}
+		var wg sync.WaitGroup
+		for _, s := range []*store.DB{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					due, err := s.ClaimDue(ctx, deliveryAt.Add(time.Minute), time.Hour, 16)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(due) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, d := range due {
+						claimed[d.ID]++
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if len(claimed) != n {
+			t.Fatalf("%d of %d deliveries claimed", len(claimed), n)
+		}
+		for id, k := range claimed {
+			if k != 1 {
+				t.Fatalf("delivery %d claimed %d times", id, k)
+			}
+		}
+	})
+}
