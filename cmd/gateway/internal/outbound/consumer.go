@@ -107,7 +107,7 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 		d.Key = place
 	}
 	d.PartnerID, d.MessageType, d.CaseID = clip(d.PartnerID, MaxField), clip(d.MessageType, MaxField), clip(d.CaseID, MaxField)
-	reason := ErrorText(verr.Error())
+	reason := errorText(verr.Error())
 	created, err := c.Store.EnqueueRefused(ctx, d, reason, now, func(q *store.Delivery) *store.Entry {
 		e := &store.Entry{CorrelationID: "outbound-" + d.Key, PartnerID: d.PartnerID, ReceivedAt: now, Route: "OUTBOUND " + d.MessageType,
 			Verification: "refused: " + reason, Outcome: "DEAD_LETTERED", SourceKey: d.Key, Body: m.Value}

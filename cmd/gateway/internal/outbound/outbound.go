@@ -280,8 +280,8 @@ func Backoff(n int, ep partner.Endpoint) time.Duration {
 // message size would stop the relay for every event behind it.
 const maxErrorText = 1024
 
-// ErrorText is s, cut to maxErrorText bytes with a note of its full length.
-func ErrorText(s string) string {
+// errorText is s, cut to maxErrorText bytes with a note of its full length.
+func errorText(s string) string {
 	if len(s) <= maxErrorText {
 		return s
 	}
@@ -301,7 +301,7 @@ func clip(s string, n int) string {
 
 func (dl *Deliverer) finishWith(ctx context.Context, d *store.Delivery, resp []byte, status int, oe *Error, ep partner.Endpoint) {
 	if oe != nil {
-		oe.Msg = ErrorText(oe.Msg)
+		oe.Msg = errorText(oe.Msg)
 	}
 	now := dl.now()
 	attempts := d.Attempts + 1
@@ -355,9 +355,11 @@ type Request struct {
 // Repeats reports whether a request whose id is queued already as d asks
 // for the same delivery: the same partner, type, case and payload (as JSON,
 // whatever its spacing). A repeat is answered as queued; anything else is
-// another request that reused the id, and is not queued.
+// another request that reused the id, and is not queued. A NotifyInjury
+// names no case: the agency assigns one, which the delivery then holds.
 func (r *Request) Repeats(d *store.Delivery) bool {
-	if r.Partner != d.PartnerID || r.MessageType != d.MessageType || r.CaseID != d.CaseID {
+	assigned := r.MessageType == "NotifyInjury" && r.CaseID == ""
+	if r.Partner != d.PartnerID || r.MessageType != d.MessageType || r.CaseID != d.CaseID && !assigned {
 		return false
 	}
 	var a, b bytes.Buffer

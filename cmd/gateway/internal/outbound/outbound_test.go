@@ -734,6 +734,36 @@ func (q *failingQueue) Enqueue(ctx context.Context, d *store.Delivery, at time.T
 	return q.DeliveryQueue.Enqueue(ctx, d, at)
 }
 
+// TestRepeats: a request whose id is queued is a repeat when it asks for
+// the same delivery, whatever its JSON spacing; a NotifyInjury also once
+// the agency assigned its case.
+func TestRepeats(t *testing.T) {
+	queued := &store.Delivery{PartnerID: "th-sso", MessageType: "NotifyDecision", CaseID: "MY:PERKESO:XB-1", Payload: []byte(`{"outcome":"ACCEPTED"}`)}
+	notified := &store.Delivery{PartnerID: "th-sso", MessageType: "NotifyInjury", CaseID: "TH:SSO:C-77", Payload: []byte(`{"record":{}}`)}
+	for _, tc := range []struct {
+		name   string
+		r      outbound.Request
+		d      *store.Delivery
+		repeat bool
+	}{
+		{"ok/same", outbound.Request{Partner: "th-sso", MessageType: "NotifyDecision", CaseID: "MY:PERKESO:XB-1", Payload: []byte(`{"outcome":"ACCEPTED"}`)}, queued, true},
+		{"ok/spaced-otherwise", outbound.Request{Partner: "th-sso", MessageType: "NotifyDecision", CaseID: "MY:PERKESO:XB-1", Payload: []byte(`{ "outcome" : "ACCEPTED" }`)}, queued, true},
+		{"ok/notification-its-case-assigned", outbound.Request{Partner: "th-sso", MessageType: "NotifyInjury", Payload: []byte(`{"record":{}}`)}, notified, true},
+		{"fail/other-payload", outbound.Request{Partner: "th-sso", MessageType: "NotifyDecision", CaseID: "MY:PERKESO:XB-1", Payload: []byte(`{"outcome":"REJECTED"}`)}, queued, false},
+		{"fail/other-case", outbound.Request{Partner: "th-sso", MessageType: "NotifyDecision", CaseID: "MY:PERKESO:XB-2", Payload: []byte(`{"outcome":"ACCEPTED"}`)}, queued, false},
+		{"fail/no-case", outbound.Request{Partner: "th-sso", MessageType: "NotifyDecision", Payload: []byte(`{"outcome":"ACCEPTED"}`)}, queued, false},
+		{"fail/other-type", outbound.Request{Partner: "th-sso", MessageType: "RequestInformation", CaseID: "MY:PERKESO:XB-1", Payload: []byte(`{"outcome":"ACCEPTED"}`)}, queued, false},
+		{"fail/other-partner", outbound.Request{Partner: "bn-spk", MessageType: "NotifyDecision", CaseID: "MY:PERKESO:XB-1", Payload: []byte(`{"outcome":"ACCEPTED"}`)}, queued, false},
+		{"fail/notification-other-record", outbound.Request{Partner: "th-sso", MessageType: "NotifyInjury", Payload: []byte(`{"record":{"a":1}}`)}, notified, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.r.Repeats(tc.d); got != tc.repeat {
+				t.Fatalf("Repeats = %v, want %v", got, tc.repeat)
+			}
+		})
+	}
+}
+
 // TestConsumerRetriesWhatTheStoreRefused: a request the store cannot take
 // for a while is queued once it can, not skipped: the reader has moved
 // past it, and the next record's commit would have committed it as done.
