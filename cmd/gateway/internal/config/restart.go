@@ -8,11 +8,11 @@ import (
 	"strings"
 )
 
-// Reloadable are the settings a reload (SIGHUP) applies, as dotted paths of
+// reloadable are the settings a reload (SIGHUP) applies, as dotted paths of
 // the file's JSON names: the partner registry, the server's TLS material,
 // the receipt key, and the SOAP signing and outbound client certificates.
 // The gateway builds everything else once, when it starts.
-var Reloadable = []string{
+var reloadable = []string{
 	"tls", "receipt_key_file", "partners",
 	"soap.signing_cert_file", "soap.signing_key_file",
 	"outbound.client_cert_file", "outbound.client_key_file",
@@ -26,7 +26,7 @@ func RestartOnly(running, next File) []string {
 	var changed []string
 	diff("", tree(running), tree(next), &changed)
 	return slices.DeleteFunc(changed, func(path string) bool {
-		return slices.ContainsFunc(Reloadable, func(r string) bool { return path == r || strings.HasPrefix(path, r+".") })
+		return slices.ContainsFunc(reloadable, func(r string) bool { return path == r || strings.HasPrefix(path, r+".") })
 	})
 }
 
