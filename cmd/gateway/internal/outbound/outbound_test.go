@@ -315,7 +315,7 @@ func TestReloadedConcurrency(t *testing.T) {
 		defer inflight.Add(-1)
 		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(400 * time.Millisecond) // long enough for the others' handshakes under -race on a busy machine
 		_, _ = rw.Write([]byte(`{}`))
 	})
 	dl := w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{Concurrency: 1}))
