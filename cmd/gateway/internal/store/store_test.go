@@ -258,14 +258,7 @@ func TestConcurrentInstances(t *testing.T) {
 			}(i, s)
 		}
 		wg.Wait()
-		if len(claimed) != keys {
-			t.Fatalf("%d messages published, want %d", len(claimed), keys)
-		}
-		for id, n := range claimed {
-			if n != 1 {
-				t.Fatalf("message %d published %d times", id, n)
-			}
-		}
+		onceEach(t, claimed, keys, "message", "published")
 		if n, _ := instances[0].OutboxBacklog(ctx); n != 0 {
 			t.Fatalf("backlog %d", n)
 		}
@@ -1414,13 +1407,20 @@ func TestClaimDueExclusive(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		if len(claimed) != n {
-			t.Fatalf("%d of %d deliveries claimed", len(claimed), n)
-		}
-		for id, k := range claimed {
-			if k != 1 {
-				t.Fatalf("delivery %d claimed %d times", id, k)
-			}
-		}
+		onceEach(t, claimed, n, "delivery", "claimed")
 	})
+}
+
+// onceEach checks that want distinct ids were counted, each once: a
+// thing (what) done (done) by several instances at once.
+func onceEach(t *testing.T, counts map[int64]int, want int, what, done string) {
+	t.Helper()
+	if len(counts) != want {
+		t.Fatalf("%s: %d distinct ids, want %d", done, len(counts), want)
+	}
+	for id, n := range counts {
+		if n != 1 {
+			t.Fatalf("%s %d %s %d times", what, id, done, n)
+		}
+	}
 }
