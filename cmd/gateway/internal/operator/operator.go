@@ -125,26 +125,18 @@ func (a *API) post(w http.ResponseWriter, r *http.Request) {
 		a.refuse(w, r, problem.New(problem.Invalid, err.Error()))
 		return
 	}
-	created, err := a.Store.Enqueue(r.Context(), &store.Delivery{Key: req.ID, PartnerID: req.Partner, MessageType: req.MessageType,
-		CaseID: req.CaseID, Payload: req.Payload}, a.now())
-	if err != nil {
+	created, err := outbound.Queue(r.Context(), a.Store, &req, a.now())
+	switch {
+	case errors.Is(err, outbound.ErrIDReused):
+		a.refuse(w, r, problem.New(problem.Conflict, "id "+strconv.Quote(req.ID)+": "+err.Error()+"; nothing was queued: give this request an id of its own"))
+		return
+	case err != nil:
 		a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable; nothing was queued", err))
 		return
 	}
 	status := http.StatusAccepted
 	if !created {
-		// The same id again: a repeat is answered as queued already; other
-		// content under the id would be lost without a word.
-		queued, err := a.Store.DeliveryByKey(r.Context(), req.ID)
-		if err != nil {
-			a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable", err))
-			return
-		}
-		if !req.Repeats(queued) {
-			a.refuse(w, r, problem.New(problem.Conflict, "a delivery with id "+strconv.Quote(req.ID)+" is queued already with another partner, type, case or payload; nothing was queued: give this request an id of its own"))
-			return
-		}
-		status = http.StatusOK
+		status = http.StatusOK // the same request again: queued already
 	}
 	a.answer(w, r, status, map[string]any{"id": req.ID, "queued": created},
 		"delivery_key", req.ID, "partner", req.Partner, "message_type", req.MessageType, "queued", created)

@@ -3,6 +3,7 @@ package outbound
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -88,17 +89,12 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 	now := time.Now()
 	verr := r.Validate(c.Partners)
 	if verr == nil {
-		created, err := c.Store.Enqueue(ctx, d, now)
-		if err != nil || created {
-			return err
+		_, err := Queue(ctx, c.Store, &r, now)
+		if errors.Is(err, ErrIDReused) {
+			c.Log.Warn("outbound request not queued: "+err.Error(), "key", r.ID, "partition", m.Partition, "offset", m.Offset)
+			return nil
 		}
-		if queued, err := c.Store.DeliveryByKey(ctx, r.ID); err != nil {
-			return err
-		} else if !r.Repeats(queued) {
-			c.Log.Warn("outbound request not queued: a delivery with its id is queued already with another partner, type, case or payload", "key", r.ID,
-				"partition", m.Partition, "offset", m.Offset)
-		}
-		return nil
+		return err
 	}
 	// The dead letter and its status event hold the request's fields, cut
 	// to a bound (the whole record is in the message log), and the reason,

@@ -352,6 +352,30 @@ type Request struct {
 	Payload     json.RawMessage `json:"payload"`
 }
 
+// ErrIDReused is Queue's answer when a delivery with the request's id is
+// queued already for another partner, type, case or payload: the request
+// is not queued.
+var ErrIDReused = errors.New("a delivery with this id is queued already with another partner, type, case or payload")
+
+// Queue puts a valid request in the durable queue q. queued is false for a
+// repeat of a request queued before; a request that reuses a queued id
+// with other content is ErrIDReused, since its content would otherwise be
+// lost without a word. The operator API and the topic's consumer share it.
+func Queue(ctx context.Context, q DeliveryQueue, r *Request, at time.Time) (queued bool, err error) {
+	d := &store.Delivery{Key: r.ID, PartnerID: r.Partner, MessageType: r.MessageType, CaseID: r.CaseID, Payload: r.Payload}
+	if queued, err = q.Enqueue(ctx, d, at); err != nil || queued {
+		return queued, err
+	}
+	first, err := q.DeliveryByKey(ctx, r.ID)
+	if err != nil {
+		return false, err
+	}
+	if !r.Repeats(first) {
+		return false, ErrIDReused
+	}
+	return false, nil
+}
+
 // Repeats reports whether a request whose id is queued already as d asks
 // for the same delivery: the same partner, type, case and payload (as JSON,
 // whatever its spacing). A repeat is answered as queued; anything else is
