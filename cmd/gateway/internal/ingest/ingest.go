@@ -243,24 +243,30 @@ func check(m kafka.Message, set jwk.Set, unknownKey *bool) (Row, string) {
 	if err := schema.ValidateJSON(schema.CanonicalSchemaFile, attested); err != nil {
 		return Row{}, "attested record fails the canonical schema"
 	}
-	ceID := ""
-	for _, h := range m.Headers {
-		if h.Key == "ce_id" {
-			ceID = string(h.Value)
-		}
-	}
-	if ceID != rec.RecordID || string(m.Key) != rec.RecordID {
+	if header(m, "ce_id") != rec.RecordID || string(m.Key) != rec.RecordID {
 		return Row{}, "ce_id or key does not match the record id"
 	}
 	if env.Attestation == "" && rc.RecordID != rec.RecordID {
 		return Row{}, "the receipt acknowledges another record id"
 	}
-	partner := ""
+	// The partner a row is filed under is the one the gateway signed for
+	// in the receipt; the ce_subject header, which nothing signs, must
+	// agree with it.
+	if header(m, "ce_subject") != rc.PartnerID {
+		return Row{}, "ce_subject does not name the partner of the receipt"
+	}
+	return Row{RecordID: rec.RecordID, SourceKey: rec.SourceKey, Partner: rc.PartnerID, Record: attested, Receipt: env.Receipt,
+		Attestation: env.Attestation, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, ""
+}
+
+// header is the value of m's header key (the last, when repeated), "" when
+// it has none.
+func header(m kafka.Message, key string) string {
+	v := ""
 	for _, h := range m.Headers {
-		if h.Key == "ce_subject" {
-			partner = string(h.Value)
+		if h.Key == key {
+			v = string(h.Value)
 		}
 	}
-	return Row{RecordID: rec.RecordID, SourceKey: rec.SourceKey, Partner: partner, Record: attested, Receipt: env.Receipt,
-		Attestation: env.Attestation, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, ""
+	return v
 }

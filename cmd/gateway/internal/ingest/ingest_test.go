@@ -68,8 +68,9 @@ func (f *fixture) message(t testing.TB, i int, forge string) kafka.Message {
 	rb, _ := json.Marshal(rec)
 	att, _ := f.signer.Attest(rb)
 	sum := sha256.Sum256(rb)
-	named := receipt.Receipt{RecordID: rec.RecordID, RecordSHA256: hex.EncodeToString(sum[:])} // a receipt that names the record
-	rc, _ := f.signer.Sign(receipt.Receipt{RecordID: rec.RecordID})
+	named := receipt.Receipt{RecordID: rec.RecordID, PartnerID: "p", RecordSHA256: hex.EncodeToString(sum[:])} // a receipt that names the record
+	rc, _ := f.signer.Sign(receipt.Receipt{RecordID: rec.RecordID, PartnerID: "p"})
+	subject := "p"
 	switch forge {
 	case "other-key":
 		att, _ = f.other.Attest(rb)
@@ -91,8 +92,12 @@ func (f *fixture) message(t testing.TB, i int, forge string) kafka.Message {
 		rc, _ = f.other.Sign(named)
 	case "no-attestation":
 		att = ""
+	case "receipt-bound-other-partner": // the unsigned header names another partner
+		att = ""
+		rc, _ = f.signer.Sign(named)
+		subject = "q"
 	}
-	m, err := f.b.VerifiedMessage(rec.RecordID, "p", time.Now(), events.Verified{Record: rb, Receipt: rc, Attestation: att})
+	m, err := f.b.VerifiedMessage(rec.RecordID, subject, time.Now(), events.Verified{Record: rb, Receipt: rc, Attestation: att})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +156,7 @@ func TestExactlyOnceEffect(t *testing.T) {
 				}
 				msgs = append(msgs, f.message(t, i, form))
 			}
-			forgeries := []string{"other-key", "record-changed", "receipt-bound-record-changed", "receipt-bound-other-record", "receipt-bound-other-key", "no-attestation"}
+			forgeries := []string{"other-key", "record-changed", "receipt-bound-record-changed", "receipt-bound-other-record", "receipt-bound-other-key", "no-attestation", "receipt-bound-other-partner"}
 			for i, forge := range forgeries {
 				msgs = append(msgs, f.message(t, n+i, forge))
 			}
@@ -200,6 +205,11 @@ func TestExactlyOnceEffect(t *testing.T) {
 			if redelivered < 300 {
 				t.Fatalf("only %d records were delivered more than once; the test did not exercise re-delivery", redelivered)
 			}
+			var filed int
+			_ = sink.DB().QueryRow(`SELECT count(*) FROM backoffice_records WHERE partner = 'p'`).Scan(&filed)
+			if filed != n {
+				t.Fatalf("%d of %d records filed under the receipts' partner", filed, n)
+			}
 			rows, _ := sink.DB().Query(`SELECT reason FROM backoffice_quarantine ORDER BY koffset`)
 			defer rows.Close()
 			var reasons []string
@@ -212,7 +222,8 @@ func TestExactlyOnceEffect(t *testing.T) {
 			// forged signature and an altered record fail the same check.
 			want := []string{"attestation signature does not verify", "attestation signature does not verify",
 				"record differs from the record the receipt acknowledges", "the receipt acknowledges another record id",
-				"receipt: receipt signature does not verify", "envelope lacks an attestation and its receipt names no record"}
+				"receipt: receipt signature does not verify", "envelope lacks an attestation and its receipt names no record",
+				"ce_subject does not name the partner of the receipt"}
 			if len(reasons) != len(want) {
 				t.Fatalf("quarantine reasons %q", reasons)
 			}
