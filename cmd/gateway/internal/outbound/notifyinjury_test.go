@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,4 +59,46 @@ func TestNotifyInjuryRoundTrip(t *testing.T) {
 			t.Fatal("a record without a wage became a NotifyInjury")
 		}
 	})
+}
+
+// TestEnvelopeContentRules: a message the agency would refuse for its
+// content (§7) is not sent; the error names the rule's element.
+func TestEnvelopeContentRules(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "agencysoap", "testdata", "example-10.3.expect.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var early schema.Record
+	if err := json.Unmarshal(b, &early); err != nil {
+		t.Fatal(err)
+	}
+	early.Outcome.MCPeriods[0].From = "2026-03-01" // the day before the accident (C10)
+	notify, _ := json.Marshal(NotifyInjuryPayload{Record: early, SenderCaseRef: "PERKESO-JB-2026-0042"})
+	decision := func(date string) []byte {
+		return []byte(`{"subject":"CASH_BENEFITS","outcome":"ACCEPTED","decisionDate":"` + date + `","legalBasis":"SOCSO Act 1969, s. 15"}`)
+	}
+	s := &SOAPSender{Institution: "MY:PERKESO", Receiver: "TH:SSO"}
+	for _, tc := range []struct {
+		name, typ string
+		payload   []byte
+		want      string // "" when it is sent
+	}{
+		{"ok/decision", "NotifyDecision", decision("2026-03-20"), ""},
+		{"fail/decision-date-not-a-date", "NotifyDecision", decision("2026-02-30"), "client.content.invalid at /xb:NotifyDecision/xb:Decision/xb:DecisionDate"},
+		{"fail/pct-on-other-subject", "NotifyDecision", []byte(`{"subject":"CASH_BENEFITS","outcome":"ACCEPTED","decisionDate":"2026-03-20","legalBasis":"s. 15","permanentIncapacityPct":30}`),
+			"client.content.invalid at /xb:NotifyDecision/xb:Decision/xb:PermanentIncapacityPct"},
+		{"fail/reply-by-not-a-date", "RequestInformation", []byte(`{"items":[{"code":"WAGES_6M"}],"replyBy":"2025-02-29"}`),
+			"client.content.invalid at /xb:RequestInformation/xb:Request/xb:ReplyBy"},
+		{"fail/sick-leave-before-the-accident", "NotifyInjury", notify, "client.content.invalid at /xb:NotifyInjury/xb:Notification/xb:Outcome/xb:SickLeave[1]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, _, err := s.envelope(&store.Delivery{Key: "d-1", MessageType: tc.typ, CaseID: "TH:SSO:CASE-1", Payload: tc.payload})
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatal(err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("error %v, want one naming %s", err, tc.want)
+			}
+		})
+	}
 }

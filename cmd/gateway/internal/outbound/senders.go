@@ -246,5 +246,16 @@ func (s *SOAPSender) envelope(d *store.Delivery) (*etree.Document, *etree.Elemen
 	if verr := xs.Validate(op, "xb"); verr != nil {
 		return nil, nil, "", fmt.Errorf("the %s built from the payload breaks the schema: %v", d.MessageType, verr)
 	}
+	// ... and its content rules (§7), which the agency would refuse with
+	// client.content.invalid after the message had used up its MessageId.
+	var p *agencysoap.Problem
+	if d.MessageType == "NotifyInjury" {
+		p = agencysoap.ReadNotifyInjury(op).First()
+	} else {
+		p = agencysoap.CheckCaseMessage(op)
+	}
+	if p != nil {
+		return nil, nil, "", fmt.Errorf("the %s built from the payload breaks %s at %s: %s", d.MessageType, p.Code, p.Location, p.Reason)
+	}
 	return doc, op, "urn:xb-injury:exchange:v1#" + d.MessageType, nil
 }

@@ -131,6 +131,32 @@ func TestSOAPNotifyInjury(t *testing.T) {
 	if err != nil || ru.Fault == nil || ru.Fault.Code != "client.case.unknown" {
 		t.Fatalf("unknown case: %v %s", err, ru.Raw)
 	}
+
+	// A decision on the case; then decisions that break the content rules
+	// (§7 C1 and C13) are refused with the element, and not logged as
+	// accepted.
+	nd := `<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xb="urn:xb-injury:exchange:v1"><soap:Body><xb:NotifyDecision><xb:Header><xb:MessageId>urn:uuid:nd-1</xb:MessageId><xb:CaseId>` + caseID +
+		`</xb:CaseId><xb:Sender>TH:SSO</xb:Sender><xb:Receiver>MY:PERKESO</xb:Receiver><xb:SentAt>2026-03-20T02:00:00Z</xb:SentAt></xb:Header><xb:Decision><xb:Subject>PERMANENT_DISABLEMENT</xb:Subject><xb:Outcome>PARTIAL</xb:Outcome>` +
+		`<xb:DecisionDate cal="BE">2569-03-20</xb:DecisionDate><xb:LegalBasis>Workmen's Compensation Act B.E. 2537</xb:LegalBasis><xb:PermanentIncapacityPct>30</xb:PermanentIncapacityPct></xb:Decision></xb:NotifyDecision></soap:Body></soap:Envelope>`
+	for _, tc := range []struct{ name, from, to, code, loc string }{
+		{"ok/decision", "", "", "", ""},
+		{"fail/decision-date-not-a-date", `cal="BE">2569-03-20`, `cal="BE">2568-02-29`, agencysoap.CodeContent, "/xb:NotifyDecision/xb:Decision/xb:DecisionDate"},
+		{"fail/pct-on-other-subject", `PERMANENT_DISABLEMENT`, `CASH_BENEFITS`, agencysoap.CodeContent, "/xb:NotifyDecision/xb:Decision/xb:PermanentIncapacityPct"},
+	} {
+		doc := strings.Replace(strings.Replace(nd, tc.from, tc.to, 1), "nd-1", strings.ReplaceAll(tc.name, "/", "."), 1)
+		r, err := c.Call(ctx, "urn:xb-injury:exchange:v1#NotifyDecision", unsigned(t, doc))
+		switch {
+		case err != nil:
+			t.Fatalf("%s: %v", tc.name, err)
+		case tc.code == "" && (r.Fault != nil || r.Body.Tag != "Acknowledgement"):
+			t.Fatalf("%s: %s", tc.name, r.Raw)
+		case tc.code != "" && (r.Fault == nil || r.Fault.Code != tc.code || r.Fault.Location != tc.loc):
+			t.Fatalf("%s: want %s at %s, got %s", tc.name, tc.code, tc.loc, r.Raw)
+		}
+	}
+	if n := count(t, env, `SELECT count(*) FROM soap_exchanges WHERE operation = 'NotifyDecision'`); n != 1 {
+		t.Fatalf("%d decisions taken, want 1", n)
+	}
 }
 
 func TestSOAPFaults(t *testing.T) {

@@ -344,6 +344,9 @@ func (h *Handler) caseMessage(ctx context.Context, rq *request, env *wssec.Envel
 	if hdr.HasInReplyTo {
 		return nil, &Fault{Code: agencysoap.CodeContent, Reason: "a request has no InReplyTo", Location: loc + "/xb:InReplyTo"}
 	}
+	if p := agencysoap.CheckCaseMessage(env.BodyChild); p != nil {
+		return nil, &Fault{Code: p.Code, Reason: p.Reason, Location: p.Location}
+	}
 	var resp any
 	switch op {
 	case "NotifyDecision":
