@@ -23,8 +23,10 @@ var Responses = map[string]string{
 const maxDocument = 5 << 20
 
 // CheckResponse checks an agency's signed, non-fault answer to a request
-// Perkeso sent: the right response element, the schema, the response half
-// of H1 (InReplyTo is the request's MessageId; CaseId as in §6) and, for an
+// Perkeso sent: the right response element, the schema, its Sender and
+// Receiver (§4), the response half of H1 (InReplyTo is the request's
+// MessageId; CaseId as in §6, an assigned one prefixed with the Sender's
+// institution id) and, for an
 // InformationReply, C13 and C1 on its dates. It returns the first
 // problem, or nil.
 //
@@ -51,11 +53,25 @@ func CheckResponse(req, resp *etree.Element) *Problem {
 	}
 	rh, h := ReadHeader(req), ReadHeader(resp)
 	hdr := child(resp, "Header")
+	// §4: the answer comes from the institution asked, to the one asking.
+	// (The signing certificate is the asked institution's: the client's
+	// trust check.)
+	switch {
+	case h.Sender != rh.Receiver:
+		return &Problem{Code: "client.sender.mismatch", Location: Location(hdr) + "/xb:Sender", Reason: "the response's Sender is not the institution the request went to"}
+	case h.Receiver != rh.Sender:
+		return &Problem{Code: "client.receiver.unknown", Location: Location(hdr) + "/xb:Receiver", Reason: "the response's Receiver is not the institution that sent the request"}
+	}
 	switch {
 	case !h.HasInReplyTo || h.InReplyTo != rh.MessageID:
 		return &Problem{Code: CodeContent, Location: Location(hdr) + "/xb:InReplyTo", Reason: "InReplyTo is not the request's MessageId"}
 	case req.Tag == "NotifyInjury" && (!h.HasCaseID || h.CaseID == ""):
 		return &Problem{Code: CodeContent, Location: Location(hdr) + "/xb:CaseId", Reason: "an InjuryAcknowledgement assigns the CaseId"}
+	case req.Tag == "NotifyInjury" && !strings.HasPrefix(h.CaseID, h.Sender+":"):
+		// §4: the receiver of the notification assigns the case id,
+		// prefixed with its institution id; another prefix would name a
+		// case of another institution (Perkeso's own among them).
+		return &Problem{Code: CodeContent, Location: Location(hdr) + "/xb:CaseId", Reason: "the assigned CaseId is not prefixed with the Sender's institution id"}
 	case req.Tag != "NotifyInjury" && h.CaseID != rh.CaseID:
 		return &Problem{Code: CodeContent, Location: Location(hdr) + "/xb:CaseId", Reason: "the CaseId is not the request's"}
 	}

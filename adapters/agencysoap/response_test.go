@@ -112,6 +112,12 @@ func TestCheckResponse(t *testing.T) {
 		{"ok/leap-day-by-the-ce-year", requestInformation(t), reply(t, replace(`<xb:ExpectedBy cal="CE">2026-03-24`, `<xb:ExpectedBy cal="BE">2567-02-29`)), "", ""},
 		{"fail/ack-without-case-id", notify, body(t, strings.Replace(string(b), "<xb:CaseId>MY:PERKESO:XB-2026-000731</xb:CaseId>", "", 1)),
 			CodeContent, "/xb:InjuryAcknowledgement/xb:Header/xb:CaseId"},
+		{"fail/ack-case-id-of-another-institution", notify, body(t, strings.Replace(string(b), "<xb:CaseId>MY:PERKESO:", "<xb:CaseId>TH:SSO:", 1)),
+			CodeContent, "/xb:InjuryAcknowledgement/xb:Header/xb:CaseId"},
+		{"fail/sender-not-the-institution-asked", requestInformation(t), reply(t, replace(`<xb:Sender>TH:SSO</xb:Sender>`, `<xb:Sender>BN:SPK</xb:Sender>`)),
+			"client.sender.mismatch", "/xb:InformationReply/xb:Header/xb:Sender"},
+		{"fail/receiver-not-the-institution-asking", requestInformation(t), reply(t, replace(`<xb:Receiver>MY:PERKESO</xb:Receiver>`, `<xb:Receiver>TH:SSO</xb:Receiver>`)),
+			"client.receiver.unknown", "/xb:InformationReply/xb:Header/xb:Receiver"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -341,31 +341,7 @@ func TestSOAPThroughDevMode(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
 	cmd, out, d := startDev(t, dir)
 	defer stop(t, cmd, out)
-	p, err := d.Partner("demo-agency")
-	if err != nil || p.Kind != "agency" || p.Institution != "TH:SSO" || p.SOAPURL != d.GatewayURL+"/soap/v1/exchange" {
-		t.Fatalf("dev.json agency: %+v %v", p, err)
-	}
-	ca, _ := certs.LoadPool(d.CACert)
-	tlsCert, err := tls.LoadX509KeyPair(p.ClientCert, p.ClientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, _ := certs.LoadCertificates(p.SigningCert)
-	sk, err := certs.LoadKey(p.SigningKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &soapclient.Client{URL: p.SOAPURL, HTTP: soapclient.NewHTTP(ca, tlsCert, 10*time.Second),
-		Signer: &wssec.Signer{Cert: sc[0], Key: sk},
-		Verifier: &wssec.Verifier{Trust: func(c *x509.Certificate) error {
-			if _, err := c.Verify(x509.VerifyOptions{Roots: ca, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-				return err
-			}
-			if c.Subject.CommonName != "MY:PERKESO" {
-				return errors.New("not Perkeso's signing certificate")
-			}
-			return nil
-		}}}
+	c := demoAgencyClient(t, d)
 	raw, err := os.ReadFile(filepath.Join("..", "..", "adapters", "agencysoap", "testdata", "example-10.1.request.xml"))
 	if err != nil {
 		t.Fatal(err)
@@ -396,6 +372,37 @@ func TestSOAPThroughDevMode(t *testing.T) {
 		!strings.Contains(cm[0]["payload"].(string), `"operation":"RequestInformation"`) {
 		t.Fatalf("case-messages topic: %v", cm)
 	}
+}
+
+// demoAgencyClient is the SOAP client of dev.json's demo agency (TH:SSO):
+// its TLS and signing kits, trusting Perkeso's signing certificate only.
+func demoAgencyClient(t *testing.T, d *devmode.DevJSON) *soapclient.Client {
+	t.Helper()
+	p, err := d.Partner("demo-agency")
+	if err != nil || p.Kind != "agency" || p.Institution != "TH:SSO" || p.SOAPURL != d.GatewayURL+"/soap/v1/exchange" {
+		t.Fatalf("dev.json agency: %+v %v", p, err)
+	}
+	ca, _ := certs.LoadPool(d.CACert)
+	tlsCert, err := tls.LoadX509KeyPair(p.ClientCert, p.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, _ := certs.LoadCertificates(p.SigningCert)
+	sk, err := certs.LoadKey(p.SigningKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &soapclient.Client{URL: p.SOAPURL, HTTP: soapclient.NewHTTP(ca, tlsCert, 10*time.Second),
+		Signer: &wssec.Signer{Cert: sc[0], Key: sk},
+		Verifier: &wssec.Verifier{Trust: func(c *x509.Certificate) error {
+			if _, err := c.Verify(x509.VerifyOptions{Roots: ca, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+				return err
+			}
+			if c.Subject.CommonName != "MY:PERKESO" {
+				return errors.New("not Perkeso's signing certificate")
+			}
+			return nil
+		}}}
 }
 
 // TestOutboundRoundTrip: the back office writes two outbound requests to
@@ -487,6 +494,49 @@ func TestOutboundRoundTrip(t *testing.T) {
 			t.Fatalf("operator request never delivered:\n%s", o)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+
+	// A notification to the agency: its acknowledgement assigns the case,
+	// which the list shows, and the agency's own decision on that case is
+	// taken (it was client.case.unknown: only cases Perkeso assigned were known).
+	rec, err := os.ReadFile(filepath.Join("..", "..", "adapters", "agencysoap", "testdata", "example-10.3.expect.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err = oc.Post(d.OperatorURL+"/v1/outbound", "application/json", strings.NewReader(`{"id":"ni-001","partner":"demo-agency","messageType":"NotifyInjury","payload":{"record":`+string(rec)+`}}`))
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("operator post: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	var caseID string
+	for caseID == "" {
+		resp, err := oc.Get(d.OperatorURL + "/v1/outbound?state=delivered")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list []struct{ Key, CaseID string }
+		_ = json.NewDecoder(resp.Body).Decode(&list)
+		resp.Body.Close()
+		for _, it := range list {
+			if it.Key == "ni-001" {
+				caseID = it.CaseID
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("notification never delivered: %+v", list)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if o, _, _ := gateway(t, "outbound", "list", "--dev", dir, "--state", "delivered"); !strings.HasPrefix(caseID, "TH:SSO:") || !strings.Contains(o, caseID) {
+		t.Fatalf("case %q of the notification, list:\n%s", caseID, o)
+	}
+	nd := `<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xb="urn:xb-injury:exchange:v1"><soap:Body><xb:NotifyDecision><xb:Header><xb:MessageId>urn:uuid:dev-nd-1</xb:MessageId><xb:CaseId>` + caseID +
+		`</xb:CaseId><xb:Sender>TH:SSO</xb:Sender><xb:Receiver>MY:PERKESO</xb:Receiver><xb:SentAt>2026-03-20T02:00:00Z</xb:SentAt></xb:Header><xb:Decision><xb:Subject>WORK_RELATEDNESS</xb:Subject><xb:Outcome>ACCEPTED</xb:Outcome>` +
+		`<xb:DecisionDate cal="BE">2569-03-20</xb:DecisionDate><xb:LegalBasis>Workmen's Compensation Act B.E. 2537</xb:LegalBasis></xb:Decision></xb:NotifyDecision></soap:Body></soap:Envelope>`
+	doc := etree.NewDocument()
+	_ = doc.ReadFromString(nd)
+	if r, err := demoAgencyClient(t, d).Call(context.Background(), "urn:xb-injury:exchange:v1#NotifyDecision", doc); err != nil || r.Fault != nil || r.Body.Tag != "Acknowledgement" {
+		t.Fatalf("the agency's decision on its case: %v %+v", err, r)
 	}
 }
 

@@ -57,10 +57,18 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%-6s %-10s %-14s %-20s %-8s %-25s %s\n", "ID", "STATE", "PARTNER", "TYPE", "ATTEMPTS", "NEXT/LAST", "ERROR")
+	fmt.Fprintf(stdout, "%-6s %-10s %-14s %-20s %-26s %-8s %-25s %s\n", "ID", "STATE", "PARTNER", "TYPE", "CASE", "ATTEMPTS", "NEXT/LAST", "ERROR")
 	for _, d := range ds {
-		fmt.Fprintf(stdout, "%-6d %-10s %-14s %-20s %-8d %-25s %s\n", d.ID, d.State, d.PartnerID, d.MessageType, d.Attempts, d.NextAt.UTC().Format(time.RFC3339), d.LastError)
+		fmt.Fprintf(stdout, "%-6d %-10s %-14s %-20s %-26s %-8d %-25s %s\n", d.ID, d.State, d.PartnerID, d.MessageType, orDash(d.CaseID), d.Attempts, d.NextAt.UTC().Format(time.RFC3339), d.LastError)
 	}
 	fmt.Fprintf(stderr, "%d deliveries\n", len(ds))
 	return nil
+}
+
+// orDash is s, or "-" for a column left empty.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -158,6 +158,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		Key         string `json:"key"`
 		Partner     string `json:"partner"`
 		MessageType string `json:"messageType"`
+		CaseID      string `json:"caseId,omitempty"` // a delivered NotifyInjury: the case its agency assigned
 		State       string `json:"state"`
 		Attempts    int    `json:"attempts"`
 		NextAt      string `json:"nextAt"`
@@ -165,7 +166,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []item{}
 	for _, d := range ds {
-		out = append(out, item{d.ID, d.Key, d.PartnerID, d.MessageType, d.State, d.Attempts, d.NextAt.UTC().Format(time.RFC3339), d.LastError})
+		out = append(out, item{d.ID, d.Key, d.PartnerID, d.MessageType, d.CaseID, d.State, d.Attempts, d.NextAt.UTC().Format(time.RFC3339), d.LastError})
 	}
 	a.answer(w, r, http.StatusOK, out, "deliveries", len(out))
 }

@@ -429,6 +429,12 @@ func TestSOAPDelivery(t *testing.T) {
 				receivedAt(resp, hdr)
 			})
 		}, store.DeliveryDead, 1, "/xb:InjuryAcknowledgement/xb:Header/xb:CaseId"},
+		{"fail/case-id-of-another-institution", "NotifyInjury", notification, func(_ int32, req *etree.Element) *etree.Document {
+			return agencyResponse(req, "InjuryAcknowledgement", func(resp, hdr *etree.Element) {
+				hdr.FindElement("./CaseId").SetText("MY:PERKESO:XB-2026-000731")
+				receivedAt(resp, hdr)
+			})
+		}, store.DeliveryDead, 1, "/xb:InjuryAcknowledgement/xb:Header/xb:CaseId"},
 		{"fail/reply-misses-an-item", "RequestInformation", request, func(_ int32, req *etree.Element) *etree.Document {
 			return agencyResponse(req, "InformationReply", func(resp, _ *etree.Element) {
 				it := resp.CreateElement("xb:Reply").CreateElement("xb:Item")
@@ -488,8 +494,14 @@ func TestSOAPDelivery(t *testing.T) {
 			if d.Attempts != tc.attempts || count != 1 || !strings.Contains(d.LastError, tc.lastErr) {
 				t.Fatalf("attempts %d, message ids %d, last error %q", d.Attempts, count, d.LastError)
 			}
-			if assigned := strings.HasPrefix(d.CaseID, "TH:SSO:CASE-"); assigned != (tc.typ == "NotifyInjury" && tc.state == store.DeliveryDelivered) {
+			assigned := strings.HasPrefix(d.CaseID, "TH:SSO:CASE-")
+			if assigned != (tc.typ == "NotifyInjury" && tc.state == store.DeliveryDelivered) {
 				t.Fatalf("case id %q after %s", d.CaseID, tc.state)
+			}
+			// The case the agency assigned is shared with it: its own
+			// messages on the case are known.
+			if inst, err := w.st.CaseInstitution(context.Background(), d.CaseID); assigned && (err != nil || inst != "TH:SSO") {
+				t.Fatalf("case %q registered with %q (%v), want TH:SSO", d.CaseID, inst, err)
 			}
 		})
 	}

@@ -159,7 +159,7 @@ func (s *SOAPSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, 
 		return resp.Raw, resp.Status, &Error{Status: resp.Status, Msg: fmt.Sprintf("the agency's response breaks agency-soap/v1 (%s at %s): %s", p.Code, p.Location, p.Reason)}
 	}
 	if d.CaseID == "" { // a notification: the agency's InjuryAcknowledgement names the case from now on
-		d.CaseID = agencysoap.ReadHeader(resp.Body).CaseID
+		d.CaseID, d.CaseWith = agencysoap.ReadHeader(resp.Body).CaseID, s.Receiver
 	}
 	return resp.Raw, resp.Status, nil
 }

@@ -27,13 +27,18 @@ type Delivery struct {
 	PartnerID   string
 	MessageType string
 	CaseID      string
-	Payload     []byte
-	State       string
-	Attempts    int
-	NextAt      time.Time
-	LastError   string
-	Response    []byte
-	CreatedAt   time.Time
+	// CaseWith is set by the sender of a NotifyInjury the agency
+	// acknowledged: its institution, which assigned CaseID. RecordAttempt
+	// then registers the case as shared with it, so that the agency's own
+	// RequestInformation or NotifyDecision on it is known (not a column).
+	CaseWith  string
+	Payload   []byte
+	State     string
+	Attempts  int
+	NextAt    time.Time
+	LastError string
+	Response  []byte
+	CreatedAt time.Time
 }
 
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
@@ -162,6 +167,13 @@ func (s *DB) RecordAttempt(ctx context.Context, d *Delivery, a Attempt, e *Entry
 		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = ?, last_error = ?, response = ?, case_id = ?, updated_at = ? WHERE id = ?`),
 			a.State, ts(next), a.Error, a.Response, d.CaseID, ts(e.ReceivedAt), d.ID); err != nil {
 			return err
+		}
+		if a.State == DeliveryDelivered && d.CaseWith != "" && d.CaseID != "" {
+			// An agency may give two notifications one case: the first registration stands.
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO soap_cases (case_id, institution, opened_at) VALUES (?,?,?) ON CONFLICT (case_id) DO NOTHING`),
+				d.CaseID, d.CaseWith, ts(e.ReceivedAt)); err != nil {
+				return err
+			}
 		}
 		return s.appendEntry(ctx, tx, e)
 	})

@@ -1424,3 +1424,36 @@ func onceEach(t *testing.T, counts map[int64]int, want int, what, done string) {
 		}
 	}
 }
+
+// TestDeliveredNotificationOpensCase: a delivered NotifyInjury registers
+// the case its agency assigned as shared with that agency; a second
+// notification the agency put in the same case leaves the first
+// registration; a delivery that failed registers nothing.
+func TestDeliveredNotificationOpensCase(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		for _, k := range []string{"n1", "n2", "n3"} {
+			enqueue(t, s, k)
+		}
+		due, err := s.ClaimDue(ctx, deliveryAt.Add(time.Hour), time.Minute, 3)
+		if err != nil || len(due) != 3 {
+			t.Fatalf("claimed %d, %v", len(due), err)
+		}
+		for i, a := range []store.Attempt{{State: store.DeliveryDelivered}, {State: store.DeliveryDelivered}, {State: store.DeliveryDead, Error: "HTTP 400"}} {
+			due[i].CaseID, due[i].CaseWith = "TH:SSO:C-1", "TH:SSO"
+			if i == 2 {
+				due[i].CaseID = "TH:SSO:C-2"
+			}
+			if err := s.RecordAttempt(ctx, due[i], a, deliveryEntry(due[i])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if inst, err := s.CaseInstitution(ctx, "TH:SSO:C-1"); err != nil || inst != "TH:SSO" {
+			t.Fatalf("case TH:SSO:C-1: %q, %v", inst, err)
+		}
+		if _, err := s.CaseInstitution(ctx, "TH:SSO:C-2"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("a failed delivery registered its case: %v", err)
+		}
+	})
+}
