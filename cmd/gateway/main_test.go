@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,8 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+
+	_ "modernc.org/sqlite" // database/sql driver "sqlite": a test edits a copy of the store
 )
 
 var gatewayBin string
@@ -187,7 +190,41 @@ func TestDevMode(t *testing.T) {
 	if _, stderr, err := gateway(t, "store", "backup", "--dev", dir, "--to", backup); err == nil || !strings.Contains(stderr, "exists") {
 		t.Fatalf("a backup over an existing file: %v %s", err, stderr)
 	}
+	// Anchors: the head a verify printed vouches for every entry up to it,
+	// in the live log; in a copy cut after it, or with another hash, not.
+	stdout, _, _ := gateway(t, "log", "verify", "--store", backup)
+	anchor := stdout[strings.LastIndex(stdout, "head ")+len("head ") : len(stdout)-1]
+	if o, _, err := gateway(t, "log", "verify", "--dev", dir, "--anchor", anchor); err != nil || !strings.Contains(o, "anchor 5 found") {
+		t.Fatalf("log verify --anchor %s: %v %s", anchor, err, o)
+	}
+	cut := filepath.Join(t.TempDir(), "cut.db")
+	if _, _, err := gateway(t, "store", "backup", "--dev", dir, "--to", cut); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec(`DELETE FROM message_log WHERE seq >= 4`)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, store, anchor, want string }{
+		{"fail/newest-entries-deleted", cut, anchor, "the log ends at entry 3, before the anchor 5: entries were deleted"},
+		{"fail/rewritten", backup, "5:" + strings.Repeat("0", 64), "entry 5 has another hash than the anchor"},
+	} {
+		if o, _, err := gateway(t, "log", "verify", "--store", tc.store, "--anchor", tc.anchor); err == nil || !strings.Contains(o, tc.want) {
+			t.Fatalf("%s: %v %s", tc.name, err, o)
+		}
+	}
+	if o, _, err := gateway(t, "log", "verify", "--store", cut); err != nil || !strings.Contains(o, "OK: 3 entries") {
+		t.Fatalf("the cut log, without its anchor, looks intact: %v %s", err, o)
+	}
 	stop(t, cmd, out)
+	if !strings.Contains(out.String(), `msg="message log head" seq=5 anchor=`+anchor) {
+		t.Fatalf("no head %s logged at stop:\n%s", anchor, out)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "dev.json")); !os.IsNotExist(err) {
 		t.Fatalf("dev.json left behind after stop: %v", err)
 	}
@@ -650,6 +687,8 @@ func TestFlagsRefused(t *testing.T) {
 		{"fail/store-backup-no-file", []string{"store", "backup", "--dev", none}, "usage: gateway store backup"},
 		{"fail/log-verify-no-store", []string{"log", "verify", "--store", filepath.Join(t.TempDir(), "typo.db")}, "no such file or directory"},
 		{"fail/outbound-list-state", []string{"outbound", "list", "--state", "stuck"}, `--state "stuck": one of pending, delivered, dead`},
+		{"fail/log-verify-anchor-without-hash", []string{"log", "verify", "--dev", none, "--anchor", "5"}, `--anchor "5": want SEQ:HASH`},
+		{"fail/log-verify-anchor-short-hash", []string{"log", "verify", "--dev", none, "--anchor", "5:abc"}, `--anchor "5:abc": want SEQ:HASH`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, stderr, err := gateway(t, tc.args...); err == nil || !strings.Contains(stderr, tc.want) {

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -204,13 +206,26 @@ func runReceipt(_ context.Context, args []string, stdin io.Reader, stdout, stder
 
 func runLog(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprintln(stderr, "usage: gateway log verify (--config FILE | --dev DIR | --store PATH|DSN)")
+		fmt.Fprintln(stderr, "usage: gateway log verify [--anchor SEQ:HASH] (--config FILE | --dev DIR | --store PATH|DSN)")
 		return errUsage
 	}
 	fs := newFlags("log verify", stderr)
 	open := storeFlags(fs, "store: SQLite file or postgres:// DSN")
+	anchorFlag := fs.String("anchor", "", "SEQ:HASH of an entry as an earlier verify (or the gateway's \"message log head\" line) gave it: the log must still hold it")
 	if err := parse(fs, args[1:]); err != nil {
 		return errUsage
+	}
+	var anchor struct {
+		seq  int64
+		hash string
+	}
+	if *anchorFlag != "" {
+		seq, hash, ok := strings.Cut(*anchorFlag, ":")
+		n, err := strconv.ParseInt(seq, 10, 64)
+		if !ok || err != nil || n < 1 || len(hash) != 64 {
+			return fmt.Errorf("--anchor %q: want SEQ:HASH, an entry number and its 64 hex digits", *anchorFlag)
+		}
+		anchor.seq, anchor.hash = n, strings.ToLower(hash)
 	}
 	s, err := open()
 	if err != nil {
@@ -225,7 +240,29 @@ func runLog(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		fmt.Fprintf(stdout, "BROKEN at entry %d: %s (%d entries read)\n", rep.BrokenSeq, rep.Reason, rep.Entries)
 		return fmt.Errorf("hash chain broken at entry %d", rep.BrokenSeq)
 	}
-	fmt.Fprintf(stdout, "OK: %d entries, hash chain intact\n", rep.Entries)
+	// An intact chain can still have lost its newest entries; an entry
+	// kept from before, found unchanged, vouches for every entry up to it.
+	if anchor.seq != 0 {
+		h, err := s.HashAt(ctx, anchor.seq)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			fmt.Fprintf(stdout, "BROKEN: the log ends at entry %d, before the anchor %d: entries were deleted\n", rep.Entries, anchor.seq)
+			return fmt.Errorf("anchored entry %d is missing", anchor.seq)
+		case err != nil:
+			return err
+		case h != anchor.hash:
+			fmt.Fprintf(stdout, "BROKEN: entry %d has another hash than the anchor: the log was rewritten up to it\n", anchor.seq)
+			return fmt.Errorf("anchored entry %d differs", anchor.seq)
+		}
+	}
+	fmt.Fprintf(stdout, "OK: %d entries, hash chain intact", rep.Entries)
+	if anchor.seq != 0 {
+		fmt.Fprintf(stdout, ", anchor %d found", anchor.seq)
+	}
+	if rep.Entries > 0 {
+		fmt.Fprintf(stdout, "; head %d:%s", rep.Entries, rep.Head)
+	}
+	fmt.Fprintln(stdout)
 	return nil
 }
 

@@ -293,6 +293,39 @@ func (g *Gateway) refresh(ctx context.Context) {
 	}
 }
 
+// HeadEvery is how often the gateway logs the message log's head.
+const HeadEvery = time.Hour
+
+// logHeads logs the message log's head at start and every HeadEvery until
+// ctx is done (Serve logs it once more at the end).
+func (g *Gateway) logHeads(ctx context.Context) {
+	t := time.NewTicker(HeadEvery)
+	defer t.Stop()
+	for {
+		g.logHead(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// logHead logs the last entry's sequence number and hash. A hash chain
+// cannot show its newest entries deleted; these lines, kept where the
+// logs go, are anchors for "gateway log verify --anchor SEQ:HASH".
+func (g *Gateway) logHead(ctx context.Context) {
+	seq, hash, err := g.Store.Head(ctx)
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			g.Log.Warn("message log head unread", "err", err)
+		}
+	case seq > 0:
+		g.Log.Info("message log head", "seq", seq, "anchor", fmt.Sprintf("%d:%s", seq, hash))
+	}
+}
+
 // eventBuilder shapes the gateway's events, bounded by what the cluster
 // accepts (kafka.max_message_bytes), so the intake refuses a submission
 // whose event the broker would refuse.
@@ -436,6 +469,8 @@ func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 			}
 		}()
 	}
+	wg.Add(1)
+	go func() { defer wg.Done(); g.logHeads(ctx) }()
 	var opsSrv *http.Server
 	if ops != nil {
 		// Bounded like the other listeners (net/http/pprof extends the write
@@ -452,6 +487,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 		_ = opsSrv.Close()
 	}
 	wg.Wait()
+	g.logHead(context.WithoutCancel(ctx)) // the last word on the log, after the last write
 	if g.producer != nil {
 		_ = g.producer.Close()
 	}

@@ -178,6 +178,10 @@ type ChainReport struct {
 	Entries   int64
 	BrokenSeq int64 // 0 when the chain is intact
 	Reason    string
+	// Head is the last entry's hash: with Entries, what an auditor keeps
+	// to check later that no entry up to it was changed or deleted (a
+	// chain alone cannot show its newest entries deleted).
+	Head string
 }
 
 // Verify recomputes the hash chain and names the first broken entry.
@@ -207,13 +211,35 @@ func (s *DB) Verify(ctx context.Context, progress func(done int64)) (ChainReport
 		case chainHash(&e, at) != e.Hash:
 			return ChainReport{Entries: rep.Entries, BrokenSeq: e.Seq, Reason: "content does not match its hash"}, nil
 		}
-		prev = e.Hash
+		prev, rep.Head = e.Hash, e.Hash
 		expectSeq++
 		if progress != nil && rep.Entries%10000 == 0 {
 			progress(rep.Entries)
 		}
 	}
 	return rep, rows.Err()
+}
+
+// HashAt is the stored hash of entry seq, or ErrNotFound.
+func (s *DB) HashAt(ctx context.Context, seq int64) (string, error) {
+	var h string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT hash FROM message_log WHERE seq = ?`), seq).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	return h, err
+}
+
+// Head is the last entry's sequence number and hash (0 and "" when the
+// log is empty).
+func (s *DB) Head(ctx context.Context) (int64, string, error) {
+	var seq int64
+	var h string
+	err := s.db.QueryRowContext(ctx, `SELECT seq, hash FROM message_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", nil
+	}
+	return seq, h, err
 }
 
 // Entries returns the number of logged entries.
