@@ -32,7 +32,7 @@ func TestOperatorAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	reg := partner.NewRegistry([]*partner.Partner{{ID: "th-sso", Kind: partner.KindAgency, Endpoint: &partner.Endpoint{URL: "https://x", Protocol: "soap"}}})
+	reg := partner.NewRegistry([]*partner.Partner{{ID: "th-sso", Kind: partner.KindAgency, Institution: "TH:SSO", Endpoint: &partner.Endpoint{URL: "https://x", Protocol: "soap"}}})
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	var logs bytes.Buffer
@@ -57,6 +57,8 @@ func TestOperatorAPI(t *testing.T) {
 		{"fail/same-id-other-payload", "POST", "/v1/outbound", bytes.Replace(req, []byte("WORK_RELATEDNESS"), []byte("DISABLEMENT"), 1), 409},
 		{"fail/same-id-other-case", "POST", "/v1/outbound", bytes.Replace(req, []byte("XB-1"), []byte("XB-2"), 1), 409},
 		{"fail/unknown-partner", "POST", "/v1/outbound", bytes.Replace(req, []byte("th-sso"), []byte("nobody"), 1), 422},
+		{"fail/answers-on-an-unknown-case", "POST", "/v1/outbound", []byte(`{"id":"ans-1","partner":"th-sso","messageType":"InformationReply","caseId":"TH:SSO:C-404","payload":{"items":[{"code":"POLICE_REPORT","outcome":"NOT_HELD"}]}}`), 422},
+		{"fail/answers-that-break-c13", "POST", "/v1/outbound", []byte(`{"id":"ans-2","partner":"th-sso","messageType":"InformationReply","caseId":"TH:SSO:C-404","payload":{"items":[{"code":"POLICE_REPORT","outcome":"TO_FOLLOW"}]}}`), 422},
 		{"fail/not-json", "POST", "/v1/outbound", []byte("nope"), 400},
 		{"fail/id-too-long", "POST", "/v1/outbound", bytes.Replace(req, []byte(`"dec-9"`), []byte(`"`+strings.Repeat("d", 257)+`"`), 1), 422},
 		{"fail/too-large", "POST", "/v1/outbound", append(bytes.Repeat([]byte(" "), 4<<20), req...), 413},
@@ -78,6 +80,13 @@ func TestOperatorAPI(t *testing.T) {
 			r.Body.Close()
 			if r.StatusCode != tc.want {
 				t.Fatalf("HTTP %d, want %d: %s", r.StatusCode, tc.want, b)
+			}
+			details := map[string]string{ // what the detail must say, where the status alone does not tell
+				"fail/answers-on-an-unknown-case": `caseId \"TH:SSO:C-404\": the case is unknown`,
+				"fail/answers-that-break-c13":     "ExpectedBy is given if and only if the outcome is TO_FOLLOW",
+			}
+			if want, ok := details[tc.name]; ok && !bytes.Contains(b, []byte(want)) {
+				t.Fatalf("detail: %s, want %s", b, want)
 			}
 			id := r.Header.Get("X-Correlation-ID")
 			if len(id) != 32 {

@@ -33,6 +33,7 @@ type DeliveryQueue interface {
 	DeliveryByKey(ctx context.Context, key string) (*store.Delivery, error)
 	Enqueue(ctx context.Context, d *store.Delivery, at time.Time) (created bool, err error)
 	EnqueueRefused(ctx context.Context, d *store.Delivery, reason string, at time.Time, entry func(*store.Delivery) *store.Entry) (created bool, err error)
+	HoldAnswers(ctx context.Context, d *store.Delivery, institution string, items map[string][]byte, at time.Time, entry func(*store.Delivery) *store.Entry) (created bool, err error)
 }
 
 // Run consumes until ctx is done. A record the store cannot take is tried
@@ -94,7 +95,10 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 			c.Log.Warn("outbound request not queued: "+err.Error(), "key", r.ID, "partition", m.Partition, "offset", m.Offset)
 			return nil
 		}
-		return err
+		if !errors.Is(err, store.ErrCaseNotShared) {
+			return err
+		}
+		verr = fmt.Errorf("caseId %q: %w", r.CaseID, err) // a refusal, dead-lettered below
 	}
 	// The dead letter and its status event hold the request's fields, cut
 	// to a bound (the whole record is in the message log), and the reason,

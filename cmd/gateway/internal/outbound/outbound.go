@@ -350,6 +350,11 @@ type Request struct {
 	MessageType string          `json:"messageType"`
 	CaseID      string          `json:"caseId"`
 	Payload     json.RawMessage `json:"payload"`
+
+	// An InformationReply's items and its agency's institution, which
+	// Validate finds for Queue.
+	answers     map[string][]byte
+	institution string
 }
 
 // ErrIDReused is Queue's answer when a delivery with the request's id is
@@ -361,9 +366,21 @@ var ErrIDReused = errors.New("a delivery with this id is queued already with ano
 // repeat of a request queued before; a request that reuses a queued id
 // with other content is ErrIDReused, since its content would otherwise be
 // lost without a word. The operator API and the topic's consumer share it.
+//
+// An InformationReply is not queued but held (HoldAnswers), recorded as
+// delivered at once; a case not shared with its agency is
+// store.ErrCaseNotShared.
 func Queue(ctx context.Context, q DeliveryQueue, r *Request, at time.Time) (queued bool, err error) {
 	d := &store.Delivery{Key: r.ID, PartnerID: r.Partner, MessageType: r.MessageType, CaseID: r.CaseID, Payload: r.Payload}
-	if queued, err = q.Enqueue(ctx, d, at); err != nil || queued {
+	if r.MessageType == InformationReply {
+		queued, err = q.HoldAnswers(ctx, d, r.institution, r.answers, at, func(d *store.Delivery) *store.Entry {
+			return &store.Entry{CorrelationID: "outbound-" + d.Key, PartnerID: d.PartnerID, ReceivedAt: at, Route: "OUTBOUND " + d.MessageType,
+				ContentType: "application/json", Body: d.Payload, Verification: "outbound", Outcome: "HELD", SourceKey: d.Key}
+		})
+	} else {
+		queued, err = q.Enqueue(ctx, d, at)
+	}
+	if err != nil || queued {
 		return queued, err
 	}
 	first, err := q.DeliveryByKey(ctx, r.ID)
@@ -391,7 +408,7 @@ func (r *Request) Repeats(d *store.Delivery) bool {
 }
 
 // Message types the deliverer knows (agency-soap/v1 catalogue, and JSON).
-var MessageTypes = map[string]bool{"NotifyInjury": true, "RequestInformation": true, "NotifyDecision": true, "JSON": true}
+var MessageTypes = map[string]bool{"NotifyInjury": true, "RequestInformation": true, "NotifyDecision": true, "JSON": true, InformationReply: true}
 
 // MaxField bounds a request's id and caseId, which every status event of
 // its delivery repeats (the id twice, as the record's key and in its value).
@@ -409,6 +426,8 @@ func (r *Request) Validate(reg *partner.Registry) error {
 		return fmt.Errorf("caseId is over %d bytes", MaxField)
 	case !ok:
 		return fmt.Errorf("unknown partner %q", r.Partner)
+	case r.MessageType == InformationReply:
+		return r.validateReply(p)
 	case p.Endpoint == nil:
 		return fmt.Errorf("partner %q has no endpoint registered", r.Partner)
 	case !MessageTypes[r.MessageType]:
@@ -420,5 +439,22 @@ func (r *Request) Validate(reg *partner.Registry) error {
 	case p.Endpoint.Protocol == "soap" && r.MessageType == "JSON", p.Endpoint.Protocol == "json" && r.MessageType != "JSON":
 		return fmt.Errorf("messageType %s does not fit the partner's protocol %s", r.MessageType, p.Endpoint.Protocol)
 	}
+	return nil
+}
+
+// validateReply checks an InformationReply, which is held for an agency,
+// not sent (so its partner needs no endpoint), and keeps its items.
+func (r *Request) validateReply(p *partner.Partner) error {
+	switch {
+	case p.Kind != partner.KindAgency:
+		return fmt.Errorf("an InformationReply is held for an agency, and partner %q is not one", r.Partner)
+	case r.CaseID == "":
+		return errors.New("caseId is required for an agency")
+	}
+	answers, err := ReplyItems(p.Institution, r.CaseID, r.Payload)
+	if err != nil {
+		return err
+	}
+	r.answers, r.institution = answers, p.Institution
 	return nil
 }

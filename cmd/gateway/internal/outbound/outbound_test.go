@@ -1015,3 +1015,28 @@ func TestSOAPHTTPStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumerRefusesAnswers: an InformationReply on a case its agency
+// does not share, or for a partner that is not an agency, is dead-lettered
+// with the reason, not retried as if the store had failed.
+func TestConsumerRefusesAnswers(t *testing.T) {
+	w := newWorld(t)
+	ag := w.partner("", "soap", partner.Endpoint{})
+	ag.ID, ag.Kind, ag.Endpoint = "th-sso", partner.KindAgency, nil // answers need no endpoint
+	ins := w.partner("https://partner.example/in", "json", partner.Endpoint{})
+	c := &outbound.Consumer{Store: w.st, Partners: partner.NewRegistry([]*partner.Partner{ag, ins}), Log: slog.New(slog.DiscardHandler)}
+	items := `{"items":[{"code":"POLICE_REPORT","outcome":"NOT_HELD"}]}`
+	for i, tc := range []struct{ partner, want string }{
+		{"th-sso", `caseId "TH:SSO:C-404": the case is unknown, or not shared with the partner's institution`},
+		{"p1", `an InformationReply is held for an agency, and partner "p1" is not one`},
+	} {
+		v := fmt.Sprintf(`{"id":"ans-%d","partner":%q,"messageType":"InformationReply","caseId":"TH:SSO:C-404","payload":%s}`, i, tc.partner, items)
+		if err := c.Queue(context.Background(), kafka.Message{Topic: "perkeso.outbound.v1", Value: []byte(v)}); err != nil {
+			t.Fatalf("%s: %v", tc.partner, err)
+		}
+		d, err := w.st.DeliveryByKey(context.Background(), fmt.Sprintf("ans-%d", i))
+		if err != nil || d.State != store.DeliveryDead || d.LastError != tc.want {
+			t.Fatalf("%s: %+v %v", tc.partner, d, err)
+		}
+	}
+}

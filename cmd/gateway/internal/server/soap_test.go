@@ -18,7 +18,10 @@ import (
 
 	"github.com/perkeso/jambatan/adapters/agencysoap"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/soapclient"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 )
 
@@ -125,6 +128,44 @@ func TestSOAPNotifyInjury(t *testing.T) {
 	}
 	if p := agencysoap.CheckResponse(riDoc.FindElement("//Body/*"), rr.Body); p != nil { // what we answer, we would accept
 		t.Fatalf("our InformationReply breaks %s at %s: %s", p.Code, p.Location, p.Reason)
+	}
+	for _, it := range rr.Body.FindElements("./Reply/Item") {
+		if it.FindElement("./Outcome").Text() != "TO_FOLLOW" {
+			t.Fatalf("nothing is held yet, but: %s", rr.Raw)
+		}
+	}
+	// The back office holds the wages (an InformationReply request); the
+	// agency's next request gets them, and the report is still to follow.
+	reg := partner.NewRegistry([]*partner.Partner{env.Partners["agency-th"].Partner})
+	held := &outbound.Request{ID: "answers-1", Partner: "agency-th", MessageType: outbound.InformationReply, CaseID: caseID,
+		Payload: []byte(`{"items":[{"code":"WAGES_6M","outcome":"PROVIDED","months":[{"period":"2026-02","amount":"3200.00","currency":"MYR"}]}]}`)}
+	if err := held.Validate(reg); err != nil {
+		t.Fatal(err)
+	}
+	if queued, err := outbound.Queue(ctx, env.Store, held, time.Now()); err != nil || !queued {
+		t.Fatalf("holding answers: %v %v", queued, err)
+	}
+	ri3Doc := unsigned(t, strings.Replace(ri, "ri-1", "ri-3", 1))
+	rr, err = c.Call(ctx, "urn:xb-injury:exchange:v1#RequestInformation", ri3Doc)
+	if err != nil || rr.Fault != nil {
+		t.Fatalf("request information again: %v %s", err, rr.Raw)
+	}
+	items := rr.Body.FindElements("./Reply/Item")
+	if len(items) != 2 || items[0].FindElement("./Outcome").Text() != "PROVIDED" || items[0].FindElement("./Month").Text() != "3200.00" ||
+		items[1].FindElement("./Outcome").Text() != "TO_FOLLOW" {
+		t.Fatalf("reply with the held wages: %s", rr.Raw)
+	}
+	if p := agencysoap.CheckResponse(ri3Doc.FindElement("//Body/*"), rr.Body); p != nil {
+		t.Fatalf("our InformationReply with held items breaks %s at %s: %s", p.Code, p.Location, p.Reason)
+	}
+	// Answers for a case the agency does not share are refused.
+	other := *held
+	other.ID, other.CaseID = "answers-2", "MY:PERKESO:XB-0000-NOPE"
+	if err := other.Validate(reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := outbound.Queue(ctx, env.Store, &other, time.Now()); !errors.Is(err, store.ErrCaseNotShared) {
+		t.Fatalf("answers on an unknown case: %v", err)
 	}
 	unknown := strings.Replace(strings.Replace(ri, caseID, "MY:PERKESO:XB-0000-NOPE", 1), "ri-1", "ri-2", 1)
 	ru, err := c.Call(ctx, "urn:xb-injury:exchange:v1#RequestInformation", unsigned(t, unknown))

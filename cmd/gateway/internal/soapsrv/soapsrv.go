@@ -348,6 +348,7 @@ func (h *Handler) caseMessage(ctx context.Context, rq *request, env *wssec.Envel
 		return nil, &Fault{Code: p.Code, Reason: p.Reason, Location: p.Location}
 	}
 	var resp any
+	var answers map[string][]byte // code -> held xb:Item
 	switch op {
 	case "NotifyDecision":
 		ack := gen.Acknowledgement{Header: header(hdr, hdr.CaseID, h.Institution, h.now())}
@@ -355,8 +356,15 @@ func (h *Handler) caseMessage(ctx context.Context, rq *request, env *wssec.Envel
 		ack.ReceivedAt = &ra
 		resp = ack
 	default:
-		// The back office answers from the case-messages topic; the
-		// synchronous reply says every item is to follow within 14 days.
+		// Items the back office holds answers for (an InformationReply
+		// request) are answered with them; the others are to follow
+		// within 14 days (the back office reads the request from the
+		// case-messages topic).
+		held, err := h.Store.CaseAnswers(ctx, hdr.CaseID)
+		if err != nil {
+			return nil, &Fault{Code: "server.unavailable", Reason: "message log unavailable", Server: true, Retry: 5}
+		}
+		answers = held
 		rep := gen.InformationReplyMsg{Header: header(hdr, hdr.CaseID, h.Institution, h.now()), Reply: &gen.ReplyItems{}}
 		by := gen.DateLexical(rq.receivedAt.AddDate(0, 0, 14).Format("2006-01-02"))
 		ce := gen.Calendar("CE")
@@ -367,6 +375,9 @@ func (h *Handler) caseMessage(ctx context.Context, rq *request, env *wssec.Envel
 		resp = rep
 	}
 	respBytes, err := marshal(resp)
+	if err == nil && len(answers) > 0 {
+		respBytes, err = withAnswers(respBytes, answers)
+	}
 	if err != nil {
 		return nil, &Fault{Code: "server.internal", Reason: "response could not be built", Server: true}
 	}
@@ -394,6 +405,32 @@ func (h *Handler) caseMessage(ctx context.Context, rq *request, env *wssec.Envel
 		return nil, &Fault{Code: "server.internal", Reason: "response could not be built", Server: true}
 	}
 	return el, nil
+}
+
+// withAnswers replaces each reply item of the InformationReply reply
+// whose code has a held answer with that answer.
+func withAnswers(reply []byte, answers map[string][]byte) ([]byte, error) {
+	d := etree.NewDocument()
+	if err := d.ReadFromBytes(reply); err != nil {
+		return nil, err
+	}
+	r := d.Root().FindElement("./Reply")
+	if r == nil {
+		return nil, errors.New("the reply has no Reply")
+	}
+	for _, it := range r.ChildElements() {
+		held, ok := answers[it.FindElement("./Code").Text()]
+		if !ok {
+			continue
+		}
+		hd := etree.NewDocument()
+		if err := hd.ReadFromBytes(held); err != nil {
+			return nil, err
+		}
+		r.InsertChildAt(it.Index(), hd.Root())
+		r.RemoveChild(it)
+	}
+	return d.WriteToBytes()
 }
 
 // duplicate answers a repeated message with the first response (re-signed:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 )
 
 // ExchangeByMessage returns the first reception of (sender, messageID).
@@ -25,4 +26,60 @@ func (s *DB) CaseInstitution(ctx context.Context, caseID string) (string, error)
 		return "", ErrNotFound
 	}
 	return inst, err
+}
+
+// ErrCaseNotShared is HoldAnswers' refusal: the case is unknown, or shared
+// with another institution.
+var ErrCaseNotShared = errors.New("the case is unknown, or not shared with the partner's institution")
+
+// HoldAnswers records the back office's answers on a case (d, a delivery
+// that is held, not sent): each item, keyed by its code, replaces the one
+// held before, and is what the gateway answers the agency's next
+// RequestInformation for that code with. It writes d as delivered and its
+// log entry in the same write. The same key again changes nothing
+// (created false); a case not shared with institution is ErrCaseNotShared.
+func (s *DB) HoldAnswers(ctx context.Context, d *Delivery, institution string, items map[string][]byte, at time.Time, entry func(*Delivery) *Entry) (created bool, err error) {
+	// Read before the write: a case, once registered, is never removed nor
+	// given to another institution, and a refusal in the write would count
+	// against the store's health.
+	inst, err := s.CaseInstitution(ctx, d.CaseID)
+	switch {
+	case errors.Is(err, ErrNotFound) || err == nil && inst != institution:
+		return false, ErrCaseNotShared
+	case err != nil:
+		return false, err
+	}
+	err = s.write(ctx, func(ctx context.Context, tx wtx) error {
+		if created, err = s.insertDelivery(ctx, tx, d, DeliveryDelivered, 0, "", at); err != nil || !created {
+			return err
+		}
+		for code, item := range items {
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO case_answers (case_id, code, item, delivery_key, answered_at) VALUES (?,?,?,?,?)
+				ON CONFLICT (case_id, code) DO UPDATE SET item = excluded.item, delivery_key = excluded.delivery_key, answered_at = excluded.answered_at`),
+				d.CaseID, code, item, d.Key, ts(at)); err != nil {
+				return err
+			}
+		}
+		return s.appendEntry(ctx, tx, entry(d))
+	})
+	return created, err
+}
+
+// CaseAnswers returns the items held for a case, by code.
+func (s *DB) CaseAnswers(ctx context.Context, caseID string) (map[string][]byte, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT code, item FROM case_answers WHERE case_id = ?`), caseID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string][]byte{}
+	for rows.Next() {
+		var code string
+		var item []byte
+		if err := rows.Scan(&code, &item); err != nil {
+			return nil, err
+		}
+		out[code] = item
+	}
+	return out, rows.Err()
 }

@@ -210,6 +210,9 @@ func schema(t columnTypes) []string {
   sender TEXT NOT NULL, message_id TEXT NOT NULL, body_sha256 TEXT NOT NULL, operation TEXT NOT NULL,
   case_id TEXT NOT NULL, response ` + t.blob + ` NOT NULL, seq ` + t.bigint + ` NOT NULL, PRIMARY KEY (sender, message_id))`,
 		`CREATE TABLE IF NOT EXISTS soap_cases (case_id TEXT PRIMARY KEY, institution TEXT NOT NULL, opened_at TEXT NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS case_answers (
+  case_id TEXT NOT NULL, code TEXT NOT NULL, item ` + t.blob + ` NOT NULL, delivery_key TEXT NOT NULL, answered_at TEXT NOT NULL,
+  PRIMARY KEY (case_id, code))`,
 		`CREATE TABLE IF NOT EXISTS batches (
   sender TEXT NOT NULL, batch_id TEXT NOT NULL, payload_sha256 TEXT NOT NULL, response ` + t.blob + ` NOT NULL,
   seq ` + t.bigint + ` NOT NULL, PRIMARY KEY (sender, batch_id))`,

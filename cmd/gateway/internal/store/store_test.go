@@ -1457,3 +1457,56 @@ func TestDeliveredNotificationOpensCase(t *testing.T) {
 		}
 	})
 }
+
+// TestHoldAnswers: answers are held per case and code, a later answer for
+// a code replacing the earlier; the same key again changes nothing; a case
+// not shared with the institution is refused before any write, so the
+// refusal does not count against the store's health.
+func TestHoldAnswers(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		// The case: one an agency assigned to a delivered NotifyInjury.
+		enqueue(t, s, "n1")
+		due, err := s.ClaimDue(ctx, deliveryAt.Add(time.Hour), time.Minute, 1)
+		if err != nil || len(due) != 1 {
+			t.Fatalf("claimed %d, %v", len(due), err)
+		}
+		due[0].CaseID, due[0].CaseWith = "TH:SSO:C-1", "TH:SSO"
+		if err := s.RecordAttempt(ctx, due[0], store.Attempt{State: store.DeliveryDelivered}, deliveryEntry(due[0])); err != nil {
+			t.Fatal(err)
+		}
+		hold := func(key, institution, caseID string, items map[string][]byte) (bool, error) {
+			d := &store.Delivery{Key: key, PartnerID: "th-sso", MessageType: "InformationReply", CaseID: caseID, Payload: []byte(`{}`)}
+			return s.HoldAnswers(ctx, d, institution, items, deliveryAt, deliveryEntry)
+		}
+		for _, tc := range []struct {
+			key   string
+			items map[string][]byte
+			held  bool
+		}{
+			{"a1", map[string][]byte{"WAGES_6M": []byte("<w1/>"), "POLICE_REPORT": []byte("<p1/>")}, true},
+			{"a2", map[string][]byte{"WAGES_6M": []byte("<w2/>")}, true},
+			{"a1", map[string][]byte{"WAGES_6M": []byte("<w3/>")}, false}, // a1 again: nothing changes
+		} {
+			if held, err := hold(tc.key, "TH:SSO", "TH:SSO:C-1", tc.items); err != nil || held != tc.held {
+				t.Fatalf("%s: held %v, %v", tc.key, held, err)
+			}
+		}
+		got, err := s.CaseAnswers(ctx, "TH:SSO:C-1")
+		if err != nil || len(got) != 2 || string(got["WAGES_6M"]) != "<w2/>" || string(got["POLICE_REPORT"]) != "<p1/>" {
+			t.Fatalf("answers %q, %v", got, err)
+		}
+		for _, tc := range []struct{ institution, caseID string }{{"BN:SPK", "TH:SSO:C-1"}, {"TH:SSO", "TH:SSO:C-404"}} {
+			if _, err := hold("a9", tc.institution, tc.caseID, map[string][]byte{"WAGES_6M": []byte("<x/>")}); !errors.Is(err, store.ErrCaseNotShared) {
+				t.Fatalf("%s on %s: %v", tc.institution, tc.caseID, err)
+			}
+		}
+		if err := s.WriteFailure(time.Minute); err != nil {
+			t.Fatalf("a refused case counted against the store: %v", err)
+		}
+		if d, err := s.DeliveryByKey(ctx, "a2"); err != nil || d.State != store.DeliveryDelivered {
+			t.Fatalf("held answers' delivery: %+v %v", d, err)
+		}
+	})
+}
