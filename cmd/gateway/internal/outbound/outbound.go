@@ -145,7 +145,7 @@ func (dl *Deliverer) Run(ctx context.Context) error {
 func (dl *Deliverer) Round(ctx context.Context) error {
 	dl.init()
 	now := dl.now()
-	due, err := dl.Store.ClaimDue(ctx, now, 30*time.Second, 64)
+	due, err := dl.Store.ClaimDue(ctx, now, dl.lease(), 64)
 	if err != nil {
 		return err
 	}
@@ -195,6 +195,19 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 		}(d, p, ep)
 	}
 	return nil
+}
+
+// lease is how long a claim holds a delivery: longer than any endpoint
+// lets an attempt take, so that no second claim starts a second attempt
+// beside one still under way (a fixed 30 s did, at a 60 s timeout).
+func (dl *Deliverer) lease() time.Duration {
+	l := 30 * time.Second
+	for _, p := range dl.Partners.All() {
+		if p.Endpoint != nil {
+			l = max(l, p.Endpoint.WithDefaults().Timeout+10*time.Second)
+		}
+	}
+	return l
 }
 
 func maxTime(a, b time.Time) time.Time {

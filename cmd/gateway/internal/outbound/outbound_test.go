@@ -1040,3 +1040,30 @@ func TestConsumerRefusesAnswers(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaseOutlastsTimeout: a claim holds a delivery for longer than its
+// endpoint lets an attempt take. At a fixed 30 s lease, a partner given a
+// 60 s timeout could have a second attempt started beside a slow first.
+func TestLeaseOutlastsTimeout(t *testing.T) {
+	w := newWorld(t)
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+	})
+	t.Cleanup(func() { close(release) })
+	p := w.partner(srv.URL, "json", partner.Endpoint{Timeout: time.Minute})
+	w.enqueue(t, "slow-1", "JSON", `{}`)
+	start := time.Now()
+	var leased time.Time // read while the attempt waits (stopping the deliverer ends it)
+	run(t, w.deliverer(p), func() bool {
+		if len(arrived) == 1 {
+			leased = w.state(t).NextAt
+			return true
+		}
+		return false
+	})
+	if leased.Sub(start) < 70*time.Second-time.Second {
+		t.Fatalf("leased until %v after the claim, want the 60 s timeout and 10 s more", leased.Sub(start).Round(time.Second))
+	}
+}

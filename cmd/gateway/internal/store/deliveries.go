@@ -137,7 +137,9 @@ func (s *DB) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, l
 				return err
 			}
 			if n, _ := res.RowsAffected(); n == 1 {
-				out = append(out, d)
+				c := *d
+				c.NextAt = now.Add(lease) // the lease's mark: RecordAttempt finds it there while the lease holds
+				out = append(out, &c)
 			}
 		}
 		return nil
@@ -158,15 +160,34 @@ type Attempt struct {
 
 // RecordAttempt stores an attempt's outcome with its log entry (which keeps
 // the partner's response) and status events, in one transaction.
+//
+// d is as ClaimDue returned it. The outcome goes on the delivery only while
+// the claim's lease holds (d.NextAt is still its mark), or when it is a
+// delivery, which stands whatever happened meanwhile: an operator's retry
+// or an expired lease may have started a second attempt beside this one,
+// and a failure of one must not undo the other's delivery. An outcome that
+// does not go on the delivery is logged without its status events.
 func (s *DB) RecordAttempt(ctx context.Context, d *Delivery, a Attempt, e *Entry) error {
 	return s.write(ctx, func(ctx context.Context, tx wtx) error {
 		next := a.NextAt
 		if next.IsZero() {
 			next = e.ReceivedAt
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = ?, last_error = ?, response = ?, case_id = ?, updated_at = ? WHERE id = ?`),
-			a.State, ts(next), a.Error, a.Response, d.CaseID, ts(e.ReceivedAt), d.ID); err != nil {
+		update, args := `UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = ?, last_error = ?, response = ?, case_id = ?, updated_at = ? WHERE id = ?`,
+			[]any{a.State, ts(next), a.Error, a.Response, d.CaseID, ts(e.ReceivedAt), d.ID}
+		if a.State == DeliveryDelivered {
+			update, args = update+` AND state <> ?`, append(args, DeliveryDelivered)
+		} else {
+			update, args = update+` AND state = ? AND next_at = ?`, append(args, DeliveryPending, ts(d.NextAt))
+		}
+		res, err := tx.ExecContext(ctx, s.q(update), args...)
+		if err != nil {
 			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			e.Outbox = nil
+			e.Verification += " (not recorded on the delivery: another attempt had taken it over)"
+			return s.appendEntry(ctx, tx, e)
 		}
 		if a.State == DeliveryDelivered && d.CaseWith != "" && d.CaseID != "" {
 			// An agency may give two notifications one case: the first registration stands.

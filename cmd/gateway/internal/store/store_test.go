@@ -1510,3 +1510,50 @@ func TestHoldAnswers(t *testing.T) {
 		}
 	})
 }
+
+// TestDeliveredStands: an attempt that fails after another attempt of the
+// same delivery delivered it (an operator's retry started the second
+// beside the first) leaves it delivered, and adds no status event; its
+// log entry is kept.
+func TestDeliveredStands(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		enqueue(t, s, "d-1")
+		first, err := s.ClaimDue(ctx, deliveryAt.Add(time.Hour), time.Minute, 1)
+		if err != nil || len(first) != 1 {
+			t.Fatalf("claim: %v %v", first, err)
+		}
+		if err := s.RetryDelivery(ctx, first[0].ID, deliveryAt.Add(time.Hour)); err != nil { // the operator, while the first attempt is under way
+			t.Fatal(err)
+		}
+		second, err := s.ClaimDue(ctx, deliveryAt.Add(time.Hour+time.Second), time.Minute, 1)
+		if err != nil || len(second) != 1 {
+			t.Fatalf("second claim: %v %v", second, err)
+		}
+		before, _ := s.OutboxBacklog(ctx)
+		for _, at := range []struct {
+			d *store.Delivery
+			a store.Attempt
+		}{
+			{second[0], store.Attempt{State: store.DeliveryDelivered}},
+			{first[0], store.Attempt{State: store.DeliveryPending, Error: "HTTP 503", NextAt: deliveryAt.Add(2 * time.Hour)}},
+			{first[0], store.Attempt{State: store.DeliveryDead, Error: "HTTP 400"}},
+		} {
+			e := deliveryEntry(at.d)
+			e.Outbox = []store.Message{{Topic: "status", Key: []byte(at.d.Key), Value: []byte(at.a.State)}}
+			if err := s.RecordAttempt(ctx, at.d, at.a, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d, err := s.DeliveryByKey(ctx, "d-1"); err != nil || d.State != store.DeliveryDelivered || d.Attempts != 1 || d.LastError != "" {
+			t.Fatalf("delivery %+v %v, want delivered once", d, err)
+		}
+		if n, err := s.OutboxBacklog(ctx); err != nil || n != before+1 {
+			t.Fatalf("%d status events, want the delivery's alone (%v)", n-before, err)
+		}
+		if n, err := s.Entries(ctx); err != nil || n != 3 {
+			t.Fatalf("%d log entries, want the three attempts' too (%v)", n, err)
+		}
+	})
+}
