@@ -473,7 +473,11 @@ func TestSOAPDelivery(t *testing.T) {
 					http.Error(rw, "not verified", http.StatusBadRequest)
 					return
 				}
-				ids.Store(res.BodyChild.FindElement("./Header/MessageId").Text(), true)
+				// §8.3: a MessageId sent again must carry the same Body.
+				c14n, _ := wssec.Canonical(res.BodyChild)
+				if first, seen := ids.LoadOrStore(res.BodyChild.FindElement("./Header/MessageId").Text(), string(c14n)); seen && first != string(c14n) {
+					t.Errorf("attempt %d sent the MessageId again with another Body:\n%s\n%s", n.Load()+1, first, c14n)
+				}
 				out, status := tc.answer(n.Add(1), res.BodyChild), 200
 				if out == nil {
 					out, status = agencyFault(""), 500
@@ -484,7 +488,13 @@ func TestSOAPDelivery(t *testing.T) {
 				rw.WriteHeader(status)
 				_, _ = rw.Write(b)
 			})
-			p := w.partner(srv.URL, "soap", partner.Endpoint{})
+			ep := partner.Endpoint{}
+			if tc.attempts > 1 {
+				// The retry comes at least 1.1 s later: a SentAt of the
+				// attempt's time (whole seconds) would differ.
+				ep.BaseBackoff, ep.MaxBackoff = 2200*time.Millisecond, 3*time.Second
+			}
+			p := w.partner(srv.URL, "soap", ep)
 			p.Kind = partner.KindAgency
 			w.enqueue(t, "msg-1", tc.typ, tc.payload)
 			run(t, w.deliverer(p), func() bool { return w.state(t).State == tc.state })

@@ -119,6 +119,14 @@ func NewSOAPSender(p *partner.Partner, clientCert tls.Certificate, signer *wssec
 // CloseIdleConnections closes the sender's idle kept-alive connections.
 func (s *SOAPSender) CloseIdleConnections() { s.Client.HTTP.CloseIdleConnections() }
 
+// sentAt is when d was queued, or now for a delivery that has no such time.
+func sentAt(d *store.Delivery) time.Time {
+	if d.CreatedAt.IsZero() {
+		return time.Now()
+	}
+	return d.CreatedAt
+}
+
 // messageID is stable across retries, so the agency's duplicate rule
 // (agency-soap/v1 §8.3) makes a re-sent message harmless.
 func messageID(key string) string {
@@ -179,7 +187,11 @@ func (s *SOAPSender) envelope(d *store.Delivery) (*etree.Document, *etree.Elemen
 	}
 	h.CreateElement("xb:Sender").SetText(s.Institution)
 	h.CreateElement("xb:Receiver").SetText(s.Receiver)
-	h.CreateElement("xb:SentAt").SetText(time.Now().UTC().Format("2006-01-02T15:04:05Z"))
+	// The Body must be the same on every attempt: the agency answers a
+	// MessageId it has with another Body client.duplicate (§8.3), so an
+	// attempt after one it took but did not answer in time would fail for
+	// good. SentAt is the time the message was queued, not this attempt's.
+	h.CreateElement("xb:SentAt").SetText(sentAt(d).UTC().Format("2006-01-02T15:04:05Z"))
 	switch d.MessageType {
 	case "NotifyInjury":
 		if err := notifyInjury(op, d.Payload); err != nil {
