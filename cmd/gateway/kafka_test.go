@@ -463,6 +463,9 @@ func TestOutboundRoundTrip(t *testing.T) {
 			t.Errorf("the request sent with %s compression: %q", z, states["dec-"+z])
 		}
 	}
+	if o, e, err := gateway(t, "outbound", "list", "--dev", dir, "--limit", "1"); err != nil || strings.Count(o, "\n") != 2 || !strings.Contains(e, "1 deliveries, newest first; older ones: --before ") {
+		t.Fatalf("a page of one: %v\n%s%s", err, o, e)
+	}
 	dead, _, err := gateway(t, "outbound", "list", "--dev", dir, "--state", "dead")
 	if err != nil || !strings.Contains(dead, "nobody") {
 		t.Fatalf("dead letters: %v %s", err, dead)

@@ -15,19 +15,26 @@ import (
 // runOutbound is "gateway outbound list|retry": the operator's view of the
 // delivery queue.
 func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	usage := "usage: gateway outbound list [--state pending|delivered|dead] | retry ID   (--dev DIR | --config FILE | --store PATH|DSN)"
+	usage := "usage: gateway outbound list [--state pending|delivered|dead] [--before ID] [--limit N] | retry ID   (--dev DIR | --config FILE | --store PATH|DSN)"
 	if len(args) == 0 || (args[0] != "list" && args[0] != "retry") {
 		fmt.Fprintln(stderr, usage)
 		return errUsage
 	}
 	fs := newFlags("outbound "+args[0], stderr)
 	state := fs.String("state", "", "only deliveries in this state")
+	before := fs.Int64("before", 0, "list: only deliveries with an id below this (the next page)")
+	limit := fs.Int("limit", 100, "list: at most this many, newest first (1 to 10000)")
 	open := storeFlags(fs, "store: SQLite file or postgres:// DSN")
 	if err := parse(fs, args[1:]); err != nil {
 		return errUsage
 	}
-	if *state != "" && !slices.Contains(store.DeliveryStates, *state) {
+	switch {
+	case *state != "" && !slices.Contains(store.DeliveryStates, *state):
 		return fmt.Errorf("--state %q: one of %s", *state, strings.Join(store.DeliveryStates, ", "))
+	case *limit < 1 || *limit > 10000:
+		return fmt.Errorf("--limit %d: must be 1 to 10000", *limit)
+	case *before < 0:
+		return fmt.Errorf("--before %d: must be a delivery id", *before)
 	}
 	var id int64
 	if args[0] == "retry" {
@@ -53,7 +60,7 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		fmt.Fprintf(stdout, "delivery %d queued again\n", id)
 		return nil
 	}
-	ds, err := st.Deliveries(ctx, *state, 10000)
+	ds, err := st.Deliveries(ctx, *state, *before, *limit)
 	if err != nil {
 		return err
 	}
@@ -61,7 +68,11 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	for _, d := range ds {
 		fmt.Fprintf(stdout, "%-6d %-10s %-14s %-20s %-26s %-8d %-25s %s\n", d.ID, d.State, d.PartnerID, d.MessageType, orDash(d.CaseID), d.Attempts, d.NextAt.UTC().Format(time.RFC3339), d.LastError)
 	}
-	fmt.Fprintf(stderr, "%d deliveries\n", len(ds))
+	fmt.Fprintf(stderr, "%d deliveries, newest first", len(ds))
+	if len(ds) == *limit {
+		fmt.Fprintf(stderr, "; older ones: --before %d", ds[len(ds)-1].ID)
+	}
+	fmt.Fprintln(stderr)
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -151,7 +152,24 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		a.refuse(w, r, problem.New(problem.BadRequest, "state is one of "+strings.Join(store.DeliveryStates, ", ")+", or absent for all"))
 		return
 	}
-	ds, err := a.Store.Deliveries(r.Context(), state, 1000)
+	limit, before := 1000, int64(0)
+	if v := r.URL.Query().Get("limit"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n >= 1 && n <= 1000 {
+			limit = n
+		} else {
+			a.refuse(w, r, problem.New(problem.BadRequest, "limit is 1 to 1000"))
+			return
+		}
+	}
+	if v := r.URL.Query().Get("before"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
+			before = n
+		} else {
+			a.refuse(w, r, problem.New(problem.BadRequest, "before is a delivery id"))
+			return
+		}
+	}
+	ds, err := a.Store.Deliveries(r.Context(), state, before, limit)
 	if err != nil {
 		a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable", err))
 		return
@@ -170,6 +188,13 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	out := []item{}
 	for _, d := range ds {
 		out = append(out, item{d.ID, d.Key, d.PartnerID, d.MessageType, d.CaseID, d.State, d.Attempts, d.NextAt.UTC().Format(time.RFC3339), d.LastError})
+	}
+	if len(ds) == limit { // a full page: the next one is older (RFC 8288)
+		q := url.Values{"before": {strconv.FormatInt(ds[len(ds)-1].ID, 10)}, "limit": {strconv.Itoa(limit)}}
+		if state != "" {
+			q.Set("state", state)
+		}
+		w.Header().Set("Link", "</v1/outbound?"+q.Encode()+`>; rel="next"`)
 	}
 	a.answer(w, r, http.StatusOK, out, "deliveries", len(out))
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -122,6 +123,42 @@ func TestOperatorAPI(t *testing.T) {
 	}
 	if d, err := st.DeliveryByKey(context.Background(), "dec-9"); err != nil || !bytes.Contains(d.Payload, []byte("WORK_RELATEDNESS")) || d.CaseID != "MY:PERKESO:XB-1" {
 		t.Fatalf("the queued delivery changed under a reused id: %+v %v", d, err)
+	}
+	// Pages: newest first, each full page linking to the next (RFC 8288).
+	for _, k := range []string{"dec-10", "dec-11"} {
+		b := bytes.Replace(req, []byte(`"dec-9"`), []byte(`"`+k+`"`), 1)
+		if r, err := client(op).Post(hs.URL+"/v1/outbound", "application/json", bytes.NewReader(b)); err != nil || r.StatusCode != 202 {
+			t.Fatalf("queue %s: %v %v", k, err, r)
+		} else {
+			r.Body.Close()
+		}
+	}
+	var keys []string
+	for next := "/v1/outbound?state=pending&limit=2"; next != ""; {
+		r, err := client(op).Get(hs.URL + next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var page []struct{ Key string }
+		_ = json.NewDecoder(r.Body).Decode(&page)
+		r.Body.Close()
+		for _, d := range page {
+			keys = append(keys, d.Key)
+		}
+		next = ""
+		if l := r.Header.Get("Link"); l != "" {
+			next = l[1:strings.Index(l, ">")]
+		}
+	}
+	if want := []string{"dec-11", "dec-10", "dec-9"}; !slices.Equal(keys, want) {
+		t.Fatalf("pages: %v, want %v", keys, want)
+	}
+	for _, q := range []string{"limit=0", "limit=1001", "limit=x", "before=0", "before=x"} {
+		if r, err := client(op).Get(hs.URL + "/v1/outbound?" + q); err != nil || r.StatusCode != 400 {
+			t.Fatalf("%s: %v %v", q, err, r)
+		} else {
+			r.Body.Close()
+		}
 	}
 	t.Run("fail/not-an-operator", func(t *testing.T) {
 		if r, err := client(stranger).Get(hs.URL + "/v1/outbound"); err == nil {

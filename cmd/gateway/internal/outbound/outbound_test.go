@@ -151,7 +151,7 @@ func run(t *testing.T, dl *outbound.Deliverer, cond func() bool) {
 }
 
 func (w *world) state(t *testing.T) *store.Delivery {
-	ds, err := w.st.Deliveries(context.Background(), "", 10)
+	ds, err := w.st.Deliveries(context.Background(), "", 0, 10)
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("deliveries %v %v", ds, err)
 	}
@@ -281,7 +281,7 @@ func TestProbeThatCannotStartFreesTheBreaker(t *testing.T) {
 	}
 	w.enqueue(t, "req-first", "JSON", `{}`)
 	state := func(key string) string {
-		ds, err := w.st.Deliveries(context.Background(), "", 10)
+		ds, err := w.st.Deliveries(context.Background(), "", 0, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -321,7 +321,7 @@ func TestReloadedConcurrency(t *testing.T) {
 	dl := w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{Concurrency: 1}))
 	delivered := func(n int) func() bool {
 		return func() bool {
-			ds, err := w.st.Deliveries(context.Background(), store.DeliveryDelivered, 10)
+			ds, err := w.st.Deliveries(context.Background(), store.DeliveryDelivered, 0, 10)
 			return err == nil && len(ds) == n
 		}
 	}
@@ -337,7 +337,7 @@ func TestReloadedConcurrency(t *testing.T) {
 		for _, k := range tc.keys {
 			w.enqueue(t, k, "JSON", `{}`)
 		}
-		done, _ := w.st.Deliveries(context.Background(), store.DeliveryDelivered, 10)
+		done, _ := w.st.Deliveries(context.Background(), store.DeliveryDelivered, 0, 10)
 		run(t, dl, delivered(len(done)+len(tc.keys)))
 		if got := most.Load(); got != int32(tc.concurrency) {
 			t.Errorf("concurrency %d: the partner saw %d requests at once", tc.concurrency, got)
@@ -692,7 +692,7 @@ func TestConsumerQueue(t *testing.T) {
 		}
 	}
 	byKey := func() map[string]*store.Delivery {
-		ds, err := w.st.Deliveries(context.Background(), "", 10)
+		ds, err := w.st.Deliveries(context.Background(), "", 0, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -828,7 +828,7 @@ func TestConsumerRetriesWhatTheStoreRefused(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		ds, err := w.st.Deliveries(context.Background(), store.DeliveryPending, 10)
+		ds, err := w.st.Deliveries(context.Background(), store.DeliveryPending, 0, 10)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -209,15 +209,21 @@ func (s *DB) DeliveryByKey(ctx context.Context, key string) (*Delivery, error) {
 	return d, err
 }
 
-// Deliveries lists deliveries in a state ("" for all), oldest first.
-func (s *DB) Deliveries(ctx context.Context, state string, limit int) ([]*Delivery, error) {
-	q := `SELECT ` + deliveryCols + ` FROM deliveries`
+// Deliveries lists up to limit deliveries in a state ("" for all), newest
+// first, those with an id below before when it is not 0 (the next page).
+// (Oldest first, a busy queue's list never reached its recent deliveries.)
+func (s *DB) Deliveries(ctx context.Context, state string, before int64, limit int) ([]*Delivery, error) {
+	q := `SELECT ` + deliveryCols + ` FROM deliveries WHERE 1 = 1`
 	args := []any{}
 	if state != "" {
-		q += ` WHERE state = ?`
+		q += ` AND state = ?`
 		args = append(args, state)
 	}
-	q += ` ORDER BY id LIMIT ?`
+	if before > 0 {
+		q += ` AND id < ?`
+		args = append(args, before)
+	}
+	q += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, limit)
 	rows, err := s.db.QueryContext(ctx, s.q(q), args...)
 	if err != nil {

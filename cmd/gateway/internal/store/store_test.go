@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1147,7 +1148,7 @@ func TestEnqueueRefused(t *testing.T) {
 		if due, err := s.ClaimDue(ctx, at.Add(time.Hour), time.Minute, 10); err != nil || len(due) != 0 {
 			t.Fatalf("a refused request is claimable: %v %v", due, err)
 		}
-		dead, err := s.Deliveries(ctx, store.DeliveryDead, 10)
+		dead, err := s.Deliveries(ctx, store.DeliveryDead, 0, 10)
 		if err != nil || len(dead) != 1 || dead[0].Key != "bad-1" || dead[0].LastError != "unknown partner" || dead[0].Attempts != 1 {
 			t.Fatalf("dead letters: %+v %v", dead, err)
 		}
@@ -1162,7 +1163,7 @@ func TestEnqueueRefused(t *testing.T) {
 		if created, err := s.EnqueueRefused(ctx, again, "payload must be JSON", at, logged); err != nil || created {
 			t.Fatalf("a queued id refused again: created %v, %v", created, err)
 		}
-		pending, err := s.Deliveries(ctx, store.DeliveryPending, 10)
+		pending, err := s.Deliveries(ctx, store.DeliveryPending, 0, 10)
 		if err != nil || len(pending) != 1 || pending[0].Key != "good-1" || string(pending[0].Payload) != `{"n":1}` || pending[0].Attempts != 0 {
 			t.Fatalf("the queued delivery changed: %+v %v", pending, err)
 		}
@@ -1554,6 +1555,39 @@ func TestDeliveredStands(t *testing.T) {
 		}
 		if n, err := s.Entries(ctx); err != nil || n != 3 {
 			t.Fatalf("%d log entries, want the three attempts' too (%v)", n, err)
+		}
+	})
+}
+
+// TestDeliveriesPages: deliveries are listed newest first, a page at a
+// time (oldest first, a busy queue's list never reached its recent ones).
+func TestDeliveriesPages(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		for _, k := range []string{"k1", "k2", "k3", "k4", "k5"} {
+			enqueue(t, s, k)
+		}
+		keys := func(before int64, limit int) (out []string, last int64) {
+			ds, err := s.Deliveries(ctx, store.DeliveryPending, before, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range ds {
+				out, last = append(out, d.Key), d.ID
+			}
+			return out, last
+		}
+		var got []string
+		for before, pages := int64(0), 0; pages < 4; pages++ {
+			page, last := keys(before, 2)
+			if len(page) == 0 {
+				break
+			}
+			got, before = append(got, page...), last
+		}
+		if want := []string{"k5", "k4", "k3", "k2", "k1"}; !slices.Equal(got, want) {
+			t.Fatalf("pages of 2: %v, want %v", got, want)
 		}
 	})
 }
