@@ -360,11 +360,10 @@ func (h *Handler) caseMessage(ctx context.Context, rq *request, env *wssec.Envel
 		// request) are answered with them; the others are to follow
 		// within 14 days (the back office reads the request from the
 		// case-messages topic).
-		held, err := h.Store.CaseAnswers(ctx, hdr.CaseID)
-		if err != nil {
+		var err error
+		if answers, err = h.Store.CaseAnswers(ctx, hdr.CaseID); err != nil {
 			return nil, &Fault{Code: "server.unavailable", Reason: "message log unavailable", Server: true, Retry: 5}
 		}
-		answers = held
 		rep := gen.InformationReplyMsg{Header: header(hdr, hdr.CaseID, h.Institution, h.now()), Reply: &gen.ReplyItems{}}
 		by := gen.DateLexical(rq.receivedAt.AddDate(0, 0, 14).Format("2006-01-02"))
 		ce := gen.Calendar("CE")
