@@ -92,7 +92,7 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 	if verr == nil {
 		_, err := Queue(ctx, c.Store, &r, now)
 		if errors.Is(err, ErrIDReused) {
-			c.Log.Warn("outbound request not queued: "+err.Error(), "key", r.ID, "partition", m.Partition, "offset", m.Offset)
+			c.Log.Warn("outbound request not queued: "+err.Error(), "correlation_id", "outbound-"+r.ID, "key", r.ID, "partition", m.Partition, "offset", m.Offset)
 			return nil
 		}
 		if !errors.Is(err, store.ErrCaseNotShared) {
@@ -122,12 +122,12 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 	case err != nil:
 		return err
 	case created:
-		c.Log.Warn("outbound request refused; dead-lettered", "key", d.Key, "err", reason)
+		c.Log.Warn("outbound request refused; dead-lettered", "correlation_id", "outbound-"+d.Key, "key", d.Key, "err", reason)
 	default:
 		// A request may come again (a redelivered record), but one that
 		// reuses a queued id with content that cannot be delivered must
 		// not take the queued delivery down with it.
-		c.Log.Warn("outbound request refused; a delivery with its id is queued already and is left as it is", "key", d.Key, "err", reason)
+		c.Log.Warn("outbound request refused; a delivery with its id is queued already and is left as it is", "correlation_id", "outbound-"+d.Key, "key", d.Key, "err", reason)
 	}
 	return nil
 }

@@ -349,10 +349,10 @@ func (dl *Deliverer) finishWith(ctx context.Context, d *store.Delivery, resp []b
 		}
 	}
 	if err := dl.Store.RecordAttempt(ctx, d, a, e); err != nil {
-		dl.Log.Error("recording a delivery attempt failed; it will be retried after its lease", "delivery", d.ID, "err", err)
+		dl.Log.Error("recording a delivery attempt failed; it will be retried after its lease", "correlation_id", e.CorrelationID, "delivery", d.ID, "err", err)
 		return
 	}
-	dl.Log.Info("delivery attempt", "delivery", d.ID, "partner", d.PartnerID, "type", d.MessageType, "state", state, "attempts", attempts, "status", status)
+	dl.Log.Info("delivery attempt", "correlation_id", e.CorrelationID, "delivery", d.ID, "partner", d.PartnerID, "type", d.MessageType, "state", state, "attempts", attempts, "status", status)
 }
 
 // Request is an outbound request as the back office writes it to

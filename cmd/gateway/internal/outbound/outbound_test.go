@@ -710,7 +710,8 @@ func TestConsumerQueue(t *testing.T) {
 		t.Fatalf("a repeat logged %s", logged.String())
 	}
 	queue(`{"id":"req-ok","partner":"p1","messageType":"JSON","payload":{"n":4}}`) // deliverable, but the id is taken
-	if !strings.Contains(logged.String(), "level=WARN") || !strings.Contains(logged.String(), "queued already with another partner, type, case or payload") {
+	if !strings.Contains(logged.String(), "level=WARN") || !strings.Contains(logged.String(), "queued already with another partner, type, case or payload") ||
+		!strings.Contains(logged.String(), "correlation_id=outbound-req-ok") {
 		t.Fatalf("a reused id with other content logged %q", logged.String())
 	}
 	ds := byKey()
