@@ -498,6 +498,19 @@ func TestOutboundRoundTrip(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// The agency's answer to that request reaches the back office on the
+	// case-messages topic (it stayed in the gateway's store before).
+	waitBacklog(t, d)
+	var replies []string
+	for _, m := range kcatJSON(t, d.KafkaBootstrap, d.Topics.CaseMessages) {
+		if p := m["payload"].(string); strings.Contains(p, `"operation":"InformationReply"`) && m["key"] == "MY:PERKESO:XB-2026-000731" &&
+			strings.Contains(p, `"sender":"TH:SSO"`) && strings.Contains(p, "NOT_HELD") {
+			replies = append(replies, p)
+		}
+	}
+	if len(replies) != 1 {
+		t.Fatalf("the agency's InformationReply on the case-messages topic: %q", replies)
+	}
 
 	// A notification to the agency: its acknowledgement assigns the case,
 	// which the list shows, and the agency's own decision on that case is

@@ -155,6 +155,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 			Status: func(d *store.Delivery, state string, attempts int, errText string, at time.Time) (store.Message, error) {
 				return builder.DeliveryStatusMessage(oc.StatusTopic, events.DeliveryStatus{DeliveryID: d.ID, Key: d.Key, Partner: d.PartnerID,
 					MessageType: d.MessageType, CaseID: d.CaseID, State: state, Attempts: attempts, Error: errText, At: at.UTC().Format(time.RFC3339)}, at)
+			},
+			Reply: func(d *store.Delivery, at time.Time) (store.Message, error) {
+				return outbound.ReplyEvent(builder, d, at)
 			}}
 		if len(cfg.File.Kafka.Brokers) > 0 {
 			kc, err := kafkaclient.New(cfg.File.Kafka)

@@ -49,6 +49,10 @@ type CaseMessage struct {
 	MessageID  string `json:"messageId"`
 	ReceivedAt string `json:"receivedAt"`
 	Body       string `json:"body"` // the Body child, exclusive canonical XML, as signed by the sender
+	// DocumentsOmitted: the Body's Document contents were emptied, as the
+	// event would otherwise outgrow the broker's message size (an
+	// agency's reply may carry megabytes); the message log holds them.
+	DocumentsOmitted bool `json:"documentsOmitted,omitempty"`
 }
 
 // CaseMessageMessage is the event of a case message, keyed by case id.

@@ -1,11 +1,17 @@
 package outbound
 
 import (
+	"bytes"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
 // TestReplyItems: the back office's answers become reply items an agency
@@ -50,6 +56,62 @@ func TestReplyItems(t *testing.T) {
 			}
 			if n := strings.Count(tc.payload, `"code"`); len(items) != n {
 				t.Fatalf("%d items, want %d", len(items), n)
+			}
+		})
+	}
+}
+
+// TestReplyEvent: an agency's InformationReply goes to the back office on
+// the case-messages topic; one that would outgrow the broker's message
+// size goes without its Documents' contents, and one that would still
+// outgrow it is an error (the relay publishes in order: an event the
+// broker refuses would stop it).
+func TestReplyEvent(t *testing.T) {
+	pdf := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("%PDF"), 4096))
+	reply := func(text, doc string) []byte {
+		items, err := ReplyItems("TH:SSO", "MY:PERKESO:XB-2026-ABC", []byte(`{"items":[{"code":"MEDICAL_REPORT","outcome":"PROVIDED","text":"`+text+`"`+doc+`}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return items["MEDICAL_REPORT"]
+	}
+	withDoc := `,"documents":[{"mediaType":"application/pdf","content":"` + pdf + `"}]`
+	for _, tc := range []struct {
+		name      string
+		item      []byte
+		omitted   bool
+		wantError bool
+	}{
+		{"ok/whole", reply("report", withDoc), false, false},
+		{"ok/documents-omitted", reply("report", withDoc), true, false},
+		{"fail/too-large-without-documents", reply(strings.Repeat("x", 3000), ""), false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &events.Builder{Topics: events.Topics{CaseMessages: "perkeso.case-messages.v1"}, Source: "test", MaxValue: 1 << 20}
+			if tc.name != "ok/whole" {
+				b.MaxValue = 2000 // smaller than the document, larger than the rest
+			}
+			body := `<xb:InformationReply xmlns:xb="urn:xb-injury:exchange:v1"><xb:Header><xb:MessageId>urn:uuid:r-1</xb:MessageId>` +
+				`<xb:InReplyTo>urn:uuid:q-1</xb:InReplyTo><xb:CaseId>MY:PERKESO:XB-2026-ABC</xb:CaseId><xb:Sender>TH:SSO</xb:Sender>` +
+				`<xb:Receiver>MY:PERKESO</xb:Receiver><xb:SentAt>2026-03-10T01:00:00Z</xb:SentAt></xb:Header><xb:Reply>` + string(tc.item) + `</xb:Reply></xb:InformationReply>`
+			d := &store.Delivery{Key: "ri-1", PartnerID: "th-sso", MessageType: "RequestInformation", CaseID: "MY:PERKESO:XB-2026-ABC", Reply: []byte(body)}
+			m, err := ReplyEvent(b, d, time.Now())
+			if tc.wantError {
+				if !errors.Is(err, events.ErrTooLarge) {
+					t.Fatalf("error %v, want ErrTooLarge", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cm events.CaseMessage
+			if err := json.Unmarshal(m.Value, &cm); err != nil {
+				t.Fatal(err)
+			}
+			if cm.Operation != "InformationReply" || cm.Sender != "TH:SSO" || cm.MessageID != "urn:uuid:r-1" || string(m.Key) != d.CaseID ||
+				cm.DocumentsOmitted != tc.omitted || strings.Contains(cm.Body, pdf) == tc.omitted || !strings.Contains(cm.Body, "report") {
+				t.Fatalf("event %+v (%d bytes)", cm, len(m.Value))
 			}
 		})
 	}

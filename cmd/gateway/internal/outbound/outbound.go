@@ -47,9 +47,12 @@ type Deliverer struct {
 	SenderFor func(p *partner.Partner) (Sender, error)
 	// Status, when set, turns a status change into an outbox message.
 	Status func(d *store.Delivery, state string, attempts int, errText string, at time.Time) (store.Message, error)
-	Log    *slog.Logger
-	Now    func() time.Time
-	Poll   time.Duration // default 200ms
+	// Reply, when set, turns an agency's answer to a RequestInformation
+	// (d.Reply) into an outbox message for the back office (ReplyEvent).
+	Reply func(d *store.Delivery, at time.Time) (store.Message, error)
+	Log   *slog.Logger
+	Now   func() time.Time
+	Poll  time.Duration // default 200ms
 
 	mu       sync.Mutex
 	senders  map[string]Sender
@@ -346,6 +349,13 @@ func (dl *Deliverer) finishWith(ctx context.Context, d *store.Delivery, resp []b
 	if dl.Status != nil {
 		if m, err := dl.Status(d, state, attempts, a.Error, now); err == nil {
 			e.Outbox = []store.Message{m}
+		}
+	}
+	if oe == nil && len(d.Reply) > 0 && dl.Reply != nil {
+		if m, err := dl.Reply(d, now); err == nil {
+			e.Outbox = append(e.Outbox, m)
+		} else {
+			dl.Log.Error("the agency's reply cannot be published; it is in the message log", "correlation_id", e.CorrelationID, "delivery", d.ID, "err", err)
 		}
 	}
 	if err := dl.Store.RecordAttempt(ctx, d, a, e); err != nil {

@@ -166,8 +166,13 @@ func (s *SOAPSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, 
 	if p := agencysoap.CheckResponse(op, resp.Body); p != nil {
 		return resp.Raw, resp.Status, &Error{Status: resp.Status, Msg: fmt.Sprintf("the agency's response breaks agency-soap/v1 (%s at %s): %s", p.Code, p.Location, p.Reason)}
 	}
-	if d.CaseID == "" { // a notification: the agency's InjuryAcknowledgement names the case from now on
+	switch {
+	case d.CaseID == "": // a notification: the agency's InjuryAcknowledgement names the case from now on
 		d.CaseID, d.CaseWith = agencysoap.ReadHeader(resp.Body).CaseID, s.Receiver
+	case d.MessageType == "RequestInformation": // the answer, for the back office
+		if d.Reply, err = wssec.Canonical(resp.Body); err != nil {
+			return resp.Raw, resp.Status, &Error{Msg: "the agency's reply could not be canonicalized: " + err.Error()}
+		}
 	}
 	return resp.Raw, resp.Status, nil
 }

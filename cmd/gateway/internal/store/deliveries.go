@@ -31,7 +31,11 @@ type Delivery struct {
 	// acknowledged: its institution, which assigned CaseID. RecordAttempt
 	// then registers the case as shared with it, so that the agency's own
 	// RequestInformation or NotifyDecision on it is known (not a column).
-	CaseWith  string
+	CaseWith string
+	// Reply is set by the sender of a RequestInformation the agency
+	// answered: its InformationReply, the Body child in exclusive
+	// canonical XML, for the back office (not a column).
+	Reply     []byte
 	Payload   []byte
 	State     string
 	Attempts  int
