@@ -18,14 +18,7 @@ import (
 // §10.3 to an outgoing NotifyInjury, which must be schema-valid, break no
 // content rule, and read back to the same person, accident, injuries and wage.
 func TestNotifyInjuryRoundTrip(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "agencysoap", "testdata", "example-10.3.expect.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec schema.Record
-	if err := json.Unmarshal(b, &rec); err != nil {
-		t.Fatal(err)
-	}
+	rec := exampleRecord(t)
 	payload, _ := json.Marshal(NotifyInjuryPayload{Record: rec, SenderCaseRef: "PERKESO-JB-2026-0042"})
 	s := &SOAPSender{Institution: "MY:PERKESO", Receiver: "TH:SSO"}
 	doc, op, action, err := s.envelope(&store.Delivery{Key: "ni-1", MessageType: "NotifyInjury", Payload: payload})
@@ -64,14 +57,7 @@ func TestNotifyInjuryRoundTrip(t *testing.T) {
 // TestEnvelopeContentRules: a message the agency would refuse for its
 // content (§7) is not sent; the error names the rule's element.
 func TestEnvelopeContentRules(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "agencysoap", "testdata", "example-10.3.expect.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var early schema.Record
-	if err := json.Unmarshal(b, &early); err != nil {
-		t.Fatal(err)
-	}
+	early := exampleRecord(t)
 	early.Outcome.MCPeriods[0].From = "2026-03-01" // the day before the accident (C10)
 	notify, _ := json.Marshal(NotifyInjuryPayload{Record: early, SenderCaseRef: "PERKESO-JB-2026-0042"})
 	decision := func(date string) []byte {
@@ -101,4 +87,18 @@ func TestEnvelopeContentRules(t *testing.T) {
 			}
 		})
 	}
+}
+
+// exampleRecord is the canonical record of agency-soap/v1 §10.3.
+func exampleRecord(t *testing.T) schema.Record {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "agencysoap", "testdata", "example-10.3.expect.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec schema.Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec
 }

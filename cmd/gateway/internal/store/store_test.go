@@ -1434,22 +1434,14 @@ func TestDeliveredNotificationOpensCase(t *testing.T) {
 	backends(t, func(t *testing.T, target string) {
 		ctx := context.Background()
 		s := open(t, target)
-		for _, k := range []string{"n1", "n2", "n3"} {
-			enqueue(t, s, k)
-		}
-		due, err := s.ClaimDue(ctx, deliveryAt.Add(time.Hour), time.Minute, 3)
-		if err != nil || len(due) != 3 {
-			t.Fatalf("claimed %d, %v", len(due), err)
-		}
-		for i, a := range []store.Attempt{{State: store.DeliveryDelivered}, {State: store.DeliveryDelivered}, {State: store.DeliveryDead, Error: "HTTP 400"}} {
-			due[i].CaseID, due[i].CaseWith = "TH:SSO:C-1", "TH:SSO"
-			if i == 2 {
-				due[i].CaseID = "TH:SSO:C-2"
+		deliver(t, s, []string{"n1", "n2", "n3"}, func(d *store.Delivery) (store.Attempt, string) {
+			switch d.Key {
+			case "n3":
+				return store.Attempt{State: store.DeliveryDead, Error: "HTTP 400"}, "TH:SSO:C-2"
+			default: // two notifications the agency put in one case
+				return store.Attempt{State: store.DeliveryDelivered}, "TH:SSO:C-1"
 			}
-			if err := s.RecordAttempt(ctx, due[i], a, deliveryEntry(due[i])); err != nil {
-				t.Fatal(err)
-			}
-		}
+		})
 		if inst, err := s.CaseInstitution(ctx, "TH:SSO:C-1"); err != nil || inst != "TH:SSO" {
 			t.Fatalf("case TH:SSO:C-1: %q, %v", inst, err)
 		}
@@ -1457,6 +1449,26 @@ func TestDeliveredNotificationOpensCase(t *testing.T) {
 			t.Fatalf("a failed delivery registered its case: %v", err)
 		}
 	})
+}
+
+// deliver queues NotifyInjury deliveries under keys, claims them and
+// records the attempt outcome gives each, with the case TH:SSO assigned.
+func deliver(t *testing.T, s *store.DB, keys []string, outcome func(*store.Delivery) (store.Attempt, string)) {
+	t.Helper()
+	for _, k := range keys {
+		enqueue(t, s, k)
+	}
+	due, err := s.ClaimDue(context.Background(), deliveryAt.Add(time.Hour), time.Minute, len(keys))
+	if err != nil || len(due) != len(keys) {
+		t.Fatalf("claimed %d, %v", len(due), err)
+	}
+	for _, d := range due {
+		a, caseID := outcome(d)
+		d.CaseID, d.CaseWith = caseID, "TH:SSO"
+		if err := s.RecordAttempt(context.Background(), d, a, deliveryEntry(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestHoldAnswers: answers are held per case and code, a later answer for
@@ -1468,15 +1480,7 @@ func TestHoldAnswers(t *testing.T) {
 		ctx := context.Background()
 		s := open(t, target)
 		// The case: one an agency assigned to a delivered NotifyInjury.
-		enqueue(t, s, "n1")
-		due, err := s.ClaimDue(ctx, deliveryAt.Add(time.Hour), time.Minute, 1)
-		if err != nil || len(due) != 1 {
-			t.Fatalf("claimed %d, %v", len(due), err)
-		}
-		due[0].CaseID, due[0].CaseWith = "TH:SSO:C-1", "TH:SSO"
-		if err := s.RecordAttempt(ctx, due[0], store.Attempt{State: store.DeliveryDelivered}, deliveryEntry(due[0])); err != nil {
-			t.Fatal(err)
-		}
+		deliver(t, s, []string{"n1"}, func(d *store.Delivery) (store.Attempt, string) { return store.Attempt{State: store.DeliveryDelivered}, "TH:SSO:C-1" })
 		hold := func(key, institution, caseID string, items map[string][]byte) (bool, error) {
 			d := &store.Delivery{Key: key, PartnerID: "th-sso", MessageType: "InformationReply", CaseID: caseID, Payload: []byte(`{}`)}
 			return s.HoldAnswers(ctx, d, institution, items, deliveryAt, deliveryEntry)
