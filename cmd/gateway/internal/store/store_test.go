@@ -1480,7 +1480,9 @@ func TestHoldAnswers(t *testing.T) {
 		ctx := context.Background()
 		s := open(t, target)
 		// The case: one an agency assigned to a delivered NotifyInjury.
-		deliver(t, s, []string{"n1"}, func(d *store.Delivery) (store.Attempt, string) { return store.Attempt{State: store.DeliveryDelivered}, "TH:SSO:C-1" })
+		deliver(t, s, []string{"n1"}, func(d *store.Delivery) (store.Attempt, string) {
+			return store.Attempt{State: store.DeliveryDelivered}, "TH:SSO:C-1"
+		})
 		hold := func(key, institution, caseID string, items map[string][]byte) (bool, error) {
 			d := &store.Delivery{Key: key, PartnerID: "th-sso", MessageType: "InformationReply", CaseID: caseID, Payload: []byte(`{}`)}
 			return s.HoldAnswers(ctx, d, institution, items, deliveryAt, deliveryEntry)
