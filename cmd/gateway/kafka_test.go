@@ -6,11 +6,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -393,16 +391,8 @@ func demoAgencyClient(t *testing.T, d *devmode.DevJSON) *soapclient.Client {
 		t.Fatal(err)
 	}
 	return &soapclient.Client{URL: p.SOAPURL, HTTP: soapclient.NewHTTP(ca, tlsCert, 10*time.Second),
-		Signer: &wssec.Signer{Cert: sc[0], Key: sk},
-		Verifier: &wssec.Verifier{Trust: func(c *x509.Certificate) error {
-			if _, err := c.Verify(x509.VerifyOptions{Roots: ca, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-				return err
-			}
-			if c.Subject.CommonName != "MY:PERKESO" {
-				return errors.New("not Perkeso's signing certificate")
-			}
-			return nil
-		}}}
+		Signer:   &wssec.Signer{Cert: sc[0], Key: sk},
+		Verifier: &wssec.Verifier{Trust: wssec.TrustInstitution(ca, "MY:PERKESO")}}
 }
 
 // TestOutboundRoundTrip: the back office writes two outbound requests to

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -78,15 +76,7 @@ func runSOAP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	c := &soapclient.Client{URL: p.SOAPURL, HTTP: soapclient.NewHTTP(pool, cert, 30*time.Second), Signer: &wssec.Signer{Cert: sc[0], Key: sk},
-		Verifier: &wssec.Verifier{Trust: func(c *x509.Certificate) error {
-			if _, err := c.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-				return err
-			}
-			if c.Subject.CommonName != "MY:PERKESO" {
-				return errors.New("not Perkeso's signing certificate")
-			}
-			return nil
-		}}}
+		Verifier: &wssec.Verifier{Trust: wssec.TrustInstitution(pool, "MY:PERKESO")}}
 	resp, err := c.Call(ctx, "urn:xb-injury:exchange:v1#"+op, doc)
 	if err != nil {
 		if resp != nil {

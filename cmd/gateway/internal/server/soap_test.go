@@ -57,18 +57,10 @@ func agencyClient(t testing.TB, env *gatewaytest.Env, id string) *soapclient.Cli
 		signing = env.Partners["agency-th"].WSSigning
 	}
 	return &soapclient.Client{
-		URL:    env.Server.URL + "/soap/v1/exchange",
-		HTTP:   soapclient.NewHTTP(roots, p.TLS, 10*time.Second),
-		Signer: &wssec.Signer{Cert: signing.Cert, Key: signing.Key},
-		Verifier: &wssec.Verifier{Trust: func(c *x509.Certificate) error {
-			if _, err := c.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-				return err
-			}
-			if c.Subject.CommonName != "MY:PERKESO" {
-				return errors.New("not Perkeso's signing certificate")
-			}
-			return nil
-		}},
+		URL:      env.Server.URL + "/soap/v1/exchange",
+		HTTP:     soapclient.NewHTTP(roots, p.TLS, 10*time.Second),
+		Signer:   &wssec.Signer{Cert: signing.Cert, Key: signing.Key},
+		Verifier: &wssec.Verifier{Trust: wssec.TrustInstitution(roots, "MY:PERKESO")},
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/base64"
+	"fmt"
 	"math/big"
 	"strings"
 	"time"
@@ -277,4 +278,20 @@ func verifySignature(sig *etree.Element, idmap map[string]*etree.Element, body, 
 		return fail(CodeSignature, "key type not accepted")
 	}
 	return nil
+}
+
+// TrustInstitution is a Verifier's Trust for the certificates that chain
+// to roots and are issued to institution (subject CN): how a partner's
+// tools and tests trust the answers of one institution, Perkeso's
+// (MY:PERKESO) among them.
+func TrustInstitution(roots *x509.CertPool, institution string) func(*x509.Certificate) error {
+	return func(c *x509.Certificate) error {
+		if _, err := c.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			return err
+		}
+		if c.Subject.CommonName != institution {
+			return fmt.Errorf("the signing certificate is issued to %q, not %s", c.Subject.CommonName, institution)
+		}
+		return nil
+	}
 }

@@ -395,3 +395,31 @@ func issueKey(t *testing.T) crypto.Signer {
 	}
 	return k
 }
+
+func TestTrustInstitution(t *testing.T) {
+	ca, _ := certs.NewCA("agency CA")
+	oca, _ := certs.NewCA("another CA")
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Cert)
+	trust := wssec.TrustInstitution(roots, "TH:SSO")
+	for _, tc := range []struct {
+		name string
+		by   *certs.CA
+		cn   string
+		ok   bool
+	}{
+		{"ok/the-institution", ca, "TH:SSO", true},
+		{"fail/another-institution", ca, "XX:OTHER", false},
+		{"fail/another-ca", oca, "TH:SSO", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := tc.by.IssueSigning(tc.cn, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := trust(c.Cert); (err == nil) != tc.ok {
+				t.Fatalf("trust: %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
