@@ -430,7 +430,9 @@ func (r *Request) Repeats(d *store.Delivery) bool {
 	return json.Compact(&a, r.Payload) == nil && json.Compact(&b, d.Payload) == nil && bytes.Equal(a.Bytes(), b.Bytes())
 }
 
-// Message types the deliverer knows (agency-soap/v1 catalogue, and JSON).
+// Message types a request may have: agency-soap/v1's requests, which the
+// deliverer sends to agencies, InformationReply, which is held (Queue), and
+// JSON for JSON partners.
 var MessageTypes = map[string]bool{"NotifyInjury": true, "RequestInformation": true, "NotifyDecision": true, "JSON": true, InformationReply: true}
 
 // MaxField bounds a request's id and caseId, which every status event of
