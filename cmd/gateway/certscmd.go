@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -23,7 +24,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 )
 
-const certsUsage = `usage: gateway certs kit --partner ID --ca-cert CA.pem --ca-key CA.key [--out DIR]
+const certsUsage = `usage: gateway certs kit --partner ID [--institution TH:SSO] --ca-cert CA.pem --ca-key CA.key [--out DIR]
        gateway certs rotate-receipt-key (--config FILE [--public-jwks FILE] | --dev DIR)     then SIGHUP the gateway
        gateway certs list (--config FILE | --dev DIR)`
 
@@ -70,10 +71,13 @@ func loadConfigFlags(name string, args []string, stderr io.Writer, more ...func(
 }
 
 // certsKit issues a partner's onboarding kit: a client certificate from
-// the partners' CA, a signing key, and the public JWKS to register.
+// the partners' CA, and a signing key with the public JWKS to register, or
+// for an agency (--institution) a WS-Security signing certificate issued
+// to its institution id.
 func certsKit(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("certs kit", stderr)
 	partnerID := fs.String("partner", "", "partner id (the client certificate's CN)")
+	institution := fs.String("institution", "", "an agency's institution id (TH:SSO): the kit holds a WS-Security signing certificate issued to it instead of a JWK")
 	caCert := fs.String("ca-cert", "", "CA certificate that issues partner client certificates")
 	caKey := fs.String("ca-key", "", "its private key")
 	outDir := fs.String("out", "", "kit directory (default ./kit-ID)")
@@ -86,6 +90,9 @@ func certsKit(args []string, stdout, stderr io.Writer) error {
 	}
 	if !config.ValidPartnerID(*partnerID) {
 		return fmt.Errorf("--partner %q: a partner id is 1-64 of a-z 0-9 . _ -, starting with a letter or digit (as in the configuration)", *partnerID)
+	}
+	if *institution != "" && !config.ValidInstitution(*institution) {
+		return fmt.Errorf("--institution %q: an institution id is a country code, a colon and 2-20 of A-Z 0-9 _ (TH:SSO)", *institution)
 	}
 	ca, err := certs.LoadCA(*caCert, *caKey)
 	if err != nil {
@@ -104,6 +111,9 @@ func certsKit(args []string, stdout, stderr io.Writer) error {
 	cp, kp := filepath.Join(*outDir, "client.pem"), filepath.Join(*outDir, "client.key")
 	if err := certs.WriteFiles(cp, kp, c.Cert, c.Key); err != nil {
 		return err
+	}
+	if *institution != "" {
+		return agencyKit(ca, *partnerID, *institution, *caCert, *outDir, c, stdout)
 	}
 	// The kid names the day of issue and a random part: a partner rotating
 	// its key gets a second kit, and both keys are registered side by side
@@ -225,5 +235,27 @@ func certsList(args []string, stdout, stderr io.Writer) error {
 	for _, r := range rows {
 		fmt.Fprintf(stdout, "%-36s %-32s %-22s %.0f\n", r.name, r.subject, r.until.UTC().Format(time.RFC3339), r.until.Sub(now).Hours()/24)
 	}
+	return nil
+}
+
+// agencyKit adds an agency's WS-Security signing certificate to its kit:
+// RSA 2048, as agencies' PKIs commonly issue, with the institution id as
+// its subject CN, which the registration's signing CA and institution
+// then accept (agency-soap/v1 §3).
+func agencyKit(ca *certs.CA, partnerID, institution, caCert, outDir string, client *certs.Issued, stdout io.Writer) error {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	sc, err := ca.IssueSigning(institution, k)
+	if err != nil {
+		return err
+	}
+	if err := certs.WriteFiles(filepath.Join(outDir, "ws-signing.pem"), filepath.Join(outDir, "ws-signing.key"), sc.Cert, sc.Key); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "kit for %s (%s) in %s: client.pem, client.key, ws-signing.pem, ws-signing.key (private: the agency keeps the keys)\n", partnerID, institution, outDir)
+	fmt.Fprintf(stdout, "registration: {\"id\": %q, \"kind\": \"agency\", \"formats\": [\"agency-soap/v1\"], \"institution\": %q, \"tls_identity\": {\"subject_cn\": %q, \"sha256\": %q}, \"signing_ca_file\": %q, \"signing_cert_sha256\": [%q], ...}\n",
+		partnerID, institution, partnerID, certs.Fingerprint(client.Cert), caCert, certs.Fingerprint(sc.Cert))
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
@@ -30,6 +31,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite": a test edits a copy of the store
 )
@@ -572,6 +574,26 @@ func TestCertsCommands(t *testing.T) {
 	bb, _ := json.Marshal(both)
 	if _, err := config.ParsePublicJWKS(bb); err != nil || len(both.Keys) != 2 {
 		t.Fatalf("the two kits' keys cannot be registered together: %v", err)
+	}
+	// An agency's kit: a WS-Security signing certificate issued to its
+	// institution id, which its registration's signing CA accepts.
+	agencyDir := filepath.Join(t.TempDir(), "agency-kit")
+	if o, e, err := gateway(t, "certs", "kit", "--partner", "bn-spk", "--institution", "BN:SPK", "--ca-cert", l.CACert, "--ca-key", l.CAKey, "--out", agencyDir); err != nil ||
+		!strings.Contains(o, `"institution": "BN:SPK"`) || !strings.Contains(o, `"signing_ca_file"`) {
+		t.Fatalf("agency kit: %v %s %s", err, o, e)
+	}
+	ws, err := certs.LoadCertificates(filepath.Join(agencyDir, "ws-signing.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rk, ok := ws[0].PublicKey.(*rsa.PublicKey); !ok || rk.N.BitLen() != 2048 || wssec.TrustInstitution(pool, "BN:SPK")(ws[0]) != nil {
+		t.Fatalf("agency signing certificate: %T %v", ws[0].PublicKey, wssec.TrustInstitution(pool, "BN:SPK")(ws[0]))
+	}
+	if _, err := certs.LoadKey(filepath.Join(agencyDir, "ws-signing.key")); err != nil {
+		t.Fatal(err)
+	}
+	if _, e, err := gateway(t, "certs", "kit", "--partner", "bn-spk", "--institution", "brunei", "--ca-cert", l.CACert, "--ca-key", l.CAKey, "--out", agencyDir+"2"); err == nil || !strings.Contains(e, `--institution "brunei"`) {
+		t.Fatalf("a kit for a bad institution id: %v %s", err, e)
 	}
 	if o, _, err := gateway(t, "certs", "list", "--dev", dir); err != nil || !strings.Contains(o, "server") || !strings.Contains(o, "soap-signing") {
 		t.Fatalf("list: %v %s", err, o)

@@ -249,6 +249,10 @@ var (
 // accepts: 1-64 of a-z 0-9 . _ -, starting with a letter or digit.
 func ValidPartnerID(id string) bool { return reID.MatchString(id) }
 
+// ValidInstitution reports whether id is an agency-soap/v1 institution id
+// (TH:SSO).
+func ValidInstitution(id string) bool { return reInstitution.MatchString(id) }
+
 // Load reads and checks a configuration file.
 func Load(path string) (*Config, error) {
 	abs, err := filepath.Abs(path)
