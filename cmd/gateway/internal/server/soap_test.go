@@ -144,7 +144,7 @@ func TestSOAPNotifyInjury(t *testing.T) {
 	}
 	items := rr.Body.FindElements("./Reply/Item")
 	if len(items) != 2 || items[0].FindElement("./Outcome").Text() != "PROVIDED" || items[0].FindElement("./Month").Text() != "3200.00" ||
-		items[1].FindElement("./Outcome").Text() != "TO_FOLLOW" {
+		items[1].FindElement("./Outcome").Text() != "TO_FOLLOW" || items[0].NamespaceURI() != items[1].NamespaceURI() || items[0].Space != items[1].Space {
 		t.Fatalf("reply with the held wages: %s", rr.Raw)
 	}
 	if p := agencysoap.CheckResponse(ri3Doc.FindElement("//Body/*"), rr.Body); p != nil {

@@ -426,7 +426,16 @@ func withAnswers(reply []byte, answers map[string][]byte) ([]byte, error) {
 		if err := hd.ReadFromBytes(held); err != nil {
 			return nil, err
 		}
-		r.InsertChildAt(it.Index(), hd.Root())
+		// Written as the reply around it is when that declares the
+		// exchange's namespace as its default (as the generated types do).
+		item := hd.Root()
+		if d.Root().Space == "" && d.Root().NamespaceURI() == item.NamespaceURI() {
+			item.RemoveAttr("xmlns:" + item.Space)
+			for _, e := range append(item.FindElements(".//*"), item) {
+				e.Space = ""
+			}
+		}
+		r.InsertChildAt(it.Index(), item)
 		r.RemoveChild(it)
 	}
 	return d.WriteToBytes()
