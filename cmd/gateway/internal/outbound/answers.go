@@ -1,16 +1,19 @@
 package outbound
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/beevik/etree"
 
 	"github.com/perkeso/jambatan/adapters/agencysoap"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/schema"
 )
 
@@ -148,5 +151,33 @@ func replyItem(reply *etree.Element, it ReplyItem) {
 		e := el.CreateElement("xb:ExpectedBy")
 		e.CreateAttr("cal", "CE")
 		e.SetText(it.ExpectedBy)
+	}
+}
+
+// heldEntry builds the message-log entry of held answers.
+func heldEntry(at time.Time) func(*store.Delivery) *store.Entry {
+	return func(d *store.Delivery) *store.Entry {
+		return &store.Entry{CorrelationID: "outbound-" + d.Key, PartnerID: d.PartnerID, ReceivedAt: at, Route: "OUTBOUND " + d.MessageType,
+			ContentType: "application/json", Body: d.Payload, Verification: "outbound", Outcome: "HELD", SourceKey: d.Key}
+	}
+}
+
+// hold holds the answers of an InformationReply the deliverer claimed: one
+// refused when it was queued (its case not yet shared, say) and taken back
+// by an operator's retry. It is checked again, as when it was queued, and
+// held, or dead-lettered again with the reason.
+func (dl *Deliverer) hold(ctx context.Context, d *store.Delivery) {
+	r := &Request{ID: d.Key, Partner: d.PartnerID, MessageType: d.MessageType, CaseID: d.CaseID, Payload: d.Payload}
+	if err := r.Validate(dl.Partners); err != nil {
+		dl.finish(ctx, d, nil, 0, &Error{Msg: err.Error()})
+		return
+	}
+	switch err := dl.Store.HoldClaimed(ctx, d, r.institution, r.answers, dl.now(), heldEntry(dl.now())); {
+	case errors.Is(err, store.ErrCaseNotShared):
+		dl.finish(ctx, d, nil, 0, &Error{Msg: fmt.Sprintf("caseId %q: %v", d.CaseID, err)})
+	case err != nil: // the store's failure: the claim's lease runs out, and the next claim tries again
+		dl.Log.Error("holding answers failed; they will be tried again after the lease", "correlation_id", "outbound-"+d.Key, "delivery", d.ID, "err", err)
+	default:
+		dl.Log.Info("answers held", "correlation_id", "outbound-"+d.Key, "delivery", d.ID, "partner", d.PartnerID)
 	}
 }

@@ -153,6 +153,10 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 		return err
 	}
 	for _, d := range due {
+		if d.MessageType == InformationReply { // a refused one an operator took back
+			dl.hold(ctx, d)
+			continue
+		}
 		p, ok := dl.Partners.ByID(d.PartnerID)
 		if !ok || p.Endpoint == nil {
 			dl.finish(ctx, d, nil, 0, &Error{Msg: "partner " + d.PartnerID + " has no endpoint registered"})
@@ -396,10 +400,7 @@ var ErrIDReused = errors.New("a delivery with this id is queued already with ano
 func Queue(ctx context.Context, q DeliveryQueue, r *Request, at time.Time) (queued bool, err error) {
 	d := &store.Delivery{Key: r.ID, PartnerID: r.Partner, MessageType: r.MessageType, CaseID: r.CaseID, Payload: r.Payload}
 	if r.MessageType == InformationReply {
-		queued, err = q.HoldAnswers(ctx, d, r.institution, r.answers, at, func(d *store.Delivery) *store.Entry {
-			return &store.Entry{CorrelationID: "outbound-" + d.Key, PartnerID: d.PartnerID, ReceivedAt: at, Route: "OUTBOUND " + d.MessageType,
-				ContentType: "application/json", Body: d.Payload, Verification: "outbound", Outcome: "HELD", SourceKey: d.Key}
-		})
+		queued, err = q.HoldAnswers(ctx, d, r.institution, r.answers, at, heldEntry(at))
 	} else {
 		queued, err = q.Enqueue(ctx, d, at)
 	}

@@ -1078,3 +1078,52 @@ func TestLeaseOutlastsTimeout(t *testing.T) {
 		t.Fatalf("leased until %v after the claim, want the 60 s timeout and 10 s more", leased.Sub(start).Round(time.Second))
 	}
 }
+
+// TestRetriedAnswersHeld: an InformationReply refused for a case its agency
+// did not share yet, taken back by an operator's retry once it does, is
+// held (it was sent to the agency's endpoint, or found none, and died
+// again); retried while the case is still unknown, it dies again, with the
+// reason.
+func TestRetriedAnswersHeld(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	ag := w.partner("", "soap", partner.Endpoint{})
+	ag.ID, ag.Kind, ag.Endpoint = "th-sso", partner.KindAgency, nil
+	reg := partner.NewRegistry([]*partner.Partner{ag})
+	c := &outbound.Consumer{Store: w.st, Partners: reg, Log: slog.New(slog.DiscardHandler)}
+	v := `{"id":"ans-1","partner":"th-sso","messageType":"InformationReply","caseId":"TH:SSO:C-7","payload":{"items":[{"code":"POLICE_REPORT","outcome":"NOT_HELD"}]}}`
+	if err := c.Queue(ctx, kafka.Message{Topic: "perkeso.outbound.v1", Value: []byte(v)}); err != nil {
+		t.Fatal(err)
+	}
+	dl := &outbound.Deliverer{Store: w.st, Partners: reg, Poll: 5 * time.Millisecond, Log: slog.New(slog.DiscardHandler)}
+	retry := func(want string) *store.Delivery {
+		t.Helper()
+		d, err := w.st.DeliveryByKey(ctx, "ans-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.st.RetryDelivery(ctx, d.ID, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		run(t, dl, func() bool { d, _ = w.st.DeliveryByKey(ctx, "ans-1"); return d.State == want })
+		return d
+	}
+	if d := retry(store.DeliveryDead); !strings.Contains(d.LastError, `caseId "TH:SSO:C-7": the case is unknown`) {
+		t.Fatalf("retried before the case is shared: %+v", d)
+	}
+	// The agency assigns the case to a notification Perkeso sent it.
+	w.enqueue(t, "ni-1", "NotifyInjury", `{}`)
+	due, err := w.st.ClaimDue(ctx, time.Now(), time.Minute, 10)
+	if err != nil || len(due) != 1 {
+		t.Fatalf("claim: %v %v", due, err)
+	}
+	due[0].CaseID, due[0].CaseWith = "TH:SSO:C-7", "TH:SSO"
+	if err := w.st.RecordAttempt(ctx, due[0], store.Attempt{State: store.DeliveryDelivered}, &store.Entry{CorrelationID: "ni", PartnerID: "th-sso",
+		ReceivedAt: time.Now(), Route: "OUTBOUND NotifyInjury", Body: []byte(`{}`), SourceKey: "ni-1"}); err != nil {
+		t.Fatal(err)
+	}
+	retry(store.DeliveryDelivered)
+	if got, err := w.st.CaseAnswers(ctx, "TH:SSO:C-7"); err != nil || len(got) != 1 || !strings.Contains(string(got["POLICE_REPORT"]), "NOT_HELD") {
+		t.Fatalf("held answers %q, %v", got, err)
+	}
+}

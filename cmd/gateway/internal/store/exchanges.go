@@ -39,30 +39,62 @@ var ErrCaseNotShared = errors.New("the case is unknown, or not shared with the p
 // log entry in the same write. The same key again changes nothing
 // (created false); a case not shared with institution is ErrCaseNotShared.
 func (s *DB) HoldAnswers(ctx context.Context, d *Delivery, institution string, items map[string][]byte, at time.Time, entry func(*Delivery) *Entry) (created bool, err error) {
-	// Read before the write: a case, once registered, is never removed nor
-	// given to another institution, and a refusal in the write would count
-	// against the store's health.
-	inst, err := s.CaseInstitution(ctx, d.CaseID)
-	switch {
-	case errors.Is(err, ErrNotFound) || err == nil && inst != institution:
-		return false, ErrCaseNotShared
-	case err != nil:
+	if err := s.caseShared(ctx, d.CaseID, institution); err != nil {
 		return false, err
 	}
 	err = s.write(ctx, func(ctx context.Context, tx wtx) error {
 		if created, err = s.insertDelivery(ctx, tx, d, DeliveryDelivered, 0, "", at); err != nil || !created {
 			return err
 		}
-		for code, item := range items {
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO case_answers (case_id, code, item, delivery_key, answered_at) VALUES (?,?,?,?,?)
-				ON CONFLICT (case_id, code) DO UPDATE SET item = excluded.item, delivery_key = excluded.delivery_key, answered_at = excluded.answered_at`),
-				d.CaseID, code, item, d.Key, ts(at)); err != nil {
-				return err
-			}
-		}
-		return s.appendEntry(ctx, tx, entry(d))
+		return s.holdItems(ctx, tx, d, items, at, entry)
 	})
 	return created, err
+}
+
+// HoldClaimed is HoldAnswers for a delivery taken back from dead letter
+// (an operator's retry) and claimed by the deliverer: d, still under the
+// claim's lease, is recorded delivered with its items held.
+func (s *DB) HoldClaimed(ctx context.Context, d *Delivery, institution string, items map[string][]byte, at time.Time, entry func(*Delivery) *Entry) error {
+	if err := s.caseShared(ctx, d.CaseID, institution); err != nil {
+		return err
+	}
+	return s.write(ctx, func(ctx context.Context, tx wtx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET state = ?, attempts = attempts + 1, last_error = '', updated_at = ? WHERE id = ? AND state = ? AND next_at = ?`),
+			DeliveryDelivered, ts(at), d.ID, DeliveryPending, ts(d.NextAt))
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // another claim took it over, and holds the items itself
+		}
+		return s.holdItems(ctx, tx, d, items, at, entry)
+	})
+}
+
+// caseShared is nil when caseID is registered as shared with institution,
+// ErrCaseNotShared when not. It reads before the write: a case, once
+// registered, is never removed nor given to another institution, and a
+// refusal in the write would count against the store's health.
+func (s *DB) caseShared(ctx context.Context, caseID, institution string) error {
+	inst, err := s.CaseInstitution(ctx, caseID)
+	switch {
+	case errors.Is(err, ErrNotFound) || err == nil && inst != institution:
+		return ErrCaseNotShared
+	default:
+		return err
+	}
+}
+
+// holdItems upserts d's items, by case and code, and logs entry(d).
+func (s *DB) holdItems(ctx context.Context, tx wtx, d *Delivery, items map[string][]byte, at time.Time, entry func(*Delivery) *Entry) error {
+	for code, item := range items {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO case_answers (case_id, code, item, delivery_key, answered_at) VALUES (?,?,?,?,?)
+			ON CONFLICT (case_id, code) DO UPDATE SET item = excluded.item, delivery_key = excluded.delivery_key, answered_at = excluded.answered_at`),
+			d.CaseID, code, item, d.Key, ts(at)); err != nil {
+			return err
+		}
+	}
+	return s.appendEntry(ctx, tx, entry(d))
 }
 
 // CaseAnswers returns the items held for a case, by code.

@@ -1515,6 +1515,22 @@ func TestHoldAnswers(t *testing.T) {
 		if d, err := s.DeliveryByKey(ctx, "a2"); err != nil || d.State != store.DeliveryDelivered {
 			t.Fatalf("held answers' delivery: %+v %v", d, err)
 		}
+		// One taken back by a retry and claimed: held under its lease.
+		enqueue(t, s, "a3")
+		due, err := s.ClaimDue(ctx, deliveryAt.Add(2*time.Hour), time.Minute, 1)
+		if err != nil || len(due) != 1 {
+			t.Fatalf("claim: %v %v", due, err)
+		}
+		due[0].CaseID = "TH:SSO:C-1"
+		if err := s.HoldClaimed(ctx, due[0], "TH:SSO", map[string][]byte{"WAGES_6M": []byte("<w4/>")}, deliveryAt, deliveryEntry); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := s.DeliveryByKey(ctx, "a3"); err != nil || d.State != store.DeliveryDelivered {
+			t.Fatalf("claimed answers' delivery: %+v %v", d, err)
+		}
+		if got, _ := s.CaseAnswers(ctx, "TH:SSO:C-1"); string(got["WAGES_6M"]) != "<w4/>" {
+			t.Fatalf("answers after the claimed hold: %q", got)
+		}
 	})
 }
 
