@@ -34,6 +34,7 @@ type DeliveryQueue interface {
 	Enqueue(ctx context.Context, d *store.Delivery, at time.Time) (created bool, err error)
 	EnqueueRefused(ctx context.Context, d *store.Delivery, reason string, at time.Time, entry func(*store.Delivery) *store.Entry) (created bool, err error)
 	HoldAnswers(ctx context.Context, d *store.Delivery, institution string, items map[string][]byte, at time.Time, entry func(*store.Delivery) *store.Entry) (created bool, err error)
+	CaseInstitution(ctx context.Context, caseID string) (string, error)
 }
 
 // Run consumes until ctx is done. A record the store cannot take is tried

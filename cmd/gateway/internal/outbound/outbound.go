@@ -163,6 +163,14 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 			continue
 		}
 		ep := p.Endpoint.WithDefaults()
+		// Checked again when sent: a refused message an operator took
+		// back, or one queued before its case was registered as another's.
+		if ep.Protocol == "soap" && d.CaseID != "" && d.MessageType != "NotifyInjury" {
+			if err := caseOf(ctx, dl.Store, d, p.Institution); err != nil {
+				dl.finish(ctx, d, nil, 0, &Error{Retry: !errors.Is(err, store.ErrCaseNotShared), Msg: fmt.Sprintf("caseId %q: %v", d.CaseID, err)})
+				continue
+			}
+		}
 		dl.mu.Lock()
 		b := dl.breakers[p.ID]
 		if b == nil {
@@ -396,12 +404,18 @@ var ErrIDReused = errors.New("a delivery with this id is queued already with ano
 //
 // An InformationReply is not queued but held (HoldAnswers), recorded as
 // delivered at once; a case not shared with its agency is
-// store.ErrCaseNotShared.
+// store.ErrCaseNotShared, and so is an agency's message on a case
+// registered as another institution's.
 func Queue(ctx context.Context, q DeliveryQueue, r *Request, at time.Time) (queued bool, err error) {
 	d := &store.Delivery{Key: r.ID, PartnerID: r.Partner, MessageType: r.MessageType, CaseID: r.CaseID, Payload: r.Payload}
-	if r.MessageType == InformationReply {
+	switch {
+	case r.MessageType == InformationReply:
 		queued, err = q.HoldAnswers(ctx, d, r.institution, r.answers, at, heldEntry(at))
-	} else {
+	case r.institution != "" && r.CaseID != "":
+		if err = caseOf(ctx, q, d, r.institution); err == nil {
+			queued, err = q.Enqueue(ctx, d, at)
+		}
+	default:
 		queued, err = q.Enqueue(ctx, d, at)
 	}
 	if err != nil || queued {
@@ -415,6 +429,26 @@ func Queue(ctx context.Context, q DeliveryQueue, r *Request, at time.Time) (queu
 		return false, ErrIDReused
 	}
 	return false, nil
+}
+
+// caseOf is store.ErrCaseNotShared when d's case is registered as shared
+// with another institution than the agency's: a message on it would carry
+// one institution's case, its person's data among it, to another. A case
+// not registered at all passes: one an agency assigned before this build
+// registered such cases, or a typing error the agency itself refuses.
+func caseOf(ctx context.Context, q interface {
+	CaseInstitution(ctx context.Context, caseID string) (string, error)
+}, d *store.Delivery, institution string) error {
+	inst, err := q.CaseInstitution(ctx, d.CaseID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case inst != institution:
+		return fmt.Errorf("%w: it is %s's", store.ErrCaseNotShared, inst)
+	}
+	return nil
 }
 
 // Repeats reports whether a request whose id is queued already as d asks
@@ -464,6 +498,9 @@ func (r *Request) Validate(reg *partner.Registry) error {
 		return errors.New("caseId is required for an agency")
 	case p.Endpoint.Protocol == "soap" && r.MessageType == "JSON", p.Endpoint.Protocol == "json" && r.MessageType != "JSON":
 		return fmt.Errorf("messageType %s does not fit the partner's protocol %s", r.MessageType, p.Endpoint.Protocol)
+	}
+	if p.Endpoint.Protocol == "soap" {
+		r.institution = p.Institution // Queue checks the case is not another's
 	}
 	return nil
 }

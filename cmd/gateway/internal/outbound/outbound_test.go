@@ -1111,19 +1111,67 @@ func TestRetriedAnswersHeld(t *testing.T) {
 	if d := retry(store.DeliveryDead); !strings.Contains(d.LastError, `caseId "TH:SSO:C-7": the case is unknown`) {
 		t.Fatalf("retried before the case is shared: %+v", d)
 	}
-	// The agency assigns the case to a notification Perkeso sent it.
-	w.enqueue(t, "ni-1", "NotifyInjury", `{}`)
+	w.registerCase(t, "TH:SSO:C-7", "TH:SSO")
+	retry(store.DeliveryDelivered)
+	if got, err := w.st.CaseAnswers(ctx, "TH:SSO:C-7"); err != nil || len(got) != 1 || !strings.Contains(string(got["POLICE_REPORT"]), "NOT_HELD") {
+		t.Fatalf("held answers %q, %v", got, err)
+	}
+}
+
+// registerCase registers caseID as shared with institution, as a
+// NotifyInjury the agency acknowledged does (the queue must be empty).
+func (w *world) registerCase(t *testing.T, caseID, institution string) {
+	t.Helper()
+	ctx := context.Background()
+	w.enqueue(t, "ni-"+caseID, "NotifyInjury", `{}`)
 	due, err := w.st.ClaimDue(ctx, time.Now(), time.Minute, 10)
 	if err != nil || len(due) != 1 {
 		t.Fatalf("claim: %v %v", due, err)
 	}
-	due[0].CaseID, due[0].CaseWith = "TH:SSO:C-7", "TH:SSO"
-	if err := w.st.RecordAttempt(ctx, due[0], store.Attempt{State: store.DeliveryDelivered}, &store.Entry{CorrelationID: "ni", PartnerID: "th-sso",
-		ReceivedAt: time.Now(), Route: "OUTBOUND NotifyInjury", Body: []byte(`{}`), SourceKey: "ni-1"}); err != nil {
+	due[0].CaseID, due[0].CaseWith = caseID, institution
+	if err := w.st.RecordAttempt(ctx, due[0], store.Attempt{State: store.DeliveryDelivered}, &store.Entry{CorrelationID: "ni", PartnerID: "p1",
+		ReceivedAt: time.Now(), Route: "OUTBOUND NotifyInjury", Body: []byte(`{}`), SourceKey: due[0].Key}); err != nil {
 		t.Fatal(err)
 	}
-	retry(store.DeliveryDelivered)
-	if got, err := w.st.CaseAnswers(ctx, "TH:SSO:C-7"); err != nil || len(got) != 1 || !strings.Contains(string(got["POLICE_REPORT"]), "NOT_HELD") {
-		t.Fatalf("held answers %q, %v", got, err)
+}
+
+// TestAnotherInstitutionsCase: a message to an agency on a case registered
+// as another institution's is refused when queued, and not sent when it
+// was queued regardless (an operator's retry): it would carry one
+// institution's case, its person's data among it, to another.
+func TestAnotherInstitutionsCase(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	w.registerCase(t, "TH:SSO:C-9", "TH:SSO")
+	var calls atomic.Int32
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) { calls.Add(1); http.Error(rw, "no", http.StatusBadRequest) })
+	bn := w.partner(srv.URL, "soap", partner.Endpoint{})
+	bn.ID, bn.Kind, bn.Institution = "bn-spk", partner.KindAgency, "BN:SPK"
+	th := w.partner(srv.URL, "soap", partner.Endpoint{})
+	th.ID, th.Kind = "th-sso", partner.KindAgency
+	reg := partner.NewRegistry([]*partner.Partner{bn, th})
+	c := &outbound.Consumer{Store: w.st, Partners: reg, Log: slog.New(slog.DiscardHandler)}
+	decision := `"messageType":"NotifyDecision","caseId":"TH:SSO:C-9","payload":{"subject":"WORK_RELATEDNESS","outcome":"ACCEPTED","decisionDate":"2026-03-20","legalBasis":"s. 24"}}`
+	for _, tc := range []struct{ id, partner, state, lastErr string }{
+		{"dec-bn", "bn-spk", store.DeliveryDead, `caseId "TH:SSO:C-9": the case is unknown, or not shared with the partner's institution: it is TH:SSO's`},
+		{"dec-th", "th-sso", store.DeliveryPending, ""},
+	} {
+		if err := c.Queue(ctx, kafka.Message{Topic: "perkeso.outbound.v1", Value: []byte(`{"id":"` + tc.id + `","partner":"` + tc.partner + `",` + decision)}); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := w.st.DeliveryByKey(ctx, tc.id); err != nil || d.State != tc.state || d.LastError != tc.lastErr {
+			t.Fatalf("%s: %+v %v", tc.id, d, err)
+		}
+	}
+	// Queued regardless (straight into the store), it is not sent either.
+	if _, err := w.st.Enqueue(ctx, &store.Delivery{Key: "dec-bn-2", PartnerID: "bn-spk", MessageType: "NotifyDecision", CaseID: "TH:SSO:C-9",
+		Payload: []byte(`{"subject":"WORK_RELATEDNESS","outcome":"ACCEPTED","decisionDate":"2026-03-20","legalBasis":"s. 24"}`)}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	dl := &outbound.Deliverer{Store: w.st, Partners: partner.NewRegistry([]*partner.Partner{bn}), Poll: 5 * time.Millisecond, Log: slog.New(slog.DiscardHandler),
+		SenderFor: w.deliverer(bn).SenderFor}
+	run(t, dl, func() bool { d, _ := w.st.DeliveryByKey(ctx, "dec-bn-2"); return d.State == store.DeliveryDead })
+	if d, _ := w.st.DeliveryByKey(ctx, "dec-bn-2"); !strings.Contains(d.LastError, "it is TH:SSO's") || calls.Load() != 0 {
+		t.Fatalf("sent to another institution: %+v, %d calls", d, calls.Load())
 	}
 }
