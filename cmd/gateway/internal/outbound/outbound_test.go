@@ -1144,7 +1144,10 @@ func TestAnotherInstitutionsCase(t *testing.T) {
 	ctx := context.Background()
 	w.registerCase(t, "TH:SSO:C-9", "TH:SSO")
 	var calls atomic.Int32
-	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) { calls.Add(1); http.Error(rw, "no", http.StatusBadRequest) })
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		http.Error(rw, "no", http.StatusBadRequest)
+	})
 	bn := w.partner(srv.URL, "soap", partner.Endpoint{})
 	bn.ID, bn.Kind, bn.Institution = "bn-spk", partner.KindAgency, "BN:SPK"
 	th := w.partner(srv.URL, "soap", partner.Endpoint{})
