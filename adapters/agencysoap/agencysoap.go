@@ -145,6 +145,7 @@ type Notice struct {
 	occurredAt time.Time
 	hasTime    bool
 	zone       string
+	loc        *time.Location // Zone's, nil when it is not a zone
 	birth      mapping.Date
 	birthOK    bool
 }
@@ -247,6 +248,7 @@ func (n *Notice) checkAccident(acc *etree.Element) {
 		n.add(zoneEl, "not an IANA time zone name")
 		loc = nil
 	}
+	n.loc = loc
 	t := child(acc, "Time")
 	if t != nil && n.accidentOK && loc != nil {
 		hm, _ := time.Parse("15:04", text(t))
@@ -258,7 +260,7 @@ func (n *Notice) checkAccident(acc *etree.Element) {
 	if n.accidentOK && loc != nil && !n.Header.SentAt.IsZero() && (t == nil || n.hasTime) {
 		if n.hasTime && n.occurredAt.After(n.Header.SentAt) {
 			n.add(dateEl, "the accident is after SentAt")
-		} else if !n.hasTime && mapping.DateOf(n.Header.SentAt.In(loc)).Before(n.accident) {
+		} else if !n.hasTime && n.sentDate().Before(n.accident) {
 			n.add(dateEl, "the accident date is after the date of SentAt")
 		}
 	}
@@ -367,7 +369,7 @@ func (n *Notice) checkOutcome(out *etree.Element) {
 		if d, ok := n.date(dd); ok {
 			if !fatal {
 				n.add(dd, "DateOfDeath only when Fatal is true")
-			} else if n.accidentOK && (d.Before(n.accident) || (!n.Header.SentAt.IsZero() && mapping.DateOf(n.Header.SentAt).Before(d))) {
+			} else if n.accidentOK && (d.Before(n.accident) || (!n.Header.SentAt.IsZero() && n.sentDate().Before(d))) {
 				n.add(dd, "DateOfDeath must be between the accident date and the date of SentAt")
 			}
 		}
@@ -396,6 +398,17 @@ func (n *Notice) checkOutcome(out *etree.Element) {
 			periods = append(periods, [2]mapping.Date{from, to})
 		}
 	}
+}
+
+// sentDate is the date of SentAt in the accident's zone, as C6 reads it
+// (in UTC when the zone is not one): a local date, such as a date of death,
+// compares with the local date it was sent on. (In UTC, a death on 4 March
+// reported at 03:00 that day in Bangkok was "after the date of SentAt".)
+func (n *Notice) sentDate() mapping.Date {
+	if n.loc != nil {
+		return mapping.DateOf(n.Header.SentAt.In(n.loc))
+	}
+	return mapping.DateOf(n.Header.SentAt)
 }
 
 // checkLaterDates checks the local claim's status date and

@@ -118,6 +118,12 @@ func TestContentRules(t *testing.T) {
 		{"fail/C7-commuting-without-leg", "<xb:Category>WORK</xb:Category>", "<xb:Category>COMMUTING</xb:Category>", "/xb:NotifyInjury/xb:Notification/xb:Accident/xb:Category"},
 		{"fail/C8-code", `<xb:Nature list="TH_SSO">203</xb:Nature>`, `<xb:Nature list="TH_SSO">142</xb:Nature>`, "/xb:NotifyInjury/xb:Notification/xb:Injury[1]/xb:Nature"},
 		{"fail/C9-fatal-without-date", "<xb:Fatal>false</xb:Fatal>", "<xb:Fatal>true</xb:Fatal>", "/xb:NotifyInjury/xb:Notification/xb:Outcome/xb:Fatal"},
+		// C9's "date of SentAt" is in the accident's Zone, as C6's: sent at
+		// 03:00 Bangkok time on 4 March (20:00 UTC on the 3rd), a death on
+		// the 4th is not after it, one on the 5th is.
+		{"ok/C9-death-on-the-day-of-SentAt-in-its-zone", "<xb:Fatal>false</xb:Fatal>", `<xb:Fatal>true</xb:Fatal><xb:DateOfDeath cal="CE">2026-03-04</xb:DateOfDeath>`, ""},
+		{"fail/C9-death-after-the-day-of-SentAt-in-its-zone", "<xb:Fatal>false</xb:Fatal>", `<xb:Fatal>true</xb:Fatal><xb:DateOfDeath cal="CE">2026-03-05</xb:DateOfDeath>`,
+			"/xb:NotifyInjury/xb:Notification/xb:Outcome/xb:DateOfDeath"},
 		{"fail/C10-before-accident", `<xb:From cal="BE">2569-03-02</xb:From>`, `<xb:From cal="BE">2569-03-01</xb:From>`, "/xb:NotifyInjury/xb:Notification/xb:Outcome/xb:SickLeave[1]"},
 		{"fail/C11-employer", ">9000123456<", ">900012345<", "/xb:NotifyInjury/xb:Notification/xb:Employer/xb:RegistrationId"},
 		{"fail/C12-status-date", `<xb:StatusDate cal="BE">2569-03-03</xb:StatusDate>`, `<xb:StatusDate cal="BE">2569-03-01</xb:StatusDate>`, "/xb:NotifyInjury/xb:Notification/xb:LocalClaim/xb:StatusDate"},
@@ -136,6 +142,9 @@ func TestContentRules(t *testing.T) {
 			if tc.name == "fail/first-in-document-order" {
 				x = strings.Replace(x, "6900100123458", "6900100123457", 1) // an earlier element breaks C2 too
 				tc.loc = "/xb:NotifyInjury/xb:Notification/xb:Person/xb:PersonalId"
+			}
+			if strings.Contains(tc.name, "/C9-death-") {
+				x = strings.Replace(x, "<xb:SentAt>2026-03-04T02:40:11Z</xb:SentAt>", "<xb:SentAt>2026-03-03T20:00:00Z</xb:SentAt>", 1)
 			}
 			if tc.name == "fail/C6-future" {
 				x = strings.Replace(x, "2569-03-02</xb:Date>", "2569-03-04</xb:Date>", 1)
