@@ -60,6 +60,7 @@ func TestOperatorAPI(t *testing.T) {
 		{"fail/unknown-partner", "POST", "/v1/outbound", bytes.Replace(req, []byte("th-sso"), []byte("nobody"), 1), 422},
 		{"fail/answers-on-an-unknown-case", "POST", "/v1/outbound", []byte(`{"id":"ans-1","partner":"th-sso","messageType":"InformationReply","caseId":"TH:SSO:C-404","payload":{"items":[{"code":"POLICE_REPORT","outcome":"NOT_HELD"}]}}`), 422},
 		{"fail/answers-that-break-c13", "POST", "/v1/outbound", []byte(`{"id":"ans-2","partner":"th-sso","messageType":"InformationReply","caseId":"TH:SSO:C-404","payload":{"items":[{"code":"POLICE_REPORT","outcome":"TO_FOLLOW"}]}}`), 422},
+		{"fail/notification-with-a-case", "POST", "/v1/outbound", []byte(`{"id":"ni-1","partner":"th-sso","messageType":"NotifyInjury","caseId":"TH:SSO:C-1","payload":{"record":{}}}`), 422},
 		{"fail/not-json", "POST", "/v1/outbound", []byte("nope"), 400},
 		{"fail/id-too-long", "POST", "/v1/outbound", bytes.Replace(req, []byte(`"dec-9"`), []byte(`"`+strings.Repeat("d", 257)+`"`), 1), 422},
 		{"fail/too-large", "POST", "/v1/outbound", append(bytes.Repeat([]byte(" "), 4<<20), req...), 413},
@@ -85,6 +86,7 @@ func TestOperatorAPI(t *testing.T) {
 			details := map[string]string{ // what the detail must say, where the status alone does not tell
 				"fail/answers-on-an-unknown-case": `caseId \"TH:SSO:C-404\": the case is unknown`,
 				"fail/answers-that-break-c13":     "ExpectedBy is given if and only if the outcome is TO_FOLLOW",
+				"fail/notification-with-a-case":   "a NotifyInjury has no caseId: the agency assigns it",
 			}
 			if want, ok := details[tc.name]; ok && !bytes.Contains(b, []byte(want)) {
 				t.Fatalf("detail: %s, want %s", b, want)

@@ -496,6 +496,10 @@ func (r *Request) Validate(reg *partner.Registry) error {
 		return errors.New("payload must be JSON")
 	case p.Endpoint.Protocol == "soap" && r.CaseID == "" && r.MessageType != "NotifyInjury":
 		return errors.New("caseId is required for an agency")
+	case p.Endpoint.Protocol == "soap" && r.CaseID != "" && r.MessageType == "NotifyInjury":
+		// H1: the receiver of a notification assigns its case, which the
+		// delivery then takes; a caseId given here would stand in its way.
+		return errors.New("a NotifyInjury has no caseId: the agency assigns it")
 	case p.Endpoint.Protocol == "soap" && r.MessageType == "JSON", p.Endpoint.Protocol == "json" && r.MessageType != "JSON":
 		return fmt.Errorf("messageType %s does not fit the partner's protocol %s", r.MessageType, p.Endpoint.Protocol)
 	}
