@@ -215,17 +215,9 @@ func runLog(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if err := parse(fs, args[1:]); err != nil {
 		return errUsage
 	}
-	var anchor struct {
-		seq  int64
-		hash string
-	}
-	if *anchorFlag != "" {
-		seq, hash, ok := strings.Cut(*anchorFlag, ":")
-		n, err := strconv.ParseInt(seq, 10, 64)
-		if !ok || err != nil || n < 1 || len(hash) != 64 {
-			return fmt.Errorf("--anchor %q: want SEQ:HASH, an entry number and its 64 hex digits", *anchorFlag)
-		}
-		anchor.seq, anchor.hash = n, strings.ToLower(hash)
+	anchor, err := parseAnchor(*anchorFlag)
+	if err != nil {
+		return err
 	}
 	s, err := open()
 	if err != nil {
@@ -240,20 +232,8 @@ func runLog(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		fmt.Fprintf(stdout, "BROKEN at entry %d: %s (%d entries read)\n", rep.BrokenSeq, rep.Reason, rep.Entries)
 		return fmt.Errorf("hash chain broken at entry %d", rep.BrokenSeq)
 	}
-	// An intact chain can still have lost its newest entries; an entry
-	// kept from before, found unchanged, vouches for every entry up to it.
-	if anchor.seq != 0 {
-		h, err := s.HashAt(ctx, anchor.seq)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			fmt.Fprintf(stdout, "BROKEN: the log ends at entry %d, before the anchor %d: entries were deleted\n", rep.Entries, anchor.seq)
-			return fmt.Errorf("anchored entry %d is missing", anchor.seq)
-		case err != nil:
-			return err
-		case h != anchor.hash:
-			fmt.Fprintf(stdout, "BROKEN: entry %d has another hash than the anchor: the log was rewritten up to it\n", anchor.seq)
-			return fmt.Errorf("anchored entry %d differs", anchor.seq)
-		}
+	if err := anchor.check(ctx, s, rep, stdout); err != nil {
+		return err
 	}
 	fmt.Fprintf(stdout, "OK: %d entries, hash chain intact", rep.Entries)
 	if anchor.seq != 0 {
@@ -263,6 +243,46 @@ func runLog(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		fmt.Fprintf(stdout, "; head %d:%s", rep.Entries, rep.Head)
 	}
 	fmt.Fprintln(stdout)
+	return nil
+}
+
+// anchor is an entry of the message log as an earlier verify, or the
+// gateway's "message log head" line, gave it: "SEQ:HASH".
+type anchor struct {
+	seq  int64 // 0: none
+	hash string
+}
+
+func parseAnchor(v string) (anchor, error) {
+	if v == "" {
+		return anchor{}, nil
+	}
+	seq, hash, ok := strings.Cut(v, ":")
+	n, err := strconv.ParseInt(seq, 10, 64)
+	if !ok || err != nil || n < 1 || len(hash) != 64 {
+		return anchor{}, fmt.Errorf("--anchor %q: want SEQ:HASH, an entry number and its 64 hex digits", v)
+	}
+	return anchor{n, strings.ToLower(hash)}, nil
+}
+
+// check is nil when the log still holds a's entry with a's hash. An intact
+// chain can still have lost its newest entries; an entry kept from
+// before, found unchanged, vouches for every entry up to it.
+func (a anchor) check(ctx context.Context, s *store.DB, rep store.ChainReport, stdout io.Writer) error {
+	if a.seq == 0 {
+		return nil
+	}
+	h, err := s.HashAt(ctx, a.seq)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		fmt.Fprintf(stdout, "BROKEN: the log ends at entry %d, before the anchor %d: entries were deleted\n", rep.Entries, a.seq)
+		return fmt.Errorf("anchored entry %d is missing", a.seq)
+	case err != nil:
+		return err
+	case h != a.hash:
+		fmt.Fprintf(stdout, "BROKEN: entry %d has another hash than the anchor: the log was rewritten up to it\n", a.seq)
+		return fmt.Errorf("anchored entry %d differs", a.seq)
+	}
 	return nil
 }
 
