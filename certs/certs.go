@@ -94,6 +94,16 @@ func (ca *CA) IssueSigning(commonName string, key crypto.Signer) (*Issued, error
 	return ca.issue(commonName, nil, nil, 0, key)
 }
 
+// IssueRSASigning issues a signing certificate with a new RSA 2048 key: an
+// agency's WS-Security certificate, as agencies' PKIs commonly issue them.
+func (ca *CA) IssueRSASigning(commonName string) (*Issued, error) {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	return ca.IssueSigning(commonName, k)
+}
+
 func (ca *CA) issue(cn string, dns []string, ips []net.IP, eku x509.ExtKeyUsage, key crypto.Signer) (*Issued, error) {
 	if key == nil {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

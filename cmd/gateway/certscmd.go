@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -243,11 +242,7 @@ func certsList(args []string, stdout, stderr io.Writer) error {
 // its subject CN, which the registration's signing CA and institution
 // then accept (agency-soap/v1 §3).
 func agencyKit(ca *certs.CA, partnerID, institution, caCert, outDir string, client *certs.Issued, stdout io.Writer) error {
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return err
-	}
-	sc, err := ca.IssueSigning(institution, k)
+	sc, err := ca.IssueRSASigning(institution)
 	if err != nil {
 		return err
 	}

@@ -6,8 +6,6 @@
 package devmode
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -205,11 +203,7 @@ func ensureKit(ca *certs.CA, k PartnerKit, d DemoPartner) error {
 // issueRSASigning issues a WS-Security signing certificate with an RSA 2048
 // key, as agencies' PKIs commonly issue.
 func issueRSASigning(ca *certs.CA, cn, certPath, keyPath string) error {
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return err
-	}
-	c, err := ca.IssueSigning(cn, k)
+	c, err := ca.IssueRSASigning(cn)
 	if err != nil {
 		return err
 	}
