@@ -494,7 +494,7 @@ func TestOutboundRoundTrip(t *testing.T) {
 	var replies []string
 	for _, m := range kcatJSON(t, d.KafkaBootstrap, d.Topics.CaseMessages) {
 		if p := m["payload"].(string); strings.Contains(p, `"operation":"InformationReply"`) && m["key"] == "MY:PERKESO:XB-2026-000731" &&
-			strings.Contains(p, `"sender":"TH:SSO"`) && strings.Contains(p, "NOT_HELD") {
+			strings.Contains(p, `"sender":"TH:SSO"`) && strings.Contains(p, "NOT_HELD") && strings.Contains(p, `"requestId":"ri-001"`) {
 			replies = append(replies, p)
 		}
 	}

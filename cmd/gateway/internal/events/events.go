@@ -49,6 +49,10 @@ type CaseMessage struct {
 	MessageID  string `json:"messageId"`
 	ReceivedAt string `json:"receivedAt"`
 	Body       string `json:"body"` // the Body child, exclusive canonical XML, as signed by the sender
+	// RequestID, on an agency's InformationReply, is the id of the back
+	// office's RequestInformation it answers (its Body names it only by
+	// the MessageId the gateway derived from that id).
+	RequestID string `json:"requestId,omitempty"`
 	// DocumentsOmitted: the Body's Document contents were emptied, as the
 	// event would otherwise outgrow the broker's message size (an
 	// agency's reply may carry megabytes); the message log holds them.

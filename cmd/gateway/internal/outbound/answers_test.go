@@ -109,7 +109,7 @@ func TestReplyEvent(t *testing.T) {
 			if err := json.Unmarshal(m.Value, &cm); err != nil {
 				t.Fatal(err)
 			}
-			if cm.Operation != "InformationReply" || cm.Sender != "TH:SSO" || cm.MessageID != "urn:uuid:r-1" || string(m.Key) != d.CaseID ||
+			if cm.Operation != "InformationReply" || cm.Sender != "TH:SSO" || cm.MessageID != "urn:uuid:r-1" || string(m.Key) != d.CaseID || cm.RequestID != "ri-1" ||
 				cm.DocumentsOmitted != tc.omitted || strings.Contains(cm.Body, pdf) == tc.omitted || !strings.Contains(cm.Body, "report") {
 				t.Fatalf("event %+v (%d bytes)", cm, len(m.Value))
 			}

@@ -25,7 +25,7 @@ func ReplyEvent(b *events.Builder, d *store.Delivery, at time.Time) (store.Messa
 	}
 	h := agencysoap.ReadHeader(doc.Root())
 	cm := events.CaseMessage{Operation: "InformationReply", CaseID: d.CaseID, Sender: h.Sender, MessageID: h.MessageID,
-		ReceivedAt: at.UTC().Format(time.RFC3339), Body: string(d.Reply)}
+		ReceivedAt: at.UTC().Format(time.RFC3339), Body: string(d.Reply), RequestID: d.Key}
 	m, err := b.CaseMessageMessage(d.PartnerID, at, cm)
 	if err != nil || !errors.Is(b.Check(m, nil), events.ErrTooLarge) {
 		return m, err
