@@ -66,8 +66,8 @@ func ReplyItems(institution, caseID string, payload []byte) (map[string][]byte, 
 	resp := etree.NewElement("xb:InformationReply")
 	resp.CreateAttr("xmlns:xb", agencysoap.NS)
 	const mid, perkeso = "urn:uuid:00000000-0000-4000-8000-000000000000", "MY:PERKESO"
-	header(req, mid, "", caseID, institution, perkeso)
-	header(resp, "urn:uuid:00000000-0000-4000-8000-000000000001", mid, caseID, perkeso, institution)
+	exchangeHeader(req, mid, "", caseID, institution, perkeso)
+	exchangeHeader(resp, "urn:uuid:00000000-0000-4000-8000-000000000001", mid, caseID, perkeso, institution)
 	asked, reply := req.CreateElement("xb:Request"), resp.CreateElement("xb:Reply")
 	seen := map[string]bool{}
 	for _, it := range p.Items {
@@ -103,7 +103,8 @@ func ReplyItems(institution, caseID string, payload []byte) (map[string][]byte, 
 	return out, nil
 }
 
-func header(el *etree.Element, mid, inReplyTo, caseID, sender, receiver string) {
+// exchangeHeader writes the xb:Header of a message of ReplyItems' check.
+func exchangeHeader(el *etree.Element, mid, inReplyTo, caseID, sender, receiver string) {
 	h := el.CreateElement("xb:Header")
 	h.CreateElement("xb:MessageId").SetText(mid)
 	if inReplyTo != "" {
