@@ -544,6 +544,21 @@ func TestOutboundRoundTrip(t *testing.T) {
 	if r, err := demoAgencyClient(t, d).Call(context.Background(), "urn:xb-injury:exchange:v1#NotifyDecision", doc); err != nil || r.Fault != nil || r.Body.Tag != "Acknowledgement" {
 		t.Fatalf("the agency's decision on its case: %v %+v", err, r)
 	}
+	// The back office's answers on that case, held: 202, and "delivered" on
+	// the delivery-status topic as for a message sent.
+	resp, err = oc.Post(d.OperatorURL+"/v1/outbound", "application/json", strings.NewReader(`{"id":"ans-001","partner":"demo-agency","messageType":"InformationReply","caseId":"`+caseID+`","payload":{"items":[{"code":"POLICE_REPORT","outcome":"NOT_HELD"}]}}`))
+	if err != nil || resp.StatusCode != 202 {
+		t.Fatalf("operator post of answers: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	waitBacklog(t, d)
+	held := false
+	for _, m := range kcatJSON(t, d.KafkaBootstrap, d.Topics.DeliveryStatus) {
+		held = held || m["key"] == "ans-001" && strings.Contains(m["payload"].(string), `"state":"delivered"`)
+	}
+	if !held {
+		t.Fatal("no delivery-status event for the held answers")
+	}
 }
 
 // TestLargeInsurerBatchThroughDevMode sends one insurer batch of 500 claims

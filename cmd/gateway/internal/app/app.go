@@ -429,7 +429,11 @@ func (g *Gateway) OpsHandler() http.Handler {
 
 // ServeOperator serves the operator API on ln (mutual TLS) until ctx is done.
 func (g *Gateway) ServeOperator(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: (&operator.API{Store: g.Store, Partners: g.Config.Partners, Log: g.Log}).Handler(), TLSConfig: g.OperatorTLS,
+	api := &operator.API{Store: g.Store, Partners: g.Config.Partners, Log: g.Log}
+	if g.Deliverer != nil {
+		api.Status = g.Deliverer.Status
+	}
+	hs := &http.Server{Handler: api.Handler(), TLSConfig: g.OperatorTLS,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	return server.Serve(ctx, hs, connlimit.New(ln, MaxAdminConnections, nil, nil))
 }

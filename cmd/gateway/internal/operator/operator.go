@@ -35,6 +35,9 @@ type API struct {
 	// payload, which may name a person).
 	Log *slog.Logger
 	Now func() time.Time
+	// Status, when set, gives held answers their delivery-status event,
+	// as the deliverer gives deliveries theirs.
+	Status outbound.StatusFunc
 }
 
 // Routes of the operator listener.
@@ -126,7 +129,7 @@ func (a *API) post(w http.ResponseWriter, r *http.Request) {
 		a.refuse(w, r, problem.New(problem.Invalid, err.Error()))
 		return
 	}
-	created, err := outbound.Queue(r.Context(), a.Store, &req, a.now())
+	created, err := outbound.Queue(r.Context(), a.Store, &req, a.now(), a.Status)
 	switch {
 	case errors.Is(err, store.ErrCaseNotShared):
 		a.refuse(w, r, problem.New(problem.Invalid, "caseId "+strconv.Quote(req.CaseID)+": "+err.Error()))

@@ -155,11 +155,18 @@ func replyItem(reply *etree.Element, it ReplyItem) {
 	}
 }
 
-// heldEntry builds the message-log entry of held answers.
-func heldEntry(at time.Time) func(*store.Delivery) *store.Entry {
+// heldEntry builds the message-log entry of held answers, with their
+// status event ("delivered", as the delivery is) when status is set.
+func heldEntry(at time.Time, status StatusFunc) func(*store.Delivery) *store.Entry {
 	return func(d *store.Delivery) *store.Entry {
-		return &store.Entry{CorrelationID: "outbound-" + d.Key, PartnerID: d.PartnerID, ReceivedAt: at, Route: "OUTBOUND " + d.MessageType,
+		e := &store.Entry{CorrelationID: "outbound-" + d.Key, PartnerID: d.PartnerID, ReceivedAt: at, Route: "OUTBOUND " + d.MessageType,
 			ContentType: "application/json", Body: d.Payload, Verification: "outbound", Outcome: "HELD", SourceKey: d.Key}
+		if status != nil {
+			if m, err := status(d, "delivered", d.Attempts, "", at); err == nil {
+				e.Outbox = []store.Message{m}
+			}
+		}
+		return e
 	}
 }
 
@@ -173,7 +180,7 @@ func (dl *Deliverer) hold(ctx context.Context, d *store.Delivery) {
 		dl.finish(ctx, d, nil, 0, &Error{Msg: err.Error()})
 		return
 	}
-	switch err := dl.Store.HoldClaimed(ctx, d, r.institution, r.answers, dl.now(), heldEntry(dl.now())); {
+	switch err := dl.Store.HoldClaimed(ctx, d, r.institution, r.answers, dl.now(), heldEntry(dl.now(), dl.Status)); {
 	case errors.Is(err, store.ErrCaseNotShared):
 		dl.finish(ctx, d, nil, 0, &Error{Msg: fmt.Sprintf("caseId %q: %v", d.CaseID, err)})
 	case err != nil: // the store's failure: the claim's lease runs out, and the next claim tries again

@@ -25,7 +25,7 @@ type Consumer struct {
 	Partners *partner.Registry
 	Log      *slog.Logger
 	// Status, when set, publishes the dead-lettered status of a refused request.
-	Status func(d *store.Delivery, state string, attempts int, errText string, at time.Time) (store.Message, error)
+	Status StatusFunc
 }
 
 // DeliveryQueue is the durable queue the consumer writes to: the store.
@@ -91,7 +91,7 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 	now := time.Now()
 	verr := r.Validate(c.Partners)
 	if verr == nil {
-		_, err := Queue(ctx, c.Store, &r, now)
+		_, err := Queue(ctx, c.Store, &r, now, c.Status)
 		if errors.Is(err, ErrIDReused) {
 			c.Log.Warn("outbound request not queued: "+err.Error(), "correlation_id", "outbound-"+r.ID, "key", r.ID, "partition", m.Partition, "offset", m.Offset)
 			return nil

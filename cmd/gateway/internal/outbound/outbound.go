@@ -39,6 +39,10 @@ type Sender interface {
 	Send(ctx context.Context, d *store.Delivery) (response []byte, status int, err error)
 }
 
+// StatusFunc turns a delivery's status change into an outbox message (a
+// delivery-status event).
+type StatusFunc = func(d *store.Delivery, state string, attempts int, errText string, at time.Time) (store.Message, error)
+
 // Deliverer works the queue.
 type Deliverer struct {
 	Store    *store.DB
@@ -46,7 +50,7 @@ type Deliverer struct {
 	// SenderFor builds the sender of a partner (called once per partner).
 	SenderFor func(p *partner.Partner) (Sender, error)
 	// Status, when set, turns a status change into an outbox message.
-	Status func(d *store.Delivery, state string, attempts int, errText string, at time.Time) (store.Message, error)
+	Status StatusFunc
 	// Reply, when set, turns an agency's answer to a RequestInformation
 	// (d.Reply) into an outbox message for the back office (ReplyEvent).
 	Reply func(d *store.Delivery, at time.Time) (store.Message, error)
@@ -403,14 +407,14 @@ var ErrIDReused = errors.New("a delivery with this id is queued already with ano
 // lost without a word. The operator API and the topic's consumer share it.
 //
 // An InformationReply is not queued but held (HoldAnswers), recorded as
-// delivered at once; a case not shared with its agency is
+// delivered at once, with a status event when status is set; a case not shared with its agency is
 // store.ErrCaseNotShared, and so is an agency's message on a case
 // registered as another institution's.
-func Queue(ctx context.Context, q DeliveryQueue, r *Request, at time.Time) (queued bool, err error) {
+func Queue(ctx context.Context, q DeliveryQueue, r *Request, at time.Time, status StatusFunc) (queued bool, err error) {
 	d := &store.Delivery{Key: r.ID, PartnerID: r.Partner, MessageType: r.MessageType, CaseID: r.CaseID, Payload: r.Payload}
 	switch {
 	case r.MessageType == InformationReply:
-		queued, err = q.HoldAnswers(ctx, d, r.institution, r.answers, at, heldEntry(at))
+		queued, err = q.HoldAnswers(ctx, d, r.institution, r.answers, at, heldEntry(at, status))
 	case r.institution != "" && r.CaseID != "":
 		if err = caseOf(ctx, q, d, r.institution); err == nil {
 			queued, err = q.Enqueue(ctx, d, at)

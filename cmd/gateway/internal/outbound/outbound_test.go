@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -1176,5 +1177,29 @@ func TestAnotherInstitutionsCase(t *testing.T) {
 	run(t, dl, func() bool { d, _ := w.st.DeliveryByKey(ctx, "dec-bn-2"); return d.State == store.DeliveryDead })
 	if d, _ := w.st.DeliveryByKey(ctx, "dec-bn-2"); !strings.Contains(d.LastError, "it is TH:SSO's") || calls.Load() != 0 {
 		t.Fatalf("sent to another institution: %+v, %d calls", d, calls.Load())
+	}
+}
+
+// TestHeldAnswersStatus: held answers have their delivery-status event,
+// "delivered", as a delivered message has, in the write that holds them.
+func TestHeldAnswersStatus(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	w.registerCase(t, "TH:SSO:C-5", "TH:SSO")
+	ag := w.partner("", "soap", partner.Endpoint{})
+	ag.ID, ag.Kind, ag.Endpoint = "th-sso", partner.KindAgency, nil
+	var states []string
+	c := &outbound.Consumer{Store: w.st, Partners: partner.NewRegistry([]*partner.Partner{ag}), Log: slog.New(slog.DiscardHandler),
+		Status: func(d *store.Delivery, state string, attempts int, errText string, at time.Time) (store.Message, error) {
+			states = append(states, d.Key+" "+state)
+			return store.Message{Topic: "status", Key: []byte(d.Key), Value: []byte(state)}, nil
+		}}
+	before, _ := w.st.OutboxBacklog(ctx)
+	v := `{"id":"ans-5","partner":"th-sso","messageType":"InformationReply","caseId":"TH:SSO:C-5","payload":{"items":[{"code":"POLICE_REPORT","outcome":"NOT_HELD"}]}}`
+	if err := c.Queue(ctx, kafka.Message{Topic: "perkeso.outbound.v1", Value: []byte(v)}); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := w.st.OutboxBacklog(ctx); !slices.Equal(states, []string{"ans-5 delivered"}) || after != before+1 {
+		t.Fatalf("status events %q, outbox %d then %d", states, before, after)
 	}
 }

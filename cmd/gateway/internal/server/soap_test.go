@@ -134,7 +134,7 @@ func TestSOAPNotifyInjury(t *testing.T) {
 	if err := held.Validate(reg); err != nil {
 		t.Fatal(err)
 	}
-	if queued, err := outbound.Queue(ctx, env.Store, held, time.Now()); err != nil || !queued {
+	if queued, err := outbound.Queue(ctx, env.Store, held, time.Now(), nil); err != nil || !queued {
 		t.Fatalf("holding answers: %v %v", queued, err)
 	}
 	ri3Doc := unsigned(t, strings.Replace(ri, "ri-1", "ri-3", 1))
@@ -156,7 +156,7 @@ func TestSOAPNotifyInjury(t *testing.T) {
 	if err := other.Validate(reg); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := outbound.Queue(ctx, env.Store, &other, time.Now()); !errors.Is(err, store.ErrCaseNotShared) {
+	if _, err := outbound.Queue(ctx, env.Store, &other, time.Now(), nil); !errors.Is(err, store.ErrCaseNotShared) {
 		t.Fatalf("answers on an unknown case: %v", err)
 	}
 	unknown := strings.Replace(strings.Replace(ri, caseID, "MY:PERKESO:XB-0000-NOPE", 1), "ri-1", "ri-2", 1)
