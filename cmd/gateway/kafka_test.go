@@ -461,6 +461,9 @@ func TestOutboundRoundTrip(t *testing.T) {
 		t.Fatalf("dead letters: %v %s", err, dead)
 	}
 	id := strings.Fields(strings.Split(strings.TrimSpace(dead), "\n")[1])[0]
+	if o, _, err := gateway(t, "outbound", "retry", "--dev", dir, "--partner", "nobody"); err != nil || !strings.Contains(o, "1 dead letters of nobody queued again") {
+		t.Fatalf("retry --partner: %v %s", err, o)
+	}
 	if o, _, err := gateway(t, "outbound", "retry", "--dev", dir, id); err != nil || !strings.Contains(o, "queued again") {
 		t.Fatalf("retry: %v %s", err, o)
 	}

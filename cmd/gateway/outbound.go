@@ -15,7 +15,7 @@ import (
 // runOutbound is "gateway outbound list|retry": the operator's view of the
 // delivery queue.
 func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	usage := "usage: gateway outbound list [--state pending|delivered|dead] [--before ID] [--limit N] | retry ID   (--dev DIR | --config FILE | --store PATH|DSN)"
+	usage := "usage: gateway outbound list [--state pending|delivered|dead] [--before ID] [--limit N] | retry (ID | --partner P)   (--dev DIR | --config FILE | --store PATH|DSN)"
 	if len(args) == 0 || (args[0] != "list" && args[0] != "retry") {
 		fmt.Fprintln(stderr, usage)
 		return errUsage
@@ -24,6 +24,7 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	state := fs.String("state", "", "only deliveries in this state")
 	before := fs.Int64("before", 0, "list: only deliveries with an id below this (the next page)")
 	limit := fs.Int("limit", 100, "list: at most this many, newest first (1 to 10000)")
+	partnerID := fs.String("partner", "", "retry: every dead letter of this partner (once it is fixed), instead of one ID")
 	open := storeFlags(fs, "store: SQLite file or postgres:// DSN")
 	if err := parse(fs, args[1:]); err != nil {
 		return errUsage
@@ -37,7 +38,11 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		return fmt.Errorf("--before %d: must be a delivery id", *before)
 	}
 	var id int64
-	if args[0] == "retry" {
+	if args[0] == "retry" && *partnerID != "" && fs.NArg() != 0 {
+		fmt.Fprintln(stderr, usage) // an ID or a partner, not both
+		return errUsage
+	}
+	if args[0] == "retry" && *partnerID == "" {
 		if fs.NArg() != 1 {
 			fmt.Fprintln(stderr, usage)
 			return errUsage
@@ -53,6 +58,14 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		return err
 	}
 	defer st.Close()
+	if args[0] == "retry" && *partnerID != "" {
+		n, err := st.RetryDead(ctx, *partnerID, time.Now())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%d dead letters of %s queued again\n", n, *partnerID)
+		return nil
+	}
 	if args[0] == "retry" {
 		if err := st.RetryDelivery(ctx, id, time.Now()); err != nil {
 			return err

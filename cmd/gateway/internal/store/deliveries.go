@@ -263,6 +263,23 @@ func (s *DB) RetryDelivery(ctx context.Context, id int64, now time.Time) error {
 	return err
 }
 
+// RetryDead puts every dead letter of a partner back in the queue now (a
+// partner down for long, or removed by a reload and registered again, has
+// many) and says how many.
+func (s *DB) RetryDead(ctx context.Context, partnerID string, now time.Time) (int64, error) {
+	var n int64
+	err := s.write(ctx, func(ctx context.Context, tx wtx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET state = ?, attempts = 0, next_at = ?, last_error = '', updated_at = ? WHERE partner_id = ? AND state = ?`),
+			DeliveryPending, ts(now), ts(now), partnerID, DeliveryDead)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
+}
+
 // DeliveryCounts counts deliveries by state.
 //
 // Delivered rows are kept, so a count of them grows with every message sent:

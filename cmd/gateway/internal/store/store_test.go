@@ -1613,3 +1613,30 @@ func TestDeliveriesPages(t *testing.T) {
 		}
 	})
 }
+
+// TestRetryDead: a partner's dead letters go back in the queue at once,
+// the other partners' stay, and nothing else moves.
+func TestRetryDead(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		enqueue(t, s, "pending-1")
+		for _, d := range []*store.Delivery{{Key: "dead-1", PartnerID: "p1"}, {Key: "dead-2", PartnerID: "p1"}, {Key: "dead-3", PartnerID: "p2"}} {
+			d.MessageType, d.Payload = "JSON", []byte(`{}`)
+			if _, err := s.EnqueueRefused(ctx, d, "HTTP 404", deliveryAt, deliveryEntry); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := s.RetryDead(ctx, "p1", deliveryAt.Add(time.Hour)); err != nil || n != 2 {
+			t.Fatalf("retried %d, %v; want 2", n, err)
+		}
+		for key, want := range map[string]string{"pending-1": store.DeliveryPending, "dead-1": store.DeliveryPending, "dead-2": store.DeliveryPending, "dead-3": store.DeliveryDead} {
+			if d, err := s.DeliveryByKey(ctx, key); err != nil || d.State != want || (key == "dead-1" && (d.Attempts != 0 || d.LastError != "")) {
+				t.Fatalf("%s: %+v %v, want %s", key, d, err, want)
+			}
+		}
+		if got, err := s.DeliveryCounts(ctx); err != nil || got[store.DeliveryPending] != 3 || got[store.DeliveryDead] != 1 {
+			t.Fatalf("counts %v %v", got, err)
+		}
+	})
+}
