@@ -45,6 +45,7 @@ var Routes = []problem.Route{
 	{Method: "POST", Path: "/v1/outbound"},
 	{Method: "GET", Path: "/v1/outbound"},
 	{Method: "POST", Path: "/v1/outbound/{id}/retry"},
+	{Method: "POST", Path: "/v1/outbound/retry"},
 }
 
 // Handler returns the operator API. Every answer carries a correlation id
@@ -54,6 +55,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/outbound", a.post)
 	mux.HandleFunc("GET /v1/outbound", a.list)
 	mux.HandleFunc("POST /v1/outbound/{id}/retry", a.retry)
+	mux.HandleFunc("POST /v1/outbound/retry", a.retryPartner)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r, _ = correlation.Start(w, r)
 		if _, pattern := mux.Handler(r); pattern == "" {
@@ -216,6 +218,22 @@ func (a *API) retry(w http.ResponseWriter, r *http.Request) {
 	default:
 		a.answer(w, r, http.StatusNoContent, nil, "delivery_id", id)
 	}
+}
+
+// retryPartner puts every dead letter of the partner named by ?partner=
+// back in the queue: a partner fixed after hours down has many.
+func (a *API) retryPartner(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Query().Get("partner")
+	if p == "" {
+		a.refuse(w, r, problem.New(problem.BadRequest, "partner is required: whose dead letters to queue again"))
+		return
+	}
+	n, err := a.Store.RetryDead(r.Context(), p, a.now())
+	if err != nil {
+		a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable; nothing was changed", err))
+		return
+	}
+	a.answer(w, r, http.StatusOK, map[string]any{"partner": p, "queued": n}, "partner", p, "queued", n)
 }
 
 // TLSConfig requires an operator certificate from the operators' CA whose

@@ -64,6 +64,8 @@ func TestOperatorAPI(t *testing.T) {
 		{"fail/not-json", "POST", "/v1/outbound", []byte("nope"), 400},
 		{"fail/id-too-long", "POST", "/v1/outbound", bytes.Replace(req, []byte(`"dec-9"`), []byte(`"`+strings.Repeat("d", 257)+`"`), 1), 422},
 		{"fail/too-large", "POST", "/v1/outbound", append(bytes.Repeat([]byte(" "), 4<<20), req...), 413},
+		{"ok/retry-a-partner", "POST", "/v1/outbound/retry?partner=th-sso", nil, 200},
+		{"fail/retry-no-partner", "POST", "/v1/outbound/retry", nil, 400},
 		{"fail/retry-unknown", "POST", "/v1/outbound/999/retry", nil, 404},
 		{"fail/retry-not-a-number", "POST", "/v1/outbound/x/retry", nil, 400},
 		{"fail/no-such-route", "GET", "/v1/nothing", nil, 404},
@@ -154,6 +156,23 @@ func TestOperatorAPI(t *testing.T) {
 	}
 	if want := []string{"dec-11", "dec-10", "dec-9"}; !slices.Equal(keys, want) {
 		t.Fatalf("pages: %v, want %v", keys, want)
+	}
+	// A partner's dead letters, all queued again at once.
+	if _, err := st.EnqueueRefused(context.Background(), &store.Delivery{Key: "dead-1", PartnerID: "th-sso", MessageType: "NotifyDecision", Payload: []byte(`{}`)},
+		"HTTP 404", time.Now(), func(d *store.Delivery) *store.Entry {
+			return &store.Entry{CorrelationID: "c", PartnerID: d.PartnerID, ReceivedAt: time.Now(), Route: "OUTBOUND", SourceKey: d.Key}
+		}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := client(op).Post(hs.URL+"/v1/outbound/retry?partner=th-sso", "", nil); err != nil || r.StatusCode != 200 {
+		t.Fatalf("retry a partner: %v %v", err, r)
+	} else {
+		var got struct{ Queued int }
+		_ = json.NewDecoder(r.Body).Decode(&got)
+		r.Body.Close()
+		if d, err := st.DeliveryByKey(context.Background(), "dead-1"); got.Queued != 1 || err != nil || d.State != store.DeliveryPending {
+			t.Fatalf("retry a partner: %d queued, %+v %v", got.Queued, d, err)
+		}
 	}
 	for _, q := range []string{"limit=0", "limit=1001", "limit=x", "before=0", "before=x"} {
 		if r, err := client(op).Get(hs.URL + "/v1/outbound?" + q); err != nil || r.StatusCode != 400 {
