@@ -247,16 +247,7 @@ func (s *DB) Deliveries(ctx context.Context, state string, before int64, limit i
 
 // RetryDelivery puts a dead (or pending) delivery back in the queue now.
 func (s *DB) RetryDelivery(ctx context.Context, id int64, now time.Time) error {
-	var n int64
-	err := s.write(ctx, func(ctx context.Context, tx wtx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET state = ?, attempts = 0, next_at = ?, last_error = '', updated_at = ? WHERE id = ? AND state <> ?`),
-			DeliveryPending, ts(now), ts(now), id, DeliveryDelivered)
-		if err != nil {
-			return err
-		}
-		n, _ = res.RowsAffected()
-		return nil
-	})
+	n, err := s.requeue(ctx, now, `id = ? AND state <> ?`, id, DeliveryDelivered)
 	if err == nil && n == 0 {
 		return fmt.Errorf("%w: no undelivered delivery %d", ErrNotFound, id)
 	}
@@ -267,10 +258,16 @@ func (s *DB) RetryDelivery(ctx context.Context, id int64, now time.Time) error {
 // partner down for long, or removed by a reload and registered again, has
 // many) and says how many.
 func (s *DB) RetryDead(ctx context.Context, partnerID string, now time.Time) (int64, error) {
+	return s.requeue(ctx, now, `partner_id = ? AND state = ?`, partnerID, DeliveryDead)
+}
+
+// requeue makes the deliveries that cond (a WHERE clause, with args) picks
+// pending again, as new (no attempts, no error), due at now.
+func (s *DB) requeue(ctx context.Context, now time.Time, cond string, args ...any) (int64, error) {
 	var n int64
 	err := s.write(ctx, func(ctx context.Context, tx wtx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET state = ?, attempts = 0, next_at = ?, last_error = '', updated_at = ? WHERE partner_id = ? AND state = ?`),
-			DeliveryPending, ts(now), ts(now), partnerID, DeliveryDead)
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET state = ?, attempts = 0, next_at = ?, last_error = '', updated_at = ? WHERE `+cond),
+			append([]any{DeliveryPending, ts(now), ts(now)}, args...)...)
 		if err != nil {
 			return err
 		}
