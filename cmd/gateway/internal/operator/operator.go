@@ -134,7 +134,7 @@ func (a *API) post(w http.ResponseWriter, r *http.Request) {
 	created, err := outbound.Queue(r.Context(), a.Store, &req, a.now(), a.Status)
 	switch {
 	case errors.Is(err, store.ErrCaseNotShared):
-		a.refuse(w, r, problem.New(problem.Invalid, "caseId "+strconv.Quote(req.CaseID)+": "+err.Error()))
+		a.refuse(w, r, problem.New(problem.Invalid, err.Error()))
 		return
 	case errors.Is(err, outbound.ErrIDReused):
 		a.refuse(w, r, problem.New(problem.Conflict, "id "+strconv.Quote(req.ID)+": "+err.Error()+"; nothing was queued: give this request an id of its own"))

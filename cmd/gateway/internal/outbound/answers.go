@@ -182,7 +182,7 @@ func (dl *Deliverer) hold(ctx context.Context, d *store.Delivery) {
 	}
 	switch err := dl.Store.HoldClaimed(ctx, d, r.institution, r.answers, dl.now(), heldEntry(dl.now(), dl.Status)); {
 	case errors.Is(err, store.ErrCaseNotShared):
-		dl.finish(ctx, d, nil, 0, &Error{Msg: fmt.Sprintf("caseId %q: %v", d.CaseID, err)})
+		dl.finish(ctx, d, nil, 0, &Error{Msg: err.Error()})
 	case err != nil: // the store's failure: the claim's lease runs out, and the next claim tries again
 		dl.Log.Error("holding answers failed; they will be tried again after the lease", "correlation_id", "outbound-"+d.Key, "delivery", d.ID, "err", err)
 	default:

@@ -99,7 +99,7 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 		if !errors.Is(err, store.ErrCaseNotShared) {
 			return err
 		}
-		verr = fmt.Errorf("caseId %q: %w", r.CaseID, err) // a refusal, dead-lettered below
+		verr = err // a refusal, dead-lettered below
 	}
 	// The dead letter and its status event hold the request's fields, cut
 	// to a bound (the whole record is in the message log), and the reason,

@@ -171,7 +171,7 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 		// back, or one queued before its case was registered as another's.
 		if ep.Protocol == "soap" && d.CaseID != "" && d.MessageType != "NotifyInjury" {
 			if err := caseOf(ctx, dl.Store, d, p.Institution); err != nil {
-				dl.finish(ctx, d, nil, 0, &Error{Retry: !errors.Is(err, store.ErrCaseNotShared), Msg: fmt.Sprintf("caseId %q: %v", d.CaseID, err)})
+				dl.finish(ctx, d, nil, 0, &Error{Retry: !errors.Is(err, store.ErrCaseNotShared), Msg: err.Error()})
 				continue
 			}
 		}
@@ -450,7 +450,7 @@ func caseOf(ctx context.Context, q interface {
 	case err != nil:
 		return err
 	case inst != institution:
-		return fmt.Errorf("%w: it is %s's", store.ErrCaseNotShared, inst)
+		return fmt.Errorf("caseId %q: %w: it is %s's", d.CaseID, store.ErrCaseNotShared, inst)
 	}
 	return nil
 }

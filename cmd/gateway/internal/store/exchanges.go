@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -72,14 +73,14 @@ func (s *DB) HoldClaimed(ctx context.Context, d *Delivery, institution string, i
 }
 
 // caseShared is nil when caseID is registered as shared with institution,
-// ErrCaseNotShared when not. It reads before the write: a case, once
+// ErrCaseNotShared (naming the case) when not. It reads before the write: a case, once
 // registered, is never removed nor given to another institution, and a
 // refusal in the write would count against the store's health.
 func (s *DB) caseShared(ctx context.Context, caseID, institution string) error {
 	inst, err := s.CaseInstitution(ctx, caseID)
 	switch {
 	case errors.Is(err, ErrNotFound) || err == nil && inst != institution:
-		return ErrCaseNotShared
+		return fmt.Errorf("caseId %q: %w", caseID, ErrCaseNotShared)
 	default:
 		return err
 	}
