@@ -1,23 +1,22 @@
 package agencysoap
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/beevik/etree"
 
+	"github.com/perkeso/jambatan/adapters/adaptertest"
 	"github.com/perkeso/jambatan/mapping"
 	"github.com/perkeso/jambatan/schema"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
+// source is the example's message: §10.1 received at 02:40:12 UTC.
+var source = adaptertest.Source{Format: Format, ReceivedAt: time.Date(2026, 3, 4, 2, 40, 12, 0, time.UTC), Rates: mapping.ExampleRates}
 
 // body returns the Body child of an envelope (the example's security header
 // holds placeholders; signatures are tested in wssec and the server).
@@ -56,30 +55,15 @@ func TestExample(t *testing.T) {
 	if p := n.First(); p != nil {
 		t.Fatalf("problem: %+v", p)
 	}
-	rec, err := n.Canonical(time.Date(2026, 3, 4, 2, 40, 12, 0, time.UTC), "MY:PERKESO:XB-2026-000731", mapping.ExampleRates)
+	rec, err := n.Canonical(source.ReceivedAt, "MY:PERKESO:XB-2026-000731", source.Rates)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := schema.ValidateRecord(rec); err != nil {
-		t.Fatalf("canonical schema: %v", err)
-	}
+	adaptertest.CheckRecord(t, rec, source)
 	got, _ := json.MarshalIndent(rec, "", "  ")
 	got = append(got, '\n')
-	var want, have any
-	wb, _ := os.ReadFile(filepath.Join("testdata", "example-10.3.expect.json"))
-	_ = json.Unmarshal(wb, &want)
-	_ = json.Unmarshal(got, &have)
-	if !reflect.DeepEqual(want, have) {
-		t.Fatalf("record differs from §10.3:\n%s", got)
-	}
-	golden := filepath.Join("testdata", "example-10.1.golden.json")
-	if *update {
-		_ = os.WriteFile(golden, got, 0o644)
-	}
-	g, err := os.ReadFile(golden)
-	if err != nil || !bytes.Equal(g, got) {
-		t.Fatalf("golden %s differs (run -update after review): %v", golden, err)
-	}
+	adaptertest.MatchSpec(t, filepath.Join("testdata", "example-10.3.expect.json"), got, true)
+	adaptertest.Golden(t, filepath.Join("testdata", "example-10.1.golden.json"), got)
 }
 
 func TestContentRules(t *testing.T) {
@@ -185,7 +169,6 @@ func FuzzReadNotifyInjury(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	at := time.Date(2026, 3, 4, 2, 40, 12, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, x string) {
 		d := etree.NewDocument()
 		d.ReadSettings.Permissive = false
@@ -199,12 +182,10 @@ func FuzzReadNotifyInjury(f *testing.F) {
 		if n.First() != nil {
 			return
 		}
-		rec, err := n.Canonical(at, "MY:PERKESO:XB-2026-000731", mapping.ExampleRates)
+		rec, err := n.Canonical(source.ReceivedAt, "MY:PERKESO:XB-2026-000731", source.Rates)
 		if err != nil {
 			t.Fatalf("a notification without a problem does not map: %v", err)
 		}
-		if err := schema.ValidateRecord(rec); err != nil {
-			t.Fatalf("record fails the canonical schema: %v", err)
-		}
+		adaptertest.CheckRecord(t, rec, source)
 	})
 }

@@ -1,10 +1,8 @@
 package insurerclaim
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,13 +12,15 @@ import (
 	"time"
 
 	"github.com/perkeso/jambatan/adapters"
+	"github.com/perkeso/jambatan/adapters/adaptertest"
 	"github.com/perkeso/jambatan/mapping"
 	"github.com/perkeso/jambatan/schema"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
-var receivedAt = time.Date(2026, 3, 10, 10, 2, 31, 0, time.UTC)
+var (
+	receivedAt = time.Date(2026, 3, 10, 10, 2, 31, 0, time.UTC)
+	source     = adaptertest.Source{Format: Format, ReceivedAt: receivedAt, Rates: mapping.ExampleRates}
+)
 
 func example(t testing.TB) []byte {
 	b, err := os.ReadFile(filepath.Join("testdata", "example-batch.in.json"))
@@ -55,19 +55,11 @@ func TestExample(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := schema.ValidateRecord(r); err != nil {
-			t.Fatalf("claim %d: canonical schema: %v", cl.Index, err)
-		}
+		adaptertest.CheckRecord(t, r, source)
 		recs = append(recs, r)
 	}
 	got, _ := json.MarshalIndent(recs[0], "", "  ")
-	var want, have any
-	wb, _ := os.ReadFile(filepath.Join("testdata", "example-claim0.expect.json"))
-	_ = json.Unmarshal(wb, &want)
-	_ = json.Unmarshal(got, &have)
-	if !reflect.DeepEqual(want, have) {
-		t.Fatalf("claim 0 differs from §8.2:\n%s", got)
-	}
+	adaptertest.MatchSpec(t, filepath.Join("testdata", "example-claim0.expect.json"), got, true)
 	ids := []string{"20d6ffb6-2415-5925-8ac3-1df538e887c7", "7938a770-f4d2-5ccf-b1a8-3cf7d240804c", "60c452ba-a5f0-56c6-b0a1-d87cf950abec"}
 	for i, r := range recs {
 		if r.RecordID != ids[i] {
@@ -82,14 +74,7 @@ func TestExample(t *testing.T) {
 		t.Errorf("claim 2: %+v", recs[2])
 	}
 	all, _ := json.MarshalIndent(recs, "", "  ")
-	all = append(all, '\n')
-	golden := filepath.Join("testdata", "example-batch.golden.json")
-	if *update {
-		_ = os.WriteFile(golden, all, 0o644)
-	}
-	if g, err := os.ReadFile(golden); err != nil || !bytes.Equal(g, all) {
-		t.Fatalf("golden %s differs (go test -update after review)", golden)
-	}
+	adaptertest.Golden(t, filepath.Join("testdata", "example-batch.golden.json"), append(all, '\n'))
 }
 
 func edit(t testing.TB, f func(m map[string]any)) []byte {
@@ -263,9 +248,7 @@ func FuzzRead(f *testing.F) {
 			if err != nil {
 				t.Fatalf("valid claim does not map: %v", err)
 			}
-			if err := schema.ValidateRecord(r); err != nil {
-				t.Fatalf("record fails the canonical schema: %v", err)
-			}
+			adaptertest.CheckRecord(t, r, source)
 		}
 	})
 }
