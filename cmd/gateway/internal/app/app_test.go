@@ -29,6 +29,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -544,6 +545,16 @@ func TestVerificationFailureKinds(t *testing.T) {
 	compact, err := partnerkit.Sign(doc, key, partnerkit.Compact)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Every kind is a series from the start, at zero.
+	kinds := []string{"ws-security:client.signature.invalid", "ws-security:mustUnderstand"}
+	for _, k := range jwsin.Kinds() {
+		kinds = append(kinds, string(k))
+	}
+	for _, k := range kinds {
+		if v, ok := metricValue(t, g, "jambatan_verification_failures_total", k); !ok || v != 0 {
+			t.Errorf("kind %s before any refusal: %v (present %t), want a zero", k, v, ok)
+		}
 	}
 	parts := strings.Split(compact, ".")
 	header := func(h string) string { return base64.RawURLEncoding.EncodeToString([]byte(h)) }

@@ -101,6 +101,12 @@ const (
 	KindMultiple          Kind = "multiple"           // more than one signature (X-JWS-Signature sent twice; the server refuses it before Verify)
 )
 
+// Kinds lists every kind of refusal.
+func Kinds() []Kind {
+	return []Kind{KindAbsent, KindJSONSerialization, KindMalformed, KindAlg, KindKid, KindKey, KindTyp, KindCty, KindB64,
+		KindCrit, KindSignature, KindMultiple}
+}
+
 func fail(kind Kind, format string, args ...any) error {
 	return &Error{Kind: kind, Reason: fmt.Sprintf(format, args...)}
 }

@@ -214,6 +214,9 @@ func TestVerify(t *testing.T) {
 			if e.Kind != tc.kind {
 				t.Fatalf("refused as %s (%s), want %s", e.Kind, e.Reason, tc.kind)
 			}
+			if !slices.Contains(Kinds(), e.Kind) {
+				t.Fatalf("kind %s is not in Kinds(), which the metrics show from the start", e.Kind)
+			}
 		})
 	}
 }

@@ -105,6 +105,15 @@ func (m *Metrics) InFlight() prometheus.Gauge {
 	return m.InFlightBytes
 }
 
+// ExpectVerificationKinds shows each kind of refused signature as a zero
+// before the first refusal of that kind: a series that appears only with its
+// first count hides that count from increase() and rate(), which alerts use.
+func (m *Metrics) ExpectVerificationKinds(kinds ...string) {
+	for _, k := range kinds {
+		m.Verification.WithLabelValues(k)
+	}
+}
+
 // VerificationFailed counts a refused signature.
 func (m *Metrics) VerificationFailed(kind string) {
 	if m != nil {

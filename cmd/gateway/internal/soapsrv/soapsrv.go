@@ -180,7 +180,7 @@ func (h *Handler) handle(ctx context.Context, r *http.Request, rq *request) (*et
 	res, verr := v.Verify(doc)
 	if verr != nil {
 		rq.entry.Verification = "refused: " + verr.Reason
-		h.Metrics.VerificationFailed("ws-security:" + verr.Code)
+		h.Metrics.VerificationFailed(VerificationKind(verr.Code))
 		return nil, faultFrom(verr)
 	}
 	rq.entry.Verification = fmt.Sprintf("verified ws-security signer=%q", res.Cert.Subject.CommonName)
@@ -528,3 +528,7 @@ func faultStatus(soapNS string, f *Fault) int {
 	}
 	return http.StatusInternalServerError
 }
+
+// VerificationKind is the jambatan_verification_failures_total kind of a
+// WS-Security refusal with this fault code.
+func VerificationKind(code string) string { return "ws-security:" + code }

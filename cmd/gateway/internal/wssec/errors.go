@@ -12,6 +12,11 @@ const (
 	CodeMustUnderstand = "mustUnderstand" // rendered as the SOAP MustUnderstand fault
 )
 
+// Codes lists the fault codes a refusal of this layer carries.
+func Codes() []string {
+	return []string{CodeSchema, CodeMissing, CodeTimestamp, CodeUntrusted, CodeSignature, CodeMustUnderstand}
+}
+
 // Error is a refusal with its fault code; Reason is safe to send.
 type Error struct {
 	Code   string

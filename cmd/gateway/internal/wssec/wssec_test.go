@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -167,6 +168,9 @@ func TestVerify(t *testing.T) {
 			}
 			if err == nil || err.Code != tc.code {
 				t.Fatalf("Verify = %v, want %s", err, tc.code)
+			}
+			if !slices.Contains(wssec.Codes(), err.Code) {
+				t.Fatalf("code %s is not in Codes(), which the metrics show from the start", err.Code)
 			}
 		})
 	}
