@@ -29,7 +29,6 @@ import (
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
-	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 
@@ -656,19 +655,23 @@ func TestServe(t *testing.T) {
 	if !strings.Contains(out.String(), "no kafka brokers configured") {
 		t.Fatalf("no warning about the missing brokers:\n%s", out.String())
 	}
-	kit := l.Kit("demo-employer")
-	key, err := partnerkit.LoadSigningKey(kit.SigningJWK)
-	if err != nil {
-		t.Fatal(err)
+	// A partner's engineer with the kit Perkeso sent: "gateway submit --kit"
+	// against the gateway's address, its receipt verified with the keys the
+	// gateway serves.
+	kit := filepath.Dir(l.Kit("demo-employer").SigningJWK)
+	stdout, stderr, err := gateway(t, "submit", "--kit", kit, "--url", "https://"+addr, "--ca", l.CACert, example("example-a.in.json"))
+	if err != nil || !strings.Contains(stderr, "HTTP 202") || !strings.Contains(stderr, "receipt verified against https://"+addr+"/.well-known/jwks.json") {
+		t.Fatalf("submit --kit: %v\n%s\n%s", err, stdout, stderr)
 	}
-	c, err := partnerkit.NewClient("https://"+addr, l.CACert, kit.ClientCert, kit.ClientKey)
-	if err != nil {
-		t.Fatal(err)
+	// Without --ca the system's roots do not know the dev CA.
+	if _, stderr, err := gateway(t, "submit", "--kit", kit, "--url", "https://"+addr, example("example-b.in.json")); err == nil || !strings.Contains(stderr, "certificate") {
+		t.Fatalf("submit --kit without the gateway's CA: %v %s", err, stderr)
 	}
-	b, _ := os.ReadFile(example("example-a.in.json"))
-	resp, err := c.Submit("/v1/injury-notices", b, key, partnerkit.Compact)
-	if err != nil || resp.Status != 202 {
-		t.Fatalf("submit: %v %+v", err, resp)
+	// Another kit's receipt keys (a file) do not verify Perkeso's receipt.
+	stdout, stderr, err = gateway(t, "submit", "--kit", kit, "--url", "https://"+addr, "--ca", l.CACert,
+		"--jwks", filepath.Join(kit, "jwks.json"), example("example-b.in.json"))
+	if err == nil || !strings.Contains(stderr, "HTTP 202") || !strings.Contains(stderr, "the receipt does not verify") {
+		t.Fatalf("submit --kit with the partner's own JWKS as the receipt keys: %v\n%s\n%s", err, stdout, stderr)
 	}
 }
 
@@ -695,6 +698,9 @@ func TestFlagsRefused(t *testing.T) {
 		{"fail/loadtest-rate-nan", []string{"loadtest", "--dev", none, "--rate", "NaN"}, "--rate NaN"},
 		{"fail/loadtest-template-missing", []string{"loadtest", "--dev", none, "--template", filepath.Join(none, "notice.json")}, "notice.json"},
 		{"fail/loadtest-template-not-a-notice", []string{"loadtest", "--dev", none, "--template", notANotice}, "not a notice with a noticeId"},
+		{"fail/submit-kit-without-url", []string{"submit", "--kit", none, "notice.json"}, "--kit and --url go together"},
+		{"fail/submit-ca-without-kit", []string{"submit", "--dev", none, "--ca", "ca.pem", "notice.json"}, "--kit and --url go together"},
+		{"fail/submit-url-http", []string{"submit", "--kit", none, "--url", "http://127.0.0.1:8443", "notice.json"}, "must be https://"},
 		{"fail/ingest-batch-zero", []string{"ingest", "--batch", "0"}, "--batch 0: must be 1 to 10000"},
 		{"fail/ingest-batch-huge", []string{"ingest", "--batch", "1000000"}, "--batch 1000000"},
 		{"fail/ingest-idle-zero", []string{"ingest", "--until-caught-up", "--idle", "0s"}, "--idle 0s: must be positive"},

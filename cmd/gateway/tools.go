@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -101,6 +102,10 @@ func runSubmit(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 	fs := newFlags("submit", stderr)
 	dir := fs.String("dev", devmode.DefaultDir, "dev directory of a running \"gateway dev\"")
 	partnerID := fs.String("partner", "", "partner id in dev.json (default: the first)")
+	kitDir := fs.String("kit", "", "instead of --dev: a partner kit from \"gateway certs kit\" (client.pem, client.key, signing.jwk.json); needs --url")
+	url := fs.String("url", "", "with --kit: the gateway, https://HOST[:PORT]")
+	caFile := fs.String("ca", "", "with --kit: the CA certificates that issue the gateway's server certificate (default: the system's)")
+	jwksFlag := fs.String("jwks", "", "with --kit: Perkeso's receipt keys, a file or an https URL (default: URL/.well-known/jwks.json)")
 	formName := fs.String("form", "compact", "signature form: compact, detached or unencoded")
 	if err := parse(fs, args); err != nil {
 		return errUsage
@@ -109,26 +114,31 @@ func runSubmit(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintln(stderr, "gateway submit: give one document file (- for stdin)")
 		return errUsage
 	}
+	if (*kitDir == "") != (*url == "") || *kitDir == "" && (*caFile != "" || *jwksFlag != "") {
+		fmt.Fprintln(stderr, "gateway submit: --kit and --url go together (with --ca and --jwks if needed); without them, --dev names a running gateway dev")
+		return errUsage
+	}
 	form, err := formOf(false, false, *formName)
 	if err != nil {
 		return err
 	}
-	d, key, c, err := jsonKit(*dir, *partnerID)
+	var t submitTarget
+	if *kitDir != "" {
+		t, err = kitTarget(*kitDir, *url, *caFile, *jwksFlag)
+	} else {
+		t, err = devTarget(*dir, *partnerID)
+	}
 	if err != nil {
 		return err
 	}
-	c.OnRetry = func(status, attempt int) {
+	t.client.OnRetry = func(status, attempt int) {
 		fmt.Fprintf(stderr, "gateway submit: HTTP %d, nothing accepted; sending again after the Retry-After (%d of %d)\n", status, attempt, partnerkit.Retries)
 	}
 	doc, err := readDoc(fs.Arg(0), stdin)
 	if err != nil {
 		return err
 	}
-	route := "/v1/injury-notices"
-	if pt, _ := d.Partner(*partnerID); pt != nil && pt.Kind == "insurer" {
-		route = "/v1/insurer-claims"
-	}
-	resp, err := c.Submit(route, doc, key, form)
+	resp, err := t.client.Submit(partnerkit.Route(doc), doc, t.key, form)
 	if err != nil {
 		return err
 	}
@@ -141,15 +151,57 @@ func runSubmit(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
-	set, err := c.FetchJWKS(d.JWKSURL)
+	var set jwk.Set
+	if strings.HasPrefix(t.jwks, "https://") {
+		set, err = t.client.FetchJWKS(t.jwks)
+	} else {
+		set, err = partnerkit.ReadJWKS(t.jwks)
+	}
 	if err != nil {
-		return fmt.Errorf("fetching the receipt keys: %w", err)
+		return fmt.Errorf("reading the receipt keys: %w", err)
 	}
 	if _, err := receipt.Verify(a.Receipt, set); err != nil {
 		return fmt.Errorf("the receipt does not verify: %w", err)
 	}
-	fmt.Fprintf(stderr, "receipt verified against %s\n", d.JWKSURL)
+	fmt.Fprintf(stderr, "receipt verified against %s\n", t.jwks)
 	return nil
+}
+
+// submitTarget is where "gateway submit" sends, as whom, and where it finds
+// the keys of the receipt it gets back.
+type submitTarget struct {
+	client *partnerkit.Client
+	key    jwk.Key
+	jwks   string // a file or an https URL
+}
+
+// devTarget is a partner of a running "gateway dev".
+func devTarget(dir, partnerID string) (submitTarget, error) {
+	d, key, c, err := jsonKit(dir, partnerID)
+	if err != nil {
+		return submitTarget{}, err
+	}
+	return submitTarget{client: c, key: key, jwks: d.JWKSURL}, nil
+}
+
+// kitTarget is a partner's kit (as "gateway certs kit" writes it) against a
+// gateway anywhere: how a partner's engineer tries their registration.
+func kitTarget(dir, url, caFile, jwks string) (submitTarget, error) {
+	if !strings.HasPrefix(url, "https://") {
+		return submitTarget{}, fmt.Errorf("--url %s: must be https://", url)
+	}
+	key, err := partnerkit.LoadSigningKey(filepath.Join(dir, "signing.jwk.json"))
+	if err != nil {
+		return submitTarget{}, err
+	}
+	c, err := partnerkit.NewClient(url, caFile, filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key"))
+	if err != nil {
+		return submitTarget{}, err
+	}
+	if jwks == "" {
+		jwks = strings.TrimSuffix(url, "/") + "/.well-known/jwks.json"
+	}
+	return submitTarget{client: c, key: key, jwks: jwks}, nil
 }
 
 func runReceipt(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {

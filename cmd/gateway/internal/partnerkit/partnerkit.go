@@ -105,16 +105,32 @@ type Client struct {
 	r       *resty.Client
 }
 
-// TLSConfig is a partner's side of mutual TLS: trust caCert, present the
-// partner's certificate.
-func TLSConfig(caCertFile, clientCertFile, clientKeyFile string) (*tls.Config, error) {
-	caPEM, err := os.ReadFile(caCertFile)
-	if err != nil {
-		return nil, err
+// Route is the path a document is posted to, by its "format" member: an
+// insurer's batch to /v1/insurer-claims, anything else (an employer's notice,
+// or what the gateway will refuse for its format) to /v1/injury-notices.
+func Route(doc []byte) string {
+	var d struct {
+		Format string `json:"format"`
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		return nil, fmt.Errorf("%s: no certificate", caCertFile)
+	if json.Unmarshal(doc, &d) == nil && d.Format == "insurer-claim/v1" {
+		return "/v1/insurer-claims"
+	}
+	return "/v1/injury-notices"
+}
+
+// TLSConfig is a partner's side of mutual TLS: trust caCert (the system's
+// roots when it is ""), present the partner's certificate.
+func TLSConfig(caCertFile, clientCertFile, clientKeyFile string) (*tls.Config, error) {
+	var pool *x509.CertPool // nil: the system's roots
+	if caCertFile != "" {
+		caPEM, err := os.ReadFile(caCertFile)
+		if err != nil {
+			return nil, err
+		}
+		pool = x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, fmt.Errorf("%s: no certificate", caCertFile)
+		}
 	}
 	cert, err := tls.LoadX509KeyPair(clientCertFile, clientKeyFile)
 	if err != nil {
