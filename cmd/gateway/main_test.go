@@ -663,6 +663,14 @@ func TestServe(t *testing.T) {
 	if err != nil || !strings.Contains(stderr, "HTTP 202") || !strings.Contains(stderr, "receipt verified against https://"+addr+"/.well-known/jwks.json") {
 		t.Fatalf("submit --kit: %v\n%s\n%s", err, stdout, stderr)
 	}
+	var acc struct{ Receipt string }
+	if err := json.Unmarshal([]byte(stdout), &acc); err != nil {
+		t.Fatal(err)
+	}
+	jwksURL := "https://" + addr + "/.well-known/jwks.json"
+	if o, e, err := gateway(t, "receipt", "verify", "--kit", kit, "--ca", l.CACert, "--jwks", jwksURL, acc.Receipt); err != nil || !strings.Contains(o, "b0867b30") {
+		t.Fatalf("receipt verify --kit: %v\n%s\n%s", err, o, e)
+	}
 	// Without --ca the system's roots do not know the dev CA.
 	if _, stderr, err := gateway(t, "submit", "--kit", kit, "--url", "https://"+addr, example("example-b.in.json")); err == nil || !strings.Contains(stderr, "certificate") {
 		t.Fatalf("submit --kit without the gateway's CA: %v %s", err, stderr)

@@ -151,12 +151,7 @@ func runSubmit(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
-	var set jwk.Set
-	if strings.HasPrefix(t.jwks, "https://") {
-		set, err = t.client.FetchJWKS(t.jwks)
-	} else {
-		set, err = partnerkit.ReadJWKS(t.jwks)
-	}
+	set, err := receiptKeys(t.client, t.jwks)
 	if err != nil {
 		return fmt.Errorf("reading the receipt keys: %w", err)
 	}
@@ -165,6 +160,27 @@ func runSubmit(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	fmt.Fprintf(stderr, "receipt verified against %s\n", t.jwks)
 	return nil
+}
+
+// receiptKeys reads Perkeso's receipt keys from a file, or from an https URL
+// through c (a partner's mutual-TLS client: the gateway serves its JWKS on
+// the partners' listener).
+func receiptKeys(c *partnerkit.Client, jwks string) (jwk.Set, error) {
+	if strings.HasPrefix(jwks, "https://") {
+		return c.FetchJWKS(jwks)
+	}
+	return partnerkit.ReadJWKS(jwks)
+}
+
+// devClient is a mutual-TLS client of a running "gateway dev" with its first
+// partner's kit.
+func devClient(dir string) (*partnerkit.Client, error) {
+	d, err := devmode.ReadDevJSON(dir)
+	if err != nil {
+		return nil, err
+	}
+	p := d.Partners[0]
+	return partnerkit.NewClient(d.GatewayURL, d.CACert, p.ClientCert, p.ClientKey)
 }
 
 // submitTarget is where "gateway submit" sends, as whom, and where it finds
@@ -205,18 +221,21 @@ func kitTarget(dir, url, caFile, jwks string) (submitTarget, error) {
 }
 
 func runReceipt(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	const usage = "usage: gateway receipt verify --jwks URL|FILE [--kit DIR [--ca FILE] | --dev DIR] RECEIPT|-"
 	if len(args) == 0 || args[0] != "verify" {
-		fmt.Fprintln(stderr, "usage: gateway receipt verify --jwks URL|FILE [--dev DIR] RECEIPT|-")
+		fmt.Fprintln(stderr, usage)
 		return errUsage
 	}
 	fs := newFlags("receipt verify", stderr)
-	jwksFlag := fs.String("jwks", "", "Perkeso's JWKS: a file, or an https URL (fetched over mutual TLS with a dev kit)")
-	dir := fs.String("dev", devmode.DefaultDir, "dev directory whose first partner kit is used to fetch an https JWKS")
+	jwksFlag := fs.String("jwks", "", "Perkeso's JWKS: a file, or an https URL (fetched over mutual TLS with --kit, or a dev kit)")
+	kitDir := fs.String("kit", "", "a partner kit (client.pem, client.key) to fetch an https JWKS with")
+	caFile := fs.String("ca", "", "with --kit: the CA certificates that issue the gateway's server certificate (default: the system's)")
+	dir := fs.String("dev", devmode.DefaultDir, "without --kit: dev directory whose first partner kit fetches an https JWKS")
 	if err := parse(fs, args[1:]); err != nil {
 		return errUsage
 	}
-	if *jwksFlag == "" || fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: gateway receipt verify --jwks URL|FILE [--dev DIR] RECEIPT|-")
+	if *jwksFlag == "" || fs.NArg() != 1 || *caFile != "" && *kitDir == "" {
+		fmt.Fprintln(stderr, usage)
 		return errUsage
 	}
 	rc := fs.Arg(0)
@@ -227,22 +246,19 @@ func runReceipt(_ context.Context, args []string, stdin io.Reader, stdout, stder
 		}
 		rc = string(b)
 	}
-	var set jwk.Set
-	var err error
+	var c *partnerkit.Client
 	if strings.HasPrefix(*jwksFlag, "https://") {
-		d, derr := devmode.ReadDevJSON(*dir)
-		if derr != nil {
-			return derr
+		var err error
+		if *kitDir != "" {
+			c, err = partnerkit.NewClient(*jwksFlag, *caFile, filepath.Join(*kitDir, "client.pem"), filepath.Join(*kitDir, "client.key"))
+		} else {
+			c, err = devClient(*dir)
 		}
-		p := d.Partners[0]
-		c, cerr := partnerkit.NewClient(d.GatewayURL, d.CACert, p.ClientCert, p.ClientKey)
-		if cerr != nil {
-			return cerr
+		if err != nil {
+			return err
 		}
-		set, err = c.FetchJWKS(*jwksFlag)
-	} else {
-		set, err = partnerkit.ReadJWKS(*jwksFlag)
 	}
+	set, err := receiptKeys(c, *jwksFlag)
 	if err != nil {
 		return err
 	}
