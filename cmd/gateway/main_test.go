@@ -658,7 +658,7 @@ func TestServe(t *testing.T) {
 	// A partner's engineer with the kit Perkeso sent: "gateway submit --kit"
 	// against the gateway's address, its receipt verified with the keys the
 	// gateway serves.
-	kit := filepath.Dir(l.Kit("demo-employer").SigningJWK)
+	kit := l.Kit("demo-employer").Dir
 	stdout, stderr, err := gateway(t, "submit", "--kit", kit, "--url", "https://"+addr, "--ca", l.CACert, example("example-a.in.json"))
 	if err != nil || !strings.Contains(stderr, "HTTP 202") || !strings.Contains(stderr, "receipt verified against https://"+addr+"/.well-known/jwks.json") {
 		t.Fatalf("submit --kit: %v\n%s\n%s", err, stdout, stderr)
@@ -670,6 +670,19 @@ func TestServe(t *testing.T) {
 	jwksURL := "https://" + addr + "/.well-known/jwks.json"
 	if o, e, err := gateway(t, "receipt", "verify", "--kit", kit, "--ca", l.CACert, "--jwks", jwksURL, acc.Receipt); err != nil || !strings.Contains(o, "b0867b30") {
 		t.Fatalf("receipt verify --kit: %v\n%s\n%s", err, o, e)
+	}
+	// An agency's engineer with the kit Perkeso sent: "gateway soap --kit".
+	agency := l.Kit("demo-agency").Dir
+	envelope := filepath.Join("..", "..", "adapters", "agencysoap", "testdata", "example-10.1.request.xml")
+	if o, e, err := gateway(t, "soap", "--kit", agency, "--url", "https://"+addr+"/soap/v1/exchange", "--ca", l.CACert, "--signing-ca", l.CACert, envelope); err != nil ||
+		!strings.Contains(e, "InjuryAcknowledgement, response signature verified") {
+		t.Fatalf("soap --kit: %v\n%s\n%s", err, o, e)
+	}
+	// A response signed under a CA other than --signing-ca is not taken
+	// (the server's certificate did not issue Perkeso's signing certificate).
+	if _, e, err := gateway(t, "soap", "--kit", agency, "--url", "https://"+addr+"/soap/v1/exchange", "--ca", l.CACert, "--signing-ca", l.ServerCert, envelope); err == nil ||
+		!strings.Contains(e, "client.certificate.untrusted") {
+		t.Fatalf("soap --kit trusting another CA: %v\n%s", err, e)
 	}
 	// Without --ca the system's roots do not know the dev CA.
 	if _, stderr, err := gateway(t, "submit", "--kit", kit, "--url", "https://"+addr, example("example-b.in.json")); err == nil || !strings.Contains(stderr, "certificate") {
@@ -709,6 +722,8 @@ func TestFlagsRefused(t *testing.T) {
 		{"fail/submit-kit-without-url", []string{"submit", "--kit", none, "notice.json"}, "--kit and --url go together"},
 		{"fail/submit-ca-without-kit", []string{"submit", "--dev", none, "--ca", "ca.pem", "notice.json"}, "--kit and --url go together"},
 		{"fail/submit-url-http", []string{"submit", "--kit", none, "--url", "http://127.0.0.1:8443", "notice.json"}, "must be https://"},
+		{"fail/soap-kit-without-signing-ca", []string{"soap", "--kit", none, "--url", "https://127.0.0.1:8443/soap/v1/exchange", "env.xml"}, "--kit, --url and --signing-ca go together"},
+		{"fail/soap-url-http", []string{"soap", "--kit", none, "--url", "http://127.0.0.1:8443/soap/v1/exchange", "--signing-ca", "ca.pem", "env.xml"}, "must be https://"},
 		{"fail/ingest-batch-zero", []string{"ingest", "--batch", "0"}, "--batch 0: must be 1 to 10000"},
 		{"fail/ingest-batch-huge", []string{"ingest", "--batch", "1000000"}, "--batch 1000000"},
 		{"fail/ingest-idle-zero", []string{"ingest", "--until-caught-up", "--idle", "0s"}, "--idle 0s: must be positive"},

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/beevik/etree"
@@ -15,12 +18,17 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 )
 
-// runSOAP is an agency engineer's tool: sign an envelope with a dev agency
-// kit, call the exchange, verify the signed response and print it.
+// runSOAP is an agency engineer's tool: sign an envelope with an agency's
+// kit (a dev one, or the one Perkeso sent), call the exchange, verify the
+// signed response and print it.
 func runSOAP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("soap", stderr)
 	dir := fs.String("dev", devmode.DefaultDir, "dev directory of a running \"gateway dev\"")
 	partnerID := fs.String("partner", "demo-agency", "agency partner in dev.json")
+	kitDir := fs.String("kit", "", "instead of --dev: an agency's kit from \"gateway certs kit --institution\" (client.pem, client.key, ws-signing.pem, ws-signing.key); needs --url and --signing-ca")
+	url := fs.String("url", "", "with --kit: the exchange, https://HOST[:PORT]/soap/v1/exchange")
+	caFile := fs.String("ca", "", "with --kit: the CA certificates that issue the gateway's server certificate (default: the system's)")
+	signingCA := fs.String("signing-ca", "", "with --kit: the CA certificates that issue Perkeso's WS-Security signing certificate (MY:PERKESO)")
 	action := fs.String("action", "", "operation (default: the Body child's name): NotifyInjury, RequestInformation, NotifyDecision")
 	if err := parse(fs, args); err != nil {
 		return errUsage
@@ -29,16 +37,20 @@ func runSOAP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		fmt.Fprintln(stderr, "gateway soap: give one envelope file (- for stdin); an existing Security header is replaced")
 		return errUsage
 	}
-	d, err := devmode.ReadDevJSON(*dir)
-	if err != nil {
-		return err
+	if (*kitDir == "") != (*url == "") || (*kitDir == "") != (*signingCA == "") || *kitDir == "" && *caFile != "" {
+		fmt.Fprintln(stderr, "gateway soap: --kit, --url and --signing-ca go together (with --ca if needed); without them, --dev names a running gateway dev")
+		return errUsage
 	}
-	p, err := d.Partner(*partnerID)
-	if err != nil {
+	var k agencySide
+	var err error
+	if *kitDir != "" {
+		if !strings.HasPrefix(*url, "https://") {
+			return fmt.Errorf("--url %s: must be https://", *url)
+		}
+		k = agencySide{url: *url, serverCA: *caFile, signingCA: *signingCA, clientCert: filepath.Join(*kitDir, "client.pem"),
+			clientKey: filepath.Join(*kitDir, "client.key"), signingCert: filepath.Join(*kitDir, "ws-signing.pem"), signingKey: filepath.Join(*kitDir, "ws-signing.key")}
+	} else if k, err = devAgencyKit(*dir, *partnerID); err != nil {
 		return err
-	}
-	if p.Kind != "agency" {
-		return fmt.Errorf("partner %s is not an agency", *partnerID)
 	}
 	raw, err := readDoc(fs.Arg(0), stdin)
 	if err != nil {
@@ -59,24 +71,10 @@ func runSOAP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if op == "" {
 		op = env.BodyChild.Tag
 	}
-	pool, err := certs.LoadPool(d.CACert)
+	c, err := k.client()
 	if err != nil {
 		return err
 	}
-	cert, err := tls.LoadX509KeyPair(p.ClientCert, p.ClientKey)
-	if err != nil {
-		return err
-	}
-	sc, err := certs.LoadCertificates(p.SigningCert)
-	if err != nil {
-		return err
-	}
-	sk, err := certs.LoadKey(p.SigningKey)
-	if err != nil {
-		return err
-	}
-	c := &soapclient.Client{URL: p.SOAPURL, HTTP: soapclient.NewHTTP(pool, cert, 30*time.Second), Signer: &wssec.Signer{Cert: sc[0], Key: sk},
-		Verifier: &wssec.Verifier{Trust: wssec.TrustInstitution(pool, "MY:PERKESO")}}
 	resp, err := c.Call(ctx, "urn:xb-injury:exchange:v1#"+op, doc)
 	if err != nil {
 		if resp != nil {
@@ -91,4 +89,63 @@ func runSOAP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	}
 	fmt.Fprintf(stderr, "HTTP %d, %s, response signature verified\n", resp.Status, resp.Body.Tag)
 	return nil
+}
+
+// agencySide is what "gateway soap" calls the exchange with: where, the files
+// of the agency's side, and whom it trusts.
+type agencySide struct {
+	url                     string
+	serverCA                string // "" for the system's roots
+	signingCA               string // issues Perkeso's WS-Security signing certificate
+	clientCert, clientKey   string
+	signingCert, signingKey string
+}
+
+// devAgencyKit is an agency partner of a running "gateway dev", whose CA
+// issues every certificate.
+func devAgencyKit(dir, partnerID string) (agencySide, error) {
+	d, err := devmode.ReadDevJSON(dir)
+	if err != nil {
+		return agencySide{}, err
+	}
+	p, err := d.Partner(partnerID)
+	if err != nil {
+		return agencySide{}, err
+	}
+	if p.Kind != "agency" {
+		return agencySide{}, fmt.Errorf("partner %s is not an agency", partnerID)
+	}
+	return agencySide{url: p.SOAPURL, serverCA: d.CACert, signingCA: d.CACert, clientCert: p.ClientCert, clientKey: p.ClientKey,
+		signingCert: p.SigningCert, signingKey: p.SigningKey}, nil
+}
+
+// client is a SOAP client signing with the kit's certificate and trusting
+// responses signed for MY:PERKESO under signingCA.
+func (k agencySide) client() (*soapclient.Client, error) {
+	var serverPool *x509.CertPool // nil: the system's roots
+	if k.serverCA != "" {
+		p, err := certs.LoadPool(k.serverCA)
+		if err != nil {
+			return nil, err
+		}
+		serverPool = p
+	}
+	signingPool, err := certs.LoadPool(k.signingCA)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.LoadX509KeyPair(k.clientCert, k.clientKey)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := certs.LoadCertificates(k.signingCert)
+	if err != nil {
+		return nil, err
+	}
+	sk, err := certs.LoadKey(k.signingKey)
+	if err != nil {
+		return nil, err
+	}
+	return &soapclient.Client{URL: k.url, HTTP: soapclient.NewHTTP(serverPool, cert, 30*time.Second), Signer: &wssec.Signer{Cert: sc[0], Key: sk},
+		Verifier: &wssec.Verifier{Trust: wssec.TrustInstitution(signingPool, "MY:PERKESO")}}, nil
 }
