@@ -716,8 +716,8 @@ func TestConsumerQueue(t *testing.T) {
 		t.Fatalf("a reused id with other content logged %q", logged.String())
 	}
 	ds := byKey()
-	if d := ds["req-ok"]; d == nil || d.State != store.DeliveryPending || string(d.Payload) != `{"n":1}` || d.Attempts != 0 {
-		t.Fatalf("the queued request: %+v", d)
+	if d, err := w.st.DeliveryByKey(context.Background(), "req-ok"); err != nil || d.State != store.DeliveryPending || string(d.Payload) != `{"n":1}` || d.Attempts != 0 {
+		t.Fatalf("the queued request: %+v %v", d, err)
 	}
 	if d := ds["req-nobody"]; d == nil || d.State != store.DeliveryDead || !strings.Contains(d.LastError, `unknown partner "nobody"`) {
 		t.Fatalf("the refused request: %+v", d)

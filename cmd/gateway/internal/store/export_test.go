@@ -44,3 +44,10 @@ func (s *DB) Fresh() (entries, bytes int) {
 
 // KeepFresh keeps e's parts as if the writer had just committed it.
 func (s *DB) KeepFresh(e *Entry) { s.fresh.add([]*Entry{e}) }
+
+// SetNextAt writes a delivery's next_at as given, for rows as earlier builds
+// wrote them.
+func (s *DB) SetNextAt(ctx context.Context, id int64, raw string) error {
+	_, err := s.db.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ? WHERE id = ?`), raw, id)
+	return err
+}
