@@ -168,9 +168,29 @@ type PartnerConfig struct {
 
 // TLSIdentity binds a client certificate to the partner.
 type TLSIdentity struct {
-	SubjectCN string `json:"subject_cn,omitempty"`
-	DNSSAN    string `json:"dns_san,omitempty"`
-	SHA256    string `json:"sha256,omitempty"`
+	SubjectCN string       `json:"subject_cn,omitempty"`
+	DNSSAN    string       `json:"dns_san,omitempty"`
+	SHA256    Fingerprints `json:"sha256,omitempty"`
+}
+
+// Fingerprints are certificate fingerprints, written as one string or a list
+// of them: a partner renewing a pinned certificate is registered with both
+// until it has switched, so that neither side waits on the other.
+type Fingerprints []string
+
+// UnmarshalJSON reads one fingerprint or a list.
+func (f *Fingerprints) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*f = Fingerprints{one}
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(b, &list); err != nil {
+		return errors.New("tls_identity.sha256: must be a fingerprint (64 hex digits) or a list of them")
+	}
+	*f = list
+	return nil
 }
 
 // Duration is a time.Duration written as "30s".
@@ -450,11 +470,13 @@ func loadPartner(abs string, i int, pc PartnerConfig) (*partner.Partner, error) 
 		}
 	}
 	id := pc.TLSIdentity
-	if id.SubjectCN == "" && id.DNSSAN == "" && id.SHA256 == "" {
+	if id.SubjectCN == "" && id.DNSSAN == "" && len(id.SHA256) == 0 {
 		return nil, fail("tls_identity", "must set subject_cn, dns_san or sha256")
 	}
-	if id.SHA256 != "" && !reSHA256.MatchString(id.SHA256) {
-		return nil, fail("tls_identity.sha256", "must be 64 hex digits")
+	for i, f := range id.SHA256 {
+		if !reSHA256.MatchString(f) {
+			return nil, fail(fmt.Sprintf("tls_identity.sha256[%d]", i), "must be 64 hex digits")
+		}
 	}
 	keys, err := partnerKeys(pc, fail)
 	if err != nil {

@@ -115,7 +115,14 @@ func TestLoad(t *testing.T) {
 		{"fail/partner-without-formats", func(m map[string]any) { partnerAt(m, 0)["formats"] = []any{} }, "acme-hr", "formats"},
 		{"fail/partner-unknown-format", func(m map[string]any) { partnerAt(m, 0)["formats"] = []any{"sg-employer-notice/v2"} }, "acme-hr", "formats"},
 		{"fail/partner-without-identity", func(m map[string]any) { partnerAt(m, 0)["tls_identity"] = map[string]any{} }, "acme-hr", "tls_identity"},
-		{"fail/partner-fingerprint", func(m map[string]any) { partnerAt(m, 0)["tls_identity"] = map[string]any{"sha256": "abc"} }, "acme-hr", "tls_identity.sha256"},
+		{"fail/partner-fingerprint", func(m map[string]any) { partnerAt(m, 0)["tls_identity"] = map[string]any{"sha256": "abc"} }, "acme-hr", "tls_identity.sha256[0]"},
+		{"ok/partner-fingerprints", func(m map[string]any) {
+			partnerAt(m, 0)["tls_identity"] = map[string]any{"sha256": []any{strings.Repeat("a", 64), strings.Repeat("B", 64)}}
+		}, "", ""},
+		{"fail/partner-second-fingerprint", func(m map[string]any) {
+			partnerAt(m, 0)["tls_identity"] = map[string]any{"sha256": []any{strings.Repeat("a", 64), "abc"}}
+		}, "acme-hr", "tls_identity.sha256[1]"},
+		{"fail/partner-fingerprint-type", func(m map[string]any) { partnerAt(m, 0)["tls_identity"] = map[string]any{"sha256": 7} }, "", "-"},
 		{"fail/partner-without-keys", func(m map[string]any) { delete(partnerAt(m, 0), "jwks") }, "acme-hr", "jwks"},
 		{"fail/partner-keys-twice", func(m map[string]any) { partnerAt(m, 0)["jwks_file"] = "acme.jwks" }, "acme-hr", "jwks"},
 		{"fail/partner-missing-jwks-file", func(m map[string]any) {
@@ -183,7 +190,8 @@ func TestLoad(t *testing.T) {
 			if c != nil || !errors.As(err, &ce) {
 				t.Fatalf("loaded %v, error %v: want a *config.Error", c != nil, err)
 			}
-			undecoded := map[string]string{"fail/unknown-field": `unknown field "listne"`, "fail/not-a-duration": `"soon" is not a positive duration`}
+			undecoded := map[string]string{"fail/unknown-field": `unknown field "listne"`, "fail/not-a-duration": `"soon" is not a positive duration`,
+				"fail/partner-fingerprint-type": "tls_identity.sha256: must be a fingerprint"}
 			if tc.field == "-" && (ce.Field != "" || !strings.Contains(ce.Msg, undecoded[tc.name])) {
 				t.Fatalf("error %q, want one saying %s", err, undecoded[tc.name])
 			}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -28,14 +29,14 @@ const (
 // configured client CA) is bound to a partner. Every non-empty field must
 // match; at least one is set.
 type Identity struct {
-	SubjectCN string // certificate subject common name
-	DNSSAN    string // a DNS subject alternative name
-	SHA256    string // hex SHA-256 fingerprint of the certificate (pinning)
+	SubjectCN string   // certificate subject common name
+	DNSSAN    string   // a DNS subject alternative name
+	SHA256    []string // hex SHA-256 fingerprints (pinning): the certificate's is one of them
 }
 
 // Matches reports whether the certificate carries this identity.
 func (id Identity) Matches(c *x509.Certificate) bool {
-	if id.SubjectCN == "" && id.DNSSAN == "" && id.SHA256 == "" {
+	if id.SubjectCN == "" && id.DNSSAN == "" && len(id.SHA256) == 0 {
 		return false
 	}
 	if id.SubjectCN != "" && c.Subject.CommonName != id.SubjectCN {
@@ -53,8 +54,11 @@ func (id Identity) Matches(c *x509.Certificate) bool {
 			return false
 		}
 	}
-	if id.SHA256 != "" && !strings.EqualFold(certs.Fingerprint(c), id.SHA256) {
-		return false
+	if len(id.SHA256) > 0 {
+		fp := certs.Fingerprint(c)
+		if !slices.ContainsFunc(id.SHA256, func(pin string) bool { return strings.EqualFold(fp, pin) }) {
+			return false
+		}
 	}
 	return true
 }

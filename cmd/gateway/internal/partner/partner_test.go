@@ -14,7 +14,7 @@ import (
 // identity that sets none matches nothing.
 func TestIdentityMatches(t *testing.T) {
 	c := &x509.Certificate{Raw: []byte("a certificate"), Subject: pkix.Name{CommonName: "acme-hr"}, DNSNames: []string{"hr.acme.example.sg", "acme.example.sg"}}
-	pin := certs.Fingerprint(c)
+	pin, other := certs.Fingerprint(c), strings.Repeat("0", 64)
 	for _, tc := range []struct {
 		name string
 		id   Identity
@@ -22,15 +22,17 @@ func TestIdentityMatches(t *testing.T) {
 	}{
 		{"ok/subject-cn", Identity{SubjectCN: "acme-hr"}, true},
 		{"ok/dns-san", Identity{DNSSAN: "acme.example.sg"}, true},
-		{"ok/pin", Identity{SHA256: pin}, true},
-		{"ok/pin-upper-case", Identity{SHA256: strings.ToUpper(pin)}, true},
-		{"ok/all-three", Identity{SubjectCN: "acme-hr", DNSSAN: "hr.acme.example.sg", SHA256: pin}, true},
+		{"ok/pin", Identity{SHA256: []string{pin}}, true},
+		{"ok/pin-upper-case", Identity{SHA256: []string{strings.ToUpper(pin)}}, true},
+		{"ok/pin-renewed", Identity{SHA256: []string{other, pin}}, true}, // the old certificate's and the new one's
+		{"ok/all-three", Identity{SubjectCN: "acme-hr", DNSSAN: "hr.acme.example.sg", SHA256: []string{pin}}, true},
 		{"fail/empty", Identity{}, false},
 		{"fail/subject-cn", Identity{SubjectCN: "acme-hr2"}, false},
 		{"fail/subject-cn-case", Identity{SubjectCN: "ACME-HR"}, false},
 		{"fail/dns-san", Identity{DNSSAN: "example.sg"}, false},
-		{"fail/pin", Identity{SHA256: strings.Repeat("0", 64)}, false},
-		{"fail/cn-right-pin-wrong", Identity{SubjectCN: "acme-hr", SHA256: strings.Repeat("0", 64)}, false},
+		{"fail/pin", Identity{SHA256: []string{other}}, false},
+		{"fail/pins", Identity{SHA256: []string{other, strings.Repeat("1", 64)}}, false},
+		{"fail/cn-right-pin-wrong", Identity{SubjectCN: "acme-hr", SHA256: []string{other}}, false},
 		{"fail/cn-right-dns-san-wrong", Identity{SubjectCN: "acme-hr", DNSSAN: "other.example.sg"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
