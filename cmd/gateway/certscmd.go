@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/app"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 )
 
@@ -107,12 +107,12 @@ func certsKit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cp, kp := filepath.Join(*outDir, "client.pem"), filepath.Join(*outDir, "client.key")
-	if err := certs.WriteFiles(cp, kp, c.Cert, c.Key); err != nil {
+	kit := partnerkit.KitIn(*outDir)
+	if err := certs.WriteFiles(kit.ClientCert, kit.ClientKey, c.Cert, c.Key); err != nil {
 		return err
 	}
 	if *institution != "" {
-		return agencyKit(ca, *partnerID, *institution, *caCert, *outDir, c, stdout)
+		return agencyKit(ca, *partnerID, *institution, *caCert, kit, c, stdout)
 	}
 	// The kid names the day of issue and a random part: a partner rotating
 	// its key gets a second kit, and both keys are registered side by side
@@ -128,18 +128,18 @@ func certsKit(args []string, stdout, stderr io.Writer) error {
 	set := jwk.NewSet()
 	_ = set.AddKey(pub)
 	for _, f := range []struct {
-		name string
+		path string
 		v    any
 		mode os.FileMode
-	}{{"signing.jwk.json", key, 0o600}, {"jwks.json", set, 0o644}} {
+	}{{kit.SigningJWK, key, 0o600}, {kit.PublicJWKS, set, 0o644}} {
 		b, _ := json.MarshalIndent(f.v, "", "  ")
-		if err := os.WriteFile(filepath.Join(*outDir, f.name), append(b, '\n'), f.mode); err != nil {
+		if err := os.WriteFile(f.path, append(b, '\n'), f.mode); err != nil {
 			return err
 		}
 	}
 	fmt.Fprintf(stdout, "kit for %s in %s: client.pem, client.key, signing.jwk.json (private: the partner keeps it), jwks.json (public: Perkeso registers it)\n", *partnerID, *outDir)
 	fmt.Fprintf(stdout, "registration: {\"id\": %q, \"tls_identity\": {\"subject_cn\": %q, \"sha256\": %q}, \"jwks_file\": %q, ...}\n",
-		*partnerID, *partnerID, certs.Fingerprint(c.Cert), filepath.Join(*outDir, "jwks.json"))
+		*partnerID, *partnerID, certs.Fingerprint(c.Cert), kit.PublicJWKS)
 	return nil
 }
 
@@ -241,15 +241,15 @@ func certsList(args []string, stdout, stderr io.Writer) error {
 // RSA 2048, as agencies' PKIs commonly issue, with the institution id as
 // its subject CN, which the registration's signing CA and institution
 // then accept (agency-soap/v1 §3).
-func agencyKit(ca *certs.CA, partnerID, institution, caCert, outDir string, client *certs.Issued, stdout io.Writer) error {
+func agencyKit(ca *certs.CA, partnerID, institution, caCert string, kit partnerkit.Kit, client *certs.Issued, stdout io.Writer) error {
 	sc, err := ca.IssueRSASigning(institution)
 	if err != nil {
 		return err
 	}
-	if err := certs.WriteFiles(filepath.Join(outDir, "ws-signing.pem"), filepath.Join(outDir, "ws-signing.key"), sc.Cert, sc.Key); err != nil {
+	if err := certs.WriteFiles(kit.SigningCert, kit.SigningKey, sc.Cert, sc.Key); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "kit for %s (%s) in %s: client.pem, client.key, ws-signing.pem, ws-signing.key (private: the agency keeps the keys)\n", partnerID, institution, outDir)
+	fmt.Fprintf(stdout, "kit for %s (%s) in %s: client.pem, client.key, ws-signing.pem, ws-signing.key (private: the agency keeps the keys)\n", partnerID, institution, kit.Dir)
 	fmt.Fprintf(stdout, "registration: {\"id\": %q, \"kind\": \"agency\", \"formats\": [\"agency-soap/v1\"], \"institution\": %q, \"tls_identity\": {\"subject_cn\": %q, \"sha256\": %q}, \"signing_ca_file\": %q, \"signing_cert_sha256\": [%q], ...}\n",
 		partnerID, institution, partnerID, certs.Fingerprint(client.Cert), caCert, certs.Fingerprint(sc.Cert))
 	return nil

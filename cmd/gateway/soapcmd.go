@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/soapclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 )
@@ -47,8 +47,7 @@ func runSOAP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if !strings.HasPrefix(*url, "https://") {
 			return fmt.Errorf("--url %s: must be https://", *url)
 		}
-		k = agencySide{url: *url, serverCA: *caFile, signingCA: *signingCA, clientCert: filepath.Join(*kitDir, "client.pem"),
-			clientKey: filepath.Join(*kitDir, "client.key"), signingCert: filepath.Join(*kitDir, "ws-signing.pem"), signingKey: filepath.Join(*kitDir, "ws-signing.key")}
+		k = agencySide{url: *url, serverCA: *caFile, signingCA: *signingCA, kit: partnerkit.KitIn(*kitDir)}
 	} else if k, err = devAgencyKit(*dir, *partnerID); err != nil {
 		return err
 	}
@@ -94,11 +93,10 @@ func runSOAP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 // agencySide is what "gateway soap" calls the exchange with: where, the files
 // of the agency's side, and whom it trusts.
 type agencySide struct {
-	url                     string
-	serverCA                string // "" for the system's roots
-	signingCA               string // issues Perkeso's WS-Security signing certificate
-	clientCert, clientKey   string
-	signingCert, signingKey string
+	url       string
+	serverCA  string // "" for the system's roots
+	signingCA string // issues Perkeso's WS-Security signing certificate
+	kit       partnerkit.Kit
 }
 
 // devAgencyKit is an agency partner of a running "gateway dev", whose CA
@@ -115,8 +113,8 @@ func devAgencyKit(dir, partnerID string) (agencySide, error) {
 	if p.Kind != "agency" {
 		return agencySide{}, fmt.Errorf("partner %s is not an agency", partnerID)
 	}
-	return agencySide{url: p.SOAPURL, serverCA: d.CACert, signingCA: d.CACert, clientCert: p.ClientCert, clientKey: p.ClientKey,
-		signingCert: p.SigningCert, signingKey: p.SigningKey}, nil
+	return agencySide{url: p.SOAPURL, serverCA: d.CACert, signingCA: d.CACert,
+		kit: partnerkit.Kit{ClientCert: p.ClientCert, ClientKey: p.ClientKey, SigningCert: p.SigningCert, SigningKey: p.SigningKey}}, nil
 }
 
 // client is a SOAP client signing with the kit's certificate and trusting
@@ -134,15 +132,15 @@ func (k agencySide) client() (*soapclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, err := tls.LoadX509KeyPair(k.clientCert, k.clientKey)
+	cert, err := tls.LoadX509KeyPair(k.kit.ClientCert, k.kit.ClientKey)
 	if err != nil {
 		return nil, err
 	}
-	sc, err := certs.LoadCertificates(k.signingCert)
+	sc, err := certs.LoadCertificates(k.kit.SigningCert)
 	if err != nil {
 		return nil, err
 	}
-	sk, err := certs.LoadKey(k.signingKey)
+	sk, err := certs.LoadKey(k.kit.SigningKey)
 	if err != nil {
 		return nil, err
 	}

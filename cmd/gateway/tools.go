@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -206,11 +205,12 @@ func kitTarget(dir, url, caFile, jwks string) (submitTarget, error) {
 	if !strings.HasPrefix(url, "https://") {
 		return submitTarget{}, fmt.Errorf("--url %s: must be https://", url)
 	}
-	key, err := partnerkit.LoadSigningKey(filepath.Join(dir, "signing.jwk.json"))
+	kit := partnerkit.KitIn(dir)
+	key, err := partnerkit.LoadSigningKey(kit.SigningJWK)
 	if err != nil {
 		return submitTarget{}, err
 	}
-	c, err := partnerkit.NewClient(url, caFile, filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key"))
+	c, err := partnerkit.NewClient(url, caFile, kit.ClientCert, kit.ClientKey)
 	if err != nil {
 		return submitTarget{}, err
 	}
@@ -250,7 +250,8 @@ func runReceipt(_ context.Context, args []string, stdin io.Reader, stdout, stder
 	if strings.HasPrefix(*jwksFlag, "https://") {
 		var err error
 		if *kitDir != "" {
-			c, err = partnerkit.NewClient(*jwksFlag, *caFile, filepath.Join(*kitDir, "client.pem"), filepath.Join(*kitDir, "client.key"))
+			kit := partnerkit.KitIn(*kitDir)
+			c, err = partnerkit.NewClient(*jwksFlag, *caFile, kit.ClientCert, kit.ClientKey)
 		} else {
 			c, err = devClient(*dir)
 		}

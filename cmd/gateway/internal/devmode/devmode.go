@@ -19,6 +19,7 @@ import (
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 )
 
@@ -51,9 +52,7 @@ type Layout struct {
 }
 
 // PartnerKit is a demo partner's onboarding kit.
-type PartnerKit struct {
-	Dir, ClientCert, ClientKey, SigningJWK, PublicJWKS, SigningCert, SigningKey string
-}
+type PartnerKit = partnerkit.Kit
 
 // LayoutOf returns the layout of a dev directory.
 func LayoutOf(dir string) (Layout, error) {
@@ -72,10 +71,7 @@ func LayoutOf(dir string) (Layout, error) {
 
 // Kit returns the kit paths of a demo partner.
 func (l Layout) Kit(id string) PartnerKit {
-	d := filepath.Join(l.Dir, "partners", id)
-	return PartnerKit{Dir: d, ClientCert: filepath.Join(d, "client.pem"), ClientKey: filepath.Join(d, "client.key"),
-		SigningJWK: filepath.Join(d, "signing.jwk.json"), PublicJWKS: filepath.Join(d, "jwks.json"),
-		SigningCert: filepath.Join(d, "ws-signing.pem"), SigningKey: filepath.Join(d, "ws-signing.key")}
+	return partnerkit.KitIn(filepath.Join(l.Dir, "partners", id))
 }
 
 // Ensure creates whatever of the dev directory is missing and returns its

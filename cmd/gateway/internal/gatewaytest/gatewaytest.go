@@ -28,6 +28,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/server"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/soapsrv"
@@ -205,7 +206,8 @@ func (e *Env) WriteFiles(t testing.TB, id string) (caFile, certFile, keyFile, jw
 	t.Helper()
 	d := filepath.Join(e.Dir, "kit-"+id)
 	must(t, os.MkdirAll(d, 0o700))
-	caFile, certFile, keyFile, jwkFile = filepath.Join(d, "ca.pem"), filepath.Join(d, "client.pem"), filepath.Join(d, "client.key"), filepath.Join(d, "signing.jwk.json")
+	kit := partnerkit.KitIn(d)
+	caFile, certFile, keyFile, jwkFile = filepath.Join(d, "ca.pem"), kit.ClientCert, kit.ClientKey, kit.SigningJWK
 	must(t, os.WriteFile(caFile, certs.CertPEM(e.CA.Cert), 0o644))
 	p := e.Partners[id]
 	must(t, certs.WriteFiles(certFile, keyFile, p.TLS.Leaf, p.TLS.PrivateKey.(*ecdsa.PrivateKey)))

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,6 +25,21 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/retryafter"
 )
+
+// Kit is the files of a partner's onboarding kit, as "gateway certs kit"
+// writes them and the partner tools read them: the client certificate and
+// key, and a JSON partner's signing JWK and public JWKS, or an agency's
+// WS-Security signing certificate and key.
+type Kit struct {
+	Dir, ClientCert, ClientKey, SigningJWK, PublicJWKS, SigningCert, SigningKey string
+}
+
+// KitIn is the kit in a directory.
+func KitIn(dir string) Kit {
+	j := func(name string) string { return filepath.Join(dir, name) }
+	return Kit{Dir: dir, ClientCert: j("client.pem"), ClientKey: j("client.key"), SigningJWK: j("signing.jwk.json"),
+		PublicJWKS: j("jwks.json"), SigningCert: j("ws-signing.pem"), SigningKey: j("ws-signing.key")}
+}
 
 // Form is how a document is signed for transport.
 type Form int
