@@ -156,6 +156,15 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Those skipped for their partner's breaker or concurrency limit come
+	// back later, all in one write.
+	var skipped []*store.Delivery
+	var later []time.Time
+	defer func() {
+		if err := dl.Store.Reschedule(ctx, skipped, later); err != nil && ctx.Err() == nil {
+			dl.Log.Warn("rescheduling skipped deliveries failed; their leases end them", "deliveries", len(skipped), "err", err)
+		}
+	}()
 	for _, d := range due {
 		if d.MessageType == InformationReply { // a refused one an operator took back
 			dl.hold(ctx, d)
@@ -194,7 +203,7 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 		dl.mu.Unlock()
 		if !allowed {
 			// The breaker is open: come back when it half-opens.
-			_ = dl.Store.Reschedule(ctx, d.ID, maxTime(reopen, now.Add(10*time.Millisecond)))
+			skipped, later = append(skipped, d), append(later, maxTime(reopen, now.Add(10*time.Millisecond)))
 			continue
 		}
 		select {
@@ -203,7 +212,7 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 			dl.mu.Lock()
 			b.probing = false
 			dl.mu.Unlock()
-			_ = dl.Store.Reschedule(ctx, d.ID, now.Add(20*time.Millisecond)) // at the partner's concurrency limit
+			skipped, later = append(skipped, d), append(later, now.Add(20*time.Millisecond)) // at the partner's concurrency limit
 			continue
 		}
 		dl.wg.Add(1)

@@ -32,6 +32,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/perkeso/jambatan/certs"
@@ -1202,4 +1203,52 @@ func TestHeldAnswersStatus(t *testing.T) {
 	if after, _ := w.st.OutboxBacklog(ctx); !slices.Equal(states, []string{"ans-5 delivered"}) || after != before+1 {
 		t.Fatalf("status events %q, outbox %d then %d", states, before, after)
 	}
+}
+
+// commits is the number of store commits so far (all stores of the process).
+func commits(t *testing.T) uint64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	store.Register(reg)
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 1 {
+		t.Fatalf("gather: %v", err)
+	}
+	return mfs[0].GetMetric()[0].GetHistogram().GetSampleCount()
+}
+
+// TestSkippedInOneWrite: a round that claims more deliveries than the
+// partner's concurrency lets it start puts the others back in one write (it
+// was one each: 40 queued for a partner at concurrency 1 took 40 commits a
+// round); each is sent in the end.
+func TestSkippedInOneWrite(t *testing.T) {
+	w := newWorld(t)
+	release := make(chan struct{})
+	var seen atomic.Int32
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		if seen.Add(1) == 1 {
+			<-release
+		}
+		_, _ = rw.Write([]byte(`{}`))
+	})
+	dl := w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{Concurrency: 1}))
+	for i := range 40 {
+		w.enqueue(t, fmt.Sprint("k", i), "JSON", `{}`)
+	}
+	before := commits(t)
+	if err := dl.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := commits(t) - before; n != 2 {
+		t.Errorf("a round with 39 skipped: %d commits, want 2 (the claim, the skipped)", n)
+	}
+	pending, err := w.st.ClaimDue(context.Background(), time.Now().Add(time.Second), time.Second, 64)
+	if err != nil || len(pending) != 39 {
+		t.Fatalf("the skipped are due again: %d, %v", len(pending), err)
+	}
+	close(release)
+	run(t, dl, func() bool {
+		ds, err := w.st.Deliveries(context.Background(), store.DeliveryDelivered, 0, 100)
+		return err == nil && len(ds) == 40
+	})
 }

@@ -415,11 +415,22 @@ var (
 	}
 )
 
-// Reschedule moves a leased, still pending delivery to at (a delivery skipped
-// for its partner's breaker or concurrency limit), without counting an attempt.
-func (s *DB) Reschedule(ctx context.Context, id int64, at time.Time) error {
+// Reschedule moves leased, still pending deliveries to the times given (those
+// a round skipped for their partner's breaker or concurrency limit), without
+// counting an attempt, in one write: one write each was a commit each, up to
+// 63 a round for a partner at its concurrency limit. A delivery whose lease
+// mark is gone (an operator's retry since the claim) is left as it is.
+func (s *DB) Reschedule(ctx context.Context, ds []*Delivery, at []time.Time) error {
+	if len(ds) == 0 {
+		return nil
+	}
 	return s.write(ctx, func(ctx context.Context, tx wtx) error {
-		_, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ? WHERE id = ? AND state = ?`), ts(at), id, DeliveryPending)
-		return err
+		for i, d := range ds {
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ? WHERE id = ? AND state = ? AND next_at = ?`),
+				ts(at[i]), d.ID, DeliveryPending, ts(d.NextAt)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }

@@ -1760,3 +1760,36 @@ func TestClaimDueOrder(t *testing.T) {
 		}
 	})
 }
+
+// TestRescheduleUnderLease: skipped deliveries go back to the queue at their
+// times in one write, each only while the round's lease holds: one an
+// operator took back meanwhile stays due.
+func TestRescheduleUnderLease(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		enqueue(t, s, "k1")
+		enqueue(t, s, "k2")
+		now := deliveryAt.Add(time.Second)
+		due, err := s.ClaimDue(ctx, now, time.Minute, 64)
+		if err != nil || len(due) != 2 {
+			t.Fatalf("claim: %d, %v", len(due), err)
+		}
+		if err := s.RetryDelivery(ctx, due[1].ID, now); err != nil {
+			t.Fatal(err)
+		}
+		later := now.Add(time.Hour)
+		if err := s.Reschedule(ctx, due, []time.Time{later, later}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			at   time.Time
+			want []string
+		}{{now.Add(time.Second), []string{"k2"}}, {later.Add(time.Second), []string{"k1"}}} {
+			got, err := s.ClaimDue(ctx, tc.at, 10*time.Hour, 64)
+			if err != nil || len(got) != len(tc.want) || got[0].Key != tc.want[0] {
+				t.Fatalf("due at %s: %+v %v, want %v", tc.at, got, err, tc.want)
+			}
+		}
+	})
+}
