@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/perkeso/jambatan/adapters"
 	"github.com/perkeso/jambatan/adapters/agencysoap"
+	"github.com/perkeso/jambatan/adapters/sgemployer"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/mapping"
 	"github.com/perkeso/jambatan/schema"
@@ -101,4 +103,70 @@ func exampleRecord(t *testing.T) schema.Record {
 		t.Fatal(err)
 	}
 	return rec
+}
+
+// TestNotifyInjuryFromEmployerNotices: the records of sg-employer-notice
+// §8's three examples (a MyKad and a FIN; a commuting accident; a fatal one
+// with a passport) go to an agency as NotifyInjury messages the agency
+// accepts, which read back to the same person, employer, accident,
+// injuries, outcome and wage, except what the Notification has no place
+// for, as the README says: the postal code, light-duty days, medical leave
+// given as a count rather than periods, and the source's own codes (SSOC,
+// Singapore's injury words), for which ISCO-08 and ESAW go.
+func TestNotifyInjuryFromEmployerNotices(t *testing.T) {
+	for _, ex := range []string{"example-a", "example-b", "example-c"} {
+		t.Run("ok/"+ex, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "sgemployer", "testdata", ex+".in.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc, err := sgemployer.Adapter{}.Read(b)
+			if err != nil || len(doc.Problems()) > 0 {
+				t.Fatalf("%v %v", err, doc.Problems())
+			}
+			rec, err := doc.Canonical(adapters.Meta{ReceivedAt: time.Now(), Rates: mapping.ExampleRates})
+			if err != nil {
+				t.Fatal(err)
+			}
+			payload, _ := json.Marshal(NotifyInjuryPayload{Record: *rec, SenderCaseRef: "PERKESO-JB-2026-0042"})
+			s := &SOAPSender{Institution: "MY:PERKESO", Receiver: "TH:SSO"}
+			_, op, _, err := s.envelope(&store.Delivery{Key: "ni-" + ex, MessageType: "NotifyInjury", Payload: payload, CreatedAt: time.Now()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := agencysoap.ReadNotifyInjury(op)
+			if p := n.First(); p != nil {
+				t.Fatalf("the agency would refuse it: %s at %s: %s", p.Code, p.Location, p.Reason)
+			}
+			back, err := n.Canonical(time.Now(), "TH:SSO:CASE-1", mapping.ExampleRates)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// What the Notification has no place for.
+			want := *rec
+			want.Person.Occupation = &schema.Occupation{ISCO08: rec.Person.Occupation.ISCO08, SourceScheme: "ISCO08",
+				SourceCode: rec.Person.Occupation.ISCO08, Text: rec.Person.Occupation.Text}
+			want.Accident.SourceCategory = rec.Accident.Category
+			want.Accident.Location.PostalCode = ""
+			want.Outcome.MCDays, want.Outcome.LightDutyDays = nil, nil
+			want.Injuries = nil
+			for _, inj := range rec.Injuries {
+				inj.Source = schema.InjurySource{Scheme: "ESAW", Nature: inj.NatureESAW, BodyPart: inj.BodyPartESAW}
+				want.Injuries = append(want.Injuries, inj)
+			}
+			for _, part := range []struct {
+				name      string
+				got, want any
+			}{
+				{"person", back.Person, want.Person}, {"employer", back.Employer, want.Employer}, {"accident", back.Accident, want.Accident},
+				{"injuries", back.Injuries, want.Injuries}, {"outcome", back.Outcome, want.Outcome}, {"wages", back.Wages, want.Wages},
+			} {
+				g, _ := json.Marshal(part.got)
+				w, _ := json.Marshal(part.want)
+				if string(g) != string(w) {
+					t.Errorf("%s back from the agency:\n%s\nwant\n%s", part.name, g, w)
+				}
+			}
+		})
+	}
 }
