@@ -24,6 +24,7 @@ import (
 
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkatest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/loadgen"
@@ -370,6 +371,20 @@ func TestSOAPThroughDevMode(t *testing.T) {
 		!strings.Contains(cm[0]["payload"].(string), `"operation":"RequestInformation"`) {
 		t.Fatalf("case-messages topic: %v", cm)
 	}
+	verifyCaseMessage(t, d, cm[0]["payload"].(string))
+}
+
+// verifyCaseMessage checks a case-messages event as a back office does:
+// its receipt by the gateway's JWKS, stating the event and its body's hash.
+func verifyCaseMessage(t *testing.T, d *devmode.DevJSON, value string) {
+	t.Helper()
+	set, err := partnerkit.ReadJWKS(d.GatewayJWKS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := events.VerifyCaseMessage([]byte(value), set); err != nil {
+		t.Fatalf("case message %.200s: %v", value, err)
+	}
 }
 
 // demoAgencyClient is the SOAP client of dev.json's demo agency (TH:SSO):
@@ -504,6 +519,7 @@ func TestOutboundRoundTrip(t *testing.T) {
 	if len(replies) != 1 {
 		t.Fatalf("the agency's InformationReply on the case-messages topic: %q", replies)
 	}
+	verifyCaseMessage(t, d, replies[0])
 
 	// A notification to the agency: its acknowledgement assigns the case,
 	// which the list shows, and the agency's own decision on that case is

@@ -37,6 +37,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/relay"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/server"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/soapsrv"
@@ -113,7 +114,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	watch := newWatched(cfg, lt, ids)
 
 	pipe := &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log, Metrics: g.M,
-		Events: eventBuilder(cfg, g.Topics)}
+		Events: eventBuilder(cfg, g.Topics, signer)}
 	if len(cfg.File.Kafka.Brokers) > 0 {
 		kc, err := kafkaclient.New(cfg.File.Kafka)
 		if err != nil {
@@ -338,9 +339,10 @@ func (g *Gateway) logHead(ctx context.Context) {
 
 // eventBuilder shapes the gateway's events, bounded by what the cluster
 // accepts (kafka.max_message_bytes), so the intake refuses a submission
-// whose event the broker would refuse.
-func eventBuilder(cfg *config.Config, topics events.Topics) *events.Builder {
-	return &events.Builder{Topics: topics, Source: "urn:my:perkeso:jambatan:" + cfg.File.Instance,
+// whose event the broker would refuse; case messages carry receipts by
+// signer.
+func eventBuilder(cfg *config.Config, topics events.Topics, signer *receipt.Signer) *events.Builder {
+	return &events.Builder{Topics: topics, Source: "urn:my:perkeso:jambatan:" + cfg.File.Instance, Receipts: signer,
 		MaxValue: cfg.File.Kafka.MaxMessageBytes - events.RecordOverhead}
 }
 

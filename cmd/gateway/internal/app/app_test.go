@@ -52,7 +52,7 @@ func TestEventBuilderBound(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := &config.Config{File: config.File{Kafka: config.Kafka{MaxMessageBytes: tc.cluster}}}
-			b := eventBuilder(cfg, events.DefaultTopics)
+			b := eventBuilder(cfg, events.DefaultTopics, nil)
 			err := b.Check(store.Message{Value: make([]byte, tc.value)}, nil)
 			if errors.Is(err, events.ErrTooLarge) != tc.tooLarge {
 				t.Fatalf("Check: %v", err)

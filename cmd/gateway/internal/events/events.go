@@ -5,14 +5,18 @@
 package events
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/perkeso/jambatan/adapters"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
@@ -57,16 +61,56 @@ type CaseMessage struct {
 	// event would otherwise outgrow the broker's message size (an
 	// agency's reply may carry megabytes); the message log holds them.
 	DocumentsOmitted bool `json:"documentsOmitted,omitempty"`
+	// Receipt is the gateway's signed statement of the other members and
+	// the body's SHA-256 (receipt.CaseMessage), when the Builder has a
+	// signer.
+	Receipt string `json:"receipt,omitempty"`
 }
 
-// CaseMessageMessage is the event of a case message, keyed by case id.
+// CaseMessageMessage is the event of a case message, keyed by case id, with
+// its receipt when the Builder has a signer.
 func (b *Builder) CaseMessageMessage(partnerID string, at time.Time, c CaseMessage) (store.Message, error) {
+	if b.Receipts != nil {
+		sum := sha256.Sum256([]byte(c.Body))
+		rc, err := b.Receipts.SignCaseMessage(receipt.CaseMessage{Issuer: receipt.Issuer, Operation: c.Operation, CaseID: c.CaseID,
+			Sender: c.Sender, MessageID: c.MessageID, ReceivedAt: c.ReceivedAt, RequestID: c.RequestID,
+			DocumentsOmitted: c.DocumentsOmitted, BodySHA256: hex.EncodeToString(sum[:])})
+		if err != nil {
+			return store.Message{}, err
+		}
+		c.Receipt = rc
+	}
 	val, err := json.Marshal(c)
 	if err != nil {
 		return store.Message{}, err
 	}
 	id := "agency-soap/v1|" + c.Sender + "|" + c.MessageID
 	return store.Message{Topic: b.Topics.CaseMessages, Key: []byte(c.CaseID), Headers: b.headers(id, TypeCase, partnerID, at), Value: val}, nil
+}
+
+// VerifyCaseMessage is what a back office does with a case-messages event
+// before it trusts it: the receipt verifies with a key of the gateway's JWKS
+// (set), states every member of the event, and names the SHA-256 of its
+// body. It returns the event.
+func VerifyCaseMessage(value []byte, set jwk.Set) (*CaseMessage, error) {
+	var c CaseMessage
+	if err := json.Unmarshal(value, &c); err != nil {
+		return nil, fmt.Errorf("case message: %w", err)
+	}
+	if c.Receipt == "" {
+		return nil, errors.New("case message without a receipt")
+	}
+	st, err := receipt.VerifyCaseMessage(c.Receipt, set)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(c.Body))
+	stated := receipt.CaseMessage{Issuer: receipt.Issuer, Operation: c.Operation, CaseID: c.CaseID, Sender: c.Sender, MessageID: c.MessageID,
+		ReceivedAt: c.ReceivedAt, RequestID: c.RequestID, DocumentsOmitted: c.DocumentsOmitted, BodySHA256: hex.EncodeToString(sum[:])}
+	if *st != stated {
+		return nil, errors.New("case message differs from what its receipt states")
+	}
+	return &c, nil
 }
 
 // Renderers of verified events the outbox holds by reference to their log
@@ -252,6 +296,8 @@ type Rejected struct {
 type Builder struct {
 	Topics Topics
 	Source string // ce_source: the gateway instance
+	// Receipts signs case messages' receipts (none when nil).
+	Receipts *receipt.Signer
 	// MaxValue is the largest event value Check lets through (default
 	// MaxValueBytes; tests lower it).
 	MaxValue int

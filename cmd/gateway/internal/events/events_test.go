@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
@@ -213,4 +216,66 @@ func TestWithin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCaseMessageReceipt: a case message's event carries the gateway's
+// receipt, which states every member and the body's hash; VerifyCaseMessage
+// takes such an event and refuses it altered, signed by another key, without
+// a receipt, or with a notice's receipt in its place.
+func TestCaseMessageReceipt(t *testing.T) {
+	signer, set := newSigner(t, "gw-1")
+	other, _ := newSigner(t, "gw-1") // the same kid, another key
+	b := &events.Builder{Topics: events.DefaultTopics, Source: "test", Receipts: signer}
+	cm := events.CaseMessage{Operation: "NotifyDecision", CaseID: "MY:PERKESO:XB-2026-000731", Sender: "TH:SSO", MessageID: "urn:uuid:m-1",
+		ReceivedAt: "2026-03-20T02:00:00Z", Body: `<xb:NotifyDecision xmlns:xb="urn:xb-injury:exchange:v1"><xb:Outcome>ACCEPTED</xb:Outcome></xb:NotifyDecision>`}
+	m, err := b.CaseMessageMessage("th-sso", time.Now(), cm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := func(f func(map[string]any)) []byte {
+		var v map[string]any
+		_ = json.Unmarshal(m.Value, &v)
+		f(v)
+		out, _ := json.Marshal(v)
+		return out
+	}
+	noticeReceipt, _ := signer.Sign(map[string]string{"recordId": "r-1"})
+	forged, _ := (&events.Builder{Topics: events.DefaultTopics, Receipts: other}).CaseMessageMessage("th-sso", time.Now(), cm)
+	for _, tc := range []struct {
+		name  string
+		value []byte
+		ok    bool
+	}{
+		{"ok/as-published", m.Value, true},
+		{"fail/body-altered", edit(func(v map[string]any) { v["body"] = strings.Replace(cm.Body, "ACCEPTED", "REJECTED", 1) }), false},
+		{"fail/case-altered", edit(func(v map[string]any) { v["caseId"] = "MY:PERKESO:XB-2026-000999" }), false},
+		{"fail/documents-omitted-added", edit(func(v map[string]any) { v["documentsOmitted"] = true }), false},
+		{"fail/no-receipt", edit(func(v map[string]any) { delete(v, "receipt") }), false},
+		{"fail/notice-receipt", edit(func(v map[string]any) { v["receipt"] = noticeReceipt }), false},
+		{"fail/another-key", forged.Value, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := events.VerifyCaseMessage(tc.value, set)
+			if tc.ok != (err == nil) {
+				t.Fatalf("VerifyCaseMessage: %v", err)
+			}
+			if tc.ok && (got.CaseID != cm.CaseID || got.Body != cm.Body) {
+				t.Fatalf("returned %+v", got)
+			}
+		})
+	}
+}
+
+// newSigner is a receipt signer with a new key and the JWKS of its public half.
+func newSigner(t *testing.T, kid string) (*receipt.Signer, jwk.Set) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "k.json")
+	if err := receipt.GenerateKeyFile(path, kid); err != nil {
+		t.Fatal(err)
+	}
+	s, err := receipt.LoadSigner(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, s.JWKS()
 }

@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
@@ -110,4 +112,41 @@ func jwkSet(t *testing.T, k jwk.Key) jwk.Set {
 	s := jwk.NewSet()
 	must(t, s.AddKey(k))
 	return s
+}
+
+// TestNodeVerifiesCaseMessages: a back office written in Node from the
+// README (casemessage-verify.mjs, npm jose) verifies the receipts of
+// case-messages events as the gateway builds them, with bodies holding text
+// JSON writers escape differently, and finds an altered body and an altered
+// case id.
+func TestNodeVerifiesCaseMessages(t *testing.T) {
+	dir := nodeModules(t)
+	env := gatewaytest.Start(t, gatewaytest.Options{})
+	b := &events.Builder{Topics: events.DefaultTopics, Source: "test", Receipts: env.Receipts}
+	body := `<xb:NotifyDecision xmlns:xb="urn:xb-injury:exchange:v1"><xb:Reason>Jatuh &amp; cedera &lt;5 m&gt; – café ` + "\u2028" + `</xb:Reason></xb:NotifyDecision>`
+	var values []string
+	for _, cm := range []events.CaseMessage{
+		{Operation: "NotifyDecision", CaseID: "MY:PERKESO:XB-2026-000731", Sender: "TH:SSO", MessageID: "urn:uuid:m-1", ReceivedAt: "2026-03-20T02:00:00Z", Body: body},
+		{Operation: "InformationReply", CaseID: "TH:SSO:CASE-9", Sender: "TH:SSO", MessageID: "urn:uuid:m-2", ReceivedAt: "2026-03-21T02:00:00Z", Body: body,
+			RequestID: "ri-001", DocumentsOmitted: true},
+	} {
+		m, err := b.CaseMessageMessage("th-sso", time.Now(), cm)
+		must(t, err)
+		values = append(values, string(m.Value))
+	}
+	values = append(values, strings.Replace(values[0], "Jatuh", "Jatuh tidak", 1), strings.Replace(values[1], "TH:SSO:CASE-9", "TH:SSO:CASE-8", 1))
+	evs, _ := json.Marshal(values)
+	write := func(name string, v []byte) string {
+		p := filepath.Join(t.TempDir(), name)
+		must(t, os.WriteFile(p, v, 0o600))
+		return p
+	}
+	jwks, _ := json.Marshal(env.Receipts.JWKS())
+	out := runNode(t, dir, []string{"EVENTS=" + write("events.json", evs), "GATEWAY_JWKS=" + write("gateway.json", jwks)}, "casemessage-verify.mjs")
+	var found []string
+	must(t, json.Unmarshal(out, &found))
+	want := []string{"ok", "ok", "Error: body differs", "Error: caseId differs"}
+	if !slices.Equal(found, want) {
+		t.Fatalf("npm jose found %q, want %q", found, want)
+	}
 }

@@ -396,3 +396,66 @@ type BatchReceipt struct {
 func (s *Signer) SignDetached(body []byte) (string, error) {
 	return s.compact("JOSE", body, true)
 }
+
+// CaseMessageType is the typ header of a case message's receipt.
+const CaseMessageType = "perkeso-case-message+jws"
+
+// CaseMessage is the gateway's signed statement about an agency's message it
+// verified (WS-Security, schema, content rules) and put on the case-messages
+// topic: every member of the event but the body, and the body's SHA-256, so
+// that the back office can tell such an event from one anybody else wrote
+// to the topic, as it does a verified notice's by its receipt.
+type CaseMessage struct {
+	Issuer           string `json:"iss"`
+	Operation        string `json:"operation"`
+	CaseID           string `json:"caseId"`
+	Sender           string `json:"sender"`
+	MessageID        string `json:"messageId"`
+	ReceivedAt       string `json:"receivedAt"`
+	RequestID        string `json:"requestId,omitempty"`
+	DocumentsOmitted bool   `json:"documentsOmitted,omitempty"`
+	BodySHA256       string `json:"bodySha256"` // hex SHA-256 of the event's body (its UTF-8 text)
+}
+
+// SignCaseMessage returns the compact JWS of a case message's statement.
+func (s *Signer) SignCaseMessage(c CaseMessage) (string, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	return s.compact(CaseMessageType, b, false)
+}
+
+// VerifyCaseMessage checks a case message's receipt against the gateway's
+// JWKS (the key chosen by kid from that set only) and returns its statement;
+// the caller compares it with the event and hashes the event's body.
+func VerifyCaseMessage(compact string, set jwk.Set) (*CaseMessage, error) {
+	msg, err := jws.Parse([]byte(compact), jws.WithCompact())
+	if err != nil {
+		return nil, fmt.Errorf("case message receipt is not a compact JWS: %w", err)
+	}
+	if len(msg.Signatures()) != 1 {
+		return nil, errors.New("case message receipt must carry exactly one signature")
+	}
+	h := msg.Signatures()[0].ProtectedHeaders()
+	if typ, _ := h.Type(); typ != CaseMessageType {
+		return nil, fmt.Errorf("case message receipt typ %q", typ)
+	}
+	kid, _ := h.KeyID()
+	key, ok := set.LookupKeyID(kid)
+	if !ok {
+		return nil, &UnknownKeyError{Kid: kid, Set: "gateway JWKS"}
+	}
+	if alg, _ := h.Algorithm(); alg != jwa.ES256() {
+		return nil, fmt.Errorf("case message receipt alg %s, want ES256", alg)
+	}
+	payload, err := jws.Verify([]byte(compact), jws.WithKey(jwa.ES256(), key))
+	if err != nil {
+		return nil, fmt.Errorf("case message receipt signature does not verify: %w", err)
+	}
+	var c CaseMessage
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
