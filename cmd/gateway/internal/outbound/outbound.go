@@ -346,7 +346,7 @@ func (dl *Deliverer) finishWith(ctx context.Context, d *store.Delivery, resp []b
 	}
 	now := dl.now()
 	attempts := d.Attempts + 1
-	a := store.Attempt{Response: resp}
+	var a store.Attempt
 	state := "delivered"
 	switch {
 	case oe == nil:

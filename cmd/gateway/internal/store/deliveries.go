@@ -95,8 +95,9 @@ func (s *DB) insertDelivery(ctx context.Context, tx wtx, d *Delivery, state stri
 	return true, nil
 }
 
-// deliveryCols are what a delivery is read with: never the partner's last
-// answer (response, up to 8 MiB), which only the message log's readers need.
+// deliveryCols are what a delivery is read with: never the column response,
+// where earlier builds kept a partner's last answer (up to 8 MiB; the
+// message log has it).
 const deliveryCols = `id, delivery_key, partner_id, message_type, case_id, payload, state, attempts, next_at, last_error, created_at`
 
 // summaryCols are deliveryCols without the payload (up to 4 MiB): what a
@@ -189,12 +190,14 @@ func (s *DB) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, l
 	return out, nil
 }
 
-// Attempt is the outcome of one delivery attempt.
+// Attempt is the outcome of one delivery attempt. The partner's answer goes
+// in the attempt's log entry only: the deliveries table kept a second copy
+// (up to 8 MiB an attempt) that nothing read, and earlier builds' rows keep
+// theirs.
 type Attempt struct {
-	State    string    // pending (retry), delivered or dead
-	NextAt   time.Time // retry time
-	Error    string
-	Response []byte
+	State  string    // pending (retry), delivered or dead
+	NextAt time.Time // retry time
+	Error  string
 }
 
 // RecordAttempt stores an attempt's outcome with its log entry (which keeps
@@ -212,8 +215,8 @@ func (s *DB) RecordAttempt(ctx context.Context, d *Delivery, a Attempt, e *Entry
 		if next.IsZero() {
 			next = e.ReceivedAt
 		}
-		update, args := `UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = ?, last_error = ?, response = ?, case_id = ?, updated_at = ? WHERE id = ?`,
-			[]any{a.State, ts(next), a.Error, a.Response, d.CaseID, ts(e.ReceivedAt), d.ID}
+		update, args := `UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = ?, last_error = ?, case_id = ?, updated_at = ? WHERE id = ?`,
+			[]any{a.State, ts(next), a.Error, d.CaseID, ts(e.ReceivedAt), d.ID}
 		if a.State == DeliveryDelivered {
 			update, args = update+` AND state <> ?`, append(args, DeliveryDelivered)
 		} else {
