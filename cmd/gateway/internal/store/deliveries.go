@@ -157,11 +157,11 @@ func (s *DB) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, l
 		}
 		due, marks = append(due, d), append(marks, next)
 	}
-	if err := rows.Err(); err != nil {
-		rows.Close()
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
 		return nil, err
 	}
-	rows.Close()
 	if len(due) == 0 {
 		return nil, nil
 	}
