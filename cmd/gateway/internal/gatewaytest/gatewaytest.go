@@ -147,7 +147,7 @@ func Start(t testing.TB, opts Options) *Env {
 		Limits:   server.Limits{MaxBodyBytes: max, MaxInflightBytes: opts.MaxInflightBytes, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute},
 	}
 	if opts.EventLimit > 0 {
-		srv.Pipeline.Events = &events.Builder{Topics: events.DefaultTopics, Source: "urn:test", MaxValue: opts.EventLimit}
+		srv.Pipeline.Events = &events.Builder{Topics: events.DefaultTopics, Source: "urn:test", MaxValue: opts.EventLimit, Receipts: signer}
 	}
 	srv.SOAP = &soapsrv.Handler{Store: st, Receipts: signer, Events: srv.Pipeline.Events, Signer: &wssec.Signer{Cert: env.SOAPSigning.Cert, Key: env.SOAPSigning.Key},
 		Institution: "MY:PERKESO", Rates: mapping.ExampleRates, Log: log, MaxTTL: opts.SOAPMaxTTL}

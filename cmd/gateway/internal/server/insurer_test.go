@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/perkeso/jambatan/adapters/adaptertest"
 	"github.com/perkeso/jambatan/adapters/insurerclaim"
 	"github.com/perkeso/jambatan/adapters/jsonrules"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
@@ -19,6 +21,8 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/mapping"
+	"github.com/perkeso/jambatan/schema"
 )
 
 func insurerBatch(t testing.TB) []byte {
@@ -72,7 +76,7 @@ func postClaims(t testing.TB, env *gatewaytest.Env, id string, doc []byte, key j
 }
 
 func TestInsurerClaims(t *testing.T) {
-	env := gatewaytest.Start(t, gatewaytest.Options{})
+	env := gatewaytest.Start(t, gatewaytest.Options{EventLimit: 1 << 20})
 	doc := insurerBatch(t)
 	r := postClaims(t, env, "insurer-wic", doc, nil)
 	if r.status != 200 {
@@ -94,6 +98,7 @@ func TestInsurerClaims(t *testing.T) {
 		t.Fatalf("receipt: %v", err)
 	}
 	// Each accepted claim has a receipt of its own, naming its record.
+	var receivedAt time.Time
 	rows, err := env.Store.DB().Query(`SELECT record_id, receipt FROM records`)
 	if err != nil {
 		t.Fatal(err)
@@ -105,8 +110,30 @@ func TestInsurerClaims(t *testing.T) {
 		if err != nil || crc.RecordID != id || crc.BatchID != res.BatchID || crc.RecordSHA256 == "" || crc.Format != "insurer-claim/v1" {
 			t.Fatalf("claim receipt %+v: %v", crc, err)
 		}
+		receivedAt, _ = time.Parse(time.RFC3339, crc.ReceivedAt)
 	}
 	rows.Close()
+	// Each claim's record, as its event carries it, keeps every rule of the
+	// canonical record.
+	values, err := env.Store.DB().Query(`SELECT value FROM outbox WHERE topic = 'perkeso.injury-notices.verified.v1'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := 0
+	for values.Next() {
+		var v []byte
+		_ = values.Scan(&v)
+		var ev struct{ Record schema.Record }
+		if err := json.Unmarshal(v, &ev); err != nil {
+			t.Fatal(err)
+		}
+		adaptertest.CheckRecord(t, &ev.Record, adaptertest.Source{Format: insurerclaim.Format, ReceivedAt: receivedAt, Rates: mapping.ExampleRates})
+		records++
+	}
+	values.Close()
+	if records != 3 {
+		t.Fatalf("%d verified events, want 3", records)
+	}
 
 	// The same batch again: the same results and receipt.
 	again := postClaims(t, env, "insurer-wic", doc, nil)

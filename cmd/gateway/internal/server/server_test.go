@@ -14,12 +14,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 
+	"github.com/perkeso/jambatan/adapters/adaptertest"
+	"github.com/perkeso/jambatan/adapters/sgemployer"
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
@@ -27,6 +30,10 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/server"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+	"github.com/perkeso/jambatan/mapping"
+	"github.com/perkeso/jambatan/schema"
 )
 
 func example(t testing.TB, name string) []byte {
@@ -131,6 +138,19 @@ func testAcceptExamples(t *testing.T, storeTarget string) {
 			if rc.RecordID != tc.recordID || rc.PartnerID != "employer-a" || rc.PayloadSHA256 == "" || rc.NoticeID == "" || rc.ReceivedAt == "" {
 				t.Fatalf("receipt payload %+v", rc)
 			}
+			// The record as logged (and published) keeps every rule of the
+			// canonical record, received when the receipt says.
+			var canonical []byte
+			q := sqldialect.Rebind(`SELECT canonical FROM message_log WHERE record_id = ?`, store.IsPostgres(storeTarget))
+			if err := env.Store.DB().QueryRow(q, tc.recordID).Scan(&canonical); err != nil {
+				t.Fatal(err)
+			}
+			var rec schema.Record
+			if err := json.Unmarshal(canonical, &rec); err != nil {
+				t.Fatal(err)
+			}
+			at, _ := time.Parse(time.RFC3339, rc.ReceivedAt)
+			adaptertest.CheckRecord(t, &rec, adaptertest.Source{Format: sgemployer.Format, ReceivedAt: at, Rates: mapping.ExampleRates})
 
 			// The same notice again: 200 DUPLICATE with the first receipt.
 			r2 := post(t, c, env.Server.URL, "application/jose", []byte(sign(t, doc, a.SigningKey, partnerkit.Compact)), nil)

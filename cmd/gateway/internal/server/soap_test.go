@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/perkeso/jambatan/adapters/adaptertest"
 	"github.com/perkeso/jambatan/adapters/agencysoap"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
@@ -23,6 +25,8 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/soapclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
+	"github.com/perkeso/jambatan/mapping"
+	"github.com/perkeso/jambatan/schema"
 )
 
 func soapExample(t testing.TB) string {
@@ -83,6 +87,18 @@ func TestSOAPNotifyInjury(t *testing.T) {
 	if n := count(t, env, `SELECT count(*) FROM records WHERE record_id = 'b91d27ba-49ff-55db-a189-f17540653051'`); n != 1 {
 		t.Fatalf("record not accepted (%d)", n)
 	}
+	// The record as logged keeps every rule of the canonical record.
+	var canonical []byte
+	var at string
+	if err := env.Store.DB().QueryRow(`SELECT canonical, received_at FROM message_log WHERE record_id = 'b91d27ba-49ff-55db-a189-f17540653051'`).Scan(&canonical, &at); err != nil {
+		t.Fatal(err)
+	}
+	var rec schema.Record
+	if err := json.Unmarshal(canonical, &rec); err != nil {
+		t.Fatal(err)
+	}
+	receivedAt, _ := time.Parse(time.RFC3339Nano, at)
+	adaptertest.CheckRecord(t, &rec, adaptertest.Source{Format: agencysoap.Format, ReceivedAt: receivedAt, Rates: mapping.ExampleRates})
 
 	// The same message again: the same acknowledgement (same case id), freshly signed.
 	again, err := c.Call(ctx, "urn:xb-injury:exchange:v1#NotifyInjury", unsigned(t, ex))
