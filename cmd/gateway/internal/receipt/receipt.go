@@ -12,7 +12,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -292,21 +291,9 @@ func (e *UnknownKeyError) Error() string { return fmt.Sprintf("no key %q in the 
 // The key is chosen by kid, only from the given set.
 func Verify(compact string, set jwk.Set) (*Receipt, error) {
 	compact = strings.TrimSpace(compact)
-	msg, err := jws.Parse([]byte(compact), jws.WithCompact())
+	_, key, err := gatewaySigned(compact, set, "receipt", "", "JWKS")
 	if err != nil {
-		return nil, fmt.Errorf("receipt is not a compact JWS: %w", err)
-	}
-	if len(msg.Signatures()) != 1 {
-		return nil, errors.New("receipt must carry exactly one signature")
-	}
-	h := msg.Signatures()[0].ProtectedHeaders()
-	kid, _ := h.KeyID()
-	key, ok := set.LookupKeyID(kid)
-	if !ok {
-		return nil, &UnknownKeyError{Kid: kid, Set: "JWKS"}
-	}
-	if alg, _ := h.Algorithm(); alg != jwa.ES256() {
-		return nil, fmt.Errorf("receipt alg %s, want ES256", alg)
+		return nil, err
 	}
 	payload, err := jws.Verify([]byte(compact), jws.WithKey(jwa.ES256(), key))
 	if err != nil {
@@ -317,6 +304,33 @@ func Verify(compact string, set jwk.Set) (*Receipt, error) {
 		return nil, err
 	}
 	return &r, nil
+}
+
+// gatewaySigned parses a compact JWS that the gateway's key signed (what
+// names it in errors), with exactly one signature, typ when typ is not "",
+// ES256, and a kid the set holds (setName in errors), and returns it with
+// that key. The caller verifies the signature.
+func gatewaySigned(compact string, set jwk.Set, what, typ, setName string) (*jws.Message, jwk.Key, error) {
+	msg, err := jws.Parse([]byte(compact), jws.WithCompact())
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s is not a compact JWS: %w", what, err)
+	}
+	if len(msg.Signatures()) != 1 {
+		return nil, nil, fmt.Errorf("%s must carry exactly one signature", what)
+	}
+	h := msg.Signatures()[0].ProtectedHeaders()
+	if got, _ := h.Type(); typ != "" && got != typ {
+		return nil, nil, fmt.Errorf("%s typ %q", what, got)
+	}
+	kid, _ := h.KeyID()
+	key, ok := set.LookupKeyID(kid)
+	if !ok {
+		return nil, nil, &UnknownKeyError{Kid: kid, Set: setName}
+	}
+	if alg, _ := h.Algorithm(); alg != jwa.ES256() {
+		return nil, nil, fmt.Errorf("%s alg %s, want ES256", what, alg)
+	}
+	return msg, key, nil
 }
 
 // AttestationType is the typ header of an attestation.
@@ -338,24 +352,9 @@ func (s *Signer) Attest(record []byte) (string, error) {
 // attestation, the embedded payload for one written before attestations
 // were detached (the caller compares it with the record it carries).
 func VerifyAttestation(compact string, record []byte, set jwk.Set) ([]byte, error) {
-	msg, err := jws.Parse([]byte(compact), jws.WithCompact())
+	msg, key, err := gatewaySigned(compact, set, "attestation", AttestationType, "gateway JWKS")
 	if err != nil {
-		return nil, fmt.Errorf("attestation is not a compact JWS: %w", err)
-	}
-	if len(msg.Signatures()) != 1 {
-		return nil, errors.New("attestation must carry exactly one signature")
-	}
-	h := msg.Signatures()[0].ProtectedHeaders()
-	if typ, _ := h.Type(); typ != AttestationType {
-		return nil, fmt.Errorf("attestation typ %q", typ)
-	}
-	kid, _ := h.KeyID()
-	key, ok := set.LookupKeyID(kid)
-	if !ok {
-		return nil, &UnknownKeyError{Kid: kid, Set: "gateway JWKS"}
-	}
-	if alg, _ := h.Algorithm(); alg != jwa.ES256() {
-		return nil, fmt.Errorf("attestation alg %s, want ES256", alg)
+		return nil, err
 	}
 	opts := []jws.VerifyOption{jws.WithKey(jwa.ES256(), key)}
 	if len(msg.Payload()) == 0 {
@@ -430,24 +429,9 @@ func (s *Signer) SignCaseMessage(c CaseMessage) (string, error) {
 // JWKS (the key chosen by kid from that set only) and returns its statement;
 // the caller compares it with the event and hashes the event's body.
 func VerifyCaseMessage(compact string, set jwk.Set) (*CaseMessage, error) {
-	msg, err := jws.Parse([]byte(compact), jws.WithCompact())
+	_, key, err := gatewaySigned(compact, set, "case message receipt", CaseMessageType, "gateway JWKS")
 	if err != nil {
-		return nil, fmt.Errorf("case message receipt is not a compact JWS: %w", err)
-	}
-	if len(msg.Signatures()) != 1 {
-		return nil, errors.New("case message receipt must carry exactly one signature")
-	}
-	h := msg.Signatures()[0].ProtectedHeaders()
-	if typ, _ := h.Type(); typ != CaseMessageType {
-		return nil, fmt.Errorf("case message receipt typ %q", typ)
-	}
-	kid, _ := h.KeyID()
-	key, ok := set.LookupKeyID(kid)
-	if !ok {
-		return nil, &UnknownKeyError{Kid: kid, Set: "gateway JWKS"}
-	}
-	if alg, _ := h.Algorithm(); alg != jwa.ES256() {
-		return nil, fmt.Errorf("case message receipt alg %s, want ES256", alg)
+		return nil, err
 	}
 	payload, err := jws.Verify([]byte(compact), jws.WithKey(jwa.ES256(), key))
 	if err != nil {
