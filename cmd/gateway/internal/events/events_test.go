@@ -2,7 +2,9 @@ package events_test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -278,4 +280,47 @@ func newSigner(t *testing.T, kid string) (*receipt.Signer, jwk.Set) {
 		t.Fatal(err)
 	}
 	return s, s.JWKS()
+}
+
+// FuzzVerifyCaseMessage: VerifyCaseMessage reads whatever a topic holds
+// without panicking, and what it lets through is an event whose every
+// member and body the gateway's key signed.
+func FuzzVerifyCaseMessage(f *testing.F) {
+	path := filepath.Join(f.TempDir(), "k.json")
+	if err := receipt.GenerateKeyFile(path, "gw-1"); err != nil {
+		f.Fatal(err)
+	}
+	signer, err := receipt.LoadSigner(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	set := signer.JWKS()
+	b := &events.Builder{Topics: events.DefaultTopics, Source: "fuzz", Receipts: signer}
+	for _, cm := range []events.CaseMessage{
+		{Operation: "NotifyDecision", CaseID: "MY:PERKESO:XB-1", Sender: "TH:SSO", MessageID: "urn:uuid:m-1", ReceivedAt: "2026-03-20T02:00:00Z", Body: "<xb:NotifyDecision/>"},
+		{Operation: "InformationReply", CaseID: "TH:SSO:C-1", Sender: "TH:SSO", MessageID: "m-2", ReceivedAt: "x", Body: "é\u2028<&>", RequestID: "ri-1", DocumentsOmitted: true},
+	} {
+		m, err := b.CaseMessageMessage("th-sso", time.Now(), cm)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(m.Value)
+	}
+	f.Add([]byte(`{"receipt":"a.b.c","body":""}`))
+	f.Fuzz(func(t *testing.T, value []byte) {
+		got, err := events.VerifyCaseMessage(value, set)
+		if err != nil {
+			return
+		}
+		st, err := receipt.VerifyCaseMessage(got.Receipt, set)
+		if err != nil {
+			t.Fatalf("accepted with a receipt that does not verify: %v", err)
+		}
+		sum := sha256.Sum256([]byte(got.Body))
+		if st.CaseID != got.CaseID || st.Operation != got.Operation || st.Sender != got.Sender || st.MessageID != got.MessageID ||
+			st.ReceivedAt != got.ReceivedAt || st.RequestID != got.RequestID || st.DocumentsOmitted != got.DocumentsOmitted ||
+			st.BodySHA256 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("accepted %+v under a receipt stating %+v", got, st)
+		}
+	})
 }
