@@ -48,7 +48,7 @@ func runSOAP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			return fmt.Errorf("--url %s: must be https://", *url)
 		}
 		k = agencySide{url: *url, serverCA: *caFile, signingCA: *signingCA, kit: partnerkit.KitIn(*kitDir)}
-	} else if k, err = devAgencyKit(*dir, *partnerID); err != nil {
+	} else if k, err = devAgencySide(*dir, *partnerID); err != nil {
 		return err
 	}
 	raw, err := readDoc(fs.Arg(0), stdin)
@@ -99,9 +99,9 @@ type agencySide struct {
 	kit       partnerkit.Kit
 }
 
-// devAgencyKit is an agency partner of a running "gateway dev", whose CA
+// devAgencySide is an agency partner of a running "gateway dev", whose CA
 // issues every certificate.
-func devAgencyKit(dir, partnerID string) (agencySide, error) {
+func devAgencySide(dir, partnerID string) (agencySide, error) {
 	d, err := devmode.ReadDevJSON(dir)
 	if err != nil {
 		return agencySide{}, err
