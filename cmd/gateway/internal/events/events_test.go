@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
