@@ -105,12 +105,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	relay.Register(g.Metrics)
 	store.Register(g.Metrics)
 	g.M = metrics.New(g.Metrics)
+	var kinds []string
 	for _, k := range jwsin.Kinds() {
-		g.M.ExpectVerificationKinds(string(k))
+		kinds = append(kinds, string(k))
 	}
 	for _, c := range wssec.Codes() {
-		g.M.ExpectVerificationKinds(soapsrv.VerificationKind(c))
+		kinds = append(kinds, soapsrv.VerificationKind(c))
 	}
+	g.M.ExpectVerificationKinds(kinds...)
 	watch := newWatched(cfg, lt, ids)
 
 	pipe := &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log, Metrics: g.M,

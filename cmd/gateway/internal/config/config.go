@@ -182,7 +182,10 @@ type Fingerprints []string
 func (f *Fingerprints) UnmarshalJSON(b []byte) error {
 	var one string
 	if err := json.Unmarshal(b, &one); err == nil {
-		*f = Fingerprints{one}
+		*f = nil
+		if one != "" { // "" is no pin, as it always was
+			*f = Fingerprints{one}
+		}
 		return nil
 	}
 	var list []string

@@ -122,6 +122,9 @@ func TestLoad(t *testing.T) {
 		{"fail/partner-second-fingerprint", func(m map[string]any) {
 			partnerAt(m, 0)["tls_identity"] = map[string]any{"sha256": []any{strings.Repeat("a", 64), "abc"}}
 		}, "acme-hr", "tls_identity.sha256[1]"},
+		{"ok/partner-fingerprint-empty", func(m map[string]any) {
+			partnerAt(m, 0)["tls_identity"] = map[string]any{"subject_cn": "acme-hr", "sha256": ""}
+		}, "", ""},
 		{"fail/partner-fingerprint-type", func(m map[string]any) { partnerAt(m, 0)["tls_identity"] = map[string]any{"sha256": 7} }, "", "-"},
 		{"fail/partner-without-keys", func(m map[string]any) { delete(partnerAt(m, 0), "jwks") }, "acme-hr", "jwks"},
 		{"fail/partner-keys-twice", func(m map[string]any) { partnerAt(m, 0)["jwks_file"] = "acme.jwks" }, "acme-hr", "jwks"},
