@@ -41,6 +41,9 @@ func notifyInjury(op *etree.Element, payload []byte) error {
 	if r.Person.DateOfBirth == "" || r.Person.Sex == "" || r.Person.Nationality == "" || r.Accident.Narrative == nil || len(r.Wages) == 0 || len(r.Injuries) == 0 {
 		return errors.New("the record lacks what NotifyInjury requires (birth date, sex, nationality, narrative, a wage, an injury)")
 	}
+	if err := fits(r); err != nil {
+		return err
+	}
 	n := op.CreateElement("xb:Notification")
 	ref := p.SenderCaseRef
 	if ref == "" {
@@ -60,14 +63,33 @@ func notifyInjury(op *etree.Element, payload []byte) error {
 	return nil
 }
 
-// notifyPerson writes the Person: up to five identifiers of the agency's
+// fits refuses a record that holds more than a Notification carries (agency
+// XSD: 10 injuries, 5 identifiers, 10 sick-leave periods, 9,999 hours in
+// hospital): cutting it would tell the agency less than the record says,
+// with nothing to show it.
+func fits(r *schema.Record) error {
+	h := r.Outcome.HospitalisedHours
+	switch {
+	case len(r.Injuries) > 10:
+		return fmt.Errorf("the record has %d injuries; a NotifyInjury carries at most 10", len(r.Injuries))
+	case 1+len(r.Person.OtherIDs) > 5:
+		return fmt.Errorf("the record has %d identifiers; a NotifyInjury carries at most 5", 1+len(r.Person.OtherIDs))
+	case len(r.Outcome.MCPeriods) > 10:
+		return fmt.Errorf("the record has %d medical-leave periods; a NotifyInjury carries at most 10", len(r.Outcome.MCPeriods))
+	case h != nil && *h > 9999:
+		return fmt.Errorf("the record has %d hours in hospital; a NotifyInjury carries at most 9999", *h)
+	}
+	return nil
+}
+
+// notifyPerson writes the Person: the identifiers of the agency's
 // schemes, the first as PersonalId; name, CE birth date, sex, nationality,
 // and the ISCO-08 occupation when the record has one.
 func notifyPerson(n *etree.Element, r *schema.Record) {
 	per := n.CreateElement("xb:Person")
 	ids := append([]schema.ID{r.Person.PrimaryID}, r.Person.OtherIDs...)
 	for i, id := range ids {
-		if !agencySchemes[id.Scheme] || i > 4 {
+		if !agencySchemes[id.Scheme] {
 			continue
 		}
 		name := "xb:ForeignId"
@@ -145,12 +167,9 @@ func notifyAccident(n *etree.Element, r *schema.Record) {
 	nar.SetText(r.Accident.Narrative.Text)
 }
 
-// notifyInjuries writes up to ten Injury elements in ESAW codes.
+// notifyInjuries writes the Injury elements in ESAW codes.
 func notifyInjuries(n *etree.Element, r *schema.Record) {
-	for i, inj := range r.Injuries {
-		if i >= 10 {
-			break
-		}
+	for _, inj := range r.Injuries {
 		e := n.CreateElement("xb:Injury")
 		bp := e.CreateElement("xb:BodyPart")
 		bp.CreateAttr("list", "ESAW")
@@ -165,20 +184,17 @@ func notifyInjuries(n *etree.Element, r *schema.Record) {
 }
 
 // notifyOutcome writes the Outcome: fatal, date of death, hours in
-// hospital (at most 9,999), up to ten sick-leave periods.
+// hospital, sick-leave periods.
 func notifyOutcome(n *etree.Element, r *schema.Record) {
 	out := n.CreateElement("xb:Outcome")
 	out.CreateElement("xb:Fatal").SetText(strconv.FormatBool(r.Outcome.Fatal))
 	if r.Outcome.DateOfDeath != "" {
 		ce(out, "DateOfDeath", r.Outcome.DateOfDeath)
 	}
-	if h := r.Outcome.HospitalisedHours; h != nil && *h <= 9999 {
+	if h := r.Outcome.HospitalisedHours; h != nil {
 		out.CreateElement("xb:HospitalisedHours").SetText(strconv.Itoa(*h))
 	}
-	for i, p := range r.Outcome.MCPeriods {
-		if i >= 10 {
-			break
-		}
+	for _, p := range r.Outcome.MCPeriods {
 		sl := out.CreateElement("xb:SickLeave")
 		ce(sl, "From", p.From)
 		ce(sl, "To", p.To)

@@ -46,6 +46,40 @@ func TestNotifyInjuryRoundTrip(t *testing.T) {
 		back.Wages[0].MYRAmount != rec.Wages[0].MYRAmount || *back.Outcome.MCDays != *rec.Outcome.MCDays {
 		t.Fatalf("round trip differs:\n%+v\n%+v", back, rec)
 	}
+	// A record holding more than a Notification carries is refused, not cut.
+	hours := 10000
+	for _, tc := range []struct {
+		name string
+		edit func(r *schema.Record)
+		want string
+	}{
+		{"fail/eleven-injuries", func(r *schema.Record) {
+			for len(r.Injuries) < 11 {
+				r.Injuries = append(r.Injuries, r.Injuries[0])
+			}
+		}, "11 injuries"},
+		{"fail/six-identifiers", func(r *schema.Record) {
+			r.Person.OtherIDs = nil
+			for _, s := range []string{"TH_PID", "SG_NRIC", "SG_FIN", "BN_IC", "PASSPORT"} {
+				r.Person.OtherIDs = append(r.Person.OtherIDs, schema.ID{Scheme: s, Value: "X1234567", Country: "TH"})
+			}
+		}, "6 identifiers"},
+		{"fail/eleven-periods", func(r *schema.Record) {
+			for len(r.Outcome.MCPeriods) < 11 {
+				r.Outcome.MCPeriods = append(r.Outcome.MCPeriods, r.Outcome.MCPeriods[0])
+			}
+		}, "11 medical-leave periods"},
+		{"fail/hours", func(r *schema.Record) { r.Outcome.HospitalisedHours = &hours }, "10000 hours"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := exampleRecord(t)
+			tc.edit(&r)
+			p, _ := json.Marshal(NotifyInjuryPayload{Record: r})
+			if _, _, _, err := s.envelope(&store.Delivery{Key: "ni-" + tc.name, MessageType: "NotifyInjury", Payload: p}); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("envelope: %v, want a refusal naming %q", err, tc.want)
+			}
+		})
+	}
 	t.Run("fail/record-without-wage", func(t *testing.T) {
 		r := rec
 		r.Wages = nil
