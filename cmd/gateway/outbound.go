@@ -15,7 +15,7 @@ import (
 // runOutbound is "gateway outbound list|retry": the operator's view of the
 // delivery queue.
 func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	usage := "usage: gateway outbound list [--state pending|delivered|dead] [--before ID] [--limit N] | retry (ID | --partner P)   (--dev DIR | --config FILE | --store PATH|DSN)"
+	usage := "usage: gateway outbound list [--partner P] [--state pending|delivered|dead] [--before ID] [--limit N] | retry (ID | --partner P)   (--dev DIR | --config FILE | --store PATH|DSN)"
 	if len(args) == 0 || (args[0] != "list" && args[0] != "retry") {
 		fmt.Fprintln(stderr, usage)
 		return errUsage
@@ -24,7 +24,7 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	state := fs.String("state", "", "only deliveries in this state")
 	before := fs.Int64("before", 0, "list: only deliveries with an id below this (the next page)")
 	limit := fs.Int("limit", 100, "list: at most this many, newest first (1 to 10000)")
-	partnerID := fs.String("partner", "", "retry: every dead letter of this partner (once it is fixed), instead of one ID")
+	partnerID := fs.String("partner", "", "list: only this partner's deliveries; retry: every dead letter of this partner (once it is fixed), instead of one ID")
 	open := storeFlags(fs, "store: SQLite file or postgres:// DSN")
 	if err := parse(fs, args[1:]); err != nil {
 		return errUsage
@@ -73,7 +73,7 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		fmt.Fprintf(stdout, "delivery %d queued again\n", id)
 		return nil
 	}
-	ds, err := st.Deliveries(ctx, *state, *before, *limit)
+	ds, err := st.DeliveriesOf(ctx, *partnerID, *state, *before, *limit)
 	if err != nil {
 		return err
 	}

@@ -174,7 +174,8 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ds, err := a.Store.Deliveries(r.Context(), state, before, limit)
+	partnerID := r.URL.Query().Get("partner")
+	ds, err := a.Store.DeliveriesOf(r.Context(), partnerID, state, before, limit)
 	if err != nil {
 		a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable", err))
 		return
@@ -196,6 +197,9 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(ds) == limit { // a full page: the next one is older (RFC 8288)
 		q := url.Values{"before": {strconv.FormatInt(ds[len(ds)-1].ID, 10)}, "limit": {strconv.Itoa(limit)}}
+		if partnerID != "" {
+			q.Set("partner", partnerID)
+		}
 		if state != "" {
 			q.Set("state", state)
 		}

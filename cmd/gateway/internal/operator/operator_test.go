@@ -129,6 +129,13 @@ func TestOperatorAPI(t *testing.T) {
 		t.Fatalf("the queued delivery changed under a reused id: %+v %v", d, err)
 	}
 	// Pages: newest first, each full page linking to the next (RFC 8288).
+	// Between them, another partner's dead letter.
+	if _, err := st.EnqueueRefused(context.Background(), &store.Delivery{Key: "other-1", PartnerID: "bn-spk", MessageType: "JSON", Payload: []byte(`{}`)},
+		"unknown partner", time.Now(), func(d *store.Delivery) *store.Entry {
+			return &store.Entry{CorrelationID: "c-other", PartnerID: d.PartnerID, ReceivedAt: time.Now(), Route: "OUTBOUND", SourceKey: d.Key}
+		}); err != nil {
+		t.Fatal(err)
+	}
 	for _, k := range []string{"dec-10", "dec-11"} {
 		b := bytes.Replace(req, []byte(`"dec-9"`), []byte(`"`+k+`"`), 1)
 		if r, err := client(op).Post(hs.URL+"/v1/outbound", "application/json", bytes.NewReader(b)); err != nil || r.StatusCode != 202 {
@@ -137,25 +144,36 @@ func TestOperatorAPI(t *testing.T) {
 			r.Body.Close()
 		}
 	}
-	var keys []string
-	for next := "/v1/outbound?state=pending&limit=2"; next != ""; {
-		r, err := client(op).Get(hs.URL + next)
-		if err != nil {
-			t.Fatal(err)
+	pages := func(first string) (keys []string) {
+		for next := first; next != ""; {
+			r, err := client(op).Get(hs.URL + next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var page []struct{ Key string }
+			_ = json.NewDecoder(r.Body).Decode(&page)
+			r.Body.Close()
+			for _, d := range page {
+				keys = append(keys, d.Key)
+			}
+			next = ""
+			if l := r.Header.Get("Link"); l != "" {
+				next = l[1:strings.Index(l, ">")]
+			}
 		}
-		var page []struct{ Key string }
-		_ = json.NewDecoder(r.Body).Decode(&page)
-		r.Body.Close()
-		for _, d := range page {
-			keys = append(keys, d.Key)
-		}
-		next = ""
-		if l := r.Header.Get("Link"); l != "" {
-			next = l[1:strings.Index(l, ">")]
-		}
+		return keys
 	}
+	keys := pages("/v1/outbound?state=pending&limit=2")
 	if want := []string{"dec-11", "dec-10", "dec-9"}; !slices.Equal(keys, want) {
 		t.Fatalf("pages: %v, want %v", keys, want)
+	}
+	// One partner's deliveries, page by page (the link keeps the partner:
+	// bn-spk's dead letter lies between th-sso's).
+	if got, want := pages("/v1/outbound?partner=th-sso&limit=2"), []string{"dec-11", "dec-10", "dec-9"}; !slices.Equal(got, want) {
+		t.Fatalf("th-sso's pages: %v, want %v", got, want)
+	}
+	if got := pages("/v1/outbound?partner=bn-spk"); !slices.Equal(got, []string{"other-1"}) {
+		t.Fatalf("bn-spk's: %v", got)
 	}
 	// A partner's dead letters, all queued again at once.
 	if _, err := st.EnqueueRefused(context.Background(), &store.Delivery{Key: "dead-1", PartnerID: "th-sso", MessageType: "NotifyDecision", Payload: []byte(`{}`)},

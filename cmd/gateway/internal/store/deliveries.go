@@ -256,8 +256,18 @@ func (s *DB) DeliveryByKey(ctx context.Context, key string) (*Delivery, error) {
 // without their payloads. (Oldest first, a busy queue's list never reached
 // its recent deliveries.)
 func (s *DB) Deliveries(ctx context.Context, state string, before int64, limit int) ([]*Delivery, error) {
+	return s.DeliveriesOf(ctx, "", state, before, limit)
+}
+
+// DeliveriesOf is Deliveries to one partner ("" for every partner): what an
+// operator looks at before taking a partner's dead letters back.
+func (s *DB) DeliveriesOf(ctx context.Context, partnerID, state string, before int64, limit int) ([]*Delivery, error) {
 	q := `SELECT ` + summaryCols + ` FROM deliveries WHERE 1 = 1`
 	args := []any{}
+	if partnerID != "" {
+		q += ` AND partner_id = ?`
+		args = append(args, partnerID)
+	}
 	if state != "" {
 		q += ` AND state = ?`
 		args = append(args, state)

@@ -1614,6 +1614,15 @@ func TestDeliveriesPages(t *testing.T) {
 		if want := []string{"k5", "k4", "k3", "k2", "k1"}; !slices.Equal(got, want) {
 			t.Fatalf("pages of 2: %v, want %v", got, want)
 		}
+		// One partner's.
+		if _, err := s.Enqueue(ctx, &store.Delivery{Key: "q1", PartnerID: "p2", MessageType: "JSON", Payload: []byte(`{}`)}, deliveryAt); err != nil {
+			t.Fatal(err)
+		}
+		for partner, want := range map[string]int{"p2": 1, "p1": 5, "": 6, "p3": 0} {
+			if ds, err := s.DeliveriesOf(ctx, partner, store.DeliveryPending, 0, 100); err != nil || len(ds) != want {
+				t.Fatalf("partner %q: %d deliveries, want %d (%v)", partner, len(ds), want, err)
+			}
+		}
 	})
 }
 
