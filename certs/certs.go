@@ -9,6 +9,7 @@ package certs
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -112,6 +113,54 @@ func (ca *CA) issue(cn string, dns []string, ips []net.IP, eku x509.ExtKeyUsage,
 		}
 		key = k
 	}
+	cert, err := ca.issueFor(cn, dns, ips, eku, key.Public())
+	if err != nil {
+		return nil, err
+	}
+	return &Issued{Cert: cert, Key: key}, nil
+}
+
+// IssueFromCSR issues a certificate to commonName for the key of a
+// certificate signing request (PEM), so that the key never leaves its
+// owner: a client certificate (eku ExtKeyUsageClientAuth) or a signing one
+// (0). The request must be signed by its key (proof of possession), and the
+// key one the gateway's TLS and signature policies take: ECDSA P-256 or
+// P-384, Ed25519, or RSA of at least 2048 bits. The request's own subject
+// and extensions are not copied.
+func (ca *CA) IssueFromCSR(commonName string, csrPEM []byte, eku x509.ExtKeyUsage) (*x509.Certificate, error) {
+	b, _ := pem.Decode(csrPEM)
+	if b == nil || b.Type != "CERTIFICATE REQUEST" && b.Type != "NEW CERTIFICATE REQUEST" {
+		return nil, errors.New("not a PEM certificate request")
+	}
+	csr, err := x509.ParseCertificateRequest(b.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("the request is not signed by its key: %w", err)
+	}
+	switch k := csr.PublicKey.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() && k.Curve != elliptic.P384() {
+			return nil, fmt.Errorf("ECDSA key on %s: P-256 or P-384 only", k.Curve.Params().Name)
+		}
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return nil, fmt.Errorf("RSA key of %d bits: at least 2048", k.N.BitLen())
+		}
+	case ed25519.PublicKey:
+	default:
+		return nil, fmt.Errorf("key type %T: ECDSA, RSA or Ed25519 only", k)
+	}
+	var dns []string
+	if eku == x509.ExtKeyUsageClientAuth {
+		dns = []string{commonName}
+	}
+	return ca.issueFor(commonName, dns, nil, eku, csr.PublicKey)
+}
+
+// issueFor issues a certificate for a public key.
+func (ca *CA) issueFor(cn string, dns []string, ips []net.IP, eku x509.ExtKeyUsage, pub crypto.PublicKey) (*x509.Certificate, error) {
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: cn},
@@ -124,18 +173,14 @@ func (ca *CA) issue(cn string, dns []string, ips []net.IP, eku x509.ExtKeyUsage,
 	if eku != 0 {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{eku}
 	}
-	if _, ok := key.(*rsa.PrivateKey); ok {
+	if _, ok := pub.(*rsa.PublicKey); ok {
 		tmpl.KeyUsage |= x509.KeyUsageKeyEncipherment
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.Key)
 	if err != nil {
 		return nil, err
 	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &Issued{Cert: cert, Key: key}, nil
+	return x509.ParseCertificate(der)
 }
 
 // Fingerprint is the lower-case hex SHA-256 of a certificate's DER encoding.

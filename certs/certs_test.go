@@ -1,6 +1,10 @@
 package certs_test
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -212,6 +216,67 @@ func TestClientConfig(t *testing.T) {
 			}
 			if tc.ok != (err == nil) {
 				t.Fatalf("handshake: %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestIssueFromCSR: a certificate for the key of a signing request, to the
+// name the CA gives, for the purpose asked; only keys the gateway's policies
+// take, and only from a request its key signed.
+func TestIssueFromCSR(t *testing.T) {
+	ca, err := certs.NewCA("partners")
+	if err != nil {
+		t.Fatal(err)
+	}
+	request := func(key crypto.Signer, cn string) []byte {
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	}
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	tampered := request(p256, "acme-hr")
+	b, _ := pem.Decode(tampered)
+	b.Bytes[len(b.Bytes)-1] ^= 1
+	tampered = pem.EncodeToMemory(b)
+	for _, tc := range []struct {
+		name    string
+		csr     []byte
+		key     crypto.Signer // whose public half the certificate must hold
+		refusal string
+	}{
+		{"ok/ecdsa-p256", request(p256, "someone-else"), p256, ""},
+		{"ok/rsa-2048", request(rsa2048, "acme-hr"), rsa2048, ""},
+		{"ok/ed25519", request(ed, "acme-hr"), ed, ""},
+		{"fail/ecdsa-p224", request(p224, "acme-hr"), nil, "P-256 or P-384"},
+		{"fail/rsa-1024", request(rsa1024, "acme-hr"), nil, "at least 2048"},
+		{"fail/tampered", tampered, nil, ""},
+		{"fail/not-a-request", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), nil, "not a PEM certificate request"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ca.IssueFromCSR("acme-hr", tc.csr, x509.ExtKeyUsageClientAuth)
+			if tc.key == nil {
+				if err == nil || !strings.Contains(err.Error(), tc.refusal) {
+					t.Fatalf("IssueFromCSR = %v, want a refusal naming %q", err, tc.refusal)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			pool := x509.NewCertPool()
+			pool.AddCert(ca.Cert)
+			if _, err := c.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+				t.Fatalf("does not chain to the CA as a client certificate: %v", err)
+			}
+			if c.Subject.CommonName != "acme-hr" || !tc.key.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(c.PublicKey) {
+				t.Fatalf("issued to %q for another key", c.Subject.CommonName)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -23,7 +24,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 )
 
-const certsUsage = `usage: gateway certs kit --partner ID [--institution TH:SSO] --ca-cert CA.pem --ca-key CA.key [--out DIR]
+const certsUsage = `usage: gateway certs kit --partner ID [--institution TH:SSO] --ca-cert CA.pem --ca-key CA.key [--out DIR] [--csr FILE [--signing-csr FILE]]
        gateway certs rotate-receipt-key (--config FILE [--public-jwks FILE] | --dev DIR)     then SIGHUP the gateway
        gateway certs list (--config FILE | --dev DIR)`
 
@@ -80,10 +81,13 @@ func certsKit(args []string, stdout, stderr io.Writer) error {
 	caCert := fs.String("ca-cert", "", "CA certificate that issues partner client certificates")
 	caKey := fs.String("ca-key", "", "its private key")
 	outDir := fs.String("out", "", "kit directory (default ./kit-ID)")
+	csrFile := fs.String("csr", "", "the partner's certificate signing request (PEM): its client certificate is issued for that key, and no private key is made")
+	signingCSR := fs.String("signing-csr", "", "with --institution and --csr: the agency's request for its WS-Security signing certificate")
 	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
-	if *partnerID == "" || *caCert == "" || *caKey == "" {
+	if *partnerID == "" || *caCert == "" || *caKey == "" || *signingCSR != "" && (*institution == "" || *csrFile == "") ||
+		*institution != "" && *csrFile != "" && *signingCSR == "" {
 		fmt.Fprintln(stderr, certsUsage)
 		return errUsage
 	}
@@ -103,11 +107,14 @@ func certsKit(args []string, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(*outDir, 0o700); err != nil {
 		return err
 	}
+	kit := partnerkit.KitIn(*outDir)
+	if *csrFile != "" {
+		return kitFromCSRs(ca, *partnerID, *institution, *caCert, kit, *csrFile, *signingCSR, stdout)
+	}
 	c, err := ca.IssueClient(*partnerID)
 	if err != nil {
 		return err
 	}
-	kit := partnerkit.KitIn(*outDir)
 	if err := certs.WriteFiles(kit.ClientCert, kit.ClientKey, c.Cert, c.Key); err != nil {
 		return err
 	}
@@ -138,8 +145,7 @@ func certsKit(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintf(stdout, "kit for %s in %s: client.pem, client.key, signing.jwk.json (private: the partner keeps it), jwks.json (public: Perkeso registers it)\n", *partnerID, *outDir)
-	fmt.Fprintf(stdout, "registration: {\"id\": %q, \"tls_identity\": {\"subject_cn\": %q, \"sha256\": %q}, \"jwks_file\": %q, ...}\n",
-		*partnerID, *partnerID, certs.Fingerprint(c.Cert), kit.PublicJWKS)
+	partnerRegistration(stdout, *partnerID, c.Cert, strconv.Quote(kit.PublicJWKS))
 	return nil
 }
 
@@ -237,6 +243,41 @@ func certsList(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// kitFromCSRs issues a kit's certificates for keys the partner made and
+// keeps: the client certificate from its request, and an agency's
+// WS-Security signing certificate from its second; no private key is made
+// or written. A JSON partner sends its public signing keys (a JWKS) itself.
+func kitFromCSRs(ca *certs.CA, partnerID, institution, caCert string, kit partnerkit.Kit, csrFile, signingCSR string, stdout io.Writer) error {
+	issue := func(file, cn, path string, eku x509.ExtKeyUsage) (*x509.Certificate, error) {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		c, err := ca.IssueFromCSR(cn, b, eku)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", file, err)
+		}
+		return c, os.WriteFile(path, certs.CertPEM(c), 0o644)
+	}
+	client, err := issue(csrFile, partnerID, kit.ClientCert, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		return err
+	}
+	if institution == "" {
+		fmt.Fprintf(stdout, "kit for %s in %s: client.pem, issued for the key of %s (the partner keeps the key, and sends its public signing keys as a JWKS)\n", partnerID, kit.Dir, csrFile)
+		partnerRegistration(stdout, partnerID, client, `"<the JWKS the partner sends>"`)
+		return nil
+	}
+	signing, err := issue(signingCSR, institution, kit.SigningCert, 0)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "kit for %s (%s) in %s: client.pem and ws-signing.pem, issued for the keys of %s and %s (the agency keeps the keys)\n",
+		partnerID, institution, kit.Dir, csrFile, signingCSR)
+	agencyRegistration(stdout, partnerID, institution, caCert, client, signing)
+	return nil
+}
+
 // agencyKit adds an agency's WS-Security signing certificate to its kit:
 // RSA 2048, as agencies' PKIs commonly issue, with the institution id as
 // its subject CN, which the registration's signing CA and institution
@@ -250,7 +291,21 @@ func agencyKit(ca *certs.CA, partnerID, institution, caCert string, kit partnerk
 		return err
 	}
 	fmt.Fprintf(stdout, "kit for %s (%s) in %s: client.pem, client.key, ws-signing.pem, ws-signing.key (private: the agency keeps the keys)\n", partnerID, institution, kit.Dir)
-	fmt.Fprintf(stdout, "registration: {\"id\": %q, \"kind\": \"agency\", \"formats\": [\"agency-soap/v1\"], \"institution\": %q, \"tls_identity\": {\"subject_cn\": %q, \"sha256\": %q}, \"signing_ca_file\": %q, \"signing_cert_sha256\": [%q], ...}\n",
-		partnerID, institution, partnerID, certs.Fingerprint(client.Cert), caCert, certs.Fingerprint(sc.Cert))
+	agencyRegistration(stdout, partnerID, institution, caCert, client.Cert, sc.Cert)
 	return nil
+}
+
+// partnerRegistration prints the configuration entry of a JSON partner
+// whose client certificate is client; jwksFile is written as given (JSON).
+func partnerRegistration(stdout io.Writer, partnerID string, client *x509.Certificate, jwksFile string) {
+	fmt.Fprintf(stdout, "registration: {\"id\": %q, \"tls_identity\": {\"subject_cn\": %q, \"sha256\": %q}, \"jwks_file\": %s, ...}\n",
+		partnerID, partnerID, certs.Fingerprint(client), jwksFile)
+}
+
+// agencyRegistration prints the configuration entry of an agency: its client
+// certificate, institution, and the CA and fingerprint of its signing
+// certificate.
+func agencyRegistration(stdout io.Writer, partnerID, institution, caCert string, client, signing *x509.Certificate) {
+	fmt.Fprintf(stdout, "registration: {\"id\": %q, \"kind\": \"agency\", \"formats\": [\"agency-soap/v1\"], \"institution\": %q, \"tls_identity\": {\"subject_cn\": %q, \"sha256\": %q}, \"signing_ca_file\": %q, \"signing_cert_sha256\": [%q], ...}\n",
+		partnerID, institution, partnerID, certs.Fingerprint(client), caCert, certs.Fingerprint(signing))
 }

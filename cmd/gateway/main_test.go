@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -12,6 +13,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"math/big"
 	"os"
@@ -594,6 +596,45 @@ func TestCertsCommands(t *testing.T) {
 	if _, e, err := gateway(t, "certs", "kit", "--partner", "bn-spk", "--institution", "brunei", "--ca-cert", l.CACert, "--ca-key", l.CAKey, "--out", agencyDir+"2"); err == nil || !strings.Contains(e, `--institution "brunei"`) {
 		t.Fatalf("a kit for a bad institution id: %v %s", err, e)
 	}
+	// Kits from the partners' own requests: certificates for their keys, no
+	// private key made or written.
+	csr := func(name string, key crypto.Signer) string {
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "typed-by-them"}}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	own, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ownSigning, _ := rsa.GenerateKey(rand.Reader, 2048)
+	for _, tc := range []struct {
+		name string
+		args []string
+		cert map[string]crypto.Signer // file in the kit: the key it must be for
+	}{
+		{"employer", []string{"--partner", "acme-hr", "--csr", csr("acme.csr", own)}, map[string]crypto.Signer{"client.pem": own}},
+		{"agency", []string{"--partner", "bn-spk", "--institution", "BN:SPK", "--csr", csr("spk.csr", own), "--signing-csr", csr("spk-ws.csr", ownSigning)},
+			map[string]crypto.Signer{"client.pem": own, "ws-signing.pem": ownSigning}},
+	} {
+		out := filepath.Join(t.TempDir(), "csr-kit-"+tc.name)
+		if o, e, err := gateway(t, append([]string{"certs", "kit", "--ca-cert", l.CACert, "--ca-key", l.CAKey, "--out", out}, tc.args...)...); err != nil || !strings.Contains(o, "registration") {
+			t.Fatalf("%s kit from requests: %v %s %s", tc.name, err, o, e)
+		}
+		entries, _ := os.ReadDir(out)
+		if len(entries) != len(tc.cert) {
+			t.Fatalf("%s kit from requests holds %d files, want only the certificates", tc.name, len(entries))
+		}
+		for file, key := range tc.cert {
+			c, err := certs.LoadCertificates(filepath.Join(out, file))
+			if err != nil || !key.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(c[0].PublicKey) || c[0].Subject.CommonName == "typed-by-them" {
+				t.Fatalf("%s %s: not for the request's key, or named as the request asked: %v", tc.name, file, err)
+			}
+		}
+	}
 	if o, _, err := gateway(t, "certs", "list", "--dev", dir); err != nil || !strings.Contains(o, "server") || !strings.Contains(o, "soap-signing") {
 		t.Fatalf("list: %v %s", err, o)
 	}
@@ -724,6 +765,8 @@ func TestFlagsRefused(t *testing.T) {
 		{"fail/submit-url-http", []string{"submit", "--kit", none, "--url", "http://127.0.0.1:8443", "notice.json"}, "must be https://"},
 		{"fail/soap-kit-without-signing-ca", []string{"soap", "--kit", none, "--url", "https://127.0.0.1:8443/soap/v1/exchange", "env.xml"}, "--kit, --url and --signing-ca go together"},
 		{"fail/soap-url-http", []string{"soap", "--kit", none, "--url", "http://127.0.0.1:8443/soap/v1/exchange", "--signing-ca", "ca.pem", "env.xml"}, "must be https://"},
+		{"fail/kit-signing-csr-without-institution", []string{"certs", "kit", "--partner", "acme-hr", "--ca-cert", "ca.pem", "--ca-key", "ca.key", "--csr", "a.csr", "--signing-csr", "b.csr"}, "usage: gateway certs kit"},
+		{"fail/kit-agency-csr-without-signing-csr", []string{"certs", "kit", "--partner", "bn-spk", "--institution", "BN:SPK", "--ca-cert", "ca.pem", "--ca-key", "ca.key", "--csr", "a.csr"}, "usage: gateway certs kit"},
 		{"fail/ingest-batch-zero", []string{"ingest", "--batch", "0"}, "--batch 0: must be 1 to 10000"},
 		{"fail/ingest-batch-huge", []string{"ingest", "--batch", "1000000"}, "--batch 1000000"},
 		{"fail/ingest-idle-zero", []string{"ingest", "--until-caught-up", "--idle", "0s"}, "--idle 0s: must be positive"},

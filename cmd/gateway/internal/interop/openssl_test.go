@@ -1,6 +1,7 @@
 package interop
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -190,6 +191,20 @@ func TestOpenSSLVerifiesIssuedCertificates(t *testing.T) {
 	for name, c := range map[string]*certs.Issued{"client": client, "server": server, "rsa-signing": rsaSigning, "ec-signing": ecSigning} {
 		must(t, os.WriteFile(file(name+".pem"), certs.CertPEM(c.Cert), 0o644))
 	}
+	// A partner's own key: OpenSSL makes it and its request (with a subject
+	// of its own choosing), the CA issues the client certificate for it, and
+	// its key matches the certificate's.
+	run := opensslRun(t, openssl)
+	run("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", file("own.key"),
+		"-subj", "/CN=whatever-they-typed/O=Kilang Contoh", "-out", file("own.csr"))
+	csr, err := os.ReadFile(file("own.csr"))
+	must(t, err)
+	fromCSR, err := ca.IssueFromCSR("kilang-contoh", csr, x509.ExtKeyUsageClientAuth)
+	must(t, err)
+	must(t, os.WriteFile(file("from-csr.pem"), certs.CertPEM(fromCSR), 0o644))
+	if a, b := run("x509", "-in", file("from-csr.pem"), "-noout", "-pubkey"), run("pkey", "-in", file("own.key"), "-pubout"); !bytes.Equal(a, b) {
+		t.Fatalf("the certificate from the request holds another key:\n%s\n%s", a, b)
+	}
 	for _, tc := range []struct {
 		name, cert string
 		args       []string
@@ -197,6 +212,8 @@ func TestOpenSSLVerifiesIssuedCertificates(t *testing.T) {
 	}{
 		{"ok/ca-itself", "ca.pem", []string{"-purpose", "any"}, true},
 		{"ok/client-for-tls-clients", "client.pem", []string{"-purpose", "sslclient"}, true},
+		{"ok/client-from-csr-for-tls-clients", "from-csr.pem", []string{"-purpose", "sslclient"}, true},
+		{"fail/client-from-csr-for-tls-servers", "from-csr.pem", []string{"-purpose", "sslserver"}, false},
 		{"fail/client-for-tls-servers", "client.pem", []string{"-purpose", "sslserver"}, false},
 		{"ok/server-for-tls-servers", "server.pem", []string{"-purpose", "sslserver", "-verify_hostname", "localhost"}, true},
 		{"ok/server-by-address", "server.pem", []string{"-purpose", "sslserver", "-verify_ip", "127.0.0.1"}, true},
