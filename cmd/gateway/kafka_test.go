@@ -372,6 +372,13 @@ func TestSOAPThroughDevMode(t *testing.T) {
 		t.Fatalf("case-messages topic: %v", cm)
 	}
 	verifyCaseMessage(t, d, cm[0]["payload"].(string))
+	// "gateway receipt verify" shows a case message's receipt as signed.
+	var ev struct{ Receipt string }
+	_ = json.Unmarshal([]byte(cm[0]["payload"].(string)), &ev)
+	if o, e, err := gateway(t, "receipt", "verify", "--jwks", d.GatewayJWKS, ev.Receipt); err != nil ||
+		!strings.Contains(o, `"bodySha256"`) || !strings.Contains(o, `"operation": "RequestInformation"`) {
+		t.Fatalf("receipt verify of a case message's receipt: %v\n%s\n%s", err, o, e)
+	}
 }
 
 // verifyCaseMessage checks a case-messages event as a back office does:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -263,12 +264,17 @@ func runReceipt(_ context.Context, args []string, stdin io.Reader, stdout, stder
 	if err != nil {
 		return err
 	}
-	r, err := receipt.Verify(rc, set)
+	// The payload as signed, whatever the receipt's kind: a batch's results
+	// and a case message's statement have members a notice's lacks.
+	payload, err := receipt.VerifyPayload(rc, set)
 	if err != nil {
 		return err
 	}
-	out, _ := json.MarshalIndent(r, "", "  ")
-	fmt.Fprintf(stdout, "%s\n", out)
+	var out bytes.Buffer
+	if err := json.Indent(&out, payload, "", "  "); err != nil {
+		return fmt.Errorf("receipt payload: %w", err)
+	}
+	fmt.Fprintf(stdout, "%s\n", out.Bytes())
 	fmt.Fprintln(stderr, "receipt verified")
 	return nil
 }

@@ -290,6 +290,21 @@ func (e *UnknownKeyError) Error() string { return fmt.Sprintf("no key %q in the 
 // Verify checks a receipt against a published JWKS and returns its payload.
 // The key is chosen by kid, only from the given set.
 func Verify(compact string, set jwk.Set) (*Receipt, error) {
+	payload, err := VerifyPayload(compact, set)
+	if err != nil {
+		return nil, err
+	}
+	var r Receipt
+	if err := json.Unmarshal(payload, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// VerifyPayload checks any JWS the gateway's key signed (a notice's, a
+// claim's or a batch's receipt, a case message's) against a published JWKS
+// and returns its payload as signed.
+func VerifyPayload(compact string, set jwk.Set) ([]byte, error) {
 	compact = strings.TrimSpace(compact)
 	_, key, err := gatewaySigned(compact, set, "receipt", "", "JWKS")
 	if err != nil {
@@ -299,11 +314,7 @@ func Verify(compact string, set jwk.Set) (*Receipt, error) {
 	if err != nil {
 		return nil, fmt.Errorf("receipt signature does not verify: %w", err)
 	}
-	var r Receipt
-	if err := json.Unmarshal(payload, &r); err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return payload, nil
 }
 
 // gatewaySigned parses a compact JWS that the gateway's key signed (what
