@@ -68,14 +68,19 @@ type CaseMessage struct {
 	Receipt string `json:"receipt,omitempty"`
 }
 
+// statement is what a case message's receipt states: every member but the
+// body, and the body's SHA-256.
+func (c *CaseMessage) statement() receipt.CaseMessage {
+	sum := sha256.Sum256([]byte(c.Body))
+	return receipt.CaseMessage{Issuer: receipt.Issuer, Operation: c.Operation, CaseID: c.CaseID, Sender: c.Sender, MessageID: c.MessageID,
+		ReceivedAt: c.ReceivedAt, RequestID: c.RequestID, DocumentsOmitted: c.DocumentsOmitted, BodySHA256: hex.EncodeToString(sum[:])}
+}
+
 // CaseMessageMessage is the event of a case message, keyed by case id, with
 // its receipt when the Builder has a signer.
 func (b *Builder) CaseMessageMessage(partnerID string, at time.Time, c CaseMessage) (store.Message, error) {
 	if b.Receipts != nil {
-		sum := sha256.Sum256([]byte(c.Body))
-		rc, err := b.Receipts.SignCaseMessage(receipt.CaseMessage{Issuer: receipt.Issuer, Operation: c.Operation, CaseID: c.CaseID,
-			Sender: c.Sender, MessageID: c.MessageID, ReceivedAt: c.ReceivedAt, RequestID: c.RequestID,
-			DocumentsOmitted: c.DocumentsOmitted, BodySHA256: hex.EncodeToString(sum[:])})
+		rc, err := b.Receipts.SignCaseMessage(c.statement())
 		if err != nil {
 			return store.Message{}, err
 		}
@@ -105,10 +110,7 @@ func VerifyCaseMessage(value []byte, set jwk.Set) (*CaseMessage, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256([]byte(c.Body))
-	stated := receipt.CaseMessage{Issuer: receipt.Issuer, Operation: c.Operation, CaseID: c.CaseID, Sender: c.Sender, MessageID: c.MessageID,
-		ReceivedAt: c.ReceivedAt, RequestID: c.RequestID, DocumentsOmitted: c.DocumentsOmitted, BodySHA256: hex.EncodeToString(sum[:])}
-	if *st != stated {
+	if *st != c.statement() {
 		return nil, errors.New("case message differs from what its receipt states")
 	}
 	return &c, nil
