@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/app"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
@@ -32,6 +34,7 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	cfgPath := fs.String("config", "", "gateway configuration file (its kafka section: brokers, TLS, SASL, topics)")
 	brokers := fs.String("brokers", "", "comma-separated bootstrap brokers (instead of --dev/--config)")
 	topic := fs.String("topic", "", "verified topic (default from dev.json or the configuration)")
+	caseTopic := fs.String("case-topic", "", "case-messages topic (default from dev.json or the configuration; \"\" reads the verified topic only)")
 	group := fs.String("group", "perkeso-backoffice", "consumer group id")
 	jwksPath := fs.String("jwks", "", "gateway JWKS file used to verify attestations")
 	db := fs.String("db", "", "back-office database: SQLite path (default DIR/backoffice.db) or postgres:// DSN")
@@ -47,7 +50,9 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	case *idle <= 0:
 		return fmt.Errorf("--idle %s: must be positive", *idle)
 	}
-	kcfg, err := ingestSource(ingestFlags{dir: *dir, cfgPath: *cfgPath, brokers: *brokers, topic: topic, jwks: jwksPath, db: db})
+	caseGiven := false
+	fs.Visit(func(f *flag.Flag) { caseGiven = caseGiven || f.Name == "case-topic" })
+	kcfg, err := ingestSource(ingestFlags{dir: *dir, cfgPath: *cfgPath, brokers: *brokers, topic: topic, jwks: jwksPath, db: db, caseTopic: caseTopic, caseGiven: caseGiven})
 	if err != nil {
 		return err
 	}
@@ -63,17 +68,27 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
+	topics := []string{*topic}
+	if *caseTopic != "" && *caseTopic != *topic {
+		topics = append(topics, *caseTopic)
+	}
+	if missing, err := kc.MissingTopics(ctx, topics...); err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	} else if len(missing) > 0 {
+		return fmt.Errorf("the cluster has no topic %s (a consumer group would read nothing until it has): create it, or name another with --topic or --case-topic (--case-topic \"\" reads the verified topic only)",
+			strings.Join(missing, ", "))
+	}
 	sink, err := ingest.OpenSink(*db)
 	if err != nil {
 		return err
 	}
 	defer sink.Close()
-	reader := kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, GroupID: *group, Topic: *topic, Dialer: kc.Dialer(),
+	reader := kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, GroupID: *group, GroupTopics: topics, Dialer: kc.Dialer(),
 		StartOffset: kafka.FirstOffset, CommitInterval: 0, MaxWait: 250 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20})
 	defer reader.Close()
 	log, progress := ingestLog(*cfgPath != "" || *brokers != "", stderr)
 	last := time.Now()
-	c := &ingest.Consumer{Reader: reader, Sink: sink, JWKS: set, Batch: *batch, Log: log,
+	c := &ingest.Consumer{Reader: reader, Sink: sink, CaseTopic: *caseTopic, JWKS: set, Batch: *batch, Log: log,
 		ReloadJWKS: func() (jwk.Set, error) { return partnerkit.ReadJWKS(*jwksPath) },
 		OnBatch: func(p ingest.Progress) {
 			if time.Since(last) >= time.Second {
@@ -81,33 +96,41 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 				progress(p)
 			}
 		}}
-	log.Info("ingest started", "group", *group, "topic", *topic, "brokers", kc.Brokers, "db", sqldialect.Redacted(*db))
+	log.Info("ingest started", "group", *group, "topics", topics, "brokers", kc.Brokers, "db", sqldialect.Redacted(*db))
 	p, err := c.Run(ctx, *until, *idle)
-	fmt.Fprintf(stdout, "ingest: %d consumed, %d ingested, %d quarantined, lag %d, %.0f records/s\n", p.Consumed, p.Ingested, p.Quarantined, p.Lag, p.Rate())
+	fmt.Fprintf(stdout, "ingest: %d consumed, %d ingested, %d quarantined, %d case messages, lag %d, %.0f events/s\n",
+		p.Consumed, p.Ingested, p.Quarantined, p.CaseMessages, p.Lag, p.Rate())
 	return err
 }
 
 // ingestFlags are where ingest finds the cluster, and the flags it fills
 // in from there when they were not given.
 type ingestFlags struct {
-	dir, cfgPath, brokers string
-	topic, jwks, db       *string
+	dir, cfgPath, brokers      string
+	topic, jwks, db, caseTopic *string
+	caseGiven                  bool // --case-topic was given, "" included
 }
 
 // ingestSource reads the cluster's settings from the configuration
 // (--config), the brokers given (--brokers) or a dev gateway's dev.json,
-// and fills in the topic, and from dev.json the JWKS and database, where
-// the flags left them out.
+// and fills in the topics, and from dev.json the JWKS and database, where
+// the flags left them out. With --brokers only the topics given are read.
 func ingestSource(f ingestFlags) (config.Kafka, error) {
+	topics := func(t events.Topics) {
+		if *f.topic == "" {
+			*f.topic = t.Verified
+		}
+		if !f.caseGiven {
+			*f.caseTopic = t.CaseMessages
+		}
+	}
 	switch {
 	case f.cfgPath != "":
 		cfg, err := config.Load(f.cfgPath)
 		if err != nil {
 			return config.Kafka{}, err
 		}
-		if *f.topic == "" {
-			*f.topic = app.Topics(cfg.File.Kafka).Verified
-		}
+		topics(app.Topics(cfg.File.Kafka))
 		return cfg.File.Kafka, nil
 	case f.brokers != "":
 		return config.Kafka{Brokers: strings.Split(f.brokers, ",")}, nil
@@ -120,10 +143,11 @@ func ingestSource(f ingestFlags) (config.Kafka, error) {
 	if err != nil {
 		return config.Kafka{}, err
 	}
+	topics(d.Topics)
 	for _, fill := range []struct {
 		flag *string
 		v    string
-	}{{f.topic, d.Topics.Verified}, {f.jwks, d.GatewayJWKS},
+	}{{f.jwks, d.GatewayJWKS},
 		{f.db, filepath.Join(filepath.Dir(d.DevJSONPath()), "backoffice.db")}} {
 		if *fill.flag == "" {
 			*fill.flag = fill.v
@@ -140,10 +164,11 @@ func ingestLog(service bool, stderr io.Writer) (*slog.Logger, func(ingest.Progre
 		log := slog.New(slog.NewJSONHandler(stderr, nil))
 		return log, func(p ingest.Progress) {
 			log.Info("ingest progress", "consumed", p.Consumed, "ingested", p.Ingested, "quarantined", p.Quarantined,
-				"per_second", math.Round(p.Rate()), "lag", p.Lag)
+				"case_messages", p.CaseMessages, "per_second", math.Round(p.Rate()), "lag", p.Lag)
 		}
 	}
 	return slog.New(slog.NewTextHandler(stderr, nil)), func(p ingest.Progress) {
-		fmt.Fprintf(stderr, "ingest: %d consumed (%d ingested, %d quarantined), %.0f/s, lag %d\n", p.Consumed, p.Ingested, p.Quarantined, p.Rate(), p.Lag)
+		fmt.Fprintf(stderr, "ingest: %d consumed (%d ingested, %d quarantined, %d case messages), %.0f/s, lag %d\n",
+			p.Consumed, p.Ingested, p.Quarantined, p.CaseMessages, p.Rate(), p.Lag)
 	}
 }

@@ -379,6 +379,28 @@ func TestSOAPThroughDevMode(t *testing.T) {
 		!strings.Contains(o, `"bodySha256"`) || !strings.Contains(o, `"operation": "RequestInformation"`) {
 		t.Fatalf("receipt verify of a case message's receipt: %v\n%s\n%s", err, o, e)
 	}
+	// The back office ingests both: the notice's record and the request,
+	// filed by the agency's message id as the receipt states it.
+	if o, e, err := gateway(t, "ingest", "--dev", dir, "--until-caught-up", "--idle", "1s"); err != nil ||
+		!strings.Contains(o, "1 ingested, 0 quarantined, 1 case messages") {
+		t.Fatalf("ingest: %v\n%s\n%s", err, o, e)
+	}
+	bo, err := ingest.OpenSink(filepath.Join(dir, "backoffice.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bo.Close()
+	var op, rowCase, body string
+	if err := bo.DB().QueryRow(`SELECT operation, case_id, body FROM backoffice_case_messages WHERE sender = 'TH:SSO' AND message_id = 'urn:uuid:dev-ri-1'`).
+		Scan(&op, &rowCase, &body); err != nil || op != "RequestInformation" || rowCase != caseID || !strings.Contains(body, "<xb:Code>WAGES_6M</xb:Code>") {
+		t.Fatalf("case message row %s %s %q: %v", op, rowCase, body, err)
+	}
+	// A topic the cluster lacks is named at once (a group on it would
+	// read nothing, from either topic).
+	if o, e, err := gateway(t, "ingest", "--dev", dir, "--case-topic", "perkeso.case-messages.v0", "--until-caught-up"); err == nil ||
+		!strings.Contains(e, "the cluster has no topic perkeso.case-messages.v0") {
+		t.Fatalf("ingest from a topic that does not exist: %v\n%s\n%s", err, o, e)
+	}
 }
 
 // verifyCaseMessage checks a case-messages event as a back office does:

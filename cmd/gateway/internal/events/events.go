@@ -90,9 +90,12 @@ func (b *Builder) CaseMessageMessage(partnerID string, at time.Time, c CaseMessa
 	if err != nil {
 		return store.Message{}, err
 	}
-	id := "agency-soap/v1|" + c.Sender + "|" + c.MessageID
-	return store.Message{Topic: b.Topics.CaseMessages, Key: []byte(c.CaseID), Headers: b.headers(id, TypeCase, partnerID, at), Value: val}, nil
+	return store.Message{Topic: b.Topics.CaseMessages, Key: []byte(c.CaseID), Headers: b.headers(c.EventID(), TypeCase, partnerID, at), Value: val}, nil
 }
+
+// EventID is the event's ce_id: the message's idempotency key in the
+// gateway, the sender's institution and its MessageId.
+func (c *CaseMessage) EventID() string { return "agency-soap/v1|" + c.Sender + "|" + c.MessageID }
 
 // VerifyCaseMessage is what a back office does with a case-messages event
 // before it trusts it: the receipt verifies with a key of the gateway's JWKS

@@ -1,9 +1,10 @@
-// Package ingest is Perkeso's back-office side of the verified topic: a
-// consumer group that re-verifies each record's attestation against the
-// gateway's JWKS, upserts it by record id, and commits offsets only after the
-// database transaction committed. Records that fail verification go to a
-// quarantine table with the reason; nothing unverified reaches the records
-// table.
+// Package ingest is Perkeso's back-office side of the verified and
+// case-messages topics: a consumer group that re-verifies each event's
+// receipt against the gateway's JWKS, upserts it (a record by record id, a
+// case message by sender and message id), and commits offsets only after
+// the database transaction committed. Events that fail verification go to
+// a quarantine table with the reason; nothing unverified reaches the
+// records or case-messages tables.
 package ingest
 
 import (
@@ -26,11 +27,16 @@ import (
 	"github.com/perkeso/jambatan/schema"
 )
 
-// Consumer ingests the verified topic.
+// Consumer ingests the verified topic, and the case-messages topic when
+// its Reader reads it too.
 type Consumer struct {
 	Reader *kafka.Reader
 	Sink   *Sink
-	JWKS   jwk.Set
+	// CaseTopic names the case-messages topic: its events are checked as
+	// case messages (VerifyCaseMessage), every other topic's as verified
+	// notices (Verify).
+	CaseTopic string
+	JWKS      jwk.Set
 	// ReloadJWKS, when set, reads the gateway's JWKS again: called when a
 	// batch holds a receipt by a key JWKS lacks, before any is quarantined.
 	ReloadJWKS func() (jwk.Set, error)
@@ -42,11 +48,12 @@ type Consumer struct {
 
 // Progress counts what the consumer did.
 type Progress struct {
-	Consumed    int64
-	Ingested    int64
-	Quarantined int64
-	Lag         int64 // messages behind the high-water marks of the partitions seen
-	Started     time.Time
+	Consumed     int64
+	Ingested     int64 // records
+	CaseMessages int64 // case messages ingested
+	Quarantined  int64
+	Lag          int64 // messages behind the high-water marks of the partitions seen
+	Started      time.Time
 }
 
 // Rate is records per second since start.
@@ -71,7 +78,11 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 		c.Log = slog.Default()
 	}
 	p := Progress{Started: time.Now()}
-	lag := map[int]int64{}
+	type partition struct {
+		topic string
+		n     int
+	}
+	lag := map[partition]int64{}
 	lastMsg := time.Now()
 	for {
 		msgs, err := c.fetch(ctx, untilCaughtUp)
@@ -90,19 +101,20 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 			continue
 		}
 		lastMsg = time.Now()
-		var rows []Row
-		var q []Quarantined
-		results := c.verifyAll(msgs)
-		for i, m := range msgs {
-			row, reason := results[i].row, results[i].reason
-			if reason != "" {
-				q = append(q, Quarantined{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Reason: reason, Value: m.Value})
-				c.Log.Warn("record quarantined", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "reason", reason)
-				continue
+		var batch Batch
+		for i, v := range c.verifyAll(msgs) {
+			m := msgs[i]
+			switch {
+			case v.reason != "":
+				batch.Quarantined = append(batch.Quarantined, Quarantined{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Reason: v.reason, Value: m.Value})
+				c.Log.Warn("event quarantined", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "reason", v.reason)
+			case m.Topic == c.CaseTopic:
+				batch.CaseMessages = append(batch.CaseMessages, v.caseRow)
+			default:
+				batch.Records = append(batch.Records, v.row)
 			}
-			rows = append(rows, row)
 		}
-		if err := c.Sink.Write(ctx, rows, q); err != nil {
+		if err := c.Sink.Write(ctx, batch); err != nil {
 			return p, fmt.Errorf("back-office write: %w", err)
 		}
 		// Offsets are committed only once the rows are durable: a crash in
@@ -111,15 +123,16 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 			return p, fmt.Errorf("commit offsets: %w", err)
 		}
 		for _, m := range msgs {
-			lag[m.Partition] = m.HighWaterMark - m.Offset - 1
+			lag[partition{m.Topic, m.Partition}] = m.HighWaterMark - m.Offset - 1
 		}
 		p.Lag = 0
 		for _, l := range lag {
 			p.Lag += l
 		}
 		p.Consumed += int64(len(msgs))
-		p.Ingested += int64(len(rows))
-		p.Quarantined += int64(len(q))
+		p.Ingested += int64(len(batch.Records))
+		p.CaseMessages += int64(len(batch.CaseMessages))
+		p.Quarantined += int64(len(batch.Quarantined))
 		if c.OnBatch != nil {
 			c.OnBatch(p)
 		}
@@ -127,7 +140,8 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 }
 
 type verified struct {
-	row        Row
+	row        Row     // a verified notice's
+	caseRow    CaseRow // a case message's
 	reason     string
 	unknownKey bool
 }
@@ -160,7 +174,12 @@ func (c *Consumer) verifyWith(msgs []kafka.Message, set jwk.Set) []verified {
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < len(msgs); i += workers {
-				out[i].row, out[i].reason = check(msgs[i], set, &out[i].unknownKey)
+				v := &out[i]
+				if msgs[i].Topic == c.CaseTopic {
+					v.caseRow, v.reason = checkCase(msgs[i], set, &v.unknownKey)
+				} else {
+					v.row, v.reason = check(msgs[i], set, &v.unknownKey)
+				}
 			}
 		}(w)
 	}
@@ -257,6 +276,31 @@ func check(m kafka.Message, set jwk.Set, unknownKey *bool) (Row, string) {
 	}
 	return Row{RecordID: rec.RecordID, SourceKey: rec.SourceKey, Partner: rc.PartnerID, Record: attested, Receipt: env.Receipt,
 		Attestation: env.Attestation, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, ""
+}
+
+// VerifyCaseMessage checks one case-messages event: the gateway's receipt
+// states every member and the body's SHA-256 (events.VerifyCaseMessage),
+// the key is the case id and ce_id the sender's message id. It returns the
+// row to upsert, or the reason to quarantine.
+func VerifyCaseMessage(m kafka.Message, set jwk.Set) (CaseRow, string) {
+	var unknownKey bool
+	return checkCase(m, set, &unknownKey)
+}
+
+func checkCase(m kafka.Message, set jwk.Set, unknownKey *bool) (CaseRow, string) {
+	c, err := events.VerifyCaseMessage(m.Value, set)
+	if err != nil {
+		var uk *receipt.UnknownKeyError
+		*unknownKey = errors.As(err, &uk)
+		return CaseRow{}, err.Error()
+	}
+	if string(m.Key) != c.CaseID {
+		return CaseRow{}, "key does not match the case id"
+	}
+	if header(m, "ce_id") != c.EventID() {
+		return CaseRow{}, "ce_id does not match the sender and message id"
+	}
+	return CaseRow{CaseMessage: *c, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, ""
 }
 
 // header is the value of m's header key (the last, when repeated), "" when

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -28,10 +29,14 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/pgtest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/mapping"
 )
 
-const topic = "t.verified"
+const (
+	topic     = "t.verified"
+	caseTopic = "t.case-messages"
+)
 
 type fixture struct {
 	signer *receipt.Signer
@@ -50,7 +55,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{signer: s, other: o, b: &events.Builder{Topics: events.Topics{Verified: topic}, Source: "test"}, doc: doc}
+	return &fixture{signer: s, other: o, b: &events.Builder{Topics: events.Topics{Verified: topic, CaseMessages: caseTopic}, Source: "test", Receipts: s}, doc: doc}
 }
 
 // message builds the verified event of notice i; forge selects a defect.
@@ -101,11 +106,53 @@ func (f *fixture) message(t testing.TB, i int, forge string) kafka.Message {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return kafkaMessage(m)
+}
+
+// kafkaMessage is the outbox message m as the relay publishes it.
+func kafkaMessage(m store.Message) kafka.Message {
 	km := kafka.Message{Topic: m.Topic, Key: m.Key, Value: m.Value}
 	for _, h := range m.Headers {
 		km.Headers = append(km.Headers, protocol.Header{Key: h.Key, Value: []byte(h.Value)})
 	}
 	return km
+}
+
+// caseMessage builds the case-messages event of an agency's message i
+// (decisions, and replies to the back office's requests); forge selects a
+// defect.
+func (f *fixture) caseMessage(t testing.TB, i int, forge string) kafka.Message {
+	t.Helper()
+	cm := events.CaseMessage{Operation: "NotifyDecision", CaseID: fmt.Sprintf("MY:PERKESO:XB-2026-%06d", i%7), Sender: "TH:SSO",
+		MessageID: fmt.Sprintf("urn:uuid:m-%d", i), ReceivedAt: "2026-03-20T02:00:00Z",
+		Body: `<xb:NotifyDecision xmlns:xb="urn:xb-injury:exchange:v1"><xb:Outcome>ACCEPTED</xb:Outcome></xb:NotifyDecision>`}
+	if i%3 == 1 {
+		cm.Operation, cm.RequestID, cm.DocumentsOmitted = "InformationReply", fmt.Sprintf("ri-%d", i), i%2 == 0
+	}
+	b := f.b
+	switch forge {
+	case "other-key":
+		b = &events.Builder{Topics: f.b.Topics, Source: "test", Receipts: f.other}
+	case "unsigned": // as builds before case-message receipts published them
+		b = &events.Builder{Topics: f.b.Topics, Source: "test"}
+	}
+	m, err := b.CaseMessageMessage("th-sso", time.Now(), cm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch forge {
+	case "body-altered":
+		m.Value = bytes.Replace(m.Value, []byte("ACCEPTED"), []byte("REJECTED"), 1)
+	case "other-case": // the key files it under another case
+		m.Key = []byte("MY:PERKESO:XB-2026-999999")
+	case "other-id":
+		for i, h := range m.Headers {
+			if h.Key == "ce_id" {
+				m.Headers[i].Value = "agency-soap/v1|TH:SSO|urn:uuid:m-forged"
+			}
+		}
+	}
+	return kafkaMessage(m)
 }
 
 func produce(t testing.TB, addr string, msgs []kafka.Message) {
@@ -121,14 +168,47 @@ func produce(t testing.TB, addr string, msgs []kafka.Message) {
 	}
 }
 
+// consumer reads both topics as a group's member.
 func consumer(addr, group string, sink *ingest.Sink, f *fixture) *ingest.Consumer {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: group, Topic: topic, StartOffset: kafka.FirstOffset,
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: group, GroupTopics: []string{topic, caseTopic}, StartOffset: kafka.FirstOffset,
 		MaxWait: 100 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20, HeartbeatInterval: 500 * time.Millisecond, SessionTimeout: 6 * time.Second,
 		RebalanceTimeout: 6 * time.Second, JoinGroupBackoff: 200 * time.Millisecond})
-	return &ingest.Consumer{Reader: r, Sink: sink, JWKS: f.signer.JWKS(), Batch: 100, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	return &ingest.Consumer{Reader: r, Sink: sink, CaseTopic: caseTopic, JWKS: f.signer.JWKS(), Batch: 100, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
 func sinks(t *testing.T) map[string]func(t testing.TB) string { return pgtest.Targets(t) }
+
+// setUp starts a broker with both topics and opens the sink at target.
+func setUp(t *testing.T, target string) (*broker.Embedded, *fixture, *ingest.Sink) {
+	b, err := broker.Start("", 0, topic, caseTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	sink, err := ingest.OpenSink(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sink.Close() })
+	return b, newFixture(t), sink
+}
+
+// reasons are the quarantine's reasons for the messages of topic (one of
+// the test's constants, written into the query as either database's SQL).
+func reasons(t *testing.T, sink *ingest.Sink, topic string) []string {
+	rows, err := sink.DB().Query(`SELECT reason FROM backoffice_quarantine WHERE topic = '` + topic + `' ORDER BY koffset`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var r string
+		_ = rows.Scan(&r)
+		out = append(out, r)
+	}
+	return out
+}
 
 // TestExactlyOnceEffect: records re-delivered (published twice, consumers
 // restarted, a rebalance between two consumers) are in the table once each;
@@ -136,17 +216,7 @@ func sinks(t *testing.T) map[string]func(t testing.TB) string { return pgtest.Ta
 func TestExactlyOnceEffect(t *testing.T) {
 	for name, target := range sinks(t) {
 		t.Run("ok/"+name, func(t *testing.T) {
-			b, err := broker.Start("", 0, topic)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close()
-			f := newFixture(t)
-			sink, err := ingest.OpenSink(target(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sink.Close()
+			b, f, sink := setUp(t, target(t))
 			const n = 600
 			var msgs []kafka.Message
 			for i := 0; i < n; i++ {
@@ -193,12 +263,12 @@ func TestExactlyOnceEffect(t *testing.T) {
 			}
 			wg.Wait()
 
-			recs, quar, err := sink.Counts(context.Background())
+			got, err := sink.Counts(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if recs != n || quar != int64(len(forgeries)) {
-				t.Fatalf("%d records and %d quarantined, want %d and %d", recs, quar, n, len(forgeries))
+			if got != (ingest.Counts{Records: n, Quarantined: int64(len(forgeries))}) {
+				t.Fatalf("%+v, want %d records and %d quarantined", got, n, len(forgeries))
 			}
 			var redelivered int
 			_ = sink.DB().QueryRow(`SELECT count(*) FROM backoffice_records WHERE deliveries > 1`).Scan(&redelivered)
@@ -210,14 +280,7 @@ func TestExactlyOnceEffect(t *testing.T) {
 			if filed != n {
 				t.Fatalf("%d of %d records filed under the receipts' partner", filed, n)
 			}
-			rows, _ := sink.DB().Query(`SELECT reason FROM backoffice_quarantine ORDER BY koffset`)
-			defer rows.Close()
-			var reasons []string
-			for rows.Next() {
-				var r string
-				_ = rows.Scan(&r)
-				reasons = append(reasons, r)
-			}
+			reasons := reasons(t, sink, topic)
 			// A detached attestation does not say which side changed: a
 			// forged signature and an altered record fail the same check.
 			want := []string{"attestation signature does not verify", "attestation signature does not verify",
@@ -239,6 +302,80 @@ func TestExactlyOnceEffect(t *testing.T) {
 	}
 }
 
+// TestCaseMessagesIngested: the case-messages events the consumer reads
+// beside the verified topic's are checked against the gateway's receipt and
+// upserted once per sender and message id, as signed; forged ones are
+// quarantined with the reason, and the notices' records are ingested as
+// before.
+func TestCaseMessagesIngested(t *testing.T) {
+	for name, target := range sinks(t) {
+		t.Run("ok/"+name, func(t *testing.T) {
+			b, f, sink := setUp(t, target(t))
+			const n, notices = 60, 20
+			var msgs []kafka.Message
+			for i := 0; i < n; i++ {
+				msgs = append(msgs, f.caseMessage(t, i, ""))
+			}
+			msgs = append(msgs, msgs[:30]...) // published twice (at least once)
+			forgeries := map[string]string{
+				"other-key":    "case message receipt signature does not verify",
+				"unsigned":     "case message without a receipt",
+				"body-altered": "case message differs from what its receipt states",
+				"other-case":   "key does not match the case id",
+				"other-id":     "ce_id does not match the sender and message id",
+			}
+			i := n
+			for forge := range forgeries {
+				msgs = append(msgs, f.caseMessage(t, i, forge))
+				i++
+			}
+			for i := 0; i < notices; i++ {
+				msgs = append(msgs, f.message(t, i, "receipt-bound"))
+			}
+			produce(t, b.Addr, msgs)
+
+			c := consumer(b.Addr, "bo", sink, f)
+			defer c.Reader.Close()
+			p, err := c.Run(context.Background(), true, 2*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := ingest.Counts{Records: notices, CaseMessages: n, Quarantined: int64(len(forgeries))}
+			got, err := sink.Counts(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want || p.CaseMessages != n+30 || p.Ingested != notices || p.Consumed != int64(len(msgs)) {
+				t.Fatalf("tables %+v, progress %+v; want %+v, %d case messages consumed", got, p, want, n+30)
+			}
+			var redelivered int
+			_ = sink.DB().QueryRow(`SELECT count(*) FROM backoffice_case_messages WHERE deliveries = 2`).Scan(&redelivered)
+			if redelivered != 30 {
+				t.Fatalf("%d case messages counted as delivered twice, want 30", redelivered)
+			}
+			// A row holds the message as signed.
+			var op, caseID, requestID, body, rc string
+			var omitted int
+			if err := sink.DB().QueryRow(`SELECT operation, case_id, request_id, documents_omitted, body, receipt FROM backoffice_case_messages
+				WHERE sender = 'TH:SSO' AND message_id = 'urn:uuid:m-4'`).Scan(&op, &caseID, &requestID, &omitted, &body, &rc); err != nil {
+				t.Fatal(err)
+			}
+			st, err := receipt.VerifyCaseMessage(rc, f.signer.JWKS())
+			sum := sha256.Sum256([]byte(body))
+			if err != nil || op != "InformationReply" || caseID != "MY:PERKESO:XB-2026-000004" || requestID != "ri-4" || omitted != 1 ||
+				st.BodySHA256 != hex.EncodeToString(sum[:]) || st.MessageID != "urn:uuid:m-4" {
+				t.Fatalf("row %s %s %s %d %q (%v)", op, caseID, requestID, omitted, body, err)
+			}
+			reasons := reasons(t, sink, caseTopic)
+			for forge, reason := range forgeries {
+				if !slices.ContainsFunc(reasons, func(r string) bool { return strings.HasPrefix(r, reason) }) {
+					t.Errorf("%s: no quarantine reason %q in %q", forge, reason, reasons)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkIngest measures records/s from the topic into the back-office table.
 func BenchmarkIngest(b *testing.B) {
 	for _, name := range []string{"sqlite", "postgres"} {
@@ -249,7 +386,7 @@ func BenchmarkIngest(b *testing.B) {
 			} else {
 				target = pgtest.DSN(b)
 			}
-			br, err := broker.Start("", 0, topic)
+			br, err := broker.Start("", 0, topic, caseTopic)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -315,12 +452,51 @@ func FuzzVerify(f *testing.F) {
 	})
 }
 
+// FuzzVerifyCaseMessage feeds arbitrary values, keys and ce_id headers to
+// the back office's check of a case-messages event. It never panics, and
+// what it lets through is filed under the case, sender and message id the
+// gateway signed, with the body it signed.
+func FuzzVerifyCaseMessage(f *testing.F) {
+	fx := newFixture(f)
+	set := fx.signer.JWKS()
+	signed := map[string]bool{}
+	for _, i := range []int{0, 1, 4} { // a decision, a reply, a reply whose documents were omitted
+		m := fx.caseMessage(f, i, "")
+		row, reason := ingest.VerifyCaseMessage(m, set)
+		if reason != "" {
+			f.Fatalf("seed %d quarantined: %s", i, reason)
+		}
+		signed[row.CaseID+"\x00"+row.EventID()+"\x00"+row.Body] = true
+		f.Add(m.Value, m.Key, header(m, "ce_id"))
+	}
+	f.Fuzz(func(t *testing.T, value, key []byte, ceID string) {
+		m := kafka.Message{Topic: caseTopic, Key: key, Value: value, Headers: []protocol.Header{{Key: "ce_id", Value: []byte(ceID)}}}
+		row, reason := ingest.VerifyCaseMessage(m, set)
+		if reason != "" {
+			return
+		}
+		if !signed[row.CaseID+"\x00"+row.EventID()+"\x00"+row.Body] || string(key) != row.CaseID || ceID != row.EventID() {
+			t.Fatalf("let through a case message the gateway did not sign: %+v", row.CaseMessage)
+		}
+	})
+}
+
+// header is the value of m's header key.
+func header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
 // TestRotatedKeyIngested: a consumer started before the gateway's receipt
 // key was rotated reads its JWKS file again on meeting the new key, and
 // ingests the records signed with it (they were all quarantined until a
 // restart); a receipt by a key the file never held is still quarantined.
 func TestRotatedKeyIngested(t *testing.T) {
-	b, err := broker.Start("", 0, topic)
+	b, err := broker.Start("", 0, topic, caseTopic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,13 +547,13 @@ func TestRotatedKeyIngested(t *testing.T) {
 	if _, err := c.Run(context.Background(), true, 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	recs, quar, err := sink.Counts(context.Background())
+	got, err := sink.Counts(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var reason string
 	_ = sink.DB().QueryRow(`SELECT reason FROM backoffice_quarantine`).Scan(&reason)
-	if recs != 2 || quar != 1 || !strings.Contains(reason, `no key "gw-stranger"`) {
-		t.Fatalf("%d records and %d quarantined (%q), want 2 and the stranger's", recs, quar, reason)
+	if got != (ingest.Counts{Records: 2, Quarantined: 1}) || !strings.Contains(reason, `no key "gw-stranger"`) {
+		t.Fatalf("%+v (%q), want 2 records and the stranger's quarantined", got, reason)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
 
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 )
 
@@ -26,6 +27,22 @@ type Row struct {
 	Topic                        string
 	Partition                    int
 	Offset                       int64
+}
+
+// CaseRow is one verified case message to upsert: the event as its
+// receipt states it.
+type CaseRow struct {
+	events.CaseMessage
+	Topic     string
+	Partition int
+	Offset    int64
+}
+
+// Batch is what one transaction writes.
+type Batch struct {
+	Records      []Row
+	CaseMessages []CaseRow
+	Quarantined  []Quarantined
 }
 
 // Quarantined is a message that failed verification.
@@ -52,6 +69,28 @@ var sinkSchema = []string{
 		deliveries   INTEGER NOT NULL DEFAULT 1,
 		ingested_at  TEXT NOT NULL
 	)`,
+	// An agency's RequestInformation, NotifyDecision or InformationReply,
+	// once per sender and message id (the gateway's idempotency key);
+	// body is the SOAP Body's child in exclusive canonical XML, as the
+	// agency signed it.
+	`CREATE TABLE IF NOT EXISTS backoffice_case_messages (
+		sender       TEXT NOT NULL,
+		message_id   TEXT NOT NULL,
+		operation    TEXT NOT NULL,
+		case_id      TEXT NOT NULL,
+		received_at  TEXT NOT NULL,
+		request_id   TEXT NOT NULL,
+		documents_omitted INTEGER NOT NULL,
+		body         TEXT NOT NULL,
+		receipt      TEXT NOT NULL,
+		topic        TEXT NOT NULL,
+		kpartition   INTEGER NOT NULL,
+		koffset      BIGINT NOT NULL,
+		deliveries   INTEGER NOT NULL DEFAULT 1,
+		ingested_at  TEXT NOT NULL,
+		PRIMARY KEY (sender, message_id)
+	)`,
+	`CREATE INDEX IF NOT EXISTS backoffice_case_messages_case ON backoffice_case_messages (case_id)`,
 	`CREATE TABLE IF NOT EXISTS backoffice_quarantine (
 		topic       TEXT NOT NULL,
 		kpartition  INTEGER NOT NULL,
@@ -95,17 +134,18 @@ func (s *Sink) DB() *sql.DB { return s.db }
 
 func (s *Sink) rebind(q string) string { return sqldialect.Rebind(q, s.postgres) }
 
-// Write upserts records and quarantines messages in one transaction. The
-// upsert by record id makes a re-delivered record a no-op apart from its
-// delivery count: the table holds each record exactly once.
-func (s *Sink) Write(ctx context.Context, rows []Row, q []Quarantined) error {
+// Write upserts records and case messages and quarantines messages in one
+// transaction. The upsert by record id (a case message's by sender and
+// message id) makes a re-delivery a no-op apart from its delivery count:
+// each table holds each event exactly once.
+func (s *Sink) Write(ctx context.Context, b Batch) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
 	now := time.Now().UTC().Format(time.RFC3339Nano)
-	if len(rows) > 0 {
+	if len(b.Records) > 0 {
 		up, err := tx.PrepareContext(ctx, s.rebind(`INSERT INTO backoffice_records
 			(record_id, source_key, partner, record, receipt, attestation, topic, kpartition, koffset, ingested_at)
 			VALUES (?,?,?,?,?,?,?,?,?,?)
@@ -114,14 +154,28 @@ func (s *Sink) Write(ctx context.Context, rows []Row, q []Quarantined) error {
 			return err
 		}
 		defer up.Close()
-		for _, r := range rows {
+		for _, r := range b.Records {
 			if _, err := up.ExecContext(ctx, r.RecordID, r.SourceKey, r.Partner, string(r.Record), r.Receipt, r.Attestation,
 				r.Topic, r.Partition, r.Offset, now); err != nil {
 				return err
 			}
 		}
 	}
-	for _, m := range q {
+	for _, c := range b.CaseMessages {
+		omitted := 0
+		if c.DocumentsOmitted {
+			omitted = 1
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO backoffice_case_messages
+			(sender, message_id, operation, case_id, received_at, request_id, documents_omitted, body, receipt, topic, kpartition, koffset, ingested_at)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+			ON CONFLICT (sender, message_id) DO UPDATE SET deliveries = backoffice_case_messages.deliveries + 1`),
+			c.Sender, c.MessageID, c.Operation, c.CaseID, c.ReceivedAt, c.RequestID, omitted, c.Body, c.Receipt,
+			c.Topic, c.Partition, c.Offset, now); err != nil {
+			return err
+		}
+	}
+	for _, m := range b.Quarantined {
 		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO backoffice_quarantine (topic, kpartition, koffset, msg_key, reason, value, quarantined_at)
 			VALUES (?,?,?,?,?,?,?) ON CONFLICT (topic, kpartition, koffset) DO NOTHING`),
 			m.Topic, m.Partition, m.Offset, string(m.Key), m.Reason, string(m.Value), now); err != nil {
@@ -131,11 +185,21 @@ func (s *Sink) Write(ctx context.Context, rows []Row, q []Quarantined) error {
 	return tx.Commit()
 }
 
-// Counts returns the number of records and quarantined messages.
-func (s *Sink) Counts(ctx context.Context) (records, quarantined int64, err error) {
-	if err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM backoffice_records`).Scan(&records); err != nil {
-		return
+// Counts are the rows of each table.
+type Counts struct {
+	Records, CaseMessages, Quarantined int64
+}
+
+// Counts counts the rows of each table.
+func (s *Sink) Counts(ctx context.Context) (Counts, error) {
+	var n Counts
+	for _, c := range []struct {
+		table string
+		n     *int64
+	}{{"backoffice_records", &n.Records}, {"backoffice_case_messages", &n.CaseMessages}, {"backoffice_quarantine", &n.Quarantined}} {
+		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM `+c.table).Scan(c.n); err != nil {
+			return Counts{}, err
+		}
 	}
-	err = s.db.QueryRowContext(ctx, `SELECT count(*) FROM backoffice_quarantine`).Scan(&quarantined)
-	return
+	return n, nil
 }

@@ -5,6 +5,7 @@ package kafkaclient
 
 import (
 	"cmp"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -100,4 +101,27 @@ func (c *Client) Writer(batch int) *kafka.Writer {
 // Dialer is for readers and admin connections.
 func (c *Client) Dialer() *kafka.Dialer {
 	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: c.TLS, SASLMechanism: c.SASL}
+}
+
+// MissingTopics names those of topics the cluster does not have, asking
+// without creating them. A consumer group that subscribes to a topic the
+// cluster lacks reads nothing at all, from any of its topics (kafka-go's
+// group never settles), so a reader asks first and says which.
+func (c *Client) MissingTopics(ctx context.Context, topics ...string) ([]string, error) {
+	kc := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 10 * time.Second,
+		Transport: &kafka.Transport{TLS: c.TLS, SASL: c.SASL, DialTimeout: 5 * time.Second}}
+	res, err := kc.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, t := range res.Topics {
+		switch {
+		case errors.Is(t.Error, kafka.UnknownTopicOrPartition):
+			missing = append(missing, t.Name)
+		case t.Error != nil:
+			return nil, fmt.Errorf("topic %s: %w", t.Name, t.Error)
+		}
+	}
+	return missing, nil
 }

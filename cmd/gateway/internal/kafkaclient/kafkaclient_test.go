@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -55,6 +56,36 @@ func TestTLSAndSCRAM(t *testing.T) {
 			err = writeOne(kc)
 			if tc.ok != (err == nil) {
 				t.Fatalf("write: %v", err)
+			}
+		})
+	}
+}
+
+// TestMissingTopics: of the topics asked about, those the cluster lacks are
+// named, and asking does not create them.
+func TestMissingTopics(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "present"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	kc, err := kafkaclient.New(config.Kafka{Brokers: c.ListenAddrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		topics []string
+		want   []string
+	}{
+		{"ok/present", []string{"present"}, nil},
+		{"fail/absent", []string{"present", "absent"}, []string{"absent"}},
+		{"fail/absent-still", []string{"absent"}, []string{"absent"}}, // not created by the first ask
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := kc.MissingTopics(context.Background(), tc.topics...)
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Fatalf("missing %q (%v), want %q", got, err, tc.want)
 			}
 		})
 	}
