@@ -40,7 +40,12 @@ type Consumer struct {
 	// ReloadJWKS, when set, reads the gateway's JWKS again: called when a
 	// batch holds a receipt by a key JWKS lacks, before any is quarantined.
 	ReloadJWKS func() (jwk.Set, error)
-	Batch      int           // messages per transaction (default 500)
+	Batch      int // messages per transaction (default 500)
+	// BatchBytes bounds the values a batch holds (default 16 MiB): an
+	// event may be up to a broker's message size (an agency's reply with
+	// its documents, a notice with a large document), and 500 of them
+	// held at once would be half a gigabyte.
+	BatchBytes int
 	Linger     time.Duration // how long to wait to fill a batch (default 20ms)
 	Log        *slog.Logger
 	OnBatch    func(Progress) // called after each committed batch
@@ -70,6 +75,9 @@ func (p Progress) Rate() float64 {
 func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Duration) (Progress, error) {
 	if c.Batch <= 0 {
 		c.Batch = 500
+	}
+	if c.BatchBytes <= 0 {
+		c.BatchBytes = DefaultBatchBytes
 	}
 	if c.Linger <= 0 {
 		c.Linger = 20 * time.Millisecond
@@ -187,7 +195,11 @@ func (c *Consumer) verifyWith(msgs []kafka.Message, set jwk.Set) []verified {
 	return out
 }
 
-// fetch gathers up to Batch messages, waiting at most Linger after the first.
+// DefaultBatchBytes is Consumer.BatchBytes unless set.
+const DefaultBatchBytes = 16 << 20
+
+// fetch gathers up to Batch messages, and stops once their values reach
+// BatchBytes, waiting at most Linger after the first.
 func (c *Consumer) fetch(ctx context.Context, short bool) ([]kafka.Message, error) {
 	var msgs []kafka.Message
 	wait := time.Second
@@ -195,7 +207,8 @@ func (c *Consumer) fetch(ctx context.Context, short bool) ([]kafka.Message, erro
 		wait = 250 * time.Millisecond
 	}
 	deadline := time.Now().Add(wait)
-	for len(msgs) < c.Batch {
+	size := 0
+	for len(msgs) < c.Batch && size < c.BatchBytes {
 		fctx, cancel := context.WithDeadline(ctx, deadline)
 		m, err := c.Reader.FetchMessage(fctx)
 		cancel()
@@ -206,6 +219,7 @@ func (c *Consumer) fetch(ctx context.Context, short bool) ([]kafka.Message, erro
 			return msgs, err
 		}
 		msgs = append(msgs, m)
+		size += len(m.Key) + len(m.Value)
 		if len(msgs) == 1 {
 			deadline = time.Now().Add(c.Linger)
 		}

@@ -129,6 +129,9 @@ func (f *fixture) caseMessage(t testing.TB, i int, forge string) kafka.Message {
 	if i%3 == 1 {
 		cm.Operation, cm.RequestID, cm.DocumentsOmitted = "InformationReply", fmt.Sprintf("ri-%d", i), i%2 == 0
 	}
+	if forge == "large" { // a reply with its documents: 300 KB
+		cm.Body = `<xb:InformationReply xmlns:xb="urn:xb-injury:exchange:v1"><xb:Content>` + strings.Repeat("QUJD", 75<<10) + `</xb:Content></xb:InformationReply>`
+	}
 	b := f.b
 	switch forge {
 	case "other-key":
@@ -373,6 +376,34 @@ func TestCaseMessagesIngested(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBatchBytes: a batch stops growing once its values reach BatchBytes,
+// so large events are not held 500 at a time.
+func TestBatchBytes(t *testing.T) {
+	b, f, sink := setUp(t, filepath.Join(t.TempDir(), "bo.db"))
+	const n = 12
+	var msgs []kafka.Message
+	for i := 0; i < n; i++ {
+		msgs = append(msgs, f.caseMessage(t, i, "large"))
+	}
+	produce(t, b.Addr, msgs)
+	c := consumer(b.Addr, "bo", sink, f)
+	defer c.Reader.Close()
+	c.BatchBytes = 1 << 20
+	var sizes []int64
+	var last int64
+	c.OnBatch = func(p ingest.Progress) {
+		sizes = append(sizes, p.Consumed-last)
+		last = p.Consumed
+	}
+	p, err := c.Run(context.Background(), true, 2*time.Second)
+	if err != nil || p.CaseMessages != n {
+		t.Fatalf("%+v: %v", p, err)
+	}
+	if slices.Max(sizes) > 4 { // the fourth 300 KB value passes 1 MiB
+		t.Fatalf("batches of %v messages, want at most 4 of 300 KB under 1 MiB", sizes)
 	}
 }
 
