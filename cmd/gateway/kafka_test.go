@@ -483,10 +483,18 @@ func TestOutboundRoundTrip(t *testing.T) {
 	}
 	waitBacklog(t, d)
 	st := kcatJSON(t, d.KafkaBootstrap, d.Topics.DeliveryStatus)
+	jwks, err := partnerkit.ReadJWKS(d.GatewayJWKS)
+	if err != nil {
+		t.Fatal(err)
+	}
 	states := map[string]string{}
 	for _, m := range st {
-		var v struct{ Key, State string }
-		_ = json.Unmarshal([]byte(m["payload"].(string)), &v)
+		// Each status, the refused request's included, verifies as the
+		// back office checks one: the gateway's receipt states it.
+		v, err := events.VerifyDeliveryStatus([]byte(m["payload"].(string)), jwks)
+		if err != nil {
+			t.Fatalf("delivery status %v: %v", m["payload"], err)
+		}
 		states[v.Key] = v.State
 	}
 	if states["dec-001"] != "delivered" || states["bad-001"] != "dead-lettered" {

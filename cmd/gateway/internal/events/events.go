@@ -419,17 +419,68 @@ type DeliveryStatus struct {
 	Attempts    int    `json:"attempts"`
 	Error       string `json:"error,omitempty"`
 	At          string `json:"at"`
+	// Receipt is the gateway's signed statement of every other member
+	// (receipt.DeliveryStatusType), when the Builder has a signer: the
+	// back office acts on a status (files later messages under the case
+	// an agency assigned, looks at a dead letter), so it must tell the
+	// gateway's from anything else written to the topic.
+	Receipt string `json:"receipt,omitempty"`
+}
+
+// statusStatement is what a status's receipt signs: the issuer and every
+// member of the status but the receipt.
+type statusStatement struct {
+	Issuer string `json:"iss"`
+	DeliveryStatus
 }
 
 // TypeDeliveryStatus is the CloudEvents type of delivery status events.
 const TypeDeliveryStatus = "my.perkeso.delivery.status.v1"
 
-// DeliveryStatusMessage is a status event on topic, keyed by delivery key.
+// DeliveryStatusMessage is a status event on topic, keyed by delivery key,
+// with its receipt when the Builder has a signer.
 func (b *Builder) DeliveryStatusMessage(topic string, st DeliveryStatus, at time.Time) (store.Message, error) {
+	if b.Receipts != nil {
+		st.Receipt = ""
+		statement, err := json.Marshal(statusStatement{receipt.Issuer, st})
+		if err != nil {
+			return store.Message{}, err
+		}
+		if st.Receipt, err = b.Receipts.SignDeliveryStatus(statement); err != nil {
+			return store.Message{}, err
+		}
+	}
 	val, err := json.Marshal(st)
 	if err != nil {
 		return store.Message{}, err
 	}
 	id := fmt.Sprintf("%s#%d", st.Key, st.Attempts)
 	return store.Message{Topic: topic, Key: []byte(st.Key), Headers: b.headers(id, TypeDeliveryStatus, st.Partner, at), Value: val}, nil
+}
+
+// VerifyDeliveryStatus is what a back office does with a delivery-status
+// event before it acts on it: the receipt verifies with a key of the
+// gateway's JWKS (set) and states every member of the event. It returns
+// the status.
+func VerifyDeliveryStatus(value []byte, set jwk.Set) (*DeliveryStatus, error) {
+	var st DeliveryStatus
+	if err := json.Unmarshal(value, &st); err != nil {
+		return nil, fmt.Errorf("delivery status: %w", err)
+	}
+	if st.Receipt == "" {
+		return nil, errors.New("delivery status without a receipt")
+	}
+	payload, err := receipt.VerifyDeliveryStatus(st.Receipt, set)
+	if err != nil {
+		return nil, err
+	}
+	var signed statusStatement
+	if err := json.Unmarshal(payload, &signed); err != nil {
+		return nil, fmt.Errorf("delivery status receipt: %w", err)
+	}
+	signed.Receipt = st.Receipt
+	if signed != (statusStatement{receipt.Issuer, st}) {
+		return nil, errors.New("delivery status differs from what its receipt states")
+	}
+	return &st, nil
 }

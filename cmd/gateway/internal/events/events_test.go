@@ -269,6 +269,101 @@ func TestCaseMessageReceipt(t *testing.T) {
 	}
 }
 
+// TestDeliveryStatusReceipt: a delivery-status event carries the gateway's
+// receipt, which states every member; VerifyDeliveryStatus takes such an
+// event and refuses it altered, with a member added, signed by another key,
+// without a receipt, or with a case message's receipt in its place.
+func TestDeliveryStatusReceipt(t *testing.T) {
+	signer, set := newSigner(t, "gw-1")
+	other, _ := newSigner(t, "gw-1") // the same kid, another key
+	b := &events.Builder{Topics: events.DefaultTopics, Source: "test", Receipts: signer}
+	st := events.DeliveryStatus{DeliveryID: 7, Key: "ni-001", Partner: "th-sso", MessageType: "NotifyInjury", CaseID: "TH:SSO:C-1",
+		State: "delivered", Attempts: 2, At: "2026-03-20T02:00:00Z"}
+	m, err := b.DeliveryStatusMessage("t.status", st, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	edit := func(f func(map[string]any)) []byte {
+		var v map[string]any
+		_ = json.Unmarshal(m.Value, &v)
+		f(v)
+		out, _ := json.Marshal(v)
+		return out
+	}
+	caseReceipt, _ := signer.SignCaseMessage(receipt.CaseMessage{Issuer: receipt.Issuer, CaseID: "TH:SSO:C-1"})
+	forged, _ := (&events.Builder{Topics: events.DefaultTopics, Receipts: other}).DeliveryStatusMessage("t.status", st, time.Now())
+	for _, tc := range []struct {
+		name  string
+		value []byte
+		ok    bool
+	}{
+		{"ok/as-published", m.Value, true},
+		{"fail/state-altered", edit(func(v map[string]any) { v["state"] = "dead-lettered" }), false},
+		{"fail/case-altered", edit(func(v map[string]any) { v["caseId"] = "TH:SSO:C-2" }), false},
+		{"fail/error-added", edit(func(v map[string]any) { v["error"] = "refused" }), false},
+		{"fail/attempts-altered", edit(func(v map[string]any) { v["attempts"] = 1 }), false},
+		{"fail/no-receipt", edit(func(v map[string]any) { delete(v, "receipt") }), false},
+		{"fail/case-message-receipt", edit(func(v map[string]any) { v["receipt"] = caseReceipt }), false},
+		{"fail/another-key", forged.Value, false},
+		{"fail/not-json", []byte("delivered"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := events.VerifyDeliveryStatus(tc.value, set)
+			if tc.ok != (err == nil) {
+				t.Fatalf("VerifyDeliveryStatus: %v", err)
+			}
+			if tc.ok && (got.CaseID != st.CaseID || got.State != st.State || got.Attempts != st.Attempts) {
+				t.Fatalf("returned %+v", got)
+			}
+		})
+	}
+	// Without a signer (tests, tools) the event goes without a receipt.
+	plain, err := (&events.Builder{Topics: events.DefaultTopics}).DeliveryStatusMessage("t.status", st, time.Now())
+	if err != nil || strings.Contains(string(plain.Value), "receipt") {
+		t.Fatalf("unsigned status %s: %v", plain.Value, err)
+	}
+}
+
+// FuzzVerifyDeliveryStatus: VerifyDeliveryStatus reads whatever a topic
+// holds without panicking, and what it lets through is a status the
+// gateway's key signed, member for member.
+func FuzzVerifyDeliveryStatus(f *testing.F) {
+	path := filepath.Join(f.TempDir(), "k.json")
+	if err := receipt.GenerateKeyFile(path, "gw-1"); err != nil {
+		f.Fatal(err)
+	}
+	signer, err := receipt.LoadSigner(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	set := signer.JWKS()
+	b := &events.Builder{Topics: events.DefaultTopics, Source: "fuzz", Receipts: signer}
+	signed := map[events.DeliveryStatus]bool{}
+	for _, st := range []events.DeliveryStatus{
+		{DeliveryID: 1, Key: "ni-1", Partner: "th-sso", MessageType: "NotifyInjury", CaseID: "TH:SSO:C-1", State: "delivered", Attempts: 1, At: "2026-03-20T02:00:00Z"},
+		{DeliveryID: 2, Key: "é\u2028<&>", Partner: "p", MessageType: "NotifyDecision", State: "dead-lettered", Attempts: 8, Error: "fault: \"soap:Server\"", At: "x"},
+	} {
+		m, err := b.DeliveryStatusMessage("t.status", st, time.Now())
+		if err != nil {
+			f.Fatal(err)
+		}
+		var withReceipt events.DeliveryStatus
+		_ = json.Unmarshal(m.Value, &withReceipt)
+		signed[withReceipt] = true
+		f.Add(m.Value)
+	}
+	f.Add([]byte(`{"receipt":"a.b.c","state":"delivered"}`))
+	f.Fuzz(func(t *testing.T, value []byte) {
+		got, err := events.VerifyDeliveryStatus(value, set)
+		if err != nil {
+			return
+		}
+		if !signed[*got] {
+			t.Fatalf("accepted %+v, which the gateway did not sign", got)
+		}
+	})
+}
+
 // newSigner is a receipt signer with a new key and the JWKS of its public half.
 func newSigner(t *testing.T, kid string) (*receipt.Signer, jwk.Set) {
 	t.Helper()

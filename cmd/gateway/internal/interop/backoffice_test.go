@@ -78,18 +78,10 @@ func TestNodeBackOfficeVerifiesEvents(t *testing.T) {
 		t.Fatalf("%d verified events for %d notices", len(evs), len(docs))
 	}
 
-	tmp := t.TempDir()
-	write := func(name string, v any) string {
-		b, err := json.Marshal(v)
-		must(t, err)
-		f := filepath.Join(tmp, name)
-		must(t, os.WriteFile(f, b, 0o600))
-		return f
-	}
 	partnerKeys, err := jwk.PublicSetOf(jwkSet(t, a.SigningKey))
 	must(t, err)
-	out := runNode(t, dir, []string{"EVENTS=" + write("events.json", evs), "GATEWAY_JWKS=" + write("gateway.json", env.Receipts.JWKS()),
-		"PARTNER_JWKS=" + write("partner.json", partnerKeys)}, "backoffice-verify.mjs")
+	out := runNode(t, dir, []string{"EVENTS=" + jsonFile(t, "events.json", evs), "GATEWAY_JWKS=" + jsonFile(t, "gateway.json", env.Receipts.JWKS()),
+		"PARTNER_JWKS=" + jsonFile(t, "partner.json", partnerKeys)}, "backoffice-verify.mjs")
 	var found []struct {
 		Receipt, JWS, Document, Error          string
 		RecordShaRaw, RecordShaNaive, RecordID bool
@@ -135,18 +127,50 @@ func TestNodeVerifiesCaseMessages(t *testing.T) {
 		values = append(values, string(m.Value))
 	}
 	values = append(values, strings.Replace(values[0], "Jatuh", "Jatuh tidak", 1), strings.Replace(values[1], "TH:SSO:CASE-9", "TH:SSO:CASE-8", 1))
-	evs, _ := json.Marshal(values)
-	write := func(name string, v []byte) string {
-		p := filepath.Join(t.TempDir(), name)
-		must(t, os.WriteFile(p, v, 0o600))
-		return p
-	}
-	jwks, _ := json.Marshal(env.Receipts.JWKS())
-	out := runNode(t, dir, []string{"EVENTS=" + write("events.json", evs), "GATEWAY_JWKS=" + write("gateway.json", jwks)}, "casemessage-verify.mjs")
+	out := runNode(t, dir, []string{"EVENTS=" + jsonFile(t, "events.json", values), "GATEWAY_JWKS=" + jsonFile(t, "gateway.json", env.Receipts.JWKS())}, "casemessage-verify.mjs")
 	var found []string
 	must(t, json.Unmarshal(out, &found))
 	want := []string{"ok", "ok", "Error: body differs", "Error: caseId differs"}
 	if !slices.Equal(found, want) {
 		t.Fatalf("npm jose found %q, want %q", found, want)
 	}
+}
+
+// TestNodeVerifiesDeliveryStatuses: a back office written in Node from the
+// README (status-verify.mjs, npm jose) verifies the receipts of
+// delivery-status events as the gateway builds them, and finds a status,
+// a case and an error that are not the ones signed.
+func TestNodeVerifiesDeliveryStatuses(t *testing.T) {
+	dir := nodeModules(t)
+	env := gatewaytest.Start(t, gatewaytest.Options{})
+	b := &events.Builder{Topics: events.DefaultTopics, Source: "test", Receipts: env.Receipts}
+	var values []string
+	for _, st := range []events.DeliveryStatus{
+		{DeliveryID: 1, Key: "ni-001", Partner: "th-sso", MessageType: "NotifyInjury", CaseID: "TH:SSO:CASE-9", State: "delivered", Attempts: 1, At: "2026-03-20T02:00:00Z"},
+		{DeliveryID: 2, Key: "dec-001", Partner: "th-sso", MessageType: "NotifyDecision", CaseID: "MY:PERKESO:XB-2026-000731", State: "retrying", Attempts: 3,
+			Error: "soap fault client.case.unknown: café – \u2028 <5 m>", At: "2026-03-20T02:00:05Z"},
+	} {
+		m, err := b.DeliveryStatusMessage("perkeso.delivery-status.v1", st, time.Now())
+		must(t, err)
+		values = append(values, string(m.Value))
+	}
+	values = append(values, strings.Replace(values[1], `"retrying"`, `"delivered"`, 1), strings.Replace(values[0], "TH:SSO:CASE-9", "TH:SSO:CASE-8", 1),
+		strings.Replace(values[0], `"state"`, `"error":"x","state"`, 1))
+	out := runNode(t, dir, []string{"EVENTS=" + jsonFile(t, "events.json", values), "GATEWAY_JWKS=" + jsonFile(t, "gateway.json", env.Receipts.JWKS())}, "status-verify.mjs")
+	var found []string
+	must(t, json.Unmarshal(out, &found))
+	want := []string{"ok", "ok", "Error: state differs", "Error: caseId differs", "Error: error differs"}
+	if !slices.Equal(found, want) {
+		t.Fatalf("npm jose found %q, want %q", found, want)
+	}
+}
+
+// jsonFile writes v as JSON to a new file named name, for a Node script.
+func jsonFile(t *testing.T, name string, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	must(t, err)
+	f := filepath.Join(t.TempDir(), name)
+	must(t, os.WriteFile(f, b, 0o600))
+	return f
 }

@@ -305,14 +305,19 @@ func Verify(compact string, set jwk.Set) (*Receipt, error) {
 // claim's or a batch's receipt, a case message's) against a published JWKS
 // and returns its payload as signed.
 func VerifyPayload(compact string, set jwk.Set) ([]byte, error) {
-	compact = strings.TrimSpace(compact)
-	_, key, err := gatewaySigned(compact, set, "receipt", "", "JWKS")
+	return verifySigned(strings.TrimSpace(compact), set, "receipt", "", "JWKS")
+}
+
+// verifySigned checks a compact JWS as gatewaySigned does and verifies its
+// signature; it returns the payload.
+func verifySigned(compact string, set jwk.Set, what, typ, setName string) ([]byte, error) {
+	_, key, err := gatewaySigned(compact, set, what, typ, setName)
 	if err != nil {
 		return nil, err
 	}
 	payload, err := jws.Verify([]byte(compact), jws.WithKey(jwa.ES256(), key))
 	if err != nil {
-		return nil, fmt.Errorf("receipt signature does not verify: %w", err)
+		return nil, fmt.Errorf("%s signature does not verify: %w", what, err)
 	}
 	return payload, nil
 }
@@ -440,17 +445,31 @@ func (s *Signer) SignCaseMessage(c CaseMessage) (string, error) {
 // JWKS (the key chosen by kid from that set only) and returns its statement;
 // the caller compares it with the event and hashes the event's body.
 func VerifyCaseMessage(compact string, set jwk.Set) (*CaseMessage, error) {
-	_, key, err := gatewaySigned(compact, set, "case message receipt", CaseMessageType, "gateway JWKS")
+	payload, err := verifySigned(compact, set, "case message receipt", CaseMessageType, "gateway JWKS")
 	if err != nil {
 		return nil, err
-	}
-	payload, err := jws.Verify([]byte(compact), jws.WithKey(jwa.ES256(), key))
-	if err != nil {
-		return nil, fmt.Errorf("case message receipt signature does not verify: %w", err)
 	}
 	var c CaseMessage
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// DeliveryStatusType is the typ header of a delivery status's receipt.
+const DeliveryStatusType = "perkeso-delivery-status+jws"
+
+// SignDeliveryStatus returns the compact JWS of a delivery status's
+// statement (its members as JSON, with iss): what the gateway says became
+// of a message the back office sent, which the back office acts on (a
+// case the agency assigned, a dead letter to look at).
+func (s *Signer) SignDeliveryStatus(statement []byte) (string, error) {
+	return s.compact(DeliveryStatusType, statement, false)
+}
+
+// VerifyDeliveryStatus checks a delivery status's receipt against the
+// gateway's JWKS and returns the statement; the caller compares it with the
+// event.
+func VerifyDeliveryStatus(compact string, set jwk.Set) ([]byte, error) {
+	return verifySigned(compact, set, "delivery status receipt", DeliveryStatusType, "gateway JWKS")
 }
