@@ -328,15 +328,7 @@ func TestDeliveryStatusReceipt(t *testing.T) {
 // holds without panicking, and what it lets through is a status the
 // gateway's key signed, member for member.
 func FuzzVerifyDeliveryStatus(f *testing.F) {
-	path := filepath.Join(f.TempDir(), "k.json")
-	if err := receipt.GenerateKeyFile(path, "gw-1"); err != nil {
-		f.Fatal(err)
-	}
-	signer, err := receipt.LoadSigner(path)
-	if err != nil {
-		f.Fatal(err)
-	}
-	set := signer.JWKS()
+	signer, set := newSigner(f, "gw-1")
 	b := &events.Builder{Topics: events.DefaultTopics, Source: "fuzz", Receipts: signer}
 	signed := map[events.DeliveryStatus]bool{}
 	for _, st := range []events.DeliveryStatus{
@@ -365,7 +357,7 @@ func FuzzVerifyDeliveryStatus(f *testing.F) {
 }
 
 // newSigner is a receipt signer with a new key and the JWKS of its public half.
-func newSigner(t *testing.T, kid string) (*receipt.Signer, jwk.Set) {
+func newSigner(t testing.TB, kid string) (*receipt.Signer, jwk.Set) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "k.json")
 	if err := receipt.GenerateKeyFile(path, kid); err != nil {
@@ -382,15 +374,7 @@ func newSigner(t *testing.T, kid string) (*receipt.Signer, jwk.Set) {
 // without panicking, and what it lets through is an event whose every
 // member and body the gateway's key signed.
 func FuzzVerifyCaseMessage(f *testing.F) {
-	path := filepath.Join(f.TempDir(), "k.json")
-	if err := receipt.GenerateKeyFile(path, "gw-1"); err != nil {
-		f.Fatal(err)
-	}
-	signer, err := receipt.LoadSigner(path)
-	if err != nil {
-		f.Fatal(err)
-	}
-	set := signer.JWKS()
+	signer, set := newSigner(f, "gw-1")
 	b := &events.Builder{Topics: events.DefaultTopics, Source: "fuzz", Receipts: signer}
 	for _, cm := range []events.CaseMessage{
 		{Operation: "NotifyDecision", CaseID: "MY:PERKESO:XB-1", Sender: "TH:SSO", MessageID: "urn:uuid:m-1", ReceivedAt: "2026-03-20T02:00:00Z", Body: "<xb:NotifyDecision/>"},
