@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,7 +35,8 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	cfgPath := fs.String("config", "", "gateway configuration file (its kafka section: brokers, TLS, SASL, topics)")
 	brokers := fs.String("brokers", "", "comma-separated bootstrap brokers (instead of --dev/--config)")
 	topic := fs.String("topic", "", "verified topic (default from dev.json or the configuration)")
-	caseTopic := fs.String("case-topic", "", "case-messages topic (default from dev.json or the configuration; \"\" reads the verified topic only)")
+	caseTopic := fs.String("case-topic", "", "case-messages topic (default from dev.json or the configuration; \"\" for none)")
+	statusTopic := fs.String("status-topic", "", "delivery-status topic (default from dev.json, or the configuration when it delivers outbound; \"\" for none)")
 	group := fs.String("group", "perkeso-backoffice", "consumer group id")
 	jwksPath := fs.String("jwks", "", "gateway JWKS file used to verify attestations")
 	db := fs.String("db", "", "back-office database: SQLite path (default DIR/backoffice.db) or postgres:// DSN")
@@ -50,9 +52,10 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	case *idle <= 0:
 		return fmt.Errorf("--idle %s: must be positive", *idle)
 	}
-	caseGiven := false
-	fs.Visit(func(f *flag.Flag) { caseGiven = caseGiven || f.Name == "case-topic" })
-	kcfg, err := ingestSource(ingestFlags{dir: *dir, cfgPath: *cfgPath, brokers: *brokers, topic: topic, jwks: jwksPath, db: db, caseTopic: caseTopic, caseGiven: caseGiven})
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	kcfg, err := ingestSource(ingestFlags{dir: *dir, cfgPath: *cfgPath, brokers: *brokers, topic: topic, jwks: jwksPath, db: db,
+		caseTopic: caseTopic, statusTopic: statusTopic, given: given})
 	if err != nil {
 		return err
 	}
@@ -69,13 +72,15 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return err
 	}
 	topics := []string{*topic}
-	if *caseTopic != "" && *caseTopic != *topic {
-		topics = append(topics, *caseTopic)
+	for _, t := range []string{*caseTopic, *statusTopic} {
+		if t != "" && !slices.Contains(topics, t) {
+			topics = append(topics, t)
+		}
 	}
 	if missing, err := kc.MissingTopics(ctx, topics...); err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	} else if len(missing) > 0 {
-		return fmt.Errorf("the cluster has no topic %s (a consumer group would read nothing until it has): create it, or name another with --topic or --case-topic (--case-topic \"\" reads the verified topic only)",
+		return fmt.Errorf("the cluster has no topic %s (a consumer group would read nothing until it has): create it, or name another with --topic, --case-topic or --status-topic (\"\" for none of the last two)",
 			strings.Join(missing, ", "))
 	}
 	sink, err := ingest.OpenSink(*db)
@@ -88,7 +93,7 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	defer reader.Close()
 	log, progress := ingestLog(*cfgPath != "" || *brokers != "", stderr)
 	last := time.Now()
-	c := &ingest.Consumer{Reader: reader, Sink: sink, CaseTopic: *caseTopic, JWKS: set, Batch: *batch, Log: log,
+	c := &ingest.Consumer{Reader: reader, Sink: sink, CaseTopic: *caseTopic, StatusTopic: *statusTopic, JWKS: set, Batch: *batch, Log: log,
 		ReloadJWKS: func() (jwk.Set, error) { return partnerkit.ReadJWKS(*jwksPath) },
 		OnBatch: func(p ingest.Progress) {
 			if time.Since(last) >= time.Second {
@@ -98,17 +103,17 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		}}
 	log.Info("ingest started", "group", *group, "topics", topics, "brokers", kc.Brokers, "db", sqldialect.Redacted(*db))
 	p, err := c.Run(ctx, *until, *idle)
-	fmt.Fprintf(stdout, "ingest: %d consumed, %d ingested, %d quarantined, %d case messages, lag %d, %.0f events/s\n",
-		p.Consumed, p.Ingested, p.Quarantined, p.CaseMessages, p.Lag, p.Rate())
+	fmt.Fprintf(stdout, "ingest: %d consumed, %d ingested, %d quarantined, %d case messages, %d delivery statuses, lag %d, %.0f events/s\n",
+		p.Consumed, p.Ingested, p.Quarantined, p.CaseMessages, p.Statuses, p.Lag, p.Rate())
 	return err
 }
 
 // ingestFlags are where ingest finds the cluster, and the flags it fills
 // in from there when they were not given.
 type ingestFlags struct {
-	dir, cfgPath, brokers      string
-	topic, jwks, db, caseTopic *string
-	caseGiven                  bool // --case-topic was given, "" included
+	dir, cfgPath, brokers                   string
+	topic, jwks, db, caseTopic, statusTopic *string
+	given                                   map[string]bool // the flags given, "" included
 }
 
 // ingestSource reads the cluster's settings from the configuration
@@ -120,8 +125,11 @@ func ingestSource(f ingestFlags) (config.Kafka, error) {
 		if *f.topic == "" {
 			*f.topic = t.Verified
 		}
-		if !f.caseGiven {
+		if !f.given["case-topic"] {
 			*f.caseTopic = t.CaseMessages
+		}
+		if !f.given["status-topic"] {
+			*f.statusTopic = t.DeliveryStatus
 		}
 	}
 	switch {
@@ -130,7 +138,11 @@ func ingestSource(f ingestFlags) (config.Kafka, error) {
 		if err != nil {
 			return config.Kafka{}, err
 		}
-		topics(app.Topics(cfg.File.Kafka))
+		t := app.Topics(cfg.File.Kafka)
+		if cfg.File.Outbound.ClientCertFile != "" { // it delivers, and publishes statuses
+			t.DeliveryStatus = cfg.File.Outbound.StatusTopic
+		}
+		topics(t)
 		return cfg.File.Kafka, nil
 	case f.brokers != "":
 		return config.Kafka{Brokers: strings.Split(f.brokers, ",")}, nil
@@ -164,11 +176,11 @@ func ingestLog(service bool, stderr io.Writer) (*slog.Logger, func(ingest.Progre
 		log := slog.New(slog.NewJSONHandler(stderr, nil))
 		return log, func(p ingest.Progress) {
 			log.Info("ingest progress", "consumed", p.Consumed, "ingested", p.Ingested, "quarantined", p.Quarantined,
-				"case_messages", p.CaseMessages, "per_second", math.Round(p.Rate()), "lag", p.Lag)
+				"case_messages", p.CaseMessages, "delivery_statuses", p.Statuses, "per_second", math.Round(p.Rate()), "lag", p.Lag)
 		}
 	}
 	return slog.New(slog.NewTextHandler(stderr, nil)), func(p ingest.Progress) {
-		fmt.Fprintf(stderr, "ingest: %d consumed (%d ingested, %d quarantined, %d case messages), %.0f/s, lag %d\n",
-			p.Consumed, p.Ingested, p.Quarantined, p.CaseMessages, p.Rate(), p.Lag)
+		fmt.Fprintf(stderr, "ingest: %d consumed (%d ingested, %d quarantined, %d case messages, %d delivery statuses), %.0f/s, lag %d\n",
+			p.Consumed, p.Ingested, p.Quarantined, p.CaseMessages, p.Statuses, p.Rate(), p.Lag)
 	}
 }

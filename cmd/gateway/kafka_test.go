@@ -505,6 +505,22 @@ func TestOutboundRoundTrip(t *testing.T) {
 			t.Errorf("the request sent with %s compression: %q", z, states["dec-"+z])
 		}
 	}
+	// The back office files each delivery at its latest status.
+	if o, e, err := gateway(t, "ingest", "--dev", dir, "--until-caught-up", "--idle", "1s"); err != nil ||
+		!strings.Contains(o, fmt.Sprintf("0 quarantined, 0 case messages, %d delivery statuses", len(st))) {
+		t.Fatalf("ingest: %v\n%s\n%s", err, o, e)
+	}
+	bo, err := ingest.OpenSink(filepath.Join(dir, "backoffice.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bo.Close()
+	for key, want := range states {
+		var state string
+		if err := bo.DB().QueryRow(`SELECT state FROM backoffice_deliveries WHERE delivery_key = ?`, key).Scan(&state); err != nil || state != want {
+			t.Errorf("back office has %s %q (%v), want %q", key, state, err, want)
+		}
+	}
 	if o, e, err := gateway(t, "outbound", "list", "--dev", dir, "--limit", "1"); err != nil || strings.Count(o, "\n") != 2 || !strings.Contains(e, "1 deliveries, newest first; older ones: --before ") {
 		t.Fatalf("a page of one: %v\n%s%s", err, o, e)
 	}

@@ -1,10 +1,11 @@
-// Package ingest is Perkeso's back-office side of the verified and
-// case-messages topics: a consumer group that re-verifies each event's
-// receipt against the gateway's JWKS, upserts it (a record by record id, a
-// case message by sender and message id), and commits offsets only after
-// the database transaction committed. Events that fail verification go to
-// a quarantine table with the reason; nothing unverified reaches the
-// records or case-messages tables.
+// Package ingest is Perkeso's back-office side of the verified,
+// case-messages and delivery-status topics: a consumer group that
+// re-verifies each event's receipt against the gateway's JWKS, upserts it
+// (a record by record id, a case message by sender and message id, a
+// delivery's latest status by its key), and commits offsets only after the
+// database transaction committed. Events that fail verification go to a
+// quarantine table with the reason; nothing unverified reaches the other
+// tables.
 package ingest
 
 import (
@@ -27,16 +28,17 @@ import (
 	"github.com/perkeso/jambatan/schema"
 )
 
-// Consumer ingests the verified topic, and the case-messages topic when
-// its Reader reads it too.
+// Consumer ingests the verified topic, and the case-messages and
+// delivery-status topics when its Reader reads them too.
 type Consumer struct {
 	Reader *kafka.Reader
 	Sink   *Sink
 	// CaseTopic names the case-messages topic: its events are checked as
-	// case messages (VerifyCaseMessage), every other topic's as verified
-	// notices (Verify).
-	CaseTopic string
-	JWKS      jwk.Set
+	// case messages (VerifyCaseMessage); StatusTopic the delivery-status
+	// topic (VerifyDeliveryStatus). Every other topic's are checked as
+	// verified notices (Verify).
+	CaseTopic, StatusTopic string
+	JWKS                   jwk.Set
 	// ReloadJWKS, when set, reads the gateway's JWKS again: called when a
 	// batch holds a receipt by a key JWKS lacks, before any is quarantined.
 	ReloadJWKS func() (jwk.Set, error)
@@ -56,6 +58,7 @@ type Progress struct {
 	Consumed     int64
 	Ingested     int64 // records
 	CaseMessages int64 // case messages ingested
+	Statuses     int64 // delivery statuses ingested
 	Quarantined  int64
 	Lag          int64 // messages behind the high-water marks of the partitions seen
 	Started      time.Time
@@ -118,6 +121,8 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 				c.Log.Warn("event quarantined", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "reason", v.reason)
 			case m.Topic == c.CaseTopic:
 				batch.CaseMessages = append(batch.CaseMessages, v.caseRow)
+			case m.Topic == c.StatusTopic:
+				batch.Statuses = append(batch.Statuses, v.statusRow)
 			default:
 				batch.Records = append(batch.Records, v.row)
 			}
@@ -140,6 +145,7 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 		p.Consumed += int64(len(msgs))
 		p.Ingested += int64(len(batch.Records))
 		p.CaseMessages += int64(len(batch.CaseMessages))
+		p.Statuses += int64(len(batch.Statuses))
 		p.Quarantined += int64(len(batch.Quarantined))
 		if c.OnBatch != nil {
 			c.OnBatch(p)
@@ -148,8 +154,9 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 }
 
 type verified struct {
-	row        Row     // a verified notice's
-	caseRow    CaseRow // a case message's
+	row        Row       // a verified notice's
+	caseRow    CaseRow   // a case message's
+	statusRow  StatusRow // a delivery status's
 	reason     string
 	unknownKey bool
 }
@@ -183,9 +190,12 @@ func (c *Consumer) verifyWith(msgs []kafka.Message, set jwk.Set) []verified {
 			defer wg.Done()
 			for i := w; i < len(msgs); i += workers {
 				v := &out[i]
-				if msgs[i].Topic == c.CaseTopic {
+				switch msgs[i].Topic {
+				case c.CaseTopic:
 					v.caseRow, v.reason = checkCase(msgs[i], set, &v.unknownKey)
-				} else {
+				case c.StatusTopic:
+					v.statusRow, v.reason = checkStatus(msgs[i], set, &v.unknownKey)
+				default:
 					v.row, v.reason = check(msgs[i], set, &v.unknownKey)
 				}
 			}
@@ -248,16 +258,15 @@ func check(m kafka.Message, set jwk.Set, unknownKey *bool) (Row, string) {
 	if len(env.Record) == 0 || env.Receipt == "" {
 		return Row{}, "envelope lacks record or receipt"
 	}
-	var uk *receipt.UnknownKeyError
 	rc, err := receipt.Verify(env.Receipt, set)
 	if err != nil {
-		*unknownKey = errors.As(err, &uk)
+		*unknownKey = isUnknownKey(err)
 		return Row{}, "receipt: " + err.Error()
 	}
 	attested := []byte(env.Record)
 	if env.Attestation != "" {
 		if attested, err = receipt.VerifyAttestation(env.Attestation, env.Record, set); err != nil {
-			*unknownKey = errors.As(err, &uk)
+			*unknownKey = isUnknownKey(err)
 			return Row{}, err.Error()
 		}
 		var a, b bytes.Buffer
@@ -304,8 +313,7 @@ func VerifyCaseMessage(m kafka.Message, set jwk.Set) (CaseRow, string) {
 func checkCase(m kafka.Message, set jwk.Set, unknownKey *bool) (CaseRow, string) {
 	c, err := events.VerifyCaseMessage(m.Value, set)
 	if err != nil {
-		var uk *receipt.UnknownKeyError
-		*unknownKey = errors.As(err, &uk)
+		*unknownKey = isUnknownKey(err)
 		return CaseRow{}, err.Error()
 	}
 	if string(m.Key) != c.CaseID {
@@ -315,6 +323,33 @@ func checkCase(m kafka.Message, set jwk.Set, unknownKey *bool) (CaseRow, string)
 		return CaseRow{}, "ce_id does not match the sender and message id"
 	}
 	return CaseRow{CaseMessage: *c, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, ""
+}
+
+// VerifyDeliveryStatus checks one delivery-status event: the gateway's
+// receipt states every member (events.VerifyDeliveryStatus), and the key is
+// the delivery's. It returns the row to upsert, or the reason to
+// quarantine.
+func VerifyDeliveryStatus(m kafka.Message, set jwk.Set) (StatusRow, string) {
+	var unknownKey bool
+	return checkStatus(m, set, &unknownKey)
+}
+
+func checkStatus(m kafka.Message, set jwk.Set, unknownKey *bool) (StatusRow, string) {
+	st, err := events.VerifyDeliveryStatus(m.Value, set)
+	if err != nil {
+		*unknownKey = isUnknownKey(err)
+		return StatusRow{}, err.Error()
+	}
+	if string(m.Key) != st.Key {
+		return StatusRow{}, "key does not match the delivery's key"
+	}
+	return StatusRow{DeliveryStatus: *st, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, ""
+}
+
+// isUnknownKey tells whether err is a signature by a key the set lacks.
+func isUnknownKey(err error) bool {
+	var uk *receipt.UnknownKeyError
+	return errors.As(err, &uk)
 }
 
 // header is the value of m's header key (the last, when repeated), "" when

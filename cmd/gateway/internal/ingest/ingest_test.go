@@ -34,8 +34,9 @@ import (
 )
 
 const (
-	topic     = "t.verified"
-	caseTopic = "t.case-messages"
+	topic       = "t.verified"
+	caseTopic   = "t.case-messages"
+	statusTopic = "t.delivery-status"
 )
 
 type fixture struct {
@@ -171,19 +172,19 @@ func produce(t testing.TB, addr string, msgs []kafka.Message) {
 	}
 }
 
-// consumer reads both topics as a group's member.
+// consumer reads the three topics as a group's member.
 func consumer(addr, group string, sink *ingest.Sink, f *fixture) *ingest.Consumer {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: group, GroupTopics: []string{topic, caseTopic}, StartOffset: kafka.FirstOffset,
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: group, GroupTopics: []string{topic, caseTopic, statusTopic}, StartOffset: kafka.FirstOffset,
 		MaxWait: 100 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20, HeartbeatInterval: 500 * time.Millisecond, SessionTimeout: 6 * time.Second,
 		RebalanceTimeout: 6 * time.Second, JoinGroupBackoff: 200 * time.Millisecond})
-	return &ingest.Consumer{Reader: r, Sink: sink, CaseTopic: caseTopic, JWKS: f.signer.JWKS(), Batch: 100, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	return &ingest.Consumer{Reader: r, Sink: sink, CaseTopic: caseTopic, StatusTopic: statusTopic, JWKS: f.signer.JWKS(), Batch: 100, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
 func sinks(t *testing.T) map[string]func(t testing.TB) string { return pgtest.Targets(t) }
 
 // setUp starts a broker with both topics and opens the sink at target.
 func setUp(t *testing.T, target string) (*broker.Embedded, *fixture, *ingest.Sink) {
-	b, err := broker.Start("", 0, topic, caseTopic)
+	b, err := broker.Start("", 0, topic, caseTopic, statusTopic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,6 +380,105 @@ func TestCaseMessagesIngested(t *testing.T) {
 	}
 }
 
+// status is the delivery-status event of st; forge selects a defect.
+func (f *fixture) status(t testing.TB, st events.DeliveryStatus, forge string) kafka.Message {
+	t.Helper()
+	b := f.b
+	if forge == "unsigned" {
+		b = &events.Builder{Topics: f.b.Topics, Source: "test"}
+	}
+	m, err := b.DeliveryStatusMessage(statusTopic, st, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch forge {
+	case "state-altered":
+		m.Value = bytes.Replace(m.Value, []byte(`"state":"retrying"`), []byte(`"state":"delivered"`), 1)
+	case "other-key":
+		m.Key = []byte("dec-999")
+	}
+	return kafkaMessage(m)
+}
+
+// TestDeliveryStatusesIngested: each delivery's row holds its latest
+// verified status, and keeps it when older statuses are read again (a
+// consumer group reading the topic from the start into the same tables);
+// forged statuses are quarantined.
+func TestDeliveryStatusesIngested(t *testing.T) {
+	for name, target := range sinks(t) {
+		t.Run("ok/"+name, func(t *testing.T) {
+			b, f, sink := setUp(t, target(t))
+			at := "2026-03-20T02:00:00Z"
+			ni := events.DeliveryStatus{DeliveryID: 1, Key: "ni-001", Partner: "th-sso", MessageType: "NotifyInjury", State: "retrying", Attempts: 1, Error: "timeout", At: at}
+			dec := events.DeliveryStatus{DeliveryID: 2, Key: "dec-001", Partner: "th-sso", MessageType: "NotifyDecision", CaseID: "TH:SSO:C-1", State: "retrying", Attempts: 1, At: at}
+			var msgs []kafka.Message
+			for i := 1; i <= 3; i++ {
+				ni.Attempts, dec.Attempts = i, i
+				if i == 3 {
+					ni.State, ni.CaseID, ni.Error = "delivered", "TH:SSO:C-9", "" // the case the agency assigned
+					dec.State, dec.Error = "dead-lettered", "soap fault client.case.unknown"
+				}
+				msgs = append(msgs, f.status(t, ni, ""), f.status(t, dec, ""))
+			}
+			forged := events.DeliveryStatus{DeliveryID: 3, Key: "dec-002", Partner: "th-sso", MessageType: "NotifyDecision", State: "retrying", Attempts: 1, At: at}
+			forgeries := map[string]string{
+				"unsigned":      "delivery status without a receipt",
+				"state-altered": "delivery status differs from what its receipt states",
+				"other-key":     "key does not match the delivery's key",
+			}
+			for forge := range forgeries {
+				msgs = append(msgs, f.status(t, forged, forge))
+			}
+			produce(t, b.Addr, msgs)
+			for _, group := range []string{"bo", "bo-again"} { // the second reads every status again
+				c := consumer(b.Addr, group, sink, f)
+				p, err := c.Run(context.Background(), true, 2*time.Second)
+				c.Reader.Close()
+				if err != nil || p.Statuses != 6 {
+					t.Fatalf("%s: %+v: %v", group, p, err)
+				}
+			}
+			got, err := sink.Counts(context.Background())
+			if err != nil || got != (ingest.Counts{Deliveries: 2, Quarantined: int64(len(forgeries))}) {
+				t.Fatalf("tables %+v: %v", got, err)
+			}
+			// The first status, written again after the latest (as a
+			// consumer that lost its partition in a rebalance may): the row
+			// keeps the latest.
+			first := msgs[0]
+			var part int
+			_ = sink.DB().QueryRow(`SELECT kpartition FROM backoffice_deliveries WHERE delivery_key = 'ni-001'`).Scan(&part)
+			row, reason := ingest.VerifyDeliveryStatus(first, f.signer.JWKS())
+			row.Partition, row.Offset = part, 0
+			if err := sink.Write(context.Background(), ingest.Batch{Statuses: []ingest.StatusRow{row}}); reason != "" || err != nil {
+				t.Fatalf("%s %v", reason, err)
+			}
+			for _, want := range []events.DeliveryStatus{ni, dec} {
+				var st events.DeliveryStatus
+				if err := sink.DB().QueryRow(`SELECT delivery_id, partner, message_type, case_id, state, attempts, error, status_at, receipt
+					FROM backoffice_deliveries WHERE delivery_key = '`+want.Key+`'`).Scan(&st.DeliveryID, &st.Partner, &st.MessageType, &st.CaseID,
+					&st.State, &st.Attempts, &st.Error, &st.At, &st.Receipt); err != nil {
+					t.Fatal(err)
+				}
+				st.Key = want.Key
+				value, _ := json.Marshal(st) // the row's status and receipt, as an event
+				if _, err := events.VerifyDeliveryStatus(value, f.signer.JWKS()); err != nil {
+					t.Fatalf("row %+v: %v", st, err)
+				}
+				if st.Receipt = ""; st != want {
+					t.Fatalf("row %+v, want the latest status %+v", st, want)
+				}
+			}
+			reasons := reasons(t, sink, statusTopic)
+			for forge, reason := range forgeries {
+				if !slices.ContainsFunc(reasons, func(r string) bool { return strings.HasPrefix(r, reason) }) {
+					t.Errorf("%s: no quarantine reason %q in %q", forge, reason, reasons)
+				}
+			}
+		})
+	}
+}
+
 // TestBatchBytes: a batch stops growing once its values reach BatchBytes,
 // so large events are not held 500 at a time.
 func TestBatchBytes(t *testing.T) {
@@ -417,7 +517,7 @@ func BenchmarkIngest(b *testing.B) {
 			} else {
 				target = pgtest.DSN(b)
 			}
-			br, err := broker.Start("", 0, topic, caseTopic)
+			br, err := broker.Start("", 0, topic, caseTopic, statusTopic)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -512,6 +612,36 @@ func FuzzVerifyCaseMessage(f *testing.F) {
 	})
 }
 
+// FuzzVerifyDeliveryStatus feeds arbitrary values and keys to the back
+// office's check of a delivery-status event. It never panics, and what it
+// lets through is a status the gateway signed, filed under its key.
+func FuzzVerifyDeliveryStatus(f *testing.F) {
+	fx := newFixture(f)
+	set := fx.signer.JWKS()
+	signed := map[events.DeliveryStatus]bool{}
+	for _, st := range []events.DeliveryStatus{
+		{DeliveryID: 1, Key: "ni-001", Partner: "th-sso", MessageType: "NotifyInjury", CaseID: "TH:SSO:C-9", State: "delivered", Attempts: 3, At: "2026-03-20T02:00:00Z"},
+		{DeliveryID: 2, Key: "dec-001", Partner: "th-sso", MessageType: "NotifyDecision", State: "dead-lettered", Attempts: 8, Error: "soap fault", At: "2026-03-20T02:00:00Z"},
+	} {
+		m := fx.status(f, st, "")
+		row, reason := ingest.VerifyDeliveryStatus(m, set)
+		if reason != "" {
+			f.Fatalf("seed %s quarantined: %s", st.Key, reason)
+		}
+		signed[row.DeliveryStatus] = true
+		f.Add(m.Value, m.Key)
+	}
+	f.Fuzz(func(t *testing.T, value, key []byte) {
+		row, reason := ingest.VerifyDeliveryStatus(kafka.Message{Topic: statusTopic, Key: key, Value: value}, set)
+		if reason != "" {
+			return
+		}
+		if !signed[row.DeliveryStatus] || string(key) != row.Key {
+			t.Fatalf("let through a status the gateway did not sign: %+v", row.DeliveryStatus)
+		}
+	})
+}
+
 // header is the value of m's header key.
 func header(m kafka.Message, key string) string {
 	for _, h := range m.Headers {
@@ -527,7 +657,7 @@ func header(m kafka.Message, key string) string {
 // ingests the records signed with it (they were all quarantined until a
 // restart); a receipt by a key the file never held is still quarantined.
 func TestRotatedKeyIngested(t *testing.T) {
-	b, err := broker.Start("", 0, topic, caseTopic)
+	b, err := broker.Start("", 0, topic, caseTopic, statusTopic)
 	if err != nil {
 		t.Fatal(err)
 	}

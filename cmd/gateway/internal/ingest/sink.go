@@ -38,10 +38,20 @@ type CaseRow struct {
 	Offset    int64
 }
 
-// Batch is what one transaction writes.
+// StatusRow is one verified delivery status: the event as its receipt
+// states it.
+type StatusRow struct {
+	events.DeliveryStatus
+	Topic     string
+	Partition int
+	Offset    int64
+}
+
+// Batch is what one transaction writes, each slice in the topic's order.
 type Batch struct {
 	Records      []Row
 	CaseMessages []CaseRow
+	Statuses     []StatusRow
 	Quarantined  []Quarantined
 }
 
@@ -91,6 +101,26 @@ var sinkSchema = []string{
 		PRIMARY KEY (sender, message_id)
 	)`,
 	`CREATE INDEX IF NOT EXISTS backoffice_case_messages_case ON backoffice_case_messages (case_id)`,
+	// Each delivery the back office asked for, at its latest status: a
+	// delivery's statuses share a partition (keyed by the delivery's key),
+	// so the one at the highest offset is the latest, and a re-delivered
+	// older one leaves the row as it is.
+	`CREATE TABLE IF NOT EXISTS backoffice_deliveries (
+		delivery_key TEXT PRIMARY KEY,
+		delivery_id  BIGINT NOT NULL,
+		partner      TEXT NOT NULL,
+		message_type TEXT NOT NULL,
+		case_id      TEXT NOT NULL,
+		state        TEXT NOT NULL,
+		attempts     INTEGER NOT NULL,
+		error        TEXT NOT NULL,
+		status_at    TEXT NOT NULL,
+		receipt      TEXT NOT NULL,
+		topic        TEXT NOT NULL,
+		kpartition   INTEGER NOT NULL,
+		koffset      BIGINT NOT NULL,
+		ingested_at  TEXT NOT NULL
+	)`,
 	`CREATE TABLE IF NOT EXISTS backoffice_quarantine (
 		topic       TEXT NOT NULL,
 		kpartition  INTEGER NOT NULL,
@@ -134,10 +164,11 @@ func (s *Sink) DB() *sql.DB { return s.db }
 
 func (s *Sink) rebind(q string) string { return sqldialect.Rebind(q, s.postgres) }
 
-// Write upserts records and case messages and quarantines messages in one
-// transaction. The upsert by record id (a case message's by sender and
-// message id) makes a re-delivery a no-op apart from its delivery count:
-// each table holds each event exactly once.
+// Write upserts records, case messages and delivery statuses and
+// quarantines messages in one transaction. The upsert by record id (a case
+// message's by sender and message id) makes a re-delivery a no-op apart
+// from its delivery count: each table holds each event exactly once. A
+// delivery's row takes a status of a later offset only.
 func (s *Sink) Write(ctx context.Context, b Batch) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -175,6 +206,21 @@ func (s *Sink) Write(ctx context.Context, b Batch) error {
 			return err
 		}
 	}
+	for _, st := range b.Statuses {
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO backoffice_deliveries
+			(delivery_key, delivery_id, partner, message_type, case_id, state, attempts, error, status_at, receipt, topic, kpartition, koffset, ingested_at)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+			ON CONFLICT (delivery_key) DO UPDATE SET delivery_id = excluded.delivery_id, partner = excluded.partner,
+				message_type = excluded.message_type, case_id = excluded.case_id, state = excluded.state, attempts = excluded.attempts,
+				error = excluded.error, status_at = excluded.status_at, receipt = excluded.receipt, topic = excluded.topic,
+				kpartition = excluded.kpartition, koffset = excluded.koffset, ingested_at = excluded.ingested_at
+			WHERE excluded.topic <> backoffice_deliveries.topic OR excluded.kpartition <> backoffice_deliveries.kpartition
+				OR excluded.koffset > backoffice_deliveries.koffset`),
+			st.Key, st.DeliveryID, st.Partner, st.MessageType, st.CaseID, st.State, st.Attempts, st.Error, st.At, st.Receipt,
+			st.Topic, st.Partition, st.Offset, now); err != nil {
+			return err
+		}
+	}
 	for _, m := range b.Quarantined {
 		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO backoffice_quarantine (topic, kpartition, koffset, msg_key, reason, value, quarantined_at)
 			VALUES (?,?,?,?,?,?,?) ON CONFLICT (topic, kpartition, koffset) DO NOTHING`),
@@ -187,7 +233,7 @@ func (s *Sink) Write(ctx context.Context, b Batch) error {
 
 // Counts are the rows of each table.
 type Counts struct {
-	Records, CaseMessages, Quarantined int64
+	Records, CaseMessages, Deliveries, Quarantined int64
 }
 
 // Counts counts the rows of each table.
@@ -196,7 +242,8 @@ func (s *Sink) Counts(ctx context.Context) (Counts, error) {
 	for _, c := range []struct {
 		table string
 		n     *int64
-	}{{"backoffice_records", &n.Records}, {"backoffice_case_messages", &n.CaseMessages}, {"backoffice_quarantine", &n.Quarantined}} {
+	}{{"backoffice_records", &n.Records}, {"backoffice_case_messages", &n.CaseMessages},
+		{"backoffice_deliveries", &n.Deliveries}, {"backoffice_quarantine", &n.Quarantined}} {
 		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM `+c.table).Scan(c.n); err != nil {
 			return Counts{}, err
 		}
