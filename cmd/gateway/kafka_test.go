@@ -180,10 +180,17 @@ func TestKcatEndToEnd(t *testing.T) {
 	if len(rej) != 3 {
 		t.Fatalf("%d records on %s, want 3", len(rej), d.Topics.Rejected)
 	}
+	jwks, err := partnerkit.ReadJWKS(d.GatewayJWKS)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, m := range rej {
 		p := m["payload"].(string)
 		if !strings.Contains(p, `"code":"CHECKSUM"`) || strings.Contains(p, "Hafiz") || strings.Contains(p, "forklift") || headers(m)["ce_type"] != "my.perkeso.injury-notice.rejected.v1" {
 			t.Fatalf("rejected record %s", p)
+		}
+		if r, err := events.VerifyRejected([]byte(p), jwks); err != nil || r.Partner != "demo-employer" {
+			t.Fatalf("rejected record %s: %v", p, err)
 		}
 	}
 }

@@ -5,6 +5,7 @@
 package events
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -296,6 +297,9 @@ type Rejected struct {
 	Partner       string             `json:"partner"`
 	Format        string             `json:"format,omitempty"`
 	ReceivedAt    string             `json:"receivedAt"`
+	// Receipt is the gateway's signed statement of every other member
+	// (receipt.RejectionType), when the Builder has a signer.
+	Receipt string `json:"receipt,omitempty"`
 }
 
 // Builder makes outbox messages for one gateway instance.
@@ -401,7 +405,7 @@ func (b *Builder) RejectedMessage(r Rejected, at time.Time) (store.Message, erro
 		ps = append(ps, adapters.Problem{Pointer: Within(p.Pointer, MaxPointer), Code: p.Code}) // messages stay out
 	}
 	r.Problems = ps
-	val, err := json.Marshal(r)
+	val, err := b.signed(&r, receipt.RejectionType)
 	if err != nil {
 		return store.Message{}, err
 	}
@@ -427,30 +431,13 @@ type DeliveryStatus struct {
 	Receipt string `json:"receipt,omitempty"`
 }
 
-// statusStatement is what a status's receipt signs: the issuer and every
-// member of the status but the receipt.
-type statusStatement struct {
-	Issuer string `json:"iss"`
-	DeliveryStatus
-}
-
 // TypeDeliveryStatus is the CloudEvents type of delivery status events.
 const TypeDeliveryStatus = "my.perkeso.delivery.status.v1"
 
 // DeliveryStatusMessage is a status event on topic, keyed by delivery key,
 // with its receipt when the Builder has a signer.
 func (b *Builder) DeliveryStatusMessage(topic string, st DeliveryStatus, at time.Time) (store.Message, error) {
-	if b.Receipts != nil {
-		st.Receipt = ""
-		statement, err := json.Marshal(statusStatement{receipt.Issuer, st})
-		if err != nil {
-			return store.Message{}, err
-		}
-		if st.Receipt, err = b.Receipts.SignDeliveryStatus(statement); err != nil {
-			return store.Message{}, err
-		}
-	}
-	val, err := json.Marshal(st)
+	val, err := b.signed(&st, receipt.DeliveryStatusType)
 	if err != nil {
 		return store.Message{}, err
 	}
@@ -464,23 +451,79 @@ func (b *Builder) DeliveryStatusMessage(topic string, st DeliveryStatus, at time
 // the status.
 func VerifyDeliveryStatus(value []byte, set jwk.Set) (*DeliveryStatus, error) {
 	var st DeliveryStatus
-	if err := json.Unmarshal(value, &st); err != nil {
-		return nil, fmt.Errorf("delivery status: %w", err)
+	if err := verifyOwn(value, &st, set, receipt.DeliveryStatusType, "delivery status"); err != nil {
+		return nil, err
 	}
-	if st.Receipt == "" {
-		return nil, errors.New("delivery status without a receipt")
+	return &st, nil
+}
+
+// VerifyRejected is VerifyDeliveryStatus for a rejected-topic event.
+func VerifyRejected(value []byte, set jwk.Set) (*Rejected, error) {
+	var r Rejected
+	if err := verifyOwn(value, &r, set, receipt.RejectionType, "rejection"); err != nil {
+		return nil, err
 	}
-	payload, err := receipt.VerifyDeliveryStatus(st.Receipt, set)
+	return &r, nil
+}
+
+// ownEvent is an event about the gateway's own doing (a refusal, a
+// delivery's status): its receipt states its every other member.
+type ownEvent interface {
+	receiptMember() *string
+}
+
+func (r *Rejected) receiptMember() *string        { return &r.Receipt }
+func (st *DeliveryStatus) receiptMember() *string { return &st.Receipt }
+
+// statement is what an own event's receipt signs: iss, then every member
+// of the event but the receipt, as the event is written.
+func statement(e ownEvent) ([]byte, error) {
+	rc := e.receiptMember()
+	kept := *rc
+	*rc = ""
+	b, err := json.Marshal(e)
+	*rc = kept
 	if err != nil {
 		return nil, err
 	}
-	var signed statusStatement
-	if err := json.Unmarshal(payload, &signed); err != nil {
-		return nil, fmt.Errorf("delivery status receipt: %w", err)
+	return append([]byte(`{"iss":"`+receipt.Issuer+`",`), b[1:]...), nil
+}
+
+// signed writes e with its receipt of typ when the Builder has a signer.
+func (b *Builder) signed(e ownEvent, typ string) ([]byte, error) {
+	if b.Receipts != nil {
+		st, err := statement(e)
+		if err != nil {
+			return nil, err
+		}
+		if *e.receiptMember(), err = b.Receipts.SignEvent(typ, st); err != nil {
+			return nil, err
+		}
 	}
-	signed.Receipt = st.Receipt
-	if signed != (statusStatement{receipt.Issuer, st}) {
-		return nil, errors.New("delivery status differs from what its receipt states")
+	return json.Marshal(e)
+}
+
+// verifyOwn reads value into e and checks its receipt of typ: it verifies
+// with a key of set and states exactly the event read (what names the
+// event in errors).
+func verifyOwn(value []byte, e ownEvent, set jwk.Set, typ, what string) error {
+	if err := json.Unmarshal(value, e); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	return &st, nil
+	rc := *e.receiptMember()
+	if rc == "" {
+		return fmt.Errorf("%s without a receipt", what)
+	}
+	payload, err := receipt.VerifyEvent(rc, set, typ)
+	if err != nil {
+		return err
+	}
+	want, err := statement(e)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(payload, want) {
+		return fmt.Errorf("%s differs from what its receipt states", what)
+	}
+	return nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/perkeso/jambatan/adapters"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
@@ -235,13 +236,7 @@ func TestCaseMessageReceipt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edit := func(f func(map[string]any)) []byte {
-		var v map[string]any
-		_ = json.Unmarshal(m.Value, &v)
-		f(v)
-		out, _ := json.Marshal(v)
-		return out
-	}
+	edit := func(f func(map[string]any)) []byte { return edited(m.Value, f) }
 	noticeReceipt, _ := signer.Sign(map[string]string{"recordId": "r-1"})
 	forged, _ := (&events.Builder{Topics: events.DefaultTopics, Receipts: other}).CaseMessageMessage("th-sso", time.Now(), cm)
 	for _, tc := range []struct {
@@ -269,91 +264,137 @@ func TestCaseMessageReceipt(t *testing.T) {
 	}
 }
 
-// TestDeliveryStatusReceipt: a delivery-status event carries the gateway's
-// receipt, which states every member; VerifyDeliveryStatus takes such an
-// event and refuses it altered, with a member added, signed by another key,
-// without a receipt, or with a case message's receipt in its place.
-func TestDeliveryStatusReceipt(t *testing.T) {
-	signer, set := newSigner(t, "gw-1")
-	other, _ := newSigner(t, "gw-1") // the same kid, another key
-	b := &events.Builder{Topics: events.DefaultTopics, Source: "test", Receipts: signer}
+// ownEvents are the events about the gateway's own doing, each built by
+// b from one example and read back by its verifier.
+func ownEvents(b *events.Builder) []struct {
+	name   string
+	build  func() (store.Message, error)
+	verify func([]byte, jwk.Set) (any, error)
+	edits  map[string]func(map[string]any) // member alterations a verifier must refuse
+} {
 	st := events.DeliveryStatus{DeliveryID: 7, Key: "ni-001", Partner: "th-sso", MessageType: "NotifyInjury", CaseID: "TH:SSO:C-1",
 		State: "delivered", Attempts: 2, At: "2026-03-20T02:00:00Z"}
-	m, err := b.DeliveryStatusMessage("t.status", st, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	edit := func(f func(map[string]any)) []byte {
-		var v map[string]any
-		_ = json.Unmarshal(m.Value, &v)
-		f(v)
-		out, _ := json.Marshal(v)
-		return out
-	}
-	caseReceipt, _ := signer.SignCaseMessage(receipt.CaseMessage{Issuer: receipt.Issuer, CaseID: "TH:SSO:C-1"})
-	forged, _ := (&events.Builder{Topics: events.DefaultTopics, Receipts: other}).DeliveryStatusMessage("t.status", st, time.Now())
-	for _, tc := range []struct {
-		name  string
-		value []byte
-		ok    bool
+	rj := events.Rejected{ProblemType: "https://perkeso.gov.my/problems/schema-invalid", Status: 422, CorrelationID: "c-1", Partner: "sg-acme",
+		Format: "sg-employer-notice/v1", ReceivedAt: "2026-03-20T02:00:00Z",
+		Problems: []adapters.Problem{{Pointer: "/injury/occurredAt", Code: "format"}, {Pointer: "/employee/é\u2028<&>", Code: "required"}}}
+	return []struct {
+		name   string
+		build  func() (store.Message, error)
+		verify func([]byte, jwk.Set) (any, error)
+		edits  map[string]func(map[string]any)
 	}{
-		{"ok/as-published", m.Value, true},
-		{"fail/state-altered", edit(func(v map[string]any) { v["state"] = "dead-lettered" }), false},
-		{"fail/case-altered", edit(func(v map[string]any) { v["caseId"] = "TH:SSO:C-2" }), false},
-		{"fail/error-added", edit(func(v map[string]any) { v["error"] = "refused" }), false},
-		{"fail/attempts-altered", edit(func(v map[string]any) { v["attempts"] = 1 }), false},
-		{"fail/no-receipt", edit(func(v map[string]any) { delete(v, "receipt") }), false},
-		{"fail/case-message-receipt", edit(func(v map[string]any) { v["receipt"] = caseReceipt }), false},
-		{"fail/another-key", forged.Value, false},
-		{"fail/not-json", []byte("delivered"), false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := events.VerifyDeliveryStatus(tc.value, set)
-			if tc.ok != (err == nil) {
-				t.Fatalf("VerifyDeliveryStatus: %v", err)
-			}
-			if tc.ok && (got.CaseID != st.CaseID || got.State != st.State || got.Attempts != st.Attempts) {
-				t.Fatalf("returned %+v", got)
-			}
-		})
-	}
-	// Without a signer (tests, tools) the event goes without a receipt.
-	plain, err := (&events.Builder{Topics: events.DefaultTopics}).DeliveryStatusMessage("t.status", st, time.Now())
-	if err != nil || strings.Contains(string(plain.Value), "receipt") {
-		t.Fatalf("unsigned status %s: %v", plain.Value, err)
+		{"delivery-status", func() (store.Message, error) { return b.DeliveryStatusMessage("t.status", st, time.Now()) },
+			func(v []byte, set jwk.Set) (any, error) { return events.VerifyDeliveryStatus(v, set) },
+			map[string]func(map[string]any){
+				"state-altered":    func(v map[string]any) { v["state"] = "dead-lettered" },
+				"case-altered":     func(v map[string]any) { v["caseId"] = "TH:SSO:C-2" },
+				"error-added":      func(v map[string]any) { v["error"] = "refused" },
+				"attempts-altered": func(v map[string]any) { v["attempts"] = 1 },
+			}},
+		{"rejection", func() (store.Message, error) { return b.RejectedMessage(rj, time.Now()) },
+			func(v []byte, set jwk.Set) (any, error) { return events.VerifyRejected(v, set) },
+			map[string]func(map[string]any){
+				"partner-altered": func(v map[string]any) { v["partner"] = "sg-other" },
+				"problem-dropped": func(v map[string]any) { v["problems"] = v["problems"].([]any)[:1] },
+				"status-altered":  func(v map[string]any) { v["status"] = 400 },
+				"format-dropped":  func(v map[string]any) { delete(v, "format") },
+			}},
 	}
 }
 
-// FuzzVerifyDeliveryStatus: VerifyDeliveryStatus reads whatever a topic
-// holds without panicking, and what it lets through is a status the
-// gateway's key signed, member for member.
-func FuzzVerifyDeliveryStatus(f *testing.F) {
+// TestOwnEventReceipts: a delivery-status and a rejected event carry the
+// gateway's receipt, which states every member; the verifiers take such an
+// event and refuse it altered, signed by another key, without a receipt,
+// or with another kind's receipt in its place.
+func TestOwnEventReceipts(t *testing.T) {
+	signer, set := newSigner(t, "gw-1")
+	other, _ := newSigner(t, "gw-1") // the same kid, another key
+	caseReceipt, _ := signer.SignCaseMessage(receipt.CaseMessage{Issuer: receipt.Issuer, CaseID: "TH:SSO:C-1"})
+	kinds := ownEvents(&events.Builder{Topics: events.DefaultTopics, Source: "test", Receipts: signer})
+	forgedKinds := ownEvents(&events.Builder{Topics: events.DefaultTopics, Source: "test", Receipts: other})
+	for k, kind := range kinds {
+		m, err := kind.build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged, _ := forgedKinds[k].build()
+		otherKind, _ := kinds[1-k].build()
+		edit := func(f func(map[string]any)) []byte { return edited(m.Value, f) }
+		type tc struct {
+			name  string
+			value []byte
+			ok    bool
+		}
+		cases := []tc{
+			{"ok/as-published", m.Value, true},
+			{"ok/members-reordered", edit(func(map[string]any) {}), true}, // map keys re-marshalled in sorted order
+			{"fail/no-receipt", edit(func(v map[string]any) { delete(v, "receipt") }), false},
+			{"fail/case-message-receipt", edit(func(v map[string]any) { v["receipt"] = caseReceipt }), false},
+			{"fail/other-kinds-receipt", edit(func(v map[string]any) {
+				var o map[string]any
+				_ = json.Unmarshal(otherKind.Value, &o)
+				v["receipt"] = o["receipt"]
+			}), false},
+			{"fail/another-key", forged.Value, false},
+			{"fail/not-json", []byte("delivered"), false},
+		}
+		for name, f := range kind.edits {
+			cases = append(cases, tc{"fail/" + name, edit(f), false})
+		}
+		for _, c := range cases {
+			t.Run(kind.name+"/"+c.name, func(t *testing.T) {
+				if _, err := kind.verify(c.value, set); c.ok != (err == nil) {
+					t.Fatalf("verify: %v", err)
+				}
+			})
+		}
+		// Without a signer (tests, tools) the event goes without a receipt.
+		plain, err := ownEvents(&events.Builder{Topics: events.DefaultTopics})[k].build()
+		if err != nil || strings.Contains(string(plain.Value), "receipt") {
+			t.Fatalf("unsigned %s %s: %v", kind.name, plain.Value, err)
+		}
+	}
+}
+
+// FuzzVerifyOwnEvent: VerifyDeliveryStatus and VerifyRejected read whatever
+// a topic holds without panicking, and what they let through is an event
+// the gateway's key signed, member for member.
+func FuzzVerifyOwnEvent(f *testing.F) {
 	signer, set := newSigner(f, "gw-1")
-	b := &events.Builder{Topics: events.DefaultTopics, Source: "fuzz", Receipts: signer}
-	signed := map[events.DeliveryStatus]bool{}
-	for _, st := range []events.DeliveryStatus{
-		{DeliveryID: 1, Key: "ni-1", Partner: "th-sso", MessageType: "NotifyInjury", CaseID: "TH:SSO:C-1", State: "delivered", Attempts: 1, At: "2026-03-20T02:00:00Z"},
-		{DeliveryID: 2, Key: "é\u2028<&>", Partner: "p", MessageType: "NotifyDecision", State: "dead-lettered", Attempts: 8, Error: "fault: \"soap:Server\"", At: "x"},
-	} {
-		m, err := b.DeliveryStatusMessage("t.status", st, time.Now())
+	kinds := ownEvents(&events.Builder{Topics: events.DefaultTopics, Source: "fuzz", Receipts: signer})
+	signed := map[string]bool{}
+	for k, kind := range kinds {
+		m, err := kind.build()
 		if err != nil {
 			f.Fatal(err)
 		}
-		var withReceipt events.DeliveryStatus
-		_ = json.Unmarshal(m.Value, &withReceipt)
-		signed[withReceipt] = true
-		f.Add(m.Value)
+		got, err := kind.verify(m.Value, set)
+		if err != nil {
+			f.Fatal(err)
+		}
+		b, _ := json.Marshal(got)
+		signed[string(b)] = true
+		f.Add(m.Value, k)
 	}
-	f.Add([]byte(`{"receipt":"a.b.c","state":"delivered"}`))
-	f.Fuzz(func(t *testing.T, value []byte) {
-		got, err := events.VerifyDeliveryStatus(value, set)
+	f.Add([]byte(`{"receipt":"a.b.c","state":"delivered"}`), 0)
+	f.Fuzz(func(t *testing.T, value []byte, k int) {
+		got, err := kinds[k&1].verify(value, set)
 		if err != nil {
 			return
 		}
-		if !signed[*got] {
-			t.Fatalf("accepted %+v, which the gateway did not sign", got)
+		if b, _ := json.Marshal(got); !signed[string(b)] {
+			t.Fatalf("accepted %s, which the gateway did not sign", b)
 		}
 	})
+}
+
+// edited is the JSON object value with f applied to its members.
+func edited(value []byte, f func(map[string]any)) []byte {
+	var v map[string]any
+	_ = json.Unmarshal(value, &v)
+	f(v)
+	out, _ := json.Marshal(v)
+	return out
 }
 
 // newSigner is a receipt signer with a new key and the JWKS of its public half.

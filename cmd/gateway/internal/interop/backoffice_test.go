@@ -15,6 +15,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/perkeso/jambatan/adapters"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
@@ -136,15 +137,16 @@ func TestNodeVerifiesCaseMessages(t *testing.T) {
 	}
 }
 
-// TestNodeVerifiesDeliveryStatuses: a back office written in Node from the
-// README (status-verify.mjs, npm jose) verifies the receipts of
-// delivery-status events as the gateway builds them, and finds a status,
-// a case and an error that are not the ones signed.
-func TestNodeVerifiesDeliveryStatuses(t *testing.T) {
+// TestNodeVerifiesOwnEvents: a back office written in Node from the README
+// (event-verify.mjs, npm jose) verifies the receipts of delivery-status and
+// rejected events as the gateway builds them, and finds a status, a case,
+// an error, a problem and a partner that are not the ones signed, and one
+// kind's receipt on the other.
+func TestNodeVerifiesOwnEvents(t *testing.T) {
 	dir := nodeModules(t)
 	env := gatewaytest.Start(t, gatewaytest.Options{})
 	b := &events.Builder{Topics: events.DefaultTopics, Source: "test", Receipts: env.Receipts}
-	var values []string
+	var statuses, rejections []string
 	for _, st := range []events.DeliveryStatus{
 		{DeliveryID: 1, Key: "ni-001", Partner: "th-sso", MessageType: "NotifyInjury", CaseID: "TH:SSO:CASE-9", State: "delivered", Attempts: 1, At: "2026-03-20T02:00:00Z"},
 		{DeliveryID: 2, Key: "dec-001", Partner: "th-sso", MessageType: "NotifyDecision", CaseID: "MY:PERKESO:XB-2026-000731", State: "retrying", Attempts: 3,
@@ -152,16 +154,31 @@ func TestNodeVerifiesDeliveryStatuses(t *testing.T) {
 	} {
 		m, err := b.DeliveryStatusMessage("perkeso.delivery-status.v1", st, time.Now())
 		must(t, err)
-		values = append(values, string(m.Value))
+		statuses = append(statuses, string(m.Value))
 	}
-	values = append(values, strings.Replace(values[1], `"retrying"`, `"delivered"`, 1), strings.Replace(values[0], "TH:SSO:CASE-9", "TH:SSO:CASE-8", 1),
-		strings.Replace(values[0], `"state"`, `"error":"x","state"`, 1))
-	out := runNode(t, dir, []string{"EVENTS=" + jsonFile(t, "events.json", values), "GATEWAY_JWKS=" + jsonFile(t, "gateway.json", env.Receipts.JWKS())}, "status-verify.mjs")
-	var found []string
-	must(t, json.Unmarshal(out, &found))
-	want := []string{"ok", "ok", "Error: state differs", "Error: caseId differs", "Error: error differs"}
-	if !slices.Equal(found, want) {
-		t.Fatalf("npm jose found %q, want %q", found, want)
+	m, err := b.RejectedMessage(events.Rejected{ProblemType: "https://perkeso.gov.my/problems/schema-invalid", Status: 422, CorrelationID: "c-1",
+		Partner: "sg-acme", Format: "sg-employer-notice/v1", ReceivedAt: "2026-03-20T02:00:00Z",
+		Problems: []adapters.Problem{{Pointer: "/injury/occurredAt", Code: "format"}, {Pointer: "/employee/é\u2028<&>", Code: "required"}}}, time.Now())
+	must(t, err)
+	rejections = append(rejections, string(m.Value))
+	statuses = append(statuses, strings.Replace(statuses[1], `"retrying"`, `"delivered"`, 1), strings.Replace(statuses[0], "TH:SSO:CASE-9", "TH:SSO:CASE-8", 1),
+		strings.Replace(statuses[0], `"state"`, `"error":"x","state"`, 1), statuses[0][:strings.Index(statuses[0], `"receipt"`)]+rejections[0][strings.Index(rejections[0], `"receipt"`):])
+	rejections = append(rejections, strings.Replace(rejections[0], `"required"`, `"format"`, 1), strings.Replace(rejections[0], `"sg-acme"`, `"sg-other"`, 1))
+	for _, tc := range []struct {
+		typ    string
+		values []string
+		want   []string
+	}{
+		{"perkeso-delivery-status+jws", statuses, []string{"ok", "ok", "Error: state differs", "Error: caseId differs", "Error: error differs", "Error: typ perkeso-rejection+jws"}},
+		{"perkeso-rejection+jws", rejections, []string{"ok", "Error: problems differs", "Error: partner differs"}},
+	} {
+		out := runNode(t, dir, []string{"EVENTS=" + jsonFile(t, "events.json", tc.values), "GATEWAY_JWKS=" + jsonFile(t, "gateway.json", env.Receipts.JWKS()),
+			"TYP=" + tc.typ}, "event-verify.mjs")
+		var found []string
+		must(t, json.Unmarshal(out, &found))
+		if !slices.Equal(found, tc.want) {
+			t.Fatalf("%s: npm jose found %q, want %q", tc.typ, found, tc.want)
+		}
 	}
 }
 

@@ -456,20 +456,23 @@ func VerifyCaseMessage(compact string, set jwk.Set) (*CaseMessage, error) {
 	return &c, nil
 }
 
-// DeliveryStatusType is the typ header of a delivery status's receipt.
-const DeliveryStatusType = "perkeso-delivery-status+jws"
+// Typ headers of the receipts on events about the gateway's own doing,
+// each stating the event's every other member and iss (SignEvent).
+const (
+	DeliveryStatusType = "perkeso-delivery-status+jws" // what became of a message the back office sent
+	RejectionType      = "perkeso-rejection+jws"       // a submission refused, and why
+)
 
-// SignDeliveryStatus returns the compact JWS of a delivery status's
-// statement (its members as JSON, with iss): what the gateway says became
-// of a message the back office sent, which the back office acts on (a
-// case the agency assigned, a dead letter to look at).
-func (s *Signer) SignDeliveryStatus(statement []byte) (string, error) {
-	return s.compact(DeliveryStatusType, statement, false)
+// SignEvent returns the compact JWS, under typ, of an event's statement:
+// what the gateway says it did (a delivery's status, a refusal), which the
+// back office acts on, and so must tell from anything else written to the
+// topic.
+func (s *Signer) SignEvent(typ string, statement []byte) (string, error) {
+	return s.compact(typ, statement, false)
 }
 
-// VerifyDeliveryStatus checks a delivery status's receipt against the
-// gateway's JWKS and returns the statement; the caller compares it with the
-// event.
-func VerifyDeliveryStatus(compact string, set jwk.Set) ([]byte, error) {
-	return verifySigned(compact, set, "delivery status receipt", DeliveryStatusType, "gateway JWKS")
+// VerifyEvent checks an event's receipt of typ against the gateway's JWKS
+// and returns the statement; the caller compares it with the event.
+func VerifyEvent(compact string, set jwk.Set, typ string) ([]byte, error) {
+	return verifySigned(compact, set, strings.TrimPrefix(strings.TrimSuffix(typ, "+jws"), "perkeso-")+" receipt", typ, "gateway JWKS")
 }
