@@ -691,7 +691,9 @@ func TestRotatedKeyIngested(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.signer, _ = receipt.LoadSigner(keyFile)
-	msgs = append(msgs, f.message(t, 1, "receipt-bound"))
+	f.b.Receipts = f.signer // the case message's and the status's receipts too
+	msgs = append(msgs, f.message(t, 1, "receipt-bound"), f.caseMessage(t, 1, ""),
+		f.status(t, events.DeliveryStatus{DeliveryID: 1, Key: "ni-001", Partner: "th-sso", MessageType: "NotifyInjury", State: "delivered", Attempts: 1, At: "x"}, ""))
 	_ = receipt.GenerateKeyFile(filepath.Join(dir, "stranger.json"), "gw-stranger")
 	f.signer, _ = receipt.LoadSigner(filepath.Join(dir, "stranger.json"))
 	msgs = append(msgs, f.message(t, 2, "receipt-bound"))
@@ -714,7 +716,7 @@ func TestRotatedKeyIngested(t *testing.T) {
 	}
 	var reason string
 	_ = sink.DB().QueryRow(`SELECT reason FROM backoffice_quarantine`).Scan(&reason)
-	if got != (ingest.Counts{Records: 2, Quarantined: 1}) || !strings.Contains(reason, `no key "gw-stranger"`) {
-		t.Fatalf("%+v (%q), want 2 records and the stranger's quarantined", got, reason)
+	if got != (ingest.Counts{Records: 2, CaseMessages: 1, Deliveries: 1, Quarantined: 1}) || !strings.Contains(reason, `no key "gw-stranger"`) {
+		t.Fatalf("%+v (%q), want 2 records, a case message, a delivery and the stranger's quarantined", got, reason)
 	}
 }
