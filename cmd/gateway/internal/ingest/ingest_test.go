@@ -172,9 +172,12 @@ func produce(t testing.TB, addr string, msgs []kafka.Message) {
 	}
 }
 
-// consumer reads the three topics as a group's member.
-func consumer(addr, group string, sink *ingest.Sink, f *fixture) *ingest.Consumer {
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: group, GroupTopics: []string{topic, caseTopic, statusTopic}, StartOffset: kafka.FirstOffset,
+// consumer reads the three topics (or those named) as a group's member.
+func consumer(addr, group string, sink *ingest.Sink, f *fixture, topics ...string) *ingest.Consumer {
+	if len(topics) == 0 {
+		topics = []string{topic, caseTopic, statusTopic}
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: group, GroupTopics: topics, StartOffset: kafka.FirstOffset,
 		MaxWait: 100 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20, HeartbeatInterval: 500 * time.Millisecond, SessionTimeout: 6 * time.Second,
 		RebalanceTimeout: 6 * time.Second, JoinGroupBackoff: 200 * time.Millisecond})
 	return &ingest.Consumer{Reader: r, Sink: sink, CaseTopic: caseTopic, StatusTopic: statusTopic, JWKS: f.signer.JWKS(), Batch: 100, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
@@ -718,5 +721,22 @@ func TestRotatedKeyIngested(t *testing.T) {
 	_ = sink.DB().QueryRow(`SELECT reason FROM backoffice_quarantine`).Scan(&reason)
 	if got != (ingest.Counts{Records: 2, CaseMessages: 1, Deliveries: 1, Quarantined: 1}) || !strings.Contains(reason, `no key "gw-stranger"`) {
 		t.Fatalf("%+v (%q), want 2 records, a case message, a delivery and the stranger's quarantined", got, reason)
+	}
+	// Each kind reads the file again by itself (above, the new key's
+	// record may have done it for all in its batch).
+	for _, only := range []string{caseTopic, statusTopic} {
+		sink, err := ingest.OpenSink(filepath.Join(t.TempDir(), "bo.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := consumer(b.Addr, "bo-"+only, sink, f, only)
+		c.JWKS, c.ReloadJWKS = before, readPublic
+		_, err = c.Run(context.Background(), true, 2*time.Second)
+		c.Reader.Close()
+		got, _ := sink.Counts(context.Background())
+		sink.Close()
+		if err != nil || got.Quarantined != 0 || got.CaseMessages+got.Deliveries != 1 {
+			t.Fatalf("%s alone: %+v %v", only, got, err)
+		}
 	}
 }
