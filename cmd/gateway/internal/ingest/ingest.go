@@ -64,7 +64,7 @@ type Progress struct {
 	Started      time.Time
 }
 
-// Rate is records per second since start.
+// Rate is events consumed per second since start.
 func (p Progress) Rate() float64 {
 	s := time.Since(p.Started).Seconds()
 	if s <= 0 {
