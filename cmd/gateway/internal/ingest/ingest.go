@@ -127,8 +127,8 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 				batch.Records = append(batch.Records, v.row)
 			}
 		}
-		if err := c.Sink.Write(ctx, batch); err != nil {
-			return p, fmt.Errorf("back-office write: %w", err)
+		if !c.write(ctx, batch) {
+			return p, nil // ended before the batch was written: nothing of it committed
 		}
 		// Offsets are committed only once the rows are durable: a crash in
 		// between re-delivers, and the upsert absorbs the repeat.
@@ -149,6 +149,29 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 		p.Quarantined += int64(len(batch.Quarantined))
 		if c.OnBatch != nil {
 			c.OnBatch(p)
+		}
+	}
+}
+
+// write writes the batch, trying again with a growing pause (to 5 s)
+// while the database refuses it: a database restarting or failing over
+// holds ingestion up rather than ending it (earlier builds exited). It
+// reports false when ctx ended first, with nothing of the batch committed,
+// offsets included.
+func (c *Consumer) write(ctx context.Context, b Batch) bool {
+	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
+		err := c.Sink.Write(ctx, b)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		c.Log.Error("back-office write failed; trying again", "err", err, "pause", pause)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(pause):
 		}
 	}
 }

@@ -482,6 +482,62 @@ func TestDeliveryStatusesIngested(t *testing.T) {
 	}
 }
 
+// TestWriteRetried: a batch the database refuses for a while is written
+// once it takes it, the consumer still running; nothing is skipped.
+func TestWriteRetried(t *testing.T) {
+	b, f, sink := setUp(t, filepath.Join(t.TempDir(), "bo.db"))
+	var msgs []kafka.Message
+	for i := 0; i < 10; i++ {
+		msgs = append(msgs, f.message(t, i, "receipt-bound"))
+	}
+	produce(t, b.Addr, msgs)
+	if _, err := sink.DB().Exec(`CREATE TRIGGER down BEFORE INSERT ON backoffice_records BEGIN SELECT RAISE(ABORT, 'database down'); END`); err != nil {
+		t.Fatal(err)
+	}
+	var logged syncBuffer
+	c := consumer(b.Addr, "bo", sink, f)
+	defer c.Reader.Close()
+	c.Log = slog.New(slog.NewTextHandler(&logged, nil))
+	done := make(chan ingest.Progress)
+	go func() {
+		p, err := c.Run(context.Background(), true, 2*time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- p
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(logged.String(), "database down") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := sink.DB().Exec(`DROP TRIGGER down`); err != nil {
+		t.Fatal(err)
+	}
+	p := <-done
+	got, _ := sink.Counts(context.Background())
+	if p.Ingested != 10 || got.Records != 10 || !strings.Contains(logged.String(), "back-office write failed; trying again") {
+		t.Fatalf("%+v, tables %+v; log:\n%s", p, got, logged.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // TestBatchBytes: a batch stops growing once its values reach BatchBytes,
 // so large events are not held 500 at a time.
 func TestBatchBytes(t *testing.T) {
