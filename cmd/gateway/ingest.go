@@ -37,6 +37,7 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	topic := fs.String("topic", "", "verified topic (default from dev.json or the configuration)")
 	caseTopic := fs.String("case-topic", "", "case-messages topic (default from dev.json or the configuration; \"\" for none)")
 	statusTopic := fs.String("status-topic", "", "delivery-status topic (default from dev.json, or the configuration when it delivers outbound; \"\" for none)")
+	rejectedTopic := fs.String("rejected-topic", "", "rejected topic (default from dev.json or the configuration; \"\" for none)")
 	group := fs.String("group", "perkeso-backoffice", "consumer group id")
 	jwksPath := fs.String("jwks", "", "gateway JWKS file used to verify attestations")
 	db := fs.String("db", "", "back-office database: SQLite path (default DIR/backoffice.db) or postgres:// DSN")
@@ -55,7 +56,7 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	kcfg, err := ingestSource(ingestFlags{dir: *dir, cfgPath: *cfgPath, brokers: *brokers, topic: topic, jwks: jwksPath, db: db,
-		caseTopic: caseTopic, statusTopic: statusTopic, given: given})
+		caseTopic: caseTopic, statusTopic: statusTopic, rejectedTopic: rejectedTopic, given: given})
 	if err != nil {
 		return err
 	}
@@ -72,7 +73,7 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return err
 	}
 	topics := []string{*topic}
-	for _, t := range []string{*caseTopic, *statusTopic} {
+	for _, t := range []string{*caseTopic, *statusTopic, *rejectedTopic} {
 		if t != "" && !slices.Contains(topics, t) {
 			topics = append(topics, t)
 		}
@@ -80,7 +81,7 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if missing, err := kc.MissingTopics(ctx, topics...); err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	} else if len(missing) > 0 {
-		return fmt.Errorf("the cluster has no topic %s (a consumer group would read nothing until it has): create it, or name another with --topic, --case-topic or --status-topic (\"\" for none of the last two)",
+		return fmt.Errorf("the cluster has no topic %s (a consumer group would read nothing until it has): create it, or name another with --topic, --case-topic, --status-topic or --rejected-topic (\"\" for none of the last three)",
 			strings.Join(missing, ", "))
 	}
 	sink, err := ingest.OpenSink(*db)
@@ -93,7 +94,7 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	defer reader.Close()
 	log, progress := ingestLog(*cfgPath != "" || *brokers != "", stderr)
 	last := time.Now()
-	c := &ingest.Consumer{Reader: reader, Sink: sink, CaseTopic: *caseTopic, StatusTopic: *statusTopic, JWKS: set, Batch: *batch, Log: log,
+	c := &ingest.Consumer{Reader: reader, Sink: sink, CaseTopic: *caseTopic, StatusTopic: *statusTopic, RejectedTopic: *rejectedTopic, JWKS: set, Batch: *batch, Log: log,
 		ReloadJWKS: func() (jwk.Set, error) { return partnerkit.ReadJWKS(*jwksPath) },
 		OnBatch: func(p ingest.Progress) {
 			if time.Since(last) >= time.Second {
@@ -103,17 +104,17 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		}}
 	log.Info("ingest started", "group", *group, "topics", topics, "brokers", kc.Brokers, "db", sqldialect.Redacted(*db))
 	p, err := c.Run(ctx, *until, *idle)
-	fmt.Fprintf(stdout, "ingest: %d consumed, %d ingested, %d quarantined, %d case messages, %d delivery statuses, lag %d, %.0f events/s\n",
-		p.Consumed, p.Ingested, p.Quarantined, p.CaseMessages, p.Statuses, p.Lag, p.Rate())
+	fmt.Fprintf(stdout, "ingest: %d consumed, %d ingested, %d quarantined, %d case messages, %d delivery statuses, %d rejections, lag %d, %.0f events/s\n",
+		p.Consumed, p.Ingested, p.Quarantined, p.CaseMessages, p.Statuses, p.Rejections, p.Lag, p.Rate())
 	return err
 }
 
 // ingestFlags are where ingest finds the cluster, and the flags it fills
 // in from there when they were not given.
 type ingestFlags struct {
-	dir, cfgPath, brokers                   string
-	topic, jwks, db, caseTopic, statusTopic *string
-	given                                   map[string]bool // the flags given, "" included
+	dir, cfgPath, brokers                                  string
+	topic, jwks, db, caseTopic, statusTopic, rejectedTopic *string
+	given                                                  map[string]bool // the flags given, "" included
 }
 
 // ingestSource reads the cluster's settings from the configuration
@@ -130,6 +131,9 @@ func ingestSource(f ingestFlags) (config.Kafka, error) {
 		}
 		if !f.given["status-topic"] {
 			*f.statusTopic = t.DeliveryStatus
+		}
+		if !f.given["rejected-topic"] {
+			*f.rejectedTopic = t.Rejected
 		}
 	}
 	switch {
@@ -176,11 +180,11 @@ func ingestLog(service bool, stderr io.Writer) (*slog.Logger, func(ingest.Progre
 		log := slog.New(slog.NewJSONHandler(stderr, nil))
 		return log, func(p ingest.Progress) {
 			log.Info("ingest progress", "consumed", p.Consumed, "ingested", p.Ingested, "quarantined", p.Quarantined,
-				"case_messages", p.CaseMessages, "delivery_statuses", p.Statuses, "per_second", math.Round(p.Rate()), "lag", p.Lag)
+				"case_messages", p.CaseMessages, "delivery_statuses", p.Statuses, "rejections", p.Rejections, "per_second", math.Round(p.Rate()), "lag", p.Lag)
 		}
 	}
 	return slog.New(slog.NewTextHandler(stderr, nil)), func(p ingest.Progress) {
-		fmt.Fprintf(stderr, "ingest: %d consumed (%d ingested, %d quarantined, %d case messages, %d delivery statuses), %.0f/s, lag %d\n",
-			p.Consumed, p.Ingested, p.Quarantined, p.CaseMessages, p.Statuses, p.Rate(), p.Lag)
+		fmt.Fprintf(stderr, "ingest: %d consumed (%d ingested, %d quarantined, %d case messages, %d delivery statuses, %d rejections), %.0f/s, lag %d\n",
+			p.Consumed, p.Ingested, p.Quarantined, p.CaseMessages, p.Statuses, p.Rejections, p.Rate(), p.Lag)
 	}
 }

@@ -193,6 +193,20 @@ func TestKcatEndToEnd(t *testing.T) {
 			t.Fatalf("rejected record %s: %v", p, err)
 		}
 	}
+	// The back office files the three refusals beside the records.
+	if o, e, err := gateway(t, "ingest", "--dev", dir, "--until-caught-up", "--idle", "1s"); err != nil || !strings.Contains(o, "0 quarantined") ||
+		!strings.Contains(o, " 3 rejections") {
+		t.Fatalf("ingest: %v\n%s\n%s", err, o, e)
+	}
+	bo, err := ingest.OpenSink(filepath.Join(dir, "backoffice.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bo.Close()
+	var n int
+	if err := bo.DB().QueryRow(`SELECT count(*) FROM backoffice_rejections WHERE partner = 'demo-employer' AND problems LIKE '%"code":"CHECKSUM"%'`).Scan(&n); err != nil || n != 3 {
+		t.Fatalf("%d rejections filed (%v), want 3", n, err)
+	}
 }
 
 func waitBacklog(t *testing.T, d *devmode.DevJSON) {

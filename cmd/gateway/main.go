@@ -27,7 +27,7 @@ type command struct {
 var commands = []command{
 	{"dev", "run the gateway on embedded defaults (generates a dev PKI, config and demo partners)", runDev},
 	{"serve", "run the gateway from a configuration file (production)", runServe},
-	{"ingest", "back office: consume verified notices and case messages, verify receipts, upsert into SQLite or PostgreSQL", runIngest},
+	{"ingest", "back office: consume verified notices, case messages, delivery statuses and rejections, verify receipts, upsert into SQLite or PostgreSQL", runIngest},
 	{"outbound", "outbound list|retry: the delivery queue to partners (dead letters, retries)", runOutbound},
 	{"loadtest", "load test: pre-signed distinct notices over mTLS, progress, JSON summary (throughput, latency, client CPU)", runLoadTest},
 	{"certs", "certs kit|rotate-receipt-key|list: partner onboarding kits, receipt key rotation, expiries", runCerts},

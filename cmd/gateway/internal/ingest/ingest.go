@@ -1,8 +1,9 @@
-// Package ingest is Perkeso's back-office side of the verified,
-// case-messages and delivery-status topics: a consumer group that
-// re-verifies each event's receipt against the gateway's JWKS, upserts it
-// (a record by record id, a case message by sender and message id, a
-// delivery's latest status by its key), and commits offsets only after the
+// Package ingest is Perkeso's back-office side of the topics the gateway
+// publishes (verified notices, case messages, delivery statuses,
+// rejections): a consumer group that re-verifies each event's receipt
+// against the gateway's JWKS, upserts it (a record by record id, a case
+// message by sender and message id, a delivery's latest status by its key,
+// a rejection by correlation id), and commits offsets only after the
 // database transaction committed. Events that fail verification go to a
 // quarantine table with the reason; nothing unverified reaches the other
 // tables.
@@ -28,17 +29,18 @@ import (
 	"github.com/perkeso/jambatan/schema"
 )
 
-// Consumer ingests the verified topic, and the case-messages and
-// delivery-status topics when its Reader reads them too.
+// Consumer ingests the verified topic, and the case-messages,
+// delivery-status and rejected topics when its Reader reads them too.
 type Consumer struct {
 	Reader *kafka.Reader
 	Sink   *Sink
 	// CaseTopic names the case-messages topic: its events are checked as
 	// case messages (VerifyCaseMessage); StatusTopic the delivery-status
-	// topic (VerifyDeliveryStatus). Every other topic's are checked as
-	// verified notices (Verify).
-	CaseTopic, StatusTopic string
-	JWKS                   jwk.Set
+	// topic (VerifyDeliveryStatus); RejectedTopic the rejected topic
+	// (VerifyRejected). Every other topic's are checked as verified
+	// notices (Verify).
+	CaseTopic, StatusTopic, RejectedTopic string
+	JWKS                                  jwk.Set
 	// ReloadJWKS, when set, reads the gateway's JWKS again: called when a
 	// batch holds a receipt by a key JWKS lacks, before any is quarantined.
 	ReloadJWKS func() (jwk.Set, error)
@@ -59,6 +61,7 @@ type Progress struct {
 	Ingested     int64 // records
 	CaseMessages int64 // case messages ingested
 	Statuses     int64 // delivery statuses ingested
+	Rejections   int64 // rejections ingested
 	Quarantined  int64
 	Lag          int64 // messages behind the high-water marks of the partitions seen
 	Started      time.Time
@@ -115,17 +118,12 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 		var batch Batch
 		for i, v := range c.verifyAll(msgs) {
 			m := msgs[i]
-			switch {
-			case v.reason != "":
-				batch.Quarantined = append(batch.Quarantined, Quarantined{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Reason: v.reason, Value: m.Value})
-				c.Log.Warn("event quarantined", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "reason", v.reason)
-			case m.Topic == c.CaseTopic:
-				batch.CaseMessages = append(batch.CaseMessages, v.caseRow)
-			case m.Topic == c.StatusTopic:
-				batch.Statuses = append(batch.Statuses, v.statusRow)
-			default:
-				batch.Records = append(batch.Records, v.row)
+			if v.reason == "" {
+				v.add(&batch)
+				continue
 			}
+			batch.Quarantined = append(batch.Quarantined, Quarantined{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Reason: v.reason, Value: m.Value})
+			c.Log.Warn("event quarantined", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "reason", v.reason)
 		}
 		if !c.write(ctx, batch) {
 			return p, nil // ended before the batch was written: nothing of it committed
@@ -146,6 +144,7 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 		p.Ingested += int64(len(batch.Records))
 		p.CaseMessages += int64(len(batch.CaseMessages))
 		p.Statuses += int64(len(batch.Statuses))
+		p.Rejections += int64(len(batch.Rejections))
 		p.Quarantined += int64(len(batch.Quarantined))
 		if c.OnBatch != nil {
 			c.OnBatch(p)
@@ -177,11 +176,28 @@ func (c *Consumer) write(ctx context.Context, b Batch) bool {
 }
 
 type verified struct {
-	row        Row       // a verified notice's
-	caseRow    CaseRow   // a case message's
-	statusRow  StatusRow // a delivery status's
-	reason     string
+	add        func(*Batch) // files the row of a verified event in a batch
+	reason     string       // why it is quarantined
 	unknownKey bool
+}
+
+// verify checks m as an event of its topic.
+func (c *Consumer) verify(m kafka.Message, set jwk.Set) (v verified) {
+	switch m.Topic {
+	case c.CaseTopic:
+		row, reason := checkCase(m, set, &v.unknownKey)
+		v.reason, v.add = reason, func(b *Batch) { b.CaseMessages = append(b.CaseMessages, row) }
+	case c.StatusTopic:
+		row, reason := checkStatus(m, set, &v.unknownKey)
+		v.reason, v.add = reason, func(b *Batch) { b.Statuses = append(b.Statuses, row) }
+	case c.RejectedTopic:
+		row, reason := checkRejected(m, set, &v.unknownKey)
+		v.reason, v.add = reason, func(b *Batch) { b.Rejections = append(b.Rejections, row) }
+	default:
+		row, reason := check(m, set, &v.unknownKey)
+		v.reason, v.add = reason, func(b *Batch) { b.Records = append(b.Records, row) }
+	}
+	return v
 }
 
 // verifyAll verifies a batch on every core; signature checks dominate. A
@@ -212,15 +228,7 @@ func (c *Consumer) verifyWith(msgs []kafka.Message, set jwk.Set) []verified {
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < len(msgs); i += workers {
-				v := &out[i]
-				switch msgs[i].Topic {
-				case c.CaseTopic:
-					v.caseRow, v.reason = checkCase(msgs[i], set, &v.unknownKey)
-				case c.StatusTopic:
-					v.statusRow, v.reason = checkStatus(msgs[i], set, &v.unknownKey)
-				default:
-					v.row, v.reason = check(msgs[i], set, &v.unknownKey)
-				}
+				out[i] = c.verify(msgs[i], set)
 			}
 		}(w)
 	}
@@ -367,6 +375,30 @@ func checkStatus(m kafka.Message, set jwk.Set, unknownKey *bool) (StatusRow, str
 		return StatusRow{}, "key does not match the delivery's key"
 	}
 	return StatusRow{DeliveryStatus: *st, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, ""
+}
+
+// VerifyRejected checks one rejected-topic event: the gateway's receipt
+// states every member (events.VerifyRejected), the key is the partner and
+// ce_id the correlation id. It returns the row to insert, or the reason to
+// quarantine.
+func VerifyRejected(m kafka.Message, set jwk.Set) (RejectionRow, string) {
+	var unknownKey bool
+	return checkRejected(m, set, &unknownKey)
+}
+
+func checkRejected(m kafka.Message, set jwk.Set, unknownKey *bool) (RejectionRow, string) {
+	r, err := events.VerifyRejected(m.Value, set)
+	if err != nil {
+		*unknownKey = isUnknownKey(err)
+		return RejectionRow{}, err.Error()
+	}
+	if string(m.Key) != r.Partner {
+		return RejectionRow{}, "key does not match the partner"
+	}
+	if header(m, "ce_id") != r.CorrelationID {
+		return RejectionRow{}, "ce_id does not match the correlation id"
+	}
+	return RejectionRow{Rejected: *r, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, ""
 }
 
 // isUnknownKey tells whether err is a signature by a key the set lacks.

@@ -34,9 +34,10 @@ import (
 )
 
 const (
-	topic       = "t.verified"
-	caseTopic   = "t.case-messages"
-	statusTopic = "t.delivery-status"
+	topic         = "t.verified"
+	caseTopic     = "t.case-messages"
+	statusTopic   = "t.delivery-status"
+	rejectedTopic = "t.rejected"
 )
 
 type fixture struct {
@@ -56,7 +57,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{signer: s, other: o, b: &events.Builder{Topics: events.Topics{Verified: topic, CaseMessages: caseTopic}, Source: "test", Receipts: s}, doc: doc}
+	return &fixture{signer: s, other: o, b: &events.Builder{Topics: events.Topics{Verified: topic, CaseMessages: caseTopic, Rejected: rejectedTopic}, Source: "test", Receipts: s}, doc: doc}
 }
 
 // message builds the verified event of notice i; forge selects a defect.
@@ -150,13 +151,18 @@ func (f *fixture) caseMessage(t testing.TB, i int, forge string) kafka.Message {
 	case "other-case": // the key files it under another case
 		m.Key = []byte("MY:PERKESO:XB-2026-999999")
 	case "other-id":
-		for i, h := range m.Headers {
-			if h.Key == "ce_id" {
-				m.Headers[i].Value = "agency-soap/v1|TH:SSO|urn:uuid:m-forged"
-			}
-		}
+		setHeader(&m, "ce_id", "agency-soap/v1|TH:SSO|urn:uuid:m-forged")
 	}
 	return kafkaMessage(m)
+}
+
+// setHeader gives m's header key the value v.
+func setHeader(m *store.Message, key, v string) {
+	for i, h := range m.Headers {
+		if h.Key == key {
+			m.Headers[i].Value = v
+		}
+	}
 }
 
 func produce(t testing.TB, addr string, msgs []kafka.Message) {
@@ -172,22 +178,22 @@ func produce(t testing.TB, addr string, msgs []kafka.Message) {
 	}
 }
 
-// consumer reads the three topics (or those named) as a group's member.
+// consumer reads the four topics (or those named) as a group's member.
 func consumer(addr, group string, sink *ingest.Sink, f *fixture, topics ...string) *ingest.Consumer {
 	if len(topics) == 0 {
-		topics = []string{topic, caseTopic, statusTopic}
+		topics = []string{topic, caseTopic, statusTopic, rejectedTopic}
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: group, GroupTopics: topics, StartOffset: kafka.FirstOffset,
 		MaxWait: 100 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20, HeartbeatInterval: 500 * time.Millisecond, SessionTimeout: 6 * time.Second,
 		RebalanceTimeout: 6 * time.Second, JoinGroupBackoff: 200 * time.Millisecond})
-	return &ingest.Consumer{Reader: r, Sink: sink, CaseTopic: caseTopic, StatusTopic: statusTopic, JWKS: f.signer.JWKS(), Batch: 100, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	return &ingest.Consumer{Reader: r, Sink: sink, CaseTopic: caseTopic, StatusTopic: statusTopic, RejectedTopic: rejectedTopic, JWKS: f.signer.JWKS(), Batch: 100, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
 func sinks(t *testing.T) map[string]func(t testing.TB) string { return pgtest.Targets(t) }
 
 // setUp starts a broker with both topics and opens the sink at target.
 func setUp(t *testing.T, target string) (*broker.Embedded, *fixture, *ingest.Sink) {
-	b, err := broker.Start("", 0, topic, caseTopic, statusTopic)
+	b, err := broker.Start("", 0, topic, caseTopic, statusTopic, rejectedTopic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,6 +204,27 @@ func setUp(t *testing.T, target string) (*broker.Embedded, *fixture, *ingest.Sin
 	}
 	t.Cleanup(func() { sink.Close() })
 	return b, newFixture(t), sink
+}
+
+// forged are the events make builds for each forgery, numbered from first.
+func forged(t testing.TB, forgeries map[string]string, first int, make func(testing.TB, int, string) kafka.Message) []kafka.Message {
+	var msgs []kafka.Message
+	for forge := range forgeries {
+		msgs = append(msgs, make(t, first+len(msgs), forge))
+	}
+	return msgs
+}
+
+// quarantinedFor checks that the quarantine holds, for topic, each
+// forgery's reason (forgeries maps a forgery to the start of its reason).
+func quarantinedFor(t *testing.T, sink *ingest.Sink, topic string, forgeries map[string]string) {
+	t.Helper()
+	reasons := reasons(t, sink, topic)
+	for forge, reason := range forgeries {
+		if !slices.ContainsFunc(reasons, func(r string) bool { return strings.HasPrefix(r, reason) }) {
+			t.Errorf("%s: no quarantine reason %q in %q", forge, reason, reasons)
+		}
+	}
 }
 
 // reasons are the quarantine's reasons for the messages of topic (one of
@@ -331,11 +358,7 @@ func TestCaseMessagesIngested(t *testing.T) {
 				"other-case":   "key does not match the case id",
 				"other-id":     "ce_id does not match the sender and message id",
 			}
-			i := n
-			for forge := range forgeries {
-				msgs = append(msgs, f.caseMessage(t, i, forge))
-				i++
-			}
+			msgs = append(msgs, forged(t, forgeries, n, f.caseMessage)...)
 			for i := 0; i < notices; i++ {
 				msgs = append(msgs, f.message(t, i, "receipt-bound"))
 			}
@@ -373,12 +396,7 @@ func TestCaseMessagesIngested(t *testing.T) {
 				st.BodySHA256 != hex.EncodeToString(sum[:]) || st.MessageID != "urn:uuid:m-4" {
 				t.Fatalf("row %s %s %s %d %q (%v)", op, caseID, requestID, omitted, body, err)
 			}
-			reasons := reasons(t, sink, caseTopic)
-			for forge, reason := range forgeries {
-				if !slices.ContainsFunc(reasons, func(r string) bool { return strings.HasPrefix(r, reason) }) {
-					t.Errorf("%s: no quarantine reason %q in %q", forge, reason, reasons)
-				}
-			}
+			quarantinedFor(t, sink, caseTopic, forgeries)
 		})
 	}
 }
@@ -423,15 +441,13 @@ func TestDeliveryStatusesIngested(t *testing.T) {
 				}
 				msgs = append(msgs, f.status(t, ni, ""), f.status(t, dec, ""))
 			}
-			forged := events.DeliveryStatus{DeliveryID: 3, Key: "dec-002", Partner: "th-sso", MessageType: "NotifyDecision", State: "retrying", Attempts: 1, At: at}
+			refused := events.DeliveryStatus{DeliveryID: 3, Key: "dec-002", Partner: "th-sso", MessageType: "NotifyDecision", State: "retrying", Attempts: 1, At: at}
 			forgeries := map[string]string{
 				"unsigned":      "delivery status without a receipt",
 				"state-altered": "delivery status differs from what its receipt states",
 				"other-key":     "key does not match the delivery's key",
 			}
-			for forge := range forgeries {
-				msgs = append(msgs, f.status(t, forged, forge))
-			}
+			msgs = append(msgs, forged(t, forgeries, 0, func(t testing.TB, _ int, forge string) kafka.Message { return f.status(t, refused, forge) })...)
 			produce(t, b.Addr, msgs)
 			for _, group := range []string{"bo", "bo-again"} { // the second reads every status again
 				c := consumer(b.Addr, group, sink, f)
@@ -472,12 +488,7 @@ func TestDeliveryStatusesIngested(t *testing.T) {
 					t.Fatalf("row %+v, want the latest status %+v", st, want)
 				}
 			}
-			reasons := reasons(t, sink, statusTopic)
-			for forge, reason := range forgeries {
-				if !slices.ContainsFunc(reasons, func(r string) bool { return strings.HasPrefix(r, reason) }) {
-					t.Errorf("%s: no quarantine reason %q in %q", forge, reason, reasons)
-				}
-			}
+			quarantinedFor(t, sink, statusTopic, forgeries)
 		})
 	}
 }
@@ -538,6 +549,74 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// rejection is the rejected-topic event of refusal i (two partners);
+// forge selects a defect.
+func (f *fixture) rejection(t testing.TB, i int, forge string) kafka.Message {
+	t.Helper()
+	r := events.Rejected{ProblemType: "https://perkeso.gov.my/problems/schema-invalid", Status: 422, CorrelationID: fmt.Sprintf("c-%d", i),
+		Partner: []string{"sg-acme", "sg-beta"}[i%2], Format: "sg-employer-notice/v1", ReceivedAt: "2026-03-20T02:00:00Z",
+		Problems: []adapters.Problem{{Pointer: "/injury/occurredAt", Code: "format"}, {Pointer: fmt.Sprintf("/claims/%d", i), Code: "required"}}}
+	b := f.b
+	if forge == "unsigned" {
+		b = &events.Builder{Topics: f.b.Topics, Source: "test"}
+	}
+	m, err := b.RejectedMessage(r, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch forge {
+	case "problem-dropped":
+		m.Value = bytes.Replace(m.Value, []byte(`{"pointer":"/injury/occurredAt","code":"format"},`), nil, 1)
+	case "other-partner": // the key files it under another partner
+		m.Key = []byte("sg-other")
+	case "other-id":
+		setHeader(&m, "ce_id", "c-forged")
+	}
+	return kafkaMessage(m)
+}
+
+// TestRejectionsIngested: rejected events are checked against the gateway's
+// receipt and inserted once per correlation id, problems included; forged
+// ones are quarantined with the reason.
+func TestRejectionsIngested(t *testing.T) {
+	for name, target := range sinks(t) {
+		t.Run("ok/"+name, func(t *testing.T) {
+			b, f, sink := setUp(t, target(t))
+			const n = 20
+			var msgs []kafka.Message
+			for i := 0; i < n; i++ {
+				msgs = append(msgs, f.rejection(t, i, ""))
+			}
+			msgs = append(msgs, msgs[:5]...) // published twice (at least once)
+			forgeries := map[string]string{
+				"unsigned":        "rejection without a receipt",
+				"problem-dropped": "rejection differs from what its receipt states",
+				"other-partner":   "key does not match the partner",
+				"other-id":        "ce_id does not match the correlation id",
+			}
+			msgs = append(msgs, forged(t, forgeries, n, f.rejection)...)
+			produce(t, b.Addr, msgs)
+			c := consumer(b.Addr, "bo", sink, f)
+			defer c.Reader.Close()
+			p, err := c.Run(context.Background(), true, 2*time.Second)
+			if err != nil || p.Rejections != n+5 {
+				t.Fatalf("%+v: %v", p, err)
+			}
+			got, err := sink.Counts(context.Background())
+			if err != nil || got != (ingest.Counts{Rejections: n, Quarantined: int64(len(forgeries))}) {
+				t.Fatalf("tables %+v: %v", got, err)
+			}
+			var partner, problems string
+			var status int
+			if err := sink.DB().QueryRow(`SELECT partner, status, problems FROM backoffice_rejections WHERE correlation_id = 'c-3'`).Scan(&partner, &status, &problems); err != nil ||
+				partner != "sg-beta" || status != 422 || problems != `[{"pointer":"/injury/occurredAt","code":"format"},{"pointer":"/claims/3","code":"required"}]` {
+				t.Fatalf("row %s %d %s: %v", partner, status, problems, err)
+			}
+			quarantinedFor(t, sink, rejectedTopic, forgeries)
+		})
+	}
+}
+
 // TestBatchBytes: a batch stops growing once its values reach BatchBytes,
 // so large events are not held 500 at a time.
 func TestBatchBytes(t *testing.T) {
@@ -576,7 +655,7 @@ func BenchmarkIngest(b *testing.B) {
 			} else {
 				target = pgtest.DSN(b)
 			}
-			br, err := broker.Start("", 0, topic, caseTopic, statusTopic)
+			br, err := broker.Start("", 0, topic, caseTopic, statusTopic, rejectedTopic)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -671,32 +750,51 @@ func FuzzVerifyCaseMessage(f *testing.F) {
 	})
 }
 
-// FuzzVerifyDeliveryStatus feeds arbitrary values and keys to the back
-// office's check of a delivery-status event. It never panics, and what it
-// lets through is a status the gateway signed, filed under its key.
-func FuzzVerifyDeliveryStatus(f *testing.F) {
+// FuzzVerifyOwnEvent feeds arbitrary values, keys and ce_id headers to the
+// back office's checks of delivery-status and rejected events. They never
+// panic, and what they let through is an event the gateway signed, filed
+// under its key (and a rejection under its correlation id).
+func FuzzVerifyOwnEvent(f *testing.F) {
 	fx := newFixture(f)
 	set := fx.signer.JWKS()
-	signed := map[events.DeliveryStatus]bool{}
+	// filed is what a check lets through, as JSON: the event and where it
+	// is filed.
+	filed := func(m kafka.Message, rejection bool) (string, string) {
+		if rejection {
+			row, reason := ingest.VerifyRejected(m, set)
+			b, _ := json.Marshal([]any{row.Rejected, string(m.Key), header(m, "ce_id")})
+			return string(b), reason
+		}
+		row, reason := ingest.VerifyDeliveryStatus(m, set)
+		b, _ := json.Marshal([]any{row.DeliveryStatus, string(m.Key)})
+		return string(b), reason
+	}
+	signed := map[string]bool{}
 	for _, st := range []events.DeliveryStatus{
 		{DeliveryID: 1, Key: "ni-001", Partner: "th-sso", MessageType: "NotifyInjury", CaseID: "TH:SSO:C-9", State: "delivered", Attempts: 3, At: "2026-03-20T02:00:00Z"},
 		{DeliveryID: 2, Key: "dec-001", Partner: "th-sso", MessageType: "NotifyDecision", State: "dead-lettered", Attempts: 8, Error: "soap fault", At: "2026-03-20T02:00:00Z"},
 	} {
 		m := fx.status(f, st, "")
-		row, reason := ingest.VerifyDeliveryStatus(m, set)
+		seed, reason := filed(m, false)
 		if reason != "" {
 			f.Fatalf("seed %s quarantined: %s", st.Key, reason)
 		}
-		signed[row.DeliveryStatus] = true
-		f.Add(m.Value, m.Key)
+		signed[seed] = true
+		f.Add(m.Value, m.Key, "", false)
 	}
-	f.Fuzz(func(t *testing.T, value, key []byte) {
-		row, reason := ingest.VerifyDeliveryStatus(kafka.Message{Topic: statusTopic, Key: key, Value: value}, set)
+	for i := 0; i < 2; i++ {
+		m := fx.rejection(f, i, "")
+		seed, reason := filed(m, true)
 		if reason != "" {
-			return
+			f.Fatalf("seed %d quarantined: %s", i, reason)
 		}
-		if !signed[row.DeliveryStatus] || string(key) != row.Key {
-			t.Fatalf("let through a status the gateway did not sign: %+v", row.DeliveryStatus)
+		signed[seed] = true
+		f.Add(m.Value, m.Key, header(m, "ce_id"), true)
+	}
+	f.Fuzz(func(t *testing.T, value, key []byte, ceID string, rejection bool) {
+		m := kafka.Message{Key: key, Value: value, Headers: []protocol.Header{{Key: "ce_id", Value: []byte(ceID)}}}
+		if got, reason := filed(m, rejection); reason == "" && !signed[got] {
+			t.Fatalf("let through an event the gateway did not sign, or filed it elsewhere: %s", got)
 		}
 	})
 }
@@ -716,7 +814,7 @@ func header(m kafka.Message, key string) string {
 // ingests the records signed with it (they were all quarantined until a
 // restart); a receipt by a key the file never held is still quarantined.
 func TestRotatedKeyIngested(t *testing.T) {
-	b, err := broker.Start("", 0, topic, caseTopic, statusTopic)
+	b, err := broker.Start("", 0, topic, caseTopic, statusTopic, rejectedTopic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -751,7 +849,7 @@ func TestRotatedKeyIngested(t *testing.T) {
 	}
 	f.signer, _ = receipt.LoadSigner(keyFile)
 	f.b.Receipts = f.signer // the case message's and the status's receipts too
-	msgs = append(msgs, f.message(t, 1, "receipt-bound"), f.caseMessage(t, 1, ""),
+	msgs = append(msgs, f.message(t, 1, "receipt-bound"), f.caseMessage(t, 1, ""), f.rejection(t, 1, ""),
 		f.status(t, events.DeliveryStatus{DeliveryID: 1, Key: "ni-001", Partner: "th-sso", MessageType: "NotifyInjury", State: "delivered", Attempts: 1, At: "x"}, ""))
 	_ = receipt.GenerateKeyFile(filepath.Join(dir, "stranger.json"), "gw-stranger")
 	f.signer, _ = receipt.LoadSigner(filepath.Join(dir, "stranger.json"))
@@ -775,12 +873,12 @@ func TestRotatedKeyIngested(t *testing.T) {
 	}
 	var reason string
 	_ = sink.DB().QueryRow(`SELECT reason FROM backoffice_quarantine`).Scan(&reason)
-	if got != (ingest.Counts{Records: 2, CaseMessages: 1, Deliveries: 1, Quarantined: 1}) || !strings.Contains(reason, `no key "gw-stranger"`) {
-		t.Fatalf("%+v (%q), want 2 records, a case message, a delivery and the stranger's quarantined", got, reason)
+	if got != (ingest.Counts{Records: 2, CaseMessages: 1, Deliveries: 1, Rejections: 1, Quarantined: 1}) || !strings.Contains(reason, `no key "gw-stranger"`) {
+		t.Fatalf("%+v (%q), want 2 records, a case message, a delivery, a rejection and the stranger's quarantined", got, reason)
 	}
 	// Each kind reads the file again by itself (above, the new key's
 	// record may have done it for all in its batch).
-	for _, only := range []string{caseTopic, statusTopic} {
+	for _, only := range []string{caseTopic, statusTopic, rejectedTopic} {
 		sink, err := ingest.OpenSink(filepath.Join(t.TempDir(), "bo.db"))
 		if err != nil {
 			t.Fatal(err)
@@ -791,7 +889,7 @@ func TestRotatedKeyIngested(t *testing.T) {
 		c.Reader.Close()
 		got, _ := sink.Counts(context.Background())
 		sink.Close()
-		if err != nil || got.Quarantined != 0 || got.CaseMessages+got.Deliveries != 1 {
+		if err != nil || got.Quarantined != 0 || got.CaseMessages+got.Deliveries+got.Rejections != 1 {
 			t.Fatalf("%s alone: %+v %v", only, got, err)
 		}
 	}

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -47,11 +48,21 @@ type StatusRow struct {
 	Offset    int64
 }
 
+// RejectionRow is one verified rejection: the event as its receipt states
+// it.
+type RejectionRow struct {
+	events.Rejected
+	Topic     string
+	Partition int
+	Offset    int64
+}
+
 // Batch is what one transaction writes, each slice in the topic's order.
 type Batch struct {
 	Records      []Row
 	CaseMessages []CaseRow
 	Statuses     []StatusRow
+	Rejections   []RejectionRow
 	Quarantined  []Quarantined
 }
 
@@ -121,6 +132,24 @@ var sinkSchema = []string{
 		koffset      BIGINT NOT NULL,
 		ingested_at  TEXT NOT NULL
 	)`,
+	// Each submission the gateway refused, once per correlation id: where
+	// and why (pointers and codes; never the document's values), for
+	// following up a partner whose notice has not come through.
+	`CREATE TABLE IF NOT EXISTS backoffice_rejections (
+		correlation_id TEXT PRIMARY KEY,
+		partner      TEXT NOT NULL,
+		format       TEXT NOT NULL,
+		problem_type TEXT NOT NULL,
+		status       INTEGER NOT NULL,
+		problems     TEXT NOT NULL,
+		received_at  TEXT NOT NULL,
+		receipt      TEXT NOT NULL,
+		topic        TEXT NOT NULL,
+		kpartition   INTEGER NOT NULL,
+		koffset      BIGINT NOT NULL,
+		ingested_at  TEXT NOT NULL
+	)`,
+	`CREATE INDEX IF NOT EXISTS backoffice_rejections_partner ON backoffice_rejections (partner, received_at)`,
 	`CREATE TABLE IF NOT EXISTS backoffice_quarantine (
 		topic       TEXT NOT NULL,
 		kpartition  INTEGER NOT NULL,
@@ -164,8 +193,8 @@ func (s *Sink) DB() *sql.DB { return s.db }
 
 func (s *Sink) rebind(q string) string { return sqldialect.Rebind(q, s.postgres) }
 
-// Write upserts records, case messages and delivery statuses and
-// quarantines messages in one transaction. The upsert by record id (a case
+// Write upserts records, case messages, delivery statuses and rejections
+// and quarantines messages in one transaction. The upsert by record id (a case
 // message's by sender and message id) makes a re-delivery a no-op apart
 // from its delivery count: each table holds each event exactly once. A
 // delivery's row takes a status of a later offset only.
@@ -221,6 +250,19 @@ func (s *Sink) Write(ctx context.Context, b Batch) error {
 			return err
 		}
 	}
+	for _, r := range b.Rejections {
+		problems, err := json.Marshal(r.Problems)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO backoffice_rejections
+			(correlation_id, partner, format, problem_type, status, problems, received_at, receipt, topic, kpartition, koffset, ingested_at)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (correlation_id) DO NOTHING`),
+			r.CorrelationID, r.Partner, r.Format, r.ProblemType, r.Status, string(problems), r.ReceivedAt, r.Receipt,
+			r.Topic, r.Partition, r.Offset, now); err != nil {
+			return err
+		}
+	}
 	for _, m := range b.Quarantined {
 		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO backoffice_quarantine (topic, kpartition, koffset, msg_key, reason, value, quarantined_at)
 			VALUES (?,?,?,?,?,?,?) ON CONFLICT (topic, kpartition, koffset) DO NOTHING`),
@@ -233,7 +275,7 @@ func (s *Sink) Write(ctx context.Context, b Batch) error {
 
 // Counts are the rows of each table.
 type Counts struct {
-	Records, CaseMessages, Deliveries, Quarantined int64
+	Records, CaseMessages, Deliveries, Rejections, Quarantined int64
 }
 
 // Counts counts the rows of each table.
@@ -243,7 +285,7 @@ func (s *Sink) Counts(ctx context.Context) (Counts, error) {
 		table string
 		n     *int64
 	}{{"backoffice_records", &n.Records}, {"backoffice_case_messages", &n.CaseMessages},
-		{"backoffice_deliveries", &n.Deliveries}, {"backoffice_quarantine", &n.Quarantined}} {
+		{"backoffice_deliveries", &n.Deliveries}, {"backoffice_rejections", &n.Rejections}, {"backoffice_quarantine", &n.Quarantined}} {
 		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM `+c.table).Scan(c.n); err != nil {
 			return Counts{}, err
 		}
