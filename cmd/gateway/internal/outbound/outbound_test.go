@@ -153,7 +153,7 @@ func run(t *testing.T, dl *outbound.Deliverer, cond func() bool) {
 }
 
 func (w *world) state(t *testing.T) *store.Delivery {
-	ds, err := w.st.Deliveries(context.Background(), "", 0, 10)
+	ds, err := w.st.DeliveriesOf(context.Background(), "", "", 0, 10)
 	if err != nil || len(ds) != 1 {
 		t.Fatalf("deliveries %v %v", ds, err)
 	}
@@ -283,7 +283,7 @@ func TestProbeThatCannotStartFreesTheBreaker(t *testing.T) {
 	}
 	w.enqueue(t, "req-first", "JSON", `{}`)
 	state := func(key string) string {
-		ds, err := w.st.Deliveries(context.Background(), "", 0, 10)
+		ds, err := w.st.DeliveriesOf(context.Background(), "", "", 0, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -323,7 +323,7 @@ func TestReloadedConcurrency(t *testing.T) {
 	dl := w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{Concurrency: 1}))
 	delivered := func(n int) func() bool {
 		return func() bool {
-			ds, err := w.st.Deliveries(context.Background(), store.DeliveryDelivered, 0, 10)
+			ds, err := w.st.DeliveriesOf(context.Background(), "", store.DeliveryDelivered, 0, 10)
 			return err == nil && len(ds) == n
 		}
 	}
@@ -339,7 +339,7 @@ func TestReloadedConcurrency(t *testing.T) {
 		for _, k := range tc.keys {
 			w.enqueue(t, k, "JSON", `{}`)
 		}
-		done, _ := w.st.Deliveries(context.Background(), store.DeliveryDelivered, 0, 10)
+		done, _ := w.st.DeliveriesOf(context.Background(), "", store.DeliveryDelivered, 0, 10)
 		run(t, dl, delivered(len(done)+len(tc.keys)))
 		if got := most.Load(); got != int32(tc.concurrency) {
 			t.Errorf("concurrency %d: the partner saw %d requests at once", tc.concurrency, got)
@@ -694,7 +694,7 @@ func TestConsumerQueue(t *testing.T) {
 		}
 	}
 	byKey := func() map[string]*store.Delivery {
-		ds, err := w.st.Deliveries(context.Background(), "", 0, 10)
+		ds, err := w.st.DeliveriesOf(context.Background(), "", "", 0, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -831,7 +831,7 @@ func TestConsumerRetriesWhatTheStoreRefused(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		ds, err := w.st.Deliveries(context.Background(), store.DeliveryPending, 0, 10)
+		ds, err := w.st.DeliveriesOf(context.Background(), "", store.DeliveryPending, 0, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1248,7 +1248,7 @@ func TestSkippedInOneWrite(t *testing.T) {
 	}
 	close(release)
 	run(t, dl, func() bool {
-		ds, err := w.st.Deliveries(context.Background(), store.DeliveryDelivered, 0, 100)
+		ds, err := w.st.DeliveriesOf(context.Background(), "", store.DeliveryDelivered, 0, 100)
 		return err == nil && len(ds) == 40
 	})
 }

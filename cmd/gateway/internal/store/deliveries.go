@@ -251,16 +251,11 @@ func (s *DB) DeliveryByKey(ctx context.Context, key string) (*Delivery, error) {
 	return d, err
 }
 
-// Deliveries lists up to limit deliveries in a state ("" for all), newest
-// first, those with an id below before when it is not 0 (the next page),
-// without their payloads. (Oldest first, a busy queue's list never reached
-// its recent deliveries.)
-func (s *DB) Deliveries(ctx context.Context, state string, before int64, limit int) ([]*Delivery, error) {
-	return s.DeliveriesOf(ctx, "", state, before, limit)
-}
-
-// DeliveriesOf is Deliveries to one partner ("" for every partner): what an
-// operator looks at before taking a partner's dead letters back.
+// DeliveriesOf lists up to limit deliveries to a partner ("" for every
+// partner: what an operator looks at before taking a partner's dead letters
+// back) in a state ("" for all), newest first, those with an id below
+// before when it is not 0 (the next page), without their payloads. (Oldest
+// first, a busy queue's list never reached its recent deliveries.)
 func (s *DB) DeliveriesOf(ctx context.Context, partnerID, state string, before int64, limit int) ([]*Delivery, error) {
 	q := `SELECT ` + summaryCols + ` FROM deliveries WHERE 1 = 1`
 	args := []any{}

@@ -1151,7 +1151,7 @@ func TestEnqueueRefused(t *testing.T) {
 		if due, err := s.ClaimDue(ctx, at.Add(time.Hour), time.Minute, 10); err != nil || len(due) != 0 {
 			t.Fatalf("a refused request is claimable: %v %v", due, err)
 		}
-		dead, err := s.Deliveries(ctx, store.DeliveryDead, 0, 10)
+		dead, err := s.DeliveriesOf(ctx, "", store.DeliveryDead, 0, 10)
 		if err != nil || len(dead) != 1 || dead[0].Key != "bad-1" || dead[0].LastError != "unknown partner" || dead[0].Attempts != 1 {
 			t.Fatalf("dead letters: %+v %v", dead, err)
 		}
@@ -1166,7 +1166,7 @@ func TestEnqueueRefused(t *testing.T) {
 		if created, err := s.EnqueueRefused(ctx, again, "payload must be JSON", at, logged); err != nil || created {
 			t.Fatalf("a queued id refused again: created %v, %v", created, err)
 		}
-		pending, err := s.Deliveries(ctx, store.DeliveryPending, 0, 10)
+		pending, err := s.DeliveriesOf(ctx, "", store.DeliveryPending, 0, 10)
 		if err != nil || len(pending) != 1 || pending[0].Key != "good-1" || pending[0].Attempts != 0 {
 			t.Fatalf("the queued delivery changed: %+v %v", pending, err)
 		}
@@ -1594,7 +1594,7 @@ func TestDeliveriesPages(t *testing.T) {
 			enqueue(t, s, k)
 		}
 		keys := func(before int64, limit int) (out []string, last int64) {
-			ds, err := s.Deliveries(ctx, store.DeliveryPending, before, limit)
+			ds, err := s.DeliveriesOf(ctx, "", store.DeliveryPending, before, limit)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -1706,7 +1706,7 @@ func TestDeliveriesListBounded(t *testing.T) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		ds, err := s.Deliveries(ctx, "", 0, 1000)
+		ds, err := s.DeliveriesOf(ctx, "", "", 0, 1000)
 		runtime.ReadMemStats(&after)
 		if err != nil || len(ds) != 50 {
 			t.Fatalf("listed %d: %v", len(ds), err)
