@@ -31,7 +31,7 @@ const maxIngestBatch = 10000
 
 func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("ingest", stderr)
-	dir := fs.String("dev", "", "dev directory of a running \"gateway dev\" (brokers, topic and JWKS from dev.json)")
+	dir := fs.String("dev", "", "dev directory of a running \"gateway dev\" (brokers, topics and JWKS from dev.json)")
 	cfgPath := fs.String("config", "", "gateway configuration file (its kafka section: brokers, TLS, SASL, topics)")
 	brokers := fs.String("brokers", "", "comma-separated bootstrap brokers (instead of --dev/--config)")
 	topic := fs.String("topic", "", "verified topic (default from dev.json or the configuration)")
@@ -39,11 +39,11 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	statusTopic := fs.String("status-topic", "", "delivery-status topic (default from dev.json, or the configuration when it delivers outbound; \"\" for none)")
 	rejectedTopic := fs.String("rejected-topic", "", "rejected topic (default from dev.json or the configuration; \"\" for none)")
 	group := fs.String("group", "perkeso-backoffice", "consumer group id")
-	jwksPath := fs.String("jwks", "", "gateway JWKS file used to verify attestations")
+	jwksPath := fs.String("jwks", "", "gateway JWKS file, to verify the events' receipts")
 	db := fs.String("db", "", "back-office database: SQLite path (default DIR/backoffice.db) or postgres:// DSN")
 	until := fs.Bool("until-caught-up", false, "exit once the lag is 0 and nothing arrived for --idle")
 	idle := fs.Duration("idle", 2*time.Second, "with --until-caught-up: quiet time before exiting")
-	batch := fs.Int("batch", 500, "records per database transaction")
+	batch := fs.Int("batch", 500, "events per database transaction")
 	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
@@ -64,6 +64,17 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		fmt.Fprintln(stderr, "gateway ingest: --topic, --jwks and --db are required without --dev")
 		return errUsage
 	}
+	// Each topic is read as one kind of event: one named twice would have
+	// the others' events quarantined as that kind.
+	topics := []string{*topic}
+	for _, t := range []string{*caseTopic, *statusTopic, *rejectedTopic} {
+		if slices.Contains(topics, t) {
+			return fmt.Errorf("topic %s is named for two kinds of event (--topic, --case-topic, --status-topic, --rejected-topic)", t)
+		}
+		if t != "" {
+			topics = append(topics, t)
+		}
+	}
 	set, err := partnerkit.ReadJWKS(*jwksPath)
 	if err != nil {
 		return fmt.Errorf("gateway JWKS: %w", err)
@@ -71,12 +82,6 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	kc, err := kafkaclient.New(kcfg)
 	if err != nil {
 		return err
-	}
-	topics := []string{*topic}
-	for _, t := range []string{*caseTopic, *statusTopic, *rejectedTopic} {
-		if t != "" && !slices.Contains(topics, t) {
-			topics = append(topics, t)
-		}
 	}
 	if missing, err := kc.MissingTopics(ctx, topics...); err != nil {
 		return fmt.Errorf("kafka: %w", err)

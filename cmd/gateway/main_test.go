@@ -770,6 +770,8 @@ func TestFlagsRefused(t *testing.T) {
 		{"fail/ingest-batch-zero", []string{"ingest", "--batch", "0"}, "--batch 0: must be 1 to 10000"},
 		{"fail/ingest-batch-huge", []string{"ingest", "--batch", "1000000"}, "--batch 1000000"},
 		{"fail/ingest-idle-zero", []string{"ingest", "--until-caught-up", "--idle", "0s"}, "--idle 0s: must be positive"},
+		{"fail/ingest-topic-twice", []string{"ingest", "--brokers", "127.0.0.1:1", "--topic", "t", "--rejected-topic", "t", "--jwks", "x", "--db", "y"},
+			"topic t is named for two kinds of event"},
 		{"fail/dev-kafka-port", []string{"dev", "--dir", filepath.Join(t.TempDir(), "dev"), "--kafka-port", "70000"}, "--kafka-port 70000"},
 		{"fail/certs-kit-partner-id", []string{"certs", "kit", "--partner", "Acme HR", "--ca-cert", "ca.pem", "--ca-key", "ca.key"}, `--partner "Acme HR": a partner id is`},
 		{"fail/certs-kit-without-ca", []string{"certs", "kit", "--partner", "acme-hr"}, "usage: gateway certs kit"},
