@@ -193,11 +193,11 @@ func (s *Sink) DB() *sql.DB { return s.db }
 
 func (s *Sink) rebind(q string) string { return sqldialect.Rebind(q, s.postgres) }
 
-// Write upserts records, case messages, delivery statuses and rejections
-// and quarantines messages in one transaction. The upsert by record id (a case
-// message's by sender and message id) makes a re-delivery a no-op apart
-// from its delivery count: each table holds each event exactly once. A
-// delivery's row takes a status of a later offset only.
+// Write upserts records, case messages, delivery statuses and rejections,
+// and quarantines messages, in one transaction. A record or case message
+// delivered again only counts the delivery, a rejection or quarantined
+// message delivered again changes nothing: each table holds each event
+// once. A delivery's row takes a status from a later offset only.
 func (s *Sink) Write(ctx context.Context, b Batch) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {

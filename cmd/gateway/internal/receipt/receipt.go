@@ -302,7 +302,8 @@ func Verify(compact string, set jwk.Set) (*Receipt, error) {
 }
 
 // VerifyPayload checks any JWS the gateway's key signed (a notice's, a
-// claim's or a batch's receipt, a case message's) against a published JWKS
+// claim's or a batch's receipt, a case message's, a delivery status's, a
+// rejection's) against a published JWKS
 // and returns its payload as signed.
 func VerifyPayload(compact string, set jwk.Set) ([]byte, error) {
 	return verifySigned(strings.TrimSpace(compact), set, "receipt", "", "JWKS")
