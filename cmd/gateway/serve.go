@@ -57,6 +57,10 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	log.Info("gateway listening", "addr", ln.Addr().String(), "partners", len(cfg.Partners.All()), "config", cfg.Path,
 		"kafka", cfg.File.Kafka.Brokers)
+	if g.OutboundConsumer != nil && cfg.RequestSigners == nil {
+		log.Warn("outbound requests are taken unsigned (outbound.request_signers_file is not set): whoever may write to " +
+			cfg.File.Outbound.Topic + " may have Perkeso sign a message to a partner")
+	}
 	stopHUP := reloadOnHUP(ctx, g, log)
 	defer stopHUP()
 	return g.Serve(ctx, ln, ops)

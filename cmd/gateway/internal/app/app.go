@@ -175,7 +175,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 				st.Close()
 				return nil, err
 			}
-			g.OutboundConsumer = &outbound.Consumer{Store: st, Partners: cfg.Partners, Log: log, Status: g.Deliverer.Status,
+			g.OutboundConsumer = &outbound.Consumer{Store: st, Partners: cfg.Partners, Log: log, Status: g.Deliverer.Status, RequestKeys: cfg.RequestSigners,
 				Reader: kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, GroupID: "jambatan-outbound", Topic: oc.Topic, Dialer: kc.Dialer(),
 					StartOffset: kafka.FirstOffset, MaxWait: 500 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20})}
 		}

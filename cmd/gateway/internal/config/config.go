@@ -58,6 +58,11 @@ type Outbound struct {
 	ClientKeyFile  string `json:"client_key_file,omitempty"`
 	Topic          string `json:"topic,omitempty"`        // default perkeso.outbound.v1
 	StatusTopic    string `json:"status_topic,omitempty"` // default perkeso.delivery-status.v1
+	// RequestSignersFile is the JWKS of the back office's public signing
+	// keys: when set, a request on the outbound topic is taken only with a
+	// detached JWS by one of them over its value (header "jws"), so that
+	// writing to the topic is not enough to have Perkeso sign a message.
+	RequestSignersFile string `json:"request_signers_file,omitempty"`
 }
 
 // Operator configures the operator listener (outbound requests without
@@ -238,6 +243,9 @@ type Config struct {
 	ClientCAFile   string
 	StorePath      string
 	ReceiptKeyFile string
+	// RequestSigners are the keys of outbound.request_signers_file (nil
+	// when it is not set).
+	RequestSigners jwk.Set
 }
 
 // Error is a configuration error located in the file.
@@ -302,6 +310,15 @@ func Load(path string) (*Config, error) {
 	}
 	if c.Partners, err = c.loadPartners(rel); err != nil {
 		return nil, err
+	}
+	if f := c.File.Outbound.RequestSignersFile; f != "" {
+		kb, err := os.ReadFile(f)
+		if err == nil {
+			c.RequestSigners, err = ParsePublicJWKS(kb)
+		}
+		if err != nil {
+			return nil, &Error{File: abs, Field: "outbound.request_signers_file", Msg: err.Error()}
+		}
 	}
 	return c, nil
 }
@@ -381,6 +398,7 @@ func (c *Config) resolve(rel func(string) string) *Error {
 	}
 	f.SOAP.SigningCertFile, f.SOAP.SigningKeyFile = rel(f.SOAP.SigningCertFile), rel(f.SOAP.SigningKeyFile)
 	f.Outbound.ClientCertFile, f.Outbound.ClientKeyFile = rel(f.Outbound.ClientCertFile), rel(f.Outbound.ClientKeyFile)
+	f.Outbound.RequestSignersFile = rel(f.Outbound.RequestSignersFile)
 	f.Operator.ClientCAFile = rel(f.Operator.ClientCAFile)
 	if f.Operator.Listen != "" && (f.Operator.ClientCAFile == "" || len(f.Operator.AllowedCNs) == 0) {
 		return &Error{Field: "operator", Msg: "client_ca_file and allowed_cns are required with listen"}

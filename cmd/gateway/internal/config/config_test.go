@@ -228,3 +228,57 @@ func checkLoaded(t *testing.T, c *Config, dir string) {
 		t.Fatalf("agency: %+v", ag)
 	}
 }
+
+// TestRequestSigners: outbound.request_signers_file, relative to the
+// configuration, gives the back office's public keys; a file that is
+// missing or holds a private key is refused at load, naming the setting.
+func TestRequestSigners(t *testing.T) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	priv, _ := jwk.Import(k)
+	_ = priv.Set(jwk.KeyIDKey, "bo-leaked")
+	private := jwk.NewSet()
+	_ = private.AddKey(priv)
+	privateJSON, _ := json.Marshal(private)
+	for _, tc := range []struct {
+		name string
+		file []byte // written as bo.jwks; nil: none
+		keys int    // keys loaded; -1: refused
+	}{
+		{"ok/public-keys", publicJWKS(t, "bo-2026-1"), 1},
+		{"fail/missing", nil, -1},
+		{"fail/private-key", privateJSON, -1},
+		{"fail/not-a-jwks", []byte(`{"keys":"none"}`), -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			m := base(t, dir)
+			m["outbound"] = map[string]any{"request_signers_file": "bo.jwks"}
+			if tc.file != nil {
+				if err := os.WriteFile(filepath.Join(dir, "bo.jwks"), tc.file, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b, _ := json.Marshal(m)
+			path := filepath.Join(dir, "gateway.json")
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(path)
+			var ce *Error
+			switch {
+			case tc.keys >= 0 && (err != nil || c.RequestSigners == nil || c.RequestSigners.Len() != tc.keys):
+				t.Fatalf("loaded %v: %v", c, err)
+			case tc.keys < 0 && (!errors.As(err, &ce) || ce.Field != "outbound.request_signers_file"):
+				t.Fatalf("error %v, want one naming outbound.request_signers_file", err)
+			}
+		})
+	}
+	// Without the setting, requests are taken unsigned (RequestSigners nil).
+	dir := t.TempDir()
+	b, _ := json.Marshal(base(t, dir))
+	path := filepath.Join(dir, "gateway.json")
+	_ = os.WriteFile(path, b, 0o644)
+	if c, err := Load(path); err != nil || c.RequestSigners != nil {
+		t.Fatalf("without the setting: %v %v", c.RequestSigners, err)
+	}
+}

@@ -14,11 +14,14 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/perkeso/jambatan/adapters"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 )
 
 // TestNodeBackOfficeVerifiesEvents: a back office written in Node from the
@@ -190,4 +193,39 @@ func jsonFile(t *testing.T, name string, v any) string {
 	f := filepath.Join(t.TempDir(), name)
 	must(t, os.WriteFile(f, b, 0o600))
 	return f
+}
+
+// TestNodeSignsOutboundRequests: a back office written in Node from the
+// README (outbound-sign.mjs, npm jose) signs outbound requests, and the
+// gateway's check takes each signature for its own request's bytes (UTF-8
+// text and escapes included) and for no other.
+func TestNodeSignsOutboundRequests(t *testing.T) {
+	dir := nodeModules(t)
+	key, err := receipt.NewES256Key("bo-2026-1")
+	must(t, err)
+	pub, err := jwk.PublicKeyOf(key)
+	must(t, err)
+	keys := jwk.NewSet()
+	must(t, keys.AddKey(pub))
+	requests := []string{
+		`{"id":"dec-001","partner":"th-sso","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-2026-000731","payload":{"outcome":"ACCEPTED","legalBasis":"Akta 4 – sek. 26 \u2028 café"}}`,
+		"{\n  \"id\": \"ri-001\",\n  \"partner\": \"th-sso\",\n  \"messageType\": \"RequestInformation\"\n}\n",
+	}
+	out := runNode(t, dir, []string{"REQUESTS=" + jsonFile(t, "requests.json", requests), "SIGNING_JWK=" + jsonFile(t, "bo.jwk.json", key)}, "outbound-sign.mjs")
+	var sigs []string
+	must(t, json.Unmarshal(out, &sigs))
+	if len(sigs) != len(requests) {
+		t.Fatalf("%d signatures for %d requests", len(sigs), len(requests))
+	}
+	record := func(value, sig string) kafka.Message {
+		return kafka.Message{Value: []byte(value), Headers: []kafka.Header{{Key: outbound.RequestSignatureHeader, Value: []byte(sig)}}}
+	}
+	for i, req := range requests {
+		if err := outbound.VerifyRequest(record(req, sigs[i]), keys); err != nil {
+			t.Errorf("request %d, signed by npm jose: %v", i, err)
+		}
+		if err := outbound.VerifyRequest(record(req, sigs[1-i]), keys); err == nil {
+			t.Errorf("request %d taken with the other request's signature", i)
+		}
+	}
 }

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
@@ -26,6 +28,48 @@ type Consumer struct {
 	Log      *slog.Logger
 	// Status, when set, publishes the dead-lettered status of a refused request.
 	Status StatusFunc
+	// RequestKeys, when set, are the back office's signing keys: a request
+	// is taken only with exactly one RequestSignatureHeader, a detached JWS
+	// by one of them over the record's value (VerifyRequest). Any other
+	// record is not a request of the back office's: it is logged (the
+	// message log keeps it, REFUSED) and no delivery is made of it, not
+	// even a dead letter, which an operator's retry would send. Without
+	// RequestKeys, whoever may write to the topic may have Perkeso sign a
+	// message to a partner.
+	RequestKeys jwk.Set
+}
+
+// OutcomeRefused is the message-log outcome of an outbound record refused
+// for its signature: no delivery was made of it.
+const OutcomeRefused = "REFUSED"
+
+// RequestSignatureHeader is the Kafka record header that carries the back
+// office's signature of an outbound request.
+const RequestSignatureHeader = "jws"
+
+// VerifyRequest checks the back office's signature on an outbound request
+// record: exactly one RequestSignatureHeader, a detached JWS (RFC 7515
+// appendix F: compact, the payload part empty) over the record's value by
+// a key of keys, under the rules a partner's notice is held to (jwsin: no
+// key taken from the header, one signature, the key's own algorithm).
+func VerifyRequest(m kafka.Message, keys jwk.Set) error {
+	var sigs []string
+	for _, h := range m.Headers {
+		if h.Key == RequestSignatureHeader {
+			sigs = append(sigs, string(h.Value))
+		}
+	}
+	switch len(sigs) {
+	case 0:
+		return fmt.Errorf("request signature: none (the record has no %q header)", RequestSignatureHeader)
+	case 1:
+	default:
+		return fmt.Errorf("request signature: %d %q headers; exactly one is taken", len(sigs), RequestSignatureHeader)
+	}
+	if _, err := jwsin.Verify(jwsin.Message{Form: jwsin.FormDetached, JWS: sigs[0], Body: m.Value}, keys); err != nil {
+		return fmt.Errorf("request signature: %w", err)
+	}
+	return nil
 }
 
 // DeliveryQueue is the durable queue the consumer writes to: the store.
@@ -33,6 +77,7 @@ type DeliveryQueue interface {
 	DeliveryByKey(ctx context.Context, key string) (*store.Delivery, error)
 	Enqueue(ctx context.Context, d *store.Delivery, at time.Time) (created bool, err error)
 	EnqueueRefused(ctx context.Context, d *store.Delivery, reason string, at time.Time, entry func(*store.Delivery) *store.Entry) (created bool, err error)
+	Log(ctx context.Context, e *store.Entry) error
 	HoldAnswers(ctx context.Context, d *store.Delivery, institution string, items map[string][]byte, at time.Time, entry func(*store.Delivery) *store.Entry) (created bool, err error)
 	CaseInstitution(ctx context.Context, caseID string) (string, error)
 }
@@ -89,6 +134,16 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 	}
 	d := &store.Delivery{Key: r.ID, PartnerID: r.Partner, MessageType: r.MessageType, CaseID: r.CaseID, Payload: r.Payload}
 	now := time.Now()
+	if c.RequestKeys != nil {
+		if err := VerifyRequest(m, c.RequestKeys); err != nil {
+			reason := errorText(err.Error())
+			c.Log.Warn("outbound record refused: not signed by the back office; no delivery made", "correlation_id", "outbound-"+place,
+				"partition", m.Partition, "offset", m.Offset, "err", reason)
+			return c.Store.Log(ctx, &store.Entry{CorrelationID: "outbound-" + place, PartnerID: clip(r.Partner, MaxField), ReceivedAt: now,
+				Route: "OUTBOUND " + clip(r.MessageType, MaxField), Verification: "refused: " + reason, Outcome: OutcomeRefused,
+				SourceKey: place, Body: m.Value})
+		}
+	}
 	verr := r.Validate(c.Partners)
 	if verr == nil {
 		_, err := Queue(ctx, c.Store, &r, now, c.Status)

@@ -1252,3 +1252,121 @@ func TestSkippedInOneWrite(t *testing.T) {
 		return err == nil && len(ds) == 40
 	})
 }
+
+// loggingQueue is the store, noting the message-log entries the consumer
+// writes without a delivery.
+type loggingQueue struct {
+	outbound.DeliveryQueue
+	mu     sync.Mutex
+	logged []*store.Entry
+}
+
+func (q *loggingQueue) Log(ctx context.Context, e *store.Entry) error {
+	q.mu.Lock()
+	q.logged = append(q.logged, e)
+	q.mu.Unlock()
+	return q.DeliveryQueue.Log(ctx, e)
+}
+
+func (q *loggingQueue) entries() []*store.Entry {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.logged)
+}
+
+// TestRequestSignatures: with the back office's keys configured, a record
+// on the outbound topic becomes a delivery only with exactly one detached
+// JWS by one of them over its value. Any other is logged as refused, and no
+// delivery is made of it, not even a dead letter an operator's retry would
+// send with Perkeso's signature.
+func TestRequestSignatures(t *testing.T) {
+	const topic = "perkeso.outbound.v1"
+	b, err := broker.Start("", 0, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	backOffice, _ := receipt.NewES256Key("bo-2026-1")
+	stranger, _ := receipt.NewES256Key("bo-2026-1") // the same kid, another key
+	pub, _ := jwk.PublicKeyOf(backOffice)
+	keys := jwk.NewSet()
+	_ = keys.AddKey(pub)
+	detached := func(key jwk.Key, value string, extra func(jws.Headers)) string {
+		h := jws.NewHeaders()
+		kid, _ := key.KeyID()
+		_ = h.Set(jws.KeyIDKey, kid)
+		if extra != nil {
+			extra(h)
+		}
+		c, err := jws.Sign([]byte(value), jws.WithKey(jwa.ES256(), key, jws.WithProtectedHeaders(h)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.Split(string(c), ".")
+		return parts[0] + ".." + parts[2]
+	}
+	request := func(id string) string {
+		return fmt.Sprintf(`{"id":%q,"partner":"p1","messageType":"JSON","payload":{"n":1}}`, id)
+	}
+	strangerPub, _ := jwk.PublicKeyOf(stranger)
+	cases := []struct {
+		name    string
+		value   string
+		headers []string // values of the "jws" headers
+		reason  string   // "" when the request is queued
+	}{
+		{"ok/signed", request("req-ok"), []string{detached(backOffice, request("req-ok"), nil)}, ""},
+		{"fail/unsigned", request("req-unsigned"), nil, "none"},
+		{"fail/another-key", request("req-stranger"), []string{detached(stranger, request("req-stranger"), nil)}, "signature"},
+		{"fail/value-altered", request("req-altered"), []string{detached(backOffice, request("req-other"), nil)}, "signature"},
+		{"fail/two-signatures", request("req-two"), []string{detached(backOffice, request("req-two"), nil), detached(backOffice, request("req-two"), nil)}, "exactly one"},
+		{"fail/key-in-header", request("req-jwk"), []string{detached(stranger, request("req-jwk"), func(h jws.Headers) { _ = h.Set(jws.JWKKey, strangerPub) })}, "signature"}, // the key it names is never used
+	}
+	wr := &kafka.Writer{Addr: kafka.TCP(b.Addr), Topic: topic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll}
+	for _, tc := range cases {
+		m := kafka.Message{Key: []byte("case-1"), Value: []byte(tc.value)}
+		for _, h := range tc.headers {
+			m.Headers = append(m.Headers, kafka.Header{Key: outbound.RequestSignatureHeader, Value: []byte(h)})
+		}
+		if err := wr.WriteMessages(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wr.Close()
+
+	w := newWorld(t)
+	q := &loggingQueue{DeliveryQueue: w.st}
+	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.Addr}, GroupID: "jambatan-outbound", Topic: topic,
+		StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
+	t.Cleanup(func() { rd.Close() })
+	c := &outbound.Consumer{Reader: rd, Store: q, Log: slog.New(slog.DiscardHandler), RequestKeys: keys,
+		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(20 * time.Second)
+	for len(q.entries()) < len(cases)-1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	ds, err := w.st.DeliveriesOf(context.Background(), "", "", 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].Key != "req-ok" || ds[0].State != store.DeliveryPending {
+		t.Fatalf("deliveries %v, want req-ok alone, pending", ds)
+	}
+	logged := q.entries()
+	for i, tc := range cases[1:] {
+		t.Run(tc.name, func(t *testing.T) {
+			if i >= len(logged) {
+				t.Fatalf("not logged (%d entries)", len(logged))
+			}
+			e := logged[i]
+			if e.Outcome != outbound.OutcomeRefused || string(e.Body) != tc.value || !strings.Contains(e.Verification, "request signature") ||
+				!strings.Contains(e.Verification, tc.reason) {
+				t.Fatalf("logged %s %q %q", e.Outcome, e.Verification, e.Body)
+			}
+		})
+	}
+}
