@@ -473,23 +473,39 @@ func TestOutboundRoundTrip(t *testing.T) {
 	if d.DemoAgencyURL == "" || d.Topics.Outbound != "perkeso.outbound.v1" {
 		t.Fatalf("dev.json: %+v", d)
 	}
-	reqs := `{"id":"dec-001","partner":"demo-agency","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-2026-000731","payload":{"subject":"WORK_RELATEDNESS","outcome":"ACCEPTED","decisionDate":"2026-03-20","legalBasis":"Employees' Social Security Act 1969, s. 24"}}
-{"id":"bad-001","partner":"nobody","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-1","payload":{}}
-`
-	p := exec.Command("kcat", "-b", d.KafkaBootstrap, "-P", "-t", d.Topics.Outbound)
-	p.Stdin = strings.NewReader(reqs)
-	if o, err := p.CombinedOutput(); err != nil {
-		t.Fatalf("kcat -P: %v %s", err, o)
+	if d.BackOfficeKey == "" {
+		t.Fatal("dev.json names no back-office signing key: the dev configuration takes unsigned requests")
 	}
+	dec := `{"id":"dec-001","partner":"demo-agency","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-2026-000731","payload":{"subject":"WORK_RELATEDNESS","outcome":"ACCEPTED","decisionDate":"2026-03-20","legalBasis":"Employees' Social Security Act 1969, s. 24"}}`
+	// produce writes one request as the back office does, a file one record,
+	// signed as the README says (gateway sign --detached, the "jws" header)
+	// unless unsigned; z is the batch's compression.
+	produce := func(request, z string, signed bool) {
+		t.Helper()
+		file := filepath.Join(t.TempDir(), "request.json")
+		if err := os.WriteFile(file, []byte(request), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"-b", d.KafkaBootstrap, "-P", "-t", d.Topics.Outbound, "-z", z}
+		if signed {
+			sig, e, err := gateway(t, "sign", "--jwk", d.BackOfficeKey, "--detached", file)
+			if err != nil {
+				t.Fatalf("gateway sign: %v %s", err, e)
+			}
+			args = append(args, "-H", "jws="+strings.TrimSpace(sig))
+		}
+		if o, err := exec.Command("kcat", append(args, file)...).CombinedOutput(); err != nil {
+			t.Fatalf("kcat -P: %v %s", err, o)
+		}
+	}
+	produce(dec, "none", true)
+	produce(`{"id":"bad-001","partner":"nobody","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-1","payload":{}}`, "none", true)
+	produce(strings.Replace(dec, "dec-001", "forged-001", 1), "none", false) // not the back office's: no delivery
 	// A back office's producer may compress its batches with any codec Kafka
 	// knows; each is read.
 	codecs := []string{"gzip", "snappy", "lz4", "zstd"}
 	for _, z := range codecs {
-		p := exec.Command("kcat", "-b", d.KafkaBootstrap, "-P", "-t", d.Topics.Outbound, "-z", z)
-		p.Stdin = strings.NewReader(strings.Replace(strings.SplitAfter(reqs, "\n")[0], "dec-001", "dec-"+z, 1))
-		if o, err := p.CombinedOutput(); err != nil {
-			t.Fatalf("kcat -P -z %s: %v %s", z, err, o)
-		}
+		produce(strings.Replace(dec, "dec-001", "dec-"+z, 1), z, true)
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -520,6 +536,10 @@ func TestOutboundRoundTrip(t *testing.T) {
 	}
 	if states["dec-001"] != "delivered" || states["bad-001"] != "dead-lettered" {
 		t.Fatalf("delivery-status topic: %v", st)
+	}
+	if o, _, _ := gateway(t, "outbound", "list", "--dev", dir); states["forged-001"] != "" || strings.Contains(o, "forged-001") ||
+		!strings.Contains(out.String(), "outbound record refused: not signed by the back office") {
+		t.Fatalf("the unsigned request: status %q; deliveries:\n%s", states["forged-001"], o)
 	}
 	for _, z := range codecs {
 		if states["dec-"+z] != "delivered" {

@@ -153,6 +153,9 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if g.OperatorLn != nil {
 		d.OperatorURL, d.OperatorCert, d.OperatorKey = "https://"+g.OperatorLn.Addr().String(), l.OperatorCert, l.OperatorKey
 	}
+	if cfg.RequestSigners != nil {
+		d.BackOfficeKey = l.BackOfficeKey
+	}
 	stopHUP := reloadOnHUP(ctx, g, slog.Default())
 	defer stopHUP()
 	serveErr := make(chan error, 1)
@@ -171,6 +174,10 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		d.GatewayURL, d.JWKSURL, d.CACert, d.Config, d.Store, d.KafkaBootstrap, topics.Verified, topics.Rejected, d.MetricsURL, l.DevJSON)
 	for _, p := range d.Partners {
 		fmt.Fprintf(stdout, "  partner   %s (%s, %s): kit in %s\n", p.ID, p.Kind, p.Format, l.Kit(p.ID).Dir)
+	}
+	if d.BackOfficeKey != "" {
+		fmt.Fprintf(stdout, "  outbound  requests on %s are taken signed by the back office: gateway sign --jwk %s --detached REQUEST.json, in the record's \"jws\" header\n",
+			topics.Outbound, d.BackOfficeKey)
 	}
 	fmt.Fprintf(stdout, "Try: go run ./cmd/gateway submit --dev %s --partner %s NOTICE.json\n     go run ./cmd/gateway soap --dev %s ENVELOPE.xml\nCtrl-C stops.\n", *dir, d.Partners[0].ID, *dir)
 	err = <-serveErr

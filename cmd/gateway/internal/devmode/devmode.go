@@ -49,7 +49,13 @@ var Demos = []DemoPartner{
 // Layout is where dev mode keeps its files (absolute paths).
 type Layout struct {
 	Dir, CACert, CAKey, ServerCert, ServerKey, ReceiptKey, GatewayJWKS, SOAPCert, SOAPKey, OutboundCert, OutboundKey, OperatorCert, OperatorKey, Config, Store, DevJSON, KafkaDir string
+	// The dev back office's key for signing outbound requests, and its
+	// public half, which the configuration names (outbound.request_signers_file).
+	BackOfficeKey, BackOfficeJWKS string
 }
+
+// BackOfficeKid is the kid of the dev back office's request-signing key.
+const BackOfficeKid = "perkeso-backoffice-dev-1"
 
 // PartnerKit is a demo partner's onboarding kit.
 type PartnerKit = partnerkit.Kit
@@ -66,6 +72,7 @@ func LayoutOf(dir string) (Layout, error) {
 		SOAPCert: j("pki", "soap-signing.pem"), SOAPKey: j("pki", "soap-signing.key"),
 		OutboundCert: j("pki", "outbound-client.pem"), OutboundKey: j("pki", "outbound-client.key"),
 		OperatorCert: j("pki", "operator.pem"), OperatorKey: j("pki", "operator.key"),
+		BackOfficeKey: j("pki", "backoffice-signing.jwk.json"), BackOfficeJWKS: j("pki", "backoffice-jwks.json"),
 		Config: j("gateway.json"), Store: j("gateway.db"), DevJSON: j("dev.json"), KafkaDir: j("kafka")}, nil
 }
 
@@ -143,6 +150,11 @@ func Ensure(dir string) (l Layout, created bool, err error) {
 			return l, false, err
 		}
 	}
+	if !exists(l.BackOfficeKey) {
+		if err := writeSigningKey(l.BackOfficeKey, l.BackOfficeJWKS, BackOfficeKid); err != nil {
+			return l, false, err
+		}
+	}
 	for _, d := range Demos {
 		if err := ensureKit(ca, l.Kit(d.ID), d); err != nil {
 			return l, false, fmt.Errorf("demo partner %s: %w", d.ID, err)
@@ -176,24 +188,28 @@ func ensureKit(ca *certs.CA, k PartnerKit, d DemoPartner) error {
 		return nil
 	}
 	if !exists(k.SigningJWK) {
-		priv, err := receipt.NewES256Key(d.Kid)
-		if err != nil {
-			return err
-		}
-		pub, err := jwk.PublicKeyOf(priv)
-		if err != nil {
-			return err
-		}
-		set := jwk.NewSet()
-		_ = set.AddKey(pub)
-		if err := writeJSON(k.SigningJWK, priv, 0o600); err != nil {
-			return err
-		}
-		if err := writeJSON(k.PublicJWKS, set, 0o644); err != nil {
-			return err
-		}
+		return writeSigningKey(k.SigningJWK, k.PublicJWKS, d.Kid)
 	}
 	return nil
+}
+
+// writeSigningKey writes a new ES256 key with kid as a private JWK and its
+// public half as a JWKS.
+func writeSigningKey(privPath, pubPath, kid string) error {
+	priv, err := receipt.NewES256Key(kid)
+	if err != nil {
+		return err
+	}
+	pub, err := jwk.PublicKeyOf(priv)
+	if err != nil {
+		return err
+	}
+	set := jwk.NewSet()
+	_ = set.AddKey(pub)
+	if err := writeJSON(privPath, priv, 0o600); err != nil {
+		return err
+	}
+	return writeJSON(pubPath, set, 0o644)
 }
 
 // issueRSASigning issues a WS-Security signing certificate with an RSA 2048
@@ -215,8 +231,9 @@ func writeConfig(l Layout) error {
 		ReceiptKeyFile: "pki/receipt-signing.jwk.json",
 		Limits:         config.Limits{MaxBodyBytes: config.DefaultMaxBodyBytes, MaxInflightBytes: config.DefaultMaxInflightBytes},
 		SOAP:           config.SOAP{Institution: "MY:PERKESO", SigningCertFile: "pki/soap-signing.pem", SigningKeyFile: "pki/soap-signing.key"},
-		Outbound:       config.Outbound{ClientCertFile: "pki/outbound-client.pem", ClientKeyFile: "pki/outbound-client.key"},
-		Operator:       config.Operator{Listen: "127.0.0.1:0", ClientCAFile: "pki/ca.pem", AllowedCNs: []string{"operator"}},
+		Outbound: config.Outbound{ClientCertFile: "pki/outbound-client.pem", ClientKeyFile: "pki/outbound-client.key",
+			RequestSignersFile: "pki/backoffice-jwks.json"},
+		Operator: config.Operator{Listen: "127.0.0.1:0", ClientCAFile: "pki/ca.pem", AllowedCNs: []string{"operator"}},
 	}
 	for _, d := range Demos {
 		pc := config.PartnerConfig{ID: d.ID, Kind: d.Kind, Country: d.Country, Formats: []string{d.Format},
@@ -249,12 +266,16 @@ type DevJSON struct {
 	// DemoAgencyURL is set with --with-demo-agency: where outbound messages to demo-agency go.
 	DemoAgencyURL string `json:"demo_agency_url,omitempty"`
 	// The operator listener (outbound requests without Kafka) and a dev operator's certificate.
-	OperatorURL  string           `json:"operator_url,omitempty"`
-	OperatorCert string           `json:"operator_cert,omitempty"`
-	OperatorKey  string           `json:"operator_key,omitempty"`
-	Topics       events.Topics    `json:"topics"`
-	MetricsURL   string           `json:"metrics_url"`
-	Partners     []DevJSONPartner `json:"partners"`
+	OperatorURL  string `json:"operator_url,omitempty"`
+	OperatorCert string `json:"operator_cert,omitempty"`
+	OperatorKey  string `json:"operator_key,omitempty"`
+	// BackOfficeKey signs outbound requests as the back office does
+	// (gateway sign --jwk KEY --detached REQUEST.json; the record's "jws"
+	// header), set when the configuration takes signed requests only.
+	BackOfficeKey string           `json:"backoffice_signing_jwk,omitempty"`
+	Topics        events.Topics    `json:"topics"`
+	MetricsURL    string           `json:"metrics_url"`
+	Partners      []DevJSONPartner `json:"partners"`
 
 	path string
 }
