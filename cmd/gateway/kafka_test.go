@@ -541,6 +541,15 @@ func TestOutboundRoundTrip(t *testing.T) {
 		!strings.Contains(out.String(), "outbound record refused: not signed by the back office") {
 		t.Fatalf("the unsigned request: status %q; deliveries:\n%s", states["forged-001"], o)
 	}
+	if resp, err := http.Get(d.MetricsURL); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `jambatan_verification_failures_total{kind="outbound-request"} 1`) {
+			t.Fatalf("the unsigned request is not counted in jambatan_verification_failures_total")
+		}
+	}
 	for _, z := range codecs {
 		if states["dec-"+z] != "delivered" {
 			t.Errorf("the request sent with %s compression: %q", z, states["dec-"+z])

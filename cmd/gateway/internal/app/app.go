@@ -112,6 +112,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	for _, c := range wssec.Codes() {
 		kinds = append(kinds, soapsrv.VerificationKind(c))
 	}
+	kinds = append(kinds, outbound.VerificationKind)
 	g.M.ExpectVerificationKinds(kinds...)
 	watch := newWatched(cfg, lt, ids)
 
@@ -176,6 +177,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 				return nil, err
 			}
 			g.OutboundConsumer = &outbound.Consumer{Store: st, Partners: cfg.Partners, Log: log, Status: g.Deliverer.Status, RequestKeys: cfg.RequestSigners,
+				Refused: func() { g.M.VerificationFailed(outbound.VerificationKind) },
 				Reader: kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, GroupID: "jambatan-outbound", Topic: oc.Topic, Dialer: kc.Dialer(),
 					StartOffset: kafka.FirstOffset, MaxWait: 500 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20})}
 		}

@@ -547,7 +547,7 @@ func TestVerificationFailureKinds(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every kind is a series from the start, at zero.
-	kinds := []string{"ws-security:client.signature.invalid", "ws-security:mustUnderstand"}
+	kinds := []string{"ws-security:client.signature.invalid", "ws-security:mustUnderstand", "outbound-request"}
 	for _, k := range jwsin.Kinds() {
 		kinds = append(kinds, string(k))
 	}

@@ -37,7 +37,15 @@ type Consumer struct {
 	// RequestKeys, whoever may write to the topic may have Perkeso sign a
 	// message to a partner.
 	RequestKeys jwk.Set
+	// Refused, when set, hears of each record refused for its signature
+	// (the operators' metric, kind VerificationKind).
+	Refused func()
 }
+
+// VerificationKind is the jambatan_verification_failures_total kind of an
+// outbound record refused for its signature: something other than the back
+// office wrote to the outbound topic.
+const VerificationKind = "outbound-request"
 
 // OutcomeRefused is the message-log outcome of an outbound record refused
 // for its signature: no delivery was made of it.
@@ -137,6 +145,9 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 	if c.RequestKeys != nil {
 		if err := VerifyRequest(m, c.RequestKeys); err != nil {
 			reason := errorText(err.Error())
+			if c.Refused != nil {
+				c.Refused()
+			}
 			c.Log.Warn("outbound record refused: not signed by the back office; no delivery made", "correlation_id", "outbound-"+place,
 				"partition", m.Partition, "offset", m.Offset, "err", reason)
 			return c.Store.Log(ctx, &store.Entry{CorrelationID: "outbound-" + place, PartnerID: clip(r.Partner, MaxField), ReceivedAt: now,

@@ -1339,7 +1339,8 @@ func TestRequestSignatures(t *testing.T) {
 	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.Addr}, GroupID: "jambatan-outbound", Topic: topic,
 		StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
 	t.Cleanup(func() { rd.Close() })
-	c := &outbound.Consumer{Reader: rd, Store: q, Log: slog.New(slog.DiscardHandler), RequestKeys: keys,
+	var refused atomic.Int32
+	c := &outbound.Consumer{Reader: rd, Store: q, Log: slog.New(slog.DiscardHandler), RequestKeys: keys, Refused: func() { refused.Add(1) },
 		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -1357,6 +1358,9 @@ func TestRequestSignatures(t *testing.T) {
 		t.Fatalf("deliveries %v, want req-ok alone, pending", ds)
 	}
 	logged := q.entries()
+	if n := refused.Load(); n != int32(len(cases)-1) {
+		t.Errorf("%d refusals counted, want %d", n, len(cases)-1)
+	}
 	for i, tc := range cases[1:] {
 		t.Run(tc.name, func(t *testing.T) {
 			if i >= len(logged) {
