@@ -1374,3 +1374,41 @@ func TestRequestSignatures(t *testing.T) {
 		})
 	}
 }
+
+// FuzzVerifyRequest: VerifyRequest reads whatever a record's value and
+// "jws" headers hold without panicking, and takes only a value the back
+// office's key signed, with that signature.
+func FuzzVerifyRequest(f *testing.F) {
+	key, _ := receipt.NewES256Key("bo-2026-1")
+	pub, _ := jwk.PublicKeyOf(key)
+	keys := jwk.NewSet()
+	_ = keys.AddKey(pub)
+	signed := map[string]string{} // value → the back office's signature
+	for _, v := range []string{`{"id":"dec-001","partner":"th-sso","messageType":"NotifyDecision","payload":{}}`, "{\"id\":\"é\\u2028\"}\n"} {
+		c, err := jws.Sign([]byte(v), jws.WithKey(jwa.ES256(), key, jws.WithProtectedHeaders(func() jws.Headers {
+			h := jws.NewHeaders()
+			_ = h.Set(jws.KeyIDKey, "bo-2026-1")
+			return h
+		}())))
+		if err != nil {
+			f.Fatal(err)
+		}
+		parts := strings.Split(string(c), ".")
+		signed[v] = parts[0] + ".." + parts[2]
+		f.Add([]byte(v), signed[v], "")
+	}
+	f.Fuzz(func(t *testing.T, value []byte, sig, second string) {
+		m := kafka.Message{Value: value, Headers: []kafka.Header{{Key: outbound.RequestSignatureHeader, Value: []byte(sig)}}}
+		if second != "" {
+			m.Headers = append(m.Headers, kafka.Header{Key: outbound.RequestSignatureHeader, Value: []byte(second)})
+		}
+		if outbound.VerifyRequest(m, keys) != nil {
+			return
+		}
+		// Another signature of a signed value would do (ECDSA gives many);
+		// another value, or a second header, would not.
+		if _, ok := signed[string(value)]; !ok || second != "" {
+			t.Fatalf("took %q with %q", value, sig)
+		}
+	})
+}
