@@ -17,7 +17,8 @@ import (
 )
 
 // Consumer queues the outbound requests of perkeso.outbound.v1: each is
-// validated and put in the durable queue, and its offset committed only then.
+// checked (its signature, with RequestKeys), validated and put in the
+// durable queue, and its offset committed only then.
 // A request that cannot be delivered (unknown partner, bad payload) is logged
 // and stored as a dead letter at once so the operator sees it; one that
 // reuses the id of a queued delivery leaves that delivery as it is.
@@ -121,6 +122,24 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
+// refuse logs a record that is not the back office's (its signature
+// failed): a message-log entry keeping its value, a log line and the
+// metric, each once the entry is written (Run calls Queue again when the
+// store refuses it). No delivery is made of it.
+func (c *Consumer) refuse(ctx context.Context, m kafka.Message, r *Request, place, reason string, now time.Time) error {
+	if err := c.Store.Log(ctx, &store.Entry{CorrelationID: "outbound-" + place, PartnerID: clip(r.Partner, MaxField), ReceivedAt: now,
+		Route: "OUTBOUND " + clip(r.MessageType, MaxField), Verification: "refused: " + reason, Outcome: OutcomeRefused,
+		SourceKey: place, Body: m.Value}); err != nil {
+		return err
+	}
+	c.Log.Warn("outbound record refused: not signed by the back office; no delivery made", "correlation_id", "outbound-"+place,
+		"partition", m.Partition, "offset", m.Offset, "err", reason)
+	if c.Refused != nil {
+		c.Refused()
+	}
+	return nil
+}
+
 // Queue turns one record into a delivery.
 func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 	var r Request
@@ -144,15 +163,7 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 	now := time.Now()
 	if c.RequestKeys != nil {
 		if err := VerifyRequest(m, c.RequestKeys); err != nil {
-			reason := errorText(err.Error())
-			if c.Refused != nil {
-				c.Refused()
-			}
-			c.Log.Warn("outbound record refused: not signed by the back office; no delivery made", "correlation_id", "outbound-"+place,
-				"partition", m.Partition, "offset", m.Offset, "err", reason)
-			return c.Store.Log(ctx, &store.Entry{CorrelationID: "outbound-" + place, PartnerID: clip(r.Partner, MaxField), ReceivedAt: now,
-				Route: "OUTBOUND " + clip(r.MessageType, MaxField), Verification: "refused: " + reason, Outcome: OutcomeRefused,
-				SourceKey: place, Body: m.Value})
+			return c.refuse(ctx, m, &r, place, errorText(err.Error()), now)
 		}
 	}
 	verr := r.Validate(c.Partners)
