@@ -182,22 +182,31 @@ type verified struct {
 }
 
 // verify checks m as an event of its topic.
-func (c *Consumer) verify(m kafka.Message, set jwk.Set) (v verified) {
+func (c *Consumer) verify(m kafka.Message, set jwk.Set) verified {
+	var add func(*Batch)
+	var err error
 	switch m.Topic {
 	case c.CaseTopic:
-		row, reason := checkCase(m, set, &v.unknownKey)
-		v.reason, v.add = reason, func(b *Batch) { b.CaseMessages = append(b.CaseMessages, row) }
+		var row CaseRow
+		row, err = VerifyCaseMessage(m, set)
+		add = func(b *Batch) { b.CaseMessages = append(b.CaseMessages, row) }
 	case c.StatusTopic:
-		row, reason := checkStatus(m, set, &v.unknownKey)
-		v.reason, v.add = reason, func(b *Batch) { b.Statuses = append(b.Statuses, row) }
+		var row StatusRow
+		row, err = VerifyDeliveryStatus(m, set)
+		add = func(b *Batch) { b.Statuses = append(b.Statuses, row) }
 	case c.RejectedTopic:
-		row, reason := checkRejected(m, set, &v.unknownKey)
-		v.reason, v.add = reason, func(b *Batch) { b.Rejections = append(b.Rejections, row) }
+		var row RejectionRow
+		row, err = VerifyRejected(m, set)
+		add = func(b *Batch) { b.Rejections = append(b.Rejections, row) }
 	default:
-		row, reason := check(m, set, &v.unknownKey)
-		v.reason, v.add = reason, func(b *Batch) { b.Records = append(b.Records, row) }
+		var row Row
+		row, err = Verify(m, set)
+		add = func(b *Batch) { b.Records = append(b.Records, row) }
 	}
-	return v
+	if err != nil {
+		return verified{reason: err.Error(), unknownKey: isUnknownKey(err)}
+	}
+	return verified{add: add}
 }
 
 // verifyAll verifies a batch on every core; signature checks dominate. A
@@ -271,134 +280,107 @@ func (c *Consumer) fetch(ctx context.Context, short bool) ([]kafka.Message, erro
 // Verify checks one verified-topic message: the envelope, the gateway's
 // receipt, its signed statement over the exact record bytes (the receipt's
 // recordSha256, or an attestation), the record's schema and the CloudEvents
-// id. It returns the row to upsert, or the reason to quarantine.
-func Verify(m kafka.Message, set jwk.Set) (Row, string) {
-	var unknownKey bool
-	return check(m, set, &unknownKey)
-}
-
-// check is Verify; it sets *unknownKey when a signature is by a key set
-// lacks (see Consumer.ReloadJWKS).
-func check(m kafka.Message, set jwk.Set, unknownKey *bool) (Row, string) {
+// id. It returns the row to upsert, or why it is quarantined.
+func Verify(m kafka.Message, set jwk.Set) (Row, error) {
 	var env events.Verified
 	dec := json.NewDecoder(bytes.NewReader(m.Value))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&env); err != nil {
-		return Row{}, "envelope is not the verified-event JSON: " + err.Error()
+		return Row{}, fmt.Errorf("envelope is not the verified-event JSON: %w", err)
 	}
 	if len(env.Record) == 0 || env.Receipt == "" {
-		return Row{}, "envelope lacks record or receipt"
+		return Row{}, errors.New("envelope lacks record or receipt")
 	}
 	rc, err := receipt.Verify(env.Receipt, set)
 	if err != nil {
-		*unknownKey = isUnknownKey(err)
-		return Row{}, "receipt: " + err.Error()
+		return Row{}, fmt.Errorf("receipt: %w", err)
 	}
 	attested := []byte(env.Record)
 	if env.Attestation != "" {
 		if attested, err = receipt.VerifyAttestation(env.Attestation, env.Record, set); err != nil {
-			*unknownKey = isUnknownKey(err)
-			return Row{}, err.Error()
+			return Row{}, err
 		}
 		var a, b bytes.Buffer
 		if json.Compact(&a, attested) != nil || json.Compact(&b, env.Record) != nil || !bytes.Equal(a.Bytes(), b.Bytes()) {
-			return Row{}, "record differs from the attested record"
+			return Row{}, errors.New("record differs from the attested record")
 		}
 	} else if rc.RecordSHA256 == "" {
-		return Row{}, "envelope lacks an attestation and its receipt names no record"
+		return Row{}, errors.New("envelope lacks an attestation and its receipt names no record")
 	} else if rc.RecordSHA256 != receipt.Digest(env.Record) {
-		return Row{}, "record differs from the record the receipt acknowledges"
+		return Row{}, errors.New("record differs from the record the receipt acknowledges")
 	}
 	var rec schema.Record
 	if err := json.Unmarshal(attested, &rec); err != nil {
-		return Row{}, "attested record is not a canonical record"
+		return Row{}, errors.New("attested record is not a canonical record")
 	}
 	if err := schema.ValidateJSON(schema.CanonicalSchemaFile, attested); err != nil {
-		return Row{}, "attested record fails the canonical schema"
+		return Row{}, errors.New("attested record fails the canonical schema")
 	}
 	if header(m, "ce_id") != rec.RecordID || string(m.Key) != rec.RecordID {
-		return Row{}, "ce_id or key does not match the record id"
+		return Row{}, errors.New("ce_id or key does not match the record id")
 	}
 	if env.Attestation == "" && rc.RecordID != rec.RecordID {
-		return Row{}, "the receipt acknowledges another record id"
+		return Row{}, errors.New("the receipt acknowledges another record id")
 	}
 	// The partner a row is filed under is the one the gateway signed for
 	// in the receipt; the ce_subject header, which nothing signs, must
 	// agree with it.
 	if header(m, "ce_subject") != rc.PartnerID {
-		return Row{}, "ce_subject does not name the partner of the receipt"
+		return Row{}, errors.New("ce_subject does not name the partner of the receipt")
 	}
 	return Row{RecordID: rec.RecordID, SourceKey: rec.SourceKey, Partner: rc.PartnerID, Record: attested, Receipt: env.Receipt,
-		Attestation: env.Attestation, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, ""
+		Attestation: env.Attestation, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, nil
 }
 
 // VerifyCaseMessage checks one case-messages event: the gateway's receipt
 // states every member and the body's SHA-256 (events.VerifyCaseMessage),
 // the key is the case id and ce_id the sender's message id. It returns the
-// row to upsert, or the reason to quarantine.
-func VerifyCaseMessage(m kafka.Message, set jwk.Set) (CaseRow, string) {
-	var unknownKey bool
-	return checkCase(m, set, &unknownKey)
-}
-
-func checkCase(m kafka.Message, set jwk.Set, unknownKey *bool) (CaseRow, string) {
+// row to upsert, or why it is quarantined.
+func VerifyCaseMessage(m kafka.Message, set jwk.Set) (CaseRow, error) {
 	c, err := events.VerifyCaseMessage(m.Value, set)
 	if err != nil {
-		*unknownKey = isUnknownKey(err)
-		return CaseRow{}, err.Error()
+		return CaseRow{}, err
 	}
 	if string(m.Key) != c.CaseID {
-		return CaseRow{}, "key does not match the case id"
+		return CaseRow{}, errors.New("key does not match the case id")
 	}
 	if header(m, "ce_id") != c.EventID() {
-		return CaseRow{}, "ce_id does not match the sender and message id"
+		return CaseRow{}, errors.New("ce_id does not match the sender and message id")
 	}
-	return CaseRow{CaseMessage: *c, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, ""
+	return CaseRow{CaseMessage: *c, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, nil
 }
 
 // VerifyDeliveryStatus checks one delivery-status event: the gateway's
 // receipt states every member (events.VerifyDeliveryStatus), and the key is
-// the delivery's. It returns the row to upsert, or the reason to
-// quarantine.
-func VerifyDeliveryStatus(m kafka.Message, set jwk.Set) (StatusRow, string) {
-	var unknownKey bool
-	return checkStatus(m, set, &unknownKey)
-}
-
-func checkStatus(m kafka.Message, set jwk.Set, unknownKey *bool) (StatusRow, string) {
+// the delivery's. It returns the row to upsert, or why it is
+// quarantined.
+func VerifyDeliveryStatus(m kafka.Message, set jwk.Set) (StatusRow, error) {
 	st, err := events.VerifyDeliveryStatus(m.Value, set)
 	if err != nil {
-		*unknownKey = isUnknownKey(err)
-		return StatusRow{}, err.Error()
+		return StatusRow{}, err
 	}
 	if string(m.Key) != st.Key {
-		return StatusRow{}, "key does not match the delivery's key"
+		return StatusRow{}, errors.New("key does not match the delivery's key")
 	}
-	return StatusRow{DeliveryStatus: *st, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, ""
+	return StatusRow{DeliveryStatus: *st, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, nil
 }
 
 // VerifyRejected checks one rejected-topic event: the gateway's receipt
 // states every member (events.VerifyRejected), the key is the partner and
-// ce_id the correlation id. It returns the row to insert, or the reason to
-// quarantine.
-func VerifyRejected(m kafka.Message, set jwk.Set) (RejectionRow, string) {
-	var unknownKey bool
-	return checkRejected(m, set, &unknownKey)
-}
-
-func checkRejected(m kafka.Message, set jwk.Set, unknownKey *bool) (RejectionRow, string) {
+// ce_id the correlation id. It returns the row to insert, or why it is
+// quarantined.
+func VerifyRejected(m kafka.Message, set jwk.Set) (RejectionRow, error) {
 	r, err := events.VerifyRejected(m.Value, set)
 	if err != nil {
-		*unknownKey = isUnknownKey(err)
-		return RejectionRow{}, err.Error()
+		return RejectionRow{}, err
 	}
 	if string(m.Key) != r.Partner {
-		return RejectionRow{}, "key does not match the partner"
+		return RejectionRow{}, errors.New("key does not match the partner")
 	}
 	if header(m, "ce_id") != r.CorrelationID {
-		return RejectionRow{}, "ce_id does not match the correlation id"
+		return RejectionRow{}, errors.New("ce_id does not match the correlation id")
 	}
-	return RejectionRow{Rejected: *r, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, ""
+	return RejectionRow{Rejected: *r, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}, nil
 }
 
 // isUnknownKey tells whether err is a signature by a key the set lacks.

@@ -467,10 +467,10 @@ func TestDeliveryStatusesIngested(t *testing.T) {
 			first := msgs[0]
 			var part int
 			_ = sink.DB().QueryRow(`SELECT kpartition FROM backoffice_deliveries WHERE delivery_key = 'ni-001'`).Scan(&part)
-			row, reason := ingest.VerifyDeliveryStatus(first, f.signer.JWKS())
+			row, verr := ingest.VerifyDeliveryStatus(first, f.signer.JWKS())
 			row.Partition, row.Offset = part, 0
-			if err := sink.Write(context.Background(), ingest.Batch{Statuses: []ingest.StatusRow{row}}); reason != "" || err != nil {
-				t.Fatalf("%s %v", reason, err)
+			if err := sink.Write(context.Background(), ingest.Batch{Statuses: []ingest.StatusRow{row}}); verr != nil || err != nil {
+				t.Fatalf("%v %v", verr, err)
 			}
 			for _, want := range []events.DeliveryStatus{ni, dec} {
 				var st events.DeliveryStatus
@@ -699,9 +699,9 @@ func FuzzVerify(f *testing.F) {
 	var headers []protocol.Header
 	for _, forge := range []string{"", "receipt-bound"} { // an attested event and a notice's
 		m := fx.message(f, 1, forge)
-		row, reason := ingest.Verify(m, set)
-		if reason != "" {
-			f.Fatalf("seed %q quarantined: %s", forge, reason)
+		row, err := ingest.Verify(m, set)
+		if err != nil {
+			f.Fatalf("seed %q quarantined: %v", forge, err)
 		}
 		var b bytes.Buffer
 		_ = json.Compact(&b, row.Record)
@@ -710,8 +710,8 @@ func FuzzVerify(f *testing.F) {
 		f.Add(m.Value)
 	}
 	f.Fuzz(func(t *testing.T, value []byte) {
-		row, reason := ingest.Verify(kafka.Message{Topic: topic, Key: key, Headers: headers, Value: value}, set)
-		if reason != "" {
+		row, err := ingest.Verify(kafka.Message{Topic: topic, Key: key, Headers: headers, Value: value}, set)
+		if err != nil {
 			return
 		}
 		var b bytes.Buffer
@@ -731,17 +731,17 @@ func FuzzVerifyCaseMessage(f *testing.F) {
 	signed := map[string]bool{}
 	for _, i := range []int{0, 1, 4} { // a decision, a reply, a reply whose documents were omitted
 		m := fx.caseMessage(f, i, "")
-		row, reason := ingest.VerifyCaseMessage(m, set)
-		if reason != "" {
-			f.Fatalf("seed %d quarantined: %s", i, reason)
+		row, err := ingest.VerifyCaseMessage(m, set)
+		if err != nil {
+			f.Fatalf("seed %d quarantined: %v", i, err)
 		}
 		signed[row.CaseID+"\x00"+row.EventID()+"\x00"+row.Body] = true
 		f.Add(m.Value, m.Key, header(m, "ce_id"))
 	}
 	f.Fuzz(func(t *testing.T, value, key []byte, ceID string) {
 		m := kafka.Message{Topic: caseTopic, Key: key, Value: value, Headers: []protocol.Header{{Key: "ce_id", Value: []byte(ceID)}}}
-		row, reason := ingest.VerifyCaseMessage(m, set)
-		if reason != "" {
+		row, err := ingest.VerifyCaseMessage(m, set)
+		if err != nil {
 			return
 		}
 		if !signed[row.CaseID+"\x00"+row.EventID()+"\x00"+row.Body] || string(key) != row.CaseID || ceID != row.EventID() {
@@ -759,15 +759,15 @@ func FuzzVerifyOwnEvent(f *testing.F) {
 	set := fx.signer.JWKS()
 	// filed is what a check lets through, as JSON: the event and where it
 	// is filed.
-	filed := func(m kafka.Message, rejection bool) (string, string) {
+	filed := func(m kafka.Message, rejection bool) (string, error) {
 		if rejection {
-			row, reason := ingest.VerifyRejected(m, set)
+			row, err := ingest.VerifyRejected(m, set)
 			b, _ := json.Marshal([]any{row.Rejected, string(m.Key), header(m, "ce_id")})
-			return string(b), reason
+			return string(b), err
 		}
-		row, reason := ingest.VerifyDeliveryStatus(m, set)
+		row, err := ingest.VerifyDeliveryStatus(m, set)
 		b, _ := json.Marshal([]any{row.DeliveryStatus, string(m.Key)})
-		return string(b), reason
+		return string(b), err
 	}
 	signed := map[string]bool{}
 	for _, st := range []events.DeliveryStatus{
@@ -775,25 +775,25 @@ func FuzzVerifyOwnEvent(f *testing.F) {
 		{DeliveryID: 2, Key: "dec-001", Partner: "th-sso", MessageType: "NotifyDecision", State: "dead-lettered", Attempts: 8, Error: "soap fault", At: "2026-03-20T02:00:00Z"},
 	} {
 		m := fx.status(f, st, "")
-		seed, reason := filed(m, false)
-		if reason != "" {
-			f.Fatalf("seed %s quarantined: %s", st.Key, reason)
+		seed, err := filed(m, false)
+		if err != nil {
+			f.Fatalf("seed %s quarantined: %v", st.Key, err)
 		}
 		signed[seed] = true
 		f.Add(m.Value, m.Key, "", false)
 	}
 	for i := 0; i < 2; i++ {
 		m := fx.rejection(f, i, "")
-		seed, reason := filed(m, true)
-		if reason != "" {
-			f.Fatalf("seed %d quarantined: %s", i, reason)
+		seed, err := filed(m, true)
+		if err != nil {
+			f.Fatalf("seed %d quarantined: %v", i, err)
 		}
 		signed[seed] = true
 		f.Add(m.Value, m.Key, header(m, "ce_id"), true)
 	}
 	f.Fuzz(func(t *testing.T, value, key []byte, ceID string, rejection bool) {
 		m := kafka.Message{Key: key, Value: value, Headers: []protocol.Header{{Key: "ce_id", Value: []byte(ceID)}}}
-		if got, reason := filed(m, rejection); reason == "" && !signed[got] {
+		if got, err := filed(m, rejection); err == nil && !signed[got] {
 			t.Fatalf("let through an event the gateway did not sign, or filed it elsewhere: %s", got)
 		}
 	})
