@@ -23,7 +23,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,6 +30,7 @@ import (
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 
@@ -71,23 +71,10 @@ func devLayout(t *testing.T) (devmode.Layout, string) {
 }
 
 // startDev runs "gateway dev" and waits for dev.json.
-// syncBuffer is a bytes.Buffer safe for the child's output goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
-func startDev(t *testing.T, dir string, extra ...string) (*exec.Cmd, *syncBuffer, *devmode.DevJSON) {
+func startDev(t *testing.T, dir string, extra ...string) (*exec.Cmd, *gatewaytest.SyncBuffer, *devmode.DevJSON) {
 	t.Helper()
 	cmd := exec.Command(gatewayBin, append([]string{"dev", "--dir", dir, "--addr", "127.0.0.1:0"}, extra...)...)
-	out := &syncBuffer{}
+	out := &gatewaytest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -113,7 +100,7 @@ func gateway(t *testing.T, args ...string) (string, string, error) {
 	return stdout.String(), stderr.String(), err
 }
 
-func stop(t *testing.T, cmd *exec.Cmd, out *syncBuffer) {
+func stop(t *testing.T, cmd *exec.Cmd, out *gatewaytest.SyncBuffer) {
 	t.Helper()
 	_ = cmd.Process.Signal(syscall.SIGINT)
 	done := make(chan error, 1)
@@ -673,7 +660,7 @@ func TestCertsCommands(t *testing.T) {
 func TestServe(t *testing.T) {
 	l, _ := devLayout(t)
 	cmd := exec.Command(gatewayBin, "serve", "--config", l.Config, "--addr", "127.0.0.1:0")
-	out := &syncBuffer{}
+	out := &gatewaytest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

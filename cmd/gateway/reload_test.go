@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 )
 
@@ -76,7 +77,7 @@ func TestReloadKeepsOpenConnections(t *testing.T) {
 }
 
 // reload sends SIGHUP and waits until the gateway logs one more successful reload.
-func reload(t *testing.T, cmd *exec.Cmd, out *syncBuffer) {
+func reload(t *testing.T, cmd *exec.Cmd, out *gatewaytest.SyncBuffer) {
 	t.Helper()
 	const done = "configuration reloaded"
 	before := strings.Count(out.String(), done)

@@ -26,6 +26,7 @@ import (
 	"github.com/perkeso/jambatan/adapters/sgemployer"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/pgtest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
@@ -505,7 +506,7 @@ func TestWriteRetried(t *testing.T) {
 	if _, err := sink.DB().Exec(`CREATE TRIGGER down BEFORE INSERT ON backoffice_records BEGIN SELECT RAISE(ABORT, 'database down'); END`); err != nil {
 		t.Fatal(err)
 	}
-	var logged syncBuffer
+	var logged gatewaytest.SyncBuffer
 	c := consumer(b.Addr, "bo", sink, f)
 	defer c.Reader.Close()
 	c.Log = slog.New(slog.NewTextHandler(&logged, nil))
@@ -529,24 +530,6 @@ func TestWriteRetried(t *testing.T) {
 	if p.Ingested != 10 || got.Records != 10 || !strings.Contains(logged.String(), "back-office write failed; trying again") {
 		t.Fatalf("%+v, tables %+v; log:\n%s", p, got, logged.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // rejection is the rejected-topic event of refusal i (two partners);

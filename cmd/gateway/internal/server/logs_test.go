@@ -4,30 +4,17 @@ import (
 	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
-
 // TestLogsCarryNoPersonalData seeds names, identity numbers and medical text
 // through accepted and refused submissions (JSON and SOAP) and checks that
 // none of them reaches the logs, while correlation ids and record ids do.
 func TestLogsCarryNoPersonalData(t *testing.T) {
-	var buf lockedBuffer
+	var buf gatewaytest.SyncBuffer
 	env := gatewaytest.Start(t, gatewaytest.Options{Log: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	a := env.Partners["employer-a"]
 	c := env.Client(&a.TLS)
