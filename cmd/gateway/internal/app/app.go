@@ -70,8 +70,11 @@ type Gateway struct {
 	OperatorTLS *tls.Config
 	// OperatorLn is the operator listener, bound by the caller when configured.
 	OperatorLn net.Listener
-	// OutboundConsumer reads perkeso.outbound.v1 (nil without Kafka or a deliverer).
+	// OutboundConsumer reads perkeso.outbound.v1 (nil without Kafka or a
+	// deliverer), with the reader outboundReader makes once the topic exists.
 	OutboundConsumer *outbound.Consumer
+	outboundReader   func() *kafka.Reader
+	outboundKafka    *kafkaclient.Client
 }
 
 // Topics returns the configured topic names with defaults filled in.
@@ -177,9 +180,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 				return nil, err
 			}
 			g.OutboundConsumer = &outbound.Consumer{Store: st, Partners: cfg.Partners, Log: log, Status: g.Deliverer.Status, RequestKeys: cfg.RequestSigners,
-				Refused: func() { g.M.VerificationFailed(outbound.VerificationKind) },
-				Reader: kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, GroupID: "jambatan-outbound", Topic: oc.Topic, Dialer: kc.Dialer(),
-					StartOffset: kafka.FirstOffset, MaxWait: 500 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20})}
+				Refused: func() { g.M.VerificationFailed(outbound.VerificationKind) }}
+			g.outboundKafka = kc
+			g.outboundReader = func() *kafka.Reader {
+				return kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, GroupID: "jambatan-outbound", Topic: oc.Topic, Dialer: kc.Dialer(),
+					StartOffset: kafka.FirstOffset, MaxWait: 500 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20})
+			}
 		}
 	}
 	if oc := cfg.File.Operator; oc.Listen != "" {
@@ -480,6 +486,15 @@ func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// A group started on a topic the cluster lacks would never read
+			// it, even once created: the reader starts once it is there.
+			topic := g.Config.File.Outbound.Topic
+			if g.outboundKafka.WaitForTopics(ctx, 10*time.Second, func(_ []string, err error) {
+				g.Log.Error("outbound requests are not read: the cluster has no topic "+topic+", or could not be asked; reading starts once it has", "err", err)
+			}, topic) != nil {
+				return
+			}
+			g.OutboundConsumer.Reader = g.outboundReader()
 			defer g.OutboundConsumer.Reader.Close()
 			for ctx.Err() == nil {
 				if err := g.OutboundConsumer.Run(ctx); err != nil && ctx.Err() == nil {

@@ -30,10 +30,13 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // TestEventBuilderBound: the events' bound follows kafka.max_message_bytes.
@@ -590,5 +593,56 @@ func TestVerificationFailureKinds(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOutboundTopicCreatedLater: a gateway started before the cluster has
+// its outbound topic reads the requests written once the topic is created
+// (a consumer group started on the missing topic never read it, even once
+// it existed, until a restart).
+func TestOutboundTopicCreatedLater(t *testing.T) {
+	topics := Topics(config.Kafka{})
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics.Verified, topics.Rejected, topics.CaseMessages, outbound.StatusTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	addrs := cluster.ListenAddrs()
+	g, l := devGateway(t, func(c *config.Config) { c.File.Kafka.Brokers = addrs })
+	serve(t, g)
+	time.Sleep(500 * time.Millisecond) // the gateway is up, the topic still missing
+	admin := &kafka.Client{Addr: kafka.TCP(addrs...)}
+	if _, err := admin.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{
+		Topics: []kafka.TopicConfig{{Topic: g.Config.File.Outbound.Topic, NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	request := []byte(`{"id":"late-001","partner":"demo-agency","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-1","payload":{}}`)
+	key, err := partnerkit.LoadSigningKey(l.BackOfficeKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := partnerkit.Sign(request, key, partnerkit.Detached)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(addrs...), Topic: g.Config.File.Outbound.Topic}
+	defer w.Close()
+	if err := w.WriteMessages(context.Background(), kafka.Message{Value: request,
+		Headers: []kafka.Header{{Key: outbound.RequestSignatureHeader, Value: []byte(sig)}}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		ds, err := g.Store.DeliveriesOf(context.Background(), "", "", 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) == 1 && ds[0].Key == "late-001" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the request written once the topic existed was not read: %d deliveries", len(ds))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -125,3 +125,31 @@ func (c *Client) MissingTopics(ctx context.Context, topics ...string) ([]string,
 	}
 	return missing, nil
 }
+
+// WaitForTopics returns once the cluster has every one of topics (nil), or
+// when ctx ends (its error), asking every interval. onMissing hears of the
+// first answer that names a missing topic or fails. A kafka-go consumer
+// group started on a topic the cluster lacks never reads it, even once it
+// is created (against the embedded broker: nothing in 30 s), so a consumer
+// that must not go deaf starts only once its topic is there.
+func (c *Client) WaitForTopics(ctx context.Context, every time.Duration, onMissing func(missing []string, err error), topics ...string) error {
+	told := false
+	for {
+		missing, err := c.MissingTopics(ctx, topics...)
+		if err == nil && len(missing) == 0 {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !told && onMissing != nil {
+			onMissing(missing, err)
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}

@@ -61,18 +61,25 @@ func TestTLSAndSCRAM(t *testing.T) {
 	}
 }
 
-// TestMissingTopics: of the topics asked about, those the cluster lacks are
-// named, and asking does not create them.
-func TestMissingTopics(t *testing.T) {
+// presentOnly is a cluster with the one topic "present", and a client of it.
+func presentOnly(t *testing.T) (*kfake.Cluster, *kafkaclient.Client) {
+	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "present"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(c.Close)
 	kc, err := kafkaclient.New(config.Kafka{Brokers: c.ListenAddrs()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, kc
+}
+
+// TestMissingTopics: of the topics asked about, those the cluster lacks are
+// named, and asking does not create them.
+func TestMissingTopics(t *testing.T) {
+	_, kc := presentOnly(t)
 	for _, tc := range []struct {
 		name   string
 		topics []string
@@ -88,6 +95,41 @@ func TestMissingTopics(t *testing.T) {
 				t.Fatalf("missing %q (%v), want %q", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestWaitForTopics: WaitForTopics returns once a topic the cluster lacked
+// is created, having said once that it was missing; it ends with its
+// context while the topic is still missing.
+func TestWaitForTopics(t *testing.T) {
+	c, kc := presentOnly(t)
+	var told [][]string
+	done := make(chan error, 1)
+	go func() {
+		done <- kc.WaitForTopics(context.Background(), 50*time.Millisecond, func(m []string, _ error) { told = append(told, m) }, "present", "late")
+	}()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("returned before the topic existed: %v", err)
+	default:
+	}
+	admin := &kafka.Client{Addr: kafka.TCP(c.ListenAddrs()...)}
+	if _, err := admin.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: "late", NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil || len(told) != 1 || !slices.Equal(told[0], []string{"late"}) {
+			t.Fatalf("returned %v, having said %q", err, told)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still waiting after the topic was created")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := kc.WaitForTopics(ctx, 50*time.Millisecond, nil, "absent"); err == nil {
+		t.Fatal("returned nil for a topic that never came")
 	}
 }
 
