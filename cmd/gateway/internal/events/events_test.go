@@ -264,25 +264,25 @@ func TestCaseMessageReceipt(t *testing.T) {
 	}
 }
 
-// ownEvents are the events about the gateway's own doing, each built by
-// b from one example and read back by its verifier.
-func ownEvents(b *events.Builder) []struct {
+// ownEventKind is one kind of event about the gateway's own doing: how a
+// Builder makes an example, how it is read back, and member alterations its
+// verifier must refuse.
+type ownEventKind struct {
 	name   string
 	build  func() (store.Message, error)
 	verify func([]byte, jwk.Set) (any, error)
-	edits  map[string]func(map[string]any) // member alterations a verifier must refuse
-} {
+	edits  map[string]func(map[string]any)
+}
+
+// ownEvents are the events about the gateway's own doing, each built by
+// b from one example and read back by its verifier.
+func ownEvents(b *events.Builder) []ownEventKind {
 	st := events.DeliveryStatus{DeliveryID: 7, Key: "ni-001", Partner: "th-sso", MessageType: "NotifyInjury", CaseID: "TH:SSO:C-1",
 		State: "delivered", Attempts: 2, At: "2026-03-20T02:00:00Z"}
 	rj := events.Rejected{ProblemType: "https://perkeso.gov.my/problems/schema-invalid", Status: 422, CorrelationID: "c-1", Partner: "sg-acme",
 		Format: "sg-employer-notice/v1", ReceivedAt: "2026-03-20T02:00:00Z",
 		Problems: []adapters.Problem{{Pointer: "/injury/occurredAt", Code: "format"}, {Pointer: "/employee/é\u2028<&>", Code: "required"}}}
-	return []struct {
-		name   string
-		build  func() (store.Message, error)
-		verify func([]byte, jwk.Set) (any, error)
-		edits  map[string]func(map[string]any)
-	}{
+	return []ownEventKind{
 		{"delivery-status", func() (store.Message, error) { return b.DeliveryStatusMessage("t.status", st, time.Now()) },
 			func(v []byte, set jwk.Set) (any, error) { return events.VerifyDeliveryStatus(v, set) },
 			map[string]func(map[string]any){
