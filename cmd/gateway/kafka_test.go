@@ -22,6 +22,7 @@ import (
 	"github.com/beevik/etree"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/perkeso/jambatan/adapters/sgemployer"
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
@@ -48,6 +49,12 @@ func kit(t *testing.T, d *devmode.DevJSON) loadgen.Config {
 	}
 	return loadgen.Config{Client: c, Key: key, Template: exampleNotice, TemplateID: exampleNoticeID, Concurrency: 8}
 }
+
+// exampleNotice is example A of sg-employer-notice/v1 §8.1, whose noticeId
+// is exampleNoticeID.
+var exampleNotice = sgemployer.Example()
+
+const exampleNoticeID = "TPE-2026-0042"
 
 func needTool(t *testing.T, name string) {
 	t.Helper()

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/perkeso/jambatan/adapters/sgemployer"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/loadgen"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
@@ -66,7 +70,6 @@ func TestLoadTestSummary(t *testing.T) {
 	})
 	for _, tc := range []struct{ name, partner, want string }{
 		{"fail/soap-partner", "demo-agency", "signs with WS-Security"},
-		{"fail/insurer", "demo-insurer", "sends insurer-claim/v1"},
 		{"fail/unknown-partner", "nobody", "nobody"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -82,25 +85,64 @@ func TestLoadTestSummary(t *testing.T) {
 	})
 }
 
-// TestLoadTestTemplate: --template varies the given notice, not example A:
-// each notice sent is a record under the template's UEN.
+// TestLoadTestTemplate: --template varies the given notice, not example A
+// (each notice sent is a record under the template's UEN); an insurer's
+// run sends distinct batches, each claim a record of its own; a template
+// of the other format, or holding loadtest's id mark, is refused.
 func TestLoadTestTemplate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
 	cmd, out, d := startDev(t, dir)
 	defer stop(t, cmd, out)
-	tmpl := filepath.Join("..", "..", "adapters", "sgemployer", "testdata", "example-b.in.json") // UEN 53412345B
-	stdout, stderr, err := gateway(t, "loadtest", "--dev", dir, "--requests", "12", "--concurrency", "3", "--prefix", "LT-TPL-", "--template", tmpl)
-	var s loadgen.Summary
-	if err != nil || json.Unmarshal([]byte(stdout), &s) != nil || s.Accepted != 12 {
-		t.Fatalf("%v %+v\n%s", err, s, stderr)
+	testdata := func(adapter, name string) string {
+		return filepath.Join("..", "..", "adapters", adapter, "testdata", name)
 	}
-	st, err := store.OpenSQLite(d.Store)
-	if err != nil {
+	marked := filepath.Join(t.TempDir(), "marked.json")
+	if err := os.WriteFile(marked, bytes.Replace(sgemployer.Example(), []byte("TPE-2026-0042"), []byte("@ID@"), 1), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	var n int
-	if err := st.DB().QueryRow(`SELECT count(*) FROM records WHERE source_key LIKE 'sg-employer-notice/v1|53412345B|LT-TPL-%'`).Scan(&n); err != nil || n != 12 {
-		t.Fatalf("%d records under the template's UEN (%v), want 12", n, err)
+	for _, tc := range []struct {
+		name, partner, template string
+		requests                int
+		records                 string // source keys of the records made
+		perRequest              int
+		refused                 string
+	}{
+		{"ok/notice-template", "demo-employer", testdata("sgemployer", "example-b.in.json"), 12, "sg-employer-notice/v1|53412345B|LT-TPL-%", 1, ""},
+		{"ok/insurer-batches", "demo-insurer", "", 10, "insurer-claim/v1|WIC017|LT-TPL-%", 3, ""},
+		{"ok/insurer-template", "demo-insurer", testdata("insurerclaim", "example-batch.in.json"), 4, "insurer-claim/v1|WIC017|LT-TPL-%", 3, ""},
+		{"fail/notice-for-insurer", "demo-insurer", testdata("sgemployer", "example-a.in.json"), 1, "", 0, "not a batch"},
+		{"fail/batch-for-employer", "demo-employer", testdata("insurerclaim", "example-batch.in.json"), 1, "", 0, "not a notice"},
+		{"fail/holds-id-mark", "demo-employer", marked, 1, "", 0, "@ID@"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"loadtest", "--dev", dir, "--partner", tc.partner, "--requests", strconv.Itoa(tc.requests), "--concurrency", "3", "--prefix", "LT-TPL-" + strings.ReplaceAll(tc.name, "/", "-") + "-"}
+			if tc.template != "" {
+				args = append(args, "--template", tc.template)
+			}
+			stdout, stderr, err := gateway(t, args...)
+			if tc.refused != "" {
+				if err == nil || !strings.Contains(stderr, tc.refused) {
+					t.Fatalf("err %v, stderr %q; want %q", err, stderr, tc.refused)
+				}
+				return
+			}
+			var s loadgen.Summary
+			if err != nil || json.Unmarshal([]byte(stdout), &s) != nil || s.Accepted != int64(tc.requests) || len(s.ErrorsByStatus) != 0 {
+				t.Fatalf("%v %+v\n%s", err, s, stderr)
+			}
+			if tc.perRequest > 1 && (s.RecordsPerRequest != tc.perRequest || s.RecordsPerS <= s.ThroughputPerS || s.GatewayCPUMicrosPerRecord <= 0) {
+				t.Fatalf("records: %+v", s)
+			}
+			st, err := store.OpenSQLite(d.Store)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			var n int
+			like := strings.Replace(tc.records, "LT-TPL-", "LT-TPL-"+strings.ReplaceAll(tc.name, "/", "-")+"-", 1)
+			if err := st.DB().QueryRow(`SELECT count(*) FROM records WHERE source_key LIKE ?`, like).Scan(&n); err != nil || n != tc.requests*tc.perRequest {
+				t.Fatalf("%d records %s (%v), want %d", n, like, err, tc.requests*tc.perRequest)
+			}
+		})
 	}
 }

@@ -2,7 +2,6 @@ package loadgen
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -21,21 +20,33 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 )
 
-// TestConfig describes a load test: distinct notices, pre-signed, sent by
+// TestConfig describes a load test: distinct documents, pre-signed, sent by
 // Concurrency keep-alive clients, for Requests or Duration, at most Rate per
 // second (0: as fast as the gateway answers).
 type TestConfig struct {
-	URL         string // gateway base URL (loopback only)
-	TLS         *tls.Config
-	Key         jwk.Key
-	Template    []byte
-	TemplateID  string
-	Prefix      string
-	Concurrency int
-	Requests    int
-	Duration    time.Duration
-	Rate        float64
-	Progress    func(done, accepted int64, elapsed time.Duration)
+	URL string // gateway base URL (loopback only)
+	// Route is the path each document is posted to (default
+	// "/v1/injury-notices").
+	Route string
+	TLS   *tls.Config
+	Key   jwk.Key
+	// Document returns the i-th document to sign and send; each must be
+	// new to the gateway (its own noticeId, or batchId and claim numbers).
+	Document func(i int) []byte
+	// Created is the status answering a document new to the gateway:
+	// 202 for a notice (the default), 200 for an insurer's batch. A notice
+	// answered 200 is a duplicate; a batch's repeat is answered 200 too,
+	// and counts as created.
+	Created int
+	// RecordsPerRequest is how many records each document holds (an
+	// insurer's batch: its claims), for the summary's records per second
+	// and CPU per record; 0 or 1 for a notice.
+	RecordsPerRequest int
+	Concurrency       int
+	Requests          int
+	Duration          time.Duration
+	Rate              float64
+	Progress          func(done, accepted int64, elapsed time.Duration)
 	// PresignRate sizes the pool of a Duration run without Rate: enough
 	// notices for the duration at this many per second (default
 	// DefaultPresignRate, at most MaxPresign).
@@ -72,6 +83,11 @@ type Summary struct {
 	// The highest resident memory among samples taken every half second
 	// during the run (a peak between samples can be missed).
 	GatewayPeakRSSMB float64 `json:"gateway_peak_rss_mb,omitempty"`
+	// RecordsPerRequest, RecordsPerS and GatewayCPUMicrosPerRecord: a
+	// run of documents holding several records each (insurers' batches).
+	RecordsPerRequest         int     `json:"records_per_request,omitempty"`
+	RecordsPerS               float64 `json:"records_per_s,omitempty"`
+	GatewayCPUMicrosPerRecord float64 `json:"gateway_cpu_us_per_record,omitempty"`
 	// PoolExhausted: a Duration run ended early because every pre-signed
 	// notice had been sent.
 	PoolExhausted bool `json:"pool_exhausted,omitempty"`
@@ -107,6 +123,12 @@ func (cfg TestConfig) withDefaults() (TestConfig, int) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 32
 	}
+	if cfg.Route == "" {
+		cfg.Route = "/v1/injury-notices"
+	}
+	if cfg.Created == 0 {
+		cfg.Created = http.StatusAccepted
+	}
 	if cfg.Requests > 0 {
 		return cfg, cfg.Requests
 	}
@@ -138,7 +160,7 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 
 	conns := make([]*leanConn, cfg.Concurrency)
 	for w := range conns {
-		c, err := newLeanConn(cfg.URL, "/v1/injury-notices", cfg.TLS, 30*time.Second)
+		c, err := newLeanConn(cfg.URL, cfg.Route, cfg.TLS, 30*time.Second)
 		if err != nil {
 			return nil, err
 		}
@@ -151,7 +173,7 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 	}()
 	var next int64 = -1
 	var exhausted atomic.Bool
-	tl := &tally{errs: map[string]int64{}, lat: make([]time.Duration, 0, n)}
+	tl := &tally{created: strconv.Itoa(cfg.Created), errs: map[string]int64{}, lat: make([]time.Duration, 0, n)}
 	runCtx := ctx
 	if cfg.Requests <= 0 {
 		var cancel context.CancelFunc
@@ -232,6 +254,10 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 			s.GatewayPeakRSSMB = math.Round(max(peakRSS, gw1.RSSBytes) / (1 << 20))
 		}
 	}
+	if k := cfg.RecordsPerRequest; k > 1 {
+		s.RecordsPerRequest, s.RecordsPerS = k, s.ThroughputPerS*float64(k)
+		s.GatewayCPUMicrosPerRecord = math.Round(s.GatewayCPUMicrosPerReq / float64(k))
+	}
 	return s, nil
 }
 
@@ -261,6 +287,7 @@ func waitUntil(ctx context.Context, t time.Time) bool {
 
 // tally counts a run's answers as the workers record them.
 type tally struct {
+	created        string       // the status of a new document ("202", or a batch's "200")
 	done, accepted atomic.Int64 // read by the progress line while the run goes on
 	mu             sync.Mutex
 	dups           int64
@@ -280,10 +307,10 @@ func (t *tally) record(status string, d time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch status {
-	case "202":
+	case t.created:
 		t.accepted.Add(1)
 		t.lat = append(t.lat, d)
-	case "200":
+	case "200": // a notice already accepted
 		t.dups++
 		t.lat = append(t.lat, d)
 	default:
@@ -313,7 +340,7 @@ func percentile(sorted []time.Duration, p float64) float64 {
 	return float64(sorted[min(len(sorted)-1, int(float64(len(sorted))*p))].Microseconds()) / 1000
 }
 
-// presign signs n distinct notices (noticeId cfg.Prefix+i) before the clock
+// presign signs n distinct documents (cfg.Document(i)) before the clock
 // starts, on four goroutines.
 func presign(cfg TestConfig, n int) ([][]byte, error) {
 	bodies := make([][]byte, n)
@@ -325,9 +352,7 @@ func presign(cfg TestConfig, n int) ([][]byte, error) {
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < n; i += workers {
-				id := cfg.Prefix + strconv.Itoa(i)
-				doc := bytes.Replace(cfg.Template, []byte(`"`+cfg.TemplateID+`"`), []byte(`"`+id+`"`), 1)
-				s, err := partnerkit.Sign(doc, cfg.Key, partnerkit.Compact)
+				s, err := partnerkit.Sign(cfg.Document(i), cfg.Key, partnerkit.Compact)
 				if err != nil {
 					signErr.Store(err)
 					return

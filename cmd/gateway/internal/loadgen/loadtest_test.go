@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,6 +11,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,14 +60,70 @@ func TestPoolExhausted(t *testing.T) {
 	}
 }
 
+// TestAnswers: what each answer counts as, for notices (202 accepted, 200
+// a duplicate) and for insurers' batches (200 processed, records counted
+// by the batch's claims), and that each document goes to the route given.
+func TestAnswers(t *testing.T) {
+	for _, tc := range []struct {
+		name                   string
+		route                  string
+		status, created        int
+		records                int
+		accepted, dups, errors int64
+	}{
+		{"ok/notices", "", 202, 0, 0, 10, 0, 0},
+		{"ok/notices-repeated", "", 200, 0, 0, 0, 10, 0},
+		{"ok/batches", "/v1/insurer-claims", 200, 200, 3, 10, 0, 0},
+		{"fail/notice-refused", "", 422, 0, 0, 0, 0, 10},
+		{"fail/batch-answered-202", "/v1/insurer-claims", 202, 200, 3, 0, 0, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var paths sync.Map
+			cfg := answering(t, 0, tc.status, &paths)
+			cfg.Route, cfg.Created, cfg.RecordsPerRequest = tc.route, tc.created, tc.records
+			cfg.Concurrency, cfg.Requests = 2, 10
+			s, err := LoadTest(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Accepted != tc.accepted || s.Duplicates != tc.dups || s.ErrorsByStatus[strconv.Itoa(tc.status)] != tc.errors {
+				t.Fatalf("accepted %d, duplicates %d, errors %v; want %d, %d, %d", s.Accepted, s.Duplicates, s.ErrorsByStatus, tc.accepted, tc.dups, tc.errors)
+			}
+			want := cmp.Or(tc.route, "/v1/injury-notices")
+			paths.Range(func(p, _ any) bool {
+				if p != want {
+					t.Errorf("posted to %v, want %s", p, want)
+				}
+				return true
+			})
+			if tc.records > 1 && tc.accepted > 0 && (s.RecordsPerRequest != tc.records || s.RecordsPerS != s.ThroughputPerS*float64(tc.records)) {
+				t.Fatalf("records: %d per request, %v/s at %v requests/s", s.RecordsPerRequest, s.RecordsPerS, s.ThroughputPerS)
+			}
+			if tc.records <= 1 && (s.RecordsPerRequest != 0 || s.RecordsPerS != 0) {
+				t.Fatalf("a notice run reports records: %+v", s)
+			}
+		})
+	}
+}
+
 // accepting is the configuration of a run against a TLS server that
 // answers every notice 202 after delay.
 func accepting(t *testing.T, delay time.Duration) TestConfig {
+	return answering(t, delay, http.StatusAccepted, nil)
+}
+
+// answering is the configuration of a run against a TLS server that
+// answers every document status after delay, noting each path posted to
+// in paths (when not nil).
+func answering(t *testing.T, delay time.Duration, status int, paths *sync.Map) TestConfig {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
+		if paths != nil {
+			paths.Store(r.URL.Path, true)
+		}
 		time.Sleep(delay)
-		w.WriteHeader(http.StatusAccepted)
+		w.WriteHeader(status)
 	}))
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -81,7 +140,7 @@ func accepting(t *testing.T, delay time.Duration) TestConfig {
 	_ = key.Set(jwk.KeyIDKey, "k1")
 	_ = key.Set(jwk.AlgorithmKey, jwa.ES256())
 	return TestConfig{URL: srv.URL, TLS: &tls.Config{RootCAs: pool}, Key: key,
-		Template: []byte(`{"noticeId":"N"}`), TemplateID: "N", Prefix: "P-"}
+		Document: func(i int) []byte { return []byte(`{"noticeId":"P-` + strconv.Itoa(i) + `"}`) }}
 }
 
 // TestSendLag: a paced run says how late it sent its requests, so a gateway
