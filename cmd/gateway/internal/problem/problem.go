@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/perkeso/jambatan/adapters"
@@ -125,8 +126,19 @@ func (e *Error) WriteHTTP(w http.ResponseWriter, correlationID string) {
 	if len(e.Allow) > 0 {
 		w.Header().Set("Allow", strings.Join(e.Allow, ", "))
 	}
-	w.WriteHeader(e.Kind.Status())
-	_ = json.NewEncoder(w).Encode(e.Doc(correlationID))
+	b, _ := json.Marshal(e.Doc(correlationID))
+	WriteWhole(w, e.Kind.Status(), append(b, '\n'))
+}
+
+// WriteWhole writes an answer made whole before it is sent: its status, a
+// Content-Length, then body. Without the length, net/http sends a body
+// over 2 KB in chunks (a signed SOAP answer, a batch's results, a long
+// list of problems), which a partner's client must then reassemble, and
+// which some simple clients do not read.
+func WriteWhole(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
 
 // Route is a served method and path pattern (as ServeMux reads it).

@@ -82,6 +82,14 @@ func postSOAP(t *testing.T, env *gatewaytest.Env, agency string) (int, []byte) {
 // repeat).
 func postSOAPWith(t *testing.T, env *gatewaytest.Env, agency string, hdr http.Header) (int, []byte) {
 	t.Helper()
+	r := postSOAPAnswer(t, env, agency, hdr)
+	return r.status, r.body
+}
+
+// postSOAPAnswer is postSOAPWith returning the whole answer, its headers
+// too.
+func postSOAPAnswer(t *testing.T, env *gatewaytest.Env, agency string, hdr http.Header) response {
+	t.Helper()
 	d := unsigned(t, soapExample(t))
 	if err := agencyClient(t, env, agency).Signer.Sign(d); err != nil {
 		t.Fatal(err)
@@ -101,7 +109,7 @@ func postSOAPWith(t *testing.T, env *gatewaytest.Env, agency string, hdr http.He
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, raw
+	return response{resp.StatusCode, resp.Header, raw}
 }
 
 // assertFault checks that raw is a SOAP fault with the sub-code code.

@@ -237,8 +237,7 @@ func (s *Server) postClaims(w http.ResponseWriter, r *http.Request, p *partner.P
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(res)
+	problem.WriteWhole(w, http.StatusOK, res)
 }
 
 // submission reads a signed JSON submission's body within limit, once the
@@ -442,8 +441,8 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	b, _ := json.Marshal(v)
+	problem.WriteWhole(w, status, append(b, '\n'))
 }
 
 // TLS holds the listener's mutual-TLS configuration: TLS 1.2 at least (1.3

@@ -31,6 +31,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/metrics"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
@@ -475,8 +476,7 @@ func (h *Handler) respond(w http.ResponseWriter, rq *request, child *etree.Eleme
 		ct = "application/soap+xml; charset=utf-8"
 	}
 	w.Header().Set("Content-Type", ct)
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	problem.WriteWhole(w, status, b)
 }
 
 // tooLarge refuses a message whose event a broker would not take (see
