@@ -69,11 +69,11 @@ func TestLoadTestSummary(t *testing.T) {
 		}
 	})
 	for _, tc := range []struct{ name, partner, want string }{
-		{"fail/soap-partner", "demo-agency", "signs with WS-Security"},
+		{"fail/too-long-for-soap", "demo-agency", "at most 4m0s"},
 		{"fail/unknown-partner", "nobody", "nobody"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, stderr, err := gateway(t, "loadtest", "--dev", dir, "--partner", tc.partner, "--requests", "1"); err == nil || !strings.Contains(stderr, tc.want) {
+			if _, stderr, err := gateway(t, "loadtest", "--dev", dir, "--partner", tc.partner, "--duration", "5m"); err == nil || !strings.Contains(stderr, tc.want) {
 				t.Fatalf("err %v, stderr %q; want %q", err, stderr, tc.want)
 			}
 		})
@@ -87,8 +87,9 @@ func TestLoadTestSummary(t *testing.T) {
 
 // TestLoadTestTemplate: --template varies the given notice, not example A
 // (each notice sent is a record under the template's UEN); an insurer's
-// run sends distinct batches, each claim a record of its own; a template
-// of the other format, or holding loadtest's id mark, is refused.
+// run sends distinct batches, each claim a record of its own, and an
+// agency's distinct NotifyInjury messages, each signed with WS-Security; a
+// template of another format, or holding loadtest's id mark, is refused.
 func TestLoadTestTemplate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
 	cmd, out, d := startDev(t, dir)
@@ -110,6 +111,10 @@ func TestLoadTestTemplate(t *testing.T) {
 		{"ok/notice-template", "demo-employer", testdata("sgemployer", "example-b.in.json"), 12, "sg-employer-notice/v1|53412345B|LT-TPL-%", 1, ""},
 		{"ok/insurer-batches", "demo-insurer", "", 10, "insurer-claim/v1|WIC017|LT-TPL-%", 3, ""},
 		{"ok/insurer-template", "demo-insurer", testdata("insurerclaim", "example-batch.in.json"), 4, "insurer-claim/v1|WIC017|LT-TPL-%", 3, ""},
+		{"ok/agency-notifications", "demo-agency", "", 10, "agency-soap/v1|TH:SSO|LT-TPL-%", 1, ""},
+		{"ok/agency-template", "demo-agency", testdata("agencysoap", "example-10.1.request.xml"), 3, "agency-soap/v1|TH:SSO|LT-TPL-%", 1, ""},
+		{"fail/notice-for-agency", "demo-agency", testdata("sgemployer", "example-a.in.json"), 1, "", 0, "example-a.in.json"},
+		{"fail/answer-for-agency", "demo-agency", testdata("agencysoap", "example-10.2.response.xml"), 1, "", 0, "not a NotifyInjury"},
 		{"fail/notice-for-insurer", "demo-insurer", testdata("sgemployer", "example-a.in.json"), 1, "", 0, "not a batch"},
 		{"fail/batch-for-employer", "demo-employer", testdata("insurerclaim", "example-batch.in.json"), 1, "", 0, "not a notice"},
 		{"fail/holds-id-mark", "demo-employer", marked, 1, "", 0, "@ID@"},

@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -59,20 +62,32 @@ func newLeanConn(base string, path string, cfg *tls.Config, timeout time.Duratio
 // requests, so it never saw this one, and a notice is idempotent by its
 // noticeId in any case. net/http's client retries such a request too when it
 // is marked idempotent.
-func (l *leanConn) post(ctx context.Context, contentType string, body []byte) (int, error) {
+func (l *leanConn) post(ctx context.Context, header []byte, body []byte) (int, error) {
 	reused := l.conn != nil
-	status, err := l.roundTrip(ctx, contentType, body)
+	status, err := l.roundTrip(ctx, header, body)
 	if reused && errors.Is(err, errUnanswered) {
-		status, err = l.roundTrip(ctx, contentType, body)
+		status, err = l.roundTrip(ctx, header, body)
 	}
 	return status, err
+}
+
+// headerLines renders h as HTTP/1.1 header lines ("Name: value\r\n"
+// each, in the order of their names), once for a whole run.
+func headerLines(h http.Header) []byte {
+	var b []byte
+	for _, name := range slices.Sorted(maps.Keys(h)) {
+		for _, v := range h[name] {
+			b = append(append(append(append(b, name...), ": "...), v...), "\r\n"...)
+		}
+	}
+	return b
 }
 
 // errUnanswered marks a request whose connection was closed or reset before
 // the first byte of an answer.
 var errUnanswered = errors.New("loadgen: connection closed before an answer")
 
-func (l *leanConn) roundTrip(ctx context.Context, contentType string, body []byte) (int, error) {
+func (l *leanConn) roundTrip(ctx context.Context, header []byte, body []byte) (int, error) {
 	if l.conn == nil {
 		d := tls.Dialer{Config: l.tls, NetDialer: &net.Dialer{Timeout: l.timeout}}
 		c, err := d.DialContext(ctx, "tcp", l.addr)
@@ -90,9 +105,9 @@ func (l *leanConn) roundTrip(ctx context.Context, contentType string, body []byt
 	r = append(r, l.path...)
 	r = append(r, " HTTP/1.1\r\nHost: "...)
 	r = append(r, l.host...)
-	r = append(r, "\r\nContent-Type: "...)
-	r = append(r, contentType...)
-	r = append(r, "\r\nContent-Length: "...)
+	r = append(r, "\r\n"...)
+	r = append(r, header...)
+	r = append(r, "Content-Length: "...)
 	r = strconv.AppendInt(r, int64(len(body)), 10)
 	r = append(r, "\r\n\r\n"...)
 	r = append(r, body...)

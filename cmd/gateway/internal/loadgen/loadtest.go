@@ -14,10 +14,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/lestrrat-go/jwx/v3/jwk"
-
-	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 )
 
 // TestConfig describes a load test: distinct documents, pre-signed, sent by
@@ -28,11 +24,16 @@ type TestConfig struct {
 	// Route is the path each document is posted to (default
 	// "/v1/injury-notices").
 	Route string
-	TLS   *tls.Config
-	Key   jwk.Key
-	// Document returns the i-th document to sign and send; each must be
-	// new to the gateway (its own noticeId, or batchId and claim numbers).
+	// Header is sent with each document besides Host and Content-Length
+	// (default: Content-Type application/jose, for a compact JWS).
+	Header http.Header
+	TLS    *tls.Config
+	// Document returns the i-th document; each must be new to the gateway
+	// (its own noticeId, batchId and claim numbers, or MessageId). Sign
+	// signs it for sending; both are called before the clock starts, from
+	// several goroutines at once.
 	Document func(i int) []byte
+	Sign     func(doc []byte) ([]byte, error)
 	// Created is the status answering a document new to the gateway:
 	// 202 for a notice (the default), 200 for an insurer's batch. A notice
 	// answered 200 is a duplicate; a batch's repeat is answered 200 too,
@@ -126,6 +127,9 @@ func (cfg TestConfig) withDefaults() (TestConfig, int) {
 	if cfg.Route == "" {
 		cfg.Route = "/v1/injury-notices"
 	}
+	if cfg.Header == nil {
+		cfg.Header = http.Header{"Content-Type": {"application/jose"}}
+	}
 	if cfg.Created == 0 {
 		cfg.Created = http.StatusAccepted
 	}
@@ -171,6 +175,7 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 			c.close()
 		}
 	}()
+	header := headerLines(cfg.Header)
 	var next int64 = -1
 	var exhausted atomic.Bool
 	tl := &tally{created: strconv.Itoa(cfg.Created), errs: map[string]int64{}, lat: make([]time.Duration, 0, n)}
@@ -223,7 +228,7 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 					tl.sentLate(time.Since(due))
 				}
 				t := time.Now()
-				code, err := conn.post(runCtx, "application/jose", bodies[i])
+				code, err := conn.post(runCtx, header, bodies[i])
 				d := time.Since(t)
 				status := "transport"
 				if err == nil {
@@ -352,12 +357,12 @@ func presign(cfg TestConfig, n int) ([][]byte, error) {
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < n; i += workers {
-				s, err := partnerkit.Sign(cfg.Document(i), cfg.Key, partnerkit.Compact)
+				b, err := cfg.Sign(cfg.Document(i))
 				if err != nil {
 					signErr.Store(err)
 					return
 				}
-				bodies[i] = []byte(s)
+				bodies[i] = b
 			}
 		}(w)
 	}

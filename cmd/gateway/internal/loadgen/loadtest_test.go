@@ -18,6 +18,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 )
 
 // TestPoolExhausted: a duration run that sends every pre-signed notice
@@ -61,26 +62,31 @@ func TestPoolExhausted(t *testing.T) {
 }
 
 // TestAnswers: what each answer counts as, for notices (202 accepted, 200
-// a duplicate) and for insurers' batches (200 processed, records counted
-// by the batch's claims), and that each document goes to the route given.
+// a duplicate), insurers' batches (200 processed, records counted by the
+// batch's claims) and SOAP messages (200), and that each document goes to
+// the route given with the headers given.
 func TestAnswers(t *testing.T) {
+	soap := http.Header{"Content-Type": {"text/xml; charset=utf-8"}, "Soapaction": {`"urn:x#Notify"`}}
 	for _, tc := range []struct {
 		name                   string
 		route                  string
+		header                 http.Header
 		status, created        int
 		records                int
 		accepted, dups, errors int64
 	}{
-		{"ok/notices", "", 202, 0, 0, 10, 0, 0},
-		{"ok/notices-repeated", "", 200, 0, 0, 0, 10, 0},
-		{"ok/batches", "/v1/insurer-claims", 200, 200, 3, 10, 0, 0},
-		{"fail/notice-refused", "", 422, 0, 0, 0, 0, 10},
-		{"fail/batch-answered-202", "/v1/insurer-claims", 202, 200, 3, 0, 0, 10},
+		{"ok/notices", "", nil, 202, 0, 0, 10, 0, 0},
+		{"ok/notices-repeated", "", nil, 200, 0, 0, 0, 10, 0},
+		{"ok/batches", "/v1/insurer-claims", nil, 200, 200, 3, 10, 0, 0},
+		{"ok/soap", "/soap/v1/exchange", soap, 200, 200, 0, 10, 0, 0},
+		{"fail/notice-refused", "", nil, 422, 0, 0, 0, 0, 10},
+		{"fail/batch-answered-202", "/v1/insurer-claims", nil, 202, 200, 3, 0, 0, 10},
+		{"fail/soap-fault", "/soap/v1/exchange", soap, 500, 200, 0, 0, 0, 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var paths sync.Map
 			cfg := answering(t, 0, tc.status, &paths)
-			cfg.Route, cfg.Created, cfg.RecordsPerRequest = tc.route, tc.created, tc.records
+			cfg.Route, cfg.Header, cfg.Created, cfg.RecordsPerRequest = tc.route, tc.header, tc.created, tc.records
 			cfg.Concurrency, cfg.Requests = 2, 10
 			s, err := LoadTest(context.Background(), cfg)
 			if err != nil {
@@ -89,7 +95,7 @@ func TestAnswers(t *testing.T) {
 			if s.Accepted != tc.accepted || s.Duplicates != tc.dups || s.ErrorsByStatus[strconv.Itoa(tc.status)] != tc.errors {
 				t.Fatalf("accepted %d, duplicates %d, errors %v; want %d, %d, %d", s.Accepted, s.Duplicates, s.ErrorsByStatus, tc.accepted, tc.dups, tc.errors)
 			}
-			want := cmp.Or(tc.route, "/v1/injury-notices")
+			want := cmp.Or(tc.route, "/v1/injury-notices") + " " + cmp.Or(tc.header.Get("Content-Type"), "application/jose") + " " + tc.header.Get("SOAPAction")
 			paths.Range(func(p, _ any) bool {
 				if p != want {
 					t.Errorf("posted to %v, want %s", p, want)
@@ -114,13 +120,13 @@ func accepting(t *testing.T, delay time.Duration) TestConfig {
 
 // answering is the configuration of a run against a TLS server that
 // answers every document status after delay, noting each path posted to
-// in paths (when not nil).
+// with its Content-Type and SOAPAction in paths (when not nil).
 func answering(t *testing.T, delay time.Duration, status int, paths *sync.Map) TestConfig {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		if paths != nil {
-			paths.Store(r.URL.Path, true)
+			paths.Store(r.URL.Path+" "+r.Header.Get("Content-Type")+" "+r.Header.Get("SOAPAction"), true)
 		}
 		time.Sleep(delay)
 		w.WriteHeader(status)
@@ -139,7 +145,11 @@ func answering(t *testing.T, delay time.Duration, status int, paths *sync.Map) T
 	}
 	_ = key.Set(jwk.KeyIDKey, "k1")
 	_ = key.Set(jwk.AlgorithmKey, jwa.ES256())
-	return TestConfig{URL: srv.URL, TLS: &tls.Config{RootCAs: pool}, Key: key,
+	return TestConfig{URL: srv.URL, TLS: &tls.Config{RootCAs: pool},
+		Sign: func(doc []byte) ([]byte, error) {
+			s, err := partnerkit.Sign(doc, key, partnerkit.Compact)
+			return []byte(s), err
+		},
 		Document: func(i int) []byte { return []byte(`{"noticeId":"P-` + strconv.Itoa(i) + `"}`) }}
 }
 
