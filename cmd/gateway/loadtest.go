@@ -288,7 +288,7 @@ func soapWorkload(p *devmode.DevJSONPartner, tmpl []byte) (workload, []byte, err
 // most soapMaxDuration: its messages' timestamps expire 5 minutes after
 // they are signed.
 const (
-	soapPresignRate = 1000
+	soapPresignRate = 2000
 	soapMaxDuration = 4 * time.Minute
 )
 
