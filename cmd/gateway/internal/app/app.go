@@ -237,7 +237,7 @@ func (g *Gateway) Reload() error {
 	g.Log.Info("configuration reloaded", "partners", len(cfg.Partners.All()), "crls", len(lt.crls))
 	// Compared with the file the gateway started with, which is what those
 	// settings still come from.
-	if restart := config.RestartOnly(g.Config.File, cfg.File); len(restart) > 0 {
+	if restart := g.Config.RestartOnly(cfg); len(restart) > 0 {
 		g.Log.Warn("configuration reloaded, but changed settings take a restart; until then the running values stay", "settings", restart)
 	}
 	return nil

@@ -246,6 +246,11 @@ type Config struct {
 	// RequestSigners are the keys of outbound.request_signers_file (nil
 	// when it is not set).
 	RequestSigners jwk.Set
+	// asRead is File as Load read it (defaults set, paths resolved), in
+	// encoding/json's generic form: what a reload compares with
+	// (RestartOnly), whatever a command then set in File for its run
+	// (gateway dev's broker address and ops listener).
+	asRead map[string]any
 }
 
 // Error is a configuration error located in the file.
@@ -308,6 +313,7 @@ func Load(path string) (*Config, error) {
 			return nil, e
 		}
 	}
+	c.asRead = tree(c.File)
 	if c.Partners, err = c.loadPartners(rel); err != nil {
 		return nil, err
 	}

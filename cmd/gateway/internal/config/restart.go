@@ -19,12 +19,19 @@ var reloadable = []string{
 }
 
 // RestartOnly names the settings, as dotted paths ("limits.max_connections",
-// "kafka.brokers"), that differ between the running file and the next one
-// and that a reload does not apply: an operator who changed one and sent
-// SIGHUP would otherwise believe it in force.
-func RestartOnly(running, next File) []string {
+// "kafka.brokers"), that differ between the file c was loaded from and the
+// one next was, and that a reload does not apply: an operator who changed
+// one and sent SIGHUP would otherwise believe it in force. Each side is its
+// file as read, so what a command set for its run is no change: gateway
+// dev's broker address and ops listener, which every SIGHUP in dev mode
+// named until it compared files as read.
+func (c *Config) RestartOnly(next *Config) []string {
+	return restartOnly(c.asRead, next.asRead)
+}
+
+func restartOnly(running, next map[string]any) []string {
 	var changed []string
-	diff("", tree(running), tree(next), &changed)
+	diff("", running, next, &changed)
 	return slices.DeleteFunc(changed, func(path string) bool {
 		return slices.ContainsFunc(reloadable, func(r string) bool { return path == r || strings.HasPrefix(path, r+".") })
 	})

@@ -42,7 +42,7 @@ func TestRestartOnly(t *testing.T) {
 			next.Partners = slices.Clone(running.Partners)
 			next.Kafka.Brokers = slices.Clone(running.Kafka.Brokers)
 			tc.change(&next)
-			if got := RestartOnly(running, next); !slices.Equal(got, tc.want) {
+			if got := (&Config{asRead: tree(running)}).RestartOnly(&Config{asRead: tree(next)}); !slices.Equal(got, tc.want) {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
