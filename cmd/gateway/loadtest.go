@@ -34,6 +34,13 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	if err := checkLoadFlags(*conc, *reqs, *dur, *rate); err != nil {
 		return err
 	}
+	var tmpl []byte
+	if *template != "" {
+		var err error
+		if tmpl, err = os.ReadFile(*template); err != nil {
+			return err
+		}
+	}
 	format := ""
 	if *partnerID == "" {
 		format = sgemployer.Format
@@ -41,12 +48,6 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	d, p, err := loadPartner(*dir, *partnerID, format)
 	if err != nil {
 		return err
-	}
-	var tmpl []byte
-	if *template != "" {
-		if tmpl, err = os.ReadFile(*template); err != nil {
-			return err
-		}
 	}
 	if *prefix == "" {
 		// Distinct across runs, even two started in the same second (a

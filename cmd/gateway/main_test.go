@@ -729,10 +729,6 @@ func TestServe(t *testing.T) {
 // dev directory, which none of these has, is looked for).
 func TestFlagsRefused(t *testing.T) {
 	none := filepath.Join(t.TempDir(), "none") // no dev directory: the flags are refused before it is looked for
-	notANotice := filepath.Join(t.TempDir(), "batch.json")
-	if err := os.WriteFile(notANotice, []byte(`{"batchId":"B-1"}`), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -746,7 +742,6 @@ func TestFlagsRefused(t *testing.T) {
 		{"fail/loadtest-rate-negative", []string{"loadtest", "--dev", none, "--rate", "-5"}, "--rate -5"},
 		{"fail/loadtest-rate-nan", []string{"loadtest", "--dev", none, "--rate", "NaN"}, "--rate NaN"},
 		{"fail/loadtest-template-missing", []string{"loadtest", "--dev", none, "--template", filepath.Join(none, "notice.json")}, "notice.json"},
-		{"fail/loadtest-template-not-a-notice", []string{"loadtest", "--dev", none, "--template", notANotice}, "not a notice with a noticeId"},
 		{"fail/submit-kit-without-url", []string{"submit", "--kit", none, "notice.json"}, "--kit and --url go together"},
 		{"fail/submit-ca-without-kit", []string{"submit", "--dev", none, "--ca", "ca.pem", "notice.json"}, "--kit and --url go together"},
 		{"fail/submit-url-http", []string{"submit", "--kit", none, "--url", "http://127.0.0.1:8443", "notice.json"}, "must be https://"},
