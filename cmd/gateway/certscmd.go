@@ -222,6 +222,9 @@ func certsList(args []string, stdout, stderr io.Writer) error {
 	add(cfg.File.Outbound.ClientCertFile, true, named("outbound-client"))
 	for _, p := range cfg.File.Partners {
 		add(p.SigningCAFile, false, func(i int) string { return fmt.Sprintf("signing-ca:%s:%d", p.ID, i) })
+		if p.Endpoint != nil {
+			add(p.Endpoint.ClientCertFile, true, named("outbound-client:"+p.ID))
+		}
 	}
 	for i, path := range cfg.File.TLS.CRLFiles {
 		if cas == nil {

@@ -393,8 +393,8 @@ func TestServeCheck(t *testing.T) {
 // gateway watches (its expiry gauges and /readyz, as serve --check lists
 // them), under the same names: a certificate added to one list only, or
 // named apart, fails here. The configuration has a client CA bundle of two
-// certificates, a server certificate with its chain and two CRLs of one
-// base name.
+// certificates, a server certificate with its chain, two CRLs of one base
+// name and a partner endpoint with a client certificate of its own.
 func TestCertsListNames(t *testing.T) {
 	l, dir := devLayout(t)
 	ca, err := certs.LoadCA(l.CACert, l.CAKey)
@@ -426,6 +426,25 @@ func TestCertsListNames(t *testing.T) {
 	if bytes.Equal(cfg, good) {
 		t.Fatal("config layout changed")
 	}
+	// demo-employer's endpoint presents a client certificate of its own.
+	var f map[string]any
+	if err := json.Unmarshal(cfg, &f); err != nil {
+		t.Fatal(err)
+	}
+	own, err := ca.IssueClient("perkeso-at-demo-employer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := certs.WriteFiles(filepath.Join(dir, "pki", "at-employer.pem"), filepath.Join(dir, "pki", "at-employer.key"), own.Cert, own.Key); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range f["partners"].([]any) {
+		if p := p.(map[string]any); p["id"] == "demo-employer" {
+			p["endpoint"] = map[string]any{"url": "https://employer.example/in", "protocol": "json",
+				"client_cert_file": "pki/at-employer.pem", "client_key_file": "pki/at-employer.key"}
+		}
+	}
+	cfg, _ = json.Marshal(f)
 	if err := os.WriteFile(l.Config, cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -451,7 +470,8 @@ func TestCertsListNames(t *testing.T) {
 	}
 	slices.Sort(watched)
 	slices.Sort(listed)
-	if !slices.Equal(watched, listed) || !slices.Contains(listed, "client-ca-1") || !slices.Contains(listed, "crl:"+crls[1]) {
+	if !slices.Equal(watched, listed) || !slices.Contains(listed, "client-ca-1") || !slices.Contains(listed, "crl:"+crls[1]) ||
+		!slices.Contains(listed, "outbound-client:demo-employer") {
 		t.Fatalf("certs list names %q,\nthe gateway watches %q", listed, watched)
 	}
 }

@@ -155,9 +155,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		builder := pipe.Events
 		g.Deliverer = &outbound.Deliverer{Store: st, Partners: cfg.Partners, Log: log,
 			// Senders are built on first use and again after a reload
-			// (ResetSenders), each time with the client certificate then current.
+			// (ResetSenders), each time with the client certificate then current:
+			// the endpoint's own, or the gateway's outbound one.
 			SenderFor: func(p *partner.Partner) (outbound.Sender, error) {
 				clientCert := *g.outboundCert.Load()
+				if c := p.Endpoint.ClientCert; c != nil {
+					clientCert = *c
+				}
 				if p.Endpoint.Protocol == "soap" {
 					if soapSigner == nil {
 						return nil, errors.New("soap delivery needs the soap signing certificate")

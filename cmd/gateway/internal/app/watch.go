@@ -128,6 +128,9 @@ func newWatched(cfg *config.Config, l *listenerTLS, ids *identities) *watched {
 		for i, c := range p.SigningCACerts { // read once, by config.Load
 			w.certs[fmt.Sprintf("signing-ca:%s:%d", p.ID, i)] = c
 		}
+		if p.Endpoint != nil && p.Endpoint.ClientCert != nil {
+			w.certs["outbound-client:"+p.ID] = p.Endpoint.ClientCert.Leaf
+		}
 	}
 	for i, crl := range l.crls {
 		w.crls[CRLName(cfg.File.TLS.CRLFiles, i)] = namedCRL{path: cfg.File.TLS.CRLFiles[i], crl: crl}

@@ -9,6 +9,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -75,9 +76,14 @@ type Operator struct {
 
 // EndpointConfig is a partner's receiving endpoint and delivery policy.
 type EndpointConfig struct {
-	URL             string   `json:"url"`
-	Protocol        string   `json:"protocol"`          // json or soap
-	CAFile          string   `json:"ca_file,omitempty"` // CA of the endpoint's server certificate
+	URL      string `json:"url"`
+	Protocol string `json:"protocol"`          // json or soap
+	CAFile   string `json:"ca_file,omitempty"` // CA of the endpoint's server certificate
+	// ClientCertFile and ClientKeyFile: the client certificate the gateway
+	// presents to this endpoint, for a partner that issues its own (its
+	// server trusts only its CA), instead of outbound.client_cert_file.
+	ClientCertFile  string   `json:"client_cert_file,omitempty"`
+	ClientKeyFile   string   `json:"client_key_file,omitempty"`
 	Timeout         Duration `json:"timeout,omitempty"`
 	MaxAttempts     int      `json:"max_attempts,omitempty"`
 	BaseBackoff     Duration `json:"base_backoff,omitempty"`
@@ -439,8 +445,8 @@ func (c *Config) loadPartners(rel func(string) string) (*partner.Registry, error
 	for i := range c.File.Partners {
 		pc := &c.File.Partners[i]
 		pc.JWKSFile, pc.SigningCAFile = rel(pc.JWKSFile), rel(pc.SigningCAFile)
-		if pc.Endpoint != nil {
-			pc.Endpoint.CAFile = rel(pc.Endpoint.CAFile)
+		if e := pc.Endpoint; e != nil {
+			e.CAFile, e.ClientCertFile, e.ClientKeyFile = rel(e.CAFile), rel(e.ClientCertFile), rel(e.ClientKeyFile)
 		}
 		p, err := loadPartner(c.Path, i, *pc)
 		if err != nil {
@@ -654,6 +660,19 @@ func loadEndpoint(e *EndpointConfig, kind string, fail failFunc) (*partner.Endpo
 			return nil, fail("endpoint.ca_file", "%v", err)
 		}
 		ep.RootCAs = pool
+	}
+	switch {
+	case e.ClientCertFile == "" && e.ClientKeyFile == "":
+	case e.ClientCertFile == "":
+		return nil, fail("endpoint.client_cert_file", "required with client_key_file")
+	case e.ClientKeyFile == "":
+		return nil, fail("endpoint.client_key_file", "required with client_cert_file")
+	default:
+		c, err := tls.LoadX509KeyPair(e.ClientCertFile, e.ClientKeyFile)
+		if err != nil {
+			return nil, fail("endpoint.client_cert_file", "%v", err)
+		}
+		ep.ClientCert = &c
 	}
 	return &ep, nil
 }

@@ -58,6 +58,17 @@ func base(t *testing.T, dir string) map[string]any {
 	if err := os.WriteFile(filepath.Join(dir, "agency-ca.pem"), certs.CertPEM(ca.Cert), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The client certificate the agency issued Perkeso for its endpoint,
+	// and another key.
+	for _, name := range []string{"perkeso-at-th-sso", "other"} {
+		c, err := ca.IssueClient(name)
+		if err == nil {
+			err = certs.WriteFiles(filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key"), c.Cert, c.Key)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	var m map[string]any
 	cfg := `{
   "tls": {"cert_file": "pki/server.pem", "key_file": "pki/server.key", "client_ca_file": "pki/ca.pem"},
@@ -76,6 +87,13 @@ func base(t *testing.T, dir string) map[string]any {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// clientCert sets the agency endpoint's client certificate and key files
+// ("": absent).
+func clientCert(m map[string]any, cert, key string) {
+	ep := partnerAt(m, 2)["endpoint"].(map[string]any)
+	ep["client_cert_file"], ep["client_key_file"] = cert, key
 }
 
 // partnerAt is the i-th partner of a base configuration.
@@ -168,6 +186,15 @@ func TestLoad(t *testing.T) {
 			delete(ep, "max_backoff")
 		}, "th-sso", "endpoint.max_backoff"},
 		{"fail/endpoint-missing-ca", func(m map[string]any) { partnerAt(m, 2)["endpoint"].(map[string]any)["ca_file"] = "absent.pem" }, "th-sso", "endpoint.ca_file"},
+		{"ok/endpoint-client-certificate", func(m map[string]any) {
+			clientCert(m, "perkeso-at-th-sso.pem", "perkeso-at-th-sso.key")
+		}, "", ""},
+		{"fail/endpoint-client-key-without-certificate", func(m map[string]any) { clientCert(m, "", "perkeso-at-th-sso.key") }, "th-sso", "endpoint.client_cert_file"},
+		{"fail/endpoint-client-certificate-without-key", func(m map[string]any) { clientCert(m, "perkeso-at-th-sso.pem", "") }, "th-sso", "endpoint.client_key_file"},
+		{"fail/endpoint-client-key-not-the-certificates", func(m map[string]any) {
+			clientCert(m, "perkeso-at-th-sso.pem", "other.key")
+		}, "th-sso", "endpoint.client_cert_file"},
+		{"fail/endpoint-client-certificate-missing", func(m map[string]any) { clientCert(m, "absent.pem", "other.key") }, "th-sso", "endpoint.client_cert_file"},
 		{"fail/agency-institution", func(m map[string]any) { partnerAt(m, 2)["institution"] = "SSO" }, "th-sso", "institution"},
 		{"fail/agency-without-signing-ca", func(m map[string]any) { delete(partnerAt(m, 2), "signing_ca_file") }, "th-sso", "signing_ca_file"},
 		{"fail/agency-pin", func(m map[string]any) { partnerAt(m, 2)["signing_cert_sha256"] = []any{"not-hex"} }, "th-sso", "signing_cert_sha256"},
@@ -226,6 +253,10 @@ func checkLoaded(t *testing.T, c *Config, dir string) {
 	ag, ok := c.Partners.ByID("th-sso")
 	if !ok || ag.Institution != "TH:SSO" || ag.SigningCAs == nil || ag.Endpoint == nil || ag.Endpoint.RootCAs == nil {
 		t.Fatalf("agency: %+v", ag)
+	}
+	if want := c.File.Partners[2].Endpoint.ClientCertFile; want == "" && ag.Endpoint.ClientCert != nil ||
+		want != "" && (ag.Endpoint.ClientCert == nil || ag.Endpoint.ClientCert.Leaf.Subject.CommonName != "perkeso-at-th-sso" || want != filepath.Join(dir, "perkeso-at-th-sso.pem")) {
+		t.Fatalf("endpoint client certificate %v (file %q)", ag.Endpoint.ClientCert, want)
 	}
 }
 

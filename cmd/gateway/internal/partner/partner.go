@@ -5,6 +5,7 @@
 package partner
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -130,9 +131,13 @@ func (p *Partner) AuthorisedFor(uen string) bool { return p.AnyUEN || p.UENs[uen
 
 // Endpoint is a partner's receiving endpoint and its delivery policy.
 type Endpoint struct {
-	URL             string
-	Protocol        string // json or soap
-	RootCAs         *x509.CertPool
+	URL      string
+	Protocol string // json or soap
+	RootCAs  *x509.CertPool
+	// ClientCert is the client certificate presented to this endpoint
+	// (its Leaf set), when the partner issued Perkeso one of its own; nil:
+	// the gateway's outbound client certificate.
+	ClientCert      *tls.Certificate
 	Timeout         time.Duration
 	MaxAttempts     int
 	BaseBackoff     time.Duration
