@@ -62,8 +62,8 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	if err != nil {
 		return err
 	}
-	if w.maxDuration > 0 && *dur > w.maxDuration {
-		return fmt.Errorf("--duration %s: at most %s for %s (its messages' timestamps are signed before the run, and expire)", *dur, w.maxDuration, p.Format)
+	if err := w.fits(*dur, *reqs, *rate); err != nil {
+		return fmt.Errorf("%w for %s (its messages' timestamps are signed before the run, and expire)", err, p.Format)
 	}
 	tc, err := partnerkit.TLSConfig(d.CACert, p.ClientCert, p.ClientKey)
 	if err != nil {

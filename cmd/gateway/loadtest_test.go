@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/perkeso/jambatan/adapters/sgemployer"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/loadgen"
@@ -69,7 +70,7 @@ func TestLoadTestSummary(t *testing.T) {
 		}
 	})
 	for _, tc := range []struct{ name, partner, want string }{
-		{"fail/too-long-for-soap", "demo-agency", "at most 4m0s"},
+		{"fail/too-long-for-soap", "demo-agency", "--duration 5m0s: at most 4m0s for agency-soap/v1"},
 		{"fail/unknown-partner", "nobody", "nobody"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -147,6 +148,37 @@ func TestLoadTestTemplate(t *testing.T) {
 			like := strings.Replace(tc.records, "LT-TPL-", "LT-TPL-"+strings.ReplaceAll(tc.name, "/", "-")+"-", 1)
 			if err := st.DB().QueryRow(`SELECT count(*) FROM records WHERE source_key LIKE ?`, like).Scan(&n); err != nil || n != tc.requests*tc.perRequest {
 				t.Fatalf("%d records %s (%v), want %d", n, like, err, tc.requests*tc.perRequest)
+			}
+		})
+	}
+}
+
+// TestWorkloadFits: an agency's run must end before the timestamps signed
+// at its start expire, by --duration, by --requests at --rate, or by the
+// count of --requests; a notice's run has no such bound.
+func TestWorkloadFits(t *testing.T) {
+	soap := workload{maxDuration: soapMaxDuration, maxRequests: soapMaxRequests}
+	for _, tc := range []struct {
+		name     string
+		w        workload
+		dur      time.Duration
+		requests int
+		rate     float64
+		want     string
+	}{
+		{"ok/soap-duration", soap, 4 * time.Minute, 0, 0, ""},
+		{"ok/soap-requests", soap, 0, 100000, 0, ""},
+		{"ok/soap-requests-paced", soap, 0, 1000, 5, ""},
+		{"ok/notices-long", workload{}, time.Hour, 0, 0, ""},
+		{"ok/notices-many-slowly", workload{}, 0, 500000, 1, ""},
+		{"fail/soap-duration", soap, 5 * time.Minute, 0, 0, "--duration 5m0s: at most 4m0s"},
+		{"fail/soap-requests-paced", soap, 0, 1000, 2, "--requests 1000 at --rate 2: over 4m0s"},
+		{"fail/soap-requests", soap, 0, 100001, 0, "--requests 100001: at most 100000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.w.fits(tc.dur, tc.requests, tc.rate)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || err.Error() != tc.want) {
+				t.Fatalf("%v, want %q", err, tc.want)
 			}
 		})
 	}
