@@ -70,7 +70,7 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		return err
 	}
 	s, err := loadgen.LoadTest(ctx, loadgen.TestConfig{URL: d.GatewayURL, Route: w.route, Header: w.header, TLS: tc,
-		Document: w.document, Sign: w.sign, Created: w.created, RecordsPerRequest: w.records, PresignRate: w.presignRate,
+		Document: w.document, Sign: w.sign, Created: w.created, RecordsPerRequest: w.records, PresignRate: w.presignRate, PresignLimit: w.maxRequests,
 		Concurrency: *conc, Requests: *reqs, Duration: *dur, Rate: *rate,
 		Gateway: loadgen.ProcessStats(d.MetricsURL),
 		Progress: func(done, acc int64, el time.Duration) {

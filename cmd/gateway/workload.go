@@ -32,7 +32,7 @@ type workload struct {
 	records     int
 	presignRate float64       // documents a second a duration run signs for
 	maxDuration time.Duration // the longest run its documents stay valid for (0: any)
-	maxRequests int           // the most a run of --requests may sign (0: any)
+	maxRequests int           // the most a run may sign, of --requests or for a duration (0: any)
 	document    func(i int) []byte
 	sign        func(doc []byte) ([]byte, error)
 }
@@ -228,9 +228,12 @@ func soapWorkload(p *devmode.DevJSONPartner, tmpl []byte) (workload, []byte, err
 // A SOAP duration run signs enough messages for soapPresignRate a second
 // (an RSA signature each, far slower to make than a notice's), and runs at
 // most soapMaxDuration: its messages' timestamps expire 5 minutes after
-// they are signed. A run of --requests signs at most soapMaxRequests: here
-// 24,000 took 14.7-14.9 s to sign, so 100,000 take about a minute, and
-// the gateway answered 740-777 a second, about two minutes more.
+// they are signed. A run signs at most soapMaxRequests (a longer duration
+// run ends when they are sent, pool_exhausted): here 24,000 took
+// 14.7-14.9 s to sign, so 100,000 take about a minute, and the gateway
+// answered 740-777 a second, about two minutes more. Unbounded, a 4-minute
+// run signed for 2,000 a second would spend 5 minutes signing, and its
+// first messages would be out of date before it began.
 const (
 	soapPresignRate = 2000
 	soapMaxDuration = 4 * time.Minute

@@ -52,6 +52,10 @@ type TestConfig struct {
 	// notices for the duration at this many per second (default
 	// DefaultPresignRate, at most MaxPresign).
 	PresignRate float64
+	// PresignLimit, when positive, bounds that pool below MaxPresign: an
+	// agency's messages, whose timestamps expire, are signed no more than
+	// the run can send in time.
+	PresignLimit int
 	// Gateway, when set, reads the gateway process's CPU seconds and
 	// resident memory (ProcessStats), so the summary can give its CPU cost
 	// per notice — the figure that decides throughput on a machine the load
@@ -146,7 +150,11 @@ func (cfg TestConfig) withDefaults() (TestConfig, int) {
 	if cfg.Rate > 0 {
 		rate = cfg.Rate
 	}
-	return cfg, min(MaxPresign, int(rate*cfg.Duration.Seconds())+cfg.Concurrency)
+	limit := MaxPresign
+	if cfg.PresignLimit > 0 {
+		limit = min(limit, cfg.PresignLimit)
+	}
+	return cfg, min(limit, int(rate*cfg.Duration.Seconds())+cfg.Concurrency)
 }
 
 // LoadTest runs the test and returns its summary.

@@ -61,6 +61,21 @@ func TestPoolExhausted(t *testing.T) {
 	}
 }
 
+// TestPresignLimit: a duration run signs no more than PresignLimit, however
+// long it is and whatever its rate (an agency's messages expire), and ends
+// when they are sent, saying so.
+func TestPresignLimit(t *testing.T) {
+	cfg := accepting(t, 0)
+	cfg.Concurrency, cfg.Duration, cfg.PresignRate, cfg.PresignLimit = 2, 10*time.Second, 1000, 15
+	s, err := LoadTest(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Accepted != 15 || !s.PoolExhausted || s.DurationS >= 10 {
+		t.Fatalf("%d accepted in %.1f s (pool exhausted: %v), want the 15 signed, early", s.Accepted, s.DurationS, s.PoolExhausted)
+	}
+}
+
 // TestAnswers: what each answer counts as, for notices (202 accepted, 200
 // a duplicate), insurers' batches (200 processed, records counted by the
 // batch's claims) and SOAP messages (200), and that each document goes to
