@@ -295,6 +295,30 @@ func LoadKey(path string) (crypto.Signer, error) {
 	}
 }
 
+// LoadKeyPair reads a TLS certificate, with the chain after it in its
+// file, and its private key, as tls.LoadX509KeyPair does, but reads the key
+// as LoadKey does: an encrypted key is refused by name (the standard
+// library says only that it failed to parse it), and so is a key that is
+// not the certificate's. Leaf is set.
+func LoadKeyPair(certPath, keyPath string) (tls.Certificate, error) {
+	cs, err := LoadCertificates(certPath)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	k, err := LoadKey(keyPath)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if !IsKeyOf(k, cs[0]) {
+		return tls.Certificate{}, fmt.Errorf("%s is not the key of the certificate in %s", keyPath, certPath)
+	}
+	c := tls.Certificate{PrivateKey: k, Leaf: cs[0]}
+	for _, x := range cs {
+		c.Certificate = append(c.Certificate, x.Raw)
+	}
+	return c, nil
+}
+
 // LoadCA reads a CA certificate and key written by WriteFiles.
 func LoadCA(certPath, keyPath string) (*CA, error) {
 	cs, err := LoadCertificates(certPath)

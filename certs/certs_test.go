@@ -70,6 +70,73 @@ func TestLoadCA(t *testing.T) {
 	}
 }
 
+// TestLoadKeyPair: a TLS certificate and key load as tls.LoadX509KeyPair
+// loads them (the chain after the certificate, a combined file, the EC
+// PARAMETERS block OpenSSL writes before a SEC 1 key), and what it refuses
+// is refused by name: an encrypted key (the standard library said only
+// "failed to parse private key"), another certificate's key.
+func TestLoadKeyPair(t *testing.T) {
+	file, a, _ := setUp(t)
+	leaf, err := a.IssueClient("kilang-contoh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := a.IssueClient("lain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, _ := certs.KeyPEM(leaf.Key)
+	otherPEM, _ := certs.KeyPEM(other.Key)
+	sec1, err := x509.MarshalECPrivateKey(leaf.Key.(*ecdsa.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{
+		"leaf.pem":      certs.CertPEM(leaf.Cert),
+		"chain.pem":     append(certs.CertPEM(leaf.Cert), certs.CertPEM(a.Cert)...),
+		"leaf.key":      keyPEM,
+		"combined.pem":  append(certs.CertPEM(leaf.Cert), keyPEM...),
+		"ecparams.key":  append(pem.EncodeToMemory(&pem.Block{Type: "EC PARAMETERS", Bytes: []byte{6, 8, 42, 134, 72, 206, 61, 3, 1, 7}}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1})...),
+		"encrypted.key": pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte("opaque")}),
+		"other.key":     otherPEM,
+	}
+	for name, b := range files {
+		if err := os.WriteFile(file(name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name, cert, key string
+		chain           int    // certificates loaded
+		refused         string // in the error
+	}{
+		{"ok/pkcs8", "leaf.pem", "leaf.key", 1, ""},
+		{"ok/with-its-chain", "chain.pem", "leaf.key", 2, ""},
+		{"ok/combined-file", "combined.pem", "combined.pem", 1, ""},
+		{"ok/sec1-after-ec-parameters", "leaf.pem", "ecparams.key", 1, ""},
+		{"fail/encrypted", "leaf.pem", "encrypted.key", 0, "the private key is encrypted"},
+		{"fail/another-certificates-key", "leaf.pem", "other.key", 0, "is not the key of the certificate"},
+		{"fail/no-key", "leaf.pem", "leaf.pem", 0, "no private key"},
+		{"fail/no-certificate", "leaf.key", "leaf.key", 0, "no PEM certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := certs.LoadKeyPair(file(tc.cert), file(tc.key))
+			if tc.refused != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.refused) {
+					t.Fatalf("error %v, want one saying %q", err, tc.refused)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Certificate) != tc.chain || !c.Leaf.Equal(leaf.Cert) || !certs.IsKeyOf(c.PrivateKey.(crypto.Signer), leaf.Cert) {
+				t.Fatalf("%d certificates, leaf %v", len(c.Certificate), c.Leaf.Subject)
+			}
+		})
+	}
+}
+
 // TestLoadCRL: a CRL loads from PEM or DER when one of the CAs signed it; a
 // file with two CRLs is refused (only the first used to be read, the
 // revocations of the second silently dropped), and so is a CRL of a CA not

@@ -353,7 +353,8 @@ func TestServeConfigErrors(t *testing.T) {
 
 // TestServeCheck: serve --check reads the configuration and every file it
 // names, lists the certificate and CRL checks of /readyz, and fails on an
-// expired certificate or a file that does not load; it opens no store.
+// expired certificate or a file that does not load (an encrypted key by
+// name); it opens no store.
 func TestServeCheck(t *testing.T) {
 	l, _ := devLayout(t)
 	stdout, stderr, err := gateway(t, "serve", "--config", l.Config, "--check")
@@ -362,6 +363,22 @@ func TestServeCheck(t *testing.T) {
 	}
 	if _, err := os.Stat(l.Store); !os.IsNotExist(err) {
 		t.Fatalf("ok/dev-config: the check made the store (%v)", err)
+	}
+
+	// An encrypted key of a TLS pair is refused by name (the standard
+	// library's loader said "failed to parse private key").
+	plain, err := os.ReadFile(l.OutboundKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(l.OutboundKey, pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte("opaque")}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err = gateway(t, "serve", "--config", l.Config, "--check"); err == nil || !strings.Contains(stderr, "the private key is encrypted") {
+		t.Fatalf("fail/encrypted-outbound-key: %v\n%s", err, stderr)
+	}
+	if err := os.WriteFile(l.OutboundKey, plain, 0o600); err != nil {
+		t.Fatal(err)
 	}
 
 	// An expired server certificate (its key pair still matches).

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -231,7 +230,7 @@ func start(cfg *config.Config, addr string, log *slog.Logger) (*app.Gateway, net
 // startDemoAgency starts the stand-in TH:SSO endpoint and points
 // demo-agency's outbound deliveries at it.
 func startDemoAgency(l devmode.Layout, cfg *config.Config) (*demoagency.Agency, error) {
-	serverCert, err := tls.LoadX509KeyPair(l.ServerCert, l.ServerKey)
+	serverCert, err := certs.LoadKeyPair(l.ServerCert, l.ServerKey)
 	if err != nil {
 		return nil, err
 	}

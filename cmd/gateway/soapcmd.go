@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io"
@@ -132,7 +131,7 @@ func (k agencySide) client() (*soapclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cert, err := tls.LoadX509KeyPair(k.kit.ClientCert, k.kit.ClientKey)
+	cert, err := certs.LoadKeyPair(k.kit.ClientCert, k.kit.ClientKey)
 	if err != nil {
 		return nil, err
 	}

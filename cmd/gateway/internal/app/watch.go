@@ -43,7 +43,7 @@ type listenerTLS struct {
 }
 
 func loadListenerTLS(cfg *config.Config) (*listenerTLS, error) {
-	cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+	cert, err := certs.LoadKeyPair(cfg.CertFile, cfg.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("tls certificate: %w", err)
 	}
@@ -96,7 +96,7 @@ func loadIdentities(cfg *config.Config) (*identities, error) {
 		ids.soap = &soapSigning{cert: cs[0], key: key}
 	}
 	if oc := cfg.File.Outbound; oc.ClientCertFile != "" {
-		c, err := tls.LoadX509KeyPair(oc.ClientCertFile, oc.ClientKeyFile)
+		c, err := certs.LoadKeyPair(oc.ClientCertFile, oc.ClientKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("outbound client certificate: %w", err)
 		}

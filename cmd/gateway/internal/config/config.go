@@ -9,7 +9,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -668,7 +667,7 @@ func loadEndpoint(e *EndpointConfig, kind string, fail failFunc) (*partner.Endpo
 	case e.ClientKeyFile == "":
 		return nil, fail("endpoint.client_key_file", "required with client_cert_file")
 	default:
-		c, err := tls.LoadX509KeyPair(e.ClientCertFile, e.ClientKeyFile)
+		c, err := certs.LoadKeyPair(e.ClientCertFile, e.ClientKeyFile)
 		if err != nil {
 			return nil, fail("endpoint.client_cert_file", "%v", err)
 		}

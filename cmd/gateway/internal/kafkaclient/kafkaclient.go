@@ -49,7 +49,7 @@ func New(k config.Kafka) (*Client, error) {
 		}
 		c.TLS = certs.ClientConfig(pool)
 		if k.TLS.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(k.TLS.CertFile, k.TLS.KeyFile)
+			cert, err := certs.LoadKeyPair(k.TLS.CertFile, k.TLS.KeyFile)
 			if err != nil {
 				return nil, fmt.Errorf("kafka tls: %w", err)
 			}

@@ -148,7 +148,7 @@ func TLSConfig(caCertFile, clientCertFile, clientKeyFile string) (*tls.Config, e
 			return nil, fmt.Errorf("%s: no certificate", caCertFile)
 		}
 	}
-	cert, err := tls.LoadX509KeyPair(clientCertFile, clientKeyFile)
+	cert, err := certs.LoadKeyPair(clientCertFile, clientKeyFile)
 	if err != nil {
 		return nil, err
 	}
