@@ -75,6 +75,12 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		Gateway: loadgen.ProcessStats(d.MetricsURL),
 		Progress: func(done, acc int64, el time.Duration) {
 			fmt.Fprintf(stderr, "\r%s   ", loadgen.ProgressLine(done, acc, el))
+		},
+		SignProgress: func(signed, total int) {
+			fmt.Fprintf(stderr, "\rloadtest: %d of %d signed   ", signed, total)
+			if signed == total {
+				fmt.Fprintln(stderr)
+			}
 		}})
 	fmt.Fprintln(stderr)
 	if err != nil {

@@ -48,6 +48,11 @@ type TestConfig struct {
 	Duration          time.Duration
 	Rate              float64
 	Progress          func(done, accepted int64, elapsed time.Duration)
+	// SignProgress, when set, hears every second how many of the
+	// documents are signed, and once more when all are: an agency's
+	// messages, an RSA signature each, take a minute to sign for a long
+	// run, which would otherwise pass in silence.
+	SignProgress func(signed, total int)
 	// PresignRate sizes the pool of a Duration run without Rate: enough
 	// notices for the duration at this many per second (default
 	// DefaultPresignRate, at most MaxPresign).
@@ -354,11 +359,23 @@ func percentile(sorted []time.Duration, p float64) float64 {
 }
 
 // presign signs n distinct documents (cfg.Document(i)) before the clock
-// starts, on four goroutines.
+// starts, on four goroutines, telling cfg.SignProgress how far it is.
 func presign(cfg TestConfig, n int) ([][]byte, error) {
 	bodies := make([][]byte, n)
 	var wg sync.WaitGroup
 	var signErr atomic.Value
+	var signed atomic.Int64
+	if cfg.SignProgress != nil {
+		stop := make(chan struct{})
+		reported := every(time.Second, stop, func() { cfg.SignProgress(int(signed.Load()), n) })
+		defer func() {
+			close(stop)
+			<-reported
+			if signErr.Load() == nil {
+				cfg.SignProgress(n, n)
+			}
+		}()
+	}
 	const workers = 4
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -371,6 +388,7 @@ func presign(cfg TestConfig, n int) ([][]byte, error) {
 					return
 				}
 				bodies[i] = b
+				signed.Add(1)
 			}
 		}(w)
 	}

@@ -76,6 +76,38 @@ func TestPresignLimit(t *testing.T) {
 	}
 }
 
+// TestSignProgress: signing that takes more than a second says how far it
+// is, every second, in counts that only grow, and says when it is done.
+func TestSignProgress(t *testing.T) {
+	cfg := accepting(t, 0)
+	sign := cfg.Sign
+	cfg.Sign = func(doc []byte) ([]byte, error) {
+		time.Sleep(25 * time.Millisecond) // 4 signers: 200 in about 1.25 s
+		return sign(doc)
+	}
+	var mu sync.Mutex
+	var heard [][2]int
+	cfg.SignProgress = func(signed, total int) {
+		mu.Lock()
+		defer mu.Unlock()
+		heard = append(heard, [2]int{signed, total})
+	}
+	cfg.Concurrency, cfg.Requests = 2, 200
+	if _, err := LoadTest(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(heard) < 2 || heard[len(heard)-1] != [2]int{200, 200} || heard[0][0] <= 0 || heard[0][0] >= 200 {
+		t.Fatalf("heard %v: want at least one count on the way and 200 of 200 last", heard)
+	}
+	for i := 1; i < len(heard); i++ {
+		if heard[i][0] < heard[i-1][0] || heard[i][1] != 200 {
+			t.Fatalf("heard %v", heard)
+		}
+	}
+}
+
 // TestAnswers: what each answer counts as, for notices (202 accepted, 200
 // a duplicate), insurers' batches (200 processed, records counted by the
 // batch's claims) and SOAP messages (200), and that each document goes to
