@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,6 +136,13 @@ func TestAnswers(t *testing.T) {
 			cfg := answering(t, 0, tc.status, &paths)
 			cfg.Route, cfg.Header, cfg.Created, cfg.RecordsPerRequest = tc.route, tc.header, tc.created, tc.records
 			cfg.Concurrency, cfg.Requests = 2, 10
+			var reads atomic.Int64 // the gateway's CPU: 1 s before the run, 1.3 s after it
+			cfg.Gateway = func() (Process, error) {
+				if reads.Add(1) == 1 {
+					return Process{CPUSeconds: 1, RSSBytes: 1 << 20}, nil
+				}
+				return Process{CPUSeconds: 1.3, RSSBytes: 1 << 20}, nil
+			}
 			s, err := LoadTest(context.Background(), cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -149,8 +157,10 @@ func TestAnswers(t *testing.T) {
 				}
 				return true
 			})
-			if tc.records > 1 && tc.accepted > 0 && (s.RecordsPerRequest != tc.records || s.RecordsPerS != s.ThroughputPerS*float64(tc.records)) {
-				t.Fatalf("records: %d per request, %v/s at %v requests/s", s.RecordsPerRequest, s.RecordsPerS, s.ThroughputPerS)
+			if tc.records > 1 && tc.accepted > 0 && (s.RecordsPerRequest != tc.records || s.RecordsPerS != s.ThroughputPerS*float64(tc.records) ||
+				s.GatewayCPUMicrosPerReq != 30000 || s.GatewayCPUMicrosPerRecord != 10000) {
+				t.Fatalf("records: %d per request, %v/s at %v requests/s; gateway CPU %v µs per request, %v per record (want 30000, 10000)",
+					s.RecordsPerRequest, s.RecordsPerS, s.ThroughputPerS, s.GatewayCPUMicrosPerReq, s.GatewayCPUMicrosPerRecord)
 			}
 			if tc.records <= 1 && (s.RecordsPerRequest != 0 || s.RecordsPerS != 0) {
 				t.Fatalf("a notice run reports records: %+v", s)
