@@ -1,0 +1,149 @@
+package outbound_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
+)
+
+const outboundTopic = "perkeso.outbound.v1"
+
+// requestBroker is a Kafka-protocol broker holding n outbound requests of
+// partner p1 (keys over 50 cases, so all three partitions), counting the
+// offset commits it is sent.
+func requestBroker(t testing.TB, n int) (addr string, commits *atomic.Int64) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, outboundTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	commits = new(atomic.Int64)
+	c.ControlKey(int16(kmsg.OffsetCommit), func(kmsg.Request) (kmsg.Response, error, bool) {
+		commits.Add(1)
+		return nil, nil, false // counted, then handled as usual
+	})
+	addr = c.ListenAddrs()[0]
+	wr := &kafka.Writer{Addr: kafka.TCP(addr), Topic: outboundTopic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
+		BatchSize: 1000, BatchTimeout: time.Millisecond}
+	defer wr.Close()
+	msgs := make([]kafka.Message, n)
+	for i := range msgs {
+		msgs[i] = kafka.Message{Key: fmt.Appendf(nil, "case-%d", i%50),
+			Value: fmt.Appendf(nil, `{"id":"req-%d","partner":"p1","messageType":"JSON","payload":{"n":%d}}`, i, i)}
+	}
+	if err := wr.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	return addr, commits
+}
+
+func requestReader(addr string) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: "jambatan-outbound", Topic: outboundTopic,
+		StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20})
+}
+
+// consume runs c until stop is called, which returns Run's error.
+func consume(c *outbound.Consumer) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	return func() error { cancel(); return <-done }
+}
+
+// waitPending waits until n deliveries are pending.
+func waitPending(t testing.TB, st *store.DB, n int) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		counts, err := st.DeliveryCounts(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if counts[store.DeliveryPending] == int64(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d requests queued", counts[store.DeliveryPending], n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestConsumerCommitsByTheGroup: a burst of requests costs one offset
+// commit per group of them, not one round trip to the broker per request;
+// and every queued request's offset is committed by the time the consumer
+// is idle, or stops, so none is read again by the next consumer.
+func TestConsumerCommitsByTheGroup(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		requests    int
+		linger      time.Duration
+		stop        bool // stopped right after queueing, before any linger ends
+		maxCommits  int64
+		minCommits  int64
+		description string
+	}{
+		{name: "ok/burst", requests: 300, maxCommits: 30, minCommits: 3,
+			description: "300 requests, at most 100 a commit (one each: 300)"},
+		{name: "ok/committed-on-stop", requests: 5, linger: time.Hour, stop: true, maxCommits: 1, minCommits: 1,
+			description: "queued, then stopped: their offsets committed as it stops"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, commits := requestBroker(t, tc.requests)
+			w := newWorld(t)
+			rd := requestReader(addr)
+			c := &outbound.Consumer{Reader: rd, Store: w.st, Log: slog.New(slog.DiscardHandler), CommitLinger: tc.linger,
+				Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+			stop := consume(c)
+			waitPending(t, w.st, tc.requests)
+			if !tc.stop {
+				time.Sleep(200 * time.Millisecond) // idle: the linger ends
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			rd.Close()
+			if n := commits.Load(); n < tc.minCommits || n > tc.maxCommits {
+				t.Errorf("%d offset commits, want %d to %d (%s)", n, tc.minCommits, tc.maxCommits, tc.description)
+			}
+			// The next consumer of the group reads nothing again.
+			next := requestReader(addr)
+			defer next.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if m, err := next.FetchMessage(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("the next consumer read partition %d offset %d again (err %v): its offset was not committed", m.Partition, m.Offset, err)
+			}
+		})
+	}
+}
+
+// BenchmarkConsumer: the time per request to queue a burst of b.N
+// requests from the broker into the store (SQLite), their offsets
+// committed.
+func BenchmarkConsumer(b *testing.B) {
+	addr, _ := requestBroker(b, b.N)
+	w := newWorld(b)
+	rd := requestReader(addr)
+	b.Cleanup(func() { rd.Close() })
+	c := &outbound.Consumer{Reader: rd, Store: w.st, Log: slog.New(slog.DiscardHandler),
+		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+	b.ResetTimer()
+	stop := consume(c)
+	waitPending(b, w.st, b.N)
+	b.StopTimer()
+	if err := stop(); err != nil {
+		b.Fatal(err)
+	}
+}
