@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/app"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
@@ -94,8 +93,7 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return err
 	}
 	defer sink.Close()
-	reader := kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, GroupID: *group, GroupTopics: topics, Dialer: kc.Dialer(),
-		StartOffset: kafka.FirstOffset, CommitInterval: 0, MaxWait: 250 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20})
+	reader := kc.GroupReader(*group, topics, 250*time.Millisecond)
 	defer reader.Close()
 	log, progress := ingestLog(*cfgPath != "" || *brokers != "", stderr)
 	last := time.Now()

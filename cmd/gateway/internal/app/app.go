@@ -187,8 +187,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 				Refused: func() { g.M.VerificationFailed(outbound.VerificationKind) }}
 			g.outboundKafka = kc
 			g.outboundReader = func() *kafka.Reader {
-				return kafka.NewReader(kafka.ReaderConfig{Brokers: kc.Brokers, GroupID: "jambatan-outbound", Topic: oc.Topic, Dialer: kc.Dialer(),
-					StartOffset: kafka.FirstOffset, MaxWait: 500 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20})
+				return kc.GroupReader("jambatan-outbound", []string{oc.Topic}, 500*time.Millisecond)
 			}
 		}
 	}

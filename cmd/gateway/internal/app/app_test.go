@@ -30,6 +30,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
@@ -616,7 +617,41 @@ func TestOutboundTopicCreatedLater(t *testing.T) {
 		Topics: []kafka.TopicConfig{{Topic: g.Config.File.Outbound.Topic, NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
 		t.Fatal(err)
 	}
-	request := []byte(`{"id":"late-001","partner":"demo-agency","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-1","payload":{}}`)
+	writeRequest(t, g, l, addrs[0], 0, "late-001")
+	waitDeliveries(t, g, 40*time.Second, "late-001")
+}
+
+// TestOutboundPartitionsAdded: partitions added to the outbound topic while
+// the gateway reads it are read too (earlier builds read the partitions
+// they were given when they joined, and a request keyed to a new one
+// waited unread until a restart).
+func TestOutboundPartitionsAdded(t *testing.T) {
+	topics := Topics(config.Kafka{})
+	const outboundTopic = "perkeso.outbound.v1" // the default
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics.Verified, topics.Rejected, topics.CaseMessages, outbound.StatusTopic, outboundTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	addrs := cluster.ListenAddrs()
+	g, l := devGateway(t, func(c *config.Config) { c.File.Kafka.Brokers = addrs })
+	serve(t, g)
+	writeRequest(t, g, l, addrs[0], 0, "first-001")
+	waitDeliveries(t, g, 20*time.Second, "first-001")
+	admin := &kafka.Client{Addr: kafka.TCP(addrs...)}
+	res, err := admin.CreatePartitions(context.Background(), &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{{Name: g.Config.File.Outbound.Topic, Count: 3}}})
+	if err != nil || res.Errors[g.Config.File.Outbound.Topic] != nil {
+		t.Fatalf("create partitions: %v %v", err, res)
+	}
+	writeRequest(t, g, l, addrs[0], 2, "added-001")
+	waitDeliveries(t, g, 4*kafkaclient.PartitionWatchInterval, "added-001", "first-001")
+}
+
+// writeRequest writes an outbound request with id to partition of the
+// gateway's outbound topic, signed as the dev back office signs.
+func writeRequest(t *testing.T, g *Gateway, l devmode.Layout, broker string, partition int, id string) {
+	t.Helper()
+	request := []byte(`{"id":"` + id + `","partner":"demo-agency","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-1","payload":{}}`)
 	key, err := partnerkit.LoadSigningKey(l.BackOfficeKey)
 	if err != nil {
 		t.Fatal(err)
@@ -625,23 +660,36 @@ func TestOutboundTopicCreatedLater(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(addrs...), Topic: g.Config.File.Outbound.Topic}
-	defer w.Close()
-	if err := w.WriteMessages(context.Background(), kafka.Message{Value: request,
+	conn, err := kafka.DialLeader(context.Background(), "tcp", broker, g.Config.File.Outbound.Topic, partition)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.WriteMessages(kafka.Message{Value: request,
 		Headers: []kafka.Header{{Key: outbound.RequestSignatureHeader, Value: []byte(sig)}}}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(40 * time.Second)
+}
+
+// waitDeliveries waits until the gateway's deliveries are those of keys
+// (newest first).
+func waitDeliveries(t *testing.T, g *Gateway, within time.Duration, keys ...string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for {
 		ds, err := g.Store.DeliveriesOf(context.Background(), "", "", 0, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ds) == 1 && ds[0].Key == "late-001" {
+		var got []string
+		for _, d := range ds {
+			got = append(got, d.Key)
+		}
+		if slices.Equal(got, keys) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the request written once the topic existed was not read: %d deliveries", len(ds))
+			t.Fatalf("deliveries %q, want %q: the requests written were not read", got, keys)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -103,6 +103,23 @@ func (c *Client) Dialer() *kafka.Dialer {
 	return &kafka.Dialer{Timeout: 10 * time.Second, DualStack: true, TLS: c.TLS, SASLMechanism: c.SASL}
 }
 
+// GroupReader is a consumer group's reader of topics, from their first
+// offset where the group has committed none, waiting at most maxWait for a
+// fetch. It watches the topics' partitions (every PartitionWatchInterval):
+// a partition added while it reads is read too. Without watching, a
+// kafka-go group reads the partitions it was given when it joined until
+// it is restarted, and records keyed to a new partition wait unread
+// (an outbound request was not delivered, a notice not ingested).
+func (c *Client) GroupReader(group string, topics []string, maxWait time.Duration) *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{Brokers: c.Brokers, GroupID: group, GroupTopics: topics, Dialer: c.Dialer(),
+		StartOffset: kafka.FirstOffset, MaxWait: maxWait, MinBytes: 1, MaxBytes: 16 << 20,
+		WatchPartitionChanges: true, PartitionWatchInterval: PartitionWatchInterval})
+}
+
+// PartitionWatchInterval is how often a GroupReader asks for its topics'
+// partitions (kafka-go's default).
+const PartitionWatchInterval = 5 * time.Second
+
 // MissingTopics names those of topics the cluster does not have, asking
 // without creating them. A consumer group that subscribes to a topic the
 // cluster lacks reads nothing at all, from any of its topics (kafka-go's

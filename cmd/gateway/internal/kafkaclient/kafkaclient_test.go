@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -202,4 +203,65 @@ func TestBatchBytes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGroupReaderReadsAddedPartitions: partitions added to a topic while a
+// group reads it are read, by each of the group's topics, without a
+// restart (a group that does not watch them reads them only once it is
+// restarted: the records written there waited).
+func TestGroupReaderReadsAddedPartitions(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "requests", "notices"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	kc, err := kafkaclient.New(config.Kafka{Brokers: c.ListenAddrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(topic string, partition int, value string) {
+		t.Helper()
+		conn, err := kafka.DialLeader(context.Background(), "tcp", c.ListenAddrs()[0], topic, partition)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.WriteMessages(kafka.Message{Value: []byte(value)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := kc.GroupReader("g", []string{"requests", "notices"}, 100*time.Millisecond)
+	defer r.Close()
+	read := func(want ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 4*kafkaclient.PartitionWatchInterval)
+		defer cancel()
+		var got []string
+		for len(got) < len(want) {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				t.Fatalf("read %q of %q: %v", got, want, err)
+			}
+			got = append(got, fmt.Sprintf("%s/%d/%s", m.Topic, m.Partition, m.Value))
+			if err := r.CommitMessages(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("read %q, want %q", got, want)
+		}
+	}
+	write("requests", 0, "a")
+	write("notices", 0, "b")
+	read("notices/0/b", "requests/0/a")
+	admin := &kafka.Client{Addr: kafka.TCP(c.ListenAddrs()...)}
+	res, err := admin.CreatePartitions(context.Background(), &kafka.CreatePartitionsRequest{Topics: []kafka.TopicPartitionsConfig{
+		{Name: "requests", Count: 3}, {Name: "notices", Count: 2}}})
+	if err != nil || res.Errors["requests"] != nil || res.Errors["notices"] != nil {
+		t.Fatalf("create partitions: %v %v", err, res)
+	}
+	write("requests", 2, "c")
+	write("notices", 1, "d")
+	read("notices/1/d", "requests/2/c")
 }
