@@ -494,6 +494,55 @@ func TestDeliveryStatusesIngested(t *testing.T) {
 	}
 }
 
+// TestDeliveryStatusOrder: a delivery's row keeps its latest status
+// whatever order its statuses are read in (each case reads its two in
+// order). In one partition the higher
+// offset is the later; across partitions (the topic's partitions added
+// between two statuses, the earlier read last) the later time, then the
+// more attempts (earlier builds took whichever came last).
+func TestDeliveryStatusOrder(t *testing.T) {
+	const first, later = "2026-03-20T02:00:00Z", "2026-03-20T02:00:01Z"
+	row := func(partition int, offset int64, state string, attempts int, at string) ingest.StatusRow {
+		return ingest.StatusRow{DeliveryStatus: events.DeliveryStatus{DeliveryID: 1, Key: "ni-001", Partner: "th-sso", MessageType: "NotifyInjury",
+			State: state, Attempts: attempts, At: at}, Topic: statusTopic, Partition: partition, Offset: offset}
+	}
+	retrying := row(0, 7, "retrying", 1, first)
+	for name, target := range sinks(t) {
+		for _, tc := range []struct {
+			name      string
+			read      []ingest.StatusRow
+			wantState string
+		}{
+			{"ok/same-partition-higher-offset", []ingest.StatusRow{retrying, row(0, 8, "delivered", 2, later)}, "delivered"},
+			{"ok/same-partition-lower-offset", []ingest.StatusRow{retrying, row(0, 6, "delivered", 2, later)}, "retrying"}, // the offset decides
+			{"ok/other-partition-later", []ingest.StatusRow{retrying, row(2, 0, "delivered", 2, later)}, "delivered"},
+			{"ok/other-partition-earlier", []ingest.StatusRow{row(2, 0, "delivered", 2, later), retrying}, "delivered"},
+			{"ok/other-partition-same-second-more-attempts", []ingest.StatusRow{retrying, row(2, 0, "delivered", 2, first)}, "delivered"},
+			{"ok/other-partition-same-second-fewer-attempts", []ingest.StatusRow{row(2, 0, "delivered", 2, first), retrying}, "delivered"},
+		} {
+			t.Run(tc.name+"/"+name, func(t *testing.T) {
+				sink, err := ingest.OpenSink(target(t))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer sink.Close()
+				for _, r := range tc.read {
+					if err := sink.Write(context.Background(), ingest.Batch{Statuses: []ingest.StatusRow{r}}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var state string
+				if err := sink.DB().QueryRow(`SELECT state FROM backoffice_deliveries WHERE delivery_key = 'ni-001'`).Scan(&state); err != nil {
+					t.Fatal(err)
+				}
+				if state != tc.wantState {
+					t.Fatalf("state %q, want %q", state, tc.wantState)
+				}
+			})
+		}
+	}
+}
+
 // TestWriteRetried: a batch the database refuses for a while is written
 // once it takes it, the consumer still running; nothing is skipped.
 func TestWriteRetried(t *testing.T) {

@@ -115,7 +115,12 @@ var sinkSchema = []string{
 	// Each delivery the back office asked for, at its latest status: a
 	// delivery's statuses share a partition (keyed by the delivery's key),
 	// so the one at the highest offset is the latest, and a re-delivered
-	// older one leaves the row as it is.
+	// older one leaves the row as it is. Once partitions are added to the
+	// topic a delivery's later statuses may be keyed to another partition,
+	// read before its earlier ones (the consumer reads partitions side by
+	// side): between partitions the later status_at (RFC 3339 in UTC to
+	// the second, so its text sorts as its time), then the more attempts,
+	// is the latest.
 	`CREATE TABLE IF NOT EXISTS backoffice_deliveries (
 		delivery_key TEXT PRIMARY KEY,
 		delivery_id  BIGINT NOT NULL,
@@ -243,8 +248,10 @@ func (s *Sink) Write(ctx context.Context, b Batch) error {
 				message_type = excluded.message_type, case_id = excluded.case_id, state = excluded.state, attempts = excluded.attempts,
 				error = excluded.error, status_at = excluded.status_at, receipt = excluded.receipt, topic = excluded.topic,
 				kpartition = excluded.kpartition, koffset = excluded.koffset, ingested_at = excluded.ingested_at
-			WHERE excluded.topic <> backoffice_deliveries.topic OR excluded.kpartition <> backoffice_deliveries.kpartition
-				OR excluded.koffset > backoffice_deliveries.koffset`),
+			WHERE CASE WHEN excluded.topic = backoffice_deliveries.topic AND excluded.kpartition = backoffice_deliveries.kpartition
+				THEN excluded.koffset > backoffice_deliveries.koffset
+				ELSE excluded.status_at > backoffice_deliveries.status_at
+					OR excluded.status_at = backoffice_deliveries.status_at AND excluded.attempts >= backoffice_deliveries.attempts END`),
 			st.Key, st.DeliveryID, st.Partner, st.MessageType, st.CaseID, st.State, st.Attempts, st.Error, st.At, st.Receipt,
 			st.Topic, st.Partition, st.Offset, now); err != nil {
 			return err
