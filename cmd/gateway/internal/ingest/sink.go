@@ -202,7 +202,7 @@ func (s *Sink) rebind(q string) string { return sqldialect.Rebind(q, s.postgres)
 // and quarantines messages, in one transaction. A record or case message
 // delivered again only counts the delivery, a rejection or quarantined
 // message delivered again changes nothing: each table holds each event
-// once. A delivery's row takes a status from a later offset only.
+// once. A delivery's row takes a later status only (backoffice_deliveries).
 func (s *Sink) Write(ctx context.Context, b Batch) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
