@@ -602,15 +602,7 @@ func TestVerificationFailureKinds(t *testing.T) {
 // (a consumer group started on the missing topic never read it, even once
 // it existed, until a restart).
 func TestOutboundTopicCreatedLater(t *testing.T) {
-	topics := Topics(config.Kafka{})
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics.Verified, topics.Rejected, topics.CaseMessages, outbound.StatusTopic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	addrs := cluster.ListenAddrs()
-	g, l := devGateway(t, func(c *config.Config) { c.File.Kafka.Brokers = addrs })
-	serve(t, g)
+	g, l, addrs := kafkaGateway(t)
 	time.Sleep(500 * time.Millisecond) // the gateway is up, the topic still missing
 	admin := &kafka.Client{Addr: kafka.TCP(addrs...)}
 	if _, err := admin.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{
@@ -626,16 +618,7 @@ func TestOutboundTopicCreatedLater(t *testing.T) {
 // they were given when they joined, and a request keyed to a new one
 // waited unread until a restart).
 func TestOutboundPartitionsAdded(t *testing.T) {
-	topics := Topics(config.Kafka{})
-	const outboundTopic = "perkeso.outbound.v1" // the default
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topics.Verified, topics.Rejected, topics.CaseMessages, outbound.StatusTopic, outboundTopic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	addrs := cluster.ListenAddrs()
-	g, l := devGateway(t, func(c *config.Config) { c.File.Kafka.Brokers = addrs })
-	serve(t, g)
+	g, l, addrs := kafkaGateway(t, "perkeso.outbound.v1") // the default outbound topic
 	writeRequest(t, g, l, addrs[0], 0, "first-001")
 	waitDeliveries(t, g, 20*time.Second, "first-001")
 	admin := &kafka.Client{Addr: kafka.TCP(addrs...)}
@@ -645,6 +628,23 @@ func TestOutboundPartitionsAdded(t *testing.T) {
 	}
 	writeRequest(t, g, l, addrs[0], 2, "added-001")
 	waitDeliveries(t, g, 4*kafkaclient.PartitionWatchInterval, "added-001", "first-001")
+}
+
+// kafkaGateway serves a dev gateway whose broker is a cluster of one
+// partition a topic, holding the topics it publishes to and extra.
+func kafkaGateway(t *testing.T, extra ...string) (*Gateway, devmode.Layout, []string) {
+	t.Helper()
+	topics := Topics(config.Kafka{})
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1),
+		kfake.SeedTopics(1, append([]string{topics.Verified, topics.Rejected, topics.CaseMessages, outbound.StatusTopic}, extra...)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	addrs := cluster.ListenAddrs()
+	g, l := devGateway(t, func(c *config.Config) { c.File.Kafka.Brokers = addrs })
+	serve(t, g)
+	return g, l, addrs
 }
 
 // writeRequest writes an outbound request with id to partition of the
