@@ -62,6 +62,7 @@ type Deliverer struct {
 	senders  map[string]Sender
 	breakers map[string]*breaker
 	sems     map[string]chan struct{}
+	wake     chan struct{} // a round is wanted now (Wake)
 	wg       sync.WaitGroup
 }
 
@@ -121,13 +122,19 @@ func (dl *Deliverer) init() {
 	defer dl.mu.Unlock()
 	if dl.senders == nil {
 		dl.senders, dl.breakers, dl.sems = map[string]Sender{}, map[string]*breaker{}, map[string]chan struct{}{}
+		dl.wake = make(chan struct{}, 1)
 	}
 	if dl.Log == nil {
 		dl.Log = slog.Default()
 	}
 }
 
-// Run delivers until ctx is done, then waits for attempts in flight.
+// Run delivers until ctx is done, then waits for attempts in flight. A
+// round runs every Poll, and as soon as an attempt ends (Wake): a partner
+// at its concurrency limit takes its next delivery when one of its
+// attempts ends, not at the next poll (at the default concurrency of 2,
+// a round every 200 ms delivered 10 messages a second to a partner that
+// answers at once).
 func (dl *Deliverer) Run(ctx context.Context) error {
 	dl.init()
 	poll := dl.Poll
@@ -135,16 +142,64 @@ func (dl *Deliverer) Run(ctx context.Context) error {
 		poll = 200 * time.Millisecond
 	}
 	defer dl.wg.Wait()
+	t := time.NewTimer(poll)
+	defer t.Stop()
 	for {
 		if err := dl.Round(ctx); err != nil && ctx.Err() == nil {
 			dl.Log.Warn("delivery round failed", "err", err)
 		}
+		t.Reset(poll)
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(poll):
+		case <-dl.wake:
+		case <-t.C:
 		}
 	}
+}
+
+// Wake asks Run for a round now: an attempt has ended, or a delivery was
+// queued.
+func (dl *Deliverer) Wake() {
+	dl.init()
+	select {
+	case dl.wake <- struct{}{}:
+	default: // one is asked for already
+	}
+}
+
+// unknownQuota is how many due deliveries a round claims of a partner
+// not registered, or without an endpoint: none is sent (each is
+// dead-lettered, or held as an answer), so none waits for a slot.
+const unknownQuota = 64
+
+// quotas are how many due deliveries a round claims of each registered
+// partner with an endpoint: as many as it may start, its free concurrency,
+// one probe of a half-open breaker, none while its breaker is open. A
+// delivery claimed and not started goes back (Reschedule) in a write.
+func (dl *Deliverer) quotas(now time.Time) map[string]int {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	q := map[string]int{}
+	for _, p := range dl.Partners.All() {
+		if p.Endpoint == nil {
+			continue
+		}
+		ep := p.Endpoint.WithDefaults()
+		free := ep.Concurrency
+		if sem := dl.sems[p.ID]; sem != nil && cap(sem) == ep.Concurrency {
+			free -= len(sem)
+		}
+		if b := dl.breakers[p.ID]; b != nil && b.failures >= ep.BreakerFailures {
+			if now.Before(b.openUntil) || b.probing {
+				free = 0
+			} else {
+				free = min(free, 1)
+			}
+		}
+		q[p.ID] = free
+	}
+	return q
 }
 
 // Round claims due deliveries and starts those their partner's breaker and
@@ -152,7 +207,13 @@ func (dl *Deliverer) Run(ctx context.Context) error {
 func (dl *Deliverer) Round(ctx context.Context) error {
 	dl.init()
 	now := dl.now()
-	due, err := dl.Store.ClaimDue(ctx, now, dl.lease(), 64)
+	quotas := dl.quotas(now)
+	due, err := dl.Store.ClaimDueOf(ctx, now, dl.lease(), func(partnerID string) int {
+		if q, ok := quotas[partnerID]; ok {
+			return q
+		}
+		return unknownQuota
+	})
 	if err != nil {
 		return err
 	}
@@ -218,6 +279,7 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 		dl.wg.Add(1)
 		go func(d *store.Delivery, p *partner.Partner, ep partner.Endpoint) {
 			defer dl.wg.Done()
+			defer dl.Wake() // its slot is free: the partner's next may start
 			defer func() { <-sem }()
 			dl.attempt(ctx, d, p, ep)
 		}(d, p, ep)

@@ -624,29 +624,36 @@ func TestForeignErrorTextBounded(t *testing.T) {
 	}
 }
 
-// BenchmarkDelivery measures deliveries/s to a local JSON partner over mTLS.
+// BenchmarkDelivery measures deliveries/s to a local JSON partner over
+// mTLS at the partner's default concurrency (2) and at 8, the deliverer
+// polling at its default interval, as the gateway runs it.
 func BenchmarkDelivery(b *testing.B) {
-	w := newWorld(b)
-	srv := w.server(b, func(rw http.ResponseWriter, r *http.Request) { _, _ = rw.Write([]byte(`{}`)) })
-	p := w.partner(srv.URL, "json", partner.Endpoint{Concurrency: 8})
-	dl := w.deliverer(p)
-	for i := 0; i < b.N; i++ {
-		_, _ = w.st.Enqueue(context.Background(), &store.Delivery{Key: "bench-" + strconv.Itoa(i), PartnerID: "p1", MessageType: "JSON", Payload: []byte(`{"n":1}`)}, time.Now())
+	for _, concurrency := range []int{0, 8} {
+		b.Run(fmt.Sprintf("concurrency-%d", partner.Endpoint{Concurrency: concurrency}.WithDefaults().Concurrency), func(b *testing.B) {
+			w := newWorld(b)
+			srv := w.server(b, func(rw http.ResponseWriter, r *http.Request) { _, _ = rw.Write([]byte(`{}`)) })
+			p := w.partner(srv.URL, "json", partner.Endpoint{Concurrency: concurrency})
+			dl := w.deliverer(p)
+			dl.Poll = 0 // the default
+			for i := 0; i < b.N; i++ {
+				_, _ = w.st.Enqueue(context.Background(), &store.Delivery{Key: "bench-" + strconv.Itoa(i), PartnerID: "p1", MessageType: "JSON", Payload: []byte(`{"n":1}`)}, time.Now())
+			}
+			b.ResetTimer()
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { _ = dl.Run(ctx); close(done) }()
+			for {
+				c, _ := w.st.DeliveryCounts(context.Background())
+				if c[store.DeliveryDelivered] >= int64(b.N) {
+					break
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			cancel()
+			<-done
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+		})
 	}
-	b.ResetTimer()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = dl.Run(ctx); close(done) }()
-	for {
-		c, _ := w.st.DeliveryCounts(context.Background())
-		if c[store.DeliveryDelivered] >= int64(b.N) {
-			break
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	cancel()
-	<-done
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
 }
 
 // TestOversizedResponseDeadLetters: a partner answering with more than
@@ -1217,11 +1224,61 @@ func commits(t *testing.T) uint64 {
 	return mfs[0].GetMetric()[0].GetHistogram().GetSampleCount()
 }
 
-// TestSkippedInOneWrite: a round that claims more deliveries than the
-// partner's concurrency lets it start puts the others back in one write (it
-// was one each: 40 queued for a partner at concurrency 1 took 40 commits a
-// round); each is sent in the end.
-func TestSkippedInOneWrite(t *testing.T) {
+// TestNextStartsWhenAttemptEnds: a partner at its concurrency limit gets
+// its next delivery as soon as an attempt ends, not at the next poll
+// (earlier builds waited for the poll: 10 deliveries a second at the
+// default concurrency and poll, whatever the partner's speed). Here the
+// poll is an hour: 20 deliveries at concurrency 1 all go in one run.
+func TestNextStartsWhenAttemptEnds(t *testing.T) {
+	w := newWorld(t)
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) { _, _ = rw.Write([]byte(`{}`)) })
+	dl := w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{Concurrency: 1}))
+	dl.Poll = time.Hour
+	for i := range 20 {
+		w.enqueue(t, fmt.Sprint("k", i), "JSON", `{}`)
+	}
+	run(t, dl, func() bool {
+		c, err := w.st.DeliveryCounts(context.Background())
+		return err == nil && c[store.DeliveryDelivered] == 20
+	})
+}
+
+// TestBusyPartnerHoldsNoOther: a partner whose attempts hang, with a
+// backlog queued before everyone else's, does not hold up another
+// partner's deliveries: a round asks each partner for what it may start.
+func TestBusyPartnerHoldsNoOther(t *testing.T) {
+	w := newWorld(t)
+	release := make(chan struct{})
+	defer close(release)
+	hanging := w.server(t, func(rw http.ResponseWriter, r *http.Request) { <-release })
+	quick := w.server(t, func(rw http.ResponseWriter, r *http.Request) { _, _ = rw.Write([]byte(`{}`)) })
+	busy, other := w.partner(hanging.URL, "json", partner.Endpoint{Concurrency: 1}), w.partner(quick.URL, "json", partner.Endpoint{})
+	busy.ID, other.ID = "a-busy", "b-other"
+	dl := w.deliverer(busy)
+	dl.Partners = partner.NewRegistry([]*partner.Partner{busy, other})
+	dl.Poll = 20 * time.Millisecond
+	at := time.Now().Add(-time.Minute)
+	for i := range 200 {
+		p := busy.ID
+		if i >= 197 {
+			p, at = other.ID, time.Now() // queued last
+		}
+		if _, err := w.st.Enqueue(context.Background(), &store.Delivery{Key: fmt.Sprint("k", i), PartnerID: p, MessageType: "JSON", Payload: []byte(`{}`)}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, dl, func() bool {
+		ds, err := w.st.DeliveriesOf(context.Background(), other.ID, store.DeliveryDelivered, 0, 10)
+		return err == nil && len(ds) == 3
+	})
+}
+
+// TestRoundClaimsWhatItCanStart: a round claims of a partner only as many
+// deliveries as it may start (earlier builds claimed 64 and put back those
+// over the partner's concurrency: 39 of 40 at concurrency 1, every round),
+// and a round while the partner is at its limit claims none; each is sent
+// in the end.
+func TestRoundClaimsWhatItCanStart(t *testing.T) {
 	w := newWorld(t)
 	release := make(chan struct{})
 	var seen atomic.Int32
@@ -1235,16 +1292,18 @@ func TestSkippedInOneWrite(t *testing.T) {
 	for i := range 40 {
 		w.enqueue(t, fmt.Sprint("k", i), "JSON", `{}`)
 	}
-	before := commits(t)
-	if err := dl.Round(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if n := commits(t) - before; n != 2 {
-		t.Errorf("a round with 39 skipped: %d commits, want 2 (the claim, the skipped)", n)
+	for round, want := range []uint64{1, 0} { // the claim of one; at the limit, nothing
+		before := commits(t)
+		if err := dl.Round(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := commits(t) - before; n != want {
+			t.Errorf("round %d: %d commits, want %d", round+1, n, want)
+		}
 	}
 	pending, err := w.st.ClaimDue(context.Background(), time.Now().Add(time.Second), time.Second, 64)
 	if err != nil || len(pending) != 39 {
-		t.Fatalf("the skipped are due again: %d, %v", len(pending), err)
+		t.Fatalf("the unclaimed are due: %d, %v", len(pending), err)
 	}
 	close(release)
 	run(t, dl, func() bool {

@@ -9,6 +9,13 @@ const LockWriter = lockWriter
 // QClaimDue is the deliverer's polling query.
 const QClaimDue = qClaimDue
 
+// QPendingPartners and QPendingPartnerAfter find the partners with pending
+// deliveries.
+const (
+	QPendingPartners     = qPendingPartners
+	QPendingPartnerAfter = qPendingPartnerAfter
+)
+
 // QRecordsIn is a SQLite group's record lookup.
 const QRecordsIn = qRecordsIn
 

@@ -220,7 +220,8 @@ func schema(t columnTypes) []string {
   id ` + t.serial + `, delivery_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, message_type TEXT NOT NULL,
   case_id TEXT NOT NULL, payload ` + t.blob + ` NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
   next_at TEXT NOT NULL, last_error TEXT NOT NULL, response ` + t.blob + `, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`,
-		`CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, next_at, id)`,      // qClaimDue
+		`CREATE INDEX IF NOT EXISTS deliveries_partner_due ON deliveries (state, partner_id, next_at, id)`, // qClaimDue, qPendingPartners
+		`DROP INDEX IF EXISTS deliveries_due`,                                               // (state, next_at, id): earlier builds' qClaimDue
 		`CREATE TABLE IF NOT EXISTS store_probe (id INTEGER PRIMARY KEY, at TEXT NOT NULL)`, // Ping
 	}
 }

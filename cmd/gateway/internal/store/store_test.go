@@ -1065,25 +1065,54 @@ func TestOutboxOldest(t *testing.T) {
 	})
 }
 
-// TestDeliveriesDueIndex: the deliverer's polling query has its index on
-// both stores, and SQLite's plan searches it instead of reading the table
-// (which keeps every delivered row) and sorting.
+// TestDeliveriesDueIndex: the deliverer's queries have their index on
+// both stores (an earlier build's index dropped), and SQLite's plans
+// search it instead of reading the table (which keeps every delivered
+// row) and sorting.
 func TestDeliveriesDueIndex(t *testing.T) {
 	backends(t, func(t *testing.T, target string) {
-		s := open(t, target)
-		q := `SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'deliveries_due'`
-		if sqldialect.IsPostgres(target) {
-			q = `SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'deliveries_due'`
+		s, err := store.Open(target)
+		if err != nil {
+			t.Fatal(err)
 		}
-		var n int
-		if err := s.DB().QueryRow(q).Scan(&n); err != nil || n != 1 {
-			t.Fatalf("deliveries_due: %d indexes, %v", n, err)
+		// As an earlier build left it, its index beside this build's.
+		if _, err := s.DB().Exec(`CREATE INDEX deliveries_due ON deliveries (state, next_at, id)`); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		s = open(t, target)
+		q := `SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'deliveries%' ORDER BY name`
+		if sqldialect.IsPostgres(target) {
+			q = `SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND indexname LIKE 'deliveries%' ORDER BY indexname`
+		}
+		rows, err := s.DB().Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for rows.Next() {
+			var n string
+			_ = rows.Scan(&n)
+			names = append(names, n)
+		}
+		rows.Close()
+		if !slices.Contains(names, "deliveries_partner_due") || slices.Contains(names, "deliveries_due") {
+			t.Fatalf("indexes %q, want deliveries_partner_due and no deliveries_due", names)
 		}
 		if sqldialect.IsPostgres(target) {
 			return
 		}
-		if p := queryPlan(t, s, store.QClaimDue, store.DeliveryPending, "2026-01-01T00:00:00Z", 16); !strings.Contains(p, "USING INDEX deliveries_due") || strings.Contains(p, "TEMP B-TREE") {
-			t.Fatalf("plan %q, want a search of deliveries_due without a sort", p)
+		for _, tc := range []struct {
+			query string
+			args  []any
+		}{
+			{store.QClaimDue, []any{store.DeliveryPending, "p1", "2026-01-01T00:00:00Z", 16}},
+			{store.QPendingPartners, []any{store.DeliveryPending}},
+			{store.QPendingPartnerAfter, []any{store.DeliveryPending, "p1"}},
+		} {
+			if p := queryPlan(t, s, tc.query, tc.args...); !strings.Contains(p, "USING COVERING INDEX deliveries_partner_due") && !strings.Contains(p, "USING INDEX deliveries_partner_due") || strings.Contains(p, "TEMP B-TREE") {
+				t.Errorf("%s: plan %q, want a search of deliveries_partner_due without a sort", tc.query, p)
+			}
 		}
 	})
 }
