@@ -110,7 +110,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	var queued []kafka.Message // queued, their offsets not committed
 	defer func() {
 		if len(queued) > 0 {
-			c.commit(queued) // the gateway stops; an error leaves them to be read again
+			_ = c.commit(queued) // the gateway stops; an error leaves them to be read again
 		}
 	}()
 	for {
