@@ -158,22 +158,14 @@ func (s *DB) ClaimDue(ctx context.Context, now time.Time, lease time.Duration, l
 // compare-and-set, so two deliverers (two instances) never work on the
 // same delivery at once.
 func (s *DB) ClaimDueOf(ctx context.Context, now time.Time, lease time.Duration, quota func(partnerID string) int) ([]*Delivery, error) {
+	partners, err := s.pendingPartners(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var due []*Delivery
 	marks := map[int64]string{} // next_at as stored, by delivery id
 	size := 0
-	for p, first := "", true; size <= ClaimDueBytes; first = false {
-		var err error
-		if first {
-			err = s.db.QueryRowContext(ctx, s.q(qPendingPartners), DeliveryPending).Scan(&p)
-		} else {
-			err = s.db.QueryRowContext(ctx, s.q(qPendingPartnerAfter), DeliveryPending, p).Scan(&p)
-		}
-		if errors.Is(err, sql.ErrNoRows) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
+	for _, p := range partners {
 		n := quota(p)
 		if n <= 0 {
 			continue
@@ -198,6 +190,9 @@ func (s *DB) ClaimDueOf(ctx context.Context, now time.Time, lease time.Duration,
 		if err != nil {
 			return nil, err
 		}
+		if size > ClaimDueBytes {
+			break
+		}
 	}
 	slices.SortFunc(due, func(a, b *Delivery) int {
 		return cmp.Or(a.NextAt.Compare(b.NextAt), cmp.Compare(a.ID, b.ID))
@@ -208,7 +203,7 @@ func (s *DB) ClaimDueOf(ctx context.Context, now time.Time, lease time.Duration,
 	// One write for the whole claim: a write per delivery waited for a
 	// commit (and its fsync) each, one after another.
 	var out []*Delivery
-	err := s.write(ctx, func(ctx context.Context, tx wtx) error {
+	err = s.write(ctx, func(ctx context.Context, tx wtx) error {
 		out = out[:0] // a failed group runs its writes again, alone
 		for _, d := range due {
 			res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ?, updated_at = ? WHERE id = ? AND next_at = ? AND state = ?`),
@@ -228,6 +223,29 @@ func (s *DB) ClaimDueOf(ctx context.Context, now time.Time, lease time.Duration,
 		return nil, err
 	}
 	return out, nil
+}
+
+// pendingPartners are the partners with pending deliveries, in id order,
+// found one index search each (qPendingPartners, qPendingPartnerAfter),
+// however long their queues.
+func (s *DB) pendingPartners(ctx context.Context) ([]string, error) {
+	var partners []string
+	for {
+		var p string
+		var err error
+		if len(partners) == 0 {
+			err = s.db.QueryRowContext(ctx, s.q(qPendingPartners), DeliveryPending).Scan(&p)
+		} else {
+			err = s.db.QueryRowContext(ctx, s.q(qPendingPartnerAfter), DeliveryPending, partners[len(partners)-1]).Scan(&p)
+		}
+		if errors.Is(err, sql.ErrNoRows) {
+			return partners, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		partners = append(partners, p)
+	}
 }
 
 // Attempt is the outcome of one delivery attempt. The partner's answer goes
