@@ -1243,6 +1243,42 @@ func TestNextStartsWhenAttemptEnds(t *testing.T) {
 	})
 }
 
+// TestConnectionsKeptAlive: a partner is sent its deliveries over about as
+// many connections as its concurrency, each kept for the next attempt (with
+// fewer kept alive than attempts in flight, 400 deliveries at concurrency
+// 8 made 155 connections, a TLS handshake each; at 16, 257).
+func TestConnectionsKeptAlive(t *testing.T) {
+	for _, concurrency := range []int{2, 8, 16} {
+		t.Run(fmt.Sprintf("ok/concurrency-%d", concurrency), func(t *testing.T) {
+			w := newWorld(t)
+			var conns atomic.Int32
+			srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+				time.Sleep(time.Millisecond)
+				_, _ = rw.Write([]byte(`{}`))
+			}, func(s *httptest.Server) {
+				s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+					if st == http.StateNew {
+						conns.Add(1)
+					}
+				}
+			})
+			dl := w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{Concurrency: concurrency}))
+			for i := range 200 {
+				w.enqueue(t, fmt.Sprint("k", i), "JSON", `{}`)
+			}
+			run(t, dl, func() bool {
+				c, err := w.st.DeliveryCounts(context.Background())
+				return err == nil && c[store.DeliveryDelivered] == 200
+			})
+			// A connection goes back to the idle pool just after its attempt
+			// ends, so now and then the next attempt has dialled already.
+			if n := conns.Load(); n > int32(concurrency+concurrency/2) {
+				t.Fatalf("200 deliveries at concurrency %d made %d connections", concurrency, n)
+			}
+		})
+	}
+}
+
 // TestBusyPartnerHoldsNoOther: a partner whose attempts hang, with a
 // backlog queued before everyone else's, does not hold up another
 // partner's deliveries: a round asks each partner for what it may start.

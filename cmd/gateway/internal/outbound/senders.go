@@ -17,7 +17,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/perkeso/jambatan/adapters/agencysoap"
-	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
@@ -44,7 +43,10 @@ type JSONSender struct {
 // NewJSONSender builds a keep-alive mTLS client for a partner endpoint.
 func NewJSONSender(p *partner.Partner, clientCert tls.Certificate, signer *receipt.Signer) *JSONSender {
 	ep := p.Endpoint.WithDefaults()
-	c := resty.New().SetTimeout(ep.Timeout).SetTLSClientConfig(certs.ClientConfig(ep.RootCAs, clientCert)).
+	// The agencies' keep-alive client (a connection kept for each attempt
+	// the partner's concurrency allows), without resty's cookie jar: a
+	// partner's cookies are not Perkeso's to send back.
+	c := resty.NewWithClient(soapclient.NewHTTP(ep.RootCAs, clientCert, ep.Timeout, ep.Concurrency)).
 		SetResponseBodyLimit(maxResponseBytes)
 	return &JSONSender{URL: ep.URL, Client: c,
 		Sign: func(b []byte) (string, error) { return signer.SignDetached(b) },
@@ -112,7 +114,7 @@ type SOAPSender struct {
 func NewSOAPSender(p *partner.Partner, clientCert tls.Certificate, signer *wssec.Signer, institution string) *SOAPSender {
 	ep := p.Endpoint.WithDefaults()
 	return &SOAPSender{Institution: institution, Receiver: p.Institution, Client: &soapclient.Client{
-		URL: ep.URL, HTTP: soapclient.NewHTTP(ep.RootCAs, clientCert, ep.Timeout), Signer: signer,
+		URL: ep.URL, HTTP: soapclient.NewHTTP(ep.RootCAs, clientCert, ep.Timeout, ep.Concurrency), Signer: signer,
 		Verifier: &wssec.Verifier{Trust: func(c *x509.Certificate) error { return p.TrustSigningCert(c, time.Now()) }}}}
 }
 
