@@ -1279,6 +1279,31 @@ func TestConnectionsKeptAlive(t *testing.T) {
 	}
 }
 
+// TestNoPartnerCookies: a cookie a partner sets is not sent back with the
+// next delivery (resty's default client kept a cookie jar).
+func TestNoPartnerCookies(t *testing.T) {
+	w := newWorld(t)
+	var sentBack atomic.Int32
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		if len(r.Cookies()) > 0 {
+			sentBack.Add(1)
+		}
+		http.SetCookie(rw, &http.Cookie{Name: "session", Value: "partner-side", Path: "/"})
+		_, _ = rw.Write([]byte(`{}`))
+	})
+	dl := w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{Concurrency: 1}))
+	for i := range 3 {
+		w.enqueue(t, fmt.Sprint("k", i), "JSON", `{}`)
+	}
+	run(t, dl, func() bool {
+		c, err := w.st.DeliveryCounts(context.Background())
+		return err == nil && c[store.DeliveryDelivered] == 3
+	})
+	if n := sentBack.Load(); n != 0 {
+		t.Fatalf("%d of 3 deliveries sent the partner's cookie back", n)
+	}
+}
+
 // TestBusyPartnerHoldsNoOther: a partner whose attempts hang, with a
 // backlog queued before everyone else's, does not hold up another
 // partner's deliveries: a round asks each partner for what it may start.
