@@ -220,8 +220,11 @@ func schema(t columnTypes) []string {
   id ` + t.serial + `, delivery_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, message_type TEXT NOT NULL,
   case_id TEXT NOT NULL, payload ` + t.blob + ` NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
   next_at TEXT NOT NULL, last_error TEXT NOT NULL, response ` + t.blob + `, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`,
-		`CREATE INDEX IF NOT EXISTS deliveries_partner_due ON deliveries (state, partner_id, next_at, id)`, // qClaimDue, qPendingPartners
-		`DROP INDEX IF EXISTS deliveries_due`,                                               // (state, next_at, id): earlier builds' qClaimDue
+		// qClaimDue, qPendingPartners. A store from an earlier build keeps
+		// its deliveries_due (state, next_at, id) too: an instance of that
+		// build sharing the store through a rolling upgrade still claims
+		// by it, and without it would read the whole table on every look.
+		`CREATE INDEX IF NOT EXISTS deliveries_partner_due ON deliveries (state, partner_id, next_at, id)`,
 		`CREATE TABLE IF NOT EXISTS store_probe (id INTEGER PRIMARY KEY, at TEXT NOT NULL)`, // Ping
 	}
 }
