@@ -1334,34 +1334,42 @@ func TestDeliveryCountsOfEarlierStore(t *testing.T) {
 	})
 }
 
+// millionDeliveries opens a store of the backend name (sqlite or
+// postgres) holding 1,000,000 deliveries, counted, the x-th (from 1) with
+// the partner, state and next_at of the SQL expressions over x.
+func millionDeliveries(b *testing.B, name, partner, state, nextAt string) *store.DB {
+	target, rows := b.TempDir()+"/g.db", `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) SELECT x FROM c`
+	if name == "postgres" {
+		target, rows = pgtest.DSN(b), `SELECT generate_series(1, 1000000) AS x`
+	}
+	s := open(b, target)
+	insert := `INSERT INTO deliveries (delivery_key, partner_id, message_type, case_id, payload, state, attempts, next_at, last_error, created_at, updated_at)
+		SELECT 'k' || x, ` + partner + `, 'JSON', '', '{}', ` + state + `, 1, ` + nextAt + `, '', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'
+		FROM (` + rows + `) r`
+	setup := []string{insert}
+	if name == "postgres" {
+		// A million deliveries come one transaction at a time; in one
+		// statement, PostgreSQL's trigger would update one counts row a
+		// million times in one transaction, walking ever longer chains
+		// of its versions. So the rows go in without it and are counted.
+		setup = []string{`ALTER TABLE deliveries DISABLE TRIGGER deliveries_counted`, insert,
+			`UPDATE delivery_counts SET n = (SELECT count(*) FROM deliveries d WHERE d.state = delivery_counts.state)`,
+			`ALTER TABLE deliveries ENABLE TRIGGER deliveries_counted`, `ANALYZE deliveries`}
+	}
+	for _, q := range setup {
+		if _, err := s.DB().Exec(q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return s
+}
+
 // BenchmarkDeliveryCounts counts the deliveries of a store that has made
 // 1,000,000, of which 100 wait, as every /metrics scrape and /healthz does.
 func BenchmarkDeliveryCounts(b *testing.B) {
 	for _, name := range []string{"sqlite", "postgres"} {
 		b.Run(name, func(b *testing.B) {
-			target, rows := b.TempDir()+"/g.db", `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) SELECT x FROM c`
-			if name == "postgres" {
-				target, rows = pgtest.DSN(b), `SELECT generate_series(1, 1000000) AS x`
-			}
-			s := open(b, target)
-			insert := `INSERT INTO deliveries (delivery_key, partner_id, message_type, case_id, payload, state, attempts, next_at, last_error, created_at, updated_at)
-				SELECT 'k' || x, 'p', 'JSON', '', '{}', CASE WHEN x % 10000 = 0 THEN 'pending' ELSE 'delivered' END, 1, '2026-01-01T00:00:00Z', '', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'
-				FROM (` + rows + `) r`
-			setup := []string{insert}
-			if name == "postgres" {
-				// A million deliveries come one transaction at a time; in one
-				// statement, PostgreSQL's trigger would update one counts row a
-				// million times in one transaction, walking ever longer chains
-				// of its versions. So the rows go in without it and are counted.
-				setup = []string{`ALTER TABLE deliveries DISABLE TRIGGER deliveries_counted`, insert,
-					`UPDATE delivery_counts SET n = (SELECT count(*) FROM deliveries d WHERE d.state = delivery_counts.state)`,
-					`ALTER TABLE deliveries ENABLE TRIGGER deliveries_counted`}
-			}
-			for _, q := range setup {
-				if _, err := s.DB().Exec(q); err != nil {
-					b.Fatal(err)
-				}
-			}
+			s := millionDeliveries(b, name, `'p'`, `CASE WHEN x % 10000 = 0 THEN 'pending' ELSE 'delivered' END`, `'2026-01-01T00:00:00Z'`)
 			ctx := context.Background()
 			for b.Loop() {
 				if c, err := s.DeliveryCounts(ctx); c[store.DeliveryDelivered] != 999900 || err != nil {
@@ -1380,26 +1388,9 @@ func BenchmarkDeliveryCounts(b *testing.B) {
 func BenchmarkClaimDueLook(b *testing.B) {
 	for _, name := range []string{"sqlite", "postgres"} {
 		b.Run(name, func(b *testing.B) {
-			target, rows := b.TempDir()+"/g.db", `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) SELECT x FROM c`
-			if name == "postgres" {
-				target, rows = pgtest.DSN(b), `SELECT generate_series(1, 1000000) AS x`
-			}
-			s := open(b, target)
-			insert := `INSERT INTO deliveries (delivery_key, partner_id, message_type, case_id, payload, state, attempts, next_at, last_error, created_at, updated_at)
-				SELECT 'k' || x, CASE WHEN x % 10000 = 0 THEN 'quiet' ELSE 'busy' END, 'JSON', '', '{}',
-					CASE WHEN x % 10 = 0 THEN 'pending' ELSE 'delivered' END, 1,
-					CASE WHEN x % 10000 = 0 THEN '2027-01-01T00:00:00.000000000Z' ELSE '2026-01-01T00:00:00.000000000Z' END,
-					'', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'
-				FROM (` + rows + `) r`
-			setup := []string{insert}
-			if name == "postgres" { // as BenchmarkDeliveryCounts
-				setup = []string{`ALTER TABLE deliveries DISABLE TRIGGER deliveries_counted`, insert, `ALTER TABLE deliveries ENABLE TRIGGER deliveries_counted`, `ANALYZE deliveries`}
-			}
-			for _, q := range setup {
-				if _, err := s.DB().Exec(q); err != nil {
-					b.Fatal(err)
-				}
-			}
+			s := millionDeliveries(b, name, `CASE WHEN x % 10000 = 0 THEN 'quiet' ELSE 'busy' END`,
+				`CASE WHEN x % 10 = 0 THEN 'pending' ELSE 'delivered' END`,
+				`CASE WHEN x % 10000 = 0 THEN '2027-01-01T00:00:00.000000000Z' ELSE '2026-01-01T00:00:00.000000000Z' END`)
 			ctx := context.Background()
 			now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 			for b.Loop() {
