@@ -184,7 +184,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 				return nil, err
 			}
 			g.OutboundConsumer = &outbound.Consumer{Store: st, Partners: cfg.Partners, Log: log, Status: g.Deliverer.Status, RequestKeys: cfg.RequestSigners,
-				Refused: func() { g.M.VerificationFailed(outbound.VerificationKind) }}
+				Refused: func() { g.M.VerificationFailed(outbound.VerificationKind) }, Queued: g.Deliverer.Wake}
 			g.outboundKafka = kc
 			g.outboundReader = func() *kafka.Reader {
 				return kc.GroupReader("jambatan-outbound", []string{oc.Topic}, 500*time.Millisecond)
@@ -453,7 +453,7 @@ func (g *Gateway) OpsHandler() http.Handler {
 func (g *Gateway) ServeOperator(ctx context.Context, ln net.Listener) error {
 	api := &operator.API{Store: g.Store, Partners: g.Config.Partners, Log: g.Log}
 	if g.Deliverer != nil {
-		api.Status = g.Deliverer.Status
+		api.Status, api.Queued = g.Deliverer.Status, g.Deliverer.Wake
 	}
 	hs := &http.Server{Handler: api.Handler(), TLSConfig: g.OperatorTLS,
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}

@@ -38,6 +38,16 @@ type API struct {
 	// Status, when set, gives held answers their delivery-status event,
 	// as the deliverer gives deliveries theirs.
 	Status outbound.StatusFunc
+	// Queued, when set, hears of deliveries queued or put back for a retry
+	// (the deliverer's Wake: they are attempted now, not at its next poll).
+	Queued func()
+}
+
+// queued tells Queued, if set.
+func (a *API) queued() {
+	if a.Queued != nil {
+		a.Queued()
+	}
 }
 
 // Routes of the operator listener.
@@ -146,6 +156,8 @@ func (a *API) post(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusAccepted
 	if !created {
 		status = http.StatusOK // the same request again: queued already
+	} else {
+		a.queued()
 	}
 	a.answer(w, r, status, map[string]any{"id": req.ID, "queued": created},
 		"delivery_key", req.ID, "partner", req.Partner, "message_type", req.MessageType, "queued", created)
@@ -220,6 +232,7 @@ func (a *API) retry(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable; nothing was changed", err))
 	default:
+		a.queued()
 		a.answer(w, r, http.StatusNoContent, nil, "delivery_id", id)
 	}
 }
@@ -236,6 +249,9 @@ func (a *API) retryPartner(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable; nothing was changed", err))
 		return
+	}
+	if n > 0 {
+		a.queued()
 	}
 	a.answer(w, r, http.StatusOK, map[string]any{"partner": p, "queued": n}, "partner", p, "queued", n)
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,7 +38,9 @@ func TestOperatorAPI(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	var logs bytes.Buffer
-	hs := httptest.NewUnstartedServer((&operator.API{Store: st, Partners: reg, Log: slog.New(slog.NewJSONHandler(&logs, nil))}).Handler())
+	var woken atomic.Int32 // the deliverer's wakes: a delivery to attempt now
+	hs := httptest.NewUnstartedServer((&operator.API{Store: st, Partners: reg, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
+		Queued: func() { woken.Add(1) }}).Handler())
 	hs.TLS = operator.TLSConfig(tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}, pool, []string{"ops-alice"})
 	hs.StartTLS()
 	defer hs.Close()
@@ -74,6 +77,13 @@ func TestOperatorAPI(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logs.Reset()
+			wakes := woken.Load()
+			defer func() {
+				want := map[bool]int32{true: 1}[tc.name == "ok/queued"] // only a delivery queued wakes it
+				if n := woken.Load() - wakes; n != want {
+					t.Errorf("the deliverer woken %d times, want %d", n, want)
+				}
+			}()
 			hr, _ := http.NewRequest(tc.method, hs.URL+tc.path, bytes.NewReader(tc.body))
 			hr.Header.Set("X-Request-ID", "from-the-client")
 			r, err := client(op).Do(hr)
@@ -182,9 +192,13 @@ func TestOperatorAPI(t *testing.T) {
 		}); err != nil {
 		t.Fatal(err)
 	}
+	wakes := woken.Load()
 	if r, err := client(op).Post(hs.URL+"/v1/outbound/retry?partner=th-sso", "", nil); err != nil || r.StatusCode != 200 {
 		t.Fatalf("retry a partner: %v %v", err, r)
 	} else {
+		if n := woken.Load() - wakes; n != 1 {
+			t.Errorf("a partner's dead letters queued again woke the deliverer %d times, want 1", n)
+		}
 		var got struct{ Queued int }
 		_ = json.NewDecoder(r.Body).Decode(&got)
 		r.Body.Close()

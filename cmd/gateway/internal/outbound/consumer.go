@@ -44,6 +44,9 @@ type Consumer struct {
 	// CommitLinger is how long Run waits for a next record before it
 	// commits the offsets of those it queued (DefaultCommitLinger if 0).
 	CommitLinger time.Duration
+	// Queued, when set, hears of each delivery queued (the deliverer's
+	// Wake: it is attempted now, not at the deliverer's next poll).
+	Queued func()
 }
 
 // VerificationKind is the jambatan_verification_failures_total kind of an
@@ -240,7 +243,10 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 	}
 	verr := r.Validate(c.Partners)
 	if verr == nil {
-		_, err := Queue(ctx, c.Store, &r, now, c.Status)
+		queued, err := Queue(ctx, c.Store, &r, now, c.Status)
+		if queued && c.Queued != nil {
+			c.Queued()
+		}
 		if errors.Is(err, ErrIDReused) {
 			c.Log.Warn("outbound request not queued: "+err.Error(), "correlation_id", "outbound-"+r.ID, "key", r.ID, "partition", m.Partition, "offset", m.Offset)
 			return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -126,6 +127,37 @@ func TestConsumerCommitsByTheGroup(t *testing.T) {
 				t.Errorf("the next consumer read partition %d offset %d again (err %v): its offset was not committed", m.Partition, m.Offset, err)
 			}
 		})
+	}
+}
+
+// TestQueuedIsSentAtOnce: a request the consumer queues is attempted at
+// once, not at the deliverer's next poll (an hour away here; 200 ms by
+// default, which every request waited for until then).
+func TestQueuedIsSentAtOnce(t *testing.T) {
+	w := newWorld(t)
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) { _, _ = rw.Write([]byte(`{}`)) })
+	p := w.partner(srv.URL, "json", partner.Endpoint{})
+	dl := w.deliverer(p)
+	dl.Poll = time.Hour
+	c := &outbound.Consumer{Store: w.st, Partners: partner.NewRegistry([]*partner.Partner{p}), Log: slog.New(slog.DiscardHandler), Queued: dl.Wake}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = dl.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	time.Sleep(100 * time.Millisecond) // the deliverer's first round, with nothing queued, is over
+	if err := c.Queue(ctx, kafka.Message{Topic: outboundTopic, Value: []byte(`{"id":"now-1","partner":"p1","messageType":"JSON","payload":{}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := w.st.DeliveryCounts(context.Background())
+		if err == nil && c[store.DeliveryDelivered] == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the request was not sent within 10 s: %v %v", c, err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
