@@ -158,8 +158,8 @@ func (dl *Deliverer) Run(ctx context.Context) error {
 	}
 }
 
-// Wake asks Run for a round now (an attempt has ended); wakes while a
-// round runs ask for one more, not one each.
+// Wake asks Run for a round now (an attempt has ended, a delivery was
+// queued); wakes while a round runs ask for one more, not one each.
 func (dl *Deliverer) Wake() {
 	dl.init()
 	select {
