@@ -236,6 +236,9 @@ func (g *Gateway) Reload() error {
 	if g.Deliverer != nil {
 		g.Deliverer.ResetSenders()
 	}
+	if c := g.OutboundConsumer; c != nil && !c.ReplaceRequestKeys(cfg.RequestSigners) {
+		g.Log.Warn("configuration reloaded, but outbound.request_signers_file was added or removed: requiring the back office's signatures, or no longer, takes a restart; until then the running keys stay (or none)")
+	}
 	g.watch.Store(newWatched(cfg, lt, ids))
 	g.Log.Info("configuration reloaded", "partners", len(cfg.Partners.All()), "crls", len(lt.crls))
 	// Compared with the file the gateway started with, which is what those

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
@@ -651,11 +652,17 @@ func kafkaGateway(t *testing.T, extra ...string) (*Gateway, devmode.Layout, []st
 // gateway's outbound topic, signed as the dev back office signs.
 func writeRequest(t *testing.T, g *Gateway, l devmode.Layout, broker string, partition int, id string) {
 	t.Helper()
-	request := []byte(`{"id":"` + id + `","partner":"demo-agency","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-1","payload":{}}`)
 	key, err := partnerkit.LoadSigningKey(l.BackOfficeKey)
 	if err != nil {
 		t.Fatal(err)
 	}
+	writeSignedRequest(t, g, key, broker, partition, id)
+}
+
+// writeSignedRequest is writeRequest signed with key.
+func writeSignedRequest(t *testing.T, g *Gateway, key jwk.Key, broker string, partition int, id string) {
+	t.Helper()
+	request := []byte(`{"id":"` + id + `","partner":"demo-agency","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-1","payload":{}}`)
 	sig, err := partnerkit.Sign(request, key, partnerkit.Detached)
 	if err != nil {
 		t.Fatal(err)

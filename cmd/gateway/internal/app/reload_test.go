@@ -18,14 +18,19 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/beevik/etree"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 )
@@ -240,6 +245,82 @@ func TestReloadNamesRestartOnlySettings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReloadRotatesBackOfficeKeys: the back office's new key, added to the
+// request signers' file, is taken after a reload (earlier builds read the
+// file only when they started: the reload said nothing, and the new key's
+// requests went on being refused); a reload that would stop requiring the
+// back office's signatures says that takes a restart, and the keys stay.
+func TestReloadRotatesBackOfficeKeys(t *testing.T) {
+	g, l, addrs := kafkaGateway(t, "perkeso.outbound.v1")
+	var logged strings.Builder
+	g.Log = slog.New(slog.NewJSONHandler(&logged, nil))
+	next, _ := receipt.NewES256Key("perkeso-backoffice-2027-1")
+	refused := func() float64 {
+		v, _ := metricValue(t, g, "jambatan_verification_failures_total", outbound.VerificationKind)
+		return v
+	}
+	waitRefused := func(n float64) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for refused() != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%v requests refused, want %v", refused(), n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	writeSignedRequest(t, g, next, addrs[0], 0, "before-reload")
+	waitRefused(1)
+
+	set, err := partnerkit.ReadJWKS(l.BackOfficeJWKS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := jwk.PublicKeyOf(next)
+	_ = set.AddKey(pub)
+	b, _ := json.Marshal(set)
+	if err := os.WriteFile(l.BackOfficeJWKS, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	writeSignedRequest(t, g, next, addrs[0], 0, "after-reload")
+	writeRequest(t, g, l, addrs[0], 0, "old-key-still")
+	waitDeliveries(t, g, 20*time.Second, "old-key-still", "after-reload")
+
+	// Requiring signatures no more takes a restart.
+	cfg, err := os.ReadFile(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f map[string]any
+	_ = json.Unmarshal(cfg, &f)
+	delete(f["outbound"].(map[string]any), "request_signers_file")
+	cfg, _ = json.Marshal(f)
+	if err := os.WriteFile(l.Config, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logged.Reset()
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logged.String(), "outbound.request_signers_file was added or removed") {
+		t.Fatalf("no word that the change takes a restart:\n%s", logged.String())
+	}
+	writeSignedRequest(t, g, next, addrs[0], 0, "after-removal") // still checked: taken
+	conn, err := kafka.DialLeader(context.Background(), "tcp", addrs[0], "perkeso.outbound.v1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.WriteMessages(kafka.Message{Value: []byte(`{"id":"unsigned","partner":"demo-agency","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-1","payload":{}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	waitRefused(2) // the unsigned one
+	waitDeliveries(t, g, 20*time.Second, "after-removal", "old-key-still", "after-reload")
 }
 
 // TestReloadRevokesOpenConnections: a CRL a reload brings refuses the

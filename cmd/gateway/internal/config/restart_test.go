@@ -28,6 +28,8 @@ func TestRestartOnly(t *testing.T) {
 		{"ok/identities", func(f *File) {
 			f.ReceiptKeyFile, f.SOAP.SigningCertFile, f.Outbound.ClientKeyFile = "r2.jwk.json", "soap-2027.pem", "out-2027.key"
 		}, nil},
+		// Its keys are reloaded; added or removed, the reload says so itself.
+		{"ok/request-signers", func(f *File) { f.Outbound.RequestSignersFile = "backoffice-2027.jwks.json" }, nil},
 		{"fail/limits", func(f *File) { f.Limits.MaxConnections = 2048 }, []string{"limits.max_connections"}},
 		{"fail/limit-added", func(f *File) { f.Limits.ReadTimeout = Duration(5e9) }, []string{"limits.read_timeout"}},
 		{"fail/brokers", func(f *File) { f.Kafka.Brokers = []string{"k1:9093", "k2:9093"} }, []string{"kafka.brokers"}},

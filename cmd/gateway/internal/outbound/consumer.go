@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -36,7 +37,8 @@ type Consumer struct {
 	// message log keeps it, REFUSED) and no delivery is made of it, not
 	// even a dead letter, which an operator's retry would send. Without
 	// RequestKeys, whoever may write to the topic may have Perkeso sign a
-	// message to a partner.
+	// message to a partner. Set before Run; ReplaceRequestKeys changes
+	// them while it runs.
 	RequestKeys jwk.Set
 	// Refused, when set, hears of each record refused for its signature
 	// (the operators' metric, kind VerificationKind).
@@ -47,6 +49,29 @@ type Consumer struct {
 	// Queued, when set, hears of each delivery queued (the deliverer's
 	// Wake: it is attempted now, not at the deliverer's next poll).
 	Queued func()
+
+	keysMu sync.RWMutex // guards RequestKeys once Run runs
+}
+
+// ReplaceRequestKeys puts keys in the place of the back office's keys (a
+// reload: the back office rotating its key adds the new one to the file).
+// Requiring signatures or no longer requiring them takes a restart: it
+// reports false, and changes nothing, when keys or the running ones are
+// nil and the other not.
+func (c *Consumer) ReplaceRequestKeys(keys jwk.Set) bool {
+	c.keysMu.Lock()
+	defer c.keysMu.Unlock()
+	if (keys == nil) != (c.RequestKeys == nil) {
+		return false
+	}
+	c.RequestKeys = keys
+	return true
+}
+
+func (c *Consumer) requestKeys() jwk.Set {
+	c.keysMu.RLock()
+	defer c.keysMu.RUnlock()
+	return c.RequestKeys
 }
 
 // VerificationKind is the jambatan_verification_failures_total kind of an
@@ -236,8 +261,8 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 	}
 	d := &store.Delivery{Key: r.ID, PartnerID: r.Partner, MessageType: r.MessageType, CaseID: r.CaseID, Payload: r.Payload}
 	now := time.Now()
-	if c.RequestKeys != nil {
-		if err := VerifyRequest(m, c.RequestKeys); err != nil {
+	if keys := c.requestKeys(); keys != nil {
+		if err := VerifyRequest(m, keys); err != nil {
 			return c.refuse(ctx, m, &r, place, errorText(err.Error()), now)
 		}
 	}
