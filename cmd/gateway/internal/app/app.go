@@ -191,16 +191,16 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 			}
 		}
 	}
+	g.tlsHold = server.NewTLS(lt.cert, lt.pool, lt.crls, cfg.Partners)
 	if oc := cfg.File.Operator; oc.Listen != "" {
 		opPool, err := certs.LoadPool(oc.ClientCAFile)
 		if err != nil {
 			st.Close()
 			return nil, fmt.Errorf("operator client CA: %w", err)
 		}
-		g.OperatorTLS = operator.TLSConfig(lt.cert, opPool, oc.AllowedCNs)
+		g.OperatorTLS = operator.TLSConfig(func() *tls.Certificate { return g.tlsHold.Certificate() }, opPool, oc.AllowedCNs)
 	}
 	g.watch.Store(watch)
-	g.tlsHold = server.NewTLS(lt.cert, lt.pool, lt.crls, cfg.Partners)
 	g.Server.TLS = g.tlsHold
 	g.TLS = g.tlsHold.Config()
 	return g, nil

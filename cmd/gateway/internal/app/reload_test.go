@@ -11,9 +11,11 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -244,6 +246,65 @@ func TestReloadNamesRestartOnlySettings(t *testing.T) {
 				t.Fatalf("want a warning naming %q; logged:\n%s", tc.want, logged.String())
 			}
 		})
+	}
+}
+
+// TestReloadRenewsListenerCertificates: after a reload that renews the
+// server certificate, both listeners present the new one: the partners'
+// and the operators' (which presented the certificate it started with
+// until a restart, and so until it expired).
+func TestReloadRenewsListenerCertificates(t *testing.T) {
+	g, l := devGateway(t)
+	opLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.OperatorLn = opLn
+	ln, _ := serve(t, g)
+	op, err := tls.LoadX509KeyPair(l.OperatorCert, l.OperatorKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partnerKit := partnerkit.KitIn(filepath.Join(l.Dir, "partners", "demo-employer"))
+	employer, err := tls.LoadX509KeyPair(partnerKit.ClientCert, partnerKit.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	presented := func(addr string, client tls.Certificate) *big.Int {
+		t.Helper()
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{client}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].SerialNumber
+	}
+	old, _ := certs.LoadCertificates(l.ServerCert)
+	for name, addr := range map[string]string{"partners'": ln.Addr().String(), "operators'": opLn.Addr().String()} {
+		client := map[string]tls.Certificate{"partners'": employer, "operators'": op}[name]
+		if got := presented(addr, client); got.Cmp(old[0].SerialNumber) != 0 {
+			t.Fatalf("before: the %s listener presented serial %v, want %v", name, got, old[0].SerialNumber)
+		}
+	}
+	ca, err := certs.LoadCA(l.CACert, l.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := ca.IssueServer("localhost", []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := certs.WriteFiles(l.ServerCert, l.ServerKey, renewed.Cert, renewed.Key); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	for name, addr := range map[string]string{"partners'": ln.Addr().String(), "operators'": opLn.Addr().String()} {
+		client := map[string]tls.Certificate{"partners'": employer, "operators'": op}[name]
+		if got := presented(addr, client); got.Cmp(renewed.Cert.SerialNumber) != 0 {
+			t.Errorf("after: the %s listener presented serial %v, want the renewed %v", name, got, renewed.Cert.SerialNumber)
+		}
 	}
 }
 

@@ -72,7 +72,9 @@ func TestOpenSSLAgreesOnTLSPolicy(t *testing.T) {
 			reg := partner.NewRegistry([]*partner.Partner{{ID: "ops-1", Identity: partner.Identity{SubjectCN: "ops-1"}}})
 			return server.NewTLS(c, clientCAs, nil, reg).Config()
 		},
-		"operator": func(c tls.Certificate) *tls.Config { return operator.TLSConfig(c, clientCAs, []string{"ops-1"}) },
+		"operator": func(c tls.Certificate) *tls.Config {
+			return operator.TLSConfig(func() *tls.Certificate { return &c }, clientCAs, []string{"ops-1"})
+		},
 	}
 	for name, config := range listeners {
 		for keyType, issued := range map[string]*certs.Issued{"ECDSA": ecdsaServer, "RSA": rsaServer} {

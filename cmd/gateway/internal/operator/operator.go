@@ -259,17 +259,28 @@ func (a *API) retryPartner(w http.ResponseWriter, r *http.Request) {
 // TLSConfig requires an operator certificate from the operators' CA whose
 // subject CN is in allowed, over the partner listener's protocol versions
 // and suites (with Go's defaults it also accepted ECDHE with AES-CBC and
-// SHA-1 in TLS 1.2: TestOpenSSLAgreesOnTLSPolicy).
-func TLSConfig(cert tls.Certificate, operatorCAs *x509.CertPool, allowed []string) *tls.Config {
+// SHA-1 in TLS 1.2: TestOpenSSLAgreesOnTLSPolicy). Each handshake presents
+// cert(), the server certificate as a reload last renewed it (the
+// listener kept the one it started with, which expired in the end).
+func TLSConfig(cert func() *tls.Certificate, operatorCAs *x509.CertPool, allowed []string) *tls.Config {
 	names := map[string]bool{}
 	for _, n := range allowed {
 		names[n] = true
 	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: certs.Suites(), Certificates: []tls.Certificate{cert},
+	base := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: certs.Suites(), Certificates: []tls.Certificate{*cert()},
 		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: operatorCAs, VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 || !names[cs.PeerCertificates[0].Subject.CommonName] {
 				return errors.New("not an operator certificate")
 			}
 			return nil
 		}}
+	// Every handshake, with a server name or without (an operator may dial
+	// an address), takes the certificate as it is now.
+	c := base.Clone()
+	c.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		now := base.Clone()
+		now.Certificates = []tls.Certificate{*cert()}
+		return now, nil
+	}
+	return c
 }

@@ -41,7 +41,8 @@ func TestOperatorAPI(t *testing.T) {
 	var woken atomic.Int32 // the deliverer's wakes: a delivery to attempt now
 	hs := httptest.NewUnstartedServer((&operator.API{Store: st, Partners: reg, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
 		Queued: func() { woken.Add(1) }}).Handler())
-	hs.TLS = operator.TLSConfig(tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}, pool, []string{"ops-alice"})
+	serverCert := &tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}
+	hs.TLS = operator.TLSConfig(func() *tls.Certificate { return serverCert }, pool, []string{"ops-alice"})
 	hs.StartTLS()
 	defer hs.Close()
 	client := func(c *certs.Issued) *http.Client {

@@ -513,6 +513,10 @@ func (t *TLS) Check(leaf *x509.Certificate) (*partner.Partner, error) {
 	return p, nil
 }
 
+// Certificate is the server certificate as the last Set gave it (the
+// operator listener presents it too).
+func (t *TLS) Certificate() *tls.Certificate { return &t.cur.Load().Certificates[0] }
+
 // Config is the listener's tls.Config: every handshake takes the current one.
 func (t *TLS) Config() *tls.Config {
 	base := t.cur.Load().Clone()
