@@ -68,6 +68,8 @@ type Gateway struct {
 	Deliverer *outbound.Deliverer
 	// Operator is the operator API's TLS config (nil when not configured).
 	OperatorTLS *tls.Config
+	// operatorAccess is who may use the operator listener (reloaded).
+	operatorAccess *operator.Access
 	// OperatorLn is the operator listener, bound by the caller when configured.
 	OperatorLn net.Listener
 	// OutboundConsumer reads perkeso.outbound.v1 (nil without Kafka or a
@@ -198,7 +200,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 			st.Close()
 			return nil, fmt.Errorf("operator client CA: %w", err)
 		}
-		g.OperatorTLS = operator.TLSConfig(func() *tls.Certificate { return g.tlsHold.Certificate() }, opPool, oc.AllowedCNs)
+		g.operatorAccess = operator.NewAccess(opPool, oc.AllowedCNs)
+		g.OperatorTLS = operator.TLSConfig(func() *tls.Certificate { return g.tlsHold.Certificate() }, g.operatorAccess)
 	}
 	g.watch.Store(watch)
 	g.Server.TLS = g.tlsHold
@@ -207,10 +210,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 }
 
 // Reload re-reads the configuration file and swaps in its partner registry,
-// server certificate, client CAs, CRLs, receipt key, SOAP signing
-// certificate and outbound client certificate. Open connections stay open; new
-// handshakes use the new material. A configuration with an error changes
-// nothing.
+// server certificate (both listeners'), client CAs, CRLs, receipt key, SOAP
+// signing certificate, outbound client certificate, the back office's
+// request keys and who may use the operator listener. Open connections
+// stay open; new handshakes use the new material, and requests are checked
+// against the new registry, CRLs and operators. A configuration with an
+// error changes nothing.
 func (g *Gateway) Reload() error {
 	cfg, err := config.Load(g.Config.Path)
 	if err != nil {
@@ -235,6 +240,9 @@ func (g *Gateway) Reload() error {
 	}
 	if g.Deliverer != nil {
 		g.Deliverer.ResetSenders()
+	}
+	if g.operatorAccess != nil && f.operatorCAs != nil {
+		g.operatorAccess.Set(f.operatorCAs, cfg.File.Operator.AllowedCNs)
 	}
 	if c := g.OutboundConsumer; c != nil && !c.ReplaceRequestKeys(cfg.RequestSigners) {
 		g.Log.Warn("configuration reloaded, but outbound.request_signers_file was added or removed: requiring the back office's signatures, or no longer, takes a restart; until then the running keys stay (or none)")
@@ -454,7 +462,7 @@ func (g *Gateway) OpsHandler() http.Handler {
 
 // ServeOperator serves the operator API on ln (mutual TLS) until ctx is done.
 func (g *Gateway) ServeOperator(ctx context.Context, ln net.Listener) error {
-	api := &operator.API{Store: g.Store, Partners: g.Config.Partners, Log: g.Log}
+	api := &operator.API{Store: g.Store, Partners: g.Config.Partners, Log: g.Log, Access: g.operatorAccess}
 	if g.Deliverer != nil {
 		api.Status, api.Queued = g.Deliverer.Status, g.Deliverer.Wake
 	}

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -305,6 +306,85 @@ func TestReloadRenewsListenerCertificates(t *testing.T) {
 		if got := presented(addr, client); got.Cmp(renewed.Cert.SerialNumber) != 0 {
 			t.Errorf("after: the %s listener presented serial %v, want the renewed %v", name, got, renewed.Cert.SerialNumber)
 		}
+	}
+}
+
+// TestReloadChangesOperators: who may use the operator listener is
+// reloaded: an operator removed from operator.allowed_cns is refused at
+// once, on the connection it holds open (403) and in its next handshake,
+// and one added is let in (both took a restart; a reload warned).
+func TestReloadChangesOperators(t *testing.T) {
+	g, l := devGateway(t)
+	var logged strings.Builder
+	g.Log = slog.New(slog.NewJSONHandler(&logged, nil))
+	opLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.OperatorLn = opLn
+	serve(t, g)
+	roots, err := certs.LoadPool(l.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := func(cert tls.Certificate) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}}}}
+	}
+	list := func(c *http.Client) (int, error) {
+		r, err := c.Get("https://" + opLn.Addr().String() + "/v1/outbound")
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		return r.StatusCode, nil
+	}
+	first, err := tls.LoadX509KeyPair(l.OperatorCert, l.OperatorKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := certs.LoadCA(l.CACert, l.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued, err := ca.IssueClient("ops-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := tls.Certificate{Certificate: [][]byte{issued.Cert.Raw}, PrivateKey: issued.Key}
+	held := client(first) // its connection stays open across the reload
+	if status, err := list(held); err != nil || status != 200 {
+		t.Fatalf("before: %d %v", status, err)
+	}
+	if _, err := list(client(second)); err == nil {
+		t.Fatal("before: ops-2, not allowed yet, was let in")
+	}
+
+	b, err := os.ReadFile(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f map[string]any
+	_ = json.Unmarshal(b, &f)
+	f["operator"].(map[string]any)["allowed_cns"] = []string{"ops-2"}
+	b, _ = json.Marshal(f)
+	if err := os.WriteFile(l.Config, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logged.String(), "take a restart") {
+		t.Fatalf("the reload said the change takes a restart:\n%s", logged.String())
+	}
+	if status, err := list(held); err == nil && status != http.StatusForbidden {
+		t.Fatalf("after: the removed operator's open connection answered %d, want 403", status)
+	}
+	if _, err := list(client(first)); err == nil {
+		t.Fatal("after: the removed operator's new handshake was let in")
+	}
+	if status, err := list(client(second)); err != nil || status != 200 {
+		t.Fatalf("after: ops-2: %d %v", status, err)
 	}
 }
 

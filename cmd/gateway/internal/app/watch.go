@@ -171,9 +171,10 @@ func (w *watched) checks(now time.Time) map[string]Check {
 // starts and again on SIGHUP, the store apart: New, Reload and CheckConfig read
 // them alike.
 type files struct {
-	lt     *listenerTLS
-	ids    *identities
-	signer *receipt.Signer
+	lt          *listenerTLS
+	ids         *identities
+	signer      *receipt.Signer
+	operatorCAs *x509.CertPool // nil without an operator listener
 }
 
 func loadFiles(cfg *config.Config) (*files, error) {
@@ -189,7 +190,13 @@ func loadFiles(cfg *config.Config) (*files, error) {
 	if err != nil {
 		return nil, fmt.Errorf("receipt key: %w", err)
 	}
-	return &files{lt: lt, ids: ids, signer: signer}, nil
+	f := &files{lt: lt, ids: ids, signer: signer}
+	if oc := cfg.File.Operator; oc.Listen != "" {
+		if f.operatorCAs, err = certs.LoadPool(oc.ClientCAFile); err != nil {
+			return nil, fmt.Errorf("operator client CA: %w", err)
+		}
+	}
+	return f, nil
 }
 
 // CheckConfig reads a configuration and every file it names as the gateway does
@@ -200,11 +207,6 @@ func CheckConfig(cfg *config.Config, now time.Time) (map[string]Check, error) {
 	f, err := loadFiles(cfg)
 	if err != nil {
 		return nil, err
-	}
-	if oc := cfg.File.Operator; oc.Listen != "" {
-		if _, err := certs.LoadPool(oc.ClientCAFile); err != nil {
-			return nil, fmt.Errorf("operator client CA: %w", err)
-		}
 	}
 	if len(cfg.File.Kafka.Brokers) > 0 {
 		if _, err := kafkaclient.New(cfg.File.Kafka); err != nil {

@@ -10,14 +10,15 @@ import (
 
 // reloadable are the settings a reload (SIGHUP) applies, as dotted paths of
 // the file's JSON names: the partner registry, the server's TLS material,
-// the receipt key, the SOAP signing and outbound client certificates, and
-// the back office's request keys (added or removed, the gateway's reload
-// says itself that it takes a restart). The gateway builds everything else
-// once, when it starts.
+// the receipt key, the SOAP signing and outbound client certificates, the
+// back office's request keys (added or removed, the gateway's reload says
+// itself that it takes a restart), and who may use the operator listener.
+// The gateway builds everything else once, when it starts.
 var reloadable = []string{
 	"tls", "receipt_key_file", "partners",
 	"soap.signing_cert_file", "soap.signing_key_file",
 	"outbound.client_cert_file", "outbound.client_key_file", "outbound.request_signers_file",
+	"operator.client_ca_file", "operator.allowed_cns",
 }
 
 // RestartOnly names the settings, as dotted paths ("limits.max_connections",

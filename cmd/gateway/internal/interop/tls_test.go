@@ -73,7 +73,7 @@ func TestOpenSSLAgreesOnTLSPolicy(t *testing.T) {
 			return server.NewTLS(c, clientCAs, nil, reg).Config()
 		},
 		"operator": func(c tls.Certificate) *tls.Config {
-			return operator.TLSConfig(func() *tls.Certificate { return &c }, clientCAs, []string{"ops-1"})
+			return operator.TLSConfig(func() *tls.Certificate { return &c }, operator.NewAccess(clientCAs, []string{"ops-1"}))
 		},
 	}
 	for name, config := range listeners {

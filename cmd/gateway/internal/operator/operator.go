@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/perkeso/jambatan/certs"
@@ -41,6 +42,9 @@ type API struct {
 	// Queued, when set, hears of deliveries queued or put back for a retry
 	// (the deliverer's Wake: they are attempted now, not at its next poll).
 	Queued func()
+	// Access, when set, is checked on every request too, so that an
+	// operator a reload removed is refused on a connection it holds open.
+	Access *Access
 }
 
 // queued tells Queued, if set.
@@ -68,6 +72,11 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/outbound/retry", a.retryPartner)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r, _ = correlation.Start(w, r)
+		if a.Access != nil && (r.TLS == nil || !a.Access.Allows(r.TLS.PeerCertificates)) {
+			w.Header().Set("Connection", "close")
+			a.refuse(w, r, problem.New(problem.NotAuthorised, "this certificate is not an operator's (any more)"))
+			return
+		}
 		if _, pattern := mux.Handler(r); pattern == "" {
 			a.refuse(w, r, problem.Unrouted(r.Method, r.URL.Path, Routes))
 			return
@@ -256,31 +265,72 @@ func (a *API) retryPartner(w http.ResponseWriter, r *http.Request) {
 	a.answer(w, r, http.StatusOK, map[string]any{"partner": p, "queued": n}, "partner", p, "queued", n)
 }
 
-// TLSConfig requires an operator certificate from the operators' CA whose
-// subject CN is in allowed, over the partner listener's protocol versions
-// and suites (with Go's defaults it also accepted ECDHE with AES-CBC and
-// SHA-1 in TLS 1.2: TestOpenSSLAgreesOnTLSPolicy). Each handshake presents
-// cert(), the server certificate as a reload last renewed it (the
-// listener kept the one it started with, which expired in the end).
-func TLSConfig(cert func() *tls.Certificate, operatorCAs *x509.CertPool, allowed []string) *tls.Config {
+// Access is who may use the operator listener: the operators' CA and the
+// subject CNs allowed. A reload replaces it (Set), for the next handshakes
+// and for every request after it, on connections already open too: an
+// operator removed from allowed_cns is refused at once (it took a
+// restart).
+type Access struct {
+	cur atomic.Pointer[access]
+}
+
+type access struct {
+	cas   *x509.CertPool
+	names map[string]bool
+}
+
+// NewAccess is the access of the operators' CA and the names allowed.
+func NewAccess(operatorCAs *x509.CertPool, allowed []string) *Access {
+	a := &Access{}
+	a.Set(operatorCAs, allowed)
+	return a
+}
+
+// Set replaces the CA and the names.
+func (a *Access) Set(operatorCAs *x509.CertPool, allowed []string) {
 	names := map[string]bool{}
 	for _, n := range allowed {
 		names[n] = true
 	}
-	base := &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: certs.Suites(), Certificates: []tls.Certificate{*cert()},
-		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: operatorCAs, VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 || !names[cs.PeerCertificates[0].Subject.CommonName] {
-				return errors.New("not an operator certificate")
-			}
-			return nil
-		}}
-	// Every handshake, with a server name or without (an operator may dial
-	// an address), takes the certificate as it is now.
-	c := base.Clone()
-	c.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		now := base.Clone()
-		now.Certificates = []tls.Certificate{*cert()}
-		return now, nil
+	a.cur.Store(&access{cas: operatorCAs, names: names})
+}
+
+// Allows reports whether the client certificate chain, as a handshake
+// verified it, belongs to an operator now: its leaf names one allowed, and
+// it chains to the operators' CA as it is now.
+func (a *Access) Allows(chain []*x509.Certificate) bool {
+	cur := a.cur.Load()
+	if len(chain) == 0 || !cur.names[chain[0].Subject.CommonName] {
+		return false
 	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	_, err := chain[0].Verify(x509.VerifyOptions{Roots: cur.cas, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	return err == nil
+}
+
+// TLSConfig requires an operator certificate from the operators' CA whose
+// subject CN is allowed (access, as it is at each handshake), over the
+// partner listener's protocol versions and suites (with Go's defaults it
+// also accepted ECDHE with AES-CBC and SHA-1 in TLS 1.2:
+// TestOpenSSLAgreesOnTLSPolicy). Each handshake presents cert(), the
+// server certificate as a reload last renewed it (the listener kept the
+// one it started with, which expired in the end).
+func TLSConfig(cert func() *tls.Certificate, access *Access) *tls.Config {
+	now := func() *tls.Config {
+		return &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: certs.Suites(), Certificates: []tls.Certificate{*cert()},
+			ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: access.cur.Load().cas, VerifyConnection: func(cs tls.ConnectionState) error {
+				if !access.Allows(cs.PeerCertificates) {
+					return errors.New("not an operator certificate")
+				}
+				return nil
+			}}
+	}
+	// Every handshake, with a server name or without (an operator may dial
+	// an address), takes the certificate and the access as they are now.
+	c := now()
+	c.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) { return now(), nil }
 	return c
 }

@@ -42,7 +42,7 @@ func TestOperatorAPI(t *testing.T) {
 	hs := httptest.NewUnstartedServer((&operator.API{Store: st, Partners: reg, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
 		Queued: func() { woken.Add(1) }}).Handler())
 	serverCert := &tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}
-	hs.TLS = operator.TLSConfig(func() *tls.Certificate { return serverCert }, pool, []string{"ops-alice"})
+	hs.TLS = operator.TLSConfig(func() *tls.Certificate { return serverCert }, operator.NewAccess(pool, []string{"ops-alice"}))
 	hs.StartTLS()
 	defer hs.Close()
 	client := func(c *certs.Issued) *http.Client {
