@@ -218,6 +218,9 @@ func certsList(args []string, stdout, stderr io.Writer) error {
 	named := func(name string) func(int) string { return func(int) string { return name } }
 	add(cfg.CertFile, true, named("server"))
 	cas := add(cfg.ClientCAFile, false, func(i int) string { return fmt.Sprintf("client-ca-%d", i) }) // the CRLs' issuers too
+	if cfg.File.Operator.Listen != "" {
+		add(cfg.File.Operator.ClientCAFile, false, func(i int) string { return fmt.Sprintf("operator-ca-%d", i) })
+	}
 	add(cfg.File.SOAP.SigningCertFile, true, named("soap-signing"))
 	add(cfg.File.Outbound.ClientCertFile, true, named("outbound-client"))
 	for _, p := range cfg.File.Partners {

@@ -488,7 +488,7 @@ func TestCertsListNames(t *testing.T) {
 	slices.Sort(watched)
 	slices.Sort(listed)
 	if !slices.Equal(watched, listed) || !slices.Contains(listed, "client-ca-1") || !slices.Contains(listed, "crl:"+crls[1]) ||
-		!slices.Contains(listed, "outbound-client:demo-employer") {
+		!slices.Contains(listed, "outbound-client:demo-employer") || !slices.Contains(listed, "operator-ca-0") {
 		t.Fatalf("certs list names %q,\nthe gateway watches %q", listed, watched)
 	}
 }

@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/connlimit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
@@ -119,7 +118,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	kinds = append(kinds, outbound.VerificationKind)
 	g.M.ExpectVerificationKinds(kinds...)
-	watch := newWatched(cfg, lt, ids)
+	watch := newWatched(cfg, f)
 
 	pipe := &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log, Metrics: g.M,
 		Events: eventBuilder(cfg, g.Topics, signer)}
@@ -195,12 +194,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.tlsHold = server.NewTLS(lt.cert, lt.pool, lt.crls, cfg.Partners)
 	if oc := cfg.File.Operator; oc.Listen != "" {
-		opPool, err := certs.LoadPool(oc.ClientCAFile)
-		if err != nil {
-			st.Close()
-			return nil, fmt.Errorf("operator client CA: %w", err)
-		}
-		g.operatorAccess = operator.NewAccess(opPool, oc.AllowedCNs)
+		g.operatorAccess = operator.NewAccess(f.operatorPool(), oc.AllowedCNs)
 		g.OperatorTLS = operator.TLSConfig(func() *tls.Certificate { return g.tlsHold.Certificate() }, g.operatorAccess)
 	}
 	g.watch.Store(watch)
@@ -242,12 +236,12 @@ func (g *Gateway) Reload() error {
 		g.Deliverer.ResetSenders()
 	}
 	if g.operatorAccess != nil && f.operatorCAs != nil {
-		g.operatorAccess.Set(f.operatorCAs, cfg.File.Operator.AllowedCNs)
+		g.operatorAccess.Set(f.operatorPool(), cfg.File.Operator.AllowedCNs)
 	}
 	if c := g.OutboundConsumer; c != nil && !c.ReplaceRequestKeys(cfg.RequestSigners) {
 		g.Log.Warn("configuration reloaded, but outbound.request_signers_file was added or removed: requiring the back office's signatures, or no longer, takes a restart; until then the running keys stay (or none)")
 	}
-	g.watch.Store(newWatched(cfg, lt, ids))
+	g.watch.Store(newWatched(cfg, f))
 	g.Log.Info("configuration reloaded", "partners", len(cfg.Partners.All()), "crls", len(lt.crls))
 	// Compared with the file the gateway started with, which is what those
 	// settings still come from.

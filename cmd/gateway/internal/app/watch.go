@@ -106,10 +106,14 @@ func loadIdentities(cfg *config.Config) (*identities, error) {
 }
 
 // newWatched names the certificates in use (the server's, the client CAs',
-// the partners' signing CAs', the gateway's own for what it sends) and the
-// CRLs.
-func newWatched(cfg *config.Config, l *listenerTLS, ids *identities) *watched {
+// the operators' CAs', the partners' signing CAs', the gateway's own for
+// what it sends) and the CRLs.
+func newWatched(cfg *config.Config, f *files) *watched {
+	l, ids := f.lt, f.ids
 	w := &watched{certs: map[string]*x509.Certificate{}, crls: map[string]namedCRL{}}
+	for i, c := range f.operatorCAs {
+		w.certs[fmt.Sprintf("operator-ca-%d", i)] = c
+	}
 	if ids.soap != nil {
 		w.certs["soap-signing"] = ids.soap.cert
 	}
@@ -174,7 +178,16 @@ type files struct {
 	lt          *listenerTLS
 	ids         *identities
 	signer      *receipt.Signer
-	operatorCAs *x509.CertPool // nil without an operator listener
+	operatorCAs []*x509.Certificate // nil without an operator listener
+}
+
+// operatorPool is the pool of the operators' CAs.
+func (f *files) operatorPool() *x509.CertPool {
+	p := x509.NewCertPool()
+	for _, c := range f.operatorCAs {
+		p.AddCert(c)
+	}
+	return p
 }
 
 func loadFiles(cfg *config.Config) (*files, error) {
@@ -192,7 +205,7 @@ func loadFiles(cfg *config.Config) (*files, error) {
 	}
 	f := &files{lt: lt, ids: ids, signer: signer}
 	if oc := cfg.File.Operator; oc.Listen != "" {
-		if f.operatorCAs, err = certs.LoadPool(oc.ClientCAFile); err != nil {
+		if f.operatorCAs, err = certs.LoadCertificates(oc.ClientCAFile); err != nil {
 			return nil, fmt.Errorf("operator client CA: %w", err)
 		}
 	}
@@ -213,7 +226,7 @@ func CheckConfig(cfg *config.Config, now time.Time) (map[string]Check, error) {
 			return nil, err
 		}
 	}
-	checks := newWatched(cfg, f.lt, f.ids).checks(now)
+	checks := newWatched(cfg, f).checks(now)
 	for _, name := range slices.Sorted(maps.Keys(checks)) {
 		if c := checks[name]; !c.OK {
 			return checks, fmt.Errorf("%s: %s", name, c.Detail)
