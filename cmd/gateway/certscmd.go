@@ -221,6 +221,10 @@ func certsList(args []string, stdout, stderr io.Writer) error {
 	if cfg.File.Operator.Listen != "" {
 		add(cfg.File.Operator.ClientCAFile, false, func(i int) string { return fmt.Sprintf("operator-ca-%d", i) })
 	}
+	if k := cfg.File.Kafka.TLS; k != nil {
+		add(k.CAFile, false, func(i int) string { return fmt.Sprintf("kafka-ca-%d", i) })
+		add(k.CertFile, true, named("kafka-client"))
+	}
 	add(cfg.File.SOAP.SigningCertFile, true, named("soap-signing"))
 	add(cfg.File.Outbound.ClientCertFile, true, named("outbound-client"))
 	for _, p := range cfg.File.Partners {

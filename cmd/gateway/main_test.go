@@ -461,6 +461,9 @@ func TestCertsListNames(t *testing.T) {
 				"client_cert_file": "pki/at-employer.pem", "client_key_file": "pki/at-employer.key"}
 		}
 	}
+	// Kafka over TLS with a client certificate (no broker is dialled).
+	f["kafka"] = map[string]any{"brokers": []string{"127.0.0.1:9"},
+		"tls": map[string]any{"ca_file": "pki/ca.pem", "cert_file": "pki/at-employer.pem", "key_file": "pki/at-employer.key"}}
 	cfg, _ = json.Marshal(f)
 	if err := os.WriteFile(l.Config, cfg, 0o644); err != nil {
 		t.Fatal(err)
@@ -488,7 +491,8 @@ func TestCertsListNames(t *testing.T) {
 	slices.Sort(watched)
 	slices.Sort(listed)
 	if !slices.Equal(watched, listed) || !slices.Contains(listed, "client-ca-1") || !slices.Contains(listed, "crl:"+crls[1]) ||
-		!slices.Contains(listed, "outbound-client:demo-employer") || !slices.Contains(listed, "operator-ca-0") {
+		!slices.Contains(listed, "outbound-client:demo-employer") || !slices.Contains(listed, "operator-ca-0") ||
+		!slices.Contains(listed, "kafka-ca-0") || !slices.Contains(listed, "kafka-client") {
 		t.Fatalf("certs list names %q,\nthe gateway watches %q", listed, watched)
 	}
 }

@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,6 +70,10 @@ type Gateway struct {
 	OperatorTLS *tls.Config
 	// operatorAccess is who may use the operator listener (reloaded).
 	operatorAccess *operator.Access
+	// kafkaCerts are the Kafka TLS certificates the running Kafka clients
+	// use, read at start (a renewal takes a restart; the expiry gauge says
+	// so by going on showing these).
+	kafkaCerts map[string]*x509.Certificate
 	// OperatorLn is the operator listener, bound by the caller when configured.
 	OperatorLn net.Listener
 	// OutboundConsumer reads perkeso.outbound.v1 (nil without Kafka or a
@@ -104,7 +109,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{Config: cfg, Store: st, Log: log, Metrics: prometheus.NewRegistry(), Topics: Topics(cfg.File.Kafka)}
+	g := &Gateway{Config: cfg, Store: st, Log: log, Metrics: prometheus.NewRegistry(), Topics: Topics(cfg.File.Kafka), kafkaCerts: f.kafkaCerts}
 	g.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	relay.Register(g.Metrics)
 	store.Register(g.Metrics)
@@ -241,6 +246,7 @@ func (g *Gateway) Reload() error {
 	if c := g.OutboundConsumer; c != nil && !c.ReplaceRequestKeys(cfg.RequestSigners) {
 		g.Log.Warn("configuration reloaded, but outbound.request_signers_file was added or removed: requiring the back office's signatures, or no longer, takes a restart; until then the running keys stay (or none)")
 	}
+	f.kafkaCerts = g.kafkaCerts // the Kafka clients' own, until a restart
 	g.watch.Store(newWatched(cfg, f))
 	g.Log.Info("configuration reloaded", "partners", len(cfg.Partners.All()), "crls", len(lt.crls))
 	// Compared with the file the gateway started with, which is what those

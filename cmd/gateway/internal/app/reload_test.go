@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -385,6 +386,48 @@ func TestReloadChangesOperators(t *testing.T) {
 	}
 	if status, err := list(client(second)); err != nil || status != 200 {
 		t.Fatalf("after: ops-2: %d %v", status, err)
+	}
+}
+
+// TestKafkaCertificatesWatchedAsRunning: Kafka's certificates are watched
+// (kafka-ca-N, kafka-client; they were not), and, since the Kafka clients
+// read them once, at start, a reload keeps the ones in use in view: a
+// client certificate renewed in place shows no new expiry until a restart
+// takes it, so the expiry alert does not go quiet while the old one runs
+// out.
+func TestKafkaCertificatesWatchedAsRunning(t *testing.T) {
+	var layout devmode.Layout
+	g, l := devGateway(t, func(c *config.Config) {
+		// In the file too, so that the reload reads it.
+		layout, _ = devmode.LayoutOf(filepath.Dir(c.Path))
+		b, err := os.ReadFile(c.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f map[string]any
+		_ = json.Unmarshal(b, &f)
+		f["kafka"] = map[string]any{"tls": map[string]any{"ca_file": layout.CACert, "cert_file": layout.OutboundCert, "key_file": layout.OutboundKey}}
+		b, _ = json.Marshal(f)
+		if err := os.WriteFile(c.Path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.File.Kafka.TLS = &config.KafkaTLS{CAFile: layout.CACert, CertFile: layout.OutboundCert, KeyFile: layout.OutboundKey}
+	})
+	started, _ := certs.LoadCertificates(l.OutboundCert)
+	w := g.watch.Load()
+	if w.certs["kafka-ca-0"] == nil || !w.certs["kafka-client"].Equal(started[0]) {
+		t.Fatalf("Kafka's certificates not watched: %v", slices.Sorted(maps.Keys(w.certs)))
+	}
+	renewed, _ := renewIdentities(t, l) // the outbound client's file, which Kafka's names too
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	w = g.watch.Load()
+	if !w.certs["outbound-client"].Equal(renewed) {
+		t.Fatal("the outbound client's renewal was not taken")
+	}
+	if !w.certs["kafka-client"].Equal(started[0]) {
+		t.Fatal("the Kafka client's certificate shows the renewed file's, which the running client does not use")
 	}
 }
 

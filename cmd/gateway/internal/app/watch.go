@@ -105,14 +105,41 @@ func loadIdentities(cfg *config.Config) (*identities, error) {
 	return ids, nil
 }
 
+// loadKafkaCerts reads the certificates of kafka.tls, if set, by the names
+// newWatched gives them.
+func loadKafkaCerts(k *config.KafkaTLS) (map[string]*x509.Certificate, error) {
+	if k == nil {
+		return nil, nil
+	}
+	named := map[string]*x509.Certificate{}
+	cas, err := certs.LoadCertificates(k.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("kafka tls: %w", err)
+	}
+	for i, c := range cas {
+		named[fmt.Sprintf("kafka-ca-%d", i)] = c
+	}
+	if k.CertFile != "" {
+		cs, err := certs.LoadCertificates(k.CertFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka tls: %w", err)
+		}
+		named["kafka-client"] = cs[0]
+	}
+	return named, nil
+}
+
 // newWatched names the certificates in use (the server's, the client CAs',
-// the operators' CAs', the partners' signing CAs', the gateway's own for
-// what it sends) and the CRLs.
+// the operators' CAs', the partners' signing CAs', Kafka's, the gateway's
+// own for what it sends) and the CRLs.
 func newWatched(cfg *config.Config, f *files) *watched {
 	l, ids := f.lt, f.ids
 	w := &watched{certs: map[string]*x509.Certificate{}, crls: map[string]namedCRL{}}
 	for i, c := range f.operatorCAs {
 		w.certs[fmt.Sprintf("operator-ca-%d", i)] = c
+	}
+	for name, c := range f.kafkaCerts {
+		w.certs[name] = c
 	}
 	if ids.soap != nil {
 		w.certs["soap-signing"] = ids.soap.cert
@@ -179,6 +206,10 @@ type files struct {
 	ids         *identities
 	signer      *receipt.Signer
 	operatorCAs []*x509.Certificate // nil without an operator listener
+	// kafkaCerts are Kafka's CA (kafka-ca-N) and client (kafka-client)
+	// certificates, when kafka.tls is set. The Kafka client reads them once,
+	// at start: a reload keeps the running ones in view (Gateway.kafkaCerts).
+	kafkaCerts map[string]*x509.Certificate
 }
 
 // operatorPool is the pool of the operators' CAs.
@@ -204,6 +235,9 @@ func loadFiles(cfg *config.Config) (*files, error) {
 		return nil, fmt.Errorf("receipt key: %w", err)
 	}
 	f := &files{lt: lt, ids: ids, signer: signer}
+	if f.kafkaCerts, err = loadKafkaCerts(cfg.File.Kafka.TLS); err != nil {
+		return nil, err
+	}
 	if oc := cfg.File.Operator; oc.Listen != "" {
 		if f.operatorCAs, err = certs.LoadCertificates(oc.ClientCAFile); err != nil {
 			return nil, fmt.Errorf("operator client CA: %w", err)
