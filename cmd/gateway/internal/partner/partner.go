@@ -37,6 +37,11 @@ type Identity struct {
 
 // Matches reports whether the certificate carries this identity.
 func (id Identity) Matches(c *x509.Certificate) bool {
+	return id.matches(c, certs.Fingerprint(c))
+}
+
+// matches is Matches with the certificate's fingerprint fp.
+func (id Identity) matches(c *x509.Certificate, fp string) bool {
 	if id.SubjectCN == "" && id.DNSSAN == "" && len(id.SHA256) == 0 {
 		return false
 	}
@@ -56,7 +61,6 @@ func (id Identity) Matches(c *x509.Certificate) bool {
 		}
 	}
 	if len(id.SHA256) > 0 {
-		fp := certs.Fingerprint(c)
 		if !slices.ContainsFunc(id.SHA256, func(pin string) bool { return strings.EqualFold(fp, pin) }) {
 			return false
 		}
@@ -182,35 +186,65 @@ type Registry struct {
 	mu       sync.RWMutex
 	partners []*Partner
 	byID     map[string]*Partner
+	// byIdentity finds the partners a certificate may name by each value
+	// their identities set ("cn:", "dns:", "sha256:" and the value; pins in
+	// lower case), so a handshake and a request check a few partners, not
+	// all: with 10,000 registered, every request compared them all and
+	// hashed the certificate once for each pinning partner.
+	byIdentity map[string][]*Partner
 }
 
 // Replace swaps in another registry's partners, atomically for readers.
 func (r *Registry) Replace(other *Registry) {
 	other.mu.RLock()
-	ps, ids := other.partners, other.byID
+	ps, ids, idents := other.partners, other.byID, other.byIdentity
 	other.mu.RUnlock()
 	r.mu.Lock()
-	r.partners, r.byID = ps, ids
+	r.partners, r.byID, r.byIdentity = ps, ids, idents
 	r.mu.Unlock()
 }
 
 // NewRegistry builds a registry; ids must be unique (the config loader checks).
 func NewRegistry(ps []*Partner) *Registry {
-	r := &Registry{partners: ps, byID: map[string]*Partner{}}
+	r := &Registry{partners: ps, byID: map[string]*Partner{}, byIdentity: map[string][]*Partner{}}
 	for _, p := range ps {
 		r.byID[p.ID] = p
+		id := p.Identity
+		if id.SubjectCN != "" {
+			r.byIdentity["cn:"+id.SubjectCN] = append(r.byIdentity["cn:"+id.SubjectCN], p)
+		}
+		if id.DNSSAN != "" {
+			r.byIdentity["dns:"+id.DNSSAN] = append(r.byIdentity["dns:"+id.DNSSAN], p)
+		}
+		for _, pin := range id.SHA256 {
+			k := "sha256:" + strings.ToLower(pin)
+			if !slices.Contains(r.byIdentity[k], p) {
+				r.byIdentity[k] = append(r.byIdentity[k], p)
+			}
+		}
 	}
 	return r
 }
 
 // ByCertificate returns the partner whose identity the certificate carries.
 // A certificate that matches no partner, or more than one, gives false.
+// Every field an identity sets must match, so a matching partner is found
+// under each of them; those found under any are checked whole.
 func (r *Registry) ByCertificate(c *x509.Certificate) (*Partner, bool) {
+	fp := certs.Fingerprint(c)
+	keys := make([]string, 0, 2+len(c.DNSNames))
+	keys = append(keys, "cn:"+c.Subject.CommonName, "sha256:"+fp)
+	for _, n := range c.DNSNames {
+		keys = append(keys, "dns:"+n)
+	}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	var found *Partner
-	for _, p := range r.partners {
-		if p.Identity.Matches(c) {
+	for _, k := range keys {
+		for _, p := range r.byIdentity[k] {
+			if p == found || !p.Identity.matches(c, fp) {
+				continue
+			}
 			if found != nil {
 				return nil, false
 			}

@@ -3,6 +3,8 @@ package partner
 import (
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +59,11 @@ func TestByCertificate(t *testing.T) {
 		{"ok/one", []*Partner{{ID: "a", Identity: Identity{SubjectCN: "acme-hr"}}, {ID: "b", Identity: Identity{SubjectCN: "other"}}}, acme, "a"},
 		{"fail/none", []*Partner{{ID: "a", Identity: Identity{SubjectCN: "acme-hr"}}}, other, ""},
 		{"fail/two", []*Partner{{ID: "a", Identity: Identity{SubjectCN: "acme-hr"}}, {ID: "b", Identity: Identity{DNSSAN: "acme.example.sg"}}}, acme, ""},
+		{"ok/every-field", []*Partner{{ID: "a", Identity: Identity{SubjectCN: "acme-hr", DNSSAN: "acme.example.sg", SHA256: []string{certs.Fingerprint(acme), strings.ToUpper(certs.Fingerprint(acme))}}}}, acme, "a"},
+		{"ok/pin-upper-case", []*Partner{{ID: "a", Identity: Identity{SHA256: []string{strings.ToUpper(certs.Fingerprint(acme))}}}}, acme, "a"},
+		{"ok/other-field-differs", []*Partner{{ID: "a", Identity: Identity{SubjectCN: "acme-hr", DNSSAN: "other.example.sg"}}, {ID: "b", Identity: Identity{SubjectCN: "acme-hr", DNSSAN: "acme.example.sg"}}}, acme, "b"},
+		{"fail/pin-differs", []*Partner{{ID: "a", Identity: Identity{SubjectCN: "acme-hr", SHA256: []string{certs.Fingerprint(other)}}}}, acme, ""},
+		{"fail/two-by-pin", []*Partner{{ID: "a", Identity: Identity{SHA256: []string{certs.Fingerprint(acme)}}}, {ID: "b", Identity: Identity{SubjectCN: "acme-hr"}}}, acme, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := ""
@@ -67,6 +74,67 @@ func TestByCertificate(t *testing.T) {
 				t.Fatalf("found %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestByCertificateAgreesWithScan: the registry's index finds what
+// comparing the certificate with every partner finds, over registries whose
+// identities share values in every combination.
+func TestByCertificateAgreesWithScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(vals ...string) string { return vals[rng.IntN(len(vals))] }
+	cert := func() *x509.Certificate {
+		c := &x509.Certificate{Raw: []byte(pick("c1", "c2", "c3")), Subject: pkix.Name{CommonName: pick("", "a", "b")}}
+		for range rng.IntN(3) {
+			c.DNSNames = append(c.DNSNames, pick("x.sg", "y.sg", "z.sg"))
+		}
+		return c
+	}
+	pins := []string{certs.Fingerprint(&x509.Certificate{Raw: []byte("c1")}), certs.Fingerprint(&x509.Certificate{Raw: []byte("c2")}), strings.Repeat("0", 64)}
+	for round := range 300 {
+		ps := make([]*Partner, 1+rng.IntN(5))
+		for i := range ps {
+			ps[i] = &Partner{ID: fmt.Sprint(i), Identity: Identity{SubjectCN: pick("", "", "a", "b"), DNSSAN: pick("", "", "x.sg", "y.sg")}}
+			for range rng.IntN(3) {
+				ps[i].Identity.SHA256 = append(ps[i].Identity.SHA256, pick(pins...))
+			}
+		}
+		r := NewRegistry(ps)
+		for range 20 {
+			c := cert()
+			var want *Partner
+			n := 0
+			for _, p := range ps {
+				if p.Identity.Matches(c) {
+					want, n = p, n+1
+				}
+			}
+			if n != 1 {
+				want = nil
+			}
+			if got, _ := r.ByCertificate(c); got != want {
+				t.Fatalf("round %d: certificate %q %v %q: found %v, a scan finds %v", round, c.Subject.CommonName, c.DNSNames, c.Raw, got, want)
+			}
+		}
+	}
+}
+
+// BenchmarkByCertificate finds a partner among 10,000 registered, each by
+// its certificate's fingerprint, as a handshake and every request do.
+func BenchmarkByCertificate(b *testing.B) {
+	const n = 10000
+	ps, cs := make([]*Partner, n), make([]*x509.Certificate, n)
+	for i := range ps {
+		cs[i] = &x509.Certificate{Raw: []byte(fmt.Sprint("certificate ", i)), Subject: pkix.Name{CommonName: fmt.Sprint("employer-", i)}}
+		ps[i] = &Partner{ID: fmt.Sprint("employer-", i), Identity: Identity{SHA256: []string{certs.Fingerprint(cs[i])}}}
+	}
+	r := NewRegistry(ps)
+	i := 0
+	for b.Loop() {
+		if _, ok := r.ByCertificate(cs[i]); !ok {
+			b.Fatal("not found")
+		}
+		i = (i + 7919) % n
 	}
 }
 
