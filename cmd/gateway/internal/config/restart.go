@@ -41,8 +41,11 @@ func restartOnly(running, next map[string]any) []string {
 }
 
 // tree is f as encoding/json's generic form, so that settings compare by
-// their names in the file.
+// their names in the file. The partners are left out: a reload applies
+// them, and a registry of 10,000 kept 15 MB of generic JSON alive for a
+// comparison that never looks at it.
 func tree(f File) map[string]any {
+	f.Partners = nil
 	b, _ := json.Marshal(f)
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)

@@ -181,10 +181,7 @@ func (dl *Deliverer) quotas(now time.Time) map[string]int {
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
 	q := map[string]int{}
-	for _, p := range dl.Partners.All() {
-		if p.Endpoint == nil {
-			continue
-		}
+	for _, p := range dl.Partners.Receivers() {
 		ep := p.Endpoint.WithDefaults()
 		free := ep.Concurrency
 		if sem := dl.sems[p.ID]; sem != nil && cap(sem) == ep.Concurrency {
@@ -292,10 +289,8 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 // beside one still under way (a fixed 30 s did, at a 60 s timeout).
 func (dl *Deliverer) lease() time.Duration {
 	l := 30 * time.Second
-	for _, p := range dl.Partners.All() {
-		if p.Endpoint != nil {
-			l = max(l, p.Endpoint.WithDefaults().Timeout+10*time.Second)
-		}
+	for _, p := range dl.Partners.Receivers() {
+		l = max(l, p.Endpoint.WithDefaults().Timeout+10*time.Second)
 	}
 	return l
 }

@@ -186,6 +186,9 @@ type Registry struct {
 	mu       sync.RWMutex
 	partners []*Partner
 	byID     map[string]*Partner
+	// receivers are the partners with an endpoint, for the deliverer's
+	// rounds: a few agencies and insurers among thousands of employers.
+	receivers []*Partner
 	// byIdentity finds the partners a certificate may name by each value
 	// their identities set ("cn:", "dns:", "sha256:" and the value; pins in
 	// lower case), so a handshake and a request check a few partners, not
@@ -197,10 +200,10 @@ type Registry struct {
 // Replace swaps in another registry's partners, atomically for readers.
 func (r *Registry) Replace(other *Registry) {
 	other.mu.RLock()
-	ps, ids, idents := other.partners, other.byID, other.byIdentity
+	ps, ids, idents, recv := other.partners, other.byID, other.byIdentity, other.receivers
 	other.mu.RUnlock()
 	r.mu.Lock()
-	r.partners, r.byID, r.byIdentity = ps, ids, idents
+	r.partners, r.byID, r.byIdentity, r.receivers = ps, ids, idents, recv
 	r.mu.Unlock()
 }
 
@@ -209,6 +212,9 @@ func NewRegistry(ps []*Partner) *Registry {
 	r := &Registry{partners: ps, byID: map[string]*Partner{}, byIdentity: map[string][]*Partner{}}
 	for _, p := range ps {
 		r.byID[p.ID] = p
+		if p.Endpoint != nil {
+			r.receivers = append(r.receivers, p)
+		}
 		id := p.Identity
 		if id.SubjectCN != "" {
 			r.byIdentity["cn:"+id.SubjectCN] = append(r.byIdentity["cn:"+id.SubjectCN], p)
@@ -260,6 +266,13 @@ func (r *Registry) ByID(id string) (*Partner, bool) {
 	defer r.mu.RUnlock()
 	p, ok := r.byID[id]
 	return p, ok
+}
+
+// Receivers lists the partners with an endpoint, in configuration order.
+func (r *Registry) Receivers() []*Partner {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.receivers
 }
 
 // All lists the partners in configuration order.

@@ -5,6 +5,7 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +117,25 @@ func TestByCertificateAgreesWithScan(t *testing.T) {
 				t.Fatalf("round %d: certificate %q %v %q: found %v, a scan finds %v", round, c.Subject.CommonName, c.DNSNames, c.Raw, got, want)
 			}
 		}
+	}
+}
+
+// TestReceivers: the partners with an endpoint, in configuration order,
+// and after a Replace the other registry's.
+func TestReceivers(t *testing.T) {
+	ids := func(ps []*Partner) (out []string) {
+		for _, p := range ps {
+			out = append(out, p.ID)
+		}
+		return out
+	}
+	r := NewRegistry([]*Partner{{ID: "employer"}, {ID: "agency", Endpoint: &Endpoint{}}, {ID: "insurer", Endpoint: &Endpoint{}}})
+	if got := ids(r.Receivers()); !slices.Equal(got, []string{"agency", "insurer"}) {
+		t.Fatalf("Receivers = %v", got)
+	}
+	r.Replace(NewRegistry([]*Partner{{ID: "insurer", Endpoint: &Endpoint{}}, {ID: "agency"}}))
+	if got := ids(r.Receivers()); !slices.Equal(got, []string{"insurer"}) {
+		t.Fatalf("after Replace, Receivers = %v", got)
 	}
 }
 
