@@ -5,6 +5,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/es256"
@@ -39,13 +41,13 @@ func tableKeys(t *testing.T, n int) []tableKey {
 }
 
 // countingTables is a keyTables that counts the tables it builds.
-func countingTables(max, earn uint32, window uint64) (*keyTables, *int) {
-	c, built := newKeyTables(max, earn, window), 0
+func countingTables(max, earn uint32, window uint64) (*keyTables, *atomic.Int64) {
+	c, built := newKeyTables(max, earn, window), new(atomic.Int64)
 	c.build = func(pub *ecdsa.PublicKey) (*es256.Key, error) {
-		built++
+		built.Add(1)
 		return es256.NewKey(pub)
 	}
-	return c, &built
+	return c, built
 }
 
 // TestKeyTables: a key earns a table by its uses; a long tail of keys
@@ -67,7 +69,7 @@ func TestKeyTables(t *testing.T) {
 		max, earn uint32
 		window    uint64
 		run       func(t *testing.T, c *keyTables)
-		built     int
+		built     int // -1: any number
 	}{
 		{"ok/earned-on-the-16th-use", 64, 16, 1 << 20, func(t *testing.T, c *keyTables) {
 			verify(t, c, ks[0], 15)
@@ -114,6 +116,24 @@ func TestKeyTables(t *testing.T) {
 				t.Fatalf("%d keys counted after 200 single uses with a window of 100", len(c.keys))
 			}
 		}, 0},
+		{"ok/concurrent", 2, 16, 64, func(t *testing.T, c *keyTables) {
+			var wg sync.WaitGroup
+			for g := range 8 {
+				wg.Go(func() {
+					for i := range 200 {
+						k := ks[(g+i)%4]
+						if !c.verify(k.pub, &tableHash, k.sig) {
+							t.Error("a valid signature was refused")
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if c.held > 2 {
+				t.Fatalf("%d tables held, at most 2", c.held)
+			}
+		}, -1},
 		{"fail/other-signature", 64, 1, 1 << 20, func(t *testing.T, c *keyTables) {
 			for _, sig := range [][]byte{ks[1].sig, ks[0].sig[:63], nil} {
 				if c.verify(ks[0].pub, &tableHash, sig) {
@@ -136,8 +156,8 @@ func TestKeyTables(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c, built := countingTables(tc.max, tc.earn, tc.window)
 			tc.run(t, c)
-			if *built != tc.built {
-				t.Fatalf("%d tables built, want %d", *built, tc.built)
+			if tc.built >= 0 && built.Load() != int64(tc.built) {
+				t.Fatalf("%d tables built, want %d", built.Load(), tc.built)
 			}
 		})
 	}
