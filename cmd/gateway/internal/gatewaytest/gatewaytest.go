@@ -66,6 +66,11 @@ func (e *Env) Revoke(crls ...*x509.RevocationList) {
 	e.tls.Set(e.serverCert, pool(e.CA.Cert), crls)
 }
 
+// TrustClientCAs swaps in another client CA bundle, as a reload does.
+func (e *Env) TrustClientCAs(cas ...*x509.Certificate) {
+	e.tls.Set(e.serverCert, pool(cas...), nil)
+}
+
 // Options adjust an Env.
 type Options struct {
 	MaxBodyBytes int64

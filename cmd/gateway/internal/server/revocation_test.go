@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"math/big"
 	"testing"
+	"time"
 
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
@@ -55,4 +56,70 @@ func TestRevocation(t *testing.T) {
 	if err := check(revoked.Cert); err != nil {
 		t.Fatalf("ok/crl-dropped: %v", err)
 	}
+}
+
+// TestChainsTo: a request's connection is let in while one of its verified
+// chains is valid now and ends at a current client CA.
+func TestChainsTo(t *testing.T) {
+	ca, _ := certs.NewCA("partners A")
+	other, _ := certs.NewCA("partners B")
+	leaf, _ := ca.IssueClient("acme")
+	chain := []*x509.Certificate{leaf.Cert, ca.Cert}
+	roots := func(cs ...*x509.Certificate) *x509.CertPool {
+		p := x509.NewCertPool()
+		for _, c := range cs {
+			p.AddCert(c)
+		}
+		return p
+	}
+	now := leaf.Cert.NotBefore.Add(time.Hour)
+	for _, tc := range []struct {
+		name   string
+		chains [][]*x509.Certificate
+		roots  *x509.CertPool
+		now    time.Time
+		want   bool
+	}{
+		{"ok/root-trusted", [][]*x509.Certificate{chain}, roots(ca.Cert), now, true},
+		{"ok/among-others", [][]*x509.Certificate{chain}, roots(other.Cert, ca.Cert), now, true},
+		{"ok/second-chain", [][]*x509.Certificate{{leaf.Cert, other.Cert}, chain}, roots(ca.Cert), now, true},
+		{"fail/root-removed", [][]*x509.Certificate{chain}, roots(other.Cert), now, false},
+		{"fail/leaf-expired", [][]*x509.Certificate{chain}, roots(ca.Cert), leaf.Cert.NotAfter.Add(time.Second), false},
+		{"fail/not-yet-valid", [][]*x509.Certificate{chain}, roots(ca.Cert), leaf.Cert.NotBefore.Add(-time.Second), false},
+		{"fail/no-chain", nil, roots(ca.Cert), now, false},
+		{"fail/empty-chain", [][]*x509.Certificate{{}}, roots(ca.Cert), now, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := chainsTo(tc.chains, tc.roots, tc.now); got != tc.want {
+				t.Fatalf("chainsTo = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// BenchmarkCheckConnection is the check each request repeats: its chain's
+// root looked up among the current client CAs, the CRLs, the registry.
+func BenchmarkCheckConnection(b *testing.B) {
+	ca, _ := certs.NewCA("partners A")
+	leaf, _ := ca.IssueClient("acme")
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	reg := partner.NewRegistry([]*partner.Partner{{ID: "acme", Identity: partner.Identity{SubjectCN: "acme"}}})
+	h := NewTLS(tls.Certificate{}, pool, nil, reg)
+	cs := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf.Cert}, VerifiedChains: [][]*x509.Certificate{{leaf.Cert, ca.Cert}}}
+	now := time.Now()
+	b.Run("connection", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := h.CheckConnection(cs, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("certificate", func(b *testing.B) { // the CRLs and the registry alone
+		for b.Loop() {
+			if _, err := h.Check(leaf.Cert); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

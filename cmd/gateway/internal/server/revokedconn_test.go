@@ -6,8 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"strings"
 	"testing"
 
+	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 )
 
@@ -17,25 +19,10 @@ import (
 // partner it does not list goes on.
 func TestRevocationReachesOpenConnections(t *testing.T) {
 	env := gatewaytest.Start(t, gatewaytest.Options{})
-	get := func(c *http.Client) (status int, reused, closed bool, detail string, err error) {
-		req, _ := http.NewRequest("GET", env.Server.URL+"/v1/injury-notices/00000000-0000-5000-8000-000000000000", nil)
-		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-			GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
-		}))
-		r, err := c.Do(req)
-		if err != nil {
-			return 0, reused, false, "", err
-		}
-		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
-		var doc struct{ Detail string }
-		_ = json.Unmarshal(b, &doc)
-		return r.StatusCode, reused, r.Close, doc.Detail, nil
-	}
 	a, b := env.Partners["employer-a"], env.Partners["employer-b"]
 	ca, cb := env.Client(&a.TLS), env.Client(&b.TLS)
 	for _, c := range []*http.Client{ca, cb} {
-		if status, _, _, _, err := get(c); err != nil || status != http.StatusNotFound {
+		if status, _, _, _, err := getOn(c, env.Server.URL); err != nil || status != http.StatusNotFound {
 			t.Fatalf("before the revocation: %d %v", status, err)
 		}
 	}
@@ -51,19 +38,72 @@ func TestRevocationReachesOpenConnections(t *testing.T) {
 	env.Revoke(crl)
 
 	t.Run("fail/revoked-on-its-open-connection", func(t *testing.T) {
-		status, reused, closed, detail, err := get(ca)
+		status, reused, closed, detail, err := getOn(ca, env.Server.URL)
 		if err != nil || !reused || status != http.StatusForbidden || !closed || detail != "client certificate revoked" {
 			t.Fatalf("HTTP %d (connection reused %v, closed %v, %q), %v; want 403 on the open connection, then closed", status, reused, closed, detail, err)
 		}
 	})
 	t.Run("fail/revoked-handshake", func(t *testing.T) {
-		if status, _, _, _, err := get(ca); err == nil {
+		if status, _, _, _, err := getOn(ca, env.Server.URL); err == nil {
 			t.Fatalf("a new handshake with the revoked certificate got HTTP %d", status)
 		}
 	})
 	t.Run("ok/not-listed", func(t *testing.T) {
-		if status, reused, _, _, err := get(cb); err != nil || status != http.StatusNotFound || !reused {
+		if status, reused, _, _, err := getOn(cb, env.Server.URL); err != nil || status != http.StatusNotFound || !reused {
 			t.Fatalf("HTTP %d (reused %v), %v", status, reused, err)
 		}
 	})
+}
+
+// TestDistrustedCAReachesOpenConnections: a reload whose client CA bundle
+// no longer holds the CA of a partner's certificate refuses its next request
+// on a connection opened before (403, and the connection closed), and then
+// its handshakes; a bundle that still holds it changes nothing.
+func TestDistrustedCAReachesOpenConnections(t *testing.T) {
+	env := gatewaytest.Start(t, gatewaytest.Options{})
+	other, err := certs.NewCA("another partner CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := env.Partners["employer-a"]
+	c := env.Client(&a.TLS)
+	if status, _, _, _, err := getOn(c, env.Server.URL); err != nil || status != http.StatusNotFound {
+		t.Fatalf("before the reload: %d %v", status, err)
+	}
+	env.TrustClientCAs(other.Cert, env.CA.Cert)
+	t.Run("ok/ca-still-trusted", func(t *testing.T) {
+		if status, reused, _, _, err := getOn(c, env.Server.URL); err != nil || status != http.StatusNotFound || !reused {
+			t.Fatalf("HTTP %d (reused %v), %v", status, reused, err)
+		}
+	})
+	env.TrustClientCAs(other.Cert)
+	t.Run("fail/ca-removed-on-open-connection", func(t *testing.T) {
+		status, reused, closed, detail, err := getOn(c, env.Server.URL)
+		if err != nil || !reused || status != http.StatusForbidden || !closed || !strings.Contains(detail, "no longer chains to a trusted client CA") {
+			t.Fatalf("HTTP %d (connection reused %v, closed %v, %q), %v; want 403 on the open connection, then closed", status, reused, closed, detail, err)
+		}
+	})
+	t.Run("fail/ca-removed-handshake", func(t *testing.T) {
+		if status, _, _, _, err := getOn(c, env.Server.URL); err == nil {
+			t.Fatalf("a new handshake with the distrusted CA's certificate got HTTP %d", status)
+		}
+	})
+}
+
+// getOn GETs a notice that does not exist (404 for a partner let in) and
+// says whether the connection was reused and closed after the answer.
+func getOn(c *http.Client, base string) (status int, reused, closed bool, detail string, err error) {
+	req, _ := http.NewRequest("GET", base+"/v1/injury-notices/00000000-0000-5000-8000-000000000000", nil)
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+	}))
+	r, err := c.Do(req)
+	if err != nil {
+		return 0, reused, false, "", err
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	var doc struct{ Detail string }
+	_ = json.Unmarshal(b, &doc)
+	return r.StatusCode, reused, r.Close, doc.Detail, nil
 }

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -173,7 +174,7 @@ func (s *Server) withPartner(h func(http.ResponseWriter, *http.Request, *partner
 			return
 		}
 		leaf := r.TLS.PeerCertificates[0]
-		p, err := s.partnerOf(leaf)
+		p, err := s.partnerOf(r.TLS)
 		if err != nil {
 			// The connection predates a reload that refused its certificate.
 			w.Header().Set("Connection", "close")
@@ -189,13 +190,14 @@ func (s *Server) withPartner(h func(http.ResponseWriter, *http.Request, *partner
 	}
 }
 
-// partnerOf is the partner a client certificate names, checked again
-// against the listener's current CRLs when the server has its TLS holder.
-func (s *Server) partnerOf(leaf *x509.Certificate) (*partner.Partner, error) {
+// partnerOf is the partner a connection's client certificate names,
+// checked again against the listener's current client CAs and CRLs when the
+// server has its TLS holder.
+func (s *Server) partnerOf(cs *tls.ConnectionState) (*partner.Partner, error) {
 	if s.TLS != nil {
-		return s.TLS.Check(leaf)
+		return s.TLS.CheckConnection(cs, time.Now())
 	}
-	if p, ok := s.Partners.ByCertificate(leaf); ok {
+	if p, ok := s.Partners.ByCertificate(cs.PeerCertificates[0]); ok {
 		return p, nil
 	}
 	return nil, errors.New("unknown partner certificate")
@@ -511,6 +513,39 @@ func (t *TLS) Check(leaf *x509.Certificate) (*partner.Partner, error) {
 		return nil, errors.New("client certificate does not belong to a registered partner")
 	}
 	return p, nil
+}
+
+// CheckConnection is Check for a request on an open connection, whose
+// handshake may predate the current material: its verified chain must
+// still end at one of the current client CAs, every certificate in it
+// valid at now, as Go checks a resumed session's. A connection opened
+// before a reload that took its CA out of the bundle was served on until
+// it closed; a client certificate that expired while its connection stayed
+// open, likewise.
+func (t *TLS) CheckConnection(cs *tls.ConnectionState, now time.Time) (*partner.Partner, error) {
+	if !chainsTo(cs.VerifiedChains, t.cur.Load().ClientCAs, now) {
+		return nil, errors.New("client certificate no longer chains to a trusted client CA, or is outside its validity")
+	}
+	return t.Check(cs.PeerCertificates[0])
+}
+
+// chainsTo reports whether one of chains, each verified in a handshake, is
+// valid at now and ends at a CA in roots. The chain's signatures were
+// checked then; that its root is still in roots is a lookup (a root in the
+// pool verifies as itself), as crypto/tls does on resumption.
+func chainsTo(chains [][]*x509.Certificate, roots *x509.CertPool, now time.Time) bool {
+	opts := x509.VerifyOptions{CurrentTime: now, Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	for _, chain := range chains {
+		if len(chain) == 0 || slices.ContainsFunc(chain, func(c *x509.Certificate) bool {
+			return now.Before(c.NotBefore) || now.After(c.NotAfter)
+		}) {
+			continue
+		}
+		if _, err := chain[len(chain)-1].Verify(opts); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Certificate is the server certificate as the last Set gave it (the
