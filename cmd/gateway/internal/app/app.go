@@ -197,7 +197,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 			}
 		}
 	}
-	g.tlsHold = server.NewTLS(lt.cert, lt.pool, lt.crls, cfg.Partners)
+	g.tlsHold = server.NewTLS(lt.cert, lt.cas, lt.crls, cfg.Partners)
 	if oc := cfg.File.Operator; oc.Listen != "" {
 		g.operatorAccess = operator.NewAccess(f.operatorPool(), oc.AllowedCNs)
 		g.OperatorTLS = operator.TLSConfig(func() *tls.Certificate { return g.tlsHold.Certificate() }, g.operatorAccess)
@@ -229,7 +229,7 @@ func (g *Gateway) Reload() error {
 		return err
 	}
 	g.Config.Partners.Replace(cfg.Partners)
-	g.tlsHold.Set(lt.cert, lt.pool, lt.crls)
+	g.tlsHold.Set(lt.cert, lt.cas, lt.crls)
 	g.Server.Receipts.Replace(signer)
 	if ids.soap != nil {
 		g.Server.SOAP.Signer.Replace(ids.soap.cert, ids.soap.key)

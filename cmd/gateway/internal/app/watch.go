@@ -34,11 +34,10 @@ type namedCRL struct {
 
 // listenerTLS is what the partner listener's TLS is made of, read from the
 // configuration by New and again by Reload: the client CA file is read once
-// for the pool, the CRLs' signatures and the expiry gauges.
+// for the listener, the CRLs' signatures and the expiry gauges.
 type listenerTLS struct {
 	cert tls.Certificate
 	cas  []*x509.Certificate // the client CAs
-	pool *x509.CertPool      // of cas
 	crls []*x509.RevocationList
 }
 
@@ -51,10 +50,7 @@ func loadListenerTLS(cfg *config.Config) (*listenerTLS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client CA: %w", err)
 	}
-	l := &listenerTLS{cert: cert, cas: cas, pool: x509.NewCertPool()}
-	for _, c := range cas {
-		l.pool.AddCert(c)
-	}
+	l := &listenerTLS{cert: cert, cas: cas}
 	for _, f := range cfg.File.TLS.CRLFiles {
 		crl, err := certs.LoadCRL(f, cas)
 		if err != nil {

@@ -63,12 +63,12 @@ type Env struct {
 // Revoke swaps in CRLs, as a reload does: new handshakes and the requests
 // of open connections are checked against them.
 func (e *Env) Revoke(crls ...*x509.RevocationList) {
-	e.tls.Set(e.serverCert, pool(e.CA.Cert), crls)
+	e.tls.Set(e.serverCert, []*x509.Certificate{e.CA.Cert}, crls)
 }
 
 // TrustClientCAs swaps in another client CA bundle, as a reload does.
 func (e *Env) TrustClientCAs(cas ...*x509.Certificate) {
-	e.tls.Set(e.serverCert, pool(cas...), nil)
+	e.tls.Set(e.serverCert, cas, nil)
 }
 
 // Options adjust an Env.
@@ -157,7 +157,7 @@ func Start(t testing.TB, opts Options) *Env {
 	srv.SOAP = &soapsrv.Handler{Store: st, Receipts: signer, Events: srv.Pipeline.Events, Signer: &wssec.Signer{Cert: env.SOAPSigning.Cert, Key: env.SOAPSigning.Key},
 		Institution: "MY:PERKESO", Rates: mapping.ExampleRates, Log: log, MaxTTL: opts.SOAPMaxTTL}
 	env.serverCert = tls.Certificate{Certificate: [][]byte{srvCert.Cert.Raw}, PrivateKey: srvCert.Key, Leaf: srvCert.Cert}
-	env.tls = server.NewTLS(env.serverCert, pool(ca.Cert), nil, registry)
+	env.tls = server.NewTLS(env.serverCert, []*x509.Certificate{ca.Cert}, nil, registry)
 	srv.TLS = env.tls
 	hs := httptest.NewUnstartedServer(srv.Handler())
 	hs.TLS = env.tls.Config()

@@ -106,11 +106,9 @@ func TestOpenSSLRevocation(t *testing.T) {
 	must(t, err)
 	srv, err := serverCA.IssueServer("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")})
 	must(t, err)
-	clientCAs := x509.NewCertPool()
-	clientCAs.AddCert(cas[0])
 	reg := partner.NewRegistry([]*partner.Partner{{ID: "kilang-contoh", Identity: partner.Identity{SubjectCN: "kilang-contoh"}}})
 	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
-	hs.TLS = server.NewTLS(tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}, clientCAs,
+	hs.TLS = server.NewTLS(tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}, cas[:1],
 		[]*x509.RevocationList{crl}, reg).Config()
 	hs.StartTLS()
 	defer hs.Close()

@@ -70,7 +70,7 @@ func TestOpenSSLAgreesOnTLSPolicy(t *testing.T) {
 	listeners := map[string]func(tls.Certificate) *tls.Config{
 		"partner": func(c tls.Certificate) *tls.Config {
 			reg := partner.NewRegistry([]*partner.Partner{{ID: "ops-1", Identity: partner.Identity{SubjectCN: "ops-1"}}})
-			return server.NewTLS(c, clientCAs, nil, reg).Config()
+			return server.NewTLS(c, []*x509.Certificate{ca.Cert}, nil, reg).Config()
 		},
 		"operator": func(c tls.Certificate) *tls.Config {
 			return operator.TLSConfig(func() *tls.Certificate { return &c }, operator.NewAccess(clientCAs, []string{"ops-1"}))

@@ -32,7 +32,7 @@ func TestRevocation(t *testing.T) {
 	reg := partner.NewRegistry([]*partner.Partner{{ID: "acme", Identity: partner.Identity{SubjectCN: "acme"}}})
 	server, _ := ca.IssueServer("localhost", nil, nil)
 	cert := tls.Certificate{Certificate: [][]byte{server.Cert.Raw}, PrivateKey: server.Key}
-	h := NewTLS(cert, x509.NewCertPool(), []*x509.RevocationList{crl}, reg)
+	h := NewTLS(cert, nil, []*x509.RevocationList{crl}, reg)
 	check := func(c *x509.Certificate) error {
 		return h.verify(tls.ConnectionState{PeerCertificates: []*x509.Certificate{c}})
 	}
@@ -52,45 +52,51 @@ func TestRevocation(t *testing.T) {
 			}
 		})
 	}
-	h.Set(cert, x509.NewCertPool(), nil)
+	h.Set(cert, nil, nil)
 	if err := check(revoked.Cert); err != nil {
 		t.Fatalf("ok/crl-dropped: %v", err)
 	}
 }
 
 // TestChainsTo: a request's connection is let in while one of its verified
-// chains is valid now and ends at a current client CA.
+// chains passes through a current client CA, every certificate up to it
+// valid.
 func TestChainsTo(t *testing.T) {
 	ca, _ := certs.NewCA("partners A")
 	other, _ := certs.NewCA("partners B")
 	leaf, _ := ca.IssueClient("acme")
 	chain := []*x509.Certificate{leaf.Cert, ca.Cert}
-	roots := func(cs ...*x509.Certificate) *x509.CertPool {
-		p := x509.NewCertPool()
+	anchors := func(cs ...*x509.Certificate) map[string]bool {
+		m := map[string]bool{}
 		for _, c := range cs {
-			p.AddCert(c)
+			m[string(c.Raw)] = true
 		}
-		return p
+		return m
 	}
 	now := leaf.Cert.NotBefore.Add(time.Hour)
+	expiredCA := *ca.Cert
+	expiredCA.NotAfter = now.Add(-time.Second)
 	for _, tc := range []struct {
-		name   string
-		chains [][]*x509.Certificate
-		roots  *x509.CertPool
-		now    time.Time
-		want   bool
+		name    string
+		chains  [][]*x509.Certificate
+		anchors map[string]bool
+		now     time.Time
+		want    bool
 	}{
-		{"ok/root-trusted", [][]*x509.Certificate{chain}, roots(ca.Cert), now, true},
-		{"ok/among-others", [][]*x509.Certificate{chain}, roots(other.Cert, ca.Cert), now, true},
-		{"ok/second-chain", [][]*x509.Certificate{{leaf.Cert, other.Cert}, chain}, roots(ca.Cert), now, true},
-		{"fail/root-removed", [][]*x509.Certificate{chain}, roots(other.Cert), now, false},
-		{"fail/leaf-expired", [][]*x509.Certificate{chain}, roots(ca.Cert), leaf.Cert.NotAfter.Add(time.Second), false},
-		{"fail/not-yet-valid", [][]*x509.Certificate{chain}, roots(ca.Cert), leaf.Cert.NotBefore.Add(-time.Second), false},
-		{"fail/no-chain", nil, roots(ca.Cert), now, false},
-		{"fail/empty-chain", [][]*x509.Certificate{{}}, roots(ca.Cert), now, false},
+		{"ok/root-trusted", [][]*x509.Certificate{chain}, anchors(ca.Cert), now, true},
+		{"ok/among-others", [][]*x509.Certificate{chain}, anchors(other.Cert, ca.Cert), now, true},
+		{"ok/second-chain", [][]*x509.Certificate{{leaf.Cert, other.Cert}, chain}, anchors(ca.Cert), now, true},
+		{"ok/leaf-itself-trusted", [][]*x509.Certificate{{leaf.Cert}}, anchors(leaf.Cert), now, true},
+		{"ok/anchor-below-an-expired-root", [][]*x509.Certificate{{leaf.Cert, ca.Cert, &expiredCA}}, anchors(ca.Cert), now, true},
+		{"fail/root-removed", [][]*x509.Certificate{chain}, anchors(other.Cert), now, false},
+		{"fail/anchor-expired", [][]*x509.Certificate{{leaf.Cert, &expiredCA}}, anchors(&expiredCA), now, false},
+		{"fail/leaf-expired", [][]*x509.Certificate{chain}, anchors(ca.Cert), leaf.Cert.NotAfter.Add(time.Second), false},
+		{"fail/not-yet-valid", [][]*x509.Certificate{chain}, anchors(ca.Cert), leaf.Cert.NotBefore.Add(-time.Second), false},
+		{"fail/no-chain", nil, anchors(ca.Cert), now, false},
+		{"fail/empty-chain", [][]*x509.Certificate{{}}, anchors(ca.Cert), now, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := chainsTo(tc.chains, tc.roots, tc.now); got != tc.want {
+			if got := chainsTo(tc.chains, tc.anchors, tc.now); got != tc.want {
 				t.Fatalf("chainsTo = %v, want %v", got, tc.want)
 			}
 		})
@@ -102,10 +108,8 @@ func TestChainsTo(t *testing.T) {
 func BenchmarkCheckConnection(b *testing.B) {
 	ca, _ := certs.NewCA("partners A")
 	leaf, _ := ca.IssueClient("acme")
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
 	reg := partner.NewRegistry([]*partner.Partner{{ID: "acme", Identity: partner.Identity{SubjectCN: "acme"}}})
-	h := NewTLS(tls.Certificate{}, pool, nil, reg)
+	h := NewTLS(tls.Certificate{}, []*x509.Certificate{ca.Cert}, nil, reg)
 	cs := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf.Cert}, VerifiedChains: [][]*x509.Certificate{{leaf.Cert, ca.Cert}}}
 	now := time.Now()
 	b.Run("connection", func(b *testing.B) {
@@ -117,7 +121,7 @@ func BenchmarkCheckConnection(b *testing.B) {
 	})
 	b.Run("certificate", func(b *testing.B) { // the CRLs and the registry alone
 		for b.Loop() {
-			if _, err := h.Check(leaf.Cert); err != nil {
+			if _, err := h.check(cs); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -457,6 +457,7 @@ type TLS struct {
 	partners *partner.Registry
 	cur      atomic.Pointer[tls.Config]
 	revoked  atomic.Pointer[map[string]bool] // revocationKey of each certificate the CRLs list
+	anchors  atomic.Pointer[map[string]bool] // the client CAs' DER
 }
 
 // revocationKey names a certificate by its issuer and serial number, as a
@@ -467,14 +468,19 @@ func revocationKey(rawIssuer []byte, serial *big.Int) string {
 }
 
 // NewTLS builds the holder.
-func NewTLS(cert tls.Certificate, clientCAs *x509.CertPool, crls []*x509.RevocationList, partners *partner.Registry) *TLS {
+func NewTLS(cert tls.Certificate, clientCAs []*x509.Certificate, crls []*x509.RevocationList, partners *partner.Registry) *TLS {
 	t := &TLS{partners: partners}
 	t.Set(cert, clientCAs, crls)
 	return t
 }
 
 // Set swaps the certificate, client CAs and CRLs.
-func (t *TLS) Set(cert tls.Certificate, clientCAs *x509.CertPool, crls []*x509.RevocationList) {
+func (t *TLS) Set(cert tls.Certificate, cas []*x509.Certificate, crls []*x509.RevocationList) {
+	clientCAs, anchors := x509.NewCertPool(), map[string]bool{}
+	for _, ca := range cas {
+		clientCAs.AddCert(ca)
+		anchors[string(ca.Raw)] = true
+	}
 	c := &tls.Config{
 		MinVersion:       tls.VersionTLS12,
 		Certificates:     []tls.Certificate{cert},
@@ -490,6 +496,7 @@ func (t *TLS) Set(cert tls.Certificate, clientCAs *x509.CertPool, crls []*x509.R
 		}
 	}
 	t.revoked.Store(&revoked)
+	t.anchors.Store(&anchors)
 	t.cur.Store(c)
 }
 
@@ -497,52 +504,78 @@ func (t *TLS) verify(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("client certificate required")
 	}
-	_, err := t.Check(cs.PeerCertificates[0])
+	_, err := t.check(&cs)
 	return err
 }
 
-// Check is the partner a client certificate names, refused if the current
-// CRLs revoke it or it names no registered partner: the handshake's check,
-// which requests repeat.
-func (t *TLS) Check(leaf *x509.Certificate) (*partner.Partner, error) {
-	if (*t.revoked.Load())[revocationKey(leaf.RawIssuer, leaf.SerialNumber)] {
-		return nil, errors.New("client certificate revoked")
+// check is the partner a connection's client certificate names, refused if
+// the current CRLs revoke it, or an issuing CA in each of its verified
+// chains, or it names no registered partner: the handshake's check, which
+// requests repeat.
+func (t *TLS) check(cs *tls.ConnectionState) (*partner.Partner, error) {
+	if err := revokedIn(*t.revoked.Load(), cs); err != nil {
+		return nil, err
 	}
-	p, ok := t.partners.ByCertificate(leaf)
+	p, ok := t.partners.ByCertificate(cs.PeerCertificates[0])
 	if !ok {
 		return nil, errors.New("client certificate does not belong to a registered partner")
 	}
 	return p, nil
 }
 
-// CheckConnection is Check for a request on an open connection, whose
-// handshake may predate the current material: its verified chain must
-// still end at one of the current client CAs, every certificate in it
-// valid at now, as Go checks a resumed session's. A connection opened
-// before a reload that took its CA out of the bundle was served on until
-// it closed; a client certificate that expired while its connection stayed
-// open, likewise.
-func (t *TLS) CheckConnection(cs *tls.ConnectionState, now time.Time) (*partner.Partner, error) {
-	if !chainsTo(cs.VerifiedChains, t.cur.Load().ClientCAs, now) {
-		return nil, errors.New("client certificate no longer chains to a trusted client CA, or is outside its validity")
+// revokedIn refuses a connection whose client certificate the CRLs list,
+// or whose every verified chain holds a listed CA between the certificate
+// and the chain's anchor: a partner CA that issues through an intermediate
+// is revoked by its root's CRL (the anchor itself is distrusted by taking
+// it out of the bundle). Only the client certificate was looked up before.
+func revokedIn(revoked map[string]bool, cs *tls.ConnectionState) error {
+	if len(revoked) == 0 {
+		return nil
 	}
-	return t.Check(cs.PeerCertificates[0])
+	if leaf := cs.PeerCertificates[0]; revoked[revocationKey(leaf.RawIssuer, leaf.SerialNumber)] {
+		return errors.New("client certificate revoked")
+	}
+	if len(cs.VerifiedChains) == 0 {
+		return nil
+	}
+	listed := func(c *x509.Certificate) bool { return revoked[revocationKey(c.RawIssuer, c.SerialNumber)] }
+	for _, chain := range cs.VerifiedChains {
+		if len(chain) < 3 || !slices.ContainsFunc(chain[1:len(chain)-1], listed) {
+			return nil // a chain without a listed CA
+		}
+	}
+	return errors.New("an issuing CA of the client certificate is revoked")
 }
 
-// chainsTo reports whether one of chains, each verified in a handshake, is
-// valid at now and ends at a CA in roots. The chain's signatures were
-// checked then; that its root is still in roots is a lookup (a root in the
-// pool verifies as itself), as crypto/tls does on resumption.
-func chainsTo(chains [][]*x509.Certificate, roots *x509.CertPool, now time.Time) bool {
-	opts := x509.VerifyOptions{CurrentTime: now, Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+// CheckConnection is check for a request on an open connection, whose
+// handshake may predate the current material: one of its verified chains
+// must still pass through a current client CA, every certificate up to it
+// valid at now. A connection opened before a reload that took its CA out of
+// the bundle was served on until it closed; a client certificate that
+// expired while its connection stayed open, likewise.
+func (t *TLS) CheckConnection(cs *tls.ConnectionState, now time.Time) (*partner.Partner, error) {
+	if !chainsTo(cs.VerifiedChains, *t.anchors.Load(), now) {
+		return nil, errors.New("client certificate no longer chains to a trusted client CA, or is outside its validity")
+	}
+	return t.check(cs)
+}
+
+// chainsTo reports whether one of chains, each verified in a handshake,
+// passes through a CA of anchors (DER), every certificate up to it valid at
+// now. The chain's signatures were checked then; that it reaches a CA still
+// trusted is a lookup. (crypto/tls asks the same of a session it resumes,
+// of the chain's last certificate.)
+func chainsTo(chains [][]*x509.Certificate, anchors map[string]bool, now time.Time) bool {
 	for _, chain := range chains {
-		if len(chain) == 0 || slices.ContainsFunc(chain, func(c *x509.Certificate) bool {
-			return now.Before(c.NotBefore) || now.After(c.NotAfter)
-		}) {
-			continue
-		}
-		if _, err := chain[len(chain)-1].Verify(opts); err == nil {
-			return true
+		for i, c := range chain {
+			if anchors[string(c.Raw)] {
+				if !slices.ContainsFunc(chain[:i+1], func(c *x509.Certificate) bool {
+					return now.Before(c.NotBefore) || now.After(c.NotAfter)
+				}) {
+					return true
+				}
+				break
+			}
 		}
 	}
 	return false
