@@ -926,3 +926,22 @@ func TestRotatedKeyIngested(t *testing.T) {
 		}
 	}
 }
+
+// TestSinkFilePrivate: the back office's SQLite file, which holds the
+// records (names, identity numbers, medical text), is its owner's alone;
+// SQLite made it readable by all.
+func TestSinkFilePrivate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "backoffice.db")
+	sink, err := ingest.OpenSink(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		t.Fatalf("mode %v, want none for group and others", fi.Mode().Perm())
+	}
+}

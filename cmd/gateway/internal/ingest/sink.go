@@ -175,7 +175,7 @@ func OpenSink(target string) (*Sink, error) {
 	if sqldialect.IsPostgres(target) {
 		s.postgres = true
 		s.db, err = sql.Open("pgx", target)
-	} else {
+	} else if err = sqldialect.CreateSQLite(target); err == nil {
 		s.db, err = sql.Open("sqlite", "file:"+target+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_txlock=immediate")
 	}
 	if err != nil {

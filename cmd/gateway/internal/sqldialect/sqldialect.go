@@ -1,13 +1,32 @@
 // Package sqldialect holds the little that differs between the two SQL
-// databases the gateway writes to: how a target names PostgreSQL, and the
-// placeholder syntax.
+// databases the gateway writes to: how a target names PostgreSQL, how a
+// SQLite file is created, and the placeholder syntax.
 package sqldialect
 
 import (
+	"errors"
+	"io/fs"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 )
+
+// CreateSQLite creates an empty SQLite file at path that only its owner may
+// read, unless a file is there already (it keeps its mode). SQLite creates
+// a database readable by everyone (0644, less the umask), and its -wal and
+// -shm files with the database's mode; the gateway's store and the back
+// office's hold names, identity numbers and medical text.
+func CreateSQLite(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
 
 // IsPostgres reports whether a target is a PostgreSQL DSN (else a SQLite path).
 func IsPostgres(target string) bool {

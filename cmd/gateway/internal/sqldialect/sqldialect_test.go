@@ -1,6 +1,8 @@
 package sqldialect_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -21,6 +23,53 @@ func TestRedacted(t *testing.T) {
 			got := sqldialect.Redacted(tc.target)
 			if got != tc.want || strings.Contains(got, "s3cret") {
 				t.Fatalf("Redacted(%q) = %q, want %q", tc.target, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestCreateSQLite: a new file is its owner's alone, whatever the umask; a
+// file already there keeps its mode and content; a missing directory is an
+// error.
+func TestCreateSQLite(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name     string
+		existing os.FileMode // 0: none
+		path     string
+		want     os.FileMode
+		fail     bool
+	}{
+		{"ok/new", 0, "new.db", 0o600, false},
+		{"ok/existing-keeps-its-mode", 0o640, "old.db", 0o640, false},
+		{"fail/no-directory", 0, "missing/x.db", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.path)
+			if tc.existing != 0 {
+				if err := os.WriteFile(path, []byte("data"), tc.existing); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(path, tc.existing); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := sqldialect.CreateSQLite(path)
+			if (err != nil) != tc.fail {
+				t.Fatalf("CreateSQLite: %v", err)
+			}
+			if tc.fail {
+				return
+			}
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != tc.want {
+				t.Fatalf("mode %v, want %v", fi.Mode().Perm(), tc.want)
+			}
+			if tc.existing != 0 && fi.Size() != 4 {
+				t.Fatalf("an existing file was truncated to %d bytes", fi.Size())
 			}
 		})
 	}

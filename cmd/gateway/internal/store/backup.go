@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 )
 
 // ErrBackupPostgres is Backup's answer for a PostgreSQL store, which the
@@ -22,7 +24,13 @@ func (s *DB) Backup(ctx context.Context, path string) error {
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("store: backup: %s exists; a backup goes to a new file", path)
 	}
+	// Created here, empty, so that the copy is its owner's alone (VACUUM
+	// INTO writes into an empty file, and would create one readable by all).
+	if err := sqldialect.CreateSQLite(path); err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
 	if _, err := s.db.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+		os.Remove(path)
 		return fmt.Errorf("store: backup: %w", err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -58,4 +59,31 @@ func TestBackup(t *testing.T) {
 			t.Fatal("fail/file-exists: a backup overwrote a file")
 		}
 	})
+}
+
+// TestFilesPrivate: a SQLite store the gateway creates, its -wal and -shm
+// files, and a backup of it are readable by their owner alone (they hold
+// names, identity numbers and medical text); SQLite made them readable by
+// all.
+func TestFilesPrivate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "gateway.db")
+	s := open(t, path)
+	if _, err := s.Accept(ctx, entry("private-1", "aa"), onExisting); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(dir, "backup.db")
+	if err := s.Backup(ctx, backup); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{path, path + "-wal", path + "-shm", backup} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: mode %v, want none for group and others", filepath.Base(f), fi.Mode().Perm())
+		}
+	}
 }

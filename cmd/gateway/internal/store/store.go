@@ -245,7 +245,7 @@ func Open(target string) (*DB, error) {
 		if err == nil {
 			s.db.SetMaxOpenConns(16)
 		}
-	} else {
+	} else if err = sqldialect.CreateSQLite(target); err == nil {
 		s.db, err = sql.Open("sqlite", "file:"+target+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate")
 		if err == nil {
 			s.db.SetMaxOpenConns(4)
