@@ -343,6 +343,32 @@ func IsKeyOf(key crypto.Signer, cert *x509.Certificate) bool {
 	return ok && pub.Equal(cert.PublicKey)
 }
 
+// Revocations is the set of certificates some CRLs list, each named by its
+// issuer and serial number as a CRL names it, so that a certificate is
+// looked up in one step however long the CRLs. The nil set lists nothing.
+type Revocations map[string]struct{}
+
+// NewRevocations is the set of what crls list.
+func NewRevocations(crls []*x509.RevocationList) Revocations {
+	r := Revocations{}
+	for _, crl := range crls {
+		for _, e := range crl.RevokedCertificateEntries {
+			r[revocationKey(crl.RawIssuer, e.SerialNumber)] = struct{}{}
+		}
+	}
+	return r
+}
+
+// Lists reports whether c is revoked: its issuer's CRL lists its serial.
+func (r Revocations) Lists(c *x509.Certificate) bool {
+	_, ok := r[revocationKey(c.RawIssuer, c.SerialNumber)]
+	return ok
+}
+
+func revocationKey(rawIssuer []byte, serial *big.Int) string {
+	return string(rawIssuer) + "\x00" + serial.Text(16)
+}
+
 // LoadCRL reads a certificate revocation list (PEM or DER) and checks it is
 // signed by one of the CAs. A PEM file holding more than one CRL (a bundle,
 // as some servers take) is refused: only its first would have been read,

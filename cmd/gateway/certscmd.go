@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -227,23 +228,29 @@ func certsList(args []string, stdout, stderr io.Writer) error {
 	}
 	add(cfg.File.SOAP.SigningCertFile, true, named("soap-signing"))
 	add(cfg.File.Outbound.ClientCertFile, true, named("outbound-client"))
+	// addCRLs lists the CRLs of paths, issued by cas, named prefix and
+	// their file's name (app.CRLName).
+	addCRLs := func(paths []string, cas []*x509.Certificate, prefix string) {
+		for i, path := range paths {
+			if cas == nil {
+				break // the CA file is unreadable, and said so above
+			}
+			crl, err := certs.LoadCRL(path, cas)
+			if err != nil {
+				fmt.Fprintf(stderr, "%s: %v\n", strings.TrimSuffix(prefix, ":"), err)
+				continue
+			}
+			rows = append(rows, row{prefix + app.CRLName(paths, i), crl.Issuer.CommonName, crl.NextUpdate})
+		}
+	}
 	for _, p := range cfg.File.Partners {
-		add(p.SigningCAFile, false, func(i int) string { return fmt.Sprintf("signing-ca:%s:%d", p.ID, i) })
+		signing := add(p.SigningCAFile, false, func(i int) string { return fmt.Sprintf("signing-ca:%s:%d", p.ID, i) })
+		addCRLs(p.SigningCRLFiles, signing, "crl:"+app.SigningCRLPrefix(p.ID))
 		if p.Endpoint != nil {
 			add(p.Endpoint.ClientCertFile, true, named("outbound-client:"+p.ID))
 		}
 	}
-	for i, path := range cfg.File.TLS.CRLFiles {
-		if cas == nil {
-			break // the client CA file is unreadable, and said so above
-		}
-		crl, err := certs.LoadCRL(path, cas)
-		if err != nil {
-			fmt.Fprintf(stderr, "crl: %v\n", err)
-			continue
-		}
-		rows = append(rows, row{"crl:" + app.CRLName(cfg.File.TLS.CRLFiles, i), crl.Issuer.CommonName, crl.NextUpdate})
-	}
+	addCRLs(cfg.File.TLS.CRLFiles, cas, "crl:")
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].until.Before(rows[j].until) })
 	now := time.Now()
 	fmt.Fprintf(stdout, "%-36s %-32s %-22s %s\n", "CERTIFICATE", "SUBJECT", "NOT AFTER", "DAYS LEFT")

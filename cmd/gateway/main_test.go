@@ -411,7 +411,8 @@ func TestServeCheck(t *testing.T) {
 // them), under the same names: a certificate added to one list only, or
 // named apart, fails here. The configuration has a client CA bundle of two
 // certificates, a server certificate with its chain, two CRLs of one base
-// name and a partner endpoint with a client certificate of its own.
+// name, an agency's signing CRL and a partner endpoint with a client
+// certificate of its own.
 func TestCertsListNames(t *testing.T) {
 	l, dir := devLayout(t)
 	ca, err := certs.LoadCA(l.CACert, l.CAKey)
@@ -456,9 +457,12 @@ func TestCertsListNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range f["partners"].([]any) {
-		if p := p.(map[string]any); p["id"] == "demo-employer" {
+		switch p := p.(map[string]any); p["id"] {
+		case "demo-employer":
 			p["endpoint"] = map[string]any{"url": "https://employer.example/in", "protocol": "json",
 				"client_cert_file": "pki/at-employer.pem", "client_key_file": "pki/at-employer.key"}
+		case "demo-agency": // its signing CA's CRL, of the same base name as a client CA's
+			p["signing_crl_files"] = []string{crls[0]}
 		}
 	}
 	// Kafka over TLS with a client certificate (no broker is dialled).
@@ -492,7 +496,7 @@ func TestCertsListNames(t *testing.T) {
 	slices.Sort(listed)
 	if !slices.Equal(watched, listed) || !slices.Contains(listed, "client-ca-1") || !slices.Contains(listed, "crl:"+crls[1]) ||
 		!slices.Contains(listed, "outbound-client:demo-employer") || !slices.Contains(listed, "operator-ca-0") ||
-		!slices.Contains(listed, "kafka-ca-0") || !slices.Contains(listed, "kafka-client") {
+		!slices.Contains(listed, "kafka-ca-0") || !slices.Contains(listed, "kafka-client") || !slices.Contains(listed, "crl:signing:demo-agency:clients.crl") {
 		t.Fatalf("certs list names %q,\nthe gateway watches %q", listed, watched)
 	}
 }

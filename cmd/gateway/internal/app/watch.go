@@ -155,6 +155,9 @@ func newWatched(cfg *config.Config, f *files) *watched {
 		for i, c := range p.SigningCACerts { // read once, by config.Load
 			w.certs[fmt.Sprintf("signing-ca:%s:%d", p.ID, i)] = c
 		}
+		for i, crl := range p.SigningCRLs {
+			w.crls[SigningCRLPrefix(p.ID)+CRLName(p.SigningCRLFiles, i)] = namedCRL{path: p.SigningCRLFiles[i], crl: crl}
+		}
 		if p.Endpoint != nil && p.Endpoint.ClientCert != nil {
 			w.certs["outbound-client:"+p.ID] = p.Endpoint.ClientCert.Leaf
 		}
@@ -164,6 +167,10 @@ func newWatched(cfg *config.Config, f *files) *watched {
 	}
 	return w
 }
+
+// SigningCRLPrefix begins the name of an agency's signing CA's CRL in its
+// gauge and readiness check; CRLName ends it.
+func SigningCRLPrefix(partnerID string) string { return "signing:" + partnerID + ":" }
 
 // CRLName names the i-th of the CRL files in its gauge and readiness check:
 // its base name, or its path when an earlier file has the same base name.

@@ -174,6 +174,8 @@ type PartnerConfig struct {
 	Endpoint          *EndpointConfig `json:"endpoint,omitempty"`
 	SigningCAFile     string          `json:"signing_ca_file,omitempty"`
 	SigningCertSHA256 []string        `json:"signing_cert_sha256,omitempty"`
+	// SigningCRLFiles are the signing CAs' CRLs, one per file.
+	SigningCRLFiles []string `json:"signing_crl_files,omitempty"`
 }
 
 // TLSIdentity binds a client certificate to the partner.
@@ -444,6 +446,9 @@ func (c *Config) loadPartners(rel func(string) string) (*partner.Registry, error
 	for i := range c.File.Partners {
 		pc := &c.File.Partners[i]
 		pc.JWKSFile, pc.SigningCAFile = rel(pc.JWKSFile), rel(pc.SigningCAFile)
+		for j, f := range pc.SigningCRLFiles {
+			pc.SigningCRLFiles[j] = rel(f)
+		}
 		if e := pc.Endpoint; e != nil {
 			e.CAFile, e.ClientCertFile, e.ClientKeyFile = rel(e.CAFile), rel(e.ClientCertFile), rel(e.ClientKeyFile)
 		}
@@ -527,10 +532,14 @@ func loadPartner(abs string, i int, pc PartnerConfig) (*partner.Partner, error) 
 		}
 		p.Endpoint = ep
 	}
-	if pc.Kind == partner.KindAgency {
+	switch {
+	case pc.Kind == partner.KindAgency:
 		if err := agencySigning(p, pc, fail); err != nil {
 			return nil, err
 		}
+	case pc.Institution != "" || pc.SigningCAFile != "" || len(pc.SigningCertSHA256) > 0 || len(pc.SigningCRLFiles) > 0:
+		// Set on another kind they would be ignored, a revocation with them.
+		return nil, fail("kind", "only an agency has institution, signing_ca_file, signing_cert_sha256 and signing_crl_files")
 	}
 	return p, nil
 }
@@ -622,6 +631,14 @@ func agencySigning(p *partner.Partner, pc PartnerConfig, fail failFunc) error {
 		}
 		p.SigningPins[strings.ToLower(f)] = true
 	}
+	for _, f := range pc.SigningCRLFiles {
+		crl, err := certs.LoadCRL(f, cas)
+		if err != nil {
+			return fail("signing_crl_files", "%v", err)
+		}
+		p.SigningCRLs = append(p.SigningCRLs, crl)
+	}
+	p.SigningCRLFiles, p.SigningRevoked = pc.SigningCRLFiles, certs.NewRevocations(p.SigningCRLs)
 	return nil
 }
 

@@ -58,6 +58,20 @@ func base(t *testing.T, dir string) map[string]any {
 	if err := os.WriteFile(filepath.Join(dir, "agency-ca.pem"), certs.CertPEM(ca.Cert), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A CRL of the agency's signing CA, and one of another CA.
+	other, err := certs.NewCA("another CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, issuer := range map[string]*certs.CA{"agency-ca.crl": ca, "other-ca.crl": other} {
+		crl, err := issuer.Revoke(1)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, name), crl, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	// The client certificate the agency issued Perkeso for its endpoint,
 	// and another key.
 	for _, name := range []string{"perkeso-at-th-sso", "other"} {
@@ -198,6 +212,11 @@ func TestLoad(t *testing.T) {
 		{"fail/agency-institution", func(m map[string]any) { partnerAt(m, 2)["institution"] = "SSO" }, "th-sso", "institution"},
 		{"fail/agency-without-signing-ca", func(m map[string]any) { delete(partnerAt(m, 2), "signing_ca_file") }, "th-sso", "signing_ca_file"},
 		{"fail/agency-pin", func(m map[string]any) { partnerAt(m, 2)["signing_cert_sha256"] = []any{"not-hex"} }, "th-sso", "signing_cert_sha256"},
+		{"ok/agency-signing-crl", func(m map[string]any) { partnerAt(m, 2)["signing_crl_files"] = []any{"agency-ca.crl"} }, "", ""},
+		{"fail/agency-signing-crl-of-another-ca", func(m map[string]any) { partnerAt(m, 2)["signing_crl_files"] = []any{"other-ca.crl"} }, "th-sso", "signing_crl_files"},
+		{"fail/agency-signing-crl-missing", func(m map[string]any) { partnerAt(m, 2)["signing_crl_files"] = []any{"absent.crl"} }, "th-sso", "signing_crl_files"},
+		{"fail/signing-ca-of-an-employer", func(m map[string]any) { partnerAt(m, 0)["signing_ca_file"] = "agency-ca.pem" }, "acme-hr", "kind"},
+		{"fail/signing-crl-of-an-insurer", func(m map[string]any) { partnerAt(m, 1)["signing_crl_files"] = []any{"agency-ca.crl"} }, "lion-ins", "kind"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -257,6 +276,10 @@ func checkLoaded(t *testing.T, c *Config, dir string) {
 	if want := c.File.Partners[2].Endpoint.ClientCertFile; want == "" && ag.Endpoint.ClientCert != nil ||
 		want != "" && (ag.Endpoint.ClientCert == nil || ag.Endpoint.ClientCert.Leaf.Subject.CommonName != "perkeso-at-th-sso" || want != filepath.Join(dir, "perkeso-at-th-sso.pem")) {
 		t.Fatalf("endpoint client certificate %v (file %q)", ag.Endpoint.ClientCert, want)
+	}
+	if files := c.File.Partners[2].SigningCRLFiles; len(ag.SigningCRLs) != len(files) || len(ag.SigningCRLFiles) != len(files) ||
+		len(files) > 0 && ag.SigningCRLFiles[0] != filepath.Join(dir, "agency-ca.crl") {
+		t.Fatalf("signing CRLs %d from %q, configured %q", len(ag.SigningCRLs), ag.SigningCRLFiles, files)
 	}
 }
 

@@ -96,17 +96,27 @@ type Partner struct {
 	SigningCAs     *x509.CertPool
 	SigningCACerts []*x509.Certificate // SigningCAs' certificates, for their expiry gauges
 	SigningPins    map[string]bool
+	// SigningCRLs are the signing CAs' CRLs, read from SigningCRLFiles, and
+	// SigningRevoked what they list: a revoked signing certificate is not
+	// trusted, pinned or not.
+	SigningCRLs     []*x509.RevocationList
+	SigningCRLFiles []string
+	SigningRevoked  certs.Revocations
 }
 
 // TrustSigningCert decides whether a WS-Security signing certificate belongs
 // to this agency: it chains to the agency's signing CA, is within its
-// validity, and either is pinned or names the institution as subject CN.
+// validity, is not revoked (agency-soap/v1 §3), and either is pinned or
+// names the institution as subject CN.
 func (p *Partner) TrustSigningCert(c *x509.Certificate, now time.Time) error {
 	if p.SigningCAs == nil {
 		return errors.New("partner has no signing CA registered")
 	}
 	if _, err := c.Verify(x509.VerifyOptions{Roots: p.SigningCAs, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 		return fmt.Errorf("signing certificate does not chain to the registered CA: %w", err)
+	}
+	if p.SigningRevoked.Lists(c) {
+		return errors.New("signing certificate revoked")
 	}
 	if len(p.SigningPins) > 0 {
 		if !p.SigningPins[certs.Fingerprint(c)] {

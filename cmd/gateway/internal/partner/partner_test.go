@@ -166,10 +166,20 @@ func TestTrustSigningCert(t *testing.T) {
 	sso, _ := ca.IssueSigning("TH:SSO", nil)
 	misnamed, _ := ca.IssueSigning("TH:SSO_TEST", nil)
 	foreign, _ := otherCA.IssueSigning("TH:SSO", nil)
+	revoked, _ := ca.IssueSigning("TH:SSO", nil)
+	der, err := ca.Revoke(1, revoked.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	agency := func(pins ...*x509.Certificate) *Partner {
-		p := &Partner{ID: "th-sso", Kind: KindAgency, Institution: "TH:SSO", SigningCAs: pool}
+		p := &Partner{ID: "th-sso", Kind: KindAgency, Institution: "TH:SSO", SigningCAs: pool,
+			SigningRevoked: certs.NewRevocations([]*x509.RevocationList{crl})}
 		if len(pins) > 0 {
 			p.SigningPins = map[string]bool{}
 			for _, c := range pins {
@@ -195,6 +205,8 @@ func TestTrustSigningCert(t *testing.T) {
 		{"fail/expired", agency(), sso.Cert, sso.Cert.NotAfter.Add(time.Hour), "does not chain"},
 		{"fail/not-yet-valid", agency(), sso.Cert, sso.Cert.NotBefore.Add(-time.Hour), "does not chain"},
 		{"fail/no-signing-ca", &Partner{ID: "th-sso", Institution: "TH:SSO"}, sso.Cert, now, "no signing CA"},
+		{"fail/revoked", agency(), revoked.Cert, now, "revoked"},
+		{"fail/revoked-though-pinned", agency(revoked.Cert), revoked.Cert, now, "revoked"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.p.TrustSigningCert(tc.cert, tc.at)

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"regexp"
@@ -456,15 +455,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 type TLS struct {
 	partners *partner.Registry
 	cur      atomic.Pointer[tls.Config]
-	revoked  atomic.Pointer[map[string]bool] // revocationKey of each certificate the CRLs list
+	revoked  atomic.Pointer[certs.Revocations]
 	anchors  atomic.Pointer[map[string]bool] // the client CAs' DER
-}
-
-// revocationKey names a certificate by its issuer and serial number, as a
-// CRL lists it: a handshake looks its client certificate up in one step,
-// however long the CRLs are.
-func revocationKey(rawIssuer []byte, serial *big.Int) string {
-	return string(rawIssuer) + "\x00" + serial.Text(16)
 }
 
 // NewTLS builds the holder.
@@ -489,12 +481,7 @@ func (t *TLS) Set(cert tls.Certificate, cas []*x509.Certificate, crls []*x509.Re
 		CipherSuites:     certs.Suites(),
 		VerifyConnection: t.verify,
 	}
-	revoked := map[string]bool{}
-	for _, crl := range crls {
-		for _, rc := range crl.RevokedCertificateEntries {
-			revoked[revocationKey(crl.RawIssuer, rc.SerialNumber)] = true
-		}
-	}
+	revoked := certs.NewRevocations(crls)
 	t.revoked.Store(&revoked)
 	t.anchors.Store(&anchors)
 	t.cur.Store(c)
@@ -528,19 +515,18 @@ func (t *TLS) check(cs *tls.ConnectionState) (*partner.Partner, error) {
 // and the chain's anchor: a partner CA that issues through an intermediate
 // is revoked by its root's CRL (the anchor itself is distrusted by taking
 // it out of the bundle). Only the client certificate was looked up before.
-func revokedIn(revoked map[string]bool, cs *tls.ConnectionState) error {
+func revokedIn(revoked certs.Revocations, cs *tls.ConnectionState) error {
 	if len(revoked) == 0 {
 		return nil
 	}
-	if leaf := cs.PeerCertificates[0]; revoked[revocationKey(leaf.RawIssuer, leaf.SerialNumber)] {
+	if revoked.Lists(cs.PeerCertificates[0]) {
 		return errors.New("client certificate revoked")
 	}
 	if len(cs.VerifiedChains) == 0 {
 		return nil
 	}
-	listed := func(c *x509.Certificate) bool { return revoked[revocationKey(c.RawIssuer, c.SerialNumber)] }
 	for _, chain := range cs.VerifiedChains {
-		if len(chain) < 3 || !slices.ContainsFunc(chain[1:len(chain)-1], listed) {
+		if len(chain) < 3 || !slices.ContainsFunc(chain[1:len(chain)-1], revoked.Lists) {
 			return nil // a chain without a listed CA
 		}
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/perkeso/jambatan/adapters/adaptertest"
 	"github.com/perkeso/jambatan/adapters/agencysoap"
+	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
@@ -223,6 +224,17 @@ func TestSOAPFaults(t *testing.T) {
 	good := signedBy("agency-th")
 	other := env.Partners["employer-a"] // a registered partner, but not an agency
 	otherSigner, _ := env.CA.IssueSigning("XX:OTHER", nil)
+	// A signing certificate of the agency's that its CA's CRL lists.
+	revokedSigner, _ := env.CA.IssueSigning("TH:SSO", nil)
+	der, err := env.CA.Revoke(2, revokedSigner.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Partners["agency-th"].Partner.SigningRevoked = certs.NewRevocations([]*x509.RevocationList{crl})
 
 	tests := []struct {
 		name, partner, action string
@@ -239,6 +251,12 @@ func TestSOAPFaults(t *testing.T) {
 		{"fail/other-institution-certificate", "agency-th", "NotifyInjury", func() []byte {
 			d := unsigned(t, ex)
 			_ = (&wssec.Signer{Cert: otherSigner.Cert, Key: otherSigner.Key}).Sign(d)
+			b, _ := d.WriteToBytes()
+			return b
+		}(), "client.certificate.untrusted"},
+		{"fail/revoked-signing-certificate", "agency-th", "NotifyInjury", func() []byte {
+			d := unsigned(t, ex)
+			_ = (&wssec.Signer{Cert: revokedSigner.Cert, Key: revokedSigner.Key}).Sign(d)
 			b, _ := d.WriteToBytes()
 			return b
 		}(), "client.certificate.untrusted"},
