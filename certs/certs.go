@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"time"
@@ -424,6 +425,27 @@ var suites = []uint16{
 	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
 	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// HTTPClient is the gateway's HTTP client to a partner's server (JSON and
+// SOAP deliveries, the SOAP tool): mutual TLS under ClientConfig, keep-alive,
+// the given overall timeout, keeping up to idle connections to a server
+// open between requests: a partner endpoint's client keeps as many as its
+// concurrency lets attempts run at once, so that each reuses one. Kept
+// fewer, the attempts beyond them closed their connections after use and
+// the next ones made new ones, a TLS handshake each (400 deliveries at
+// concurrency 8 made 155, at 16 made 257).
+func HTTPClient(rootCAs *x509.CertPool, cert tls.Certificate, timeout time.Duration, idle int) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			TLSClientConfig:       ClientConfig(rootCAs, cert),
+			MaxIdleConnsPerHost:   max(idle, 1),
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: timeout,
+		},
+	}
 }
 
 // ClientConfig is the TLS configuration of the gateway's own clients

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/perkeso/jambatan/adapters/agencysoap"
+	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
@@ -43,10 +44,10 @@ type JSONSender struct {
 // NewJSONSender builds a keep-alive mTLS client for a partner endpoint.
 func NewJSONSender(p *partner.Partner, clientCert tls.Certificate, signer *receipt.Signer) *JSONSender {
 	ep := p.Endpoint.WithDefaults()
-	// The agencies' keep-alive client (a connection kept for each attempt
-	// the partner's concurrency allows), without resty's cookie jar: a
-	// partner's cookies are not Perkeso's to send back.
-	c := resty.NewWithClient(soapclient.NewHTTP(ep.RootCAs, clientCert, ep.Timeout, ep.Concurrency)).
+	// The gateway's keep-alive client to partners (a connection kept for
+	// each attempt the partner's concurrency allows), without resty's
+	// cookie jar: a partner's cookies are not Perkeso's to send back.
+	c := resty.NewWithClient(certs.HTTPClient(ep.RootCAs, clientCert, ep.Timeout, ep.Concurrency)).
 		SetResponseBodyLimit(maxResponseBytes)
 	return &JSONSender{URL: ep.URL, Client: c,
 		Sign: func(b []byte) (string, error) { return signer.SignDetached(b) },
@@ -114,7 +115,7 @@ type SOAPSender struct {
 func NewSOAPSender(p *partner.Partner, clientCert tls.Certificate, signer *wssec.Signer, institution string) *SOAPSender {
 	ep := p.Endpoint.WithDefaults()
 	return &SOAPSender{Institution: institution, Receiver: p.Institution, Client: &soapclient.Client{
-		URL: ep.URL, HTTP: soapclient.NewHTTP(ep.RootCAs, clientCert, ep.Timeout, ep.Concurrency), Signer: signer,
+		URL: ep.URL, HTTP: certs.HTTPClient(ep.RootCAs, clientCert, ep.Timeout, ep.Concurrency), Signer: signer,
 		Verifier: &wssec.Verifier{Trust: func(c *x509.Certificate) error { return p.TrustSigningCert(c, time.Now()) }}}}
 }
 

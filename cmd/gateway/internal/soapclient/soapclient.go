@@ -7,8 +7,6 @@ package soapclient
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,7 +15,6 @@ import (
 
 	"github.com/beevik/etree"
 
-	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/retryafter"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 )
@@ -39,26 +36,6 @@ const MaxResponseBytes = 8 << 20
 // ErrResponseTooLarge is Call's error for an answer over MaxResponseBytes.
 // Sending again would not make it shorter.
 var ErrResponseTooLarge = fmt.Errorf("response over %d bytes", MaxResponseBytes)
-
-// NewHTTP returns a keep-alive mTLS client with the given overall timeout,
-// keeping up to idle connections to a server open between requests: a
-// partner endpoint's client keeps as many as its concurrency lets attempts
-// run at once, so that each reuses one. Kept fewer, the attempts beyond
-// them closed their connections after use and the next ones made new
-// ones, a TLS handshake each (400 deliveries at concurrency 8 made 155,
-// at 16 made 257). The JSON partners' client is this one too.
-func NewHTTP(rootCAs *x509.CertPool, cert tls.Certificate, timeout time.Duration, idle int) *http.Client {
-	return &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{
-			TLSClientConfig:       certs.ClientConfig(rootCAs, cert),
-			MaxIdleConnsPerHost:   max(idle, 1),
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: timeout,
-		},
-	}
-}
 
 // Fault is a SOAP Fault received.
 type Fault struct {
