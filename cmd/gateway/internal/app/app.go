@@ -466,7 +466,7 @@ func (g *Gateway) ServeOperator(ctx context.Context, ln net.Listener) error {
 	if g.Deliverer != nil {
 		api.Status, api.Queued = g.Deliverer.Status, g.Deliverer.Wake
 	}
-	hs := &http.Server{Handler: api.Handler(), TLSConfig: g.OperatorTLS,
+	hs := &http.Server{Handler: api.Handler(), TLSConfig: g.OperatorTLS, ErrorLog: server.ErrorLog(g.Log, "operator", g.M.HandshakeFailures),
 		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	return server.Serve(ctx, hs, connlimit.New(ln, MaxAdminConnections, nil, nil))
 }
@@ -524,8 +524,8 @@ func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 	if ops != nil {
 		// Bounded like the other listeners (net/http/pprof extends the write
 		// deadline by the duration of a CPU profile it is asked for).
-		opsSrv = &http.Server{Handler: g.OpsHandler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-			WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+		opsSrv = &http.Server{Handler: g.OpsHandler(), ErrorLog: server.ErrorLog(g.Log, "ops", nil), ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 		go func() { _ = opsSrv.Serve(connlimit.New(ops, MaxAdminConnections, nil, nil)) }()
 	}
 	hs := g.Server.HTTPServer(g.TLS)

@@ -14,6 +14,10 @@ import (
 // Header carries the correlation id on every response.
 const Header = "X-Correlation-ID"
 
+// New returns a fresh id, for a log line that belongs to no request (a
+// failed TLS handshake): 128 random bits in hex.
+func New() string { return newID() }
+
 // newID returns a fresh id: 128 random bits in hex.
 func newID() string {
 	var b [16]byte

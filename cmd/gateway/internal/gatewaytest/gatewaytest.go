@@ -161,7 +161,7 @@ func Start(t testing.TB, opts Options) *Env {
 	srv.TLS = env.tls
 	hs := httptest.NewUnstartedServer(srv.Handler())
 	hs.TLS = env.tls.Config()
-	hs.Config.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	hs.Config.ErrorLog = server.ErrorLog(log, "partner", nil)
 	hs.StartTLS()
 	t.Cleanup(hs.Close)
 	env.Server = hs

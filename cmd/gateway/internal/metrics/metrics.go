@@ -27,6 +27,9 @@ type Metrics struct {
 	// connections under limits.max_connections (package connlimit).
 	Connections     prometheus.Gauge
 	ConnectionWaits prometheus.Counter
+	// HandshakeFailures counts failed TLS handshakes by listener and reason
+	// (package server's ErrorLog, which logs only some of them).
+	HandshakeFailures *prometheus.CounterVec
 
 	partnerCerts sync.Map // partner id -> the *x509.Certificate it last connected with
 }
@@ -54,11 +57,22 @@ func New(r prometheus.Registerer) *Metrics {
 			Help: "Connections open on the partner listener (limits.max_connections bounds it)."}),
 		ConnectionWaits: prometheus.NewCounter(prometheus.CounterOpts{Name: "jambatan_connection_limit_waits_total",
 			Help: "Times the partner listener waited, at limits.max_connections, for a connection to close before accepting another."}),
+		HandshakeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jambatan_tls_handshake_failures_total",
+			Help: "Failed TLS handshakes, by listener and reason (no-certificate, untrusted, refused, protocol, closed, timeout)."}, []string{"listener", "reason"}),
 	}
 	r.MustRegister(m.Requests, m.Verification, m.Latency, m.OutboxOldest, m.Deliveries, m.CertExpiry, m.CRLNext, m.InFlightBytes,
-		m.Connections, m.ConnectionWaits)
+		m.Connections, m.ConnectionWaits, m.HandshakeFailures)
+	// Shown at 0 from the start, so that increase() counts the first.
+	for _, l := range []string{"partner", "operator"} {
+		for _, r := range HandshakeReasons {
+			m.HandshakeFailures.WithLabelValues(l, r)
+		}
+	}
 	return m
 }
+
+// HandshakeReasons are the reasons of jambatan_tls_handshake_failures_total.
+var HandshakeReasons = []string{"no-certificate", "untrusted", "refused", "protocol", "closed", "timeout"}
 
 // ObservePartnerCert records the client certificate a partner connected
 // with: its expiry gauge is "partner:<id>". Partner certificates are known

@@ -35,6 +35,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/soapsrv"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/schema"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // CorrelationHeader carries the correlation id on every response.
@@ -580,6 +581,10 @@ func (t *TLS) Config() *tls.Config {
 
 // HTTPServer builds the net/http server with the limits applied.
 func (s *Server) HTTPServer(tlsConf *tls.Config) *http.Server {
+	var failures *prometheus.CounterVec
+	if s.Metrics != nil {
+		failures = s.Metrics.HandshakeFailures
+	}
 	return &http.Server{
 		Handler:           s.Handler(),
 		TLSConfig:         tlsConf,
@@ -588,7 +593,7 @@ func (s *Server) HTTPServer(tlsConf *tls.Config) *http.Server {
 		WriteTimeout:      s.Limits.WriteTimeout,
 		IdleTimeout:       s.Limits.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn),
+		ErrorLog:          ErrorLog(s.Log, "partner", failures),
 	}
 }
 

@@ -1,0 +1,125 @@
+package app
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+)
+
+// syncBuffer is a log destination the gateway's goroutines share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestHandshakeFailures: a client without a certificate fails the partner
+// and the operator listeners' handshakes; each failure is counted by
+// listener and reason, from zero, and logged as a JSON line with a
+// correlation id (net/http wrote the operator listener's in plain text).
+func TestHandshakeFailures(t *testing.T) {
+	l, _, err := devmode.Ensure(filepath.Join(t.TempDir(), "dev"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	g, err := New(cfg, slog.New(slog.NewJSONHandler(&out, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Store.Close() })
+	if g.OperatorLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := serve(t, g)
+	failures := func(listener string) float64 {
+		mfs, err := g.Metrics.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				if mf.GetName() == "jambatan_tls_handshake_failures_total" && len(m.GetLabel()) == 2 &&
+					m.GetLabel()[0].GetValue() == listener && m.GetLabel()[1].GetValue() == "no-certificate" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		t.Fatalf("no %s no-certificate series", listener)
+		return 0
+	}
+	caPEM, err := os.ReadFile(l.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	for _, tc := range []struct{ listener, addr string }{
+		{"partner", ln.Addr().String()},
+		{"operator", g.OperatorLn.Addr().String()},
+	} {
+		t.Run("fail/"+tc.listener+"-without-certificate", func(t *testing.T) {
+			if n := failures(tc.listener); n != 0 {
+				t.Fatalf("%v failures before any", n)
+			}
+			c, err := tls.Dial("tcp", tc.addr, &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS13})
+			if err == nil {
+				// TLS 1.3: the client learns of the refusal on its first read.
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				_, err = io.ReadAll(c)
+				c.Close()
+			}
+			if err == nil {
+				t.Fatal("a handshake without a client certificate went through")
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for failures(tc.listener) != 1 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := failures(tc.listener); n != 1 {
+				t.Fatalf("%v failures counted, want 1", n)
+			}
+			var found bool
+			for _, s := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+				var line struct {
+					Msg, Listener, Reason string
+					CorrelationID         string `json:"correlation_id"`
+				}
+				if err := json.Unmarshal([]byte(s), &line); err != nil {
+					t.Fatalf("a log line that is not JSON: %q", s)
+				}
+				found = found || line.Msg == "TLS handshake failed" && line.Listener == tc.listener && line.Reason == "no-certificate" && len(line.CorrelationID) == 32
+			}
+			if !found {
+				t.Fatalf("no JSON line of the %s listener's failure:\n%s", tc.listener, out.String())
+			}
+		})
+	}
+}
