@@ -63,8 +63,8 @@ func TestErrorLog(t *testing.T) {
 	}
 	type line struct {
 		Level, Msg, Listener, Remote, Reason, Err string
-		CorrelationID                              string `json:"correlation_id"`
-		Suppressed                                 int
+		CorrelationID                             string `json:"correlation_id"`
+		Suppressed                                int
 	}
 	var lines []line
 	for _, s := range strings.Split(strings.TrimSpace(out.String()), "\n") {
