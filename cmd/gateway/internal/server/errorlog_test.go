@@ -10,6 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/metrics"
 )
 
 // TestHandshakeReason: each failed handshake's error, as crypto/tls and the
@@ -91,4 +93,33 @@ func TestErrorLog(t *testing.T) {
 			t.Errorf("line %d: %+v, want %+v", i, g, w)
 		}
 	}
+}
+
+// FuzzErrorLog: any line net/http may write (a handshake error carries text
+// a client chose, such as the protocols it offered) is logged as one JSON
+// line, and a handshake error counted once, in one of the reasons.
+func FuzzErrorLog(f *testing.F) {
+	f.Add("http: TLS handshake error from 127.0.0.1:40000: tls: client didn't provide a certificate")
+	f.Add("http: TLS handshake error from [::1]:1: tls: client requested unsupported application protocols ([\"h2\\\"}\" \"x\"])")
+	f.Add("http: TLS handshake error from ")
+	f.Add("http: panic serving 127.0.0.1:1: boom\ngoroutine 1")
+	f.Fuzz(func(t *testing.T, msg string) {
+		var out bytes.Buffer
+		failures := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "f"}, []string{"listener", "reason"})
+		e := &errorLog{log: slog.New(slog.NewJSONHandler(&out, nil)), listener: "partner", failures: failures, now: time.Now}
+		if n, err := e.Write([]byte(msg)); err != nil || n != len(msg) {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+		var line map[string]any
+		if err := json.Unmarshal(out.Bytes(), &line); err != nil || strings.Count(strings.TrimSpace(out.String()), "\n") != 0 {
+			t.Fatalf("not one JSON line: %q", out.String())
+		}
+		counted := 0.0
+		for _, r := range metrics.HandshakeReasons {
+			counted += testutil.ToFloat64(failures.WithLabelValues("partner", r))
+		}
+		if want := map[bool]float64{true: 1}[strings.HasPrefix(strings.TrimSpace(msg), "http: TLS handshake error from ")]; counted != want {
+			t.Fatalf("%v failures counted, want %v", counted, want)
+		}
+	})
 }
