@@ -180,6 +180,12 @@ func useCRL(t *testing.T, l devmode.Layout, der []byte) {
 // its configuration changed by edit, if given.
 func devGateway(t *testing.T, edit ...func(*config.Config)) (*Gateway, devmode.Layout) {
 	t.Helper()
+	return devGatewayLogging(t, slog.New(slog.DiscardHandler), edit...)
+}
+
+// devGatewayLogging is devGateway logging to log.
+func devGatewayLogging(t *testing.T, log *slog.Logger, edit ...func(*config.Config)) (*Gateway, devmode.Layout) {
+	t.Helper()
 	l, _, err := devmode.Ensure(filepath.Join(t.TempDir(), "dev"))
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +197,7 @@ func devGateway(t *testing.T, edit ...func(*config.Config)) (*Gateway, devmode.L
 	for _, e := range edit {
 		e(cfg)
 	}
-	g, err := New(cfg, slog.New(slog.DiscardHandler))
+	g, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

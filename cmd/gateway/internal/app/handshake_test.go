@@ -8,14 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
-	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 )
 
 // syncBuffer is a log destination the gateway's goroutines share.
@@ -41,20 +37,9 @@ func (b *syncBuffer) String() string {
 // listener and reason, from zero, and logged as a JSON line with a
 // correlation id (net/http wrote the operator listener's in plain text).
 func TestHandshakeFailures(t *testing.T) {
-	l, _, err := devmode.Ensure(filepath.Join(t.TempDir(), "dev"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(l.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out syncBuffer
-	g, err := New(cfg, slog.New(slog.NewJSONHandler(&out, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Store.Close() })
+	g, l := devGatewayLogging(t, slog.New(slog.NewJSONHandler(&out, nil)))
+	var err error
 	if g.OperatorLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
