@@ -404,6 +404,15 @@ func LoadCRL(path string, cas []*x509.Certificate) (*x509.RevocationList, error)
 	return nil, fmt.Errorf("%s: not signed by a configured client CA", path)
 }
 
+// RevocationList is Revoke's CRL, parsed.
+func (ca *CA) RevocationList(number int64, revoked ...*x509.Certificate) (*x509.RevocationList, error) {
+	der, err := ca.Revoke(number, revoked...)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseRevocationList(der)
+}
+
 // Revoke issues a CRL by ca revoking the given certificates (dev and tests).
 func (ca *CA) Revoke(number int64, revoked ...*x509.Certificate) ([]byte, error) {
 	var entries []x509.RevocationListEntry

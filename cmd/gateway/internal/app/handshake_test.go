@@ -9,35 +9,18 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 )
-
-// syncBuffer is a log destination the gateway's goroutines share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestHandshakeFailures: a client without a certificate fails the partner
 // and the operator listeners' handshakes; each failure is counted by
 // listener and reason, from zero, and logged as a JSON line with a
 // correlation id (net/http wrote the operator listener's in plain text).
 func TestHandshakeFailures(t *testing.T) {
-	var out syncBuffer
+	var out gatewaytest.SyncBuffer
 	g, l := devGatewayLogging(t, slog.New(slog.NewJSONHandler(&out, nil)))
 	var err error
 	if g.OperatorLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {

@@ -226,11 +226,7 @@ func TestSOAPFaults(t *testing.T) {
 	otherSigner, _ := env.CA.IssueSigning("XX:OTHER", nil)
 	// A signing certificate of the agency's that its CA's CRL lists.
 	revokedSigner, _ := env.CA.IssueSigning("TH:SSO", nil)
-	der, err := env.CA.Revoke(2, revokedSigner.Cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	crl, err := x509.ParseRevocationList(der)
+	crl, err := env.CA.RevocationList(2, revokedSigner.Cert)
 	if err != nil {
 		t.Fatal(err)
 	}
