@@ -360,6 +360,14 @@ func NewRevocations(crls []*x509.RevocationList) Revocations {
 	return r
 }
 
+// Revokes reports whether the CRLs list a certificate of chain, a chain a
+// verification built from a certificate to its anchor, below the anchor:
+// the certificate itself or a CA between it and the anchor (a root's CRL
+// that lists an intermediate revokes all the intermediate issued).
+func (r Revocations) Revokes(chain []*x509.Certificate) bool {
+	return len(chain) > 1 && slices.ContainsFunc(chain[:len(chain)-1], r.Lists)
+}
+
 // Lists reports whether c is revoked: its issuer's CRL lists its serial.
 func (r Revocations) Lists(c *x509.Certificate) bool {
 	_, ok := r[revocationKey(c.RawIssuer, c.SerialNumber)]

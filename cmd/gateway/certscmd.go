@@ -219,8 +219,9 @@ func certsList(args []string, stdout, stderr io.Writer) error {
 	named := func(name string) func(int) string { return func(int) string { return name } }
 	add(cfg.CertFile, true, named("server"))
 	cas := add(cfg.ClientCAFile, false, func(i int) string { return fmt.Sprintf("client-ca-%d", i) }) // the CRLs' issuers too
+	var operatorCAs []*x509.Certificate
 	if cfg.File.Operator.Listen != "" {
-		add(cfg.File.Operator.ClientCAFile, false, func(i int) string { return fmt.Sprintf("operator-ca-%d", i) })
+		operatorCAs = add(cfg.File.Operator.ClientCAFile, false, func(i int) string { return fmt.Sprintf("operator-ca-%d", i) })
 	}
 	if k := cfg.File.Kafka.TLS; k != nil {
 		add(k.CAFile, false, func(i int) string { return fmt.Sprintf("kafka-ca-%d", i) })
@@ -251,6 +252,7 @@ func certsList(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	addCRLs(cfg.File.TLS.CRLFiles, cas, "crl:")
+	addCRLs(cfg.File.Operator.CRLFiles, operatorCAs, "crl:"+app.OperatorCRLPrefix)
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].until.Before(rows[j].until) })
 	now := time.Now()
 	fmt.Fprintf(stdout, "%-36s %-32s %-22s %s\n", "CERTIFICATE", "SUBJECT", "NOT AFTER", "DAYS LEFT")

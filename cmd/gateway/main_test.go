@@ -411,8 +411,8 @@ func TestServeCheck(t *testing.T) {
 // them), under the same names: a certificate added to one list only, or
 // named apart, fails here. The configuration has a client CA bundle of two
 // certificates, a server certificate with its chain, two CRLs of one base
-// name, an agency's signing CRL and a partner endpoint with a client
-// certificate of its own.
+// name, an agency's signing CRL, the operators' CA's CRL and a partner
+// endpoint with a client certificate of its own.
 func TestCertsListNames(t *testing.T) {
 	l, dir := devLayout(t)
 	ca, err := certs.LoadCA(l.CACert, l.CAKey)
@@ -465,6 +465,8 @@ func TestCertsListNames(t *testing.T) {
 			p["signing_crl_files"] = []string{crls[0]}
 		}
 	}
+	// The operators' CA's CRL.
+	f["operator"].(map[string]any)["crl_files"] = []string{crls[1]}
 	// Kafka over TLS with a client certificate (no broker is dialled).
 	f["kafka"] = map[string]any{"brokers": []string{"127.0.0.1:9"},
 		"tls": map[string]any{"ca_file": "pki/ca.pem", "cert_file": "pki/at-employer.pem", "key_file": "pki/at-employer.key"}}
@@ -496,7 +498,8 @@ func TestCertsListNames(t *testing.T) {
 	slices.Sort(listed)
 	if !slices.Equal(watched, listed) || !slices.Contains(listed, "client-ca-1") || !slices.Contains(listed, "crl:"+crls[1]) ||
 		!slices.Contains(listed, "outbound-client:demo-employer") || !slices.Contains(listed, "operator-ca-0") ||
-		!slices.Contains(listed, "kafka-ca-0") || !slices.Contains(listed, "kafka-client") || !slices.Contains(listed, "crl:signing:demo-agency:clients.crl") {
+		!slices.Contains(listed, "kafka-ca-0") || !slices.Contains(listed, "kafka-client") || !slices.Contains(listed, "crl:signing:demo-agency:clients.crl") ||
+		!slices.Contains(listed, "crl:operator:clients.crl") {
 		t.Fatalf("certs list names %q,\nthe gateway watches %q", listed, watched)
 	}
 }

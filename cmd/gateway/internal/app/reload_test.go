@@ -313,7 +313,8 @@ func TestReloadRenewsListenerCertificates(t *testing.T) {
 // TestReloadChangesOperators: who may use the operator listener is
 // reloaded: an operator removed from operator.allowed_cns is refused at
 // once, on the connection it holds open (403) and in its next handshake,
-// and one added is let in (both took a restart; a reload warned).
+// and one added is let in (both took a restart; a reload warned); so is an
+// operator whose certificate a CRL added to operator.crl_files lists.
 func TestReloadChangesOperators(t *testing.T) {
 	g, l := devGateway(t)
 	var logged strings.Builder
@@ -384,8 +385,34 @@ func TestReloadChangesOperators(t *testing.T) {
 	if _, err := list(client(first)); err == nil {
 		t.Fatal("after: the removed operator's new handshake was let in")
 	}
-	if status, err := list(client(second)); err != nil || status != 200 {
+	heldSecond := client(second)
+	if status, err := list(heldSecond); err != nil || status != 200 {
 		t.Fatalf("after: ops-2: %d %v", status, err)
+	}
+
+	// The operators' CA's CRL lists ops-2's certificate, whose name stays
+	// allowed: refused on its open connection and in its next handshake.
+	der, err := ca.Revoke(1, issued.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlPath := filepath.Join(l.Dir, "pki", "operators.crl")
+	if err := os.WriteFile(crlPath, der, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f["operator"].(map[string]any)["crl_files"] = []string{crlPath}
+	b, _ = json.Marshal(f)
+	if err := os.WriteFile(l.Config, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if status, err := list(heldSecond); err == nil && status != http.StatusForbidden {
+		t.Fatalf("revoked: ops-2's open connection answered %d, want 403", status)
+	}
+	if _, err := list(client(second)); err == nil {
+		t.Fatal("revoked: ops-2's new handshake was let in")
 	}
 }
 

@@ -134,6 +134,10 @@ func newWatched(cfg *config.Config, f *files) *watched {
 	for i, c := range f.operatorCAs {
 		w.certs[fmt.Sprintf("operator-ca-%d", i)] = c
 	}
+	for i, crl := range f.operatorCRLs {
+		paths := cfg.File.Operator.CRLFiles
+		w.crls[OperatorCRLPrefix+CRLName(paths, i)] = namedCRL{path: paths[i], crl: crl}
+	}
 	for name, c := range f.kafkaCerts {
 		w.certs[name] = c
 	}
@@ -167,6 +171,10 @@ func newWatched(cfg *config.Config, f *files) *watched {
 	}
 	return w
 }
+
+// OperatorCRLPrefix begins the name of an operators' CA's CRL in its gauge
+// and readiness check; CRLName ends it.
+const OperatorCRLPrefix = "operator:"
 
 // SigningCRLPrefix begins the name of an agency's signing CA's CRL in its
 // gauge and readiness check; CRLName ends it.
@@ -209,6 +217,8 @@ type files struct {
 	ids         *identities
 	signer      *receipt.Signer
 	operatorCAs []*x509.Certificate // nil without an operator listener
+	// operatorCRLs are the operators' CAs' CRLs (operator.crl_files).
+	operatorCRLs []*x509.RevocationList
 	// kafkaCerts are Kafka's CA (kafka-ca-N) and client (kafka-client)
 	// certificates, when kafka.tls is set. The Kafka client reads them once,
 	// at start: a reload keeps the running ones in view (Gateway.kafkaCerts).
@@ -244,6 +254,13 @@ func loadFiles(cfg *config.Config) (*files, error) {
 	if oc := cfg.File.Operator; oc.Listen != "" {
 		if f.operatorCAs, err = certs.LoadCertificates(oc.ClientCAFile); err != nil {
 			return nil, fmt.Errorf("operator client CA: %w", err)
+		}
+		for _, path := range oc.CRLFiles {
+			crl, err := certs.LoadCRL(path, f.operatorCAs)
+			if err != nil {
+				return nil, fmt.Errorf("operator crl: %w", err)
+			}
+			f.operatorCRLs = append(f.operatorCRLs, crl)
 		}
 	}
 	return f, nil

@@ -71,6 +71,8 @@ type Operator struct {
 	Listen       string   `json:"listen,omitempty"`
 	ClientCAFile string   `json:"client_ca_file,omitempty"`
 	AllowedCNs   []string `json:"allowed_cns,omitempty"`
+	// CRLFiles are the operators' CAs' CRLs, one per file.
+	CRLFiles []string `json:"crl_files,omitempty"`
 }
 
 // EndpointConfig is a partner's receiving endpoint and delivery policy.
@@ -413,6 +415,9 @@ func (c *Config) resolve(rel func(string) string) *Error {
 	f.Outbound.ClientCertFile, f.Outbound.ClientKeyFile = rel(f.Outbound.ClientCertFile), rel(f.Outbound.ClientKeyFile)
 	f.Outbound.RequestSignersFile = rel(f.Outbound.RequestSignersFile)
 	f.Operator.ClientCAFile = rel(f.Operator.ClientCAFile)
+	for i := range f.Operator.CRLFiles {
+		f.Operator.CRLFiles[i] = rel(f.Operator.CRLFiles[i])
+	}
 	if f.Operator.Listen != "" && (f.Operator.ClientCAFile == "" || len(f.Operator.AllowedCNs) == 0) {
 		return &Error{Field: "operator", Msg: "client_ca_file and allowed_cns are required with listen"}
 	}

@@ -275,29 +275,33 @@ type Access struct {
 }
 
 type access struct {
-	cas   *x509.CertPool
-	names map[string]bool
+	cas     *x509.CertPool
+	names   map[string]bool
+	revoked certs.Revocations
 }
 
-// NewAccess is the access of the operators' CA and the names allowed.
-func NewAccess(operatorCAs *x509.CertPool, allowed []string) *Access {
+// NewAccess is the access of the operators' CA, the names allowed and what
+// the CAs' CRLs revoke.
+func NewAccess(operatorCAs *x509.CertPool, allowed []string, revoked certs.Revocations) *Access {
 	a := &Access{}
-	a.Set(operatorCAs, allowed)
+	a.Set(operatorCAs, allowed, revoked)
 	return a
 }
 
-// Set replaces the CA and the names.
-func (a *Access) Set(operatorCAs *x509.CertPool, allowed []string) {
+// Set replaces the CA, the names and the revocations.
+func (a *Access) Set(operatorCAs *x509.CertPool, allowed []string, revoked certs.Revocations) {
 	names := map[string]bool{}
 	for _, n := range allowed {
 		names[n] = true
 	}
-	a.cur.Store(&access{cas: operatorCAs, names: names})
+	a.cur.Store(&access{cas: operatorCAs, names: names, revoked: revoked})
 }
 
 // Allows reports whether the client certificate chain, as a handshake
 // verified it, belongs to an operator now: its leaf names one allowed, and
-// it chains to the operators' CA as it is now.
+// it chains to the operators' CA as it is now, through no certificate the
+// CAs' CRLs list (operator.crl_files: an operator's certificate that was
+// lost is revoked without renaming the operator).
 func (a *Access) Allows(chain []*x509.Certificate) bool {
 	cur := a.cur.Load()
 	if len(chain) == 0 || !cur.names[chain[0].Subject.CommonName] {
@@ -307,8 +311,8 @@ func (a *Access) Allows(chain []*x509.Certificate) bool {
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
 	}
-	_, err := chain[0].Verify(x509.VerifyOptions{Roots: cur.cas, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-	return err == nil
+	chains, err := chain[0].Verify(x509.VerifyOptions{Roots: cur.cas, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	return err == nil && slices.ContainsFunc(chains, func(c []*x509.Certificate) bool { return !cur.revoked.Revokes(c) })
 }
 
 // TLSConfig requires an operator certificate from the operators' CA whose

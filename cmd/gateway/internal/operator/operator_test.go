@@ -42,7 +42,7 @@ func TestOperatorAPI(t *testing.T) {
 	hs := httptest.NewUnstartedServer((&operator.API{Store: st, Partners: reg, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
 		Queued: func() { woken.Add(1) }}).Handler())
 	serverCert := &tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}
-	hs.TLS = operator.TLSConfig(func() *tls.Certificate { return serverCert }, operator.NewAccess(pool, []string{"ops-alice"}))
+	hs.TLS = operator.TLSConfig(func() *tls.Certificate { return serverCert }, operator.NewAccess(pool, []string{"ops-alice"}, nil))
 	hs.StartTLS()
 	defer hs.Close()
 	client := func(c *certs.Issued) *http.Client {
@@ -218,6 +218,71 @@ func TestOperatorAPI(t *testing.T) {
 		if r, err := client(stranger).Get(hs.URL + "/v1/outbound"); err == nil {
 			r.Body.Close()
 			t.Fatal("a certificate outside the allow-list was accepted")
+		}
+	})
+}
+
+// TestAccessRevoked: an operator whose certificate the operators' CA's CRL
+// lists is refused, in the handshake and, once a reload brings the CRL, on
+// the connection it holds open, though its name is still allowed; another
+// operator goes on.
+func TestAccessRevoked(t *testing.T) {
+	ca, _ := certs.NewCA("operators")
+	srv, _ := ca.IssueServer("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")})
+	lost, _ := ca.IssueClient("ops-alice") // the certificate alice lost
+	kept, _ := ca.IssueClient("ops-bob")
+	crl, err := ca.RevocationList(1, lost.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	st, err := store.Open(filepath.Join(t.TempDir(), "g.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	access := operator.NewAccess(pool, []string{"ops-alice", "ops-bob"}, nil)
+	hs := httptest.NewUnstartedServer((&operator.API{Store: st, Partners: partner.NewRegistry(nil), Log: slog.New(slog.DiscardHandler),
+		Access: access}).Handler())
+	serverCert := &tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}
+	hs.TLS = operator.TLSConfig(func() *tls.Certificate { return serverCert }, access)
+	hs.StartTLS()
+	defer hs.Close()
+	client := func(c *certs.Issued) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool,
+			Certificates: []tls.Certificate{{Certificate: [][]byte{c.Cert.Raw}, PrivateKey: c.Key}}}}}
+	}
+	get := func(c *http.Client) (int, error) {
+		r, err := c.Get(hs.URL + "/v1/outbound")
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, r.Body) // read whole, so that the connection is kept
+		r.Body.Close()
+		return r.StatusCode, nil
+	}
+	alice, bob := client(lost), client(kept)
+	for _, c := range []*http.Client{alice, bob} {
+		if status, err := get(c); err != nil || status != 200 {
+			t.Fatalf("before the CRL: %d %v", status, err)
+		}
+	}
+	access.Set(pool, []string{"ops-alice", "ops-bob"}, certs.NewRevocations([]*x509.RevocationList{crl}))
+	t.Run("fail/revoked-on-its-open-connection", func(t *testing.T) {
+		if status, err := get(alice); err != nil || status != http.StatusForbidden {
+			t.Fatalf("%d %v, want 403", status, err)
+		}
+	})
+	t.Run("fail/revoked-handshake", func(t *testing.T) {
+		alice.CloseIdleConnections()
+		if status, err := get(alice); err == nil {
+			t.Fatalf("a new handshake with the revoked certificate got HTTP %d", status)
+		}
+	})
+	t.Run("ok/not-listed", func(t *testing.T) {
+		if status, err := get(bob); err != nil || status != 200 {
+			t.Fatalf("%d %v", status, err)
 		}
 	})
 }

@@ -527,7 +527,7 @@ func revokedIn(revoked certs.Revocations, cs *tls.ConnectionState) error {
 		return nil
 	}
 	for _, chain := range cs.VerifiedChains {
-		if len(chain) < 3 || !slices.ContainsFunc(chain[1:len(chain)-1], revoked.Lists) {
+		if !revoked.Revokes(chain) {
 			return nil // a chain without a listed CA
 		}
 	}
