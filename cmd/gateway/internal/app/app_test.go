@@ -641,6 +641,12 @@ func TestOutboundPartitionsAdded(t *testing.T) {
 // partition a topic, holding the topics it publishes to and extra.
 func kafkaGateway(t *testing.T, extra ...string) (*Gateway, devmode.Layout, []string) {
 	t.Helper()
+	return kafkaGatewayLogging(t, slog.New(slog.DiscardHandler), extra...)
+}
+
+// kafkaGatewayLogging is kafkaGateway logging to log.
+func kafkaGatewayLogging(t *testing.T, log *slog.Logger, extra ...string) (*Gateway, devmode.Layout, []string) {
+	t.Helper()
 	topics := Topics(config.Kafka{})
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1),
 		kfake.SeedTopics(1, append([]string{topics.Verified, topics.Rejected, topics.CaseMessages, outbound.StatusTopic}, extra...)...))
@@ -649,7 +655,7 @@ func kafkaGateway(t *testing.T, extra ...string) (*Gateway, devmode.Layout, []st
 	}
 	t.Cleanup(cluster.Close)
 	addrs := cluster.ListenAddrs()
-	g, l := devGateway(t, func(c *config.Config) { c.File.Kafka.Brokers = addrs })
+	g, l := devGatewayLogging(t, log, func(c *config.Config) { c.File.Kafka.Brokers = addrs })
 	serve(t, g)
 	return g, l, addrs
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
@@ -316,9 +317,8 @@ func TestReloadRenewsListenerCertificates(t *testing.T) {
 // and one added is let in (both took a restart; a reload warned); so is an
 // operator whose certificate a CRL added to operator.crl_files lists.
 func TestReloadChangesOperators(t *testing.T) {
-	g, l := devGateway(t)
-	var logged strings.Builder
-	g.Log = slog.New(slog.NewJSONHandler(&logged, nil))
+	var logged gatewaytest.SyncBuffer // the listeners' goroutines write it (failed handshakes)
+	g, l := devGatewayLogging(t, slog.New(slog.NewJSONHandler(&logged, nil)))
 	opLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -464,9 +464,8 @@ func TestKafkaCertificatesWatchedAsRunning(t *testing.T) {
 // requests went on being refused); a reload that would stop requiring the
 // back office's signatures says that takes a restart, and the keys stay.
 func TestReloadRotatesBackOfficeKeys(t *testing.T) {
-	g, l, addrs := kafkaGateway(t, "perkeso.outbound.v1")
-	var logged strings.Builder
-	g.Log = slog.New(slog.NewJSONHandler(&logged, nil))
+	var logged gatewaytest.SyncBuffer // the gateway's goroutines write it
+	g, l, addrs := kafkaGatewayLogging(t, slog.New(slog.NewJSONHandler(&logged, nil)), "perkeso.outbound.v1")
 	next, _ := receipt.NewES256Key("perkeso-backoffice-2027-1")
 	refused := func() float64 {
 		v, _ := metricValue(t, g, "jambatan_verification_failures_total", outbound.VerificationKind)
@@ -514,11 +513,11 @@ func TestReloadRotatesBackOfficeKeys(t *testing.T) {
 	if err := os.WriteFile(l.Config, cfg, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logged.Reset()
+	before := len(logged.String())
 	if err := g.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(logged.String(), "outbound.request_signers_file was added or removed") {
+	if !strings.Contains(logged.String()[before:], "outbound.request_signers_file was added or removed") {
 		t.Fatalf("no word that the change takes a restart:\n%s", logged.String())
 	}
 	writeSignedRequest(t, g, next, addrs[0], 0, "after-removal") // still checked: taken
