@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"math/big"
@@ -55,27 +56,40 @@ func TestRevocation(t *testing.T) {
 }
 
 // TestChainsTo: a request's connection is let in while one of its verified
-// chains passes through a current client CA, every certificate up to it
-// valid.
+// chains passes through a current client CA, the certificates below it
+// and the CA as the bundle now has it valid; a CA certificate renewed for
+// the same key is the same CA.
 func TestChainsTo(t *testing.T) {
 	ca, _ := certs.NewCA("partners A")
 	other, _ := certs.NewCA("partners B")
+	sameName, _ := certs.NewCA("partners A") // another key under the same name
 	leaf, _ := ca.IssueClient("acme")
 	chain := []*x509.Certificate{leaf.Cert, ca.Cert}
-	anchors := func(cs ...*x509.Certificate) map[string]bool {
-		m := map[string]bool{}
+	anchors := func(cs ...*x509.Certificate) map[string]*x509.Certificate {
+		m := map[string]*x509.Certificate{}
 		for _, c := range cs {
-			m[string(c.Raw)] = true
+			m[anchorKey(c)] = c
 		}
 		return m
 	}
 	now := leaf.Cert.NotBefore.Add(time.Hour)
 	expiredCA := *ca.Cert
 	expiredCA.NotAfter = now.Add(-time.Second)
+	// ca's certificate issued again for its key, valid for longer.
+	tmpl := *ca.Cert
+	tmpl.SerialNumber, tmpl.NotAfter = big.NewInt(2), ca.Cert.NotAfter.AddDate(1, 0, 0)
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, &tmpl, ca.Key.Public(), ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name    string
 		chains  [][]*x509.Certificate
-		anchors map[string]bool
+		anchors map[string]*x509.Certificate
 		now     time.Time
 		want    bool
 	}{
@@ -83,8 +97,10 @@ func TestChainsTo(t *testing.T) {
 		{"ok/among-others", [][]*x509.Certificate{chain}, anchors(other.Cert, ca.Cert), now, true},
 		{"ok/second-chain", [][]*x509.Certificate{{leaf.Cert, other.Cert}, chain}, anchors(ca.Cert), now, true},
 		{"ok/leaf-itself-trusted", [][]*x509.Certificate{{leaf.Cert}}, anchors(leaf.Cert), now, true},
-		{"ok/anchor-below-an-expired-root", [][]*x509.Certificate{{leaf.Cert, ca.Cert, &expiredCA}}, anchors(ca.Cert), now, true},
+		{"ok/anchor-renewed", [][]*x509.Certificate{chain}, anchors(renewed), now, true},
+		{"ok/anchor-renewed-the-old-one-expired", [][]*x509.Certificate{{leaf.Cert, &expiredCA}}, anchors(renewed), now, true},
 		{"fail/root-removed", [][]*x509.Certificate{chain}, anchors(other.Cert), now, false},
+		{"fail/same-name-other-key", [][]*x509.Certificate{chain}, anchors(sameName.Cert), now, false},
 		{"fail/anchor-expired", [][]*x509.Certificate{{leaf.Cert, &expiredCA}}, anchors(&expiredCA), now, false},
 		{"fail/leaf-expired", [][]*x509.Certificate{chain}, anchors(ca.Cert), leaf.Cert.NotAfter.Add(time.Second), false},
 		{"fail/not-yet-valid", [][]*x509.Certificate{chain}, anchors(ca.Cert), leaf.Cert.NotBefore.Add(-time.Second), false},

@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptrace"
 	"strings"
@@ -53,7 +56,8 @@ func TestRevocationReachesOpenConnections(t *testing.T) {
 // TestDistrustedCAReachesOpenConnections: a reload whose client CA bundle
 // no longer holds the CA of a partner's certificate refuses its next request
 // on a connection opened before (403, and the connection closed), and then
-// its handshakes; a bundle that still holds it changes nothing.
+// its handshakes; a bundle that still holds it, or holds its certificate
+// renewed for the same key, changes nothing.
 func TestDistrustedCAReachesOpenConnections(t *testing.T) {
 	env := gatewaytest.Start(t, gatewaytest.Options{})
 	other, err := certs.NewCA("another partner CA")
@@ -69,6 +73,23 @@ func TestDistrustedCAReachesOpenConnections(t *testing.T) {
 	t.Run("ok/ca-still-trusted", func(t *testing.T) {
 		if status, reused, _, _, err := getOn(c, env.Server.URL); err != nil || status != http.StatusNotFound || !reused {
 			t.Fatalf("HTTP %d (reused %v), %v", status, reused, err)
+		}
+	})
+	// The partners' CA certificate issued again for its key (renewed).
+	tmpl := *env.CA.Cert
+	tmpl.SerialNumber, tmpl.NotAfter = big.NewInt(2), env.CA.Cert.NotAfter.AddDate(1, 0, 0)
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, &tmpl, env.CA.Key.Public(), env.CA.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.TrustClientCAs(renewed)
+	t.Run("ok/ca-renewed", func(t *testing.T) {
+		if status, reused, _, detail, err := getOn(c, env.Server.URL); err != nil || status != http.StatusNotFound || !reused {
+			t.Fatalf("HTTP %d (reused %v, %q), %v: the renewed CA's open connection refused", status, reused, detail, err)
 		}
 	})
 	env.TrustClientCAs(other.Cert)

@@ -457,7 +457,7 @@ type TLS struct {
 	partners *partner.Registry
 	cur      atomic.Pointer[tls.Config]
 	revoked  atomic.Pointer[certs.Revocations]
-	anchors  atomic.Pointer[map[string]bool] // the client CAs' DER
+	anchors  atomic.Pointer[map[string]*x509.Certificate] // the client CAs by anchorKey
 }
 
 // NewTLS builds the holder.
@@ -469,10 +469,10 @@ func NewTLS(cert tls.Certificate, clientCAs []*x509.Certificate, crls []*x509.Re
 
 // Set swaps the certificate, client CAs and CRLs.
 func (t *TLS) Set(cert tls.Certificate, cas []*x509.Certificate, crls []*x509.RevocationList) {
-	clientCAs, anchors := x509.NewCertPool(), map[string]bool{}
+	clientCAs, anchors := x509.NewCertPool(), map[string]*x509.Certificate{}
 	for _, ca := range cas {
 		clientCAs.AddCert(ca)
-		anchors[string(ca.Raw)] = true
+		anchors[anchorKey(ca)] = ca
 	}
 	c := &tls.Config{
 		MinVersion:       tls.VersionTLS12,
@@ -548,17 +548,17 @@ func (t *TLS) CheckConnection(cs *tls.ConnectionState, now time.Time) (*partner.
 }
 
 // chainsTo reports whether one of chains, each verified in a handshake,
-// passes through a CA of anchors (DER), every certificate up to it valid at
-// now. The chain's signatures were checked then; that it reaches a CA still
-// trusted is a lookup. (crypto/tls asks the same of a session it resumes,
-// of the chain's last certificate.)
-func chainsTo(chains [][]*x509.Certificate, anchors map[string]bool, now time.Time) bool {
+// passes through a CA of anchors (by anchorKey), every certificate below it
+// and the CA as the bundle has it now valid at now. The chain's signatures
+// were checked then; that it reaches a CA still trusted is a lookup.
+// (crypto/tls asks the same of a session it resumes, of the chain's last
+// certificate.)
+func chainsTo(chains [][]*x509.Certificate, anchors map[string]*x509.Certificate, now time.Time) bool {
+	invalid := func(c *x509.Certificate) bool { return now.Before(c.NotBefore) || now.After(c.NotAfter) }
 	for _, chain := range chains {
 		for i, c := range chain {
-			if anchors[string(c.Raw)] {
-				if !slices.ContainsFunc(chain[:i+1], func(c *x509.Certificate) bool {
-					return now.Before(c.NotBefore) || now.After(c.NotAfter)
-				}) {
+			if a := anchors[anchorKey(c)]; a != nil {
+				if !invalid(a) && !slices.ContainsFunc(chain[:i], invalid) {
 					return true
 				}
 				break
@@ -566,6 +566,15 @@ func chainsTo(chains [][]*x509.Certificate, anchors map[string]bool, now time.Ti
 		}
 	}
 	return false
+}
+
+// anchorKey names a CA by its subject and public key, not its DER: a CA
+// certificate issued again for the same key (renewed) verifies what the
+// old one did, and a reload that brings it must not refuse the
+// connections made under the old one (each would have been answered 403,
+// a refusal a partner's client does not retry).
+func anchorKey(c *x509.Certificate) string {
+	return string(c.RawSubject) + "\x00" + string(c.RawSubjectPublicKeyInfo)
 }
 
 // Certificate is the server certificate as the last Set gave it (the
