@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"testing"
 	"time"
 
@@ -113,13 +114,17 @@ func TestIntermediateCA(t *testing.T) {
 		cert := tls.Certificate{Certificate: [][]byte{leaf.cert.Raw, inter.cert.Raw}, PrivateKey: leaf.key}
 		return &http.Client{Transport: &http.Transport{TLSClientConfig: certs.ClientConfig(roots, cert)}}
 	}
-	get := func(c *http.Client) (int, error) {
-		r, err := c.Get(srv.URL)
+	get := func(c *http.Client) (status int, reused bool, err error) {
+		req, _ := http.NewRequest("GET", srv.URL, nil)
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused },
+		}))
+		r, err := c.Do(req)
 		if err != nil {
-			return 0, err
+			return 0, reused, err
 		}
 		r.Body.Close()
-		return r.StatusCode, nil
+		return r.StatusCode, reused, nil
 	}
 	ca, co := client(acme), client(other)
 	for _, tc := range []struct {
@@ -127,21 +132,29 @@ func TestIntermediateCA(t *testing.T) {
 		roots  []*x509.Certificate
 		crls   []*x509.RevocationList
 		c      *http.Client
-		status int // 0: the handshake fails
+		status int  // 0: the handshake fails
+		reused bool // on the connection the case before opened
 	}{
-		{"ok/root-in-bundle", bundle(root), nil, ca, http.StatusOK},
-		{"ok/intermediate-in-bundle", bundle(inter), nil, ca, http.StatusOK},
-		{"ok/root-crl-lists-another", bundle(root), []*x509.RevocationList{crlOf(t, root, acme.cert)}, co, http.StatusOK},
-		{"fail/root-crl-lists-intermediate-open-connection", bundle(root), []*x509.RevocationList{crlOf(t, root, inter.cert)}, ca, http.StatusForbidden},
-		{"fail/root-crl-lists-intermediate-handshake", bundle(root), []*x509.RevocationList{crlOf(t, root, inter.cert)}, ca, 0},
-		{"ok/intermediate-crl-lists-another", bundle(root, inter), []*x509.RevocationList{crlOf(t, inter, acme.cert)}, co, http.StatusOK},
-		{"fail/intermediate-crl-lists-client-handshake", bundle(root, inter), []*x509.RevocationList{crlOf(t, inter, acme.cert)}, ca, 0},
+		{"ok/root-in-bundle", bundle(root), nil, ca, http.StatusOK, false},
+		{"ok/intermediate-in-bundle", bundle(inter), nil, ca, http.StatusOK, true},
+		{"ok/root-crl-lists-another", bundle(root), []*x509.RevocationList{crlOf(t, root, acme.cert)}, co, http.StatusOK, false},
+		{"fail/root-crl-lists-intermediate-open-connection", bundle(root), []*x509.RevocationList{crlOf(t, root, inter.cert)}, ca, http.StatusForbidden, true},
+		{"fail/root-crl-lists-intermediate-handshake", bundle(root), []*x509.RevocationList{crlOf(t, root, inter.cert)}, ca, 0, false},
+		{"ok/intermediate-crl-lists-another", bundle(root, inter), []*x509.RevocationList{crlOf(t, inter, acme.cert)}, co, http.StatusOK, true},
+		{"fail/intermediate-crl-lists-client-handshake", bundle(root, inter), []*x509.RevocationList{crlOf(t, inter, acme.cert)}, ca, 0, false},
+		// A connection made under the issuing CA alone (its chain ends
+		// there) goes on once the bundle holds only the root, as a new
+		// handshake would; and is refused once the root's CRL lists the
+		// issuing CA.
+		{"ok/handshake-under-intermediate", bundle(inter), nil, ca, http.StatusOK, false},
+		{"ok/intermediate-replaced-by-root-open-connection", bundle(root), nil, ca, http.StatusOK, true},
+		{"fail/then-root-crl-lists-intermediate-open-connection", bundle(root), []*x509.RevocationList{crlOf(t, root, inter.cert)}, ca, http.StatusForbidden, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h.Set(serverCert, tc.roots, tc.crls)
-			status, err := get(tc.c)
-			if (tc.status == 0) != (err != nil) || status != tc.status {
-				t.Fatalf("HTTP %d, %v; want %d", status, err, tc.status)
+			status, reused, err := get(tc.c)
+			if (tc.status == 0) != (err != nil) || status != tc.status || tc.reused && !reused {
+				t.Fatalf("HTTP %d (connection reused %v), %v; want %d (reused %v)", status, reused, err, tc.status, tc.reused)
 			}
 		})
 	}

@@ -492,7 +492,7 @@ func (t *TLS) verify(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("client certificate required")
 	}
-	_, err := t.check(&cs)
+	_, err := t.check(cs.PeerCertificates[0], cs.VerifiedChains)
 	return err
 }
 
@@ -500,11 +500,11 @@ func (t *TLS) verify(cs tls.ConnectionState) error {
 // the current CRLs revoke it, or an issuing CA in each of its verified
 // chains, or it names no registered partner: the handshake's check, which
 // requests repeat.
-func (t *TLS) check(cs *tls.ConnectionState) (*partner.Partner, error) {
-	if err := revokedIn(*t.revoked.Load(), cs); err != nil {
+func (t *TLS) check(leaf *x509.Certificate, chains [][]*x509.Certificate) (*partner.Partner, error) {
+	if err := revokedIn(*t.revoked.Load(), leaf, chains); err != nil {
 		return nil, err
 	}
-	p, ok := t.partners.ByCertificate(cs.PeerCertificates[0])
+	p, ok := t.partners.ByCertificate(leaf)
 	if !ok {
 		return nil, errors.New("client certificate does not belong to a registered partner")
 	}
@@ -516,17 +516,17 @@ func (t *TLS) check(cs *tls.ConnectionState) (*partner.Partner, error) {
 // and the chain's anchor: a partner CA that issues through an intermediate
 // is revoked by its root's CRL (the anchor itself is distrusted by taking
 // it out of the bundle). Only the client certificate was looked up before.
-func revokedIn(revoked certs.Revocations, cs *tls.ConnectionState) error {
+func revokedIn(revoked certs.Revocations, leaf *x509.Certificate, chains [][]*x509.Certificate) error {
 	if len(revoked) == 0 {
 		return nil
 	}
-	if revoked.Lists(cs.PeerCertificates[0]) {
+	if revoked.Lists(leaf) {
 		return errors.New("client certificate revoked")
 	}
-	if len(cs.VerifiedChains) == 0 {
+	if len(chains) == 0 {
 		return nil
 	}
-	for _, chain := range cs.VerifiedChains {
+	for _, chain := range chains {
 		if !revoked.Revokes(chain) {
 			return nil // a chain without a listed CA
 		}
@@ -535,16 +535,30 @@ func revokedIn(revoked certs.Revocations, cs *tls.ConnectionState) error {
 }
 
 // CheckConnection is check for a request on an open connection, whose
-// handshake may predate the current material: one of its verified chains
-// must still pass through a current client CA, every certificate up to it
-// valid at now. A connection opened before a reload that took its CA out of
-// the bundle was served on until it closed; a client certificate that
-// expired while its connection stayed open, likewise.
+// handshake may predate the current material: its client certificate must
+// chain to a current client CA, as a new handshake's would. A connection
+// opened before a reload that took its CA out of the bundle was served on
+// until it closed; a client certificate that expired while its connection
+// stayed open, likewise. Most requests settle it with a lookup (chainsTo);
+// when the bundle changed so that the handshake's chains no longer reach it
+// (an issuing CA replaced by its root), the chain is verified again, so
+// that no connection a new handshake would let in is refused (a 403, which
+// a partner's client does not retry).
 func (t *TLS) CheckConnection(cs *tls.ConnectionState, now time.Time) (*partner.Partner, error) {
-	if !chainsTo(cs.VerifiedChains, *t.anchors.Load(), now) {
-		return nil, errors.New("client certificate no longer chains to a trusted client CA, or is outside its validity")
+	chains := cs.VerifiedChains
+	if !chainsTo(chains, *t.anchors.Load(), now) {
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		var err error
+		chains, err = cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: t.cur.Load().ClientCAs, Intermediates: inter,
+			CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+		if err != nil {
+			return nil, errors.New("client certificate no longer chains to a trusted client CA, or is outside its validity")
+		}
 	}
-	return t.check(cs)
+	return t.check(cs.PeerCertificates[0], chains)
 }
 
 // chainsTo reports whether one of chains, each verified in a handshake,
