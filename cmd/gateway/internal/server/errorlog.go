@@ -17,8 +17,9 @@ import (
 // client CA issued, a partner or operator the listener's check refused, a
 // client that closed. Each is counted in failures (by listener and reason,
 // nil: not counted) and logged as one of the gateway's lines, with a
-// correlation id of its own; at most one line a second is logged, with the
-// number left out since the last. Before, net/http wrote a line for every
+// correlation id of its own; at most one handshake's line a second is
+// logged, with the number left out since the last (the server's other
+// errors, a handler's panic above all, are always logged). Before, net/http wrote a line for every
 // failure (5,652 in 7 s from one client retrying without a certificate),
 // without a correlation id, and the operator and ops listeners through the
 // standard library's logger, in plain text on stderr.
@@ -50,6 +51,13 @@ func (e *errorLog) Write(p []byte) (int, error) {
 			e.failures.WithLabelValues(e.listener, reason).Inc()
 		}
 	}
+	attrs := []any{"correlation_id", correlation.New(), "listener", e.listener, "err", msg}
+	if !handshake {
+		// A handler's panic or an accept error: rare, and each matters
+		// (net/http backs off accept errors to a second itself).
+		e.log.Warn("HTTP server error", attrs...)
+		return len(p), nil
+	}
 	e.mu.Lock()
 	now := e.now()
 	if !e.last.IsZero() && now.Sub(e.last) < time.Second {
@@ -60,12 +68,7 @@ func (e *errorLog) Write(p []byte) (int, error) {
 	suppressed := e.suppressed
 	e.last, e.suppressed = now, 0
 	e.mu.Unlock()
-	attrs := []any{"correlation_id", correlation.New(), "listener", e.listener, "err", msg, "suppressed", suppressed}
-	if handshake {
-		e.log.Warn("TLS handshake failed", append(attrs, "remote", remote, "reason", reason)...)
-	} else {
-		e.log.Warn("HTTP server error", attrs...)
-	}
+	e.log.Warn("TLS handshake failed", append(attrs, "remote", remote, "reason", reason, "suppressed", suppressed)...)
 	return len(p), nil
 }
 

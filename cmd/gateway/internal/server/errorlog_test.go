@@ -43,7 +43,8 @@ func TestHandshakeReason(t *testing.T) {
 
 // TestErrorLog: every failed handshake is counted; a line is logged, as
 // JSON with a correlation id of its own, at most once a second, saying how
-// many were left out; the server's other errors are logged likewise.
+// many were left out; the server's other errors, a panic above all, are
+// logged every time.
 func TestErrorLog(t *testing.T) {
 	var out bytes.Buffer
 	failures := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "f"}, []string{"listener", "reason"})
@@ -53,6 +54,7 @@ func TestErrorLog(t *testing.T) {
 	for range 100 {
 		l.Printf("http: TLS handshake error from 127.0.0.1:40000: tls: client didn't provide a certificate")
 	}
+	l.Printf("http: panic serving 127.0.0.1:40002: boom")
 	now = now.Add(time.Second)
 	l.Printf("http: TLS handshake error from 127.0.0.1:40001: client certificate revoked")
 	now = now.Add(2 * time.Second)
@@ -81,6 +83,7 @@ func TestErrorLog(t *testing.T) {
 	}
 	want := []line{
 		{Msg: "TLS handshake failed", Remote: "127.0.0.1:40000", Reason: "no-certificate", Err: "tls: client didn't provide a certificate"},
+		{Msg: "HTTP server error", Err: "http: panic serving 127.0.0.1:40002: boom"},
 		{Msg: "TLS handshake failed", Remote: "127.0.0.1:40001", Reason: "refused", Err: "client certificate revoked", Suppressed: 99},
 		{Msg: "HTTP server error", Err: "http: Accept error: accept tcp: too many open files; retrying in 5ms"},
 	}
