@@ -105,6 +105,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.kafkaCerts, err = loadKafkaCerts(cfg.File.Kafka.TLS); err != nil {
+		return nil, err
+	}
 	lt, ids, signer := f.lt, f.ids, f.signer
 	st, err := store.Open(cfg.StorePath)
 	if err != nil {
@@ -247,7 +250,7 @@ func (g *Gateway) Reload() error {
 	if c := g.OutboundConsumer; c != nil && !c.ReplaceRequestKeys(cfg.RequestSigners) {
 		g.Log.Warn("configuration reloaded, but outbound.request_signers_file was added or removed: requiring the back office's signatures, or no longer, takes a restart; until then the running keys stay (or none)")
 	}
-	f.kafkaCerts = g.kafkaCerts // the Kafka clients' own, until a restart
+	f.kafkaCerts = g.kafkaCerts // the Kafka clients' own, until a restart: their files are not read
 	g.watch.Store(newWatched(cfg, f))
 	g.Log.Info("configuration reloaded", "partners", len(cfg.Partners.All()), "crls", len(lt.crls))
 	// Compared with the file the gateway started with, which is what those

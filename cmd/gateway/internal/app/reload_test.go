@@ -458,6 +458,74 @@ func TestKafkaCertificatesWatchedAsRunning(t *testing.T) {
 	}
 }
 
+// TestReloadLeavesKafkaFiles: a reload does not read Kafka's TLS files,
+// which the Kafka clients read once, at start: with them gone (moved by a
+// renewal, say), a reload of a partner change goes through, and the
+// certificates in use stay watched. Reading them, it was refused.
+func TestReloadLeavesKafkaFiles(t *testing.T) {
+	var kafkaFiles []string
+	g, l := devGateway(t, func(c *config.Config) {
+		layout, _ := devmode.LayoutOf(filepath.Dir(c.Path))
+		dir := filepath.Join(filepath.Dir(c.Path), "kafka-tls")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range [][2]string{{layout.CACert, "ca.pem"}, {layout.OutboundCert, "client.pem"}, {layout.OutboundKey, "client.key"}} {
+			b, err := os.ReadFile(p[0])
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, p[1]), b, 0o600)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			kafkaFiles = append(kafkaFiles, filepath.Join(dir, p[1]))
+		}
+		tlsConf := map[string]any{"ca_file": kafkaFiles[0], "cert_file": kafkaFiles[1], "key_file": kafkaFiles[2]}
+		b, err := os.ReadFile(c.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f map[string]any
+		_ = json.Unmarshal(b, &f)
+		f["kafka"] = map[string]any{"tls": tlsConf}
+		b, _ = json.Marshal(f)
+		if err := os.WriteFile(c.Path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.File.Kafka.TLS = &config.KafkaTLS{CAFile: kafkaFiles[0], CertFile: kafkaFiles[1], KeyFile: kafkaFiles[2]}
+	})
+	started := g.watch.Load().certs["kafka-client"]
+	if started == nil {
+		t.Fatal("Kafka's client certificate not watched")
+	}
+	for _, f := range kafkaFiles {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f map[string]any
+	_ = json.Unmarshal(b, &f)
+	ps := f["partners"].([]any)
+	f["partners"] = ps[1:] // a partner change
+	b, _ = json.Marshal(f)
+	if err := os.WriteFile(l.Config, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(); err != nil {
+		t.Fatalf("reload with Kafka's files gone: %v", err)
+	}
+	if n := len(g.Config.Partners.All()); n != len(ps)-1 {
+		t.Fatalf("%d partners after the reload, want %d", n, len(ps)-1)
+	}
+	if !g.watch.Load().certs["kafka-client"].Equal(started) {
+		t.Fatal("the Kafka client's certificate in use is no longer watched")
+	}
+}
+
 // TestReloadRotatesBackOfficeKeys: the back office's new key, added to the
 // request signers' file, is taken after a reload (earlier builds read the
 // file only when they started: the reload said nothing, and the new key's

@@ -211,7 +211,8 @@ func (w *watched) checks(now time.Time) map[string]Check {
 
 // files are what a configuration names that the gateway reads when it
 // starts and again on SIGHUP, the store apart: New, Reload and CheckConfig read
-// them alike.
+// them alike; Kafka's certificates (kafkaCerts) only New and CheckConfig,
+// since the Kafka clients read them once.
 type files struct {
 	lt          *listenerTLS
 	ids         *identities
@@ -248,9 +249,6 @@ func loadFiles(cfg *config.Config) (*files, error) {
 		return nil, fmt.Errorf("receipt key: %w", err)
 	}
 	f := &files{lt: lt, ids: ids, signer: signer}
-	if f.kafkaCerts, err = loadKafkaCerts(cfg.File.Kafka.TLS); err != nil {
-		return nil, err
-	}
 	if oc := cfg.File.Operator; oc.Listen != "" {
 		if f.operatorCAs, err = certs.LoadCertificates(oc.ClientCAFile); err != nil {
 			return nil, fmt.Errorf("operator client CA: %w", err)
@@ -273,6 +271,9 @@ func loadFiles(cfg *config.Config) (*files, error) {
 func CheckConfig(cfg *config.Config, now time.Time) (map[string]Check, error) {
 	f, err := loadFiles(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if f.kafkaCerts, err = loadKafkaCerts(cfg.File.Kafka.TLS); err != nil {
 		return nil, err
 	}
 	if len(cfg.File.Kafka.Brokers) > 0 {
