@@ -378,6 +378,19 @@ func revocationKey(rawIssuer []byte, serial *big.Int) string {
 	return string(rawIssuer) + "\x00" + serial.Text(16)
 }
 
+// LoadCRLs is LoadCRL of each of paths, in order; the first failure stops it.
+func LoadCRLs(paths []string, cas []*x509.Certificate) ([]*x509.RevocationList, error) {
+	var crls []*x509.RevocationList
+	for _, path := range paths {
+		crl, err := LoadCRL(path, cas)
+		if err != nil {
+			return nil, err
+		}
+		crls = append(crls, crl)
+	}
+	return crls, nil
+}
+
 // LoadCRL reads a certificate revocation list (PEM or DER) and checks it is
 // signed by one of the CAs. A PEM file holding more than one CRL (a bundle,
 // as some servers take) is refused: only its first would have been read,

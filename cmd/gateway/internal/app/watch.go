@@ -51,12 +51,8 @@ func loadListenerTLS(cfg *config.Config) (*listenerTLS, error) {
 		return nil, fmt.Errorf("client CA: %w", err)
 	}
 	l := &listenerTLS{cert: cert, cas: cas}
-	for _, f := range cfg.File.TLS.CRLFiles {
-		crl, err := certs.LoadCRL(f, cas)
-		if err != nil {
-			return nil, fmt.Errorf("crl: %w", err)
-		}
-		l.crls = append(l.crls, crl)
+	if l.crls, err = certs.LoadCRLs(cfg.File.TLS.CRLFiles, cas); err != nil {
+		return nil, fmt.Errorf("crl: %w", err)
 	}
 	return l, nil
 }
@@ -253,12 +249,8 @@ func loadFiles(cfg *config.Config) (*files, error) {
 		if f.operatorCAs, err = certs.LoadCertificates(oc.ClientCAFile); err != nil {
 			return nil, fmt.Errorf("operator client CA: %w", err)
 		}
-		for _, path := range oc.CRLFiles {
-			crl, err := certs.LoadCRL(path, f.operatorCAs)
-			if err != nil {
-				return nil, fmt.Errorf("operator crl: %w", err)
-			}
-			f.operatorCRLs = append(f.operatorCRLs, crl)
+		if f.operatorCRLs, err = certs.LoadCRLs(oc.CRLFiles, f.operatorCAs); err != nil {
+			return nil, fmt.Errorf("operator crl: %w", err)
 		}
 	}
 	return f, nil

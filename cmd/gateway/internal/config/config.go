@@ -636,12 +636,8 @@ func agencySigning(p *partner.Partner, pc PartnerConfig, fail failFunc) error {
 		}
 		p.SigningPins[strings.ToLower(f)] = true
 	}
-	for _, f := range pc.SigningCRLFiles {
-		crl, err := certs.LoadCRL(f, cas)
-		if err != nil {
-			return fail("signing_crl_files", "%v", err)
-		}
-		p.SigningCRLs = append(p.SigningCRLs, crl)
+	if p.SigningCRLs, err = certs.LoadCRLs(pc.SigningCRLFiles, cas); err != nil {
+		return fail("signing_crl_files", "%v", err)
 	}
 	p.SigningCRLFiles, p.SigningRevoked = pc.SigningCRLFiles, certs.NewRevocations(p.SigningCRLs)
 	return nil

@@ -24,10 +24,8 @@ import (
 // without a correlation id, and the operator and ops listeners through the
 // standard library's logger, in plain text on stderr.
 func ErrorLog(log *slog.Logger, listener string, failures *prometheus.CounterVec) *stdlog.Logger {
-	return stdLogger(&errorLog{log: log, listener: listener, failures: failures, now: time.Now})
+	return stdlog.New(&errorLog{log: log, listener: listener, failures: failures, now: time.Now}, "", 0)
 }
-
-func stdLogger(e *errorLog) *stdlog.Logger { return stdlog.New(e, "", 0) }
 
 type errorLog struct {
 	log      *slog.Logger

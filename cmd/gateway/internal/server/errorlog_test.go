@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	stdlog "log"
 	"log/slog"
 	"strings"
 	"testing"
@@ -50,7 +51,7 @@ func TestErrorLog(t *testing.T) {
 	failures := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "f"}, []string{"listener", "reason"})
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	e := &errorLog{log: slog.New(slog.NewJSONHandler(&out, nil)), listener: "partner", failures: failures, now: func() time.Time { return now }}
-	l := stdLogger(e)
+	l := stdlog.New(e, "", 0)
 	for range 100 {
 		l.Printf("http: TLS handshake error from 127.0.0.1:40000: tls: client didn't provide a certificate")
 	}
