@@ -291,8 +291,17 @@ func Verify(m kafka.Message, set jwk.Set) (Row, error) {
 	if len(env.Record) == 0 || env.Receipt == "" {
 		return Row{}, errors.New("envelope lacks record or receipt")
 	}
-	rc, err := receipt.Verify(env.Receipt, set)
+	payload, err := receipt.VerifyPayload(env.Receipt, set)
 	if err != nil {
+		return Row{}, fmt.Errorf("receipt: %w", err)
+	}
+	// A notice's or a claim's receipt, or (in an earlier build's insurer
+	// event) the batch's, which names its claims' records in results.
+	var rc struct {
+		receipt.Receipt
+		Results []receipt.ClaimResult `json:"results"`
+	}
+	if err := json.Unmarshal(payload, &rc); err != nil {
 		return Row{}, fmt.Errorf("receipt: %w", err)
 	}
 	attested := []byte(env.Record)
@@ -319,7 +328,11 @@ func Verify(m kafka.Message, set jwk.Set) (Row, error) {
 	if header(m, "ce_id") != rec.RecordID || string(m.Key) != rec.RecordID {
 		return Row{}, errors.New("ce_id or key does not match the record id")
 	}
-	if env.Attestation == "" && rc.RecordID != rec.RecordID {
+	// An attested event's receipt must acknowledge its record too: both
+	// are the gateway's, and one taken from another event would file the
+	// record under that event's partner.
+	if !slices.ContainsFunc(rc.Results, func(r receipt.ClaimResult) bool { return r.RecordID == rec.RecordID && r.Status != "REJECTED" }) &&
+		rc.RecordID != rec.RecordID {
 		return Row{}, errors.New("the receipt acknowledges another record id")
 	}
 	// The partner a row is filed under is the one the gateway signed for

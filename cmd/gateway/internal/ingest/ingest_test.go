@@ -100,6 +100,16 @@ func (f *fixture) message(t testing.TB, i int, forge string) kafka.Message {
 		rc, _ = f.other.Sign(named)
 	case "no-attestation":
 		att = ""
+	case "batch-receipt", "batch-receipt-other-record": // an earlier build's insurer event: the batch's receipt
+		id := rec.RecordID
+		if forge == "batch-receipt-other-record" {
+			id = "00000000-0000-5000-8000-000000000000"
+		}
+		rc, _ = f.signer.Sign(receipt.BatchReceipt{PartnerID: "p", Status: "PROCESSED", Results: []receipt.ClaimResult{
+			{Index: 0, Status: "REJECTED", RecordID: rec.RecordID}, {Index: 1, Status: "ACCEPTED", RecordID: id}}})
+	case "attested-other-receipt": // another partner's event's receipt beside a true attestation, and its partner in the header
+		rc, _ = f.signer.Sign(receipt.Receipt{RecordID: "00000000-0000-5000-8000-000000000000", PartnerID: "q"})
+		subject = "q"
 	case "receipt-bound-other-partner": // the unsigned header names another partner
 		att = ""
 		rc, _ = f.signer.Sign(named)
@@ -255,13 +265,13 @@ func TestExactlyOnceEffect(t *testing.T) {
 			const n = 600
 			var msgs []kafka.Message
 			for i := 0; i < n; i++ {
-				form := "" // half with an attestation (insurer claims), half bound by their receipt (notices)
-				if i%2 == 1 {
-					form = "receipt-bound"
-				}
+				// Half bound by their receipt (notices), half with an
+				// attestation (insurer claims) and their receipt or, as
+				// earlier builds wrote them, their batch's.
+				form := []string{"", "receipt-bound", "batch-receipt", "receipt-bound"}[i%4]
 				msgs = append(msgs, f.message(t, i, form))
 			}
-			forgeries := []string{"other-key", "record-changed", "receipt-bound-record-changed", "receipt-bound-other-record", "receipt-bound-other-key", "no-attestation", "receipt-bound-other-partner"}
+			forgeries := []string{"other-key", "record-changed", "receipt-bound-record-changed", "receipt-bound-other-record", "receipt-bound-other-key", "no-attestation", "receipt-bound-other-partner", "attested-other-receipt", "batch-receipt-other-record"}
 			for i, forge := range forgeries {
 				msgs = append(msgs, f.message(t, n+i, forge))
 			}
@@ -321,7 +331,7 @@ func TestExactlyOnceEffect(t *testing.T) {
 			want := []string{"attestation signature does not verify", "attestation signature does not verify",
 				"record differs from the record the receipt acknowledges", "the receipt acknowledges another record id",
 				"receipt: receipt signature does not verify", "envelope lacks an attestation and its receipt names no record",
-				"ce_subject does not name the partner of the receipt"}
+				"ce_subject does not name the partner of the receipt", "the receipt acknowledges another record id", "the receipt acknowledges another record id"}
 			if len(reasons) != len(want) {
 				t.Fatalf("quarantine reasons %q", reasons)
 			}
