@@ -240,12 +240,19 @@ func (c *Consumer) refuse(ctx context.Context, m kafka.Message, r *Request, plac
 	return nil
 }
 
+// errUnsignedID refuses a signed request whose id is not in its value: the
+// idempotency key would be the record's ce_id (or its place), which the
+// signature does not cover, and a copy of the record under another would be
+// delivered again.
+var errUnsignedID = errors.New("id is required in a signed request: the record's ce_id is not signed, and a copy with another would be delivered again")
+
 // Queue turns one record into a delivery.
 func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 	var r Request
 	if err := json.Unmarshal(m.Value, &r); err != nil {
 		r = Request{}
 	}
+	signedID := r.ID != ""
 	if r.ID == "" {
 		for _, h := range m.Headers {
 			if h.Key == "ce_id" {
@@ -261,12 +268,16 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 	}
 	d := &store.Delivery{Key: r.ID, PartnerID: r.Partner, MessageType: r.MessageType, CaseID: r.CaseID, Payload: r.Payload}
 	now := time.Now()
-	if keys := c.requestKeys(); keys != nil {
+	keys := c.requestKeys()
+	if keys != nil {
 		if err := VerifyRequest(m, keys); err != nil {
 			return c.refuse(ctx, m, &r, place, errorText(err.Error()), now)
 		}
 	}
 	verr := r.Validate(c.Partners)
+	if verr == nil && keys != nil && !signedID {
+		verr = errUnsignedID
+	}
 	if verr == nil {
 		queued, err := Queue(ctx, c.Store, &r, now, c.Status)
 		if queued && c.Queued != nil {

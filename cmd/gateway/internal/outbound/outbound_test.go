@@ -1452,6 +1452,15 @@ func TestRequestSignatures(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A signed request without its id, twice under another ce_id: the id
+	// would be the unsigned header's, and each copy a delivery.
+	idless := `{"partner":"p1","messageType":"JSON","payload":{"n":2}}`
+	for _, ceID := range []string{"copy-1", "copy-2"} {
+		if err := wr.WriteMessages(context.Background(), kafka.Message{Key: []byte("case-1"), Value: []byte(idless), Headers: []kafka.Header{
+			{Key: outbound.RequestSignatureHeader, Value: []byte(detached(backOffice, idless, nil))}, {Key: "ce_id", Value: []byte(ceID)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	wr.Close()
 
 	w := newWorld(t)
@@ -1467,15 +1476,20 @@ func TestRequestSignatures(t *testing.T) {
 	go func() { defer close(done); _ = c.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	deadline := time.Now().Add(20 * time.Second)
-	for len(q.entries()) < len(cases)-1 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	var ds []*store.Delivery
+	for ; len(ds) < 3 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if ds, err = w.st.DeliveriesOf(context.Background(), "", "", 0, 10); err != nil {
+			t.Fatal(err)
+		}
 	}
-	ds, err := w.st.DeliveriesOf(context.Background(), "", "", 0, 10)
-	if err != nil {
-		t.Fatal(err)
+	slices.Reverse(ds) // oldest first
+	if len(ds) != 3 || ds[0].Key != "req-ok" || ds[0].State != store.DeliveryPending {
+		t.Fatalf("deliveries %v, want req-ok pending and the copies dead", ds)
 	}
-	if len(ds) != 1 || ds[0].Key != "req-ok" || ds[0].State != store.DeliveryPending {
-		t.Fatalf("deliveries %v, want req-ok alone, pending", ds)
+	for _, d := range ds[1:] {
+		if d.State != store.DeliveryDead || !strings.Contains(d.LastError, "id is required in a signed request") {
+			t.Errorf("the id-less copy %s: %s %q, want a dead letter for its unsigned id", d.Key, d.State, d.LastError)
+		}
 	}
 	logged := q.entries()
 	if n := refused.Load(); n != int32(len(cases)-1) {
