@@ -368,6 +368,19 @@ func (r Revocations) Revokes(chain []*x509.Certificate) bool {
 	return len(chain) > 1 && slices.ContainsFunc(chain[:len(chain)-1], r.Lists)
 }
 
+// ErrServerRevoked refuses a server whose certificate is revoked.
+var ErrServerRevoked = errors.New("the server's certificate, or a CA that issued it, is revoked")
+
+// refuseServer is a client's check of the server's verified chains: one
+// that the CRLs do not revoke is enough (a chain through a revoked
+// intermediate does not refuse a server another CA vouches for).
+func (r Revocations) refuseServer(cs tls.ConnectionState) error {
+	if slices.ContainsFunc(cs.VerifiedChains, func(ch []*x509.Certificate) bool { return !r.Revokes(ch) }) {
+		return nil
+	}
+	return ErrServerRevoked
+}
+
 // Lists reports whether c is revoked: its issuer's CRL lists its serial.
 func (r Revocations) Lists(c *x509.Certificate) bool {
 	_, ok := r[revocationKey(c.RawIssuer, c.SerialNumber)]
@@ -409,7 +422,7 @@ func LoadCRL(path string, cas []*x509.Certificate) (*x509.RevocationList, error)
 			}
 		}
 		if n > 1 {
-			return nil, fmt.Errorf("%s: %d PEM blocks; give each CRL a file of its own in tls.crl_files", path, n)
+			return nil, fmt.Errorf("%s: %d PEM blocks; give each CRL a file of its own", path, n)
 		}
 		b = blk.Bytes
 	}
@@ -422,7 +435,7 @@ func LoadCRL(path string, cas []*x509.Certificate) (*x509.RevocationList, error)
 			return crl, nil
 		}
 	}
-	return nil, fmt.Errorf("%s: not signed by a configured client CA", path)
+	return nil, fmt.Errorf("%s: not signed by a CA of the CA file it goes with", path)
 }
 
 // RevocationList is Revoke's CRL, parsed.
@@ -465,11 +478,18 @@ var suites = []uint16{
 // fewer, the attempts beyond them closed their connections after use and
 // the next ones made new ones, a TLS handshake each (400 deliveries at
 // concurrency 8 made 155, at 16 made 257).
-func HTTPClient(rootCAs *x509.CertPool, cert tls.Certificate, timeout time.Duration, idle int) *http.Client {
+//
+// A server whose certificate, or a CA between it and rootCAs, revoked lists
+// is refused in the handshake (nil lists nothing).
+func HTTPClient(rootCAs *x509.CertPool, revoked Revocations, cert tls.Certificate, timeout time.Duration, idle int) *http.Client {
+	tc := ClientConfig(rootCAs, cert)
+	if len(revoked) > 0 {
+		tc.VerifyConnection = revoked.refuseServer
+	}
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
-			TLSClientConfig:       ClientConfig(rootCAs, cert),
+			TLSClientConfig:       tc,
 			MaxIdleConnsPerHost:   max(idle, 1),
 			IdleConnTimeout:       90 * time.Second,
 			TLSHandshakeTimeout:   10 * time.Second,

@@ -174,7 +174,7 @@ func TestLoadCRL(t *testing.T) {
 		{"ok/der", "a.der", both, ""},
 		{"fail/two-crls-in-one-file", "a-then-b.crl", both, "2 PEM blocks"},
 		{"fail/two-crls-the-other-way", "b-then-a.crl", both, "2 PEM blocks"},
-		{"fail/issuer-not-given", "b.crl", []*x509.Certificate{a.Cert}, "not signed by a configured client CA"},
+		{"fail/issuer-not-given", "b.crl", []*x509.Certificate{a.Cert}, "not signed by a CA of the CA file it goes with"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			crl, err := certs.LoadCRL(file(tc.file), tc.cas)

@@ -249,6 +249,8 @@ func certsList(args []string, stdout, stderr io.Writer) error {
 		addCRLs(p.SigningCRLFiles, signing, "crl:"+app.SigningCRLPrefix(p.ID))
 		if p.Endpoint != nil {
 			add(p.Endpoint.ClientCertFile, true, named("outbound-client:"+p.ID))
+			endpoint := add(p.Endpoint.CAFile, false, func(i int) string { return fmt.Sprintf("endpoint-ca:%s:%d", p.ID, i) })
+			addCRLs(p.Endpoint.CRLFiles, endpoint, "crl:"+app.EndpointCRLPrefix(p.ID))
 		}
 	}
 	addCRLs(cfg.File.TLS.CRLFiles, cas, "crl:")

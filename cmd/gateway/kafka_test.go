@@ -462,7 +462,7 @@ func demoAgencyClient(t *testing.T, d *devmode.DevJSON) *soapclient.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &soapclient.Client{URL: p.SOAPURL, HTTP: certs.HTTPClient(ca, tlsCert, 10*time.Second, 8),
+	return &soapclient.Client{URL: p.SOAPURL, HTTP: certs.HTTPClient(ca, nil, tlsCert, 10*time.Second, 8),
 		Signer:   &wssec.Signer{Cert: sc[0], Key: sk},
 		Verifier: &wssec.Verifier{Trust: wssec.TrustInstitution(ca, "MY:PERKESO")}}
 }

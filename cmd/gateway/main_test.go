@@ -460,7 +460,8 @@ func TestCertsListNames(t *testing.T) {
 		switch p := p.(map[string]any); p["id"] {
 		case "demo-employer":
 			p["endpoint"] = map[string]any{"url": "https://employer.example/in", "protocol": "json",
-				"client_cert_file": "pki/at-employer.pem", "client_key_file": "pki/at-employer.key"}
+				"client_cert_file": "pki/at-employer.pem", "client_key_file": "pki/at-employer.key",
+				"ca_file": "pki/ca.pem", "crl_files": []string{crls[0]}} // its server's CA, and that CA's CRL
 		case "demo-agency": // its signing CA's CRL, of the same base name as a client CA's
 			p["signing_crl_files"] = []string{crls[0]}
 		}
@@ -499,7 +500,8 @@ func TestCertsListNames(t *testing.T) {
 	if !slices.Equal(watched, listed) || !slices.Contains(listed, "client-ca-1") || !slices.Contains(listed, "crl:"+crls[1]) ||
 		!slices.Contains(listed, "outbound-client:demo-employer") || !slices.Contains(listed, "operator-ca-0") ||
 		!slices.Contains(listed, "kafka-ca-0") || !slices.Contains(listed, "kafka-client") || !slices.Contains(listed, "crl:signing:demo-agency:clients.crl") ||
-		!slices.Contains(listed, "crl:operator:clients.crl") {
+		!slices.Contains(listed, "crl:operator:clients.crl") || !slices.Contains(listed, "endpoint-ca:demo-employer:0") ||
+		!slices.Contains(listed, "crl:endpoint:demo-employer:clients.crl") {
 		t.Fatalf("certs list names %q,\nthe gateway watches %q", listed, watched)
 	}
 }

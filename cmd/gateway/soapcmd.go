@@ -143,6 +143,6 @@ func (k agencySide) client() (*soapclient.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &soapclient.Client{URL: k.url, HTTP: certs.HTTPClient(serverPool, cert, 30*time.Second, 1), Signer: &wssec.Signer{Cert: sc[0], Key: sk},
+	return &soapclient.Client{URL: k.url, HTTP: certs.HTTPClient(serverPool, nil, cert, 30*time.Second, 1), Signer: &wssec.Signer{Cert: sc[0], Key: sk},
 		Verifier: &wssec.Verifier{Trust: wssec.TrustInstitution(signingPool, "MY:PERKESO")}}, nil
 }

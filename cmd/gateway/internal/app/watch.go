@@ -158,8 +158,16 @@ func newWatched(cfg *config.Config, f *files) *watched {
 		for i, crl := range p.SigningCRLs {
 			w.crls[SigningCRLPrefix(p.ID)+CRLName(p.SigningCRLFiles, i)] = namedCRL{path: p.SigningCRLFiles[i], crl: crl}
 		}
-		if p.Endpoint != nil && p.Endpoint.ClientCert != nil {
-			w.certs["outbound-client:"+p.ID] = p.Endpoint.ClientCert.Leaf
+		if ep := p.Endpoint; ep != nil {
+			if ep.ClientCert != nil {
+				w.certs["outbound-client:"+p.ID] = ep.ClientCert.Leaf
+			}
+			for i, c := range ep.CACerts {
+				w.certs[fmt.Sprintf("endpoint-ca:%s:%d", p.ID, i)] = c
+			}
+			for i, crl := range ep.CRLs {
+				w.crls[EndpointCRLPrefix(p.ID)+CRLName(ep.CRLFiles, i)] = namedCRL{path: ep.CRLFiles[i], crl: crl}
+			}
 		}
 	}
 	for i, crl := range l.crls {
@@ -175,6 +183,10 @@ const OperatorCRLPrefix = "operator:"
 // SigningCRLPrefix begins the name of an agency's signing CA's CRL in its
 // gauge and readiness check; CRLName ends it.
 func SigningCRLPrefix(partnerID string) string { return "signing:" + partnerID + ":" }
+
+// EndpointCRLPrefix begins the name of a partner endpoint's CA's CRL in
+// its gauge and readiness check; CRLName ends it.
+func EndpointCRLPrefix(partnerID string) string { return "endpoint:" + partnerID + ":" }
 
 // CRLName names the i-th of the CRL files in its gauge and readiness check:
 // its base name, or its path when an earlier file has the same base name.

@@ -80,6 +80,9 @@ type EndpointConfig struct {
 	URL      string `json:"url"`
 	Protocol string `json:"protocol"`          // json or soap
 	CAFile   string `json:"ca_file,omitempty"` // CA of the endpoint's server certificate
+	// CRLFiles are ca_file's CAs' CRLs, one per file: a server certificate
+	// they revoke is refused.
+	CRLFiles []string `json:"crl_files,omitempty"`
 	// ClientCertFile and ClientKeyFile: the client certificate the gateway
 	// presents to this endpoint, for a partner that issues its own (its
 	// server trusts only its CA), instead of outbound.client_cert_file.
@@ -456,6 +459,9 @@ func (c *Config) loadPartners(rel func(string) string) (*partner.Registry, error
 		}
 		if e := pc.Endpoint; e != nil {
 			e.CAFile, e.ClientCertFile, e.ClientKeyFile = rel(e.CAFile), rel(e.ClientCertFile), rel(e.ClientKeyFile)
+			for j, f := range e.CRLFiles {
+				e.CRLFiles[j] = rel(f)
+			}
 		}
 		p, err := loadPartner(c.Path, i, *pc)
 		if err != nil {
@@ -672,12 +678,23 @@ func loadEndpoint(e *EndpointConfig, kind string, fail failFunc) (*partner.Endpo
 		return nil, fail("endpoint.max_backoff", "%s must not be shorter than base_backoff %s (absent: the default)", eff.MaxBackoff, eff.BaseBackoff)
 	}
 	if e.CAFile != "" {
-		pool, err := certs.LoadPool(e.CAFile)
+		cas, err := certs.LoadCertificates(e.CAFile)
 		if err != nil {
 			return nil, fail("endpoint.ca_file", "%v", err)
 		}
-		ep.RootCAs = pool
+		ep.RootCAs, ep.CACerts = x509.NewCertPool(), cas
+		for _, c := range cas {
+			ep.RootCAs.AddCert(c)
+		}
 	}
+	if len(e.CRLFiles) > 0 && e.CAFile == "" {
+		return nil, fail("endpoint.crl_files", "needs ca_file: a CRL is taken from a CA named there")
+	}
+	var err error
+	if ep.CRLs, err = certs.LoadCRLs(e.CRLFiles, ep.CACerts); err != nil {
+		return nil, fail("endpoint.crl_files", "%v", err)
+	}
+	ep.CRLFiles, ep.Revoked = e.CRLFiles, certs.NewRevocations(ep.CRLs)
 	switch {
 	case e.ClientCertFile == "" && e.ClientKeyFile == "":
 	case e.ClientCertFile == "":

@@ -200,6 +200,20 @@ func TestLoad(t *testing.T) {
 			delete(ep, "max_backoff")
 		}, "th-sso", "endpoint.max_backoff"},
 		{"fail/endpoint-missing-ca", func(m map[string]any) { partnerAt(m, 2)["endpoint"].(map[string]any)["ca_file"] = "absent.pem" }, "th-sso", "endpoint.ca_file"},
+		{"ok/endpoint-crl", func(m map[string]any) {
+			partnerAt(m, 2)["endpoint"].(map[string]any)["crl_files"] = []any{"agency-ca.crl"}
+		}, "", ""},
+		{"fail/endpoint-crl-of-another-ca", func(m map[string]any) {
+			partnerAt(m, 2)["endpoint"].(map[string]any)["crl_files"] = []any{"other-ca.crl"}
+		}, "th-sso", "endpoint.crl_files"},
+		{"fail/endpoint-crl-missing", func(m map[string]any) {
+			partnerAt(m, 2)["endpoint"].(map[string]any)["crl_files"] = []any{"absent.crl"}
+		}, "th-sso", "endpoint.crl_files"},
+		{"fail/endpoint-crl-without-ca-file", func(m map[string]any) {
+			ep := partnerAt(m, 2)["endpoint"].(map[string]any)
+			delete(ep, "ca_file")
+			ep["crl_files"] = []any{"agency-ca.crl"}
+		}, "th-sso", "endpoint.crl_files"},
 		{"ok/endpoint-client-certificate", func(m map[string]any) {
 			clientCert(m, "perkeso-at-th-sso.pem", "perkeso-at-th-sso.key")
 		}, "", ""},

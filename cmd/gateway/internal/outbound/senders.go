@@ -47,7 +47,7 @@ func NewJSONSender(p *partner.Partner, clientCert tls.Certificate, signer *recei
 	// The gateway's keep-alive client to partners (a connection kept for
 	// each attempt the partner's concurrency allows), without resty's
 	// cookie jar: a partner's cookies are not Perkeso's to send back.
-	c := resty.NewWithClient(certs.HTTPClient(ep.RootCAs, clientCert, ep.Timeout, ep.Concurrency)).
+	c := resty.NewWithClient(certs.HTTPClient(ep.RootCAs, ep.Revoked, clientCert, ep.Timeout, ep.Concurrency)).
 		SetResponseBodyLimit(maxResponseBytes)
 	return &JSONSender{URL: ep.URL, Client: c,
 		Sign: func(b []byte) (string, error) { return signer.SignDetached(b) },
@@ -115,7 +115,7 @@ type SOAPSender struct {
 func NewSOAPSender(p *partner.Partner, clientCert tls.Certificate, signer *wssec.Signer, institution string) *SOAPSender {
 	ep := p.Endpoint.WithDefaults()
 	return &SOAPSender{Institution: institution, Receiver: p.Institution, Client: &soapclient.Client{
-		URL: ep.URL, HTTP: certs.HTTPClient(ep.RootCAs, clientCert, ep.Timeout, ep.Concurrency), Signer: signer,
+		URL: ep.URL, HTTP: certs.HTTPClient(ep.RootCAs, ep.Revoked, clientCert, ep.Timeout, ep.Concurrency), Signer: signer,
 		Verifier: &wssec.Verifier{Trust: func(c *x509.Certificate) error { return p.TrustSigningCert(c, time.Now()) }}}}
 }
 

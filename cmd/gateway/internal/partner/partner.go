@@ -148,6 +148,14 @@ type Endpoint struct {
 	URL      string
 	Protocol string // json or soap
 	RootCAs  *x509.CertPool
+	// CACerts are RootCAs' certificates (ca_file), for their expiry
+	// gauges; nil with the system's roots. CRLs are their CRLs, read from
+	// CRLFiles, and Revoked what they list: a server whose certificate
+	// they revoke is refused in the handshake.
+	CACerts  []*x509.Certificate
+	CRLs     []*x509.RevocationList
+	CRLFiles []string
+	Revoked  certs.Revocations
 	// ClientCert is the client certificate presented to this endpoint
 	// (its Leaf set), when the partner issued Perkeso one of its own; nil:
 	// the gateway's outbound client certificate.

@@ -63,7 +63,7 @@ func agencyClient(t testing.TB, env *gatewaytest.Env, id string) *soapclient.Cli
 	}
 	return &soapclient.Client{
 		URL:      env.Server.URL + "/soap/v1/exchange",
-		HTTP:     certs.HTTPClient(roots, p.TLS, 10*time.Second, 8),
+		HTTP:     certs.HTTPClient(roots, nil, p.TLS, 10*time.Second, 8),
 		Signer:   &wssec.Signer{Cert: signing.Cert, Key: signing.Key},
 		Verifier: &wssec.Verifier{Trust: wssec.TrustInstitution(roots, "MY:PERKESO")},
 	}
