@@ -480,7 +480,8 @@ var suites = []uint16{
 // concurrency 8 made 155, at 16 made 257).
 //
 // A server whose certificate, or a CA between it and rootCAs, revoked lists
-// is refused in the handshake (nil lists nothing).
+// is refused in the handshake (nil lists nothing). Redirects are not
+// followed.
 func HTTPClient(rootCAs *x509.CertPool, revoked Revocations, cert tls.Certificate, timeout time.Duration, idle int) *http.Client {
 	tc := ClientConfig(rootCAs, cert)
 	if len(revoked) > 0 {
@@ -488,6 +489,10 @@ func HTTPClient(rootCAs *x509.CertPool, revoked Revocations, cert tls.Certificat
 	}
 	return &http.Client{
 		Timeout: timeout,
+		// A redirect is the answer, not followed: after a 307 or 308 Go
+		// would send the body again, to wherever it points, plain HTTP
+		// included, without mutual TLS (earlier builds delivered there).
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport: &http.Transport{
 			TLSClientConfig:       tc,
 			MaxIdleConnsPerHost:   max(idle, 1),

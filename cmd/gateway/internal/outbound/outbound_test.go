@@ -1546,3 +1546,40 @@ func FuzzVerifyRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestRedirectsNotFollowed: a partner endpoint that answers with a
+// redirect is not followed, with the message or without it (a 307 or 308
+// sends the body again, and to a plain-HTTP address it would go in the
+// clear, without mutual TLS): the delivery is a dead letter naming the
+// status, for an operator to fix the endpoint's URL.
+func TestRedirectsNotFollowed(t *testing.T) {
+	for _, protocol := range []string{"json", "soap"} {
+		for _, status := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+			t.Run(fmt.Sprintf("fail/%s-%d", protocol, status), func(t *testing.T) {
+				w := newWorld(t)
+				var elsewhere atomic.Int32
+				plain := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+				defer plain.Close()
+				var n atomic.Int32
+				srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+					n.Add(1)
+					http.Redirect(rw, r, plain.URL+"/in", status)
+				})
+				typ, payload := "JSON", `{"n":1}`
+				if protocol == "soap" {
+					typ, payload = "RequestInformation", `{"items":[{"code":"WAGES_6M"}]}`
+				}
+				w.enqueue(t, "req-redirected", typ, payload)
+				run(t, w.deliverer(w.partner(srv.URL, protocol, partner.Endpoint{})), func() bool {
+					d := w.state(t)
+					return d.State == store.DeliveryDead || d.Attempts >= 2
+				})
+				d := w.state(t)
+				if d.State != store.DeliveryDead || n.Load() != 1 || elsewhere.Load() != 0 || !strings.Contains(d.LastError, fmt.Sprintf("HTTP %d", status)) {
+					t.Fatalf("state %s after %d attempts, %d requests to the endpoint and %d to where it pointed: %s",
+						d.State, d.Attempts, n.Load(), elsewhere.Load(), d.LastError)
+				}
+			})
+		}
+	}
+}

@@ -166,6 +166,9 @@ func NewClient(baseURL, caCertFile, clientCertFile, clientKeyFile string) (*Clie
 		SetTimeout(30 * time.Second).
 		SetTLSClientConfig(tc).
 		SetResponseBodyLimit(maxAnswerBytes).
+		// A redirect is the answer: followed, a 307 or 308 would send the
+		// notice again to wherever it points, plain HTTP included.
+		SetRedirectPolicy(resty.RedirectPolicyFunc(func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse })).
 		// A 503 (the gateway busy, or its message log unavailable) accepted
 		// nothing: send again after the Retry-After the gateway gives, up to
 		// Retries times. Nothing else is retried, not even a lost

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net"
 	"net/http"
@@ -259,4 +260,37 @@ func TestAnswerBound(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRedirectNotFollowed: the partner tools do not follow a redirect (a
+// gateway URL that points somewhere else): the notice is not sent again to
+// where it points, plain HTTP above all, and the caller sees the 3xx.
+func TestRedirectNotFollowed(t *testing.T) {
+	env := gatewaytest.Start(t, gatewaytest.Options{})
+	_, certFile, keyFile, _ := env.WriteFiles(t, "employer-a")
+	var elsewhere int
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere++ }))
+	defer plain.Close()
+	for _, status := range []int{http.StatusFound, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, plain.URL+r.URL.Path, status)
+		}))
+		caFile := filepath.Join(t.TempDir(), "ca.pem")
+		if err := os.WriteFile(caFile, pemOf(srv.Certificate().Raw), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := partnerkit.NewClient(srv.URL, caFile, certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Raw("POST", "/v1/injury-notices", map[string]string{"Content-Type": "application/jose"}, []byte("a.b.c"))
+		srv.Close()
+		if err != nil || resp.Status != status || elsewhere != 0 {
+			t.Fatalf("redirect %d: %v %+v; %d requests where it pointed", status, err, resp, elsewhere)
+		}
+	}
+}
+
+func pemOf(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
