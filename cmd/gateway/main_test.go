@@ -8,6 +8,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
@@ -16,6 +17,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -752,9 +756,9 @@ func TestServe(t *testing.T) {
 	// An agency's engineer with the kit Perkeso sent: "gateway soap --kit".
 	agency := l.Kit("demo-agency").Dir
 	envelope := filepath.Join("..", "..", "adapters", "agencysoap", "testdata", "example-10.1.request.xml")
-	if o, e, err := gateway(t, "soap", "--kit", agency, "--url", "https://"+addr+"/soap/v1/exchange", "--ca", l.CACert, "--signing-ca", l.CACert, envelope); err != nil ||
-		!strings.Contains(e, "InjuryAcknowledgement, response signature verified") {
-		t.Fatalf("soap --kit: %v\n%s\n%s", err, o, e)
+	acknowledgement, e, err := gateway(t, "soap", "--kit", agency, "--url", "https://"+addr+"/soap/v1/exchange", "--ca", l.CACert, "--signing-ca", l.CACert, envelope)
+	if err != nil || !strings.Contains(e, "InjuryAcknowledgement, response signature verified; it answers this message") {
+		t.Fatalf("soap --kit: %v\n%s\n%s", err, acknowledgement, e)
 	}
 	// A response signed under a CA other than --signing-ca is not taken
 	// (the server's certificate did not issue Perkeso's signing certificate).
@@ -766,12 +770,66 @@ func TestServe(t *testing.T) {
 	if _, stderr, err := gateway(t, "submit", "--kit", kit, "--url", "https://"+addr, example("example-b.in.json")); err == nil || !strings.Contains(stderr, "certificate") {
 		t.Fatalf("submit --kit without the gateway's CA: %v %s", err, stderr)
 	}
+	// A receipt that verifies but is another document's (here a gateway
+	// that answers every notice with the first one's) is not taken.
+	ca, err := certs.LoadCA(l.CACert, l.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := answering(t, ca, l.GatewayJWKS, http.StatusAccepted, "application/json", []byte(stdout))
+	if o, e, err := gateway(t, "submit", "--kit", kit, "--url", other, "--ca", l.CACert, example("example-b.in.json")); err == nil ||
+		!strings.Contains(e, "does not acknowledge this document: its payloadSha256") {
+		t.Fatalf("submit --kit answered with another document's receipt: %v\n%s\n%s", err, o, e)
+	}
+	// Nor a signed SOAP response to another message (the first one's,
+	// answering a message with another MessageId).
+	env, err := os.ReadFile(envelope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := filepath.Join(t.TempDir(), "second.xml")
+	if err := os.WriteFile(second, bytes.Replace(env, []byte("5f0c6b1e-8d2a"), []byte("5f0c6b1e-0000"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	other = answering(t, ca, l.GatewayJWKS, http.StatusOK, "text/xml; charset=utf-8", []byte(acknowledgement))
+	if o, e, err := gateway(t, "soap", "--kit", agency, "--url", other+"/soap/v1/exchange", "--ca", l.CACert, "--signing-ca", l.CACert, second); err == nil ||
+		!strings.Contains(e, "does not answer this message") || !strings.Contains(e, "InReplyTo") {
+		t.Fatalf("soap --kit answered with another message's response: %v\n%s\n%s", err, o, e)
+	}
 	// Another kit's receipt keys (a file) do not verify Perkeso's receipt.
 	stdout, stderr, err = gateway(t, "submit", "--kit", kit, "--url", "https://"+addr, "--ca", l.CACert,
 		"--jwks", filepath.Join(kit, "jwks.json"), example("example-b.in.json"))
 	if err == nil || !strings.Contains(stderr, "HTTP 202") || !strings.Contains(stderr, "the receipt does not verify") {
 		t.Fatalf("submit --kit with the partner's own JWKS as the receipt keys: %v\n%s\n%s", err, stdout, stderr)
 	}
+}
+
+// answering is a server with a certificate of ca that answers every POST
+// with status, contentType and body, and a GET with the JWKS file: a
+// gateway that answers with what it answered someone else.
+func answering(t *testing.T, ca *certs.CA, jwksFile string, status int, contentType string, body []byte) string {
+	t.Helper()
+	jwks, err := os.ReadFile(jwksFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			_, _ = w.Write(jwks)
+			return
+		}
+		w.Header().Set("Content-Type", contentType)
+		w.WriteHeader(status)
+		_, _ = w.Write(body)
+	}))
+	issued, err := ca.IssueServer("127.0.0.1", nil, []net.IP{net.ParseIP("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{issued.Cert.Raw}, PrivateKey: issued.Key}}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
 
 // TestFlagsRefused: flags a command could only misread are refused with

@@ -10,6 +10,7 @@ import (
 
 	"github.com/beevik/etree"
 
+	"github.com/perkeso/jambatan/adapters/agencysoap"
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
@@ -85,7 +86,13 @@ func runSOAP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if resp.Fault != nil {
 		return resp.Fault
 	}
-	fmt.Fprintf(stderr, "HTTP %d, %s, response signature verified\n", resp.Status, resp.Body.Tag)
+	// A signature alone would pass another message's response: it must
+	// answer this one (InReplyTo, Sender and Receiver, CaseId, the XSD and
+	// the reply's items), as the gateway holds an agency's answers to.
+	if p := agencysoap.CheckResponse(env.BodyChild, resp.Body); p != nil {
+		return fmt.Errorf("the response does not answer this message (%s at %s): %s", p.Code, p.Location, p.Reason)
+	}
+	fmt.Fprintf(stderr, "HTTP %d, %s, response signature verified; it answers this message\n", resp.Status, resp.Body.Tag)
 	return nil
 }
 

@@ -155,10 +155,28 @@ func runSubmit(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return fmt.Errorf("reading the receipt keys: %w", err)
 	}
-	if _, err := receipt.Verify(a.Receipt, set); err != nil {
+	rc, err := receipt.Verify(a.Receipt, set)
+	if err != nil {
 		return fmt.Errorf("the receipt does not verify: %w", err)
 	}
-	fmt.Fprintf(stderr, "receipt verified against %s\n", t.jwks)
+	if err := acknowledges(rc, a, doc); err != nil {
+		return fmt.Errorf("the receipt does not acknowledge this document: %w", err)
+	}
+	fmt.Fprintf(stderr, "receipt verified against %s; it acknowledges this document (payloadSha256 %s)\n", t.jwks, rc.PayloadSHA256)
+	return nil
+}
+
+// acknowledges checks that a receipt, its signature verified, is for the
+// document sent: a signature alone would pass another submission's
+// receipt. Its payloadSha256 must be the document's (the JWS payload in
+// every form: the bytes signed), and its recordId the answer's.
+func acknowledges(rc *receipt.Receipt, a *partnerkit.Accepted, doc []byte) error {
+	if want := receipt.Digest(doc); rc.PayloadSHA256 != want {
+		return fmt.Errorf("its payloadSha256 is %q, the document's SHA-256 %s", rc.PayloadSHA256, want)
+	}
+	if a.RecordID != "" && rc.RecordID != a.RecordID {
+		return fmt.Errorf("its recordId is %q, the answer's %q", rc.RecordID, a.RecordID)
+	}
 	return nil
 }
 
