@@ -79,6 +79,41 @@ func NewCA(commonName string) (*CA, error) {
 	return &CA{Cert: cert, Key: key}, nil
 }
 
+// NewCAChain creates a root and an issuing CA below it, ECDSA P-256, for
+// tests of chains through an intermediate, the shape of many partners'
+// PKIs: NewCA's roots issue no CA.
+func NewCAChain(rootCN, issuingCN string) (root, issuing *CA, err error) {
+	if root, err = newCA(rootCN, nil); err != nil {
+		return nil, nil, err
+	}
+	issuing, err = newCA(issuingCN, root)
+	return root, issuing, err
+}
+
+// newCA makes a CA for cn valid for a day, signed by parent (nil:
+// self-signed), that may issue CAs.
+func newCA(cn string, parent *CA) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: cn}, NotBefore: now().Add(-time.Hour),
+		NotAfter: now().Add(24 * time.Hour), BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	signer, signerKey := tmpl, crypto.Signer(key)
+	if parent != nil {
+		signer, signerKey = parent.Cert, parent.Key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, key.Public(), signerKey)
+	if err != nil {
+		return nil, err
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{Cert: c, Key: key}, nil
+}
+
 // IssueServer issues a TLS server certificate for the given names and IPs.
 func (ca *CA) IssueServer(commonName string, dnsNames []string, ips []net.IP) (*Issued, error) {
 	return ca.issue(commonName, dnsNames, ips, x509.ExtKeyUsageServerAuth, nil)

@@ -15,7 +15,6 @@ import (
 	"testing"
 
 	"github.com/perkeso/jambatan/certs"
-	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
@@ -27,7 +26,10 @@ import (
 // no CRL: a revoked one, its key in other hands, received what Perkeso sent.
 func TestEndpointServerRevoked(t *testing.T) {
 	g, l := devGateway(t)
-	root, issuing := gatewaytest.CAChain(t, "TH:SSO root CA", "TH:SSO server CA")
+	root, issuing, err := certs.NewCAChain("TH:SSO root CA", "TH:SSO server CA")
+	if err != nil {
+		t.Fatal(err)
+	}
 	server, err := issuing.IssueServer("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")})
 	if err != nil {
 		t.Fatal(err)
