@@ -122,7 +122,7 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 				v.add(&batch)
 				continue
 			}
-			batch.Quarantined = append(batch.Quarantined, Quarantined{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Reason: v.reason, Value: m.Value})
+			batch.Quarantined = append(batch.Quarantined, Quarantined{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Reason: v.reason, Value: m.Value, Headers: m.Headers})
 			c.Log.Warn("event quarantined", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "reason", v.reason)
 		}
 		if !c.write(ctx, batch) {

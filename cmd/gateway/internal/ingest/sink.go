@@ -5,10 +5,12 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
-	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+	"github.com/segmentio/kafka-go"
+	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
@@ -74,6 +76,7 @@ type Quarantined struct {
 	Key       []byte
 	Reason    string
 	Value     []byte
+	Headers   []kafka.Header
 }
 
 var sinkSchema = []string{
@@ -187,7 +190,25 @@ func OpenSink(target string) (*Sink, error) {
 			return nil, fmt.Errorf("back-office schema: %w", err)
 		}
 	}
+	blob := "BLOB"
+	if s.postgres {
+		blob = "BYTEA"
+	}
+	// The quarantine keeps a message as it came, bytes and headers, beside
+	// its text: whatever is written to a topic is quarantined, and
+	// PostgreSQL's TEXT takes neither bytes that are not UTF-8 nor NUL.
+	if err := sqldialect.AddColumns(s.db, []sqldialect.Column{{Table: "backoffice_quarantine", Name: "raw_key", Def: blob},
+		{Table: "backoffice_quarantine", Name: "raw_value", Def: blob}, {Table: "backoffice_quarantine", Name: "headers", Def: "TEXT"}}); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("back-office schema: %w", err)
+	}
 	return s, nil
+}
+
+// text is b as text any database column takes: UTF-8, without NUL (each
+// byte that is neither becomes U+FFFD).
+func text(b []byte) string {
+	return strings.ToValidUTF8(strings.ReplaceAll(string(b), "\x00", "\uFFFD"), "\uFFFD")
 }
 
 // Close closes the database.
@@ -271,13 +292,28 @@ func (s *Sink) Write(ctx context.Context, b Batch) error {
 		}
 	}
 	for _, m := range b.Quarantined {
-		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO backoffice_quarantine (topic, kpartition, koffset, msg_key, reason, value, quarantined_at)
-			VALUES (?,?,?,?,?,?,?) ON CONFLICT (topic, kpartition, koffset) DO NOTHING`),
-			m.Topic, m.Partition, m.Offset, string(m.Key), m.Reason, string(m.Value), now); err != nil {
+		headers, err := json.Marshal(m.Headers)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO backoffice_quarantine
+			(topic, kpartition, koffset, msg_key, reason, value, quarantined_at, raw_key, raw_value, headers)
+			VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (topic, kpartition, koffset) DO NOTHING`),
+			text([]byte(m.Topic)), m.Partition, m.Offset, text(m.Key), text([]byte(m.Reason)), text(m.Value), now,
+			nonNil(m.Key), nonNil(m.Value), string(headers)); err != nil {
 			return err
 		}
 	}
 	return tx.Commit()
+}
+
+// nonNil is b, or no bytes for nil (a record without a key or value is
+// not NULL).
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 // Counts are the rows of each table.

@@ -4,7 +4,9 @@
 package sqldialect
 
 import (
+	"database/sql"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
@@ -26,6 +28,24 @@ func CreateSQLite(path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// Column is a column added to a table after the table was first released.
+type Column struct{ Table, Name, Def string }
+
+// AddColumns adds each column its table lacks: a database made by an
+// earlier build gets them when it is opened (a column's presence is asked
+// with a query of it, which both databases answer the same way).
+func AddColumns(db *sql.DB, cols []Column) error {
+	for _, c := range cols {
+		if _, err := db.Exec(`SELECT ` + c.Name + ` FROM ` + c.Table + ` LIMIT 0`); err == nil {
+			continue
+		}
+		if _, err := db.Exec(`ALTER TABLE ` + c.Table + ` ADD COLUMN ` + c.Name + ` ` + c.Def); err != nil {
+			return fmt.Errorf("adding %s.%s: %w", c.Table, c.Name, err)
+		}
+	}
+	return nil
 }
 
 // IsPostgres reports whether a target is a PostgreSQL DSN (else a SQLite path).

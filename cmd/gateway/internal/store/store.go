@@ -260,7 +260,7 @@ func Open(target string) (*DB, error) {
 			return nil, fmt.Errorf("store: schema: %w", err)
 		}
 	}
-	if err := s.addColumns(); err != nil {
+	if err := sqldialect.AddColumns(s.db, addedColumns); err != nil {
 		s.db.Close()
 		return nil, fmt.Errorf("store: schema: %w", err)
 	}
@@ -290,21 +290,9 @@ func Open(target string) (*DB, error) {
 
 // addedColumns are columns added after a table was first released: a
 // store made by an earlier build gets them when it is opened.
-var addedColumns = []struct{ table, column, def string }{
-	{"outbox", "log_seq", "BIGINT"},
-	{"outbox", "render", "TEXT NOT NULL DEFAULT ''"},
-}
-
-func (s *DB) addColumns() error {
-	for _, c := range addedColumns {
-		if _, err := s.db.Exec(`SELECT ` + c.column + ` FROM ` + c.table + ` LIMIT 0`); err == nil {
-			continue
-		}
-		if _, err := s.db.Exec(`ALTER TABLE ` + c.table + ` ADD COLUMN ` + c.column + ` ` + c.def); err != nil {
-			return fmt.Errorf("adding %s.%s: %w", c.table, c.column, err)
-		}
-	}
-	return nil
+var addedColumns = []sqldialect.Column{
+	{Table: "outbox", Name: "log_seq", Def: "BIGINT"},
+	{Table: "outbox", Name: "render", Def: "TEXT NOT NULL DEFAULT ''"},
 }
 
 // OpenSQLite opens a SQLite store.
