@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
@@ -205,12 +204,6 @@ func OpenSink(target string) (*Sink, error) {
 	return s, nil
 }
 
-// text is b as text any database column takes: UTF-8, without NUL (each
-// byte that is neither becomes U+FFFD).
-func text(b []byte) string {
-	return strings.ToValidUTF8(strings.ReplaceAll(string(b), "\x00", "\uFFFD"), "\uFFFD")
-}
-
 // Close closes the database.
 func (s *Sink) Close() error { return s.db.Close() }
 
@@ -299,7 +292,7 @@ func (s *Sink) Write(ctx context.Context, b Batch) error {
 		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO backoffice_quarantine
 			(topic, kpartition, koffset, msg_key, reason, value, quarantined_at, raw_key, raw_value, headers)
 			VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (topic, kpartition, koffset) DO NOTHING`),
-			text([]byte(m.Topic)), m.Partition, m.Offset, text(m.Key), text([]byte(m.Reason)), text(m.Value), now,
+			sqldialect.Text(m.Topic), m.Partition, m.Offset, sqldialect.Text(string(m.Key)), sqldialect.Text(m.Reason), sqldialect.Text(string(m.Value)), now,
 			nonNil(m.Key), nonNil(m.Value), string(headers)); err != nil {
 			return err
 		}

@@ -295,7 +295,7 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 	// The dead letter and its status event hold the request's fields, cut
 	// to a bound (the whole record is in the message log), and the reason,
 	// which may quote them.
-	if len(d.Key) > MaxField {
+	if len(d.Key) > MaxField || !plainText(d.Key) {
 		d.Key = place
 	}
 	d.PartnerID, d.MessageType, d.CaseID = clip(d.PartnerID, MaxField), clip(d.MessageType, MaxField), clip(d.CaseID, MaxField)

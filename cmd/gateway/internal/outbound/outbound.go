@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
@@ -552,8 +554,12 @@ func (r *Request) Validate(reg *partner.Registry) error {
 		return errors.New("id is required")
 	case len(r.ID) > MaxField:
 		return fmt.Errorf("id is over %d bytes", MaxField)
+	case !plainText(r.ID):
+		return errors.New("id must be UTF-8 text without control characters")
 	case len(r.CaseID) > MaxField:
 		return fmt.Errorf("caseId is over %d bytes", MaxField)
+	case !plainText(r.CaseID):
+		return errors.New("caseId must be UTF-8 text without control characters")
 	case !ok:
 		return fmt.Errorf("unknown partner %q", r.Partner)
 	case r.MessageType == InformationReply:
@@ -577,6 +583,14 @@ func (r *Request) Validate(reg *partner.Registry) error {
 		r.institution = p.Institution // Queue checks the case is not another's
 	}
 	return nil
+}
+
+// plainText reports whether s is UTF-8 without control characters: an id
+// or a case id is a key the store looks up, and PostgreSQL refuses a NUL in
+// a query as in a row (a record that held one was tried again for ever, and
+// no request behind it was read).
+func plainText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
 }
 
 // validateReply checks an InformationReply, which is held for an agency,

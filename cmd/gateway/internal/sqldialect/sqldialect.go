@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // CreateSQLite creates an empty SQLite file at path that only its owner may
@@ -46,6 +47,17 @@ func AddColumns(db *sql.DB, cols []Column) error {
 		}
 	}
 	return nil
+}
+
+// Text is s as every TEXT column of both databases takes it: PostgreSQL's
+// refuses bytes that are not UTF-8 and NUL, which foreign input can hold
+// (a header's bytes, a JSON string's \u0000). Each such byte becomes
+// U+FFFD; text that has none is s itself, without a copy.
+func Text(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", "\uFFFD"), "\uFFFD")
 }
 
 // IsPostgres reports whether a target is a PostgreSQL DSN (else a SQLite path).

@@ -74,3 +74,21 @@ func TestCreateSQLite(t *testing.T) {
 		})
 	}
 }
+
+func TestText(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"ok/ascii", "abc", "abc"},
+		{"ok/utf8", "Pulau Pinang – 檳城 – ปีนัง", "Pulau Pinang – 檳城 – ปีนัง"},
+		{"ok/empty", "", ""},
+		{"fail/nul", "a\x00b", "a\uFFFDb"},
+		{"fail/not-utf8", "a\xffb", "a\uFFFDb"},
+		{"fail/cut-rune", "a\xe6\xaa", "a\uFFFD"},
+		{"fail/both", "\x00\xfe", "\uFFFD\uFFFD"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := sqldialect.Text(tc.in); got != tc.want {
+				t.Fatalf("Text(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}

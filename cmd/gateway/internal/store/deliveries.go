@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 )
 
 // Delivery states.
@@ -84,6 +86,9 @@ func (s *DB) EnqueueRefused(ctx context.Context, d *Delivery, reason string, at 
 // (created false).
 func (s *DB) insertDelivery(ctx context.Context, tx wtx, d *Delivery, state string, attempts int, lastErr string, at time.Time) (created bool, err error) {
 	var id int64
+	// A refused request's fields are as the record held them.
+	d.Key, d.PartnerID, d.MessageType, d.CaseID = sqldialect.Text(d.Key), sqldialect.Text(d.PartnerID), sqldialect.Text(d.MessageType), sqldialect.Text(d.CaseID)
+	lastErr = sqldialect.Text(lastErr)
 	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO deliveries (delivery_key, partner_id, message_type, case_id, payload, state, attempts,
 		next_at, last_error, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (delivery_key) DO NOTHING RETURNING id`),
 		d.Key, d.PartnerID, d.MessageType, d.CaseID, nonNil(d.Payload), state, attempts, ts(at), lastErr, ts(at), ts(at)).Scan(&id)
@@ -274,7 +279,7 @@ func (s *DB) RecordAttempt(ctx context.Context, d *Delivery, a Attempt, e *Entry
 			next = e.ReceivedAt
 		}
 		update, args := `UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = ?, last_error = ?, case_id = ?, updated_at = ? WHERE id = ?`,
-			[]any{a.State, ts(next), a.Error, d.CaseID, ts(e.ReceivedAt), d.ID}
+			[]any{a.State, ts(next), sqldialect.Text(a.Error), d.CaseID, ts(e.ReceivedAt), d.ID}
 		if a.State == DeliveryDelivered {
 			update, args = update+` AND state <> ?`, append(args, DeliveryDelivered)
 		} else {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/perkeso/jambatan/adapters/jsondoc"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 )
 
 // ChainHash is the hash of an entry given its predecessor's hash: SHA-256
@@ -104,11 +105,24 @@ func (s *DB) chain(ctx context.Context, tx wtx, e *Entry) error {
 		}
 	}
 	e.Seq, e.PrevHash = last+1, prev
+	e.storable()
 	e.Hash = ChainHash(e)
 	if h := s.head; h != nil && h.tx == tx {
 		h.seq, h.hash, h.valid = e.Seq, e.Hash, true
 	}
 	return nil
+}
+
+// storable makes e's text what both databases store (sqldialect.Text),
+// before it is hashed: a refused request's headers and the values its
+// problems quote are foreign bytes, and on PostgreSQL one that was not
+// UTF-8 failed the request's log entry (answered 503, "try again", and not
+// logged).
+func (e *Entry) storable() {
+	for _, f := range []*string{&e.CorrelationID, &e.PartnerID, &e.Route, &e.ContentType, &e.Signature, &e.Verification,
+		&e.Outcome, &e.ProblemType, &e.SourceKey, &e.RecordID, &e.PayloadSHA256, &e.Receipt} {
+		*f = sqldialect.Text(*f)
+	}
 }
 
 // logArgs are the values of qInsertLog for e.
