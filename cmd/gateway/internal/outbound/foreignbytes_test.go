@@ -3,7 +3,10 @@ package outbound_test
 import (
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/segmentio/kafka-go"
@@ -69,4 +72,37 @@ func TestForeignBytesDeadLettered(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzQueue: whatever an outbound record holds, Queue takes it (queued,
+// dead-lettered or a repeat) without an error, which the consumer would
+// meet again for ever, reading nothing behind the record. On PostgreSQL
+// when JAMBATAN_TEST_POSTGRES names one (its text is the stricter), else
+// SQLite.
+func FuzzQueue(f *testing.F) {
+	target := filepath.Join(f.TempDir(), "g.db")
+	if os.Getenv("JAMBATAN_TEST_POSTGRES") != "" {
+		target = pgtest.DSN(f)
+	}
+	st, err := store.Open(target)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { st.Close() })
+	w := newWorld(f)
+	c := &outbound.Consumer{Store: st, Log: slog.New(slog.DiscardHandler),
+		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+	f.Add([]byte(`{"id":"a","partner":"p1","messageType":"JSON","payload":{}}`), []byte(""))
+	f.Add([]byte(`{"id":"a\u0000","partner":"p1\u0000","messageType":"JSON","caseId":"\u0000","payload":{}}`), []byte("ce\xff"))
+	f.Add([]byte(`{"partner":"p1","messageType":"NotifyDecision","payload":null}`), []byte("x\x00"))
+	var offset atomic.Int64
+	f.Fuzz(func(t *testing.T, value, ceID []byte) {
+		m := kafka.Message{Topic: "perkeso.outbound.v1", Offset: offset.Add(1), Value: value}
+		if ceID != nil {
+			m.Headers = []kafka.Header{{Key: "ce_id", Value: ceID}}
+		}
+		if err := c.Queue(context.Background(), m); err != nil {
+			t.Fatalf("Queue(%q, ce_id %q): %v", value, ceID, err)
+		}
+	})
 }
