@@ -90,9 +90,13 @@ func FuzzQueue(f *testing.F) {
 	}
 	f.Cleanup(func() { st.Close() })
 	w := newWorld(f)
+	agency := w.partner("https://agency.example/exchange", "soap", partner.Endpoint{})
+	agency.ID, agency.Kind = "ag", partner.KindAgency
 	c := &outbound.Consumer{Store: st, Log: slog.New(slog.DiscardHandler),
-		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{}), agency})}
 	f.Add([]byte(`{"id":"a","partner":"p1","messageType":"JSON","payload":{}}`), []byte(""))
+	f.Add([]byte(`{"id":"r","partner":"ag","messageType":"InformationReply","caseId":"MY:PERKESO:XB-2026-1","payload":{"items":[{"code":"WAGES_6M","outcome":"TO_FOLLOW"}]}}`), []byte(""))
+	f.Add([]byte(`{"id":"d","partner":"ag","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-2026-1","payload":{"subject":"WORK_RELATEDNESS"}}`), []byte(""))
 	f.Add([]byte(`{"id":"a\u0000","partner":"p1\u0000","messageType":"JSON","caseId":"\u0000","payload":{}}`), []byte("ce\xff"))
 	f.Add([]byte(`{"partner":"p1","messageType":"NotifyDecision","payload":null}`), []byte("x\x00"))
 	var offset atomic.Int64
