@@ -78,6 +78,15 @@ func (p Progress) Rate() float64 {
 
 // Run consumes until ctx is done or, with untilCaughtUp, until no message
 // arrived for idle (every assigned partition is at its end).
+//
+// Without untilCaughtUp it rides out the cluster's absence (a broker
+// restarted, a rolling upgrade): a failed fetch is logged and tried again
+// after a pause growing to 5 s, what it fetched before failing written
+// first, and a failed offset commit is logged and left to the next one,
+// since the rows are written and a record read again is a repeat the
+// upsert absorbs. Earlier builds returned the error, and the back office
+// stopped ingesting until someone started it again. With untilCaughtUp
+// (a catch-up run, tests) an error still ends the run.
 func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Duration) (Progress, error) {
 	if c.Batch <= 0 {
 		c.Batch = 500
@@ -98,13 +107,26 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 	}
 	lag := map[partition]int64{}
 	lastMsg := time.Now()
+	pause := time.Duration(0) // after a failed fetch
 	for {
-		msgs, err := c.fetch(ctx, untilCaughtUp)
-		if err != nil {
-			if ctx.Err() != nil {
+		if pause > 0 {
+			select {
+			case <-ctx.Done():
 				return p, nil
+			case <-time.After(pause):
 			}
+		}
+		msgs, err := c.fetch(ctx, untilCaughtUp)
+		switch {
+		case err == nil:
+			pause = 0
+		case ctx.Err() != nil:
+			return p, nil // what it fetched is not committed: read again next time
+		case untilCaughtUp:
 			return p, err
+		default:
+			pause = min(max(2*pause, 100*time.Millisecond), 5*time.Second)
+			c.Log.Error("reading from Kafka failed; trying again", "err", err, "pause", pause)
 		}
 		if len(msgs) == 0 {
 			// Partitions with lag would have answered the fetch; the lag
@@ -131,7 +153,10 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 		// Offsets are committed only once the rows are durable: a crash in
 		// between re-delivers, and the upsert absorbs the repeat.
 		if err := c.Reader.CommitMessages(ctx, msgs...); err != nil {
-			return p, fmt.Errorf("commit offsets: %w", err)
+			if untilCaughtUp || ctx.Err() != nil {
+				return p, fmt.Errorf("commit offsets: %w", err)
+			}
+			c.Log.Warn("committing offsets failed; the next commit covers them, or the records are read again", "err", err)
 		}
 		for _, m := range msgs {
 			lag[partition{m.Topic, m.Partition}] = m.HighWaterMark - m.Offset - 1

@@ -1,0 +1,94 @@
+package ingest_test
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
+)
+
+// TestBrokerRestartRiddenOut: a running ingest (not a catch-up run) goes on
+// through its broker's absence: the records published before the broker
+// stopped and after it came back (on the same port, with its data) are
+// all ingested, once each, and Run has not returned. Earlier builds
+// returned the first fetch or commit error, and the back office stopped
+// ingesting until someone started it again.
+func TestBrokerRestartRiddenOut(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dataDir := t.TempDir()
+	b, err := broker.Start(dataDir, port, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	sink, err := ingest.OpenSink(filepath.Join(t.TempDir(), "bo.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	var first []kafka.Message
+	for i := range 50 {
+		first = append(first, f.message(t, i, "receipt-bound"))
+	}
+	produce(t, b.Addr, first)
+	c := consumer(b.Addr, "bo", sink, f, topic)
+	defer c.Reader.Close()
+	var ingested atomic.Int64
+	c.OnBatch = func(p ingest.Progress) { ingested.Store(p.Ingested) }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var runErr error
+	go func() { defer close(done); _, runErr = c.Run(ctx, false, 0) }()
+	defer func() { cancel(); <-done }()
+	wait := func(what string, n int64) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); ingested.Load() < n; time.Sleep(50 * time.Millisecond) {
+			select {
+			case <-done:
+				t.Fatalf("Run returned (%v) before %s", runErr, what)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d ingested", what, ingested.Load())
+			}
+		}
+	}
+	wait("the first records", 50)
+	b.Close()
+	time.Sleep(3 * time.Second) // fetches and the group's heartbeats fail meanwhile
+	select {
+	case <-done:
+		t.Fatalf("Run returned while the broker was away: %v", runErr)
+	default:
+	}
+	b2, err := broker.Start(dataDir, port, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	var second []kafka.Message
+	for i := range 50 {
+		second = append(second, f.message(t, 50+i, "receipt-bound"))
+	}
+	produce(t, b2.Addr, second)
+	wait("the records published after the restart", 100)
+	got, err := sink.Counts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Records != 100 || got.Quarantined != 0 {
+		t.Fatalf("%+v, want the 100 records", got)
+	}
+}
