@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -56,6 +57,37 @@ func TestQuarantineTakesAnyBytes(t *testing.T) {
 				if !utf8.ValidString(s) || bytes.IndexByte([]byte(s), 0) >= 0 {
 					t.Fatalf("text column %q is not UTF-8 without NUL", s)
 				}
+			}
+		})
+	}
+}
+
+// TestEventTextStored: a verified delivery status whose error text holds a
+// NUL or bytes that are not UTF-8 (the text of what a partner answered) is
+// ingested, as U+FFFD there, and the events behind it too. On PostgreSQL
+// its row failed its batch again and again, and nothing after it was
+// ingested.
+func TestEventTextStored(t *testing.T) {
+	for name, target := range sinks(t) {
+		t.Run("ok/"+name, func(t *testing.T) {
+			b, f, sink := setUp(t, target(t))
+			st := events.DeliveryStatus{DeliveryID: 1, Key: "k-1", Partner: "th-sso", MessageType: "NotifyDecision", CaseID: "TH:SSO:C-1",
+				State: "retrying", Attempts: 1, Error: "fault \x00 \x00", At: "2026-03-20T02:00:00Z"}
+			produce(t, b.Addr, []kafka.Message{f.status(t, st, ""), f.message(t, 1, "receipt-bound")})
+			c := consumer(b.Addr, "bo", sink, f)
+			defer c.Reader.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if _, err := c.Run(ctx, true, 2*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			got, err := sink.Counts(context.Background())
+			if err != nil || got.Deliveries != 1 || got.Records != 1 || got.Quarantined != 0 {
+				t.Fatalf("%+v (%v), want the status and the record behind it", got, err)
+			}
+			var text string
+			if err := sink.DB().QueryRow(`SELECT error FROM backoffice_deliveries`).Scan(&text); err != nil || text != "fault \uFFFD \uFFFD" {
+				t.Fatalf("error %q (%v)", text, err)
 			}
 		})
 	}

@@ -234,8 +234,8 @@ func (s *Sink) Write(ctx context.Context, b Batch) error {
 		}
 		defer up.Close()
 		for _, r := range b.Records {
-			if _, err := up.ExecContext(ctx, r.RecordID, r.SourceKey, r.Partner, string(r.Record), r.Receipt, r.Attestation,
-				r.Topic, r.Partition, r.Offset, now); err != nil {
+			if _, err := up.ExecContext(ctx, texts(r.RecordID, r.SourceKey, r.Partner, string(r.Record), r.Receipt, r.Attestation,
+				r.Topic, r.Partition, r.Offset, now)...); err != nil {
 				return err
 			}
 		}
@@ -249,8 +249,8 @@ func (s *Sink) Write(ctx context.Context, b Batch) error {
 			(sender, message_id, operation, case_id, received_at, request_id, documents_omitted, body, receipt, topic, kpartition, koffset, ingested_at)
 			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
 			ON CONFLICT (sender, message_id) DO UPDATE SET deliveries = backoffice_case_messages.deliveries + 1`),
-			c.Sender, c.MessageID, c.Operation, c.CaseID, c.ReceivedAt, c.RequestID, omitted, c.Body, c.Receipt,
-			c.Topic, c.Partition, c.Offset, now); err != nil {
+			texts(c.Sender, c.MessageID, c.Operation, c.CaseID, c.ReceivedAt, c.RequestID, omitted, c.Body, c.Receipt,
+				c.Topic, c.Partition, c.Offset, now)...); err != nil {
 			return err
 		}
 	}
@@ -266,8 +266,8 @@ func (s *Sink) Write(ctx context.Context, b Batch) error {
 				THEN excluded.koffset > backoffice_deliveries.koffset
 				ELSE excluded.status_at > backoffice_deliveries.status_at
 					OR excluded.status_at = backoffice_deliveries.status_at AND excluded.attempts >= backoffice_deliveries.attempts END`),
-			st.Key, st.DeliveryID, st.Partner, st.MessageType, st.CaseID, st.State, st.Attempts, st.Error, st.At, st.Receipt,
-			st.Topic, st.Partition, st.Offset, now); err != nil {
+			texts(st.Key, st.DeliveryID, st.Partner, st.MessageType, st.CaseID, st.State, st.Attempts, st.Error, st.At, st.Receipt,
+				st.Topic, st.Partition, st.Offset, now)...); err != nil {
 			return err
 		}
 	}
@@ -279,8 +279,8 @@ func (s *Sink) Write(ctx context.Context, b Batch) error {
 		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO backoffice_rejections
 			(correlation_id, partner, format, problem_type, status, problems, received_at, receipt, topic, kpartition, koffset, ingested_at)
 			VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (correlation_id) DO NOTHING`),
-			r.CorrelationID, r.Partner, r.Format, r.ProblemType, r.Status, string(problems), r.ReceivedAt, r.Receipt,
-			r.Topic, r.Partition, r.Offset, now); err != nil {
+			texts(r.CorrelationID, r.Partner, r.Format, r.ProblemType, r.Status, string(problems), r.ReceivedAt, r.Receipt,
+				r.Topic, r.Partition, r.Offset, now)...); err != nil {
 			return err
 		}
 	}
@@ -292,12 +292,26 @@ func (s *Sink) Write(ctx context.Context, b Batch) error {
 		if _, err := tx.ExecContext(ctx, s.rebind(`INSERT INTO backoffice_quarantine
 			(topic, kpartition, koffset, msg_key, reason, value, quarantined_at, raw_key, raw_value, headers)
 			VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (topic, kpartition, koffset) DO NOTHING`),
-			sqldialect.Text(m.Topic), m.Partition, m.Offset, sqldialect.Text(string(m.Key)), sqldialect.Text(m.Reason), sqldialect.Text(string(m.Value)), now,
-			nonNil(m.Key), nonNil(m.Value), string(headers)); err != nil {
+			texts(m.Topic, m.Partition, m.Offset, string(m.Key), m.Reason, string(m.Value), now, nonNil(m.Key), nonNil(m.Value), string(headers))...); err != nil {
 			return err
 		}
 	}
 	return tx.Commit()
+}
+
+// texts are args with each string made what a TEXT column of both
+// databases takes (sqldialect.Text). The quarantine's are whatever was
+// written to a topic; a verified event's are the gateway's, signed, but
+// carry what partners and the back office wrote (a delivery's error text).
+// PostgreSQL refuses bytes that are not UTF-8 and NUL, and a row it
+// refused failed its batch again and again: ingestion stopped for good.
+func texts(args ...any) []any {
+	for i, a := range args {
+		if s, ok := a.(string); ok {
+			args[i] = sqldialect.Text(s)
+		}
+	}
+	return args
 }
 
 // nonNil is b, or no bytes for nil (a record without a key or value is
