@@ -492,6 +492,17 @@ func statement(e ownEvent) ([]byte, error) {
 // signed writes e with its receipt of typ when the Builder has a signer.
 func (b *Builder) signed(e ownEvent, typ string) ([]byte, error) {
 	if b.Receipts != nil {
+		// The event as a reader decodes it: text that is not UTF-8 (a
+		// partner's answer quoted in a delivery's error) is U+FFFD there,
+		// and a statement signed over the text as it was differed from the
+		// one the reader computes: the gateway's own event was quarantined.
+		raw, err := json.Marshal(e)
+		if err == nil {
+			err = json.Unmarshal(raw, e)
+		}
+		if err != nil {
+			return nil, err
+		}
 		st, err := statement(e)
 		if err != nil {
 			return nil, err

@@ -278,10 +278,11 @@ type ownEventKind struct {
 // b from one example and read back by its verifier.
 func ownEvents(b *events.Builder) []ownEventKind {
 	st := events.DeliveryStatus{DeliveryID: 7, Key: "ni-001", Partner: "th-sso", MessageType: "NotifyInjury", CaseID: "TH:SSO:C-1",
-		State: "delivered", Attempts: 2, At: "2026-03-20T02:00:00Z"}
+		State: "delivered", Attempts: 2, At: "2026-03-20T02:00:00Z",
+		Error: "the partner answered \"\xff\x00\""} // text that is not UTF-8: a reader decodes it as U+FFFD
 	rj := events.Rejected{ProblemType: "https://perkeso.gov.my/problems/schema-invalid", Status: 422, CorrelationID: "c-1", Partner: "sg-acme",
 		Format: "sg-employer-notice/v1", ReceivedAt: "2026-03-20T02:00:00Z",
-		Problems: []adapters.Problem{{Pointer: "/injury/occurredAt", Code: "format"}, {Pointer: "/employee/é\u2028<&>", Code: "required"}}}
+		Problems: []adapters.Problem{{Pointer: "/injury/occurredAt", Code: "format"}, {Pointer: "/employee/é\u2028<&>", Code: "required"}, {Pointer: "/employee/\xfe", Code: "required"}}}
 	return []ownEventKind{
 		{"delivery-status", func() (store.Message, error) { return b.DeliveryStatusMessage("t.status", st, time.Now()) },
 			func(v []byte, set jwk.Set) (any, error) { return events.VerifyDeliveryStatus(v, set) },
