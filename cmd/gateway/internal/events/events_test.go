@@ -446,3 +446,34 @@ func FuzzVerifyCaseMessage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOwnEventRoundTrip: whatever text a delivery status or a rejection
+// carries (a partner's answer in the error, a member's name in a problem's
+// pointer), the event the gateway signs passes the check a back office
+// makes of it: the gateway's own events are never quarantined.
+func FuzzOwnEventRoundTrip(f *testing.F) {
+	signer, set := newSigner(f, "gw-1")
+	b := &events.Builder{Topics: events.DefaultTopics, Source: "test", Receipts: signer}
+	f.Add("timeout", "/employee/name", "TH:SSO:C-1")
+	f.Add("the partner answered \"\xff\x00\"", "/employee/\xfe", "")
+	f.Add("\u2028<&>\\u0000", "~1~0", "\x00")
+	f.Fuzz(func(t *testing.T, text, pointer, caseID string) {
+		st := events.DeliveryStatus{DeliveryID: 1, Key: "k-1", Partner: "th-sso", MessageType: "NotifyDecision", CaseID: caseID,
+			State: "retrying", Attempts: 1, Error: text, At: "2026-03-20T02:00:00Z"}
+		m, err := b.DeliveryStatusMessage("t.status", st, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := events.VerifyDeliveryStatus(m.Value, set); err != nil {
+			t.Fatalf("the gateway's own status (error %q, case %q) fails its check: %v", text, caseID, err)
+		}
+		rj := events.Rejected{ProblemType: "https://perkeso.gov.my/problems/schema-invalid", Status: 422, CorrelationID: "c-1", Partner: "sg-acme",
+			Format: "sg-employer-notice/v1", ReceivedAt: "2026-03-20T02:00:00Z", Problems: []adapters.Problem{{Pointer: pointer, Code: "required", Message: text}}}
+		if m, err = b.RejectedMessage(rj, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := events.VerifyRejected(m.Value, set); err != nil {
+			t.Fatalf("the gateway's own rejection (pointer %q) fails its check: %v", pointer, err)
+		}
+	})
+}
