@@ -24,6 +24,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
@@ -196,6 +197,10 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	partnerID := r.URL.Query().Get("partner")
+	if sqldialect.Text(partnerID) != partnerID { // PostgreSQL refuses the query: it was a 503
+		a.refuse(w, r, problem.New(problem.BadRequest, "partner is a partner id: UTF-8 without NUL"))
+		return
+	}
 	ds, err := a.Store.DeliveriesOf(r.Context(), partnerID, state, before, limit)
 	if err != nil {
 		a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable", err))
