@@ -43,6 +43,7 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	until := fs.Bool("until-caught-up", false, "exit once the lag is 0 and nothing arrived for --idle")
 	idle := fs.Duration("idle", 2*time.Second, "with --until-caught-up: quiet time before exiting")
 	batch := fs.Int("batch", 500, "events per database transaction")
+	requeue := fs.Bool("requeue-quarantine", false, "verify the quarantined events again with the JWKS as it is now, file those that pass, and exit (no Kafka)")
 	if err := parse(fs, args); err != nil {
 		return errUsage
 	}
@@ -78,6 +79,10 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err != nil {
 		return fmt.Errorf("gateway JWKS: %w", err)
 	}
+	if *requeue {
+		return requeueQuarantine(ctx, *db, &ingest.Consumer{CaseTopic: *caseTopic, StatusTopic: *statusTopic, RejectedTopic: *rejectedTopic,
+			JWKS: set, Batch: *batch}, stdout, stderr)
+	}
 	kc, err := kafkaclient.New(kcfg)
 	if err != nil {
 		return err
@@ -109,6 +114,30 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	p, err := c.Run(ctx, *until, *idle)
 	fmt.Fprintf(stdout, "ingest: %d consumed, %d ingested, %d quarantined, %d case messages, %d delivery statuses, %d rejections, lag %d, %.0f events/s\n",
 		p.Consumed, p.Ingested, p.Quarantined, p.CaseMessages, p.Statuses, p.Rejections, p.Lag, p.Rate())
+	return err
+}
+
+// requeueQuarantine is "gateway ingest --requeue-quarantine": c (its topics
+// and JWKS set) verifies the quarantine of the database at db again.
+func requeueQuarantine(ctx context.Context, db string, c *ingest.Consumer, stdout, stderr io.Writer) error {
+	sink, err := ingest.OpenSink(db)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	c.Sink, c.Log = sink, slog.New(slog.NewTextHandler(stderr, nil))
+	last := time.Now()
+	rep, err := c.Requeue(ctx, func(r ingest.RequeueReport) {
+		if time.Since(last) >= time.Second {
+			last = time.Now()
+			fmt.Fprintf(stderr, "requeue: %d filed, %d still quarantined so far\n", r.Released, r.Still)
+		}
+	})
+	fmt.Fprintf(stdout, "requeue: %d filed and taken out of the quarantine, %d still quarantined", rep.Released, rep.Still)
+	if rep.WithoutBytes > 0 {
+		fmt.Fprintf(stdout, ", %d quarantined by an earlier build without their bytes (reset the consumer group's offsets to read them again)", rep.WithoutBytes)
+	}
+	fmt.Fprintln(stdout)
 	return err
 }
 

@@ -832,6 +832,17 @@ func answering(t *testing.T, ca *certs.CA, jwksFile string, status int, contentT
 	return srv.URL
 }
 
+// TestRequeueQuarantineWithoutKafka: "gateway ingest --requeue-quarantine"
+// works on the back office's database alone, the cluster unreachable.
+func TestRequeueQuarantineWithoutKafka(t *testing.T) {
+	l, _ := devLayout(t)
+	db := filepath.Join(t.TempDir(), "backoffice.db")
+	out, stderr, err := gateway(t, "ingest", "--brokers", "127.0.0.1:9", "--topic", "t.verified", "--jwks", l.GatewayJWKS, "--db", db, "--requeue-quarantine")
+	if err != nil || !strings.Contains(out, "requeue: 0 filed and taken out of the quarantine, 0 still quarantined") {
+		t.Fatalf("%v\n%s%s", err, out, stderr)
+	}
+}
+
 // TestFlagsRefused: flags a command could only misread are refused with
 // the flag and its bound, before the command does anything (so before the
 // dev directory, which none of these has, is looked for).

@@ -177,6 +177,66 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 	}
 }
 
+// RequeueReport counts what Requeue did.
+type RequeueReport struct {
+	Released int64 // verified this time: filed in their tables, out of the quarantine
+	Still    int64 // refused again, the reason brought up to date
+	// WithoutBytes were quarantined by builds that kept their text only:
+	// reading them again takes resetting the consumer group's offsets.
+	WithoutBytes int64
+}
+
+// Requeue verifies the quarantined messages again, as Run would with the
+// JWKS as it is now (its topics name their kinds), a batch at a time:
+// those that pass are filed as Run files them and leave the quarantine, in
+// one transaction a batch. A back office that quarantined what a receipt
+// key it did not have yet signed (the gateway's new key, not yet copied)
+// gets those messages back this way, past Kafka's retention too. progress,
+// when set, hears after each batch.
+func (c *Consumer) Requeue(ctx context.Context, progress func(RequeueReport)) (RequeueReport, error) {
+	var r RequeueReport
+	if c.Batch <= 0 {
+		c.Batch = 500
+	}
+	if c.Log == nil {
+		c.Log = slog.Default()
+	}
+	var after *Quarantined
+	for {
+		qs, err := c.Sink.Quarantine(ctx, after, c.Batch)
+		if err != nil || len(qs) == 0 {
+			if err == nil {
+				r.WithoutBytes, err = c.Sink.QuarantinedWithoutBytes(ctx)
+			}
+			return r, err
+		}
+		after = &qs[len(qs)-1]
+		msgs := make([]kafka.Message, len(qs))
+		for i, q := range qs {
+			msgs[i] = kafka.Message{Topic: q.Topic, Partition: q.Partition, Offset: q.Offset, Key: q.Key, Value: q.Value, Headers: q.Headers}
+		}
+		var batch Batch
+		var released, still []Quarantined
+		for i, v := range c.verifyAll(msgs) {
+			if v.reason == "" {
+				v.add(&batch)
+				released = append(released, qs[i])
+				continue
+			}
+			qs[i].Reason = v.reason
+			still = append(still, qs[i])
+		}
+		if err := c.Sink.Release(ctx, batch, released, still); err != nil {
+			return r, err
+		}
+		r.Released += int64(len(released))
+		r.Still += int64(len(still))
+		if progress != nil {
+			progress(r)
+		}
+	}
+}
+
 // write writes the batch, trying again with a growing pause (to 5 s)
 // while the database refuses it: a database restarting or failing over
 // holds ingestion up rather than ending it (earlier builds exited). It

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -88,6 +91,62 @@ func TestEventTextStored(t *testing.T) {
 			var text string
 			if err := sink.DB().QueryRow(`SELECT error FROM backoffice_deliveries`).Scan(&text); err != nil || text != "fault \uFFFD \uFFFD" {
 				t.Fatalf("error %q (%v)", text, err)
+			}
+		})
+	}
+}
+
+// TestRequeueQuarantined: what a back office quarantined for a receipt key
+// it did not have yet (the gateway's key rotated, the new JWKS not yet
+// copied) is filed once the key is there, by Requeue, without Kafka: each
+// record and status once, out of the quarantine; a forgery stays, with its
+// reason; a message quarantined by an earlier build, without its bytes, is
+// counted and left. Before, only resetting the consumer group's offsets,
+// within Kafka's retention, read them again.
+func TestRequeueQuarantined(t *testing.T) {
+	for name, target := range sinks(t) {
+		t.Run("ok/"+name, func(t *testing.T) {
+			b, f, sink := setUp(t, target(t))
+			var msgs []kafka.Message
+			for i := range 20 {
+				msgs = append(msgs, f.message(t, i, "receipt-bound"))
+			}
+			for i := range 5 {
+				msgs = append(msgs, f.status(t, events.DeliveryStatus{DeliveryID: int64(i), Key: fmt.Sprint("k-", i), Partner: "th-sso",
+					MessageType: "NotifyDecision", CaseID: "TH:SSO:C-1", State: "delivered", Attempts: 1, At: "2026-03-20T02:00:00Z"}, ""))
+			}
+			msgs = append(msgs, f.message(t, 99, "receipt-bound-record-changed"))
+			produce(t, b.Addr, msgs)
+			c := consumer(b.Addr, "bo", sink, f)
+			c.JWKS = f.other.JWKS() // the back office's copy lacks the gateway's key
+			if _, err := c.Run(context.Background(), true, 2*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			c.Reader.Close()
+			if got, _ := sink.Counts(context.Background()); got.Quarantined != 26 {
+				t.Fatalf("%+v, want all 26 quarantined", got)
+			}
+			if _, err := sink.DB().Exec(`INSERT INTO backoffice_quarantine (topic, kpartition, koffset, msg_key, reason, value, quarantined_at)
+				VALUES ('` + topic + `', 0, 100000, 'k', 'an earlier build''s', '{}', '2026-01-01T00:00:00Z')`); err != nil {
+				t.Fatal(err)
+			}
+			r := &ingest.Consumer{Sink: sink, CaseTopic: caseTopic, StatusTopic: statusTopic, RejectedTopic: rejectedTopic, JWKS: f.signer.JWKS(), Batch: 7}
+			var heard int
+			rep, err := r.Requeue(context.Background(), func(ingest.RequeueReport) { heard++ })
+			if err != nil || rep != (ingest.RequeueReport{Released: 25, Still: 1, WithoutBytes: 1}) || heard != 4 {
+				t.Fatalf("%+v (%v), progress heard %d times; want 25 released, 1 still, 1 without bytes, in 4 batches", rep, err, heard)
+			}
+			got, err := sink.Counts(context.Background())
+			if err != nil || got != (ingest.Counts{Records: 20, Deliveries: 5, Quarantined: 2}) {
+				t.Fatalf("%+v (%v)", got, err)
+			}
+			var reason string
+			if err := sink.DB().QueryRow(`SELECT reason FROM backoffice_quarantine WHERE raw_value IS NOT NULL`).Scan(&reason); err != nil ||
+				!strings.Contains(reason, "record differs from the record the receipt acknowledges") {
+				t.Fatalf("the forgery's reason %q (%v)", reason, err)
+			}
+			if rep, err := r.Requeue(context.Background(), nil); err != nil || rep != (ingest.RequeueReport{Still: 1, WithoutBytes: 1}) {
+				t.Fatalf("again: %+v (%v)", rep, err)
 			}
 		})
 	}

@@ -223,6 +223,14 @@ func (s *Sink) Write(ctx context.Context, b Batch) error {
 		return err
 	}
 	defer tx.Rollback()
+	if err := s.write(ctx, tx, b); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// write is Write inside tx.
+func (s *Sink) write(ctx context.Context, tx *sql.Tx, b Batch) error {
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	if len(b.Records) > 0 {
 		up, err := tx.PrepareContext(ctx, s.rebind(`INSERT INTO backoffice_records
@@ -293,6 +301,74 @@ func (s *Sink) Write(ctx context.Context, b Batch) error {
 			(topic, kpartition, koffset, msg_key, reason, value, quarantined_at, raw_key, raw_value, headers)
 			VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (topic, kpartition, koffset) DO NOTHING`),
 			texts(m.Topic, m.Partition, m.Offset, string(m.Key), m.Reason, string(m.Value), now, nonNil(m.Key), nonNil(m.Value), string(headers))...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Quarantine reads up to limit quarantined messages kept whole (their
+// bytes and headers), in (topic, partition, offset) order after the one at
+// after (nil: from the first). Messages quarantined by earlier builds,
+// which kept their text only, are not among them (QuarantinedWithoutBytes).
+func (s *Sink) Quarantine(ctx context.Context, after *Quarantined, limit int) ([]Quarantined, error) {
+	q := `SELECT topic, kpartition, koffset, raw_key, raw_value, headers, reason FROM backoffice_quarantine WHERE raw_value IS NOT NULL`
+	var args []any
+	if after != nil {
+		q += ` AND (topic > ? OR topic = ? AND (kpartition > ? OR kpartition = ? AND koffset > ?))`
+		args = append(args, after.Topic, after.Topic, after.Partition, after.Partition, after.Offset)
+	}
+	rows, err := s.db.QueryContext(ctx, s.rebind(q+` ORDER BY topic, kpartition, koffset LIMIT ?`), append(args, limit)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Quarantined
+	for rows.Next() {
+		var m Quarantined
+		var headers sql.NullString
+		if err := rows.Scan(&m.Topic, &m.Partition, &m.Offset, &m.Key, &m.Value, &headers, &m.Reason); err != nil {
+			return nil, err
+		}
+		if headers.Valid && headers.String != "" && headers.String != "null" {
+			if err := json.Unmarshal([]byte(headers.String), &m.Headers); err != nil {
+				return nil, fmt.Errorf("quarantined %s/%d/%d: headers: %w", m.Topic, m.Partition, m.Offset, err)
+			}
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// QuarantinedWithoutBytes counts the messages quarantined by builds that
+// kept their text only: they cannot be verified again from the table.
+func (s *Sink) QuarantinedWithoutBytes(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM backoffice_quarantine WHERE raw_value IS NULL`).Scan(&n)
+	return n, err
+}
+
+// Release writes the rows of messages verified again (b) and takes them
+// out of the quarantine (released), and records the reasons of those still
+// refused (still), in one transaction.
+func (s *Sink) Release(ctx context.Context, b Batch, released, still []Quarantined) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := s.write(ctx, tx, b); err != nil {
+		return err
+	}
+	for _, m := range released {
+		if _, err := tx.ExecContext(ctx, s.rebind(`DELETE FROM backoffice_quarantine WHERE topic = ? AND kpartition = ? AND koffset = ?`),
+			m.Topic, m.Partition, m.Offset); err != nil {
+			return err
+		}
+	}
+	for _, m := range still {
+		if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE backoffice_quarantine SET reason = ? WHERE topic = ? AND kpartition = ? AND koffset = ?`),
+			texts(m.Reason, m.Topic, m.Partition, m.Offset)...); err != nil {
 			return err
 		}
 	}
