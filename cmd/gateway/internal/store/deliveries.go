@@ -86,7 +86,8 @@ func (s *DB) EnqueueRefused(ctx context.Context, d *Delivery, reason string, at 
 // (created false).
 func (s *DB) insertDelivery(ctx context.Context, tx wtx, d *Delivery, state string, attempts int, lastErr string, at time.Time) (created bool, err error) {
 	var id int64
-	// A refused request's fields are as the record held them.
+	// A refused request's fields are as its record held them: stored as
+	// text both databases take (PostgreSQL refuses a NUL).
 	d.Key, d.PartnerID, d.MessageType, d.CaseID = sqldialect.Text(d.Key), sqldialect.Text(d.PartnerID), sqldialect.Text(d.MessageType), sqldialect.Text(d.CaseID)
 	lastErr = sqldialect.Text(lastErr)
 	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO deliveries (delivery_key, partner_id, message_type, case_id, payload, state, attempts,
