@@ -3,8 +3,14 @@ package app
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +19,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
@@ -110,5 +117,69 @@ func TestEndpointServerRevoked(t *testing.T) {
 				t.Errorf("the endpoint's CA not watched")
 			}
 		})
+	}
+}
+
+// TestPartnerMaterialLeavesReady: an agency's signing CRL and a partner
+// endpoint's CRL past their next update, and an endpoint CA expired, are
+// reported by /readyz with the partner they concern, and the gateway stays
+// ready: they concern that partner's messages alone, which fail on their
+// own, and a readiness probe failing on every instance for them took the
+// intake away from every partner. The gateway's own material still fails
+// it (TestReadyCRL).
+func TestPartnerMaterialLeavesReady(t *testing.T) {
+	g, l := devGateway(t)
+	ca, err := certs.LoadCA(l.CACert, l.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "stale.crl")
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: time.Now().Add(-48 * time.Hour),
+		NextUpdate: time.Now().Add(-time.Hour)}, ca.Cert, ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired := filepath.Join(dir, "expired-ca.pem")
+	old := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "expired agency server CA"}, IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}
+	oldDER, err := x509.CreateCertificate(rand.Reader, old, old, ca.Key.Public(), ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(os.WriteFile(stale, der, 0o644), os.WriteFile(expired, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: oldDER}), 0o644)); err != nil {
+		t.Fatal(err)
+	}
+	withEndpoint(t, l.Config, "demo-agency", map[string]any{"url": "https://agency.example/exchange", "protocol": "soap", "ca_file": l.CACert, "crl_files": []string{stale}})
+	withEndpoint(t, l.Config, "demo-insurer", map[string]any{"url": "https://insurer.example/in", "protocol": "json", "ca_file": expired})
+	b, _ := os.ReadFile(l.Config)
+	var f map[string]any
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range f["partners"].([]any) {
+		if p := p.(map[string]any); p["id"] == "demo-agency" {
+			p["signing_crl_files"] = []string{stale}
+		}
+	}
+	b, _ = json.Marshal(f)
+	if err := os.WriteFile(l.Config, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	checks, ready := g.Ready(context.Background())
+	for name, partner := range map[string]string{"crl:signing:demo-agency:stale.crl": "demo-agency", "crl:endpoint:demo-agency:stale.crl": "demo-agency",
+		"certificate:endpoint-ca:demo-insurer:0": "demo-insurer"} {
+		if c, ok := checks[name]; !ok || c.OK || c.Partner != partner {
+			t.Errorf("%s: %+v (present %v), want a failed check of %s", name, c, ok, partner)
+		}
+	}
+	if !ready {
+		t.Fatalf("a partner's stale CRL or expired CA made the gateway unready: %+v", checks)
+	}
+	if c := checks["certificate:server"]; !c.OK || c.Partner != "" {
+		t.Fatalf("the gateway's own certificate: %+v", c)
 	}
 }

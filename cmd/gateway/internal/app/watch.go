@@ -8,6 +8,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/perkeso/jambatan/certs"
@@ -205,16 +206,31 @@ func CRLName(paths []string, i int) string {
 func (w *watched) checks(now time.Time) map[string]Check {
 	checks := map[string]Check{}
 	for name, c := range w.crls {
-		checks["crl:"+name] = checkCRL(c, now)
+		ch := checkCRL(c, now)
+		ch.Partner = partnerOf(name)
+		checks["crl:"+name] = ch
 	}
 	for name, c := range w.certs {
 		if now.After(c.NotAfter) || now.Before(c.NotBefore) {
-			checks["certificate:"+name] = Check{Detail: "not valid now (until " + c.NotAfter.UTC().Format(time.RFC3339) + ")"}
+			checks["certificate:"+name] = Check{Detail: "not valid now (until " + c.NotAfter.UTC().Format(time.RFC3339) + ")", Partner: partnerOf(name)}
 		} else {
-			checks["certificate:"+name] = Check{OK: true, Detail: "valid until " + c.NotAfter.UTC().Format(time.RFC3339)}
+			checks["certificate:"+name] = Check{OK: true, Detail: "valid until " + c.NotAfter.UTC().Format(time.RFC3339), Partner: partnerOf(name)}
 		}
 	}
 	return checks
+}
+
+// partnerOf is the partner whose material a watched name names
+// (signing-ca:P:N, outbound-client:P, endpoint-ca:P:N, signing:P:FILE,
+// endpoint:P:FILE), "" for the gateway's own.
+func partnerOf(name string) string {
+	for _, prefix := range []string{"signing-ca:", "outbound-client:", "endpoint-ca:", "signing:", "endpoint:"} {
+		if rest, ok := strings.CutPrefix(name, prefix); ok {
+			p, _, _ := strings.Cut(rest, ":")
+			return p
+		}
+	}
+	return ""
 }
 
 // files are what a configuration names that the gateway reads when it
