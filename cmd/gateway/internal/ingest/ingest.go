@@ -101,32 +101,13 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 		c.Log = slog.Default()
 	}
 	p := Progress{Started: time.Now()}
-	type partition struct {
-		topic string
-		n     int
-	}
 	lag := map[partition]int64{}
 	lastMsg := time.Now()
 	pause := time.Duration(0) // after a failed fetch
 	for {
-		if pause > 0 {
-			select {
-			case <-ctx.Done():
-				return p, nil
-			case <-time.After(pause):
-			}
-		}
-		msgs, err := c.fetch(ctx, untilCaughtUp)
-		switch {
-		case err == nil:
-			pause = 0
-		case ctx.Err() != nil:
-			return p, nil // what it fetched is not committed: read again next time
-		case untilCaughtUp:
-			return p, err
-		default:
-			pause = min(max(2*pause, 100*time.Millisecond), 5*time.Second)
-			c.Log.Error("reading from Kafka failed; trying again", "err", err, "pause", pause)
+		msgs, err := c.fetchAfter(ctx, untilCaughtUp, &pause)
+		if err != nil || ctx.Err() != nil {
+			return p, err // what it fetched is not committed: read again next time
 		}
 		if len(msgs) == 0 {
 			// Partitions with lag would have answered the fetch; the lag
@@ -137,15 +118,9 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 			continue
 		}
 		lastMsg = time.Now()
-		var batch Batch
-		for i, v := range c.verifyAll(msgs) {
-			m := msgs[i]
-			if v.reason == "" {
-				v.add(&batch)
-				continue
-			}
-			batch.Quarantined = append(batch.Quarantined, Quarantined{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key, Reason: v.reason, Value: m.Value, Headers: m.Headers})
-			c.Log.Warn("event quarantined", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "reason", v.reason)
+		batch, _ := c.sort(msgs)
+		for _, q := range batch.Quarantined {
+			c.Log.Warn("event quarantined", "topic", q.Topic, "partition", q.Partition, "offset", q.Offset, "reason", q.Reason)
 		}
 		if !c.write(ctx, batch) {
 			return p, nil // ended before the batch was written: nothing of it committed
@@ -158,23 +133,76 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 			}
 			c.Log.Warn("committing offsets failed; the next commit covers them, or the records are read again", "err", err)
 		}
-		for _, m := range msgs {
-			lag[partition{m.Topic, m.Partition}] = m.HighWaterMark - m.Offset - 1
-		}
-		p.Lag = 0
-		for _, l := range lag {
-			p.Lag += l
-		}
-		p.Consumed += int64(len(msgs))
-		p.Ingested += int64(len(batch.Records))
-		p.CaseMessages += int64(len(batch.CaseMessages))
-		p.Statuses += int64(len(batch.Statuses))
-		p.Rejections += int64(len(batch.Rejections))
-		p.Quarantined += int64(len(batch.Quarantined))
+		p.add(msgs, batch, lag)
 		if c.OnBatch != nil {
 			c.OnBatch(p)
 		}
 	}
+}
+
+// partition names a topic's partition, for the lag.
+type partition struct {
+	topic string
+	n     int
+}
+
+// add counts a batch written from msgs, and the partitions' lag.
+func (p *Progress) add(msgs []kafka.Message, b Batch, lag map[partition]int64) {
+	for _, m := range msgs {
+		lag[partition{m.Topic, m.Partition}] = m.HighWaterMark - m.Offset - 1
+	}
+	p.Lag = 0
+	for _, l := range lag {
+		p.Lag += l
+	}
+	p.Consumed += int64(len(msgs))
+	p.Ingested += int64(len(b.Records))
+	p.CaseMessages += int64(len(b.CaseMessages))
+	p.Statuses += int64(len(b.Statuses))
+	p.Rejections += int64(len(b.Rejections))
+	p.Quarantined += int64(len(b.Quarantined))
+}
+
+// fetchAfter is fetch after *pause, which a failed fetch lengthens (to 5
+// s) and a successful one ends. A catch-up run returns the error; a
+// running consumer logs it and returns what it fetched before failing.
+func (c *Consumer) fetchAfter(ctx context.Context, untilCaughtUp bool, pause *time.Duration) ([]kafka.Message, error) {
+	if *pause > 0 {
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(*pause):
+		}
+	}
+	msgs, err := c.fetch(ctx, untilCaughtUp)
+	switch {
+	case err == nil:
+		*pause = 0
+	case ctx.Err() != nil:
+		return nil, nil
+	case untilCaughtUp:
+		return nil, err
+	default:
+		*pause = min(max(2**pause, 100*time.Millisecond), 5*time.Second)
+		c.Log.Error("reading from Kafka failed; trying again", "err", err, "pause", *pause)
+	}
+	return msgs, nil
+}
+
+// sort verifies msgs and files each in b: a row of its table, or the
+// quarantine with its reason; passed[i] tells which for msgs[i].
+func (c *Consumer) sort(msgs []kafka.Message) (b Batch, passed []bool) {
+	passed = make([]bool, len(msgs))
+	for i, v := range c.verifyAll(msgs) {
+		if passed[i] = v.reason == ""; passed[i] {
+			v.add(&b)
+			continue
+		}
+		m := msgs[i]
+		b.Quarantined = append(b.Quarantined, Quarantined{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Key: m.Key,
+			Reason: v.reason, Value: m.Value, Headers: m.Headers})
+	}
+	return b, passed
 }
 
 // RequeueReport counts what Requeue did.
@@ -215,17 +243,15 @@ func (c *Consumer) Requeue(ctx context.Context, progress func(RequeueReport)) (R
 		for i, q := range qs {
 			msgs[i] = kafka.Message{Topic: q.Topic, Partition: q.Partition, Offset: q.Offset, Key: q.Key, Value: q.Value, Headers: q.Headers}
 		}
-		var batch Batch
-		var released, still []Quarantined
-		for i, v := range c.verifyAll(msgs) {
-			if v.reason == "" {
-				v.add(&batch)
+		batch, passed := c.sort(msgs)
+		var released []Quarantined
+		for i, ok := range passed {
+			if ok {
 				released = append(released, qs[i])
-				continue
 			}
-			qs[i].Reason = v.reason
-			still = append(still, qs[i])
 		}
+		still := batch.Quarantined // with their reasons now
+		batch.Quarantined = nil
 		if err := c.Sink.Release(ctx, batch, released, still); err != nil {
 			return r, err
 		}
