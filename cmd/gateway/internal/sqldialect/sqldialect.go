@@ -36,13 +36,19 @@ type Column struct{ Table, Name, Def string }
 
 // AddColumns adds each column its table lacks: a database made by an
 // earlier build gets them when it is opened (a column's presence is asked
-// with a query of it, which both databases answer the same way).
+// with a query of it, which both databases answer the same way). Another
+// process opening the database at the same time may add a column first:
+// its addition stands.
 func AddColumns(db *sql.DB, cols []Column) error {
+	has := func(c Column) bool {
+		_, err := db.Exec(`SELECT ` + c.Name + ` FROM ` + c.Table + ` LIMIT 0`)
+		return err == nil
+	}
 	for _, c := range cols {
-		if _, err := db.Exec(`SELECT ` + c.Name + ` FROM ` + c.Table + ` LIMIT 0`); err == nil {
+		if has(c) {
 			continue
 		}
-		if _, err := db.Exec(`ALTER TABLE ` + c.Table + ` ADD COLUMN ` + c.Name + ` ` + c.Def); err != nil {
+		if _, err := db.Exec(`ALTER TABLE ` + c.Table + ` ADD COLUMN ` + c.Name + ` ` + c.Def); err != nil && !has(c) {
 			return fmt.Errorf("adding %s.%s: %w", c.Table, c.Name, err)
 		}
 	}

@@ -1,11 +1,16 @@
 package sqldialect_test
 
 import (
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/pgtest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 )
 
@@ -88,6 +93,45 @@ func TestText(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := sqldialect.Text(tc.in); got != tc.want {
 				t.Fatalf("Text(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestAddColumns: a column a table lacks is added, one it has is left, and
+// two openers adding the same column at once both succeed (one of them
+// finds it added by the other), on both databases.
+func TestAddColumns(t *testing.T) {
+	for name, target := range pgtest.Targets(t) {
+		t.Run("ok/"+name, func(t *testing.T) {
+			dsn, driver := target(t), "sqlite"
+			if sqldialect.IsPostgres(dsn) {
+				driver = "pgx"
+			} else if err := sqldialect.CreateSQLite(dsn); err != nil {
+				t.Fatal(err)
+			} else {
+				dsn = "file:" + dsn + "?_pragma=busy_timeout(10000)" // as the stores open it
+			}
+			db, err := sql.Open(driver, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec(`CREATE TABLE t (a TEXT)`); err != nil {
+				t.Fatal(err)
+			}
+			cols := []sqldialect.Column{{Table: "t", Name: "a", Def: "TEXT"}, {Table: "t", Name: "b", Def: "TEXT NOT NULL DEFAULT ''"}}
+			errs := make(chan error, 4)
+			for range 4 {
+				go func() { errs <- sqldialect.AddColumns(db, cols) }()
+			}
+			for range 4 {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := db.Exec(`SELECT a, b FROM t`); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}
