@@ -406,11 +406,18 @@ func (r Revocations) Revokes(chain []*x509.Certificate) bool {
 // ErrServerRevoked refuses a server whose certificate is revoked.
 var ErrServerRevoked = errors.New("the server's certificate, or a CA that issued it, is revoked")
 
-// refuseServer is a client's check of the server's verified chains: one
-// that the CRLs do not revoke is enough (a chain through a revoked
-// intermediate does not refuse a server another CA vouches for).
+// Spares reports whether some chain of chains (a verification's) holds no
+// certificate the CRLs list below its anchor: one is enough, as a chain
+// through a revoked intermediate does not refuse a certificate another CA
+// vouches for. The listener, the operators' access and the clients to
+// partners' servers all decide so.
+func (r Revocations) Spares(chains [][]*x509.Certificate) bool {
+	return slices.ContainsFunc(chains, func(ch []*x509.Certificate) bool { return !r.Revokes(ch) })
+}
+
+// refuseServer is a client's check of the server's verified chains.
 func (r Revocations) refuseServer(cs tls.ConnectionState) error {
-	if slices.ContainsFunc(cs.VerifiedChains, func(ch []*x509.Certificate) bool { return !r.Revokes(ch) }) {
+	if r.Spares(cs.VerifiedChains) {
 		return nil
 	}
 	return ErrServerRevoked

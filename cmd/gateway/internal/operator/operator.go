@@ -317,7 +317,7 @@ func (a *Access) Allows(chain []*x509.Certificate) bool {
 		inter.AddCert(c)
 	}
 	chains, err := chain[0].Verify(x509.VerifyOptions{Roots: cur.cas, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-	return err == nil && slices.ContainsFunc(chains, func(c []*x509.Certificate) bool { return !cur.revoked.Revokes(c) })
+	return err == nil && cur.revoked.Spares(chains)
 }
 
 // TLSConfig requires an operator certificate from the operators' CA whose
