@@ -54,29 +54,11 @@ func serial() *big.Int {
 
 // NewCA creates a self-signed ECDSA P-256 root valid for ten years.
 func NewCA(commonName string) (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: commonName, Organization: []string{"Jambatan development"}},
-		NotBefore:             now().Add(-time.Hour),
-		NotAfter:              now().AddDate(10, 0, 0),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	return &CA{Cert: cert, Key: key}, nil
+	return createCA(&x509.Certificate{
+		Subject:        pkix.Name{CommonName: commonName, Organization: []string{"Jambatan development"}},
+		NotAfter:       now().AddDate(10, 0, 0),
+		MaxPathLenZero: true,
+	}, nil)
 }
 
 // NewCAChain creates a root and an issuing CA below it, ECDSA P-256, for
@@ -93,12 +75,19 @@ func NewCAChain(rootCN, issuingCN string) (root, issuing *CA, err error) {
 // newCA makes a CA for cn valid for a day, signed by parent (nil:
 // self-signed), that may issue CAs.
 func newCA(cn string, parent *CA) (*CA, error) {
+	return createCA(&x509.Certificate{Subject: pkix.Name{CommonName: cn}, NotAfter: now().Add(24 * time.Hour)}, parent)
+}
+
+// createCA makes a CA of tmpl (its subject, end and path length), with a new
+// ECDSA P-256 key, valid from an hour ago, signed by parent (nil:
+// self-signed).
+func createCA(tmpl *x509.Certificate, parent *CA) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: cn}, NotBefore: now().Add(-time.Hour),
-		NotAfter: now().Add(24 * time.Hour), BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	tmpl.SerialNumber, tmpl.NotBefore = serial(), now().Add(-time.Hour)
+	tmpl.KeyUsage, tmpl.BasicConstraintsValid, tmpl.IsCA = x509.KeyUsageCertSign|x509.KeyUsageCRLSign, true, true
 	signer, signerKey := tmpl, crypto.Signer(key)
 	if parent != nil {
 		signer, signerKey = parent.Cert, parent.Key
