@@ -218,12 +218,17 @@ func (s *Sink) rebind(q string) string { return sqldialect.Rebind(q, s.postgres)
 // message delivered again changes nothing: each table holds each event
 // once. A delivery's row takes a later status only (backoffice_deliveries).
 func (s *Sink) Write(ctx context.Context, b Batch) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error { return s.write(ctx, tx, b) })
+}
+
+// inTx runs f in a transaction and commits it if f succeeds.
+func (s *Sink) inTx(ctx context.Context, f func(*sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if err := s.write(ctx, tx, b); err != nil {
+	if err := f(tx); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -352,27 +357,24 @@ func (s *Sink) QuarantinedWithoutBytes(ctx context.Context) (int64, error) {
 // out of the quarantine (released), and records the reasons of those still
 // refused (still), in one transaction.
 func (s *Sink) Release(ctx context.Context, b Batch, released, still []Quarantined) error {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := s.write(ctx, tx, b); err != nil {
-		return err
-	}
-	for _, m := range released {
-		if _, err := tx.ExecContext(ctx, s.rebind(`DELETE FROM backoffice_quarantine WHERE topic = ? AND kpartition = ? AND koffset = ?`),
-			m.Topic, m.Partition, m.Offset); err != nil {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.write(ctx, tx, b); err != nil {
 			return err
 		}
-	}
-	for _, m := range still {
-		if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE backoffice_quarantine SET reason = ? WHERE topic = ? AND kpartition = ? AND koffset = ?`),
-			texts(m.Reason, m.Topic, m.Partition, m.Offset)...); err != nil {
-			return err
+		for _, m := range released {
+			if _, err := tx.ExecContext(ctx, s.rebind(`DELETE FROM backoffice_quarantine WHERE topic = ? AND kpartition = ? AND koffset = ?`),
+				m.Topic, m.Partition, m.Offset); err != nil {
+				return err
+			}
 		}
-	}
-	return tx.Commit()
+		for _, m := range still {
+			if _, err := tx.ExecContext(ctx, s.rebind(`UPDATE backoffice_quarantine SET reason = ? WHERE topic = ? AND kpartition = ? AND koffset = ?`),
+				texts(m.Reason, m.Topic, m.Partition, m.Offset)...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // texts are args with each string made what a TEXT column of both
