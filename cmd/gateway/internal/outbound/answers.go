@@ -172,12 +172,11 @@ func heldEntry(at time.Time, status StatusFunc) func(*store.Delivery) *store.Ent
 
 // hold holds the answers of an InformationReply the deliverer claimed: one
 // refused when it was queued (its case not yet shared, say) and taken back
-// by an operator's retry. It is checked again, as when it was queued, and
-// held, or dead-lettered again with the reason.
-func (dl *Deliverer) hold(ctx context.Context, d *store.Delivery) {
-	r := &Request{ID: d.Key, Partner: d.PartnerID, MessageType: d.MessageType, CaseID: d.CaseID, Payload: d.Payload}
-	if err := r.Validate(dl.Partners); err != nil {
-		dl.finish(ctx, d, nil, 0, &Error{Msg: err.Error()})
+// by an operator's retry. r is d as a request and verr its check again, as
+// when it was queued: it is held, or dead-lettered again with the reason.
+func (dl *Deliverer) hold(ctx context.Context, d *store.Delivery, r *Request, verr error) {
+	if verr != nil {
+		dl.finish(ctx, d, nil, 0, &Error{Msg: verr.Error()})
 		return
 	}
 	switch err := dl.Store.HoldClaimed(ctx, d, r.institution, r.answers, dl.now(), heldEntry(dl.now(), dl.Status)); {

@@ -226,13 +226,23 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 		}
 	}()
 	for _, d := range due {
+		// Checked again as when it was queued: a request refused then is
+		// a dead letter an operator may take back (its partner fixed by a
+		// reload, its case shared since), and a reload may have changed
+		// its partner since it was queued.
+		r := requestOf(d)
+		verr := r.Validate(dl.Partners)
 		if d.MessageType == InformationReply { // a refused one an operator took back
-			dl.hold(ctx, d)
+			dl.hold(ctx, d, r, verr)
 			continue
 		}
 		p, ok := dl.Partners.ByID(d.PartnerID)
 		if !ok || p.Endpoint == nil {
 			dl.finish(ctx, d, nil, 0, &Error{Msg: "partner " + d.PartnerID + " has no endpoint registered"})
+			continue
+		}
+		if verr != nil {
+			dl.finish(ctx, d, nil, 0, &Error{Msg: verr.Error()})
 			continue
 		}
 		ep := p.Endpoint.WithDefaults()
@@ -546,7 +556,18 @@ var MessageTypes = map[string]bool{"NotifyInjury": true, "RequestInformation": t
 // its delivery repeats (the id twice, as the record's key and in its value).
 const MaxField = 256
 
-// Validate checks a request before it is queued.
+// requestOf is the request d was queued as, to be checked again. A
+// NotifyInjury's case is the one its agency assigned, not the request's.
+func requestOf(d *store.Delivery) *Request {
+	r := &Request{ID: d.Key, Partner: d.PartnerID, MessageType: d.MessageType, CaseID: d.CaseID, Payload: d.Payload}
+	if r.MessageType == "NotifyInjury" {
+		r.CaseID = ""
+	}
+	return r
+}
+
+// Validate checks a request before it is queued, and a delivery again
+// before each attempt (requestOf).
 func (r *Request) Validate(reg *partner.Registry) error {
 	p, ok := reg.ByID(r.Partner)
 	switch {

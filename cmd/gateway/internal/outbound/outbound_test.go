@@ -1583,3 +1583,52 @@ func TestRedirectsNotFollowed(t *testing.T) {
 		}
 	}
 }
+
+// TestRetriedRefusalCheckedAgain: a request refused when it was queued is
+// a dead letter an operator may retry (its partner fixed by a reload, its
+// case shared since). The deliverer checks it again as it was checked when
+// queued, and what is still refused is dead-lettered again, never sent: a
+// JSON partner would otherwise get, signed by Perkeso, an empty body or a
+// message of a type it does not take.
+func TestRetriedRefusalCheckedAgain(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	var calls atomic.Int32
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) { calls.Add(1); _, _ = rw.Write([]byte(`{}`)) })
+	p := w.partner(srv.URL, "json", partner.Endpoint{})
+	reg := partner.NewRegistry([]*partner.Partner{p})
+	c := &outbound.Consumer{Store: w.st, Partners: reg, Log: slog.New(slog.DiscardHandler)}
+	for _, tc := range []struct{ name, id, value, lastErr string }{
+		{"fail/no-payload", "r-1", `{"id":"r-1","partner":"p1","messageType":"JSON"}`, "payload must be JSON"},
+		{"fail/agency-type", "r-2", `{"id":"r-2","partner":"p1","messageType":"NotifyDecision","caseId":"TH:SSO:C-1","payload":{}}`,
+			"messageType NotifyDecision does not fit the partner's protocol json"},
+		{"fail/unknown-type", "r-3", `{"id":"r-3","partner":"p1","messageType":"Telegram","payload":{}}`, `unknown messageType "Telegram"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := c.Queue(ctx, kafka.Message{Topic: "perkeso.outbound.v1", Value: []byte(tc.value)}); err != nil {
+				t.Fatal(err)
+			}
+			d, err := w.st.DeliveryByKey(ctx, tc.id)
+			if err != nil || d.State != store.DeliveryDead || d.LastError != tc.lastErr {
+				t.Fatalf("queued: %+v %v", d, err)
+			}
+		})
+	}
+	if n, err := w.st.RetryDead(ctx, "p1", time.Now()); err != nil || n != 3 {
+		t.Fatalf("retry: %d %v", n, err)
+	}
+	dl := w.deliverer(p)
+	run(t, dl, func() bool {
+		ds, err := w.st.DeliveriesOf(ctx, "p1", store.DeliveryDead, 0, 10)
+		return err == nil && len(ds) == 3
+	})
+	ds, _ := w.st.DeliveriesOf(ctx, "p1", "", 0, 10)
+	for _, d := range ds {
+		if d.State != store.DeliveryDead || d.LastError == "" {
+			t.Errorf("%s: %s %q", d.Key, d.State, d.LastError)
+		}
+	}
+	if calls.Load() != 0 {
+		t.Fatalf("the partner was sent %d refused requests", calls.Load())
+	}
+}
