@@ -79,7 +79,11 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	}
 	fmt.Fprintf(stdout, "%-6s %-10s %-14s %-20s %-26s %-8s %-25s %s\n", "ID", "STATE", "PARTNER", "TYPE", "CASE", "ATTEMPTS", "NEXT/LAST", "ERROR")
 	for _, d := range ds {
-		fmt.Fprintf(stdout, "%-6d %-10s %-14s %-20s %-26s %-8d %-25s %s\n", d.ID, d.State, d.PartnerID, d.MessageType, orDash(d.CaseID), d.Attempts, d.NextAt.UTC().Format(time.RFC3339), d.LastError)
+		lastErr := d.LastError
+		if d.NoRetry {
+			lastErr = "[refused for good: no retry] " + lastErr
+		}
+		fmt.Fprintf(stdout, "%-6d %-10s %-14s %-20s %-26s %-8d %-25s %s\n", d.ID, d.State, d.PartnerID, d.MessageType, orDash(d.CaseID), d.Attempts, d.NextAt.UTC().Format(time.RFC3339), lastErr)
 	}
 	fmt.Fprintf(stderr, "%d deliveries, newest first", len(ds))
 	if len(ds) == *limit {

@@ -216,10 +216,11 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		Attempts    int    `json:"attempts"`
 		NextAt      string `json:"nextAt"`
 		LastError   string `json:"lastError,omitempty"`
+		NoRetry     bool   `json:"noRetry,omitempty"` // refused for good when queued: a retry is refused
 	}
 	out := []item{}
 	for _, d := range ds {
-		out = append(out, item{d.ID, d.Key, d.PartnerID, d.MessageType, d.CaseID, d.State, d.Attempts, d.NextAt.UTC().Format(time.RFC3339), d.LastError})
+		out = append(out, item{d.ID, d.Key, d.PartnerID, d.MessageType, d.CaseID, d.State, d.Attempts, d.NextAt.UTC().Format(time.RFC3339), d.LastError, d.NoRetry})
 	}
 	if len(ds) == limit { // a full page: the next one is older (RFC 8288)
 		q := url.Values{"before": {strconv.FormatInt(ds[len(ds)-1].ID, 10)}, "limit": {strconv.Itoa(limit)}}
@@ -243,6 +244,8 @@ func (a *API) retry(w http.ResponseWriter, r *http.Request) {
 	switch err := a.Store.RetryDelivery(r.Context(), id, a.now()); {
 	case errors.Is(err, store.ErrNotFound):
 		a.refuse(w, r, problem.New(problem.NotFound, "no undelivered delivery "+r.PathValue("id")))
+	case errors.Is(err, store.ErrNoRetry):
+		a.refuse(w, r, problem.New(problem.Invalid, err.Error()))
 	case err != nil:
 		a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable; nothing was changed", err))
 	default:

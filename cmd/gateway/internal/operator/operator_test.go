@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -207,6 +208,30 @@ func TestOperatorAPI(t *testing.T) {
 		r.Body.Close()
 		if d, err := st.DeliveryByKey(context.Background(), "dead-1"); got.Queued != 1 || err != nil || d.State != store.DeliveryPending {
 			t.Fatalf("retry a partner: %d queued, %+v %v", got.Queued, d, err)
+		}
+	}
+	// A dead letter refused for good is not queued again: 422, and the
+	// list says so.
+	forGood := &store.Delivery{Key: "kafka:perkeso.outbound.v1:0:7", PartnerID: "th-sso", MessageType: "NotifyDecision", Payload: []byte(`{}`), NoRetry: true}
+	if _, err := st.EnqueueRefused(context.Background(), forGood, "id must be UTF-8 text without control characters", time.Now(), func(d *store.Delivery) *store.Entry {
+		return &store.Entry{CorrelationID: "c", PartnerID: d.PartnerID, ReceivedAt: time.Now(), Route: "OUTBOUND", SourceKey: d.Key}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := client(op).Post(fmt.Sprintf("%s/v1/outbound/%d/retry", hs.URL, forGood.ID), "", nil); err != nil || r.StatusCode != 422 {
+		t.Fatalf("retry of a dead letter refused for good: %v %v, want 422", err, r)
+	}
+	if d, err := st.DeliveryByKey(context.Background(), forGood.Key); err != nil || d.State != store.DeliveryDead {
+		t.Fatalf("after its retry was refused: %+v %v", d, err)
+	}
+	if r, err := client(op).Get(hs.URL + "/v1/outbound?state=dead&limit=1"); err != nil {
+		t.Fatal(err)
+	} else {
+		var got struct{ Deliveries []map[string]any }
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if json.Unmarshal(b, &got.Deliveries) != nil || len(got.Deliveries) != 1 || got.Deliveries[0]["noRetry"] != true {
+			t.Fatalf("the list: %s, want the dead letter with noRetry", b)
 		}
 	}
 	for _, q := range []string{"limit=0", "limit=1001", "limit=x", "before=0", "before=x"} {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
@@ -246,6 +247,17 @@ func (c *Consumer) refuse(ctx context.Context, m kafka.Message, r *Request, plac
 // delivered again.
 var errUnsignedID = errors.New("id is required in a signed request: the record's ce_id is not signed, and a copy with another would be delivered again")
 
+// storedAsAsked reports whether d holds r's id, partner, type and case as r
+// has them, not cut or cleaned to be stored.
+func storedAsAsked(d *store.Delivery, r *Request) bool {
+	for _, f := range [][2]string{{d.Key, r.ID}, {d.PartnerID, r.Partner}, {d.MessageType, r.MessageType}, {d.CaseID, r.CaseID}} {
+		if sqldialect.Text(f[0]) != f[1] {
+			return false
+		}
+	}
+	return true
+}
+
 // Queue turns one record into a delivery.
 func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 	var r Request
@@ -299,6 +311,10 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 		d.Key = place
 	}
 	d.PartnerID, d.MessageType, d.CaseID = clip(d.PartnerID, MaxField), clip(d.MessageType, MaxField), clip(d.CaseID, MaxField)
+	// A dead letter that holds other than was asked, or was asked without
+	// a signed id, is refused for good: a retry would send another
+	// message, or a copy of one.
+	d.NoRetry = errors.Is(verr, errUnsignedID) || !storedAsAsked(d, &r)
 	reason := errorText(verr.Error())
 	created, err := c.Store.EnqueueRefused(ctx, d, reason, now, func(q *store.Delivery) *store.Entry {
 		e := &store.Entry{CorrelationID: "outbound-" + d.Key, PartnerID: d.PartnerID, ReceivedAt: now, Route: "OUTBOUND " + d.MessageType,

@@ -2,12 +2,14 @@ package outbound_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -69,6 +71,20 @@ func TestForeignBytesDeadLettered(t *testing.T) {
 				if strings.ContainsRune(k, 0) {
 					t.Fatalf("dead letter key %q holds a NUL", k)
 				}
+			}
+			// Each holds other than was asked (its id replaced, a field
+			// cleaned): refused for good, a retry would send another message.
+			ctx := context.Background()
+			for _, d := range ds {
+				if d.State != store.DeliveryDead {
+					continue
+				}
+				if err := st.RetryDelivery(ctx, d.ID, time.Now()); !d.NoRetry || !errors.Is(err, store.ErrNoRetry) {
+					t.Errorf("retry of %q (no retry %v): %v, want ErrNoRetry", d.Key, d.NoRetry, err)
+				}
+			}
+			if n, err := st.RetryDead(ctx, "p1", time.Now()); n != 0 || err != nil {
+				t.Errorf("%d dead letters queued again (%v), want none", n, err)
 			}
 		})
 	}

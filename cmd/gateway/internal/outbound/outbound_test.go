@@ -1487,9 +1487,14 @@ func TestRequestSignatures(t *testing.T) {
 		t.Fatalf("deliveries %v, want req-ok pending and the copies dead", ds)
 	}
 	for _, d := range ds[1:] {
-		if d.State != store.DeliveryDead || !strings.Contains(d.LastError, "id is required in a signed request") {
-			t.Errorf("the id-less copy %s: %s %q, want a dead letter for its unsigned id", d.Key, d.State, d.LastError)
+		if d.State != store.DeliveryDead || !strings.Contains(d.LastError, "id is required in a signed request") || !d.NoRetry {
+			t.Errorf("the id-less copy %s: %s %q (no retry %v), want a dead letter for its unsigned id, refused for good", d.Key, d.State, d.LastError, d.NoRetry)
 		}
+	}
+	// An operator's retry of the partner's dead letters (after an outage,
+	// say) does not send the copies: each would be a second delivery.
+	if n, err := w.st.RetryDead(context.Background(), "p1", time.Now()); n != 0 || err != nil {
+		t.Errorf("%d copies queued again by a retry (%v), want none", n, err)
 	}
 	logged := q.entries()
 	if n := refused.Load(); n != int32(len(cases)-1) {

@@ -46,7 +46,17 @@ type Delivery struct {
 	NextAt    time.Time
 	LastError string
 	CreatedAt time.Time
+	// NoRetry marks a request refused for good when it was queued: it was
+	// queued holding other than was asked (an id that could not be a key,
+	// a field cut or cleaned to be stored), or was asked without a signed
+	// id. A retry would send another message, or a copy, so an operator's
+	// retry leaves it dead (ErrNoRetry).
+	NoRetry bool
 }
+
+// ErrNoRetry is an operator's retry of a dead letter refused for good
+// (Delivery.NoRetry).
+var ErrNoRetry = errors.New("refused for good when it was queued: a retry would send other than the back office asked for; send a corrected request")
 
 // ts writes a time as the deliveries' columns hold it: UTC with all nine
 // fractional digits, so that the text orders and compares as the time does.
@@ -56,6 +66,14 @@ type Delivery struct {
 func ts(t time.Time) string { return t.UTC().Format(tsLayout) }
 
 const tsLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+// flag is a boolean as an INTEGER column holds it in both databases.
+func flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 // Enqueue adds a delivery; the same key again is ignored (created false).
 func (s *DB) Enqueue(ctx context.Context, d *Delivery, at time.Time) (created bool, err error) {
@@ -91,8 +109,8 @@ func (s *DB) insertDelivery(ctx context.Context, tx wtx, d *Delivery, state stri
 	d.Key, d.PartnerID, d.MessageType, d.CaseID = sqldialect.Text(d.Key), sqldialect.Text(d.PartnerID), sqldialect.Text(d.MessageType), sqldialect.Text(d.CaseID)
 	lastErr = sqldialect.Text(lastErr)
 	err = tx.QueryRowContext(ctx, s.q(`INSERT INTO deliveries (delivery_key, partner_id, message_type, case_id, payload, state, attempts,
-		next_at, last_error, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (delivery_key) DO NOTHING RETURNING id`),
-		d.Key, d.PartnerID, d.MessageType, d.CaseID, nonNil(d.Payload), state, attempts, ts(at), lastErr, ts(at), ts(at)).Scan(&id)
+		next_at, last_error, created_at, updated_at, no_retry) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (delivery_key) DO NOTHING RETURNING id`),
+		d.Key, d.PartnerID, d.MessageType, d.CaseID, nonNil(d.Payload), state, attempts, ts(at), lastErr, ts(at), ts(at), flag(d.NoRetry)).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -106,12 +124,12 @@ func (s *DB) insertDelivery(ctx context.Context, tx wtx, d *Delivery, state stri
 // deliveryCols are what a delivery is read with: never the column response,
 // where earlier builds kept a partner's last answer (up to 8 MiB; the
 // message log has it).
-const deliveryCols = `id, delivery_key, partner_id, message_type, case_id, payload, state, attempts, next_at, last_error, created_at`
+const deliveryCols = `id, delivery_key, partner_id, message_type, case_id, payload, state, attempts, next_at, last_error, created_at, no_retry`
 
 // summaryCols are deliveryCols without the payload (up to 4 MiB): what a
 // list shows. A list of 1,000 read every payload and answer (300 deliveries
 // with 1 MiB answers: 669 MB allocated).
-const summaryCols = `id, delivery_key, partner_id, message_type, case_id, NULL, state, attempts, next_at, last_error, created_at`
+const summaryCols = `id, delivery_key, partner_id, message_type, case_id, NULL, state, attempts, next_at, last_error, created_at, no_retry`
 
 func scanDelivery(sc interface{ Scan(...any) error }) (*Delivery, error) {
 	d, _, err := scanDeliveryAt(sc)
@@ -124,9 +142,11 @@ func scanDelivery(sc interface{ Scan(...any) error }) (*Delivery, error) {
 func scanDeliveryAt(sc interface{ Scan(...any) error }) (*Delivery, string, error) {
 	var d Delivery
 	var next, created string
-	if err := sc.Scan(&d.ID, &d.Key, &d.PartnerID, &d.MessageType, &d.CaseID, &d.Payload, &d.State, &d.Attempts, &next, &d.LastError, &created); err != nil {
+	var noRetry int64
+	if err := sc.Scan(&d.ID, &d.Key, &d.PartnerID, &d.MessageType, &d.CaseID, &d.Payload, &d.State, &d.Attempts, &next, &d.LastError, &created, &noRetry); err != nil {
 		return nil, "", err
 	}
+	d.NoRetry = noRetry != 0
 	d.NextAt, _ = time.Parse(time.RFC3339Nano, next)
 	d.CreatedAt, _ = time.Parse(time.RFC3339Nano, created)
 	return &d, next, nil
@@ -353,20 +373,28 @@ func (s *DB) DeliveriesOf(ctx context.Context, partnerID, state string, before i
 	return out, rows.Err()
 }
 
-// RetryDelivery puts a dead (or pending) delivery back in the queue now.
+// RetryDelivery puts a dead (or pending) delivery back in the queue now;
+// one refused for good is ErrNoRetry.
 func (s *DB) RetryDelivery(ctx context.Context, id int64, now time.Time) error {
-	n, err := s.requeue(ctx, now, `id = ? AND state <> ?`, id, DeliveryDelivered)
-	if err == nil && n == 0 {
-		return fmt.Errorf("%w: no undelivered delivery %d", ErrNotFound, id)
+	n, err := s.requeue(ctx, now, `id = ? AND state <> ? AND no_retry = 0`, id, DeliveryDelivered)
+	if err != nil || n > 0 {
+		return err
 	}
-	return err
+	var noRetry int64
+	switch err := s.db.QueryRowContext(ctx, s.q(`SELECT no_retry FROM deliveries WHERE id = ? AND state <> ?`), id, DeliveryDelivered).Scan(&noRetry); {
+	case err == nil && noRetry != 0:
+		return fmt.Errorf("delivery %d: %w", id, ErrNoRetry)
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
+	return fmt.Errorf("%w: no undelivered delivery %d", ErrNotFound, id)
 }
 
 // RetryDead puts every dead letter of a partner back in the queue now (a
 // partner down for long, or removed by a reload and registered again, has
-// many) and says how many.
+// many) and says how many; those refused for good stay.
 func (s *DB) RetryDead(ctx context.Context, partnerID string, now time.Time) (int64, error) {
-	return s.requeue(ctx, now, `partner_id = ? AND state = ?`, partnerID, DeliveryDead)
+	return s.requeue(ctx, now, `partner_id = ? AND state = ? AND no_retry = 0`, partnerID, DeliveryDead)
 }
 
 // requeue makes the deliveries that cond (a WHERE clause, with args) picks

@@ -219,7 +219,8 @@ func schema(t columnTypes) []string {
 		`CREATE TABLE IF NOT EXISTS deliveries (
   id ` + t.serial + `, delivery_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, message_type TEXT NOT NULL,
   case_id TEXT NOT NULL, payload ` + t.blob + ` NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
-  next_at TEXT NOT NULL, last_error TEXT NOT NULL, response ` + t.blob + `, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)`,
+  next_at TEXT NOT NULL, last_error TEXT NOT NULL, response ` + t.blob + `, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+  no_retry INTEGER NOT NULL DEFAULT 0)`,
 		// qClaimDue, qPendingPartners. A store from an earlier build keeps
 		// its deliveries_due (state, next_at, id) too: an instance of that
 		// build sharing the store through a rolling upgrade still claims
@@ -293,6 +294,7 @@ func Open(target string) (*DB, error) {
 var addedColumns = []sqldialect.Column{
 	{Table: "outbox", Name: "log_seq", Def: "BIGINT"},
 	{Table: "outbox", Name: "render", Def: "TEXT NOT NULL DEFAULT ''"},
+	{Table: "deliveries", Name: "no_retry", Def: "INTEGER NOT NULL DEFAULT 0"},
 }
 
 // OpenSQLite opens a SQLite store.
