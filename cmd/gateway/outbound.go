@@ -64,6 +64,11 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 			return err
 		}
 		fmt.Fprintf(stdout, "%d dead letters of %s queued again\n", n, *partnerID)
+		if left, err := st.DeadForGood(ctx, *partnerID); err != nil {
+			return err
+		} else if left > 0 {
+			fmt.Fprintf(stdout, "%d refused for good when queued are left dead (a retry would send other than was asked; see outbound list --state dead)\n", left)
+		}
 		return nil
 	}
 	if args[0] == "retry" {

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -270,7 +271,12 @@ func (a *API) retryPartner(w http.ResponseWriter, r *http.Request) {
 	if n > 0 {
 		a.queued()
 	}
-	a.answer(w, r, http.StatusOK, map[string]any{"partner": p, "queued": n}, "partner", p, "queued", n)
+	left, err := a.Store.DeadForGood(r.Context(), p)
+	if err != nil {
+		a.refuse(w, r, problem.Wrap(problem.Unavailable, fmt.Sprintf("%d dead letters were queued again; the store is unavailable to count those refused for good", n), err))
+		return
+	}
+	a.answer(w, r, http.StatusOK, map[string]any{"partner": p, "queued": n, "refusedForGood": left}, "partner", p, "queued", n, "refused_for_good", left)
 }
 
 // Access is who may use the operator listener: the operators' CA and the

@@ -221,8 +221,18 @@ func TestOperatorAPI(t *testing.T) {
 	if r, err := client(op).Post(fmt.Sprintf("%s/v1/outbound/%d/retry", hs.URL, forGood.ID), "", nil); err != nil || r.StatusCode != 422 {
 		t.Fatalf("retry of a dead letter refused for good: %v %v, want 422", err, r)
 	}
+	if r, err := client(op).Post(hs.URL+"/v1/outbound/retry?partner=th-sso", "", nil); err != nil || r.StatusCode != 200 {
+		t.Fatalf("retry a partner: %v %v", err, r)
+	} else {
+		var got struct{ Queued, RefusedForGood int }
+		_ = json.NewDecoder(r.Body).Decode(&got)
+		r.Body.Close()
+		if got.Queued != 0 || got.RefusedForGood != 1 {
+			t.Fatalf("retry a partner: %+v, want none queued and one left refused for good", got)
+		}
+	}
 	if d, err := st.DeliveryByKey(context.Background(), forGood.Key); err != nil || d.State != store.DeliveryDead {
-		t.Fatalf("after its retry was refused: %+v %v", d, err)
+		t.Fatalf("after its retries were refused: %+v %v", d, err)
 	}
 	if r, err := client(op).Get(hs.URL + "/v1/outbound?state=dead&limit=1"); err != nil {
 		t.Fatal(err)

@@ -397,6 +397,14 @@ func (s *DB) RetryDead(ctx context.Context, partnerID string, now time.Time) (in
 	return s.requeue(ctx, now, `partner_id = ? AND state = ? AND no_retry = 0`, partnerID, DeliveryDead)
 }
 
+// DeadForGood counts a partner's dead letters refused for good, which
+// RetryDead leaves (for an operator told how many it queued).
+func (s *DB) DeadForGood(ctx context.Context, partnerID string) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT count(*) FROM deliveries WHERE partner_id = ? AND state = ? AND no_retry <> 0`), partnerID, DeliveryDead).Scan(&n)
+	return n, err
+}
+
 // requeue makes the deliveries that cond (a WHERE clause, with args) picks
 // pending again, as new (no attempts, no error), due at now.
 func (s *DB) requeue(ctx context.Context, now time.Time, cond string, args ...any) (int64, error) {

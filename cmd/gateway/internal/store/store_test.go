@@ -1704,7 +1704,8 @@ func TestRetryDead(t *testing.T) {
 		ctx := context.Background()
 		s := open(t, target)
 		enqueue(t, s, "pending-1")
-		for _, d := range []*store.Delivery{{Key: "dead-1", PartnerID: "p1"}, {Key: "dead-2", PartnerID: "p1"}, {Key: "dead-3", PartnerID: "p2"}} {
+		for _, d := range []*store.Delivery{{Key: "dead-1", PartnerID: "p1"}, {Key: "dead-2", PartnerID: "p1"}, {Key: "dead-3", PartnerID: "p2"},
+			{Key: "for-good", PartnerID: "p1", NoRetry: true}} {
 			d.MessageType, d.Payload = "JSON", []byte(`{}`)
 			if _, err := s.EnqueueRefused(ctx, d, "HTTP 404", deliveryAt, deliveryEntry); err != nil {
 				t.Fatal(err)
@@ -1713,12 +1714,19 @@ func TestRetryDead(t *testing.T) {
 		if n, err := s.RetryDead(ctx, "p1", deliveryAt.Add(time.Hour)); err != nil || n != 2 {
 			t.Fatalf("retried %d, %v; want 2", n, err)
 		}
-		for key, want := range map[string]string{"pending-1": store.DeliveryPending, "dead-1": store.DeliveryPending, "dead-2": store.DeliveryPending, "dead-3": store.DeliveryDead} {
+		if n, err := s.DeadForGood(ctx, "p1"); err != nil || n != 1 {
+			t.Fatalf("%d left refused for good, %v; want 1", n, err)
+		}
+		fg, _ := s.DeliveryByKey(ctx, "for-good")
+		if err := s.RetryDelivery(ctx, fg.ID, deliveryAt.Add(time.Hour)); !errors.Is(err, store.ErrNoRetry) {
+			t.Fatalf("retry of a dead letter refused for good: %v, want ErrNoRetry", err)
+		}
+		for key, want := range map[string]string{"pending-1": store.DeliveryPending, "dead-1": store.DeliveryPending, "dead-2": store.DeliveryPending, "dead-3": store.DeliveryDead, "for-good": store.DeliveryDead} {
 			if d, err := s.DeliveryByKey(ctx, key); err != nil || d.State != want || (key == "dead-1" && (d.Attempts != 0 || d.LastError != "")) {
 				t.Fatalf("%s: %+v %v, want %s", key, d, err, want)
 			}
 		}
-		if got, err := s.DeliveryCounts(ctx); err != nil || got[store.DeliveryPending] != 3 || got[store.DeliveryDead] != 1 {
+		if got, err := s.DeliveryCounts(ctx); err != nil || got[store.DeliveryPending] != 3 || got[store.DeliveryDead] != 2 {
 			t.Fatalf("counts %v %v", got, err)
 		}
 	})
