@@ -1127,6 +1127,44 @@ func TestRetriedAnswersHeld(t *testing.T) {
 	}
 }
 
+// TestRetriedAnswersKeepTheLater: an answer refused before its case was
+// shared, retried after a later answer for the same item was held, does
+// not replace it: the back office's later answer stands (a retry of all
+// an agency's dead letters, after an outage, would otherwise tell the
+// agency again that the wages are to follow, once they were sent).
+func TestRetriedAnswersKeepTheLater(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	ag := w.partner("", "soap", partner.Endpoint{})
+	ag.ID, ag.Kind, ag.Endpoint = "th-sso", partner.KindAgency, nil
+	reg := partner.NewRegistry([]*partner.Partner{ag})
+	c := &outbound.Consumer{Store: w.st, Partners: reg, Log: slog.New(slog.DiscardHandler)}
+	answer := func(id, item string) {
+		t.Helper()
+		v := `{"id":"` + id + `","partner":"th-sso","messageType":"InformationReply","caseId":"TH:SSO:C-8","payload":{"items":[` + item + `]}}`
+		if err := c.Queue(ctx, kafka.Message{Topic: "perkeso.outbound.v1", Value: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	answer("ans-early", `{"code":"POLICE_REPORT","outcome":"TO_FOLLOW","expectedBy":"2026-04-01"}`) // refused: not shared yet
+	if d, err := w.st.DeliveryByKey(ctx, "ans-early"); err != nil || d.State != store.DeliveryDead {
+		t.Fatalf("the early answer: %+v %v, want a dead letter", d, err)
+	}
+	w.registerCase(t, "TH:SSO:C-8", "TH:SSO")
+	answer("ans-later", `{"code":"POLICE_REPORT","outcome":"NOT_HELD"}`)
+	if n, err := w.st.RetryDead(ctx, "th-sso", time.Now()); err != nil || n != 1 {
+		t.Fatalf("retry: %d %v", n, err)
+	}
+	dl := &outbound.Deliverer{Store: w.st, Partners: reg, Poll: 5 * time.Millisecond, Log: slog.New(slog.DiscardHandler)}
+	run(t, dl, func() bool { d, _ := w.st.DeliveryByKey(ctx, "ans-early"); return d.State != store.DeliveryPending })
+	if d, _ := w.st.DeliveryByKey(ctx, "ans-early"); d.State != store.DeliveryDelivered {
+		t.Fatalf("the early answer retried: %+v", d)
+	}
+	if got, err := w.st.CaseAnswers(ctx, "TH:SSO:C-8"); err != nil || !strings.Contains(string(got["POLICE_REPORT"]), "NOT_HELD") {
+		t.Fatalf("held answers %q, %v; want the later answer, NOT_HELD", got, err)
+	}
+}
+
 // registerCase registers caseID as shared with institution, as a
 // NotifyInjury the agency acknowledged does (the queue must be empty).
 func (w *world) registerCase(t *testing.T, caseID, institution string) {

@@ -86,12 +86,17 @@ func (s *DB) caseShared(ctx context.Context, caseID, institution string) error {
 	}
 }
 
-// holdItems upserts d's items, by case and code, and logs entry(d).
+// holdItems upserts d's items, by case and code, and logs entry(d). An
+// item held from a request queued after d's stays: d may be an answer
+// refused before its case was shared and taken back by a retry after the
+// back office answered the item again (requests are queued in the order
+// the back office wrote them, so the later delivery id is the later answer).
 func (s *DB) holdItems(ctx context.Context, tx wtx, d *Delivery, items map[string][]byte, at time.Time, entry func(*Delivery) *Entry) error {
 	for code, item := range items {
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO case_answers (case_id, code, item, delivery_key, answered_at) VALUES (?,?,?,?,?)
-			ON CONFLICT (case_id, code) DO UPDATE SET item = excluded.item, delivery_key = excluded.delivery_key, answered_at = excluded.answered_at`),
-			d.CaseID, code, item, d.Key, ts(at)); err != nil {
+			ON CONFLICT (case_id, code) DO UPDATE SET item = excluded.item, delivery_key = excluded.delivery_key, answered_at = excluded.answered_at
+			WHERE coalesce((SELECT id FROM deliveries WHERE delivery_key = case_answers.delivery_key), 0) <= ?`),
+			d.CaseID, code, item, d.Key, ts(at), d.ID); err != nil {
 			return err
 		}
 	}

@@ -1561,6 +1561,12 @@ func TestHoldAnswers(t *testing.T) {
 			d := &store.Delivery{Key: key, PartnerID: "th-sso", MessageType: "InformationReply", CaseID: caseID, Payload: []byte(`{}`)}
 			return s.HoldAnswers(ctx, d, institution, items, deliveryAt, deliveryEntry)
 		}
+		// a0: an answer refused before the others were written (its case
+		// not yet shared, say), taken back by a retry below.
+		a0 := &store.Delivery{Key: "a0", PartnerID: "th-sso", MessageType: "InformationReply", CaseID: "TH:SSO:C-1", Payload: []byte(`{}`)}
+		if _, err := s.EnqueueRefused(ctx, a0, "not shared", deliveryAt, deliveryEntry); err != nil {
+			t.Fatal(err)
+		}
 		for _, tc := range []struct {
 			key   string
 			items map[string][]byte
@@ -1589,21 +1595,29 @@ func TestHoldAnswers(t *testing.T) {
 		if d, err := s.DeliveryByKey(ctx, "a2"); err != nil || d.State != store.DeliveryDelivered {
 			t.Fatalf("held answers' delivery: %+v %v", d, err)
 		}
-		// One taken back by a retry and claimed: held under its lease.
-		enqueue(t, s, "a3")
-		due, err := s.ClaimDue(ctx, deliveryAt.Add(2*time.Hour), time.Minute, 1)
-		if err != nil || len(due) != 1 {
-			t.Fatalf("claim: %v %v", due, err)
-		}
-		due[0].CaseID = "TH:SSO:C-1"
-		if err := s.HoldClaimed(ctx, due[0], "TH:SSO", map[string][]byte{"WAGES_6M": []byte("<w4/>")}, deliveryAt, deliveryEntry); err != nil {
+		// Taken back by a retry and claimed: held under its lease. a0 was
+		// queued before a1 and a2, and its items do not replace theirs,
+		// which the back office wrote later; a3, queued after them, does.
+		if err := s.RetryDelivery(ctx, a0.ID, deliveryAt.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
-		if d, err := s.DeliveryByKey(ctx, "a3"); err != nil || d.State != store.DeliveryDelivered {
-			t.Fatalf("claimed answers' delivery: %+v %v", d, err)
+		enqueue(t, s, "a3")
+		due, err := s.ClaimDue(ctx, deliveryAt.Add(2*time.Hour), time.Minute, 2)
+		if err != nil || len(due) != 2 || due[0].Key != "a3" || due[1].Key != "a0" {
+			t.Fatalf("claim: %v %v", due, err)
 		}
-		if got, _ := s.CaseAnswers(ctx, "TH:SSO:C-1"); string(got["WAGES_6M"]) != "<w4/>" {
-			t.Fatalf("answers after the claimed hold: %q", got)
+		for _, d := range []*store.Delivery{due[1], due[0]} { // a0, then a3
+			d.CaseID = "TH:SSO:C-1"
+			if err := s.HoldClaimed(ctx, d, "TH:SSO", map[string][]byte{"WAGES_6M": []byte("<" + d.Key + "/>")}, deliveryAt, deliveryEntry); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.DeliveryByKey(ctx, d.Key); err != nil || got.State != store.DeliveryDelivered {
+				t.Fatalf("claimed answers' delivery: %+v %v", got, err)
+			}
+			want := map[string]string{"a0": "<w2/>", "a3": "<a3/>"}[d.Key]
+			if got, _ := s.CaseAnswers(ctx, "TH:SSO:C-1"); string(got["WAGES_6M"]) != want {
+				t.Fatalf("answers after %s's hold: %q, want %s", d.Key, got, want)
+			}
 		}
 	})
 }
