@@ -115,6 +115,14 @@ func (w *world) partner(url, protocol string, ep partner.Endpoint) *partner.Part
 	return p
 }
 
+// agency is th-sso (TH:SSO) without an endpoint: the answers the back
+// office gives it are held, not sent, and need none.
+func (w *world) agency() *partner.Partner {
+	ag := w.partner("", "soap", partner.Endpoint{})
+	ag.ID, ag.Kind, ag.Endpoint = "th-sso", partner.KindAgency, nil
+	return ag
+}
+
 func (w *world) deliverer(p *partner.Partner) *outbound.Deliverer {
 	return &outbound.Deliverer{Store: w.st, Partners: partner.NewRegistry([]*partner.Partner{p}), Poll: 5 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -1041,8 +1049,7 @@ func TestSOAPHTTPStatus(t *testing.T) {
 // with the reason, not retried as if the store had failed.
 func TestConsumerRefusesAnswers(t *testing.T) {
 	w := newWorld(t)
-	ag := w.partner("", "soap", partner.Endpoint{})
-	ag.ID, ag.Kind, ag.Endpoint = "th-sso", partner.KindAgency, nil // answers need no endpoint
+	ag := w.agency()
 	ins := w.partner("https://partner.example/in", "json", partner.Endpoint{})
 	c := &outbound.Consumer{Store: w.st, Partners: partner.NewRegistry([]*partner.Partner{ag, ins}), Log: slog.New(slog.DiscardHandler)}
 	items := `{"items":[{"code":"POLICE_REPORT","outcome":"NOT_HELD"}]}`
@@ -1096,8 +1103,7 @@ func TestLeaseOutlastsTimeout(t *testing.T) {
 func TestRetriedAnswersHeld(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	ag := w.partner("", "soap", partner.Endpoint{})
-	ag.ID, ag.Kind, ag.Endpoint = "th-sso", partner.KindAgency, nil
+	ag := w.agency()
 	reg := partner.NewRegistry([]*partner.Partner{ag})
 	c := &outbound.Consumer{Store: w.st, Partners: reg, Log: slog.New(slog.DiscardHandler)}
 	v := `{"id":"ans-1","partner":"th-sso","messageType":"InformationReply","caseId":"TH:SSO:C-7","payload":{"items":[{"code":"POLICE_REPORT","outcome":"NOT_HELD"}]}}`
@@ -1135,8 +1141,7 @@ func TestRetriedAnswersHeld(t *testing.T) {
 func TestRetriedAnswersKeepTheLater(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
-	ag := w.partner("", "soap", partner.Endpoint{})
-	ag.ID, ag.Kind, ag.Endpoint = "th-sso", partner.KindAgency, nil
+	ag := w.agency()
 	reg := partner.NewRegistry([]*partner.Partner{ag})
 	c := &outbound.Consumer{Store: w.st, Partners: reg, Log: slog.New(slog.DiscardHandler)}
 	answer := func(id, item string) {
@@ -1232,8 +1237,7 @@ func TestHeldAnswersStatus(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
 	w.registerCase(t, "TH:SSO:C-5", "TH:SSO")
-	ag := w.partner("", "soap", partner.Endpoint{})
-	ag.ID, ag.Kind, ag.Endpoint = "th-sso", partner.KindAgency, nil
+	ag := w.agency()
 	var states []string
 	c := &outbound.Consumer{Store: w.st, Partners: partner.NewRegistry([]*partner.Partner{ag}), Log: slog.New(slog.DiscardHandler),
 		Status: func(d *store.Delivery, state string, attempts int, errText string, at time.Time) (store.Message, error) {
