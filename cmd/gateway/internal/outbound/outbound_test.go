@@ -1137,7 +1137,7 @@ func TestRetriedAnswersHeld(t *testing.T) {
 // shared, retried after a later answer for the same item was held, does
 // not replace it: the back office's later answer stands (a retry of all
 // an agency's dead letters, after an outage, would otherwise tell the
-// agency again that the wages are to follow, once they were sent).
+// agency again that the police report is to follow, once it was answered).
 func TestRetriedAnswersKeepTheLater(t *testing.T) {
 	w := newWorld(t)
 	ctx := context.Background()
