@@ -1168,6 +1168,12 @@ func TestRetriedAnswersKeepTheLater(t *testing.T) {
 	if got, err := w.st.CaseAnswers(ctx, "TH:SSO:C-8"); err != nil || !strings.Contains(string(got["POLICE_REPORT"]), "NOT_HELD") {
 		t.Fatalf("held answers %q, %v; want the later answer, NOT_HELD", got, err)
 	}
+	// The message log says which items the later answer holds.
+	var verification string
+	if err := w.st.DB().QueryRow(`SELECT verification FROM message_log WHERE source_key = 'ans-early' ORDER BY seq DESC LIMIT 1`).Scan(&verification); err != nil ||
+		!strings.HasSuffix(verification, "; 1 of 1 items not held, a later answer holds them: POLICE_REPORT") {
+		t.Fatalf("the retried answer's log entry: %q %v", verification, err)
+	}
 }
 
 // registerCase registers caseID as shared with institution, as a

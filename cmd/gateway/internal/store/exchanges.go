@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -92,15 +94,25 @@ func (s *DB) caseShared(ctx context.Context, caseID, institution string) error {
 // back office answered the item again (requests are queued in the order
 // the back office wrote them, so the later delivery id is the later answer).
 func (s *DB) holdItems(ctx context.Context, tx wtx, d *Delivery, items map[string][]byte, at time.Time, entry func(*Delivery) *Entry) error {
+	var kept []string // items a later answer holds
 	for code, item := range items {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO case_answers (case_id, code, item, delivery_key, answered_at) VALUES (?,?,?,?,?)
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO case_answers (case_id, code, item, delivery_key, answered_at) VALUES (?,?,?,?,?)
 			ON CONFLICT (case_id, code) DO UPDATE SET item = excluded.item, delivery_key = excluded.delivery_key, answered_at = excluded.answered_at
 			WHERE coalesce((SELECT id FROM deliveries WHERE delivery_key = case_answers.delivery_key), 0) <= ?`),
-			d.CaseID, code, item, d.Key, ts(at), d.ID); err != nil {
+			d.CaseID, code, item, d.Key, ts(at), d.ID)
+		if err != nil {
 			return err
 		}
+		if n, err := res.RowsAffected(); err == nil && n == 0 {
+			kept = append(kept, code)
+		}
 	}
-	return s.appendEntry(ctx, tx, entry(d))
+	e := entry(d)
+	if len(kept) > 0 {
+		slices.Sort(kept)
+		e.Verification += fmt.Sprintf("; %d of %d items not held, a later answer holds them: %s", len(kept), len(items), strings.Join(kept, ", "))
+	}
+	return s.appendEntry(ctx, tx, e)
 }
 
 // CaseAnswers returns the items held for a case, by code.

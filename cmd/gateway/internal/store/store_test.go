@@ -1618,6 +1618,11 @@ func TestHoldAnswers(t *testing.T) {
 			if got, _ := s.CaseAnswers(ctx, "TH:SSO:C-1"); string(got["WAGES_6M"]) != want {
 				t.Fatalf("answers after %s's hold: %q, want %s", d.Key, got, want)
 			}
+			var verification string
+			if err := s.DB().QueryRow(`SELECT verification FROM message_log WHERE source_key = '` + d.Key + `' ORDER BY seq DESC LIMIT 1`).Scan(&verification); err != nil ||
+				strings.Contains(verification, "not held") != (d.Key == "a0") {
+				t.Fatalf("%s's log entry: %q %v", d.Key, verification, err)
+			}
 		}
 	})
 }
