@@ -95,6 +95,9 @@ type EndpointConfig struct {
 	Concurrency     int      `json:"concurrency,omitempty"`
 	BreakerFailures int      `json:"breaker_failures,omitempty"`
 	BreakerCooldown Duration `json:"breaker_cooldown,omitempty"`
+	// MaxResponseBytes bounds what the gateway reads of an answer (absent:
+	// 1 MiB JSON, 8 MiB SOAP).
+	MaxResponseBytes int `json:"max_response_bytes,omitempty"`
 }
 
 // Kafka is the cluster the outbox relay publishes to.
@@ -649,6 +652,15 @@ func agencySigning(p *partner.Partner, pc PartnerConfig, fail failFunc) error {
 	return nil
 }
 
+// MinResponseBytes and MaxResponseBytes bound an endpoint's
+// max_response_bytes: an answer is read whole into memory (and a SOAP
+// one parsed and canonicalised, a few times its size), once for each
+// attempt under way.
+const (
+	MinResponseBytes = 64 << 10
+	MaxResponseBytes = 256 << 20
+)
+
 // loadEndpoint checks a partner's delivery endpoint and policy; fail
 // locates an error in the partner's entry.
 func loadEndpoint(e *EndpointConfig, kind string, fail failFunc) (*partner.Endpoint, error) {
@@ -669,9 +681,12 @@ func loadEndpoint(e *EndpointConfig, kind string, fail failFunc) (*partner.Endpo
 			return nil, fail("endpoint."+n.field, "must be positive (or absent for the default)")
 		}
 	}
+	if e.MaxResponseBytes != 0 && (e.MaxResponseBytes < MinResponseBytes || e.MaxResponseBytes > MaxResponseBytes) {
+		return nil, fail("endpoint.max_response_bytes", "must be %d to %d (or absent for the default)", MinResponseBytes, MaxResponseBytes)
+	}
 	ep := partner.Endpoint{URL: e.URL, Protocol: e.Protocol, Timeout: time.Duration(e.Timeout), MaxAttempts: e.MaxAttempts,
 		BaseBackoff: time.Duration(e.BaseBackoff), MaxBackoff: time.Duration(e.MaxBackoff), Concurrency: e.Concurrency,
-		BreakerFailures: e.BreakerFailures, BreakerCooldown: time.Duration(e.BreakerCooldown)}
+		BreakerFailures: e.BreakerFailures, BreakerCooldown: time.Duration(e.BreakerCooldown), MaxResponseBytes: e.MaxResponseBytes}
 	// Compared as they will apply, defaults filled in: a base_backoff over
 	// the default max_backoff would be cut to it without a word.
 	if eff := ep.WithDefaults(); eff.MaxBackoff < eff.BaseBackoff {

@@ -191,6 +191,15 @@ func TestLoad(t *testing.T) {
 		{"fail/endpoint-negative-attempts", func(m map[string]any) {
 			partnerAt(m, 2)["endpoint"].(map[string]any)["max_attempts"] = -1
 		}, "th-sso", "endpoint.max_attempts"},
+		{"ok/endpoint-max-response-bytes", func(m map[string]any) {
+			partnerAt(m, 2)["endpoint"].(map[string]any)["max_response_bytes"] = 64 << 20
+		}, "", ""},
+		{"fail/endpoint-max-response-bytes-small", func(m map[string]any) {
+			partnerAt(m, 2)["endpoint"].(map[string]any)["max_response_bytes"] = 1000
+		}, "th-sso", "endpoint.max_response_bytes"},
+		{"fail/endpoint-max-response-bytes-large", func(m map[string]any) {
+			partnerAt(m, 2)["endpoint"].(map[string]any)["max_response_bytes"] = 1 << 30
+		}, "th-sso", "endpoint.max_response_bytes"},
 		{"fail/endpoint-max-backoff-under-base", func(m map[string]any) {
 			partnerAt(m, 2)["endpoint"].(map[string]any)["max_backoff"] = "1s"
 		}, "th-sso", "endpoint.max_backoff"},
@@ -286,6 +295,9 @@ func checkLoaded(t *testing.T, c *Config, dir string) {
 	ag, ok := c.Partners.ByID("th-sso")
 	if !ok || ag.Institution != "TH:SSO" || ag.SigningCAs == nil || ag.Endpoint == nil || ag.Endpoint.RootCAs == nil {
 		t.Fatalf("agency: %+v", ag)
+	}
+	if ag.Endpoint.MaxResponseBytes != c.File.Partners[2].Endpoint.MaxResponseBytes {
+		t.Fatalf("endpoint max_response_bytes %d, configured %d", ag.Endpoint.MaxResponseBytes, c.File.Partners[2].Endpoint.MaxResponseBytes)
 	}
 	if want := c.File.Partners[2].Endpoint.ClientCertFile; want == "" && ag.Endpoint.ClientCert != nil ||
 		want != "" && (ag.Endpoint.ClientCert == nil || ag.Endpoint.ClientCert.Leaf.Subject.CommonName != "perkeso-at-th-sso" || want != filepath.Join(dir, "perkeso-at-th-sso.pem")) {

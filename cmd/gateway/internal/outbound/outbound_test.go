@@ -5,8 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -406,6 +409,28 @@ func TestSOAPDelivery(t *testing.T) {
 	receivedAt := func(resp, _ *etree.Element) {
 		resp.CreateElement("xb:ReceivedAt").SetText(time.Now().UTC().Format("2006-01-02T15:04:05Z"))
 	}
+	// withDocuments answers the request's two items, the medical report
+	// with two PDFs of 5 MiB each (agency-soap/v1 §6.3 allows five): an
+	// answer of 13.4 MiB, over the default bound of 8 MiB.
+	pdf := append([]byte("%PDF-1.7\n"), bytes.Repeat([]byte{'x'}, 5<<20-9)...)
+	pdfSum := sha256.Sum256(pdf)
+	withDocuments := func(_ int32, req *etree.Element) *etree.Document {
+		return agencyResponse(req, "InformationReply", func(resp, _ *etree.Element) {
+			r := resp.CreateElement("xb:Reply")
+			it := r.CreateElement("xb:Item")
+			it.CreateElement("xb:Code").SetText("WAGES_6M")
+			it.CreateElement("xb:Outcome").SetText("NOT_HELD")
+			it = r.CreateElement("xb:Item")
+			it.CreateElement("xb:Code").SetText("MEDICAL_REPORT")
+			it.CreateElement("xb:Outcome").SetText("PROVIDED")
+			for range 2 {
+				doc := it.CreateElement("xb:Document")
+				doc.CreateAttr("mediaType", "application/pdf")
+				doc.CreateAttr("sha256", hex.EncodeToString(pdfSum[:]))
+				doc.SetText(base64.StdEncoding.EncodeToString(pdf))
+			}
+		})
+	}
 	tests := []struct {
 		name, typ, payload string
 		// answer builds the n-th response (from 1) to req; nil: a server fault.
@@ -413,13 +438,15 @@ func TestSOAPDelivery(t *testing.T) {
 		state    string
 		attempts int
 		lastErr  string
+		// maxResponse is the endpoint's max_response_bytes (0: the default).
+		maxResponse int
 	}{
 		{"ok/decision-after-a-fault", "NotifyDecision", string(decision), func(n int32, req *etree.Element) *etree.Document {
 			if n == 1 {
 				return nil
 			}
 			return agencyResponse(req, "Acknowledgement", receivedAt)
-		}, store.DeliveryDelivered, 2, ""},
+		}, store.DeliveryDelivered, 2, "", 0},
 		{"ok/information-reply", "RequestInformation", request, func(_ int32, req *etree.Element) *etree.Document {
 			return agencyResponse(req, "InformationReply", func(resp, _ *etree.Element) {
 				r := resp.CreateElement("xb:Reply")
@@ -429,35 +456,38 @@ func TestSOAPDelivery(t *testing.T) {
 					it.CreateElement("xb:Outcome").SetText("NOT_HELD")
 				}
 			})
-		}, store.DeliveryDelivered, 1, ""},
+		}, store.DeliveryDelivered, 1, "", 0},
+		{"ok/information-reply-with-large-documents", "RequestInformation", request, withDocuments, store.DeliveryDelivered, 1, "", 16 << 20},
+		{"fail/large-documents-over-the-default-bound", "RequestInformation", request, withDocuments, store.DeliveryDead, 1,
+			"response over 8388608 bytes (the endpoint's max_response_bytes)", 0},
 		{"ok/notify-injury", "NotifyInjury", notification, func(_ int32, req *etree.Element) *etree.Document {
 			return agencyResponse(req, "InjuryAcknowledgement", receivedAt)
-		}, store.DeliveryDelivered, 1, ""},
+		}, store.DeliveryDelivered, 1, "", 0},
 		{"fail/injury-acknowledgement-without-case-id", "NotifyInjury", notification, func(_ int32, req *etree.Element) *etree.Document {
 			return agencyResponse(req, "InjuryAcknowledgement", func(resp, hdr *etree.Element) {
 				hdr.RemoveChild(hdr.FindElement("./CaseId"))
 				receivedAt(resp, hdr)
 			})
-		}, store.DeliveryDead, 1, "/xb:InjuryAcknowledgement/xb:Header/xb:CaseId"},
+		}, store.DeliveryDead, 1, "/xb:InjuryAcknowledgement/xb:Header/xb:CaseId", 0},
 		{"fail/case-id-of-another-institution", "NotifyInjury", notification, func(_ int32, req *etree.Element) *etree.Document {
 			return agencyResponse(req, "InjuryAcknowledgement", func(resp, hdr *etree.Element) {
 				hdr.FindElement("./CaseId").SetText("MY:PERKESO:XB-2026-000731")
 				receivedAt(resp, hdr)
 			})
-		}, store.DeliveryDead, 1, "/xb:InjuryAcknowledgement/xb:Header/xb:CaseId"},
+		}, store.DeliveryDead, 1, "/xb:InjuryAcknowledgement/xb:Header/xb:CaseId", 0},
 		{"fail/reply-misses-an-item", "RequestInformation", request, func(_ int32, req *etree.Element) *etree.Document {
 			return agencyResponse(req, "InformationReply", func(resp, _ *etree.Element) {
 				it := resp.CreateElement("xb:Reply").CreateElement("xb:Item")
 				it.CreateElement("xb:Code").SetText("WAGES_6M")
 				it.CreateElement("xb:Outcome").SetText("NOT_HELD")
 			})
-		}, store.DeliveryDead, 1, "client.content.invalid at /xb:InformationReply/xb:Reply"},
+		}, store.DeliveryDead, 1, "client.content.invalid at /xb:InformationReply/xb:Reply", 0},
 		{"fail/acknowledges-another-message", "NotifyDecision", string(decision), func(_ int32, req *etree.Element) *etree.Document {
 			return agencyResponse(req, "Acknowledgement", func(resp, hdr *etree.Element) {
 				hdr.FindElement("./InReplyTo").SetText("urn:uuid:" + uuid.NewString())
 				receivedAt(resp, hdr)
 			})
-		}, store.DeliveryDead, 1, "/xb:Acknowledgement/xb:Header/xb:InReplyTo"},
+		}, store.DeliveryDead, 1, "/xb:Acknowledgement/xb:Header/xb:InReplyTo", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -498,7 +528,7 @@ func TestSOAPDelivery(t *testing.T) {
 				rw.WriteHeader(status)
 				_, _ = rw.Write(b)
 			})
-			ep := partner.Endpoint{}
+			ep := partner.Endpoint{MaxResponseBytes: tc.maxResponse}
 			if tc.attempts > 1 {
 				// The retry comes at least 1.1 s later: a SentAt of the
 				// attempt's time (whole seconds) would differ.

@@ -39,6 +39,7 @@ type JSONSender struct {
 	Client   *resty.Client
 	Sign     func(payload []byte) (string, error) // detached JWS over the body
 	Receipts func(compact string) error           // verifies a receipt in the response, if any
+	limit    int                                  // the response body limit, for its error
 }
 
 // NewJSONSender builds a keep-alive mTLS client for a partner endpoint.
@@ -47,9 +48,13 @@ func NewJSONSender(p *partner.Partner, clientCert tls.Certificate, signer *recei
 	// The gateway's keep-alive client to partners (a connection kept for
 	// each attempt the partner's concurrency allows), without resty's
 	// cookie jar: a partner's cookies are not Perkeso's to send back.
+	limit := ep.MaxResponseBytes
+	if limit <= 0 {
+		limit = maxResponseBytes
+	}
 	c := resty.NewWithClient(certs.HTTPClient(ep.RootCAs, ep.Revoked, clientCert, ep.Timeout, ep.Concurrency)).
-		SetResponseBodyLimit(maxResponseBytes)
-	return &JSONSender{URL: ep.URL, Client: c,
+		SetResponseBodyLimit(limit)
+	return &JSONSender{URL: ep.URL, Client: c, limit: limit,
 		Sign: func(b []byte) (string, error) { return signer.SignDetached(b) },
 		Receipts: func(compact string) error {
 			_, err := partnerkit.VerifyWith(compact, p.Keys)
@@ -69,7 +74,7 @@ func (s *JSONSender) Send(ctx context.Context, d *store.Delivery) ([]byte, int, 
 		SetHeader("Idempotency-Key", d.Key).SetBody(d.Payload).Post(s.URL)
 	if errors.Is(err, resty.ErrResponseBodyTooLarge) {
 		// Sending again would not make the answer shorter: an operator looks.
-		return nil, resp.StatusCode(), &Error{Status: resp.StatusCode(), Msg: fmt.Sprintf("HTTP %d with a response over %d bytes", resp.StatusCode(), maxResponseBytes)}
+		return nil, resp.StatusCode(), &Error{Status: resp.StatusCode(), Msg: fmt.Sprintf("HTTP %d with a response over %d bytes (the endpoint's max_response_bytes)", resp.StatusCode(), s.limit)}
 	}
 	if err != nil {
 		return nil, 0, &Error{Retry: true, Msg: "transport: " + err.Error()}
@@ -116,7 +121,8 @@ func NewSOAPSender(p *partner.Partner, clientCert tls.Certificate, signer *wssec
 	ep := p.Endpoint.WithDefaults()
 	return &SOAPSender{Institution: institution, Receiver: p.Institution, Client: &soapclient.Client{
 		URL: ep.URL, HTTP: certs.HTTPClient(ep.RootCAs, ep.Revoked, clientCert, ep.Timeout, ep.Concurrency), Signer: signer,
-		Verifier: &wssec.Verifier{Trust: func(c *x509.Certificate) error { return p.TrustSigningCert(c, time.Now()) }}}}
+		Verifier:    &wssec.Verifier{Trust: func(c *x509.Certificate) error { return p.TrustSigningCert(c, time.Now()) }},
+		MaxResponse: ep.MaxResponseBytes}}
 }
 
 // CloseIdleConnections closes the sender's idle kept-alive connections.

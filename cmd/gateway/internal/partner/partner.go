@@ -167,6 +167,11 @@ type Endpoint struct {
 	Concurrency     int
 	BreakerFailures int
 	BreakerCooldown time.Duration
+	// MaxResponseBytes bounds what the gateway reads of the endpoint's
+	// answer; 0: its sender's default (1 MiB JSON, 8 MiB SOAP). An
+	// agency's InformationReply may hold documents of up to 5 MiB each,
+	// five to an item (agency-soap/v1 §6.3), more than the default.
+	MaxResponseBytes int
 }
 
 // WithDefaults fills in the delivery policy's defaults.

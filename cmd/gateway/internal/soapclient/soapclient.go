@@ -7,6 +7,7 @@ package soapclient
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,15 +28,18 @@ type Client struct {
 	// Verifier checks the responder's signature; its Trust decides the
 	// responder's certificate.
 	Verifier *wssec.Verifier
+	// MaxResponse bounds the answer; 0: MaxResponseBytes.
+	MaxResponse int
 }
 
-// MaxResponseBytes bounds an agency's answer. The client reads one byte
-// more, no further, so an endpoint cannot make the gateway hold more.
+// MaxResponseBytes is the default bound of an agency's answer. The client
+// reads one byte more, no further, so an endpoint cannot make the gateway
+// hold more.
 const MaxResponseBytes = 8 << 20
 
-// ErrResponseTooLarge is Call's error for an answer over MaxResponseBytes.
+// ErrResponseTooLarge is Call's error for an answer over its bound.
 // Sending again would not make it shorter.
-var ErrResponseTooLarge = fmt.Errorf("response over %d bytes", MaxResponseBytes)
+var ErrResponseTooLarge = errors.New("response too large")
 
 // Fault is a SOAP Fault received.
 type Fault struct {
@@ -82,18 +86,22 @@ func (c *Client) Call(ctx context.Context, action string, doc *etree.Document) (
 		return nil, err
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	limit := c.MaxResponse
+	if limit <= 0 {
+		limit = MaxResponseBytes
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, int64(limit)+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(raw) > MaxResponseBytes {
-		return &Response{Status: resp.StatusCode}, fmt.Errorf("soap: HTTP %d: %w", resp.StatusCode, ErrResponseTooLarge)
+	if len(raw) > limit {
+		return &Response{Status: resp.StatusCode}, fmt.Errorf("soap: HTTP %d: response over %d bytes (the endpoint's max_response_bytes): %w", resp.StatusCode, limit, ErrResponseTooLarge)
 	}
 	out := &Response{Status: resp.StatusCode, Raw: raw}
 	if !strings.Contains(resp.Header.Get("Content-Type"), "xml") {
 		return out, fmt.Errorf("soap: HTTP %d without an XML envelope", resp.StatusCode)
 	}
-	rdoc, err := wssec.Parse(raw, wssec.Limits{MaxBytes: MaxResponseBytes})
+	rdoc, err := wssec.Parse(raw, wssec.Limits{MaxBytes: limit})
 	if err != nil {
 		return out, err
 	}
