@@ -592,6 +592,13 @@ func TestOutboundRoundTrip(t *testing.T) {
 	if o, _, err := gateway(t, "outbound", "retry", "--dev", dir, id); err != nil || !strings.Contains(o, "queued again") {
 		t.Fatalf("retry: %v %s", err, o)
 	}
+	// What the partner answered to a delivered request, as logged.
+	if o, _, err := gateway(t, "outbound", "answer", "--dev", dir, "dec-"+codecs[0]); err != nil || o == "" {
+		t.Fatalf("answer: %v %q", err, o)
+	}
+	if _, e, err := gateway(t, "outbound", "answer", "--dev", dir, "never-sent"); err == nil || !strings.Contains(e, `no answer of a delivery "never-sent"`) {
+		t.Fatalf("answer of a request never sent: %v %s", err, e)
+	}
 
 	// Without Kafka: the operator listener takes the request (operator certificate from dev.json).
 	ca, _ := certs.LoadPool(d.CACert)

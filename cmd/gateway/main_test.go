@@ -885,6 +885,7 @@ func TestFlagsRefused(t *testing.T) {
 		{"fail/log-verify-no-store", []string{"log", "verify", "--store", filepath.Join(t.TempDir(), "typo.db")}, "no such file or directory"},
 		{"fail/outbound-list-state", []string{"outbound", "list", "--state", "stuck"}, `--state "stuck": one of pending, delivered, dead`},
 		{"fail/outbound-list-limit", []string{"outbound", "list", "--dev", none, "--limit", "0"}, `--limit 0: must be 1 to 10000`},
+		{"fail/outbound-answer-without-id", []string{"outbound", "answer", "--dev", none}, "usage: gateway outbound"},
 		{"fail/outbound-retry-id-and-partner", []string{"outbound", "retry", "--dev", none, "--partner", "th-sso", "7"}, "usage: gateway outbound"},
 		{"fail/outbound-list-before", []string{"outbound", "list", "--dev", none, "--before", "-3"}, `--before -3: must be a delivery id`},
 		{"fail/log-verify-anchor-without-hash", []string{"log", "verify", "--dev", none, "--anchor", "5"}, `--anchor "5": want SEQ:HASH`},

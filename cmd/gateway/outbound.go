@@ -12,10 +12,13 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
-// runOutbound is "gateway outbound list|retry": the operator's view of the
-// delivery queue.
+// runOutbound is "gateway outbound list|retry|answer": the operator's view
+// of the delivery queue.
 func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	usage := "usage: gateway outbound list [--partner P] [--state pending|delivered|dead] [--before ID] [--limit N] | retry (ID | --partner P)   (--dev DIR | --config FILE | --store PATH|DSN)"
+	usage := "usage: gateway outbound list [--partner P] [--state pending|delivered|dead] [--before ID] [--limit N] | retry (ID | --partner P) | answer REQUEST-ID   (--dev DIR | --config FILE | --store PATH|DSN)"
+	if len(args) > 0 && args[0] == "answer" {
+		return runOutboundAnswer(ctx, args[1:], stdout, stderr, usage)
+	}
 	if len(args) == 0 || (args[0] != "list" && args[0] != "retry") {
 		fmt.Fprintln(stderr, usage)
 		return errUsage
@@ -96,6 +99,29 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	}
 	fmt.Fprintln(stderr)
 	return nil
+}
+
+// runOutboundAnswer is "gateway outbound answer REQUEST-ID": what the
+// partner answered to a delivered request, as logged (an agency's signed
+// InformationReply whole, its documents too, which its event may omit).
+func runOutboundAnswer(ctx context.Context, args []string, stdout, stderr io.Writer, usage string) error {
+	fs := newFlags("outbound answer", stderr)
+	open := storeFlags(fs, "store: SQLite file or postgres:// DSN")
+	if err := parse(fs, args); err != nil || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, usage)
+		return errUsage
+	}
+	st, err := open()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	answer, err := st.DeliveryAnswer(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(answer)
+	return err
 }
 
 // orDash is s, or "-" for a column left empty.

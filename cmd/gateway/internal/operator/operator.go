@@ -5,6 +5,7 @@
 package operator
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -62,6 +63,7 @@ var Routes = []problem.Route{
 	{Method: "GET", Path: "/v1/outbound"},
 	{Method: "POST", Path: "/v1/outbound/{id}/retry"},
 	{Method: "POST", Path: "/v1/outbound/retry"},
+	{Method: "GET", Path: "/v1/outbound/answer"},
 }
 
 // Handler returns the operator API. Every answer carries a correlation id
@@ -72,6 +74,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/outbound", a.list)
 	mux.HandleFunc("POST /v1/outbound/{id}/retry", a.retry)
 	mux.HandleFunc("POST /v1/outbound/retry", a.retryPartner)
+	mux.HandleFunc("GET /v1/outbound/answer", a.deliveryAnswer)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r, _ = correlation.Start(w, r)
 		if a.Access != nil && (r.TLS == nil || !a.Access.Allows(r.TLS.PeerCertificates)) {
@@ -277,6 +280,34 @@ func (a *API) retryPartner(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.answer(w, r, http.StatusOK, map[string]any{"partner": p, "queued": n, "refusedForGood": left}, "partner", p, "queued", n, "refused_for_good", left)
+}
+
+// deliveryAnswer writes what the partner answered to the delivery whose
+// request id ?id= names: for an agency's InformationReply whose event went
+// without its documents (documentsOmitted), the whole signed answer.
+func (a *API) deliveryAnswer(w http.ResponseWriter, r *http.Request) {
+	key := r.URL.Query().Get("id")
+	if key == "" || sqldialect.Text(key) != key { // PostgreSQL refuses a NUL in a query
+		a.refuse(w, r, problem.New(problem.BadRequest, "id is required: the request id of a delivered delivery"))
+		return
+	}
+	answer, err := a.Store.DeliveryAnswer(r.Context(), key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		a.refuse(w, r, problem.New(problem.NotFound, "no answer of a delivered request with that id (held answers have none)"))
+		return
+	case err != nil:
+		a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable", err))
+		return
+	}
+	a.log(r, http.StatusOK, slog.LevelInfo, "key", key, "bytes", len(answer))
+	ct := "application/json"
+	if bytes.HasPrefix(bytes.TrimSpace(answer), []byte("<")) {
+		ct = "text/xml; charset=utf-8"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(answer)
 }
 
 // Access is who may use the operator listener: the operators' CA and the

@@ -244,6 +244,45 @@ func TestOperatorAPI(t *testing.T) {
 			t.Fatalf("the list: %s, want the dead letter with noRetry", b)
 		}
 	}
+	// A delivered request's answer, by its request id: as the partner
+	// answered it (an agency's signed envelope, documents and all).
+	ctx := context.Background()
+	if _, err := st.Enqueue(ctx, &store.Delivery{Key: "req-answered", PartnerID: "th-sso", MessageType: "RequestInformation", CaseID: "TH:SSO:C-1", Payload: []byte(`{}`)}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	due, err := st.ClaimDue(ctx, time.Now().Add(time.Hour), time.Minute, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range due {
+		if d.Key == "req-answered" {
+			if err := st.RecordAttempt(ctx, d, store.Attempt{State: store.DeliveryDelivered}, &store.Entry{CorrelationID: "c", PartnerID: d.PartnerID,
+				ReceivedAt: time.Now(), Route: "OUTBOUND RequestInformation", SourceKey: d.Key, Receipt: "<soap:Envelope>the answer</soap:Envelope>"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		query  string
+		status int
+		body   string
+	}{
+		{"id=req-answered", 200, "<soap:Envelope>the answer</soap:Envelope>"},
+		{"id=dec-9", 404, ""}, // queued, not delivered
+		{"id=nobody", 404, ""},
+		{"", 400, ""},
+		{"id=req%00answered", 400, ""},
+	} {
+		r, err := client(op).Get(hs.URL + "/v1/outbound/answer?" + tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != tc.status || tc.body != "" && (string(b) != tc.body || r.Header.Get("Content-Type") != "text/xml; charset=utf-8") {
+			t.Fatalf("answer?%s: %d %s %q, want %d", tc.query, r.StatusCode, r.Header.Get("Content-Type"), b, tc.status)
+		}
+	}
 	for _, q := range []string{"limit=0", "limit=1001", "limit=x", "before=0", "before=x"} {
 		if r, err := client(op).Get(hs.URL + "/v1/outbound?" + q); err != nil || r.StatusCode != 400 {
 			t.Fatalf("%s: %v %v", q, err, r)

@@ -544,6 +544,14 @@ func TestSOAPDelivery(t *testing.T) {
 			if d.Attempts != tc.attempts || count != 1 || !strings.Contains(d.LastError, tc.lastErr) {
 				t.Fatalf("attempts %d, message ids %d, last error %q", d.Attempts, count, d.LastError)
 			}
+			// The agency's answer is found by the request id, whole (an
+			// event may go without its documents).
+			if answer, err := w.st.DeliveryAnswer(context.Background(), "msg-1"); tc.state == store.DeliveryDelivered &&
+				(err != nil || !bytes.Contains(answer, []byte("xb:"+map[string]string{"NotifyDecision": "Acknowledgement", "RequestInformation": "InformationReply", "NotifyInjury": "InjuryAcknowledgement"}[tc.typ]))) {
+				t.Fatalf("the answer of the delivered request: %.200q %v", answer, err)
+			} else if tc.maxResponse > 0 && len(answer) < 13<<20 {
+				t.Fatalf("the answer with documents: %d bytes", len(answer))
+			}
 			assigned := strings.HasPrefix(d.CaseID, "TH:SSO:CASE-")
 			if assigned != (tc.typ == "NotifyInjury" && tc.state == store.DeliveryDelivered) {
 				t.Fatalf("case id %q after %s", d.CaseID, tc.state)

@@ -315,6 +315,17 @@ func (s *DB) RecordAttempt(ctx context.Context, d *Delivery, a Attempt, e *Entry
 			e.Verification += " (not recorded on the delivery: another attempt had taken it over)"
 			return s.appendEntry(ctx, tx, e)
 		}
+		if err := s.appendEntry(ctx, tx, e); err != nil {
+			return err
+		}
+		if a.State == DeliveryDelivered {
+			// The answer is the delivering attempt's entry's: DeliveryAnswer
+			// finds it by the delivery's key (an event may go without an
+			// agency's documents, which outgrow a Kafka record).
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET answer_seq = ? WHERE id = ?`), e.Seq, d.ID); err != nil {
+				return err
+			}
+		}
 		if a.State == DeliveryDelivered && d.CaseWith != "" && d.CaseID != "" {
 			// An agency may give two notifications one case: the first registration stands.
 			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO soap_cases (case_id, institution, opened_at) VALUES (?,?,?) ON CONFLICT (case_id) DO NOTHING`),
@@ -322,8 +333,22 @@ func (s *DB) RecordAttempt(ctx context.Context, d *Delivery, a Attempt, e *Entry
 				return err
 			}
 		}
-		return s.appendEntry(ctx, tx, e)
+		return nil
 	})
+}
+
+// DeliveryAnswer is what the partner answered to the delivery with the
+// idempotency key, as its delivering attempt logged it (an agency's signed
+// response, a JSON partner's body); ErrNotFound when the delivery is not
+// delivered by an attempt (held answers, or one delivered by an earlier
+// build, which did not note the attempt).
+func (s *DB) DeliveryAnswer(ctx context.Context, key string) ([]byte, error) {
+	var answer string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT m.receipt FROM deliveries d JOIN message_log m ON m.seq = d.answer_seq WHERE d.delivery_key = ?`), key).Scan(&answer)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%w: no answer of a delivery %q", ErrNotFound, key)
+	}
+	return []byte(answer), err
 }
 
 // DeliveryByKey is the delivery with an idempotency key, or ErrNotFound.

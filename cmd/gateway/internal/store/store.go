@@ -220,7 +220,7 @@ func schema(t columnTypes) []string {
   id ` + t.serial + `, delivery_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, message_type TEXT NOT NULL,
   case_id TEXT NOT NULL, payload ` + t.blob + ` NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
   next_at TEXT NOT NULL, last_error TEXT NOT NULL, response ` + t.blob + `, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-  no_retry INTEGER NOT NULL DEFAULT 0)`,
+  no_retry INTEGER NOT NULL DEFAULT 0, answer_seq ` + t.bigint + `)`,
 		// qClaimDue, qPendingPartners. A store from an earlier build keeps
 		// its deliveries_due (state, next_at, id) too: an instance of that
 		// build sharing the store through a rolling upgrade still claims
@@ -295,6 +295,7 @@ var addedColumns = []sqldialect.Column{
 	{Table: "outbox", Name: "log_seq", Def: "BIGINT"},
 	{Table: "outbox", Name: "render", Def: "TEXT NOT NULL DEFAULT ''"},
 	{Table: "deliveries", Name: "no_retry", Def: "INTEGER NOT NULL DEFAULT 0"},
+	{Table: "deliveries", Name: "answer_seq", Def: "BIGINT"},
 }
 
 // OpenSQLite opens a SQLite store.

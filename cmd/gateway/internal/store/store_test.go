@@ -1545,6 +1545,40 @@ func deliver(t *testing.T, s *store.DB, keys []string, outcome func(*store.Deliv
 	}
 }
 
+// TestDeliveryAnswer: a delivered request's answer is found by its key, as
+// its delivering attempt logged it (an event may go without an agency's
+// documents); a request still being tried, or dead, has none.
+func TestDeliveryAnswer(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		for _, k := range []string{"ok-1", "down-1"} {
+			enqueue(t, s, k)
+		}
+		due, err := s.ClaimDue(ctx, deliveryAt.Add(time.Hour), time.Minute, 2)
+		if err != nil || len(due) != 2 {
+			t.Fatalf("claimed %d, %v", len(due), err)
+		}
+		for _, d := range due {
+			a := store.Attempt{State: store.DeliveryDelivered}
+			if d.Key == "down-1" {
+				a = store.Attempt{State: store.DeliveryDead, Error: "HTTP 404"}
+			}
+			e := deliveryEntry(d)
+			e.Receipt = "<answer-of-" + d.Key + "/>"
+			if err := s.RecordAttempt(ctx, d, a, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for key, want := range map[string]string{"ok-1": "<answer-of-ok-1/>", "down-1": "", "never": ""} {
+			got, err := s.DeliveryAnswer(ctx, key)
+			if want == "" && !errors.Is(err, store.ErrNotFound) || want != "" && (err != nil || string(got) != want) {
+				t.Errorf("%s: %q %v, want %q", key, got, err, want)
+			}
+		}
+	})
+}
+
 // TestHoldAnswers: answers are held per case and code, a later answer for
 // a code replacing the earlier; the same key again changes nothing; a case
 // not shared with the institution is refused before any write, so the
