@@ -28,7 +28,7 @@ var commands = []command{
 	{"dev", "run the gateway on embedded defaults (generates a dev PKI, config and demo partners)", runDev},
 	{"serve", "run the gateway from a configuration file (production)", runServe},
 	{"ingest", "back office: consume verified notices, case messages, delivery statuses and rejections, verify receipts, upsert into SQLite or PostgreSQL", runIngest},
-	{"outbound", "outbound list|retry: the delivery queue to partners (dead letters, retries)", runOutbound},
+	{"outbound", "outbound list|retry|answer: the delivery queue to partners (dead letters, retries, answers)", runOutbound},
 	{"loadtest", "load test: pre-signed distinct notices, batches or SOAP messages over mTLS, progress, JSON summary (throughput, latency, CPU)", runLoadTest},
 	{"certs", "certs kit|rotate-receipt-key|list: partner onboarding kits, receipt key rotation, expiries", runCerts},
 	{"sign", "sign a partner document with a private JWK (compact or detached JWS)", runSign},
