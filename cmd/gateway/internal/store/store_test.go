@@ -1545,6 +1545,37 @@ func deliver(t *testing.T, s *store.DB, keys []string, outcome func(*store.Deliv
 	}
 }
 
+// TestDeliveriesOfEarlierStore: a store whose deliveries an earlier build
+// made, without no_retry and answer_seq, gets them when it is opened: its
+// dead letters stay retryable and its deliveries have no answer to give.
+func TestDeliveriesOfEarlierStore(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		if _, err := s.EnqueueRefused(ctx, &store.Delivery{Key: "old-dead", PartnerID: "p1", MessageType: "JSON", Payload: []byte(`{}`)},
+			"HTTP 404", deliveryAt, deliveryEntry); err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{`ALTER TABLE deliveries DROP COLUMN no_retry`, `ALTER TABLE deliveries DROP COLUMN answer_seq`} {
+			if _, err := s.DB().Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s.Close()
+		s = open(t, target)
+		d, err := s.DeliveryByKey(ctx, "old-dead")
+		if err != nil || d.NoRetry || d.State != store.DeliveryDead {
+			t.Fatalf("the earlier build's dead letter: %+v %v", d, err)
+		}
+		if _, err := s.DeliveryAnswer(ctx, "old-dead"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("its answer: %v, want ErrNotFound", err)
+		}
+		if n, err := s.RetryDead(ctx, "p1", deliveryAt.Add(time.Hour)); err != nil || n != 1 {
+			t.Fatalf("retried %d, %v; want 1", n, err)
+		}
+	})
+}
+
 // TestDeliveryAnswer: a delivered request's answer is found by its key, as
 // its delivering attempt logged it (an event may go without an agency's
 // documents); a request still being tried, or dead, has none.
