@@ -29,12 +29,7 @@ func TestQuarantineTakesAnyBytes(t *testing.T) {
 				Headers: []kafka.Header{{Key: "ce_id", Value: []byte{0x00, 0xfe}}}}
 			produce(t, b.Addr, []kafka.Message{junk, f.message(t, 1, "receipt-bound")})
 			c := consumer(b.Addr, "bo", sink, f, topic)
-			defer c.Reader.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if _, err := c.Run(ctx, true, 2*time.Second); err != nil {
-				t.Fatal(err)
-			}
+			catchUp(t, c)
 			got, err := sink.Counts(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -78,12 +73,7 @@ func TestEventTextStored(t *testing.T) {
 				State: "retrying", Attempts: 1, Error: "fault \x00 \x00", At: "2026-03-20T02:00:00Z"}
 			produce(t, b.Addr, []kafka.Message{f.status(t, st, ""), f.message(t, 1, "receipt-bound")})
 			c := consumer(b.Addr, "bo", sink, f)
-			defer c.Reader.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if _, err := c.Run(ctx, true, 2*time.Second); err != nil {
-				t.Fatal(err)
-			}
+			catchUp(t, c)
 			got, err := sink.Counts(context.Background())
 			if err != nil || got.Deliveries != 1 || got.Records != 1 || got.Quarantined != 0 {
 				t.Fatalf("%+v (%v), want the status and the record behind it", got, err)
@@ -149,5 +139,17 @@ func TestRequeueQuarantined(t *testing.T) {
 				t.Fatalf("again: %+v (%v)", rep, err)
 			}
 		})
+	}
+}
+
+// catchUp runs c until it has read what its topics hold (30 s at most),
+// then closes its reader.
+func catchUp(t *testing.T, c *ingest.Consumer) {
+	t.Helper()
+	defer c.Reader.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Run(ctx, true, 2*time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
