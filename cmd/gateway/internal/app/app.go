@@ -203,7 +203,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	}
 	g.tlsHold = server.NewTLS(lt.cert, lt.cas, lt.crls, cfg.Partners)
 	if oc := cfg.File.Operator; oc.Listen != "" {
-		g.operatorAccess = operator.NewAccess(f.operatorPool(), oc.AllowedCNs, certs.NewRevocations(f.operatorCRLs))
+		g.operatorAccess = operator.NewAccess(f.operatorPool(), oc.AllowedCNs, oc.Roles, certs.NewRevocations(f.operatorCRLs))
 		g.OperatorTLS = operator.TLSConfig(func() *tls.Certificate { return g.tlsHold.Certificate() }, g.operatorAccess)
 	}
 	g.watch.Store(watch)
@@ -245,7 +245,7 @@ func (g *Gateway) Reload() error {
 		g.Deliverer.ResetSenders()
 	}
 	if g.operatorAccess != nil && f.operatorCAs != nil {
-		g.operatorAccess.Set(f.operatorPool(), cfg.File.Operator.AllowedCNs, certs.NewRevocations(f.operatorCRLs))
+		g.operatorAccess.Set(f.operatorPool(), cfg.File.Operator.AllowedCNs, cfg.File.Operator.Roles, certs.NewRevocations(f.operatorCRLs))
 	}
 	if c := g.OutboundConsumer; c != nil && !c.ReplaceRequestKeys(cfg.RequestSigners) {
 		g.Log.Warn("configuration reloaded, but outbound.request_signers_file was added or removed: requiring the back office's signatures, or no longer, takes a restart; until then the running keys stay (or none)")

@@ -315,7 +315,8 @@ func TestReloadRenewsListenerCertificates(t *testing.T) {
 // reloaded: an operator removed from operator.allowed_cns is refused at
 // once, on the connection it holds open (403) and in its next handshake,
 // and one added is let in (both took a restart; a reload warned); so is an
-// operator whose certificate a CRL added to operator.crl_files lists.
+// operator whose certificate a CRL added to operator.crl_files lists. The
+// roles operator.roles gives are reloaded too.
 func TestReloadChangesOperators(t *testing.T) {
 	var logged gatewaytest.SyncBuffer // the listeners' goroutines write it (failed handshakes)
 	g, l := devGatewayLogging(t, slog.New(slog.NewJSONHandler(&logged, nil)))
@@ -388,6 +389,25 @@ func TestReloadChangesOperators(t *testing.T) {
 	heldSecond := client(second)
 	if status, err := list(heldSecond); err != nil || status != 200 {
 		t.Fatalf("after: ops-2: %d %v", status, err)
+	}
+
+	// operator.roles, reloaded: ops-2 given only the answers may not list
+	// the queue on the connection it holds, and may once given the queue.
+	for _, step := range []struct {
+		roles []string
+		want  int
+	}{{[]string{"answers"}, http.StatusForbidden}, {[]string{"queue"}, http.StatusOK}} {
+		f["operator"].(map[string]any)["roles"] = map[string][]string{"ops-2": step.roles}
+		b, _ = json.Marshal(f)
+		if err := os.WriteFile(l.Config, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		if status, err := list(heldSecond); err != nil || status != step.want {
+			t.Fatalf("roles %q: ops-2 listing the queue: %d %v, want %d", step.roles, status, err, step.want)
+		}
 	}
 
 	// The operators' CA's CRL lists ops-2's certificate, whose name stays

@@ -13,9 +13,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,7 +75,19 @@ type Operator struct {
 	AllowedCNs   []string `json:"allowed_cns,omitempty"`
 	// CRLFiles are the operators' CAs' CRLs, one per file.
 	CRLFiles []string `json:"crl_files,omitempty"`
+	// Roles, when set, gives each name of AllowedCNs the parts of the API
+	// it may use (OperatorRoles), and must name every one of them; absent,
+	// every allowed name may use every route, as builds before it had. An
+	// agency's answers hold medical reports, which an operator who retries
+	// dead letters need not read.
+	Roles map[string][]string `json:"roles,omitempty"`
 }
+
+// OperatorRoles are the parts of the operator API that operator.roles
+// gives: "send" (POST /v1/outbound: a message Perkeso signs), "queue" (the
+// delivery list and retries) and "answers" (GET /v1/outbound/answer: what a
+// partner answered, personal data among it).
+var OperatorRoles = []string{"send", "queue", "answers"}
 
 // EndpointConfig is a partner's receiving endpoint and delivery policy.
 type EndpointConfig struct {
@@ -426,6 +440,9 @@ func (c *Config) resolve(rel func(string) string) *Error {
 	}
 	if f.Operator.Listen != "" && (f.Operator.ClientCAFile == "" || len(f.Operator.AllowedCNs) == 0) {
 		return &Error{Field: "operator", Msg: "client_ca_file and allowed_cns are required with listen"}
+	}
+	if err := checkRoles(f.Operator); err != nil {
+		return err
 	}
 	if k := f.Kafka.TLS; k != nil {
 		if k.CAFile == "" {
@@ -784,4 +801,33 @@ func isPrivate(k jwk.Key) bool {
 		return true
 	}
 	return false
+}
+
+// checkRoles holds operator.roles to operator.allowed_cns: a name given
+// roles but not allowed is a typo, and an allowed name without roles would
+// pass the handshake to be refused on every route.
+func checkRoles(o Operator) *Error {
+	if o.Roles == nil {
+		return nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.Roles)) {
+		roles := o.Roles[name]
+		if !slices.Contains(o.AllowedCNs, name) {
+			return &Error{Field: "operator.roles", Msg: fmt.Sprintf("%q is not in allowed_cns", name)}
+		}
+		if len(roles) == 0 {
+			return &Error{Field: "operator.roles", Msg: fmt.Sprintf("%q has no role: take it out of allowed_cns instead", name)}
+		}
+		for _, r := range roles {
+			if !slices.Contains(OperatorRoles, r) {
+				return &Error{Field: "operator.roles", Msg: fmt.Sprintf("%q: unknown role %q (one of %s)", name, r, strings.Join(OperatorRoles, ", "))}
+			}
+		}
+	}
+	for _, name := range o.AllowedCNs {
+		if _, ok := o.Roles[name]; !ok {
+			return &Error{Field: "operator.roles", Msg: fmt.Sprintf("%q is in allowed_cns but has no roles", name)}
+		}
+	}
+	return nil
 }

@@ -110,6 +110,13 @@ func clientCert(m map[string]any, cert, key string) {
 	ep["client_cert_file"], ep["client_key_file"] = cert, key
 }
 
+// operators sets an operator listener for ops-backoffice and ops-duty with
+// roles.
+func operators(m map[string]any, roles map[string]any) {
+	m["operator"] = map[string]any{"listen": "127.0.0.1:9444", "client_ca_file": "agency-ca.pem",
+		"allowed_cns": []any{"ops-backoffice", "ops-duty"}, "roles": roles}
+}
+
 // partnerAt is the i-th partner of a base configuration.
 func partnerAt(m map[string]any, i int) map[string]any {
 	return m["partners"].([]any)[i].(map[string]any)
@@ -139,6 +146,21 @@ func TestLoad(t *testing.T) {
 			m["kafka"] = map[string]any{"sasl": map[string]any{"mechanism": "PLAIN", "username": "u", "password_file": "p"}}
 		}, "", "kafka.sasl.mechanism"},
 		{"fail/operator-without-ca", func(m map[string]any) { m["operator"] = map[string]any{"listen": "127.0.0.1:9444"} }, "", "operator"},
+		{"ok/operator-roles", func(m map[string]any) {
+			operators(m, map[string]any{"ops-backoffice": []any{"send", "queue", "answers"}, "ops-duty": []any{"queue"}})
+		}, "", ""},
+		{"fail/operator-role-unknown", func(m map[string]any) {
+			operators(m, map[string]any{"ops-backoffice": []any{"send"}, "ops-duty": []any{"retry"}})
+		}, "", "operator.roles"},
+		{"fail/operator-roles-of-a-name-not-allowed", func(m map[string]any) {
+			operators(m, map[string]any{"ops-backoffice": []any{"send"}, "ops-duty": []any{"queue"}, "ops-dutty": []any{"queue"}})
+		}, "", "operator.roles"},
+		{"fail/operator-allowed-without-roles", func(m map[string]any) {
+			operators(m, map[string]any{"ops-backoffice": []any{"send"}})
+		}, "", "operator.roles"},
+		{"fail/operator-with-no-role", func(m map[string]any) {
+			operators(m, map[string]any{"ops-backoffice": []any{"send"}, "ops-duty": []any{}})
+		}, "", "operator.roles"},
 		{"fail/partner-id", func(m map[string]any) { partnerAt(m, 0)["id"] = "Acme HR" }, "Acme HR", "id"},
 		{"fail/partner-without-id", func(m map[string]any) { delete(partnerAt(m, 1), "id") }, "partners[1]", "id"},
 		{"fail/partner-twice", func(m map[string]any) { partnerAt(m, 1)["id"] = "acme-hr" }, "acme-hr", "id"},
@@ -269,6 +291,13 @@ func TestLoad(t *testing.T) {
 			}
 			if tc.field != "-" && (ce.Field != tc.field || ce.Partner != tc.partner) {
 				t.Fatalf("error %q names partner %q field %q, want partner %q field %q", err, ce.Partner, ce.Field, tc.partner, tc.field)
+			}
+			says := map[string]string{"fail/operator-role-unknown": `"ops-duty": unknown role "retry"`,
+				"fail/operator-roles-of-a-name-not-allowed": `"ops-dutty" is not in allowed_cns`,
+				"fail/operator-allowed-without-roles":       `"ops-duty" is in allowed_cns but has no roles`,
+				"fail/operator-with-no-role":                `"ops-duty" has no role`}
+			if want, ok := says[tc.name]; ok && !strings.Contains(ce.Msg, want) {
+				t.Fatalf("error %q, want one saying %s", err, want)
 			}
 			if !strings.HasPrefix(err.Error(), "config "+path) {
 				t.Fatalf("error %q does not name the file", err)

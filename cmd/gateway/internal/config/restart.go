@@ -18,7 +18,7 @@ var reloadable = []string{
 	"tls", "receipt_key_file", "partners",
 	"soap.signing_cert_file", "soap.signing_key_file",
 	"outbound.client_cert_file", "outbound.client_key_file", "outbound.request_signers_file",
-	"operator.client_ca_file", "operator.allowed_cns", "operator.crl_files",
+	"operator.client_ca_file", "operator.allowed_cns", "operator.crl_files", "operator.roles",
 }
 
 // RestartOnly names the settings, as dotted paths ("limits.max_connections",

@@ -31,6 +31,7 @@ func TestRestartOnly(t *testing.T) {
 		// Its keys are reloaded; added or removed, the reload says so itself.
 		{"ok/request-signers", func(f *File) { f.Outbound.RequestSignersFile = "backoffice-2027.jwks.json" }, nil},
 		{"ok/operators", func(f *File) { f.Operator.ClientCAFile, f.Operator.AllowedCNs = "ops-ca-2027.pem", []string{"ops-2"} }, nil},
+		{"ok/operator-roles", func(f *File) { f.Operator.Roles = map[string][]string{"ops-2": {"queue"}} }, nil},
 		{"ok/operator-crls", func(f *File) { f.Operator.CRLFiles = []string{"ops.crl"} }, nil},
 		{"fail/operator-listener", func(f *File) { f.Operator.Listen = "127.0.0.1:9444" }, []string{"operator.listen"}},
 		{"fail/limits", func(f *File) { f.Limits.MaxConnections = 2048 }, []string{"limits.max_connections"}},

@@ -73,7 +73,7 @@ func TestOpenSSLAgreesOnTLSPolicy(t *testing.T) {
 			return server.NewTLS(c, []*x509.Certificate{ca.Cert}, nil, reg).Config()
 		},
 		"operator": func(c tls.Certificate) *tls.Config {
-			return operator.TLSConfig(func() *tls.Certificate { return &c }, operator.NewAccess(clientCAs, []string{"ops-1"}, nil))
+			return operator.TLSConfig(func() *tls.Certificate { return &c }, operator.NewAccess(clientCAs, []string{"ops-1"}, nil, nil))
 		},
 	}
 	for name, config := range listeners {

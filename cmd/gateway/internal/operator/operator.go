@@ -57,24 +57,41 @@ func (a *API) queued() {
 	}
 }
 
-// Routes of the operator listener.
-var Routes = []problem.Route{
-	{Method: "POST", Path: "/v1/outbound"},
-	{Method: "GET", Path: "/v1/outbound"},
-	{Method: "POST", Path: "/v1/outbound/{id}/retry"},
-	{Method: "POST", Path: "/v1/outbound/retry"},
-	{Method: "GET", Path: "/v1/outbound/answer"},
+// route is one route of the operator listener and the role
+// (config.OperatorRoles) an operator needs for it when operator.roles is set.
+type route struct {
+	problem.Route
+	role    string
+	handler func(*API, http.ResponseWriter, *http.Request)
 }
+
+var routes = []route{
+	{problem.Route{Method: "POST", Path: "/v1/outbound"}, "send", (*API).post},
+	{problem.Route{Method: "GET", Path: "/v1/outbound"}, "queue", (*API).list},
+	{problem.Route{Method: "POST", Path: "/v1/outbound/{id}/retry"}, "queue", (*API).retry},
+	{problem.Route{Method: "POST", Path: "/v1/outbound/retry"}, "queue", (*API).retryPartner},
+	{problem.Route{Method: "GET", Path: "/v1/outbound/answer"}, "answers", (*API).deliveryAnswer},
+}
+
+// Routes of the operator listener.
+var Routes = func() []problem.Route {
+	rs := make([]problem.Route, len(routes))
+	for i, rt := range routes {
+		rs[i] = rt.Route
+	}
+	return rs
+}()
 
 // Handler returns the operator API. Every answer carries a correlation id
 // of the gateway's own (X-Correlation-ID, and a problem's instance).
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/outbound", a.post)
-	mux.HandleFunc("GET /v1/outbound", a.list)
-	mux.HandleFunc("POST /v1/outbound/{id}/retry", a.retry)
-	mux.HandleFunc("POST /v1/outbound/retry", a.retryPartner)
-	mux.HandleFunc("GET /v1/outbound/answer", a.deliveryAnswer)
+	roles := map[string]string{} // by pattern
+	for _, rt := range routes {
+		pattern := rt.Method + " " + rt.Path
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) { rt.handler(a, w, r) })
+		roles[pattern] = rt.role
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r, _ = correlation.Start(w, r)
 		if a.Access != nil && (r.TLS == nil || !a.Access.Allows(r.TLS.PeerCertificates)) {
@@ -82,8 +99,13 @@ func (a *API) Handler() http.Handler {
 			a.refuse(w, r, problem.New(problem.NotAuthorised, "this certificate is not an operator's (any more)"))
 			return
 		}
-		if _, pattern := mux.Handler(r); pattern == "" {
+		_, pattern := mux.Handler(r)
+		if pattern == "" {
 			a.refuse(w, r, problem.Unrouted(r.Method, r.URL.Path, Routes))
+			return
+		}
+		if role := roles[pattern]; a.Access != nil && !a.Access.Permits(r.TLS.PeerCertificates[0].Subject.CommonName, role) {
+			a.refuse(w, r, problem.New(problem.NotAuthorised, "this operator is not given the role "+strconv.Quote(role)+" (operator.roles)"))
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -322,24 +344,33 @@ type Access struct {
 type access struct {
 	cas     *x509.CertPool
 	names   map[string]bool
+	roles   map[string][]string // nil: every name may use every route
 	revoked certs.Revocations
 }
 
-// NewAccess is the access of the operators' CA, the names allowed and what
-// the CAs' CRLs revoke.
-func NewAccess(operatorCAs *x509.CertPool, allowed []string, revoked certs.Revocations) *Access {
+// NewAccess is the access of the operators' CA, the names allowed, their
+// roles (operator.roles; nil for every route to every name) and what the
+// CAs' CRLs revoke.
+func NewAccess(operatorCAs *x509.CertPool, allowed []string, roles map[string][]string, revoked certs.Revocations) *Access {
 	a := &Access{}
-	a.Set(operatorCAs, allowed, revoked)
+	a.Set(operatorCAs, allowed, roles, revoked)
 	return a
 }
 
-// Set replaces the CA, the names and the revocations.
-func (a *Access) Set(operatorCAs *x509.CertPool, allowed []string, revoked certs.Revocations) {
+// Set replaces the CA, the names, their roles and the revocations.
+func (a *Access) Set(operatorCAs *x509.CertPool, allowed []string, roles map[string][]string, revoked certs.Revocations) {
 	names := map[string]bool{}
 	for _, n := range allowed {
 		names[n] = true
 	}
-	a.cur.Store(&access{cas: operatorCAs, names: names, revoked: revoked})
+	a.cur.Store(&access{cas: operatorCAs, names: names, roles: roles, revoked: revoked})
+}
+
+// Permits reports whether the operator named may use the routes of role
+// (Allows decides whether it is an operator at all).
+func (a *Access) Permits(name, role string) bool {
+	cur := a.cur.Load()
+	return cur.roles == nil || slices.Contains(cur.roles[name], role)
 }
 
 // Allows reports whether the client certificate chain, as a handshake

@@ -43,7 +43,7 @@ func TestOperatorAPI(t *testing.T) {
 	hs := httptest.NewUnstartedServer((&operator.API{Store: st, Partners: reg, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
 		Queued: func() { woken.Add(1) }}).Handler())
 	serverCert := &tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}
-	hs.TLS = operator.TLSConfig(func() *tls.Certificate { return serverCert }, operator.NewAccess(pool, []string{"ops-alice"}, nil))
+	hs.TLS = operator.TLSConfig(func() *tls.Certificate { return serverCert }, operator.NewAccess(pool, []string{"ops-alice"}, nil, nil))
 	hs.StartTLS()
 	defer hs.Close()
 	client := func(c *certs.Issued) *http.Client {
@@ -318,7 +318,7 @@ func TestAccessRevoked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	access := operator.NewAccess(pool, []string{"ops-alice", "ops-bob"}, nil)
+	access := operator.NewAccess(pool, []string{"ops-alice", "ops-bob"}, nil, nil)
 	hs := httptest.NewUnstartedServer((&operator.API{Store: st, Partners: partner.NewRegistry(nil), Log: slog.New(slog.DiscardHandler),
 		Access: access}).Handler())
 	serverCert := &tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}
@@ -344,7 +344,7 @@ func TestAccessRevoked(t *testing.T) {
 			t.Fatalf("before the CRL: %d %v", status, err)
 		}
 	}
-	access.Set(pool, []string{"ops-alice", "ops-bob"}, certs.NewRevocations([]*x509.RevocationList{crl}))
+	access.Set(pool, []string{"ops-alice", "ops-bob"}, nil, certs.NewRevocations([]*x509.RevocationList{crl}))
 	t.Run("fail/revoked-on-its-open-connection", func(t *testing.T) {
 		if status, err := get(alice); err != nil || status != http.StatusForbidden {
 			t.Fatalf("%d %v, want 403", status, err)
@@ -359,6 +359,118 @@ func TestAccessRevoked(t *testing.T) {
 	t.Run("ok/not-listed", func(t *testing.T) {
 		if status, err := get(bob); err != nil || status != 200 {
 			t.Fatalf("%d %v", status, err)
+		}
+	})
+}
+
+// TestOperatorRoles: with operator.roles, each operator may use only the
+// routes of its roles, and a route refused queues, retries and reads
+// nothing; a reload that takes a role away refuses it on the connection
+// the operator holds open.
+func TestOperatorRoles(t *testing.T) {
+	ca, _ := certs.NewCA("operators")
+	srv, _ := ca.IssueServer("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")})
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	st, err := store.Open(filepath.Join(t.TempDir(), "g.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	// A dead letter, for the retries: what a refused retry leaves dead.
+	if _, err := st.EnqueueRefused(ctx, &store.Delivery{Key: "dead-1", PartnerID: "th-sso", MessageType: "NotifyDecision", Payload: []byte(`{}`)},
+		"HTTP 503", time.Now(), func(d *store.Delivery) *store.Entry {
+			return &store.Entry{CorrelationID: "c", PartnerID: d.PartnerID, ReceivedAt: time.Now(), Route: "OUTBOUND", SourceKey: d.Key}
+		}); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := st.DeliveryByKey(ctx, "dead-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"ops-backoffice", "ops-duty", "ops-reader"}
+	roles := map[string][]string{"ops-backoffice": {"send", "queue", "answers"}, "ops-duty": {"queue"}, "ops-reader": {"answers"}}
+	access := operator.NewAccess(pool, names, roles, nil)
+	reg := partner.NewRegistry([]*partner.Partner{{ID: "th-sso", Kind: partner.KindAgency, Institution: "TH:SSO", Endpoint: &partner.Endpoint{URL: "https://x", Protocol: "soap"}}})
+	hs := httptest.NewUnstartedServer((&operator.API{Store: st, Partners: reg, Log: slog.New(slog.DiscardHandler), Access: access}).Handler())
+	serverCert := &tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}
+	hs.TLS = operator.TLSConfig(func() *tls.Certificate { return serverCert }, access)
+	hs.StartTLS()
+	defer hs.Close()
+	clients := map[string]*http.Client{}
+	for _, n := range names {
+		c, _ := ca.IssueClient(n)
+		clients[n] = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool,
+			Certificates: []tls.Certificate{{Certificate: [][]byte{c.Cert.Raw}, PrivateKey: c.Key}}}}}
+	}
+	do := func(t *testing.T, who, method, path string, body []byte) (int, []byte) {
+		t.Helper()
+		hr, _ := http.NewRequest(method, hs.URL+path, bytes.NewReader(body))
+		r, err := clients[who].Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r.StatusCode, b
+	}
+	send := func(id string) []byte {
+		return []byte(`{"id":"` + id + `","partner":"th-sso","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-1","payload":{"subject":"WORK_RELATEDNESS"}}`)
+	}
+	for _, tc := range []struct {
+		name, who    string
+		method, path string
+		body         []byte
+		want         int
+		role         string // the role a 403 names
+	}{
+		{"ok/backoffice-sends", "ops-backoffice", "POST", "/v1/outbound", send("dec-backoffice"), 202, ""},
+		{"ok/backoffice-lists", "ops-backoffice", "GET", "/v1/outbound", nil, 200, ""},
+		{"ok/backoffice-reads-answers", "ops-backoffice", "GET", "/v1/outbound/answer?id=dec-backoffice", nil, 404, ""},
+		{"fail/duty-sends", "ops-duty", "POST", "/v1/outbound", send("dec-duty"), 403, "send"},
+		{"fail/duty-reads-answers", "ops-duty", "GET", "/v1/outbound/answer?id=dec-backoffice", nil, 403, "answers"},
+		{"ok/duty-lists", "ops-duty", "GET", "/v1/outbound?state=dead", nil, 200, ""},
+		{"fail/reader-sends", "ops-reader", "POST", "/v1/outbound", send("dec-reader"), 403, "send"},
+		{"fail/reader-lists", "ops-reader", "GET", "/v1/outbound", nil, 403, "queue"},
+		{"fail/reader-retries", "ops-reader", "POST", fmt.Sprintf("/v1/outbound/%d/retry", dead.ID), nil, 403, "queue"},
+		{"fail/reader-retries-a-partner", "ops-reader", "POST", "/v1/outbound/retry?partner=th-sso", nil, 403, "queue"},
+		{"ok/reader-reads-answers", "ops-reader", "GET", "/v1/outbound/answer?id=dec-backoffice", nil, 404, ""},
+		{"fail/reader-no-such-route", "ops-reader", "GET", "/v1/nothing", nil, 404, ""},
+		{"ok/duty-retries", "ops-duty", "POST", fmt.Sprintf("/v1/outbound/%d/retry", dead.ID), nil, 204, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, b := do(t, tc.who, tc.method, tc.path, tc.body)
+			if status != tc.want {
+				t.Fatalf("HTTP %d, want %d: %s", status, tc.want, b)
+			}
+			if tc.role != "" && !bytes.Contains(b, []byte(`not given the role \"`+tc.role+`\"`)) {
+				t.Fatalf("the refusal does not name the role %q: %s", tc.role, b)
+			}
+			if tc.want == 403 {
+				if _, err := st.DeliveryByKey(ctx, "dec-"+strings.TrimPrefix(tc.who, "ops-")); err == nil {
+					t.Fatal("a refused operator's request was queued")
+				}
+				if d, err := st.DeliveryByKey(ctx, "dead-1"); err != nil || d.State != store.DeliveryDead {
+					t.Fatalf("the dead letter after a refused retry: %+v %v", d, err)
+				}
+			}
+		})
+	}
+	// The retry the duty operator may make put the dead letter back.
+	if d, err := st.DeliveryByKey(ctx, "dead-1"); err != nil || d.State != store.DeliveryPending {
+		t.Fatalf("after the duty operator's retry: %+v %v", d, err)
+	}
+	access.Set(pool, names, map[string][]string{"ops-backoffice": {"send", "queue", "answers"}, "ops-duty": {"answers"}, "ops-reader": {"answers"}}, nil)
+	t.Run("fail/role-taken-away-on-its-open-connection", func(t *testing.T) {
+		if status, b := do(t, "ops-duty", "GET", "/v1/outbound", nil); status != 403 {
+			t.Fatalf("HTTP %d, want 403: %s", status, b)
+		}
+	})
+	access.Set(pool, names, nil, nil)
+	t.Run("ok/without-roles-every-route", func(t *testing.T) {
+		if status, b := do(t, "ops-reader", "GET", "/v1/outbound", nil); status != 200 {
+			t.Fatalf("HTTP %d, want 200: %s", status, b)
 		}
 	})
 }
