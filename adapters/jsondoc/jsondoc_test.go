@@ -70,6 +70,44 @@ func TestParse(t *testing.T) {
 		{"ok/lone-surrogate-is-replacement", `"\ud800x\udc00"`, "\uFFFDx\uFFFD", ""},
 		{"ok/whitespace", " \t\r\n{ \"a\" : [ ] } \n", map[string]any{"a": []any{}}, ""},
 		{"ok/twenty-members", `{"a0":0,"a1":1,"a2":2,"a3":3,"a4":4,"a5":5,"a6":6,"a7":7,"a8":8,"a9":9,"b0":0,"b1":1,"b2":2,"b3":3,"b4":4,"b5":5,"b6":6,"b7":7,"b8":8,"b9":9}`, nil, ""},
+		{"ok/thirty-two-deep", strings.Repeat("[", 32) + strings.Repeat("]", 32), nil, ""},
+		{"ok/empty-containers", `{"a":{},"b":[]}`, map[string]any{"a": map[string]any{}, "b": []any{}}, ""},
+		{"ok/empty-object", `{}`, map[string]any{}, ""},
+		{"ok/number-digit-edges", `[0,9,-9,0.9,9e9,0E+0,90,-0.0e-09]`, []any{jsonNumber("0"), jsonNumber("9"), jsonNumber("-9"), jsonNumber("0.9"),
+			jsonNumber("9e9"), jsonNumber("0E+0"), jsonNumber("90"), jsonNumber("-0.0e-09")}, ""},
+		{"ok/hex-digit-edges", `"\u0009\u00AF\u00af\u0F0f\u9fAF"`, "\t\u00af\u00af\u0f0f\u9faf", ""},
+		{"ok/last-surrogate-pair", `"\udbff\udfff"`, "\U0010FFFF", ""},
+		{"ok/high-surrogate-then-another-escape", `"\ud83d\u0041"`, "\uFFFDA", ""},
+		{"ok/high-surrogate-at-the-end", `"\ud83d"`, "\uFFFD", ""},
+		{"ok/duplicate-name-of-forty", `{"` + strings.Repeat("é", 40) + `":1}`, nil, ""},
+		{"fail/duplicate-name-of-forty", `{"` + strings.Repeat("é", 40) + `":1,"` + strings.Repeat("é", 40) + `":2}`, nil,
+			"duplicate member name \"" + strings.Repeat("é", 40) + "\""},
+		{"fail/duplicate-name-of-forty-one", `{"` + strings.Repeat("é", 41) + `":1,"` + strings.Repeat("é", 41) + `":2}`, nil,
+			"duplicate member name \"" + strings.Repeat("é", 40) + "…\""},
+		// The refusal names the first character that is not a hex digit,
+		// after the edge digits before it.
+		{"fail/hex-digit-before-zero", `"\u0/00"`, nil, "invalid character '/'"},
+		{"fail/hex-digit-after-nine", `"\u9:00"`, nil, "invalid character ':'"},
+		{"fail/hex-digit-before-upper-a", `"\uA@00"`, nil, "invalid character '@'"},
+		{"fail/hex-digit-after-upper-f", `"\uFG00"`, nil, "invalid character 'G'"},
+		{"fail/hex-digit-before-lower-a", "\"\\ua`00\"", nil, "invalid character '`'"},
+		{"fail/hex-digit-after-lower-f", `"\ufg00"`, nil, "invalid character 'g'"},
+		{"fail/unicode-escape-cut", `"\u12`, nil, "unexpected end"},
+		{"fail/unicode-escape-cut-before-quote", `"\u123"`, nil, "invalid character '\"'"},
+		{"fail/escape-at-the-end", `"abc\`, nil, "unexpected end"},
+		{"fail/escaped-string-cut", `"a\nb`, nil, "unexpected end"},
+		{"fail/array-open", `[`, nil, "unexpected end"},
+		{"fail/array-after-item", `[1`, nil, "unexpected end"},
+		{"fail/array-after-comma", `[1,`, nil, "unexpected end"},
+		{"fail/object-open", `{`, nil, "unexpected end"},
+		{"fail/object-after-name", `{"a"`, nil, "unexpected end"},
+		{"fail/object-after-member", `{"a":1`, nil, "unexpected end"},
+		{"fail/minus-alone", `-`, nil, "unexpected end"},
+		{"fail/exponent-without-digits", `1e+`, nil, "unexpected end"},
+		{"fail/exponent-cut", `1e`, nil, "unexpected end"},
+		{"fail/too-deep-objects", strings.Repeat(`{"a":`, 33) + "1" + strings.Repeat("}", 33), nil, "nesting deeper than 32"},
+		{"fail/literal-cut", `tru`, nil, "unexpected end"},
+		{"fail/literal-wrong", `[fals3]`, nil, "invalid character '3'"},
 		{"fail/bom", "\xEF\xBB\xBF{}", nil, "byte-order mark"},
 		{"fail/invalid-utf8", "\"\xff\"", nil, "not valid UTF-8"},
 		{"fail/duplicate", `{"a":1,"a":2}`, nil, "duplicate member name \"a\""},
@@ -181,5 +219,18 @@ func TestParseBounded(t *testing.T) {
 				t.Fatalf("max %d: %v", tc.max, err)
 			}
 		})
+	}
+}
+
+// TestParseDefaultDepth: a depth of 0 or less is DefaultMaxDepth (32), not
+// no nesting at all.
+func TestParseDefaultDepth(t *testing.T) {
+	for _, depth := range []int{0, -1} {
+		if _, err := Parse([]byte(strings.Repeat("[", 32)+strings.Repeat("]", 32)), depth); err != nil {
+			t.Fatalf("depth %d: 32 levels refused: %v", depth, err)
+		}
+		if _, err := Parse([]byte(strings.Repeat("[", 33)+strings.Repeat("]", 33)), depth); err == nil || !strings.Contains(err.Error(), "nesting deeper than 32") {
+			t.Fatalf("depth %d: 33 levels: %v, want nesting deeper than 32", depth, err)
+		}
 	}
 }
