@@ -120,6 +120,13 @@ func TestVerify(t *testing.T) {
 		_ = keys.AddKey(s.public(t))
 	}
 	_ = keys.AddKey(newSigner(t, "a-rs-pub", rs, jwa.RS256()).public(t))
+	for kid, alg := range map[string]jwa.SignatureAlgorithm{"a-rs-only": jwa.RS256(), "a-ps-only": jwa.PS256()} {
+		pub := newSigner(t, kid, rs, alg).public(t)
+		if err := pub.Set(jwk.AlgorithmKey, alg); err != nil {
+			t.Fatal(err)
+		}
+		_ = keys.AddKey(pub)
+	}
 	// Keys whose use or key_ops say they are not for verifying signatures,
 	// and one whose key_ops say it is.
 	enc, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -193,6 +200,15 @@ func TestVerify(t *testing.T) {
 		{"fail/payload-padded-crit-b64", Message{Form: FormCompact, JWS: signedAsSent(t, ec, base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","kid":"a-es256","b64":true,"crit":["b64"]}`)), padded)}, KindMalformed},
 		{"ok/crit-b64-true", Message{Form: FormCompact, JWS: handSigned(t, ec, `{"alg":"ES256","kid":"a-es256","b64":true,"crit":["b64"]}`, payload, false)}, ""},
 		{"fail/payload-not-base64", Message{Form: FormCompact, JWS: signedAsSent(t, ec, hdrPart, "e30!")}, KindMalformed},
+		// A key registered with an "alg" verifies that algorithm only: the
+		// same RSA key, registered for RS256 under one kid and for PS256
+		// under another.
+		{"ok/rs256-key-signed-rs256", Message{Form: FormCompact, JWS: newSigner(t, "a-rs-only", rs, jwa.RS256()).sign(t, payload, nil, false)}, ""},
+		{"fail/rs256-key-signed-ps256", Message{Form: FormCompact, JWS: newSigner(t, "a-rs-only", rs, jwa.PS256()).sign(t, payload, nil, false)}, KindKey},
+		{"ok/ps256-key-signed-ps256", Message{Form: FormCompact, JWS: newSigner(t, "a-ps-only", rs, jwa.PS256()).sign(t, payload, nil, false)}, ""},
+		{"fail/ps256-key-signed-rs256", Message{Form: FormCompact, JWS: newSigner(t, "a-ps-only", rs, jwa.RS256()).sign(t, payload, nil, false)}, KindKey},
+		{"ok/header-of-the-largest-size", Message{Form: FormCompact, JWS: handSigned(t, ec, headerOfSize(t, maxHeaderBytes), payload, false)}, ""},
+		{"fail/header-one-byte-over", Message{Form: FormCompact, JWS: handSigned(t, ec, headerOfSize(t, maxHeaderBytes+1), payload, false)}, KindMalformed},
 		{"fail/valid-header-trailing-junk", Message{Form: FormCompact, JWS: handmade(validHdr, payload, sigBytes) + ".x"}, KindMalformed},
 	}
 	for _, tc := range tests {
@@ -219,6 +235,16 @@ func TestVerify(t *testing.T) {
 			}
 		})
 	}
+}
+
+// headerOfSize is a valid protected header for a-es256 of n bytes, padded
+// with a header parameter no rule reads.
+func headerOfSize(t *testing.T, n int) string {
+	h := `{"alg":"ES256","kid":"a-es256","x-pad":""}`
+	if n < len(h) {
+		t.Fatalf("a header of %d bytes is too small", n)
+	}
+	return h[:len(h)-2] + strings.Repeat("p", n-len(h)) + `"}`
 }
 
 func tamper(compact string) string {
