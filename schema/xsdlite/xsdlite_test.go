@@ -49,6 +49,10 @@ func TestValidate(t *testing.T) {
 		{"ok/positive-integer-collapsed", `<xb:FaultDetail xmlns:xb="urn:xb-injury:exchange:v1"><xb:Code>server.busy</xb:Code><xb:RetryAfterSeconds>
   30 </xb:RetryAfterSeconds></xb:FaultDetail>`, ""},
 		{"fail/positive-integer-zero", `<xb:FaultDetail xmlns:xb="urn:xb-injury:exchange:v1"><xb:Code>server.busy</xb:Code><xb:RetryAfterSeconds> 0 </xb:RetryAfterSeconds></xb:FaultDetail>`, "/xb:FaultDetail/xb:RetryAfterSeconds"},
+		{"ok/default-namespace", strings.NewReplacer("xb:", "", "xmlns:xb=", "xmlns=").Replace(ack), ""},
+		{"fail/unknown-attribute", strings.Replace(doc, ` sha256="`, ` x="`, 1), "/xb:InformationReply/xb:Reply/xb:Item[1]/xb:Document[1]/@x"},
+		{"fail/required-attribute-absent", strings.Replace(doc, ` mediaType="application/pdf"`, "", 1), "/xb:InformationReply/xb:Reply/xb:Item[1]/xb:Document[1]/@mediaType"},
+		{"fail/attribute-in-a-namespace", strings.Replace(doc, ` mediaType="`, ` xb:mediaType="`, 1), "/xb:InformationReply/xb:Reply/xb:Item[1]/xb:Document[1]/@mediaType"},
 		{"fail/base64-no-break-space", strings.Replace(doc, "QUJDRA==", "QUJD\u00a0RA==", 1), "/xb:InformationReply/xb:Reply/xb:Item[1]/xb:Document[1]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,6 +135,37 @@ func TestPatternDialect(t *testing.T) {
 			_, err := Load([]byte(xsd))
 			if tc.ok && err != nil || !tc.ok && (err == nil || !strings.Contains(err.Error(), "not supported")) {
 				t.Fatalf("Load: %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestLengths: minLength and maxLength count code points, both bounds
+// included (the example NotifyInjury's Person/Name, an xb:Text100).
+func TestLengths(t *testing.T) {
+	s := load(t)
+	env := etree.NewDocument()
+	if err := env.ReadFromBytes(mustRead(t, "../../adapters/agencysoap/testdata/example-10.1.request.xml")); err != nil {
+		t.Fatal(err)
+	}
+	const path = "/xb:NotifyInjury/xb:Notification/xb:Person/xb:Name"
+	for _, tc := range []struct {
+		name, value string
+		ok          bool
+	}{
+		{"ok/one", "A", true},
+		{"ok/hundred", strings.Repeat("a", 100), true},
+		{"ok/hundred-thai-code-points", strings.Repeat("ก", 100), true}, // 300 bytes
+		{"fail/empty", "", false},
+		{"fail/hundred-and-one", strings.Repeat("a", 101), false},
+		{"fail/hundred-and-one-thai-code-points", strings.Repeat("ก", 101), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := env.FindElement("//NotifyInjury") // in its envelope, which declares its namespaces
+			body.FindElement("./Notification/Person/Name").SetText(tc.value)
+			err := s.Validate(body, "xb")
+			if tc.ok != (err == nil) || err != nil && (err.Path != path || err.Reason != "length out of range") {
+				t.Fatalf("Validate = %v, want ok %v (else %q at %s)", err, tc.ok, "length out of range", path)
 			}
 		})
 	}
