@@ -175,6 +175,31 @@ func TestProblems(t *testing.T) {
 			[]P{{Pointer: "/noticeId", Code: "RANGE"}, {Pointer: "/worker/sex", Code: "CODE"}, {Pointer: "/ame", Code: "FORMAT"}, {Pointer: "/zz", Code: "UNKNOWN_MEMBER"}, {Pointer: "/incident/commute", Code: "MISSING"}}},
 		{"fail/integer-exponent", raw(t, `"mcDays": 21`, `"mcDays": 2.1e1`), []P{{Pointer: "/outcome/mcDays", Code: "TYPE"}}},
 		{"fail/escaped-pointer", raw(t, `"ame":`, `"a~b/c": 1, "ame":`), []P{{Pointer: "/a~0b~1c", Code: "UNKNOWN_MEMBER"}}},
+		// Each bound at its edge, both sides.
+		{"ok/noticeId-one-character", edit(t, map[string]string{"/noticeId": `"T"`}), nil},
+		{"ok/noticeId-32", edit(t, map[string]string{"/noticeId": `"` + strings.Repeat("T", 32) + `"`}), nil},
+		{"fail/noticeId-33", edit(t, map[string]string{"/noticeId": `"` + strings.Repeat("T", 33) + `"`}), []P{{Pointer: "/noticeId", Code: "RANGE"}}},
+		{"ok/email-254", edit(t, map[string]string{"/reporter/email": `"` + strings.Repeat("m", 254-len("@tuasprecision.example.sg")) + `@tuasprecision.example.sg"`}), nil},
+		{"fail/email-255", edit(t, map[string]string{"/reporter/email": `"` + strings.Repeat("m", 255-len("@tuasprecision.example.sg")) + `@tuasprecision.example.sg"`}), []P{{Pointer: "/reporter/email", Code: "FORMAT"}}},
+		{"ok/description-tab-lf-cr-space-c1", edit(t, map[string]string{"/incident/description": `"a\tb\nc\rd e\u0080f\u009fg"`}), nil},
+		{"fail/description-backspace", edit(t, map[string]string{"/incident/description": `"a\u0008b"`}), []P{{Pointer: "/incident/description", Code: "FORMAT"}}},
+		{"fail/description-vertical-tab", edit(t, map[string]string{"/incident/description": `"a\u000bb"`}), []P{{Pointer: "/incident/description", Code: "FORMAT"}}},
+		{"fail/description-form-feed", edit(t, map[string]string{"/incident/description": `"a\u000cb"`}), []P{{Pointer: "/incident/description", Code: "FORMAT"}}},
+		{"fail/description-shift-out", edit(t, map[string]string{"/incident/description": `"a\u000eb"`}), []P{{Pointer: "/incident/description", Code: "FORMAT"}}},
+		{"fail/description-unit-separator", edit(t, map[string]string{"/incident/description": `"a\u001fb"`}), []P{{Pointer: "/incident/description", Code: "FORMAT"}}},
+		{"fail/description-delete", edit(t, map[string]string{"/incident/description": `"a\u007fb"`}), []P{{Pointer: "/incident/description", Code: "FORMAT"}}},
+		{"ok/injuries-10", edit(t, map[string]string{"/incident/injuries": "[" + strings.Repeat(`{"bodyPart":"HAND","nature":"CUT"},`, 9) + `{"bodyPart":"HAND","nature":"CUT"}]`}), nil},
+		{"fail/injuries-11", edit(t, map[string]string{"/incident/injuries": "[" + strings.Repeat(`{"bodyPart":"HAND","nature":"CUT"},`, 10) + `{"bodyPart":"HAND","nature":"CUT"}]`}), []P{{Pointer: "/incident/injuries", Code: "RANGE"}}},
+		{"fail/injuries-not-an-array", edit(t, map[string]string{"/incident/injuries": `{"bodyPart":"HAND","nature":"CUT"}`}), []P{{Pointer: "/incident/injuries", Code: "TYPE"}}},
+		{"ok/R7-checkpoint-in-MY", edit(t, map[string]string{"/incident/type": `"COMMUTING_ACCIDENT"`, "/incident/location/country": `"MY"`, "/incident/location/postalCode": `"81100"`,
+			"/incident/commute": `{"direction":"TO_WORK","segment":"CHECKPOINT","mode":"BUS"}`}), nil},
+		{"ok/R7-checkpoint-in-SG", edit(t, map[string]string{"/incident/type": `"COMMUTING_ACCIDENT"`, "/incident/commute": `{"direction":"TO_WORK","segment":"CHECKPOINT","mode":"BUS"}`}), nil},
+		{"fail/R7-checkpoint-in-TH", edit(t, map[string]string{"/incident/type": `"COMMUTING_ACCIDENT"`, "/incident/location/country": `"TH"`, "/incident/location/postalCode": "-",
+			"/incident/commute": `{"direction":"TO_WORK","segment":"CHECKPOINT","mode":"BUS"}`}), []P{{Pointer: "/incident/commute/segment", Code: "CONSISTENCY"}}},
+		{"fail/R7-singapore-in-MY", edit(t, map[string]string{"/incident/type": `"COMMUTING_ACCIDENT"`, "/incident/location/country": `"MY"`, "/incident/location/postalCode": `"81100"`,
+			"/incident/commute": `{"direction":"TO_WORK","segment":"SINGAPORE","mode":"BUS"}`}), []P{{Pointer: "/incident/commute/segment", Code: "CONSISTENCY"}}},
+		{"ok/payload-at-the-limit", padTo(edit(t, nil), MaxPayloadBytes), nil},
+		{"fail/payload-over-the-limit", padTo(edit(t, nil), MaxPayloadBytes+1), []P{{Pointer: "", Code: "RANGE"}}},
 		{"fail/syntax-duplicate", []byte(`{"format":"sg-employer-notice/v1","format":"sg-employer-notice/v1"}`), []P{{Pointer: "", Code: "SYNTAX"}}},
 		{"fail/syntax-bom", append([]byte{0xEF, 0xBB, 0xBF}, edit(t, nil)...), []P{{Pointer: "", Code: "SYNTAX"}}},
 		{"fail/syntax-trailing", append(edit(t, nil), []byte(` {}`)...), []P{{Pointer: "", Code: "SYNTAX"}}},
@@ -313,4 +338,9 @@ func TestSchemaOnTree(t *testing.T) {
 			}
 		})
 	}
+}
+
+// padTo is payload with white space after the document, n bytes in all.
+func padTo(payload []byte, n int) []byte {
+	return append(payload, bytes.Repeat([]byte(" "), n-len(payload))...)
 }
