@@ -1,6 +1,7 @@
 package insurerclaim
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -134,6 +135,44 @@ func TestProblems(t *testing.T) {
 			delete(claim(m, 0), "lossTime")
 		}),
 			nil, 0, []P{{Pointer: "/claims/0/lossDate", Code: "CONSISTENCY"}, {Pointer: "/claims/0/statusDate", Code: "CONSISTENCY"}}},
+		// Each bound and rule at its edge.
+		{"ok/batch-id-64", edit(t, func(m map[string]any) { m["batchId"] = strings.Repeat("B", 64) }), nil, -1, nil},
+		{"ok/batch-id-one", edit(t, func(m map[string]any) { m["batchId"] = "B" }), nil, -1, nil},
+		{"fail/batch-id-65", edit(t, func(m map[string]any) { m["batchId"] = strings.Repeat("B", 65) }), []P{{Pointer: "/batchId", Code: "RANGE"}}, -1, nil},
+		{"fail/batch-id-empty", edit(t, func(m map[string]any) { m["batchId"] = "" }), []P{{Pointer: "/batchId", Code: "RANGE"}}, -1, nil},
+		{"ok/claim-no-30", edit(t, func(m map[string]any) { claim(m, 0)["claimNo"] = strings.Repeat("C", 30) }), nil, -1, nil},
+		{"ok/claim-no-one", edit(t, func(m map[string]any) { claim(m, 0)["claimNo"] = "C" }), nil, -1, nil},
+		{"fail/claim-no-31", edit(t, func(m map[string]any) { claim(m, 0)["claimNo"] = strings.Repeat("C", 31) }),
+			nil, 0, []P{{Pointer: "/claims/0/claimNo", Code: "RANGE"}}},
+		{"ok/claim-loss-time-2359", edit(t, func(m map[string]any) { claim(m, 0)["lossTime"] = "2359" }), nil, -1, nil},
+		{"fail/claim-loss-time-2400", edit(t, func(m map[string]any) { claim(m, 0)["lossTime"] = "2400" }),
+			nil, 0, []P{{Pointer: "/claims/0/lossTime", Code: "DATE"}}},
+		{"fail/claim-loss-time-1260", edit(t, func(m map[string]any) { claim(m, 0)["lossTime"] = "1260" }),
+			nil, 0, []P{{Pointer: "/claims/0/lossTime", Code: "DATE"}}},
+		{"fail/claim-money-not-an-object", edit(t, func(m map[string]any) { claim(m, 0)["medicalExpenses"] = 1284050 }),
+			nil, 0, []P{{Pointer: "/claims/0/medicalExpenses", Code: "TYPE"}}},
+		{"ok/claim-amount-largest", edit(t, func(m map[string]any) { claim(m, 0)["medicalExpenses"].(map[string]any)["amountMinor"] = 999999999999 }), nil, -1, nil},
+		{"fail/claim-amount-over", edit(t, func(m map[string]any) { claim(m, 0)["medicalExpenses"].(map[string]any)["amountMinor"] = 1000000000000 }),
+			nil, 0, []P{{Pointer: "/claims/0/medicalExpenses/amountMinor", Code: "RANGE"}}},
+		{"fail/claim-currency", edit(t, func(m map[string]any) { claim(m, 0)["wageLoss"].(map[string]any)["currency"] = "USD" }),
+			nil, 0, []P{{Pointer: "/claims/0/wageLoss/currency", Code: "CODE"}}},
+		{"fail/claim-R5-no-primary", edit(t, func(m map[string]any) { delete(claim(m, 0)["claimant"].(map[string]any), "altIds") }),
+			nil, 0, []P{{Pointer: "/claims/0/claimant", Code: "MISSING"}}},
+		{"ok/claim-R5-my-nric-as-the-main-id", edit(t, func(m map[string]any) {
+			cl := claim(m, 0)["claimant"].(map[string]any)
+			cl["idType"], cl["idNo"] = "MY_NRIC", "900215015573"
+			cl["altIds"] = []any{map[string]any{"idType": "SG_FIN", "idNo": "G5123456T"}}
+		}), nil, -1, nil},
+		{"fail/claim-R7-type-twice", edit(t, func(m map[string]any) {
+			cl := claim(m, 0)["claimant"].(map[string]any)
+			cl["altIds"] = append(cl["altIds"].([]any), map[string]any{"idType": "MY_NRIC", "idNo": "900215015573"})
+		}),
+			nil, 0, []P{{Pointer: "/claims/0/claimant/altIds/1/idType", Code: "CONSISTENCY"}}},
+		{"fail/claim-unknown-type-twice-is-not-R7", edit(t, func(m map[string]any) {
+			cl := claim(m, 0)["claimant"].(map[string]any)
+			cl["altIds"] = append(cl["altIds"].([]any), map[string]any{"idType": "XX_ID", "idNo": "1"}, map[string]any{"idType": "XX_ID", "idNo": "2"})
+		}),
+			nil, 0, []P{{Pointer: "/claims/0/claimant/altIds/1/idType", Code: "CODE"}, {Pointer: "/claims/0/claimant/altIds/2/idType", Code: "CODE"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -161,6 +200,10 @@ func TestProblems(t *testing.T) {
 				}
 				if !reflect.DeepEqual(strip(cl.Problems), want) {
 					t.Fatalf("claim %d problems %+v, want %+v", cl.Index, cl.Problems, want)
+				}
+				// Only a valid claim is compared with earlier versions.
+				if (cl.Hash == "") != (len(want) > 0) {
+					t.Fatalf("claim %d with %d problems has hash %q", cl.Index, len(want), cl.Hash)
 				}
 			}
 		})
@@ -269,5 +312,19 @@ func TestReadValueBound(t *testing.T) {
 	}
 	if _, err := Read(Large(t, 500)); err != nil {
 		t.Fatalf("500 claims: %v", err)
+	}
+}
+
+// TestPayloadLimit: a payload of MaxPayloadBytes is read, one byte more is
+// RANGE at "".
+func TestPayloadLimit(t *testing.T) {
+	at := append(example(t), bytes.Repeat([]byte(" "), MaxPayloadBytes-len(example(t)))...)
+	if b := read(t, at); len(b.Problems) != 0 {
+		t.Fatalf("at the limit: %+v", b.Problems)
+	}
+	_, err := Read(append(at, ' '))
+	var ie *adapters.InvalidError
+	if !errors.As(err, &ie) || len(ie.Problems) != 1 || ie.Problems[0].Pointer != "" || ie.Problems[0].Code != adapters.CodeRange {
+		t.Fatalf("one byte over: %v, want RANGE at \"\"", err)
 	}
 }
