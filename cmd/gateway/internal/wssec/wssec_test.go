@@ -133,10 +133,22 @@ func TestVerify(t *testing.T) {
 			decoy := find(d, "//Header").CreateElement("soap:Body")
 			decoy.CreateAttr("wsu:Id", id)
 		}), wssec.CodeSignature},
+		// An id is an id whichever attribute carries it: the Body's or the
+		// Timestamp's value again, on an element outside what is signed (a
+		// header of no one's), as wsu:Id, a plain Id or ID, is ambiguous.
 		{"fail/duplicate-ids", mutate(func(d *etree.Document) {
-			id := find(d, "//Body").SelectAttrValue("wsu:Id", "")
-			find(d, "//Notification").CreateAttr("wsu:Id", id)
+			decoy(d).CreateAttr("wsu:Id", find(d, "//Body").SelectAttrValue("wsu:Id", ""))
 		}), wssec.CodeSignature},
+		{"fail/duplicate-id-unprefixed", mutate(func(d *etree.Document) {
+			decoy(d).CreateAttr("Id", find(d, "//Body").SelectAttrValue("wsu:Id", ""))
+		}), wssec.CodeSignature},
+		{"fail/duplicate-id-upper-case", mutate(func(d *etree.Document) {
+			decoy(d).CreateAttr("ID", find(d, "//Timestamp").SelectAttrValue("wsu:Id", ""))
+		}), wssec.CodeSignature},
+		{"ok/same-value-in-another-namespace", mutate(func(d *etree.Document) {
+			decoy(d).CreateAttr("x:Id", find(d, "//Body").SelectAttrValue("wsu:Id", "")) // not an id attribute
+		}), ""},
+		{"ok/header-of-no-ones", mutate(func(d *etree.Document) { decoy(d) }), ""},
 		{"fail/timestamp-not-referenced", mutate(func(d *etree.Document) {
 			si := find(d, "//SignedInfo")
 			si.RemoveChild(si.SelectElements("Reference")[0])
@@ -168,6 +180,9 @@ func TestVerify(t *testing.T) {
 			}
 			if err == nil || err.Code != tc.code {
 				t.Fatalf("Verify = %v, want %s", err, tc.code)
+			}
+			if strings.HasPrefix(tc.name, "fail/duplicate-id") && err.Reason != "an id is used by more than one element" {
+				t.Fatalf("refused for %q, not for the id used twice", err.Reason)
 			}
 			if !slices.Contains(wssec.Codes(), err.Code) {
 				t.Fatalf("code %s is not in Codes(), which the metrics show from the start", err.Code)
@@ -221,6 +236,22 @@ func TestParseRefuses(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := wssec.Parse([]byte(tc.xml), tc.lim); err == nil {
 				t.Fatal("parsed")
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name, xml string
+		lim       wssec.Limits
+		want      error // nil: parsed
+	}{
+		{"ok/depth-at-the-bound", "<a><b><c/></b></a>", wssec.Limits{MaxDepth: 3}, nil},
+		{"fail/depth-one-over", "<a><b><c><d/></c></b></a>", wssec.Limits{MaxDepth: 3}, wssec.ErrTooDeep},
+		{"ok/size-at-the-bound", "<a>xy</a>", wssec.Limits{MaxBytes: 9}, nil},
+		{"fail/size-one-over", "<a>xyz</a>", wssec.Limits{MaxBytes: 9}, wssec.ErrTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := wssec.Parse([]byte(tc.xml), tc.lim); !errors.Is(err, tc.want) {
+				t.Fatalf("Parse = %v, want %v", err, tc.want)
 			}
 		})
 	}
@@ -423,6 +454,48 @@ func TestTrustInstitution(t *testing.T) {
 			}
 			if err := trust(c.Cert); (err == nil) != tc.ok {
 				t.Fatalf("trust: %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// decoy adds a header of no one's (namespace urn:x, no mustUnderstand) to
+// d's SOAP Header, outside what the signature covers.
+func decoy(d *etree.Document) *etree.Element {
+	x := find(d, "//Header").CreateElement("x:Note")
+	x.CreateAttr("xmlns:x", "urn:x")
+	return x
+}
+
+// TestSignTimestamp: the signed Timestamp is Created at the signer's clock
+// and lasts its TTL, at most the 300 s a receiver accepts (the default when
+// none is set).
+func TestSignTimestamp(t *testing.T) {
+	k := newKeys(t)
+	for _, tc := range []struct {
+		name string
+		ttl  time.Duration
+		want time.Duration
+	}{
+		{"ok/default", 0, 300 * time.Second},
+		{"ok/shorter", 60 * time.Second, 60 * time.Second},
+		{"ok/at-the-bound", 300 * time.Second, 300 * time.Second},
+		{"ok/longer-is-cut", 10 * time.Minute, 300 * time.Second},
+		{"ok/negative-is-the-default", -time.Second, 300 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := etree.NewDocument()
+			if err := doc.ReadFromString(plain); err != nil {
+				t.Fatal(err)
+			}
+			s := &wssec.Signer{Cert: k.ec.Cert, Key: k.ec.Key, TTL: tc.ttl, Now: func() time.Time { return now }}
+			if err := s.Sign(doc); err != nil {
+				t.Fatal(err)
+			}
+			created, err1 := time.Parse(time.RFC3339, find(doc, "//Created").Text())
+			expires, err2 := time.Parse(time.RFC3339, find(doc, "//Expires").Text())
+			if err1 != nil || err2 != nil || !created.Equal(now.Truncate(time.Second)) || expires.Sub(created) != tc.want {
+				t.Fatalf("Created %s, Expires %s (%v %v); want Created %s and %s later", created, expires, err1, err2, now, tc.want)
 			}
 		})
 	}
