@@ -100,6 +100,11 @@ func TestContentRules(t *testing.T) {
 		{"fail/C6-not-after-a-time-the-clocks-skip", "<xb:Date cal=\"BE\">2569-03-02</xb:Date>\n          <xb:Time>08:40</xb:Time>\n          <xb:Zone>Asia/Bangkok</xb:Zone>",
 			"<xb:Date cal=\"BE\">2569-03-08</xb:Date>\n          <xb:Time>02:30</xb:Time>\n          <xb:Zone>America/New_York</xb:Zone>", "/xb:NotifyInjury/xb:Notification/xb:Accident/xb:Time"},
 		{"fail/C7-commuting-without-leg", "<xb:Category>WORK</xb:Category>", "<xb:Category>COMMUTING</xb:Category>", "/xb:NotifyInjury/xb:Notification/xb:Accident/xb:Category"},
+		{"fail/C7-leg-without-commuting", "<xb:Narrative lang=\"th\">", "<xb:CommutingLeg><xb:Direction>TO_WORK</xb:Direction><xb:Segment>WORK_SIDE</xb:Segment><xb:Mode>MOTORCYCLE</xb:Mode></xb:CommutingLeg><xb:Narrative lang=\"th\">", "/xb:NotifyInjury/xb:Notification/xb:Accident/xb:CommutingLeg"},
+		{"ok/C7-leg-with-commuting", "<xb:Narrative lang=\"th\">", "<xb:CommutingLeg><xb:Direction>TO_WORK</xb:Direction><xb:Segment>WORK_SIDE</xb:Segment><xb:Mode>MOTORCYCLE</xb:Mode></xb:CommutingLeg><xb:Narrative lang=\"th\">", ""},
+		{"fail/C5-nationality-unassigned", "<xb:Nationality>MY</xb:Nationality>", "<xb:Nationality>XK</xb:Nationality>", "/xb:NotifyInjury/xb:Notification/xb:Person/xb:Nationality"},
+		{"fail/C5-employer-country-unassigned", "<xb:Country>TH</xb:Country>\n        </xb:Employer>", "<xb:Country>QQ</xb:Country>\n        </xb:Employer>", "/xb:NotifyInjury/xb:Notification/xb:Employer/xb:Country"},
+		{"fail/C5-accident-country-unassigned", "<xb:Country>TH</xb:Country>\n          <xb:Place>", "<xb:Country>AA</xb:Country>\n          <xb:Place>", "/xb:NotifyInjury/xb:Notification/xb:Accident/xb:Country"},
 		{"fail/C8-code", `<xb:Nature list="TH_SSO">203</xb:Nature>`, `<xb:Nature list="TH_SSO">142</xb:Nature>`, "/xb:NotifyInjury/xb:Notification/xb:Injury[1]/xb:Nature"},
 		{"fail/C9-fatal-without-date", "<xb:Fatal>false</xb:Fatal>", "<xb:Fatal>true</xb:Fatal>", "/xb:NotifyInjury/xb:Notification/xb:Outcome/xb:Fatal"},
 		// C9's "date of SentAt" is in the accident's Zone, as C6's: sent at
@@ -129,6 +134,9 @@ func TestContentRules(t *testing.T) {
 			}
 			if strings.Contains(tc.name, "/C9-death-") {
 				x = strings.Replace(x, "<xb:SentAt>2026-03-04T02:40:11Z</xb:SentAt>", "<xb:SentAt>2026-03-03T20:00:00Z</xb:SentAt>", 1)
+			}
+			if tc.name == "ok/C7-leg-with-commuting" {
+				x = strings.Replace(x, "<xb:Category>WORK</xb:Category>", "<xb:Category>COMMUTING</xb:Category>", 1)
 			}
 			if tc.name == "fail/C6-future" {
 				x = strings.Replace(x, "2569-03-02</xb:Date>", "2569-03-04</xb:Date>", 1)

@@ -1,6 +1,7 @@
 package agencysoap
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -105,6 +106,8 @@ func TestCheckResponse(t *testing.T) {
 			CodeContent, "/xb:InformationReply/xb:Reply/xb:Item[3]/xb:ExpectedBy"},
 		{"fail/document-hash", requestInformation(t), reply(t, replace(base64.StdEncoding.EncodeToString([]byte(pdfData)),
 			base64.StdEncoding.EncodeToString([]byte(pdfData+"!")))), CodeContent, "/xb:InformationReply/xb:Reply/xb:Item[2]/xb:Document[1]"},
+		{"ok/document-of-5-mib", requestInformation(t), reply(t, documentOf(maxDocument)), "", ""},
+		{"fail/document-over-5-mib", requestInformation(t), reply(t, documentOf(maxDocument+1)), CodeContent, "/xb:InformationReply/xb:Reply/xb:Item[2]/xb:Document[1]"},
 		{"fail/sick-leave-not-a-date", requestInformation(t), reply(t, replace(`<xb:To cal="BE">2569-03-09`, `<xb:To cal="BE">2568-02-29`)),
 			CodeContent, "/xb:InformationReply/xb:Reply/xb:Item[2]/xb:SickLeave[1]/xb:To"},
 		{"fail/month-before-1900", requestInformation(t), reply(t, replace(`period="2569-01" cal="BE"`, `period="1899-12" cal="CE"`)),
@@ -153,4 +156,15 @@ func FuzzCheckResponse(f *testing.F) {
 			t.Fatalf("accepted a %s", d.Root().Tag)
 		}
 	})
+}
+
+// documentOf replaces the reply's document with one of n bytes, and its
+// sha256 with the new document's.
+func documentOf(n int) func(string) string {
+	return func(s string) string {
+		doc := bytes.Repeat([]byte("%"), n)
+		was, now := sha256.Sum256([]byte(pdfData)), sha256.Sum256(doc)
+		return strings.NewReplacer(base64.StdEncoding.EncodeToString([]byte(pdfData)), base64.StdEncoding.EncodeToString(doc),
+			hex.EncodeToString(was[:]), hex.EncodeToString(now[:])).Replace(s)
+	}
 }
