@@ -102,6 +102,15 @@ func FuzzRender(f *testing.F) {
 	f.Add("fell from a ladder", []byte(`{"noticeId":"n1"}`), false)
 	f.Add("<b> & \u2028", []byte("<Envelope>\x00é</Envelope>"), true)
 	f.Add("", []byte{0xff, '"', '\\'}, false)
+	// Each byte encoding/json escapes (and the two next to the control
+	// characters' bound, which it does not), alone and in a string that
+	// starts with one it copies: the quick copy must stop at each.
+	for _, c := range []string{"\"", "\\", "<", ">", "&", "\x1f", "\x00", "\x80", "\u00e9", "\u2028", "\xff", " ", "\x7f"} {
+		for _, soap := range []bool{true, false} {
+			f.Add("", []byte(c), soap)
+			f.Add("", []byte("a"+c+"b"), soap)
+		}
+	}
 	b := &events.Builder{Topics: events.DefaultTopics, Source: "fuzz"}
 	unencoded := hdr(`{"alg":"ES256","b64":false,"crit":["b64"]}`) + "..c2ln"
 	f.Fuzz(func(t *testing.T, text string, body []byte, soap bool) {
@@ -189,6 +198,14 @@ func TestCheck(t *testing.T) {
 		{name: "ok/rendered-fits", m: store.Message{Render: events.RenderVerifiedJWS}, e: &store.Entry{Body: []byte(compact), Canonical: []byte(`{}`)}},
 		// 500 '<' become 3,000 bytes of \u003c.
 		{name: "fail/rendered-over", m: store.Message{Render: events.RenderVerifiedSOAP}, e: &store.Entry{Body: bytes.Repeat([]byte("<"), 500), Canonical: []byte(`{}`)}, tooBig: true},
+		// A small document, but the record, the receipt or the signature
+		// alone makes the event too large: each counts in the estimate.
+		{name: "fail/record-over", m: store.Message{Render: events.RenderVerifiedSOAP},
+			e: &store.Entry{Body: []byte("<x/>"), Canonical: []byte(`{"a":"` + strings.Repeat("r", 2990) + `"}`)}, tooBig: true},
+		{name: "fail/receipt-over", m: store.Message{Render: events.RenderVerifiedSOAP},
+			e: &store.Entry{Body: []byte("<x/>"), Canonical: []byte(`{}`), Receipt: strings.Repeat("R", 2990)}, tooBig: true},
+		{name: "fail/signature-over", m: store.Message{Render: events.RenderVerifiedJWS},
+			e: &store.Entry{Body: []byte(`{}`), Canonical: []byte(`{}`), Signature: hdr(`{"alg":"ES256","kid":"k"}`) + ".." + strings.Repeat("S", 2900)}, tooBig: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,6 +214,18 @@ func TestCheck(t *testing.T) {
 				t.Fatalf("Check = %v, want too large: %t", err, tt.tooBig)
 			}
 		})
+	}
+}
+
+// TestCheckDefaultLimit: a builder without MaxValue holds events to
+// MaxValueBytes.
+func TestCheckDefaultLimit(t *testing.T) {
+	b := &events.Builder{Topics: events.DefaultTopics, Source: "test"}
+	if err := b.Check(store.Message{Value: make([]byte, events.MaxValueBytes)}, nil); err != nil {
+		t.Fatalf("at the default limit: %v", err)
+	}
+	if err := b.Check(store.Message{Value: make([]byte, events.MaxValueBytes+1)}, nil); !errors.Is(err, events.ErrTooLarge) {
+		t.Fatalf("one byte over the default limit: %v", err)
 	}
 }
 
