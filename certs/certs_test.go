@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -344,6 +345,14 @@ func TestIssueFromCSR(t *testing.T) {
 			}
 			if c.Subject.CommonName != "acme-hr" || !tc.key.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(c.PublicKey) {
 				t.Fatalf("issued to %q for another key", c.Subject.CommonName)
+			}
+			// A client certificate only: it names the partner, and does not
+			// pass as a server's.
+			if !slices.Equal(c.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}) || !slices.Equal(c.DNSNames, []string{"acme-hr"}) {
+				t.Fatalf("extended key usage %v, DNS names %q", c.ExtKeyUsage, c.DNSNames)
+			}
+			if _, err := c.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err == nil {
+				t.Fatal("the client certificate verifies as a server's")
 			}
 		})
 	}

@@ -89,6 +89,8 @@ func TestText(t *testing.T) {
 		{"fail/not-utf8", "a\xffb", "a\uFFFDb"},
 		{"fail/cut-rune", "a\xe6\xaa", "a\uFFFD"},
 		{"fail/both", "\x00\xfe", "\uFFFD\uFFFD"},
+		{"fail/nul-first", "\x00ab", "\uFFFDab"},
+		{"fail/nul-last", "ab\x00", "ab\uFFFD"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := sqldialect.Text(tc.in); got != tc.want {
