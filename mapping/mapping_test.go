@@ -10,7 +10,9 @@ import (
 func TestNRICCheckLetter(t *testing.T) {
 	// Worked values from sg-employer-notice/v1 §4.2 and the examples.
 	for _, id := range []string{"S1234567D", "T1234567J", "F1234567N", "G1234567X", "M1234567K",
-		"G5123456T", "M2345678P", "M4102337J", "S8012345J"} {
+		"G5123456T", "M2345678P", "M4102337J", "S8012345J",
+		// Digits at the edges of their range (check letters by §4.2, computed apart).
+		"S9000009H", "T0999990B", "F9090909Q", "G0000000R", "M9999999X"} {
 		t.Run("ok/"+id, func(t *testing.T) {
 			if !ValidNRIC(id) {
 				t.Fatalf("ValidNRIC(%s) = false", id)
@@ -67,6 +69,7 @@ func TestToMYR(t *testing.T) {
 		{"1500000.00", "IDR", "381.00"},
 		{"1000.00", "BND", "3261.50"},
 		{"0.01", "THB", "0.00"},
+		{"1.00", "THB", "0.13"}, // as many digits as decimals: a leading zero
 	}
 	for _, tc := range tests {
 		t.Run("ok/"+tc.cur+tc.amount, func(t *testing.T) {
@@ -125,12 +128,14 @@ func TestCountryAssigned(t *testing.T) {
 }
 
 func TestThai(t *testing.T) {
-	for _, id := range []string{"6900100123458", "3901000456711", "6900200788109"} {
+	// With the examples', check digits and body digits at the edges of
+	// their range (computed apart, by agency-soap/v1 §5.1).
+	for _, id := range []string{"6900100123458", "3901000456711", "6900200788109", "1900000000060", "1000000000009", "9999999999994"} {
 		if !ValidThaiPID(id) {
 			t.Errorf("ValidThaiPID(%s) = false", id)
 		}
 	}
-	for _, id := range []string{"6900100123457", "3901000456710", "690010012345"} {
+	for _, id := range []string{"6900100123457", "3901000456710", "690010012345", "190000000006/", "190000000006:", "/900000000006", ":900000000006"} {
 		if ValidThaiPID(id) {
 			t.Errorf("ValidThaiPID(%s) = true", id)
 		}
@@ -143,6 +148,15 @@ func TestThai(t *testing.T) {
 		{"2569-03-02", "BE", "2026-03-02"},
 		{"2026-03-02", "CE", "2026-03-02"},
 		{"1899-12-31", "CE", ""},
+		{"1900-01-01", "CE", "1900-01-01"},
+		{"2100-12-31", "CE", "2100-12-31"},
+		{"2101-01-01", "CE", ""},
+		{"2443-01-01", "BE", "1900-01-01"},
+		{"2442-12-31", "BE", ""},
+		{"2643-12-31", "BE", "2100-12-31"},
+		{"2644-01-01", "BE", ""},
+		{"2026-0a-01", "CE", ""},
+		{"2026/03/02", "CE", ""},
 		{"2026-13-01", "CE", ""},
 		{"2026-03-02", "XX", ""},
 	} {
@@ -189,5 +203,55 @@ func TestDateString(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestAgeWindow: completed years, a birthday counting on its day, and the
+// window of §4.3 item 3 (15 to 99 on the accident date) at both edges.
+func TestAgeWindow(t *testing.T) {
+	d := func(y int, m time.Month, day int) Date { return Date{y, m, day} }
+	for _, tc := range []struct {
+		name            string
+		birth, accident Date
+		age             int
+		in              bool
+	}{
+		{"ok/fifteen-on-the-birthday", d(2011, 3, 3), d(2026, 3, 3), 15, true},
+		{"fail/fourteen-the-day-before", d(2011, 3, 4), d(2026, 3, 3), 14, false},
+		{"fail/fourteen-the-month-before", d(2011, 4, 1), d(2026, 3, 31), 14, false},
+		{"ok/ninety-nine-the-day-before-a-hundred", d(1926, 3, 4), d(2026, 3, 3), 99, true},
+		{"fail/a-hundred-on-the-birthday", d(1926, 3, 3), d(2026, 3, 3), 100, false},
+		{"ok/leap-day-birthday-on-28-february", d(2008, 2, 29), d(2026, 2, 28), 17, true},
+		{"ok/leap-day-birthday-on-1-march", d(2008, 2, 29), d(2026, 3, 1), 18, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := AgeOn(tc.birth, tc.accident); got != tc.age {
+				t.Fatalf("AgeOn = %d, want %d", got, tc.age)
+			}
+			if got := InAgeWindow(tc.birth, tc.accident); got != tc.in {
+				t.Fatalf("InAgeWindow = %v, want %v", got, tc.in)
+			}
+		})
+	}
+}
+
+// TestESAWLists: canonical §6.6's lists as read from their text, every
+// code and nothing else (no empty code between two spaces).
+func TestESAWLists(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		set   map[string]bool
+		n     int
+		first string
+		last  string
+	}{
+		{"ok/nature", ESAWNature, 46, "000", "999"},
+		{"ok/body-part", ESAWBodyPart, 41, "00", "99"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if len(tc.set) != tc.n || !tc.set[tc.first] || !tc.set[tc.last] || tc.set[""] {
+				t.Fatalf("%d codes (first %v, last %v, empty %v), want %d", len(tc.set), tc.set[tc.first], tc.set[tc.last], tc.set[""], tc.n)
+			}
+		})
 	}
 }
