@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
@@ -222,6 +223,30 @@ func TestLoad(t *testing.T) {
 		{"fail/endpoint-max-response-bytes-large", func(m map[string]any) {
 			partnerAt(m, 2)["endpoint"].(map[string]any)["max_response_bytes"] = 1 << 30
 		}, "th-sso", "endpoint.max_response_bytes"},
+		{"ok/endpoint-max-response-bytes-least", func(m map[string]any) {
+			partnerAt(m, 2)["endpoint"].(map[string]any)["max_response_bytes"] = MinResponseBytes
+		}, "", ""},
+		{"fail/endpoint-max-response-bytes-one-under", func(m map[string]any) {
+			partnerAt(m, 2)["endpoint"].(map[string]any)["max_response_bytes"] = MinResponseBytes - 1
+		}, "th-sso", "endpoint.max_response_bytes"},
+		{"ok/endpoint-max-response-bytes-most", func(m map[string]any) {
+			partnerAt(m, 2)["endpoint"].(map[string]any)["max_response_bytes"] = MaxResponseBytes
+		}, "", ""},
+		{"fail/endpoint-max-response-bytes-one-over", func(m map[string]any) {
+			partnerAt(m, 2)["endpoint"].(map[string]any)["max_response_bytes"] = MaxResponseBytes + 1
+		}, "th-sso", "endpoint.max_response_bytes"},
+		{"ok/endpoint-max-backoff-equal-to-base", func(m map[string]any) {
+			partnerAt(m, 2)["endpoint"].(map[string]any)["max_backoff"] = "2s"
+		}, "", ""},
+		{"ok/endpoint-without-ca", func(m map[string]any) {
+			partnerAt(m, 1)["endpoint"] = map[string]any{"url": "https://lion.example.sg/in", "protocol": "json"} // the system's CAs
+		}, "", ""},
+		{"fail/endpoint-crl-without-ca", func(m map[string]any) {
+			ep := partnerAt(m, 2)["endpoint"].(map[string]any)
+			ep["crl_files"] = []any{"agency-ca.crl"}
+			delete(ep, "ca_file")
+		}, "th-sso", "endpoint.crl_files"},
+		{"fail/zero-duration", func(m map[string]any) { m["limits"] = map[string]any{"read_timeout": "0s"} }, "", "-"},
 		{"fail/endpoint-max-backoff-under-base", func(m map[string]any) {
 			partnerAt(m, 2)["endpoint"].(map[string]any)["max_backoff"] = "1s"
 		}, "th-sso", "endpoint.max_backoff"},
@@ -285,6 +310,7 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("loaded %v, error %v: want a *config.Error", c != nil, err)
 			}
 			undecoded := map[string]string{"fail/unknown-field": `unknown field "listne"`, "fail/not-a-duration": `"soon" is not a positive duration`,
+				"fail/zero-duration":            `"0s" is not a positive duration`,
 				"fail/partner-fingerprint-type": "tls_identity.sha256: must be a fingerprint"}
 			if tc.field == "-" && (ce.Field != "" || !strings.Contains(ce.Msg, undecoded[tc.name])) {
 				t.Fatalf("error %q, want one saying %s", err, undecoded[tc.name])
@@ -306,13 +332,36 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// TestLimitsAtTheirLeast: each limit's least value is taken as it is.
+func TestLimitsAtTheirLeast(t *testing.T) {
+	dir := t.TempDir()
+	m := base(t, dir)
+	m["limits"] = map[string]any{"max_body_bytes": 1, "max_inflight_bytes": 1, "max_connections": 1}
+	m["kafka"] = map[string]any{"max_message_bytes": MinKafkaMaxMessageBytes}
+	b, _ := json.Marshal(m)
+	path := filepath.Join(dir, "gateway.json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := c.File.Limits; l.MaxBodyBytes != 1 || l.MaxInflightBytes != 1 || l.MaxConnections != 1 || c.File.Kafka.MaxMessageBytes != MinKafkaMaxMessageBytes {
+		t.Fatalf("limits %+v, kafka.max_message_bytes %d", l, c.File.Kafka.MaxMessageBytes)
+	}
+}
+
 // checkLoaded: defaults filled in, paths resolved against dir, the
 // registry built.
 func checkLoaded(t *testing.T, c *Config, dir string) {
 	t.Helper()
 	if c.File.Listen != DefaultListen || c.File.Limits.MaxBodyBytes != DefaultMaxBodyBytes || c.File.Kafka.MaxMessageBytes != DefaultKafkaMaxMessageBytes ||
 		c.File.Limits.MaxInflightBytes != DefaultMaxInflightBytes || c.File.Limits.MaxConnections != DefaultMaxConnections ||
-		c.File.SOAP.Institution != "MY:PERKESO" || c.File.Outbound.Topic != "perkeso.outbound.v1" {
+		c.File.SOAP.Institution != "MY:PERKESO" || c.File.Outbound.Topic != "perkeso.outbound.v1" ||
+		c.File.Outbound.StatusTopic != "perkeso.delivery-status.v1" || !strings.HasPrefix(c.File.Instance, "jambatan@") ||
+		c.File.Limits.ReadHeaderTimeout != Duration(5*time.Second) || c.File.Limits.ReadTimeout != Duration(30*time.Second) ||
+		c.File.Limits.WriteTimeout != Duration(30*time.Second) || c.File.Limits.IdleTimeout != Duration(120*time.Second) {
 		t.Fatalf("defaults not filled in: %+v", c.File)
 	}
 	if c.CertFile != filepath.Join(dir, "pki", "server.pem") || c.StorePath != filepath.Join(dir, "gateway.db") {
