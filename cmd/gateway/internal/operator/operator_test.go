@@ -76,6 +76,8 @@ func TestOperatorAPI(t *testing.T) {
 		{"fail/no-such-route", "GET", "/v1/nothing", nil, 404},
 		{"fail/wrong-method", "DELETE", "/v1/outbound", nil, 405},
 		{"fail/list-unknown-state", "GET", "/v1/outbound?state=stuck", nil, 400},
+		{"ok/list-limit-1", "GET", "/v1/outbound?limit=1", nil, 200},
+		{"ok/list-limit-1000", "GET", "/v1/outbound?limit=1000", nil, 200},
 		{"fail/list-partner-with-a-nul", "GET", "/v1/outbound?partner=th%00sso", nil, 400},
 		{"fail/id-with-a-nul", "POST", "/v1/outbound", bytes.Replace(req, []byte(`"dec-9"`), []byte(`"dec\u00009"`), 1), 422},
 	} {
