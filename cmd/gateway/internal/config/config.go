@@ -83,11 +83,15 @@ type Operator struct {
 	Roles map[string][]string `json:"roles,omitempty"`
 }
 
-// OperatorRoles are the parts of the operator API that operator.roles
-// gives: "send" (POST /v1/outbound: a message Perkeso signs), "queue" (the
-// delivery list and retries) and "answers" (GET /v1/outbound/answer: what a
-// partner answered, personal data among it).
-var OperatorRoles = []string{"send", "queue", "answers"}
+// The parts of the operator API that operator.roles gives.
+const (
+	RoleSend    = "send"    // POST /v1/outbound: a message Perkeso signs
+	RoleQueue   = "queue"   // the delivery list and retries
+	RoleAnswers = "answers" // GET /v1/outbound/answer: what a partner answered, personal data among it
+)
+
+// OperatorRoles are the roles operator.roles may give.
+var OperatorRoles = []string{RoleSend, RoleQueue, RoleAnswers}
 
 // EndpointConfig is a partner's receiving endpoint and delivery policy.
 type EndpointConfig struct {

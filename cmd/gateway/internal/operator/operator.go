@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
@@ -66,11 +67,11 @@ type route struct {
 }
 
 var routes = []route{
-	{problem.Route{Method: "POST", Path: "/v1/outbound"}, "send", (*API).post},
-	{problem.Route{Method: "GET", Path: "/v1/outbound"}, "queue", (*API).list},
-	{problem.Route{Method: "POST", Path: "/v1/outbound/{id}/retry"}, "queue", (*API).retry},
-	{problem.Route{Method: "POST", Path: "/v1/outbound/retry"}, "queue", (*API).retryPartner},
-	{problem.Route{Method: "GET", Path: "/v1/outbound/answer"}, "answers", (*API).deliveryAnswer},
+	{problem.Route{Method: "POST", Path: "/v1/outbound"}, config.RoleSend, (*API).post},
+	{problem.Route{Method: "GET", Path: "/v1/outbound"}, config.RoleQueue, (*API).list},
+	{problem.Route{Method: "POST", Path: "/v1/outbound/{id}/retry"}, config.RoleQueue, (*API).retry},
+	{problem.Route{Method: "POST", Path: "/v1/outbound/retry"}, config.RoleQueue, (*API).retryPartner},
+	{problem.Route{Method: "GET", Path: "/v1/outbound/answer"}, config.RoleAnswers, (*API).deliveryAnswer},
 }
 
 // Routes of the operator listener.
