@@ -27,29 +27,15 @@ import (
 
 func TestOperatorAPI(t *testing.T) {
 	ca, _ := certs.NewCA("operators")
-	srv, _ := ca.IssueServer("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")})
 	op, _ := ca.IssueClient("ops-alice")
 	stranger, _ := ca.IssueClient("mallory")
-	st, err := store.Open(filepath.Join(t.TempDir(), "g.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	reg := partner.NewRegistry([]*partner.Partner{{ID: "th-sso", Kind: partner.KindAgency, Institution: "TH:SSO", Endpoint: &partner.Endpoint{URL: "https://x", Protocol: "soap"}}})
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
 	var logs bytes.Buffer
 	var woken atomic.Int32 // the deliverer's wakes: a delivery to attempt now
-	hs := httptest.NewUnstartedServer((&operator.API{Store: st, Partners: reg, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
-		Queued: func() { woken.Add(1) }}).Handler())
-	serverCert := &tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}
-	hs.TLS = operator.TLSConfig(func() *tls.Certificate { return serverCert }, operator.NewAccess(pool, []string{"ops-alice"}, nil, nil))
-	hs.StartTLS()
-	defer hs.Close()
-	client := func(c *certs.Issued) *http.Client {
-		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool,
-			Certificates: []tls.Certificate{{Certificate: [][]byte{c.Cert.Raw}, PrivateKey: c.Key}}}}}
-	}
+	hs := served(t, ca, &operator.API{Store: st, Partners: reg, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
+		Queued: func() { woken.Add(1) }}, operator.NewAccess(pool(ca), []string{"ops-alice"}, nil, nil))
+	client := func(c *certs.Issued) *http.Client { return operatorClient(ca, c) }
 	req := []byte(`{"id":"dec-9","partner":"th-sso","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-1","payload":{"subject":"WORK_RELATEDNESS","note":"Siti binti Ahmad"}}`)
 	for _, tc := range []struct {
 		name         string
@@ -306,31 +292,14 @@ func TestOperatorAPI(t *testing.T) {
 // operator goes on.
 func TestAccessRevoked(t *testing.T) {
 	ca, _ := certs.NewCA("operators")
-	srv, _ := ca.IssueServer("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")})
 	lost, _ := ca.IssueClient("ops-alice") // the certificate alice lost
 	kept, _ := ca.IssueClient("ops-bob")
 	crl, err := ca.RevocationList(1, lost.Cert)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	st, err := store.Open(filepath.Join(t.TempDir(), "g.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	access := operator.NewAccess(pool, []string{"ops-alice", "ops-bob"}, nil, nil)
-	hs := httptest.NewUnstartedServer((&operator.API{Store: st, Partners: partner.NewRegistry(nil), Log: slog.New(slog.DiscardHandler),
-		Access: access}).Handler())
-	serverCert := &tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}
-	hs.TLS = operator.TLSConfig(func() *tls.Certificate { return serverCert }, access)
-	hs.StartTLS()
-	defer hs.Close()
-	client := func(c *certs.Issued) *http.Client {
-		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool,
-			Certificates: []tls.Certificate{{Certificate: [][]byte{c.Cert.Raw}, PrivateKey: c.Key}}}}}
-	}
+	access := operator.NewAccess(pool(ca), []string{"ops-alice", "ops-bob"}, nil, nil)
+	hs := served(t, ca, &operator.API{Store: openStore(t), Partners: partner.NewRegistry(nil), Log: slog.New(slog.DiscardHandler), Access: access}, access)
 	get := func(c *http.Client) (int, error) {
 		r, err := c.Get(hs.URL + "/v1/outbound")
 		if err != nil {
@@ -340,13 +309,13 @@ func TestAccessRevoked(t *testing.T) {
 		r.Body.Close()
 		return r.StatusCode, nil
 	}
-	alice, bob := client(lost), client(kept)
+	alice, bob := operatorClient(ca, lost), operatorClient(ca, kept)
 	for _, c := range []*http.Client{alice, bob} {
 		if status, err := get(c); err != nil || status != 200 {
 			t.Fatalf("before the CRL: %d %v", status, err)
 		}
 	}
-	access.Set(pool, []string{"ops-alice", "ops-bob"}, nil, certs.NewRevocations([]*x509.RevocationList{crl}))
+	access.Set(pool(ca), []string{"ops-alice", "ops-bob"}, nil, certs.NewRevocations([]*x509.RevocationList{crl}))
 	t.Run("fail/revoked-on-its-open-connection", func(t *testing.T) {
 		if status, err := get(alice); err != nil || status != http.StatusForbidden {
 			t.Fatalf("%d %v, want 403", status, err)
@@ -371,14 +340,7 @@ func TestAccessRevoked(t *testing.T) {
 // the operator holds open.
 func TestOperatorRoles(t *testing.T) {
 	ca, _ := certs.NewCA("operators")
-	srv, _ := ca.IssueServer("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")})
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	st, err := store.Open(filepath.Join(t.TempDir(), "g.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t)
 	ctx := context.Background()
 	// A dead letter, for the retries: what a refused retry leaves dead.
 	if _, err := st.EnqueueRefused(ctx, &store.Delivery{Key: "dead-1", PartnerID: "th-sso", MessageType: "NotifyDecision", Payload: []byte(`{}`)},
@@ -393,18 +355,13 @@ func TestOperatorRoles(t *testing.T) {
 	}
 	names := []string{"ops-backoffice", "ops-duty", "ops-reader"}
 	roles := map[string][]string{"ops-backoffice": {"send", "queue", "answers"}, "ops-duty": {"queue"}, "ops-reader": {"answers"}}
-	access := operator.NewAccess(pool, names, roles, nil)
+	access := operator.NewAccess(pool(ca), names, roles, nil)
 	reg := partner.NewRegistry([]*partner.Partner{{ID: "th-sso", Kind: partner.KindAgency, Institution: "TH:SSO", Endpoint: &partner.Endpoint{URL: "https://x", Protocol: "soap"}}})
-	hs := httptest.NewUnstartedServer((&operator.API{Store: st, Partners: reg, Log: slog.New(slog.DiscardHandler), Access: access}).Handler())
-	serverCert := &tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}
-	hs.TLS = operator.TLSConfig(func() *tls.Certificate { return serverCert }, access)
-	hs.StartTLS()
-	defer hs.Close()
+	hs := served(t, ca, &operator.API{Store: st, Partners: reg, Log: slog.New(slog.DiscardHandler), Access: access}, access)
 	clients := map[string]*http.Client{}
 	for _, n := range names {
 		c, _ := ca.IssueClient(n)
-		clients[n] = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool,
-			Certificates: []tls.Certificate{{Certificate: [][]byte{c.Cert.Raw}, PrivateKey: c.Key}}}}}
+		clients[n] = operatorClient(ca, c)
 	}
 	do := func(t *testing.T, who, method, path string, body []byte) (int, []byte) {
 		t.Helper()
@@ -463,16 +420,57 @@ func TestOperatorRoles(t *testing.T) {
 	if d, err := st.DeliveryByKey(ctx, "dead-1"); err != nil || d.State != store.DeliveryPending {
 		t.Fatalf("after the duty operator's retry: %+v %v", d, err)
 	}
-	access.Set(pool, names, map[string][]string{"ops-backoffice": {"send", "queue", "answers"}, "ops-duty": {"answers"}, "ops-reader": {"answers"}}, nil)
+	access.Set(pool(ca), names, map[string][]string{"ops-backoffice": {"send", "queue", "answers"}, "ops-duty": {"answers"}, "ops-reader": {"answers"}}, nil)
 	t.Run("fail/role-taken-away-on-its-open-connection", func(t *testing.T) {
 		if status, b := do(t, "ops-duty", "GET", "/v1/outbound", nil); status != 403 {
 			t.Fatalf("HTTP %d, want 403: %s", status, b)
 		}
 	})
-	access.Set(pool, names, nil, nil)
+	access.Set(pool(ca), names, nil, nil)
 	t.Run("ok/without-roles-every-route", func(t *testing.T) {
 		if status, b := do(t, "ops-reader", "GET", "/v1/outbound", nil); status != 200 {
 			t.Fatalf("HTTP %d, want 200: %s", status, b)
 		}
 	})
+}
+
+// served serves api over mutual TLS as the operator listener does (access
+// checked in each handshake), with a server certificate of ca, until the
+// test ends.
+func served(t *testing.T, ca *certs.CA, api *operator.API, access *operator.Access) *httptest.Server {
+	t.Helper()
+	srv, err := ca.IssueServer("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(api.Handler())
+	serverCert := &tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}
+	hs.TLS = operator.TLSConfig(func() *tls.Certificate { return serverCert }, access)
+	hs.StartTLS()
+	t.Cleanup(hs.Close)
+	return hs
+}
+
+// operatorClient presents c and trusts ca.
+func operatorClient(ca *certs.CA, c *certs.Issued) *http.Client {
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool(ca),
+		Certificates: []tls.Certificate{{Certificate: [][]byte{c.Cert.Raw}, PrivateKey: c.Key}}}}}
+}
+
+// pool holds ca alone.
+func pool(ca *certs.CA) *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.Cert)
+	return p
+}
+
+// openStore is a new SQLite store, closed when the test ends.
+func openStore(t *testing.T) *store.DB {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "g.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
