@@ -127,6 +127,9 @@ func testAcceptExamples(t *testing.T, storeTarget string) {
 			if r.header.Get(server.CorrelationHeader) == "" {
 				t.Fatal("no correlation id")
 			}
+			if loc := r.header.Get("Location"); loc != "/v1/injury-notices/"+tc.recordID {
+				t.Fatalf("Location %q, want the record's", loc)
+			}
 			var acc partnerkit.Accepted
 			if err := json.Unmarshal(r.body, &acc); err != nil || acc.Status != "ACCEPTED" || acc.RecordID != tc.recordID {
 				t.Fatalf("body %s", r.body)
@@ -156,8 +159,8 @@ func testAcceptExamples(t *testing.T, storeTarget string) {
 			r2 := post(t, c, env.Server.URL, "application/jose", []byte(sign(t, doc, a.SigningKey, partnerkit.Compact)), nil)
 			var dup partnerkit.Accepted
 			_ = json.Unmarshal(r2.body, &dup)
-			if r2.status != 200 || dup.Status != "DUPLICATE" || dup.Receipt != acc.Receipt {
-				t.Fatalf("duplicate: %d %s", r2.status, r2.body)
+			if r2.status != 200 || dup.Status != "DUPLICATE" || dup.Receipt != acc.Receipt || r2.header.Get("Location") != "" {
+				t.Fatalf("duplicate: %d %s (Location %q)", r2.status, r2.body, r2.header.Get("Location"))
 			}
 
 			// GET by the sender: status and receipt; by another partner: 404.
