@@ -17,6 +17,7 @@ import (
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkatest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/relay"
@@ -207,6 +208,8 @@ func TestBrokerOutage(t *testing.T) {
 	defer st.Close()
 	r, w := newRelay(t, st, b.Addr)
 	defer w.Close()
+	var logged gatewaytest.SyncBuffer
+	r.Log = slog.New(slog.NewTextHandler(&logged, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = r.Run(ctx); close(done) }()
@@ -233,6 +236,32 @@ func TestBrokerOutage(t *testing.T) {
 	checkOrder(t, msgs, 1000)
 	if r.Status(ctx).LastError != "" {
 		t.Fatalf("status still reports an error: %+v", r.Status(ctx))
+	}
+	// One warning when the outage starts, one line when it ends, whatever
+	// the retries and batches between.
+	out := logged.String()
+	if strings.Count(out, "cannot publish to kafka") != 1 || strings.Count(out, "publishing to kafka again") != 1 {
+		t.Fatalf("the outage logged:\n%s", out)
+	}
+}
+
+// TestRelayDefaults: a relay without a batch size claims 500 messages at a
+// time.
+func TestRelayDefaults(t *testing.T) {
+	b, st := brokerAndStore(t)
+	enqueue(t, st, 0, 501, 7)
+	r, w := newRelay(t, st, b.Addr)
+	defer w.Close()
+	r.Batch = 0
+	calls := &producerCalls{Producer: w}
+	r.Producer = calls
+	for _, want := range []int{500, 1, 0} {
+		if n, err := r.Once(context.Background()); err != nil || n != want {
+			t.Fatalf("Once = %d, %v; want %d", n, err, want)
+		}
+	}
+	if got := calls.calls(); !slices.Equal(got, []int{500, 1}) {
+		t.Fatalf("produce calls of %v messages", got)
 	}
 }
 
