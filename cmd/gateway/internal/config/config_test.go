@@ -2,8 +2,11 @@ package config
 
 import (
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
@@ -438,5 +441,65 @@ func TestRequestSigners(t *testing.T) {
 	_ = os.WriteFile(path, b, 0o644)
 	if c, err := Load(path); err != nil || c.RequestSigners != nil {
 		t.Fatalf("without the setting: %v %v", c.RequestSigners, err)
+	}
+}
+
+// TestParsePublicJWKS: a partner's registered keys are public keys of the
+// kinds its algorithms allow (RSA of 2048 bits or more, P-256 or P-384,
+// Ed25519), each with a kid of its own.
+func TestParsePublicJWKS(t *testing.T) {
+	set := func(t *testing.T, raws map[string]any) []byte {
+		t.Helper()
+		s := jwk.NewSet()
+		for kid, raw := range raws {
+			k, err := jwk.Import(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kid != "" {
+				_ = k.Set(jwk.KeyIDKey, kid)
+			}
+			_ = s.AddKey(k)
+		}
+		b, _ := json.Marshal(s)
+		return b
+	}
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	p521, _ := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
+	rsa2048, _ := rsa.GenerateKey(rand.Reader, 2048)
+	rsa1024, _ := rsa.GenerateKey(rand.Reader, 1024)
+	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	two := set(t, map[string]any{"k-1": &p256.PublicKey})
+	var twice map[string][]any
+	_ = json.Unmarshal(two, &twice)
+	twice["keys"] = append(twice["keys"], twice["keys"][0])
+	twiceJSON, _ := json.Marshal(twice)
+	for _, tc := range []struct {
+		name   string
+		jwks   []byte
+		refuse string // what the refusal says; "" to accept
+	}{
+		{"ok/p256-p384-rsa2048-ed25519", set(t, map[string]any{"a": &p256.PublicKey, "b": &p384.PublicKey, "c": &rsa2048.PublicKey, "d": edPub}), ""},
+		{"fail/p521", set(t, map[string]any{"a": &p521.PublicKey}), "curve P-521 not accepted"},
+		{"fail/rsa-1024", []byte(`{"keys":[{"kty":"RSA","kid":"a","e":"AQAB","n":"` + base64.RawURLEncoding.EncodeToString(rsa1024.N.Bytes()) + `"}]}`), "1024 bits"},
+		{"fail/symmetric", set(t, map[string]any{"a": []byte("0123456789abcdef0123456789abcdef")}), "private key"}, // an HMAC secret
+		{"fail/no-kid", set(t, map[string]any{"": &p256.PublicKey}), "has no kid"},
+		{"fail/kid-twice", twiceJSON, `kid "k-1" appears twice`},
+		{"fail/no-keys", []byte(`{"keys":[]}`), "no keys"},
+		{"fail/private", set(t, map[string]any{"a": p256}), "private key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			keys, err := ParsePublicJWKS(tc.jwks)
+			if tc.refuse == "" {
+				if err != nil || keys.Len() != 4 {
+					t.Fatalf("ParsePublicJWKS = %v, %v", keys, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.refuse) {
+				t.Fatalf("ParsePublicJWKS: %v, want a refusal saying %q", err, tc.refuse)
+			}
+		})
 	}
 }
