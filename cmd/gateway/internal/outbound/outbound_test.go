@@ -139,7 +139,10 @@ func (w *world) deliverer(p *partner.Partner) *outbound.Deliverer {
 
 func (w *world) enqueue(t *testing.T, key, typ string, payload string) {
 	caseID := "MY:PERKESO:XB-2026-ABC"
-	if typ == "NotifyInjury" { // the receiver assigns the case
+	switch typ {
+	case "NotifyInjury": // the receiver assigns the case
+		caseID = ""
+	case "JSON": // none: one case's deliveries go one at a time (TestCaseOrder)
 		caseID = ""
 	}
 	if _, err := w.st.Enqueue(context.Background(), &store.Delivery{Key: key, PartnerID: "p1", MessageType: typ, CaseID: caseID, Payload: []byte(payload)}, time.Now()); err != nil {
@@ -1721,5 +1724,53 @@ func TestRetriedRefusalCheckedAgain(t *testing.T) {
 	}
 	if calls.Load() != 0 {
 		t.Fatalf("the partner was sent %d refused requests", calls.Load())
+	}
+}
+
+// TestCaseOrder: a case's deliveries reach the partner in the order they
+// were queued: the second waits while the first is retried (earlier builds
+// sent it during the first's backoff), and a delivery without a case does
+// not wait for either.
+func TestCaseOrder(t *testing.T) {
+	w := newWorld(t)
+	var mu sync.Mutex
+	var arrived []string
+	failures := 2
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("Idempotency-Key")
+		mu.Lock()
+		defer mu.Unlock()
+		arrived = append(arrived, key)
+		if key == "first" && failures > 0 {
+			failures--
+			rw.Header().Set("Retry-After", "0")
+			rw.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = rw.Write([]byte(`{}`))
+	})
+	dl := w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{Concurrency: 4}))
+	for _, d := range []struct{ key, caseID string }{{"first", "C-1"}, {"second", "C-1"}, {"third", "C-1"}, {"other", ""}} {
+		if _, err := w.st.Enqueue(context.Background(), &store.Delivery{Key: d.key, PartnerID: "p1", MessageType: "JSON", CaseID: d.caseID, Payload: []byte(`{}`)}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, dl, func() bool {
+		ds, err := w.st.DeliveriesOf(context.Background(), "", store.DeliveryDelivered, 0, 10)
+		return err == nil && len(ds) == 4
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	var onCase []string
+	for _, k := range arrived {
+		if k != "other" {
+			onCase = append(onCase, k)
+		}
+	}
+	if want := []string{"first", "first", "first", "second", "third"}; !slices.Equal(onCase, want) {
+		t.Errorf("the case's deliveries arrived as %v, want %v", onCase, want)
+	}
+	if i, j := slices.Index(arrived, "other"), slices.Index(arrived, "second"); i > j {
+		t.Errorf("arrivals %v: the delivery without a case waited for the case", arrived)
 	}
 }

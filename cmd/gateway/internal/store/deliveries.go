@@ -162,8 +162,22 @@ func scanDeliveryAt(sc interface{ Scan(...any) error }) (*Delivery, string, erro
 // (an earlier build claimed the first 64 due of any partner, and put back
 // those of a partner at its concurrency limit: 62 of 64 for a partner
 // that takes 2 at a time).
+//
+// A delivery on a case waits while an earlier one on the same case to the
+// same partner is pending (in flight, or waiting for its retry): a case's
+// messages reach the partner in the order they were queued. Earlier builds
+// sent a NotifyDecision while the RequestInformation queued before it on
+// the case waited out its backoff, so the agency read the decision first.
+// The check is one search of the deliveries_case index per due delivery;
+// so that a look does not search for each of a long queue behind a case's
+// first delivery (after an outage, all due at once), the deliveries behind
+// it keep its time (followers): given its lease's mark when it is claimed,
+// they move with it when it is retried, put back or done.
 const (
-	qClaimDue            = `SELECT ` + deliveryCols + ` FROM deliveries WHERE state = ? AND partner_id = ? AND next_at <= ? ORDER BY next_at, id LIMIT ?`
+	qClaimDue = `SELECT ` + deliveryCols + ` FROM deliveries WHERE state = ? AND partner_id = ? AND next_at <= ?
+  AND (case_id = '' OR id = (SELECT min(e.id) FROM deliveries e
+    WHERE e.partner_id = deliveries.partner_id AND e.case_id = deliveries.case_id AND e.state = deliveries.state))
+  ORDER BY next_at, id LIMIT ?`
 	qPendingPartners     = `SELECT partner_id FROM deliveries WHERE state = ? ORDER BY partner_id LIMIT 1`
 	qPendingPartnerAfter = `SELECT partner_id FROM deliveries WHERE state = ? AND partner_id > ? ORDER BY partner_id LIMIT 1`
 )
@@ -241,6 +255,9 @@ func (s *DB) ClaimDueOf(ctx context.Context, now time.Time, lease time.Duration,
 				c := *d
 				c.NextAt = now.Add(lease) // the lease's mark: RecordAttempt finds it there while the lease holds
 				out = append(out, &c)
+				if err := s.moveFollowers(ctx, tx, d, `next_at <= ?`, ts(now), c.NextAt); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -249,6 +266,19 @@ func (s *DB) ClaimDueOf(ctx context.Context, now time.Time, lease time.Duration,
 		return nil, err
 	}
 	return out, nil
+}
+
+// moveFollowers gives the pending deliveries queued after d on its case
+// (its followers, which qClaimDue holds back while d is pending) whose
+// next_at meets cond (with arg) the time at. A delivery without a case has
+// none.
+func (s *DB) moveFollowers(ctx context.Context, tx wtx, d *Delivery, cond, arg string, at time.Time) error {
+	if d.CaseID == "" {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ? WHERE partner_id = ? AND case_id = ? AND state = ? AND id > ? AND `+cond),
+		ts(at), d.PartnerID, d.CaseID, DeliveryPending, d.ID, arg)
+	return err
 }
 
 // pendingPartners are the partners with pending deliveries, in id order,
@@ -316,6 +346,10 @@ func (s *DB) RecordAttempt(ctx context.Context, d *Delivery, a Attempt, e *Entry
 			return s.appendEntry(ctx, tx, e)
 		}
 		if err := s.appendEntry(ctx, tx, e); err != nil {
+			return err
+		}
+		// Done, the next on the case is due now; retried, they wait with it.
+		if err := s.moveFollowers(ctx, tx, d, `next_at = ?`, ts(d.NextAt), next); err != nil {
 			return err
 		}
 		if a.State == DeliveryDelivered {
@@ -559,9 +593,15 @@ func (s *DB) Reschedule(ctx context.Context, ds []*Delivery, at []time.Time) err
 	}
 	return s.write(ctx, func(ctx context.Context, tx wtx) error {
 		for i, d := range ds {
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ? WHERE id = ? AND state = ? AND next_at = ?`),
-				ts(at[i]), d.ID, DeliveryPending, ts(d.NextAt)); err != nil {
+			res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ? WHERE id = ? AND state = ? AND next_at = ?`),
+				ts(at[i]), d.ID, DeliveryPending, ts(d.NextAt))
+			if err != nil {
 				return err
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				if err := s.moveFollowers(ctx, tx, d, `next_at = ?`, ts(d.NextAt), at[i]); err != nil {
+					return err
+				}
 			}
 		}
 		return nil

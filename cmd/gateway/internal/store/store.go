@@ -226,6 +226,8 @@ func schema(t columnTypes) []string {
 		// build sharing the store through a rolling upgrade still claims
 		// by it, and without it would read the whole table on every look.
 		`CREATE INDEX IF NOT EXISTS deliveries_partner_due ON deliveries (state, partner_id, next_at, id)`,
+		// qClaimDue's check for an earlier pending delivery on the case.
+		`CREATE INDEX IF NOT EXISTS deliveries_case ON deliveries (state, partner_id, case_id, id)`,
 		`CREATE TABLE IF NOT EXISTS store_probe (id INTEGER PRIMARY KEY, at TEXT NOT NULL)`, // Ping
 	}
 }

@@ -1109,16 +1109,25 @@ func TestDeliveriesDueIndex(t *testing.T) {
 		if sqldialect.IsPostgres(target) {
 			return
 		}
+		// The claim searches the partner's due deliveries, and each one's
+		// case for an earlier one; the partners with pending deliveries are
+		// found with either index (both begin with state and partner).
 		for _, tc := range []struct {
 			query string
 			args  []any
+			want  []string
 		}{
-			{store.QClaimDue, []any{store.DeliveryPending, "p1", "2026-01-01T00:00:00Z", 16}},
-			{store.QPendingPartners, []any{store.DeliveryPending}},
-			{store.QPendingPartnerAfter, []any{store.DeliveryPending, "p1"}},
+			{store.QClaimDue, []any{store.DeliveryPending, "p1", "2026-01-01T00:00:00Z", 16}, []string{
+				"SEARCH deliveries USING INDEX deliveries_partner_due (state=? AND partner_id=? AND next_at<?)",
+				"SEARCH e USING COVERING INDEX deliveries_case (state=? AND partner_id=? AND case_id=?)"}},
+			{store.QPendingPartners, []any{store.DeliveryPending}, []string{"SEARCH deliveries USING COVERING INDEX deliveries_", " (state=?)"}},
+			{store.QPendingPartnerAfter, []any{store.DeliveryPending, "p1"}, []string{"SEARCH deliveries USING COVERING INDEX deliveries_", " (state=? AND partner_id>?)"}},
 		} {
-			if p := queryPlan(t, s, tc.query, tc.args...); !strings.Contains(p, "USING COVERING INDEX deliveries_partner_due") && !strings.Contains(p, "USING INDEX deliveries_partner_due") || strings.Contains(p, "TEMP B-TREE") {
-				t.Errorf("%s: plan %q, want a search of deliveries_partner_due without a sort", tc.query, p)
+			p := queryPlan(t, s, tc.query, tc.args...)
+			for _, w := range tc.want {
+				if !strings.Contains(p, w) || strings.Contains(p, "TEMP B-TREE") {
+					t.Errorf("%s: plan %q, want %q without a sort", tc.query, p, w)
+				}
 			}
 		}
 	})
@@ -1337,14 +1346,14 @@ func TestDeliveryCountsOfEarlierStore(t *testing.T) {
 // millionDeliveries opens a store of the backend name (sqlite or
 // postgres) holding 1,000,000 deliveries, counted, the x-th (from 1) with
 // the partner, state and next_at of the SQL expressions over x.
-func millionDeliveries(b *testing.B, name, partner, state, nextAt string) *store.DB {
+func millionDeliveries(b *testing.B, name, partner, caseID, state, nextAt string) *store.DB {
 	target, rows := b.TempDir()+"/g.db", `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) SELECT x FROM c`
 	if name == "postgres" {
 		target, rows = pgtest.DSN(b), `SELECT generate_series(1, 1000000) AS x`
 	}
 	s := open(b, target)
 	insert := `INSERT INTO deliveries (delivery_key, partner_id, message_type, case_id, payload, state, attempts, next_at, last_error, created_at, updated_at)
-		SELECT 'k' || x, ` + partner + `, 'JSON', '', '{}', ` + state + `, 1, ` + nextAt + `, '', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'
+		SELECT 'k' || x, ` + partner + `, 'JSON', ` + caseID + `, '{}', ` + state + `, 1, ` + nextAt + `, '', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'
 		FROM (` + rows + `) r`
 	setup := []string{insert}
 	if name == "postgres" {
@@ -1369,7 +1378,7 @@ func millionDeliveries(b *testing.B, name, partner, state, nextAt string) *store
 func BenchmarkDeliveryCounts(b *testing.B) {
 	for _, name := range []string{"sqlite", "postgres"} {
 		b.Run(name, func(b *testing.B) {
-			s := millionDeliveries(b, name, `'p'`, `CASE WHEN x % 10000 = 0 THEN 'pending' ELSE 'delivered' END`, `'2026-01-01T00:00:00Z'`)
+			s := millionDeliveries(b, name, `'p'`, `''`, `CASE WHEN x % 10000 = 0 THEN 'pending' ELSE 'delivered' END`, `'2026-01-01T00:00:00Z'`)
 			ctx := context.Background()
 			for b.Loop() {
 				if c, err := s.DeliveryCounts(ctx); c[store.DeliveryDelivered] != 999900 || err != nil {
@@ -1388,7 +1397,7 @@ func BenchmarkDeliveryCounts(b *testing.B) {
 func BenchmarkClaimDueLook(b *testing.B) {
 	for _, name := range []string{"sqlite", "postgres"} {
 		b.Run(name, func(b *testing.B) {
-			s := millionDeliveries(b, name, `CASE WHEN x % 10000 = 0 THEN 'quiet' ELSE 'busy' END`,
+			s := millionDeliveries(b, name, `CASE WHEN x % 10000 = 0 THEN 'quiet' ELSE 'busy' END`, `''`,
 				`CASE WHEN x % 10 = 0 THEN 'pending' ELSE 'delivered' END`,
 				`CASE WHEN x % 10000 = 0 THEN '2027-01-01T00:00:00.000000000Z' ELSE '2026-01-01T00:00:00.000000000Z' END`)
 			ctx := context.Background()
@@ -1401,6 +1410,29 @@ func BenchmarkClaimDueLook(b *testing.B) {
 				})
 				if len(due) != 0 || err != nil || asked != 2 {
 					b.Fatalf("claimed %d, %v; %d partners asked", len(due), err, asked)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkClaimDueCaseWaits is a look with 100,000 deliveries pending on
+// one case (a case's queue after an outage, all due), the first claimed
+// and in flight: those behind it keep its lease's time, so the look passes
+// none of them and claims nothing.
+func BenchmarkClaimDueCaseWaits(b *testing.B) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		b.Run(name, func(b *testing.B) {
+			s := millionDeliveries(b, name, `'p'`, `CASE WHEN x > 900000 THEN 'C-1' ELSE 'C-' || x END`,
+				`CASE WHEN x > 900000 THEN 'pending' ELSE 'delivered' END`, `'2026-01-01T00:00:00.000000000Z'`)
+			ctx := context.Background()
+			now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+			if due, err := s.ClaimDue(ctx, now, time.Minute, 2); len(due) != 1 || due[0].Key != "k900001" || err != nil {
+				b.Fatalf("first claim %d, %v, want k900001", len(due), err)
+			}
+			for b.Loop() {
+				if due, err := s.ClaimDue(ctx, now, time.Minute, 2); len(due) != 0 || err != nil {
+					b.Fatalf("claimed %d, %v", len(due), err)
 				}
 			}
 		})
@@ -1950,6 +1982,95 @@ func TestRescheduleUnderLease(t *testing.T) {
 			if err != nil || len(got) != len(tc.want) || got[0].Key != tc.want[0] {
 				t.Fatalf("due at %s: %+v %v, want %v", tc.at, got, err, tc.want)
 			}
+		}
+	})
+}
+
+// TestClaimDueCaseOrder: a delivery on a case is claimed only once no
+// earlier delivery on that case to that partner is pending: not while the
+// earlier is in flight, nor while it waits for its retry; once it is
+// delivered or dead-lettered, the next is. Deliveries without a case, and
+// another partner's on a case of the same name, do not wait. Those behind
+// keep the first's time (so that a look need not pass them one by one):
+// its lease's mark, its retry's time, its time when put back, and the
+// time it was done.
+func TestClaimDueCaseOrder(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		for _, d := range []struct{ key, partner, caseID string }{
+			{"c1-request", "p1", "C1"}, {"c1-decision", "p1", "C1"}, {"c2-request", "p1", "C2"}, {"c2-decision", "p1", "C2"},
+			{"no-case-1", "p1", ""}, {"no-case-2", "p1", ""}, {"p2-c1", "p2", "C1"}, {"c3-request", "p3", "C3"}, {"c3-decision", "p3", "C3"},
+		} {
+			if _, err := s.Enqueue(ctx, &store.Delivery{Key: d.key, PartnerID: d.partner, MessageType: "RequestInformation", CaseID: d.caseID, Payload: []byte(`{}`)}, deliveryAt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		claimed := map[string]*store.Delivery{}
+		claim := func(now time.Time, quota map[string]int) (keys []string) {
+			t.Helper()
+			due, err := s.ClaimDueOf(ctx, now, 24*time.Hour, func(p string) int { return quota[p] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range due {
+				keys, claimed[d.Key] = append(keys, d.Key), d
+			}
+			slices.Sort(keys)
+			return keys
+		}
+		record := func(key string, a store.Attempt) {
+			t.Helper()
+			if err := s.RecordAttempt(ctx, claimed[key], a, deliveryEntry(claimed[key])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitsUntil := func(key string, at time.Time) {
+			t.Helper()
+			if d, err := s.DeliveryByKey(ctx, key); err != nil || !d.NextAt.Equal(at) {
+				t.Fatalf("%s due at %v (%v), want %v", key, d.NextAt, err, at)
+			}
+		}
+		now, both := deliveryAt.Add(time.Second), map[string]int{"p1": 64, "p2": 64}
+		if got, want := claim(now, both), []string{"c1-request", "c2-request", "no-case-1", "no-case-2", "p2-c1"}; !slices.Equal(got, want) {
+			t.Fatalf("first claim %v, want %v", got, want)
+		}
+		waitsUntil("c1-decision", now.Add(24*time.Hour))
+		if got := claim(now.Add(time.Second), both); len(got) != 0 {
+			t.Fatalf("with the first of each case in flight: %v, want none", got)
+		}
+		record("c1-request", store.Attempt{State: store.DeliveryPending, Error: "server.unavailable", NextAt: now.Add(time.Hour)})
+		waitsUntil("c1-decision", now.Add(time.Hour))
+		// An operator's retry of the one behind does not put it first.
+		if d, err := s.DeliveryByKey(ctx, "c1-decision"); err != nil {
+			t.Fatal(err)
+		} else if err := s.RetryDelivery(ctx, d.ID, now.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		waitsUntil("c1-decision", now.Add(time.Second))
+		record("c2-request", store.Attempt{State: store.DeliveryDelivered})
+		waitsUntil("c2-decision", deliveryAt) // the attempt's entry's time
+		if got, want := claim(now.Add(2*time.Second), both), []string{"c2-decision"}; !slices.Equal(got, want) {
+			t.Fatalf("C1's request waiting for its retry, C2's delivered: %v, want %v", got, want)
+		}
+		if got, want := claim(now.Add(time.Hour), both), []string{"c1-request"}; !slices.Equal(got, want) {
+			t.Fatalf("at C1's retry: %v, want %v", got, want)
+		}
+		record("c1-request", store.Attempt{State: store.DeliveryDead, Error: "client.content.invalid"})
+		if got, want := claim(now.Add(time.Hour+time.Second), both), []string{"c1-decision"}; !slices.Equal(got, want) {
+			t.Fatalf("C1's request dead-lettered: %v, want %v", got, want)
+		}
+
+		// Claimed and put back unstarted, with the one behind it.
+		if got, want := claim(now, map[string]int{"p3": 1}), []string{"c3-request"}; !slices.Equal(got, want) {
+			t.Fatalf("p3: %v, want %v", got, want)
+		}
+		if err := s.Reschedule(ctx, []*store.Delivery{claimed["c3-request"]}, []time.Time{now.Add(time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		waitsUntil("c3-decision", now.Add(time.Minute))
+		if got, want := claim(now.Add(time.Minute), map[string]int{"p3": 2}), []string{"c3-request"}; !slices.Equal(got, want) {
+			t.Fatalf("p3 put back: %v, want %v", got, want)
 		}
 	})
 }
