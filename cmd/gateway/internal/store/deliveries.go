@@ -168,7 +168,8 @@ func scanDeliveryAt(sc interface{ Scan(...any) error }) (*Delivery, string, erro
 // messages reach the partner in the order they were queued. Earlier builds
 // sent a NotifyDecision while the RequestInformation queued before it on
 // the case waited out its backoff, so the agency read the decision first.
-// The check is one search of the deliveries_case index per due delivery;
+// The check is one search of the deliveries_case index (partial: the
+// pending deliveries on a case) per due delivery;
 // so that a look does not search for each of a long queue behind a case's
 // first delivery (after an outage, all due at once), the deliveries behind
 // it keep its time (followers): given its lease's mark when it is claimed,
@@ -176,7 +177,7 @@ func scanDeliveryAt(sc interface{ Scan(...any) error }) (*Delivery, string, erro
 const (
 	qClaimDue = `SELECT ` + deliveryCols + ` FROM deliveries WHERE state = ? AND partner_id = ? AND next_at <= ?
   AND (case_id = '' OR id = (SELECT min(e.id) FROM deliveries e
-    WHERE e.partner_id = deliveries.partner_id AND e.case_id = deliveries.case_id AND e.state = deliveries.state))
+    WHERE e.partner_id = deliveries.partner_id AND e.case_id = deliveries.case_id AND e.state = '` + DeliveryPending + `' AND e.case_id <> ''))
   ORDER BY next_at, id LIMIT ?`
 	qPendingPartners     = `SELECT partner_id FROM deliveries WHERE state = ? ORDER BY partner_id LIMIT 1`
 	qPendingPartnerAfter = `SELECT partner_id FROM deliveries WHERE state = ? AND partner_id > ? ORDER BY partner_id LIMIT 1`
@@ -210,7 +211,7 @@ func (s *DB) ClaimDueOf(ctx context.Context, now time.Time, lease time.Duration,
 		if n <= 0 {
 			continue
 		}
-		rows, err := s.db.QueryContext(ctx, s.q(qClaimDue), DeliveryPending, p, ts(now), n)
+		rows, err := s.query(ctx, qClaimDue, DeliveryPending, p, ts(now), n)
 		if err != nil {
 			return nil, err
 		}
@@ -276,8 +277,10 @@ func (s *DB) moveFollowers(ctx context.Context, tx wtx, d *Delivery, cond, arg s
 	if d.CaseID == "" {
 		return nil
 	}
-	_, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ? WHERE partner_id = ? AND case_id = ? AND state = ? AND id > ? AND `+cond),
-		ts(at), d.PartnerID, d.CaseID, DeliveryPending, d.ID, arg)
+	// The state and case_id <> '' as literals, so that the planner may
+	// take the partial index deliveries_case.
+	_, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ? WHERE partner_id = ? AND case_id = ? AND case_id <> '' AND state = '`+DeliveryPending+`' AND id > ? AND `+cond),
+		ts(at), d.PartnerID, d.CaseID, d.ID, arg)
 	return err
 }
 
@@ -290,9 +293,9 @@ func (s *DB) pendingPartners(ctx context.Context) ([]string, error) {
 		var p string
 		var err error
 		if len(partners) == 0 {
-			err = s.db.QueryRowContext(ctx, s.q(qPendingPartners), DeliveryPending).Scan(&p)
+			err = s.queryRow(ctx, qPendingPartners, DeliveryPending).Scan(&p)
 		} else {
-			err = s.db.QueryRowContext(ctx, s.q(qPendingPartnerAfter), DeliveryPending, partners[len(partners)-1]).Scan(&p)
+			err = s.queryRow(ctx, qPendingPartnerAfter, DeliveryPending, partners[len(partners)-1]).Scan(&p)
 		}
 		if errors.Is(err, sql.ErrNoRows) {
 			return partners, nil
