@@ -1768,6 +1768,23 @@ func TestDeliveredStands(t *testing.T) {
 		if n, err := s.Entries(ctx); err != nil || n != 3 {
 			t.Fatalf("%d log entries, want the three attempts' too (%v)", n, err)
 		}
+
+		// Delivered by an attempt whose lease an operator's retry took
+		// back, before any other attempt: it stands too.
+		enqueue(t, s, "d-2")
+		claim, err := s.ClaimDue(ctx, deliveryAt.Add(2*time.Hour), time.Minute, 1)
+		if err != nil || len(claim) != 1 {
+			t.Fatalf("claim: %v %v", claim, err)
+		}
+		if err := s.RetryDelivery(ctx, claim[0].ID, deliveryAt.Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordAttempt(ctx, claim[0], store.Attempt{State: store.DeliveryDelivered}, deliveryEntry(claim[0])); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := s.DeliveryByKey(ctx, "d-2"); err != nil || d.State != store.DeliveryDelivered {
+			t.Fatalf("delivery %+v %v, want delivered", d, err)
+		}
 	})
 }
 
@@ -1881,6 +1898,17 @@ func TestClaimDueBytes(t *testing.T) {
 		}
 		if want := [][]string{{"k0", "k1"}, {"k2"}, {"k3"}, {"k4"}}; !reflect.DeepEqual(rounds, want) {
 			t.Fatalf("claims %v, want %v", rounds, want)
+		}
+
+		// Two halves fill a claim exactly: both are claimed.
+		half := bytes.Repeat([]byte("h"), store.ClaimDueBytes/2)
+		for i := range 2 {
+			if _, err := s.Enqueue(ctx, &store.Delivery{Key: fmt.Sprint("half", i), PartnerID: "p1", MessageType: "JSON", Payload: half}, deliveryAt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if due, err := s.ClaimDue(ctx, deliveryAt.Add(time.Second), time.Hour, 64); err != nil || len(due) != 2 {
+			t.Fatalf("claimed %d of two halves, %v", len(due), err)
 		}
 	})
 }
@@ -2000,7 +2028,7 @@ func TestClaimDueCaseOrder(t *testing.T) {
 		s := open(t, target)
 		for _, d := range []struct{ key, partner, caseID string }{
 			{"c1-request", "p1", "C1"}, {"c1-decision", "p1", "C1"}, {"c2-request", "p1", "C2"}, {"c2-decision", "p1", "C2"},
-			{"no-case-1", "p1", ""}, {"no-case-2", "p1", ""}, {"p2-c1", "p2", "C1"}, {"c3-request", "p3", "C3"}, {"c3-decision", "p3", "C3"},
+			{"no-case-1", "p1", ""}, {"no-case-2", "p1", ""}, {"p2-c1", "p2", "C1"}, {"c3-request", "p3", "C3"}, {"c3-decision", "p3", "C3"}, {"c4-request", "p3", "C4"}, {"c4-decision", "p3", "C4"},
 		} {
 			if _, err := s.Enqueue(ctx, &store.Delivery{Key: d.key, PartnerID: d.partner, MessageType: "RequestInformation", CaseID: d.caseID, Payload: []byte(`{}`)}, deliveryAt); err != nil {
 				t.Fatal(err)
@@ -2061,14 +2089,16 @@ func TestClaimDueCaseOrder(t *testing.T) {
 			t.Fatalf("C1's request dead-lettered: %v, want %v", got, want)
 		}
 
-		// Claimed and put back unstarted, with the one behind it.
-		if got, want := claim(now, map[string]int{"p3": 1}), []string{"c3-request"}; !slices.Equal(got, want) {
+		// Claimed and put back unstarted, each with the one behind it.
+		if got, want := claim(now, map[string]int{"p3": 2}), []string{"c3-request", "c4-request"}; !slices.Equal(got, want) {
 			t.Fatalf("p3: %v, want %v", got, want)
 		}
-		if err := s.Reschedule(ctx, []*store.Delivery{claimed["c3-request"]}, []time.Time{now.Add(time.Minute)}); err != nil {
+		if err := s.Reschedule(ctx, []*store.Delivery{claimed["c3-request"], claimed["c4-request"]}, []time.Time{now.Add(time.Minute), now.Add(2 * time.Minute)}); err != nil {
 			t.Fatal(err)
 		}
 		waitsUntil("c3-decision", now.Add(time.Minute))
+		waitsUntil("c4-request", now.Add(2*time.Minute))
+		waitsUntil("c4-decision", now.Add(2*time.Minute))
 		if got, want := claim(now.Add(time.Minute), map[string]int{"p3": 2}), []string{"c3-request"}; !slices.Equal(got, want) {
 			t.Fatalf("p3 put back: %v, want %v", got, want)
 		}
