@@ -254,35 +254,9 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 				continue
 			}
 		}
-		dl.mu.Lock()
-		b := dl.breakers[p.ID]
-		if b == nil {
-			b = &breaker{}
-			dl.breakers[p.ID] = b
-		}
-		allowed := b.allow(now, ep)
-		reopen := b.openUntil
-		sem := dl.sems[p.ID]
-		// A reload may change the partner's concurrency. Attempts under
-		// way release the semaphore they took, so for one attempt's time
-		// the old and new limits may overlap.
-		if sem == nil || cap(sem) != ep.Concurrency {
-			sem = make(chan struct{}, ep.Concurrency)
-			dl.sems[p.ID] = sem
-		}
-		dl.mu.Unlock()
-		if !allowed {
-			// The breaker is open: come back when it half-opens.
-			skipped, later = append(skipped, d), append(later, maxTime(reopen, now.Add(10*time.Millisecond)))
-			continue
-		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			dl.mu.Lock()
-			b.probing = false
-			dl.mu.Unlock()
-			skipped, later = append(skipped, d), append(later, now.Add(20*time.Millisecond)) // at the partner's concurrency limit
+		sem, retryAt, ok := dl.admit(p, ep, now)
+		if !ok {
+			skipped, later = append(skipped, d), append(later, retryAt)
 			continue
 		}
 		dl.wg.Add(1)
@@ -294,6 +268,39 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 		}(d, p, ep)
 	}
 	return nil
+}
+
+// admit takes a slot of p's concurrency for a claimed delivery, if p's
+// breaker lets it start now: the attempt gives sem's slot back when it
+// ends. Otherwise it says when the delivery should come back: when the
+// breaker half-opens (it opened after the round asked for p's quota,
+// another attempt failing meanwhile), or shortly, p being at its limit.
+func (dl *Deliverer) admit(p *partner.Partner, ep partner.Endpoint, now time.Time) (sem chan struct{}, retryAt time.Time, ok bool) {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	b := dl.breakers[p.ID]
+	if b == nil {
+		b = &breaker{}
+		dl.breakers[p.ID] = b
+	}
+	sem = dl.sems[p.ID]
+	// A reload may change the partner's concurrency. Attempts under
+	// way release the semaphore they took, so for one attempt's time
+	// the old and new limits may overlap.
+	if sem == nil || cap(sem) != ep.Concurrency {
+		sem = make(chan struct{}, ep.Concurrency)
+		dl.sems[p.ID] = sem
+	}
+	if !b.allow(now, ep) {
+		return nil, maxTime(b.openUntil, now.Add(10*time.Millisecond)), false
+	}
+	select {
+	case sem <- struct{}{}:
+		return sem, time.Time{}, true
+	default:
+		b.probing = false // the probe did not start
+		return nil, now.Add(20 * time.Millisecond), false
+	}
 }
 
 // lease is how long a claim holds a delivery: longer than any endpoint
