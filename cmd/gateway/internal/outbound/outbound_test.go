@@ -397,6 +397,52 @@ func agencyResponse(req *etree.Element, name string, fill func(resp, hdr *etree.
 	return demoagency.Response(req, name, "TH:SSO:CASE-"+uuid.NewString()[:8], fill)
 }
 
+// agencyServer is a stand-in agency over mutual TLS: it verifies each
+// message's WS-Security signature (Perkeso's signing certificate), holds
+// the sender to §8.3 (a MessageId sent again carries the same Body), tells
+// seen of the message's operation and MessageId, and answers with
+// answer(n, the Body's child) for the n-th message (from 1), signed as
+// TH:SSO, or a server fault when answer gives nil.
+func (w *world) agencyServer(t *testing.T, answer func(n int32, req *etree.Element) *etree.Document, seen func(op, messageID string)) *httptest.Server {
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	agencyKey, _ := w.ca.IssueSigning("TH:SSO", rk)
+	var n atomic.Int32
+	var bodies sync.Map
+	return w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		doc, err := wssec.Parse(raw, wssec.Limits{})
+		if err != nil {
+			http.Error(rw, err.Error(), http.StatusBadRequest)
+			return
+		}
+		res, verr := (&wssec.Verifier{Trust: func(c *x509.Certificate) error {
+			if !c.Equal(w.soapKey.Cert) {
+				return io.EOF
+			}
+			return nil
+		}}).Verify(doc)
+		if verr != nil {
+			http.Error(rw, "not verified", http.StatusBadRequest)
+			return
+		}
+		mid := res.BodyChild.FindElement("./Header/MessageId").Text()
+		c14n, _ := wssec.Canonical(res.BodyChild)
+		if first, again := bodies.LoadOrStore(mid, string(c14n)); again && first != string(c14n) {
+			t.Errorf("message %d sent the MessageId again with another Body:\n%s\n%s", n.Load()+1, first, c14n)
+		}
+		seen(res.BodyChild.Tag, mid)
+		out, status := answer(n.Add(1), res.BodyChild), 200
+		if out == nil {
+			out, status = agencyFault(""), 500
+		}
+		_ = (&wssec.Signer{Cert: agencyKey.Cert, Key: agencyKey.Key}).Sign(out)
+		b, _ := out.WriteToBytes()
+		rw.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		rw.WriteHeader(status)
+		_, _ = rw.Write(b)
+	})
+}
+
 // TestSOAPDelivery: a decision is re-sent after a server fault with the same
 // MessageId and delivered on the acknowledgement; a signed answer that
 // breaks agency-soap/v1 (H1, C13) is not a delivery and goes to dead letter
@@ -495,41 +541,12 @@ func TestSOAPDelivery(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t)
-			rk, _ := rsa.GenerateKey(rand.Reader, 2048)
-			agencyKey, _ := w.ca.IssueSigning("TH:SSO", rk)
-			var n atomic.Int32
 			var ids sync.Map
-			srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
-				raw, _ := io.ReadAll(r.Body)
-				doc, err := wssec.Parse(raw, wssec.Limits{})
-				if err != nil {
-					http.Error(rw, err.Error(), http.StatusBadRequest)
-					return
+			srv := w.agencyServer(t, tc.answer, func(op, messageID string) {
+				if op != tc.typ {
+					t.Errorf("the agency got a %s, want %s", op, tc.typ)
 				}
-				res, verr := (&wssec.Verifier{Trust: func(c *x509.Certificate) error {
-					if !c.Equal(w.soapKey.Cert) {
-						return io.EOF
-					}
-					return nil
-				}}).Verify(doc)
-				if verr != nil || res.BodyChild.Tag != tc.typ {
-					http.Error(rw, "not verified", http.StatusBadRequest)
-					return
-				}
-				// §8.3: a MessageId sent again must carry the same Body.
-				c14n, _ := wssec.Canonical(res.BodyChild)
-				if first, seen := ids.LoadOrStore(res.BodyChild.FindElement("./Header/MessageId").Text(), string(c14n)); seen && first != string(c14n) {
-					t.Errorf("attempt %d sent the MessageId again with another Body:\n%s\n%s", n.Load()+1, first, c14n)
-				}
-				out, status := tc.answer(n.Add(1), res.BodyChild), 200
-				if out == nil {
-					out, status = agencyFault(""), 500
-				}
-				_ = (&wssec.Signer{Cert: agencyKey.Cert, Key: agencyKey.Key}).Sign(out)
-				b, _ := out.WriteToBytes()
-				rw.Header().Set("Content-Type", "text/xml; charset=utf-8")
-				rw.WriteHeader(status)
-				_, _ = rw.Write(b)
+				ids.Store(messageID, true)
 			})
 			ep := partner.Endpoint{MaxResponseBytes: tc.maxResponse}
 			if tc.attempts > 1 {
@@ -1772,5 +1789,54 @@ func TestCaseOrder(t *testing.T) {
 	}
 	if i, j := slices.Index(arrived, "other"), slices.Index(arrived, "second"); i > j {
 		t.Errorf("arrivals %v: the delivery without a case waited for the case", arrived)
+	}
+}
+
+// TestSOAPCaseOrder: the agency reads a case's messages in the order the
+// back office wrote them: a NotifyDecision queued after a
+// RequestInformation on the case waits while the request is retried after
+// the agency's server.unavailable, and goes once the request is answered.
+func TestSOAPCaseOrder(t *testing.T) {
+	w := newWorld(t)
+	var mu sync.Mutex
+	var ops []string
+	faulted := false
+	srv := w.agencyServer(t, func(_ int32, req *etree.Element) *etree.Document {
+		switch req.Tag {
+		case "RequestInformation":
+			mu.Lock()
+			defer mu.Unlock()
+			if !faulted {
+				faulted = true
+				return nil
+			}
+			return agencyResponse(req, "InformationReply", func(resp, _ *etree.Element) {
+				it := resp.CreateElement("xb:Reply").CreateElement("xb:Item")
+				it.CreateElement("xb:Code").SetText("WAGES_6M")
+				it.CreateElement("xb:Outcome").SetText("NOT_HELD")
+			})
+		default:
+			return agencyResponse(req, "Acknowledgement", func(resp, _ *etree.Element) {
+				resp.CreateElement("xb:ReceivedAt").SetText(time.Now().UTC().Format("2006-01-02T15:04:05Z"))
+			})
+		}
+	}, func(op, _ string) {
+		mu.Lock()
+		defer mu.Unlock()
+		ops = append(ops, op)
+	})
+	p := w.partner(srv.URL, "soap", partner.Endpoint{Concurrency: 2})
+	p.Kind = partner.KindAgency
+	decision, _ := json.Marshal(map[string]any{"subject": "WORK_RELATEDNESS", "outcome": "ACCEPTED", "decisionDate": "2026-03-20", "legalBasis": "Act 4, s. 24"})
+	w.enqueue(t, "request-1", "RequestInformation", `{"items":[{"code":"WAGES_6M"}]}`)
+	w.enqueue(t, "decision-1", "NotifyDecision", string(decision))
+	run(t, w.deliverer(p), func() bool {
+		ds, err := w.st.DeliveriesOf(context.Background(), "", store.DeliveryDelivered, 0, 10)
+		return err == nil && len(ds) == 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"RequestInformation", "RequestInformation", "NotifyDecision"}; !slices.Equal(ops, want) {
+		t.Fatalf("the agency read %v, want %v", ops, want)
 	}
 }
