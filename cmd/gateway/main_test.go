@@ -898,3 +898,30 @@ func TestFlagsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestOutboundListWaits: `outbound list` says which delivery a pending one
+// waits behind on its case, and says nothing of the others.
+func TestOutboundListWaits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	st, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, k := range []string{"decision-1", "decision-2", "other-case"} {
+		d := &store.Delivery{Key: k, PartnerID: "th-sso", MessageType: "NotifyDecision", CaseID: "TH:SSO:C-" + map[bool]string{true: "2", false: "1"}[k == "other-case"], Payload: []byte(`{}`)}
+		if _, err := st.Enqueue(context.Background(), d, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, d.ID)
+	}
+	st.Close()
+	out, _, err := gateway(t, "outbound", "list", "--store", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waits := regexp.MustCompile(`(?m)^(\d+) .*\[waits for delivery (\d+) on its case\]`).FindAllStringSubmatch(out, -1)
+	if len(waits) != 1 || waits[0][1] != strconv.FormatInt(ids[1], 10) || waits[0][2] != strconv.FormatInt(ids[0], 10) {
+		t.Fatalf("list:\n%s\nwant only delivery %d waiting for %d", out, ids[1], ids[0])
+	}
+}

@@ -91,6 +91,9 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 		if d.NoRetry {
 			lastErr = "[refused for good: no retry] " + lastErr
 		}
+		if d.WaitsFor != 0 {
+			lastErr = fmt.Sprintf("[waits for delivery %d on its case] %s", d.WaitsFor, lastErr)
+		}
 		fmt.Fprintf(stdout, "%-6d %-10s %-14s %-20s %-26s %-8d %-25s %s\n", d.ID, d.State, d.PartnerID, d.MessageType, orDash(d.CaseID), d.Attempts, d.NextAt.UTC().Format(time.RFC3339), lastErr)
 	}
 	fmt.Fprintf(stderr, "%d deliveries, newest first", len(ds))

@@ -244,10 +244,11 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		NextAt      string `json:"nextAt"`
 		LastError   string `json:"lastError,omitempty"`
 		NoRetry     bool   `json:"noRetry,omitempty"` // refused for good when queued: a retry is refused
+		WaitsFor    int64  `json:"waitsFor,omitempty"` // pending behind this earlier delivery on its case
 	}
 	out := []item{}
 	for _, d := range ds {
-		out = append(out, item{d.ID, d.Key, d.PartnerID, d.MessageType, d.CaseID, d.State, d.Attempts, d.NextAt.UTC().Format(time.RFC3339), d.LastError, d.NoRetry})
+		out = append(out, item{d.ID, d.Key, d.PartnerID, d.MessageType, d.CaseID, d.State, d.Attempts, d.NextAt.UTC().Format(time.RFC3339), d.LastError, d.NoRetry, d.WaitsFor})
 	}
 	if len(ds) == limit { // a full page: the next one is older (RFC 8288)
 		q := url.Values{"before": {strconv.FormatInt(ds[len(ds)-1].ID, 10)}, "limit": {strconv.Itoa(limit)}}

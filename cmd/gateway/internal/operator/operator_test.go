@@ -232,6 +232,28 @@ func TestOperatorAPI(t *testing.T) {
 			t.Fatalf("the list: %s, want the dead letter with noRetry", b)
 		}
 	}
+	// A delivery waiting behind an earlier one on its case says which.
+	var onCase []int64
+	for _, k := range []string{"order-1", "order-2"} {
+		d := &store.Delivery{Key: k, PartnerID: "th-sso", MessageType: "NotifyDecision", CaseID: "TH:SSO:C-ORDER", Payload: []byte(`{}`)}
+		if _, err := st.Enqueue(context.Background(), d, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		onCase = append(onCase, d.ID)
+	}
+	if r, err := client(op).Get(hs.URL + "/v1/outbound?state=pending&limit=2"); err != nil {
+		t.Fatal(err)
+	} else {
+		var got []struct {
+			Key      string
+			WaitsFor *int64
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if json.Unmarshal(b, &got) != nil || len(got) != 2 || got[0].Key != "order-2" || got[0].WaitsFor == nil || *got[0].WaitsFor != onCase[0] || got[1].WaitsFor != nil {
+			t.Fatalf("the list: %s, want order-2 waiting for %d and order-1 for none", b, onCase[0])
+		}
+	}
 	// A delivered request's answer, by its request id: as the partner
 	// answered it (an agency's signed envelope, documents and all).
 	ctx := context.Background()

@@ -46,6 +46,10 @@ type Delivery struct {
 	NextAt    time.Time
 	LastError string
 	CreatedAt time.Time
+	// WaitsFor, in a list (DeliveriesOf), is the id of the earlier pending
+	// delivery on the case this pending one waits behind (qClaimDue), or
+	// 0: what an operator asks of a delivery that does not go.
+	WaitsFor int64
 	// NoRetry marks a request refused for good when it was queued: it was
 	// queued holding other than was asked (an id that could not be a key,
 	// a field cut or cleaned to be stored), or was asked without a signed
@@ -403,7 +407,9 @@ func (s *DB) DeliveryByKey(ctx context.Context, key string) (*Delivery, error) {
 // before when it is not 0 (the next page), without their payloads. (Oldest
 // first, a busy queue's list never reached its recent deliveries.)
 func (s *DB) DeliveriesOf(ctx context.Context, partnerID, state string, before int64, limit int) ([]*Delivery, error) {
-	q := `SELECT ` + summaryCols + ` FROM deliveries WHERE 1 = 1`
+	q := `SELECT ` + summaryCols + `, CASE WHEN state = '` + DeliveryPending + `' AND case_id <> '' THEN (SELECT min(e.id) FROM deliveries e
+    WHERE e.partner_id = deliveries.partner_id AND e.case_id = deliveries.case_id AND e.state = '` + DeliveryPending + `' AND e.case_id <> '' AND e.id < deliveries.id) END
+  FROM deliveries WHERE 1 = 1`
 	args := []any{}
 	if partnerID != "" {
 		q += ` AND partner_id = ?`
@@ -426,14 +432,24 @@ func (s *DB) DeliveriesOf(ctx context.Context, partnerID, state string, before i
 	defer rows.Close()
 	var out []*Delivery
 	for rows.Next() {
-		d, err := scanDelivery(rows)
+		var waits sql.NullInt64
+		d, err := scanDelivery(withColumn{rows, &waits})
 		if err != nil {
 			return nil, err
 		}
+		d.WaitsFor = waits.Int64
 		out = append(out, d)
 	}
 	return out, rows.Err()
 }
+
+// withColumn scans a row's columns and, after them, one more into dest.
+type withColumn struct {
+	rows *sql.Rows
+	dest any
+}
+
+func (w withColumn) Scan(dest ...any) error { return w.rows.Scan(append(dest, w.dest)...) }
 
 // RetryDelivery puts a dead (or pending) delivery back in the queue now;
 // one refused for good is ErrNoRetry.

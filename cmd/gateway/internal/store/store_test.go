@@ -2059,7 +2059,33 @@ func TestClaimDueCaseOrder(t *testing.T) {
 				t.Fatalf("%s due at %v (%v), want %v", key, d.NextAt, err, at)
 			}
 		}
+		waitsFor := func(key string) (ahead string) {
+			t.Helper()
+			ds, err := s.DeliveriesOf(ctx, "", "", 0, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			byID := map[int64]string{}
+			for _, d := range ds {
+				byID[d.ID] = d.Key
+			}
+			for _, d := range ds {
+				if d.Key == key {
+					return byID[d.WaitsFor]
+				}
+			}
+			t.Fatalf("%s not listed", key)
+			return ""
+		}
 		now, both := deliveryAt.Add(time.Second), map[string]int{"p1": 64, "p2": 64}
+		if got := waitsFor("c1-decision"); got != "c1-request" {
+			t.Fatalf("c1-decision listed as waiting for %q, want c1-request", got)
+		}
+		for _, k := range []string{"c1-request", "no-case-2", "p2-c1"} {
+			if got := waitsFor(k); got != "" {
+				t.Fatalf("%s listed as waiting for %q", k, got)
+			}
+		}
 		if got, want := claim(now, both), []string{"c1-request", "c2-request", "no-case-1", "no-case-2", "p2-c1"}; !slices.Equal(got, want) {
 			t.Fatalf("first claim %v, want %v", got, want)
 		}
@@ -2085,6 +2111,9 @@ func TestClaimDueCaseOrder(t *testing.T) {
 			t.Fatalf("at C1's retry: %v, want %v", got, want)
 		}
 		record("c1-request", store.Attempt{State: store.DeliveryDead, Error: "client.content.invalid"})
+		if got := waitsFor("c1-decision"); got != "" {
+			t.Fatalf("with C1's request dead, c1-decision listed as waiting for %q", got)
+		}
 		if got, want := claim(now.Add(time.Hour+time.Second), both), []string{"c1-decision"}; !slices.Equal(got, want) {
 			t.Fatalf("C1's request dead-lettered: %v, want %v", got, want)
 		}
