@@ -243,7 +243,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		Attempts    int    `json:"attempts"`
 		NextAt      string `json:"nextAt"`
 		LastError   string `json:"lastError,omitempty"`
-		NoRetry     bool   `json:"noRetry,omitempty"` // refused for good when queued: a retry is refused
+		NoRetry     bool   `json:"noRetry,omitempty"`  // refused for good when queued: a retry is refused
 		WaitsFor    int64  `json:"waitsFor,omitempty"` // pending behind this earlier delivery on its case
 	}
 	out := []item{}
