@@ -172,17 +172,22 @@ func scanDeliveryAt(sc interface{ Scan(...any) error }) (*Delivery, string, erro
 // messages reach the partner in the order they were queued. Earlier builds
 // sent a NotifyDecision while the RequestInformation queued before it on
 // the case waited out its backoff, so the agency read the decision first.
-// The check is one search of the deliveries_case index (partial: the
-// pending deliveries on a case) per due delivery;
-// so that a look does not search for each of a long queue behind a case's
-// first delivery (after an outage, all due at once), the deliveries behind
-// it keep its time (followers): given its lease's mark when it is claimed,
+// The check (qCaseHead) is one search of the deliveries_case index
+// (partial: the pending deliveries on a case) per due delivery; so that a
+// look does not search for each of a long queue behind a case's first
+// delivery (after an outage, all due at once), the deliveries behind it
+// keep its time (followers): given its lease's mark when it is claimed,
 // they move with it when it is retried, put back or done.
 const (
 	qClaimDue = `SELECT ` + deliveryCols + ` FROM deliveries WHERE state = ? AND partner_id = ? AND next_at <= ?
-  AND (case_id = '' OR id = (SELECT min(e.id) FROM deliveries e
-    WHERE e.partner_id = deliveries.partner_id AND e.case_id = deliveries.case_id AND e.state = '` + DeliveryPending + `' AND e.case_id <> ''))
+  AND (case_id = '' OR id = (` + qCaseHead + `))
   ORDER BY next_at, id LIMIT ?`
+	// qCaseHead, inside a query of deliveries, is the first pending
+	// delivery on the row's case to the row's partner. The state and
+	// case_id <> '' are literals, so that the planner may take the
+	// partial index.
+	qCaseHead = `SELECT min(e.id) FROM deliveries e WHERE e.partner_id = deliveries.partner_id AND e.case_id = deliveries.case_id
+    AND e.state = '` + DeliveryPending + `' AND e.case_id <> ''`
 	qPendingPartners     = `SELECT partner_id FROM deliveries WHERE state = ? ORDER BY partner_id LIMIT 1`
 	qPendingPartnerAfter = `SELECT partner_id FROM deliveries WHERE state = ? AND partner_id > ? ORDER BY partner_id LIMIT 1`
 )
@@ -355,7 +360,8 @@ func (s *DB) RecordAttempt(ctx context.Context, d *Delivery, a Attempt, e *Entry
 		if err := s.appendEntry(ctx, tx, e); err != nil {
 			return err
 		}
-		// Done, the next on the case is due now; retried, they wait with it.
+		// Done, the next on the case is due now; retried, they wait with
+		// it. (A NotifyInjury's case, assigned by this attempt, has none.)
 		if err := s.moveFollowers(ctx, tx, d, `next_at = ?`, ts(d.NextAt), next); err != nil {
 			return err
 		}
@@ -407,8 +413,7 @@ func (s *DB) DeliveryByKey(ctx context.Context, key string) (*Delivery, error) {
 // before when it is not 0 (the next page), without their payloads. (Oldest
 // first, a busy queue's list never reached its recent deliveries.)
 func (s *DB) DeliveriesOf(ctx context.Context, partnerID, state string, before int64, limit int) ([]*Delivery, error) {
-	q := `SELECT ` + summaryCols + `, CASE WHEN state = '` + DeliveryPending + `' AND case_id <> '' THEN (SELECT min(e.id) FROM deliveries e
-    WHERE e.partner_id = deliveries.partner_id AND e.case_id = deliveries.case_id AND e.state = '` + DeliveryPending + `' AND e.case_id <> '' AND e.id < deliveries.id) END
+	q := `SELECT ` + summaryCols + `, CASE WHEN state = '` + DeliveryPending + `' AND case_id <> '' THEN NULLIF((` + qCaseHead + `), id) END
   FROM deliveries WHERE 1 = 1`
 	args := []any{}
 	if partnerID != "" {
