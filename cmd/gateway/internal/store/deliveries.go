@@ -458,8 +458,28 @@ func (w withColumn) Scan(dest ...any) error { return w.rows.Scan(append(dest, w.
 
 // RetryDelivery puts a dead (or pending) delivery back in the queue now;
 // one refused for good is ErrNoRetry.
+//
+// The deliveries waiting behind it on its case at its time (it waited for
+// a retry) move with it: they would otherwise wait out that retry's time
+// after it is done.
 func (s *DB) RetryDelivery(ctx context.Context, id int64, now time.Time) error {
-	n, err := s.requeue(ctx, now, `id = ? AND state <> ? AND no_retry = 0`, id, DeliveryDelivered)
+	var n int64
+	err := s.write(ctx, func(ctx context.Context, tx wtx) error {
+		d, mark := Delivery{ID: id}, ""
+		err := tx.QueryRowContext(ctx, s.q(`SELECT partner_id, case_id, next_at FROM deliveries WHERE id = ? AND state <> ? AND no_retry = 0`),
+			id, DeliveryDelivered).Scan(&d.PartnerID, &d.CaseID, &mark)
+		if errors.Is(err, sql.ErrNoRows) {
+			n = 0 // a failed group runs its writes again, alone
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n, err = s.requeueTx(ctx, tx, now, `id = ?`, id); err != nil {
+			return err
+		}
+		return s.moveFollowers(ctx, tx, &d, `next_at = ?`, mark, now)
+	})
 	if err != nil || n > 0 {
 		return err
 	}
@@ -493,15 +513,22 @@ func (s *DB) DeadForGood(ctx context.Context, partnerID string) (int64, error) {
 func (s *DB) requeue(ctx context.Context, now time.Time, cond string, args ...any) (int64, error) {
 	var n int64
 	err := s.write(ctx, func(ctx context.Context, tx wtx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET state = ?, attempts = 0, next_at = ?, last_error = '', updated_at = ? WHERE `+cond),
-			append([]any{DeliveryPending, ts(now), ts(now)}, args...)...)
-		if err != nil {
-			return err
-		}
-		n, _ = res.RowsAffected()
-		return nil
+		var err error
+		n, err = s.requeueTx(ctx, tx, now, cond, args...)
+		return err
 	})
 	return n, err
+}
+
+// requeueTx is requeue's update, in tx.
+func (s *DB) requeueTx(ctx context.Context, tx wtx, now time.Time, cond string, args ...any) (int64, error) {
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET state = ?, attempts = 0, next_at = ?, last_error = '', updated_at = ? WHERE `+cond),
+		append([]any{DeliveryPending, ts(now), ts(now)}, args...)...)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
 }
 
 // DeliveryCounts counts deliveries by state.

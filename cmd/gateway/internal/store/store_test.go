@@ -2029,6 +2029,7 @@ func TestClaimDueCaseOrder(t *testing.T) {
 		for _, d := range []struct{ key, partner, caseID string }{
 			{"c1-request", "p1", "C1"}, {"c1-decision", "p1", "C1"}, {"c2-request", "p1", "C2"}, {"c2-decision", "p1", "C2"},
 			{"no-case-1", "p1", ""}, {"no-case-2", "p1", ""}, {"p2-c1", "p2", "C1"}, {"c3-request", "p3", "C3"}, {"c3-decision", "p3", "C3"}, {"c4-request", "p3", "C4"}, {"c4-decision", "p3", "C4"},
+			{"c5-request", "p4", "C5"}, {"c5-decision", "p4", "C5"},
 		} {
 			if _, err := s.Enqueue(ctx, &store.Delivery{Key: d.key, PartnerID: d.partner, MessageType: "RequestInformation", CaseID: d.caseID, Payload: []byte(`{}`)}, deliveryAt); err != nil {
 				t.Fatal(err)
@@ -2116,6 +2117,24 @@ func TestClaimDueCaseOrder(t *testing.T) {
 		}
 		if got, want := claim(now.Add(time.Hour+time.Second), both), []string{"c1-decision"}; !slices.Equal(got, want) {
 			t.Fatalf("C1's request dead-lettered: %v, want %v", got, want)
+		}
+
+		// Waiting for its retry, taken back by an operator: the one behind
+		// it moves with it, and goes once it is delivered.
+		if got, want := claim(now, map[string]int{"p4": 1}), []string{"c5-request"}; !slices.Equal(got, want) {
+			t.Fatalf("p4: %v, want %v", got, want)
+		}
+		record("c5-request", store.Attempt{State: store.DeliveryPending, Error: "server.unavailable", NextAt: now.Add(time.Hour)})
+		if err := s.RetryDelivery(ctx, claimed["c5-request"].ID, now.Add(5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		waitsUntil("c5-decision", now.Add(5*time.Second))
+		if got, want := claim(now.Add(5*time.Second), map[string]int{"p4": 1}), []string{"c5-request"}; !slices.Equal(got, want) {
+			t.Fatalf("p4 retried: %v, want %v", got, want)
+		}
+		record("c5-request", store.Attempt{State: store.DeliveryDelivered})
+		if got, want := claim(now.Add(6*time.Second), map[string]int{"p4": 1}), []string{"c5-decision"}; !slices.Equal(got, want) {
+			t.Fatalf("p4's request delivered: %v, want %v", got, want)
 		}
 
 		// Claimed and put back unstarted, each with the one behind it.
