@@ -2118,6 +2118,18 @@ func TestClaimDueCaseOrder(t *testing.T) {
 		if got, want := claim(now.Add(time.Hour+time.Second), both), []string{"c1-decision"}; !slices.Equal(got, want) {
 			t.Fatalf("C1's request dead-lettered: %v, want %v", got, want)
 		}
+		// The dead letter retried after the decision went: it goes after
+		// it, and the delivered decision is listed as waiting for nothing.
+		record("c1-decision", store.Attempt{State: store.DeliveryDelivered})
+		if err := s.RetryDelivery(ctx, claimed["c1-request"].ID, now.Add(time.Hour+2*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if got := waitsFor("c1-decision"); got != "" {
+			t.Fatalf("the delivered c1-decision listed as waiting for %q", got)
+		}
+		if got, want := claim(now.Add(time.Hour+3*time.Second), map[string]int{"p1": 64}), []string{"c1-request"}; !slices.Equal(got, want) {
+			t.Fatalf("C1's request retried: %v, want %v", got, want)
+		}
 
 		// Waiting for its retry, taken back by an operator: the one behind
 		// it moves with it, and goes once it is delivered.
