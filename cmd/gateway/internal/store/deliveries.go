@@ -183,11 +183,15 @@ const (
   AND (case_id = '' OR id = (` + qCaseHead + `))
   ORDER BY next_at, id LIMIT ?`
 	// qCaseHead, inside a query of deliveries, is the first pending
-	// delivery on the row's case to the row's partner. The state and
-	// case_id <> '' are literals, so that the planner may take the
-	// partial index.
+	// delivery on the row's case to the row's partner (its unqualified
+	// columns are e's, the nearest table).
 	qCaseHead = `SELECT min(e.id) FROM deliveries e WHERE e.partner_id = deliveries.partner_id AND e.case_id = deliveries.case_id
-    AND e.state = '` + DeliveryPending + `' AND e.case_id <> ''`
+    AND ` + pendingOnCase
+	// pendingOnCase is the deliveries_case index's condition: the queries
+	// that should search the partial index say it in these words, so that
+	// the planner may take it (a parameter for the state, as elsewhere,
+	// would not show it the condition holds).
+	pendingOnCase        = `state = '` + DeliveryPending + `' AND case_id <> ''`
 	qPendingPartners     = `SELECT partner_id FROM deliveries WHERE state = ? ORDER BY partner_id LIMIT 1`
 	qPendingPartnerAfter = `SELECT partner_id FROM deliveries WHERE state = ? AND partner_id > ? ORDER BY partner_id LIMIT 1`
 )
@@ -286,9 +290,7 @@ func (s *DB) moveFollowers(ctx context.Context, tx wtx, d *Delivery, cond, arg s
 	if d.CaseID == "" {
 		return nil
 	}
-	// The state and case_id <> '' as literals, so that the planner may
-	// take the partial index deliveries_case.
-	_, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ? WHERE partner_id = ? AND case_id = ? AND case_id <> '' AND state = '`+DeliveryPending+`' AND id > ? AND `+cond),
+	_, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ? WHERE partner_id = ? AND case_id = ? AND `+pendingOnCase+` AND id > ? AND `+cond),
 		ts(at), d.PartnerID, d.CaseID, d.ID, arg)
 	return err
 }
@@ -413,7 +415,7 @@ func (s *DB) DeliveryByKey(ctx context.Context, key string) (*Delivery, error) {
 // before when it is not 0 (the next page), without their payloads. (Oldest
 // first, a busy queue's list never reached its recent deliveries.)
 func (s *DB) DeliveriesOf(ctx context.Context, partnerID, state string, before int64, limit int) ([]*Delivery, error) {
-	q := `SELECT ` + summaryCols + `, CASE WHEN state = '` + DeliveryPending + `' AND case_id <> '' THEN NULLIF((` + qCaseHead + `), id) END
+	q := `SELECT ` + summaryCols + `, CASE WHEN ` + pendingOnCase + ` THEN NULLIF((` + qCaseHead + `), id) END
   FROM deliveries WHERE 1 = 1`
 	args := []any{}
 	if partnerID != "" {

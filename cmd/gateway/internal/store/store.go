@@ -230,7 +230,7 @@ func schema(t columnTypes) []string {
 		// and moveFollowers. Partial: a delivery without a case, or no
 		// longer pending, has no entry, so keeping it up costs those
 		// nothing (a full index cost 4-14 % of BenchmarkDelivery).
-		`CREATE INDEX IF NOT EXISTS deliveries_case ON deliveries (partner_id, case_id, id) WHERE state = 'pending' AND case_id <> ''`,
+		`CREATE INDEX IF NOT EXISTS deliveries_case ON deliveries (partner_id, case_id, id) WHERE ` + pendingOnCase,
 		`CREATE TABLE IF NOT EXISTS store_probe (id INTEGER PRIMARY KEY, at TEXT NOT NULL)`, // Ping
 	}
 }
