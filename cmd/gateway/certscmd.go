@@ -57,7 +57,7 @@ func loadConfigFlags(name string, args []string, stderr io.Writer, more ...func(
 	for _, m := range more {
 		m(fs)
 	}
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, 0); err != nil {
 		return nil, nil, errUsage
 	}
 	if *cfgPath == "" {
@@ -84,7 +84,7 @@ func certsKit(args []string, stdout, stderr io.Writer) error {
 	outDir := fs.String("out", "", "kit directory (default ./kit-ID)")
 	csrFile := fs.String("csr", "", "the partner's certificate signing request (PEM): its client certificate is issued for that key, and no private key is made")
 	signingCSR := fs.String("signing-csr", "", "with --institution and --csr: the agency's request for its WS-Security signing certificate")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, 0); err != nil {
 		return errUsage
 	}
 	if *partnerID == "" || *caCert == "" || *caKey == "" || *signingCSR != "" && (*institution == "" || *csrFile == "") ||

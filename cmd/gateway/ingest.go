@@ -44,7 +44,7 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	idle := fs.Duration("idle", 2*time.Second, "with --until-caught-up: quiet time before exiting")
 	batch := fs.Int("batch", 500, "events per database transaction")
 	requeue := fs.Bool("requeue-quarantine", false, "verify the quarantined events again with the JWKS as it is now, file those that pass, and exit (no Kafka)")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, 0); err != nil {
 		return errUsage
 	}
 	switch {

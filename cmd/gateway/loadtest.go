@@ -28,7 +28,7 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	rate := fs.Float64("rate", 0, "at most this many requests per second (0: unlimited)")
 	prefix := fs.String("prefix", "", "noticeId, batchId or MessageId prefix (default: LT-<unix time>-<6 random hex>-)")
 	template := fs.String("template", "", "notice, batch or NotifyInjury envelope to vary, its ids replaced in each (default: the format's example)")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, 0); err != nil {
 		return errUsage
 	}
 	if err := checkLoadFlags(*conc, *reqs, *dur, *rate); err != nil {

@@ -90,8 +90,12 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 }
 
 // parse parses flags that may stand before or after the positional arguments
-// ("submit FILE --form detached" as well as "submit --form detached FILE").
-func parse(fs *flag.FlagSet, args []string) error {
+// ("submit FILE --form detached" as well as "submit --form detached FILE"),
+// and refuses more than most positional arguments. A word a command does not
+// take is a slip, never something to pass over: "certs rotate-receipt-key
+// prod.json" (without --config) would otherwise rotate the dev directory's
+// key.
+func parse(fs *flag.FlagSet, args []string, most int) error {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -102,6 +106,11 @@ func parse(fs *flag.FlagSet, args []string) error {
 		}
 		positional = append(positional, fs.Arg(0))
 		args = fs.Args()[1:]
+	}
+	if len(positional) > most {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), positional[most])
+		fs.Usage()
+		return errUsage
 	}
 	return fs.Parse(append([]string{"--"}, positional...))
 }

@@ -312,7 +312,7 @@ func TestSignCommand(t *testing.T) {
 		{"fail/no-jwk", `{"a":1}`, "give --jwk", nil},
 		{"fail/empty-stdin", "", "stdin: the document is empty", []string{"--jwk", jwkPath}},
 		{"fail/empty-file", `{"a":1}`, "the document is empty", []string{"--jwk", jwkPath, os.DevNull}},
-		{"fail/two-files", `{"a":1}`, "at most one document", []string{"--jwk", jwkPath, os.DevNull, os.DevNull}},
+		{"fail/two-files", `{"a":1}`, `unexpected argument "`+os.DevNull+`"`, []string{"--jwk", jwkPath, os.DevNull, os.DevNull}},
 		{"fail/no-such-file", `{"a":1}`, "no such file", []string{"--jwk", jwkPath, filepath.Join(t.TempDir(), "absent.json")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -888,6 +888,28 @@ func TestFlagsRefused(t *testing.T) {
 		{"fail/outbound-answer-without-id", []string{"outbound", "answer", "--dev", none}, "usage: gateway outbound"},
 		{"fail/outbound-retry-id-and-partner", []string{"outbound", "retry", "--dev", none, "--partner", "th-sso", "7"}, "usage: gateway outbound"},
 		{"fail/outbound-list-before", []string{"outbound", "list", "--dev", none, "--before", "-3"}, `--before -3: must be a delivery id`},
+		{"fail/outbound-retry-list-flag", []string{"outbound", "retry", "--dev", none, "--state", "dead", "7"}, "flag provided but not defined: -state"},
+		{"fail/outbound-retry-neither", []string{"outbound", "retry", "--dev", none}, "usage: gateway outbound"},
+		{"fail/outbound-unknown", []string{"outbound", "resend", "7"}, "usage: gateway outbound"},
+		// A word a command does not take is refused, not passed over (a
+		// configuration file without --config would leave the dev one in
+		// charge).
+		{"fail/stray-certs-rotate", []string{"certs", "rotate-receipt-key", "--dev", none, "prod.json"}, `gateway certs rotate-receipt-key: unexpected argument "prod.json"`},
+		{"fail/stray-certs-list", []string{"certs", "list", "--dev", none, "prod.json"}, `unexpected argument "prod.json"`},
+		{"fail/stray-certs-kit", []string{"certs", "kit", "--partner", "acme-hr", "--ca-cert", "ca.pem", "--ca-key", "ca.key", "acme.csr"}, `unexpected argument "acme.csr"`},
+		{"fail/stray-serve", []string{"serve", "gateway.json"}, `gateway serve: unexpected argument "gateway.json"`},
+		{"fail/stray-dev", []string{"dev", "--dir", filepath.Join(t.TempDir(), "dev"), "8443"}, `gateway dev: unexpected argument "8443"`},
+		{"fail/stray-ingest", []string{"ingest", "--dev", none, "backoffice.db"}, `unexpected argument "backoffice.db"`},
+		{"fail/stray-loadtest", []string{"loadtest", "--dev", none, "32"}, `unexpected argument "32"`},
+		{"fail/stray-log-verify", []string{"log", "verify", "--dev", none, "gateway.db"}, `unexpected argument "gateway.db"`},
+		{"fail/stray-store-backup", []string{"store", "backup", "--dev", none, "--to", "b.db", "c.db"}, `unexpected argument "c.db"`},
+		{"fail/stray-outbound-list", []string{"outbound", "list", "--dev", none, "dead"}, `gateway outbound list: unexpected argument "dead"`},
+		{"fail/stray-outbound-retry", []string{"outbound", "retry", "--dev", none, "7", "8"}, `gateway outbound retry: unexpected argument "8"`},
+		{"fail/stray-outbound-answer", []string{"outbound", "answer", "--dev", none, "r-1", "r-2"}, `unexpected argument "r-2"`},
+		{"fail/stray-sign", []string{"sign", "--jwk", "k.json", "a.json", "b.json"}, `gateway sign: unexpected argument "b.json"`},
+		{"fail/stray-submit", []string{"submit", "--dev", none, "a.json", "b.json"}, `unexpected argument "b.json"`},
+		{"fail/stray-soap", []string{"soap", "--dev", none, "a.xml", "b.xml"}, `unexpected argument "b.xml"`},
+		{"fail/stray-receipt-verify", []string{"receipt", "verify", "--jwks", "j.json", "a.jws", "b.jws"}, `unexpected argument "b.jws"`},
 		{"fail/log-verify-anchor-without-hash", []string{"log", "verify", "--dev", none, "--anchor", "5"}, `--anchor "5": want SEQ:HASH`},
 		{"fail/log-verify-anchor-short-hash", []string{"log", "verify", "--dev", none, "--anchor", "5:abc"}, `--anchor "5:abc": want SEQ:HASH`},
 	} {

@@ -12,24 +12,38 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
+const outboundUsage = `usage: gateway outbound list [--partner P] [--state pending|delivered|dead] [--before ID] [--limit N]
+       gateway outbound retry (ID | --partner P)
+       gateway outbound answer REQUEST-ID
+  each with the store: --dev DIR | --config FILE | --store PATH|DSN`
+
 // runOutbound is "gateway outbound list|retry|answer": the operator's view
-// of the delivery queue.
+// of the delivery queue. Each subcommand takes only its own flags.
 func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
-	usage := "usage: gateway outbound list [--partner P] [--state pending|delivered|dead] [--before ID] [--limit N] | retry (ID | --partner P) | answer REQUEST-ID   (--dev DIR | --config FILE | --store PATH|DSN)"
-	if len(args) > 0 && args[0] == "answer" {
-		return runOutboundAnswer(ctx, args[1:], stdout, stderr, usage)
+	if len(args) > 0 {
+		switch args[0] {
+		case "list":
+			return runOutboundList(ctx, args[1:], stdout, stderr)
+		case "retry":
+			return runOutboundRetry(ctx, args[1:], stdout, stderr)
+		case "answer":
+			return runOutboundAnswer(ctx, args[1:], stdout, stderr)
+		}
 	}
-	if len(args) == 0 || (args[0] != "list" && args[0] != "retry") {
-		fmt.Fprintln(stderr, usage)
-		return errUsage
-	}
-	fs := newFlags("outbound "+args[0], stderr)
+	fmt.Fprintln(stderr, outboundUsage)
+	return errUsage
+}
+
+// runOutboundList is "gateway outbound list": deliveries newest first, a
+// page at a time.
+func runOutboundList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("outbound list", stderr)
 	state := fs.String("state", "", "only deliveries in this state")
-	before := fs.Int64("before", 0, "list: only deliveries with an id below this (the next page)")
-	limit := fs.Int("limit", 100, "list: at most this many, newest first (1 to 10000)")
-	partnerID := fs.String("partner", "", "list: only this partner's deliveries; retry: every dead letter of this partner (once it is fixed), instead of one ID")
+	before := fs.Int64("before", 0, "only deliveries with an id below this (the next page)")
+	limit := fs.Int("limit", 100, "at most this many, newest first (1 to 10000)")
+	partnerID := fs.String("partner", "", "only this partner's deliveries")
 	open := storeFlags(fs, "store: SQLite file or postgres:// DSN")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args, 0); err != nil {
 		return errUsage
 	}
 	switch {
@@ -40,47 +54,11 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	case *before < 0:
 		return fmt.Errorf("--before %d: must be a delivery id", *before)
 	}
-	var id int64
-	if args[0] == "retry" && *partnerID != "" && fs.NArg() != 0 {
-		fmt.Fprintln(stderr, usage) // an ID or a partner, not both
-		return errUsage
-	}
-	if args[0] == "retry" && *partnerID == "" {
-		if fs.NArg() != 1 {
-			fmt.Fprintln(stderr, usage)
-			return errUsage
-		}
-		n, err := strconv.ParseInt(fs.Arg(0), 10, 64)
-		if err != nil {
-			return fmt.Errorf("delivery id %q is not a number", fs.Arg(0))
-		}
-		id = n
-	}
 	st, err := open()
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if args[0] == "retry" && *partnerID != "" {
-		n, err := st.RetryDead(ctx, *partnerID, time.Now())
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "%d dead letters of %s queued again\n", n, *partnerID)
-		if left, err := st.DeadForGood(ctx, *partnerID); err != nil {
-			return err
-		} else if left > 0 {
-			fmt.Fprintf(stdout, "%d refused for good when queued are left dead (a retry would send other than was asked; see outbound list --state dead)\n", left)
-		}
-		return nil
-	}
-	if args[0] == "retry" {
-		if err := st.RetryDelivery(ctx, id, time.Now()); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "delivery %d queued again\n", id)
-		return nil
-	}
 	ds, err := st.DeliveriesOf(ctx, *partnerID, *state, *before, *limit)
 	if err != nil {
 		return err
@@ -104,14 +82,64 @@ func runOutbound(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	return nil
 }
 
+// runOutboundRetry is "gateway outbound retry": one delivery queued again
+// (a dead letter, or a pending one now rather than at its retry's time),
+// or every dead letter of a partner once what failed is fixed.
+func runOutboundRetry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("outbound retry", stderr)
+	partnerID := fs.String("partner", "", "every dead letter of this partner, instead of one ID")
+	open := storeFlags(fs, "store: SQLite file or postgres:// DSN")
+	if err := parse(fs, args, 1); err != nil {
+		return errUsage
+	}
+	if (*partnerID == "") == (fs.NArg() == 0) { // an ID or a partner: one of them
+		fmt.Fprintln(stderr, outboundUsage)
+		return errUsage
+	}
+	var id int64
+	if *partnerID == "" {
+		n, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+		if err != nil {
+			return fmt.Errorf("delivery id %q is not a number", fs.Arg(0))
+		}
+		id = n
+	}
+	st, err := open()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if *partnerID == "" {
+		if err := st.RetryDelivery(ctx, id, time.Now()); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "delivery %d queued again\n", id)
+		return nil
+	}
+	n, err := st.RetryDead(ctx, *partnerID, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d dead letters of %s queued again\n", n, *partnerID)
+	if left, err := st.DeadForGood(ctx, *partnerID); err != nil {
+		return err
+	} else if left > 0 {
+		fmt.Fprintf(stdout, "%d refused for good when queued are left dead (a retry would send other than was asked; see outbound list --state dead)\n", left)
+	}
+	return nil
+}
+
 // runOutboundAnswer is "gateway outbound answer REQUEST-ID": what the
 // partner answered to a delivered request, as logged (an agency's signed
 // InformationReply whole, its documents too, which its event may omit).
-func runOutboundAnswer(ctx context.Context, args []string, stdout, stderr io.Writer, usage string) error {
+func runOutboundAnswer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("outbound answer", stderr)
 	open := storeFlags(fs, "store: SQLite file or postgres:// DSN")
-	if err := parse(fs, args); err != nil || fs.NArg() != 1 {
-		fmt.Fprintln(stderr, usage)
+	if err := parse(fs, args, 1); err != nil {
+		return errUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, outboundUsage)
 		return errUsage
 	}
 	st, err := open()

@@ -31,7 +31,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	addr := fs.String("addr", "", "listen address, overriding the file's \"listen\"")
 	storeFlag := fs.String("store", "", "store, overriding the file's \"store\": a SQLite path or a postgres:// DSN")
 	check := fs.Bool("check", false, "read the configuration and every file it names, check the certificates and CRLs, and exit (before a start or a SIGHUP)")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, 0); err != nil {
 		return errUsage
 	}
 	if *cfgPath == "" {
@@ -90,7 +90,7 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	kafkaPort := fs.Int("kafka-port", 0, "port of the embedded Kafka-protocol broker on 127.0.0.1 (0: any free port)")
 	storeFlag := fs.String("store", "", "store instead of DIR/gateway.db: a SQLite path or a postgres:// DSN")
 	withAgency := fs.Bool("with-demo-agency", false, "also start a demo TH:SSO endpoint on loopback and deliver demo-agency's outbound messages to it")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, 0); err != nil {
 		return errUsage
 	}
 	if *kafkaPort < 0 || *kafkaPort > 65535 {

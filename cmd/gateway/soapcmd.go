@@ -30,7 +30,7 @@ func runSOAP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	caFile := fs.String("ca", "", "with --kit: the CA certificates that issue the gateway's server certificate (default: the system's)")
 	signingCA := fs.String("signing-ca", "", "with --kit: the CA certificates that issue Perkeso's WS-Security signing certificate (MY:PERKESO)")
 	action := fs.String("action", "", "operation (default: the Body child's name): NotifyInjury, RequestInformation, NotifyDecision")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, 1); err != nil {
 		return errUsage
 	}
 	if fs.NArg() != 1 {

@@ -70,10 +70,10 @@ func runSign(_ context.Context, args []string, stdin io.Reader, stdout, stderr i
 	jwkPath := fs.String("jwk", "", "private signing JWK (required)")
 	detached := fs.Bool("detached", false, "print a detached JWS for the X-JWS-Signature header")
 	unencoded := fs.Bool("unencoded", false, `with --detached: unencoded payload ("b64": false, RFC 7797)`)
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, 1); err != nil {
 		return errUsage
 	}
-	if *jwkPath == "" || fs.NArg() > 1 {
+	if *jwkPath == "" {
 		fmt.Fprintln(stderr, "gateway sign: give --jwk and at most one document file (default or -: stdin)")
 		return errUsage
 	}
@@ -107,7 +107,7 @@ func runSubmit(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 	caFile := fs.String("ca", "", "with --kit: the CA certificates that issue the gateway's server certificate (default: the system's)")
 	jwksFlag := fs.String("jwks", "", "with --kit: Perkeso's receipt keys, a file or an https URL (default: URL/.well-known/jwks.json)")
 	formName := fs.String("form", "compact", "signature form: compact, detached or unencoded")
-	if err := parse(fs, args); err != nil {
+	if err := parse(fs, args, 1); err != nil {
 		return errUsage
 	}
 	if fs.NArg() != 1 {
@@ -250,7 +250,7 @@ func runReceipt(_ context.Context, args []string, stdin io.Reader, stdout, stder
 	kitDir := fs.String("kit", "", "a partner kit (client.pem, client.key) to fetch an https JWKS with")
 	caFile := fs.String("ca", "", "with --kit: the CA certificates that issue the gateway's server certificate (default: the system's)")
 	dir := fs.String("dev", devmode.DefaultDir, "without --kit: dev directory whose first partner kit fetches an https JWKS")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args[1:], 1); err != nil {
 		return errUsage
 	}
 	if *jwksFlag == "" || fs.NArg() != 1 || *caFile != "" && *kitDir == "" {
@@ -305,7 +305,7 @@ func runLog(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	fs := newFlags("log verify", stderr)
 	open := storeFlags(fs, "store: SQLite file or postgres:// DSN")
 	anchorFlag := fs.String("anchor", "", "SEQ:HASH of an entry as an earlier verify (or the gateway's \"message log head\" line) gave it: the log must still hold it")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args[1:], 0); err != nil {
 		return errUsage
 	}
 	anchor, err := parseAnchor(*anchorFlag)
@@ -388,7 +388,7 @@ func runStore(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	fs := newFlags("store backup", stderr)
 	to := fs.String("to", "", "the backup: a new SQLite file")
 	open := storeFlags(fs, "store: SQLite file")
-	if err := parse(fs, args[1:]); err != nil {
+	if err := parse(fs, args[1:], 0); err != nil {
 		return errUsage
 	}
 	if *to == "" {
