@@ -312,7 +312,7 @@ func TestSignCommand(t *testing.T) {
 		{"fail/no-jwk", `{"a":1}`, "give --jwk", nil},
 		{"fail/empty-stdin", "", "stdin: the document is empty", []string{"--jwk", jwkPath}},
 		{"fail/empty-file", `{"a":1}`, "the document is empty", []string{"--jwk", jwkPath, os.DevNull}},
-		{"fail/two-files", `{"a":1}`, `unexpected argument "`+os.DevNull+`"`, []string{"--jwk", jwkPath, os.DevNull, os.DevNull}},
+		{"fail/two-files", `{"a":1}`, `unexpected argument "` + os.DevNull + `"`, []string{"--jwk", jwkPath, os.DevNull, os.DevNull}},
 		{"fail/no-such-file", `{"a":1}`, "no such file", []string{"--jwk", jwkPath, filepath.Join(t.TempDir(), "absent.json")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
