@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -58,20 +59,59 @@ func (a *API) queued() {
 	}
 }
 
-// route is one route of the operator listener and the role
-// (config.OperatorRoles) an operator needs for it when operator.roles is set.
+// route is one route of the operator listener, the role
+// (config.OperatorRoles) an operator needs for it when operator.roles is
+// set, and the query parameters it reads (checkQuery).
 type route struct {
 	problem.Route
 	role    string
+	params  []string
 	handler func(*API, http.ResponseWriter, *http.Request)
 }
 
 var routes = []route{
-	{problem.Route{Method: "POST", Path: "/v1/outbound"}, config.RoleSend, (*API).post},
-	{problem.Route{Method: "GET", Path: "/v1/outbound"}, config.RoleQueue, (*API).list},
-	{problem.Route{Method: "POST", Path: "/v1/outbound/{id}/retry"}, config.RoleQueue, (*API).retry},
-	{problem.Route{Method: "POST", Path: "/v1/outbound/retry"}, config.RoleQueue, (*API).retryPartner},
-	{problem.Route{Method: "GET", Path: "/v1/outbound/answer"}, config.RoleAnswers, (*API).deliveryAnswer},
+	{problem.Route{Method: "POST", Path: "/v1/outbound"}, config.RoleSend, nil, (*API).post},
+	{problem.Route{Method: "GET", Path: "/v1/outbound"}, config.RoleQueue, []string{"partner", "state", "before", "limit"}, (*API).list},
+	{problem.Route{Method: "POST", Path: "/v1/outbound/{id}/retry"}, config.RoleQueue, nil, (*API).retry},
+	{problem.Route{Method: "POST", Path: "/v1/outbound/retry"}, config.RoleQueue, []string{"partner"}, (*API).retryPartner},
+	{problem.Route{Method: "GET", Path: "/v1/outbound/answer"}, config.RoleAnswers, []string{"id"}, (*API).deliveryAnswer},
+}
+
+// checkQuery refuses a query its route cannot read whole: a malformed
+// escape, a parameter the route does not take (a misspelt filter,
+// ?stat=dead, would list every delivery; a retry's ?partner= misspelt would
+// be refused only by luck), one given twice (which would count?), or a
+// value the store cannot search for (a NUL or invalid UTF-8: PostgreSQL
+// refuses the query, which was a 503). Names are checked in order, so the
+// answer is the same for the same query.
+func checkQuery(raw string, params []string) *problem.Error {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return problem.New(problem.BadRequest, "the query is malformed (an escape that is not %XX, or a ;)")
+	}
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		vs := q[name]
+		switch {
+		case !slices.Contains(params, name) && len(params) == 0:
+			return problem.New(problem.BadRequest, "query parameter "+quoteShort(name)+": this route takes none")
+		case !slices.Contains(params, name):
+			return problem.New(problem.BadRequest, "query parameter "+quoteShort(name)+" is not one of this route's: "+strings.Join(params, ", "))
+		case len(vs) > 1:
+			return problem.New(problem.BadRequest, "query parameter "+name+" is given "+strconv.Itoa(len(vs))+" times; give it once")
+		case sqldialect.Text(vs[0]) != vs[0]:
+			return problem.New(problem.BadRequest, "query parameter "+name+" must be UTF-8 text without NUL")
+		}
+	}
+	return nil
+}
+
+// quoteShort quotes a name the operator sent, cut to 64 bytes: a problem
+// names what was refused but does not echo a whole query back.
+func quoteShort(s string) string {
+	if len(s) > 64 {
+		s = strings.ToValidUTF8(s[:64], "") + "…"
+	}
+	return strconv.Quote(s)
 }
 
 // Routes of the operator listener.
@@ -87,11 +127,11 @@ var Routes = func() []problem.Route {
 // of the gateway's own (X-Correlation-ID, and a problem's instance).
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	roles := map[string]string{} // by pattern
+	byPattern := map[string]route{}
 	for _, rt := range routes {
 		pattern := rt.Method + " " + rt.Path
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) { rt.handler(a, w, r) })
-		roles[pattern] = rt.role
+		byPattern[pattern] = rt
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r, _ = correlation.Start(w, r)
@@ -105,8 +145,13 @@ func (a *API) Handler() http.Handler {
 			a.refuse(w, r, problem.Unrouted(r.Method, r.URL.Path, Routes))
 			return
 		}
-		if role := roles[pattern]; a.Access != nil && !a.Access.Permits(r.TLS.PeerCertificates[0].Subject.CommonName, role) {
-			a.refuse(w, r, problem.New(problem.NotAuthorised, "this operator is not given the role "+strconv.Quote(role)+" (operator.roles)"))
+		rt := byPattern[pattern]
+		if a.Access != nil && !a.Access.Permits(r.TLS.PeerCertificates[0].Subject.CommonName, rt.role) {
+			a.refuse(w, r, problem.New(problem.NotAuthorised, "this operator is not given the role "+strconv.Quote(rt.role)+" (operator.roles)"))
+			return
+		}
+		if perr := checkQuery(r.URL.RawQuery, rt.params); perr != nil {
+			a.refuse(w, r, perr)
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -224,10 +269,6 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	partnerID := r.URL.Query().Get("partner")
-	if sqldialect.Text(partnerID) != partnerID { // PostgreSQL refuses the query: it was a 503
-		a.refuse(w, r, problem.New(problem.BadRequest, "partner is a partner id: UTF-8 without NUL"))
-		return
-	}
 	ds, err := a.Store.DeliveriesOf(r.Context(), partnerID, state, before, limit)
 	if err != nil {
 		a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable", err))
@@ -311,7 +352,7 @@ func (a *API) retryPartner(w http.ResponseWriter, r *http.Request) {
 // without its documents (documentsOmitted), the whole signed answer.
 func (a *API) deliveryAnswer(w http.ResponseWriter, r *http.Request) {
 	key := r.URL.Query().Get("id")
-	if key == "" || sqldialect.Text(key) != key { // PostgreSQL refuses a NUL in a query
+	if key == "" {
 		a.refuse(w, r, problem.New(problem.BadRequest, "id is required: the request id of a delivered delivery"))
 		return
 	}

@@ -66,6 +66,18 @@ func TestOperatorAPI(t *testing.T) {
 		{"ok/list-limit-1000", "GET", "/v1/outbound?limit=1000", nil, 200},
 		{"fail/list-partner-with-a-nul", "GET", "/v1/outbound?partner=th%00sso", nil, 400},
 		{"fail/id-with-a-nul", "POST", "/v1/outbound", bytes.Replace(req, []byte(`"dec-9"`), []byte(`"dec\u00009"`), 1), 422},
+		// Query parameters: only a route's own, each once, as text; a
+		// request with one it does not take does nothing.
+		{"fail/post-with-a-query", "POST", "/v1/outbound?dry-run=1", bytes.Replace(req, []byte(`"dec-9"`), []byte(`"dec-dry"`), 1), 400},
+		{"fail/list-misspelt-filter", "GET", "/v1/outbound?stat=dead", nil, 400},
+		{"fail/list-state-twice", "GET", "/v1/outbound?state=dead&state=pending", nil, 400},
+		{"fail/list-malformed-escape", "GET", "/v1/outbound?state=%zz", nil, 400},
+		{"fail/list-long-name", "GET", "/v1/outbound?" + strings.Repeat("n", 200) + "=1", nil, 400},
+		{"fail/retry-a-partner-and-more", "POST", "/v1/outbound/retry?partner=th-sso&all=1", nil, 400},
+		{"fail/retry-a-partner-with-a-nul", "POST", "/v1/outbound/retry?partner=th%00sso", nil, 400},
+		{"fail/retry-one-with-a-query", "POST", "/v1/outbound/999/retry?force=1", nil, 400},
+		{"fail/answer-id-twice", "GET", "/v1/outbound/answer?id=dec-9&id=dec-8", nil, 400},
+		{"fail/answer-id-not-utf8", "GET", "/v1/outbound/answer?id=dec%ff", nil, 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logs.Reset()
@@ -91,6 +103,14 @@ func TestOperatorAPI(t *testing.T) {
 				"fail/answers-on-an-unknown-case": `caseId \"TH:SSO:C-404\": the case is unknown`,
 				"fail/answers-that-break-c13":     "ExpectedBy is given if and only if the outcome is TO_FOLLOW",
 				"fail/notification-with-a-case":   "a NotifyInjury has no caseId: the agency assigns it",
+				"fail/post-with-a-query":          `query parameter \"dry-run\": this route takes none`,
+				"fail/list-misspelt-filter":       `query parameter \"stat\" is not one of this route's: partner, state, before, limit`,
+				"fail/list-state-twice":           "query parameter state is given 2 times; give it once",
+				"fail/list-malformed-escape":      "the query is malformed",
+				"fail/list-long-name":             `query parameter \"` + strings.Repeat("n", 64) + `…\" is not one`,
+				"fail/retry-a-partner-and-more":   `query parameter \"all\" is not one of this route's: partner`,
+				"fail/retry-a-partner-with-a-nul": "query parameter partner must be UTF-8 text without NUL",
+				"fail/answer-id-not-utf8":         "query parameter id must be UTF-8 text without NUL",
 			}
 			if want, ok := details[tc.name]; ok && !bytes.Contains(b, []byte(want)) {
 				t.Fatalf("detail: %s, want %s", b, want)
