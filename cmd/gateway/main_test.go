@@ -843,6 +843,23 @@ func TestRequeueQuarantineWithoutKafka(t *testing.T) {
 	}
 }
 
+// TestSubmitUnreachable: a partner tool that cannot reach the gateway says
+// so once, in its own words. (resty's own logger wrote the failure to
+// stderr twice more, as "WARN RESTY …" and "ERROR RESTY …" lines.)
+func TestSubmitUnreachable(t *testing.T) {
+	l, _ := devLayout(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	_, stderr, err := gateway(t, "submit", "--kit", filepath.Join(l.Dir, "partners", "demo-employer"), "--url", "https://"+addr, "--ca", l.CACert, example("example-a.in.json"))
+	if err == nil || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "gateway submit: ") || !strings.Contains(stderr, "connection refused") {
+		t.Fatalf("err %v, stderr %q; want one line, gateway submit's, saying the connection was refused", err, stderr)
+	}
+}
+
 // TestFlagsRefused: flags a command could only misread are refused with
 // the flag and its bound, before the command does anything (so before the
 // dev directory, which none of these has, is looked for).

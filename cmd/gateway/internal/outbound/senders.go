@@ -53,7 +53,10 @@ func NewJSONSender(p *partner.Partner, clientCert tls.Certificate, signer *recei
 		limit = maxResponseBytes
 	}
 	c := resty.NewWithClient(certs.HTTPClient(ep.RootCAs, ep.Revoked, clientCert, ep.Timeout, ep.Concurrency)).
-		SetResponseBodyLimit(limit)
+		SetResponseBodyLimit(limit).
+		// resty writes some failures to stderr in a format of its own;
+		// an attempt's outcome is the deliverer's to log, as JSON.
+		SetLogger(partnerkit.Silent{})
 	return &JSONSender{URL: ep.URL, Client: c, limit: limit,
 		Sign: func(b []byte) (string, error) { return signer.SignDetached(b) },
 		Receipts: func(compact string) error {

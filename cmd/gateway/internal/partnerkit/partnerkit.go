@@ -179,7 +179,8 @@ func NewClient(baseURL, caCertFile, clientCertFile, clientKeyFile string) (*Clie
 		AddRetryCondition(func(resp *resty.Response, err error) bool {
 			return err == nil && resp.StatusCode() == http.StatusServiceUnavailable
 		}).
-		SetRetryAfter(retryAfter)
+		SetRetryAfter(retryAfter).
+		SetLogger(Silent{})
 	c := &Client{BaseURL: baseURL, r: r}
 	r.AddRetryHook(func(resp *resty.Response, _ error) {
 		// resty calls the hooks after the last send too, with no send to follow.
@@ -189,6 +190,18 @@ func NewClient(baseURL, caCertFile, clientCertFile, clientKeyFile string) (*Clie
 	})
 	return c, nil
 }
+
+// Silent is a resty.Logger that writes nothing. resty's own logger writes
+// failures to stderr in a format of its own: a partner tool that could not
+// connect printed "WARN RESTY …" and "ERROR RESTY …" before its own error,
+// the same failure three times. The caller returns every error and reports
+// it once, in its own words (a tool's error line, the deliverer's JSON log
+// line for an attempt).
+type Silent struct{}
+
+func (Silent) Errorf(string, ...any) {}
+func (Silent) Warnf(string, ...any)  {}
+func (Silent) Debugf(string, ...any) {}
 
 // maxAnswerBytes bounds what the partner tools read: an answer of the
 // gateway (a receipt, at most 100 problems), a JWKS.
