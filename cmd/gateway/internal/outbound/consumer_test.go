@@ -99,6 +99,8 @@ func TestConsumerCommitsByTheGroup(t *testing.T) {
 			description: "300 requests, at most 100 a commit (one each: 300)"},
 		{name: "ok/committed-on-stop", requests: 5, linger: time.Hour, stop: true, maxCommits: 1, minCommits: 1,
 			description: "queued, then stopped: their offsets committed as it stops"},
+		{name: "ok/committed-when-idle", requests: 5, maxCommits: 1, minCommits: 1,
+			description: "a short burst, then nothing: committed once the linger ends, before the stop"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr, commits := requestBroker(t, tc.requests)
@@ -110,6 +112,9 @@ func TestConsumerCommitsByTheGroup(t *testing.T) {
 			waitPending(t, w.st, tc.requests)
 			if !tc.stop {
 				time.Sleep(200 * time.Millisecond) // idle: the linger ends
+				if n := commits.Load(); n < tc.minCommits {
+					t.Errorf("%d offset commits while idle, want at least %d: a consumer that stays up must not leave its offsets for its stop", n, tc.minCommits)
+				}
 			}
 			if err := stop(); err != nil {
 				t.Fatalf("Run: %v", err)
