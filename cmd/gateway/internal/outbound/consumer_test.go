@@ -36,18 +36,24 @@ func requestBroker(t testing.TB, n int) (addr string, commits *atomic.Int64) {
 		return nil, nil, false // counted, then handled as usual
 	})
 	addr = c.ListenAddrs()[0]
+	writeRequests(t, addr, 0, n)
+	return addr, commits
+}
+
+// writeRequests writes the outbound requests from to from+n-1 of partner p1.
+func writeRequests(t testing.TB, addr string, from, n int) {
 	wr := &kafka.Writer{Addr: kafka.TCP(addr), Topic: outboundTopic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
 		BatchSize: 1000, BatchTimeout: time.Millisecond}
 	defer wr.Close()
 	msgs := make([]kafka.Message, n)
-	for i := range msgs {
-		msgs[i] = kafka.Message{Key: fmt.Appendf(nil, "case-%d", i%50),
+	for j := range msgs {
+		i := from + j
+		msgs[j] = kafka.Message{Key: fmt.Appendf(nil, "case-%d", i%50),
 			Value: fmt.Appendf(nil, `{"id":"req-%d","partner":"p1","messageType":"JSON","payload":{"n":%d}}`, i, i)}
 	}
 	if err := wr.WriteMessages(context.Background(), msgs...); err != nil {
 		t.Fatal(err)
 	}
-	return addr, commits
 }
 
 func requestReader(addr string) *kafka.Reader {
@@ -132,6 +138,32 @@ func TestConsumerCommitsByTheGroup(t *testing.T) {
 				t.Errorf("the next consumer read partition %d offset %d again (err %v): its offset was not committed", m.Partition, m.Offset, err)
 			}
 		})
+	}
+}
+
+// TestConsumerGoesOnAfterIdle: a consumer that went idle, and committed,
+// queues what comes after. (A consumer that returned from Run once its idle
+// commit succeeded outlived every other test: they all stop it idle.)
+func TestConsumerGoesOnAfterIdle(t *testing.T) {
+	addr, commits := requestBroker(t, 5)
+	w := newWorld(t)
+	rd := requestReader(addr)
+	defer rd.Close()
+	c := &outbound.Consumer{Reader: rd, Store: w.st, Log: slog.New(slog.DiscardHandler),
+		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+	stop := consume(c)
+	waitPending(t, w.st, 5)
+	deadline := time.Now().Add(10 * time.Second)
+	for commits.Load() == 0 { // idle: the first five committed
+		if time.Now().After(deadline) {
+			t.Fatal("the first five were never committed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	writeRequests(t, addr, 5, 5)
+	waitPending(t, w.st, 10)
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }
 
