@@ -90,12 +90,18 @@ func postSOAPWith(t *testing.T, env *gatewaytest.Env, agency string, hdr http.He
 // too.
 func postSOAPAnswer(t *testing.T, env *gatewaytest.Env, agency string, hdr http.Header) response {
 	t.Helper()
+	return postSOAPTo(t, env, agency, "/soap/v1/exchange", hdr)
+}
+
+// postSOAPTo is postSOAPAnswer to the path (and query) target.
+func postSOAPTo(t *testing.T, env *gatewaytest.Env, agency, target string, hdr http.Header) response {
+	t.Helper()
 	d := unsigned(t, soapExample(t))
 	if err := agencyClient(t, env, agency).Signer.Sign(d); err != nil {
 		t.Fatal(err)
 	}
 	body, _ := d.WriteToBytes()
-	req, _ := http.NewRequest("POST", env.Server.URL+"/soap/v1/exchange", bytes.NewReader(body))
+	req, _ := http.NewRequest("POST", env.Server.URL+target, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	req.Header.Set("SOAPAction", `"urn:xb-injury:exchange:v1#NotifyInjury"`)
 	for k, vs := range hdr {

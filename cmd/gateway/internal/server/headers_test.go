@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"testing"
 
@@ -71,6 +73,66 @@ func TestRequestHeaders(t *testing.T) {
 		}
 		if status, raw := postSOAPWith(t, env, "agency-th", http.Header{"Content-Encoding": {"identity"}}); status != http.StatusOK {
 			t.Fatalf("SOAP HTTP %d: %.300s", status, raw)
+		}
+	})
+}
+
+// TestSubmissionQueryRefused: no submission route reads a query, so a
+// submission that comes with one is refused unread, whatever it says, its
+// refusal logged and nothing accepted: a partner's ?dryRun=true was a real
+// notice, accepted, stored and published. A bare "?" carries no parameter.
+func TestSubmissionQueryRefused(t *testing.T) {
+	env := gatewaytest.Start(t, gatewaytest.Options{})
+	a, ins := env.Partners["employer-a"], env.Partners["insurer-wic"]
+	notice := []byte(sign(t, example(t, "example-a.in.json"), a.SigningKey, partnerkit.Compact))
+	batch := []byte(sign(t, insurerBatch(t), ins.SigningKey, partnerkit.Compact))
+	postTo := func(p *gatewaytest.Partner, target string, body []byte) response {
+		t.Helper()
+		r, err := env.Client(&p.TLS).Post(env.Server.URL+target, "application/jose", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return response{r.StatusCode, r.Header, b}
+	}
+	for _, tc := range []struct {
+		name string
+		post func() response
+	}{
+		{"fail/notice-dry-run", func() response { return postTo(a, "/v1/injury-notices?dryRun=true", notice) }},
+		{"fail/notice-empty-parameter", func() response { return postTo(a, "/v1/injury-notices?test", notice) }},
+		{"fail/claims-test", func() response { return postTo(ins, "/v1/insurer-claims?test=1", batch) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := count(t, env, `SELECT count(*) FROM message_log`)
+			r := tc.post()
+			assertProblem(t, r, problem.BadRequest, `[]`)
+			if !bytes.Contains(r.body, []byte("there is no test or dry-run mode")) {
+				t.Fatalf("detail: %s", r.body)
+			}
+			if n := count(t, env, `SELECT count(*) FROM records`); n != 0 {
+				t.Fatalf("%d records accepted", n)
+			}
+			if after := count(t, env, `SELECT count(*) FROM message_log`); after != before+1 {
+				t.Fatalf("refusal not logged (%d -> %d)", before, after)
+			}
+		})
+	}
+	t.Run("fail/soap-with-a-query", func(t *testing.T) {
+		r := postSOAPTo(t, env, "agency-th", "/soap/v1/exchange?wsdl", nil)
+		if r.status != http.StatusInternalServerError {
+			t.Fatalf("HTTP %d: %.300s", r.status, r.body)
+		}
+		assertFault(t, r.body, "client.schema.invalid")
+		if n := count(t, env, `SELECT count(*) FROM records`); n != 0 {
+			t.Fatalf("%d records accepted", n)
+		}
+	})
+	t.Run("ok/bare-question-mark", func(t *testing.T) {
+		other := []byte(sign(t, example(t, "example-b.in.json"), a.SigningKey, partnerkit.Compact))
+		if r := postTo(a, "/v1/injury-notices?", other); r.status != http.StatusAccepted {
+			t.Fatalf("%d %s", r.status, r.body)
 		}
 	})
 }

@@ -279,9 +279,14 @@ func (s *Server) submission(w http.ResponseWriter, r *http.Request, p *partner.P
 
 // headersRefused refuses, before the body is read, a submission whose
 // headers the gateway could only misread: a header it reads once sent
-// twice, or a content coding. A SOAP caller gets its Detail in a fault.
+// twice, or a content coding; or one with a query, which no submission
+// route reads (a partner's ?dryRun=true or ?test=1 would otherwise be a
+// real notice, accepted, stored and published). A SOAP caller gets its
+// Detail in a fault.
 func (s *Server) headersRefused(r *http.Request) *problem.Error {
 	switch h := repeated(r); {
+	case r.URL.RawQuery != "":
+		return problem.New(problem.BadRequest, noQuery)
 	case h == DetachedSignatureHeader:
 		const reason = "exactly one X-JWS-Signature header: each is a signature"
 		s.Metrics.VerificationFailed(string(jwsin.KindMultiple))
@@ -323,6 +328,9 @@ func coded(r *http.Request) bool {
 	}
 	return false
 }
+
+// noQuery is the reason a submission with a query is refused.
+const noQuery = "a submission takes no query parameters, and there is no test or dry-run mode: nothing was accepted (try a document on a dev gateway)"
 
 // uncoded is the reason a coded body is refused.
 const uncoded = "a Content-Encoding other than identity is not accepted: send the body uncompressed"
