@@ -1479,6 +1479,37 @@ func TestRoundClaimsWhatItCanStart(t *testing.T) {
 	})
 }
 
+// TestRoundClaimsNothingPastAnOpenBreaker: while a partner's breaker is
+// open, a round claims none of its deliveries, so it writes nothing: a
+// claim would only be put back (two commits a round, every poll, for as
+// long as the breaker stays open), and nothing is sent.
+func TestRoundClaimsNothingPastAnOpenBreaker(t *testing.T) {
+	w := newWorld(t)
+	var seen atomic.Int32
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		seen.Add(1)
+		http.Error(rw, "down", http.StatusServiceUnavailable)
+	})
+	dl := w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{BreakerFailures: 1, BreakerCooldown: time.Hour}))
+	w.enqueue(t, "k0", "JSON", `{}`)
+	run(t, dl, func() bool { return dl.BreakerOpen("p1") }) // one attempt failed: open for an hour
+	for i := range 5 {
+		w.enqueue(t, fmt.Sprint("k", i+1), "JSON", `{}`)
+	}
+	before := commits(t)
+	for range 3 {
+		if err := dl.Round(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := commits(t) - before; n != 0 {
+		t.Errorf("%d commits in three rounds past an open breaker, want 0", n)
+	}
+	if n := seen.Load(); n != 1 {
+		t.Errorf("the partner got %d requests, want the 1 that opened the breaker", n)
+	}
+}
+
 // loggingQueue is the store, noting the message-log entries the consumer
 // writes without a delivery.
 type loggingQueue struct {
