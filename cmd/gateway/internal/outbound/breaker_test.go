@@ -53,3 +53,41 @@ func TestAdmit(t *testing.T) {
 		})
 	}
 }
+
+// TestBackoff: the wait before the next attempt doubles from the base, up
+// to the cap, each wait drawn from the upper half of its step.
+func TestBackoff(t *testing.T) {
+	ep := partner.Endpoint{BaseBackoff: time.Second, MaxBackoff: 5 * time.Minute}
+	long := partner.Endpoint{BaseBackoff: 5909875 * time.Millisecond, MaxBackoff: 10 * time.Hour}
+	for _, tc := range []struct {
+		name   string
+		n      int
+		ep     partner.Endpoint
+		lo, hi time.Duration
+	}{
+		{"ok/first", 1, ep, 500 * time.Millisecond, time.Second},
+		{"ok/second", 2, ep, time.Second, 2 * time.Second},
+		{"ok/fifth", 5, ep, 8 * time.Second, 16 * time.Second},
+		{"ok/ninth", 9, ep, 128 * time.Second, 256 * time.Second},
+		{"ok/capped", 10, ep, 150 * time.Second, 5 * time.Minute},
+		{"ok/capped-for-good", 1000, ep, 150 * time.Second, 5 * time.Minute},
+		// A shift of the base by 30 overflowed here and came out at 756 s.
+		{"ok/long-base-many-attempts", 31, long, 5 * time.Hour, 10 * time.Hour},
+		{"ok/base-is-the-cap", 3, partner.Endpoint{BaseBackoff: time.Minute, MaxBackoff: time.Minute}, 30 * time.Second, time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			least, most := tc.hi, tc.lo
+			for range 500 {
+				d := Backoff(tc.n, tc.ep)
+				if d < tc.lo || d > tc.hi {
+					t.Fatalf("Backoff(%d) = %s, want %s to %s", tc.n, d, tc.lo, tc.hi)
+				}
+				least, most = min(least, d), max(most, d)
+			}
+			// Jittered over the whole half: 500 draws reach each quarter's end.
+			if q := (tc.hi - tc.lo) / 4; least > tc.lo+q || most < tc.hi-q {
+				t.Fatalf("500 draws from %s to %s only, want the spread of %s to %s", least, most, tc.lo, tc.hi)
+			}
+		})
+	}
+}

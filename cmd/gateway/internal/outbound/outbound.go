@@ -381,12 +381,16 @@ func (dl *Deliverer) finish(ctx context.Context, d *store.Delivery, resp []byte,
 }
 
 // Backoff is the delay before attempt n+1 (n >= 1): exponential from base,
-// capped, with full jitter over its upper half.
+// capped, with full jitter over its upper half. It doubles until the cap
+// rather than shifting: a base shifted by n-1 overflowed for a long base
+// and many attempts, and could come out short (a base of 98.5 minutes, at
+// its 31st attempt, waited under 13).
 func Backoff(n int, ep partner.Endpoint) time.Duration {
-	d := ep.BaseBackoff << min(n-1, 30)
-	if d <= 0 || d > ep.MaxBackoff {
-		d = ep.MaxBackoff
+	d := ep.BaseBackoff
+	for i := 1; i < n && d < ep.MaxBackoff; i++ {
+		d *= 2
 	}
+	d = min(d, ep.MaxBackoff)
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 }
 
