@@ -1074,6 +1074,7 @@ func TestSOAPHTTPStatus(t *testing.T) {
 	}{
 		{"ok/retried-503", http.StatusServiceUnavailable, true},
 		{"ok/retried-429", http.StatusTooManyRequests, true},
+		{"ok/retried-200-not-an-envelope", http.StatusOK, true}, // an agency that could not sign its answer as it should
 		{"fail/dead-404", http.StatusNotFound, false},
 		{"fail/dead-403", http.StatusForbidden, false},
 	} {
