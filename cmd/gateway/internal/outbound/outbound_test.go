@@ -1073,6 +1073,7 @@ func TestSOAPHTTPStatus(t *testing.T) {
 		retry  bool
 	}{
 		{"ok/retried-503", http.StatusServiceUnavailable, true},
+		{"ok/retried-500", http.StatusInternalServerError, true}, // a proxy's, not a Fault
 		{"ok/retried-429", http.StatusTooManyRequests, true},
 		{"ok/retried-200-not-an-envelope", http.StatusOK, true}, // an agency that could not sign its answer as it should
 		{"fail/dead-404", http.StatusNotFound, false},
