@@ -247,7 +247,7 @@ func (s *Server) postClaims(w http.ResponseWriter, r *http.Request, p *partner.P
 // cannot take or read is refused (503, 413 or 400), logged and answered here.
 func (s *Server) submission(w http.ResponseWriter, r *http.Request, p *partner.Partner, format string, limit int64) (sub intake.Submission, release func(), ok bool) {
 	id := CorrelationID(r)
-	if perr := s.headersRefused(r); perr != nil {
+	if perr := s.refusedUnread(r); perr != nil {
 		s.logRefusal(r, p, perr, format)
 		perr.WriteHTTP(w, id)
 		return intake.Submission{}, nil, false
@@ -277,13 +277,13 @@ func (s *Server) submission(w http.ResponseWriter, r *http.Request, p *partner.P
 		Body: body, DetachedJWS: r.Header.Get(DetachedSignatureHeader), CorrelationID: id}, release, true
 }
 
-// headersRefused refuses, before the body is read, a submission whose
+// refusedUnread refuses, before the body is read, a submission whose
 // headers the gateway could only misread: a header it reads once sent
 // twice, or a content coding; or one with a query, which no submission
 // route reads (a partner's ?dryRun=true or ?test=1 would otherwise be a
 // real notice, accepted, stored and published). A SOAP caller gets its
 // Detail in a fault.
-func (s *Server) headersRefused(r *http.Request) *problem.Error {
+func (s *Server) refusedUnread(r *http.Request) *problem.Error {
 	switch h := repeated(r); {
 	case r.URL.RawQuery != "":
 		return problem.New(problem.BadRequest, noQuery)
@@ -393,7 +393,7 @@ func (s *Server) soap(w http.ResponseWriter, r *http.Request, p *partner.Partner
 		problem.New(problem.Unavailable, "the agency exchange is not configured on this gateway").WriteHTTP(w, CorrelationID(r))
 		return
 	}
-	if perr := s.headersRefused(r); perr != nil {
+	if perr := s.refusedUnread(r); perr != nil {
 		s.SOAP.Refuse(w, r, p, CorrelationID(r), perr.Detail)
 		return
 	}
