@@ -24,6 +24,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/perkeso/jambatan/adapters"
+	"github.com/perkeso/jambatan/adapters/jsondoc"
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
@@ -331,6 +332,13 @@ func Load(path string) (*Config, error) {
 	b, err := os.ReadFile(abs)
 	if err != nil {
 		return nil, &Error{File: abs, Msg: err.Error()}
+	}
+	// Read strictly first: encoding/json takes the last of a setting given
+	// twice and stops after the first value, so a "partners" list or a
+	// limit written twice, or a second object pasted after the first,
+	// passed serve --check with one of them silently dropped.
+	if _, err := jsondoc.Parse(b, 0); err != nil {
+		return nil, &Error{File: abs, Msg: strings.TrimPrefix(err.Error(), "jsondoc: ")}
 	}
 	var f File
 	dec := json.NewDecoder(bytes.NewReader(b))

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -330,6 +331,42 @@ func TestLoad(t *testing.T) {
 			}
 			if !strings.HasPrefix(err.Error(), "config "+path) {
 				t.Fatalf("error %q does not name the file", err)
+			}
+		})
+	}
+}
+
+// TestLoadStrictJSON: the file is read as strict JSON. encoding/json alone
+// takes the last of a setting given twice and stops after the first value,
+// and each of these passed serve --check with a part silently dropped.
+func TestLoadStrictJSON(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(b []byte) []byte
+		want string // "" for a file that loads
+	}{
+		{"ok/as-written", func(b []byte) []byte { return b }, ""},
+		{"ok/space-after", func(b []byte) []byte { return append(b, "\n\t \n"...) }, ""},
+		{"fail/setting-twice", func(b []byte) []byte { return bytes.Replace(b, []byte("{"), []byte(`{"store":"other.db",`), 1) }, `duplicate member name "store"`},
+		{"fail/partners-twice", func(b []byte) []byte { return bytes.Replace(b, []byte("{"), []byte(`{"partners":[],`), 1) }, `duplicate member name "partners"`},
+		{"fail/second-object", func(b []byte) []byte { return append(b, "\n{}"...) }, "data after the document"},
+		{"fail/byte-order-mark", func(b []byte) []byte { return append([]byte("\xEF\xBB\xBF"), b...) }, "byte-order mark"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			b, _ := json.Marshal(base(t, dir))
+			path := filepath.Join(dir, "gateway.json")
+			if err := os.WriteFile(path, tc.edit(b), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(path)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatal(err)
+			case tc.want == "":
+				checkLoaded(t, c, dir)
+			case c != nil || err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "config "+path):
+				t.Fatalf("loaded %v, error %v: want one naming the file and saying %s", c != nil, err, tc.want)
 			}
 		})
 	}
