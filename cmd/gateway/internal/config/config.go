@@ -759,6 +759,11 @@ func loadEndpoint(e *EndpointConfig, kind string, fail failFunc) (*partner.Endpo
 // unique kid, of a type the intake accepts (EC P-256/P-384, Ed25519, RSA of
 // at least 2048 bits).
 func ParsePublicJWKS(b []byte) (jwk.Set, error) {
+	// A key with a member given twice (two "x", two "kid") is two keys to
+	// two readers; jwk.Parse takes the last without a word.
+	if _, err := jsondoc.Parse(b, 0); err != nil {
+		return nil, fmt.Errorf("not a JWKS: %s", strings.TrimPrefix(err.Error(), "jsondoc: "))
+	}
 	set, err := jwk.Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("not a JWKS: %w", err)

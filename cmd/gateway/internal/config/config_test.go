@@ -12,17 +12,21 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/perkeso/jambatan/adapters/jsondoc"
+	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
+
 	// The formats the base configuration's partners send.
 	_ "github.com/perkeso/jambatan/adapters/agencysoap"
 	_ "github.com/perkeso/jambatan/adapters/insurerclaim"
 	_ "github.com/perkeso/jambatan/adapters/sgemployer"
-	"github.com/perkeso/jambatan/certs"
 )
 
 // publicJWKS is a JWKS of one fresh P-256 public key.
@@ -524,6 +528,8 @@ func TestParsePublicJWKS(t *testing.T) {
 		{"fail/no-kid", set(t, map[string]any{"": &p256.PublicKey}), "has no kid"},
 		{"fail/kid-twice", twiceJSON, `kid "k-1" appears twice`},
 		{"fail/no-keys", []byte(`{"keys":[]}`), "no keys"},
+		{"fail/member-twice", bytes.Replace(two, []byte(`"kid":`), []byte(`"kid":"k-0","kid":`), 1), `not a JWKS: duplicate member name "kid"`}, // jwk.Parse took the last
+		{"fail/second-set", append(slices.Clone(two), two...), "not a JWKS: data after the document"},
 		{"fail/private", set(t, map[string]any{"a": p256}), "private key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -539,4 +545,42 @@ func TestParsePublicJWKS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParsePublicJWKS: a partner's JWKS, registered at onboarding, is
+// foreign input. Whatever the bytes, parsing ends without a panic, and a
+// set it accepts is strict JSON of public signature keys, each with its own
+// kid.
+func FuzzParsePublicJWKS(f *testing.F) {
+	p256, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	s := jwk.NewSet()
+	for kid, raw := range map[string]any{"ec-1": &p256.PublicKey, "ed-1": edPub} {
+		k, _ := jwk.Import(raw)
+		_ = k.Set(jwk.KeyIDKey, kid)
+		_ = s.AddKey(k)
+	}
+	seed, _ := json.Marshal(s)
+	f.Add(seed)
+	f.Add([]byte(`{"keys":[]}`))
+	f.Add([]byte(`{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}`))
+	f.Add(bytes.Replace(seed, []byte(`"kid":`), []byte(`"kid":"x","kid":`), 1))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		set, err := ParsePublicJWKS(b)
+		if err != nil {
+			return
+		}
+		if _, err := jsondoc.Parse(b, 0); err != nil {
+			t.Fatalf("accepted a JWKS that is not strict JSON: %v", err)
+		}
+		kids := map[string]bool{}
+		for i := range set.Len() {
+			k, _ := set.Key(i)
+			kid, _ := k.KeyID()
+			if kid == "" || kids[kid] || isPrivate(k) || !jwsin.ForSignatures(k) {
+				t.Fatalf("accepted key %d (kid %q): empty, repeated, private or not for signatures", i, kid)
+			}
+			kids[kid] = true
+		}
+	})
 }
