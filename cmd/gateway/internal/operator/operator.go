@@ -211,12 +211,13 @@ func (a *API) post(w http.ResponseWriter, r *http.Request) {
 		a.refuse(w, r, problem.New(problem.TooLarge, "an outbound request is at most 4 MiB"))
 		return
 	}
-	var req outbound.Request
-	if err == nil {
-		err = json.Unmarshal(body, &req)
-	}
 	if err != nil {
-		a.refuse(w, r, problem.New(problem.BadRequest, "the body must be one outbound request (JSON)"))
+		a.refuse(w, r, problem.New(problem.BadRequest, "the body could not be read"))
+		return
+	}
+	req, err := outbound.ParseRequest(body)
+	if err != nil {
+		a.refuse(w, r, problem.New(problem.BadRequest, "the body must be one outbound request: "+err.Error()))
 		return
 	}
 	if err := req.Validate(a.Partners); err != nil {

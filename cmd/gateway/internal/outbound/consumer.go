@@ -2,7 +2,6 @@ package outbound
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -260,10 +259,7 @@ func storedAsAsked(d *store.Delivery, r *Request) bool {
 
 // Queue turns one record into a delivery.
 func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
-	var r Request
-	if err := json.Unmarshal(m.Value, &r); err != nil {
-		r = Request{}
-	}
+	r, perr := ParseRequest(m.Value)
 	signedID := r.ID != ""
 	if r.ID == "" {
 		for _, h := range m.Headers {
@@ -286,7 +282,10 @@ func (c *Consumer) Queue(ctx context.Context, m kafka.Message) error {
 			return c.refuse(ctx, m, &r, place, errorText(err.Error()), now)
 		}
 	}
-	verr := r.Validate(c.Partners)
+	verr := perr
+	if verr == nil {
+		verr = r.Validate(c.Partners)
+	}
 	if verr == nil && keys != nil && !signedID {
 		verr = errUnsignedID
 	}

@@ -13,12 +13,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/perkeso/jambatan/adapters/jsondoc"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
@@ -483,6 +485,44 @@ type Request struct {
 	// Validate finds for Queue.
 	answers     map[string][]byte
 	institution string
+}
+
+// requestMembers are the members of a request, as written.
+var requestMembers = []string{"id", "partner", "messageType", "caseId", "payload"}
+
+// ParseRequest reads an outbound request strictly: one JSON object (no
+// member given twice, nothing after it) with only the request's members,
+// spelt as they are. encoding/json alone takes the last of a member given
+// twice and matches names in any case, so {"partner":"th-sso",
+// "Partner":"bn-spk"} went to the second, whatever the back office meant
+// and signed; and it passes over a member it does not know ("priority":
+// "urgent"), which the gateway would only pretend to honour.
+//
+// A refused request still comes back as far as encoding/json reads it, so
+// that its dead letter names its id and partner, as one Validate refuses
+// does.
+func ParseRequest(b []byte) (Request, error) {
+	var r Request
+	lenient := json.Unmarshal(b, &r)
+	if lenient != nil {
+		r = Request{}
+	}
+	doc, err := jsondoc.Parse(b, 0)
+	if err != nil {
+		return r, errors.New("the request is not one strict JSON object: " + strings.TrimPrefix(err.Error(), "jsondoc: "))
+	}
+	if doc.Kind != jsondoc.Object {
+		return r, errors.New("the request is not a JSON object")
+	}
+	for _, m := range doc.Members {
+		if !slices.Contains(requestMembers, m.Name) {
+			return r, fmt.Errorf("member %q is not one of a request's (%s)", clip(m.Name, 64), strings.Join(requestMembers, ", "))
+		}
+	}
+	if lenient != nil {
+		return r, errors.New("the request's members are not of their types: " + lenient.Error())
+	}
+	return r, nil
 }
 
 // ErrIDReused is Queue's answer when a delivery with the request's id is

@@ -815,6 +815,13 @@ func TestConsumerQueue(t *testing.T) {
 		len(d.LastError) > 1100 || !strings.HasSuffix(d.LastError, fmt.Sprintf("(cut: %d bytes in all)", len(`unknown partner ""`)+len(long))) {
 		t.Fatalf("the request naming a long partner: partner %d bytes, last error %d bytes: %.80q…%q", len(d.PartnerID), len(d.LastError), d.LastError, d.LastError[max(0, len(d.LastError)-40):])
 	}
+
+	// A request that is not strict JSON is a dead letter under its id,
+	// not a delivery of what encoding/json made of it (the last partner).
+	queue(`{"id":"req-twice","partner":"nobody","partner":"p1","messageType":"JSON","payload":{}}`)
+	if d := byKey()["req-twice"]; d == nil || d.State != store.DeliveryDead || !strings.Contains(d.LastError, `duplicate member name "partner"`) {
+		t.Fatalf("the request naming two partners: %+v", d)
+	}
 }
 
 // failingQueue is the store, but for the first failures writes of the

@@ -60,3 +60,38 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestParseRequest: a request is read strictly, so the gateway delivers
+// what the back office wrote and signed, not what encoding/json makes of
+// it; a refused one still names its id and partner for its dead letter.
+func TestParseRequest(t *testing.T) {
+	const ok = `{"id":"dec-1","partner":"th-sso","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-1","payload":{"subject":"WORK_RELATEDNESS"}}`
+	for _, tc := range []struct {
+		name, in string
+		want     string // what the refusal says; "" to accept
+		id       string // the id read, refused or not
+	}{
+		{"ok/as-documented", ok, "", "dec-1"},
+		{"ok/spaced", " {\n \"id\": \"dec-2\", \"partner\": \"p1\", \"messageType\": \"JSON\", \"payload\": [] }\n", "", "dec-2"},
+		{"fail/member-twice", `{"id":"dec-3","partner":"th-sso","partner":"bn-spk","messageType":"JSON","payload":{}}`, `duplicate member name "partner"`, "dec-3"},
+		{"fail/member-in-another-case", `{"id":"dec-4","partner":"th-sso","Partner":"bn-spk","messageType":"JSON","payload":{}}`, `member "Partner" is not one of a request's (id, partner, messageType, caseId, payload)`, "dec-4"},
+		{"fail/unknown-member", `{"id":"dec-5","partner":"th-sso","messageType":"JSON","payload":{},"priority":"urgent"}`, `member "priority" is not one of a request's`, "dec-5"},
+		{"fail/payload-member-twice", `{"id":"dec-6","partner":"th-sso","messageType":"NotifyDecision","caseId":"C-1","payload":{"outcome":"ACCEPTED","outcome":"REJECTED"}}`, `duplicate member name "outcome"`, "dec-6"},
+		{"fail/second-object", ok + `{"id":"dec-7"}`, "data after the document", ""},
+		{"fail/an-array", `[` + ok + `]`, "the request is not a JSON object", ""},
+		{"fail/id-a-number", `{"id":7,"partner":"th-sso","messageType":"JSON","payload":{}}`, "the request's members are not of their types", ""},
+		{"fail/not-json", `nope`, "not one strict JSON object", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := outbound.ParseRequest([]byte(tc.in))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err %v, want %q", err, tc.want)
+			case r.ID != tc.id:
+				t.Fatalf("id %q, want %q", r.ID, tc.id)
+			}
+		})
+	}
+}
