@@ -687,6 +687,35 @@ func TestBatchBytes(t *testing.T) {
 	}
 }
 
+// TestProgressLag: the progress each batch reports says how far behind the
+// topics' ends the consumer is (what a catch-up run's progress line shows):
+// never more than is left to read, and nothing once it has read it all.
+func TestProgressLag(t *testing.T) {
+	b, f, sink := setUp(t, filepath.Join(t.TempDir(), "bo.db"))
+	const n = 250
+	var msgs []kafka.Message
+	for i := range n {
+		msgs = append(msgs, f.message(t, i, ""))
+	}
+	produce(t, b.Addr, msgs)
+	c := consumer(b.Addr, "bo", sink, f, topic)
+	defer c.Reader.Close()
+	behind := false
+	c.OnBatch = func(p ingest.Progress) {
+		if p.Lag < 0 || p.Consumed+p.Lag > n {
+			t.Errorf("after %d consumed, lag %d: more than the %d left", p.Consumed, p.Lag, n-p.Consumed)
+		}
+		behind = behind || p.Lag > 0
+	}
+	p, err := c.Run(context.Background(), true, 2*time.Second)
+	if err != nil || p.Consumed != n || p.Ingested != n {
+		t.Fatalf("%+v: %v", p, err)
+	}
+	if p.Lag != 0 || !behind {
+		t.Fatalf("lag %d at the end (want 0), behind on the way: %v", p.Lag, behind)
+	}
+}
+
 // BenchmarkIngest measures records/s from the topic into the back-office table.
 func BenchmarkIngest(b *testing.B) {
 	for _, name := range []string{"sqlite", "postgres"} {
