@@ -690,6 +690,7 @@ func TestBatchBytes(t *testing.T) {
 // TestProgressLag: the progress each batch reports says how far behind the
 // topics' ends the consumer is (what a catch-up run's progress line shows):
 // never more than is left to read, and nothing once it has read it all.
+// No batch is larger than the consumer's Batch.
 func TestProgressLag(t *testing.T) {
 	b, f, sink := setUp(t, filepath.Join(t.TempDir(), "bo.db"))
 	const n = 250
@@ -700,12 +701,15 @@ func TestProgressLag(t *testing.T) {
 	produce(t, b.Addr, msgs)
 	c := consumer(b.Addr, "bo", sink, f, topic)
 	defer c.Reader.Close()
-	behind := false
+	behind, last := false, int64(0)
 	c.OnBatch = func(p ingest.Progress) {
 		if p.Lag < 0 || p.Consumed+p.Lag > n {
 			t.Errorf("after %d consumed, lag %d: more than the %d left", p.Consumed, p.Lag, n-p.Consumed)
 		}
-		behind = behind || p.Lag > 0
+		if p.Consumed-last > int64(c.Batch) {
+			t.Errorf("a batch of %d, over the consumer's %d", p.Consumed-last, c.Batch)
+		}
+		behind, last = behind || p.Lag > 0, p.Consumed
 	}
 	p, err := c.Run(context.Background(), true, 2*time.Second)
 	if err != nil || p.Consumed != n || p.Ingested != n {
