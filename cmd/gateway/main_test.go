@@ -95,9 +95,16 @@ func startDev(t *testing.T, dir string, extra ...string) (*exec.Cmd, *gatewaytes
 	return nil, nil, nil
 }
 
+// gateway runs the binary with args and returns its output. A command that
+// does not end within two minutes is killed, so that a refusal that stops
+// refusing ("dev" with a stray word, now serving) fails its test rather
+// than hanging the package until go test's timeout, and leaving a gateway
+// behind.
 func gateway(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
-	cmd := exec.Command(gatewayBin, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gatewayBin, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
