@@ -487,6 +487,11 @@ type Request struct {
 	institution string
 }
 
+// maxRequestValues bounds the values of a request ParseRequest reads: its
+// tree takes about 25 bytes for each byte of small values, and a request
+// may be 4 MiB (a record with its documents holds a few thousand).
+const maxRequestValues = 100_000
+
 // requestMembers are the members of a request, as written.
 var requestMembers = []string{"id", "partner", "messageType", "caseId", "payload"}
 
@@ -507,7 +512,10 @@ func ParseRequest(b []byte) (Request, error) {
 	if lenient != nil {
 		r = Request{}
 	}
-	doc, err := jsondoc.Parse(b, 0)
+	doc, err := jsondoc.ParseBounded(b, 0, maxRequestValues)
+	if errors.Is(err, jsondoc.ErrTooManyValues) {
+		return r, fmt.Errorf("the request holds more than %d JSON values", maxRequestValues)
+	}
 	if err != nil {
 		return r, errors.New("the request is not one strict JSON object: " + strings.TrimPrefix(err.Error(), "jsondoc: "))
 	}

@@ -81,6 +81,8 @@ func TestParseRequest(t *testing.T) {
 		{"fail/an-array", `[` + ok + `]`, "the request is not a JSON object", ""},
 		{"fail/id-a-number", `{"id":7,"partner":"th-sso","messageType":"JSON","payload":{}}`, "the request's members are not of their types", ""},
 		{"fail/not-json", `nope`, "not one strict JSON object", ""},
+		{"fail/too-many-values", `{"id":"dec-8","partner":"p1","messageType":"JSON","payload":[` + strings.Repeat("0,", 100_000) + `0]}`, "the request holds more than 100000 JSON values", "dec-8"},
+		{"ok/many-values", `{"id":"dec-9","partner":"p1","messageType":"JSON","payload":[` + strings.Repeat("0,", 99_990) + `0]}`, "", "dec-9"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := outbound.ParseRequest([]byte(tc.in))
