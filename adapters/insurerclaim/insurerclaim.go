@@ -102,9 +102,8 @@ func Read(payload []byte) (*Batch, error) {
 	}
 	if err != nil || root.Kind != jsondoc.Object {
 		msg := "the payload must be one JSON object"
-		var se *jsondoc.SyntaxError
-		if errors.As(err, &se) {
-			msg = se.Reason
+		if err != nil {
+			msg = jsondoc.Reason(err)
 		}
 		return nil, &adapters.InvalidError{Problems: []adapters.Problem{{Pointer: "", Code: adapters.CodeSyntax, Message: msg}}}
 	}

@@ -100,6 +100,17 @@ func Parse(payload []byte, maxDepth int) (*Value, error) {
 // values than its bound.
 var ErrTooManyValues = errors.New("jsondoc: more values than the document may hold")
 
+// Reason says why Parse or ParseBounded refused a document, without the
+// package's prefix, for a caller that puts the reason in its own words
+// (an adapter's problem, a configuration file's error).
+func Reason(err error) string {
+	var se *SyntaxError
+	if errors.As(err, &se) {
+		return se.Reason
+	}
+	return strings.TrimPrefix(err.Error(), "jsondoc: ")
+}
+
 // ParseBounded is Parse that stops at the (maxValues+1)th value (objects,
 // arrays, strings, numbers, literals; 0 is unbounded). The tree costs
 // about 25 bytes of memory per byte of a document made of small values,

@@ -3,6 +3,7 @@ package jsondoc
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -232,5 +233,28 @@ func TestParseDefaultDepth(t *testing.T) {
 		if _, err := Parse([]byte(strings.Repeat("[", 33)+strings.Repeat("]", 33)), depth); err == nil || !strings.Contains(err.Error(), "nesting deeper than 32") {
 			t.Fatalf("depth %d: 33 levels: %v, want nesting deeper than 32", depth, err)
 		}
+	}
+}
+
+// TestReason: a refusal's reason comes without the package's prefix, for
+// each kind of refusal and through a caller's wrapping.
+func TestReason(t *testing.T) {
+	_, syntax := Parse([]byte(`{"a":1,"a":2}`), 0)
+	_, bound := ParseBounded([]byte(`[1,2]`), 0, 1)
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"ok/syntax", syntax, `duplicate member name "a"`},
+		{"ok/wrapped", fmt.Errorf("config: %w", syntax), `duplicate member name "a"`},
+		{"ok/too-many-values", bound, "more values than the document may hold"},
+		{"ok/another-error", errors.New("read: EOF"), "read: EOF"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Reason(tc.err); got != tc.want {
+				t.Fatalf("Reason(%v) = %q, want %q", tc.err, got, tc.want)
+			}
+		})
 	}
 }

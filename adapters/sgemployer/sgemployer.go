@@ -6,7 +6,6 @@
 package sgemployer
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/perkeso/jambatan/adapters"
@@ -38,12 +37,7 @@ func (Adapter) Read(payload []byte) (adapters.Document, error) {
 	}
 	root, err := jsondoc.Parse(payload, jsondoc.DefaultMaxDepth)
 	if err != nil {
-		var se *jsondoc.SyntaxError
-		msg := "not one JSON object"
-		if errors.As(err, &se) {
-			msg = se.Reason
-		}
-		return nil, &adapters.InvalidError{Problems: []adapters.Problem{{Pointer: "", Code: adapters.CodeSyntax, Message: msg}}}
+		return nil, &adapters.InvalidError{Problems: []adapters.Problem{{Pointer: "", Code: adapters.CodeSyntax, Message: jsondoc.Reason(err)}}}
 	}
 	if root.Kind != jsondoc.Object {
 		return nil, &adapters.InvalidError{Problems: []adapters.Problem{{Pointer: "", Code: adapters.CodeSyntax, Message: "the payload must be one JSON object"}}}

@@ -338,7 +338,7 @@ func Load(path string) (*Config, error) {
 	// limit written twice, or a second object pasted after the first,
 	// passed serve --check with one of them silently dropped.
 	if _, err := jsondoc.Parse(b, 0); err != nil {
-		return nil, &Error{File: abs, Msg: strings.TrimPrefix(err.Error(), "jsondoc: ")}
+		return nil, &Error{File: abs, Msg: jsondoc.Reason(err)}
 	}
 	var f File
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -762,7 +762,7 @@ func ParsePublicJWKS(b []byte) (jwk.Set, error) {
 	// A key with a member given twice (two "x", two "kid") is two keys to
 	// two readers; jwk.Parse takes the last without a word.
 	if _, err := jsondoc.Parse(b, 0); err != nil {
-		return nil, fmt.Errorf("not a JWKS: %s", strings.TrimPrefix(err.Error(), "jsondoc: "))
+		return nil, errors.New("not a JWKS: " + jsondoc.Reason(err))
 	}
 	set, err := jwk.Parse(b)
 	if err != nil {

@@ -517,7 +517,7 @@ func ParseRequest(b []byte) (Request, error) {
 		return r, fmt.Errorf("the request holds more than %d JSON values", maxRequestValues)
 	}
 	if err != nil {
-		return r, errors.New("the request is not one strict JSON object: " + strings.TrimPrefix(err.Error(), "jsondoc: "))
+		return r, errors.New("the request is not one strict JSON object: " + jsondoc.Reason(err))
 	}
 	if doc.Kind != jsondoc.Object {
 		return r, errors.New("the request is not a JSON object")
