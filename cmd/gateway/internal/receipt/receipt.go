@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,17 +156,11 @@ func LoadSigner(path string) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	var retired []jwk.Key
-	var k jwk.Key
-	if set, serr := jwk.Parse(b); serr == nil && set.Len() > 1 {
-		k, _ = set.Key(0)
-		for i := 1; i < set.Len(); i++ {
-			r, _ := set.Key(i)
-			retired = append(retired, r)
-		}
-	} else if k, err = jwk.ParseKey(b); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	keys, err := readKeys(path, b)
+	if err != nil {
+		return nil, err
 	}
+	k, retired := keys[0], keys[1:]
 	if _, ok := k.(jwk.ECDSAPrivateKey); !ok {
 		return nil, fmt.Errorf("%s: receipt key must be a private EC P-256 JWK", path)
 	}
@@ -206,6 +201,30 @@ func (s *Signer) JWKS() jwk.Set {
 	return s.public
 }
 
+// now is the rotation's clock (a test's fixed second).
+var now = time.Now
+
+// readKeys reads a receipt key file's keys, current first: one JWK, or a
+// JWK Set of one or more (jwk.Parse reads a lone key as a set of one).
+func readKeys(path string, b []byte) ([]jwk.Key, error) {
+	set, err := jwk.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: not a JWK or JWK Set: %w", path, err)
+	}
+	if set.Len() == 0 {
+		return nil, fmt.Errorf("%s: a JWK Set with no key", path)
+	}
+	keys := make([]jwk.Key, set.Len())
+	for i := range keys {
+		keys[i], _ = set.Key(i)
+	}
+	return keys, nil
+}
+
+func hasKeyID(kid string) func(jwk.Key) bool {
+	return func(k jwk.Key) bool { id, _ := k.KeyID(); return id == kid }
+}
+
 // RotateKeyFile writes a new current key in front of the keys of path (a
 // JWK or JWK Set), keeping the old ones as retired; it returns the new kid.
 func RotateKeyFile(path string) (string, error) {
@@ -213,22 +232,15 @@ func RotateKeyFile(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	old := jwk.NewSet()
-	if set, err := jwk.Parse(b); err == nil && set.Len() > 0 {
-		old = set
-	} else if k, err := jwk.ParseKey(b); err == nil {
-		_ = old.AddKey(k)
-	} else {
-		return "", fmt.Errorf("%s: not a JWK or JWK Set", path)
+	old, err := readKeys(path, b)
+	if err != nil {
+		return "", err
 	}
 	// The kid names the rotation's second; a second rotation within it
 	// takes a suffix, since two keys under one kid would leave receipts of
 	// one of them unverifiable.
-	kid := "perkeso-receipt-" + time.Now().UTC().Format("20060102T150405Z")
-	for n, base := 2, kid; ; n++ {
-		if _, taken := old.LookupKeyID(kid); !taken {
-			break
-		}
+	kid := "perkeso-receipt-" + now().UTC().Format("20060102T150405Z")
+	for n, base := 2, kid; slices.ContainsFunc(old, hasKeyID(kid)); n++ {
 		kid = base + "-" + strconv.Itoa(n)
 	}
 	k, err := NewES256Key(kid)
@@ -238,9 +250,10 @@ func RotateKeyFile(path string) (string, error) {
 	_ = k.Set(jwk.KeyUsageKey, "sig")
 	set := jwk.NewSet()
 	_ = set.AddKey(k)
-	for i := 0; i < old.Len(); i++ {
-		ok, _ := old.Key(i)
-		_ = set.AddKey(ok)
+	for _, o := range old {
+		if err := set.AddKey(o); err != nil {
+			return "", fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	out, err := json.MarshalIndent(set, "", "  ")
 	if err != nil {

@@ -1,12 +1,15 @@
 package receipt
 
 import (
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 )
 
@@ -160,3 +163,149 @@ func TestRotateKeyFile(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadSignerForms: a receipt key file is one private JWK or a JWK Set
+// whose first key signs, a set of one included (an operator who drops the
+// retired keys by hand leaves one); anything else is refused with the file
+// named.
+func TestLoadSignerForms(t *testing.T) {
+	dir := t.TempDir()
+	single := filepath.Join(dir, "single.json")
+	if err := GenerateKeyFile(single, "gw-1"); err != nil {
+		t.Fatal(err)
+	}
+	key, _ := os.ReadFile(single)
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name, path string
+		want       string // the error's text after the path, or "" for the signer's kid gw-1
+	}{
+		{"ok/one-jwk", single, ""},
+		{"ok/set-of-one", write("one.json", `{"keys":[`+string(key)+`]}`), ""},
+		{"fail/empty-set", write("empty.json", `{"keys":[]}`), "a JWK Set with no key"},
+		{"fail/not-json", write("text.json", `receipt key`), "not a JWK or JWK Set"},
+		{"fail/public-key", write("public.json", `{"kty":"EC","crv":"P-256","kid":"gw-1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}`), "receipt key must be a private EC P-256 JWK"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := LoadSigner(tc.path)
+			if tc.want == "" {
+				if err != nil || s.KeyID() != "gw-1" || s.JWKS().Len() != 1 {
+					t.Fatalf("signer %v, %v; want gw-1 alone in its JWKS", s, err)
+				}
+				return
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), tc.path+": "+tc.want) {
+				t.Fatalf("error %v, want %q", err, tc.path+": "+tc.want)
+			}
+		})
+	}
+}
+
+// TestRotateKeyFileNames: the new kid names the rotation's second; more
+// rotations within it count on from -2, each a kid of its own. A file with
+// no key is not rotated (there would be nothing to retire and no receipt
+// key to have been serving).
+func TestRotateKeyFileNames(t *testing.T) {
+	at := time.Date(2026, 11, 27, 23, 59, 58, 0, time.FixedZone("MYT", 8*3600))
+	now = func() time.Time { return at }
+	t.Cleanup(func() { now = time.Now })
+	path := filepath.Join(t.TempDir(), "receipt.json")
+	if err := GenerateKeyFile(path, "perkeso-receipt-dev-1"); err != nil {
+		t.Fatal(err)
+	}
+	const base = "perkeso-receipt-20261127T155958Z"
+	for _, want := range []string{base, base + "-2", base + "-3"} {
+		kid, err := RotateKeyFile(path)
+		if err != nil || kid != want {
+			t.Fatalf("rotated to %q, %v; want %q", kid, err, want)
+		}
+	}
+	s, err := LoadSigner(path)
+	if err != nil || s.KeyID() != base+"-3" || s.JWKS().Len() != 4 {
+		t.Fatalf("after three rotations: signer %v, %v", s, err)
+	}
+	empty := filepath.Join(t.TempDir(), "empty.json")
+	_ = os.WriteFile(empty, []byte(`{"keys":[]}`), 0o600)
+	if kid, err := RotateKeyFile(empty); err == nil {
+		t.Fatalf("an empty JWK Set rotated to %q", kid)
+	}
+}
+
+// TestWritePublicJWKS: the file holds the current and retired keys' public
+// halves only, readable by the ingest's user, and each verifies what its
+// key signed.
+func TestWritePublicJWKS(t *testing.T) {
+	dir := t.TempDir()
+	keyFile, out := filepath.Join(dir, "receipt.json"), filepath.Join(dir, "jwks.json")
+	if err := GenerateKeyFile(keyFile, "gw-1"); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := LoadSigner(keyFile)
+	rc, _ := old.Sign(Receipt{Issuer: Issuer, RecordID: "r-1"})
+	if _, err := RotateKeyFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := WritePublicJWKS(keyFile, out); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(out)
+	fi, _ := os.Stat(out)
+	if strings.Contains(string(b), `"d"`) || fi.Mode().Perm() != 0o644 {
+		t.Fatalf("JWKS file (mode %v) holds a private member or is not 0644:\n%s", fi.Mode().Perm(), b)
+	}
+	set, err := jwk.Parse(b)
+	if err != nil || set.Len() != 2 {
+		t.Fatalf("JWKS of %v keys, %v; want the current and the retired", set, err)
+	}
+	if r, err := Verify(rc, set); err != nil || r.RecordID != "r-1" {
+		t.Fatalf("a receipt of the retired key: %v", err)
+	}
+	if err := WritePublicJWKS(filepath.Join(dir, "missing.json"), out); err == nil {
+		t.Fatal("no key file, yet a JWKS was written")
+	}
+}
+
+// TestStatementReceipts: a case message's and an event's receipts verify
+// against the gateway's JWKS under their own typ only, so that one kind of
+// statement cannot be passed off as another, and not against another key.
+func TestStatementReceipts(t *testing.T) {
+	gw := signer(t, "gw.json", "gw-1")
+	other := signer(t, "other.json", "gw-1")
+	cm := CaseMessage{Issuer: Issuer, Operation: "NotifyInjury", CaseID: "BN-1", Sender: "bn-spk", MessageID: "m-1",
+		ReceivedAt: "2026-11-27T00:00:00Z", BodySHA256: strings.Repeat("0", 64)}
+	caseJWS, err := gw.SignCaseMessage(cm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := VerifyCaseMessage(caseJWS, gw.JWKS()); err != nil || *got != cm {
+		t.Fatalf("case message: %+v, %v", got, err)
+	}
+	statusJWS, _ := gw.SignEvent(DeliveryStatusType, []byte(`{"id":"o-1","state":"delivered"}`))
+	if got, err := VerifyEvent(statusJWS, gw.JWKS(), DeliveryStatusType); err != nil || string(got) != `{"id":"o-1","state":"delivered"}` {
+		t.Fatalf("delivery status: %s, %v", got, err)
+	}
+	forged, _ := other.SignEvent(DeliveryStatusType, []byte(`{}`))
+	for _, tc := range []struct {
+		name, want string
+		err        error
+	}{
+		{"fail/status-as-rejection", "rejection receipt typ", second(VerifyEvent(statusJWS, gw.JWKS(), RejectionType))},
+		{"fail/status-as-case-message", "case message receipt typ", second(VerifyCaseMessage(statusJWS, gw.JWKS()))},
+		{"fail/case-message-as-status", "delivery-status receipt typ", second(VerifyEvent(caseJWS, gw.JWKS(), DeliveryStatusType))},
+		{"fail/other-key", "delivery-status receipt signature does not verify", second(VerifyEvent(forged, gw.JWKS(), DeliveryStatusType))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.err == nil || !strings.HasPrefix(tc.err.Error(), tc.want) {
+				t.Fatalf("error %v, want %q...", tc.err, tc.want)
+			}
+		})
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
