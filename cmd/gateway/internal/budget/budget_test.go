@@ -33,6 +33,8 @@ func TestReserve(t *testing.T) {
 		{"fail/spent", []held{{"b", 60 << 10}}, 5 << 10, 1 << 20, false},
 		{"fail/undeclared-reserves-the-limit", []held{{"b", 8 << 10}}, -1, 60 << 10, false},
 		{"ok/undeclared-within-the-limit", []held{{"b", 1 << 10}}, -1, 60 << 10, true},
+		{"ok/declared-empty-reserves-one-byte", []held{{"b", 64<<10 - 1}}, 0, 1 << 20, true},
+		{"fail/declared-empty-needs-its-byte", []held{{"b", 64 << 10}}, 0, 1 << 20, false},
 		{"ok/bigger-than-the-budget-runs-alone", nil, 6 << 20, 6 << 20, true},
 		{"fail/bigger-than-the-budget-waits-for-room", []held{{"b", 1}}, 6 << 20, 6 << 20, false},
 		{"ok/partner-within-half", []held{{"a", 16 << 10}}, 16 << 10, 1 << 20, true},
@@ -97,4 +99,21 @@ func value(g prometheus.Gauge) float64 {
 	var m dto.Metric
 	_ = g.Write(&m)
 	return m.GetGauge().GetValue()
+}
+
+// TestReleaseKeepsWhatIsStillHeld: a partner that gives back one request
+// of two still holds the other, which still counts towards its half.
+func TestReleaseKeepsWhatIsStillHeld(t *testing.T) {
+	b := New(64<<10, nil)
+	r1, _ := b.Reserve(request(8<<10), 1<<20, "a")
+	if _, ok := b.Reserve(request(8<<10), 1<<20, "a"); !ok {
+		t.Fatal("second request within half refused")
+	}
+	r1()
+	if b.held["a"] != 8<<10 {
+		t.Fatalf("after one release partner a holds %d, want %d", b.held["a"], 8<<10)
+	}
+	if _, ok := b.Reserve(request(24<<10+1), 1<<20, "a"); ok {
+		t.Fatal("a partner still holding 8 KiB took more than half the budget")
+	}
 }

@@ -132,12 +132,7 @@ func (p *Partner) TrustSigningCert(c *x509.Certificate, now time.Time) error {
 
 // Accepts reports whether the partner is registered for a format.
 func (p *Partner) Accepts(format string) bool {
-	for _, f := range p.Formats {
-		if f == format {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(p.Formats, format)
 }
 
 // AuthorisedFor reports whether the partner may report for an employer UEN.

@@ -212,3 +212,39 @@ func TestTrustSigningCert(t *testing.T) {
 		})
 	}
 }
+
+// TestWithDefaults: a policy value left at zero (or below) takes its
+// default, the README's; one that is set is kept.
+func TestWithDefaults(t *testing.T) {
+	want := Endpoint{Timeout: 10 * time.Second, MaxAttempts: 8, BaseBackoff: time.Second, MaxBackoff: 5 * time.Minute,
+		Concurrency: 2, BreakerFailures: 5, BreakerCooldown: 30 * time.Second}
+	set := Endpoint{Timeout: 3 * time.Second, MaxAttempts: 1, BaseBackoff: time.Millisecond, MaxBackoff: time.Hour,
+		Concurrency: 1, BreakerFailures: 1, BreakerCooldown: time.Minute, MaxResponseBytes: 7}
+	negative := Endpoint{Timeout: -1, MaxAttempts: -1, BaseBackoff: -1, MaxBackoff: -1, Concurrency: -1, BreakerFailures: -1, BreakerCooldown: -1}
+	for _, tc := range []struct {
+		name    string
+		in, out Endpoint
+	}{
+		{"ok/zero-takes-defaults", Endpoint{}, want},
+		{"ok/negative-takes-defaults", negative, want},
+		{"ok/set-is-kept", set, set},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.in.WithDefaults(); fmt.Sprint(got) != fmt.Sprint(tc.out) {
+				t.Fatalf("WithDefaults:\n got %+v\nwant %+v", got, tc.out)
+			}
+		})
+	}
+}
+
+func TestAccepts(t *testing.T) {
+	p := &Partner{Formats: []string{"sg-employer-notice/v1", "sg-insurer-claim/v1"}}
+	for _, f := range []string{"sg-employer-notice/v1", "sg-insurer-claim/v1"} {
+		if !p.Accepts(f) {
+			t.Fatalf("%s refused", f)
+		}
+	}
+	if p.Accepts("agency-soap/v1") || p.Accepts("") || (&Partner{}).Accepts("sg-employer-notice/v1") {
+		t.Fatal("a format not registered is accepted")
+	}
+}

@@ -1,11 +1,15 @@
 package problem
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/perkeso/jambatan/adapters"
 )
 
 // TestUnrouted: a request no route took is 404, or 405 naming in Allow
@@ -67,4 +71,38 @@ func splitAllow(s string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestWriteHTTP: the document names the kind by its stable type URI, its
+// title and status, carries the correlation id as its instance and the
+// problem list (an empty list, not null, when there is none), and never
+// the cause, which only Error (the log's text) holds.
+func TestWriteHTTP(t *testing.T) {
+	cause := errors.New("disk full at /var/lib/jambatan")
+	for _, tc := range []struct {
+		name string
+		err  *Error
+		want string
+	}{
+		{"ok/no-problems", &Error{Kind: Unavailable, Detail: "store unavailable", Cause: cause},
+			`{"type":"urn:my:perkeso:jambatan:problem:unavailable","title":"Service unavailable","status":503,"detail":"store unavailable","instance":"c0ffee","problems":[]}`},
+		{"ok/problems", &Error{Kind: Invalid, Detail: "1 problem", Problems: []adapters.Problem{{Pointer: "/noticeId", Code: adapters.CodeMissing, Message: "required"}}},
+			`{"type":"urn:my:perkeso:jambatan:problem:invalid-document","title":"Document breaks the format's rules","status":422,"detail":"1 problem","instance":"c0ffee","problems":[{"pointer":"/noticeId","code":"` + adapters.CodeMissing + `","message":"required"}]}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			tc.err.WriteHTTP(w, "c0ffee")
+			if got := strings.TrimSuffix(w.Body.String(), "\n"); got != tc.want || w.Code != tc.err.Kind.Status() ||
+				w.Header().Get("Content-Type") != "application/problem+json" || w.Header().Get("Content-Length") != strconv.Itoa(w.Body.Len()) {
+				t.Fatalf("%d %v\n%s\nwant\n%s", w.Code, w.Header(), got, tc.want)
+			}
+		})
+	}
+	e := &Error{Kind: Unavailable, Detail: "store unavailable", Cause: cause}
+	if got := e.Error(); got != "Service unavailable: store unavailable: disk full at /var/lib/jambatan" {
+		t.Fatalf("Error() = %q", got)
+	}
+	if got := (&Error{Kind: NotFound, Detail: "no such record"}).Error(); got != "Not found: no such record" {
+		t.Fatalf("Error() = %q", got)
+	}
 }
