@@ -1,7 +1,7 @@
 package soapsrv
 
 import (
-	"encoding/xml"
+	"strconv"
 
 	"github.com/beevik/etree"
 
@@ -36,13 +36,15 @@ func envelope(soapNS string, child *etree.Element) *etree.Document {
 
 // faultElement renders a Fault for SOAP 1.1 or 1.2.
 func faultElement(soapNS string, f *Fault) *etree.Element {
+	// SOAP's own MustUnderstand fault has no dotted code of the
+	// specification's; the nearest is client.schema.invalid (§8.1, order 1).
+	dotted := f.Code
+	if f.Code == "mustUnderstand" {
+		dotted = "client.schema.invalid"
+	}
 	detail := etree.NewElement("xb:FaultDetail")
 	detail.CreateAttr("xmlns:xb", nsXB)
-	if f.Code != "mustUnderstand" {
-		detail.CreateElement("xb:Code").SetText(f.Code)
-	} else {
-		detail.CreateElement("xb:Code").SetText("client.schema.invalid")
-	}
+	detail.CreateElement("xb:Code").SetText(dotted)
 	if f.Location != "" {
 		detail.CreateElement("xb:Location").SetText(f.Location)
 	}
@@ -50,7 +52,7 @@ func faultElement(soapNS string, f *Fault) *etree.Element {
 		detail.CreateElement("xb:MessageId").SetText(f.MessageID)
 	}
 	if f.Server && f.Retry > 0 {
-		detail.CreateElement("xb:RetryAfterSeconds").SetText(itoa(f.Retry))
+		detail.CreateElement("xb:RetryAfterSeconds").SetText(strconv.Itoa(f.Retry))
 	}
 	fe := etree.NewElement("soap:Fault")
 	if soapNS == wssec.NSSoap12 {
@@ -65,7 +67,7 @@ func faultElement(soapNS string, f *Fault) *etree.Element {
 		code.CreateElement("soap:Value").SetText(v)
 		sub := code.CreateElement("soap:Subcode").CreateElement("soap:Value")
 		sub.CreateAttr("xmlns:xb", nsXB)
-		sub.SetText("xb:" + f.Code)
+		sub.SetText("xb:" + dotted)
 		r := fe.CreateElement("soap:Reason").CreateElement("soap:Text")
 		r.CreateAttr("xml:lang", "en")
 		r.SetText(f.Reason)
@@ -85,10 +87,4 @@ func faultElement(soapNS string, f *Fault) *etree.Element {
 	fs.SetText(f.Reason)
 	fe.CreateElement("detail").AddChild(detail)
 	return fe
-}
-
-func itoa(n int) string {
-	b, _ := xml.Marshal(n)
-	s := string(b)
-	return s[len("<int>") : len(s)-len("</int>")]
 }

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -514,7 +515,7 @@ func (h *Handler) fault(w http.ResponseWriter, r *http.Request, rq *request, f *
 	}
 	h.Log.Warn("agency request refused", "correlation_id", rq.cid, "partner", rq.p.ID, "code", f.Code, "location", events.Within(f.Location, events.MaxPointer))
 	if f.Server && f.Retry > 0 {
-		w.Header().Set("Retry-After", itoa(f.Retry))
+		w.Header().Set("Retry-After", strconv.Itoa(f.Retry))
 	}
 	h.respond(w, rq, faultElement(rq.soapNS, f), status)
 }
