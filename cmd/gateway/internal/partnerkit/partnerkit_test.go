@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +83,38 @@ func TestSubmitRetriesBusy(t *testing.T) {
 	}
 	if resp, err = c.Raw("POST", "/v1/injury-notices", map[string]string{"Content-Type": "application/jose"}, []byte("x")); err != nil || resp.Status != http.StatusUnauthorized {
 		t.Fatalf("garbage: %v %+v", err, resp)
+	}
+}
+
+// TestSubmitGivesUpWhenBusy: a gateway busy throughout is asked
+// 1 + Retries times; OnRetry hears each retry (attempts 1 to Retries, not
+// the last send, after which nothing follows), and the caller gets the
+// last 503 as it was.
+func TestSubmitGivesUpWhenBusy(t *testing.T) {
+	env := gatewaytest.Start(t, gatewaytest.Options{MaxInflightBytes: 64 << 10})
+	caFile, certFile, keyFile, _ := env.WriteFiles(t, "employer-a")
+	c, err := partnerkit.NewClient(env.Server.URL, caFile, certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := env.Client(&env.Partners["employer-a"].TLS)
+	finish := env.HoldBudget(t, "employer-a", 63<<10, func() int {
+		r, err := hc.Post(env.Server.URL+"/v1/injury-notices", "application/jose", bytes.NewReader(bytes.Repeat([]byte("x"), 2<<10)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		return r.StatusCode
+	})
+	defer finish()
+	var retried []int
+	c.OnRetry = func(status, attempt int) { retried = append(retried, status, attempt) }
+	resp, err := c.Raw("POST", "/v1/injury-notices", map[string]string{"Content-Type": "application/jose"}, bytes.Repeat([]byte("x"), 2<<10))
+	if err != nil || resp.Status != http.StatusServiceUnavailable {
+		t.Fatalf("busy throughout: %v %+v, want the 503", err, resp)
+	}
+	if want := []int{503, 1, 503, 2, 503, 3}; !slices.Equal(retried, want) || partnerkit.Retries != 3 {
+		t.Fatalf("OnRetry heard %v, want %v", retried, want)
 	}
 }
 
