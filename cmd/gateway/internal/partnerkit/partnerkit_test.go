@@ -30,24 +30,20 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 )
 
-// TestSubmitRetriesBusy: a submission answered 503 with Retry-After (the
-// gateway's in-flight budget spent) is sent again and accepted once the
-// budget has room; other answers are returned as they are.
-func TestSubmitRetriesBusy(t *testing.T) {
-	env := gatewaytest.Start(t, gatewaytest.Options{MaxInflightBytes: 64 << 10})
+// busyGateway starts a gateway with a 64 KiB in-flight budget, a client of
+// partner employer-a, and a request holding 63 KiB of the budget until
+// finish, so that anything over 1 KiB is refused with 503 (a notice is
+// about 4 KiB).
+func busyGateway(t *testing.T) (env *gatewaytest.Env, c *partnerkit.Client, finish func()) {
+	t.Helper()
+	env = gatewaytest.Start(t, gatewaytest.Options{MaxInflightBytes: 64 << 10})
 	caFile, certFile, keyFile, _ := env.WriteFiles(t, "employer-a")
 	c, err := partnerkit.NewClient(env.Server.URL, caFile, certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key := env.Partners["employer-a"].SigningKey
-	notice, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "sgemployer", "testdata", "example-a.in.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	hc := env.Client(&env.Partners["employer-a"].TLS)
-	finish := env.HoldBudget(t, "employer-a", 63<<10, func() int {
-		// 2 KiB do not fit beside the 63 KiB held (a notice is about 4 KiB).
+	finish = env.HoldBudget(t, "employer-a", 63<<10, func() int {
 		r, err := hc.Post(env.Server.URL+"/v1/injury-notices", "application/jose", bytes.NewReader(bytes.Repeat([]byte("x"), 2<<10)))
 		if err != nil {
 			t.Fatal(err)
@@ -55,6 +51,19 @@ func TestSubmitRetriesBusy(t *testing.T) {
 		r.Body.Close()
 		return r.StatusCode
 	})
+	return env, c, finish
+}
+
+// TestSubmitRetriesBusy: a submission answered 503 with Retry-After (the
+// gateway's in-flight budget spent) is sent again and accepted once the
+// budget has room; other answers are returned as they are.
+func TestSubmitRetriesBusy(t *testing.T) {
+	env, c, finish := busyGateway(t)
+	key := env.Partners["employer-a"].SigningKey
+	notice, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "sgemployer", "testdata", "example-a.in.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var retried []int
 	c.OnRetry = func(status, attempt int) { retried = append(retried, status, attempt) }
 	go func() {
@@ -91,21 +100,7 @@ func TestSubmitRetriesBusy(t *testing.T) {
 // the last send, after which nothing follows), and the caller gets the
 // last 503 as it was.
 func TestSubmitGivesUpWhenBusy(t *testing.T) {
-	env := gatewaytest.Start(t, gatewaytest.Options{MaxInflightBytes: 64 << 10})
-	caFile, certFile, keyFile, _ := env.WriteFiles(t, "employer-a")
-	c, err := partnerkit.NewClient(env.Server.URL, caFile, certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc := env.Client(&env.Partners["employer-a"].TLS)
-	finish := env.HoldBudget(t, "employer-a", 63<<10, func() int {
-		r, err := hc.Post(env.Server.URL+"/v1/injury-notices", "application/jose", bytes.NewReader(bytes.Repeat([]byte("x"), 2<<10)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.Body.Close()
-		return r.StatusCode
-	})
+	_, c, finish := busyGateway(t)
 	defer finish()
 	var retried []int
 	c.OnRetry = func(status, attempt int) { retried = append(retried, status, attempt) }
