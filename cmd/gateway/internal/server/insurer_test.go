@@ -5,17 +5,21 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
 
 	"github.com/perkeso/jambatan/adapters/adaptertest"
 	"github.com/perkeso/jambatan/adapters/insurerclaim"
 	"github.com/perkeso/jambatan/adapters/jsonrules"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
@@ -291,4 +295,65 @@ func tooManyValues(t *testing.T, doc []byte) []byte {
 	}
 	b, _ := json.Marshal(m)
 	return b
+}
+
+// TestInsurerEventsCarryTheBatchSignature: each claim's event carries the
+// insurer's signature over the whole batch (protected header and
+// signature, the payload left out), in whichever form the batch came, so
+// that the back office can verify it against the batch the message log
+// keeps.
+func TestInsurerEventsCarryTheBatchSignature(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		form partnerkit.Form
+	}{
+		{"ok/compact", partnerkit.Compact},
+		{"ok/detached", partnerkit.Detached},
+		{"ok/detached-unencoded", partnerkit.DetachedUnencoded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := gatewaytest.Start(t, gatewaytest.Options{EventLimit: 1 << 20})
+			p := env.Partners["insurer-wic"]
+			doc := insurerBatch(t)
+			sig := sign(t, doc, p.SigningKey, tc.form)
+			req, _ := http.NewRequest("POST", env.Server.URL+"/v1/insurer-claims", bytes.NewReader(doc))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("X-JWS-Signature", sig)
+			if tc.form == partnerkit.Compact {
+				req, _ = http.NewRequest("POST", env.Server.URL+"/v1/insurer-claims", strings.NewReader(sig))
+				req.Header.Set("Content-Type", "application/jose")
+			}
+			resp, err := env.Client(&p.TLS).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("HTTP %d", resp.StatusCode)
+			}
+			pub, _ := jwk.PublicKeyOf(p.SigningKey)
+			alg, _ := p.SigningKey.Algorithm()
+			values, err := env.Store.DB().Query(`SELECT value FROM outbox WHERE topic = 'perkeso.injury-notices.verified.v1'`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer values.Close()
+			n := 0
+			for ; values.Next(); n++ {
+				var v []byte
+				_ = values.Scan(&v)
+				var ev struct{ JWS *events.Signed }
+				if err := json.Unmarshal(v, &ev); err != nil || ev.JWS == nil || ev.JWS.Payload != "" {
+					t.Fatalf("event's jws %+v (%v), want the batch's signature without its payload", ev.JWS, err)
+				}
+				detached := ev.JWS.Protected + ".." + ev.JWS.Signature
+				if _, err := jws.Verify([]byte(detached), jws.WithKey(alg.(jwa.SignatureAlgorithm), pub), jws.WithDetachedPayload(doc)); err != nil {
+					t.Fatalf("the event's batch signature does not verify over the batch: %v", err)
+				}
+			}
+			if n != 3 {
+				t.Fatalf("%d events, want 3", n)
+			}
+		})
+	}
 }
