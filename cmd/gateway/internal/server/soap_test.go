@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -212,6 +213,7 @@ func TestSOAPNotifyInjury(t *testing.T) {
 func TestSOAPFaults(t *testing.T) {
 	env := gatewaytest.Start(t, gatewaytest.Options{})
 	ex := soapExample(t)
+	exampleID := regexp.MustCompile(`<xb:MessageId>([^<]+)</xb:MessageId>`).FindStringSubmatch(ex)[1]
 	signedBy := func(id string) []byte {
 		c := agencyClient(t, env, id)
 		d := unsigned(t, ex)
@@ -298,6 +300,16 @@ func TestSOAPFaults(t *testing.T) {
 			}
 			if code := d.FindElement("//FaultDetail/Code"); code == nil || code.Text() != tc.code {
 				t.Fatalf("fault %s, want %s", raw, tc.code)
+			}
+			// The request's MessageId, once it could be read: every fault
+			// after the envelope's checks (§8.1 order 1) names it; a
+			// caller that is no agency is refused unread.
+			wantID := exampleID
+			if tc.code == "client.schema.invalid" || tc.partner != "agency-th" {
+				wantID = ""
+			}
+			if id := d.FindElement("//FaultDetail/MessageId"); (id == nil && wantID != "") || (id != nil && id.Text() != wantID) {
+				t.Fatalf("fault %s, want MessageId %q", raw, wantID)
 			}
 			if n := count(t, env, `SELECT count(*) FROM records`); n != 0 {
 				t.Fatalf("%d records accepted", n)
