@@ -145,7 +145,8 @@ func (l *leanConn) close() {
 	}
 }
 
-// maxHeaderLines bounds the header section of an answer.
+// maxHeaderLines bounds the header fields of an answer (the gateway's
+// have fewer than ten).
 const maxHeaderLines = 64
 
 // readResponse reads one HTTP/1.1 response from br, discarding its body,
@@ -168,9 +169,6 @@ func readResponse(br *bufio.Reader) (status int, keepAlive bool, err error) {
 	}
 	length, keepAlive := int64(-1), true
 	for n := 0; ; n++ {
-		if n == maxHeaderLines {
-			return 0, false, errors.New("loadgen: too many header lines")
-		}
 		line, err = br.ReadSlice('\n')
 		if err != nil {
 			return 0, false, err
@@ -178,6 +176,9 @@ func readResponse(br *bufio.Reader) (status int, keepAlive bool, err error) {
 		line = bytes.TrimRight(line, "\r\n")
 		if len(line) == 0 {
 			break
+		}
+		if n == maxHeaderLines {
+			return 0, false, errors.New("loadgen: too many header lines")
 		}
 		name, value, ok := bytes.Cut(line, []byte(":"))
 		if !ok {

@@ -38,7 +38,9 @@ func TestReadResponse(t *testing.T) {
 		{"fail/bad-header", "HTTP/1.1 200 OK\r\nno colon\r\n\r\n", 0, false, ""},
 		{"fail/short-body", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0, false, ""},
 		{"fail/truncated-headers", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n", 0, false, ""},
-		{"fail/too-many-headers", "HTTP/1.1 200 OK\r\n" + strings.Repeat("X: y\r\n", maxHeaderLines) + "\r\n", 0, false, ""},
+		{"ok/most-headers", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" + strings.Repeat("X: y\r\n", maxHeaderLines-1) + "\r\n", 200, true, ""},
+		{"fail/too-many-headers", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" + strings.Repeat("X: y\r\n", maxHeaderLines) + "\r\n", 0, false, ""},
+		{"fail/status-under-100", "HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n", 0, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			br := bufio.NewReader(strings.NewReader(tc.in))

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -136,12 +137,12 @@ func TestAnswers(t *testing.T) {
 			cfg := answering(t, 0, tc.status, &paths)
 			cfg.Route, cfg.Header, cfg.Created, cfg.RecordsPerRequest = tc.route, tc.header, tc.created, tc.records
 			cfg.Concurrency, cfg.Requests = 2, 10
-			var reads atomic.Int64 // the gateway's CPU: 1 s before the run, 1.3 s after it
+			var reads atomic.Int64 // the gateway's CPU: 1 s before the run, 1.3 s after it; 1 MiB, then 3
 			cfg.Gateway = func() (Process, error) {
 				if reads.Add(1) == 1 {
 					return Process{CPUSeconds: 1, RSSBytes: 1 << 20}, nil
 				}
-				return Process{CPUSeconds: 1.3, RSSBytes: 1 << 20}, nil
+				return Process{CPUSeconds: 1.3, RSSBytes: 3 << 20}, nil
 			}
 			s, err := LoadTest(context.Background(), cfg)
 			if err != nil {
@@ -161,6 +162,13 @@ func TestAnswers(t *testing.T) {
 				s.GatewayCPUMicrosPerReq != 30000 || s.GatewayCPUMicrosPerRecord != 10000) {
 				t.Fatalf("records: %d per request, %v/s at %v requests/s; gateway CPU %v µs per request, %v per record (want 30000, 10000)",
 					s.RecordsPerRequest, s.RecordsPerS, s.ThroughputPerS, s.GatewayCPUMicrosPerReq, s.GatewayCPUMicrosPerRecord)
+			}
+			perReq := 0.0 // the gateway's 0.3 s over the requests it took
+			if tc.accepted+tc.dups > 0 {
+				perReq = 30000
+			}
+			if math.Abs(s.GatewayCPUSeconds-0.3) > 1e-9 || s.GatewayCPUMicrosPerReq != perReq || s.GatewayPeakRSSMB != 3 {
+				t.Fatalf("gateway: %v CPU seconds, %v µs per request, peak %v MB; want 0.3, %v, 3", s.GatewayCPUSeconds, s.GatewayCPUMicrosPerReq, s.GatewayPeakRSSMB, perReq)
 			}
 			if tc.records <= 1 && (s.RecordsPerRequest != 0 || s.RecordsPerS != 0) {
 				t.Fatalf("a notice run reports records: %+v", s)
