@@ -85,7 +85,9 @@ type Options struct {
 }
 
 // Start starts a gateway with partners "employer-a" (UEN 201912345K and
-// 53412345B, 199801234D) and "employer-b" (UEN 200000001A).
+// 53412345B, 199801234D) and "employer-b" (UEN 200000001A), the insurer
+// "insurer-wic" and the agencies "agency-th" (TH:SSO) and "agency-bn"
+// (BN:SPK).
 func Start(t testing.TB, opts Options) *Env {
 	t.Helper()
 	dir := t.TempDir()
@@ -131,6 +133,15 @@ func Start(t testing.TB, opts Options) *Env {
 	must(t, err)
 	env.Partners[ag.ID] = ag
 	reg = append(reg, ag.Partner)
+	// A second agency (BN:SPK, an EC signing key), whose cases are not
+	// TH:SSO's.
+	bn := NewPartner(t, ca, "agency-bn", nil)
+	bn.Kind, bn.Formats, bn.Institution = partner.KindAgency, []string{"agency-soap/v1"}, "BN:SPK"
+	bn.SigningCAs = pool(ca.Cert)
+	bn.WSSigning, err = ca.IssueSigning("BN:SPK", nil)
+	must(t, err)
+	env.Partners[bn.ID] = bn
+	reg = append(reg, bn.Partner)
 	env.SOAPSigning, err = ca.IssueSigning("MY:PERKESO", nil)
 	must(t, err)
 

@@ -182,6 +182,13 @@ func TestSOAPNotifyInjury(t *testing.T) {
 	if err != nil || ru.Fault == nil || ru.Fault.Code != "client.case.unknown" {
 		t.Fatalf("unknown case: %v %s", err, ru.Raw)
 	}
+	// Another agency asking on TH:SSO's case is told the same (§8.1 order
+	// 10: not shared with this Sender), and learns nothing of it.
+	bnAsks := strings.NewReplacer("ri-1", "bn-ri-1", "<xb:Sender>TH:SSO</xb:Sender>", "<xb:Sender>BN:SPK</xb:Sender>").Replace(ri)
+	rb, err := agencyClient(t, env, "agency-bn").Call(ctx, "urn:xb-injury:exchange:v1#RequestInformation", unsigned(t, bnAsks))
+	if err != nil || rb.Fault == nil || rb.Fault.Code != "client.case.unknown" || rb.Fault.Location != "/xb:RequestInformation/xb:Header/xb:CaseId" {
+		t.Fatalf("another agency's request on the case: %v %s", err, rb.Raw)
+	}
 
 	// A decision on the case; then decisions that break the content rules
 	// (§7 C1 and C13) are refused with the element, and not logged as
