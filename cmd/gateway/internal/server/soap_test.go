@@ -321,6 +321,13 @@ func TestSOAPFaults(t *testing.T) {
 			if n := count(t, env, `SELECT count(*) FROM records`); n != 0 {
 				t.Fatalf("%d records accepted", n)
 			}
+			// The message log keeps the refusal as one, with its code.
+			var outcome, problemType string
+			var status int
+			if err := env.Store.DB().QueryRow(`SELECT outcome, status, problem_type FROM message_log ORDER BY seq DESC LIMIT 1`).Scan(&outcome, &status, &problemType); err != nil ||
+				outcome != store.OutcomeRejected || status != 500 || problemType != "urn:my:perkeso:jambatan:soap-fault:"+tc.code {
+				t.Fatalf("message log: %s, %d, %s (%v); want REJECTED, 500, the fault's code", outcome, status, problemType, err)
+			}
 		})
 	}
 	t.Run("ok/wsdl", func(t *testing.T) {
