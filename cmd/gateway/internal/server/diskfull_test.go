@@ -21,13 +21,12 @@ func TestDiskFull(t *testing.T) {
 	c := env.Client(&a.TLS)
 	notice := []byte(sign(t, example(t, "example-a.in.json"), a.SigningKey, partnerkit.Compact))
 
-	var r response
-	var soapStatus int
-	var soapRaw []byte
+	var r, soap response
 	gatewaytest.FullDisk(t, func() {
 		r = post(t, c, env.Server.URL, "application/jose", notice, nil)
-		soapStatus, soapRaw = postSOAP(t, env, "agency-th")
+		soap = postSOAPAnswer(t, env, "agency-th", nil)
 	})
+	soapStatus, soapRaw := soap.status, soap.body
 	assertProblem(t, r, problem.Unavailable, "")
 	if !strings.Contains(string(r.body), "nothing was accepted") || strings.Contains(string(r.body), "receipt") {
 		t.Fatalf("refusal on a full disk: %s", r.body)
@@ -36,6 +35,10 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("SOAP HTTP %d: %.300s", soapStatus, soapRaw)
 	}
 	assertFault(t, soapRaw, "server.unavailable")
+	// When to try again, in the detail (§8.1) and in HTTP's own header.
+	if !strings.Contains(string(soapRaw), "<xb:RetryAfterSeconds>5</xb:RetryAfterSeconds>") || soap.header.Get("Retry-After") != "5" {
+		t.Fatalf("server.unavailable without its wait (Retry-After %q): %.600s", soap.header.Get("Retry-After"), soapRaw)
+	}
 
 	if r = post(t, c, env.Server.URL, "application/jose", notice, nil); r.status != http.StatusAccepted {
 		t.Fatalf("sent again with room on the disk: %d %s", r.status, r.body)
