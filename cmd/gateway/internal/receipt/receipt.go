@@ -221,6 +221,7 @@ func readKeys(path string, b []byte) ([]jwk.Key, error) {
 	return keys, nil
 }
 
+// hasKeyID matches a key by its kid.
 func hasKeyID(kid string) func(jwk.Key) bool {
 	return func(k jwk.Key) bool { id, _ := k.KeyID(); return id == kid }
 }
