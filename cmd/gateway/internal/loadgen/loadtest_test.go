@@ -258,3 +258,53 @@ func TestSendLag(t *testing.T) {
 		})
 	}
 }
+
+// TestRunFigures: a run of 12 requests that each take 200 ms, two at a
+// time (1.2 s), reports its throughput over its own duration, latencies in
+// milliseconds, tells its progress each second, and samples the gateway's
+// memory during the run: a peak seen only by the first sample counts.
+func TestRunFigures(t *testing.T) {
+	cfg := accepting(t, 200*time.Millisecond)
+	cfg.Concurrency, cfg.Requests = 2, 12
+	var progress, reads atomic.Int64
+	cfg.Progress = func(done, accepted int64, elapsed time.Duration) { progress.Add(1) }
+	cfg.Gateway = func() (Process, error) {
+		rss := float64(1 << 20)
+		if reads.Add(1) == 2 { // the first sample, after the read before the run
+			rss = 5 << 20
+		}
+		return Process{CPUSeconds: 1, RSSBytes: rss}, nil
+	}
+	s, err := LoadTest(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Requests != 12 || s.Accepted != 12 || s.DurationS < 1.2 || math.Abs(s.ThroughputPerS-12/s.DurationS) > 1e-9 {
+		t.Fatalf("%d requests, %d accepted in %v s at %v/s; want 12, 12, at least 1.2 s, 12 over the duration", s.Requests, s.Accepted, s.DurationS, s.ThroughputPerS)
+	}
+	if p50 := s.LatencyMS["p50"]; p50 < 200 || p50 >= 2000 || s.LatencyMS["max"] < p50 {
+		t.Fatalf("latencies %v ms; want p50 of 200 ms or a little more", s.LatencyMS)
+	}
+	if progress.Load() == 0 {
+		t.Fatalf("a run of %v s told no progress", s.DurationS)
+	}
+	if s.GatewayPeakRSSMB != 5 || reads.Load() < 3 {
+		t.Fatalf("peak RSS %v MB over %d reads, want the 5 sampled during the run", s.GatewayPeakRSSMB, reads.Load())
+	}
+}
+
+// TestWithDefaults: a run that leaves out its concurrency, route, headers,
+// expected status and length gets 32 clients posting compact JWS notices
+// for 10 s, expecting 202.
+func TestWithDefaults(t *testing.T) {
+	for _, in := range []TestConfig{{}, {Concurrency: -1, Duration: -time.Second}} {
+		cfg, n := in.withDefaults()
+		if cfg.Concurrency != 32 || cfg.Route != "/v1/injury-notices" || cfg.Header.Get("Content-Type") != "application/jose" ||
+			cfg.Created != 202 || cfg.Duration != 10*time.Second || n <= 0 {
+			t.Fatalf("defaults of %+v: %+v, %d notices", in, cfg, n)
+		}
+	}
+	if cfg, n := (TestConfig{Requests: 7, Concurrency: 3}).withDefaults(); n != 7 || cfg.Concurrency != 3 {
+		t.Fatalf("a run of 7 requests at 3: %+v, %d notices", cfg, n)
+	}
+}
