@@ -24,6 +24,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
+	"github.com/perkeso/jambatan/adapters/jsondoc"
 )
 
 // Type is the typ header of every receipt.
@@ -205,8 +206,15 @@ func (s *Signer) JWKS() jwk.Set {
 var now = time.Now
 
 // readKeys reads a receipt key file's keys, current first: one JWK, or a
-// JWK Set of one or more (jwk.Parse reads a lone key as a set of one).
+// JWK Set of one or more (jwk.Parse reads a lone key as a set of one),
+// each under a kid of its own. The file is read strictly first: an
+// operator may edit it (to drop retired keys), and jwk.Parse takes the
+// last of a member written twice and passes over what follows the first
+// value.
 func readKeys(path string, b []byte) ([]jwk.Key, error) {
+	if _, err := jsondoc.Parse(b, 0); err != nil {
+		return nil, fmt.Errorf("%s: not a JWK or JWK Set: %s", path, jsondoc.Reason(err))
+	}
 	set, err := jwk.Parse(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a JWK or JWK Set: %w", path, err)
@@ -217,6 +225,12 @@ func readKeys(path string, b []byte) ([]jwk.Key, error) {
 	keys := make([]jwk.Key, set.Len())
 	for i := range keys {
 		keys[i], _ = set.Key(i)
+		kid, _ := keys[i].KeyID()
+		if slices.ContainsFunc(keys[:i], hasKeyID(kid)) {
+			// A receipt names its key by kid: under two keys, the
+			// receipts of one of them would not verify.
+			return nil, fmt.Errorf("%s: two keys under kid %q", path, kid)
+		}
 	}
 	return keys, nil
 }

@@ -189,6 +189,9 @@ func TestLoadSignerForms(t *testing.T) {
 		{"ok/one-jwk", single, ""},
 		{"ok/set-of-one", write("one.json", `{"keys":[`+string(key)+`]}`), ""},
 		{"fail/empty-set", write("empty.json", `{"keys":[]}`), "a JWK Set with no key"},
+		{"fail/two-keys-one-kid", write("twice.json", `{"keys":[`+string(key)+`,`+string(key)+`]}`), `two keys under kid "gw-1"`},
+		{"fail/member-twice", write("member.json", `{"keys":[`+string(key)+`],"keys":[]}`), `not a JWK or JWK Set: duplicate member name "keys"`},
+		{"fail/second-value", write("second.json", string(key)+`{}`), "not a JWK or JWK Set: data after the document"},
 		{"fail/not-json", write("text.json", `receipt key`), "not a JWK or JWK Set"},
 		{"fail/public-key", write("public.json", `{"kty":"EC","crv":"P-256","kid":"gw-1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}`), "receipt key must be a private EC P-256 JWK"},
 	} {
