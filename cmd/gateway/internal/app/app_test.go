@@ -34,6 +34,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/relay"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
@@ -711,5 +712,54 @@ func waitDeliveries(t *testing.T, g *Gateway, within time.Duration, keys ...stri
 			t.Fatalf("deliveries %q, want %q: the requests written were not read", got, keys)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestHealthDetail: the ops listener's /healthz says how many entries the
+// message log holds, the outbox's state (the relay's, or without Kafka
+// brokers its backlog and why nothing publishes) and, with outbound
+// delivery on, the deliveries by state.
+func TestHealthDetail(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		edit         func(*config.Config)
+		relay        bool
+		outboxError  string
+		withDelivery bool
+	}{
+		{"ok/relay", func(c *config.Config) { c.File.Kafka.Brokers = []string{"127.0.0.1:1"} }, true, "", true}, // not started
+		{"ok/no-brokers", func(c *config.Config) { c.File.Kafka.Brokers = nil }, false, "no kafka brokers configured", true},
+		{"ok/no-outbound", func(c *config.Config) { c.File.Outbound = config.Outbound{} }, false, "no kafka brokers configured", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, _ := devGateway(t, tc.edit)
+			if (g.Relay != nil) != tc.relay || (g.Deliverer != nil) != tc.withDelivery {
+				t.Fatalf("relay %v, deliverer %v; the case expects %v, %v", g.Relay != nil, g.Deliverer != nil, tc.relay, tc.withDelivery)
+			}
+			h, ok := g.Health(context.Background())
+			outbox, _ := h["outbox"].(relay.Status)
+			_, deliveries := h["deliveries"]
+			if !ok || h["status"] != "ok" || h["messageLogEntries"] != int64(0) || h["outbox"] == nil ||
+				outbox.LastError != tc.outboxError || deliveries != tc.withDelivery {
+				t.Fatalf("health %v (ok %v)", h, ok)
+			}
+		})
+	}
+}
+
+// TestTopics: each topic named in the configuration replaces its default;
+// the others keep theirs.
+func TestTopics(t *testing.T) {
+	var k config.Kafka
+	if got := Topics(k); got != events.DefaultTopics {
+		t.Fatalf("no names: %+v, want the defaults", got)
+	}
+	k.Topics.Verified, k.Topics.Rejected, k.Topics.CaseMessages = "v", "r", "c"
+	if got := Topics(k); got.Verified != "v" || got.Rejected != "r" || got.CaseMessages != "c" {
+		t.Fatalf("all named: %+v", got)
+	}
+	k.Topics.Rejected = ""
+	if got := Topics(k); got.Verified != "v" || got.Rejected != events.DefaultTopics.Rejected || got.CaseMessages != "c" {
+		t.Fatalf("rejected left out: %+v", got)
 	}
 }
