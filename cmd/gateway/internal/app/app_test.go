@@ -763,3 +763,30 @@ func TestTopics(t *testing.T) {
 		t.Fatalf("rejected left out: %+v", got)
 	}
 }
+
+// TestOutboxOldestAge: the age of the outbox's oldest unpublished event is
+// 0 with nothing waiting and grows once an accepted notice's event waits
+// (here for a relay the gateway does not have).
+func TestOutboxOldestAge(t *testing.T) {
+	g, l := devGateway(t)
+	c := employerClient(t, g, l)
+	key, err := partnerkit.LoadSigningKey(l.Kit("demo-employer").SigningJWK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "sgemployer", "testdata", "example-a.in.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if age, ok := metricValue(t, g, "jambatan_outbox_oldest_age_seconds", ""); !ok || age != 0 {
+		t.Fatalf("nothing waiting: age %v (present %t), want 0", age, ok)
+	}
+	resp, err := c.Submit("/v1/injury-notices", doc, key, partnerkit.Compact)
+	if err != nil || resp.Status != 202 {
+		t.Fatalf("notice: %v %+v", err, resp)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if age, ok := metricValue(t, g, "jambatan_outbox_oldest_age_seconds", ""); !ok || age <= 0 || age > 60 {
+		t.Fatalf("an event waiting: age %v s (present %t)", age, ok)
+	}
+}
