@@ -74,3 +74,24 @@ func FuzzParseFault(f *testing.F) {
 		}
 	})
 }
+
+// TestFaultError: a fault's text names its code, SOAP fault code and reason,
+// and where it points only when it points somewhere (the deliverer keeps
+// the text as the attempt's error).
+func TestFaultError(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		f    Fault
+		want string
+	}{
+		{"ok/located", Fault{FaultCode: "soap:Client", Reason: "TH_PID check digit does not match", Code: "client.content.invalid", Location: "/xb:NotifyInjury/xb:Notification/xb:Person/xb:PersonalId"},
+			"soap fault client.content.invalid (soap:Client): TH_PID check digit does not match at /xb:NotifyInjury/xb:Notification/xb:Person/xb:PersonalId"},
+		{"ok/nowhere", Fault{FaultCode: "soap:Server", Reason: "busy", Code: "server.unavailable"}, "soap fault server.unavailable (soap:Server): busy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.f.Error(); got != tc.want {
+				t.Fatalf("%q, want %q", got, tc.want)
+			}
+		})
+	}
+}
