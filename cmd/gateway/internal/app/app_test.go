@@ -157,6 +157,22 @@ func employerClient(t *testing.T, g *Gateway, l devmode.Layout) *partnerkit.Clie
 	return c
 }
 
+// employerNotice is employerClient with the demo employer's signing key
+// and example A of sg-employer-notice/v1, unsigned.
+func employerNotice(t *testing.T, g *Gateway, l devmode.Layout) (*partnerkit.Client, jwk.Key, []byte) {
+	t.Helper()
+	c := employerClient(t, g, l)
+	key, err := partnerkit.LoadSigningKey(l.Kit("demo-employer").SigningJWK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "sgemployer", "testdata", "example-a.in.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, key, doc
+}
+
 // useCRL writes der as the dev directory's pki/clients.crl and names that
 // file in the configuration's tls.crl_files, for the next Reload.
 func useCRL(t *testing.T, l devmode.Layout, der []byte) {
@@ -545,15 +561,7 @@ func TestAlertMetricsExist(t *testing.T) {
 // accepted notice counts nowhere.
 func TestVerificationFailureKinds(t *testing.T) {
 	g, l := devGateway(t)
-	c := employerClient(t, g, l)
-	key, err := partnerkit.LoadSigningKey(l.Kit("demo-employer").SigningJWK)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "sgemployer", "testdata", "example-a.in.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, key, doc := employerNotice(t, g, l)
 	compact, err := partnerkit.Sign(doc, key, partnerkit.Compact)
 	if err != nil {
 		t.Fatal(err)
@@ -769,15 +777,7 @@ func TestTopics(t *testing.T) {
 // (here for a relay the gateway does not have).
 func TestOutboxOldestAge(t *testing.T) {
 	g, l := devGateway(t)
-	c := employerClient(t, g, l)
-	key, err := partnerkit.LoadSigningKey(l.Kit("demo-employer").SigningJWK)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "sgemployer", "testdata", "example-a.in.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, key, doc := employerNotice(t, g, l)
 	if age, ok := metricValue(t, g, "jambatan_outbox_oldest_age_seconds", ""); !ok || age != 0 {
 		t.Fatalf("nothing waiting: age %v (present %t), want 0", age, ok)
 	}
