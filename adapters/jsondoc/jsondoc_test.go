@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -254,6 +255,43 @@ func TestReason(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Reason(tc.err); got != tc.want {
 				t.Fatalf("Reason(%v) = %q, want %q", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestParseAllocations: a document's tree comes in a few allocations sized
+// to it, and what is counted to size them (commas, colons, brackets, which
+// may be inside strings) never makes Parse allocate more than a bounded
+// block for them.
+func TestParseAllocations(t *testing.T) {
+	example, err := os.ReadFile(filepath.Join("..", "sgemployer", "testdata", "example-a.in.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		doc       []byte
+		maxAllocs float64
+		maxBytes  int
+	}{
+		{"ok/jws-header", []byte(`{"alg":"ES256","kid":"sg-employer-2026"}`), 6, 1 << 10},
+		{"ok/notice", example, 12, 6 * len(example)},
+		{"ok/commas-in-a-string", []byte(`"` + strings.Repeat(",:[{", 1<<16) + `"`), 8, 2*4<<16 + 48<<10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Parse(tc.doc, DefaultMaxDepth); err != nil {
+				t.Fatal(err)
+			}
+			if n := testing.AllocsPerRun(20, func() { Parse(tc.doc, DefaultMaxDepth) }); n > tc.maxAllocs {
+				t.Errorf("%v allocations, want at most %v", n, tc.maxAllocs)
+			}
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			Parse(tc.doc, DefaultMaxDepth)
+			runtime.ReadMemStats(&after)
+			if n := after.TotalAlloc - before.TotalAlloc; n > uint64(tc.maxBytes) {
+				t.Errorf("%d bytes allocated for a %d-byte document, want at most %d", n, len(tc.doc), tc.maxBytes)
 			}
 		})
 	}
