@@ -217,6 +217,58 @@ func TestSOAPNotifyInjury(t *testing.T) {
 	}
 }
 
+// TestSOAPConcurrentCopies: two copies of one NotifyInjury that both find
+// no earlier exchange, since neither is logged yet (the store's writer is
+// held until both wait for it), are logged in one group: one is accepted
+// and opens the case, the other is a duplicate and is answered with the
+// first's acknowledgement (agency-soap/v1 §8.3), not with the one its own
+// handling had built (another MessageId).
+func TestSOAPConcurrentCopies(t *testing.T) {
+	env := gatewaytest.Start(t, gatewaytest.Options{})
+	c := agencyClient(t, env, "agency-th")
+	ex := soapExample(t)
+	release := env.Store.HoldWriter()
+	type answer struct {
+		resp *soapclient.Response
+		err  error
+	}
+	answers := make(chan answer, 2)
+	for range 2 {
+		go func() {
+			resp, err := c.Call(context.Background(), "urn:xb-injury:exchange:v1#NotifyInjury", unsigned(t, ex))
+			answers <- answer{resp, err}
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); env.Store.Queued() < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			release()
+			t.Fatalf("%d copies reached the store's queue, want 2", env.Store.Queued())
+		}
+	}
+	release()
+	var acks []string
+	for range 2 {
+		a := <-answers
+		if a.err != nil || a.resp.Fault != nil || a.resp.Body.Tag != "InjuryAcknowledgement" {
+			t.Fatalf("copy: %v %s", a.err, a.resp.Raw)
+		}
+		acks = append(acks, a.resp.Body.FindElement("./Header/MessageId").Text())
+	}
+	if acks[0] != acks[1] {
+		t.Fatalf("the copies were answered with acknowledgements %q and %q, want the first's twice", acks[0], acks[1])
+	}
+	for q, want := range map[string]int{
+		`SELECT count(*) FROM message_log WHERE outcome = 'ACCEPTED'`:  1,
+		`SELECT count(*) FROM message_log WHERE outcome = 'DUPLICATE'`: 1,
+		`SELECT count(*) FROM soap_exchanges`:                          1,
+		`SELECT count(*) FROM soap_cases`:                              1,
+	} {
+		if n := count(t, env, q); n != want {
+			t.Errorf("%s: %d, want %d", q, n, want)
+		}
+	}
+}
+
 func TestSOAPFaults(t *testing.T) {
 	env := gatewaytest.Start(t, gatewaytest.Options{})
 	ex := soapExample(t)

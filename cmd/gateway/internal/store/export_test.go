@@ -19,22 +19,6 @@ const (
 // QRecordsIn is a SQLite group's record lookup.
 const QRecordsIn = qRecordsIn
 
-// HoldWriter keeps the writer busy inside a write of its own until release
-// is called, so that tests can queue writes behind it.
-func (s *DB) HoldWriter() (release func()) {
-	inside, hold := make(chan struct{}), make(chan struct{})
-	go s.write(context.Background(), func(context.Context, wtx) error {
-		close(inside)
-		<-hold
-		return nil
-	})
-	<-inside
-	return func() { close(hold) }
-}
-
-// Queued is the number of writes waiting for the writer.
-func (s *DB) Queued() int { return len(s.reqs) }
-
 // SetFreshBytes bounds the parts the store keeps for the relay's claims.
 func (s *DB) SetFreshBytes(n int) {
 	s.fresh.mu.Lock()
