@@ -171,29 +171,17 @@ func (p *parser) preallocate() {
 	p.members = make([]Member, 0, min(colons, 32))
 }
 
-// membersOf copies an object's members out of the open containers' stack,
-// into the preallocated block while it has room.
-func (p *parser) membersOf(open []Member) []Member {
+// carve copies an object's members or an array's items out of the open
+// containers' stack, into its preallocated block while that has room.
+func carve[T any](block *[]T, open []T) []T {
 	n := len(open)
-	if n > len(p.memberBlock) {
+	if n > len(*block) {
 		return slices.Clone(open)
 	}
-	m := p.memberBlock[:n:n]
-	p.memberBlock = p.memberBlock[n:]
-	copy(m, open)
-	return m
-}
-
-// itemsOf is membersOf for an array's items.
-func (p *parser) itemsOf(open []*Value) []*Value {
-	n := len(open)
-	if n > len(p.itemBlock) {
-		return slices.Clone(open)
-	}
-	it := p.itemBlock[:n:n]
-	p.itemBlock = p.itemBlock[n:]
-	copy(it, open)
-	return it
+	s := (*block)[:n:n]
+	*block = (*block)[n:]
+	copy(s, open)
+	return s
 }
 
 func (p *parser) node(k Kind) *Value {
@@ -484,7 +472,7 @@ func (p *parser) object(depth int) (*Value, error) {
 			if err != nil {
 				return nil, err
 			}
-			v.Members = p.membersOf(p.members[base:])
+			v.Members = carve(&p.memberBlock, p.members[base:])
 			return v, nil
 		}
 	}
@@ -523,7 +511,7 @@ func (p *parser) array(depth int) (*Value, error) {
 			if err != nil {
 				return nil, err
 			}
-			v.Items = p.itemsOf(p.items[base:])
+			v.Items = carve(&p.itemBlock, p.items[base:])
 			return v, nil
 		}
 	}
