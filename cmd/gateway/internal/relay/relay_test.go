@@ -208,6 +208,8 @@ func TestBrokerOutage(t *testing.T) {
 	defer st.Close()
 	r, w := newRelay(t, st, b.Addr)
 	defer w.Close()
+	calls := &producerCalls{Producer: w}
+	r.Producer = calls
 	var logged gatewaytest.SyncBuffer
 	r.Log = slog.New(slog.NewTextHandler(&logged, nil))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -221,6 +223,10 @@ func TestBrokerOutage(t *testing.T) {
 
 	enqueue(t, st, 500, 500, 11) // intake keeps accepting while the broker is away
 	waitFor(t, "relay to notice the outage", func() bool { return r.Status(ctx).LastError != "" })
+	// Three failed produce calls at least, so that a warning repeated on
+	// each retry (or given on the second only) is seen.
+	failed := len(calls.calls())
+	waitFor(t, "relay to retry twice more", func() bool { return len(calls.calls()) >= failed+2 })
 	if s := r.Status(ctx); s.Backlog != 500 {
 		t.Fatalf("backlog during outage %d, want 500", s.Backlog)
 	}
