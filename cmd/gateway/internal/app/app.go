@@ -449,10 +449,14 @@ func (g *Gateway) OpsHandler() http.Handler {
 		_ = json.NewEncoder(w).Encode(h)
 	})
 	// Profiles for the operator (loopback/management network only, as the
-	// whole ops listener): go tool pprof http://OPS/debug/pprof/profile.
+	// whole ops listener): go tool pprof http://OPS/debug/pprof/profile. An
+	// execution trace (go tool trace; -pprof=sched, syscall, sync) shows what
+	// a CPU profile cannot: goroutines waiting for a processor, or for the
+	// disk.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/heap", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		checks, ok := g.Ready(r.Context())
 		w.Header().Set("Content-Type", "application/json")

@@ -255,6 +255,9 @@ func TestOpsHandler(t *testing.T) {
 		{"ok/metrics", "GET", "/metrics", 200, "text/plain", ""},
 		{"ok/healthz", "GET", "/healthz", 200, "application/json", ""},
 		{"ok/readyz", "GET", "/readyz", 200, "application/json", ""},
+		{"ok/cpu-profile", "GET", "/debug/pprof/profile?seconds=1", 200, "application/octet-stream", ""},
+		{"ok/heap-profile", "GET", "/debug/pprof/heap", 200, "application/octet-stream", ""},
+		{"ok/trace", "GET", "/debug/pprof/trace?seconds=0.1", 200, "application/octet-stream", ""},
 		{"fail/no-such-route", "GET", "/nothing", 404, "application/problem+json", ""},
 		{"fail/wrong-method", "POST", "/readyz", 405, "application/problem+json", "GET, HEAD"},
 	} {
