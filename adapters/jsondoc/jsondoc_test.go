@@ -179,11 +179,18 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func BenchmarkParse(b *testing.B) {
-	in, err := os.ReadFile(filepath.Join("..", "sgemployer", "testdata", "example-a.in.json"))
+// exampleA is the employer format's example A, a notice as partners send it.
+func exampleA(tb testing.TB) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "sgemployer", "testdata", "example-a.in.json"))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	return b
+}
+
+func BenchmarkParse(b *testing.B) {
+	in := exampleA(b)
 	for _, p := range []struct {
 		name  string
 		parse func([]byte, int) (*Value, error)
@@ -265,10 +272,7 @@ func TestReason(t *testing.T) {
 // may be inside strings) never makes Parse allocate more than a bounded
 // block for them.
 func TestParseAllocations(t *testing.T) {
-	example, err := os.ReadFile(filepath.Join("..", "sgemployer", "testdata", "example-a.in.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	example := exampleA(t)
 	for _, tc := range []struct {
 		name      string
 		doc       []byte
