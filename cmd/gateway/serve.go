@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"syscall"
@@ -197,9 +198,32 @@ func tuneGC() {
 	}
 }
 
+// tuneProcs gives the Go scheduler one processor more than there are
+// cores when the store is SQLite. Its writer commits with fsync, a system
+// call that keeps the writer's processor for as long as it lasts (0.4 ms
+// on average under load, a quarter of the time): the runtime's monitor
+// hands such a processor to waiting goroutines only when it sees the call
+// lasting, and under load it looks rarely. In a 2 s execution trace at
+// 5,835 notices/s it did so for 32 of the writer's 150,960 system calls,
+// and for 39 % of the time one processor ran Go code while three or more
+// goroutines waited. The extra processor runs them meanwhile. PostgreSQL's
+// writer waits on the network, which gives its processor up at once.
+// GOMAXPROCS, when set, wins. Setting the count stops the runtime from
+// following a later change of the container's CPU limit.
+func tuneProcs(storePath string) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return
+	}
+	runtime.SetDefaultGOMAXPROCS() // the cores available, whatever an earlier start set
+	if !store.IsPostgres(storePath) {
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
+	}
+}
+
 // start assembles the gateway and binds its listeners.
 func start(cfg *config.Config, addr string, log *slog.Logger) (*app.Gateway, net.Listener, net.Listener, error) {
 	tuneGC()
+	tuneProcs(cfg.StorePath)
 	g, err := app.New(cfg, log)
 	if err != nil {
 		return nil, nil, nil, err
