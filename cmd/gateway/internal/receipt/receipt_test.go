@@ -1,6 +1,10 @@
 package receipt
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"encoding/hex"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -312,3 +316,25 @@ func TestStatementReceipts(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// TestSignES256RFC6979 checks the receipt signature against RFC 6979's own
+// example (appendix A.2.5: P-256, SHA-256, message "sample"): the nonce is
+// the RFC's, and R and S are laid out as JWS wants them (RFC 7518 §3.4).
+func TestSignES256RFC6979(t *testing.T) {
+	d, _ := new(big.Int).SetString("C9AFA9D845BA75166B5C215767B1D6934E50C3DB36E89B127B8A622B120F6721", 16)
+	key, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d.FillBytes(make([]byte, 32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "EFD48B2AACB6A8FD1140DD9CD45E81D69D2C877B56AAF991C34D0EA84EAF3716" +
+		"F7CB1C942D657C41D436C7A1B6E29F65F3E900DBB9AFF4064DC4AB2F843ACDA8"
+	for range 2 { // the same bytes each time
+		sig, err := signES256(key, []byte("sample"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.ToUpper(hex.EncodeToString(sig)); got != want {
+			t.Fatalf("signature\n got %s\nwant %s", got, want)
+		}
+	}
+}
