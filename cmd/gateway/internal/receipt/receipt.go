@@ -90,9 +90,9 @@ func (s *Signer) current() (*ecdsa.PrivateKey, string) {
 // compact signs payload as an ES256 compact JWS with kid and typ in the
 // protected header; detached leaves the payload segment empty (RFC 7515
 // appendix F) for a receiver that holds the bytes already. It builds the
-// serialization directly and signs with the standard library (signES256): on the
-// intake path the general jws.Sign spent a quarter of its time on header
-// maps and options, not on the signature.
+// serialization directly and signs with the standard library (signES256):
+// on the intake path the general jws.Sign spent a quarter of its time on
+// header maps and options, not on the signature.
 func (s *Signer) compact(typ string, payload []byte, detached bool) (string, error) {
 	key, kid := s.current()
 	hdr, err := json.Marshal(struct {
@@ -135,8 +135,10 @@ func signES256(key *ecdsa.PrivateKey, input []byte) ([]byte, error) {
 		return nil, err
 	}
 	var rs struct{ R, S *big.Int }
-	if rest, err := asn1.Unmarshal(der, &rs); err != nil || len(rest) > 0 {
-		return nil, fmt.Errorf("receipt: signature encoding: %v", err)
+	if rest, err := asn1.Unmarshal(der, &rs); err != nil {
+		return nil, fmt.Errorf("receipt: signature encoding: %w", err)
+	} else if len(rest) > 0 {
+		return nil, fmt.Errorf("receipt: signature encoding: %d bytes after it", len(rest))
 	}
 	sig := make([]byte, 64)
 	rs.R.FillBytes(sig[:32])
