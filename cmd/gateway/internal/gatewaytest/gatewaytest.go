@@ -27,6 +27,7 @@ import (
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/intake"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/metrics"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
@@ -82,6 +83,8 @@ type Options struct {
 	// EventLimit, when set, makes accepted submissions write events to the
 	// outbox, with this bound on an event's size (events.Builder.MaxValue).
 	EventLimit int
+	// Metrics, when set, is given to the server and its pipeline.
+	Metrics *metrics.Metrics
 }
 
 // Start starts a gateway with partners "employer-a" (UEN 201912345K and
@@ -159,7 +162,8 @@ func Start(t testing.TB, opts Options) *Env {
 	}
 	srv := &server.Server{
 		Partners: registry, Store: st, Receipts: signer, Log: log,
-		Pipeline: &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log},
+		Pipeline: &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log, Metrics: opts.Metrics},
+		Metrics:  opts.Metrics,
 		Limits:   server.Limits{MaxBodyBytes: max, MaxInflightBytes: opts.MaxInflightBytes, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute},
 	}
 	if opts.EventLimit > 0 {
