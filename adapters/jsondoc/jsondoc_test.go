@@ -174,9 +174,77 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{`{"a":[1,2.5e-3,"\u00e9\ud83d\ude00",true,null]}`, `"\ud800\u0041"`, `[[[[]]]]`, `{"a":1,"a":1}`} {
 		f.Add([]byte(s))
 	}
+	var sc Scratch // reused from one input to the next, as a pool's are
 	f.Fuzz(func(t *testing.T, in []byte) {
 		differential(t, in, 8)
+		reused(t, &sc, in, 8)
 	})
+}
+
+// reused checks Scratch.Parse against Parse: the same verdict and tree,
+// whatever sc read before.
+func reused(t *testing.T, sc *Scratch, in []byte, depth int) {
+	t.Helper()
+	want, werr := Parse(in, depth)
+	got, gerr := sc.Parse(in, depth)
+	if (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
+		t.Fatalf("Scratch.Parse(%q): error %v, Parse %v", in, gerr, werr)
+	}
+	if gerr == nil && !same(got, want) {
+		t.Fatalf("Scratch.Parse(%q): trees differ:\n got %#v\nwant %#v", in, got.Any(), want.Any())
+	}
+}
+
+// TestScratch: one Scratch reads documents of every size and shape in turn
+// (larger, smaller, failing, with more values than its blocks hold) into
+// the trees Parse gives; what an earlier document left in its blocks never
+// shows in a later tree.
+func TestScratch(t *testing.T) {
+	example := exampleA(t)
+	long := "[" + strings.Repeat(`{"a":1,"b":[true,"x"]},`, 400) + `{"c":null}]`
+	docs := []struct {
+		name string
+		doc  string
+	}{
+		{"ok/notice", string(example)},
+		{"ok/header", `{"alg":"ES256","kid":"k1"}`},
+		{"ok/past-the-blocks", long},
+		{"ok/scalars-after-containers", `[1,"two",false,null,{}]`},
+		{"fail/duplicate", `{"a":{"b":1,"b":2}}`},
+		{"ok/escapes", `{"\u00e9":"a\nb","n":-0.5e+3}`},
+		{"fail/truncated", `{"a":[1,2`},
+		{"ok/notice-again", string(example)},
+		{"ok/empty", `{}`},
+	}
+	var sc Scratch
+	for _, order := range []string{"forward", "backward"} {
+		for i := range docs {
+			d := docs[i]
+			if order == "backward" {
+				d = docs[len(docs)-1-i]
+			}
+			t.Run(order+"/"+d.name, func(t *testing.T) {
+				_, err := Parse([]byte(d.doc), DefaultMaxDepth)
+				if (err == nil) != strings.HasPrefix(d.name, "ok/") {
+					t.Fatalf("Parse: %v", err)
+				}
+				reused(t, &sc, []byte(d.doc), DefaultMaxDepth)
+			})
+		}
+	}
+}
+
+// TestScratchAllocations: once its blocks have grown to a document, a
+// Scratch reads the next like it with the document's string alone.
+func TestScratchAllocations(t *testing.T) {
+	doc := exampleA(t)
+	var sc Scratch
+	if _, err := sc.Parse(doc, DefaultMaxDepth); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(20, func() { sc.Parse(doc, DefaultMaxDepth) }); n > 1 {
+		t.Errorf("%v allocations, want 1 (the document as a string)", n)
+	}
 }
 
 // exampleA is the employer format's example A, a notice as partners send it.
@@ -194,7 +262,7 @@ func BenchmarkParse(b *testing.B) {
 	for _, p := range []struct {
 		name  string
 		parse func([]byte, int) (*Value, error)
-	}{{"scanner", Parse}, {"decoder-token", referenceParse}} {
+	}{{"scanner", Parse}, {"scratch", new(Scratch).Parse}, {"decoder-token", referenceParse}} {
 		b.Run(p.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(in)))
