@@ -9,6 +9,9 @@ import (
 
 // Log appends an entry (and its outbox messages); durable on return.
 func (s *DB) Log(ctx context.Context, e *Entry) error {
+	if err := e.prepare(); err != nil {
+		return err
+	}
 	return s.write(ctx, func(ctx context.Context, tx wtx) error { return s.appendEntry(ctx, tx, e) })
 }
 
@@ -26,6 +29,9 @@ type AcceptResult struct {
 // The entry is durable when Accept returns.
 func (s *DB) Accept(ctx context.Context, e *Entry, onExisting func(e *Entry, first *Record)) (AcceptResult, error) {
 	var res AcceptResult
+	if err := e.prepare(); err != nil {
+		return res, err
+	}
 	err := s.writeKeyed(ctx, e.RecordID, func(ctx context.Context, tx wtx) error {
 		first, err := s.recordByID(ctx, tx, e.RecordID)
 		switch {

@@ -65,6 +65,10 @@ type Entry struct {
 	// Exchange, for a SOAP request, records (Sender, MessageId) with the
 	// response given, in the same transaction (agency-soap/v1 §8.3).
 	Exchange *Exchange
+
+	// at is ReceivedAt as logged, worked out by prepare from atOf.
+	at   string
+	atOf time.Time
 }
 
 // Exchange is a SOAP message received from an institution and the response
@@ -92,6 +96,8 @@ type Message struct {
 	// Logged is that entry's body, signature, canonical record and
 	// receipt, as ClaimOutbox read them for Render.
 	Logged *Entry
+
+	headersJSON string // Headers as stored, worked out by prepare
 }
 
 // Header is a Kafka record header.
