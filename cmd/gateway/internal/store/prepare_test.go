@@ -62,6 +62,25 @@ func TestPrepare(t *testing.T) {
 	}
 }
 
+// TestPrepareSparesTheWriter: once prepared, an entry's time is not
+// formatted again and its messages' headers not encoded again when the
+// writer lays out its rows.
+func TestPrepareSparesTheWriter(t *testing.T) {
+	e := &Entry{Seq: 3, ReceivedAt: time.Now(), Outbox: []Message{{Topic: "t", Headers: []Header{{"ce_id", "x"}}}}}
+	unprepared := testing.AllocsPerRun(50, func() { outboxArgs(e, e.Outbox[0]) })
+	if err := e.prepare(); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(50, func() { e.loggedAt() }); n != 0 {
+		t.Errorf("loggedAt of a prepared entry: %v allocations, want 0", n)
+	}
+	// The time's string is one allocation spared, the headers' encoding
+	// (its buffer and its string) at least two more.
+	if prepared := testing.AllocsPerRun(50, func() { outboxArgs(e, e.Outbox[0]) }); prepared > unprepared-3 {
+		t.Errorf("outboxArgs of a prepared message: %v allocations, unprepared %v", prepared, unprepared)
+	}
+}
+
 func mustJSON(t *testing.T, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
