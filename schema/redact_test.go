@@ -3,8 +3,6 @@ package schema
 import (
 	"bytes"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -12,10 +10,7 @@ import (
 // TestErrorRedacted: a schema failure names the place and the keyword, and
 // never the value, which may be an identity number or a name.
 func TestErrorRedacted(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "adapters", "sgemployer", "testdata", "example-a.in.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := exampleNotice(t)
 	for _, tc := range []struct {
 		name, old, new, want string
 	}{

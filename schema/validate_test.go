@@ -13,10 +13,7 @@ import (
 // of different sizes side by side each get their own document's verdict
 // (and the race detector sees no shared tree).
 func TestValidateJSONConcurrent(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "adapters", "sgemployer", "testdata", "example-a.in.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := exampleNotice(t)
 	bad := bytes.Replace(doc, []byte(`"idNo": "G5123456T"`), []byte(`"idNo": 5123456`), 1)
 	small := []byte(`{"noticeId":"x"}`) // valid JSON, far from a notice
 	if bytes.Equal(bad, doc) {
@@ -40,4 +37,14 @@ func TestValidateJSONConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// exampleNotice is the employer format's example A.
+func exampleNotice(t *testing.T) []byte {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join("..", "adapters", "sgemployer", "testdata", "example-a.in.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
 }

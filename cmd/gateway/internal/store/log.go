@@ -61,38 +61,37 @@ func formatAt(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 func chainHash(e *Entry, receivedAt string) string {
 	bp := chainInputs.Get().(*[]byte)
 	b := (*bp)[:0]
-	puts := func(s string) {
-		b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	put := func(p []byte) {
-		b = binary.BigEndian.AppendUint64(b, uint64(len(p)))
-		b = append(b, p...)
-	}
-	puts(e.PrevHash)
-	puts(strconv.FormatInt(e.Seq, 10))
-	puts(e.CorrelationID)
-	puts(e.PartnerID)
-	puts(receivedAt)
-	puts(e.Route)
-	puts(e.ContentType)
-	put(e.Body)
-	puts(e.Signature)
-	puts(e.Verification)
-	puts(strconv.Itoa(e.Status))
-	puts(e.Outcome)
-	puts(e.ProblemType)
-	puts(e.SourceKey)
-	puts(e.RecordID)
-	puts(e.PayloadSHA256)
-	put(e.Canonical)
-	puts(e.Receipt)
+	b = appendField(b, e.PrevHash)
+	b = appendField(b, strconv.FormatInt(e.Seq, 10))
+	b = appendField(b, e.CorrelationID)
+	b = appendField(b, e.PartnerID)
+	b = appendField(b, receivedAt)
+	b = appendField(b, e.Route)
+	b = appendField(b, e.ContentType)
+	b = appendField(b, e.Body)
+	b = appendField(b, e.Signature)
+	b = appendField(b, e.Verification)
+	b = appendField(b, strconv.Itoa(e.Status))
+	b = appendField(b, e.Outcome)
+	b = appendField(b, e.ProblemType)
+	b = appendField(b, e.SourceKey)
+	b = appendField(b, e.RecordID)
+	b = appendField(b, e.PayloadSHA256)
+	b = appendField(b, e.Canonical)
+	b = appendField(b, e.Receipt)
 	sum := sha256.Sum256(b)
 	if cap(b) <= maxPooledChainInput {
 		*bp = b
 		chainInputs.Put(bp)
 	}
 	return hex.EncodeToString(sum[:])
+}
+
+// appendField appends one field of the chain's input: its length as 8
+// bytes, big-endian, then the field.
+func appendField[T string | []byte](b []byte, f T) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(len(f)))
+	return append(b, f...)
 }
 
 // chainInputs are buffers for chainHash's input, laid out whole and then
@@ -174,8 +173,6 @@ func (e *Entry) storable() {
 	}
 }
 
-var scratches = sync.Pool{New: func() any { return new(jsondoc.Scratch) }}
-
 // logArgs are the values of qInsertLog for e.
 func logArgs(e *Entry) []any {
 	return []any{e.Seq, e.CorrelationID, e.PartnerID, e.loggedAt(), e.Route, e.ContentType, nonNil(e.Body),
@@ -194,6 +191,9 @@ func outboxArgs(e *Entry, m Message) ([]any, error) {
 	}
 	return []any{m.Topic, nonNil(m.Key), hdr, nonNil(m.Value), e.loggedAt(), e.Seq, m.Render}, nil
 }
+
+// scratches hold the trees decodeHeaders reads and drops.
+var scratches = sync.Pool{New: func() any { return new(jsondoc.Scratch) }}
 
 // decodeHeaders reads an outbox row's headers as outboxArgs wrote them
 // ([{"k":…,"v":…},…]). The relay reads them for every message it
