@@ -197,8 +197,8 @@ const maxPrealloc = 256
 // With a Scratch the blocks are the Scratch's, cleared, grown if the
 // document needs more room than they had.
 func (p *parser) preallocate(s *Scratch) {
-	commas, colons := bytes.Count(p.b, []byte{','}), bytes.Count(p.b, []byte{':'})
-	opens := bytes.Count(p.b, []byte{'{'}) + bytes.Count(p.b, []byte{'['})
+	commas, colons := countUpTo(p.b, ',', maxPrealloc), countUpTo(p.b, ':', maxPrealloc)
+	opens := countUpTo(p.b, '{', maxPrealloc) + countUpTo(p.b, '[', maxPrealloc)
 	values := 1 + commas + opens
 	if p.maxValues > 0 {
 		values = min(values, p.maxValues+1)
@@ -215,6 +215,20 @@ func (p *parser) preallocate(s *Scratch) {
 	s.items = cleared(s.items, min(commas+opens, maxPrealloc))
 	p.slab, p.memberBlock, p.itemBlock = s.values, s.members, s.items
 	p.members, p.items = s.openMembers[:0], s.openItems[:0]
+}
+
+// countUpTo counts c in b, in chunks, until it has counted at least n
+// (every block is at most maxPrealloc long, so no more is needed): a large
+// document, an insurer's batch of several MB, was counted whole four times.
+func countUpTo(b []byte, c byte, n int) int {
+	const chunk = 4 << 10
+	k := 0
+	for len(b) > 0 && k < n {
+		m := min(len(b), chunk)
+		k += bytes.Count(b[:m], []byte{c})
+		b = b[m:]
+	}
+	return k
 }
 
 // cleared is block, or a new one if it is too small, as n zero elements.

@@ -1,6 +1,7 @@
 package jsondoc
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -366,5 +367,47 @@ func TestParseAllocations(t *testing.T) {
 				t.Errorf("%d bytes allocated for a %d-byte document, want at most %d", n, len(tc.doc), tc.maxBytes)
 			}
 		})
+	}
+}
+
+// TestCountUpTo: preallocate's counts are exact below their bound, across
+// the chunks they are counted in, and stop within a chunk of reaching it.
+func TestCountUpTo(t *testing.T) {
+	commas := func(n, gap int) []byte { return []byte(strings.Repeat(","+strings.Repeat(" ", gap), n)) }
+	for _, tc := range []struct {
+		name     string
+		b        []byte
+		n        int
+		min, max int
+	}{
+		{"ok/empty", nil, 256, 0, 0},
+		{"ok/few", []byte(`{"a":1,"b":[2,3]}`), 256, 2, 2},
+		{"ok/across-chunks", commas(200, 100), 256, 200, 200}, // 20 KB, five chunks
+		{"ok/exactly-the-bound", commas(256, 30), 256, 256, 256},
+		{"ok/stops-past-the-bound", commas(1<<20, 0), 256, 256, 4 << 10}, // 1 MB of commas: one chunk counted
+		{"ok/sparse-past-the-bound", commas(10_000, 99), 256, 256, 256 + 41},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := countUpTo(tc.b, ',', tc.n)
+			if got < tc.min || got > tc.max {
+				t.Fatalf("countUpTo = %d, want %d–%d", got, tc.min, tc.max)
+			}
+			if all := bytes.Count(tc.b, []byte{','}); all < tc.n && got != all {
+				t.Fatalf("countUpTo = %d below the bound, bytes.Count %d", got, all)
+			}
+		})
+	}
+}
+
+// BenchmarkParseLarge reads a 1.2 MB array of small objects, the shape of
+// an insurer's batch.
+func BenchmarkParseLarge(b *testing.B) {
+	in := []byte("[" + strings.Repeat(`{"claimId":"C-1","amount":12.5,"codes":["S62.5","W23"]},`, 20_000) + `{}]`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		if _, err := Parse(in, DefaultMaxDepth); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
