@@ -114,20 +114,12 @@ func Validator(name string) (*jsonschema.Schema, error) {
 // ValidateJSON validates a JSON document against an embedded schema. The
 // document is read by jsondoc (strict: no duplicate names, no BOM, bounded
 // depth), about six times faster than through encoding/json's Decoder; it
-// runs on every accepted record. The tree is read into a pooled
-// jsondoc.Scratch, since it is dropped on return: the verdict never holds
-// a value (see ValidateTree).
+// runs on every accepted record. The tree is dropped on return (the
+// verdict never holds a value, see ValidateTree), so it is read with
+// jsondoc.ParseThen, into reused blocks.
 func ValidateJSON(name string, doc []byte) error {
-	sc := scratches.Get().(*jsondoc.Scratch)
-	defer scratches.Put(sc)
-	v, err := sc.Parse(doc, jsondoc.DefaultMaxDepth)
-	if err != nil {
-		return err
-	}
-	return ValidateTree(name, v)
+	return jsondoc.ParseThen(doc, jsondoc.DefaultMaxDepth, func(v *jsondoc.Value) error { return ValidateTree(name, v) })
 }
-
-var scratches = sync.Pool{New: func() any { return new(jsondoc.Scratch) }}
 
 // ValidateTree validates a document jsondoc has read against an embedded
 // schema: a valid one is passed by the schema's quick form, an invalid one

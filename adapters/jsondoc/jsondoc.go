@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -133,6 +134,22 @@ type Scratch struct {
 	openMembers []Member // the open containers' stacks, kept as they grew
 	openItems   []*Value
 }
+
+// ParseThen reads payload like Parse and hands its tree to use, for a
+// caller that keeps nothing of the tree but what it copies out (strings
+// are the document's own and may be kept): the tree lives only until use
+// returns, in a pooled Scratch's blocks.
+func ParseThen(payload []byte, maxDepth int, use func(v *Value) error) error {
+	s := scratches.Get().(*Scratch)
+	defer scratches.Put(s)
+	v, err := s.Parse(payload, maxDepth)
+	if err != nil {
+		return err
+	}
+	return use(v)
+}
+
+var scratches = sync.Pool{New: func() any { return new(Scratch) }}
 
 // maxKeptStack bounds the open containers' stacks a Scratch keeps from one
 // document to the next (a 6 MB batch's array of thousands of items grows

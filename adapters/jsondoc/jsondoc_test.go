@@ -411,3 +411,38 @@ func BenchmarkParseLarge(b *testing.B) {
 		}
 	}
 }
+
+// TestParseThen: use gets the tree Parse gives; a document Parse refuses
+// never reaches use, and use's own error is ParseThen's.
+func TestParseThen(t *testing.T) {
+	errUse := errors.New("use refused")
+	for _, tc := range []struct {
+		name, doc string
+		useErr    error
+		want      error // nil, errUse, or any syntax error
+	}{
+		{"ok/example", string(exampleA(t)), nil, nil},
+		{"ok/small-after-large", `[1,{"a":"b"}]`, nil, nil},
+		{"fail/syntax", `{"a":`, nil, &SyntaxError{}},
+		{"fail/use", `{"a":1}`, errUse, errUse},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, _ := Parse([]byte(tc.doc), DefaultMaxDepth)
+			called := false
+			err := ParseThen([]byte(tc.doc), DefaultMaxDepth, func(v *Value) error {
+				called = true
+				if !same(v, want) {
+					t.Errorf("tree differs from Parse's")
+				}
+				return tc.useErr
+			})
+			var se *SyntaxError
+			switch {
+			case tc.want == nil && err != nil, tc.want == errUse && !errors.Is(err, errUse):
+				t.Fatalf("err %v, want %v", err, tc.want)
+			case tc.want != nil && tc.want != errUse && (!errors.As(err, &se) || called):
+				t.Fatalf("err %v (use called: %v), want a syntax error and no use", err, called)
+			}
+		})
+	}
+}

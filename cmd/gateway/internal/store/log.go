@@ -192,35 +192,32 @@ func outboxArgs(e *Entry, m Message) ([]any, error) {
 	return []any{m.Topic, nonNil(m.Key), hdr, nonNil(m.Value), e.loggedAt(), e.Seq, m.Render}, nil
 }
 
-// scratches hold the trees decodeHeaders reads and drops.
-var scratches = sync.Pool{New: func() any { return new(jsondoc.Scratch) }}
-
 // decodeHeaders reads an outbox row's headers as outboxArgs wrote them
 // ([{"k":…,"v":…},…]). The relay reads them for every message it
 // publishes, and through encoding/json's reflection that was 1.7 % of the
-// gateway's CPU under loadtest. The tree is read into a pooled Scratch:
-// only its strings are kept, and they are the row's own.
-func decodeHeaders(b []byte) ([]Header, error) {
-	sc := scratches.Get().(*jsondoc.Scratch)
-	defer scratches.Put(sc)
-	v, err := sc.Parse(b, 3)
+// gateway's CPU under loadtest. Only the tree's strings are kept, and they
+// are the row's own, so it is read with jsondoc.ParseThen.
+func decodeHeaders(b []byte) (hs []Header, err error) {
+	err = jsondoc.ParseThen(b, 3, func(v *jsondoc.Value) error {
+		if v.Kind == jsondoc.Null {
+			return nil
+		}
+		if v.Kind != jsondoc.Array {
+			return errors.New("not an array")
+		}
+		hs = make([]Header, len(v.Items))
+		for i, it := range v.Items {
+			k, kok := it.Get("k")
+			val, vok := it.Get("v")
+			if !kok || !vok || k.Kind != jsondoc.String || val.Kind != jsondoc.String || len(it.Members) != 2 {
+				return fmt.Errorf("header %d is not {\"k\":…,\"v\":…}", i)
+			}
+			hs[i] = Header{Key: k.Str, Value: val.Str}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	if v.Kind == jsondoc.Null {
-		return nil, nil
-	}
-	if v.Kind != jsondoc.Array {
-		return nil, errors.New("not an array")
-	}
-	hs := make([]Header, len(v.Items))
-	for i, it := range v.Items {
-		k, kok := it.Get("k")
-		val, vok := it.Get("v")
-		if !kok || !vok || k.Kind != jsondoc.String || val.Kind != jsondoc.String || len(it.Members) != 2 {
-			return nil, fmt.Errorf("header %d is not {\"k\":…,\"v\":…}", i)
-		}
-		hs[i] = Header{Key: k.Str, Value: val.Str}
 	}
 	return hs, nil
 }
