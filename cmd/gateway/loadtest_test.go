@@ -55,9 +55,6 @@ func TestLoadTestSummary(t *testing.T) {
 			if s.GatewayPeakRSSMB < 10 || s.GatewayPeakRSSMB > 1000 {
 				t.Fatalf("gateway peak RSS %v MB", s.GatewayPeakRSSMB)
 			}
-			if s.HostP256VerifyUS["before"] <= 0 || s.HostP256VerifyUS["after"] <= 0 {
-				t.Fatalf("host check: %v", s.HostP256VerifyUS)
-			}
 			if tc.progress && !regexp.MustCompile(`loadtest: \d+ sent, \d+ accepted`).MatchString(stderr) {
 				t.Fatalf("no progress line in %q", stderr)
 			}

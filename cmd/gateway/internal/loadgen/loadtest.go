@@ -105,10 +105,6 @@ type Summary struct {
 	// schedule, p50, p99 and max in ms. Latencies are counted from the
 	// send, so a gateway slower than the rate shows here, not there.
 	SendLagMS map[string]float64 `json:"send_lag_ms,omitempty"`
-	// HostP256VerifyUS: how long this machine took for one ECDSA P-256
-	// verification just "before" and just "after" the run (hostCheck), in
-	// µs: how fast the shared host was at the time.
-	HostP256VerifyUS map[string]float64 `json:"host_p256_verify_us,omitempty"`
 }
 
 // A Duration run pre-signs enough notices for DefaultPresignRate per
@@ -208,7 +204,6 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 		gw0, gwErr = cfg.Gateway()
 	}
 	peakRSS := gw0.RSSBytes
-	hostBefore := hostCheck()
 	cpu0 := cpuSeconds()
 	start := time.Now()
 	stop := make(chan struct{})
@@ -281,7 +276,6 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 		s.RecordsPerRequest, s.RecordsPerS = k, s.ThroughputPerS*float64(k)
 		s.GatewayCPUMicrosPerRecord = math.Round(s.GatewayCPUMicrosPerReq / float64(k))
 	}
-	s.HostP256VerifyUS = map[string]float64{"before": hostBefore, "after": hostCheck()} // after the gateway's figures were read
 	return s, nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"io"
@@ -307,40 +306,5 @@ func TestWithDefaults(t *testing.T) {
 	}
 	if cfg, n := (TestConfig{Requests: 7, Concurrency: 3}).withDefaults(); n != 7 || cfg.Concurrency != 3 {
 		t.Fatalf("a run of 7 requests at 3: %+v, %d notices", cfg, n)
-	}
-}
-
-// TestHostCheck: a run reports how long the machine took for a P-256
-// verification before and after it, and the figure is that work's cost:
-// timed again here against crypto/ecdsa directly, the two agree within a
-// factor of three (either way; the host may move between them).
-func TestHostCheck(t *testing.T) {
-	if testing.Short() {
-		t.Skip("times real work")
-	}
-	cfg := accepting(t, 0)
-	cfg.Concurrency, cfg.Requests = 1, 2
-	s, err := LoadTest(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	before, after := s.HostP256VerifyUS["before"], s.HostP256VerifyUS["after"]
-	if before <= 0 || after <= 0 {
-		t.Fatalf("host check %v, want a time before and after the run", s.HostP256VerifyUS)
-	}
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := sha256.Sum256([]byte("x"))
-	sig, _ := ecdsa.SignASN1(rand.Reader, k, d[:])
-	r := testing.Benchmark(func(b *testing.B) {
-		for b.Loop() {
-			ecdsa.VerifyASN1(&k.PublicKey, d[:], sig)
-		}
-	})
-	want := float64(r.NsPerOp()) / 1000
-	if got := hostCheck(); got < want/3 || got > want*3 {
-		t.Fatalf("hostCheck %v µs, a benchmark of the same work %v µs", got, want)
 	}
 }
