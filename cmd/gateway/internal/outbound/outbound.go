@@ -357,15 +357,17 @@ func (dl *Deliverer) attempt(ctx context.Context, d *store.Delivery, p *partner.
 	if err != nil {
 		// Nothing reached the partner, so the breaker learns nothing, but
 		// if this was its half-open probe, the next delivery may probe.
-		dl.mu.Lock()
-		dl.breakers[p.ID].probing = false
-		dl.mu.Unlock()
+		dl.unprobe(p)
 		dl.finish(ctx, d, nil, 0, &Error{Msg: err.Error()})
 		return
 	}
 	actx, cancel := context.WithTimeout(ctx, ep.Timeout)
 	resp, status, err := s.Send(actx, d)
 	cancel()
+	if err != nil && ctx.Err() != nil {
+		dl.interrupted(ctx, d, p)
+		return
+	}
 	var oe *Error
 	if err != nil && !errors.As(err, &oe) {
 		oe = &Error{Retry: true, Msg: err.Error()}
@@ -377,6 +379,44 @@ func (dl *Deliverer) attempt(ctx context.Context, d *store.Delivery, p *partner.
 	dl.mu.Unlock()
 	dl.finishWith(ctx, d, resp, status, oe, ep)
 }
+
+// unprobe lets p's next delivery be the probe of its half-open breaker,
+// when an attempt that may have been the probe tells it nothing.
+func (dl *Deliverer) unprobe(p *partner.Partner) {
+	dl.mu.Lock()
+	dl.breakers[p.ID].probing = false
+	dl.mu.Unlock()
+}
+
+// interrupted puts back a delivery whose attempt the gateway's stopping
+// cut short: due at once, its attempts and last error as they were. The
+// attempt says nothing of the partner, and recorded as a failure it
+// would count towards max_attempts and hide the last real error behind
+// "context canceled" (as it did, whenever the gateway stopped during an
+// attempt). The partner may have had the message: it is sent again with
+// the same idempotency key. Should this write fail, the lease ends the
+// claim.
+func (dl *Deliverer) interrupted(ctx context.Context, d *store.Delivery, p *partner.Partner) {
+	dl.unprobe(p)
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := dl.Store.Reschedule(wctx, []*store.Delivery{d}, []time.Time{dl.now()}); err != nil {
+		dl.Log.Warn("putting back an interrupted delivery failed; its lease ends it", "correlation_id", attemptID(d), "delivery", d.ID, "partner", d.PartnerID, "err", err)
+		return
+	}
+	dl.Log.Info("delivery attempt interrupted: the gateway is stopping; it is sent again when it starts", "correlation_id", attemptID(d), "delivery", d.ID, "partner", d.PartnerID, "type", d.MessageType)
+}
+
+// attemptID is the correlation id of d's next attempt: its message-log
+// entry's and its log lines'.
+func attemptID(d *store.Delivery) string {
+	return fmt.Sprintf("delivery-%d-%d", d.ID, d.Attempts+1)
+}
+
+// recordTimeout bounds the write that records an attempt's end, which
+// outlives the deliverer's context: an attempt that ended as the gateway
+// began to stop is recorded, not left to its lease and sent again.
+const recordTimeout = 10 * time.Second
 
 func (dl *Deliverer) finish(ctx context.Context, d *store.Delivery, resp []byte, status int, oe *Error) {
 	dl.finishWith(ctx, d, resp, status, oe, partner.Endpoint{}.WithDefaults())
@@ -446,7 +486,7 @@ func (dl *Deliverer) finishWith(ctx context.Context, d *store.Delivery, resp []b
 		}
 		a.NextAt = now.Add(wait)
 	}
-	e := &store.Entry{CorrelationID: fmt.Sprintf("delivery-%d-%d", d.ID, attempts), PartnerID: d.PartnerID, ReceivedAt: now,
+	e := &store.Entry{CorrelationID: attemptID(d), PartnerID: d.PartnerID, ReceivedAt: now,
 		Route: "OUTBOUND " + d.MessageType, ContentType: "application/json", Body: d.Payload, Verification: "outbound",
 		Status: status, Outcome: map[string]string{"delivered": "DELIVERED", "retrying": "RETRYING", "dead-lettered": "DEAD_LETTERED"}[state],
 		SourceKey: d.Key, Receipt: string(resp)}
@@ -465,7 +505,9 @@ func (dl *Deliverer) finishWith(ctx context.Context, d *store.Delivery, resp []b
 			dl.Log.Error("the agency's reply cannot be published; it is in the message log", "correlation_id", e.CorrelationID, "delivery", d.ID, "err", err)
 		}
 	}
-	if err := dl.Store.RecordAttempt(ctx, d, a, e); err != nil {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := dl.Store.RecordAttempt(wctx, d, a, e); err != nil {
 		dl.Log.Error("recording a delivery attempt failed; it will be retried after its lease", "correlation_id", e.CorrelationID, "delivery", d.ID, "err", err)
 		return
 	}

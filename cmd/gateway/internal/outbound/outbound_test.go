@@ -1111,6 +1111,52 @@ func TestSOAPHTTPStatus(t *testing.T) {
 	}
 }
 
+// TestStopDuringAttempt: an attempt the gateway's stopping cuts short is
+// put back, due at once, neither counted nor recorded as a failure, and
+// sent again, with the same idempotency key, when the gateway starts. It
+// used to be recorded as a failed attempt with "context canceled" as its
+// last error (hiding the partner's own, and counting towards max_attempts)
+// or, when that write found the context done, left to its lease (30 s at
+// least); TestSOAPHTTPStatus failed in CI on the first.
+func TestStopDuringAttempt(t *testing.T) {
+	w := newWorld(t)
+	arrived, release := make(chan string, 2), make(chan struct{})
+	var answer atomic.Bool
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		arrived <- r.Header.Get("Idempotency-Key")
+		if !answer.Load() {
+			select {
+			case <-r.Context().Done(): // the gateway hangs up as it stops
+			case <-release:
+			}
+			return
+		}
+		rw.WriteHeader(http.StatusOK)
+	})
+	t.Cleanup(func() { close(release) })
+	dl := w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{}))
+	w.enqueue(t, "stop-1", "JSON", `{}`)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = dl.Run(ctx); close(done) }()
+	first := <-arrived
+	cancel()
+	<-done
+	d := w.state(t)
+	if d.State != store.DeliveryPending || d.Attempts != 0 || d.LastError != "" || d.NextAt.After(time.Now()) {
+		t.Fatalf("after the stop: state %s, %d attempts, due %v, last error %q; want pending, none, due now, none",
+			d.State, d.Attempts, time.Until(d.NextAt).Round(time.Millisecond), d.LastError)
+	}
+	answer.Store(true)
+	run(t, dl, func() bool { return w.state(t).State == store.DeliveryDelivered })
+	if d := w.state(t); d.Attempts != 1 {
+		t.Fatalf("delivered after %d attempts, want 1", d.Attempts)
+	}
+	if second := <-arrived; second != first || first == "" {
+		t.Fatalf("idempotency keys %q then %q, want the same", first, second)
+	}
+}
+
 // TestConsumerRefusesAnswers: an InformationReply on a case its agency
 // does not share, or for a partner that is not an agency, is dead-lettered
 // with the reason, not retried as if the store had failed.
