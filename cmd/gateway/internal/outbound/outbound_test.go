@@ -370,8 +370,8 @@ func TestRestartMidRetries(t *testing.T) {
 			http.Error(rw, "down", http.StatusServiceUnavailable)
 		case 2:
 			// The third attempt is not due for a second, so the first
-			// deliverer stops between attempts, not during the third: a
-			// deliverer stopped during an attempt holds its 30 s lease.
+			// deliverer stops between attempts, not during the third
+			// (stopping during one is TestStopDuringAttempt's).
 			rw.Header().Set("Retry-After", "1")
 			http.Error(rw, "down", http.StatusServiceUnavailable)
 		default:
