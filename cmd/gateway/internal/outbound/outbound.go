@@ -219,15 +219,22 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 		return err
 	}
 	// Those skipped for their partner's breaker or concurrency limit come
-	// back later, all in one write.
+	// back later, all in one write; those the gateway's stopping leaves
+	// unstarted, at once (the write outlives ctx, as interrupted's does).
 	var skipped []*store.Delivery
 	var later []time.Time
 	defer func() {
-		if err := dl.Store.Reschedule(ctx, skipped, later); err != nil && ctx.Err() == nil {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		defer cancel()
+		if err := dl.Store.Reschedule(wctx, skipped, later); err != nil {
 			dl.Log.Warn("rescheduling skipped deliveries failed; their leases end them", "deliveries", len(skipped), "err", err)
 		}
 	}()
 	for _, d := range due {
+		if ctx.Err() != nil {
+			skipped, later = append(skipped, d), append(later, now)
+			continue
+		}
 		// Checked again as when it was queued: a request refused then is
 		// a dead letter an operator may take back (its partner fixed by a
 		// reload, its case shared since), and a reload may have changed
@@ -252,6 +259,10 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 		// back, or one queued before its case was registered as another's.
 		if ep.Protocol == "soap" && d.CaseID != "" && d.MessageType != "NotifyInjury" {
 			if err := caseOf(ctx, dl.Store, d, p.Institution); err != nil {
+				if ctx.Err() != nil { // the look was cut short, not refused
+					skipped, later = append(skipped, d), append(later, now)
+					continue
+				}
 				dl.finish(ctx, d, nil, 0, &Error{Retry: !errors.Is(err, store.ErrCaseNotShared), Msg: err.Error()})
 				continue
 			}
@@ -398,13 +409,19 @@ func (dl *Deliverer) unprobe(p *partner.Partner) {
 // claim.
 func (dl *Deliverer) interrupted(ctx context.Context, d *store.Delivery, p *partner.Partner) {
 	dl.unprobe(p)
+	dl.putBack(ctx, d)
+}
+
+// putBack makes claimed d due at once, as the gateway stops: the write
+// outlives ctx.
+func (dl *Deliverer) putBack(ctx context.Context, d *store.Delivery) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
 	if err := dl.Store.Reschedule(wctx, []*store.Delivery{d}, []time.Time{dl.now()}); err != nil {
-		dl.Log.Warn("putting back an interrupted delivery failed; its lease ends it", "correlation_id", attemptID(d), "delivery", d.ID, "partner", d.PartnerID, "err", err)
+		dl.Log.Warn("putting back a delivery as the gateway stops failed; its lease ends it", "correlation_id", attemptID(d), "delivery", d.ID, "partner", d.PartnerID, "err", err)
 		return
 	}
-	dl.Log.Info("delivery attempt interrupted: the gateway is stopping; it is sent again when it starts", "correlation_id", attemptID(d), "delivery", d.ID, "partner", d.PartnerID, "type", d.MessageType)
+	dl.Log.Info("delivery put back: the gateway is stopping; it is taken up again when it starts", "correlation_id", attemptID(d), "delivery", d.ID, "partner", d.PartnerID, "type", d.MessageType)
 }
 
 // attemptID is the correlation id of d's next attempt: its message-log

@@ -1157,6 +1157,36 @@ func TestStopDuringAttempt(t *testing.T) {
 	}
 }
 
+// TestStopAnywhere: stopped at any moment of its rounds (claiming, looking
+// up a case, sending, recording), the deliverer leaves the delivery due
+// soon, with the partner's answer or nothing as its last error: never a
+// failure of its own stopping, never a lease to wait out. The stop fell
+// into the case lookup of a round in CI, which recorded the lookup's
+// "context canceled" as a failed attempt (TestSOAPHTTPStatus, twice).
+func TestStopAnywhere(t *testing.T) {
+	w := newWorld(t)
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
+		http.Error(rw, "busy", http.StatusServiceUnavailable)
+	})
+	dl := w.deliverer(w.partner(srv.URL, "soap", partner.Endpoint{MaxAttempts: 1 << 20, BreakerFailures: 1 << 20, BaseBackoff: time.Microsecond, MaxBackoff: time.Microsecond}))
+	w.enqueue(t, "req-stop", "RequestInformation", `{"items":[{"code":"WAGES_6M"}]}`)
+	run(t, dl, func() bool { return w.state(t).Attempts > 0 }) // a connection kept alive: attempts fit between stops
+	first := w.state(t).Attempts
+	for i := range 300 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = dl.Run(ctx); close(done) }()
+		time.Sleep(time.Duration(i%40) * 250 * time.Microsecond) // 0 to 9.75 ms, in turn
+		cancel()
+		<-done
+		d := w.state(t)
+		if d.State != store.DeliveryPending || d.LastError != "" && !strings.Contains(d.LastError, "HTTP 503") || time.Until(d.NextAt) > time.Second {
+			t.Fatalf("stop %d: state %s after %d attempts, due in %v, last error %q", i, d.State, d.Attempts, time.Until(d.NextAt).Round(time.Millisecond), d.LastError)
+		}
+	}
+	t.Logf("%d attempts recorded in 300 runs", w.state(t).Attempts-first)
+}
+
 // TestConsumerRefusesAnswers: an InformationReply on a case its agency
 // does not share, or for a partner that is not an agency, is dead-lettered
 // with the reason, not retried as if the store had failed.
