@@ -220,11 +220,11 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 	}
 	// Those skipped for their partner's breaker or concurrency limit come
 	// back later, all in one write; those the gateway's stopping leaves
-	// unstarted, at once (the write outlives ctx, as interrupted's does).
+	// unstarted, at once.
 	var skipped []*store.Delivery
 	var later []time.Time
 	defer func() {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		wctx, cancel := outliving(ctx)
 		defer cancel()
 		if err := dl.Store.Reschedule(wctx, skipped, later); err != nil {
 			dl.Log.Warn("rescheduling skipped deliveries failed; their leases end them", "deliveries", len(skipped), "err", err)
@@ -412,10 +412,9 @@ func (dl *Deliverer) interrupted(ctx context.Context, d *store.Delivery, p *part
 	dl.putBack(ctx, d)
 }
 
-// putBack makes claimed d due at once, as the gateway stops: the write
-// outlives ctx.
+// putBack makes claimed d due at once, as the gateway stops.
 func (dl *Deliverer) putBack(ctx context.Context, d *store.Delivery) {
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	wctx, cancel := outliving(ctx)
 	defer cancel()
 	if err := dl.Store.Reschedule(wctx, []*store.Delivery{d}, []time.Time{dl.now()}); err != nil {
 		dl.Log.Warn("putting back a delivery as the gateway stops failed; its lease ends it", "correlation_id", attemptID(d), "delivery", d.ID, "partner", d.PartnerID, "err", err)
@@ -430,9 +429,15 @@ func attemptID(d *store.Delivery) string {
 	return fmt.Sprintf("delivery-%d-%d", d.ID, d.Attempts+1)
 }
 
-// recordTimeout bounds the write that records an attempt's end, which
-// outlives the deliverer's context: an attempt that ended as the gateway
-// began to stop is recorded, not left to its lease and sent again.
+// outliving is ctx for a write that outlives the deliverer's stopping,
+// bounded by recordTimeout: an attempt that ended as the gateway began to
+// stop is recorded, and a claim it did not start is put back, not left to
+// its lease.
+func outliving(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+}
+
+// recordTimeout bounds each write outliving makes for.
 const recordTimeout = 10 * time.Second
 
 func (dl *Deliverer) finish(ctx context.Context, d *store.Delivery, resp []byte, status int, oe *Error) {
@@ -522,7 +527,7 @@ func (dl *Deliverer) finishWith(ctx context.Context, d *store.Delivery, resp []b
 			dl.Log.Error("the agency's reply cannot be published; it is in the message log", "correlation_id", e.CorrelationID, "delivery", d.ID, "err", err)
 		}
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	wctx, cancel := outliving(ctx)
 	defer cancel()
 	if err := dl.Store.RecordAttempt(wctx, d, a, e); err != nil {
 		dl.Log.Error("recording a delivery attempt failed; it will be retried after its lease", "correlation_id", e.CorrelationID, "delivery", d.ID, "err", err)
