@@ -161,6 +161,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if err == nil {
 				break
 			}
+			if ctx.Err() != nil {
+				return nil // the gateway stops: not committed, the record is read again
+			}
 			c.Log.Error("outbound request not queued; trying again", "partition", m.Partition, "offset", m.Offset, "err", err, "pause", pause)
 			select {
 			case <-ctx.Done():
