@@ -1187,6 +1187,52 @@ func TestStopAnywhere(t *testing.T) {
 	t.Logf("%d attempts recorded in 300 runs", w.state(t).Attempts-first)
 }
 
+// TestStopWhileHolding: an agency's answers an operator took back, cut
+// short by the gateway's stopping while they are held, are held or put
+// back due at once: never dead-lettered, never left leased, never a
+// failure of the stopping as their last error.
+func TestStopWhileHolding(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	reg := partner.NewRegistry([]*partner.Partner{w.agency()})
+	c := &outbound.Consumer{Store: w.st, Partners: reg, Log: slog.New(slog.DiscardHandler)}
+	dl := &outbound.Deliverer{Store: w.st, Partners: reg, Poll: time.Millisecond, Log: slog.New(slog.DiscardHandler)}
+	held := 0
+	for i := range 100 {
+		caseID, key := fmt.Sprintf("TH:SSO:C-%d", i), fmt.Sprintf("ans-%d", i)
+		v := `{"id":"` + key + `","partner":"th-sso","messageType":"InformationReply","caseId":"` + caseID + `","payload":{"items":[{"code":"POLICE_REPORT","outcome":"NOT_HELD"}]}}`
+		if err := c.Queue(ctx, kafka.Message{Topic: "perkeso.outbound.v1", Value: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+		w.registerCase(t, caseID, "TH:SSO") // shared now: the retry holds it
+		d, err := w.st.DeliveryByKey(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.st.RetryDelivery(ctx, d.ID, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { _ = dl.Run(rctx); close(done) }()
+		time.Sleep(time.Duration(i%20) * 100 * time.Microsecond) // 0 to 1.9 ms, in turn
+		cancel()
+		<-done
+		d, err = w.st.DeliveryByKey(ctx, key)
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case d.State == store.DeliveryDelivered:
+			held++
+		case d.State != store.DeliveryPending || strings.Contains(d.LastError, "context") || time.Until(d.NextAt) > time.Second:
+			t.Fatalf("stop %d: state %s after %d attempts, due in %v, last error %q", i, d.State, d.Attempts, time.Until(d.NextAt).Round(time.Millisecond), d.LastError)
+		default: // put back: held at the next start
+			run(t, dl, func() bool { d, _ = w.st.DeliveryByKey(ctx, key); return d.State == store.DeliveryDelivered })
+		}
+	}
+	t.Logf("%d of 100 held before the stop", held)
+}
+
 // TestConsumerRefusesAnswers: an InformationReply on a case its agency
 // does not share, or for a partner that is not an agency, is dead-lettered
 // with the reason, not retried as if the store had failed.
