@@ -166,6 +166,17 @@ func run(t *testing.T, dl *outbound.Deliverer, cond func() bool) {
 	}
 }
 
+// runThenStop runs dl until until returns, then stops it as the gateway
+// does, and waits for its end.
+func runThenStop(dl *outbound.Deliverer, until func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = dl.Run(ctx); close(done) }()
+	until()
+	cancel()
+	<-done
+}
+
 func (w *world) state(t *testing.T) *store.Delivery {
 	ds, err := w.st.DeliveriesOf(context.Background(), "", "", 0, 10)
 	if err != nil || len(ds) != 1 {
@@ -1136,12 +1147,8 @@ func TestStopDuringAttempt(t *testing.T) {
 	t.Cleanup(func() { close(release) })
 	dl := w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{}))
 	w.enqueue(t, "stop-1", "JSON", `{}`)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = dl.Run(ctx); close(done) }()
-	first := <-arrived
-	cancel()
-	<-done
+	var first string
+	runThenStop(dl, func() { first = <-arrived })
 	d := w.state(t)
 	if d.State != store.DeliveryPending || d.Attempts != 0 || d.LastError != "" || d.NextAt.After(time.Now()) {
 		t.Fatalf("after the stop: state %s, %d attempts, due %v, last error %q; want pending, none, due now, none",
@@ -1173,12 +1180,7 @@ func TestStopAnywhere(t *testing.T) {
 	run(t, dl, func() bool { return w.state(t).Attempts > 0 }) // a connection kept alive: attempts fit between stops
 	first := w.state(t).Attempts
 	for i := range 300 {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { _ = dl.Run(ctx); close(done) }()
-		time.Sleep(time.Duration(i%40) * 250 * time.Microsecond) // 0 to 9.75 ms, in turn
-		cancel()
-		<-done
+		runThenStop(dl, func() { time.Sleep(time.Duration(i%40) * 250 * time.Microsecond) }) // 0 to 9.75 ms, in turn
 		d := w.state(t)
 		if d.State != store.DeliveryPending || d.LastError != "" && !strings.Contains(d.LastError, "HTTP 503") || time.Until(d.NextAt) > time.Second {
 			t.Fatalf("stop %d: state %s after %d attempts, due in %v, last error %q", i, d.State, d.Attempts, time.Until(d.NextAt).Round(time.Millisecond), d.LastError)
@@ -1212,12 +1214,7 @@ func TestStopWhileHolding(t *testing.T) {
 		if err := w.st.RetryDelivery(ctx, d.ID, time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		rctx, cancel := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { _ = dl.Run(rctx); close(done) }()
-		time.Sleep(time.Duration(i%20) * 100 * time.Microsecond) // 0 to 1.9 ms, in turn
-		cancel()
-		<-done
+		runThenStop(dl, func() { time.Sleep(time.Duration(i%20) * 100 * time.Microsecond) }) // 0 to 1.9 ms, in turn
 		d, err = w.st.DeliveryByKey(ctx, key)
 		switch {
 		case err != nil:
