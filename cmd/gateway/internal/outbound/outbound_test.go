@@ -1128,7 +1128,8 @@ func TestSOAPHTTPStatus(t *testing.T) {
 // used to be recorded as a failed attempt with "context canceled" as its
 // last error (hiding the partner's own, and counting towards max_attempts)
 // or, when that write found the context done, left to its lease (30 s at
-// least); TestSOAPHTTPStatus failed in CI on the first.
+// least). TestSOAPHTTPStatus failed in CI on such a record, "context
+// canceled", of a stop here or in the round's case lookup (TestStopAnywhere).
 func TestStopDuringAttempt(t *testing.T) {
 	w := newWorld(t)
 	arrived, release := make(chan string, 2), make(chan struct{})
@@ -1167,9 +1168,10 @@ func TestStopDuringAttempt(t *testing.T) {
 // TestStopAnywhere: stopped at any moment of its rounds (claiming, looking
 // up a case, sending, recording), the deliverer leaves the delivery due
 // soon, with the partner's answer or nothing as its last error: never a
-// failure of its own stopping, never a lease to wait out. The stop fell
-// into the case lookup of a round in CI, which recorded the lookup's
-// "context canceled" as a failed attempt (TestSOAPHTTPStatus, twice).
+// failure of its own stopping, never a lease to wait out. In CI, once
+// attempts were put back, a stop still fell into a round's case lookup,
+// whose "context canceled" was recorded as a failed attempt
+// (TestSOAPHTTPStatus).
 func TestStopAnywhere(t *testing.T) {
 	w := newWorld(t)
 	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) {
