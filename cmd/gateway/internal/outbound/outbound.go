@@ -259,10 +259,6 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 		// back, or one queued before its case was registered as another's.
 		if ep.Protocol == "soap" && d.CaseID != "" && d.MessageType != "NotifyInjury" {
 			if err := caseOf(ctx, dl.Store, d, p.Institution); err != nil {
-				if ctx.Err() != nil { // the look was cut short, not refused
-					skipped, later = append(skipped, d), append(later, now)
-					continue
-				}
 				dl.finish(ctx, d, nil, 0, &Error{Retry: !errors.Is(err, store.ErrCaseNotShared), Msg: err.Error()})
 				continue
 			}
@@ -375,19 +371,19 @@ func (dl *Deliverer) attempt(ctx context.Context, d *store.Delivery, p *partner.
 	actx, cancel := context.WithTimeout(ctx, ep.Timeout)
 	resp, status, err := s.Send(actx, d)
 	cancel()
-	if err != nil && ctx.Err() != nil {
-		dl.interrupted(ctx, d, p)
-		return
-	}
 	var oe *Error
 	if err != nil && !errors.As(err, &oe) {
 		oe = &Error{Retry: true, Msg: err.Error()}
 	}
-	// A refused message (4xx, client fault) is the message's fault, not the
-	// partner's: it does not count against the breaker.
-	dl.mu.Lock()
-	dl.breakers[p.ID].result(err == nil || !oe.Retry, dl.now(), ep)
-	dl.mu.Unlock()
+	if err != nil && ctx.Err() != nil {
+		dl.unprobe(p) // cut short by the stopping: it says nothing of the partner
+	} else {
+		// A refused message (4xx, client fault) is the message's fault, not
+		// the partner's: it does not count against the breaker.
+		dl.mu.Lock()
+		dl.breakers[p.ID].result(err == nil || !oe.Retry, dl.now(), ep)
+		dl.mu.Unlock()
+	}
 	dl.finishWith(ctx, d, resp, status, oe, ep)
 }
 
@@ -399,20 +395,9 @@ func (dl *Deliverer) unprobe(p *partner.Partner) {
 	dl.mu.Unlock()
 }
 
-// interrupted puts back a delivery whose attempt the gateway's stopping
-// cut short: due at once, its attempts and last error as they were. The
-// attempt says nothing of the partner, and recorded as a failure it
-// would count towards max_attempts and hide the last real error behind
-// "context canceled" (as it did, whenever the gateway stopped during an
-// attempt). The partner may have had the message: it is sent again with
-// the same idempotency key. Should this write fail, the lease ends the
-// claim.
-func (dl *Deliverer) interrupted(ctx context.Context, d *store.Delivery, p *partner.Partner) {
-	dl.unprobe(p)
-	dl.putBack(ctx, d)
-}
-
-// putBack makes claimed d due at once, as the gateway stops.
+// putBack makes claimed d due at once, its attempts and last error as
+// they were: the gateway is stopping, and will take it up again when it
+// starts.
 func (dl *Deliverer) putBack(ctx context.Context, d *store.Delivery) {
 	wctx, cancel := outliving(ctx)
 	defer cancel()
@@ -430,9 +415,9 @@ func attemptID(d *store.Delivery) string {
 }
 
 // outliving is ctx for a write that outlives the deliverer's stopping,
-// bounded by recordTimeout: an attempt that ended as the gateway began to
-// stop is recorded, and a claim it did not start is put back, not left to
-// its lease.
+// bounded by recordTimeout: a delivery made as the gateway began to stop
+// is recorded, and a claim it cut short is put back, not left to its
+// lease.
 func outliving(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 }
@@ -485,6 +470,17 @@ func clip(s string, n int) string {
 }
 
 func (dl *Deliverer) finishWith(ctx context.Context, d *store.Delivery, resp []byte, status int, oe *Error, ep partner.Endpoint) {
+	if oe != nil && ctx.Err() != nil {
+		// A failure while the gateway stops is the stopping's (an attempt
+		// or a case lookup cut short), not the partner's nor the
+		// message's: recorded, it would count towards max_attempts and
+		// hide the last real error behind "context canceled" (as it did).
+		// The partner may have had the message: it is sent again with the
+		// same idempotency key. A refusal that happens to end as the
+		// gateway stops is checked again when it starts.
+		dl.putBack(ctx, d)
+		return
+	}
 	if oe != nil {
 		oe.Msg = errorText(oe.Msg)
 	}
