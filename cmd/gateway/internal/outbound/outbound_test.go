@@ -153,16 +153,16 @@ func (w *world) enqueue(t *testing.T, key, typ string, payload string) {
 // run runs the deliverer until cond holds (or the deadline).
 func run(t *testing.T, dl *outbound.Deliverer, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = dl.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("timed out")
+	met := false
+	runThenStop(dl, func() {
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if met = cond(); met {
+				return
+			}
 		}
-		time.Sleep(5 * time.Millisecond)
+	})
+	if !met {
+		t.Fatal("timed out")
 	}
 }
 
@@ -172,9 +172,8 @@ func runThenStop(dl *outbound.Deliverer, until func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = dl.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }() // also when until fails the test
 	until()
-	cancel()
-	<-done
 }
 
 func (w *world) state(t *testing.T) *store.Delivery {
