@@ -1,7 +1,10 @@
 package schema
 
 import (
+	"cmp"
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/perkeso/jambatan/adapters/jsondoc"
@@ -24,7 +27,7 @@ type Failure struct {
 	Keyword string // the refusing keyword, e.g. "pattern", "required", "additionalProperties"
 }
 
-// maxFailures bounds what an Error lists.
+// maxFailures bounds what an Error lists: the first by place.
 const maxFailures = 10
 
 func (e *Error) Error() string {
@@ -50,16 +53,18 @@ func redact(err error) error {
 	if !errors.As(err, &ve) {
 		return err
 	}
-	e := &Error{}
-	leaves(ve, e)
-	return e
+	// The library finds a schema's properties in map order, so its causes
+	// come in a different order from one run to the next, and a bound
+	// taken in that order kept different ones: sorted first, the same
+	// document always gives the same error in the logs.
+	fs := leaves(ve, nil)
+	slices.SortFunc(fs, compareFailures)
+	fs = slices.Compact(fs)
+	return &Error{Failures: fs[:min(len(fs), maxFailures)]}
 }
 
 // leaves collects the innermost failures, which say what refused what.
-func leaves(ve *jsonschema.ValidationError, e *Error) {
-	if len(e.Failures) == maxFailures {
-		return
-	}
+func leaves(ve *jsonschema.ValidationError, fs []Failure) []Failure {
 	if len(ve.Causes) == 0 {
 		f := Failure{Pointer: pointer(ve.InstanceLocation)}
 		if ve.ErrorKind != nil {
@@ -67,12 +72,36 @@ func leaves(ve *jsonschema.ValidationError, e *Error) {
 				f.Keyword = kp[len(kp)-1]
 			}
 		}
-		e.Failures = append(e.Failures, f)
-		return
+		return append(fs, f)
 	}
 	for _, c := range ve.Causes {
-		leaves(c, e)
+		fs = leaves(c, fs)
 	}
+	return fs
+}
+
+// compareFailures orders failures by place, token by token, an array's
+// indexes as numbers (/injuries/2 before /injuries/10), then by keyword.
+func compareFailures(a, b Failure) int {
+	at, bt := strings.Split(a.Pointer, "/"), strings.Split(b.Pointer, "/")
+	for i := range min(len(at), len(bt)) {
+		if c := compareTokens(at[i], bt[i]); c != 0 {
+			return c
+		}
+	}
+	return cmp.Or(cmp.Compare(len(at), len(bt)), strings.Compare(a.Keyword, b.Keyword))
+}
+
+func compareTokens(a, b string) int {
+	if a == b {
+		return 0
+	}
+	ai, aerr := strconv.ParseUint(a, 10, 64)
+	bi, berr := strconv.ParseUint(b, 10, 64)
+	if aerr == nil && berr == nil {
+		return cmp.Compare(ai, bi)
+	}
+	return strings.Compare(a, b)
 }
 
 // pointer writes a location as a JSON pointer (RFC 6901).

@@ -3,6 +3,8 @@ package schema
 import (
 	"bytes"
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -35,5 +37,74 @@ func TestErrorRedacted(t *testing.T) {
 	}
 	if err := ValidateJSON(SGEmployerNoticeSchemaFile, doc); err != nil {
 		t.Fatalf("ok/example: %v", err)
+	}
+}
+
+// TestErrorOrder: the library reports failures in map order; an Error lists
+// them by place (array indexes as numbers), the same at every run, and
+// keeps the first maxFailures (here of 14: the array's length, its 12
+// items' sides, the worker's name).
+func TestErrorOrder(t *testing.T) {
+	var injuries []string
+	for range 12 {
+		injuries = append(injuries, `{"bodyPart": "HAND", "side": "UP", "nature": "FRACTURE"}`)
+	}
+	doc := exampleNotice(t)
+	i, j := bytes.Index(doc, []byte(`"injuries": [`)), bytes.Index(doc, []byte(`]
+  },`))
+	if i < 0 || j < i {
+		t.Fatal("example A has no injuries array where expected")
+	}
+	bad := slices.Concat(doc[:i], []byte(`"injuries": [`+strings.Join(injuries, ",")), doc[j:])
+	bad = bytes.Replace(bad, []byte(`"name": "Muhammad Hafiz bin Abdullah"`), []byte(`"name": 7`), 1)
+
+	want := []Failure{{"/incident/injuries", "maxItems"}} // the array's own failure first
+	for i := range maxFailures - 1 {
+		want = append(want, Failure{Pointer: "/incident/injuries/" + strconv.Itoa(i) + "/side", Keyword: "enum"})
+	}
+	for run := range 30 {
+		var se *Error
+		if err := ValidateJSON(SGEmployerNoticeSchemaFile, bad); !errors.As(err, &se) {
+			t.Fatalf("run %d: err %v, want an *Error", run, err)
+		}
+		if !slices.Equal(se.Failures, want) {
+			t.Fatalf("run %d: failures %v\nwant %v", run, se.Failures, want)
+		}
+	}
+
+	// Fewer than the bound: all of them, the worker's after the incident's.
+	bad = bytes.Replace(doc, []byte(`"side": "LEFT"`), []byte(`"side": "UP"`), 1)
+	bad = bytes.Replace(bad, []byte(`"name": "Muhammad Hafiz bin Abdullah"`), []byte(`"name": 7`), 1)
+	want = []Failure{{"/incident/injuries/0/side", "enum"}, {"/worker/name", "type"}}
+	for run := range 30 {
+		var se *Error
+		if err := ValidateJSON(SGEmployerNoticeSchemaFile, bad); !errors.As(err, &se) || !slices.Equal(se.Failures, want) {
+			t.Fatalf("run %d: err %v, want failures %v", run, err, want)
+		}
+	}
+}
+
+func TestCompareFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		a, b Failure
+		want int
+	}{
+		{"ok/index-as-number", Failure{"/a/2", "enum"}, Failure{"/a/10", "enum"}, -1},
+		{"ok/name-as-text", Failure{"/a/b", "enum"}, Failure{"/a/c", "enum"}, -1},
+		{"ok/parent-first", Failure{"/a", "required"}, Failure{"/a/b", "enum"}, -1},
+		{"ok/root-first", Failure{"", "required"}, Failure{"/a", "enum"}, -1},
+		{"ok/keyword-breaks-ties", Failure{"/a", "enum"}, Failure{"/a", "type"}, -1},
+		{"ok/same", Failure{"/a/0", "enum"}, Failure{"/a/0", "enum"}, 0},
+		{"ok/number-and-name", Failure{"/a/10", "enum"}, Failure{"/a/x", "enum"}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := compareFailures(tc.a, tc.b); got != tc.want {
+				t.Fatalf("compare(%v, %v) = %d, want %d", tc.a, tc.b, got, tc.want)
+			}
+			if got := compareFailures(tc.b, tc.a); got != -tc.want {
+				t.Fatalf("compare(%v, %v) = %d, want %d", tc.b, tc.a, got, -tc.want)
+			}
+		})
 	}
 }
