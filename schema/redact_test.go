@@ -82,6 +82,10 @@ func TestErrorOrder(t *testing.T) {
 			t.Fatalf("run %d: err %v, want failures %v", run, err, want)
 		}
 	}
+	const text = "fails the JSON Schema at /incident/injuries/0/side (enum), /worker/name (type)"
+	if err := ValidateJSON(SGEmployerNoticeSchemaFile, bad); err == nil || err.Error() != text {
+		t.Fatalf("err %v, want %q", err, text)
+	}
 }
 
 func TestCompareFailures(t *testing.T) {
