@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -307,6 +308,16 @@ func FuzzQuick(f *testing.F) {
 			var se *Error
 			if (err == nil) != want || (err != nil && (!errors.As(err, &se) || len(se.Failures) == 0)) {
 				t.Fatalf("%s: ValidateTree = %v (%T), valid %v", name, err, err, want)
+			}
+			// ... at most maxFailures of them, by place, each once, the same again.
+			if se != nil {
+				if len(se.Failures) > maxFailures || !slices.IsSortedFunc(se.Failures, compareFailures) ||
+					len(slices.Compact(slices.Clone(se.Failures))) != len(se.Failures) {
+					t.Fatalf("%s: failures %v: over %d, out of order or repeated", name, se.Failures, maxFailures)
+				}
+				if again := ValidateTree(name, v); again.Error() != err.Error() {
+					t.Fatalf("%s: %q, then %q", name, err, again)
+				}
 			}
 		}
 	})
