@@ -101,15 +101,11 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	reader := kc.GroupReader(*group, topics, 250*time.Millisecond)
 	defer reader.Close()
 	log, progress := ingestLog(*cfgPath != "" || *brokers != "", stderr)
-	last := time.Now()
+	shown := newThrottled(time.Second, progress)
+	defer shown.stop()
 	c := &ingest.Consumer{Reader: reader, Sink: sink, CaseTopic: *caseTopic, StatusTopic: *statusTopic, RejectedTopic: *rejectedTopic, JWKS: set, Batch: *batch, Log: log,
 		ReloadJWKS: func() (jwk.Set, error) { return partnerkit.ReadJWKS(*jwksPath) },
-		OnBatch: func(p ingest.Progress) {
-			if time.Since(last) >= time.Second {
-				last = time.Now()
-				progress(p)
-			}
-		}}
+		OnBatch:    shown.update}
 	log.Info("ingest started", "group", *group, "topics", topics, "brokers", kc.Brokers, "db", sqldialect.Redacted(*db))
 	p, err := c.Run(ctx, *until, *idle)
 	fmt.Fprintf(stdout, "ingest: %d consumed, %d ingested, %d quarantined, %d case messages, %d delivery statuses, %d rejections, lag %d, %.0f events/s\n",
@@ -126,13 +122,11 @@ func requeueQuarantine(ctx context.Context, db string, c *ingest.Consumer, stdou
 	}
 	defer sink.Close()
 	c.Sink, c.Log = sink, slog.New(slog.NewTextHandler(stderr, nil))
-	last := time.Now()
-	rep, err := c.Requeue(ctx, func(r ingest.RequeueReport) {
-		if time.Since(last) >= time.Second {
-			last = time.Now()
-			fmt.Fprintf(stderr, "requeue: %d filed, %d still quarantined so far\n", r.Released, r.Still)
-		}
+	shown := newThrottled(time.Second, func(r ingest.RequeueReport) {
+		fmt.Fprintf(stderr, "requeue: %d filed, %d still quarantined so far\n", r.Released, r.Still)
 	})
+	rep, err := c.Requeue(ctx, shown.update)
+	shown.stop()
 	fmt.Fprintf(stdout, "requeue: %d filed and taken out of the quarantine, %d still quarantined", rep.Released, rep.Still)
 	if rep.WithoutBytes > 0 {
 		fmt.Fprintf(stdout, ", %d quarantined by an earlier build without their bytes (reset the consumer group's offsets to read them again)", rep.WithoutBytes)
