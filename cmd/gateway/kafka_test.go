@@ -11,11 +11,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +29,7 @@ import (
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkatest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/loadgen"
@@ -782,5 +786,84 @@ func TestLargeInsurerBatchThroughDevMode(t *testing.T) {
 	}
 	if !strings.Contains(stderr, `"msg":"ingest started"`) {
 		t.Fatalf("ingest's log: %s", stderr)
+	}
+}
+
+// TestDevKeepsBrokerPort: "gateway dev" restarted on its directory listens
+// for Kafka where it did before, so a dev ingest left running reads what
+// the restarted gateway publishes; when another process holds that port,
+// it takes any free one and records it.
+func TestDevKeepsBrokerPort(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	cmd, out, first := startDev(t, dir)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	running := exec.CommandContext(ctx, gatewayBin, "ingest", "--dev", dir)
+	ingestOut := &gatewaytest.SyncBuffer{}
+	running.Stdout, running.Stderr = ingestOut, ingestOut
+	running.Cancel = func() error { return running.Process.Signal(os.Interrupt) } // a clean stop, leaving its group
+	if err := running.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopIngest := sync.OnceFunc(func() { cancel(); _ = running.Wait() })
+	defer stopIngest()
+	ingested := func(n int) {
+		t.Helper()
+		want := fmt.Sprintf("(%d ingested,", n)
+		for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if strings.Contains(ingestOut.String(), want) {
+				return
+			}
+		}
+		t.Fatalf("the running ingest never reported %q:\n%s", want, ingestOut)
+	}
+	if _, e, err := gateway(t, "submit", "--dev", dir, example("example-a.in.json")); err != nil {
+		t.Fatalf("submit: %v\n%s", err, e)
+	}
+	ingested(1)
+	stop(t, cmd, out)
+
+	cmd, out, again := startDev(t, dir)
+	if again.KafkaBootstrap != first.KafkaBootstrap {
+		t.Fatalf("broker at %s after the restart, %s before", again.KafkaBootstrap, first.KafkaBootstrap)
+	}
+	if _, e, err := gateway(t, "submit", "--dev", dir, example("example-b.in.json")); err != nil {
+		t.Fatalf("submit: %v\n%s", err, e)
+	}
+	ingested(2)  // the same ingest, not restarted
+	stopIngest() // leaving its group while the broker is there: the next ingest need not wait out its session
+	stop(t, cmd, out)
+
+	held, err := net.Listen("tcp", first.KafkaBootstrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	cmd, out, moved := startDev(t, dir)
+	defer stop(t, cmd, out)
+	if moved.KafkaBootstrap == first.KafkaBootstrap {
+		t.Fatalf("broker at %s, which another listener holds", moved.KafkaBootstrap)
+	}
+	l, _ := devmode.LayoutOf(dir)
+	if _, port, _ := net.SplitHostPort(moved.KafkaBootstrap); strconv.Itoa(l.LastKafkaPort()) != port {
+		t.Fatalf("recorded port %d, the broker's is %s", l.LastKafkaPort(), port)
+	}
+	if _, e, err := gateway(t, "submit", "--dev", dir, example("example-c.in.json")); err != nil {
+		t.Fatalf("submit on the new port: %v\n%s", err, e)
+	}
+	// Example C, and B again if the first ingest's last offset commit had
+	// not reached the restarted broker (logged; the upsert absorbs it).
+	if o, e, err := gateway(t, "ingest", "--dev", dir, "--until-caught-up", "--idle", "1s"); err != nil || !strings.Contains(o, " 0 quarantined") {
+		t.Fatalf("ingest on the new port: %v\n%s\n%s\nthe first ingest:\n%s", err, o, e, ingestOut)
+	}
+	bo, err := ingest.OpenSink(filepath.Join(dir, "backoffice.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bo.Close()
+	var rows int
+	if err := bo.DB().QueryRow(`SELECT count(*) FROM backoffice_records`).Scan(&rows); err != nil || rows != 3 {
+		t.Fatalf("back office holds %d records (%v), want examples A, B and C", rows, err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/demoagency"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
@@ -84,6 +85,31 @@ func checkConfig(cfg *config.Config, stdout io.Writer) error {
 	return nil
 }
 
+// startDevBroker starts the dev directory's embedded broker on port, or,
+// when port is 0, on the port it last listened on (any free one when that
+// is taken or none is recorded), and records the port it got.
+func startDevBroker(l devmode.Layout, port int, topics events.Topics) (*broker.Embedded, error) {
+	start := func(port int) (*broker.Embedded, error) {
+		return broker.Start(l.KafkaDir, port, topics.Verified, topics.Rejected, topics.CaseMessages, topics.Outbound, topics.DeliveryStatus)
+	}
+	want := port
+	if want == 0 {
+		want = l.LastKafkaPort()
+	}
+	kafka, err := start(want)
+	if err != nil && port == 0 && want != 0 {
+		kafka, err = start(0) // the last port is taken
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := l.SaveKafkaPort(kafka.Addr); err != nil {
+		kafka.Close()
+		return nil, err
+	}
+	return kafka, nil
+}
+
 func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("dev", stderr)
 	dir := fs.String("dir", devmode.DefaultDir, "dev directory (created on first run, reused afterwards)")
@@ -121,7 +147,7 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	}
 	topics := app.Topics(cfg.File.Kafka)
 	topics.Outbound, topics.DeliveryStatus = cfg.File.Outbound.Topic, cfg.File.Outbound.StatusTopic
-	kafka, err := broker.Start(l.KafkaDir, *kafkaPort, topics.Verified, topics.Rejected, topics.CaseMessages, topics.Outbound, topics.DeliveryStatus)
+	kafka, err := startDevBroker(l, *kafkaPort, topics)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
@@ -49,6 +51,9 @@ var Demos = []DemoPartner{
 // Layout is where dev mode keeps its files (absolute paths).
 type Layout struct {
 	Dir, CACert, CAKey, ServerCert, ServerKey, ReceiptKey, GatewayJWKS, SOAPCert, SOAPKey, OutboundCert, OutboundKey, OperatorCert, OperatorKey, Config, Store, DevJSON, KafkaDir string
+	// KafkaPort holds the port the embedded broker last listened on
+	// (LastKafkaPort).
+	KafkaPort string
 	// The dev back office's key for signing outbound requests, and its
 	// public half, which the configuration names (outbound.request_signers_file).
 	BackOfficeKey, BackOfficeJWKS string
@@ -73,7 +78,32 @@ func LayoutOf(dir string) (Layout, error) {
 		OutboundCert: j("pki", "outbound-client.pem"), OutboundKey: j("pki", "outbound-client.key"),
 		OperatorCert: j("pki", "operator.pem"), OperatorKey: j("pki", "operator.key"),
 		BackOfficeKey: j("pki", "backoffice-signing.jwk.json"), BackOfficeJWKS: j("pki", "backoffice-jwks.json"),
-		Config: j("gateway.json"), Store: j("gateway.db"), DevJSON: j("dev.json"), KafkaDir: j("kafka")}, nil
+		Config: j("gateway.json"), Store: j("gateway.db"), DevJSON: j("dev.json"), KafkaDir: j("kafka"), KafkaPort: j("kafka.port")}, nil
+}
+
+// LastKafkaPort is the port the directory's embedded broker last listened
+// on, or 0 when none is recorded. "gateway dev" asks for it again, so that
+// what was left running against the broker (a dev ingest, kcat) finds it
+// after a restart of the gateway.
+func (l Layout) LastKafkaPort() int {
+	b, err := os.ReadFile(l.KafkaPort)
+	if err != nil {
+		return 0
+	}
+	port, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || port <= 0 || port > 65535 {
+		return 0
+	}
+	return port
+}
+
+// SaveKafkaPort records the port of addr (host:port) for LastKafkaPort.
+func (l Layout) SaveKafkaPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(l.KafkaPort, []byte(port+"\n"), 0o600)
 }
 
 // Kit returns the kit paths of a demo partner.
