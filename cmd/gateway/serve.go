@@ -114,14 +114,14 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	fs := newFlags("dev", stderr)
 	dir := fs.String("dir", devmode.DefaultDir, "dev directory (created on first run, reused afterwards)")
 	addr := fs.String("addr", devmode.DefaultAddr, "listen address (port 0 picks a free port)")
-	kafkaPort := fs.Int("kafka-port", 0, "port of the embedded Kafka-protocol broker on 127.0.0.1 (0: any free port)")
+	kafkaPort := fs.Int("kafka-port", 0, "port of the embedded Kafka-protocol broker on 127.0.0.1 (0: the port of the last start, or any free port)")
 	storeFlag := fs.String("store", "", "store instead of DIR/gateway.db: a SQLite path or a postgres:// DSN")
 	withAgency := fs.Bool("with-demo-agency", false, "also start a demo TH:SSO endpoint on loopback and deliver demo-agency's outbound messages to it")
 	if err := parse(fs, args, 0); err != nil {
 		return errUsage
 	}
 	if *kafkaPort < 0 || *kafkaPort > 65535 {
-		return fmt.Errorf("--kafka-port %d: must be 0 (any free port) to 65535", *kafkaPort)
+		return fmt.Errorf("--kafka-port %d: must be 0 (the last start's, or any free port) to 65535", *kafkaPort)
 	}
 	unlock, err := devmode.Lock(*dir)
 	if err != nil {
