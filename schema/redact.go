@@ -81,7 +81,9 @@ func leaves(ve *jsonschema.ValidationError, fs []Failure) []Failure {
 }
 
 // compareFailures orders failures by place, token by token, an array's
-// indexes as numbers (/injuries/2 before /injuries/10), then by keyword.
+// indexes as numbers (/injuries/2 before /injuries/10) and before names,
+// then by keyword. It is a total order whatever the tokens, so the sort
+// gives one result for every order the library gives the failures in.
 func compareFailures(a, b Failure) int {
 	at, bt := strings.Split(a.Pointer, "/"), strings.Split(b.Pointer, "/")
 	for i := range min(len(at), len(bt)) {
@@ -98,8 +100,13 @@ func compareTokens(a, b string) int {
 	}
 	ai, aerr := strconv.ParseUint(a, 10, 64)
 	bi, berr := strconv.ParseUint(b, 10, 64)
-	if aerr == nil && berr == nil {
-		return cmp.Compare(ai, bi)
+	switch {
+	case aerr == nil && berr == nil:
+		return cmp.Or(cmp.Compare(ai, bi), strings.Compare(a, b)) // "1" and "01"
+	case aerr == nil:
+		return -1
+	case berr == nil:
+		return 1
 	}
 	return strings.Compare(a, b)
 }

@@ -3,6 +3,7 @@ package schema
 import (
 	"bytes"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -100,7 +101,10 @@ func TestCompareFailures(t *testing.T) {
 		{"ok/root-first", Failure{"", "required"}, Failure{"/a", "enum"}, -1},
 		{"ok/keyword-breaks-ties", Failure{"/a", "enum"}, Failure{"/a", "type"}, -1},
 		{"ok/same", Failure{"/a/0", "enum"}, Failure{"/a/0", "enum"}, 0},
-		{"ok/number-and-name", Failure{"/a/10", "enum"}, Failure{"/a/x", "enum"}, -1},
+		{"ok/number-before-name", Failure{"/a/10", "enum"}, Failure{"/a/9a", "enum"}, -1},
+		{"ok/number-before-name-below-it", Failure{"/a/9", "enum"}, Failure{"/a/10a", "enum"}, -1},
+		{"ok/equal-numbers-as-text", Failure{"/a/01", "enum"}, Failure{"/a/1", "enum"}, -1},
+		{"ok/past-uint64-as-text", Failure{"/a/18446744073709551616", "enum"}, Failure{"/a/x", "enum"}, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := compareFailures(tc.a, tc.b); got != tc.want {
@@ -110,5 +114,26 @@ func TestCompareFailures(t *testing.T) {
 				t.Fatalf("compare(%v, %v) = %d, want %d", tc.b, tc.a, got, -tc.want)
 			}
 		})
+	}
+}
+
+// TestCompareFailuresTotal: failures sort to one order whatever order they
+// come in, numbers, names and the tokens that are both or neither mixed.
+func TestCompareFailuresTotal(t *testing.T) {
+	var fs []Failure
+	for _, a := range []string{"", "0", "1", "01", "2", "9", "10", "9a", "10a", "x", "18446744073709551616", "~1"} {
+		for _, b := range []string{"", "3", "30", "3x"} {
+			for _, k := range []string{"enum", "type"} {
+				fs = append(fs, Failure{"/" + a + "/" + b, k})
+			}
+		}
+	}
+	want := slices.SortedFunc(slices.Values(fs), compareFailures)
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200 {
+		r.Shuffle(len(fs), func(i, j int) { fs[i], fs[j] = fs[j], fs[i] })
+		if got := slices.SortedFunc(slices.Values(fs), compareFailures); !slices.Equal(got, want) {
+			t.Fatalf("sorted differently from another order:\n%v\n%v", got, want)
+		}
 	}
 }
