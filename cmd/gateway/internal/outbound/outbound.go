@@ -224,6 +224,9 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 	var skipped []*store.Delivery
 	var later []time.Time
 	defer func() {
+		if len(skipped) == 0 {
+			return // most rounds: no write, and no timer for one
+		}
 		wctx, cancel := outliving(ctx)
 		defer cancel()
 		if err := dl.Store.Reschedule(wctx, skipped, later); err != nil {
