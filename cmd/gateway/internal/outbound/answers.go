@@ -159,7 +159,7 @@ func replyItem(reply *etree.Element, it ReplyItem) {
 // status event ("delivered", as the delivery is) when status is set.
 func heldEntry(at time.Time, status StatusFunc) func(*store.Delivery) *store.Entry {
 	return func(d *store.Delivery) *store.Entry {
-		e := &store.Entry{CorrelationID: "outbound-" + d.Key, PartnerID: d.PartnerID, ReceivedAt: at, Route: "OUTBOUND " + d.MessageType,
+		e := &store.Entry{CorrelationID: heldID(d), PartnerID: d.PartnerID, ReceivedAt: at, Route: "OUTBOUND " + d.MessageType,
 			ContentType: "application/json", Body: d.Payload, Verification: "outbound", Outcome: "HELD", SourceKey: d.Key}
 		if status != nil {
 			if m, err := status(d, "delivered", d.Attempts, "", at); err == nil {
@@ -169,6 +169,10 @@ func heldEntry(at time.Time, status StatusFunc) func(*store.Delivery) *store.Ent
 		return e
 	}
 }
+
+// heldID is the correlation id of held answers: their message-log entry's
+// and every log line on them, a put-back's too.
+func heldID(d *store.Delivery) string { return "outbound-" + d.Key }
 
 // hold holds the answers of an InformationReply the deliverer claimed: one
 // refused when it was queued (its case not yet shared, say) and taken back
@@ -183,10 +187,10 @@ func (dl *Deliverer) hold(ctx context.Context, d *store.Delivery, r *Request, ve
 	case errors.Is(err, store.ErrCaseNotShared):
 		dl.finish(ctx, d, nil, 0, &Error{Msg: err.Error()})
 	case err != nil && ctx.Err() != nil: // cut short by the gateway's stopping
-		dl.putBack(ctx, d)
+		dl.putBack(ctx, d, heldID(d))
 	case err != nil: // the store's failure: the claim's lease runs out, and the next claim tries again
-		dl.Log.Error("holding answers failed; they will be tried again after the lease", "correlation_id", "outbound-"+d.Key, "delivery", d.ID, "err", err)
+		dl.Log.Error("holding answers failed; they will be tried again after the lease", "correlation_id", heldID(d), "delivery", d.ID, "err", err)
 	default:
-		dl.Log.Info("answers held", "correlation_id", "outbound-"+d.Key, "delivery", d.ID, "partner", d.PartnerID)
+		dl.Log.Info("answers held", "correlation_id", heldID(d), "delivery", d.ID, "partner", d.PartnerID)
 	}
 }

@@ -400,15 +400,16 @@ func (dl *Deliverer) unprobe(p *partner.Partner) {
 
 // putBack makes claimed d due at once, its attempts and last error as
 // they were: the gateway is stopping, and will take it up again when it
-// starts.
-func (dl *Deliverer) putBack(ctx context.Context, d *store.Delivery) {
+// starts. id is the correlation id of the caller's other lines on d (an
+// attempt's, or held answers').
+func (dl *Deliverer) putBack(ctx context.Context, d *store.Delivery, id string) {
 	wctx, cancel := outliving(ctx)
 	defer cancel()
 	if err := dl.Store.Reschedule(wctx, []*store.Delivery{d}, []time.Time{dl.now()}); err != nil {
-		dl.Log.Warn("putting back a delivery as the gateway stops failed; its lease ends it", "correlation_id", attemptID(d), "delivery", d.ID, "partner", d.PartnerID, "err", err)
+		dl.Log.Warn("putting back a delivery as the gateway stops failed; its lease ends it", "correlation_id", id, "delivery", d.ID, "partner", d.PartnerID, "err", err)
 		return
 	}
-	dl.Log.Info("delivery put back: the gateway is stopping; it is taken up again when it starts", "correlation_id", attemptID(d), "delivery", d.ID, "partner", d.PartnerID, "type", d.MessageType)
+	dl.Log.Info("delivery put back: the gateway is stopping; it is taken up again when it starts", "correlation_id", id, "delivery", d.ID, "partner", d.PartnerID, "type", d.MessageType)
 }
 
 // attemptID is the correlation id of d's next attempt: its message-log
@@ -481,7 +482,7 @@ func (dl *Deliverer) finishWith(ctx context.Context, d *store.Delivery, resp []b
 		// The partner may have had the message: it is sent again with the
 		// same idempotency key. A refusal that happens to end as the
 		// gateway stops is checked again when it starts.
-		dl.putBack(ctx, d)
+		dl.putBack(ctx, d, attemptID(d))
 		return
 	}
 	if oe != nil {

@@ -41,6 +41,7 @@ import (
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/demoagency"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
@@ -1146,6 +1147,8 @@ func TestStopDuringAttempt(t *testing.T) {
 	})
 	t.Cleanup(func() { close(release) })
 	dl := w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{}))
+	var logs gatewaytest.SyncBuffer
+	dl.Log = slog.New(slog.NewJSONHandler(&logs, nil))
 	w.enqueue(t, "stop-1", "JSON", `{}`)
 	var first string
 	runThenStop(dl, func() { first = <-arrived })
@@ -1153,6 +1156,10 @@ func TestStopDuringAttempt(t *testing.T) {
 	if d.State != store.DeliveryPending || d.Attempts != 0 || d.LastError != "" || d.NextAt.After(time.Now()) {
 		t.Fatalf("after the stop: state %s, %d attempts, due %v, last error %q; want pending, none, due now, none",
 			d.State, d.Attempts, time.Until(d.NextAt).Round(time.Millisecond), d.LastError)
+	}
+	// The put-back's line carries the cut attempt's correlation id.
+	if want := fmt.Sprintf(`"correlation_id":"delivery-%d-1"`, d.ID); !strings.Contains(logLine(logs.String(), "delivery put back"), want) {
+		t.Fatalf("no put-back line with %s in:\n%s", want, logs.String())
 	}
 	answer.Store(true)
 	run(t, dl, func() bool { return w.state(t).State == store.DeliveryDelivered })
@@ -1162,6 +1169,16 @@ func TestStopDuringAttempt(t *testing.T) {
 	if second := <-arrived; second != first || first == "" {
 		t.Fatalf("idempotency keys %q then %q, want the same", first, second)
 	}
+}
+
+// logLine is the first line of logs that holds msg, or "".
+func logLine(logs, msg string) string {
+	for l := range strings.Lines(logs) {
+		if strings.Contains(l, msg) {
+			return l
+		}
+	}
+	return ""
 }
 
 // TestStopAnywhere: stopped at any moment of its rounds (claiming, looking
