@@ -321,7 +321,9 @@ type Error struct {
 func (e *Error) Error() string { return e.Path + ": " + e.Reason }
 
 // Validate checks el against the global element declaration of its name.
-// prefix is the prefix used in reported paths (e.g. "xb").
+// prefix is the prefix used in reported paths (e.g. "xb"). It answers
+// *Error, whose Path a SOAP Fault reports: check it for nil before it is
+// held as an error, since a nil *Error in an error is not a nil error.
 func (s *Schema) Validate(el *etree.Element, prefix string) *Error {
 	if el.NamespaceURI() != s.TargetNS {
 		return &Error{"/", "element is not in namespace " + s.TargetNS}
