@@ -187,7 +187,7 @@ func (dl *Deliverer) hold(ctx context.Context, d *store.Delivery, r *Request, ve
 	case errors.Is(err, store.ErrCaseNotShared):
 		dl.finish(ctx, d, nil, 0, &Error{Msg: err.Error()})
 	case err != nil && ctx.Err() != nil: // cut short by the gateway's stopping
-		dl.putBack(ctx, d, heldID(d))
+		dl.putBack(ctx, d, heldID(d), nil)
 	case err != nil: // the store's failure: the claim's lease runs out, and the next claim tries again
 		dl.Log.Error("holding answers failed; they will be tried again after the lease", "correlation_id", heldID(d), "delivery", d.ID, "err", err)
 	default:

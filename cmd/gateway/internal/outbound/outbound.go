@@ -380,14 +380,31 @@ func (dl *Deliverer) attempt(ctx context.Context, d *store.Delivery, p *partner.
 	}
 	if err != nil && ctx.Err() != nil {
 		dl.unprobe(p) // cut short by the stopping: it says nothing of the partner
-	} else {
-		// A refused message (4xx, client fault) is the message's fault, not
-		// the partner's: it does not count against the breaker.
-		dl.mu.Lock()
-		dl.breakers[p.ID].result(err == nil || !oe.Retry, dl.now(), ep)
-		dl.mu.Unlock()
+		dl.cutShort(ctx, d, oe)
+		return
 	}
+	// A refused message (4xx, client fault) is the message's fault, not
+	// the partner's: it does not count against the breaker.
+	dl.mu.Lock()
+	dl.breakers[p.ID].result(err == nil || !oe.Retry, dl.now(), ep)
+	dl.mu.Unlock()
 	dl.finishWith(ctx, d, resp, status, oe, ep)
+}
+
+// OutcomeInterrupted is the message-log outcome of an attempt the
+// gateway's stopping cut short.
+const OutcomeInterrupted = "INTERRUPTED"
+
+// cutShort puts back an attempt the gateway's stopping cut short while it
+// was sending, as putBack does, and logs it: the partner may have had the
+// message, and has it again, with the same idempotency key, at the next
+// start. It does not count towards max_attempts.
+func (dl *Deliverer) cutShort(ctx context.Context, d *store.Delivery, oe *Error) {
+	id := attemptID(d)
+	e := &store.Entry{CorrelationID: id, PartnerID: d.PartnerID, ReceivedAt: dl.now(), Route: "OUTBOUND " + d.MessageType,
+		ContentType: "application/json", Body: d.Payload, Outcome: OutcomeInterrupted, SourceKey: d.Key}
+	e.Verification = "outbound: cut short as the gateway stopped; sent again at its next start: " + errorText(oe.Msg)
+	dl.putBack(ctx, d, id, e)
 }
 
 // unprobe lets p's next delivery be the probe of its half-open breaker,
@@ -401,11 +418,17 @@ func (dl *Deliverer) unprobe(p *partner.Partner) {
 // putBack makes claimed d due at once, its attempts and last error as
 // they were: the gateway is stopping, and will take it up again when it
 // starts. id is the correlation id of the caller's other lines on d (an
-// attempt's, or held answers').
-func (dl *Deliverer) putBack(ctx context.Context, d *store.Delivery, id string) {
+// attempt's, or held answers'); e, when not nil, is logged with it.
+func (dl *Deliverer) putBack(ctx context.Context, d *store.Delivery, id string, e *store.Entry) {
 	wctx, cancel := outliving(ctx)
 	defer cancel()
-	if err := dl.Store.Reschedule(wctx, []*store.Delivery{d}, []time.Time{dl.now()}); err != nil {
+	var err error
+	if e != nil {
+		err = dl.Store.PutBack(wctx, d, dl.now(), e)
+	} else {
+		err = dl.Store.Reschedule(wctx, []*store.Delivery{d}, []time.Time{dl.now()})
+	}
+	if err != nil {
 		dl.Log.Warn("putting back a delivery as the gateway stops failed; its lease ends it", "correlation_id", id, "delivery", d.ID, "partner", d.PartnerID, "err", err)
 		return
 	}
@@ -475,14 +498,13 @@ func clip(s string, n int) string {
 
 func (dl *Deliverer) finishWith(ctx context.Context, d *store.Delivery, resp []byte, status int, oe *Error, ep partner.Endpoint) {
 	if oe != nil && ctx.Err() != nil {
-		// A failure while the gateway stops is the stopping's (an attempt
-		// or a case lookup cut short), not the partner's nor the
-		// message's: recorded, it would count towards max_attempts and
-		// hide the last real error behind "context canceled" (as it did).
-		// The partner may have had the message: it is sent again with the
-		// same idempotency key. A refusal that happens to end as the
-		// gateway stops is checked again when it starts.
-		dl.putBack(ctx, d, attemptID(d))
+		// A failure while the gateway stops is the stopping's (a case
+		// lookup cut short, say), not the partner's nor the message's:
+		// recorded, it would count towards max_attempts and hide the last
+		// real error behind "context canceled" (as it did). Nothing was
+		// sent (a send cut short is cutShort's). A refusal that happens to
+		// end as the gateway stops is checked again when it starts.
+		dl.putBack(ctx, d, attemptID(d), nil)
 		return
 	}
 	if oe != nil {

@@ -1169,6 +1169,27 @@ func TestStopDuringAttempt(t *testing.T) {
 	if second := <-arrived; second != first || first == "" {
 		t.Fatalf("idempotency keys %q then %q, want the same", first, second)
 	}
+	// The message log holds both sendings: the one cut short (the partner
+	// may have had it), then the delivery, under the one attempt's id.
+	rows, err := w.st.DB().Query(`SELECT correlation_id, outcome, verification FROM message_log WHERE source_key = 'stop-1' ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var id, outcome, verification string
+		if err := rows.Scan(&id, &outcome, &verification); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, id+" "+outcome)
+		if outcome == outbound.OutcomeInterrupted && !strings.Contains(verification, "cut short as the gateway stopped") {
+			t.Errorf("interrupted entry's verification %q", verification)
+		}
+	}
+	if want := []string{fmt.Sprintf("delivery-%d-1 INTERRUPTED", d.ID), fmt.Sprintf("delivery-%d-1 DELIVERED", d.ID)}; !slices.Equal(got, want) {
+		t.Fatalf("message log %q, want %q", got, want)
+	}
 }
 
 // logLine is the first line of logs that holds msg, or "".

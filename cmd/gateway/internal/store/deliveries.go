@@ -646,17 +646,37 @@ func (s *DB) Reschedule(ctx context.Context, ds []*Delivery, at []time.Time) err
 	}
 	return s.write(ctx, func(ctx context.Context, tx wtx) error {
 		for i, d := range ds {
-			res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ? WHERE id = ? AND state = ? AND next_at = ?`),
-				ts(at[i]), d.ID, DeliveryPending, ts(d.NextAt))
-			if err != nil {
+			if err := s.reschedule(ctx, tx, d, at[i]); err != nil {
 				return err
-			}
-			if n, _ := res.RowsAffected(); n == 1 {
-				if err := s.moveFollowers(ctx, tx, d, `next_at = ?`, ts(d.NextAt), at[i]); err != nil {
-					return err
-				}
 			}
 		}
 		return nil
 	})
+}
+
+// PutBack reschedules d to at as Reschedule does and logs e, in one
+// write: an attempt the gateway's stopping cut short, which the partner
+// may have had, is in the message log though it does not count. e is
+// logged also when d's lease mark is gone.
+func (s *DB) PutBack(ctx context.Context, d *Delivery, at time.Time, e *Entry) error {
+	return s.write(ctx, func(ctx context.Context, tx wtx) error {
+		if err := s.reschedule(ctx, tx, d, at); err != nil {
+			return err
+		}
+		return s.appendEntry(ctx, tx, e)
+	})
+}
+
+// reschedule moves d, and the deliveries waiting behind it on its case,
+// to at, if d's lease mark is still its own.
+func (s *DB) reschedule(ctx context.Context, tx wtx, d *Delivery, at time.Time) error {
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ? WHERE id = ? AND state = ? AND next_at = ?`),
+		ts(at), d.ID, DeliveryPending, ts(d.NextAt))
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return s.moveFollowers(ctx, tx, d, `next_at = ?`, ts(d.NextAt), at)
+	}
+	return nil
 }

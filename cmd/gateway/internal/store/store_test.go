@@ -2028,6 +2028,48 @@ func TestRescheduleUnderLease(t *testing.T) {
 	})
 }
 
+// TestPutBackLogged: an attempt cut short is put back due at once, in the
+// same write as its message-log entry; one whose lease an operator took
+// back meanwhile is left as it is, and is logged all the same (the partner
+// may have had it).
+func TestPutBackLogged(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s := open(t, target)
+		enqueue(t, s, "k1")
+		enqueue(t, s, "k2")
+		now := deliveryAt.Add(time.Second)
+		due, err := s.ClaimDue(ctx, now, time.Minute, 64)
+		if err != nil || len(due) != 2 {
+			t.Fatalf("claim: %d, %v", len(due), err)
+		}
+		retried := now.Add(time.Hour)
+		if err := s.RetryDelivery(ctx, due[1].ID, retried); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range due {
+			e := &store.Entry{CorrelationID: "cut-" + d.Key, PartnerID: d.PartnerID, ReceivedAt: now, Route: "OUTBOUND " + d.MessageType,
+				ContentType: "application/json", Body: d.Payload, Verification: "outbound: cut short", Outcome: "INTERRUPTED", SourceKey: d.Key}
+			if err := s.PutBack(ctx, d, now, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, err := s.ClaimDue(ctx, now.Add(time.Second), time.Minute, 64); err != nil || len(got) != 1 || got[0].Key != "k1" || got[0].Attempts != 0 {
+			t.Fatalf("due after the put-back: %+v %v, want k1 alone, no attempt counted", got, err)
+		}
+		if k2, err := s.DeliveryByKey(ctx, "k2"); err != nil || !k2.NextAt.Equal(retried) {
+			t.Fatalf("k2: %+v %v, want due at the operator's time, %s", k2, err, retried)
+		}
+		var n int
+		if err := s.DB().QueryRow(`SELECT COUNT(*) FROM message_log WHERE outcome = 'INTERRUPTED' AND correlation_id IN ('cut-k1', 'cut-k2')`).Scan(&n); err != nil || n != 2 {
+			t.Fatalf("%d interrupted entries (%v), want 2", n, err)
+		}
+		if rep, err := s.Verify(ctx, nil); err != nil || rep.BrokenSeq != 0 || rep.Entries != 2 {
+			t.Fatalf("chain: %+v %v", rep, err)
+		}
+	})
+}
+
 // TestClaimDueCaseOrder: a delivery on a case is claimed only once no
 // earlier delivery on that case to that partner is pending: not while the
 // earlier is in flight, nor while it waits for its retry; once it is
