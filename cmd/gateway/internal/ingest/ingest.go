@@ -82,11 +82,14 @@ func (p Progress) Rate() float64 {
 // Without untilCaughtUp it rides out the cluster's absence (a broker
 // restarted, a rolling upgrade): a failed fetch is logged and tried again
 // after a pause growing to 5 s, what it fetched before failing written
-// first, and a failed offset commit is logged and left to the next one,
-// since the rows are written and a record read again is a repeat the
-// upsert absorbs. Earlier builds returned the error, and the back office
-// stopped ingesting until someone started it again. With untilCaughtUp
-// (a catch-up run, tests) an error still ends the run.
+// first, and a failed offset commit is logged and its offsets are owed:
+// committed with the next batch's, or alone once a fetch finds nothing,
+// or as the run ends (the rows are written; a record read again is a
+// repeat the upsert absorbs, but a batch left uncommitted was read again
+// by every later run until another batch came). Earlier builds returned
+// the error, and the back office stopped ingesting until someone started
+// it again. With untilCaughtUp (a catch-up run, tests) an error still
+// ends the run.
 func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Duration) (Progress, error) {
 	if c.Batch <= 0 {
 		c.Batch = 500
@@ -104,12 +107,15 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 	lag := map[partition]int64{}
 	lastMsg := time.Now()
 	pause := time.Duration(0) // after a failed fetch
+	var owed []kafka.Message  // written, their offsets' commit failed
+	defer func() { c.settle(owed) }()
 	for {
 		msgs, err := c.fetchAfter(ctx, untilCaughtUp, &pause)
 		if err != nil || ctx.Err() != nil {
 			return p, err // what it fetched is not committed: read again next time
 		}
 		if len(msgs) == 0 {
+			owed = c.commitOwed(ctx, owed)
 			// Partitions with lag would have answered the fetch; the lag
 			// figure itself may be stale after a rebalance moved a partition.
 			if untilCaughtUp && time.Since(lastMsg) >= idle {
@@ -127,17 +133,72 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 		}
 		// Offsets are committed only once the rows are durable: a crash in
 		// between re-delivers, and the upsert absorbs the repeat.
-		if err := c.Reader.CommitMessages(ctx, msgs...); err != nil {
+		if err := c.Reader.CommitMessages(ctx, append(owed, msgs...)...); err != nil {
 			if untilCaughtUp || ctx.Err() != nil {
 				return p, fmt.Errorf("commit offsets: %w", err)
 			}
-			c.Log.Warn("committing offsets failed; the next commit covers them, or the records are read again", "err", err)
+			c.Log.Warn("committing offsets failed; they are committed with the next batch's, or alone when none comes", "err", err)
+			owed = lastOfEach(append(owed, msgs...))
+		} else {
+			owed = nil
 		}
 		p.add(msgs, batch, lag)
 		if c.OnBatch != nil {
 			c.OnBatch(p)
 		}
 	}
+}
+
+// commitOwed commits the offsets a failed commit left owed, and answers
+// what is still owed.
+func (c *Consumer) commitOwed(ctx context.Context, owed []kafka.Message) []kafka.Message {
+	if len(owed) == 0 {
+		return nil
+	}
+	// Bounded: with the broker away the commit waits for the group, and
+	// the loop's failing fetches are what is logged meanwhile.
+	cctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	defer cancel()
+	if err := c.Reader.CommitMessages(cctx, owed...); err != nil {
+		return owed // logged when it first failed; tried again at the next idle fetch
+	}
+	c.Log.Info("owed offsets committed", "partitions", len(owed))
+	return nil
+}
+
+// settle commits what is still owed as the run ends, within
+// commitTimeout of its own: the run's context may be done.
+func (c *Consumer) settle(owed []kafka.Message) {
+	if len(owed) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
+	if err := c.Reader.CommitMessages(ctx, owed...); err != nil {
+		c.Log.Warn("owed offsets not committed as the run ended; their records are read again by the next", "partitions", len(owed), "err", err)
+		return
+	}
+	c.Log.Info("owed offsets committed", "partitions", len(owed))
+}
+
+// commitTimeout bounds a commit of owed offsets.
+const commitTimeout = 5 * time.Second
+
+// lastOfEach keeps the message of each partition with the highest offset:
+// committing it commits the partition's earlier offsets too.
+func lastOfEach(msgs []kafka.Message) []kafka.Message {
+	last := map[partition]kafka.Message{}
+	for _, m := range msgs {
+		k := partition{m.Topic, m.Partition}
+		if l, ok := last[k]; !ok || m.Offset > l.Offset {
+			last[k] = m
+		}
+	}
+	out := make([]kafka.Message, 0, len(last))
+	for _, m := range last {
+		out = append(out, m)
+	}
+	return out
 }
 
 // partition names a topic's partition, for the lag.
