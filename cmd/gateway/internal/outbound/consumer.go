@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,6 +52,9 @@ type Consumer struct {
 	Queued func()
 
 	keysMu sync.RWMutex // guards RequestKeys once Run runs
+	// owed are records queued whose offsets a Run that ended on a failed
+	// commit could not commit: the next Run commits them.
+	owed []kafka.Message
 }
 
 // ReplaceRequestKeys puts keys in the place of the back office's keys (a
@@ -133,12 +137,17 @@ type DeliveryQueue interface {
 // broker, a quarter of the consumer's time). A record queued but not yet
 // committed when the gateway stops is committed as it stops; after a
 // crash it is read again, and its id makes it a repeat (the queued
-// delivery stays as it is).
+// delivery stays as it is). A Run that ends on a failed commit leaves
+// those offsets to the next Run on c (the gateway starts one a second
+// later), which commits them with its first: the reader reads on where it
+// was, so nothing else would, until a later record's commit (an idle
+// queue's for good, and every restart read them again).
 func (c *Consumer) Run(ctx context.Context) error {
-	var queued []kafka.Message // queued, their offsets not committed
+	queued := c.owed // queued, their offsets not committed
+	c.owed = nil
 	defer func() {
-		if len(queued) > 0 {
-			_ = c.commit(queued) // the gateway stops; an error leaves them to be read again
+		if len(queued) > 0 && c.commit(queued) != nil {
+			c.owed = slices.Clone(queued) // at most commitEvery
 		}
 	}()
 	for {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -214,5 +215,72 @@ func BenchmarkConsumer(b *testing.B) {
 	b.StopTimer()
 	if err := stop(); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// TestConsumerOwesRefusedCommit: a Run that ends because the broker refused
+// its offset commit (kafka-go tries three times; Run once more as it
+// returns) leaves those offsets to the next Run on the consumer, which commits them at its first idle moment:
+// a later reader of the group finds nothing to read. Earlier builds left
+// them uncommitted while the queue stayed idle, and every restart of the
+// gateway read those requests again.
+func TestConsumerOwesRefusedCommit(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, outboundTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	var seen, committed atomic.Int64
+	c.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if seen.Add(1) > 6 { // Run's commit and its last try as it returns, three requests each
+			committed.Add(1)
+			return nil, nil, false // handled as usual
+		}
+		r := req.(*kmsg.OffsetCommitRequest)
+		resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewOffsetCommitResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewOffsetCommitResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, 12 // OFFSET_METADATA_TOO_LARGE: any refusal
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	addr := c.ListenAddrs()[0]
+	writeRequests(t, addr, 0, 5)
+	w := newWorld(t)
+	rd := requestReader(addr)
+	cons := &outbound.Consumer{Reader: rd, Store: w.st, Log: slog.New(slog.DiscardHandler),
+		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := cons.Run(ctx); err == nil || !strings.Contains(err.Error(), "commit offsets") {
+		t.Fatalf("Run: %v, want the refused commit", err)
+	}
+	waitPending(t, w.st, 5)
+	stop := consume(cons) // as the gateway runs it again
+	for deadline := time.Now().Add(20 * time.Second); committed.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatal("the refused offsets were never committed by the next Run")
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	rd.Close()
+
+	again := requestReader(addr)
+	defer again.Close()
+	fctx, fcancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer fcancel()
+	if m, err := again.FetchMessage(fctx); err == nil {
+		t.Fatalf("the group's next reader read %s again (partition %d, offset %d)", m.Value, m.Partition, m.Offset)
 	}
 }
