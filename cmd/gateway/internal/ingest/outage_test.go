@@ -14,6 +14,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkatest"
 )
 
 // TestBrokerRestartRiddenOut: a running ingest (not a catch-up run) goes on
@@ -123,5 +124,46 @@ func brokerRestart(t *testing.T, away time.Duration) {
 	p, err := again.Run(context.Background(), true, 2*time.Second)
 	if err != nil || p.Consumed != 0 {
 		t.Fatalf("the next run consumed %d (%v), want none: the first run left offsets uncommitted\n%s", p.Consumed, err, logs.String())
+	}
+}
+
+// TestOwedCommit: offsets whose commit the broker refused (kafka-go tries
+// three times) are owed, and committed once a fetch finds nothing more:
+// the group's next run reads nothing. The build before committed only with
+// a later batch, so an idle topic left them for every later run to read.
+func TestOwedCommit(t *testing.T) {
+	addr, committed := kafkatest.RefusingCommits(t, topic, 1, 3) // one CommitMessages
+	f := newFixture(t)
+	sink, err := ingest.OpenSink(filepath.Join(t.TempDir(), "bo.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	var msgs []kafka.Message
+	for i := range 10 {
+		msgs = append(msgs, f.message(t, i, "receipt-bound"))
+	}
+	produce(t, addr, msgs)
+
+	first := consumer(addr, "bo", sink, f, topic)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _, _ = first.Run(ctx, false, 0) }()
+	for deadline := time.Now().Add(30 * time.Second); committed.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatal("the refused offsets were never committed")
+		}
+	}
+	cancel()
+	<-done
+	first.Reader.Close()
+
+	again := consumer(addr, "bo", sink, f, topic)
+	defer again.Reader.Close()
+	p, err := again.Run(context.Background(), true, 2*time.Second)
+	if err != nil || p.Consumed != 0 {
+		t.Fatalf("the next run consumed %d (%v), want none", p.Consumed, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkatest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
@@ -225,33 +226,7 @@ func BenchmarkConsumer(b *testing.B) {
 // them uncommitted while the queue stayed idle, and every restart of the
 // gateway read those requests again.
 func TestConsumerOwesRefusedCommit(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, outboundTopic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	var seen, committed atomic.Int64
-	c.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if seen.Add(1) > 6 { // Run's commit and its last try as it returns, three requests each
-			committed.Add(1)
-			return nil, nil, false // handled as usual
-		}
-		r := req.(*kmsg.OffsetCommitRequest)
-		resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, rt := range r.Topics {
-			st := kmsg.NewOffsetCommitResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewOffsetCommitResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, 12 // OFFSET_METADATA_TOO_LARGE: any refusal
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
-	addr := c.ListenAddrs()[0]
+	addr, committed := kafkatest.RefusingCommits(t, outboundTopic, 3, 6) // Run's commit and its last try as it returns, three requests each
 	writeRequests(t, addr, 0, 5)
 	w := newWorld(t)
 	rd := requestReader(addr)
