@@ -1995,20 +1995,28 @@ func TestClaimDueOrder(t *testing.T) {
 	})
 }
 
+// claimedPair opens a store at target with deliveries k1 and k2, claimed
+// at now for a minute.
+func claimedPair(t *testing.T, target string) (s *store.DB, due []*store.Delivery, now time.Time) {
+	t.Helper()
+	s = open(t, target)
+	enqueue(t, s, "k1")
+	enqueue(t, s, "k2")
+	now = deliveryAt.Add(time.Second)
+	due, err := s.ClaimDue(context.Background(), now, time.Minute, 64)
+	if err != nil || len(due) != 2 {
+		t.Fatalf("claim: %d, %v", len(due), err)
+	}
+	return s, due, now
+}
+
 // TestRescheduleUnderLease: skipped deliveries go back to the queue at their
 // times in one write, each only while the round's lease holds: one an
 // operator took back meanwhile stays due.
 func TestRescheduleUnderLease(t *testing.T) {
 	backends(t, func(t *testing.T, target string) {
 		ctx := context.Background()
-		s := open(t, target)
-		enqueue(t, s, "k1")
-		enqueue(t, s, "k2")
-		now := deliveryAt.Add(time.Second)
-		due, err := s.ClaimDue(ctx, now, time.Minute, 64)
-		if err != nil || len(due) != 2 {
-			t.Fatalf("claim: %d, %v", len(due), err)
-		}
+		s, due, now := claimedPair(t, target)
 		if err := s.RetryDelivery(ctx, due[1].ID, now); err != nil {
 			t.Fatal(err)
 		}
@@ -2035,14 +2043,7 @@ func TestRescheduleUnderLease(t *testing.T) {
 func TestPutBackLogged(t *testing.T) {
 	backends(t, func(t *testing.T, target string) {
 		ctx := context.Background()
-		s := open(t, target)
-		enqueue(t, s, "k1")
-		enqueue(t, s, "k2")
-		now := deliveryAt.Add(time.Second)
-		due, err := s.ClaimDue(ctx, now, time.Minute, 64)
-		if err != nil || len(due) != 2 {
-			t.Fatalf("claim: %d, %v", len(due), err)
-		}
+		s, due, now := claimedPair(t, target)
 		retried := now.Add(time.Hour)
 		if err := s.RetryDelivery(ctx, due[1].ID, retried); err != nil {
 			t.Fatal(err)
