@@ -1237,7 +1237,8 @@ func TestStopWhileHolding(t *testing.T) {
 	ctx := context.Background()
 	reg := partner.NewRegistry([]*partner.Partner{w.agency()})
 	c := &outbound.Consumer{Store: w.st, Partners: reg, Log: slog.New(slog.DiscardHandler)}
-	dl := &outbound.Deliverer{Store: w.st, Partners: reg, Poll: time.Millisecond, Log: slog.New(slog.DiscardHandler)}
+	var logs gatewaytest.SyncBuffer
+	dl := &outbound.Deliverer{Store: w.st, Partners: reg, Poll: time.Millisecond, Log: slog.New(slog.NewJSONHandler(&logs, nil))}
 	held := 0
 	for i := range 100 {
 		caseID, key := fmt.Sprintf("TH:SSO:C-%d", i), fmt.Sprintf("ans-%d", i)
@@ -1266,7 +1267,18 @@ func TestStopWhileHolding(t *testing.T) {
 			run(t, dl, func() bool { d, _ = w.st.DeliveryByKey(ctx, key); return d.State == store.DeliveryDelivered })
 		}
 	}
-	t.Logf("%d of 100 held before the stop", held)
+	// A put-back of held answers is logged under their correlation id,
+	// as the rest of their lines are, not under a next attempt's.
+	putBacks := 0
+	for l := range strings.Lines(logs.String()) {
+		if strings.Contains(l, "delivery put back") {
+			putBacks++
+			if !strings.Contains(l, `"correlation_id":"outbound-ans-`) {
+				t.Errorf("a put-back line under another id: %s", l)
+			}
+		}
+	}
+	t.Logf("%d of 100 held before the stop; %d put back", held, putBacks)
 }
 
 // TestConsumerRefusesAnswers: an InformationReply on a case its agency
