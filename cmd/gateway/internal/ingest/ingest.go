@@ -133,18 +133,24 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 		}
 		// Offsets are committed only once the rows are durable: a crash in
 		// between re-delivers, and the upsert absorbs the repeat.
-		if err := c.Reader.CommitMessages(ctx, append(owed, msgs...)...); err != nil {
-			if untilCaughtUp || ctx.Err() != nil {
-				return p, fmt.Errorf("commit offsets: %w", err)
-			}
-			c.Log.Warn("committing offsets failed; they are committed with the next batch's, or alone when none comes", "err", err)
-			owed = lastOfEach(append(owed, msgs...))
-		} else {
+		err = c.Reader.CommitMessages(ctx, append(owed, msgs...)...)
+		if err == nil {
 			owed = nil
+		} else {
+			owed = lastOfEach(append(owed, msgs...)) // settle's, if the run ends first
 		}
 		p.add(msgs, batch, lag)
 		if c.OnBatch != nil {
 			c.OnBatch(p)
+		}
+		switch {
+		case err == nil:
+		case untilCaughtUp:
+			return p, fmt.Errorf("commit offsets: %w", err)
+		case ctx.Err() != nil:
+			return p, nil // stopped while committing: settle commits them
+		default:
+			c.Log.Warn("committing offsets failed; they are committed with the next batch's, or alone when none comes", "err", err)
 		}
 	}
 }
