@@ -196,13 +196,19 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 		km[i] = kafka.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Headers: hs, Time: m.CreatedAt}
 		ids[i] = m.ID
 	}
-	if err := r.Producer.WriteMessages(ctx, km...); err != nil {
+	// A batch under way is finished though the gateway stops: cut short,
+	// its produce may well reach the broker while the outbox keeps it, and
+	// the next start publishes it again (45 duplicates a graceful restart
+	// under load, seen by kcat).
+	pctx, stop := outliving(ctx, StopGrace)
+	defer stop()
+	if err := r.Producer.WriteMessages(pctx, km...); err != nil {
 		claim.Release()
 		return 0, err
 	}
 	// Acknowledged by the broker: only now is the message published. A crash
 	// here re-sends the batch after restart (at least once).
-	if err := claim.Done(ctx); err != nil {
+	if err := claim.Done(pctx); err != nil {
 		return 0, err
 	}
 	publishedTotal.Add(float64(len(ids)))
@@ -214,6 +220,32 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	r.published += int64(len(ids))
 	r.mu.Unlock()
 	return len(ids), nil
+}
+
+// StopGrace is how long a batch under way may take to be published and
+// marked once the relay is told to stop.
+const StopGrace = 5 * time.Second
+
+// outliving is a context that ends grace after ctx does (or when stop is
+// called), for work begun before the stop that should finish.
+func outliving(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var timer *time.Timer
+	var mu sync.Mutex
+	after := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		timer = time.AfterFunc(grace, cancel)
+		mu.Unlock()
+	})
+	return octx, func() {
+		after()
+		mu.Lock()
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
 }
 
 // brief shortens kafka-go's WriteErrors, one error per message of the

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
@@ -417,5 +419,54 @@ func TestRelayRefusedBatch(t *testing.T) {
 	}
 	if s.Backlog != 3 || s.Published != 0 {
 		t.Fatalf("status %+v: want the 3 messages kept, none published", s)
+	}
+}
+
+// TestStopFinishesBatch: a batch whose produce is at the broker when the
+// gateway stops is finished, acknowledged and taken out of the outbox,
+// within StopGrace: the next start does not publish it again. Cut short,
+// it stayed in the outbox while the broker had it, and a graceful restart
+// under load published about 45 events twice.
+func TestStopFinishesBatch(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	held, release := make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		first.Do(func() {
+			close(held)
+			c.SleepControl(func() { <-release })
+		})
+		return nil, nil, false // handled as usual
+	})
+	addr := c.ListenAddrs()[0]
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "g.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	enqueue(t, st, 0, 100, 7)
+	r, w := newRelay(t, st, addr)
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	<-held // the batch is at the broker
+	cancel()
+	select {
+	case <-done: // the stop cut the batch short
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	<-done
+	if n, _ := st.OutboxBacklog(context.Background()); n != 0 {
+		t.Fatalf("%d messages left in the outbox by the stop, published again at the next start", n)
+	}
+	if msgs := kafkatest.ReadAll(t, addr, topic, 100, 10*time.Second); len(msgs) != 100 {
+		t.Fatalf("%d messages on the topic, want 100", len(msgs))
 	}
 }
