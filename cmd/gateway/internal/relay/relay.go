@@ -200,7 +200,7 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	// its produce may well reach the broker while the outbox keeps it, and
 	// the next start publishes it again (45 duplicates a graceful restart
 	// under load, seen by kcat).
-	pctx, stop := outliving(ctx, StopGrace)
+	pctx, stop := graceAfter(ctx, StopGrace)
 	defer stop()
 	if err := r.Producer.WriteMessages(pctx, km...); err != nil {
 		claim.Release()
@@ -226,9 +226,9 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 // marked once the relay is told to stop.
 const StopGrace = 5 * time.Second
 
-// outliving is a context that ends grace after ctx does (or when stop is
+// graceAfter is a context that ends grace after ctx does (or when stop is
 // called), for work begun before the stop that should finish.
-func outliving(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+func graceAfter(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
 	octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var timer *time.Timer
 	var mu sync.Mutex
