@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -866,5 +867,71 @@ func TestDevKeepsBrokerPort(t *testing.T) {
 	var rows int
 	if err := bo.DB().QueryRow(`SELECT count(*) FROM backoffice_records`).Scan(&rows); err != nil || rows != 3 {
 		t.Fatalf("back office holds %d records (%v), want examples A, B and C", rows, err)
+	}
+}
+
+// TestStopDrainsOutbox: a gateway stopped under load publishes what its
+// last requests left in the outbox before it exits, once each: the outbox
+// is empty after the stop, and the topic holds one event per accepted
+// notice. Its relay used to stop with the signal, leaving the events of
+// the requests still finishing to the next start, and cutting short the
+// batch under way, which the next start published again.
+func TestStopDrainsOutbox(t *testing.T) {
+	_, dir := devLayout(t)
+	cmd, out, d := startDev(t, dir)
+	load := exec.Command(gatewayBin, "loadtest", "--dev", dir, "--concurrency", "32", "--duration", "20s")
+	var loadOut bytes.Buffer
+	load.Stdout = &loadOut
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = load.Process.Kill(); _, _ = load.Process.Wait() })
+	waitAccepted(t, d, 500)
+	stop(t, cmd, out) // under load
+
+	st, err := store.OpenSQLite(d.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	backlog, err := st.OutboxBacklog(context.Background())
+	var accepted int
+	_ = st.DB().QueryRow(`SELECT COUNT(*) FROM records`).Scan(&accepted)
+	st.Close()
+	if err != nil || backlog != 0 {
+		t.Fatalf("outbox backlog %d (%v) after the stop, want 0:\n%s", backlog, err, out)
+	}
+	// The events, read back from the broker's files by a gateway started again.
+	_, _, d = startDev(t, dir)
+	msgs := kafkatest.ReadAll(t, d.KafkaBootstrap, d.Topics.Verified, accepted, 60*time.Second)
+	keys := map[string]bool{}
+	for _, m := range msgs {
+		if keys[string(m.Key)] {
+			t.Fatalf("record %s published twice", m.Key)
+		}
+		keys[string(m.Key)] = true
+	}
+	if len(keys) != accepted {
+		t.Fatalf("%d events for %d accepted notices", len(keys), accepted)
+	}
+}
+
+// waitAccepted waits until the running dev gateway's store holds n
+// records, reading it read-only.
+func waitAccepted(t *testing.T, d *devmode.DevJSON, n int) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+d.Store+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var got int
+		_ = db.QueryRow(`SELECT COUNT(*) FROM records`).Scan(&got)
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d notices accepted", got, n)
+		}
 	}
 }

@@ -475,6 +475,26 @@ func (g *Gateway) OpsHandler() http.Handler {
 	})
 }
 
+// drain publishes what the outbox holds once nothing more comes in, for
+// up to relay.StopGrace: the events of the last requests reach Kafka now,
+// not at the next start. With the broker away it gives up at the first
+// failure; what is left waits in the outbox.
+func (g *Gateway) drain() {
+	if g.Relay == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), relay.StopGrace)
+	defer cancel()
+	n, err := g.Relay.Drain(ctx)
+	left, _ := g.Store.OutboxBacklog(context.Background())
+	switch {
+	case left > 0:
+		g.Log.Warn("outbox not drained as the gateway stops; published at the next start", "published", n, "left", left, "err", err)
+	case n > 0:
+		g.Log.Info("outbox drained as the gateway stops", "published", n)
+	}
+}
+
 // ServeOperator serves the operator API on ln (mutual TLS) until ctx is done.
 func (g *Gateway) ServeOperator(ctx context.Context, ln net.Listener) error {
 	api := &operator.API{Store: g.Store, Partners: g.Config.Partners, Log: g.Log, Access: g.operatorAccess}
@@ -494,15 +514,21 @@ func (g *Gateway) ServeOperator(ctx context.Context, ln net.Listener) error {
 const MaxAdminConnections = 64
 
 // Serve serves on ln (and the ops listener, if given) and runs the relay
-// until ctx is done, then stops them and closes the store.
+// until ctx is done, then stops them and closes the store. The relay runs
+// until the partner listener has finished its last requests, and then
+// publishes what they left in the outbox (drain).
 func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRelay()
+	relayDone := make(chan struct{})
 	if g.Relay != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = g.Relay.Run(ctx) }()
+		go func() { defer close(relayDone); _ = g.Relay.Run(relayCtx) }()
+	} else {
+		close(relayDone)
 	}
+	var wg sync.WaitGroup
 	if g.Deliverer != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = g.Deliverer.Run(ctx) }()
@@ -550,6 +576,9 @@ func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 	if opsSrv != nil {
 		_ = opsSrv.Close()
 	}
+	stopRelay()
+	<-relayDone
+	g.drain()
 	wg.Wait()
 	g.logHead(context.WithoutCancel(ctx)) // the last word on the log, after the last write
 	if g.producer != nil {

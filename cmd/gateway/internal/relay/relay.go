@@ -168,6 +168,22 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
+// Drain publishes batches until the outbox is empty, a produce fails or
+// ctx ends (a batch under way then has StopGrace to finish), and returns
+// how many messages it published: the gateway's last act once nothing
+// more comes in.
+func (r *Relay) Drain(ctx context.Context) (int, error) {
+	total := 0
+	for ctx.Err() == nil {
+		n, err := r.Once(ctx)
+		total += n
+		if err != nil || n == 0 {
+			return total, err
+		}
+	}
+	return total, ctx.Err()
+}
+
 // Once publishes one batch and returns how many messages it published.
 func (r *Relay) Once(ctx context.Context) (int, error) {
 	r.init()

@@ -470,3 +470,43 @@ func TestStopFinishesBatch(t *testing.T) {
 		t.Fatalf("%d messages on the topic, want 100", len(msgs))
 	}
 }
+
+// TestDrain: what the outbox holds when the gateway stops is published
+// then, all of it; with the broker away, Drain stops at the first failure
+// and leaves the outbox as it was, for the next start.
+func TestDrain(t *testing.T) {
+	t.Run("ok/published", func(t *testing.T) {
+		b, st := brokerAndStore(t)
+		enqueue(t, st, 0, 1000, 37)
+		r, w := newRelay(t, st, b.Addr)
+		defer w.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if n, err := r.Drain(ctx); n != 1000 || err != nil {
+			t.Fatalf("drained %d (%v), want 1000", n, err)
+		}
+		if n, _ := st.OutboxBacklog(context.Background()); n != 0 {
+			t.Fatalf("backlog %d after the drain", n)
+		}
+		msgs := kafkatest.ReadAll(t, b.Addr, topic, 1000, 30*time.Second)
+		if len(msgs) != 1000 {
+			t.Fatalf("%d messages on the topic, want 1000", len(msgs))
+		}
+		checkOrder(t, msgs, 1000)
+	})
+	t.Run("fail/broker away", func(t *testing.T) {
+		b, st := brokerAndStore(t)
+		enqueue(t, st, 0, 10, 3)
+		r, w := newRelay(t, st, b.Addr)
+		defer w.Close()
+		b.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if n, err := r.Drain(ctx); n != 0 || err == nil {
+			t.Fatalf("drained %d (%v), want none and the produce's error", n, err)
+		}
+		if n, _ := st.OutboxBacklog(context.Background()); n != 10 {
+			t.Fatalf("backlog %d, want the 10 kept for the next start", n)
+		}
+	})
+}
