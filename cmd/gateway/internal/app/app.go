@@ -515,8 +515,9 @@ const MaxAdminConnections = 64
 
 // Serve serves on ln (and the ops listener, if given) and runs the relay
 // until ctx is done, then stops them and closes the store. The relay runs
-// until the partner listener has finished its last requests, and then
-// publishes what they left in the outbox (drain).
+// until the partner listener has finished its last requests and the
+// deliverer has recorded its last attempts, and then publishes what they
+// left in the outbox (drain).
 func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -576,10 +577,10 @@ func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 	if opsSrv != nil {
 		_ = opsSrv.Close()
 	}
+	wg.Wait() // the deliverer's last status events are in the outbox too
 	stopRelay()
 	<-relayDone
 	g.drain()
-	wg.Wait()
 	g.logHead(context.WithoutCancel(ctx)) // the last word on the log, after the last write
 	if g.producer != nil {
 		_ = g.producer.Close()
