@@ -115,7 +115,7 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 			return p, err // what it fetched is not committed: read again next time
 		}
 		if len(msgs) == 0 {
-			owed = c.commitOwed(ctx, owed)
+			owed, _ = c.commitOwed(ctx, owed) // logged when it first failed; tried again at the next idle fetch
 			// Partitions with lag would have answered the fetch; the lag
 			// figure itself may be stale after a rebalance moved a partition.
 			if untilCaughtUp && time.Since(lastMsg) >= idle {
@@ -155,36 +155,29 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 	}
 }
 
-// commitOwed commits the offsets a failed commit left owed, and answers
-// what is still owed.
-func (c *Consumer) commitOwed(ctx context.Context, owed []kafka.Message) []kafka.Message {
+// commitOwed commits the offsets a failed commit left owed, within
+// commitTimeout, and answers what is still owed and why.
+func (c *Consumer) commitOwed(ctx context.Context, owed []kafka.Message) ([]kafka.Message, error) {
 	if len(owed) == 0 {
-		return nil
+		return nil, nil
 	}
 	// Bounded: with the broker away the commit waits for the group, and
 	// the loop's failing fetches are what is logged meanwhile.
 	cctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
 	if err := c.Reader.CommitMessages(cctx, owed...); err != nil {
-		return owed // logged when it first failed; tried again at the next idle fetch
+		return owed, err
 	}
 	c.Log.Info("owed offsets committed", "partitions", len(owed))
-	return nil
+	return nil, nil
 }
 
-// settle commits what is still owed as the run ends, within
-// commitTimeout of its own: the run's context may be done.
+// settle commits what is still owed as the run ends, on a context of its
+// own: the run's may be done.
 func (c *Consumer) settle(owed []kafka.Message) {
-	if len(owed) == 0 {
-		return
+	if left, err := c.commitOwed(context.Background(), owed); err != nil {
+		c.Log.Warn("owed offsets not committed as the run ended; their records are read again by the next", "partitions", len(left), "err", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
-	defer cancel()
-	if err := c.Reader.CommitMessages(ctx, owed...); err != nil {
-		c.Log.Warn("owed offsets not committed as the run ended; their records are read again by the next", "partitions", len(owed), "err", err)
-		return
-	}
-	c.Log.Info("owed offsets committed", "partitions", len(owed))
 }
 
 // commitTimeout bounds a commit of owed offsets.

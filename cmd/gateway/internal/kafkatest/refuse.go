@@ -12,7 +12,8 @@ import (
 // partitions) that refuses the first refused offset-commit requests it is
 // sent, each partition's with an error code, and handles the rest as
 // usual, counting them in committed. kafka-go's reader tries a commit three
-// times before CommitMessages fails, so refused = 3 fails one call.
+// times before CommitMessages fails, so refused = 3 fails one call; 0
+// refuses none, and only counts.
 func RefusingCommits(t testing.TB, topic string, partitions int32, refused int64) (addr string, committed *atomic.Int64) {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic))

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkatest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
@@ -27,17 +25,7 @@ const outboundTopic = "perkeso.outbound.v1"
 // partner p1 (keys over 50 cases, so all three partitions), counting the
 // offset commits it is sent.
 func requestBroker(t testing.TB, n int) (addr string, commits *atomic.Int64) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, outboundTopic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	commits = new(atomic.Int64)
-	c.ControlKey(int16(kmsg.OffsetCommit), func(kmsg.Request) (kmsg.Response, error, bool) {
-		commits.Add(1)
-		return nil, nil, false // counted, then handled as usual
-	})
-	addr = c.ListenAddrs()[0]
+	addr, commits = kafkatest.RefusingCommits(t, outboundTopic, 3, 0) // refusing none
 	writeRequests(t, addr, 0, n)
 	return addr, commits
 }

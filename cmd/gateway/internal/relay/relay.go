@@ -246,22 +246,8 @@ const StopGrace = 5 * time.Second
 // called), for work begun before the stop that should finish.
 func graceAfter(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
 	octx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var timer *time.Timer
-	var mu sync.Mutex
-	after := context.AfterFunc(ctx, func() {
-		mu.Lock()
-		timer = time.AfterFunc(grace, cancel)
-		mu.Unlock()
-	})
-	return octx, func() {
-		after()
-		mu.Lock()
-		if timer != nil {
-			timer.Stop()
-		}
-		mu.Unlock()
-		cancel()
-	}
+	after := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return octx, func() { after(); cancel() }
 }
 
 // brief shortens kafka-go's WriteErrors, one error per message of the
