@@ -182,8 +182,8 @@ func TestDevMode(t *testing.T) {
 	}
 	// A backup while the gateway runs, checked as it is made, and again.
 	backup := filepath.Join(t.TempDir(), "backup.db")
-	if stdout, stderr, err := gateway(t, "store", "backup", "--dev", dir, "--to", backup); err != nil || !strings.Contains(stdout, "5 entries, hash chain intact") {
-		t.Fatalf("store backup: %v\n%s%s", err, stdout, stderr)
+	if stdout, stderr, err := gateway(t, "store", "backup", "--dev", dir, "--to", backup); err != nil || !strings.Contains(stdout, "5 entries, hash chain intact") || !strings.Contains(stderr, " MB copied\n") {
+		t.Fatalf("store backup (its progress on stderr): %v\n%s%s", err, stdout, stderr)
 	}
 	if stdout, _, err := gateway(t, "log", "verify", "--store", backup); err != nil || !strings.Contains(stdout, "OK: 5 entries") {
 		t.Fatalf("log verify of the backup: %v %s", err, stdout)

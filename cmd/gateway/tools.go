@@ -402,7 +402,9 @@ func runStore(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	defer s.Close()
 	start := time.Now()
 	fmt.Fprintf(stderr, "backing up to %s (the gateway may go on running)\n", *to)
-	if err := s.Backup(ctx, *to); err != nil {
+	if err := s.Backup(ctx, *to, func(copied, of int64) {
+		fmt.Fprintf(stderr, "  %.1f MB of about %.1f MB copied\n", float64(copied)/1e6, float64(of)/1e6)
+	}); err != nil {
 		return err
 	}
 	took := time.Since(start)

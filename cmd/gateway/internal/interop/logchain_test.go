@@ -104,7 +104,7 @@ func TestPythonVerifiesLogChain(t *testing.T) {
 	// An online backup (VACUUM INTO) is a sound SQLite database, by Python's
 	// sqlite3, whose chain the Python verifier finds intact.
 	backup := filepath.Join(t.TempDir(), "backup.db")
-	if err := env.Store.Backup(ctx, backup); err != nil {
+	if err := env.Store.Backup(ctx, backup, nil); err != nil {
 		t.Fatal(err)
 	}
 	integrity, err := exec.Command(python, "-c", "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA integrity_check').fetchone()[0])", backup).Output()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 )
@@ -13,11 +14,20 @@ import (
 // database's own tools back up.
 var ErrBackupPostgres = errors.New("a PostgreSQL store is backed up with pg_dump or the cluster's own backups")
 
+// BackupProgressEvery is how often Backup reports the copy's progress.
+const BackupProgressEvery = time.Second
+
 // Backup writes a copy of a SQLite store to path while the gateway goes on
 // writing: VACUUM INTO reads the store in one read transaction, so the copy
 // is the store as of one commit (chain, records and outbox agreeing), and
 // compacted. path must not exist yet.
-func (s *DB) Backup(ctx context.Context, path string) error {
+//
+// progress, if not nil, hears the bytes copied so far and about how many
+// the copy will take (the store's pages in use), every
+// BackupProgressEvery and once more when the copy is complete: a store of
+// many gigabytes copies for minutes, and VACUUM INTO says nothing until it
+// ends, so the copy's file is what is watched.
+func (s *DB) Backup(ctx context.Context, path string, progress func(copied, of int64)) error {
 	if s.postgres {
 		return ErrBackupPostgres
 	}
@@ -29,9 +39,48 @@ func (s *DB) Backup(ctx context.Context, path string) error {
 	if err := sqldialect.CreateSQLite(path); err != nil {
 		return fmt.Errorf("store: backup: %w", err)
 	}
-	if _, err := s.db.ExecContext(ctx, `VACUUM INTO ?`, path); err != nil {
+	if progress == nil {
+		progress = func(int64, int64) {}
+	}
+	var of int64
+	if err := s.db.QueryRowContext(ctx, qPagesInUse).Scan(&of); err != nil {
 		os.Remove(path)
 		return fmt.Errorf("store: backup: %w", err)
 	}
+	done, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		t := time.NewTicker(BackupProgressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				progress(fileSize(path), of)
+			}
+		}
+	}()
+	_, err := s.db.ExecContext(ctx, `VACUUM INTO ?`, path)
+	close(done)
+	<-watched
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	progress(fileSize(path), of)
 	return nil
+}
+
+// qPagesInUse is the bytes of a SQLite store's pages in use: about the
+// size of its compacted copy.
+const qPagesInUse = `SELECT (page_count - freelist_count) * page_size FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()`
+
+// fileSize is path's size, or 0 if it cannot be read.
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
 }

@@ -21,7 +21,7 @@ func TestBackup(t *testing.T) {
 		s := open(t, target)
 		dir := t.TempDir()
 		if store.IsPostgres(target) {
-			if err := s.Backup(ctx, filepath.Join(dir, "b.db")); !errors.Is(err, store.ErrBackupPostgres) {
+			if err := s.Backup(ctx, filepath.Join(dir, "b.db"), nil); !errors.Is(err, store.ErrBackupPostgres) {
 				t.Fatalf("fail/postgres: %v", err)
 			}
 			return
@@ -39,7 +39,8 @@ func TestBackup(t *testing.T) {
 			return err == nil
 		})
 		path := filepath.Join(dir, "backup.db")
-		err := s.Backup(ctx, path)
+		var heard [][2]int64
+		err := s.Backup(ctx, path, func(copied, of int64) { heard = append(heard, [2]int64{copied, of}) })
 		close(stop)
 		wg.Wait()
 		if err != nil {
@@ -54,8 +55,15 @@ func TestBackup(t *testing.T) {
 		if err := b.DB().QueryRow(`SELECT count(*), count(*) FILTER (WHERE seq NOT IN (SELECT seq FROM message_log)) FROM records`).Scan(&records, &orphans); err != nil || records != rep.Entries || orphans != 0 {
 			t.Fatalf("ok/while-writing: %d records (%d without their entry) for %d entries, %v", records, orphans, rep.Entries, err)
 		}
-		t.Logf("backup of %d entries while accepts went on", rep.Entries)
-		if err := s.Backup(ctx, path); err == nil {
+		// The last progress is the copy complete: its file's size, of
+		// about the store's pages in use (the copy is compacted, and the
+		// store went on growing after it began).
+		size := fileSize(t, path)
+		if len(heard) == 0 || heard[len(heard)-1][0] != size || heard[len(heard)-1][1] < size/2 || heard[len(heard)-1][1] > 2*size {
+			t.Fatalf("ok/progress: heard %v, want the last at %d bytes copied of about as many", heard, size)
+		}
+		t.Logf("backup of %d entries while accepts went on; progress %v", rep.Entries, heard)
+		if err := s.Backup(ctx, path, nil); err == nil {
 			t.Fatal("fail/file-exists: a backup overwrote a file")
 		}
 	})
@@ -74,7 +82,7 @@ func TestFilesPrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	backup := filepath.Join(dir, "backup.db")
-	if err := s.Backup(ctx, backup); err != nil {
+	if err := s.Backup(ctx, backup, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{path, path + "-wal", path + "-shm", backup} {
@@ -86,4 +94,13 @@ func TestFilesPrivate(t *testing.T) {
 			t.Errorf("%s: mode %v, want none for group and others", filepath.Base(f), fi.Mode().Perm())
 		}
 	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
 }
