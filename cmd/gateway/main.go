@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	_ "github.com/perkeso/jambatan/adapters/sgemployer" // sg-employer-notice/v1
@@ -49,30 +50,38 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" && len(args) == 1 {
 		usage(stderr)
 		if len(args) == 0 {
 			return 2
 		}
 		return 0
 	}
-	for _, c := range commands {
-		if c.name == args[0] {
-			err := c.run(ctx, args[1:], stdin, stdout, stderr)
-			switch {
-			case err == nil:
-				return 0
-			case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
-				return 2
-			default:
-				fmt.Fprintf(stderr, "gateway %s: %v\n", c.name, err)
-				return 1
-			}
-		}
+	name, help := args[0], args[0] == "help"
+	if help {
+		name = args[1] // "gateway help CMD" is "gateway CMD -h"
 	}
-	fmt.Fprintf(stderr, "gateway: unknown command %q\n\n", args[0])
-	usage(stderr)
-	return 2
+	i := slices.IndexFunc(commands, func(c command) bool { return c.name == name })
+	if i < 0 {
+		fmt.Fprintf(stderr, "gateway: unknown command %q\n\n", name)
+		usage(stderr)
+		return 2
+	}
+	c := commands[i]
+	if help {
+		c.run(ctx, []string{"-h"}, stdin, stdout, stderr)
+		return 0
+	}
+	err := c.run(ctx, args[1:], stdin, stdout, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+		return 2
+	default:
+		fmt.Fprintf(stderr, "gateway %s: %v\n", c.name, err)
+		return 1
+	}
 }
 
 func usage(w io.Writer) {
@@ -80,7 +89,7 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun \"gateway <command> -h\" for a command's flags.")
+	fmt.Fprintln(w, "\nRun \"gateway help <command>\" (or \"gateway <command> -h\") for a command's flags.")
 }
 
 func newFlags(name string, stderr io.Writer) *flag.FlagSet {

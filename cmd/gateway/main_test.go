@@ -945,6 +945,32 @@ func TestFlagsRefused(t *testing.T) {
 	}
 }
 
+// TestHelp: "gateway help CMD" shows CMD's usage and flags, as "gateway CMD
+// -h" does, and succeeds; a command that does not exist is named.
+func TestHelp(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		ok     bool
+		stderr string
+	}{
+		{"ok/help", []string{"help"}, true, `Run "gateway help <command>"`},
+		{"ok/help-dev", []string{"help", "dev"}, true, "-kafka-port"},
+		{"ok/help-certs", []string{"help", "certs"}, true, "usage: gateway certs kit"},
+		{"ok/help-log", []string{"help", "log"}, true, "usage: gateway log verify"},
+		{"fail/none", nil, false, "Usage: gateway <command>"},
+		{"fail/help-unknown", []string{"help", "renew"}, false, `unknown command "renew"`},
+		{"fail/unknown", []string{"renew"}, false, `unknown command "renew"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, err := gateway(t, tc.args...)
+			if (err == nil) != tc.ok || !strings.Contains(stderr, tc.stderr) {
+				t.Fatalf("err %v, stderr %q; want success %v and %q", err, stderr, tc.ok, tc.stderr)
+			}
+		})
+	}
+}
+
 // TestOutboundListWaits: `outbound list` says which delivery a pending one
 // waits behind on its case, and says nothing of the others.
 func TestOutboundListWaits(t *testing.T) {
