@@ -405,9 +405,9 @@ func (g *Gateway) Ready(ctx context.Context) (map[string]Check, bool) {
 		case st.LastError == "":
 			checks["kafka"] = Check{OK: true, Detail: fmt.Sprintf("backlog %d", st.Backlog)}
 		case st.Backlog <= MaxBacklog:
-			checks["kafka"] = Check{OK: true, Detail: fmt.Sprintf("unreachable, backlog %d within %d", st.Backlog, MaxBacklog)}
+			checks["kafka"] = Check{OK: true, Detail: fmt.Sprintf("%s, backlog %d within %d", relayFailing[st.Failing], st.Backlog, MaxBacklog)}
 		default:
-			checks["kafka"] = Check{Detail: fmt.Sprintf("unreachable, backlog %d over %d: %s", st.Backlog, MaxBacklog, st.LastError)}
+			checks["kafka"] = Check{Detail: fmt.Sprintf("%s, backlog %d over %d: %s", relayFailing[st.Failing], st.Backlog, MaxBacklog, st.LastError)}
 		}
 	}
 	maps.Copy(checks, g.watch.Load().checks(time.Now()))
@@ -416,6 +416,15 @@ func (g *Gateway) Ready(ctx context.Context) (map[string]Check, bool) {
 		ok = ok && (c.OK || c.Partner != "")
 	}
 	return checks, ok
+}
+
+// relayFailing says what stops the relay, in the kafka check's detail: the
+// broker, or the store's outbox (a failing store has its own check), or
+// an event that cannot be built.
+var relayFailing = map[relay.Side]string{
+	relay.SideKafka:  "unreachable",
+	relay.SideOutbox: "not publishing: the outbox cannot be read or marked",
+	relay.SideRender: "not publishing: an event cannot be built",
 }
 
 // WriteFailureWindow is how long a failed write, with none committed since,

@@ -393,6 +393,27 @@ func TestReadyStore(t *testing.T) {
 	}
 }
 
+// TestReadyRelayOnTheOutbox: a relay that cannot read its outbox (the
+// table taken away, as from a store that is down) does not make the kafka
+// check say the broker is unreachable: its detail names the outbox.
+func TestReadyRelayOnTheOutbox(t *testing.T) {
+	g, _ := devGateway(t, func(c *config.Config) { c.File.Kafka.Brokers = []string{"127.0.0.1:1"} }) // never reached
+	serve(t, g)
+	ctx := context.Background()
+	if _, err := g.Store.DB().Exec(`ALTER TABLE outbox RENAME TO outbox_away`); err != nil {
+		t.Fatal(err)
+	}
+	g.Relay.Wake()
+	deadline := time.Now().Add(10 * time.Second)
+	for g.Relay.Status(ctx).Failing == "" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	checks, _ := g.Ready(ctx)
+	if c := checks["kafka"]; !strings.Contains(c.Detail, "the outbox cannot be read") || strings.Contains(c.Detail, "unreachable") {
+		t.Fatalf("kafka check %+v: want the outbox named, not the broker", c)
+	}
+}
+
 // TestConnectionLimit: the partner listener holds at most
 // limits.max_connections open; past it a client's handshake waits until an
 // open connection closes, and the metrics show both. The ops listener holds

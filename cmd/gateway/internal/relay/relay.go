@@ -61,8 +61,52 @@ type Relay struct {
 
 	mu        sync.Mutex
 	lastErr   string
+	failing   Side
 	lastOK    time.Time
 	published int64
+}
+
+// Side is what a failed batch failed on, which decides where an operator
+// looks: the broker, the store, or the event.
+type Side string
+
+const (
+	SideKafka  Side = "kafka"  // the produce: the broker is away or refused the batch
+	SideOutbox Side = "outbox" // claiming or marking the batch: the store is away or failing
+	SideRender Side = "render" // building an event from its log entry
+)
+
+// warnings are the relay's log line when a side starts failing.
+var warnings = map[Side]string{
+	SideKafka:  "cannot publish to kafka; outbox is growing",
+	SideOutbox: "cannot read or mark the outbox; publishing waits for the store",
+	SideRender: "cannot build an outbox event; publishing waits",
+}
+
+// sideError is a failed batch and the side it failed on.
+type sideError struct {
+	side Side
+	err  error
+}
+
+func (e *sideError) Error() string { return e.err.Error() }
+func (e *sideError) Unwrap() error { return e.err }
+
+// failedOn wraps err, if any, as failed on side.
+func failedOn(side Side, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &sideError{side, err}
+}
+
+// SideOf is the side err, from Once or Drain, failed on (SideKafka for an
+// error Once did not make).
+func SideOf(err error) Side {
+	if se, ok := errors.AsType[*sideError](err); ok {
+		return se.side
+	}
+	return SideKafka
 }
 
 // DefaultLinger is the relay's wait for company under load (Relay.Linger).
@@ -74,12 +118,15 @@ var (
 		Help: "Outbox messages not yet acknowledged by Kafka."})
 	publishedTotal = prometheus.NewCounter(prometheus.CounterOpts{Name: "jambatan_outbox_published_total",
 		Help: "Outbox messages acknowledged by Kafka."})
-	errorsTotal = prometheus.NewCounter(prometheus.CounterOpts{Name: "jambatan_relay_errors_total",
-		Help: "Failed produce attempts."})
+	errorsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "jambatan_relay_errors_total",
+		Help: "Failed batches, by the side they failed on: kafka (the produce), outbox (the store), render (an event)."}, []string{"side"})
 )
 
 // Register adds the relay's metrics to a registry.
 func Register(r prometheus.Registerer) {
+	for side := range warnings {
+		errorsTotal.WithLabelValues(string(side)) // shown at 0 from the start
+	}
 	r.MustRegister(backlogGauge, publishedTotal, errorsTotal)
 }
 
@@ -115,6 +162,7 @@ type Status struct {
 	Backlog       int64  `json:"backlog"`
 	Published     int64  `json:"published"`
 	LastError     string `json:"lastError,omitempty"`
+	Failing       Side   `json:"failing,omitempty"` // the side LastError failed on
 	LastPublished string `json:"lastPublished,omitempty"`
 }
 
@@ -124,7 +172,7 @@ func (r *Relay) Status(ctx context.Context) Status {
 	backlogGauge.Set(float64(n))
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := Status{Backlog: n, Published: r.published, LastError: r.lastErr}
+	s := Status{Backlog: n, Published: r.published, LastError: r.lastErr, Failing: r.failing}
 	if !r.lastOK.IsZero() {
 		s.LastPublished = r.lastOK.UTC().Format(time.RFC3339)
 	}
@@ -141,14 +189,15 @@ func (r *Relay) Run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
-			errorsTotal.Inc()
+			side := SideOf(err)
+			errorsTotal.WithLabelValues(string(side)).Inc()
 			msg := brief(err)
 			r.mu.Lock()
-			first := r.lastErr == ""
-			r.lastErr = msg
+			first := r.failing != side
+			r.lastErr, r.failing = msg, side
 			r.mu.Unlock()
 			if first {
-				r.Log.Warn("cannot publish to kafka; outbox is growing", "err", msg)
+				r.Log.Warn(warnings[side], "err", msg)
 			}
 			if !sleep(ctx, backoff, nil) {
 				return nil
@@ -189,7 +238,7 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	r.init()
 	claim, err := r.Outbox.ClaimOutbox(ctx, r.Batch)
 	if err != nil {
-		return 0, err
+		return 0, failedOn(SideOutbox, err)
 	}
 	msgs := claim.Messages
 	if len(msgs) == 0 {
@@ -202,7 +251,7 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 		if m.Render != "" {
 			if err := r.render(m); err != nil {
 				claim.Release()
-				return 0, fmt.Errorf("outbox %d: %w", m.ID, err)
+				return 0, failedOn(SideRender, fmt.Errorf("outbox %d: %w", m.ID, err))
 			}
 		}
 		hs := make([]protocol.Header, len(m.Headers))
@@ -220,19 +269,19 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	defer stop()
 	if err := r.Producer.WriteMessages(pctx, km...); err != nil {
 		claim.Release()
-		return 0, err
+		return 0, failedOn(SideKafka, err)
 	}
 	// Acknowledged by the broker: only now is the message published. A crash
 	// here re-sends the batch after restart (at least once).
 	if err := claim.Done(pctx); err != nil {
-		return 0, err
+		return 0, failedOn(SideOutbox, err)
 	}
 	publishedTotal.Add(float64(len(ids)))
 	r.mu.Lock()
 	if r.lastErr != "" {
-		r.Log.Info("publishing to kafka again; draining the outbox")
+		r.Log.Info("publishing to kafka again; draining the outbox", "after", string(r.failing))
 	}
-	r.lastErr, r.lastOK = "", time.Now()
+	r.lastErr, r.failing, r.lastOK = "", "", time.Now()
 	r.published += int64(len(ids))
 	r.mu.Unlock()
 	return len(ids), nil

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -248,9 +249,85 @@ func TestBrokerOutage(t *testing.T) {
 	// One warning when the outage starts, one line when it ends, whatever
 	// the retries and batches between.
 	out := logged.String()
-	if strings.Count(out, "cannot publish to kafka") != 1 || strings.Count(out, "publishing to kafka again") != 1 {
+	if strings.Count(out, "cannot publish to kafka") != 1 || strings.Count(out, "publishing to kafka again") != 1 || strings.Contains(out, "outbox cannot") {
 		t.Fatalf("the outage logged:\n%s", out)
 	}
+}
+
+// TestStoreOutage: a relay that cannot read its outbox (here the table
+// taken away under it, as from a store that is down) says so, and not that
+// Kafka is away, as it did: its warning, its status and the errors
+// metric name the outbox, and Kafka's count does not move. With the outbox
+// back it publishes what waited, and says so once.
+func TestStoreOutage(t *testing.T) {
+	b, st := brokerAndStore(t)
+	reg := prometheus.NewRegistry()
+	relay.Register(reg)
+	before := relayErrors(t, reg)
+	r, w := newRelay(t, st, b.Addr)
+	defer w.Close()
+	var logged gatewaytest.SyncBuffer
+	r.Log = slog.New(slog.NewTextHandler(&logged, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	enqueue(t, st, 0, 100, 7)
+	waitFor(t, "the first 100 published", func() bool { n, _ := st.OutboxBacklog(ctx); return n == 0 })
+	if _, err := st.DB().Exec(`ALTER TABLE outbox RENAME TO outbox_away`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the relay to notice", func() bool { return r.Status(ctx).Failing != "" })
+	s := r.Status(ctx)
+	during := relayErrors(t, reg)
+	if s.Failing != relay.SideOutbox || !strings.Contains(s.LastError, "no such table") {
+		t.Fatalf("status %+v: want the outbox failing", s)
+	}
+	if during["outbox"] <= before["outbox"] || during["kafka"] != before["kafka"] || during["render"] != before["render"] {
+		t.Fatalf("relay errors %v, then %v: want only the outbox's counted", before, during)
+	}
+	if _, err := st.DB().Exec(`ALTER TABLE outbox_away RENAME TO outbox`); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, st, 100, 100, 7)
+	r.Wake()
+	waitFor(t, "the second 100 published", func() bool { n, _ := st.OutboxBacklog(ctx); return n == 0 })
+	checkOrder(t, kafkatest.ReadAll(t, b.Addr, topic, 200, 30*time.Second), 200)
+	if s := r.Status(ctx); s.LastError != "" || s.Failing != "" {
+		t.Fatalf("status still reports an error: %+v", s)
+	}
+	out := logged.String()
+	if strings.Count(out, "cannot read or mark the outbox") != 1 || strings.Contains(out, "cannot publish to kafka") ||
+		strings.Count(out, "publishing to kafka again") != 1 {
+		t.Fatalf("the outage logged:\n%s", out)
+	}
+}
+
+// relayErrors reads jambatan_relay_errors_total, by side, from reg.
+func relayErrors(t testing.TB, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sides := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "jambatan_relay_errors_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "side" {
+					sides[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if len(sides) != 3 {
+		t.Fatalf("relay errors by side %v: want kafka, outbox and render from the start", sides)
+	}
+	return sides
 }
 
 // TestRelayDefaults: a relay without a batch size claims 500 messages at a
