@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -84,11 +85,57 @@ func (s *DB) commitPG(batch []*writeReq) (err error) {
 		end.Queue(t.query, cols...)
 	}
 	end.Queue(`COMMIT`)
-	if err := pipeline(ctx, conn, end); err != nil {
+	if err := commitPipeline(ctx, conn, end); err != nil {
 		return err
 	}
 	s.fresh.add(g.committed)
 	return nil
+}
+
+// commitPipeline is pipeline for the batch that ends with COMMIT: it reads
+// the answers one by one, so that a failure says whether the group may
+// have committed (ErrCommitUnknown). It did not if the database refused a
+// statement (an ERROR aborts the transaction, at COMMIT too), or ended the
+// session (FATAL) before COMMIT's answer: the server answers in order.
+// A connection lost any other way after the batch was sent may have lost
+// the answers of a group that committed. Once COMMIT's answer has come,
+// the group committed, whatever happens to the connection afterwards.
+func commitPipeline(ctx context.Context, conn *sql.Conn, b *pgx.Batch) error {
+	return conn.Raw(func(dc any) error {
+		c, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("store: not a pgx connection: %T", dc)
+		}
+		br := c.Conn().SendBatch(ctx, b)
+		defer br.Close()
+		for i := range b.Len() {
+			if _, err := br.Exec(); err != nil {
+				if notCommitted(err, i == b.Len()-1) {
+					return err
+				}
+				return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+			}
+		}
+		return nil
+	})
+}
+
+// notCommitted reports whether err, the answer to a statement of the batch
+// that ends with COMMIT (atCommit: to COMMIT itself), shows that the group
+// did not commit.
+func notCommitted(err error, atCommit bool) bool {
+	if pgconn.SafeToRetry(err) {
+		return true // nothing was sent
+	}
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false // the connection was lost: the answers may have been
+	}
+	severity := pe.SeverityUnlocalized // PostgreSQL 9.6 on; Severity may be translated
+	if severity == "" {
+		severity = pe.Severity
+	}
+	return severity == "ERROR" || !atCommit
 }
 
 // The statements that insert a group's accepted entries, their events and

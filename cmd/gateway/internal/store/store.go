@@ -129,13 +129,31 @@ var ErrClosed = errors.New("store: closed")
 // group committed is unknown; an idempotent submission sent again finds out.
 var ErrCommitTimeout = errors.New("store: the database did not answer in time")
 
+// ErrCommitUnknown is returned for the writes of a PostgreSQL group commit
+// whose COMMIT was sent but whose answer never came: the connection was
+// lost (the database restarting, a failover, the network), so the group
+// may well have committed. A fast restart of the database under load
+// committed 24 such notices in one run, each answered "nothing was
+// accepted" before this error was told apart.
+var ErrCommitUnknown = errors.New("store: the connection to the database was lost during the commit")
+
+// outcomeUnknown reports whether err leaves it unknown whether its writes
+// committed.
+func outcomeUnknown(err error) bool {
+	return errors.Is(err, ErrCommitTimeout) || errors.Is(err, ErrCommitUnknown)
+}
+
 // FailureAdvice is what a caller may tell the sender of a submission whose
 // write failed with err, on any transport: that nothing was accepted, or,
-// after a commit timeout, that it may have been, so that it is sent again
-// unchanged (idempotency then answers it once).
+// after a commit timeout or a connection lost during the commit, that it
+// may have been, so that it is sent again unchanged (idempotency then
+// answers it once).
 func FailureAdvice(err error) string {
-	if errors.Is(err, ErrCommitTimeout) {
+	switch {
+	case errors.Is(err, ErrCommitTimeout): // a timeout may cut the connection too
 		return "the message log did not answer in time, so this submission may or may not have been accepted: send it again unchanged (it is never accepted twice)"
+	case errors.Is(err, ErrCommitUnknown):
+		return "the connection to the message log was lost during the commit, so this submission may or may not have been accepted: send it again unchanged (it is never accepted twice)"
 	}
 	return "the message log is unavailable; nothing was accepted, try again"
 }

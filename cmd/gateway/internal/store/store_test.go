@@ -929,6 +929,97 @@ func TestCommitTimeout(t *testing.T) {
 	intactChain(t, s)
 }
 
+// TestCommitLost: a group whose COMMIT's answer never reaches the gateway
+// (the connection cut as the server answers it: a database restarting, a
+// network failing) fails with ErrCommitUnknown and its sender is told it
+// may have been accepted, which it was: the same notice again is a
+// duplicate. A group of several is not retried write by write, which
+// against a database still away would tell each sender nothing was
+// accepted. Before, each was told so: a fast restart of PostgreSQL under
+// load left 24 notices accepted whose senders had heard 503 "nothing was
+// accepted".
+func TestCommitLost(t *testing.T) {
+	dsn, arm := pgtest.CutCommits(t, pgtest.DSN(t))
+	s := open(t, dsn)
+	ctx := context.Background()
+	arm(1)
+	_, err := s.Accept(ctx, entry("lost-1", "aa"), onExisting)
+	if !errors.Is(err, store.ErrCommitUnknown) || !strings.Contains(store.FailureAdvice(err), "may or may not have been accepted") {
+		t.Fatalf("ok/lost-alone: %v (%q), want ErrCommitUnknown", err, store.FailureAdvice(err))
+	}
+	if r, err := s.Accept(ctx, entry("lost-1", "aa"), onExisting); err != nil || r.Outcome != store.OutcomeDuplicate {
+		t.Fatalf("ok/lost-alone: sent again: %+v, %v; want a duplicate of the one committed", r, err)
+	}
+
+	// A group: another session holds the writer's lock, so that a first
+	// write waits in its transaction while the others gather behind it;
+	// the second COMMIT, the group's, is cut.
+	holder, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	lock, err := holder.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, store.LockWriter); err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	errs := make(chan error, n)
+	accept := func(i int) {
+		_, err := s.Accept(ctx, entry(fmt.Sprintf("lost-g%d", i), "aa"), onExisting)
+		errs <- err
+	}
+	go accept(0)
+	waitForLockWaiter(t, lock)
+	for i := 1; i < n; i++ {
+		go accept(i)
+	}
+	time.Sleep(200 * time.Millisecond) // for the others to reach the writer's queue
+	arm(2)
+	if _, err := lock.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, store.LockWriter); err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for range n {
+		if err := <-errs; errors.Is(err, store.ErrCommitUnknown) {
+			lost++
+		} else if err != nil {
+			t.Fatalf("ok/lost-group: %v, want ErrCommitUnknown or success", err)
+		}
+	}
+	if lost < 2 {
+		t.Fatalf("ok/lost-group: %d writes heard of the lost commit, want the group's (retried write by write, each was told nothing was accepted, or that it was a duplicate)", lost)
+	}
+	for i := range n {
+		if r, err := s.Accept(ctx, entry(fmt.Sprintf("lost-g%d", i), "aa"), onExisting); err != nil || r.Outcome != store.OutcomeDuplicate {
+			t.Fatalf("ok/lost-group: lost-g%d sent again: %+v, %v; want a duplicate", i, r, err)
+		}
+	}
+	t.Logf("%d of %d writes heard that their group's commit was lost", lost, n)
+	intactChain(t, s)
+}
+
+// waitForLockWaiter waits until a session waits for the writer's lock,
+// which lock's session holds.
+func waitForLockWaiter(t *testing.T, lock *sql.Conn) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		var waiting int
+		if err := lock.QueryRowContext(context.Background(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+			AND classid::bigint = $1::bigint >> 32 AND objid::bigint = $1::bigint & 4294967295`, store.LockWriter).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			return
+		}
+	}
+	t.Fatal("no session came to wait for the writer's lock")
+}
+
 // TestFailureAdvice: a failed write tells its sender that nothing was
 // accepted, except after a commit timeout, when it may have been and the
 // advice is to send it again unchanged.
@@ -940,6 +1031,10 @@ func TestFailureAdvice(t *testing.T) {
 		{"fail/unavailable", "nothing was accepted", "may or may not", errors.New("connection refused")},
 		{"fail/commit-timeout", "may or may not have been accepted: send it again unchanged", "nothing was accepted",
 			fmt.Errorf("%w (1s): context deadline exceeded", store.ErrCommitTimeout)},
+		{"fail/commit-lost", "lost during the commit, so this submission may or may not have been accepted: send it again unchanged", "nothing was accepted",
+			fmt.Errorf("%w: unexpected EOF", store.ErrCommitUnknown)},
+		{"fail/commit-timeout-cut", "did not answer in time", "lost during the commit",
+			fmt.Errorf("%w (1s): %w", store.ErrCommitTimeout, fmt.Errorf("%w: context deadline exceeded", store.ErrCommitUnknown))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := store.FailureAdvice(tc.err); !strings.Contains(got, tc.want) || strings.Contains(got, tc.not) {

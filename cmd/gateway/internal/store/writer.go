@@ -152,10 +152,12 @@ func (s *DB) writer() {
 		err := s.commit(batch)
 		// A failed group is retried write by write, so that one bad write
 		// fails alone; not after a timeout, when the database is not
-		// answering and each retry would wait the timeout out again.
+		// answering and each retry would wait the timeout out again, nor
+		// when the group may have committed (a retry failing at once on a
+		// database still away would tell its sender nothing was accepted).
 		// A write that fails alone while others commit failed for what it
 		// holds, not for the store: the round counts as committed.
-		if err != nil && len(batch) > 1 && !errors.Is(err, ErrCommitTimeout) {
+		if err != nil && len(batch) > 1 && !outcomeUnknown(err) {
 			committed, failed := false, error(nil)
 			for _, r := range batch {
 				err := s.commit([]*writeReq{r})
