@@ -157,15 +157,18 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		cfg.File.OpsListen = "127.0.0.1:0"
 	}
 	var demoURL string
+	// One logger for the gateway, its reloads and the demo agency: the
+	// reload's refusal went to the standard logger, in another format.
+	log := slog.New(slog.NewTextHandler(stderr, nil))
 	if *withAgency {
-		ag, err := startDemoAgency(l, cfg)
+		ag, err := startDemoAgency(l, cfg, log)
 		if err != nil {
 			return err
 		}
 		defer ag.Close()
 		demoURL = ag.URL
 	}
-	g, ln, ops, err := start(cfg, *addr, slog.New(slog.NewTextHandler(stderr, nil)))
+	g, ln, ops, err := start(cfg, *addr, log)
 	if err != nil {
 		return err
 	}
@@ -182,7 +185,7 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if cfg.RequestSigners != nil {
 		d.BackOfficeKey = l.BackOfficeKey
 	}
-	stopHUP := reloadOnHUP(ctx, g, slog.Default())
+	stopHUP := reloadOnHUP(ctx, g, log)
 	defer stopHUP()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- g.Serve(ctx, ln, ops) }()
@@ -279,7 +282,7 @@ func start(cfg *config.Config, addr string, log *slog.Logger) (*app.Gateway, net
 
 // startDemoAgency starts the stand-in TH:SSO endpoint and points
 // demo-agency's outbound deliveries at it.
-func startDemoAgency(l devmode.Layout, cfg *config.Config) (*demoagency.Agency, error) {
+func startDemoAgency(l devmode.Layout, cfg *config.Config, log *slog.Logger) (*demoagency.Agency, error) {
 	serverCert, err := certs.LoadKeyPair(l.ServerCert, l.ServerKey)
 	if err != nil {
 		return nil, err
@@ -301,7 +304,7 @@ func startDemoAgency(l devmode.Layout, cfg *config.Config) (*demoagency.Agency, 
 	if err != nil {
 		return nil, err
 	}
-	ag, err := demoagency.Start(serverCert, pool, &wssec.Signer{Cert: sc[0], Key: sk}, perkeso[0], slog.Default())
+	ag, err := demoagency.Start(serverCert, pool, &wssec.Signer{Cert: sc[0], Key: sk}, perkeso[0], log)
 	if err != nil {
 		return nil, err
 	}
