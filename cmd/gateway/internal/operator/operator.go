@@ -180,6 +180,17 @@ func (a *API) answer(w http.ResponseWriter, r *http.Request, status int, v any, 
 }
 
 // refuse logs the request and writes the problem.
+// storeProblem is the answer when the store failed a write: nothing was
+// done (what: "queued", "changed"), or, when the store cannot say whether
+// the write committed (a PostgreSQL commit timed out or lost its
+// connection), that it may have been, and what to do then.
+func storeProblem(err error, what, then string) *problem.Error {
+	if store.OutcomeUnknown(err) {
+		return problem.Wrap(problem.Unavailable, "the store did not confirm the write, so it may or may not have been "+what+": "+then, err)
+	}
+	return problem.Wrap(problem.Unavailable, "the store is unavailable; nothing was "+what, err)
+}
+
 func (a *API) refuse(w http.ResponseWriter, r *http.Request, perr *problem.Error) {
 	attrs := []any{"problem", perr.Kind.TypeURI()}
 	if perr.Cause != nil {
@@ -233,7 +244,7 @@ func (a *API) post(w http.ResponseWriter, r *http.Request) {
 		a.refuse(w, r, problem.New(problem.Conflict, "id "+strconv.Quote(req.ID)+": "+err.Error()+"; nothing was queued: give this request an id of its own"))
 		return
 	case err != nil:
-		a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable; nothing was queued", err))
+		a.refuse(w, r, storeProblem(err, "queued", "send it again unchanged (it is queued once)"))
 		return
 	}
 	status := http.StatusAccepted
@@ -317,7 +328,7 @@ func (a *API) retry(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrNoRetry):
 		a.refuse(w, r, problem.New(problem.Invalid, err.Error()))
 	case err != nil:
-		a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable; nothing was changed", err))
+		a.refuse(w, r, storeProblem(err, "changed", "see the delivery's state (gateway outbound list) before asking again"))
 	default:
 		a.queued()
 		a.answer(w, r, http.StatusNoContent, nil, "delivery_id", id)
@@ -334,7 +345,7 @@ func (a *API) retryPartner(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := a.Store.RetryDead(r.Context(), p, a.now())
 	if err != nil {
-		a.refuse(w, r, problem.Wrap(problem.Unavailable, "the store is unavailable; nothing was changed", err))
+		a.refuse(w, r, storeProblem(err, "changed", "see the delivery's state (gateway outbound list) before asking again"))
 		return
 	}
 	if n > 0 {

@@ -22,6 +22,7 @@ import (
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/operator"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/pgtest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
@@ -330,6 +331,49 @@ func TestOperatorAPI(t *testing.T) {
 			t.Fatal("a certificate outside the allow-list was accepted")
 		}
 	})
+}
+
+// TestStoreFailures: a request the store failed to queue is answered 503
+// saying nothing was queued, unless the store cannot say whether it
+// committed (here PostgreSQL's answer to the COMMIT cut on its way): then
+// that it may have been, and to send it again unchanged, which finds it
+// queued. Before, both said nothing was queued.
+func TestStoreFailures(t *testing.T) {
+	ca, _ := certs.NewCA("operators")
+	op, _ := ca.IssueClient("ops-alice")
+	reg := partner.NewRegistry([]*partner.Partner{{ID: "th-sso", Kind: partner.KindAgency, Institution: "TH:SSO", Endpoint: &partner.Endpoint{URL: "https://x", Protocol: "soap"}}})
+	req := []byte(`{"id":"dec-lost","partner":"th-sso","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-1","payload":{"subject":"WORK_RELATEDNESS"}}`)
+	post := func(st *store.DB) (int, string) {
+		t.Helper()
+		hs := served(t, ca, &operator.API{Store: st, Partners: reg, Log: slog.New(slog.DiscardHandler)}, operator.NewAccess(pool(ca), []string{"ops-alice"}, nil, nil))
+		r, err := operatorClient(ca, op).Post(hs.URL+"/v1/outbound", "application/json", bytes.NewReader(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r.StatusCode, string(b)
+	}
+
+	closed := openStore(t)
+	closed.Close()
+	if status, body := post(closed); status != 503 || !strings.Contains(body, "nothing was queued") {
+		t.Fatalf("fail/store-closed: HTTP %d %s", status, body)
+	}
+
+	dsn, arm := pgtest.CutCommits(t, pgtest.DSN(t))
+	st, err := store.Open(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	arm(1)
+	if status, body := post(st); status != 503 || !strings.Contains(body, "may or may not have been queued: send it again unchanged") {
+		t.Fatalf("fail/commit-lost: HTTP %d %s", status, body)
+	}
+	if status, body := post(st); status != 200 {
+		t.Fatalf("ok/sent-again: HTTP %d %s, want 200: it was queued", status, body)
+	}
 }
 
 // TestAccessRevoked: an operator whose certificate the operators' CA's CRL

@@ -137,9 +137,9 @@ var ErrCommitTimeout = errors.New("store: the database did not answer in time")
 // accepted" before this error was told apart.
 var ErrCommitUnknown = errors.New("store: the connection to the database was lost during the commit")
 
-// outcomeUnknown reports whether err leaves it unknown whether its writes
-// committed.
-func outcomeUnknown(err error) bool {
+// OutcomeUnknown reports whether err, a write's, leaves it unknown whether
+// the write committed: a caller must not say that nothing was done.
+func OutcomeUnknown(err error) bool {
 	return errors.Is(err, ErrCommitTimeout) || errors.Is(err, ErrCommitUnknown)
 }
 

@@ -157,7 +157,7 @@ func (s *DB) writer() {
 		// database still away would tell its sender nothing was accepted).
 		// A write that fails alone while others commit failed for what it
 		// holds, not for the store: the round counts as committed.
-		if err != nil && len(batch) > 1 && !outcomeUnknown(err) {
+		if err != nil && len(batch) > 1 && !OutcomeUnknown(err) {
 			committed, failed := false, error(nil)
 			for _, r := range batch {
 				err := s.commit([]*writeReq{r})
