@@ -92,17 +92,12 @@ type sideError struct {
 func (e *sideError) Error() string { return e.err.Error() }
 func (e *sideError) Unwrap() error { return e.err }
 
-// failedOn wraps err, if any, as failed on side.
-func failedOn(side Side, err error) error {
-	if err == nil {
-		return nil
-	}
-	return &sideError{side, err}
-}
+// failedOn wraps err as failed on side.
+func failedOn(side Side, err error) error { return &sideError{side, err} }
 
-// SideOf is the side err, from Once or Drain, failed on (SideKafka for an
-// error Once did not make).
-func SideOf(err error) Side {
+// sideOf is the side err, from Once, failed on (SideKafka for an error
+// Once did not make).
+func sideOf(err error) Side {
 	if se, ok := errors.AsType[*sideError](err); ok {
 		return se.side
 	}
@@ -189,7 +184,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return nil
 		case err != nil:
-			side := SideOf(err)
+			side := sideOf(err)
 			errorsTotal.WithLabelValues(string(side)).Inc()
 			msg := brief(err)
 			r.mu.Lock()

@@ -101,12 +101,8 @@ func (s *DB) commitPG(batch []*writeReq) (err error) {
 // the answers of a group that committed. Once COMMIT's answer has come,
 // the group committed, whatever happens to the connection afterwards.
 func commitPipeline(ctx context.Context, conn *sql.Conn, b *pgx.Batch) error {
-	return conn.Raw(func(dc any) error {
-		c, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return fmt.Errorf("store: not a pgx connection: %T", dc)
-		}
-		br := c.Conn().SendBatch(ctx, b)
+	return onPgx(conn, func(c *pgx.Conn) error {
+		br := c.SendBatch(ctx, b)
 		defer br.Close()
 		for i := range b.Len() {
 			if _, err := br.Exec(); err != nil {
@@ -187,11 +183,16 @@ func column[T any](rows [][]any, i int) []T {
 // pipeline sends b's statements in one round trip on conn and reads their
 // results; the first error stops the rest.
 func pipeline(ctx context.Context, conn *sql.Conn, b *pgx.Batch) error {
+	return onPgx(conn, func(c *pgx.Conn) error { return c.SendBatch(ctx, b).Close() })
+}
+
+// onPgx runs f on conn's pgx connection.
+func onPgx(conn *sql.Conn, f func(*pgx.Conn) error) error {
 	return conn.Raw(func(dc any) error {
 		c, ok := dc.(*stdlib.Conn)
 		if !ok {
 			return fmt.Errorf("store: not a pgx connection: %T", dc)
 		}
-		return c.Conn().SendBatch(ctx, b).Close()
+		return f(c.Conn())
 	})
 }
