@@ -213,12 +213,9 @@ func TestBrokerOutage(t *testing.T) {
 	defer w.Close()
 	calls := &producerCalls{Producer: w}
 	r.Producer = calls
-	var logged gatewaytest.SyncBuffer
-	r.Log = slog.New(slog.NewTextHandler(&logged, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	logged, stop := runLogged(r)
+	defer stop()
+	ctx := context.Background()
 
 	enqueue(t, st, 0, 500, 11)
 	waitFor(t, "first half published", func() bool { n, _ := st.OutboxBacklog(ctx); return n == 0 })
@@ -266,12 +263,9 @@ func TestStoreOutage(t *testing.T) {
 	before := relayErrors(t, reg)
 	r, w := newRelay(t, st, b.Addr)
 	defer w.Close()
-	var logged gatewaytest.SyncBuffer
-	r.Log = slog.New(slog.NewTextHandler(&logged, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = r.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	logged, stop := runLogged(r)
+	defer stop()
+	ctx := context.Background()
 
 	enqueue(t, st, 0, 100, 7)
 	waitFor(t, "the first 100 published", func() bool { n, _ := st.OutboxBacklog(ctx); return n == 0 })
@@ -302,6 +296,16 @@ func TestStoreOutage(t *testing.T) {
 		strings.Count(out, "publishing to kafka again") != 1 {
 		t.Fatalf("the outage logged:\n%s", out)
 	}
+}
+
+// runLogged runs r, its log lines kept in the buffer returned, until stop.
+func runLogged(r *relay.Relay) (logged *gatewaytest.SyncBuffer, stop func()) {
+	logged = &gatewaytest.SyncBuffer{}
+	r.Log = slog.New(slog.NewTextHandler(logged, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	return logged, func() { cancel(); <-done }
 }
 
 // relayErrors reads jambatan_relay_errors_total, by side, from reg.

@@ -886,19 +886,7 @@ func TestCommitTimeout(t *testing.T) {
 	s := open(t, dsn)
 	s.SetCommitTimeout(time.Second)
 	ctx := context.Background()
-	holder, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close()
-	lock, err := holder.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if _, err := lock.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, store.LockWriter); err != nil {
-		t.Fatal(err)
-	}
+	lock := holdWriterLock(t, dsn)
 
 	const n = 8
 	start := time.Now()
@@ -954,19 +942,7 @@ func TestCommitLost(t *testing.T) {
 	// A group: another session holds the writer's lock, so that a first
 	// write waits in its transaction while the others gather behind it;
 	// the second COMMIT, the group's, is cut.
-	holder, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close()
-	lock, err := holder.Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if _, err := lock.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, store.LockWriter); err != nil {
-		t.Fatal(err)
-	}
+	lock := holdWriterLock(t, dsn)
 	const n = 6
 	errs := make(chan error, n)
 	accept := func(i int) {
@@ -1001,6 +977,28 @@ func TestCommitLost(t *testing.T) {
 	}
 	t.Logf("%d of %d writes heard that their group's commit was lost", lost, n)
 	intactChain(t, s)
+}
+
+// holdWriterLock takes the PostgreSQL writer's lock in a session of its
+// own, and returns that session (closed when the test ends): the store's
+// group commits wait in their transactions until it is released.
+func holdWriterLock(t *testing.T, dsn string) *sql.Conn {
+	t.Helper()
+	ctx := context.Background()
+	holder, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Close() })
+	lock, err := holder.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() })
+	if _, err := lock.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, store.LockWriter); err != nil {
+		t.Fatal(err)
+	}
+	return lock
 }
 
 // waitForLockWaiter waits until a session waits for the writer's lock,
