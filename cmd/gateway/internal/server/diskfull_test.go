@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -16,7 +18,8 @@ import (
 // same notice sent again is accepted (202, not a duplicate: nothing of the
 // first attempt was kept), and so is the agency message.
 func TestDiskFull(t *testing.T) {
-	env := gatewaytest.Start(t, gatewaytest.Options{})
+	var logged gatewaytest.SyncBuffer
+	env := gatewaytest.Start(t, gatewaytest.Options{Log: slog.New(slog.NewTextHandler(&logged, nil))})
 	a := env.Partners["employer-a"]
 	c := env.Client(&a.TLS)
 	notice := []byte(sign(t, example(t, "example-a.in.json"), a.SigningKey, partnerkit.Compact))
@@ -35,6 +38,12 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("SOAP HTTP %d: %.300s", soapStatus, soapRaw)
 	}
 	assertFault(t, soapRaw, "server.unavailable")
+	// The operator's log says why, as it does for a notice.
+	for _, line := range []string{`msg="submission refused"`, `msg="agency request refused"`} {
+		if !strings.Contains(logged.String(), line) || !regexp.MustCompile(regexp.QuoteMeta(line)+`[^\n]* cause="[^"]*disk I/O error`).MatchString(logged.String()) {
+			t.Fatalf("no %s line with its cause (%d bytes logged):\n%s", line, len(logged.String()), logged.String())
+		}
+	}
 	// When to try again, in the detail (§8.1) and in HTTP's own header.
 	if !strings.Contains(string(soapRaw), "<xb:RetryAfterSeconds>5</xb:RetryAfterSeconds>") || soap.header.Get("Retry-After") != "5" {
 		t.Fatalf("server.unavailable without its wait (Retry-After %q): %.600s", soap.header.Get("Retry-After"), soapRaw)

@@ -16,6 +16,9 @@ type Fault struct {
 	MessageID string
 	Server    bool // soap:Server (else soap:Client)
 	Retry     int  // RetryAfterSeconds for server faults
+	// Cause is what failed inside the gateway, for its log line only
+	// (never sent): a server fault's reason is written for the agency.
+	Cause error
 }
 
 func (f *Fault) Error() string { return f.Code + ": " + f.Reason }

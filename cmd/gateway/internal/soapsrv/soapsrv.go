@@ -256,7 +256,7 @@ func toElement(b []byte) (*etree.Element, error) {
 // (store.FailureAdvice says what it may have done; sent again unchanged,
 // with its MessageId, it is answered once: §8.3).
 func storeFault(err error) *Fault {
-	return &Fault{Code: "server.unavailable", Reason: store.FailureAdvice(err), Server: true, Retry: 5}
+	return &Fault{Code: "server.unavailable", Reason: store.FailureAdvice(err), Server: true, Retry: 5, Cause: err}
 }
 
 // CaseIDFor derives the case id of a notification from its record id: the
@@ -509,11 +509,15 @@ func (h *Handler) fault(w http.ResponseWriter, r *http.Request, rq *request, f *
 	}
 	if err := h.Store.Log(r.Context(), e); err != nil {
 		h.Log.Error("message log write failed", "correlation_id", rq.cid, "err", err)
-		f = &Fault{Code: "server.unavailable", Reason: "message log unavailable", Server: true, Retry: 5, MessageID: f.MessageID}
+		f = &Fault{Code: "server.unavailable", Reason: "message log unavailable", Server: true, Retry: 5, MessageID: f.MessageID, Cause: err}
 	} else {
 		h.wake(e)
 	}
-	h.Log.Warn("agency request refused", "correlation_id", rq.cid, "partner", rq.p.ID, "code", f.Code, "location", events.Within(f.Location, events.MaxPointer))
+	attrs := []any{"correlation_id", rq.cid, "partner", rq.p.ID, "code", f.Code, "location", events.Within(f.Location, events.MaxPointer)}
+	if f.Cause != nil {
+		attrs = append(attrs, "cause", f.Cause.Error())
+	}
+	h.Log.Warn("agency request refused", attrs...)
 	if f.Server && f.Retry > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(f.Retry))
 	}
