@@ -495,10 +495,15 @@ func (g *Gateway) drain() {
 	ctx, cancel := context.WithTimeout(context.Background(), relay.StopGrace)
 	defer cancel()
 	n, err := g.Relay.Drain(ctx)
-	left, _ := g.Store.OutboxBacklog(context.Background())
+	left, lerr := g.Store.OutboxBacklog(context.Background())
 	switch {
-	case left > 0:
-		g.Log.Warn("outbox not drained as the gateway stops; published at the next start", "published", n, "left", left, "err", err)
+	case err != nil || lerr != nil || left > 0:
+		// A store that is away fails both: said, not passed over.
+		attrs := []any{"published", n, "err", errors.Join(err, lerr)}
+		if lerr == nil {
+			attrs = append(attrs, "left", left)
+		}
+		g.Log.Warn("outbox not drained as the gateway stops; published at the next start", attrs...)
 	case n > 0:
 		g.Log.Info("outbox drained as the gateway stops", "published", n)
 	}

@@ -414,6 +414,21 @@ func TestReadyRelayOnTheOutbox(t *testing.T) {
 	}
 }
 
+// TestDrainStoreAway: a gateway that stops while its outbox cannot be read
+// (the table taken away, as from a store that is down) says that its outbox
+// was not drained; it said nothing, as if nothing were left.
+func TestDrainStoreAway(t *testing.T) {
+	var logged gatewaytest.SyncBuffer
+	g, _ := devGatewayLogging(t, slog.New(slog.NewTextHandler(&logged, nil)), func(c *config.Config) { c.File.Kafka.Brokers = []string{"127.0.0.1:1"} })
+	if _, err := g.Store.DB().Exec(`ALTER TABLE outbox RENAME TO outbox_away`); err != nil {
+		t.Fatal(err)
+	}
+	g.drain()
+	if out := logged.String(); !strings.Contains(out, "outbox not drained as the gateway stops") || !strings.Contains(out, "no such table") {
+		t.Fatalf("the stop logged:\n%s", out)
+	}
+}
+
 // TestConnectionLimit: the partner listener holds at most
 // limits.max_connections open; past it a client's handshake waits until an
 // open connection closes, and the metrics show both. The ops listener holds

@@ -274,7 +274,7 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	publishedTotal.Add(float64(len(ids)))
 	r.mu.Lock()
 	if r.lastErr != "" {
-		r.Log.Info("publishing to kafka again; draining the outbox", "after", string(r.failing))
+		r.Log.Info("publishing again; draining the outbox", "after", string(r.failing))
 	}
 	r.lastErr, r.failing, r.lastOK = "", "", time.Now()
 	r.published += int64(len(ids))
