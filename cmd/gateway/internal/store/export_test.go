@@ -42,3 +42,6 @@ func (s *DB) SetNextAt(ctx context.Context, id int64, raw string) error {
 	_, err := s.db.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ? WHERE id = ?`), raw, id)
 	return err
 }
+
+// QueuedWrites is the number of writes waiting for the writer.
+func (s *DB) QueuedWrites() int { return len(s.reqs) }

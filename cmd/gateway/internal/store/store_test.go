@@ -954,7 +954,11 @@ func TestCommitLost(t *testing.T) {
 	for i := 1; i < n; i++ {
 		go accept(i)
 	}
-	time.Sleep(200 * time.Millisecond) // for the others to reach the writer's queue
+	for deadline := time.Now().Add(10 * time.Second); s.QueuedWrites() < n-1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d writes reached the writer's queue", s.QueuedWrites(), n-1)
+		}
+	}
 	arm(2)
 	if _, err := lock.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, store.LockWriter); err != nil {
 		t.Fatal(err)
@@ -967,7 +971,7 @@ func TestCommitLost(t *testing.T) {
 			t.Fatalf("ok/lost-group: %v, want ErrCommitUnknown or success", err)
 		}
 	}
-	if lost < 2 {
+	if lost != n-1 {
 		t.Fatalf("ok/lost-group: %d writes heard of the lost commit, want the group's (retried write by write, each was told nothing was accepted, or that it was a duplicate)", lost)
 	}
 	for i := range n {
