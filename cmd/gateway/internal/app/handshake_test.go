@@ -74,18 +74,27 @@ func TestHandshakeFailures(t *testing.T) {
 			if n := failures(tc.listener); n != 1 {
 				t.Fatalf("%v failures counted, want 1", n)
 			}
-			var found bool
-			for _, s := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-				var line struct {
-					Msg, Listener, Reason string
-					CorrelationID         string `json:"correlation_id"`
+			// The line is written just after the failure is counted: wait
+			// for it too (read at once, it was missing in a CI run).
+			found := func() bool {
+				for _, s := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+					var line struct {
+						Msg, Listener, Reason string
+						CorrelationID         string `json:"correlation_id"`
+					}
+					if err := json.Unmarshal([]byte(s), &line); err != nil {
+						t.Fatalf("a log line that is not JSON: %q", s)
+					}
+					if line.Msg == "TLS handshake failed" && line.Listener == tc.listener && line.Reason == "no-certificate" && len(line.CorrelationID) == 32 {
+						return true
+					}
 				}
-				if err := json.Unmarshal([]byte(s), &line); err != nil {
-					t.Fatalf("a log line that is not JSON: %q", s)
-				}
-				found = found || line.Msg == "TLS handshake failed" && line.Listener == tc.listener && line.Reason == "no-certificate" && len(line.CorrelationID) == 32
+				return false
 			}
-			if !found {
+			for !found() && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !found() {
 				t.Fatalf("no JSON line of the %s listener's failure:\n%s", tc.listener, out.String())
 			}
 		})
