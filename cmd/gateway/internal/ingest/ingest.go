@@ -25,6 +25,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/schema"
 )
@@ -137,7 +138,7 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 		if err == nil {
 			owed = nil
 		} else {
-			owed = lastOfEach(append(owed, msgs...)) // settle's, if the run ends first
+			owed = kafkaclient.LastOfEach(append(owed, msgs...)) // settle's, if the run ends first
 		}
 		p.add(msgs, batch, lag)
 		if c.OnBatch != nil {
@@ -182,23 +183,6 @@ func (c *Consumer) settle(owed []kafka.Message) {
 
 // commitTimeout bounds a commit of owed offsets.
 const commitTimeout = 5 * time.Second
-
-// lastOfEach keeps the message of each partition with the highest offset:
-// committing it commits the partition's earlier offsets too.
-func lastOfEach(msgs []kafka.Message) []kafka.Message {
-	last := map[partition]kafka.Message{}
-	for _, m := range msgs {
-		k := partition{m.Topic, m.Partition}
-		if l, ok := last[k]; !ok || m.Offset > l.Offset {
-			last[k] = m
-		}
-	}
-	out := make([]kafka.Message, 0, len(last))
-	for _, m := range last {
-		out = append(out, m)
-	}
-	return out
-}
 
 // partition names a topic's partition, for the lag.
 type partition struct {

@@ -170,3 +170,26 @@ func (c *Client) WaitForTopics(ctx context.Context, every time.Duration, onMissi
 		}
 	}
 }
+
+// LastOfEach keeps the message of each topic's partition with the highest
+// offset: committing it commits the partition's earlier offsets too, so a
+// consumer that owes the offsets of a failed commit keeps one message a
+// partition, however long the broker refuses.
+func LastOfEach(msgs []kafka.Message) []kafka.Message {
+	type partition struct {
+		topic string
+		n     int
+	}
+	last := map[partition]kafka.Message{}
+	for _, m := range msgs {
+		k := partition{m.Topic, m.Partition}
+		if l, ok := last[k]; !ok || m.Offset > l.Offset {
+			last[k] = m
+		}
+	}
+	out := make([]kafka.Message, 0, len(last))
+	for _, m := range last {
+		out = append(out, m)
+	}
+	return out
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
@@ -137,26 +137,31 @@ type DeliveryQueue interface {
 // broker, a quarter of the consumer's time). A record queued but not yet
 // committed when the gateway stops is committed as it stops; after a
 // crash it is read again, and its id makes it a repeat (the queued
-// delivery stays as it is). A Run that ends on a failed commit leaves
-// those offsets to the next Run on c (the gateway starts one a second
-// later), which commits them with its first: the reader reads on where it
-// was, so nothing else would, until a later record's commit (an idle
-// queue's for good, and every restart read them again).
+// delivery stays as it is).
+//
+// A commit the broker refuses (a rebalance, the broker away) does not stop
+// Run: the offsets are owed, the last record of each partition, and
+// committed with the next records' or alone once no record follows and a
+// pause is over (0.1 s, doubling to 5 s), as the back office's ingest
+// does. It stopped Run, which the gateway started again a second later,
+// reading nothing meanwhile. Offsets still owed when Run returns are left
+// to the next Run on c.
 func (c *Consumer) Run(ctx context.Context) error {
 	queued := c.owed // queued, their offsets not committed
 	c.owed = nil
 	defer func() {
 		if len(queued) > 0 && c.commit(queued) != nil {
-			c.owed = slices.Clone(queued) // at most commitEvery
+			c.owed = kafkaclient.LastOfEach(queued)
 		}
 	}()
+	var owing owing
 	for {
 		m, err := c.fetch(ctx, len(queued) > 0)
 		if errors.Is(err, errNoneWaiting) {
-			if err := c.commit(queued); err != nil {
-				return err
+			if owing.waits() {
+				continue
 			}
-			queued = queued[:0]
+			queued = c.settle(queued, &owing)
 			continue
 		}
 		if err != nil {
@@ -181,13 +186,47 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		}
 		if queued = append(queued, m); len(queued) >= commitEvery {
-			if err := c.commit(queued); err != nil {
-				return err
-			}
-			queued = queued[:0]
+			queued = c.settle(queued, &owing)
 		}
 	}
 }
+
+// settle commits the offsets of queued records and returns those still
+// owed: none, or after a refused commit the last record of each partition.
+func (c *Consumer) settle(queued []kafka.Message, o *owing) []kafka.Message {
+	err := c.commit(queued)
+	if err == nil {
+		if o.failing {
+			c.Log.Info("outbound offsets committed again")
+		}
+		*o = owing{}
+		return queued[:0]
+	}
+	if !o.failing {
+		c.Log.Warn("outbound offsets not committed; owed, and committed with the next", "err", err)
+	}
+	o.failed()
+	return kafkaclient.LastOfEach(queued)
+}
+
+// owing paces the commits of owed offsets while the broker refuses them.
+type owing struct {
+	failing bool
+	pause   time.Duration
+	next    time.Time // no commit of owed offsets alone before
+}
+
+// failed notes a refused commit: the next alone waits a pause twice the
+// last (0.1 s to 5 s).
+func (o *owing) failed() {
+	o.failing = true
+	o.pause = min(max(2*o.pause, 100*time.Millisecond), 5*time.Second)
+	o.next = time.Now().Add(o.pause)
+}
+
+// waits reports whether owed offsets are to wait before they are committed
+// alone.
+func (o *owing) waits() bool { return o.failing && time.Now().Before(o.next) }
 
 // commitEvery bounds the records queued before their offsets are committed,
 // and so the records read again after a crash.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkatest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
@@ -207,37 +208,85 @@ func BenchmarkConsumer(b *testing.B) {
 	}
 }
 
-// TestConsumerOwesRefusedCommit: a Run that ends because the broker refused
-// its offset commit (kafka-go tries three times; Run once more as it
-// returns) leaves those offsets to the next Run on the consumer, which commits them at its first idle moment:
-// a later reader of the group finds nothing to read. Earlier builds left
-// them uncommitted while the queue stayed idle, and every restart of the
-// gateway read those requests again.
-func TestConsumerOwesRefusedCommit(t *testing.T) {
-	addr, committed := kafkatest.RefusingCommits(t, outboundTopic, 3, 6) // Run's commit and its last try as it returns, three requests each
+// TestConsumerRidesOutRefusedCommits: a commit the broker refuses (here
+// twice: kafka-go tries each three times) does not stop Run: it owes
+// those offsets and commits them once the broker takes commits again,
+// with no record following; a later reader of the group finds nothing to
+// read. Earlier builds stopped Run on the first refusal (the gateway
+// started it again a second later, reading nothing meanwhile), and before
+// that left the offsets uncommitted while the queue stayed idle.
+func TestConsumerRidesOutRefusedCommits(t *testing.T) {
+	addr, committed := kafkatest.RefusingCommits(t, outboundTopic, 3, 6)
 	writeRequests(t, addr, 0, 5)
 	w := newWorld(t)
 	rd := requestReader(addr)
-	cons := &outbound.Consumer{Reader: rd, Store: w.st, Log: slog.New(slog.DiscardHandler),
+	var logged gatewaytest.SyncBuffer
+	cons := &outbound.Consumer{Reader: rd, Store: w.st, Log: slog.New(slog.NewTextHandler(&logged, nil)),
 		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := cons.Run(ctx); err == nil || !strings.Contains(err.Error(), "commit offsets") {
-		t.Fatalf("Run: %v, want the refused commit", err)
-	}
+	stop := consume(cons)
 	waitPending(t, w.st, 5)
-	stop := consume(cons) // as the gateway runs it again
 	for deadline := time.Now().Add(20 * time.Second); committed.Load() == 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			stop()
-			t.Fatal("the refused offsets were never committed by the next Run")
+			t.Fatalf("the refused offsets were never committed:\n%s", logged.String())
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v, want it to ride the refusals out", err)
+	}
+	rd.Close()
+	if out := logged.String(); strings.Count(out, "outbound offsets not committed") != 1 || strings.Count(out, "outbound offsets committed again") != 1 {
+		t.Fatalf("the refusals logged:\n%s", out)
+	}
+
+	again := requestReader(addr)
+	defer again.Close()
+	fctx, fcancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer fcancel()
+	if m, err := again.FetchMessage(fctx); err == nil {
+		t.Fatalf("the group's next reader read %s again (partition %d, offset %d)", m.Value, m.Partition, m.Offset)
+	}
+}
+
+// TestConsumerCarriesOwedOffsets: a Run stopped while the broker still
+// refuses its commits (its last try as it returns refused too) leaves the
+// offsets it owes to the next Run on the consumer, which commits them:
+// the reader reads on where it was, so nothing else would, and every
+// restart would read those requests again.
+func TestConsumerCarriesOwedOffsets(t *testing.T) {
+	addr, committed := kafkatest.RefusingCommits(t, outboundTopic, 3, 9) // Run's first commit, perhaps its second, and its last as it returns
+	writeRequests(t, addr, 0, 5)
+	w := newWorld(t)
+	rd := requestReader(addr)
+	defer rd.Close()
+	var logged gatewaytest.SyncBuffer
+	cons := &outbound.Consumer{Reader: rd, Store: w.st, Log: slog.New(slog.NewTextHandler(&logged, nil)),
+		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+
+	stop := consume(cons)
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logged.String(), "outbound offsets not committed"); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("no commit refused:\n%s", logged.String())
 		}
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	rd.Close()
+	if n := committed.Load(); n != 0 {
+		t.Fatalf("%d commits taken while the broker refused them", n)
+	}
+	stop = consume(cons) // as the gateway runs it again
+	for deadline := time.Now().Add(20 * time.Second); committed.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatal("the owed offsets were never committed by the next Run")
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
 
 	again := requestReader(addr)
 	defer again.Close()
