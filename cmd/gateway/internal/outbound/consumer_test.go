@@ -208,6 +208,19 @@ func BenchmarkConsumer(b *testing.B) {
 	}
 }
 
+// nothingLeft checks that a new reader of the group finds nothing to read:
+// every offset was committed.
+func nothingLeft(t *testing.T, addr string) {
+	t.Helper()
+	again := requestReader(addr)
+	defer again.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if m, err := again.FetchMessage(ctx); err == nil {
+		t.Fatalf("the group's next reader read %s again (partition %d, offset %d)", m.Value, m.Partition, m.Offset)
+	}
+}
+
 // TestConsumerRidesOutRefusedCommits: a commit the broker refuses (here
 // twice: kafka-go tries each three times) does not stop Run: it owes
 // those offsets and commits them once the broker takes commits again,
@@ -240,13 +253,7 @@ func TestConsumerRidesOutRefusedCommits(t *testing.T) {
 		t.Fatalf("the refusals logged:\n%s", out)
 	}
 
-	again := requestReader(addr)
-	defer again.Close()
-	fctx, fcancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer fcancel()
-	if m, err := again.FetchMessage(fctx); err == nil {
-		t.Fatalf("the group's next reader read %s again (partition %d, offset %d)", m.Value, m.Partition, m.Offset)
-	}
+	nothingLeft(t, addr)
 }
 
 // TestConsumerCarriesOwedOffsets: a Run stopped while the broker still
@@ -288,11 +295,5 @@ func TestConsumerCarriesOwedOffsets(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 
-	again := requestReader(addr)
-	defer again.Close()
-	fctx, fcancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer fcancel()
-	if m, err := again.FetchMessage(fctx); err == nil {
-		t.Fatalf("the group's next reader read %s again (partition %d, offset %d)", m.Value, m.Partition, m.Offset)
-	}
+	nothingLeft(t, addr)
 }
