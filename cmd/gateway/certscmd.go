@@ -165,11 +165,15 @@ func certsRotate(args []string, stdout, stderr io.Writer) error {
 	if *public == "" && dev != nil {
 		*public = dev.GatewayJWKS
 	}
-	kid, err := receipt.RotateKeyFile(cfg.ReceiptKeyFile)
+	kid, first, err := receipt.RotateKeyFile(cfg.ReceiptKeyFile)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "new receipt key %s in %s; the previous keys stay in the JWKS. Send SIGHUP to the gateway to use it.\n", kid, cfg.ReceiptKeyFile)
+	if first {
+		fmt.Fprintf(stdout, "first receipt key %s in %s (there was none): the gateway signs its receipts with it from its start.\n", kid, cfg.ReceiptKeyFile)
+	} else {
+		fmt.Fprintf(stdout, "new receipt key %s in %s; the previous keys stay in the JWKS. Send SIGHUP to the gateway to use it.\n", kid, cfg.ReceiptKeyFile)
+	}
 	if *public == "" {
 		fmt.Fprintln(stdout, "gateway ingest verifies receipts with its --jwks file: put the new public key there (--public-jwks writes it; /.well-known/jwks.json serves it).")
 		return nil

@@ -412,8 +412,20 @@ func TestServeCheck(t *testing.T) {
 	if err := os.Remove(l.ReceiptKey); err != nil {
 		t.Fatal(err)
 	}
-	if _, stderr, err = gateway(t, "serve", "--config", l.Config, "--check"); err == nil || !strings.Contains(stderr, "receipt key") {
+	if _, stderr, err = gateway(t, "serve", "--config", l.Config, "--check"); err == nil || !strings.Contains(stderr, "receipt key") ||
+		!strings.Contains(stderr, "gateway certs rotate-receipt-key --config FILE makes the first") {
 		t.Fatalf("fail/no-receipt-key: %v\n%s", err, stderr)
+	}
+	// serve generates nothing: rotate-receipt-key makes a production
+	// gateway's first key (it refused, and nothing else made one).
+	if stdout, stderr, err = gateway(t, "certs", "rotate-receipt-key", "--config", l.Config); err != nil || !strings.Contains(stdout, "first receipt key") {
+		t.Fatalf("ok/first-receipt-key: %v\n%s%s", err, stdout, stderr)
+	}
+	if fi, err := os.Stat(l.ReceiptKey); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("ok/first-receipt-key: %v %v, want mode 0600", fi, err)
+	}
+	if _, stderr, err = gateway(t, "serve", "--config", l.Config, "--check"); strings.Contains(stderr, "receipt key") {
+		t.Fatalf("ok/first-receipt-key: serve --check still refuses the key: %v\n%s", err, stderr)
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -269,6 +271,9 @@ func loadFiles(cfg *config.Config) (*files, error) {
 		return nil, err
 	}
 	signer, err := receipt.LoadSigner(cfg.ReceiptKeyFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("receipt key: %w (gateway certs rotate-receipt-key --config FILE makes the first)", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("receipt key: %w", err)
 	}

@@ -916,7 +916,7 @@ func TestRotatedKeyIngested(t *testing.T) {
 	f := newFixture(t)
 	f.signer, _ = receipt.LoadSigner(keyFile)
 	msgs := []kafka.Message{f.message(t, 0, "receipt-bound")}
-	if _, err := receipt.RotateKeyFile(keyFile); err != nil {
+	if _, _, err := receipt.RotateKeyFile(keyFile); err != nil {
 		t.Fatal(err)
 	}
 	if err := receipt.WritePublicJWKS(keyFile, public); err != nil { // as certs rotate-receipt-key does

@@ -13,7 +13,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"os"
 	"slices"
@@ -268,44 +270,50 @@ func hasKeyID(kid string) func(jwk.Key) bool {
 }
 
 // RotateKeyFile writes a new current key in front of the keys of path (a
-// JWK or JWK Set), keeping the old ones as retired; it returns the new kid.
-func RotateKeyFile(path string) (string, error) {
+// JWK or JWK Set), keeping the old ones as retired; it returns the new kid,
+// and whether it is the first: a path with no file yet gets its first key
+// (how a production gateway gets one: `gateway serve` generates nothing).
+func RotateKeyFile(path string) (kid string, first bool, err error) {
+	var old []jwk.Key
 	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	old, err := readKeys(path, b)
-	if err != nil {
-		return "", err
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		first = true
+	case err != nil:
+		return "", false, err
+	default:
+		if old, err = readKeys(path, b); err != nil {
+			return "", false, err
+		}
 	}
 	// The kid names the rotation's second; a second rotation within it
 	// takes a suffix, since two keys under one kid would leave receipts of
 	// one of them unverifiable.
-	kid := "perkeso-receipt-" + now().UTC().Format("20060102T150405Z")
+	kid = "perkeso-receipt-" + now().UTC().Format("20060102T150405Z")
 	for n, base := 2, kid; slices.ContainsFunc(old, hasKeyID(kid)); n++ {
 		kid = base + "-" + strconv.Itoa(n)
 	}
 	k, err := NewES256Key(kid)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	_ = k.Set(jwk.KeyUsageKey, "sig")
 	set := jwk.NewSet()
 	_ = set.AddKey(k)
 	for _, o := range old {
 		if err := set.AddKey(o); err != nil {
-			return "", fmt.Errorf("%s: %w", path, err)
+			return "", false, fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	out, err := json.MarshalIndent(set, "", "  ")
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, out, 0o600); err != nil {
-		return "", err
+		return "", false, err
 	}
-	return kid, os.Rename(tmp, path)
+	return kid, first, os.Rename(tmp, path)
 }
 
 // WritePublicJWKS writes the public keys of the receipt key file keyFile,

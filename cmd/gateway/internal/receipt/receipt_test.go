@@ -152,7 +152,7 @@ func TestRotateKeyFile(t *testing.T) {
 		}
 		receipts = append(receipts, rc)
 		if i < 3 {
-			if _, err := RotateKeyFile(path); err != nil {
+			if _, _, err := RotateKeyFile(path); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -228,8 +228,8 @@ func TestRotateKeyFileNames(t *testing.T) {
 	}
 	const base = "perkeso-receipt-20261127T155958Z"
 	for _, want := range []string{base, base + "-2", base + "-3"} {
-		kid, err := RotateKeyFile(path)
-		if err != nil || kid != want {
+		kid, first, err := RotateKeyFile(path)
+		if err != nil || kid != want || first {
 			t.Fatalf("rotated to %q, %v; want %q", kid, err, want)
 		}
 	}
@@ -237,9 +237,20 @@ func TestRotateKeyFileNames(t *testing.T) {
 	if err != nil || s.KeyID() != base+"-3" || s.JWKS().Len() != 4 {
 		t.Fatalf("after three rotations: signer %v, %v", s, err)
 	}
+	// A path with no file yet gets its first key, its owner's alone.
+	fresh := filepath.Join(t.TempDir(), "fresh.json")
+	if kid, first, err := RotateKeyFile(fresh); err != nil || !first || kid != base {
+		t.Fatalf("ok/first: %q, first %v, %v", kid, first, err)
+	}
+	if s, err := LoadSigner(fresh); err != nil || s.KeyID() != base || s.JWKS().Len() != 1 {
+		t.Fatalf("ok/first: signer %v, %v", s, err)
+	}
+	if fi, err := os.Stat(fresh); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("ok/first: %v, %v; want mode 0600", fi, err)
+	}
 	empty := filepath.Join(t.TempDir(), "empty.json")
 	_ = os.WriteFile(empty, []byte(`{"keys":[]}`), 0o600)
-	if kid, err := RotateKeyFile(empty); err == nil {
+	if kid, _, err := RotateKeyFile(empty); err == nil {
 		t.Fatalf("an empty JWK Set rotated to %q", kid)
 	}
 }
@@ -255,7 +266,7 @@ func TestWritePublicJWKS(t *testing.T) {
 	}
 	old, _ := LoadSigner(keyFile)
 	rc, _ := old.Sign(Receipt{Issuer: Issuer, RecordID: "r-1"})
-	if _, err := RotateKeyFile(keyFile); err != nil {
+	if _, _, err := RotateKeyFile(keyFile); err != nil {
 		t.Fatal(err)
 	}
 	if err := WritePublicJWKS(keyFile, out); err != nil {
