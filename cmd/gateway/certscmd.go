@@ -181,7 +181,7 @@ func certsRotate(args []string, stdout, stderr io.Writer) error {
 	if err := receipt.WritePublicJWKS(cfg.ReceiptKeyFile, *public); err != nil {
 		return fmt.Errorf("the new key is in place, but the public JWKS was not written: %w", err)
 	}
-	fmt.Fprintf(stdout, "public keys (new and old) in %s, for gateway ingest --jwks\n", *public)
+	fmt.Fprintf(stdout, "public keys (the current and any retired) in %s, for gateway ingest --jwks\n", *public)
 	return nil
 }
 
