@@ -81,7 +81,7 @@ func checkConfig(cfg *config.Config, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "configuration OK: %s, %d partners\n", cfg.Path, len(cfg.Partners.All()))
+	fmt.Fprintf(stdout, "configuration OK: %s, partners: %d\n", cfg.Path, len(cfg.Partners.All()))
 	return nil
 }
 
