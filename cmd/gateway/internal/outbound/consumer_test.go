@@ -262,7 +262,7 @@ func TestConsumerRidesOutRefusedCommits(t *testing.T) {
 // the reader reads on where it was, so nothing else would, and every
 // restart would read those requests again.
 func TestConsumerCarriesOwedOffsets(t *testing.T) {
-	addr, committed := kafkatest.RefusingCommits(t, outboundTopic, 3, 9) // Run's first commit, perhaps its second, and its last as it returns
+	addr, committed := kafkatest.RefusingCommits(t, outboundTopic, 3, 12) // Run's first commit, perhaps a second and a third, and its last as it returns
 	writeRequests(t, addr, 0, 5)
 	w := newWorld(t)
 	rd := requestReader(addr)
