@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,47 @@ func TestCurlPartner(t *testing.T) {
 		if n := strings.Count(string(b), `"status":"`+want+`"`); err != nil || n != 2 {
 			t.Fatalf("the README's lines: %v; %d answers %s, want 2\n%s", err, n, want, b)
 		}
+	}
+}
+
+// TestProductionRecipe runs the README's recipe from nothing to a
+// production gateway taking its first partner's notice, as written there:
+// OpenSSL makes the CA and the server certificate, certs kit the
+// partner's kit, rotate-receipt-key the first receipt key, then serve
+// --check, serve, and the partner's submit. Only the port changes (a free
+// one), and the pause for serve to listen becomes a wait for its port.
+func TestProductionRecipe(t *testing.T) {
+	needTool(t, "openssl")
+	script := readmeBlock(t, "From nothing to a gateway")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	script = strings.ReplaceAll(script, "127.0.0.1:8443", addr)
+	if !strings.Contains(script, "\nsleep 1\n") {
+		t.Fatal("the recipe no longer pauses for serve: the test's wait replaces that pause")
+	}
+	script = strings.Replace(script, "\nsleep 1\n", "\nfor i in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"+port+") 2>/dev/null && break; sleep 0.1; done\n", 1)
+	work, bin := t.TempDir(), t.TempDir()
+	adapters, _ := filepath.Abs(filepath.Join("..", "..", "adapters"))
+	if err := os.Symlink(adapters, filepath.Join(work, "adapters")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(gatewayBin, filepath.Join(bin, "gateway")); err != nil {
+		t.Fatal(err)
+	}
+	sh := exec.Command("bash", "-e", "-c", "trap 'kill $(jobs -p) 2>/dev/null' EXIT\n"+script)
+	sh.Dir = work
+	sh.Env = append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	var stderr strings.Builder
+	sh.Stderr = &stderr
+	out, err := sh.Output()
+	if err != nil || !strings.Contains(string(out), `"status":"ACCEPTED"`) || !strings.Contains(stderr.String(), "receipt verified") ||
+		!strings.Contains(string(out), "first receipt key") || !strings.Contains(string(out), "configuration OK") {
+		t.Fatalf("the recipe: %v\n%s\n%s", err, out, stderr.String())
 	}
 }
 
