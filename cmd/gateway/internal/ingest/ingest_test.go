@@ -62,6 +62,29 @@ func newFixture(t testing.TB) *fixture {
 }
 
 // message builds the verified event of notice i; forge selects a defect.
+// messages is n of f's notice events, numbered from from, each bound to
+// its receipt.
+func (f *fixture) messages(t testing.TB, from, n int) []kafka.Message {
+	t.Helper()
+	msgs := make([]kafka.Message, 0, n)
+	for i := from; i < from+n; i++ {
+		msgs = append(msgs, f.message(t, i, "receipt-bound"))
+	}
+	return msgs
+}
+
+// sqliteSink is a new back-office sink in a SQLite file, closed when the
+// test ends.
+func sqliteSink(t testing.TB) *ingest.Sink {
+	t.Helper()
+	sink, err := ingest.OpenSink(filepath.Join(t.TempDir(), "bo.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sink.Close() })
+	return sink
+}
+
 func (f *fixture) message(t testing.TB, i int, forge string) kafka.Message {
 	t.Helper()
 	d := bytes.Replace(f.doc, []byte("TPE-2026-0042"), []byte(fmt.Sprintf("N-%06d", i)), 1)
@@ -370,9 +393,7 @@ func TestCaseMessagesIngested(t *testing.T) {
 				"other-id":     "ce_id does not match the sender and message id",
 			}
 			msgs = append(msgs, forged(t, forgeries, n, f.caseMessage)...)
-			for i := 0; i < notices; i++ {
-				msgs = append(msgs, f.message(t, i, "receipt-bound"))
-			}
+			msgs = append(msgs, f.messages(t, 0, notices)...)
 			produce(t, b.Addr, msgs)
 
 			c := consumer(b.Addr, "bo", sink, f)
@@ -557,10 +578,7 @@ func TestDeliveryStatusOrder(t *testing.T) {
 // once it takes it, the consumer still running; nothing is skipped.
 func TestWriteRetried(t *testing.T) {
 	b, f, sink := setUp(t, filepath.Join(t.TempDir(), "bo.db"))
-	var msgs []kafka.Message
-	for i := 0; i < 10; i++ {
-		msgs = append(msgs, f.message(t, i, "receipt-bound"))
-	}
+	msgs := f.messages(t, 0, 10)
 	produce(t, b.Addr, msgs)
 	if _, err := sink.DB().Exec(`CREATE TRIGGER down BEFORE INSERT ON backoffice_records BEGIN SELECT RAISE(ABORT, 'database down'); END`); err != nil {
 		t.Fatal(err)

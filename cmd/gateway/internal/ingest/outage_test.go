@@ -4,12 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/segmentio/kafka-go"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
@@ -55,16 +52,8 @@ func brokerRestart(t *testing.T, away time.Duration) {
 		t.Fatal(err)
 	}
 	f := newFixture(t)
-	sink, err := ingest.OpenSink(filepath.Join(t.TempDir(), "bo.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Close()
-	var first []kafka.Message
-	for i := range 50 {
-		first = append(first, f.message(t, i, "receipt-bound"))
-	}
-	produce(t, b.Addr, first)
+	sink := sqliteSink(t)
+	produce(t, b.Addr, f.messages(t, 0, 50))
 	c := consumer(b.Addr, "bo", sink, f, topic)
 	defer c.Reader.Close()
 	var logs gatewaytest.SyncBuffer
@@ -102,11 +91,7 @@ func brokerRestart(t *testing.T, away time.Duration) {
 		t.Fatal(err)
 	}
 	defer b2.Close()
-	var second []kafka.Message
-	for i := range 50 {
-		second = append(second, f.message(t, 50+i, "receipt-bound"))
-	}
-	produce(t, b2.Addr, second)
+	produce(t, b2.Addr, f.messages(t, 50, 50))
 	wait("the records published after the restart", 100)
 	got, err := sink.Counts(context.Background())
 	if err != nil {
@@ -134,16 +119,8 @@ func brokerRestart(t *testing.T, away time.Duration) {
 func TestOwedCommit(t *testing.T) {
 	addr, committed := kafkatest.RefusingCommits(t, topic, 1, 3) // one CommitMessages
 	f := newFixture(t)
-	sink, err := ingest.OpenSink(filepath.Join(t.TempDir(), "bo.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Close()
-	var msgs []kafka.Message
-	for i := range 10 {
-		msgs = append(msgs, f.message(t, i, "receipt-bound"))
-	}
-	produce(t, addr, msgs)
+	sink := sqliteSink(t)
+	produce(t, addr, f.messages(t, 0, 10))
 
 	first := consumer(addr, "bo", sink, f, topic)
 	ctx, cancel := context.WithCancel(context.Background())

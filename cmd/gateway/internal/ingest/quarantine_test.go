@@ -97,10 +97,7 @@ func TestRequeueQuarantined(t *testing.T) {
 	for name, target := range sinks(t) {
 		t.Run("ok/"+name, func(t *testing.T) {
 			b, f, sink := setUp(t, target(t))
-			var msgs []kafka.Message
-			for i := range 20 {
-				msgs = append(msgs, f.message(t, i, "receipt-bound"))
-			}
+			msgs := f.messages(t, 0, 20)
 			for i := range 5 {
 				msgs = append(msgs, f.status(t, events.DeliveryStatus{DeliveryID: int64(i), Key: fmt.Sprint("k-", i), Partner: "th-sso",
 					MessageType: "NotifyDecision", CaseID: "TH:SSO:C-1", State: "delivered", Attempts: 1, At: "2026-03-20T02:00:00Z"}, ""))
