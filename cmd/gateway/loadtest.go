@@ -91,6 +91,9 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	}
 	out, _ := json.MarshalIndent(s, "", "  ")
 	fmt.Fprintf(stdout, "%s\n", out)
+	if s.Unreachable != "" {
+		return fmt.Errorf("the run ended early (unreachable): %s", s.Unreachable)
+	}
 	return nil
 }
 

@@ -61,6 +61,11 @@ type TestConfig struct {
 	// agency's messages, whose timestamps expire, are signed no more than
 	// the run can send in time.
 	PresignLimit int
+	// SilenceLimit is how long the run goes on while every request fails
+	// before any answer (default DefaultSilenceLimit): past it, the
+	// gateway is taken to be gone and the run ends, saying so in
+	// Summary.Unreachable.
+	SilenceLimit time.Duration
 	// Gateway, when set, reads the gateway process's CPU seconds and
 	// resident memory (ProcessStats), so the summary can give its CPU cost
 	// per notice — the figure that decides throughput on a machine the load
@@ -105,6 +110,10 @@ type Summary struct {
 	// schedule, p50, p99 and max in ms. Latencies are counted from the
 	// send, so a gateway slower than the rate shows here, not there.
 	SendLagMS map[string]float64 `json:"send_lag_ms,omitempty"`
+	// Unreachable: the run ended early because the gateway answered
+	// nothing for SilenceLimit while every request failed; it says for
+	// how long and the last request's error.
+	Unreachable string `json:"unreachable,omitempty"`
 }
 
 // A Duration run pre-signs enough notices for DefaultPresignRate per
@@ -113,6 +122,16 @@ type Summary struct {
 const (
 	DefaultPresignRate = 8000
 	MaxPresign         = 500000
+)
+
+// A request that fails before any answer (the gateway refused the
+// connection, reset it, or did not answer in time) holds its client back
+// for transportPause: a gateway that died would otherwise be sent the whole
+// pool, tens of thousands of requests a second failing at once. After
+// DefaultSilenceLimit with no answer at all, the run ends.
+const (
+	transportPause      = 100 * time.Millisecond
+	DefaultSilenceLimit = 5 * time.Second
 )
 
 // rssSampleEvery is how often the gateway's memory is sampled.
@@ -141,6 +160,9 @@ func (cfg TestConfig) withDefaults() (TestConfig, int) {
 	}
 	if cfg.Created == 0 {
 		cfg.Created = http.StatusAccepted
+	}
+	if cfg.SilenceLimit <= 0 {
+		cfg.SilenceLimit = DefaultSilenceLimit
 	}
 	if cfg.Requests > 0 {
 		return cfg, cfg.Requests
@@ -198,6 +220,8 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
+	runCtx, giveUp := context.WithCancelCause(runCtx)
+	defer giveUp(nil)
 	var gw0 Process
 	gwErr := error(nil)
 	if cfg.Gateway != nil {
@@ -206,6 +230,7 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 	peakRSS := gw0.RSSBytes
 	cpu0 := cpuSeconds()
 	start := time.Now()
+	tl.heard(start)
 	stop := make(chan struct{})
 	var sampled, reported <-chan struct{} // closed when the sampler and the progress line have stopped
 	if cfg.Gateway != nil && gwErr == nil {
@@ -246,10 +271,20 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 				status := "transport"
 				if err == nil {
 					status = strconv.Itoa(code)
+					tl.heard(t.Add(d))
 				} else if runCtx.Err() != nil {
 					return // the run ended while dialling: not counted
 				}
 				tl.record(status, d)
+				if err != nil {
+					if time.Since(tl.lastHeard()) > cfg.SilenceLimit {
+						giveUp(&silence{limit: cfg.SilenceLimit, last: err})
+						return
+					}
+					if !waitUntil(runCtx, time.Now().Add(transportPause)) {
+						return
+					}
+				}
 			}
 		}()
 	}
@@ -263,6 +298,9 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 	}
 	s := tl.summary(elapsed)
 	s.Concurrency, s.ClientCPUSecond, s.PresignSeconds, s.PoolExhausted = cfg.Concurrency, cpuSeconds()-cpu0, presigned.Seconds(), exhausted.Load()
+	if q, ok := context.Cause(runCtx).(*silence); ok {
+		s.Unreachable = q.Error()
+	}
 	if cfg.Gateway != nil && gwErr == nil {
 		if gw1, err := cfg.Gateway(); err == nil {
 			s.GatewayCPUSeconds = gw1.CPUSeconds - gw0.CPUSeconds
@@ -303,16 +341,34 @@ func waitUntil(ctx context.Context, t time.Time) bool {
 	}
 }
 
+// silence ends a run whose gateway answered nothing for limit.
+type silence struct {
+	limit time.Duration
+	last  error // the last request's
+}
+
+func (s *silence) Error() string {
+	return fmt.Sprintf("no answer from the gateway for %s; the last request: %v", s.limit, s.last)
+}
+
 // tally counts a run's answers as the workers record them.
 type tally struct {
 	created        string       // the status of a new document ("202", or a batch's "200")
 	done, accepted atomic.Int64 // read by the progress line while the run goes on
+	lastAnswer     atomic.Int64 // when the latest answer came (Unix ns), of any status
 	mu             sync.Mutex
 	dups           int64
 	errs           map[string]int64 // by status, or "transport"
 	lat            []time.Duration  // of answered notices (202 and 200)
 	lag            []time.Duration  // a paced run's sends behind their schedule
 }
+
+// heard notes an answer at at; the run's start counts as one. Workers
+// racing may store one a moment older than another's: nothing next to a
+// silence limit of seconds.
+func (t *tally) heard(at time.Time) { t.lastAnswer.Store(at.UnixNano()) }
+
+func (t *tally) lastHeard() time.Time { return time.Unix(0, t.lastAnswer.Load()) }
 
 func (t *tally) sentLate(d time.Duration) {
 	t.mu.Lock()

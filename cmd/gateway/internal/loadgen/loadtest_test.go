@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -306,5 +307,68 @@ func TestWithDefaults(t *testing.T) {
 	}
 	if cfg, n := (TestConfig{Requests: 7, Concurrency: 3}).withDefaults(); n != 7 || cfg.Concurrency != 3 {
 		t.Fatalf("a run of 7 requests at 3: %+v, %d notices", cfg, n)
+	}
+}
+
+// TestGatewayGone: a run whose gateway stops answering ends once nothing
+// has answered for SilenceLimit, says so with the last request's error, and
+// does not spend its pool on requests refused at once meanwhile. A gateway
+// slower than the limit but answering is not gone.
+func TestGatewayGone(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		closeAt  int64         // the server stops after this many answers (0: never)
+		delay    time.Duration // before each answer
+		down     bool          // nothing listens from the start
+		accepted int64         // at least
+	}{
+		{"ok/slow-answers", 0, 500 * time.Millisecond, false, 2},
+		{"fail/gateway-gone", 40, 0, false, 40},
+		{"fail/never-there", 0, 0, true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var answered atomic.Int64
+			var srv *httptest.Server
+			srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				time.Sleep(tc.delay)
+				if answered.Add(1) == tc.closeAt {
+					go srv.Close()
+				}
+				w.WriteHeader(http.StatusAccepted)
+			}))
+			srv.StartTLS()
+			t.Cleanup(srv.Close)
+			if tc.down {
+				srv.Close()
+			}
+			pool := x509.NewCertPool()
+			pool.AddCert(srv.Certificate())
+			cfg := accepting(t, 0)
+			cfg.URL, cfg.TLS = srv.URL, &tls.Config{RootCAs: pool}
+			cfg.Concurrency, cfg.Duration, cfg.PresignRate, cfg.SilenceLimit = 4, time.Minute, 200, 300*time.Millisecond
+			if tc.delay > 0 {
+				cfg.Concurrency, cfg.Duration = 2, 1200*time.Millisecond
+			}
+			s, err := LoadTest(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Accepted < tc.accepted {
+				t.Fatalf("%d accepted, want at least %d (%+v)", s.Accepted, tc.accepted, s)
+			}
+			gone := tc.closeAt > 0 || tc.down
+			if !gone {
+				if s.Unreachable != "" || s.ErrorsByStatus["transport"] != 0 {
+					t.Fatalf("a slow gateway taken for gone: %q, %v", s.Unreachable, s.ErrorsByStatus)
+				}
+				return
+			}
+			// 4 clients for about 0.3 s, a request each 0.1 s: about 16.
+			if !strings.Contains(s.Unreachable, "no answer from the gateway for 300ms") || !strings.Contains(s.Unreachable, "connection refused") ||
+				s.PoolExhausted || s.DurationS > 30 || s.ErrorsByStatus["transport"] > 100 {
+				t.Fatalf("unreachable %q after %.1f s, %v errors, pool exhausted %v", s.Unreachable, s.DurationS, s.ErrorsByStatus, s.PoolExhausted)
+			}
+		})
 	}
 }
