@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -142,5 +143,35 @@ func TestOwedCommit(t *testing.T) {
 	p, err := again.Run(context.Background(), true, 2*time.Second)
 	if err != nil || p.Consumed != 0 {
 		t.Fatalf("the next run consumed %d (%v), want none", p.Consumed, err)
+	}
+}
+
+// TestStopWhileCommitting: a run stopped while its offsets' commit waits
+// for the broker returns without an error and without warning that the
+// commit failed (it did not: the run ended); the offsets are owed, and
+// committed as the run ends: the group's next run reads only what the
+// first did not (none, when the first fetch held all ten).
+func TestStopWhileCommitting(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, committed := kafkatest.RefusingCommitsAfter(t, topic, 1, 1, cancel) // the run's first commit, refused as the run stops
+	f := newFixture(t)
+	sink := sqliteSink(t)
+	produce(t, addr, f.messages(t, 0, 10))
+
+	first := consumer(addr, "bo", sink, f, topic)
+	var logs gatewaytest.SyncBuffer
+	first.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	p, err := first.Run(ctx, false, 0)
+	first.Reader.Close()
+	if err != nil || p.Ingested == 0 || committed.Load() == 0 || strings.Contains(logs.String(), "committing offsets failed") {
+		t.Fatalf("Run: %v, %d ingested, %d commits taken; log:\n%s", err, p.Ingested, committed.Load(), logs.String())
+	}
+
+	again := consumer(addr, "bo", sink, f, topic)
+	defer again.Reader.Close()
+	next, err := again.Run(context.Background(), true, 2*time.Second)
+	if err != nil || next.Consumed != 10-p.Consumed {
+		t.Fatalf("the next run consumed %d (%v), want the %d the first did not", next.Consumed, err, 10-p.Consumed)
 	}
 }

@@ -16,6 +16,14 @@ import (
 // refuses none, and only counts.
 func RefusingCommits(t testing.TB, topic string, partitions int32, refused int64) (addr string, committed *atomic.Int64) {
 	t.Helper()
+	return RefusingCommitsAfter(t, topic, partitions, refused, nil)
+}
+
+// RefusingCommitsAfter is RefusingCommits calling before (when not nil)
+// before it answers each refused request: a test stops its consumer there,
+// while the consumer waits for its commit.
+func RefusingCommitsAfter(t testing.TB, topic string, partitions int32, refused int64, before func()) (addr string, committed *atomic.Int64) {
+	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic))
 	if err != nil {
 		t.Fatal(err)
@@ -28,6 +36,9 @@ func RefusingCommits(t testing.TB, topic string, partitions int32, refused int64
 		if seen.Add(1) > refused {
 			committed.Add(1)
 			return nil, nil, false // handled as usual
+		}
+		if before != nil {
+			before()
 		}
 		r := req.(*kmsg.OffsetCommitRequest)
 		resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
