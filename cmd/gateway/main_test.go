@@ -259,10 +259,11 @@ func TestDevMode(t *testing.T) {
 // TestDevDirectoryLocked: a second "gateway dev" on a running one's
 // directory stops at once, naming it, before it opens anything there (it
 // used to start a second embedded broker on the first one's files); the
-// first goes on serving.
+// first goes on serving. One on another directory but the first's
+// address is told how to choose another.
 func TestDevDirectoryLocked(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
-	cmd, out, _ := startDev(t, dir)
+	cmd, out, d := startDev(t, dir)
 	defer stop(t, cmd, out)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -271,6 +272,11 @@ func TestDevDirectoryLocked(t *testing.T) {
 	second.Stderr = &stderr
 	if err := second.Run(); err == nil || ctx.Err() != nil || !strings.Contains(stderr.String(), "in use by another gateway dev (pid "+strconv.Itoa(cmd.Process.Pid)+")") {
 		t.Fatalf("second gateway dev on the same directory: %v (timed out: %v) %s", err, ctx.Err() != nil, stderr.String())
+	}
+	addr := strings.TrimPrefix(d.GatewayURL, "https://")
+	if _, stderr, err := gateway(t, "dev", "--dir", filepath.Join(t.TempDir(), "other"), "--addr", addr); err == nil ||
+		!strings.Contains(stderr, "address already in use: another process has the port (choose another with --addr") {
+		t.Fatalf("second gateway dev on the first's address %s: %v %s", addr, err, stderr)
 	}
 	if _, stderr, err := gateway(t, "submit", "--dev", dir, example("example-a.in.json")); err != nil || !strings.Contains(stderr, "HTTP 202") {
 		t.Fatalf("the first gateway after the refused second: %v %s", err, stderr)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -169,6 +170,9 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		demoURL = ag.URL
 	}
 	g, ln, ops, err := start(cfg, *addr, log)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w: another process has the port (choose another with --addr, or --addr 127.0.0.1:0 for any free one)", err)
+	}
 	if err != nil {
 		return err
 	}
