@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -544,7 +545,8 @@ func gatherAll(t *testing.T, g *Gateway) []*dto.MetricFamily {
 
 // TestAlertMetricsExist: each metric the README's alert table names is one
 // the gateway exports, with the labels the rules select or group by, so
-// the table cannot drift from the code.
+// the table cannot drift from the code; a label value a rule matches exactly
+// is a series the gateway shows from its start.
 func TestAlertMetricsExist(t *testing.T) {
 	readme, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "README.md"))
 	if err != nil {
@@ -556,11 +558,13 @@ func TestAlertMetricsExist(t *testing.T) {
 	}
 	g, _ := devGateway(t)
 	labels := map[string]map[string]bool{} // family -> its label names
+	values := map[string]bool{}            // `family{label="value"}` of each series
 	for _, f := range gatherAll(t, g) {
 		labels[f.GetName()] = map[string]bool{}
 		for _, m := range f.GetMetric() {
 			for _, l := range m.GetLabel() {
 				labels[f.GetName()][l.GetName()] = true
+				values[fmt.Sprintf("%s{%s=%q", f.GetName(), l.GetName(), l.GetValue())] = true
 			}
 		}
 		if f.GetType() == dto.MetricType_HISTOGRAM {
@@ -570,6 +574,7 @@ func TestAlertMetricsExist(t *testing.T) {
 	}
 	metric := regexp.MustCompile(`jambatan_[a-z_]+`)
 	label := regexp.MustCompile(`\{([a-z_]+)=|by \(([a-z_]+)\)`)
+	selector := regexp.MustCompile(`jambatan_[a-z_]+\{[a-z_]+="[^"]*"`)
 	rules := 0
 	for line := range strings.Lines(table) {
 		if !strings.HasPrefix(line, "| `") {
@@ -580,6 +585,14 @@ func TestAlertMetricsExist(t *testing.T) {
 		for _, n := range metric.FindAllString(line, -1) { // the rule's, and those its row names
 			if labels[n] == nil {
 				t.Errorf("%s: the gateway exports no %s", strings.TrimSpace(rule), n)
+			}
+		}
+		// A label matched exactly names a series the gateway shows from
+		// its start (a series first seen with its first event hides that
+		// event from increase()).
+		for _, sel := range selector.FindAllString(rule, -1) {
+			if !values[sel] {
+				t.Errorf("%s: the gateway shows no series %s}", strings.TrimSpace(rule), sel)
 			}
 		}
 		names := metric.FindAllString(rule, -1)
