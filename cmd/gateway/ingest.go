@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -87,7 +89,10 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	if missing, err := kc.MissingTopics(ctx, topics...); err != nil {
+	if missing, err := kc.MissingTopics(ctx, topics...); err != nil && *dir != "" && errors.Is(err, syscall.ECONNREFUSED) {
+		// dev.json outlives a gateway that was killed.
+		return fmt.Errorf("kafka: %w (the broker of \"gateway dev --dir %s\": is it running?)", err, *dir)
+	} else if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	} else if len(missing) > 0 {
 		return fmt.Errorf("the cluster has no topic %s (a consumer group would read nothing until it has): create it, or name another with --topic, --case-topic, --status-topic or --rejected-topic (\"\" for none of the last three)",

@@ -88,27 +88,6 @@ func TestLoadTestSummary(t *testing.T) {
 	})
 }
 
-// TestLoadTestGatewayGone: a run against a gateway that was killed (its
-// dev.json left behind) ends after loadgen.DefaultSilenceLimit, prints its
-// summary, which says why, and fails.
-func TestLoadTestGatewayGone(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "dev")
-	cmd, _, _ := startDev(t, dir)
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_, _ = cmd.Process.Wait()
-	stdout, stderr, err := gateway(t, "loadtest", "--dev", dir, "--duration", "10s", "--concurrency", "2")
-	var s loadgen.Summary
-	if jerr := json.Unmarshal([]byte(stdout), &s); jerr != nil || err == nil {
-		t.Fatalf("err %v; summary %q: %v\n%s", err, stdout, jerr, stderr)
-	}
-	if !strings.Contains(s.Unreachable, "connection refused") || s.Accepted != 0 || s.PoolExhausted || s.ErrorsByStatus["transport"] > 200 ||
-		!strings.Contains(stderr, "the run ended early (unreachable): no answer from the gateway for 5s") {
-		t.Fatalf("summary %+v\nstderr %q", s, stderr)
-	}
-}
-
 // TestLoadTestTemplate: --template varies the given notice, not example A
 // (each notice sent is a record under the template's UEN); an insurer's
 // run sends distinct batches, each claim a record of its own, and an

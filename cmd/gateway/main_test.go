@@ -35,6 +35,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/loadgen"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/wssec"
 
@@ -254,6 +255,37 @@ func TestDevMode(t *testing.T) {
 	if _, stderr, err := gateway(t, "store", "backup", "--dev", dir, "--to", filepath.Join(t.TempDir(), "tampered.db")); err == nil || !strings.Contains(stderr, "broken at entry 2") {
 		t.Fatalf("backup of a tampered log: %v %s", err, stderr)
 	}
+}
+
+// TestKilledDev: the tools pointed at the directory of a "gateway dev"
+// that was killed (its dev.json left behind) say so and fail: a load test
+// ends after loadgen.DefaultSilenceLimit, its summary printed and saying
+// why (it used to send its whole pool, refused, in a second); an ingest
+// asks whether the gateway runs.
+func TestKilledDev(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	cmd, _, _ := startDev(t, dir)
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = cmd.Process.Wait()
+	t.Run("fail/loadtest", func(t *testing.T) {
+		stdout, stderr, err := gateway(t, "loadtest", "--dev", dir, "--requests", "5000", "--concurrency", "2")
+		var s loadgen.Summary
+		if jerr := json.Unmarshal([]byte(stdout), &s); jerr != nil || err == nil {
+			t.Fatalf("err %v; summary %q: %v\n%s", err, stdout, jerr, stderr)
+		}
+		if !strings.Contains(s.Unreachable, "connection refused") || s.Accepted != 0 || s.PoolExhausted || s.ErrorsByStatus["transport"] > 200 ||
+			!strings.Contains(stderr, "the run ended early (unreachable): no answer from the gateway for 5s") {
+			t.Fatalf("summary %+v\nstderr %q", s, stderr)
+		}
+	})
+	t.Run("fail/ingest", func(t *testing.T) {
+		_, stderr, err := gateway(t, "ingest", "--dev", dir, "--until-caught-up")
+		if err == nil || !strings.Contains(stderr, "connection refused (the broker of \"gateway dev --dir "+dir+"\": is it running?)") {
+			t.Fatalf("err %v, stderr %q", err, stderr)
+		}
+	})
 }
 
 // TestDevDirectoryLocked: a second "gateway dev" on a running one's
