@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -89,9 +87,8 @@ func runIngest(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	if missing, err := kc.MissingTopics(ctx, topics...); err != nil && *dir != "" && errors.Is(err, syscall.ECONNREFUSED) {
-		// dev.json outlives a gateway that was killed.
-		return fmt.Errorf("kafka: %w (the broker of \"gateway dev --dir %s\": is it running?)", err, *dir)
+	if missing, err := kc.MissingTopics(ctx, topics...); err != nil && *dir != "" {
+		return fmt.Errorf("kafka: %w", devRunning(err, *dir))
 	} else if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	} else if len(missing) > 0 {

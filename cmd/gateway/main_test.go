@@ -260,8 +260,8 @@ func TestDevMode(t *testing.T) {
 // TestKilledDev: the tools pointed at the directory of a "gateway dev"
 // that was killed (its dev.json left behind) say so and fail: a load test
 // ends after loadgen.DefaultSilenceLimit, its summary printed and saying
-// why (it used to send its whole pool, refused, in a second); an ingest
-// asks whether the gateway runs.
+// why (it used to send its whole pool, refused, in a second); ingest,
+// submit and soap ask whether it runs.
 func TestKilledDev(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
 	cmd, _, _ := startDev(t, dir)
@@ -280,12 +280,21 @@ func TestKilledDev(t *testing.T) {
 			t.Fatalf("summary %+v\nstderr %q", s, stderr)
 		}
 	})
-	t.Run("fail/ingest", func(t *testing.T) {
-		_, stderr, err := gateway(t, "ingest", "--dev", dir, "--until-caught-up")
-		if err == nil || !strings.Contains(stderr, "connection refused (the broker of \"gateway dev --dir "+dir+"\": is it running?)") {
-			t.Fatalf("err %v, stderr %q", err, stderr)
-		}
-	})
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"fail/ingest", []string{"ingest", "--dev", dir, "--until-caught-up"}},
+		{"fail/submit", []string{"submit", "--dev", dir, example("example-a.in.json")}},
+		{"fail/soap", []string{"soap", "--dev", dir, filepath.Join("..", "..", "adapters", "agencysoap", "testdata", "example-10.1.request.xml")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, stderr, err := gateway(t, tc.args...)
+			if err == nil || !strings.Contains(stderr, "connection refused (is \"gateway dev --dir "+dir+"\" running?)") {
+				t.Fatalf("err %v, stderr %q", err, stderr)
+			}
+		})
+	}
 }
 
 // TestDevDirectoryLocked: a second "gateway dev" on a running one's

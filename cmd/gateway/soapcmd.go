@@ -79,6 +79,9 @@ func runSOAP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		if resp != nil {
 			stdout.Write(resp.Raw)
 		}
+		if *kitDir == "" {
+			return devRunning(err, *dir)
+		}
 		return err
 	}
 	stdout.Write(resp.Raw)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -98,6 +99,16 @@ func runSign(_ context.Context, args []string, stdin io.Reader, stdout, stderr i
 	return nil
 }
 
+// devRunning adds to err, a connection the gateway or the broker of
+// "gateway dev --dir dir" refused, the question whether it runs: its
+// dev.json outlives a gateway that was killed.
+func devRunning(err error, dir string) error {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%w (is \"gateway dev --dir %s\" running?)", err, dir)
+	}
+	return err
+}
+
 func runSubmit(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("submit", stderr)
 	dir := fs.String("dev", devmode.DefaultDir, "dev directory of a running \"gateway dev\"")
@@ -139,7 +150,9 @@ func runSubmit(_ context.Context, args []string, stdin io.Reader, stdout, stderr
 		return err
 	}
 	resp, err := t.client.Submit(partnerkit.Route(doc), doc, t.key, form)
-	if err != nil {
+	if err != nil && *kitDir == "" {
+		return devRunning(err, *dir)
+	} else if err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "HTTP %d (correlation id %s)\n", resp.Status, resp.CorrelationID)
