@@ -210,9 +210,6 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 			c.close()
 		}
 	}()
-	header := headerLines(cfg.Header)
-	var next int64 = -1
-	var exhausted atomic.Bool
 	tl := &tally{created: strconv.Itoa(cfg.Created), errs: map[string]int64{}, lat: make([]time.Duration, 0, n)}
 	runCtx := ctx
 	if cfg.Requests <= 0 {
@@ -245,47 +242,13 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 			cfg.Progress(tl.done.Load(), tl.accepted.Load(), time.Since(start))
 		})
 	}
+	r := &run{cfg: cfg, bodies: bodies, header: headerLines(cfg.Header), tl: tl, start: start, giveUp: giveUp}
 	var wg sync.WaitGroup
 	for _, conn := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for runCtx.Err() == nil {
-				i := atomic.AddInt64(&next, 1)
-				if i >= int64(n) {
-					if cfg.Requests <= 0 && runCtx.Err() == nil {
-						exhausted.Store(true)
-					}
-					return
-				}
-				if cfg.Rate > 0 {
-					due := start.Add(time.Duration(float64(i) / cfg.Rate * float64(time.Second)))
-					if !waitUntil(runCtx, due) {
-						return
-					}
-					tl.sentLate(time.Since(due))
-				}
-				t := time.Now()
-				code, err := conn.post(runCtx, header, bodies[i])
-				d := time.Since(t)
-				status := "transport"
-				if err == nil {
-					status = strconv.Itoa(code)
-					tl.heard(t.Add(d))
-				} else if runCtx.Err() != nil {
-					return // the run ended while dialling: not counted
-				}
-				tl.record(status, d)
-				if err != nil {
-					if time.Since(tl.lastHeard()) > cfg.SilenceLimit {
-						giveUp(&silence{limit: cfg.SilenceLimit, last: err})
-						return
-					}
-					if !waitUntil(runCtx, time.Now().Add(transportPause)) {
-						return
-					}
-				}
-			}
+			r.send(runCtx, conn)
 		}()
 	}
 	wg.Wait()
@@ -297,17 +260,13 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 		}
 	}
 	s := tl.summary(elapsed)
-	s.Concurrency, s.ClientCPUSecond, s.PresignSeconds, s.PoolExhausted = cfg.Concurrency, cpuSeconds()-cpu0, presigned.Seconds(), exhausted.Load()
+	s.Concurrency, s.ClientCPUSecond, s.PresignSeconds, s.PoolExhausted = cfg.Concurrency, cpuSeconds()-cpu0, presigned.Seconds(), r.exhausted.Load()
 	if q, ok := context.Cause(runCtx).(*silence); ok {
 		s.Unreachable = q.Error()
 	}
 	if cfg.Gateway != nil && gwErr == nil {
 		if gw1, err := cfg.Gateway(); err == nil {
-			s.GatewayCPUSeconds = gw1.CPUSeconds - gw0.CPUSeconds
-			if n := s.Accepted + s.Duplicates; n > 0 {
-				s.GatewayCPUMicrosPerReq = math.Round(s.GatewayCPUSeconds / float64(n) * 1e6)
-			}
-			s.GatewayPeakRSSMB = math.Round(max(peakRSS, gw1.RSSBytes) / (1 << 20))
+			s.addGateway(gw0, gw1, peakRSS)
 		}
 	}
 	if k := cfg.RecordsPerRequest; k > 1 {
@@ -315,6 +274,70 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 		s.GatewayCPUMicrosPerRecord = math.Round(s.GatewayCPUMicrosPerReq / float64(k))
 	}
 	return s, nil
+}
+
+// addGateway adds the gateway's CPU between its readings before and after
+// the run, per answered request, and its peak memory.
+func (s *Summary) addGateway(before, after Process, peakRSS float64) {
+	s.GatewayCPUSeconds = after.CPUSeconds - before.CPUSeconds
+	if n := s.Accepted + s.Duplicates; n > 0 {
+		s.GatewayCPUMicrosPerReq = math.Round(s.GatewayCPUSeconds / float64(n) * 1e6)
+	}
+	s.GatewayPeakRSSMB = math.Round(max(peakRSS, after.RSSBytes) / (1 << 20))
+}
+
+// run is a load test under way: its clients share the pool of signed
+// documents and the tally.
+type run struct {
+	cfg       TestConfig
+	bodies    [][]byte
+	header    []byte
+	tl        *tally
+	start     time.Time
+	giveUp    context.CancelCauseFunc
+	sent      atomic.Int64 // documents taken from the pool
+	exhausted atomic.Bool  // a Duration run took the last one before its time was up
+}
+
+// send is one client: it sends the pool's next document, paced when the
+// run has a Rate, until the run ends, the pool is spent or the gateway
+// has been silent for SilenceLimit.
+func (r *run) send(ctx context.Context, conn *leanConn) {
+	for ctx.Err() == nil {
+		i := r.sent.Add(1) - 1
+		if i >= int64(len(r.bodies)) {
+			if r.cfg.Requests <= 0 && ctx.Err() == nil {
+				r.exhausted.Store(true)
+			}
+			return
+		}
+		if r.cfg.Rate > 0 {
+			due := r.start.Add(time.Duration(float64(i) / r.cfg.Rate * float64(time.Second)))
+			if !waitUntil(ctx, due) {
+				return
+			}
+			r.tl.sentLate(time.Since(due))
+		}
+		t := time.Now()
+		code, err := conn.post(ctx, r.header, r.bodies[i])
+		d := time.Since(t)
+		if err != nil && ctx.Err() != nil {
+			return // the run ended while dialling: not counted
+		}
+		if err == nil {
+			r.tl.heard(t.Add(d))
+			r.tl.record(strconv.Itoa(code), d)
+			continue
+		}
+		r.tl.record("transport", d)
+		if time.Since(r.tl.lastHeard()) > r.cfg.SilenceLimit {
+			r.giveUp(&silence{limit: r.cfg.SilenceLimit, last: err})
+			return
+		}
+		if !waitUntil(ctx, time.Now().Add(transportPause)) {
+			return
+		}
+	}
 }
 
 // waitUntil waits until t, or returns false if ctx ends first. A paced run
