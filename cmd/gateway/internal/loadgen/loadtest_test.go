@@ -298,10 +298,10 @@ func TestRunFigures(t *testing.T) {
 // expected status and length gets 32 clients posting compact JWS notices
 // for 10 s, expecting 202.
 func TestWithDefaults(t *testing.T) {
-	for _, in := range []TestConfig{{}, {Concurrency: -1, Duration: -time.Second}} {
+	for _, in := range []TestConfig{{}, {Concurrency: -1, Duration: -time.Second, SilenceLimit: -time.Second}} {
 		cfg, n := in.withDefaults()
 		if cfg.Concurrency != 32 || cfg.Route != "/v1/injury-notices" || cfg.Header.Get("Content-Type") != "application/jose" ||
-			cfg.Created != 202 || cfg.Duration != 10*time.Second || n <= 0 {
+			cfg.Created != 202 || cfg.Duration != 10*time.Second || cfg.SilenceLimit != DefaultSilenceLimit || n <= 0 {
 			t.Fatalf("defaults of %+v: %+v, %d notices", in, cfg, n)
 		}
 	}
@@ -370,5 +370,38 @@ func TestGatewayGone(t *testing.T) {
 				t.Fatalf("unreachable %q after %.1f s, %v errors, pool exhausted %v", s.Unreachable, s.DurationS, s.ErrorsByStatus, s.PoolExhausted)
 			}
 		})
+	}
+}
+
+// TestShortOutage: a gateway that drops every connection unanswered for a
+// while shorter than SilenceLimit, then answers again, does not end the
+// run: the requests dropped are counted as transport errors, and those
+// after the outage are accepted.
+func TestShortOutage(t *testing.T) {
+	var seen atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if n := seen.Add(1); n > 20 && n <= 40 { // about half a second of the run, at 4 clients pausing 0.1 s
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	cfg := accepting(t, 0)
+	cfg.URL, cfg.TLS = srv.URL, &tls.Config{RootCAs: pool}
+	cfg.Concurrency, cfg.Requests, cfg.SilenceLimit = 4, 200, 3*time.Second
+	s, err := LoadTest(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Unreachable != "" || s.ErrorsByStatus["transport"] == 0 || s.Accepted+s.ErrorsByStatus["transport"] != 200 || s.Accepted <= 20 {
+		t.Fatalf("unreachable %q, %d accepted, errors %v; want the run through its 200", s.Unreachable, s.Accepted, s.ErrorsByStatus)
 	}
 }
