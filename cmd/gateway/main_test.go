@@ -301,7 +301,8 @@ func TestKilledDev(t *testing.T) {
 // directory stops at once, naming it, before it opens anything there (it
 // used to start a second embedded broker on the first one's files); the
 // first goes on serving. One on another directory but the first's
-// address is told how to choose another.
+// address is told how to choose another, and "gateway serve" on its
+// configuration that the store is taken.
 func TestDevDirectoryLocked(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
 	cmd, out, d := startDev(t, dir)
@@ -313,6 +314,12 @@ func TestDevDirectoryLocked(t *testing.T) {
 	second.Stderr = &stderr
 	if err := second.Run(); err == nil || ctx.Err() != nil || !strings.Contains(stderr.String(), "in use by another gateway dev (pid "+strconv.Itoa(cmd.Process.Pid)+")") {
 		t.Fatalf("second gateway dev on the same directory: %v (timed out: %v) %s", err, ctx.Err() != nil, stderr.String())
+	}
+	// gateway serve on the running one's configuration: its SQLite store
+	// is taken (two gateways on one file published each other's claims).
+	if _, stderr, err := gateway(t, "serve", "--config", filepath.Join(dir, "gateway.json"), "--addr", "127.0.0.1:0"); err == nil ||
+		!strings.Contains(stderr, "held by another process (pid "+strconv.Itoa(cmd.Process.Pid)+"): a SQLite store belongs to one gateway process") {
+		t.Fatalf("gateway serve on the dev gateway's store: %v %s", err, stderr)
 	}
 	addr := strings.TrimPrefix(d.GatewayURL, "https://")
 	if _, stderr, err := gateway(t, "dev", "--dir", filepath.Join(t.TempDir(), "other"), "--addr", addr); err == nil ||

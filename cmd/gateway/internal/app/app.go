@@ -109,7 +109,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 		return nil, err
 	}
 	lt, ids, signer := f.lt, f.ids, f.signer
-	st, err := store.Open(cfg.StorePath)
+	st, err := store.OpenExclusive(cfg.StorePath)
 	if err != nil {
 		return nil, err
 	}

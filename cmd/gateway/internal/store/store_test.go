@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"reflect"
 	"runtime"
 	"slices"
@@ -182,6 +183,41 @@ func TestVerifyChain(t *testing.T) {
 					t.Fatalf("broken = %d (%s), want %d", rep.BrokenSeq, rep.Reason, tc.broken)
 				}
 			})
+		}
+	})
+}
+
+// TestOpenExclusive: a SQLite store is one gateway process's: a second
+// OpenExclusive is refused, naming the holder, while the tools' Open
+// shares the store; after Close it is free. Instances share a PostgreSQL
+// store.
+func TestOpenExclusive(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		first, err := store.OpenExclusive(target)
+		if err != nil {
+			t.Fatalf("ok/first: %v", err)
+		}
+		defer func() { first.Close() }()
+		if _, err := first.Accept(context.Background(), entry("k", "1"), onExisting); err != nil {
+			t.Fatal(err)
+		}
+		second, err := store.OpenExclusive(target)
+		if store.IsPostgres(target) {
+			if err != nil {
+				t.Fatalf("ok/postgres-shared: %v", err)
+			}
+			second.Close()
+			return
+		}
+		if err == nil || !strings.Contains(err.Error(), "held by another process (pid "+strconv.Itoa(os.Getpid())+"): a SQLite store belongs to one gateway process") {
+			t.Fatalf("fail/second: %v", err)
+		}
+		if rep, err := open(t, target).Verify(context.Background(), nil); err != nil || rep.Entries != 1 {
+			t.Fatalf("ok/tool-beside: %+v, %v", rep, err)
+		}
+		first.Close()
+		if first, err = store.OpenExclusive(target); err != nil {
+			t.Fatalf("ok/after-close: %v", err)
 		}
 	})
 }

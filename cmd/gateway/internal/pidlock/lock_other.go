@@ -1,6 +1,6 @@
 //go:build !unix
 
-package devmode
+package pidlock
 
 import "os"
 
