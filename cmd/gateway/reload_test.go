@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptrace"
@@ -88,5 +90,37 @@ func reload(t *testing.T, cmd *exec.Cmd, out *gatewaytest.SyncBuffer) {
 			t.Fatalf("no reload:\n%s", out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestStopCutsSlowRequest: a stop while a partner is still sending a
+// body waits out the grace (server.StopGrace), closes that connection,
+// says so in a warning and stops cleanly: exit status 0 and "stopped",
+// where it ended with "context deadline exceeded" and status 1.
+func TestStopCutsSlowRequest(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	cmd, out, d := startDev(t, dir)
+	l, _ := devmode.LayoutOf(dir)
+	kit := l.Kit("demo-employer")
+	tc, err := partnerkit.TLSConfig(l.CACert, kit.ClientCert, kit.ClientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(d.GatewayURL, "https://"), tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /v1/injury-notices HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/jose\r\nContent-Length: 1000\r\n\r\neyJ"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the request is in the gateway, reading its body
+	stop(t, cmd, out)                  // exit status 0 and "stopped"
+	if !strings.Contains(out.String(), "stopping: requests still in progress after the stop's 10s grace; their connections were closed") {
+		t.Fatalf("no warning of the cut request:\n%s", out)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the slow request's connection: %v, want it closed", err)
 	}
 }

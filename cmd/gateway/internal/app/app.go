@@ -587,6 +587,10 @@ func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 	hs := g.Server.HTTPServer(g.TLS)
 	ln = connlimit.New(ln, g.Config.File.Limits.MaxConnections, g.M.Connections, g.M.ConnectionWaits)
 	err := server.Serve(ctx, hs, ln)
+	if errors.Is(err, server.ErrCutAtStop) {
+		g.Log.Warn("stopping: " + err.Error())
+		err = nil
+	}
 	cancel()
 	if opsSrv != nil {
 		_ = opsSrv.Close()

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -638,16 +639,35 @@ func (s *Server) HTTPServer(tlsConf *tls.Config) *http.Server {
 	}
 }
 
+// StopGrace is how long a stop waits for the requests in progress.
+const StopGrace = 10 * time.Second
+
+// ErrCutAtStop is Serve's answer when requests were still in progress
+// once StopGrace was over (a client sending its body slowly, within the
+// read timeout): their connections are closed, as a crash would, and
+// their senders send again (a notice accepted meanwhile is then a
+// DUPLICATE with its first receipt). It is not a failure of the stop.
+var ErrCutAtStop = fmt.Errorf("requests still in progress after the stop's %s grace; their connections were closed", StopGrace)
+
 // Serve serves TLS on ln until ctx is done, then shuts down gracefully.
 func Serve(ctx context.Context, hs *http.Server, ln net.Listener) error {
+	return serveFor(ctx, hs, ln, StopGrace)
+}
+
+func serveFor(ctx context.Context, hs *http.Server, ln net.Listener, grace time.Duration) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(tls.NewListener(ln, hs.TLSConfig)) }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
-		return hs.Shutdown(sctx)
+		if err := hs.Shutdown(sctx); !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		// Shutdown leaves them open: the store closes next.
+		_ = hs.Close()
+		return ErrCutAtStop
 	}
 }
