@@ -106,8 +106,19 @@ func (s *DB) submit(r *writeReq) error {
 		return ctx.Err()
 	}
 	// Once queued, wait for the outcome even if ctx ends: the write may
-	// already be in a committing transaction.
-	return <-r.done
+	// already be in a committing transaction. A write queued as the store
+	// closed, after the writer's last look at the queue, is never run.
+	select {
+	case err := <-r.done:
+		return err
+	case <-s.writerDone:
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
 }
 
 // appendAccepted logs an accepted e with its outbox messages and records

@@ -178,7 +178,9 @@ type DB struct {
 	stmts     map[string]*sql.Stmt // by query text; read-only after Open
 	closeOnce sync.Once
 	closing   chan struct{}
-	writerWG  sync.WaitGroup
+	// writerDone is closed when the writer has returned: a write queued
+	// after its last look at the queue is answered by nobody else.
+	writerDone chan struct{}
 	// commitTimeout bounds a PostgreSQL group commit (nanoseconds).
 	commitTimeout atomic.Int64
 	health        writeHealth // the writer's last commits (WriteFailure)
@@ -267,7 +269,7 @@ func IsPostgres(target string) bool { return sqldialect.IsPostgres(target) }
 // Open opens the store: a postgres:// DSN, or a SQLite file path (created if
 // needed; WAL, synchronous=FULL).
 func Open(target string) (*DB, error) {
-	s := &DB{postgres: IsPostgres(target), reqs: make(chan *writeReq, 1024), closing: make(chan struct{})}
+	s := &DB{postgres: IsPostgres(target), reqs: make(chan *writeReq, 1024), closing: make(chan struct{}), writerDone: make(chan struct{})}
 	s.SetCommitTimeout(DefaultCommitTimeout)
 	var err error
 	ddl := schemaSQLite
@@ -315,7 +317,6 @@ func Open(target string) (*DB, error) {
 			s.stmts[q] = st
 		}
 	}
-	s.writerWG.Add(1)
 	go s.writer()
 	return s, nil
 }
@@ -335,7 +336,7 @@ func OpenSQLite(path string) (*DB, error) { return Open(path) }
 // Close stops the writer (after the waiting writes) and closes the database.
 func (s *DB) Close() error {
 	s.closeOnce.Do(func() { close(s.closing) })
-	s.writerWG.Wait()
+	<-s.writerDone
 	for _, st := range s.stmts {
 		_ = st.Close()
 	}

@@ -104,7 +104,7 @@ func Register(r prometheus.Registerer) { r.MustRegister(groupSize) }
 // writer runs waiting writes in one transaction per round. If the round
 // fails, each write is retried alone so one bad write cannot fail others.
 func (s *DB) writer() {
-	defer s.writerWG.Done()
+	defer close(s.writerDone)
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	last := 1 // size of the previous group
