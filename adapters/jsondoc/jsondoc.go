@@ -67,7 +67,12 @@ func (v *Value) Get(name string) (*Value, bool) {
 const DefaultMaxDepth = 32
 
 // SyntaxError says why a payload is not one readable JSON document.
-type SyntaxError struct{ Reason string }
+type SyntaxError struct {
+	Reason string
+	// Offset is where it was found, in bytes from 1 (a duplicate member:
+	// its name's opening quote); 0 when the reason is the whole document's.
+	Offset int
+}
 
 func (e *SyntaxError) Error() string { return "jsondoc: " + e.Reason }
 
@@ -75,10 +80,10 @@ func (e *SyntaxError) Error() string { return "jsondoc: " + e.Reason }
 // invalid UTF-8) and returns the depth bound to use.
 func precheck(payload []byte, maxDepth int) (int, error) {
 	if bytes.HasPrefix(payload, []byte{0xEF, 0xBB, 0xBF}) {
-		return 0, &SyntaxError{"byte-order mark before the document"}
+		return 0, &SyntaxError{Reason: "byte-order mark before the document"}
 	}
 	if !utf8.Valid(payload) {
-		return 0, &SyntaxError{"not valid UTF-8"}
+		return 0, &SyntaxError{Reason: "not valid UTF-8"}
 	}
 	if maxDepth <= 0 {
 		maxDepth = DefaultMaxDepth
@@ -181,7 +186,7 @@ func parse(payload []byte, maxDepth, maxValues int, s *Scratch) (*Value, error) 
 	}
 	p.space()
 	if p.i < len(p.b) {
-		return nil, &SyntaxError{"data after the document"}
+		return nil, &SyntaxError{Reason: "data after the document"}
 	}
 	return v, nil
 }
@@ -305,10 +310,10 @@ func (p *parser) space() {
 
 func (p *parser) unexpected() error {
 	if p.i >= len(p.b) {
-		return &SyntaxError{"unexpected end of document"}
+		return &SyntaxError{Reason: "unexpected end of document"}
 	}
 	r, _ := utf8.DecodeRune(p.b[p.i:])
-	return &SyntaxError{fmt.Sprintf("invalid character %q at byte %d", r, p.i+1)}
+	return &SyntaxError{Reason: fmt.Sprintf("invalid character %q at byte %d", r, p.i+1), Offset: p.i + 1}
 }
 
 // value reads one value; the caller skipped the whitespace before it.
@@ -322,7 +327,7 @@ func (p *parser) value(depth int) (*Value, error) {
 	switch c := p.b[p.i]; {
 	case c == '{' || c == '[':
 		if depth+1 > p.maxDepth {
-			return nil, &SyntaxError{fmt.Sprintf("nesting deeper than %d levels", p.maxDepth)}
+			return nil, &SyntaxError{Reason: fmt.Sprintf("nesting deeper than %d levels", p.maxDepth)}
 		}
 		p.i++
 		if c == '{' {
@@ -538,13 +543,14 @@ func (p *parser) object(depth int) (*Value, error) {
 		if p.i >= len(p.b) || p.b[p.i] != '"' {
 			return nil, p.unexpected()
 		}
+		at := p.i
 		name, err := p.str()
 		if err != nil {
 			return nil, err
 		}
 		open := p.members[base:]
 		if has(open, seen, name) {
-			return nil, &SyntaxError{fmt.Sprintf("duplicate member name %q", truncate(name))}
+			return nil, &SyntaxError{Reason: fmt.Sprintf("duplicate member name %q", truncate(name)), Offset: at + 1}
 		}
 		if len(open) == 16 {
 			seen = make(map[string]bool, 32)

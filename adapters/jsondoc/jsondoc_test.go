@@ -446,3 +446,28 @@ func TestParseThen(t *testing.T) {
 		})
 	}
 }
+
+// TestSyntaxErrorOffset: a refusal found at one place says where (a
+// configuration file's error gives it as a line and column); one of the
+// whole document says nowhere.
+func TestSyntaxErrorOffset(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc string
+		offset    int
+	}{
+		{"fail/invalid-character", `{"a" 1}`, 6},
+		{"fail/duplicate-member", `{"a":1, "b":2, "a":3}`, 16},
+		{"fail/duplicate-member-of-many", `{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1,"g":1,"h":1,"i":1,"j":1,"k":1,"l":1,"m":1,"n":1,"o":1,"p":1,"q":1,"a":1}`, 104},
+		{"fail/end-of-document", `{"a":`, 0},
+		{"fail/data-after", `{} {}`, 0},
+		{"fail/too-deep", `[[[[`, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.doc), 3)
+			var se *SyntaxError
+			if !errors.As(err, &se) || se.Offset != tc.offset {
+				t.Fatalf("%v: offset %+v, want %d", err, se, tc.offset)
+			}
+		})
+	}
+}

@@ -23,7 +23,7 @@ func referenceParse(payload []byte, maxDepth int) (*Value, error) {
 		return nil, err
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, &SyntaxError{"data after the document"}
+		return nil, &SyntaxError{Reason: "data after the document"}
 	}
 	return v, nil
 }
@@ -37,9 +37,9 @@ func (p *refParser) token() (json.Token, error) {
 	t, err := p.dec.Token()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, &SyntaxError{"unexpected end of document"}
+			return nil, &SyntaxError{Reason: "unexpected end of document"}
 		}
-		return nil, &SyntaxError{err.Error()}
+		return nil, &SyntaxError{Reason: err.Error()}
 	}
 	return t, nil
 }
@@ -60,7 +60,7 @@ func (p *refParser) value(depth int) (*Value, error) {
 		return &Value{Kind: String, Str: t}, nil
 	case json.Delim:
 		if depth+1 > p.maxDepth {
-			return nil, &SyntaxError{fmt.Sprintf("nesting deeper than %d levels", p.maxDepth)}
+			return nil, &SyntaxError{Reason: fmt.Sprintf("nesting deeper than %d levels", p.maxDepth)}
 		}
 		switch t {
 		case '{':
@@ -69,7 +69,7 @@ func (p *refParser) value(depth int) (*Value, error) {
 			return p.array(depth + 1)
 		}
 	}
-	return nil, &SyntaxError{fmt.Sprintf("unexpected token %v", t)}
+	return nil, &SyntaxError{Reason: fmt.Sprintf("unexpected token %v", t)}
 }
 
 func (p *refParser) object(depth int) (*Value, error) {
@@ -82,10 +82,10 @@ func (p *refParser) object(depth int) (*Value, error) {
 		}
 		name, ok := t.(string)
 		if !ok {
-			return nil, &SyntaxError{"object member name is not a string"}
+			return nil, &SyntaxError{Reason: "object member name is not a string"}
 		}
 		if seen[name] {
-			return nil, &SyntaxError{fmt.Sprintf("duplicate member name %q", truncate(name))}
+			return nil, &SyntaxError{Reason: fmt.Sprintf("duplicate member name %q", truncate(name))}
 		}
 		seen[name] = true
 		mv, err := p.value(depth)

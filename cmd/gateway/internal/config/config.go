@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
 
@@ -338,7 +339,7 @@ func Load(path string) (*Config, error) {
 	// limit written twice, or a second object pasted after the first,
 	// passed serve --check with one of them silently dropped.
 	if _, err := jsondoc.Parse(b, 0); err != nil {
-		return nil, &Error{File: abs, Msg: jsondoc.Reason(err)}
+		return nil, &Error{File: abs, Msg: jsondoc.Reason(err) + lineOf(b, err)}
 	}
 	var f File
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -368,6 +369,19 @@ func Load(path string) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// lineOf says where in b a syntax error was found, as an editor counts
+// (" (line 3, column 3)"), or nothing when the error is the whole file's.
+func lineOf(b []byte, err error) string {
+	var se *jsondoc.SyntaxError
+	if !errors.As(err, &se) || se.Offset < 1 || se.Offset > len(b)+1 {
+		return ""
+	}
+	before := b[:se.Offset-1]
+	line := bytes.Count(before, []byte("\n")) + 1
+	column := utf8.RuneCount(before[bytes.LastIndexByte(before, '\n')+1:]) + 1
+	return fmt.Sprintf(" (line %d, column %d)", line, column)
 }
 
 // setDefaults fills in what the file leaves out and refuses a limit that

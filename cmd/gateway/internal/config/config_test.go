@@ -354,6 +354,16 @@ func TestLoadStrictJSON(t *testing.T) {
 		{"fail/setting-twice", func(b []byte) []byte { return bytes.Replace(b, []byte("{"), []byte(`{"store":"other.db",`), 1) }, `duplicate member name "store"`},
 		{"fail/partners-twice", func(b []byte) []byte { return bytes.Replace(b, []byte("{"), []byte(`{"partners":[],`), 1) }, `duplicate member name "partners"`},
 		{"fail/second-object", func(b []byte) []byte { return append(b, "\n{}"...) }, "data after the document"},
+		{"fail/missing-comma", func(b []byte) []byte { return bytes.Replace(b, []byte("{"), []byte("{\n  \"store\": \"x.db\"\n  "), 1) },
+			`invalid character '"' at byte 23 (line 3, column 3)`},
+		{"fail/setting-twice-where", func(b []byte) []byte {
+			return bytes.Replace(b, []byte("{"), []byte("{\n\t\"store\": \"x.db\",\n\t\"store\":"), 1)
+		},
+			`duplicate member name "store" (line 3, column 2)`},
+		{"fail/after-non-ascii", func(b []byte) []byte {
+			return bytes.Replace(b, []byte("{"), []byte("{\"instance\": \"Pusat Perkéso\" ,,"), 1)
+		},
+			`invalid character ',' at byte 32 (line 1, column 31)`}, // é is two bytes, one column
 		{"fail/byte-order-mark", func(b []byte) []byte { return append([]byte("\xEF\xBB\xBF"), b...) }, "byte-order mark"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
