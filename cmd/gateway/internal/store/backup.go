@@ -5,22 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
-
-	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 )
 
 // ErrBackupPostgres is Backup's answer for a PostgreSQL store, which the
 // database's own tools back up.
 var ErrBackupPostgres = errors.New("a PostgreSQL store is backed up with pg_dump or the cluster's own backups")
 
-// BackupProgressEvery is how often Backup reports the copy's progress.
-const BackupProgressEvery = time.Second
+// BackupProgressEvery is how often Backup reports the copy's progress (a
+// variable for the tests, which watch a copy under way).
+var BackupProgressEvery = time.Second
 
 // Backup writes a copy of a SQLite store to path while the gateway goes on
 // writing: VACUUM INTO reads the store in one read transaction, so the copy
 // is the store as of one commit (chain, records and outbox agreeing), and
 // compacted. path must not exist yet.
+//
+// The copy is made under a hidden name beside path (".NAME.partial-…")
+// and takes path only once it is whole and synced to disk: VACUUM INTO
+// neither syncs its file nor leaves a whole one when it is interrupted (a
+// kill, a crash, the power lost), and a partial copy under the backup's
+// name would pass for a backup. An interrupted run leaves the hidden file.
 //
 // progress, if not nil, hears the bytes copied so far and about how many
 // the copy will take (the store's pages in use), every
@@ -31,20 +37,29 @@ func (s *DB) Backup(ctx context.Context, path string, progress func(copied, of i
 	if s.postgres {
 		return ErrBackupPostgres
 	}
-	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("store: backup: %s exists; a backup goes to a new file", path)
+	exists := func() error {
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s exists; a backup goes to a new file", path)
+		}
+		return nil
 	}
-	// Created here, empty, so that the copy is its owner's alone (VACUUM
-	// INTO writes into an empty file, and would create one readable by all).
-	if err := sqldialect.CreateSQLite(path); err != nil {
+	if err := exists(); err != nil {
 		return fmt.Errorf("store: backup: %w", err)
 	}
+	// Created here, empty and its owner's alone (VACUUM INTO writes into
+	// an empty file, and would create one readable by all).
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-*")
+	if err != nil {
+		return fmt.Errorf("store: backup: %w", err)
+	}
+	tmp := f.Name()
+	f.Close()
+	defer os.Remove(tmp) // gone once renamed
 	if progress == nil {
 		progress = func(int64, int64) {}
 	}
 	var of int64
 	if err := s.db.QueryRowContext(ctx, qPagesInUse).Scan(&of); err != nil {
-		os.Remove(path)
 		return fmt.Errorf("store: backup: %w", err)
 	}
 	done, watched := make(chan struct{}), make(chan struct{})
@@ -57,19 +72,42 @@ func (s *DB) Backup(ctx context.Context, path string, progress func(copied, of i
 			case <-done:
 				return
 			case <-t.C:
-				progress(fileSize(path), of)
+				progress(fileSize(tmp), of)
 			}
 		}
 	}()
-	_, err := s.db.ExecContext(ctx, `VACUUM INTO ?`, path)
+	_, err = s.db.ExecContext(ctx, `VACUUM INTO ?`, tmp)
 	close(done)
 	<-watched
+	if err == nil {
+		err = syncFile(tmp)
+	}
+	if err == nil {
+		err = exists()
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		if err = syncFile(filepath.Dir(path)); err != nil {
+			os.Remove(path) // its name may not outlive a crash
+		}
+	}
 	if err != nil {
-		os.Remove(path)
 		return fmt.Errorf("store: backup: %w", err)
 	}
 	progress(fileSize(path), of)
 	return nil
+}
+
+// syncFile flushes a file, or a directory's entries, to disk.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // qPagesInUse is the bytes of a SQLite store's pages in use: about the

@@ -1,12 +1,15 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
@@ -103,4 +106,83 @@ func fileSize(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return fi.Size()
+}
+
+// TestBackupTakesItsNameWhole: while the copy is made, nothing is at the
+// backup's path (a copy interrupted there, by a kill or a crash, would
+// pass for a backup: VACUUM INTO leaves a partial file and syncs none);
+// once done, the path holds the whole copy and nothing else is left in
+// its directory. A copy that fails leaves nothing either.
+func TestBackupTakesItsNameWhole(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "s.db"))
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 250 {
+				e := entry(fmt.Sprint("big-", w, "-", i), "aa")
+				e.Body = bytes.Repeat([]byte{'x'}, 4096)
+				if _, err := s.Accept(ctx, e, onExisting); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	defer func(d time.Duration) { store.BackupProgressEvery = d }(store.BackupProgressEvery)
+	store.BackupProgressEvery = time.Millisecond
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "backup.db")
+	type heard struct {
+		copied int64
+		there  bool // path existed when progress was told
+	}
+	var calls []heard
+	if err := s.Backup(ctx, path, func(copied, _ int64) {
+		_, err := os.Stat(path)
+		calls = append(calls, heard{copied, err == nil})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) < 2 {
+		t.Fatalf("progress heard %d times: no copy under way was seen (a larger store is needed)", len(calls))
+	}
+	for _, c := range calls[:len(calls)-1] {
+		if c.there {
+			t.Fatalf("fail/named-early: %s existed while the copy was at %d bytes (%v)", path, c.copied, calls)
+		}
+	}
+	if last := calls[len(calls)-1]; !last.there || last.copied != fileSize(t, path) {
+		t.Fatalf("ok/whole: the last progress %+v, the file %d bytes", last, fileSize(t, path))
+	}
+	if names := dirNames(t, dir); len(names) != 1 || names[0] != "backup.db" {
+		t.Fatalf("ok/nothing-left: %v", names)
+	}
+
+	failed := t.TempDir()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.Backup(cancelled, filepath.Join(failed, "backup.db"), nil); err == nil {
+		t.Fatal("fail/cancelled: the backup went on")
+	}
+	if names := dirNames(t, failed); len(names) != 0 {
+		t.Fatalf("fail/cancelled: left %v", names)
+	}
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	return names
 }
