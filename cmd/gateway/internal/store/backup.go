@@ -23,10 +23,13 @@ var BackupProgressEvery = time.Second
 // compacted. path must not exist yet.
 //
 // The copy is made under a hidden name beside path (".NAME.partial-…")
-// and takes path only once it is whole and synced to disk: VACUUM INTO
-// neither syncs its file nor leaves a whole one when it is interrupted (a
-// kill, a crash, the power lost), and a partial copy under the backup's
-// name would pass for a backup. An interrupted run leaves the hidden file.
+// and takes path only once it is whole and synced to disk, its directory
+// entry too. VACUUM INTO writes its file in place, under a rollback
+// journal: a backup killed mid-copy left a 248 MB file and its -journal
+// under the backup's name, which then opened as an empty store ("0
+// entries, hash chain intact": the journal rolled the file back) or,
+// copied without its journal, as "file is not a database". An
+// interrupted run now leaves only the hidden file.
 //
 // progress, if not nil, hears the bytes copied so far and about how many
 // the copy will take (the store's pages in use), every
