@@ -109,8 +109,9 @@ func fileSize(t *testing.T, path string) int64 {
 }
 
 // TestBackupTakesItsNameWhole: while the copy is made, nothing is at the
-// backup's path (a copy interrupted there, by a kill or a crash, would
-// pass for a backup: VACUUM INTO leaves a partial file and syncs none);
+// backup's path (a copy interrupted there, by a kill or a crash, passed
+// for a backup: VACUUM INTO's partial file, its journal rolling it back,
+// opened as an empty store with an intact chain);
 // once done, the path holds the whole copy and nothing else is left in
 // its directory. A copy that fails leaves nothing either.
 func TestBackupTakesItsNameWhole(t *testing.T) {
