@@ -198,21 +198,7 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		return err
 	}
 	defer os.Remove(l.DevJSON)
-	state := "reusing"
-	if created {
-		state = "created"
-	}
-	fmt.Fprintf(stdout, "Jambatan dev gateway (%s %s)\n", state, l.Dir)
-	fmt.Fprintf(stdout, "  gateway   %s\n  jwks      %s\n  ca cert   %s\n  config    %s\n  store     %s\n  kafka     %s (embedded; topics %s, %s)\n  metrics   %s\n  dev.json  %s\n",
-		d.GatewayURL, d.JWKSURL, d.CACert, d.Config, d.Store, d.KafkaBootstrap, topics.Verified, topics.Rejected, d.MetricsURL, l.DevJSON)
-	for _, p := range d.Partners {
-		fmt.Fprintf(stdout, "  partner   %s (%s, %s): kit in %s\n", p.ID, p.Kind, p.Format, l.Kit(p.ID).Dir)
-	}
-	if d.BackOfficeKey != "" {
-		fmt.Fprintf(stdout, "  outbound  requests on %s are taken signed by the back office: gateway sign --jwk %s --detached REQUEST.json, in the record's \"jws\" header\n",
-			topics.Outbound, d.BackOfficeKey)
-	}
-	fmt.Fprintf(stdout, "Try: go run ./cmd/gateway submit --dev %s --partner %s NOTICE.json\n     go run ./cmd/gateway soap --dev %s ENVELOPE.xml\nCtrl-C stops.\n", *dir, d.Partners[0].ID, *dir)
+	printDevBanner(stdout, l, &d, created, *dir)
 	err = <-serveErr
 	fmt.Fprintln(stdout, "stopped")
 	return err
@@ -282,6 +268,26 @@ func start(cfg *config.Config, addr string, log *slog.Logger) (*app.Gateway, net
 		}
 	}
 	return g, ln, ops, nil
+}
+
+// printDevBanner tells what a dev gateway serves, where its files are, and
+// what to try first.
+func printDevBanner(stdout io.Writer, l devmode.Layout, d *devmode.DevJSON, created bool, dir string) {
+	state := "reusing"
+	if created {
+		state = "created"
+	}
+	fmt.Fprintf(stdout, "Jambatan dev gateway (%s %s)\n", state, l.Dir)
+	fmt.Fprintf(stdout, "  gateway   %s\n  jwks      %s\n  ca cert   %s\n  config    %s\n  store     %s\n  kafka     %s (embedded; topics %s, %s)\n  metrics   %s\n  dev.json  %s\n",
+		d.GatewayURL, d.JWKSURL, d.CACert, d.Config, d.Store, d.KafkaBootstrap, d.Topics.Verified, d.Topics.Rejected, d.MetricsURL, l.DevJSON)
+	for _, p := range d.Partners {
+		fmt.Fprintf(stdout, "  partner   %s (%s, %s): kit in %s\n", p.ID, p.Kind, p.Format, l.Kit(p.ID).Dir)
+	}
+	if d.BackOfficeKey != "" {
+		fmt.Fprintf(stdout, "  outbound  requests on %s are taken signed by the back office: gateway sign --jwk %s --detached REQUEST.json, in the record's \"jws\" header\n",
+			d.Topics.Outbound, d.BackOfficeKey)
+	}
+	fmt.Fprintf(stdout, "Try: go run ./cmd/gateway submit --dev %s --partner %s NOTICE.json\n     go run ./cmd/gateway soap --dev %s ENVELOPE.xml\nCtrl-C stops.\n", dir, d.Partners[0].ID, dir)
 }
 
 // startDemoAgency starts the stand-in TH:SSO endpoint and points
