@@ -183,6 +183,13 @@ func (c *checker) accident() {
 		c.add("§3.5: zone %q is not an IANA name", a.Zone)
 		return
 	}
+	if c.src.Format == formatSG && a.Zone == "Asia/Singapore" {
+		// sg-employer-notice/v1 §2 item 6 defines its Asia/Singapore as
+		// UTC+08:00 for every date; the tz database's was another offset
+		// before 1982 (+07:30, earlier +07:20, +09:00 and local mean time),
+		// so a notice of an incident then is read as its source defines it.
+		loc = time.FixedZone(a.Zone, 8*60*60)
+	}
 	if a.OccurredAt != "" {
 		at, err := time.Parse(time.RFC3339, a.OccurredAt)
 		if err == nil && at.In(loc).Format(time.DateOnly) != a.OccurredDate {
