@@ -99,12 +99,11 @@ func runSign(_ context.Context, args []string, stdin io.Reader, stdout, stderr i
 	return nil
 }
 
-// devRunning adds to err, a connection the gateway or the broker of
-// "gateway dev --dir dir" refused, the question whether it runs: its
-// dev.json outlives a gateway that was killed.
+// devRunning asks whether the dev gateway of dir runs when err is a
+// connection its gateway or broker refused (devmode.AskRunning).
 func devRunning(err error, dir string) error {
 	if errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("%w (is \"gateway dev --dir %s\" running?)", err, dir)
+		return devmode.AskRunning(err, dir)
 	}
 	return err
 }

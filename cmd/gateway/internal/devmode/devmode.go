@@ -354,6 +354,14 @@ func (l Layout) WriteDevJSON(d DevJSON) error {
 	return os.Rename(tmp, l.DevJSON)
 }
 
+// AskRunning adds to err, met by a tool pointed at dir, the question
+// whether "gateway dev --dir dir" runs: its dev.json is missing, or its
+// gateway or broker refused a connection (dev.json outlives a gateway that
+// was killed).
+func AskRunning(err error, dir string) error {
+	return fmt.Errorf("%w (is \"gateway dev --dir %s\" running?)", err, dir)
+}
+
 // ReadDevJSON reads dev.json from a dev directory.
 func ReadDevJSON(dir string) (*DevJSON, error) {
 	l, err := LayoutOf(dir)
@@ -362,7 +370,7 @@ func ReadDevJSON(dir string) (*DevJSON, error) {
 	}
 	b, err := os.ReadFile(l.DevJSON)
 	if err != nil {
-		return nil, fmt.Errorf("%w (is \"gateway dev --dir %s\" running?)", err, dir)
+		return nil, AskRunning(err, dir)
 	}
 	d := DevJSON{path: l.DevJSON}
 	if err := json.Unmarshal(b, &d); err != nil {

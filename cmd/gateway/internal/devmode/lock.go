@@ -24,11 +24,11 @@ func Lock(dir string) (unlock func(), err error) {
 	}
 	unlock, err = pidlock.Take(filepath.Join(dir, ".lock"))
 	var held *pidlock.HeldError
-	switch {
-	case errors.As(err, &held) && held.PID != "":
-		return nil, fmt.Errorf("%s: %w (pid %s)", dir, ErrInUse, held.PID)
-	case held != nil:
+	if !errors.As(err, &held) {
+		return unlock, err
+	}
+	if held.PID == "" {
 		return nil, fmt.Errorf("%s: %w", dir, ErrInUse)
 	}
-	return unlock, err
+	return nil, fmt.Errorf("%s: %w (pid %s)", dir, ErrInUse, held.PID)
 }
