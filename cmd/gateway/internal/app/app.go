@@ -118,15 +118,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	relay.Register(g.Metrics)
 	store.Register(g.Metrics)
 	g.M = metrics.New(g.Metrics)
-	var kinds []string
-	for _, k := range jwsin.Kinds() {
-		kinds = append(kinds, string(k))
-	}
-	for _, c := range wssec.Codes() {
-		kinds = append(kinds, soapsrv.VerificationKind(c))
-	}
-	kinds = append(kinds, outbound.VerificationKind)
-	g.M.ExpectVerificationKinds(kinds...)
+	g.M.ExpectVerificationKinds(verificationKinds()...)
 	watch := newWatched(cfg, f)
 
 	pipe := &intake.Pipeline{Store: st, Receipts: signer, Rates: mapping.ExampleRates, Log: log, Metrics: g.M,
@@ -156,49 +148,10 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 			Institution: sc.Institution, Skew: time.Duration(sc.TimestampSkew), MaxTTL: time.Duration(sc.TimestampMaxTTL),
 			Rates: mapping.ExampleRates, MaxBytes: int(lim.MaxBodyBytes), Log: log, Published: pipe.Published, Metrics: g.M}
 	}
-	if oc := cfg.File.Outbound; ids.outbound != nil {
-		g.outboundCert.Store(ids.outbound)
-		var soapSigner *wssec.Signer
-		if g.Server.SOAP != nil {
-			soapSigner = g.Server.SOAP.Signer
-		}
-		builder := pipe.Events
-		g.Deliverer = &outbound.Deliverer{Store: st, Partners: cfg.Partners, Log: log,
-			// Senders are built on first use and again after a reload
-			// (ResetSenders), each time with the client certificate then current:
-			// the endpoint's own, or the gateway's outbound one.
-			SenderFor: func(p *partner.Partner) (outbound.Sender, error) {
-				clientCert := *g.outboundCert.Load()
-				if c := p.Endpoint.ClientCert; c != nil {
-					clientCert = *c
-				}
-				if p.Endpoint.Protocol == "soap" {
-					if soapSigner == nil {
-						return nil, errors.New("soap delivery needs the soap signing certificate")
-					}
-					return outbound.NewSOAPSender(p, clientCert, soapSigner, cfg.File.SOAP.Institution), nil
-				}
-				return outbound.NewJSONSender(p, clientCert, signer), nil
-			},
-			Status: func(d *store.Delivery, state string, attempts int, errText string, at time.Time) (store.Message, error) {
-				return builder.DeliveryStatusMessage(oc.StatusTopic, events.DeliveryStatus{DeliveryID: d.ID, Key: d.Key, Partner: d.PartnerID,
-					MessageType: d.MessageType, CaseID: d.CaseID, State: state, Attempts: attempts, Error: errText, At: at.UTC().Format(time.RFC3339)}, at)
-			},
-			Reply: func(d *store.Delivery, at time.Time) (store.Message, error) {
-				return outbound.ReplyEvent(builder, d, at)
-			}}
-		if len(cfg.File.Kafka.Brokers) > 0 {
-			kc, err := kafkaclient.New(cfg.File.Kafka)
-			if err != nil {
-				st.Close()
-				return nil, err
-			}
-			g.OutboundConsumer = &outbound.Consumer{Store: st, Partners: cfg.Partners, Log: log, Status: g.Deliverer.Status, RequestKeys: cfg.RequestSigners,
-				Refused: func() { g.M.VerificationFailed(outbound.VerificationKind) }, Queued: g.Deliverer.Wake}
-			g.outboundKafka = kc
-			g.outboundReader = func() *kafka.Reader {
-				return kc.GroupReader("jambatan-outbound", []string{oc.Topic}, 500*time.Millisecond)
-			}
+	if ids.outbound != nil {
+		if err := g.wireOutbound(ids.outbound, signer, pipe.Events); err != nil {
+			st.Close()
+			return nil, err
 		}
 	}
 	g.tlsHold = server.NewTLS(lt.cert, lt.cas, lt.crls, cfg.Partners)
@@ -210,6 +163,69 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	g.Server.TLS = g.tlsHold
 	g.TLS = g.tlsHold.Config()
 	return g, nil
+}
+
+// verificationKinds are the values of the verification failures' kind
+// label, each series made at zero so that an alert on it sees one.
+func verificationKinds() []string {
+	var kinds []string
+	for _, k := range jwsin.Kinds() {
+		kinds = append(kinds, string(k))
+	}
+	for _, c := range wssec.Codes() {
+		kinds = append(kinds, soapsrv.VerificationKind(c))
+	}
+	return append(kinds, outbound.VerificationKind)
+}
+
+// wireOutbound makes the outbound deliverer, which sends with the
+// gateway's outbound client certificate cert (or an endpoint's own), and,
+// with brokers configured, the consumer of the back office's requests.
+func (g *Gateway) wireOutbound(cert *tls.Certificate, signer *receipt.Signer, builder *events.Builder) error {
+	cfg, st, log := g.Config, g.Store, g.Log
+	oc := cfg.File.Outbound
+	g.outboundCert.Store(cert)
+	var soapSigner *wssec.Signer
+	if g.Server.SOAP != nil {
+		soapSigner = g.Server.SOAP.Signer
+	}
+	g.Deliverer = &outbound.Deliverer{Store: st, Partners: cfg.Partners, Log: log,
+		// Senders are built on first use and again after a reload
+		// (ResetSenders), each time with the client certificate then current:
+		// the endpoint's own, or the gateway's outbound one.
+		SenderFor: func(p *partner.Partner) (outbound.Sender, error) {
+			clientCert := *g.outboundCert.Load()
+			if c := p.Endpoint.ClientCert; c != nil {
+				clientCert = *c
+			}
+			if p.Endpoint.Protocol == "soap" {
+				if soapSigner == nil {
+					return nil, errors.New("soap delivery needs the soap signing certificate")
+				}
+				return outbound.NewSOAPSender(p, clientCert, soapSigner, cfg.File.SOAP.Institution), nil
+			}
+			return outbound.NewJSONSender(p, clientCert, signer), nil
+		},
+		Status: func(d *store.Delivery, state string, attempts int, errText string, at time.Time) (store.Message, error) {
+			return builder.DeliveryStatusMessage(oc.StatusTopic, events.DeliveryStatus{DeliveryID: d.ID, Key: d.Key, Partner: d.PartnerID,
+				MessageType: d.MessageType, CaseID: d.CaseID, State: state, Attempts: attempts, Error: errText, At: at.UTC().Format(time.RFC3339)}, at)
+		},
+		Reply: func(d *store.Delivery, at time.Time) (store.Message, error) {
+			return outbound.ReplyEvent(builder, d, at)
+		}}
+	if len(cfg.File.Kafka.Brokers) > 0 {
+		kc, err := kafkaclient.New(cfg.File.Kafka)
+		if err != nil {
+			return err
+		}
+		g.OutboundConsumer = &outbound.Consumer{Store: st, Partners: cfg.Partners, Log: log, Status: g.Deliverer.Status, RequestKeys: cfg.RequestSigners,
+			Refused: func() { g.M.VerificationFailed(outbound.VerificationKind) }, Queued: g.Deliverer.Wake}
+		g.outboundKafka = kc
+		g.outboundReader = func() *kafka.Reader {
+			return kc.GroupReader("jambatan-outbound", []string{oc.Topic}, 500*time.Millisecond)
+		}
+	}
+	return nil
 }
 
 // Reload re-reads the configuration file and swaps in its partner registry,
