@@ -348,3 +348,38 @@ func TestReplacedKey(t *testing.T) {
 		t.Fatalf("after the reload: %v", err)
 	}
 }
+
+// TestBounded: the exported-key cache builds an entry once, holds at
+// most its max (emptied, then refilled), and keeps no failed build.
+func TestBounded(t *testing.T) {
+	c := bounded[int, int]{max: 2}
+	builds := 0
+	get := func(k int) (int, error) {
+		return c.get(k, func() (int, error) {
+			builds++
+			if k < 0 {
+				return 0, errors.New("unusable")
+			}
+			return 10 * k, nil
+		})
+	}
+	for _, k := range []int{1, 2, 1, 2} {
+		if v, err := get(k); err != nil || v != 10*k {
+			t.Fatalf("get(%d) = %d, %v", k, v, err)
+		}
+	}
+	if builds != 2 {
+		t.Fatalf("%d builds for two keys asked twice each, want 2", builds)
+	}
+	if _, err := get(3); err != nil || len(c.m) > 2 {
+		t.Fatalf("a third key: %v, %d entries held, at most 2", err, len(c.m))
+	}
+	for range 2 {
+		if _, err := get(-1); err == nil {
+			t.Fatal("a failed build answered no error")
+		}
+	}
+	if builds != 5 {
+		t.Fatalf("%d builds, want 5: a failed build is not kept, so it is tried again", builds)
+	}
+}

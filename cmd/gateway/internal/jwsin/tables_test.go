@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,6 +98,16 @@ func TestKeyTables(t *testing.T) {
 				t.Fatalf("not admitted at twice the least used (%d held)", c.held)
 			}
 		}, 3},
+		{"ok/least-used-displaced", 2, 16, 1 << 20, func(t *testing.T, c *keyTables) {
+			verify(t, c, ks[0], 64)
+			verify(t, c, ks[1], 16)
+			verify(t, c, ks[2], 32) // twice ks[1]'s uses, half ks[0]'s
+			for i, want := range []bool{true, false, true} {
+				if got := c.keys[ks[i].pub].table.Load() != nil; got != want {
+					t.Fatalf("key %d holds a table: %v, want %v (the least used gives its place)", i, got, want)
+				}
+			}
+		}, 3},
 		{"ok/alike-keep-their-places", 2, 16, 1 << 20, func(t *testing.T, c *keyTables) {
 			for range 500 {
 				for _, k := range ks[:3] {
@@ -160,5 +171,26 @@ func TestKeyTables(t *testing.T) {
 				t.Fatalf("%d tables built, want %d", built.Load(), tc.built)
 			}
 		})
+	}
+}
+
+// TestKeyTableBuildFails: a key whose table cannot be built is verified
+// without one, and gives its place back, so another key earns it.
+func TestKeyTableBuildFails(t *testing.T) {
+	ks := tableKeys(t, 2)
+	c := newKeyTables(1, 1, 1<<20)
+	c.build = func(pub *ecdsa.PublicKey) (*es256.Key, error) {
+		if pub == ks[0].pub {
+			return nil, errors.New("no table")
+		}
+		return es256.NewKey(pub)
+	}
+	for _, k := range ks {
+		if !c.verify(k.pub, &tableHash, k.sig) {
+			t.Fatal("a valid signature was refused")
+		}
+	}
+	if c.keys[ks[0].pub].table.Load() != nil || c.keys[ks[1].pub].table.Load() == nil || c.held != 1 {
+		t.Fatalf("the failed key's place was not given back: %d held", c.held)
 	}
 }
