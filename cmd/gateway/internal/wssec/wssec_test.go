@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"slices"
 	"strings"
@@ -106,6 +107,7 @@ func TestVerify(t *testing.T) {
 	}{
 		{"ok/rsa", reparse(t, signed(t, k.rsa, plain)), ""},
 		{"ok/ecdsa", reparse(t, signed(t, k.ec, plain)), ""},
+		{"ok/envelope-in-the-default-namespace", reparse(t, signed(t, k.ec, strings.NewReplacer("soap:", "", "xmlns:soap", "xmlns").Replace(plain))), ""},
 		{"fail/body-tampered", mutate(func(d *etree.Document) { find(d, "//Name").SetText("Somchai") }), wssec.CodeSignature},
 		{"fail/timestamp-tampered", mutate(func(d *etree.Document) {
 			find(d, "//Expires").SetText(now.Add(200 * time.Second).Format("2006-01-02T15:04:05Z"))
@@ -163,6 +165,34 @@ func TestVerify(t *testing.T) {
 			x.CreateAttr("xmlns:x", "urn:x")
 			x.CreateAttr("soap:mustUnderstand", "1")
 		}), wssec.CodeMustUnderstand},
+		// The Timestamp is checked before the signature, so these fail for
+		// their times, not for the digest they break.
+		{"fail/expires-not-after-created", mutate(func(d *etree.Document) {
+			find(d, "//Expires").SetText(find(d, "//Created").Text())
+		}), wssec.CodeTimestamp},
+		{"fail/lasts-over-the-maximum", mutate(func(d *etree.Document) {
+			find(d, "//Expires").SetText(now.Add(301 * time.Second).Format("2006-01-02T15:04:05Z"))
+		}), wssec.CodeTimestamp},
+		{"fail/created-in-local-time", mutate(func(d *etree.Document) {
+			find(d, "//Created").SetText(now.Format("2006-01-02T15:04:05") + "+00:00")
+		}), wssec.CodeTimestamp},
+		// KeyInfo is not signed: the certificate may come as X509Data
+		// instead of a reference to the token, and is trusted or not.
+		{"ok/x509data", mutate(func(d *etree.Document) {
+			x509Data(d, k.rsa.Cert.Raw)
+		}), ""},
+		{"fail/x509data-of-another-ca", mutate(func(d *etree.Document) {
+			x509Data(d, k.outsider.Cert.Raw)
+		}), wssec.CodeUntrusted},
+		{"fail/x509data-two-certificates", mutate(func(d *etree.Document) {
+			x509Data(d, k.rsa.Cert.Raw).CreateElement("ds:X509Certificate").SetText(base64.StdEncoding.EncodeToString(k.rsa.Cert.Raw))
+		}), wssec.CodeMissing},
+		{"fail/header-after-body", mutate(func(d *etree.Document) {
+			env, h := d.Root(), find(d, "//Header")
+			env.RemoveChild(h)
+			env.AddChild(h)
+		}), wssec.CodeSchema},
+		{"fail/two-bodies", mutate(func(d *etree.Document) { d.Root().CreateElement("soap:Body") }), wssec.CodeSchema},
 		{"fail/other-partner-certificate", reparse(t, signed(t, k.other, plain)), wssec.CodeUntrusted},
 		{"fail/certificate-from-another-ca", reparse(t, signed(t, k.outsider, plain)), wssec.CodeUntrusted},
 	}
@@ -384,6 +414,16 @@ func TestCanonicalAttributeOrder(t *testing.T) {
 	if err != nil || string(got) != want {
 		t.Fatalf("canonical form\n got %s (%v)\nwant %s", got, err, want)
 	}
+	// The default namespace's declaration comes first (xmllint --exc-c14n
+	// of the same element).
+	if err := doc.ReadFromString(`<Name xmlns:b="urn:b" b:c="3" z="1" xmlns="urn:d"><b:x a="1" xmlns:a="urn:a" a:q="2"/></Name>`); err != nil {
+		t.Fatal(err)
+	}
+	got, err = wssec.ExcC14N(doc.Root(), "")
+	want = `<Name xmlns="urn:d" xmlns:b="urn:b" z="1" b:c="3"><b:x xmlns:a="urn:a" a="1" a:q="2"></b:x></Name>`
+	if err != nil || string(got) != want {
+		t.Fatalf("canonical form with a default namespace\n got %s (%v)\nwant %s", got, err, want)
+	}
 }
 
 // TestCheckCredential: a signing key is accepted only with its own
@@ -461,6 +501,18 @@ func TestTrustInstitution(t *testing.T) {
 
 // decoy adds a header of no one's (namespace urn:x, no mustUnderstand) to
 // d's SOAP Header, outside what the signature covers.
+// x509Data replaces the signature's KeyInfo with an X509Data holding the
+// certificate der, and returns the X509Data.
+func x509Data(d *etree.Document, der []byte) *etree.Element {
+	ki := find(d, "//KeyInfo")
+	for _, c := range ki.ChildElements() {
+		ki.RemoveChild(c)
+	}
+	xd := ki.CreateElement("ds:X509Data")
+	xd.CreateElement("ds:X509Certificate").SetText(base64.StdEncoding.EncodeToString(der))
+	return xd
+}
+
 func decoy(d *etree.Document) *etree.Element {
 	x := find(d, "//Header").CreateElement("x:Note")
 	x.CreateAttr("xmlns:x", "urn:x")
@@ -488,14 +540,15 @@ func TestSignTimestamp(t *testing.T) {
 			if err := doc.ReadFromString(plain); err != nil {
 				t.Fatal(err)
 			}
-			s := &wssec.Signer{Cert: k.ec.Cert, Key: k.ec.Key, TTL: tc.ttl, Now: func() time.Time { return now }}
+			at := now.Add(-time.Hour) // the signer's clock, not the machine's
+			s := &wssec.Signer{Cert: k.ec.Cert, Key: k.ec.Key, TTL: tc.ttl, Now: func() time.Time { return at }}
 			if err := s.Sign(doc); err != nil {
 				t.Fatal(err)
 			}
 			created, err1 := time.Parse(time.RFC3339, find(doc, "//Created").Text())
 			expires, err2 := time.Parse(time.RFC3339, find(doc, "//Expires").Text())
-			if err1 != nil || err2 != nil || !created.Equal(now.Truncate(time.Second)) || expires.Sub(created) != tc.want {
-				t.Fatalf("Created %s, Expires %s (%v %v); want Created %s and %s later", created, expires, err1, err2, now, tc.want)
+			if err1 != nil || err2 != nil || !created.Equal(at) || expires.Sub(created) != tc.want {
+				t.Fatalf("Created %s, Expires %s (%v %v); want Created %s and %s later", created, expires, err1, err2, at, tc.want)
 			}
 		})
 	}
