@@ -113,6 +113,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n := st.LeasesFreed(); n > 0 {
+		log.Warn("outbound deliveries in flight when the gateway last ended are due again: the partner may have had them, and gets each again with its idempotency key", "deliveries", n)
+	}
 	g := &Gateway{Config: cfg, Store: st, Log: log, Metrics: prometheus.NewRegistry(), Topics: Topics(cfg.File.Kafka), kafkaCerts: f.kafkaCerts}
 	g.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	relay.Register(g.Metrics)

@@ -260,7 +260,7 @@ func (s *DB) ClaimDueOf(ctx context.Context, now time.Time, lease time.Duration,
 	err = s.write(ctx, func(ctx context.Context, tx wtx) error {
 		out = out[:0] // a failed group runs its writes again, alone
 		for _, d := range due {
-			res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ?, updated_at = ? WHERE id = ? AND next_at = ? AND state = ?`),
+			res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ?, updated_at = ?, leased = 1 WHERE id = ? AND next_at = ? AND state = ?`),
 				ts(now.Add(lease)), ts(now), d.ID, marks[d.ID], DeliveryPending)
 			if err != nil {
 				return err
@@ -343,7 +343,7 @@ func (s *DB) RecordAttempt(ctx context.Context, d *Delivery, a Attempt, e *Entry
 		if next.IsZero() {
 			next = e.ReceivedAt
 		}
-		update, args := `UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = ?, last_error = ?, case_id = ?, updated_at = ? WHERE id = ?`,
+		update, args := `UPDATE deliveries SET state = ?, attempts = attempts + 1, next_at = ?, last_error = ?, case_id = ?, updated_at = ?, leased = 0 WHERE id = ?`,
 			[]any{a.State, ts(next), sqldialect.Text(a.Error), d.CaseID, ts(e.ReceivedAt), d.ID}
 		if a.State == DeliveryDelivered {
 			update, args = update+` AND state <> ?`, append(args, DeliveryDelivered)
@@ -524,7 +524,7 @@ func (s *DB) requeue(ctx context.Context, now time.Time, cond string, args ...an
 
 // requeueTx is requeue's update, in tx.
 func (s *DB) requeueTx(ctx context.Context, tx wtx, now time.Time, cond string, args ...any) (int64, error) {
-	res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET state = ?, attempts = 0, next_at = ?, last_error = '', updated_at = ? WHERE `+cond),
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET state = ?, attempts = 0, next_at = ?, last_error = '', updated_at = ?, leased = 0 WHERE `+cond),
 		append([]any{DeliveryPending, ts(now), ts(now)}, args...)...)
 	if err != nil {
 		return 0, err
@@ -670,7 +670,7 @@ func (s *DB) PutBack(ctx context.Context, d *Delivery, at time.Time, e *Entry) e
 // reschedule moves d, and the deliveries waiting behind it on its case,
 // to at, if d's lease mark is still its own.
 func (s *DB) reschedule(ctx context.Context, tx wtx, d *Delivery, at time.Time) error {
-	res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ? WHERE id = ? AND state = ? AND next_at = ?`),
+	res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ?, leased = 0 WHERE id = ? AND state = ? AND next_at = ?`),
 		ts(at), d.ID, DeliveryPending, ts(d.NextAt))
 	if err != nil {
 		return err
@@ -679,4 +679,51 @@ func (s *DB) reschedule(ctx context.Context, tx wtx, d *Delivery, at time.Time) 
 		return s.moveFollowers(ctx, tx, d, `next_at = ?`, ts(d.NextAt), at)
 	}
 	return nil
+}
+
+// FreeLeases makes the deliveries claimed and not given back (a process
+// that claimed them ended without recording their attempts: killed, or
+// its machine lost) due at now, with those behind them on their cases,
+// and says how many. Only the store's one user may call it: on a shared
+// store a live instance's deliveries in flight would be sent twice.
+// Before it, a gateway killed mid-delivery left each in-flight delivery
+// waiting out its lease (30 s or more) after the restart.
+func (s *DB) FreeLeases(ctx context.Context, now time.Time) (int, error) {
+	rows, err := s.query(ctx, `SELECT id, partner_id, case_id, next_at FROM deliveries WHERE state = ? AND leased = 1`, DeliveryPending)
+	if err != nil {
+		return 0, err
+	}
+	var ds []Delivery
+	var marks []string
+	for rows.Next() {
+		var d Delivery
+		var mark string
+		if err := rows.Scan(&d.ID, &d.PartnerID, &d.CaseID, &mark); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ds, marks = append(ds, d), append(marks, mark)
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil || len(ds) == 0 {
+		return 0, err
+	}
+	err = s.write(ctx, func(ctx context.Context, tx wtx) error {
+		for i := range ds {
+			d := &ds[i]
+			if _, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ?, leased = 0 WHERE id = ? AND state = ? AND next_at = ?`),
+				ts(now), d.ID, DeliveryPending, marks[i]); err != nil {
+				return err
+			}
+			if err := s.moveFollowers(ctx, tx, d, `next_at = ?`, marks[i], now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return len(ds), nil
 }

@@ -186,6 +186,7 @@ type DB struct {
 	health        writeHealth // the writer's last commits (WriteFailure)
 	fresh         fresh       // committed entries' parts, for the relay's claims
 	release       func()      // OpenExclusive's lock file, let go at Close
+	leasesFreed   int         // deliveries OpenExclusive found claimed by a process gone
 }
 
 // SetCommitTimeout changes the bound of a PostgreSQL group commit
@@ -248,7 +249,7 @@ func schema(t columnTypes) []string {
   id ` + t.serial + `, delivery_key TEXT NOT NULL UNIQUE, partner_id TEXT NOT NULL, message_type TEXT NOT NULL,
   case_id TEXT NOT NULL, payload ` + t.blob + ` NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL,
   next_at TEXT NOT NULL, last_error TEXT NOT NULL, response ` + t.blob + `, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-  no_retry INTEGER NOT NULL DEFAULT 0, answer_seq ` + t.bigint + `)`,
+  no_retry INTEGER NOT NULL DEFAULT 0, answer_seq ` + t.bigint + `, leased INTEGER NOT NULL DEFAULT 0)`,
 		// qClaimDue, qPendingPartners. A store from an earlier build keeps
 		// its deliveries_due (state, next_at, id) too: an instance of that
 		// build sharing the store through a rolling upgrade still claims
@@ -328,6 +329,7 @@ var addedColumns = []sqldialect.Column{
 	{Table: "outbox", Name: "render", Def: "TEXT NOT NULL DEFAULT ''"},
 	{Table: "deliveries", Name: "no_retry", Def: "INTEGER NOT NULL DEFAULT 0"},
 	{Table: "deliveries", Name: "answer_seq", Def: "BIGINT"},
+	{Table: "deliveries", Name: "leased", Def: "INTEGER NOT NULL DEFAULT 0"},
 }
 
 // OpenSQLite opens a SQLite store.
@@ -355,7 +357,8 @@ func (s *DB) Close() error {
 // claimed, 21,976 repeats on the verified topic for 51,435 notices. The
 // tools that read or mend a running gateway's store (log verify, store
 // backup, outbound) use Open. A PostgreSQL store takes no lock file:
-// instances share it.
+// instances share it. Being the SQLite store's one user, it frees the
+// deliveries still claimed (FreeLeases).
 func OpenExclusive(target string) (*DB, error) {
 	if IsPostgres(target) {
 		return Open(target)
@@ -373,8 +376,18 @@ func OpenExclusive(target string) (*DB, error) {
 		return nil, err
 	}
 	s.release = release
+	// The file is this process's alone, so a delivery still claimed was
+	// claimed by a process that is gone: it is due now.
+	if s.leasesFreed, err = s.FreeLeases(context.Background(), time.Now()); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store %s: free the deliveries in flight at the last stop: %w", target, err)
+	}
 	return s, nil
 }
+
+// LeasesFreed is how many deliveries OpenExclusive found in flight, claimed
+// by a process that ended without recording their attempts, and made due.
+func (s *DB) LeasesFreed() int { return s.leasesFreed }
 
 // Postgres reports the dialect.
 func (s *DB) Postgres() bool { return s.postgres }

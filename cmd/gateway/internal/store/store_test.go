@@ -1735,7 +1735,7 @@ func TestDeliveriesOfEarlierStore(t *testing.T) {
 			"HTTP 404", deliveryAt, deliveryEntry); err != nil {
 			t.Fatal(err)
 		}
-		for _, q := range []string{`ALTER TABLE deliveries DROP COLUMN no_retry`, `ALTER TABLE deliveries DROP COLUMN answer_seq`} {
+		for _, q := range []string{`ALTER TABLE deliveries DROP COLUMN no_retry`, `ALTER TABLE deliveries DROP COLUMN answer_seq`, `ALTER TABLE deliveries DROP COLUMN leased`} {
 			if _, err := s.DB().Exec(q); err != nil {
 				t.Fatal(err)
 			}
@@ -1751,6 +1751,78 @@ func TestDeliveriesOfEarlierStore(t *testing.T) {
 		}
 		if n, err := s.RetryDead(ctx, "p1", deliveryAt.Add(time.Hour)); err != nil || n != 1 {
 			t.Fatalf("retried %d, %v; want 1", n, err)
+		}
+	})
+}
+
+// TestFreeLeases: a SQLite store opened by its one gateway makes due at
+// once the deliveries a process gone had claimed (killed mid-delivery),
+// with the deliveries behind them on their cases; a delivery waiting for
+// its retry keeps its time. A PostgreSQL store, which live instances
+// share, frees none: their claims run out with their leases.
+func TestFreeLeases(t *testing.T) {
+	backends(t, func(t *testing.T, target string) {
+		ctx := context.Background()
+		s, err := store.OpenExclusive(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []*store.Delivery{
+			{Key: "case-1", PartnerID: "p1", MessageType: "NotifyDecision", CaseID: "C-1"},
+			{Key: "case-2", PartnerID: "p1", MessageType: "NotifyDecision", CaseID: "C-1"},
+			{Key: "alone", PartnerID: "p1", MessageType: "JSON"},
+			{Key: "retrying", PartnerID: "p1", MessageType: "JSON"},
+		} {
+			d.Payload = []byte(`{}`)
+			if _, err := s.Enqueue(ctx, d, deliveryAt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		keys := func(ds []*store.Delivery) (ks []string) {
+			for _, d := range ds {
+				ks = append(ks, d.Key)
+			}
+			slices.Sort(ks)
+			return ks
+		}
+		due, err := s.ClaimDue(ctx, time.Now(), time.Hour, 10)
+		if err != nil || !slices.Equal(keys(due), []string{"alone", "case-1", "retrying"}) {
+			t.Fatalf("claimed %v, %v", keys(due), err)
+		}
+		for _, d := range due {
+			if d.Key == "retrying" { // its attempt failed: tried again in an hour
+				if err := s.RecordAttempt(ctx, d, store.Attempt{State: store.DeliveryPending, NextAt: time.Now().Add(time.Hour), Error: "HTTP 503"}, deliveryEntry(d)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		s.Close() // as a killed gateway's: case-1 and alone claimed, neither recorded
+
+		s, err = store.OpenExclusive(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		want, wantFreed := []string{"alone", "case-1"}, 2
+		if store.IsPostgres(target) {
+			want, wantFreed = nil, 0
+		}
+		due, err = s.ClaimDue(ctx, time.Now(), time.Minute, 10)
+		if s.LeasesFreed() != wantFreed || err != nil || !slices.Equal(keys(due), want) {
+			t.Fatalf("after the restart: %d freed, due %v (%v); want %d freed, due %v", s.LeasesFreed(), keys(due), err, wantFreed, want)
+		}
+		if store.IsPostgres(target) {
+			return
+		}
+		for _, d := range due {
+			if d.Key == "case-1" {
+				if err := s.RecordAttempt(ctx, d, store.Attempt{State: store.DeliveryDelivered}, deliveryEntry(d)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if due, err = s.ClaimDue(ctx, time.Now(), time.Minute, 10); err != nil || !slices.Equal(keys(due), []string{"case-2"}) {
+			t.Fatalf("after the case's first was delivered, due %v (%v); want its second", keys(due), err)
 		}
 	})
 }
