@@ -670,13 +670,18 @@ func (s *DB) PutBack(ctx context.Context, d *Delivery, at time.Time, e *Entry) e
 // reschedule moves d, and the deliveries waiting behind it on its case,
 // to at, if d's lease mark is still its own.
 func (s *DB) reschedule(ctx context.Context, tx wtx, d *Delivery, at time.Time) error {
+	return s.rescheduleFrom(ctx, tx, d, ts(d.NextAt), at)
+}
+
+// rescheduleFrom is reschedule with d's lease mark as stored.
+func (s *DB) rescheduleFrom(ctx context.Context, tx wtx, d *Delivery, mark string, at time.Time) error {
 	res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ?, leased = 0 WHERE id = ? AND state = ? AND next_at = ?`),
-		ts(at), d.ID, DeliveryPending, ts(d.NextAt))
+		ts(at), d.ID, DeliveryPending, mark)
 	if err != nil {
 		return err
 	}
 	if n, _ := res.RowsAffected(); n == 1 {
-		return s.moveFollowers(ctx, tx, d, `next_at = ?`, ts(d.NextAt), at)
+		return s.moveFollowers(ctx, tx, d, `next_at = ?`, mark, at)
 	}
 	return nil
 }
@@ -711,12 +716,7 @@ func (s *DB) FreeLeases(ctx context.Context, now time.Time) (int, error) {
 	}
 	err = s.write(ctx, func(ctx context.Context, tx wtx) error {
 		for i := range ds {
-			d := &ds[i]
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ?, leased = 0 WHERE id = ? AND state = ? AND next_at = ?`),
-				ts(now), d.ID, DeliveryPending, marks[i]); err != nil {
-				return err
-			}
-			if err := s.moveFollowers(ctx, tx, d, `next_at = ?`, marks[i], now); err != nil {
+			if err := s.rescheduleFrom(ctx, tx, &ds[i], marks[i], now); err != nil {
 				return err
 			}
 		}
