@@ -89,6 +89,34 @@ func TestToMYR(t *testing.T) {
 	}
 }
 
+// TestRoundHalfAway: exactly the places asked for, halves away from zero,
+// a leading zero where the digits are fewer than the places, no point for
+// none, no minus sign on a zero.
+func TestRoundHalfAway(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		x      *big.Rat
+		places int
+		want   string
+	}{
+		{"ok/half-up", big.NewRat(125, 1000), 2, "0.13"},
+		{"ok/half-down-negative", big.NewRat(-125, 1000), 2, "-0.13"},
+		{"ok/below-half", big.NewRat(124999, 1000000), 2, "0.12"},
+		{"ok/digits-as-many-as-places", big.NewRat(5, 10), 1, "0.5"},
+		{"ok/digits-fewer-than-places", big.NewRat(5, 1000), 3, "0.005"},
+		{"ok/no-places", big.NewRat(5, 2), 0, "3"},
+		{"ok/zero-places-negative", big.NewRat(-5, 2), 0, "-3"},
+		{"ok/negative-to-zero", big.NewRat(-4, 1000), 2, "0.00"},
+		{"ok/whole", big.NewRat(7, 1), 2, "7.00"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := RoundHalfAway(tc.x, tc.places); got != tc.want {
+				t.Fatalf("RoundHalfAway(%s, %d) = %q, want %q", tc.x.RatString(), tc.places, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestDeadlines(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"2024-02-29", "2025-02-28"},
