@@ -313,7 +313,7 @@ func (r *claimReader) readClaimant() claimantFacts {
 	if cla, _, ok := c.Member(v, ptr, "claimant", true); ok {
 		if cla = c.Object(cla, cp); cla != nil {
 			f.present = true
-			main := readID(c, cla, cp, "")
+			main := readID(c, cla, cp)
 			f.ids = append(f.ids, main)
 			if alts, ap, ok := c.Member(cla, cp, "altIds", false); ok {
 				switch {
@@ -325,7 +325,7 @@ func (r *claimReader) readClaimant() claimantFacts {
 					for k, a := range alts.Items {
 						ip := jsondoc.Index(ap, k)
 						if a = c.Object(a, ip); a != nil {
-							id := readID(c, a, ip, ip)
+							id := readID(c, a, ip)
 							c.Unknown(a, ip, "idType", "idNo", "idCountry")
 							f.ids = append(f.ids, id)
 						}
@@ -423,9 +423,6 @@ func (r *claimReader) checkMyKad(cla claimantFacts) {
 	for _, id := range cla.ids {
 		if id.ok && id.typ == "MY_NRIC" {
 			p := id.ptr + "/idNo"
-			if id.ptr == "" {
-				p = cla.ptr + "/idNo"
-			}
 			if cla.dobOK && fmt.Sprintf("%02d%02d%02d", cla.dob.Year%100, int(cla.dob.Month), cla.dob.Day) != id.no[:6] {
 				c.Add(p, adapters.CodeConsistency, "the MyKad date differs from dob")
 			}
@@ -505,13 +502,10 @@ func (r *claimReader) checkAcross(emp employerFacts, cla claimantFacts, loss los
 	}
 }
 
-// readID reads {idType, idNo, idCountry} at ptr; idPtr is the pointer
-// recorded for R7 ("" for the claimant's main identifier).
-func readID(c *jsonrules.Checker, obj *jsondoc.Value, ptr, idPtr string) ident {
-	id := ident{ptr: idPtr}
-	if idPtr == "" {
-		id.ptr = ptr
-	}
+// readID reads {idType, idNo, idCountry} at ptr, the pointer its
+// problems (R7's among them) name.
+func readID(c *jsonrules.Checker, obj *jsondoc.Value, ptr string) ident {
+	id := ident{ptr: ptr}
 	typOK := false
 	if s, p, ok := c.Str(obj, ptr, "idType", true); ok && c.OneOf(s, p, idTypes) {
 		id.typ, typOK = s, true
