@@ -13,6 +13,15 @@ type RateTable struct {
 	Minor map[string]int    // currency -> ISO 4217 minor-unit digits
 }
 
+// OrExample is t, or ExampleRates for the zero table: the adapters'
+// callers that name no table get the one the specifications define.
+func (t RateTable) OrExample() RateTable {
+	if t.ID == "" {
+		return ExampleRates
+	}
+	return t
+}
+
 // ExampleRates is XR-EXAMPLE-2026 (canonical §4): example rates, not market
 // data, used for every date by the specifications and their examples.
 var ExampleRates = RateTable{

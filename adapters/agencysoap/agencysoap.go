@@ -475,9 +475,7 @@ func (n *Notice) Canonical(receivedAt time.Time, caseID string, rates mapping.Ra
 	if p := n.First(); p != nil {
 		return nil, fmt.Errorf("agencysoap: %s at %s", p.Reason, p.Location)
 	}
-	if rates.ID == "" {
-		rates = mapping.ExampleRates
-	}
+	rates = rates.OrExample()
 	nt := child(n.Body, "Notification")
 	person := child(nt, "Person")
 	key := n.SourceKey()

@@ -634,9 +634,7 @@ func (b *Batch) Canonical(cl *Claim, receivedAt time.Time, rates mapping.RateTab
 	if len(cl.Problems) > 0 || len(b.Problems) > 0 {
 		return nil, errors.New("insurerclaim: claim has problems")
 	}
-	if rates.ID == "" {
-		rates = mapping.ExampleRates
-	}
+	rates = rates.OrExample()
 	v := cl.v
 	key := b.SourceKey(cl)
 	r := &schema.Record{Schema: schema.RecordSchemaID, RecordID: schema.RecordID(key), SourceKey: key,

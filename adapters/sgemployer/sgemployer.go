@@ -187,10 +187,7 @@ func (n *notice) Canonical(meta adapters.Meta) (*schema.Record, error) {
 	}
 
 	// wages
-	rates := meta.Rates
-	if rates.ID == "" {
-		rates = mapping.ExampleRates
-	}
+	rates := meta.Rates.OrExample()
 	m, err := rates.ToMYR(n.ame.v, "SGD")
 	if err != nil {
 		return nil, err

@@ -344,3 +344,32 @@ func TestSchemaOnTree(t *testing.T) {
 func padTo(payload []byte, n int) []byte {
 	return append(payload, bytes.Repeat([]byte(" "), n-len(payload))...)
 }
+
+// TestRateTable: the wages are converted with the table the gateway gives
+// (named in the record's fx), and with the specifications' example table
+// when it gives none.
+func TestRateTable(t *testing.T) {
+	other := mapping.RateTable{ID: "XR-TEST", Rates: map[string]string{"MYR": "1", "SGD": "2"}, Minor: map[string]int{"MYR": 2, "SGD": 2}}
+	for _, tc := range []struct {
+		name  string
+		given mapping.RateTable
+		want  mapping.RateTable
+	}{
+		{"ok/given", other, other},
+		{"ok/none-given", mapping.RateTable{}, mapping.ExampleRates},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc, err := Adapter{}.Read(readExample(t, "example-a.in.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, err := doc.Canonical(adapters.Meta{ReceivedAt: receivedAt, Rates: tc.given})
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := source
+			src.Rates = tc.want
+			adaptertest.CheckRecord(t, rec, src)
+		})
+	}
+}
