@@ -14,39 +14,3 @@ var ICD10ESAW = map[string][2]string{
 func ExternalCause(code string) bool {
 	return code != "" && (code[0] == 'V' || code[0] == 'W' || code[0] == 'X' || code[0] == 'Y')
 }
-
-// MinorToMajor renders an amount in minor units as a decimal in major units
-// with the currency's ISO 4217 exponent (canonical §4).
-func (t RateTable) MinorToMajor(minor int64, currency string) string {
-	exp := t.Minor[currency]
-	neg := minor < 0
-	if neg {
-		minor = -minor
-	}
-	s := itoa64(minor)
-	for len(s) <= exp {
-		s = "0" + s
-	}
-	out := s
-	if exp > 0 {
-		out = s[:len(s)-exp] + "." + s[len(s)-exp:]
-	}
-	if neg {
-		out = "-" + out
-	}
-	return out
-}
-
-func itoa64(n int64) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
-}

@@ -283,3 +283,29 @@ func TestESAWLists(t *testing.T) {
 		})
 	}
 }
+
+// TestMinorToMajor: minor units as a decimal with the currency's exponent,
+// a leading zero below one unit, no point for a currency without minor
+// units, and the sign kept.
+func TestMinorToMajor(t *testing.T) {
+	rates := RateTable{ID: "XR-TEST", Minor: map[string]int{"SGD": 2, "JPY": 0, "BHD": 3}}
+	for _, tc := range []struct {
+		name     string
+		minor    int64
+		currency string
+		want     string
+	}{
+		{"ok/units-and-cents", 245000, "SGD", "2450.00"},
+		{"ok/below-one-unit", 5, "SGD", "0.05"},
+		{"ok/zero", 0, "SGD", "0.00"},
+		{"ok/negative", -123, "SGD", "-1.23"},
+		{"ok/no-minor-units", 500, "JPY", "500"},
+		{"ok/three-digits", 1234, "BHD", "1.234"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := rates.MinorToMajor(tc.minor, tc.currency); got != tc.want {
+				t.Fatalf("MinorToMajor(%d, %s) = %q, want %q", tc.minor, tc.currency, got, tc.want)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package mapping
 import (
 	"fmt"
 	"math/big"
+	"strconv"
 	"strings"
 )
 
@@ -73,6 +74,28 @@ func RoundHalfAway(x *big.Rat, places int) string {
 		out += "." + s[len(s)-places:]
 	}
 	if neg && q.Sign() != 0 {
+		out = "-" + out
+	}
+	return out
+}
+
+// MinorToMajor renders an amount in minor units as a decimal in major units
+// with the currency's ISO 4217 exponent (canonical §4).
+func (t RateTable) MinorToMajor(minor int64, currency string) string {
+	exp := t.Minor[currency]
+	neg := minor < 0
+	if neg {
+		minor = -minor
+	}
+	s := strconv.FormatInt(minor, 10)
+	for len(s) <= exp {
+		s = "0" + s
+	}
+	out := s
+	if exp > 0 {
+		out = s[:len(s)-exp] + "." + s[len(s)-exp:]
+	}
+	if neg {
 		out = "-" + out
 	}
 	return out
