@@ -265,3 +265,36 @@ func TestGroupReaderReadsAddedPartitions(t *testing.T) {
 	write("notices", 1, "d")
 	read("notices/1/d", "requests/2/c")
 }
+
+// TestLastOfEach: of the messages a consumer owes, one a topic's partition
+// stays, the one with the highest offset, whatever order they came in.
+func TestLastOfEach(t *testing.T) {
+	m := func(topic string, partition int, offset int64) kafka.Message {
+		return kafka.Message{Topic: topic, Partition: partition, Offset: offset}
+	}
+	key := func(ms []kafka.Message) []string {
+		var ks []string
+		for _, x := range ms {
+			ks = append(ks, fmt.Sprintf("%s/%d@%d", x.Topic, x.Partition, x.Offset))
+		}
+		slices.Sort(ks)
+		return ks
+	}
+	for _, tc := range []struct {
+		name string
+		in   []kafka.Message
+		want []string
+	}{
+		{"ok/none", nil, nil},
+		{"ok/one-partition", []kafka.Message{m("a", 0, 3), m("a", 0, 4), m("a", 0, 5)}, []string{"a/0@5"}},
+		{"ok/out-of-order", []kafka.Message{m("a", 0, 9), m("a", 0, 4), m("a", 0, 7)}, []string{"a/0@9"}},
+		{"ok/partitions-and-topics-apart", []kafka.Message{m("a", 0, 2), m("a", 1, 8), m("b", 0, 1), m("a", 1, 6), m("a", 0, 3)},
+			[]string{"a/0@3", "a/1@8", "b/0@1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := key(kafkaclient.LastOfEach(tc.in)); !slices.Equal(got, tc.want) {
+				t.Fatalf("LastOfEach = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
