@@ -842,3 +842,36 @@ func TestOutboxOldestAge(t *testing.T) {
 		t.Fatalf("an event waiting: age %v s (present %t)", age, ok)
 	}
 }
+
+// TestDeliveriesInFlightFreedAtStart: a gateway started on the SQLite store
+// of one killed with a delivery in flight sends it at once, not after its
+// lease, and says how many it found.
+func TestDeliveriesInFlightFreedAtStart(t *testing.T) {
+	g, l := devGateway(t)
+	ctx := context.Background()
+	if _, err := g.Store.Enqueue(ctx, &store.Delivery{Key: "in-flight-1", PartnerID: "demo-agency", MessageType: "NotifyDecision",
+		CaseID: "MY:PERKESO:XB-1", Payload: []byte(`{}`)}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if due, err := g.Store.ClaimDue(ctx, time.Now(), time.Hour, 10); err != nil || len(due) != 1 {
+		t.Fatalf("claimed %d, %v", len(due), err)
+	}
+	g.Store.Close() // killed: the attempt never recorded, the lease an hour long
+
+	cfg, err := config.Load(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged gatewaytest.SyncBuffer
+	again, err := New(cfg, slog.New(slog.NewTextHandler(&logged, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Store.Close()
+	if out := logged.String(); !strings.Contains(out, "outbound deliveries in flight when the gateway last ended are due again") || !strings.Contains(out, "deliveries=1") {
+		t.Fatalf("the start logged:\n%s", out)
+	}
+	if due, err := again.Store.ClaimDue(ctx, time.Now(), time.Minute, 10); err != nil || len(due) != 1 || due[0].Key != "in-flight-1" {
+		t.Fatalf("due after the start: %d, %v; want the delivery in flight", len(due), err)
+	}
+}
