@@ -7,30 +7,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/metrics"
 )
 
 // expiries reads jambatan_certificate_expiry_seconds by certificate label.
 func expiries(t *testing.T, r *prometheus.Registry) map[string]float64 {
-	t.Helper()
-	fams, err := r.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, f := range fams {
-		if f.GetName() != "jambatan_certificate_expiry_seconds" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "certificate" {
-					out[l.GetValue()] = m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return out
+	return gatewaytest.Series(t, r, "jambatan_certificate_expiry_seconds", "certificate")
 }
 
 // TestPartnerCertExpiry: a partner's certificate expiry is the one it last

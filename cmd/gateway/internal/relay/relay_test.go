@@ -311,23 +311,7 @@ func runLogged(r *relay.Relay) (logged *gatewaytest.SyncBuffer, stop func()) {
 // relayErrors reads jambatan_relay_errors_total, by side, from reg.
 func relayErrors(t testing.TB, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sides := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "jambatan_relay_errors_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "side" {
-					sides[l.GetValue()] = m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
+	sides := gatewaytest.Series(t, reg, "jambatan_relay_errors_total", "side")
 	if len(sides) != 3 {
 		t.Fatalf("relay errors by side %v: want kafka, outbox and render from the start", sides)
 	}
