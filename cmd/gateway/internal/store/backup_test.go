@@ -119,9 +119,7 @@ func TestBackupTakesItsNameWhole(t *testing.T) {
 	s := open(t, filepath.Join(t.TempDir(), "s.db"))
 	var wg sync.WaitGroup
 	for w := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range 250 {
 				e := entry(fmt.Sprint("big-", w, "-", i), "aa")
 				e.Body = bytes.Repeat([]byte{'x'}, 4096)
@@ -130,7 +128,7 @@ func TestBackupTakesItsNameWhole(t *testing.T) {
 					return
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	defer func(d time.Duration) { store.BackupProgressEvery = d }(store.BackupProgressEvery)

@@ -24,9 +24,7 @@ func TestCloseWhileWriting(t *testing.T) {
 		}
 		var wg sync.WaitGroup
 		for w := range 8 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for i := 0; ; i++ {
 					_, err := s.Accept(context.Background(), entry(fmt.Sprintf("r%d-w%d-%d", round, w, i), "x"), onExisting)
 					if errors.Is(err, store.ErrClosed) {
@@ -36,7 +34,7 @@ func TestCloseWhileWriting(t *testing.T) {
 						return
 					}
 				}
-			}()
+			})
 		}
 		time.Sleep(time.Millisecond)
 		s.Close()
