@@ -150,6 +150,9 @@ func TestLoad(t *testing.T) {
 		{"fail/negative-inflight-limit", func(m map[string]any) { m["limits"] = map[string]any{"max_inflight_bytes": -1} }, "", "limits.max_inflight_bytes"},
 		{"fail/negative-connection-limit", func(m map[string]any) { m["limits"] = map[string]any{"max_connections": -1} }, "", "limits.max_connections"},
 		{"fail/kafka-messages-too-small", func(m map[string]any) { m["kafka"] = map[string]any{"max_message_bytes": 1000} }, "", "kafka.max_message_bytes"},
+		{"ok/kafka-compression", func(m map[string]any) { m["kafka"] = map[string]any{"compression": "zstd"} }, "", ""},
+		{"fail/kafka-compression", func(m map[string]any) { m["kafka"] = map[string]any{"compression": "brotli"} }, "", "kafka.compression"},
+		{"fail/kafka-compression-case", func(m map[string]any) { m["kafka"] = map[string]any{"compression": "LZ4"} }, "", "kafka.compression"},
 		{"fail/kafka-tls-without-ca", func(m map[string]any) { m["kafka"] = map[string]any{"tls": map[string]any{}} }, "", "kafka.tls.ca_file"},
 		{"fail/kafka-sasl-mechanism", func(m map[string]any) {
 			m["kafka"] = map[string]any{"sasl": map[string]any{"mechanism": "PLAIN", "username": "u", "password_file": "p"}}

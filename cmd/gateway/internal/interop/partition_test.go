@@ -93,3 +93,65 @@ func TestKcatAgreesOnPartitions(t *testing.T) {
 		t.Errorf("the keys used %d of %d partitions", len(used), partitions)
 	}
 }
+
+// TestKcatReadsCompressed: the batches the relay's producer compresses with
+// each codec kafka.compression offers are read back by librdkafka (kcat), a
+// back office's likely client, byte for byte, and kcat's own compressed
+// batches by the gateway's reader (kafka-go, as "gateway ingest" reads).
+func TestKcatReadsCompressed(t *testing.T) {
+	kcat := need(t, "kcat")
+	b, err := broker.Start("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	conn, err := kafka.Dial("tcp", b.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, codec := range config.KafkaCompressions {
+		if err := conn.CreateTopics(kafka.TopicConfig{Topic: "from-gateway-" + codec, NumPartitions: 1, ReplicationFactor: 1},
+			kafka.TopicConfig{Topic: "from-kcat-" + codec, NumPartitions: 1, ReplicationFactor: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close()
+	event := strings.Repeat(`{"record":{"schema":"perkeso-injury-notification/v1"}},`, 40)
+	for _, codec := range config.KafkaCompressions {
+		t.Run("ok/"+codec, func(t *testing.T) {
+			kc, err := kafkaclient.New(config.Kafka{Brokers: []string{b.Addr}, Compression: codec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := kc.Writer(10)
+			defer w.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var msgs []kafka.Message
+			for i := range 5 {
+				msgs = append(msgs, kafka.Message{Topic: "from-gateway-" + codec, Key: []byte("k"), Value: []byte(fmt.Sprintf("%s%d", event, i))})
+			}
+			if err := w.WriteMessages(ctx, msgs...); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(kcat, "-b", b.Addr, "-C", "-t", "from-gateway-"+codec, "-o", "beginning", "-e", "-q", "-f", "%s\n").Output()
+			if err != nil {
+				t.Fatalf("kcat -C: %v", err)
+			}
+			if got := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n"); len(got) != 5 || got[0] != event+"0" || got[4] != event+"4" {
+				t.Fatalf("kcat read %d values (%d bytes), want 5 as written", len(got), len(out))
+			}
+
+			p := exec.Command(kcat, "-b", b.Addr, "-P", "-t", "from-kcat-"+codec, "-z", codec)
+			p.Stdin = strings.NewReader(event + "\n" + event + "\n")
+			if out, err := p.CombinedOutput(); err != nil {
+				t.Fatalf("kcat -P -z %s: %v\n%s", codec, err, out)
+			}
+			for _, m := range kafkatest.ReadAll(t, b.Addr, "from-kcat-"+codec, 2, 30*time.Second) {
+				if string(m.Value) != event {
+					t.Fatalf("kafka-go read %d bytes of kcat's %s batch, want %d as written", len(m.Value), codec, len(event))
+				}
+			}
+		})
+	}
+}

@@ -30,14 +30,24 @@ type Client struct {
 	// MaxBatchBytes bounds a record batch the relay produces to one
 	// partition (kafka.max_message_bytes; default MaxBatchBytes).
 	MaxBatchBytes int
+	// Compression is the codec of the batches Writer produces
+	// (kafka.compression; none when zero).
+	Compression kafka.Compression
 }
+
+// codecs are kafka.compression's names for kafka-go's codecs.
+var codecs = map[string]kafka.Compression{"": 0, "none": 0, "gzip": kafka.Gzip, "snappy": kafka.Snappy, "lz4": kafka.Lz4, "zstd": kafka.Zstd}
 
 // New reads certificates and the SASL password named by the configuration.
 func New(k config.Kafka) (*Client, error) {
 	if len(k.Brokers) == 0 {
 		return nil, errors.New("kafka: no brokers configured")
 	}
-	c := &Client{Brokers: k.Brokers, MaxBatchBytes: k.MaxMessageBytes}
+	codec, ok := codecs[k.Compression]
+	if !ok {
+		return nil, fmt.Errorf("kafka: no compression %q", k.Compression)
+	}
+	c := &Client{Brokers: k.Brokers, MaxBatchBytes: k.MaxMessageBytes, Compression: codec}
 	if k.TLS != nil {
 		ca, err := os.ReadFile(k.TLS.CAFile)
 		if err != nil {
@@ -87,6 +97,7 @@ func (c *Client) Writer(batch int) *kafka.Writer {
 	return &kafka.Writer{
 		Addr:         kafka.TCP(c.Brokers...),
 		Balancer:     &kafka.Murmur2Balancer{},
+		Compression:  c.Compression,
 		RequiredAcks: kafka.RequireAll,
 		BatchSize:    batch,
 		BatchBytes:   int64(cmp.Or(c.MaxBatchBytes, MaxBatchBytes)),

@@ -1,6 +1,7 @@
 package kafkaclient_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -9,11 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
@@ -200,6 +203,72 @@ func TestBatchBytes(t *testing.T) {
 			}
 			if got := kc.Writer(10).BatchBytes; got != tc.want {
 				t.Fatalf("BatchBytes %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestCompression: the writer's batches carry the codec kafka.compression
+// names, a consumer of another client (franz-go's) reads them back as
+// written, and a name no codec has is refused.
+func TestCompression(t *testing.T) {
+	for _, tc := range []struct {
+		name, compression string
+		codec             uint8 // the batch's attribute: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd
+		err               string
+	}{
+		{"ok/default", "", 0, ""},
+		{"ok/none", "none", 0, ""},
+		{"ok/gzip", "gzip", 1, ""},
+		{"ok/snappy", "snappy", 2, ""},
+		{"ok/lz4", "lz4", 3, ""},
+		{"ok/zstd", "zstd", 4, ""},
+		{"fail/brotli", "brotli", 0, `kafka: no compression "brotli"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "events"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			kc, err := kafkaclient.New(config.Kafka{Brokers: c.ListenAddrs(), Compression: tc.compression})
+			if tc.err != "" {
+				if err == nil || err.Error() != tc.err {
+					t.Fatalf("err %v, want %s", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := kc.Writer(10)
+			defer w.Close()
+			event := []byte(strings.Repeat(`{"record":{"schema":"perkeso-injury-notification/v1"}}`, 20))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := w.WriteMessages(ctx, kafka.Message{Topic: "events", Key: []byte("a"), Value: event}, kafka.Message{Topic: "events", Key: []byte("a"), Value: event}); err != nil {
+				t.Fatal(err)
+			}
+			cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("events"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			var got []*kgo.Record
+			for len(got) < 2 && ctx.Err() == nil {
+				fs := cl.PollFetches(ctx)
+				if err := fs.Err(); err != nil && ctx.Err() == nil {
+					t.Fatal(err)
+				}
+				got = append(got, fs.Records()...)
+			}
+			if len(got) != 2 {
+				t.Fatalf("read %d records, want 2", len(got))
+			}
+			for _, r := range got {
+				if r.Attrs.CompressionType() != tc.codec || !bytes.Equal(r.Value, event) {
+					t.Fatalf("codec %d, want %d; value of %d bytes, want %d", r.Attrs.CompressionType(), tc.codec, len(r.Value), len(event))
+				}
 			}
 		})
 	}
