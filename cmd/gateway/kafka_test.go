@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/beevik/etree"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/perkeso/jambatan/adapters/sgemployer"
 	"github.com/perkeso/jambatan/certs"
@@ -89,6 +91,32 @@ func kcatJSON(t *testing.T, bootstrap, topic string) []map[string]any {
 		msgs = append(msgs, m)
 	}
 	return msgs
+}
+
+// batchCodecs counts a topic's first n records by the compression codec of
+// their record batch (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd), read with
+// franz-go, which reports it (kafka-go and kcat do not).
+func batchCodecs(t *testing.T, bootstrap, topic string, n int) map[uint8]int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(bootstrap), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got, seen := map[uint8]int{}, 0
+	for seen < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records of %s", seen, n, topic)
+		}
+		for _, r := range fs.Records() {
+			got[r.Attrs.CompressionType()]++
+			seen++
+		}
+	}
+	return got
 }
 
 func headers(m map[string]any) map[string]string {
@@ -161,6 +189,11 @@ func TestKcatEndToEnd(t *testing.T) {
 		if err := json.Unmarshal(pb, &named); err != nil || named.RecordID != key || named.RecordSHA256 != hex.EncodeToString(sum[:]) {
 			t.Fatalf("receipt payload %s does not name record %s (sha256 %x)", pb, key, sum)
 		}
+	}
+	// Dev mode's gateway.json has the relay compress with gzip: the records
+	// kcat read came in gzip batches.
+	if got := batchCodecs(t, d.KafkaBootstrap, d.Topics.Verified, 25); !maps.Equal(got, map[uint8]int{1: 25}) {
+		t.Fatalf("records by their batch's codec %v, want all 25 gzip (1)", got)
 	}
 	// Metrics and readiness on the ops listener.
 	ops := strings.TrimSuffix(d.MetricsURL, "/metrics")
