@@ -260,8 +260,8 @@ func (s *DB) ClaimDueOf(ctx context.Context, now time.Time, lease time.Duration,
 	err = s.write(ctx, func(ctx context.Context, tx wtx) error {
 		out = out[:0] // a failed group runs its writes again, alone
 		for _, d := range due {
-			res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ?, updated_at = ?, leased = 1 WHERE id = ? AND next_at = ? AND state = ?`),
-				ts(now.Add(lease)), ts(now), d.ID, marks[d.ID], DeliveryPending)
+			res, err := tx.ExecContext(ctx, s.q(`UPDATE deliveries SET next_at = ?, updated_at = ?, leased = ? WHERE id = ? AND next_at = ? AND state = ?`),
+				ts(now.Add(lease)), ts(now), s.leaseMark, d.ID, marks[d.ID], DeliveryPending)
 			if err != nil {
 				return err
 			}
@@ -689,30 +689,55 @@ func (s *DB) rescheduleFrom(ctx context.Context, tx wtx, d *Delivery, mark strin
 // FreeLeases makes the deliveries claimed and not given back (a process
 // that claimed them ended without recording their attempts: killed, or
 // its machine lost) due at now, with those behind them on their cases,
-// and says how many. Only the store's one user may call it: on a shared
-// store a live instance's deliveries in flight would be sent twice.
-// Before it, a gateway killed mid-delivery left each in-flight delivery
-// waiting out its lease (30 s or more) after the restart.
+// and says how many. On SQLite only the store's one user may call it: it
+// frees every claim. On PostgreSQL it frees the claims of instances that
+// have ended, those whose token's advisory lock is free
+// (takeInstanceLock); a live instance's deliveries in flight would be sent
+// twice. Before it, a gateway killed mid-delivery left each in-flight
+// delivery waiting out its lease (30 s or more) after the restart.
 func (s *DB) FreeLeases(ctx context.Context, now time.Time) (int, error) {
-	rows, err := s.query(ctx, `SELECT id, partner_id, case_id, next_at FROM deliveries WHERE state = ? AND leased = 1`, DeliveryPending)
+	q := `SELECT id, partner_id, case_id, next_at, leased FROM deliveries WHERE state = ? AND leased <> 0`
+	if s.postgres {
+		q = `SELECT id, partner_id, case_id, next_at, leased FROM deliveries WHERE state = ? AND leased > 1`
+	}
+	rows, err := s.query(ctx, q, DeliveryPending)
 	if err != nil {
 		return 0, err
 	}
 	var ds []Delivery
 	var marks []string
+	var owners []int64
 	for rows.Next() {
 		var d Delivery
 		var mark string
-		if err := rows.Scan(&d.ID, &d.PartnerID, &d.CaseID, &mark); err != nil {
+		var owner int64
+		if err := rows.Scan(&d.ID, &d.PartnerID, &d.CaseID, &mark, &owner); err != nil {
 			rows.Close()
 			return 0, err
 		}
-		ds, marks = append(ds, d), append(marks, mark)
+		ds, marks, owners = append(ds, d), append(marks, mark), append(owners, owner)
 	}
 	err = rows.Err()
 	rows.Close()
 	if err != nil || len(ds) == 0 {
 		return 0, err
+	}
+	if s.postgres {
+		gone, err := s.instancesGone(ctx, owners)
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		for i := range ds {
+			if gone[owners[i]] {
+				ds[n], marks[n] = ds[i], marks[i]
+				n++
+			}
+		}
+		ds, marks = ds[:n], marks[:n]
+		if n == 0 {
+			return 0, nil
+		}
 	}
 	err = s.write(ctx, func(ctx context.Context, tx wtx) error {
 		for i := range ds {
@@ -726,4 +751,28 @@ func (s *DB) FreeLeases(ctx context.Context, now time.Time) (int, error) {
 		return 0, err
 	}
 	return len(ds), nil
+}
+
+// instancesGone says which of the tokens are no live instance's: those
+// whose advisory lock this session can take (and lets go at once, with
+// the transaction). This instance's own is held by its instanceLock's
+// session, another than this.
+func (s *DB) instancesGone(ctx context.Context, tokens []int64) (map[int64]bool, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	gone := map[int64]bool{}
+	for _, t := range tokens {
+		if _, seen := gone[t]; seen {
+			continue
+		}
+		var free bool
+		if err := tx.QueryRowContext(ctx, `SELECT pg_try_advisory_xact_lock($1, $2)`, lockInstances, t).Scan(&free); err != nil {
+			return nil, err
+		}
+		gone[t] = free
+	}
+	return gone, nil
 }

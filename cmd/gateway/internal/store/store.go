@@ -20,6 +20,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -187,6 +189,12 @@ type DB struct {
 	fresh         fresh       // committed entries' parts, for the relay's claims
 	release       func()      // OpenExclusive's lock file, let go at Close
 	leasesFreed   int         // deliveries OpenExclusive found claimed by a process gone
+	// leaseMark is what a claim writes in a delivery's leased column:
+	// 1, or on PostgreSQL for a gateway instance (OpenExclusive) its own
+	// token, whose advisory lock instanceLock holds until Close, so that
+	// the instance that follows it can tell its claims from a live one's.
+	leaseMark    int64
+	instanceLock *sql.Conn
 }
 
 // SetCommitTimeout changes the bound of a PostgreSQL group commit
@@ -204,6 +212,10 @@ type chainHead struct {
 const (
 	lockWriter = 0x4a616d62 // "Jamb": one writer at a time extends the chain
 	lockRelay  = 0x52656c61 // "Rela": one relay at a time publishes, in order
+	// lockInstances is the first key of the two-key advisory locks (a key
+	// space apart from the one-key locks above) that gateway instances
+	// hold, the second being an instance's token (OpenExclusive).
+	lockInstances = 0x496e7374 // "Inst"
 )
 
 // The records table is indexed by record id alone. Since a record id is
@@ -270,7 +282,7 @@ func IsPostgres(target string) bool { return sqldialect.IsPostgres(target) }
 // Open opens the store: a postgres:// DSN, or a SQLite file path (created if
 // needed; WAL, synchronous=FULL).
 func Open(target string) (*DB, error) {
-	s := &DB{postgres: IsPostgres(target), reqs: make(chan *writeReq, 1024), closing: make(chan struct{}), writerDone: make(chan struct{})}
+	s := &DB{postgres: IsPostgres(target), reqs: make(chan *writeReq, 1024), closing: make(chan struct{}), writerDone: make(chan struct{}), leaseMark: 1}
 	s.SetCommitTimeout(DefaultCommitTimeout)
 	var err error
 	ddl := schemaSQLite
@@ -342,6 +354,9 @@ func (s *DB) Close() error {
 	for _, st := range s.stmts {
 		_ = st.Close()
 	}
+	if s.instanceLock != nil {
+		_ = s.instanceLock.Close() // its session's end lets the lock go
+	}
 	err := s.db.Close()
 	if s.release != nil {
 		s.release()
@@ -357,11 +372,26 @@ func (s *DB) Close() error {
 // claimed, 21,976 repeats on the verified topic for 51,435 notices. The
 // tools that read or mend a running gateway's store (log verify, store
 // backup, outbound) use Open. A PostgreSQL store takes no lock file:
-// instances share it. Being the SQLite store's one user, it frees the
-// deliveries still claimed (FreeLeases).
+// instances share it, each holding an advisory lock of its own while it
+// runs (takeInstanceLock). Then it frees the deliveries still claimed by
+// a process that is gone (FreeLeases): on SQLite all of them, since the
+// store is this process's alone; on PostgreSQL those of instances whose
+// lock is free.
 func OpenExclusive(target string) (*DB, error) {
 	if IsPostgres(target) {
-		return Open(target)
+		s, err := Open(target)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.takeInstanceLock(context.Background()); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("store: %w", err)
+		}
+		if s.leasesFreed, err = s.FreeLeases(context.Background(), time.Now()); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("store: free the deliveries in flight in instances that ended: %w", err)
+		}
+		return s, nil
 	}
 	release, err := pidlock.Take(target + ".lock")
 	var held *pidlock.HeldError
@@ -388,6 +418,33 @@ func OpenExclusive(target string) (*DB, error) {
 // LeasesFreed is how many deliveries OpenExclusive found in flight, claimed
 // by a process that ended without recording their attempts, and made due.
 func (s *DB) LeasesFreed() int { return s.leasesFreed }
+
+// takeInstanceLock gives this PostgreSQL instance a token of its own, the
+// mark of its claims, and holds the token's advisory lock on a connection
+// kept until Close. A session's advisory locks end with it, so a token
+// whose lock another session can take belongs to an instance that has
+// ended, however it ended. Tokens are random and above 1 (the mark of
+// claims by earlier builds and by tools, which no instance owns).
+func (s *DB) takeInstanceLock(ctx context.Context) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	for range 8 {
+		token := 2 + rand.Int64N(math.MaxInt32-1)
+		var got bool
+		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockInstances, token).Scan(&got); err != nil {
+			conn.Close()
+			return fmt.Errorf("instance lock: %w", err)
+		}
+		if got {
+			s.instanceLock, s.leaseMark = conn, token
+			return nil
+		}
+	}
+	conn.Close()
+	return errors.New("instance lock: 8 tokens drawn were each held by another session")
+}
 
 // Postgres reports the dialect.
 func (s *DB) Postgres() bool { return s.postgres }
