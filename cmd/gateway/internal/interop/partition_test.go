@@ -27,21 +27,9 @@ import (
 // the same partitions.
 func TestKcatAgreesOnPartitions(t *testing.T) {
 	kcat := need(t, "kcat")
-	b, err := broker.Start("", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	const partitions = 12
-	conn, err := kafka.Dial("tcp", b.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.CreateTopics(kafka.TopicConfig{Topic: "gateway", NumPartitions: partitions, ReplicationFactor: 1},
-		kafka.TopicConfig{Topic: "librdkafka", NumPartitions: partitions, ReplicationFactor: 1}); err != nil {
-		t.Fatal(err)
-	}
-	conn.Close()
+	b := brokerWith(t, kafka.TopicConfig{Topic: "gateway", NumPartitions: partitions, ReplicationFactor: 1},
+		kafka.TopicConfig{Topic: "librdkafka", NumPartitions: partitions, ReplicationFactor: 1})
 
 	var keys []string
 	for i := range 300 {
@@ -100,22 +88,12 @@ func TestKcatAgreesOnPartitions(t *testing.T) {
 // batches by the gateway's reader (kafka-go, as "gateway ingest" reads).
 func TestKcatReadsCompressed(t *testing.T) {
 	kcat := need(t, "kcat")
-	b, err := broker.Start("", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	conn, err := kafka.Dial("tcp", b.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var topics []kafka.TopicConfig
 	for _, codec := range config.KafkaCompressions {
-		if err := conn.CreateTopics(kafka.TopicConfig{Topic: "from-gateway-" + codec, NumPartitions: 1, ReplicationFactor: 1},
-			kafka.TopicConfig{Topic: "from-kcat-" + codec, NumPartitions: 1, ReplicationFactor: 1}); err != nil {
-			t.Fatal(err)
-		}
+		topics = append(topics, kafka.TopicConfig{Topic: "from-gateway-" + codec, NumPartitions: 1, ReplicationFactor: 1},
+			kafka.TopicConfig{Topic: "from-kcat-" + codec, NumPartitions: 1, ReplicationFactor: 1})
 	}
-	conn.Close()
+	b := brokerWith(t, topics...)
 	event := strings.Repeat(`{"record":{"schema":"perkeso-injury-notification/v1"}},`, 40)
 	for _, codec := range config.KafkaCompressions {
 		t.Run("ok/"+codec, func(t *testing.T) {
@@ -154,4 +132,24 @@ func TestKcatReadsCompressed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// brokerWith starts an embedded broker holding the topics, closed when the
+// test ends.
+func brokerWith(t *testing.T, topics ...kafka.TopicConfig) *broker.Embedded {
+	t.Helper()
+	b, err := broker.Start("", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	conn, err := kafka.Dial("tcp", b.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.CreateTopics(topics...); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
