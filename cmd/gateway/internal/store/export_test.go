@@ -45,3 +45,10 @@ func (s *DB) SetNextAt(ctx context.Context, id int64, raw string) error {
 
 // QueuedWrites is the number of writes waiting for the writer.
 func (s *DB) QueuedWrites() int { return len(s.reqs) }
+
+// LockInstances is the first key of the instances' advisory locks.
+const LockInstances = lockInstances
+
+// LeaseMark is the mark of this store's claims: an instance's token on
+// PostgreSQL.
+func (s *DB) LeaseMark() int64 { return s.leaseMark }

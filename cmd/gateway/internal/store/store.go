@@ -194,7 +194,8 @@ type DB struct {
 	// token, whose advisory lock instanceLock holds until Close, so that
 	// the instance that follows it can tell its claims from a live one's.
 	leaseMark    int64
-	instanceLock *sql.Conn
+	instanceLock *sql.Conn     // keepInstanceLock's, and Close's once it has returned
+	lockKept     chan struct{} // closed when keepInstanceLock has returned
 }
 
 // SetCommitTimeout changes the bound of a PostgreSQL group commit
@@ -354,6 +355,9 @@ func (s *DB) Close() error {
 	for _, st := range s.stmts {
 		_ = st.Close()
 	}
+	if s.lockKept != nil {
+		<-s.lockKept
+	}
 	if s.instanceLock != nil {
 		_ = s.instanceLock.Close() // its session's end lets the lock go
 	}
@@ -426,24 +430,66 @@ func (s *DB) LeasesFreed() int { return s.leasesFreed }
 // ended, however it ended. Tokens are random and above 1 (the mark of
 // claims by earlier builds and by tools, which no instance owns).
 func (s *DB) takeInstanceLock(ctx context.Context) error {
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return err
-	}
 	for range 8 {
 		token := 2 + rand.Int64N(math.MaxInt32-1)
-		var got bool
-		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockInstances, token).Scan(&got); err != nil {
-			conn.Close()
+		conn, err := s.lockOn(ctx, token)
+		if err != nil {
 			return fmt.Errorf("instance lock: %w", err)
 		}
-		if got {
-			s.instanceLock, s.leaseMark = conn, token
+		if conn != nil {
+			s.instanceLock, s.leaseMark, s.lockKept = conn, token, make(chan struct{})
+			go s.keepInstanceLock(InstanceLockCheck)
 			return nil
 		}
 	}
-	conn.Close()
 	return errors.New("instance lock: 8 tokens drawn were each held by another session")
+}
+
+// lockOn takes token's advisory lock on a connection of its own, which it
+// returns; none when another session holds the lock.
+func (s *DB) lockOn(ctx context.Context, token int64) (*sql.Conn, error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var got bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, lockInstances, token).Scan(&got); err != nil || !got {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
+}
+
+// InstanceLockCheck is how often a PostgreSQL instance makes sure the
+// session holding its lock lives.
+const InstanceLockCheck = 2 * time.Second
+
+// keepInstanceLock looks every period at the session holding this
+// instance's lock, and when it has ended (the database restarted, the
+// connection cut) takes the token's lock again on a new one. Without
+// it, the first instance to start after a database restart would take
+// every live instance for ended and send their deliveries in flight
+// again. An instance that starts in the moments before the lock is taken
+// again still may: the partner has each delivery's idempotency key.
+func (s *DB) keepInstanceLock(period time.Duration) {
+	defer close(s.lockKept)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), period)
+		if s.instanceLock.PingContext(ctx) != nil {
+			if conn, err := s.lockOn(ctx, s.leaseMark); err == nil && conn != nil {
+				_ = s.instanceLock.Close()
+				s.instanceLock = conn
+			}
+		}
+		cancel()
+	}
 }
 
 // Postgres reports the dialect.

@@ -1873,6 +1873,61 @@ func TestFreeLeasesOfLiveInstance(t *testing.T) {
 	}
 }
 
+// TestInstanceLockKept: when the session holding an instance's lock ends
+// while the instance lives (the database restarted, the connection cut),
+// the instance takes its token's lock again on a new session, so that an
+// instance starting later does not take it for ended.
+func TestInstanceLockKept(t *testing.T) {
+	target := pgtest.DSN(t)
+	s, err := store.OpenExclusive(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	enqueue(t, s, "in-flight-1")
+	if due, err := s.ClaimDue(context.Background(), time.Now(), time.Hour, 10); err != nil || len(due) != 1 {
+		t.Fatalf("claimed %d (%v)", len(due), err)
+	}
+	db, err := sql.Open("pgx", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	holder := func() (pid int) {
+		err := db.QueryRow(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2
+  AND classid::bigint = $1 AND objid::bigint = $2`, store.LockInstances, s.LeaseMark()).Scan(&pid)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			t.Fatal(err)
+		}
+		return pid
+	}
+	first := holder()
+	if first == 0 {
+		t.Fatalf("no session holds the instance's lock (token %d)", s.LeaseMark())
+	}
+	if _, err := db.Exec(`SELECT pg_terminate_backend($1)`, first); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * store.InstanceLockCheck)
+	for {
+		if pid := holder(); pid != 0 && pid != first {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the lock was not taken again within %v of its session's end", 3*store.InstanceLockCheck)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	later, err := store.OpenExclusive(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer later.Close()
+	if later.LeasesFreed() != 0 {
+		t.Fatalf("an instance started later freed %d of the live one's claims", later.LeasesFreed())
+	}
+}
+
 // TestDeliveryAnswer: a delivered request's answer is found by its key, as
 // its delivering attempt logged it (an event may go without an agency's
 // documents); a request still being tried, or dead, has none.
