@@ -52,3 +52,6 @@ const LockInstances = lockInstances
 // LeaseMark is the mark of this store's claims: an instance's token on
 // PostgreSQL.
 func (s *DB) LeaseMark() int64 { return s.leaseMark }
+
+// InstanceLocksRetaken is the count of instance locks taken again.
+var InstanceLocksRetaken = instanceLocksRetaken

@@ -486,6 +486,7 @@ func (s *DB) keepInstanceLock(period time.Duration) {
 			if conn, err := s.lockOn(ctx, s.leaseMark); err == nil && conn != nil {
 				_ = s.instanceLock.Close()
 				s.instanceLock = conn
+				instanceLocksRetaken.Inc()
 			}
 		}
 		cancel()

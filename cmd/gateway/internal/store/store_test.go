@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/pgtest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
@@ -1901,6 +1902,7 @@ func TestInstanceLockKept(t *testing.T) {
 		}
 		return pid
 	}
+	retaken := testutil.ToFloat64(store.InstanceLocksRetaken)
 	first := holder()
 	if first == 0 {
 		t.Fatalf("no session holds the instance's lock (token %d)", s.LeaseMark())
@@ -1917,6 +1919,9 @@ func TestInstanceLockKept(t *testing.T) {
 			t.Fatalf("the lock was not taken again within %v of its session's end", 3*store.InstanceLockCheck)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if got := testutil.ToFloat64(store.InstanceLocksRetaken) - retaken; got != 1 {
+		t.Fatalf("jambatan_store_instance_lock_retaken_total rose by %v, want 1", got)
 	}
 	later, err := store.OpenExclusive(target)
 	if err != nil {

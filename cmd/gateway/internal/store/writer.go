@@ -98,8 +98,13 @@ const groupLinger = time.Millisecond
 var groupSize = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "jambatan_store_group_commit_size",
 	Help: "Writes committed together in one transaction (group commit).", Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}})
 
+// instanceLocksRetaken counts keepInstanceLock's new sessions: each says
+// the connection to PostgreSQL was lost while the gateway ran.
+var instanceLocksRetaken = prometheus.NewCounter(prometheus.CounterOpts{Name: "jambatan_store_instance_lock_retaken_total",
+	Help: "Times this PostgreSQL instance's lock was taken again after the session holding it ended."})
+
 // Register adds the store's metrics to a registry.
-func Register(r prometheus.Registerer) { r.MustRegister(groupSize) }
+func Register(r prometheus.Registerer) { r.MustRegister(groupSize, instanceLocksRetaken) }
 
 // writer runs waiting writes in one transaction per round. If the round
 // fails, each write is retried alone so one bad write cannot fail others.
