@@ -29,3 +29,21 @@ func Series(t testing.TB, g prometheus.Gatherer, name, label string) map[string]
 	}
 	return out
 }
+
+// Histogram reads the histogram name (one series, no labels) from g: its
+// count of observations and their sum.
+func Histogram(t testing.TB, g prometheus.Gatherer, name string) (count uint64, sum float64) {
+	t.Helper()
+	families, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			h := f.GetMetric()[0].GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum()
+		}
+	}
+	t.Fatalf("no %s", name)
+	return 0, 0
+}

@@ -1502,11 +1502,8 @@ func commits(t *testing.T) uint64 {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	store.Register(reg)
-	mfs, err := reg.Gather()
-	if err != nil || len(mfs) != 1 {
-		t.Fatalf("gather: %v", err)
-	}
-	return mfs[0].GetMetric()[0].GetHistogram().GetSampleCount()
+	n, _ := gatewaytest.Histogram(t, reg, "jambatan_store_group_commit_size")
+	return n
 }
 
 // TestNextStartsWhenAttemptEnds: a partner at its concurrency limit gets

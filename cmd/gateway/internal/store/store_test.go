@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/pgtest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
@@ -340,18 +341,7 @@ func BenchmarkAccept(b *testing.B) {
 // groups reads the group-commit histogram: how many commits, how many writes.
 func groups(t *testing.T, reg *prometheus.Registry) (commits uint64, writes float64) {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == "jambatan_store_group_commit_size" {
-			h := mf.GetMetric()[0].GetHistogram()
-			return h.GetSampleCount(), h.GetSampleSum()
-		}
-	}
-	t.Fatal("no jambatan_store_group_commit_size metric")
-	return 0, 0
+	return gatewaytest.Histogram(t, reg, "jambatan_store_group_commit_size")
 }
 
 // TestGroupCommit: a lone caller's writes are committed one by one (it never
