@@ -696,11 +696,11 @@ func (s *DB) rescheduleFrom(ctx context.Context, tx wtx, d *Delivery, mark strin
 // twice. Before it, a gateway killed mid-delivery left each in-flight
 // delivery waiting out its lease (30 s or more) after the restart.
 func (s *DB) FreeLeases(ctx context.Context, now time.Time) (int, error) {
-	q := `SELECT id, partner_id, case_id, next_at, leased FROM deliveries WHERE state = ? AND leased <> 0`
+	claimed := `leased <> 0`
 	if s.postgres {
-		q = `SELECT id, partner_id, case_id, next_at, leased FROM deliveries WHERE state = ? AND leased > 1`
+		claimed = `leased > 1` // an instance's token: 1 names no owner to ask after
 	}
-	rows, err := s.query(ctx, q, DeliveryPending)
+	rows, err := s.query(ctx, `SELECT id, partner_id, case_id, next_at, leased FROM deliveries WHERE state = ? AND `+claimed, DeliveryPending)
 	if err != nil {
 		return 0, err
 	}

@@ -382,6 +382,20 @@ func (s *DB) Close() error {
 // store is this process's alone; on PostgreSQL those of instances whose
 // lock is free.
 func OpenExclusive(target string) (*DB, error) {
+	s, err := openOwned(target)
+	if err != nil {
+		return nil, err
+	}
+	if s.leasesFreed, err = s.FreeLeases(context.Background(), time.Now()); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store %s: free the deliveries in flight in gateways that ended: %w", sqldialect.Redacted(target), err)
+	}
+	return s, nil
+}
+
+// openOwned opens the store as this process's: a SQLite file under its
+// lock file, or a PostgreSQL database with this instance's advisory lock.
+func openOwned(target string) (*DB, error) {
 	if IsPostgres(target) {
 		s, err := Open(target)
 		if err != nil {
@@ -390,10 +404,6 @@ func OpenExclusive(target string) (*DB, error) {
 		if err := s.takeInstanceLock(context.Background()); err != nil {
 			s.Close()
 			return nil, fmt.Errorf("store: %w", err)
-		}
-		if s.leasesFreed, err = s.FreeLeases(context.Background(), time.Now()); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("store: free the deliveries in flight in instances that ended: %w", err)
 		}
 		return s, nil
 	}
@@ -410,12 +420,6 @@ func OpenExclusive(target string) (*DB, error) {
 		return nil, err
 	}
 	s.release = release
-	// The file is this process's alone, so a delivery still claimed was
-	// claimed by a process that is gone: it is due now.
-	if s.leasesFreed, err = s.FreeLeases(context.Background(), time.Now()); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("store %s: free the deliveries in flight at the last stop: %w", target, err)
-	}
 	return s, nil
 }
 
