@@ -813,9 +813,12 @@ func TestLargeInsurerBatchThroughDevMode(t *testing.T) {
 		t.Fatalf("ingest: %v\n%s\n%s", err, stdout, stderr)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
-		var l struct{ Level, Msg string }
-		if err := json.Unmarshal([]byte(line), &l); err != nil || l.Level == "" || l.Msg == "" {
-			t.Fatalf("ingest's log holds %q, not a JSON line (%v)", line, err)
+		var l struct {
+			Level, Msg string
+			ID         string `json:"correlation_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil || l.Level == "" || l.Msg == "" || l.ID == "" {
+			t.Fatalf("ingest's log holds %q, not a JSON line with a correlation id (%v)", line, err)
 		}
 	}
 	if !strings.Contains(stderr, `"msg":"ingest started"`) {

@@ -224,7 +224,7 @@ func TestDevMode(t *testing.T) {
 		t.Fatalf("the cut log, without its anchor, looks intact: %v %s", err, o)
 	}
 	stop(t, cmd, out)
-	if !strings.Contains(out.String(), `msg="message log head" seq=5 anchor=`+anchor) {
+	if !regexp.MustCompile(`msg="message log head" correlation_id=[0-9a-f]{32} seq=5 anchor=` + anchor).MatchString(out.String()) {
 		t.Fatalf("no head %s logged at stop:\n%s", anchor, out)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "dev.json")); !os.IsNotExist(err) {
@@ -874,6 +874,36 @@ func TestServe(t *testing.T) {
 		"--jwks", filepath.Join(kit, "jwks.json"), example("example-b.in.json"))
 	if err == nil || !strings.Contains(stderr, "HTTP 202") || !strings.Contains(stderr, "the receipt does not verify") {
 		t.Fatalf("submit --kit with the partner's own JWKS as the receipt keys: %v\n%s\n%s", err, stdout, stderr)
+	}
+	// Every line the gateway logged, to its stop, carries a correlation id:
+	// a submission's the one its answer named, and the lines of no request
+	// (listening, the brokers' warning, the log's head at the stop) the process's.
+	answered := regexp.MustCompile(`correlation id ([0-9a-f]{32})`).FindStringSubmatch(stderr)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_, _ = cmd.Process.Wait()
+	ids := map[string]string{}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	for _, line := range lines {
+		var rec struct {
+			Msg string
+			ID  string `json:"correlation_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.ID == "" {
+			t.Fatalf("a line without a correlation id (%v): %s", err, line)
+		}
+		ids[rec.Msg] = rec.ID
+	}
+	process := ids["gateway listening"]
+	if answered == nil || !strings.Contains(out.String(), `"correlation_id":"`+answered[1]+`","partner":"demo-employer"`) {
+		t.Fatalf("no submission line with the answer's id %v:\n%s", answered, out.String())
+	}
+	for _, msg := range []string{"no kafka brokers configured: accepted notices wait in the outbox", "message log head"} {
+		if ids[msg] != process || process == "" || process == answered[1] {
+			t.Fatalf("%q: id %q, the process's %q:\n%s", msg, ids[msg], process, out.String())
+		}
+	}
+	if len(lines) < 5 {
+		t.Fatalf("%d lines logged:\n%s", len(lines), out.String())
 	}
 }
 

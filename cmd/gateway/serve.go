@@ -20,6 +20,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/app"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/demoagency"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
@@ -52,7 +53,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if *storeFlag != "" {
 		cfg.StorePath = *storeFlag
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, nil))
+	log := slog.New(correlation.NewHandler(slog.NewJSONHandler(stderr, nil)))
 	g, ln, ops, err := start(cfg, *addr, log)
 	if err != nil {
 		return err
@@ -160,7 +161,7 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	var demoURL string
 	// One logger for the gateway, its reloads and the demo agency: the
 	// reload's refusal went to the standard logger, in another format.
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	log := slog.New(correlation.NewHandler(slog.NewTextHandler(stderr, nil)))
 	if *withAgency {
 		ag, err := startDemoAgency(l, cfg, log)
 		if err != nil {
@@ -334,9 +335,7 @@ func reloadOnHUP(ctx context.Context, g *app.Gateway, log *slog.Logger) func() {
 			case <-ctx.Done():
 				return
 			case <-ch:
-				if err := g.Reload(); err != nil {
-					log.Error("reload refused; the running configuration stays", "err", err)
-				}
+				_ = g.Reload() // logged, a refusal too
 			}
 		}
 	}()

@@ -237,8 +237,18 @@ func (g *Gateway) wireOutbound(cert *tls.Certificate, signer *receipt.Signer, bu
 // request keys and who may use the operator listener. Open connections
 // stay open; new handshakes use the new material, and requests are checked
 // against the new registry, CRLs and operators. A configuration with an
-// error changes nothing.
+// error changes nothing. The reload's log lines, its refusal too, share a
+// correlation id of their own.
 func (g *Gateway) Reload() error {
+	ctx := correlation.With(context.Background(), correlation.New())
+	err := g.reload(ctx)
+	if err != nil {
+		g.Log.ErrorContext(ctx, "reload refused; the running configuration stays", "err", err)
+	}
+	return err
+}
+
+func (g *Gateway) reload(ctx context.Context) error {
 	cfg, err := config.Load(g.Config.Path)
 	if err != nil {
 		return err
@@ -267,15 +277,15 @@ func (g *Gateway) Reload() error {
 		g.operatorAccess.Set(f.operatorPool(), cfg.File.Operator.AllowedCNs, cfg.File.Operator.Roles, certs.NewRevocations(f.operatorCRLs))
 	}
 	if c := g.OutboundConsumer; c != nil && !c.ReplaceRequestKeys(cfg.RequestSigners) {
-		g.Log.Warn("configuration reloaded, but outbound.request_signers_file was added or removed: requiring the back office's signatures, or no longer, takes a restart; until then the running keys stay (or none)")
+		g.Log.WarnContext(ctx, "configuration reloaded, but outbound.request_signers_file was added or removed: requiring the back office's signatures, or no longer, takes a restart; until then the running keys stay (or none)")
 	}
 	f.kafkaCerts = g.kafkaCerts // the Kafka clients' own, until a restart: their files are not read
 	g.watch.Store(newWatched(cfg, f))
-	g.Log.Info("configuration reloaded", "partners", len(cfg.Partners.All()), "crls", len(lt.crls))
+	g.Log.InfoContext(ctx, "configuration reloaded", "partners", len(cfg.Partners.All()), "crls", len(lt.crls))
 	// Compared with the file the gateway started with, which is what those
 	// settings still come from.
 	if restart := g.Config.RestartOnly(cfg); len(restart) > 0 {
-		g.Log.Warn("configuration reloaded, but changed settings take a restart; until then the running values stay", "settings", restart)
+		g.Log.WarnContext(ctx, "configuration reloaded, but changed settings take a restart; until then the running values stay", "settings", restart)
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -88,21 +87,11 @@ func TestEndpointClientCertificate(t *testing.T) {
 // withEndpoint sets a partner's endpoint in the configuration file.
 func withEndpoint(t *testing.T, path, partnerID string, endpoint map[string]any) {
 	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f map[string]any
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range f["partners"].([]any) {
-		if p := p.(map[string]any); p["id"] == partnerID {
-			p["endpoint"] = endpoint
+	editConfig(t, path, func(f map[string]any) {
+		for _, p := range f["partners"].([]any) {
+			if p := p.(map[string]any); p["id"] == partnerID {
+				p["endpoint"] = endpoint
+			}
 		}
-	}
-	b, _ = json.Marshal(f)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	})
 }

@@ -7,7 +7,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"math/big"
@@ -152,20 +151,13 @@ func TestPartnerMaterialLeavesReady(t *testing.T) {
 	}
 	withEndpoint(t, l.Config, "demo-agency", map[string]any{"url": "https://agency.example/exchange", "protocol": "soap", "ca_file": l.CACert, "crl_files": []string{stale}})
 	withEndpoint(t, l.Config, "demo-insurer", map[string]any{"url": "https://insurer.example/in", "protocol": "json", "ca_file": expired})
-	b, _ := os.ReadFile(l.Config)
-	var f map[string]any
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range f["partners"].([]any) {
-		if p := p.(map[string]any); p["id"] == "demo-agency" {
-			p["signing_crl_files"] = []string{stale}
+	editConfig(t, l.Config, func(f map[string]any) {
+		for _, p := range f["partners"].([]any) {
+			if p := p.(map[string]any); p["id"] == "demo-agency" {
+				p["signing_crl_files"] = []string{stale}
+			}
 		}
-	}
-	b, _ = json.Marshal(f)
-	if err := os.WriteFile(l.Config, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	})
 	if err := g.Reload(); err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,7 @@ import (
 
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
@@ -220,19 +221,7 @@ func TestReloadNamesRestartOnlySettings(t *testing.T) {
 			g, l := devGateway(t, asDevSets)
 			var logged strings.Builder
 			g.Log = slog.New(slog.NewJSONHandler(&logged, nil))
-			b, err := os.ReadFile(l.Config)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var f map[string]any
-			if err := json.Unmarshal(b, &f); err != nil {
-				t.Fatal(err)
-			}
-			tc.edit(f)
-			b, _ = json.Marshal(f)
-			if err := os.WriteFile(l.Config, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			editConfig(t, l.Config, tc.edit)
 			if err := g.Reload(); err != nil {
 				t.Fatal(err)
 			}
@@ -249,6 +238,63 @@ func TestReloadNamesRestartOnlySettings(t *testing.T) {
 				t.Fatalf("want a warning naming %q; logged:\n%s", tc.want, logged.String())
 			}
 		})
+	}
+}
+
+// TestReloadLinesShareAnID: the lines of one reload, its refusal too,
+// share a correlation id of their own: not the process's, not another
+// reload's.
+func TestReloadLinesShareAnID(t *testing.T) {
+	g, l := devGateway(t, func(cfg *config.Config) { cfg.File.Kafka.Brokers = []string{"127.0.0.1:40123"} })
+	var logged strings.Builder
+	h := correlation.NewHandler(slog.NewJSONHandler(&logged, nil))
+	g.Log = slog.New(h)
+	editConfig(t, l.Config, func(f map[string]any) { f["instance"] = "gw-renamed" }) // a restart-only change: a second line
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(l.Config, []byte(`{"partners": [`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Reload(); err == nil {
+		t.Fatal("a broken configuration reloaded")
+	}
+	var ids []string
+	for _, line := range strings.Split(strings.TrimSpace(logged.String()), "\n") {
+		var rec struct {
+			Msg string
+			ID  string `json:"correlation_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.ID == "" || rec.ID == h.Process() {
+			t.Fatalf("a reload's line without an id of its own (%v): %s", err, line)
+		}
+		ids = append(ids, rec.Msg[:12]+" "+rec.ID)
+	}
+	// reloaded + its warning, twice, then the refusal: three ids.
+	if len(ids) != 5 || ids[0][13:] != ids[1][13:] || ids[2][13:] != ids[3][13:] || ids[1][13:] == ids[2][13:] ||
+		ids[4][13:] == ids[3][13:] || ids[4][:12] != "reload refus" {
+		t.Fatalf("the reloads' lines and ids: %q\n%s", ids, logged.String())
+	}
+}
+
+// editConfig rewrites the configuration file at path as edit changes it.
+func editConfig(t *testing.T, path string, edit func(f map[string]any)) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f map[string]any
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	edit(f)
+	b, _ = json.Marshal(f)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
