@@ -71,7 +71,14 @@ type TestConfig struct {
 	// per notice — the figure that decides throughput on a machine the load
 	// generator shares — and its peak memory.
 	Gateway func() (Process, error)
+	// Interval is the length of the parts of the run the summary gives
+	// one by one (default DefaultInterval): a run's rate falls from its
+	// first seconds as the store grows, which its average hides.
+	Interval time.Duration
 }
+
+// DefaultInterval is the length of a summary's intervals.
+const DefaultInterval = 5 * time.Second
 
 // Process is what the gateway's metrics say of its process.
 type Process struct {
@@ -114,6 +121,40 @@ type Summary struct {
 	// nothing for SilenceLimit while every request failed; it says for
 	// how long and the last request's error.
 	Unreachable string `json:"unreachable,omitempty"`
+	// Intervals: the run's whole intervals (TestConfig.Interval) in turn.
+	Intervals []Interval `json:"intervals,omitempty"`
+}
+
+// Interval is one part of a run: its answers per second (accepted and
+// duplicate, as ThroughputPerS) and, with Gateway, the gateway's CPU per
+// answer within it.
+type Interval struct {
+	EndS                   float64 `json:"end_s"` // from the run's start
+	PerS                   float64 `json:"per_s"`
+	GatewayCPUMicrosPerReq float64 `json:"gateway_cpu_us_per_notice,omitempty"`
+}
+
+// mark is the state of a run at the end of an interval.
+type mark struct {
+	at       time.Duration // from the start
+	answered int64
+	cpu      float64 // the gateway's CPU seconds; -1 when unread
+}
+
+// intervals are the parts between consecutive marks, the first from the
+// start (answered 0, the gateway's CPU cpu0).
+func intervals(marks []mark, cpu0 float64) []Interval {
+	var out []Interval
+	prev := mark{cpu: cpu0}
+	for _, m := range marks {
+		n, secs := m.answered-prev.answered, (m.at - prev.at).Seconds()
+		iv := Interval{EndS: math.Round(m.at.Seconds()*1000) / 1000, PerS: math.Round(float64(n)/secs*10) / 10}
+		if n > 0 && m.cpu >= 0 && prev.cpu >= 0 {
+			iv.GatewayCPUMicrosPerReq = math.Round((m.cpu - prev.cpu) / float64(n) * 1e6)
+		}
+		out, prev = append(out, iv), m
+	}
+	return out
 }
 
 // A Duration run pre-signs enough notices for DefaultPresignRate per
@@ -163,6 +204,9 @@ func (cfg TestConfig) withDefaults() (TestConfig, int) {
 	}
 	if cfg.SilenceLimit <= 0 {
 		cfg.SilenceLimit = DefaultSilenceLimit
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultInterval
 	}
 	if cfg.Requests > 0 {
 		return cfg, cfg.Requests
@@ -242,6 +286,16 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 			cfg.Progress(tl.done.Load(), tl.accepted.Load(), time.Since(start))
 		})
 	}
+	var marks []mark // written by the ticker below alone, read once it has stopped
+	marked := every(cfg.Interval, stop, func() {
+		m := mark{at: time.Since(start), answered: tl.answered(), cpu: -1}
+		if cfg.Gateway != nil && gwErr == nil {
+			if p, err := cfg.Gateway(); err == nil {
+				m.cpu = p.CPUSeconds
+			}
+		}
+		marks = append(marks, m)
+	})
 	r := &run{cfg: cfg, bodies: bodies, header: headerLines(cfg.Header), tl: tl, start: start, giveUp: giveUp}
 	var wg sync.WaitGroup
 	for _, conn := range conns {
@@ -254,12 +308,13 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 	wg.Wait()
 	close(stop)
 	elapsed := time.Since(start)
-	for _, c := range []<-chan struct{}{sampled, reported} {
+	for _, c := range []<-chan struct{}{sampled, reported, marked} {
 		if c != nil {
 			<-c
 		}
 	}
 	s := tl.summary(elapsed)
+	s.Intervals = intervals(marks, gw0.CPUSeconds) // without the gateway's figures, each mark's CPU is unread
 	s.Concurrency, s.ClientCPUSecond, s.PresignSeconds, s.PoolExhausted = cfg.Concurrency, cpuSeconds()-cpu0, presigned.Seconds(), r.exhausted.Load()
 	if q, ok := context.Cause(runCtx).(*silence); ok {
 		s.Unreachable = q.Error()
@@ -392,6 +447,13 @@ type tally struct {
 func (t *tally) heard(at time.Time) { t.lastAnswer.Store(at.UnixNano()) }
 
 func (t *tally) lastHeard() time.Time { return time.Unix(0, t.lastAnswer.Load()) }
+
+// answered is how many requests were answered accepted or duplicate so far.
+func (t *tally) answered() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.accepted.Load() + t.dups
+}
 
 func (t *tally) sentLate(d time.Duration) {
 	t.mu.Lock()

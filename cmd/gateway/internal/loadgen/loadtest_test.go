@@ -12,6 +12,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -294,14 +295,78 @@ func TestRunFigures(t *testing.T) {
 	}
 }
 
+// TestIntervals: a run of 1.2 s read in intervals of 300 ms gives each whole
+// interval's answers per second (accepted or duplicate) and, the gateway
+// here burning one core, about 1 s of its CPU per second of answers; the
+// answers of the intervals are the run's, less those of its last part; a
+// run without the gateway's figures gives rates alone.
+func TestIntervals(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		gateway bool
+		status  int
+	}{{"ok/with-gateway", true, http.StatusAccepted}, {"ok/without-gateway", false, http.StatusAccepted}, {"ok/duplicates", true, http.StatusOK}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := answering(t, 100*time.Millisecond, tc.status, nil)
+			cfg.Concurrency, cfg.Requests, cfg.Interval = 2, 24, 300*time.Millisecond
+			t0 := time.Now()
+			if tc.gateway {
+				cfg.Gateway = func() (Process, error) { return Process{CPUSeconds: time.Since(t0).Seconds()}, nil }
+			}
+			s, err := LoadTest(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(s.Intervals) < 3 || len(s.Intervals) > int(s.DurationS/0.3) {
+				t.Fatalf("%d intervals in %v s: %+v", len(s.Intervals), s.DurationS, s.Intervals)
+			}
+			answers, end := 0.0, 0.0
+			for _, iv := range s.Intervals {
+				if iv.EndS <= end || iv.EndS > s.DurationS || iv.PerS <= 0 {
+					t.Fatalf("interval %+v after %v s of a %v s run", iv, end, s.DurationS)
+				}
+				answers += iv.PerS * (iv.EndS - end)
+				end = iv.EndS
+				core := iv.GatewayCPUMicrosPerReq * iv.PerS / 1e6 // CPU seconds per second
+				if tc.gateway && math.Abs(core-1) > 0.05 || !tc.gateway && iv.GatewayCPUMicrosPerReq != 0 {
+					t.Fatalf("interval %+v: the gateway's CPU comes to %.3f cores, want 1 (0 unread)", iv, core)
+				}
+			}
+			if answers < 24*end/s.DurationS-6 || answers > 24.5 { // answers come two at a time, every 100 ms
+				t.Fatalf("the intervals' rates make %.1f answers of the run's 24: %+v", answers, s.Intervals)
+			}
+		})
+	}
+}
+
+// TestIntervalsOf: each interval's rate is its own answers over its own
+// length, and its CPU its own; an interval without answers has no CPU per
+// answer, and an unread CPU at either end gives none.
+func TestIntervalsOf(t *testing.T) {
+	got := intervals([]mark{
+		{at: 2 * time.Second, answered: 100, cpu: 10.5},
+		{at: 4 * time.Second, answered: 300, cpu: 10.6},
+		{at: 5 * time.Second, answered: 300, cpu: 10.7},
+		{at: 7 * time.Second, answered: 310, cpu: -1},
+		{at: 9 * time.Second, answered: 330, cpu: 11},
+	}, 10)
+	want := []Interval{{2, 50, 5000}, {4, 100, 500}, {5, 0, 0}, {7, 5, 0}, {9, 10, 0}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("intervals %+v, want %+v", got, want)
+	}
+	if got := intervals(nil, 0); got != nil {
+		t.Fatalf("a run shorter than its interval: %+v", got)
+	}
+}
+
 // TestWithDefaults: a run that leaves out its concurrency, route, headers,
 // expected status and length gets 32 clients posting compact JWS notices
 // for 10 s, expecting 202.
 func TestWithDefaults(t *testing.T) {
-	for _, in := range []TestConfig{{}, {Concurrency: -1, Duration: -time.Second, SilenceLimit: -time.Second}} {
+	for _, in := range []TestConfig{{}, {Concurrency: -1, Duration: -time.Second, SilenceLimit: -time.Second, Interval: -time.Second}} {
 		cfg, n := in.withDefaults()
 		if cfg.Concurrency != 32 || cfg.Route != "/v1/injury-notices" || cfg.Header.Get("Content-Type") != "application/jose" ||
-			cfg.Created != 202 || cfg.Duration != 10*time.Second || cfg.SilenceLimit != DefaultSilenceLimit || n <= 0 {
+			cfg.Created != 202 || cfg.Duration != 10*time.Second || cfg.SilenceLimit != DefaultSilenceLimit || cfg.Interval != DefaultInterval || n <= 0 {
 			t.Fatalf("defaults of %+v: %+v, %d notices", in, cfg, n)
 		}
 	}
