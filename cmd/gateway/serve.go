@@ -64,7 +64,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		log.Warn("outbound requests are taken unsigned (outbound.request_signers_file is not set): whoever may write to " +
 			cfg.File.Outbound.Topic + " may have Perkeso sign a message to a partner")
 	}
-	stopHUP := reloadOnHUP(ctx, g, log)
+	stopHUP := reloadOnHUP(ctx, g)
 	defer stopHUP()
 	return g.Serve(ctx, ln, ops)
 }
@@ -190,7 +190,7 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	if cfg.RequestSigners != nil {
 		d.BackOfficeKey = l.BackOfficeKey
 	}
-	stopHUP := reloadOnHUP(ctx, g, log)
+	stopHUP := reloadOnHUP(ctx, g)
 	defer stopHUP()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- g.Serve(ctx, ln, ops) }()
@@ -325,8 +325,9 @@ func startDemoAgency(l devmode.Layout, cfg *config.Config, log *slog.Logger) (*d
 	return ag, nil
 }
 
-// reloadOnHUP reloads the configuration on SIGHUP until ctx is done.
-func reloadOnHUP(ctx context.Context, g *app.Gateway, log *slog.Logger) func() {
+// reloadOnHUP reloads the configuration on SIGHUP until ctx is done (the
+// gateway logs each reload, a refusal too).
+func reloadOnHUP(ctx context.Context, g *app.Gateway) func() {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
 	go func() {
@@ -335,7 +336,7 @@ func reloadOnHUP(ctx context.Context, g *app.Gateway, log *slog.Logger) func() {
 			case <-ctx.Done():
 				return
 			case <-ch:
-				_ = g.Reload() // logged, a refusal too
+				_ = g.Reload()
 			}
 		}
 	}()
