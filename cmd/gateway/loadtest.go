@@ -89,6 +89,9 @@ func runLoadTest(ctx context.Context, args []string, _ io.Reader, stdout, stderr
 	if s.PoolExhausted {
 		fmt.Fprintf(stderr, "loadtest: every pre-signed document was sent before %s; the run ended early (pool_exhausted)\n", *dur)
 	}
+	if s.Interrupted {
+		fmt.Fprintf(stderr, "loadtest: interrupted after %.1fs; the summary is of what was sent until then (interrupted)\n", s.DurationS)
+	}
 	out, _ := json.MarshalIndent(s, "", "  ")
 	fmt.Fprintf(stdout, "%s\n", out)
 	if s.Unreachable != "" {

@@ -5,14 +5,17 @@ import (
 	"encoding/json"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/perkeso/jambatan/adapters/sgemployer"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/loadgen"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
@@ -60,6 +63,30 @@ func TestLoadTestSummary(t *testing.T) {
 			}
 		})
 	}
+	t.Run("ok/interrupted", func(t *testing.T) {
+		// Ctrl-C in a run: the summary of what was sent, said to be
+		// interrupted, and exit status 0.
+		cmd := exec.Command(gatewayBin, "loadtest", "--dev", dir, "--duration", "60s", "--rate", "100", "--concurrency", "2", "--prefix", "LT-INT-")
+		var stdout bytes.Buffer
+		stderr := &gatewaytest.SyncBuffer{}
+		cmd.Stdout, cmd.Stderr = &stdout, stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), " sent, "); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				_ = cmd.Process.Kill()
+				t.Fatalf("no progress: %s", stderr.String())
+			}
+		}
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		err := cmd.Wait()
+		var s loadgen.Summary
+		if err != nil || json.Unmarshal(stdout.Bytes(), &s) != nil || !s.Interrupted || s.Accepted == 0 || s.DurationS > 30 ||
+			!strings.Contains(stderr.String(), "loadtest: interrupted after ") {
+			t.Fatalf("%v %+v\n%s\n%s", err, s, stdout.String(), stderr.String())
+		}
+	})
 	t.Run("ok/default-prefix-twice", func(t *testing.T) {
 		// Two runs without --prefix, one right after the other (often in
 		// the same second): the second sends new notices, not repeats.

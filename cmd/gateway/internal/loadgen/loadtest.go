@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -123,6 +124,10 @@ type Summary struct {
 	Unreachable string `json:"unreachable,omitempty"`
 	// Intervals: the run's whole intervals (TestConfig.Interval) in turn.
 	Intervals []Interval `json:"intervals,omitempty"`
+	// Interrupted: the run was stopped (its context canceled: Ctrl-C)
+	// before its duration or its requests were done; the summary is of
+	// what was sent until then.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // Interval is one part of a run: its answers per second (accepted and
@@ -235,7 +240,7 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 	}
 	cfg, n := cfg.withDefaults()
 	t0 := time.Now()
-	bodies, err := presign(cfg, n)
+	bodies, err := presign(ctx, cfg, n)
 	if err != nil {
 		return nil, err
 	}
@@ -319,6 +324,10 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 	if q, ok := context.Cause(runCtx).(*silence); ok {
 		s.Unreachable = q.Error()
 	}
+	// Stopped by ctx when the run's cause is ctx's (a signal's, say): its
+	// own deadline and the silence are causes of their own, and a run that
+	// sent all its requests is not interrupted by a stop that comes after.
+	s.Interrupted = ctx.Err() != nil && context.Cause(runCtx) == context.Cause(ctx) && (cfg.Requests <= 0 || s.Requests < int64(cfg.Requests))
 	if cfg.Gateway != nil && gwErr == nil {
 		if gw1, err := cfg.Gateway(); err == nil {
 			s.addGateway(gw0, gw1, peakRSS)
@@ -500,11 +509,20 @@ func percentile(sorted []time.Duration, p float64) float64 {
 }
 
 // presign signs n distinct documents (cfg.Document(i)) before the clock
-// starts, on four goroutines, telling cfg.SignProgress how far it is.
-func presign(cfg TestConfig, n int) ([][]byte, error) {
+// starts, on four goroutines, telling cfg.SignProgress how far it is. It
+// stops at the first error, or when ctx is done.
+func presign(ctx context.Context, cfg TestConfig, n int) ([][]byte, error) {
 	bodies := make([][]byte, n)
 	var wg sync.WaitGroup
-	var signErr atomic.Value
+	var (
+		mu      sync.Mutex
+		signErr error // the first; read once the workers are done
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		signErr = cmp.Or(signErr, err)
+	}
 	var signed atomic.Int64
 	if cfg.SignProgress != nil {
 		stop := make(chan struct{})
@@ -512,7 +530,7 @@ func presign(cfg TestConfig, n int) ([][]byte, error) {
 		defer func() {
 			close(stop)
 			<-reported
-			if signErr.Load() == nil {
+			if signErr == nil {
 				cfg.SignProgress(n, n)
 			}
 		}()
@@ -523,9 +541,13 @@ func presign(cfg TestConfig, n int) ([][]byte, error) {
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < n; i += workers {
+				if ctx.Err() != nil { // stopped while signing: an agency's minute of it, say
+					fail(fmt.Errorf("interrupted while signing: %w", ctx.Err()))
+					return
+				}
 				b, err := cfg.Sign(cfg.Document(i))
 				if err != nil {
-					signErr.Store(err)
+					fail(err)
 					return
 				}
 				bodies[i] = b
@@ -534,8 +556,8 @@ func presign(cfg TestConfig, n int) ([][]byte, error) {
 		}(w)
 	}
 	wg.Wait()
-	if err, _ := signErr.Load().(error); err != nil {
-		return nil, err
+	if signErr != nil {
+		return nil, fmt.Errorf("%w (%d of %d signed)", signErr, signed.Load(), n)
 	}
 	return bodies, nil
 }

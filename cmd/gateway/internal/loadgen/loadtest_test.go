@@ -339,6 +339,55 @@ func TestIntervals(t *testing.T) {
 	}
 }
 
+// TestInterrupted: a run whose context is canceled ends there and says so,
+// its summary of what was sent until then, its whole intervals included; a
+// run that ends by its duration or requests is not interrupted. Canceled
+// while it signs, it stops signing and says how far it got.
+func TestInterrupted(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		duration    time.Duration
+		requests    int
+		cancelAfter time.Duration // 0: never
+		want        bool
+		wantErr     string
+	}{
+		{"ok/duration-cut", 10 * time.Second, 0, 700 * time.Millisecond, true, ""},
+		{"ok/requests-cut", 0, 1000, 700 * time.Millisecond, true, ""},
+		{"ok/duration-ends", 500 * time.Millisecond, 0, 0, false, ""},
+		{"ok/requests-end", 0, 8, 0, false, ""},
+		{"fail/while-signing", 0, 200000, 100 * time.Millisecond, false, "interrupted while signing: context canceled ("},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := accepting(t, 50*time.Millisecond)
+			cfg.Concurrency, cfg.Duration, cfg.Requests, cfg.Interval = 2, tc.duration, tc.requests, 200*time.Millisecond
+			cfg.PresignRate = 100 // a duration run's pool signed in a moment
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.cancelAfter > 0 {
+				time.AfterFunc(tc.cancelAfter, cancel)
+			}
+			began := time.Now()
+			s, err := LoadTest(ctx, cfg)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || strings.Contains(err.Error(), "(200000 of") || time.Since(began) > 2*time.Second {
+					t.Fatalf("err %v after %v; want %q, signing stopped at once", err, time.Since(began), tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Interrupted != tc.want || s.Accepted == 0 || s.Requests != s.Accepted {
+				t.Fatalf("interrupted %v after %v s, %d of %d accepted; want interrupted %v", s.Interrupted, s.DurationS, s.Accepted, s.Requests, tc.want)
+			}
+			if tc.want && (s.DurationS > 2 || len(s.Intervals) < 2) {
+				t.Fatalf("a run stopped at %v: %v s, intervals %+v", tc.cancelAfter, s.DurationS, s.Intervals)
+			}
+		})
+	}
+}
+
 // TestIntervalsOf: each interval's rate is its own answers over its own
 // length, and its CPU its own; an interval without answers has no CPU per
 // answer, and an unread CPU at either end gives none.
