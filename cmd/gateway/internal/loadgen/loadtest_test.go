@@ -328,7 +328,9 @@ func TestIntervals(t *testing.T) {
 				answers += iv.PerS * (iv.EndS - end)
 				end = iv.EndS
 				core := iv.GatewayCPUMicrosPerReq * iv.PerS / 1e6 // CPU seconds per second
-				if tc.gateway && math.Abs(core-1) > 0.05 || !tc.gateway && iv.GatewayCPUMicrosPerReq != 0 {
+				// (within a fifth: a mark and its CPU reading are two reads, and a
+				// busy machine may pause the ticker between them for some ms)
+				if tc.gateway && math.Abs(core-1) > 0.2 || !tc.gateway && iv.GatewayCPUMicrosPerReq != 0 {
 					t.Fatalf("interval %+v: the gateway's CPU comes to %.3f cores, want 1 (0 unread)", iv, core)
 				}
 			}
