@@ -1,7 +1,8 @@
 // Package correlation gives each request the id that ties its response, its
-// log lines and its message-log entry together. The id is always the
-// gateway's own, never taken from the client: a client cannot make two
-// requests share one, nor put text of its choosing into the logs.
+// log lines and its message-log entry together, and every other log line an
+// id too (Handler). The id is always the gateway's own, never taken from the
+// client: a client cannot make two requests share one, nor put text of its
+// choosing into the logs.
 package correlation
 
 import (
@@ -15,8 +16,8 @@ import (
 // Header carries the correlation id on every response.
 const Header = "X-Correlation-ID"
 
-// New returns a fresh id, for a log line that belongs to no request (a
-// failed TLS handshake): 128 random bits in hex.
+// New returns a fresh id, for log lines that belong to no request (a
+// failed TLS handshake, a reload): 128 random bits in hex.
 func New() string { return newID() }
 
 // newID returns a fresh id: 128 random bits in hex.
