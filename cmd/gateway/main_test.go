@@ -875,9 +875,10 @@ func TestServe(t *testing.T) {
 	if err == nil || !strings.Contains(stderr, "HTTP 202") || !strings.Contains(stderr, "the receipt does not verify") {
 		t.Fatalf("submit --kit with the partner's own JWKS as the receipt keys: %v\n%s\n%s", err, stdout, stderr)
 	}
-	// Every line the gateway logged, to its stop, carries a correlation id:
-	// a submission's the one its answer named, and the lines of no request
-	// (listening, the brokers' warning, the log's head at the stop) the process's.
+	// Every line the gateway logged, to its stop, carries a correlation id
+	// and the instance's name: a submission's id the one its answer named,
+	// and the lines of no request (listening, the brokers' warning, the
+	// log's head at the stop) the process's.
 	answered := regexp.MustCompile(`correlation id ([0-9a-f]{32})`).FindStringSubmatch(stderr)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	_, _ = cmd.Process.Wait()
@@ -885,11 +886,11 @@ func TestServe(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	for _, line := range lines {
 		var rec struct {
-			Msg string
-			ID  string `json:"correlation_id"`
+			Msg, Instance string
+			ID            string `json:"correlation_id"`
 		}
-		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.ID == "" {
-			t.Fatalf("a line without a correlation id (%v): %s", err, line)
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.ID == "" || rec.Instance != "jambatan-dev" { // the dev configuration's
+			t.Fatalf("a line without a correlation id or the instance's name (%v): %s", err, line)
 		}
 		ids[rec.Msg] = rec.ID
 	}

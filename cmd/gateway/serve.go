@@ -53,7 +53,9 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	if *storeFlag != "" {
 		cfg.StorePath = *storeFlag
 	}
-	log := slog.New(correlation.NewHandler(slog.NewJSONHandler(stderr, nil)))
+	// Every line names the instance: several may share a store, and one
+	// log collector.
+	log := slog.New(correlation.NewHandler(slog.NewJSONHandler(stderr, nil))).With("instance", cfg.File.Instance)
 	g, ln, ops, err := start(cfg, *addr, log)
 	if err != nil {
 		return err
