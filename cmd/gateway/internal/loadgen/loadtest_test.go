@@ -408,6 +408,10 @@ func TestIntervalsOf(t *testing.T) {
 	if got := intervals(nil, 0); got != nil {
 		t.Fatalf("a run shorter than its interval: %+v", got)
 	}
+	// A gateway whose CPU read 0 at the start (a fresh process) was read.
+	if got := intervals([]mark{{at: time.Second, answered: 10, cpu: 0.01}}, 0); len(got) != 1 || got[0].GatewayCPUMicrosPerReq != 1000 {
+		t.Fatalf("from a CPU of 0: %+v", got)
+	}
 }
 
 // TestWithDefaults: a run that leaves out its concurrency, route, headers,
