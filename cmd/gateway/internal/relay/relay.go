@@ -19,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 
+	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
@@ -62,6 +63,7 @@ type Relay struct {
 	mu        sync.Mutex
 	lastErr   string
 	failing   Side
+	outage    string // the correlation id of one spell of failure's lines: its start, a change of side, its end
 	lastOK    time.Time
 	published int64
 }
@@ -189,10 +191,14 @@ func (r *Relay) Run(ctx context.Context) error {
 			msg := brief(err)
 			r.mu.Lock()
 			first := r.failing != side
+			if r.outage == "" {
+				r.outage = correlation.New()
+			}
 			r.lastErr, r.failing = msg, side
+			outage := r.outage
 			r.mu.Unlock()
 			if first {
-				r.Log.Warn(warnings[side], "err", msg)
+				r.Log.Warn(warnings[side], correlation.LogKey, outage, "err", msg)
 			}
 			if !sleep(ctx, backoff, nil) {
 				return nil
@@ -274,9 +280,9 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	publishedTotal.Add(float64(len(ids)))
 	r.mu.Lock()
 	if r.lastErr != "" {
-		r.Log.Info("publishing again; draining the outbox", "after", string(r.failing))
+		r.Log.Info("publishing again; draining the outbox", correlation.LogKey, r.outage, "after", string(r.failing))
 	}
-	r.lastErr, r.failing, r.lastOK = "", "", time.Now()
+	r.lastErr, r.failing, r.lastOK, r.outage = "", "", time.Now(), ""
 	r.published += int64(len(ids))
 	r.mu.Unlock()
 	return len(ids), nil

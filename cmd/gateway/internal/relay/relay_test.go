@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -295,6 +296,35 @@ func TestStoreOutage(t *testing.T) {
 	if strings.Count(out, "cannot read or mark the outbox") != 1 || strings.Contains(out, "cannot publish to kafka") ||
 		strings.Count(out, "publishing again") != 1 {
 		t.Fatalf("the outage logged:\n%s", out)
+	}
+}
+
+// TestOutageIDs: the lines of one outage, its warning and its end, share a
+// correlation id of the outage's; the next outage has another.
+func TestOutageIDs(t *testing.T) {
+	b, st := brokerAndStore(t)
+	r, w := newRelay(t, st, b.Addr)
+	defer w.Close()
+	logged, stop := runLogged(r)
+	defer stop()
+	ctx := context.Background()
+	for i := 0; i < 2; i++ {
+		if _, err := st.DB().Exec(`ALTER TABLE outbox RENAME TO outbox_away`); err != nil {
+			t.Fatal(err)
+		}
+		r.Wake()
+		waitFor(t, "the relay to notice", func() bool { return r.Status(ctx).Failing != "" })
+		if _, err := st.DB().Exec(`ALTER TABLE outbox_away RENAME TO outbox`); err != nil {
+			t.Fatal(err)
+		}
+		enqueue(t, st, 10*i, 10, 7)
+		r.Wake()
+		waitFor(t, "the outbox published", func() bool { n, _ := st.OutboxBacklog(ctx); return n == 0 && r.Status(ctx).Failing == "" })
+	}
+	out := logged.String()
+	ids := regexp.MustCompile(`correlation_id=([0-9a-f]{32})`).FindAllStringSubmatch(out, -1)
+	if len(ids) != 4 || ids[0][1] != ids[1][1] || ids[2][1] != ids[3][1] || ids[1][1] == ids[2][1] {
+		t.Fatalf("two outages' lines' ids %q:\n%s", ids, out)
 	}
 }
 
