@@ -329,22 +329,15 @@ func TestCertExpirySeries(t *testing.T) {
 		}
 	}
 
-	cfg, _ := os.ReadFile(l.Config)
-	var f map[string]any
-	if err := json.Unmarshal(cfg, &f); err != nil {
-		t.Fatal(err)
-	}
-	var kept []any
-	for _, p := range f["partners"].([]any) {
-		if p.(map[string]any)["id"] != "demo-agency" {
-			kept = append(kept, p)
+	editConfig(t, l.Config, func(f map[string]any) {
+		var kept []any
+		for _, p := range f["partners"].([]any) {
+			if p.(map[string]any)["id"] != "demo-agency" {
+				kept = append(kept, p)
+			}
 		}
-	}
-	f["partners"] = kept
-	cfg, _ = json.Marshal(f)
-	if err := os.WriteFile(l.Config, cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
+		f["partners"] = kept
+	})
 	if err := g.Reload(); err != nil {
 		t.Fatal(err)
 	}

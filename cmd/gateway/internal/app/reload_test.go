@@ -115,16 +115,7 @@ func TestReloadRenewsIdentities(t *testing.T) {
 		t.Fatal("the expiry gauges still watch the old certificates")
 	}
 
-	cfg, _ := os.ReadFile(l.Config)
-	var f map[string]any
-	if err := json.Unmarshal(cfg, &f); err != nil {
-		t.Fatal(err)
-	}
-	delete(f, "soap")
-	cfg, _ = json.Marshal(f)
-	if err := os.WriteFile(l.Config, cfg, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	editConfig(t, l.Config, func(f map[string]any) { delete(f, "soap") })
 	if err := g.Reload(); err == nil || !strings.Contains(err.Error(), "restart") {
 		t.Fatalf("a reload without the SOAP signing certificate: %v, want refused as needing a restart", err)
 	}
@@ -409,17 +400,7 @@ func TestReloadChangesOperators(t *testing.T) {
 		t.Fatal("before: ops-2, not allowed yet, was let in")
 	}
 
-	b, err := os.ReadFile(l.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f map[string]any
-	_ = json.Unmarshal(b, &f)
-	f["operator"].(map[string]any)["allowed_cns"] = []string{"ops-2"}
-	b, _ = json.Marshal(f)
-	if err := os.WriteFile(l.Config, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	editConfig(t, l.Config, func(f map[string]any) { f["operator"].(map[string]any)["allowed_cns"] = []string{"ops-2"} })
 	if err := g.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -443,11 +424,9 @@ func TestReloadChangesOperators(t *testing.T) {
 		roles []string
 		want  int
 	}{{[]string{"answers"}, http.StatusForbidden}, {[]string{"queue"}, http.StatusOK}} {
-		f["operator"].(map[string]any)["roles"] = map[string][]string{"ops-2": step.roles}
-		b, _ = json.Marshal(f)
-		if err := os.WriteFile(l.Config, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		editConfig(t, l.Config, func(f map[string]any) {
+			f["operator"].(map[string]any)["roles"] = map[string][]string{"ops-2": step.roles}
+		})
 		if err := g.Reload(); err != nil {
 			t.Fatal(err)
 		}
@@ -466,11 +445,7 @@ func TestReloadChangesOperators(t *testing.T) {
 	if err := os.WriteFile(crlPath, der, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f["operator"].(map[string]any)["crl_files"] = []string{crlPath}
-	b, _ = json.Marshal(f)
-	if err := os.WriteFile(l.Config, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	editConfig(t, l.Config, func(f map[string]any) { f["operator"].(map[string]any)["crl_files"] = []string{crlPath} })
 	if err := g.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -493,17 +468,9 @@ func TestKafkaCertificatesWatchedAsRunning(t *testing.T) {
 	g, l := devGateway(t, func(c *config.Config) {
 		// In the file too, so that the reload reads it.
 		layout, _ = devmode.LayoutOf(filepath.Dir(c.Path))
-		b, err := os.ReadFile(c.Path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var f map[string]any
-		_ = json.Unmarshal(b, &f)
-		f["kafka"] = map[string]any{"tls": map[string]any{"ca_file": layout.CACert, "cert_file": layout.OutboundCert, "key_file": layout.OutboundKey}}
-		b, _ = json.Marshal(f)
-		if err := os.WriteFile(c.Path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		editConfig(t, c.Path, func(f map[string]any) {
+			f["kafka"] = map[string]any{"tls": map[string]any{"ca_file": layout.CACert, "cert_file": layout.OutboundCert, "key_file": layout.OutboundKey}}
+		})
 		c.File.Kafka.TLS = &config.KafkaTLS{CAFile: layout.CACert, CertFile: layout.OutboundCert, KeyFile: layout.OutboundKey}
 	})
 	started, _ := certs.LoadCertificates(l.OutboundCert)
@@ -547,17 +514,7 @@ func TestReloadLeavesKafkaFiles(t *testing.T) {
 			kafkaFiles = append(kafkaFiles, filepath.Join(dir, p[1]))
 		}
 		tlsConf := map[string]any{"ca_file": kafkaFiles[0], "cert_file": kafkaFiles[1], "key_file": kafkaFiles[2]}
-		b, err := os.ReadFile(c.Path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var f map[string]any
-		_ = json.Unmarshal(b, &f)
-		f["kafka"] = map[string]any{"tls": tlsConf}
-		b, _ = json.Marshal(f)
-		if err := os.WriteFile(c.Path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		editConfig(t, c.Path, func(f map[string]any) { f["kafka"] = map[string]any{"tls": tlsConf} })
 		c.File.Kafka.TLS = &config.KafkaTLS{CAFile: kafkaFiles[0], CertFile: kafkaFiles[1], KeyFile: kafkaFiles[2]}
 	})
 	started := g.watch.Load().certs["kafka-client"]
@@ -569,18 +526,11 @@ func TestReloadLeavesKafkaFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	b, err := os.ReadFile(l.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f map[string]any
-	_ = json.Unmarshal(b, &f)
-	ps := f["partners"].([]any)
-	f["partners"] = ps[1:] // a partner change
-	b, _ = json.Marshal(f)
-	if err := os.WriteFile(l.Config, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	var ps []any
+	editConfig(t, l.Config, func(f map[string]any) {
+		ps = f["partners"].([]any)
+		f["partners"] = ps[1:] // a partner change
+	})
 	if err := g.Reload(); err != nil {
 		t.Fatalf("reload with Kafka's files gone: %v", err)
 	}
@@ -636,17 +586,7 @@ func TestReloadRotatesBackOfficeKeys(t *testing.T) {
 	waitDeliveries(t, g, 20*time.Second, "old-key-still", "after-reload")
 
 	// Requiring signatures no more takes a restart.
-	cfg, err := os.ReadFile(l.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f map[string]any
-	_ = json.Unmarshal(cfg, &f)
-	delete(f["outbound"].(map[string]any), "request_signers_file")
-	cfg, _ = json.Marshal(f)
-	if err := os.WriteFile(l.Config, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	editConfig(t, l.Config, func(f map[string]any) { delete(f["outbound"].(map[string]any), "request_signers_file") })
 	before := len(logged.String())
 	if err := g.Reload(); err != nil {
 		t.Fatal(err)
