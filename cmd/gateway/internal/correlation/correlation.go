@@ -32,7 +32,7 @@ func newID() string {
 func Start(w http.ResponseWriter, r *http.Request) (*http.Request, string) {
 	id := newID()
 	w.Header().Set(Header, id)
-	return r.WithContext(context.WithValue(r.Context(), key{}, id)), id
+	return r.WithContext(With(r.Context(), id)), id
 }
 
 type key struct{}
