@@ -27,6 +27,29 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// Outage names one spell of failures of a retrying loop, so that one filter
+// finds its first warning, its retries and the line that says it ended,
+// apart from the process's other lines. The zero value is no outage. It is
+// not safe for concurrent use: each loop keeps its own (or its own lock).
+type Outage struct{ id string }
+
+// ID returns the spell's id, drawing a fresh one if no spell is on: call
+// it for each line of a failure.
+func (o *Outage) ID() string {
+	if o.id == "" {
+		o.id = newID()
+	}
+	return o.id
+}
+
+// End ends the spell and returns its id, for the line that says so ("" if
+// none was on); the next failure starts a new one.
+func (o *Outage) End() string {
+	id := o.id
+	o.id = ""
+	return id
+}
+
 // Start gives a request a fresh id: on its answer's header and in the
 // context of the request it returns.
 func Start(w http.ResponseWriter, r *http.Request) (*http.Request, string) {

@@ -101,6 +101,28 @@ func TestHandlerKeepsOrder(t *testing.T) {
 	}
 }
 
+// TestOutage: a spell's failures share one id until it ends, End gives
+// that id back, and the next spell draws another; ending none gives "".
+func TestOutage(t *testing.T) {
+	var o Outage
+	if o.End() != "" {
+		t.Fatal("the zero Outage is on")
+	}
+	first := o.ID()
+	if len(first) != 32 || o.ID() != first {
+		t.Fatalf("a spell's ids %q, %q, want one of 32 hex digits", first, o.ID())
+	}
+	if got := o.End(); got != first {
+		t.Fatalf("End = %q, want %q", got, first)
+	}
+	if o.End() != "" {
+		t.Fatal("a second End gave an id")
+	}
+	if next := o.ID(); next == first {
+		t.Fatal("the next spell drew the first one's id")
+	}
+}
+
 // BenchmarkHandler: what the wrapping costs a request's line (which names
 // its id first) against the bare handler.
 func BenchmarkHandler(b *testing.B) {

@@ -24,6 +24,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
@@ -107,11 +108,11 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 	p := Progress{Started: time.Now()}
 	lag := map[partition]int64{}
 	lastMsg := time.Now()
-	pause := time.Duration(0) // after a failed fetch
-	var owed []kafka.Message  // written, their offsets' commit failed
+	var retry fetchRetry
+	var owed []kafka.Message // written, their offsets' commit failed
 	defer func() { c.settle(owed) }()
 	for {
-		msgs, err := c.fetchAfter(ctx, untilCaughtUp, &pause)
+		msgs, err := c.fetchAfter(ctx, untilCaughtUp, &retry)
 		if err != nil || ctx.Err() != nil {
 			return p, err // what it fetched is not committed: read again next time
 		}
@@ -207,28 +208,38 @@ func (p *Progress) add(msgs []kafka.Message, b Batch, lag map[partition]int64) {
 	p.Quarantined += int64(len(b.Quarantined))
 }
 
-// fetchAfter is fetch after *pause, which a failed fetch lengthens (to 5
-// s) and a successful one ends. A catch-up run returns the error; a
+// fetchRetry is what a running consumer's failed fetches leave for the
+// next: the pause before it, and the outage whose id their lines share.
+type fetchRetry struct {
+	pause  time.Duration
+	outage correlation.Outage
+}
+
+// fetchAfter is fetch after r's pause, which a failed fetch lengthens (to
+// 5 s) and a successful one ends. A catch-up run returns the error; a
 // running consumer logs it and returns what it fetched before failing.
-func (c *Consumer) fetchAfter(ctx context.Context, untilCaughtUp bool, pause *time.Duration) ([]kafka.Message, error) {
-	if *pause > 0 {
+func (c *Consumer) fetchAfter(ctx context.Context, untilCaughtUp bool, r *fetchRetry) ([]kafka.Message, error) {
+	if r.pause > 0 {
 		select {
 		case <-ctx.Done():
 			return nil, nil
-		case <-time.After(*pause):
+		case <-time.After(r.pause):
 		}
 	}
 	msgs, err := c.fetch(ctx, untilCaughtUp)
 	switch {
 	case err == nil:
-		*pause = 0
+		r.pause = 0
+		if outage := r.outage.End(); outage != "" {
+			c.Log.Info("reading from Kafka again", correlation.LogKey, outage)
+		}
 	case ctx.Err() != nil:
 		return nil, nil
 	case untilCaughtUp:
 		return nil, err
 	default:
-		*pause = min(max(2**pause, 100*time.Millisecond), 5*time.Second)
-		c.Log.Error("reading from Kafka failed; trying again", "err", err, "pause", *pause)
+		r.pause = min(max(2*r.pause, 100*time.Millisecond), 5*time.Second)
+		c.Log.Error("reading from Kafka failed; trying again", correlation.LogKey, r.outage.ID(), "err", err, "pause", r.pause)
 	}
 	return msgs, nil
 }
@@ -313,15 +324,19 @@ func (c *Consumer) Requeue(ctx context.Context, progress func(RequeueReport)) (R
 // reports false when ctx ended first, with nothing of the batch committed,
 // offsets included.
 func (c *Consumer) write(ctx context.Context, b Batch) bool {
+	var outage correlation.Outage // the lines of this batch's failures and of its write at last
 	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
 		err := c.Sink.Write(ctx, b)
 		if err == nil {
+			if id := outage.End(); id != "" {
+				c.Log.Info("back-office write succeeded; ingesting again", correlation.LogKey, id)
+			}
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
-		c.Log.Error("back-office write failed; trying again", "err", err, "pause", pause)
+		c.Log.Error("back-office write failed; trying again", correlation.LogKey, outage.ID(), "err", err, "pause", pause)
 		select {
 		case <-ctx.Done():
 			return false

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -575,7 +576,9 @@ func TestDeliveryStatusOrder(t *testing.T) {
 }
 
 // TestWriteRetried: a batch the database refuses for a while is written
-// once it takes it, the consumer still running; nothing is skipped.
+// once it takes it, the consumer still running; nothing is skipped. The
+// lines of its failures and the one of its write at last share one
+// correlation id of their own.
 func TestWriteRetried(t *testing.T) {
 	b, f, sink := setUp(t, filepath.Join(t.TempDir(), "bo.db"))
 	msgs := f.messages(t, 0, 10)
@@ -596,7 +599,7 @@ func TestWriteRetried(t *testing.T) {
 		done <- p
 	}()
 	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(logged.String(), "database down") && time.Now().Before(deadline) {
+	for strings.Count(logged.String(), "database down") < 2 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if _, err := sink.DB().Exec(`DROP TRIGGER down`); err != nil {
@@ -604,8 +607,18 @@ func TestWriteRetried(t *testing.T) {
 	}
 	p := <-done
 	got, _ := sink.Counts(context.Background())
-	if p.Ingested != 10 || got.Records != 10 || !strings.Contains(logged.String(), "back-office write failed; trying again") {
-		t.Fatalf("%+v, tables %+v; log:\n%s", p, got, logged.String())
+	out := logged.String()
+	if p.Ingested != 10 || got.Records != 10 || !strings.Contains(out, "back-office write failed; trying again") {
+		t.Fatalf("%+v, tables %+v; log:\n%s", p, got, out)
+	}
+	ids := regexp.MustCompile(`msg="back-office write [^"]*" correlation_id=([0-9a-f]{32})`).FindAllStringSubmatch(out, -1)
+	if len(ids) < 3 || !strings.Contains(out, `msg="back-office write succeeded; ingesting again" correlation_id=`+ids[0][1]) {
+		t.Fatalf("the failures' and the success's lines: ids %q, want one for all, the last the success's:\n%s", ids, out)
+	}
+	for _, id := range ids {
+		if id[1] != ids[0][1] {
+			t.Fatalf("the failures' and the success's lines: ids %q, want one for all:\n%s", ids, out)
+		}
 	}
 }
 

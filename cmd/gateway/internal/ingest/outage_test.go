@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,7 +28,8 @@ import (
 // the last committed offset (that batch read twice, filed once), or read
 // on where it was: its offsets are owed, and committed once a fetch finds
 // nothing. The build before left them uncommitted, for every later run to
-// read again, in 4 of 10 runs with -race.
+// read again, in 4 of 10 runs with -race. The lines of the failed fetches
+// of a broker away 3 s and of the fetch that ends them share one id.
 func TestBrokerRestartRiddenOut(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -94,6 +96,9 @@ func brokerRestart(t *testing.T, away time.Duration) {
 	defer b2.Close()
 	produce(t, b2.Addr, f.messages(t, 50, 50))
 	wait("the records published after the restart", 100)
+	if away >= time.Second {
+		fetchLinesShareAnID(t, logs.String())
+	}
 	got, err := sink.Counts(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -110,6 +115,21 @@ func brokerRestart(t *testing.T, away time.Duration) {
 	p, err := again.Run(context.Background(), true, 2*time.Second)
 	if err != nil || p.Consumed != 0 {
 		t.Fatalf("the next run consumed %d (%v), want none: the first run left offsets uncommitted\n%s", p.Consumed, err, logs.String())
+	}
+}
+
+// fetchLinesShareAnID fails t unless the log out holds failed fetches and
+// the fetch that ended them, all under one correlation id of their own.
+func fetchLinesShareAnID(t *testing.T, out string) {
+	t.Helper()
+	lines := regexp.MustCompile(`msg="reading from Kafka ([^"]*)" correlation_id=([0-9a-f]{32})`).FindAllStringSubmatch(out, -1)
+	if len(lines) < 2 || lines[0][1] != "failed; trying again" || lines[len(lines)-1][1] != "again" {
+		t.Fatalf("fetches failed while the broker was away, then one read again: lines %q\n%s", lines, out)
+	}
+	for _, l := range lines {
+		if l[2] != lines[0][2] {
+			t.Fatalf("one outage's fetch lines under ids %q, want one:\n%s", lines, out)
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
@@ -170,15 +171,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			return err
 		}
+		var outage correlation.Outage // the lines of this record's failures and of its queueing at last
 		for pause := 100 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
 			err := c.Queue(ctx, m)
 			if err == nil {
+				if id := outage.End(); id != "" {
+					c.Log.Info("outbound request queued after failures", correlation.LogKey, id, "partition", m.Partition, "offset", m.Offset)
+				}
 				break
 			}
 			if ctx.Err() != nil {
 				return nil // the gateway stops: not committed, the record is read again
 			}
-			c.Log.Error("outbound request not queued; trying again", "partition", m.Partition, "offset", m.Offset, "err", err, "pause", pause)
+			c.Log.Error("outbound request not queued; trying again", correlation.LogKey, outage.ID(), "partition", m.Partition, "offset", m.Offset, "err", err, "pause", pause)
 			select {
 			case <-ctx.Done():
 				return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -155,6 +156,46 @@ func TestConsumerGoesOnAfterIdle(t *testing.T) {
 	waitPending(t, w.st, 10)
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// TestConsumerQueueRetried: a request the store refuses for a while is
+// queued once it takes it, the consumer still running, and every request
+// after it too. The lines of its failures and the one of its queueing at
+// last share one correlation id of their own.
+func TestConsumerQueueRetried(t *testing.T) {
+	addr, _ := requestBroker(t, 5)
+	w := newWorld(t)
+	if _, err := w.st.DB().Exec(`ALTER TABLE deliveries RENAME TO deliveries_away`); err != nil {
+		t.Fatal(err)
+	}
+	rd := requestReader(addr)
+	defer rd.Close()
+	var logged gatewaytest.SyncBuffer
+	c := &outbound.Consumer{Reader: rd, Store: w.st, Log: slog.New(slog.NewTextHandler(&logged, nil)),
+		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+	stop := consume(c)
+	for deadline := time.Now().Add(20 * time.Second); strings.Count(logged.String(), "not queued; trying again") < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no two failures logged:\n%s", logged.String())
+		}
+	}
+	if _, err := w.st.DB().Exec(`ALTER TABLE deliveries_away RENAME TO deliveries`); err != nil {
+		t.Fatal(err)
+	}
+	waitPending(t, w.st, 5)
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	out := logged.String()
+	ids := regexp.MustCompile(`msg="outbound request (?:not queued; trying again|queued after failures)" correlation_id=([0-9a-f]{32})`).FindAllStringSubmatch(out, -1)
+	if len(ids) < 3 || !strings.Contains(out, `msg="outbound request queued after failures" correlation_id=`+ids[0][1]) {
+		t.Fatalf("the failures' and the queueing's lines: ids %q, want one for all, the queueing's among them:\n%s", ids, out)
+	}
+	for _, id := range ids {
+		if id[1] != ids[0][1] {
+			t.Fatalf("the failures' and the queueing's lines: ids %q, want one for all:\n%s", ids, out)
+		}
 	}
 }
 

@@ -63,7 +63,7 @@ type Relay struct {
 	mu        sync.Mutex
 	lastErr   string
 	failing   Side
-	outage    string // the correlation id of one spell of failure's lines: its start, a change of side, its end
+	outage    correlation.Outage // one spell of failure's lines: its start, a change of side, its end
 	lastOK    time.Time
 	published int64
 }
@@ -191,11 +191,8 @@ func (r *Relay) Run(ctx context.Context) error {
 			msg := brief(err)
 			r.mu.Lock()
 			first := r.failing != side
-			if r.outage == "" {
-				r.outage = correlation.New()
-			}
 			r.lastErr, r.failing = msg, side
-			outage := r.outage
+			outage := r.outage.ID()
 			r.mu.Unlock()
 			if first {
 				r.Log.Warn(warnings[side], correlation.LogKey, outage, "err", msg)
@@ -279,10 +276,10 @@ func (r *Relay) Once(ctx context.Context) (int, error) {
 	}
 	publishedTotal.Add(float64(len(ids)))
 	r.mu.Lock()
-	if r.lastErr != "" {
-		r.Log.Info("publishing again; draining the outbox", correlation.LogKey, r.outage, "after", string(r.failing))
+	if outage := r.outage.End(); outage != "" {
+		r.Log.Info("publishing again; draining the outbox", correlation.LogKey, outage, "after", string(r.failing))
 	}
-	r.lastErr, r.failing, r.lastOK, r.outage = "", "", time.Now(), ""
+	r.lastErr, r.failing, r.lastOK = "", "", time.Now()
 	r.published += int64(len(ids))
 	r.mu.Unlock()
 	return len(ids), nil
