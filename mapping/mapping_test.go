@@ -2,6 +2,7 @@ package mapping
 
 import (
 	"fmt"
+	"math"
 	"math/big"
 	"testing"
 	"time"
@@ -301,6 +302,8 @@ func TestMinorToMajor(t *testing.T) {
 		{"ok/negative", -123, "SGD", "-1.23"},
 		{"ok/no-minor-units", 500, "JPY", "500"},
 		{"ok/three-digits", 1234, "BHD", "1.234"},
+		{"ok/smallest-int64", math.MinInt64, "SGD", "-92233720368547758.08"},
+		{"ok/largest-int64", math.MaxInt64, "SGD", "92233720368547758.07"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := rates.MinorToMajor(tc.minor, tc.currency); got != tc.want {

@@ -84,10 +84,13 @@ func RoundHalfAway(x *big.Rat, places int) string {
 func (t RateTable) MinorToMajor(minor int64, currency string) string {
 	exp := t.Minor[currency]
 	neg := minor < 0
+	// The magnitude as unsigned: negating the smallest int64 overflows back
+	// to itself, but its two's complement read as uint64 is its magnitude.
+	mag := uint64(minor)
 	if neg {
-		minor = -minor
+		mag = -mag
 	}
-	s := strconv.FormatInt(minor, 10)
+	s := strconv.FormatUint(mag, 10)
 	for len(s) <= exp {
 		s = "0" + s
 	}
