@@ -122,7 +122,9 @@ type Summary struct {
 	// nothing for SilenceLimit while every request failed; it says for
 	// how long and the last request's error.
 	Unreachable string `json:"unreachable,omitempty"`
-	// Intervals: the run's whole intervals (TestConfig.Interval) in turn.
+	// Intervals: the run in parts of TestConfig.Interval, in turn, and
+	// its last, shorter part when that lasted a fifth of one or more
+	// (a 12 s run's 10-12 s; an interrupted run's last seconds).
 	Intervals []Interval `json:"intervals,omitempty"`
 	// Interrupted: the run was stopped (its context canceled: Ctrl-C)
 	// before its duration or its requests were done; the summary is of
@@ -147,10 +149,19 @@ type mark struct {
 }
 
 // intervals are the parts between consecutive marks, the first from the
-// start (answered 0, the gateway's CPU cpu0).
-func intervals(marks []mark, cpu0 float64) []Interval {
+// start (answered 0, the gateway's CPU cpu0), and then the part to the
+// run's end when it lasted minTail or more: a shorter one's rate is of too
+// few answers to read.
+func intervals(marks []mark, cpu0 float64, end mark, minTail time.Duration) []Interval {
 	var out []Interval
 	prev := mark{cpu: cpu0}
+	var lastAt time.Duration
+	if len(marks) > 0 {
+		lastAt = marks[len(marks)-1].at
+	}
+	if end.at-lastAt >= minTail {
+		marks = append(marks, end)
+	}
 	for _, m := range marks {
 		n, secs := m.answered-prev.answered, (m.at - prev.at).Seconds()
 		iv := Interval{EndS: math.Round(m.at.Seconds()*1000) / 1000, PerS: math.Round(float64(n)/secs*10) / 10}
@@ -318,8 +329,17 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 			<-c
 		}
 	}
+	end := mark{at: elapsed, answered: tl.answered(), cpu: -1}
+	var gw1 Process
+	gw1Read := false
+	if cfg.Gateway != nil && gwErr == nil {
+		var err error
+		if gw1, err = cfg.Gateway(); err == nil {
+			gw1Read, end.cpu = true, gw1.CPUSeconds
+		}
+	}
 	s := tl.summary(elapsed)
-	s.Intervals = intervals(marks, gw0.CPUSeconds) // without the gateway's figures, each mark's CPU is unread
+	s.Intervals = intervals(marks, gw0.CPUSeconds, end, cfg.Interval/5) // without the gateway's figures, each mark's CPU is unread
 	s.Concurrency, s.ClientCPUSecond, s.PresignSeconds, s.PoolExhausted = cfg.Concurrency, cpuSeconds()-cpu0, presigned.Seconds(), r.exhausted.Load()
 	if q, ok := context.Cause(runCtx).(*silence); ok {
 		s.Unreachable = q.Error()
@@ -328,10 +348,8 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 	// own deadline and the silence are causes of their own, and a run that
 	// sent all its requests is not interrupted by a stop that comes after.
 	s.Interrupted = ctx.Err() != nil && context.Cause(runCtx) == context.Cause(ctx) && (cfg.Requests <= 0 || s.Requests < int64(cfg.Requests))
-	if cfg.Gateway != nil && gwErr == nil {
-		if gw1, err := cfg.Gateway(); err == nil {
-			s.addGateway(gw0, gw1, peakRSS)
-		}
+	if gw1Read {
+		s.addGateway(gw0, gw1, peakRSS)
 	}
 	if k := cfg.RecordsPerRequest; k > 1 {
 		s.RecordsPerRequest, s.RecordsPerS = k, s.ThroughputPerS*float64(k)
