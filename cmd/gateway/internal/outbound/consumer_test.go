@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -196,6 +197,54 @@ func TestConsumerQueueRetried(t *testing.T) {
 		if id[1] != ids[0][1] {
 			t.Fatalf("the failures' and the queueing's lines: ids %q, want one for all:\n%s", ids, out)
 		}
+	}
+}
+
+// TestDeliveryRoundsOutage: rounds that fail while the store is away (five
+// a second at the default poll) log the first failure, not each round's,
+// and the round that succeeds again says how many failed, under the same
+// id; the queued delivery is made then. A second, shorter spell logs its
+// own first failure under an id of its own, and counts its own rounds.
+func TestDeliveryRoundsOutage(t *testing.T) {
+	w := newWorld(t)
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) { _, _ = rw.Write([]byte(`{}`)) })
+	p := w.partner(srv.URL, "json", partner.Endpoint{})
+	dl := w.deliverer(p) // a round every 5 ms
+	var logged gatewaytest.SyncBuffer
+	dl.Log = slog.New(slog.NewTextHandler(&logged, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = dl.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for i, away := range []time.Duration{200 * time.Millisecond, 50 * time.Millisecond} {
+		if _, err := w.st.DB().Exec(`ALTER TABLE deliveries RENAME TO deliveries_away`); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(away) // some 40 rounds, then 10
+		if _, err := w.st.DB().Exec(`ALTER TABLE deliveries_away RENAME TO deliveries`); err != nil {
+			t.Fatal(err)
+		}
+		w.enqueue(t, fmt.Sprintf("req-%d", i), "JSON", `{}`)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			c, err := w.st.DeliveryCounts(context.Background())
+			if err == nil && c[store.DeliveryDelivered] == int64(i+1) && strings.Count(logged.String(), "succeed again") == i+1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not delivered after the store came back: %v %v\n%s", c, err, logged.String())
+			}
+		}
+	}
+	out := logged.String()
+	failed := regexp.MustCompile(`msg="delivery round failed; trying again each round" correlation_id=([0-9a-f]{32})`).FindAllStringSubmatch(out, -1)
+	again := regexp.MustCompile(`msg="delivery rounds succeed again" correlation_id=([0-9a-f]{32}) failed_rounds=(\d+)`).FindAllStringSubmatch(out, -1)
+	if len(failed) != 2 || len(again) != 2 || again[0][1] != failed[0][1] || again[1][1] != failed[1][1] || failed[0][1] == failed[1][1] {
+		t.Fatalf("want each spell's one failure line and the line of its end under an id of its own:\n%s", out)
+	}
+	first, _ := strconv.Atoi(again[0][2])
+	second, _ := strconv.Atoi(again[1][2])
+	if first < 5 || second < 1 || second >= first {
+		t.Fatalf("failed rounds counted %d in 200 ms and %d in 50 ms of rounds every 5 ms:\n%s", first, second, out)
 	}
 }
 

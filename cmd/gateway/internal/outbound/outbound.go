@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/perkeso/jambatan/adapters/jsondoc"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
@@ -148,9 +149,25 @@ func (dl *Deliverer) Run(ctx context.Context) error {
 	defer dl.wg.Wait()
 	t := time.NewTimer(poll)
 	defer t.Stop()
+	// A spell of failing rounds (the store away) logs its first failure and
+	// each change of error, not every round's (five a second), under one id
+	// with the line of the round that succeeds again.
+	var outage correlation.Outage
+	failed, lastErr := 0, ""
 	for {
-		if err := dl.Round(ctx); err != nil && ctx.Err() == nil {
-			dl.Log.Warn("delivery round failed", "err", err)
+		err := dl.Round(ctx)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			if failed++; err.Error() != lastErr {
+				lastErr = err.Error()
+				dl.Log.Warn("delivery round failed; trying again each round", correlation.LogKey, outage.ID(), "err", err)
+			}
+		default:
+			if id := outage.End(); id != "" {
+				dl.Log.Info("delivery rounds succeed again", correlation.LogKey, id, "failed_rounds", failed)
+				failed, lastErr = 0, ""
+			}
 		}
 		t.Reset(poll)
 		select {
