@@ -54,6 +54,13 @@ func requestReader(addr string) *kafka.Reader {
 		StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond, MinBytes: 1, MaxBytes: 16 << 20})
 }
 
+// requestConsumer is a consumer of rd's outbound requests into w's store,
+// for partner p1 (whose endpoint is never called here), logging to log.
+func (w *world) requestConsumer(rd *kafka.Reader, log *slog.Logger) *outbound.Consumer {
+	return &outbound.Consumer{Reader: rd, Store: w.st, Log: log,
+		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+}
+
 // consume runs c until stop is called, which returns Run's error.
 func consume(c *outbound.Consumer) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -105,8 +112,8 @@ func TestConsumerCommitsByTheGroup(t *testing.T) {
 			addr, commits := requestBroker(t, tc.requests)
 			w := newWorld(t)
 			rd := requestReader(addr)
-			c := &outbound.Consumer{Reader: rd, Store: w.st, Log: slog.New(slog.DiscardHandler), CommitLinger: tc.linger,
-				Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+			c := w.requestConsumer(rd, slog.New(slog.DiscardHandler))
+			c.CommitLinger = tc.linger
 			stop := consume(c)
 			waitPending(t, w.st, tc.requests)
 			if !tc.stop {
@@ -142,8 +149,7 @@ func TestConsumerGoesOnAfterIdle(t *testing.T) {
 	w := newWorld(t)
 	rd := requestReader(addr)
 	defer rd.Close()
-	c := &outbound.Consumer{Reader: rd, Store: w.st, Log: slog.New(slog.DiscardHandler),
-		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+	c := w.requestConsumer(rd, slog.New(slog.DiscardHandler))
 	stop := consume(c)
 	waitPending(t, w.st, 5)
 	deadline := time.Now().Add(10 * time.Second)
@@ -173,8 +179,7 @@ func TestConsumerQueueRetried(t *testing.T) {
 	rd := requestReader(addr)
 	defer rd.Close()
 	var logged gatewaytest.SyncBuffer
-	c := &outbound.Consumer{Reader: rd, Store: w.st, Log: slog.New(slog.NewTextHandler(&logged, nil)),
-		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+	c := w.requestConsumer(rd, slog.New(slog.NewTextHandler(&logged, nil)))
 	stop := consume(c)
 	for deadline := time.Now().Add(20 * time.Second); strings.Count(logged.String(), "not queued; trying again") < 2; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -287,8 +292,7 @@ func BenchmarkConsumer(b *testing.B) {
 	w := newWorld(b)
 	rd := requestReader(addr)
 	b.Cleanup(func() { rd.Close() })
-	c := &outbound.Consumer{Reader: rd, Store: w.st, Log: slog.New(slog.DiscardHandler),
-		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+	c := w.requestConsumer(rd, slog.New(slog.DiscardHandler))
 	b.ResetTimer()
 	stop := consume(c)
 	waitPending(b, w.st, b.N)
@@ -324,8 +328,7 @@ func TestConsumerRidesOutRefusedCommits(t *testing.T) {
 	w := newWorld(t)
 	rd := requestReader(addr)
 	var logged gatewaytest.SyncBuffer
-	cons := &outbound.Consumer{Reader: rd, Store: w.st, Log: slog.New(slog.NewTextHandler(&logged, nil)),
-		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+	cons := w.requestConsumer(rd, slog.New(slog.NewTextHandler(&logged, nil)))
 
 	stop := consume(cons)
 	waitPending(t, w.st, 5)
@@ -358,8 +361,7 @@ func TestConsumerCarriesOwedOffsets(t *testing.T) {
 	rd := requestReader(addr)
 	defer rd.Close()
 	var logged gatewaytest.SyncBuffer
-	cons := &outbound.Consumer{Reader: rd, Store: w.st, Log: slog.New(slog.NewTextHandler(&logged, nil)),
-		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+	cons := w.requestConsumer(rd, slog.New(slog.NewTextHandler(&logged, nil)))
 
 	stop := consume(cons)
 	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logged.String(), "outbound offsets not committed"); time.Sleep(time.Millisecond) {
