@@ -193,6 +193,40 @@ func TestVerifyChain(t *testing.T) {
 // OpenExclusive is refused, naming the holder, while the tools' Open
 // shares the store; after Close it is free. Instances share a PostgreSQL
 // store.
+// TestSQLiteSettings: every connection to a SQLite store is in WAL mode,
+// syncs each commit (FULL), and checkpoints every AutoCheckpointPages, not
+// SQLite's default 1,000: the four connections of the pool, each read.
+func TestSQLiteSettings(t *testing.T) {
+	st, err := store.Open(t.TempDir() + "/g.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	var conns []*sql.Conn
+	for range 4 {
+		c, err := st.DB().Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for i, c := range conns {
+		var mode string
+		var sync, pages int
+		if err := c.QueryRowContext(ctx, `SELECT journal_mode, synchronous FROM pragma_journal_mode(), pragma_synchronous()`).Scan(&mode, &sync); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&pages); err != nil { // no table-valued form
+			t.Fatal(err)
+		}
+		if mode != "wal" || sync != 2 || pages != store.AutoCheckpointPages || pages == 1000 {
+			t.Fatalf("connection %d: journal_mode %s, synchronous %d, wal_autocheckpoint %d; want wal, 2 (FULL), %d", i, mode, sync, pages, store.AutoCheckpointPages)
+		}
+		c.Close()
+	}
+}
+
 func TestOpenExclusive(t *testing.T) {
 	backends(t, func(t *testing.T, target string) {
 		first, err := store.OpenExclusive(target)
