@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -281,19 +280,8 @@ func schema(t columnTypes) []string {
 // IsPostgres reports whether a store target is a PostgreSQL DSN.
 func IsPostgres(target string) bool { return sqldialect.IsPostgres(target) }
 
-// AutoCheckpointPages is how many pages SQLite's WAL holds before the
-// commit that passes it copies them into the database (SQLite's default is
-// 1,000). At 4,000 (16 MB at 4 KiB pages) a checkpoint comes every 1,200
-// notices or so instead of 300, and the index leaves and pages that several
-// groups rewrote are copied once: 5-9 % fewer bytes and 20-45 % fewer write
-// requests a notice, 5-16 % more notices a second over 12 s and 0-4 % over
-// five 12 s runs on one growing store, for a p99 about 9 ms higher (each
-// checkpoint holds the writer longer: 15 → 24 ms at concurrency 32; stop 46,
-// PERFORMANCE.md).
-const AutoCheckpointPages = 4000
-
 // Open opens the store: a postgres:// DSN, or a SQLite file path (created if
-// needed; WAL, synchronous=FULL, a checkpoint every AutoCheckpointPages).
+// needed; WAL, synchronous=FULL).
 func Open(target string) (*DB, error) {
 	s := &DB{postgres: IsPostgres(target), reqs: make(chan *writeReq, 1024), closing: make(chan struct{}), writerDone: make(chan struct{}), leaseMark: 1}
 	s.SetCommitTimeout(DefaultCommitTimeout)
@@ -306,7 +294,7 @@ func Open(target string) (*DB, error) {
 			s.db.SetMaxOpenConns(16)
 		}
 	} else if err = sqldialect.CreateSQLite(target); err == nil {
-		s.db, err = sql.Open("sqlite", "file:"+target+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_pragma=wal_autocheckpoint("+strconv.Itoa(AutoCheckpointPages)+")&_txlock=immediate")
+		s.db, err = sql.Open("sqlite", "file:"+target+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)&_txlock=immediate")
 		if err == nil {
 			s.db.SetMaxOpenConns(4)
 		}
