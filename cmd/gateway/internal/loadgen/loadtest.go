@@ -279,10 +279,19 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 	}
 	runCtx, giveUp := context.WithCancelCause(runCtx)
 	defer giveUp(nil)
+	// The gateway's figures, read at the start, by the RSS sampler, at each
+	// interval's mark and at the end; none when the first read failed.
 	var gw0 Process
 	gwErr := error(nil)
 	if cfg.Gateway != nil {
 		gw0, gwErr = cfg.Gateway()
+	}
+	readGateway := func() (Process, bool) {
+		if cfg.Gateway == nil || gwErr != nil {
+			return Process{}, false
+		}
+		p, err := cfg.Gateway()
+		return p, err == nil
 	}
 	peakRSS := gw0.RSSBytes
 	cpu0 := cpuSeconds()
@@ -292,7 +301,7 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 	var sampled, reported <-chan struct{} // closed when the sampler and the progress line have stopped
 	if cfg.Gateway != nil && gwErr == nil {
 		sampled = every(rssSampleEvery, stop, func() {
-			if p, err := cfg.Gateway(); err == nil {
+			if p, ok := readGateway(); ok {
 				peakRSS = max(peakRSS, p.RSSBytes)
 			}
 		})
@@ -305,10 +314,8 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 	var marks []mark // written by the ticker below alone, read once it has stopped
 	marked := every(cfg.Interval, stop, func() {
 		m := mark{at: time.Since(start), answered: tl.answered(), cpu: -1}
-		if cfg.Gateway != nil && gwErr == nil {
-			if p, err := cfg.Gateway(); err == nil {
-				m.cpu = p.CPUSeconds
-			}
+		if p, ok := readGateway(); ok {
+			m.cpu = p.CPUSeconds
 		}
 		marks = append(marks, m)
 	})
@@ -330,13 +337,9 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 		}
 	}
 	end := mark{at: elapsed, answered: tl.answered(), cpu: -1}
-	var gw1 Process
-	gw1Read := false
-	if cfg.Gateway != nil && gwErr == nil {
-		var err error
-		if gw1, err = cfg.Gateway(); err == nil {
-			gw1Read, end.cpu = true, gw1.CPUSeconds
-		}
+	gw1, gw1Read := readGateway()
+	if gw1Read {
+		end.cpu = gw1.CPUSeconds
 	}
 	s := tl.summary(elapsed)
 	s.Intervals = intervals(marks, gw0.CPUSeconds, end, cfg.Interval/5) // without the gateway's figures, each mark's CPU is unread
