@@ -595,10 +595,17 @@ func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 			}
 			g.OutboundConsumer.Reader = g.outboundReader()
 			defer g.OutboundConsumer.Reader.Close()
+			// An error the reader reports ends Run; it starts again after
+			// a pause, the restarts logged under one id, and a stopping
+			// gateway does not wait the pause out.
+			var outage correlation.Outage
 			for ctx.Err() == nil {
 				if err := g.OutboundConsumer.Run(ctx); err != nil && ctx.Err() == nil {
-					g.Log.Warn("outbound consumer stopped; restarting", "err", err)
-					time.Sleep(time.Second)
+					g.Log.Warn("outbound consumer stopped; restarting", correlation.LogKey, outage.ID(), "err", err)
+					select {
+					case <-ctx.Done():
+					case <-time.After(time.Second):
+					}
 				}
 			}
 		}()
