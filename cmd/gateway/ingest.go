@@ -16,7 +16,6 @@ import (
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/app"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
-	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
@@ -124,7 +123,7 @@ func requeueQuarantine(ctx context.Context, db string, c *ingest.Consumer, stdou
 		return err
 	}
 	defer sink.Close()
-	c.Sink, c.Log = sink, slog.New(correlation.NewHandler(slog.NewTextHandler(stderr, nil)))
+	c.Sink, c.Log = sink, terminalLog(stderr)
 	shown := newThrottled(time.Second, func(r ingest.RequeueReport) {
 		fmt.Fprintf(stderr, "requeue: %d filed, %d still quarantined so far\n", r.Released, r.Still)
 	})
@@ -206,13 +205,13 @@ func ingestSource(f ingestFlags) (config.Kafka, error) {
 // gateway it writes text for the terminal.
 func ingestLog(service bool, stderr io.Writer) (*slog.Logger, func(ingest.Progress)) {
 	if service {
-		log := slog.New(correlation.NewHandler(slog.NewJSONHandler(stderr, nil)))
+		log := serviceLog(stderr)
 		return log, func(p ingest.Progress) {
 			log.Info("ingest progress", "consumed", p.Consumed, "ingested", p.Ingested, "quarantined", p.Quarantined,
 				"case_messages", p.CaseMessages, "delivery_statuses", p.Statuses, "rejections", p.Rejections, "per_second", math.Round(p.Rate()), "lag", p.Lag)
 		}
 	}
-	return slog.New(correlation.NewHandler(slog.NewTextHandler(stderr, nil))), func(p ingest.Progress) {
+	return terminalLog(stderr), func(p ingest.Progress) {
 		fmt.Fprintf(stderr, "ingest: %d consumed (%d ingested, %d quarantined, %d case messages, %d delivery statuses, %d rejections), %.0f/s, lag %d\n",
 			p.Consumed, p.Ingested, p.Quarantined, p.CaseMessages, p.Statuses, p.Rejections, p.Rate(), p.Lag)
 	}

@@ -11,12 +11,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"slices"
 	"syscall"
 
 	_ "github.com/perkeso/jambatan/adapters/sgemployer" // sg-employer-notice/v1
+	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 )
 
 type command struct {
@@ -122,4 +124,16 @@ func parse(fs *flag.FlagSet, args []string, most int) error {
 		return errUsage
 	}
 	return fs.Parse(append([]string{"--"}, positional...))
+}
+
+// serviceLog and terminalLog are the two ways the commands log, each line
+// with a correlation id: JSON lines for a service (serve, ingest against a
+// cluster), text for a person at a terminal (dev, ingest against a dev
+// gateway, requeue).
+func serviceLog(w io.Writer) *slog.Logger {
+	return slog.New(correlation.NewHandler(slog.NewJSONHandler(w, nil)))
+}
+
+func terminalLog(w io.Writer) *slog.Logger {
+	return slog.New(correlation.NewHandler(slog.NewTextHandler(w, nil)))
 }

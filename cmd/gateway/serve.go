@@ -20,7 +20,6 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/app"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
-	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/demoagency"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
@@ -55,7 +54,7 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	// Every line names the instance: several may share a store, and one
 	// log collector.
-	log := slog.New(correlation.NewHandler(slog.NewJSONHandler(stderr, nil))).With("instance", cfg.File.Instance)
+	log := serviceLog(stderr).With("instance", cfg.File.Instance)
 	g, ln, ops, err := start(cfg, *addr, log)
 	if err != nil {
 		return err
@@ -163,7 +162,7 @@ func runDev(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 	var demoURL string
 	// One logger for the gateway, its reloads and the demo agency: the
 	// reload's refusal went to the standard logger, in another format.
-	log := slog.New(correlation.NewHandler(slog.NewTextHandler(stderr, nil)))
+	log := terminalLog(stderr)
 	if *withAgency {
 		ag, err := startDemoAgency(l, cfg, log)
 		if err != nil {
