@@ -56,9 +56,10 @@ func (c *Checker) Add(ptr, code, msg string) {
 	}
 }
 
-// Object checks that v is an object and reports members it does not define.
-// It returns nil (after reporting) when v is not an object.
-func (c *Checker) Object(v *jsondoc.Value, ptr string, known ...string) *jsondoc.Value {
+// Object checks that v is an object (TYPE otherwise) and returns it, or nil
+// when it is not; Unknown reports its undefined members once its known
+// ones are checked.
+func (c *Checker) Object(v *jsondoc.Value, ptr string) *jsondoc.Value {
 	if v.Kind != jsondoc.Object {
 		c.Add(ptr, adapters.CodeType, "must be an object, not "+v.Kind.String())
 		return nil
