@@ -595,23 +595,7 @@ func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 			}
 			g.OutboundConsumer.Reader = g.outboundReader()
 			defer g.OutboundConsumer.Reader.Close()
-			// An error the reader reports ends Run; it starts again after
-			// a pause, which a stopping gateway does not wait out. Restarts
-			// a minute apart or less are one spell, logged under one id.
-			var outage correlation.Outage
-			for ctx.Err() == nil {
-				started := time.Now()
-				if err := g.OutboundConsumer.Run(ctx); err != nil && ctx.Err() == nil {
-					if time.Since(started) > time.Minute {
-						outage.End()
-					}
-					g.Log.Warn("outbound consumer stopped; restarting", correlation.LogKey, outage.ID(), "err", err)
-					select {
-					case <-ctx.Done():
-					case <-time.After(time.Second):
-					}
-				}
-			}
+			g.OutboundConsumer.Serve(ctx, time.Second)
 		}()
 	}
 	wg.Add(1)

@@ -196,6 +196,30 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
+// Serve runs c until ctx is done. An error the reader reports ends Run;
+// Serve starts it again after pause, which a stopping gateway does not
+// wait out. Restarts after Runs of a minute or less are one spell, logged
+// under one correlation id; a failure after a longer Run starts another.
+func (c *Consumer) Serve(ctx context.Context, pause time.Duration) {
+	var outage correlation.Outage
+	for {
+		started := time.Now()
+		err := c.Run(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > time.Minute {
+			outage.End()
+		}
+		c.Log.Warn("outbound consumer stopped; restarting", correlation.LogKey, outage.ID(), "err", err, "pause", pause)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+	}
+}
+
 // settle commits the offsets of queued records and returns those still
 // owed: none, or after a refused commit the last record of each partition.
 func (c *Consumer) settle(queued []kafka.Message, o *owing) []kafka.Message {

@@ -205,6 +205,51 @@ func TestConsumerQueueRetried(t *testing.T) {
 	}
 }
 
+// TestConsumerServeRestarts: a Run the reader ends with an error (here a
+// closed reader's) is started again after the pause, each restart logged
+// under one correlation id; a stopping consumer does not wait out the
+// pause (an hour here).
+func TestConsumerServeRestarts(t *testing.T) {
+	addr, _ := requestBroker(t, 1)
+	w := newWorld(t)
+	for _, tc := range []struct {
+		name     string
+		pause    time.Duration
+		restarts int // lines to wait for before stopping
+	}{
+		{"ok/restarts-share-an-id", 10 * time.Millisecond, 3},
+		{"ok/stop-cuts-the-pause", time.Hour, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rd := requestReader(addr)
+			_ = rd.Close()
+			var logged gatewaytest.SyncBuffer
+			c := w.requestConsumer(rd, slog.New(slog.NewTextHandler(&logged, nil)))
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { c.Serve(ctx, tc.pause); close(done) }()
+			restart := regexp.MustCompile(`msg="outbound consumer stopped; restarting" correlation_id=([0-9a-f]{32}) `)
+			for deadline := time.Now().Add(20 * time.Second); len(restart.FindAllString(logged.String(), -1)) < tc.restarts; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("fewer than %d restarts logged:\n%s", tc.restarts, logged.String())
+				}
+			}
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("Serve still running 30 s after its context ended (pause %v)", tc.pause)
+			}
+			ids := restart.FindAllStringSubmatch(logged.String(), -1)
+			for _, id := range ids {
+				if id[1] != ids[0][1] {
+					t.Fatalf("restart ids %q, want one for all:\n%s", ids, logged.String())
+				}
+			}
+		})
+	}
+}
+
 // TestDeliveryRoundsOutage: rounds that fail while the store is away (five
 // a second at the default poll) log the first failure, not each round's,
 // and the round that succeeds again says how many failed, under the same
