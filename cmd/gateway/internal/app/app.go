@@ -587,11 +587,18 @@ func (g *Gateway) Serve(ctx context.Context, ln, ops net.Listener) error {
 			defer wg.Done()
 			// A group started on a topic the cluster lacks would never read
 			// it, even once created: the reader starts once it is there.
+			// The line saying so and the one saying reading starts share an
+			// id of their own.
 			topic := g.Config.File.Outbound.Topic
+			var missing correlation.Outage
 			if g.outboundKafka.WaitForTopics(ctx, 10*time.Second, func(_ []string, err error) {
-				g.Log.Error("outbound requests are not read: the cluster has no topic "+topic+", or could not be asked; reading starts once it has", "err", err)
+				g.Log.Error("outbound requests are not read: the cluster has no topic "+topic+", or could not be asked; reading starts once it has",
+					correlation.LogKey, missing.ID(), "err", err)
 			}, topic) != nil {
 				return
+			}
+			if id := missing.End(); id != "" {
+				g.Log.Info("the cluster has topic "+topic+"; reading outbound requests", correlation.LogKey, id)
 			}
 			g.OutboundConsumer.Reader = g.outboundReader()
 			defer g.OutboundConsumer.Reader.Close()

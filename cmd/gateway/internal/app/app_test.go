@@ -28,6 +28,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
@@ -661,10 +662,16 @@ func TestVerificationFailureKinds(t *testing.T) {
 // TestOutboundTopicCreatedLater: a gateway started before the cluster has
 // its outbound topic reads the requests written once the topic is created
 // (a consumer group started on the missing topic never read it, even once
-// it existed, until a restart).
+// it existed, until a restart). The line that says the topic is missing
+// and the one that says reading starts share an id of their own.
 func TestOutboundTopicCreatedLater(t *testing.T) {
-	g, l, addrs := kafkaGateway(t)
-	time.Sleep(500 * time.Millisecond) // the gateway is up, the topic still missing
+	var logged gatewaytest.SyncBuffer
+	g, l, addrs := kafkaGatewayLogging(t, slog.New(correlation.NewHandler(slog.NewTextHandler(&logged, nil))))
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logged.String(), "outbound requests are not read"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the missing topic not logged:\n%s", logged.String())
+		}
+	}
 	admin := &kafka.Client{Addr: kafka.TCP(addrs...)}
 	if _, err := admin.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{
 		Topics: []kafka.TopicConfig{{Topic: g.Config.File.Outbound.Topic, NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
@@ -672,6 +679,12 @@ func TestOutboundTopicCreatedLater(t *testing.T) {
 	}
 	writeRequest(t, g, l, addrs[0], 0, "late-001")
 	waitDeliveries(t, g, 40*time.Second, "late-001")
+	out := logged.String()
+	missing := regexp.MustCompile(`msg="outbound requests are not read[^"]*" correlation_id=([0-9a-f]{32})`).FindAllStringSubmatch(out, -1)
+	found := regexp.MustCompile(`msg="the cluster has topic `+regexp.QuoteMeta(g.Config.File.Outbound.Topic)+`; reading outbound requests" correlation_id=([0-9a-f]{32})`).FindAllStringSubmatch(out, -1)
+	if len(missing) != 1 || len(found) != 1 || missing[0][1] != found[0][1] {
+		t.Fatalf("the missing topic's line and the found one's: %q and %q, want one each with one id:\n%s", missing, found, out)
+	}
 }
 
 // TestOutboundPartitionsAdded: partitions added to the outbound topic while
