@@ -196,6 +196,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
+// steadyRun is how long a Run must last for its failure to start a new
+// spell of restarts (Serve); a variable for the tests.
+var steadyRun = time.Minute
+
 // Serve runs c until ctx is done. An error the reader reports ends Run;
 // Serve starts it again after pause, which a stopping gateway does not
 // wait out. Restarts after Runs of a minute or less are one spell, logged
@@ -208,7 +212,7 @@ func (c *Consumer) Serve(ctx context.Context, pause time.Duration) {
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		if time.Since(started) > time.Minute {
+		if time.Since(started) > steadyRun {
 			outage.End()
 		}
 		c.Log.Warn("outbound consumer stopped; restarting", correlation.LogKey, outage.ID(), "err", err, "pause", pause)

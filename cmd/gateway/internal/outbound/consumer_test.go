@@ -215,12 +215,16 @@ func TestConsumerServeRestarts(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		pause    time.Duration
-		restarts int // lines to wait for before stopping
+		restarts int           // lines to wait for before stopping
+		steady   time.Duration // a failure after a Run longer than this starts a new id
+		distinct bool          // each restart line under an id of its own, else all under one
 	}{
-		{"ok/restarts-share-an-id", 10 * time.Millisecond, 3},
-		{"ok/stop-cuts-the-pause", time.Hour, 1},
+		{"ok/restarts-share-an-id", 10 * time.Millisecond, 3, time.Minute, false},
+		{"ok/stop-cuts-the-pause", time.Hour, 1, time.Minute, false},
+		{"ok/a-failure-after-a-steady-run-starts-an-id", 10 * time.Millisecond, 3, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			defer outbound.SetSteadyRun(tc.steady)()
 			rd := requestReader(addr)
 			_ = rd.Close()
 			var logged gatewaytest.SyncBuffer
@@ -240,11 +244,13 @@ func TestConsumerServeRestarts(t *testing.T) {
 			case <-time.After(30 * time.Second):
 				t.Fatalf("Serve still running 30 s after its context ended (pause %v)", tc.pause)
 			}
-			ids := restart.FindAllStringSubmatch(logged.String(), -1)
-			for _, id := range ids {
-				if id[1] != ids[0][1] {
-					t.Fatalf("restart ids %q, want one for all:\n%s", ids, logged.String())
-				}
+			lines := restart.FindAllStringSubmatch(logged.String(), -1)
+			ids := map[string]bool{}
+			for _, l := range lines {
+				ids[l[1]] = true
+			}
+			if want := map[bool]int{false: 1, true: len(lines)}[tc.distinct]; len(ids) != want {
+				t.Fatalf("%d restart lines under %d ids, want %d:\n%s", len(lines), len(ids), want, logged.String())
 			}
 		})
 	}
