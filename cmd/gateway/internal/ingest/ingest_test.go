@@ -751,6 +751,34 @@ func TestProgressLag(t *testing.T) {
 	}
 }
 
+// TestCatchUpWaitsIdle: a catch-up run ends once no message has come for
+// idle, not at its first empty fetch: events published a second after it
+// started, on topics empty until then, are ingested by it.
+func TestCatchUpWaitsIdle(t *testing.T) {
+	b, f, sink := setUp(t, filepath.Join(t.TempDir(), "bo.db"))
+	const n = 5
+	c := consumer(b.Addr, "bo", sink, f, topic)
+	defer c.Reader.Close()
+	var msgs []kafka.Message
+	for i := range n {
+		msgs = append(msgs, f.message(t, i, ""))
+	}
+	produced := make(chan error, 1)
+	go func() {
+		time.Sleep(time.Second)
+		w := &kafka.Writer{Addr: kafka.TCP(b.Addr), RequiredAcks: kafka.RequireAll, BatchTimeout: 2 * time.Millisecond}
+		defer w.Close()
+		produced <- w.WriteMessages(context.Background(), msgs...)
+	}()
+	p, err := c.Run(context.Background(), true, 5*time.Second)
+	if perr := <-produced; perr != nil {
+		t.Fatal(perr)
+	}
+	if err != nil || p.Ingested != n {
+		t.Fatalf("%+v: %v; want the %d records published a second in", p, err, n)
+	}
+}
+
 // BenchmarkIngest measures records/s from the topic into the back-office table.
 func BenchmarkIngest(b *testing.B) {
 	for _, name := range []string{"sqlite", "postgres"} {
