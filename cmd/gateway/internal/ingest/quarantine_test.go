@@ -89,8 +89,8 @@ func TestEventTextStored(t *testing.T) {
 // TestRequeueQuarantined: what a back office quarantined for a receipt key
 // it did not have yet (the gateway's key rotated, the new JWKS not yet
 // copied) is filed once the key is there, by Requeue, without Kafka: each
-// record and status once, out of the quarantine; a forgery stays, with its
-// reason; a message quarantined by an earlier build, without its bytes, is
+// record and status once, out of the quarantine; two forgeries stay, each
+// with its new reason; a message quarantined by an earlier build, without its bytes, is
 // counted and left. Before, only resetting the consumer group's offsets,
 // within Kafka's retention, read them again.
 func TestRequeueQuarantined(t *testing.T) {
@@ -102,7 +102,7 @@ func TestRequeueQuarantined(t *testing.T) {
 				msgs = append(msgs, f.status(t, events.DeliveryStatus{DeliveryID: int64(i), Key: fmt.Sprint("k-", i), Partner: "th-sso",
 					MessageType: "NotifyDecision", CaseID: "TH:SSO:C-1", State: "delivered", Attempts: 1, At: "2026-03-20T02:00:00Z"}, ""))
 			}
-			msgs = append(msgs, f.message(t, 99, "receipt-bound-record-changed"))
+			msgs = append(msgs, f.message(t, 98, "receipt-bound-record-changed"), f.message(t, 99, "receipt-bound-record-changed"))
 			produce(t, b.Addr, msgs)
 			c := consumer(b.Addr, "bo", sink, f)
 			c.JWKS = f.other.JWKS() // the back office's copy lacks the gateway's key
@@ -110,8 +110,8 @@ func TestRequeueQuarantined(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.Reader.Close()
-			if got, _ := sink.Counts(context.Background()); got.Quarantined != 26 {
-				t.Fatalf("%+v, want all 26 quarantined", got)
+			if got, _ := sink.Counts(context.Background()); got.Quarantined != 27 {
+				t.Fatalf("%+v, want all 27 quarantined", got)
 			}
 			if _, err := sink.DB().Exec(`INSERT INTO backoffice_quarantine (topic, kpartition, koffset, msg_key, reason, value, quarantined_at)
 				VALUES ('` + topic + `', 0, 100000, 'k', 'an earlier build''s', '{}', '2026-01-01T00:00:00Z')`); err != nil {
@@ -120,20 +120,36 @@ func TestRequeueQuarantined(t *testing.T) {
 			r := &ingest.Consumer{Sink: sink, CaseTopic: caseTopic, StatusTopic: statusTopic, RejectedTopic: rejectedTopic, JWKS: f.signer.JWKS(), Batch: 7}
 			var heard int
 			rep, err := r.Requeue(context.Background(), func(ingest.RequeueReport) { heard++ })
-			if err != nil || rep != (ingest.RequeueReport{Released: 25, Still: 1, WithoutBytes: 1}) || heard != 4 {
-				t.Fatalf("%+v (%v), progress heard %d times; want 25 released, 1 still, 1 without bytes, in 4 batches", rep, err, heard)
+			if err != nil || rep != (ingest.RequeueReport{Released: 25, Still: 2, WithoutBytes: 1}) || heard != 4 {
+				t.Fatalf("%+v (%v), progress heard %d times; want 25 released, 2 still, 1 without bytes, in 4 batches", rep, err, heard)
 			}
 			got, err := sink.Counts(context.Background())
-			if err != nil || got != (ingest.Counts{Records: 20, Deliveries: 5, Quarantined: 2}) {
+			if err != nil || got != (ingest.Counts{Records: 20, Deliveries: 5, Quarantined: 3}) {
 				t.Fatalf("%+v (%v)", got, err)
 			}
-			var reason string
-			if err := sink.DB().QueryRow(`SELECT reason FROM backoffice_quarantine WHERE raw_value IS NOT NULL`).Scan(&reason); err != nil ||
-				!strings.Contains(reason, "record differs from the record the receipt acknowledges") {
-				t.Fatalf("the forgery's reason %q (%v)", reason, err)
+			// Again, in one batch: each forgery's reason is written anew.
+			if _, err := sink.DB().Exec(`UPDATE backoffice_quarantine SET reason = 'stale' WHERE raw_value IS NOT NULL`); err != nil {
+				t.Fatal(err)
 			}
-			if rep, err := r.Requeue(context.Background(), nil); err != nil || rep != (ingest.RequeueReport{Still: 1, WithoutBytes: 1}) {
+			r.Batch = 100
+			if rep, err := r.Requeue(context.Background(), nil); err != nil || rep != (ingest.RequeueReport{Still: 2, WithoutBytes: 1}) {
 				t.Fatalf("again: %+v (%v)", rep, err)
+			}
+			rows, err := sink.DB().Query(`SELECT reason FROM backoffice_quarantine WHERE raw_value IS NOT NULL`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var reasons []string
+			for rows.Next() {
+				var reason string
+				if err := rows.Scan(&reason); err != nil {
+					t.Fatal(err)
+				}
+				reasons = append(reasons, reason)
+			}
+			rows.Close()
+			if len(reasons) != 2 || !strings.Contains(reasons[0], "record differs from the record the receipt acknowledges") || reasons[1] != reasons[0] {
+				t.Fatalf("the forgeries' reasons %q, want the verdict of the key now there for both", reasons)
 			}
 		})
 	}
