@@ -768,7 +768,9 @@ func TestCatchUpWaitsIdle(t *testing.T) {
 		time.Sleep(time.Second)
 		w := &kafka.Writer{Addr: kafka.TCP(b.Addr), RequiredAcks: kafka.RequireAll, BatchTimeout: 2 * time.Millisecond}
 		defer w.Close()
-		produced <- w.WriteMessages(context.Background(), msgs...)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		produced <- w.WriteMessages(ctx, msgs...)
 	}()
 	p, err := c.Run(context.Background(), true, 5*time.Second)
 	if perr := <-produced; perr != nil {
