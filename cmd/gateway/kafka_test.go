@@ -257,20 +257,18 @@ func TestKcatEndToEnd(t *testing.T) {
 func waitBacklog(t *testing.T, d *devmode.DevJSON) {
 	t.Helper()
 	url := strings.TrimSuffix(d.MetricsURL, "/metrics") + "/healthz"
-	deadline := time.Now().Add(120 * time.Second)
-	for time.Now().Before(deadline) {
+	gatewaytest.Until(t, 120*time.Second, 100*time.Millisecond, func() error {
 		resp, err := http.Get(url)
-		if err == nil {
-			var h struct{ Outbox struct{ Backlog int64 } }
-			_ = json.NewDecoder(resp.Body).Decode(&h)
-			resp.Body.Close()
-			if h.Outbox.Backlog == 0 {
-				return
-			}
+		if err != nil {
+			return fmt.Errorf("outbox never drained: %v", err)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal("outbox never drained")
+		defer resp.Body.Close()
+		var h struct{ Outbox struct{ Backlog int64 } }
+		if err := json.NewDecoder(resp.Body).Decode(&h); err != nil || h.Outbox.Backlog != 0 {
+			return fmt.Errorf("outbox never drained: backlog %d (%v)", h.Outbox.Backlog, err)
+		}
+		return nil
+	})
 }
 
 // TestKill9LosesNothing kills the gateway (and its embedded broker) with
@@ -552,17 +550,13 @@ func TestOutboundRoundTrip(t *testing.T) {
 	for _, z := range codecs {
 		produce(strings.Replace(dec, "dec-001", "dec-"+z, 1), z, true)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	gatewaytest.Until(t, 60*time.Second, 200*time.Millisecond, func() error {
 		o, _, _ := gateway(t, "outbound", "list", "--dev", dir)
-		if strings.Count(o, "delivered") == 1+len(codecs) && strings.Contains(o, "dead") {
-			break
+		if strings.Count(o, "delivered") != 1+len(codecs) || !strings.Contains(o, "dead") {
+			return fmt.Errorf("deliveries never settled:\n%s\n%s", o, out.String())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deliveries never settled:\n%s\n%s", o, out.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	waitBacklog(t, d)
 	st := kcatJSON(t, d.KafkaBootstrap, d.Topics.DeliveryStatus)
 	jwks, err := partnerkit.ReadJWKS(d.GatewayJWKS)
@@ -651,16 +645,13 @@ func TestOutboundRoundTrip(t *testing.T) {
 		t.Fatalf("operator post: %v %v", err, resp)
 	}
 	resp.Body.Close()
-	for {
+	gatewaytest.Until(t, 60*time.Second, 200*time.Millisecond, func() error {
 		o, _, _ := gateway(t, "outbound", "list", "--dev", dir, "--state", "delivered")
-		if strings.Contains(o, "RequestInformation") {
-			break
+		if !strings.Contains(o, "RequestInformation") {
+			return fmt.Errorf("operator request never delivered:\n%s", o)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("operator request never delivered:\n%s", o)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	// The agency's answer to that request reaches the back office on the
 	// case-messages topic (it stayed in the gateway's store before).
 	waitBacklog(t, d)
@@ -689,7 +680,7 @@ func TestOutboundRoundTrip(t *testing.T) {
 	}
 	resp.Body.Close()
 	var caseID string
-	for caseID == "" {
+	gatewaytest.Until(t, 60*time.Second, 200*time.Millisecond, func() error {
 		resp, err := oc.Get(d.OperatorURL + "/v1/outbound?state=delivered")
 		if err != nil {
 			t.Fatal(err)
@@ -698,15 +689,13 @@ func TestOutboundRoundTrip(t *testing.T) {
 		_ = json.NewDecoder(resp.Body).Decode(&list)
 		resp.Body.Close()
 		for _, it := range list {
-			if it.Key == "ni-001" {
+			if it.Key == "ni-001" && it.CaseID != "" {
 				caseID = it.CaseID
+				return nil
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("notification never delivered: %+v", list)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return fmt.Errorf("notification never delivered: %+v", list)
+	})
 	if o, _, _ := gateway(t, "outbound", "list", "--dev", dir, "--state", "delivered"); !strings.HasPrefix(caseID, "TH:SSO:") || !strings.Contains(o, caseID) {
 		t.Fatalf("case %q of the notification, list:\n%s", caseID, o)
 	}
@@ -848,12 +837,12 @@ func TestDevKeepsBrokerPort(t *testing.T) {
 	ingested := func(n int) {
 		t.Helper()
 		want := fmt.Sprintf("(%d ingested,", n)
-		for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			if strings.Contains(ingestOut.String(), want) {
-				return
+		gatewaytest.Until(t, 90*time.Second, 100*time.Millisecond, func() error {
+			if !strings.Contains(ingestOut.String(), want) {
+				return fmt.Errorf("the running ingest never reported %q:\n%s", want, ingestOut)
 			}
-		}
-		t.Fatalf("the running ingest never reported %q:\n%s", want, ingestOut)
+			return nil
+		})
 	}
 	if _, e, err := gateway(t, "submit", "--dev", dir, example("example-a.in.json")); err != nil {
 		t.Fatalf("submit: %v\n%s", err, e)
@@ -960,14 +949,11 @@ func waitAccepted(t *testing.T, d *devmode.DevJSON, n int) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	gatewaytest.Until(t, 60*time.Second, 20*time.Millisecond, func() error {
 		var got int
-		_ = db.QueryRow(`SELECT COUNT(*) FROM records`).Scan(&got)
-		if got >= n {
-			return
+		if err := db.QueryRow(`SELECT COUNT(*) FROM records`).Scan(&got); err != nil || got < n {
+			return fmt.Errorf("%d of %d notices accepted (%v)", got, n, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d notices accepted", got, n)
-		}
-	}
+		return nil
+	})
 }

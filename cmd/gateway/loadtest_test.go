@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -73,12 +74,13 @@ func TestLoadTestSummary(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), " sent, "); time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				_ = cmd.Process.Kill()
-				t.Fatalf("no progress: %s", stderr.String())
+		defer func() { _ = cmd.Process.Kill() }() // when the wait for progress fails
+		gatewaytest.Until(t, 30*time.Second, 50*time.Millisecond, func() error {
+			if !strings.Contains(stderr.String(), " sent, ") {
+				return fmt.Errorf("no progress: %s", stderr.String())
 			}
-		}
+			return nil
+		})
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		err := cmd.Wait()
 		var s loadgen.Summary

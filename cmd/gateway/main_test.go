@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -85,15 +86,14 @@ func startDev(t *testing.T, dir string, extra ...string) (*exec.Cmd, *gatewaytes
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if d, err := devmode.ReadDevJSON(dir); err == nil {
-			return cmd, out, d
+	var d *devmode.DevJSON
+	gatewaytest.Until(t, 30*time.Second, 50*time.Millisecond, func() (err error) {
+		if d, err = devmode.ReadDevJSON(dir); err != nil {
+			return fmt.Errorf("dev.json never appeared (%v):\n%s", err, out.String())
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("dev.json never appeared:\n%s", out.String())
-	return nil, nil, nil
+		return nil
+	})
+	return cmd, out, d
 }
 
 // gateway runs the binary with args and returns its output. A command that
@@ -635,13 +635,12 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	}
 	_ = os.WriteFile(l.Config, cfg, 0o644)
 	_ = cmd.Process.Signal(syscall.SIGHUP)
-	deadline := time.Now().Add(10 * time.Second)
-	for submit() == nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("the revoked certificate is still accepted:\n%s", out.String())
+	gatewaytest.Until(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if submit() == nil {
+			return fmt.Errorf("the revoked certificate is still accepted:\n%s", out.String())
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	// certs list shows the CRL with its next update (7 days from now).
 	o, _, err := gateway(t, "certs", "list", "--dev", dir)
 	if err != nil || !regexp.MustCompile(`(?m)^crl:clients\.crl +Jambatan dev root CA +\S+ +7$`).MatchString(o) {
@@ -794,19 +793,16 @@ func TestServe(t *testing.T) {
 	}
 	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _, _ = cmd.Process.Wait() }()
 	var addr string
-	deadline := time.Now().Add(30 * time.Second)
-	for addr == "" {
+	gatewaytest.Until(t, 30*time.Second, 50*time.Millisecond, func() error {
 		for _, line := range strings.Split(out.String(), "\n") {
 			var rec struct{ Msg, Addr string }
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "gateway listening" {
 				addr = rec.Addr
+				return nil
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve never listened:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("serve never listened:\n%s", out.String())
+	})
 	if !strings.Contains(out.String(), "no kafka brokers configured") {
 		t.Fatalf("no warning about the missing brokers:\n%s", out.String())
 	}

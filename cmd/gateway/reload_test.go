@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptrace"
@@ -84,13 +85,12 @@ func reload(t *testing.T, cmd *exec.Cmd, out *gatewaytest.SyncBuffer) {
 	const done = "configuration reloaded"
 	before := strings.Count(out.String(), done)
 	_ = cmd.Process.Signal(syscall.SIGHUP)
-	deadline := time.Now().Add(10 * time.Second)
-	for strings.Count(out.String(), done) == before {
-		if time.Now().After(deadline) {
-			t.Fatalf("no reload:\n%s", out.String())
+	gatewaytest.Until(t, 10*time.Second, 50*time.Millisecond, func() error {
+		if strings.Count(out.String(), done) == before {
+			return fmt.Errorf("no reload:\n%s", out.String())
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestStopCutsSlowRequest: a stop while a partner is still sending a

@@ -399,10 +399,12 @@ func TestReadyRelayOnTheOutbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.Relay.Wake()
-	deadline := time.Now().Add(10 * time.Second)
-	for g.Relay.Status(ctx).Failing == "" && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	gatewaytest.Until(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if g.Relay.Status(ctx).Failing == "" {
+			return errors.New("the relay has not failed to read its outbox")
+		}
+		return nil
+	})
 	checks, _ := g.Ready(ctx)
 	if c := checks["kafka"]; !strings.Contains(c.Detail, "the outbox cannot be read") || strings.Contains(c.Detail, "unreachable") {
 		t.Fatalf("kafka check %+v: want the outbox named, not the broker", c)
@@ -667,11 +669,12 @@ func TestVerificationFailureKinds(t *testing.T) {
 func TestOutboundTopicCreatedLater(t *testing.T) {
 	var logged gatewaytest.SyncBuffer
 	g, l, addrs := kafkaGatewayLogging(t, slog.New(correlation.NewHandler(slog.NewTextHandler(&logged, nil))))
-	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logged.String(), "outbound requests are not read"); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the missing topic not logged:\n%s", logged.String())
+	gatewaytest.Until(t, 20*time.Second, 10*time.Millisecond, func() error {
+		if !strings.Contains(logged.String(), "outbound requests are not read") {
+			return fmt.Errorf("the missing topic not logged:\n%s", logged.String())
 		}
-	}
+		return nil
+	})
 	admin := &kafka.Client{Addr: kafka.TCP(addrs...)}
 	if _, err := admin.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{
 		Topics: []kafka.TopicConfig{{Topic: g.Config.File.Outbound.Topic, NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
@@ -761,8 +764,7 @@ func writeSignedRequest(t *testing.T, g *Gateway, key jwk.Key, broker string, pa
 // (newest first).
 func waitDeliveries(t *testing.T, g *Gateway, within time.Duration, keys ...string) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	gatewaytest.Until(t, within, 100*time.Millisecond, func() error {
 		ds, err := g.Store.DeliveriesOf(context.Background(), "", "", 0, 10)
 		if err != nil {
 			t.Fatal(err)
@@ -771,14 +773,11 @@ func waitDeliveries(t *testing.T, g *Gateway, within time.Duration, keys ...stri
 		for _, d := range ds {
 			got = append(got, d.Key)
 		}
-		if slices.Equal(got, keys) {
-			return
+		if !slices.Equal(got, keys) {
+			return fmt.Errorf("deliveries %q, want %q: the requests written were not read", got, keys)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deliveries %q, want %q: the requests written were not read", got, keys)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestHealthDetail: the ops listener's /healthz says how many entries the

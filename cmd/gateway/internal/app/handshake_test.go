@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -67,16 +68,15 @@ func TestHandshakeFailures(t *testing.T) {
 			if err == nil {
 				t.Fatal("a handshake without a client certificate went through")
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for failures(tc.listener) != 1 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			if n := failures(tc.listener); n != 1 {
-				t.Fatalf("%v failures counted, want 1", n)
-			}
+			gatewaytest.Until(t, 5*time.Second, 10*time.Millisecond, func() error {
+				if n := failures(tc.listener); n != 1 {
+					return fmt.Errorf("%v failures counted, want 1", n)
+				}
+				return nil
+			})
 			// The line is written just after the failure is counted: wait
 			// for it too (read at once, it was missing in a CI run).
-			found := func() bool {
+			gatewaytest.Until(t, 5*time.Second, 10*time.Millisecond, func() error {
 				for _, s := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 					var line struct {
 						Msg, Listener, Reason string
@@ -86,17 +86,11 @@ func TestHandshakeFailures(t *testing.T) {
 						t.Fatalf("a log line that is not JSON: %q", s)
 					}
 					if line.Msg == "TLS handshake failed" && line.Listener == tc.listener && line.Reason == "no-certificate" && len(line.CorrelationID) == 32 {
-						return true
+						return nil
 					}
 				}
-				return false
-			}
-			for !found() && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
-			if !found() {
-				t.Fatalf("no JSON line of the %s listener's failure:\n%s", tc.listener, out.String())
-			}
+				return fmt.Errorf("no JSON line of the %s listener's failure:\n%s", tc.listener, out.String())
+			})
 		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -557,13 +558,12 @@ func TestReloadRotatesBackOfficeKeys(t *testing.T) {
 	}
 	waitRefused := func(n float64) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for refused() != n {
-			if time.Now().After(deadline) {
-				t.Fatalf("%v requests refused, want %v", refused(), n)
+		gatewaytest.Until(t, 20*time.Second, 50*time.Millisecond, func() error {
+			if got := refused(); got != n {
+				return fmt.Errorf("%v requests refused, want %v", got, n)
 			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	writeSignedRequest(t, g, next, addrs[0], 0, "before-reload")
 	waitRefused(1)

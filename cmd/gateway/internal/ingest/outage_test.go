@@ -2,10 +2,13 @@ package ingest_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -70,16 +73,17 @@ func brokerRestart(t *testing.T, away time.Duration) {
 	defer func() { cancel(); <-done }()
 	wait := func(what string, n int64) {
 		t.Helper()
-		for deadline := time.Now().Add(60 * time.Second); ingested.Load() < n; time.Sleep(50 * time.Millisecond) {
-			select {
-			case <-done:
-				t.Fatalf("Run returned (%v) before %s", runErr, what)
-			default:
+		gatewaytest.Until(t, 60*time.Second, 50*time.Millisecond, func() error {
+			if got := ingested.Load(); got < n {
+				select {
+				case <-done:
+					t.Fatalf("Run returned (%v) before %s", runErr, what)
+				default:
+				}
+				return fmt.Errorf("%s: %d ingested", what, got)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d ingested", what, ingested.Load())
-			}
-		}
+			return nil
+		})
 	}
 	wait("the first records", 50)
 	b.Close()
@@ -147,15 +151,15 @@ func TestOwedCommit(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _, _ = first.Run(ctx, false, 0) }()
-	for deadline := time.Now().Add(30 * time.Second); committed.Load() == 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			t.Fatal("the refused offsets were never committed")
+	stop := sync.OnceFunc(func() { cancel(); <-done })
+	defer stop() // when the wait fails
+	gatewaytest.Until(t, 30*time.Second, 5*time.Millisecond, func() error {
+		if committed.Load() == 0 {
+			return errors.New("the refused offsets were never committed")
 		}
-	}
-	cancel()
-	<-done
+		return nil
+	})
+	stop()
 	first.Reader.Close()
 
 	again := consumer(addr, "bo", sink, f, topic)

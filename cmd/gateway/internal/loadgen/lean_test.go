@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 )
 
 func TestReadResponse(t *testing.T) {
@@ -146,11 +148,12 @@ func TestLeanConnRetry(t *testing.T) {
 				t.Fatalf("post %d: %d %v", i, status, err)
 			}
 			// Wait until the server has closed the idle connection.
-			for deadline := time.Now().Add(5 * time.Second); conns.closed.Load() < int64(i); time.Sleep(10 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("the server did not close the idle connection")
+			gatewaytest.Until(t, 5*time.Second, 10*time.Millisecond, func() error {
+				if conns.closed.Load() < int64(i) {
+					return errors.New("the server did not close the idle connection")
 				}
-			}
+				return nil
+			})
 		}
 		if got, want := [2]int64{conns.opened.Load(), posts.Load()}, [2]int64{3, 3}; got != want {
 			t.Fatalf("(connections, requests) = %v after 3 posts with idle closes, want %v", got, want)

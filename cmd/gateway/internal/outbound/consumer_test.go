@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,29 +63,29 @@ func (w *world) requestConsumer(rd *kafka.Reader, log *slog.Logger) *outbound.Co
 }
 
 // consume runs c until stop is called, which returns Run's error.
+//
+// stop may be called more than once, so that a test can defer it for the
+// paths that fail.
 func consume(c *outbound.Consumer) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	return func() error { cancel(); return <-done }
+	return sync.OnceValue(func() error { cancel(); return <-done })
 }
 
 // waitPending waits until n deliveries are pending.
 func waitPending(t testing.TB, st *store.DB, n int) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	t.Helper()
+	gatewaytest.Until(t, 30*time.Second, 2*time.Millisecond, func() error {
 		counts, err := st.DeliveryCounts(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if counts[store.DeliveryPending] == int64(n) {
-			return
+		if counts[store.DeliveryPending] != int64(n) {
+			return fmt.Errorf("%d of %d requests queued", counts[store.DeliveryPending], n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d requests queued", counts[store.DeliveryPending], n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestConsumerCommitsByTheGroup: a burst of requests costs one offset
@@ -152,13 +153,12 @@ func TestConsumerGoesOnAfterIdle(t *testing.T) {
 	c := w.requestConsumer(rd, slog.New(slog.DiscardHandler))
 	stop := consume(c)
 	waitPending(t, w.st, 5)
-	deadline := time.Now().Add(10 * time.Second)
-	for commits.Load() == 0 { // idle: the first five committed
-		if time.Now().After(deadline) {
-			t.Fatal("the first five were never committed")
+	gatewaytest.Until(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if commits.Load() == 0 { // idle: the first five committed
+			return errors.New("the first five were never committed")
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	writeRequests(t, addr, 5, 5)
 	waitPending(t, w.st, 10)
 	if err := stop(); err != nil {
@@ -181,11 +181,12 @@ func TestConsumerQueueRetried(t *testing.T) {
 	var logged gatewaytest.SyncBuffer
 	c := w.requestConsumer(rd, slog.New(slog.NewTextHandler(&logged, nil)))
 	stop := consume(c)
-	for deadline := time.Now().Add(20 * time.Second); strings.Count(logged.String(), "not queued; trying again") < 2; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no two failures logged:\n%s", logged.String())
+	gatewaytest.Until(t, 20*time.Second, 10*time.Millisecond, func() error {
+		if strings.Count(logged.String(), "not queued; trying again") < 2 {
+			return fmt.Errorf("no two failures logged:\n%s", logged.String())
 		}
-	}
+		return nil
+	})
 	if _, err := w.st.DB().Exec(`ALTER TABLE deliveries_away RENAME TO deliveries`); err != nil {
 		t.Fatal(err)
 	}
@@ -234,11 +235,12 @@ func TestConsumerServeRestarts(t *testing.T) {
 			done := make(chan struct{})
 			go func() { c.Serve(ctx, tc.pause); close(done) }()
 			restart := regexp.MustCompile(`msg="outbound consumer stopped; restarting" correlation_id=([0-9a-f]{32}) `)
-			for deadline := time.Now().Add(20 * time.Second); len(restart.FindAllString(logged.String(), -1)) < tc.restarts; time.Sleep(5 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("fewer than %d restarts logged:\n%s", tc.restarts, logged.String())
+			gatewaytest.Until(t, 20*time.Second, 5*time.Millisecond, func() error {
+				if out := logged.String(); len(restart.FindAllString(out, -1)) < tc.restarts {
+					return fmt.Errorf("fewer than %d restarts logged:\n%s", tc.restarts, out)
 				}
-			}
+				return nil
+			})
 			cancel()
 			select {
 			case <-done:
@@ -286,15 +288,13 @@ func TestDeliveryRoundsOutage(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.enqueue(t, fmt.Sprintf("req-%d", i), "JSON", `{}`)
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		gatewaytest.Until(t, 10*time.Second, 5*time.Millisecond, func() error {
 			c, err := w.st.DeliveryCounts(context.Background())
-			if err == nil && c[store.DeliveryDelivered] == int64(i+1) && strings.Count(logged.String(), "succeed again") == i+1 {
-				break
+			if err != nil || c[store.DeliveryDelivered] != int64(i+1) || strings.Count(logged.String(), "succeed again") != i+1 {
+				return fmt.Errorf("not delivered after the store came back: %v %v\n%s", c, err, logged.String())
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("not delivered after the store came back: %v %v\n%s", c, err, logged.String())
-			}
-		}
+			return nil
+		})
 	}
 	out := logged.String()
 	failed := regexp.MustCompile(`msg="delivery round failed; trying again each round" correlation_id=([0-9a-f]{32})`).FindAllStringSubmatch(out, -1)
@@ -327,17 +327,13 @@ func TestQueuedIsSentAtOnce(t *testing.T) {
 	if err := c.Queue(ctx, kafka.Message{Topic: outboundTopic, Value: []byte(`{"id":"now-1","partner":"p1","messageType":"JSON","payload":{}}`)}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	gatewaytest.Until(t, 10*time.Second, 5*time.Millisecond, func() error {
 		c, err := w.st.DeliveryCounts(context.Background())
-		if err == nil && c[store.DeliveryDelivered] == 1 {
-			return
+		if err != nil || c[store.DeliveryDelivered] != 1 {
+			return fmt.Errorf("the request was not sent: %v %v", c, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the request was not sent within 10 s: %v %v", c, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // BenchmarkConsumer: the time per request to queue a burst of b.N
@@ -388,12 +384,13 @@ func TestConsumerRidesOutRefusedCommits(t *testing.T) {
 
 	stop := consume(cons)
 	waitPending(t, w.st, 5)
-	for deadline := time.Now().Add(20 * time.Second); committed.Load() == 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			stop()
-			t.Fatalf("the refused offsets were never committed:\n%s", logged.String())
+	defer stop() // when the wait fails
+	gatewaytest.Until(t, 20*time.Second, 5*time.Millisecond, func() error {
+		if committed.Load() == 0 {
+			return fmt.Errorf("the refused offsets were never committed:\n%s", logged.String())
 		}
-	}
+		return nil
+	})
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v, want it to ride the refusals out", err)
 	}
@@ -420,12 +417,13 @@ func TestConsumerCarriesOwedOffsets(t *testing.T) {
 	cons := w.requestConsumer(rd, slog.New(slog.NewTextHandler(&logged, nil)))
 
 	stop := consume(cons)
-	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(logged.String(), "outbound offsets not committed"); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			stop()
-			t.Fatalf("no commit refused:\n%s", logged.String())
+	defer stop() // when the wait fails
+	gatewaytest.Until(t, 20*time.Second, time.Millisecond, func() error {
+		if !strings.Contains(logged.String(), "outbound offsets not committed") {
+			return fmt.Errorf("no commit refused:\n%s", logged.String())
 		}
-	}
+		return nil
+	})
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -433,12 +431,13 @@ func TestConsumerCarriesOwedOffsets(t *testing.T) {
 		t.Fatalf("%d commits taken while the broker refused them", n)
 	}
 	stop = consume(cons) // as the gateway runs it again
-	for deadline := time.Now().Add(20 * time.Second); committed.Load() == 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			stop()
-			t.Fatal("the owed offsets were never committed by the next Run")
+	defer stop()         // when the wait fails
+	gatewaytest.Until(t, 20*time.Second, 5*time.Millisecond, func() error {
+		if committed.Load() == 0 {
+			return errors.New("the owed offsets were never committed by the next Run")
 		}
-	}
+		return nil
+	})
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}

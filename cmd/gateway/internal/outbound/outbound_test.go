@@ -264,25 +264,24 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = dl.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(10 * time.Second)
-	for !dl.BreakerOpen("p1") {
-		if time.Now().After(deadline) {
-			t.Fatal("breaker never opened")
+	gatewaytest.Until(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if !dl.BreakerOpen("p1") {
+			return errors.New("breaker never opened")
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 	opened := n.Load()
 	time.Sleep(300 * time.Millisecond)
 	if n.Load() != opened || opened != 3 {
 		t.Fatalf("%d requests while open (opened after %d), want none after 3", n.Load()-opened, opened)
 	}
 	healthy.Store(true)
-	for w.state(t).State != store.DeliveryDelivered {
-		if time.Now().After(deadline) {
-			t.Fatal("never delivered after the breaker's cooldown")
+	gatewaytest.Until(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if w.state(t).State != store.DeliveryDelivered {
+			return errors.New("never delivered after the breaker's cooldown")
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if dl.BreakerOpen("p1") {
 		t.Fatal("breaker still open after a successful probe")
 	}
@@ -920,20 +919,16 @@ func TestConsumerRetriesWhatTheStoreRefused(t *testing.T) {
 		}
 	}()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	gatewaytest.Until(t, 20*time.Second, 20*time.Millisecond, func() error {
 		ds, err := w.st.DeliveriesOf(context.Background(), "", store.DeliveryPending, 0, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ds) == 3 {
-			break
+		if len(ds) != 3 {
+			return fmt.Errorf("%d of 3 requests queued (the store refused req-2 twice, then took it)", len(ds))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 3 requests queued (the store refused req-2 twice, then took it)", len(ds))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if n := q.failures.Load(); n >= 0 {
 		t.Fatalf("req-2 was refused %d times, not 2", 2-n)
 	}
@@ -1025,13 +1020,12 @@ func TestResetSendersClosesIdle(t *testing.T) {
 				t.Fatalf("after an attempt: %d opened, %d closed", opened.Load(), closed.Load())
 			}
 			dl.ResetSenders()
-			deadline := time.Now().Add(5 * time.Second)
-			for closed.Load() != 1 {
-				if time.Now().After(deadline) {
-					t.Fatal("the idle connection is still open after the reset")
+			gatewaytest.Until(t, 5*time.Second, 5*time.Millisecond, func() error {
+				if closed.Load() != 1 {
+					return errors.New("the idle connection is still open after the reset")
 				}
-				time.Sleep(5 * time.Millisecond)
-			}
+				return nil
+			})
 		})
 	}
 }
@@ -1788,13 +1782,16 @@ func TestRequestSignatures(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = c.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(20 * time.Second)
 	var ds []*store.Delivery
-	for ; len(ds) < 3 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	gatewaytest.Until(t, 20*time.Second, 20*time.Millisecond, func() error {
 		if ds, err = w.st.DeliveriesOf(context.Background(), "", "", 0, 10); err != nil {
 			t.Fatal(err)
 		}
-	}
+		if len(ds) < 3 {
+			return fmt.Errorf("%d of 3 requests queued", len(ds))
+		}
+		return nil
+	})
 	slices.Reverse(ds) // oldest first
 	if len(ds) != 3 || ds[0].Key != "req-ok" || ds[0].State != store.DeliveryPending {
 		t.Fatalf("deliveries %v, want req-ok pending and the copies dead", ds)

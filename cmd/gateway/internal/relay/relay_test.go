@@ -2,6 +2,7 @@ package relay_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -370,13 +371,12 @@ func TestRelayDefaults(t *testing.T) {
 
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	gatewaytest.Until(t, 60*time.Second, 20*time.Millisecond, func() error {
+		if !cond() {
+			return fmt.Errorf("timed out waiting for %s", what)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // BenchmarkRelay measures records/s from the outbox to the broker
@@ -502,11 +502,13 @@ func TestRelayRefusedBatch(t *testing.T) {
 	w.BatchBytes = 64 << 20
 	done := make(chan struct{})
 	go func() { _ = r.Run(ctx); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
 	var s relay.Status
-	for s = r.Status(ctx); s.LastError == "" && time.Now().Before(deadline); s = r.Status(ctx) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	gatewaytest.Until(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if s = r.Status(ctx); s.LastError == "" {
+			return fmt.Errorf("no error in the relay's status %+v", s)
+		}
+		return nil
+	})
 	cancel()
 	<-done
 	if !strings.HasPrefix(s.LastError, "3 of 3 messages not written; first: ") || len(s.LastError) > 400 {

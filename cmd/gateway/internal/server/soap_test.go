@@ -239,12 +239,13 @@ func TestSOAPConcurrentCopies(t *testing.T) {
 			answers <- answer{resp, err}
 		}()
 	}
-	for deadline := time.Now().Add(10 * time.Second); env.Store.Queued() < 2; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			release()
-			t.Fatalf("%d copies reached the store's queue, want 2", env.Store.Queued())
+	defer release() // when the wait fails
+	gatewaytest.Until(t, 10*time.Second, time.Millisecond, func() error {
+		if n := env.Store.Queued(); n < 2 {
+			return fmt.Errorf("%d copies reached the store's queue, want 2", n)
 		}
-	}
+		return nil
+	})
 	release()
 	var acks []string
 	for range 2 {

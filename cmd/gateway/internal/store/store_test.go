@@ -1016,11 +1016,12 @@ func TestCommitLost(t *testing.T) {
 	for i := 1; i < n; i++ {
 		go accept(i)
 	}
-	for deadline := time.Now().Add(10 * time.Second); s.QueuedWrites() < n-1; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d writes reached the writer's queue", s.QueuedWrites(), n-1)
+	gatewaytest.Until(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if got := s.QueuedWrites(); got < n-1 {
+			return fmt.Errorf("%d of %d writes reached the writer's queue", got, n-1)
 		}
-	}
+		return nil
+	})
 	arm(2)
 	if _, err := lock.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, store.LockWriter); err != nil {
 		t.Fatal(err)
