@@ -311,12 +311,17 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 			cfg.Progress(tl.done.Load(), tl.accepted.Load(), time.Since(start))
 		})
 	}
+	// markAt is the run's state at, with the gateway's figures read then.
+	markAt := func(at time.Duration) (m mark, gw Process, read bool) {
+		m = mark{at: at, answered: tl.answered(), cpu: -1}
+		if gw, read = readGateway(); read {
+			m.cpu = gw.CPUSeconds
+		}
+		return m, gw, read
+	}
 	var marks []mark // written by the ticker below alone, read once it has stopped
 	marked := every(cfg.Interval, stop, func() {
-		m := mark{at: time.Since(start), answered: tl.answered(), cpu: -1}
-		if p, ok := readGateway(); ok {
-			m.cpu = p.CPUSeconds
-		}
+		m, _, _ := markAt(time.Since(start))
 		marks = append(marks, m)
 	})
 	r := &run{cfg: cfg, bodies: bodies, header: headerLines(cfg.Header), tl: tl, start: start, giveUp: giveUp}
@@ -336,11 +341,7 @@ func LoadTest(ctx context.Context, cfg TestConfig) (*Summary, error) {
 			<-c
 		}
 	}
-	end := mark{at: elapsed, answered: tl.answered(), cpu: -1}
-	gw1, gw1Read := readGateway()
-	if gw1Read {
-		end.cpu = gw1.CPUSeconds
-	}
+	end, gw1, gw1Read := markAt(elapsed)
 	s := tl.summary(elapsed)
 	s.Intervals = intervals(marks, gw0.CPUSeconds, end, cfg.Interval/5) // without the gateway's figures, each mark's CPU is unread
 	s.Concurrency, s.ClientCPUSecond, s.PresignSeconds, s.PoolExhausted = cfg.Concurrency, cpuSeconds()-cpu0, presigned.Seconds(), r.exhausted.Load()
