@@ -204,17 +204,33 @@ var steadyRun = time.Minute
 // Serve starts it again after pause, which a stopping gateway does not
 // wait out. Restarts after Runs of a minute or less are one spell, logged
 // under one correlation id; a failure after a longer Run starts another.
+// A Run after restarts that lasts the minute ends the spell with a line
+// under its id that says so and how many restarts it took: a Run that is
+// up has nothing else to tell (an idle topic fetches nothing).
 func (c *Consumer) Serve(ctx context.Context, pause time.Duration) {
 	var outage correlation.Outage
+	restarts := 0 // of the spell on
 	for {
 		started := time.Now()
+		var steady *time.Timer
+		if restarts > 0 {
+			id, n := outage.ID(), restarts
+			steady = time.AfterFunc(steadyRun, func() {
+				c.Log.Info("outbound consumer running again", correlation.LogKey, id, "restarts", n)
+			})
+		}
 		err := c.Run(ctx)
+		if steady != nil {
+			steady.Stop()
+		}
 		if err == nil || ctx.Err() != nil {
 			return
 		}
 		if time.Since(started) > steadyRun {
 			outage.End()
+			restarts = 0
 		}
+		restarts++
 		c.Log.Warn("outbound consumer stopped; restarting", correlation.LogKey, outage.ID(), "err", err, "pause", pause)
 		select {
 		case <-ctx.Done():

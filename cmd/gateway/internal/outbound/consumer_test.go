@@ -263,6 +263,62 @@ func TestConsumerServeRestarts(t *testing.T) {
 	}
 }
 
+// TestConsumerServeRunningAgain: a reader whose group refuses it three
+// times (its MaxAttempts) fails a Run; the Run Serve starts after the pause
+// reads the requests, and once it has lasted the steady minute (100 ms
+// here) a line says the consumer runs again, under the restart's id, with
+// the restarts the spell took. Without it, a spell's last line was its
+// last restart's warning. A second spell (a refused heartbeat ends the
+// group's generation, and three joins are refused again) has an id and a
+// count of its own.
+func TestConsumerServeRunningAgain(t *testing.T) {
+	defer outbound.SetSteadyRun(100 * time.Millisecond)()
+	var refuse kafkatest.GroupRefusals
+	refuse.Joins.Store(3)
+	addr := kafkatest.RefusingGroup(t, outboundTopic, 3, &refuse)
+	writeRequests(t, addr, 0, 5)
+	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: "jambatan-outbound", Topic: outboundTopic,
+		StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond, MaxAttempts: 3,
+		JoinGroupBackoff: 10 * time.Millisecond, HeartbeatInterval: 50 * time.Millisecond,
+		RebalanceTimeout: time.Second}) // the broker waits this long for an ended generation's member to join again
+	t.Cleanup(func() { rd.Close() })
+	w := newWorld(t)
+	var logged gatewaytest.SyncBuffer
+	c := w.requestConsumer(rd, slog.New(slog.NewTextHandler(&logged, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Serve(ctx, 10*time.Millisecond); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitPending(t, w.st, 5)
+	again := regexp.MustCompile(`msg="outbound consumer running again" correlation_id=([0-9a-f]{32}) restarts=(\d+)`)
+	waitAgain := func(n int) {
+		t.Helper()
+		gatewaytest.Until(t, 20*time.Second, 5*time.Millisecond, func() error {
+			if got := len(again.FindAllString(logged.String(), -1)); got < n {
+				return fmt.Errorf("%d lines say the consumer runs again, want %d:\n%s", got, n, logged.String())
+			}
+			return nil
+		})
+	}
+	waitAgain(1)
+	refuse.Joins.Store(3)
+	refuse.Heartbeats.Store(1)
+	waitAgain(2)
+	out := logged.String()
+	restarts := regexp.MustCompile(`msg="outbound consumer stopped; restarting" correlation_id=([0-9a-f]{32}) `).FindAllStringSubmatch(out, -1)
+	ran := again.FindAllStringSubmatch(out, -1)
+	if len(restarts) != 2 || len(ran) != 2 || restarts[0][1] == restarts[1][1] {
+		t.Fatalf("want two spells of one restart each, under ids of their own:\n%s", out)
+	}
+	for i := range 2 {
+		if ran[i][1] != restarts[i][1] || ran[i][2] != "1" {
+			t.Fatalf("spell %d: want its restart's id and restarts=1:\n%s", i+1, out)
+		}
+	}
+	writeRequests(t, addr, 5, 5)
+	waitPending(t, w.st, 10)
+}
+
 // TestDeliveryRoundsOutage: rounds that fail while the store is away (five
 // a second at the default poll) log the first failure, not each round's,
 // and the round that succeeds again says how many failed, under the same
