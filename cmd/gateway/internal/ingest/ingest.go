@@ -28,6 +28,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/retry"
 	"github.com/perkeso/jambatan/schema"
 )
 
@@ -324,26 +325,11 @@ func (c *Consumer) Requeue(ctx context.Context, progress func(RequeueReport)) (R
 // reports false when ctx ended first, with nothing of the batch committed,
 // offsets included.
 func (c *Consumer) write(ctx context.Context, b Batch) bool {
-	var outage correlation.Outage // the lines of this batch's failures and of its write at last
-	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
-		err := c.Sink.Write(ctx, b)
-		if err == nil {
-			if id := outage.End(); id != "" {
-				c.Log.Info("back-office write succeeded; ingesting again", correlation.LogKey, id)
-			}
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		c.Log.Error("back-office write failed; trying again", correlation.LogKey, outage.ID(), "err", err, "pause", pause)
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(pause):
-		}
-	}
+	return retry.Until(ctx, c.Log, writeLines, func() error { return c.Sink.Write(ctx, b) })
 }
+
+// writeLines are the lines of a batch's failures to be written.
+var writeLines = retry.Lines{Failed: "back-office write failed; trying again", Succeeded: "back-office write succeeded; ingesting again"}
 
 type verified struct {
 	add        func(*Batch) // files the row of a verified event in a batch

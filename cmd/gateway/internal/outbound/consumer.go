@@ -15,6 +15,7 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkaclient"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/retry"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/sqldialect"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
@@ -171,30 +172,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		var outage correlation.Outage // the lines of this record's failures and of its queueing at last
-		for pause := 100 * time.Millisecond; ; pause = min(2*pause, 5*time.Second) {
-			err := c.Queue(ctx, m)
-			if err == nil {
-				if id := outage.End(); id != "" {
-					c.Log.Info("outbound request queued after failures", correlation.LogKey, id, "partition", m.Partition, "offset", m.Offset)
-				}
-				break
-			}
-			if ctx.Err() != nil {
-				return nil // the gateway stops: not committed, the record is read again
-			}
-			c.Log.Error("outbound request not queued; trying again", correlation.LogKey, outage.ID(), "partition", m.Partition, "offset", m.Offset, "err", err, "pause", pause)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(pause):
-			}
+		if !retry.Until(ctx, c.Log, queueLines, func() error { return c.Queue(ctx, m) }, "partition", m.Partition, "offset", m.Offset) {
+			return nil // the gateway stops: not committed, the record is read again
 		}
 		if queued = append(queued, m); len(queued) >= commitEvery {
 			queued = c.settle(queued, &owing)
 		}
 	}
 }
+
+// queueLines are the lines of a record's failures to be queued.
+var queueLines = retry.Lines{Failed: "outbound request not queued; trying again", Succeeded: "outbound request queued after failures"}
 
 // steadyRun is how long a Run must last for its failure to start a new
 // spell of restarts (Serve); a variable for the tests.
