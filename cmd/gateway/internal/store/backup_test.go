@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -113,7 +114,9 @@ func fileSize(t *testing.T, path string) int64 {
 // for a backup: VACUUM INTO's partial file, its journal rolling it back,
 // opened as an empty store with an intact chain);
 // once done, the path holds the whole copy and nothing else is left in
-// its directory. A copy that fails leaves nothing either.
+// its directory. A file someone put at the path while the copy was made is
+// kept and the backup refused (the rename would have replaced it). A copy
+// that fails leaves nothing either.
 func TestBackupTakesItsNameWhole(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, filepath.Join(t.TempDir(), "s.db"))
@@ -160,6 +163,22 @@ func TestBackupTakesItsNameWhole(t *testing.T) {
 	}
 	if names := dirNames(t, dir); len(names) != 1 || names[0] != "backup.db" {
 		t.Fatalf("ok/nothing-left: %v", names)
+	}
+
+	// A file put at the path while the copy is made is kept, not replaced
+	// by the copy's rename.
+	meanwhile := t.TempDir()
+	taken := filepath.Join(meanwhile, "backup.db")
+	err := s.Backup(ctx, taken, func(int64, int64) {
+		if _, err := os.Stat(taken); errors.Is(err, os.ErrNotExist) {
+			_ = os.WriteFile(taken, []byte("someone else's\n"), 0o600)
+		}
+	})
+	if b, _ := os.ReadFile(taken); err == nil || !strings.Contains(err.Error(), "exists; a backup goes to a new file") || string(b) != "someone else's\n" {
+		t.Fatalf("fail/named-meanwhile: %v, the file holds %q", err, b)
+	}
+	if names := dirNames(t, meanwhile); len(names) != 1 {
+		t.Fatalf("fail/named-meanwhile: left %v", names)
 	}
 
 	failed := t.TempDir()
