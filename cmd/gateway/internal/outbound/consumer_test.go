@@ -263,18 +263,16 @@ func TestConsumerServeRestarts(t *testing.T) {
 	}
 }
 
-// TestConsumerServeRunningAgain: a reader whose group refuses it three
-// times (its MaxAttempts) fails a Run; the Run Serve starts after the pause
-// reads the requests, and once it has lasted the steady minute (100 ms
+// TestConsumerServeRunningAgain: a Run without restarts says nothing once
+// steady. A refused heartbeat ends the reader's group generation, and three
+// refused joins (its MaxAttempts) then fail the Run; the Run Serve starts
+// after the pause reads on, and once it has lasted the steady minute (100 ms
 // here) a line says the consumer runs again, under the restart's id, with
-// the restarts the spell took. Without it, a spell's last line was its
-// last restart's warning. A second spell (a refused heartbeat ends the
-// group's generation, and three joins are refused again) has an id and a
-// count of its own.
+// the restarts the spell took. Without it, a spell's last line was its last
+// restart's warning. A second spell has an id and a count of its own.
 func TestConsumerServeRunningAgain(t *testing.T) {
 	defer outbound.SetSteadyRun(100 * time.Millisecond)()
-	var refuse kafkatest.GroupRefusals
-	refuse.Joins.Store(3)
+	var refuse kafkatest.GroupRefusals // none until the spells below
 	addr := kafkatest.RefusingGroup(t, outboundTopic, 3, &refuse)
 	writeRequests(t, addr, 0, 5)
 	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, GroupID: "jambatan-outbound", Topic: outboundTopic,
@@ -300,10 +298,15 @@ func TestConsumerServeRunningAgain(t *testing.T) {
 			return nil
 		})
 	}
-	waitAgain(1)
-	refuse.Joins.Store(3)
-	refuse.Heartbeats.Store(1)
-	waitAgain(2)
+	time.Sleep(300 * time.Millisecond) // three steady minutes
+	if out := logged.String(); out != "" {
+		t.Fatalf("ok/steady-without-restarts: logged\n%s", out)
+	}
+	for spell := 1; spell <= 2; spell++ {
+		refuse.Joins.Store(3)
+		refuse.Heartbeats.Store(1)
+		waitAgain(spell)
+	}
 	out := logged.String()
 	restarts := regexp.MustCompile(`msg="outbound consumer stopped; restarting" correlation_id=([0-9a-f]{32}) `).FindAllStringSubmatch(out, -1)
 	ran := again.FindAllStringSubmatch(out, -1)

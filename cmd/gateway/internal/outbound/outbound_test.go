@@ -185,6 +185,38 @@ func (w *world) state(t *testing.T) *store.Delivery {
 	return ds[0]
 }
 
+// TestDeadAfterMaxAttempts: a partner that answers every attempt with a
+// 503 gets its endpoint's max_attempts (3), no more, and the delivery is
+// then a dead letter; each attempt's status event counts it and goes to
+// the outbox with the attempt (the mutation run of stop 49 found the count
+// and the event's outbox unheld here).
+func TestDeadAfterMaxAttempts(t *testing.T) {
+	w := newWorld(t)
+	var n atomic.Int32
+	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) { n.Add(1); rw.WriteHeader(http.StatusServiceUnavailable) })
+	dl := w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{MaxAttempts: 3}))
+	var mu sync.Mutex
+	var events []string
+	dl.Status = func(d *store.Delivery, state string, attempts int, errText string, at time.Time) (store.Message, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, fmt.Sprintf("%s/%d", state, attempts))
+		return store.Message{Topic: "perkeso.delivery-status.v1", Key: []byte(d.Key), Value: []byte(`{}`)}, nil
+	}
+	w.enqueue(t, "req-503", "JSON", `{}`)
+	run(t, dl, func() bool { return w.state(t).State == store.DeliveryDead })
+	d := w.state(t)
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"retrying/1", "retrying/2", "dead-lettered/3"}
+	if n.Load() != 3 || d.Attempts != 3 || !slices.Equal(events, want) {
+		t.Fatalf("%d requests, %d attempts recorded, status events %v; want 3, 3 and %v", n.Load(), d.Attempts, events, want)
+	}
+	if backlog, err := w.st.OutboxBacklog(context.Background()); err != nil || backlog != 3 {
+		t.Fatalf("%d status events in the outbox (%v), want 3", backlog, err)
+	}
+}
+
 func TestPartnerDownThenUp(t *testing.T) {
 	w := newWorld(t)
 	var n atomic.Int32
@@ -824,6 +856,12 @@ func TestConsumerQueue(t *testing.T) {
 	if d == nil || d.State != store.DeliveryDead || len(d.PartnerID) > outbound.MaxField || !utf8.ValidString(d.PartnerID) ||
 		len(d.LastError) > 1100 || !strings.HasSuffix(d.LastError, fmt.Sprintf("(cut: %d bytes in all)", len(`unknown partner ""`)+len(long))) {
 		t.Fatalf("the request naming a long partner: partner %d bytes, last error %d bytes: %.80q…%q", len(d.PartnerID), len(d.LastError), d.LastError, d.LastError[max(0, len(d.LastError)-40):])
+	}
+	// An id of exactly the bound is its own: the dead letter is kept under it.
+	edge := strings.Repeat("y", outbound.MaxField)
+	queue(`{"id":"` + edge + `","partner":"nobody","messageType":"JSON","payload":{}}`)
+	if d := byKey()[edge]; d == nil || d.State != store.DeliveryDead || !strings.Contains(d.LastError, `unknown partner "nobody"`) {
+		t.Fatalf("the refused request with an id of %d bytes: %+v", outbound.MaxField, d)
 	}
 
 	// A request that is not strict JSON is a dead letter under its id,
