@@ -124,6 +124,11 @@ func TestOperatorAPI(t *testing.T) {
 			if len(id) != 32 {
 				t.Fatalf("correlation id %q", id)
 			}
+			// A JSON answer says so; a 204 has no body and no type.
+			if ct := r.Header.Get("Content-Type"); r.StatusCode < 300 && r.StatusCode != http.StatusNoContent && ct != "application/json" && ct != "text/xml; charset=utf-8" ||
+				r.StatusCode == http.StatusNoContent && (ct != "" || len(b) != 0) {
+				t.Fatalf("answer %d with content type %q and %d bytes", r.StatusCode, ct, len(b))
+			}
 			if r.StatusCode >= 400 {
 				var doc struct{ Type, Instance string }
 				if r.Header.Get("Content-Type") != "application/problem+json" || json.Unmarshal(b, &doc) != nil || doc.Instance != id || doc.Type == "" {
