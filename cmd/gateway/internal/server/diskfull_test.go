@@ -10,13 +10,17 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/problem"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/server"
 )
 
 // TestDiskFull: with the disk full, a notice is refused with 503 saying
 // nothing was accepted, and an agency message with the retryable fault
 // server.unavailable; neither gets a receipt. Once there is room again, the
 // same notice sent again is accepted (202, not a duplicate: nothing of the
-// first attempt was kept), and so is the agency message.
+// first attempt was kept), and so is the agency message. A request refused
+// unread is still refused on a full disk, and the operator's log says its
+// message-log row could not be written (and says nothing of the kind with
+// room on the disk).
 func TestDiskFull(t *testing.T) {
 	var logged gatewaytest.SyncBuffer
 	env := gatewaytest.Start(t, gatewaytest.Options{Log: slog.New(slog.NewTextHandler(&logged, nil))})
@@ -24,11 +28,27 @@ func TestDiskFull(t *testing.T) {
 	c := env.Client(&a.TLS)
 	notice := []byte(sign(t, example(t, "example-a.in.json"), a.SigningKey, partnerkit.Compact))
 
-	var r, soap response
+	// A request refused unread (a query) is logged in the message log; with
+	// room on the disk that write says nothing in the operator's log.
+	unread := postJOSE(t, c, env.Server.URL+"/v1/injury-notices?dryRun=true", notice)
+	assertProblem(t, unread, problem.BadRequest, `[]`)
+	if strings.Contains(logged.String(), "message log write failed") {
+		t.Fatalf("a refusal logged with room on the disk reported a failed write:\n%s", logged.String())
+	}
+
+	var r, soap, unreadFull response
 	gatewaytest.FullDisk(t, func() {
 		r = post(t, c, env.Server.URL, "application/jose", notice, nil)
 		soap = postSOAPAnswer(t, env, "agency-th", nil)
+		unreadFull = postJOSE(t, c, env.Server.URL+"/v1/injury-notices?dryRun=true", notice)
 	})
+	// On a full disk the partner still gets its refusal, and the operator
+	// learns that the message log lacks it.
+	assertProblem(t, unreadFull, problem.BadRequest, `[]`)
+	failed := `msg="message log write failed" correlation_id=` + unreadFull.header.Get(server.CorrelationHeader) + ` err=`
+	if !strings.Contains(logged.String(), failed) {
+		t.Fatalf("no %q line for the refusal on a full disk:\n%s", failed, logged.String())
+	}
 	soapStatus, soapRaw := soap.status, soap.body
 	assertProblem(t, r, problem.Unavailable, "")
 	if !strings.Contains(string(r.body), "nothing was accepted") || strings.Contains(string(r.body), "receipt") {

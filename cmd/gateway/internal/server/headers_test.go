@@ -88,13 +88,7 @@ func TestSubmissionQueryRefused(t *testing.T) {
 	batch := []byte(sign(t, insurerBatch(t), ins.SigningKey, partnerkit.Compact))
 	postTo := func(p *gatewaytest.Partner, target string, body []byte) response {
 		t.Helper()
-		r, err := env.Client(&p.TLS).Post(env.Server.URL+target, "application/jose", bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
-		return response{r.StatusCode, r.Header, b}
+		return postJOSE(t, env.Client(&p.TLS), env.Server.URL+target, body)
 	}
 	for _, tc := range []struct {
 		name string
@@ -135,4 +129,16 @@ func TestSubmissionQueryRefused(t *testing.T) {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 	})
+}
+
+// postJOSE posts a compact JWS to url as it is (its path and query).
+func postJOSE(t testing.TB, c *http.Client, url string, body []byte) response {
+	t.Helper()
+	r, err := c.Post(url, "application/jose", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	return response{r.StatusCode, r.Header, b}
 }
