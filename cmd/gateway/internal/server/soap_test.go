@@ -21,6 +21,7 @@ import (
 	"github.com/perkeso/jambatan/adapters/adaptertest"
 	"github.com/perkeso/jambatan/adapters/agencysoap"
 	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
@@ -71,7 +72,7 @@ func agencyClient(t testing.TB, env *gatewaytest.Env, id string) *soapclient.Cli
 }
 
 func TestSOAPNotifyInjury(t *testing.T) {
-	env := gatewaytest.Start(t, gatewaytest.Options{})
+	env := gatewaytest.Start(t, gatewaytest.Options{EventLimit: events.MaxValueBytes})
 	c := agencyClient(t, env, "agency-th")
 	ctx := context.Background()
 	ex := soapExample(t)
@@ -214,6 +215,16 @@ func TestSOAPNotifyInjury(t *testing.T) {
 	}
 	if n := count(t, env, `SELECT count(*) FROM soap_exchanges WHERE operation = 'NotifyDecision'`); n != 1 {
 		t.Fatalf("%d decisions taken, want 1", n)
+	}
+	// Each case message taken (the request, the reply, the decision) has its
+	// event in the outbox, keyed by its case.
+	var taken, published int
+	if err := env.Store.DB().QueryRow(`SELECT (SELECT count(*) FROM soap_exchanges WHERE operation <> 'NotifyInjury'),
+		(SELECT count(*) FROM outbox WHERE topic = 'perkeso.case-messages.v1' AND CAST(msg_key AS TEXT) = ?)`, caseID).Scan(&taken, &published); err != nil {
+		t.Fatal(err)
+	}
+	if taken != 3 || published != taken {
+		t.Fatalf("%d case messages taken, %d events for the case; want 3 of each", taken, published)
 	}
 }
 
