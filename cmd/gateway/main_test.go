@@ -1006,6 +1006,7 @@ func TestFlagsRefused(t *testing.T) {
 		{"fail/log-verify-no-store", []string{"log", "verify", "--store", filepath.Join(t.TempDir(), "typo.db")}, "no such file or directory"},
 		{"fail/outbound-list-state", []string{"outbound", "list", "--state", "stuck"}, `--state "stuck": one of pending, delivered, dead`},
 		{"fail/outbound-list-limit", []string{"outbound", "list", "--dev", none, "--limit", "0"}, `--limit 0: must be 1 to 10000`},
+		{"fail/outbound-list-limit-over", []string{"outbound", "list", "--dev", none, "--limit", "10001"}, `--limit 10001: must be 1 to 10000`},
 		{"fail/outbound-answer-without-id", []string{"outbound", "answer", "--dev", none}, "usage: gateway outbound"},
 		{"fail/outbound-retry-id-and-partner", []string{"outbound", "retry", "--dev", none, "--partner", "th-sso", "7"}, "usage: gateway outbound"},
 		{"fail/outbound-list-before", []string{"outbound", "list", "--dev", none, "--before", "-3"}, `--before -3: must be a delivery id`},
@@ -1092,5 +1093,9 @@ func TestOutboundListWaits(t *testing.T) {
 	waits := regexp.MustCompile(`(?m)^(\d+) .*\[waits for delivery (\d+) on its case\]`).FindAllStringSubmatch(out, -1)
 	if len(waits) != 1 || waits[0][1] != strconv.FormatInt(ids[1], 10) || waits[0][2] != strconv.FormatInt(ids[0], 10) {
 		t.Fatalf("list:\n%s\nwant only delivery %d waiting for %d", out, ids[1], ids[0])
+	}
+	// The largest --limit is taken (one more is refused: TestFlagsRefused).
+	if most, stderr, err := gateway(t, "outbound", "list", "--store", path, "--limit", "10000"); err != nil || most != out {
+		t.Fatalf("--limit 10000: %v %s\n%s\nwant the list as before", err, stderr, most)
 	}
 }
