@@ -1,8 +1,20 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 )
 
 func TestTuneProcs(t *testing.T) {
@@ -30,4 +42,77 @@ func TestTuneProcs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeWarnsUnsignedOutbound: a gateway that reads outbound requests
+// from Kafka without outbound.request_signers_file warns at its start that
+// whoever may write to the topic may have Perkeso sign a message to a
+// partner. With the signers set, or without Kafka (no outbound consumer),
+// it says nothing of the kind.
+func TestServeWarnsUnsignedOutbound(t *testing.T) {
+	l, _ := devLayout(t)
+	kafka, err := broker.Start(t.TempDir(), 0, events.DefaultTopics.Outbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kafka.Close()
+	raw, err := os.ReadFile(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const warning = "outbound requests are taken unsigned"
+	for i, tc := range []struct {
+		name           string
+		kafka, signers bool
+	}{
+		{"ok/kafka-without-signers-warns", true, false},
+		{"ok/kafka-with-signers", true, true},
+		{"ok/no-kafka-no-signers", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cfg map[string]any
+			if err := json.Unmarshal(raw, &cfg); err != nil {
+				t.Fatal(err)
+			}
+			if tc.kafka {
+				cfg["kafka"].(map[string]any)["brokers"] = []string{kafka.Addr}
+			}
+			if !tc.signers {
+				delete(cfg["outbound"].(map[string]any), "request_signers_file")
+			}
+			// Beside the dev configuration, whose relative paths it keeps.
+			path := filepath.Join(filepath.Dir(l.Config), fmt.Sprintf("serve-%d.json", i))
+			b, _ := json.Marshal(cfg)
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out := serveOnce(t, path)
+			if warned := strings.Contains(out, warning); warned != (tc.kafka && !tc.signers) {
+				t.Fatalf("warned %v:\n%s", warned, out)
+			}
+		})
+	}
+}
+
+// serveOnce runs "gateway serve --config path" until it listens, stops it,
+// and returns all it logged.
+func serveOnce(t *testing.T, path string) string {
+	t.Helper()
+	cmd := exec.Command(gatewayBin, "serve", "--config", path, "--addr", "127.0.0.1:0")
+	out := &gatewaytest.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	gatewaytest.Until(t, 30*time.Second, 50*time.Millisecond, func() error {
+		if !strings.Contains(out.String(), `"msg":"gateway listening"`) {
+			return fmt.Errorf("serve never listened:\n%s", out.String())
+		}
+		return nil
+	})
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve: %v\n%s", err, out.String())
+	}
+	return out.String()
 }
