@@ -1069,6 +1069,43 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+// TestOutboundRetryPartner: "outbound retry --partner P" queues P's dead
+// letters again and says how many; those refused for good stay dead, and
+// only then does it say how many it left.
+func TestOutboundRetryPartner(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	st, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := func(d *store.Delivery) *store.Entry {
+		return &store.Entry{CorrelationID: "c", PartnerID: d.PartnerID, ReceivedAt: time.Now(), Route: "OUTBOUND", SourceKey: d.Key}
+	}
+	for _, d := range []*store.Delivery{
+		{Key: "dead-1", PartnerID: "th-sso", MessageType: "NotifyDecision", Payload: []byte(`{}`)},
+		{Key: "for-good-1", PartnerID: "th-sso", MessageType: "NotifyDecision", Payload: []byte(`{}`), NoRetry: true},
+		{Key: "dead-2", PartnerID: "bn-spk", MessageType: "NotifyDecision", Payload: []byte(`{}`)},
+	} {
+		if _, err := st.EnqueueRefused(context.Background(), d, "HTTP 404", time.Now(), entry); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	for _, tc := range []struct{ name, partner, want string }{
+		{"ok/one-left-for-good", "th-sso", "1 dead letters of th-sso queued again\n" +
+			"1 refused for good when queued are left dead (a retry would send other than was asked; see outbound list --state dead)\n"},
+		{"ok/none-left", "bn-spk", "1 dead letters of bn-spk queued again\n"},
+		{"ok/nothing-dead", "my-nobody", "0 dead letters of my-nobody queued again\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, stderr, err := gateway(t, "outbound", "retry", "--store", path, "--partner", tc.partner)
+			if err != nil || out != tc.want {
+				t.Fatalf("%v %s\n%s\nwant %q", err, stderr, out, tc.want)
+			}
+		})
+	}
+}
+
 // TestOutboundListWaits: `outbound list` says which delivery a pending one
 // waits behind on its case, and says nothing of the others.
 func TestOutboundListWaits(t *testing.T) {
