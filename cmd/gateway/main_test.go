@@ -144,6 +144,29 @@ func TestDevMode(t *testing.T) {
 			t.Fatalf("dev.json names a missing file: %v", err)
 		}
 	}
+	// The banner says what the dev gateway serves, where its files are and
+	// what to try first, as dev.json does.
+	gatewaytest.Until(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if !strings.Contains(out.String(), "Ctrl-C stops.") {
+			return fmt.Errorf("no banner:\n%s", out.String())
+		}
+		return nil
+	})
+	for _, line := range []string{
+		"Jambatan dev gateway (created " + dir + ")\n",
+		"  gateway   " + d.GatewayURL + "\n",
+		"  jwks      " + d.JWKSURL + "\n",
+		"  ca cert   " + d.CACert + "\n",
+		"  kafka     " + d.KafkaBootstrap + " (embedded; topics " + d.Topics.Verified + ", " + d.Topics.Rejected + ")\n",
+		"  metrics   " + d.MetricsURL + "\n",
+		"  partner   demo-employer (employer, sg-employer-notice/v1): kit in " + filepath.Join(dir, "partners", "demo-employer") + "\n",
+		"  outbound  requests on " + d.Topics.Outbound + " are taken signed by the back office: gateway sign --jwk " + d.BackOfficeKey + " --detached REQUEST.json",
+		"Try: go run ./cmd/gateway submit --dev " + dir + " --partner demo-employer NOTICE.json\n",
+	} {
+		if !strings.Contains(out.String(), line) {
+			t.Fatalf("the banner lacks %q:\n%s", line, out.String())
+		}
+	}
 	var receipt string
 	for i, tc := range []struct{ file, form, recordID string }{
 		{"example-a.in.json", "compact", "b0867b30-be3c-5595-a939-c4d47c281950"},

@@ -3,10 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -115,4 +117,40 @@ func serveOnce(t *testing.T, path string) string {
 		t.Fatalf("serve: %v\n%s", err, out.String())
 	}
 	return out.String()
+}
+
+// TestTuneGC: the collector runs at GOGC=400 under a 160 MiB soft memory
+// limit, unless the environment sets either, which then wins.
+func TestTuneGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
+	for _, tc := range []struct {
+		name, gogc, memlimit string
+		percent              int
+		limit                int64
+	}{
+		{"ok/defaults", "", "", 400, 160 << 20},
+		{"ok/gogc-set-wins", "50", "", 50, 160 << 20},
+		{"ok/gomemlimit-set-wins", "", "1GiB", 400, 1 << 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GOGC", tc.gogc)
+			t.Setenv("GOMEMLIMIT", tc.memlimit)
+			// Go's defaults, or what the runtime read from the environment
+			// at its start.
+			percent, limit := 100, int64(math.MaxInt64)
+			if tc.gogc != "" {
+				percent = tc.percent
+			}
+			if tc.memlimit != "" {
+				limit = tc.limit
+			}
+			debug.SetGCPercent(percent)
+			debug.SetMemoryLimit(limit)
+			tuneGC()
+			if p, l := debug.SetGCPercent(100), debug.SetMemoryLimit(-1); p != tc.percent || l != tc.limit {
+				t.Fatalf("GOGC %d, memory limit %d; want %d and %d", p, l, tc.percent, tc.limit)
+			}
+		})
+	}
 }
