@@ -201,6 +201,13 @@ func TestDevMode(t *testing.T) {
 		!strings.Contains(o, "InjuryAcknowledgement") || !strings.Contains(e, "response signature verified") {
 		t.Fatalf("soap: %v\n%s\n%s", err, o, e)
 	}
+	// Only an agency's kit calls the exchange; nothing is sent for another.
+	for partner, want := range map[string]string{"demo-employer": "partner demo-employer is not an agency", "nobody": `dev.json has no partner "nobody"`} {
+		if o, e, err := gateway(t, "soap", "--dev", dir, "--partner", partner, filepath.Join("..", "..", "adapters", "agencysoap", "testdata", "example-10.1.request.xml")); err == nil ||
+			o != "" || !strings.Contains(e, want) {
+			t.Fatalf("soap as %s: %v\n%s\n%s", partner, err, o, e)
+		}
+	}
 	if stdout, _, err := gateway(t, "log", "verify", "--dev", dir); err != nil || !strings.Contains(stdout, "OK: 5 entries") {
 		t.Fatalf("log verify: %v %s", err, stdout)
 	}
@@ -1005,6 +1012,7 @@ func TestFlagsRefused(t *testing.T) {
 		{"fail/submit-ca-without-kit", []string{"submit", "--dev", none, "--ca", "ca.pem", "notice.json"}, "--kit and --url go together"},
 		{"fail/submit-url-http", []string{"submit", "--kit", none, "--url", "http://127.0.0.1:8443", "notice.json"}, "must be https://"},
 		{"fail/soap-kit-without-signing-ca", []string{"soap", "--kit", none, "--url", "https://127.0.0.1:8443/soap/v1/exchange", "env.xml"}, "--kit, --url and --signing-ca go together"},
+		{"fail/soap-ca-without-kit", []string{"soap", "--dev", none, "--ca", "ca.pem", "env.xml"}, "--kit, --url and --signing-ca go together"},
 		{"fail/soap-url-http", []string{"soap", "--kit", none, "--url", "http://127.0.0.1:8443/soap/v1/exchange", "--signing-ca", "ca.pem", "env.xml"}, "must be https://"},
 		{"fail/kit-signing-csr-without-institution", []string{"certs", "kit", "--partner", "acme-hr", "--ca-cert", "ca.pem", "--ca-key", "ca.key", "--csr", "a.csr", "--signing-csr", "b.csr"}, "usage: gateway certs kit"},
 		{"fail/kit-agency-csr-without-signing-csr", []string{"certs", "kit", "--partner", "bn-spk", "--institution", "BN:SPK", "--ca-cert", "ca.pem", "--ca-key", "ca.key", "--csr", "a.csr"}, "usage: gateway certs kit"},
