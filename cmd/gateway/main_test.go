@@ -17,6 +17,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -324,6 +325,43 @@ func TestKilledDev(t *testing.T) {
 				t.Fatalf("err %v, stderr %q", err, stderr)
 			}
 		})
+	}
+}
+
+// TestDevOldDirectory: a dev directory made before the operator API and
+// outbound delivery (its gateway.json names neither the operator listener
+// nor the outbound client certificate) is served with both, from the
+// files the directory holds.
+func TestDevOldDirectory(t *testing.T) {
+	l, dir := devLayout(t)
+	raw, err := os.ReadFile(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	delete(cfg, "operator")
+	delete(cfg["outbound"].(map[string]any), "client_cert_file")
+	delete(cfg["outbound"].(map[string]any), "client_key_file")
+	if raw, err = json.Marshal(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(l.Config, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, d := startDev(t, dir)
+	if !strings.HasPrefix(d.OperatorURL, "https://127.0.0.1:") || d.OperatorCert != l.OperatorCert {
+		t.Fatalf("dev.json without the operator API: %+v", d)
+	}
+	r, err := http.Get(d.MetricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	if m, _ := io.ReadAll(r.Body); !bytes.Contains(m, []byte(`jambatan_certificate_expiry_seconds{certificate="outbound-client"}`)) {
+		t.Fatalf("no outbound client certificate:\n%s", m)
 	}
 }
 
