@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -58,10 +56,6 @@ func TestServeWarnsUnsignedOutbound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer kafka.Close()
-	raw, err := os.ReadFile(l.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const warning = "outbound requests are taken unsigned"
 	for i, tc := range []struct {
 		name           string
@@ -72,22 +66,15 @@ func TestServeWarnsUnsignedOutbound(t *testing.T) {
 		{"ok/no-kafka-no-signers", false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var cfg map[string]any
-			if err := json.Unmarshal(raw, &cfg); err != nil {
-				t.Fatal(err)
-			}
-			if tc.kafka {
-				cfg["kafka"].(map[string]any)["brokers"] = []string{kafka.Addr}
-			}
-			if !tc.signers {
-				delete(cfg["outbound"].(map[string]any), "request_signers_file")
-			}
-			// Beside the dev configuration, whose relative paths it keeps.
 			path := filepath.Join(filepath.Dir(l.Config), fmt.Sprintf("serve-%d.json", i))
-			b, _ := json.Marshal(cfg)
-			if err := os.WriteFile(path, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
+			editConfig(t, l.Config, path, func(cfg map[string]any) {
+				if tc.kafka {
+					cfg["kafka"].(map[string]any)["brokers"] = []string{kafka.Addr}
+				}
+				if !tc.signers {
+					delete(cfg["outbound"].(map[string]any), "request_signers_file")
+				}
+			})
 			out := serveOnce(t, path)
 			if warned := strings.Contains(out, warning); warned != (tc.kafka && !tc.signers) {
 				t.Fatalf("warned %v:\n%s", warned, out)
@@ -106,6 +93,7 @@ func serveOnce(t *testing.T, path string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }) // should the wait fail
 	gatewaytest.Until(t, 30*time.Second, 50*time.Millisecond, func() error {
 		if !strings.Contains(out.String(), `"msg":"gateway listening"`) {
 			return fmt.Errorf("serve never listened:\n%s", out.String())
