@@ -334,7 +334,7 @@ func TestKilledDev(t *testing.T) {
 // files the directory holds.
 func TestDevOldDirectory(t *testing.T) {
 	l, dir := devLayout(t)
-	editConfig(t, l.Config, l.Config, func(cfg map[string]any) {
+	gatewaytest.EditConfig(t, l.Config, l.Config, func(cfg map[string]any) {
 		delete(cfg, "operator")
 		delete(cfg["outbound"].(map[string]any), "client_cert_file")
 		delete(cfg["outbound"].(map[string]any), "client_key_file")
@@ -350,27 +350,6 @@ func TestDevOldDirectory(t *testing.T) {
 	defer r.Body.Close()
 	if m, _ := io.ReadAll(r.Body); !bytes.Contains(m, []byte(`jambatan_certificate_expiry_seconds{certificate="outbound-client"}`)) {
 		t.Fatalf("no outbound client certificate:\n%s", m)
-	}
-}
-
-// editConfig writes to the configuration file "to" that of "from" as edit
-// leaves it ("to" beside "from", whose relative paths it keeps).
-func editConfig(t *testing.T, from, to string, edit func(cfg map[string]any)) {
-	t.Helper()
-	raw, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg map[string]any
-	if err := json.Unmarshal(raw, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	edit(cfg)
-	if raw, err = json.Marshal(cfg); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, raw, 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 

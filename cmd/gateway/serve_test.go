@@ -67,7 +67,7 @@ func TestServeWarnsUnsignedOutbound(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(filepath.Dir(l.Config), fmt.Sprintf("serve-%d.json", i))
-			editConfig(t, l.Config, path, func(cfg map[string]any) {
+			gatewaytest.EditConfig(t, l.Config, path, func(cfg map[string]any) {
 				if tc.kafka {
 					cfg["kafka"].(map[string]any)["brokers"] = []string{kafka.Addr}
 				}

@@ -330,7 +330,7 @@ func TestCertExpirySeries(t *testing.T) {
 		}
 	}
 
-	editConfig(t, l.Config, func(f map[string]any) {
+	gatewaytest.EditConfig(t, l.Config, l.Config, func(f map[string]any) {
 		var kept []any
 		for _, p := range f["partners"].([]any) {
 			if p.(map[string]any)["id"] != "demo-agency" {

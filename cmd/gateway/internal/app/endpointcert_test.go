@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
@@ -87,7 +88,7 @@ func TestEndpointClientCertificate(t *testing.T) {
 // withEndpoint sets a partner's endpoint in the configuration file.
 func withEndpoint(t *testing.T, path, partnerID string, endpoint map[string]any) {
 	t.Helper()
-	editConfig(t, path, func(f map[string]any) {
+	gatewaytest.EditConfig(t, path, path, func(f map[string]any) {
 		for _, p := range f["partners"].([]any) {
 			if p := p.(map[string]any); p["id"] == partnerID {
 				p["endpoint"] = endpoint

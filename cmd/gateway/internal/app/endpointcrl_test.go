@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
@@ -151,7 +152,7 @@ func TestPartnerMaterialLeavesReady(t *testing.T) {
 	}
 	withEndpoint(t, l.Config, "demo-agency", map[string]any{"url": "https://agency.example/exchange", "protocol": "soap", "ca_file": l.CACert, "crl_files": []string{stale}})
 	withEndpoint(t, l.Config, "demo-insurer", map[string]any{"url": "https://insurer.example/in", "protocol": "json", "ca_file": expired})
-	editConfig(t, l.Config, func(f map[string]any) {
+	gatewaytest.EditConfig(t, l.Config, l.Config, func(f map[string]any) {
 		for _, p := range f["partners"].([]any) {
 			if p := p.(map[string]any); p["id"] == "demo-agency" {
 				p["signing_crl_files"] = []string{stale}

@@ -116,7 +116,7 @@ func TestReloadRenewsIdentities(t *testing.T) {
 		t.Fatal("the expiry gauges still watch the old certificates")
 	}
 
-	editConfig(t, l.Config, func(f map[string]any) { delete(f, "soap") })
+	gatewaytest.EditConfig(t, l.Config, l.Config, func(f map[string]any) { delete(f, "soap") })
 	if err := g.Reload(); err == nil || !strings.Contains(err.Error(), "restart") {
 		t.Fatalf("a reload without the SOAP signing certificate: %v, want refused as needing a restart", err)
 	}
@@ -213,7 +213,7 @@ func TestReloadNamesRestartOnlySettings(t *testing.T) {
 			g, l := devGateway(t, asDevSets)
 			var logged strings.Builder
 			g.Log = slog.New(slog.NewJSONHandler(&logged, nil))
-			editConfig(t, l.Config, tc.edit)
+			gatewaytest.EditConfig(t, l.Config, l.Config, tc.edit)
 			if err := g.Reload(); err != nil {
 				t.Fatal(err)
 			}
@@ -241,7 +241,7 @@ func TestReloadLinesShareAnID(t *testing.T) {
 	var logged strings.Builder
 	h := correlation.NewHandler(slog.NewJSONHandler(&logged, nil))
 	g.Log = slog.New(h)
-	editConfig(t, l.Config, func(f map[string]any) { f["instance"] = "gw-renamed" }) // a restart-only change: a second line
+	gatewaytest.EditConfig(t, l.Config, l.Config, func(f map[string]any) { f["instance"] = "gw-renamed" }) // a restart-only change: a second line
 	if err := g.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -269,24 +269,6 @@ func TestReloadLinesShareAnID(t *testing.T) {
 	if len(ids) != 5 || ids[0][13:] != ids[1][13:] || ids[2][13:] != ids[3][13:] || ids[1][13:] == ids[2][13:] ||
 		ids[4][13:] == ids[3][13:] || ids[4][:12] != "reload refus" {
 		t.Fatalf("the reloads' lines and ids: %q\n%s", ids, logged.String())
-	}
-}
-
-// editConfig rewrites the configuration file at path as edit changes it.
-func editConfig(t *testing.T, path string, edit func(f map[string]any)) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f map[string]any
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
-	edit(f)
-	b, _ = json.Marshal(f)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -401,7 +383,7 @@ func TestReloadChangesOperators(t *testing.T) {
 		t.Fatal("before: ops-2, not allowed yet, was let in")
 	}
 
-	editConfig(t, l.Config, func(f map[string]any) { f["operator"].(map[string]any)["allowed_cns"] = []string{"ops-2"} })
+	gatewaytest.EditConfig(t, l.Config, l.Config, func(f map[string]any) { f["operator"].(map[string]any)["allowed_cns"] = []string{"ops-2"} })
 	if err := g.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -425,7 +407,7 @@ func TestReloadChangesOperators(t *testing.T) {
 		roles []string
 		want  int
 	}{{[]string{"answers"}, http.StatusForbidden}, {[]string{"queue"}, http.StatusOK}} {
-		editConfig(t, l.Config, func(f map[string]any) {
+		gatewaytest.EditConfig(t, l.Config, l.Config, func(f map[string]any) {
 			f["operator"].(map[string]any)["roles"] = map[string][]string{"ops-2": step.roles}
 		})
 		if err := g.Reload(); err != nil {
@@ -446,7 +428,7 @@ func TestReloadChangesOperators(t *testing.T) {
 	if err := os.WriteFile(crlPath, der, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	editConfig(t, l.Config, func(f map[string]any) { f["operator"].(map[string]any)["crl_files"] = []string{crlPath} })
+	gatewaytest.EditConfig(t, l.Config, l.Config, func(f map[string]any) { f["operator"].(map[string]any)["crl_files"] = []string{crlPath} })
 	if err := g.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -469,7 +451,7 @@ func TestKafkaCertificatesWatchedAsRunning(t *testing.T) {
 	g, l := devGateway(t, func(c *config.Config) {
 		// In the file too, so that the reload reads it.
 		layout, _ = devmode.LayoutOf(filepath.Dir(c.Path))
-		editConfig(t, c.Path, func(f map[string]any) {
+		gatewaytest.EditConfig(t, c.Path, c.Path, func(f map[string]any) {
 			f["kafka"] = map[string]any{"tls": map[string]any{"ca_file": layout.CACert, "cert_file": layout.OutboundCert, "key_file": layout.OutboundKey}}
 		})
 		c.File.Kafka.TLS = &config.KafkaTLS{CAFile: layout.CACert, CertFile: layout.OutboundCert, KeyFile: layout.OutboundKey}
@@ -515,7 +497,7 @@ func TestReloadLeavesKafkaFiles(t *testing.T) {
 			kafkaFiles = append(kafkaFiles, filepath.Join(dir, p[1]))
 		}
 		tlsConf := map[string]any{"ca_file": kafkaFiles[0], "cert_file": kafkaFiles[1], "key_file": kafkaFiles[2]}
-		editConfig(t, c.Path, func(f map[string]any) { f["kafka"] = map[string]any{"tls": tlsConf} })
+		gatewaytest.EditConfig(t, c.Path, c.Path, func(f map[string]any) { f["kafka"] = map[string]any{"tls": tlsConf} })
 		c.File.Kafka.TLS = &config.KafkaTLS{CAFile: kafkaFiles[0], CertFile: kafkaFiles[1], KeyFile: kafkaFiles[2]}
 	})
 	started := g.watch.Load().certs["kafka-client"]
@@ -528,7 +510,7 @@ func TestReloadLeavesKafkaFiles(t *testing.T) {
 		}
 	}
 	var ps []any
-	editConfig(t, l.Config, func(f map[string]any) {
+	gatewaytest.EditConfig(t, l.Config, l.Config, func(f map[string]any) {
 		ps = f["partners"].([]any)
 		f["partners"] = ps[1:] // a partner change
 	})
@@ -586,7 +568,7 @@ func TestReloadRotatesBackOfficeKeys(t *testing.T) {
 	waitDeliveries(t, g, 20*time.Second, "old-key-still", "after-reload")
 
 	// Requiring signatures no more takes a restart.
-	editConfig(t, l.Config, func(f map[string]any) { delete(f["outbound"].(map[string]any), "request_signers_file") })
+	gatewaytest.EditConfig(t, l.Config, l.Config, func(f map[string]any) { delete(f["outbound"].(map[string]any), "request_signers_file") })
 	before := len(logged.String())
 	if err := g.Reload(); err != nil {
 		t.Fatal(err)
