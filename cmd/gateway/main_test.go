@@ -993,9 +993,12 @@ func answering(t *testing.T, ca *certs.CA, jwksFile string, status int, contentT
 func TestRequeueQuarantineWithoutKafka(t *testing.T) {
 	l, _ := devLayout(t)
 	db := filepath.Join(t.TempDir(), "backoffice.db")
-	out, stderr, err := gateway(t, "ingest", "--brokers", "127.0.0.1:9", "--topic", "t.verified", "--jwks", l.GatewayJWKS, "--db", db, "--requeue-quarantine")
-	if err != nil || !strings.Contains(out, "requeue: 0 filed and taken out of the quarantine, 0 still quarantined") {
-		t.Fatalf("%v\n%s%s", err, out, stderr)
+	// --batch at either end of its range is taken (past them refused: TestFlagsRefused).
+	for _, batch := range []string{"500", "1", "10000"} {
+		out, stderr, err := gateway(t, "ingest", "--brokers", "127.0.0.1:9", "--topic", "t.verified", "--jwks", l.GatewayJWKS, "--db", db, "--requeue-quarantine", "--batch", batch)
+		if err != nil || !strings.Contains(out, "requeue: 0 filed and taken out of the quarantine, 0 still quarantined") {
+			t.Fatalf("--batch %s: %v\n%s%s", batch, err, out, stderr)
+		}
 	}
 }
 
@@ -1044,6 +1047,7 @@ func TestFlagsRefused(t *testing.T) {
 		{"fail/kit-agency-csr-without-signing-csr", []string{"certs", "kit", "--partner", "bn-spk", "--institution", "BN:SPK", "--ca-cert", "ca.pem", "--ca-key", "ca.key", "--csr", "a.csr"}, "usage: gateway certs kit"},
 		{"fail/ingest-batch-zero", []string{"ingest", "--batch", "0"}, "--batch 0: must be 1 to 10000"},
 		{"fail/ingest-batch-huge", []string{"ingest", "--batch", "1000000"}, "--batch 1000000"},
+		{"fail/ingest-batch-one-over", []string{"ingest", "--batch", "10001"}, "--batch 10001: must be 1 to 10000"},
 		{"fail/ingest-idle-zero", []string{"ingest", "--until-caught-up", "--idle", "0s"}, "--idle 0s: must be positive"},
 		{"fail/ingest-topic-twice", []string{"ingest", "--brokers", "127.0.0.1:1", "--topic", "t", "--rejected-topic", "t", "--jwks", "x", "--db", "y"},
 			"topic t is named for two kinds of event"},
