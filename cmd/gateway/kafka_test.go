@@ -801,15 +801,7 @@ func TestLargeInsurerBatchThroughDevMode(t *testing.T) {
 	if err != nil || !strings.Contains(stdout, "500 ingested, 0 quarantined") {
 		t.Fatalf("ingest: %v\n%s\n%s", err, stdout, stderr)
 	}
-	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
-		var l struct {
-			Level, Msg string
-			ID         string `json:"correlation_id"`
-		}
-		if err := json.Unmarshal([]byte(line), &l); err != nil || l.Level == "" || l.Msg == "" || l.ID == "" {
-			t.Fatalf("ingest's log holds %q, not a JSON line with a correlation id (%v)", line, err)
-		}
-	}
+	assertJSONLog(t, "ingest", stderr)
 	if !strings.Contains(stderr, `"msg":"ingest started"`) {
 		t.Fatalf("ingest's log: %s", stderr)
 	}

@@ -1026,19 +1026,26 @@ func TestIngestConfig(t *testing.T) {
 	if err != nil || !strings.Contains(out, "0 ingested, 0 quarantined") || stderr == "" {
 		t.Fatalf("ingest --config: %v\n%s\n%s", err, out, stderr)
 	}
-	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+	assertJSONLog(t, "ingest", stderr)
+	// The statuses' topic is the file's: named again for rejections, refused.
+	if _, stderr, err := gateway(t, "ingest", "--config", cfg, "--jwks", l.GatewayJWKS, "--db", db, "--rejected-topic", statuses, "--until-caught-up", "--idle", "1s"); err == nil ||
+		!strings.Contains(stderr, "topic "+statuses+" is named for two kinds of event") {
+		t.Fatalf("the statuses' topic named twice: %v\n%s", err, stderr)
+	}
+}
+
+// assertJSONLog fails the test unless every line cmd logged is a JSON
+// record with a level, a message and a correlation id, as a service logs.
+func assertJSONLog(t *testing.T, cmd, logged string) {
+	t.Helper()
+	for _, line := range strings.Split(strings.TrimSpace(logged), "\n") {
 		var l struct {
 			Level, Msg string
 			ID         string `json:"correlation_id"`
 		}
 		if err := json.Unmarshal([]byte(line), &l); err != nil || l.Level == "" || l.Msg == "" || l.ID == "" {
-			t.Fatalf("ingest's log holds %q, not a JSON line with a correlation id (%v)", line, err)
+			t.Fatalf("%s's log holds %q, not a JSON line with a correlation id (%v)", cmd, line, err)
 		}
-	}
-	// The statuses' topic is the file's: named again for rejections, refused.
-	if _, stderr, err := gateway(t, "ingest", "--config", cfg, "--jwks", l.GatewayJWKS, "--db", db, "--rejected-topic", statuses, "--until-caught-up", "--idle", "1s"); err == nil ||
-		!strings.Contains(stderr, "topic "+statuses+" is named for two kinds of event") {
-		t.Fatalf("the statuses' topic named twice: %v\n%s", err, stderr)
 	}
 }
 
