@@ -217,3 +217,31 @@ func TestWorkloadFits(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckLoadFlags: the values loadtest takes reach the ends of their
+// ranges, and one step past them is refused (the command's own refusals,
+// with their words, are in TestFlagsRefused).
+func TestCheckLoadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		conc int
+		reqs int
+		dur  time.Duration
+		rate float64
+		ok   bool
+	}{
+		{"ok/one-connection", 1, 10, 0, 0, true},
+		{"ok/most-connections", maxConcurrency, 0, time.Second, 0, true},
+		{"ok/unlimited-rate", 32, 0, time.Second, 0, true},
+		{"fail/no-connection", 0, 10, 0, 0, false},
+		{"fail/one-connection-too-many", maxConcurrency + 1, 10, 0, 0, false},
+		{"fail/requests-and-duration", 32, 10, time.Second, 0, false},
+		{"fail/rate-infinite", 32, 10, 0, math.Inf(1), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := checkLoadFlags(tc.conc, tc.reqs, tc.dur, tc.rate); (err == nil) != tc.ok {
+				t.Fatalf("%v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
