@@ -503,8 +503,6 @@ func openStore(target, cfgPath, dir string) (*store.DB, error) {
 	return store.Open(t)
 }
 
-// storeTarget resolves which store a command reads: --store as given, the
-// store of --config, or that of the dev directory (default ./.gateway-dev).
 // storeFlags adds to fs the three ways an operator command names a store
 // (--store, --config, --dev; storeHelp describes --store) and returns what
 // opens the one named, once fs is parsed.
@@ -521,6 +519,8 @@ func verifyChain(ctx context.Context, s *store.DB, stderr io.Writer) (store.Chai
 	return s.Verify(ctx, func(n int64) { fmt.Fprintf(stderr, "  %d entries checked\n", n) })
 }
 
+// storeTarget resolves which store a command reads: --store as given, the
+// store of --config, or that of the dev directory (default ./.gateway-dev).
 func storeTarget(target, cfgPath, dir string) (string, error) {
 	switch {
 	case target != "":
