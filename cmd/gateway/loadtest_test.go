@@ -122,6 +122,8 @@ func TestLoadTestSummary(t *testing.T) {
 // run sends distinct batches, each claim a record of its own, and an
 // agency's distinct NotifyInjury messages, each signed with WS-Security; a
 // template of another format, or holding loadtest's id mark, is refused.
+// An insurer's duration run signs as many claims a second as an
+// employer's signs notices, so a third as many batches of three.
 func TestLoadTestTemplate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
 	cmd, out, d := startDev(t, dir)
@@ -185,6 +187,12 @@ func TestLoadTestTemplate(t *testing.T) {
 			}
 		})
 	}
+	// A duration run signs for loadgen.DefaultPresignRate records a second,
+	// not as many batches: the example batch holds 3 claims.
+	_, stderr, err := gateway(t, "loadtest", "--dev", dir, "--partner", "demo-insurer", "--duration", "1s", "--concurrency", "3", "--prefix", "LT-TPL-pool-")
+	if want := fmt.Sprintf(" of %d signed", int(loadgen.DefaultPresignRate/3)+3); err != nil || !strings.Contains(stderr, want) {
+		t.Fatalf("%v: %q, want %q", err, stderr, want)
+	}
 }
 
 // TestWorkloadFits: an agency's run must end before the timestamps signed
@@ -203,10 +211,12 @@ func TestWorkloadFits(t *testing.T) {
 		{"ok/soap-duration", soap, 4 * time.Minute, 0, 0, ""},
 		{"ok/soap-requests", soap, 0, 100000, 0, ""},
 		{"ok/soap-requests-paced", soap, 0, 1000, 5, ""},
+		{"ok/soap-requests-paced-to-the-bound", soap, 0, 1200, 5, ""},
 		{"ok/notices-long", workload{}, time.Hour, 0, 0, ""},
 		{"ok/notices-many-slowly", workload{}, 0, 500000, 1, ""},
 		{"fail/soap-duration", soap, 5 * time.Minute, 0, 0, "--duration 5m0s: at most 4m0s"},
 		{"fail/soap-requests-paced", soap, 0, 1000, 2, "--requests 1000 at --rate 2: over 4m0s"},
+		{"fail/soap-requests-paced-past-the-bound", soap, 0, 1201, 5, "--requests 1201 at --rate 5: over 4m0s"},
 		{"fail/soap-requests", soap, 0, 100001, 0, "--requests 100001: at most 100000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
