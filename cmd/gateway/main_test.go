@@ -134,8 +134,9 @@ func stop(t *testing.T, cmd *exec.Cmd, out *gatewaytest.SyncBuffer) {
 }
 
 // TestDevMode is the operator's path: one command, the spec's examples
-// through "gateway submit", receipts verified, the log verified, a clean
-// stop, and a restart that reuses everything.
+// through "gateway submit" in each signature form, receipts verified (one
+// from stdin), the log verified, a clean stop, and a restart that reuses
+// everything.
 func TestDevMode(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
 	cmd, out, d := startDev(t, dir)
@@ -170,11 +171,27 @@ func TestDevMode(t *testing.T) {
 			t.Fatalf("the banner lacks %q:\n%s", line, out.String())
 		}
 	}
+	// Each form is sent as asked: the message log keeps the content type
+	// and the detached signature, whose header says "b64": false when the
+	// payload is unencoded.
+	sentAs := func(recordID string) (contentType, header string) {
+		st, err := store.OpenSQLite(d.Store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		var sig string
+		if err := st.DB().QueryRow(`SELECT content_type, signature FROM message_log WHERE record_id = ?`, recordID).Scan(&contentType, &sig); err != nil {
+			t.Fatal(err)
+		}
+		h, _ := base64.RawURLEncoding.DecodeString(strings.Split(sig, ".")[0])
+		return contentType, string(h)
+	}
 	var receipt string
-	for i, tc := range []struct{ file, form, recordID string }{
-		{"example-a.in.json", "compact", "b0867b30-be3c-5595-a939-c4d47c281950"},
-		{"example-b.in.json", "detached", "49608558-04ae-5d7c-a934-d2dd79fe3682"},
-		{"example-c.in.json", "unencoded", "1dbebe23-7e2a-5f97-93b8-aa32c700f991"},
+	for i, tc := range []struct{ file, form, recordID, contentType, b64 string }{
+		{"example-a.in.json", "compact", "b0867b30-be3c-5595-a939-c4d47c281950", "application/jose", ""},
+		{"example-b.in.json", "detached", "49608558-04ae-5d7c-a934-d2dd79fe3682", "application/json", ""},
+		{"example-c.in.json", "unencoded", "1dbebe23-7e2a-5f97-93b8-aa32c700f991", "application/json", `"b64":false`},
 	} {
 		stdout, stderr, err := gateway(t, "submit", "--dev", dir, "--partner", "demo-employer", "--form", tc.form, example(tc.file))
 		if err != nil || !strings.Contains(stderr, "HTTP 202") || !strings.Contains(stderr, "receipt verified") {
@@ -183,6 +200,9 @@ func TestDevMode(t *testing.T) {
 		var acc struct{ Status, RecordID, Receipt string }
 		if err := json.Unmarshal([]byte(stdout), &acc); err != nil || acc.RecordID != tc.recordID {
 			t.Fatalf("submit %s: %s", tc.file, stdout)
+		}
+		if ct, h := sentAs(tc.recordID); ct != tc.contentType || (tc.contentType == "application/json") != (h != "") || !strings.Contains(h, tc.b64) || tc.b64 == "" && strings.Contains(h, "b64") {
+			t.Fatalf("submit --form %s sent %s, signature header %s", tc.form, ct, h)
 		}
 		if i == 0 {
 			receipt = acc.Receipt
@@ -198,6 +218,12 @@ func TestDevMode(t *testing.T) {
 
 	if stdout, stderr, err := gateway(t, "receipt", "verify", "--dev", dir, "--jwks", d.JWKSURL, receipt); err != nil || !strings.Contains(stdout, "b0867b30") {
 		t.Fatalf("receipt verify: %v\n%s%s", err, stdout, stderr)
+	}
+	// The receipt from stdin ("-"), as a partner's script pipes it.
+	verify := exec.Command(gatewayBin, "receipt", "verify", "--dev", dir, "--jwks", d.JWKSURL, "-")
+	verify.Stdin = strings.NewReader(receipt)
+	if stdout, err := verify.Output(); err != nil || !strings.Contains(string(stdout), "b0867b30") {
+		t.Fatalf("receipt verify -: %v\n%s", err, stdout)
 	}
 	// An agency engineer's call: the spec's envelope, signed with the demo agency's kit.
 	if o, e, err := gateway(t, "soap", "--dev", dir, filepath.Join("..", "..", "adapters", "agencysoap", "testdata", "example-10.1.request.xml")); err != nil ||
@@ -424,11 +450,26 @@ func TestSignCommand(t *testing.T) {
 			t.Fatalf("sign FILE signed %q, not the file", payload)
 		}
 	})
+	// A document of maxDocument bytes is signed; one byte more is refused.
+	largest := filepath.Join(t.TempDir(), "largest.json")
+	tooLarge := filepath.Join(t.TempDir(), "too-large.json")
+	for path, n := range map[string]int{largest: maxDocument, tooLarge: maxDocument + 1} {
+		doc := append(append([]byte(`{"a":"`), bytes.Repeat([]byte("x"), n-8)...), `"}`...)
+		if err := os.WriteFile(path, doc, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("ok/largest", func(t *testing.T) {
+		if out, err := exec.Command(gatewayBin, "sign", "--jwk", jwkPath, largest).Output(); err != nil || strings.Count(string(out), ".") != 2 {
+			t.Fatalf("sign %d bytes: %v", maxDocument, err)
+		}
+	})
 	for _, tc := range []struct {
 		name, stdin, want string
 		args              []string
 	}{
 		{"fail/no-jwk", `{"a":1}`, "give --jwk", nil},
+		{"fail/too-large", `{"a":1}`, fmt.Sprintf("too-large.json: document over %d bytes", maxDocument), []string{"--jwk", jwkPath, tooLarge}},
 		{"fail/empty-stdin", "", "stdin: the document is empty", []string{"--jwk", jwkPath}},
 		{"fail/empty-file", `{"a":1}`, "the document is empty", []string{"--jwk", jwkPath, os.DevNull}},
 		{"fail/two-files", `{"a":1}`, `unexpected argument "` + os.DevNull + `"`, []string{"--jwk", jwkPath, os.DevNull, os.DevNull}},

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+)
+
+// TestAcknowledges: "gateway submit" takes a verified receipt only for the
+// document it sent: the receipt's payloadSha256 must be that document's,
+// and its recordId the answer's (when the answer names one).
+func TestAcknowledges(t *testing.T) {
+	doc := []byte(`{"noticeId":"N-1"}`)
+	sent := receipt.Digest(doc)
+	for _, tc := range []struct {
+		name string
+		rc   receipt.Receipt
+		a    partnerkit.Accepted
+		want string
+	}{
+		{"ok/notice", receipt.Receipt{PayloadSHA256: sent, RecordID: "r-1"}, partnerkit.Accepted{RecordID: "r-1"}, ""},
+		{"ok/answer-without-record-id", receipt.Receipt{PayloadSHA256: sent, RecordID: "r-1"}, partnerkit.Accepted{}, ""},
+		{"fail/another-document", receipt.Receipt{PayloadSHA256: receipt.Digest([]byte(`{}`)), RecordID: "r-1"}, partnerkit.Accepted{RecordID: "r-1"}, "its payloadSha256 is"},
+		{"fail/another-record", receipt.Receipt{PayloadSHA256: sent, RecordID: "r-2"}, partnerkit.Accepted{RecordID: "r-1"}, `its recordId is "r-2", the answer's "r-1"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := acknowledges(&tc.rc, &tc.a, doc)
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("%v, want %q", err, tc.want)
+			}
+		})
+	}
+}
