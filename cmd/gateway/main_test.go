@@ -242,8 +242,15 @@ func TestDevMode(t *testing.T) {
 	}
 	// A backup while the gateway runs, checked as it is made, and again.
 	backup := filepath.Join(t.TempDir(), "backup.db")
-	if stdout, stderr, err := gateway(t, "store", "backup", "--dev", dir, "--to", backup); err != nil || !strings.Contains(stdout, "5 entries, hash chain intact") || !strings.Contains(stderr, " MB copied\n") {
-		t.Fatalf("store backup (its progress on stderr): %v\n%s%s", err, stdout, stderr)
+	stdout, stderr, err := gateway(t, "store", "backup", "--dev", dir, "--to", backup)
+	if err != nil || !strings.Contains(stdout, "5 entries, hash chain intact") {
+		t.Fatalf("store backup: %v\n%s%s", err, stdout, stderr)
+	}
+	// Its progress on stderr ends with the whole store copied, the size the
+	// summary gives the backup.
+	size := regexp.MustCompile(`, ([0-9.]+ MB), copied in`).FindStringSubmatch(stdout)
+	if size == nil || !strings.HasSuffix(stderr, "  "+size[1]+" of about "+size[1]+" copied\n") {
+		t.Fatalf("store backup's progress:\n%s%s", stdout, stderr)
 	}
 	if stdout, _, err := gateway(t, "log", "verify", "--store", backup); err != nil || !strings.Contains(stdout, "OK: 5 entries") {
 		t.Fatalf("log verify of the backup: %v %s", err, stdout)
@@ -253,7 +260,7 @@ func TestDevMode(t *testing.T) {
 	}
 	// Anchors: the head a verify printed vouches for every entry up to it,
 	// in the live log; in a copy cut after it, or with another hash, not.
-	stdout, _, _ := gateway(t, "log", "verify", "--store", backup)
+	stdout, _, _ = gateway(t, "log", "verify", "--store", backup)
 	anchor := stdout[strings.LastIndex(stdout, "head ")+len("head ") : len(stdout)-1]
 	if o, _, err := gateway(t, "log", "verify", "--dev", dir, "--anchor", anchor); err != nil || !strings.Contains(o, "anchor 5 found") {
 		t.Fatalf("log verify --anchor %s: %v %s", anchor, err, o)
@@ -281,6 +288,21 @@ func TestDevMode(t *testing.T) {
 	}
 	if o, _, err := gateway(t, "log", "verify", "--store", cut); err != nil || !strings.Contains(o, "OK: 3 entries") {
 		t.Fatalf("the cut log, without its anchor, looks intact: %v %s", err, o)
+	}
+	// The first entry is an anchor too (a log's entries count from 1).
+	db, err = sql.Open("sqlite", cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Exec(`DELETE FROM message_log WHERE seq >= 2`)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, _, _ = gateway(t, "log", "verify", "--store", cut)
+	first := stdout[strings.LastIndex(stdout, "head ")+len("head ") : len(stdout)-1]
+	if o, _, err := gateway(t, "log", "verify", "--dev", dir, "--anchor", first); !strings.HasPrefix(first, "1:") || err != nil || !strings.Contains(o, "anchor 1 found") {
+		t.Fatalf("log verify --anchor %s: %v %s", first, err, o)
 	}
 	stop(t, cmd, out)
 	if !regexp.MustCompile(`msg="message log head" correlation_id=[0-9a-f]{32} seq=5 anchor=` + anchor).MatchString(out.String()) {
@@ -1183,6 +1205,7 @@ func TestFlagsRefused(t *testing.T) {
 		{"fail/stray-receipt-verify", []string{"receipt", "verify", "--jwks", "j.json", "a.jws", "b.jws"}, `unexpected argument "b.jws"`},
 		{"fail/log-verify-anchor-without-hash", []string{"log", "verify", "--dev", none, "--anchor", "5"}, `--anchor "5": want SEQ:HASH`},
 		{"fail/log-verify-anchor-short-hash", []string{"log", "verify", "--dev", none, "--anchor", "5:abc"}, `--anchor "5:abc": want SEQ:HASH`},
+		{"fail/log-verify-anchor-zero", []string{"log", "verify", "--dev", none, "--anchor", "0:" + strings.Repeat("a", 64)}, `--anchor "0:aaa`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, stderr, err := gateway(t, tc.args...); err == nil || !strings.Contains(stderr, tc.want) {

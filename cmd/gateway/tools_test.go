@@ -1,11 +1,13 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
 // TestAcknowledges: "gateway submit" takes a verified receipt only for the
@@ -31,5 +33,19 @@ func TestAcknowledges(t *testing.T) {
 				t.Fatalf("%v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestLogVerifyEmpty: a store with no entries verifies, and names no head
+// (there is no entry to anchor a later verify to).
+func TestLogVerifyEmpty(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "empty.db")
+	s, err := store.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if stdout, stderr, err := gateway(t, "log", "verify", "--store", path); err != nil || stdout != "OK: 0 entries, hash chain intact\n" {
+		t.Fatalf("%v: %q %s", err, stdout, stderr)
 	}
 }
