@@ -240,6 +240,14 @@ func TestDevMode(t *testing.T) {
 	if stdout, _, err := gateway(t, "log", "verify", "--dev", dir); err != nil || !strings.Contains(stdout, "OK: 5 entries") {
 		t.Fatalf("log verify: %v %s", err, stdout)
 	}
+	// The store a configuration names: how an operator names production's.
+	l, err := devmode.LayoutOf(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout, _, err := gateway(t, "log", "verify", "--config", l.Config); err != nil || !strings.Contains(stdout, "OK: 5 entries") {
+		t.Fatalf("log verify --config: %v %s", err, stdout)
+	}
 	// A backup while the gateway runs, checked as it is made, and again.
 	backup := filepath.Join(t.TempDir(), "backup.db")
 	stdout, stderr, err := gateway(t, "store", "backup", "--dev", dir, "--to", backup)
