@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -196,4 +197,43 @@ func FuzzReadNotifyInjury(f *testing.F) {
 		}
 		adaptertest.CheckRecord(t, rec, source)
 	})
+}
+
+// TestSickLeave: the record's MC days are the sum of the SickLeave periods,
+// each counted with both its ends; a notification that gives none maps to a
+// record without MC days (not to 0 days, which would say a certificate
+// granted none).
+func TestSickLeave(t *testing.T) {
+	const period = "<xb:SickLeave>\n            <xb:From cal=\"BE\">2569-03-02</xb:From>\n            <xb:To cal=\"BE\">2569-03-22</xb:To>\n          </xb:SickLeave>"
+	for _, tc := range []struct {
+		name, new string
+		days      string
+		periods   int
+	}{
+		{"ok/one-period", period, "21", 1},
+		{"ok/two-periods", period + `<xb:SickLeave><xb:From cal="BE">2569-03-25</xb:From><xb:To cal="BE">2569-03-26</xb:To></xb:SickLeave>`, "23", 2},
+		{"ok/none", "", "none", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := example(t)
+			if !strings.Contains(x, period) {
+				t.Fatal("the example's SickLeave is not as this test expects")
+			}
+			n := ReadNotifyInjury(body(t, strings.Replace(x, period, tc.new, 1)))
+			if p := n.First(); p != nil {
+				t.Fatalf("problem: %+v", p)
+			}
+			rec, err := n.Canonical(source.ReceivedAt, "MY:PERKESO:XB-2026-000731", source.Rates)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, days := rec.Outcome, "none"
+			if o.MCDays != nil {
+				days = strconv.Itoa(*o.MCDays)
+			}
+			if days != tc.days || len(o.MCPeriods) != tc.periods {
+				t.Fatalf("mcDays %s, %d periods; want %s, %d", days, len(o.MCPeriods), tc.days, tc.periods)
+			}
+		})
+	}
 }

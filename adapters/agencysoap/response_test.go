@@ -135,6 +135,16 @@ func TestCheckResponse(t *testing.T) {
 			}
 		})
 	}
+	// The wrong answer's problem names what came instead, and no answer
+	// (an empty Body) as nothing.
+	for _, tc := range []struct {
+		resp *etree.Element
+		want string
+	}{{ack, "is answered with InformationReply, not InjuryAcknowledgement"}, {nil, "is answered with InformationReply, not nothing"}} {
+		if p := CheckResponse(requestInformation(t), tc.resp); p == nil || !strings.HasSuffix(p.Reason, tc.want) {
+			t.Fatalf("%+v, want a reason ending %q", p, tc.want)
+		}
+	}
 }
 
 // FuzzCheckResponse feeds arbitrary answers to a RequestInformation: the
