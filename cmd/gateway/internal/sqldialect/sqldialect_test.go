@@ -2,6 +2,8 @@ package sqldialect_test
 
 import (
 	"database/sql"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,11 +45,11 @@ func TestCreateSQLite(t *testing.T) {
 		existing os.FileMode // 0: none
 		path     string
 		want     os.FileMode
-		fail     bool
+		fail     error // nil: none
 	}{
-		{"ok/new", 0, "new.db", 0o600, false},
-		{"ok/existing-keeps-its-mode", 0o640, "old.db", 0o640, false},
-		{"fail/no-directory", 0, "missing/x.db", 0, true},
+		{"ok/new", 0, "new.db", 0o600, nil},
+		{"ok/existing-keeps-its-mode", 0o640, "old.db", 0o640, nil},
+		{"fail/no-directory", 0, "missing/x.db", 0, fs.ErrNotExist},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, tc.path)
@@ -60,10 +62,10 @@ func TestCreateSQLite(t *testing.T) {
 				}
 			}
 			err := sqldialect.CreateSQLite(path)
-			if (err != nil) != tc.fail {
-				t.Fatalf("CreateSQLite: %v", err)
-			}
-			if tc.fail {
+			if tc.fail != nil || err != nil {
+				if !errors.Is(err, tc.fail) {
+					t.Fatalf("CreateSQLite: %v, want %v", err, tc.fail)
+				}
 				return
 			}
 			fi, err := os.Stat(path)
@@ -134,6 +136,11 @@ func TestAddColumns(t *testing.T) {
 			}
 			if _, err := db.Exec(`SELECT a, b FROM t`); err != nil {
 				t.Fatal(err)
+			}
+			// A definition the database refuses is an error naming the
+			// column, not passed over as a column another process added.
+			if err := sqldialect.AddColumns(db, []sqldialect.Column{{Table: "t", Name: "c", Def: "TEXT DEFAULT ("}}); err == nil || !strings.HasPrefix(err.Error(), "adding t.c: ") {
+				t.Fatalf("a refused definition: %v", err)
 			}
 		})
 	}
