@@ -194,12 +194,11 @@ func TestDevMode(t *testing.T) {
 	// Each form is sent as asked: the message log keeps the content type
 	// and the detached signature, whose header says "b64": false when the
 	// payload is unencoded.
+	st, err := store.OpenSQLite(d.Store)
+	if err != nil {
+		t.Fatal(err)
+	}
 	sentAs := func(recordID string) (contentType, form string) {
-		st, err := store.OpenSQLite(d.Store)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
 		var sig string
 		if err := st.DB().QueryRow(`SELECT content_type, signature FROM message_log WHERE record_id = ?`, recordID).Scan(&contentType, &sig); err != nil {
 			t.Fatal(err)
@@ -237,6 +236,7 @@ func TestDevMode(t *testing.T) {
 			receipt = acc.Receipt
 		}
 	}
+	st.Close()
 	// A refused submission exits non-zero and prints the problem.
 	bad := filepath.Join(t.TempDir(), "bad.json")
 	b, _ := os.ReadFile(example("example-a.in.json"))
