@@ -212,7 +212,7 @@ func (p *Progress) add(msgs []kafka.Message, b Batch, lag map[partition]int64) {
 // fetchRetry is what a running consumer's failed fetches leave for the
 // next: the pause before it, and the outage whose id their lines share.
 type fetchRetry struct {
-	pause  time.Duration
+	pauses retry.Pauses
 	outage correlation.Outage
 }
 
@@ -220,17 +220,17 @@ type fetchRetry struct {
 // 5 s) and a successful one ends. A catch-up run returns the error; a
 // running consumer logs it and returns what it fetched before failing.
 func (c *Consumer) fetchAfter(ctx context.Context, untilCaughtUp bool, r *fetchRetry) ([]kafka.Message, error) {
-	if r.pause > 0 {
+	if pause := r.pauses.Last(); pause > 0 {
 		select {
 		case <-ctx.Done():
 			return nil, nil
-		case <-time.After(r.pause):
+		case <-time.After(pause):
 		}
 	}
 	msgs, err := c.fetch(ctx, untilCaughtUp)
 	switch {
 	case err == nil:
-		r.pause = 0
+		r.pauses.Reset()
 		if outage := r.outage.End(); outage != "" {
 			c.Log.Info("reading from Kafka again", correlation.LogKey, outage)
 		}
@@ -239,8 +239,7 @@ func (c *Consumer) fetchAfter(ctx context.Context, untilCaughtUp bool, r *fetchR
 	case untilCaughtUp:
 		return nil, err
 	default:
-		r.pause = min(max(2*r.pause, 100*time.Millisecond), 5*time.Second)
-		c.Log.Error("reading from Kafka failed; trying again", correlation.LogKey, r.outage.ID(), "err", err, "pause", r.pause)
+		c.Log.Error("reading from Kafka failed; trying again", correlation.LogKey, r.outage.ID(), "err", err, "pause", r.pauses.Next())
 	}
 	return msgs, nil
 }

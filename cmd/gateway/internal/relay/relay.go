@@ -20,6 +20,7 @@ import (
 	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/retry"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
@@ -179,7 +180,7 @@ func (r *Relay) Status(ctx context.Context) Status {
 // Run publishes until ctx is done.
 func (r *Relay) Run(ctx context.Context) error {
 	r.init()
-	backoff := 100 * time.Millisecond
+	var pauses retry.Pauses
 	for {
 		n, err := r.Once(ctx)
 		switch {
@@ -197,15 +198,15 @@ func (r *Relay) Run(ctx context.Context) error {
 			if first {
 				r.Log.Warn(warnings[side], correlation.LogKey, outage, "err", msg)
 			}
-			if !sleep(ctx, backoff, nil) {
+			if !sleep(ctx, pauses.Next(), nil) {
 				return nil
 			}
-			backoff = min(backoff*2, 5*time.Second)
 			continue
-		case n == r.Batch:
+		}
+		pauses.Reset()
+		if n == r.Batch {
 			continue // more waiting
 		}
-		backoff = 100 * time.Millisecond
 		if !sleep(ctx, r.Poll, r.wake) {
 			return nil
 		}

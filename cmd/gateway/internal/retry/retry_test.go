@@ -86,8 +86,8 @@ func TestUntil(t *testing.T) {
 		}
 	})
 	t.Run("fail/context-ends-in-a-pause", func(t *testing.T) {
-		firstPause = time.Hour
-		defer func() { firstPause = time.Millisecond }()
+		firstPause, maxPause = time.Hour, time.Hour
+		defer func() { firstPause, maxPause = time.Millisecond, 4*time.Millisecond }()
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		calls := 0
@@ -104,4 +104,28 @@ func TestUntil(t *testing.T) {
 			t.Fatalf("%d calls and true, or a line logged, want 1, false and none:\n%s", calls, logged.String())
 		}
 	})
+}
+
+// TestPauses: the pauses every loop that tries again shares start at
+// 100 ms and double to 5 s, so a store or broker back within seconds is
+// met again soon and one away for long is not asked more than every 5 s;
+// a success starts the next spell at 100 ms again.
+func TestPauses(t *testing.T) {
+	var p Pauses
+	if p.Last() != 0 {
+		t.Fatalf("a new spell's last pause is %s, want none", p.Last())
+	}
+	var got []time.Duration
+	for range 8 {
+		got = append(got, p.Next())
+	}
+	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond,
+		1600 * time.Millisecond, 3200 * time.Millisecond, 5 * time.Second, 5 * time.Second}
+	if fmt.Sprint(got) != fmt.Sprint(want) || p.Last() != 5*time.Second {
+		t.Fatalf("pauses %v (last %s), want %v", got, p.Last(), want)
+	}
+	p.Reset()
+	if p.Last() != 0 || p.Next() != 100*time.Millisecond {
+		t.Fatalf("after a success: last %s, next not 100ms", p.Last())
+	}
 }
