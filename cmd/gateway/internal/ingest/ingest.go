@@ -109,11 +109,11 @@ func (c *Consumer) Run(ctx context.Context, untilCaughtUp bool, idle time.Durati
 	p := Progress{Started: time.Now()}
 	lag := map[partition]int64{}
 	lastMsg := time.Now()
-	var retry fetchRetry
+	var fetches fetchRetry
 	var owed []kafka.Message // written, their offsets' commit failed
 	defer func() { c.settle(owed) }()
 	for {
-		msgs, err := c.fetchAfter(ctx, untilCaughtUp, &retry)
+		msgs, err := c.fetchAfter(ctx, untilCaughtUp, &fetches)
 		if err != nil || ctx.Err() != nil {
 			return p, err // what it fetched is not committed: read again next time
 		}

@@ -123,16 +123,21 @@ func brokerRestart(t *testing.T, away time.Duration) {
 }
 
 // fetchLinesShareAnID fails t unless the log out holds failed fetches and
-// the fetch that ended them, all under one correlation id of their own.
+// the fetch that ended them, all under one correlation id of their own,
+// each failure with the pause after it: 100 ms, doubling to 5 s.
 func fetchLinesShareAnID(t *testing.T, out string) {
 	t.Helper()
-	lines := regexp.MustCompile(`msg="reading from Kafka ([^"]*)" correlation_id=([0-9a-f]{32})`).FindAllStringSubmatch(out, -1)
+	lines := regexp.MustCompile(`msg="reading from Kafka ([^"]*)" correlation_id=([0-9a-f]{32})(?:.* pause=(\S+))?\n`).FindAllStringSubmatch(out, -1)
 	if len(lines) < 2 || lines[0][1] != "failed; trying again" || lines[len(lines)-1][1] != "again" {
 		t.Fatalf("fetches failed while the broker was away, then one read again: lines %q\n%s", lines, out)
 	}
-	for _, l := range lines {
+	pauses := []string{"100ms", "200ms", "400ms", "800ms", "1.6s", "3.2s", "5s"}
+	for i, l := range lines {
 		if l[2] != lines[0][2] {
 			t.Fatalf("one outage's fetch lines under ids %q, want one:\n%s", lines, out)
+		}
+		if i < len(lines)-1 && l[3] != pauses[min(i, len(pauses)-1)] {
+			t.Fatalf("failed fetch %d paused %q, want %s:\n%s", i+1, l[3], pauses[min(i, len(pauses)-1)], out)
 		}
 	}
 }
