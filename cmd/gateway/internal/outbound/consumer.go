@@ -233,13 +233,13 @@ func (c *Consumer) Serve(ctx context.Context, pause time.Duration) {
 func (c *Consumer) settle(queued []kafka.Message, o *owing) []kafka.Message {
 	err := c.commit(queued)
 	if err == nil {
-		if o.failing {
+		if o.failing() {
 			c.Log.Info("outbound offsets committed again")
 		}
 		*o = owing{}
 		return queued[:0]
 	}
-	if !o.failing {
+	if !o.failing() {
 		c.Log.Warn("outbound offsets not committed; owed, and committed with the next", "err", err)
 	}
 	o.failed()
@@ -248,22 +248,20 @@ func (c *Consumer) settle(queued []kafka.Message, o *owing) []kafka.Message {
 
 // owing paces the commits of owed offsets while the broker refuses them.
 type owing struct {
-	failing bool
-	pause   time.Duration
-	next    time.Time // no commit of owed offsets alone before
+	pauses retry.Pauses // of the refused commits; none while commits are taken
+	next   time.Time    // no commit of owed offsets alone before
 }
 
-// failed notes a refused commit: the next alone waits a pause twice the
-// last (0.1 s to 5 s).
-func (o *owing) failed() {
-	o.failing = true
-	o.pause = min(max(2*o.pause, 100*time.Millisecond), 5*time.Second)
-	o.next = time.Now().Add(o.pause)
-}
+// failing reports whether the last commit was refused.
+func (o *owing) failing() bool { return o.pauses.Last() > 0 }
+
+// failed notes a refused commit: the next alone waits the next pause
+// (0.1 s, doubling to 5 s).
+func (o *owing) failed() { o.next = time.Now().Add(o.pauses.Next()) }
 
 // waits reports whether owed offsets are to wait before they are committed
 // alone.
-func (o *owing) waits() bool { return o.failing && time.Now().Before(o.next) }
+func (o *owing) waits() bool { return o.failing() && time.Now().Before(o.next) }
 
 // commitEvery bounds the records queued before their offsets are committed,
 // and so the records read again after a crash.

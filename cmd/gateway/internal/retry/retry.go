@@ -3,7 +3,8 @@
 // office) waits for its store rather than being dropped or ending the
 // reader, since its offset is committed only once the write is done. Its
 // Pauses are the one pause policy of every loop that tries again (this
-// package's, the relay's produce, the back-office consumer's fetch).
+// package's, the relay's produce, the back-office consumer's fetch, the
+// outbound consumer's owed offset commits).
 package retry
 
 import (
