@@ -21,6 +21,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -195,6 +196,8 @@ func TestDeadAfterMaxAttempts(t *testing.T) {
 	var n atomic.Int32
 	srv := w.server(t, func(rw http.ResponseWriter, r *http.Request) { n.Add(1); rw.WriteHeader(http.StatusServiceUnavailable) })
 	dl := w.deliverer(w.partner(srv.URL, "json", partner.Endpoint{MaxAttempts: 3}))
+	var logged gatewaytest.SyncBuffer
+	dl.Log = slog.New(slog.NewTextHandler(&logged, nil))
 	var mu sync.Mutex
 	var events []string
 	dl.Status = func(d *store.Delivery, state string, attempts int, errText string, at time.Time) (store.Message, error) {
@@ -214,6 +217,15 @@ func TestDeadAfterMaxAttempts(t *testing.T) {
 	}
 	if backlog, err := w.st.OutboxBacklog(context.Background()); err != nil || backlog != 3 {
 		t.Fatalf("%d status events in the outbox (%v), want 3", backlog, err)
+	}
+	// The operator's log: each attempt once it is recorded, at Info.
+	attempts := regexp.MustCompile(`level=(\w+) msg="delivery attempt" correlation_id=\S+ delivery=\d+ partner=\S+ type=JSON state=(\S+) attempts=(\d) status=503\n`).FindAllStringSubmatch(logged.String(), -1)
+	var lines []string
+	for _, a := range attempts {
+		lines = append(lines, a[1]+" "+a[2]+"/"+a[3])
+	}
+	if want := []string{"INFO retrying/1", "INFO retrying/2", "INFO dead-lettered/3"}; !slices.Equal(lines, want) || strings.Contains(logged.String(), "level=ERROR") {
+		t.Fatalf("attempt lines %q, want %q and no error:\n%s", lines, want, logged.String())
 	}
 }
 
