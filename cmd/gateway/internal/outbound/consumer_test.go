@@ -7,19 +7,26 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/lestrrat-go/jwx/v3/jwa"
+	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkatest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
 
@@ -502,4 +509,390 @@ func TestConsumerCarriesOwedOffsets(t *testing.T) {
 	}
 
 	nothingLeft(t, addr)
+}
+
+// TestConsumerQueue: a request from perkeso.outbound.v1 is queued; one that
+// cannot be delivered is a dead letter at once; one that reuses a queued
+// id with content that cannot be delivered leaves the queued delivery as it
+// was (it used to dead-letter it).
+func TestConsumerQueue(t *testing.T) {
+	w := newWorld(t)
+	p := w.partner("https://partner.example/in", "json", partner.Endpoint{})
+	var logged strings.Builder
+	c := &outbound.Consumer{Store: w.st, Partners: partner.NewRegistry([]*partner.Partner{p}), Log: slog.New(slog.NewTextHandler(&logged, nil))}
+	queue := func(value string) {
+		t.Helper()
+		logged.Reset()
+		if err := c.Queue(context.Background(), kafka.Message{Topic: "perkeso.outbound.v1", Value: []byte(value)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byKey := func() map[string]*store.Delivery {
+		ds, err := w.st.DeliveriesOf(context.Background(), "", "", 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]*store.Delivery{}
+		for _, d := range ds {
+			m[d.Key] = d
+		}
+		return m
+	}
+	queue(`{"id":"req-ok","partner":"p1","messageType":"JSON","payload":{"n":1}}`)
+	queue(`{"id":"req-nobody","partner":"nobody","messageType":"JSON","payload":{"n":2}}`)
+	queue(`{"id":"req-ok","partner":"p1","messageType":"NotifyDecision","payload":{"n":3}}`)
+	queue(`{"id":"req-ok","partner":"p1","messageType":"JSON","payload":{ "n": 1 }}`) // a repeat, spaced otherwise
+	if logged.Len() != 0 {
+		t.Fatalf("a repeat logged %s", logged.String())
+	}
+	queue(`{"id":"req-ok","partner":"p1","messageType":"JSON","payload":{"n":4}}`) // deliverable, but the id is taken
+	if !strings.Contains(logged.String(), "level=WARN") || !strings.Contains(logged.String(), "queued already with another partner, type, case or payload") ||
+		!strings.Contains(logged.String(), "correlation_id=outbound-req-ok") {
+		t.Fatalf("a reused id with other content logged %q", logged.String())
+	}
+	ds := byKey()
+	if d, err := w.st.DeliveryByKey(context.Background(), "req-ok"); err != nil || d.State != store.DeliveryPending || string(d.Payload) != `{"n":1}` || d.Attempts != 0 {
+		t.Fatalf("the queued request: %+v %v", d, err)
+	}
+	if d := ds["req-nobody"]; d == nil || d.State != store.DeliveryDead || !strings.Contains(d.LastError, `unknown partner "nobody"`) {
+		t.Fatalf("the refused request: %+v", d)
+	}
+	if len(ds) != 2 {
+		t.Fatalf("%d deliveries, want 2", len(ds))
+	}
+
+	// Fields too long to repeat in every status event: a request with a
+	// long id is kept under its record's place, one naming a long partner
+	// with the name cut, each reason bounded.
+	long := strings.Repeat("é", 60_000)
+	queue(`{"id":"` + strings.Repeat("x", outbound.MaxField+1) + `","partner":"p1","messageType":"JSON","payload":{}}`)
+	queue(`{"id":"req-long-partner","partner":"` + long + `","messageType":"JSON","payload":{}}`)
+	ds = byKey()
+	if d := ds["kafka:perkeso.outbound.v1:0:0"]; d == nil || d.State != store.DeliveryDead || d.LastError != "id is over 256 bytes" {
+		t.Fatalf("the request with a long id: %+v", d)
+	}
+	d := ds["req-long-partner"]
+	if d == nil || d.State != store.DeliveryDead || len(d.PartnerID) > outbound.MaxField || !utf8.ValidString(d.PartnerID) ||
+		len(d.LastError) > 1100 || !strings.HasSuffix(d.LastError, fmt.Sprintf("(cut: %d bytes in all)", len(`unknown partner ""`)+len(long))) {
+		t.Fatalf("the request naming a long partner: partner %d bytes, last error %d bytes: %.80q…%q", len(d.PartnerID), len(d.LastError), d.LastError, d.LastError[max(0, len(d.LastError)-40):])
+	}
+	// An id of exactly the bound is its own: the dead letter is kept under it.
+	edge := strings.Repeat("y", outbound.MaxField)
+	queue(`{"id":"` + edge + `","partner":"nobody","messageType":"JSON","payload":{}}`)
+	if d := byKey()[edge]; d == nil || d.State != store.DeliveryDead || !strings.Contains(d.LastError, `unknown partner "nobody"`) {
+		t.Fatalf("the refused request with an id of %d bytes: %+v", outbound.MaxField, d)
+	}
+
+	// A request that is not strict JSON is a dead letter under its id,
+	// not a delivery of what encoding/json made of it (the last partner).
+	queue(`{"id":"req-twice","partner":"nobody","partner":"p1","messageType":"JSON","payload":{}}`)
+	if d := byKey()["req-twice"]; d == nil || d.State != store.DeliveryDead || !strings.Contains(d.LastError, `duplicate member name "partner"`) {
+		t.Fatalf("the request naming two partners: %+v", d)
+	}
+}
+
+// failingQueue is the store, but for the first failures writes of the
+// delivery key, which fail as a full disk would.
+type failingQueue struct {
+	outbound.DeliveryQueue
+	key      string
+	failures atomic.Int32
+}
+
+func (q *failingQueue) Enqueue(ctx context.Context, d *store.Delivery, at time.Time) (bool, error) {
+	if d.Key == q.key && q.failures.Add(-1) >= 0 {
+		return false, errors.New("database or disk is full")
+	}
+	return q.DeliveryQueue.Enqueue(ctx, d, at)
+}
+
+// TestRepeats: a request whose id is queued is a repeat when it asks for
+// the same delivery, whatever its JSON spacing; a NotifyInjury also once
+// the agency assigned its case.
+func TestRepeats(t *testing.T) {
+	queued := &store.Delivery{PartnerID: "th-sso", MessageType: "NotifyDecision", CaseID: "MY:PERKESO:XB-1", Payload: []byte(`{"outcome":"ACCEPTED"}`)}
+	notified := &store.Delivery{PartnerID: "th-sso", MessageType: "NotifyInjury", CaseID: "TH:SSO:C-77", Payload: []byte(`{"record":{}}`)}
+	for _, tc := range []struct {
+		name   string
+		r      outbound.Request
+		d      *store.Delivery
+		repeat bool
+	}{
+		{"ok/same", outbound.Request{Partner: "th-sso", MessageType: "NotifyDecision", CaseID: "MY:PERKESO:XB-1", Payload: []byte(`{"outcome":"ACCEPTED"}`)}, queued, true},
+		{"ok/spaced-otherwise", outbound.Request{Partner: "th-sso", MessageType: "NotifyDecision", CaseID: "MY:PERKESO:XB-1", Payload: []byte(`{ "outcome" : "ACCEPTED" }`)}, queued, true},
+		{"ok/notification-its-case-assigned", outbound.Request{Partner: "th-sso", MessageType: "NotifyInjury", Payload: []byte(`{"record":{}}`)}, notified, true},
+		{"fail/other-payload", outbound.Request{Partner: "th-sso", MessageType: "NotifyDecision", CaseID: "MY:PERKESO:XB-1", Payload: []byte(`{"outcome":"REJECTED"}`)}, queued, false},
+		{"fail/other-case", outbound.Request{Partner: "th-sso", MessageType: "NotifyDecision", CaseID: "MY:PERKESO:XB-2", Payload: []byte(`{"outcome":"ACCEPTED"}`)}, queued, false},
+		{"fail/no-case", outbound.Request{Partner: "th-sso", MessageType: "NotifyDecision", Payload: []byte(`{"outcome":"ACCEPTED"}`)}, queued, false},
+		{"fail/other-type", outbound.Request{Partner: "th-sso", MessageType: "RequestInformation", CaseID: "MY:PERKESO:XB-1", Payload: []byte(`{"outcome":"ACCEPTED"}`)}, queued, false},
+		{"fail/other-partner", outbound.Request{Partner: "bn-spk", MessageType: "NotifyDecision", CaseID: "MY:PERKESO:XB-1", Payload: []byte(`{"outcome":"ACCEPTED"}`)}, queued, false},
+		{"fail/notification-other-record", outbound.Request{Partner: "th-sso", MessageType: "NotifyInjury", Payload: []byte(`{"record":{"a":1}}`)}, notified, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.r.Repeats(tc.d); got != tc.repeat {
+				t.Fatalf("Repeats = %v, want %v", got, tc.repeat)
+			}
+		})
+	}
+}
+
+// TestConsumerRetriesWhatTheStoreRefused: a request the store cannot take
+// for a while is queued once it can, not skipped: the reader has moved
+// past it, and the next record's commit would have committed it as done.
+// The consumer runs against the embedded Kafka-protocol broker, restarted
+// on an error as the gateway restarts it.
+func TestConsumerRetriesWhatTheStoreRefused(t *testing.T) {
+	const topic = "perkeso.outbound.v1"
+	b, err := broker.Start("", 0, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	wr := &kafka.Writer{Addr: kafka.TCP(b.Addr), Topic: topic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll}
+	for i := 1; i <= 3; i++ { // one key: one partition, in this order
+		v := fmt.Sprintf(`{"id":"req-%d","partner":"p1","messageType":"JSON","payload":{"n":%d}}`, i, i)
+		if err := wr.WriteMessages(context.Background(), kafka.Message{Key: []byte("case-1"), Value: []byte(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wr.Close()
+
+	w := newWorld(t)
+	q := &failingQueue{DeliveryQueue: w.st, key: "req-2"}
+	q.failures.Store(2)
+	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.Addr}, GroupID: "jambatan-outbound", Topic: topic,
+		StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
+	t.Cleanup(func() { rd.Close() })
+	c := &outbound.Consumer{Reader: rd, Store: q, Log: slog.New(slog.DiscardHandler),
+		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			if err := c.Run(ctx); err != nil {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}()
+	defer func() { cancel(); <-done }()
+	gatewaytest.Until(t, 20*time.Second, 20*time.Millisecond, func() error {
+		ds, err := w.st.DeliveriesOf(context.Background(), "", store.DeliveryPending, 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) != 3 {
+			return fmt.Errorf("%d of 3 requests queued (the store refused req-2 twice, then took it)", len(ds))
+		}
+		return nil
+	})
+	if n := q.failures.Load(); n >= 0 {
+		t.Fatalf("req-2 was refused %d times, not 2", 2-n)
+	}
+}
+
+// TestConsumerRefusesAnswers: an InformationReply on a case its agency
+// does not share, or for a partner that is not an agency, is dead-lettered
+// with the reason, not retried as if the store had failed.
+func TestConsumerRefusesAnswers(t *testing.T) {
+	w := newWorld(t)
+	ag := w.agency()
+	ins := w.partner("https://partner.example/in", "json", partner.Endpoint{})
+	c := &outbound.Consumer{Store: w.st, Partners: partner.NewRegistry([]*partner.Partner{ag, ins}), Log: slog.New(slog.DiscardHandler)}
+	items := `{"items":[{"code":"POLICE_REPORT","outcome":"NOT_HELD"}]}`
+	for i, tc := range []struct{ partner, want string }{
+		{"th-sso", `caseId "TH:SSO:C-404": the case is unknown, or not shared with the partner's institution`},
+		{"p1", `an InformationReply is held for an agency, and partner "p1" is not one`},
+	} {
+		v := fmt.Sprintf(`{"id":"ans-%d","partner":%q,"messageType":"InformationReply","caseId":"TH:SSO:C-404","payload":%s}`, i, tc.partner, items)
+		if err := c.Queue(context.Background(), kafka.Message{Topic: "perkeso.outbound.v1", Value: []byte(v)}); err != nil {
+			t.Fatalf("%s: %v", tc.partner, err)
+		}
+		d, err := w.st.DeliveryByKey(context.Background(), fmt.Sprintf("ans-%d", i))
+		if err != nil || d.State != store.DeliveryDead || d.LastError != tc.want {
+			t.Fatalf("%s: %+v %v", tc.partner, d, err)
+		}
+	}
+}
+
+// loggingQueue is the store, noting the message-log entries the consumer
+// writes without a delivery.
+type loggingQueue struct {
+	outbound.DeliveryQueue
+	mu     sync.Mutex
+	logged []*store.Entry
+}
+
+func (q *loggingQueue) Log(ctx context.Context, e *store.Entry) error {
+	q.mu.Lock()
+	q.logged = append(q.logged, e)
+	q.mu.Unlock()
+	return q.DeliveryQueue.Log(ctx, e)
+}
+
+func (q *loggingQueue) entries() []*store.Entry {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.logged)
+}
+
+// TestRequestSignatures: with the back office's keys configured, a record
+// on the outbound topic becomes a delivery only with exactly one detached
+// JWS by one of them over its value. Any other is logged as refused, and no
+// delivery is made of it, not even a dead letter an operator's retry would
+// send with Perkeso's signature.
+func TestRequestSignatures(t *testing.T) {
+	const topic = "perkeso.outbound.v1"
+	b, err := broker.Start("", 0, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	backOffice, _ := receipt.NewES256Key("bo-2026-1")
+	stranger, _ := receipt.NewES256Key("bo-2026-1") // the same kid, another key
+	pub, _ := jwk.PublicKeyOf(backOffice)
+	keys := jwk.NewSet()
+	_ = keys.AddKey(pub)
+	detached := func(key jwk.Key, value string, extra func(jws.Headers)) string {
+		h := jws.NewHeaders()
+		kid, _ := key.KeyID()
+		_ = h.Set(jws.KeyIDKey, kid)
+		if extra != nil {
+			extra(h)
+		}
+		c, err := jws.Sign([]byte(value), jws.WithKey(jwa.ES256(), key, jws.WithProtectedHeaders(h)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts := strings.Split(string(c), ".")
+		return parts[0] + ".." + parts[2]
+	}
+	request := func(id string) string {
+		return fmt.Sprintf(`{"id":%q,"partner":"p1","messageType":"JSON","payload":{"n":1}}`, id)
+	}
+	strangerPub, _ := jwk.PublicKeyOf(stranger)
+	cases := []struct {
+		name    string
+		value   string
+		headers []string // values of the "jws" headers
+		reason  string   // "" when the request is queued
+	}{
+		{"ok/signed", request("req-ok"), []string{detached(backOffice, request("req-ok"), nil)}, ""},
+		{"fail/unsigned", request("req-unsigned"), nil, "none"},
+		{"fail/another-key", request("req-stranger"), []string{detached(stranger, request("req-stranger"), nil)}, "signature"},
+		{"fail/value-altered", request("req-altered"), []string{detached(backOffice, request("req-other"), nil)}, "signature"},
+		{"fail/two-signatures", request("req-two"), []string{detached(backOffice, request("req-two"), nil), detached(backOffice, request("req-two"), nil)}, "exactly one"},
+		{"fail/key-in-header", request("req-jwk"), []string{detached(stranger, request("req-jwk"), func(h jws.Headers) { _ = h.Set(jws.JWKKey, strangerPub) })}, "signature"}, // the key it names is never used
+	}
+	wr := &kafka.Writer{Addr: kafka.TCP(b.Addr), Topic: topic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll}
+	for _, tc := range cases {
+		m := kafka.Message{Key: []byte("case-1"), Value: []byte(tc.value)}
+		for _, h := range tc.headers {
+			m.Headers = append(m.Headers, kafka.Header{Key: outbound.RequestSignatureHeader, Value: []byte(h)})
+		}
+		if err := wr.WriteMessages(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A signed request without its id, twice under another ce_id: the id
+	// would be the unsigned header's, and each copy a delivery.
+	idless := `{"partner":"p1","messageType":"JSON","payload":{"n":2}}`
+	for _, ceID := range []string{"copy-1", "copy-2"} {
+		if err := wr.WriteMessages(context.Background(), kafka.Message{Key: []byte("case-1"), Value: []byte(idless), Headers: []kafka.Header{
+			{Key: outbound.RequestSignatureHeader, Value: []byte(detached(backOffice, idless, nil))}, {Key: "ce_id", Value: []byte(ceID)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wr.Close()
+
+	w := newWorld(t)
+	q := &loggingQueue{DeliveryQueue: w.st}
+	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{b.Addr}, GroupID: "jambatan-outbound", Topic: topic,
+		StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
+	t.Cleanup(func() { rd.Close() })
+	var refused atomic.Int32
+	c := &outbound.Consumer{Reader: rd, Store: q, Log: slog.New(slog.DiscardHandler), RequestKeys: keys, Refused: func() { refused.Add(1) },
+		Partners: partner.NewRegistry([]*partner.Partner{w.partner("https://partner.example/in", "json", partner.Endpoint{})})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	var ds []*store.Delivery
+	gatewaytest.Until(t, 20*time.Second, 20*time.Millisecond, func() error {
+		if ds, err = w.st.DeliveriesOf(context.Background(), "", "", 0, 10); err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) < 3 {
+			return fmt.Errorf("%d of 3 requests queued", len(ds))
+		}
+		return nil
+	})
+	slices.Reverse(ds) // oldest first
+	if len(ds) != 3 || ds[0].Key != "req-ok" || ds[0].State != store.DeliveryPending {
+		t.Fatalf("deliveries %v, want req-ok pending and the copies dead", ds)
+	}
+	for _, d := range ds[1:] {
+		if d.State != store.DeliveryDead || !strings.Contains(d.LastError, "id is required in a signed request") || !d.NoRetry {
+			t.Errorf("the id-less copy %s: %s %q (no retry %v), want a dead letter for its unsigned id, refused for good", d.Key, d.State, d.LastError, d.NoRetry)
+		}
+	}
+	// An operator's retry of the partner's dead letters (after an outage,
+	// say) does not send the copies: each would be a second delivery.
+	if n, err := w.st.RetryDead(context.Background(), "p1", time.Now()); n != 0 || err != nil {
+		t.Errorf("%d copies queued again by a retry (%v), want none", n, err)
+	}
+	logged := q.entries()
+	if n := refused.Load(); n != int32(len(cases)-1) {
+		t.Errorf("%d refusals counted, want %d", n, len(cases)-1)
+	}
+	for i, tc := range cases[1:] {
+		t.Run(tc.name, func(t *testing.T) {
+			if i >= len(logged) {
+				t.Fatalf("not logged (%d entries)", len(logged))
+			}
+			e := logged[i]
+			if e.Outcome != outbound.OutcomeRefused || string(e.Body) != tc.value || !strings.Contains(e.Verification, "request signature") ||
+				!strings.Contains(e.Verification, tc.reason) {
+				t.Fatalf("logged %s %q %q", e.Outcome, e.Verification, e.Body)
+			}
+		})
+	}
+}
+
+// FuzzVerifyRequest: VerifyRequest reads whatever a record's value and
+// "jws" headers hold without panicking, and takes only a value the back
+// office's key signed, with that signature.
+func FuzzVerifyRequest(f *testing.F) {
+	key, _ := receipt.NewES256Key("bo-2026-1")
+	pub, _ := jwk.PublicKeyOf(key)
+	keys := jwk.NewSet()
+	_ = keys.AddKey(pub)
+	signed := map[string]string{} // value → the back office's signature
+	for _, v := range []string{`{"id":"dec-001","partner":"th-sso","messageType":"NotifyDecision","payload":{}}`, "{\"id\":\"é\\u2028\"}\n"} {
+		c, err := jws.Sign([]byte(v), jws.WithKey(jwa.ES256(), key, jws.WithProtectedHeaders(func() jws.Headers {
+			h := jws.NewHeaders()
+			_ = h.Set(jws.KeyIDKey, "bo-2026-1")
+			return h
+		}())))
+		if err != nil {
+			f.Fatal(err)
+		}
+		parts := strings.Split(string(c), ".")
+		signed[v] = parts[0] + ".." + parts[2]
+		f.Add([]byte(v), signed[v], "")
+	}
+	f.Fuzz(func(t *testing.T, value []byte, sig, second string) {
+		m := kafka.Message{Value: value, Headers: []kafka.Header{{Key: outbound.RequestSignatureHeader, Value: []byte(sig)}}}
+		if second != "" {
+			m.Headers = append(m.Headers, kafka.Header{Key: outbound.RequestSignatureHeader, Value: []byte(second)})
+		}
+		if outbound.VerifyRequest(m, keys) != nil {
+			return
+		}
+		// Another signature of a signed value would do (ECDSA gives many);
+		// another value, or a second header, would not.
+		if _, ok := signed[string(value)]; !ok || second != "" {
+			t.Fatalf("took %q with %q", value, sig)
+		}
+	})
 }
