@@ -7,8 +7,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/perkeso/jambatan/adapters/jsondoc"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/perkeso/jambatan/adapters/jsondoc"
 )
 
 // Error is a failed JSON Schema check told without the document's values:

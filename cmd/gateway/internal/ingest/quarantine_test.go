@@ -10,9 +10,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
-	"github.com/segmentio/kafka-go"
 )
 
 // TestQuarantineTakesAnyBytes: a record whose key, value or headers are not

@@ -22,6 +22,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
+
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
 )
 

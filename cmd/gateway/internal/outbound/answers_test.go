@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )

@@ -27,6 +27,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
+
 	"github.com/perkeso/jambatan/adapters/jsondoc"
 )
 

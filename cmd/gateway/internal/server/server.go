@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/perkeso/jambatan/adapters"
 	"github.com/perkeso/jambatan/adapters/insurerclaim"
 	"github.com/perkeso/jambatan/adapters/sgemployer"
@@ -36,7 +38,6 @@ import (
 	"github.com/perkeso/jambatan/cmd/gateway/internal/soapsrv"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 	"github.com/perkeso/jambatan/schema"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // CorrelationHeader carries the correlation id on every response.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/beevik/etree"
+
 	"github.com/perkeso/jambatan/certs"
 )
 
