@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -11,11 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/devmode"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partnerkit"
@@ -123,4 +126,57 @@ func TestStopCutsSlowRequest(t *testing.T) {
 	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("the slow request's connection: %v, want it closed", err)
 	}
+}
+
+// TestReloadOnSIGHUP: a broken configuration on SIGHUP changes nothing; a
+// configuration adding a CRL that revokes the demo employer's certificate
+// makes its next handshake fail, without a restart.
+func TestReloadOnSIGHUP(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	cmd, out, d := startDev(t, dir)
+	defer stop(t, cmd, out)
+	submit := func() error {
+		_, _, err := gateway(t, "submit", "--dev", dir, example("example-a.in.json"))
+		return err
+	}
+	if err := submit(); err != nil {
+		t.Fatalf("before: %v", err)
+	}
+	l, _ := devmode.LayoutOf(dir)
+	good, _ := os.ReadFile(l.Config)
+	_ = os.WriteFile(l.Config, []byte(`{"partners": [`), 0o644)
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(300 * time.Millisecond)
+	if err := submit(); err != nil || !strings.Contains(out.String(), `level=ERROR msg="reload refused`) { // the gateway's own log, in its format
+		t.Fatalf("after a broken reload: %v\n%s", err, out.String())
+	}
+	ca, err := certs.LoadCA(l.CACert, l.CAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kit := l.Kit("demo-employer")
+	cc, _ := certs.LoadCertificates(kit.ClientCert)
+	crl, err := ca.Revoke(1, cc[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = os.WriteFile(filepath.Join(dir, "pki", "clients.crl"), crl, 0o644)
+	cfg := bytes.Replace(good, []byte(`"client_ca_file": "pki/ca.pem"`), []byte(`"client_ca_file": "pki/ca.pem", "crl_files": ["pki/clients.crl"]`), 1)
+	if bytes.Equal(cfg, good) {
+		t.Fatal("config layout changed")
+	}
+	_ = os.WriteFile(l.Config, cfg, 0o644)
+	_ = cmd.Process.Signal(syscall.SIGHUP)
+	gatewaytest.Until(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if submit() == nil {
+			return fmt.Errorf("the revoked certificate is still accepted:\n%s", out.String())
+		}
+		return nil
+	})
+	// certs list shows the CRL with its next update (7 days from now).
+	o, _, err := gateway(t, "certs", "list", "--dev", dir)
+	if err != nil || !regexp.MustCompile(`(?m)^crl:clients\.crl +Jambatan dev root CA +\S+ +7$`).MatchString(o) {
+		t.Fatalf("certs list without the CRL row: %v\n%s", err, o)
+	}
+	_ = d
 }
