@@ -1,9 +1,6 @@
 package server_test
 
 import (
-	"bytes"
-	"io"
-	"net/http"
 	"testing"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
@@ -68,64 +65,5 @@ func TestEventSizeBound(t *testing.T) {
 				t.Fatalf("%d logged receipts", n)
 			}
 		})
-	}
-}
-
-// postSOAP sends the signed NotifyInjury example as the agency and returns
-// the HTTP status and body.
-func postSOAP(t *testing.T, env *gatewaytest.Env, agency string) (int, []byte) {
-	t.Helper()
-	return postSOAPWith(t, env, agency, nil)
-}
-
-// postSOAPWith is postSOAP with more request headers (added: a header may
-// repeat).
-func postSOAPWith(t *testing.T, env *gatewaytest.Env, agency string, hdr http.Header) (int, []byte) {
-	t.Helper()
-	r := postSOAPAnswer(t, env, agency, hdr)
-	return r.status, r.body
-}
-
-// postSOAPAnswer is postSOAPWith returning the whole answer, its headers
-// too.
-func postSOAPAnswer(t *testing.T, env *gatewaytest.Env, agency string, hdr http.Header) response {
-	t.Helper()
-	return postSOAPTo(t, env, agency, "/soap/v1/exchange", hdr)
-}
-
-// postSOAPTo is postSOAPAnswer to the path (and query) target.
-func postSOAPTo(t *testing.T, env *gatewaytest.Env, agency, target string, hdr http.Header) response {
-	t.Helper()
-	d := unsigned(t, soapExample(t))
-	if err := agencyClient(t, env, agency).Signer.Sign(d); err != nil {
-		t.Fatal(err)
-	}
-	body, _ := d.WriteToBytes()
-	req, _ := http.NewRequest("POST", env.Server.URL+target, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
-	req.Header.Set("SOAPAction", `"urn:xb-injury:exchange:v1#NotifyInjury"`)
-	for k, vs := range hdr {
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
-	}
-	resp, err := env.Client(&env.Partners[agency].TLS).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	return response{resp.StatusCode, resp.Header, raw}
-}
-
-// assertFault checks that raw is a SOAP fault with the sub-code code.
-func assertFault(t *testing.T, raw []byte, code string) {
-	t.Helper()
-	f, err := wssec.Parse(raw, wssec.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c := f.FindElement("//FaultDetail/Code"); c == nil || c.Text() != code {
-		t.Fatalf("fault %s, want %s", raw, code)
 	}
 }

@@ -2,7 +2,6 @@ package server_test
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"testing"
 
@@ -134,11 +133,7 @@ func TestSubmissionQueryRefused(t *testing.T) {
 // postJOSE posts a compact JWS to url as it is (its path and query).
 func postJOSE(t testing.TB, c *http.Client, url string, body []byte) response {
 	t.Helper()
-	r, err := c.Post(url, "application/jose", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Body.Close()
-	b, _ := io.ReadAll(r.Body)
-	return response{r.StatusCode, r.Header, b}
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/jose")
+	return send(t, c, req)
 }

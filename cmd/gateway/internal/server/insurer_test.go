@@ -69,14 +69,7 @@ func postClaims(t testing.TB, env *gatewaytest.Env, id string, doc []byte, key j
 	}
 	c := env.Client(&p.TLS)
 	req := []byte(sign(t, doc, key, partnerkit.Compact))
-	r, err := c.Post(env.Server.URL+"/v1/insurer-claims", "application/jose", bytes.NewReader(req))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Body.Close()
-	var buf bytes.Buffer
-	_, _ = buf.ReadFrom(r.Body)
-	return response{r.StatusCode, r.Header, buf.Bytes()}
+	return postJOSE(t, c, env.Server.URL+"/v1/insurer-claims", req)
 }
 
 func TestInsurerClaims(t *testing.T) {

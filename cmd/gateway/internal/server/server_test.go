@@ -45,10 +45,27 @@ func example(t testing.TB, name string) []byte {
 	return b
 }
 
+// response is an answer of the gateway, read whole.
 type response struct {
 	status int
 	header http.Header
 	body   []byte
+}
+
+// send sends req with c and returns the answer, read whole; a request that
+// gets no answer, or an answer that cannot be read, fails the test.
+func send(t testing.TB, c *http.Client, req *http.Request) response {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the answer: %v", req.Method, req.URL.Path, err)
+	}
+	return response{resp.StatusCode, resp.Header, b}
 }
 
 func post(t testing.TB, c *http.Client, url, contentType string, body []byte, hdr map[string]string) response {
@@ -66,13 +83,7 @@ func postHeader(t testing.TB, c *http.Client, url string, body []byte, h http.He
 	t.Helper()
 	req, _ := http.NewRequest("POST", url+"/v1/injury-notices", bytes.NewReader(body))
 	req.Header = h
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("POST: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{resp.StatusCode, resp.Header, b}
+	return send(t, c, req)
 }
 
 func sign(t testing.TB, doc []byte, key jwk.Key, form partnerkit.Form) string {
@@ -433,13 +444,7 @@ func TestRoutes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, env.Server.URL+tc.path, nil)
-			resp, err := c.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			assertProblem(t, response{resp.StatusCode, resp.Header, b}, tc.kind, "")
+			assertProblem(t, send(t, c, req), tc.kind, "")
 		})
 	}
 	t.Run("ok/jwks", func(t *testing.T) {

@@ -352,14 +352,10 @@ func TestSOAPFaults(t *testing.T) {
 			req, _ := http.NewRequest("POST", env.Server.URL+"/soap/v1/exchange", bytes.NewReader(tc.body))
 			req.Header.Set("Content-Type", "text/xml; charset=utf-8")
 			req.Header.Set("SOAPAction", `"urn:xb-injury:exchange:v1#`+tc.action+`"`)
-			resp, err := cl.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 500 {
-				t.Fatalf("HTTP %d\n%s", resp.StatusCode, raw)
+			r := send(t, cl, req)
+			raw := r.body
+			if r.status != 500 {
+				t.Fatalf("HTTP %d\n%s", r.status, raw)
 			}
 			d, err := wssec.Parse(raw, wssec.Limits{})
 			if err != nil {
@@ -434,14 +430,10 @@ func TestSOAP12(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest("POST", env.Server.URL+"/soap/v1/exchange", bytes.NewReader(sign(tc.xml)))
 			req.Header.Set("Content-Type", tc.contentType)
-			resp, err := env.Client(&env.Partners["agency-th"].TLS).Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tc.status || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/soap+xml") {
-				t.Fatalf("HTTP %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), raw)
+			answer := send(t, env.Client(&env.Partners["agency-th"].TLS), req)
+			raw := answer.body
+			if answer.status != tc.status || !strings.HasPrefix(answer.header.Get("Content-Type"), "application/soap+xml") {
+				t.Fatalf("HTTP %d %s\n%s", answer.status, answer.header.Get("Content-Type"), raw)
 			}
 			d, err := wssec.Parse(raw, wssec.Limits{})
 			if err != nil {
@@ -494,4 +486,57 @@ func BenchmarkSOAPNotifyInjury(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "messages/s")
+}
+
+// postSOAP sends the signed NotifyInjury example as the agency and returns
+// the HTTP status and body.
+func postSOAP(t *testing.T, env *gatewaytest.Env, agency string) (int, []byte) {
+	t.Helper()
+	return postSOAPWith(t, env, agency, nil)
+}
+
+// postSOAPWith is postSOAP with more request headers (added: a header may
+// repeat).
+func postSOAPWith(t *testing.T, env *gatewaytest.Env, agency string, hdr http.Header) (int, []byte) {
+	t.Helper()
+	r := postSOAPAnswer(t, env, agency, hdr)
+	return r.status, r.body
+}
+
+// postSOAPAnswer is postSOAPWith returning the whole answer, its headers
+// too.
+func postSOAPAnswer(t *testing.T, env *gatewaytest.Env, agency string, hdr http.Header) response {
+	t.Helper()
+	return postSOAPTo(t, env, agency, "/soap/v1/exchange", hdr)
+}
+
+// postSOAPTo is postSOAPAnswer to the path (and query) target.
+func postSOAPTo(t *testing.T, env *gatewaytest.Env, agency, target string, hdr http.Header) response {
+	t.Helper()
+	d := unsigned(t, soapExample(t))
+	if err := agencyClient(t, env, agency).Signer.Sign(d); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := d.WriteToBytes()
+	req, _ := http.NewRequest("POST", env.Server.URL+target, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "text/xml; charset=utf-8")
+	req.Header.Set("SOAPAction", `"urn:xb-injury:exchange:v1#NotifyInjury"`)
+	for k, vs := range hdr {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	return send(t, env.Client(&env.Partners[agency].TLS), req)
+}
+
+// assertFault checks that raw is a SOAP fault with the sub-code code.
+func assertFault(t *testing.T, raw []byte, code string) {
+	t.Helper()
+	f, err := wssec.Parse(raw, wssec.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := f.FindElement("//FaultDetail/Code"); c == nil || c.Text() != code {
+		t.Fatalf("fault %s, want %s", raw, code)
+	}
 }
