@@ -6,21 +6,14 @@
 package outbound
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"slices"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
-	"github.com/perkeso/jambatan/adapters/jsondoc"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/correlation"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
@@ -76,50 +69,6 @@ func (dl *Deliverer) now() time.Time {
 		return dl.Now()
 	}
 	return time.Now()
-}
-
-// breaker is a per-partner circuit breaker: it opens after consecutive
-// failures, lets one probe through after the cooldown (half-open), and
-// closes on a success.
-type breaker struct {
-	failures  int
-	openUntil time.Time
-	probing   bool
-}
-
-func (b *breaker) allow(now time.Time, ep partner.Endpoint) bool {
-	if b.failures < ep.BreakerFailures {
-		return true
-	}
-	if now.Before(b.openUntil) || b.probing {
-		return false
-	}
-	b.probing = true // half-open: one probe
-	return true
-}
-
-func (b *breaker) result(ok bool, now time.Time, ep partner.Endpoint) {
-	b.probing = false
-	if ok {
-		b.failures = 0
-		return
-	}
-	b.failures++
-	if b.failures >= ep.BreakerFailures {
-		b.openUntil = now.Add(ep.BreakerCooldown)
-	}
-}
-
-// BreakerOpen reports whether a partner's breaker is open (for health and tests).
-func (dl *Deliverer) BreakerOpen(partnerID string) bool {
-	dl.mu.Lock()
-	defer dl.mu.Unlock()
-	b := dl.breakers[partnerID]
-	p, ok := dl.Partners.ByID(partnerID)
-	if b == nil || !ok || p.Endpoint == nil {
-		return false
-	}
-	return b.failures >= p.Endpoint.WithDefaults().BreakerFailures && dl.now().Before(b.openUntil)
 }
 
 func (dl *Deliverer) init() {
@@ -299,39 +248,6 @@ func (dl *Deliverer) Round(ctx context.Context) error {
 	return nil
 }
 
-// admit takes a slot of p's concurrency for a claimed delivery, if p's
-// breaker lets it start now: the attempt gives sem's slot back when it
-// ends. Otherwise it says when the delivery should come back: when the
-// breaker half-opens (it opened after the round asked for p's quota,
-// another attempt failing meanwhile), or shortly, p being at its limit.
-func (dl *Deliverer) admit(p *partner.Partner, ep partner.Endpoint, now time.Time) (sem chan struct{}, retryAt time.Time, ok bool) {
-	dl.mu.Lock()
-	defer dl.mu.Unlock()
-	b := dl.breakers[p.ID]
-	if b == nil {
-		b = &breaker{}
-		dl.breakers[p.ID] = b
-	}
-	sem = dl.sems[p.ID]
-	// A reload may change the partner's concurrency. Attempts under
-	// way release the semaphore they took, so for one attempt's time
-	// the old and new limits may overlap.
-	if sem == nil || cap(sem) != ep.Concurrency {
-		sem = make(chan struct{}, ep.Concurrency)
-		dl.sems[p.ID] = sem
-	}
-	if !b.allow(now, ep) {
-		return nil, maxTime(b.openUntil, now.Add(10*time.Millisecond)), false
-	}
-	select {
-	case sem <- struct{}{}:
-		return sem, time.Time{}, true
-	default:
-		b.probing = false // the probe did not start
-		return nil, now.Add(20 * time.Millisecond), false
-	}
-}
-
 // lease is how long a claim holds a delivery: longer than any endpoint
 // lets an attempt take, so that no second claim starts a second attempt
 // beside one still under way (a fixed 30 s did, at a 60 s timeout).
@@ -341,13 +257,6 @@ func (dl *Deliverer) lease() time.Duration {
 		l = max(l, p.Endpoint.WithDefaults().Timeout+10*time.Second)
 	}
 	return l
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
 }
 
 // ResetSenders drops the cached senders (after a reload, which may bring a
@@ -473,20 +382,6 @@ func (dl *Deliverer) finish(ctx context.Context, d *store.Delivery, resp []byte,
 	dl.finishWith(ctx, d, resp, status, oe, partner.Endpoint{}.WithDefaults())
 }
 
-// Backoff is the delay before attempt n+1 (n >= 1): exponential from base,
-// capped, with full jitter over its upper half. It doubles until the cap
-// rather than shifting: a base shifted by n-1 overflowed for a long base
-// and many attempts, and could come out short (a base of 98.5 minutes, at
-// its 31st attempt, waited under 13).
-func Backoff(n int, ep partner.Endpoint) time.Duration {
-	d := ep.BaseBackoff
-	for i := 1; i < n && d < ep.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, ep.MaxBackoff)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
 // maxErrorText bounds the text of a failed attempt wherever it goes: the
 // delivery's last_error, the message log, the delivery-status event and
 // the log line. It can quote the partner (an agency's fault reason, a kid
@@ -573,222 +468,4 @@ func (dl *Deliverer) finishWith(ctx context.Context, d *store.Delivery, resp []b
 		return
 	}
 	dl.Log.Info("delivery attempt", "correlation_id", e.CorrelationID, "delivery", d.ID, "partner", d.PartnerID, "type", d.MessageType, "state", state, "attempts", attempts, "status", status)
-}
-
-// Request is an outbound request as the back office writes it to
-// perkeso.outbound.v1 (or posts it to the operator endpoint).
-type Request struct {
-	ID          string          `json:"id"` // idempotency key; the record's ce_id when absent
-	Partner     string          `json:"partner"`
-	MessageType string          `json:"messageType"`
-	CaseID      string          `json:"caseId"`
-	Payload     json.RawMessage `json:"payload"`
-
-	// An InformationReply's items and its agency's institution, which
-	// Validate finds for Queue.
-	answers     map[string][]byte
-	institution string
-}
-
-// maxRequestValues bounds the values of a request ParseRequest reads: its
-// tree takes about 25 bytes for each byte of small values, and a request
-// may be 4 MiB (a record with its documents holds a few thousand).
-const maxRequestValues = 100_000
-
-// requestMembers are the members of a request, as written.
-var requestMembers = []string{"id", "partner", "messageType", "caseId", "payload"}
-
-// ParseRequest reads an outbound request strictly: one JSON object (no
-// member given twice, nothing after it) with only the request's members,
-// spelt as they are. encoding/json alone takes the last of a member given
-// twice and matches names in any case, so {"partner":"th-sso",
-// "Partner":"bn-spk"} went to the second, whatever the back office meant
-// and signed; and it passes over a member it does not know ("priority":
-// "urgent"), which the gateway would only pretend to honour.
-//
-// A refused request still comes back as far as encoding/json reads it, so
-// that its dead letter names its id and partner, as one Validate refuses
-// does.
-func ParseRequest(b []byte) (Request, error) {
-	var r Request
-	lenient := json.Unmarshal(b, &r)
-	if lenient != nil {
-		r = Request{}
-	}
-	doc, err := jsondoc.ParseBounded(b, 0, maxRequestValues)
-	if errors.Is(err, jsondoc.ErrTooManyValues) {
-		return r, fmt.Errorf("the request holds more than %d JSON values", maxRequestValues)
-	}
-	if err != nil {
-		return r, errors.New("the request is not one strict JSON object: " + jsondoc.Reason(err))
-	}
-	if doc.Kind != jsondoc.Object {
-		return r, errors.New("the request is not a JSON object")
-	}
-	for _, m := range doc.Members {
-		if !slices.Contains(requestMembers, m.Name) {
-			return r, fmt.Errorf("member %q is not one of a request's (%s)", clip(m.Name, 64), strings.Join(requestMembers, ", "))
-		}
-	}
-	if lenient != nil {
-		return r, errors.New("the request's members are not of their types: " + lenient.Error())
-	}
-	return r, nil
-}
-
-// ErrIDReused is Queue's answer when a delivery with the request's id is
-// queued already for another partner, type, case or payload: the request
-// is not queued.
-var ErrIDReused = errors.New("a delivery with this id is queued already with another partner, type, case or payload")
-
-// Queue puts a valid request in the durable queue q. queued is false for a
-// repeat of a request queued before; a request that reuses a queued id
-// with other content is ErrIDReused, since its content would otherwise be
-// lost without a word. The operator API and the topic's consumer share it.
-//
-// An InformationReply is not queued but held (HoldAnswers), recorded as
-// delivered at once, with a status event when status is set; a case not shared with its agency is
-// store.ErrCaseNotShared, and so is an agency's message on a case
-// registered as another institution's.
-func Queue(ctx context.Context, q DeliveryQueue, r *Request, at time.Time, status StatusFunc) (queued bool, err error) {
-	d := &store.Delivery{Key: r.ID, PartnerID: r.Partner, MessageType: r.MessageType, CaseID: r.CaseID, Payload: r.Payload}
-	switch {
-	case r.MessageType == InformationReply:
-		queued, err = q.HoldAnswers(ctx, d, r.institution, r.answers, at, heldEntry(at, status))
-	case r.institution != "" && r.CaseID != "":
-		if err = caseOf(ctx, q, d, r.institution); err == nil {
-			queued, err = q.Enqueue(ctx, d, at)
-		}
-	default:
-		queued, err = q.Enqueue(ctx, d, at)
-	}
-	if err != nil || queued {
-		return queued, err
-	}
-	first, err := q.DeliveryByKey(ctx, r.ID)
-	if err != nil {
-		return false, err
-	}
-	if !r.Repeats(first) {
-		return false, ErrIDReused
-	}
-	return false, nil
-}
-
-// caseOf is store.ErrCaseNotShared when d's case is registered as shared
-// with another institution than the agency's: a message on it would carry
-// one institution's case, its person's data among it, to another. A case
-// not registered at all passes: one an agency assigned before this build
-// registered such cases, or a typing error the agency itself refuses.
-func caseOf(ctx context.Context, q interface {
-	CaseInstitution(ctx context.Context, caseID string) (string, error)
-}, d *store.Delivery, institution string) error {
-	inst, err := q.CaseInstitution(ctx, d.CaseID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return nil
-	case err != nil:
-		return err
-	case inst != institution:
-		return fmt.Errorf("caseId %q: %w: it is %s's", d.CaseID, store.ErrCaseNotShared, inst)
-	}
-	return nil
-}
-
-// Repeats reports whether a request whose id is queued already as d asks
-// for the same delivery: the same partner, type, case and payload (as JSON,
-// whatever its spacing). A repeat is answered as queued; anything else is
-// another request that reused the id, and is not queued. A NotifyInjury
-// names no case: the agency assigns one, which the delivery then holds.
-func (r *Request) Repeats(d *store.Delivery) bool {
-	assigned := r.MessageType == "NotifyInjury" && r.CaseID == ""
-	if r.Partner != d.PartnerID || r.MessageType != d.MessageType || r.CaseID != d.CaseID && !assigned {
-		return false
-	}
-	var a, b bytes.Buffer
-	return json.Compact(&a, r.Payload) == nil && json.Compact(&b, d.Payload) == nil && bytes.Equal(a.Bytes(), b.Bytes())
-}
-
-// Message types a request may have: agency-soap/v1's requests, which the
-// deliverer sends to agencies, InformationReply, which is held (Queue), and
-// JSON for JSON partners.
-var MessageTypes = map[string]bool{"NotifyInjury": true, "RequestInformation": true, "NotifyDecision": true, "JSON": true, InformationReply: true}
-
-// MaxField bounds a request's id and caseId, which every status event of
-// its delivery repeats (the id twice, as the record's key and in its value).
-const MaxField = 256
-
-// requestOf is the request d was queued as, to be checked again. A
-// NotifyInjury's case is the one its agency assigned, not the request's.
-func requestOf(d *store.Delivery) *Request {
-	r := &Request{ID: d.Key, Partner: d.PartnerID, MessageType: d.MessageType, CaseID: d.CaseID, Payload: d.Payload}
-	if r.MessageType == "NotifyInjury" {
-		r.CaseID = ""
-	}
-	return r
-}
-
-// Validate checks a request before it is queued, and a delivery again
-// before each attempt (requestOf).
-func (r *Request) Validate(reg *partner.Registry) error {
-	p, ok := reg.ByID(r.Partner)
-	switch {
-	case r.ID == "":
-		return errors.New("id is required")
-	case len(r.ID) > MaxField:
-		return fmt.Errorf("id is over %d bytes", MaxField)
-	case !plainText(r.ID):
-		return errors.New("id must be UTF-8 text without control characters")
-	case len(r.CaseID) > MaxField:
-		return fmt.Errorf("caseId is over %d bytes", MaxField)
-	case !plainText(r.CaseID):
-		return errors.New("caseId must be UTF-8 text without control characters")
-	case !ok:
-		return fmt.Errorf("unknown partner %q", r.Partner)
-	case r.MessageType == InformationReply:
-		return r.validateReply(p)
-	case p.Endpoint == nil:
-		return fmt.Errorf("partner %q has no endpoint registered", r.Partner)
-	case !MessageTypes[r.MessageType]:
-		return fmt.Errorf("unknown messageType %q", r.MessageType)
-	case len(r.Payload) == 0 || !json.Valid(r.Payload):
-		return errors.New("payload must be JSON")
-	case p.Endpoint.Protocol == "soap" && r.CaseID == "" && r.MessageType != "NotifyInjury":
-		return errors.New("caseId is required for an agency")
-	case p.Endpoint.Protocol == "soap" && r.CaseID != "" && r.MessageType == "NotifyInjury":
-		// H1: the receiver of a notification assigns its case, which the
-		// delivery then takes; a caseId given here would stand in its way.
-		return errors.New("a NotifyInjury has no caseId: the agency assigns it")
-	case p.Endpoint.Protocol == "soap" && r.MessageType == "JSON", p.Endpoint.Protocol == "json" && r.MessageType != "JSON":
-		return fmt.Errorf("messageType %s does not fit the partner's protocol %s", r.MessageType, p.Endpoint.Protocol)
-	}
-	if p.Endpoint.Protocol == "soap" {
-		r.institution = p.Institution // Queue checks the case is not another's
-	}
-	return nil
-}
-
-// plainText reports whether s is UTF-8 without control characters: an id
-// or a case id is a key the store looks up, and PostgreSQL refuses a NUL in
-// a query as in a row (a record that held one was tried again for ever, and
-// no request behind it was read).
-func plainText(s string) bool {
-	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
-}
-
-// validateReply checks an InformationReply, which is held for an agency,
-// not sent (so its partner needs no endpoint), and keeps its items.
-func (r *Request) validateReply(p *partner.Partner) error {
-	switch {
-	case p.Kind != partner.KindAgency:
-		return fmt.Errorf("an InformationReply is held for an agency, and partner %q is not one", r.Partner)
-	case r.CaseID == "":
-		return errors.New("caseId is required for an agency")
-	}
-	answers, err := ReplyItems(p.Institution, r.CaseID, r.Payload)
-	if err != nil {
-		return err
-	}
-	r.answers, r.institution = answers, p.Institution
-	return nil
 }
