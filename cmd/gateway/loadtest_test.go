@@ -121,9 +121,9 @@ func TestLoadTestSummary(t *testing.T) {
 // (each notice sent is a record under the template's UEN); an insurer's
 // run sends distinct batches, each claim a record of its own, and an
 // agency's distinct NotifyInjury messages, each signed with WS-Security; a
-// template of another format, or holding loadtest's id mark, is refused.
-// An insurer's duration run signs as many claims a second as an
-// employer's signs notices, so a third as many batches of three.
+// template of another format, or holding loadtest's id mark, is refused;
+// an insurer's duration run signs as many claims a second as an
+// employer's signs notices (see the end).
 func TestLoadTestTemplate(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "dev")
 	cmd, out, d := startDev(t, dir)
