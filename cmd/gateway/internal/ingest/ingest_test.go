@@ -630,3 +630,26 @@ func TestSinkFilePrivate(t *testing.T) {
 		t.Fatalf("mode %v, want none for group and others", fi.Mode().Perm())
 	}
 }
+
+// TestDefaults: a consumer given no batch size, batch bytes, linger or
+// logger runs with the documented ones (500 messages, DefaultBatchBytes,
+// 20 ms, slog's default), and so does a requeue of the quarantine.
+func TestDefaults(t *testing.T) {
+	b, f, sink := setUp(t, filepath.Join(t.TempDir(), "bo.db"))
+	c := consumer(b.Addr, "bo", sink, f, topic)
+	defer c.Reader.Close()
+	c.Batch, c.Log = 0, nil
+	if _, err := c.Run(context.Background(), true, 100*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if c.Batch != 500 || c.BatchBytes != ingest.DefaultBatchBytes || c.Linger != 20*time.Millisecond || c.Log == nil {
+		t.Fatalf("a run's defaults: batch %d, %d bytes, linger %s, log %v", c.Batch, c.BatchBytes, c.Linger, c.Log)
+	}
+	r := &ingest.Consumer{Sink: sink, JWKS: f.signer.JWKS()}
+	if _, err := r.Requeue(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if r.Batch != 500 || r.Log == nil {
+		t.Fatalf("a requeue's defaults: batch %d, log %v", r.Batch, r.Log)
+	}
+}
