@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 )
@@ -83,6 +84,13 @@ func TestToMYR(t *testing.T) {
 	t.Run("fail/unknown-currency", func(t *testing.T) {
 		if _, err := ExampleRates.ToMYR("1.00", "XXX"); err == nil {
 			t.Fatal("want error")
+		}
+	})
+	t.Run("fail/rate-not-a-decimal", func(t *testing.T) {
+		// A table's own mistake is an error, not a panic in the intake.
+		bad := RateTable{ID: "XR-BAD", Rates: map[string]string{"SGD": "3.26 MYR"}}
+		if _, err := bad.ToMYR("1.00", "SGD"); err == nil || !strings.Contains(err.Error(), `"3.26 MYR"`) {
+			t.Fatalf("%v, want the rate named", err)
 		}
 	})
 	if got := RoundHalfAway(big.NewRat(-6620845, 1000), 2); got != "-6620.85" {

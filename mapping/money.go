@@ -50,7 +50,10 @@ func (t RateTable) ToMYR(amount, currency string) (Money, error) {
 	if !ok {
 		return Money{}, fmt.Errorf("mapping: amount %q is not a decimal", amount)
 	}
-	r, _ := new(big.Rat).SetString(rate)
+	r, ok := new(big.Rat).SetString(rate)
+	if !ok {
+		return Money{}, fmt.Errorf("mapping: %s's %s rate %q is not a decimal", t.ID, currency, rate)
+	}
 	return Money{Amount: amount, Currency: currency, MYRAmount: RoundHalfAway(new(big.Rat).Mul(a, r), 2), MYRRate: rate}, nil
 }
 
