@@ -132,15 +132,23 @@ func certsKit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	pub, _ := jwk.PublicKeyOf(key)
+	pub, err := jwk.PublicKeyOf(key)
+	if err != nil {
+		return err
+	}
 	set := jwk.NewSet()
-	_ = set.AddKey(pub)
+	if err := set.AddKey(pub); err != nil {
+		return err
+	}
 	for _, f := range []struct {
 		path string
 		v    any
 		mode os.FileMode
 	}{{kit.SigningJWK, key, 0o600}, {kit.PublicJWKS, set, 0o644}} {
-		b, _ := json.MarshalIndent(f.v, "", "  ")
+		b, err := json.MarshalIndent(f.v, "", "  ")
+		if err != nil {
+			return err
+		}
 		if err := os.WriteFile(f.path, append(b, '\n'), f.mode); err != nil {
 			return err
 		}

@@ -235,7 +235,9 @@ func writeSigningKey(privPath, pubPath, kid string) error {
 		return err
 	}
 	set := jwk.NewSet()
-	_ = set.AddKey(pub)
+	if err := set.AddKey(pub); err != nil {
+		return err
+	}
 	if err := writeJSON(privPath, priv, 0o600); err != nil {
 		return err
 	}
