@@ -256,8 +256,9 @@ func TestBrokerOutage(t *testing.T) {
 // TestStoreOutage: a relay that cannot read its outbox (here the table
 // taken away under it, as from a store that is down) says so, and not that
 // Kafka is away, as it did: its warning, its status and the errors
-// metric name the outbox, and Kafka's count does not move. With the outbox
-// back it publishes what waited, and says so once.
+// metric name the outbox, and Kafka's count does not move. It tries again
+// after growing pauses. With the outbox back it publishes what waited, and
+// says so once.
 func TestStoreOutage(t *testing.T) {
 	b, st := brokerAndStore(t)
 	reg := prometheus.NewRegistry()
@@ -282,6 +283,12 @@ func TestStoreOutage(t *testing.T) {
 	}
 	if during["outbox"] <= before["outbox"] || during["kafka"] != before["kafka"] || during["render"] != before["render"] {
 		t.Fatalf("relay errors %v, then %v: want only the outbox's counted", before, during)
+	}
+	// A second more of the outage: the relay tries again after 100, 200,
+	// 400 ms, … (retry.Pauses), a few times, not over and over at once.
+	time.Sleep(time.Second)
+	if n := relayErrors(t, reg)["outbox"] - before["outbox"]; n < 3 || n > 6 {
+		t.Fatalf("%v failed rounds in the outage's first second, want 4 or so: 100, 200, 400 ms apart", n)
 	}
 	if _, err := st.DB().Exec(`ALTER TABLE outbox_away RENAME TO outbox`); err != nil {
 		t.Fatal(err)
