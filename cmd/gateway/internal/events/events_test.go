@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/perkeso/jambatan/adapters"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/store"
 )
@@ -430,14 +430,7 @@ func edited(value []byte, f func(map[string]any)) []byte {
 // newSigner is a receipt signer with a new key and the JWKS of its public half.
 func newSigner(t testing.TB, kid string) (*receipt.Signer, jwk.Set) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "k.json")
-	if err := receipt.GenerateKeyFile(path, kid); err != nil {
-		t.Fatal(err)
-	}
-	s, err := receipt.LoadSigner(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := gatewaytest.NewSigner(t, kid)
 	return s, s.JWKS()
 }
 

@@ -98,10 +98,7 @@ func Start(t testing.TB, opts Options) *Env {
 	must(t, err)
 	srvCert, err := ca.IssueServer("localhost", []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
 	must(t, err)
-	keyPath := filepath.Join(dir, "receipt.jwk.json")
-	must(t, receipt.GenerateKeyFile(keyPath, "test-receipt-1"))
-	signer, err := receipt.LoadSigner(keyPath)
-	must(t, err)
+	signer := NewSigner(t, "test-receipt-1")
 	target := opts.Store
 	if target == "" {
 		target = filepath.Join(dir, "gateway.db")

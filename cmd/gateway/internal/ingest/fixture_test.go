@@ -23,6 +23,7 @@ import (
 	"github.com/perkeso/jambatan/adapters/sgemployer"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/pgtest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
@@ -49,19 +50,7 @@ type fixture struct {
 }
 
 func newFixture(t testing.TB) *fixture {
-	dir := t.TempDir()
-	signer := func(name string) *receipt.Signer {
-		path := filepath.Join(dir, name)
-		if err := receipt.GenerateKeyFile(path, "gw-1"); err != nil {
-			t.Fatal(err)
-		}
-		s, err := receipt.LoadSigner(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	s, o := signer("k.json"), signer("o.json")
+	s, o := gatewaytest.NewSigner(t, "gw-1"), gatewaytest.NewSigner(t, "gw-1")
 	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "..", "adapters", "sgemployer", "testdata", "example-a.in.json"))
 	if err != nil {
 		t.Fatal(err)

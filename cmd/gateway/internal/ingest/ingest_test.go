@@ -567,8 +567,7 @@ func TestRotatedKeyIngested(t *testing.T) {
 	f.b.Receipts = f.signer // the case message's and the status's receipts too
 	msgs = append(msgs, f.message(t, 1, "receipt-bound"), f.caseMessage(t, 1, ""), f.rejection(t, 1, ""),
 		f.status(t, events.DeliveryStatus{DeliveryID: 1, Key: "ni-001", Partner: "th-sso", MessageType: "NotifyInjury", State: "delivered", Attempts: 1, At: "x"}, ""))
-	_ = receipt.GenerateKeyFile(filepath.Join(dir, "stranger.json"), "gw-stranger")
-	f.signer, _ = receipt.LoadSigner(filepath.Join(dir, "stranger.json"))
+	f.signer = gatewaytest.NewSigner(t, "gw-stranger")
 	msgs = append(msgs, f.message(t, 2, "receipt-bound"))
 	produce(t, b.Addr, msgs)
 

@@ -114,9 +114,7 @@ func BenchmarkStepCanonicalSchema(b *testing.B) {
 }
 
 func BenchmarkStepReceipt(b *testing.B) {
-	path := filepath.Join(b.TempDir(), "k.json")
-	_ = receipt.GenerateKeyFile(path, "k")
-	s, _ := receipt.LoadSigner(path)
+	s := gatewaytest.NewSigner(b, "k")
 	r := receipt.Receipt{Issuer: receipt.Issuer, Status: "ACCEPTED", RecordID: "b0867b30-be3c-5595-a939-c4d47c281950"}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -47,8 +47,7 @@ func newWorld(t testing.TB) *world {
 	ca, _ := certs.NewCA("test CA")
 	cc, _ := ca.IssueClient("jambatan-gateway")
 	dir := t.TempDir()
-	_ = receipt.GenerateKeyFile(filepath.Join(dir, "k.json"), "gw-1")
-	sg, _ := receipt.LoadSigner(filepath.Join(dir, "k.json"))
+	sg := gatewaytest.NewSigner(t, "gw-1")
 	sk, _ := ca.IssueSigning("MY:PERKESO", nil)
 	st, err := store.Open(filepath.Join(dir, "g.db"))
 	if err != nil {
