@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -14,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/app"
@@ -128,30 +125,9 @@ func certsKit(args []string, stdout, stderr io.Writer) error {
 	// year, as it was, repeated).
 	var r [4]byte
 	_, _ = rand.Read(r[:])
-	key, err := receipt.NewES256Key(*partnerID + "-" + time.Now().UTC().Format("20060102") + "-" + hex.EncodeToString(r[:]))
-	if err != nil {
+	kid := *partnerID + "-" + time.Now().UTC().Format("20060102") + "-" + hex.EncodeToString(r[:])
+	if err := partnerkit.WriteSigningKey(kit.SigningJWK, kit.PublicJWKS, kid); err != nil {
 		return err
-	}
-	pub, err := jwk.PublicKeyOf(key)
-	if err != nil {
-		return err
-	}
-	set := jwk.NewSet()
-	if err := set.AddKey(pub); err != nil {
-		return err
-	}
-	for _, f := range []struct {
-		path string
-		v    any
-		mode os.FileMode
-	}{{kit.SigningJWK, key, 0o600}, {kit.PublicJWKS, set, 0o644}} {
-		b, err := json.MarshalIndent(f.v, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(f.path, append(b, '\n'), f.mode); err != nil {
-			return err
-		}
 	}
 	fmt.Fprintf(stdout, "kit for %s in %s: client.pem, client.key, signing.jwk.json (private: the partner keeps it), jwks.json (public: Perkeso registers it)\n", *partnerID, *outDir)
 	partnerRegistration(stdout, *partnerID, c.Cert, strconv.Quote(kit.PublicJWKS))

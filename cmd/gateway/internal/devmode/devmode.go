@@ -16,8 +16,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/lestrrat-go/jwx/v3/jwk"
-
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/config"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
@@ -181,7 +179,7 @@ func Ensure(dir string) (l Layout, created bool, err error) {
 		}
 	}
 	if !exists(l.BackOfficeKey) {
-		if err := writeSigningKey(l.BackOfficeKey, l.BackOfficeJWKS, BackOfficeKid); err != nil {
+		if err := partnerkit.WriteSigningKey(l.BackOfficeKey, l.BackOfficeJWKS, BackOfficeKid); err != nil {
 			return l, false, err
 		}
 	}
@@ -218,30 +216,9 @@ func ensureKit(ca *certs.CA, k PartnerKit, d DemoPartner) error {
 		return nil
 	}
 	if !exists(k.SigningJWK) {
-		return writeSigningKey(k.SigningJWK, k.PublicJWKS, d.Kid)
+		return partnerkit.WriteSigningKey(k.SigningJWK, k.PublicJWKS, d.Kid)
 	}
 	return nil
-}
-
-// writeSigningKey writes a new ES256 key with kid as a private JWK and its
-// public half as a JWKS.
-func writeSigningKey(privPath, pubPath, kid string) error {
-	priv, err := receipt.NewES256Key(kid)
-	if err != nil {
-		return err
-	}
-	pub, err := jwk.PublicKeyOf(priv)
-	if err != nil {
-		return err
-	}
-	set := jwk.NewSet()
-	if err := set.AddKey(pub); err != nil {
-		return err
-	}
-	if err := writeJSON(privPath, priv, 0o600); err != nil {
-		return err
-	}
-	return writeJSON(pubPath, set, 0o644)
 }
 
 // issueRSASigning issues a WS-Security signing certificate with an RSA 2048

@@ -23,6 +23,7 @@ import (
 
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/jwsin"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/receipt"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/retryafter"
 )
 
@@ -50,6 +51,39 @@ const (
 	Detached                      // body = document, X-JWS-Signature = detached JWS
 	DetachedUnencoded             // as Detached, with "b64": false (RFC 7797)
 )
+
+// WriteSigningKey writes a new ES256 signing key with kid as a private JWK
+// (privPath, the partner's alone) and its public half as the JWKS Perkeso
+// registers (pubPath): a partner kit's signing.jwk.json and jwks.json, and
+// the dev back office's pair.
+func WriteSigningKey(privPath, pubPath, kid string) error {
+	priv, err := receipt.NewES256Key(kid)
+	if err != nil {
+		return err
+	}
+	pub, err := jwk.PublicKeyOf(priv)
+	if err != nil {
+		return err
+	}
+	set := jwk.NewSet()
+	if err := set.AddKey(pub); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		path string
+		v    any
+		mode os.FileMode
+	}{{privPath, priv, 0o600}, {pubPath, set, 0o644}} {
+		b, err := json.MarshalIndent(f.v, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(f.path, append(b, '\n'), f.mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // LoadSigningKey reads a private JWK; it must carry a kid and an alg.
 func LoadSigningKey(path string) (jwk.Key, error) {
