@@ -80,7 +80,9 @@ func TestExample(t *testing.T) {
 
 func edit(t testing.TB, f func(m map[string]any)) []byte {
 	var m map[string]any
-	_ = json.Unmarshal(example(t), &m)
+	if err := json.Unmarshal(example(t), &m); err != nil {
+		t.Fatal(err)
+	}
 	f(m)
 	b, _ := json.Marshal(m)
 	return b
@@ -237,13 +239,17 @@ func TestLossTimeShownTwice(t *testing.T) {
 // tests and benchmarks); bad lists indexes given a wrong check letter.
 func Large(t testing.TB, n int, bad ...int) []byte {
 	var m map[string]any
-	_ = json.Unmarshal(example(t), &m)
+	if err := json.Unmarshal(example(t), &m); err != nil {
+		t.Fatal(err)
+	}
 	c0 := claim(m, 0)
 	var claims []any
 	for i := 0; i < n; i++ {
 		var c map[string]any
 		b, _ := json.Marshal(c0)
-		_ = json.Unmarshal(b, &c)
+		if err := json.Unmarshal(b, &c); err != nil {
+			t.Fatal(err)
+		}
 		c["claimNo"] = fmt.Sprintf("WC%07d", i)
 		for _, k := range bad {
 			if k == i {

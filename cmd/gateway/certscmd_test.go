@@ -37,8 +37,14 @@ func TestCertsListNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caPEM, _ := os.ReadFile(l.CACert)
-	serverPEM, _ := os.ReadFile(l.ServerCert)
+	caPEM, err := os.ReadFile(l.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverPEM, err := os.ReadFile(l.ServerCert)
+	if err != nil {
+		t.Fatal(err)
+	}
 	bundle := filepath.Join(dir, "pki", "clients-bundle.pem")
 	if err := errors.Join(os.WriteFile(bundle, append(caPEM, caPEM...), 0o644),
 		os.WriteFile(l.ServerCert, append(serverPEM, caPEM...), 0o644)); err != nil {
@@ -56,7 +62,10 @@ func TestCertsListNames(t *testing.T) {
 		}
 		crls = append(crls, path)
 	}
-	good, _ := os.ReadFile(l.Config)
+	good, err := os.ReadFile(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
 	crlJSON, _ := json.Marshal(crls)
 	cfg := bytes.Replace(good, []byte(`"client_ca_file": "pki/ca.pem"`), []byte(`"client_ca_file": "pki/clients-bundle.pem", "crl_files": `+string(crlJSON)), 1)
 	if bytes.Equal(cfg, good) {
@@ -156,8 +165,13 @@ func TestCertsCommands(t *testing.T) {
 	}
 	for _, k := range []string{kitDir, kitDir2} {
 		var set struct{ Keys []json.RawMessage }
-		b, _ := os.ReadFile(filepath.Join(k, "jwks.json"))
-		_ = json.Unmarshal(b, &set)
+		b, err := os.ReadFile(filepath.Join(k, "jwks.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &set); err != nil {
+			t.Fatal(err)
+		}
 		both.Keys = append(both.Keys, set.Keys...)
 	}
 	bb, _ := json.Marshal(both)
@@ -231,14 +245,18 @@ func TestCertsCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	var acc struct{ Receipt string }
-	_ = json.Unmarshal([]byte(first), &acc)
+	if err := json.Unmarshal([]byte(first), &acc); err != nil {
+		t.Fatal(err)
+	}
 	if o, _, err := gateway(t, "certs", "rotate-receipt-key", "--dev", dir); err != nil || !strings.Contains(o, "new receipt key") {
 		t.Fatalf("rotate: %v %s", err, o)
 	}
 	reload(t, cmd, out)
 	o, _, err := gateway(t, "submit", "--dev", dir, example("example-b.in.json"))
 	var b struct{ Receipt string }
-	_ = json.Unmarshal([]byte(o), &b)
+	if err := json.Unmarshal([]byte(o), &b); err != nil {
+		t.Fatal(err)
+	}
 	if err != nil || b.Receipt == "" || strings.Split(b.Receipt, ".")[0] == strings.Split(acc.Receipt, ".")[0] {
 		t.Fatalf("receipts not signed with the new key: %v %s", err, o) // the protected header names the kid
 	}

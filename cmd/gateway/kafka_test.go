@@ -201,7 +201,10 @@ func TestKcatEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mb, _ := io.ReadAll(resp.Body)
+	mb, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	resp.Body.Close()
 	for _, want := range []string{`jambatan_requests_total{outcome="202",partner="demo-employer",route="POST /v1/injury-notices"} 25`,
 		`jambatan_requests_total{outcome="422",partner="demo-employer",route="POST /v1/injury-notices"} 3`,
@@ -216,7 +219,10 @@ func TestKcatEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rb, _ := io.ReadAll(resp.Body)
+	rb, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(rb), `"store":{"ok":true}`) || !strings.Contains(string(rb), `"kafka":{"ok":true`) {
 		t.Fatalf("/readyz %d %s", resp.StatusCode, rb)
@@ -412,7 +418,9 @@ func TestSOAPThroughDevMode(t *testing.T) {
 	s := string(raw)
 	s = s[:strings.Index(s, "<soap:Header>")] + s[strings.Index(s, "</soap:Header>")+len("</soap:Header>"):]
 	doc := etree.NewDocument()
-	_ = doc.ReadFromString(s)
+	if err := doc.ReadFromString(s); err != nil {
+		t.Fatal(err)
+	}
 	resp, err := c.Call(context.Background(), "urn:xb-injury:exchange:v1#NotifyInjury", doc)
 	if err != nil || resp.Fault != nil {
 		t.Fatalf("NotifyInjury: %v %+v", err, resp)
@@ -421,7 +429,9 @@ func TestSOAPThroughDevMode(t *testing.T) {
 	ri := `<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xb="urn:xb-injury:exchange:v1"><soap:Body><xb:RequestInformation><xb:Header><xb:MessageId>urn:uuid:dev-ri-1</xb:MessageId><xb:CaseId>` + caseID +
 		`</xb:CaseId><xb:Sender>TH:SSO</xb:Sender><xb:Receiver>MY:PERKESO</xb:Receiver><xb:SentAt>2026-03-10T02:00:00Z</xb:SentAt></xb:Header><xb:Request><xb:Item><xb:Code>WAGES_6M</xb:Code></xb:Item></xb:Request></xb:RequestInformation></soap:Body></soap:Envelope>`
 	doc = etree.NewDocument()
-	_ = doc.ReadFromString(ri)
+	if err := doc.ReadFromString(ri); err != nil {
+		t.Fatal(err)
+	}
 	if resp, err := c.Call(context.Background(), "urn:xb-injury:exchange:v1#RequestInformation", doc); err != nil || resp.Fault != nil {
 		t.Fatalf("RequestInformation: %v %+v", err, resp)
 	}
@@ -438,7 +448,9 @@ func TestSOAPThroughDevMode(t *testing.T) {
 	verifyCaseMessage(t, d, cm[0]["payload"].(string))
 	// "gateway receipt verify" shows a case message's receipt as signed.
 	var ev struct{ Receipt string }
-	_ = json.Unmarshal([]byte(cm[0]["payload"].(string)), &ev)
+	if err := json.Unmarshal([]byte(cm[0]["payload"].(string)), &ev); err != nil {
+		t.Fatal(err)
+	}
 	if o, e, err := gateway(t, "receipt", "verify", "--jwks", d.GatewayJWKS, ev.Receipt); err != nil ||
 		!strings.Contains(o, `"bodySha256"`) || !strings.Contains(o, `"operation": "RequestInformation"`) {
 		t.Fatalf("receipt verify of a case message's receipt: %v\n%s\n%s", err, o, e)
@@ -583,7 +595,10 @@ func TestOutboundRoundTrip(t *testing.T) {
 	if resp, err := http.Get(d.MetricsURL); err != nil {
 		t.Fatal(err)
 	} else {
-		b, _ := io.ReadAll(resp.Body)
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
 		resp.Body.Close()
 		if !strings.Contains(string(b), `jambatan_verification_failures_total{kind="outbound-request"} 1`) {
 			t.Fatalf("the unsigned request is not counted in jambatan_verification_failures_total")
@@ -703,7 +718,9 @@ func TestOutboundRoundTrip(t *testing.T) {
 		`</xb:CaseId><xb:Sender>TH:SSO</xb:Sender><xb:Receiver>MY:PERKESO</xb:Receiver><xb:SentAt>2026-03-20T02:00:00Z</xb:SentAt></xb:Header><xb:Decision><xb:Subject>WORK_RELATEDNESS</xb:Subject><xb:Outcome>ACCEPTED</xb:Outcome>` +
 		`<xb:DecisionDate cal="BE">2569-03-20</xb:DecisionDate><xb:LegalBasis>Workmen's Compensation Act B.E. 2537</xb:LegalBasis></xb:Decision></xb:NotifyDecision></soap:Body></soap:Envelope>`
 	doc := etree.NewDocument()
-	_ = doc.ReadFromString(nd)
+	if err := doc.ReadFromString(nd); err != nil {
+		t.Fatal(err)
+	}
 	if r, err := demoAgencyClient(t, d).Call(context.Background(), "urn:xb-injury:exchange:v1#NotifyDecision", doc); err != nil || r.Fault != nil || r.Body.Tag != "Acknowledgement" {
 		t.Fatalf("the agency's decision on its case: %v %+v", err, r)
 	}
@@ -746,7 +763,9 @@ func TestLargeInsurerBatchThroughDevMode(t *testing.T) {
 	var claims []any
 	for i := range 500 {
 		var c map[string]any
-		_ = json.Unmarshal(c0, &c)
+		if err := json.Unmarshal(c0, &c); err != nil {
+			t.Fatal(err)
+		}
 		c["claimNo"] = fmt.Sprintf("WC26LARGE%04d", i)
 		claims = append(claims, c)
 	}

@@ -220,7 +220,10 @@ func TestDevMode(t *testing.T) {
 	st.Close()
 	// A refused submission exits non-zero and prints the problem.
 	bad := filepath.Join(t.TempDir(), "bad.json")
-	b, _ := os.ReadFile(example("example-a.in.json"))
+	b, err := os.ReadFile(example("example-a.in.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	_ = os.WriteFile(bad, bytes.Replace(b, []byte(`"G5123456T"`), []byte(`"G5123456X"`), 1), 0o644)
 	if stdout, _, err := gateway(t, "submit", "--dev", dir, bad); err == nil || !strings.Contains(stdout, `"code":"CHECKSUM"`) {
 		t.Fatalf("bad notice: %v %s", err, stdout)
@@ -315,9 +318,15 @@ func TestDevMode(t *testing.T) {
 	}
 
 	// Second run: reuses the PKI and the store; the same notice is a duplicate.
-	caBefore, _ := os.ReadFile(d.CACert)
+	caBefore, err := os.ReadFile(d.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd, out, d2 := startDev(t, dir)
-	caAfter, _ := os.ReadFile(d2.CACert)
+	caAfter, err := os.ReadFile(d2.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if !bytes.Equal(caBefore, caAfter) || !strings.Contains(out.String(), "reusing") {
 		t.Fatalf("second run did not reuse the dev directory:\n%s", out)
 	}

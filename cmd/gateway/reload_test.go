@@ -48,7 +48,10 @@ func TestReloadKeepsOpenConnections(t *testing.T) {
 	// post submits one signed notice and reports whether it rode an existing connection.
 	post := func(c *http.Client, name string) (reused bool) {
 		t.Helper()
-		doc, _ := os.ReadFile(example(name))
+		doc, err := os.ReadFile(example(name))
+		if err != nil {
+			t.Fatal(err)
+		}
 		sig, err := partnerkit.Sign(doc, key, partnerkit.Compact)
 		if err != nil {
 			t.Fatal(err)
@@ -61,7 +64,10 @@ func TestReloadKeepsOpenConnections(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		body, _ := io.ReadAll(resp.Body)
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("%s: %d %s", name, resp.StatusCode, body)
@@ -143,7 +149,10 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Fatalf("before: %v", err)
 	}
 	l, _ := devmode.LayoutOf(dir)
-	good, _ := os.ReadFile(l.Config)
+	good, err := os.ReadFile(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
 	_ = os.WriteFile(l.Config, []byte(`{"partners": [`), 0o644)
 	_ = cmd.Process.Signal(syscall.SIGHUP)
 	time.Sleep(300 * time.Millisecond)

@@ -161,7 +161,10 @@ func TestTuneGC(t *testing.T) {
 
 func TestServeConfigErrors(t *testing.T) {
 	l, dir := devLayout(t)
-	cfg, _ := os.ReadFile(l.Config)
+	cfg, err := os.ReadFile(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct{ name, old, new, want string }{
 		{"fail/kind", `"kind": "employer"`, `"kind": "bank"`, `partner demo-employer: field kind`},
 		{"fail/format", `"sg-employer-notice/v1"`, `"sg-employer-notice/v9"`, `partner demo-employer: field formats`},

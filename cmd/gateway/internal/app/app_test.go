@@ -88,7 +88,10 @@ func TestReadyCRL(t *testing.T) {
 		}
 		useCRL(t, l, b)
 	}
-	good, _ := os.ReadFile(l.Config)
+	good, err := os.ReadFile(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
 	writeCRL(time.Now().Add(-time.Hour))
 	if err := g.Reload(); err != nil {
 		t.Fatal(err)
@@ -183,7 +186,10 @@ func useCRL(t *testing.T, l devmode.Layout, der []byte) {
 	if err := os.WriteFile(filepath.Join(l.Dir, "pki", "clients.crl"), der, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, _ := os.ReadFile(l.Config)
+	cfg, err := os.ReadFile(l.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if bytes.Contains(cfg, []byte(`"crl_files"`)) {
 		return
 	}
@@ -270,7 +276,10 @@ func TestOpsHandler(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, _ := io.ReadAll(r.Body)
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
 			r.Body.Close()
 			id := r.Header.Get("X-Correlation-ID")
 			if r.StatusCode != tc.status || !strings.HasPrefix(r.Header.Get("Content-Type"), tc.contentType) || len(id) != 32 || r.Header.Get("Allow") != tc.allow {
@@ -441,7 +450,10 @@ func TestConnectionLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	roots := x509.NewCertPool()
-	ca, _ := os.ReadFile(l.CACert)
+	ca, err := os.ReadFile(l.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
 	roots.AppendCertsFromPEM(ca)
 	dial := func(timeout time.Duration) (*tls.Conn, error) {
 		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: timeout}, Config: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}}}

@@ -223,7 +223,9 @@ func TestReloadNamesRestartOnlySettings(t *testing.T) {
 			}
 			for _, line := range strings.Split(strings.TrimSpace(logged.String()), "\n") {
 				if strings.Contains(line, "take a restart") {
-					_ = json.Unmarshal([]byte(line), &warned)
+					if err := json.Unmarshal([]byte(line), &warned); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 			if !slices.Equal(warned.Settings, tc.want) || (tc.want != nil && warned.Level != "WARN") {

@@ -526,7 +526,9 @@ func TestParsePublicJWKS(t *testing.T) {
 	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
 	two := set(t, map[string]any{"k-1": &p256.PublicKey})
 	var twice map[string][]any
-	_ = json.Unmarshal(two, &twice)
+	if err := json.Unmarshal(two, &twice); err != nil {
+		t.Fatal(err)
+	}
 	twice["keys"] = append(twice["keys"], twice["keys"][0])
 	twiceJSON, _ := json.Marshal(twice)
 	for _, tc := range []struct {

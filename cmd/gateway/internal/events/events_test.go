@@ -265,7 +265,7 @@ func TestCaseMessageReceipt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edit := func(f func(map[string]any)) []byte { return edited(m.Value, f) }
+	edit := func(f func(map[string]any)) []byte { return edited(t, m.Value, f) }
 	noticeReceipt, _ := signer.Sign(map[string]string{"recordId": "r-1"})
 	forged, _ := (&events.Builder{Topics: events.DefaultTopics, Receipts: other}).CaseMessageMessage("th-sso", time.Now(), cm)
 	for _, tc := range []struct {
@@ -349,7 +349,7 @@ func TestOwnEventReceipts(t *testing.T) {
 		}
 		forged, _ := forgedKinds[k].build()
 		otherKind, _ := kinds[1-k].build()
-		edit := func(f func(map[string]any)) []byte { return edited(m.Value, f) }
+		edit := func(f func(map[string]any)) []byte { return edited(t, m.Value, f) }
 		type tc struct {
 			name  string
 			value []byte
@@ -362,7 +362,9 @@ func TestOwnEventReceipts(t *testing.T) {
 			{"fail/case-message-receipt", edit(func(v map[string]any) { v["receipt"] = caseReceipt }), false},
 			{"fail/other-kinds-receipt", edit(func(v map[string]any) {
 				var o map[string]any
-				_ = json.Unmarshal(otherKind.Value, &o)
+				if err := json.Unmarshal(otherKind.Value, &o); err != nil {
+					t.Fatal(err)
+				}
 				v["receipt"] = o["receipt"]
 			}), false},
 			{"fail/another-key", forged.Value, false},
@@ -419,9 +421,12 @@ func FuzzVerifyOwnEvent(f *testing.F) {
 }
 
 // edited is the JSON object value with f applied to its members.
-func edited(value []byte, f func(map[string]any)) []byte {
+func edited(t testing.TB, value []byte, f func(map[string]any)) []byte {
+	t.Helper()
 	var v map[string]any
-	_ = json.Unmarshal(value, &v)
+	if err := json.Unmarshal(value, &v); err != nil {
+		t.Fatal(err)
+	}
 	f(v)
 	out, _ := json.Marshal(v)
 	return out

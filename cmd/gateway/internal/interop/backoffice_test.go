@@ -56,7 +56,10 @@ func TestNodeBackOfficeVerifiesEvents(t *testing.T) {
 		}
 		resp, err := client.Do(req)
 		must(t, err)
-		body, _ := io.ReadAll(resp.Body)
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
 		resp.Body.Close()
 		if resp.StatusCode != 202 {
 			t.Fatalf("%v: HTTP %d %s", form, resp.StatusCode, body)

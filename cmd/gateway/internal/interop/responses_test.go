@@ -64,7 +64,10 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
 		r := recorded{Name: name, Method: method, Path: path, Status: resp.StatusCode, Headers: map[string]string{}, Body: string(b)}
 		for k := range resp.Header {
 			r.Headers[k] = resp.Header.Get(k)

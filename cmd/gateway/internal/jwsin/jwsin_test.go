@@ -141,7 +141,9 @@ func TestVerify(t *testing.T) {
 
 	attackerJWK, _ := json.Marshal(attacker.public(t))
 	var attackerMap map[string]any
-	_ = json.Unmarshal(attackerJWK, &attackerMap)
+	if err := json.Unmarshal(attackerJWK, &attackerMap); err != nil {
+		t.Fatal(err)
+	}
 
 	validHdr := `{"alg":"ES256","kid":"a-es256"}`
 	hdrPart := base64.RawURLEncoding.EncodeToString([]byte(validHdr))

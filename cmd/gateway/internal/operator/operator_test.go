@@ -97,7 +97,10 @@ func TestOperatorAPI(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, _ := io.ReadAll(r.Body)
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
 			r.Body.Close()
 			if r.StatusCode != tc.want {
 				t.Fatalf("HTTP %d, want %d: %s", r.StatusCode, tc.want, b)
@@ -151,7 +154,10 @@ func TestOperatorAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(r.Body)
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	r.Body.Close()
 	var list []map[string]any
 	if json.Unmarshal(b, &list) != nil || len(list) != 1 || list[0]["key"] != "dec-9" {
@@ -256,7 +262,10 @@ func TestOperatorAPI(t *testing.T) {
 		t.Fatal(err)
 	} else {
 		var got struct{ Deliveries []map[string]any }
-		b, _ := io.ReadAll(r.Body)
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
 		r.Body.Close()
 		if json.Unmarshal(b, &got.Deliveries) != nil || len(got.Deliveries) != 1 || got.Deliveries[0]["noRetry"] != true {
 			t.Fatalf("the list: %s, want the dead letter with noRetry", b)
@@ -278,7 +287,10 @@ func TestOperatorAPI(t *testing.T) {
 			Key      string
 			WaitsFor *int64
 		}
-		b, _ := io.ReadAll(r.Body)
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
 		r.Body.Close()
 		if json.Unmarshal(b, &got) != nil || len(got) != 2 || got[0].Key != "order-2" || got[0].WaitsFor == nil || *got[0].WaitsFor != onCase[0] || got[1].WaitsFor != nil {
 			t.Fatalf("the list: %s, want order-2 waiting for %d and order-1 for none", b, onCase[0])
@@ -317,7 +329,10 @@ func TestOperatorAPI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := io.ReadAll(r.Body)
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
 		r.Body.Close()
 		if r.StatusCode != tc.status || tc.body != "" && (string(b) != tc.body || r.Header.Get("Content-Type") != "text/xml; charset=utf-8") {
 			t.Fatalf("answer?%s: %d %s %q, want %d", tc.query, r.StatusCode, r.Header.Get("Content-Type"), b, tc.status)
@@ -356,7 +371,10 @@ func TestStoreFailures(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return r.StatusCode, string(b)
 	}
 
@@ -466,7 +484,10 @@ func TestOperatorRoles(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return r.StatusCode, b
 	}
 	send := func(id string) []byte {

@@ -178,7 +178,10 @@ func TestLoadSignerForms(t *testing.T) {
 	if err := GenerateKeyFile(single, "gw-1"); err != nil {
 		t.Fatal(err)
 	}
-	key, _ := os.ReadFile(single)
+	key, err := os.ReadFile(single)
+	if err != nil {
+		t.Fatal(err)
+	}
 	write := func(name, text string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
@@ -272,7 +275,10 @@ func TestWritePublicJWKS(t *testing.T) {
 	if err := WritePublicJWKS(keyFile, out); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := os.ReadFile(out)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
 	fi, _ := os.Stat(out)
 	if strings.Contains(string(b), `"d"`) || fi.Mode().Perm() != 0o644 {
 		t.Fatalf("JWKS file (mode %v) holds a private member or is not 0644:\n%s", fi.Mode().Perm(), b)

@@ -21,7 +21,9 @@ func TestAnswersWhole(t *testing.T) {
 	a := env.Partners["employer-a"]
 	c := env.Client(&a.TLS)
 	var notice map[string]any
-	_ = json.Unmarshal(example(t, "example-a.in.json"), &notice)
+	if err := json.Unmarshal(example(t, "example-a.in.json"), &notice); err != nil {
+		t.Fatal(err)
+	}
 	for i := range 2 * jsonrules.MaxProblems {
 		notice[fmt.Sprintf("x%04d", i)] = 0
 	}

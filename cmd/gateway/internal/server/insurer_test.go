@@ -41,13 +41,17 @@ func insurerBatch(t testing.TB) []byte {
 // claims at the bad indexes get a wrong check letter.
 func largeBatch(t testing.TB, batchID string, n int, bad ...int) []byte {
 	var m map[string]any
-	_ = json.Unmarshal(insurerBatch(t), &m)
+	if err := json.Unmarshal(insurerBatch(t), &m); err != nil {
+		t.Fatal(err)
+	}
 	m["batchId"] = batchID
 	c0, _ := json.Marshal(m["claims"].([]any)[0])
 	var claims []any
 	for i := 0; i < n; i++ {
 		var c map[string]any
-		_ = json.Unmarshal(c0, &c)
+		if err := json.Unmarshal(c0, &c); err != nil {
+			t.Fatal(err)
+		}
 		c["claimNo"] = fmt.Sprintf("WC%s-%d", strings.TrimPrefix(batchID, "WIC017-"), i)
 		for _, k := range bad {
 			if k == i {
@@ -80,7 +84,9 @@ func TestInsurerClaims(t *testing.T) {
 		t.Fatalf("HTTP %d: %s", r.status, r.body)
 	}
 	var res intake.BatchResult
-	_ = json.Unmarshal(r.body, &res)
+	if err := json.Unmarshal(r.body, &res); err != nil {
+		t.Fatal(err)
+	}
 	want := []string{"20d6ffb6-2415-5925-8ac3-1df538e887c7", "7938a770-f4d2-5ccf-b1a8-3cf7d240804c", "60c452ba-a5f0-56c6-b0a1-d87cf950abec"}
 	if res.Status != "PROCESSED" || res.BatchID != "WIC017-20260310-01" || len(res.Results) != 3 {
 		t.Fatalf("response %s", r.body)
@@ -142,12 +148,16 @@ func TestInsurerClaims(t *testing.T) {
 	assertProblem(t, postClaims(t, env, "insurer-wic", changed, nil), problem.Conflict, `[{"pointer":"/batchId","code":"DUPLICATE"}]`)
 	// A claim version repeated in another batch: DUPLICATE; with other values: REJECTED.
 	var m map[string]any
-	_ = json.Unmarshal(changed, &m)
+	if err := json.Unmarshal(changed, &m); err != nil {
+		t.Fatal(err)
+	}
 	m["batchId"] = "WIC017-20260311-01"
 	b2, _ := json.Marshal(m)
 	r2 := postClaims(t, env, "insurer-wic", b2, nil)
 	var res2 intake.BatchResult
-	_ = json.Unmarshal(r2.body, &res2)
+	if err := json.Unmarshal(r2.body, &res2); err != nil {
+		t.Fatal(err)
+	}
 	if r2.status != 200 || res2.Results[0].Status != "REJECTED" || res2.Results[0].Problems[0]["pointer"] != "/claims/0/revision" ||
 		res2.Results[1].Status != "DUPLICATE" || res2.Results[1].RecordID != want[1] {
 		t.Fatalf("second batch: %d %s", r2.status, r2.body)
@@ -164,7 +174,9 @@ func TestInsurerLargeBatch(t *testing.T) {
 		t.Fatalf("HTTP %d: %.300s", r.status, r.body)
 	}
 	var res intake.BatchResult
-	_ = json.Unmarshal(r.body, &res)
+	if err := json.Unmarshal(r.body, &res); err != nil {
+		t.Fatal(err)
+	}
 	accepted, rejected := 0, 0
 	for _, cr := range res.Results {
 		switch cr.Status {
@@ -234,7 +246,9 @@ func BenchmarkInsurerBatch(b *testing.B) {
 func TestInsurerManyProblems(t *testing.T) {
 	env := gatewaytest.Start(t, gatewaytest.Options{})
 	var m map[string]any
-	_ = json.Unmarshal(insurerBatch(t), &m)
+	if err := json.Unmarshal(insurerBatch(t), &m); err != nil {
+		t.Fatal(err)
+	}
 	c1 := m["claims"].([]any)[1].(map[string]any)
 	for i := range 3 * jsonrules.MaxProblems {
 		c1[fmt.Sprintf("x%04d", i)] = 0
@@ -245,7 +259,9 @@ func TestInsurerManyProblems(t *testing.T) {
 		t.Fatalf("HTTP %d: %.300s", r.status, r.body)
 	}
 	var res intake.BatchResult
-	_ = json.Unmarshal(r.body, &res)
+	if err := json.Unmarshal(r.body, &res); err != nil {
+		t.Fatal(err)
+	}
 	got := res.Results[1]
 	if got.Status != "REJECTED" || len(got.Problems) != jsonrules.MaxProblems+1 {
 		t.Fatalf("claim 1: %s, %d problems", got.Status, len(got.Problems))
@@ -267,7 +283,9 @@ func TestInsurerManyProblems(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rc receipt.BatchReceipt
-	_ = json.Unmarshal(payload, &rc)
+	if err := json.Unmarshal(payload, &rc); err != nil {
+		t.Fatal(err)
+	}
 	if len(rc.Results) != 3 || rc.Results[1].Status != "REJECTED" || rc.Results[1].Problems != nil || bytes.Contains(payload, []byte("problems")) {
 		t.Fatalf("receipt %s", payload)
 	}

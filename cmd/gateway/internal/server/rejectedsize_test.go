@@ -20,7 +20,9 @@ import (
 func TestRejectedEventBounded(t *testing.T) {
 	env := gatewaytest.Start(t, gatewaytest.Options{EventLimit: events.MaxValueBytes})
 	var m map[string]any
-	_ = json.Unmarshal(insurerBatch(t), &m)
+	if err := json.Unmarshal(insurerBatch(t), &m); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 100; i++ {
 		m[strings.Repeat(string(rune('a'+i%26)), 30_000)+string(rune('A'+i/26))] = 1 // 100 unknown members, 3 MB of names
 	}

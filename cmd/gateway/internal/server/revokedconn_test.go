@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -118,8 +119,13 @@ func getOn(c *http.Client, base string) (status int, reused, closed bool, detail
 		return 0, reused, false, "", err
 	}
 	defer r.Body.Close()
-	b, _ := io.ReadAll(r.Body)
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return 0, reused, false, "", err
+	}
 	var doc struct{ Detail string }
-	_ = json.Unmarshal(b, &doc)
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return 0, reused, false, "", fmt.Errorf("%w: %s", err, b)
+	}
 	return r.StatusCode, reused, r.Close, doc.Detail, nil
 }

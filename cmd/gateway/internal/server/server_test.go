@@ -169,7 +169,9 @@ func testAcceptExamples(t *testing.T, storeTarget string) {
 			// The same notice again: 200 DUPLICATE with the first receipt.
 			r2 := post(t, c, env.Server.URL, "application/jose", []byte(sign(t, doc, a.SigningKey, partnerkit.Compact)), nil)
 			var dup partnerkit.Accepted
-			_ = json.Unmarshal(r2.body, &dup)
+			if err := json.Unmarshal(r2.body, &dup); err != nil {
+				t.Fatal(err)
+			}
 			if r2.status != 200 || dup.Status != "DUPLICATE" || dup.Receipt != acc.Receipt || r2.header.Get("Location") != "" {
 				t.Fatalf("duplicate: %d %s (Location %q)", r2.status, r2.body, r2.header.Get("Location"))
 			}
@@ -181,7 +183,10 @@ func testAcceptExamples(t *testing.T, storeTarget string) {
 					t.Fatal(err)
 				}
 				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
+				b, err := io.ReadAll(resp.Body)
+				if err != nil {
+					t.Fatal(err)
+				}
 				return resp.StatusCode, b
 			}
 			if st, b := get(c); st != 200 || !bytes.Contains(b, []byte(acc.Receipt)) {
@@ -259,7 +264,9 @@ func assertProblem(t testing.TB, r response, kind problem.Kind, wantProblems str
 		for _, p := range doc.Problems {
 			got = append(got, pc{p.Pointer, p.Code})
 		}
-		_ = json.Unmarshal([]byte(wantProblems), &want)
+		if err := json.Unmarshal([]byte(wantProblems), &want); err != nil {
+			t.Fatal(err)
+		}
 		gb, _ := json.Marshal(got)
 		wb, _ := json.Marshal(want)
 		if !bytes.Equal(gb, wb) {
@@ -412,7 +419,10 @@ func TestHandshake(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		body, _ := io.ReadAll(resp.Body)
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
 		resp.Body.Close()
 		if resp.TLS.Version != tls.VersionTLS13 {
 			t.Fatalf("negotiated %x", resp.TLS.Version)
@@ -453,7 +463,10 @@ func TestRoutes(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
 		set, err := jwk.Parse(b)
 		if err != nil || set.Len() != 1 || bytes.Contains(b, []byte(`"d"`)) {
 			t.Fatalf("jwks %s (%v)", b, err)

@@ -395,7 +395,10 @@ func TestSOAPFaults(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := io.ReadAll(resp.Body)
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
 		resp.Body.Close()
 		if resp.StatusCode != 200 || !bytes.Contains(b, []byte("wsdl:definitions")) {
 			t.Fatalf("wsdl: %d %s", resp.StatusCode, b[:min(200, len(b))])
@@ -479,7 +482,10 @@ func BenchmarkSOAPNotifyInjury(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		raw, _ := io.ReadAll(resp.Body)
+		raw, err := io.ReadAll(resp.Body)
+		if err != nil {
+			b.Fatal(err)
+		}
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
 			b.Fatalf("HTTP %d: %s", resp.StatusCode, raw)
