@@ -103,6 +103,20 @@ func TestServeWarnsUnsignedOutbound(t *testing.T) {
 // and returns all it logged.
 func serveOnce(t *testing.T, path string) string {
 	t.Helper()
+	cmd, out, _ := startServe(t, path)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve: %v\n%s", err, out.String())
+	}
+	return out.String()
+}
+
+// startServe starts "gateway serve" on the configuration at path, on a
+// loopback port of its choosing, and returns once it listens: the process,
+// its output and the address it logged. A process still running when the
+// test ends is killed.
+func startServe(t *testing.T, path string) (*exec.Cmd, *gatewaytest.SyncBuffer, string) {
+	t.Helper()
 	cmd := exec.Command(gatewayBin, "serve", "--config", path, "--addr", "127.0.0.1:0")
 	out := &gatewaytest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -110,17 +124,18 @@ func serveOnce(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() }) // should the wait fail
+	var addr string
 	gatewaytest.Until(t, 30*time.Second, 50*time.Millisecond, func() error {
-		if !strings.Contains(out.String(), `"msg":"gateway listening"`) {
-			return fmt.Errorf("serve never listened:\n%s", out.String())
+		for _, line := range strings.Split(out.String(), "\n") {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "gateway listening" {
+				addr = rec.Addr
+				return nil
+			}
 		}
-		return nil
+		return fmt.Errorf("serve never listened:\n%s", out.String())
 	})
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("serve: %v\n%s", err, out.String())
-	}
-	return out.String()
+	return cmd, out, addr
 }
 
 // TestTuneGC: the collector runs at GOGC=400 under a 160 MiB soft memory
@@ -261,24 +276,7 @@ func TestServeCheck(t *testing.T) {
 // generates nothing and accepts over mutual TLS, the outbox waiting.
 func TestServe(t *testing.T) {
 	l, _ := devLayout(t)
-	cmd := exec.Command(gatewayBin, "serve", "--config", l.Config, "--addr", "127.0.0.1:0")
-	out := &gatewaytest.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _, _ = cmd.Process.Wait() }()
-	var addr string
-	gatewaytest.Until(t, 30*time.Second, 50*time.Millisecond, func() error {
-		for _, line := range strings.Split(out.String(), "\n") {
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "gateway listening" {
-				addr = rec.Addr
-				return nil
-			}
-		}
-		return fmt.Errorf("serve never listened:\n%s", out.String())
-	})
+	cmd, out, addr := startServe(t, l.Config)
 	if !strings.Contains(out.String(), "no kafka brokers configured") {
 		t.Fatalf("no warning about the missing brokers:\n%s", out.String())
 	}
