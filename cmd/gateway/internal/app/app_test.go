@@ -421,18 +421,39 @@ func TestReadyRelayOnTheOutbox(t *testing.T) {
 	}
 }
 
-// TestDrainStoreAway: a gateway that stops while its outbox cannot be read
-// (the table taken away, as from a store that is down) says that its outbox
-// was not drained; it said nothing, as if nothing were left.
-func TestDrainStoreAway(t *testing.T) {
-	var logged gatewaytest.SyncBuffer
-	g, _ := devGatewayLogging(t, slog.New(slog.NewTextHandler(&logged, nil)), func(c *config.Config) { c.File.Kafka.Brokers = []string{"127.0.0.1:1"} })
-	if _, err := g.Store.DB().Exec(`ALTER TABLE outbox RENAME TO outbox_away`); err != nil {
-		t.Fatal(err)
-	}
-	g.drain()
-	if out := logged.String(); !strings.Contains(out, "outbox not drained as the gateway stops") || !strings.Contains(out, "no such table") {
-		t.Fatalf("the stop logged:\n%s", out)
+// TestDrainUndone: a gateway that stops with events it could not publish
+// says that its outbox was not drained, and why: with the broker away, how
+// many are left for the next start; with the outbox unreadable (the table
+// taken away, as from a store that is down), the store's error and no count
+// (it said nothing, as if nothing were left).
+func TestDrainUndone(t *testing.T) {
+	for _, tc := range []struct {
+		name, edit string
+		want       []string
+		not        string
+	}{
+		{"fail/broker-away", `INSERT INTO outbox (topic, msg_key, headers, value, created_at) VALUES ('t', 'k', '[]', '{}', '2026-01-01T00:00:00Z')`,
+			[]string{"published=0", "left=1"}, "no such table"},
+		{"fail/store-away", `ALTER TABLE outbox RENAME TO outbox_away`,
+			[]string{"published=0", "no such table"}, "left="},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logged gatewaytest.SyncBuffer
+			g, _ := devGatewayLogging(t, slog.New(slog.NewTextHandler(&logged, nil)), func(c *config.Config) { c.File.Kafka.Brokers = []string{"127.0.0.1:1"} })
+			if _, err := g.Store.DB().Exec(tc.edit); err != nil {
+				t.Fatal(err)
+			}
+			g.drain()
+			out := logged.String()
+			if !strings.Contains(out, "outbox not drained as the gateway stops") || strings.Contains(out, tc.not) {
+				t.Fatalf("the stop logged:\n%s", out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Fatalf("the stop's log lacks %q:\n%s", w, out)
+				}
+			}
+		})
 	}
 }
 
