@@ -224,7 +224,9 @@ func TestDevMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = os.WriteFile(bad, bytes.Replace(b, []byte(`"G5123456T"`), []byte(`"G5123456X"`), 1), 0o644)
+	if err := os.WriteFile(bad, bytes.Replace(b, []byte(`"G5123456T"`), []byte(`"G5123456X"`), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if stdout, _, err := gateway(t, "submit", "--dev", dir, bad); err == nil || !strings.Contains(stdout, `"code":"CHECKSUM"`) {
 		t.Fatalf("bad notice: %v %s", err, stdout)
 	}

@@ -153,7 +153,9 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = os.WriteFile(l.Config, []byte(`{"partners": [`), 0o644)
+	if err := os.WriteFile(l.Config, []byte(`{"partners": [`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	_ = cmd.Process.Signal(syscall.SIGHUP)
 	time.Sleep(300 * time.Millisecond)
 	if err := submit(); err != nil || !strings.Contains(out.String(), `level=ERROR msg="reload refused`) { // the gateway's own log, in its format
@@ -169,12 +171,16 @@ func TestReloadOnSIGHUP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = os.WriteFile(filepath.Join(dir, "pki", "clients.crl"), crl, 0o644)
+	if err := os.WriteFile(filepath.Join(dir, "pki", "clients.crl"), crl, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cfg := bytes.Replace(good, []byte(`"client_ca_file": "pki/ca.pem"`), []byte(`"client_ca_file": "pki/ca.pem", "crl_files": ["pki/clients.crl"]`), 1)
 	if bytes.Equal(cfg, good) {
 		t.Fatal("config layout changed")
 	}
-	_ = os.WriteFile(l.Config, cfg, 0o644)
+	if err := os.WriteFile(l.Config, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	_ = cmd.Process.Signal(syscall.SIGHUP)
 	gatewaytest.Until(t, 10*time.Second, 100*time.Millisecond, func() error {
 		if submit() == nil {

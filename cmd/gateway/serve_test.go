@@ -195,7 +195,9 @@ func TestServeConfigErrors(t *testing.T) {
 			if !bytes.Contains(cfg, []byte(tc.old)) {
 				t.Fatalf("config has no %s", tc.old)
 			}
-			_ = os.WriteFile(p, bytes.Replace(cfg, []byte(tc.old), []byte(tc.new), 1), 0o644)
+			if err := os.WriteFile(p, bytes.Replace(cfg, []byte(tc.old), []byte(tc.new), 1), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			_, stderr, err := gateway(t, "serve", "--config", p)
 			if err == nil || !strings.Contains(stderr, p) || !strings.Contains(stderr, tc.want) {
 				t.Fatalf("serve: %v\n%s", err, stderr)

@@ -492,7 +492,9 @@ func TestRequestSigners(t *testing.T) {
 	dir := t.TempDir()
 	b, _ := json.Marshal(base(t, dir))
 	path := filepath.Join(dir, "gateway.json")
-	_ = os.WriteFile(path, b, 0o644)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if c, err := Load(path); err != nil || c.RequestSigners != nil {
 		t.Fatalf("without the setting: %v %v", c.RequestSigners, err)
 	}

@@ -209,7 +209,9 @@ func TestSoapClient(t *testing.T) {
 			call := func(body string) result {
 				t.Helper()
 				bodyFile := filepath.Join(t.TempDir(), "body.xml")
-				_ = os.WriteFile(bodyFile, []byte(body), 0o644)
+				if err := os.WriteFile(bodyFile, []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
 				out := runNode(t, dir, []string{"WSDL=" + wsdl, "ENDPOINT=" + env.Server.URL + "/soap/v1/exchange", "CA_CERT=" + ca,
 					"CLIENT_CERT=" + cert, "CLIENT_KEY=" + key, "SIGNING_CERT=" + signCert, "SIGNING_KEY=" + signKey,
 					"BODY=" + bodyFile, "SOAP12=" + tc.soap12}, "soap-client.mjs")

@@ -71,13 +71,17 @@ func TestXmlsecVerifiesGateway(t *testing.T) {
 	}
 	signed, _ := doc.WriteToString()
 	good := filepath.Join(kit.dir, "signed.xml")
-	_ = os.WriteFile(good, []byte(signed), 0o644)
+	if err := os.WriteFile(good, []byte(signed), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	args := append([]string{"--verify", "--pubkey-cert-pem", kit.cert}, idArgs...)
 	if out, err := xmlsec(t, append(args, good)...); err != nil {
 		t.Fatalf("xmlsec1 rejects the gateway's signature: %v\n%s", err, out)
 	}
 	bad := filepath.Join(kit.dir, "tampered.xml")
-	_ = os.WriteFile(bad, []byte(strings.Replace(signed, "Ahmad Zaki", "Ahmad Zakk", 1)), 0o644)
+	if err := os.WriteFile(bad, []byte(strings.Replace(signed, "Ahmad Zaki", "Ahmad Zakk", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if out, err := xmlsec(t, append(args, bad)...); err == nil {
 		t.Fatalf("xmlsec1 accepts a tampered envelope:\n%s", out)
 	}
@@ -132,7 +136,9 @@ func xmlsecSign(t *testing.T, kit signingKit, env string) []byte {
 		`</wsse:Security></soap:Header><soap:Body wsu:Id="BODY-1">`, 1)
 	in := filepath.Join(kit.dir, "template.xml")
 	out := filepath.Join(kit.dir, "signed.xml")
-	_ = os.WriteFile(in, []byte(tmpl), 0o644)
+	if err := os.WriteFile(in, []byte(tmpl), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	args := append([]string{"--sign", "--privkey-pem", kit.key + "," + kit.cert, "--output", out}, idArgs...)
 	if o, err := xmlsec(t, append(args, in)...); err != nil {
 		t.Fatalf("xmlsec1 --sign: %v\n%s", err, o)
@@ -192,7 +198,9 @@ func TestXmlsecCanonicalForms(t *testing.T) {
 			}
 			signed, _ := doc.WriteToString()
 			file := filepath.Join(t.TempDir(), "signed.xml")
-			_ = os.WriteFile(file, []byte(signed), 0o644)
+			if err := os.WriteFile(file, []byte(signed), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			if out, err := xmlsec(t, append(verifyArgs, file)...); err != nil {
 				t.Errorf("xmlsec1 rejects the gateway's signature: %v\n%s\n%s", err, out, signed)
 			}

@@ -32,7 +32,9 @@ func TestTLSAndSCRAM(t *testing.T) {
 	srv, _ := ca.IssueServer("localhost", []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
 	cli, _ := ca.IssueClient("jambatan")
 	caFile, certFile, keyFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "c.pem"), filepath.Join(dir, "c.key")
-	_ = os.WriteFile(caFile, certs.CertPEM(ca.Cert), 0o644)
+	if err := os.WriteFile(caFile, certs.CertPEM(ca.Cert), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	_ = certs.WriteFiles(certFile, keyFile, cli.Cert, cli.Key)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
@@ -50,7 +52,9 @@ func TestTLSAndSCRAM(t *testing.T) {
 	}{{"ok/scram-sha-512", "s3cret", true}, {"fail/wrong-password", "guess", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			pw := filepath.Join(dir, "pw-"+tc.password)
-			_ = os.WriteFile(pw, []byte(tc.password+"\n"), 0o600)
+			if err := os.WriteFile(pw, []byte(tc.password+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
 			kc, err := kafkaclient.New(config.Kafka{Brokers: c.ListenAddrs(),
 				TLS:  &config.KafkaTLS{CAFile: caFile, CertFile: certFile, KeyFile: keyFile},
 				SASL: &config.KafkaSASL{Mechanism: "SCRAM-SHA-512", Username: "jambatan", PasswordFile: pw}})
@@ -146,7 +150,9 @@ func TestWeakBrokerTLSRefused(t *testing.T) {
 	ca, _ := certs.NewCA("kafka CA")
 	srv, _ := ca.IssueServer("localhost", []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
 	caFile := filepath.Join(dir, "ca.pem")
-	_ = os.WriteFile(caFile, certs.CertPEM(ca.Cert), 0o644)
+	if err := os.WriteFile(caFile, certs.CertPEM(ca.Cert), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name  string
 		suite uint16 // the broker's only TLS 1.2 suite

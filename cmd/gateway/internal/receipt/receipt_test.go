@@ -252,7 +252,9 @@ func TestRotateKeyFileNames(t *testing.T) {
 		t.Fatalf("ok/first: %v, %v; want mode 0600", fi, err)
 	}
 	empty := filepath.Join(t.TempDir(), "empty.json")
-	_ = os.WriteFile(empty, []byte(`{"keys":[]}`), 0o600)
+	if err := os.WriteFile(empty, []byte(`{"keys":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if kid, _, err := RotateKeyFile(empty); err == nil {
 		t.Fatalf("an empty JWK Set rotated to %q", kid)
 	}

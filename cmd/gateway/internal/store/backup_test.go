@@ -171,7 +171,9 @@ func TestBackupTakesItsNameWhole(t *testing.T) {
 	taken := filepath.Join(meanwhile, "backup.db")
 	err := s.Backup(ctx, taken, func(int64, int64) {
 		if _, err := os.Stat(taken); errors.Is(err, os.ErrNotExist) {
-			_ = os.WriteFile(taken, []byte("someone else's\n"), 0o600)
+			if err := os.WriteFile(taken, []byte("someone else's\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
 		}
 	})
 	if b, _ := os.ReadFile(taken); err == nil || !strings.Contains(err.Error(), "exists; a backup goes to a new file") || string(b) != "someone else's\n" {
