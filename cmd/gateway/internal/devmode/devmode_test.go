@@ -2,6 +2,7 @@ package devmode
 
 import (
 	"os"
+	"strings"
 	"testing"
 )
 
@@ -21,8 +22,8 @@ func TestLastKafkaPort(t *testing.T) {
 	if got := l.LastKafkaPort(); got != 40123 {
 		t.Fatalf("ok/saved: %d, want 40123", got)
 	}
-	if err := l.SaveKafkaPort("127.0.0.1"); err == nil {
-		t.Fatal("fail/no-port: saved")
+	if err := l.SaveKafkaPort("127.0.0.1"); err == nil || !strings.Contains(err.Error(), "missing port") {
+		t.Fatalf("fail/no-port: %v", err)
 	}
 	for _, tc := range []struct{ name, file string }{
 		{"fail/empty", ""}, {"fail/text", "kafka\n"}, {"fail/zero", "0\n"}, {"fail/negative", "-1\n"},

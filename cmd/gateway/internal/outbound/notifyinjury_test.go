@@ -84,8 +84,8 @@ func TestNotifyInjuryRoundTrip(t *testing.T) {
 		r := rec
 		r.Wages = nil
 		p, _ := json.Marshal(NotifyInjuryPayload{Record: r})
-		if _, _, _, err := s.envelope(&store.Delivery{Key: "ni-2", MessageType: "NotifyInjury", Payload: p}); err == nil {
-			t.Fatal("a record without a wage became a NotifyInjury")
+		if _, _, _, err := s.envelope(&store.Delivery{Key: "ni-2", MessageType: "NotifyInjury", Payload: p}); err == nil || !strings.Contains(err.Error(), "lacks what NotifyInjury requires") {
+			t.Fatalf("a record without a wage: %v", err)
 		}
 	})
 }
