@@ -38,17 +38,17 @@ func TestLoadCA(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, cert, key string
-		ok              bool
+		refusal         string // "" for ok
 	}{
-		{"ok/its-own-key", "a.pem", "a.key", true},
-		{"fail/another-ca-key", "a.pem", "b.key", false},
-		{"fail/no-key-in-the-file", "a.pem", "a.pem", false},
+		{"ok/its-own-key", "a.pem", "a.key", ""},
+		{"fail/another-ca-key", "a.pem", "b.key", "b.key is not the key of the certificate in"},
+		{"fail/no-key-in-the-file", "a.pem", "a.pem", "a.pem: no private key"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ca, err := certs.LoadCA(file(tc.cert), file(tc.key))
-			if !tc.ok {
-				if err == nil {
-					t.Fatal("LoadCA accepted it")
+			if tc.refusal != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.refusal) {
+					t.Fatalf("LoadCA = %v, want %q", err, tc.refusal)
 				}
 				return
 			}

@@ -249,23 +249,25 @@ func TestTimestampWindow(t *testing.T) {
 }
 
 func TestParseRefuses(t *testing.T) {
+	dtd, deep, many, large := wssec.ErrDTD.Error(), wssec.ErrTooDeep.Error(), wssec.ErrTooMany.Error(), wssec.ErrTooLarge.Error()
 	for _, tc := range []struct {
 		name, xml string
 		lim       wssec.Limits
+		want      string // in the refusal
 	}{
-		{"fail/dtd", `<!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>`, wssec.Limits{}},
-		{"fail/billion-laughs", `<?xml version="1.0"?><!DOCTYPE l [<!ENTITY l0 "ha"><!ENTITY l1 "&l0;&l0;&l0;&l0;">]><l>&l1;</l>`, wssec.Limits{}},
-		{"fail/external-entity", `<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>`, wssec.Limits{}},
-		{"fail/deep", strings.Repeat("<a>", 10000) + strings.Repeat("</a>", 10000), wssec.Limits{}},
-		{"fail/too-many-elements", "<a>" + strings.Repeat("<b/>", 5000) + "</a>", wssec.Limits{}},
-		{"fail/too-many-elements-lowered", "<a><b/><b/></a>", wssec.Limits{MaxElements: 2}},
-		{"fail/oversize", "<a>" + strings.Repeat("x", 2<<20) + "</a>", wssec.Limits{}},
-		{"fail/not-well-formed", "<a><b></a>", wssec.Limits{}},
-		{"fail/processing-instruction", `<?xml-stylesheet href="x"?><a/>`, wssec.Limits{}},
+		{"fail/dtd", `<!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;</x>`, wssec.Limits{}, dtd},
+		{"fail/billion-laughs", `<?xml version="1.0"?><!DOCTYPE l [<!ENTITY l0 "ha"><!ENTITY l1 "&l0;&l0;&l0;&l0;">]><l>&l1;</l>`, wssec.Limits{}, dtd},
+		{"fail/external-entity", `<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>`, wssec.Limits{}, dtd},
+		{"fail/deep", strings.Repeat("<a>", 10000) + strings.Repeat("</a>", 10000), wssec.Limits{}, deep},
+		{"fail/too-many-elements", "<a>" + strings.Repeat("<b/>", 5000) + "</a>", wssec.Limits{}, many},
+		{"fail/too-many-elements-lowered", "<a><b/><b/></a>", wssec.Limits{MaxElements: 2}, many},
+		{"fail/oversize", "<a>" + strings.Repeat("x", 2<<20) + "</a>", wssec.Limits{}, large},
+		{"fail/not-well-formed", "<a><b></a>", wssec.Limits{}, "not well-formed XML"},
+		{"fail/processing-instruction", `<?xml-stylesheet href="x"?><a/>`, wssec.Limits{}, `processing instruction "xml-stylesheet" not accepted`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := wssec.Parse([]byte(tc.xml), tc.lim); err == nil {
-				t.Fatal("parsed")
+			if _, err := wssec.Parse([]byte(tc.xml), tc.lim); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Parse = %v, want %q", err, tc.want)
 			}
 		})
 	}
