@@ -36,6 +36,9 @@ var BackupProgressEvery = time.Second
 // BackupProgressEvery and once more when the copy is complete: a store of
 // many gigabytes copies for minutes, and VACUUM INTO says nothing until it
 // ends, so the copy's file is what is watched.
+//
+// Its errors begin "backup: ", not "store: backup: ": the command that
+// runs it is "gateway store", whose errors read "gateway store: …".
 func (s *DB) Backup(ctx context.Context, path string, progress func(copied, of int64)) error {
 	if s.postgres {
 		return ErrBackupPostgres
@@ -47,13 +50,13 @@ func (s *DB) Backup(ctx context.Context, path string, progress func(copied, of i
 		return nil
 	}
 	if err := exists(); err != nil {
-		return fmt.Errorf("store: backup: %w", err)
+		return fmt.Errorf("backup: %w", err)
 	}
 	// Created here, empty and its owner's alone (VACUUM INTO writes into
 	// an empty file, and would create one readable by all).
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-*")
 	if err != nil {
-		return fmt.Errorf("store: backup: %w", err)
+		return fmt.Errorf("backup: %w", err)
 	}
 	tmp := f.Name()
 	f.Close()
@@ -63,7 +66,7 @@ func (s *DB) Backup(ctx context.Context, path string, progress func(copied, of i
 	}
 	var of int64
 	if err := s.db.QueryRowContext(ctx, qPagesInUse).Scan(&of); err != nil {
-		return fmt.Errorf("store: backup: %w", err)
+		return fmt.Errorf("backup: %w", err)
 	}
 	done, watched := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -97,7 +100,7 @@ func (s *DB) Backup(ctx context.Context, path string, progress func(copied, of i
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("store: backup: %w", err)
+		return fmt.Errorf("backup: %w", err)
 	}
 	progress(fileSize(path), of)
 	return nil
