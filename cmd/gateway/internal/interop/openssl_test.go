@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/server"
 )
@@ -110,6 +112,8 @@ func TestOpenSSLRevocation(t *testing.T) {
 	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	hs.TLS = server.NewTLS(tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}, cas[:1],
 		[]*x509.RevocationList{crl}, reg).Config()
+	var handshakes gatewaytest.SyncBuffer // the server's word on each refused handshake
+	hs.Config.ErrorLog = log.New(&handshakes, "", 0)
 	hs.StartTLS()
 	defer hs.Close()
 	roots := x509.NewCertPool()
@@ -146,6 +150,14 @@ func TestOpenSSLRevocation(t *testing.T) {
 	if want := 5; refused != want {
 		t.Errorf("the gateway refused %d certificates, want %d", refused, want)
 	}
+	// Each for its revocation, not for another fault of the handshake (the
+	// server logs it as the client hears of it, or just after).
+	gatewaytest.Until(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if n := strings.Count(handshakes.String(), "client certificate revoked"); n != 5 {
+			return fmt.Errorf("the gateway refused %d handshakes for a revocation, want 5:\n%s", n, handshakes.String())
+		}
+		return nil
+	})
 }
 
 func must(t *testing.T, err error) {
