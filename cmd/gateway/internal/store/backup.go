@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -45,7 +46,7 @@ func (s *DB) Backup(ctx context.Context, path string, progress func(copied, of i
 	}
 	exists := func() error {
 		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("%s exists; a backup goes to a new file", path)
+			return errExists(path)
 		}
 		return nil
 	}
@@ -60,7 +61,7 @@ func (s *DB) Backup(ctx context.Context, path string, progress func(copied, of i
 	}
 	tmp := f.Name()
 	f.Close()
-	defer os.Remove(tmp) // gone once renamed
+	defer os.Remove(tmp) // gone once renamed; once linked, its second name
 	if progress == nil {
 		progress = func(int64, int64) {}
 	}
@@ -89,10 +90,7 @@ func (s *DB) Backup(ctx context.Context, path string, progress func(copied, of i
 		err = syncFile(tmp)
 	}
 	if err == nil {
-		err = exists()
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
+		err = takeName(tmp, path, exists)
 	}
 	if err == nil {
 		if err = syncFile(filepath.Dir(path)); err != nil {
@@ -104,6 +102,30 @@ func (s *DB) Backup(ctx context.Context, path string, progress func(copied, of i
 	}
 	progress(fileSize(path), of)
 	return nil
+}
+
+// takeName gives the finished copy at tmp the name path, which must not
+// exist: a hard link does so in one step, refused if path exists by then
+// (a file put there during the copy is kept). Where the file system has no
+// hard links (FAT, some SMB shares) the copy is renamed after exists finds
+// nothing at path, which leaves a window between the two in which such a
+// file would be replaced. tmp is left to the caller to remove.
+func takeName(tmp, path string, exists func() error) error {
+	err := os.Link(tmp, path)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrExist):
+		return errExists(path)
+	}
+	if err := exists(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func errExists(path string) error {
+	return fmt.Errorf("%s exists; a backup goes to a new file", path)
 }
 
 // syncFile flushes a file, or a directory's entries, to disk.
