@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -130,6 +131,20 @@ type Summary struct {
 	// before its duration or its requests were done; the summary is of
 	// what was sent until then.
 	Interrupted bool `json:"interrupted,omitempty"`
+}
+
+// MarshalJSON writes the summary with its rates to a tenth of a request a
+// second and its seconds to the millisecond, as its intervals and
+// latencies are: a float's last digits ("throughput_per_s":
+// 1618.3946328706868) are noise to whoever reads the summary.
+func (s Summary) MarshalJSON() ([]byte, error) {
+	type plain Summary // without this method
+	p := plain(s)
+	tenth := func(v float64) float64 { return math.Round(v*10) / 10 }
+	milli := func(v float64) float64 { return math.Round(v*1000) / 1000 }
+	p.ThroughputPerS, p.RecordsPerS = tenth(p.ThroughputPerS), tenth(p.RecordsPerS)
+	p.DurationS, p.ClientCPUSecond, p.PresignSeconds, p.GatewayCPUSeconds = milli(p.DurationS), milli(p.ClientCPUSecond), milli(p.PresignSeconds), milli(p.GatewayCPUSeconds)
+	return json.Marshal(p)
 }
 
 // Interval is one part of a run: its answers per second (accepted and

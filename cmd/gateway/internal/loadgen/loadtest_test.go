@@ -8,10 +8,12 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -544,5 +546,26 @@ func TestShortOutage(t *testing.T) {
 	}
 	if s.Unreachable != "" || s.ErrorsByStatus["transport"] == 0 || s.Accepted+s.ErrorsByStatus["transport"] != 200 || s.Accepted <= 20 {
 		t.Fatalf("unreachable %q, %d accepted, errors %v; want the run through its 200", s.Unreachable, s.Accepted, s.ErrorsByStatus)
+	}
+}
+
+// TestSummaryJSON: the printed summary gives rates to a tenth and seconds to
+// the millisecond, as its intervals and latencies; the summary itself keeps
+// its figures whole.
+func TestSummaryJSON(t *testing.T) {
+	s := Summary{ThroughputPerS: 1618.3946328706868, RecordsPerS: 4855.18389861206, DurationS: 3.000504266,
+		ClientCPUSecond: 0.215845, PresignSeconds: 0.208584484, GatewayCPUSeconds: 3.9799999999999995}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"throughput_per_s":1618.4`, `"records_per_s":4855.2`, `"duration_s":3.001`,
+		`"client_cpu_seconds":0.216`, `"presign_seconds":0.209`, `"gateway_cpu_seconds":3.98`} {
+		if !regexp.MustCompile(regexp.QuoteMeta(want) + `[,}]`).Match(b) {
+			t.Fatalf("the summary lacks %s:\n%s", want, b)
+		}
+	}
+	if s.ThroughputPerS != 1618.3946328706868 || s.GatewayCPUSeconds != 3.9799999999999995 {
+		t.Fatalf("the summary's own figures changed: %+v", s)
 	}
 }
