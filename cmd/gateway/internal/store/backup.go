@@ -44,13 +44,7 @@ func (s *DB) Backup(ctx context.Context, path string, progress func(copied, of i
 	if s.postgres {
 		return ErrBackupPostgres
 	}
-	exists := func() error {
-		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
-			return errExists(path)
-		}
-		return nil
-	}
-	if err := exists(); err != nil {
+	if err := free(path); err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
 	// Created here, empty and its owner's alone (VACUUM INTO writes into
@@ -90,7 +84,7 @@ func (s *DB) Backup(ctx context.Context, path string, progress func(copied, of i
 		err = syncFile(tmp)
 	}
 	if err == nil {
-		err = takeName(tmp, path, exists)
+		err = takeName(tmp, path)
 	}
 	if err == nil {
 		if err = syncFile(filepath.Dir(path)); err != nil {
@@ -107,10 +101,10 @@ func (s *DB) Backup(ctx context.Context, path string, progress func(copied, of i
 // takeName gives the finished copy at tmp the name path, which must not
 // exist: a hard link does so in one step, refused if path exists by then
 // (a file put there during the copy is kept). Where the file system has no
-// hard links (FAT, some SMB shares) the copy is renamed after exists finds
-// nothing at path, which leaves a window between the two in which such a
-// file would be replaced. tmp is left to the caller to remove.
-func takeName(tmp, path string, exists func() error) error {
+// hard links (FAT, some SMB shares) the copy is renamed after a look for
+// the name, which leaves a window between the two in which such a file
+// would be replaced. tmp is left to the caller to remove.
+func takeName(tmp, path string) error {
 	err := os.Link(tmp, path)
 	switch {
 	case err == nil:
@@ -118,10 +112,19 @@ func takeName(tmp, path string, exists func() error) error {
 	case errors.Is(err, fs.ErrExist):
 		return errExists(path)
 	}
-	if err := exists(); err != nil {
+	if err := free(path); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// free is nil when nothing is at path, the refusal of a backup to it
+// otherwise.
+func free(path string) error {
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return errExists(path)
+	}
+	return nil
 }
 
 func errExists(path string) error {
