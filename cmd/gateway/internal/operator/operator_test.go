@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/perkeso/jambatan/certs"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/operator"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/partner"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/pgtest"
@@ -35,7 +37,7 @@ func TestOperatorAPI(t *testing.T) {
 	reg := partner.NewRegistry([]*partner.Partner{{ID: "th-sso", Kind: partner.KindAgency, Institution: "TH:SSO", Endpoint: &partner.Endpoint{URL: "https://x", Protocol: "soap"}}})
 	var logs bytes.Buffer
 	var woken atomic.Int32 // the deliverer's wakes: a delivery to attempt now
-	hs := served(t, ca, &operator.API{Store: st, Partners: reg, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
+	hs, handshakes := servedLogging(t, ca, &operator.API{Store: st, Partners: reg, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
 		Queued: func() { woken.Add(1) }}, operator.NewAccess(pool(ca), []string{"ops-alice"}, nil, nil))
 	client := func(c *certs.Issued) *http.Client { return operatorClient(ca, c) }
 	req := []byte(`{"id":"dec-9","partner":"th-sso","messageType":"NotifyDecision","caseId":"MY:PERKESO:XB-1","payload":{"subject":"WORK_RELATEDNESS","note":"Siti binti Ahmad"}}`)
@@ -351,6 +353,7 @@ func TestOperatorAPI(t *testing.T) {
 			r.Body.Close()
 			t.Fatal("a certificate outside the allow-list was accepted")
 		}
+		refusedAsNoOperator(t, handshakes)
 	})
 }
 
@@ -413,7 +416,7 @@ func TestAccessRevoked(t *testing.T) {
 		t.Fatal(err)
 	}
 	access := operator.NewAccess(pool(ca), []string{"ops-alice", "ops-bob"}, nil, nil)
-	hs := served(t, ca, &operator.API{Store: openStore(t), Partners: partner.NewRegistry(nil), Log: slog.New(slog.DiscardHandler), Access: access}, access)
+	hs, handshakes := servedLogging(t, ca, &operator.API{Store: openStore(t), Partners: partner.NewRegistry(nil), Log: slog.New(slog.DiscardHandler), Access: access}, access)
 	get := func(c *http.Client) (int, error) {
 		r, err := c.Get(hs.URL + "/v1/outbound")
 		if err != nil {
@@ -440,6 +443,7 @@ func TestAccessRevoked(t *testing.T) {
 		if status, err := get(alice); err == nil {
 			t.Fatalf("a new handshake with the revoked certificate got HTTP %d", status)
 		}
+		refusedAsNoOperator(t, handshakes)
 	})
 	t.Run("ok/not-listed", func(t *testing.T) {
 		if status, err := get(bob); err != nil || status != 200 {
@@ -556,6 +560,14 @@ func TestOperatorRoles(t *testing.T) {
 // test ends.
 func served(t *testing.T, ca *certs.CA, api *operator.API, access *operator.Access) *httptest.Server {
 	t.Helper()
+	hs, _ := servedLogging(t, ca, api, access)
+	return hs
+}
+
+// servedLogging is served, with what the server logs of its failed
+// handshakes (their reasons: "not an operator certificate").
+func servedLogging(t *testing.T, ca *certs.CA, api *operator.API, access *operator.Access) (*httptest.Server, *gatewaytest.SyncBuffer) {
+	t.Helper()
 	srv, err := ca.IssueServer("localhost", nil, []net.IP{net.ParseIP("127.0.0.1")})
 	if err != nil {
 		t.Fatal(err)
@@ -563,9 +575,23 @@ func served(t *testing.T, ca *certs.CA, api *operator.API, access *operator.Acce
 	hs := httptest.NewUnstartedServer(api.Handler())
 	serverCert := &tls.Certificate{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key}
 	hs.TLS = operator.TLSConfig(func() *tls.Certificate { return serverCert }, access)
+	handshakes := &gatewaytest.SyncBuffer{}
+	hs.Config.ErrorLog = log.New(handshakes, "", 0)
 	hs.StartTLS()
 	t.Cleanup(hs.Close)
-	return hs
+	return hs, handshakes
+}
+
+// refusedAsNoOperator waits for the server's word that a handshake was
+// refused by the operators' check (the client hears of the refusal first).
+func refusedAsNoOperator(t *testing.T, handshakes *gatewaytest.SyncBuffer) {
+	t.Helper()
+	gatewaytest.Until(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if !strings.Contains(handshakes.String(), "not an operator certificate") {
+			return fmt.Errorf("the handshake was not refused by the operators' check:\n%s", handshakes.String())
+		}
+		return nil
+	})
 }
 
 // operatorClient presents c and trusts ca.
