@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwk"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
@@ -83,7 +84,8 @@ type Options struct {
 	// EventLimit, when set, makes accepted submissions write events to the
 	// outbox, with this bound on an event's size (events.Builder.MaxValue).
 	EventLimit int
-	// Metrics, when set, is given to the server and its pipeline.
+	// Metrics, when set, is given to the server and its pipeline, and
+	// counts the listener's failed handshakes.
 	Metrics *metrics.Metrics
 }
 
@@ -173,7 +175,11 @@ func Start(t testing.TB, opts Options) *Env {
 	srv.TLS = env.tls
 	hs := httptest.NewUnstartedServer(srv.Handler())
 	hs.TLS = env.tls.Config()
-	hs.Config.ErrorLog = server.ErrorLog(log, "partner", nil)
+	var failures *prometheus.CounterVec // failed handshakes, by reason, with Metrics
+	if opts.Metrics != nil {
+		failures = opts.Metrics.HandshakeFailures
+	}
+	hs.Config.ErrorLog = server.ErrorLog(log, "partner", failures)
 	hs.StartTLS()
 	t.Cleanup(hs.Close)
 	env.Server = hs

@@ -12,6 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/metrics"
+
 	"github.com/perkeso/jambatan/certs"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 )
@@ -21,7 +25,8 @@ import (
 // before it (403, and the connection closed), and then its handshakes; a
 // partner it does not list goes on.
 func TestRevocationReachesOpenConnections(t *testing.T) {
-	env := gatewaytest.Start(t, gatewaytest.Options{})
+	m := metrics.New(prometheus.NewRegistry())
+	env := gatewaytest.Start(t, gatewaytest.Options{Metrics: m})
 	a, b := env.Partners["employer-a"], env.Partners["employer-b"]
 	ca, cb := env.Client(&a.TLS), env.Client(&b.TLS)
 	for _, c := range []*http.Client{ca, cb} {
@@ -43,9 +48,11 @@ func TestRevocationReachesOpenConnections(t *testing.T) {
 		}
 	})
 	t.Run("fail/revoked-handshake", func(t *testing.T) {
+		before := handshakeFailures(t, m)
 		if status, _, _, _, err := getOn(ca, env.Server.URL); err == nil {
 			t.Fatalf("a new handshake with the revoked certificate got HTTP %d", status)
 		}
+		refusedFor(t, m, "refused", before) // by the listener's own check: revoked
 	})
 	t.Run("ok/not-listed", func(t *testing.T) {
 		if status, reused, _, _, err := getOn(cb, env.Server.URL); err != nil || status != http.StatusNotFound || !reused {
@@ -60,7 +67,8 @@ func TestRevocationReachesOpenConnections(t *testing.T) {
 // its handshakes; a bundle that still holds it, or holds its certificate
 // renewed for the same key, changes nothing.
 func TestDistrustedCAReachesOpenConnections(t *testing.T) {
-	env := gatewaytest.Start(t, gatewaytest.Options{})
+	m := metrics.New(prometheus.NewRegistry())
+	env := gatewaytest.Start(t, gatewaytest.Options{Metrics: m})
 	other, err := certs.NewCA("another partner CA")
 	if err != nil {
 		t.Fatal(err)
@@ -101,9 +109,13 @@ func TestDistrustedCAReachesOpenConnections(t *testing.T) {
 		}
 	})
 	t.Run("fail/ca-removed-handshake", func(t *testing.T) {
-		if status, _, _, _, err := getOn(c, env.Server.URL); err == nil {
+		// c would now send no certificate (the server no longer names its
+		// CA); one that sends it anyway is refused as untrusted.
+		before := handshakeFailures(t, m)
+		if status, _, _, _, err := getOn(sending(env, &a.TLS), env.Server.URL); err == nil {
 			t.Fatalf("a new handshake with the distrusted CA's certificate got HTTP %d", status)
 		}
+		refusedFor(t, m, "untrusted", before)
 	})
 }
 

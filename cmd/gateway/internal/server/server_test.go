@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +16,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/perkeso/jambatan/cmd/gateway/internal/metrics"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
@@ -382,25 +388,33 @@ func TestHostile(t *testing.T) {
 }
 
 func TestHandshake(t *testing.T) {
-	env := gatewaytest.Start(t, gatewaytest.Options{})
+	m := metrics.New(prometheus.NewRegistry())
+	env := gatewaytest.Start(t, gatewaytest.Options{Metrics: m})
 	otherCA, _ := certs.NewCA("someone else")
 	stranger := gatewaytest.NewPartner(t, otherCA, "employer-a", nil) // right name, wrong CA
 	unregistered := gatewaytest.NewPartner(t, env.CA, "employer-z", nil)
 	tests := []struct {
-		name string
-		cert *tls.Certificate
+		name, reason string
+		cert         *tls.Certificate
 	}{
-		{"fail/no-client-certificate", nil},
-		{"fail/certificate-from-another-ca", &stranger.TLS},
-		{"fail/unregistered-certificate", &unregistered.TLS},
+		{"fail/no-client-certificate", "no-certificate", nil},
+		// Sent whatever CAs the server names (see sending).
+		{"fail/certificate-from-another-ca", "untrusted", &stranger.TLS},
+		{"fail/unregistered-certificate", "refused", &unregistered.TLS}, // by the partner check
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, err := env.Client(tc.cert).Get(env.Server.URL + "/healthz")
+			before := handshakeFailures(t, m)
+			cl := env.Client(nil)
+			if tc.cert != nil {
+				cl = sending(env, tc.cert)
+			}
+			resp, err := cl.Get(env.Server.URL + "/healthz")
 			if err == nil {
 				resp.Body.Close()
 				t.Fatalf("handshake accepted: %d", resp.StatusCode)
 			}
+			refusedFor(t, m, tc.reason, before)
 		})
 	}
 	t.Run("fail/tls-1.1", func(t *testing.T) {
@@ -408,10 +422,12 @@ func TestHandshake(t *testing.T) {
 		cl := env.Client(&a.TLS)
 		cl.Transport.(*http.Transport).TLSClientConfig.MinVersion = tls.VersionTLS10
 		cl.Transport.(*http.Transport).TLSClientConfig.MaxVersion = tls.VersionTLS11
+		before := handshakeFailures(t, m)
 		if resp, err := cl.Get(env.Server.URL + "/healthz"); err == nil {
 			resp.Body.Close()
 			t.Fatal("TLS 1.1 accepted")
 		}
+		refusedFor(t, m, "protocol", before)
 	})
 	t.Run("ok/tls-1.3", func(t *testing.T) {
 		a := env.Partners["employer-a"]
@@ -472,4 +488,48 @@ func TestRoutes(t *testing.T) {
 			t.Fatalf("jwks %s (%v)", b, err)
 		}
 	})
+}
+
+// handshakeFailures is the partner listener's count of failed handshakes
+// by reason (m.HandshakeFailures, which gatewaytest.Start counts with).
+func handshakeFailures(t *testing.T, m *metrics.Metrics) map[string]float64 {
+	t.Helper()
+	n := map[string]float64{}
+	for _, r := range metrics.HandshakeReasons {
+		var d dto.Metric
+		if err := m.HandshakeFailures.WithLabelValues("partner", r).Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		n[r] = d.GetCounter().GetValue()
+	}
+	return n
+}
+
+// refusedFor waits for the partner listener to count one more handshake
+// failed for reason than before, and none for another (the client hears
+// of the refusal before the server counts it).
+func refusedFor(t *testing.T, m *metrics.Metrics, reason string, before map[string]float64) {
+	t.Helper()
+	gatewaytest.Until(t, 5*time.Second, 10*time.Millisecond, func() error {
+		now := handshakeFailures(t, m)
+		for _, r := range metrics.HandshakeReasons {
+			want := before[r]
+			if r == reason {
+				want++
+			}
+			if now[r] != want {
+				return fmt.Errorf("handshakes failed by reason %v, before %v; want one more %s", now, before, reason)
+			}
+		}
+		return nil
+	})
+}
+
+// sending is a client of env that presents cert whatever CAs the server
+// names in its request for one (a Go client presents only a certificate
+// they issued, and would send none; curl sends it).
+func sending(env *gatewaytest.Env, cert *tls.Certificate) *http.Client {
+	cl := env.Client(nil)
+	cl.Transport.(*http.Transport).TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	return cl
 }
