@@ -28,7 +28,9 @@ func TestHandshakeFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	ln, _ := serve(t, g)
-	failures := func(listener string) float64 { return handshakeFailures(t, g, listener, "no-certificate") }
+	failures := func(listener string) float64 {
+		return gatewaytest.HandshakeFailures(t, g.M, listener)["no-certificate"]
+	}
 	caPEM, err := os.ReadFile(l.CACert)
 	if err != nil {
 		t.Fatal(err)
@@ -78,25 +80,4 @@ func TestHandshakeFailures(t *testing.T) {
 			})
 		})
 	}
-}
-
-// handshakeFailures is g's count of failed handshakes on listener for
-// reason (jambatan_tls_handshake_failures_total), which every listener and
-// reason has from the start.
-func handshakeFailures(t *testing.T, g *Gateway, listener, reason string) float64 {
-	t.Helper()
-	mfs, err := g.Metrics.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			if mf.GetName() == "jambatan_tls_handshake_failures_total" && len(m.GetLabel()) == 2 &&
-				m.GetLabel()[0].GetValue() == listener && m.GetLabel()[1].GetValue() == reason {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no %s %s series", listener, reason)
-	return 0
 }

@@ -369,16 +369,11 @@ func TestReloadChangesOperators(t *testing.T) {
 	// other fault of the handshake).
 	refused := func(c *http.Client, what string) {
 		t.Helper()
-		before := handshakeFailures(t, g, "operator", "refused")
+		before := gatewaytest.HandshakeFailures(t, g.M, "operator")
 		if _, err := list(c); err == nil {
 			t.Fatalf("%s was let in", what)
 		}
-		gatewaytest.Until(t, 5*time.Second, 10*time.Millisecond, func() error {
-			if n := handshakeFailures(t, g, "operator", "refused") - before; n != 1 {
-				return fmt.Errorf("%s: %v handshakes refused by the operators' check, want 1:\n%s", what, n, logged.String())
-			}
-			return nil
-		})
+		gatewaytest.RefusedFor(t, g.M, "operator", "refused", before)
 	}
 	first, err := tls.LoadX509KeyPair(l.OperatorCert, l.OperatorKey)
 	if err != nil {

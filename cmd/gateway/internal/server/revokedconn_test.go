@@ -48,11 +48,11 @@ func TestRevocationReachesOpenConnections(t *testing.T) {
 		}
 	})
 	t.Run("fail/revoked-handshake", func(t *testing.T) {
-		before := handshakeFailures(t, m)
+		before := gatewaytest.HandshakeFailures(t, m, "partner")
 		if status, _, _, _, err := getOn(ca, env.Server.URL); err == nil {
 			t.Fatalf("a new handshake with the revoked certificate got HTTP %d", status)
 		}
-		refusedFor(t, m, "refused", before) // by the listener's own check: revoked
+		gatewaytest.RefusedFor(t, m, "partner", "refused", before) // by the listener's own check: revoked
 	})
 	t.Run("ok/not-listed", func(t *testing.T) {
 		if status, reused, _, _, err := getOn(cb, env.Server.URL); err != nil || status != http.StatusNotFound || !reused {
@@ -111,11 +111,11 @@ func TestDistrustedCAReachesOpenConnections(t *testing.T) {
 	t.Run("fail/ca-removed-handshake", func(t *testing.T) {
 		// c would now send no certificate (the server no longer names its
 		// CA); one that sends it anyway is refused as untrusted.
-		before := handshakeFailures(t, m)
+		before := gatewaytest.HandshakeFailures(t, m, "partner")
 		if status, _, _, _, err := getOn(sending(env, &a.TLS), env.Server.URL); err == nil {
 			t.Fatalf("a new handshake with the distrusted CA's certificate got HTTP %d", status)
 		}
-		refusedFor(t, m, "untrusted", before)
+		gatewaytest.RefusedFor(t, m, "partner", "untrusted", before)
 	})
 }
 

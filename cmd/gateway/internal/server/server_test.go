@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/perkeso/jambatan/cmd/gateway/internal/metrics"
 
@@ -404,7 +402,7 @@ func TestHandshake(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := handshakeFailures(t, m)
+			before := gatewaytest.HandshakeFailures(t, m, "partner")
 			cl := env.Client(nil)
 			if tc.cert != nil {
 				cl = sending(env, tc.cert)
@@ -414,7 +412,7 @@ func TestHandshake(t *testing.T) {
 				resp.Body.Close()
 				t.Fatalf("handshake accepted: %d", resp.StatusCode)
 			}
-			refusedFor(t, m, tc.reason, before)
+			gatewaytest.RefusedFor(t, m, "partner", tc.reason, before)
 		})
 	}
 	t.Run("fail/tls-1.1", func(t *testing.T) {
@@ -422,12 +420,12 @@ func TestHandshake(t *testing.T) {
 		cl := env.Client(&a.TLS)
 		cl.Transport.(*http.Transport).TLSClientConfig.MinVersion = tls.VersionTLS10
 		cl.Transport.(*http.Transport).TLSClientConfig.MaxVersion = tls.VersionTLS11
-		before := handshakeFailures(t, m)
+		before := gatewaytest.HandshakeFailures(t, m, "partner")
 		if resp, err := cl.Get(env.Server.URL + "/healthz"); err == nil {
 			resp.Body.Close()
 			t.Fatal("TLS 1.1 accepted")
 		}
-		refusedFor(t, m, "protocol", before)
+		gatewaytest.RefusedFor(t, m, "partner", "protocol", before)
 	})
 	t.Run("ok/tls-1.3", func(t *testing.T) {
 		a := env.Partners["employer-a"]
@@ -487,41 +485,6 @@ func TestRoutes(t *testing.T) {
 		if err != nil || set.Len() != 1 || bytes.Contains(b, []byte(`"d"`)) {
 			t.Fatalf("jwks %s (%v)", b, err)
 		}
-	})
-}
-
-// handshakeFailures is the partner listener's count of failed handshakes
-// by reason (m.HandshakeFailures, which gatewaytest.Start counts with).
-func handshakeFailures(t *testing.T, m *metrics.Metrics) map[string]float64 {
-	t.Helper()
-	n := map[string]float64{}
-	for _, r := range metrics.HandshakeReasons {
-		var d dto.Metric
-		if err := m.HandshakeFailures.WithLabelValues("partner", r).Write(&d); err != nil {
-			t.Fatal(err)
-		}
-		n[r] = d.GetCounter().GetValue()
-	}
-	return n
-}
-
-// refusedFor waits for the partner listener to count one more handshake
-// failed for reason than before, and none for another (the client hears
-// of the refusal before the server counts it).
-func refusedFor(t *testing.T, m *metrics.Metrics, reason string, before map[string]float64) {
-	t.Helper()
-	gatewaytest.Until(t, 5*time.Second, 10*time.Millisecond, func() error {
-		now := handshakeFailures(t, m)
-		for _, r := range metrics.HandshakeReasons {
-			want := before[r]
-			if r == reason {
-				want++
-			}
-			if now[r] != want {
-				return fmt.Errorf("handshakes failed by reason %v, before %v; want one more %s", now, before, reason)
-			}
-		}
-		return nil
 	})
 }
 
