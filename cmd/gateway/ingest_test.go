@@ -6,7 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
+	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkatest"
+
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 )
@@ -32,11 +33,7 @@ func TestIngestConfig(t *testing.T) {
 	l, _ := devLayout(t)
 	topics := events.DefaultTopics
 	const statuses = "perkeso.delivery-status.test" // not the default, so that it is seen to come from the file
-	kafka, err := broker.Start(t.TempDir(), 0, topics.Verified, topics.Rejected, topics.CaseMessages, statuses)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kafka.Close()
+	kafka := kafkatest.Broker(t, t.TempDir(), topics.Verified, topics.Rejected, topics.CaseMessages, statuses)
 	cfg := filepath.Join(filepath.Dir(l.Config), "ingest.json")
 	gatewaytest.EditConfig(t, l.Config, cfg, func(c map[string]any) {
 		c["kafka"].(map[string]any)["brokers"] = []string{kafka.Addr}

@@ -27,8 +27,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkatest"
+
 	"github.com/perkeso/jambatan/certs"
-	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 )
@@ -67,11 +68,7 @@ func TestTuneProcs(t *testing.T) {
 // it says nothing of the kind.
 func TestServeWarnsUnsignedOutbound(t *testing.T) {
 	l, _ := devLayout(t)
-	kafka, err := broker.Start(t.TempDir(), 0, events.DefaultTopics.Outbound)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kafka.Close()
+	kafka := kafkatest.Broker(t, t.TempDir(), events.DefaultTopics.Outbound)
 	const warning = "outbound requests are taken unsigned"
 	for i, tc := range []struct {
 		name           string

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkatest"
+
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 
@@ -224,11 +226,7 @@ func sinks(t *testing.T) map[string]func(t testing.TB) string { return pgtest.Ta
 
 // setUp starts a broker with both topics and opens the sink at target.
 func setUp(t *testing.T, target string) (*broker.Embedded, *fixture, *ingest.Sink) {
-	b, err := broker.Start("", 0, topic, caseTopic, statusTopic, rejectedTopic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := kafkatest.Broker(t, "", topic, caseTopic, statusTopic, rejectedTopic)
 	sink, err := ingest.OpenSink(target)
 	if err != nil {
 		t.Fatal(err)

@@ -17,10 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkatest"
+
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/events"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/ingest"
@@ -493,11 +494,7 @@ func BenchmarkIngest(b *testing.B) {
 			} else {
 				target = pgtest.DSN(b)
 			}
-			br, err := broker.Start("", 0, topic, caseTopic, statusTopic, rejectedTopic)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer br.Close()
+			br := kafkatest.Broker(b, "", topic, caseTopic, statusTopic, rejectedTopic)
 			f := newFixture(b)
 			const n = 20000
 			var msgs []kafka.Message
@@ -530,11 +527,7 @@ func BenchmarkIngest(b *testing.B) {
 // ingests the records signed with it (they were all quarantined until a
 // restart); a receipt by a key the file never held is still quarantined.
 func TestRotatedKeyIngested(t *testing.T) {
-	b, err := broker.Start("", 0, topic, caseTopic, statusTopic, rejectedTopic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := kafkatest.Broker(t, "", topic, caseTopic, statusTopic, rejectedTopic)
 	dir := t.TempDir()
 	keyFile, public := filepath.Join(dir, "receipt.jwk.json"), filepath.Join(dir, "gateway-jwks.json")
 	if err := receipt.GenerateKeyFile(keyFile, "gw-1"); err != nil {

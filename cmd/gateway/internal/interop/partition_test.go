@@ -138,11 +138,7 @@ func TestKcatReadsCompressed(t *testing.T) {
 // test ends.
 func brokerWith(t *testing.T, topics ...kafka.TopicConfig) *broker.Embedded {
 	t.Helper()
-	b, err := broker.Start("", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := kafkatest.Broker(t, "")
 	conn, err := kafka.Dial("tcp", b.Addr)
 	if err != nil {
 		t.Fatal(err)

@@ -1,5 +1,5 @@
-// Package kafkatest reads topics back for tests, with kafka-go against a real
-// Kafka-protocol broker.
+// Package kafkatest starts embedded brokers for tests and reads topics
+// back, with kafka-go against a real Kafka-protocol broker.
 package kafkatest
 
 import (

@@ -21,7 +21,6 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/perkeso/jambatan/cmd/gateway/internal/broker"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/gatewaytest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/kafkatest"
 	"github.com/perkeso/jambatan/cmd/gateway/internal/outbound"
@@ -643,11 +642,7 @@ func TestRepeats(t *testing.T) {
 // on an error as the gateway restarts it.
 func TestConsumerRetriesWhatTheStoreRefused(t *testing.T) {
 	const topic = "perkeso.outbound.v1"
-	b, err := broker.Start("", 0, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := kafkatest.Broker(t, "", topic)
 	wr := &kafka.Writer{Addr: kafka.TCP(b.Addr), Topic: topic, Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll}
 	for i := 1; i <= 3; i++ { // one key: one partition, in this order
 		v := fmt.Sprintf(`{"id":"req-%d","partner":"p1","messageType":"JSON","payload":{"n":%d}}`, i, i)
@@ -743,11 +738,7 @@ func (q *loggingQueue) entries() []*store.Entry {
 // send with Perkeso's signature.
 func TestRequestSignatures(t *testing.T) {
 	const topic = "perkeso.outbound.v1"
-	b, err := broker.Start("", 0, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := kafkatest.Broker(t, "", topic)
 	backOffice, _ := receipt.NewES256Key("bo-2026-1")
 	stranger, _ := receipt.NewES256Key("bo-2026-1") // the same kid, another key
 	pub, _ := jwk.PublicKeyOf(backOffice)
@@ -819,6 +810,7 @@ func TestRequestSignatures(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	var ds []*store.Delivery
 	gatewaytest.Until(t, 20*time.Second, 20*time.Millisecond, func() error {
+		var err error
 		if ds, err = w.st.DeliveriesOf(context.Background(), "", "", 0, 10); err != nil {
 			t.Fatal(err)
 		}

@@ -95,11 +95,7 @@ func checkOrder(t testing.TB, msgs []kafka.Message, n int) {
 // brokerAndStore starts an embedded broker and opens a SQLite store, both
 // closed when the test ends.
 func brokerAndStore(t *testing.T) (*broker.Embedded, *store.DB) {
-	b, err := broker.Start("", 0, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	b := kafkatest.Broker(t, "", topic)
 	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "g.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -389,11 +385,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // BenchmarkRelay measures records/s from the outbox to the broker
 // (acks=all, batches of 500, kfake with fsync).
 func BenchmarkRelay(b *testing.B) {
-	br, err := broker.Start(b.TempDir(), 0, topic)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer br.Close()
+	br := kafkatest.Broker(b, b.TempDir(), topic)
 	st, _ := store.OpenSQLite(filepath.Join(b.TempDir(), "g.db"))
 	defer st.Close()
 	const n = 5000
@@ -420,11 +412,7 @@ func BenchmarkRelay(b *testing.B) {
 
 // BenchmarkDrain100k measures the time to drain a 100,000-message backlog.
 func BenchmarkDrain100k(b *testing.B) {
-	br, err := broker.Start(b.TempDir(), 0, topic)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer br.Close()
+	br := kafkatest.Broker(b, b.TempDir(), topic)
 	st, _ := store.OpenSQLite(filepath.Join(b.TempDir(), "g.db"))
 	defer st.Close()
 	r, w := newRelay(b, st, br.Addr)
